@@ -1,0 +1,29 @@
+"""Smile's headless engine: detect faces, align them, run the smile network, warp back.
+
+>>> from PIL import Image
+>>> import smilecore
+>>> result = smilecore.smile(Image.open("photo.jpg"), strength=2)   # doctest: +SKIP
+>>> result.image.save("photo.smile.jpg")                           # doctest: +SKIP
+"""
+from .errors import ImageTooLargeError, InputError, ModelError, NoFaceError, SmileError, UsageError, WriteError
+from .faces import Face, detect_faces as _detect_array
+from .model import SmileModel
+from .pipeline import FaceResult, Result, load_model, smile
+
+__version__ = "0.1.0"
+
+
+def detect_faces(image, min_face: int | None = None) -> list[Face]:
+    """Faces in a PIL image or (H,W[,C]) array, largest first (EXIF orientation applied for PIL)."""
+    from .pipeline import _from_array, _from_pil
+    from PIL import Image
+
+    arr = (_from_pil(image) if isinstance(image, Image.Image) else _from_array(image)).array
+    return _detect_array(arr, min_face=min_face)
+
+
+__all__ = [
+    "smile", "Result", "FaceResult", "Face", "SmileModel", "load_model", "detect_faces",
+    "SmileError", "NoFaceError", "InputError", "ImageTooLargeError", "ModelError", "UsageError", "WriteError",
+    "__version__",
+]

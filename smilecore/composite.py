@@ -1,0 +1,134 @@
+"""Apply the network's outputs to the photo at its full resolution, on the face's region only.
+
+For a photo pixel P with crop coordinates p = A·P (A: the face's alignment):
+
+* flow: the crop's backward flow f(p) is carried into photo pixels through the inverse
+  alignment's linear part, D(P) = A⁻¹_lin · f(A·P), and the photo is resampled at P + D(P);
+* ``rgb`` and ``mask`` are resampled from the crop at p;
+* edited = (1 − mask)·warped + mask·rgb;
+* the result is blended into the photo with a feathered face mask F(p) that is exactly 0
+  outside an ellipse inside the crop square, so every pixel with F = 0 stays bit-identical.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .align import Alignment
+
+#: The feathered edit region in crop fractions: an ellipse (centre, radii) and its soft border
+#: width as a fraction of the radius.
+FEATHER_CENTER = (0.50, 0.56)
+FEATHER_RADII = (0.40, 0.42)
+FEATHER_WIDTH = 0.18
+
+
+def feather_weight(u: np.ndarray, v: np.ndarray, size: int) -> np.ndarray:
+    """Feather weight in [0,1] at crop pixel coordinates (u, v) of a ``size``² crop."""
+    cx, cy = (FEATHER_CENTER[0] * size - 0.5, FEATHER_CENTER[1] * size - 0.5)
+    rx, ry = FEATHER_RADII[0] * size, FEATHER_RADII[1] * size
+    d = np.sqrt(((u - cx) / rx) ** 2 + ((v - cy) / ry) ** 2)
+    t = np.clip((1.0 - d) / FEATHER_WIDTH, 0.0, 1.0)
+    return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+
+
+def feather_crop(size: int) -> np.ndarray:
+    """The feather mask over a whole ``size``² crop (for debugging and training)."""
+    v, u = np.mgrid[0:size, 0:size].astype(np.float32)
+    return feather_weight(u, v, size)
+
+
+@dataclass
+class FaceEdit:
+    """What compositing one face did: the changed box of the photo and the weights used there."""
+
+    box: tuple[int, int, int, int]  #: x0, y0, x1, y1 (exclusive)
+    weight: np.ndarray  #: float32 (y1-y0, x1-x0): the feather weight F
+
+
+def _max_value(dtype: np.dtype) -> float:
+    return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
+
+
+def composite_face(
+    photo: np.ndarray,
+    alignment: Alignment,
+    rgb: np.ndarray,
+    mask: np.ndarray,
+    flow: np.ndarray,
+    out: np.ndarray | None = None,
+) -> FaceEdit | None:
+    """Blend one face's network outputs into ``out`` (default: ``photo`` itself), in place.
+
+    ``photo`` is (H,W,C) uint8/uint16 with C in 1..4 (C = 2 or 4: the last channel is alpha and
+    is never changed; C ≤ 2: grey, the network's colour is reduced to luma).  ``rgb`` [3,S,S] in
+    [-1,1], ``mask`` [1,S,S] or [S,S] in [0,1], ``flow`` [2,S,S] in crop pixels.  Pixels are read
+    from ``photo`` and written to ``out``, so several faces can be composited from one source.
+    Returns the changed box and its feather weights, or None if the face lies outside the photo.
+    """
+    if out is None:
+        out = photo
+    h, w = photo.shape[:2]
+    s = alignment.size
+    x0, y0, x1, y1 = alignment.photo_region((h, w))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    a = alignment.matrix.astype(np.float64)
+    inv_lin = alignment.inverse[:, :2].astype(np.float64)
+
+    # crop coordinates of every pixel in the region
+    ys, xs = np.mgrid[y0:y1, x0:x1]
+    xs = xs.astype(np.float32)
+    ys = ys.astype(np.float32)
+    u = (a[0, 0] * xs + a[0, 1] * ys + a[0, 2]).astype(np.float32)
+    v = (a[1, 0] * xs + a[1, 1] * ys + a[1, 2]).astype(np.float32)
+    weight = feather_weight(u, v, s)
+    rows = np.flatnonzero(weight.any(axis=1))
+    cols = np.flatnonzero(weight.any(axis=0))
+    if rows.size == 0:
+        return None
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    weight, u, v, xs, ys = (arr[r0:r1, c0:c1] for arr in (weight, u, v, xs, ys))
+    x0, x1, y0, y1 = x0 + c0, x0 + c1, y0 + r0, y0 + r1
+
+    def sample_crop(field: np.ndarray) -> np.ndarray:
+        """Bilinear sample of a [C,S,S] crop field at (u, v); returns (h, w, C)."""
+        f = np.ascontiguousarray(np.moveaxis(field.astype(np.float32), 0, -1))
+        r = cv2.remap(f, u, v, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return r.reshape(r.shape[0], r.shape[1], -1)
+
+    fl = sample_crop(flow)
+    dx = inv_lin[0, 0] * fl[..., 0] + inv_lin[0, 1] * fl[..., 1]
+    dy = inv_lin[1, 0] * fl[..., 0] + inv_lin[1, 1] * fl[..., 1]
+
+    # source window: the region grown by the largest displacement
+    pad = int(np.ceil(max(np.abs(dx).max(initial=0), np.abs(dy).max(initial=0)))) + 2
+    sx0, sy0 = max(0, x0 - pad), max(0, y0 - pad)
+    sx1, sy1 = min(w, x1 + pad), min(h, y1 + pad)
+    channels = photo.shape[2]
+    colour = 3 if channels >= 3 else 1
+    src = photo[sy0:sy1, sx0:sx1, :colour].astype(np.float32)
+    map_x = (xs + dx - sx0).astype(np.float32)
+    map_y = (ys + dy - sy0).astype(np.float32)
+    warped = cv2.remap(src, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    warped = warped.reshape(warped.shape[0], warped.shape[1], colour)
+
+    top = _max_value(photo.dtype)
+    m = sample_crop(mask.reshape(1, s, s))
+    if np.any(m > 0):
+        col = (sample_crop(rgb) + 1.0) * (0.5 * top)
+        if colour == 1:
+            col = (0.299 * col[..., 0] + 0.587 * col[..., 1] + 0.114 * col[..., 2])[..., None]
+        edited = (1.0 - m) * warped + m * col
+    else:
+        edited = warped
+    orig = photo[y0:y1, x0:x1, :colour].astype(np.float32)
+    wgt = weight[..., None]
+    blended = orig + wgt * (edited - orig)
+    result = np.clip(np.rint(blended), 0, top).astype(photo.dtype)
+    keep = (weight <= 0)[..., None]
+    target = out[y0:y1, x0:x1, :colour]
+    target[...] = np.where(keep, photo[y0:y1, x0:x1, :colour], result)
+    return FaceEdit(box=(int(x0), int(y0), int(x1), int(y1)), weight=weight)

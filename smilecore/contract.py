@@ -1,0 +1,22 @@
+"""The model contract: what an ONNX smile model must look like (see docs/model-contract.md)."""
+from __future__ import annotations
+
+CONTRACT_VERSION = "1"
+
+INPUT_FACE = "face"  #: float32 [N,3,S,S], RGB in [-1, 1]
+INPUT_STRENGTH = "strength"  #: float32 [N,1], lambda
+OUTPUT_RGB = "rgb"  #: float32 [N,3,S,S] in [-1, 1]
+OUTPUT_MASK = "mask"  #: float32 [N,1,S,S] in [0, 1]
+OUTPUT_FLOW = "flow"  #: float32 [N,2,S,S], backward flow in crop pixels, channel 0 = dx, 1 = dy
+
+#: metadata_props keys every model carries
+META_CONTRACT = "smile.contract"
+META_SIZE = "smile.size"
+META_TEMPLATE = "smile.template"
+META_STRENGTH_MIN = "smile.strength_min"
+META_STRENGTH_MAX = "smile.strength_max"
+META_MODEL_VERSION = "smile.model_version"
+META_LICENSE = "smile.license"
+META_NAME = "smile.name"
+
+REQUIRED_META = (META_CONTRACT, META_SIZE, META_TEMPLATE, META_STRENGTH_MIN, META_STRENGTH_MAX, META_MODEL_VERSION, META_LICENSE)

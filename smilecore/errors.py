@@ -1,0 +1,65 @@
+"""Errors a person can act on.  Each carries a stable ``code`` and the CLI exit status.
+
+Exit statuses (documented in the README):
+
+====  =============  ==========================================================
+exit  code           meaning
+====  =============  ==========================================================
+0     -              success
+1     internal       unexpected internal error (a bug: please report it)
+2     usage          bad command-line usage or option value
+3     no_face        no (selected) face found in the photo
+4     bad_input      input missing, unreadable, corrupt or of an unsupported kind
+5     too_large      image above the pixel limit
+6     model          model missing, corrupt, wrong checksum or wrong contract
+7     write_failed   output could not be written
+====  =============  ==========================================================
+"""
+from __future__ import annotations
+
+
+class SmileError(Exception):
+    """Base class: a one-line, actionable message."""
+
+    code = "internal"
+    exit_code = 1
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:  # one line, always
+        return " ".join(self.message.split())
+
+
+class UsageError(SmileError):
+    code = "usage"
+    exit_code = 2
+
+
+class NoFaceError(SmileError):
+    code = "no_face"
+    exit_code = 3
+
+
+class InputError(SmileError):
+    code = "bad_input"
+    exit_code = 4
+
+
+class ImageTooLargeError(InputError):
+    code = "too_large"
+    exit_code = 5
+
+
+class ModelError(SmileError):
+    code = "model"
+    exit_code = 6
+
+
+class WriteError(SmileError):
+    code = "write_failed"
+    exit_code = 7
+
+
+EXIT_CODES = {cls.code: cls.exit_code for cls in (SmileError, UsageError, NoFaceError, InputError, ImageTooLargeError, ModelError, WriteError)}

@@ -1,0 +1,101 @@
+"""ONNX Runtime session wrapper that checks the model contract (docs/model-contract.md)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import contract
+from .align import TEMPLATE_VERSION
+from .errors import ModelError
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """Network outputs for a batch of crops (float32, NCHW)."""
+
+    rgb: np.ndarray  #: [N,3,S,S] in [-1,1]
+    mask: np.ndarray  #: [N,1,S,S] in [0,1]
+    flow: np.ndarray  #: [N,2,S,S] backward flow, crop pixels
+
+
+class SmileModel:
+    """One loaded smile model: an ONNX Runtime session plus its contract metadata."""
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, providers: list[str] | None = None):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelError(f"model file {self.path} does not exist")
+        if self.path.suffix.lower() != ".onnx":
+            raise ModelError(f"{self.path} is not an .onnx file: only ONNX models are loaded")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        n = threads if threads is not None else int(os.environ.get("SMILE_THREADS", "0") or 0)
+        if n > 0:
+            opts.intra_op_num_threads = n
+            opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers or ["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises several private exception types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"cannot load model {self.path}: {first[:200]}") from None
+        self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        self._check_contract()
+        self.size = int(self.meta[contract.META_SIZE])
+        self.strength_range = (float(self.meta[contract.META_STRENGTH_MIN]), float(self.meta[contract.META_STRENGTH_MAX]))
+        self.version = self.meta[contract.META_MODEL_VERSION]
+        self.license = self.meta[contract.META_LICENSE]
+        self.name = self.meta.get(contract.META_NAME, self.path.stem)
+
+    def _check_contract(self) -> None:
+        where = f"model {self.path.name}"
+        missing = [k for k in contract.REQUIRED_META if k not in self.meta]
+        if missing:
+            raise ModelError(f"{where} is not a Smile model: metadata {', '.join(missing)} missing")
+        if self.meta[contract.META_CONTRACT] != contract.CONTRACT_VERSION:
+            raise ModelError(
+                f"{where} follows model contract {self.meta[contract.META_CONTRACT]}, this engine reads contract "
+                f"{contract.CONTRACT_VERSION}: update smile-filter or use a matching model"
+            )
+        if self.meta[contract.META_TEMPLATE] != TEMPLATE_VERSION:
+            raise ModelError(
+                f"{where} was trained for alignment template {self.meta[contract.META_TEMPLATE]!r}, "
+                f"this engine aligns faces with {TEMPLATE_VERSION!r}"
+            )
+        try:
+            size = int(self.meta[contract.META_SIZE])
+            float(self.meta[contract.META_STRENGTH_MIN]), float(self.meta[contract.META_STRENGTH_MAX])
+        except ValueError:
+            raise ModelError(f"{where} has unreadable size/strength metadata") from None
+        ins = {i.name: i for i in self.session.get_inputs()}
+        outs = {o.name: o for o in self.session.get_outputs()}
+        for name, channels in ((contract.INPUT_FACE, 3), (contract.INPUT_STRENGTH, 1)):
+            if name not in ins:
+                raise ModelError(f"{where} has no input named {name!r} (inputs: {', '.join(ins)})")
+        for name in (contract.OUTPUT_RGB, contract.OUTPUT_MASK, contract.OUTPUT_FLOW):
+            if name not in outs:
+                raise ModelError(f"{where} has no output named {name!r} (outputs: {', '.join(outs)})")
+        shape = ins[contract.INPUT_FACE].shape
+        if len(shape) != 4 or shape[1] != 3 or any(isinstance(d, int) and d != size for d in shape[2:]):
+            raise ModelError(f"{where}: input 'face' has shape {shape}, expected [N,3,{size},{size}]")
+
+    def run(self, crops: np.ndarray, strength: float | np.ndarray) -> ModelOutput:
+        """Run the network on ``crops`` (uint8 [N,S,S,3] RGB) at ``strength``."""
+        crops = np.asarray(crops)
+        if crops.ndim != 4 or crops.shape[1:] != (self.size, self.size, 3):
+            raise ValueError(f"crops must be [N,{self.size},{self.size},3], got {crops.shape}")
+        x = crops.astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0
+        lam = np.broadcast_to(np.asarray(strength, np.float32).reshape(-1, 1), (len(crops), 1)).copy()
+        rgb, mask, flow = self.session.run(
+            [contract.OUTPUT_RGB, contract.OUTPUT_MASK, contract.OUTPUT_FLOW],
+            {contract.INPUT_FACE: np.ascontiguousarray(x), contract.INPUT_STRENGTH: lam},
+        )
+        n, s = len(crops), self.size
+        for name, arr, c in (("rgb", rgb, 3), ("mask", mask, 1), ("flow", flow, 2)):
+            if arr.shape != (n, c, s, s):
+                raise ModelError(f"model {self.path.name} returned {name} of shape {arr.shape}, expected {(n, c, s, s)}")
+        return ModelOutput(rgb=rgb.astype(np.float32), mask=np.clip(mask, 0, 1).astype(np.float32), flow=flow.astype(np.float32))

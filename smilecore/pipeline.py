@@ -1,0 +1,302 @@
+"""``smile()``: photo in, photo out, every chosen face smiling."""
+from __future__ import annotations
+
+import functools
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Literal, Sequence, Union
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .align import Alignment, align_face, extract_crop
+from .composite import FaceEdit, composite_face
+from .errors import ImageTooLargeError, InputError, NoFaceError, UsageError
+from .faces import Face, _to_rgb8, detect_faces
+from .model import ModelOutput, SmileModel
+from .weights import resolve_model
+
+#: Largest photo accepted, in pixels (override with the ``max_pixels`` argument or SMILE_MAX_PIXELS).
+MAX_PIXELS = 200_000_000
+#: Faces whose detection box is smaller than this (photo pixels) are reported, not edited.
+MIN_EDIT_FACE = 24
+
+FaceChoice = Union[Literal["all", "largest"], Sequence[int]]
+
+
+@dataclass
+class FaceResult:
+    """One detected face and what was done to it."""
+
+    index: int  #: position in the detection order (largest face first)
+    box: tuple[int, int, int, int]  #: x0, y0, x1, y1 in photo pixels
+    landmarks: np.ndarray  #: (5,2) dlib 5-point landmarks, photo pixels
+    score: float
+    edited: bool
+    reason: str | None = None  #: why it was not edited
+    alignment: Alignment | None = None
+    crop: np.ndarray | None = None  #: aligned input crop (only with ``debug=True``)
+    output: ModelOutput | None = None  #: network output for this face, batch of 1 (only with ``debug=True``)
+
+    def to_dict(self) -> dict:
+        """JSON-friendly summary."""
+        return {
+            "index": self.index,
+            "box": [int(v) for v in self.box],
+            "score": round(float(self.score), 3),
+            "edited": self.edited,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class Result:
+    """What :func:`smile` returns."""
+
+    image: Union[Image.Image, np.ndarray]  #: same kind as the input
+    faces: list[FaceResult]
+    edits: list[FaceEdit] = field(default_factory=list)
+    shape: tuple[int, int] = (0, 0)  #: (H, W) of the output
+    timings: dict[str, float] = field(default_factory=dict)
+    strength: float = 0.0
+
+    @property
+    def mask(self) -> np.ndarray:
+        """(H, W) float32 in [0,1]: how strongly each photo pixel was replaced (0 = untouched)."""
+        m = np.zeros(self.shape, np.float32)
+        for e in self.edits:
+            x0, y0, x1, y1 = e.box
+            np.maximum(m[y0:y1, x0:x1], e.weight, out=m[y0:y1, x0:x1])
+        return m
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(path: str, mtime: float) -> SmileModel:
+    return SmileModel(path)
+
+
+def load_model(name_or_path: str | os.PathLike | None = None) -> SmileModel:
+    """Load (once per process) a model: a path, a registry name, ``SMILE_MODEL``, or the bundled default."""
+    path = resolve_model(name_or_path)
+    return _load_cached(str(path.resolve()), path.stat().st_mtime)
+
+
+# ---------------------------------------------------------------- image <-> array
+
+@dataclass
+class _Source:
+    kind: str  # "pil" or "array"
+    mode: str | None
+    info: dict
+    array: np.ndarray  # (H,W,C) uint8/uint16
+
+
+_PIL_DIRECT = {"RGB", "RGBA", "L", "LA"}
+_PIL_16 = {"I;16", "I;16B", "I;16L", "I;16N"}
+
+
+def _from_pil(img: Image.Image) -> _Source:
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:
+        raise InputError("the photo's EXIF orientation data is corrupt") from None
+    info = {k: img.info[k] for k in ("icc_profile", "exif", "dpi") if k in img.info}
+    mode = img.mode
+    try:
+        if mode in _PIL_DIRECT:
+            arr = np.asarray(img)
+        elif mode in _PIL_16:
+            arr = np.asarray(img).astype(np.uint16)
+        elif mode == "I":
+            arr = np.clip(np.asarray(img), 0, 65535).astype(np.uint16)
+        elif mode == "P":
+            conv = "RGBA" if ("transparency" in img.info or img.palette and img.palette.mode == "RGBA") else "RGB"
+            arr, mode = np.asarray(img.convert(conv)), conv
+        elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV", "PA", "La", "RGBa", "RGBX"):
+            target = {"1": "L", "PA": "RGBA", "La": "LA", "RGBa": "RGBA"}.get(mode, "RGB")
+            arr = np.asarray(img.convert(target))
+        else:
+            raise InputError(f"unsupported colour mode {mode!r}: convert the photo to RGB first")
+    except OSError as exc:
+        raise InputError(f"cannot read the photo's pixels: {exc}") from None
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return _Source("pil", mode, info, arr)
+
+
+def _to_pil(arr: np.ndarray, src: _Source) -> Image.Image:
+    mode = src.mode
+    a = arr[:, :, 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr
+    if mode in _PIL_16 or mode == "I":
+        img = Image.fromarray(np.ascontiguousarray(a, dtype="<u2"))  # mode I;16
+        if mode == "I":
+            img = img.convert("I")
+    elif mode in _PIL_DIRECT or mode == "P":
+        img = Image.fromarray(a)
+    else:
+        base = Image.fromarray(a)
+        img = base.convert(mode) if mode in ("1", "CMYK", "YCbCr", "LAB", "HSV") else base
+    img.info.update(src.info)
+    return img
+
+
+def _from_array(arr: np.ndarray) -> _Source:
+    if not isinstance(arr, np.ndarray):
+        raise InputError(f"expected a PIL image or a numpy array, got {type(arr).__name__}")
+    if arr.dtype not in (np.uint8, np.uint16):
+        raise InputError(f"array of dtype {arr.dtype} is not supported: use uint8 or uint16")
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
+        raise InputError(f"array of shape {arr.shape} is not an image: expected (H,W) or (H,W,C) with C in 1..4")
+    return _Source("array", None, {}, arr)
+
+
+# ---------------------------------------------------------------- face choice
+
+def _choose(faces: list[Face], choice: FaceChoice, selection: np.ndarray | None) -> list[int]:
+    idx = list(range(len(faces)))
+    if selection is not None:
+        def inside(f: Face) -> bool:
+            cx = min(selection.shape[1] - 1, (f.box[0] + f.box[2]) // 2)
+            cy = min(selection.shape[0] - 1, (f.box[1] + f.box[3]) // 2)
+            return bool(selection[cy, cx] > 0)
+
+        idx = [i for i in idx if inside(faces[i])]
+    if isinstance(choice, str):
+        if choice == "all":
+            return idx
+        if choice == "largest":
+            return idx[:1]
+        raise UsageError(f"faces must be 'all', 'largest' or a list of indices, not {choice!r}")
+    chosen = []
+    for i in choice:
+        if not isinstance(i, (int, np.integer)) or i < 0 or i >= len(faces):
+            raise UsageError(f"face index {i} does not exist: {len(faces)} face(s) found (indices start at 0)")
+        if i in idx and i not in chosen:
+            chosen.append(int(i))
+    return chosen
+
+
+# ---------------------------------------------------------------- main entry
+
+def smile(
+    image: Union[Image.Image, np.ndarray],
+    strength: float = 1.0,
+    faces: FaceChoice = "all",
+    min_face: int | None = None,
+    selection: np.ndarray | None = None,
+    model: SmileModel | str | os.PathLike | None = None,
+    max_pixels: int | None = None,
+    debug: bool = False,
+) -> Result:
+    """Make the chosen faces in ``image`` smile.
+
+    ``image``: a PIL image (any common mode; EXIF orientation is applied, ICC/EXIF kept) or a
+    uint8/uint16 array (H,W) or (H,W,C).  ``strength`` λ: 0 = unchanged, 1 = an average real
+    smile, up to the model's maximum (4); negative = less smile.  ``faces``: "all", "largest"
+    or 0-based indices in detection order (largest first).  ``min_face``: ignore faces whose
+    box is smaller (pixels).  ``selection``: (H,W) array; only pixels where it is > 0 change,
+    in proportion to its value (uint8: /255, float: clipped to [0,1]).
+
+    Raises :class:`NoFaceError` if no face is chosen, :class:`InputError` for unusable
+    images, :class:`UsageError` for bad arguments, :class:`ModelError` for model problems.
+    """
+    t = {}
+    t0 = time.perf_counter()
+    src = _from_pil(image) if isinstance(image, Image.Image) else _from_array(image)
+    photo = src.array
+    h, w = photo.shape[:2]
+    limit = max_pixels if max_pixels is not None else int(os.environ.get("SMILE_MAX_PIXELS", MAX_PIXELS))
+    if h * w > limit:
+        raise ImageTooLargeError(f"image is {w}x{h} = {h * w / 1e6:.0f} MP, above the limit of {limit / 1e6:.0f} MP")
+    if h == 0 or w == 0:
+        raise InputError("image is empty (0 pixels)")
+    try:
+        strength = float(strength)
+    except (TypeError, ValueError):
+        raise UsageError(f"strength must be a number, not {strength!r}") from None
+    if not np.isfinite(strength):
+        raise UsageError("strength must be a finite number")
+    sel = None
+    if selection is not None:
+        sel = np.asarray(selection)
+        if sel.shape[:2] != (h, w):
+            raise UsageError(f"selection is {sel.shape[1]}x{sel.shape[0]}, the image {w}x{h}: they must match")
+        sel = sel.reshape(h, w)
+        sel = sel.astype(np.float32) / 255.0 if sel.dtype == np.uint8 else np.clip(sel.astype(np.float32), 0, 1)
+    t["prepare"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    rgb8 = _to_rgb8(photo)
+    found = detect_faces(rgb8)
+    t["detect"] = time.perf_counter() - t0
+    if not found:
+        raise NoFaceError("no face found in the photo")
+    results = [
+        FaceResult(index=i, box=f.box, landmarks=f.landmarks, score=f.score, edited=False, reason="not chosen")
+        for i, f in enumerate(found)
+    ]
+    chosen = _choose(found, faces, sel)
+    if min_face is not None:
+        for i in list(chosen):
+            if found[i].size < min_face:
+                results[i].reason = f"smaller than --min-face {min_face} px"
+                chosen.remove(i)
+    for i in list(chosen):
+        if found[i].size < MIN_EDIT_FACE:
+            results[i].reason = f"too small to edit ({found[i].size} px < {MIN_EDIT_FACE} px)"
+            chosen.remove(i)
+    if not chosen:
+        reasons = sorted({r.reason for r in results if r.reason})
+        raise NoFaceError(f"{len(found)} face(s) found but none chosen ({'; '.join(reasons)})")
+
+    out_arr = photo
+    edits: list[FaceEdit] = []
+    if strength == 0.0:
+        for i in chosen:
+            results[i].reason = "strength 0"
+        out_arr = photo.copy()
+    else:
+        if not isinstance(model, SmileModel):
+            model = load_model(model)
+        lo, hi = model.strength_range
+        if not lo <= strength <= hi:
+            raise UsageError(f"strength {strength:g} is outside the model's range [{lo:g}, {hi:g}]")
+        t0 = time.perf_counter()
+        aligns = [align_face(found[i].landmarks, model.size) for i in chosen]
+        crops = np.stack([extract_crop(rgb8, al) for al in aligns])
+        t["align"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        net = model.run(crops, strength)
+        t["infer"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out_arr = photo.copy()
+        for k, i in enumerate(chosen):
+            edit = composite_face(photo, aligns[k], net.rgb[k], net.mask[k], net.flow[k], out=out_arr)
+            r = results[i]
+            r.alignment = aligns[k]
+            if edit is None:
+                r.reason = "outside the photo"
+                continue
+            if sel is not None:
+                x0, y0, x1, y1 = edit.box
+                s = sel[y0:y1, x0:x1]
+                edit.weight = edit.weight * s
+                region = out_arr[y0:y1, x0:x1].astype(np.float32)
+                orig = photo[y0:y1, x0:x1].astype(np.float32)
+                mixed = np.rint(orig + s[..., None] * (region - orig)).astype(photo.dtype)
+                out_arr[y0:y1, x0:x1] = np.where((s > 0)[..., None], mixed, photo[y0:y1, x0:x1])
+            edits.append(edit)
+            r.edited, r.reason = True, None
+            if debug:
+                r.crop = crops[k]
+                r.output = ModelOutput(rgb=net.rgb[k : k + 1], mask=net.mask[k : k + 1], flow=net.flow[k : k + 1])
+        t["composite"] = time.perf_counter() - t0
+
+    if src.kind == "pil":
+        out_img: Union[Image.Image, np.ndarray] = _to_pil(out_arr, src)
+    else:
+        out_img = out_arr[:, :, 0] if image.ndim == 2 else out_arr
+    return Result(image=out_img, faces=results, edits=edits, shape=(h, w), timings=t, strength=strength)

@@ -1,0 +1,108 @@
+"""Full-resolution compositing, checked exactly with known network outputs."""
+import numpy as np
+import pytest
+
+from smilecore.align import CROP_SIZE, align_face, apply_affine, template_points
+from smilecore.composite import composite_face, feather_weight
+
+S = CROP_SIZE
+
+
+def _face_at(scale, tx=300.0, ty=200.0):
+    """Alignment of a synthetic face whose crop is ``1/scale`` times larger in the photo."""
+    crop_to_photo = np.array([[1 / scale, 0, tx], [0, 1 / scale, ty]])
+    return align_face(apply_affine(crop_to_photo, template_points()))
+
+
+def _outputs(dx=0.0, dy=0.0, mask=0.0, rgb=0.0):
+    return (
+        np.full((3, S, S), rgb, np.float32),
+        np.full((1, S, S), mask, np.float32),
+        np.stack([np.full((S, S), dx, np.float32), np.full((S, S), dy, np.float32)]),
+    )
+
+
+def _weights_everywhere(al, shape):
+    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
+    u = al.matrix[0, 0] * xs + al.matrix[0, 1] * ys + al.matrix[0, 2]
+    v = al.matrix[1, 0] * xs + al.matrix[1, 1] * ys + al.matrix[1, 2]
+    return feather_weight(u, v, S)
+
+
+def test_zero_flow_zero_mask_is_bit_identical():
+    rng = np.random.default_rng(1)
+    photo = rng.integers(0, 256, (700, 900, 3), dtype=np.uint8)
+    out = photo.copy()
+    edit = composite_face(photo, _face_at(0.5), *_outputs(), out=out)
+    assert edit is not None and edit.weight.max() == pytest.approx(1.0)
+    assert np.array_equal(out, photo)
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.0, 0.2])
+def test_translation_flow_moves_pixels_by_expected_photo_amount(scale):
+    """A constant crop flow of (dx, dy) crop px samples the photo (dx, dy)/scale photo px away."""
+    h, w = 1600, 2000
+    yy, xx = np.mgrid[0:h, 0:w]
+    photo = (1000 + 7 * xx + 3 * yy).astype(np.uint16)[..., None].repeat(3, axis=2)  # linear ramp
+    al = _face_at(scale, tx=200, ty=100)
+    out = photo.copy()
+    composite_face(photo, al, *_outputs(dx=4.0, dy=-2.0), out=out)
+    wgt = _weights_everywhere(al, (h, w))
+    core = wgt >= 1.0
+    assert core.sum() > 1000
+    expected = photo[..., 0].astype(np.float64) + (7 * 4.0 - 3 * 2.0) / scale
+    np.testing.assert_allclose(out[..., 0][core], expected[core], atol=0.51)
+    # outside the feathered region nothing changed, bit for bit
+    assert np.array_equal(out[wgt == 0], photo[wgt == 0])
+
+
+def test_only_pixels_inside_feather_change_and_soft_edge_blends():
+    rng = np.random.default_rng(2)
+    photo = rng.integers(0, 256, (600, 600, 3), dtype=np.uint8)
+    al = _face_at(0.8, tx=100, ty=80)
+    out = photo.copy()
+    composite_face(photo, al, *_outputs(dx=6.0, dy=3.0, mask=0.3, rgb=0.5), out=out)
+    wgt = _weights_everywhere(al, photo.shape[:2])
+    changed = np.any(out != photo, axis=2)
+    assert changed.sum() > 10_000
+    assert not np.any(changed & (wgt == 0)), "a pixel outside the feathered face region changed"
+    # in the soft border the change is a fraction of the full change
+    border = (wgt > 0.2) & (wgt < 0.5)
+    full = wgt >= 1.0
+    d = np.abs(out.astype(int) - photo.astype(int)).mean(axis=2)
+    assert d[border].mean() < d[full].mean()
+
+
+def test_mask_one_takes_network_rgb():
+    photo = np.zeros((500, 500, 3), np.uint8)
+    al = _face_at(1.0, tx=100, ty=100)
+    out = photo.copy()
+    composite_face(photo, al, *_outputs(mask=1.0, rgb=0.0), out=out)
+    core = _weights_everywhere(al, photo.shape[:2]) >= 1.0
+    assert np.all(out[core] == 128)  # rgb 0 in [-1,1] -> 127.5 -> 128
+
+
+def test_grey_and_alpha_channels():
+    rng = np.random.default_rng(3)
+    photo = rng.integers(0, 65536, (500, 500, 2), dtype=np.uint16)  # grey + alpha, 16 bit
+    al = _face_at(1.0, tx=100, ty=100)
+    out = photo.copy()
+    composite_face(photo, al, *_outputs(dx=5.0), out=out)
+    assert np.array_equal(out[..., 1], photo[..., 1]), "alpha must not change"
+    assert np.any(out[..., 0] != photo[..., 0])
+    assert out.dtype == np.uint16
+
+
+def test_face_partly_outside_photo():
+    photo = np.random.default_rng(4).integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    al = _face_at(1.0, tx=-120, ty=150)  # crop square hangs off the left and bottom edges
+    out = photo.copy()
+    edit = composite_face(photo, al, *_outputs(dx=3.0), out=out)
+    assert edit is not None
+    assert edit.box[0] == 0 and edit.box[3] == 300
+    assert np.any(out != photo)
+
+
+def test_face_entirely_outside_photo_is_skipped():
+    photo = np.zeros((100, 100, 3), np.uint8)
+    assert composite_face(photo, _face_at(1.0, tx=5000, ty=5000), *_outputs(dx=3.0)) is None

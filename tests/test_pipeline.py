@@ -1,0 +1,169 @@
+"""smilecore.smile() end to end on the public-domain astronaut, with fixture models."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import smilecore
+from smilecore import InputError, NoFaceError, UsageError
+
+
+def _changed(a, b):
+    d = np.asarray(a).astype(int) != np.asarray(b).astype(int)
+    return d.any(axis=-1) if d.ndim == 3 else d
+
+
+def test_smiles_the_face_and_leaves_the_rest(astronaut, fixture_models):
+    r = smilecore.smile(Image.fromarray(astronaut), strength=1.0, model=fixture_models["shift"])
+    assert isinstance(r.image, Image.Image) and r.image.size == (512, 512) and r.image.mode == "RGB"
+    assert [f.edited for f in r.faces] == [True]
+    x0, y0, x1, y1 = r.faces[0].box
+    assert 150 < (x0 + x1) / 2 < 300 and 60 < (y0 + y1) / 2 < 200  # her face
+    changed = _changed(r.image, astronaut)
+    assert changed.sum() > 2000
+    assert not np.any(changed & (r.mask == 0))
+    assert r.mask.shape == (512, 512) and r.mask.max() == pytest.approx(1.0)
+    assert {"detect", "align", "infer", "composite"} <= set(r.timings)
+
+
+def test_strength_zero_returns_input_unchanged(astronaut, fixture_models):
+    r = smilecore.smile(astronaut, strength=0, model=fixture_models["shift"])
+    assert np.array_equal(r.image, astronaut)
+    assert r.faces[0].edited is False and r.faces[0].reason == "strength 0"
+
+
+def test_identity_model_is_bit_identical(astronaut, fixture_models):
+    r = smilecore.smile(astronaut, strength=2.0, model=fixture_models["identity"])
+    assert np.array_equal(r.image, astronaut) and r.faces[0].edited
+
+
+def test_no_face_raises(fixture_models):
+    grad = np.tile(np.linspace(0, 255, 400).astype(np.uint8), (300, 1))
+    with pytest.raises(NoFaceError, match="no face found"):
+        smilecore.smile(grad, model=fixture_models["shift"])
+
+
+def _two_faces(astronaut):
+    big = astronaut
+    small = np.asarray(Image.fromarray(astronaut).resize((384, 384), Image.BILINEAR))
+    canvas = np.full((512, 512 + 384, 3), 255, np.uint8)
+    canvas[:, :512] = big
+    canvas[:384, 512:] = small
+    return canvas
+
+
+def test_several_faces_all_largest_and_by_index(astronaut, fixture_models):
+    img = _two_faces(astronaut)
+    m = fixture_models["shift"]
+    faces = smilecore.detect_faces(img)
+    assert len(faces) == 2 and faces[0].size > faces[1].size
+    r_all = smilecore.smile(img, model=m)
+    assert [f.edited for f in r_all.faces] == [True, True]
+    r_big = smilecore.smile(img, faces="largest", model=m)
+    assert [f.edited for f in r_big.faces] == [True, False]
+    assert not _changed(r_big.image, img)[:, 512:].any()
+    r_one = smilecore.smile(img, faces=[1], model=m)
+    assert [f.edited for f in r_one.faces] == [False, True]
+    assert not _changed(r_one.image, img)[:, :512].any()
+    with pytest.raises(UsageError, match="face index 5 does not exist: 2 face"):
+        smilecore.smile(img, faces=[5], model=m)
+
+
+def test_min_face_filters_and_reports(astronaut, fixture_models):
+    img = _two_faces(astronaut)
+    r = smilecore.smile(img, min_face=80, model=fixture_models["shift"])
+    assert [f.edited for f in r.faces] == [True, False]
+    assert "min-face" in r.faces[1].reason
+    with pytest.raises(NoFaceError, match="none chosen"):
+        smilecore.smile(img, min_face=5000, model=fixture_models["shift"])
+
+
+def test_selection_limits_the_change(astronaut, fixture_models):
+    sel = np.zeros(astronaut.shape[:2], np.uint8)
+    sel[:, :230] = 255  # the left half of her face only
+    r = smilecore.smile(astronaut, selection=sel, model=fixture_models["shift"])
+    changed = _changed(r.image, astronaut)
+    assert changed[:, :230].sum() > 500
+    assert not changed[:, 230:].any()
+
+
+def test_selection_excluding_the_face_means_no_face(astronaut, fixture_models):
+    sel = np.zeros(astronaut.shape[:2], np.uint8)
+    sel[400:, 400:] = 1
+    with pytest.raises(NoFaceError):
+        smilecore.smile(astronaut, selection=sel, model=fixture_models["shift"])
+
+
+def test_strength_outside_model_range(astronaut, fixture_models):
+    with pytest.raises(UsageError, match=r"outside the model's range \[-2, 4\]"):
+        smilecore.smile(astronaut, strength=9, model=fixture_models["shift"])
+
+
+def test_rgba_keeps_alpha(astronaut, fixture_models):
+    alpha = np.random.default_rng(0).integers(1, 256, astronaut.shape[:2], dtype=np.uint8)
+    img = Image.fromarray(np.dstack([astronaut, alpha]), "RGBA")
+    r = smilecore.smile(img, model=fixture_models["shift"])
+    out = np.asarray(r.image)
+    assert r.image.mode == "RGBA"
+    assert np.array_equal(out[..., 3], alpha)
+    assert _changed(out[..., :3], astronaut).sum() > 2000
+
+
+def test_16bit_rgb_array_keeps_depth(astronaut, fixture_models):
+    img16 = astronaut.astype(np.uint16) * 256 + 3
+    r = smilecore.smile(img16, model=fixture_models["shift"])
+    assert r.image.dtype == np.uint16 and r.image.shape == img16.shape
+    changed = _changed(r.image, img16)
+    assert changed.sum() > 2000
+    assert np.array_equal(r.image[~changed], img16[~changed])
+    # untouched 16-bit values keep their low byte
+    assert np.all(r.image[r.mask == 0] % 256 == 3)
+
+
+def test_16bit_grey_pil_keeps_mode(astronaut, fixture_models):
+    grey = (np.asarray(Image.fromarray(astronaut).convert("L")).astype(np.uint16) * 257)
+    img = Image.fromarray(grey.astype("<u2"))
+    assert img.mode == "I;16"
+    r = smilecore.smile(img, model=fixture_models["shift"])
+    assert r.image.mode == "I;16"
+    out = np.asarray(r.image)
+    assert out.dtype == np.uint16 and _changed(out, grey).sum() > 2000
+
+
+def test_exif_orientation_is_applied(astronaut, fixture_models):
+    # store the photo rotated, with an EXIF tag saying how to turn it upright (6 = rotate 90 CW)
+    stored = Image.fromarray(astronaut).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    stored.save(buf, "PNG", exif=exif.tobytes())
+    img = Image.open(io.BytesIO(buf.getvalue()))
+    r = smilecore.smile(img, model=fixture_models["shift"])  # no face would be found sideways
+    assert r.image.size == (512, 512)
+    assert r.faces[0].edited
+    assert r.image.getexif().get(0x0112, 1) == 1
+
+
+def test_icc_profile_is_kept(astronaut, fixture_models):
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    img = Image.fromarray(astronaut)
+    img.info["icc_profile"] = icc
+    r = smilecore.smile(img, model=fixture_models["shift"])
+    assert r.image.info.get("icc_profile") == icc
+
+
+def test_bad_arrays_are_refused(fixture_models):
+    with pytest.raises(InputError, match="dtype float64"):
+        smilecore.smile(np.zeros((10, 10, 3)), model=fixture_models["shift"])
+    with pytest.raises(InputError, match="not an image"):
+        smilecore.smile(np.zeros((10, 10, 7), np.uint8), model=fixture_models["shift"])
+
+
+def test_pixel_limit(astronaut, fixture_models):
+    from smilecore import ImageTooLargeError
+
+    with pytest.raises(ImageTooLargeError, match="above the limit"):
+        smilecore.smile(astronaut, model=fixture_models["shift"], max_pixels=100_000)

@@ -1,0 +1,139 @@
+"""Registry, checksums, and downloads against a loopback HTTP server."""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+
+from smilecore import ModelError, weights
+from smilecore.weights import ModelInfo
+
+
+class _RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files from ``directory`` and honours single ``Range: bytes=N-`` requests."""
+
+    ranges: list = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        path = Path(self.directory) / self.path.lstrip("/")
+        if not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        rng = self.headers.get("Range")
+        type(self).ranges.append(rng)
+        if rng and rng.startswith("bytes="):
+            start = int(rng[6:].split("-")[0])
+            body = data[start:]
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            body = data
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    _RangeHandler.ranges = []
+    handler = lambda *a, **k: _RangeHandler(*a, directory=str(root), **k)  # noqa: E731
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    monkeypatch.setenv("SMILE_CACHE_DIR", str(d))
+    return d
+
+
+def _publish(root: Path, fixture_models, name="m.onnx") -> tuple[bytes, str]:
+    data = Path(fixture_models["shift"]).read_bytes()
+    (root / name).write_bytes(data)
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def test_download_verifies_and_caches(server, cache, fixture_models):
+    root, url = server
+    data, sha = _publish(root, fixture_models)
+    info = ModelInfo(name="t", version="1", file="m.onnx", sha256=sha, size=len(data), license="CC0", url=f"{url}/m.onnx")
+    path = weights.fetch_model(info)
+    assert path == cache / "m.onnx" and path.read_bytes() == data
+    n = len(_RangeHandler.ranges)
+    assert weights.fetch_model(info) == path and len(_RangeHandler.ranges) == n  # cached: no request
+
+
+def test_download_with_wrong_checksum_is_refused(server, cache, fixture_models):
+    root, url = server
+    data, _ = _publish(root, fixture_models)
+    info = ModelInfo(name="t", version="1", file="m.onnx", sha256="0" * 64, size=len(data), license="CC0", url=f"{url}/m.onnx")
+    with pytest.raises(ModelError, match="fails its checksum"):
+        weights.fetch_model(info, retries=1)
+    assert not (cache / "m.onnx").exists()
+
+
+def test_partial_download_resumes(server, cache, fixture_models):
+    root, url = server
+    data, sha = _publish(root, fixture_models)
+    cache.mkdir(parents=True)
+    (cache / "m.onnx.part").write_bytes(data[:100])
+    info = ModelInfo(name="t", version="1", file="m.onnx", sha256=sha, size=len(data), license="CC0", url=f"{url}/m.onnx")
+    path = weights.fetch_model(info)
+    assert path.read_bytes() == data
+    assert "bytes=100-" in _RangeHandler.ranges
+
+
+def test_tampered_cached_file_is_fetched_again(server, cache, fixture_models):
+    root, url = server
+    data, sha = _publish(root, fixture_models)
+    info = ModelInfo(name="t", version="1", file="m.onnx", sha256=sha, size=len(data), license="CC0", url=f"{url}/m.onnx")
+    path = weights.fetch_model(info)
+    path.write_bytes(b"evil" + data[4:])
+    assert weights.fetch_model(info).read_bytes() == data
+
+
+def test_unreachable_server(cache):
+    info = ModelInfo(name="t", version="1", file="m.onnx", sha256="0" * 64, size=1, license="CC0", url="http://127.0.0.1:9/m.onnx")
+    with pytest.raises(ModelError, match="cannot fetch model t"):
+        weights.fetch_model(info, retries=0)
+
+
+def test_tampered_bundled_model_is_refused(tmp_path, monkeypatch, fixture_models):
+    data = Path(fixture_models["shift"]).read_bytes()
+    (tmp_path / "b.onnx").write_bytes(data)
+    info = ModelInfo(name="b", version="1", file="b.onnx", sha256=hashlib.sha256(data).hexdigest(), size=len(data), license="CC0", bundled=True)
+    monkeypatch.setattr(weights, "_models_dir", lambda: tmp_path)
+    monkeypatch.setattr(weights, "_registry", lambda: ("b", (info,)))
+    assert weights.model_path("b") == tmp_path / "b.onnx"
+    assert weights.resolve_model(None) == tmp_path / "b.onnx"
+    (tmp_path / "b.onnx").write_bytes(data[:-1] + b"\x00")
+    with pytest.raises(ModelError, match="fails its checksum"):
+        weights.resolve_model(None)
+    assert weights.verify_model("b") is False
+
+
+def test_smile_model_env_var(monkeypatch, fixture_models):
+    monkeypatch.setenv("SMILE_MODEL", str(fixture_models["paint"]))
+    assert weights.resolve_model(None) == Path(fixture_models["paint"])
+    monkeypatch.setenv("SMILE_MODEL", "/nonexistent/x.onnx")
+    with pytest.raises(ModelError, match="does not exist"):
+        weights.resolve_model(None)
+
+
+def test_unknown_name():
+    with pytest.raises(ModelError, match="unknown model 'nope'"):
+        weights.get_info("nope")
