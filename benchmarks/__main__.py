@@ -1,0 +1,33 @@
+"""``python -m benchmarks [pipeline|models|all] [--repeats N] [--threads N]``"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    ap.add_argument("what", nargs="?", default="all", choices=["pipeline", "models", "all"])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    import os
+
+    print(f"<!-- {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()} -->")
+    if args.what in ("models", "all"):
+        from . import models
+
+        print("### Models\n")
+        print(models.to_markdown(models.run(repeats=max(args.repeats * 4, 20))))
+        print()
+    if args.what in ("pipeline", "all"):
+        from . import pipeline
+
+        print("### Pipeline\n")
+        print(pipeline.to_markdown(pipeline.run(repeats=args.repeats, threads=args.threads)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
