@@ -79,9 +79,8 @@ def composite_face(
     inv_lin = alignment.inverse[:, :2].astype(np.float64)
 
     # crop coordinates of every pixel in the region
-    ys, xs = np.mgrid[y0:y1, x0:x1]
-    xs = xs.astype(np.float32)
-    ys = ys.astype(np.float32)
+    xs = np.arange(x0, x1, dtype=np.float32)[None, :]
+    ys = np.arange(y0, y1, dtype=np.float32)[:, None]
     u = (a[0, 0] * xs + a[0, 1] * ys + a[0, 2]).astype(np.float32)
     v = (a[1, 0] * xs + a[1, 1] * ys + a[1, 2]).astype(np.float32)
     weight = feather_weight(u, v, s)
@@ -90,8 +89,10 @@ def composite_face(
     if rows.size == 0:
         return None
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    weight, u, v, xs, ys = (arr[r0:r1, c0:c1] for arr in (weight, u, v, xs, ys))
+    weight, u, v = (arr[r0:r1, c0:c1] for arr in (weight, u, v))
+    xs, ys = xs[:, c0:c1], ys[r0:r1]
     x0, x1, y0, y1 = x0 + c0, x0 + c1, y0 + r0, y0 + r1
+    u, v = np.ascontiguousarray(u), np.ascontiguousarray(v)
 
     def sample_crop(field: np.ndarray) -> np.ndarray:
         """Bilinear sample of a [C,S,S] crop field at (u, v); returns (h, w, C)."""
