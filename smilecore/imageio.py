@@ -108,6 +108,12 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
     image, unsupported mode) or :class:`ImageTooLargeError` (more than
     ``max_pixels`` pixels; ``None`` disables the limit), each naming the file.
     """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PIL's "corrupt EXIF" and similar: the error, if any, says it
+        return _load_image(path, max_pixels)
+
+
+def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelData, ImageInfo]:
     p = Path(path)
     name = str(path)
     if not p.exists():
@@ -131,6 +137,8 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ImageTooLargeError(f"{name}: image is larger than the limit of {_mpx(limit)} (a decompression bomb?); raise it with --max-pixels if you trust the file") from None
     except Image.UnidentifiedImageError:
+        if _has_image_signature(p):
+            raise InputError(f"{name}: the image data is corrupt or truncated (its header cannot be read)") from None
         raise InputError(f"{name}: not an image, or a format Smile cannot read (use JPEG, PNG, TIFF, WebP or BMP)") from None
     except PermissionError:
         raise InputError(f"{name}: permission denied (cannot read it)") from None
@@ -154,6 +162,9 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
             info.jpeg_subsampling = _jpeg_subsampling(im)
             info.quality = estimate_jpeg_quality(info.jpeg_qtables)
 
+        if im.format == "PNG":
+            _verify_png(p, name)
+
         if _is_16bit(p, im):
             image = _load_16bit(p, name, info)
             return image, info
@@ -175,6 +186,18 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
         return upright, info
 
 
+def load_mask(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read a selection mask as a ``uint8`` ``(H, W)`` array (colour images are converted to gray,
+    16-bit ones reduced to 8 bits; EXIF orientation applied).  Errors as :func:`load_image`."""
+    img, _info = load_image(path, max_pixels=max_pixels)
+    if isinstance(img, np.ndarray):
+        arr = ((img.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        if arr.ndim == 3:
+            arr = cv2.cvtColor(arr[:, :, :3], cv2.COLOR_RGB2GRAY) if arr.shape[2] >= 3 else arr[:, :, 0]
+        return np.ascontiguousarray(arr)
+    return np.asarray(img.convert("L"))
+
+
 def _is_16bit(path: Path, im: Image.Image) -> bool:
     if im.format == "PNG":
         try:
@@ -189,6 +212,30 @@ def _is_16bit(path: Path, im: Image.Image) -> bool:
             bits = (bits,)
         return bool(bits) and all(b == 16 for b in bits)
     return False
+
+
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"BM")
+
+
+def _verify_png(path: Path, name: str) -> None:
+    """Check every chunk's CRC (PIL's decoder skips the image data's; libpng would complain on stderr).
+
+    Scrambled image data can otherwise decompress into garbage pixels that look like a photo."""
+    try:
+        with Image.open(path) as check:
+            check.verify()
+    except Exception as exc:
+        raise InputError(f"{name}: the image data is corrupt or truncated ({_reason(exc)})") from None
+
+
+def _has_image_signature(path: Path) -> bool:
+    """Does the file start like a JPEG, PNG, TIFF, WebP or BMP (so a failure means damage, not a wrong kind)?"""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return False
+    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
 def _load_16bit(path: Path, name: str, info: ImageInfo) -> np.ndarray:
@@ -244,9 +291,14 @@ def _exif_block(im: Image.Image) -> tuple[int, bytes | None]:
         orientation = exif.get(_EXIF_ORIENTATION, 1)
         if not isinstance(orientation, int) or not 1 <= orientation <= 8:
             orientation = 1
-        if _EXIF_ORIENTATION in exif:
-            exif[_EXIF_ORIENTATION] = 1
-        return orientation, exif.tobytes()
+        if _EXIF_ORIENTATION not in exif:
+            return orientation, exif.tobytes()
+        stored = exif[_EXIF_ORIENTATION]
+        exif[_EXIF_ORIENTATION] = 1  # PIL caches this object: restore it for exif_transpose
+        try:
+            return orientation, exif.tobytes()
+        finally:
+            exif[_EXIF_ORIENTATION] = stored
     except Exception:  # unreadable EXIF: drop it rather than refuse the photo
         return 1, None
 
@@ -308,7 +360,13 @@ def output_format(path: str | os.PathLike) -> str:
     return fmt
 
 
-def save_image(path: str | os.PathLike, image: PixelData, info: ImageInfo | None = None, quality: int | None = None) -> list[str]:
+def save_image(
+    path: str | os.PathLike,
+    image: PixelData,
+    info: ImageInfo | None = None,
+    quality: int | None = None,
+    png_compression: int = 6,
+) -> list[str]:
     """Write ``image`` to ``path`` atomically, in the format its extension names.
 
     Keeps, where the format can hold them: the ICC profile, the EXIF block, the
@@ -318,6 +376,7 @@ def save_image(path: str | os.PathLike, image: PixelData, info: ImageInfo | None
 
     An image with transparency saved as JPEG or BMP is flattened onto white; the
     returned list of notes says so (and names any other lossy conversion).
+    ``png_compression`` (0-9) trades PNG size for speed (the worker's temporary files use 1).
     Raises :class:`UsageError` for an unknown extension and :class:`WriteError`
     when the file cannot be written; the target is then left as it was.
     """
@@ -330,7 +389,7 @@ def save_image(path: str | os.PathLike, image: PixelData, info: ImageInfo | None
 
     if isinstance(image, np.ndarray):
         if image.dtype == np.uint16 and fmt in ("PNG", "TIFF"):
-            data = _encode_16bit(image, fmt, info, notes)
+            data = _encode_16bit(image, fmt, info, notes, png_compression)
             write_atomic(target, lambda f: f.write(data))
             return notes
         image = _array_to_pil(image, notes, fmt)
@@ -357,7 +416,7 @@ def save_image(path: str | os.PathLike, image: PixelData, info: ImageInfo | None
         params["quality"] = int(quality) if quality is not None else DEFAULT_QUALITY
         params["method"] = 4
     elif fmt == "PNG":
-        params["compress_level"] = 6
+        params["compress_level"] = int(png_compression)
     elif fmt == "TIFF":
         params["compression"] = "tiff_deflate" if image.mode != "1" else "group4"
 
@@ -435,7 +494,7 @@ def _set_mode(tmp: Path, target: Path) -> None:
         pass
 
 
-def _encode_16bit(arr: np.ndarray, fmt: str, info: ImageInfo, notes: list[str]) -> bytes:
+def _encode_16bit(arr: np.ndarray, fmt: str, info: ImageInfo, notes: list[str], png_compression: int = 6) -> bytes:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim == 3 and arr.shape[2] == 3:
@@ -447,7 +506,8 @@ def _encode_16bit(arr: np.ndarray, fmt: str, info: ImageInfo, notes: list[str]) 
     else:
         raise WriteError(f"cannot write a 16-bit image of shape {arr.shape}")
     ext = ".png" if fmt == "PNG" else ".tif"
-    ok, buf = cv2.imencode(ext, np.ascontiguousarray(bgr))
+    params = [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)] if fmt == "PNG" else []
+    ok, buf = cv2.imencode(ext, np.ascontiguousarray(bgr), params)
     if not ok:
         raise WriteError(f"OpenCV could not encode the 16-bit {fmt}")
     data = buf.tobytes()

@@ -1,0 +1,156 @@
+"""The ``smile`` command group: ``smile PHOTO...`` plus its sub-commands, and error handling.
+
+Every failure ends in one line on stderr (``smile: error: ...``) and a documented exit
+status (see :mod:`smilecore.errors`); a traceback is printed only when the environment
+variable ``SMILE_DEBUG`` is set.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+import click
+
+from smilecore.errors import SmileError
+
+from .detect import detect_command
+from .install_plugin import install_plugin_command
+from .models import models_group
+from .run import run_command
+from .worker import worker_command
+
+#: Name of the sub-command that ``smile PHOTO...`` runs.
+DEFAULT_COMMAND = "run"
+
+EXIT_CODES_HELP = """\b
+Exit status:
+  0  success (every photo written, or copied unchanged with --keep-unchanged)
+  1  internal error (a bug: please report it)
+  2  bad command-line usage or option value
+  3  no (selected) face found
+  4  input missing, unreadable, corrupt or of an unsupported kind
+  5  image above the pixel limit (--max-pixels)
+  6  model missing, corrupt, wrong checksum or wrong contract
+  7  output could not be written
+With several photos, the status is that of the first photo that failed."""
+
+MAIN_HELP = """Make the faces in your photos smile, offline.
+
+\b
+Examples:
+  smile portrait.jpg                      # writes portrait.smile.jpg
+  smile portrait.jpg --strength 2 -o big-smile.png
+  smile holidays/ --out-dir smiling/      # every photo of a folder
+  smile "shots/*.jpg" --faces largest --keep-unchanged --json > report.json
+  smile group.jpg --faces 0,2             # faces by index (see 'smile detect')
+  smile models list                       # installed models, licences, checksums
+  smile install-plugin gimp               # add the filter to GIMP 3
+
+'smile PHOTO...' is short for 'smile run PHOTO...' (use 'smile run' for a photo
+that has the name of a sub-command).  'smile COMMAND --help' for details.
+"""
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("smile-filter")
+    except Exception:
+        import smilecore
+
+        return smilecore.__version__
+
+
+class SmileGroup(click.Group):
+    """A group whose unknown first word is a photo: ``smile a.jpg`` runs ``smile run a.jpg``.
+
+    It also turns every error into one line and an exit status (see :data:`EXIT_CODES_HELP`).
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names and args[0] != "--version":
+            args = [DEFAULT_COMMAND, *args]
+        return super().parse_args(ctx, args)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: D102
+        try:
+            with warnings.catch_warnings():
+                if not os.environ.get("SMILE_DEBUG"):  # library warnings (PIL's "corrupt EXIF"...) are not for users
+                    warnings.simplefilter("ignore")
+                rv = super().main(args=args, prog_name=prog_name or "smile", complete_var=complete_var,
+                                  standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except click.exceptions.NoArgsIsHelpError as exc:  # click >= 8.2: bare 'smile'
+            click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
+            code = 2
+        except click.exceptions.Exit as exc:
+            code = exc.exit_code
+        except click.Abort:
+            click.echo("smile: interrupted", err=True)
+            code = 130
+        except click.ClickException as exc:
+            code = _report_click_error(exc)
+        except SmileError as exc:
+            click.echo(f"smile: error: {exc}", err=True)
+            code = exc.exit_code
+        except KeyboardInterrupt:
+            click.echo("smile: interrupted", err=True)
+            code = 130
+        except BrokenPipeError:
+            _silence_stdout()
+            code = 0
+        except Exception as exc:  # a bug: say so in one line
+            code = report_internal_error(exc)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _report_click_error(exc: click.ClickException) -> int:
+    """One line for a usage mistake, with the command to ask for help."""
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "smile"
+    message = " ".join(exc.format_message().split())
+    click.echo(f"smile: error: {message} (see '{where} --help')", err=True)
+    return 2 if isinstance(exc, click.UsageError) or exc.exit_code == 2 else max(2, exc.exit_code)
+
+
+def report_internal_error(exc: BaseException) -> int:
+    """Print one line about an unexpected exception (a traceback only with SMILE_DEBUG); return 1."""
+    if os.environ.get("SMILE_DEBUG"):
+        import traceback
+
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
+    text = " ".join(str(exc).split())[:300]
+    click.echo(f"smile: internal error: {type(exc).__name__}: {text} (please report it; set SMILE_DEBUG=1 for details)", err=True)
+    return 1
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, point stdout at devnull so Python's exit-time flush does not complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+@click.group(cls=SmileGroup, help=MAIN_HELP, epilog=EXIT_CODES_HELP, no_args_is_help=True,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(version=_version(), prog_name="smile", message="%(prog)s %(version)s")
+def cli() -> None:
+    """The ``smile`` command group."""
+
+
+cli.add_command(run_command, DEFAULT_COMMAND)
+cli.add_command(detect_command, "detect")
+cli.add_command(models_group, "models")
+cli.add_command(install_plugin_command, "install-plugin")
+cli.add_command(worker_command, "worker")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point (``smile``)."""
+    cli.main(args=argv, prog_name="smile")

@@ -1,0 +1,130 @@
+"""What a ``smile PHOTO...`` run tells people (one line per photo) and scripts (``--json``).
+
+The JSON document (schema version 1) printed by ``--json``::
+
+    {
+      "schema": 1,
+      "version": "0.1.0",                       # smile-filter version
+      "model": {"name": ..., "version": ..., "license": ..., "path": ...} | null,
+      "strength": 1.0,
+      "photos": [
+        {
+          "input": "a.jpg",
+          "output": "a.smile.jpg" | null,        # null when nothing was written
+          "status": "ok" | "unchanged" | "failed",
+          "faces_found": 2, "faces_edited": 1,
+          "faces": [{"index": 0, "box": [x0, y0, x1, y1], "score": 1.7,
+                     "edited": true, "reason": null}],
+          "strength": 1.0,
+          "size": [width, height] | null,
+          "seconds": 0.41,                       # load + edit + save
+          "timings": {"detect": 0.1, ...},       # engine stages, seconds
+          "notes": ["..."],                      # lossy conversions etc.
+          "error": null | {"code": "no_face", "exit_code": 3, "message": "..."}
+        }
+      ],
+      "summary": {"total": 1, "ok": 1, "unchanged": 0, "failed": 0, "exit_code": 0}
+    }
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from smilecore.errors import SmileError
+
+SCHEMA_VERSION = 1
+
+STATUS_OK = "ok"
+STATUS_UNCHANGED = "unchanged"
+STATUS_FAILED = "failed"
+
+
+@dataclass
+class PhotoReport:
+    """The outcome for one photo."""
+
+    input: Path
+    output: Path | None = None
+    status: str = STATUS_FAILED
+    faces: list[dict] = field(default_factory=list)
+    strength: float = 1.0
+    size: tuple[int, int] | None = None
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    error: SmileError | None = None
+    reason: str | None = None  #: why a photo was left unchanged (also in ``notes``)
+
+    @property
+    def exit_code(self) -> int:
+        """0 for success, else the error's exit status."""
+        return 0 if self.error is None else self.error.exit_code
+
+    def to_dict(self) -> dict:
+        """The photo's entry in the ``--json`` document."""
+        return {
+            "input": str(self.input),
+            "output": str(self.output) if self.output is not None else None,
+            "status": self.status,
+            "faces_found": len(self.faces),
+            "faces_edited": sum(1 for f in self.faces if f.get("edited")),
+            "faces": self.faces,
+            "strength": self.strength,
+            "size": list(self.size) if self.size else None,
+            "seconds": round(self.seconds, 4),
+            "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
+            "notes": list(self.notes),
+            "error": None if self.error is None else {"code": self.error.code, "exit_code": self.error.exit_code, "message": str(self.error)},
+        }
+
+    def line(self) -> str:
+        """One human-readable line."""
+        if self.status == STATUS_FAILED:
+            return f"smile: error: {self.error}"
+        edited = sum(1 for f in self.faces if f.get("edited"))
+        if self.status == STATUS_UNCHANGED:
+            what = "copied unchanged" if self.output and self.output != self.input else "left unchanged"
+            why = f" ({self.reason})" if self.reason else ""
+            where = f" -> {self.output}" if self.output and self.output != self.input else ""
+            return f"{self.input}{where}: {what}{why}"
+        found = len(self.faces)
+        faces = f"{edited} of {found} face{'s' if found != 1 else ''} smiled"
+        return f"{self.input} -> {self.output}: {faces} ({self.seconds:.2f} s)"
+
+
+def overall_exit_code(reports: list[PhotoReport]) -> int:
+    """0 if every photo succeeded, else the exit status of the first failure."""
+    for r in reports:
+        if r.status == STATUS_FAILED:
+            return r.exit_code or 1
+    return 0
+
+
+def summary(reports: list[PhotoReport]) -> dict:
+    """Counts by status plus the run's exit status."""
+    return {
+        "total": len(reports),
+        "ok": sum(r.status == STATUS_OK for r in reports),
+        "unchanged": sum(r.status == STATUS_UNCHANGED for r in reports),
+        "failed": sum(r.status == STATUS_FAILED for r in reports),
+        "exit_code": overall_exit_code(reports),
+    }
+
+
+def summary_line(reports: list[PhotoReport]) -> str:
+    """e.g. ``3 photos: 2 smiled, 1 unchanged, 0 failed``."""
+    s = summary(reports)
+    return f"{s['total']} photos: {s['ok']} smiled, {s['unchanged']} unchanged, {s['failed']} failed"
+
+
+def document(reports: list[PhotoReport], version: str, model: dict | None, strength: float) -> dict:
+    """The whole ``--json`` document."""
+    return {
+        "schema": SCHEMA_VERSION,
+        "version": version,
+        "model": model,
+        "strength": strength,
+        "photos": [r.to_dict() for r in reports],
+        "summary": summary(reports),
+    }

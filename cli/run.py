@@ -1,0 +1,277 @@
+"""``smile [run] PHOTO...``: make the faces in photos smile and write the results."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from smilecore.errors import InputError, NoFaceError, SmileError, UsageError
+from smilecore.imageio import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, copy_file_atomic, load_image, load_mask, save_image
+
+from . import report as rep
+from .inputs import Job, expand_inputs, plan_outputs
+
+RUN_HELP = """Make the faces in PHOTO... smile.
+
+PHOTO can be files, folders (their photos; -r for sub-folders) and glob patterns.
+Each result goes next to its photo as NAME.smile.EXT (see --suffix), into --out-dir,
+or to -o OUT for a single photo; inputs are never overwritten unless --in-place is given.
+Results keep the photo's format (or the one -o/--ext names), ICC profile, EXIF and
+JPEG quality, and are written atomically (a crash never leaves half a file).
+
+\b
+Examples:
+  smile portrait.jpg                          # -> portrait.smile.jpg
+  smile portrait.jpg -s 2 -o big.png          # stronger smile, saved as PNG
+  smile shots/ -r --out-dir out/ --keep-unchanged --json > report.json
+  smile group.jpg --faces largest --min-face 40
+  smile portrait.jpg --debug dbg/             # pictures of crops, masks and flows
+"""
+
+
+class FiniteFloat(click.ParamType):
+    """A float that is not NaN or infinite."""
+
+    name = "NUMBER"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            f = value
+        else:
+            try:
+                f = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(f):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return f
+
+
+def parse_faces(value: str) -> str | list[int]:
+    """``all``, ``largest`` or comma-separated 0-based indices such as ``0,2``."""
+    text = (value or "all").strip().lower()
+    if text in ("all", "largest"):
+        return text
+    try:
+        idx = [int(part) for part in text.split(",") if part.strip() != ""]
+    except ValueError:
+        idx = []
+    if not idx or any(i < 0 for i in idx):
+        raise UsageError(f"--faces must be 'all', 'largest' or face indices like 0,2 (from 'smile detect'), not {value!r}")
+    return idx
+
+
+def _faces_callback(ctx, param, value):
+    try:
+        return parse_faces(value)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc).split(", not ")[0], ctx=ctx, param=param) from None
+
+
+@click.command(help=RUN_HELP, short_help="Make the faces in photos smile (the default command).", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("photos", nargs=-1, required=True, metavar="PHOTO...")
+@click.option("-s", "--strength", type=FiniteFloat(), default=1.0, show_default=True,
+              help="How much smile: 0 = unchanged, 1 = a natural smile, up to 4; negative = less smile.")
+@click.option("-o", "--output", metavar="OUT", help="Output file for a single photo; its extension picks the format.")
+@click.option("--out-dir", metavar="DIR", help="Write results into DIR (created if missing), named NAME+SUFFIX+EXT.")
+@click.option("--suffix", default=".smile", show_default=True, help="Added to each result's name (not with -o or --in-place).")
+@click.option("--ext", metavar="EXT", help="Output format for every photo, e.g. png (default: the photo's own).")
+@click.option("--in-place", is_flag=True, help="Overwrite each photo with its result (atomically).")
+@click.option("--faces", "faces", default="all", show_default=True, callback=_faces_callback, metavar="WHICH",
+              help="Which faces: all, largest, or 0-based indices like 0,2 (largest face is 0).")
+@click.option("--min-face", type=click.IntRange(min=1), metavar="PX", help="Leave faces smaller than PX pixels alone.")
+@click.option("--selection", metavar="MASK", help="Grayscale image the size of the photo: only pixels > 0 may change (one photo).")
+@click.option("--keep-unchanged", is_flag=True, help="When no face is found, write the photo unchanged and succeed (batch runs).")
+@click.option("-r", "--recursive", is_flag=True, help="Include photos in sub-folders of folder arguments.")
+@click.option("--quality", type=click.IntRange(1, 100), metavar="Q", help="JPEG/WebP quality (default: the photo's own, else 95).")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True, metavar="N",
+              help="Refuse photos with more pixels (protects against decompression bombs).")
+@click.option("--model", metavar="NAME|PATH", help="Model to use (default: $SMILE_MODEL, else the bundled one).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report on stdout (see docs/cli.md).")
+@click.option("--debug", "debug_dir", metavar="DIR", help="Write aligned crops, masks and flow pictures into DIR.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_face, selection, keep_unchanged,
+                recursive, quality, max_pixels, model, as_json, debug_dir, quiet) -> int:
+    """Entry of ``smile run``; returns the exit status."""
+    inputs = expand_inputs(list(photos), recursive=recursive, skip_suffix=suffix if not in_place else None)
+    inputs = _suggest_commands(inputs, photos)
+    jobs = plan_outputs(inputs, output, out_dir, suffix, ext, in_place)
+    if selection is not None and len(jobs) != 1:
+        raise UsageError("--selection applies to one photo; give exactly one PHOTO")
+    if out_dir:
+        _make_dir(Path(out_dir).expanduser(), "--out-dir")
+    if debug_dir:
+        _make_dir(Path(debug_dir).expanduser(), "--debug")
+    if output:
+        _check_parent(Path(output).expanduser())
+
+    import smilecore
+
+    smile_model = None
+    if any(j.problem is None for j in jobs):  # (when every photo is missing, say that, not a model problem)
+        smile_model = smilecore.load_model(model)  # once for all photos; ModelError -> exit 6
+        lo, hi = smile_model.strength_range
+        if not lo <= strength <= hi:
+            raise UsageError(f"--strength {strength:g} is outside this model's range [{lo:g}, {hi:g}]")
+    sel = load_mask(selection, max_pixels=max_pixels) if selection else None
+
+    reports: list[rep.PhotoReport] = []
+    echo_line = _line_printer(quiet, as_json)
+    bar = None
+    if len(jobs) > 1 and not as_json and not quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), unit="photo", file=sys.stderr, disable=None, leave=False)
+        echo_line = _line_printer(quiet, as_json, bar)
+    for number, job in enumerate(jobs, 1):
+        r = _process(job, smile_model, strength, faces, min_face, sel, keep_unchanged, quality, max_pixels,
+                     Path(debug_dir).expanduser() if debug_dir else None, number)
+        reports.append(r)
+        echo_line(r)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+
+    if as_json:
+        model_info = None if smile_model is None else {
+            "name": smile_model.name, "version": smile_model.version, "license": smile_model.license,
+            "path": str(smile_model.path)}
+        from .main import _version
+
+        doc = rep.document(reports, _version(), model_info, strength)
+        click.echo(json.dumps(doc, indent=2))
+    elif len(reports) > 1 and not quiet:
+        click.echo(rep.summary_line(reports), err=True)
+    return rep.overall_exit_code(reports)
+
+
+def _suggest_commands(inputs: list, photos: tuple[str, ...]) -> list:
+    """A missing first 'photo' that looks like a mistyped sub-command gets a hint."""
+    import difflib
+
+    ctx = click.get_current_context(silent=True)
+    group = ctx.parent.command if ctx is not None and ctx.parent is not None else None
+    names = [n for n in getattr(group, "commands", {}) if n != "run"]
+    if not inputs or not photos or not names:
+        return inputs
+    path, problem = inputs[0]
+    close = difflib.get_close_matches(photos[0], names, n=1, cutoff=0.75)
+    if problem and problem.endswith("no such file") and close:
+        inputs = [(path, f"{problem} (did you mean 'smile {close[0]}'?)"), *inputs[1:]]
+    return inputs
+
+
+def _line_printer(quiet: bool, as_json: bool, bar=None):
+    """A function printing a photo's line (stdout; errors and notes to stderr), around a progress bar."""
+
+    def emit(text: str, err: bool) -> None:
+        if bar is not None and not bar.disable:
+            bar.write(text, file=sys.stderr if err else sys.stdout)
+        else:
+            click.echo(text, err=err)
+
+    def echo(r: rep.PhotoReport) -> None:
+        failed = r.status == rep.STATUS_FAILED
+        if (quiet or as_json) and not failed:
+            return
+        emit(r.line(), failed)
+        if not quiet:
+            for note in r.notes:
+                if note != r.reason:
+                    emit(f"  note: {note}", True)
+
+    return echo
+
+
+def _make_dir(path: Path, option: str) -> None:
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from smilecore.errors import WriteError
+
+        raise WriteError(f"{option} {path}: cannot create the folder ({exc.strerror or exc})") from None
+
+
+def _check_parent(path: Path) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"-o {path}: folder {parent} does not exist")
+
+
+def _same_format(a: Path, b: Path) -> bool:
+    return OUTPUT_FORMATS.get(a.suffix.lower()) == OUTPUT_FORMATS.get(b.suffix.lower()) is not None
+
+
+def _process(job: Job, model, strength, faces, min_face, selection, keep_unchanged, quality, max_pixels,
+             debug_dir: Path | None, number: int) -> rep.PhotoReport:
+    """Smile one photo; never raises a SmileError (it goes into the report)."""
+    import smilecore
+
+    r = rep.PhotoReport(input=job.input, strength=strength)
+    t0 = time.perf_counter()
+    try:
+        if job.problem:
+            raise InputError(job.problem)
+        image, info = load_image(job.input, max_pixels=max_pixels)
+        r.size = info.size
+        r.notes.extend(info.notes)
+        try:
+            result = smilecore.smile(image, strength=strength, faces=faces, min_face=min_face, selection=selection,
+                                     model=model, max_pixels=max_pixels, debug=debug_dir is not None)
+        except NoFaceError as exc:
+            if not keep_unchanged:
+                raise NoFaceError(f"{job.input}: {exc} (--keep-unchanged copies such photos as they are)") from None
+            r.error = None
+            r.status = rep.STATUS_UNCHANGED
+            r.reason = str(exc)
+            r.notes.append(r.reason)
+            if job.output != job.input:
+                if _same_format(job.input, job.output):
+                    copy_file_atomic(job.input, job.output)
+                else:
+                    r.notes.extend(save_image(job.output, image, info, quality=quality))
+            r.output = job.output
+            return r
+        except SmileError as exc:
+            raise type(exc)(f"{job.input}: {exc}") from None
+        r.faces = [_face_dict(f) for f in result.faces]
+        r.timings = dict(result.timings)
+        r.notes.extend(save_image(job.output, result.image, info, quality=quality))
+        r.output = job.output
+        r.status = rep.STATUS_OK
+        if debug_dir is not None:
+            from .debug_dump import write_debug
+
+            try:
+                write_debug(debug_dir, number, job.input.name, image, result)
+            except OSError as exc:
+                r.notes.append(f"--debug: could not write pictures ({exc})")
+    except SmileError as exc:
+        r.error = exc
+        r.status = rep.STATUS_FAILED
+    except Exception as exc:  # a bug in one photo must not lose the others' results
+        if os.environ.get("SMILE_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        err = SmileError(f"{job.input}: internal error {type(exc).__name__}: {' '.join(str(exc).split())[:200]} (please report it)")
+        r.error = err
+        r.status = rep.STATUS_FAILED
+    finally:
+        r.seconds = time.perf_counter() - t0
+    return r
+
+
+def _face_dict(f) -> dict:
+    if hasattr(f, "to_dict"):
+        return f.to_dict()
+    return {"index": f.index, "box": [int(v) for v in f.box], "score": round(float(f.score), 3), "edited": bool(f.edited),
+            "reason": f.reason}

@@ -1,0 +1,327 @@
+"""``smile worker``: the long-lived engine process the editor plug-ins talk to.
+
+Protocol: docs/worker-protocol.md (JSON lines on stdin/stdout; pixels through files).
+The model is loaded once, at start.  Nothing but protocol lines reaches stdout: the
+original stdout is kept for replies and file descriptor 1 is pointed at stderr, so a
+library that prints cannot corrupt the stream.  A malformed request gets an error reply,
+never a crash; a client that goes away (EOF or EPIPE) ends the worker with status 0.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from typing import IO
+
+import click
+
+from smilecore.errors import SmileError, UsageError
+
+PROTOCOL_VERSION = 1
+#: Longest accepted request line, in bytes (without the newline).
+MAX_LINE = 1 << 20
+
+BAD_REQUEST = "bad_request"
+#: PNG compression level of the files the worker writes for plug-ins (temporary: speed over size).
+FAST_PNG = 1
+
+
+class BadRequest(Exception):
+    """A request that is not valid JSON, names no known command, or has wrong fields."""
+
+
+def _version() -> str:
+    import smilecore
+
+    return smilecore.__version__
+
+
+class WorkerSession:
+    """State of one worker: the loaded model, and the request handlers."""
+
+    def __init__(self, model_choice: str | None = None, log: IO[str] | None = None, verbose: bool = False):
+        self.model_choice = model_choice
+        self.model = None
+        self.model_error: SmileError | None = None
+        self.log = log or sys.stderr
+        self.verbose = verbose
+        self.done = False
+
+    # ------------------------------------------------------------------ model
+    def load_model(self) -> None:
+        """Load the model (once); remember the error instead of failing."""
+        import smilecore
+
+        try:
+            self.model = smilecore.load_model(self.model_choice)
+            self.model_error = None
+        except SmileError as exc:
+            self.model, self.model_error = None, exc
+            self._log(f"model not loaded: {exc}")
+
+    def model_label(self) -> str | None:
+        """``"name version"`` of the loaded model, or None."""
+        return f"{self.model.name} {self.model.version}" if self.model is not None else None
+
+    def greeting(self) -> dict:
+        """The first line the worker prints."""
+        g = {"event": "ready", "protocol": PROTOCOL_VERSION, "version": _version(), "model": self.model_label()}
+        if self.model_error is not None:
+            g["model_error"] = _error(self.model_error)
+        return g
+
+    # ------------------------------------------------------------------ requests
+    def handle_line(self, raw: bytes) -> dict:
+        """Answer one request line (without its newline)."""
+        req_id = None
+        try:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadRequest("request is not UTF-8 text") from None
+            try:
+                req = json.loads(text)
+            except (json.JSONDecodeError, RecursionError) as exc:
+                raise BadRequest(f"request is not valid JSON ({getattr(exc, 'msg', 'too deeply nested')})") from None
+            if not isinstance(req, dict):
+                raise BadRequest("a request must be a JSON object like {\"cmd\": \"hello\"}")
+            req_id = req.get("id")
+            cmd = req.get("cmd")
+            if not isinstance(cmd, str):
+                raise BadRequest("request has no \"cmd\" string")
+            handler = getattr(self, f"_cmd_{cmd}", None)
+            if handler is None:
+                raise BadRequest(f"unknown cmd {cmd!r} (known: hello, smile, detect, quit)")
+            t0 = time.perf_counter()
+            reply = handler(req)
+            if self.verbose:
+                self._log(f"{cmd} done in {time.perf_counter() - t0:.2f} s")
+            return {"id": req_id, "ok": True, **reply}
+        except BadRequest as exc:
+            return {"id": req_id, "ok": False, "error": {"code": BAD_REQUEST, "message": str(exc)}}
+        except UsageError as exc:  # e.g. a face index that does not exist, a selection of the wrong size
+            return {"id": req_id, "ok": False, "error": {"code": BAD_REQUEST, "message": str(exc)}}
+        except SmileError as exc:
+            return {"id": req_id, "ok": False, "error": _error(exc)}
+        except MemoryError:
+            return {"id": req_id, "ok": False, "error": {"code": "too_large", "message": "out of memory for this image"}}
+        except Exception as exc:  # a bug: report it and keep serving
+            self._log(f"internal error: {type(exc).__name__}: {exc}")
+            msg = f"internal error {type(exc).__name__}: {' '.join(str(exc).split())[:200]} (please report it)"
+            return {"id": req_id, "ok": False, "error": {"code": "internal", "message": msg}}
+
+    def _cmd_hello(self, req: dict) -> dict:
+        out = {"protocol": PROTOCOL_VERSION, "version": _version(), "model": self.model_label()}
+        if self.model_error is not None:
+            out["model_error"] = _error(self.model_error)
+        return out
+
+    def _cmd_quit(self, req: dict) -> dict:
+        self.done = True
+        return {"bye": True}
+
+    def _cmd_detect(self, req: dict) -> dict:
+        import smilecore
+        from smilecore.imageio import load_image
+
+        path = _path_field(req, "input", required=True)
+        min_face = _min_face_field(req)
+        image, info = load_image(path)
+        faces = smilecore.detect_faces(image, min_face=min_face)
+        return {"faces": [{"index": i, "box": [int(v) for v in f.box], "score": round(float(f.score), 3), "edited": False}
+                          for i, f in enumerate(faces)],
+                "size": list(info.size)}
+
+    def _cmd_smile(self, req: dict) -> dict:
+        import numpy as np
+        from PIL import Image
+
+        import smilecore
+        from smilecore.imageio import load_image, load_mask, save_image
+
+        src = _path_field(req, "input", required=True)
+        dst = _path_field(req, "output", required=True)
+        strength = _strength_field(req)
+        faces = _faces_field(req)
+        min_face = _min_face_field(req)
+        sel_path = _path_field(req, "selection")
+        mask_path = _path_field(req, "mask_output")
+        if self.model is None:
+            self.load_model()  # the file may have been fixed since the start
+            if self.model is None:
+                raise self.model_error
+        image, info = load_image(src)
+        selection = load_mask(sel_path) if sel_path else None
+        try:
+            result = smilecore.smile(image, strength=strength, faces=faces, min_face=min_face, selection=selection, model=self.model)
+        except SmileError as exc:
+            raise type(exc)(f"{src}: {exc}") from None
+        t0 = time.perf_counter()
+        notes = save_image(dst, result.image, info, png_compression=FAST_PNG)
+        if mask_path:
+            mask = (np.clip(result.mask, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+            notes += save_image(mask_path, Image.fromarray(mask, "L"), None, png_compression=FAST_PNG)
+        timings = dict(result.timings)
+        timings["save"] = time.perf_counter() - t0
+        return {
+            "output": dst,
+            "mask_output": mask_path,
+            "faces": [f.to_dict() for f in result.faces],
+            "timings": {k: round(float(v), 4) for k, v in timings.items()},
+            "notes": notes,
+        }
+
+    def _log(self, text: str) -> None:
+        try:
+            print(f"smile worker: {text}", file=self.log, flush=True)
+        except (OSError, ValueError):
+            pass
+
+
+# ---------------------------------------------------------------------- field checks
+
+
+def _error(exc: SmileError) -> dict:
+    return {"code": exc.code, "message": str(exc)}
+
+
+def _path_field(req: dict, name: str, required: bool = False) -> str | None:
+    value = req.get(name)
+    if value is None:
+        if required:
+            raise BadRequest(f"field {name!r} (a file path) is required")
+        return None
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise BadRequest(f"field {name!r} must be a non-empty path string")
+    return value
+
+
+def _strength_field(req: dict) -> float:
+    value = req.get("strength", 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BadRequest("field 'strength' must be a finite number")
+    return float(value)
+
+
+def _faces_field(req: dict):
+    value = req.get("faces", "all")
+    if value in ("all", "largest"):
+        return value
+    if isinstance(value, list) and value and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value):
+        return value
+    raise BadRequest("field 'faces' must be \"all\", \"largest\" or a non-empty list of 0-based indices")
+
+
+def _min_face_field(req: dict) -> int | None:
+    value = req.get("min_face")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BadRequest("field 'min_face' must be a positive whole number of pixels")
+    return value
+
+
+# ---------------------------------------------------------------------- the loop
+
+
+def read_request(stream: IO[bytes]) -> tuple[bytes | None, bool]:
+    """Read one line; returns ``(line without newline, too_long)``; ``(None, False)`` at EOF."""
+    line = stream.readline(MAX_LINE + 1)
+    if not line:
+        return None, False
+    if line.endswith(b"\n"):
+        return line[:-1].rstrip(b"\r"), False
+    if len(line) <= MAX_LINE:  # last line, no newline
+        return line, False
+    while True:  # too long: skip the rest of it
+        more = stream.readline(MAX_LINE)
+        if not more or more.endswith(b"\n"):
+            return b"", True
+
+
+def serve(session: WorkerSession, stdin: IO[bytes], stdout: IO[bytes]) -> int:
+    """Greet, then answer requests until ``quit``, EOF or a closed stdout; returns the exit status."""
+
+    def send(obj: dict) -> bool:
+        try:
+            stdout.write(json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("utf-8") + b"\n")
+            stdout.flush()
+            return True
+        except (BrokenPipeError, ConnectionResetError, ValueError):  # client gone (ValueError: closed file)
+            return False
+        except OSError as exc:
+            if getattr(exc, "errno", None) in (32, 104):
+                return False
+            raise
+
+    if not send(session.greeting()):
+        return 0
+    while not session.done:
+        try:
+            raw, too_long = read_request(stdin)
+        except (OSError, ValueError):
+            return 0
+        if raw is None:
+            return 0
+        if too_long:
+            reply = {"id": None, "ok": False, "error": {"code": BAD_REQUEST, "message": f"request line longer than {MAX_LINE} bytes refused"}}
+        elif not raw.strip():
+            continue
+        else:
+            reply = session.handle_line(raw)
+        if not send(reply):
+            return 0
+    return 0
+
+
+def _protocol_streams() -> tuple[IO[bytes], IO[bytes]]:
+    """stdin/stdout as binary streams; in a real process, also move fd 1 to stderr (see module doc)."""
+    stdin = getattr(sys.stdin, "buffer", sys.stdin)
+    try:
+        fd = sys.stdout.fileno()
+        sys.stdout.flush()
+        proto_fd = os.dup(fd)
+        os.dup2(sys.stderr.fileno(), fd)
+        out = os.fdopen(proto_fd, "wb", buffering=0)
+        sys.stdout = sys.stderr  # stray prints go to the log
+        return stdin, out
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return stdin, getattr(sys.stdout, "buffer", sys.stdout)
+
+
+WORKER_HELP = """Serve editor plug-ins: JSON requests on stdin, one reply per line on stdout.
+
+Started by the GIMP and Krita plug-ins (see docs/worker-protocol.md); the model is loaded
+once and reused.  Try it by hand:
+
+\b
+  echo '{"cmd": "hello", "id": 1}' | smile worker
+  echo '{"cmd": "smile", "input": "a.png", "output": "b.png"}' | smile worker
+"""
+
+
+@click.command(help=WORKER_HELP, short_help="Serve editor plug-ins over JSON lines (stdin/stdout).", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--model", metavar="NAME|PATH", help="Model to use (default: $SMILE_MODEL, else the bundled one).")
+@click.option("--verbose", is_flag=True, help="Log each request's duration on stderr.")
+def worker_command(model: str | None, verbose: bool) -> int:
+    """Entry of ``smile worker``."""
+    stdin, stdout = _protocol_streams()
+    session = WorkerSession(model, verbose=verbose)
+    session.load_model()
+    if session.model is not None:
+        _warm_up()
+    return serve(session, stdin, stdout)
+
+
+def _warm_up() -> None:
+    """Load the face detector now, so the first request is not slower than the others."""
+    try:
+        import numpy as np
+
+        import smilecore
+
+        smilecore.detect_faces(np.zeros((64, 64, 3), np.uint8))
+    except Exception:
+        pass

@@ -1,0 +1,305 @@
+"""`smile PHOTO...` through click's CliRunner: outputs, inputs untouched, exit codes, --json."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from smile_cli.main import cli
+
+
+@pytest.fixture
+def shift_model(fixture_models, monkeypatch) -> Path:
+    """Use the fixture model that moves pixels by 4 crop px (so edited faces visibly change)."""
+    monkeypatch.setenv("SMILE_MODEL", str(fixture_models["shift"]))
+    return fixture_models["shift"]
+
+
+@pytest.fixture
+def photo(tmp_path: Path, astronaut) -> Path:
+    p = tmp_path / "astro.png"
+    Image.fromarray(astronaut).save(p)
+    return p
+
+
+@pytest.fixture
+def blank(tmp_path: Path) -> Path:
+    p = tmp_path / "wall.png"
+    y, x = np.mgrid[0:120, 0:160]
+    Image.fromarray(np.stack([x, y, x + y], -1).astype(np.uint8)).save(p)
+    return p
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def snapshot(path: Path) -> tuple[bytes, int]:
+    return path.read_bytes(), path.stat().st_mtime_ns
+
+
+def one_line_error(result, *needles: str) -> str:
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("smile: error:")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for n in needles:
+        assert n in errors[0], errors[0]
+    return errors[0]
+
+
+# ---------------------------------------------------------------------------- success paths
+
+
+def test_default_output_next_to_photo(shift_model, photo: Path, astronaut):
+    before = snapshot(photo)
+    r = run(photo)
+    assert r.exit_code == 0, r.stderr
+    out = photo.with_name("astro.smile.png")
+    assert out.is_file()
+    assert snapshot(photo) == before  # input untouched: bytes and mtime
+    got = np.asarray(Image.open(out))
+    assert got.shape == astronaut.shape
+    diff = np.abs(got.astype(int) - astronaut.astype(int)).sum(-1)
+    assert diff[76:167, 175:266].sum() > 0  # the face (box from dlib) changed ...
+    assert diff[:40].sum() == 0 and diff[:, :100].sum() == 0  # ... far away nothing did
+    assert "astro.smile.png" in r.stdout and "1 of 1 face smiled" in r.stdout
+
+
+def test_explicit_output_picks_format_from_extension(shift_model, photo: Path, tmp_path: Path):
+    r = run(photo, "-o", tmp_path / "result.jpg", "--quality", "90")
+    assert r.exit_code == 0, r.stderr
+    with Image.open(tmp_path / "result.jpg") as im:
+        assert im.format == "JPEG" and im.size == (512, 512)
+
+
+def test_out_dir_suffix_and_ext(shift_model, photo: Path, tmp_path: Path):
+    r = run(photo, "--out-dir", tmp_path / "made" / "here", "--suffix", "-happy", "--ext", "webp")
+    assert r.exit_code == 0, r.stderr
+    out = tmp_path / "made" / "here" / "astro-happy.webp"
+    assert Image.open(out).format == "WEBP"
+
+
+def test_in_place_overwrites_only_when_asked(shift_model, photo: Path, tmp_path: Path):
+    original = photo.read_bytes()
+    r = run(photo, "-o", photo)
+    assert r.exit_code == 2
+    one_line_error(r, "never overwrites inputs", "--in-place")
+    assert photo.read_bytes() == original
+    r = run(photo, "--in-place")
+    assert r.exit_code == 0, r.stderr
+    assert photo.read_bytes() != original
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["astro.png"]  # nothing else written
+
+
+def test_strength_zero_leaves_pixels(shift_model, photo: Path, astronaut):
+    r = run(photo, "--strength", "0")
+    assert r.exit_code == 0, r.stderr
+    np.testing.assert_array_equal(np.asarray(Image.open(photo.with_name("astro.smile.png"))), astronaut)
+
+
+def test_json_report_schema(shift_model, photo: Path, blank: Path):
+    r = run(photo, blank, "--json", "--strength", "1.5")
+    assert r.exit_code == 3  # the first failure: no face in the wall
+    doc = json.loads(r.stdout)  # stdout holds the JSON document only
+    assert doc["schema"] == 1 and doc["strength"] == 1.5
+    assert doc["model"]["name"] == "fixture"
+    ok, bad = doc["photos"]
+    assert ok["status"] == "ok" and ok["input"] == str(photo)
+    assert ok["output"] == str(photo.with_name("astro.smile.png"))
+    assert ok["faces_found"] == 1 and ok["faces_edited"] == 1
+    face = ok["faces"][0]
+    assert set(face) >= {"index", "box", "score", "edited", "reason"}
+    x0, y0, x1, y1 = face["box"]
+    assert 150 < x0 < x1 < 300 and 50 < y0 < y1 < 200
+    assert ok["size"] == [512, 512] and ok["seconds"] > 0 and "detect" in ok["timings"]
+    assert ok["error"] is None and ok["strength"] == 1.5
+    assert bad["status"] == "failed" and bad["output"] is None
+    assert bad["error"]["code"] == "no_face" and bad["error"]["exit_code"] == 3
+    assert "wall.png" in bad["error"]["message"]
+    assert doc["summary"] == {"total": 2, "ok": 1, "unchanged": 0, "failed": 1, "exit_code": 3}
+    assert not blank.with_name("wall.smile.png").exists()
+
+
+def test_folder_batch_skips_earlier_results(shift_model, photo: Path, blank: Path, tmp_path: Path):
+    (tmp_path / "old.smile.png").write_bytes(photo.read_bytes())
+    (tmp_path / "readme.txt").write_text("not a photo")
+    r = run(tmp_path, "--keep-unchanged", "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert [Path(p["input"]).name for p in doc["photos"]] == ["astro.png", "wall.png"]
+    assert [p["status"] for p in doc["photos"]] == ["ok", "unchanged"]
+    # unchanged photos are copied byte for byte
+    assert blank.with_name("wall.smile.png").read_bytes() == blank.read_bytes()
+    assert "%|" not in r.stderr  # no progress bar when stderr is not a terminal
+
+
+def test_glob_pattern_is_expanded(shift_model, photo: Path, blank: Path, tmp_path: Path):
+    r = run(str(tmp_path / "wa*.png"), "--keep-unchanged", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "wall.smile.png").is_file()
+    assert not (tmp_path / "astro.smile.png").exists()
+
+
+def test_debug_folder_has_crops_masks_and_flow(shift_model, photo: Path, tmp_path: Path):
+    r = run(photo, "--debug", tmp_path / "dbg")
+    assert r.exit_code == 0, r.stderr
+    folder = tmp_path / "dbg" / "001-astro"
+    names = {p.name for p in folder.iterdir()}
+    assert {"faces.png", "change-mask.png", "face0-crop.png", "face0-output.png", "face0-mask.png",
+            "face0-flow.png", "faces.json"} <= names
+    assert Image.open(folder / "face0-crop.png").size == (256, 256)
+    meta = json.loads((folder / "faces.json").read_text())
+    assert meta["faces"][0]["max_flow_px"] == pytest.approx(4.0, abs=1e-3)
+    mask = np.asarray(Image.open(folder / "change-mask.png"))
+    assert mask.shape == (512, 512) and mask.max() == 255 and mask[0, 0] == 0
+
+
+def test_detect_lists_faces(photo: Path):
+    r = run("detect", photo, "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc[0]["faces"][0]["index"] == 0 and len(doc[0]["faces"][0]["box"]) == 4
+
+
+# ---------------------------------------------------------------------------- failures
+
+
+def test_no_face_is_exit_3_with_a_clear_message(shift_model, blank: Path, tmp_path: Path):
+    before = snapshot(blank)
+    r = run(blank)
+    assert r.exit_code == 3
+    one_line_error(r, "wall.png", "no face found", "--keep-unchanged")
+    assert snapshot(blank) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wall.png"]
+
+
+def test_keep_unchanged_copies_and_succeeds(shift_model, blank: Path):
+    r = run(blank, "--keep-unchanged")
+    assert r.exit_code == 0, r.stderr
+    assert blank.with_name("wall.smile.png").read_bytes() == blank.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "content, name, code, words",
+    [
+        (b"hello, I am text\n", "text.jpg", 4, "not an image"),
+        (None, "missing.jpg", 4, "no such file"),
+        ("truncated", "cut.jpg", 4, "corrupt or truncated"),
+        ("bomb", "bomb.png", 5, "limit"),
+    ],
+)
+def test_bad_files(shift_model, tmp_path: Path, astronaut, content, name, code, words):
+    p = tmp_path / name
+    if content == "truncated":
+        full = tmp_path / "full.jpg"
+        Image.fromarray(astronaut).save(full)
+        p.write_bytes(full.read_bytes()[:5000])
+        full.unlink()
+    elif content == "bomb":
+        from test_imageio import _png_header_only
+
+        p.write_bytes(_png_header_only(20000, 20000))
+    elif content is not None:
+        p.write_bytes(content)
+    before = {q.name: snapshot(q) for q in tmp_path.iterdir()}
+    r = run(p)
+    assert r.exit_code == code
+    one_line_error(r, name, words)
+    assert {q.name: snapshot(q) for q in tmp_path.iterdir()} == before  # untouched, nothing left behind
+
+
+def test_odd_colour_mode(shift_model, tmp_path: Path):
+    p = tmp_path / "float.tif"
+    Image.fromarray(np.zeros((8, 8), np.float32), "F").save(p)
+    r = run(p)
+    assert r.exit_code == 4
+    one_line_error(r, "float.tif", "colour mode F")
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--strength", "lots"], "--strength"),
+        (["--strength", "nan"], "finite"),
+        (["--strength", "99"], "outside this model's range"),
+        (["--faces", "second"], "--faces"),
+        (["--min-face", "0"], "--min-face"),
+        (["-o", "out.xyz"], ".xyz"),
+        (["--ext", "gif"], ".gif"),
+        (["--suffix", ""], "--suffix"),
+        (["--bogus"], "--bogus"),
+    ],
+)
+def test_bad_options_exit_2_in_one_line(shift_model, photo: Path, tmp_path: Path, args, words):
+    r = run(photo, *args)
+    assert r.exit_code == 2, (r.stdout, r.stderr)
+    one_line_error(r, words)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["astro.png"]
+
+
+def test_output_with_several_photos_is_refused(shift_model, photo: Path, blank: Path, tmp_path: Path):
+    r = run(photo, blank, "-o", tmp_path / "x.png")
+    assert r.exit_code == 2
+    one_line_error(r, "--out-dir")
+
+
+def test_face_index_that_does_not_exist(shift_model, photo: Path):
+    r = run(photo, "--faces", "0,5")
+    assert r.exit_code == 2
+    one_line_error(r, "astro.png", "face index 5")
+
+
+def test_missing_model_is_exit_6(photo: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("SMILE_MODEL", str(tmp_path / "gone.onnx"))
+    r = run(photo)
+    assert r.exit_code == 6
+    one_line_error(r, "gone.onnx")
+    assert not photo.with_name("astro.smile.png").exists()
+
+
+def test_unwritable_output_is_exit_7(shift_model, photo: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    (out / "astro.smile.png").mkdir(parents=True)  # a folder where the result should go
+    r = run(photo, "--out-dir", out)
+    assert r.exit_code == 7
+    one_line_error(r, "astro.smile.png", "could not write")
+    assert [p.name for p in out.iterdir()] == ["astro.smile.png"]  # no temporary file left
+
+
+def test_version_and_help():
+    r = run("--version")
+    assert r.exit_code == 0 and r.stdout.startswith("smile ")
+    r = run("--help")
+    assert r.exit_code == 0
+    assert "Examples:" in r.stdout and "Exit status:" in r.stdout
+    for cmd in ("run", "detect", "models", "install-plugin", "worker"):
+        assert cmd in r.stdout
+    r = run("run", "--help")
+    assert r.exit_code == 0 and "--keep-unchanged" in r.stdout and "--json" in r.stdout
+
+
+def test_exif_rotated_photo_is_processed_upright(shift_model, tmp_path: Path, astronaut):
+    ex = Image.Exif()
+    ex[0x0112] = 6  # "rotate 90° clockwise to display"
+    src = tmp_path / "sideways.png"
+    Image.fromarray(np.ascontiguousarray(np.rot90(astronaut, 1))).save(src, exif=ex.tobytes())
+    r = run(src, "--strength", "0", "--json")
+    assert r.exit_code == 0, r.stderr  # the face is only found when the photo is upright
+    out = Image.open(tmp_path / "sideways.smile.png")
+    assert out.getexif().get(0x0112) in (None, 1)
+    np.testing.assert_array_equal(np.asarray(out), astronaut)
+
+
+def test_selection_limits_the_change(shift_model, photo: Path, tmp_path: Path, astronaut):
+    sel = np.zeros((512, 512), np.uint8)
+    sel[:130] = 255  # only the top of the face (its centre is near y = 121) may change
+    Image.fromarray(sel, "L").save(tmp_path / "sel.png")
+    r = run(photo, "--selection", tmp_path / "sel.png", "-o", tmp_path / "out.png")
+    assert r.exit_code == 0, r.stderr
+    changed = np.abs(np.asarray(Image.open(tmp_path / "out.png")).astype(int) - astronaut.astype(int)).sum(-1) > 0
+    assert changed[:130].any() and not changed[130:].any()

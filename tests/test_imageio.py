@@ -1,0 +1,276 @@
+"""smilecore.imageio: orientation, metadata, 16 bits, alpha, atomic writes, bad files."""
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageCms, ImageOps
+
+from smilecore.errors import ImageTooLargeError, InputError, UsageError, WriteError
+from smilecore.imageio import (
+    ImageInfo,
+    copy_file_atomic,
+    estimate_jpeg_quality,
+    load_image,
+    output_format,
+    save_image,
+    write_atomic,
+)
+
+
+def _srgb_icc() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _exif(orientation: int) -> bytes:
+    ex = Image.Exif()
+    ex[0x0112] = orientation
+    ex[0x010F] = "SmileTestCam"  # Make
+    return ex.tobytes()
+
+
+def _gradient(h: int = 24, w: int = 40) -> np.ndarray:
+    """An asymmetric RGB test pattern (every orientation gives different pixels)."""
+    y, x = np.mgrid[0:h, 0:w]
+    return np.stack([x * 255 // (w - 1), y * 255 // (h - 1), (x * y) % 256], axis=-1).astype(np.uint8)
+
+
+def _files_in(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+# ------------------------------------------------------------------------------------ reading
+
+
+def test_jpeg_orientation_applied_and_metadata_kept(tmp_path: Path):
+    src = tmp_path / "rot.jpg"
+    Image.fromarray(_gradient(24, 40)).save(src, quality=80, exif=_exif(6), icc_profile=_srgb_icc())
+    img, info = load_image(src)
+    assert isinstance(img, Image.Image)
+    assert img.size == (24, 40)  # rotated: width and height swapped
+    assert info.size == (24, 40) and info.orientation == 6
+    assert info.icc_profile == _srgb_icc()
+    assert info.quality is not None and abs(info.quality - 80) <= 2
+    out = tmp_path / "out.jpg"
+    assert save_image(out, img, info) == []
+    with Image.open(out) as back:
+        assert back.size == (24, 40)
+        assert back.getexif().get(0x0112) == 1  # nobody rotates it twice
+        assert back.getexif().get(0x010F) == "SmileTestCam"
+        assert back.info.get("icc_profile") == _srgb_icc()
+        assert estimate_jpeg_quality({0: list(back.quantization[0])}) == pytest.approx(80, abs=2)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_16bit_png_orientation_matches_pillow(tmp_path: Path, orientation: int):
+    base = _gradient(24, 40)
+    p8 = tmp_path / "o8.png"
+    Image.fromarray(base).save(p8, exif=_exif(orientation))
+    want = np.asarray(ImageOps.exif_transpose(Image.open(p8)))
+
+    from smilecore.imageio import _png_add_metadata
+
+    ok, buf = cv2.imencode(".png", (base.astype(np.uint16) * 257)[:, :, ::-1].copy())
+    assert ok
+    p16 = tmp_path / "o16.png"
+    p16.write_bytes(_png_add_metadata(buf.tobytes(), None, _exif(orientation)))
+    got, info = load_image(p16)
+    assert got.dtype == np.uint16 and info.bit_depth == 16
+    np.testing.assert_array_equal((got >> 8).astype(np.uint8), want)
+
+
+def test_16bit_png_and_tiff_round_trip_exactly(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 65536, size=(16, 20, 3), dtype=np.uint16)
+    src = tmp_path / "in16.png"
+    cv2.imwrite(str(src), rgb[:, :, ::-1])
+    img, info = load_image(src)
+    assert img.dtype == np.uint16 and img.shape == (16, 20, 3)
+    np.testing.assert_array_equal(img, rgb)  # RGB order, all 16 bits
+    info.icc_profile = _srgb_icc()
+    save_image(tmp_path / "out16.png", img, info)
+    back, binfo = load_image(tmp_path / "out16.png")
+    np.testing.assert_array_equal(back, rgb)
+    assert binfo.icc_profile == _srgb_icc()
+    save_image(tmp_path / "out16.tif", img, info)
+    back, _ = load_image(tmp_path / "out16.tif")
+    np.testing.assert_array_equal(back, rgb)
+
+
+def test_16bit_rgba_and_gray(tmp_path: Path):
+    rng = np.random.default_rng(1)
+    rgba = rng.integers(0, 65536, size=(8, 9, 4), dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "a.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    img, info = load_image(tmp_path / "a.png")
+    np.testing.assert_array_equal(img, rgba)
+    gray = rng.integers(0, 65536, size=(8, 9), dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "g.png"), gray)
+    img, info = load_image(tmp_path / "g.png")
+    assert img.shape == (8, 9)
+    np.testing.assert_array_equal(img, gray)
+
+
+def test_16bit_to_jpeg_is_reduced_with_a_note(tmp_path: Path):
+    arr = np.full((8, 8, 3), 65535, np.uint16)
+    notes = save_image(tmp_path / "x.jpg", arr, None)
+    assert any("8 bits" in n for n in notes)
+    assert np.asarray(Image.open(tmp_path / "x.jpg")).min() >= 250
+
+
+def test_alpha_kept_in_png_and_flattened_on_white_in_jpeg(tmp_path: Path):
+    rgba = Image.new("RGBA", (10, 10), (255, 0, 0, 0))
+    assert save_image(tmp_path / "a.png", rgba, None) == []
+    assert Image.open(tmp_path / "a.png").mode == "RGBA"
+    notes = save_image(tmp_path / "a.jpg", rgba, None)
+    assert any("flattened onto white" in n for n in notes)
+    assert np.asarray(Image.open(tmp_path / "a.jpg").convert("RGB")).min() >= 250
+
+
+def test_cmyk_jpeg_reads_and_png_output_is_rgb(tmp_path: Path):
+    Image.new("CMYK", (10, 8), (0, 255, 255, 0)).save(tmp_path / "c.jpg")
+    img, info = load_image(tmp_path / "c.jpg")
+    assert img.mode == "CMYK"
+    save_image(tmp_path / "c.png", img, info)
+    assert Image.open(tmp_path / "c.png").mode == "RGB"
+
+
+@pytest.mark.parametrize("quality", [50, 75, 90, 95])
+def test_estimate_jpeg_quality(quality: int):
+    buf = io.BytesIO()
+    Image.fromarray(_gradient()).save(buf, "JPEG", quality=quality)
+    q = Image.open(io.BytesIO(buf.getvalue())).quantization
+    assert estimate_jpeg_quality({0: list(q[0])}) == pytest.approx(quality, abs=1)
+
+
+# ------------------------------------------------------------------------------------ bad files
+
+
+def test_missing_file_and_folder(tmp_path: Path):
+    with pytest.raises(InputError, match="nope.jpg: no such file"):
+        load_image(tmp_path / "nope.jpg")
+    with pytest.raises(InputError, match="is a folder"):
+        load_image(tmp_path)
+
+
+def test_text_renamed_jpg(tmp_path: Path):
+    p = tmp_path / "notes.jpg"
+    p.write_text("this is not a photo\n")
+    with pytest.raises(InputError, match=r"notes\.jpg: not an image") as e:
+        load_image(p)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_truncated_file(tmp_path: Path, ext: str):
+    full = tmp_path / f"full{ext}"
+    Image.fromarray(_gradient(64, 64)).save(full)
+    cut = tmp_path / f"cut{ext}"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.raises(InputError, match=f"cut\\{ext}: "):
+        load_image(cut)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height pixels, with one tiny IDAT (a 'decompression bomb')."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_header_is_refused_quickly(tmp_path: Path):
+    p = tmp_path / "bomb.png"
+    p.write_bytes(_png_header_only(30000, 30000))  # 900 MP claimed, 60 bytes on disk
+    with pytest.raises(ImageTooLargeError, match=r"bomb\.png: .*limit"):
+        load_image(p)
+
+
+def test_pixel_limit_is_configurable(tmp_path: Path):
+    p = tmp_path / "small.png"
+    Image.fromarray(_gradient(40, 40)).save(p)
+    with pytest.raises(ImageTooLargeError, match="small.png"):
+        load_image(p, max_pixels=1000)
+    img, _ = load_image(p, max_pixels=1600)
+    assert img.size == (40, 40)
+
+
+def test_float_tiff_is_refused_with_its_mode(tmp_path: Path):
+    p = tmp_path / "float.tif"
+    Image.fromarray(np.zeros((4, 4), np.float32), "F").save(p)
+    with pytest.raises(InputError, match=r"float\.tif: colour mode F"):
+        load_image(p)
+
+
+# ------------------------------------------------------------------------------------ writing
+
+
+def test_unknown_extension_is_a_usage_error(tmp_path: Path):
+    with pytest.raises(UsageError, match=r"\.xyz"):
+        output_format(tmp_path / "a.xyz")
+    with pytest.raises(UsageError):
+        save_image(tmp_path / "a.xyz", Image.new("RGB", (2, 2)), None)
+    assert not list(tmp_path.iterdir())
+
+
+def test_write_into_missing_folder_fails_cleanly(tmp_path: Path):
+    with pytest.raises(WriteError, match="does not exist"):
+        save_image(tmp_path / "no" / "a.png", Image.new("RGB", (2, 2)), None)
+
+
+def test_failed_write_leaves_target_and_folder_untouched(tmp_path: Path):
+    target = tmp_path / "keep.png"
+    target.write_bytes(b"original")
+    before = _files_in(tmp_path)
+
+    def boom(f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    with pytest.raises(WriteError, match=r"keep\.png: could not write it \(disk full\)"):
+        write_atomic(target, boom)
+    assert target.read_bytes() == b"original"
+    assert _files_in(tmp_path) == before  # no temporary file left behind
+
+
+def test_new_files_get_normal_permissions(tmp_path: Path):
+    if os.name == "nt":
+        pytest.skip("POSIX permissions")
+    umask = os.umask(0o022)
+    try:
+        save_image(tmp_path / "p.png", Image.new("RGB", (2, 2)), None)
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "p.png").stat().st_mode & 0o777 == 0o644
+
+
+def test_copy_file_atomic_is_byte_identical(tmp_path: Path):
+    src = tmp_path / "a.jpg"
+    Image.fromarray(_gradient()).save(src, exif=_exif(3))
+    copy_file_atomic(src, tmp_path / "b.jpg")
+    assert (tmp_path / "b.jpg").read_bytes() == src.read_bytes()
+
+
+def test_info_default_save_uses_quality_95(tmp_path: Path):
+    img = Image.fromarray(_gradient())
+    save_image(tmp_path / "q.jpg", img, ImageInfo(path=tmp_path / "x", format=None, mode="RGB", size=img.size))
+    q = Image.open(tmp_path / "q.jpg").quantization
+    assert estimate_jpeg_quality({0: list(q[0])}) == pytest.approx(95, abs=1)
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_truncated_16bit_file_is_refused_quietly(tmp_path: Path, capfd, ext: str):
+    full = tmp_path / f"full16{ext}"
+    cv2.imwrite(str(full), np.random.default_rng(2).integers(0, 65536, (120, 160, 3), dtype=np.uint16))
+    cut = tmp_path / f"cut16{ext}"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    capfd.readouterr()
+    with pytest.raises(InputError, match=f"cut16\\{ext}: the image data is corrupt or truncated"):
+        load_image(cut)
+    assert capfd.readouterr().err == ""  # no libpng/PIL chatter besides our one line

@@ -1,0 +1,193 @@
+"""`smile worker` (docs/worker-protocol.md): round trips, malformed requests, client loss."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from smile_cli.worker import MAX_LINE, WorkerSession, serve
+
+
+@pytest.fixture
+def photo(tmp_path: Path, astronaut) -> Path:
+    p = tmp_path / "in.png"
+    Image.fromarray(astronaut).save(p)
+    return p
+
+
+@pytest.fixture
+def blank(tmp_path: Path) -> Path:
+    p = tmp_path / "blank.png"
+    Image.fromarray(np.full((64, 80, 3), 90, np.uint8)).save(p)
+    return p
+
+
+def converse(session: WorkerSession, *lines: bytes | str | dict) -> list[dict]:
+    """Feed request lines to an in-process worker; return the greeting and the replies."""
+    raw = b""
+    for line in lines:
+        if isinstance(line, dict):
+            line = json.dumps(line)
+        raw += (line.encode() if isinstance(line, str) else line) + b"\n"
+    out = io.BytesIO()
+    assert serve(session, io.BytesIO(raw), out) == 0
+    return [json.loads(ln) for ln in out.getvalue().splitlines()]
+
+
+@pytest.fixture
+def session(fixture_models) -> WorkerSession:
+    s = WorkerSession(str(fixture_models["shift"]))
+    s.load_model()
+    return s
+
+
+def test_greeting_hello_and_quit(session):
+    replies = converse(session, {"cmd": "hello", "id": 1}, {"cmd": "quit", "id": 2}, {"cmd": "hello", "id": 3})
+    greet, hello, bye = replies  # nothing is answered after quit
+    assert greet == {"event": "ready", "protocol": 1, "version": greet["version"], "model": "fixture 0.0.0-fixture"}
+    assert hello["id"] == 1 and hello["ok"] and hello["protocol"] == 1 and hello["model"] == greet["model"]
+    assert bye == {"id": 2, "ok": True, "bye": True}
+
+
+@pytest.mark.parametrize(
+    "line, rid, words",
+    [
+        ("this is not json", None, "not valid JSON"),
+        ("[1, 2]", None, "JSON object"),
+        (b"\xff\xfe{}", None, "UTF-8"),
+        ({"id": 5}, 5, "cmd"),
+        ({"id": "x", "cmd": "dance"}, "x", "unknown cmd 'dance'"),
+        ({"id": 6, "cmd": "smile", "output": "o.png"}, 6, "'input'"),
+        ({"id": 7, "cmd": "smile", "input": "i.png"}, 7, "'output'"),
+        ({"id": 8, "cmd": "smile", "input": "i.png", "output": "o.png", "strength": "big"}, 8, "'strength'"),
+        ({"id": 9, "cmd": "smile", "input": "i.png", "output": "o.png", "strength": True}, 9, "'strength'"),
+        ({"id": 10, "cmd": "smile", "input": "i.png", "output": "o.png", "faces": [-1]}, 10, "'faces'"),
+        ({"id": 11, "cmd": "smile", "input": "i.png", "output": "o.png", "faces": "most"}, 11, "'faces'"),
+        ({"id": 12, "cmd": "detect", "input": 3}, 12, "'input'"),
+        ({"id": 13, "cmd": "detect", "input": "i.png", "min_face": 0}, 13, "'min_face'"),
+        ("[" * 100000 + "]" * 100000, None, "JSON"),
+    ],
+)
+def test_malformed_requests_get_bad_request_and_the_worker_goes_on(session, line, rid, words):
+    greet, bad, hello = converse(session, line, {"cmd": "hello", "id": "after"})
+    assert bad["ok"] is False and bad["id"] == rid
+    assert bad["error"]["code"] == "bad_request" and words in bad["error"]["message"]
+    assert hello["ok"] is True and hello["id"] == "after"
+
+
+def test_huge_line_is_refused(session):
+    huge = b'{"cmd": "hello", "pad": "' + b"x" * (MAX_LINE + 10) + b'"}'
+    greet, bad, hello = converse(session, huge, {"cmd": "hello", "id": 1})
+    assert bad == {"id": None, "ok": False, "error": {"code": "bad_request", "message": bad["error"]["message"]}}
+    assert "longer than" in bad["error"]["message"]
+    assert hello["ok"] and hello["id"] == 1
+
+
+def test_blank_lines_are_ignored(session):
+    replies = converse(session, "", "   ", {"cmd": "hello", "id": 1})
+    assert len(replies) == 2 and replies[1]["id"] == 1
+
+
+def test_smile_round_trip_with_mask_and_selection(session, photo: Path, tmp_path: Path, astronaut):
+    out, mask_out = tmp_path / "out.png", tmp_path / "mask.png"
+    sel = np.zeros((512, 512), np.uint8)
+    sel[:, 200:] = 255  # only the right part of the face may change
+    Image.fromarray(sel, "L").save(tmp_path / "sel.png")
+    before = photo.read_bytes()
+    _, reply = converse(session, {"cmd": "smile", "id": 1, "input": str(photo), "output": str(out), "strength": 2,
+                                  "faces": "largest", "selection": str(tmp_path / "sel.png"),
+                                  "mask_output": str(mask_out)})
+    assert reply["ok"] is True, reply
+    assert reply["output"] == str(out) and reply["mask_output"] == str(mask_out)
+    assert reply["faces"][0]["edited"] is True and len(reply["faces"][0]["box"]) == 4
+    assert "infer" in reply["timings"]
+    assert photo.read_bytes() == before
+    got = np.asarray(Image.open(out))
+    changed = np.abs(got.astype(int) - astronaut.astype(int)).sum(-1) > 0
+    assert changed[:, 200:].any() and not changed[:, :200].any()
+    mask = Image.open(mask_out)
+    assert mask.mode == "L" and mask.size == (512, 512)
+    m = np.asarray(mask)
+    assert m[:, :200].max() == 0 and m[:, 200:].max() > 0
+
+
+def test_detect_and_errors_by_code(session, photo: Path, blank: Path, tmp_path: Path):
+    (tmp_path / "text.png").write_text("not an image")
+    replies = converse(
+        session,
+        {"cmd": "detect", "id": 1, "input": str(photo)},
+        {"cmd": "smile", "id": 2, "input": str(blank), "output": str(tmp_path / "o.png")},
+        {"cmd": "smile", "id": 3, "input": str(tmp_path / "text.png"), "output": str(tmp_path / "o.png")},
+        {"cmd": "smile", "id": 4, "input": str(tmp_path / "none.png"), "output": str(tmp_path / "o.png")},
+        {"cmd": "smile", "id": 5, "input": str(photo), "output": str(tmp_path / "o.png"), "faces": [4]},
+        {"cmd": "smile", "id": 6, "input": str(photo), "output": str(tmp_path / "no" / "o.png")},
+    )
+    det = replies[1]
+    assert det["ok"] and det["faces"][0]["index"] == 0 and det["faces"][0]["edited"] is False
+    codes = {r["id"]: r["error"]["code"] for r in replies[2:]}
+    assert codes == {2: "no_face", 3: "bad_input", 4: "bad_input", 5: "bad_request", 6: "write_failed"}
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_model_problem_is_reported_not_fatal(tmp_path: Path, photo: Path):
+    s = WorkerSession(str(tmp_path / "missing.onnx"))
+    s.load_model()
+    greet, reply, hello = converse(s, {"cmd": "smile", "id": 1, "input": str(photo), "output": str(tmp_path / "o.png")},
+                                   {"cmd": "hello", "id": 2})
+    assert greet["model"] is None and greet["model_error"]["code"] == "model"
+    assert reply["ok"] is False and reply["error"]["code"] == "model"
+    assert hello["ok"] is True
+
+
+# ------------------------------------------------------------------------------ a real process
+
+
+def _worker(env_model: Path, **kw) -> subprocess.Popen:
+    env = dict(os.environ, SMILE_MODEL=str(env_model))
+    return subprocess.Popen([sys.executable, "-m", "smile_cli", "worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, **kw)
+
+
+def test_subprocess_session(fixture_models, photo: Path, tmp_path: Path):
+    proc = _worker(fixture_models["shift"])
+    requests = [
+        {"cmd": "hello", "id": 1},
+        "not json",
+        {"cmd": "smile", "id": 2, "input": str(photo), "output": str(tmp_path / "o.png")},
+        {"cmd": "smile", "id": 3, "input": str(photo), "output": str(tmp_path / "o2.png"), "strength": 0.5},
+    ]
+    data = "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in requests).encode()
+    out, err = proc.communicate(data, timeout=120)  # stdin closes after the last request
+    assert proc.returncode == 0, err.decode()
+    lines = [json.loads(ln) for ln in out.decode().splitlines()]  # every stdout line is protocol JSON
+    assert lines[0]["event"] == "ready"
+    assert [ln.get("id") for ln in lines[1:]] == [1, None, 2, 3]
+    assert [ln["ok"] for ln in lines[1:]] == [True, False, True, True]
+    assert (tmp_path / "o.png").is_file() and (tmp_path / "o2.png").is_file()
+    assert b"Traceback" not in err
+
+
+def test_client_that_disappears_ends_the_worker_cleanly(fixture_models, photo: Path, tmp_path: Path):
+    proc = _worker(fixture_models["identity"])
+    assert json.loads(proc.stdout.readline())["event"] == "ready"
+    proc.stdout.close()  # the client stops reading: the next reply hits EPIPE
+    try:
+        for i in range(3):
+            proc.stdin.write(json.dumps({"cmd": "hello", "id": i}).encode() + b"\n")
+            proc.stdin.flush()
+    except BrokenPipeError:
+        pass
+    try:
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    assert proc.wait(timeout=60) == 0
+    err = proc.stderr.read()
+    assert b"Traceback" not in err and b"Exception" not in err
