@@ -90,9 +90,12 @@ class _Source:
     mode: str | None
     info: dict
     array: np.ndarray  # (H,W,C) uint8/uint16
+    original: Image.Image | None = None  # upright input, kept when its mode had to be converted
 
 
 _PIL_DIRECT = {"RGB", "RGBA", "L", "LA"}
+#: modes converted to RGB(A)/L(A) for editing and converted back only where pixels changed
+_CONVERTED = {"1", "CMYK", "YCbCr", "LAB", "HSV"}
 _PIL_16 = {"I;16", "I;16B", "I;16L", "I;16N"}
 
 
@@ -122,7 +125,7 @@ def _from_pil(img: Image.Image) -> _Source:
         raise InputError(f"cannot read the photo's pixels: {exc}") from None
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    return _Source("pil", mode, info, arr)
+    return _Source("pil", mode, info, arr, original=img if mode in _CONVERTED else None)
 
 
 def _to_pil(arr: np.ndarray, src: _Source) -> Image.Image:
@@ -134,9 +137,14 @@ def _to_pil(arr: np.ndarray, src: _Source) -> Image.Image:
             img = img.convert("I")
     elif mode in _PIL_DIRECT or mode == "P":
         img = Image.fromarray(a)
+    elif mode in _CONVERTED and src.original is not None:
+        # convert back only the changed pixels; the rest keep the original mode's exact values
+        changed = np.any(arr != src.array, axis=2)
+        img = src.original.copy()
+        if changed.any():
+            img.paste(Image.fromarray(a).convert(mode), (0, 0), Image.fromarray(changed.astype(np.uint8) * 255))
     else:
-        base = Image.fromarray(a)
-        img = base.convert(mode) if mode in ("1", "CMYK", "YCbCr", "LAB", "HSV") else base
+        img = Image.fromarray(a)
     img.info.update(src.info)
     return img
 
@@ -222,9 +230,12 @@ def smile(
     sel = None
     if selection is not None:
         sel = np.asarray(selection)
-        if sel.shape[:2] != (h, w):
-            raise UsageError(f"selection is {sel.shape[1]}x{sel.shape[0]}, the image {w}x{h}: they must match")
-        sel = sel.reshape(h, w)
+        if sel.ndim == 3 and sel.shape[2] == 1:
+            sel = sel[:, :, 0]
+        if sel.shape != (h, w) or not (np.issubdtype(sel.dtype, np.number) or sel.dtype == bool):
+            raise UsageError(
+                f"selection must be a numeric (H,W) array the size of the image ({w}x{h}), got shape {sel.shape}"
+            )
         sel = sel.astype(np.float32) / 255.0 if sel.dtype == np.uint8 else np.clip(sel.astype(np.float32), 0, 1)
     t["prepare"] = time.perf_counter() - t0
 

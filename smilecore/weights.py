@@ -171,12 +171,15 @@ def fetch_model(info: ModelInfo | str, progress: bool = False, retries: int = 2)
     if isinstance(info, str):
         info = get_info(info)
     path = local_path(info)
-    if path.is_file() and sha256_of(path) == info.sha256:
-        return path
+    why = "not downloaded yet"
+    if path.is_file():
+        if sha256_of(path) == info.sha256:
+            return path
+        why = f"the cached file {path} fails its checksum (corrupt or modified)"
     if info.bundled:
         verify_file(info, path)  # raises with the reason
     if not info.url:
-        raise ModelError(f"model {info.name} has no download address")
+        raise ModelError(f"model {info.name}: {why}, and it has no download address")
     import pooch
 
     last = ""
@@ -197,7 +200,7 @@ def fetch_model(info: ModelInfo | str, progress: bool = False, retries: int = 2)
             part.unlink(missing_ok=True)
         except OSError as exc:
             last = f"download failed: {exc}"
-    raise ModelError(f"cannot fetch model {info.name} from {info.url}: {last}")
+    raise ModelError(f"cannot fetch model {info.name} ({why}) from {info.url}: {last}")
 
 
 def resolve_model(name_or_path: str | os.PathLike | None = None) -> Path:
