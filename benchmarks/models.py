@@ -1,0 +1,92 @@
+"""Model table (the paper's Table 1, measured here): size, FLOPs and CPU latency of our
+Mobile UNet against the paper's baselines, all with the same I/O (docs/model-contract.md).
+
+The baselines are built by ``training.nets`` (random weights: latency does not depend on
+them) and exported with ``training.export``; our model is the bundled default when there is
+one.  Latencies are taken interleaved (one call of each model in turn, repeated), so drift of
+a shared machine hits all models alike, and reported as ratios too.
+"""
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ARCHS = [("ours: Mobile UNet", "mobile_unet"), ("pix2pix UNet", "pix2pix_unet"), ("MobileNetV2-UNet", "mobilenetv2_unet")]
+
+
+def _export_all(size: int, folder: Path) -> list[dict]:
+    import torch
+
+    from smilecore import contract
+    from smilecore.align import TEMPLATE_VERSION
+    from training.export import export_onnx
+    from training.nets import build_net, count_macs, count_params
+
+    torch.manual_seed(0)
+    rows = []
+    for label, arch in ARCHS:
+        net = build_net(arch).eval()
+        meta = {
+            contract.META_CONTRACT: contract.CONTRACT_VERSION, contract.META_SIZE: str(size),
+            contract.META_TEMPLATE: TEMPLATE_VERSION, contract.META_STRENGTH_MIN: "-2", contract.META_STRENGTH_MAX: "4",
+            contract.META_MODEL_VERSION: "bench", contract.META_LICENSE: "none", contract.META_NAME: arch,
+        }
+        path = folder / f"{arch}.onnx"
+        export_onnx(net, path, size, meta)
+        rows.append({"label": label, "arch": arch, "params": count_params(net), "macs": count_macs(net, size), "path": path})
+    return rows
+
+
+def run(repeats: int = 30, size: int = 256) -> list[dict]:
+    """Measure every architecture; returns one dict per model."""
+    from smilecore import weights
+    from smilecore.model import SmileModel
+
+    folder = Path(tempfile.mkdtemp(prefix="smile-bench-"))
+    rows = _export_all(size, folder)
+    try:  # time the shipped file for our model when it exists (fp16 storage, trained weights)
+        rows[0]["path"] = weights.resolve_model(None)
+        rows[0]["label"] += " (shipped file)"
+    except Exception:
+        pass
+    crops = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)
+    for r in rows:
+        r["mb"] = Path(r["path"]).stat().st_size / 1e6
+    for threads in (1, 2):
+        models = [SmileModel(r["path"], threads=threads) for r in rows]
+        for m in models:  # warm up
+            m.run(crops, 1.0)
+        times = [[] for _ in models]
+        for _ in range(repeats):
+            for k, m in enumerate(models):
+                t0 = time.perf_counter()
+                m.run(crops, 1.0)
+                times[k].append((time.perf_counter() - t0) * 1000)
+        for r, ts in zip(rows, times):
+            r[f"med{threads}"] = statistics.median(ts)
+            r[f"p90_{threads}"] = float(np.percentile(ts, 90))
+    return rows
+
+
+def to_markdown(rows: list[dict]) -> str:
+    ours = rows[0]
+    lines = [
+        "| model | params | GFLOPs (2×MACs) at 256² | ONNX file | median / p90 ms, 1 thread | median / p90 ms, 2 threads | ours is faster by (2 threads) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        ratio = "—" if r is ours else f"{r['med2'] / ours['med2']:.1f}×"
+        lines.append(
+            f"| {r['label']} | {r['params'] / 1e6:.2f} M | {2 * r['macs'] / 1e9:.2f} | {r['mb']:.1f} MB | "
+            f"{r['med1']:.1f} / {r['p90_1']:.1f} | {r['med2']:.1f} / {r['p90_2']:.1f} | {ratio} |"
+        )
+    for r in rows[1:]:
+        lines.append(
+            f"\nOurs vs {r['label']}: {100 * (1 - ours['params'] / r['params']):.1f} % fewer parameters, "
+            f"{100 * (1 - ours['macs'] / r['macs']):.1f} % fewer FLOPs."
+        )
+    return "\n".join(lines)
