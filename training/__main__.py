@@ -1,0 +1,48 @@
+"""``python -m training <step> [--config PATH] [options]``: run one training step."""
+from __future__ import annotations
+
+import importlib
+import sys
+import tomllib
+
+#: step name -> module whose ``main(argv) -> int`` runs it (imported lazily)
+STEPS = {
+    "prepare": "training.prepare",
+    "direction": "training.direction",
+    "classifier": "training.classifier",
+    "pairs": "training.pairs",
+    "train": "training.train",
+    "export": "training.export",
+    "evaluate": "training.evaluate",
+}
+
+USAGE = "usage: python -m training {" + "|".join(STEPS) + "} [--config PATH] [options]"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to the step's ``main``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    step, rest = argv[0], argv[1:]
+    if step not in STEPS:
+        print(f"error: unknown step {step!r}; choose one of: {', '.join(STEPS)}", file=sys.stderr)
+        return 2
+    try:
+        module = importlib.import_module(STEPS[step])
+    except ImportError as exc:
+        print(f"error: step {step!r} is unavailable ({exc}); install the [train] extra", file=sys.stderr)
+        return 2
+    try:
+        return int(module.main(rest) or 0)
+    except FileNotFoundError as exc:
+        print(f"error: {exc.filename or exc}: not found (check --config and [paths] in it)", file=sys.stderr)
+        return 2
+    except tomllib.TOMLDecodeError as exc:
+        print(f"error: the config is not valid TOML: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

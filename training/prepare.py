@@ -1,0 +1,273 @@
+"""Step 1: detect, align and cache every usable face of the training data.
+
+Output (in ``cache_dir/prepared/``):
+
+* ``crops_256.npy``  uint8 ``[N, S, S, 3]`` aligned crops (smilecore.align template,
+  S = ``[prepare] crop_size``); grayscale sources replicated to three channels.
+* ``index.npz``      per-crop arrays: ``source`` (utkface|expressions|genki4k),
+  ``file`` (path relative to data_dir), ``person``, ``label`` (1 smiling/happy,
+  0 neutral, -1 unknown), ``split`` (train|val|test, by person), ``lm5`` float32
+  ``[N,5,2]`` and ``lm68`` float32 ``[N,68,2]`` in crop pixels, ``gray`` (bool),
+  ``face_px`` (detector box width in source pixels), ``age`` (UTKFace, else -1).
+
+Per-source partial results are kept in ``prepared/parts/`` so an interrupted run
+resumes; ``--force`` redoes everything.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from smilecore.align import align_face, apply_affine, extract_crop
+
+from .config import get_logger, load_config, prepared_dir
+
+SOURCES = ("utkface", "expressions", "genki4k")
+#: 68-point indices matching dlib's five points (eye corners, nose bottom)
+LM68_OF_LM5 = np.array([45, 42, 36, 39, 33])
+
+
+@dataclass(frozen=True)
+class Item:
+    """One source image to process."""
+
+    source: str
+    file: str  #: relative to data_dir
+    person: str
+    label: int
+    age: int = -1
+
+
+def list_items(data_dir: Path, source: str) -> list[Item]:
+    """All images of one source, in a deterministic order."""
+    if source == "utkface":
+        items = []
+        for p in sorted((data_dir / "utkface" / "images").glob("*.jpg")):
+            head = p.name.split("_")[0]
+            age = int(head) if head.isdigit() else -1
+            items.append(Item("utkface", str(p.relative_to(data_dir)), "utk:" + p.stem, -1, age))
+        return items
+    if source == "expressions":
+        base = data_dir / "expressions"
+        items = []
+        with open(base / "labels.csv", newline="") as fh:
+            for row in csv.DictReader(fh):
+                label = {"happiness": 1, "neutral": 0}.get(row["emotion"].strip())
+                if label is None:
+                    continue
+                items.append(Item("expressions", f"expressions/images/{row['file']}", "expr:" + row["person"], label))
+        return sorted(items, key=lambda i: i.file)
+    if source == "genki4k":
+        items = []
+        for p in sorted((data_dir / "genki4k" / "datasets").glob("*_folder/[01]/*.jpg")):
+            items.append(Item("genki4k", str(p.relative_to(data_dir)), "genki:" + p.stem, int(p.parent.name)))
+        return items
+    raise ValueError(f"unknown source {source!r}")
+
+
+def save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Like ``np.savez`` but allows an array named ``file``; written atomically."""
+    tmp = Path(str(path) + ".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+        for name, arr in arrays.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
+    tmp.replace(path)
+
+
+def split_of(person: str, seed: int, val_fraction: float, test_fraction: float) -> str:
+    """Deterministic train/val/test assignment of a person (independent of list order)."""
+    h = hashlib.sha1(f"{seed}:{person}".encode()).digest()
+    u = int.from_bytes(h[:8], "big") / 2.0**64
+    if u < test_fraction:
+        return "test"
+    if u < test_fraction + val_fraction:
+        return "val"
+    return "train"
+
+
+def read_rgb(path: Path) -> tuple[np.ndarray, bool] | None:
+    """Image as uint8 RGB plus whether it is grayscale; ``None`` when unreadable."""
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        return None
+    if raw.dtype != np.uint8:
+        raw = cv2.convertScaleAbs(raw, alpha=255.0 / max(1, int(raw.max())))
+    if raw.ndim == 2:
+        return np.repeat(raw[:, :, None], 3, axis=2), True
+    if raw.shape[2] == 4:
+        raw = raw[:, :, :3]
+    rgb = np.ascontiguousarray(raw[:, :, ::-1])
+    i = rgb.astype(np.int16)
+    gray = bool(np.abs(i[..., 0] - i[..., 1]).max() <= 4 and np.abs(i[..., 1] - i[..., 2]).max() <= 4)
+    return rgb, gray
+
+
+def first_upsample(h: int, w: int) -> int:
+    """HOG upsampling level so the face is large enough for the 80-px detector window."""
+    s = min(h, w)
+    return 0 if s >= 180 else 1 if s >= 90 else 2
+
+
+def process_source(source: str, cfg: dict[str, Any], log, detector) -> None:
+    """Detect/align one source into ``parts/<source>.npz`` + ``parts/<source>_crops.npy``."""
+    data_dir = Path(cfg["paths"]["data_dir"])
+    pc = cfg.get("prepare", {})
+    size = int(pc.get("crop_size", 256))
+    min_face = int(pc.get("min_face_px", 24))
+    parts = prepared_dir(cfg) / "parts"
+    parts.mkdir(exist_ok=True)
+    items = list_items(data_dir, source)
+    crops = np.lib.format.open_memmap(parts / f"{source}_crops.tmp.npy", mode="w+", dtype=np.uint8, shape=(max(1, len(items)), size, size, 3))
+    keep: list[int] = []
+    lm5s, lm68s, grays, widths = [], [], [], []
+    reasons = {"unreadable": 0, "no_face": 0, "tiny": 0, "bad_landmarks": 0}
+    t0 = time.time()
+    for k, it in enumerate(items):
+        if k % 500 == 0 and k:
+            rate = k / (time.time() - t0)
+            log.info(f"{source}: {k}/{len(items)} kept {len(keep)} ({rate:.0f} img/s, ~{(len(items) - k) / rate / 60:.1f} min left) dropped {reasons}")
+        got = read_rgb(data_dir / it.file)
+        if got is None:
+            reasons["unreadable"] += 1
+            continue
+        rgb, gray = got
+        up = first_upsample(*rgb.shape[:2])
+        dets = detector.detect(rgb, up)
+        if not dets and up < 3:
+            dets = detector.detect(rgb, up + 1)
+        if not dets:
+            reasons["no_face"] += 1
+            continue
+        found = None
+        # the sources are face crops: the subject is the face nearest the centre
+        centre = np.array([rgb.shape[1] - 1, rgb.shape[0] - 1]) / 2.0
+        dets = sorted(dets, key=lambda d: float(np.hypot((d.box[0] + d.box[2]) / 2 - centre[0], (d.box[1] + d.box[3]) / 2 - centre[1])))
+        for det in dets:  # nearest the centre first; the first whose landmarks agree wins
+            width = det.box[2] - det.box[0]
+            if width < min_face:
+                continue
+            al = align_face(det.lm5, size)
+            lm5 = apply_affine(al.matrix, det.lm5)
+            lm68 = apply_affine(al.matrix, det.lm68)
+            # the two predictors must agree on the eye corners / nose: else a failed fit
+            if np.linalg.norm(lm68[LM68_OF_LM5] - lm5, axis=1).mean() <= 0.06 * size:
+                found = (al, lm5, lm68, width)
+                break
+        if found is None:
+            widths_all = [d.box[2] - d.box[0] for d in dets]
+            reasons["tiny" if max(widths_all) < min_face else "bad_landmarks"] += 1
+            continue
+        al, lm5, lm68, width = found
+        crops[len(keep)] = extract_crop(rgb, al)
+        keep.append(k)
+        lm5s.append(lm5)
+        lm68s.append(lm68)
+        grays.append(gray)
+        widths.append(width)
+    n = len(keep)
+    crops.flush()
+    out = np.lib.format.open_memmap(parts / f"{source}_crops.npy", mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
+    for a in range(0, n, 1024):
+        out[a : a + 1024] = crops[a : min(n, a + 1024)]
+    out.flush()
+    del crops, out
+    (parts / f"{source}_crops.tmp.npy").unlink()
+    kept = [items[k] for k in keep]
+    save_npz(
+        parts / f"{source}.npz",
+        source=np.array([i.source for i in kept], dtype=str),
+        file=np.array([i.file for i in kept], dtype=str),
+        person=np.array([i.person for i in kept], dtype=str),
+        label=np.array([i.label for i in kept], dtype=np.int8),
+        age=np.array([i.age for i in kept], dtype=np.int16),
+        lm5=np.array(lm5s, dtype=np.float32).reshape(n, 5, 2),
+        lm68=np.array(lm68s, dtype=np.float32).reshape(n, 68, 2),
+        gray=np.array(grays, dtype=bool),
+        face_px=np.array(widths, dtype=np.int16),
+    )
+    log.info(f"{source}: kept {n} of {len(items)} in {(time.time() - t0) / 60:.1f} min; dropped {reasons}")
+
+
+def assemble(cfg: dict[str, Any], log) -> None:
+    """Concatenate the per-source parts into ``crops_256.npy`` + ``index.npz`` and assign splits."""
+    pc = cfg.get("prepare", {})
+    size = int(pc.get("crop_size", 256))
+    seed = int(pc.get("seed", 1234))
+    vf, tf = float(pc.get("val_fraction", 0.1)), float(pc.get("test_fraction", 0.1))
+    pdir = prepared_dir(cfg)
+    parts = [np.load(pdir / "parts" / f"{s}.npz") for s in SOURCES]
+    fields = {k: np.concatenate([p[k] for p in parts]) for k in parts[0].files}
+    n = len(fields["file"])
+    fields["split"] = np.array([split_of(p, seed, vf, tf) for p in fields["person"]], dtype=str)
+    out = np.lib.format.open_memmap(pdir / f"crops_{size}.tmp.npy", mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
+    at = 0
+    for s in SOURCES:
+        c = np.load(pdir / "parts" / f"{s}_crops.npy", mmap_mode="r")
+        for a in range(0, len(c), 1024):
+            out[at + a : at + min(len(c), a + 1024)] = c[a : a + 1024]
+        at += len(c)
+    out.flush()
+    del out
+    (pdir / f"crops_{size}.tmp.npy").replace(pdir / f"crops_{size}.npy")
+    save_npz(pdir / "index.npz", **fields)
+    for s in SOURCES:
+        m = fields["source"] == s
+        counts = {sp: int((m & (fields["split"] == sp)).sum()) for sp in ("train", "val", "test")}
+        labels = {lab: int((m & (fields["label"] == lab)).sum()) for lab in (-1, 0, 1)}
+        log.info(f"{s}: {int(m.sum())} faces, splits {counts}, labels {labels}, gray {int(fields['gray'][m].sum())}")
+    log.info(f"total {n} faces -> {pdir}")
+
+
+def load_prepared(cfg: dict[str, Any] | None = None, mmap: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The cached crops (memory-mapped) and the index arrays."""
+    cfg = cfg or load_config()
+    pdir = prepared_dir(cfg)
+    size = int(cfg.get("prepare", {}).get("crop_size", 256))
+    crops = np.load(pdir / f"crops_{size}.npy", mmap_mode="r" if mmap else None)
+    with np.load(pdir / "index.npz") as z:
+        index = {k: z[k] for k in z.files}
+    return crops, index
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training prepare [--config PATH] [--force] [--sources a,b]``."""
+    ap = argparse.ArgumentParser(prog="python -m training prepare", description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default=None, help="config TOML (default training/config.toml)")
+    ap.add_argument("--force", action="store_true", help="redo sources already cached")
+    ap.add_argument("--sources", default=",".join(SOURCES), help="comma-separated subset to (re)do")
+    args = ap.parse_args(argv)
+    cfg = load_config(args.config)
+    log = get_logger("prepare", cfg)
+    data_dir = Path(cfg["paths"]["data_dir"])
+    if not data_dir.is_dir():
+        log.error(f"data folder {data_dir} not found: set [paths] data_dir in the config")
+        return 2
+    from .landmarks68 import LandmarkDetector
+
+    detector = None  # loaded only when a source needs it (the 68-point model takes a while)
+    parts = prepared_dir(cfg) / "parts"
+    for s in args.sources.split(","):
+        if s not in SOURCES:
+            log.error(f"unknown source {s!r}; choose from {', '.join(SOURCES)}")
+            return 2
+        if not args.force and (parts / f"{s}.npz").exists() and (parts / f"{s}_crops.npy").exists():
+            log.info(f"{s}: cached, skipping (use --force to redo)")
+            continue
+        detector = detector or LandmarkDetector()
+        process_source(s, cfg, log, detector)
+    missing = [s for s in SOURCES if not (parts / f"{s}.npz").exists()]
+    if missing:
+        log.info(f"not assembling yet: sources {missing} not prepared")
+        return 0
+    assemble(cfg, log)
+    return 0
