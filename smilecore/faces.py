@@ -99,8 +99,14 @@ def detect_boxes(
     small = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)  # HOG on grey: same faces, ~30 % faster
     fx, fy = w / small.shape[1], h / small.shape[0]
     rects, scores, _ = _detector().run(small, 1, min_score)
+    pad = 0
+    if not len(rects):
+        # tightly cropped portraits: HOG needs some margin around the face; retry on a padded copy
+        pad = max(8, max(small.shape) // 5)
+        small = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        rects, scores, _ = _detector().run(small, 1, min_score)
     return [
-        ((r.left() * fx, r.top() * fy, (r.right() + 1) * fx, (r.bottom() + 1) * fy), float(sc))
+        (((r.left() - pad) * fx, (r.top() - pad) * fy, (r.right() + 1 - pad) * fx, (r.bottom() + 1 - pad) * fy), float(sc))
         for r, sc in zip(rects, scores)
         if sc >= min_score
     ]

@@ -167,3 +167,13 @@ def test_pixel_limit(astronaut, fixture_models):
 
     with pytest.raises(ImageTooLargeError, match="above the limit"):
         smilecore.smile(astronaut, model=fixture_models["shift"], max_pixels=100_000)
+
+
+def test_tightly_cropped_portrait_is_found(astronaut, fixture_models):
+    tight = np.ascontiguousarray(astronaut[70:190, 165:285])  # the face fills the frame
+    faces = smilecore.detect_faces(tight)
+    assert len(faces) == 1
+    x0, y0, x1, y1 = faces[0].box
+    assert x0 >= 0 and y0 >= 0 and x1 <= 120 and y1 <= 120
+    r = smilecore.smile(tight, model=fixture_models["shift"])
+    assert r.faces[0].edited and _changed(r.image, tight).sum() > 500
