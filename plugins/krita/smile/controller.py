@@ -1,0 +1,304 @@
+"""The plug-in's state shared by the docker and the Tools → Scripts action.
+
+One :class:`SmileController` per Krita session owns the engine process, the current strength
+and face choice (remembered in Krita's settings) and runs the two flows: *preview* (debounced
+by the docker, result shown as a before/after crop) and *apply* (a new paint layer).
+Everything here runs on Krita's UI thread; the slow part runs in the worker process.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+from . import jobs, pixels
+from .engine import FIX_HINT, EngineClient, find_engine
+from .qt import QColor, QImage, QObject, QPainter, QRect, Qt, enum, pyqtSignal
+
+SETTINGS_GROUP = "smile"
+STRENGTH_MIN, STRENGTH_MAX = -2.0, 4.0
+FACE_CHOICES = ("all", "largest")
+PREVIEW_HEIGHT = 240
+
+
+class SmileController(QObject):
+    """Engine process, settings and the preview/apply flows."""
+
+    #: (kind, message); kind: idle, engine_missing, working, ready, done, no_face, error.
+    statusChanged = pyqtSignal(str, str)
+    #: the before/after preview (QImage), or None when there is nothing to show.
+    previewChanged = pyqtSignal(object)
+    #: the new layer (a krita.Node) after a successful Apply.
+    applied = pyqtSignal(object)
+
+    def __init__(self, app: Any, parent: Optional[QObject] = None):
+        super().__init__(parent)
+        self.app = app
+        self.client: Optional[EngineClient] = None
+        self.engine_source = ""
+        self.status = ("idle", "")
+        self.strength = self._float_setting("strength", 1.0)
+        faces = self._setting("faces", "all")
+        self.faces = faces if faces in FACE_CHOICES else "all"
+        self.engine_setting = self._setting("engine", "")
+        self.engine_folder: Optional[str] = None  # where smile-engine.json is; None: this plug-in's folder
+        self._preview_job: Optional[jobs.Job] = None
+        # (layer key, rectangle): where the last preview found faces, so the next preview of
+        # the same layer only sends that part of the image to the engine
+        self._preview_region: Optional[Tuple[Any, jobs.Rect]] = None
+        self._preview_again = False
+        self._apply_job: Optional[jobs.Job] = None
+        self.last_preview_reply: Optional[Dict[str, Any]] = None
+        self.last_preview_rect: Optional[jobs.Rect] = None  # the part of the image it used
+        self.last_apply_reply: Optional[Dict[str, Any]] = None
+
+    # -- settings ----------------------------------------------------------------------
+    def _setting(self, key: str, default: str) -> str:
+        try:
+            return str(self.app.readSetting(SETTINGS_GROUP, key, default))
+        except Exception:
+            return default
+
+    def _float_setting(self, key: str, default: float) -> float:
+        try:
+            return min(STRENGTH_MAX, max(STRENGTH_MIN, float(self._setting(key, str(default)))))
+        except ValueError:
+            return default
+
+    def _save(self, key: str, value: str) -> None:
+        try:
+            self.app.writeSetting(SETTINGS_GROUP, key, value)
+        except Exception:
+            pass
+
+    def set_strength(self, value: float) -> None:
+        self.strength = min(STRENGTH_MAX, max(STRENGTH_MIN, float(value)))
+        self._save("strength", f"{self.strength:.2f}")
+
+    def set_faces(self, value: str) -> None:
+        if value not in FACE_CHOICES:
+            raise ValueError(f"faces must be one of {FACE_CHOICES}")
+        self.faces = value
+        self._save("faces", value)
+        self._preview_region = None  # other faces may be wanted now
+
+    def set_engine_setting(self, text: str) -> None:
+        """Change the engine command; the next request starts the new engine."""
+        text = text.strip()
+        if text == self.engine_setting:
+            return
+        self.engine_setting = text
+        self._save("engine", text)
+        self.shutdown()
+        self._set_status("idle", "starting the Smile engine…")  # no stale error of the old one
+        self.engine()
+
+    # -- engine ------------------------------------------------------------------------
+    def _set_status(self, kind: str, message: str) -> None:
+        self.status = (kind, message)
+        self.statusChanged.emit(kind, message)
+
+    def engine(self) -> Optional[EngineClient]:
+        """The running engine client, started on first use; None (and a status) if not found."""
+        if self.client is not None:
+            return self.client
+        command, where = find_engine(self.engine_setting, self.engine_folder)
+        if command is None:
+            self._set_status("engine_missing", f"Smile engine not found ({where}). Install it with: {FIX_HINT}")
+            return None
+        self.engine_source = where
+        self.client = EngineClient(command, self)
+        self.client.stateChanged.connect(self._on_engine_state)
+        self.client.start()
+        return self.client
+
+    def probe_engine(self) -> bool:
+        """Say in the status whether an engine can be found, without starting it (the worker
+        loads a model: it starts only when a preview or Apply needs it).  True if found."""
+        if self.client is not None:
+            return True
+        command, where = find_engine(self.engine_setting, self.engine_folder)
+        if command is None:
+            self._set_status("engine_missing", f"Smile engine not found ({where}). Install it with: {FIX_HINT}")
+            return False
+        if self.status[0] in ("idle", "engine_missing"):
+            self._set_status("idle", f"engine found ({where}); it starts with the first preview")
+        return True
+
+    def _on_engine_state(self, kind: str, message: str) -> None:
+        if kind == "error":
+            self._set_status("error", message)
+        elif kind == "ready" and self.status[0] in ("idle", "engine_missing"):
+            self._set_status("ready", f"ready ({message})")
+
+    def shutdown(self) -> None:
+        """Stop the engine process (Krita is closing or the engine setting changed)."""
+        if self.client is not None:
+            self.client.stop()
+            self.client.deleteLater()
+            self.client = None
+
+    def busy(self) -> bool:
+        return self._apply_job is not None or self._preview_job is not None
+
+    # -- apply -------------------------------------------------------------------------
+    def apply(self, doc: Any = None, node: Any = None) -> Optional[int]:
+        """Start "apply" on ``doc``/``node`` (default: the active document and layer).
+
+        Returns the request id, or None when refused (the status then says why).
+        """
+        if self._apply_job is not None:
+            self._set_status("working", "still working on the last Apply…")
+            return None
+        client = self.engine()
+        if client is None:
+            return None
+        try:
+            job = jobs.prepare(doc if doc is not None else self.app.activeDocument(),
+                               self.strength, self.faces, node)
+        except pixels.PixelError as exc:
+            self._set_status("error", str(exc))
+            return None
+        self._apply_job = job
+        self._set_status("working", f"working: smiling at strength {self.strength:+.1f}…")
+        return client.request(job.request(), self._on_apply_reply)
+
+    def _on_apply_reply(self, reply: Dict[str, Any]) -> None:
+        job, self._apply_job = self._apply_job, None
+        self.last_apply_reply = reply
+        if job is None:
+            return
+        try:
+            if not reply.get("ok"):
+                self._report_failure(reply, job)
+                return
+            try:
+                layer = jobs.add_result_layer(job)
+            except pixels.PixelError as exc:
+                self._set_status("error", str(exc))
+                return
+            edited = sum(1 for f in reply.get("faces") or [] if f.get("edited"))
+            self._set_status("done", f"added layer '{layer.name()}' ({edited} face(s) edited); Ctrl+Z removes it")
+            self.applied.emit(layer)
+        finally:
+            job.cleanup()
+
+    def _report_failure(self, reply: Dict[str, Any], job: jobs.Job) -> None:
+        code = (reply.get("error") or {}).get("code")
+        message = jobs.describe_error(reply)
+        for path in (job.input_path, job.selection_path):  # temporary names mean nothing to people
+            if path:
+                message = message.replace(path + ": ", "").replace(path, "the layer")
+        if code == "no_face":
+            where = "the selection" if job.selection_path else "the active layer"
+            self._set_status("no_face", f"no face found in {where}: the face may be too small, "
+                                        "turned away or covered ({message})")
+        else:
+            self._set_status("error", f"error: {message}")
+
+    # -- preview -----------------------------------------------------------------------
+    def preview(self) -> Optional[int]:
+        """Compute a preview of the active document at the current settings.
+
+        While one preview runs, further calls only mark that another is wanted; it starts
+        with the newest settings when the running one answers.
+        """
+        if self._preview_job is not None:
+            self._preview_again = True
+            return None
+        client = self.engine()
+        if client is None:
+            return None
+        doc = self.app.activeDocument()
+        if doc is None:
+            self.previewChanged.emit(None)
+            return None
+        node = doc.activeNode()
+        key = layer_key(doc, node)
+        region = None
+        if key is not None and self._preview_region is not None and self._preview_region[0] == key:
+            region = self._preview_region[1]
+        try:
+            job = jobs.prepare(doc, self.strength, self.faces, node, region)
+        except pixels.PixelError as exc:
+            self._set_status("error", str(exc))
+            self.previewChanged.emit(None)
+            return None
+        self._preview_job = job
+        self._preview_again = False
+        if self._apply_job is None:
+            self._set_status("working", f"working: preview at strength {self.strength:+.1f}…")
+        return client.request(job.request(), self._on_preview_reply)
+
+    def _on_preview_reply(self, reply: Dict[str, Any]) -> None:
+        job, self._preview_job = self._preview_job, None
+        self.last_preview_reply = reply
+        if job is None:
+            return
+        self.last_preview_rect = (job.x, job.y, job.width, job.height)
+        try:
+            if self._preview_again:
+                return  # settings moved on: the newer preview replaces this one
+            partial = (job.width, job.height) != (job.doc.width(), job.doc.height())
+            if not reply.get("ok"):
+                self._preview_region = None
+                if partial:  # the faces moved away from the remembered area: look everywhere
+                    self._preview_again = True
+                    return
+                self._report_failure(reply, job)
+                self.previewChanged.emit(None)
+                return
+            boxes = jobs.edited_boxes(reply)
+            region = jobs.face_region(boxes, (job.x, job.y))
+            key = layer_key(job.doc, job.node)
+            self._preview_region = (key, region) if key is not None and region is not None else None
+            image = preview_image(job.input_path, job.output_path, boxes)
+            self.previewChanged.emit(image)
+            if self._apply_job is None:
+                faces = len(reply.get("faces") or [])
+                self._set_status("ready", f"preview at strength {job.strength:+.1f}: {faces} face(s) found")
+        finally:
+            job.cleanup()
+            if self._preview_again:
+                self.preview()
+
+
+def layer_key(doc: Any, node: Any) -> Optional[Tuple[str, str]]:
+    """Something that names a document's layer across calls (Krita's wrappers are new objects
+    each time); None when it cannot be had."""
+    try:
+        return doc.fileName(), node.uniqueId().toString()
+    except Exception:
+        return None
+
+
+def preview_image(before_path: str, after_path: str, boxes: List[List[float]],
+                  height: int = PREVIEW_HEIGHT) -> Optional[Any]:
+    """Before | after crops around the edited faces, side by side, ``height`` pixels tall."""
+    before, after = QImage(before_path), QImage(after_path)
+    if before.isNull() or after.isNull() or not boxes:
+        return None
+    x0 = min(b[0] for b in boxes)
+    y0 = min(b[1] for b in boxes)
+    x1 = max(b[2] for b in boxes)
+    y1 = max(b[3] for b in boxes)
+    pad = 0.25 * max(x1 - x0, y1 - y0)
+    left, top = max(0, int(x0 - pad)), max(0, int(y0 - pad))
+    right, bottom = min(after.width(), int(x1 + pad)), min(after.height(), int(y1 + pad))
+    if right <= left or bottom <= top:
+        return None
+    rect = QRect(left, top, right - left, bottom - top)
+    smooth = enum(Qt, "TransformationMode.SmoothTransformation")
+    crops = [img.copy(rect).scaledToHeight(height, smooth) for img in (before, after)]
+    gap = 4
+    canvas = QImage(crops[0].width() + gap + crops[1].width(), height,
+                    enum(QImage, "Format.Format_ARGB32"))
+    canvas.fill(QColor(0, 0, 0, 0))
+    painter = QPainter(canvas)
+    lefts = (0, crops[0].width() + gap)
+    for left, crop, caption in zip(lefts, crops, ("before", "after")):
+        painter.drawImage(left, 0, crop)
+        band = QRect(left, height - 18, crop.width(), 18)
+        painter.fillRect(band, QColor(0, 0, 0, 140))
+        painter.setPen(QColor(255, 255, 255))
+        painter.drawText(band, int(enum(Qt, "AlignmentFlag.AlignCenter")), caption)
+    painter.end()
+    return canvas

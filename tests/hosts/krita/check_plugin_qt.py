@@ -1,0 +1,215 @@
+"""The plug-in's Krita-free parts under a chosen Qt binding (PyQt5 or PyQt6), outside Krita.
+
+Run with the Python Krita embeds (Debian: /usr/bin/python3), never the engine's venv::
+
+    python3 check_plugin_qt.py BINDING PYKRITA_DIR IMAGE OUT_DIR
+
+BINDING is PyQt5 or PyQt6 (imported first, so the plug-in's shim must pick it), PYKRITA_DIR the
+folder holding the installed ``smile`` package (its smile-engine.json names the engine),
+IMAGE a portrait PNG.  Exits 0 when every check passed, else prints the failed check and exits 1.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import tempfile
+import time
+
+
+def main(argv: list) -> int:
+    binding, pykrita, image_path, out = argv[1:5]
+    importlib.import_module(binding + ".QtCore")  # the binding "Krita" loaded
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    sys.path.insert(0, pykrita)
+
+    from smile import qt
+    from smile.controller import PREVIEW_HEIGHT, SmileController, preview_image
+    from smile.engine import FIX_HINT, EngineClient, command_from_engine_file, find_engine, plugin_dir
+    from smile import pixels
+
+    results = {"binding": qt.BINDING}
+    assert qt.BINDING == binding, f"the shim picked {qt.BINDING}, not the loaded {binding}"
+    app = qt.QtWidgets.QApplication([sys.argv[0]])
+
+    # B,G,R,A bytes -> PNG -> bytes, and the colour of a known pixel
+    w, h = 5, 3
+    data = bytes([10, 20, 30, 255] * (w * h))
+    png = os.path.join(out, f"{binding}-roundtrip.png")
+    pixels.save_bgra_png(data, w, h, png)
+    back = pixels.load_png_bgra(png, w, h)
+    assert back == data, "B,G,R,A bytes did not survive the PNG round trip"
+    colour = qt.QImage(png).pixelColor(0, 0)
+    assert (colour.red(), colour.green(), colour.blue()) == (30, 20, 10), "B and R are swapped"
+
+    # engine discovery: nothing set, no smile-engine.json, nothing on PATH
+    saved_path = os.environ.get("PATH", "")
+    os.environ["PATH"] = ""
+    try:
+        with tempfile.TemporaryDirectory() as empty:
+            command, where = find_engine("", empty)
+            assert command is None and "PATH" in where, (command, where)
+
+            class FakeApp:
+                def readSetting(self, group, key, default):  # noqa: N802 (Krita's name)
+                    return default
+
+                def writeSetting(self, group, key, value):  # noqa: N802
+                    pass
+
+                def activeDocument(self):  # noqa: N802
+                    return None
+
+            ctl = SmileController(FakeApp())
+            ctl.engine_folder = empty
+            assert ctl.apply() is None
+            kind, message = ctl.status
+            assert kind == "engine_missing" and FIX_HINT in message, ctl.status
+            results["engine_missing"] = message
+    finally:
+        os.environ["PATH"] = saved_path
+
+    # a 'smile' on PATH is found when nothing else is set
+    with tempfile.TemporaryDirectory() as bindir, tempfile.TemporaryDirectory() as empty:
+        fake = os.path.join(bindir, "smile")
+        with open(fake, "w") as fh:
+            fh.write("#!/bin/sh\n")
+        os.chmod(fake, 0o755)
+        os.environ["PATH"] = bindir
+        try:
+            assert find_engine("", empty) == ([fake, "worker"], "PATH"), find_engine("", empty)
+            # the docker's setting wins over PATH: a program, or a whole command line
+            assert find_engine(fake, empty) == ([fake, "worker"], "the engine setting")
+            line = f"{fake} worker --verbose"
+            assert find_engine(line, empty) == ([fake, "worker", "--verbose"], "the engine setting")
+            # a setting naming nothing runnable falls back, and says so when nothing is found
+            os.environ["PATH"] = ""
+            command, where = find_engine("/nonexistent/smile", empty)
+            assert command is None and "/nonexistent/smile" in where, (command, where)
+        finally:
+            os.environ["PATH"] = saved_path
+
+    # a program that does not exist: the request fails with the fix in the message
+    broken = EngineClient(["/nonexistent/smile", "worker"])
+    replies = []
+    rid = broken.request({"cmd": "hello"}, replies.append)
+    reply = broken.wait(rid, 10000)
+    assert not reply["ok"] and replies and not replies[0]["ok"], reply
+    results["broken"] = reply["error"]["message"]
+
+    # the real engine, found through smile-engine.json: blocking and event-loop styles
+    command = command_from_engine_file(os.path.join(pykrita, "smile"))
+    assert command, "smile-engine.json is missing"
+    found, where = find_engine("", plugin_dir())
+    assert found == command and where == "smile-engine.json", (found, where)
+    client = EngineClient(command)
+    output = os.path.join(out, f"{binding}-out.png")
+    rid = client.request({"cmd": "smile", "input": image_path, "output": output, "strength": 1.0})
+    reply = client.wait(rid)
+    assert reply.get("ok"), reply
+    assert os.path.isfile(output)
+    results["engine_greeting"] = client.greeting
+
+    got = []
+    client.request({"cmd": "smile", "input": image_path, "output": output, "strength": -1.0},
+                   lambda r: (got.append(r), app.quit()))
+    qt.QTimer.singleShot(120000, app.quit)
+    app.exec() if hasattr(app, "exec") else app.exec_()
+    assert got and got[0].get("ok"), got
+    client.stop()
+    assert not client.running()
+
+    boxes = [f["box"] for f in got[0]["faces"]]
+    preview = preview_image(image_path, output, boxes)
+    assert preview is not None and preview.height() == PREVIEW_HEIGHT and preview.width() > PREVIEW_HEIGHT, preview
+    results["preview_size"] = [preview.width(), preview.height()]
+    results["preview_height"] = PREVIEW_HEIGHT
+
+    results["docker"] = check_docker_widgets(qt, preview)
+    with open(os.path.join(out, f"{binding}-results.json"), "w", encoding="utf-8") as fh:
+        json.dump(results, fh, indent=1, default=str)
+    return 0
+
+
+def check_docker_widgets(qt, preview) -> dict:
+    """Build the docker's widgets with a stand-in ``krita`` module (real Krita runs PyQt5 only)."""
+    import types
+
+    class FakeApp:
+        def readSetting(self, group, key, default):  # noqa: N802 (Krita's name)
+            return default
+
+        def writeSetting(self, group, key, value):  # noqa: N802
+            pass
+
+        def activeDocument(self):  # noqa: N802
+            return None
+
+    fake = types.ModuleType("krita")
+    fake.DockWidget = qt.QtWidgets.QDockWidget
+    fake.Extension = qt.QObject
+    fake.Krita = types.SimpleNamespace(instance=lambda: FakeApp())
+    sys.modules["krita"] = fake
+    from smile import extension  # noqa: F401  (imports under this binding)
+    from smile.docker import SmileDocker
+
+    docker = SmileDocker()
+    # the docker says at once whether the engine can be found, without starting it
+    assert "smile-engine.json" in docker.status.text() and docker.ctl.client is None, docker.status.text()
+    docker.ctl.engine_folder = tempfile.mkdtemp()
+    docker.set_strength(2.5)
+    assert docker.slider.value() == 25 and abs(docker.spin.value() - 2.5) < 1e-9, "slider and spin box disagree"
+    docker.set_strength(9.0)
+    assert docker.ctl.strength == 4.0 and docker.slider.value() == 40, "strength not clamped to 4"
+    docker.slider.setValue(-20)
+    assert docker.ctl.strength == -2.0 and abs(docker.spin.value() + 2.0) < 1e-9
+    assert docker.timer.isActive(), "moving the slider did not schedule a preview"
+    docker.faces.setCurrentIndex(1)
+    assert docker.ctl.faces == "largest"
+
+    # debounce: a slider dragged through many values gives one preview, once it rests
+    from smile.docker import DEBOUNCE_MS
+
+    calls = []
+    docker.ctl.preview = lambda: calls.append(docker.ctl.strength)
+    for position in (1, 5, 10, 15, 20):
+        docker.slider.setValue(position)
+    assert calls == [] and docker.timer.isActive(), "the preview ran while the slider was still moving"
+    deadline = time.monotonic() + 10.0
+    while not calls and time.monotonic() < deadline:
+        qt.QtWidgets.QApplication.processEvents()
+        time.sleep(0.01)
+    settle = time.monotonic() + 3 * DEBOUNCE_MS / 1000.0
+    while time.monotonic() < settle:  # no second preview follows
+        qt.QtWidgets.QApplication.processEvents()
+        time.sleep(0.01)
+    assert calls == [2.0], f"expected one preview at the last strength, got {calls}"
+    del docker.ctl.preview
+
+    # no engine anywhere: the status says so, with the command that fixes it
+    saved_path = os.environ.get("PATH", "")
+    os.environ["PATH"] = ""
+    try:
+        assert docker.ctl.probe_engine() is False
+    finally:
+        os.environ["PATH"] = saved_path
+    assert "pip install smile-filter && smile install-plugin krita" in docker.status.text(), docker.status.text()
+    docker.resize(300, 600)
+    docker.show()
+    qt.QtWidgets.QApplication.processEvents()
+    docker._show_preview(preview)
+    pixmap = docker.preview.pixmap()
+    assert pixmap is not None and not pixmap.isNull(), "the preview is not shown"
+    assert pixmap.width() <= max(1, docker.preview.width()), "the preview is wider than its label"
+    docker.ctl._set_status("no_face", "no face found")
+    assert docker.status.text() == "no face found"
+    return {"preview_label": [docker.preview.width(), docker.preview.height()], "pixmap": [pixmap.width(), pixmap.height()]}
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv))
+    except AssertionError as exc:
+        print(f"check failed: {exc}", file=sys.stderr)
+        sys.exit(1)
