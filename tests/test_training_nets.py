@@ -1,0 +1,167 @@
+"""Fast tests of the smile networks, their losses and the ONNX export (skipped without torch)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+cv2 = pytest.importorskip("cv2")
+
+from training import nets  # noqa: E402
+from training.dataset import MIRROR_68, flip_face  # noqa: E402
+from training.losses import (  # noqa: E402
+    PatchDiscriminator,
+    composite,
+    mouth_region,
+    smile_ranking,
+    ssim,
+    warp,
+)
+
+
+def _randomise(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every parameter and BN statistic non-trivial values (the heads start near zero)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+        for name, b in net.named_buffers():
+            if name.endswith("running_var"):
+                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
+            elif name.endswith("running_mean"):
+                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
+    return net.eval()
+
+
+def test_mobile_unet_budget():
+    net = nets.build_net("mobile_unet")
+    params = nets.count_params(net)
+    macs = nets.count_macs(net, 256)
+    assert 0.5e6 < params <= 1.5e6
+    assert 0.1e9 < macs < 0.7e9  # ~0.16 GMACs = 0.32 GFLOPs at 256²
+    assert len(net.alphas) == len(net.cfg.widths) - 1
+    assert all(abs(a - 0.5) < 1e-6 for a in net.alphas)  # α = sigmoid(0) at init
+
+
+def test_baseline_param_counts():
+    assert 50e6 < nets.count_params(nets.build_net("pix2pix_unet")) < 60e6
+    assert 1.5e6 < nets.count_params(nets.build_net("mobilenetv2_unet")) < 2.5e6
+
+
+@pytest.mark.parametrize("name,size", [("mobile_unet", 64), ("mobile_unet", 96), ("mobilenetv2_unet", 64)])
+def test_output_shapes_and_ranges(name, size):
+    net = _randomise(nets.build_net(name))
+    x = torch.rand(2, 3, size, size) * 2 - 1
+    rgb, mask, flow = net(x, torch.tensor([[1.0], [-2.0]]))
+    assert rgb.shape == (2, 3, size, size)
+    assert mask.shape == (2, 1, size, size)
+    assert flow.shape == (2, 2, size, size)
+    assert rgb.abs().max() <= 1.0
+    assert mask.min() >= 0.0 and mask.max() <= 1.0
+    assert flow.abs().max() > 0  # randomised weights move pixels at λ ≠ 0
+
+
+def test_pix2pix_shapes():
+    net = nets.Pix2PixUNet(ngf=8, levels=6).eval()
+    rgb, mask, flow = net(torch.zeros(1, 3, 64, 64), torch.ones(1, 1))
+    assert (rgb.shape, mask.shape, flow.shape) == ((1, 3, 64, 64), (1, 1, 64, 64), (1, 2, 64, 64))
+
+
+@pytest.mark.parametrize("name", ["mobile_unet", "mobilenetv2_unet"])
+def test_strength_zero_is_identity(name):
+    net = _randomise(nets.build_net(name), seed=3)
+    x = torch.rand(3, 3, 64, 64) * 2 - 1
+    rgb, mask, flow = net(x, torch.zeros(3, 1))
+    assert torch.count_nonzero(mask) == 0
+    assert torch.count_nonzero(flow) == 0
+    assert torch.allclose(composite(x, rgb, mask, flow), x, atol=1e-5)  # grid_sample rounding only
+
+
+def test_warp_matches_teacher_convention():
+    """grid_sample warp == cv2.remap(src, x + dx, y + dy) with reflect-101 borders (the teacher's)."""
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.random((40, 48, 3)).astype(np.float32), (0, 0), 2)
+    yy, xx = np.mgrid[0:40, 0:48].astype(np.float32)
+    dx = 2.5 * np.sin(yy / 7.0)
+    dy = -1.5 * np.cos(xx / 9.0)
+    ref = cv2.remap(img, xx + dx, yy + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+    t = torch.from_numpy(img).permute(2, 0, 1)[None]
+    f = torch.from_numpy(np.stack([dx, dy]))[None]
+    got = warp(t, f)[0].permute(1, 2, 0).numpy()
+    assert np.abs(got - ref).max() < 1e-3
+
+
+def test_mirror_map_is_an_involution():
+    assert sorted(MIRROR_68.tolist()) == list(range(68))
+    assert np.array_equal(MIRROR_68[MIRROR_68], np.arange(68))
+    crop = np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    lm = np.random.default_rng(2).random((68, 2)).astype(np.float32) * 31
+    c2, l2 = flip_face(*flip_face(crop, lm))
+    assert np.array_equal(c2, crop)
+    assert np.allclose(l2, lm)
+    # the image-left mouth corner (48) of the flipped face is the mirrored image-right corner (54)
+    _, lf = flip_face(crop, lm)
+    assert np.isclose(lf[48, 0], 31 - lm[54, 0])
+
+
+def test_losses_behave():
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.allclose(ssim(x, x), torch.ones(2), atol=1e-5)
+    assert float(ssim(x, -x).mean()) < 0.5
+    up = smile_ranking(torch.tensor([3.0, -3.0]), torch.tensor([0.0, 0.0]), torch.tensor([[1.0], [-1.0]]))
+    wrong = smile_ranking(torch.tensor([-3.0, 3.0]), torch.tensor([0.0, 0.0]), torch.tensor([[1.0], [-1.0]]))
+    assert float(up) == 0.0 and float(wrong) > 3.0
+    d = PatchDiscriminator()
+    logits, feats = d(mouth_region(torch.zeros(2, 3, 128, 128)))
+    assert logits.shape[0] == 2 and logits.ndim == 4 and len(feats) == 3
+
+
+def test_onnx_export_passes_contract(tmp_path):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from smilecore.model import SmileModel
+    from training import export
+
+    net = nets.build_net("mobile_unet")
+    _randomise(net, seed=5)
+    ckpt = tmp_path / "net.pt"
+    # trained at 128²: the export wraps it in the ResolutionAdapter to serve 256² crops
+    torch.save({"arch": "mobile_unet", "net_kwargs": {}, "state": net.state_dict(), "step": 7, "train_size": 128}, ckpt)
+    out = tmp_path / "model.onnx"
+    rc = export.main(["--checkpoint", str(ckpt), "--out", str(out), "--metrics", str(tmp_path / "none.json")])
+    assert rc == 0
+    model = SmileModel(out)  # the engine's contract check
+    assert model.size == 256 and model.strength_range == (-2.0, 4.0)
+    assert model.license == "research-non-commercial"
+    crops = np.random.default_rng(0).integers(0, 256, (2, 256, 256, 3), dtype=np.uint8)
+    o = model.run(crops, np.array([0.0, 2.0], np.float32))
+    assert not np.any(o.mask[0]) and not np.any(o.flow[0])  # λ = 0: exactly the identity
+    assert np.abs(o.flow[1]).max() > 0
+    card = out.with_suffix(".md").read_text()
+    assert "research-non-commercial" in card and "sha256" in card
+
+
+class _ConstantFlow(torch.nn.Module):
+    def forward(self, face, strength):
+        n, _, h, w = face.shape
+        flow = torch.ones(n, 2, h, w) * strength[:, :, None, None]
+        return torch.zeros(n, 3, h, w), torch.zeros(n, 1, h, w), flow
+
+
+def test_resolution_adapter_scales_flow():
+    ad = nets.ResolutionAdapter(_ConstantFlow(), 64, 128)
+    rgb, mask, flow = ad(torch.zeros(2, 3, 128, 128), torch.tensor([[1.5], [0.0]]))
+    assert rgb.shape == (2, 3, 128, 128) and mask.shape == (2, 1, 128, 128)
+    assert torch.allclose(flow[0], torch.full((2, 128, 128), 3.0))  # 1.5 px at 64² = 3 px at 128²
+    assert torch.count_nonzero(flow[1]) == 0
+    with pytest.raises(ValueError):
+        nets.ResolutionAdapter(_ConstantFlow(), 96, 128)
+
+
+def test_export_rejects_missing_checkpoint(tmp_path, capsys):
+    from training import export
+
+    rc = export.main(["--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "m.onnx")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "does not exist" in err and len(err.strip().splitlines()) == 1

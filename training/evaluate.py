@@ -1,0 +1,232 @@
+"""``python -m training evaluate``: how a model edits the validation split's neutral faces.
+
+Per strength λ ∈ ``[evaluate] lams`` (default −1, 0, 1, 2, 3), on the
+person-disjoint validation split (never tuned on):
+
+* smile probability from the training classifier, before → after, and the
+  fraction of non-smiling faces (p < 0.5 before) whose probability rises
+  (falls, for λ < 0);
+* identity distance input → output with dlib's own face descriptor
+  (``dlib_face_recognition_resnet_model_v1`` on chips placed by the 5-point
+  predictor on the *input*, so only appearance changes count; < 0.6 = same person);
+* SSIM and L1 of the output against the teacher's target (at the crop size).
+
+It prints a Markdown table, writes ``cache_dir/eval/metrics.json`` and a contact
+sheet ``cache_dir/eval/contact_sheet.png`` (input | λ = −1, 1, 2, 3 | teacher at 2),
+both outside the repository (the faces may not be redistributed).
+The model is an exported ``.onnx`` (``--model``, run through smilecore's loader)
+or a training checkpoint (``--checkpoint``, default the run's best.pt).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+import torch
+
+from .config import cache_dir, load_config
+from .dataset import neutral_rows, to_tensor
+from .losses import composite, ssim
+from .pairs import resize_crop, scale_landmarks
+
+#: Strengths evaluated by default.
+LAMS = (-1.0, 0.0, 1.0, 2.0, 3.0)
+#: Strengths shown in the contact sheet.
+SHEET_LAMS = (-1.0, 1.0, 2.0, 3.0)
+
+Editor = Callable[[np.ndarray, float], np.ndarray]  # uint8 [N,S,S,3], λ -> uint8 [N,S,S,3]
+
+
+def onnx_editor(path: str | Path) -> tuple[Editor, int]:
+    """An editor running an exported model through the engine's loader; returns (editor, crop size)."""
+    from smilecore.model import SmileModel
+
+    model = SmileModel(path)
+
+    def edit(crops: np.ndarray, lam: float) -> np.ndarray:
+        outs = []
+        for a in range(0, len(crops), 16):
+            c = crops[a : a + 16]
+            o = model.run(c, lam)
+            x = torch.from_numpy(c.astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0)
+            y = composite(x, torch.from_numpy(o.rgb), torch.from_numpy(o.mask), torch.from_numpy(o.flow))
+            outs.append(to_uint8(y))
+        return np.concatenate(outs)
+
+    return edit, model.size
+
+
+def torch_editor(path: str | Path) -> tuple[Editor, int]:
+    """An editor running a training checkpoint (EMA weights) in PyTorch at 256²."""
+    from .export import load_generator
+
+    net, _ = load_generator(path)
+
+    @torch.no_grad()
+    def edit(crops: np.ndarray, lam: float) -> np.ndarray:
+        outs = []
+        for a in range(0, len(crops), 16):
+            x = torch.from_numpy(crops[a : a + 16].astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0)
+            rgb, mask, flow = net(x, torch.full((len(x), 1), float(lam)))
+            outs.append(to_uint8(composite(x, rgb, mask.clamp(0, 1), flow)))
+        return np.concatenate(outs)
+
+    return edit, 256
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """float [N,3,S,S] in [-1,1] -> uint8 [N,S,S,3]."""
+    return ((x.clamp(-1, 1) + 1.0) * 127.5 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+class DlibIdentity:
+    """dlib's 128-D face descriptor of aligned crops, placed by the 5-point predictor run on a reference crop."""
+
+    def __init__(self) -> None:
+        import dlib
+
+        from .landmarks68 import model_dir
+
+        d = model_dir()
+        self.sp = dlib.shape_predictor(str(d / "shape_predictor_5_face_landmarks.dat"))
+        self.rec = dlib.face_recognition_model_v1(str(d / "dlib_face_recognition_resnet_model_v1.dat"))
+        self.dlib = dlib
+
+    def shape(self, crop: np.ndarray):
+        """5-point shape of the face filling an aligned crop (the template's face box)."""
+        s = crop.shape[0]
+        rect = self.dlib.rectangle(int(0.12 * s), int(0.15 * s), int(0.88 * s), int(0.92 * s))
+        return self.sp(np.ascontiguousarray(crop), rect)
+
+    def descriptor(self, crop: np.ndarray, shape) -> np.ndarray:
+        return np.array(self.rec.compute_face_descriptor(np.ascontiguousarray(crop), shape))
+
+
+def contact_sheet(rows: list[list[np.ndarray]], cell: int = 160) -> np.ndarray:
+    """Grid of uint8 crops (rows × columns), each resized to ``cell``², 2-px gaps."""
+    gap = 2
+    h = len(rows) * (cell + gap) - gap
+    w = len(rows[0]) * (cell + gap) - gap
+    sheet = np.full((h, w, 3), 255, np.uint8)
+    for i, r in enumerate(rows):
+        for j, img in enumerate(r):
+            sheet[i * (cell + gap) : i * (cell + gap) + cell, j * (cell + gap) : j * (cell + gap) + cell] = cv2.resize(img, (cell, cell), interpolation=cv2.INTER_AREA)
+    return sheet
+
+
+def markdown_table(per_lam: dict[str, dict[str, float]]) -> str:
+    """The metrics as a Markdown table, one row per λ."""
+    lines = [
+        "| λ | smile p before | smile p after | non-smilers moved the right way | identity dist (dlib) | SSIM vs teacher | L1 vs teacher |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for lam, m in per_lam.items():
+        lines.append(
+            f"| {float(lam):+.0f} | {m['p_before']:.3f} | {m['p_after']:.3f} | {m['moved_right_way']:.2f} | "
+            f"{m['identity_mean']:.3f} (max {m['identity_max']:.3f}) | {m['ssim_teacher']:.4f} | {m['l1_teacher']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows: np.ndarray, lams: tuple[float, ...],
+             sheet_rows: int = 8) -> tuple[dict[str, Any], np.ndarray]:
+    """All metrics and the contact sheet for the faces ``rows``."""
+    from .classifier import load_classifier, smile_probability
+    from .teacher import Teacher
+
+    teacher = Teacher()
+    clf = load_classifier()
+    ident = DlibIdentity()
+    inputs = np.stack([resize_crop(np.asarray(crops[r]), size) for r in rows])
+    lms = [scale_landmarks(np.asarray(lm68[r], np.float32), crops.shape[1], size) for r in rows]
+    p0 = smile_probability(clf, inputs)
+    shapes = [ident.shape(c) for c in inputs]
+    d0 = [ident.descriptor(c, s) for c, s in zip(inputs, shapes)]
+    per: dict[str, dict[str, float]] = {}
+    outputs: dict[float, np.ndarray] = {}
+    for lam in lams:
+        out = edit(inputs, lam)
+        outputs[lam] = out
+        targets = np.stack([teacher.synthesize(c, l, lam).target for c, l in zip(inputs, lms)])
+        p1 = smile_probability(clf, out)
+        non = p0 < 0.5
+        moved = (p1 > p0) if lam > 0 else (p1 < p0) if lam < 0 else np.isclose(p1, p0, atol=1e-3)
+        dist = np.array([np.linalg.norm(ident.descriptor(o, s) - d) for o, s, d in zip(out, shapes, d0)])
+        xo = torch.stack([to_tensor(o) for o in out])
+        xt = torch.stack([to_tensor(t) for t in targets])
+        per[f"{lam:g}"] = {
+            "p_before": float(p0.mean()),
+            "p_after": float(p1.mean()),
+            "moved_right_way": float(moved[non].mean()) if non.any() else float("nan"),
+            "identity_mean": float(dist.mean()),
+            "identity_max": float(dist.max()),
+            "ssim_teacher": float(ssim(xo, xt).mean()),
+            "l1_teacher": float((xo - xt).abs().mean()),
+        }
+    n_sheet = min(sheet_rows, len(rows))
+    t2 = [teacher.synthesize(inputs[i], lms[i], 2.0).target for i in range(n_sheet)]
+    grid = []
+    for i in range(n_sheet):
+        row = [inputs[i]]
+        for lam in SHEET_LAMS:
+            row.append(outputs[lam][i] if lam in outputs else edit(inputs[i : i + 1], lam)[0])
+        row.append(t2[i])
+        grid.append(row)
+    result = {"faces": int(len(rows)), "non_smilers": int((p0 < 0.5).sum()), "size": size, "per_lambda": per,
+              "sheet_columns": ["input"] + [f"lambda={x:g}" for x in SHEET_LAMS] + ["teacher lambda=2"]}
+    result["markdown"] = markdown_table(per)
+    return result, contact_sheet(grid)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training evaluate [--model X.onnx | --checkpoint X.pt] [--faces N] [--out DIR]``."""
+    ap = argparse.ArgumentParser(prog="python -m training evaluate", description="evaluate a smile model on the validation split")
+    ap.add_argument("--config", default=None, help="config TOML (default training/config.toml)")
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--model", default=None, help="exported .onnx model")
+    src.add_argument("--checkpoint", default=None, help="training checkpoint (default runs/<run_name>/best.pt)")
+    ap.add_argument("--faces", type=int, default=None, help="number of validation faces (default [evaluate] faces)")
+    ap.add_argument("--split", default="val", choices=("val", "test"), help="split to evaluate (default val)")
+    ap.add_argument("--out", default=None, help="output folder (default cache_dir/eval)")
+    args = ap.parse_args(argv)
+    cfg = load_config(args.config)
+    ev = cfg.get("evaluate", {})
+    torch.set_num_threads(int(ev.get("threads", 2)))
+    try:
+        if args.model:
+            edit, size = onnx_editor(args.model)
+            what = args.model
+        else:
+            ckpt = args.checkpoint or str(cache_dir(cfg) / "runs" / cfg.get("train", {}).get("run_name", "default") / "best.pt")
+            if not Path(ckpt).exists():
+                raise FileNotFoundError(f"checkpoint {ckpt} does not exist: train first or pass --model/--checkpoint")
+            edit, size = torch_editor(ckpt)
+            what = ckpt
+        from .prepare import load_prepared
+        from .train import load_labels
+
+        crops, index = load_prepared(cfg)
+        rows = neutral_rows(index, load_labels(cfg), args.split)
+        n = int(args.faces or ev.get("faces", 64))
+        rng = np.random.default_rng(int(ev.get("seed", 4321)))
+        rows = np.sort(rng.choice(rows, min(n, len(rows)), replace=False))
+        lams = tuple(float(x) for x in ev.get("lams", LAMS))
+        result, sheet = evaluate(edit, size, crops, index["lm68"], rows, lams, int(ev.get("sheet_rows", 8)))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else cache_dir(cfg) / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    result["model"] = str(what)
+    result["split"] = args.split
+    (out / "metrics.json").write_text(json.dumps(result, indent=1))
+    cv2.imwrite(str(out / "contact_sheet.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    print(f"{what} on {result['faces']} {args.split} faces ({result['non_smilers']} non-smiling before):\n")
+    print(result["markdown"])
+    print(f"\nwrote {out / 'metrics.json'} and {out / 'contact_sheet.png'}")
+    return 0

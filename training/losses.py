@@ -1,0 +1,212 @@
+"""Losses of the smile network and the mouth-region PatchGAN discriminator.
+
+All images are float ``[N,3,H,W]`` in [-1, 1].  Flows follow the model contract:
+backward, in crop pixels of the current crop size, ``out(p) = in(p + flow(p))``,
+channel 0 = dx, 1 = dy.  :func:`warp` implements that with ``grid_sample`` on a
+pixel-centre grid (``align_corners=True``: pixel i's centre is at normalised
+``2i/(S-1) - 1``), reflecting at the border like the teacher's
+``cv2.BORDER_REFLECT101``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+# --------------------------------------------------------------------------- warping and compositing
+
+
+def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Backward-warp ``image`` [N,C,H,W] by ``flow`` [N,2,H,W] (crop pixels): ``out(p) = image(p + flow(p))``."""
+    n, _, h, w = image.shape
+    ys = torch.arange(h, dtype=flow.dtype, device=flow.device)
+    xs = torch.arange(w, dtype=flow.dtype, device=flow.device)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    x = (gx + flow[:, 0]) * (2.0 / max(w - 1, 1)) - 1.0
+    y = (gy + flow[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
+    grid = torch.stack([x, y], dim=-1)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
+
+
+def composite(face: torch.Tensor, rgb: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """The contract's edited crop: ``(1 − mask)·warp(face, flow) + mask·rgb``."""
+    return (1.0 - mask) * warp(face, flow) + mask * rgb
+
+
+# --------------------------------------------------------------------------- image similarity
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
+    g = torch.exp(-0.5 * (x / sigma) ** 2)
+    return g / g.sum()
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Mean structural similarity per image, ``[N]``, of images in [-1, 1] (computed on the [0, 1] scale)."""
+    a = (a + 1.0) * 0.5
+    b = (b + 1.0) * 0.5
+    c = a.shape[1]
+    g = _gaussian_window(window, sigma, a.device)
+    kx = g.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+    ky = g.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.conv2d(x, kx, groups=c), ky, groups=c)
+
+    mu_a, mu_b = blur(a), blur(b)
+    saa = blur(a * a) - mu_a ** 2
+    sbb = blur(b * b) - mu_b ** 2
+    sab = blur(a * b) - mu_a * mu_b
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    s = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (saa + sbb + c2))
+    return s.mean(dim=(1, 2, 3))
+
+
+def total_variation(flow: torch.Tensor) -> torch.Tensor:
+    """Mean absolute first difference of a field [N,C,H,W] (smoothness)."""
+    dx = (flow[:, :, :, 1:] - flow[:, :, :, :-1]).abs().mean()
+    dy = (flow[:, :, 1:, :] - flow[:, :, :-1, :]).abs().mean()
+    return dx + dy
+
+
+# --------------------------------------------------------------------------- the mouth-region discriminator
+
+#: Mouth/cheek region of the aligned crop, as fractions of S: (y0, y1, x0, x1).
+#: The template puts the nose tip at y = 0.589 S and the chin near 0.89 S.
+MOUTH_REGION = (0.55, 0.95, 0.18, 0.82)
+#: Size (h, w) the region is resampled to before the discriminator.
+MOUTH_SIZE = (48, 80)
+
+
+def mouth_region(x: torch.Tensor, region: tuple[float, float, float, float] = MOUTH_REGION,
+                 size: tuple[int, int] = MOUTH_SIZE, gray: bool = True) -> torch.Tensor:
+    """Cut the mouth/cheek region out of crops [N,3,S,S] and resample it to ``size``.
+
+    With ``gray`` the region is turned into luminance (1 channel): the "real"
+    smiling faces are mostly grayscale photos, so colour would otherwise let
+    the discriminator tell real from generated without looking at the smile.
+    """
+    s = x.shape[-1]
+    y0, y1, x0, x1 = (int(round(f * s)) for f in region)
+    r = x[:, :, y0:y1, x0:x1]
+    r = F.interpolate(r, size=size, mode="bilinear", align_corners=False, antialias=r.shape[-1] > size[1])
+    if gray:
+        r = (0.299 * r[:, 0:1] + 0.587 * r[:, 1:2] + 0.114 * r[:, 2:3])
+    return r
+
+
+class PatchDiscriminator(nn.Module):
+    """A small PatchGAN (70×70-style, 4×4 convs) over the mouth region; returns patch logits and features."""
+
+    def __init__(self, in_channels: int = 1, width: int = 32, layers: int = 3):
+        super().__init__()
+        blocks = []
+        c = in_channels
+        for i in range(layers):
+            cout = width * (2 ** i)
+            blocks.append(nn.Sequential(
+                nn.utils.spectral_norm(nn.Conv2d(c, cout, 4, 2 if i < layers - 1 else 1, 1)),
+                nn.LeakyReLU(0.2, inplace=True),
+            ))
+            c = cout
+        self.blocks = nn.ModuleList(blocks)
+        self.out = nn.utils.spectral_norm(nn.Conv2d(c, 1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        feats = []
+        for b in self.blocks:
+            x = b(x)
+            feats.append(x)
+        return self.out(x), feats
+
+
+def hinge_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Hinge loss of the discriminator."""
+    return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+
+
+def hinge_g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Hinge loss of the generator."""
+    return -fake_logits.mean()
+
+
+def feature_matching(feats_a: list[torch.Tensor], feats_b: list[torch.Tensor]) -> torch.Tensor:
+    """Perceptual term: mean L1 between discriminator features of two images (``b`` detached)."""
+    return sum(F.l1_loss(a, b.detach()) for a, b in zip(feats_a, feats_b)) / max(len(feats_a), 1)
+
+
+# --------------------------------------------------------------------------- smile ranking
+
+
+def smile_ranking(logit_out: torch.Tensor, logit_in: torch.Tensor, strength: torch.Tensor,
+                  margin: float = 0.5, min_abs: float = 0.25) -> torch.Tensor:
+    """Margin ranking of the classifier's smile logit between λ and λ = 0.
+
+    The model is the identity at λ = 0, so the input crop *is* the output at
+    λ = 0: the logit must rise by ``margin`` for λ > 0 and fall for λ < 0.
+    Samples with ``|λ| < min_abs`` are ignored.
+    """
+    lam = strength.view(-1)
+    sign = torch.sign(lam)
+    use = (lam.abs() >= min_abs).float()
+    loss = F.relu(margin - sign * (logit_out - logit_in.detach())) * use
+    return loss.sum() / use.sum().clamp_min(1.0)
+
+
+# --------------------------------------------------------------------------- the weighted total
+
+
+@dataclass
+class LossWeights:
+    """Weights of the generator's loss terms (``[train.weights]`` in config.toml)."""
+
+    l1: float = 1.0
+    ssim: float = 0.5
+    flow: float = 0.1
+    mask: float = 0.5
+    tv: float = 0.05
+    identity0: float = 1.0
+    adv: float = 0.0
+    feat: float = 0.0
+    rank: float = 0.0
+    id: float = 0.0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LossWeights":
+        """Build from a config table; unknown keys are an error."""
+        known = set(cls.__dataclass_fields__)
+        bad = set(d) - known
+        if bad:
+            raise ValueError(f"unknown loss weight(s) {sorted(bad)}; known: {sorted(known)}")
+        return cls(**{k: float(v) for k, v in d.items()})
+
+
+def reconstruction_terms(face: torch.Tensor, target: torch.Tensor, t_flow: torch.Tensor, t_mask: torch.Tensor,
+                         rgb: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor, strength: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The supervised terms against the teacher: returns the composited output under ``"out"`` and each loss.
+
+    * ``l1``, ``ssim``: composited output vs. teacher target (``1 − SSIM``).
+    * ``flow``: L1 to the teacher flow, in crop pixels.
+    * ``mask``: L1 to the teacher mask.
+    * ``tv``: flow smoothness.
+    * ``identity0``: L1 of output vs. input for samples with λ = 0 (0 by construction for the Mobile UNet).
+    """
+    out = composite(face, rgb, mask, flow)
+    terms = {
+        "out": out,
+        "l1": F.l1_loss(out, target),
+        "ssim": 1.0 - ssim(out, target).mean(),
+        "flow": F.l1_loss(flow, t_flow),
+        "mask": F.l1_loss(mask, t_mask),
+        "tv": total_variation(flow),
+    }
+    zero = (strength.view(-1) == 0).float()
+    if zero.sum() > 0:
+        per = (out - face).abs().mean(dim=(1, 2, 3))
+        terms["identity0"] = (per * zero).sum() / zero.sum()
+    else:
+        terms["identity0"] = out.new_zeros(())
+    return terms

@@ -1,0 +1,428 @@
+"""The smile networks: the shipped Mobile UNet and two benchmark baselines.
+
+Every network here has the model contract's interface (docs/model-contract.md)::
+
+    rgb, mask, flow = net(face, strength)
+
+``face`` is ``[N,3,S,S]`` RGB in [-1, 1] and ``strength`` is ``[N,1]`` (λ).
+``rgb`` is in [-1, 1] (tanh), ``mask`` in [0, 1] and ``flow`` is a backward
+flow in crop pixels (channel 0 = dx, 1 = dy).
+
+λ = 0 is the identity *by construction*: the flow is multiplied by λ and the
+mask by ``1 - exp(-(λ/τ)²)``, so at λ = 0 both are exactly zero and the
+composited output ``(1 - mask)·warp(face, flow) + mask·rgb`` equals the input.
+Any S divisible by 32 works (the nets are fully convolutional); the shipped
+model is exported at S = 256.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+class ConvBNAct(nn.Sequential):
+    """A plain ``k×k`` convolution, batch norm and ReLU."""
+
+    def __init__(self, cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True):
+        layers: list[nn.Module] = [
+            nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(cout),
+        ]
+        if act:
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+class DSConv(nn.Sequential):
+    """Depthwise-separable convolution: depthwise 3×3 (optionally strided) + pointwise 1×1, each BN + ReLU."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__(
+            ConvBNAct(cin, cin, 3, stride, groups=cin),
+            ConvBNAct(cin, cout, 1),
+        )
+
+
+class FiLM(nn.Module):
+    """Feature-wise affine modulation by λ: ``x·(1 + γ(λ)) + β(λ)``; starts as the identity."""
+
+    def __init__(self, channels: int, hidden: int = 32):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(1, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 2 * channels))
+        nn.init.zeros_(self.mlp[2].weight)
+        nn.init.zeros_(self.mlp[2].bias)
+
+    def forward(self, x: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.mlp(strength).chunk(2, dim=1)
+        return x * (1.0 + gamma[:, :, None, None]) + beta[:, :, None, None]
+
+
+class SkipFusion(nn.Module):
+    """Progressive skip fusion (Eq. 4): ``α·skip + (1 − α)·up`` with ``α = sigmoid(a)``, one learned ``a`` per level."""
+
+    def __init__(self, init: float = 0.0):
+        super().__init__()
+        self.logit = nn.Parameter(torch.tensor(float(init)))
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """The current mixing weight α ∈ (0, 1)."""
+        return torch.sigmoid(self.logit)
+
+    def forward(self, skip: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        a = self.alpha
+        return a * skip + (1.0 - a) * up
+
+
+def mask_gate(strength: torch.Tensor, tau: float) -> torch.Tensor:
+    """Smooth gate that is exactly 0 at λ = 0 and tends to 1 for |λ| ≫ τ: ``1 − exp(−(λ/τ)²)``."""
+    return 1.0 - torch.exp(-torch.square(strength / tau))
+
+
+class OutputHeads(nn.Module):
+    """The three contract heads.
+
+    * ``rgb``: 3×3 conv, tanh.
+    * ``mask``: 3×3 conv, sigmoid, times :func:`mask_gate` (0 at λ = 0).
+    * ``flow``: 3×3 conv times ``flow_scale`` (crop pixels per unit output) times λ,
+      so the flow is 0 at λ = 0 and grows with the strength.
+
+    With ``upsample=True`` the features are at half the crop size: flow and mask
+    (smooth fields) are predicted there and bilinearly upsampled ×2, and ``rgb`` is
+    predicted at full size from the input face concatenated with the upsampled
+    features (so it can copy the input's detail).
+    """
+
+    def __init__(self, cin: int, flow_scale: float = 8.0, mask_tau: float = 0.5, mask_bias: float = -2.0, upsample: bool = False):
+        super().__init__()
+        self.upsample = upsample
+        self.rgb = nn.Conv2d(cin + (3 if upsample else 0), 3, 3, 1, 1)
+        self.mask = nn.Conv2d(cin, 1, 3, 1, 1)
+        self.flow = nn.Conv2d(cin, 2, 3, 1, 1)
+        self.flow_scale = float(flow_scale)
+        self.mask_tau = float(mask_tau)
+        nn.init.constant_(self.mask.bias, mask_bias)  # start mostly "keep the warped input"
+        nn.init.normal_(self.flow.weight, std=1e-3)
+        nn.init.zeros_(self.flow.bias)
+
+    def forward(self, x: torch.Tensor, strength: torch.Tensor, face: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        lam = strength[:, :, None, None]
+        mask = self.mask(x)
+        flow = self.flow(x)
+        if self.upsample:
+            assert face is not None
+            size = face.shape[-2:]
+            mask = F.interpolate(mask, size=size, mode="bilinear", align_corners=False)
+            flow = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+            x = torch.cat([face, F.interpolate(x, size=size, mode="bilinear", align_corners=False)], dim=1)
+        rgb = torch.tanh(self.rgb(x))
+        mask = torch.sigmoid(mask) * mask_gate(lam, self.mask_tau)
+        flow = flow * (self.flow_scale * lam)
+        return rgb, mask, flow
+
+
+def strength_plane(face: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    """``face`` with λ broadcast as a fourth input channel."""
+    n, _, h, w = face.shape
+    return torch.cat([face, strength[:, :, None, None].expand(n, 1, h, w)], dim=1)
+
+
+# --------------------------------------------------------------------------- the shipped Mobile UNet
+
+
+@dataclass(frozen=True)
+class MobileUNetConfig:
+    """Widths of the Mobile UNet, finest level first; the last entry is the bottleneck."""
+
+    widths: tuple[int, ...] = (16, 32, 64, 128, 256, 384)
+    blocks_per_level: int = 2
+    #: first level at S/2 (stem stride 2, flow/mask upsampled ×2): ~4× cheaper, needed to train on a CPU
+    half_res: bool = True
+    flow_scale: float = 8.0
+    mask_tau: float = 0.5
+
+
+class MobileUNet(nn.Module):
+    """Encoder-decoder of depthwise-separable convolutions with α-weighted skip fusion and λ conditioning.
+
+    λ enters twice: as a constant fourth input channel and through FiLM on the
+    bottleneck and on every decoder level.  With the default widths it has about
+    0.94 M parameters and 0.16 GMACs (0.32 GFLOPs) at 256² (counted by :func:`count_macs`).
+    """
+
+    def __init__(self, cfg: MobileUNetConfig | None = None):
+        super().__init__()
+        cfg = cfg or MobileUNetConfig()
+        self.cfg = cfg
+        w = list(cfg.widths)
+        self.stem = ConvBNAct(4, w[0], 3, stride=2 if cfg.half_res else 1)
+        self.enc = nn.ModuleList()
+        self.enc.append(nn.Sequential(*[DSConv(w[0], w[0]) for _ in range(cfg.blocks_per_level)]))
+        for i in range(1, len(w)):
+            blocks = [DSConv(w[i - 1], w[i], stride=2)] + [DSConv(w[i], w[i]) for _ in range(cfg.blocks_per_level - 1)]
+            self.enc.append(nn.Sequential(*blocks))
+        self.bottleneck_film = FiLM(w[-1])
+        self.bottleneck = DSConv(w[-1], w[-1])
+        # decoder: level i receives the level i+1 output, reduces channels, upsamples, fuses with skip i
+        self.reduce = nn.ModuleList([ConvBNAct(w[i + 1], w[i], 1) for i in range(len(w) - 1)])
+        self.fuse = nn.ModuleList([SkipFusion() for _ in range(len(w) - 1)])
+        self.dec_film = nn.ModuleList([FiLM(w[i]) for i in range(len(w) - 1)])
+        self.dec = nn.ModuleList(
+            [nn.Sequential(*[DSConv(w[i], w[i]) for _ in range(cfg.blocks_per_level)]) for i in range(len(w) - 1)]
+        )
+        self.heads = OutputHeads(w[0], cfg.flow_scale, cfg.mask_tau, upsample=cfg.half_res)
+
+    @property
+    def alphas(self) -> list[float]:
+        """Skip-fusion weights α, finest level first."""
+        return [float(f.alpha.detach()) for f in self.fuse]
+
+    def forward(self, face: torch.Tensor, strength: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.stem(strength_plane(face, strength))
+        skips = []
+        for stage in self.enc:
+            x = stage(x)
+            skips.append(x)
+        x = self.bottleneck(self.bottleneck_film(x, strength))
+        for i in range(len(skips) - 2, -1, -1):
+            up = F.interpolate(self.reduce[i](x), size=skips[i].shape[-2:], mode="bilinear", align_corners=False)
+            x = self.fuse[i](skips[i], up)
+            x = self.dec[i](self.dec_film[i](x, strength))
+        return self.heads(x, strength, face)
+
+
+# --------------------------------------------------------------------------- baseline: pix2pix UNet
+
+
+class _Pix2PixLevel(nn.Module):
+    """One recursive pix2pix UNet level: down conv, inner level, up conv, concatenated skip."""
+
+    def __init__(self, outer: int, inner: int, sub: nn.Module | None, outermost: bool = False, innermost: bool = False):
+        super().__init__()
+        self.outermost = outermost
+        down = [nn.Conv2d(outer, inner, 4, 2, 1, bias=False)]
+        if not outermost:
+            down = [nn.LeakyReLU(0.2, inplace=False)] + down
+            if not innermost:
+                down.append(nn.BatchNorm2d(inner))
+        self.down = nn.Sequential(*down)
+        self.sub = sub
+        up_in = inner if innermost else inner * 2
+        up = [nn.ReLU(inplace=False), nn.ConvTranspose2d(up_in, outer, 4, 2, 1, bias=False)]
+        if not outermost:
+            up.append(nn.BatchNorm2d(outer))
+        self.up = nn.Sequential(*up)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.down(x)
+        if self.sub is not None:
+            y = self.sub(y)
+        y = self.up(y)
+        return y if self.outermost else torch.cat([x, y], dim=1)
+
+
+class Pix2PixUNet(nn.Module):
+    """The standard pix2pix UNet generator (8 down levels at 256², ngf = 64), λ as a fourth input channel.
+
+    The last up-convolution produces ``ngf`` channels that feed the shared
+    contract heads.  Benchmark baseline only.
+    """
+
+    def __init__(self, ngf: int = 64, levels: int = 8, flow_scale: float = 8.0, mask_tau: float = 0.5):
+        super().__init__()
+        mults = [1, 2, 4] + [8] * (levels - 3)
+        level = _Pix2PixLevel(ngf * mults[-1], ngf * mults[-1], None, innermost=True)
+        for i in range(levels - 2, 0, -1):
+            level = _Pix2PixLevel(ngf * mults[i - 1], ngf * mults[i], level)
+        self.inc = nn.Conv2d(4, ngf, 3, 1, 1)
+        self.unet = _Pix2PixLevel(ngf, ngf, level, outermost=True)
+        self.heads = OutputHeads(ngf, flow_scale, mask_tau)
+
+    def forward(self, face: torch.Tensor, strength: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.unet(self.inc(strength_plane(face, strength)))
+        return self.heads(F.relu(x), strength)
+
+
+# --------------------------------------------------------------------------- baseline: MobileNetV2-encoder UNet
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: 1×1 expand (×t), depthwise 3×3, linear 1×1 project; residual when shapes match."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int):
+        super().__init__()
+        hidden = cin * expand
+        layers: list[nn.Module] = []
+        if expand != 1:
+            layers.append(ConvBNAct(cin, hidden, 1))
+        layers += [ConvBNAct(hidden, hidden, 3, stride, groups=hidden), ConvBNAct(hidden, cout, 1, act=False)]
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.block(x)
+        return x + y if self.residual else y
+
+
+#: MobileNetV2 settings (expansion t, channels c, repeats n, first stride s), as in the paper
+_MBV2 = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+
+
+class MobileNetV2UNet(nn.Module):
+    """UNet whose encoder is MobileNetV2 (randomly initialised), decoder of depthwise-separable convs.
+
+    Skips are taken at strides 1 (stem input level), 2, 4, 8, 16 and the
+    bottleneck at stride 32; decoder fusion by concatenation.  Benchmark baseline only.
+    """
+
+    def __init__(self, flow_scale: float = 8.0, mask_tau: float = 0.5, dec_widths: tuple[int, ...] = (16, 24, 32, 96, 160)):
+        super().__init__()
+        self.full = ConvBNAct(4, 16, 3)  # stride-1 features for the last skip
+        self.stem = ConvBNAct(16, 32, 3, stride=2)
+        blocks: list[nn.Module] = []
+        cin = 32
+        self.skip_after: list[int] = []  # indices of blocks after which a new resolution ends
+        for t, c, n, s in _MBV2:
+            for j in range(n):
+                blocks.append(InvertedResidual(cin, c, s if j == 0 else 1, t))
+                cin = c
+        self.blocks = nn.ModuleList(blocks)
+        # block indices where the output resolution is about to drop: skips at strides 2, 4, 8, 16
+        self.skip_idx = [0, 2, 5, 12]  # after blocks: 16@/2, 24@/4, 32@/8, 96@/16
+        enc_ch = [16, 16, 24, 32, 96, 320]  # full, /2, /4, /8, /16, /32
+        self.bottleneck_film = FiLM(320)
+        self.dec = nn.ModuleList()
+        x_ch = 320
+        for i in range(4, -1, -1):  # target levels /16 .. full
+            self.dec.append(nn.Sequential(DSConv(x_ch + enc_ch[i], dec_widths[i]), DSConv(dec_widths[i], dec_widths[i])))
+            x_ch = dec_widths[i]
+        self.heads = OutputHeads(dec_widths[0], flow_scale, mask_tau)
+
+    def forward(self, face: torch.Tensor, strength: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        full = self.full(strength_plane(face, strength))
+        x = self.stem(full)
+        skips = [full]
+        for i, blk in enumerate(self.blocks):
+            x = blk(x)
+            if i in self.skip_idx:
+                skips.append(x)
+        x = self.bottleneck_film(x, strength)
+        for dec, skip in zip(self.dec, reversed(skips)):
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = dec(torch.cat([x, skip], dim=1))
+        return self.heads(x, strength)
+
+
+# --------------------------------------------------------------------------- running a net trained at a smaller size
+
+
+class ResolutionAdapter(nn.Module):
+    """Runs a net trained at ``train_size`` on ``size``² crops (``size`` a multiple of it).
+
+    The face is box-filtered down (``avg_pool2d``), the net runs at
+    ``train_size`` and its outputs are bilinearly upsampled; the flow is also
+    multiplied by ``size / train_size`` because it is measured in crop pixels.
+    λ = 0 stays the exact identity (zeros upsample to zeros).
+    """
+
+    def __init__(self, net: nn.Module, train_size: int, size: int):
+        super().__init__()
+        if size % train_size:
+            raise ValueError(f"crop size {size} is not a multiple of the training size {train_size}")
+        self.net = net
+        self.factor = size // train_size
+
+    def forward(self, face: torch.Tensor, strength: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.factor == 1:
+            return self.net(face, strength)
+        k = self.factor
+        rgb, mask, flow = self.net(F.avg_pool2d(face, k), strength)
+        up = lambda t: F.interpolate(t, scale_factor=float(k), mode="bilinear", align_corners=False)  # noqa: E731
+        return up(rgb), up(mask), up(flow) * float(k)
+
+
+# --------------------------------------------------------------------------- registry and measuring
+
+#: architecture name -> constructor
+ARCHITECTURES = {
+    "mobile_unet": MobileUNet,
+    "pix2pix_unet": Pix2PixUNet,
+    "mobilenetv2_unet": MobileNetV2UNet,
+}
+
+
+def build_net(name: str = "mobile_unet", **kwargs) -> nn.Module:
+    """Construct a network by architecture name (see :data:`ARCHITECTURES`)."""
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}")
+    if name == "mobile_unet":
+        return MobileUNet(MobileUNetConfig(**kwargs)) if kwargs else MobileUNet()
+    return ARCHITECTURES[name](**kwargs)
+
+
+def count_params(net: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+def count_macs(net: nn.Module, size: int = 256) -> int:
+    """Multiply-accumulates of one forward pass on a ``size``² crop, counted with forward hooks.
+
+    Counts convolutions, transposed convolutions and linear layers (the
+    element-wise work of norms, activations and resampling is left out, as is usual).
+    FLOPs ≈ 2 × MACs.
+    """
+    total = 0
+
+    def conv_hook(mod: nn.Conv2d, _inp, out: torch.Tensor) -> None:
+        nonlocal total
+        k = mod.kernel_size[0] * mod.kernel_size[1] * (mod.in_channels // mod.groups)
+        total += out[0].numel() * k  # batch 1
+
+    def tconv_hook(mod: nn.ConvTranspose2d, inp, _out) -> None:
+        nonlocal total
+        x = inp[0]
+        total += x[0].numel() * mod.out_channels * mod.kernel_size[0] * mod.kernel_size[1] // mod.groups
+
+    def linear_hook(mod: nn.Linear, _inp, out: torch.Tensor) -> None:
+        nonlocal total
+        total += out[0].numel() * mod.in_features
+
+    handles = []
+    for m in net.modules():
+        if isinstance(m, nn.ConvTranspose2d):
+            handles.append(m.register_forward_hook(tconv_hook))
+        elif isinstance(m, nn.Conv2d):
+            handles.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear):
+            handles.append(m.register_forward_hook(linear_hook))
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            net(torch.zeros(1, 3, size, size), torch.ones(1, 1))
+    finally:
+        for h in handles:
+            h.remove()
+        net.train(was_training)
+    return total
+
+
+def summary(size: int = 256) -> str:
+    """Markdown table of parameters and MACs/FLOPs of every architecture."""
+    rows = ["| architecture | params | GMACs | GFLOPs |", "|---|---:|---:|---:|"]
+    for name in ARCHITECTURES:
+        net = build_net(name)
+        macs = count_macs(net, size)
+        rows.append(f"| {name} | {count_params(net) / 1e6:.2f} M | {macs / 1e9:.2f} | {2 * macs / 1e9:.2f} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(summary())
