@@ -22,7 +22,7 @@ Examples:
 @click.argument("photos", nargs=-1, required=True, metavar="PHOTO...")
 @click.option("--min-face", type=click.IntRange(min=1), metavar="PX", help="Ignore faces smaller than PX pixels.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
-              help="Refuse photos with more pixels.")
+              envvar="SMILE_MAX_PIXELS", show_envvar=True, help="Refuse photos with more pixels.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: [{input, faces: [{index, box, score}], error}].")
 def detect_command(photos, min_face, max_pixels, as_json) -> int:
     """Entry of ``smile detect``; returns the exit status (3 if a photo has no face)."""

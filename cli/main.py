@@ -30,7 +30,7 @@ Exit status:
   2  bad command-line usage or option value
   3  no (selected) face found
   4  input missing, unreadable, corrupt or of an unsupported kind
-  5  image above the pixel limit (--max-pixels)
+  5  image above the pixel limit (--max-pixels or SMILE_MAX_PIXELS; default 200 MP)
   6  model missing, corrupt, wrong checksum or wrong contract
   7  output could not be written
 With several photos, the status is that of the first photo that failed."""

@@ -54,7 +54,7 @@ class FiniteFloat(click.ParamType):
 
 def parse_faces(value: str) -> str | list[int]:
     """``all``, ``largest`` or comma-separated 0-based indices such as ``0,2``."""
-    text = (value or "all").strip().lower()
+    text = ("all" if value is None else value).strip().lower()
     if text in ("all", "largest"):
         return text
     try:
@@ -90,6 +90,7 @@ def _faces_callback(ctx, param, value):
 @click.option("-r", "--recursive", is_flag=True, help="Include photos in sub-folders of folder arguments.")
 @click.option("--quality", type=click.IntRange(1, 100), metavar="Q", help="JPEG/WebP quality (default: the photo's own, else 95).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True, metavar="N",
+              envvar="SMILE_MAX_PIXELS", show_envvar=True,
               help="Refuse photos with more pixels (protects against decompression bombs).")
 @click.option("--model", metavar="NAME|PATH", help="Model to use (default: $SMILE_MODEL, else the bundled one).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report on stdout (see docs/cli.md).")

@@ -82,7 +82,7 @@ class WorkerSession:
             except UnicodeDecodeError:
                 raise BadRequest("request is not UTF-8 text") from None
             try:
-                req = json.loads(text)
+                req = json.loads(text, parse_constant=_no_constant)
             except (json.JSONDecodeError, RecursionError) as exc:
                 raise BadRequest(f"request is not valid JSON ({getattr(exc, 'msg', 'too deeply nested')})") from None
             if not isinstance(req, dict):
@@ -124,11 +124,11 @@ class WorkerSession:
 
     def _cmd_detect(self, req: dict) -> dict:
         import smilecore
-        from smilecore.imageio import load_image
+        from smilecore.imageio import env_max_pixels, load_image
 
         path = _path_field(req, "input", required=True)
         min_face = _min_face_field(req)
-        image, info = load_image(path)
+        image, info = load_image(path, max_pixels=env_max_pixels())
         faces = smilecore.detect_faces(image, min_face=min_face)
         return {"faces": [{"index": i, "box": [int(v) for v in f.box], "score": round(float(f.score), 3), "edited": False}
                           for i, f in enumerate(faces)],
@@ -139,7 +139,7 @@ class WorkerSession:
         from PIL import Image
 
         import smilecore
-        from smilecore.imageio import load_image, load_mask, save_image
+        from smilecore.imageio import env_max_pixels, load_image, load_mask, save_image
 
         src = _path_field(req, "input", required=True)
         dst = _path_field(req, "output", required=True)
@@ -148,21 +148,33 @@ class WorkerSession:
         min_face = _min_face_field(req)
         sel_path = _path_field(req, "selection")
         mask_path = _path_field(req, "mask_output")
+        for target in (dst, mask_path):  # refuse impossible destinations before any work is done
+            if target:
+                _check_destination(target)
         if self.model is None:
             self.load_model()  # the file may have been fixed since the start
             if self.model is None:
                 raise self.model_error
-        image, info = load_image(src)
-        selection = load_mask(sel_path) if sel_path else None
+        limit = env_max_pixels()
+        image, info = load_image(src, max_pixels=limit)
+        selection = load_mask(sel_path, max_pixels=limit) if sel_path else None
         try:
-            result = smilecore.smile(image, strength=strength, faces=faces, min_face=min_face, selection=selection, model=self.model)
+            result = smilecore.smile(image, strength=strength, faces=faces, min_face=min_face, selection=selection,
+                                     model=self.model, max_pixels=limit)
         except SmileError as exc:
             raise type(exc)(f"{src}: {exc}") from None
         t0 = time.perf_counter()
         notes = save_image(dst, result.image, info, png_compression=FAST_PNG)
         if mask_path:
             mask = (np.clip(result.mask, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-            notes += save_image(mask_path, Image.fromarray(mask, "L"), None, png_compression=FAST_PNG)
+            try:
+                notes += save_image(mask_path, Image.fromarray(mask, "L"), None, png_compression=FAST_PNG)
+            except SmileError:  # all or nothing: do not leave a result without the mask asked for
+                try:
+                    os.unlink(dst)
+                except OSError:
+                    pass
+                raise
         timings = dict(result.timings)
         timings["save"] = time.perf_counter() - t0
         return {
@@ -183,6 +195,11 @@ class WorkerSession:
 # ---------------------------------------------------------------------- field checks
 
 
+def _no_constant(name: str):
+    """NaN, Infinity and -Infinity are not JSON (Python's json reads them): refuse them."""
+    raise BadRequest(f"request is not valid JSON ({name} is not a JSON value)")
+
+
 def _error(exc: SmileError) -> dict:
     return {"code": exc.code, "message": str(exc)}
 
@@ -196,6 +213,25 @@ def _path_field(req: dict, name: str, required: bool = False) -> str | None:
     if not isinstance(value, str) or not value or "\x00" in value:
         raise BadRequest(f"field {name!r} must be a non-empty path string")
     return value
+
+
+def _check_destination(path: str) -> None:
+    """An output path must have a known extension (bad_request) and an existing folder (write_failed)."""
+    from pathlib import Path
+
+    from smilecore.errors import WriteError
+    from smilecore.imageio import output_format
+
+    try:
+        output_format(path)
+    except UsageError as exc:
+        raise BadRequest(str(exc)) from None
+    p = Path(path)
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise WriteError(f"{path}: cannot write it, folder {folder} does not exist")
+    if p.is_dir():
+        raise WriteError(f"{path}: is a folder, cannot write a picture over it")
 
 
 def _strength_field(req: dict) -> float:
@@ -246,7 +282,12 @@ def serve(session: WorkerSession, stdin: IO[bytes], stdout: IO[bytes]) -> int:
 
     def send(obj: dict) -> bool:
         try:
-            stdout.write(json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("utf-8") + b"\n")
+            line = json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("utf-8") + b"\n"
+        except (TypeError, ValueError) as exc:  # a reply that is not JSON: a bug, answer it as one
+            msg = f"internal error: reply cannot be encoded as JSON ({' '.join(str(exc).split())[:200]})"
+            line = json.dumps({"id": None, "ok": False, "error": {"code": "internal", "message": msg}}).encode("utf-8") + b"\n"
+        try:
+            stdout.write(line)
             stdout.flush()
             return True
         except (BrokenPipeError, ConnectionResetError, ValueError):  # client gone (ValueError: closed file)

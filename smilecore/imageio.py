@@ -98,6 +98,20 @@ class ImageInfo:
 # --------------------------------------------------------------------------- reading
 
 
+def env_max_pixels() -> int:
+    """The pixel limit from the environment variable ``SMILE_MAX_PIXELS``, else :data:`DEFAULT_MAX_PIXELS`."""
+    text = os.environ.get("SMILE_MAX_PIXELS", "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError(f"SMILE_MAX_PIXELS must be a positive whole number of pixels, not {text!r}")
+    return value
+
+
 def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[PixelData, ImageInfo]:
     """Read a photo, upright, with its metadata.
 
@@ -120,6 +134,8 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         raise InputError(f"{name}: no such file")
     if p.is_dir():
         raise InputError(f"{name}: is a folder, not a photo")
+    if not p.is_file():  # a named pipe, socket or device: opening it could wait forever
+        raise InputError(f"{name}: not a regular file (a named pipe, socket or device), not a photo")
     if not os.access(p, os.R_OK):
         raise InputError(f"{name}: permission denied (cannot read it)")
     limit = max_pixels if max_pixels and max_pixels > 0 else None
@@ -455,11 +471,13 @@ def write_atomic(target: str | os.PathLike, write) -> None:
     folder, which is then renamed over ``target``.  On any failure the temporary file is removed,
     ``target`` is left as it was, and :class:`WriteError` names the file."""
     target = Path(target)
+    if target.is_symlink():  # write through the link (it stays a link), like an editor saving a file
+        target = Path(os.path.realpath(target))
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise WriteError(f"{target}: cannot write it, folder {folder} does not exist")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".smile-tmp", dir=folder)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{_short_name(target.name)}.", suffix=".smile-tmp", dir=folder)
     except OSError as exc:
         raise WriteError(f"{target}: cannot write in {folder} ({_reason(exc)})") from None
     tmp = Path(tmp_name)
@@ -478,6 +496,13 @@ def write_atomic(target: str | os.PathLike, write) -> None:
         if isinstance(exc, (KeyboardInterrupt, SystemExit, WriteError)):
             raise
         raise WriteError(f"{target}: could not write it ({_reason(exc)})") from None
+
+
+def _short_name(name: str, limit: int = 120) -> str:
+    """``name`` cut to at most ``limit`` UTF-8 bytes, so a temporary name built from it stays under
+    the usual 255-byte limit however long the target's name is."""
+    raw = name.encode("utf-8", "surrogateescape")
+    return name if len(raw) <= limit else raw[:limit].decode("utf-8", "ignore")
 
 
 def _set_mode(tmp: Path, target: Path) -> None:

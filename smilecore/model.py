@@ -98,4 +98,10 @@ class SmileModel:
         for name, arr, c in (("rgb", rgb, 3), ("mask", mask, 1), ("flow", flow, 2)):
             if arr.shape != (n, c, s, s):
                 raise ModelError(f"model {self.path.name} returned {name} of shape {arr.shape}, expected {(n, c, s, s)}")
-        return ModelOutput(rgb=rgb.astype(np.float32), mask=np.clip(mask, 0, 1).astype(np.float32), flow=flow.astype(np.float32))
+        for name, arr in (("rgb", rgb), ("mask", mask), ("flow", flow)):
+            if not np.isfinite(arr).all():
+                raise ModelError(f"model {self.path.name} returned NaN or infinite values in its {name} output: the model file is broken")
+        # out-of-range values are clipped: colours to [-1,1], the mask to [0,1], the flow to a few crops
+        lim = 4.0 * s
+        return ModelOutput(rgb=np.clip(rgb, -1.0, 1.0, dtype=np.float32), mask=np.clip(mask, 0.0, 1.0, dtype=np.float32),
+                           flow=np.clip(flow, -lim, lim, dtype=np.float32))

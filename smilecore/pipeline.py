@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Literal, Sequence, Union
 
@@ -14,6 +15,7 @@ from .align import Alignment, align_face, extract_crop
 from .composite import FaceEdit, composite_face
 from .errors import ImageTooLargeError, InputError, NoFaceError, UsageError
 from .faces import Face, _to_rgb8, detect_faces
+from .imageio import env_max_pixels
 from .model import ModelOutput, SmileModel
 from .weights import resolve_model
 
@@ -21,6 +23,8 @@ from .weights import resolve_model
 MAX_PIXELS = 200_000_000
 #: Faces whose detection box is smaller than this (photo pixels) are reported, not edited.
 MIN_EDIT_FACE = 24
+#: Faces sent to the network per call (memory stays bounded however many faces a photo has).
+BATCH = 4
 
 FaceChoice = Union[Literal["all", "largest"], Sequence[int]]
 
@@ -101,13 +105,20 @@ _PIL_16 = {"I;16", "I;16B", "I;16L", "I;16N"}
 
 def _from_pil(img: Image.Image) -> _Source:
     try:
-        img = ImageOps.exif_transpose(img)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL's "Corrupt EXIF data": a broken block only loses the orientation
+            img = ImageOps.exif_transpose(img)
     except Exception:
         raise InputError("the photo's EXIF orientation data is corrupt") from None
     info = {k: img.info[k] for k in ("icc_profile", "exif", "dpi") if k in img.info}
     mode = img.mode
     try:
-        if mode in _PIL_DIRECT:
+        if mode in ("L", "RGB") and img.info.get("transparency") is not None:
+            # a tRNS colour key: make it a real alpha channel, so an edited pixel can never
+            # turn transparent by taking the key's colour (the result is LA / RGBA)
+            mode = mode[0] + "A" if mode == "L" else "RGBA"
+            arr = np.asarray(img.convert(mode))
+        elif mode in _PIL_DIRECT:
             arr = np.asarray(img)
         elif mode in _PIL_16:
             arr = np.asarray(img).astype(np.uint16)
@@ -216,7 +227,7 @@ def smile(
     src = _from_pil(image) if isinstance(image, Image.Image) else _from_array(image)
     photo = src.array
     h, w = photo.shape[:2]
-    limit = max_pixels if max_pixels is not None else int(os.environ.get("SMILE_MAX_PIXELS", MAX_PIXELS))
+    limit = max_pixels if max_pixels is not None else env_max_pixels()
     if h * w > limit:
         raise ImageTooLargeError(f"image is {w}x{h} = {h * w / 1e6:.0f} MP, above the limit of {limit / 1e6:.0f} MP")
     if h == 0 or w == 0:
@@ -275,36 +286,42 @@ def smile(
         lo, hi = model.strength_range
         if not lo <= strength <= hi:
             raise UsageError(f"strength {strength:g} is outside the model's range [{lo:g}, {hi:g}]")
-        t0 = time.perf_counter()
-        aligns = [align_face(found[i].landmarks, model.size) for i in chosen]
-        crops = np.stack([extract_crop(rgb8, al) for al in aligns])
-        t["align"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        net = model.run(crops, strength)
-        t["infer"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        t.update(align=0.0, infer=0.0, composite=0.0)
         out_arr = photo.copy()
-        for k, i in enumerate(chosen):
-            edit = composite_face(photo, aligns[k], net.rgb[k], net.mask[k], net.flow[k], out=out_arr)
-            r = results[i]
-            r.alignment = aligns[k]
-            if edit is None:
-                r.reason = "outside the photo"
-                continue
-            if sel is not None:
-                x0, y0, x1, y1 = edit.box
-                s = sel[y0:y1, x0:x1]
-                edit.weight = edit.weight * s
-                region = out_arr[y0:y1, x0:x1].astype(np.float32)
-                orig = photo[y0:y1, x0:x1].astype(np.float32)
-                mixed = np.rint(orig + s[..., None] * (region - orig)).astype(photo.dtype)
-                out_arr[y0:y1, x0:x1] = np.where((s > 0)[..., None], mixed, photo[y0:y1, x0:x1])
-            edits.append(edit)
-            r.edited, r.reason = True, None
-            if debug:
-                r.crop = crops[k]
-                r.output = ModelOutput(rgb=net.rgb[k : k + 1], mask=net.mask[k : k + 1], flow=net.flow[k : k + 1])
-        t["composite"] = time.perf_counter() - t0
+        # a few faces per network call, composited as they come: memory does not grow with a crowd
+        for start in range(0, len(chosen), BATCH):
+            batch = chosen[start : start + BATCH]
+            t0 = time.perf_counter()
+            aligns = [align_face(found[i].landmarks, model.size) for i in batch]
+            crops = np.stack([extract_crop(rgb8, al) for al in aligns])
+            t["align"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            net = model.run(crops, strength)
+            t["infer"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            for k, i in enumerate(batch):
+                edit = composite_face(photo, aligns[k], net.rgb[k], net.mask[k], net.flow[k], out=out_arr)
+                r = results[i]
+                r.alignment = aligns[k]
+                if edit is None:
+                    r.reason = "outside the photo"
+                    continue
+                if sel is not None:
+                    x0, y0, x1, y1 = edit.box
+                    s = sel[y0:y1, x0:x1]
+                    edit.weight = edit.weight * s
+                    region = out_arr[y0:y1, x0:x1].astype(np.float32)
+                    orig = photo[y0:y1, x0:x1].astype(np.float32)
+                    mixed = np.rint(orig + s[..., None] * (region - orig)).astype(photo.dtype)
+                    out_arr[y0:y1, x0:x1] = np.where((s > 0)[..., None], mixed, photo[y0:y1, x0:x1])
+                edits.append(edit)
+                r.edited, r.reason = True, None
+                if debug:
+                    r.crop = crops[k].copy()
+                    r.output = ModelOutput(rgb=net.rgb[k : k + 1].copy(), mask=net.mask[k : k + 1].copy(),
+                                           flow=net.flow[k : k + 1].copy())
+            del net, crops
+            t["composite"] += time.perf_counter() - t0
 
     if src.kind == "pil":
         out_img: Union[Image.Image, np.ndarray] = _to_pil(out_arr, src)
