@@ -1,4 +1,6 @@
-"""``python -m benchmarks [pipeline|models|all] [--repeats N] [--threads N]``"""
+"""``python -m benchmarks [pipeline|models|quality|all] [--repeats N] [--threads N]``
+
+``all`` is models + pipeline; ``quality`` needs the training cache (see benchmarks/quality.py)."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +10,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    ap.add_argument("what", nargs="?", default="all", choices=["pipeline", "models", "all"])
+    ap.add_argument("what", nargs="?", default="all", choices=["pipeline", "models", "quality", "all"])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
@@ -26,6 +28,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print("### Pipeline\n")
         print(pipeline.to_markdown(pipeline.run(repeats=args.repeats, threads=args.threads)))
+    if args.what == "quality":
+        from . import quality
+
+        print("### Quality (validation split)\n")
+        return quality.run()
     return 0
 
 

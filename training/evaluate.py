@@ -183,6 +183,36 @@ def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows:
     return result, contact_sheet(grid)
 
 
+def evaluate_smilers(edit: Editor, size: int, crops: np.ndarray, rows: np.ndarray,
+                     lams: tuple[float, ...] = (-1.0, -2.0), sheet_rows: int = 6) -> tuple[dict[str, Any], np.ndarray]:
+    """Negative strengths on real *smiling* faces: does the smile probability fall?
+
+    Returns per-λ metrics (mean probability before/after, fraction of smilers, p > 0.5
+    before, whose probability fell) and a contact sheet (input | each λ).
+    """
+    from .classifier import load_classifier, smile_probability
+
+    clf = load_classifier()
+    inputs = np.stack([resize_crop(np.asarray(crops[r]), size) for r in rows])
+    p0 = smile_probability(clf, inputs)
+    smilers = p0 > 0.5
+    per: dict[str, dict[str, float]] = {}
+    outs = {}
+    for lam in lams:
+        out = edit(inputs, lam)
+        outs[lam] = out
+        p1 = smile_probability(clf, out)
+        per[f"{lam:g}"] = {"p_before": float(p0.mean()), "p_after": float(p1.mean()),
+                           "fell": float((p1 < p0)[smilers].mean()) if smilers.any() else float("nan")}
+    n = min(sheet_rows, len(rows))
+    grid = [[inputs[i]] + [outs[lam][i] for lam in lams] for i in range(n)]
+    lines = ["| λ (on smiling faces) | smile p before | smile p after | smilers whose p fell |", "|---:|---:|---:|---:|"]
+    for lam, m in per.items():
+        lines.append(f"| {float(lam):+.0f} | {m['p_before']:.3f} | {m['p_after']:.3f} | {m['fell']:.2f} |")
+    return {"faces": int(len(rows)), "smilers": int(smilers.sum()), "per_lambda": per,
+            "markdown": "\n".join(lines)}, contact_sheet(grid)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m training evaluate [--model X.onnx | --checkpoint X.pt] [--faces N] [--out DIR]``."""
     ap = argparse.ArgumentParser(prog="python -m training evaluate", description="evaluate a smile model on the validation split")
@@ -217,6 +247,13 @@ def main(argv: list[str] | None = None) -> int:
         rows = np.sort(rng.choice(rows, min(n, len(rows)), replace=False))
         lams = tuple(float(x) for x in ev.get("lams", LAMS))
         result, sheet = evaluate(edit, size, crops, index["lm68"], rows, lams, int(ev.get("sheet_rows", 8)))
+        from .dataset import smiling_rows
+
+        srows = smiling_rows(index, load_labels(cfg), args.split)
+        srows = np.sort(rng.choice(srows, min(n // 2, len(srows)), replace=False))
+        smilers, smile_sheet = evaluate_smilers(edit, size, crops, srows)
+        result["smiling_faces"] = smilers
+        result["markdown"] += "\n\n" + smilers["markdown"]
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -226,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     result["split"] = args.split
     (out / "metrics.json").write_text(json.dumps(result, indent=1))
     cv2.imwrite(str(out / "contact_sheet.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(out / "contact_sheet_smilers.png"), cv2.cvtColor(smile_sheet, cv2.COLOR_RGB2BGR))
     print(f"{what} on {result['faces']} {args.split} faces ({result['non_smilers']} non-smiling before):\n")
     print(result["markdown"])
     print(f"\nwrote {out / 'metrics.json'} and {out / 'contact_sheet.png'}")

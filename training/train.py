@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     identity_nets: dict[int, torch.nn.Module] = {}
     use_identity = any(s.weights.id > 0 for s in stages)
 
-    step, elapsed_before, size_of_plateau = 0, 0.0, None
+    step, elapsed_before, plateau_stage = 0, 0.0, None  # plateau_stage: the stage the plateau rule tracks
     best_val = math.inf
     last = run_dir / "last.pt"
     if args.resume and last.exists():
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         opt_d.load_state_dict(st["opt_d"])
         plateau.load_state_dict(st["plateau"])
         step, elapsed_before = int(st["step"]), float(st["elapsed"])
-        best_val, size_of_plateau = float(st["best_val"]), st.get("plateau_size")
+        best_val, plateau_stage = float(st["best_val"]), st.get("plateau_stage")
         torch.set_rng_state(st["torch_rng"])
         log({"event": "resumed", "step": step, "elapsed_min": round(elapsed_before / 60, 1)})
     else:
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             "net": net.state_dict(), "ema": ema.state_dict(), "disc": disc.state_dict(),
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "plateau": plateau.state_dict(),
             "step": step, "elapsed": elapsed_before + (time.time() - t_start), "best_val": best_val,
-            "plateau_size": size_of_plateau, "torch_rng": torch.get_rng_state(),
+            "plateau_stage": plateau_stage, "torch_rng": torch.get_rng_state(),
             "arch": arch, "net_kwargs": net_kwargs, "config": t, "train_size": stages[max(cur_stage, 0)].size,
         }, last)
 
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     log_every = int(t.get("log_every", 20))
     val_every = int(t.get("val_every", 200))
     workers = int(t.get("num_workers", 1))
-    val_cache: dict[int, dict[str, torch.Tensor]] = {}
+    val_cache: dict[tuple, dict[str, torch.Tensor]] = {}
     cur_stage, loader_it = -1, None
     acc: dict[str, float] = {}
     acc_n, t_log = 0, time.time()
@@ -296,15 +296,23 @@ def main(argv: list[str] | None = None) -> int:
             batch = int(stage.batch_size or t.get("batch_size", 16))
             loader_it = iter(make_loader(crops, index, rows, real_rows, stage, batch, workers, seed + step))
             cur_stage = si
-            if size_of_plateau != stage.size:  # validation losses at another size are not comparable
+            if plateau_stage != stage.name:
+                # a new stage is a new problem (other λ range, losses, maybe size): its validation
+                # uses only the λs it trains on, the plateau rule starts afresh from the base LR,
+                # and best.pt tracks the best weights of the latest stage
                 plateau.reset()
                 best_val = math.inf
-                size_of_plateau = stage.size
+                plateau_stage = stage.name
+                for opt, base in ((opt_g, float(t.get("lr", 1e-3))), (opt_d, float(t.get("lr_d", 4e-4)))):
+                    for g in opt.param_groups:
+                        g["lr"] = base
             log({"event": "stage", "step": step, "stage": stage.name, "size": stage.size, "batch": batch,
                  "lam": [stage.lam_min, stage.lam_max], "lr": opt_g.param_groups[0]["lr"]})
-            if stage.size not in val_cache:
-                val_cache[stage.size] = {k: v.to(device) for k, v in
-                                         fixed_pairs(crops, index["lm68"], val_rows, val_lams, stage.size).items()}
+            stage_lams = tuple(x for x in val_lams if stage.lam_min <= x <= stage.lam_max) or val_lams
+            val_key = (stage.size, stage_lams)
+            if val_key not in val_cache:
+                val_cache[val_key] = {k: v.to(device) for k, v in
+                                      fixed_pairs(crops, index["lm68"], val_rows, stage_lams, stage.size).items()}
         w = stage.weights
         b = {k: v.to(device, non_blocking=True) for k, v in next(loader_it).items()}
         t_step = time.time()
@@ -381,14 +389,14 @@ def main(argv: list[str] | None = None) -> int:
                  "alphas": [round(a, 3) for a in getattr(net, "alphas", [])]})
             acc, acc_n, t_log = {}, 0, time.time()
         if step % val_every == 0 or step == total:
-            v = validation_loss(ema, val_cache[stage.size])
+            v = validation_loss(ema, val_cache[val_key])
             reduced = plateau.step(v["total"], [opt_g, opt_d])
             improved = v["total"] < best_val
             if improved:
                 best_val = v["total"]
                 save_weights(run_dir / "best.pt", {"val": v, "size": stage.size})
             log({"event": "val", "step": step, "size": stage.size, **{k: round(x, 5) for k, x in v.items()},
-                 "lr_reduced": reduced, "best": improved})
+                 "lr_reduced": reduced, "best": improved, "lams": list(val_key[1])})
             t_log = time.time()
         if time.time() - last_ckpt > ckpt_every:
             save_state()
