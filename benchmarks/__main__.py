@@ -17,17 +17,19 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     print(f"<!-- {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()} -->")
+    # pipeline first: its child processes would otherwise inherit the model table's peak RSS
+    if args.what in ("pipeline", "all"):
+        from . import pipeline
+
+        print("### Pipeline\n")
+        print(pipeline.to_markdown(pipeline.run(repeats=args.repeats, threads=args.threads)))
+        print()
     if args.what in ("models", "all"):
         from . import models
 
         print("### Models\n")
         print(models.to_markdown(models.run(repeats=max(args.repeats * 4, 20))))
         print()
-    if args.what in ("pipeline", "all"):
-        from . import pipeline
-
-        print("### Pipeline\n")
-        print(pipeline.to_markdown(pipeline.run(repeats=args.repeats, threads=args.threads)))
     if args.what == "quality":
         from . import quality
 

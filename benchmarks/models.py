@@ -105,6 +105,8 @@ def to_markdown(rows: list[dict]) -> str:
             f"{r['med1']:.1f} / {r['p90_1']:.1f} | {r['med2']:.1f} / {r['p90_2']:.1f} | {ratio} |"
         )
     for r in rows[1:]:
+        if r["arch"] == ours["arch"]:
+            continue
         lines.append(
             f"\nOurs vs {r['label']}: {100 * (1 - ours['params'] / r['params']):.1f} % fewer parameters, "
             f"{100 * (1 - ours['macs'] / r['macs']):.1f} % fewer FLOPs."
