@@ -174,7 +174,13 @@ def krita_setup(tmp_path_factory) -> dict:
     runtime = root / "xdg-runtime"
     runtime.mkdir(mode=0o700)
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("XDG_", "PYTHON", "QT_", "SMILE_")) and k not in ("DISPLAY", "KRITA_PLUGIN_PATH")}
+           if not k.startswith(("XDG_", "PYTHON", "QT_", "SMILE_"))
+           and k not in ("DISPLAY", "KRITA_PLUGIN_PATH", "VIRTUAL_ENV", "VIRTUAL_ENV_PROMPT")}
+    # an activated venv (as in .ci/run) must not leak into Krita: its embedded Python would find the
+    # venv's site-packages instead of the system's PyQt5 (the plug-in finds the engine by its record)
+    venv_bins = {str(Path(p).resolve()) for p in (os.environ.get("VIRTUAL_ENV", ""), sys.prefix) if p}
+    env["PATH"] = os.pathsep.join(d for d in env.get("PATH", "").split(os.pathsep)
+                                  if d and str(Path(d).resolve().parent) not in venv_bins)
     env.update(HOME=str(home), XDG_RUNTIME_DIR=str(runtime), SMILE_KRITA_IMAGE=str(image),
                LANG="C.UTF-8", LC_ALL="C.UTF-8")
     if str(model) != "default":

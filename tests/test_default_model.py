@@ -1,0 +1,67 @@
+"""The shipped default model: registered, checksummed, contract-valid, and it smiles the sample."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import smilecore
+from smilecore import weights
+from smilecore.model import SmileModel
+
+
+def test_default_model_is_bundled_and_verified():
+    name = weights.default_model_name()
+    info = weights.get_info(name)
+    assert info.bundled and info.license == "research-non-commercial"
+    path = weights.resolve_model(None)
+    assert path.is_file() and path.stat().st_size == info.size
+    assert weights.sha256_of(path) == info.sha256
+    assert (path.parent / "MODEL_CARD.md").read_text().count("research") >= 1
+
+
+def test_default_model_contract_and_identity_at_zero(astronaut):
+    model = SmileModel(weights.resolve_model(None))
+    assert model.size == 256 and model.strength_range == (-2.0, 4.0)
+    assert model.license == "research-non-commercial"
+    crops = np.stack([np.asarray(astronaut[:256, 128:384])] * 2)
+    out = model.run(crops, np.array([0.0, 2.0], np.float32))
+    assert out.flow.shape == (2, 2, 256, 256) and out.mask.shape == (2, 1, 256, 256)
+    assert np.abs(out.flow[0]).max() == 0.0 and np.abs(out.mask[0]).max() == 0.0
+    assert np.abs(out.flow[1]).max() > 1.0  # λ = 2 moves pixels
+
+
+def test_default_model_edits_only_the_face(astronaut):
+    res = smilecore.smile(astronaut, strength=1.5)
+    out = np.asarray(res.image)
+    assert out.shape == astronaut.shape
+    face = res.faces[0]
+    x0, y0, x1, y1 = face.box
+    diff = np.abs(out.astype(int) - astronaut.astype(int)).max(axis=2)
+    assert diff[y0:y1, x0:x1].max() > 20  # the mouth moved
+    changed = np.argwhere(diff > 0)
+    h = y1 - y0
+    # nothing changes far from the face
+    assert changed[:, 0].min() >= y0 - h and changed[:, 0].max() <= y1 + h
+
+
+def test_register_bundled_replaces_the_old_default(tmp_path):
+    training_export = pytest.importorskip("training.export")
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "smile-mobileunet-0.9.onnx").write_bytes(b"old")
+    (models / "registry.json").write_text(json.dumps({"default": "x", "models": [
+        {"name": "smile-mobileunet", "version": "0.9", "file": "smile-mobileunet-0.9.onnx", "sha256": "0",
+         "size": 3, "license": "l", "bundled": True},
+        {"name": "other", "version": "1", "file": "o.onnx", "sha256": "1", "size": 1, "license": "l", "url": "http://x"}]}))
+    onnx_file, card = tmp_path / "new.onnx", tmp_path / "new.md"
+    onnx_file.write_bytes(b"new model")
+    card.write_text("# card")
+    dest = training_export.register_bundled(onnx_file, card, "smile-mobileunet", "1.0", "abc", 9, models_dir=models)
+    reg = json.loads((models / "registry.json").read_text())
+    assert dest.read_bytes() == b"new model" and not (models / "smile-mobileunet-0.9.onnx").exists()
+    assert reg["default"] == "smile-mobileunet"
+    assert [m["name"] for m in reg["models"]] == ["smile-mobileunet", "other"]
+    assert reg["models"][0]["sha256"] == "abc" and reg["models"][0]["bundled"] is True
+    assert (models / "MODEL_CARD.md").read_text() == "# card"
