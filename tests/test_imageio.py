@@ -1,6 +1,7 @@
 """smilecore.imageio: orientation, metadata, 16 bits, alpha, atomic writes, bad files."""
 from __future__ import annotations
 
+import functools
 import io
 import os
 import struct
@@ -24,7 +25,9 @@ from smilecore.imageio import (
 )
 
 
+@functools.lru_cache(maxsize=1)
 def _srgb_icc() -> bytes:
+    """One sRGB profile per run: the profile's header holds its creation time, so two calls can differ."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
