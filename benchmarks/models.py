@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-ARCHS = [("ours: Mobile UNet", "mobile_unet"), ("pix2pix UNet", "pix2pix_unet"), ("MobileNetV2-UNet", "mobilenetv2_unet")]
+ARCHS = [("ours: Mobile UNet", "mobile_unet"), ("standard UNet", "standard_unet"), ("pix2pix UNet", "pix2pix_unet"),
+         ("MobileNetV2-UNet", "mobilenetv2_unet")]
 
 
 def _export_all(size: int, folder: Path) -> list[dict]:

@@ -45,10 +45,11 @@ def test_mobile_unet_budget():
 
 def test_baseline_param_counts():
     assert 50e6 < nets.count_params(nets.build_net("pix2pix_unet")) < 60e6
+    assert 28e6 < nets.count_params(nets.build_net("standard_unet")) < 33e6
     assert 1.5e6 < nets.count_params(nets.build_net("mobilenetv2_unet")) < 2.5e6
 
 
-@pytest.mark.parametrize("name,size", [("mobile_unet", 64), ("mobile_unet", 96), ("mobilenetv2_unet", 64)])
+@pytest.mark.parametrize("name,size", [("mobile_unet", 64), ("mobile_unet", 96), ("mobilenetv2_unet", 64), ("standard_unet", 32)])
 def test_output_shapes_and_ranges(name, size):
     net = _randomise(nets.build_net(name))
     x = torch.rand(2, 3, size, size) * 2 - 1

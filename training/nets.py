@@ -347,12 +347,48 @@ class ResolutionAdapter(nn.Module):
         return up(rgb), up(mask), up(flow) * float(k)
 
 
+# --------------------------------------------------------------------------- baseline: the classic UNet
+
+
+class _DoubleConv(nn.Sequential):
+    def __init__(self, cin: int, cout: int):
+        super().__init__(nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                         nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class StandardUNet(nn.Module):
+    """The classic UNet (Ronneberger et al.): 4 poolings, double 3×3 convs of 64…1024 channels,
+    transposed-conv up-sampling, concatenated skips (≈ 31 M parameters, the size of the paper's
+    29.2 M "standard UNet"); λ as a fourth input channel, the shared contract heads. Benchmark baseline only.
+    """
+
+    def __init__(self, base: int = 64, flow_scale: float = 8.0, mask_tau: float = 0.5):
+        super().__init__()
+        ch = [base * 2 ** i for i in range(5)]
+        self.downs = nn.ModuleList([_DoubleConv(4, ch[0])] + [_DoubleConv(ch[i - 1], ch[i]) for i in range(1, 5)])
+        self.ups = nn.ModuleList([nn.ConvTranspose2d(ch[i], ch[i - 1], 2, 2) for i in range(4, 0, -1)])
+        self.fuse = nn.ModuleList([_DoubleConv(2 * ch[i - 1], ch[i - 1]) for i in range(4, 0, -1)])
+        self.heads = OutputHeads(ch[0], flow_scale, mask_tau)
+
+    def forward(self, face: torch.Tensor, strength: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = strength_plane(face, strength)
+        skips = []
+        for i, down in enumerate(self.downs):
+            x = down(x if i == 0 else F.max_pool2d(x, 2))
+            skips.append(x)
+        x = skips.pop()
+        for up, fuse in zip(self.ups, self.fuse):
+            x = fuse(torch.cat([up(x), skips.pop()], dim=1))
+        return self.heads(x, strength)
+
+
 # --------------------------------------------------------------------------- registry and measuring
 
 #: architecture name -> constructor
 ARCHITECTURES = {
     "mobile_unet": MobileUNet,
     "pix2pix_unet": Pix2PixUNet,
+    "standard_unet": StandardUNet,
     "mobilenetv2_unet": MobileNetV2UNet,
 }
 
