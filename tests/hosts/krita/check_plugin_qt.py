@@ -18,6 +18,19 @@ import tempfile
 import time
 
 
+class FakeApp:
+    """Stand-in for ``Krita.instance()``: default settings, no document."""
+
+    def readSetting(self, group, key, default):  # noqa: N802 (Krita's name)
+        return default
+
+    def writeSetting(self, group, key, value):  # noqa: N802
+        pass
+
+    def activeDocument(self):  # noqa: N802
+        return None
+
+
 def main(argv: list) -> int:
     binding, pykrita, image_path, out = argv[1:5]
     importlib.import_module(binding + ".QtCore")  # the binding "Krita" loaded
@@ -50,16 +63,6 @@ def main(argv: list) -> int:
         with tempfile.TemporaryDirectory() as empty:
             command, where = find_engine("", empty)
             assert command is None and "PATH" in where, (command, where)
-
-            class FakeApp:
-                def readSetting(self, group, key, default):  # noqa: N802 (Krita's name)
-                    return default
-
-                def writeSetting(self, group, key, value):  # noqa: N802
-                    pass
-
-                def activeDocument(self):  # noqa: N802
-                    return None
 
             ctl = SmileController(FakeApp())
             ctl.engine_folder = empty
@@ -135,16 +138,6 @@ def main(argv: list) -> int:
 def check_docker_widgets(qt, preview) -> dict:
     """Build the docker's widgets with a stand-in ``krita`` module (real Krita runs PyQt5 only)."""
     import types
-
-    class FakeApp:
-        def readSetting(self, group, key, default):  # noqa: N802 (Krita's name)
-            return default
-
-        def writeSetting(self, group, key, value):  # noqa: N802
-            pass
-
-        def activeDocument(self):  # noqa: N802
-            return None
 
     fake = types.ModuleType("krita")
     fake.DockWidget = qt.QtWidgets.QDockWidget
