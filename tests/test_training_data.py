@@ -320,6 +320,41 @@ def test_teacher_pastes_teeth_where_the_mouth_opens(size, tmp_path):
     assert (g.target[..., 0] == g.target[..., 2]).all()
 
 
+def test_donor_bank_best_keeps_sharp_visible_teeth(tmp_path):
+    good = _donor_bank()
+    # the same mouth with dim, blurred "teeth" (lips-coloured cavity) and a grey copy
+    dim = good.patches[0].copy()
+    inner = np.zeros(dim.shape[:2], np.uint8)
+    cv2.fillPoly(inner, [np.round(good.lips[0, 12:20] * 16).astype(np.int32)], 1, shift=4)
+    dim[inner > 0] = (120, 60, 60)
+    blurry = cv2.GaussianBlur(good.patches[0], (0, 0), 3)
+    grey = np.repeat(good.patches[0].mean(2, keepdims=True), 3, axis=2).astype(np.uint8)
+    bank = DonorBank(np.stack([dim, blurry, good.patches[0], grey]), np.repeat(good.lips, 4, axis=0),
+                     np.array([False, False, False, True]))
+    q = bank.quality()
+    assert q[2] > q[1] > q[0] and q[0] == 0.0  # sharp teeth > blurred teeth > no teeth
+    best = bank.best(2)
+    assert len(best) == 2 and not best.gray.any()  # colour donors only
+    assert np.array_equal(best.patches[1], good.patches[0]) and np.array_equal(best.patches[0], blurry)
+    assert len(bank.best(10)) == 3
+    bank.save(tmp_path / "d.npz")
+    t = Teacher(_open_delta(), donors=tmp_path / "d.npz", keep_donors=1, donor_pool=1)
+    assert len(t.donors) == 1 and t.donor_pool == 1 and np.array_equal(t.donors.patches[0], good.patches[0])
+
+
+@pytest.mark.parametrize("smiler_p,expected", [(0.0, 10), (1.0, 200)])
+def test_teacher_pairs_draw_smiling_inputs_with_smiler_p(smiler_p, expected):
+    torch = pytest.importorskip("torch")
+    from training.dataset import SampleConfig, TeacherPairs
+
+    crops = np.concatenate([np.full((2, 256, 256, 3), 10, np.uint8), np.full((2, 256, 256, 3), 200, np.uint8)])
+    lm = np.repeat(_mean_shape()[None].astype(np.float32), 4, axis=0)
+    cfg = SampleConfig(size=64, lam_min=0.0, lam_max=0.0, flip=False, gray_p=0.0, jitter=0.0, smiler_p=smiler_p)
+    ds = TeacherPairs(crops, lm, np.array([0, 1]), np.array([2, 3]), cfg, teacher=Teacher(_smile_delta(), donors=None), seed=1)
+    faces = torch.stack([ds[0]["face"] for _ in range(12)])
+    assert torch.allclose((faces + 1) * 127.5, torch.full_like(faces, float(expected)), atol=0.6)
+
+
 def test_teacher_rejects_bad_crop():
     with pytest.raises(ValueError, match="uint8"):
         Teacher(_smile_delta(), donors=None).synthesize(np.zeros((10, 12, 3), np.float32), _mean_shape(), 1.0)

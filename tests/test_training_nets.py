@@ -12,7 +12,9 @@ from training.dataset import MIRROR_68, flip_face  # noqa: E402
 from training.losses import (  # noqa: E402
     PatchDiscriminator,
     composite,
+    mask_loss,
     mouth_region,
+    mouth_rgb_loss,
     smile_ranking,
     ssim,
     warp,
@@ -117,6 +119,50 @@ def test_losses_behave():
     assert logits.shape[0] == 2 and logits.ndim == 4 and len(feats) == 3
 
 
+def test_mask_loss_does_not_reward_a_dead_mask():
+    """A mask that is off everywhere must lose to one that covers the teacher's small mouth opening.
+
+    With a plain mean L1 the all-zero mask scores 0.014 against 0.0 (it nearly wins, and the
+    saturated sigmoid then stops learning); the balanced cross-entropy makes it clearly worse.
+    """
+    t = torch.zeros(4, 1, 64, 64)
+    t[:, :, 40:44, 24:40] = 1.0  # ~1.6 % of the crop, like the teacher's mouth interior
+    dead = torch.full_like(t, 1e-3)
+    right = t.clamp(1e-3, 1 - 1e-3)
+    blurry = torch.full_like(t, 0.5)
+    assert float(mask_loss(right, t)) < 0.01
+    assert float(mask_loss(dead, t)) > 1.0  # a plain mean L1 would give 0.016
+    assert float(mask_loss(dead, t)) > 10 * float(mask_loss(right, t))
+    assert float(mask_loss(blurry, t)) > float(mask_loss(right, t))
+    # the gradient reaches a saturated logit (it vanishes for L1 through a saturated sigmoid)
+    logit = torch.full_like(t, -9.0, requires_grad=True)
+    mask_loss(torch.sigmoid(logit), t).backward()
+    assert float(logit.grad[t > 0].abs().mean()) > 10 * float(logit.grad[t == 0].abs().mean())
+    assert float(logit.grad[t > 0].abs().mean()) > 1e-4
+
+
+def test_mouth_rgb_loss_only_looks_inside_the_teacher_mask():
+    target = torch.zeros(2, 3, 32, 32)
+    t_mask = torch.zeros(2, 1, 32, 32)
+    t_mask[:, :, 10:14, 8:24] = 1.0
+    rgb = torch.zeros_like(target)
+    rgb[:, :, :5] = 1.0  # wrong only outside the mask
+    assert float(mouth_rgb_loss(rgb, target, t_mask)) == 0.0
+    rgb[:, :, 10:14, 8:24] = 0.5  # wrong by 0.5 inside
+    assert float(mouth_rgb_loss(rgb, target, t_mask)) == pytest.approx(0.5)
+    assert float(mouth_rgb_loss(rgb, target, torch.zeros_like(t_mask))) == 0.0  # no opening in the batch
+
+
+def test_rgb_hidden_head_keeps_the_contract():
+    net = _randomise(nets.build_net("mobile_unet", rgb_hidden=16), seed=4)
+    assert nets.count_params(net) <= 1.5e6
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    rgb, mask, flow = net(x, torch.tensor([[2.0], [0.0]]))
+    assert rgb.shape == (2, 3, 64, 64) and rgb.abs().max() <= 1.0
+    assert torch.count_nonzero(mask[1]) == 0 and torch.count_nonzero(flow[1]) == 0
+    assert torch.allclose(composite(x, rgb, mask, flow)[1], x[1], atol=1e-5)
+
+
 def test_onnx_export_passes_contract(tmp_path):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
@@ -166,3 +212,24 @@ def test_export_rejects_missing_checkpoint(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "does not exist" in err and len(err.strip().splitlines()) == 1
+
+
+def test_committed_curriculum_parses_and_switches_where_documented():
+    from training.config import load_config
+    from training.train import Stage, stage_at, train_settings
+
+    t = train_settings(load_config(), gpu=False)
+    stages = [Stage.from_dict(s) for s in t["stages"]]
+    total = int(t["total_steps"])
+    names = [s.name for s in stages]
+    assert names == ["mild", "adversarial", "full", "teeth", "keep"]
+    switch = [next(k for k in range(total) if stage_at(stages, k, total) == i) for i in range(len(stages))]
+    assert switch == [0, 2000, 3500, 5000, 6000] and total == 6800
+    assert all(s.weights.rgb > 0 and s.weights.mask > 0 for s in stages)
+    assert stages[0].weights.adv == 0 and stages[1].weights.adv > 0
+    # only the last stage overrides the teacher's donors
+    assert [(s.keep_donors, s.donor_pool) for s in stages] == [(None, None)] * 3 + [(4, 1)] * 2
+    assert [s.smiler_p for s in stages] == [0.0] * 4 + [0.3]
+    assert all(s.teacher() is None for s in stages[:3])
+    with pytest.raises(TypeError):
+        Stage.from_dict({"name": "x", "until": 1.0, "bogus": 1})

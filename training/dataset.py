@@ -59,6 +59,7 @@ class SampleConfig:
     flip: bool = True
     gray_p: float = 0.15  #: probability of turning a colour input grey
     jitter: float = 0.15  #: brightness / contrast / saturation jitter amplitude
+    smiler_p: float = 0.0  #: probability of editing a real smiling face instead of a neutral one
 
 
 def colour_jitter(img: np.ndarray, amount: float, gray_p: float, rng: np.random.Generator) -> np.ndarray:
@@ -166,7 +167,10 @@ class TeacherPairs(Dataset):
     def __getitem__(self, _: int) -> dict[str, torch.Tensor]:
         rng = self._generator()
         c = self.cfg
-        row = int(rng.choice(self.rows))
+        # smiling inputs teach the student to keep teeth that are already there: the teacher only
+        # pastes a donor mouth where the opening grows beyond the input's own
+        pool = self.real_rows if c.smiler_p > 0 and rng.random() < c.smiler_p else self.rows
+        row = int(rng.choice(pool))
         crop = np.asarray(self.crops[row])
         lm = np.asarray(self.lm68[row], np.float32)
         if c.flip and rng.random() < 0.5:

@@ -9,7 +9,11 @@ person-disjoint validation split (never tuned on):
 * identity distance input → output with dlib's own face descriptor
   (``dlib_face_recognition_resnet_model_v1`` on chips placed by the 5-point
   predictor on the *input*, so only appearance changes count; < 0.6 = same person);
-* SSIM and L1 of the output against the teacher's target (at the crop size).
+* SSIM and L1 of the output against the teacher's target (at the crop size);
+* teeth shown: on the faces whose mouth the teacher opens at λ, the share of the
+  target's inner-lip area that is bright, near-neutral "teeth"
+  (:func:`training.teacher.teeth_fraction`), in the output and in the teacher's
+  target.  A warp-only model scores ~0 here however wide it pulls the lips.
 
 It prints a Markdown table, writes ``cache_dir/eval/metrics.json`` and a contact
 sheet ``cache_dir/eval/contact_sheet.png`` (input | λ = −1, 1, 2, 3 | teacher at 2),
@@ -122,13 +126,14 @@ def contact_sheet(rows: list[list[np.ndarray]], cell: int = 160) -> np.ndarray:
 def markdown_table(per_lam: dict[str, dict[str, float]]) -> str:
     """The metrics as a Markdown table, one row per λ."""
     lines = [
-        "| λ | smile p before | smile p after | non-smilers moved the right way | identity dist (dlib) | SSIM vs teacher | L1 vs teacher |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| λ | smile p before | smile p after | non-smilers moved the right way | identity dist (dlib) | SSIM vs teacher | L1 vs teacher | teeth shown (teacher) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for lam, m in per_lam.items():
+        teeth = "–" if m.get("opened", 0) == 0 else f"{m['teeth_out']:.2f} ({m['teeth_teacher']:.2f})"
         lines.append(
             f"| {float(lam):+.0f} | {m['p_before']:.3f} | {m['p_after']:.3f} | {m['moved_right_way']:.2f} | "
-            f"{m['identity_mean']:.3f} (max {m['identity_max']:.3f}) | {m['ssim_teacher']:.4f} | {m['l1_teacher']:.4f} |"
+            f"{m['identity_mean']:.3f} (max {m['identity_max']:.3f}) | {m['ssim_teacher']:.4f} | {m['l1_teacher']:.4f} | {teeth} |"
         )
     return "\n".join(lines)
 
@@ -137,7 +142,7 @@ def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows:
              sheet_rows: int = 8) -> tuple[dict[str, Any], np.ndarray]:
     """All metrics and the contact sheet for the faces ``rows``."""
     from .classifier import load_classifier, smile_probability
-    from .teacher import Teacher
+    from .teacher import Teacher, teeth_fraction
 
     teacher = Teacher()
     clf = load_classifier()
@@ -152,7 +157,11 @@ def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows:
     for lam in lams:
         out = edit(inputs, lam)
         outputs[lam] = out
-        targets = np.stack([teacher.synthesize(c, l, lam).target for c, l in zip(inputs, lms)])
+        pairs = [teacher.synthesize(c, l, lam) for c, l in zip(inputs, lms)]
+        targets = np.stack([p.target for p in pairs])
+        opened = [i for i, p in enumerate(pairs) if p.mask.max() > 0.5]
+        teeth_out = [teeth_fraction(out[i], pairs[i].landmarks[48:68]) for i in opened]
+        teeth_teacher = [teeth_fraction(targets[i], pairs[i].landmarks[48:68]) for i in opened]
         p1 = smile_probability(clf, out)
         non = p0 < 0.5
         moved = (p1 > p0) if lam > 0 else (p1 < p0) if lam < 0 else np.isclose(p1, p0, atol=1e-3)
@@ -167,6 +176,9 @@ def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows:
             "identity_max": float(dist.max()),
             "ssim_teacher": float(ssim(xo, xt).mean()),
             "l1_teacher": float((xo - xt).abs().mean()),
+            "opened": len(opened),
+            "teeth_out": float(np.mean(teeth_out)) if opened else float("nan"),
+            "teeth_teacher": float(np.mean(teeth_teacher)) if opened else float("nan"),
         }
     n_sheet = min(sheet_rows, len(rows))
     t2 = [teacher.synthesize(inputs[i], lms[i], 2.0).target for i in range(n_sheet)]

@@ -173,6 +173,7 @@ class LossWeights:
     feat: float = 0.0
     rank: float = 0.0
     id: float = 0.0
+    rgb: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict) -> "LossWeights":
@@ -184,13 +185,42 @@ class LossWeights:
         return cls(**{k: float(v) for k, v in d.items()})
 
 
+def mask_loss(mask: torch.Tensor, t_mask: torch.Tensor, pos_weight: float = 20.0, eps: float = 1e-4) -> torch.Tensor:
+    """Class-balanced binary cross-entropy of the mask head against the teacher's soft mask.
+
+    The teacher's mouth interior covers ~1-2 % of the crop, so a plain mean L1
+    is won by "mask = 0 everywhere": the sigmoid saturates and the mask (and
+    with it the RGB head) never turns on — exactly what the first shipped model
+    did.  Pixels with ``t_mask > 0`` weigh ``1 + pos_weight·t_mask``; unlike L1
+    the cross-entropy's gradient does not vanish on a saturated sigmoid.
+    """
+    m = mask.clamp(eps, 1.0 - eps)
+    w = 1.0 + pos_weight * t_mask
+    bce = -(t_mask * torch.log(m) + (1.0 - t_mask) * torch.log(1.0 - m))
+    return (w * bce).sum() / w.sum()
+
+
+def mouth_rgb_loss(rgb: torch.Tensor, target: torch.Tensor, t_mask: torch.Tensor) -> torch.Tensor:
+    """L1 of the RGB head against the target *where the teacher synthesised new appearance*, normalised by that area.
+
+    Supervises the RGB head directly (teacher forcing): through the composite
+    alone it only gets a gradient where the student's own mask is already on.
+    Zero when no sample of the batch has a mouth opening.
+    """
+    area = t_mask.sum() * rgb.shape[1]
+    if float(area) <= 0.0:
+        return rgb.new_zeros(())
+    return (t_mask * (rgb - target).abs()).sum() / area
+
+
 def reconstruction_terms(face: torch.Tensor, target: torch.Tensor, t_flow: torch.Tensor, t_mask: torch.Tensor,
                          rgb: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor, strength: torch.Tensor) -> dict[str, torch.Tensor]:
     """The supervised terms against the teacher: returns the composited output under ``"out"`` and each loss.
 
     * ``l1``, ``ssim``: composited output vs. teacher target (``1 − SSIM``).
     * ``flow``: L1 to the teacher flow, in crop pixels.
-    * ``mask``: L1 to the teacher mask.
+    * ``mask``: :func:`mask_loss` (balanced cross-entropy) to the teacher mask.
+    * ``rgb``: :func:`mouth_rgb_loss`, the RGB head inside the teacher's mask.
     * ``tv``: flow smoothness.
     * ``identity0``: L1 of output vs. input for samples with λ = 0 (0 by construction for the Mobile UNet).
     """
@@ -200,7 +230,8 @@ def reconstruction_terms(face: torch.Tensor, target: torch.Tensor, t_flow: torch
         "l1": F.l1_loss(out, target),
         "ssim": 1.0 - ssim(out, target).mean(),
         "flow": F.l1_loss(flow, t_flow),
-        "mask": F.l1_loss(mask, t_mask),
+        "mask": mask_loss(mask, t_mask),
+        "rgb": mouth_rgb_loss(rgb, target, t_mask),
         "tv": total_variation(flow),
     }
     zero = (strength.view(-1) == 0).float()

@@ -96,13 +96,20 @@ class OutputHeads(nn.Module):
     With ``upsample=True`` the features are at half the crop size: flow and mask
     (smooth fields) are predicted there and bilinearly upsampled ×2, and ``rgb`` is
     predicted at full size from the input face concatenated with the upsampled
-    features (so it can copy the input's detail).
+    features (so it can copy the input's detail).  ``rgb_hidden > 0`` puts one
+    full-resolution 3×3 conv + ReLU of that width before the RGB conv, so the
+    head can draw detail finer than the half-resolution features (teeth edges).
     """
 
-    def __init__(self, cin: int, flow_scale: float = 8.0, mask_tau: float = 0.5, mask_bias: float = -2.0, upsample: bool = False):
+    def __init__(self, cin: int, flow_scale: float = 8.0, mask_tau: float = 0.5, mask_bias: float = -2.0, upsample: bool = False,
+                 rgb_hidden: int = 0):
         super().__init__()
         self.upsample = upsample
-        self.rgb = nn.Conv2d(cin + (3 if upsample else 0), 3, 3, 1, 1)
+        c_rgb = cin + (3 if upsample else 0)
+        if rgb_hidden > 0:
+            self.rgb = nn.Sequential(nn.Conv2d(c_rgb, rgb_hidden, 3, 1, 1), nn.ReLU(inplace=True), nn.Conv2d(rgb_hidden, 3, 3, 1, 1))
+        else:
+            self.rgb = nn.Conv2d(c_rgb, 3, 3, 1, 1)
         self.mask = nn.Conv2d(cin, 1, 3, 1, 1)
         self.flow = nn.Conv2d(cin, 2, 3, 1, 1)
         self.flow_scale = float(flow_scale)
@@ -146,6 +153,8 @@ class MobileUNetConfig:
     half_res: bool = True
     flow_scale: float = 8.0
     mask_tau: float = 0.5
+    #: width of the full-resolution hidden conv of the RGB head (model 1.0.0 had none: 0, a single conv)
+    rgb_hidden: int = 16
 
 
 class MobileUNet(nn.Module):
@@ -153,7 +162,8 @@ class MobileUNet(nn.Module):
 
     λ enters twice: as a constant fourth input channel and through FiLM on the
     bottleneck and on every decoder level.  With the default widths it has about
-    0.94 M parameters and 0.16 GMACs (0.32 GFLOPs) at 256² (counted by :func:`count_macs`).
+    0.94 M parameters and 0.33 GMACs (0.67 GFLOPs) at 256² (counted by :func:`count_macs`), half of them in
+    the RGB head's full-resolution hidden conv.
     """
 
     def __init__(self, cfg: MobileUNetConfig | None = None):
@@ -176,7 +186,7 @@ class MobileUNet(nn.Module):
         self.dec = nn.ModuleList(
             [nn.Sequential(*[DSConv(w[i], w[i]) for _ in range(cfg.blocks_per_level)]) for i in range(len(w) - 1)]
         )
-        self.heads = OutputHeads(w[0], cfg.flow_scale, cfg.mask_tau, upsample=cfg.half_res)
+        self.heads = OutputHeads(w[0], cfg.flow_scale, cfg.mask_tau, upsample=cfg.half_res, rgb_hidden=cfg.rgb_hidden)
 
     @property
     def alphas(self) -> list[float]:

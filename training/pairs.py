@@ -139,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         bank.save(donor_path)
         log.info(f"donor bank: {len(bank)} open smiling mouths ({int((~bank.gray).sum())} colour) of {len(drows)} smiling train faces -> {donor_path}")
     d_npz = cache_dir(cfg) / "direction.npz"
-    teacher = Teacher(d_npz if d_npz.exists() else None, donors=donor_path)
+    tcfg = cfg.get("teacher", {})
+    teacher = Teacher(d_npz if d_npz.exists() else None, donors=donor_path,
+                      keep_donors=tcfg.get("keep_donors"), donor_pool=tcfg.get("donor_pool"))
     if args.sheet:
         sheets = cache_dir(cfg) / "sheets"
         sheets.mkdir(exist_ok=True)

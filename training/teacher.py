@@ -185,6 +185,22 @@ class DonorBank:
         with np.load(path) as z:
             return cls(z["patches"], z["lips"].astype(np.float32), z["gray"].astype(bool))
 
+    def quality(self) -> np.ndarray:
+        """Per donor: share of the opening that shows teeth × log(1 + mouth sharpness); higher is better."""
+        return np.array([teeth_fraction(p, l) * np.log1p(mouth_sharpness(p, l)) for p, l in zip(self.patches, self.lips)])
+
+    def best(self, k: int) -> "DonorBank":
+        """The ``k`` best donors by :meth:`quality`, colour donors only when there are any.
+
+        A small bank of clearly visible, sharp teeth makes the teacher's mouth interior nearly a
+        function of the mouth's shape; with hundreds of donors the student's L1-trained RGB head
+        learns their average, a dim grey band.  Grey subjects get these donors in grey.
+        """
+        q = self.quality()
+        cand = np.flatnonzero(~self.gray) if (~self.gray).any() else np.arange(len(self))
+        keep = np.sort(cand[np.argsort(-q[cand], kind="stable")[: max(1, int(k))]])
+        return DonorBank(self.patches[keep], self.lips[keep], self.gray[keep])
+
 
 def teeth_fraction(patch: np.ndarray, lips: np.ndarray) -> float:
     """Share of the inner-lip area clearly brighter than the lips (visible teeth), for lips 48-67 in patch px."""
@@ -259,9 +275,13 @@ class Teacher:
     ``direction``: Δ [68,2] at S = 256, or a path (default: ``training/assets/smile_direction.json``).
     ``donors``: a :class:`DonorBank`, a path, ``"auto"`` (``cache_dir/donors.npz`` when it exists)
     or ``None`` for a warp-only teacher (``mask`` always zero).
+    ``keep_donors``: use only the best this many donors (:meth:`DonorBank.best`); ``donor_pool``:
+    each paste draws from the this-many donors whose opening is closest to the target's.
+    With ``donors="auto"`` both default to ``[teacher] keep_donors`` / ``donor_pool`` in config.toml.
     """
 
-    def __init__(self, direction: np.ndarray | str | Path | None = None, donors: DonorBank | str | Path | None = "auto", reg: float = 1e-6):
+    def __init__(self, direction: np.ndarray | str | Path | None = None, donors: DonorBank | str | Path | None = "auto", reg: float = 1e-6,
+                 keep_donors: int | None = None, donor_pool: int | None = None):
         if direction is None or isinstance(direction, (str, Path)):
             direction, _ = load_direction(direction)
         self.delta = np.asarray(direction, dtype=np.float64).reshape(68, 2)
@@ -270,13 +290,21 @@ class Teacher:
         weight[PINNED] = 0.0
         self.weight = weight
         if isinstance(donors, str) and donors == "auto":
+            from .config import load_config
+
+            tcfg = load_config().get("teacher", {})
+            keep_donors = keep_donors if keep_donors is not None else tcfg.get("keep_donors")
+            donor_pool = donor_pool if donor_pool is not None else tcfg.get("donor_pool")
             path = default_donor_path()
             donors = DonorBank.load(path) if path.exists() else None
             if donors is None:
                 warnings.warn(f"{path} missing: warp-only teacher (run `python -m training pairs --donors`)", stacklevel=2)
         elif isinstance(donors, (str, Path)):
             donors = DonorBank.load(donors)
+        if donors is not None and keep_donors and len(donors) > int(keep_donors):
+            donors = donors.best(int(keep_donors))
         self.donors = donors if donors is not None and len(donors) else None
+        self.donor_pool = int(donor_pool) if donor_pool else 24
 
     def target_landmarks(self, lm68: np.ndarray, lam: float, size: int) -> np.ndarray:
         """Where the 68 landmarks go at strength ``lam`` in a ``size``² crop (inner lips never cross)."""
@@ -347,7 +375,7 @@ class Teacher:
         ratio = inner_gap(tl) / width
         d_ratio = (bank.lips[:, 16:19, 1].mean(1) - bank.lips[:, 12:15, 1].mean(1)) / (PATCH_CORNERS[1, 0] - PATCH_CORNERS[0, 0])
         cand = np.flatnonzero(~bank.gray) if not subject_gray and (~bank.gray).any() else np.arange(len(bank))
-        near = cand[np.argsort(np.abs(d_ratio[cand] - ratio))[: min(24, len(cand))]]
+        near = cand[np.argsort(np.abs(d_ratio[cand] - ratio))[: min(self.donor_pool, len(cand))]]
         d = int(rng.choice(near))
         patch, dl = bank.patches[d], bank.lips[d].astype(np.float64)
         # backward map target mouth -> donor patch (spline through the 20 lip points)

@@ -51,12 +51,26 @@ class Stage:
     """One curriculum stage (a ``[[train.stages]]`` table)."""
 
     name: str
-    until: float  #: fraction of total_steps at which the stage ends
+    until: float = 1.0  #: fraction of total_steps at which the stage ends
+    until_step: int | None = None  #: or the step at which it ends (takes precedence over ``until``)
     size: int = 128
     lam_min: float = 0.0
     lam_max: float = 1.5
     batch_size: int | None = None
+    #: teacher overrides for this stage (default: ``[teacher]`` in config.toml)
+    keep_donors: int | None = None
+    donor_pool: int | None = None
+    #: probability of a real smiling input (the teacher then mostly keeps its teeth)
+    smiler_p: float = 0.0
     weights: LossWeights = field(default_factory=LossWeights)
+
+    def teacher(self):
+        """The stage's teacher when it overrides the donor settings, else ``None`` (the default teacher)."""
+        if self.keep_donors is None and self.donor_pool is None:
+            return None
+        from .teacher import Teacher
+
+        return Teacher(keep_donors=self.keep_donors, donor_pool=self.donor_pool)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Stage":
@@ -80,7 +94,7 @@ def stage_at(stages: list[Stage], step: int, total: int) -> int:
     """Index of the stage that ``step`` falls in."""
     f = step / max(total, 1)
     for i, s in enumerate(stages):
-        if f < s.until:
+        if (step < s.until_step) if s.until_step is not None else (f < s.until):
             return i
     return len(stages) - 1
 
@@ -143,10 +157,11 @@ def load_labels(cfg: dict[str, Any]) -> dict[str, np.ndarray] | None:
         return {k: z[k] for k in z.files}
 
 
-def make_loader(crops, index, rows, real_rows, stage: Stage, batch: int, workers: int, seed: int) -> DataLoader:
+def make_loader(crops, index, rows, real_rows, stage: Stage, batch: int, workers: int, seed: int, teacher=None) -> DataLoader:
     """An endless DataLoader of teacher pairs for ``stage``."""
     ds = TeacherPairs(crops, index["lm68"], rows, real_rows,
-                      SampleConfig(size=stage.size, lam_min=stage.lam_min, lam_max=stage.lam_max), seed=seed)
+                      SampleConfig(size=stage.size, lam_min=stage.lam_min, lam_max=stage.lam_max, smiler_p=stage.smiler_p),
+                      teacher=teacher, seed=seed)
     sampler = RandomSampler(ds, replacement=True, num_samples=10 ** 9)
     kw: dict[str, Any] = {"num_workers": workers}
     if workers > 0:
@@ -157,18 +172,21 @@ def make_loader(crops, index, rows, real_rows, stage: Stage, batch: int, workers
 def validation_loss(net: torch.nn.Module, val: dict[str, torch.Tensor], batch: int = 32) -> dict[str, float]:
     """Teacher-matching losses of ``net`` (eval mode) on the fixed validation pairs."""
     net.eval()
-    sums = {"l1": 0.0, "ssim": 0.0, "flow": 0.0}
+    sums = {"l1": 0.0, "ssim": 0.0, "flow": 0.0, "rgb": 0.0, "mask_mouth": 0.0}
     n = len(val["face"])
     with torch.no_grad():
         for a in range(0, n, batch):
             sl = slice(a, a + batch)
             rgb, mask, flow = net(val["face"][sl], val["strength"][sl])
             t = reconstruction_terms(val["face"][sl], val["target"][sl], val["flow"][sl], val["mask"][sl], rgb, mask, flow, val["strength"][sl])
+            # how far the mask turns on where the teacher opened the mouth (0 = warp only, no teeth)
+            tm = val["mask"][sl]
+            t["mask_mouth"] = (mask * tm).sum() / tm.sum().clamp_min(1e-6)
             k = len(val["face"][sl])
             for key in sums:
                 sums[key] += float(t[key]) * k
     out = {k: v / n for k, v in sums.items()}
-    out["total"] = 10.0 * out["l1"] + out["ssim"] + out["flow"]
+    out["total"] = 10.0 * out["l1"] + out["ssim"] + out["flow"] + out["rgb"]
     return out
 
 
@@ -180,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true", help="continue from runs/<run>/last.pt if it exists")
     ap.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget of this invocation")
     ap.add_argument("--total-steps", type=int, default=None, help="override [train] total_steps")
+    ap.add_argument("--init", default=None, metavar="CKPT",
+                    help="start a new run from the generator weights of a checkpoint (layers whose shape differs start fresh)")
     ap.add_argument("--gpu", action="store_true", help="train on CUDA with the [train.gpu] recipe")
     ap.add_argument("--benchmark", type=int, default=0, metavar="STEPS", help="time STEPS steps of each stage's setup, then exit")
     args = ap.parse_args(argv)
@@ -258,6 +278,14 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_rng_state(st["torch_rng"])
         log({"event": "resumed", "step": step, "elapsed_min": round(elapsed_before / 60, 1)})
     else:
+        if args.init:
+            ck = torch.load(args.init, map_location=device, weights_only=False)
+            src = ck.get("state") or ck.get("ema")
+            own = net.state_dict()
+            fit = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+            net.load_state_dict(fit, strict=False)
+            ema.load_state_dict(net.state_dict())
+            log({"event": "init", "from": str(args.init), "loaded": len(fit), "fresh": sorted(set(own) - set(fit))})
         log({"event": "start", "arch": arch, "params": count_params(net), "macs_256": count_macs(net, 256),
              "neutral_rows": len(rows), "real_rows": len(real_rows), "val_rows": len(val_rows), "total_steps": total,
              "labels": labels is not None})
@@ -294,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
             if cur_stage >= 0:
                 save_weights(run_dir / f"stage-{stages[cur_stage].name}.pt", {"stage": stages[cur_stage].name})
             batch = int(stage.batch_size or t.get("batch_size", 16))
-            loader_it = iter(make_loader(crops, index, rows, real_rows, stage, batch, workers, seed + step))
+            stage_teacher = stage.teacher()
+            loader_it = iter(make_loader(crops, index, rows, real_rows, stage, batch, workers, seed + step, stage_teacher))
             cur_stage = si
             if plateau_stage != stage.name:
                 # a new stage is a new problem (other λ range, losses, maybe size): its validation
@@ -307,12 +336,13 @@ def main(argv: list[str] | None = None) -> int:
                     for g in opt.param_groups:
                         g["lr"] = base
             log({"event": "stage", "step": step, "stage": stage.name, "size": stage.size, "batch": batch,
+                 "donors": [stage.keep_donors, stage.donor_pool],
                  "lam": [stage.lam_min, stage.lam_max], "lr": opt_g.param_groups[0]["lr"]})
             stage_lams = tuple(x for x in val_lams if stage.lam_min <= x <= stage.lam_max) or val_lams
-            val_key = (stage.size, stage_lams)
+            val_key = (stage.size, stage_lams, stage.keep_donors, stage.donor_pool)
             if val_key not in val_cache:
                 val_cache[val_key] = {k: v.to(device) for k, v in
-                                      fixed_pairs(crops, index["lm68"], val_rows, stage_lams, stage.size).items()}
+                                      fixed_pairs(crops, index["lm68"], val_rows, stage_lams, stage.size, stage_teacher).items()}
         w = stage.weights
         b = {k: v.to(device, non_blocking=True) for k, v in next(loader_it).items()}
         t_step = time.time()

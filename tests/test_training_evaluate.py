@@ -1,0 +1,44 @@
+"""The evaluation's teeth metric and its Markdown table (skipped without torch)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+cv2 = pytest.importorskip("cv2")
+
+from training.evaluate import markdown_table  # noqa: E402
+from training.teacher import teeth_fraction  # noqa: E402
+
+
+def _mouth(inner_rgb: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A 128² skin-coloured crop with pink outer lips (48-59) and an inner-lip area (60-67) of ``inner_rgb``."""
+    img = np.full((128, 128, 3), (200, 160, 140), np.uint8)
+    t = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+    outer = np.stack([64 - 30 * np.cos(t), 90 + 14 * np.sin(t)], 1)
+    t8 = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    inner = np.stack([64 - 22 * np.cos(t8), 90 + 8 * np.sin(t8)], 1)
+    cv2.fillPoly(img, [np.round(outer).astype(np.int32)], (170, 90, 90))
+    cv2.fillPoly(img, [np.round(inner).astype(np.int32)], inner_rgb)
+    return img, np.concatenate([outer, inner]).astype(np.float32)
+
+
+def test_teeth_fraction_tells_teeth_from_lips_and_cavity():
+    white, lips = _mouth((235, 232, 225))
+    assert teeth_fraction(white, lips) > 0.8
+    pink, lips = _mouth((175, 95, 95))  # the lips pulled wide: no teeth
+    assert teeth_fraction(pink, lips) == 0.0
+    dark, lips = _mouth((40, 15, 15))  # an open, dark mouth
+    assert teeth_fraction(dark, lips) == 0.0
+    tinted, lips = _mouth((250, 120, 250))  # bright but strongly coloured: not teeth
+    assert teeth_fraction(tinted, lips) == 0.0
+
+
+def test_markdown_table_reports_teeth_only_where_the_mouth_opened():
+    row = {"p_before": 0.05, "p_after": 0.6, "moved_right_way": 1.0, "identity_mean": 0.3, "identity_max": 0.4,
+           "ssim_teacher": 0.97, "l1_teacher": 0.01}
+    table = markdown_table({"1": {**row, "opened": 0, "teeth_out": float("nan"), "teeth_teacher": float("nan")},
+                            "2": {**row, "opened": 5, "teeth_out": 0.41, "teeth_teacher": 0.63}})
+    lines = table.splitlines()
+    assert lines[0].count("|") == lines[2].count("|") == lines[3].count("|") == 9
+    assert lines[2].endswith("| – |") and lines[3].endswith("| 0.41 (0.63) |")
