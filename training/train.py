@@ -10,7 +10,9 @@ curriculum; ``[train.gpu]`` overrides for a GPU).  The run lives in
 * ``stage-<name>.pt`` generator (EMA) weights at the end of each stage
 * ``log.jsonl``   one JSON object per logged step / validation
 
-Stages switch by fraction of ``total_steps``; the learning rate is halved when
+Stages end at ``until_step`` or a fraction ``until`` of ``total_steps``, and may override the
+teacher's donors (``keep_donors``, ``donor_pool``) and mix in smiling inputs (``smiler_p``);
+the learning rate restarts at each stage and is halved when
 the validation loss has not improved for ``plateau_patience`` validations
 (the paper's adaptive rule, Eq. 7).
 """
