@@ -22,18 +22,16 @@ PANEL = (270, 300)  # width, height
 
 def strengths_figure(photo: Image.Image, model: str | None = None) -> Image.Image:
     """The photo's largest face at each of :data:`STRENGTHS`, side by side."""
+    box = smilecore.smile(photo, strength=0.0, faces="largest", model=model).faces[0].box
+    w = min(photo.width, int(2.2 * (box[2] - box[0])))
+    h = min(photo.height, w * PANEL[1] // PANEL[0])
+    cx, cy = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
+    x0 = int(np.clip(cx - w // 2, 0, photo.width - w))
+    y0 = int(np.clip(cy - h // 2, 0, photo.height - h))
+    window = (x0, y0, x0 + w, y0 + h)
     panels = []
-    window = None
     for lam in STRENGTHS:
         img = photo if lam == 0 else smilecore.smile(photo, strength=lam, faces="largest", model=model).image
-        if window is None:
-            box = smilecore.smile(photo, strength=0.0, faces="largest", model=model).faces[0].box
-            w = min(photo.width, int(2.2 * (box[2] - box[0])))
-            h = min(photo.height, w * PANEL[1] // PANEL[0])
-            cx, cy = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
-            x0 = int(np.clip(cx - w // 2, 0, photo.width - w))
-            y0 = int(np.clip(cy - h // 2, 0, photo.height - h))
-            window = (x0, y0, x0 + w, y0 + h)
         panels.append(img.convert("RGB").crop(window).resize(PANEL, Image.LANCZOS))
     sheet = Image.new("RGB", (PANEL[0] * len(panels), PANEL[1]))
     for i, p in enumerate(panels):

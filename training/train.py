@@ -200,8 +200,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true", help="continue from runs/<run>/last.pt if it exists")
     ap.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget of this invocation")
     ap.add_argument("--total-steps", type=int, default=None, help="override [train] total_steps")
-    ap.add_argument("--init", default=None, metavar="CKPT",
-                    help="start a new run from the generator weights of a checkpoint (layers whose shape differs start fresh)")
     ap.add_argument("--gpu", action="store_true", help="train on CUDA with the [train.gpu] recipe")
     ap.add_argument("--benchmark", type=int, default=0, metavar="STEPS", help="time STEPS steps of each stage's setup, then exit")
     args = ap.parse_args(argv)
@@ -280,14 +278,6 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_rng_state(st["torch_rng"])
         log({"event": "resumed", "step": step, "elapsed_min": round(elapsed_before / 60, 1)})
     else:
-        if args.init:
-            ck = torch.load(args.init, map_location=device, weights_only=False)
-            src = ck.get("state") or ck.get("ema")
-            own = net.state_dict()
-            fit = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
-            net.load_state_dict(fit, strict=False)
-            ema.load_state_dict(net.state_dict())
-            log({"event": "init", "from": str(args.init), "loaded": len(fit), "fresh": sorted(set(own) - set(fit))})
         log({"event": "start", "arch": arch, "params": count_params(net), "macs_256": count_macs(net, 256),
              "neutral_rows": len(rows), "real_rows": len(real_rows), "val_rows": len(val_rows), "total_steps": total,
              "labels": labels is not None})
