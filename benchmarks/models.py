@@ -54,10 +54,26 @@ def _inner_size(path: Path, size: int) -> int:
     return size
 
 
-def _macs_at(size: int) -> int:
-    from training.nets import build_net, count_macs
+def _uses_atlas(path: Path) -> bool:
+    """Whether an exported Mobile UNet draws its RGB with the TeethAtlas (a GridSample in the graph)."""
+    import onnx
 
-    return count_macs(build_net("mobile_unet"), size)
+    return any(n.op_type == "GridSample" for n in onnx.load(str(path), load_external_data=False).graph.node)
+
+
+def _shipped_net(atlas: bool):
+    """The Mobile UNet as the shipped file runs it (RGB from the TeethAtlas or the conv head)."""
+    from training.nets import build_net
+
+    net = build_net("mobile_unet", teeth_atlas=atlas)
+    net.heads.use_atlas = atlas
+    return net
+
+
+def _macs_at(size: int, atlas: bool = False) -> int:
+    from training.nets import count_macs
+
+    return count_macs(_shipped_net(atlas), size)
 
 
 def run(repeats: int = 30, size: int = 256) -> list[dict]:
@@ -70,8 +86,11 @@ def run(repeats: int = 30, size: int = 256) -> list[dict]:
     try:  # also time the shipped file (trained weights, fp16 storage, maybe a smaller inner size)
         shipped = weights.resolve_model(None)
         inner = _inner_size(shipped, size)
+        atlas = _uses_atlas(shipped)
+        from training.nets import count_params
+
         rows.insert(1, {**rows[0], "label": f"ours: shipped default (net runs at {inner}² inside)",
-                        "path": shipped, "macs": _macs_at(inner)})
+                        "path": shipped, "macs": _macs_at(inner, atlas), "params": count_params(_shipped_net(atlas))})
     except Exception:
         pass
     crops = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)

@@ -8,7 +8,7 @@ pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
 
 from training.evaluate import markdown_table  # noqa: E402
-from training.teacher import teeth_fraction  # noqa: E402
+from training.teacher import teeth_fraction, tooth_edges  # noqa: E402
 
 
 def _mouth(inner_rgb: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -38,7 +38,20 @@ def test_markdown_table_reports_teeth_only_where_the_mouth_opened():
     row = {"p_before": 0.05, "p_after": 0.6, "moved_right_way": 1.0, "identity_mean": 0.3, "identity_max": 0.4,
            "ssim_teacher": 0.97, "l1_teacher": 0.01}
     table = markdown_table({"1": {**row, "opened": 0, "teeth_out": float("nan"), "teeth_teacher": float("nan")},
-                            "2": {**row, "opened": 5, "teeth_out": 0.41, "teeth_teacher": 0.63}})
+                            "2": {**row, "opened": 5, "teeth_out": 0.41, "teeth_teacher": 0.63,
+                                  "edges_out": 12.34, "edges_teacher": 20.0}})
     lines = table.splitlines()
-    assert lines[0].count("|") == lines[2].count("|") == lines[3].count("|") == 9
-    assert lines[2].endswith("| – |") and lines[3].endswith("| 0.41 (0.63) |")
+    assert lines[0].count("|") == lines[2].count("|") == lines[3].count("|") == 10
+    assert lines[2].endswith("| – | – |") and lines[3].endswith("| 0.41 (0.63) | 12.3 (20.0) |")
+
+
+def test_tooth_edges_tell_separate_teeth_from_a_band():
+    band, lips = _mouth((235, 232, 225))
+    teeth = band.copy()
+    inner = np.zeros(band.shape[:2], np.uint8)
+    cv2.fillPoly(inner, [np.round(lips[12:20]).astype(np.int32)], 1)
+    gaps = (inner > 0) & (np.arange(128)[None, :] % 6 == 0)  # a dark gap every 6 px
+    teeth[gaps] = (120, 110, 105)
+    assert tooth_edges(band, lips) < 1.0
+    assert tooth_edges(teeth, lips) > 15.0
+    assert tooth_edges(np.zeros_like(band), np.zeros((20, 2), np.float32)) == 0.0

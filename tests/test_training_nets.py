@@ -222,14 +222,17 @@ def test_committed_curriculum_parses_and_switches_where_documented():
     stages = [Stage.from_dict(s) for s in t["stages"]]
     total = int(t["total_steps"])
     names = [s.name for s in stages]
-    assert names == ["mild", "adversarial", "full", "teeth", "keep"]
+    assert names == ["mild", "adversarial", "full", "teeth", "keep", "atlas"]
     switch = [next(k for k in range(total) if stage_at(stages, k, total) == i) for i in range(len(stages))]
-    assert switch == [0, 2000, 3500, 5000, 6000] and total == 6800
+    assert switch == [0, 2000, 3500, 5000, 6000, 6800] and total == 8600
     assert all(s.weights.rgb > 0 and s.weights.mask > 0 for s in stages)
     assert stages[0].weights.adv == 0 and stages[1].weights.adv > 0
-    # only the last stage overrides the teacher's donors
-    assert [(s.keep_donors, s.donor_pool) for s in stages] == [(None, None)] * 3 + [(4, 1)] * 2
-    assert [s.smiler_p for s in stages] == [0.0] * 4 + [0.3]
+    # teeth and keep override the teacher's donors; atlas draws its teeth
+    assert [(s.keep_donors, s.donor_pool) for s in stages] == [(None, None)] * 3 + [(4, 1)] * 2 + [(None, None)]
+    assert [s.smiler_p for s in stages] == [0.0] * 4 + [0.3, 0.3]
+    assert [s.atlas for s in stages] == [False] * 5 + [True] and stages[-1].weights.uv > 0
     assert all(s.teacher() is None for s in stages[:3])
+    assert stages[-1].teacher().donors is not None and len(stages[-1].teacher().donors) == 1
+    assert t["net"]["teeth_atlas"] is True
     with pytest.raises(TypeError):
         Stage.from_dict({"name": "x", "until": 1.0, "bogus": 1})

@@ -8,6 +8,7 @@ current training resolution.  Each sample is a dict of float tensors:
 * ``target``   [3,s,s] the teacher's smiling target in [-1, 1]
 * ``flow``     [2,s,s] the teacher's backward flow (crop px at s)
 * ``mask``     [1,s,s] the teacher's mask
+* ``uv``       [2,s,s] where the teacher sampled its donor patch (``Pair.uv``; 0 off the mask)
 * ``strength`` [1]     λ
 * ``real``     [3,s,s] a random real smiling face (for the discriminator)
 """
@@ -189,9 +190,17 @@ class TeacherPairs(Dataset):
             "target": to_tensor(pair.target),
             "flow": torch.from_numpy(np.ascontiguousarray(pair.flow, dtype=np.float32)),
             "mask": torch.from_numpy(np.ascontiguousarray(pair.mask, dtype=np.float32))[None],
+            "uv": _uv(pair),
             "strength": torch.tensor([lam], dtype=torch.float32),
             "real": to_tensor(real),
         }
+
+
+def _uv(pair) -> torch.Tensor:
+    """The pair's donor-patch coordinates [2,s,s] (zeros when the teacher has none)."""
+    s = pair.mask.shape[-1]
+    uv = pair.uv if getattr(pair, "uv", None) is not None else np.zeros((2, s, s), np.float32)
+    return torch.from_numpy(np.ascontiguousarray(uv, dtype=np.float32))
 
 
 def fixed_pairs(crops: np.ndarray, lm68: np.ndarray, rows: np.ndarray, lams: tuple[float, ...], size: int,
@@ -201,7 +210,7 @@ def fixed_pairs(crops: np.ndarray, lm68: np.ndarray, rows: np.ndarray, lams: tup
         from .teacher import Teacher
 
         teacher = Teacher()
-    out: dict[str, list] = {k: [] for k in ("face", "target", "flow", "mask", "strength")}
+    out: dict[str, list] = {k: [] for k in ("face", "target", "flow", "mask", "uv", "strength")}
     for row in rows:
         src = resize_crop(np.asarray(crops[row]), size)
         lm = scale_landmarks(np.asarray(lm68[row], np.float32), crops.shape[1], size)
@@ -211,6 +220,7 @@ def fixed_pairs(crops: np.ndarray, lm68: np.ndarray, rows: np.ndarray, lams: tup
             out["target"].append(to_tensor(p.target))
             out["flow"].append(torch.from_numpy(np.ascontiguousarray(p.flow, dtype=np.float32)))
             out["mask"].append(torch.from_numpy(np.ascontiguousarray(p.mask, dtype=np.float32))[None])
+            out["uv"].append(_uv(p))
             out["strength"].append(torch.tensor([float(lam)]))
     return {k: torch.stack(v) for k, v in out.items()}
 

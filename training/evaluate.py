@@ -13,7 +13,14 @@ person-disjoint validation split (never tuned on):
 * teeth shown: on the faces whose mouth the teacher opens at λ, the share of the
   target's inner-lip area that is bright, near-neutral "teeth"
   (:func:`training.teacher.teeth_fraction`), in the output and in the teacher's
-  target.  A warp-only model scores ~0 here however wide it pulls the lips.
+  target.  A warp-only model scores ~0 here however wide it pulls the lips;
+* tooth edges: on the same faces, how strongly the bright part of the opening changes from
+  pixel to pixel across it (:func:`training.teacher.tooth_edges`, grey levels): separate teeth
+  score high, a smooth white band low.
+
+The teacher compared against is ``[evaluate] teacher`` (``--teacher``): ``drawn`` (the drawn
+mouth of ``training.teeth``, what models from ``atlas`` stages learn) or ``donors`` (real donor
+mouths, what models 1.0.0 and 1.1.0 learned).
 
 It prints a Markdown table, writes ``cache_dir/eval/metrics.json`` and a contact
 sheet ``cache_dir/eval/contact_sheet.png`` (input | λ = −1, 1, 2, 3 | teacher at 2),
@@ -126,25 +133,29 @@ def contact_sheet(rows: list[list[np.ndarray]], cell: int = 160) -> np.ndarray:
 def markdown_table(per_lam: dict[str, dict[str, float]]) -> str:
     """The metrics as a Markdown table, one row per λ."""
     lines = [
-        "| λ | smile p before | smile p after | non-smilers moved the right way | identity dist (dlib) | SSIM vs teacher | L1 vs teacher | teeth shown (teacher) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| λ | smile p before | smile p after | non-smilers moved the right way | identity dist (dlib) | SSIM vs teacher | L1 vs teacher | teeth shown (teacher) | tooth edges (teacher) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for lam, m in per_lam.items():
         teeth = "–" if m.get("opened", 0) == 0 else f"{m['teeth_out']:.2f} ({m['teeth_teacher']:.2f})"
+        edges = "–" if m.get("opened", 0) == 0 or "edges_out" not in m else f"{m['edges_out']:.1f} ({m['edges_teacher']:.1f})"
         lines.append(
             f"| {float(lam):+.0f} | {m['p_before']:.3f} | {m['p_after']:.3f} | {m['moved_right_way']:.2f} | "
-            f"{m['identity_mean']:.3f} (max {m['identity_max']:.3f}) | {m['ssim_teacher']:.4f} | {m['l1_teacher']:.4f} | {teeth} |"
+            f"{m['identity_mean']:.3f} (max {m['identity_max']:.3f}) | {m['ssim_teacher']:.4f} | {m['l1_teacher']:.4f} | {teeth} | {edges} |"
         )
     return "\n".join(lines)
 
 
 def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows: np.ndarray, lams: tuple[float, ...],
-             sheet_rows: int = 8) -> tuple[dict[str, Any], np.ndarray]:
-    """All metrics and the contact sheet for the faces ``rows``."""
+             sheet_rows: int = 8, teacher: str = "drawn") -> tuple[dict[str, Any], np.ndarray]:
+    """All metrics and the contact sheet for the faces ``rows``; ``teacher``: ``drawn`` or ``donors``."""
     from .classifier import load_classifier, smile_probability
-    from .teacher import Teacher, teeth_fraction
+    from .teacher import Teacher, teeth_fraction, tooth_edges
 
-    teacher = Teacher()
+    if teacher not in ("drawn", "donors"):
+        raise ValueError(f"unknown teacher {teacher!r}: use drawn or donors")
+    teacher_name = teacher
+    teacher = Teacher(donors="drawn") if teacher == "drawn" else Teacher()
     clf = load_classifier()
     ident = DlibIdentity()
     inputs = np.stack([resize_crop(np.asarray(crops[r]), size) for r in rows])
@@ -162,6 +173,8 @@ def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows:
         opened = [i for i, p in enumerate(pairs) if p.mask.max() > 0.5]
         teeth_out = [teeth_fraction(out[i], pairs[i].landmarks[48:68]) for i in opened]
         teeth_teacher = [teeth_fraction(targets[i], pairs[i].landmarks[48:68]) for i in opened]
+        edges_out = [tooth_edges(out[i], pairs[i].landmarks[48:68]) for i in opened]
+        edges_teacher = [tooth_edges(targets[i], pairs[i].landmarks[48:68]) for i in opened]
         p1 = smile_probability(clf, out)
         non = p0 < 0.5
         moved = (p1 > p0) if lam > 0 else (p1 < p0) if lam < 0 else np.isclose(p1, p0, atol=1e-3)
@@ -179,6 +192,8 @@ def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows:
             "opened": len(opened),
             "teeth_out": float(np.mean(teeth_out)) if opened else float("nan"),
             "teeth_teacher": float(np.mean(teeth_teacher)) if opened else float("nan"),
+            "edges_out": float(np.mean(edges_out)) if opened else float("nan"),
+            "edges_teacher": float(np.mean(edges_teacher)) if opened else float("nan"),
         }
     n_sheet = min(sheet_rows, len(rows))
     t2 = [teacher.synthesize(inputs[i], lms[i], 2.0).target for i in range(n_sheet)]
@@ -189,7 +204,7 @@ def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows:
             row.append(outputs[lam][i] if lam in outputs else edit(inputs[i : i + 1], lam)[0])
         row.append(t2[i])
         grid.append(row)
-    result = {"faces": int(len(rows)), "non_smilers": int((p0 < 0.5).sum()), "size": size, "per_lambda": per,
+    result = {"faces": int(len(rows)), "non_smilers": int((p0 < 0.5).sum()), "size": size, "per_lambda": per, "teacher": teacher_name,
               "sheet_columns": ["input"] + [f"lambda={x:g}" for x in SHEET_LAMS] + ["teacher lambda=2"]}
     result["markdown"] = markdown_table(per)
     return result, contact_sheet(grid)
@@ -235,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--faces", type=int, default=None, help="number of validation faces (default [evaluate] faces)")
     ap.add_argument("--split", default="val", choices=("val", "test"), help="split to evaluate (default val)")
     ap.add_argument("--out", default=None, help="output folder (default cache_dir/eval)")
+    ap.add_argument("--teacher", default=None, choices=("drawn", "donors"),
+                    help="teacher to compare against (default [evaluate] teacher)")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
     ev = cfg.get("evaluate", {})
@@ -258,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng(int(ev.get("seed", 4321)))
         rows = np.sort(rng.choice(rows, min(n, len(rows)), replace=False))
         lams = tuple(float(x) for x in ev.get("lams", LAMS))
-        result, sheet = evaluate(edit, size, crops, index["lm68"], rows, lams, int(ev.get("sheet_rows", 8)))
+        result, sheet = evaluate(edit, size, crops, index["lm68"], rows, lams, int(ev.get("sheet_rows", 8)),
+                                 args.teacher or str(ev.get("teacher", "drawn")))
         from .dataset import smiling_rows
 
         srows = smiling_rows(index, load_labels(cfg), args.split)

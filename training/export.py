@@ -50,6 +50,8 @@ def load_generator(path: str | Path, size: int = CROP_SIZE) -> tuple[torch.nn.Mo
         kwargs["widths"] = tuple(kwargs["widths"])
     net = build_net(ck.get("arch", "mobile_unet"), **kwargs)
     net.load_state_dict(state)
+    if ck.get("atlas"):
+        net.heads.use_atlas = True  # weights from an `atlas` stage draw their RGB from the teeth picture
     train_size = int(ck.get("train_size", size))
     if train_size != size:
         net = ResolutionAdapter(net, train_size, size)
@@ -120,7 +122,11 @@ def weights_to_fp16(path: Path, min_elements: int = 1024) -> None:
 
 
 def compare_with_torch(net: torch.nn.Module, path: Path, size: int, seed: int = 0) -> dict[str, float]:
-    """Max |ONNX − PyTorch| per output on a random batch over several strengths, and the λ = 0 outputs."""
+    """Max |ONNX − PyTorch| per output on a random batch over several strengths, and the λ = 0 outputs.
+
+    ``rgb`` counts only what can reach a photo: its difference times the mask (``rgb`` under a zero
+    mask is never used; the TeethAtlas's sharp picture turns tiny shifts of its coordinates into
+    large RGB differences at tooth edges, which matter only where the mask shows them)."""
     from smilecore.model import SmileModel
 
     model = SmileModel(path)  # the engine's own contract check
@@ -141,7 +147,7 @@ def compare_with_torch(net: torch.nn.Module, path: Path, size: int, seed: int = 
     with torch.no_grad():
         rgb, mask, flow = _ContractWrapper(net).eval()(x, torch.from_numpy(lams[:, None]))
     diff = {
-        "rgb": float(np.abs(got.rgb - rgb.numpy()).max()),
+        "rgb": float((np.abs(got.rgb - rgb.numpy()) * np.maximum(got.mask, mask.numpy())).max()),
         "mask": float(np.abs(got.mask - mask.numpy()).max()),
         "flow": float(np.abs(got.flow - flow.numpy()).max()),
         "lambda0_mask_max": float(np.abs(got.mask[1]).max()),
@@ -201,9 +207,20 @@ def model_card(name: str, version: str, ck: dict[str, Any], net: torch.nn.Module
         "## Training recipe",
         "",
         "Teacher (training.teacher): the crop warped by a thin-plate spline that moves the 68 landmarks by λ × the",
-        "mean neutral→happy landmark displacement; where the mouth opens, a real open mouth from a smiling donor",
-        "face of the train split is pasted in under a soft mask (one of the 16 donors with the most visible, sharpest",
-        "teeth, drawn from the 4 closest in mouth opening; in the last stage, `teeth`, the closest of the best 4).",
+        "mean neutral→happy landmark displacement; where the mouth opens, an open mouth is pasted in under a soft mask.",
+        "Until the `atlas` stage that mouth is a real one from a smiling donor face of the train split (one of the 16",
+        "donors with the most visible, sharpest teeth, drawn from the 4 closest in mouth opening; in `teeth` and `keep`",
+        "the closest of the best 4).",
+    ]
+    if ck.get("atlas"):
+        lines += [
+            "From the `atlas` stage on it is one mouth drawn by code (training/teeth.py; no photo pixels), hung from the",
+            "target's upper lip so the teeth keep their size while a wider opening shows more of the dark mouth behind them,",
+            "and the network draws the mouth by sampling that same picture (`TeethAtlas`): it predicts picture",
+            "coordinates, supervised by the teacher's own (`uv`), and a brightness gain; the picture turns grey in grey photos.",
+            "This model's RGB comes from that path; its earlier RGB conv head is not in the exported graph.",
+        ]
+    lines += [
         "Losses: L1 + SSIM on the composited output,",
         "L1 flow supervision, a class-balanced cross-entropy on the mask (`mask`; the mouth interior is ~1-2 % of",
         "the crop), L1 of the RGB head inside the teacher's mask (`rgb`), flow TV, a mouth-region PatchGAN (hinge)",
@@ -211,11 +228,12 @@ def model_card(name: str, version: str, ck: dict[str, Any], net: torch.nn.Module
         "higher than the input for λ > 0).",
         f"Trained {ck.get('step', '?')} steps (EMA weights), curriculum:",
         "",
-        "| stage | until (fraction of steps) | size | λ range | weights |",
+        "| stage | ends before step (or fraction of steps) | size | λ range | weights |",
         "|---|---|---|---|---|",
     ]
     for s in stages:
-        lines.append(f"| {s.get('name')} | {s.get('until')} | {s.get('size')} | [{s.get('lam_min')}, {s.get('lam_max')}] | {json.dumps(s.get('weights', {}))} |")
+        ends = s.get("until_step") if s.get("until_step") is not None else s.get("until", 1.0)
+        lines.append(f"| {s.get('name')} | {ends} | {s.get('size')} | [{s.get('lam_min')}, {s.get('lam_max')}] | {json.dumps(s.get('weights', {}))} |")
     lines += [
         "",
         "## Metrics (validation split)",
@@ -229,13 +247,24 @@ def model_card(name: str, version: str, ck: dict[str, Any], net: torch.nn.Module
         "",
         "## Known failure cases",
         "",
-        "- Teeth are drawn as a bright, teeth-shaped band without individual teeth: at 128² the RGB head",
-        "  reproduces the donors' teeth only as a smooth band, so at λ ≥ 2 close-ups look like a white row rather",
-        "  than separate teeth, sometimes with a pink rim. On faces that already show teeth the band replaces",
-        "  them at λ ≥ 2 (model 1.0.0 widened them instead). λ = 1 (a closed-mouth smile) is the most natural setting.",
-        "  Model 1.0.0 kept its mask off and showed no teeth at all (teeth shown at λ = 2: 0.05 vs 0.68 now).",
-        "- Teeth and mouth interiors are learned from other people's mouths (the teacher's donors): they are",
-        "  plausible, not the person's own teeth; very large λ (> 3) exaggerates the mouth and can smear its corners.",
+    ]
+    if ck.get("atlas"):
+        lines += [
+            "- Every opened mouth shows the same drawn set of teeth, scaled to the mouth and shaded to the photo:",
+            "  separate, regular, clean teeth, a little artificial close up, and not the person's own. On faces that",
+            "  already show teeth, strengths ≥ 2 replace them with the drawn set. λ = 1 (mostly a closed-mouth smile)",
+            "  is the most natural setting. Model 1.1.0 drew a smooth white band instead of teeth, 1.0.0 no teeth at all.",
+            "- The blend mask is predicted at a quarter of the crop's resolution, so the mouth's edge is soft: a faint",
+            "  halo of the drawn mouth can show on the lips. Very large λ (> 3) exaggerates the mouth.",
+        ]
+    else:
+        lines += [
+            "- Teeth are drawn as a bright, teeth-shaped band without individual teeth; on faces that already show",
+            "  teeth the band replaces them at λ ≥ 2. λ = 1 (a closed-mouth smile) is the most natural setting.",
+            "- Teeth and mouth interiors are learned from other people's mouths (the teacher's donors): they are",
+            "  plausible, not the person's own teeth; very large λ (> 3) exaggerates the mouth and can smear its corners.",
+        ]
+    lines += [
         "- Negative λ (less smile) is learned from the same warp run backwards; it is weaker and less tested.",
         "- Trained at 128² for most steps on a CPU budget; fine detail at 256² is limited.",
         "- Profile faces, occluded mouths (hands, microphones, beards), and faces smaller than ~60 px are out of distribution.",
@@ -245,7 +274,7 @@ def model_card(name: str, version: str, ck: dict[str, Any], net: torch.nn.Module
         "",
         f"- ONNX opset 17, contract {contract.CONTRACT_VERSION}, weights {'float16' if fp16 else 'float32'}, inputs/outputs float32",
         f"- size {nbytes} bytes, sha256 `{digest}`",
-        f"- ONNX Runtime vs PyTorch max abs difference: rgb {check['rgb']:.2e}, mask {check['mask']:.2e}, flow {check['flow']:.2e} px;"
+        f"- ONNX Runtime vs PyTorch max abs difference: rgb × mask {check['rgb']:.2e}, mask {check['mask']:.2e}, flow {check['flow']:.2e} px;"
         f" at λ = 0 mask max {check['lambda0_mask_max']:.1e}, flow max {check['lambda0_flow_max']:.1e}",
         f"- exported {time.strftime('%Y-%m-%d')}",
         "",

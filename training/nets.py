@@ -85,6 +85,56 @@ def mask_gate(strength: torch.Tensor, tau: float) -> torch.Tensor:
     return 1.0 - torch.exp(-torch.square(strength / tau))
 
 
+class TeethAtlas(nn.Module):
+    """RGB drawn by sampling one fixed picture of an open smiling mouth (``training.teeth``).
+
+    Two small heads on the decoder features predict, per pixel, where to sample the picture
+    (``uv``: ``grid_sample`` coordinates in [-1, 1]) and how bright to make it (``shade``:
+    a gain within ±20 %).  Both are smooth
+    fields, so they are predicted at the features' resolution and may be upsampled before
+    :meth:`render`: the teeth stay as sharp as the picture at any output size, which an RGB
+    head trained with L1 against many different real teeth never was (it drew their average,
+    a flat white band).  The shading can only do what the teacher does to the picture: one
+    brightness gain, and grey teeth in a grey photo (decided from the face's colour, not learned).
+    Trials with a learned colour offset and saturation hedged towards a dim grey mouth on colour
+    photos.  The picture is drawn by code, not taken from any photo, and is rebuilt from the code
+    (not stored in checkpoints).
+    """
+
+    def __init__(self, cin: int):
+        super().__init__()
+        from .teeth import render_mouth
+
+        img = torch.from_numpy(render_mouth()).permute(2, 0, 1).float().div(255.0)
+        self.register_buffer("image", img[None], persistent=False)
+        self.uv = nn.Conv2d(cin, 2, 3, 1, 1)
+        self.shade = nn.Conv2d(cin, 1, 3, 1, 1)
+        nn.init.normal_(self.uv.weight, std=1e-3)
+        nn.init.zeros_(self.uv.bias)
+        nn.init.normal_(self.shade.weight, std=1e-3)
+        nn.init.zeros_(self.shade.bias)
+
+    def fields(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``uv`` [N,2,h,w] and ``shade`` [N,1,h,w] (gain logit) from features ``x``."""
+        return self.uv(x), self.shade(x)
+
+    @staticmethod
+    def colourfulness(face: torch.Tensor) -> torch.Tensor:
+        """[N,1,1,1] in [0, 1]: 0 for a grey face, 1 for any face with ordinary skin colour
+        (mean |R − B| of 0.04 or more on the [-1, 1] scale)."""
+        return ((face[:, 0] - face[:, 2]).abs().mean(dim=(1, 2)) * 25.0).clamp(0.0, 1.0)[:, None, None, None]
+
+    def render(self, uv: torch.Tensor, shade: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+        """RGB in [-1, 1] at the fields' resolution; ``face`` (any size) decides colour or grey."""
+        n = uv.shape[0]
+        tex = F.grid_sample(self.image.expand(n, -1, -1, -1), uv.permute(0, 2, 3, 1), mode="bilinear",
+                            padding_mode="border", align_corners=False)
+        gray = tex.mean(dim=1, keepdim=True)
+        tex = gray + self.colourfulness(face) * (tex - gray)
+        out = tex * (1.0 + 0.2 * torch.tanh(shade))
+        return (out * 2.0 - 1.0).clamp(-1.0, 1.0)
+
+
 class OutputHeads(nn.Module):
     """The three contract heads.
 
@@ -99,10 +149,13 @@ class OutputHeads(nn.Module):
     features (so it can copy the input's detail).  ``rgb_hidden > 0`` puts one
     full-resolution 3×3 conv + ReLU of that width before the RGB conv, so the
     head can draw detail finer than the half-resolution features (teeth edges).
+
+    ``atlas=True`` adds a :class:`TeethAtlas`; while ``use_atlas`` is set (the curriculum's
+    ``atlas`` stages and the models exported from them) ``rgb`` comes from it instead.
     """
 
     def __init__(self, cin: int, flow_scale: float = 8.0, mask_tau: float = 0.5, mask_bias: float = -2.0, upsample: bool = False,
-                 rgb_hidden: int = 0):
+                 rgb_hidden: int = 0, atlas: bool = False):
         super().__init__()
         self.upsample = upsample
         c_rgb = cin + (3 if upsample else 0)
@@ -112,26 +165,47 @@ class OutputHeads(nn.Module):
             self.rgb = nn.Conv2d(c_rgb, 3, 3, 1, 1)
         self.mask = nn.Conv2d(cin, 1, 3, 1, 1)
         self.flow = nn.Conv2d(cin, 2, 3, 1, 1)
+        self.atlas = TeethAtlas(cin) if atlas else None
+        self.use_atlas = False
         self.flow_scale = float(flow_scale)
         self.mask_tau = float(mask_tau)
         nn.init.constant_(self.mask.bias, mask_bias)  # start mostly "keep the warped input"
         nn.init.normal_(self.flow.weight, std=1e-3)
         nn.init.zeros_(self.flow.bias)
 
-    def forward(self, x: torch.Tensor, strength: torch.Tensor, face: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward_all(self, x: torch.Tensor, strength: torch.Tensor, face: torch.Tensor | None = None,
+                    out_size: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
+        """``rgb``, ``mask``, ``flow`` (and ``uv``, ``shade`` when the atlas draws the RGB).
+
+        ``out_size``: resolution of the outputs when the atlas draws (its fields are
+        upsampled there before sampling); default the face's size.
+        """
         lam = strength[:, :, None, None]
         mask = self.mask(x)
         flow = self.flow(x)
-        if self.upsample:
+        atlas = self.atlas is not None and self.use_atlas
+        size = out_size if out_size is not None else (face.shape[-2:] if face is not None else x.shape[-2:])
+        up = lambda t: F.interpolate(t, size=size, mode="bilinear", align_corners=False)  # noqa: E731
+        out: dict[str, torch.Tensor] = {}
+        if atlas:
+            uv, shade = self.atlas.fields(x)
+            out["uv"], out["shade"] = up(uv), up(shade)
             assert face is not None
-            size = face.shape[-2:]
-            mask = F.interpolate(mask, size=size, mode="bilinear", align_corners=False)
-            flow = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
-            x = torch.cat([face, F.interpolate(x, size=size, mode="bilinear", align_corners=False)], dim=1)
-        rgb = torch.tanh(self.rgb(x))
-        mask = torch.sigmoid(mask) * mask_gate(lam, self.mask_tau)
-        flow = flow * (self.flow_scale * lam)
-        return rgb, mask, flow
+            out["rgb"] = self.atlas.render(out["uv"], out["shade"], face)
+        if self.upsample or atlas:
+            mask, flow = up(mask), up(flow)
+        if not atlas:
+            if self.upsample:
+                assert face is not None
+                x = torch.cat([face, F.interpolate(x, size=face.shape[-2:], mode="bilinear", align_corners=False)], dim=1)
+            out["rgb"] = torch.tanh(self.rgb(x))
+        out["mask"] = torch.sigmoid(mask) * mask_gate(lam, self.mask_tau)
+        out["flow"] = flow * (self.flow_scale * lam)
+        return out
+
+    def forward(self, x: torch.Tensor, strength: torch.Tensor, face: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        o = self.forward_all(x, strength, face)
+        return o["rgb"], o["mask"], o["flow"]
 
 
 def strength_plane(face: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
@@ -155,6 +229,8 @@ class MobileUNetConfig:
     mask_tau: float = 0.5
     #: width of the full-resolution hidden conv of the RGB head (model 1.0.0 had none: 0, a single conv)
     rgb_hidden: int = 16
+    #: add the :class:`TeethAtlas` RGB path (used in the curriculum's ``atlas`` stages)
+    teeth_atlas: bool = False
 
 
 class MobileUNet(nn.Module):
@@ -186,7 +262,8 @@ class MobileUNet(nn.Module):
         self.dec = nn.ModuleList(
             [nn.Sequential(*[DSConv(w[i], w[i]) for _ in range(cfg.blocks_per_level)]) for i in range(len(w) - 1)]
         )
-        self.heads = OutputHeads(w[0], cfg.flow_scale, cfg.mask_tau, upsample=cfg.half_res, rgb_hidden=cfg.rgb_hidden)
+        self.heads = OutputHeads(w[0], cfg.flow_scale, cfg.mask_tau, upsample=cfg.half_res, rgb_hidden=cfg.rgb_hidden,
+                                 atlas=cfg.teeth_atlas)
 
     @property
     def alphas(self) -> list[float]:
@@ -194,6 +271,11 @@ class MobileUNet(nn.Module):
         return [float(f.alpha.detach()) for f in self.fuse]
 
     def forward(self, face: torch.Tensor, strength: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        o = self.forward_all(face, strength)
+        return o["rgb"], o["mask"], o["flow"]
+
+    def forward_all(self, face: torch.Tensor, strength: torch.Tensor, out_size: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
+        """All head outputs (:meth:`OutputHeads.forward_all`)."""
         x = self.stem(strength_plane(face, strength))
         skips = []
         for stage in self.enc:
@@ -204,7 +286,7 @@ class MobileUNet(nn.Module):
             up = F.interpolate(self.reduce[i](x), size=skips[i].shape[-2:], mode="bilinear", align_corners=False)
             x = self.fuse[i](skips[i], up)
             x = self.dec[i](self.dec_film[i](x, strength))
-        return self.heads(x, strength, face)
+        return self.heads.forward_all(x, strength, face, out_size)
 
 
 # --------------------------------------------------------------------------- baseline: pix2pix UNet
@@ -352,6 +434,11 @@ class ResolutionAdapter(nn.Module):
         if self.factor == 1:
             return self.net(face, strength)
         k = self.factor
+        heads = getattr(self.net, "heads", None)
+        if heads is not None and getattr(heads, "atlas", None) is not None and heads.use_atlas:
+            # the atlas samples its picture at the full size: sharp teeth, not an upsampled blur
+            o = self.net.forward_all(F.avg_pool2d(face, k), strength, out_size=tuple(face.shape[-2:]))
+            return o["rgb"], o["mask"], o["flow"] * float(k)
         rgb, mask, flow = self.net(F.avg_pool2d(face, k), strength)
         up = lambda t: F.interpolate(t, scale_factor=float(k), mode="bilinear", align_corners=False)  # noqa: E731
         return up(rgb), up(mask), up(flow) * float(k)
@@ -413,8 +500,11 @@ def build_net(name: str = "mobile_unet", **kwargs) -> nn.Module:
 
 
 def count_params(net: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+    """Number of trainable parameters the forward pass uses (a net drawing its RGB with the
+    :class:`TeethAtlas` does not count its idle RGB conv head)."""
+    heads = getattr(net, "heads", None) or getattr(getattr(net, "net", None), "heads", None)
+    idle = {id(p) for p in heads.rgb.parameters()} if heads is not None and getattr(heads, "use_atlas", False) else set()
+    return sum(p.numel() for p in net.parameters() if p.requires_grad and id(p) not in idle)
 
 
 def count_macs(net: nn.Module, size: int = 256) -> int:

@@ -51,6 +51,9 @@ class Pair:
     flow: np.ndarray  #: float32 [2,S,S], backward, crop px
     mask: np.ndarray  #: float32 [S,S] in [0,1]
     landmarks: np.ndarray  #: float32 [68,2], target landmark positions (crop px)
+    #: float32 [2,S,S]: where each pixel under the mask was sampled in the donor patch, as
+    #: ``grid_sample`` coordinates in [-1, 1] (align_corners=False); 0 where the mask is 0
+    uv: np.ndarray | None = None
 
 
 # ------------------------------------------------------------------ thin-plate spline
@@ -171,6 +174,10 @@ class DonorBank:
     patches: np.ndarray  #: uint8 [D,PATCH_H,PATCH_W,3]
     lips: np.ndarray  #: float32 [D,20,2] landmarks 48-67 in patch px
     gray: np.ndarray  #: bool [D]
+    #: the patches show mouth below their lower lip too: map targets with ``teeth.hanging_lips``
+    hanging: bool = False
+    #: brightness of the lips the patches were drawn for (else measured on each patch's lip ring)
+    ring_lum: float | None = None
 
     def __len__(self) -> int:
         return len(self.patches)
@@ -220,6 +227,22 @@ def teeth_fraction(patch: np.ndarray, lips: np.ndarray) -> float:
     if float(sat[bright].mean()) > 0.3 * 255:
         return 0.0
     return float(bright.sum() / (inner > 0).sum())
+
+
+def tooth_edges(img: np.ndarray, lips: np.ndarray) -> float:
+    """Mean vertical-edge strength among the bright pixels of the inner-lip area, in grey levels:
+    |L(x+1) − L(x)| where teeth meet gaps.  A row of separate teeth scores high, a smooth white
+    band (model 1.1.0) low; 0 when no part of the opening is bright.  ``lips``: 48-67 in ``img`` px."""
+    inner = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillPoly(inner, [np.round(lips[12:20] * 16).astype(np.int32)], 1, shift=4)
+    inner = cv2.erode(inner, np.ones((3, 3), np.uint8))
+    lum = img.astype(np.float32).mean(2)
+    if inner.sum() < 20:
+        return 0.0
+    bright = (inner > 0) & (lum >= np.percentile(lum[inner > 0], 50))
+    dx = np.zeros_like(lum)
+    dx[:, :-1] = np.abs(np.diff(lum, axis=1))
+    return float(dx[bright].mean()) if bright.sum() >= 10 else 0.0
 
 
 def mouth_sharpness(patch: np.ndarray, lips: np.ndarray) -> float:
@@ -273,7 +296,8 @@ class Teacher:
     """Smile teacher: thin-plate warp along λ·Δ, plus donor mouth interiors where the mouth opens.
 
     ``direction``: Δ [68,2] at S = 256, or a path (default: ``training/assets/smile_direction.json``).
-    ``donors``: a :class:`DonorBank`, a path, ``"auto"`` (``cache_dir/donors.npz`` when it exists)
+    ``donors``: a :class:`DonorBank`, a path, ``"auto"`` (``cache_dir/donors.npz`` when it exists),
+    ``"drawn"`` (the one procedurally drawn mouth of ``training.teeth``)
     or ``None`` for a warp-only teacher (``mask`` always zero).
     ``keep_donors``: use only the best this many donors (:meth:`DonorBank.best`); ``donor_pool``:
     each paste draws from the this-many donors whose opening is closest to the target's.
@@ -289,7 +313,11 @@ class Teacher:
         weight = np.ones(68)
         weight[PINNED] = 0.0
         self.weight = weight
-        if isinstance(donors, str) and donors == "auto":
+        if isinstance(donors, str) and donors == "drawn":
+            from .teeth import drawn_bank
+
+            donors = drawn_bank()
+        elif isinstance(donors, str) and donors == "auto":
             from .config import load_config
 
             tcfg = load_config().get("teacher", {})
@@ -356,10 +384,12 @@ class Teacher:
         new = (inner_gap(target) - max(0.0, inner_gap(lm68))) / width
         return float(np.clip((new - OPEN_START) / (OPEN_FULL - OPEN_START), 0.0, 1.0))
 
-    def _mouth(self, warped: np.ndarray, lm68: np.ndarray, tl: np.ndarray, alpha_max: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Paste a donor mouth interior into ``warped``; returns (image, mask)."""
+    def _mouth(self, warped: np.ndarray, lm68: np.ndarray, tl: np.ndarray, alpha_max: float,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Paste a donor mouth interior into ``warped``; returns (image, mask, uv) (see :class:`Pair`)."""
         size = warped.shape[0]
         mask = np.zeros((size, size), np.float32)
+        uv = np.zeros((2, size, size), np.float32)
         bank = self.donors
         width = max(1.0, float(np.linalg.norm(tl[54] - tl[48])))
         # region of the target mouth (outer lips + margin)
@@ -368,7 +398,7 @@ class Teacher:
         x1, y1 = np.ceil(lips_t.max(0) + 0.1 * width).astype(int) + 1
         x0, y0, x1, y1 = max(0, x0), max(0, y0), min(size, x1), min(size, y1)
         if x1 - x0 < 3 or y1 - y0 < 3:
-            return warped, mask
+            return warped, mask, uv
         region = warped[y0:y1, x0:x1].astype(np.float32)
         subject_gray = bool(np.abs(region[..., 0] - region[..., 2]).max() < 6)
         # colour subjects take colour donors; prefer donors whose opening ratio is close to the target's
@@ -378,6 +408,10 @@ class Teacher:
         near = cand[np.argsort(np.abs(d_ratio[cand] - ratio))[: min(self.donor_pool, len(cand))]]
         d = int(rng.choice(near))
         patch, dl = bank.patches[d], bank.lips[d].astype(np.float64)
+        if bank.hanging:
+            from .teeth import hanging_lips
+
+            dl = hanging_lips(dl, lips_t)
         # backward map target mouth -> donor patch (spline through the 20 lip points)
         ctrl = lips_t / size
         w, a = tps_fit(ctrl, dl - lips_t, 1e-5)
@@ -408,14 +442,18 @@ class Teacher:
             # one brightness gain (lighting), not per channel: lips are redder than teeth,
             # so a per-channel lip match would tint the teeth
             sel = ring > 0
-            gain = (region[sel].mean() + 1.0) / (tex[sel].mean() + 1.0)
+            ref = bank.ring_lum if bank.ring_lum is not None else tex[sel].mean()
+            gain = (region[sel].mean() + 1.0) / (ref + 1.0)
             # kept within ±15 %: the lips' brightness mostly reflects skin tone, which teeth do not follow
             tex = tex * float(np.clip(gain, 0.85, 1.15))
         out = region * (1.0 - alpha[..., None]) + np.clip(tex, 0, 255) * alpha[..., None]
         result = warped.copy()
         result[y0:y1, x0:x1] = np.clip(np.round(out), 0, 255).astype(np.uint8)
         mask[y0:y1, x0:x1] = alpha
-        return result, mask
+        on = alpha > 0
+        uv[0, y0:y1, x0:x1] = np.where(on, (mx + 0.5) / PATCH_W * 2.0 - 1.0, 0.0)
+        uv[1, y0:y1, x0:x1] = np.where(on, (my + 0.5) / PATCH_H * 2.0 - 1.0, 0.0)
+        return result, mask, uv
 
     def synthesize(self, crop: np.ndarray, lm68: np.ndarray, lam: float, rng: np.random.Generator | None = None) -> Pair:
         """Teacher target for ``crop`` (uint8 [S,S,3]) with landmarks ``lm68`` (crop px) at strength ``lam``."""
@@ -426,8 +464,9 @@ class Teacher:
         lam = float(lam)
         lm68 = np.asarray(lm68, np.float64)
         mask = np.zeros((size, size), np.float32)
+        uv = np.zeros((2, size, size), np.float32)
         if lam == 0.0:
-            return Pair(crop.copy(), np.zeros((2, size, size), np.float32), mask, lm68.astype(np.float32))
+            return Pair(crop.copy(), np.zeros((2, size, size), np.float32), mask, lm68.astype(np.float32), uv)
         tl = self.target_landmarks(lm68, lam, size)
         flow = self.backward_flow(lm68, lam, size)
         px, py = _pixel_grid(size)
@@ -437,5 +476,5 @@ class Teacher:
         if self.donors is not None and crop.shape[2] == 3:
             amax = self.opening(lm68, tl)
             if amax > 0.0:
-                target, mask = self._mouth(target, lm68, tl, amax, rng if rng is not None else np.random.default_rng(0))
-        return Pair(target, flow, mask, tl.astype(np.float32))
+                target, mask, uv = self._mouth(target, lm68, tl, amax, rng if rng is not None else np.random.default_rng(0))
+        return Pair(target, flow, mask, tl.astype(np.float32), uv)

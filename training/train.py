@@ -11,10 +11,17 @@ curriculum; ``[train.gpu]`` overrides for a GPU).  The run lives in
 * ``log.jsonl``   one JSON object per logged step / validation
 
 Stages end at ``until_step`` or a fraction ``until`` of ``total_steps``, and may override the
-teacher's donors (``keep_donors``, ``donor_pool``) and mix in smiling inputs (``smiler_p``);
+teacher's donors (``keep_donors``, ``donor_pool``), mix in smiling inputs (``smiler_p``) or,
+with ``atlas = true``, switch the teacher to the drawn mouth of ``training.teeth`` and the net's
+RGB to its :class:`~training.nets.TeethAtlas` (plus the ``uv`` loss on its picture coordinates);
 the learning rate restarts at each stage and is halved when
 the validation loss has not improved for ``plateau_patience`` validations
 (the paper's adaptive rule, Eq. 7).
+
+``--continue-from runs/<other>/stage-<name>.pt`` starts a new run at that checkpoint's step with
+its weights (heads added since, e.g. the TeethAtlas, keep their fresh initialisation, as they
+would in one run from step 0), fresh optimisers and the other run's discriminator: how a run
+goes on after stages were added to the recipe.
 """
 from __future__ import annotations
 
@@ -44,6 +51,7 @@ from .losses import (
     mouth_region,
     reconstruction_terms,
     smile_ranking,
+    uv_loss,
 )
 from .nets import build_net, count_macs, count_params
 
@@ -64,14 +72,19 @@ class Stage:
     donor_pool: int | None = None
     #: probability of a real smiling input (the teacher then mostly keeps its teeth)
     smiler_p: float = 0.0
+    #: the teacher pastes the drawn mouth (``training.teeth``) and the net draws its RGB by
+    #: sampling the same picture (``nets.TeethAtlas``; needs ``[train.net] teeth_atlas = true``)
+    atlas: bool = False
     weights: LossWeights = field(default_factory=LossWeights)
 
     def teacher(self):
         """The stage's teacher when it overrides the donor settings, else ``None`` (the default teacher)."""
-        if self.keep_donors is None and self.donor_pool is None:
-            return None
         from .teacher import Teacher
 
+        if self.atlas:
+            return Teacher(donors="drawn")
+        if self.keep_donors is None and self.donor_pool is None:
+            return None
         return Teacher(keep_donors=self.keep_donors, donor_pool=self.donor_pool)
 
     @classmethod
@@ -174,13 +187,15 @@ def make_loader(crops, index, rows, real_rows, stage: Stage, batch: int, workers
 def validation_loss(net: torch.nn.Module, val: dict[str, torch.Tensor], batch: int = 32) -> dict[str, float]:
     """Teacher-matching losses of ``net`` (eval mode) on the fixed validation pairs."""
     net.eval()
-    sums = {"l1": 0.0, "ssim": 0.0, "flow": 0.0, "rgb": 0.0, "mask_mouth": 0.0}
+    sums = {"l1": 0.0, "ssim": 0.0, "flow": 0.0, "rgb": 0.0, "mask_mouth": 0.0, "uv": 0.0}
     n = len(val["face"])
     with torch.no_grad():
         for a in range(0, n, batch):
             sl = slice(a, a + batch)
-            rgb, mask, flow = net(val["face"][sl], val["strength"][sl])
+            o = forward_all(net, val["face"][sl], val["strength"][sl])
+            rgb, mask, flow = o["rgb"], o["mask"], o["flow"]
             t = reconstruction_terms(val["face"][sl], val["target"][sl], val["flow"][sl], val["mask"][sl], rgb, mask, flow, val["strength"][sl])
+            t["uv"] = uv_loss(o["uv"], val["uv"][sl], val["mask"][sl]) if "uv" in o else rgb.new_zeros(())
             # how far the mask turns on where the teacher opened the mouth (0 = warp only, no teeth)
             tm = val["mask"][sl]
             t["mask_mouth"] = (mask * tm).sum() / tm.sum().clamp_min(1e-6)
@@ -188,16 +203,47 @@ def validation_loss(net: torch.nn.Module, val: dict[str, torch.Tensor], batch: i
             for key in sums:
                 sums[key] += float(t[key]) * k
     out = {k: v / n for k, v in sums.items()}
-    out["total"] = 10.0 * out["l1"] + out["ssim"] + out["flow"] + out["rgb"]
+    out["total"] = 10.0 * out["l1"] + out["ssim"] + out["flow"] + out["rgb"] + out["uv"]
     return out
 
 
+def forward_all(net: torch.nn.Module, face: torch.Tensor, strength: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``net.forward_all`` where the net has it (``uv``/``shade`` in atlas stages), else rgb/mask/flow."""
+    if hasattr(net, "forward_all"):
+        return net.forward_all(face, strength)
+    rgb, mask, flow = net(face, strength)
+    return {"rgb": rgb, "mask": mask, "flow": flow}
+
+
+def set_atlas(net: torch.nn.Module, on: bool) -> None:
+    """Switch the net's RGB between its conv head and its :class:`~training.nets.TeethAtlas`."""
+    heads = getattr(net, "heads", None)
+    if on and (heads is None or getattr(heads, "atlas", None) is None):
+        raise ValueError("an `atlas` stage needs [train.net] teeth_atlas = true")
+    if heads is not None and hasattr(heads, "use_atlas"):
+        heads.use_atlas = bool(on)
+
+
+def load_generator_state(net: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Load weights, allowing only the :class:`~training.nets.TeethAtlas` heads to be missing
+    (weights from before they existed: those heads keep their fresh initialisation, exactly as
+    in a from-scratch run, where they are unused until the first ``atlas`` stage).  Returns the missing keys."""
+    res = net.load_state_dict(state, strict=False)
+    bad = [k for k in res.missing_keys if ".atlas." not in k] + list(res.unexpected_keys)
+    if bad:
+        raise RuntimeError(f"checkpoint does not fit the network: {bad[:6]}")
+    return list(res.missing_keys)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training train [--config PATH] [--resume] [--run NAME] [--max-minutes M] [--total-steps N]``."""
+    """``python -m training train [--config PATH] [--resume | --continue-from CKPT] [--run NAME] [--max-minutes M] [--total-steps N]``."""
     ap = argparse.ArgumentParser(prog="python -m training train", description="train the smile network")
     ap.add_argument("--config", default=None, help="config TOML (default training/config.toml)")
     ap.add_argument("--run", default=None, help="run name (default [train] run_name)")
     ap.add_argument("--resume", action="store_true", help="continue from runs/<run>/last.pt if it exists")
+    ap.add_argument("--continue-from", default=None, metavar="CKPT",
+                    help="start this run at the step of a weights checkpoint (stage-*.pt of an earlier run of the same "
+                         "recipe) with its weights, fresh optimisers, and the discriminator of that run's last.pt if any")
     ap.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget of this invocation")
     ap.add_argument("--total-steps", type=int, default=None, help="override [train] total_steps")
     ap.add_argument("--gpu", action="store_true", help="train on CUDA with the [train.gpu] recipe")
@@ -277,6 +323,17 @@ def main(argv: list[str] | None = None) -> int:
         best_val, plateau_stage = float(st["best_val"]), st.get("plateau_stage")
         torch.set_rng_state(st["torch_rng"])
         log({"event": "resumed", "step": step, "elapsed_min": round(elapsed_before / 60, 1)})
+    elif args.continue_from:
+        src = Path(args.continue_from)
+        ck = torch.load(src, map_location=device, weights_only=False)
+        missing = load_generator_state(net, ck["state"])
+        load_generator_state(ema, ck["state"])
+        step = int(ck["step"])
+        other = src.parent / "last.pt"
+        if other.exists():
+            disc.load_state_dict(torch.load(other, map_location=device, weights_only=False)["disc"])
+        log({"event": "continued", "from": str(src), "step": step, "new_heads": sorted({k.rsplit(".", 1)[0] for k in missing}),
+             "disc_from": str(other) if other.exists() else None, "params": count_params(net)})
     else:
         log({"event": "start", "arch": arch, "params": count_params(net), "macs_256": count_macs(net, 256),
              "neutral_rows": len(rows), "real_rows": len(real_rows), "val_rows": len(val_rows), "total_steps": total,
@@ -289,11 +346,13 @@ def main(argv: list[str] | None = None) -> int:
             "step": step, "elapsed": elapsed_before + (time.time() - t_start), "best_val": best_val,
             "plateau_stage": plateau_stage, "torch_rng": torch.get_rng_state(),
             "arch": arch, "net_kwargs": net_kwargs, "config": t, "train_size": stages[max(cur_stage, 0)].size,
+            "atlas": stages[max(cur_stage, 0)].atlas,
         }, last)
 
     def save_weights(path: Path, extra: dict[str, Any]) -> None:
         atomic_save({"arch": arch, "net_kwargs": net_kwargs, "state": ema.state_dict(), "step": step,
-                     "train_size": stages[max(cur_stage, 0)].size, "config": t, **extra}, path)
+                     "train_size": stages[max(cur_stage, 0)].size, "atlas": stages[max(cur_stage, 0)].atlas,
+                     "config": t, **extra}, path)
 
     t_start = time.time()
     last_ckpt = time.time()
@@ -315,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
                 save_weights(run_dir / f"stage-{stages[cur_stage].name}.pt", {"stage": stages[cur_stage].name})
             batch = int(stage.batch_size or t.get("batch_size", 16))
             stage_teacher = stage.teacher()
+            set_atlas(net, stage.atlas)
+            set_atlas(ema, stage.atlas)
             loader_it = iter(make_loader(crops, index, rows, real_rows, stage, batch, workers, seed + step, stage_teacher))
             cur_stage = si
             if plateau_stage != stage.name:
@@ -328,10 +389,10 @@ def main(argv: list[str] | None = None) -> int:
                     for g in opt.param_groups:
                         g["lr"] = base
             log({"event": "stage", "step": step, "stage": stage.name, "size": stage.size, "batch": batch,
-                 "donors": [stage.keep_donors, stage.donor_pool],
+                 "donors": "drawn" if stage.atlas else [stage.keep_donors, stage.donor_pool],
                  "lam": [stage.lam_min, stage.lam_max], "lr": opt_g.param_groups[0]["lr"]})
             stage_lams = tuple(x for x in val_lams if stage.lam_min <= x <= stage.lam_max) or val_lams
-            val_key = (stage.size, stage_lams, stage.keep_donors, stage.donor_pool)
+            val_key = (stage.size, stage_lams, stage.keep_donors, stage.donor_pool, stage.atlas)
             if val_key not in val_cache:
                 val_cache[val_key] = {k: v.to(device) for k, v in
                                       fixed_pairs(crops, index["lm68"], val_rows, stage_lams, stage.size, stage_teacher).items()}
@@ -339,8 +400,11 @@ def main(argv: list[str] | None = None) -> int:
         b = {k: v.to(device, non_blocking=True) for k, v in next(loader_it).items()}
         t_step = time.time()
         net.train()
-        rgb, mask, flow = net(b["face"], b["strength"])
+        o = forward_all(net, b["face"], b["strength"])
+        rgb, mask, flow = o["rgb"], o["mask"], o["flow"]
         terms = reconstruction_terms(b["face"], b["target"], b["flow"], b["mask"], rgb, mask, flow, b["strength"])
+        if "uv" in o:
+            terms["uv"] = uv_loss(o["uv"], b["uv"], b["mask"])
         out = terms.pop("out")
         loss = sum(getattr(w, k) * v for k, v in terms.items())
         use_gan = w.adv > 0 or w.feat > 0
