@@ -234,5 +234,10 @@ def test_committed_curriculum_parses_and_switches_where_documented():
     assert all(s.teacher() is None for s in stages[:3])
     assert stages[-1].teacher().donors is not None and len(stages[-1].teacher().donors) == 1
     assert t["net"]["teeth_atlas"] is True
+    # the GPU recipe: the whole curriculum at the shipped size, ending in the atlas stage too
+    g = train_settings(load_config(), gpu=True)
+    gpu_stages = [Stage.from_dict(s) for s in g["stages"]]
+    assert [s.name for s in gpu_stages] == ["mild", "adversarial", "full", "atlas"]
+    assert all(s.size == 256 for s in gpu_stages) and gpu_stages[-1].atlas and gpu_stages[-1].weights.uv > 0
     with pytest.raises(TypeError):
         Stage.from_dict({"name": "x", "until": 1.0, "bogus": 1})
