@@ -11,11 +11,12 @@ dataset pixels), in the donor patch frame of ``training.teacher`` (128 × 96, mo
   thin dark gaps, each slightly convex (brighter in its middle), darker towards the mouth
   corners, a little translucent at the biting edge;
 * below them the dark mouth cavity, darker at the corners, with a hint of tongue low in the middle;
-* lip-coloured pixels outside the inner-lip polygon (only the teacher's colour match reads them).
+* lip colour above the (hidden) tops of the teeth and beyond the mouth corners.
 
-Because the image is fixed, where each tooth lands is a smooth function of the target lip shape
-(the spline from the target lips to :data:`MOUTH_LIPS`), which a small network can predict as
-texture coordinates (``training.nets.TeethAtlas``) and then sample sharply.
+The teacher maps a target mouth onto the picture with a spline through the 20 lip points, the
+lower lip placed by :func:`hanging_lips`.  Because the picture is fixed, where each tooth lands
+is a smooth function of the target lip shape, which a small network can predict as picture
+coordinates (``training.nets.TeethAtlas``) and then sample sharply.
 """
 from __future__ import annotations
 
