@@ -89,10 +89,9 @@ class TeethAtlas(nn.Module):
     """RGB drawn by sampling one fixed picture of an open smiling mouth (``training.teeth``).
 
     Two small heads on the decoder features predict, per pixel, where to sample the picture
-    (``uv``: ``grid_sample`` coordinates in [-1, 1]) and how bright to make it (``shade``:
-    a gain within ±20 %).  Both are smooth
-    fields, so they are predicted at the features' resolution and may be upsampled before
-    :meth:`render`: the teeth stay as sharp as the picture at any output size, which an RGB
+    (``uv``: ``grid_sample`` coordinates in [-1, 1]) and how bright to make it (``shade``: a gain
+    within ±20 %).  Both are smooth fields, so they are predicted at the features' resolution and
+    may be upsampled before :meth:`render`: the teeth stay as sharp as the picture at any output size, which an RGB
     head trained with L1 against many different real teeth never was (it drew their average,
     a flat white band).  The shading can only do what the teacher does to the picture: one
     brightness gain, and grey teeth in a grey photo (decided from the face's colour, not learned).
@@ -188,9 +187,9 @@ class OutputHeads(nn.Module):
         up = lambda t: F.interpolate(t, size=size, mode="bilinear", align_corners=False)  # noqa: E731
         out: dict[str, torch.Tensor] = {}
         if atlas:
+            assert face is not None
             uv, shade = self.atlas.fields(x)
             out["uv"], out["shade"] = up(uv), up(shade)
-            assert face is not None
             out["rgb"] = self.atlas.render(out["uv"], out["shade"], face)
         if self.upsample or atlas:
             mask, flow = up(mask), up(flow)
