@@ -91,9 +91,9 @@ class TeethAtlas(nn.Module):
     Two small heads on the decoder features predict, per pixel, where to sample the picture
     (``uv``: ``grid_sample`` coordinates in [-1, 1]) and how bright to make it (``shade``: a gain
     within ±20 %).  Both are smooth fields, so they are predicted at the features' resolution and
-    may be upsampled before :meth:`render`: the teeth stay as sharp as the picture at any output size, which an RGB
-    head trained with L1 against many different real teeth never was (it drew their average,
-    a flat white band).  The shading can only do what the teacher does to the picture: one
+    may be upsampled before :meth:`render`: the teeth stay as sharp as the picture at any output
+    size, which an RGB head trained with L1 against many different real teeth never was (it drew
+    their average, a flat white band).  The shading can only do what the teacher does to the picture: one
     brightness gain, and grey teeth in a grey photo (decided from the face's colour, not learned).
     Trials with a learned colour offset and saturation hedged towards a dim grey mouth on colour
     photos.  The picture is drawn by code, not taken from any photo, and is rebuilt from the code
