@@ -199,7 +199,7 @@ class TeacherPairs(Dataset):
 def _uv(pair) -> torch.Tensor:
     """The pair's donor-patch coordinates [2,s,s] (zeros when the teacher has none)."""
     s = pair.mask.shape[-1]
-    uv = pair.uv if getattr(pair, "uv", None) is not None else np.zeros((2, s, s), np.float32)
+    uv = pair.uv if pair.uv is not None else np.zeros((2, s, s), np.float32)
     return torch.from_numpy(np.ascontiguousarray(uv, dtype=np.float32))
 
 

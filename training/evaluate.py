@@ -154,8 +154,7 @@ def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows:
 
     if teacher not in ("drawn", "donors"):
         raise ValueError(f"unknown teacher {teacher!r}: use drawn or donors")
-    teacher_name = teacher
-    teacher = Teacher(donors="drawn") if teacher == "drawn" else Teacher()
+    synth = Teacher(donors="drawn") if teacher == "drawn" else Teacher()
     clf = load_classifier()
     ident = DlibIdentity()
     inputs = np.stack([resize_crop(np.asarray(crops[r]), size) for r in rows])
@@ -168,7 +167,7 @@ def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows:
     for lam in lams:
         out = edit(inputs, lam)
         outputs[lam] = out
-        pairs = [teacher.synthesize(c, l, lam) for c, l in zip(inputs, lms)]
+        pairs = [synth.synthesize(c, l, lam) for c, l in zip(inputs, lms)]
         targets = np.stack([p.target for p in pairs])
         opened = [i for i, p in enumerate(pairs) if p.mask.max() > 0.5]
         teeth_out = [teeth_fraction(out[i], pairs[i].landmarks[48:68]) for i in opened]
@@ -196,7 +195,7 @@ def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows:
             "edges_teacher": float(np.mean(edges_teacher)) if opened else float("nan"),
         }
     n_sheet = min(sheet_rows, len(rows))
-    t2 = [teacher.synthesize(inputs[i], lms[i], 2.0).target for i in range(n_sheet)]
+    t2 = [synth.synthesize(inputs[i], lms[i], 2.0).target for i in range(n_sheet)]
     grid = []
     for i in range(n_sheet):
         row = [inputs[i]]
@@ -204,7 +203,7 @@ def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows:
             row.append(outputs[lam][i] if lam in outputs else edit(inputs[i : i + 1], lam)[0])
         row.append(t2[i])
         grid.append(row)
-    result = {"faces": int(len(rows)), "non_smilers": int((p0 < 0.5).sum()), "size": size, "per_lambda": per, "teacher": teacher_name,
+    result = {"faces": int(len(rows)), "non_smilers": int((p0 < 0.5).sum()), "size": size, "per_lambda": per, "teacher": teacher,
               "sheet_columns": ["input"] + [f"lambda={x:g}" for x in SHEET_LAMS] + ["teacher lambda=2"]}
     result["markdown"] = markdown_table(per)
     return result, contact_sheet(grid)

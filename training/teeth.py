@@ -78,10 +78,13 @@ def render_mouth(supersample: int = 4) -> np.ndarray:
     side = np.clip(np.abs(xs - _CENTRE_X) / _HALF_WIDTH, 0.0, 1.0)
     fall = 1.0 - 0.50 * side**1.6  # the corners of a mouth are in shadow
 
-    img = np.empty((h, w, 3))
-    img[:] = _CAVITY * (1.0 - 0.45 * side[..., None] ** 2)
     # upper teeth: from under the upper lip down to an incisal edge on the smile arc
     incisal = upper + 0.78 * open_h + 0.6
+    # behind and below them the dark mouth, a little lighter low in the middle (the tongue).
+    # Lower teeth were drawn there in a trial; blurred by the student's uncertain coordinates
+    # they turned into a grey grille.
+    tongue = np.exp(-(((xs - _CENTRE_X) / 14.0) ** 2)) * np.clip((ys - incisal - 3.0) / 8.0, 0.0, 1.0)
+    img = _CAVITY * (1.0 - 0.45 * side[..., None] ** 2) + tongue[..., None] * (_TONGUE - _CAVITY)
     edges = _tooth_edges()
     idx = np.clip(np.searchsorted(edges, xs) - 1, 0, len(edges) - 2)
     left, right = edges[idx], edges[idx + 1]
@@ -94,12 +97,6 @@ def render_mouth(supersample: int = 4) -> np.ndarray:
     gum = 1.0 - 0.25 * np.clip((upper + 1.0 - ys) / 9.0, 0.0, 1.0)  # in the lip's shadow above the lip line
     tone = (convex * fall * bite * gum)[..., None] * _TEETH
     img[inside] = tone[inside]
-    # below the upper teeth: the dark mouth, a little lighter low in the middle (the tongue).
-    # Lower teeth were drawn here in a trial; blurred by the student's uncertain coordinates they
-    # turned into a grey grille.
-    below = ~inside & (ys >= upper)
-    tongue = np.exp(-(((xs - _CENTRE_X) / 14.0) ** 2)) * np.clip((ys - incisal - 3.0) / 8.0, 0.0, 1.0)
-    img[below] = (_CAVITY * (1.0 - 0.45 * side[..., None] ** 2) + tongue[..., None] * (_TONGUE - _CAVITY))[below]
     # soft gaps between the teeth, widening towards the corners
     gap_w = 0.35 + 0.5 * side
     dist = np.min(np.abs(xs[..., None] - edges[None, None, :]), axis=-1)
