@@ -8,6 +8,8 @@ import click
 from smilecore.errors import SmileError
 from smilecore.imageio import DEFAULT_MAX_PIXELS, load_image
 
+from .stdout import Report
+
 DETECT_HELP = """List the faces found in each PHOTO (largest first, index 0).
 
 \b
@@ -30,6 +32,7 @@ def detect_command(photos, min_face, max_pixels, as_json) -> int:
 
     out = []
     code = 0
+    report = Report()  # a reader that goes away silences the listing, never the work
     for photo in photos:
         entry = {"input": photo, "faces": [], "error": None}
         try:
@@ -47,7 +50,7 @@ def detect_command(photos, min_face, max_pixels, as_json) -> int:
         if not as_json:
             for f in entry["faces"]:
                 x0, y0, x1, y1 = f["box"]
-                click.echo(f"{photo}: face {f['index']}: box {x0},{y0},{x1},{y1} ({x1 - x0}x{y1 - y0} px), score {f['score']:.2f}")
+                report.echo(f"{photo}: face {f['index']}: box {x0},{y0},{x1},{y1} ({x1 - x0}x{y1 - y0} px), score {f['score']:.2f}")
     if as_json:
-        click.echo(json.dumps(out, indent=2))
-    return code
+        report.echo(json.dumps(out, indent=2))
+    return report.exit_code(code)

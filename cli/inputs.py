@@ -31,8 +31,9 @@ def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | N
     """Turn PHOTO arguments into ``(path, problem)`` pairs, in order, without duplicates.
 
     ``problem`` is None for a file to read, or a one-line message (missing file, a glob
-    or folder with no photos).  In folders, files whose name already ends in
-    ``skip_suffix`` + extension (earlier results) are skipped.
+    or folder with no photos).  In folders and glob matches, files whose name already ends
+    in ``skip_suffix`` + extension (earlier results) are skipped; a file named on its own is
+    always read.
     """
     out: list[tuple[Path, str | None]] = []
     seen: set[str] = set()
@@ -56,8 +57,11 @@ def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | N
         elif _GLOB_CHARS & set(arg):
             matches = sorted(glob.glob(os.path.expanduser(arg), recursive=recursive))
             files = [Path(m) for m in matches if Path(m).is_file() and Path(m).suffix.lower() in INPUT_EXTENSIONS]
-            if not files:
-                add(path, f"{arg}: no photo matches this pattern")
+            photos = [p for p in files if not _is_result(p, skip_suffix)]  # earlier results, as in folders
+            if not photos:
+                what = "only earlier results match" if files else "no photo matches"
+                add(path, f"{arg}: {what} this pattern")
+            files = photos
             for p in files:
                 add(p)
         else:
@@ -73,10 +77,15 @@ def _folder_photos(folder: Path, recursive: bool, skip_suffix: str | None) -> li
             continue
         if p.suffix.lower() not in INPUT_EXTENSIONS:
             continue
-        if skip_suffix and p.stem.endswith(skip_suffix):
+        if _is_result(p, skip_suffix):
             continue
         photos.append(p)
     return sorted(photos)
+
+
+def _is_result(path: Path, suffix: str | None) -> bool:
+    """Is ``path`` named like a result of an earlier run (``NAME`` + ``suffix`` + extension)?"""
+    return bool(suffix) and path.stem.endswith(suffix) and path.stem != suffix
 
 
 def plan_outputs(
@@ -134,6 +143,35 @@ def _key(path: Path) -> str:
     return os.path.normcase(os.path.abspath(path))
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Do two paths name one file: the same text after ``./`` and ``../``, the same target after
+    symbolic links, or one file under two names (a hard link)?  Neither needs to exist."""
+    if _key(Path(a)) == _key(Path(b)):
+        return True
+    if os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b)):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def check_no_clash(inputs: dict[str, str | os.PathLike | None], outputs: dict[str, str | os.PathLike | None]) -> None:
+    """:class:`UsageError` when an output would replace an input or another output.
+
+    ``inputs`` and ``outputs`` map a name for the message (``"input"``, ``"--selection"``...)
+    to a path (None: not given).  Checked before any work, so nothing is written."""
+    given_out = [(k, v) for k, v in outputs.items() if v]
+    given_in = [(k, v) for k, v in inputs.items() if v]
+    for i, (name, out) in enumerate(given_out):
+        for src_name, src in given_in:
+            if same_file(out, src):
+                raise UsageError(f"{name} {out} is the same file as {src_name} {src}: Smile never overwrites what it reads")
+        for other_name, other in given_out[i + 1:]:
+            if same_file(out, other):
+                raise UsageError(f"{name} {out} and {other_name} {other} are the same file: each result needs its own")
+
+
 def _check_clashes(jobs: list[Job], in_place: bool) -> None:
     inputs = {_key(j.input) for j in jobs if j.output is not None}
     targets: dict[str, Path] = {}
@@ -144,12 +182,5 @@ def _check_clashes(jobs: list[Job], in_place: bool) -> None:
         if k in targets:
             raise UsageError(f"{targets[k]} and {j.input} would both be written to {j.output}; use --suffix or separate runs")
         targets[k] = j.input
-        if not in_place and (k in inputs or _same_file(j.output, j.input)):
+        if not in_place and (k in inputs or same_file(j.output, j.input)):
             raise UsageError(f"{j.output} is an input photo: Smile never overwrites inputs unless --in-place is given")
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False

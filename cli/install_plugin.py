@@ -25,7 +25,7 @@ import click
 
 from smilecore.errors import SmileError, WriteError
 
-from .kritarc import enable_plugin
+from .kritarc import check_rc_path, enable_plugin
 from .plugin_dirs import gimp_plugins_dir, krita_pykrita_dir, kritarc_path
 
 ENGINE_FILE = "smile-engine.json"
@@ -179,6 +179,8 @@ def install_krita(pykrita_dir: Path, rc_file: Path | None) -> tuple[Path, bool]:
     desktop = root / f"{PLUGIN_NAME}.desktop"
     if not src.is_dir() or not desktop.is_file():
         raise PluginSourceError("the Krita plug-in files are missing from the installed package; reinstall smile-filter")
+    if rc_file is not None:
+        check_rc_path(rc_file)  # before anything is installed
     dest = pykrita_dir / PLUGIN_NAME
     _install_package_dir(src, dest)
     from smilecore.imageio import write_atomic

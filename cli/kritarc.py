@@ -6,6 +6,7 @@ section (adding the section or the key when missing) and leaves every other byte
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -48,6 +49,29 @@ def enable_plugin_text(text: str, plugin: str, section: str = "python") -> str:
         lines[insert - 1] += newline
     lines.insert(insert, f"{key}=true{newline}")
     return "".join(lines)
+
+
+def check_rc_path(rc_path: Path) -> None:
+    """Refuse, before anything is installed, a kritarc path that :func:`enable_plugin` could not
+    write: a folder or other non-file, a file that cannot be read and written, a parent that is a file."""
+    from smilecore.errors import UsageError, WriteError
+
+    rc_path = Path(rc_path)
+    if rc_path.is_dir():
+        raise UsageError(f"--kritarc {rc_path} is a folder; give the path of the kritarc file itself")
+    if rc_path.exists():
+        if not rc_path.is_file():
+            raise UsageError(f"--kritarc {rc_path} is not a regular file")
+        if not os.access(rc_path, os.R_OK | os.W_OK):
+            raise WriteError(f"{rc_path}: permission denied (kritarc must be readable and writable)")
+        return
+    parent = rc_path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"--kritarc {rc_path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise WriteError(f"{rc_path}: cannot create it, folder {parent} is not writable")
 
 
 def enable_plugin(rc_path: Path, plugin: str) -> bool:

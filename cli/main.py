@@ -18,6 +18,7 @@ from .detect import detect_command
 from .install_plugin import install_plugin_command
 from .models import models_group
 from .run import run_command
+from .stdout import silence_stdout
 from .worker import worker_command
 
 #: Name of the sub-command that ``smile PHOTO...`` runs.
@@ -32,7 +33,8 @@ Exit status:
   4  input missing, unreadable, corrupt or of an unsupported kind
   5  image above the pixel limit (--max-pixels or SMILE_MAX_PIXELS; default 200 MP)
   6  model missing, corrupt, wrong checksum or wrong contract
-  7  output could not be written
+  7  output could not be written (or the --json report: stdout full)
+  130/143/129  interrupted by Ctrl-C / SIGTERM / SIGHUP (nothing half-written is left)
 With several photos, the status is that of the first photo that failed."""
 
 MAIN_HELP = """Make the faces in your photos smile, offline.
@@ -75,6 +77,7 @@ class SmileGroup(click.Group):
         return super().parse_args(ctx, args)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: D102
+        restore = _stop_on_signals()
         try:
             with warnings.catch_warnings():
                 if not os.environ.get("SMILE_DEBUG"):  # library warnings (PIL's "corrupt EXIF"...) are not for users
@@ -87,25 +90,77 @@ class SmileGroup(click.Group):
             code = 2
         except click.exceptions.Exit as exc:
             code = exc.exit_code
-        except click.Abort:
-            click.echo("smile: interrupted", err=True)
-            code = 130
+        except click.Abort as exc:  # click turns KeyboardInterrupt (and so Terminated) into Abort
+            code = _interrupted(exc.__cause__ or exc.__context__)
         except click.ClickException as exc:
             code = _report_click_error(exc)
         except SmileError as exc:
             click.echo(f"smile: error: {exc}", err=True)
             code = exc.exit_code
-        except KeyboardInterrupt:
-            click.echo("smile: interrupted", err=True)
-            code = 130
+        except KeyboardInterrupt as exc:
+            code = _interrupted(exc)
         except BrokenPipeError:
-            _silence_stdout()
+            silence_stdout()
             code = 0
         except Exception as exc:  # a bug: say so in one line
             code = report_internal_error(exc)
+        finally:
+            restore()
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: stop like Ctrl-C (temporary files removed, nothing half-written)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_on_signals():
+    """Make SIGTERM and SIGHUP raise :class:`Terminated` in the main thread; returns a function that
+    puts the previous handlers back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {}
+
+    def handler(signum, frame):
+        raise Terminated(signum)
+
+    for name in ("SIGTERM", "SIGHUP"):  # (Windows has no SIGHUP)
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            try:
+                previous[sig] = signal.signal(sig, handler)
+            except (OSError, ValueError):
+                pass
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            try:
+                signal.signal(sig, old)
+            except (OSError, ValueError, TypeError):
+                pass
+
+    return restore
+
+
+def _interrupted(exc: BaseException | None) -> int:
+    """Say that the run was stopped; the exit status is 128 + the signal's number (130 for Ctrl-C)."""
+    import signal
+
+    signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
+    name = signal.Signals(signum).name if isinstance(exc, Terminated) else "Ctrl-C"
+    try:
+        click.echo(f"smile: interrupted ({name})", err=True)
+    except (OSError, ValueError):
+        pass
+    return 128 + int(signum)
 
 
 def _report_click_error(exc: click.ClickException) -> int:
@@ -126,15 +181,6 @@ def report_internal_error(exc: BaseException) -> int:
     text = " ".join(str(exc).split())[:300]
     click.echo(f"smile: internal error: {type(exc).__name__}: {text} (please report it; set SMILE_DEBUG=1 for details)", err=True)
     return 1
-
-
-def _silence_stdout() -> None:
-    """After EPIPE, point stdout at devnull so Python's exit-time flush does not complain."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 @click.group(cls=SmileGroup, help=MAIN_HELP, epilog=EXIT_CODES_HELP, no_args_is_help=True,

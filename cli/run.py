@@ -11,10 +11,11 @@ from pathlib import Path
 import click
 
 from smilecore.errors import InputError, NoFaceError, SmileError, UsageError
-from smilecore.imageio import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, copy_file_atomic, load_image, load_mask, save_image
+from smilecore.imageio import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, check_target, copy_file_atomic, load_image, load_mask, save_image
 
 from . import report as rep
-from .inputs import Job, expand_inputs, plan_outputs
+from .inputs import Job, check_no_clash, expand_inputs, plan_outputs
+from .stdout import Report
 
 RUN_HELP = """Make the faces in PHOTO... smile.
 
@@ -104,31 +105,32 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
     jobs = plan_outputs(inputs, output, out_dir, suffix, ext, in_place)
     if selection is not None and len(jobs) != 1:
         raise UsageError("--selection applies to one photo; give exactly one PHOTO")
+    if selection is not None and jobs[0].output is not None:
+        check_no_clash({"--selection": selection}, {"the result": jobs[0].output})
     if out_dir:
         _make_dir(Path(out_dir).expanduser(), "--out-dir")
     if debug_dir:
         _make_dir(Path(debug_dir).expanduser(), "--debug")
     if output:
         _check_parent(Path(output).expanduser())
+        check_target(Path(output).expanduser())  # (a named pipe or device called x.png is never replaced)
 
     import smilecore
 
     smile_model = None
     if any(j.problem is None for j in jobs):  # (when every photo is missing, say that, not a model problem)
         smile_model = smilecore.load_model(model)  # once for all photos; ModelError -> exit 6
-        lo, hi = smile_model.strength_range
-        if not lo <= strength <= hi:
-            raise UsageError(f"--strength {strength:g} is outside this model's range [{lo:g}, {hi:g}]")
+        smile_model.check_strength(strength, "--strength")
     sel = load_mask(selection, max_pixels=max_pixels) if selection else None
 
     reports: list[rep.PhotoReport] = []
-    echo_line = _line_printer(quiet, as_json)
+    out = Report()  # a reader that goes away silences the report, never the work
     bar = None
     if len(jobs) > 1 and not as_json and not quiet:
         from tqdm import tqdm
 
         bar = tqdm(total=len(jobs), unit="photo", file=sys.stderr, disable=None, leave=False)
-        echo_line = _line_printer(quiet, as_json, bar)
+    echo_line = _line_printer(quiet, as_json, out, bar)
     for number, job in enumerate(jobs, 1):
         r = _process(job, smile_model, strength, faces, min_face, sel, keep_unchanged, quality, max_pixels,
                      Path(debug_dir).expanduser() if debug_dir else None, number)
@@ -146,10 +148,12 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
         from .main import _version
 
         doc = rep.document(reports, _version(), model_info, strength)
-        click.echo(json.dumps(doc, indent=2))
+        out.echo(json.dumps(doc, indent=2))
     elif len(reports) > 1 and not quiet:
-        click.echo(rep.summary_line(reports), err=True)
-    return rep.overall_exit_code(reports)
+        _to_stderr(rep.summary_line(reports))
+    code = rep.overall_exit_code(reports)
+    written = sum(r.output is not None for r in reports)
+    return out.exit_code(code, f"; {written} of {len(reports)} result{'s' if len(reports) != 1 else ''} written")
 
 
 def _suggest_commands(inputs: list, photos: tuple[str, ...]) -> list:
@@ -168,14 +172,25 @@ def _suggest_commands(inputs: list, photos: tuple[str, ...]) -> list:
     return inputs
 
 
-def _line_printer(quiet: bool, as_json: bool, bar=None):
+def _to_stderr(text: str, bar=None) -> None:
+    """One line on stderr (around the progress ``bar``); a stderr that cannot be written is ignored."""
+    try:
+        if bar is not None and not bar.disable:
+            bar.write(text, file=sys.stderr)
+        else:
+            click.echo(text, err=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _line_printer(quiet: bool, as_json: bool, out: Report, bar=None):
     """A function printing a photo's line (stdout; errors and notes to stderr), around a progress bar."""
 
     def emit(text: str, err: bool) -> None:
-        if bar is not None and not bar.disable:
-            bar.write(text, file=sys.stderr if err else sys.stdout)
+        if err:
+            _to_stderr(text, bar)
         else:
-            click.echo(text, err=err)
+            out.echo(text, bar)
 
     def echo(r: rep.PhotoReport) -> None:
         failed = r.status == rep.STATUS_FAILED

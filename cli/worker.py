@@ -19,6 +19,8 @@ import click
 
 from smilecore.errors import SmileError, UsageError
 
+from .inputs import check_no_clash
+
 PROTOCOL_VERSION = 1
 #: Longest accepted request line, in bytes (without the newline).
 MAX_LINE = 1 << 20
@@ -85,6 +87,8 @@ class WorkerSession:
                 req = json.loads(text, parse_constant=_no_constant)
             except (json.JSONDecodeError, RecursionError) as exc:
                 raise BadRequest(f"request is not valid JSON ({getattr(exc, 'msg', 'too deeply nested')})") from None
+            except ValueError as exc:  # e.g. an integer of thousands of digits (Python's conversion limit)
+                raise BadRequest(f"request has a value that cannot be read ({' '.join(str(exc).split())[:120]})") from None
             if not isinstance(req, dict):
                 raise BadRequest("a request must be a JSON object like {\"cmd\": \"hello\"}")
             req_id = req.get("id")
@@ -148,7 +152,9 @@ class WorkerSession:
         min_face = _min_face_field(req)
         sel_path = _path_field(req, "selection")
         mask_path = _path_field(req, "mask_output")
-        for target in (dst, mask_path):  # refuse impossible destinations before any work is done
+        # refuse impossible destinations, and any that would replace what is read, before any work is done
+        check_no_clash({"input": src, "selection": sel_path}, {"output": dst, "mask_output": mask_path})
+        for target in (dst, mask_path):
             if target:
                 _check_destination(target)
         if self.model is None:
@@ -220,7 +226,7 @@ def _check_destination(path: str) -> None:
     from pathlib import Path
 
     from smilecore.errors import WriteError
-    from smilecore.imageio import output_format
+    from smilecore.imageio import check_target, output_format
 
     try:
         output_format(path)
@@ -230,8 +236,7 @@ def _check_destination(path: str) -> None:
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
         raise WriteError(f"{path}: cannot write it, folder {folder} does not exist")
-    if p.is_dir():
-        raise WriteError(f"{path}: is a folder, cannot write a picture over it")
+    check_target(p)
 
 
 def _strength_field(req: dict) -> float:

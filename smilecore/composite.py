@@ -5,7 +5,8 @@ For a photo pixel P with crop coordinates p = A·P (A: the face's alignment):
 * flow: the crop's backward flow f(p) is carried into photo pixels through the inverse
   alignment's linear part, D(P) = A⁻¹_lin · f(A·P), and the photo is resampled at P + D(P);
 * ``rgb`` and ``mask`` are resampled from the crop at p;
-* edited = (1 − mask)·warped + mask·rgb;
+* edited = (1 − mask)·warped + mask·rgb, where rgb first follows the photo's white point and
+  grain (:mod:`smilecore.match`);
 * the result is blended into the photo with a feathered face mask F(p) that is exactly 0
   outside an ellipse inside the crop square, so every pixel with F = 0 stays bit-identical.
 """
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 
 from .align import Alignment
+from .match import add_grain, white_point_gain
 
 #: The feathered edit region in crop fractions: an ellipse (centre, radii) and its soft border
 #: width as a fraction of the radius.
@@ -59,6 +61,7 @@ def composite_face(
     mask: np.ndarray,
     flow: np.ndarray,
     out: np.ndarray | None = None,
+    match_photo: bool = True,
 ) -> FaceEdit | None:
     """Blend one face's network outputs into ``out`` (default: ``photo`` itself), in place.
 
@@ -66,6 +69,8 @@ def composite_face(
     is never changed; C ≤ 2: grey, the network's colour is reduced to luma).  ``rgb`` [3,S,S] in
     [-1,1], ``mask`` [1,S,S] or [S,S] in [0,1], ``flow`` [2,S,S] in crop pixels.  Pixels are read
     from ``photo`` and written to ``out``, so several faces can be composited from one source.
+    ``match_photo``: the painted colours follow the photo's white point and grain (see
+    :mod:`smilecore.match`); off, they are used exactly as the network gave them.
     Returns the changed box and its feather weights, or None if the face lies outside the photo.
     """
     if out is None:
@@ -118,14 +123,17 @@ def composite_face(
 
     top = _max_value(photo.dtype)
     m = sample_crop(mask.reshape(1, s, s))
+    orig = photo[y0:y1, x0:x1, :colour].astype(np.float32)
     if np.any(m > 0):
         col = (sample_crop(rgb) + 1.0) * (0.5 * top)
         if colour == 1:
             col = (0.299 * col[..., 0] + 0.587 * col[..., 1] + 0.114 * col[..., 2])[..., None]
+        if match_photo:  # the photo's exposure, white balance and grain (smilecore.match)
+            col *= white_point_gain(col, m, orig, weight)
+            add_grain(col, m, orig, seed=(x0, y0, x1, y1))
         edited = (1.0 - m) * warped + m * col
     else:
         edited = warped
-    orig = photo[y0:y1, x0:x1, :colour].astype(np.float32)
     wgt = weight[..., None]
     blended = orig + wgt * (edited - orig)
     result = np.clip(np.rint(blended), 0, top).astype(photo.dtype)

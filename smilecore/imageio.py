@@ -18,11 +18,14 @@ leaves a half-written photo behind.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import struct
 import tempfile
 import threading
+import time
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -34,6 +37,11 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import ImageTooLargeError, InputError, UsageError, WriteError
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 #: Default pixel limit (width x height) above which a photo is refused.
 DEFAULT_MAX_PIXELS = 200_000_000
@@ -92,6 +100,7 @@ class ImageInfo:
     jpeg_qtables: dict | None = None  #: quantisation tables of a JPEG source (reused on save)
     jpeg_subsampling: int | None = None  #: chroma subsampling of a JPEG source (PIL's code)
     quality: int | None = None  #: estimated JPEG quality of the source (IJG scale)
+    lossless: bool = False  #: a lossless WebP source (its result is written lossless too)
     notes: list[str] = field(default_factory=list)  #: things worth telling the user
 
 
@@ -141,15 +150,10 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
     limit = max_pixels if max_pixels and max_pixels > 0 else None
 
     try:
-        with _PIL_LIMIT_LOCK, warnings.catch_warnings():
-            # PIL's bomb check runs inside Image.open; make it use our limit and fail instead of warning
+        # PIL's bomb check runs inside Image.open: it uses Smile's limit (the only one) and fails
+        with _pil_limit(limit), warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            old_limit = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = limit
-            try:
-                im = Image.open(p)
-            finally:
-                Image.MAX_IMAGE_PIXELS = old_limit
+            im = Image.open(p)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ImageTooLargeError(f"{name}: image is larger than the limit of {_mpx(limit)} (a decompression bomb?); raise it with --max-pixels if you trust the file") from None
     except Image.UnidentifiedImageError:
@@ -180,6 +184,8 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
 
         if im.format == "PNG":
             _verify_png(p, name)
+        if im.format == "WEBP":
+            info.lossless = _webp_is_lossless(p)
 
         if _is_16bit(p, im):
             image = _load_16bit(p, name, info)
@@ -200,6 +206,19 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         # exif_transpose carries the (orientation-stripped) EXIF in .info; we keep ours in ImageInfo
         info.size = upright.size
         return upright, info
+
+
+@contextlib.contextmanager
+def _pil_limit(limit: int | None):
+    """Run a block with PIL's own decompression-bomb limit set to ``limit`` (None: off), so that
+    PIL never refuses a photo Smile's limit accepts."""
+    with _PIL_LIMIT_LOCK:
+        old = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = limit
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = old
 
 
 def load_mask(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -238,10 +257,30 @@ def _verify_png(path: Path, name: str) -> None:
 
     Scrambled image data can otherwise decompress into garbage pixels that look like a photo."""
     try:
-        with Image.open(path) as check:
+        with _pil_limit(None), Image.open(path) as check:  # (the size was checked against Smile's limit)
             check.verify()
     except Exception as exc:
         raise InputError(f"{name}: the image data is corrupt or truncated ({_reason(exc)})") from None
+
+
+def _webp_is_lossless(path: Path) -> bool:
+    """Is a WebP file's image stored lossless (a ``VP8L`` chunk rather than lossy ``VP8 ``)?"""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+                return False
+            for _ in range(64):  # VP8X files put ICCP/ANIM/ALPH chunks first
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return False
+                kind, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if kind in (b"VP8L", b"VP8 "):
+                    return kind == b"VP8L"
+                f.seek(size + (size & 1), os.SEEK_CUR)
+    except OSError:
+        pass
+    return False
 
 
 def _has_image_signature(path: Path) -> bool:
@@ -266,6 +305,8 @@ def _load_16bit(path: Path, name: str, info: ImageInfo) -> np.ndarray:
         raise InputError(f"{name}: unsupported sample type {arr.dtype}; use 8- or 16-bit RGB or grayscale")
     if arr.ndim == 3 and arr.shape[2] == 3:
         arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+    elif arr.ndim == 3 and arr.shape[2] == 4 and _png_colour_type(path) == 4:
+        arr = arr[:, :, [0, 3]]  # grey + alpha, which OpenCV widens to BGRA: keep it grey + alpha
     elif arr.ndim == 3 and arr.shape[2] == 4:
         arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
     elif arr.ndim == 3 and arr.shape[2] == 1:
@@ -274,9 +315,19 @@ def _load_16bit(path: Path, name: str, info: ImageInfo) -> np.ndarray:
         raise InputError(f"{name}: unsupported 16-bit layout with {arr.shape[2]} channels")
     arr = _orient_array(arr, info.orientation)
     info.bit_depth = 16
-    info.mode = {2: "L;16"}.get(arr.ndim) or ("RGBA;16" if arr.shape[2] == 4 else "RGB;16")
+    info.mode = {2: "L;16"}.get(arr.ndim) or {2: "LA;16", 4: "RGBA;16"}.get(arr.shape[2], "RGB;16")
     info.size = (arr.shape[1], arr.shape[0])
     return np.ascontiguousarray(arr)
+
+
+def _png_colour_type(path: Path) -> int | None:
+    """The colour type byte of a PNG's header (0 grey, 2 RGB, 3 palette, 4 grey + alpha, 6 RGBA)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+    except OSError:
+        return None
+    return head[25] if len(head) == 26 and head[12:16] == b"IHDR" else None
 
 
 def _orient_array(arr: np.ndarray, orientation: int) -> np.ndarray:
@@ -429,6 +480,8 @@ def save_image(
             params["quality"] = DEFAULT_QUALITY
         params["optimize"] = True
     elif fmt == "WEBP":
+        if info.lossless:  # lossless stays lossless (quality is then the compression effort)
+            params.update(lossless=True, exact=True)
         params["quality"] = int(quality) if quality is not None else DEFAULT_QUALITY
         params["method"] = 4
     elif fmt == "PNG":
@@ -466,22 +519,95 @@ def copy_file_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     write_atomic(Path(dst), write)
 
 
+def check_target(path: str | os.PathLike) -> None:
+    """:class:`WriteError` unless ``path`` can receive a photo: it must not exist, or be a regular
+    file (or a link to one).  A named pipe or device called ``x.png`` is never replaced."""
+    p = Path(path)
+    if p.is_dir():
+        raise WriteError(f"{path}: could not write it, it is a folder")
+    if p.exists() and not p.is_file():
+        raise WriteError(f"{path}: could not write it, it is not a regular file (a named pipe, socket or device)")
+
+
+#: Name of the temporary files :func:`write_atomic` makes: ``.NAME.XXXXXXXX.smile-tmp``.
+TEMP_SUFFIX = ".smile-tmp"
+#: A temporary file untouched for this long and not locked by a writer was left by a run that died.
+STALE_TEMP_SECONDS = 10 * 60
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + "$")
+_swept: set[str] = set()
+
+
+def remove_stale_temps(folder: str | os.PathLike, max_age: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Delete Smile's own temporary files that a killed run left in ``folder``; returns them.
+
+    Only files with :func:`write_atomic`'s naming, unmodified for ``max_age`` seconds and not
+    locked by a live writer (every writer holds an exclusive lock on its temporary file; on
+    Windows an open file cannot be deleted at all) are removed."""
+    removed: list[Path] = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.endswith(TEMP_SUFFIX) or not _TEMP_NAME.match(entry.name):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False) or now - entry.stat(follow_symlinks=False).st_mtime < max_age:
+                continue
+            if _locked_by_writer(entry.path):
+                continue
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
+def _locked_by_writer(path: str) -> bool:
+    if fcntl is None:
+        return False  # Windows: unlinking an open file fails, which protects a live writer
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False  # (the lock goes with the descriptor)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def write_atomic(target: str | os.PathLike, write) -> None:
     """Create or replace ``target`` atomically: ``write(f)`` fills a temporary file in the same
-    folder, which is then renamed over ``target``.  On any failure the temporary file is removed,
-    ``target`` is left as it was, and :class:`WriteError` names the file."""
+    folder, which is then renamed over ``target``.  On any failure (or Ctrl-C, SIGTERM) the
+    temporary file is removed, ``target`` is left as it was, and :class:`WriteError` names the
+    file.  The first write into a folder also removes temporary files that runs killed outright
+    (SIGKILL, power loss) left there (:func:`remove_stale_temps`)."""
     target = Path(target)
     if target.is_symlink():  # write through the link (it stays a link), like an editor saving a file
         target = Path(os.path.realpath(target))
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise WriteError(f"{target}: cannot write it, folder {folder} does not exist")
+    check_target(target)
+    key = os.path.abspath(folder)
+    if key not in _swept:
+        _swept.add(key)
+        remove_stale_temps(folder)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{_short_name(target.name)}.", suffix=".smile-tmp", dir=folder)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{_short_name(target.name)}.", suffix=TEMP_SUFFIX, dir=folder)
     except OSError as exc:
         raise WriteError(f"{target}: cannot write in {folder} ({_reason(exc)})") from None
     tmp = Path(tmp_name)
     try:
+        if fcntl is not None:  # tells remove_stale_temps in other processes that this file is alive
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                pass
         with os.fdopen(fd, "w+b") as f:
             write(f)
             f.flush()
@@ -522,6 +648,11 @@ def _set_mode(tmp: Path, target: Path) -> None:
 def _encode_16bit(arr: np.ndarray, fmt: str, info: ImageInfo, notes: list[str], png_compression: int = 6) -> bytes:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
+    if arr.ndim == 3 and arr.shape[2] == 2:  # grey + alpha: OpenCV cannot write it
+        if fmt == "PNG":
+            return _png_add_metadata(_encode_png16_grey_alpha(arr, png_compression), info.icc_profile, info.exif)
+        notes.append("16-bit grey + alpha written as 16-bit RGBA (TIFF); use .png to keep grey + alpha")
+        arr = np.dstack([arr[:, :, 0], arr[:, :, 0], arr[:, :, 0], arr[:, :, 1]])
     if arr.ndim == 3 and arr.shape[2] == 3:
         bgr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
     elif arr.ndim == 3 and arr.shape[2] == 4:
@@ -541,6 +672,19 @@ def _encode_16bit(arr: np.ndarray, fmt: str, info: ImageInfo, notes: list[str], 
     elif info.icc_profile or info.exif:
         notes.append("16-bit TIFF written without its ICC profile/EXIF (not supported for 16-bit TIFF yet)")
     return data
+
+
+def _encode_png16_grey_alpha(arr: np.ndarray, level: int = 6) -> bytes:
+    """A 16-bit grey + alpha PNG (colour type 4) of an ``(H, W, 2)`` uint16 array, every row
+    with PNG's "Up" filter."""
+    h, w = arr.shape[:2]
+    data = np.ascontiguousarray(arr, dtype=">u2").view(np.uint8).reshape(h, w * 4)
+    up = data.copy()
+    up[1:] -= data[:-1]  # (uint8 arithmetic wraps modulo 256, as the filter wants)
+    rows = np.hstack([np.full((h, 1), 2, np.uint8), up])
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), level))
+            + _png_chunk(b"IEND", b""))
 
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import contract
 from .align import TEMPLATE_VERSION
-from .errors import ModelError
+from .errors import ModelError, UsageError
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,13 @@ class SmileModel:
             )
         try:
             size = int(self.meta[contract.META_SIZE])
-            float(self.meta[contract.META_STRENGTH_MIN]), float(self.meta[contract.META_STRENGTH_MAX])
+            lo, hi = float(self.meta[contract.META_STRENGTH_MIN]), float(self.meta[contract.META_STRENGTH_MAX])
         except ValueError:
             raise ModelError(f"{where} has unreadable size/strength metadata") from None
+        if size < 1 or not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+            raise ModelError(f"{where} has impossible metadata: size {size}, strength range "
+                             f"[{self.meta[contract.META_STRENGTH_MIN]}, {self.meta[contract.META_STRENGTH_MAX]}] "
+                             "(expected finite numbers, min <= max): the model file is broken")
         ins = {i.name: i for i in self.session.get_inputs()}
         outs = {o.name: o for o in self.session.get_outputs()}
         for name, channels in ((contract.INPUT_FACE, 3), (contract.INPUT_STRENGTH, 1)):
@@ -82,6 +86,12 @@ class SmileModel:
         shape = ins[contract.INPUT_FACE].shape
         if len(shape) != 4 or shape[1] != 3 or any(isinstance(d, int) and d != size for d in shape[2:]):
             raise ModelError(f"{where}: input 'face' has shape {shape}, expected [N,3,{size},{size}]")
+
+    def check_strength(self, strength: float, what: str = "strength") -> None:
+        """:class:`UsageError` unless ``strength`` lies in this model's range (``what`` names it in the message)."""
+        lo, hi = self.strength_range
+        if not lo <= strength <= hi:
+            raise UsageError(f"{what} {exact_number(strength)} is outside this model's range [{exact_number(lo)}, {exact_number(hi)}]")
 
     def run(self, crops: np.ndarray, strength: float | np.ndarray) -> ModelOutput:
         """Run the network on ``crops`` (uint8 [N,S,S,3] RGB) at ``strength``."""
@@ -105,3 +115,9 @@ class SmileModel:
         lim = 4.0 * s
         return ModelOutput(rgb=np.clip(rgb, -1.0, 1.0, dtype=np.float32), mask=np.clip(mask, 0.0, 1.0, dtype=np.float32),
                            flow=np.clip(flow, -lim, lim, dtype=np.float32))
+
+
+def exact_number(x: float) -> str:
+    """``x`` written short (``4``, ``-2``, ``1.5``) but never rounded: ``4.0000001`` stays ``4.0000001``."""
+    short = f"{x:g}"
+    return short if float(short) == x else repr(float(x))

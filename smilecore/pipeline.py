@@ -283,9 +283,7 @@ def smile(
     else:
         if not isinstance(model, SmileModel):
             model = load_model(model)
-        lo, hi = model.strength_range
-        if not lo <= strength <= hi:
-            raise UsageError(f"strength {strength:g} is outside the model's range [{lo:g}, {hi:g}]")
+        model.check_strength(strength)
         t.update(align=0.0, infer=0.0, composite=0.0)
         out_arr = photo.copy()
         # a few faces per network call, composited as they come: memory does not grow with a crowd

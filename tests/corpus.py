@@ -224,7 +224,7 @@ def build_corpus(folder: str | Path) -> list[Case]:
     ihdr = struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0)  # written by hand: neither PIL nor OpenCV writes 16-bit grey + alpha
     rows = b"".join(b"\x00" + row.tobytes() for row in la16)
     add("la16.png", b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(rows)) + _png_chunk(b"IEND", b""),
-        "ok", "16-bit grayscale + alpha PNG", size=(w, h), modes=("LA;16", "RGBA;16"), depth=16, alpha=True)
+        "ok", "16-bit grayscale + alpha PNG", size=(w, h), modes=("LA;16",), depth=16, alpha=True)
     pal = rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=256)
     add("palette.png", _png(pal), "ok", "palette (P) PNG", size=(w, h), modes=("P", "RGB"))
     pal_t = pal.copy()

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.host
 
 HOST = Path(__file__).resolve().parent / "hosts" / "gimp"
 REPO = HOST.parents[2]
-INSTALL_HINT = "pip install smile-filter && smile install-plugin gimp"
+INSTALL_HINT = "pip install /path/to/smile && smile install-plugin gimp (/path/to/smile: the Smile project folder, or its wheel)"
 # Where the astronaut's face is (detect_faces: box (175, 76, 266, 167)), with a generous margin
 # for the feathered edit: (row0, row1, col0, col1).
 FACE_ZONE = (30, 240, 120, 330)

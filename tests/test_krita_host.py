@@ -305,6 +305,6 @@ def test_plugin_parts_under_both_qt_bindings(krita_setup, binding):
     assert code == 0, log
     results = json.loads((out / f"{binding}-results.json").read_text(encoding="utf-8"))
     assert results["binding"] == binding
-    assert "pip install smile-filter && smile install-plugin krita" in results["engine_missing"]
+    assert "pip install /path/to/smile && smile install-plugin krita" in results["engine_missing"]
     width, height = results["preview_size"]
     assert height == results["preview_height"] and width > height  # before | after, side by side

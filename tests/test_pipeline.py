@@ -96,7 +96,7 @@ def test_selection_excluding_the_face_means_no_face(astronaut, fixture_models):
 
 
 def test_strength_outside_model_range(astronaut, fixture_models):
-    with pytest.raises(UsageError, match=r"outside the model's range \[-2, 4\]"):
+    with pytest.raises(UsageError, match=r"outside this model's range \[-2, 4\]"):
         smilecore.smile(astronaut, strength=9, model=fixture_models["shift"])
 
 

@@ -36,7 +36,7 @@ from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
 
 PROCEDURE_NAME = "plug-in-smile"
 PROTOCOL = 1
-INSTALL_HINT = "pip install smile-filter && smile install-plugin gimp"
+INSTALL_HINT = "pip install /path/to/smile && smile install-plugin gimp (/path/to/smile: the Smile project folder, or its wheel)"
 ENGINE_FILE = "smile-engine.json"
 RGBA = "R'G'B'A u8"      # sRGB-encoded 8-bit, what the engine expects in a PNG
 MASK_IN = "Y u8"         # selection / layer-mask coverage, 0..255
@@ -184,7 +184,7 @@ def start_worker(tick) -> Worker:
     if greeting.get("protocol") != PROTOCOL:
         worker.close()
         raise SmileFailure(f"the Smile engine speaks protocol {greeting.get('protocol')}, this plug-in "
-                           f"speaks {PROTOCOL}. Update both with: pip install -U smile-filter "
+                           f"speaks {PROTOCOL}. Update both with: pip install -U /path/to/smile "
                            "&& smile install-plugin gimp")
     return worker
 

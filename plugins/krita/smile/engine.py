@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from .qt import QObject, QProcess, QProcessEnvironment, enum, pyqtSignal
 
 ENGINE_FILE = "smile-engine.json"
-FIX_HINT = "pip install smile-filter && smile install-plugin krita"
+FIX_HINT = "pip install /path/to/smile && smile install-plugin krita (/path/to/smile: the Smile project folder, or its wheel)"
 PROTOCOL = 1
 
 Reply = Dict[str, Any]

@@ -187,7 +187,7 @@ def check_docker_widgets(qt, preview) -> dict:
         assert docker.ctl.probe_engine() is False
     finally:
         os.environ["PATH"] = saved_path
-    assert "pip install smile-filter && smile install-plugin krita" in docker.status.text(), docker.status.text()
+    assert "pip install /path/to/smile && smile install-plugin krita" in docker.status.text(), docker.status.text()
     docker.resize(300, 600)
     docker.show()
     qt.QtWidgets.QApplication.processEvents()

@@ -1,0 +1,514 @@
+"""Issue #14: no input ever overwritten, no batch silently cut short, no temporary file left behind.
+
+One test (or a few) per case of the issue, through the library, the CLI in-process, a real
+``smile`` process or the worker, as fits the case.
+"""
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import smilecore
+from smile_cli.main import cli
+from smile_cli.worker import WorkerSession, serve
+from smilecore.imageio import STALE_TEMP_SECONDS, TEMP_SUFFIX, load_image, remove_stale_temps
+
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT = 300
+
+
+def run(*args) -> "CliRunner.Result":
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def smile_process(*args, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "smile_cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=TIMEOUT, **kw)
+
+
+def one_error_line(stderr: str, *needles: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("smile: error:")]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+def listing(folder: Path) -> dict[str, bytes]:
+    return {p.name: (p.read_bytes() if p.is_file() and not p.is_symlink() else b"<link>") for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def shift(fixture_models) -> Path:
+    return fixture_models["shift"]
+
+
+@pytest.fixture
+def photo(tmp_path: Path, astronaut) -> Path:
+    p = tmp_path / "p.png"
+    Image.fromarray(astronaut).save(p)
+    return p
+
+
+# ------------------------------------------------------------------ 1. the worker overwrites its input
+
+
+def _worker(model: Path, *requests: dict) -> list[dict]:
+    session = WorkerSession(str(model))
+    session.load_model()
+    out = io.BytesIO()
+    serve(session, io.BytesIO(b"".join(json.dumps(r).encode() + b"\n" for r in requests)), out)
+    return [json.loads(line) for line in out.getvalue().splitlines()][1:]
+
+
+def test_worker_refuses_every_clash_and_writes_nothing(shift, photo: Path, tmp_path: Path):
+    folder = tmp_path
+    sel = folder / "sel.png"
+    Image.fromarray(np.full((512, 512), 255, np.uint8)).save(sel)
+    (folder / "sub").mkdir()
+    (folder / "link.png").symlink_to(photo)
+    os.link(photo, folder / "hard.png")
+    before = listing(folder)
+    src, out = str(photo), str(folder / "out.png")
+    clashes = [
+        {"input": src, "output": src},
+        {"input": src, "output": str(folder / "sub" / ".." / "p.png")},
+        {"input": src, "output": str(folder / "link.png")},
+        {"input": src, "output": str(folder / "hard.png")},
+        {"input": src, "output": out, "mask_output": src},
+        {"input": src, "output": out, "mask_output": out},
+        {"input": src, "output": out, "mask_output": str(folder / "sub" / ".." / "out.png")},
+        {"input": src, "output": str(sel), "selection": str(sel)},
+        {"input": src, "output": out, "selection": str(sel), "mask_output": str(sel)},
+    ]
+    replies = _worker(shift, *({"cmd": "smile", "id": i, **req} for i, req in enumerate(clashes)))
+    assert len(replies) == len(clashes)
+    for req, rep in zip(clashes, replies):
+        assert rep["ok"] is False and rep["error"]["code"] == "bad_request", (req, rep)
+        assert "same file" in rep["error"]["message"], rep
+    assert listing(folder) == before  # nothing written, nothing replaced
+    # the same worker still does honest work
+    ok = _worker(shift, {"cmd": "smile", "input": src, "output": out, "mask_output": str(folder / "mask.png")})[0]
+    assert ok["ok"] is True, ok
+    with Image.open(out) as im, Image.open(folder / "mask.png") as mk:
+        assert im.mode == "RGB" and mk.mode == "L"
+
+
+def test_cli_refuses_to_write_over_the_selection(shift, photo: Path, tmp_path: Path):
+    sel = tmp_path / "sel.png"
+    Image.fromarray(np.full((512, 512), 255, np.uint8)).save(sel)
+    before = sel.read_bytes()
+    r = run(photo, "--selection", sel, "-o", sel, "--model", shift)
+    assert r.exit_code == 2
+    one_error_line(r.stderr, "sel.png", "same file")
+    assert sel.read_bytes() == before
+    (tmp_path / "sel-link.png").symlink_to(sel)
+    r = run(photo, "--selection", tmp_path / "sel-link.png", "-o", sel, "--model", shift)
+    assert r.exit_code == 2 and sel.read_bytes() == before
+
+
+# ------------------------------------------------------------------ 2. a reader that closes stdout
+
+
+def _photos(folder: Path, astronaut, n: int) -> list[Path]:
+    folder.mkdir()
+    paths = []
+    for i in range(n):
+        p = folder / f"a{i}.png"
+        Image.fromarray(astronaut).save(p)
+        paths.append(p)
+    return paths
+
+
+def test_closed_stdout_still_writes_every_photo(shift, tmp_path: Path, astronaut):
+    _photos(tmp_path / "f", astronaut, 5)
+    args = [sys.executable, "-m", "smile_cli", str(tmp_path / "f"), "--out-dir", str(tmp_path / "o"), "--model", str(shift)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()  # like `| head -1`: the reader goes away after the first photo's line
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, err
+    assert b"Traceback" not in err and b"error" not in err, err
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [f"a{i}.smile.png" for i in range(5)]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("command", [["--json"], ["-o", "x.png"]])
+def test_full_stdout_is_a_write_failure(command, shift, photo: Path, tmp_path: Path):
+    args = [photo, "--model", shift, *command]
+    if "-o" not in command:
+        args += ["-o", tmp_path / "x.png"]
+    else:
+        args[args.index("x.png")] = tmp_path / "x.png"
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([sys.executable, "-m", "smile_cli", *map(str, args)], stdout=full, stderr=subprocess.PIPE,
+                           text=True, timeout=TIMEOUT)
+    assert p.returncode == 7, p.stderr
+    one_error_line(p.stderr, "standard output", "No space left", "1 of 1 result written")
+    assert (tmp_path / "x.png").is_file()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_detect_into_a_full_stdout_is_a_write_failure(photo: Path):
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([sys.executable, "-m", "smile_cli", "detect", str(photo), "--json"], stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=TIMEOUT)
+    assert p.returncode == 7, p.stderr
+    one_error_line(p.stderr, "standard output")
+
+
+# ------------------------------------------------------------------ 4. SIGTERM / SIGHUP, stale temporary files
+
+_SLOW_WRITER = """
+import sys, time
+from pathlib import Path
+import smilecore.imageio as io
+marker = Path(sys.argv[1])
+original = io.write_atomic
+def slow(target, write):
+    def slowly(f):
+        f.write(b"x" * (1 << 20))
+        f.flush()
+        marker.write_text("writing")
+        time.sleep(120)
+        write(f)
+    original(target, slowly)
+io.write_atomic = slow
+from smile_cli.main import main
+sys.argv = ["smile", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+@pytest.mark.parametrize("sig, status, name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGHUP, 129, "SIGHUP")])
+def test_signal_while_writing_leaves_nothing(sig, status, name, shift, photo: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    out.mkdir()
+    marker = tmp_path / "marker"
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(marker), str(photo), "-o", str(out / "r.png"),
+                             "--model", str(shift)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + TIMEOUT
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), proc.communicate()
+    assert [p.name for p in out.iterdir() if p.name.endswith(TEMP_SUFFIX)]  # the partial file is there...
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == status, err
+    assert f"smile: interrupted ({name})" in err and "Traceback" not in err, err
+    assert list(out.iterdir()) == []  # ...and gone
+
+
+def _stale(folder: Path, name: str, age: float) -> Path:
+    p = folder / name
+    p.write_bytes(b"partial")
+    t = time.time() - age
+    os.utime(p, (t, t))
+    return p
+
+
+def test_a_later_run_removes_stale_temporary_files_it_provably_owns(shift, photo: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    out.mkdir()
+    old = STALE_TEMP_SECONDS + 60
+    dead = _stale(out, ".r.png.ab3_x9k2" + TEMP_SUFFIX, old)  # a killed run's file
+    fresh = _stale(out, ".r.png.q7bbdd0z" + TEMP_SUFFIX, 5)  # maybe another run's, being written now
+    locked = _stale(out, ".s.png.lockedzz" + TEMP_SUFFIX, old)  # old, but a live writer holds it
+    foreign = [_stale(out, name, old) for name in (".r.png.smile-tmp", "r.png.ab3_x9k2.smile-tmp", ".r.png.ab3_x9k2.tmp")]
+    fd = os.open(locked, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        p = smile_process(photo, "-o", out / "r.png", "--model", shift)
+    finally:
+        os.close(fd)
+    assert p.returncode == 0, p.stderr
+    assert not dead.exists()
+    assert fresh.exists() and locked.exists() and all(f.exists() for f in foreign)
+    assert (out / "r.png").is_file()
+
+
+def test_remove_stale_temps_keeps_a_locked_file(tmp_path: Path):
+    p = _stale(tmp_path, ".a.jpg.12345678" + TEMP_SUFFIX, 3600)
+    with open(p, "rb") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        assert remove_stale_temps(tmp_path) == [] and p.exists()
+    assert remove_stale_temps(tmp_path) == [p] and not p.exists()
+
+
+# ------------------------------------------------------------------ 5. Smile's pixel limit is the only one
+
+
+def test_pillows_own_limit_never_refuses_what_smiles_accepts(tmp_path: Path, monkeypatch):
+    p = tmp_path / "small.png"
+    Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(p)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL's limit far below the photo
+    image, info = load_image(p, max_pixels=20_000)
+    assert info.size == (100, 100)
+    assert Image.MAX_IMAGE_PIXELS == 1000  # put back as it was
+
+
+def test_a_182_megapixel_png_under_the_documented_limit_is_read(tmp_path: Path):
+    p = tmp_path / "huge.png"
+    Image.new("1", (14000, 13500), 1).save(p)  # 182 MP: above PIL's 179 MP, below Smile's 200 MP
+    image, info = load_image(p)
+    assert info.size == (14000, 13500)
+    del image
+    r = smile_process("detect", p, "--max-pixels", "300000000")
+    assert r.returncode == 3, r.stderr  # read, and no face in it: not "corrupt" (4)
+    one_error_line(r.stderr, "no face")
+
+
+# ------------------------------------------------------------------ 6. lossless WebP stays lossless
+
+
+def _webp_kind(path: Path) -> bytes:
+    data = path.read_bytes()
+    return b"VP8L" if b"VP8L" in data[12:64] else b"VP8 "
+
+
+def test_lossless_webp_stays_lossless(shift, astronaut, tmp_path: Path):
+    rgba = np.dstack([astronaut, np.full(astronaut.shape[:2], 255, np.uint8)])
+    rgba[:40, :, 3] = 0
+    rgba[:40, :, :3] = np.random.default_rng(1).integers(0, 256, (40, rgba.shape[1], 3))  # colours under alpha 0
+    src = tmp_path / "ll.webp"
+    Image.fromarray(rgba).save(src, lossless=True)
+    assert _webp_kind(src) == b"VP8L"
+    for extra in ([], ["--quality", "100"]):
+        out = tmp_path / f"out{len(extra)}.webp"
+        r = run(src, "-o", out, "--model", shift, *extra)
+        assert r.exit_code == 0, r.stderr
+        assert _webp_kind(out) == b"VP8L"
+        a, b = np.asarray(Image.open(src)), np.asarray(Image.open(out))
+        changed = np.any(a != b, axis=2)
+        assert 0 < changed.mean() < 0.5  # the face changed, nothing else
+        assert not changed[:40].any()
+    lossy = tmp_path / "lossy.webp"
+    Image.fromarray(astronaut).save(lossy, quality=90)
+    r = run(lossy, "-o", tmp_path / "lossy-out.webp", "--model", shift)
+    assert r.exit_code == 0 and _webp_kind(tmp_path / "lossy-out.webp") == b"VP8 "
+
+
+# ------------------------------------------------------------------ 7. the README's batch line, twice
+
+
+def test_glob_batch_runs_twice(shift, astronaut, tmp_path: Path):
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    Image.fromarray(astronaut).save(shots / "a.jpg", quality=90)
+    Image.fromarray(np.full((60, 80, 3), 128, np.uint8)).save(shots / "wall.jpg")
+    pattern = str(shots / "*.jpg")
+    reports = []
+    for _ in range(2):
+        r = run(pattern, "--keep-unchanged", "--json", "--model", shift)
+        assert r.exit_code == 0, r.stderr
+        reports.append(json.loads(r.stdout))
+    for doc in reports:
+        assert [Path(p["input"]).name for p in doc["photos"]] == ["a.jpg", "wall.jpg"]
+        assert [p["status"] for p in doc["photos"]] == ["ok", "unchanged"]
+    # a result named on its own is still a photo to smile
+    r = run(shots / "a.smile.jpg", "--model", shift)
+    assert r.exit_code == 0 and (shots / "a.smile.smile.jpg").is_file()
+    # a pattern that matches nothing but results says so
+    r = run(str(shots / "*.smile.jpg"), "--model", shift)
+    assert r.exit_code == 4
+    one_error_line(r.stderr, "only earlier results match")
+
+
+# ------------------------------------------------------------------ 8. the mouth follows the photo's light
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    return smilecore.load_model()
+
+
+def _painted(out: np.ndarray, src: np.ndarray, threshold: int) -> np.ndarray:
+    return np.abs(out.astype(int) - src.astype(int)).max(axis=2) > threshold
+
+
+def test_dark_photo_gets_dark_teeth(default_model, astronaut):
+    dark = np.rint(astronaut.astype(np.float32) * 40 / 255).astype(np.uint8)
+    assert dark.max() == 40
+    out = np.asarray(smilecore.smile(Image.fromarray(dark), strength=2, model=default_model).image)
+    changed = _painted(out, dark, 3)
+    assert changed.sum() > 500  # the mouth did open
+    assert np.percentile(out[changed], 99) <= 44 and out.max() <= 52
+
+
+def test_warm_photo_gets_warm_teeth(default_model, astronaut):
+    warm = np.rint(astronaut.astype(np.float32) * np.array([1.0, 0.85, 0.55])).astype(np.uint8)
+    out = np.asarray(smilecore.smile(Image.fromarray(warm), strength=2, model=default_model).image)
+    mouth = _painted(out, warm, 40)
+    assert mouth.sum() > 200
+    assert np.percentile(out[mouth][:, 2], 99) <= warm[..., 2].max() + 6  # no blue-white teeth in a warm photo
+    r, b = out[mouth][:, 0].astype(float), out[mouth][:, 2].astype(float)
+    assert np.median(b / np.maximum(r, 1)) < 0.75
+
+
+def test_well_exposed_photo_keeps_its_teeth_bright(default_model, astronaut):
+    out = np.asarray(smilecore.smile(Image.fromarray(astronaut), strength=2, model=default_model).image)
+    mouth = _painted(out, astronaut, 40)
+    assert np.percentile(out[mouth].mean(axis=1), 99) > 200
+
+
+def test_white_point_gain_and_grain():
+    from smilecore.match import add_grain, white_point_gain
+
+    def grain(painted, mask, face, seed):
+        out = painted.copy()
+        add_grain(out, mask, face, seed)
+        return out - painted
+
+    rng = np.random.default_rng(0)
+    h = w = 120
+    yy, xx = np.mgrid[0:h, 0:w]
+    mask = (((yy - 60) / 15.0) ** 2 + ((xx - 60) / 25.0) ** 2 < 1).astype(np.float32)[..., None]
+    weight = np.ones((h, w), np.float32)
+    painted = np.full((h, w, 3), 220.0, np.float32)
+    face = np.clip(30 + rng.normal(0, 6, (h, w, 3)), 0, 255).astype(np.float32)
+    gain = white_point_gain(painted, mask, face, weight)
+    assert np.allclose(gain, np.percentile(face[mask[..., 0] < 0.02], 99.5, axis=0) / 220, atol=0.01)
+    assert np.all(white_point_gain(painted, mask, face + 200, weight) == 1.0)  # never brightens
+    n = grain(painted, mask, face, seed=(1, 2, 3, 4))
+    inside = mask[..., 0] > 0.5
+    assert np.allclose(n[inside].std(axis=0), 6.0, rtol=0.2)
+    assert np.all(n[mask[..., 0] <= 0.02] == 0)
+    assert np.array_equal(n, grain(painted, mask, face, seed=(1, 2, 3, 4)))  # reproducible
+    assert np.all(grain(painted, mask, np.full_like(face, 30), seed=(1, 2, 3, 4)) == 0)  # clean photo: no grain
+
+
+# ------------------------------------------------------------------ 9. smaller ones
+
+
+def _model_with_meta(src: Path, dst: Path, **meta: str) -> Path:
+    m = onnx.load(str(src))
+    for prop in m.metadata_props:
+        if prop.key in meta:
+            prop.value = meta[prop.key]
+    onnx.save(m, str(dst))
+    return dst
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-5"])
+def test_model_with_impossible_strength_metadata_is_a_model_error(value, shift, photo: Path, tmp_path: Path):
+    bad = _model_with_meta(shift, tmp_path / "bad.onnx", **{"smile.strength_max": value})
+    r = run(photo, "--model", bad)
+    assert r.exit_code == 6, r.stderr
+    one_error_line(r.stderr, "bad.onnx", "strength")
+    assert not (tmp_path / "p.smile.png").exists()
+
+
+def test_worker_huge_integer_is_a_bad_request(shift):
+    reply = _worker(shift, {"cmd": "hello"})[0]
+    assert reply["ok"]
+    session = WorkerSession(str(shift))
+    session.load_model()
+    raw = b'{"id": 3, "cmd": "smile", "input": "a.png", "output": "b.png", "strength": ' + b"9" * 5000 + b"}\n"
+    out = io.BytesIO()
+    serve(session, io.BytesIO(raw + b'{"cmd": "hello", "id": 4}\n'), out)
+    replies = [json.loads(line) for line in out.getvalue().splitlines()][1:]
+    assert replies[0]["ok"] is False and replies[0]["error"]["code"] == "bad_request", replies[0]
+    assert replies[1]["ok"] is True and replies[1]["id"] == 4
+
+
+def test_install_plugin_krita_checks_kritarc_before_installing(tmp_path: Path):
+    pykrita = tmp_path / "pykrita"
+    (tmp_path / "rcdir").mkdir()
+    r = run("install-plugin", "krita", "--dir", pykrita, "--kritarc", tmp_path / "rcdir")
+    assert r.exit_code == 2, r.stderr
+    one_error_line(r.stderr, "--kritarc", "folder")
+    assert not pykrita.exists()
+    (tmp_path / "afile").write_text("x")
+    r = run("install-plugin", "krita", "--dir", pykrita, "--kritarc", tmp_path / "afile" / "kritarc")
+    assert r.exit_code == 2 and not pykrita.exists(), r.stderr
+
+
+def test_16bit_grey_alpha_round_trip(shift, astronaut, tmp_path: Path):
+    import struct
+    import zlib
+
+    from smilecore.imageio import _png_chunk, save_image
+
+    grey = (astronaut.astype(np.uint16) @ np.array([77, 150, 29], np.uint16)).astype(np.uint16)  # 16-bit grey
+    la = np.dstack([grey, np.full_like(grey, 50000)]).astype(">u2")
+    h, w = grey.shape
+    rows = b"".join(b"\x00" + row.tobytes() for row in la)
+    src = tmp_path / "la16.png"
+    src.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0))
+                    + _png_chunk(b"IDAT", zlib.compress(rows)) + _png_chunk(b"IEND", b""))
+    image, info = load_image(src)
+    assert info.mode == "LA;16" and image.shape == (h, w, 2) and image.dtype == np.uint16
+    assert np.array_equal(image[..., 0], grey) and np.all(image[..., 1] == 50000)
+    r = run(src, "-o", tmp_path / "out.png", "--model", shift)
+    assert r.exit_code == 0, r.stderr
+    assert "note" not in r.stderr
+    out, out_info = load_image(tmp_path / "out.png")
+    assert out_info.mode == "LA;16" and out.shape == (h, w, 2)
+    assert np.all(out[..., 1] == 50000)  # alpha untouched
+    changed = out[..., 0] != grey
+    assert 0 < changed.mean() < 0.5
+    assert Path(tmp_path / "out.png").read_bytes()[25] == 4  # PNG colour type 4: grey + alpha
+    # TIFF cannot hold 16-bit grey + alpha here: RGBA with a note, never silently
+    r = run(src, "-o", tmp_path / "out.tif", "--model", shift)
+    assert r.exit_code == 0 and "grey + alpha written as 16-bit RGBA" in r.stderr
+    # round trip through save_image keeps the samples exactly
+    save_image(tmp_path / "copy.png", image, info)
+    again, again_info = load_image(tmp_path / "copy.png")
+    assert again_info.mode == "LA;16" and np.array_equal(again, image)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_output_onto_a_fifo_or_device_is_refused(shift, photo: Path, tmp_path: Path):
+    fifo = tmp_path / "out.png"
+    os.mkfifo(fifo)
+    dev = tmp_path / "dev.png"
+    dev.symlink_to(os.devnull)
+    for target in (fifo, dev):
+        r = run(photo, "-o", target, "--model", shift)
+        assert r.exit_code == 7, r.stderr
+        one_error_line(r.stderr, target.name, "not a regular file")
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and dev.is_symlink()
+    reply = _worker(shift, {"cmd": "smile", "input": str(photo), "output": str(fifo)})[0]
+    assert reply["ok"] is False and reply["error"]["code"] == "write_failed" and "not a regular file" in reply["error"]["message"]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+@pytest.mark.parametrize("given", ["4.0000001", "-2.5", "1e9"])
+def test_strength_out_of_range_is_shown_as_given(given, shift, photo: Path):
+    r = run(photo, "-s", given, "--model", shift)
+    assert r.exit_code == 2
+    line = one_error_line(r.stderr, "outside")
+    assert re.search(rf"--strength {re.escape(given if given != '1e9' else '1e+09')} is outside", line), line
+    with pytest.raises(smilecore.UsageError, match="strength 4.0000001 is outside"):
+        smilecore.smile(np.asarray(Image.open(photo)), strength=4.0000001, model=shift)
+
+
+# ------------------------------------------------------------------ 10. install guides that work
+
+
+def test_install_guides_lead_with_a_command_that_works():
+    """The package is on no index yet: every guide installs from the checkout or a wheel built from it."""
+    docs = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    hints = [REPO / "plugins" / "gimp" / "smile" / "smile.py", REPO / "plugins" / "krita" / "smile" / "engine.py"]
+    for path in docs + hints:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"pip\S*\"? install\b.*\bsmile-filter\b", line):
+                assert "published" in line or "index" in line, f"{path.name}:{number}: {line.strip()}"
+    readme = (REPO / "README.md").read_text()
+    assert "pip wheel" in readme
