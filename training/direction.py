@@ -60,11 +60,17 @@ def split_half_cosines(deltas: np.ndarray, repeats: int, rng: np.random.Generato
 
 
 def compute_direction(index: dict[str, np.ndarray], splits: tuple[str, ...] = ("train",), repeats: int = 50, seed: int = 1234) -> dict[str, Any]:
-    """Δ and its statistics from the prepared index (``expressions`` faces of ``splits``)."""
+    """Δ and its statistics from the prepared index (``expressions`` faces of ``splits``), plus the
+    real-smile geometry (:class:`training.geometry.RealSmile`, key ``real_smile``)."""
+    from .geometry import fit_real_smile
+    from .teacher import moving_weights
+
     m = (index["source"] == "expressions") & np.isin(index["split"], splits) & (index["label"] >= 0)
-    deltas, neutrals, ids = person_deltas(index["lm68"][m].astype(np.float64), index["person"][m], index["label"][m])
+    lm = index["lm68"][m].astype(np.float64)
+    deltas, neutrals, ids = person_deltas(lm, index["person"][m], index["label"][m])
     if len(deltas) < 2:
         raise ValueError(f"need at least 2 people with neutral and happy photos, found {len(deltas)}")
+    real_smile = fit_real_smile(deltas, neutrals, lm[index["label"][m] == 1], lm[index["label"][m] == 0], moving_weights())
     delta = deltas.mean(0)
     unit = delta.ravel() / (delta.ravel() @ delta.ravel())
     lam_people = deltas.reshape(len(deltas), -1) @ unit  # each person's change in units of λ
@@ -79,6 +85,7 @@ def compute_direction(index: dict[str, np.ndarray], splits: tuple[str, ...] = ("
         "person_lambda_std": float(lam_people.std()),
         "mean_abs_px": float(np.linalg.norm(delta, axis=1).mean()),
         "max_abs_px": float(np.linalg.norm(delta, axis=1).max()),
+        "real_smile": real_smile,
     }
 
 
@@ -94,6 +101,10 @@ def save_asset(result: dict[str, Any], path: Path = ASSET_PATH) -> None:
         "split_half_cosine": round(result["split_half_cosine_mean"], 4),
         "delta": np.round(result["delta"], 4).tolist(),
         "mean_neutral": np.round(result["mean_neutral"], 3).tolist(),
+        "real_smile_description": "training.geometry.RealSmile: displacement(lambda) = s(lambda)*smile + "
+        "o(lambda)*open_per_iod, calibrated so that lambda=1 reaches the median real smile and lambda=2 its "
+        "90th percentile; pixels at this size",
+        "real_smile": result["real_smile"].to_json(),
     }
     text = json.dumps(doc, indent=1)
     # one [x, y] pair per line keeps the file short and diff-friendly
@@ -111,6 +122,17 @@ def load_direction(path: str | Path | None = None) -> tuple[np.ndarray, np.ndarr
     scale = CROP_SIZE / float(doc.get("size", CROP_SIZE))
     mn = doc.get("mean_neutral")
     return np.array(doc["delta"], np.float64) * scale, (np.array(mn, np.float64) + 0.5) * scale - 0.5 if mn else None
+
+
+def load_real_smile(path: str | Path | None = None):
+    """The :class:`training.geometry.RealSmile` of the committed asset (crop pixels at S = 256)."""
+    from .geometry import RealSmile
+
+    path = Path(path) if path is not None else ASSET_PATH
+    doc = json.loads(path.read_text())
+    if "real_smile" not in doc:
+        raise ValueError(f"{path} has no real_smile block: run `python -m training direction`")
+    return RealSmile.from_json(doc["real_smile"], CROP_SIZE / float(doc.get("size", CROP_SIZE)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,8 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     mag = np.linalg.norm(res["delta"], axis=1)
     top = np.argsort(-mag)[:8]
     log.info("largest moves (landmark: dx, dy px): " + ", ".join(f"{i}: {res['delta'][i, 0]:+.1f},{res['delta'][i, 1]:+.1f}" for i in top))
+    rs = res["real_smile"]
+    log.info(f"real-smile geometry: smile amount {rs.s1:.2f} at λ=1, {rs.s2:.2f} at λ=2; opening {rs.o1:.3f} / {rs.o2:.3f} IOD; "
+             f"lips keep ≥ {rs.upper_ratio:.2f} (upper) / {rs.lower_ratio:.2f} (lower) of their thickness")
     out = cache_dir(cfg) / "direction.npz"
-    np.savez(out, size=CROP_SIZE, **{k: np.asarray(v) for k, v in res.items()})
+    np.savez(out, size=CROP_SIZE, **{k: np.asarray(v) for k, v in res.items() if k != "real_smile"})
     log.info(f"wrote {out}")
     if not args.no_asset:
         save_asset(res)

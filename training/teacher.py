@@ -34,12 +34,24 @@ from .landmarks68 import BROWS, INNER_LIPS, JAW, MOUTH
 
 #: Landmarks held still: brows, nose bridge (27-30) and the outer jaw near the ears.
 PINNED = np.concatenate([BROWS, np.arange(27, 31), JAW[:4], JAW[-4:]])
+#: How the landmarks move with λ: ``linear`` = λ·Δ (Eq. 1, models up to 1.2.0), ``real`` =
+#: :class:`training.geometry.RealSmile` (median real smile at λ = 1, 90th percentile at 2, saturating).
+GEOMETRIES = ("linear", "real")
+
+
+def moving_weights() -> np.ndarray:
+    """[68]: 1 for the landmarks the teacher moves, 0 for :data:`PINNED` ones."""
+    weight = np.ones(68)
+    weight[PINNED] = 0.0
+    return weight
 #: Upper/lower inner-lip landmark pairs (upper, lower).
 INNER_PAIRS = np.array([[61, 67], [62, 66], [63, 65]])
 #: Canonical donor mouth patch: width, height, and where the mouth corners (48, 54) go.
 PATCH_W, PATCH_H = 128, 96
 PATCH_CORNERS = np.array([[24.0, 48.0], [104.0, 48.0]])
-#: Appearance fades in as the *newly opened* inner-lip gap (relative to mouth width) grows.
+#: Appearance fades in as the *newly opened* inner-lip gap (relative to mouth width) grows from
+#: OPEN_START to OPEN_FULL (the default of ``[teacher] open_ramp``; a short ramp keeps the mouth opaque
+#: instead of showing lips through half-transparent teeth).
 OPEN_START, OPEN_FULL = 0.04, 0.11
 
 
@@ -305,14 +317,30 @@ class Teacher:
     """
 
     def __init__(self, direction: np.ndarray | str | Path | None = None, donors: DonorBank | str | Path | None = "auto", reg: float = 1e-6,
-                 keep_donors: int | None = None, donor_pool: int | None = None):
+                 keep_donors: int | None = None, donor_pool: int | None = None, geometry: str | None = None,
+                 open_ramp: tuple[float, float] | None = None):
+        if geometry is None or open_ramp is None:
+            from .config import load_config
+
+            tcfg = load_config().get("teacher", {})
+            geometry = geometry if geometry is not None else str(tcfg.get("geometry", "linear"))
+            open_ramp = open_ramp if open_ramp is not None else tuple(tcfg.get("open_ramp", (OPEN_START, OPEN_FULL)))
+        self.open_ramp = (float(open_ramp[0]), float(open_ramp[1]))
+        if not 0.0 <= self.open_ramp[0] < self.open_ramp[1]:
+            raise ValueError(f"open_ramp must be two increasing numbers >= 0, not {open_ramp!r}")
+        if geometry not in GEOMETRIES:
+            raise ValueError(f"teacher geometry must be one of {', '.join(GEOMETRIES)}, not {geometry!r}")
+        self.geometry = geometry
+        self.real_smile = None
+        if geometry == "real":
+            from .direction import load_real_smile
+
+            self.real_smile = load_real_smile(direction if isinstance(direction, (str, Path)) else None)
         if direction is None or isinstance(direction, (str, Path)):
             direction, _ = load_direction(direction)
         self.delta = np.asarray(direction, dtype=np.float64).reshape(68, 2)
         self.reg = float(reg)
-        weight = np.ones(68)
-        weight[PINNED] = 0.0
-        self.weight = weight
+        self.weight = moving_weights()
         if isinstance(donors, str) and donors == "drawn":
             from .teeth import drawn_bank
 
@@ -334,9 +362,20 @@ class Teacher:
         self.donors = donors if donors is not None and len(donors) else None
         self.donor_pool = int(donor_pool) if donor_pool else 24
 
+    def displacement(self, lam: float) -> np.ndarray:
+        """[68,2] landmark offsets at strength ``lam`` (crop px at S = 256) before pinning:
+        ``lam``·Δ (``geometry = "linear"``, Eq. 1) or the real-smile model (``"real"``)."""
+        if self.real_smile is not None:
+            return self.real_smile.displacement(lam)
+        return lam * self.delta
+
     def target_landmarks(self, lm68: np.ndarray, lam: float, size: int) -> np.ndarray:
-        """Where the 68 landmarks go at strength ``lam`` in a ``size``² crop (inner lips never cross)."""
-        tl = np.asarray(lm68, np.float64) + lam * (size / CROP_SIZE) * self.weight[:, None] * self.delta
+        """Where the 68 landmarks go at strength ``lam`` in a ``size``² crop (inner lips never cross;
+        with the real-smile geometry lips keep their thickness as real smiles do)."""
+        src = np.asarray(lm68, np.float64)
+        tl = src + (size / CROP_SIZE) * self.weight[:, None] * self.displacement(lam)
+        if self.real_smile is not None and lam > 0:
+            tl = self.real_smile.keep_lips(src, tl)
         up, lo = INNER_PAIRS[:, 0], INNER_PAIRS[:, 1]
         crossed = tl[lo, 1] < tl[up, 1]
         if crossed.any():
@@ -382,7 +421,8 @@ class Teacher:
         """Appearance weight in [0,1] from how far the target mouth opened beyond the source's."""
         width = max(1.0, float(np.linalg.norm(target[54] - target[48])))
         new = (inner_gap(target) - max(0.0, inner_gap(lm68))) / width
-        return float(np.clip((new - OPEN_START) / (OPEN_FULL - OPEN_START), 0.0, 1.0))
+        start, full = self.open_ramp
+        return float(np.clip((new - start) / (full - start), 0.0, 1.0))
 
     def _mouth(self, warped: np.ndarray, lm68: np.ndarray, tl: np.ndarray, alpha_max: float,
                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -75,6 +75,10 @@ class Stage:
     #: the teacher pastes the drawn mouth (``training.teeth``) and the net draws its RGB by
     #: sampling the same picture (``nets.TeethAtlas``; needs ``[train.net] teeth_atlas = true``)
     atlas: bool = False
+    #: how the teacher moves the landmarks: "linear" or "real" (``training.geometry``); default ``[teacher]``
+    geometry: str | None = None
+    #: the teacher's mouth opacity ramp (``Teacher.open_ramp``); default ``[teacher] open_ramp``
+    open_ramp: tuple[float, float] | None = None
     weights: LossWeights = field(default_factory=LossWeights)
 
     def teacher(self):
@@ -82,10 +86,11 @@ class Stage:
         from .teacher import Teacher
 
         if self.atlas:
-            return Teacher(donors="drawn")
-        if self.keep_donors is None and self.donor_pool is None:
+            return Teacher(donors="drawn", geometry=self.geometry, open_ramp=self.open_ramp)
+        if self.keep_donors is None and self.donor_pool is None and self.geometry is None and self.open_ramp is None:
             return None
-        return Teacher(keep_donors=self.keep_donors, donor_pool=self.donor_pool)
+        return Teacher(keep_donors=self.keep_donors, donor_pool=self.donor_pool, geometry=self.geometry,
+                       open_ramp=self.open_ramp)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Stage":
