@@ -1,6 +1,7 @@
-"""``python -m benchmarks [pipeline|models|quality|all] [--repeats N] [--threads N]``
+"""``python -m benchmarks [pipeline|models|quality|video|all] [--repeats N] [--threads N]``
 
-``all`` is models + pipeline; ``quality`` needs the training cache (see benchmarks/quality.py)."""
+``all`` is models + pipeline; ``quality`` needs the training cache (see benchmarks/quality.py);
+``video`` needs PyAV (``pip install ".[video]"``) and times 720p and 1080p clips."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +11,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    ap.add_argument("what", nargs="?", default="all", choices=["pipeline", "models", "quality", "all"])
+    ap.add_argument("what", nargs="?", default="all", choices=["pipeline", "models", "quality", "video", "all"])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
@@ -29,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
 
         print("### Models\n")
         print(models.to_markdown(models.run(repeats=max(args.repeats * 4, 20))))
+        print()
+    if args.what == "video":
+        from . import video
+
+        print("### Video (one face, side by side with a plain decode + re-encode)\n")
+        print(video.to_markdown(video.run(repeats=max(1, min(args.repeats, 3)), threads=args.threads)))
         print()
     if args.what == "quality":
         from . import quality

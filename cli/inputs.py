@@ -14,6 +14,7 @@ from pathlib import Path
 
 from smilecore.errors import UsageError
 from smilecore.imageio import INPUT_EXTENSIONS, output_format
+from smilecore.video import VIDEO_EXTENSIONS, is_video_path, video_format
 
 _GLOB_CHARS = set("*?[")
 
@@ -56,7 +57,8 @@ def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | N
             add(path)
         elif _GLOB_CHARS & set(arg):
             matches = sorted(glob.glob(os.path.expanduser(arg), recursive=recursive))
-            files = [Path(m) for m in matches if Path(m).is_file() and Path(m).suffix.lower() in INPUT_EXTENSIONS]
+            files = [Path(m) for m in matches if Path(m).is_file()
+                     and Path(m).suffix.lower() in INPUT_EXTENSIONS | VIDEO_EXTENSIONS]  # (videos: named or globbed)
             photos = [p for p in files if not _is_result(p, skip_suffix)]  # earlier results, as in folders
             if not photos:
                 what = "only earlier results match" if files else "no photo matches"
@@ -107,7 +109,8 @@ def plan_outputs(
         raise UsageError(f"-o/--output names one file but {len(inputs)} photos were given; use --out-dir DIR")
     if ext is not None:
         ext = ext if ext.startswith(".") else "." + ext
-        output_format("x" + ext)  # raises UsageError for an unknown one
+        if ext.lower() not in VIDEO_EXTENSIONS:
+            output_format("x" + ext)  # raises UsageError for an unknown one
     if not in_place and not suffix and not out_dir and not output:
         raise UsageError("an empty --suffix would overwrite the photos; use --out-dir, or --in-place if you mean it")
     if suffix and any(sep in suffix for sep in ("/", "\\")):
@@ -128,11 +131,14 @@ def plan_outputs(
             name = path.stem + suffix + (ext or path.suffix)
             target = (Path(out_dir).expanduser() / name) if out_dir else path.with_name(name)
         try:
-            output_format(target)
+            if is_video_path(path):
+                video_format(target)  # a clip becomes a clip
+            else:
+                output_format(target)
         except UsageError as exc:
             if output:
                 raise
-            raise UsageError(f"{exc}; choose one with --ext, e.g. --ext png") from None
+            raise UsageError(f"{exc}; choose one with --ext, e.g. --ext {'mp4' if is_video_path(path) else 'png'}") from None
         jobs.append(Job(path, target))
 
     _check_clashes(jobs, in_place)

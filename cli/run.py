@@ -16,6 +16,7 @@ from smilecore.imageio import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, check_target, 
 from . import report as rep
 from .inputs import Job, check_no_clash, expand_inputs, plan_outputs
 from .stdout import Report
+from .video import StrengthParam, check_schedule, check_video_options, is_video_path, process_video, strength_label
 
 RUN_HELP = """Make the faces in PHOTO... smile.
 
@@ -76,8 +77,9 @@ def _faces_callback(ctx, param, value):
 
 @click.command(help=RUN_HELP, short_help="Make the faces in photos smile (the default command).", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("photos", nargs=-1, required=True, metavar="PHOTO...")
-@click.option("-s", "--strength", type=FiniteFloat(), default=1.0, show_default=True,
-              help="How much smile: 0 = unchanged, 1 = a natural smile, up to 4; negative = less smile.")
+@click.option("-s", "--strength", type=StrengthParam(), default=1.0, show_default=True,
+              help="How much smile: 0 = unchanged, 1 = a natural smile, up to 4; negative = less smile. "
+                   "Videos also take a schedule SECONDS:STRENGTH,... e.g. 0:0,1.5:2,4:2,5:0.")
 @click.option("-o", "--output", metavar="OUT", help="Output file for a single photo; its extension picks the format.")
 @click.option("--out-dir", metavar="DIR", help="Write results into DIR (created if missing), named NAME+SUFFIX+EXT.")
 @click.option("--suffix", default=".smile", show_default=True, help="Added to each result's name (not with -o or --in-place).")
@@ -97,12 +99,19 @@ def _faces_callback(ctx, param, value):
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report on stdout (see docs/cli.md).")
 @click.option("--debug", "debug_dir", metavar="DIR", help="Write aligned crops, masks and flow pictures into DIR.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+@click.option("--crf", type=click.IntRange(0, 63), metavar="N",
+              help="Videos: encoder quality, lower is better (H.264 default 18; 0 = lossless).")
+@click.option("--codec", type=click.Choice(["h264", "hevc", "vp9", "vp8", "mpeg4"], case_sensitive=False),
+              help="Videos: video codec (default: h264; vp9 for .webm).")
+@click.option("--preset", type=click.Choice(["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"]),
+              help="Videos: H.264/HEVC encoder speed (default: veryfast).")
 def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_face, selection, keep_unchanged,
-                recursive, quality, max_pixels, model, as_json, debug_dir, quiet) -> int:
+                recursive, quality, max_pixels, model, as_json, debug_dir, quiet, crf=None, codec=None, preset=None) -> int:
     """Entry of ``smile run``; returns the exit status."""
     inputs = expand_inputs(list(photos), recursive=recursive, skip_suffix=suffix if not in_place else None)
     inputs = _suggest_commands(inputs, photos)
     jobs = plan_outputs(inputs, output, out_dir, suffix, ext, in_place)
+    check_video_options(jobs, selection=selection, debug_dir=debug_dir, in_place=in_place)
     if selection is not None and len(jobs) != 1:
         raise UsageError("--selection applies to one photo; give exactly one PHOTO")
     if selection is not None and jobs[0].output is not None:
@@ -120,7 +129,7 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
     smile_model = None
     if any(j.problem is None for j in jobs):  # (when every photo is missing, say that, not a model problem)
         smile_model = smilecore.load_model(model)  # once for all photos; ModelError -> exit 6
-        smile_model.check_strength(strength, "--strength")
+    check_schedule(strength, jobs, smile_model)  # (a schedule is for videos; each value in the model's range)
     sel = load_mask(selection, max_pixels=max_pixels) if selection else None
 
     reports: list[rep.PhotoReport] = []
@@ -132,8 +141,14 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
         bar = tqdm(total=len(jobs), unit="photo", file=sys.stderr, disable=None, leave=False)
     echo_line = _line_printer(quiet, as_json, out, bar)
     for number, job in enumerate(jobs, 1):
-        r = _process(job, smile_model, strength, faces, min_face, sel, keep_unchanged, quality, max_pixels,
-                     Path(debug_dir).expanduser() if debug_dir else None, number)
+        if is_video_path(job.input):
+            if bar is not None:
+                bar.clear()
+            r = process_video(job, smile_model, strength, faces, min_face, keep_unchanged, max_pixels, codec=codec,
+                              crf=crf, preset=preset, show_progress=not (as_json or quiet))
+        else:
+            r = _process(job, smile_model, strength, faces, min_face, sel, keep_unchanged, quality, max_pixels,
+                         Path(debug_dir).expanduser() if debug_dir else None, number)
         reports.append(r)
         echo_line(r)
         if bar is not None:
@@ -147,7 +162,7 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
             "path": str(smile_model.path)}
         from .main import _version
 
-        doc = rep.document(reports, _version(), model_info, strength)
+        doc = rep.document(reports, _version(), model_info, strength_label(strength))
         out.echo(json.dumps(doc, indent=2))
     elif len(reports) > 1 and not quiet:
         _to_stderr(rep.summary_line(reports))

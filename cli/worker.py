@@ -50,6 +50,7 @@ class WorkerSession:
         self.log = log or sys.stderr
         self.verbose = verbose
         self.done = False
+        self.emit = None  #: function(dict) sending an event line (set by :func:`serve`; used for video progress)
 
     # ------------------------------------------------------------------ model
     def load_model(self) -> None:
@@ -147,6 +148,12 @@ class WorkerSession:
 
         src = _path_field(req, "input", required=True)
         dst = _path_field(req, "output", required=True)
+        from .video import check_video_destination, is_video_path, worker_video
+
+        if is_video_path(src):  # a clip: progress events, then the reply (docs/worker-protocol.md)
+            check_no_clash({"input": src}, {"output": dst})
+            check_video_destination(dst)
+            return worker_video(self, req, src, dst, self.emit)
         strength = _strength_field(req)
         faces = _faces_field(req)
         min_face = _min_face_field(req)
@@ -302,6 +309,7 @@ def serve(session: WorkerSession, stdin: IO[bytes], stdout: IO[bytes]) -> int:
                 return False
             raise
 
+    session.emit = send
     if not send(session.greeting()):
         return 0
     while not session.done:

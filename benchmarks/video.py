@@ -1,0 +1,112 @@
+"""Video: ``smile_video`` side by side with a plain decode + re-encode of the same clip.
+
+For each size a clip is made from the bundled astronaut (one face, moving across a canvas on
+a known path, with a sine tone; :mod:`smilecore.video_synth`).  Each repeat times, in turn,
+a plain PyAV decode + re-encode (same codec, preset and CRF, audio remuxed) and
+``smile_video`` on it; medians are reported with their ratio.  The flicker columns measure
+the mouth region, re-aligned by the known motion: mean frame-to-frame change of the output
+divided by the input's, with tracking (the default) and editing each frame on its own
+(detection every frame, no smoothing).
+"""
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
+
+
+def plain_transcode(src: Path, dst: Path, crf: int, preset: str) -> int:
+    """Decode every frame and encode it again (H.264), remuxing the audio: the baseline."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vs = inp.streams.video[0]
+        vs.codec_context.thread_type = "AUTO"
+        o = out.add_stream("libx264", rate=vs.average_rate)
+        o.width, o.height, o.pix_fmt = vs.codec_context.width, vs.codec_context.height, "yuv420p"
+        o.time_base = vs.time_base
+        o.codec_context.time_base = vs.time_base
+        o.codec_context.options = {"crf": str(crf), "preset": preset}
+        o.codec_context.thread_type = "AUTO"
+        audio = {s.index: out.add_stream_from_template(s) for s in inp.streams.audio}
+        n = 0
+        for packet in inp.demux():
+            if packet.stream.index in audio:
+                if packet.dts is not None:
+                    packet.stream = audio[packet.stream.index]
+                    out.mux(packet)
+                continue
+            for fr in packet.decode():
+                for p in o.encode(fr):
+                    out.mux(p)
+                n += 1
+        for p in o.encode(None):
+            out.mux(p)
+    return n
+
+
+def run(sizes=("720p", "1080p"), frames: int = 96, repeats: int = 3, threads: int = 2) -> list[dict]:
+    import os
+
+    os.environ.setdefault("SMILE_THREADS", str(threads))
+    import numpy as np
+    from PIL import Image
+
+    import smilecore
+    from smilecore.video import DEFAULT_CRF, DEFAULT_PRESET, smile_video
+    from smilecore.video_synth import make_clip, mouth_box, mouth_flicker, read_frames
+
+    root = Path(__file__).resolve().parent.parent
+    picture = np.asarray(Image.open(root / "samples" / "astronaut.jpg").convert("RGB"))
+    box = mouth_box(picture)
+    model = smilecore.load_model()
+    tmp = Path(tempfile.mkdtemp(prefix="smile-bench-video-"))
+    rows = []
+    for label in sizes:
+        w, h = SIZES[label]
+        clip = make_clip(tmp / f"{label}.mp4", picture, size=(w, h), frames=frames, fps=25, face_height=0.85,
+                         amplitude=(0.02 * w, 0.01 * h), crf=18)
+        plain, smiled = [], []
+        res = None
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            plain_transcode(clip.path, tmp / "plain.mp4", DEFAULT_CRF, DEFAULT_PRESET)
+            plain.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            res = smile_video(clip.path, tmp / "smiled.mp4", strength=2.0, model=model)
+            smiled.append(time.perf_counter() - t0)
+        naive = smile_video(clip.path, tmp / "naive.mp4", strength=2.0, model=model, detect_every=1, smooth=False)
+        f_in = mouth_flicker(read_frames(clip.path), clip.matrices, _scaled(box, clip, picture))
+        f_out = mouth_flicker(read_frames(tmp / "smiled.mp4"), clip.matrices, _scaled(box, clip, picture))
+        f_naive = mouth_flicker(read_frames(tmp / "naive.mp4"), clip.matrices, _scaled(box, clip, picture))
+        p, s = statistics.median(plain), statistics.median(smiled)
+        stages = {k: v / res.frames * 1000 for k, v in res.timings.items() if k != "total"}
+        rows.append({
+            "size": f"{label} ({w}x{h})", "frames": res.frames, "faces": res.faces_edited,
+            "plain_fps": frames / p, "smile_fps": frames / s, "ratio": s / p,
+            "flicker": f_out / f_in, "flicker_naive": f_naive / f_in, "stages_ms": stages,
+            "plain_runs": plain, "smile_runs": smiled,
+        })
+    return rows
+
+
+def _scaled(box, clip, picture):
+    # mouth_flicker works in picture pixels and the clip's matrices map picture -> frame
+    return box
+
+
+def to_markdown(rows: list[dict]) -> str:
+    lines = ["| clip | frames | plain decode+encode | smile | smile / plain | flicker (tracked) | flicker (per frame) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['size']}, 1 face | {r['frames']} | {r['plain_fps']:.1f} fps | {r['smile_fps']:.1f} fps | "
+                     f"{r['ratio']:.2f}× | {r['flicker']:.2f}× | {r['flicker_naive']:.2f}× |")
+    lines.append("")
+    for r in rows:
+        st = ", ".join(f"{k} {v:.1f}" for k, v in r["stages_ms"].items())
+        runs = ", ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(r["plain_runs"], r["smile_runs"]))
+        lines.append(f"<!-- {r['size']}: ms per frame: {st}; runs plain/smile s: {runs} -->")
+    return "\n".join(lines)

@@ -1,0 +1,247 @@
+"""Videos in ``smile`` and ``smile worker``: the strength option, one clip's job, progress.
+
+``smile clip.mp4 --strength 2`` goes through the same command as photos (cli/run.py sends
+each video job here); the engine is :func:`smilecore.video.smile_video`.  PyAV is imported
+only when a video is actually processed, so photos never need it.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from smilecore.errors import InputError, NoFaceError, SmileError, UsageError
+from smilecore.video import VIDEO_EXTENSIONS, StrengthSchedule, is_video_path, video_format
+
+from . import report as rep
+
+__all__ = ["StrengthParam", "VIDEO_EXTENSIONS", "is_video_path", "video_format", "VideoReport", "process_video",
+           "check_schedule", "worker_video"]
+
+
+class StrengthParam(click.ParamType):
+    """A finite number, or for videos a schedule ``SECONDS:STRENGTH,...`` (a :class:`StrengthSchedule`)."""
+
+    name = "NUMBER|SCHEDULE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (float, StrengthSchedule)):
+            if isinstance(value, float) and not math.isfinite(value):
+                self.fail(f"{value!r} is not a finite number", param, ctx)
+            return value
+        text = str(value)
+        if ":" in text:
+            try:
+                return StrengthSchedule.parse(text)
+            except UsageError as exc:
+                self.fail(str(exc).replace("strength schedule ", "schedule ", 1), param, ctx)
+        try:
+            f = float(text)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number (or, for videos, a schedule like 0:0,1.5:2,4:2,5:0)", param, ctx)
+        if not math.isfinite(f):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return f
+
+
+def strength_label(strength) -> float | str:
+    """What reports show as the strength: the number, or the schedule's text."""
+    return strength.text if isinstance(strength, StrengthSchedule) else strength
+
+
+def check_schedule(strength, jobs, model) -> None:
+    """A schedule is for videos only; each of its strengths must be in the model's range."""
+    if isinstance(strength, StrengthSchedule):
+        photos = [j.input for j in jobs if j.problem is None and not is_video_path(j.input)]
+        if photos:
+            raise UsageError(f"--strength {strength.text}: a schedule applies to videos, {photos[0]} is a photo "
+                             "(give photos a number)")
+        if model is not None:
+            for v in strength.values:
+                model.check_strength(v, "--strength")
+    elif model is not None:
+        model.check_strength(strength, "--strength")
+
+
+def check_video_options(jobs, selection=None, debug_dir=None, in_place=False) -> None:
+    """Options that only photos take are refused for videos (before any work)."""
+    videos = [j.input for j in jobs if j.problem is None and is_video_path(j.input)]
+    if not videos:
+        return
+    for given, option in ((selection, "--selection"), (debug_dir, "--debug"), (in_place, "--in-place")):
+        if given:
+            raise UsageError(f"{option} is for photos, {videos[0]} is a video")
+
+
+class VideoReport(rep.PhotoReport):
+    """A clip's entry in the report: a photo's fields plus ``video`` (frames, rate, tracks)."""
+
+    video: dict | None = None
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        d["strength"] = strength_label(self.strength)
+        d["video"] = self.video
+        return d
+
+    def line(self) -> str:
+        if self.status == rep.STATUS_OK and self.video:
+            edited = sum(1 for f in self.faces if f.get("edited"))
+            found = len(self.faces)
+            v = self.video
+            return (f"{self.input} -> {self.output}: {edited} of {found} face{'s' if found != 1 else ''} smiled, "
+                    f"{v['frames']} frames at {v['fps']:.3g} fps ({self.seconds:.1f} s, {v['frames'] / max(self.seconds, 1e-9):.1f} fps)")
+        return super().line()
+
+
+def _bar(name: str, enabled: bool):
+    """A per-frame progress bar on stderr (frames, fps, ETA), or None."""
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=None, unit="frame", desc=name, file=sys.stderr, disable=None, leave=False, dynamic_ncols=True)
+
+
+def process_video(job, model, strength, faces, min_face, keep_unchanged, max_pixels, codec=None, crf=None,
+                  preset=None, show_progress: bool = True) -> VideoReport:
+    """Smile one clip; never raises a SmileError (it goes into the report).  Ctrl-C and
+    SIGTERM go through (the temporary output is removed on the way)."""
+    from smilecore.imageio import copy_file_atomic
+    from smilecore.video import smile_video
+
+    r = VideoReport(input=job.input, strength=strength)
+    t0 = time.perf_counter()
+    bar = _bar(job.input.name, show_progress)
+
+    def progress(p) -> None:
+        if bar is None:
+            return
+        if p.total and bar.total != max(p.total, p.frame):
+            bar.total = max(p.total, p.frame)
+            bar.refresh()
+        bar.update(p.frame - bar.n)
+
+    try:
+        if job.problem:
+            raise InputError(job.problem)
+        try:
+            res = smile_video(job.input, job.output, strength=strength, faces=faces, min_face=min_face, model=model,
+                              codec=codec, crf=crf, preset=preset, max_pixels=max_pixels, progress=progress)
+        except NoFaceError as exc:
+            if not keep_unchanged:
+                raise NoFaceError(f"{exc} (--keep-unchanged copies such videos as they are)") from None
+            r.status, r.reason = rep.STATUS_UNCHANGED, str(exc).split(": ", 1)[-1]
+            r.notes.append(r.reason)
+            if job.output != job.input:
+                if job.input.suffix.lower() == job.output.suffix.lower():
+                    copy_file_atomic(job.input, job.output)
+                else:
+                    res = smile_video(job.input, job.output, strength=0.0, model=model, codec=codec, crf=crf,
+                                      preset=preset, max_pixels=max_pixels, keep_unchanged=True)
+            r.output = job.output
+            return r
+        r.faces = res.tracks
+        r.size = res.size
+        r.timings = dict(res.timings)
+        r.notes.extend(res.notes)
+        r.video = _video_dict(res)
+        r.output = job.output
+        r.status = rep.STATUS_OK
+    except SmileError as exc:
+        r.error = exc
+        r.status = rep.STATUS_FAILED
+    except Exception as exc:  # a bug in one clip must not lose the others' results
+        if os.environ.get("SMILE_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        r.error = SmileError(f"{job.input}: internal error {type(exc).__name__}: {' '.join(str(exc).split())[:200]} (please report it)")
+        r.status = rep.STATUS_FAILED
+    finally:
+        r.seconds = time.perf_counter() - t0
+        if bar is not None:
+            bar.close()
+    return r
+
+
+def _video_dict(res) -> dict:
+    return {"frames": res.frames, "fps": round(res.fps, 4), "duration": round(res.duration, 4), "codec": res.codec,
+            "streams_copied": res.streams_copied, "detections": res.detections,
+            "processing_fps": round(res.frames / max(res.timings.get("total", 0.0), 1e-9), 2)}
+
+
+# ---------------------------------------------------------------------- worker
+
+
+def worker_video(session, req: dict, src: str, dst: str, emit) -> dict:
+    """The worker's ``smile`` request for a video: progress events while it runs, then the reply."""
+    from smilecore.video import smile_video
+
+    from .worker import BadRequest, _faces_field, _min_face_field
+
+    value = req.get("strength", 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise BadRequest("field 'strength' must be a finite number or a schedule string like \"0:0,1.5:2\"")
+    if isinstance(value, (int, float)) and not math.isfinite(value):
+        raise BadRequest("field 'strength' must be a finite number")
+    try:
+        schedule = StrengthSchedule.parse(value)
+    except UsageError as exc:
+        raise BadRequest(str(exc)) from None
+    faces = _faces_field(req)
+    min_face = _min_face_field(req)
+    for name in ("selection", "mask_output"):
+        if req.get(name) is not None:
+            raise BadRequest(f"field {name!r} is not supported for videos")
+    codec = req.get("codec")
+    crf = req.get("crf")
+    if codec is not None and not isinstance(codec, str):
+        raise BadRequest("field 'codec' must be a string like \"h264\"")
+    if crf is not None and (isinstance(crf, bool) or not isinstance(crf, int)):
+        raise BadRequest("field 'crf' must be a whole number")
+    if session.model is None:
+        session.load_model()
+        if session.model is None:
+            raise session.model_error
+    req_id = req.get("id")
+    last = [0.0]
+
+    def progress(p) -> None:
+        now = time.perf_counter()
+        if emit is None or (now - last[0] < 0.25 and not (p.total and p.frame >= p.total)):
+            return
+        last[0] = now
+        eta = p.eta
+        emit({"event": "progress", "id": req_id, "frame": p.frame, "frames": p.total, "fps": round(p.fps, 2),
+              "eta": None if eta is None else round(eta, 1)})
+
+    from smilecore.imageio import env_max_pixels
+
+    res = smile_video(src, dst, strength=schedule, faces=faces, min_face=min_face, model=session.model, codec=codec,
+                      crf=crf, max_pixels=env_max_pixels(), progress=progress)
+    return {"output": dst, "mask_output": None, "faces": res.tracks,
+            "timings": {k: round(float(v), 4) for k, v in res.timings.items()}, "notes": res.notes,
+            "video": _video_dict(res)}
+
+
+def check_video_destination(path: str) -> None:
+    """A worker video output: a video extension (bad_request), an existing folder (write_failed)."""
+    from smilecore.errors import WriteError
+    from smilecore.imageio import check_target
+
+    from .worker import BadRequest
+
+    try:
+        video_format(path)
+    except UsageError as exc:
+        raise BadRequest(str(exc)) from None
+    p = Path(path)
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise WriteError(f"{path}: cannot write it, folder {folder} does not exist")
+    check_target(p)

@@ -1,0 +1,323 @@
+"""Following faces through a video: detect every few frames, track in between, smooth in time.
+
+A :class:`FaceTracker` keeps one :class:`Track` per person.  Between detections each track's
+five landmarks move with the face's own pixels: corner points inside the face are followed
+with pyramidal Lucas-Kanade optical flow (checked forwards and backwards), and the similarity
+transform that best explains their motion (RANSAC) moves the landmarks.  Every few frames
+:func:`smilecore.detect_faces` runs again; a detection matched to a track pulls its landmarks
+towards the detector's (drift never accumulates), an unmatched one starts a new track.  The
+landmarks the engine aligns with are then smoothed by a One-Euro filter (still faces: very
+steady; moving faces: little lag).  A face missed by a few detections keeps its track (its
+smile does not blink); a track that loses its face fades out over :data:`FADE_FRAMES` frames, a
+new one fades in.
+
+Only the public detector (:func:`smilecore.detect_faces` and its :class:`~smilecore.Face`
+records) is used, so the tracker works with any detector behind it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+#: Run the detector on every N-th frame (and whenever no face is tracked, or one is lost).
+DETECT_EVERY = 12
+#: Frames over which a smile fades in (a face appears) or out (a face leaves).
+FADE_FRAMES = 6
+#: Consecutive detections that may miss a tracked face before its track ends (and fades out).
+MAX_MISSES = 3
+#: A new face is confirmed by a second detection this many frames after it was first seen.
+CONFIRM_AFTER = 2
+#: How far a matched detection pulls a tracked face's landmarks towards its own (0..1).
+DETECTION_PULL = 0.4
+
+
+class OneEuro:
+    """One-Euro filter (Casiez et al. 2012) over a numpy array of values, in units of ``scale``.
+
+    ``min_cutoff`` (Hz) sets the smoothing of slow movements, ``beta`` how fast the cutoff
+    rises with speed (in ``scale`` units per second), so jitter is removed and fast motion is
+    followed with little lag.
+    """
+
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.5, d_cutoff: float = 1.0):
+        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+        self.x: np.ndarray | None = None
+        self.dx: np.ndarray | None = None
+        self.t: float | None = None
+
+    @staticmethod
+    def _alpha(cutoff, dt: float):
+        tau = 1.0 / (2.0 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    def reset(self) -> None:
+        self.x = self.dx = self.t = None
+
+    def __call__(self, x: np.ndarray, t: float, scale: float = 1.0) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        if self.x is None or self.t is None or t <= self.t:
+            self.x, self.dx, self.t = x.copy(), np.zeros_like(x), t
+            return x.copy()
+        dt = t - self.t
+        dx = (x - self.x) / dt
+        a_d = self._alpha(self.d_cutoff, dt)
+        self.dx = a_d * dx + (1 - a_d) * self.dx
+        speed = np.abs(self.dx) / max(scale, 1e-6)
+        cutoff = self.min_cutoff + self.beta * speed
+        a = self._alpha(cutoff, dt)
+        self.x = a * x + (1 - a) * self.x
+        self.t = t
+        return self.x.copy()
+
+
+def _face_size(lm: np.ndarray) -> float:
+    """A face's scale from its landmarks: eye-centre distance × 2.5 (close to a detector box side)."""
+    right = lm[0:2].mean(0)
+    left = lm[2:4].mean(0)
+    return float(max(4.0, 2.5 * np.linalg.norm(right - left)))
+
+
+def _box_of(lm: np.ndarray, size: float) -> tuple[float, float, float, float]:
+    cx, cy = lm.mean(0)
+    cy += 0.1 * size
+    h = size / 2
+    return (cx - h, cy - h, cx + h, cy + h)
+
+
+@dataclass
+class Track:
+    """One person followed through the clip.
+
+    The face's motion and its shape are kept apart: ``motion`` (3x3) is the product of the
+    frame-to-frame similarity transforms optical flow measured, and ``ref`` holds the five
+    landmarks in the coordinates of the frame where tracking started.  Landmarks in the current
+    frame are ``motion · ref``.  Detections correct ``ref`` (by :data:`DETECTION_PULL`, after
+    undoing the motion), and ``ref`` is One-Euro filtered: the face follows the picture
+    exactly while its landmarks' detector noise is smoothed away.
+    """
+
+    index: int  #: stable face index (order of confirmation; faces of the first frame largest first); -1 until confirmed
+    ref: np.ndarray  #: (5,2) landmarks in tracking coordinates
+    size: float  #: face size (detector box side) in tracking coordinates
+    score: float
+    first_frame: int
+    last_frame: int
+    weight: float = 1.0  #: fade weight 0..1 (smile strength multiplier, before easing)
+    ending: bool = False  #: lost: fading out, removed at weight 0
+    confirmed: bool = True  #: seen by two detections (or in the first frame): only then edited
+    misses: int = 0  #: consecutive detections that did not see the face
+    motion: np.ndarray = field(default_factory=lambda: np.eye(3))
+    points: np.ndarray | None = None  #: (K,1,2) float32 feature points (frame pixels) for Lucas-Kanade
+    smooth: OneEuro = field(default_factory=OneEuro)
+    smoothed: np.ndarray | None = None  #: (5,2) landmarks for this frame (smoothed), frame pixels
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)  #: detection box when first seen
+    frames_edited: int = 0
+    frames_tracked: int = 0
+    detections: int = 0
+    max_size: float = 0.0
+    net_state: dict | None = None  #: previous network output (temporal smoothing in crop space)
+    _ref_smooth: np.ndarray | None = None
+
+    @property
+    def fade(self) -> float:
+        """The eased fade weight (smoothstep)."""
+        w = min(1.0, max(0.0, self.weight))
+        return w * w * (3 - 2 * w)
+
+    @property
+    def scale(self) -> float:
+        return float(np.sqrt(abs(np.linalg.det(self.motion[:2, :2]))))
+
+    @property
+    def landmarks(self) -> np.ndarray:
+        """Raw landmarks in the current frame."""
+        return self.ref @ self.motion[:2, :2].T + self.motion[:2, 2]
+
+    @property
+    def frame_size(self) -> float:
+        """Face size in current frame pixels."""
+        return self.size * self.scale
+
+    def current_box(self) -> tuple[float, float, float, float]:
+        return _box_of(self.landmarks, self.frame_size)
+
+
+class FaceTracker:
+    """Detect-and-track over a sequence of frames; see the module documentation."""
+
+    def __init__(self, detect, detect_every: int = DETECT_EVERY, fade_frames: int = FADE_FRAMES,
+                 smooth: bool = True, min_cutoff: float = 0.4, beta: float = 4.0):
+        self.detect = detect  #: function(frame_index) -> list of (landmarks (5,2), box, score), largest first
+        self.detect_every = max(1, int(detect_every))
+        self.fade_frames = max(1, int(fade_frames))
+        self.smooth = smooth
+        self.min_cutoff, self.beta = min_cutoff, beta
+        self.tracks: list[Track] = []
+        self.finished: list[Track] = []
+        self.next_index = 0
+        self.prev_grey: np.ndarray | None = None
+        self.detections_run = 0
+        self._lost_since_detection = False
+        self._last_detection = -10 ** 9
+
+    # ------------------------------------------------------------------ per frame
+    def update(self, grey: np.ndarray, frame_index: int, t: float) -> list[Track]:
+        """Advance to a new frame (``grey``: (H,W) uint8 luma) at time ``t`` seconds; returns
+        the live tracks (fading ones included), each with ``smoothed`` landmarks for this frame."""
+        if self.prev_grey is not None:
+            for tr in self.tracks:
+                if not tr.ending:
+                    self._follow(tr, self.prev_grey, grey)
+        live = any(not tr.ending for tr in self.tracks)
+        every = self.detect_every if live else max(1, self.detect_every // 2)
+        confirm = any(not tr.confirmed and not tr.ending and frame_index - tr.first_frame >= CONFIRM_AFTER
+                      for tr in self.tracks)
+        if frame_index == 0 or frame_index - self._last_detection >= every or self._lost_since_detection or confirm:
+            self._detect_and_match(grey, frame_index)
+        for tr in self.tracks:
+            step = 1.0 / self.fade_frames
+            if tr.ending:
+                tr.weight = max(0.0, tr.weight - step)
+            elif tr.confirmed or tr.weight > 0:
+                tr.weight = min(1.0, tr.weight + step)
+            if not tr.ending:
+                tr.last_frame = frame_index
+                tr.frames_tracked += 1
+            if self.smooth:
+                ref = tr.smooth(tr.ref, t, scale=tr.size).reshape(5, 2)
+            else:
+                ref = tr.ref
+            tr.smoothed = ref @ tr.motion[:2, :2].T + tr.motion[:2, 2]
+        done = [tr for tr in self.tracks if tr.ending and tr.weight <= 0.0]
+        self.finished.extend(done)
+        self.tracks = [tr for tr in self.tracks if not (tr.ending and tr.weight <= 0.0)]
+        self.prev_grey = grey
+        return list(self.tracks)
+
+    def all_tracks(self) -> list[Track]:
+        """Every track seen so far, by index."""
+        return sorted((tr for tr in self.finished + self.tracks if tr.index >= 0), key=lambda tr: tr.index)
+
+    # ------------------------------------------------------------------ internals
+    @staticmethod
+    def _window(tr: Track, shape: tuple[int, int], grow: float) -> tuple[int, int, int, int]:
+        h, w = shape
+        x0, y0, x1, y1 = tr.current_box()
+        gx, gy = grow * (x1 - x0), grow * (y1 - y0)
+        return (max(0, int(x0 - gx)), max(0, int(y0 - gy)), min(w, int(np.ceil(x1 + gx))), min(h, int(np.ceil(y1 + gy))))
+
+    def _seed_points(self, tr: Track, grey: np.ndarray) -> None:
+        x0, y0, x1, y1 = self._window(tr, grey.shape, 0.0)
+        tr.points = None
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return
+        pts = cv2.goodFeaturesToTrack(np.ascontiguousarray(grey[y0:y1, x0:x1]), maxCorners=60, qualityLevel=0.01,
+                                      minDistance=max(2.0, tr.frame_size / 20), blockSize=5)
+        if pts is not None and len(pts) >= 6:
+            tr.points = (pts.reshape(-1, 1, 2) + np.array([x0, y0], np.float32)).astype(np.float32)
+
+    def _follow(self, tr: Track, prev: np.ndarray, cur: np.ndarray) -> None:
+        if tr.points is None or len(tr.points) < 6:
+            self._seed_points(tr, prev)
+        if tr.points is None:
+            self._lose(tr)
+            return
+        # optical flow on a window around the face only (pyramids of the whole frame cost too much)
+        x0, y0, x1, y1 = self._window(tr, prev.shape, 0.6)
+        off = np.array([x0, y0], np.float32)
+        a = np.ascontiguousarray(prev[y0:y1, x0:x1])
+        b = np.ascontiguousarray(cur[y0:y1, x0:x1])
+        p0 = tr.points - off
+        win = int(np.clip(tr.frame_size / 8, 9, 31)) | 1
+        params = dict(winSize=(win, win), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
+        nxt, st, _ = cv2.calcOpticalFlowPyrLK(a, b, p0, None, **params)
+        if nxt is None:
+            self._lose(tr)
+            return
+        back, st2, _ = cv2.calcOpticalFlowPyrLK(b, a, nxt, None, **params)
+        err = np.linalg.norm((back - p0).reshape(-1, 2), axis=1)
+        good = (st.ravel() == 1) & (st2.ravel() == 1) & (err < max(0.5, tr.frame_size / 100))
+        if good.sum() < 6:
+            self._lose(tr)
+            return
+        q0, q1 = p0[good].reshape(-1, 2) + off, nxt[good].reshape(-1, 2) + off
+        m, inl = cv2.estimateAffinePartial2D(q0, q1, method=cv2.RANSAC, ransacReprojThreshold=max(1.0, tr.frame_size / 60))
+        if m is None or inl is None or inl.sum() < 6:
+            self._lose(tr)
+            return
+        tr.motion = np.vstack([m, [0, 0, 1]]) @ tr.motion
+        tr.points = q1[inl.ravel() == 1].reshape(-1, 1, 2).astype(np.float32)
+        h, w = cur.shape
+        cx, cy = tr.landmarks.mean(0)
+        fs = tr.frame_size
+        if not (-0.25 * fs < cx < w + 0.25 * fs and -0.25 * fs < cy < h + 0.25 * fs):
+            self._lose(tr)  # the face has left the picture
+
+    def _lose(self, tr: Track) -> None:
+        """Optical flow failed: keep the last landmarks and ask the detector at once."""
+        tr.points = None
+        if not self._lost_since_detection:
+            self._lost_since_detection = True
+
+    def _detect_and_match(self, grey: np.ndarray, frame_index: int) -> None:
+        self.detections_run += 1
+        self._lost_since_detection = False
+        self._last_detection = frame_index
+        found = self.detect(frame_index)
+        live = [tr for tr in self.tracks if not tr.ending]
+        pairs = []
+        for ti, tr in enumerate(live):
+            c = tr.landmarks.mean(0)
+            for di, (lm, box, score) in enumerate(found):
+                d = float(np.linalg.norm(np.asarray(lm).mean(0) - c))
+                size = max(tr.frame_size, float(max(box[2] - box[0], box[3] - box[1])))
+                if d < 0.5 * size:
+                    pairs.append((d / size, ti, di))
+        pairs.sort()
+        used_t, used_d = set(), set()
+        newly: list[Track] = []
+        for _, ti, di in pairs:
+            if ti in used_t or di in used_d:
+                continue
+            used_t.add(ti)
+            used_d.add(di)
+            tr = live[ti]
+            lm, box, score = found[di]
+            inv = np.linalg.inv(tr.motion)
+            lm_ref = np.asarray(lm, np.float64) @ inv[:2, :2].T + inv[:2, 2]
+            pull = 1.0 if tr.points is None else DETECTION_PULL
+            tr.ref = tr.ref + pull * (lm_ref - tr.ref)
+            size_ref = float(max(box[2] - box[0], box[3] - box[1])) / max(tr.scale, 1e-6)
+            tr.size = tr.size + pull * (size_ref - tr.size)
+            tr.score = float(score)
+            tr.misses = 0
+            tr.detections += 1
+            if not tr.confirmed:
+                tr.confirmed = True
+                newly.append(tr)
+            tr.max_size = max(tr.max_size, tr.frame_size)
+            self._seed_points(tr, grey)
+        for tr in sorted(newly, key=lambda tr: -tr.size * tr.scale):  # indices: by confirmation, larger first
+            tr.index = self.next_index
+            self.next_index += 1
+        for ti, tr in enumerate(live):
+            if ti not in used_t:
+                tr.misses += 1
+                if tr.misses > MAX_MISSES or not tr.confirmed or (tr.points is None and tr.misses > 1):
+                    tr.ending = True  # gone (or a detector's one-off): fade out
+        for di, (lm, box, score) in enumerate(found):
+            if di in used_d:
+                continue
+            lm = np.asarray(lm, np.float64)
+            size = float(max(box[2] - box[0], box[3] - box[1]))
+            first = frame_index == 0
+            # a face in the very first frame smiles at once (and fades out if the next detection
+            # does not confirm it); a later one waits for that confirmation, then fades in
+            tr = Track(index=-1, ref=lm.copy(), size=size, score=float(score), first_frame=frame_index,
+                       last_frame=frame_index, weight=1.0 if first else 0.0, confirmed=False,
+                       smooth=OneEuro(self.min_cutoff, self.beta), box=tuple(int(v) for v in box), detections=1, max_size=size)
+            self._seed_points(tr, grey)
+            self.tracks.append(tr)

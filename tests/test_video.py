@@ -1,0 +1,401 @@
+"""Videos: ``smile clip.mp4`` and :func:`smilecore.video.smile_video`.
+
+Every clip is made here from the bundled astronaut (moved across a canvas on a known path,
+with a sine tone; :mod:`smilecore.video_synth`).  Clips are small (≤ 480x360, ≤ 64 frames).
+Needs PyAV, which ``pip install ".[test]"`` installs (or ``pip install ".[video]"``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+av = pytest.importorskip("av", reason="video tests need PyAV: pip install '.[video]' (or '.[test]')")
+
+import smilecore  # noqa: E402
+from cli.main import cli  # noqa: E402
+from smilecore.errors import InputError, NoFaceError, UsageError  # noqa: E402
+from smilecore.video import StrengthSchedule, smile_video  # noqa: E402
+from smilecore.video_synth import make_clip, mouth_box, mouth_flicker, packets, read_frames  # noqa: E402
+from smilecore.video_track import FADE_FRAMES, FaceTracker  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZE = (480, 360)
+FRAMES = 64
+
+
+@pytest.fixture(scope="module")
+def picture() -> np.ndarray:
+    return np.asarray(Image.open(ROOT / "samples" / "astronaut.jpg").convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def model():
+    return smilecore.load_model()
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory, picture):
+    """The clips most tests share (made once)."""
+    d = tmp_path_factory.mktemp("clips")
+    return {
+        "moving": make_clip(d / "moving.mp4", picture, size=SIZE, frames=FRAMES, crf=18),
+        # lossless source: any change in a still face is the filter's own
+        "still": make_clip(d / "still.mkv", picture, size=SIZE, frames=40, crf=0, amplitude=(0, 0), audio=False),
+    }
+
+
+@pytest.fixture(scope="module")
+def smiled(clips, model, tmp_path_factory):
+    """The moving clip through the CLI (default options but strength 2), once."""
+    d = tmp_path_factory.mktemp("smiled")
+    src = d / "clip.mp4"
+    src.write_bytes(clips["moving"].path.read_bytes())
+    r = run(src, "-s", "2", "--json")
+    return src, d / "clip.smile.mp4", r
+
+
+def run(*args) -> "CliRunner.Result":
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def one_error_line(r, *words):
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
+
+
+def stream_info(path: Path) -> dict:
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        pts = [f.pts for f in c.decode(video=0)]
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        return {"size": (v.codec_context.width, v.codec_context.height), "rate": v.average_rate, "time_base": v.time_base,
+                "frames": len(pts), "pts": pts, "kinds": sorted(s.type for s in c.streams)}
+
+
+def mouth_region(picture, clip, i: int) -> tuple[slice, slice]:
+    """The mouth box of frame ``i`` in frame pixels."""
+    x0, y0, x1, y1 = mouth_box(picture)
+    m = clip.matrices[i]
+    ax0, ay0 = m[:, :2] @ [x0, y0] + m[:, 2]
+    ax1, ay1 = m[:, :2] @ [x1, y1] + m[:, 2]
+    return slice(int(ay0), int(ay1) + 1), slice(int(ax0), int(ax1) + 1)
+
+
+# ---------------------------------------------------------------- the command
+
+
+def test_clip_keeps_frames_rate_timebase_and_audio_bits(smiled, clips):
+    src, out, r = smiled
+    assert r.exit_code == 0, r.stderr
+    assert out.is_file() and not any(p.name.endswith(".smile-tmp") for p in out.parent.iterdir())
+    a, b = stream_info(src), stream_info(out)
+    assert b["frames"] == a["frames"] == FRAMES
+    assert (b["size"], b["rate"], b["time_base"], b["pts"], b["kinds"]) == (a["size"], a["rate"], a["time_base"], a["pts"], a["kinds"])
+    audio_in, audio_out = packets(src), packets(out)
+    assert len(audio_in) == clips["moving"].audio_packets > 50
+    assert audio_out == audio_in  # remuxed: same timestamps, same bytes
+
+
+def test_json_reports_one_tracked_face(smiled):
+    _, out, r = smiled
+    doc = json.loads(r.stdout)
+    (entry,) = doc["photos"]
+    assert entry["status"] == "ok" and entry["output"] == str(out)
+    assert entry["video"]["frames"] == FRAMES and entry["video"]["fps"] == 25
+    (face,) = entry["faces"]  # one person, one index, followed through the whole clip
+    assert face["index"] == 0 and face["edited"] and face["first_frame"] == 0 and face["last_frame"] == FRAMES - 1
+    assert face["frames_edited"] == FRAMES
+    assert 2 <= face["detections"] < FRAMES / 4  # detected every few frames, tracked in between
+
+
+def test_mouth_changes_and_flicker_stays_within_target(smiled, clips, picture):
+    src, out, _ = smiled
+    fi, fo = read_frames(src), read_frames(out)
+    clip = clips["moving"]
+    changed = [np.abs(fo[i][mouth_region(picture, clip, i)].astype(int) - fi[i][mouth_region(picture, clip, i)]).mean()
+               for i in range(0, FRAMES, 8)]
+    assert min(changed) > 3.0, changed  # every sampled frame smiles
+    box = mouth_box(picture)
+    ratio = mouth_flicker(fo, clip.matrices, box) / mouth_flicker(fi, clip.matrices, box)
+    assert ratio <= 1.15, ratio
+
+
+def test_still_face_gives_a_still_smile_and_the_rest_is_untouched(clips, model, picture, tmp_path):
+    """Lossless in and out: outside the face every pixel is the input's; a still face's smile
+    does not move; the schedule holds strength 0 for the first 0.4 s."""
+    clip = clips["still"]
+    out = tmp_path / "still.smile.mkv"
+    res = smile_video(clip.path, out, strength="0:0,0.4:0,0.8:2", model=model, crf=0)
+    assert res.frames == 40 and res.tracks[0]["edited"]
+    with av.open(str(clip.path)) as c:
+        fi = [f.to_ndarray() for f in c.decode(video=0)]  # I420 planes, as coded
+    with av.open(str(out)) as c:
+        fo = [f.to_ndarray() for f in c.decode(video=0)]
+    h = SIZE[1]
+    ys, xs = mouth_region(picture, clip, 0)
+    for i in range(10):  # t < 0.4 s: strength 0, bit-identical frames
+        assert np.array_equal(fi[i], fo[i]), i
+    x0, y0, x1, y1 = (int(v) for v in _face_extent(picture, clip))
+    for i in (20, 30, 39):
+        diff = fi[i][:h].astype(int) != fo[i][:h]
+        assert diff[ys, xs].mean() > 0.3, i  # the mouth changed...
+        diff[y0:y1, x0:x1] = False
+        assert not diff.any(), i  # ...and nothing outside the face's region did
+    # still face: a few frames after reaching full strength (t = 0.8 s), the smile stands still
+    steps = [np.abs(fo[i][:h][ys, xs].astype(int) - fo[i - 1][:h][ys, xs]).mean() for i in range(26, 40)]
+    assert max(steps) < 0.1, steps
+
+
+def _face_extent(picture, clip):
+    """Frame box that any edit of the face stays inside (the aligned crop square, generously)."""
+    x0, y0, x1, y1 = smilecore.detect_faces(picture)[0].box
+    s = x1 - x0
+    m = clip.matrices[0]
+    a = m[:, :2] @ [x0 - 1.2 * s, y0 - 1.2 * s] + m[:, 2]
+    b = m[:, :2] @ [x1 + 1.2 * s, y1 + 1.4 * s] + m[:, 2]
+    return max(0, a[0]), max(0, a[1]), b[0], b[1]
+
+
+@pytest.mark.parametrize("ext, codec", [(".mov", None), (".mkv", None), (".webm", None), (".avi", None), (".mp4", "hevc")])
+def test_containers_round_trip(ext, codec, picture, model, tmp_path):
+    src = tmp_path / f"c{ext}"
+    clip = make_clip(src, picture, size=(320, 240), frames=12, face_height=0.95,
+                     codec="libvpx-vp9" if ext == ".webm" else "libx264")
+    out = tmp_path / f"c.smile{ext}"
+    res = smile_video(src, out, strength=2, model=model, codec=codec)
+    a, b = stream_info(src), stream_info(out)
+    assert b["frames"] == a["frames"] == 12 and b["size"] == a["size"] and b["kinds"] == a["kinds"]
+    a_in, a_out = packets(src), packets(out)
+    if ext == ".avi":  # AVI keeps no audio timestamps of its own: compare the bytes
+        a_in, a_out = [p for _, p in a_in], [p for _, p in a_out]
+    assert a_out == a_in and len(a_in) >= clip.audio_packets - 1 > 0
+    assert res.faces_edited == 1
+
+
+def test_strength_schedule():
+    s = StrengthSchedule.parse("0:0,1.5:2,4:2,5:0")
+    assert [s(t) for t in (0, 0.75, 1.5, 3, 4.5, 9)] == [0, 1, 2, 2, 1, 0]
+    assert StrengthSchedule.parse("2.5")(7) == 2.5 and StrengthSchedule.parse(1)(0) == 1.0
+    assert StrengthSchedule.parse("1:2")(0) == 2  # held before the first point
+    for bad in ("0:1,0:2", "1:2,0:1", "a:1", "1:2:3", "-1:2", "0:nan", ":", "x"):
+        with pytest.raises(UsageError):
+            StrengthSchedule.parse(bad)
+
+
+# ---------------------------------------------------------------- tracking
+
+
+def _texture(seed=0, size=200):
+    rng = np.random.default_rng(seed)
+    t = rng.integers(0, 255, (size // 8, size // 8), np.uint8)
+    import cv2
+
+    return cv2.resize(t, (size, size), interpolation=cv2.INTER_CUBIC)
+
+
+def _scene(tex, x, y, w=320, h=240):
+    frame = np.full((h, w), 100, np.uint8)
+    if x is not None:
+        th, tw = tex.shape
+        x0, y0 = max(0, x), max(0, y)
+        x1, y1 = min(w, x + tw), min(h, y + th)
+        if x1 > x0 and y1 > y0:
+            frame[y0:y1, x0:x1] = tex[y0 - y:y1 - y, x0 - x:x1 - x]
+    return frame
+
+
+LM = np.array([[130, 80], [115, 81], [70, 80], [85, 81], [100, 110]], np.float64)
+
+
+def test_tracker_keeps_index_through_missed_detections_and_fades():
+    tex = _texture()
+    path = [(20 + 2 * i, 10 + i) for i in range(40)] + [(None, None)] * 30
+    calls = []
+
+    def detect(i):
+        calls.append(i)
+        x, y = path[i]
+        if x is None or len(calls) in (3, 4, 5):  # after confirming it, the detector misses the face three times in a row
+            return []
+        return [(LM + [x, y], (x + 50, y + 50, x + 150, y + 150), 0.9)]
+
+    tr = FaceTracker(detect, detect_every=12)
+    weights, positions = [], []
+    for i, (x, y) in enumerate(path):
+        live = tr.update(_scene(tex, x, y), i, i / 25)
+        weights.append(live[0].fade if live else 0.0)
+        if x is not None and live:
+            positions.append(live[0].smoothed.mean(0) - (LM.mean(0) + [x, y]))
+    tracks = tr.all_tracks()
+    assert [t.index for t in tracks] == [0]  # one person, one index, misses or not
+    assert weights[:40] == [1.0] * 40  # no blink while the detector misses it
+    assert np.abs(np.array(positions)).max() < 1.5  # optical flow follows the face between detections
+    fade = weights[40:40 + FADE_FRAMES + 3]
+    assert all(a >= b for a, b in zip(fade, fade[1:])) and fade[-1] == 0.0 == weights[-1]  # leaves: fades out...
+    assert sum(0 < w < 1 for w in fade) >= FADE_FRAMES - 2  # ...over several frames
+    assert len(calls) < 25 and len([c for c in calls if c < 40]) >= 5
+
+
+def test_tracker_fades_a_new_face_in():
+    tex = _texture(1)
+
+    def detect(i):
+        return [] if i < 10 else [(LM + [40, 20], (90, 70, 190, 170), 0.9)]
+
+    tr = FaceTracker(detect, detect_every=4)
+    weights = []
+    for i in range(40):
+        live = tr.update(_scene(tex, 40 if i >= 10 else None, 20), i, i / 25)
+        weights.append(live[0].fade if live and live[0].index >= 0 else 0.0)
+    first = next(i for i, w in enumerate(weights) if w > 0)
+    ramp = weights[first:first + FADE_FRAMES]
+    assert first >= 10 and ramp[0] < 0.3 and ramp[-1] == 1.0 and ramp == sorted(ramp)
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_errors_are_one_line_with_the_right_exit_code(clips, picture, tmp_path):
+    src = tmp_path / "a.mp4"
+    src.write_bytes(clips["moving"].path.read_bytes())
+    r = run(src, "-s", "1:2,0:1")
+    assert r.exit_code == 2 and "times must increase" in r.stderr
+    r = run(src, "-s", "0:0,1:9")
+    assert r.exit_code == 2 and "outside this model's range" in one_error_line(r)
+    r = run(src, "--codec", "vp8")
+    assert r.exit_code == 2 and "cannot go into a .mp4" in one_error_line(r)
+    r = run(src, "-o", tmp_path / "x.png")
+    assert r.exit_code == 2 and "not a video format" in one_error_line(r)
+    r = run(ROOT / "samples" / "astronaut.jpg", "-s", "0:0,1:2", "-o", tmp_path / "p.jpg")
+    assert r.exit_code == 2 and "schedule applies to videos" in one_error_line(r)
+    # not a video at all, audio only, truncated
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("hello")
+    r = run(fake)
+    assert r.exit_code == 4 and "fake.mp4" in one_error_line(r)
+    audio = tmp_path / "audio.mp4"
+    with av.open(str(audio), "w") as c:
+        s = c.add_stream("aac", rate=48000)
+        s.layout = "mono"
+        for k in range(20):
+            f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            f.sample_rate, f.pts = 48000, k * 1024
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    r = run(audio)
+    assert r.exit_code == 4 and "no video stream" in one_error_line(r)
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
+    r = run(truncated, "-o", tmp_path / "cut.out.mp4")
+    assert r.exit_code in (0, 4), r.stderr
+    if r.exit_code == 4:
+        one_error_line(r, "cut.mp4")
+        assert not (tmp_path / "cut.out.mp4").exists()
+    else:
+        assert 0 < stream_info(tmp_path / "cut.out.mp4")["frames"] <= FRAMES
+    assert not any(p.name.endswith(".smile-tmp") for p in tmp_path.iterdir())
+
+
+def test_no_face_is_exit_3_or_copied_with_keep_unchanged(picture, tmp_path):
+    empty = tmp_path / "empty.mp4"
+    make_clip(empty, picture, size=(160, 120), frames=8, hide=(0, 8))
+    r = run(empty)
+    assert r.exit_code == 3 and "no face" in one_error_line(r)
+    assert not (tmp_path / "empty.smile.mp4").exists()
+    r = run(empty, "--keep-unchanged")
+    assert r.exit_code == 0 and (tmp_path / "empty.smile.mp4").read_bytes() == empty.read_bytes()
+
+
+def test_odd_size_ten_bit_vfr_and_rotation(picture, model, tmp_path):
+    # odd width and height (4:4:4 source): same size out
+    odd = make_clip(tmp_path / "odd.mp4", picture, size=(321, 241), frames=8, pix_fmt="yuv444p", face_height=0.95)
+    res = smile_video(odd.path, tmp_path / "odd.out.mp4", strength=2, model=model)
+    assert stream_info(tmp_path / "odd.out.mp4")["size"] == (321, 241) and res.frames == 8
+    # 10-bit stays 10-bit
+    deep = make_clip(tmp_path / "deep.mkv", picture, size=(320, 240), frames=8, pix_fmt="yuv420p10le", face_height=0.95)
+    res = smile_video(deep.path, tmp_path / "deep.out.mkv", strength=2, model=model)
+    with av.open(str(tmp_path / "deep.out.mkv")) as c:
+        assert c.streams.video[0].codec_context.format.name == "yuv420p10le"
+    assert res.faces_edited == 1
+    # variable frame rate: every timestamp kept
+    vfr = tmp_path / "vfr.mkv"
+    with av.open(str(vfr), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 320, 240, "yuv420p"
+        s.codec_context.time_base = s.time_base = __import__("fractions").Fraction(1, 1000)
+        canvas = np.full((240, 320, 3), 120, np.uint8)
+        import cv2
+
+        canvas[:, 40:280] = cv2.resize(picture, (240, 240))
+        t = 0
+        for i in range(10):
+            f = av.VideoFrame.from_ndarray(canvas, format="rgb24")
+            f.pts, f.time_base = t, s.time_base
+            t += 40 if i % 3 else 120
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    smile_video(vfr, tmp_path / "vfr.out.mkv", strength=2, model=model)
+    assert stream_info(tmp_path / "vfr.out.mkv")["pts"] == stream_info(vfr)["pts"]
+    # a phone clip stored sideways with a display rotation: kept, and its face is found
+    rot = make_clip(tmp_path / "rot.mp4", picture, size=(320, 240), frames=8, rotation=90, face_height=0.95)
+    res = smile_video(rot.path, tmp_path / "rot.out.mp4", strength=2, model=model)
+    with av.open(str(rot.path)) as a, av.open(str(tmp_path / "rot.out.mp4")) as b:
+        ra, rb = next(a.decode(video=0)).rotation, next(b.decode(video=0)).rotation
+    assert ra == rb != 0 and res.faces_edited == 1
+
+
+def test_sigterm_leaves_no_partial_file(clips, tmp_path):
+    src = tmp_path / "long.mp4"
+    src.write_bytes(clips["moving"].path.read_bytes())
+    env = dict(os.environ, SMILE_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "cli", str(src), "-o", str(tmp_path / "out.mp4"), "--crf", "0",
+                             "--preset", "slow"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 30
+    while time.time() < deadline and not any(p.name.endswith(".smile-tmp") for p in tmp_path.iterdir()):
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"]
+
+
+def test_worker_takes_a_video_and_reports_progress(clips, tmp_path):
+    from cli.worker import WorkerSession
+
+    src = tmp_path / "w.mp4"
+    src.write_bytes(clips["moving"].path.read_bytes())
+    events = []
+    session = WorkerSession()
+    session.load_model()
+    session.emit = events.append
+    req = {"id": 5, "cmd": "smile", "input": str(src), "output": str(tmp_path / "w.out.mp4"), "strength": "0:1,1:2",
+           "faces": [0]}
+    reply = session.handle_line(json.dumps(req).encode())
+    assert reply["ok"] is True, reply
+    assert reply["video"]["frames"] == FRAMES and reply["faces"][0]["edited"]
+    assert events and all(e["event"] == "progress" and e["id"] == 5 for e in events)
+    assert events[-1]["frame"] == FRAMES and events[-1]["frames"] == FRAMES
+    bad = session.handle_line(json.dumps(dict(req, output=str(tmp_path / "w.png"))).encode())
+    assert bad["ok"] is False and bad["error"]["code"] == "bad_request"
+    bad = session.handle_line(json.dumps(dict(req, strength="9:x")).encode())
+    assert bad["ok"] is False and bad["error"]["code"] == "bad_request"
