@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
 
-from training.evaluate import markdown_table  # noqa: E402
+from training.evaluate import add_realism, markdown_table  # noqa: E402
 from training.teacher import teeth_fraction, tooth_edges  # noqa: E402
 
 
@@ -39,10 +39,18 @@ def test_markdown_table_reports_teeth_only_where_the_mouth_opened():
            "ssim_teacher": 0.97, "l1_teacher": 0.01}
     table = markdown_table({"1": {**row, "opened": 0, "teeth_out": float("nan"), "teeth_teacher": float("nan")},
                             "2": {**row, "opened": 5, "teeth_out": 0.41, "teeth_teacher": 0.63,
-                                  "edges_out": 12.34, "edges_teacher": 20.0}})
+                                  "edges_out": 12.34, "edges_teacher": 20.0, "realism_auc": 0.9876}})
     lines = table.splitlines()
-    assert lines[0].count("|") == lines[2].count("|") == lines[3].count("|") == 10
-    assert lines[2].endswith("| – | – |") and lines[3].endswith("| 0.41 (0.63) | 12.3 (20.0) |")
+    assert lines[0].count("|") == lines[2].count("|") == lines[3].count("|") == 11
+    assert lines[2].endswith("| – | – | – |") and lines[3].endswith("| 0.41 (0.63) | 12.3 (20.0) | 0.988 |")
+
+
+def test_add_realism_puts_the_ceiling_at_lambda_zero():
+    per = {"-1": {}, "0": {}, "1": {}, "2": {}, "3": {}}
+    add_realism(per, {"ceiling": {"auc": 0.9, "sd": 0.01},
+                      "per_lambda": {"1": {"auc": 0.8, "sd": 0.02}, "2": {"auc": 0.7, "sd": 0.03}}})
+    assert per["0"]["realism_auc"] == 0.9 and per["1"]["realism_auc"] == 0.8 and per["2"]["realism_sd"] == 0.03
+    assert "realism_auc" not in per["-1"] and "realism_auc" not in per["3"]
 
 
 def test_tooth_edges_tell_separate_teeth_from_a_band():

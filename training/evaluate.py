@@ -17,12 +17,19 @@ person-disjoint validation split (never tuned on):
 * tooth edges: on the same faces, how strongly the bright part of the opening changes from
   pixel to pixel across it (:func:`training.teacher.tooth_edges`, grey levels): separate teeth
   score high, a smooth white band low.
+* realism AUC (:mod:`training.realism`): a two-sample test, a logistic regression on grey
+  HOG + LBP features of the aligned lower face trained with person-disjoint folds to tell the
+  split's neutral faces, edited at ``[evaluate] realism_lams`` (1 and 2), from real smiling
+  faces of *other people* of the same split, matched per source, grey/colour and face size;
+  ROC AUC 0.5 = cannot tell.  The row λ = 0 holds the same test on the unedited neutral faces
+  (the ceiling).  It uses its own, larger sample (``realism_faces`` per side) and writes
+  ``realism_sheet.png`` (lower-face windows: real smile | unedited | each λ).
 
 The teacher compared against is ``[evaluate] teacher`` (``--teacher``): ``drawn`` (the drawn
 mouth of ``training.teeth``, what models from ``atlas`` stages learn) or ``donors`` (real donor
 mouths, what models 1.0.0 and 1.1.0 learned).
 
-It prints a Markdown table, writes ``cache_dir/eval/metrics.json`` and a contact
+It prints Markdown tables, writes ``cache_dir/eval/metrics.json`` and a contact
 sheet ``cache_dir/eval/contact_sheet.png`` (input | λ = −1, 1, 2, 3 | teacher at 2),
 both outside the repository (the faces may not be redistributed).
 The model is an exported ``.onnx`` (``--model``, run through smilecore's loader)
@@ -131,17 +138,18 @@ def contact_sheet(rows: list[list[np.ndarray]], cell: int = 160) -> np.ndarray:
 
 
 def markdown_table(per_lam: dict[str, dict[str, float]]) -> str:
-    """The metrics as a Markdown table, one row per λ."""
+    """The metrics as a Markdown table, one row per λ (realism AUC: λ = 0 is the unedited ceiling)."""
     lines = [
-        "| λ | smile p before | smile p after | non-smilers moved the right way | identity dist (dlib) | SSIM vs teacher | L1 vs teacher | teeth shown (teacher) | tooth edges (teacher) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| λ | smile p before | smile p after | non-smilers moved the right way | identity dist (dlib) | SSIM vs teacher | L1 vs teacher | teeth shown (teacher) | tooth edges (teacher) | realism AUC (vs real smiles) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for lam, m in per_lam.items():
         teeth = "–" if m.get("opened", 0) == 0 else f"{m['teeth_out']:.2f} ({m['teeth_teacher']:.2f})"
         edges = "–" if m.get("opened", 0) == 0 or "edges_out" not in m else f"{m['edges_out']:.1f} ({m['edges_teacher']:.1f})"
+        real = "–" if "realism_auc" not in m else f"{m['realism_auc']:.3f}"
         lines.append(
             f"| {float(lam):+.0f} | {m['p_before']:.3f} | {m['p_after']:.3f} | {m['moved_right_way']:.2f} | "
-            f"{m['identity_mean']:.3f} (max {m['identity_max']:.3f}) | {m['ssim_teacher']:.4f} | {m['l1_teacher']:.4f} | {teeth} | {edges} |"
+            f"{m['identity_mean']:.3f} (max {m['identity_max']:.3f}) | {m['ssim_teacher']:.4f} | {m['l1_teacher']:.4f} | {teeth} | {edges} | {real} |"
         )
     return "\n".join(lines)
 
@@ -239,8 +247,32 @@ def evaluate_smilers(edit: Editor, size: int, crops: np.ndarray, rows: np.ndarra
             "markdown": "\n".join(lines)}, contact_sheet(grid)
 
 
+def run_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str, np.ndarray], labels: dict[str, np.ndarray] | None,
+                split: str, faces: int, ev: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
+    """The realism two-sample test (:mod:`training.realism`) with the ``[evaluate] realism_*`` settings."""
+    from .realism import evaluate_realism, realism_sample
+
+    seed = int(ev.get("seed", 4321))
+    sample = realism_sample(index, labels, split, seed=seed, max_per_class=faces)
+    if len(sample.edit_rows) < 10:
+        raise ValueError(f"only {len(sample.edit_rows)} matched faces for the realism test on the {split} split")
+    lams = tuple(float(x) for x in ev.get("realism_lams", (1.0, 2.0)))
+    return evaluate_realism(edit, size, crops, index, sample, lams, folds=int(ev.get("realism_folds", 5)),
+                            repeats=int(ev.get("realism_repeats", 3)), l2=float(ev.get("realism_l2", 1.0)), seed=seed)
+
+
+def add_realism(per_lam: dict[str, dict[str, float]], realism: dict[str, Any]) -> None:
+    """Copy the realism AUCs into the per-λ metrics: the edits' at their λ, the unedited ceiling at λ = 0."""
+    for lam, m in per_lam.items():
+        got = realism["ceiling"] if float(lam) == 0.0 else realism["per_lambda"].get(f"{float(lam):g}")
+        if got is not None:
+            m["realism_auc"] = got["auc"]
+            m["realism_sd"] = got["sd"]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training evaluate [--model X.onnx | --checkpoint X.pt] [--faces N] [--out DIR]``."""
+    """``python -m training evaluate [--model X.onnx | --checkpoint X.pt] [--faces N] [--split val|test] [--out DIR]
+    [--realism-faces N]``."""
     ap = argparse.ArgumentParser(prog="python -m training evaluate", description="evaluate a smile model on the validation split")
     ap.add_argument("--config", default=None, help="config TOML (default training/config.toml)")
     src = ap.add_mutually_exclusive_group()
@@ -251,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="output folder (default cache_dir/eval)")
     ap.add_argument("--teacher", default=None, choices=("drawn", "donors"),
                     help="teacher to compare against (default [evaluate] teacher)")
+    ap.add_argument("--realism-faces", type=int, default=None,
+                    help="most faces per side of the realism test (default [evaluate] realism_faces; 0 skips it)")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
     ev = cfg.get("evaluate", {})
@@ -282,7 +316,20 @@ def main(argv: list[str] | None = None) -> int:
         srows = np.sort(rng.choice(srows, min(n // 2, len(srows)), replace=False))
         smilers, smile_sheet = evaluate_smilers(edit, size, crops, srows)
         result["smiling_faces"] = smilers
-        result["markdown"] += "\n\n" + smilers["markdown"]
+        n_real = int(args.realism_faces if args.realism_faces is not None else ev.get("realism_faces", 300))
+        realism_sheet = None
+        tables = [markdown_table(result["per_lambda"])]
+        if n_real > 0:
+            try:
+                result["realism"], realism_sheet = run_realism(edit, size, crops, index, load_labels(cfg), args.split, n_real, ev)
+            except ValueError as exc:  # too few faces: the other metrics still stand
+                print(f"warning: realism test skipped: {exc}", file=sys.stderr)
+            else:
+                add_realism(result["per_lambda"], result["realism"])
+                from .realism import markdown as realism_markdown
+
+                tables = [markdown_table(result["per_lambda"]), realism_markdown(result["realism"])]
+        result["markdown"] = "\n\n".join(tables + [smilers["markdown"]])
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -293,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / "metrics.json").write_text(json.dumps(result, indent=1))
     cv2.imwrite(str(out / "contact_sheet.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     cv2.imwrite(str(out / "contact_sheet_smilers.png"), cv2.cvtColor(smile_sheet, cv2.COLOR_RGB2BGR))
+    if realism_sheet is not None:
+        cv2.imwrite(str(out / "realism_sheet.png"), cv2.cvtColor(realism_sheet, cv2.COLOR_RGB2BGR))
     print(f"{what} on {result['faces']} {args.split} faces ({result['non_smilers']} non-smiling before):\n")
     print(result["markdown"])
     print(f"\nwrote {out / 'metrics.json'} and {out / 'contact_sheet.png'}")

@@ -1,0 +1,213 @@
+"""The realism two-sample test: AUC, logistic regression, person-disjoint folds, source matching (skipped without torch)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("cv2")
+pytest.importorskip("skimage")
+
+from training import realism  # noqa: E402
+from training.realism import (  # noqa: E402
+    assign_people, features, fit_logistic, match_strata, person_folds, roc_auc, stratum_keys, two_sample_auc,
+)
+
+
+def test_roc_auc_hand_checked():
+    # positives 0.8, 0.4, 0.4; negatives 0.4, 0.1: pairs (pos > neg) = 2 + (0.5 + 1) + (0.5 + 1) = 5 of 6
+    assert roc_auc(np.array([0.8, 0.4, 0.4, 0.4, 0.1]), np.array([1, 1, 1, 0, 0])) == pytest.approx(5 / 6)
+    assert roc_auc(np.array([3.0, 2.0, 1.0]), np.array([1, 0, 0])) == 1.0
+    assert roc_auc(np.array([3.0, 2.0, 1.0]), np.array([0, 1, 1])) == 0.0
+    assert roc_auc(np.ones(6), np.array([1, 0, 1, 0, 1, 0])) == 0.5  # all tied
+    with pytest.raises(ValueError):
+        roc_auc(np.array([1.0, 2.0]), np.array([1, 1]))
+
+
+def test_roc_auc_matches_pair_counting():
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 5, 40).astype(float)  # many ties
+    y = rng.random(40) < 0.4
+    pos, neg = s[y], s[~y]
+    brute = ((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (len(pos) * len(neg))
+    assert roc_auc(s, y) == pytest.approx(brute)
+
+
+def test_logistic_regression_separates_and_regularises():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 5))
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
+    m = fit_logistic(x, y, l2=1e-3)
+    assert ((m.decision(x) > 0) == y).mean() > 0.97
+    assert m.w[0] > m.w[1] > abs(m.w[2])
+    strong = fit_logistic(x, y, l2=100.0)
+    assert np.abs(strong.w).max() < 0.1 * np.abs(m.w).max()
+    p = m.probability(x)
+    assert ((p >= 0) & (p <= 1)).all()
+    # a constant feature does not break the standardisation
+    m2 = fit_logistic(np.hstack([x, np.ones((200, 1))]), y, l2=1e-2)
+    assert np.isfinite(m2.w).all()
+
+
+def _people(n: int, per: int, prefix: str) -> np.ndarray:
+    return np.array([f"{prefix}{i // per}" for i in range(n)])
+
+
+def test_person_folds_never_share_a_person_and_keep_classes_and_strata():
+    rng = np.random.default_rng(2)
+    person = np.concatenate([_people(60, 3, "a"), _people(60, 2, "b")])
+    y = np.r_[np.ones(60, int), np.zeros(60, int)]
+    strata = np.where(np.arange(120) % 6 < 2, "grey", "colour")
+    strata = np.array([strata[np.flatnonzero(person == p)[0]] for p in person])  # one stratum per person
+    fold = person_folds(person, y, strata, 5, rng)
+    assert set(fold.tolist()) == set(range(5))
+    for p in np.unique(person):
+        assert len(np.unique(fold[person == p])) == 1
+    for f in range(5):
+        for c in (0, 1):
+            for s in ("grey", "colour"):
+                n = ((fold == f) & (y == c) & (strata == s)).sum()
+                total = ((y == c) & (strata == s)).sum()
+                assert abs(n - total / 5) <= 3  # at most one person's worth off the even share
+
+
+def test_two_sample_auc_identical_distributions_near_half():
+    rng = np.random.default_rng(3)
+    x1, x0 = rng.normal(size=(120, 30)), rng.normal(size=(120, 30))
+    r = two_sample_auc(x1, x0, _people(120, 2, "a"), _people(120, 2, "b"), ["s"] * 120, ["s"] * 120, folds=4, repeats=2)
+    assert abs(r["auc"] - 0.5) < 0.1
+    assert len(r["fold_aucs"]) == 8 and r["n1"] == r["n0"] == 120
+
+
+def test_two_sample_auc_different_distributions_near_one():
+    rng = np.random.default_rng(4)
+    x1, x0 = rng.normal(size=(80, 30)), rng.normal(size=(80, 30))
+    x1[:, :3] += 3.0  # three features shifted by 3 sd: Bayes AUC > 0.99
+    r = two_sample_auc(x1, x0, _people(80, 1, "a"), _people(80, 1, "b"), ["s"] * 80, ["s"] * 80, folds=4, repeats=1)
+    assert r["auc"] > 0.95
+
+
+def test_two_sample_auc_refuses_shared_people():
+    x = np.zeros((4, 2))
+    with pytest.raises(ValueError, match="share people"):
+        two_sample_auc(x, x, ["a", "b", "c", "d"], ["d", "e", "f", "g"], ["s"] * 4, ["s"] * 4)
+
+
+def test_match_strata_keeps_proportions_on_both_sides():
+    rng = np.random.default_rng(5)
+    k1 = np.array(["utk"] * 300 + ["expr"] * 50 + ["only1"] * 5)
+    k0 = np.array(["utk"] * 80 + ["expr"] * 120 + ["only0"] * 7)
+    i1, i0 = match_strata(k1, k0, rng)
+    assert sorted(k1[i1].tolist()) == sorted(k0[i0].tolist())
+    assert (k1[i1] == "utk").sum() == 80 and (k1[i1] == "expr").sum() == 50
+    assert len(np.unique(i1)) == len(i1) and len(np.unique(i0)) == len(i0)
+    j1, j0 = match_strata(k1, k0, rng, max_per_class=65)  # 80:50 scaled to 40:25
+    assert len(j1) == len(j0) == 65
+    assert (k1[j1] == "utk").sum() == (k0[j0] == "utk").sum() == 40
+
+
+def test_assign_people_puts_each_person_on_one_side():
+    person = np.array(["p1", "p1", "p2", "p3", "p3", "p4", "p5"])
+    r1, r0 = assign_people(np.array([0, 2, 3]), np.array([1, 4, 5, 6]), person, np.random.default_rng(6))
+    assert not set(person[r1]) & set(person[r0])
+    assert 2 in r1 and 5 in r0 and 6 in r0  # people on one side only stay
+    assert {"p1", "p3"} <= set(person[r1]) | set(person[r0])  # shared people are kept, on one side
+
+
+def test_stratum_keys_separate_source_colour_size_and_utkface_demographics():
+    index = {"source": np.array(["utkface", "utkface", "expressions", "expressions"]),
+             "gray": np.array([False, False, True, True]), "face_px": np.array([150, 150, 150, 40], np.int16),
+             "file": np.array(["utkface/images/25_1_0_2017.jpg", "utkface/images/50_0_2_2017.jpg",
+                               "expressions/images/A_1.jpg", "expressions/images/B_1.jpg"]),
+             "age": np.array([25, 50, -1, -1], np.int16)}
+    assert stratum_keys(index, np.arange(4)).tolist() == [
+        "utkface/colour/large/female/<30", "utkface/colour/large/male/50+", "expressions/grey/large", "expressions/grey/small"]
+    assert stratum_keys(index, np.arange(2), demographics=False).tolist() == ["utkface/colour/large"] * 2
+    assert [realism.age_band(a) for a in (13, 29, 30, 49, 50, -1)] == ["<30", "<30", "30-49", "30-49", "50+", "?"]
+
+
+def test_realism_sample_other_people_same_strata():
+    rng = np.random.default_rng(11)
+    rows = []
+    for i in range(40):  # expressions: every person has neutral and happy photos, some grey
+        for lab in (0, 0, 1, 1, 1):
+            rows.append(("expressions", f"expr:{i}", lab, i % 4 == 0, -1, f"expressions/images/{i}.jpg"))
+    for i in range(120):  # UTKFace, labelled here (no classifier labels): 2 in 3 smiles are women
+        lab = int(i % 2)
+        female = rng.random() < (0.67 if lab else 0.35)
+        rows.append(("utkface", f"utk:{i}", lab, False, int(rng.integers(18, 80)), f"utkface/images/30_{int(female)}_0_x.jpg"))
+    index = {"source": np.array([r[0] for r in rows]), "person": np.array([r[1] for r in rows]),
+             "label": np.array([r[2] for r in rows], np.int8), "gray": np.array([r[3] for r in rows]),
+             "age": np.array([r[4] for r in rows], np.int16), "file": np.array([r[5] for r in rows]),
+             "face_px": np.full(len(rows), 150, np.int16), "split": np.array(["val"] * len(rows))}
+    s = realism.realism_sample(index, None, "val", seed=1, max_per_class=None, frontal_tolerance=None)
+    assert not set(index["person"][s.edit_rows]) & set(index["person"][s.real_rows])
+    assert (index["label"][s.edit_rows] == 0).all() and (index["label"][s.real_rows] == 1).all()
+    assert sorted(s.edit_keys.tolist()) == sorted(s.real_keys.tolist())
+    assert sum(s.strata.values()) == len(s.edit_rows) == len(s.real_rows) > 40
+    for rows_ in (s.edit_rows, s.real_rows):  # at most 3 photos of anyone
+        assert np.unique(index["person"][rows_], return_counts=True)[1].max() <= 3
+    capped = realism.realism_sample(index, None, "val", seed=1, max_per_class=30, frontal_tolerance=None)
+    assert len(capped.edit_rows) == len(capped.real_rows) == 30
+    assert sorted(capped.edit_keys.tolist()) == sorted(capped.real_keys.tolist())
+
+
+def _faces(n: int, rng: np.random.Generator, mouth: int) -> np.ndarray:
+    """Noisy 128² grey 'faces' with a dark horizontal mouth bar of thickness ``mouth`` (0: none)."""
+    img = np.clip(rng.normal(150, 20, size=(n, 128, 128, 1)), 0, 255).repeat(3, -1).astype(np.uint8)
+    if mouth:
+        img[:, 95 : 95 + mouth, 45:83] = 40
+    return img
+
+
+def test_features_see_the_mouth_and_ignore_the_forehead():
+    rng = np.random.default_rng(7)
+    closed, opened = _faces(30, rng, 0), _faces(30, rng, 8)
+    f = features(np.concatenate([closed, opened]))
+    assert f.shape == (60, 1770) and np.isfinite(f).all()
+    r = two_sample_auc(f[30:], f[:30], _people(30, 1, "a"), _people(30, 1, "b"), ["s"] * 30, ["s"] * 30, folds=3, repeats=1)
+    assert r["auc"] > 0.95
+    forehead = opened.copy()
+    forehead[:, 10:30] = 0  # outside the lower-face window: no feature changes
+    assert np.array_equal(features(forehead), features(opened))
+    assert features(closed[:2], colour=True).shape == (2, 1830)
+
+
+def test_evaluate_realism_on_a_toy_editor():
+    rng = np.random.default_rng(8)
+    n = 24
+    crops = np.concatenate([_faces(n, rng, 0), _faces(n, rng, 0)])
+    index = {"person": np.array([f"n{i}" for i in range(n)] + [f"s{i}" for i in range(n)]),
+             "source": np.array(["utkface"] * (2 * n)), "gray": np.zeros(2 * n, bool), "face_px": np.full(2 * n, 150)}
+    sample = realism.RealismSample(np.arange(n), np.arange(n, 2 * n), {"utkface/colour/large": n})
+
+    def edit(x: np.ndarray, lam: float) -> np.ndarray:
+        y = x.copy()
+        y[:, 95 : 95 + int(4 * lam), 45:83] = 40  # a mouth bar that no real face has
+        return y
+
+    result, sheet = realism.evaluate_realism(edit, 128, crops, index, sample, lams=(1.0, 2.0), folds=3, repeats=1, colour=False)
+    assert abs(result["ceiling"]["auc"] - 0.5) < 0.2  # the same noise on both sides
+    assert result["per_lambda"]["2"]["auc"] > 0.95
+    assert abs(result["floor"]["auc"] - 0.5) < 0.3
+    assert sheet.dtype == np.uint8 and sheet.shape[1] == 4 * realism.PATCH[1]
+    table = realism.markdown(result)
+    assert "unedited (ceiling)" in table and "λ = +2" in table and "utkface only" in table
+    assert set(result["per_lambda"]["1"]["by_source"]) == {"utkface"}
+
+
+def test_cap_per_person_limits_everyone():
+    person = np.array(["a"] * 10 + ["b"] * 2 + ["c"])
+    kept = realism.cap_per_person(np.arange(13), person, 3, np.random.default_rng(9))
+    assert (person[kept] == "a").sum() == 3 and (person[kept] == "b").sum() == 2 and (person[kept] == "c").sum() == 1
+    assert np.all(np.diff(kept) > 0)
+
+
+def test_two_sample_auc_by_group_finds_the_group_that_differs():
+    rng = np.random.default_rng(10)
+    x1, x0 = rng.normal(size=(120, 10)), rng.normal(size=(120, 10))
+    g = np.array(["same", "differs"] * 60)
+    x1[g == "differs", :3] += 3.0
+    r = two_sample_auc(x1, x0, _people(120, 1, "a"), _people(120, 1, "b"), g, g, folds=4, repeats=2, group1=g, group0=g)
+    assert r["by_group"]["differs"] > 0.95
+    assert abs(r["by_group"]["same"] - 0.5) < 0.2

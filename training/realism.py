@@ -1,0 +1,495 @@
+"""Realism: can a simple two-sample test tell the model's edited faces from real smiles?
+
+A classifier is trained to separate two sets of aligned face crops; if it cannot do better
+than chance on people it never saw (ROC AUC 0.5) the edited faces pass, statistically, for
+real smiles; 1.0 means it always tells them apart.
+
+What is compared
+----------------
+* **edited** (class 1): the split's neutral faces (:func:`training.dataset.neutral_rows`:
+  ``expressions`` photos labelled neutral and adult UTKFace faces our classifier rates
+  neutral, frontal only, no GENKI-4K) after the model at strength λ (1 and 2 by default) —
+  or *unedited*, which is the **ceiling**: how far a plain neutral face is from a smile.
+* **real** (class 0): real smiling faces of the same split (:func:`training.dataset.smiling_rows`:
+  ``expressions`` photos labelled happiness and UTKFace faces the classifier rates smiling,
+  p > 0.9) with the neutral side's filters (frontal, no children), of **other people**: a
+  person with photos on both sides (in ``expressions`` everyone has both) is given to one
+  side only, at random; nobody contributes more than 3 photos to a side.
+* the **floor**: real smiles against real smiles of other people (the real set split in two
+  by person, several times): ≈ 0.5 unless something other than the faces leaks into the test;
+  the spread over the halvings shows how far a test of this size strays from 0.5 by chance.
+
+The same real smiles and the same person-disjoint folds serve every condition, so the
+ceiling, λ = 1 and λ = 2 differ only in what was done to the same neutral faces.
+
+Confounds kept out
+------------------
+The sources differ far more than smiles do (UTKFace 200 px colour, ``expressions`` mostly
+256 px grey LFW plus small colour crops): on the validation split the same classifier tells
+UTKFace from ``expressions`` faces with AUC 0.89 in grey and 0.99 with colour features, so
+unmatched it would partly measure the source.  Hence:
+
+* **source, colour and resolution are matched**: every face falls into a stratum (source,
+  grey or colour photo, detector face width below or from ``size_split`` = 100 source px;
+  for UTKFace also gender and age band 13–29 / 30–49 / 50+ from its file names, because about
+  2 in 3 of its smiles but 2 in 5 of its neutral faces are women, and the neutral faces are
+  older); both classes keep exactly the same number of faces from every stratum (the smaller
+  side's count, scaled down together to at most ``max_per_class``), so the source mix, the
+  grey share, the blur of upsampling, gender and age (UTKFace) are the same on both sides;
+* the folds keep the strata: each person goes to the fold with the fewest faces of its own
+  class and stratum, so every held-out fold is matched too;
+* **grey**: the features are computed on the luma (ITU-R 601) of the crop; the ``colour``
+  variant adds the mean and spread of the two chroma channels per cell, to check both ways;
+* **same crop resolution**: both sides are aligned crops of the same size (the model's S),
+  cut from the same template window and resampled to 48×80 px by area averaging.
+
+Features and classifier
+-----------------------
+The window x ∈ [0.18, 0.82] S, y ∈ [0.50, 0.92] S of the aligned crop: mouth, cheeks and chin
+(on the prepared faces the nose tip lies at 0.53 S, the mouth corners at 0.37/0.63 S, the jaw
+at mouth height at 0.22/0.78 S and the chin at 0.89 S, medians; a window reaching 0.96 S
+showed mostly neck, collar and the mirrored padding below small sources), as HOG (9
+orientations, 8-px cells, 2×2 blocks, L2-Hys; 1,620 values) plus uniform LBP histograms (8
+neighbours, radius 1; 10 bins in each cell of a 3×5 grid; 150 values).  An L2-regularised
+logistic regression on features standardised by the training fold (numpy, accelerated
+gradient descent) scores the held-out fold; its ROC AUC (Mann–Whitney, ties count half) is
+averaged over ``folds`` person-disjoint folds × ``repeats`` fold assignments, with the
+standard deviation over those folds as the spread (it leaves out the luck of drawing the
+sample; the floor's spread over its halvings shows that part).  The L2 weight (``[evaluate]
+realism_l2`` = 1) was chosen on the train split's unedited-vs-real test: 0.01–1 give the same
+AUC, 10 and 100 lower.  Per source, the AUC of the pooled held-out scores of that source's
+faces says whether one source drives the result (UTKFace's smiles and neutrals are the ones
+our classifier is surest of, p > 0.9 and p < 0.1, so they differ more than average faces do;
+``expressions`` has human labels).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import cv2
+import numpy as np
+
+#: Lower-face window (x0, y0, x1, y1) as fractions of the aligned crop's side.
+WINDOW = (0.18, 0.50, 0.82, 0.92)
+#: (height, width) the window is resampled to before the features.
+PATCH = (48, 80)
+#: Grid (rows, columns) of the LBP histograms and of the colour statistics.
+GRID = (3, 5)
+#: Luma weights (ITU-R 601), as used by OpenCV's RGB -> grey.
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+Editor = Callable[[np.ndarray, float], np.ndarray]  # uint8 [N,S,S,3], λ -> uint8 [N,S,S,3]
+
+
+# ------------------------------------------------------------------ features
+
+def lower_face(crops: np.ndarray) -> np.ndarray:
+    """The lower-face window of aligned uint8 crops [N,S,S,3] as float32 [N,48,80,3] in 0…255."""
+    crops = np.asarray(crops)
+    s = crops.shape[1]
+    x0, y0, x1, y1 = (int(round(f * s)) for f in WINDOW)
+    out = np.empty((len(crops), PATCH[0], PATCH[1], 3), np.float32)
+    for i, c in enumerate(crops):
+        out[i] = cv2.resize(np.ascontiguousarray(c[y0:y1, x0:x1]), (PATCH[1], PATCH[0]), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def _cells(img: np.ndarray) -> list[np.ndarray]:
+    """The GRID cells of a 2-D or 3-D patch, row by row."""
+    h, w = img.shape[:2]
+    ys = np.linspace(0, h, GRID[0] + 1).round().astype(int)
+    xs = np.linspace(0, w, GRID[1] + 1).round().astype(int)
+    return [img[ys[i] : ys[i + 1], xs[j] : xs[j + 1]] for i in range(GRID[0]) for j in range(GRID[1])]
+
+
+def features(crops: np.ndarray, colour: bool = False) -> np.ndarray:
+    """HOG + LBP features [N, 1770] of the crops' grey lower face (+ 60 chroma statistics with ``colour``)."""
+    from skimage.feature import hog, local_binary_pattern
+
+    patches = lower_face(crops)
+    rows = []
+    for p in patches:
+        grey = p @ LUMA
+        f = [hog(grey, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2), block_norm="L2-Hys", feature_vector=True)]
+        lbp = local_binary_pattern(np.clip(grey + 0.5, 0, 255).astype(np.uint8), 8, 1, method="uniform")
+        f += [np.bincount(c.astype(np.int64).ravel(), minlength=10)[:10] / c.size for c in _cells(lbp)]
+        if colour:
+            chroma = np.stack([p[..., 0] - grey, p[..., 2] - grey], -1) / 255.0
+            f += [np.concatenate([c.reshape(-1, 2).mean(0), c.reshape(-1, 2).std(0)]) for c in _cells(chroma)]
+        rows.append(np.concatenate(f).astype(np.float32))
+    return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+
+
+# ------------------------------------------------------------------ classifier and AUC
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` for binary ``labels`` (1 = positive): the chance that a
+    random positive scores above a random negative, ties counting half (Mann–Whitney U / n₁n₀)."""
+    s = np.asarray(scores, np.float64).ravel()
+    y = np.asarray(labels).ravel().astype(bool)
+    if s.shape != y.shape:
+        raise ValueError(f"{s.shape[0]} scores for {y.shape[0]} labels")
+    n1 = int(y.sum())
+    n0 = len(y) - n1
+    if n1 == 0 or n0 == 0:
+        raise ValueError("the ROC AUC needs both classes")
+    _, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
+    mean_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based average rank of each distinct score
+    ranks = mean_rank[inverse]
+    return float((ranks[y].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
+
+
+@dataclass
+class Logistic:
+    """A fitted logistic regression: standardisation, weights and bias."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    w: np.ndarray
+    b: float
+    iterations: int = 0
+
+    def decision(self, x: np.ndarray) -> np.ndarray:
+        """The log-odds of class 1."""
+        return ((np.asarray(x, np.float64) - self.mean) / self.scale) @ self.w + self.b
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.decision(x)))
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, max_iter: int = 3000, tol: float = 1e-6) -> Logistic:
+    """L2-regularised logistic regression: minimises mean log-loss + ``l2``/2 · |w|² (the bias is
+    not penalised) on features standardised to zero mean and unit variance, by Nesterov's
+    accelerated gradient descent with step 1/L (L the gradient's Lipschitz constant)."""
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y).astype(np.float64).ravel()
+    if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"need x [n,d] and y [n], got {x.shape} and {y.shape}")
+    mean = x.mean(0)
+    scale = x.std(0)
+    scale[scale < 1e-12] = 1.0
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    n, d = z.shape
+    reg = np.full(d, float(l2))
+    reg[-1] = 0.0
+    lipschitz = np.linalg.norm(z, 2) ** 2 / (4.0 * n) + float(l2)
+    step = 1.0 / lipschitz
+    w = np.zeros(d)
+    v = w.copy()
+    t = 1.0
+    it = 0
+    for it in range(1, max_iter + 1):
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ v, -50, 50)))
+        grad = z.T @ (p - y) / n + reg * v
+        w_next = v - step * grad
+        t_next = (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
+        v = w_next + ((t - 1.0) / t_next) * (w_next - w)
+        converged = np.abs(w_next - w).max() < tol
+        w, t = w_next, t_next
+        if converged:
+            break
+    return Logistic(mean, scale, w[:-1], float(w[-1]), it)
+
+
+# ------------------------------------------------------------------ person-disjoint folds
+
+def person_folds(person: Sequence[str], y: np.ndarray, strata: Sequence[str], k: int, rng: np.random.Generator) -> np.ndarray:
+    """A fold number in 0…k−1 for every sample, every person's samples in one fold.
+
+    Persons are placed largest first (random order among equals) into the fold holding the
+    fewest samples of their own class and stratum (ties: the smaller fold overall), so each
+    fold keeps the class balance and the strata of the whole.
+    """
+    person = np.asarray(person)
+    y = np.asarray(y)
+    strata = np.asarray(strata)
+    if k < 2:
+        raise ValueError("need at least 2 folds")
+    people, first, inverse, counts = np.unique(person, return_index=True, return_inverse=True, return_counts=True)
+    order = rng.permutation(len(people))
+    order = order[np.argsort(-counts[order], kind="stable")]
+    load: dict[tuple[Any, Any], np.ndarray] = {}
+    total = np.zeros(k)
+    fold_of = np.empty(len(people), np.int64)
+    for p in order:
+        key = (y[first[p]], strata[first[p]])
+        ld = load.setdefault(key, np.zeros(k))
+        f = int(np.lexsort((rng.random(k), total, ld))[0])
+        fold_of[p] = f
+        ld[f] += counts[p]
+        total[f] += counts[p]
+    return fold_of[inverse]
+
+
+def two_sample_auc(x1: np.ndarray, x0: np.ndarray, person1: Sequence[str], person0: Sequence[str],
+                   strata1: Sequence[str], strata0: Sequence[str], folds: int = 5, repeats: int = 2,
+                   l2: float = 1.0, seed: int = 0, group1: Sequence[str] | None = None,
+                   group0: Sequence[str] | None = None) -> dict[str, Any]:
+    """Cross-validated ROC AUC of a logistic regression telling sample 1 from sample 0.
+
+    The two samples must not share a person.  Returns ``auc`` (mean over the held-out folds),
+    ``sd`` (their standard deviation), ``fold_aucs``, ``n1`` and ``n0``; with ``group1``/``group0``
+    (e.g. the source of each face) also ``by_group``: per group, the AUC of the pooled held-out
+    scores of its faces, averaged over the repeats.  The folds depend only on the persons,
+    classes, strata and ``seed``, so two calls with the same people (e.g. the same neutral faces
+    edited at two strengths) use the same folds.
+    """
+    p1, p0 = np.asarray(person1), np.asarray(person0)
+    if np.intersect1d(p1, p0).size:
+        raise ValueError("the two samples share people: a two-sample test needs different people on each side")
+    x = np.vstack([np.asarray(x1, np.float64), np.asarray(x0, np.float64)])
+    y = np.concatenate([np.ones(len(x1), np.int64), np.zeros(len(x0), np.int64)])
+    person = np.concatenate([p1, p0])
+    strata = np.concatenate([np.asarray(strata1), np.asarray(strata0)])
+    group = None if group1 is None or group0 is None else np.concatenate([np.asarray(group1), np.asarray(group0)])
+    aucs: list[float] = []
+    by_group: dict[str, list[float]] = {}
+    for r in range(repeats):
+        fold = person_folds(person, y, strata, folds, np.random.default_rng([seed, r]))
+        held_out = np.full(len(y), np.nan)
+        for f in range(folds):
+            test = fold == f
+            train = ~test
+            if len(np.unique(y[test])) < 2 or len(np.unique(y[train])) < 2:
+                continue
+            model = fit_logistic(x[train], y[train], l2)
+            held_out[test] = model.decision(x[test])
+            aucs.append(roc_auc(held_out[test], y[test]))
+        if group is not None:
+            for g in np.unique(group):
+                m = (group == g) & np.isfinite(held_out)
+                if len(np.unique(y[m])) == 2:
+                    by_group.setdefault(str(g), []).append(roc_auc(held_out[m], y[m]))
+    a = np.array(aucs)
+    out: dict[str, Any] = {"auc": float(a.mean()) if len(a) else float("nan"), "sd": float(a.std()) if len(a) else float("nan"),
+                           "fold_aucs": [round(float(v), 4) for v in a], "n1": int(len(x1)), "n0": int(len(x0))}
+    if group is not None:
+        out["by_group"] = {g: float(np.mean(v)) for g, v in by_group.items()}
+    return out
+
+
+# ------------------------------------------------------------------ which faces
+
+#: Age bins (years, lower edges) of the UTKFace strata.
+AGE_BINS = (30, 50)
+
+
+def _utk_gender(file: str) -> str:
+    """``female``/``male`` from a UTKFace file name ``AGE_GENDER_RACE_DATE.jpg`` (``?`` if it does not say)."""
+    parts = file.replace("\\", "/").rsplit("/", 1)[-1].split("_")
+    return {"0": "male", "1": "female"}.get(parts[1] if len(parts) > 1 else "", "?")
+
+
+def stratum_keys(index: dict[str, np.ndarray], rows: np.ndarray, size_split: int = 100,
+                 demographics: bool = True) -> np.ndarray:
+    """``source/grey|colour/small|large`` for each row (face width in source px below / from ``size_split``);
+    with ``demographics``, UTKFace rows add their gender and :func:`age_band` (``/female/30-49``): women smile
+    more often in UTKFace (about 2 in 3 of its smiles, 2 in 5 of its neutral faces) and its
+    neutral faces are older, so both would otherwise tell the classes apart."""
+    rows = np.asarray(rows, np.int64)
+    src = index["source"][rows].astype(str)
+    grey = index["gray"][rows] if "gray" in index else np.zeros(len(rows), bool)
+    px = index["face_px"][rows] if "face_px" in index else np.full(len(rows), size_split)
+    keys = [f"{s}/{'grey' if g else 'colour'}/{'small' if p < size_split else 'large'}" for s, g, p in zip(src, grey, px)]
+    if demographics and "file" in index and "age" in index:
+        for i, r in enumerate(rows):
+            if src[i] == "utkface":
+                keys[i] += f"/{_utk_gender(str(index['file'][r]))}/{age_band(int(index['age'][r]))}"
+    return np.array(keys, dtype=str)
+
+
+def age_band(age: int) -> str:
+    """``<30``, ``30-49``, ``50+`` (with the default AGE_BINS); ``?`` for an unknown (negative) age."""
+    if age < 0:
+        return "?"
+    edges = list(AGE_BINS)
+    if age < edges[0]:
+        return f"<{edges[0]}"
+    for lo, hi in zip(edges, edges[1:]):
+        if lo <= age < hi:
+            return f"{lo}-{hi - 1}"
+    return f"{edges[-1]}+"
+
+
+def assign_people(rows1: np.ndarray, rows0: np.ndarray, person: np.ndarray,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of both sets with every person on one side only: a person found in both goes, with
+    all their rows, to side 1 or side 0 at random (even odds)."""
+    rows1, rows0 = np.asarray(rows1, np.int64), np.asarray(rows0, np.int64)
+    both = np.intersect1d(person[rows1], person[rows0])
+    to_one = set(both[rng.random(len(both)) < 0.5].tolist())
+    to_zero = set(both.tolist()) - to_one
+    keep1 = np.array([p not in to_zero for p in person[rows1]], bool)
+    keep0 = np.array([p not in to_one for p in person[rows0]], bool)
+    return rows1[keep1], rows0[keep0]
+
+
+def cap_per_person(rows: np.ndarray, person: np.ndarray, most: int, rng: np.random.Generator) -> np.ndarray:
+    """At most ``most`` rows of any one person (a random subset), sorted."""
+    rows = np.asarray(rows, np.int64)
+    keep = []
+    for p in np.unique(person[rows]):
+        mine = rows[person[rows] == p]
+        keep.append(rng.choice(mine, most, replace=False) if len(mine) > most else mine)
+    return np.sort(np.concatenate(keep)) if keep else rows[:0]
+
+
+def match_strata(keys1: np.ndarray, keys0: np.ndarray, rng: np.random.Generator,
+                 max_per_class: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Positions into ``keys1`` and ``keys0`` drawn so that both sides hold the same number of items
+    of every key: the smaller side's count, scaled down together (largest remainders) when the
+    total exceeds ``max_per_class``.  Positions are returned sorted."""
+    keys1, keys0 = np.asarray(keys1), np.asarray(keys0)
+    names = sorted(set(keys1.tolist()) & set(keys0.tolist()))
+    m = np.array([min(int((keys1 == k).sum()), int((keys0 == k).sum())) for k in names], np.int64)
+    if max_per_class is not None and m.sum() > max_per_class:
+        exact = m * (max_per_class / m.sum())
+        take = np.floor(exact).astype(np.int64)
+        rest = int(max_per_class - take.sum())
+        take[np.argsort(-(exact - take), kind="stable")[:rest]] += 1
+        m = take
+    pick1, pick0 = [], []
+    for k, n in zip(names, m):
+        if n == 0:
+            continue
+        pick1.append(rng.choice(np.flatnonzero(keys1 == k), int(n), replace=False))
+        pick0.append(rng.choice(np.flatnonzero(keys0 == k), int(n), replace=False))
+    def cat(parts: list[np.ndarray]) -> np.ndarray:
+        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+    return cat(pick1), cat(pick0)
+
+
+@dataclass
+class RealismSample:
+    """The neutral faces to edit and the real smiles of other people, matched stratum by stratum."""
+
+    edit_rows: np.ndarray
+    real_rows: np.ndarray
+    strata: dict[str, int] = field(default_factory=dict)  #: faces per stratum (the same on both sides)
+    edit_keys: np.ndarray | None = None  #: stratum of each edited row (None: :func:`stratum_keys` defaults)
+    real_keys: np.ndarray | None = None  #: stratum of each real row
+
+
+def realism_sample(index: dict[str, np.ndarray], labels: dict[str, np.ndarray] | None, split: str = "val",
+                   seed: int = 4321, max_per_class: int | None = 300, adult_age: int = 13,
+                   frontal_tolerance: float | None = 0.15, size_split: int = 100, per_person: int | None = 3,
+                   demographics: bool = True) -> RealismSample:
+    """Neutral rows to edit and real smiling rows of ``split``: other people, same strata, same filters,
+    at most ``per_person`` photos of anyone (a few ``expressions`` people have dozens)."""
+    from .dataset import neutral_rows, smiling_rows
+
+    edit = neutral_rows(index, labels, split, adult_age=adult_age, frontal_tolerance=frontal_tolerance)
+    real = smiling_rows(index, labels, split)
+    keep = np.ones(len(real), bool)
+    if "age" in index:
+        keep &= ~((index["source"][real] == "utkface") & (index["age"][real] < adult_age))
+    if frontal_tolerance is not None and "lm68" in index:
+        from .landmarks68 import is_frontal
+
+        keep &= is_frontal(index["lm68"][real], frontal_tolerance)
+    real = real[keep]
+    rng = np.random.default_rng(seed)
+    edit, real = assign_people(edit, real, index["person"], rng)
+    if per_person:
+        edit = cap_per_person(edit, index["person"], per_person, rng)
+        real = cap_per_person(real, index["person"], per_person, rng)
+    k1, k0 = stratum_keys(index, edit, size_split, demographics), stratum_keys(index, real, size_split, demographics)
+    i1, i0 = match_strata(k1, k0, rng, max_per_class)
+    names, counts = np.unique(k1[i1], return_counts=True)
+    return RealismSample(edit[i1], real[i0], {str(k): int(c) for k, c in zip(names, counts)}, k1[i1], k0[i0])
+
+
+# ------------------------------------------------------------------ the whole test
+
+def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str, np.ndarray], sample: RealismSample,
+                     lams: Sequence[float] = (1.0, 2.0), folds: int = 5, repeats: int = 2, l2: float = 1.0,
+                     seed: int = 0, size_split: int = 100, colour: bool = True,
+                     floor_splits: int = 5) -> tuple[dict[str, Any], np.ndarray]:
+    """Realism AUC of the unedited neutral faces (ceiling), of their edits at each λ, and the floor.
+
+    Returns the metrics (``ceiling``, ``per_lambda``, ``floor``: dicts with ``auc``/``sd`` for
+    grey features and ``auc_colour``/``sd_colour`` with ``colour``; the ``sd`` is over the
+    held-out folds, the floor's over its ``floor_splits`` random halvings of the real smiles;
+    sample sizes and strata) and a sheet of lower-face windows (real smile | unedited | each λ).
+    """
+    from .pairs import resize_crop
+
+    person = index["person"]
+    inputs = np.stack([resize_crop(np.asarray(crops[r]), size) for r in sample.edit_rows])
+    reals = np.stack([resize_crop(np.asarray(crops[r]), size) for r in sample.real_rows])
+    s1 = sample.edit_keys if sample.edit_keys is not None else stratum_keys(index, sample.edit_rows, size_split)
+    s0 = sample.real_keys if sample.real_keys is not None else stratum_keys(index, sample.real_rows, size_split)
+    p1, p0 = person[sample.edit_rows], person[sample.real_rows]
+    variants = {"": False, "_colour": True} if colour else {"": False}
+    f_real = {v: features(reals, c) for v, c in variants.items()}
+
+    src1, src0 = index["source"][sample.edit_rows], index["source"][sample.real_rows]
+
+    def test(faces: np.ndarray) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for v, c in variants.items():
+            r = two_sample_auc(features(faces, c), f_real[v], p1, p0, s1, s0, folds, repeats, l2, seed, src1, src0)
+            out["auc" + v], out["sd" + v], out["by_source" + v] = r["auc"], r["sd"], r["by_group"]
+        return out
+
+    result: dict[str, Any] = {"edited": int(len(inputs)), "real": int(len(reals)), "strata": dict(sample.strata),
+                              "folds": folds, "repeats": repeats, "l2": l2, "window": list(WINDOW), "patch": list(PATCH),
+                              "ceiling": test(inputs), "per_lambda": {}}
+    shown = [lower_face(reals[:8]), lower_face(inputs[:8])]
+    for lam in lams:
+        out = edit(inputs, float(lam))
+        result["per_lambda"][f"{float(lam):g}"] = test(out)
+        shown.append(lower_face(out[:8]))
+    # floor: the real smiles split in two by person, matched by stratum like the real test, over
+    # several random splits: its spread is how far a test of this size strays from 0.5 by chance
+    aucs: dict[str, list[float]] = {v: [] for v in variants}
+    sizes = []
+    for k in range(floor_splits):
+        rng = np.random.default_rng([seed, 7, k])
+        people = np.unique(p0)
+        half = set(people[rng.random(len(people)) < 0.5].tolist())
+        a = np.array([p in half for p in p0])
+        ia, ib = match_strata(s0[a], s0[~a], rng)
+        fa, fb = np.flatnonzero(a)[ia], np.flatnonzero(~a)[ib]
+        if len(fa) < folds:
+            continue
+        sizes.append(len(fa))
+        for v in variants:
+            r = two_sample_auc(f_real[v][fa], f_real[v][fb], p0[fa], p0[fb], s0[fa], s0[fb], folds, repeats, l2, seed + k)
+            aucs[v].append(r["auc"])
+    floor: dict[str, Any] = {"splits": len(sizes)}
+    for v in variants:
+        floor["auc" + v] = float(np.mean(aucs[v])) if aucs[v] else float("nan")
+        floor["sd" + v] = float(np.std(aucs[v])) if aucs[v] else float("nan")
+    result["floor"] = floor
+    result["floor_size"] = int(np.mean(sizes)) if sizes else 0
+    sheet = np.concatenate([np.concatenate(list(col), 0) for col in shown], 1) if len(inputs) else np.zeros((1, 1, 3))
+    return result, np.clip(sheet + 0.5, 0, 255).astype(np.uint8)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The realism results as a Markdown table (one row per condition; per-source AUCs of the grey test)."""
+    strata = ", ".join(f"{k} {v}" for k, v in result["strata"].items())
+    colour = "auc_colour" in result["ceiling"]
+    sources = sorted(result["ceiling"].get("by_source", {}))
+    lines = [f"Realism: ROC AUC of a logistic regression on grey HOG + LBP of the lower face telling {result['edited']} "
+             f"neutral faces from {result['real']} real smiles of other people ({result['folds']} person-disjoint folds "
+             f"× {result['repeats']}; 0.5 = cannot tell; faces per stratum, the same on both sides: {strata}):", "",
+             "| neutral faces shown as | realism AUC | ± sd (folds) |" + "".join(f" {s} only |" for s in sources)
+             + (" with colour features |" if colour else ""),
+             "|---|---:|---:|" + "---:|" * len(sources) + ("---:|" if colour else "")]
+
+    def row(name: str, m: dict[str, Any]) -> str:
+        by = m.get("by_source", {})
+        cells = "".join(f" {by[s]:.3f} |" if s in by else " – |" for s in sources)
+        extra = f" {m['auc_colour']:.3f} |" if colour else ""
+        return f"| {name} | {m['auc']:.3f} | {m['sd']:.3f} |{cells}{extra}"
+
+    lines.append(row("unedited (ceiling)", result["ceiling"]))
+    for lam, m in result["per_lambda"].items():
+        lines.append(row(f"λ = {float(lam):+g}", m))
+    lines.append(row(f"floor: real smiles vs real smiles ({result['floor_size']} each; sd over "
+                     f"{result['floor'].get('splits', 1)} random halvings)", result["floor"]))
+    return "\n".join(lines)
