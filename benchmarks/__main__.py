@@ -11,7 +11,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    ap.add_argument("what", nargs="?", default="all", choices=["pipeline", "models", "quality", "video", "all"])
+    ap.add_argument("what", nargs="?", default="all", choices=["pipeline", "detector", "models", "quality", "video", "all"])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
@@ -24,6 +24,13 @@ def main(argv: list[str] | None = None) -> int:
 
         print("### Pipeline\n")
         print(pipeline.to_markdown(pipeline.run(repeats=args.repeats, threads=args.threads)))
+        print()
+    if args.what in ("detector", "all"):
+        os.environ.setdefault("SMILE_THREADS", str(args.threads))
+        from . import detector
+
+        print("### Face detection: BlazeFace beside dlib HOG\n")
+        print(detector.to_markdown(detector.run(repeats=args.repeats)))
         print()
     if args.what in ("models", "all"):
         from . import models

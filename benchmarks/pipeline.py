@@ -46,10 +46,10 @@ def _one_case(label: str, width: int, height: int, faces: int, repeats: int, thr
         t["decode"] = time.perf_counter() - t0
         rgb8 = facemod._to_rgb8(arr)
         t0 = time.perf_counter()
-        boxes = facemod.detect_boxes(rgb8)
+        dets = facemod.detect(rgb8)
         t["detect"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        lms = [facemod.landmarks5(rgb8, (b[0], b[1], b[2] - 1, b[3] - 1)) for b, _ in boxes]
+        lms = [facemod.refine_landmarks(rgb8, d) for d in dets]
         t["landmarks"] = time.perf_counter() - t0
         nfaces = len(lms)
         t0 = time.perf_counter()

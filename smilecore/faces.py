@@ -1,4 +1,13 @@
-"""Face detection (dlib HOG) and five-point landmarks (dlib's freely redistributable model)."""
+"""Face detection (BlazeFace, ONNX Runtime) and five-point landmarks (dlib's freely redistributable model).
+
+Detection: MediaPipe's BlazeFace short-range network (smilecore.blazeface) on a copy whose
+long side is at most :data:`DETECT_MAX_SIDE`, at up to three input sizes (:data:`LEVELS`: the
+larger ones only when no face or only smaller faces were found), candidates merged and the
+unsure ones verified on upright views. Its six keypoints give each face's roll and the box
+dlib's HOG detector would have drawn; dlib's 5-point shape predictor then places the landmarks
+on the full-resolution photo (turned upright first when the face is tilted), so landmarks and
+crops are those the engine made with HOG boxes. docs/architecture.md has the numbers.
+"""
 from __future__ import annotations
 
 import functools
@@ -9,12 +18,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import blazeface
 from .errors import ModelError
 
 #: Detection runs on a copy whose long side is at most this many pixels.
 DETECT_MAX_SIDE = 640
-#: dlib HOG scores below this are treated as non-faces (dlib's own threshold is 0).
-MIN_SCORE = 0.3
+#: BlazeFace probabilities below this are treated as non-faces (MediaPipe's own threshold is 0.5).
+MIN_SCORE = 0.5
+#: dlib HOG scores below this are treated as non-faces (dlib's own threshold is 0); benchmarks only.
+HOG_MIN_SCORE = 0.3
+#: Faces tilted more than this (degrees, from the eye line) are turned upright for the landmarks.
+UPRIGHT_DEG = 15.0
 
 
 @dataclass(frozen=True)
@@ -23,7 +37,7 @@ class Face:
 
     box: tuple[int, int, int, int]  #: x0, y0, x1, y1 (exclusive end)
     landmarks: np.ndarray  #: (5, 2) float64, dlib 5-point order (see smilecore.align)
-    score: float  #: dlib detector confidence
+    score: float  #: detector confidence (BlazeFace probability, 0..1)
 
     @property
     def size(self) -> int:
@@ -85,13 +99,14 @@ def landmarks5(rgb8: np.ndarray, box: tuple[float, float, float, float]) -> np.n
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
 
 
-def detect_boxes(
-    rgb8: np.ndarray, max_side: int = DETECT_MAX_SIDE, min_score: float = MIN_SCORE
+def hog_boxes(
+    rgb8: np.ndarray, max_side: int = DETECT_MAX_SIDE, min_score: float = HOG_MIN_SCORE
 ) -> list[tuple[tuple[float, float, float, float], float]]:
-    """Face boxes ``((x0, y0, x1, y1), score)`` in photo pixels (exclusive end, unclipped).
+    """dlib HOG face boxes ``((x0, y0, x1, y1), score)`` in photo pixels (exclusive end, unclipped).
 
-    Detection runs on a grey copy reduced to ``max_side`` with dlib's 2x upsampling, which
-    finds faces down to about 40 px there (~6 % of the long side).
+    The engine's detector before BlazeFace; kept for ``python -m benchmarks`` (side-by-side
+    comparison) and for fitting :data:`BOX_FIT`. Detection runs on a grey copy reduced to
+    ``max_side`` with dlib's 2x upsampling, which finds faces down to about 40 px there.
     """
     h, w = rgb8.shape[:2]
     f = min(1.0, max_side / max(h, w))
@@ -112,6 +127,262 @@ def detect_boxes(
     ]
 
 
+@dataclass(frozen=True)
+class Detection:
+    """A BlazeFace detection in photo pixels (before the landmark refinement)."""
+
+    box: tuple[float, float, float, float]  #: x0, y0, x1, y1 (BlazeFace's box, unclipped)
+    keypoints: np.ndarray  #: (6, 2): subject's right eye, left eye, nose tip, mouth, right ear, left ear
+    score: float  #: probability
+
+    @property
+    def roll(self) -> float:
+        """Angle of the eye line in degrees (image coordinates, y down; 0 = upright)."""
+        d = self.keypoints[1] - self.keypoints[0]
+        return float(np.degrees(np.arctan2(d[1], d[0])))
+
+
+#: Pyramid levels: (long side of the network's input in pixels, margin added around the picture
+#: as a fraction of its long side, smallest and largest face kept in input pixels, and when the
+#: level runs: only if no face was found yet or the smallest is under this fraction of the long
+#: side). The network is fully convolutional; at 128 px it sees the picture as it was trained
+#: (with a margin, so that tightly cropped faces are whole); the larger inputs find the smaller
+#: faces (~12 px in the input) without the seams of tiles.
+LEVELS = [
+    (128, 0.2, 0.0, np.inf, 1.0),
+    (256, 0.0, 12.0, 110.0, 0.3),
+    (640, 0.0, 12.0, 110.0, 0.12),
+]
+#: A level's input is never enlarged more than this over the detection copy.
+MAX_UPSCALE = 2.0
+#: Candidates (BlazeFace probability ≥ min_score) are kept when the mean of their probability
+#: and the network's on four upright views of them (1.6 and 2.2 box sides, each also mirrored)
+#: reaches this. Face-free pictures rarely keep a candidate above 0.5 on every view.
+VERIFY_MIN = 0.70
+VERIFY_CONTEXT = (1.6, 2.2)
+#: Candidates this sure need no verification (no face-free picture of benchmarks/detector.py
+#: gives a candidate above 0.77).
+SURE = 0.85
+
+
+def _ceil16(x: float) -> int:
+    return int(np.ceil(x / 16) * 16)
+
+
+def _run_level(net, small: np.ndarray, level, min_score: float, done: float):
+    """Detections of one level in copy pixels; None when the level would add nothing (its input is
+    no larger than ``done``, the previous level's)."""
+    long_in, margin, lo, hi, _ = level
+    h, w = small.shape[:2]
+    long_side = max(h, w)
+    g = min(long_in / (long_side * (1 + 2 * margin)), MAX_UPSCALE)
+    if long_side * (1 + 2 * margin) * g <= done * 1.01:
+        return None, done
+    sw, sh = max(1, round(w * g)), max(1, round(h * g))
+    pad = round(margin * long_side * g)
+    W, H = _ceil16(sw + 2 * pad), _ceil16(sh + 2 * pad)
+    ox, oy = (W - sw) // 2, (H - sh) // 2
+    canvas = np.zeros((H, W, 3), np.uint8)
+    canvas[oy : oy + sh, ox : ox + sw] = cv2.resize(small, (sw, sh), interpolation=cv2.INTER_AREA if g < 1 else cv2.INTER_LINEAR)
+    boxes, kps, prob = net.run(canvas[None], min_score)[0]
+    sizes = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    keep = (sizes >= lo) & (sizes <= hi)
+    fx, fy = w / sw, h / sh
+    sc = np.array([fx, fy])
+    off = np.array([ox, oy])
+    return (np.concatenate([(boxes[keep, :2] - off) * sc, (boxes[keep, 2:] - off) * sc], axis=1),
+            (kps[keep] - off) * sc, prob[keep]), max(W, H)
+
+
+def _verify(net, small: np.ndarray, merged, known: list) -> list:
+    """Keeps the merged candidates whose mean probability over :data:`VERIFY_CONTEXT` views passes.
+    ``known``: (box, kept) of candidates already decided (reused when a candidate overlaps one by
+    IoU > 0.5; the new decisions are appended)."""
+    decided, todo = {}, []
+    for i, cand in enumerate(merged):
+        if cand[2] >= SURE:
+            decided[i] = True
+            continue
+        for box, ok in known:
+            if blazeface.iou(cand[0], box[None])[0] > 0.5:
+                decided[i] = ok
+                break
+        else:
+            todo.append(i)
+    new = _verify_views(net, small, [merged[i] for i in todo]) if todo else []
+    for i, ok in zip(todo, new):
+        decided[i] = ok
+        known.append((merged[i][0], ok))
+    return [c for i, c in enumerate(merged) if decided[i]]
+
+
+def _verify_views(net, small: np.ndarray, merged) -> list[bool]:
+    s = 128
+    views = []
+    pyramid = [small]
+    for box, kps, _, _ in merged:
+        c = (box[:2] + box[2:]) / 2
+        d = kps[1] - kps[0]
+        roll = float(np.degrees(np.arctan2(d[1], d[0])))
+        for ctx in VERIFY_CONTEXT:
+            scale = s / (_size(box) * ctx)
+            level = 0
+            while scale * 2 ** level < 0.5 and min(pyramid[-1].shape[:2]) > 32:
+                level += 1
+                if level == len(pyramid):
+                    pyramid.append(cv2.pyrDown(pyramid[-1]))
+            src = pyramid[min(level, len(pyramid) - 1)]
+            k = small.shape[1] / src.shape[1]
+            cc = (c + 0.5) / k - 0.5
+            rot = cv2.getRotationMatrix2D((float(cc[0]), float(cc[1])), roll, scale * k)
+            rot[:, 2] += s / 2 - cc
+            p = cv2.warpAffine(src, rot, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            views += [p, p[:, ::-1]]
+    res = net.run(np.stack(views), 0.05)
+    n = 2 * len(VERIFY_CONTEXT)
+    kept = []
+    for i, cand in enumerate(merged):
+        probs = [cand[2]]
+        for b, _, pr in res[i * n : (i + 1) * n]:
+            centred = np.abs((b[:, :2] + b[:, 2:]) / 2 / s - 0.5).max(1) < 0.15 if len(pr) else np.zeros(0, bool)
+            probs.append(float(pr[centred].max()) if centred.any() else 0.0)
+        kept.append(bool(np.mean(probs) >= VERIFY_MIN))
+    return kept
+
+
+def _shrink(rgb8: np.ndarray, max_side: int) -> np.ndarray:
+    """The detection copy: long side ≤ ``max_side``, area-averaged; a photo more than 4 × too
+    large is first sampled to twice that size (nearest pixel), which costs a fraction of
+    averaging all of it."""
+    h, w = rgb8.shape[:2]
+    f = min(1.0, max_side / max(h, w))
+    if f == 1.0:
+        return rgb8
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    if f < 0.25:
+        rgb8 = cv2.resize(rgb8, (2 * size[0], 2 * size[1]), interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(rgb8, size, interpolation=cv2.INTER_AREA)
+
+
+def detect(rgb8: np.ndarray, max_side: int = DETECT_MAX_SIDE, min_score: float = MIN_SCORE) -> list[Detection]:
+    """BlazeFace detections in photo pixels, merged over the pyramid levels (see :data:`LEVELS`)
+    and verified; best first."""
+    net = blazeface.network()
+    h, w = rgb8.shape[:2]
+    small = _shrink(rgb8, max_side)
+    long_side = float(max(small.shape[:2]))
+    found, merged, known, done = [], [], [], 0.0
+    for level in LEVELS:
+        if merged and min(_size(d[0]) for d in merged) >= level[4] * long_side:
+            break
+        res, done = _run_level(net, small, level, min_score, done)
+        if res is None:
+            continue
+        found.append(res)
+        merged = _verify(net, small, _merge(found), known)
+    fx, fy = w / small.shape[1], h / small.shape[0]
+    scale = np.array([fx, fy])
+    return [
+        Detection(box=tuple(float(v) for v in box * np.tile(scale, 2)), keypoints=kps * scale - 0.5, score=p)
+        for box, kps, p, _ in merged
+    ]
+
+
+def _size(box) -> float:
+    return float(max(box[2] - box[0], box[3] - box[1]))
+
+
+def _merge(found):
+    if not found or not sum(len(p) for _, _, p in found):
+        return []
+    boxes = np.concatenate([b for b, _, _ in found])
+    kps = np.concatenate([k for _, k, _ in found])
+    prob = np.concatenate([p for _, _, p in found])
+    return blazeface.weighted_nms(boxes, kps, prob, 0.3)
+
+
+#: dlib-HOG-shaped box from BlazeFace's keypoints, in the face's upright frame: with e the eye
+#: centre, d the eye distance, m the eye-to-mouth distance along the face's vertical axis,
+#: centre = e + (a0·d + a1·m)·down, side = b0·d + b1·m. Fitted by tools/fit_box.py (least squares
+#: on training-split faces that HOG found).
+BOX_FIT = (0.5584, -0.1325, 1.7269, 0.4927)
+
+
+def hog_like_box(det: Detection) -> tuple[np.ndarray, float, np.ndarray]:
+    """(centre, side, unit "right" vector) of the box dlib's HOG detector would draw, upright frame."""
+    k = det.keypoints
+    e = (k[0] + k[1]) / 2
+    u = k[1] - k[0]
+    d = float(np.hypot(*u))
+    u = u / max(d, 1e-9)
+    down = np.array([-u[1], u[0]])
+    m = float(np.dot(k[3] - e, down))
+    a0, a1, b0, b1 = BOX_FIT
+    centre = e + (a0 * d + a1 * m) * down
+    return centre, b0 * d + b1 * m, u
+
+
+#: The same box from dlib's own five landmarks (e: centre of the four eye corners, d: distance
+#: of the eye centres, m: eye centre to nose bottom along the face's vertical); fitted by
+#: tools/fit_box.py. The second pass of :func:`refine_landmarks` uses it.
+BOX_FIT5 = (0.1178, 0.3995, 1.7693, 0.7207)
+
+
+def frame5(lm: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, float]:
+    """(eye centre e, eye distance d, unit "down" vector, eye-to-nose distance m) of dlib's 5 points."""
+    right, left = (lm[2] + lm[3]) / 2, (lm[0] + lm[1]) / 2  # image-left eye, image-right eye
+    e = (right + left) / 2
+    u = left - right
+    d = float(np.hypot(*u))
+    u = u / max(d, 1e-9)
+    down = np.array([-u[1], u[0]])
+    return e, d, down, float(np.dot(lm[4] - e, down))
+
+
+def _box_from5(lm: np.ndarray) -> tuple[np.ndarray, float]:
+    e, d, down, m = frame5(lm)
+    a0, a1, b0, b1 = BOX_FIT5
+    return e + (a0 * d + a1 * m) * down, b0 * d + b1 * m
+
+
+def refine_landmarks(rgb8: np.ndarray, det: Detection) -> np.ndarray:
+    """dlib's five landmarks for a BlazeFace detection, (5,2) float64, photo pixels: once on the
+    box predicted from BlazeFace's keypoints, then again on the box predicted from those
+    landmarks (closer to the box dlib's HOG detector would have drawn)."""
+    centre, side, u = hog_like_box(det)
+    roll = det.roll
+    if abs(roll) <= UPRIGHT_DEG:
+        half = side / 2
+        lm = landmarks5(rgb8, (centre[0] - half, centre[1] - half, centre[0] + half - 1, centre[1] + half - 1))
+        e, d, down, _ = frame5(lm)
+        if abs(np.degrees(np.arctan2(-down[0], down[1]))) > UPRIGHT_DEG or not d > 0:
+            return lm
+        centre, side = _box_from5(lm)
+        half = side / 2
+        return landmarks5(rgb8, (centre[0] - half, centre[1] - half, centre[0] + half - 1, centre[1] + half - 1))
+    # turn the face upright in a crop around it (2 box sides), find the landmarks there, map them back
+    n = int(np.ceil(2 * side))
+    rot = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), roll, 1.0)
+    rot[:, 2] += n / 2 - centre
+    crop = cv2.warpAffine(rgb8, rot, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    half = side / 2
+    c = n / 2
+    pts = landmarks5(np.ascontiguousarray(crop), (c - half, c - half, c + half - 1, c + half - 1))
+    inv = cv2.invertAffineTransform(rot)
+    return pts @ inv[:, :2].T + inv[:, 2]
+
+
+def detect_boxes(
+    rgb8: np.ndarray, max_side: int = DETECT_MAX_SIDE, min_score: float = MIN_SCORE
+) -> list[tuple[tuple[float, float, float, float], float]]:
+    """Face boxes ``((x0, y0, x1, y1), score)`` in photo pixels (exclusive end, unclipped), in the
+    shape dlib's HOG detector drew them (upright frame of each face)."""
+    out = []
+    for det in detect(rgb8, max_side, min_score):
+        c, side, _ = hog_like_box(det)
+        out.append(((c[0] - side / 2, c[1] - side / 2, c[0] + side / 2, c[1] + side / 2), det.score))
+    return out
+
 def detect_faces(
     image: np.ndarray,
     min_face: int | None = None,
@@ -120,16 +391,19 @@ def detect_faces(
 ) -> list[Face]:
     """Find faces in an (H,W[,C]) image array; largest first.
 
-    Boxes come from :func:`detect_boxes`; landmarks are computed on the full-resolution image.
+    Faces come from :func:`detect` (BlazeFace); landmarks are computed on the full-resolution
+    image by :func:`refine_landmarks`; ``box`` is the HOG-shaped box, clipped to the image.
     """
     rgb8 = _to_rgb8(image)
     h, w = rgb8.shape[:2]
     faces = []
-    for box, score in detect_boxes(rgb8, max_side, min_score):
+    for det in detect(rgb8, max_side, min_score):
+        c, side, _ = hog_like_box(det)
+        box = (c[0] - side / 2, c[1] - side / 2, c[0] + side / 2, c[1] + side / 2)
         ib = (max(0, int(box[0])), max(0, int(box[1])), min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3]))))
         if ib[2] <= ib[0] or ib[3] <= ib[1]:
             continue
-        face = Face(box=ib, landmarks=landmarks5(rgb8, (box[0], box[1], box[2] - 1, box[3] - 1)), score=score)
+        face = Face(box=ib, landmarks=refine_landmarks(rgb8, det), score=det.score)
         if min_face is not None and face.size < min_face:
             continue
         faces.append(face)

@@ -1,0 +1,262 @@
+"""Face detection: BlazeFace (the engine's detector) side by side with dlib HOG (its predecessor).
+
+``python -m benchmarks detector`` prints, for both detectors in one run:
+
+* time per photo (median of ``repeats``) on the benchmark photos (one face, 0.3 / 3 / 12 MP)
+  and on validation portraits — detection only, and detection + landmarks;
+* recall on the validation split's source photos of the training cache (see :func:`val_photos`),
+  if the cache is there;
+* false faces on the face-free pictures below, and faces found in the 30-face grid, in
+  tilted, small and large astronauts.
+
+The pictures are built here from public-domain material only (scikit-image's data, NASA's
+astronaut) and are shared with tests/test_detector.py.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+INDEX = Path("/work/cache/smile-training/prepared/index.npz")
+DATA = Path("/work/shared/data")
+
+#: scikit-image pictures without a human face (scenes, textures, microscopy, a cat, a horse)
+SKIMAGE_FACE_FREE = [
+    "binary_blobs", "brick", "cat", "cell", "checkerboard", "clock", "coffee", "coins", "colorwheel",
+    "grass", "gravel", "horse", "hubble_deep_field", "immunohistochemistry", "logo", "microaneurysms",
+    "moon", "page", "retina", "rocket", "shepp_logan_phantom", "stereo_motorcycle", "text",
+]
+
+
+def _rgb(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype != np.uint8:
+        x = x.astype(np.float64)
+        x = (255 * (x - x.min()) / max(float(x.max() - x.min()), 1e-9)).astype(np.uint8)
+    if x.ndim == 2:
+        x = np.repeat(x[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(x[:, :, :3])
+
+
+def face_free_pictures() -> dict[str, np.ndarray]:
+    """≥ 30 pictures without a face: scikit-image's bundled scenes and generated textures."""
+    from skimage import data
+
+    out = {}
+    for name in SKIMAGE_FACE_FREE:
+        x = getattr(data, name)()
+        out[name] = _rgb(x[0] if isinstance(x, tuple) else x)
+    rng = np.random.default_rng(0)
+    h, w = 480, 640
+    out["uniform noise"] = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    out["grey noise"] = np.repeat(rng.integers(0, 256, (h, w, 1), dtype=np.uint8), 3, axis=2)
+    for sigma in (3, 12, 40):
+        n = cv2.GaussianBlur(rng.normal(0, 1, (h, w, 3)).astype(np.float32), (0, 0), sigma)
+        out[f"smooth noise σ={sigma}"] = _rgb(n)
+    yy, xx = np.mgrid[0:h, 0:w]
+    out["gradient"] = _rgb(np.stack([xx, yy, xx + yy], axis=-1).astype(np.float32))
+    out["stripes"] = _rgb(np.sin(xx / 7.0 + yy / 23.0))
+    out["rings"] = _rgb(np.sin(np.hypot(xx - w / 2, yy - h / 2) / 5.0))
+    blobs = np.zeros((h, w, 3), np.uint8)
+    for _ in range(60):
+        c = tuple(int(v) for v in rng.integers(0, 256, 3))
+        cv2.ellipse(blobs, (int(rng.integers(0, w)), int(rng.integers(0, h))), (int(rng.integers(5, 60)), int(rng.integers(5, 60))),
+                    float(rng.uniform(0, 180)), 0, 360, c, -1)
+    out["random ellipses"] = blobs
+    out["black"] = np.zeros((h, w, 3), np.uint8)
+    return out
+
+
+def astronaut() -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(Path(__file__).resolve().parents[1] / "samples" / "astronaut.jpg").convert("RGB"))
+
+
+#: where her face is in samples/astronaut.jpg (HOG's box)
+ASTRONAUT_FACE = (175, 76, 266, 167)
+
+
+def grid_photo(cols: int = 6, rows: int = 5, cell: int = 260) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """A group photo: ``cols × rows`` astronauts (30 by default) on a textured background;
+    returns the photo and each face's centre."""
+    rng = np.random.default_rng(1)
+    canvas = rng.integers(90, 170, (rows * cell, cols * cell, 3), dtype=np.uint8)
+    tile = cv2.resize(astronaut(), (cell, cell), interpolation=cv2.INTER_AREA)
+    f = cell / 512
+    fx = (ASTRONAUT_FACE[0] + ASTRONAUT_FACE[2]) / 2 * f
+    fy = (ASTRONAUT_FACE[1] + ASTRONAUT_FACE[3]) / 2 * f
+    centres = []
+    for r in range(rows):
+        for c in range(cols):
+            canvas[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell] = tile
+            centres.append((c * cell + fx, r * cell + fy))
+    return canvas, centres
+
+
+def tilted(angle: float) -> tuple[np.ndarray, tuple[float, float]]:
+    """The astronaut turned by ``angle`` degrees (counter-clockwise) about her face; returns the
+    picture and the face centre."""
+    a = astronaut()
+    c = ((ASTRONAUT_FACE[0] + ASTRONAUT_FACE[2]) / 2, (ASTRONAUT_FACE[1] + ASTRONAUT_FACE[3]) / 2)
+    m = cv2.getRotationMatrix2D(c, angle, 1.0)
+    return cv2.warpAffine(a, m, (a.shape[1], a.shape[0]), borderMode=cv2.BORDER_REFLECT101), c
+
+
+def scaled(face_px: float, canvas: tuple[int, int] = (480, 640)) -> tuple[np.ndarray, tuple[float, float]]:
+    """The astronaut scaled so her face box is ``face_px`` wide, pasted at the centre of a
+    textured canvas (``face_px`` ≥ the canvas: the face fills the frame, cropped)."""
+    a = astronaut()
+    f = face_px / (ASTRONAUT_FACE[2] - ASTRONAUT_FACE[0])
+    c = ((ASTRONAUT_FACE[0] + ASTRONAUT_FACE[2]) / 2, (ASTRONAUT_FACE[1] + ASTRONAUT_FACE[3]) / 2)
+    h, w = canvas
+    m = np.array([[f, 0, w / 2 - c[0] * f], [0, f, h / 2 - c[1] * f]])
+    rng = np.random.default_rng(2)
+    bg = rng.integers(90, 170, (h, w, 3), dtype=np.uint8)
+    interp = cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR
+    if f < 1:
+        small = cv2.resize(a, (max(1, round(512 * f)), max(1, round(512 * f))), interpolation=cv2.INTER_AREA)
+        m = np.array([[1, 0, w / 2 - c[0] * f], [0, 1, h / 2 - c[1] * f]])
+        a = small
+    out = cv2.warpAffine(a, m, (w, h), flags=interp, borderMode=cv2.BORDER_TRANSPARENT, dst=bg.copy())
+    return out, (w / 2, h / 2)
+
+
+def contains(box, point) -> bool:
+    return box[0] <= point[0] < box[2] and box[1] <= point[1] < box[3]
+
+
+def _hog(rgb):
+    from smilecore import faces
+
+    return [b for b, _ in faces.hog_boxes(rgb)]
+
+
+def _blaze(rgb):
+    from smilecore import faces
+
+    return [d.box for d in faces.detect(rgb)]
+
+
+DETECTORS = {"dlib HOG": _hog, "BlazeFace": _blaze}
+
+
+def _time(fn, rgb, repeats: int) -> float:
+    fn(rgb)
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(rgb)
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts) * 1000
+
+
+def val_photos(limit: int | None = None) -> list[tuple[str, float]]:
+    """(file, face size in photo pixels) of the validation split's source photos, one per file.
+
+    The cache's landmarks are in its aligned crops, not in the photos, so a photo counts as found
+    when a face box of 0.4 – 2.5 × the cache's face size (``face_px``) is found in it; every
+    photo is a single-face portrait."""
+    if not INDEX.is_file():
+        return []
+    idx = np.load(INDEX, allow_pickle=True)
+    sel = np.nonzero(idx["split"] == "val")[0]
+    seen, out = set(), []
+    for i in sel:
+        f = str(idx["file"][i])
+        if f in seen or not (DATA / f).is_file():
+            continue
+        seen.add(f)
+        out.append((f, float(idx["face_px"][i])))
+    return out[:limit] if limit else out
+
+
+def _load(f: str) -> np.ndarray:
+    from PIL import Image
+
+    from smilecore import faces
+
+    return faces._to_rgb8(np.asarray(Image.open(DATA / f).convert("RGB")))
+
+
+def run(repeats: int = 5, val_limit: int | None = None) -> dict:
+    from smilecore import faces
+
+    from .photos import SIZES, make_photo
+
+    res: dict = {"timing": [], "checks": [], "recall": None}
+    # --- timing, both detectors on the same photos, alternating
+    photos = [(f"{label}, 1 face", make_photo(w, h, 1)) for label, w, h in SIZES]
+    vp = val_photos()
+    for f, _ in vp[:: max(1, len(vp) // 5)][:5]:
+        photos.append((f"val: {Path(f).parent.parent.name}/{Path(f).name[:18]}", _load(f)))
+    for label, rgb in photos:
+        row = {"photo": label, "px": f"{rgb.shape[1]}×{rgb.shape[0]}"}
+        for name, fn in DETECTORS.items():
+            row[name] = _time(fn, rgb, repeats)
+        row["BlazeFace + landmarks"] = _time(lambda x: faces.detect_faces(x), rgb, repeats)
+        res["timing"].append(row)
+    # --- recall on the validation photos
+    if vp:
+        vp = vp[:val_limit] if val_limit else vp
+        found = {name: 0 for name in DETECTORS}
+        missed = {name: [] for name in DETECTORS}
+        for f, px in vp:
+            rgb = _load(f)
+            for name, fn in DETECTORS.items():
+                if any(0.4 * px <= max(b[2] - b[0], b[3] - b[1]) <= 2.5 * px for b in fn(rgb)):
+                    found[name] += 1
+                else:
+                    missed[name].append(f)
+        res["recall"] = {"n": len(vp), "found": found, "missed": missed}
+    # --- face-free pictures, grid, tilted / small / large faces
+    ff = face_free_pictures()
+    for name, fn in DETECTORS.items():
+        false = {k: len(fn(v)) for k, v in ff.items()}
+        res["checks"].append((f"face-free pictures: pictures with a false face ({len(ff)} pictures)", name,
+                              f"{sum(1 for v in false.values() if v)} ({', '.join(k for k, v in false.items() if v) or '-'})"))
+    grid, centres = grid_photo()
+    for name, fn in DETECTORS.items():
+        boxes = fn(grid)
+        n = sum(any(contains(b, c) for b in boxes) for c in centres)
+        res["checks"].append((f"30-face grid {grid.shape[1]}×{grid.shape[0]}: faces found (false)", name,
+                              f"{n} ({sum(1 for b in boxes if not any(contains(b, c) for c in centres))})"))
+    for label, cases in [
+        ("tilted −60…60° (every 15°)", [tilted(a) for a in range(-60, 61, 15)]),
+        ("small faces 20, 24, 32, 40, 48 px (640×480)", [scaled(s) for s in (20, 24, 32, 40, 48)]),
+        ("large faces 300, 480, 640 px (640×480)", [scaled(s) for s in (300, 480, 640)]),
+    ]:
+        for name, fn in DETECTORS.items():
+            n = sum(any(contains(b, c) for b in fn(img)) for img, c in cases)
+            res["checks"].append((label, name, f"{n} / {len(cases)}"))
+    return res
+
+
+def to_markdown(res: dict) -> str:
+    lines = ["| photo | size | dlib HOG ms | BlazeFace ms | ratio | BlazeFace + landmarks ms |", "|---|---|---:|---:|---:|---:|"]
+    for r in res["timing"]:
+        lines.append(f"| {r['photo']} | {r['px']} | {r['dlib HOG']:.1f} | {r['BlazeFace']:.1f} | "
+                     f"{r['dlib HOG'] / r['BlazeFace']:.1f}× | {r['BlazeFace + landmarks']:.1f} |")
+    lines.append("")
+    lines.append("Median milliseconds per photo, both detectors in the same run (alternating photos).")
+    lines.append("")
+    if res["recall"]:
+        rc = res["recall"]
+        lines.append(f"Recall on {rc['n']} validation photos: " + ", ".join(
+            f"{k} {v} ({100 * v / rc['n']:.1f} %)" for k, v in rc["found"].items()))
+        for k, v in rc["missed"].items():
+            if v:
+                lines.append(f"<!-- {k} missed: {' '.join(v[:30])}{' …' if len(v) > 30 else ''} -->")
+        lines.append("")
+    lines.append("| check | dlib HOG | BlazeFace |")
+    lines.append("|---|---|---|")
+    by = {}
+    for label, name, val in res["checks"]:
+        by.setdefault(label, {})[name] = val
+    for label, vals in by.items():
+        lines.append(f"| {label} | {vals.get('dlib HOG', '')} | {vals.get('BlazeFace', '')} |")
+    return "\n".join(lines)

@@ -1,0 +1,144 @@
+"""The BlazeFace detector (smilecore.blazeface, smilecore.faces): checksum, landmarks as with
+dlib HOG, tilted / small / large faces, face-free pictures and a 30-face group photo.
+
+Every picture is built from NASA's public-domain astronaut (samples/astronaut.jpg) or
+scikit-image's bundled data (see benchmarks/detector.py, shared with ``python -m benchmarks``).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import smilecore
+from benchmarks import detector as bench
+from smilecore import blazeface, faces
+from smilecore.align import align_face, apply_affine
+from smilecore.errors import ModelError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: dlib's five landmarks on samples/astronaut.jpg with dlib HOG's box (175, 76, 266, 167),
+#: as the engine computed them before BlazeFace (commit 79c2872)
+HOG_LANDMARKS = np.array([[255, 104], [238, 104], [195, 101], [212, 103], [224, 134]], np.float64)
+
+
+def _crop_corners(landmarks: np.ndarray) -> np.ndarray:
+    """Where the corners and centre of the aligned 256² crop lie in the photo."""
+    a = align_face(landmarks)
+    s = a.size - 1
+    return apply_affine(a.inverse, np.array([[0, 0], [s, 0], [0, s], [s, s], [s / 2, s / 2]], np.float64))
+
+
+def test_shipped_detector_passes_its_sha256():
+    path = blazeface.verify(blazeface.SHORT)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == blazeface.SHORT.sha256
+    assert path.parent.joinpath("NOTICE").is_file() and path.parent.joinpath("BLAZEFACE-LICENSE.txt").is_file()
+
+
+def test_a_changed_detector_file_is_refused(tmp_path):
+    bad = tmp_path / blazeface.SHORT.file
+    shutil.copy(blazeface.MODELS_DIR / blazeface.SHORT.file, bad)
+    with bad.open("r+b") as fh:
+        fh.seek(1000)
+        byte = fh.read(1)
+        fh.seek(1000)
+        fh.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(ModelError, match="checksum"):
+        blazeface.BlazeFace(blazeface.SHORT, bad)
+    with pytest.raises(ModelError, match="missing"):
+        blazeface.verify(blazeface.SHORT, tmp_path / "nope.onnx")
+
+
+@pytest.mark.parametrize("h, w", [(128, 128), (192, 256)])
+def test_anchors_match_the_network_outputs(h, w):
+    net = blazeface.network()
+    a = blazeface.anchors(blazeface.SHORT, h, w)
+    assert len(a) == (h // 8) * (w // 8) * 2 + (h // 16) * (w // 16) * 6
+    assert len(a) == 896 or (h, w) != (128, 128)
+    reg, logit = net.session.run(None, {"input": np.zeros((2, h, w, 3), np.float32)})
+    assert reg.shape == (2, len(a), 16) and logit.shape == (2, len(a), 1)
+    with pytest.raises(ValueError, match="multiples"):
+        net.run(np.zeros((1, 100, 128, 3), np.uint8))
+
+
+def test_keypoints_land_on_her_eyes_nose_and_mouth():
+    dets = faces.detect(bench.astronaut())
+    assert len(dets) == 1
+    k = dets[0].keypoints
+    eyes = np.array([(HOG_LANDMARKS[2] + HOG_LANDMARKS[3]) / 2, (HOG_LANDMARKS[0] + HOG_LANDMARKS[1]) / 2])
+    assert np.abs(k[:2] - eyes).max() < 8  # subject's right eye is on the image's left
+    assert np.abs(k[2] - HOG_LANDMARKS[4]).max() < 12
+
+
+def test_astronaut_crop_matches_the_hog_era_crop_within_one_pixel():
+    found = smilecore.detect_faces(bench.astronaut())  # samples/astronaut.jpg
+    assert len(found) == 1
+    face = found[0]
+    assert np.abs(face.landmarks - HOG_LANDMARKS).max() <= 1.0
+    assert np.abs(_crop_corners(face.landmarks) - _crop_corners(HOG_LANDMARKS)).max() < 1.0
+    # the box keeps HOG's shape and place
+    assert np.abs(np.array(face.box) - np.array(bench.ASTRONAUT_FACE)).max() <= 8
+    assert 0.5 <= face.score <= 1.0
+
+
+@pytest.mark.parametrize("angle", [-45, -30, -15, 15, 30, 45])
+def test_tilted_faces_are_found_with_landmarks_that_turn_with_them(angle):
+    img, centre = bench.tilted(angle)
+    found = smilecore.detect_faces(img)
+    assert len(found) == 1
+    m = cv2.getRotationMatrix2D(centre, angle, 1.0)
+    expected = HOG_LANDMARKS @ m[:, :2].T + m[:, 2]
+    assert np.abs(found[0].landmarks - expected).max() <= 2.0
+
+
+@pytest.mark.parametrize("face_px", [20, 24, 32, 48, 300, 480, 640])
+def test_small_and_large_faces_are_found(face_px):
+    img, centre = bench.scaled(face_px)
+    dets = faces.detect(img)
+    assert len(dets) == 1 and bench.contains(dets[0].box, centre)
+    size = faces._size(dets[0].box)
+    assert 0.8 * face_px <= size <= 1.35 * face_px
+
+
+def test_small_faces_in_a_large_photo_are_found():
+    # 12 MP: a 150-px face (24 px in the 640-px detection copy) beside the textured background
+    img, centre = bench.scaled(150, canvas=(3000, 4000))
+    found = smilecore.detect_faces(img)
+    assert len(found) == 1 and bench.contains(found[0].box, centre)
+
+
+def test_no_face_on_face_free_pictures():
+    pictures = bench.face_free_pictures()
+    assert len(pictures) >= 30
+    false = {name: len(faces.detect(p)) for name, p in pictures.items()}
+    assert not any(false.values()), {k: v for k, v in false.items() if v}
+
+
+def test_every_face_of_a_30_face_group_photo():
+    grid, centres = bench.grid_photo()
+    found = smilecore.detect_faces(grid)
+    assert len(found) == 30
+    assert all(any(bench.contains(f.box, c) for f in found) for c in centres)
+
+
+def test_detector_does_not_need_dlib_hog(monkeypatch, astronaut):
+    # detection never runs the HOG detector (it stays only for benchmarks and fitting)
+    monkeypatch.setattr(faces, "_detector", lambda: pytest.fail("dlib HOG was used"))
+    assert len(smilecore.detect_faces(astronaut)) == 1
+
+
+@pytest.mark.skipif(not os.environ.get("SMILE_MEDIAPIPE_WHEEL"), reason="set SMILE_MEDIAPIPE_WHEEL to the mediapipe 0.10.14 wheel")
+def test_conversion_script_reproduces_the_shipped_file(tmp_path):
+    pytest.importorskip("tflite")
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, str(ROOT / "tools" / "convert_blazeface.py"), os.environ["SMILE_MEDIAPIPE_WHEEL"],
+                    "--out-dir", str(tmp_path)], check=True)
+    assert (tmp_path / blazeface.SHORT.file).read_bytes() == (blazeface.MODELS_DIR / blazeface.SHORT.file).read_bytes()
