@@ -53,6 +53,10 @@ MAX_FRAME_PIXELS = 7680 * 4320
 MIN_EDIT_FACE = 24
 #: Weight of the newest network output in the running average kept in crop space (1 = none).
 NET_SMOOTH = 0.55
+#: Run the network for a face on every N-th frame at most; in between its last (smoothed)
+#: output is composited at the face's new place (the edit follows the face; the network's
+#: view of it changes little in 1/12 s).  A strength change re-runs it at once.
+NET_EVERY = 2
 #: Faces per network call.
 BATCH = 4
 
@@ -219,40 +223,33 @@ def _yuv_coeffs(colorspace: int | None, height: int) -> tuple[float, float]:
 
 
 class _Yuv:
-    """YUV 4:2:0 <-> RGB for a region, with the frame's matrix and range."""
+    """YUV 4:2:0 <-> RGB for a region, with the frame's matrix and range (one OpenCV call each way)."""
 
     def __init__(self, kr: float, kb: float, full: bool):
         kg = 1 - kr - kb
-        self.kr, self.kb, self.kg = kr, kb, kg
-        if full:
-            self.y_off, self.y_scale, self.c_scale = 0.0, 255.0, 255.0
-        else:
-            self.y_off, self.y_scale, self.c_scale = 16.0, 219.0, 224.0
+        y_off, y_scale, c_scale = (0.0, 255.0, 255.0) if full else (16.0, 219.0, 224.0)
+        # RGB (0..255) -> Y'CbCr of the stream
+        fwd = np.array([[kr, kg, kb],
+                        [-kr / (2 * (1 - kb)), -kg / (2 * (1 - kb)), 0.5],
+                        [0.5, -kg / (2 * (1 - kr)), -kb / (2 * (1 - kr))]], np.float64)
+        fwd = fwd * np.array([[y_scale], [c_scale], [c_scale]]) / 255.0
+        off = np.array([y_off, 128.0, 128.0])
+        self.rgb2yuv = np.hstack([fwd, off[:, None]]).astype(np.float32)
+        inv = np.linalg.inv(fwd)
+        self.yuv2rgb = np.hstack([inv, (-inv @ off)[:, None]]).astype(np.float32)
 
     def to_rgb(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         h, w = y.shape
-        uu = cv2.resize(u, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-        vv = cv2.resize(v, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-        yf = (y.astype(np.float32) - self.y_off) * (255.0 / self.y_scale)
-        cb = (uu - 128.0) * (255.0 / self.c_scale)
-        cr = (vv - 128.0) * (255.0 / self.c_scale)
-        r = yf + 2 * (1 - self.kr) * cr
-        b = yf + 2 * (1 - self.kb) * cb
-        g = (yf - self.kr * r - self.kb * b) / self.kg
-        return np.clip(np.rint(np.stack([r, g, b], axis=-1)), 0, 255).astype(np.uint8)
+        uu = cv2.resize(u, (w, h), interpolation=cv2.INTER_LINEAR)
+        vv = cv2.resize(v, (w, h), interpolation=cv2.INTER_LINEAR)
+        return cv2.transform(cv2.merge([np.ascontiguousarray(y), uu, vv]), self.yuv2rgb)  # rounds and saturates
 
     def from_rgb(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        f = rgb.astype(np.float32)
-        r, g, b = f[..., 0], f[..., 1], f[..., 2]
-        yl = self.kr * r + self.kg * g + self.kb * b
-        cb = (b - yl) / (2 * (1 - self.kb))
-        cr = (r - yl) / (2 * (1 - self.kr))
-        y = yl * (self.y_scale / 255.0) + self.y_off
-        h, w = y.shape
-        cb = cv2.resize(cb, (w // 2, h // 2), interpolation=cv2.INTER_AREA) * (self.c_scale / 255.0) + 128.0
-        cr = cv2.resize(cr, (w // 2, h // 2), interpolation=cv2.INTER_AREA) * (self.c_scale / 255.0) + 128.0
-        q = lambda a: np.clip(np.rint(a), 0, 255).astype(np.uint8)  # noqa: E731
-        return q(y), q(cb), q(cr)
+        yuv = cv2.transform(np.ascontiguousarray(rgb), self.rgb2yuv)
+        h, w = yuv.shape[:2]
+        y, u, v = cv2.split(yuv)
+        return (y, cv2.resize(u, (w // 2, h // 2), interpolation=cv2.INTER_AREA),
+                cv2.resize(v, (w // 2, h // 2), interpolation=cv2.INTER_AREA))
 
 
 # ---------------------------------------------------------------------------- the editor
@@ -261,10 +258,11 @@ class _Yuv:
 class _FaceEditor:
     """Edits the tracked faces of one frame (RGB region work, batch network calls)."""
 
-    def __init__(self, model, net_smooth: float = NET_SMOOTH):
+    def __init__(self, model, net_smooth: float = NET_SMOOTH, net_every: int = NET_EVERY):
         self.model = model
         self.size = model.size
         self.net_smooth = net_smooth
+        self.net_every = max(1, int(net_every))
         self.t = {"align": 0.0, "infer": 0.0, "composite": 0.0}
 
     def edit(self, jobs: list[tuple[Track, float]], get_region, put_region, shape: tuple[int, int]) -> int:
@@ -292,27 +290,39 @@ class _FaceEditor:
                 from .align import invert_affine
 
                 al_r = Alignment(matrix=mat, inverse=invert_affine(mat), size=self.size)
-                crop = extract_crop(region, al_r)
-                if crop.dtype == np.uint16:
-                    crop = (crop >> 8).astype(np.uint8)
+                st = tr.net_state
+                reuse = (st is not None and st["age"] + 1 < self.net_every
+                         and abs(lam - st["lam"]) <= 0.02 * max(1.0, abs(lam)))
+                crop = None
+                if not reuse:
+                    crop = extract_crop(region, al_r)
+                    if crop.dtype == np.uint16:
+                        crop = (crop >> 8).astype(np.uint8)
                 items.append((tr, lam, box, region, al_r, crop))
             self.t["align"] += time.perf_counter() - t0
             if not items:
                 continue
             t0 = time.perf_counter()
-            net = self.model.run(np.stack([it[5] for it in items]), np.array([it[1] for it in items], np.float32))
+            fresh = [k for k, it in enumerate(items) if it[5] is not None]
+            net = None
+            if fresh:
+                net = self.model.run(np.stack([items[k][5] for k in fresh]), np.array([items[k][1] for k in fresh], np.float32))
             self.t["infer"] += time.perf_counter() - t0
             t0 = time.perf_counter()
-            for k, (tr, lam, box, region, al_r, _) in enumerate(items):
-                rgb, mask, flow = net.rgb[k], net.mask[k], net.flow[k]
-                if self.net_smooth < 1.0:
-                    st = tr.net_state
-                    if st is not None:
+            for k, (tr, lam, box, region, al_r, crop) in enumerate(items):
+                st = tr.net_state
+                if crop is None:  # the last output, at the face's new place
+                    rgb, mask, flow = st["rgb"], st["mask"], st["flow"]
+                    st["age"] += 1
+                else:
+                    j = fresh.index(k)
+                    rgb, mask, flow = net.rgb[j], net.mask[j], net.flow[j]
+                    if self.net_smooth < 1.0 and st is not None:
                         a = self.net_smooth
                         rgb = a * rgb + (1 - a) * st["rgb"]
                         mask = a * mask + (1 - a) * st["mask"]
                         flow = a * flow + (1 - a) * st["flow"]
-                    tr.net_state = {"rgb": rgb, "mask": mask, "flow": flow}
+                    tr.net_state = {"rgb": rgb, "mask": mask, "flow": flow, "age": 0, "lam": lam}
                 out = region.copy()
                 e = composite_face(region, al_r, rgb, mask, flow, out=out)
                 if e is None:
@@ -466,7 +476,8 @@ def _single_thread_model(model):
 def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, schedule, faces, min_face, model,
                progress, total, detect_every, smooth, result: VideoResult, src, keep_unchanged: bool) -> None:
     t_start = time.perf_counter()
-    tm = {"decode": 0.0, "detect": 0.0, "track": 0.0, "encode": 0.0}
+    tm = {"decode": 0.0, "detect": 0.0, "detect_wait": 0.0, "track": 0.0, "encode": 0.0}
+    tracker = None
     out = av.open(f, "w", format=out_format)
     try:
         # ------------------------------------------------------------ streams
@@ -562,14 +573,18 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
                 ostream.set_display_rotation(given_rotation)
             except (AttributeError, ValueError, TypeError, av.FFmpegError):
                 result.notes.append(f"the {given_rotation:g}° display rotation could not be stored in the output")
-        editor = _FaceEditor(model, net_smooth=NET_SMOOTH if smooth else 1.0)
+        editor = _FaceEditor(model, net_smooth=NET_SMOOTH if smooth else 1.0, net_every=NET_EVERY if smooth else 1)
         frame_rgb: dict = {}
 
         def detect(frame_index: int):
+            """Called on the main thread: takes this frame's pixels, returns the job to run."""
+            rgb = frame_rgb["get"]()
+            return lambda: detect_job(rgb)
+
+        def detect_job(rgb):
             from . import detect_faces
 
             t0 = time.perf_counter()
-            rgb = frame_rgb["get"]()
             k = (rotation // 90) % 4
             view = np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
             found = detect_faces(view)
@@ -585,7 +600,7 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             tm["detect"] += time.perf_counter() - t0
             return res
 
-        tracker = FaceTracker(detect, detect_every=detect_every, smooth=smooth)
+        tracker = FaceTracker(detect, detect_every=detect_every, smooth=smooth, async_detect=smooth)
         if not smooth:
             tracker.fade_frames = 1
         start = vstream.start_time if vstream.start_time is not None else 0
@@ -691,9 +706,10 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             tm["decode"] += time.perf_counter() - t0
 
             t0 = time.perf_counter()
-            d0 = tm["detect"]
+            w0 = tracker.wait
             live = tracker.update(grey, n, t)
-            tm["track"] += time.perf_counter() - t0 - (tm["detect"] - d0)
+            tm["detect_wait"] += tracker.wait - w0
+            tm["track"] += time.perf_counter() - t0 - (tracker.wait - w0)
             lam_now = schedule(t)
             jobs = []
             for tr in live:
@@ -731,6 +747,8 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             out.mux(packet)
         tm["encode"] += time.perf_counter() - t0
     finally:
+        if tracker is not None:
+            tracker.close()
         out.close()
     result.frames = n
     result.duration = float(n / result.fps) if result.fps else 0.0

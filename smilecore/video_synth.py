@@ -56,7 +56,8 @@ def make_clip(path: str | os.PathLike, picture: np.ndarray, size: tuple[int, int
     matrices = []
     out = av.open(str(path), "w", format=container_format)
     vs = out.add_stream(codec, rate=fps)
-    vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
+    sideways = rotation % 180 != 0  # stored turned by a quarter: width and height swap
+    vs.width, vs.height, vs.pix_fmt = (h, w, pix_fmt) if sideways else (w, h, pix_fmt)
     if codec in ("libx264", "libx265"):
         vs.codec_context.options = {"crf": str(crf), "preset": "ultrafast"}
         if codec == "libx265":

@@ -17,17 +17,21 @@ records) is used, so the tracker works with any detector behind it.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 #: Run the detector on every N-th frame (and whenever no face is tracked, or one is lost).
-DETECT_EVERY = 12
+DETECT_EVERY = 15
 #: Frames over which a smile fades in (a face appears) or out (a face leaves).
 FADE_FRAMES = 6
 #: Consecutive detections that may miss a tracked face before its track ends (and fades out).
 MAX_MISSES = 3
+#: With a background detector, its result for frame k is used at frame k + DETECT_LAG (waiting
+#: for it if needed: the output never depends on how fast the detector was).
+DETECT_LAG = 3
 #: A new face is confirmed by a second detection this many frames after it was first seen.
 CONFIRM_AFTER = 2
 #: How far a matched detection pulls a tracked face's landmarks towards its own (0..1).
@@ -149,7 +153,7 @@ class FaceTracker:
     """Detect-and-track over a sequence of frames; see the module documentation."""
 
     def __init__(self, detect, detect_every: int = DETECT_EVERY, fade_frames: int = FADE_FRAMES,
-                 smooth: bool = True, min_cutoff: float = 0.4, beta: float = 4.0):
+                 smooth: bool = True, min_cutoff: float = 0.4, beta: float = 4.0, async_detect: bool = False):
         self.detect = detect  #: function(frame_index) -> list of (landmarks (5,2), box, score), largest first
         self.detect_every = max(1, int(detect_every))
         self.fade_frames = max(1, int(fade_frames))
@@ -162,6 +166,10 @@ class FaceTracker:
         self.detections_run = 0
         self._lost_since_detection = False
         self._last_detection = -10 ** 9
+        self.lag = DETECT_LAG if async_detect else 0
+        self.pending = None  #: (frame index, future, motion snapshots) of a detection running in the background
+        self.wait = 0.0  #: seconds the tracker waited for the detector
+        self._pool = None
 
     # ------------------------------------------------------------------ per frame
     def update(self, grey: np.ndarray, frame_index: int, t: float) -> list[Track]:
@@ -175,8 +183,16 @@ class FaceTracker:
         every = self.detect_every if live else max(1, self.detect_every // 2)
         confirm = any(not tr.confirmed and not tr.ending and frame_index - tr.first_frame >= CONFIRM_AFTER
                       for tr in self.tracks)
-        if frame_index == 0 or frame_index - self._last_detection >= every or self._lost_since_detection or confirm:
-            self._detect_and_match(grey, frame_index)
+        if self.pending is not None and frame_index - self.pending[0] >= self.lag:
+            k, job, snaps = self.pending
+            self.pending = None
+            t0 = time.perf_counter()
+            found = job.result()
+            self.wait += time.perf_counter() - t0
+            self._apply(found, k, snaps, grey, frame_index)
+        due = frame_index == 0 or frame_index - self._last_detection >= every or self._lost_since_detection or confirm
+        if due and self.pending is None:
+            self._request(grey, frame_index)
         for tr in self.tracks:
             step = 1.0 / self.fade_frames
             if tr.ending:
@@ -262,15 +278,42 @@ class FaceTracker:
         if not self._lost_since_detection:
             self._lost_since_detection = True
 
-    def _detect_and_match(self, grey: np.ndarray, frame_index: int) -> None:
+    def close(self) -> None:
+        """Stop the background detector (if any)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def _request(self, grey: np.ndarray, frame_index: int) -> None:
+        """Run the detector on this frame: at once, or in the background when ``detect`` hands
+        back a job and the tracker is asynchronous (its result is used ``lag`` frames later)."""
         self.detections_run += 1
         self._lost_since_detection = False
         self._last_detection = frame_index
-        found = self.detect(frame_index)
-        live = [tr for tr in self.tracks if not tr.ending]
+        job = self.detect(frame_index)
+        snaps = {id(tr): tr.motion.copy() for tr in self.tracks if not tr.ending}
+        if not callable(job):
+            self._apply(job, frame_index, snaps, grey, frame_index)
+            return
+        if self.lag <= 0 or frame_index == 0:
+            t0 = time.perf_counter()
+            found = job()
+            self.wait += time.perf_counter() - t0
+            self._apply(found, frame_index, snaps, grey, frame_index)
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smile-detect")
+        self.pending = (frame_index, self._pool.submit(job), snaps)
+
+    def _apply(self, found, k: int, snaps: dict, grey: np.ndarray, frame_index: int) -> None:
+        """Match detections made on frame ``k`` (tracks' motion then: ``snaps``) to the tracks."""
+        live = [tr for tr in self.tracks if not tr.ending and id(tr) in snaps]
         pairs = []
         for ti, tr in enumerate(live):
-            c = tr.landmarks.mean(0)
+            m = snaps[id(tr)]
+            c = (tr.ref @ m[:2, :2].T + m[:2, 2]).mean(0)
             for di, (lm, box, score) in enumerate(found):
                 d = float(np.linalg.norm(np.asarray(lm).mean(0) - c))
                 size = max(tr.frame_size, float(max(box[2] - box[0], box[3] - box[1])))
@@ -286,11 +329,12 @@ class FaceTracker:
             used_d.add(di)
             tr = live[ti]
             lm, box, score = found[di]
-            inv = np.linalg.inv(tr.motion)
+            inv = np.linalg.inv(snaps[id(tr)])
             lm_ref = np.asarray(lm, np.float64) @ inv[:2, :2].T + inv[:2, 2]
             pull = 1.0 if tr.points is None else DETECTION_PULL
             tr.ref = tr.ref + pull * (lm_ref - tr.ref)
-            size_ref = float(max(box[2] - box[0], box[3] - box[1])) / max(tr.scale, 1e-6)
+            snap_scale = float(np.sqrt(abs(np.linalg.det(snaps[id(tr)][:2, :2]))))
+            size_ref = float(max(box[2] - box[0], box[3] - box[1])) / max(snap_scale, 1e-6)
             tr.size = tr.size + pull * (size_ref - tr.size)
             tr.score = float(score)
             tr.misses = 0
@@ -313,7 +357,7 @@ class FaceTracker:
                 continue
             lm = np.asarray(lm, np.float64)
             size = float(max(box[2] - box[0], box[3] - box[1]))
-            first = frame_index == 0
+            first = k == 0
             # a face in the very first frame smiles at once (and fades out if the next detection
             # does not confirm it); a later one waits for that confirmation, then fades in
             tr = Track(index=-1, ref=lm.copy(), size=size, score=float(score), first_frame=frame_index,
