@@ -151,18 +151,22 @@ class Detection:
 LEVELS = [
     (128, 0.2, 0.0, np.inf, 1.0),
     (256, 0.0, 12.0, 110.0, 0.3),
-    (640, 0.0, 12.0, 110.0, 0.12),
+    (640, 0.0, 12.0, 110.0, 0.09),
 ]
-#: A level's input is never enlarged more than this over the detection copy.
+#: A level's input (but the first's) is never enlarged more than this over the detection copy.
 MAX_UPSCALE = 2.0
 #: Candidates (BlazeFace probability ≥ min_score) are kept when the mean of their probability
-#: and the network's on four upright views of them (1.6 and 2.2 box sides, each also mirrored)
-#: reaches this. Face-free pictures rarely keep a candidate above 0.5 on every view.
+#: and the network's on two upright views of them (1.6 box sides, as is and mirrored) reaches
+#: this. (Four views, adding 2.2 box sides, separated face-free candidates from faces no better
+#: at twice the cost.)
 VERIFY_MIN = 0.70
-VERIFY_CONTEXT = (1.6, 2.2)
+VERIFY_CONTEXT = (1.6,)
 #: Candidates this sure need no verification (no face-free picture of benchmarks/detector.py
 #: gives a candidate above 0.77).
 SURE = 0.85
+#: A candidate below this probability that only one anchor of one level voted for is dropped
+#: without verification.
+LONE_MIN = 0.6
 
 
 def _ceil16(x: float) -> int:
@@ -175,7 +179,9 @@ def _run_level(net, small: np.ndarray, level, min_score: float, done: float):
     long_in, margin, lo, hi, _ = level
     h, w = small.shape[:2]
     long_side = max(h, w)
-    g = min(long_in / (long_side * (1 + 2 * margin)), MAX_UPSCALE)
+    g = long_in / (long_side * (1 + 2 * margin))
+    if done:  # the first level always sees the picture at the network's own size
+        g = min(g, MAX_UPSCALE)
     if long_side * (1 + 2 * margin) * g <= done * 1.01:
         return None, done
     sw, sh = max(1, round(w * g)), max(1, round(h * g))
@@ -200,8 +206,8 @@ def _verify(net, small: np.ndarray, merged, known: list) -> list:
     IoU > 0.5; the new decisions are appended)."""
     decided, todo = {}, []
     for i, cand in enumerate(merged):
-        if cand[2] >= SURE:
-            decided[i] = True
+        if cand[2] >= SURE or (cand[2] < LONE_MIN and cand[3] < 2):
+            decided[i] = cand[2] >= SURE
             continue
         for box, ok in known:
             if blazeface.iou(cand[0], box[None])[0] > 0.5:
@@ -251,7 +257,7 @@ def _verify_views(net, small: np.ndarray, merged) -> list[bool]:
 
 
 def _shrink(rgb8: np.ndarray, max_side: int) -> np.ndarray:
-    """The detection copy: long side ≤ ``max_side``, area-averaged; a photo more than 4 × too
+    """The detection copy: long side ≤ ``max_side``, area-averaged; a photo more than 2 × too
     large is first sampled to twice that size (nearest pixel), which costs a fraction of
     averaging all of it."""
     h, w = rgb8.shape[:2]
@@ -259,7 +265,7 @@ def _shrink(rgb8: np.ndarray, max_side: int) -> np.ndarray:
     if f == 1.0:
         return rgb8
     size = (max(1, round(w * f)), max(1, round(h * f)))
-    if f < 0.25:
+    if f < 0.5:
         rgb8 = cv2.resize(rgb8, (2 * size[0], 2 * size[1]), interpolation=cv2.INTER_NEAREST)
     return cv2.resize(rgb8, size, interpolation=cv2.INTER_AREA)
 
