@@ -151,7 +151,7 @@ class Detection:
 LEVELS = [
     (128, 0.2, 0.0, np.inf, 1.0),
     (256, 0.0, 12.0, 110.0, 0.3),
-    (640, 0.0, 12.0, 110.0, 0.09),
+    (640, 0.0, 12.0, 110.0, 0.12),
 ]
 #: A level's input (but the first's) is never enlarged more than this over the detection copy.
 MAX_UPSCALE = 2.0
@@ -189,7 +189,10 @@ def _run_level(net, small: np.ndarray, level, min_score: float, done: float):
     W, H = _ceil16(sw + 2 * pad), _ceil16(sh + 2 * pad)
     ox, oy = (W - sw) // 2, (H - sh) // 2
     canvas = np.zeros((H, W, 3), np.uint8)
-    canvas[oy : oy + sh, ox : ox + sw] = cv2.resize(small, (sw, sh), interpolation=cv2.INTER_AREA if g < 1 else cv2.INTER_LINEAR)
+    src = small
+    while src.shape[1] >= 2 * sw and src.shape[0] >= 2 * sh and min(src.shape[:2]) > 32:
+        src = cv2.pyrDown(src)  # halving first: area-averaging a large copy by a non-integer factor is slow
+    canvas[oy : oy + sh, ox : ox + sw] = cv2.resize(src, (sw, sh), interpolation=cv2.INTER_AREA if sw < src.shape[1] else cv2.INTER_LINEAR)
     boxes, kps, prob = net.run(canvas[None], min_score)[0]
     sizes = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     keep = (sizes >= lo) & (sizes <= hi)
@@ -249,9 +252,15 @@ def _verify_views(net, small: np.ndarray, merged) -> list[bool]:
     kept = []
     for i, cand in enumerate(merged):
         probs = [cand[2]]
-        for b, _, pr in res[i * n : (i + 1) * n]:
-            centred = np.abs((b[:, :2] + b[:, 2:]) / 2 / s - 0.5).max(1) < 0.15 if len(pr) else np.zeros(0, bool)
-            probs.append(float(pr[centred].max()) if centred.any() else 0.0)
+        for j, (b, _, pr) in enumerate(res[i * n : (i + 1) * n]):
+            if not len(pr):
+                probs.append(0.0)
+                continue
+            # the view must show a face of the candidate's size at its centre (not a smaller face within it)
+            expect = s / VERIFY_CONTEXT[j // 2]
+            size = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+            ok = (np.abs((b[:, :2] + b[:, 2:]) / 2 / s - 0.5).max(1) < 0.15) & (size > 0.6 * expect) & (size < 1.6 * expect)
+            probs.append(float(pr[ok].max()) if ok.any() else 0.0)
         kept.append(bool(np.mean(probs) >= VERIFY_MIN))
     return kept
 

@@ -120,11 +120,25 @@ def test_no_face_on_face_free_pictures():
     assert not any(false.values()), {k: v for k, v in false.items() if v}
 
 
-def test_every_face_of_a_30_face_group_photo():
-    grid, centres = bench.grid_photo()
+@pytest.mark.parametrize("cell", [260, 200])
+def test_every_face_of_a_30_face_group_photo(cell):
+    grid, centres = bench.grid_photo(cell=cell)  # faces ~3 % of the long side
     found = smilecore.detect_faces(grid)
     assert len(found) == 30
     assert all(any(bench.contains(f.box, c) for f in found) for c in centres)
+
+
+def test_a_weak_candidate_around_a_smaller_face_is_not_verified():
+    # a box three times a face's size, centred on it, must not pass as a face
+    a = bench.astronaut()
+    x0, y0, x1, y1 = bench.ASTRONAUT_FACE
+    c = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+    half = 1.5 * (x1 - x0)
+    big = np.array([c[0] - half, c[1] - half, c[0] + half, c[1] + half])
+    kps = np.array([[c[0] - 20, c[1] - 10], [c[0] + 20, c[1] - 10], c, c + [0, 25], c - [45, 0], c + [45, 0]])
+    assert faces._verify_views(blazeface.network(), a, [(big, kps, 0.55, 3)]) == [False]
+    face = np.array([x0, y0, x1, y1], np.float64)
+    assert faces._verify_views(blazeface.network(), a, [(face, kps, 0.55, 3)]) == [True]
 
 
 def test_detector_does_not_need_dlib_hog(monkeypatch, astronaut):
