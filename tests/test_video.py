@@ -278,6 +278,10 @@ def test_errors_are_one_line_with_the_right_exit_code(clips, picture, tmp_path):
     assert r.exit_code == 2 and "outside this model's range" in one_error_line(r)
     r = run(src, "--codec", "vp8")
     assert r.exit_code == 2 and "cannot go into a .mp4" in one_error_line(r)
+    r = run(src, "--max-pixels", "100000")  # (videos: this or 8K UHD, whichever is smaller)
+    assert r.exit_code == 5 and "above the video limit" in one_error_line(r)
+    r = run(src, "--debug", tmp_path / "dbg")
+    assert r.exit_code == 2 and "--debug is for photos" in one_error_line(r)
     r = run(src, "-o", tmp_path / "x.png")
     assert r.exit_code == 2 and "not a video format" in one_error_line(r)
     r = run(ROOT / "samples" / "astronaut.jpg", "-s", "0:0,1:2", "-o", tmp_path / "p.jpg")
@@ -399,3 +403,18 @@ def test_worker_takes_a_video_and_reports_progress(clips, tmp_path):
     assert bad["ok"] is False and bad["error"]["code"] == "bad_request"
     bad = session.handle_line(json.dumps(dict(req, strength="9:x")).encode())
     assert bad["ok"] is False and bad["error"]["code"] == "bad_request"
+
+
+def test_output_does_not_depend_on_threads(picture, model, tmp_path, monkeypatch):
+    """The background detector's result is used a fixed number of frames later, and the
+    optional compositing thread keeps frame order: the same clip gives the same frames."""
+    import smilecore.video as V
+
+    make_clip(tmp_path / "a.mp4", picture, size=(320, 240), frames=24, face_height=0.9)
+    outs = []
+    for flag in (False, True):
+        monkeypatch.setattr(V, "PIPELINE", flag)
+        smile_video(tmp_path / "a.mp4", tmp_path / f"o{flag}.mkv", strength=2, model=model, crf=0)
+        outs.append(read_frames(tmp_path / f"o{flag}.mkv"))
+    assert len(outs[0]) == len(outs[1]) == 24
+    assert all(np.array_equal(a, b) for a, b in zip(*outs))
