@@ -189,3 +189,56 @@ def test_teacher_geometry_and_ramp_are_checked():
     tl = face.copy()
     tl[65:68, 1] += 0.045 * 60  # newly opened by 0.045 of the mouth width: half-way up a 0.03-0.06 ramp
     assert t.opening(face, tl) == pytest.approx(0.5, abs=0.03)
+
+
+def test_teacher_editor_returns_the_teachers_targets_in_order():
+    from training.teacher_realism import teacher_editor
+
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (3, 256, 256, 3), dtype=np.uint8)
+    faces = np.stack([_face() + rng.normal(0, 0.5, (68, 2)) for _ in range(3)])
+    t = Teacher(donors=None, geometry="real")
+    edit = teacher_editor(t, faces)
+    assert np.array_equal(edit(crops, 0.0), crops)
+    out = edit(crops, 2.0)
+    assert out.shape == crops.shape and out.dtype == np.uint8
+    for k in range(3):
+        assert np.array_equal(out[k], t.synthesize(crops[k], faces[k], 2.0).target)
+    with pytest.raises(ValueError, match="landmarks"):
+        edit(crops[:2], 1.0)
+
+
+def test_appearance_field_recovers_a_planted_shading_and_applies_it():
+    import cv2
+
+    from training.appearance import LOG_OFFSET, fit_appearance
+
+    rng = np.random.default_rng(5)
+    face = _face()
+    planted = np.zeros((256, 256), np.float32)
+    cv2.circle(planted, (90, 160), 18, 0.2, -1)  # a lit left cheek
+    cv2.circle(planted, (166, 160), 18, -0.15, -1)  # a darker right one
+    planted = cv2.GaussianBlur(planted, (0, 0), 3)
+    crops, lms, person, label = [], [], [], []
+    for p in range(6):
+        tex = cv2.GaussianBlur(rng.uniform(60, 200, (256, 256)).astype(np.float32), (0, 0), 2)
+        neutral = np.repeat(tex[..., None], 3, axis=2)
+        happy = (neutral + LOG_OFFSET) * np.exp(planted)[..., None] - LOG_OFFSET
+        for img, lab in ((neutral, 0), (happy, 1)):
+            crops.append(np.clip(np.rint(img), 0, 255).astype(np.uint8))
+            lms.append(face)
+            person.append(f"p{p}")
+            label.append(lab)
+    crops, lms, person, label = np.array(crops), np.array(lms), np.array(person), np.array(label)
+    app = fit_appearance(crops, lms, person, label, np.arange(len(crops)))
+    assert app.people == 6
+    inside = np.zeros((256, 256), bool)
+    inside[140:180, 70:186] = True
+    corr = np.corrcoef(app.field[inside], planted[inside])[0, 1]
+    assert corr > 0.9
+    assert abs(app.field[:40, :40]).max() < 0.02  # outside the face: nothing
+    target = crops[0]
+    assert np.array_equal(app.apply(target, face, 0.0, np.zeros((256, 256))), target)
+    assert np.array_equal(app.apply(target, face, 2.0, np.ones((256, 256))), target)  # the mouth is the mouth model's
+    lit = app.apply(target, face, 2.0, np.zeros((256, 256)))
+    assert lit[160, 90].mean() > target[160, 90].mean() * 1.2 and lit[160, 166].mean() < target[160, 166].mean()

@@ -14,6 +14,7 @@ STEPS = {
     "train": "training.train",
     "export": "training.export",
     "evaluate": "training.evaluate",
+    "teacher-realism": "training.teacher_realism",
 }
 
 USAGE = "usage: python -m training {" + "|".join(STEPS) + "} [--config PATH] [options]"

@@ -176,6 +176,44 @@ def inner_gap(lm68: np.ndarray) -> float:
     return float(np.mean(lm68[INNER_PAIRS[:, 1], 1] - lm68[INNER_PAIRS[:, 0], 1]))
 
 
+def _controls(src: np.ndarray, dst: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Spline control points (target positions) and values (source − target); near-coincident
+    inner-lip pairs are merged so a closed mouth does not make the solve ill-posed."""
+    keep = np.ones(68, bool)
+    pts, vals = [], []
+    eps = 0.012 * size
+    for u, l in INNER_PAIRS:
+        if np.linalg.norm(dst[u] - dst[l]) < eps:
+            keep[[u, l]] = False
+            pts.append(0.5 * (dst[u] + dst[l]))
+            vals.append(0.5 * ((src[u] - dst[u]) + (src[l] - dst[l])))
+    ctrl = np.concatenate([dst[keep], np.array(pts).reshape(-1, 2)])
+    val = np.concatenate([src[keep] - dst[keep], np.array(vals).reshape(-1, 2)])
+    return ctrl, val
+
+
+def landmark_flow(src: np.ndarray, dst: np.ndarray, size: int, reg: float = 1e-6) -> np.ndarray:
+    """Backward flow float32 [2,size,size] of the thin-plate spline that takes the 68 landmarks
+    ``src`` to ``dst`` (crop px) with the crop border pinned: ``warped(p) = image(p + flow(p))``."""
+    lm_ctrl, lm_val = _controls(np.asarray(src, np.float64), np.asarray(dst, np.float64), size)
+    pins = _border_pins(size)
+    ctrl = np.concatenate([lm_ctrl, pins]) / size
+    vals = np.concatenate([lm_val, np.zeros_like(pins)])
+    w, a = tps_fit(ctrl, vals, reg)
+    g, grid = _grid(size)
+    gu = grid / size
+    basis = np.concatenate([tps_basis(gu, ctrl[: len(lm_ctrl)]), _pin_basis(size)], axis=1)
+    coarse = tps_eval(ctrl, w, a, gu, basis).astype(np.float32).reshape(g, g, 2)
+    dense = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
+    return np.ascontiguousarray(dense.transpose(2, 0, 1))
+
+
+def warp_image(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``image`` (uint8 or float, [S,S] or [S,S,C]) resampled along a backward ``flow`` [2,S,S]."""
+    px, py = _pixel_grid(image.shape[0])
+    return cv2.remap(image, px + flow[0], py + flow[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+
+
 # ------------------------------------------------------------------ donors
 
 
@@ -384,38 +422,12 @@ class Teacher:
             tl[lo[crossed], 1] = mid
         return tl
 
-    def _controls(self, src: np.ndarray, dst: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Spline control points (target positions) and values (source − target); near-coincident
-        inner-lip pairs are merged so a closed mouth does not make the solve ill-posed."""
-        keep = np.ones(68, bool)
-        pts, vals = [], []
-        eps = 0.012 * size
-        for u, l in INNER_PAIRS:
-            if np.linalg.norm(dst[u] - dst[l]) < eps:
-                keep[[u, l]] = False
-                pts.append(0.5 * (dst[u] + dst[l]))
-                vals.append(0.5 * ((src[u] - dst[u]) + (src[l] - dst[l])))
-        ctrl = np.concatenate([dst[keep], np.array(pts).reshape(-1, 2)])
-        val = np.concatenate([src[keep] - dst[keep], np.array(vals).reshape(-1, 2)])
-        return ctrl, val
-
     def backward_flow(self, lm68: np.ndarray, lam: float, size: int) -> np.ndarray:
         """Backward flow float32 [2,size,size] (target pixel -> source offset, crop px)."""
         if lam == 0.0:
             return np.zeros((2, size, size), np.float32)
         src = np.asarray(lm68, np.float64)
-        dst = self.target_landmarks(lm68, lam, size)
-        lm_ctrl, lm_val = self._controls(src, dst, size)
-        pins = _border_pins(size)
-        ctrl = np.concatenate([lm_ctrl, pins]) / size
-        vals = np.concatenate([lm_val, np.zeros_like(pins)])
-        w, a = tps_fit(ctrl, vals, self.reg)
-        g, grid = _grid(size)
-        gu = grid / size
-        basis = np.concatenate([tps_basis(gu, ctrl[: len(lm_ctrl)]), _pin_basis(size)], axis=1)
-        coarse = tps_eval(ctrl, w, a, gu, basis).astype(np.float32).reshape(g, g, 2)
-        dense = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
-        return np.ascontiguousarray(dense.transpose(2, 0, 1))
+        return landmark_flow(src, self.target_landmarks(lm68, lam, size), size, self.reg)
 
     def opening(self, lm68: np.ndarray, target: np.ndarray) -> float:
         """Appearance weight in [0,1] from how far the target mouth opened beyond the source's."""
@@ -509,8 +521,7 @@ class Teacher:
             return Pair(crop.copy(), np.zeros((2, size, size), np.float32), mask, lm68.astype(np.float32), uv)
         tl = self.target_landmarks(lm68, lam, size)
         flow = self.backward_flow(lm68, lam, size)
-        px, py = _pixel_grid(size)
-        target = cv2.remap(crop, px + flow[0], py + flow[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        target = warp_image(crop, flow)
         if target.ndim == 2:
             target = target[:, :, None]
         if self.donors is not None and crop.shape[2] == 3:
