@@ -375,8 +375,7 @@ def test_sigterm_leaves_no_partial_file(clips, tmp_path):
     deadline = time.time() + 30
     while time.time() < deadline and not any(p.name.endswith(".smile-tmp") for p in tmp_path.iterdir()):
         time.sleep(0.05)
-    assert proc.poll() is None, proc.communicate()
-    time.sleep(0.3)
+    assert proc.poll() is None, proc.communicate()  # writing its temporary file: stop it now
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143, err
@@ -418,3 +417,34 @@ def test_output_does_not_depend_on_threads(picture, model, tmp_path, monkeypatch
         outs.append(read_frames(tmp_path / f"o{flag}.mkv"))
     assert len(outs[0]) == len(outs[1]) == 24
     assert all(np.array_equal(a, b) for a, b in zip(*outs))
+
+
+def test_subtitles_chapters_and_metadata_are_kept(picture, model, tmp_path):
+    from fractions import Fraction
+
+    clip = make_clip(tmp_path / "v.mkv", picture, size=(320, 240), frames=25, face_height=0.95)
+    src = tmp_path / "sub.mkv"
+    with av.open(str(clip.path)) as i, av.open(str(src), "w") as o:
+        streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        sub = o.add_mux_stream("subrip")
+        sub.time_base = Fraction(1, 1000)
+        sub.metadata["language"] = "eng"
+        o.metadata["title"] = "Test clip"
+        o.set_chapters([{"id": 1, "start": 0, "end": 500, "time_base": Fraction(1, 1000), "metadata": {"title": "Intro"}}])
+        for p in i.demux():
+            if p.dts is not None:
+                p.stream = streams[p.stream.index]
+                o.mux(p)
+        for t, text in ((0, "Hello"), (500, "Smile")):
+            p = av.Packet(text.encode())
+            p.pts = p.dts = t
+            p.duration, p.time_base, p.stream = 400, sub.time_base, sub
+            o.mux(p)
+    out = tmp_path / "sub.smile.mkv"
+    res = smile_video(src, out, strength=2, model=model)
+    assert res.faces_edited == 1 and any("subtitle" in s for s in res.streams_copied)
+    assert packets(out, "subtitle") == packets(src, "subtitle") == [(0, b"Hello"), (500, b"Smile")]
+    assert packets(out) == packets(src)
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        assert b.metadata["title"] == "Test clip" and b.streams.subtitles[0].metadata["language"] == "eng"
+        assert b.chapters() == a.chapters() and b.chapters()[0]["metadata"]["title"] == "Intro"
