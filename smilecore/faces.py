@@ -150,7 +150,7 @@ class Detection:
 #: faces (~12 px in the input) without the seams of tiles.
 LEVELS = [
     (128, 0.2, 0.0, np.inf, 1.0),
-    (256, 0.0, 12.0, 110.0, 0.3),
+    (224, 0.0, 12.0, 110.0, 0.3),
     (640, 0.0, 12.0, 110.0, 0.12),
 ]
 #: A level's input (but the first's) is never enlarged more than this over the detection copy.
@@ -161,6 +161,8 @@ MAX_UPSCALE = 2.0
 #: at twice the cost.)
 VERIFY_MIN = 0.70
 VERIFY_CONTEXT = (1.6,)
+#: Side of the verification views (network input).
+VERIFY_SIZE = 128
 #: Candidates this sure need no verification (no face-free picture of benchmarks/detector.py
 #: gives a candidate above 0.77).
 SURE = 0.85
@@ -173,7 +175,14 @@ def _ceil16(x: float) -> int:
     return int(np.ceil(x / 16) * 16)
 
 
-def _run_level(net, small: np.ndarray, level, min_score: float, done: float):
+def _halved(pyr: list, k: int) -> np.ndarray:
+    """``pyr[k]``: the copy ``pyr[0]`` halved k times (cv2.pyrDown), made on first use."""
+    while len(pyr) <= k:
+        pyr.append(cv2.pyrDown(pyr[-1]))
+    return pyr[k]
+
+
+def _run_level(net, small: np.ndarray, level, min_score: float, done: float, pyr: list | None = None):
     """Detections of one level in copy pixels; None when the level would add nothing (its input is
     no larger than ``done``, the previous level's)."""
     long_in, margin, lo, hi, _ = level
@@ -189,9 +198,11 @@ def _run_level(net, small: np.ndarray, level, min_score: float, done: float):
     W, H = _ceil16(sw + 2 * pad), _ceil16(sh + 2 * pad)
     ox, oy = (W - sw) // 2, (H - sh) // 2
     canvas = np.zeros((H, W, 3), np.uint8)
-    src = small
-    while src.shape[1] >= 2 * sw and src.shape[0] >= 2 * sh and min(src.shape[:2]) > 32:
-        src = cv2.pyrDown(src)  # halving first: area-averaging a large copy by a non-integer factor is slow
+    pyr = [small] if pyr is None else pyr
+    k = 0  # halving first: area-averaging a large copy by a non-integer factor is slow
+    while (small.shape[1] >> (k + 1)) >= sw and (small.shape[0] >> (k + 1)) >= sh and min(small.shape[:2]) >> (k + 1) > 16:
+        k += 1
+    src = _halved(pyr, k)
     canvas[oy : oy + sh, ox : ox + sw] = cv2.resize(src, (sw, sh), interpolation=cv2.INTER_AREA if sw < src.shape[1] else cv2.INTER_LINEAR)
     boxes, kps, prob = net.run(canvas[None], min_score)[0]
     sizes = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
@@ -203,7 +214,7 @@ def _run_level(net, small: np.ndarray, level, min_score: float, done: float):
             (kps[keep] - off) * sc, prob[keep]), max(W, H)
 
 
-def _verify(net, small: np.ndarray, merged, known: list) -> list:
+def _verify(net, small: np.ndarray, merged, known: list, pyr: list | None = None) -> list:
     """Keeps the merged candidates whose mean probability over :data:`VERIFY_CONTEXT` views passes.
     ``known``: (box, kept) of candidates already decided (reused when a candidate overlaps one by
     IoU > 0.5; the new decisions are appended)."""
@@ -218,17 +229,17 @@ def _verify(net, small: np.ndarray, merged, known: list) -> list:
                 break
         else:
             todo.append(i)
-    new = _verify_views(net, small, [merged[i] for i in todo]) if todo else []
+    new = _verify_views(net, small, [merged[i] for i in todo], pyr) if todo else []
     for i, ok in zip(todo, new):
         decided[i] = ok
         known.append((merged[i][0], ok))
     return [c for i, c in enumerate(merged) if decided[i]]
 
 
-def _verify_views(net, small: np.ndarray, merged) -> list[bool]:
-    s = 128
+def _verify_views(net, small: np.ndarray, merged, pyr: list | None = None) -> list[bool]:
+    s = VERIFY_SIZE
     views = []
-    pyramid = [small]
+    pyramid = [small] if pyr is None else pyr
     for box, kps, _, _ in merged:
         c = (box[:2] + box[2:]) / 2
         d = kps[1] - kps[0]
@@ -236,11 +247,9 @@ def _verify_views(net, small: np.ndarray, merged) -> list[bool]:
         for ctx in VERIFY_CONTEXT:
             scale = s / (_size(box) * ctx)
             level = 0
-            while scale * 2 ** level < 0.5 and min(pyramid[-1].shape[:2]) > 32:
+            while scale * 2 ** level < 0.5 and min(small.shape[:2]) >> (level + 1) > 16:
                 level += 1
-                if level == len(pyramid):
-                    pyramid.append(cv2.pyrDown(pyramid[-1]))
-            src = pyramid[min(level, len(pyramid) - 1)]
+            src = _halved(pyramid, level)
             k = small.shape[1] / src.shape[1]
             cc = (c + 0.5) / k - 0.5
             rot = cv2.getRotationMatrix2D((float(cc[0]), float(cc[1])), roll, scale * k)
@@ -286,15 +295,15 @@ def detect(rgb8: np.ndarray, max_side: int = DETECT_MAX_SIDE, min_score: float =
     h, w = rgb8.shape[:2]
     small = _shrink(rgb8, max_side)
     long_side = float(max(small.shape[:2]))
-    found, merged, known, done = [], [], [], 0.0
+    found, merged, known, done, pyr = [], [], [], 0.0, [small]
     for level in LEVELS:
         if merged and min(_size(d[0]) for d in merged) >= level[4] * long_side:
             break
-        res, done = _run_level(net, small, level, min_score, done)
+        res, done = _run_level(net, small, level, min_score, done, pyr)
         if res is None:
             continue
         found.append(res)
-        merged = _verify(net, small, _merge(found), known)
+        merged = _verify(net, small, _merge(found), known, pyr)
     fx, fy = w / small.shape[1], h / small.shape[0]
     scale = np.array([fx, fy])
     return [
