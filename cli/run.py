@@ -105,8 +105,12 @@ def _faces_callback(ctx, param, value):
               help="Videos: video codec (default: h264; vp9 for .webm).")
 @click.option("--preset", type=click.Choice(["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"]),
               help="Videos: H.264/HEVC encoder speed (default: veryfast).")
+@click.option("-j", "--jobs", "jobs_n", type=click.IntRange(min=1), metavar="N",
+              help="Photos smiled at once, by N worker processes (default: the number of CPU cores; "
+                   "1 = one after another in this process). Same results either way.")
 def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_face, selection, keep_unchanged,
-                recursive, quality, max_pixels, model, as_json, debug_dir, quiet, crf=None, codec=None, preset=None) -> int:
+                recursive, quality, max_pixels, model, as_json, debug_dir, quiet, crf=None, codec=None, preset=None,
+                jobs_n=None) -> int:
     """Entry of ``smile run``; returns the exit status."""
     inputs = expand_inputs(list(photos), recursive=recursive, skip_suffix=suffix if not in_place else None)
     inputs = _suggest_commands(inputs, photos)
@@ -127,7 +131,13 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
     import smilecore
 
     smile_model = None
-    if any(j.problem is None for j in jobs):  # (when every photo is missing, say that, not a model problem)
+    from .parallel import open_pool  # -j N: photos in worker processes (None: one after another here)
+
+    pool = open_pool(jobs_n, jobs, model, dict(strength=strength, faces=faces, min_face=min_face, keep_unchanged=keep_unchanged,
+                     quality=quality, max_pixels=max_pixels, debug_dir=Path(debug_dir).expanduser() if debug_dir else None))
+    if pool is not None:
+        smile_model = pool.model  # loaded by the workers (and here too when there are videos)
+    elif any(j.problem is None for j in jobs):  # (when every photo is missing, say that, not a model problem)
         smile_model = smilecore.load_model(model)  # once for all photos; ModelError -> exit 6
     check_schedule(strength, jobs, smile_model)  # (a schedule is for videos; each value in the model's range)
     sel = load_mask(selection, max_pixels=max_pixels) if selection else None
@@ -146,13 +156,17 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
                 bar.clear()
             r = process_video(job, smile_model, strength, faces, min_face, keep_unchanged, max_pixels, codec=codec,
                               crf=crf, preset=preset, show_progress=not (as_json or quiet))
+        elif pool is not None:
+            r = pool.take(number, bar)  # in input order; the bar counts photos as they finish
         else:
             r = _process(job, smile_model, strength, faces, min_face, sel, keep_unchanged, quality, max_pixels,
                          Path(debug_dir).expanduser() if debug_dir else None, number)
         reports.append(r)
         echo_line(r)
-        if bar is not None:
+        if bar is not None and (pool is None or is_video_path(job.input)):
             bar.update(1)
+    if pool is not None:
+        pool.close()
     if bar is not None:
         bar.close()
 
