@@ -26,7 +26,6 @@ def main(argv: list[str] | None = None) -> int:
         print(pipeline.to_markdown(pipeline.run(repeats=args.repeats, threads=args.threads)))
         print()
     if args.what in ("detector", "all"):
-        os.environ.setdefault("SMILE_THREADS", str(args.threads))
         from . import detector
 
         print("### Face detection: BlazeFace beside dlib HOG\n")
