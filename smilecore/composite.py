@@ -127,16 +127,25 @@ def composite_face(
     top = _max_value(photo.dtype)
     m = sample_crop(mask.reshape(1, s, s))
     orig = photo[y0:y1, x0:x1, :colour].astype(np.float32)
-    if np.any(m > 0):
-        col = (sample_crop(rgb) + 1.0) * (0.5 * top)
+    painted = m[..., 0] > 0
+    edited = warped
+    if painted.any():
+        # the painted colours are needed only around the mouth: a box around the mask, grown by half
+        # its size on each side (room for the grain statistics of the skin around it)
+        pr, pc = np.flatnonzero(painted.any(axis=1)), np.flatnonzero(painted.any(axis=0))
+        gh, gw = (pr[-1] + 1 - pr[0]) // 2, (pc[-1] + 1 - pc[0]) // 2
+        sub = (slice(max(0, pr[0] - gh), min(m.shape[0], pr[-1] + 1 + gh)),
+               slice(max(0, pc[0] - gw), min(m.shape[1], pc[-1] + 1 + gw)))
+        fr = np.ascontiguousarray(np.moveaxis(rgb.astype(np.float32), 0, -1))
+        col = cv2.remap(fr, u[sub], v[sub], interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        col = (col.reshape(col.shape[0], col.shape[1], 3) + 1.0) * (0.5 * top)
         if colour == 1:
             col = (0.299 * col[..., 0] + 0.587 * col[..., 1] + 0.114 * col[..., 2])[..., None]
+        ms = m[sub]
         if match_photo:  # the photo's exposure, white balance and grain (smilecore.match)
-            col *= white_point_gain(col, m, orig, weight)
-            add_grain(col, m, orig, seed=(x0, y0, x1, y1))
-        edited = (1.0 - m) * warped + m * col
-    else:
-        edited = warped
+            col *= white_point_gain(col, ms, orig, weight, m)
+            add_grain(col, ms, orig[sub], seed=(x0, y0, x1, y1))
+        warped[sub] = (1.0 - ms) * warped[sub] + ms * col  # (warped is this call's own array)
     wgt = weight[..., None]
     blended = orig + wgt * (edited - orig)
     result = np.clip(np.rint(blended), 0, top).astype(photo.dtype)

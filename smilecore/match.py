@@ -29,22 +29,27 @@ PAINTED, CLEAR = 0.5, 0.02
 _RESIDUAL_PER_SIGMA = float(np.sqrt(72.0) / 9.0)
 
 
-def white_point_gain(painted: np.ndarray, mask: np.ndarray, face: np.ndarray, weight: np.ndarray) -> np.ndarray:
+def white_point_gain(painted: np.ndarray, mask: np.ndarray, face: np.ndarray, weight: np.ndarray,
+                     face_mask: np.ndarray | None = None) -> np.ndarray:
     """Per-channel gains in (0, 1] for the painted colours.
 
-    ``painted`` and ``face`` are (h, w, C) float arrays in the photo's scale (the network's
-    colours and the photo's own pixels over the face's region), ``mask`` (h, w[, 1]) the
-    network's mask and ``weight`` (h, w) the face's feather weight there.
+    ``painted`` (h, w, C) are the network's colours in the photo's scale and ``mask`` (h, w[, 1])
+    its mask over the same pixels; ``face`` (H, W, C) the photo's own pixels over the face's
+    region, ``weight`` (H, W) the face's feather weight and ``face_mask`` (H, W[, 1]) the mask
+    there (default: ``mask``, when ``painted`` covers the whole region).
     """
     m = mask.reshape(mask.shape[0], mask.shape[1])
-    channels = painted.shape[-1]
-    ones = np.ones(channels, np.float32)
+    fm = m if face_mask is None else face_mask.reshape(face_mask.shape[0], face_mask.shape[1])
+    ones = np.ones(painted.shape[-1], np.float32)
     inside = m > PAINTED
-    around = (m < CLEAR) & (weight > 0.5)
-    if inside.sum() < 4 or around.sum() < 64:
+    if inside.sum() < 4:
         return ones
-    step = max(1, int(np.sqrt(around.sum() / 40_000)))  # a sample is enough for a percentile
-    white = np.percentile(face[::step, ::step][around[::step, ::step]], WHITE_PERCENTILE, axis=0)
+    step = max(1, int(np.sqrt(fm.size / 20_000)))  # a sample is enough for a percentile
+    fm, wt, fc = fm[::step, ::step], weight[::step, ::step], face[::step, ::step]
+    around = (fm < CLEAR) & (wt > 0.5)
+    if around.sum() < 64:
+        return ones
+    white = np.percentile(fc[around], WHITE_PERCENTILE, axis=0)
     bright = np.percentile(painted[inside], PAINT_PERCENTILE, axis=0)
     return np.clip(white / np.maximum(bright, 1e-6), 0.0, 1.0).astype(np.float32)
 
@@ -82,7 +87,7 @@ def add_grain(painted: np.ndarray, mask: np.ndarray, face: np.ndarray, seed: tup
 
 
 #: At most about this many pixels are looked at to measure grain (a sample is enough for a median).
-_GRAIN_SAMPLES = 40_000
+_GRAIN_SAMPLES = 10_000
 
 
 def _grain_sigma(pixels: np.ndarray, where: np.ndarray) -> np.ndarray:
