@@ -1,7 +1,8 @@
-"""``python -m benchmarks [pipeline|models|quality|video|all] [--repeats N] [--threads N]``
+"""``python -m benchmarks [pipeline|models|quality|video|batch|all] [--repeats N] [--threads N]``
 
 ``all`` is models + pipeline; ``quality`` needs the training cache (see benchmarks/quality.py);
-``video`` needs PyAV (``pip install ".[video]"``) and times 720p and 1080p clips."""
+``video`` needs PyAV (``pip install ".[video]"``) and times 720p and 1080p clips; ``batch`` times
+``smile FOLDER -j 1`` beside ``-j 2`` on 3 MP JPEGs (``--photos N``), with peak memory."""
 from __future__ import annotations
 
 import argparse
@@ -11,9 +12,10 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    ap.add_argument("what", nargs="?", default="all", choices=["pipeline", "detector", "models", "quality", "video", "all"])
+    ap.add_argument("what", nargs="?", default="all", choices=["pipeline", "detector", "models", "quality", "video", "batch", "all"])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--photos", type=int, default=32, help="batch: photos in the folder")
     args = ap.parse_args(argv)
     import os
 
@@ -42,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
 
         print("### Video (one face, side by side with a plain decode + re-encode)\n")
         print(video.to_markdown(video.run(repeats=max(1, min(args.repeats, 3)), threads=args.threads)))
+        print()
+    if args.what == "batch":
+        from . import batch
+
+        print("### Batches: -j 1 beside -j 2\n")
+        print(batch.to_markdown(batch.run(count=args.photos, repeats=max(1, min(args.repeats, 3)))))
         print()
     if args.what == "quality":
         from . import quality
