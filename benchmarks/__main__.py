@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--photos", type=int, default=32, help="batch: photos in the folder")
+    ap.add_argument("--ray", action="store_true", help="batch: also --ray local (needs pip install '.[ray]')")
     args = ap.parse_args(argv)
     import os
 
@@ -48,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "batch":
         from . import batch
 
-        print("### Batches: -j 1 beside -j 2\n")
-        print(batch.to_markdown(batch.run(count=args.photos, repeats=max(1, min(args.repeats, 3)))))
+        modes = ("-j 1", "-j 2", "--ray local") if args.ray else ("-j 1", "-j 2")
+        print(f"### Batches: {' beside '.join(modes)}\n")
+        print(batch.to_markdown(batch.run(count=args.photos, repeats=max(1, min(args.repeats, 3)), modes=modes)))
         print()
     if args.what == "quality":
         from . import quality

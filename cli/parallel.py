@@ -48,7 +48,8 @@ _TICK = 0.2
 _BLOCKED_IN_WORKERS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGHUP") if hasattr(signal, n))
 
 
-def open_pool(jobs_n: int | None, jobs: list, model, settings: dict) -> "PhotoPool | None":
+def open_pool(jobs_n: int | None, jobs: list, model, settings: dict, ray: str | None = None,
+              ray_actors: int | None = None) -> "PhotoPool | None":
     """The started pool for ``smile PHOTO... -j N``, or None when photos go one after another in
     this process (``-j 1``, a single photo, a single core).
 
@@ -59,6 +60,8 @@ def open_pool(jobs_n: int | None, jobs: list, model, settings: dict) -> "PhotoPo
     error, Ctrl-C, SIGTERM) or by :meth:`PhotoPool.close`."""
     from .video import check_schedule, is_video_path
 
+    if ray:
+        return _open_ray(ray, ray_actors, jobs, model, settings)
     n = default_jobs() if jobs_n is None else int(jobs_n)
     tasks = [(number, job) for number, job in enumerate(jobs, 1) if not is_video_path(job.input)]
     if n <= 1 or len(tasks) <= 1 or all(job.problem is not None for _, job in tasks):
@@ -84,6 +87,26 @@ def open_pool(jobs_n: int | None, jobs: list, model, settings: dict) -> "PhotoPo
         raise
     pool.go()
     return pool
+
+
+def _open_ray(address: str, actors: int | None, jobs: list, model, settings: dict):
+    """``--ray ADDRESS``: the photos through Ray Data (cli/ray_data.py)."""
+    import click
+
+    from smilecore.errors import UsageError
+
+    from .ray_data import RayBatch, import_ray
+
+    import_ray()  # not installed: exit 2 with the command that installs it
+    if all(j.problem is not None for j in jobs):
+        return None  # (say which files are missing, as without --ray)
+    if settings.get("debug_dir") is not None:
+        raise UsageError("--debug is not available with --ray (run those photos without --ray)")
+    batch = RayBatch(address, actors, jobs, model, {k: v for k, v in settings.items() if k != "debug_dir"})
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.call_on_close(batch.close)
+    return batch
 
 
 def default_jobs() -> int:

@@ -108,9 +108,14 @@ def _faces_callback(ctx, param, value):
 @click.option("-j", "--jobs", "jobs_n", type=click.IntRange(min=1), metavar="N",
               help="Photos smiled at once, by N worker processes (default: the number of CPU cores; "
                    "1 = one after another in this process). Same results either way.")
+@click.option("--ray", "ray_address", metavar="ADDRESS",
+              help="Smile the photos on a Ray cluster through Ray Data: auto, ray://HOST:10001, or local "
+                   "(a throwaway cluster on this machine). Needs pip install \".[ray]\".")
+@click.option("--ray-actors", type=click.IntRange(min=1), metavar="N",
+              help="With --ray: actors (one model each; default: one per CPU of the cluster).")
 def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_face, selection, keep_unchanged,
                 recursive, quality, max_pixels, model, as_json, debug_dir, quiet, crf=None, codec=None, preset=None,
-                jobs_n=None) -> int:
+                jobs_n=None, ray_address=None, ray_actors=None) -> int:
     """Entry of ``smile run``; returns the exit status."""
     inputs = expand_inputs(list(photos), recursive=recursive, skip_suffix=suffix if not in_place else None)
     inputs = _suggest_commands(inputs, photos)
@@ -134,7 +139,8 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
     from .parallel import open_pool  # -j N: photos in worker processes (None: one after another here)
 
     pool = open_pool(jobs_n, jobs, model, dict(strength=strength, faces=faces, min_face=min_face, keep_unchanged=keep_unchanged,
-                     quality=quality, max_pixels=max_pixels, debug_dir=Path(debug_dir).expanduser() if debug_dir else None))
+                     quality=quality, max_pixels=max_pixels, debug_dir=Path(debug_dir).expanduser() if debug_dir else None),
+                     ray=ray_address, ray_actors=ray_actors)
     if pool is not None:
         smile_model = pool.model  # loaded by the workers (and here too when there are videos)
     elif any(j.problem is None for j in jobs):  # (when every photo is missing, say that, not a model problem)

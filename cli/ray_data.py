@@ -1,0 +1,340 @@
+"""Smile on a Ray cluster: ``smile PHOTO... --ray ADDRESS`` and :func:`smile_dataset`.
+
+Ray is optional (``pip install ".[ray]"``).  Photos go through Ray Data: a ``map_batches`` pool
+of actors, each holding one model (one ONNX Runtime session per network, one thread), sized
+from the cluster's CPUs (``--ray-actors`` to choose).  Photos travel as bytes and are decoded
+by the engine (:func:`smilecore.imageio.load_image`, on a private temporary copy inside the
+actor), so EXIF, ICC profiles and 16 bits survive (Ray's own image reader drops them); the
+actor runs the very function ``-j 1`` uses (:func:`smile_cli.run._process`) and returns the
+encoded result, which the ``smile`` process writes with the engine's atomic writer.  The
+results are the same bytes as ``-j 1``'s.
+
+``ADDRESS``: ``auto`` (the cluster this machine belongs to, e.g. after ``ray start``),
+``ray://HOST:10001`` (Ray Client: photos are read on the cluster's nodes, so they must be
+reachable there, e.g. on a shared file system or as ``s3://`` URIs in :func:`smile_dataset`),
+or ``local`` (a throwaway cluster on this machine, stopped at the end).
+
+For people who already hold a Ray Dataset::
+
+    import ray
+    from smile_cli.ray_data import smile_dataset
+
+    ds = ray.data.read_binary_files("s3://bucket/photos/", include_paths=True)
+    out = smile_dataset(ds, strength=1.5, ext=".jpg")
+    for row in out.iter_rows():     # row["smiled"]: encoded bytes (None when the photo failed)
+        ...                         # row["report"]: JSON of the photo's --json entry
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from smilecore.errors import EXIT_CODES, ImageTooLargeError, InputError, ModelError, NoFaceError, SmileError, UsageError, WriteError
+
+from . import report as rep
+
+INSTALL_HINT = 'pip install "smile-filter[ray]" (from a checkout: pip install ".[ray]")'
+_ERRORS = {cls.code: cls for cls in (SmileError, UsageError, NoFaceError, InputError, ImageTooLargeError, ModelError, WriteError)}
+
+
+def import_ray():
+    """``ray`` and ``ray.data``, or a :class:`UsageError` (exit 2) saying how to install them."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise UsageError(f"--ray needs Ray Data, which is not installed: {INSTALL_HINT}") from None
+    return ray
+
+
+def connect(address: str):
+    """Join (or, for ``local``, start) a Ray cluster quietly; returns the ``ray`` module."""
+    import logging
+
+    ray = import_ray()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # (the C++ core's notes would land on stderr)
+    if not ray.is_initialized():
+        kw = dict(log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
+        if address == "local":
+            kw["include_dashboard"] = False
+        try:
+            with _quiet_stderr():  # Ray's C++ core says hello on file descriptor 2
+                ray.init(address=address, **kw)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise UsageError(f"--ray {address}: cannot reach the Ray cluster "
+                             f"({' '.join(str(exc).split())[:200]})") from None
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = False
+    for name in ("ray.data", "ray"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    return ray
+
+
+class _quiet_stderr:
+    """File descriptor 2 pointed at the null device for a while (C++ logging ignores sys.stderr)."""
+
+    def __enter__(self):
+        import sys
+
+        try:
+            sys.stderr.flush()
+            self.saved = os.dup(2)
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 2)
+            os.close(null)
+        except (OSError, ValueError, AttributeError):
+            self.saved = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            os.dup2(self.saved, 2)
+            os.close(self.saved)
+
+
+def cluster_cpus(ray) -> int:
+    try:
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+    except Exception:  # noqa: BLE001
+        return 1
+
+
+# ---------------------------------------------------------------------- the actor
+
+
+class SmileActor:
+    """One model per actor; ``__call__`` smiles a batch of photos given as bytes (or paths)."""
+
+    def __init__(self, model_path: str, settings: dict):
+        os.environ["SMILE_THREADS"] = "1"
+        try:
+            import cv2
+
+            cv2.setNumThreads(1)
+        except Exception:  # noqa: BLE001
+            pass
+        from smilecore.model import SmileModel
+
+        self.model = SmileModel(model_path, threads=1)
+        self.settings = dict(settings)
+        self.tmp = Path(tempfile.mkdtemp(prefix="smile-ray-"))
+
+    def __call__(self, batch: dict) -> dict:
+        import numpy as np
+
+        n = len(next(iter(batch.values())))
+        paths = batch.get("path")
+        names = batch.get("name", paths)
+        smiled, reports = [], []
+        for i in range(n):
+            name = str(names[i]) if names is not None else f"photo{i}"
+            data = batch["bytes"][i] if "bytes" in batch else None
+            ext = str(batch["ext"][i]) if "ext" in batch and batch["ext"][i] else (self.settings.get("ext") or Path(name).suffix)
+            in_place = bool(batch["in_place"][i]) if "in_place" in batch else False
+            out, r = self.one(name, data, ext, in_place, path=None if paths is None else str(paths[i]))
+            smiled.append(out)
+            reports.append(json.dumps({**r.to_dict(), "reason": r.reason}))
+        result = {"smiled": np.array(smiled + [None], dtype=object)[:-1], "report": np.array(reports, dtype=object)}
+        for key in ("number", "path"):
+            if key in batch:
+                result[key] = batch[key]
+        return result
+
+    def one(self, name: str, data, ext: str, in_place: bool = False, path: str | None = None):
+        """(encoded result or None, PhotoReport with ``name`` as its input)."""
+        from .inputs import Job
+        from .run import _process
+
+        suffix = Path(name).suffix or ".img"
+        src = self.tmp / ("in" + suffix)
+        dst = src if in_place else self.tmp / ("out" + (ext if ext.startswith(".") else "." + ext))
+        settings = {k: v for k, v in self.settings.items() if k != "ext"}
+        try:
+            if data is None:  # (smile --ray: read here, on the cluster)
+                data = _read_bytes(path or name)
+            src.write_bytes(bytes(data))
+            r = _process(Job(input=src, output=dst), self.model, selection=None, number=0, debug_dir=None, **settings)
+            wrote = r.status == rep.STATUS_OK or (r.status == rep.STATUS_UNCHANGED and not in_place)
+            out = dst.read_bytes() if wrote else None
+        except OSError as exc:
+            r = rep.PhotoReport(input=src, strength=settings.get("strength", 1.0))
+            r.error = InputError(f"{name}: cannot read it ({exc.strerror or exc})")
+            out = None
+        finally:
+            for p in (src, dst):
+                try:
+                    p.unlink()
+                except OSError:
+                    pass
+        return out, _renamed(r, {str(src): name, str(dst): name if in_place else Path(name).stem + ext})
+
+
+def _read_bytes(path: str) -> bytes:
+    """A file's bytes, from a local path or any URI pyarrow's file systems reach (s3://, gs://...)."""
+    if "://" not in path:
+        with open(path, "rb") as f:
+            return f.read()
+    from pyarrow import fs
+
+    filesystem, inner = fs.FileSystem.from_uri(path)
+    with filesystem.open_input_stream(inner) as f:
+        return f.read()
+
+
+def _renamed(r: rep.PhotoReport, names: dict[str, str]) -> rep.PhotoReport:
+    def fix(text: str) -> str:
+        for old, new in names.items():
+            text = text.replace(old, new)
+        return text
+
+    first = next(iter(names.values()))
+    r.input = Path(first)
+    r.notes = [fix(n) for n in r.notes]
+    r.reason = fix(r.reason) if r.reason else r.reason
+    if r.error is not None:
+        r.error = type(r.error)(fix(r.error.message))
+    return r
+
+
+def report_from_dict(d: dict, job) -> rep.PhotoReport:
+    """A :class:`PhotoReport` for ``job`` from an actor's JSON entry."""
+    r = rep.PhotoReport(input=job.input, status=d["status"], faces=d["faces"], strength=d["strength"],
+                        size=tuple(d["size"]) if d["size"] else None, seconds=d["seconds"], timings=d["timings"],
+                        notes=d["notes"])
+    r.reason = d.get("reason")
+    if d["error"]:
+        cls = _ERRORS.get(d["error"]["code"], SmileError)
+        r.error = cls(d["error"]["message"])
+    return r
+
+
+# ---------------------------------------------------------------------- public entry
+
+
+def smile_dataset(ds, *, strength: float = 1.0, faces="all", min_face: int | None = None, keep_unchanged: bool = False,
+                  quality: int | None = None, max_pixels: int | None = None, model=None, ext: str | None = None,
+                  actors: int | None = None, batch_size: int = 1):
+    """Map a Ray Dataset of photos to smiled photos.
+
+    ``ds`` has a ``bytes`` column (the encoded photo, e.g. from
+    ``ray.data.read_binary_files(..., include_paths=True)``) and optionally ``path`` (names the
+    photo in messages; its extension is the output format unless ``ext`` is given) and ``ext``
+    (per-row output format).  The result has ``smiled`` (encoded bytes; None when the photo
+    failed, or was left unchanged in place), ``report`` (JSON: the photo's entry of ``smile
+    --json``: status, faces, notes, error) and ``path`` when given.  One actor per CPU of the
+    cluster unless ``actors`` says otherwise; each loads ``model`` (default: the bundled one).
+
+    The actors leave one CPU of the cluster to the tasks that read ``ds``; on a cluster of
+    one-CPU nodes give those tasks less, e.g. ``read_binary_files(..., ray_remote_args={"num_cpus": 0.25})``,
+    or they may find no node with a whole CPU free."""
+    from smilecore.imageio import DEFAULT_MAX_PIXELS
+    from smilecore.weights import resolve_model
+
+    ray = import_ray()
+    if isinstance(faces, (list, tuple)):
+        faces = [int(i) for i in faces]
+    path = str(resolve_model(model).resolve())
+    settings = dict(strength=float(strength), faces=faces, min_face=min_face, keep_unchanged=keep_unchanged,
+                    quality=quality, max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels, ext=ext)
+    return _map(ray, ds, path, settings, actors, batch_size, spare_cpus=1.0)
+
+
+def _map(ray, ds, model_path: str, settings: dict, actors: int | None, batch_size: int = 1, spare_cpus: float = 0.0):
+    """``ds.map_batches`` through a pool of :class:`SmileActor`; ``spare_cpus`` stay free for the
+    tasks that read the photos upstream (actors holding every CPU would leave them waiting forever)."""
+    from ray.data import ActorPoolStrategy
+
+    cpus = cluster_cpus(ray)
+    n = max(1, int(actors) if actors else cpus)
+    per_actor = min(1.0, max(0.05, (cpus - spare_cpus) / n))
+    return ds.map_batches(SmileActor, fn_constructor_kwargs={"model_path": model_path, "settings": settings},
+                          batch_size=batch_size, batch_format="numpy", compute=ActorPoolStrategy(size=n),
+                          num_cpus=per_actor)
+
+
+# ---------------------------------------------------------------------- smile PHOTO... --ray
+
+
+class RayBatch:
+    """``smile PHOTO... --ray ADDRESS``: the same interface as :class:`smile_cli.parallel.PhotoPool`
+    (``model``, ``take(number, bar)``, ``close()``); results arrive in input order."""
+
+    def __init__(self, address: str, actors: int | None, jobs: list, model, settings: dict):
+        import smilecore
+        from smilecore.video import is_video_path
+
+        ray = import_ray()  # exit 2 with the install command, before anything else
+        self.model = smilecore.load_model(model)  # ModelError -> exit 6 before the cluster is asked
+        from .video import check_schedule
+
+        check_schedule(settings.get("strength", 1.0), jobs, self.model)
+        self.address = address
+        self.settings = dict(settings)
+        self.jobs = {number: job for number, job in enumerate(jobs, 1)}
+        tasks = [(number, job) for number, job in self.jobs.items() if job.problem is None and not is_video_path(job.input)]
+        self._ray = connect(address)
+        rows = [{"number": number, "path": str(Path(job.input).resolve()), "name": str(job.input), "ext": job.output.suffix,
+                 "in_place": job.output == job.input} for number, job in tasks]
+        self._iter = None
+        self._pending = set(n for n, _ in tasks)
+        self._done: dict[int, rep.PhotoReport] = {}
+        self._closed = False
+        if rows:
+            from ray.data import DataContext
+
+            DataContext.get_current().execution_options.preserve_order = True
+            ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 200)))
+            out = _map(ray, ds, str(self.model.path), {**self.settings, "ext": None}, actors)
+            self._iter = iter(out.iter_rows())
+
+    def take(self, number: int, bar=None) -> rep.PhotoReport:
+        from .run import _process
+
+        job = self.jobs[number]
+        if number not in self._pending:  # a missing file: said as -j 1 says it
+            r = _process(job, None, selection=None, number=number, debug_dir=None, **self.settings)
+            if bar is not None:
+                bar.update(1)
+            return r
+        while number not in self._done:
+            row = next(self._iter)
+            self._arrived(row, bar)
+        return self._done.pop(number)
+
+    def _arrived(self, row: dict, bar) -> None:
+        from smilecore.imageio import write_atomic
+
+        number = int(row["number"])
+        job = self.jobs[number]
+        r = report_from_dict(json.loads(row["report"]), job)
+        data = row.get("smiled")
+        if r.status != rep.STATUS_FAILED:
+            r.output = job.output
+            if data is not None:
+                try:
+                    write_atomic(job.output, lambda f: f.write(bytes(data)))
+                except WriteError as exc:
+                    r.error, r.status, r.output = exc, rep.STATUS_FAILED, None
+        self._pending.discard(number)
+        self._done[number] = r
+        if bar is not None:
+            bar.update(1)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._iter = None
+        try:
+            self._ray.shutdown()  # (for 'local' this stops the throwaway cluster)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+# (exit statuses stay the documented ones)
+assert set(_ERRORS) <= set(EXIT_CODES)

@@ -1,0 +1,205 @@
+"""Issue #19, part 3: ``smile PHOTO... --ray ADDRESS`` and ``smile_cli.ray_data.smile_dataset``.
+
+The cluster tests start a Ray cluster of their own (``ray start --head --block`` plus a second
+node process, one CPU each), compare every result with ``-j 1`` byte for byte, then stop both
+processes (by their ids).  They need Ray: ``pip install ".[ray]"``; without it they are skipped.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageCms
+
+from smile_cli.main import cli
+
+HAVE_RAY = importlib.util.find_spec("ray") is not None
+needs_ray = pytest.mark.skipif(not HAVE_RAY, reason='Ray is not installed: pip install ".[ray]" to run the Ray tests')
+TIMEOUT = 180
+
+
+def smile(*args, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "smile_cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=TIMEOUT, env=env)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, astronaut) -> Path:
+    """JPEG with EXIF (rotated) and an ICC profile, 16-bit PNG, lossless WebP, RGBA PNG, a text
+    file and a faceless picture."""
+    import cv2
+
+    d = tmp_path_factory.mktemp("ray-in")
+    a = astronaut[::2, ::2]
+    exif = Image.Exif()
+    exif[0x010F] = "SmileTest"  # Make
+    exif[0x0112] = 6  # rotated: the engine turns it upright
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(np.ascontiguousarray(np.rot90(a, 1))).save(d / "a.jpg", quality=88, exif=exif, icc_profile=icc)
+    cv2.imwrite(str(d / "b16.png"), np.roll(a, 3, axis=1)[..., ::-1].astype(np.uint16) * 257)
+    Image.fromarray(np.roll(a, 5, axis=0)).save(d / "c.webp", lossless=True)
+    Image.fromarray(np.concatenate([a, np.full(a.shape[:2] + (1,), 200, np.uint8)], 2)).save(d / "d.png")
+    (d / "e.jpg").write_text("not a photo")
+    Image.fromarray(np.full((60, 80, 3), 120, np.uint8)).save(d / "f.png")
+    return d
+
+
+@pytest.fixture(scope="module")
+def reference(photos, fixture_models, tmp_path_factory):
+    """``-j 1``'s files and report."""
+    out = tmp_path_factory.mktemp("ray-ref")
+    p = smile(photos, "--out-dir", out, "--model", fixture_models["shift"], "--keep-unchanged", "--json", "-j", "1")
+    assert p.returncode == 4, p.stderr
+    return out, _comparable(json.loads(p.stdout))
+
+
+def _comparable(doc: dict) -> dict:
+    for p in doc["photos"]:
+        p.pop("seconds")
+        p.pop("timings")
+        p["output"] = p["output"] and Path(p["output"]).name
+    return doc
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A two-node Ray cluster on this machine (one CPU per node); yields its address and the
+    environment that reaches it (its authentication token)."""
+    if not HAVE_RAY:
+        pytest.skip('Ray is not installed: pip install ".[ray]" to run the Ray tests')
+    ray_cli = Path(sys.executable).with_name("ray")
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    logs = tmp_path_factory.mktemp("ray-logs")
+    token = logs / "auth_token"  # Ray's token authentication, with a token of this cluster's own
+    token.write_text(secrets.token_hex(32))
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
+    common = ["--num-cpus=1", "--block", "--disable-usage-stats"]
+    procs = [subprocess.Popen([str(ray_cli), "start", "--head", f"--port={port}", "--include-dashboard=false",
+                               *common], env=env,
+                              stdout=open(logs / "head.txt", "w"), stderr=subprocess.STDOUT)]
+    try:
+        check = ("import ray, sys, time\nray.init(address=sys.argv[1], logging_level='ERROR')\n"
+                 "t = time.time()\nwhile ray.cluster_resources().get('CPU', 0) < 2 and time.time() - t < 90: time.sleep(0.5)\n"
+                 "print(ray.cluster_resources().get('CPU', 0))")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert procs[0].poll() is None, (logs / "head.txt").read_text()
+            time.sleep(0.3)
+        procs.append(subprocess.Popen([str(ray_cli), "start", f"--address={address}", *common], env=env, stdout=open(logs / "node.txt", "w"), stderr=subprocess.STDOUT))
+        p = subprocess.run([sys.executable, "-c", check, address], capture_output=True, text=True, timeout=180, env=env)
+        assert p.returncode == 0 and p.stdout.split()[-1] == "2.0", (p.stdout, p.stderr[-2000:])
+        yield address, env
+    finally:
+        for proc in reversed(procs):  # SIGTERM to `ray start --block` stops that node's processes
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@needs_ray
+def test_ray_cluster_gives_the_same_bytes_and_report_as_j1(cluster, photos, reference, fixture_models, tmp_path):
+    ref_dir, ref_doc = reference
+    out = tmp_path / "out"
+    address, env = cluster
+    p = smile(photos, "--out-dir", out, "--model", fixture_models["shift"], "--keep-unchanged", "--json", "--ray", address,
+              env=env)
+    assert p.returncode == 4, p.stderr  # e.jpg (not a photo) is the first failure, as with -j 1
+    assert _comparable(json.loads(p.stdout)) == ref_doc
+    assert _files(out) == _files(ref_dir)
+    with Image.open(out / "a.smile.jpg") as im:  # EXIF, ICC and 16 bits survived the trip as bytes
+        assert im.getexif().get(0x010F) == "SmileTest" and im.info.get("icc_profile") and im.size == (256, 256)
+    import cv2
+
+    assert cv2.imread(str(out / "b16.smile.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+    errors = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert errors == [f"smile: error: {photos / 'e.jpg'}: not an image, or a format Smile cannot read "
+                      "(use JPEG, PNG, TIFF, WebP or BMP)"], p.stderr
+
+
+_ENTRY = """
+import json, sys
+from pathlib import Path
+import ray
+from smile_cli.ray_data import smile_dataset
+ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+folder, model = sys.argv[2], sys.argv[3]
+files = [str(p) for p in sorted(Path(folder).iterdir()) if p.name != "e.jpg"]
+ds = ray.data.read_binary_files(files, include_paths=True, ray_remote_args={"num_cpus": 0.25})  # (1-CPU nodes)
+rows = smile_dataset(ds, model=model, keep_unchanged=True, actors=2).take_all()
+out = {}
+for row in rows:
+    rec = json.loads(row["report"])
+    out[Path(row["path"]).name] = [rec["status"], rec["faces_found"], None if row["smiled"] is None else bytes(row["smiled"]).hex()]
+print(json.dumps(out))
+"""
+
+
+@needs_ray
+def test_smile_dataset_maps_bytes_to_smiled_bytes_and_records(cluster, photos, reference, fixture_models):
+    ref_dir, _ = reference
+    address, env = cluster
+    p = subprocess.run([sys.executable, "-c", _ENTRY, address, str(photos), str(fixture_models["shift"])],
+                       capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    got = json.loads(p.stdout.strip().splitlines()[-1])
+    ref = _files(ref_dir)
+    assert sorted(got) == ["a.jpg", "b16.png", "c.webp", "d.png", "f.png"]
+    for name, (status, faces, data) in got.items():
+        stem, ext = name.rsplit(".", 1)
+        assert bytes.fromhex(data) == ref[f"{stem}.smile.{ext}"], name
+        assert (status, faces) == (("unchanged", 0) if name == "f.png" else ("ok", 1))
+
+
+@needs_ray
+def test_ray_local_starts_and_stops_its_own_cluster(photos, reference, fixture_models, tmp_path):
+    ref_dir, ref_doc = reference
+    out = tmp_path / "out"
+    chosen = [photos / "a.jpg", photos / "d.png"]
+    p = smile(*chosen, "--out-dir", out, "--model", fixture_models["shift"], "--ray", "local", "--ray-actors", "2", "-q")
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    assert _files(out) == {k: v for k, v in _files(ref_dir).items() if k in ("a.smile.jpg", "d.smile.png")}
+
+
+def test_without_ray_the_option_says_how_to_get_it(fixture_models, photos, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    r = CliRunner().invoke(cli, [str(photos / "a.jpg"), str(photos / "d.png"), "--out-dir", str(tmp_path / "o"),
+                                 "--model", str(fixture_models["shift"]), "--ray", "auto"], catch_exceptions=False)
+    assert r.exit_code == 2, r.stderr
+    assert 'pip install ".[ray]"' in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
+
+
+def test_debug_is_refused_with_ray(fixture_models, photos, tmp_path):
+    if not HAVE_RAY:
+        pytest.skip('Ray is not installed: pip install ".[ray]" to run the Ray tests')
+    r = CliRunner().invoke(cli, [str(photos / "a.jpg"), str(photos / "d.png"), "--out-dir", str(tmp_path / "o"),
+                                 "--model", str(fixture_models["shift"]), "--ray", "local", "--debug", str(tmp_path / "d")],
+                           catch_exceptions=False)
+    assert r.exit_code == 2 and "--debug" in r.stderr, r.stderr
