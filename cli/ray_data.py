@@ -122,7 +122,6 @@ class SmileActor:
 
         self.model = SmileModel(model_path, threads=1)
         self.settings = dict(settings)
-        self.tmp = Path(tempfile.mkdtemp(prefix="smile-ray-"))
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
@@ -151,8 +150,8 @@ class SmileActor:
         from .run import _process
 
         suffix = Path(name).suffix or ".img"
-        src = self.tmp / ("in" + suffix)
-        dst = src if in_place else self.tmp / ("out" + (ext if ext.startswith(".") else "." + ext))
+        src = _temp_file(suffix)  # the engine reads and writes files: private ones, removed below
+        dst = src if in_place else _temp_file(ext if ext.startswith(".") else "." + ext)
         settings = {k: v for k, v in self.settings.items() if k != "ext"}
         try:
             if data is None:  # (smile --ray: read here, on the cluster)
@@ -172,6 +171,12 @@ class SmileActor:
                 except OSError:
                     pass
         return out, _renamed(r, {str(src): name, str(dst): name if in_place else Path(name).stem + ext})
+
+
+def _temp_file(suffix: str) -> Path:
+    fd, name = tempfile.mkstemp(prefix="smile-ray-", suffix=suffix)
+    os.close(fd)
+    return Path(name)
 
 
 def _read_bytes(path: str) -> bytes:
@@ -268,7 +273,7 @@ class RayBatch:
         import smilecore
         from smilecore.video import is_video_path
 
-        ray = import_ray()  # exit 2 with the install command, before anything else
+        import_ray()  # exit 2 with the install command, before anything else
         self.model = smilecore.load_model(model)  # ModelError -> exit 6 before the cluster is asked
         from .video import check_schedule
 
@@ -277,13 +282,23 @@ class RayBatch:
         self.settings = dict(settings)
         self.jobs = {number: job for number, job in enumerate(jobs, 1)}
         tasks = [(number, job) for number, job in self.jobs.items() if job.problem is None and not is_video_path(job.input)]
-        self._ray = connect(address)
+        self._ray = None
+        self._closed = False
+        try:
+            self._start(address, actors, tasks)
+        except BaseException:
+            self.close()  # (a 'local' cluster already started is stopped)
+            raise
+
+    def _start(self, address: str, actors: int | None, tasks: list) -> None:
+        ray = import_ray()
+        self._ray = ray
+        connect(address)
         rows = [{"number": number, "path": str(Path(job.input).resolve()), "name": str(job.input), "ext": job.output.suffix,
                  "in_place": job.output == job.input} for number, job in tasks]
         self._iter = None
         self._pending = set(n for n, _ in tasks)
         self._done: dict[int, rep.PhotoReport] = {}
-        self._closed = False
         if rows:
             from ray.data import DataContext
 
@@ -331,7 +346,8 @@ class RayBatch:
         self._closed = True
         self._iter = None
         try:
-            self._ray.shutdown()  # (for 'local' this stops the throwaway cluster)
+            if self._ray is not None and self._ray.is_initialized():
+                self._ray.shutdown()  # (for 'local' this stops the throwaway cluster)
         except Exception:  # noqa: BLE001
             pass
 
