@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("what", nargs="?", default="all", choices=["pipeline", "detector", "models", "quality", "video", "batch", "all"])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--photos", type=int, default=32, help="batch: photos in the folder")
+    ap.add_argument("--photos", type=int, default=128, help="batch: photos in the folder (start-up is part of each run)")
     ap.add_argument("--ray", action="store_true", help="batch: also --ray local (needs pip install '.[ray]')")
     args = ap.parse_args(argv)
     import os

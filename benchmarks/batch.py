@@ -130,8 +130,17 @@ def _same_files(a: Path, b: Path) -> bool:
     return names == sorted(p.name for p in b.iterdir()) and all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
 
 
-def run(count: int = 32, repeats: int = 3, modes: tuple[str, ...] = ("-j 1", "-j 2")) -> dict:
+def run(count: int = 128, repeats: int = 3, modes: tuple[str, ...] = ("-j 1", "-j 2")) -> dict:
+    import shutil
+
     tmp = Path(tempfile.mkdtemp(prefix="smile-batch-"))
+    try:
+        return _run(tmp, count, repeats, modes)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(tmp: Path, count: int, repeats: int, modes: tuple[str, ...]) -> dict:
     folder = tmp / "in"
     make_folder(folder, count)
     results: dict[str, dict] = {m: {"seconds": [], "cpu": []} for m in modes}
@@ -153,7 +162,7 @@ def run(count: int = 32, repeats: int = 3, modes: tuple[str, ...] = ("-j 1", "-j
         results[m]["cpu_s_per_photo"] = statistics.median(results[m]["cpu"]) / count
         results[m]["cores_busy"] = statistics.median(c / t for c, t in zip(results[m]["cpu"], s))
         results[m]["speedup_per_repeat"] = [a / b for a, b in zip(first, s)]
-    return {"count": count, "repeats": repeats, "size": SIZE, "modes": results, "folder": str(tmp)}
+    return {"count": count, "repeats": repeats, "size": SIZE, "modes": results}
 
 
 def to_markdown(res: dict) -> str:
