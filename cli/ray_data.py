@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -60,12 +61,21 @@ def connect(address: str):
         kw = dict(log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
         if address == "local":
             kw["include_dashboard"] = False
+        handlers = _signal_handlers()
         try:
             with _quiet_stderr():  # Ray's C++ core says hello on file descriptor 2
                 ray.init(address=address, **kw)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise UsageError(f"--ray {address}: cannot reach the Ray cluster "
                              f"({' '.join(str(exc).split())[:200]})") from None
+        finally:
+            # ray.init installs its own SIGTERM handler (exit 15, a C++ stack dump): smile's own
+            # (Ctrl-C, SIGTERM, SIGHUP -> exit 130/143/129, the cluster stopped) comes back
+            for sig, handler in handlers.items():
+                try:
+                    signal.signal(sig, handler)
+                except (OSError, ValueError, TypeError):
+                    pass
     from ray.data import DataContext
 
     ctx = DataContext.get_current()
@@ -73,6 +83,19 @@ def connect(address: str):
     for name in ("ray.data", "ray"):
         logging.getLogger(name).setLevel(logging.ERROR)
     return ray
+
+
+def _signal_handlers() -> dict:
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    out = {}
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) is not None:
+            out[sig] = signal.getsignal(sig)
+    return out
 
 
 class _quiet_stderr:
@@ -150,9 +173,10 @@ class SmileActor:
         from .run import _process
 
         suffix = Path(name).suffix or ".img"
-        src = _temp_file(suffix)  # the engine reads and writes files: private ones, removed below
-        dst = src if in_place else _temp_file(ext if ext.startswith(".") else "." + ext)
-        settings = {k: v for k, v in self.settings.items() if k != "ext"}
+        prefix = self.settings.get("tmp_prefix") or "smile-ray-"
+        src = _temp_file(suffix, prefix)  # the engine reads and writes files: private ones, removed below
+        dst = src if in_place else _temp_file(ext if ext.startswith(".") else "." + ext, prefix)
+        settings = {k: v for k, v in self.settings.items() if k not in ("ext", "tmp_prefix")}
         try:
             if data is None:  # (smile --ray: read here, on the cluster)
                 data = _read_bytes(path or name)
@@ -173,8 +197,8 @@ class SmileActor:
         return out, _renamed(r, {str(src): name, str(dst): name if in_place else Path(name).stem + ext})
 
 
-def _temp_file(suffix: str) -> Path:
-    fd, name = tempfile.mkstemp(prefix="smile-ray-", suffix=suffix)
+def _temp_file(suffix: str, prefix: str = "smile-ray-") -> Path:
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix)
     os.close(fd)
     return Path(name)
 
@@ -284,6 +308,9 @@ class RayBatch:
         tasks = [(number, job) for number, job in self.jobs.items() if job.problem is None and not is_video_path(job.input)]
         self._ray = None
         self._closed = False
+        import uuid
+
+        self._prefix = f"smile-ray-{uuid.uuid4().hex[:12]}-"  # this run's temporary files in the actors
         try:
             self._start(address, actors, tasks)
         except BaseException:
@@ -304,7 +331,7 @@ class RayBatch:
 
             DataContext.get_current().execution_options.preserve_order = True
             ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 200)))
-            out = _map(ray, ds, str(self.model.path), {**self.settings, "ext": None}, actors)
+            out = _map(ray, ds, str(self.model.path), {**self.settings, "ext": None, "tmp_prefix": self._prefix}, actors)
             self._iter = iter(out.iter_rows())
 
     def take(self, number: int, bar=None) -> rep.PhotoReport:
@@ -350,6 +377,14 @@ class RayBatch:
                 self._ray.shutdown()  # (for 'local' this stops the throwaway cluster)
         except Exception:  # noqa: BLE001
             pass
+        if self.address == "local":  # actors stopped half-way through a photo leave their copies here
+            import glob
+
+            for leftover in glob.glob(os.path.join(tempfile.gettempdir(), glob.escape(self._prefix) + "*")):
+                try:
+                    os.unlink(leftover)
+                except OSError:
+                    pass
 
 
 # (exit statuses stay the documented ones)

@@ -203,3 +203,28 @@ def test_debug_is_refused_with_ray(fixture_models, photos, tmp_path):
                                  "--model", str(fixture_models["shift"]), "--ray", "local", "--debug", str(tmp_path / "d")],
                            catch_exceptions=False)
     assert r.exit_code == 2 and "--debug" in r.stderr, r.stderr
+
+
+@needs_ray
+def test_sigterm_stops_a_ray_local_run_and_leaves_only_whole_files(photos, reference, fixture_models, tmp_path):
+    import signal
+
+    ref_dir, _ = reference
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(60):
+        (many / f"p{i:02d}.png").write_bytes((photos / "d.png").read_bytes())
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "smile_cli", str(many), "--out-dir", str(out), "--model",
+                             str(fixture_models["shift"]), "--ray", "local", "-q"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and proc.poll() is None and not (out.is_dir() and any(out.iterdir())):
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "smile: interrupted (SIGTERM)" in err and "Traceback" not in err, err
+    expected = (ref_dir / "d.smile.png").read_bytes()
+    written = list(out.iterdir())
+    assert 0 < len(written) < 60 and all(p.read_bytes() == expected for p in written)  # whole files only
