@@ -93,6 +93,19 @@ class PhotoReport:
         return f"{self.input} -> {self.output}: {faces} ({self.seconds:.2f} s)"
 
 
+def bug_error(path, exc: BaseException) -> SmileError:
+    """The error to report for an unexpected exception while handling ``path`` (a bug: one line that asks
+    for a report; the traceback is printed only with ``SMILE_DEBUG``), so one file's bug never loses the
+    others' results."""
+    import os
+
+    if os.environ.get("SMILE_DEBUG"):
+        import traceback
+
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
+    return SmileError(f"{path}: internal error {type(exc).__name__}: {' '.join(str(exc).split())[:200]} (please report it)")
+
+
 def overall_exit_code(reports: list[PhotoReport]) -> int:
     """0 if every photo succeeded, else the exit status of the first failure."""
     for r in reports:

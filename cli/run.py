@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -309,12 +308,7 @@ def _process(job: Job, model, strength, faces, min_face, selection, keep_unchang
         r.error = exc
         r.status = rep.STATUS_FAILED
     except Exception as exc:  # a bug in one photo must not lose the others' results
-        if os.environ.get("SMILE_DEBUG"):
-            import traceback
-
-            traceback.print_exc()
-        err = SmileError(f"{job.input}: internal error {type(exc).__name__}: {' '.join(str(exc).split())[:200]} (please report it)")
-        r.error = err
+        r.error = rep.bug_error(job.input, exc)
         r.status = rep.STATUS_FAILED
     finally:
         r.seconds = time.perf_counter() - t0

@@ -7,10 +7,8 @@ only when a video is actually processed, so photos never need it.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
-from pathlib import Path
 
 import click
 
@@ -156,11 +154,7 @@ def process_video(job, model, strength, faces, min_face, keep_unchanged, max_pix
         r.error = exc
         r.status = rep.STATUS_FAILED
     except Exception as exc:  # a bug in one clip must not lose the others' results
-        if os.environ.get("SMILE_DEBUG"):
-            import traceback
-
-            traceback.print_exc()
-        r.error = SmileError(f"{job.input}: internal error {type(exc).__name__}: {' '.join(str(exc).split())[:200]} (please report it)")
+        r.error = rep.bug_error(job.input, exc)
         r.status = rep.STATUS_FAILED
     finally:
         r.seconds = time.perf_counter() - t0
@@ -229,19 +223,3 @@ def worker_video(session, req: dict, src: str, dst: str, emit) -> dict:
             "video": _video_dict(res)}
 
 
-def check_video_destination(path: str) -> None:
-    """A worker video output: a video extension (bad_request), an existing folder (write_failed)."""
-    from smilecore.errors import WriteError
-    from smilecore.imageio import check_target
-
-    from .worker import BadRequest
-
-    try:
-        video_format(path)
-    except UsageError as exc:
-        raise BadRequest(str(exc)) from None
-    p = Path(path)
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        raise WriteError(f"{path}: cannot write it, folder {folder} does not exist")
-    check_target(p)

@@ -148,11 +148,11 @@ class WorkerSession:
 
         src = _path_field(req, "input", required=True)
         dst = _path_field(req, "output", required=True)
-        from .video import check_video_destination, is_video_path, worker_video
+        from .video import is_video_path, video_format, worker_video
 
         if is_video_path(src):  # a clip: progress events, then the reply (docs/worker-protocol.md)
             check_no_clash({"input": src}, {"output": dst})
-            check_video_destination(dst)
+            _check_destination(dst, video_format)
             return worker_video(self, req, src, dst, self.emit)
         strength = _strength_field(req)
         faces = _faces_field(req)
@@ -228,15 +228,16 @@ def _path_field(req: dict, name: str, required: bool = False) -> str | None:
     return value
 
 
-def _check_destination(path: str) -> None:
-    """An output path must have a known extension (bad_request) and an existing folder (write_failed)."""
+def _check_destination(path: str, format_of=None) -> None:
+    """An output path must have a known extension (``format_of``, default the photo formats:
+    bad_request) and an existing folder (write_failed), and be no pipe or device (write_failed)."""
     from pathlib import Path
 
     from smilecore.errors import WriteError
     from smilecore.imageio import check_target, output_format
 
     try:
-        output_format(path)
+        (format_of or output_format)(path)
     except UsageError as exc:
         raise BadRequest(str(exc)) from None
     p = Path(path)
