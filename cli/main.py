@@ -120,8 +120,8 @@ class Terminated(KeyboardInterrupt):
 
 
 def _stop_on_signals():
-    """Make SIGTERM and SIGHUP raise :class:`Terminated` in the main thread; returns a function that
-    puts the previous handlers back."""
+    """Make SIGTERM and SIGHUP raise :class:`Terminated` in the main thread, unless the process was
+    started with them ignored (``nohup``); returns a function that puts the previous handlers back."""
     import signal
     import threading
 
@@ -134,11 +134,12 @@ def _stop_on_signals():
 
     for name in ("SIGTERM", "SIGHUP"):  # (Windows has no SIGHUP)
         sig = getattr(signal, name, None)
-        if sig is not None:
-            try:
-                previous[sig] = signal.signal(sig, handler)
-            except (OSError, ValueError):
-                pass
+        if sig is None or signal.getsignal(sig) == signal.SIG_IGN:
+            continue  # ignored on purpose (`nohup smile ...`): it stays ignored
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except (OSError, ValueError):
+            pass
 
     def restore() -> None:
         for sig, old in previous.items():

@@ -202,7 +202,8 @@ def test_signal_while_writing_leaves_nothing(sig, status, name, shift, photo: Pa
     out.mkdir()
     marker = tmp_path / "marker"
     proc = subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(marker), str(photo), "-o", str(out / "r.png"),
-                             "--model", str(shift)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--model", str(shift)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_signals)  # (as from a terminal, whatever started the tests)
     deadline = time.monotonic() + TIMEOUT
     while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -213,6 +214,31 @@ def test_signal_while_writing_leaves_nothing(sig, status, name, shift, photo: Pa
     assert proc.returncode == status, err
     assert f"smile: interrupted ({name})" in err and "Traceback" not in err, err
     assert list(out.iterdir()) == []  # ...and gone
+
+
+def _default_signals() -> None:
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+def test_nohup_keeps_sighup_ignored(shift, photo: Path, tmp_path: Path):
+    """`nohup smile ...` must survive the terminal closing: a SIGHUP ignored at start stays ignored."""
+
+    def ignore_hup() -> None:
+        _default_signals()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    out = tmp_path / "r.png"
+    proc = subprocess.Popen([sys.executable, "-m", "smile_cli", str(photo), "-o", str(out), "--model", str(shift)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ignore_hup)
+    for _ in range(5):
+        time.sleep(0.2)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, err
+    assert out.is_file()
 
 
 def _stale(folder: Path, name: str, age: float) -> Path:

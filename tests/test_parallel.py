@@ -201,8 +201,15 @@ def _smile(args, tmp_path: Path, hook: str, **kw) -> subprocess.Popen:
     (hooks / "sitecustomize.py").write_text(_HOOKS)
     env = dict(os.environ, SMILE_TEST_HOOK=hook, SMILE_TEST_MARKER=str(tmp_path / "marker"),
                PYTHONPATH=os.pathsep.join([str(hooks), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    # as from a terminal: a test runner started in the background inherits SIGINT ignored, and a
+    # process started with a signal ignored keeps ignoring it (Python and smile both respect that)
     return subprocess.Popen([sys.executable, "-m", "smile_cli", *map(str, args)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals, **kw)
+
+
+def _default_signals() -> None:
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
 
 
 def _wait_for_writers(proc, marker: Path, n: int) -> list[int]:
