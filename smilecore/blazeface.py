@@ -109,25 +109,28 @@ def network() -> BlazeFace:
     return BlazeFace(SHORT)
 
 
-def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def _intersection(box: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Intersection areas of ``box`` with each of ``boxes`` (x0, y0, x1, y1), and both areas."""
     x0 = np.maximum(box[0], boxes[:, 0])
     y0 = np.maximum(box[1], boxes[:, 1])
     x1 = np.minimum(box[2], boxes[:, 2])
     y1 = np.minimum(box[3], boxes[:, 3])
     inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-9)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter, area, areas
+
+
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of ``box`` with each of ``boxes``."""
+    inter, area, areas = _intersection(box, boxes)
+    return inter / np.maximum(area + areas - inter, 1e-9)
 
 
 def overlap_of_smaller(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Intersection over the smaller box's area."""
-    x0 = np.maximum(box[0], boxes[:, 0])
-    y0 = np.maximum(box[1], boxes[:, 1])
-    x1 = np.minimum(box[2], boxes[:, 2])
-    y1 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-    return inter / np.maximum(np.minimum(area(box), area(boxes)), 1e-9)
+    inter, area, areas = _intersection(box, boxes)
+    return inter / np.maximum(np.minimum(area, areas), 1e-9)
 
 
 def weighted_nms(boxes: np.ndarray, kps: np.ndarray, prob: np.ndarray, thr: float = 0.3, inside: float = 0.6):
