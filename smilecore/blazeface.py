@@ -1,7 +1,7 @@
 """BlazeFace face detectors (MediaPipe, Apache-2.0) run by ONNX Runtime.
 
 The ``.onnx`` files are converted from MediaPipe's ``.tflite`` files by
-``tools/convert_blazeface.py`` and ship in ``smilecore/models/`` (licence and NOTICE there).
+``tools/convert_mediapipe.py`` and ship in ``smilecore/models/`` (licence and NOTICE there).
 Each model sees a square RGB picture in [-1, 1] and scores a fixed set of anchors; for each
 anchor it regresses a box and six keypoints (the subject's right eye, left eye, nose tip,
 mouth centre, right ear tragion, left ear tragion) relative to the anchor's centre.
@@ -50,15 +50,21 @@ def anchors(spec: Spec, height: int, width: int) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
-def verify(spec: Spec, path: Path | None = None) -> Path:
-    """The model file's path after checking its sha256 (ModelError if missing or different)."""
-    path = MODELS_DIR / spec.file if path is None else Path(path)
+def verify_file(file: str | Path, sha256: str, what: str) -> Path:
+    """Path of a shipped model file (a name in ``smilecore/models/`` or a path) after checking
+    its sha256; ModelError, naming ``what`` it is, if it is missing or different."""
+    path = MODELS_DIR / file if isinstance(file, str) else Path(file)
     if not path.is_file():
-        raise ModelError(f"face detector {path} is missing: reinstall smile-filter")
+        raise ModelError(f"{what} {path} is missing: reinstall smile-filter")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != spec.sha256:
-        raise ModelError(f"face detector {path} fails its checksum (sha256 {digest[:12]}…, expected {spec.sha256[:12]}…)")
+    if digest != sha256:
+        raise ModelError(f"{what} {path} fails its checksum (sha256 {digest[:12]}…, expected {sha256[:12]}…)")
     return path
+
+
+def verify(spec: Spec, path: Path | None = None) -> Path:
+    """The detector file's path after checking its sha256 (ModelError if missing or different)."""
+    return verify_file(spec.file if path is None else Path(path), spec.sha256, "face detector")
 
 
 class BlazeFace:

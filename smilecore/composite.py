@@ -8,8 +8,10 @@ For a photo pixel P with crop coordinates p = A·P (A: the face's alignment):
 * ``rgb`` and ``mask`` are resampled from the crop at p;
 * edited = (1 − mask)·warped + mask·rgb, where rgb first follows the photo's white point and
   grain (:mod:`smilecore.match`);
-* the result is blended into the photo with a feathered face mask F(p) that is exactly 0
-  outside an ellipse inside the crop square, so every pixel with F = 0 stays bit-identical.
+* the result is blended into the photo with a feathered face mask F(p): an ellipse inside the
+  crop square times the face's own region (the outline of its landmarks, see
+  :func:`smilecore.facemesh.edit_region`), exactly 0 outside either, so every pixel with F = 0
+  (neck, collar, hair, background) stays bit-identical.
 """
 from __future__ import annotations
 
@@ -63,6 +65,7 @@ def composite_face(
     flow: np.ndarray,
     out: np.ndarray | None = None,
     match_photo: bool = True,
+    region: np.ndarray | None = None,
 ) -> FaceEdit | None:
     """Blend one face's network outputs into ``out`` (default: ``photo`` itself), in place.
 
@@ -71,7 +74,9 @@ def composite_face(
     [-1,1], ``mask`` [1,S,S] or [S,S] in [0,1], ``flow`` [2,S,S] in crop pixels.  Pixels are read
     from ``photo`` and written to ``out``, so several faces can be composited from one source.
     ``match_photo``: the painted colours follow the photo's white point and grain (see
-    :mod:`smilecore.match`); off, they are used exactly as the network gave them.
+    :mod:`smilecore.match`); off, they are used exactly as the network gave them.  ``region``
+    [S,S] in [0,1]: the face's own edit region in the crop (:func:`smilecore.facemesh.edit_region`);
+    the edit is weighted by it and nothing changes where it is 0 (None: the ellipse alone).
     Returns the changed box and its feather weights, or None if the face lies outside the photo.
     """
     if out is None:
@@ -90,6 +95,9 @@ def composite_face(
     u = (a[0, 0] * xs + a[0, 1] * ys + a[0, 2]).astype(np.float32)
     v = (a[1, 0] * xs + a[1, 1] * ys + a[1, 2]).astype(np.float32)
     weight = feather_weight(u, v, s)
+    if region is not None:  # bilinear, 0 beyond the crop: exactly 0 wherever its pixels around are 0
+        weight *= cv2.remap(np.ascontiguousarray(region, dtype=np.float32), u, v, interpolation=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     rows = np.flatnonzero(weight.any(axis=1))
     cols = np.flatnonzero(weight.any(axis=0))
     if rows.size == 0:

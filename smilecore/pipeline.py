@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .align import Alignment, align_face, extract_crop
+from . import facemesh
 from .composite import FaceEdit, composite_face
 from .errors import ImageTooLargeError, InputError, NoFaceError, UsageError
 from .faces import Face, _to_rgb8, detect_faces
@@ -295,10 +296,12 @@ def smile(
             t["align"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             net = model.run(crops, strength)
+            outlines = facemesh.network().outline(crops)
             t["infer"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             for k, i in enumerate(batch):
-                edit = composite_face(photo, aligns[k], net.rgb[k], net.mask[k], net.flow[k], out=out_arr)
+                region = facemesh.edit_region(outlines[k], model.size, net.flow[k])
+                edit = composite_face(photo, aligns[k], net.rgb[k], net.mask[k], net.flow[k], out=out_arr, region=region)
                 r = results[i]
                 r.alignment = aligns[k]
                 if edit is None:

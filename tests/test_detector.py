@@ -153,6 +153,7 @@ def test_conversion_script_reproduces_the_shipped_file(tmp_path):
     import subprocess
     import sys
 
-    subprocess.run([sys.executable, str(ROOT / "tools" / "convert_blazeface.py"), os.environ["SMILE_MEDIAPIPE_WHEEL"],
+    subprocess.run([sys.executable, str(ROOT / "tools" / "convert_mediapipe.py"), os.environ["SMILE_MEDIAPIPE_WHEEL"],
                     "--out-dir", str(tmp_path)], check=True)
-    assert (tmp_path / blazeface.SHORT.file).read_bytes() == (blazeface.MODELS_DIR / blazeface.SHORT.file).read_bytes()
+    for name in (blazeface.SHORT.file, "facemesh.onnx"):
+        assert (tmp_path / name).read_bytes() == (blazeface.MODELS_DIR / name).read_bytes(), name

@@ -1,27 +1,31 @@
-"""Convert MediaPipe's BlazeFace ``.tflite`` face detectors to ONNX (run once, by hand).
+"""Convert MediaPipe's BlazeFace and face-mesh ``.tflite`` models to ONNX (run once, by hand).
 
-The two models ship inside the ``mediapipe`` 0.10.x wheel on PyPI (Apache-2.0)::
+The models ship inside the ``mediapipe`` 0.10.x wheel on PyPI (Apache-2.0)::
 
     pip download --no-deps mediapipe==0.10.14 -d /tmp/dl
     pip install tflite onnx            # pure-Python flatbuffer reader + ONNX builder (build time only)
-    python tools/convert_blazeface.py /tmp/dl/mediapipe-0.10.14-*.whl
+    python tools/convert_mediapipe.py /tmp/dl/mediapipe-0.10.14-*.whl
 
-which writes ``smilecore/models/blazeface-short-range.onnx`` (the engine's detector) and prints
-its sha256 (recorded in ``smilecore/blazeface.py``); ``--full-range`` also converts the
-full-range model (not shipped: about 8 × the short-range model's time for no face the tiled
-short-range model misses, see docs/architecture.md). The conversion is deterministic: running it
-again gives the same bytes (``tests/test_detector.py`` checks that when ``tflite`` and the wheel
-are at hand). The ONNX outputs were checked against the TFLite interpreter (``ai-edge-litert``,
-dev only) on the astronaut: max abs difference 1e-4 (short) / 2e-4 (full range) in the raw outputs.
+which writes ``smilecore/models/blazeface-short-range.onnx`` (the engine's detector) and
+``smilecore/models/facemesh.onnx`` (the face mesh: 468 landmarks, whose face oval bounds the
+edit, see ``smilecore/facemesh.py``) and prints their sha256 (recorded in ``smilecore/blazeface.py``
+and ``smilecore/facemesh.py``); ``--full-range`` also converts the full-range detector (not
+shipped: about 8 × the short-range model's time for no face the tiled short-range model misses,
+see docs/architecture.md). The conversion is deterministic: running it again gives the same
+bytes (``tests/test_detector.py`` checks that when ``tflite`` and the wheel are at hand). The
+BlazeFace outputs were checked against the TFLite interpreter (``ai-edge-litert``, dev only) on
+the astronaut: max abs difference 1e-4 (short) / 2e-4 (full range) in the raw outputs.
 
 How: the flatbuffer is read with the ``tflite`` package (generated from TensorFlow's
 schema); every operator is mapped to its ONNX equivalent with the graph moved from NHWC to
 NCHW; constant chains (float16 ``DEQUANTIZE``, block-sparse ``DENSIFY``) are folded into
-float32 initializers.  The ONNX model takes ``input``: float32 ``[N, H, W, 3]`` in [-1, 1]
-(the TFLite layout; batch and size free: the network is fully convolutional, H and W must be
-multiples of 16 for the short-range model, 128 × 128 is the size it was trained at) and returns
-``regressors`` ``[N, A, 16]`` and ``classificators`` ``[N, A, 1]`` (logits), A anchors.  Only the operators these two files
-use are supported; anything else stops the conversion.
+float32 initializers.  Each ONNX model takes ``input``: float32 ``[N, H, W, 3]`` (the TFLite
+layout).  The detectors are fully convolutional (H and W multiples of 16 for the short-range
+model, 128 × 128 is the size it was trained at) and return ``regressors`` ``[N, A, 16]`` and
+``classificators`` ``[N, A, 1]`` (logits), A anchors.  The face mesh takes 192 × 192 in [0, 1]
+and returns ``landmarks`` ``[N, 1404]`` (468 × x, y, z in input pixels) and ``presence``
+``[N, 1]`` (a logit).  Only the operators these files use are supported; anything else stops
+the conversion.
 """
 from __future__ import annotations
 
@@ -33,8 +37,14 @@ from pathlib import Path
 
 import numpy as np
 
-SHORT_RANGE = ("mediapipe/modules/face_detection/face_detection_short_range.tflite", "blazeface-short-range.onnx")
-FULL_RANGE = ("mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite", "blazeface-full-range.onnx")
+#: (member of the wheel, ONNX file, output names ordered by their last dimension, largest first,
+#: fixed input side or None for a fully convolutional graph, what the model is)
+SHORT_RANGE = ("mediapipe/modules/face_detection/face_detection_short_range.tflite", "blazeface-short-range.onnx",
+               ("regressors", "classificators"), None, "BlazeFace face detector")
+FULL_RANGE = ("mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite", "blazeface-full-range.onnx",
+              ("regressors", "classificators"), None, "BlazeFace face detector")
+FACE_MESH = ("mediapipe/modules/face_landmark/face_landmark.tflite", "facemesh.onnx",
+             ("landmarks", "presence"), 192, "face mesh (468 landmarks)")
 OUT_DIR = Path(__file__).resolve().parents[1] / "smilecore" / "models"
 
 
@@ -104,7 +114,9 @@ def densify(tflite, tensor, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def convert(tfl_bytes: bytes, graph_name: str):
+def convert(tfl_bytes: bytes, graph_name: str, out_names: tuple[str, ...] = ("regressors", "classificators"),
+            side: int | None = None, what: str = "BlazeFace face detector"):
+    """The ONNX model of a TFLite flatbuffer (see the module's docstring for the layouts)."""
     import onnx
     import tflite
     from onnx import TensorProto, helper, numpy_helper
@@ -215,6 +227,12 @@ def convert(tfl_bytes: bytes, graph_name: str):
             add(helper.make_node("Add", [x, tensor_name(ins[1])], [y]), y, o_.FusedActivationFunction())
             if ins[0] in rank4:
                 rank4.add(o)
+        elif b == BO.PRELU:
+            alpha = const_of(ins[1]).astype(np.float32)  # [1, 1, C] (NHWC): one slope per channel
+            if ins[0] in rank4:
+                alpha = alpha.reshape(-1)[:, None, None]
+                rank4.add(o)
+            nodes.append(helper.make_node("PRelu", [x, init(alpha, "slope")], [y]))
         elif b == BO.RELU:
             nodes.append(helper.make_node("Relu", [x], [y]))
             if ins[0] in rank4:
@@ -267,21 +285,26 @@ def convert(tfl_bytes: bytes, graph_name: str):
             raise SystemExit(f"unsupported operator {names.get(b, b)}")
 
     outputs = []
-    out_names = ["regressors", "classificators"]
-    # order the outputs by their last dimension: 16 (box + keypoints) then 1 (score)
+    # order the outputs by their last dimension: 16 (box + keypoints) or 1404 (landmarks), then 1 (score)
     out_idx = sorted((int(g.Outputs(i)) for i in range(g.OutputsLength())), key=lambda i: -int(g.Tensors(i).ShapeAsNumpy()[-1]))
     for name, i in zip(out_names, out_idx):
-        if i in rank4:
-            raise SystemExit("a 4-D output is not expected")
-        nodes.append(helper.make_node("Identity", [tensor_name(i)], [name]))
         shape = [int(s) for s in g.Tensors(i).ShapeAsNumpy()]
+        if i in rank4:  # [N, 1, 1, C] in TFLite: the values of one 1 × 1 map
+            if shape[1:3] != [1, 1]:
+                raise SystemExit("only 1 x 1 four-dimensional outputs are expected")
+            nodes.append(helper.make_node("Flatten", [tensor_name(i)], [name], axis=1))
+            outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", shape[3]]))
+            continue
+        nodes.append(helper.make_node("Identity", [tensor_name(i)], [name]))
         outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", "A", shape[2]]))
-    # the network is fully convolutional: any H, W that are multiples of its largest stride work
-    graph = helper.make_graph(nodes, graph_name, [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", "H", "W", C])],
+    # a detector is fully convolutional: any H, W that are multiples of its largest stride work
+    in_shape = ["N", side, side, C] if side else ["N", "H", "W", C]
+    graph = helper.make_graph(nodes, graph_name, [helper.make_tensor_value_info("input", TensorProto.FLOAT, in_shape)],
                               outputs, initializer=list(inits.values()))
+    # (the producer name is the one the shipped detector was made with: the bytes stay the same)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="smile tools/convert_blazeface.py")
     m.ir_version = 8
-    m.doc_string = ("BlazeFace face detector converted from MediaPipe's TFLite file (Apache-2.0, "
+    m.doc_string = (f"{what} converted from MediaPipe's TFLite file (Apache-2.0, "
                     "Copyright The MediaPipe Authors); see smilecore/models/NOTICE")
     onnx.checker.check_model(m)
     return m
@@ -289,19 +312,19 @@ def convert(tfl_bytes: bytes, graph_name: str):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("source", help="the mediapipe 0.10.x wheel, or a folder holding the two .tflite files")
+    ap.add_argument("source", help="the mediapipe 0.10.x wheel, or a folder holding the .tflite files")
     ap.add_argument("--out-dir", type=Path, default=OUT_DIR)
     ap.add_argument("--full-range", action="store_true", help="also convert the full-range model")
     args = ap.parse_args(argv)
     src = Path(args.source)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    for member, out_name in [SHORT_RANGE] + ([FULL_RANGE] if args.full_range else []):
+    for member, out_name, out_names, side, what in [SHORT_RANGE, FACE_MESH] + ([FULL_RANGE] if args.full_range else []):
         if src.is_dir():
             data = (src / Path(member).name).read_bytes()
         else:
             with zipfile.ZipFile(src) as z:
                 data = z.read(member)
-        m = convert(data, Path(out_name).stem)
+        m = convert(data, Path(out_name).stem, out_names, side, what)
         blob = m.SerializeToString()
         (args.out_dir / out_name).write_bytes(blob)
         print(f"{out_name}: {len(blob)} bytes, sha256 {hashlib.sha256(blob).hexdigest()} (from {Path(member).name}, "

@@ -1,0 +1,115 @@
+"""The face's own outline: MediaPipe's face mesh (Apache-2.0) run by ONNX Runtime, and the edit
+region it bounds.
+
+The mesh network sees a face's aligned crop (the template of :mod:`smilecore.align`, resized to
+192 × 192, RGB in [0, 1]) and places 468 landmarks on it; 36 of them run around the face (the
+*face oval*: hairline, temples, cheeks, jaw line and chin). The ``.onnx`` file is converted from
+MediaPipe's ``face_landmark.tflite`` by ``tools/convert_mediapipe.py`` and ships in
+``smilecore/models/`` (licence and NOTICE there); its outputs match TFLite's to 1.4e-4 pixels.
+
+:func:`edit_region` turns the oval into the weight field that bounds an edit in the crop: 1 well
+inside the face, falling smoothly to exactly 0 at the outline, and 0 outside it, so the neck, the
+collar, the hair beyond the temples and the background are never touched. Where the smile moves
+the outline itself (a chin that drops as the mouth opens), the region also covers the outline's
+new place, so the moved chin is shown whole rather than cut at its old line.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .blazeface import MODELS_DIR, verify_file
+
+#: The converted face mesh and its sha256 (checked on load).
+MESH_FILE = "facemesh.onnx"
+MESH_SHA256 = "44dc583259d469b1ca8b61590b615fce407f59e226065c1ce84dce80b1a32d45"
+#: Input side the mesh network was trained at.
+MESH_SIDE = 192
+
+#: The face oval's landmarks in order around the face, starting at the top of the forehead
+#: and going towards the image's left (MediaPipe's face mesh topology).
+FACE_OVAL = (10, 109, 67, 103, 54, 21, 162, 127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148,
+             152, 377, 400, 378, 379, 365, 397, 288, 361, 323, 454, 356, 389, 251, 284, 332, 297, 338)
+
+#: Width of the soft border inside the outline, as a fraction of the crop side (the template's
+#: eye centres are 0.30 apart, so this is about a sixth of the distance between the eyes).
+BORDER = 0.05
+
+
+class FaceMesh:
+    """The face mesh network: :meth:`outline` gives the face oval of aligned crops."""
+
+    def __init__(self, path: Path | None = None, threads: int | None = None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        n = threads or int(os.environ.get("SMILE_THREADS", "0") or 0)
+        if n:
+            opts.intra_op_num_threads = n
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        checked = verify_file(MODELS_DIR / MESH_FILE if path is None else Path(path), MESH_SHA256, "face landmark model")
+        self.session = ort.InferenceSession(str(checked), opts, providers=["CPUExecutionProvider"])
+
+    def landmarks(self, crops: np.ndarray) -> np.ndarray:
+        """(N, 468, 2) landmarks in crop pixels (OpenCV's convention: 0 is the centre of the first
+        pixel) of ``crops``: (N, S, S, 3) uint8 RGB aligned crops of any side S."""
+        n, s = crops.shape[0], crops.shape[1]
+        if s == MESH_SIDE:
+            small = crops
+        else:
+            small = np.stack([cv2.resize(c, (MESH_SIDE, MESH_SIDE), interpolation=cv2.INTER_AREA) for c in crops])
+        x = small.astype(np.float32) * np.float32(1 / 255)
+        pts, _presence = self.session.run(None, {"input": x})
+        # the network's coordinates run from 0 at the first pixel's outer edge
+        return pts.reshape(n, 468, 3)[..., :2].astype(np.float64) * (s / MESH_SIDE) - 0.5
+
+    def outline(self, crops: np.ndarray) -> np.ndarray:
+        """(N, 36, 2) face oval (:data:`FACE_OVAL`) of each crop, in crop pixels."""
+        return self.landmarks(crops)[:, FACE_OVAL]
+
+
+@functools.lru_cache(maxsize=1)
+def network() -> FaceMesh:
+    """The shipped face mesh (loaded once, sha256 checked)."""
+    return FaceMesh()
+
+
+def _moved(points: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Where the edit shows ``points`` (crop pixels): the flow is backward (the output at p shows
+    the input at p + flow(p)), so a point c is shown at c' with c' + flow(c') = c; two fixed-point
+    steps from c' = c."""
+    fx = np.ascontiguousarray(flow[0], dtype=np.float32)
+    fy = np.ascontiguousarray(flow[1], dtype=np.float32)
+    q = points.astype(np.float32)
+    for _ in range(2):
+        mx, my = q[:, 0].reshape(1, -1), q[:, 1].reshape(1, -1)
+        dx = cv2.remap(fx, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).ravel()
+        dy = cv2.remap(fy, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).ravel()
+        q = points.astype(np.float32) - np.stack([dx, dy], axis=1)
+    return q.astype(np.float64)
+
+
+def edit_region(outline: np.ndarray, size: int, flow: np.ndarray | None = None) -> np.ndarray:
+    """The (size, size) float32 weight field of a face's edit in its crop.
+
+    ``outline`` (K, 2): the face oval in crop pixels; ``flow`` (2, size, size): the network's
+    backward flow, whose moved outline is included. Inside the outline(s) the weight rises from
+    0 at the border to 1 at :data:`BORDER` × ``size`` inward (smoothstep); it is exactly 0 on
+    and outside the border.
+    """
+    shift = 4  # sub-pixel vertices for fillPoly
+    mask = np.zeros((size, size), np.uint8)
+    polys = [outline] if flow is None else [outline, _moved(outline, flow)]
+    for poly in polys:
+        # pixel centres are integers here; fillPoly fills the pixels whose centres lie inside
+        pts = np.rint(np.asarray(poly, np.float64) * (1 << shift)).astype(np.int32)
+        cv2.fillPoly(mask, [pts], 1, lineType=cv2.LINE_8, shift=shift)
+    # distance (crop pixels) from each inside pixel to the nearest outside one
+    dist = cv2.distanceTransform(np.pad(mask, 1), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    t = np.clip((dist - 0.5) / (BORDER * size), 0.0, 1.0)
+    return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
