@@ -1,4 +1,5 @@
-"""Pipeline breakdown: decode, detection, landmarks, alignment, inference, composite, encode.
+"""Pipeline breakdown: decode, detection, landmarks, alignment, inference, the face's outline
+(face mesh and its edit region), composite, encode.
 
 Each case runs in a fresh subprocess so its peak memory (max RSS) is its own.
 """
@@ -12,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-STAGES = ["decode", "detect", "landmarks", "align", "infer", "composite", "encode"]
+STAGES = ["decode", "detect", "landmarks", "align", "infer", "outline", "composite", "encode"]
 
 
 def _one_case(label: str, width: int, height: int, faces: int, repeats: int, threads: int) -> dict:
@@ -26,6 +27,7 @@ def _one_case(label: str, width: int, height: int, faces: int, repeats: int, thr
 
     import smilecore
     from smilecore import faces as facemod
+    from smilecore import facemesh
     from smilecore.align import align_face, extract_crop
     from smilecore.composite import composite_face
     from smilecore.imageio import load_image, save_image
@@ -60,9 +62,13 @@ def _one_case(label: str, width: int, height: int, faces: int, repeats: int, thr
         net = model.run(crops, 1.0) if len(crops) else None
         t["infer"] = time.perf_counter() - t0
         t0 = time.perf_counter()
+        ovals = facemesh.network().outline(crops) if len(crops) else []
+        regions = [facemesh.edit_region(o, model.size, net.flow[k]) for k, o in enumerate(ovals)]
+        t["outline"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         out = arr.copy()
         for k, a in enumerate(als):
-            composite_face(arr, a, net.rgb[k], net.mask[k], net.flow[k], out=out)
+            composite_face(arr, a, net.rgb[k], net.mask[k], net.flow[k], out=out, region=regions[k])
         t["composite"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         save_image(tmp / "out.jpg", Image.fromarray(out), info)
