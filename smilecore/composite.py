@@ -6,8 +6,9 @@ For a photo pixel P with crop coordinates p = A·P (A: the face's alignment):
   alignment's linear part, D(P) = A⁻¹_lin · f(A·P), and the photo is resampled (once, bicubic)
   at P + D(P);
 * ``rgb`` and ``mask`` are resampled from the crop at p;
-* edited = (1 − mask)·warped + mask·rgb, where rgb first follows the photo's white point and
-  grain (:mod:`smilecore.match`);
+* edited = (1 − mask)·shaded + mask·rgb, where shaded = (warped + o)·exp(shade) − o (model
+  contract 2; o = 8/255 of full scale; without a shade output, shaded = warped) and rgb first
+  follows the photo's white point and grain (:mod:`smilecore.match`);
 * the result is blended into the photo with a feathered face mask F(p): an ellipse inside the
   crop square times the face's own region (the outline of its landmarks, see
   :func:`smilecore.facemesh.edit_region`), exactly 0 outside either, so every pixel with F = 0
@@ -21,6 +22,7 @@ import cv2
 import numpy as np
 
 from .align import Alignment
+from .contract import SHADE_OFFSET
 from .match import add_grain, white_point_gain
 
 #: The feathered edit region in crop fractions: an ellipse (centre, radii) and its soft border
@@ -66,6 +68,7 @@ def composite_face(
     out: np.ndarray | None = None,
     match_photo: bool = True,
     region: np.ndarray | None = None,
+    shade: np.ndarray | None = None,
 ) -> FaceEdit | None:
     """Blend one face's network outputs into ``out`` (default: ``photo`` itself), in place.
 
@@ -77,6 +80,7 @@ def composite_face(
     :mod:`smilecore.match`); off, they are used exactly as the network gave them.  ``region``
     [S,S] in [0,1]: the face's own edit region in the crop (:func:`smilecore.facemesh.edit_region`);
     the edit is weighted by it and nothing changes where it is 0 (None: the ellipse alone).
+    ``shade`` [1,S,S] or [S,S]: the log-luminance gain of the warped pixels (model contract 2).
     Returns the changed box and its feather weights, or None if the face lies outside the photo.
     """
     if out is None:
@@ -133,6 +137,10 @@ def composite_face(
     warped = warped.reshape(warped.shape[0], warped.shape[1], colour)
 
     top = _max_value(photo.dtype)
+    if shade is not None:  # contract 2: the kept pixels' shading, resampled like the mask
+        gain = np.exp(sample_crop(shade.reshape(1, s, s)))
+        off = np.float32(SHADE_OFFSET * top)
+        warped = (warped + off) * gain - off
     m = sample_crop(mask.reshape(1, s, s))
     orig = photo[y0:y1, x0:x1, :colour].astype(np.float32)
     painted = m[..., 0] > 0

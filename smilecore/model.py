@@ -19,6 +19,7 @@ class ModelOutput:
     rgb: np.ndarray  #: [N,3,S,S] in [-1,1]
     mask: np.ndarray  #: [N,1,S,S] in [0,1]
     flow: np.ndarray  #: [N,2,S,S] backward flow, crop pixels
+    shade: np.ndarray | None = None  #: [N,1,S,S] log-luminance gain (contract 2), None: no shading
 
 
 class SmileModel:
@@ -56,10 +57,10 @@ class SmileModel:
         missing = [k for k in contract.REQUIRED_META if k not in self.meta]
         if missing:
             raise ModelError(f"{where} is not a Smile model: metadata {', '.join(missing)} missing")
-        if self.meta[contract.META_CONTRACT] != contract.CONTRACT_VERSION:
+        if self.meta[contract.META_CONTRACT] not in contract.CONTRACTS:
             raise ModelError(
-                f"{where} follows model contract {self.meta[contract.META_CONTRACT]}, this engine reads contract "
-                f"{contract.CONTRACT_VERSION}: update smile-filter or use a matching model"
+                f"{where} follows model contract {self.meta[contract.META_CONTRACT]}, this engine reads contracts "
+                f"{' and '.join(contract.CONTRACTS)}: update smile-filter or use a matching model"
             )
         if self.meta[contract.META_TEMPLATE] != TEMPLATE_VERSION:
             raise ModelError(
@@ -80,12 +81,17 @@ class SmileModel:
         for name, channels in ((contract.INPUT_FACE, 3), (contract.INPUT_STRENGTH, 1)):
             if name not in ins:
                 raise ModelError(f"{where} has no input named {name!r} (inputs: {', '.join(ins)})")
-        for name in (contract.OUTPUT_RGB, contract.OUTPUT_MASK, contract.OUTPUT_FLOW):
+        for name in self._outputs():
             if name not in outs:
                 raise ModelError(f"{where} has no output named {name!r} (outputs: {', '.join(outs)})")
         shape = ins[contract.INPUT_FACE].shape
         if len(shape) != 4 or shape[1] != 3 or any(isinstance(d, int) and d != size for d in shape[2:]):
             raise ModelError(f"{where}: input 'face' has shape {shape}, expected [N,3,{size},{size}]")
+
+    def _outputs(self) -> tuple[str, ...]:
+        """The outputs this model's contract requires, in the order :meth:`run` reads them."""
+        base = (contract.OUTPUT_RGB, contract.OUTPUT_MASK, contract.OUTPUT_FLOW)
+        return base + ((contract.OUTPUT_SHADE,) if self.meta[contract.META_CONTRACT] == contract.CONTRACT_SHADE else ())
 
     def check_strength(self, strength: float, what: str = "strength") -> None:
         """:class:`UsageError` unless ``strength`` lies in this model's range (``what`` names it in the message)."""
@@ -100,21 +106,24 @@ class SmileModel:
             raise ValueError(f"crops must be [N,{self.size},{self.size},3], got {crops.shape}")
         x = crops.astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0
         lam = np.broadcast_to(np.asarray(strength, np.float32).reshape(-1, 1), (len(crops), 1)).copy()
-        rgb, mask, flow = self.session.run(
-            [contract.OUTPUT_RGB, contract.OUTPUT_MASK, contract.OUTPUT_FLOW],
-            {contract.INPUT_FACE: np.ascontiguousarray(x), contract.INPUT_STRENGTH: lam},
-        )
+        names = self._outputs()
+        outs = self.session.run(list(names), {contract.INPUT_FACE: np.ascontiguousarray(x), contract.INPUT_STRENGTH: lam})
         n, s = len(crops), self.size
-        for name, arr, c in (("rgb", rgb, 3), ("mask", mask, 1), ("flow", flow, 2)):
-            if arr.shape != (n, c, s, s):
-                raise ModelError(f"model {self.path.name} returned {name} of shape {arr.shape}, expected {(n, c, s, s)}")
-        for name, arr in (("rgb", rgb), ("mask", mask), ("flow", flow)):
+        channels = {contract.OUTPUT_RGB: 3, contract.OUTPUT_MASK: 1, contract.OUTPUT_FLOW: 2, contract.OUTPUT_SHADE: 1}
+        for name, arr in zip(names, outs):
+            if arr.shape != (n, channels[name], s, s):
+                raise ModelError(f"model {self.path.name} returned {name} of shape {arr.shape}, expected {(n, channels[name], s, s)}")
             if not np.isfinite(arr).all():
                 raise ModelError(f"model {self.path.name} returned NaN or infinite values in its {name} output: the model file is broken")
-        # out-of-range values are clipped: colours to [-1,1], the mask to [0,1], the flow to a few crops
+        rgb, mask, flow = outs[:3]
+        # out-of-range values are clipped: colours to [-1,1], the mask to [0,1], the flow to a few crops,
+        # the shade to a gain within [1/2, 2]
         lim = 4.0 * s
+        shade = None
+        if len(outs) > 3:
+            shade = np.clip(outs[3], -contract.SHADE_LIMIT, contract.SHADE_LIMIT, dtype=np.float32)
         return ModelOutput(rgb=np.clip(rgb, -1.0, 1.0, dtype=np.float32), mask=np.clip(mask, 0.0, 1.0, dtype=np.float32),
-                           flow=np.clip(flow, -lim, lim, dtype=np.float32))
+                           flow=np.clip(flow, -lim, lim, dtype=np.float32), shade=shade)
 
 
 def exact_number(x: float) -> str:

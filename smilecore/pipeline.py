@@ -301,7 +301,8 @@ def smile(
             t0 = time.perf_counter()
             for k, i in enumerate(batch):
                 region = facemesh.edit_region(outlines[k], model.size, net.flow[k])
-                edit = composite_face(photo, aligns[k], net.rgb[k], net.mask[k], net.flow[k], out=out_arr, region=region)
+                edit = composite_face(photo, aligns[k], net.rgb[k], net.mask[k], net.flow[k], out=out_arr, region=region,
+                                      shade=None if net.shade is None else net.shade[k])
                 r = results[i]
                 r.alignment = aligns[k]
                 if edit is None:
@@ -320,7 +321,8 @@ def smile(
                 if debug:
                     r.crop = crops[k].copy()
                     r.output = ModelOutput(rgb=net.rgb[k : k + 1].copy(), mask=net.mask[k : k + 1].copy(),
-                                           flow=net.flow[k : k + 1].copy())
+                                           flow=net.flow[k : k + 1].copy(),
+                                           shade=None if net.shade is None else net.shade[k : k + 1].copy())
             del net, crops
             t["composite"] += time.perf_counter() - t0
 

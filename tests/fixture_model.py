@@ -1,7 +1,8 @@
 """A tiny contract-compliant ONNX model with known outputs, for testing the engine.
 
 ``flow = strength * (dx, dy)`` everywhere, ``mask`` and ``rgb`` constant: compositing
-can then be checked exactly.
+can then be checked exactly.  With ``shade`` it follows contract 2: ``shade = strength * shade``
+everywhere.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def build_fixture_model(
     rgb: float = 0.0,
     size: int = CROP_SIZE,
     template: str = TEMPLATE_VERSION,
-    contract_version: str = contract.CONTRACT_VERSION,
+    contract_version: str | None = None,
+    shade: float | None = None,
 ) -> Path:
     """Write the fixture model to ``path`` and return the path."""
     n = "N"
@@ -56,6 +58,12 @@ def build_fixture_model(
         helper.make_node("Add", ["z1", "maskv"], [contract.OUTPUT_MASK]),
         helper.make_node("Add", ["z3", "rgbv"], [contract.OUTPUT_RGB]),
     ]
+    if shade is not None:
+        outputs.append(helper.make_tensor_value_info(contract.OUTPUT_SHADE, TensorProto.FLOAT, [n, 1, size, size]))
+        inits.append(numpy_helper.from_array(np.array(shade, np.float32).reshape(1, 1, 1, 1), "shadev"))
+        nodes += [helper.make_node("Add", ["z1", "shadev"], ["sh0"]), helper.make_node("Mul", ["sh0", "s4"], [contract.OUTPUT_SHADE])]
+    if contract_version is None:
+        contract_version = contract.CONTRACT_VERSION if shade is None else contract.CONTRACT_SHADE
     graph = helper.make_graph(nodes, "smile_fixture", inputs, outputs, initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="smile-tests")
     model.ir_version = 8

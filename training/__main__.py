@@ -15,6 +15,8 @@ STEPS = {
     "export": "training.export",
     "evaluate": "training.evaluate",
     "teacher-realism": "training.teacher_realism",
+    "realism-regions": "training.realism_regions",
+    "shade": "training.shade",
 }
 
 USAGE = "usage: python -m training {" + "|".join(STEPS) + "} [--config PATH] [options]"

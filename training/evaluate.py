@@ -72,7 +72,8 @@ def onnx_editor(path: str | Path) -> tuple[Editor, int]:
             c = crops[a : a + 16]
             o = model.run(c, lam)
             x = torch.from_numpy(c.astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0)
-            y = composite(x, torch.from_numpy(o.rgb), torch.from_numpy(o.mask), torch.from_numpy(o.flow))
+            y = composite(x, torch.from_numpy(o.rgb), torch.from_numpy(o.mask), torch.from_numpy(o.flow),
+                          None if o.shade is None else torch.from_numpy(o.shade))
             outs.append(to_uint8(y))
         return np.concatenate(outs)
 

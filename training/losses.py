@@ -30,9 +30,17 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
 
 
-def composite(face: torch.Tensor, rgb: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """The contract's edited crop: ``(1 − mask)·warp(face, flow) + mask·rgb``."""
-    return (1.0 - mask) * warp(face, flow) + mask * rgb
+def composite(face: torch.Tensor, rgb: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor,
+              shade: torch.Tensor | None = None) -> torch.Tensor:
+    """The contract's edited crop (images in [-1, 1]): ``(1 − mask)·warp(face, flow) + mask·rgb``; with a
+    contract-2 ``shade`` the warped pixels are first shaded, ``(w + o)·exp(shade) − o`` on the [0, 1] scale."""
+    warped = warp(face, flow)
+    if shade is not None:
+        from smilecore.contract import SHADE_OFFSET
+
+        o = 2.0 * SHADE_OFFSET + 1.0  # the [0, 1] offset o, on the [-1, 1] scale: x01 + o = (x + 1 + 2o) / 2
+        warped = (warped + o) * torch.exp(shade) - o
+    return (1.0 - mask) * warped + mask * rgb
 
 
 # --------------------------------------------------------------------------- image similarity

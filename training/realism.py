@@ -84,14 +84,16 @@ Editor = Callable[[np.ndarray, float], np.ndarray]  # uint8 [N,S,S,3], λ -> uin
 
 # ------------------------------------------------------------------ features
 
-def lower_face(crops: np.ndarray) -> np.ndarray:
-    """The lower-face window of aligned uint8 crops [N,S,S,3] as float32 [N,48,80,3] in 0…255."""
+def lower_face(crops: np.ndarray, window: tuple[float, float, float, float] = WINDOW,
+               patch: tuple[int, int] = PATCH) -> np.ndarray:
+    """The lower-face window of aligned uint8 crops [N,S,S,3] as float32 [N,48,80,3] in 0…255
+    (another ``window`` of the crop, in fractions of its side, resampled to ``patch`` = (h, w))."""
     crops = np.asarray(crops)
     s = crops.shape[1]
-    x0, y0, x1, y1 = (int(round(f * s)) for f in WINDOW)
-    out = np.empty((len(crops), PATCH[0], PATCH[1], 3), np.float32)
+    x0, y0, x1, y1 = (int(round(f * s)) for f in window)
+    out = np.empty((len(crops), patch[0], patch[1], 3), np.float32)
     for i, c in enumerate(crops):
-        out[i] = cv2.resize(np.ascontiguousarray(c[y0:y1, x0:x1]), (PATCH[1], PATCH[0]), interpolation=cv2.INTER_AREA)
+        out[i] = cv2.resize(np.ascontiguousarray(c[y0:y1, x0:x1]), (patch[1], patch[0]), interpolation=cv2.INTER_AREA)
     return out
 
 
@@ -103,11 +105,13 @@ def _cells(img: np.ndarray) -> list[np.ndarray]:
     return [img[ys[i] : ys[i + 1], xs[j] : xs[j + 1]] for i in range(GRID[0]) for j in range(GRID[1])]
 
 
-def features(crops: np.ndarray, colour: bool = False) -> np.ndarray:
-    """HOG + LBP features [N, 1770] of the crops' grey lower face (+ 60 chroma statistics with ``colour``)."""
+def features(crops: np.ndarray, colour: bool = False, window: tuple[float, float, float, float] = WINDOW,
+             patch: tuple[int, int] = PATCH) -> np.ndarray:
+    """HOG + LBP features [N, 1770] of the crops' grey lower face (+ 60 chroma statistics with ``colour``);
+    another ``window`` and ``patch`` (see :func:`lower_face`) give the same features of another part."""
     from skimage.feature import hog, local_binary_pattern
 
-    patches = lower_face(crops)
+    patches = lower_face(crops, window, patch)
     rows = []
     for p in patches:
         grey = p @ LUMA

@@ -1,0 +1,142 @@
+"""``python -m training shade``: give an exported model the shading of real smiles (model contract 2).
+
+A warp moves the face but cannot light it: real smiles also lift and light the cheeks and deepen
+the nasolabial folds, and the realism test (``python -m training realism-regions``) sees it: on the
+validation split the cheeks alone tell model 1.2.0's λ = 1 edits from real smiles with AUC 0.90.
+This step learns that change from the train split's same-person neutral/happy pairs
+(:func:`training.appearance.fit_appearance`: the mean log-luminance change that remains after
+warping both photos onto one landmark frame) and adds it to an exported contract-1 model as the
+``shade`` output of contract 2 (docs/model-contract.md)::
+
+    shade = field · clip(gain · λ, 0, gain · saturate) · (1 − mask)
+
+``field`` is the learned [S, S] map in the crop's frame (the frame of the mean *happy* landmarks,
+where the edited face's features lie), ``gain`` the share of the mean change per unit of λ and
+``saturate`` the λ beyond which it stops growing; nothing shades below λ = 0 or inside the
+painted mouth. The network's weights are unchanged. It is one mean field for everyone: the
+crudest form of the issue's per-face appearance model, until a network learns its own shade.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .config import load_config
+
+#: Share of the mean real change per unit of λ, and the λ where it stops growing (chosen on the
+#: validation split's realism test: see docs/realism.md).
+GAIN = 0.7
+SATURATE = 1.5
+
+
+def add_shade(src: Path, out: Path, field: np.ndarray, gain: float, saturate: float, version: str,
+              description: str) -> None:
+    """Write ``src`` (a contract-1 ONNX model) to ``out`` with the contract-2 ``shade`` output."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from smilecore import contract
+
+    model = onnx.load(str(src))
+    meta = {p.key: p.value for p in model.metadata_props}
+    if meta.get(contract.META_CONTRACT) != contract.CONTRACT_VERSION:
+        raise SystemExit(f"error: {src} follows contract {meta.get(contract.META_CONTRACT)}, expected {contract.CONTRACT_VERSION}")
+    size = int(meta[contract.META_SIZE])
+    if field.shape != (size, size):
+        raise SystemExit(f"error: the field is {field.shape}, the model works at {size}x{size}")
+    g = model.graph
+    g.initializer.extend([
+        numpy_helper.from_array(field.reshape(1, 1, size, size).astype(np.float32), "shade_field"),
+        numpy_helper.from_array(np.float32(gain), "shade_gain"),
+        numpy_helper.from_array(np.float32(0.0), "shade_min"),
+        numpy_helper.from_array(np.float32(gain * saturate), "shade_max"),
+        numpy_helper.from_array(np.float32(1.0), "shade_one"),
+        numpy_helper.from_array(np.array([-1, 1, 1, 1], np.int64), "shade_shape"),
+    ])
+    g.node.extend([
+        helper.make_node("Mul", [contract.INPUT_STRENGTH, "shade_gain"], ["shade_l"]),
+        helper.make_node("Clip", ["shade_l", "shade_min", "shade_max"], ["shade_amount"]),
+        helper.make_node("Reshape", ["shade_amount", "shade_shape"], ["shade_amount4"]),
+        helper.make_node("Sub", ["shade_one", contract.OUTPUT_MASK], ["shade_keep"]),
+        helper.make_node("Mul", ["shade_field", "shade_amount4"], ["shade_scaled"]),
+        helper.make_node("Mul", ["shade_scaled", "shade_keep"], [contract.OUTPUT_SHADE]),
+    ])
+    g.output.append(helper.make_tensor_value_info(contract.OUTPUT_SHADE, TensorProto.FLOAT, ["N", 1, size, size]))
+    meta.update({contract.META_CONTRACT: contract.CONTRACT_SHADE, contract.META_MODEL_VERSION: version,
+                 "smile.shade": description})
+    del model.metadata_props[:]
+    helper.set_model_props(model, meta)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training shade --model IN.onnx --out OUT.onnx --version V [--gain G] [--saturate L] [--register]``."""
+    ap = argparse.ArgumentParser(prog="python -m training shade", description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default=None)
+    ap.add_argument("--model", required=True, help="an exported contract-1 model (.onnx)")
+    ap.add_argument("--out", required=True, help="the contract-2 model to write (.onnx; a model card .md beside it)")
+    ap.add_argument("--version", required=True, help="the new model's version")
+    ap.add_argument("--gain", type=float, default=GAIN, help=f"share of the mean real change per unit of λ (default {GAIN})")
+    ap.add_argument("--saturate", type=float, default=SATURATE, help=f"λ beyond which the shading stops growing (default {SATURATE})")
+    ap.add_argument("--metrics", default=None, help="evaluation JSON of the new model for its card")
+    ap.add_argument("--register", action="store_true", help="bundle it as the default model (smilecore/models)")
+    args = ap.parse_args(argv)
+    from .appearance import fit_appearance
+    from .export import register_bundled, sha256
+    from .prepare import load_prepared
+
+    cfg = load_config(args.config)
+    crops, index = load_prepared(cfg)
+    train = np.flatnonzero((index["source"] == "expressions") & (index["split"] == "train"))
+    app = fit_appearance(crops, index["lm68"], index["person"], index["label"], train)
+    src, out = Path(args.model), Path(args.out)
+    description = (f"mean log-luminance change of {app.people} people's same-person neutral/happy pairs (train split), "
+                   f"x {args.gain:g} per unit of strength up to {args.saturate:g}")
+    add_shade(src, out, app.field, args.gain, args.saturate, args.version, description)
+    digest, nbytes = sha256(out), out.stat().st_size
+    card = out.with_suffix(".md")
+    card.write_text(shade_card(src, out, args.version, description, digest, nbytes,
+                               json.loads(Path(args.metrics).read_text()) if args.metrics else None))
+    if args.register:
+        from smilecore import contract
+        import onnx
+
+        name = {p.key: p.value for p in onnx.load(str(out)).metadata_props}.get(contract.META_NAME, "smile-mobileunet")
+        register_bundled(out, card, name, args.version, digest, nbytes)
+    print(json.dumps({"onnx": str(out), "card": str(card), "sha256": digest, "bytes": nbytes, "people": app.people,
+                      "field_range": [float(app.field.min()), float(app.field.max())]}, indent=1))
+    return 0
+
+
+def shade_card(src: Path, out: Path, version: str, description: str, digest: str, nbytes: int,
+               metrics: dict | None) -> str:
+    """The new model's card: what the shading adds, then the source model's card (its network and training)."""
+    base_card = src.with_suffix(".md")
+    if not base_card.exists():
+        base_card = Path(__file__).resolve().parent.parent / "smilecore" / "models" / "MODEL_CARD.md"
+    base = base_card.read_text()
+    lines = [f"# {out.stem.rsplit('-', 1)[0]} {version}", "",
+             f"Model {version} is the network of `{src.name}` (weights unchanged) with the **shade** output of model",
+             "contract 2 (docs/model-contract.md), added by `python -m training shade`: the mean change of",
+             "luminance that real smiles make beyond their geometry (lit, lifted cheeks; deeper nasolabial folds;",
+             "the lower eyelids), learned from the train split's same-person neutral/happy pairs",
+             f"({description}). It is applied outside the painted mouth only.", "",
+             f"- file: `{out.name}`, {nbytes} bytes, sha256 `{digest}`",
+             "- licence: research-non-commercial (the field is learned from the same research photos as the network)",
+             "- what it does not do: it is one mean field for every face, moved with the face only as far as the",
+             "  alignment template does; it does not follow the light of the photo. The mouth is still the",
+             "  drawn one of the network below (the main tell at λ = 2: see docs/realism.md).", ""]
+    if metrics:
+        lines += ["## Evaluation of this model", "", "```json", json.dumps(metrics, indent=1)[:4000], "```", ""]
+    lines += ["## The network (the card of the source model)", ""]
+    body = base.split("\n", 1)[1] if base.startswith("# ") else base
+    return "\n".join(lines) + body.replace("\n## ", "\n### ")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
