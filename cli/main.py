@@ -15,11 +15,11 @@ import click
 from smilecore.errors import SmileError
 
 from .detect import detect_command
-from .install_plugin import install_plugin_command
+from .bridge.install import install_plugin_command
 from .models import models_group
 from .run import run_command
 from .stdout import silence_stdout
-from .worker import worker_command
+from .bridge.worker import worker_command
 
 #: Name of the sub-command that ``smile PHOTO...`` runs.
 DEFAULT_COMMAND = "run"

@@ -176,7 +176,7 @@ def worker_video(session, req: dict, src: str, dst: str, emit) -> dict:
     """The worker's ``smile`` request for a video: progress events while it runs, then the reply."""
     from smilecore.video import smile_video
 
-    from .worker import BadRequest, _faces_field, _min_face_field
+    from .bridge.worker import BadRequest, _faces_field, _min_face_field
 
     value = req.get("strength", 1.0)
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):

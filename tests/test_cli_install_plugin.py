@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 import smilecore
-from smile_cli.kritarc import enable_plugin_text
+from smile_cli.bridge.kritarc import enable_plugin_text
 from smile_cli.main import cli
-from smile_cli.plugin_dirs import gimp_plugins_dir, krita_pykrita_dir, kritarc_path
+from smile_cli.bridge.plugin_dirs import gimp_plugins_dir, krita_pykrita_dir, kritarc_path
 
 
 def run(*args: str):

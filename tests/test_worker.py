@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from smile_cli.worker import MAX_LINE, WorkerSession, serve
+from smile_cli.bridge.worker import MAX_LINE, WorkerSession, serve
 
 
 @pytest.fixture

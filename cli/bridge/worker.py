@@ -19,7 +19,7 @@ import click
 
 from smilecore.errors import SmileError, UsageError
 
-from .inputs import check_no_clash
+from ..inputs import check_no_clash
 
 PROTOCOL_VERSION = 1
 #: Longest accepted request line, in bytes (without the newline).
@@ -148,7 +148,7 @@ class WorkerSession:
 
         src = _path_field(req, "input", required=True)
         dst = _path_field(req, "output", required=True)
-        from .video import is_video_path, video_format, worker_video
+        from ..video import is_video_path, video_format, worker_video
 
         if is_video_path(src):  # a clip: progress events, then the reply (docs/worker-protocol.md)
             check_no_clash({"input": src}, {"output": dst})
