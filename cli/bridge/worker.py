@@ -20,6 +20,7 @@ import click
 from smilecore.errors import SmileError, UsageError
 
 from ..inputs import check_no_clash
+from ..version import smile_version
 
 PROTOCOL_VERSION = 1
 #: Longest accepted request line, in bytes (without the newline).
@@ -32,12 +33,6 @@ FAST_PNG = 1
 
 class BadRequest(Exception):
     """A request that is not valid JSON, names no known command, or has wrong fields."""
-
-
-def _version() -> str:
-    import smilecore
-
-    return smilecore.__version__
 
 
 class WorkerSession:
@@ -68,12 +63,21 @@ class WorkerSession:
         """``"name version"`` of the loaded model, or None."""
         return f"{self.model.name} {self.model.version}" if self.model is not None else None
 
+    def about(self) -> dict:
+        """What the greeting and ``hello`` say about the engine and its model: protocol, versions,
+        the model's ``strength_range`` ([min, max], the plug-ins' slider) and ``crop_size``
+        (both null without a model), and ``model_error`` when the model could not be loaded."""
+        model = self.model
+        out = {"protocol": PROTOCOL_VERSION, "version": smile_version(), "model": self.model_label(),
+               "strength_range": None if model is None else [float(v) for v in model.strength_range],
+               "crop_size": None if model is None else int(model.size)}
+        if self.model_error is not None:
+            out["model_error"] = _error(self.model_error)
+        return out
+
     def greeting(self) -> dict:
         """The first line the worker prints."""
-        g = {"event": "ready", "protocol": PROTOCOL_VERSION, "version": _version(), "model": self.model_label()}
-        if self.model_error is not None:
-            g["model_error"] = _error(self.model_error)
-        return g
+        return {"event": "ready", **self.about()}
 
     # ------------------------------------------------------------------ requests
     def handle_line(self, raw: bytes) -> dict:
@@ -118,10 +122,7 @@ class WorkerSession:
             return {"id": req_id, "ok": False, "error": {"code": "internal", "message": msg}}
 
     def _cmd_hello(self, req: dict) -> dict:
-        out = {"protocol": PROTOCOL_VERSION, "version": _version(), "model": self.model_label()}
-        if self.model_error is not None:
-            out["model_error"] = _error(self.model_error)
-        return out
+        return self.about()
 
     def _cmd_quit(self, req: dict) -> dict:
         self.done = True
