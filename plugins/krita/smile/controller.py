@@ -120,11 +120,12 @@ class SmileController(QObject):
         return self.client
 
     def use_greeting(self, greeting: Greeting) -> None:
-        """Build the strength slider from the engine's model (its greeting) and tell the docker."""
+        """Build the strength slider from the engine's model (its greeting) and tell the docker
+        (None: the engine has no usable model, the status says why)."""
         self.slider = strength_slider(greeting, self.strength)
         if self.slider is not None:
             self.strength = self.slider.default
-            self.sliderChanged.emit(self.slider)
+        self.sliderChanged.emit(self.slider)
 
     def probe_engine(self) -> bool:
         """Say in the status whether an engine can be found, without starting it (the worker
