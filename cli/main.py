@@ -15,11 +15,12 @@ import click
 from smilecore.errors import SmileError
 
 from .detect import detect_command
-from .install_plugin import install_plugin_command
+from .bridge.install import install_plugin_command
 from .models import models_group
 from .run import run_command
 from .stdout import silence_stdout
-from .worker import worker_command
+from .version import smile_version
+from .bridge.worker import worker_command
 
 #: Name of the sub-command that ``smile PHOTO...`` runs.
 DEFAULT_COMMAND = "run"
@@ -52,17 +53,6 @@ Examples:
 'smile PHOTO...' is short for 'smile run PHOTO...' (use 'smile run' for a photo
 that has the name of a sub-command).  'smile COMMAND --help' for details.
 """
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("smile-filter")
-    except Exception:
-        import smilecore
-
-        return smilecore.__version__
 
 
 class SmileGroup(click.Group):
@@ -186,7 +176,7 @@ def report_internal_error(exc: BaseException) -> int:
 
 @click.group(cls=SmileGroup, help=MAIN_HELP, epilog=EXIT_CODES_HELP, no_args_is_help=True,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(version=_version(), prog_name="smile", message="%(prog)s %(version)s")
+@click.version_option(version=smile_version(), prog_name="smile", message="%(prog)s %(version)s")
 def cli() -> None:
     """The ``smile`` command group."""
 

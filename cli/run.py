@@ -15,6 +15,7 @@ from smilecore.imageio import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, check_target, 
 from . import report as rep
 from .inputs import Job, check_no_clash, expand_inputs, plan_outputs
 from .stdout import Report
+from .version import smile_version
 from .video import StrengthParam, check_schedule, check_video_options, is_video_path, process_video, strength_label
 
 RUN_HELP = """Make the faces in PHOTO... smile.
@@ -179,9 +180,7 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
         model_info = None if smile_model is None else {
             "name": smile_model.name, "version": smile_model.version, "license": smile_model.license,
             "path": str(smile_model.path)}
-        from .main import _version
-
-        doc = rep.document(reports, _version(), model_info, strength_label(strength))
+        doc = rep.document(reports, smile_version(), model_info, strength_label(strength))
         out.echo(json.dumps(doc, indent=2))
     elif len(reports) > 1 and not quiet:
         _to_stderr(rep.summary_line(reports))
@@ -316,7 +315,4 @@ def _process(job: Job, model, strength, faces, min_face, selection, keep_unchang
 
 
 def _face_dict(f) -> dict:
-    if hasattr(f, "to_dict"):
-        return f.to_dict()
-    return {"index": f.index, "box": [int(v) for v in f.box], "score": round(float(f.score), 3), "edited": bool(f.edited),
-            "reason": f.reason}
+    return f.to_dict()

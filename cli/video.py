@@ -176,7 +176,7 @@ def worker_video(session, req: dict, src: str, dst: str, emit) -> dict:
     """The worker's ``smile`` request for a video: progress events while it runs, then the reply."""
     from smilecore.video import smile_video
 
-    from .worker import BadRequest, _faces_field, _min_face_field
+    from .bridge.fields import BadRequest, faces_field, min_face_field
 
     value = req.get("strength", 1.0)
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -187,8 +187,8 @@ def worker_video(session, req: dict, src: str, dst: str, emit) -> dict:
         schedule = StrengthSchedule.parse(value)
     except UsageError as exc:
         raise BadRequest(str(exc)) from None
-    faces = _faces_field(req)
-    min_face = _min_face_field(req)
+    faces = faces_field(req)
+    min_face = min_face_field(req)
     for name in ("selection", "mask_output"):
         if req.get(name) is not None:
             raise BadRequest(f"field {name!r} is not supported for videos")

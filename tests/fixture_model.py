@@ -26,8 +26,9 @@ def build_fixture_model(
     template: str = TEMPLATE_VERSION,
     contract_version: str | None = None,
     shade: float | None = None,
+    strength_range: tuple[str, str] = ("-2", "4"),
 ) -> Path:
-    """Write the fixture model to ``path`` and return the path."""
+    """Write the fixture model to ``path`` and return the path (``strength_range``: its metadata's [min, max])."""
     n = "N"
     inputs = [
         helper.make_tensor_value_info(contract.INPUT_FACE, TensorProto.FLOAT, [n, 3, size, size]),
@@ -71,8 +72,8 @@ def build_fixture_model(
         contract.META_CONTRACT: contract_version,
         contract.META_SIZE: str(size),
         contract.META_TEMPLATE: template,
-        contract.META_STRENGTH_MIN: "-2",
-        contract.META_STRENGTH_MAX: "4",
+        contract.META_STRENGTH_MIN: strength_range[0],
+        contract.META_STRENGTH_MAX: strength_range[1],
         contract.META_MODEL_VERSION: "0.0.0-fixture",
         contract.META_LICENSE: "CC0-1.0",
         contract.META_NAME: "fixture",

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 import smilecore
-from smile_cli.kritarc import enable_plugin_text
+from smile_cli.bridge.kritarc import enable_plugin_text
 from smile_cli.main import cli
-from smile_cli.plugin_dirs import gimp_plugins_dir, krita_pykrita_dir, kritarc_path
+from smile_cli.bridge.plugin_dirs import gimp_plugins_dir, krita_pykrita_dir, kritarc_path
 
 
 def run(*args: str):
@@ -32,6 +32,12 @@ def check_engine_record(folder: Path) -> dict:
     return rec
 
 
+def check_client(folder: Path) -> None:
+    """The shared protocol client lies next to the plug-in, as shipped."""
+    shipped = (resources.files("smile_plugins") / "common" / "smile_client.py").read_bytes()
+    assert (folder / "smile_client.py").read_bytes() == shipped
+
+
 def test_gimp_install(tmp_path: Path):
     plugins = tmp_path / "plug-ins"
     r = run("install-plugin", "gimp", "--dir", plugins)
@@ -43,6 +49,8 @@ def test_gimp_install(tmp_path: Path):
     if os.name != "nt":
         assert os.access(script, os.X_OK)
     check_engine_record(folder)
+    check_client(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["smile-engine.json", "smile.py", "smile_client.py"]
     assert str(folder) in r.stdout
 
 
@@ -68,6 +76,7 @@ def test_krita_install_enables_in_kritarc(tmp_path: Path):
     shipped = {p.name for p in src.iterdir() if p.name != "__pycache__"}
     assert shipped <= {p.name for p in pkg.iterdir()}
     check_engine_record(pkg)
+    check_client(pkg)
     assert rc.read_text() == (
         "[General]\nfoo=bar\n; keep me\n\n[python]\nenable_other=true\nenable_smile=true\n\n[MainWindow]\nState=AAAA\\0\n"
     )

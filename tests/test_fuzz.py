@@ -260,7 +260,7 @@ def test_worker_requests(req, model):
     """Random JSON requests: always one reply, never an internal error, never a crash."""
     import json
 
-    from smile_cli.worker import WorkerSession
+    from smile_cli.bridge.worker import WorkerSession
 
     session = WorkerSession(None)
     session.model = model

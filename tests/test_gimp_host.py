@@ -5,7 +5,9 @@ only when the machine cannot build a chroot at all, and fails on anything else. 
 is installed with ``smile install-plugin gimp`` and runs this venv's ``smile worker`` (the
 venv, its base Python and the sources are bind-mounted into the chroot at the same paths;
 see engine_venv) with the fixture model: a pure 3-pixel translation flow, so the face region
-visibly changes.  About a minute once the chroot exists (building it takes ~3 minutes).
+visibly changes, and a strength range of its own (MODEL_RANGE), which the engine enforces.
+The dialog runs against a stand-in engine whose model has yet another range: the slider it
+builds from the greeting starts inside that range.  About a minute once the chroot exists (building it takes ~3 minutes).
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ INSTALL_HINT = "pip install /path/to/smile && smile install-plugin gimp (/path/t
 # for the feathered edit: (row0, row1, col0, col1).
 FACE_ZONE = (30, 240, 120, 330)
 STUB_CRASH_STRENGTH = 3.25  # tests/hosts/gimp/stub_smile.py dies on this strength
+STUB_RANGE_LOW = 1.5  # the stub's model's lowest strength (stub_smile.STRENGTH_RANGE)
+MODEL_RANGE = ("-1", "3")  # the fixture model's strength range (the bundled model's is [-2, 4])
 
 
 # --------------------------------------------------------------------------- helpers
@@ -157,7 +161,8 @@ def real_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str]:
     work = tmp_path_factory.mktemp("gimp-real")
     home = work / "home"
     install_plugin(home, work)
-    model = build_fixture_model(work / "fixture.onnx", dx=3.0, dy=0.0, mask=0.0, rgb=0.0)
+    model = build_fixture_model(work / "fixture.onnx", dx=3.0, dy=0.0, mask=0.0, rgb=0.0,
+                                strength_range=MODEL_RANGE)
     portrait, plain = work / "astronaut.png", work / "noface.png"
     Image.fromarray(data.astronaut()).save(portrait)
     rows, cols = np.mgrid[0:240, 0:320]
@@ -169,6 +174,7 @@ def real_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str]:
         case("selected", portrait, work, select=[100, 0, 140, 260]),
         case("selection-elsewhere", portrait, work, select=[300, 330, 200, 170]),
         case("no-face", plain, work),
+        case("too-strong", portrait, work, args={"strength": 3.5}),  # beyond this model's range
     ]
     return run_gimp(gimp_root, home, work, cases, {"SMILE_MODEL": str(model)}, engine_binds())
 
@@ -237,12 +243,22 @@ def test_no_face_reports_an_error_and_leaves_the_image(real_run, name, where):
     assert_untouched(result)
 
 
+def test_strength_outside_the_models_range_is_refused_by_the_engine(real_run):
+    result = real_run[0]["cases"]["too-strong"]
+    assert not result["success"] and result["status"] == "execution-error"
+    assert ("Smile: the Smile engine refused the request: strength 3.5 is outside this model's range [-1, 3]"
+            in result["error"]), result["error"]
+    assert_untouched(result)
+
+
 # --------------------------------------------------------------------------- stub engine
 def copy_plugin(home: Path) -> None:
-    """Install just smile.py (no smile-engine.json) into the GIMP profile under ``home``."""
+    """Install just smile.py and the shared client (no smile-engine.json) into the GIMP profile
+    under ``home``."""
     folder = home / ".config" / "GIMP" / "3.0" / "plug-ins" / "smile"
     folder.mkdir(parents=True)
     shutil.copy2(REPO / "plugins" / "gimp" / "smile" / "smile.py", folder)
+    shutil.copy2(REPO / "plugins" / "common" / "smile_client.py", folder)
     (folder / "smile.py").chmod(0o755)  # GIMP ignores a plug-in without the execute bit
 
 
@@ -289,7 +305,9 @@ def test_layer_with_offsets_and_selection_edited_in_place(stub_run):
 
 
 def test_dialog_opens_and_runs_with_its_defaults(stub_run):
-    """Interactive run under Xvfb: the Smile… dialog appears; Return accepts the defaults."""
+    """Interactive run under Xvfb: the Smile… dialog appears; Return accepts the defaults.  The
+    slider is the stub model's range (from the engine's greeting), so it starts at that range's
+    low end, not at the procedure's default 1.0."""
     report, console, home = stub_run
     seen = home / "dialog-seen.txt"
     assert seen.is_file(), f"the Smile… dialog never appeared:\n{_tail(console)}"
@@ -297,7 +315,7 @@ def test_dialog_opens_and_runs_with_its_defaults(stub_run):
     result = report["cases"]["dialog"]
     assert result["success"], f"{result['error']}\n{_tail(console)}"
     new, source = result["after"]
-    assert new["name"] == "Smile (λ=1.0)" and new["mask"]
+    assert new["name"] == f"Smile (λ={STUB_RANGE_LOW})" and new["mask"]
     changed = _changed(pixels(new), pixels(source))
     assert changed[66:133, 100:200].all() and changed.sum() == 67 * 100  # the stub's centre third
 

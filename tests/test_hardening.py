@@ -25,7 +25,7 @@ from PIL import Image
 
 import smilecore
 from smile_cli.main import cli
-from smile_cli.worker import WorkerSession, serve
+from smile_cli.bridge.worker import WorkerSession, serve
 from smilecore.imageio import STALE_TEMP_SECONDS, TEMP_SUFFIX, load_image, remove_stale_temps
 
 REPO = Path(__file__).resolve().parents[1]

@@ -2,7 +2,8 @@
 
 Two runs, both against the plug-in folder that ``smile install-plugin krita`` fills and the
 engine of this very environment (``smile worker`` from ``sys.prefix``) with a fixture model
-whose flow is a pure 3-px translation:
+whose flow is a pure 3-px translation and whose strength range (MODEL_RANGE) is not the bundled
+model's, so the docker's slider must take it from the engine's greeting:
 
 * ``kritarunner`` (no window): the apply flow on real documents: a new layer whose face region
   differs while the rest is identical, the selection respected, 16-bit refused, no face reported;
@@ -42,6 +43,7 @@ NEEDED_PROGRAMS = ["krita", "kritarunner", "xvfb-run"]
 RUN_TIMEOUT_S = 600
 GUI_TIMEOUT_S = 300  # a normal run takes 15-60 s; Krita 5.1 can deadlock, never wait forever
 TRANSLATION_PX = 3.0
+MODEL_RANGE = (-1.0, 3.0)  # the fixture model's strength range (the bundled model's is [-2, 4])
 
 
 def _missing_programs() -> list[str]:
@@ -170,7 +172,9 @@ def krita_setup(tmp_path_factory) -> dict:
     Image.fromarray(data.astronaut()).save(image)
     # SMILE_KRITA_MODEL: run with a real model instead, to renew docs/krita-docker.png: a path,
     # or "default" for the engine's own default model
-    model = os.environ.get("SMILE_KRITA_MODEL") or build_fixture_model(root / "shift.onnx", dx=TRANSLATION_PX, dy=0.0)
+    model = os.environ.get("SMILE_KRITA_MODEL") or build_fixture_model(
+        root / "shift.onnx", dx=TRANSLATION_PX, dy=0.0, strength_range=tuple(f"{v:g}" for v in MODEL_RANGE))
+    strength_range = None if os.environ.get("SMILE_KRITA_MODEL") else MODEL_RANGE  # (a real model: its own)
     runtime = root / "xdg-runtime"
     runtime.mkdir(mode=0o700)
     env = {k: v for k, v in os.environ.items()
@@ -188,7 +192,7 @@ def krita_setup(tmp_path_factory) -> dict:
     artefacts = Path(os.environ.get("SMILE_ARTEFACTS") or root / "artefacts")
     artefacts.mkdir(parents=True, exist_ok=True)
     return {"root": root, "home": home, "pykrita": pykrita, "kritarc": kritarc, "env": env, "image": image,
-            "engine": record, "artefacts": artefacts}
+            "engine": record, "artefacts": artefacts, "strength_range": strength_range}
 
 
 def test_kritarunner_apply_flow(krita_setup):
@@ -202,6 +206,8 @@ def test_kritarunner_apply_flow(krita_setup):
     results = json.loads(results_file.read_text(encoding="utf-8"))
     assert "crash" not in results, results["crash"]
     assert results["model"] == ["RGBA", "U8", 512, 512]
+    if krita_setup["strength_range"]:  # the controller's slider is the engine's model's range
+        assert tuple(results["slider"]) == krita_setup["strength_range"], results["slider"]
 
     plain = results["plain"]
     assert plain["statuses"][-1][0] == "done", plain["statuses"]
@@ -266,6 +272,11 @@ def test_gui_docker_preview_apply_undo_action(krita_setup):
     assert x <= fx0 and y <= fy0 and x + w >= fx1 and y + h >= fy1, "the preview area misses the face"
     assert preview["has_preview"], f"no preview shown; status: {preview['status']}"
     assert preview["slider"] == 15 and preview["spin"] == pytest.approx(1.5)
+    assert not opened["slider_enabled"], "the slider was enabled before the engine said its model's range"
+    if krita_setup["strength_range"]:  # the docker's slider spans the range the engine's greeting said
+        low, high = krita_setup["strength_range"]
+        assert preview["slider_range"] == [round(low * 10), round(high * 10)], preview["slider_range"]
+        assert preview["spin_range"] == [low, high] and preview["slider_enabled"]
 
     shot = Path(results["screenshot"])
     with Image.open(shot) as img:
@@ -300,8 +311,9 @@ def test_plugin_parts_under_both_qt_bindings(krita_setup, binding):
     out = krita_setup["root"] / f"qt-{binding}"
     out.mkdir()
     env = dict(krita_setup["env"], QT_QPA_PLATFORM="offscreen")
+    low, high = krita_setup["strength_range"] or (-2.0, 4.0)  # (SMILE_KRITA_MODEL=default: the bundled model's)
     code, log = _run([KRITA_PYTHON, str(HOST_DIR / "check_plugin_qt.py"), binding, str(krita_setup["pykrita"]),
-                      str(krita_setup["image"]), str(out)], env)
+                      str(krita_setup["image"]), str(out), f"{low},{high}"], env)
     assert code == 0, log
     results = json.loads((out / f"{binding}-results.json").read_text(encoding="utf-8"))
     assert results["binding"] == binding

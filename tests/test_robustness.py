@@ -752,7 +752,7 @@ def _serve(lines: list[bytes], model_path) -> list[dict]:
     """Run the worker loop in-process on ``lines``; return its replies (greeting first)."""
     import io
 
-    from smile_cli.worker import WorkerSession, serve
+    from smile_cli.bridge.worker import WorkerSession, serve
 
     session = WorkerSession(str(model_path))
     session.load_model()
@@ -762,7 +762,7 @@ def _serve(lines: list[bytes], model_path) -> list[dict]:
 
 
 def test_worker_answers_every_malformed_request_and_keeps_serving(model_path, tmp_path):
-    from smile_cli.worker import MAX_LINE
+    from smile_cli.bridge.worker import MAX_LINE
 
     bad = [
         b"{not json\n",
@@ -840,7 +840,7 @@ def test_worker_file_problems_are_errors_naming_the_file(model_path, tmp_path):
 def test_worker_with_a_broken_model_answers_model_errors(tmp_path):
     import io
 
-    from smile_cli.worker import WorkerSession, serve
+    from smile_cli.bridge.worker import WorkerSession, serve
 
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(b"not a model")

@@ -383,7 +383,7 @@ def test_sigterm_leaves_no_partial_file(clips, tmp_path):
 
 
 def test_worker_takes_a_video_and_reports_progress(clips, tmp_path):
-    from cli.worker import WorkerSession
+    from cli.bridge.worker import WorkerSession
 
     src = tmp_path / "w.mp4"
     src.write_bytes(clips["moving"].path.read_bytes())

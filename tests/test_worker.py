@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from smile_cli.worker import MAX_LINE, WorkerSession, serve
+from smile_cli.bridge.worker import MAX_LINE, WorkerSession, serve
 
 
 @pytest.fixture
@@ -51,8 +51,9 @@ def session(fixture_models) -> WorkerSession:
 def test_greeting_hello_and_quit(session):
     replies = converse(session, {"cmd": "hello", "id": 1}, {"cmd": "quit", "id": 2}, {"cmd": "hello", "id": 3})
     greet, hello, bye = replies  # nothing is answered after quit
-    assert greet == {"event": "ready", "protocol": 1, "version": greet["version"], "model": "fixture 0.0.0-fixture"}
-    assert hello["id"] == 1 and hello["ok"] and hello["protocol"] == 1 and hello["model"] == greet["model"]
+    assert greet == {"event": "ready", "protocol": 1, "version": greet["version"], "model": "fixture 0.0.0-fixture",
+                     "strength_range": [-2.0, 4.0], "crop_size": 256}
+    assert hello == {"id": 1, "ok": True, **{k: v for k, v in greet.items() if k != "event"}}
     assert bye == {"id": 2, "ok": True, "bye": True}
 
 
@@ -142,6 +143,7 @@ def test_model_problem_is_reported_not_fatal(tmp_path: Path, photo: Path):
     greet, reply, hello = converse(s, {"cmd": "smile", "id": 1, "input": str(photo), "output": str(tmp_path / "o.png")},
                                    {"cmd": "hello", "id": 2})
     assert greet["model"] is None and greet["model_error"]["code"] == "model"
+    assert greet["strength_range"] is None and greet["crop_size"] is None
     assert reply["ok"] is False and reply["error"]["code"] == "model"
     assert hello["ok"] is True
 
@@ -191,3 +193,21 @@ def test_client_that_disappears_ends_the_worker_cleanly(fixture_models, photo: P
     assert proc.wait(timeout=60) == 0
     err = proc.stderr.read()
     assert b"Traceback" not in err and b"Exception" not in err
+
+
+def test_greeting_carries_the_models_strength_range(tmp_path: Path, photo: Path):
+    """The range comes from the model file: another range in its metadata shows in the greeting
+    and in hello, and a strength outside it is refused by the engine's one check."""
+    from fixture_model import build_fixture_model
+
+    model = build_fixture_model(tmp_path / "narrow.onnx", dx=2.0, strength_range=("-0.5", "1.5"))
+    s = WorkerSession(str(model))
+    s.load_model()
+    greet, hello, far, near = converse(
+        s, {"cmd": "hello", "id": 1},
+        {"cmd": "smile", "id": 2, "input": str(photo), "output": str(tmp_path / "o.png"), "strength": 2},
+        {"cmd": "smile", "id": 3, "input": str(photo), "output": str(tmp_path / "o.png"), "strength": 1.5})
+    assert greet["strength_range"] == hello["strength_range"] == [-0.5, 1.5]
+    assert far["ok"] is False and far["error"] == {
+        "code": "bad_request", "message": f"{photo}: strength 2 is outside this model's range [-0.5, 1.5]"}
+    assert near["ok"] is True and (tmp_path / "o.png").is_file()

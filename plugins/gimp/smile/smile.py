@@ -10,23 +10,17 @@ GIMP's Python version never matters.  The engine is found, in this order, throug
    ``{"command": [".../bin/smile", "worker"], "python": ..., "version": ...}``;
 3. a ``smile`` program on ``PATH``.
 
-The plug-in talks to ``smile worker`` (one JSON object per line, see the project's
-docs/worker-protocol.md); pixels travel as PNG files in a private temporary folder.
+Talking to the engine (``smile worker``, docs/worker-protocol.md) is the job of
+``smile_client.py``, which ``smile install-plugin gimp`` puts next to this file and which the
+Krita plug-in shares; this file holds GIMP's side: the procedure, its dialog and the pixels,
+which travel as PNG files in a private temporary folder.  The strength slider's range is the
+engine's model's, from the engine's greeting.
 """
 from __future__ import annotations
 
-import collections
-import json
 import os
-import queue
-import shutil
-import struct
-import subprocess
 import sys
 import tempfile
-import threading
-import time
-import zlib
 
 import gi
 
@@ -34,195 +28,44 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
 
+from smile_client import (EngineProblem, EngineProcess, StrengthSlider, explain,  # noqa: E402
+                          start_engine, strength_slider, write_png)
+
 PROCEDURE_NAME = "plug-in-smile"
-PROTOCOL = 1
-INSTALL_HINT = "pip install /path/to/smile && smile install-plugin gimp (/path/to/smile: the Smile project folder, or its wheel)"
-ENGINE_FILE = "smile-engine.json"
+EDITOR = "gimp"
 RGBA = "R'G'B'A u8"      # sRGB-encoded 8-bit, what the engine expects in a PNG
 MASK_IN = "Y u8"         # selection / layer-mask coverage, 0..255
 MASK_FILE = "Y' u8"      # an 8-bit grayscale PNG as GIMP loads it (bytes as stored)
-GREETING_TIMEOUT_S = 300.0
 MASK_COVER = bytes([0] + [255] * 255)  # byte table: any change → fully shown
+#: The procedure's own bounds for "strength"; the engine's model sets the real range (its
+#: greeting: the dialog's slider) and refuses a strength outside it.
+STRENGTH_BOUND = 100.0
 
 
 class SmileFailure(Exception):
-    """A problem with a one-line message meant for the person using GIMP."""
+    """A problem on GIMP's side, with a one-line message meant for the person using GIMP."""
 
 
 # --------------------------------------------------------------------------- engine
-def find_engine() -> list[str]:
-    """Return the command line that starts ``smile worker``.
-
-    Raises SmileFailure (with the command that fixes it) when no engine is installed.
-    """
+def open_engine() -> EngineProcess:
+    """Start the engine (``SMILE_ENGINE``, else as :func:`smile_client.find_engine` says) and
+    check its greeting; a model that could not be loaded is reported now."""
     override = os.environ.get("SMILE_ENGINE", "").strip()
     if override:
         if not os.path.isfile(override):
-            raise SmileFailure(f"SMILE_ENGINE is set to {override!r}, which is not a file. "
-                               "Point it at the `smile` program, or unset it.")
-        return [override, "worker"]
-    record = os.path.join(os.path.dirname(os.path.abspath(__file__)), ENGINE_FILE)
-    if os.path.isfile(record):
-        try:
-            with open(record, encoding="utf-8") as handle:
-                command = json.load(handle)["command"]
-            if not (isinstance(command, list) and command
-                    and all(isinstance(part, str) for part in command)):
-                raise ValueError("'command' is not a list of strings")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise SmileFailure(f"{record} is unreadable ({exc}). Reinstall with: {INSTALL_HINT}")
-        if not os.path.isfile(command[0]):
-            raise SmileFailure(f"the Smile engine recorded in {record} ({command[0]}) is gone. "
-                               f"Reinstall with: {INSTALL_HINT}")
-        return command
-    found = shutil.which("smile")
-    if found:
-        return [found, "worker"]
-    raise SmileFailure(f"the Smile engine is not installed. Install it with: {INSTALL_HINT}")
-
-
-def engine_environment() -> dict[str, str]:
-    """GIMP's environment minus the variables that would point the engine at GIMP's Python."""
-    env = dict(os.environ)
-    for name in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONEXECUTABLE"):
-        env.pop(name, None)
-    return env
-
-
-class Worker:
-    """A running ``smile worker`` process, spoken to with one JSON object per line."""
-
-    def __init__(self, command: list[str]):
-        try:
-            self.process = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                encoding="utf-8", errors="replace", bufsize=1, env=engine_environment(),
-                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
-        except OSError as exc:
-            raise SmileFailure(f"could not start the Smile engine {command[0]} ({exc.strerror or exc}). "
-                               f"Reinstall with: {INSTALL_HINT}")
-        self.lines: queue.Queue = queue.Queue()
-        self.stderr_tail: collections.deque = collections.deque(maxlen=20)
-        threading.Thread(target=self._pump_stdout, daemon=True).start()
-        threading.Thread(target=self._pump_stderr, daemon=True).start()
-        self.next_id = 0
-
-    def _pump_stdout(self) -> None:
-        for line in self.process.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def _pump_stderr(self) -> None:
-        for line in self.process.stderr:
-            if line.strip():
-                self.stderr_tail.append(line.strip())
-
-    def crashed(self) -> SmileFailure:
-        """The failure to report when the engine stopped answering."""
-        try:
-            status = self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            status = None
-        time.sleep(0.1)  # let the stderr reader catch the last words
-        last = self.stderr_tail[-1] if self.stderr_tail else "no message"
-        return SmileFailure(f"the Smile engine stopped unexpectedly (exit status {status}): {last}")
-
-    def receive(self, tick, timeout: float | None = None) -> dict:
-        """Wait for the next protocol line, calling ``tick()`` about 10 times a second."""
-        start = time.monotonic()
-        while True:
-            try:
-                line = self.lines.get(timeout=0.1)
-            except queue.Empty:
-                tick()
-                if timeout is not None and time.monotonic() - start > timeout:
-                    self.close()
-                    raise SmileFailure(f"the Smile engine did not answer within {timeout:.0f} s")
-                continue
-            if line is None:
-                raise self.crashed()
-            try:
-                message = json.loads(line)
-            except ValueError:
-                continue  # not a protocol line; the worker should not print those
-            if isinstance(message, dict):
-                return message
-
-    def request(self, tick, **fields) -> dict:
-        """Send one request and return its reply."""
-        self.next_id += 1
-        fields["id"] = self.next_id
-        try:
-            self.process.stdin.write(json.dumps(fields) + "\n")
-            self.process.stdin.flush()
-        except OSError:
-            raise self.crashed()
-        while True:
-            reply = self.receive(tick)
-            if reply.get("id") == self.next_id:
-                return reply
-
-    def close(self) -> None:
-        """Ask the worker to quit; kill it if it does not."""
-        try:
-            if self.process.poll() is None:
-                self.process.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
-                self.process.stdin.flush()
-                self.process.stdin.close()
-                self.process.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            self.process.kill()
-
-
-def start_worker(tick) -> Worker:
-    """Start the engine and check its greeting."""
-    worker = Worker(find_engine())
-    greeting = worker.receive(tick, timeout=GREETING_TIMEOUT_S)
-    if greeting.get("event") != "ready":
-        worker.close()
-        raise SmileFailure(f"the Smile engine sent an unexpected greeting: {json.dumps(greeting)[:200]}")
-    if greeting.get("protocol") != PROTOCOL:
-        worker.close()
-        raise SmileFailure(f"the Smile engine speaks protocol {greeting.get('protocol')}, this plug-in "
-                           f"speaks {PROTOCOL}. Update both with: pip install -U /path/to/smile "
-                           "&& smile install-plugin gimp")
-    return worker
-
-
-def explain(error: dict, with_selection: bool) -> str:
-    """Turn a worker error object into a message for the person using GIMP."""
-    code = error.get("code", "internal")
-    text = " ".join(str(error.get("message", "")).split())
-    if code == "no_face":
-        where = "inside the selection" if with_selection else "in this layer"
-        return (f"no face found {where}. Smile needs a face seen roughly from the front; "
-                "try a larger image or select the whole face.")
-    if code == "model":
-        return f"the Smile engine's model is not usable: {text}. Reinstall with: {INSTALL_HINT}"
-    if code in ("bad_input", "too_large"):
-        return f"the Smile engine refused the image: {text}"
-    return f"the Smile engine failed ({code}): {text}"
+            raise EngineProblem(f"SMILE_ENGINE is set to {override!r}, which is not a file. "
+                                "Point it at the `smile` program, or unset it.")
+        engine = EngineProcess([override, "worker"], EDITOR)
+        engine.greet(Gimp.progress_pulse)
+    else:
+        engine = start_engine(os.path.dirname(os.path.abspath(__file__)), EDITOR, Gimp.progress_pulse)
+    if engine.greeting.model_error is not None:
+        engine.close()
+        raise EngineProblem(explain(engine.greeting.model_error, "", EDITOR))
+    return engine
 
 
 # --------------------------------------------------------------------------- pixels
-def write_png(path: str, width: int, height: int, channels: int, pixels: bytes) -> None:
-    """Write 8-bit gray (1), gray+alpha (2), RGB (3) or RGBA (4) pixels as a PNG file."""
-    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
-    stride = width * channels
-    view = memoryview(pixels)
-    raw = b"".join(b"\x00" + view[row * stride:(row + 1) * stride] for row in range(height))
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return (struct.pack(">I", len(payload)) + kind + payload
-                + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
-
-    with open(path, "wb") as handle:
-        handle.write(b"\x89PNG\r\n\x1a\n")
-        handle.write(chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)))
-        handle.write(chunk(b"IDAT", zlib.compress(raw, 3)))
-        handle.write(chunk(b"IEND", b""))
-
-
 def read_pixels(drawable, pixel_format: str, x: int = 0, y: int = 0, width: int | None = None,
                 height: int | None = None, abyss=Gegl.AbyssPolicy.CLAMP) -> bytes:
     """Read a rectangle of a drawable (in its own coordinates) as bytes of the given babl format."""
@@ -274,14 +117,13 @@ def layer_name(strength: float) -> str:
 
 
 # --------------------------------------------------------------------------- the filter
-def smile_drawable(image, drawable, strength: float, faces: str, new_layer: bool,
-                   layer_mask: bool) -> None:
+def smile_drawable(engine: EngineProcess, image, drawable, strength: float, faces: str,
+                   new_layer: bool, layer_mask: bool) -> None:
     """Run the engine on one layer and put the result into the image (one undo step)."""
     width, height = drawable.get_width(), drawable.get_height()
     off_x, off_y = drawable_offsets(drawable)
     with_selection = not Gimp.Selection.is_empty(image)
 
-    Gimp.progress_init("Smile…")
     Gimp.progress_update(0.05)
     with tempfile.TemporaryDirectory(prefix="smile-gimp-") as folder:
         source = read_pixels(drawable, RGBA)
@@ -297,13 +139,11 @@ def smile_drawable(image, drawable, strength: float, faces: str, new_layer: bool
             write_png(request["selection"], width, height, 1, selection)
         Gimp.progress_update(0.1)
 
-        worker = start_worker(Gimp.progress_pulse)
-        try:
-            reply = worker.request(Gimp.progress_pulse, **request)
-        finally:
-            worker.close()
+        reply = engine.request(Gimp.progress_pulse, request)
         if not reply.get("ok"):
-            raise SmileFailure(explain(reply.get("error") or {}, with_selection))
+            place = "inside the selection" if with_selection else "in this layer"
+            hide = {request["input"]: "the layer", request.get("selection", ""): "the selection"}
+            raise SmileFailure(explain(reply.get("error") or {}, place, EDITOR, hide))
         Gimp.progress_update(0.9)
         result = load_png_pixels(request["output"], RGBA, width, height)
         mask = None
@@ -335,34 +175,50 @@ def smile_drawable(image, drawable, strength: float, faces: str, new_layer: bool
     Gimp.displays_flush()
 
 
+def run_dialog(procedure, config, slider: StrengthSlider | None) -> bool:
+    """Show the Smile… dialog, its strength slider spanning the model's range; True if accepted."""
+    gi.require_version("GimpUi", "3.0")
+    from gi.repository import GimpUi
+    GimpUi.init(PROCEDURE_NAME)
+    if slider is not None:  # (the last value used, moved into this model's range)
+        config.set_property("strength", slider.default)
+    dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config)
+    scale = dialog.get_widget("strength", GimpUi.SpinScale.__gtype__)  # a slider, not a spin button
+    if slider is not None:
+        scale.set_range(slider.low, slider.high)
+        scale.set_increments(0.1, 1.0)
+    dialog.fill(["strength", "faces", "new-layer", "layer-mask"])
+    accepted = dialog.run()
+    dialog.destroy()
+    return bool(accepted)
+
+
 def run_smile(procedure, run_mode, image, drawables, config, data):
     """The procedure's run function (GIMP 3.0 ImageProcedure signature)."""
-    if run_mode == Gimp.RunMode.INTERACTIVE:
-        gi.require_version("GimpUi", "3.0")
-        from gi.repository import GimpUi
-        GimpUi.init(PROCEDURE_NAME)
-        dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config)
-        dialog.get_widget("strength", GimpUi.SpinScale.__gtype__)  # a slider, not a spin button
-        dialog.fill(["strength", "faces", "new-layer", "layer-mask"])
-        accepted = dialog.run()
-        dialog.destroy()
-        if not accepted:
-            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    engine = None
     try:
         if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
             raise SmileFailure("select exactly one layer (not a mask or channel) to smile.")
+        Gimp.progress_init("Smile…")
+        engine = open_engine()  # before the dialog: its slider is the model's range
+        if run_mode == Gimp.RunMode.INTERACTIVE and not run_dialog(
+                procedure, config, strength_slider(engine.greeting, config.get_property("strength"))):
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         group_type = getattr(Gimp, "GroupLayer", None)
         if group_type is not None and isinstance(drawables[0], group_type) \
                 and not config.get_property("new-layer"):
             raise SmileFailure("a layer group cannot be edited in place; turn on "
                                "\"Result on a new layer\" or select a single layer.")
-        smile_drawable(image, drawables[0], config.get_property("strength"),
+        smile_drawable(engine, image, drawables[0], config.get_property("strength"),
                        config.get_property("faces"), config.get_property("new-layer"),
                        config.get_property("layer-mask"))
-    except SmileFailure as failure:
+    except (SmileFailure, EngineProblem) as failure:
         # GIMP shows the returned error in its message area (and on the console in batch runs).
         message = f"Smile: {failure}"
         return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(message))
+    finally:
+        if engine is not None:
+            engine.close()
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 
@@ -388,8 +244,10 @@ class Smile(Gimp.PlugIn):
             name)
         procedure.set_attribution("Smile contributors", "Smile contributors", "2026")
         procedure.add_double_argument("strength", "S_trength",
-                                      "How much to smile (0: unchanged, negative: frown)",
-                                      -2.0, 4.0, 1.0, GObject.ParamFlags.READWRITE)
+                                      "How much to smile (0: unchanged, negative: frown), "
+                                      "within the range of the engine's model",
+                                      -STRENGTH_BOUND, STRENGTH_BOUND, 1.0,
+                                      GObject.ParamFlags.READWRITE)
         choice = Gimp.Choice.new()
         choice.add("all", 0, "All faces", "")
         choice.add("largest", 1, "Largest face only", "")

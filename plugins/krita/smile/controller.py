@@ -7,14 +7,15 @@ Everything here runs on Krita's UI thread; the slow part runs in the worker proc
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import jobs, pixels
-from .engine import FIX_HINT, EngineClient, find_engine
+from .engine import EDITOR, EngineClient, plugin_dir
 from .qt import QColor, QImage, QObject, QPainter, QRect, Qt, enum, pyqtSignal
+from .smile_client import DEFAULT_STRENGTH, EngineProblem, Greeting, StrengthSlider, explain, find_engine, strength_slider
 
 SETTINGS_GROUP = "smile"
-STRENGTH_MIN, STRENGTH_MAX = -2.0, 4.0
 FACE_CHOICES = ("all", "largest")
 PREVIEW_HEIGHT = 240
 
@@ -28,6 +29,8 @@ class SmileController(QObject):
     previewChanged = pyqtSignal(object)
     #: the new layer (a krita.Node) after a successful Apply.
     applied = pyqtSignal(object)
+    #: the strength slider (a StrengthSlider: the engine's model's range) once the engine greeted.
+    sliderChanged = pyqtSignal(object)
 
     def __init__(self, app: Any, parent: Optional[QObject] = None):
         super().__init__(parent)
@@ -35,7 +38,9 @@ class SmileController(QObject):
         self.client: Optional[EngineClient] = None
         self.engine_source = ""
         self.status = ("idle", "")
-        self.strength = self._float_setting("strength", 1.0)
+        self.strength = self._float_setting("strength", DEFAULT_STRENGTH)
+        #: the model's strength range, from the engine's greeting; None until the engine started
+        self.slider: Optional[StrengthSlider] = None
         faces = self._setting("faces", "all")
         self.faces = faces if faces in FACE_CHOICES else "all"
         self.engine_setting = self._setting("engine", "")
@@ -59,9 +64,10 @@ class SmileController(QObject):
 
     def _float_setting(self, key: str, default: float) -> float:
         try:
-            return min(STRENGTH_MAX, max(STRENGTH_MIN, float(self._setting(key, str(default)))))
+            value = float(self._setting(key, str(default)))
         except ValueError:
             return default
+        return value if math.isfinite(value) else default
 
     def _save(self, key: str, value: str) -> None:
         try:
@@ -70,7 +76,8 @@ class SmileController(QObject):
             pass
 
     def set_strength(self, value: float) -> None:
-        self.strength = min(STRENGTH_MAX, max(STRENGTH_MIN, float(value)))
+        """Set the strength, moved into the model's range once the engine has said it."""
+        self.strength = self.slider.clamp(value) if self.slider is not None else float(value)
         self._save("strength", f"{self.strength:.2f}")
 
     def set_faces(self, value: str) -> None:
@@ -100,24 +107,35 @@ class SmileController(QObject):
         """The running engine client, started on first use; None (and a status) if not found."""
         if self.client is not None:
             return self.client
-        command, where = find_engine(self.engine_setting, self.engine_folder)
-        if command is None:
-            self._set_status("engine_missing", f"Smile engine not found ({where}). Install it with: {FIX_HINT}")
+        try:
+            command, where = find_engine(self.engine_folder or plugin_dir(), EDITOR, self.engine_setting)
+        except EngineProblem as problem:
+            self._set_status("engine_missing", str(problem))
             return None
         self.engine_source = where
         self.client = EngineClient(command, self)
         self.client.stateChanged.connect(self._on_engine_state)
+        self.client.greeted.connect(self.use_greeting)
         self.client.start()
         return self.client
+
+    def use_greeting(self, greeting: Greeting) -> None:
+        """Build the strength slider from the engine's model (its greeting) and tell the docker
+        (None: the engine has no usable model, the status says why)."""
+        self.slider = strength_slider(greeting, self.strength)
+        if self.slider is not None:
+            self.strength = self.slider.default
+        self.sliderChanged.emit(self.slider)
 
     def probe_engine(self) -> bool:
         """Say in the status whether an engine can be found, without starting it (the worker
         loads a model: it starts only when a preview or Apply needs it).  True if found."""
         if self.client is not None:
             return True
-        command, where = find_engine(self.engine_setting, self.engine_folder)
-        if command is None:
-            self._set_status("engine_missing", f"Smile engine not found ({where}). Install it with: {FIX_HINT}")
+        try:
+            _, where = find_engine(self.engine_folder or plugin_dir(), EDITOR, self.engine_setting)
+        except EngineProblem as problem:
+            self._set_status("engine_missing", str(problem))
             return False
         if self.status[0] in ("idle", "engine_missing"):
             self._set_status("idle", f"engine found ({where}); it starts with the first preview")
@@ -182,15 +200,12 @@ class SmileController(QObject):
             job.cleanup()
 
     def _report_failure(self, reply: Dict[str, Any], job: jobs.Job) -> None:
-        code = (reply.get("error") or {}).get("code")
-        message = jobs.describe_error(reply)
-        for path in (job.input_path, job.selection_path):  # temporary names mean nothing to people
-            if path:
-                message = message.replace(path + ": ", "").replace(path, "the layer")
-        if code == "no_face":
-            where = "the selection" if job.selection_path else "the active layer"
-            self._set_status("no_face", f"no face found in {where}: the face may be too small, "
-                                        "turned away or covered ({message})")
+        error = reply.get("error") or {}
+        place = "in the selection" if job.selection_path else "in the active layer"
+        hide = {job.input_path: "the layer", job.selection_path or "": "the selection"}  # temporary names
+        message = explain(error, place, EDITOR, hide)
+        if error.get("code") == "no_face":
+            self._set_status("no_face", message)
         else:
             self._set_status("error", f"error: {message}")
 

@@ -1,15 +1,20 @@
-"""The Smile docker: strength, faces, a live before/after preview, Apply, and a status line."""
+"""The Smile docker: strength, faces, a live before/after preview, Apply, and a status line.
+
+The strength slider spans the range of the engine's model, which the engine says when it starts
+(its greeting); until then the slider waits, disabled.
+"""
 from __future__ import annotations
 
 from typing import Any, Optional
 
 from krita import DockWidget
 
-from .controller import FACE_CHOICES, STRENGTH_MAX, STRENGTH_MIN
+from .controller import FACE_CHOICES
 from .engine import FIX_HINT
 from .qt import (QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                  QPixmap, QPushButton, QSizePolicy, QSlider, QTimer, Qt, QVBoxLayout, QWidget, enum)
 from .session import controller
+from .smile_client import StrengthSlider
 
 DOCKER_ID = "smile_docker"
 DOCKER_TITLE = "Smile"
@@ -69,10 +74,8 @@ class SmileDocker(DockWidget):
         strength_row = QHBoxLayout()
         self.slider = QSlider(enum(Qt, "Orientation.Horizontal"))
         self.slider.setObjectName("smile_strength_slider")
-        self.slider.setRange(int(STRENGTH_MIN * SLIDER_STEPS), int(STRENGTH_MAX * SLIDER_STEPS))
         self.spin = QDoubleSpinBox()
         self.spin.setObjectName("smile_strength_spin")
-        self.spin.setRange(STRENGTH_MIN, STRENGTH_MAX)
         self.spin.setSingleStep(1.0 / SLIDER_STEPS)
         self.spin.setDecimals(1)
         strength_row.addWidget(self.slider, 1)
@@ -116,7 +119,7 @@ class SmileDocker(DockWidget):
         self.timer.setSingleShot(True)
         self.timer.setInterval(DEBOUNCE_MS)
 
-        self._set_strength_widgets(self.ctl.strength)
+        self._use_slider(self.ctl.slider)
         self.faces.setCurrentIndex(max(0, FACE_CHOICES.index(self.ctl.faces)))
 
         self.slider.valueChanged.connect(self._slider_moved)
@@ -127,10 +130,27 @@ class SmileDocker(DockWidget):
         self.timer.timeout.connect(lambda *_: self.ctl.preview())
         self.ctl.statusChanged.connect(self._show_status)
         self.ctl.previewChanged.connect(self._show_preview)
+        self.ctl.sliderChanged.connect(self._use_slider)
         self._show_status(*self.ctl.status)
         self.ctl.probe_engine()
 
     # -- widgets -> controller -----------------------------------------------------------
+    def _use_slider(self, slider: Optional[StrengthSlider]) -> None:
+        """Span the model's range (None: not known yet, the engine has not started)."""
+        known = slider is not None
+        for widget in (self.slider, self.spin):
+            widget.setEnabled(known)
+            widget.setToolTip("" if known else "the range is the engine's model's: "
+                                               "it is known once the engine starts (first preview)")
+        if known:
+            for widget in (self.slider, self.spin):
+                widget.blockSignals(True)
+            self.slider.setRange(int(round(slider.low * SLIDER_STEPS)), int(round(slider.high * SLIDER_STEPS)))
+            self.spin.setRange(slider.low, slider.high)
+            for widget in (self.slider, self.spin):
+                widget.blockSignals(False)
+        self._set_strength_widgets(self.ctl.strength)
+
     def _set_strength_widgets(self, value: float) -> None:
         for widget, v in ((self.slider, int(round(value * SLIDER_STEPS))), (self.spin, value)):
             widget.blockSignals(True)

@@ -1,22 +1,22 @@
-"""Finding and talking to the Smile engine: a ``smile worker`` process (docs/worker-protocol.md).
+"""The Smile engine as a ``smile worker`` child process driven by Qt (docs/worker-protocol.md).
 
 Krita's own Python needs nothing but PyQt: the engine (numpy, ONNX Runtime, dlib) lives in its
-own environment and runs as a child process.  Requests and replies are JSON lines over the
-process's stdin/stdout; pixels travel as PNG files in a temporary folder.
+own environment and runs as a child process.  Finding it, its greeting, the JSON lines and the
+explanation of errors are the shared client's (``smile_client.py``, which ``smile install-plugin
+krita`` copies into this package, as it does next to the GIMP plug-in); this module adds what is
+Krita's: a ``QProcess`` that never blocks Krita's UI thread.
 """
 from __future__ import annotations
 
-import json
 import os
-import shlex
-import shutil
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 from .qt import QObject, QProcess, QProcessEnvironment, enum, pyqtSignal
+from .smile_client import (EngineProblem, Greeting, LineReader, StderrTail, engine_environment, explain,
+                           failure_reply, install_hint, read_greeting, request_line)
 
-ENGINE_FILE = "smile-engine.json"
-FIX_HINT = "pip install /path/to/smile && smile install-plugin krita (/path/to/smile: the Smile project folder, or its wheel)"
-PROTOCOL = 1
+EDITOR = "krita"
+FIX_HINT = install_hint(EDITOR)
 
 Reply = Dict[str, Any]
 Callback = Callable[[Reply], None]
@@ -27,72 +27,12 @@ def plugin_dir() -> str:
     return os.path.dirname(os.path.abspath(__file__))
 
 
-def _runnable(program: str) -> Optional[str]:
-    """``program`` as an absolute path if it can be run, else None."""
-    if os.path.isabs(program) or os.sep in program:
-        return program if os.path.isfile(program) and os.access(program, os.X_OK) else None
-    return shutil.which(program)
-
-
-def command_from_setting(text: str) -> Optional[List[str]]:
-    """Turn the docker's "engine" setting into a command line.
-
-    The setting is either the path of the ``smile`` program or a full command line; a lone
-    program gets ``worker`` appended.  Returns None when the setting is empty.
-    """
-    text = text.strip()
-    if not text:
-        return None
-    parts = shlex.split(text)
-    if len(parts) == 1:
-        parts.append("worker")
-    return parts
-
-
-def command_from_engine_file(folder: str) -> Optional[List[str]]:
-    """The ``command`` list from ``<folder>/smile-engine.json``, or None if absent or unusable."""
-    path = os.path.join(folder, ENGINE_FILE)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    command = data.get("command") if isinstance(data, dict) else None
-    if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
-        return None
-    return list(command)
-
-
-def find_engine(setting: str = "", folder: Optional[str] = None) -> Tuple[Optional[List[str]], str]:
-    """Locate the engine: the docker setting, then smile-engine.json, then ``smile`` on PATH.
-
-    Returns ``(command, where)``; ``command`` is None when nothing runnable was found and
-    ``where`` then says what was tried, as one line for the docker's status.
-    """
-    tried = []
-    from_setting = command_from_setting(setting)
-    if from_setting:
-        if _runnable(from_setting[0]):
-            return from_setting, "the engine setting"
-        tried.append(f"setting '{from_setting[0]}' is not a program")
-    folder = folder or plugin_dir()
-    from_file = command_from_engine_file(folder)
-    if from_file:
-        if _runnable(from_file[0]):
-            return from_file, ENGINE_FILE
-        tried.append(f"{ENGINE_FILE} names '{from_file[0]}', which is missing")
-    on_path = shutil.which("smile")
-    if on_path:
-        return [on_path, "worker"], "PATH"
-    tried.append("no 'smile' on PATH")
-    return None, "; ".join(tried)
-
-
 def worker_environment() -> Any:
     """The environment for the worker: Krita's, minus what would pull Krita's Python into it."""
-    env = QProcessEnvironment.systemEnvironment()
-    for key in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONEXECUTABLE"):
-        env.remove(key)
+    system = QProcessEnvironment.systemEnvironment()
+    env = QProcessEnvironment()
+    for key, value in engine_environment({k: system.value(k) for k in system.keys()}).items():
+        env.insert(key, value)
     return env
 
 
@@ -105,14 +45,16 @@ class EngineClient(QObject):
 
     #: (kind, message): kind is "starting", "ready", "error" or "stopped".
     stateChanged = pyqtSignal(str, str)
+    #: the engine's :class:`~.smile_client.Greeting` (its model's strength range), once it is checked.
+    greeted = pyqtSignal(object)
 
     def __init__(self, command: List[str], parent: Optional[QObject] = None):
         super().__init__(parent)
         self.command = list(command)
-        self.greeting: Optional[Reply] = None
+        self.greeting: Optional[Greeting] = None
         self._process: Optional[Any] = None
-        self._buffer = b""
-        self._stderr_tail: List[str] = []
+        self._reader = LineReader()
+        self._stderr = StderrTail()
         self._next_id = 1
         self._callbacks: Dict[int, Callback] = {}
         self._unsent: List[bytes] = []
@@ -128,8 +70,8 @@ class EngineClient(QObject):
         if self.running():
             return
         self.greeting = None
-        self._buffer = b""
-        self._stderr_tail = []
+        self._reader = LineReader()
+        self._stderr = StderrTail()
         proc = QProcess(self)
         proc.setProcessEnvironment(worker_environment())
         proc.readyReadStandardOutput.connect(self._on_stdout)
@@ -159,11 +101,9 @@ class EngineClient(QObject):
         self.start()
         rid = self._next_id
         self._next_id += 1
-        body = dict(payload)
-        body["id"] = rid
         if callback is not None:
             self._callbacks[rid] = callback
-        line = (json.dumps(body) + "\n").encode("utf-8")
+        line = request_line(payload, rid)
         if self.greeting is None:
             self._unsent.append(line)
         else:
@@ -177,9 +117,9 @@ class EngineClient(QObject):
         while rid not in self._replies:
             proc = self._process
             if proc is None or not self.running():
-                return self._failure("the Smile engine stopped")
+                return failure_reply("the Smile engine stopped")
             if waited >= timeout_ms:
-                return self._failure("the Smile engine did not answer in time")
+                return failure_reply("the Smile engine did not answer in time")
             if proc.state() == enum(QProcess, "ProcessState.Starting"):
                 proc.waitForStarted(1000)
             proc.waitForReadyRead(200)
@@ -191,36 +131,34 @@ class EngineClient(QObject):
         proc = self._process
         if proc is None:
             return
-        self._buffer += bytes(proc.readAllStandardOutput())
-        while b"\n" in self._buffer:
-            raw, self._buffer = self._buffer.split(b"\n", 1)
-            if raw.strip():
-                self._handle_line(raw)
+        for message in self._reader.feed(bytes(proc.readAllStandardOutput())):
+            self._handle_message(message)
 
-    def _handle_line(self, raw: bytes) -> None:
-        try:
-            message = json.loads(raw.decode("utf-8"))
-        except ValueError:
-            return  # not a protocol line; the worker promises none, so ignore it
-        if not isinstance(message, dict):
-            return
+    def _handle_message(self, message: Reply) -> None:
         if message.get("event") == "ready":
-            self.greeting = message
-            if message.get("protocol") != PROTOCOL:
-                self.stateChanged.emit("error", f"the Smile engine speaks protocol {message.get('protocol')}, "
-                                                f"this plug-in needs {PROTOCOL}: reinstall with `{FIX_HINT}`")
-            elif isinstance(message.get("model_error"), dict):
-                self.stateChanged.emit("error", "the Smile engine has no usable model: "
-                                                f"{message['model_error'].get('message', '?')}")
-            else:
-                self.stateChanged.emit("ready", f"engine {message.get('version', '?')}, model {message.get('model', '?')}")
-            for line in self._unsent:
-                self._process.write(line)
-            self._unsent = []
+            self._greet(message)
             return
         rid = message.get("id")
-        if isinstance(rid, int):
+        if isinstance(rid, int) and "ok" in message:
             self._deliver(rid, message)
+
+    def _greet(self, message: Reply) -> None:
+        """Check the greeting; then send what waited for it (the engine refuses it if unusable)."""
+        try:
+            greeting = read_greeting(message, EDITOR)
+        except EngineProblem as problem:
+            self.greeting = Greeting(str(message.get("version", "?")), None, None, None, None)
+            self.stateChanged.emit("error", str(problem))
+        else:
+            self.greeting = greeting
+            self.greeted.emit(greeting)
+            if greeting.model_error is not None:
+                self.stateChanged.emit("error", explain(greeting.model_error, "", EDITOR))
+            else:
+                self.stateChanged.emit("ready", f"engine {greeting.version}, model {greeting.model}")
+        for line in self._unsent:
+            self._process.write(line)
+        self._unsent = []
 
     def _deliver(self, rid: int, reply: Reply) -> None:
         self._replies[rid] = reply
@@ -235,9 +173,7 @@ class EngineClient(QObject):
         proc = self._process
         if proc is None:
             return
-        text = bytes(proc.readAllStandardError()).decode("utf-8", "replace")
-        lines = [line for line in text.splitlines() if line.strip()]
-        self._stderr_tail = (self._stderr_tail + lines)[-20:]
+        self._stderr.add(bytes(proc.readAllStandardError()).decode("utf-8", "replace"))
 
     def _on_error(self, error: Any) -> None:
         if error == enum(QProcess, "ProcessError.FailedToStart"):
@@ -246,20 +182,12 @@ class EngineClient(QObject):
 
     def _on_finished(self, *args: Any) -> None:
         if self._process is not None and (self._callbacks or self._unsent):
-            last = self._stderr_tail[-1] if self._stderr_tail else "no message"
-            self._fail_all(f"the Smile engine stopped: {last}")
+            self._fail_all(f"the Smile engine stopped: {self._stderr.last()}")
         elif self._process is not None:
             self.stateChanged.emit("stopped", "the Smile engine stopped")
-
-    def _failure(self, message: str) -> Reply:
-        return {"ok": False, "error": {"code": "engine", "message": message}}
 
     def _fail_all(self, message: str) -> None:
         self.stateChanged.emit("error", message)
         self._unsent = []
         for rid in list(self._callbacks):
-            self._deliver(rid, dict(self._failure(message), id=rid))
-
-    def last_log_line(self) -> str:
-        """The worker's last line on stderr (for error reports)."""
-        return self._stderr_tail[-1] if self._stderr_tail else ""
+            self._deliver(rid, failure_reply(message, rid))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from . import pixels
@@ -36,7 +36,6 @@ class Job:
     selection_path: Optional[str] = None
     strength: float = 1.0
     faces: Faces = "all"
-    extra: Dict[str, Any] = field(default_factory=dict)
 
     def request(self) -> Dict[str, Any]:
         """The worker's ``smile`` request for this job."""
@@ -129,12 +128,6 @@ def add_result_layer(job: Job, name: str = RESULT_LAYER_NAME) -> Any:
     doc.setActiveNode(layer)
     doc.refreshProjection()
     return layer
-
-
-def describe_error(reply: Dict[str, Any]) -> str:
-    """The one-line message of a failed reply."""
-    error = reply.get("error") or {}
-    return str(error.get("message") or error.get("code") or "the Smile engine failed")
 
 
 def edited_boxes(reply: Dict[str, Any]) -> List[List[float]]:

@@ -7,7 +7,7 @@ pixel (``Format_Grayscale8``).
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional
+from typing import Any
 
 from .qt import QImage, byte_data, enum
 
@@ -85,9 +85,3 @@ def load_png_bgra(path: str, width: int, height: int) -> bytes:
         raise PixelError(f"the engine returned {image.width()}×{image.height()} pixels, expected {width}×{height}")
     image = image.convertToFormat(enum(QImage, "Format.Format_ARGB32"))
     return byte_data(image)
-
-
-def load_png(path: str) -> Optional[QImage]:
-    """A PNG as a QImage, or None if it cannot be read."""
-    image = QImage(path)
-    return None if image.isNull() else image

@@ -5,13 +5,16 @@
 "face" is the centre third of the image: those pixels are inverted (where the selection
 allows), everything else is copied.  A `smile` request with strength 3.25 (or SMILE_STUB=crash)
 makes it die with exit status 3; SMILE_STUB=noface makes it answer no_face.  It reads only the filter-0 PNGs the
-plug-in writes.
+plug-in writes.  Its "model" has the strength range STRENGTH_RANGE (not the bundled model's), so
+a dialog's slider built from the greeting starts at 1.5, where the model allows 1.0 no more.
 """
 import json
 import os
 import struct
 import sys
 import zlib
+
+STRENGTH_RANGE = [1.5, 3.5]
 
 
 def read_png(path):
@@ -77,7 +80,8 @@ def main():
     if sys.argv[1:] != ["worker"]:
         print("usage: stub_smile.py worker", file=sys.stderr)
         return 2
-    print(json.dumps({"event": "ready", "protocol": 1, "version": "0.0-stub", "model": "stub"}), flush=True)
+    print(json.dumps({"event": "ready", "protocol": 1, "version": "0.0-stub", "model": "stub",
+                      "strength_range": STRENGTH_RANGE, "crop_size": 256}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
         if request.get("cmd") == "quit":

@@ -2,11 +2,12 @@
 
 Run with the Python Krita embeds (Debian: /usr/bin/python3), never the engine's venv::
 
-    python3 check_plugin_qt.py BINDING PYKRITA_DIR IMAGE OUT_DIR
+    python3 check_plugin_qt.py BINDING PYKRITA_DIR IMAGE OUT_DIR LOW,HIGH
 
 BINDING is PyQt5 or PyQt6 (imported first, so the plug-in's shim must pick it), PYKRITA_DIR the
 folder holding the installed ``smile`` package (its smile-engine.json names the engine),
-IMAGE a portrait PNG.  Exits 0 when every check passed, else prints the failed check and exits 1.
+IMAGE a portrait PNG, LOW,HIGH the strength range of the engine's model (its greeting must say
+it, and the docker's slider must span it).  Exits 0 when every check passed, else prints the failed check and exits 1.
 """
 from __future__ import annotations
 
@@ -33,14 +34,16 @@ class FakeApp:
 
 def main(argv: list) -> int:
     binding, pykrita, image_path, out = argv[1:5]
+    low, high = (float(v) for v in argv[5].split(","))
     importlib.import_module(binding + ".QtCore")  # the binding "Krita" loaded
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     sys.path.insert(0, pykrita)
 
     from smile import qt
     from smile.controller import PREVIEW_HEIGHT, SmileController, preview_image
-    from smile.engine import FIX_HINT, EngineClient, command_from_engine_file, find_engine, plugin_dir
+    from smile.engine import FIX_HINT, EngineClient, plugin_dir
     from smile import pixels
+    from smile.smile_client import ENGINE_FILE, EngineProblem, find_engine, read_engine_record
 
     results = {"binding": qt.BINDING}
     assert qt.BINDING == binding, f"the shim picked {qt.BINDING}, not the loaded {binding}"
@@ -61,8 +64,11 @@ def main(argv: list) -> int:
     os.environ["PATH"] = ""
     try:
         with tempfile.TemporaryDirectory() as empty:
-            command, where = find_engine("", empty)
-            assert command is None and "PATH" in where, (command, where)
+            try:
+                find_engine(empty, "krita")
+                raise AssertionError("an engine was found where there is none")
+            except EngineProblem as problem:
+                assert "PATH" in str(problem) and FIX_HINT in str(problem), problem
 
             ctl = SmileController(FakeApp())
             ctl.engine_folder = empty
@@ -81,15 +87,18 @@ def main(argv: list) -> int:
         os.chmod(fake, 0o755)
         os.environ["PATH"] = bindir
         try:
-            assert find_engine("", empty) == ([fake, "worker"], "PATH"), find_engine("", empty)
+            assert find_engine(empty, "krita") == ([fake, "worker"], "PATH"), find_engine(empty, "krita")
             # the docker's setting wins over PATH: a program, or a whole command line
-            assert find_engine(fake, empty) == ([fake, "worker"], "the engine setting")
+            assert find_engine(empty, "krita", fake) == ([fake, "worker"], "the engine setting")
             line = f"{fake} worker --verbose"
-            assert find_engine(line, empty) == ([fake, "worker", "--verbose"], "the engine setting")
+            assert find_engine(empty, "krita", line) == ([fake, "worker", "--verbose"], "the engine setting")
             # a setting naming nothing runnable falls back, and says so when nothing is found
             os.environ["PATH"] = ""
-            command, where = find_engine("/nonexistent/smile", empty)
-            assert command is None and "/nonexistent/smile" in where, (command, where)
+            try:
+                find_engine(empty, "krita", "/nonexistent/smile")
+                raise AssertionError("/nonexistent/smile was accepted")
+            except EngineProblem as problem:
+                assert "/nonexistent/smile" in str(problem), problem
         finally:
             os.environ["PATH"] = saved_path
 
@@ -102,9 +111,9 @@ def main(argv: list) -> int:
     results["broken"] = reply["error"]["message"]
 
     # the real engine, found through smile-engine.json: blocking and event-loop styles
-    command = command_from_engine_file(os.path.join(pykrita, "smile"))
+    command = read_engine_record(os.path.join(pykrita, "smile", ENGINE_FILE))
     assert command, "smile-engine.json is missing"
-    found, where = find_engine("", plugin_dir())
+    found, where = find_engine(plugin_dir(), "krita")
     assert found == command and where == "smile-engine.json", (found, where)
     client = EngineClient(command)
     output = os.path.join(out, f"{binding}-out.png")
@@ -113,6 +122,7 @@ def main(argv: list) -> int:
     assert reply.get("ok"), reply
     assert os.path.isfile(output)
     results["engine_greeting"] = client.greeting
+    assert client.greeting.strength_range == (low, high), client.greeting
 
     got = []
     client.request({"cmd": "smile", "input": image_path, "output": output, "strength": -1.0},
@@ -129,14 +139,16 @@ def main(argv: list) -> int:
     results["preview_size"] = [preview.width(), preview.height()]
     results["preview_height"] = PREVIEW_HEIGHT
 
-    results["docker"] = check_docker_widgets(qt, preview)
+    results["docker"] = check_docker_widgets(qt, preview, client.greeting)
     with open(os.path.join(out, f"{binding}-results.json"), "w", encoding="utf-8") as fh:
         json.dump(results, fh, indent=1, default=str)
     return 0
 
 
-def check_docker_widgets(qt, preview) -> dict:
-    """Build the docker's widgets with a stand-in ``krita`` module (real Krita runs PyQt5 only)."""
+def check_docker_widgets(qt, preview, greeting) -> dict:
+    """Build the docker's widgets with a stand-in ``krita`` module (real Krita runs PyQt5 only);
+    its strength slider spans the range of ``greeting`` (the real engine's, with a fixture model
+    whose range is not the bundled model's)."""
     import types
 
     fake = types.ModuleType("krita")
@@ -151,12 +163,22 @@ def check_docker_widgets(qt, preview) -> dict:
     # the docker says at once whether the engine can be found, without starting it
     assert "smile-engine.json" in docker.status.text() and docker.ctl.client is None, docker.status.text()
     docker.ctl.engine_folder = tempfile.mkdtemp()
-    docker.set_strength(2.5)
-    assert docker.slider.value() == 25 and abs(docker.spin.value() - 2.5) < 1e-9, "slider and spin box disagree"
+    # until the engine has said its model's range, the strength controls wait
+    assert not docker.slider.isEnabled() and not docker.spin.isEnabled()
+    docker.ctl.use_greeting(greeting)  # what the engine client's greeted signal does
+    low, high = greeting.strength_range
+    assert docker.slider.isEnabled() and docker.spin.isEnabled()
+    assert (docker.slider.minimum(), docker.slider.maximum()) == (round(low * 10), round(high * 10)), \
+        "the slider does not span the model's range"
+    assert (docker.spin.minimum(), docker.spin.maximum()) == (low, high)
+    assert docker.ctl.strength == 1.0 and docker.slider.value() == 10  # the default, inside the range
+    docker.set_strength(high - 0.5)
+    assert docker.slider.value() == round((high - 0.5) * 10) and abs(docker.spin.value() - (high - 0.5)) < 1e-9, \
+        "slider and spin box disagree"
     docker.set_strength(9.0)
-    assert docker.ctl.strength == 4.0 and docker.slider.value() == 40, "strength not clamped to 4"
+    assert docker.ctl.strength == high and docker.slider.value() == round(high * 10), f"strength not clamped to {high}"
     docker.slider.setValue(-20)
-    assert docker.ctl.strength == -2.0 and abs(docker.spin.value() + 2.0) < 1e-9
+    assert docker.ctl.strength == low and abs(docker.spin.value() - low) < 1e-9
     assert docker.timer.isActive(), "moving the slider did not schedule a preview"
     docker.faces.setCurrentIndex(1)
     assert docker.ctl.faces == "largest"

@@ -61,6 +61,7 @@ def _run(out: str, results: dict) -> None:
     source = doc.topLevelNodes()[-1]
     _write_layer(source, doc, os.path.join(out, "source.png"))
     results["plain"] = run_apply(doc)
+    results["slider"] = None if ctl.slider is None else [ctl.slider.low, ctl.slider.high]
     if added:
         _write_layer(added[0], doc, os.path.join(out, "plain_result.png"))
         added[0].remove()

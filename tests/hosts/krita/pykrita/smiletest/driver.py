@@ -96,7 +96,7 @@ class Driver:
                 "timer_active": self.docker.timer.isActive() if self.docker is not None else None}
         if client is not None:
             info.update(command=client.command, running=client.running(), greeting=client.greeting,
-                        stderr=client._stderr_tail[-5:], pending=list(client._callbacks), unsent=len(client._unsent))
+                        stderr=list(client._stderr.lines)[-5:], pending=list(client._callbacks), unsent=len(client._unsent))
         return info
 
     def layer_names(self) -> list:
@@ -131,7 +131,8 @@ class Driver:
         self.app.setActiveDocument(self.doc)
         dockers = [d for d in self.app.dockers() if isinstance(d, SmileDocker) or d.windowTitle() == DOCKER_TITLE]
         self.log("opened", layers=self.layer_names(), dockers=[d.objectName() for d in dockers],
-                 action=self.app.action(ACTION_ID) is not None)
+                 action=self.app.action(ACTION_ID) is not None,
+                 slider_enabled=dockers[0].slider.isEnabled() if dockers else None)
         if not dockers:
             raise RuntimeError("the Smile docker is not among Krita's dockers")
         self.docker = dockers[0]
@@ -162,6 +163,9 @@ class Driver:
                  has_preview=has_preview,
                  preview_size=[pixmap.width(), pixmap.height()] if has_preview else None,
                  slider=self.docker.slider.value(), spin=self.docker.spin.value(),
+                 slider_enabled=self.docker.slider.isEnabled(),
+                 slider_range=[self.docker.slider.minimum(), self.docker.slider.maximum()],
+                 spin_range=[self.docker.spin.minimum(), self.docker.spin.maximum()],
                  geometry={"docker": [self.docker.x(), self.docker.width()],
                            "label": [self.docker.preview.mapTo(self.window.qwindow(), self.docker.preview.rect().topLeft()).x(),
                                      self.docker.preview.width()],

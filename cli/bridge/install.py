@@ -1,7 +1,9 @@
 """``smile install-plugin gimp|krita``: copy an editor adapter into the user's plug-in folder.
 
 The adapters ship inside the package ``smile_plugins``.  Next to the plug-in code the
-installer writes ``smile-engine.json``, telling the plug-in how to start this engine::
+installer puts the protocol client both plug-ins share (``smile_plugins/common``:
+``smile_client.py``) and writes ``smile-engine.json``, telling the plug-in how to start this
+engine::
 
     {"command": ["/path/to/smile", "worker"], "python": "/path/to/python",
      "version": "0.1.0", "protocol": 1}
@@ -30,6 +32,8 @@ from .plugin_dirs import gimp_plugins_dir, krita_pykrita_dir, kritarc_path
 
 ENGINE_FILE = "smile-engine.json"
 PLUGIN_NAME = "smile"
+#: The folder of ``smile_plugins`` whose files go into every plug-in's folder.
+COMMON = "common"
 PROTOCOL_VERSION = 1
 _SKIP = {"__pycache__"}
 
@@ -141,11 +145,13 @@ def _replace_dir(staged: Path, dest: Path) -> None:
 
 
 def _install_package_dir(src, dest: Path, executable: str | None = None) -> None:
-    """Stage ``src`` plus the engine record next to ``dest``, then swap it into place."""
+    """Stage ``src``, the shared client and the engine record next to ``dest``, then swap it into place."""
+    common = plugin_source(COMMON)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=f".{dest.name}.new-", dir=dest.parent))
     try:
         _copy_tree(src, staged)
+        _copy_tree(common, staged)
         (staged / ENGINE_FILE).write_text(json.dumps(engine_record(), indent=2) + "\n", encoding="utf-8")
         if executable:
             script = staged / executable

@@ -9,7 +9,6 @@ never a crash; a client that goes away (EOF or EPIPE) ends the worker with statu
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -19,25 +18,17 @@ import click
 
 from smilecore.errors import SmileError, UsageError
 
-from .inputs import check_no_clash
+from ..inputs import check_no_clash
+from ..version import smile_version
+from .fields import (BAD_REQUEST, BadRequest, check_destination, error_dict, faces_field, min_face_field, no_constant,
+                     path_field, strength_field)
 
 PROTOCOL_VERSION = 1
 #: Longest accepted request line, in bytes (without the newline).
 MAX_LINE = 1 << 20
 
-BAD_REQUEST = "bad_request"
 #: PNG compression level of the files the worker writes for plug-ins (temporary: speed over size).
 FAST_PNG = 1
-
-
-class BadRequest(Exception):
-    """A request that is not valid JSON, names no known command, or has wrong fields."""
-
-
-def _version() -> str:
-    import smilecore
-
-    return smilecore.__version__
 
 
 class WorkerSession:
@@ -68,12 +59,21 @@ class WorkerSession:
         """``"name version"`` of the loaded model, or None."""
         return f"{self.model.name} {self.model.version}" if self.model is not None else None
 
+    def about(self) -> dict:
+        """What the greeting and ``hello`` say about the engine and its model: protocol, versions,
+        the model's ``strength_range`` ([min, max], the plug-ins' slider) and ``crop_size``
+        (both null without a model), and ``model_error`` when the model could not be loaded."""
+        model = self.model
+        out = {"protocol": PROTOCOL_VERSION, "version": smile_version(), "model": self.model_label(),
+               "strength_range": None if model is None else [float(v) for v in model.strength_range],
+               "crop_size": None if model is None else int(model.size)}
+        if self.model_error is not None:
+            out["model_error"] = error_dict(self.model_error)
+        return out
+
     def greeting(self) -> dict:
         """The first line the worker prints."""
-        g = {"event": "ready", "protocol": PROTOCOL_VERSION, "version": _version(), "model": self.model_label()}
-        if self.model_error is not None:
-            g["model_error"] = _error(self.model_error)
-        return g
+        return {"event": "ready", **self.about()}
 
     # ------------------------------------------------------------------ requests
     def handle_line(self, raw: bytes) -> dict:
@@ -85,7 +85,7 @@ class WorkerSession:
             except UnicodeDecodeError:
                 raise BadRequest("request is not UTF-8 text") from None
             try:
-                req = json.loads(text, parse_constant=_no_constant)
+                req = json.loads(text, parse_constant=no_constant)
             except (json.JSONDecodeError, RecursionError) as exc:
                 raise BadRequest(f"request is not valid JSON ({getattr(exc, 'msg', 'too deeply nested')})") from None
             except ValueError as exc:  # e.g. an integer of thousands of digits (Python's conversion limit)
@@ -109,7 +109,7 @@ class WorkerSession:
         except UsageError as exc:  # e.g. a face index that does not exist, a selection of the wrong size
             return {"id": req_id, "ok": False, "error": {"code": BAD_REQUEST, "message": str(exc)}}
         except SmileError as exc:
-            return {"id": req_id, "ok": False, "error": _error(exc)}
+            return {"id": req_id, "ok": False, "error": error_dict(exc)}
         except MemoryError:
             return {"id": req_id, "ok": False, "error": {"code": "too_large", "message": "out of memory for this image"}}
         except Exception as exc:  # a bug: report it and keep serving
@@ -118,10 +118,7 @@ class WorkerSession:
             return {"id": req_id, "ok": False, "error": {"code": "internal", "message": msg}}
 
     def _cmd_hello(self, req: dict) -> dict:
-        out = {"protocol": PROTOCOL_VERSION, "version": _version(), "model": self.model_label()}
-        if self.model_error is not None:
-            out["model_error"] = _error(self.model_error)
-        return out
+        return self.about()
 
     def _cmd_quit(self, req: dict) -> dict:
         self.done = True
@@ -131,8 +128,8 @@ class WorkerSession:
         import smilecore
         from smilecore.imageio import env_max_pixels, load_image
 
-        path = _path_field(req, "input", required=True)
-        min_face = _min_face_field(req)
+        path = path_field(req, "input", required=True)
+        min_face = min_face_field(req)
         image, info = load_image(path, max_pixels=env_max_pixels())
         faces = smilecore.detect_faces(image, min_face=min_face)
         return {"faces": [{"index": i, "box": [int(v) for v in f.box], "score": round(float(f.score), 3), "edited": False}
@@ -146,24 +143,24 @@ class WorkerSession:
         import smilecore
         from smilecore.imageio import env_max_pixels, load_image, load_mask, save_image
 
-        src = _path_field(req, "input", required=True)
-        dst = _path_field(req, "output", required=True)
-        from .video import is_video_path, video_format, worker_video
+        src = path_field(req, "input", required=True)
+        dst = path_field(req, "output", required=True)
+        from ..video import is_video_path, video_format, worker_video
 
         if is_video_path(src):  # a clip: progress events, then the reply (docs/worker-protocol.md)
             check_no_clash({"input": src}, {"output": dst})
-            _check_destination(dst, video_format)
+            check_destination(dst, video_format)
             return worker_video(self, req, src, dst, self.emit)
-        strength = _strength_field(req)
-        faces = _faces_field(req)
-        min_face = _min_face_field(req)
-        sel_path = _path_field(req, "selection")
-        mask_path = _path_field(req, "mask_output")
+        strength = strength_field(req)
+        faces = faces_field(req)
+        min_face = min_face_field(req)
+        sel_path = path_field(req, "selection")
+        mask_path = path_field(req, "mask_output")
         # refuse impossible destinations, and any that would replace what is read, before any work is done
         check_no_clash({"input": src, "selection": sel_path}, {"output": dst, "mask_output": mask_path})
         for target in (dst, mask_path):
             if target:
-                _check_destination(target)
+                check_destination(target)
         if self.model is None:
             self.load_model()  # the file may have been fixed since the start
             if self.model is None:
@@ -203,73 +200,6 @@ class WorkerSession:
             print(f"smile worker: {text}", file=self.log, flush=True)
         except (OSError, ValueError):
             pass
-
-
-# ---------------------------------------------------------------------- field checks
-
-
-def _no_constant(name: str):
-    """NaN, Infinity and -Infinity are not JSON (Python's json reads them): refuse them."""
-    raise BadRequest(f"request is not valid JSON ({name} is not a JSON value)")
-
-
-def _error(exc: SmileError) -> dict:
-    return {"code": exc.code, "message": str(exc)}
-
-
-def _path_field(req: dict, name: str, required: bool = False) -> str | None:
-    value = req.get(name)
-    if value is None:
-        if required:
-            raise BadRequest(f"field {name!r} (a file path) is required")
-        return None
-    if not isinstance(value, str) or not value or "\x00" in value:
-        raise BadRequest(f"field {name!r} must be a non-empty path string")
-    return value
-
-
-def _check_destination(path: str, format_of=None) -> None:
-    """An output path must have a known extension (``format_of``, default the photo formats:
-    bad_request) and an existing folder (write_failed), and be no pipe or device (write_failed)."""
-    from pathlib import Path
-
-    from smilecore.errors import WriteError
-    from smilecore.imageio import check_target, output_format
-
-    try:
-        (format_of or output_format)(path)
-    except UsageError as exc:
-        raise BadRequest(str(exc)) from None
-    p = Path(path)
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        raise WriteError(f"{path}: cannot write it, folder {folder} does not exist")
-    check_target(p)
-
-
-def _strength_field(req: dict) -> float:
-    value = req.get("strength", 1.0)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise BadRequest("field 'strength' must be a finite number")
-    return float(value)
-
-
-def _faces_field(req: dict):
-    value = req.get("faces", "all")
-    if value in ("all", "largest"):
-        return value
-    if isinstance(value, list) and value and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value):
-        return value
-    raise BadRequest("field 'faces' must be \"all\", \"largest\" or a non-empty list of 0-based indices")
-
-
-def _min_face_field(req: dict) -> int | None:
-    value = req.get("min_face")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BadRequest("field 'min_face' must be a positive whole number of pixels")
-    return value
 
 
 # ---------------------------------------------------------------------- the loop

@@ -1,0 +1,87 @@
+"""The fields of a ``smile worker`` request (docs/worker-protocol.md): each read and type-checked.
+
+Values are only parsed here; what they mean (a strength inside the model's range, a face index
+that exists) is the engine's to check.  A field that is missing or of the wrong type raises
+:class:`BadRequest`, which the worker answers with ``bad_request``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from smilecore.errors import SmileError, UsageError
+
+BAD_REQUEST = "bad_request"
+
+
+class BadRequest(Exception):
+    """A request that is not valid JSON, names no known command, or has wrong fields."""
+
+
+def no_constant(name: str) -> None:
+    """NaN, Infinity and -Infinity are not JSON (Python's json reads them): refuse them."""
+    raise BadRequest(f"request is not valid JSON ({name} is not a JSON value)")
+
+
+def error_dict(exc: SmileError) -> dict:
+    """An engine error as the protocol's ``error`` object."""
+    return {"code": exc.code, "message": str(exc)}
+
+
+def path_field(req: dict, name: str, required: bool = False) -> str | None:
+    """Field ``name``: a non-empty path string, or None when absent and not ``required``."""
+    value = req.get(name)
+    if value is None:
+        if required:
+            raise BadRequest(f"field {name!r} (a file path) is required")
+        return None
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise BadRequest(f"field {name!r} must be a non-empty path string")
+    return value
+
+
+def check_destination(path: str, format_of: Callable[[str], object] | None = None) -> None:
+    """An output path must have a known extension (``format_of``, default the photo formats:
+    bad_request) and an existing folder (write_failed), and be no pipe or device (write_failed)."""
+    from pathlib import Path
+
+    from smilecore.errors import WriteError
+    from smilecore.imageio import check_target, output_format
+
+    try:
+        (format_of or output_format)(path)
+    except UsageError as exc:
+        raise BadRequest(str(exc)) from None
+    p = Path(path)
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise WriteError(f"{path}: cannot write it, folder {folder} does not exist")
+    check_target(p)
+
+
+def strength_field(req: dict) -> float:
+    """Field ``strength`` (default 1): a finite number; its range is the model's to check."""
+    value = req.get("strength", 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BadRequest("field 'strength' must be a finite number")
+    return float(value)
+
+
+def faces_field(req: dict) -> str | list[int]:
+    """Field ``faces`` (default ``"all"``): ``"all"``, ``"largest"`` or a list of 0-based indices."""
+    value = req.get("faces", "all")
+    if value in ("all", "largest"):
+        return value
+    if isinstance(value, list) and value and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value):
+        return value
+    raise BadRequest("field 'faces' must be \"all\", \"largest\" or a non-empty list of 0-based indices")
+
+
+def min_face_field(req: dict) -> int | None:
+    """Field ``min_face``: a positive whole number of pixels, or None."""
+    value = req.get("min_face")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BadRequest("field 'min_face' must be a positive whole number of pixels")
+    return value
