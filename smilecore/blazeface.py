@@ -14,13 +14,13 @@ from about 1/12 to 1/2 of the picture at ~8 × the cost; the short-range model r
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .digest import file_sha256
 from .errors import ModelError
 
 MODELS_DIR = Path(__file__).parent / "models"
@@ -55,7 +55,7 @@ def verify(spec: Spec, path: Path | None = None) -> Path:
     path = MODELS_DIR / spec.file if path is None else Path(path)
     if not path.is_file():
         raise ModelError(f"face detector {path} is missing: reinstall smile-filter")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = file_sha256(path)
     if digest != spec.sha256:
         raise ModelError(f"face detector {path} fails its checksum (sha256 {digest[:12]}…, expected {spec.sha256[:12]}…)")
     return path

@@ -20,6 +20,7 @@ import numpy as np
 
 from .align import Alignment
 from .match import add_grain, white_point_gain
+from .network_io import blend
 
 #: The feathered edit region in crop fractions: an ellipse (centre, radii) and its soft border
 #: width as a fraction of the radius.
@@ -145,7 +146,7 @@ def composite_face(
         if match_photo:  # the photo's exposure, white balance and grain (smilecore.match)
             col *= white_point_gain(col, ms, orig, weight, m)
             add_grain(col, ms, orig[sub], seed=(x0, y0, x1, y1))
-        warped[sub] = (1.0 - ms) * warped[sub] + ms * col  # (warped is this call's own array)
+        warped[sub] = blend(warped[sub], col, ms)  # (warped is this call's own array)
     wgt = weight[..., None]
     blended = orig + wgt * (edited - orig)
     result = np.clip(np.rint(blended), 0, top).astype(photo.dtype)
