@@ -6,11 +6,12 @@ runtime path) gives the dense landmarks the smile direction is measured in.
 """
 from __future__ import annotations
 
-import importlib.util
+import functools
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+
+from smilecore.faces import dlib_model_file
 
 # 68-point index groups (iBUG 300-W numbering, 0-based)
 JAW = np.arange(0, 17)
@@ -20,6 +21,23 @@ EYES = np.arange(36, 48)
 OUTER_LIPS = np.arange(48, 60)
 INNER_LIPS = np.arange(60, 68)
 MOUTH = np.arange(48, 68)
+#: Upper/lower inner-lip landmark pairs (upper, lower).
+INNER_PAIRS = np.array([[61, 67], [62, 66], [63, 65]])
+
+#: Landmarks held still: brows, nose bridge (27-30) and the outer jaw near the ears.
+PINNED = np.concatenate([BROWS, np.arange(27, 31), JAW[:4], JAW[-4:]])
+
+
+def moving_weights() -> np.ndarray:
+    """[68]: 1 for the landmarks the teacher moves, 0 for :data:`PINNED` ones."""
+    weight = np.ones(68)
+    weight[PINNED] = 0.0
+    return weight
+
+
+def inner_gap(lm68: np.ndarray) -> float:
+    """Mean vertical opening between the upper and lower inner lips (crop px)."""
+    return float(np.mean(lm68[INNER_PAIRS[:, 1], 1] - lm68[INNER_PAIRS[:, 0], 1]))
 
 
 def yaw_ratio(lm68: np.ndarray) -> np.ndarray:
@@ -34,12 +52,26 @@ def is_frontal(lm68: np.ndarray, tolerance: float = 0.15) -> np.ndarray:
     return np.abs(yaw_ratio(lm68) - 0.5) < tolerance
 
 
-def model_dir() -> Path:
-    """Folder holding the face_recognition_models ``.dat`` files (without importing the package)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("face_recognition_models is not installed: pip install face_recognition_models")
-    return Path(list(spec.submodule_search_locations)[0]) / "models"
+#: dlib's model files (in ``face_recognition_models``) that training uses
+PREDICTOR_FILES = {5: "shape_predictor_5_face_landmarks.dat", 68: "shape_predictor_68_face_landmarks.dat"}
+RECOGNIZER_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+
+
+@functools.lru_cache(maxsize=2)
+def shape_predictor(points: int):
+    """dlib's ``points``-point shape predictor (5 or 68), loaded once per process; the file is
+    found the engine's way (``smilecore.faces.dlib_model_file``)."""
+    import dlib
+
+    return dlib.shape_predictor(str(dlib_model_file(PREDICTOR_FILES[points])))
+
+
+@functools.lru_cache(maxsize=1)
+def face_recognizer():
+    """dlib's face recognition network (``face_recognition_model_v1``), loaded once per process."""
+    import dlib
+
+    return dlib.face_recognition_model_v1(str(dlib_model_file(RECOGNIZER_FILE)))
 
 
 @dataclass(frozen=True)
@@ -62,11 +94,10 @@ class LandmarkDetector:
     def __init__(self) -> None:
         import dlib
 
-        d = model_dir()
         self._dlib = dlib
         self.detector = dlib.get_frontal_face_detector()
-        self.sp5 = dlib.shape_predictor(str(d / "shape_predictor_5_face_landmarks.dat"))
-        self.sp68 = dlib.shape_predictor(str(d / "shape_predictor_68_face_landmarks.dat"))
+        self.sp5 = shape_predictor(5)
+        self.sp68 = shape_predictor(68)
 
     def detect(self, rgb: np.ndarray, upsample: int = 0) -> list[Detection]:
         """All faces in an ``(H, W, 3)`` uint8 image, most confident first."""

@@ -9,11 +9,11 @@ pixel-centre grid (``align_corners=True``: pixel i's centre is at normalised
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from smilecore.network_io import blend
 
 # --------------------------------------------------------------------------- warping and compositing
 
@@ -32,7 +32,7 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 
 def composite(face: torch.Tensor, rgb: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """The contract's edited crop: ``(1 − mask)·warp(face, flow) + mask·rgb``."""
-    return (1.0 - mask) * warp(face, flow) + mask * rgb
+    return blend(warp(face, flow), rgb, mask)
 
 
 # --------------------------------------------------------------------------- image similarity
@@ -157,33 +157,6 @@ def smile_ranking(logit_out: torch.Tensor, logit_in: torch.Tensor, strength: tor
 
 
 # --------------------------------------------------------------------------- the weighted total
-
-
-@dataclass
-class LossWeights:
-    """Weights of the generator's loss terms (``[train.weights]`` in config.toml)."""
-
-    l1: float = 1.0
-    ssim: float = 0.5
-    flow: float = 0.1
-    mask: float = 0.5
-    tv: float = 0.05
-    identity0: float = 1.0
-    adv: float = 0.0
-    feat: float = 0.0
-    rank: float = 0.0
-    id: float = 0.0
-    rgb: float = 0.0
-    uv: float = 0.0
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LossWeights":
-        """Build from a config table; unknown keys are an error."""
-        known = set(cls.__dataclass_fields__)
-        bad = set(d) - known
-        if bad:
-            raise ValueError(f"unknown loss weight(s) {sorted(bad)}; known: {sorted(known)}")
-        return cls(**{k: float(v) for k, v in d.items()})
 
 
 def mask_loss(mask: torch.Tensor, t_mask: torch.Tensor, pos_weight: float = 20.0, eps: float = 1e-4) -> torch.Tensor:

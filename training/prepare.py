@@ -16,20 +16,24 @@ resumes; ``--force`` redoes everything.
 from __future__ import annotations
 
 import argparse
+import logging
 import csv
 import hashlib
 import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import cv2
 import numpy as np
+from PIL import Image
 
 from smilecore.align import align_face, apply_affine, extract_crop
+from smilecore.errors import SmileError
+from smilecore.faces import _to_rgb8
+from smilecore.imageio import load_image
 
-from .config import get_logger, load_config, prepared_dir
+from .config import Config, get_logger, load_config, prepared_dir
+from .landmarks68 import LandmarkDetector
 
 SOURCES = ("utkface", "expressions", "genki4k")
 #: 68-point indices matching dlib's five points (eye corners, nose bottom)
@@ -96,17 +100,14 @@ def split_of(person: str, seed: int, val_fraction: float, test_fraction: float) 
 
 
 def read_rgb(path: Path) -> tuple[np.ndarray, bool] | None:
-    """Image as uint8 RGB plus whether it is grayscale; ``None`` when unreadable."""
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
+    """Image as uint8 RGB, upright (EXIF orientation applied), plus whether it is grayscale;
+    ``None`` when unreadable.  Decoded by the engine (``smilecore.imageio.load_image``, no pixel
+    limit) and reduced to 8-bit RGB the engine's way, as ``smile`` would see the photo."""
+    try:
+        image, _ = load_image(path, max_pixels=None)
+    except SmileError:
         return None
-    if raw.dtype != np.uint8:
-        raw = cv2.convertScaleAbs(raw, alpha=255.0 / max(1, int(raw.max())))
-    if raw.ndim == 2:
-        return np.repeat(raw[:, :, None], 3, axis=2), True
-    if raw.shape[2] == 4:
-        raw = raw[:, :, :3]
-    rgb = np.ascontiguousarray(raw[:, :, ::-1])
+    rgb = _to_rgb8(np.asarray(image.convert("RGB")) if isinstance(image, Image.Image) else image)
     i = rgb.astype(np.int16)
     gray = bool(np.abs(i[..., 0] - i[..., 1]).max() <= 4 and np.abs(i[..., 1] - i[..., 2]).max() <= 4)
     return rgb, gray
@@ -118,12 +119,10 @@ def first_upsample(h: int, w: int) -> int:
     return 0 if s >= 180 else 1 if s >= 90 else 2
 
 
-def process_source(source: str, cfg: dict[str, Any], log, detector) -> None:
+def process_source(source: str, cfg: Config, log: logging.Logger, detector: LandmarkDetector) -> None:
     """Detect/align one source into ``parts/<source>.npz`` + ``parts/<source>_crops.npy``."""
-    data_dir = Path(cfg["paths"]["data_dir"])
-    pc = cfg.get("prepare", {})
-    size = int(pc.get("crop_size", 256))
-    min_face = int(pc.get("min_face_px", 24))
+    data_dir = cfg.paths.data_dir
+    size, min_face = cfg.prepare.crop_size, cfg.prepare.min_face_px
     parts = prepared_dir(cfg) / "parts"
     parts.mkdir(exist_ok=True)
     items = list_items(data_dir, source)
@@ -198,12 +197,10 @@ def process_source(source: str, cfg: dict[str, Any], log, detector) -> None:
     log.info(f"{source}: kept {n} of {len(items)} in {(time.time() - t0) / 60:.1f} min; dropped {reasons}")
 
 
-def assemble(cfg: dict[str, Any], log) -> None:
+def assemble(cfg: Config, log: logging.Logger) -> None:
     """Concatenate the per-source parts into ``crops_256.npy`` + ``index.npz`` and assign splits."""
-    pc = cfg.get("prepare", {})
-    size = int(pc.get("crop_size", 256))
-    seed = int(pc.get("seed", 1234))
-    vf, tf = float(pc.get("val_fraction", 0.1)), float(pc.get("test_fraction", 0.1))
+    pc = cfg.prepare
+    size, seed, vf, tf = pc.crop_size, pc.seed, pc.val_fraction, pc.test_fraction
     pdir = prepared_dir(cfg)
     parts = [np.load(pdir / "parts" / f"{s}.npz") for s in SOURCES]
     fields = {k: np.concatenate([p[k] for p in parts]) for k in parts[0].files}
@@ -228,11 +225,10 @@ def assemble(cfg: dict[str, Any], log) -> None:
     log.info(f"total {n} faces -> {pdir}")
 
 
-def load_prepared(cfg: dict[str, Any] | None = None, mmap: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def load_prepared(cfg: Config, mmap: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The cached crops (memory-mapped) and the index arrays."""
-    cfg = cfg or load_config()
     pdir = prepared_dir(cfg)
-    size = int(cfg.get("prepare", {}).get("crop_size", 256))
+    size = cfg.prepare.crop_size
     crops = np.load(pdir / f"crops_{size}.npy", mmap_mode="r" if mmap else None)
     with np.load(pdir / "index.npz") as z:
         index = {k: z[k] for k in z.files}
@@ -248,12 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
     log = get_logger("prepare", cfg)
-    data_dir = Path(cfg["paths"]["data_dir"])
+    data_dir = cfg.paths.data_dir
     if not data_dir.is_dir():
         log.error(f"data folder {data_dir} not found: set [paths] data_dir in the config")
         return 2
-    from .landmarks68 import LandmarkDetector
-
     detector = None  # loaded only when a source needs it (the 68-point model takes a while)
     parts = prepared_dir(cfg) / "parts"
     for s in args.sources.split(","):
