@@ -35,28 +35,29 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Paths:
-    """``[paths]``, both absolute."""
+    """``[paths]``, both absolute (relative ones are taken from the repository root)."""
 
-    data_dir: Path
-    cache_dir: Path
+    data_dir: Path  #: the face photographs (never committed)
+    cache_dir: Path  #: everything derived from them (``SMILE_TRAINING_CACHE`` overrides it)
 
 
 @dataclass(frozen=True)
 class PrepareConfig:
     """``[prepare]``: detection, alignment and splits (``training.prepare``)."""
 
-    crop_size: int
-    seed: int
-    val_fraction: float
-    test_fraction: float
-    min_face_px: int
+    crop_size: int  #: side of the cached crops (``crops_<size>.npy``)
+    seed: int  #: of the person-wise split
+    val_fraction: float  #: share of people in the validation split
+    test_fraction: float  #: share of people in the test split
+    min_face_px: int  #: faces narrower than this (detector box, source px) are dropped
 
 
 @dataclass(frozen=True)
 class DirectionConfig:
     """``[direction]`` (``training.direction``)."""
 
-    seed: int
+    seed: int  #: of the split-half test
+    #: random halvings of the people for the split-half cosine (how stable the direction is)
     split_half_repeats: int
 
 
@@ -64,10 +65,10 @@ class DirectionConfig:
 class TeacherConfig:
     """``[teacher]``: how the teacher moves landmarks and which mouths it pastes (``training.teacher``)."""
 
-    keep_donors: int
-    donor_pool: int
-    geometry: str
-    open_ramp: tuple[float, float]
+    keep_donors: int  #: the best this many donors of donors.npz
+    donor_pool: int  #: each paste draws from the this-many donors closest in opening
+    geometry: str  #: "linear" (λ·Δ) or "real" (``training.geometry``)
+    open_ramp: tuple[float, float]  #: new inner-lip gap (/ mouth width) over which the mouth fades in
 
 
 @dataclass(frozen=True)
@@ -95,18 +96,18 @@ class PairsConfig:
 class LossWeights:
     """Weights of the generator's loss terms (a stage's ``weights``); a term left out has this default."""
 
-    l1: float = 1.0
-    ssim: float = 0.5
-    flow: float = 0.1
-    mask: float = 0.5
-    tv: float = 0.05
-    identity0: float = 1.0
-    adv: float = 0.0
-    feat: float = 0.0
-    rank: float = 0.0
-    id: float = 0.0
-    rgb: float = 0.0
-    uv: float = 0.0
+    l1: float = 1.0  #: composited output vs. the teacher's target
+    ssim: float = 0.5  #: 1 − SSIM of the same
+    flow: float = 0.1  #: flow vs. the teacher's flow
+    mask: float = 0.5  #: mask vs. the teacher's (class-balanced cross-entropy)
+    tv: float = 0.05  #: total variation of the flow
+    identity0: float = 1.0  #: output vs. input at λ = 0
+    adv: float = 0.0  #: hinge GAN term on the mouth region
+    feat: float = 0.0  #: discriminator feature matching against the target
+    rank: float = 0.0  #: the smile classifier ranks output vs. input by the sign of λ
+    id: float = 0.0  #: dlib descriptor distance input → output
+    rgb: float = 0.0  #: RGB head vs. the target under the teacher's mask
+    uv: float = 0.0  #: TeethAtlas picture coordinates vs. the teacher's (atlas stages)
 
     @classmethod
     def from_dict(cls, d: dict) -> "LossWeights":
