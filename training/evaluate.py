@@ -12,10 +12,10 @@ person-disjoint validation split (never tuned on):
 * SSIM and L1 of the output against the teacher's target (at the crop size);
 * teeth shown: on the faces whose mouth the teacher opens at λ, the share of the
   target's inner-lip area that is bright, near-neutral "teeth"
-  (:func:`training.teacher.teeth_fraction`), in the output and in the teacher's
+  (:func:`training.donors.teeth_fraction`), in the output and in the teacher's
   target.  A warp-only model scores ~0 here however wide it pulls the lips;
 * tooth edges: on the same faces, how strongly the bright part of the opening changes from
-  pixel to pixel across it (:func:`training.teacher.tooth_edges`, grey levels): separate teeth
+  pixel to pixel across it (:func:`training.donors.tooth_edges`, grey levels): separate teeth
   score high, a smooth white band low.
 * realism AUC (:mod:`training.realism`): a two-sample test, a logistic regression on grey
   HOG + LBP features of the aligned lower face trained with person-disjoint folds to tell the

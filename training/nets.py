@@ -341,8 +341,10 @@ def build_net(name: str = "mobile_unet", **kwargs) -> nn.Module:
 
 def network_input(crops: np.ndarray) -> torch.Tensor:
     """uint8 RGB crops [N,S,S,3] -> the network's ``face`` input, float [N,3,S,S] in [-1, 1]
-    (:func:`smilecore.network_io.to_network_input`, as the engine feeds the exported model)."""
-    return torch.from_numpy(np.ascontiguousarray(to_network_input(crops)))
+    (:func:`smilecore.network_io.to_network_input`, as the engine feeds the exported model).
+    The tensor keeps the crops' pixel-interleaved memory order (channels-last strides), which
+    the convolutions of every caller were tuned and measured with."""
+    return torch.from_numpy(to_network_input(crops))
 
 
 def forward_all(net: torch.nn.Module, face: torch.Tensor, strength: torch.Tensor) -> dict[str, torch.Tensor]:

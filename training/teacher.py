@@ -2,14 +2,14 @@
 
 The face's 68 landmarks are moved by λ·Δ (Δ: the smile direction, see
 ``training.direction``) and the crop is warped densely so they land there.
-The warp is a thin-plate spline (own numpy implementation) fitted to the moved
+The warp is a thin-plate spline (``training.warp``) fitted to the moved
 landmarks with the crop border, the brows, the nose bridge and the outer jaw
 pinned.  The spline is evaluated on a coarse grid and upsampled (the flow is
 smooth), which keeps a pair at a few milliseconds.
 
 A warp cannot show teeth.  Where the moved inner lips open the mouth wider than
 it was, the teacher pastes a real open mouth from a *donor* (a smiling face of
-the train split, see :class:`DonorBank`): the donor's mouth is warped onto the
+the train split, see :class:`~training.donors.DonorBank`): the donor's mouth is warped onto the
 target lip shape, its brightness is matched to the subject's lips and it is blended with
 a soft inner-lip mask, which is exactly what ``Pair.mask`` returns.
 
