@@ -1,13 +1,13 @@
-"""dlib face detection with 5- and 68-point landmarks, for training only.
+"""The 68 landmarks training measures smiles in: their index groups, and dlib's predictors.
 
-The 5-point predictor gives the alignment exactly as inference does; the
-68-point predictor (non-commercial licence: training only, never on the
-runtime path) gives the dense landmarks the smile direction is measured in.
+Faces and their five landmarks (the alignment) come from the engine, exactly as inference
+finds them (``smilecore.faces.detect_faces``); dlib's 68-point predictor (non-commercial
+licence: training only, never on the runtime path) adds the dense landmarks the smile
+direction is measured in.
 """
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -74,45 +74,13 @@ def face_recognizer():
     return dlib.face_recognition_model_v1(str(dlib_model_file(RECOGNIZER_FILE)))
 
 
-@dataclass(frozen=True)
-class Detection:
-    """One detected face: detector box (x0, y0, x1, y1), 5- and 68-point landmarks in photo pixels, HOG score."""
+def landmarks68(rgb8: np.ndarray, centre: np.ndarray, side: float) -> np.ndarray:
+    """dlib's 68 landmarks, (68, 2) float64 photo pixels, for the face in the square box of
+    ``side`` pixels around ``centre`` (the box dlib's HOG detector would draw, see
+    ``smilecore.faces.BOX_FIT5``), in an 8-bit RGB image."""
+    import dlib
 
-    box: tuple[int, int, int, int]
-    lm5: np.ndarray
-    lm68: np.ndarray
-    score: float = 0.0
-
-
-def _points(shape) -> np.ndarray:
-    return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
-
-
-class LandmarkDetector:
-    """dlib HOG detector + 5-point and 68-point shape predictors."""
-
-    def __init__(self) -> None:
-        import dlib
-
-        self._dlib = dlib
-        self.detector = dlib.get_frontal_face_detector()
-        self.sp5 = shape_predictor(5)
-        self.sp68 = shape_predictor(68)
-
-    def detect(self, rgb: np.ndarray, upsample: int = 0) -> list[Detection]:
-        """All faces in an ``(H, W, 3)`` uint8 image, most confident first."""
-        rgb = np.ascontiguousarray(rgb)
-        rects, scores, _ = self.detector.run(rgb, upsample, 0.0)
-        order = np.argsort(-np.asarray(scores, dtype=np.float64)) if len(rects) else []
-        out = []
-        for i in order:
-            r = rects[int(i)]
-            out.append(
-                Detection(
-                    box=(r.left(), r.top(), r.right(), r.bottom()),
-                    lm5=_points(self.sp5(rgb, r)),
-                    lm68=_points(self.sp68(rgb, r)),
-                    score=float(scores[int(i)]),
-                )
-            )
-        return out
+    h = side / 2
+    rect = dlib.rectangle(int(round(centre[0] - h)), int(round(centre[1] - h)), int(round(centre[0] + h - 1)), int(round(centre[1] + h - 1)))
+    shape = shape_predictor(68)(np.ascontiguousarray(rgb8), rect)
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)

@@ -1,5 +1,9 @@
 """Step 1: detect, align and cache every usable face of the training data.
 
+Photos are decoded, faces found and their five landmarks placed by the engine, exactly as
+``smile`` does (``smilecore.imageio``, ``smilecore.faces.detect_faces``); dlib's 68-point
+predictor adds the dense landmarks (``training.landmarks68``).
+
 Output (in ``cache_dir/prepared/``):
 
 * ``crops_256.npy``  uint8 ``[N, S, S, 3]`` aligned crops (smilecore.align template,
@@ -8,7 +12,7 @@ Output (in ``cache_dir/prepared/``):
   ``file`` (path relative to data_dir), ``person``, ``label`` (1 smiling/happy,
   0 neutral, -1 unknown), ``split`` (train|val|test, by person), ``lm5`` float32
   ``[N,5,2]`` and ``lm68`` float32 ``[N,68,2]`` in crop pixels, ``gray`` (bool),
-  ``face_px`` (detector box width in source pixels), ``age`` (UTKFace, else -1).
+  ``face_px`` (width of the HOG-shaped box the engine fits to the face, source pixels), ``age`` (UTKFace, else -1).
 
 Per-source partial results are kept in ``prepared/parts/`` so an interrupted run
 resumes; ``--force`` redoes everything.
@@ -27,13 +31,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from smilecore.align import align_face, apply_affine, extract_crop
+from smilecore.align import Alignment, align_face, apply_affine, extract_crop
 from smilecore.errors import SmileError
-from smilecore.faces import _to_rgb8
+from smilecore.faces import _box_from5, _to_rgb8, detect_faces
 from smilecore.imageio import load_image
 
 from .config import Config, get_logger, load_config, prepared_dir
-from .landmarks68 import LandmarkDetector
+from .landmarks68 import landmarks68
 
 SOURCES = ("utkface", "expressions", "genki4k")
 #: 68-point indices matching dlib's five points (eye corners, nose bottom)
@@ -113,13 +117,33 @@ def read_rgb(path: Path) -> tuple[np.ndarray, bool] | None:
     return rgb, gray
 
 
-def first_upsample(h: int, w: int) -> int:
-    """HOG upsampling level so the face is large enough for the 80-px detector window."""
-    s = min(h, w)
-    return 0 if s >= 180 else 1 if s >= 90 else 2
+def find_face(rgb: np.ndarray, size: int, min_face: int) -> tuple[Alignment, np.ndarray, np.ndarray, int] | str:
+    """The subject of a face photo as the engine finds it (``smilecore.faces.detect_faces``):
+    (alignment at ``size``, its 5 and 68 landmarks in crop pixels, HOG-shaped box width); else
+    why not: ``"no_face"``, ``"tiny"`` (every face narrower than ``min_face``) or ``"bad_landmarks"``.
+
+    The sources are face crops, so the face nearest the centre is tried first, and the first
+    whose 68-point fit agrees with the engine's five points (eye corners, nose) wins.
+    """
+    found = detect_faces(rgb)
+    if not found:
+        return "no_face"
+    centre = np.array([rgb.shape[1] - 1, rgb.shape[0] - 1]) / 2.0
+    boxes = sorted(((_box_from5(f.landmarks), f.landmarks) for f in found), key=lambda b: float(np.hypot(*(b[0][0] - centre))))
+    if all(side < min_face for (_, side), _ in boxes):
+        return "tiny"
+    for (mid, side), lm5_photo in boxes:
+        if side < min_face:
+            continue
+        al = align_face(lm5_photo, size)
+        lm5 = apply_affine(al.matrix, lm5_photo)
+        lm68 = apply_affine(al.matrix, landmarks68(rgb, mid, side))
+        if np.linalg.norm(lm68[LM68_OF_LM5] - lm5, axis=1).mean() <= 0.06 * size:
+            return al, lm5, lm68, int(round(side))
+    return "bad_landmarks"
 
 
-def process_source(source: str, cfg: Config, log: logging.Logger, detector: LandmarkDetector) -> None:
+def process_source(source: str, cfg: Config, log: logging.Logger) -> None:
     """Detect/align one source into ``parts/<source>.npz`` + ``parts/<source>_crops.npy``."""
     data_dir = cfg.paths.data_dir
     size, min_face = cfg.prepare.crop_size, cfg.prepare.min_face_px
@@ -140,31 +164,9 @@ def process_source(source: str, cfg: Config, log: logging.Logger, detector: Land
             reasons["unreadable"] += 1
             continue
         rgb, gray = got
-        up = first_upsample(*rgb.shape[:2])
-        dets = detector.detect(rgb, up)
-        if not dets and up < 3:
-            dets = detector.detect(rgb, up + 1)
-        if not dets:
-            reasons["no_face"] += 1
-            continue
-        found = None
-        # the sources are face crops: the subject is the face nearest the centre
-        centre = np.array([rgb.shape[1] - 1, rgb.shape[0] - 1]) / 2.0
-        dets = sorted(dets, key=lambda d: float(np.hypot((d.box[0] + d.box[2]) / 2 - centre[0], (d.box[1] + d.box[3]) / 2 - centre[1])))
-        for det in dets:  # nearest the centre first; the first whose landmarks agree wins
-            width = det.box[2] - det.box[0]
-            if width < min_face:
-                continue
-            al = align_face(det.lm5, size)
-            lm5 = apply_affine(al.matrix, det.lm5)
-            lm68 = apply_affine(al.matrix, det.lm68)
-            # the two predictors must agree on the eye corners / nose: else a failed fit
-            if np.linalg.norm(lm68[LM68_OF_LM5] - lm5, axis=1).mean() <= 0.06 * size:
-                found = (al, lm5, lm68, width)
-                break
-        if found is None:
-            widths_all = [d.box[2] - d.box[0] for d in dets]
-            reasons["tiny" if max(widths_all) < min_face else "bad_landmarks"] += 1
+        found = find_face(rgb, size, min_face)
+        if isinstance(found, str):
+            reasons[found] += 1
             continue
         al, lm5, lm68, width = found
         crops[len(keep)] = extract_crop(rgb, al)
@@ -248,7 +250,6 @@ def main(argv: list[str] | None = None) -> int:
     if not data_dir.is_dir():
         log.error(f"data folder {data_dir} not found: set [paths] data_dir in the config")
         return 2
-    detector = None  # loaded only when a source needs it (the 68-point model takes a while)
     parts = prepared_dir(cfg) / "parts"
     for s in args.sources.split(","):
         if s not in SOURCES:
@@ -257,8 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.force and (parts / f"{s}.npz").exists() and (parts / f"{s}_crops.npy").exists():
             log.info(f"{s}: cached, skipping (use --force to redo)")
             continue
-        detector = detector or LandmarkDetector()
-        process_source(s, cfg, log, detector)
+        process_source(s, cfg, log)
     missing = [s for s in SOURCES if not (parts / f"{s}.npz").exists()]
     if missing:
         log.info(f"not assembling yet: sources {missing} not prepared")
