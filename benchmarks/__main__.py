@@ -1,63 +1,97 @@
-"""``python -m benchmarks [pipeline|models|quality|video|batch|all] [--repeats N] [--threads N]``
+"""``python -m benchmarks [pipeline|detector|models|quality|video|batch|all] [--repeats N] [--threads N]``
 
-``all`` is models + pipeline; ``quality`` needs the training cache (see benchmarks/quality.py);
-``video`` needs PyAV (``pip install ".[video]"``) and times 720p and 1080p clips; ``batch`` times
-``smile FOLDER -j 1`` beside ``-j 2`` on 3 MP JPEGs (``--photos N``), with peak memory."""
+Runs from the checkout with a plain ``pip install .``: the photos are made from
+``samples/astronaut.jpg``.  ``all`` is pipeline + detector + models; a part whose optional
+packages are missing is skipped with a note (``detector`` needs scikit-image, from the
+``[test]`` extra; ``models`` needs PyTorch and onnx, the ``[train]`` extra).  ``quality`` needs
+the training cache (see benchmarks/quality.py); ``video`` needs PyAV (``pip install ".[video]"``)
+and times 720p and 1080p clips; ``batch`` times ``smile FOLDER -j 1`` beside ``-j 2`` on 3 MP
+JPEGs (``--photos N``), with peak memory."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import platform
 import sys
 
+#: part -> (modules it needs beyond a plain install, how to get them)
+NEEDS = {
+    "detector": (("skimage",), "pip install '.[test]'"),
+    "models": (("torch", "onnx"), "pip install '.[train]'"),
+    "quality": (("torch",), "pip install '.[train]'"),
+    "video": (("av",), "pip install '.[video]'"),
+}
+
+
+def missing(part: str) -> str | None:
+    """A one-line note when ``part`` cannot run here (an optional package is not installed), else ``None``."""
+    mods, how = NEEDS.get(part, ((), ""))
+    absent = [m for m in mods if importlib.util.find_spec(m) is None]
+    return f"`{part}` needs {', '.join(absent)} ({how})" if absent else None
+
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    """Run the chosen benchmarks and print Markdown; returns the exit status."""
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", nargs="?", default="all", choices=["pipeline", "detector", "models", "quality", "video", "batch", "all"])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--photos", type=int, default=128, help="batch: photos in the folder (start-up is part of each run)")
     ap.add_argument("--ray", action="store_true", help="batch: also --ray local (needs pip install '.[ray]')")
     args = ap.parse_args(argv)
-    import os
+    parts = ["pipeline", "detector", "models"] if args.what == "all" else [args.what]
+    notes = {p: missing(p) for p in parts}
+    if args.what != "all" and notes[args.what]:
+        print(f"error: {notes[args.what]}", file=sys.stderr)
+        return 2
 
     print(f"<!-- {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()} -->")
-    # pipeline first: its child processes would otherwise inherit the model table's peak RSS
-    if args.what in ("pipeline", "all"):
+    for part in parts:
+        if notes[part]:
+            print(f"*skipped: {notes[part]}*\n")
+            continue
+        rc = run_part(part, args)
+        if rc:
+            return rc
+    return 0
+
+
+def run_part(part: str, args: argparse.Namespace) -> int:
+    """One benchmark's Markdown section (pipeline first in ``all``: its child processes would
+    otherwise inherit the model table's peak RSS)."""
+    if part == "pipeline":
         from . import pipeline
 
         print("### Pipeline\n")
         print(pipeline.to_markdown(pipeline.run(repeats=args.repeats, threads=args.threads)))
-        print()
-    if args.what in ("detector", "all"):
+    elif part == "detector":
         from . import detector
 
         print("### Face detection: BlazeFace beside dlib HOG\n")
         print(detector.to_markdown(detector.run(repeats=args.repeats)))
-        print()
-    if args.what in ("models", "all"):
+    elif part == "models":
         from . import models
 
         print("### Models\n")
         print(models.to_markdown(models.run(repeats=max(args.repeats * 4, 20))))
-        print()
-    if args.what == "video":
+    elif part == "video":
         from . import video
 
         print("### Video (one face, side by side with a plain decode + re-encode)\n")
         print(video.to_markdown(video.run(repeats=max(1, min(args.repeats, 3)), threads=args.threads)))
-        print()
-    if args.what == "batch":
+    elif part == "batch":
         from . import batch
 
         modes = ("-j 1", "-j 2", "--ray local") if args.ray else ("-j 1", "-j 2")
         print(f"### Batches: {' beside '.join(modes)}\n")
         print(batch.to_markdown(batch.run(count=args.photos, repeats=max(1, min(args.repeats, 3)), modes=modes)))
-        print()
-    if args.what == "quality":
+    elif part == "quality":
         from . import quality
 
         print("### Quality (validation split)\n")
         return quality.run()
+    print()
     return 0
 
 

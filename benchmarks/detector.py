@@ -21,6 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .photos import astronaut
+
 INDEX = Path("/work/cache/smile-training/prepared/index.npz")
 DATA = Path("/work/shared/data")
 
@@ -69,12 +71,6 @@ def face_free_pictures() -> dict[str, np.ndarray]:
     out["random ellipses"] = blobs
     out["black"] = np.zeros((h, w, 3), np.uint8)
     return out
-
-
-def astronaut() -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.open(Path(__file__).resolve().parents[1] / "samples" / "astronaut.jpg").convert("RGB"))
 
 
 #: where her face is in samples/astronaut.jpg (HOG's box)

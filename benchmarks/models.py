@@ -1,8 +1,8 @@
 """Model table (the paper's Table 1, measured here): size, FLOPs and CPU latency of our
 Mobile UNet against the paper's baselines, all with the same I/O (docs/model-contract.md).
 
-The baselines are built by ``training.nets`` (random weights: latency does not depend on
-them) and exported with ``training.export``; our model is the bundled default when there is
+The baselines are built by ``benchmarks.baselines`` (random weights: latency does not depend on
+them) and exported with ``training.export`` (needs the ``[train]`` extra); our model is the bundled default when there is
 one.  Latencies are taken interleaved (one call of each model in turn, repeated), so drift of
 a shared machine hits all models alike, and reported as ratios too.
 """
@@ -25,12 +25,14 @@ def _export_all(size: int, folder: Path) -> list[dict]:
     from smilecore import contract
     from smilecore.align import TEMPLATE_VERSION
     from training.export import export_onnx
-    from training.nets import build_net, count_macs, count_params
+    from training.nets import count_macs, count_params
+
+    from .baselines import build
 
     torch.manual_seed(0)
     rows = []
     for label, arch in ARCHS:
-        net = build_net(arch).eval()
+        net = build(arch).eval()
         meta = {
             contract.META_CONTRACT: contract.CONTRACT_VERSION, contract.META_SIZE: str(size),
             contract.META_TEMPLATE: TEMPLATE_VERSION, contract.META_STRENGTH_MIN: "-2", contract.META_STRENGTH_MAX: "4",

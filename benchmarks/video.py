@@ -51,15 +51,13 @@ def plain_transcode(src: Path, dst: Path, crf: int, preset: str) -> int:
 def run(sizes=("720p", "1080p"), frames: int = 96, repeats: int = 3, threads: int = 2) -> list[dict]:
     # ``threads`` is not used: like the CLI, videos run the network on one thread unless
     # SMILE_THREADS is set (the encoder's threads run alongside)
-    import numpy as np
-    from PIL import Image
-
     import smilecore
     from smilecore.video import DEFAULT_CRF, DEFAULT_PRESET, smile_video
     from smilecore.video_synth import make_clip, mouth_box, mouth_flicker, read_frames
 
-    root = Path(__file__).resolve().parent.parent
-    picture = np.asarray(Image.open(root / "samples" / "astronaut.jpg").convert("RGB"))
+    from .photos import astronaut
+
+    picture = astronaut()
     box = mouth_box(picture)
     model = smilecore.load_model()
     tmp = Path(tempfile.mkdtemp(prefix="smile-bench-video-"))
@@ -77,7 +75,7 @@ def run(sizes=("720p", "1080p"), frames: int = 96, repeats: int = 3, threads: in
             t0 = time.perf_counter()
             res = smile_video(clip.path, tmp / "smiled.mp4", strength=2.0, model=model)
             smiled.append(time.perf_counter() - t0)
-        naive = smile_video(clip.path, tmp / "naive.mp4", strength=2.0, model=model, detect_every=1, smooth=False)
+        smile_video(clip.path, tmp / "naive.mp4", strength=2.0, model=model, detect_every=1, smooth=False)
         f_in = mouth_flicker(read_frames(clip.path), clip.matrices, _scaled(box, clip, picture))
         f_out = mouth_flicker(read_frames(tmp / "smiled.mp4"), clip.matrices, _scaled(box, clip, picture))
         f_naive = mouth_flicker(read_frames(tmp / "naive.mp4"), clip.matrices, _scaled(box, clip, picture))

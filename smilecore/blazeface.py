@@ -14,13 +14,13 @@ from about 1/12 to 1/2 of the picture at ~8 × the cost; the short-range model r
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .digest import file_sha256
 from .errors import ModelError
 
 MODELS_DIR = Path(__file__).parent / "models"
@@ -56,7 +56,7 @@ def verify_file(file: str | Path, sha256: str, what: str) -> Path:
     path = MODELS_DIR / file if isinstance(file, str) else Path(file)
     if not path.is_file():
         raise ModelError(f"{what} {path} is missing: reinstall smile-filter")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = file_sha256(path)
     if digest != sha256:
         raise ModelError(f"{what} {path} fails its checksum (sha256 {digest[:12]}…, expected {sha256[:12]}…)")
     return path

@@ -24,6 +24,7 @@ import numpy as np
 from .align import Alignment
 from .contract import SHADE_OFFSET
 from .match import add_grain, white_point_gain
+from .network_io import blend, shaded
 
 #: The feathered edit region in crop fractions: an ellipse (centre, radii) and its soft border
 #: width as a fraction of the radius.
@@ -139,8 +140,7 @@ def composite_face(
     top = _max_value(photo.dtype)
     if shade is not None:  # contract 2: the kept pixels' shading, resampled like the mask
         gain = np.exp(sample_crop(shade.reshape(1, s, s)))
-        off = np.float32(SHADE_OFFSET * top)
-        warped = (warped + off) * gain - off
+        warped = shaded(warped, gain, np.float32(SHADE_OFFSET * top))
     m = sample_crop(mask.reshape(1, s, s))
     orig = photo[y0:y1, x0:x1, :colour].astype(np.float32)
     painted = m[..., 0] > 0
@@ -161,7 +161,7 @@ def composite_face(
         if match_photo:  # the photo's exposure, white balance and grain (smilecore.match)
             col *= white_point_gain(col, ms, orig, weight, m)
             add_grain(col, ms, orig[sub], seed=(x0, y0, x1, y1))
-        warped[sub] = (1.0 - ms) * warped[sub] + ms * col  # (warped is this call's own array)
+        warped[sub] = blend(warped[sub], col, ms)  # (warped is this call's own array)
     wgt = weight[..., None]
     blended = orig + wgt * (edited - orig)
     result = np.clip(np.rint(blended), 0, top).astype(photo.dtype)

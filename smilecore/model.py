@@ -10,6 +10,7 @@ import numpy as np
 from . import contract
 from .align import TEMPLATE_VERSION
 from .errors import ModelError, UsageError
+from .network_io import to_network_input
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class SmileModel:
         crops = np.asarray(crops)
         if crops.ndim != 4 or crops.shape[1:] != (self.size, self.size, 3):
             raise ValueError(f"crops must be [N,{self.size},{self.size},3], got {crops.shape}")
-        x = crops.astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0
+        x = to_network_input(crops)
         lam = np.broadcast_to(np.asarray(strength, np.float32).reshape(-1, 1), (len(crops), 1)).copy()
         names = self._outputs()
         outs = self.session.run(list(names), {contract.INPUT_FACE: np.ascontiguousarray(x), contract.INPUT_STRENGTH: lam})

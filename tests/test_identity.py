@@ -15,7 +15,9 @@ from skimage import data  # noqa: E402
 
 from smilecore.align import align_face, extract_crop  # noqa: E402
 from smilecore.faces import dlib_model_file  # noqa: E402
-from training import identity  # noqa: E402
+from training import dlib_format, identity  # noqa: E402
+from training.dlib_format import DlibFormatError, read_dlib_network  # noqa: E402
+from training.landmarks68 import RECOGNIZER_FILE  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,7 @@ def astronaut():
 
 @pytest.fixture(scope="module")
 def dlib_recognizer():
-    return dlib.face_recognition_model_v1(str(dlib_model_file(identity.DLIB_MODEL_NAME)))
+    return dlib.face_recognition_model_v1(str(dlib_model_file(RECOGNIZER_FILE)))
 
 
 @pytest.fixture(scope="module")
@@ -52,30 +54,30 @@ def _as_input(crops: np.ndarray) -> "torch.Tensor":
 
 
 def test_reader_primitives_follow_dlib_serialization():
-    r = identity._Reader(b"\x01\x02" + b"\x81\x1c" + b"\x00" + b"\x03\x0a\xd7\xa3\x81\x1c" + b"\x01\x05con_4" + b"10")
+    r = dlib_format._Reader(b"\x01\x02" + b"\x81\x1c" + b"\x00" + b"\x03\x0a\xd7\xa3\x81\x1c" + b"\x01\x05con_4" + b"10")
     assert r.integer() == 2
     assert r.integer() == -28
     assert r.integer() == 0
     assert r.real() == pytest.approx(0.04, abs=1e-8)  # mantissa 0xa3d70a * 2**-28
     assert r.string() == "con_4"
     assert r.boolean() is True and r.boolean() is False
-    with pytest.raises(identity.DlibFormatError, match="file ends early"):
+    with pytest.raises(DlibFormatError, match="file ends early"):
         r.integer()
 
 
 def test_bad_files_are_refused_with_a_clear_error(tmp_path):
     junk = tmp_path / "junk.dat"
     junk.write_bytes(b"\x01\x01\x01\x05hello")
-    with pytest.raises(identity.DlibFormatError, match="unsupported loss layer 'hello'"):
-        identity.read_dlib_network(junk)
+    with pytest.raises(DlibFormatError, match="unsupported loss layer 'hello'"):
+        read_dlib_network(junk)
     cut = tmp_path / "cut.dat"
-    cut.write_bytes(dlib_model_file(identity.DLIB_MODEL_NAME).read_bytes()[:100_000])
-    with pytest.raises(identity.DlibFormatError, match="file ends early"):
-        identity.read_dlib_network(cut)
+    cut.write_bytes(dlib_model_file(RECOGNIZER_FILE).read_bytes()[:100_000])
+    with pytest.raises(DlibFormatError, match="file ends early"):
+        read_dlib_network(cut)
 
 
 def test_parsed_network_has_dlibs_layout(descriptor):
-    net = identity.read_dlib_network(dlib_model_file(identity.DLIB_MODEL_NAME))
+    net = read_dlib_network(dlib_model_file(RECOGNIZER_FILE))
     kinds = [layer.kind for layer in net.layers]
     assert kinds.count("con") == 29
     assert kinds.count("add_prev") == 14

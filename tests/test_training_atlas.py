@@ -9,7 +9,9 @@ cv2 = pytest.importorskip("cv2")
 
 from training import nets  # noqa: E402
 from training.losses import composite, uv_loss  # noqa: E402
-from training.teacher import PATCH_H, PATCH_W, Teacher, inner_gap, teeth_fraction  # noqa: E402
+from training.donors import PATCH_H, PATCH_W, teeth_fraction  # noqa: E402
+from training.landmarks68 import inner_gap  # noqa: E402
+from training.teacher import Teacher  # noqa: E402
 from training.teeth import MOUTH_LIPS, drawn_bank, hanging_lips, render_mouth  # noqa: E402
 
 from test_training_data import _mean_shape, _open_delta  # noqa: E402
@@ -162,7 +164,8 @@ def test_resolution_adapter_samples_the_atlas_at_full_size():
 
 def test_weights_from_before_the_atlas_load_and_nothing_else_may_be_missing(tmp_path):
     from training.export import load_generator
-    from training.train import load_generator_state, set_atlas
+    from training.checkpoint import load_generator_state
+    from training.nets import set_atlas
 
     old = nets.build_net("mobile_unet")
     new = nets.build_net("mobile_unet", teeth_atlas=True)

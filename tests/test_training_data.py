@@ -16,7 +16,9 @@ from training import __main__ as training_main
 from training.config import load_config
 from training.direction import compute_direction, load_direction, save_asset
 from training.prepare import save_npz, split_of
-from training.teacher import PATCH_H, PATCH_W, DonorBank, Teacher, build_donor_bank, inner_gap
+from training.donors import PATCH_H, PATCH_W, DonorBank, build_donor_bank
+from training.landmarks68 import inner_gap
+from training.teacher import Teacher
 
 
 def _astronaut() -> np.ndarray:
@@ -57,9 +59,35 @@ def _smile_delta() -> np.ndarray:
 
 def test_config_paths_resolve_and_env_override(tmp_path, monkeypatch):
     cfg = load_config()
-    assert Path(cfg["paths"]["data_dir"]).is_absolute()
+    assert cfg.paths.data_dir.is_absolute()
     monkeypatch.setenv("SMILE_TRAINING_CACHE", str(tmp_path / "c"))
-    assert load_config()["paths"]["cache_dir"] == tmp_path / "c"
+    assert load_config().paths.cache_dir == tmp_path / "c"
+
+
+def test_a_config_file_is_merged_over_config_toml(tmp_path):
+    base = load_config()
+    path = tmp_path / "c.toml"
+    path.write_text('[teacher]\ndonor_pool = 7\n[train]\nema_decay = 0.5\n[train.gpu]\nlr = 0.5\n'
+                    '[train.net]\nwidths = [8, 16]\n[[train.stages]]\nname = "only"\nweights = { l1 = 2.0 }\n')
+    cfg = load_config(path)
+    assert cfg.teacher.donor_pool == 7 and cfg.teacher.keep_donors == base.teacher.keep_donors
+    assert cfg.train.ema_decay == 0.5 and cfg.train.total_steps == base.train.total_steps
+    assert [s.name for s in cfg.train.stages] == ["only"] and cfg.train.stages[0].weights.l1 == 2.0
+    assert cfg.train.net == {"widths": [8, 16]}  # [train.net] is replaced, not merged
+    gpu = cfg.train_recipe(gpu=True)
+    assert gpu.lr == 0.5 and gpu.ema_decay == 0.5 and gpu.batch_size == base.train_gpu.batch_size
+    assert [s.name for s in gpu.stages] == [s.name for s in base.train_gpu.stages]
+    assert cfg.donor_path == cfg.paths.cache_dir / "donors.npz"
+
+
+@pytest.mark.parametrize("text,word", [("[teacher]\nlam_min = -2.0\n", "teacher.lam_min"), ("[nope]\nx = 1\n", "nope"),
+                                       ("[[train.stages]]\nname = 'a'\nsize2 = 3\n", "size2")])
+def test_unknown_config_keys_are_one_line_errors(tmp_path, capsys, text, word):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    assert training_main.main(["direction", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and word in err and len(err.strip().splitlines()) == 1
 
 
 def test_unknown_step_exits_2(capsys):
@@ -121,7 +149,7 @@ def prepared(tmp_path_factory):
     cv2.imwrite(str(data / "genki4k/datasets/train_folder/0/file2.jpg"), noise)
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[paths]\ndata_dir = "{data}"\ncache_dir = "{tmp_path / "cache"}"\n'
-                   "[prepare]\nval_fraction = 0.0\ntest_fraction = 0.0\n[pairs]\nsize = 64\nmax_pairs = 3\n")
+                   "[prepare]\nval_fraction = 0.0\ntest_fraction = 0.0\n[pairs]\nsize = 64\n")
     assert training_main.main(["prepare", "--config", str(cfg)]) == 0
     return tmp_path, cfg
 
@@ -148,15 +176,10 @@ def test_prepare_end_to_end_on_astronaut(prepared):
     assert "cached, skipping" in (tmp_path / "cache/logs/prepare.log").read_text()
 
 
-def test_pairs_file_from_prepared_cache(prepared):
+def test_pairs_step_builds_the_donor_bank_and_a_sheet(prepared):
     tmp_path, cfg = prepared
     assert training_main.main(["pairs", "--config", str(cfg)]) == 0
-    with np.load(tmp_path / "cache/pairs_64.npz") as z:
-        assert z["input"].shape == (1, 64, 64, 3) and z["target"].shape == (1, 64, 64, 3)  # one neutral face
-        assert z["flow"].shape == (1, 2, 64, 64) and z["flow"].dtype == np.float16
-        assert z["mask"].dtype == np.uint8 and z["lm68"].shape == (1, 68, 2)
-        assert -2.0 <= z["lam"][0] <= 4.0 and z["index"][0] == 1
-    assert (tmp_path / "cache/donors.npz").exists()
+    assert (tmp_path / "cache/donors.npz").exists() and not list((tmp_path / "cache").glob("pairs_*.npz"))
     assert training_main.main(["pairs", "--config", str(cfg), "--sheet", "1"]) == 0
     assert cv2.imread(str(tmp_path / "cache/sheets/teacher.png")).shape == (64, 7 * 64, 3)
 

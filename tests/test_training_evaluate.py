@@ -8,7 +8,7 @@ pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
 
 from training.evaluate import add_realism, markdown_table  # noqa: E402
-from training.teacher import teeth_fraction, tooth_edges  # noqa: E402
+from training.donors import teeth_fraction, tooth_edges  # noqa: E402
 
 
 def _mouth(inner_rgb: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:

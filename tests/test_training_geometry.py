@@ -14,7 +14,8 @@ pytest.importorskip("torch")
 
 from training.direction import compute_direction, load_real_smile, person_deltas, save_asset  # noqa: E402
 from training.geometry import METRICS, SATURATION, RealSmile, _schedule, fit_real_smile, mouth_metrics  # noqa: E402
-from training.teacher import Teacher, moving_weights  # noqa: E402
+from training.landmarks68 import moving_weights  # noqa: E402
+from training.teacher import Teacher  # noqa: E402
 
 COL = {m: i for i, m in enumerate(METRICS)}
 

@@ -7,6 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
 
+from benchmarks import baselines  # noqa: E402
 from training import nets  # noqa: E402
 from training.dataset import MIRROR_68, flip_face  # noqa: E402
 from training.losses import (  # noqa: E402
@@ -46,14 +47,16 @@ def test_mobile_unet_budget():
 
 
 def test_baseline_param_counts():
-    assert 50e6 < nets.count_params(nets.build_net("pix2pix_unet")) < 60e6
-    assert 28e6 < nets.count_params(nets.build_net("standard_unet")) < 33e6
-    assert 1.5e6 < nets.count_params(nets.build_net("mobilenetv2_unet")) < 2.5e6
+    assert 50e6 < nets.count_params(baselines.build("pix2pix_unet")) < 60e6
+    assert 28e6 < nets.count_params(baselines.build("standard_unet")) < 33e6
+    assert 1.5e6 < nets.count_params(baselines.build("mobilenetv2_unet")) < 2.5e6
+    with pytest.raises(ValueError, match="unknown architecture"):
+        nets.build_net("standard_unet")  # training builds only the shipped architecture
 
 
 @pytest.mark.parametrize("name,size", [("mobile_unet", 64), ("mobile_unet", 96), ("mobilenetv2_unet", 64), ("standard_unet", 32)])
 def test_output_shapes_and_ranges(name, size):
-    net = _randomise(nets.build_net(name))
+    net = _randomise(baselines.build(name))
     x = torch.rand(2, 3, size, size) * 2 - 1
     rgb, mask, flow = net(x, torch.tensor([[1.0], [-2.0]]))
     assert rgb.shape == (2, 3, size, size)
@@ -65,14 +68,14 @@ def test_output_shapes_and_ranges(name, size):
 
 
 def test_pix2pix_shapes():
-    net = nets.Pix2PixUNet(ngf=8, levels=6).eval()
+    net = baselines.Pix2PixUNet(ngf=8, levels=6).eval()
     rgb, mask, flow = net(torch.zeros(1, 3, 64, 64), torch.ones(1, 1))
     assert (rgb.shape, mask.shape, flow.shape) == ((1, 3, 64, 64), (1, 1, 64, 64), (1, 2, 64, 64))
 
 
 @pytest.mark.parametrize("name", ["mobile_unet", "mobilenetv2_unet"])
 def test_strength_zero_is_identity(name):
-    net = _randomise(nets.build_net(name), seed=3)
+    net = _randomise(baselines.build(name), seed=3)
     x = torch.rand(3, 3, 64, 64) * 2 - 1
     rgb, mask, flow = net(x, torch.zeros(3, 1))
     assert torch.count_nonzero(mask) == 0
@@ -215,12 +218,14 @@ def test_export_rejects_missing_checkpoint(tmp_path, capsys):
 
 
 def test_committed_curriculum_parses_and_switches_where_documented():
-    from training.config import load_config
-    from training.train import Stage, stage_at, train_settings
+    from training.config import ConfigError, Stage, load_config
+    from training.schedule import stage_at
+    from training.teacher import teacher_from_config
 
-    t = train_settings(load_config(), gpu=False)
-    stages = [Stage.from_dict(s) for s in t["stages"]]
-    total = int(t["total_steps"])
+    cfg = load_config()
+    t = cfg.train_recipe(gpu=False)
+    stages = t.stages
+    total = t.total_steps
     names = [s.name for s in stages]
     assert names == ["mild", "adversarial", "full", "teeth", "keep", "atlas"]
     switch = [next(k for k in range(total) if stage_at(stages, k, total) == i) for i in range(len(stages))]
@@ -231,13 +236,17 @@ def test_committed_curriculum_parses_and_switches_where_documented():
     assert [(s.keep_donors, s.donor_pool) for s in stages] == [(None, None)] * 3 + [(4, 1)] * 2 + [(None, None)]
     assert [s.smiler_p for s in stages] == [0.0] * 4 + [0.3, 0.3]
     assert [s.atlas for s in stages] == [False] * 5 + [True] and stages[-1].weights.uv > 0
-    assert all(s.teacher() is None for s in stages[:3])
-    assert stages[-1].teacher().donors is not None and len(stages[-1].teacher().donors) == 1
-    assert t["net"]["teeth_atlas"] is True
+    # the first stages take [teacher] as it is; teeth and keep override its donors
+    assert all(s.teacher_config(cfg.teacher) == cfg.teacher for s in stages[:3])
+    assert [(s.teacher_config(cfg.teacher).keep_donors, s.teacher_config(cfg.teacher).donor_pool) for s in stages[3:5]] == [(4, 1)] * 2
+    drawn = teacher_from_config(stages[-1].teacher_config(cfg.teacher), cfg.donor_path, drawn=stages[-1].atlas)
+    assert drawn.donors is not None and len(drawn.donors) == 1
+    assert t.net["teeth_atlas"] is True
     # the GPU recipe: the whole curriculum at the shipped size, ending in the atlas stage too
-    g = train_settings(load_config(), gpu=True)
-    gpu_stages = [Stage.from_dict(s) for s in g["stages"]]
+    g = cfg.train_recipe(gpu=True)
+    gpu_stages = g.stages
     assert [s.name for s in gpu_stages] == ["mild", "adversarial", "full", "atlas"]
     assert all(s.size == 256 for s in gpu_stages) and gpu_stages[-1].atlas and gpu_stages[-1].weights.uv > 0
-    with pytest.raises(TypeError):
+    assert g.batch_size == 64 and g.net == t.net and g.ema_decay == t.ema_decay  # [train.gpu] merged over [train]
+    with pytest.raises(ConfigError, match="bogus"):
         Stage.from_dict({"name": "x", "until": 1.0, "bogus": 1})

@@ -1,13 +1,28 @@
 """Training package for the Smile filter (installed with the ``[train]`` extra).
 
-Steps, run as ``python -m training <step>``:
+Steps, run as ``python -m training <step> [--config PATH]``:
 
 * ``prepare``    detect, align (smilecore.align template) and cache every usable face
 * ``direction``  the mean neutral→happy landmark displacement (the smile direction)
 * ``classifier`` a small smile classifier; labels UTKFace with it
-* ``pairs``      materialise teacher (input, target, flow, mask) pairs
-* ``train`` / ``export`` / ``evaluate``  the network (see training.train etc.)
+* ``pairs``      the teacher's donor bank (``--donors``) and a contact sheet (``--sheet N``)
+* ``train`` / ``export`` / ``evaluate`` / ``teacher-realism``  the network (see each module)
 
-The face photographs live outside the repository (``[paths] data_dir``) and
+Where things are:
+
+* settings: ``config.toml`` (the one source of values) read once by ``config.load_config``
+  into dataclasses; a step's ``main`` passes the parts it needs down;
+* data: ``prepare`` (decoding by ``smilecore.imageio``), ``landmarks68`` (68-point index groups,
+  dlib's predictors), ``dataset`` (crops, labels, on-the-fly samples);
+* the teacher: ``teacher`` (targets), ``warp`` (thin-plate spline), ``donors`` (real mouths),
+  ``teeth`` (the drawn mouth), ``direction`` and ``geometry`` (how landmarks move);
+* the network: ``nets`` (the Mobile UNet), ``losses``, ``train`` (the :class:`~training.train.Trainer`),
+  ``schedule`` (stages, LR plateau, EMA), ``checkpoint``, ``export``;
+* measuring: ``classifier``, ``identity`` + ``dlib_format`` (dlib's descriptor in PyTorch),
+  ``evaluate``, ``realism``, ``appearance``, ``teacher_realism``.
+
+What the engine also does is done by the engine's functions (``smilecore.network_io`` for the
+network input and the contract's blend, ``smilecore.digest`` for checksums, ``smilecore.align``
+for the template).  The face photographs live outside the repository (``[paths] data_dir``) and
 everything derived from them is cached outside it too (``[paths] cache_dir``).
 """

@@ -5,6 +5,8 @@ import importlib
 import sys
 import tomllib
 
+from .config import ConfigError
+
 #: step name -> module whose ``main(argv) -> int`` runs it (imported lazily)
 STEPS = {
     "prepare": "training.prepare",
@@ -44,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except tomllib.TOMLDecodeError as exc:
         print(f"error: the config is not valid TOML: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
 
 

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from .landmarks68 import INNER_LIPS, is_frontal
-from .teacher import landmark_flow, warp_image
+from .warp import landmark_flow, warp_image
 
 #: Offset added before the logarithm (keeps dark pixels from dominating the ratio).
 LOG_OFFSET = 8.0

@@ -13,9 +13,10 @@ for every face; ``confident`` int8 [N]: 1 smiling, 0 neutral, -1 unsure).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import logging
 import time
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -23,7 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import cache_dir, get_logger, load_config
+from .config import ClassifierConfig, get_logger, load_config
+from .nets import network_input
+from .prepare import load_prepared
 
 #: Side of the classifier's input (crops of any size are resized to it).
 INPUT_SIZE = 48
@@ -70,14 +73,9 @@ class SmileClassifier(nn.Module):
         return self.fc(self.drop(y.mean((2, 3)))).squeeze(1)
 
 
-def default_path() -> Path:
-    """``cache_dir/classifier.pt`` of the default configuration."""
-    return cache_dir(load_config()) / "classifier.pt"
-
-
-def load_classifier(path: str | Path | None = None) -> SmileClassifier:
-    """The trained classifier in eval mode (default ``cache_dir/classifier.pt``)."""
-    path = Path(path) if path is not None else default_path()
+def load_classifier(path: str | Path) -> SmileClassifier:
+    """The trained classifier in eval mode (``Config.classifier_path`` is where training puts it)."""
+    path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} missing: run `python -m training classifier` first")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -91,8 +89,7 @@ def to_input(crops_uint8: np.ndarray, size: int = INPUT_SIZE) -> torch.Tensor:
     crops_uint8 = np.asarray(crops_uint8)
     if crops_uint8.shape[1] != size:
         crops_uint8 = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops_uint8])
-    x = torch.from_numpy(np.ascontiguousarray(crops_uint8)).permute(0, 3, 1, 2).float()
-    return x / 127.5 - 1.0
+    return network_input(crops_uint8)
 
 
 @torch.no_grad()
@@ -135,12 +132,11 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: np.ndarray) -> float:
     return float(((logits > 0).numpy() == (y == 1)).mean())
 
 
-def train(crops: np.ndarray, index: dict[str, np.ndarray], cfg: dict[str, Any], log) -> tuple[SmileClassifier, dict[str, float]]:
+def train(crops: np.ndarray, index: dict[str, np.ndarray], cc: ClassifierConfig, log: logging.Logger) -> tuple[SmileClassifier, dict[str, float]]:
     """Train on the labelled train split; pick the epoch by val accuracy; report test accuracy."""
-    cc = cfg.get("classifier", {})
-    size = int(cc.get("input_size", INPUT_SIZE))
-    torch.manual_seed(int(cc.get("seed", 1234)))
-    gen = torch.Generator().manual_seed(int(cc.get("seed", 1234)))
+    size = cc.input_size
+    torch.manual_seed(cc.seed)
+    gen = torch.Generator().manual_seed(cc.seed)
     labelled = np.flatnonzero(index["label"] >= 0)
     t0 = time.time()
     x_all = to_input(crops[labelled], size)
@@ -151,10 +147,10 @@ def train(crops: np.ndarray, index: dict[str, np.ndarray], cfg: dict[str, Any], 
     tr, va, te = (np.flatnonzero(sp == s) for s in ("train", "val", "test"))
     model = SmileClassifier(input_size=size)
     log.info(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; train {len(tr)} val {len(va)} test {len(te)}")
-    epochs, bs = int(cc.get("epochs", 12)), int(cc.get("batch_size", 128))
-    opt = torch.optim.AdamW(model.parameters(), lr=float(cc.get("lr", 3e-3)), weight_decay=1e-4)
+    epochs, bs = cc.epochs, cc.batch_size
+    opt = torch.optim.AdamW(model.parameters(), lr=cc.lr, weight_decay=1e-4)
     steps = epochs * ((len(tr) + bs - 1) // bs)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(cc.get("lr", 3e-3)), total_steps=steps, pct_start=0.15)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cc.lr, total_steps=steps, pct_start=0.15)
     # balance the two sources a little: expressions faces weigh as much as genki in total
     ytr = torch.from_numpy(y_all[tr]).float()
     best, best_state = -1.0, None
@@ -194,34 +190,33 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
     log = get_logger("classifier", cfg)
-    cc = cfg.setdefault("classifier", {})
+    cc = cfg.classifier
     if args.epochs:
-        cc["epochs"] = args.epochs
-    torch.set_num_threads(args.threads or int(cc.get("threads", 1)))
-    from .prepare import load_prepared
+        cc = dataclasses.replace(cc, epochs=args.epochs)
+    torch.set_num_threads(args.threads or cc.threads)
 
     try:
         crops, index = load_prepared(cfg)
     except FileNotFoundError as exc:
         log.error(f"{exc}: run `python -m training prepare` first")
         return 2
-    out = cache_dir(cfg) / "classifier.pt"
+    out = cfg.classifier_path
     if args.label_only:
         model = load_classifier(out)
     else:
-        model, stats = train(crops, index, cfg, log)
+        model, stats = train(crops, index, cc, log)
         log.info("held-out (test split, by person) accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in stats.items()))
         torch.save({"state": model.state_dict(), "widths": list(WIDTHS), "input_size": model.input_size, "stats": stats}, out)
         log.info(f"wrote {out}")
     t0 = time.time()
     prob = np.concatenate([smile_probability(model, crops[a : a + 1024]) for a in range(0, len(crops), 1024)])
     utk = index["source"] == "utkface"
-    lo, hi = float(cc.get("neutral_below", 0.1)), float(cc.get("smiling_above", 0.9))
+    lo, hi = cc.neutral_below, cc.smiling_above
     confident = np.full(len(prob), -1, np.int8)
     confident[prob < lo] = 0
     confident[prob > hi] = 1
     utk_prob = np.where(utk, prob, np.nan).astype(np.float32)
-    np.savez(cache_dir(cfg) / "labels.npz", utk_smile_prob=utk_prob, smile_prob=prob, confident=confident)
+    np.savez(cfg.cache / "labels.npz", utk_smile_prob=utk_prob, smile_prob=prob, confident=confident)
     for s in np.unique(index["source"]):
         m = index["source"] == s
         log.info(f"{s}: confident neutral (<{lo}) {int((m & (confident == 0)).sum())}, confident smiling (>{hi}) {int((m & (confident == 1)).sum())}, unsure {int((m & (confident == -1)).sum())}")

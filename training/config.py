@@ -1,46 +1,360 @@
-"""Loading ``training/config.toml`` and resolving its paths."""
+"""The training configuration: ``training/config.toml`` read once into typed dataclasses.
+
+``config.toml`` is the one source of values.  A config file given with ``--config`` is merged
+over it (tables key by key, arrays and values replaced), so it names only what it changes;
+a key config.toml does not know is an error.  Each step loads a :class:`Config` once and
+passes the parts it needs down; nothing below a step's ``main`` reads a file of settings.
+"""
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import os
 import sys
 import tomllib
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 #: The repository root (the folder holding ``training/``).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-#: The configuration file used when none is given.
+#: The configuration file every other one is merged over.
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "config.toml"
 
 #: Environment variable overriding ``[paths] cache_dir``.
 CACHE_ENV = "SMILE_TRAINING_CACHE"
 
-
-def load_config(path: str | Path | None = None) -> dict[str, Any]:
-    """Read the TOML configuration; ``paths.data_dir`` / ``paths.cache_dir`` become absolute ``Path``s."""
-    path = Path(path) if path is not None else DEFAULT_CONFIG
-    with open(path, "rb") as fh:
-        cfg = tomllib.load(fh)
-    paths = cfg.setdefault("paths", {})
-    data = Path(paths.get("data_dir", "../shared/data"))
-    paths["data_dir"] = data if data.is_absolute() else (REPO_ROOT / data).resolve()
-    cache = Path(os.environ.get(CACHE_ENV) or paths.get("cache_dir", "/work/cache/smile-training"))
-    paths["cache_dir"] = cache if cache.is_absolute() else (REPO_ROOT / cache).resolve()
-    return cfg
+T = TypeVar("T")
 
 
-def cache_dir(cfg: dict[str, Any]) -> Path:
+class ConfigError(ValueError):
+    """A config file that does not fit config.toml (unknown key, wrong kind of value)."""
+
+
+@dataclass(frozen=True)
+class Paths:
+    """``[paths]``, both absolute (relative ones are taken from the repository root)."""
+
+    data_dir: Path  #: the face photographs (never committed)
+    cache_dir: Path  #: everything derived from them (``SMILE_TRAINING_CACHE`` overrides it)
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """``[prepare]``: detection, alignment and splits (``training.prepare``)."""
+
+    crop_size: int  #: side of the cached crops (``crops_<size>.npy``)
+    seed: int  #: of the person-wise split
+    val_fraction: float  #: share of people in the validation split
+    test_fraction: float  #: share of people in the test split
+    min_face_px: int  #: faces narrower than this (detector box, source px) are dropped
+
+
+@dataclass(frozen=True)
+class DirectionConfig:
+    """``[direction]`` (``training.direction``)."""
+
+    seed: int  #: of the split-half test
+    #: random halvings of the people for the split-half cosine (how stable the direction is)
+    split_half_repeats: int
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """``[teacher]``: how the teacher moves landmarks and which mouths it pastes (``training.teacher``)."""
+
+    keep_donors: int  #: the best this many donors of donors.npz
+    donor_pool: int  #: each paste draws from the this-many donors closest in opening
+    geometry: str  #: "linear" (λ·Δ) or "real" (``training.geometry``)
+    open_ramp: tuple[float, float]  #: new inner-lip gap (/ mouth width) over which the mouth fades in
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """``[classifier]`` (``training.classifier``)."""
+
+    input_size: int
+    epochs: int
+    batch_size: int
+    lr: float
+    threads: int
+    seed: int
+    neutral_below: float
+    smiling_above: float
+
+
+@dataclass(frozen=True)
+class PairsConfig:
+    """``[pairs]``: the teacher's contact sheet (``python -m training pairs --sheet N``)."""
+
+    size: int
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the generator's loss terms (a stage's ``weights``); a term left out has this default."""
+
+    l1: float = 1.0  #: composited output vs. the teacher's target
+    ssim: float = 0.5  #: 1 − SSIM of the same
+    flow: float = 0.1  #: flow vs. the teacher's flow
+    mask: float = 0.5  #: mask vs. the teacher's (class-balanced cross-entropy)
+    tv: float = 0.05  #: total variation of the flow
+    identity0: float = 1.0  #: output vs. input at λ = 0
+    adv: float = 0.0  #: hinge GAN term on the mouth region
+    feat: float = 0.0  #: discriminator feature matching against the target
+    rank: float = 0.0  #: the smile classifier ranks output vs. input by the sign of λ
+    id: float = 0.0  #: dlib descriptor distance input → output
+    rgb: float = 0.0  #: RGB head vs. the target under the teacher's mask
+    uv: float = 0.0  #: TeethAtlas picture coordinates vs. the teacher's (atlas stages)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LossWeights":
+        """Build from a config table; unknown keys are an error."""
+        known = set(cls.__dataclass_fields__)
+        bad = set(d) - known
+        if bad:
+            raise ConfigError(f"unknown loss weight(s) {sorted(bad)}; known: {sorted(known)}")
+        return cls(**{k: float(v) for k, v in d.items()})
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One curriculum stage (a ``[[train.stages]]`` table); a field left out keeps this default."""
+
+    name: str
+    until: float = 1.0  #: fraction of total_steps at which the stage ends
+    until_step: int | None = None  #: or the step at which it ends (takes precedence over ``until``)
+    size: int = 128
+    lam_min: float = 0.0
+    lam_max: float = 1.5
+    batch_size: int | None = None
+    #: teacher overrides for this stage (default: ``[teacher]``)
+    keep_donors: int | None = None
+    donor_pool: int | None = None
+    #: probability of a real smiling input (the teacher then mostly keeps its teeth)
+    smiler_p: float = 0.0
+    #: the teacher pastes the drawn mouth (``training.teeth``) and the net draws its RGB by
+    #: sampling the same picture (``nets.TeethAtlas``; needs ``[train.net] teeth_atlas = true``)
+    atlas: bool = False
+    #: how the teacher moves the landmarks: "linear" or "real" (``training.geometry``); default ``[teacher]``
+    geometry: str | None = None
+    #: the teacher's mouth opacity ramp (``Teacher.open_ramp``); default ``[teacher] open_ramp``
+    open_ramp: tuple[float, float] | None = None
+    weights: LossWeights = field(default_factory=LossWeights)
+
+    def teacher_config(self, base: TeacherConfig) -> TeacherConfig:
+        """``[teacher]`` with this stage's overrides."""
+        return TeacherConfig(
+            keep_donors=base.keep_donors if self.keep_donors is None else int(self.keep_donors),
+            donor_pool=base.donor_pool if self.donor_pool is None else int(self.donor_pool),
+            geometry=base.geometry if self.geometry is None else self.geometry,
+            open_ramp=base.open_ramp if self.open_ramp is None else self.open_ramp,
+        )
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Stage":
+        """Build from a ``[[train.stages]]`` table."""
+        d = dict(d)
+        w = LossWeights.from_dict(d.pop("weights", {}))
+        if d.get("open_ramp") is not None:
+            d["open_ramp"] = tuple(float(x) for x in d["open_ramp"])
+        return _build(cls, d, "train.stages", weights=w)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``[train]`` (with ``[train.gpu]`` merged over it for ``--gpu``): the network's training recipe."""
+
+    arch: str
+    run_name: str
+    seed: int
+    threads: int
+    num_workers: int
+    batch_size: int
+    lr: float
+    lr_d: float
+    betas: tuple[float, float]
+    grad_clip: float
+    ema_decay: float
+    total_steps: int
+    max_minutes: float
+    checkpoint_minutes: float
+    log_every: int
+    val_every: int
+    val_faces: int
+    val_lams: tuple[float, ...]
+    plateau_factor: float
+    plateau_patience: int
+    min_lr: float
+    disc_width: int
+    rank_margin: float
+    #: keyword arguments of the network (``[train.net]``, see ``training.nets``)
+    net: dict[str, Any]
+    stages: tuple[Stage, ...]
+
+    def net_kwargs(self) -> dict[str, Any]:
+        """``[train.net]`` as keyword arguments of ``nets.build_net`` (lists become tuples)."""
+        kw = dict(self.net)
+        if "widths" in kw:
+            kw["widths"] = tuple(kw["widths"])
+        return kw
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (stored in checkpoints; ``training.export`` writes the model card from them)."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """``[export]`` (``training.export``)."""
+
+    name: str
+    model_version: str
+    size: int
+    strength_min: float
+    strength_max: float
+    tolerance: float
+    flow_tolerance: float
+    fp16_tolerance: float
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """``[evaluate]`` (``training.evaluate``, ``training.teacher_realism``)."""
+
+    faces: int
+    seed: int
+    lams: tuple[float, ...]
+    sheet_rows: int
+    threads: int
+    teacher: str
+    realism_lams: tuple[float, ...]
+    realism_faces: int
+    realism_folds: int
+    realism_repeats: int
+    realism_l2: float
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration; ``train`` is the CPU recipe, :meth:`train_recipe` picks one."""
+
+    paths: Paths
+    prepare: PrepareConfig
+    direction: DirectionConfig
+    teacher: TeacherConfig
+    classifier: ClassifierConfig
+    pairs: PairsConfig
+    train: TrainConfig
+    train_gpu: TrainConfig
+    export: ExportConfig
+    evaluate: EvaluateConfig
+
+    def train_recipe(self, gpu: bool) -> TrainConfig:
+        """``[train]``, or ``[train]`` with ``[train.gpu]`` merged over it."""
+        return self.train_gpu if gpu else self.train
+
+    @property
+    def cache(self) -> Path:
+        """The cache folder (created if missing)."""
+        self.paths.cache_dir.mkdir(parents=True, exist_ok=True)
+        return self.paths.cache_dir
+
+    @property
+    def donor_path(self) -> Path:
+        """``cache_dir/donors.npz``: the teacher's bank of real open mouths."""
+        return self.paths.cache_dir / "donors.npz"
+
+    @property
+    def classifier_path(self) -> Path:
+        """``cache_dir/classifier.pt``: the smile classifier."""
+        return self.paths.cache_dir / "classifier.pt"
+
+    def run_dir(self, name: str | None = None) -> Path:
+        """``cache_dir/runs/<name>`` (default ``[train] run_name``), not created."""
+        return self.paths.cache_dir / "runs" / (name or self.train.run_name)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """``over`` merged into a copy of ``base``: tables key by key, anything else replaced."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        name = f"{where}.{k}" if where else k
+        if k not in base:
+            raise ConfigError(f"unknown config key [{name}] (config.toml has none)")
+        if isinstance(v, dict) and isinstance(base[k], dict) and k != "net":
+            out[k] = _merge(base[k], v, name)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _build(cls: type[T], table: dict[str, Any], where: str, **given: Any) -> T:
+    """``cls(**table)`` with tuples for lists; a missing or unknown key is a :class:`ConfigError`."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = set(table) - names - set(given)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {sorted(unknown)} in [{where}]")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items() if k not in given}
+    try:
+        return cls(**values, **given)
+    except TypeError as exc:
+        raise ConfigError(f"[{where}]: {exc}") from None
+
+
+def _train(table: dict[str, Any], where: str) -> TrainConfig:
+    t = dict(table)
+    t.pop("gpu", None)
+    stages = tuple(Stage.from_dict(s) for s in t.pop("stages", []))
+    if not stages:
+        raise ConfigError(f"config has no [[{where}.stages]]")
+    return _build(TrainConfig, t, where, stages=stages, net=dict(t.pop("net", {})))
+
+
+def _absolute(p: str | Path) -> Path:
+    p = Path(p)
+    return p if p.is_absolute() else (REPO_ROOT / p).resolve()
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read config.toml, merge the file ``path`` over it (when given) and build the dataclasses.
+
+    ``[paths]`` become absolute (relative to the repository root); ``SMILE_TRAINING_CACHE``
+    overrides ``cache_dir``.  Raises ``FileNotFoundError``, ``tomllib.TOMLDecodeError`` or
+    :class:`ConfigError`.
+    """
+    with open(DEFAULT_CONFIG, "rb") as fh:
+        raw = tomllib.load(fh)
+    if path is not None:
+        with open(path, "rb") as fh:
+            raw = _merge(raw, tomllib.load(fh))
+    paths = Paths(_absolute(raw["paths"]["data_dir"]), _absolute(os.environ.get(CACHE_ENV) or raw["paths"]["cache_dir"]))
+    train = raw["train"]
+    gpu = {k: v for k, v in _merge(train, train.get("gpu", {})).items() if k != "gpu"}
+    return Config(
+        paths=paths,
+        prepare=_build(PrepareConfig, raw["prepare"], "prepare"),
+        direction=_build(DirectionConfig, raw["direction"], "direction"),
+        teacher=_build(TeacherConfig, raw["teacher"], "teacher"),
+        classifier=_build(ClassifierConfig, raw["classifier"], "classifier"),
+        pairs=_build(PairsConfig, raw["pairs"], "pairs"),
+        train=_train(train, "train"),
+        train_gpu=_train(gpu, "train.gpu"),
+        export=_build(ExportConfig, raw["export"], "export"),
+        evaluate=_build(EvaluateConfig, raw["evaluate"], "evaluate"),
+    )
+
+
+def cache_dir(cfg: Config) -> Path:
     """The cache folder (created if missing)."""
-    p = Path(cfg["paths"]["cache_dir"])
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+    return cfg.cache
 
 
-def prepared_dir(cfg: dict[str, Any]) -> Path:
-    """Folder holding ``crops_256.npy`` and ``index.npz``."""
-    p = cache_dir(cfg) / "prepared"
+def prepared_dir(cfg: Config) -> Path:
+    """Folder holding ``crops_<size>.npy`` and ``index.npz`` (created if missing)."""
+    p = cfg.cache / "prepared"
     p.mkdir(parents=True, exist_ok=True)
     return p
 
@@ -57,7 +371,7 @@ class _StdoutHandler(logging.StreamHandler):
         pass
 
 
-def get_logger(step: str, cfg: dict[str, Any]) -> logging.Logger:
+def get_logger(step: str, cfg: Config) -> logging.Logger:
     """A logger writing to stdout and to ``cache_dir/logs/<step>.log``."""
     log = logging.getLogger(f"training.{step}")
     for h in list(log.handlers):  # a new call may name another cache folder

@@ -15,12 +15,15 @@ current training resolution.  Each sample is a dict of float tensors:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .pairs import resize_crop, scale_landmarks
+from .nets import network_input
+from .teacher import Teacher
 
 #: 68-point mirror map (iBUG numbering): landmark i of a flipped face is landmark MIRROR_68[i] of the original.
 MIRROR_68 = np.array(
@@ -36,6 +39,19 @@ MIRROR_68 = np.array(
 )
 
 
+def resize_crop(crop: np.ndarray, size: int) -> np.ndarray:
+    """An aligned crop at another size (area filter when shrinking)."""
+    if crop.shape[0] == size:
+        return np.ascontiguousarray(crop)
+    interp = cv2.INTER_AREA if size < crop.shape[0] else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=interp)
+
+
+def scale_landmarks(lm: np.ndarray, from_size: int, to_size: int) -> np.ndarray:
+    """Landmarks in crop pixels of ``from_size`` -> ``to_size`` (pixel-centre convention)."""
+    return ((np.asarray(lm, np.float64) + 0.5) * (to_size / from_size) - 0.5).astype(np.float32)
+
+
 def flip_face(crop: np.ndarray, lm68: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mirror a crop left-right and its 68 landmarks (positions and identities)."""
     s = crop.shape[1]
@@ -47,7 +63,7 @@ def flip_face(crop: np.ndarray, lm68: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
     """uint8 [s,s,3] -> float [3,s,s] in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 127.5 - 1.0
+    return network_input(np.asarray(img)[None])[0]
 
 
 @dataclass
@@ -125,6 +141,15 @@ def smiling_rows(index: dict[str, np.ndarray], labels: dict[str, np.ndarray] | N
     return np.flatnonzero(in_split & smile)
 
 
+def load_labels(cache_dir: Path) -> dict[str, np.ndarray] | None:
+    """The classifier's labels (``cache_dir/labels.npz``) if they exist."""
+    p = Path(cache_dir) / "labels.npz"
+    if not p.exists():
+        return None
+    with np.load(p) as z:
+        return {k: z[k] for k in z.files}
+
+
 class TeacherPairs(Dataset):
     """Neutral crops with a random λ, their teacher pairs, and random real smilers.
 
@@ -135,7 +160,7 @@ class TeacherPairs(Dataset):
     """
 
     def __init__(self, crops: np.ndarray, lm68: np.ndarray, rows: np.ndarray, real_rows: np.ndarray,
-                 cfg: SampleConfig, teacher=None, seed: int = 0):
+                 cfg: SampleConfig, teacher: Teacher, seed: int = 0):
         if len(rows) == 0:
             raise ValueError("no neutral training faces: run `python -m training prepare` (and classifier) first")
         self.crops = crops
@@ -143,20 +168,12 @@ class TeacherPairs(Dataset):
         self.rows = np.asarray(rows)
         self.real_rows = np.asarray(real_rows) if len(real_rows) else np.asarray(rows)
         self.cfg = cfg
-        self._teacher = teacher
+        self.teacher = teacher
         self.seed = seed
         self._rng: np.random.Generator | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
-
-    @property
-    def teacher(self):
-        if self._teacher is None:
-            from .teacher import Teacher
-
-            self._teacher = Teacher()
-        return self._teacher
 
     def _generator(self) -> np.random.Generator:
         if self._rng is None:
@@ -204,12 +221,8 @@ def _uv(pair) -> torch.Tensor:
 
 
 def fixed_pairs(crops: np.ndarray, lm68: np.ndarray, rows: np.ndarray, lams: tuple[float, ...], size: int,
-                teacher=None) -> dict[str, torch.Tensor]:
+                teacher: Teacher) -> dict[str, torch.Tensor]:
     """A deterministic batch (every row at every λ) for validation: same keys as :class:`TeacherPairs` minus ``real``."""
-    if teacher is None:
-        from .teacher import Teacher
-
-        teacher = Teacher()
     out: dict[str, list] = {k: [] for k in ("face", "target", "flow", "mask", "uv", "strength")}
     for row in rows:
         src = resize_crop(np.asarray(crops[row]), size)

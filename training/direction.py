@@ -22,7 +22,7 @@ import numpy as np
 
 from smilecore.align import CROP_SIZE, TEMPLATE_VERSION
 
-from .config import cache_dir, get_logger, load_config, prepared_dir
+from .config import get_logger, load_config, prepared_dir
 
 #: The committed copy of the direction.
 ASSET_PATH = Path(__file__).resolve().parent / "assets" / "smile_direction.json"
@@ -63,7 +63,7 @@ def compute_direction(index: dict[str, np.ndarray], splits: tuple[str, ...] = ("
     """Δ and its statistics from the prepared index (``expressions`` faces of ``splits``), plus the
     real-smile geometry (:class:`training.geometry.RealSmile`, key ``real_smile``)."""
     from .geometry import fit_real_smile
-    from .teacher import moving_weights
+    from .landmarks68 import moving_weights
 
     m = (index["source"] == "expressions") & np.isin(index["split"], splits) & (index["label"] >= 0)
     lm = index["lm68"][m].astype(np.float64)
@@ -149,9 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with np.load(idx_path) as z:
         index = {k: z[k] for k in ("source", "split", "label", "lm68", "person")}
-    dc = cfg.get("direction", {})
+    dc = cfg.direction
     try:
-        res = compute_direction(index, ("train",), int(dc.get("split_half_repeats", 50)), int(dc.get("seed", 1234)))
+        res = compute_direction(index, ("train",), dc.split_half_repeats, dc.seed)
     except ValueError as exc:
         log.error(f"error: {exc} in the train split of {idx_path}")
         return 2
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         f"per-person λ {res['person_lambda_mean']:.2f} ± {res['person_lambda_std']:.2f}"
     )
     try:
-        held = compute_direction(index, ("val", "test"), int(dc.get("split_half_repeats", 50)), int(dc.get("seed", 1234)))
+        held = compute_direction(index, ("val", "test"), dc.split_half_repeats, dc.seed)
         log.info(f"held-out people ({held['n_people']}): cosine(Δ_train, Δ_heldout) = {cosine(res['delta'], held['delta']):.4f}")
         res["heldout_cosine"] = cosine(res["delta"], held["delta"])
     except ValueError as exc:
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     rs = res["real_smile"]
     log.info(f"real-smile geometry: smile amount {rs.s1:.2f} at λ=1, {rs.s2:.2f} at λ=2; opening {rs.o1:.3f} / {rs.o2:.3f} IOD; "
              f"lips keep ≥ {rs.upper_ratio:.2f} (upper) / {rs.lower_ratio:.2f} (lower) of their thickness")
-    out = cache_dir(cfg) / "direction.npz"
+    out = cfg.cache / "direction.npz"
     np.savez(out, size=CROP_SIZE, **{k: np.asarray(v) for k, v in res.items() if k != "real_smile"})
     log.info(f"wrote {out}")
     if not args.no_asset:

@@ -12,10 +12,10 @@ person-disjoint validation split (never tuned on):
 * SSIM and L1 of the output against the teacher's target (at the crop size);
 * teeth shown: on the faces whose mouth the teacher opens at λ, the share of the
   target's inner-lip area that is bright, near-neutral "teeth"
-  (:func:`training.teacher.teeth_fraction`), in the output and in the teacher's
+  (:func:`training.donors.teeth_fraction`), in the output and in the teacher's
   target.  A warp-only model scores ~0 here however wide it pulls the lips;
 * tooth edges: on the same faces, how strongly the bright part of the opening changes from
-  pixel to pixel across it (:func:`training.teacher.tooth_edges`, grey levels): separate teeth
+  pixel to pixel across it (:func:`training.donors.tooth_edges`, grey levels): separate teeth
   score high, a smooth white band low.
 * realism AUC (:mod:`training.realism`): a two-sample test, a logistic regression on grey
   HOG + LBP features of the aligned lower face trained with person-disjoint folds to tell the
@@ -47,13 +47,14 @@ import cv2
 import numpy as np
 import torch
 
-from .config import cache_dir, load_config
-from .dataset import neutral_rows, to_tensor
+from .config import EvaluateConfig, load_config
+from .dataset import load_labels, neutral_rows, smiling_rows, to_tensor
+from .donors import teeth_fraction, tooth_edges
 from .losses import composite, ssim
-from .pairs import resize_crop, scale_landmarks
+from .nets import network_input
+from .dataset import resize_crop, scale_landmarks
+from .teacher import Teacher, teacher_from_config
 
-#: Strengths evaluated by default.
-LAMS = (-1.0, 0.0, 1.0, 2.0, 3.0)
 #: Strengths shown in the contact sheet.
 SHEET_LAMS = (-1.0, 1.0, 2.0, 3.0)
 
@@ -71,7 +72,7 @@ def onnx_editor(path: str | Path) -> tuple[Editor, int]:
         for a in range(0, len(crops), 16):
             c = crops[a : a + 16]
             o = model.run(c, lam)
-            x = torch.from_numpy(c.astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0)
+            x = network_input(c)
             y = composite(x, torch.from_numpy(o.rgb), torch.from_numpy(o.mask), torch.from_numpy(o.flow),
                           None if o.shade is None else torch.from_numpy(o.shade))
             outs.append(to_uint8(y))
@@ -90,7 +91,7 @@ def torch_editor(path: str | Path) -> tuple[Editor, int]:
     def edit(crops: np.ndarray, lam: float) -> np.ndarray:
         outs = []
         for a in range(0, len(crops), 16):
-            x = torch.from_numpy(crops[a : a + 16].astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0)
+            x = network_input(crops[a : a + 16])
             rgb, mask, flow = net(x, torch.full((len(x), 1), float(lam)))
             outs.append(to_uint8(composite(x, rgb, mask.clamp(0, 1), flow)))
         return np.concatenate(outs)
@@ -109,11 +110,10 @@ class DlibIdentity:
     def __init__(self) -> None:
         import dlib
 
-        from .landmarks68 import model_dir
+        from .landmarks68 import face_recognizer, shape_predictor
 
-        d = model_dir()
-        self.sp = dlib.shape_predictor(str(d / "shape_predictor_5_face_landmarks.dat"))
-        self.rec = dlib.face_recognition_model_v1(str(d / "dlib_face_recognition_resnet_model_v1.dat"))
+        self.sp = shape_predictor(5)
+        self.rec = face_recognizer()
         self.dlib = dlib
 
     def shape(self, crop: np.ndarray):
@@ -156,15 +156,12 @@ def markdown_table(per_lam: dict[str, dict[str, float]]) -> str:
 
 
 def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows: np.ndarray, lams: tuple[float, ...],
-             sheet_rows: int = 8, teacher: str = "drawn") -> tuple[dict[str, Any], np.ndarray]:
-    """All metrics and the contact sheet for the faces ``rows``; ``teacher``: ``drawn`` or ``donors``."""
+             sheet_rows: int, synth: Teacher, teacher_name: str, classifier: Path) -> tuple[dict[str, Any], np.ndarray]:
+    """All metrics and the contact sheet for the faces ``rows``, against the teacher ``synth``
+    (``teacher_name``: drawn or donors), with the smile classifier saved at ``classifier``."""
     from .classifier import load_classifier, smile_probability
-    from .teacher import Teacher, teeth_fraction, tooth_edges
 
-    if teacher not in ("drawn", "donors"):
-        raise ValueError(f"unknown teacher {teacher!r}: use drawn or donors")
-    synth = Teacher(donors="drawn") if teacher == "drawn" else Teacher()
-    clf = load_classifier()
+    clf = load_classifier(classifier)
     ident = DlibIdentity()
     inputs = np.stack([resize_crop(np.asarray(crops[r]), size) for r in rows])
     lms = [scale_landmarks(np.asarray(lm68[r], np.float32), crops.shape[1], size) for r in rows]
@@ -212,13 +209,13 @@ def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows:
             row.append(outputs[lam][i] if lam in outputs else edit(inputs[i : i + 1], lam)[0])
         row.append(t2[i])
         grid.append(row)
-    result = {"faces": int(len(rows)), "non_smilers": int((p0 < 0.5).sum()), "size": size, "per_lambda": per, "teacher": teacher,
+    result = {"faces": int(len(rows)), "non_smilers": int((p0 < 0.5).sum()), "size": size, "per_lambda": per, "teacher": teacher_name,
               "sheet_columns": ["input"] + [f"lambda={x:g}" for x in SHEET_LAMS] + ["teacher lambda=2"]}
     result["markdown"] = markdown_table(per)
     return result, contact_sheet(grid)
 
 
-def evaluate_smilers(edit: Editor, size: int, crops: np.ndarray, rows: np.ndarray,
+def evaluate_smilers(edit: Editor, size: int, crops: np.ndarray, rows: np.ndarray, classifier: Path,
                      lams: tuple[float, ...] = (-1.0, -2.0), sheet_rows: int = 6) -> tuple[dict[str, Any], np.ndarray]:
     """Negative strengths on real *smiling* faces: does the smile probability fall?
 
@@ -227,7 +224,7 @@ def evaluate_smilers(edit: Editor, size: int, crops: np.ndarray, rows: np.ndarra
     """
     from .classifier import load_classifier, smile_probability
 
-    clf = load_classifier()
+    clf = load_classifier(classifier)
     inputs = np.stack([resize_crop(np.asarray(crops[r]), size) for r in rows])
     p0 = smile_probability(clf, inputs)
     smilers = p0 > 0.5
@@ -249,17 +246,17 @@ def evaluate_smilers(edit: Editor, size: int, crops: np.ndarray, rows: np.ndarra
 
 
 def run_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str, np.ndarray], labels: dict[str, np.ndarray] | None,
-                split: str, faces: int, ev: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
+                split: str, faces: int, ev: EvaluateConfig) -> tuple[dict[str, Any], np.ndarray]:
     """The realism two-sample test (:mod:`training.realism`) with the ``[evaluate] realism_*`` settings."""
     from .realism import evaluate_realism, realism_sample
 
-    seed = int(ev.get("seed", 4321))
+    seed = ev.seed
     sample = realism_sample(index, labels, split, seed=seed, max_per_class=faces)
     if len(sample.edit_rows) < 10:
         raise ValueError(f"only {len(sample.edit_rows)} matched faces for the realism test on the {split} split")
-    lams = tuple(float(x) for x in ev.get("realism_lams", (1.0, 2.0)))
-    return evaluate_realism(edit, size, crops, index, sample, lams, folds=int(ev.get("realism_folds", 5)),
-                            repeats=int(ev.get("realism_repeats", 3)), l2=float(ev.get("realism_l2", 1.0)), seed=seed)
+    lams = tuple(float(x) for x in ev.realism_lams)
+    return evaluate_realism(edit, size, crops, index, sample, lams, folds=ev.realism_folds,
+                            repeats=ev.realism_repeats, l2=float(ev.realism_l2), seed=seed)
 
 
 def add_realism(per_lam: dict[str, dict[str, float]], realism: dict[str, Any]) -> None:
@@ -288,41 +285,42 @@ def main(argv: list[str] | None = None) -> int:
                     help="most faces per side of the realism test (default [evaluate] realism_faces; 0 skips it)")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
-    ev = cfg.get("evaluate", {})
-    torch.set_num_threads(int(ev.get("threads", 2)))
+    ev = cfg.evaluate
+    torch.set_num_threads(ev.threads)
     try:
         if args.model:
             edit, size = onnx_editor(args.model)
             what = args.model
         else:
-            ckpt = args.checkpoint or str(cache_dir(cfg) / "runs" / cfg.get("train", {}).get("run_name", "default") / "best.pt")
+            ckpt = args.checkpoint or str(cfg.run_dir() / "best.pt")
             if not Path(ckpt).exists():
                 raise FileNotFoundError(f"checkpoint {ckpt} does not exist: train first or pass --model/--checkpoint")
             edit, size = torch_editor(ckpt)
             what = ckpt
         from .prepare import load_prepared
-        from .train import load_labels
 
+        teacher = args.teacher or ev.teacher
+        if teacher not in ("drawn", "donors"):
+            raise ValueError(f"unknown teacher {teacher!r}: use drawn or donors")
+        synth = teacher_from_config(cfg.teacher, cfg.donor_path, drawn=teacher == "drawn")
         crops, index = load_prepared(cfg)
-        rows = neutral_rows(index, load_labels(cfg), args.split)
-        n = int(args.faces or ev.get("faces", 64))
-        rng = np.random.default_rng(int(ev.get("seed", 4321)))
+        labels = load_labels(cfg.paths.cache_dir)
+        rows = neutral_rows(index, labels, args.split)
+        n = int(args.faces or ev.faces)
+        rng = np.random.default_rng(ev.seed)
         rows = np.sort(rng.choice(rows, min(n, len(rows)), replace=False))
-        lams = tuple(float(x) for x in ev.get("lams", LAMS))
-        result, sheet = evaluate(edit, size, crops, index["lm68"], rows, lams, int(ev.get("sheet_rows", 8)),
-                                 args.teacher or str(ev.get("teacher", "drawn")))
-        from .dataset import smiling_rows
-
-        srows = smiling_rows(index, load_labels(cfg), args.split)
+        lams = tuple(float(x) for x in ev.lams)
+        result, sheet = evaluate(edit, size, crops, index["lm68"], rows, lams, ev.sheet_rows, synth, teacher, cfg.classifier_path)
+        srows = smiling_rows(index, labels, args.split)
         srows = np.sort(rng.choice(srows, min(n // 2, len(srows)), replace=False))
-        smilers, smile_sheet = evaluate_smilers(edit, size, crops, srows)
+        smilers, smile_sheet = evaluate_smilers(edit, size, crops, srows, cfg.classifier_path)
         result["smiling_faces"] = smilers
-        n_real = int(args.realism_faces if args.realism_faces is not None else ev.get("realism_faces", 300))
+        n_real = int(args.realism_faces if args.realism_faces is not None else ev.realism_faces)
         realism_sheet = None
         tables = [markdown_table(result["per_lambda"])]
         if n_real > 0:
             try:
-                result["realism"], realism_sheet = run_realism(edit, size, crops, index, load_labels(cfg), args.split, n_real, ev)
+                result["realism"], realism_sheet = run_realism(edit, size, crops, index, labels, args.split, n_real, ev)
             except ValueError as exc:  # too few faces: the other metrics still stand
                 print(f"warning: realism test skipped: {exc}", file=sys.stderr)
             else:
@@ -334,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else cache_dir(cfg) / "eval"
+    out = Path(args.out) if args.out else cfg.cache / "eval"
     out.mkdir(parents=True, exist_ok=True)
     result["model"] = str(what)
     result["split"] = args.split

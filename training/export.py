@@ -10,7 +10,6 @@ ONNX Runtime folds the casts at load).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -22,9 +21,10 @@ import torch
 
 from smilecore import contract
 from smilecore.align import CROP_SIZE, TEMPLATE_VERSION
+from smilecore.digest import file_sha256
 
-from .config import cache_dir, load_config
-from .nets import ResolutionAdapter, build_net, count_macs, count_params
+from .config import load_config
+from .nets import ResolutionAdapter, build_net, count_macs, count_params, network_input
 
 #: Licence of every model trained on the project's face data (see shared/data/README.md).
 MODEL_LICENSE = "research-non-commercial"
@@ -143,7 +143,7 @@ def compare_with_torch(net: torch.nn.Module, path: Path, size: int, seed: int = 
         pass
     lams = np.array([-1.0, 0.0, 1.0, 3.0], np.float32)
     got = model.run(crops, lams)
-    x = torch.from_numpy(crops.astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0)
+    x = network_input(crops)
     with torch.no_grad():
         rgb, mask, flow = _ContractWrapper(net).eval()(x, torch.from_numpy(lams[:, None]))
     diff = {
@@ -155,15 +155,6 @@ def compare_with_torch(net: torch.nn.Module, path: Path, size: int, seed: int = 
         "flow_max_lambda3": float(np.abs(got.flow[3]).max()),
     }
     return diff
-
-
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def model_card(name: str, version: str, ck: dict[str, Any], net: torch.nn.Module, size: int, digest: str,
@@ -331,34 +322,32 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         cfg = load_config(args.config)
-        e = cfg.get("export", {})
-        run = cfg.get("train", {}).get("run_name", "default")
+        e = cfg.export
         if args.checkpoint:
             ckpt = Path(args.checkpoint)
         else:
-            rd = cache_dir(cfg) / "runs" / run
+            rd = cfg.run_dir()
             ckpt = next((rd / n for n in ("best.pt", "final.pt", "last.pt") if (rd / n).exists()), rd / "best.pt")
         out = Path(args.out)
         if out.suffix.lower() != ".onnx":
             raise ExportError(f"--out must end in .onnx, got {out}")
-        size = int(e.get("size", CROP_SIZE))
-        version = args.version or str(e.get("model_version", "1.0.0"))
-        name = args.name or str(e.get("name", "smile-mobileunet"))
+        size = e.size
+        version = args.version or e.model_version
+        name = args.name or e.name
         net, ck = load_generator(ckpt, size)
         meta = {
             contract.META_CONTRACT: contract.CONTRACT_VERSION,
             contract.META_SIZE: str(size),
             contract.META_TEMPLATE: TEMPLATE_VERSION,
-            contract.META_STRENGTH_MIN: str(e.get("strength_min", -2)),
-            contract.META_STRENGTH_MAX: str(e.get("strength_max", 4)),
+            contract.META_STRENGTH_MIN: str(e.strength_min),
+            contract.META_STRENGTH_MAX: str(e.strength_max),
             contract.META_MODEL_VERSION: version,
             contract.META_LICENSE: MODEL_LICENSE,
             contract.META_NAME: name,
         }
         export_onnx(net, out, size, meta)
         check = compare_with_torch(net, out, size)
-        tol = float(e.get("tolerance", 1e-3))
-        flow_tol = float(e.get("flow_tolerance", 1e-2))
+        tol, flow_tol = e.tolerance, e.flow_tolerance
         if check["rgb"] > tol or check["mask"] > tol or check["flow"] > flow_tol:
             raise ExportError(f"ONNX Runtime disagrees with PyTorch: {check}")
         fp16 = False
@@ -366,17 +355,17 @@ def main(argv: list[str] | None = None) -> int:
             backup = out.read_bytes()
             weights_to_fp16(out)
             c16 = compare_with_torch(net, out, size)
-            ftol = float(e.get("fp16_tolerance", 0.02))
+            ftol = e.fp16_tolerance
             if c16["rgb"] <= ftol and c16["mask"] <= ftol and c16["flow"] <= 10 * ftol:
                 check, fp16 = c16, True
             else:
                 out.write_bytes(backup)
                 print(f"fp16 weights changed outputs too much ({c16}); kept float32", file=sys.stderr)
         metrics = None
-        mpath = Path(args.metrics) if args.metrics else cache_dir(cfg) / "eval" / "metrics.json"
+        mpath = Path(args.metrics) if args.metrics else cfg.cache / "eval" / "metrics.json"
         if mpath.exists():
             metrics = json.loads(mpath.read_text())
-        digest, nbytes = sha256(out), out.stat().st_size
+        digest, nbytes = file_sha256(out), out.stat().st_size
         card = out.with_suffix(".md")
         card.write_text(model_card(name, version, ck, net, size, digest, nbytes, check, metrics, fp16))
     except ExportError as exc:

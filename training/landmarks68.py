@@ -1,16 +1,17 @@
-"""dlib face detection with 5- and 68-point landmarks, for training only.
+"""The 68 landmarks training measures smiles in: their index groups, and dlib's predictors.
 
-The 5-point predictor gives the alignment exactly as inference does; the
-68-point predictor (non-commercial licence: training only, never on the
-runtime path) gives the dense landmarks the smile direction is measured in.
+Faces and their five landmarks (the alignment) come from the engine, exactly as inference
+finds them (``smilecore.faces.detect_faces``); dlib's 68-point predictor (non-commercial
+licence: training only, never on the runtime path) adds the dense landmarks the smile
+direction is measured in.
 """
 from __future__ import annotations
 
-import importlib.util
-from dataclasses import dataclass
-from pathlib import Path
+import functools
 
 import numpy as np
+
+from smilecore.faces import dlib_model_file
 
 # 68-point index groups (iBUG 300-W numbering, 0-based)
 JAW = np.arange(0, 17)
@@ -20,6 +21,23 @@ EYES = np.arange(36, 48)
 OUTER_LIPS = np.arange(48, 60)
 INNER_LIPS = np.arange(60, 68)
 MOUTH = np.arange(48, 68)
+#: Upper/lower inner-lip landmark pairs (upper, lower).
+INNER_PAIRS = np.array([[61, 67], [62, 66], [63, 65]])
+
+#: Landmarks held still: brows, nose bridge (27-30) and the outer jaw near the ears.
+PINNED = np.concatenate([BROWS, np.arange(27, 31), JAW[:4], JAW[-4:]])
+
+
+def moving_weights() -> np.ndarray:
+    """[68]: 1 for the landmarks the teacher moves, 0 for :data:`PINNED` ones."""
+    weight = np.ones(68)
+    weight[PINNED] = 0.0
+    return weight
+
+
+def inner_gap(lm68: np.ndarray) -> float:
+    """Mean vertical opening between the upper and lower inner lips (crop px)."""
+    return float(np.mean(lm68[INNER_PAIRS[:, 1], 1] - lm68[INNER_PAIRS[:, 0], 1]))
 
 
 def yaw_ratio(lm68: np.ndarray) -> np.ndarray:
@@ -34,54 +52,35 @@ def is_frontal(lm68: np.ndarray, tolerance: float = 0.15) -> np.ndarray:
     return np.abs(yaw_ratio(lm68) - 0.5) < tolerance
 
 
-def model_dir() -> Path:
-    """Folder holding the face_recognition_models ``.dat`` files (without importing the package)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("face_recognition_models is not installed: pip install face_recognition_models")
-    return Path(list(spec.submodule_search_locations)[0]) / "models"
+#: dlib's model files (in ``face_recognition_models``) that training uses
+PREDICTOR_FILES = {5: "shape_predictor_5_face_landmarks.dat", 68: "shape_predictor_68_face_landmarks.dat"}
+RECOGNIZER_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 
 
-@dataclass(frozen=True)
-class Detection:
-    """One detected face: detector box (x0, y0, x1, y1), 5- and 68-point landmarks in photo pixels, HOG score."""
+@functools.lru_cache(maxsize=2)
+def shape_predictor(points: int):
+    """dlib's ``points``-point shape predictor (5 or 68), loaded once per process; the file is
+    found the engine's way (``smilecore.faces.dlib_model_file``)."""
+    import dlib
 
-    box: tuple[int, int, int, int]
-    lm5: np.ndarray
-    lm68: np.ndarray
-    score: float = 0.0
-
-
-def _points(shape) -> np.ndarray:
-    return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+    return dlib.shape_predictor(str(dlib_model_file(PREDICTOR_FILES[points])))
 
 
-class LandmarkDetector:
-    """dlib HOG detector + 5-point and 68-point shape predictors."""
+@functools.lru_cache(maxsize=1)
+def face_recognizer():
+    """dlib's face recognition network (``face_recognition_model_v1``), loaded once per process."""
+    import dlib
 
-    def __init__(self) -> None:
-        import dlib
+    return dlib.face_recognition_model_v1(str(dlib_model_file(RECOGNIZER_FILE)))
 
-        d = model_dir()
-        self._dlib = dlib
-        self.detector = dlib.get_frontal_face_detector()
-        self.sp5 = dlib.shape_predictor(str(d / "shape_predictor_5_face_landmarks.dat"))
-        self.sp68 = dlib.shape_predictor(str(d / "shape_predictor_68_face_landmarks.dat"))
 
-    def detect(self, rgb: np.ndarray, upsample: int = 0) -> list[Detection]:
-        """All faces in an ``(H, W, 3)`` uint8 image, most confident first."""
-        rgb = np.ascontiguousarray(rgb)
-        rects, scores, _ = self.detector.run(rgb, upsample, 0.0)
-        order = np.argsort(-np.asarray(scores, dtype=np.float64)) if len(rects) else []
-        out = []
-        for i in order:
-            r = rects[int(i)]
-            out.append(
-                Detection(
-                    box=(r.left(), r.top(), r.right(), r.bottom()),
-                    lm5=_points(self.sp5(rgb, r)),
-                    lm68=_points(self.sp68(rgb, r)),
-                    score=float(scores[int(i)]),
-                )
-            )
-        return out
+def landmarks68(rgb8: np.ndarray, centre: np.ndarray, side: float) -> np.ndarray:
+    """dlib's 68 landmarks, (68, 2) float64 photo pixels, for the face in the square box of
+    ``side`` pixels around ``centre`` (the box dlib's HOG detector would draw, see
+    ``smilecore.faces.BOX_FIT5``), in an 8-bit RGB image."""
+    import dlib
+
+    h = side / 2
+    rect = dlib.rectangle(int(round(centre[0] - h)), int(round(centre[1] - h)), int(round(centre[0] + h - 1)), int(round(centre[1] + h - 1)))
+    shape = shape_predictor(68)(np.ascontiguousarray(rgb8), rect)
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)

@@ -9,11 +9,12 @@ pixel-centre grid (``align_corners=True``: pixel i's centre is at normalised
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from smilecore.contract import SHADE_OFFSET
+from smilecore.network_io import blend, shaded
 
 # --------------------------------------------------------------------------- warping and compositing
 
@@ -33,14 +34,12 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 def composite(face: torch.Tensor, rgb: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor,
               shade: torch.Tensor | None = None) -> torch.Tensor:
     """The contract's edited crop (images in [-1, 1]): ``(1 − mask)·warp(face, flow) + mask·rgb``; with a
-    contract-2 ``shade`` the warped pixels are first shaded, ``(w + o)·exp(shade) − o`` on the [0, 1] scale."""
+    contract-2 ``shade`` the warped pixels are shaded first (:func:`smilecore.network_io.shaded`)."""
     warped = warp(face, flow)
     if shade is not None:
-        from smilecore.contract import SHADE_OFFSET
-
-        o = 2.0 * SHADE_OFFSET + 1.0  # the [0, 1] offset o, on the [-1, 1] scale: x01 + o = (x + 1 + 2o) / 2
-        warped = (warped + o) * torch.exp(shade) - o
-    return (1.0 - mask) * warped + mask * rgb
+        # the [0, 1] scale's offset o on the [-1, 1] scale: x01 + o = (x + 1 + 2o) / 2
+        warped = shaded(warped, torch.exp(shade), 2.0 * SHADE_OFFSET + 1.0)
+    return blend(warped, rgb, mask)
 
 
 # --------------------------------------------------------------------------- image similarity
@@ -165,33 +164,6 @@ def smile_ranking(logit_out: torch.Tensor, logit_in: torch.Tensor, strength: tor
 
 
 # --------------------------------------------------------------------------- the weighted total
-
-
-@dataclass
-class LossWeights:
-    """Weights of the generator's loss terms (``[train.weights]`` in config.toml)."""
-
-    l1: float = 1.0
-    ssim: float = 0.5
-    flow: float = 0.1
-    mask: float = 0.5
-    tv: float = 0.05
-    identity0: float = 1.0
-    adv: float = 0.0
-    feat: float = 0.0
-    rank: float = 0.0
-    id: float = 0.0
-    rgb: float = 0.0
-    uv: float = 0.0
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LossWeights":
-        """Build from a config table; unknown keys are an error."""
-        known = set(cls.__dataclass_fields__)
-        bad = set(d) - known
-        if bad:
-            raise ValueError(f"unknown loss weight(s) {sorted(bad)}; known: {sorted(known)}")
-        return cls(**{k: float(v) for k, v in d.items()})
 
 
 def mask_loss(mask: torch.Tensor, t_mask: torch.Tensor, pos_weight: float = 20.0, eps: float = 1e-4) -> torch.Tensor:

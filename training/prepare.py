@@ -1,5 +1,9 @@
 """Step 1: detect, align and cache every usable face of the training data.
 
+Photos are decoded, faces found and their five landmarks placed by the engine, exactly as
+``smile`` does (``smilecore.imageio``, ``smilecore.faces.detect_faces``); dlib's 68-point
+predictor adds the dense landmarks (``training.landmarks68``).
+
 Output (in ``cache_dir/prepared/``):
 
 * ``crops_256.npy``  uint8 ``[N, S, S, 3]`` aligned crops (smilecore.align template,
@@ -8,7 +12,7 @@ Output (in ``cache_dir/prepared/``):
   ``file`` (path relative to data_dir), ``person``, ``label`` (1 smiling/happy,
   0 neutral, -1 unknown), ``split`` (train|val|test, by person), ``lm5`` float32
   ``[N,5,2]`` and ``lm68`` float32 ``[N,68,2]`` in crop pixels, ``gray`` (bool),
-  ``face_px`` (detector box width in source pixels), ``age`` (UTKFace, else -1).
+  ``face_px`` (width of the HOG-shaped box the engine fits to the face, source pixels), ``age`` (UTKFace, else -1).
 
 Per-source partial results are kept in ``prepared/parts/`` so an interrupted run
 resumes; ``--force`` redoes everything.
@@ -16,20 +20,24 @@ resumes; ``--force`` redoes everything.
 from __future__ import annotations
 
 import argparse
+import logging
 import csv
 import hashlib
 import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import cv2
 import numpy as np
+from PIL import Image
 
-from smilecore.align import align_face, apply_affine, extract_crop
+from smilecore.align import Alignment, align_face, apply_affine, extract_crop
+from smilecore.errors import SmileError
+from smilecore.faces import _box_from5, _to_rgb8, detect_faces
+from smilecore.imageio import load_image
 
-from .config import get_logger, load_config, prepared_dir
+from .config import Config, get_logger, load_config, prepared_dir
+from .landmarks68 import landmarks68
 
 SOURCES = ("utkface", "expressions", "genki4k")
 #: 68-point indices matching dlib's five points (eye corners, nose bottom)
@@ -96,34 +104,49 @@ def split_of(person: str, seed: int, val_fraction: float, test_fraction: float) 
 
 
 def read_rgb(path: Path) -> tuple[np.ndarray, bool] | None:
-    """Image as uint8 RGB plus whether it is grayscale; ``None`` when unreadable."""
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
+    """Image as uint8 RGB, upright (EXIF orientation applied), plus whether it is grayscale;
+    ``None`` when unreadable.  Decoded by the engine (``smilecore.imageio.load_image``, no pixel
+    limit) and reduced to 8-bit RGB the engine's way, as ``smile`` would see the photo."""
+    try:
+        image, _ = load_image(path, max_pixels=None)
+    except SmileError:
         return None
-    if raw.dtype != np.uint8:
-        raw = cv2.convertScaleAbs(raw, alpha=255.0 / max(1, int(raw.max())))
-    if raw.ndim == 2:
-        return np.repeat(raw[:, :, None], 3, axis=2), True
-    if raw.shape[2] == 4:
-        raw = raw[:, :, :3]
-    rgb = np.ascontiguousarray(raw[:, :, ::-1])
+    rgb = _to_rgb8(np.asarray(image.convert("RGB")) if isinstance(image, Image.Image) else image)
     i = rgb.astype(np.int16)
     gray = bool(np.abs(i[..., 0] - i[..., 1]).max() <= 4 and np.abs(i[..., 1] - i[..., 2]).max() <= 4)
     return rgb, gray
 
 
-def first_upsample(h: int, w: int) -> int:
-    """HOG upsampling level so the face is large enough for the 80-px detector window."""
-    s = min(h, w)
-    return 0 if s >= 180 else 1 if s >= 90 else 2
+def find_face(rgb: np.ndarray, size: int, min_face: int) -> tuple[Alignment, np.ndarray, np.ndarray, int] | str:
+    """The subject of a face photo as the engine finds it (``smilecore.faces.detect_faces``):
+    (alignment at ``size``, its 5 and 68 landmarks in crop pixels, HOG-shaped box width); else
+    why not: ``"no_face"``, ``"tiny"`` (every face narrower than ``min_face``) or ``"bad_landmarks"``.
+
+    The sources are face crops, so the face nearest the centre is tried first, and the first
+    whose 68-point fit agrees with the engine's five points (eye corners, nose) wins.
+    """
+    found = detect_faces(rgb)
+    if not found:
+        return "no_face"
+    centre = np.array([rgb.shape[1] - 1, rgb.shape[0] - 1]) / 2.0
+    boxes = sorted(((_box_from5(f.landmarks), f.landmarks) for f in found), key=lambda b: float(np.hypot(*(b[0][0] - centre))))
+    if all(side < min_face for (_, side), _ in boxes):
+        return "tiny"
+    for (mid, side), lm5_photo in boxes:
+        if side < min_face:
+            continue
+        al = align_face(lm5_photo, size)
+        lm5 = apply_affine(al.matrix, lm5_photo)
+        lm68 = apply_affine(al.matrix, landmarks68(rgb, mid, side))
+        if np.linalg.norm(lm68[LM68_OF_LM5] - lm5, axis=1).mean() <= 0.06 * size:
+            return al, lm5, lm68, int(round(side))
+    return "bad_landmarks"
 
 
-def process_source(source: str, cfg: dict[str, Any], log, detector) -> None:
+def process_source(source: str, cfg: Config, log: logging.Logger) -> None:
     """Detect/align one source into ``parts/<source>.npz`` + ``parts/<source>_crops.npy``."""
-    data_dir = Path(cfg["paths"]["data_dir"])
-    pc = cfg.get("prepare", {})
-    size = int(pc.get("crop_size", 256))
-    min_face = int(pc.get("min_face_px", 24))
+    data_dir = cfg.paths.data_dir
+    size, min_face = cfg.prepare.crop_size, cfg.prepare.min_face_px
     parts = prepared_dir(cfg) / "parts"
     parts.mkdir(exist_ok=True)
     items = list_items(data_dir, source)
@@ -141,31 +164,9 @@ def process_source(source: str, cfg: dict[str, Any], log, detector) -> None:
             reasons["unreadable"] += 1
             continue
         rgb, gray = got
-        up = first_upsample(*rgb.shape[:2])
-        dets = detector.detect(rgb, up)
-        if not dets and up < 3:
-            dets = detector.detect(rgb, up + 1)
-        if not dets:
-            reasons["no_face"] += 1
-            continue
-        found = None
-        # the sources are face crops: the subject is the face nearest the centre
-        centre = np.array([rgb.shape[1] - 1, rgb.shape[0] - 1]) / 2.0
-        dets = sorted(dets, key=lambda d: float(np.hypot((d.box[0] + d.box[2]) / 2 - centre[0], (d.box[1] + d.box[3]) / 2 - centre[1])))
-        for det in dets:  # nearest the centre first; the first whose landmarks agree wins
-            width = det.box[2] - det.box[0]
-            if width < min_face:
-                continue
-            al = align_face(det.lm5, size)
-            lm5 = apply_affine(al.matrix, det.lm5)
-            lm68 = apply_affine(al.matrix, det.lm68)
-            # the two predictors must agree on the eye corners / nose: else a failed fit
-            if np.linalg.norm(lm68[LM68_OF_LM5] - lm5, axis=1).mean() <= 0.06 * size:
-                found = (al, lm5, lm68, width)
-                break
-        if found is None:
-            widths_all = [d.box[2] - d.box[0] for d in dets]
-            reasons["tiny" if max(widths_all) < min_face else "bad_landmarks"] += 1
+        found = find_face(rgb, size, min_face)
+        if isinstance(found, str):
+            reasons[found] += 1
             continue
         al, lm5, lm68, width = found
         crops[len(keep)] = extract_crop(rgb, al)
@@ -198,12 +199,10 @@ def process_source(source: str, cfg: dict[str, Any], log, detector) -> None:
     log.info(f"{source}: kept {n} of {len(items)} in {(time.time() - t0) / 60:.1f} min; dropped {reasons}")
 
 
-def assemble(cfg: dict[str, Any], log) -> None:
+def assemble(cfg: Config, log: logging.Logger) -> None:
     """Concatenate the per-source parts into ``crops_256.npy`` + ``index.npz`` and assign splits."""
-    pc = cfg.get("prepare", {})
-    size = int(pc.get("crop_size", 256))
-    seed = int(pc.get("seed", 1234))
-    vf, tf = float(pc.get("val_fraction", 0.1)), float(pc.get("test_fraction", 0.1))
+    pc = cfg.prepare
+    size, seed, vf, tf = pc.crop_size, pc.seed, pc.val_fraction, pc.test_fraction
     pdir = prepared_dir(cfg)
     parts = [np.load(pdir / "parts" / f"{s}.npz") for s in SOURCES]
     fields = {k: np.concatenate([p[k] for p in parts]) for k in parts[0].files}
@@ -228,11 +227,10 @@ def assemble(cfg: dict[str, Any], log) -> None:
     log.info(f"total {n} faces -> {pdir}")
 
 
-def load_prepared(cfg: dict[str, Any] | None = None, mmap: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def load_prepared(cfg: Config, mmap: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The cached crops (memory-mapped) and the index arrays."""
-    cfg = cfg or load_config()
     pdir = prepared_dir(cfg)
-    size = int(cfg.get("prepare", {}).get("crop_size", 256))
+    size = cfg.prepare.crop_size
     crops = np.load(pdir / f"crops_{size}.npy", mmap_mode="r" if mmap else None)
     with np.load(pdir / "index.npz") as z:
         index = {k: z[k] for k in z.files}
@@ -248,13 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
     log = get_logger("prepare", cfg)
-    data_dir = Path(cfg["paths"]["data_dir"])
+    data_dir = cfg.paths.data_dir
     if not data_dir.is_dir():
         log.error(f"data folder {data_dir} not found: set [paths] data_dir in the config")
         return 2
-    from .landmarks68 import LandmarkDetector
-
-    detector = None  # loaded only when a source needs it (the 68-point model takes a while)
     parts = prepared_dir(cfg) / "parts"
     for s in args.sources.split(","):
         if s not in SOURCES:
@@ -263,8 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.force and (parts / f"{s}.npz").exists() and (parts / f"{s}_crops.npy").exists():
             log.info(f"{s}: cached, skipping (use --force to redo)")
             continue
-        detector = detector or LandmarkDetector()
-        process_source(s, cfg, log, detector)
+        process_source(s, cfg, log)
     missing = [s for s in SOURCES if not (parts / f"{s}.npz").exists()]
     if missing:
         log.info(f"not assembling yet: sources {missing} not prepared")

@@ -418,7 +418,7 @@ def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str
     held-out folds, the floor's over its ``floor_splits`` random halvings of the real smiles;
     sample sizes and strata) and a sheet of lower-face windows (real smile | unedited | each λ).
     """
-    from .pairs import resize_crop
+    from .dataset import resize_crop
 
     person = index["person"]
     inputs = np.stack([resize_crop(np.asarray(crops[r]), size) for r in sample.edit_rows])

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .config import cache_dir, load_config
+from .config import load_config
 
 #: The parts compared: name -> window (x0, y0, x1, y1) in crop fractions, patch (h, w) it is
 #: resampled to (multiples of 8 for the HOG cells; about the realism window's own resolution).
@@ -56,20 +56,20 @@ def main(argv: list[str] | None = None) -> int:
                     help="also the best teacher of `teacher-realism` (real geometry, all donor mouths, learned appearance)")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
-    ev = cfg.get("evaluate", {})
+    ev = cfg.evaluate
     from smilecore.align import CROP_SIZE
     from smilecore.weights import resolve_model
 
+    from .dataset import load_labels
     from .evaluate import onnx_editor
     from .pairs import resize_crop
     from .prepare import load_prepared
     from .realism import realism_sample, stratum_keys
-    from .train import load_labels
 
     crops, index = load_prepared(cfg)
-    faces = int(args.faces if args.faces is not None else ev.get("realism_faces", 300))
+    faces = int(args.faces if args.faces is not None else ev.realism_faces)
     try:
-        sample = realism_sample(index, load_labels(cfg), args.split, seed=int(ev.get("seed", 4321)), max_per_class=faces)
+        sample = realism_sample(index, load_labels(cfg.paths.cache_dir), args.split, seed=ev.seed, max_per_class=faces)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -77,15 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     editors: dict[str, tuple[Callable[[np.ndarray, float], np.ndarray], int]] = {f"model {model_path.rsplit('/', 1)[-1]}": onnx_editor(model_path)}
     if args.teacher:
         from .appearance import fit_appearance
-        from .teacher import Teacher
-        from .teacher_realism import VARIANTS, teacher_editor
+        from .teacher_realism import VARIANTS, build_teacher, teacher_editor
 
         train = np.flatnonzero((index["source"] == "expressions") & (index["split"] == "train"))
         app = fit_appearance(crops, index["lm68"], index["person"], index["label"], train)
         kw = VARIANTS["real-smile geometry, all donor mouths, opaque ramp"]
         editors["best teacher (real geometry, all donor mouths, + appearance)"] = (
-            teacher_editor(Teacher(**kw), index["lm68"][sample.edit_rows], appearance=app), CROP_SIZE)
-    folds, repeats, l2 = int(ev.get("realism_folds", 5)), int(ev.get("realism_repeats", 3)), float(ev.get("realism_l2", 1.0))
+            teacher_editor(build_teacher(kw, cfg), index["lm68"][sample.edit_rows], appearance=app), CROP_SIZE)
+    folds, repeats, l2 = ev.realism_folds, ev.realism_repeats, float(ev.realism_l2)
     info = {"p1": index["person"][sample.edit_rows], "p0": index["person"][sample.real_rows],
             "s1": sample.edit_keys if sample.edit_keys is not None else stratum_keys(index, sample.edit_rows),
             "s0": sample.real_keys if sample.real_keys is not None else stratum_keys(index, sample.real_rows)}
@@ -106,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {part} | " + " | ".join(f"{columns[h][part]:.3f}" for h in heads) + " |")
     text = "\n".join(lines)
     print(text)
-    out = cache_dir(cfg) / "eval" / f"realism_regions_{args.split}.md"
+    out = cfg.cache / "eval" / f"realism_regions_{args.split}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n")
     print(f"\nwrote {out}")

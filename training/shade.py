@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--register", action="store_true", help="bundle it as the default model (smilecore/models)")
     args = ap.parse_args(argv)
     from .appearance import fit_appearance
-    from .export import register_bundled, sha256
+    from smilecore.digest import file_sha256 as sha256
+
+    from .export import register_bundled
     from .prepare import load_prepared
 
     cfg = load_config(args.config)

@@ -14,17 +14,18 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .config import cache_dir, load_config
+from .config import TeacherConfig, load_config
 
-#: Teacher settings compared by default: name -> keyword arguments of :class:`training.teacher.Teacher`.
+#: Teacher settings compared by default: name -> keyword arguments of :class:`training.teacher.Teacher`
+#: (``donors="bank"``: the donor bank of the config's cache, ``cache_dir/donors.npz``).
 VARIANTS: dict[str, dict[str, Any]] = {
     "linear geometry, drawn mouth (what model 1.2.0 learned)": dict(geometry="linear", donors="drawn"),
     "linear geometry, warp only": dict(geometry="linear", donors=None),
     "real-smile geometry, warp only": dict(geometry="real", donors=None),
     "real-smile geometry, drawn mouth, opaque ramp": dict(geometry="real", donors="drawn", open_ramp=(0.03, 0.06)),
-    "real-smile geometry, 16 best donor mouths, opaque ramp": dict(geometry="real", donors="auto", keep_donors=16,
+    "real-smile geometry, 16 best donor mouths, opaque ramp": dict(geometry="real", donors="bank", keep_donors=16,
                                                                      donor_pool=4, open_ramp=(0.03, 0.06)),
-    "real-smile geometry, all donor mouths, opaque ramp": dict(geometry="real", donors="auto", keep_donors=10**6,
+    "real-smile geometry, all donor mouths, opaque ramp": dict(geometry="real", donors="bank", keep_donors=10**6,
                                                                  donor_pool=24, open_ramp=(0.03, 0.06)),
 }
 
@@ -50,6 +51,16 @@ def teacher_editor(teacher, lm68: np.ndarray, seed: int = 0, appearance=None, ga
     return edit
 
 
+def build_teacher(kw: dict[str, Any], cfg):
+    """The :class:`training.teacher.Teacher` of one of :data:`VARIANTS` (the donor bank from ``cfg``)."""
+    from .teacher import Teacher, teacher_from_config
+
+    if kw["donors"] != "bank":
+        return Teacher(**kw)
+    settings = TeacherConfig(kw["keep_donors"], kw["donor_pool"], kw["geometry"], kw["open_ramp"])
+    return teacher_from_config(settings, cfg.donor_path)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m training teacher-realism [--split val|test] [--model X.onnx] [--faces N] [--appearance GAIN]``."""
     ap = argparse.ArgumentParser(prog="python -m training teacher-realism", description=__doc__.splitlines()[0])
@@ -62,18 +73,21 @@ def main(argv: list[str] | None = None) -> int:
                          "same-person pairs (training.appearance), times GAIN")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
-    ev = cfg.get("evaluate", {})
+    ev = cfg.evaluate
     from smilecore.align import CROP_SIZE
 
+    from .dataset import load_labels
     from .prepare import load_prepared
     from .realism import evaluate_realism, realism_sample
     from .teacher import Teacher
-    from .train import load_labels
+
+    def teacher(kw: dict[str, Any]) -> Teacher:
+        return build_teacher(kw, cfg)
 
     crops, index = load_prepared(cfg)
-    faces = int(args.faces if args.faces is not None else ev.get("realism_faces", 300))
+    faces = int(args.faces if args.faces is not None else ev.realism_faces)
     try:
-        sample = realism_sample(index, load_labels(cfg), args.split, seed=int(ev.get("seed", 4321)), max_per_class=faces)
+        sample = realism_sample(index, load_labels(cfg.paths.cache_dir), args.split, seed=ev.seed, max_per_class=faces)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -84,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
         editors[f"model {args.model}"] = onnx_editor(args.model)
     for name, kw in VARIANTS.items():
-        editors[f"teacher: {name}"] = (teacher_editor(Teacher(**kw), lm), CROP_SIZE)
+        editors[f"teacher: {name}"] = (teacher_editor(teacher(kw), lm), CROP_SIZE)
     if args.appearance is not None:
         from .appearance import fit_appearance
 
@@ -93,19 +107,19 @@ def main(argv: list[str] | None = None) -> int:
         for name, kw in VARIANTS.items():
             if kw["geometry"] == "real" and kw["donors"] is not None:
                 editors[f"teacher: {name}, + appearance ×{args.appearance:g} ({app.people} people)"] = (
-                    teacher_editor(Teacher(**kw), lm, appearance=app, gain=args.appearance), CROP_SIZE)
-    folds, repeats = int(ev.get("realism_folds", 5)), int(ev.get("realism_repeats", 3))
+                    teacher_editor(teacher(kw), lm, appearance=app, gain=args.appearance), CROP_SIZE)
+    folds, repeats = ev.realism_folds, ev.realism_repeats
     lines = [f"{args.split} split, {len(sample.edit_rows)} faces per side (realism AUC, grey HOG + LBP; 0.5 = cannot tell)", "",
              "| what | unedited (ceiling) | λ = 1 | λ = 2 |", "|---|---:|---:|---:|"]
     print("\n".join(lines), flush=True)
     for name, (edit, size) in editors.items():
         res, _ = evaluate_realism(edit, size, crops, index, sample, lams=(1.0, 2.0), folds=folds, repeats=repeats,
-                                  l2=float(ev.get("realism_l2", 1.0)), colour=False, floor_splits=0)
+                                  l2=float(ev.realism_l2), colour=False, floor_splits=0)
         row = (f"| {name} | {res['ceiling']['auc']:.3f} | {res['per_lambda']['1']['auc']:.3f} ± {res['per_lambda']['1']['sd']:.3f} "
                f"| {res['per_lambda']['2']['auc']:.3f} ± {res['per_lambda']['2']['sd']:.3f} |")
         lines.append(row)
         print(row, flush=True)
-    out = cache_dir(cfg) / "eval" / f"teacher_realism_{args.split}.md"
+    out = cfg.cache / "eval" / f"teacher_realism_{args.split}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     print(f"\nwrote {out}")

@@ -1,9 +1,9 @@
 """A drawn open smiling mouth: the teeth the teacher pastes and the student samples.
 
-Real donor mouths (``teacher.DonorBank``) differ in where each tooth sits, so a student trained
+Real donor mouths (``donors.DonorBank``) differ in where each tooth sits, so a student trained
 with an L1 loss against many of them learns their average: a smooth white band without a
 single tooth edge (model 1.1.0).  This module draws *one* mouth interior, procedurally (no
-dataset pixels), in the donor patch frame of ``training.teacher`` (128 × 96, mouth corners at
+dataset pixels), in the donor patch frame of ``training.donors`` (128 × 96, mouth corners at
 (24, 48) and (104, 48)):
 
 * upper teeth from the central incisors out to the second premolars, their widths in the
@@ -25,7 +25,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from .teacher import PATCH_CORNERS, PATCH_H, PATCH_W, DonorBank
+from .donors import PATCH_CORNERS, PATCH_H, PATCH_W, DonorBank
 
 #: Lip landmarks 48-67 of the drawn mouth in patch px (the mean of the 16 best real donors, rounded).
 MOUTH_LIPS = np.array([
@@ -129,6 +129,6 @@ def hanging_lips(picture_lips: np.ndarray, target_lips: np.ndarray) -> np.ndarra
 
 
 def drawn_bank() -> DonorBank:
-    """A one-donor :class:`training.teacher.DonorBank` holding the drawn mouth (a colour donor)."""
+    """A one-donor :class:`training.donors.DonorBank` holding the drawn mouth (a colour donor)."""
     return DonorBank(render_mouth()[None], MOUTH_LIPS[None].copy(), np.zeros(1, bool), hanging=True,
                      ring_lum=float(_LIP.mean()))

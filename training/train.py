@@ -29,21 +29,18 @@ import argparse
 import copy
 import json
 import math
-import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 from torch.utils.data import DataLoader, RandomSampler
 
-from .config import cache_dir, load_config
-from .dataset import SampleConfig, TeacherPairs, fixed_pairs, neutral_rows, smiling_rows
+from .checkpoint import atomic_save, load_generator_state
+from .config import Config, LossWeights, Stage, TrainConfig, load_config
+from .dataset import SampleConfig, TeacherPairs, fixed_pairs, load_labels, neutral_rows, smiling_rows
 from .losses import (
-    LossWeights,
     PatchDiscriminator,
     feature_matching,
     hinge_d_loss,
@@ -53,131 +50,13 @@ from .losses import (
     smile_ranking,
     uv_loss,
 )
-from .nets import build_net, count_macs, count_params
+from .nets import build_net, count_macs, count_params, forward_all, set_atlas
+from .prepare import load_prepared
+from .schedule import Plateau, ema_update, stage_at
+from .teacher import Teacher, teacher_from_config
 
 
-@dataclass
-class Stage:
-    """One curriculum stage (a ``[[train.stages]]`` table)."""
-
-    name: str
-    until: float = 1.0  #: fraction of total_steps at which the stage ends
-    until_step: int | None = None  #: or the step at which it ends (takes precedence over ``until``)
-    size: int = 128
-    lam_min: float = 0.0
-    lam_max: float = 1.5
-    batch_size: int | None = None
-    #: teacher overrides for this stage (default: ``[teacher]`` in config.toml)
-    keep_donors: int | None = None
-    donor_pool: int | None = None
-    #: probability of a real smiling input (the teacher then mostly keeps its teeth)
-    smiler_p: float = 0.0
-    #: the teacher pastes the drawn mouth (``training.teeth``) and the net draws its RGB by
-    #: sampling the same picture (``nets.TeethAtlas``; needs ``[train.net] teeth_atlas = true``)
-    atlas: bool = False
-    #: how the teacher moves the landmarks: "linear" or "real" (``training.geometry``); default ``[teacher]``
-    geometry: str | None = None
-    #: the teacher's mouth opacity ramp (``Teacher.open_ramp``); default ``[teacher] open_ramp``
-    open_ramp: tuple[float, float] | None = None
-    weights: LossWeights = field(default_factory=LossWeights)
-
-    def teacher(self):
-        """The stage's teacher when it overrides the donor settings, else ``None`` (the default teacher)."""
-        from .teacher import Teacher
-
-        if self.atlas:
-            return Teacher(donors="drawn", geometry=self.geometry, open_ramp=self.open_ramp)
-        if self.keep_donors is None and self.donor_pool is None and self.geometry is None and self.open_ramp is None:
-            return None
-        return Teacher(keep_donors=self.keep_donors, donor_pool=self.donor_pool, geometry=self.geometry,
-                       open_ramp=self.open_ramp)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Stage":
-        d = dict(d)
-        w = LossWeights.from_dict(d.pop("weights", {}))
-        return cls(weights=w, **d)
-
-
-def train_settings(cfg: dict[str, Any], gpu: bool) -> dict[str, Any]:
-    """``[train]`` with ``[train.gpu]`` merged over it when training on a GPU."""
-    t = copy.deepcopy(cfg.get("train", {}))
-    g = t.pop("gpu", {})
-    if gpu:
-        t.update(g)
-    if "stages" not in t or not t["stages"]:
-        raise ValueError("config has no [[train.stages]]")
-    return t
-
-
-def stage_at(stages: list[Stage], step: int, total: int) -> int:
-    """Index of the stage that ``step`` falls in."""
-    f = step / max(total, 1)
-    for i, s in enumerate(stages):
-        if (step < s.until_step) if s.until_step is not None else (f < s.until):
-            return i
-    return len(stages) - 1
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename over ``path``."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-@torch.no_grad()
-def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
-    """Exponential moving average of parameters; buffers (BN statistics) are copied."""
-    for pe, p in zip(ema.parameters(), net.parameters()):
-        pe.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
-    for be, b in zip(ema.buffers(), net.buffers()):
-        be.copy_(b)
-
-
-class Plateau:
-    """Halve the LR when the validation loss stops improving (Eq. 7); state is a plain dict."""
-
-    def __init__(self, factor: float, patience: int, min_lr: float, threshold: float = 0.01):
-        self.factor, self.patience, self.min_lr, self.threshold = factor, patience, min_lr, threshold
-        self.best = math.inf
-        self.bad = 0
-
-    def step(self, value: float, optimizers: list[torch.optim.Optimizer]) -> bool:
-        """Record a validation loss; returns True when the LR was reduced."""
-        if value < self.best * (1.0 - self.threshold):
-            self.best, self.bad = value, 0
-            return False
-        self.bad += 1
-        if self.bad <= self.patience:
-            return False
-        self.bad = 0
-        for opt in optimizers:
-            for g in opt.param_groups:
-                g["lr"] = max(self.min_lr, g["lr"] * self.factor)
-        return True
-
-    def reset(self) -> None:
-        """Forget the best value (the validation changed, e.g. a new crop size)."""
-        self.best, self.bad = math.inf, 0
-
-    def state_dict(self) -> dict[str, float]:
-        return {"best": self.best, "bad": self.bad}
-
-    def load_state_dict(self, d: dict[str, float]) -> None:
-        self.best, self.bad = float(d["best"]), int(d["bad"])
-
-
-def load_labels(cfg: dict[str, Any]) -> dict[str, np.ndarray] | None:
-    """The classifier's labels (``cache_dir/labels.npz``) if they exist."""
-    p = cache_dir(cfg) / "labels.npz"
-    if not p.exists():
-        return None
-    with np.load(p) as z:
-        return {k: z[k] for k in z.files}
-
-
-def make_loader(crops, index, rows, real_rows, stage: Stage, batch: int, workers: int, seed: int, teacher=None) -> DataLoader:
+def make_loader(crops, index, rows, real_rows, stage: Stage, batch: int, workers: int, seed: int, teacher: Teacher) -> DataLoader:
     """An endless DataLoader of teacher pairs for ``stage``."""
     ds = TeacherPairs(crops, index["lm68"], rows, real_rows,
                       SampleConfig(size=stage.size, lam_min=stage.lam_min, lam_max=stage.lam_max, smiler_p=stage.smiler_p),
@@ -212,38 +91,285 @@ def validation_loss(net: torch.nn.Module, val: dict[str, torch.Tensor], batch: i
     return out
 
 
-def forward_all(net: torch.nn.Module, face: torch.Tensor, strength: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``net.forward_all`` where the net has it (``uv``/``shade`` in atlas stages), else rgb/mask/flow."""
-    if hasattr(net, "forward_all"):
-        return net.forward_all(face, strength)
-    rgb, mask, flow = net(face, strength)
-    return {"rgb": rgb, "mask": mask, "flow": flow}
+class Trainer:
+    """One training run of ``recipe`` in ``run_dir``: :meth:`setup` (data, networks, optimisers),
+    :meth:`resume` / :meth:`continue_from`, then :meth:`run`, which switches stages
+    (:meth:`enter_stage`), takes steps (:meth:`step`), validates (:meth:`validate`) and
+    checkpoints (:meth:`save_state`, :meth:`save_weights`)."""
 
+    def __init__(self, cfg: Config, recipe: TrainConfig, run_dir: Path, device: torch.device, logf: TextIO):
+        self.cfg, self.t, self.run_dir, self.device, self.logf = cfg, recipe, run_dir, device, logf
+        self.stages = recipe.stages
+        self.step_no, self.elapsed_before, self.best_val = 0, 0.0, math.inf
+        self.plateau_stage: str | None = None  #: the stage the plateau rule tracks
+        self.cur_stage, self.loader_it = -1, None
+        self.val_cache: dict[tuple, dict[str, torch.Tensor]] = {}
+        self.val_key: tuple = ()
+        self.t_start = time.time()
 
-def set_atlas(net: torch.nn.Module, on: bool) -> None:
-    """Switch the net's RGB between its conv head and its :class:`~training.nets.TeethAtlas`."""
-    heads = getattr(net, "heads", None)
-    if on and (heads is None or getattr(heads, "atlas", None) is None):
-        raise ValueError("an `atlas` stage needs [train.net] teeth_atlas = true")
-    if heads is not None and hasattr(heads, "use_atlas"):
-        heads.use_atlas = bool(on)
+    def log(self, rec: dict[str, Any]) -> None:
+        """One JSON line to ``log.jsonl`` and stdout."""
+        rec = {"time": time.strftime("%H:%M:%S"), **rec}
+        self.logf.write(json.dumps(rec) + "\n")
+        self.logf.flush()
+        print(json.dumps(rec), flush=True)
 
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        """Load the prepared faces and pick the validation faces; build the networks and optimisers."""
+        t, device = self.t, self.device
+        self.crops, self.index = load_prepared(self.cfg)
+        self.labels = load_labels(self.cfg.paths.cache_dir)
+        self.rows = neutral_rows(self.index, self.labels, "train")
+        self.real_rows = smiling_rows(self.index, self.labels, "train")
+        val_rows = neutral_rows(self.index, None, "val", adult_age=1000)  # labelled neutrals only: stable across label updates
+        rng = np.random.default_rng(t.seed)
+        self.val_rows = np.sort(rng.choice(val_rows, min(t.val_faces, len(val_rows)), replace=False))
+        self.net = build_net(t.arch, **t.net_kwargs()).to(device)
+        self.ema = copy.deepcopy(self.net).eval()
+        for p in self.ema.parameters():
+            p.requires_grad_(False)
+        self.disc = PatchDiscriminator(1, t.disc_width).to(device)
+        self.opt_g = torch.optim.Adam(self.net.parameters(), lr=t.lr, betas=t.betas)
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=t.lr_d, betas=t.betas)
+        self.plateau = Plateau(t.plateau_factor, t.plateau_patience, t.min_lr)
+        self.classifier = None
+        if any(s.weights.rank > 0 for s in self.stages):
+            try:
+                from .classifier import load_classifier
 
-def load_generator_state(net: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
-    """Load weights, allowing only the :class:`~training.nets.TeethAtlas` heads to be missing
-    (weights from before they existed: those heads keep their fresh initialisation, exactly as
-    in a from-scratch run, where they are unused until the first ``atlas`` stage).  Returns the missing keys."""
-    res = net.load_state_dict(state, strict=False)
-    bad = [k for k in res.missing_keys if ".atlas." not in k] + list(res.unexpected_keys)
-    if bad:
-        raise RuntimeError(f"checkpoint does not fit the network: {bad[:6]}")
-    return list(res.missing_keys)
+                self.classifier = load_classifier(self.cfg.classifier_path).to(device)
+                for p in self.classifier.parameters():
+                    p.requires_grad_(False)
+            except Exception as exc:  # the ranking term is optional
+                print(f"warning: smile classifier unavailable ({exc}); ranking loss off", flush=True)
+        self.identity_nets: dict[int, torch.nn.Module] = {}
+        self.use_identity = any(s.weights.id > 0 for s in self.stages)
+
+    def resume(self, last: Path) -> None:
+        """Continue from the full training state ``last.pt``."""
+        st = torch.load(last, map_location=self.device, weights_only=False)
+        for name in ("net", "ema", "disc", "opt_g", "opt_d", "plateau"):
+            getattr(self, name).load_state_dict(st[name])
+        self.step_no, self.elapsed_before = int(st["step"]), float(st["elapsed"])
+        self.best_val, self.plateau_stage = float(st["best_val"]), st.get("plateau_stage")
+        torch.set_rng_state(st["torch_rng"])
+        self.log({"event": "resumed", "step": self.step_no, "elapsed_min": round(self.elapsed_before / 60, 1)})
+
+    def continue_from(self, src: Path) -> None:
+        """Start at the step of another run's weights checkpoint, with its weights and discriminator."""
+        ck = torch.load(src, map_location=self.device, weights_only=False)
+        missing = load_generator_state(self.net, ck["state"])
+        load_generator_state(self.ema, ck["state"])
+        self.step_no = int(ck["step"])
+        other = src.parent / "last.pt"
+        if other.exists():
+            self.disc.load_state_dict(torch.load(other, map_location=self.device, weights_only=False)["disc"])
+        self.log({"event": "continued", "from": str(src), "step": self.step_no,
+                  "new_heads": sorted({k.rsplit(".", 1)[0] for k in missing}),
+                  "disc_from": str(other) if other.exists() else None, "params": count_params(self.net)})
+
+    def log_start(self, total: int) -> None:
+        """The first line of a fresh run."""
+        self.log({"event": "start", "arch": self.t.arch, "params": count_params(self.net), "macs_256": count_macs(self.net, 256),
+                  "neutral_rows": len(self.rows), "real_rows": len(self.real_rows), "val_rows": len(self.val_rows),
+                  "total_steps": total, "labels": self.labels is not None})
+
+    # ------------------------------------------------------------------ checkpoints
+    def _current(self) -> Stage:
+        return self.stages[max(self.cur_stage, 0)]
+
+    def save_state(self) -> None:
+        """The full training state to ``last.pt`` (what ``--resume`` reads)."""
+        atomic_save({
+            "net": self.net.state_dict(), "ema": self.ema.state_dict(), "disc": self.disc.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "plateau": self.plateau.state_dict(),
+            "step": self.step_no, "elapsed": self.elapsed_before + (time.time() - self.t_start), "best_val": self.best_val,
+            "plateau_stage": self.plateau_stage, "torch_rng": torch.get_rng_state(),
+            "arch": self.t.arch, "net_kwargs": self.t.net_kwargs(), "config": self.t.to_dict(),
+            "train_size": self._current().size, "atlas": self._current().atlas,
+        }, self.run_dir / "last.pt")
+
+    def save_weights(self, path: Path, extra: dict[str, Any]) -> None:
+        """The generator's EMA weights (what ``training.export`` reads)."""
+        atomic_save({"arch": self.t.arch, "net_kwargs": self.t.net_kwargs(), "state": self.ema.state_dict(), "step": self.step_no,
+                     "train_size": self._current().size, "atlas": self._current().atlas,
+                     "config": self.t.to_dict(), **extra}, path)
+
+    # ------------------------------------------------------------------ stages, steps, validation
+    def enter_stage(self, si: int) -> None:
+        """Switch to stage ``si``: weights of the stage that ended, its teacher, data, LR and validation pairs."""
+        t, stage = self.t, self.stages[si]
+        if self.cur_stage >= 0:
+            ended = self.stages[self.cur_stage].name
+            self.save_weights(self.run_dir / f"stage-{ended}.pt", {"stage": ended})
+        batch = int(stage.batch_size or t.batch_size)
+        teaching = stage.teacher_config(self.cfg.teacher)
+        teacher = teacher_from_config(teaching, self.cfg.donor_path, drawn=stage.atlas)
+        set_atlas(self.net, stage.atlas)
+        set_atlas(self.ema, stage.atlas)
+        self.loader_it = iter(make_loader(self.crops, self.index, self.rows, self.real_rows, stage, batch, t.num_workers,
+                                          t.seed + self.step_no, teacher))
+        self.cur_stage = si
+        if self.plateau_stage != stage.name:
+            # a new stage is a new problem (other λ range, losses, maybe size): its validation
+            # uses only the λs it trains on, the plateau rule starts afresh from the base LR,
+            # and best.pt tracks the best weights of the latest stage
+            self.plateau.reset()
+            self.best_val = math.inf
+            self.plateau_stage = stage.name
+            for opt, base in ((self.opt_g, t.lr), (self.opt_d, t.lr_d)):
+                for g in opt.param_groups:
+                    g["lr"] = base
+        self.log({"event": "stage", "step": self.step_no, "stage": stage.name, "size": stage.size, "batch": batch,
+                  "donors": "drawn" if stage.atlas else [stage.keep_donors, stage.donor_pool],
+                  "lam": [stage.lam_min, stage.lam_max], "lr": self.opt_g.param_groups[0]["lr"]})
+        lams = tuple(x for x in t.val_lams if stage.lam_min <= x <= stage.lam_max) or t.val_lams
+        self.val_key = (stage.size, lams, teaching, stage.atlas)
+        if self.val_key not in self.val_cache:
+            pairs = fixed_pairs(self.crops, self.index["lm68"], self.val_rows, lams, stage.size, teacher)
+            self.val_cache[self.val_key] = {k: v.to(self.device) for k, v in pairs.items()}
+
+    def step(self, stage: Stage) -> dict[str, torch.Tensor]:
+        """One generator step (and a discriminator step where the stage has GAN terms); returns the loss terms."""
+        w, t = stage.weights, self.t
+        b = {k: v.to(self.device, non_blocking=True) for k, v in next(self.loader_it).items()}
+        self.net.train()
+        o = forward_all(self.net, b["face"], b["strength"])
+        terms = reconstruction_terms(b["face"], b["target"], b["flow"], b["mask"], o["rgb"], o["mask"], o["flow"], b["strength"])
+        if "uv" in o:
+            terms["uv"] = uv_loss(o["uv"], b["uv"], b["mask"])
+        out = terms.pop("out")
+        loss = sum(getattr(w, k) * v for k, v in terms.items())
+        if w.adv > 0 or w.feat > 0:
+            loss = self._gan_terms(w, b, out, terms, loss)
+        if w.rank > 0 and self.classifier is not None:
+            logit_out = self.classifier(out)
+            with torch.no_grad():
+                logit_in = self.classifier(b["face"])
+            terms["rank"] = smile_ranking(logit_out, logit_in, b["strength"], t.rank_margin)
+            loss = loss + w.rank * terms["rank"]
+        if w.id > 0 and self.use_identity:
+            loss = self._identity_term(w.id, stage.size, b["face"], out, terms, loss)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.net.parameters(), t.grad_clip)
+        self.opt_g.step()
+        ema_update(self.ema, self.net, t.ema_decay if self.step_no > 100 else 0.0)
+        self.step_no += 1
+        terms["loss"] = loss.detach()
+        terms["_batch"] = torch.tensor(len(b["face"]))
+        return terms
+
+    def _gan_terms(self, w: LossWeights, b: dict[str, torch.Tensor], out: torch.Tensor, terms: dict[str, torch.Tensor],
+                   loss: torch.Tensor) -> torch.Tensor:
+        """Discriminator step on real smilers vs. the (detached) output, then the generator's adversarial
+        and feature-matching terms (added to ``terms`` and to ``loss``, which is returned)."""
+        disc = self.disc
+        disc.train()
+        d_real, _ = disc(mouth_region(b["real"]))
+        d_fake, _ = disc(mouth_region(out.detach()))
+        d_loss = hinge_d_loss(d_real, d_fake)
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        terms["d"] = d_loss.detach()
+        for p in disc.parameters():
+            p.requires_grad_(False)
+        f_logits, f_feats = disc(mouth_region(out))
+        if w.adv > 0:
+            terms["adv"] = hinge_g_loss(f_logits)
+            loss = loss + w.adv * terms["adv"]
+        if w.feat > 0:
+            _, t_feats = disc(mouth_region(b["target"]))
+            terms["feat"] = feature_matching(f_feats, t_feats)
+            loss = loss + w.feat * terms["feat"]
+        for p in disc.parameters():
+            p.requires_grad_(True)
+        return loss
+
+    def _identity_term(self, weight: float, size: int, face: torch.Tensor, out: torch.Tensor,
+                       terms: dict[str, torch.Tensor], loss: torch.Tensor) -> torch.Tensor:
+        """dlib descriptor distance input → output, added to ``terms`` and to ``loss`` (returned); when
+        unavailable the term is turned off for good."""
+        try:
+            if size not in self.identity_nets:
+                from .identity import FaceDescriptor
+
+                self.identity_nets[size] = FaceDescriptor(crop_size=size).to(self.device)
+            fd = self.identity_nets[size]
+            with torch.no_grad():
+                d_in = fd(face)
+            terms["id"] = (fd(out) - d_in).norm(dim=1).mean()
+            return loss + weight * terms["id"]
+        except Exception as exc:
+            print(f"warning: identity loss unavailable ({exc}); turned off", flush=True)
+            self.use_identity = False
+            return loss
+
+    def validate(self, stage: Stage) -> None:
+        """Validation losses of the EMA weights; the plateau rule; ``best.pt`` when they improved."""
+        v = validation_loss(self.ema, self.val_cache[self.val_key])
+        reduced = self.plateau.step(v["total"], [self.opt_g, self.opt_d])
+        improved = v["total"] < self.best_val
+        if improved:
+            self.best_val = v["total"]
+            self.save_weights(self.run_dir / "best.pt", {"val": v, "size": stage.size})
+        self.log({"event": "val", "step": self.step_no, "size": stage.size, **{k: round(x, 5) for k, x in v.items()},
+                  "lr_reduced": reduced, "best": improved, "lams": list(self.val_key[1])})
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, total: int, max_minutes: float, benchmark: int = 0) -> int:
+        """Train up to step ``total`` or for ``max_minutes``; ``benchmark`` > 0 times that many steps and stops."""
+        t = self.t
+        self.t_start = last_ckpt = t_log = time.time()
+        acc: dict[str, float] = {}
+        acc_n, bench_left = 0, benchmark
+        while self.step_no < total:
+            si = stage_at(self.stages, self.step_no, total)
+            stage = self.stages[si]
+            if si != self.cur_stage:
+                self.enter_stage(si)
+            t_step = time.time()
+            terms = self.step(stage)
+            batch = int(terms.pop("_batch"))
+            for k, v in terms.items():
+                acc[k] = acc.get(k, 0.0) + float(v.detach())
+            acc_n += 1
+            if bench_left:
+                bench_left -= 1
+                print(f"bench step {self.step_no}: {time.time() - t_step:.2f}s compute, batch {batch}", flush=True)
+                if bench_left == 0:
+                    self.log({"event": "benchmark", "samples_per_s": round(benchmark * batch / (time.time() - self.t_start), 2)})
+                    return 0
+            if self.step_no % t.log_every == 0:
+                dt = time.time() - t_log
+                self.log({"step": self.step_no, "stage": stage.name, "lr": self.opt_g.param_groups[0]["lr"],
+                          "samples_per_s": round(acc_n * batch / dt, 2), **{k: round(v / acc_n, 5) for k, v in acc.items()},
+                          "alphas": [round(a, 3) for a in getattr(self.net, "alphas", [])]})
+                acc, acc_n, t_log = {}, 0, time.time()
+            if self.step_no % t.val_every == 0 or self.step_no == total:
+                self.validate(stage)
+                t_log = time.time()
+            if time.time() - last_ckpt > t.checkpoint_minutes * 60:
+                self.save_state()
+                last_ckpt = time.time()
+            if (time.time() - self.t_start) / 60 > max_minutes:
+                self.log({"event": "budget", "step": self.step_no, "minutes": round((time.time() - self.t_start) / 60, 1)})
+                break
+        self.save_state()
+        name = self.stages[self.cur_stage].name if self.cur_stage >= 0 else None
+        self.save_weights(self.run_dir / "final.pt", {"stage": name})
+        if self.step_no >= total:
+            self.save_weights(self.run_dir / f"stage-{name}.pt", {"stage": name})
+        self.log({"event": "stopped", "step": self.step_no, "total_steps": total, "checkpoint": str(self.run_dir / "last.pt")})
+        return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m training train [--config PATH] [--resume | --continue-from CKPT] [--run NAME] [--max-minutes M] [--total-steps N]``."""
     ap = argparse.ArgumentParser(prog="python -m training train", description="train the smile network")
-    ap.add_argument("--config", default=None, help="config TOML (default training/config.toml)")
+    ap.add_argument("--config", default=None, help="config TOML merged over training/config.toml")
     ap.add_argument("--run", default=None, help="run name (default [train] run_name)")
     ap.add_argument("--resume", action="store_true", help="continue from runs/<run>/last.pt if it exists")
     ap.add_argument("--continue-from", default=None, metavar="CKPT",
@@ -256,248 +382,21 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     cfg = load_config(args.config)
-    t = train_settings(cfg, args.gpu)
+    recipe = cfg.train_recipe(args.gpu)
     device = torch.device("cuda" if args.gpu else "cpu")
-    torch.set_num_threads(int(t.get("threads", 2)))
-    seed = int(t.get("seed", 1234))
-    torch.manual_seed(seed)
-    stages = [Stage.from_dict(s) for s in t["stages"]]
-    total = int(args.total_steps or t.get("total_steps", 4000))
-    max_minutes = float(args.max_minutes if args.max_minutes is not None else t.get("max_minutes", 80))
-    run_dir = cache_dir(cfg) / "runs" / (args.run or t.get("run_name", "default"))
+    torch.set_num_threads(recipe.threads)
+    torch.manual_seed(recipe.seed)
+    total = int(args.total_steps or recipe.total_steps)
+    max_minutes = float(args.max_minutes if args.max_minutes is not None else recipe.max_minutes)
+    run_dir = cfg.cache / "runs" / (args.run or recipe.run_name)
     run_dir.mkdir(parents=True, exist_ok=True)
-    logf = open(run_dir / "log.jsonl", "a")
-
-    def log(rec: dict[str, Any]) -> None:
-        rec = {"time": time.strftime("%H:%M:%S"), **rec}
-        logf.write(json.dumps(rec) + "\n")
-        logf.flush()
-        print(json.dumps(rec), flush=True)
-
-    from .prepare import load_prepared
-
-    crops, index = load_prepared(cfg)
-    labels = load_labels(cfg)
-    rows = neutral_rows(index, labels, "train")
-    real_rows = smiling_rows(index, labels, "train")
-    val_rows = neutral_rows(index, None, "val", adult_age=1000)  # labelled neutrals only: stable across label updates
-    rng = np.random.default_rng(seed)
-    val_rows = np.sort(rng.choice(val_rows, min(int(t.get("val_faces", 16)), len(val_rows)), replace=False))
-    val_lams = tuple(float(x) for x in t.get("val_lams", [-1.0, 1.0, 2.0, 3.0]))
-
-    arch = t.get("arch", "mobile_unet")
-    net_kwargs = dict(t.get("net", {}))
-    if "widths" in net_kwargs:
-        net_kwargs["widths"] = tuple(net_kwargs["widths"])
-    net = build_net(arch, **net_kwargs).to(device)
-    ema = copy.deepcopy(net).eval()
-    for p in ema.parameters():
-        p.requires_grad_(False)
-    disc = PatchDiscriminator(1, int(t.get("disc_width", 32))).to(device)
-    betas = tuple(t.get("betas", [0.5, 0.999]))
-    opt_g = torch.optim.Adam(net.parameters(), lr=float(t.get("lr", 1e-3)), betas=betas)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=float(t.get("lr_d", 4e-4)), betas=betas)
-    plateau = Plateau(float(t.get("plateau_factor", 0.5)), int(t.get("plateau_patience", 2)), float(t.get("min_lr", 1e-5)))
-    ema_decay = float(t.get("ema_decay", 0.998))
-
-    classifier = None
-    if any(s.weights.rank > 0 for s in stages):
-        try:
-            from .classifier import load_classifier
-
-            classifier = load_classifier().to(device)
-            for p in classifier.parameters():
-                p.requires_grad_(False)
-        except Exception as exc:  # the ranking term is optional
-            print(f"warning: smile classifier unavailable ({exc}); ranking loss off", flush=True)
-    identity_nets: dict[int, torch.nn.Module] = {}
-    use_identity = any(s.weights.id > 0 for s in stages)
-
-    step, elapsed_before, plateau_stage = 0, 0.0, None  # plateau_stage: the stage the plateau rule tracks
-    best_val = math.inf
-    last = run_dir / "last.pt"
-    if args.resume and last.exists():
-        st = torch.load(last, map_location=device, weights_only=False)
-        net.load_state_dict(st["net"])
-        ema.load_state_dict(st["ema"])
-        disc.load_state_dict(st["disc"])
-        opt_g.load_state_dict(st["opt_g"])
-        opt_d.load_state_dict(st["opt_d"])
-        plateau.load_state_dict(st["plateau"])
-        step, elapsed_before = int(st["step"]), float(st["elapsed"])
-        best_val, plateau_stage = float(st["best_val"]), st.get("plateau_stage")
-        torch.set_rng_state(st["torch_rng"])
-        log({"event": "resumed", "step": step, "elapsed_min": round(elapsed_before / 60, 1)})
-    elif args.continue_from:
-        src = Path(args.continue_from)
-        ck = torch.load(src, map_location=device, weights_only=False)
-        missing = load_generator_state(net, ck["state"])
-        load_generator_state(ema, ck["state"])
-        step = int(ck["step"])
-        other = src.parent / "last.pt"
-        if other.exists():
-            disc.load_state_dict(torch.load(other, map_location=device, weights_only=False)["disc"])
-        log({"event": "continued", "from": str(src), "step": step, "new_heads": sorted({k.rsplit(".", 1)[0] for k in missing}),
-             "disc_from": str(other) if other.exists() else None, "params": count_params(net)})
-    else:
-        log({"event": "start", "arch": arch, "params": count_params(net), "macs_256": count_macs(net, 256),
-             "neutral_rows": len(rows), "real_rows": len(real_rows), "val_rows": len(val_rows), "total_steps": total,
-             "labels": labels is not None})
-
-    def save_state() -> None:
-        atomic_save({
-            "net": net.state_dict(), "ema": ema.state_dict(), "disc": disc.state_dict(),
-            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "plateau": plateau.state_dict(),
-            "step": step, "elapsed": elapsed_before + (time.time() - t_start), "best_val": best_val,
-            "plateau_stage": plateau_stage, "torch_rng": torch.get_rng_state(),
-            "arch": arch, "net_kwargs": net_kwargs, "config": t, "train_size": stages[max(cur_stage, 0)].size,
-            "atlas": stages[max(cur_stage, 0)].atlas,
-        }, last)
-
-    def save_weights(path: Path, extra: dict[str, Any]) -> None:
-        atomic_save({"arch": arch, "net_kwargs": net_kwargs, "state": ema.state_dict(), "step": step,
-                     "train_size": stages[max(cur_stage, 0)].size, "atlas": stages[max(cur_stage, 0)].atlas,
-                     "config": t, **extra}, path)
-
-    t_start = time.time()
-    last_ckpt = time.time()
-    ckpt_every = float(t.get("checkpoint_minutes", 3)) * 60
-    log_every = int(t.get("log_every", 20))
-    val_every = int(t.get("val_every", 200))
-    workers = int(t.get("num_workers", 1))
-    val_cache: dict[tuple, dict[str, torch.Tensor]] = {}
-    cur_stage, loader_it = -1, None
-    acc: dict[str, float] = {}
-    acc_n, t_log = 0, time.time()
-    bench_left = args.benchmark
-
-    while step < total:
-        si = stage_at(stages, step, total)
-        stage = stages[si]
-        if si != cur_stage:
-            if cur_stage >= 0:
-                save_weights(run_dir / f"stage-{stages[cur_stage].name}.pt", {"stage": stages[cur_stage].name})
-            batch = int(stage.batch_size or t.get("batch_size", 16))
-            stage_teacher = stage.teacher()
-            set_atlas(net, stage.atlas)
-            set_atlas(ema, stage.atlas)
-            loader_it = iter(make_loader(crops, index, rows, real_rows, stage, batch, workers, seed + step, stage_teacher))
-            cur_stage = si
-            if plateau_stage != stage.name:
-                # a new stage is a new problem (other λ range, losses, maybe size): its validation
-                # uses only the λs it trains on, the plateau rule starts afresh from the base LR,
-                # and best.pt tracks the best weights of the latest stage
-                plateau.reset()
-                best_val = math.inf
-                plateau_stage = stage.name
-                for opt, base in ((opt_g, float(t.get("lr", 1e-3))), (opt_d, float(t.get("lr_d", 4e-4)))):
-                    for g in opt.param_groups:
-                        g["lr"] = base
-            log({"event": "stage", "step": step, "stage": stage.name, "size": stage.size, "batch": batch,
-                 "donors": "drawn" if stage.atlas else [stage.keep_donors, stage.donor_pool],
-                 "lam": [stage.lam_min, stage.lam_max], "lr": opt_g.param_groups[0]["lr"]})
-            stage_lams = tuple(x for x in val_lams if stage.lam_min <= x <= stage.lam_max) or val_lams
-            val_key = (stage.size, stage_lams, stage.keep_donors, stage.donor_pool, stage.atlas)
-            if val_key not in val_cache:
-                val_cache[val_key] = {k: v.to(device) for k, v in
-                                      fixed_pairs(crops, index["lm68"], val_rows, stage_lams, stage.size, stage_teacher).items()}
-        w = stage.weights
-        b = {k: v.to(device, non_blocking=True) for k, v in next(loader_it).items()}
-        t_step = time.time()
-        net.train()
-        o = forward_all(net, b["face"], b["strength"])
-        rgb, mask, flow = o["rgb"], o["mask"], o["flow"]
-        terms = reconstruction_terms(b["face"], b["target"], b["flow"], b["mask"], rgb, mask, flow, b["strength"])
-        if "uv" in o:
-            terms["uv"] = uv_loss(o["uv"], b["uv"], b["mask"])
-        out = terms.pop("out")
-        loss = sum(getattr(w, k) * v for k, v in terms.items())
-        use_gan = w.adv > 0 or w.feat > 0
-        if use_gan:
-            # discriminator step on real smilers vs. the (detached) output
-            disc.train()
-            d_real, _ = disc(mouth_region(b["real"]))
-            d_fake, _ = disc(mouth_region(out.detach()))
-            d_loss = hinge_d_loss(d_real, d_fake)
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            terms["d"] = d_loss.detach()
-            for p in disc.parameters():
-                p.requires_grad_(False)
-            f_logits, f_feats = disc(mouth_region(out))
-            if w.adv > 0:
-                terms["adv"] = hinge_g_loss(f_logits)
-                loss = loss + w.adv * terms["adv"]
-            if w.feat > 0:
-                _, t_feats = disc(mouth_region(b["target"]))
-                terms["feat"] = feature_matching(f_feats, t_feats)
-                loss = loss + w.feat * terms["feat"]
-            for p in disc.parameters():
-                p.requires_grad_(True)
-        if w.rank > 0 and classifier is not None:
-            logit_out = classifier(out)
-            with torch.no_grad():
-                logit_in = classifier(b["face"])
-            terms["rank"] = smile_ranking(logit_out, logit_in, b["strength"], float(t.get("rank_margin", 0.5)))
-            loss = loss + w.rank * terms["rank"]
-        if w.id > 0 and use_identity:
-            try:
-                if stage.size not in identity_nets:
-                    from .identity import FaceDescriptor
-
-                    identity_nets[stage.size] = FaceDescriptor(crop_size=stage.size).to(device)
-                fd = identity_nets[stage.size]
-                with torch.no_grad():
-                    d_in = fd(b["face"])
-                terms["id"] = (fd(out) - d_in).norm(dim=1).mean()
-                loss = loss + w.id * terms["id"]
-            except Exception as exc:
-                print(f"warning: identity loss unavailable ({exc}); turned off", flush=True)
-                use_identity = False
-        opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), float(t.get("grad_clip", 5.0)))
-        opt_g.step()
-        ema_update(ema, net, ema_decay if step > 100 else 0.0)
-        step += 1
-        terms["loss"] = loss.detach()
-        for k, v in terms.items():
-            acc[k] = acc.get(k, 0.0) + float(v.detach())
-        acc_n += 1
-        if bench_left:
-            bench_left -= 1
-            print(f"bench step {step}: {time.time() - t_step:.2f}s compute, batch {len(b['face'])}", flush=True)
-            if bench_left == 0:
-                log({"event": "benchmark", "samples_per_s": round(args.benchmark * len(b["face"]) / (time.time() - t_start), 2)})
-                return 0
-
-        if step % log_every == 0:
-            dt = time.time() - t_log
-            log({"step": step, "stage": stage.name, "lr": opt_g.param_groups[0]["lr"],
-                 "samples_per_s": round(acc_n * len(b["face"]) / dt, 2),
-                 **{k: round(v / acc_n, 5) for k, v in acc.items()},
-                 "alphas": [round(a, 3) for a in getattr(net, "alphas", [])]})
-            acc, acc_n, t_log = {}, 0, time.time()
-        if step % val_every == 0 or step == total:
-            v = validation_loss(ema, val_cache[val_key])
-            reduced = plateau.step(v["total"], [opt_g, opt_d])
-            improved = v["total"] < best_val
-            if improved:
-                best_val = v["total"]
-                save_weights(run_dir / "best.pt", {"val": v, "size": stage.size})
-            log({"event": "val", "step": step, "size": stage.size, **{k: round(x, 5) for k, x in v.items()},
-                 "lr_reduced": reduced, "best": improved, "lams": list(val_key[1])})
-            t_log = time.time()
-        if time.time() - last_ckpt > ckpt_every:
-            save_state()
-            last_ckpt = time.time()
-        if (time.time() - t_start) / 60 > max_minutes:
-            log({"event": "budget", "step": step, "minutes": round((time.time() - t_start) / 60, 1)})
-            break
-    save_state()
-    save_weights(run_dir / "final.pt", {"stage": stages[cur_stage].name if cur_stage >= 0 else None})
-    if step >= total:
-        save_weights(run_dir / f"stage-{stages[cur_stage].name}.pt", {"stage": stages[cur_stage].name})
-    log({"event": "stopped", "step": step, "total_steps": total, "checkpoint": str(last)})
-    return 0
+    with open(run_dir / "log.jsonl", "a") as logf:
+        trainer = Trainer(cfg, recipe, run_dir, device, logf)
+        trainer.setup()
+        if args.resume and (run_dir / "last.pt").exists():
+            trainer.resume(run_dir / "last.pt")
+        elif args.continue_from:
+            trainer.continue_from(Path(args.continue_from))
+        else:
+            trainer.log_start(total)
+        return trainer.run(total, max_minutes, args.benchmark)

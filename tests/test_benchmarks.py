@@ -1,0 +1,36 @@
+"""The benchmarks run from a plain install: photos from samples/astronaut.jpg, missing optional
+packages skip a part of ``all`` with a note, or refuse a part asked for by name in one line."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from benchmarks import __main__ as bench_main
+from benchmarks import photos
+
+
+def test_photos_need_no_optional_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "skimage", None)  # importing it now fails
+    a = photos.astronaut()
+    assert a.shape == (512, 512, 3) and a.dtype == np.uint8 and not a.flags.writeable
+    img = photos.make_photo(640, 480, 4)
+    assert img.shape == (480, 640, 3)
+    # four 216-px tiles of the portrait, two by two, centred in their cells, on a noisy background
+    tiles = [img[y : y + 216, x : x + 216] for y in (12, 252) for x in (52, 372)]
+    assert all(np.array_equal(tiles[0], t) for t in tiles[1:])
+    assert abs(float(tiles[0].mean()) - float(a.mean())) < 3 and not np.array_equal(img[:12], tiles[0][:12])
+
+
+def test_a_part_without_its_packages_is_skipped_in_all_and_refused_by_name(monkeypatch, capsys):
+    real = bench_main.importlib.util.find_spec
+    monkeypatch.setattr(bench_main.importlib.util, "find_spec", lambda name: None if name in ("skimage", "torch") else real(name))
+    assert bench_main.missing("detector") == "`detector` needs skimage (pip install '.[test]')"
+    assert bench_main.missing("pipeline") is None
+    assert bench_main.main(["models"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: `models` needs torch (pip install '.[train]')"
+    monkeypatch.setattr(bench_main, "run_part", lambda part, args: print(f"ran {part}") or 0)
+    assert bench_main.main(["all"]) == 0
+    out = capsys.readouterr().out
+    assert "ran pipeline" in out and "skipped: `detector` needs skimage" in out and "skipped: `models` needs torch" in out
