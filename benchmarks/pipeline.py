@@ -25,7 +25,7 @@ def _one_case(label: str, width: int, height: int, faces: int, repeats: int, thr
     from PIL import Image
 
     import smilecore
-    from smilecore import faces as facemod
+    from smilecore import detect as facemod
     from smilecore.align import align_face, extract_crop
     from smilecore.composite import composite_face
     from smilecore.imageio import load_image, save_image

@@ -66,7 +66,7 @@ def open_pool(jobs_n: int | None, jobs: list, model, settings: dict, ray: str | 
     tasks = [(number, job) for number, job in enumerate(jobs, 1) if not is_video_path(job.input)]
     if n <= 1 or len(tasks) <= 1 or all(job.problem is not None for _, job in tasks):
         return None
-    from smilecore.weights import resolve_model
+    from smilecore.registry import resolve_model
 
     path = str(resolve_model(model).resolve())  # ModelError -> exit 6, before any worker starts
     pool = PhotoPool(tasks, n, {**settings, "model_path": path})

@@ -262,7 +262,7 @@ def smile_dataset(ds, *, strength: float = 1.0, faces="all", min_face: int | Non
     one-CPU nodes give those tasks less, e.g. ``read_binary_files(..., ray_remote_args={"num_cpus": 0.25})``,
     or they may find no node with a whole CPU free."""
     from smilecore.imageio import DEFAULT_MAX_PIXELS
-    from smilecore.weights import resolve_model
+    from smilecore.registry import resolve_model
 
     ray = import_ray()
     if isinstance(faces, (list, tuple)):

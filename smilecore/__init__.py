@@ -6,7 +6,7 @@
 >>> result.image.save("photo.smile.jpg")                           # doctest: +SKIP
 """
 from .errors import ImageTooLargeError, InputError, ModelError, NoFaceError, SmileError, UsageError, WriteError
-from .faces import Face, detect_faces as _detect_array
+from .detect import Face, detect_faces as _detect_array
 from .model import SmileModel
 from .pipeline import FaceResult, Result, load_model, smile
 

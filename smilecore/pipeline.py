@@ -14,10 +14,10 @@ from PIL import Image, ImageOps
 from .align import Alignment, align_face, extract_crop
 from .composite import FaceEdit, composite_face
 from .errors import ImageTooLargeError, InputError, NoFaceError, UsageError
-from .faces import Face, _to_rgb8, detect_faces
+from .detect import Face, _to_rgb8, detect_faces
 from .imageio import env_max_pixels
 from .model import ModelOutput, SmileModel
-from .weights import resolve_model
+from .registry import resolve_model
 
 #: Largest photo accepted, in pixels (override with the ``max_pixels`` argument or SMILE_MAX_PIXELS).
 MAX_PIXELS = 200_000_000

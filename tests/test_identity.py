@@ -14,7 +14,7 @@ dlib = pytest.importorskip("dlib")
 from skimage import data  # noqa: E402
 
 from smilecore.align import align_face, extract_crop  # noqa: E402
-from smilecore.faces import dlib_model_file  # noqa: E402
+from smilecore.detect import dlib_model_file  # noqa: E402
 from training import identity  # noqa: E402
 
 

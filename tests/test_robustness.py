@@ -683,16 +683,16 @@ def test_model_with_broken_outputs_never_crashes(outputs, statuses, tmp_path):
 @pytest.fixture
 def fake_registry(tmp_path, monkeypatch, model_path):
     """A registry with one downloaded model whose cached file has been tampered with."""
-    from smilecore import weights
+    from smilecore import registry
 
     cache = tmp_path / "cache"
     cache.mkdir()
     monkeypatch.setenv("SMILE_CACHE_DIR", str(cache))
     monkeypatch.delenv("SMILE_MODEL", raising=False)
     good = Path(model_path).read_bytes()
-    info = weights.ModelInfo(name="tampered", version="1", file="tampered.onnx", sha256=hashlib.sha256(good).hexdigest(),
+    info = registry.ModelInfo(name="tampered", version="1", file="tampered.onnx", sha256=hashlib.sha256(good).hexdigest(),
                              size=len(good), license="CC0-1.0", url="http://127.0.0.1:9/tampered.onnx")
-    monkeypatch.setattr(weights, "_registry", lambda: ("tampered", (info,)))
+    monkeypatch.setattr(registry, "_registry", lambda: ("tampered", (info,)))
     (cache / "tampered.onnx").write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # one bit flipped
     return cache / "tampered.onnx"
 

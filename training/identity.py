@@ -398,7 +398,7 @@ def load_dlib_resnet(path: str | Path | None = None) -> DlibResNet:
     """dlib's face recognition network (default: the file in ``face_recognition_models``),
     frozen, in eval mode."""
     if path is None:
-        from smilecore.faces import dlib_model_file
+        from smilecore.detect import dlib_model_file
 
         path = dlib_model_file(DLIB_MODEL_NAME)
     model = DlibResNet(read_dlib_network(path))
@@ -525,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     from skimage import data
 
     from smilecore.align import align_face, extract_crop
-    from smilecore.faces import dlib_model_file
+    from smilecore.detect import dlib_model_file
 
     paths = sys.argv[1:] if argv is None else argv
     detector = dlib.get_frontal_face_detector()
