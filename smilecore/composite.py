@@ -37,12 +37,6 @@ def feather_weight(u: np.ndarray, v: np.ndarray, size: int) -> np.ndarray:
     return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
 
 
-def feather_crop(size: int) -> np.ndarray:
-    """The feather mask over a whole ``size``² crop (for debugging and training)."""
-    v, u = np.mgrid[0:size, 0:size].astype(np.float32)
-    return feather_weight(u, v, size)
-
-
 @dataclass
 class FaceEdit:
     """What compositing one face did: the changed box of the photo and the weights used there."""

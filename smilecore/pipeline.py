@@ -19,8 +19,6 @@ from .imageio import env_max_pixels
 from .model import ModelOutput, SmileModel
 from .registry import resolve_model
 
-#: Largest photo accepted, in pixels (override with the ``max_pixels`` argument or SMILE_MAX_PIXELS).
-MAX_PIXELS = 200_000_000
 #: Faces whose detection box is smaller than this (photo pixels) are reported, not edited.
 MIN_EDIT_FACE = 24
 #: Faces sent to the network per call (memory stays bounded however many faces a photo has).

@@ -468,12 +468,6 @@ def test_existing_output_survives_a_failed_run(model_path, tmp_path, monkeypatch
 # --------------------------------------------------------------------------- limits
 
 
-def test_pixel_limit_defaults_to_200_megapixels():
-    from smilecore import imageio, pipeline
-
-    assert imageio.DEFAULT_MAX_PIXELS == pipeline.MAX_PIXELS == 200_000_000
-
-
 def test_pixel_limit_just_above_the_default_is_refused(tmp_path):
     """Between 1x and 2x the limit PIL only warns; Smile must still refuse, without decoding."""
     p = tmp_path / "big.png"
