@@ -181,9 +181,9 @@ def val_photos(limit: int | None = None) -> list[tuple[str, float]]:
 def _load(f: str) -> np.ndarray:
     from PIL import Image
 
-    from smilecore import detect as detection
+    from smilecore.pixels import to_rgb8
 
-    return detection._to_rgb8(np.asarray(Image.open(DATA / f).convert("RGB")))
+    return to_rgb8(np.asarray(Image.open(DATA / f).convert("RGB")))
 
 
 def run(repeats: int = 5, val_limit: int | None = None) -> dict:

@@ -28,7 +28,9 @@ def _one_case(label: str, width: int, height: int, faces: int, repeats: int, thr
     from smilecore import detect as facemod
     from smilecore.align import align_face, extract_crop
     from smilecore.composite import composite_face
-    from smilecore.imageio import load_image, save_image
+    from smilecore.decode import load_image
+    from smilecore.encode import save_image
+    from smilecore.pixels import to_rgb8
 
     from .photos import make_photo
 
@@ -44,7 +46,7 @@ def _one_case(label: str, width: int, height: int, faces: int, repeats: int, thr
         img, info = load_image(src)
         arr = np.asarray(img)
         t["decode"] = time.perf_counter() - t0
-        rgb8 = facemod._to_rgb8(arr)
+        rgb8 = to_rgb8(arr)
         t0 = time.perf_counter()
         dets = facemod.detect(rgb8)
         t["detect"] = time.perf_counter() - t0

@@ -6,7 +6,7 @@ import json
 import click
 
 from smilecore.errors import SmileError
-from smilecore.imageio import DEFAULT_MAX_PIXELS, load_image
+from smilecore.decode import DEFAULT_MAX_PIXELS, load_image
 
 from .stdout import Report
 

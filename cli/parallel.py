@@ -385,7 +385,7 @@ def remove_orphan_temps(target) -> list[Path]:
     writer holding their lock); other runs' files are never touched."""
     if target is None:
         return []
-    from smilecore import imageio
+    from smilecore import atomic
 
     t = Path(target)
     try:
@@ -394,20 +394,20 @@ def remove_orphan_temps(target) -> list[Path]:
     except OSError:
         return []
     folder = t.parent if str(t.parent) else Path(".")
-    prefix = "." + imageio._short_name(t.name) + "."
+    prefix = "." + atomic._short_name(t.name) + "."
     removed = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return removed
     for e in entries:
-        if not (e.name.startswith(prefix) and e.name.endswith(imageio.TEMP_SUFFIX)):
+        if not (e.name.startswith(prefix) and e.name.endswith(atomic.TEMP_SUFFIX)):
             continue
-        middle = e.name[len(prefix):-len(imageio.TEMP_SUFFIX)]
-        if len(middle) != 8 or not imageio._TEMP_NAME.match(e.name):
+        middle = e.name[len(prefix):-len(atomic.TEMP_SUFFIX)]
+        if len(middle) != 8 or not atomic._TEMP_NAME.match(e.name):
             continue
         try:
-            if e.is_file(follow_symlinks=False) and not imageio._locked_by_writer(e.path):
+            if e.is_file(follow_symlinks=False) and not atomic._locked_by_writer(e.path):
                 os.unlink(e.path)
                 removed.append(Path(e.path))
         except OSError:

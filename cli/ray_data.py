@@ -3,7 +3,7 @@
 Ray is optional (``pip install ".[ray]"``).  Photos go through Ray Data: a ``map_batches`` pool
 of actors, each holding one model (one ONNX Runtime session per network, one thread), sized
 from the cluster's CPUs (``--ray-actors`` to choose).  Photos travel as bytes and are decoded
-by the engine (:func:`smilecore.imageio.load_image`, on a private temporary copy inside the
+by the engine (:func:`smilecore.decode.load_image`, on a private temporary copy inside the
 actor), so EXIF, ICC profiles and 16 bits survive (Ray's own image reader drops them); the
 actor runs the very function ``-j 1`` uses (:func:`smile_cli.run._process`) and returns the
 encoded result, which the ``smile`` process writes with the engine's atomic writer.  The
@@ -261,7 +261,7 @@ def smile_dataset(ds, *, strength: float = 1.0, faces="all", min_face: int | Non
     The actors leave one CPU of the cluster to the tasks that read ``ds``; on a cluster of
     one-CPU nodes give those tasks less, e.g. ``read_binary_files(..., ray_remote_args={"num_cpus": 0.25})``,
     or they may find no node with a whole CPU free."""
-    from smilecore.imageio import DEFAULT_MAX_PIXELS
+    from smilecore.decode import DEFAULT_MAX_PIXELS
     from smilecore.registry import resolve_model
 
     ray = import_ray()
@@ -349,7 +349,7 @@ class RayBatch:
         return self._done.pop(number)
 
     def _arrived(self, row: dict, bar) -> None:
-        from smilecore.imageio import write_atomic
+        from smilecore.atomic import write_atomic
 
         number = int(row["number"])
         job = self.jobs[number]

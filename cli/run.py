@@ -10,7 +10,9 @@ from pathlib import Path
 import click
 
 from smilecore.errors import InputError, NoFaceError, SmileError, UsageError
-from smilecore.imageio import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, check_target, copy_file_atomic, load_image, load_mask, save_image
+from smilecore.atomic import check_target, copy_file_atomic
+from smilecore.decode import DEFAULT_MAX_PIXELS, load_image, load_mask
+from smilecore.encode import OUTPUT_FORMATS, save_image
 
 from . import report as rep
 from .inputs import Job, check_no_clash, expand_inputs, plan_outputs

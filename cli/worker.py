@@ -129,7 +129,7 @@ class WorkerSession:
 
     def _cmd_detect(self, req: dict) -> dict:
         import smilecore
-        from smilecore.imageio import env_max_pixels, load_image
+        from smilecore.decode import env_max_pixels, load_image
 
         path = _path_field(req, "input", required=True)
         min_face = _min_face_field(req)
@@ -144,7 +144,8 @@ class WorkerSession:
         from PIL import Image
 
         import smilecore
-        from smilecore.imageio import env_max_pixels, load_image, load_mask, save_image
+        from smilecore.decode import env_max_pixels, load_image, load_mask
+        from smilecore.encode import save_image
 
         src = _path_field(req, "input", required=True)
         dst = _path_field(req, "output", required=True)
@@ -234,7 +235,8 @@ def _check_destination(path: str, format_of=None) -> None:
     from pathlib import Path
 
     from smilecore.errors import WriteError
-    from smilecore.imageio import check_target, output_format
+    from smilecore.atomic import check_target
+    from smilecore.encode import output_format
 
     try:
         (format_of or output_format)(path)

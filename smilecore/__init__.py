@@ -15,11 +15,9 @@ __version__ = "0.1.0"
 
 def detect_faces(image, min_face: int | None = None) -> list[Face]:
     """Faces in a PIL image or (H,W[,C]) array, largest first (EXIF orientation applied for PIL)."""
-    from .pipeline import _from_array, _from_pil
-    from PIL import Image
+    from .pixels import from_any
 
-    arr = (_from_pil(image) if isinstance(image, Image.Image) else _from_array(image)).array
-    return _detect_array(arr, min_face=min_face)
+    return _detect_array(from_any(image).array, min_face=min_face)
 
 
 __all__ = [

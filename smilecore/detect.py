@@ -20,6 +20,7 @@ import numpy as np
 
 from . import blazeface
 from .errors import ModelError
+from .pixels import to_rgb8
 
 #: Detection runs on a copy whose long side is at most this many pixels.
 DETECT_MAX_SIDE = 640
@@ -72,22 +73,6 @@ def _predictor5():
     import dlib
 
     return dlib.shape_predictor(str(dlib_model_file("shape_predictor_5_face_landmarks.dat")))
-
-
-def _to_rgb8(image: np.ndarray) -> np.ndarray:
-    """8-bit, 3-channel, C-contiguous copy of an (H,W[,C]) uint8/uint16 array for dlib."""
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        image = np.clip(image, 0, 255).astype(np.uint8)
-    if image.ndim == 2:
-        image = image[:, :, None]
-    c = image.shape[2]
-    if c in (1, 2):
-        image = np.repeat(image[:, :, :1], 3, axis=2)
-    elif c == 4:
-        image = image[:, :, :3]
-    return np.ascontiguousarray(image)
 
 
 def landmarks5(rgb8: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
@@ -418,7 +403,7 @@ def detect_faces(
     Faces come from :func:`detect` (BlazeFace); landmarks are computed on the full-resolution
     image by :func:`refine_landmarks`; ``box`` is the HOG-shaped box, clipped to the image.
     """
-    rgb8 = _to_rgb8(image)
+    rgb8 = to_rgb8(image)
     h, w = rgb8.shape[:2]
     faces = []
     for det in detect(rgb8, max_side, min_score):

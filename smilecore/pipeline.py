@@ -4,19 +4,19 @@ from __future__ import annotations
 import functools
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Literal, Sequence, Union
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .align import Alignment, align_face, extract_crop
 from .composite import FaceEdit, composite_face
 from .errors import ImageTooLargeError, InputError, NoFaceError, UsageError
-from .detect import Face, _to_rgb8, detect_faces
-from .imageio import env_max_pixels
+from .decode import env_max_pixels
+from .detect import Face, detect_faces
 from .model import ModelOutput, SmileModel
+from .pixels import from_any, to_pil, to_rgb8
 from .registry import resolve_model
 
 #: Faces whose detection box is smaller than this (photo pixels) are reported, not edited.
@@ -84,92 +84,6 @@ def load_model(name_or_path: str | os.PathLike | None = None) -> SmileModel:
     return _load_cached(str(path.resolve()), path.stat().st_mtime)
 
 
-# ---------------------------------------------------------------- image <-> array
-
-@dataclass
-class _Source:
-    kind: str  # "pil" or "array"
-    mode: str | None
-    info: dict
-    array: np.ndarray  # (H,W,C) uint8/uint16
-    original: Image.Image | None = None  # upright input, kept when its mode had to be converted
-
-
-_PIL_DIRECT = {"RGB", "RGBA", "L", "LA"}
-#: modes converted to RGB(A)/L(A) for editing and converted back only where pixels changed
-_CONVERTED = {"1", "CMYK", "YCbCr", "LAB", "HSV"}
-_PIL_16 = {"I;16", "I;16B", "I;16L", "I;16N"}
-
-
-def _from_pil(img: Image.Image) -> _Source:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # PIL's "Corrupt EXIF data": a broken block only loses the orientation
-            img = ImageOps.exif_transpose(img)
-    except Exception:
-        raise InputError("the photo's EXIF orientation data is corrupt") from None
-    info = {k: img.info[k] for k in ("icc_profile", "exif", "dpi") if k in img.info}
-    mode = img.mode
-    try:
-        if mode in ("L", "RGB") and img.info.get("transparency") is not None:
-            # a tRNS colour key: make it a real alpha channel, so an edited pixel can never
-            # turn transparent by taking the key's colour (the result is LA / RGBA)
-            mode = mode[0] + "A" if mode == "L" else "RGBA"
-            arr = np.asarray(img.convert(mode))
-        elif mode in _PIL_DIRECT:
-            arr = np.asarray(img)
-        elif mode in _PIL_16:
-            arr = np.asarray(img).astype(np.uint16)
-        elif mode == "I":
-            arr = np.clip(np.asarray(img), 0, 65535).astype(np.uint16)
-        elif mode == "P":
-            conv = "RGBA" if ("transparency" in img.info or img.palette and img.palette.mode == "RGBA") else "RGB"
-            arr, mode = np.asarray(img.convert(conv)), conv
-        elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV", "PA", "La", "RGBa", "RGBX"):
-            target = {"1": "L", "PA": "RGBA", "La": "LA", "RGBa": "RGBA"}.get(mode, "RGB")
-            arr = np.asarray(img.convert(target))
-        else:
-            raise InputError(f"unsupported colour mode {mode!r}: convert the photo to RGB first")
-    except OSError as exc:
-        raise InputError(f"cannot read the photo's pixels: {exc}") from None
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    return _Source("pil", mode, info, arr, original=img if mode in _CONVERTED else None)
-
-
-def _to_pil(arr: np.ndarray, src: _Source) -> Image.Image:
-    mode = src.mode
-    a = arr[:, :, 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr
-    if mode in _PIL_16 or mode == "I":
-        img = Image.fromarray(np.ascontiguousarray(a, dtype="<u2"))  # mode I;16
-        if mode == "I":
-            img = img.convert("I")
-    elif mode in _PIL_DIRECT or mode == "P":
-        img = Image.fromarray(a)
-    elif mode in _CONVERTED and src.original is not None:
-        # convert back only the changed pixels; the rest keep the original mode's exact values
-        changed = np.any(arr != src.array, axis=2)
-        img = src.original.copy()
-        if changed.any():
-            img.paste(Image.fromarray(a).convert(mode), (0, 0), Image.fromarray(changed.astype(np.uint8) * 255))
-    else:
-        img = Image.fromarray(a)
-    img.info.update(src.info)
-    return img
-
-
-def _from_array(arr: np.ndarray) -> _Source:
-    if not isinstance(arr, np.ndarray):
-        raise InputError(f"expected a PIL image or a numpy array, got {type(arr).__name__}")
-    if arr.dtype not in (np.uint8, np.uint16):
-        raise InputError(f"array of dtype {arr.dtype} is not supported: use uint8 or uint16")
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
-        raise InputError(f"array of shape {arr.shape} is not an image: expected (H,W) or (H,W,C) with C in 1..4")
-    return _Source("array", None, {}, arr)
-
-
 # ---------------------------------------------------------------- face choice
 
 def _choose(faces: list[Face], choice: FaceChoice, selection: np.ndarray | None) -> list[int]:
@@ -222,7 +136,7 @@ def smile(
     """
     t = {}
     t0 = time.perf_counter()
-    src = _from_pil(image) if isinstance(image, Image.Image) else _from_array(image)
+    src = from_any(image)
     photo = src.array
     h, w = photo.shape[:2]
     limit = max_pixels if max_pixels is not None else env_max_pixels()
@@ -249,7 +163,7 @@ def smile(
     t["prepare"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    rgb8 = _to_rgb8(photo)
+    rgb8 = to_rgb8(photo)
     found = detect_faces(rgb8)
     t["detect"] = time.perf_counter() - t0
     if not found:
@@ -320,7 +234,7 @@ def smile(
             t["composite"] += time.perf_counter() - t0
 
     if src.kind == "pil":
-        out_img: Union[Image.Image, np.ndarray] = _to_pil(out_arr, src)
+        out_img: Union[Image.Image, np.ndarray] = to_pil(out_arr, src)
     else:
         out_img = out_arr[:, :, 0] if image.ndim == 2 else out_arr
     return Result(image=out_img, faces=results, edits=edits, shape=(h, w), timings=t, strength=strength)

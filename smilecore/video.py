@@ -15,7 +15,7 @@ face's region is converted to RGB and back, and only pixels the edit changed are
 the rest of every frame goes to the encoder exactly as it was decoded.
 
 The output is written to a temporary file in the target folder and renamed at the end
-(:func:`smilecore.imageio.write_atomic`): Ctrl-C, SIGTERM or an error leave no partial file.
+(:func:`smilecore.atomic.write_atomic`): Ctrl-C, SIGTERM or an error leave no partial file.
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ import numpy as np
 from .align import Alignment, align_face, extract_crop
 from .composite import composite_face
 from .errors import ImageTooLargeError, InputError, NoFaceError, SmileError, UsageError, WriteError
+from .pixels import to_8bit
 from .video_track import DETECT_EVERY, FaceTracker, Track
 
 #: Containers by output extension (PyAV / FFmpeg muxer names).
@@ -304,8 +305,7 @@ class _FaceEditor:
                 crop = None
                 if not reuse:
                     crop = extract_crop(region, al_r)
-                    if crop.dtype == np.uint16:
-                        crop = (crop >> 8).astype(np.uint8)
+                    crop = to_8bit(crop)
                 items.append((tr, lam, box, region, al_r, crop))
             self.t["align"] += time.perf_counter() - t0
             if not items:
@@ -407,7 +407,7 @@ def smile_video(
     ``keep_unchanged``: then the clip is re-encoded unchanged), :class:`UsageError`,
     :class:`WriteError`; nothing is left at ``dst`` on failure or interruption.
     """
-    from .imageio import write_atomic
+    from .atomic import write_atomic
     from .pipeline import load_model
     from .model import SmileModel
 
@@ -736,7 +736,7 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             else:
                 deep_frame = _is_deep(fmt)
                 rgb_full = fr.to_ndarray(format="rgb48le" if deep_frame else "rgb24")
-                rgb8_full = (rgb_full >> 8).astype(np.uint8) if deep_frame else rgb_full
+                rgb8_full = to_8bit(rgb_full)
                 grey = cv2.cvtColor(rgb8_full, cv2.COLOR_RGB2GRAY)
                 frame_rgb["get"] = lambda: rgb8_full
 

@@ -1,4 +1,4 @@
-"""smilecore.imageio: orientation, metadata, 16 bits, alpha, atomic writes, bad files."""
+"""smilecore.decode, .encode and .atomic: orientation, metadata, 16 bits, alpha, atomic writes, bad files."""
 from __future__ import annotations
 
 import functools
@@ -14,15 +14,9 @@ import pytest
 from PIL import Image, ImageCms, ImageOps
 
 from smilecore.errors import ImageTooLargeError, InputError, UsageError, WriteError
-from smilecore.imageio import (
-    ImageInfo,
-    copy_file_atomic,
-    estimate_jpeg_quality,
-    load_image,
-    output_format,
-    save_image,
-    write_atomic,
-)
+from smilecore.atomic import copy_file_atomic, write_atomic
+from smilecore.decode import ImageInfo, estimate_jpeg_quality, load_image
+from smilecore.encode import output_format, save_image
 
 
 @functools.lru_cache(maxsize=1)
@@ -77,7 +71,7 @@ def test_16bit_png_orientation_matches_pillow(tmp_path: Path, orientation: int):
     Image.fromarray(base).save(p8, exif=_exif(orientation))
     want = np.asarray(ImageOps.exif_transpose(Image.open(p8)))
 
-    from smilecore.imageio import _png_add_metadata
+    from smilecore.encode import _png_add_metadata
 
     ok, buf = cv2.imencode(".png", (base.astype(np.uint16) * 257)[:, :, ::-1].copy())
     assert ok

@@ -30,7 +30,8 @@ from PIL import Image
 import smilecore
 from corpus import EXIF_MAKE, EXIT_FOR, MAKE_VALUE, Case, build_corpus, png_bomb, portrait
 from smilecore.errors import EXIT_CODES, ImageTooLargeError, SmileError
-from smilecore.imageio import load_image, save_image
+from smilecore.decode import load_image
+from smilecore.encode import save_image
 
 _CORPUS_TMP = tempfile.TemporaryDirectory(prefix="smile-corpus-")
 CORPUS = Path(_CORPUS_TMP.name)

@@ -25,6 +25,7 @@ DATA = Path("/work/shared/data")
 
 def main() -> None:
     from smilecore import detect as detection
+    from smilecore.pixels import to_rgb8
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=600)
@@ -36,7 +37,7 @@ def main() -> None:
     files = [files[i] for i in rng.permutation(len(files))[: args.n]]
     rows, pairs = [], []
     for f in files:
-        rgb = detection._to_rgb8(np.asarray(Image.open(DATA / f).convert("RGB")))
+        rgb = to_rgb8(np.asarray(Image.open(DATA / f).convert("RGB")))
         hb = detection.hog_boxes(rgb)
         dets = detection.detect(rgb)
         if len(hb) != 1 or len(dets) != 1 or abs(dets[0].roll) > 10:
