@@ -294,7 +294,7 @@ def _process(job: Job, model, strength, faces, min_face, selection, keep_unchang
             return r
         except SmileError as exc:
             raise type(exc)(f"{job.input}: {exc}") from None
-        r.faces = [_face_dict(f) for f in result.faces]
+        r.faces = [f.to_dict() for f in result.faces]
         r.timings = dict(result.timings)
         r.notes.extend(save_image(job.output, result.image, info, quality=quality))
         r.output = job.output
@@ -315,10 +315,3 @@ def _process(job: Job, model, strength, faces, min_face, selection, keep_unchang
     finally:
         r.seconds = time.perf_counter() - t0
     return r
-
-
-def _face_dict(f) -> dict:
-    if hasattr(f, "to_dict"):
-        return f.to_dict()
-    return {"index": f.index, "box": [int(v) for v in f.box], "score": round(float(f.score), 3), "edited": bool(f.edited),
-            "reason": f.reason}

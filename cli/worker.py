@@ -135,8 +135,7 @@ class WorkerSession:
         min_face = _min_face_field(req)
         image, info = load_image(path, max_pixels=env_max_pixels())
         faces = smilecore.detect_faces(image, min_face=min_face)
-        return {"faces": [{"index": i, "box": [int(v) for v in f.box], "score": round(float(f.score), 3), "edited": False}
-                          for i, f in enumerate(faces)],
+        return {"faces": [f.to_dict(("index", "box", "score", "edited")) for f in faces],
                 "size": list(info.size)}
 
     def _cmd_smile(self, req: dict) -> dict:

@@ -6,9 +6,10 @@
 >>> result.image.save("photo.smile.jpg")                           # doctest: +SKIP
 """
 from .errors import ImageTooLargeError, InputError, ModelError, NoFaceError, SmileError, UsageError, WriteError
-from .detect import Face, detect_faces as _detect_array
+from .detect import detect_faces as _detect_array
+from .face import Face
 from .model import SmileModel
-from .pipeline import FaceResult, Result, load_model, smile
+from .pipeline import Result, load_model, smile
 
 __version__ = "0.1.0"
 
@@ -21,7 +22,7 @@ def detect_faces(image, min_face: int | None = None) -> list[Face]:
 
 
 __all__ = [
-    "smile", "Result", "FaceResult", "Face", "SmileModel", "load_model", "detect_faces",
+    "smile", "Result", "Face", "SmileModel", "load_model", "detect_faces",
     "SmileError", "NoFaceError", "InputError", "ImageTooLargeError", "ModelError", "UsageError", "WriteError",
     "__version__",
 ]

@@ -13,8 +13,6 @@ For a photo pixel P with crop coordinates p = A·P (A: the face's alignment):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
@@ -37,14 +35,6 @@ def feather_weight(u: np.ndarray, v: np.ndarray, size: int) -> np.ndarray:
     return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
 
 
-@dataclass
-class FaceEdit:
-    """What compositing one face did: the changed box of the photo and the weights used there."""
-
-    box: tuple[int, int, int, int]  #: x0, y0, x1, y1 (exclusive)
-    weight: np.ndarray  #: float32 (y1-y0, x1-x0): the feather weight F
-
-
 def _max_value(dtype: np.dtype) -> float:
     return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
 
@@ -57,7 +47,7 @@ def composite_face(
     flow: np.ndarray,
     out: np.ndarray | None = None,
     match_photo: bool = True,
-) -> FaceEdit | None:
+) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
     """Blend one face's network outputs into ``out`` (default: ``photo`` itself), in place.
 
     ``photo`` is (H,W,C) uint8/uint16 with C in 1..4 (C = 2 or 4: the last channel is alpha and
@@ -66,7 +56,8 @@ def composite_face(
     from ``photo`` and written to ``out``, so several faces can be composited from one source.
     ``match_photo``: the painted colours follow the photo's white point and grain (see
     :mod:`smilecore.match`); off, they are used exactly as the network gave them.
-    Returns the changed box and its feather weights, or None if the face lies outside the photo.
+    Returns the changed box ``(x0, y0, x1, y1)`` (exclusive end) and its float32 feather weights
+    F, or None if the face lies outside the photo.
     """
     if out is None:
         out = photo
@@ -146,4 +137,4 @@ def composite_face(
     keep = (weight <= 0)[..., None]
     target = out[y0:y1, x0:x1, :colour]
     target[...] = np.where(keep, photo[y0:y1, x0:x1, :colour], result)
-    return FaceEdit(box=(int(x0), int(y0), int(x1), int(y1)), weight=weight)
+    return (int(x0), int(y0), int(x1), int(y1)), weight

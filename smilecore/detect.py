@@ -20,6 +20,7 @@ import numpy as np
 
 from . import blazeface
 from .errors import ModelError
+from .face import Face
 from .pixels import to_rgb8
 
 #: Detection runs on a copy whose long side is at most this many pixels.
@@ -30,20 +31,6 @@ MIN_SCORE = 0.5
 HOG_MIN_SCORE = 0.3
 #: Faces tilted more than this (degrees, from the eye line) are turned upright for the landmarks.
 UPRIGHT_DEG = 15.0
-
-
-@dataclass(frozen=True)
-class Face:
-    """A detected face in photo pixel coordinates."""
-
-    box: tuple[int, int, int, int]  #: x0, y0, x1, y1 (exclusive end)
-    landmarks: np.ndarray  #: (5, 2) float64, dlib 5-point order (see smilecore.align)
-    score: float  #: detector confidence (BlazeFace probability, 0..1)
-
-    @property
-    def size(self) -> int:
-        """Side of the detection box in photo pixels."""
-        return int(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
 
 
 def dlib_model_file(name: str) -> Path:
@@ -401,7 +388,8 @@ def detect_faces(
     """Find faces in an (H,W[,C]) image array; largest first.
 
     Faces come from :func:`detect` (BlazeFace); landmarks are computed on the full-resolution
-    image by :func:`refine_landmarks`; ``box`` is the HOG-shaped box, clipped to the image.
+    image by :func:`refine_landmarks`; ``box`` is the HOG-shaped box, clipped to the image;
+    ``index`` is the face's place in the returned list.
     """
     rgb8 = to_rgb8(image)
     h, w = rgb8.shape[:2]
@@ -417,4 +405,6 @@ def detect_faces(
             continue
         faces.append(face)
     faces.sort(key=lambda fc: -fc.size)
+    for i, face in enumerate(faces):
+        face.index = i
     return faces

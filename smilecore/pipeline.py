@@ -10,11 +10,12 @@ from typing import Literal, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from .align import Alignment, align_face, extract_crop
-from .composite import FaceEdit, composite_face
+from .align import align_face, extract_crop
+from .composite import composite_face
 from .errors import ImageTooLargeError, InputError, NoFaceError, UsageError
 from .decode import env_max_pixels
-from .detect import Face, detect_faces
+from .detect import detect_faces
+from .face import Face
 from .model import ModelOutput, SmileModel
 from .pixels import from_any, to_pil, to_rgb8
 from .registry import resolve_model
@@ -28,37 +29,11 @@ FaceChoice = Union[Literal["all", "largest"], Sequence[int]]
 
 
 @dataclass
-class FaceResult:
-    """One detected face and what was done to it."""
-
-    index: int  #: position in the detection order (largest face first)
-    box: tuple[int, int, int, int]  #: x0, y0, x1, y1 in photo pixels
-    landmarks: np.ndarray  #: (5,2) dlib 5-point landmarks, photo pixels
-    score: float
-    edited: bool
-    reason: str | None = None  #: why it was not edited
-    alignment: Alignment | None = None
-    crop: np.ndarray | None = None  #: aligned input crop (only with ``debug=True``)
-    output: ModelOutput | None = None  #: network output for this face, batch of 1 (only with ``debug=True``)
-
-    def to_dict(self) -> dict:
-        """JSON-friendly summary."""
-        return {
-            "index": self.index,
-            "box": [int(v) for v in self.box],
-            "score": round(float(self.score), 3),
-            "edited": self.edited,
-            "reason": self.reason,
-        }
-
-
-@dataclass
 class Result:
     """What :func:`smile` returns."""
 
     image: Union[Image.Image, np.ndarray]  #: same kind as the input
-    faces: list[FaceResult]
-    edits: list[FaceEdit] = field(default_factory=list)
+    faces: list[Face]  #: every face found, in detection order, with what was done to it
     shape: tuple[int, int] = (0, 0)  #: (H, W) of the output
     timings: dict[str, float] = field(default_factory=dict)
     strength: float = 0.0
@@ -67,9 +42,10 @@ class Result:
     def mask(self) -> np.ndarray:
         """(H, W) float32 in [0,1]: how strongly each photo pixel was replaced (0 = untouched)."""
         m = np.zeros(self.shape, np.float32)
-        for e in self.edits:
-            x0, y0, x1, y1 = e.box
-            np.maximum(m[y0:y1, x0:x1], e.weight, out=m[y0:y1, x0:x1])
+        for f in self.faces:
+            if f.region is not None and f.weight is not None:
+                x0, y0, x1, y1 = f.region
+                np.maximum(m[y0:y1, x0:x1], f.weight, out=m[y0:y1, x0:x1])
         return m
 
 
@@ -168,29 +144,26 @@ def smile(
     t["detect"] = time.perf_counter() - t0
     if not found:
         raise NoFaceError("no face found in the photo")
-    results = [
-        FaceResult(index=i, box=f.box, landmarks=f.landmarks, score=f.score, edited=False, reason="not chosen")
-        for i, f in enumerate(found)
-    ]
+    for f in found:
+        f.reason = "not chosen"
     chosen = _choose(found, faces, sel)
     if min_face is not None:
         for i in list(chosen):
             if found[i].size < min_face:
-                results[i].reason = f"smaller than --min-face {min_face} px"
+                found[i].reason = f"smaller than --min-face {min_face} px"
                 chosen.remove(i)
     for i in list(chosen):
         if found[i].size < MIN_EDIT_FACE:
-            results[i].reason = f"too small to edit ({found[i].size} px < {MIN_EDIT_FACE} px)"
+            found[i].reason = f"too small to edit ({found[i].size} px < {MIN_EDIT_FACE} px)"
             chosen.remove(i)
     if not chosen:
-        reasons = sorted({r.reason for r in results if r.reason})
+        reasons = sorted({f.reason for f in found if f.reason})
         raise NoFaceError(f"{len(found)} face(s) found but none chosen ({'; '.join(reasons)})")
 
     out_arr = photo
-    edits: list[FaceEdit] = []
     if strength == 0.0:
         for i in chosen:
-            results[i].reason = "strength 0"
+            found[i].reason = "strength 0"
         out_arr = photo.copy()
     else:
         if not isinstance(model, SmileModel):
@@ -211,20 +184,20 @@ def smile(
             t0 = time.perf_counter()
             for k, i in enumerate(batch):
                 edit = composite_face(photo, aligns[k], net.rgb[k], net.mask[k], net.flow[k], out=out_arr)
-                r = results[i]
+                r = found[i]
                 r.alignment = aligns[k]
                 if edit is None:
                     r.reason = "outside the photo"
                     continue
+                r.region, r.weight = edit
                 if sel is not None:
-                    x0, y0, x1, y1 = edit.box
+                    x0, y0, x1, y1 = r.region
                     s = sel[y0:y1, x0:x1]
-                    edit.weight = edit.weight * s
+                    r.weight = r.weight * s
                     region = out_arr[y0:y1, x0:x1].astype(np.float32)
                     orig = photo[y0:y1, x0:x1].astype(np.float32)
                     mixed = np.rint(orig + s[..., None] * (region - orig)).astype(photo.dtype)
                     out_arr[y0:y1, x0:x1] = np.where((s > 0)[..., None], mixed, photo[y0:y1, x0:x1])
-                edits.append(edit)
                 r.edited, r.reason = True, None
                 if debug:
                     r.crop = crops[k].copy()
@@ -237,4 +210,4 @@ def smile(
         out_img: Union[Image.Image, np.ndarray] = to_pil(out_arr, src)
     else:
         out_img = out_arr[:, :, 0] if image.ndim == 2 else out_arr
-    return Result(image=out_img, faces=results, edits=edits, shape=(h, w), timings=t, strength=strength)
+    return Result(image=out_img, faces=found, shape=(h, w), timings=t, strength=strength)

@@ -33,6 +33,7 @@ import numpy as np
 from .align import Alignment, align_face, extract_crop
 from .composite import composite_face
 from .errors import ImageTooLargeError, InputError, NoFaceError, SmileError, UsageError, WriteError
+from .face import Face
 from .pixels import to_8bit
 from .video_track import DETECT_EVERY, FaceTracker, Track
 
@@ -799,9 +800,10 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
         edited = tr.frames_edited > 0
         if reason is None and not edited:
             reason = "strength 0" if all(v == 0 for v in schedule.values) else "outside the picture"
+        face = Face(box=tr.box, landmarks=tr.ref, score=tr.score, index=tr.index, edited=edited,
+                    reason=None if edited else reason)
         result.tracks.append({
-            "index": tr.index, "box": [int(v) for v in tr.box], "score": round(float(tr.score), 3),
-            "edited": edited, "reason": None if edited else reason,
+            **face.to_dict(),
             "first_frame": tr.first_frame, "last_frame": tr.last_frame,
             "frames_edited": tr.frames_edited, "detections": tr.detections,
         })
