@@ -55,7 +55,8 @@ def run(sizes=("720p", "1080p"), frames: int = 96, repeats: int = 3, threads: in
     from PIL import Image
 
     import smilecore
-    from smilecore.video import DEFAULT_CRF, DEFAULT_PRESET, smile_video
+    from smilecore.video import smile_video
+    from smilecore.video_streams import DEFAULT_CRF, DEFAULT_PRESET
     from smilecore.video_synth import make_clip, mouth_box, mouth_flicker, read_frames
 
     root = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from smilecore.errors import UsageError
 from smilecore.encode import INPUT_EXTENSIONS, output_format
-from smilecore.video import VIDEO_EXTENSIONS, is_video_path, video_format
+from smilecore.video_streams import VIDEO_EXTENSIONS, is_video_path, video_format
 
 _GLOB_CHARS = set("*?[")
 

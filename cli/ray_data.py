@@ -295,7 +295,7 @@ class RayBatch:
 
     def __init__(self, address: str, actors: int | None, jobs: list, model, settings: dict):
         import smilecore
-        from smilecore.video import is_video_path
+        from smilecore.video_streams import is_video_path
 
         import_ray()  # exit 2 with the install command, before anything else
         self.model = smilecore.load_model(model)  # ModelError -> exit 6 before the cluster is asked
