@@ -1,4 +1,4 @@
-"""``python -m benchmarks [pipeline|models|quality|video|batch|all] [--repeats N] [--threads N]``
+"""``python -m benchmarks [pipeline|models|quality|video|batch|codecs|all] [--repeats N] [--threads N]``
 
 ``all`` is models + pipeline; ``quality`` needs the training cache (see benchmarks/quality.py);
 ``video`` needs PyAV (``pip install ".[video]"``) and times 720p and 1080p clips; ``batch`` times
@@ -12,7 +12,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    ap.add_argument("what", nargs="?", default="all", choices=["pipeline", "detector", "models", "quality", "video", "batch", "all"])
+    ap.add_argument("what", nargs="?", default="all", choices=["pipeline", "detector", "models", "quality", "video", "batch", "codecs", "all"])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--photos", type=int, default=128, help="batch: photos in the folder (start-up is part of each run)")
@@ -52,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         modes = ("-j 1", "-j 2", "--ray local") if args.ray else ("-j 1", "-j 2")
         print(f"### Batches: {' beside '.join(modes)}\n")
         print(batch.to_markdown(batch.run(count=args.photos, repeats=max(1, min(args.repeats, 3)), modes=modes)))
+        print()
+    if args.what == "codecs":
+        from . import codecs
+
+        print("### JPEG decode and encode: Pillow beside simplejpeg\n")
+        print(codecs.to_markdown(codecs.run(repeats=args.repeats)))
         print()
     if args.what == "quality":
         from . import quality

@@ -27,10 +27,10 @@ from typing import Union
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .errors import ImageTooLargeError, InputError, UsageError, reason
-from .pixels import to_8bit
+from .pixels import EXIF_ORIENTATION, to_8bit, to_upright
 
 #: Default pixel limit (width x height) above which a photo is refused.
 DEFAULT_MAX_PIXELS = 200_000_000
@@ -39,7 +39,6 @@ DEFAULT_MAX_PIXELS = 200_000_000
 SUPPORTED_MODES = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "I;16", "I;16B", "I;16L"})
 
 
-_EXIF_ORIENTATION = 0x0112
 _PIL_LIMIT_LOCK = threading.Lock()
 
 PixelData = Union[Image.Image, np.ndarray]
@@ -123,7 +122,8 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
     except Exception as exc:  # corrupt headers make PIL raise many kinds of error
         raise InputError(f"{name}: cannot read the image ({reason(exc)})") from None
 
-    with im:
+    keep = False  # True once ``im`` itself is returned (loaded, its file closed): it must not be closed
+    try:
         w, h = im.size
         if w <= 0 or h <= 0:
             raise InputError(f"{name}: the image is empty ({w}x{h} pixels)")
@@ -156,14 +156,19 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         except Exception as exc:
             raise InputError(f"{name}: the image data is corrupt or truncated ({reason(exc)})") from None
         try:
-            upright = ImageOps.exif_transpose(im)
+            upright = to_upright(im)  # (its .info keeps the EXIF; ImageInfo holds ours, orientation reset)
         except Exception:  # a broken EXIF block must not make the photo unreadable
-            upright = im.copy()
+            upright = im
         if upright is im:
-            upright = im.copy()
-        # exif_transpose carries the (orientation-stripped) EXIF in .info; we keep ours in ImageInfo
+            if getattr(im, "n_frames", 1) == 1 and getattr(im, "fp", None) is None:  # loaded, file closed: no copy
+                keep = True
+            else:
+                upright = im.copy()
         info.size = upright.size
         return upright, info
+    finally:
+        if not keep:
+            im.close()
 
 
 @contextlib.contextmanager
@@ -313,17 +318,17 @@ def _exif_block(im: Image.Image) -> tuple[int, bytes | None]:
         exif = im.getexif()
         if not exif:
             return 1, None
-        orientation = exif.get(_EXIF_ORIENTATION, 1)
+        orientation = exif.get(EXIF_ORIENTATION, 1)
         if not isinstance(orientation, int) or not 1 <= orientation <= 8:
             orientation = 1
-        if _EXIF_ORIENTATION not in exif:
+        if EXIF_ORIENTATION not in exif:
             return orientation, exif.tobytes()
-        stored = exif[_EXIF_ORIENTATION]
-        exif[_EXIF_ORIENTATION] = 1  # PIL caches this object: restore it for exif_transpose
+        stored = exif[EXIF_ORIENTATION]
+        exif[EXIF_ORIENTATION] = 1  # PIL caches this object: restore it for exif_transpose
         try:
             return orientation, exif.tobytes()
         finally:
-            exif[_EXIF_ORIENTATION] = stored
+            exif[EXIF_ORIENTATION] = stored
     except Exception:  # unreadable EXIF: drop it rather than refuse the photo
         return 1, None
 

@@ -30,10 +30,21 @@ class Pixels:
     original: Image.Image | None = None  #: upright input, kept when its mode had to be converted
 
 
+#: The EXIF tag that holds the orientation.
+EXIF_ORIENTATION = 0x0112
+
 _PIL_DIRECT = {"RGB", "RGBA", "L", "LA"}
 #: modes converted to RGB(A)/L(A) for editing and converted back only where pixels changed
 _CONVERTED = {"1", "CMYK", "YCbCr", "LAB", "HSV"}
 _PIL_16 = {"I;16", "I;16B", "I;16L", "I;16N"}
+
+
+def to_upright(img: Image.Image) -> Image.Image:
+    """``img`` turned or flipped as its EXIF orientation (2..8) says, as a new image; ``img``
+    itself when it needs no turn (no copy).  An unreadable EXIF block raises PIL's error."""
+    if img.getexif().get(EXIF_ORIENTATION, 1) in (2, 3, 4, 5, 6, 7, 8):
+        return ImageOps.exif_transpose(img)
+    return img
 
 
 def to_8bit(arr: np.ndarray) -> np.ndarray:
@@ -72,7 +83,7 @@ def from_pil(img: Image.Image) -> Pixels:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PIL's "Corrupt EXIF data": a broken block only loses the orientation
-            img = ImageOps.exif_transpose(img)
+            img = to_upright(img)
     except Exception:
         raise InputError("the photo's EXIF orientation data is corrupt") from None
     info = {k: img.info[k] for k in ("icc_profile", "exif", "dpi") if k in img.info}
