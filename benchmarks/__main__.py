@@ -1,4 +1,4 @@
-"""``python -m benchmarks [pipeline|detector|models|quality|video|batch|all] [--repeats N] [--threads N]``
+"""``python -m benchmarks [pipeline|detector|models|quality|video|batch|codecs|all] [--repeats N] [--threads N]``
 
 Runs from the checkout with a plain ``pip install .``: the photos are made from
 ``samples/astronaut.jpg``.  ``all`` is pipeline + detector + models; a part whose optional
@@ -34,7 +34,7 @@ def missing(part: str) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen benchmarks and print Markdown; returns the exit status."""
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", nargs="?", default="all", choices=["pipeline", "detector", "models", "quality", "video", "batch", "all"])
+    ap.add_argument("what", nargs="?", default="all", choices=["pipeline", "detector", "models", "quality", "video", "batch", "codecs", "all"])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--photos", type=int, default=128, help="batch: photos in the folder (start-up is part of each run)")
@@ -86,6 +86,11 @@ def run_part(part: str, args: argparse.Namespace) -> int:
         modes = ("-j 1", "-j 2", "--ray local") if args.ray else ("-j 1", "-j 2")
         print(f"### Batches: {' beside '.join(modes)}\n")
         print(batch.to_markdown(batch.run(count=args.photos, repeats=max(1, min(args.repeats, 3)), modes=modes)))
+    elif part == "codecs":
+        from . import codecs
+
+        print("### JPEG decode and encode: Pillow beside simplejpeg\n")
+        print(codecs.to_markdown(codecs.run(repeats=args.repeats)))
     elif part == "quality":
         from . import quality
 

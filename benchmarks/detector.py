@@ -127,15 +127,15 @@ def contains(box, point) -> bool:
 
 
 def _hog(rgb):
-    from smilecore import faces
+    from smilecore import detect as detection
 
-    return [b for b, _ in faces.hog_boxes(rgb)]
+    return [b for b, _ in detection.hog_boxes(rgb)]
 
 
 def _blaze(rgb):
-    from smilecore import faces
+    from smilecore import detect as detection
 
-    return [d.box for d in faces.detect(rgb)]
+    return [d.box for d in detection.detect(rgb)]
 
 
 DETECTORS = {"dlib HOG": _hog, "BlazeFace": _blaze}
@@ -177,13 +177,13 @@ def val_photos(limit: int | None = None) -> list[tuple[str, float]]:
 def _load(f: str) -> np.ndarray:
     from PIL import Image
 
-    from smilecore import faces
+    from smilecore.pixels import to_rgb8
 
-    return faces._to_rgb8(np.asarray(Image.open(DATA / f).convert("RGB")))
+    return to_rgb8(np.asarray(Image.open(DATA / f).convert("RGB")))
 
 
 def run(repeats: int = 5, val_limit: int | None = None) -> dict:
-    from smilecore import faces
+    from smilecore import detect as detection
 
     from .photos import SIZES, make_photo
 
@@ -194,7 +194,7 @@ def run(repeats: int = 5, val_limit: int | None = None) -> dict:
     for f, _ in vp[:: max(1, len(vp) // 5)][:5]:
         photos.append((f"val: {Path(f).parent.parent.name}/{Path(f).name[:18]}", _load(f)))
     fns = dict(DETECTORS)
-    fns["BlazeFace + landmarks"] = lambda x: faces.detect_faces(x)
+    fns["BlazeFace + landmarks"] = lambda x: detection.detect_faces(x)
     for label, rgb in photos:
         row = {"photo": label, "px": f"{rgb.shape[1]}×{rgb.shape[0]}"}
         row.update(_time(fns, rgb, repeats))

@@ -80,13 +80,13 @@ def _macs_at(size: int, atlas: bool = False) -> int:
 
 def run(repeats: int = 30, size: int = 256) -> list[dict]:
     """Measure every architecture; returns one dict per model."""
-    from smilecore import weights
+    from smilecore import registry
     from smilecore.model import SmileModel
 
     folder = Path(tempfile.mkdtemp(prefix="smile-bench-"))
     rows = _export_all(size, folder)
     try:  # also time the shipped file (trained weights, fp16 storage, maybe a smaller inner size)
-        shipped = weights.resolve_model(None)
+        shipped = registry.resolve_model(None)
         inner = _inner_size(shipped, size)
         atlas = _uses_atlas(shipped)
         from training.nets import count_params

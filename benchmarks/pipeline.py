@@ -26,11 +26,13 @@ def _one_case(label: str, width: int, height: int, faces: int, repeats: int, thr
     from PIL import Image
 
     import smilecore
-    from smilecore import faces as facemod
+    from smilecore import detect as facemod
     from smilecore import facemesh
     from smilecore.align import align_face, extract_crop
     from smilecore.composite import composite_face
-    from smilecore.imageio import load_image, save_image
+    from smilecore.decode import load_image
+    from smilecore.encode import save_image
+    from smilecore.pixels import to_rgb8
 
     from .photos import make_photo
 
@@ -46,7 +48,7 @@ def _one_case(label: str, width: int, height: int, faces: int, repeats: int, thr
         img, info = load_image(src)
         arr = np.asarray(img)
         t["decode"] = time.perf_counter() - t0
-        rgb8 = facemod._to_rgb8(arr)
+        rgb8 = to_rgb8(arr)
         t0 = time.perf_counter()
         dets = facemod.detect(rgb8)
         t["detect"] = time.perf_counter() - t0
@@ -68,7 +70,7 @@ def _one_case(label: str, width: int, height: int, faces: int, repeats: int, thr
         t0 = time.perf_counter()
         out = arr.copy()
         for k, a in enumerate(als):
-            composite_face(arr, a, net.rgb[k], net.mask[k], net.flow[k], out=out, region=regions[k])
+            composite_face(arr, a, net.rgb[k], net.mask[k], net.flow[k], out=out, face_area=regions[k])
         t["composite"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         save_image(tmp / "out.jpg", Image.fromarray(out), info)

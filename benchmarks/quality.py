@@ -14,7 +14,7 @@ from __future__ import annotations
 
 def run() -> int:
     """Evaluate the default model; prints the Markdown tables; returns the exit status."""
-    from smilecore import weights
+    from smilecore import registry
     from training import evaluate
 
-    return evaluate.main(["--model", str(weights.resolve_model(None))])
+    return evaluate.main(["--model", str(registry.resolve_model(None))])

@@ -52,7 +52,8 @@ def run(sizes=("720p", "1080p"), frames: int = 96, repeats: int = 3, threads: in
     # ``threads`` is not used: like the CLI, videos run the network on one thread unless
     # SMILE_THREADS is set (the encoder's threads run alongside)
     import smilecore
-    from smilecore.video import DEFAULT_CRF, DEFAULT_PRESET, smile_video
+    from smilecore.video import smile_video
+    from smilecore.video_streams import DEFAULT_CRF, DEFAULT_PRESET
     from smilecore.video_synth import make_clip, mouth_box, mouth_flicker, read_frames
 
     from .photos import astronaut

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from smilecore.align import apply_affine, template_points
+from smilecore.pixels import to_rgb8
 
 PREVIEW_SIDE = 1024
 
@@ -71,14 +72,7 @@ def _save(path: Path, arr: np.ndarray) -> None:
 def _rgb8(image) -> np.ndarray:
     if isinstance(image, Image.Image):
         return np.asarray(image.convert("RGB"))
-    arr = np.asarray(image)
-    if arr.dtype == np.uint16:
-        arr = (arr >> 8).astype(np.uint8)
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.shape[2] in (1, 2):
-        arr = np.repeat(arr[:, :, :1], 3, axis=2)
-    return np.ascontiguousarray(arr[:, :, :3])
+    return to_rgb8(np.asarray(image))
 
 
 def _faces_overview(rgb: np.ndarray, faces) -> np.ndarray:

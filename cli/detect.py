@@ -6,7 +6,8 @@ import json
 import click
 
 from smilecore.errors import SmileError
-from smilecore.imageio import DEFAULT_MAX_PIXELS, load_image
+from smilecore.face import DETECTED_FIELDS
+from smilecore.decode import DEFAULT_MAX_PIXELS, load_image
 
 from .stdout import Report
 
@@ -38,8 +39,7 @@ def detect_command(photos, min_face, max_pixels, as_json) -> int:
         try:
             image, _info = load_image(photo, max_pixels=max_pixels)
             faces = smilecore.detect_faces(image, min_face=min_face)
-            entry["faces"] = [{"index": i, "box": [int(v) for v in f.box], "score": round(float(f.score), 3)}
-                              for i, f in enumerate(faces)]
+            entry["faces"] = [f.to_dict(DETECTED_FIELDS) for f in faces]
             if not faces:
                 raise smilecore.NoFaceError(f"{photo}: no face found")
         except SmileError as exc:

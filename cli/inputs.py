@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from smilecore.errors import UsageError
-from smilecore.imageio import INPUT_EXTENSIONS, output_format
-from smilecore.video import VIDEO_EXTENSIONS, is_video_path, video_format
+from smilecore.encode import INPUT_EXTENSIONS, output_format
+from smilecore.video_streams import VIDEO_EXTENSIONS, is_video_path, video_format
 
 _GLOB_CHARS = set("*?[")
 

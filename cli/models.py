@@ -26,10 +26,10 @@ def models_group() -> None:
     """The ``smile models`` group."""
 
 
-def _weights():
-    from smilecore import weights
+def _registry():
+    from smilecore import registry
 
-    return weights
+    return registry
 
 
 def _installed(w, info) -> bool:
@@ -43,7 +43,7 @@ def _installed(w, info) -> bool:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_command(as_json: bool) -> int:
     """List the registry's models: version, licence, size, sha256, where the file is."""
-    w = _weights()
+    w = _registry()
     default = w.default_model_name()
     rows = []
     for m in w.list_models():
@@ -73,7 +73,7 @@ def list_command(as_json: bool) -> int:
 @click.option("--all", "pull_all", is_flag=True, help="Pull every model of the registry.")
 def pull_command(names: tuple[str, ...], pull_all: bool) -> int:
     """Download models (default: the default model) into the user cache, checking their sha256."""
-    w = _weights()
+    w = _registry()
     chosen = [m.name for m in w.list_models()] if pull_all else (list(names) or [w.default_model_name()])
     for name in chosen:
         info = w.get_info(name)  # ModelError for an unknown name
@@ -86,7 +86,7 @@ def pull_command(names: tuple[str, ...], pull_all: bool) -> int:
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 def verify_command(names: tuple[str, ...]) -> int:
     """Check the sha256 of installed models (default: all installed ones); exit 6 if one fails."""
-    w = _weights()
+    w = _registry()
     if names:
         infos = [w.get_info(n) for n in names]
     else:
@@ -109,7 +109,7 @@ def verify_command(names: tuple[str, ...]) -> int:
 @click.argument("name", required=False)
 def path_command(name: str | None) -> int:
     """Print the verified local file of a model (default: the one 'smile' would use)."""
-    w = _weights()
+    w = _registry()
     if name is None:
         path = w.resolve_model(None) if _env_model() else w.model_path(w.default_model_name())
     else:

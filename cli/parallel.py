@@ -66,7 +66,7 @@ def open_pool(jobs_n: int | None, jobs: list, model, settings: dict, ray: str | 
     tasks = [(number, job) for number, job in enumerate(jobs, 1) if not is_video_path(job.input)]
     if n <= 1 or len(tasks) <= 1 or all(job.problem is not None for _, job in tasks):
         return None
-    from smilecore.weights import resolve_model
+    from smilecore.registry import resolve_model
 
     path = str(resolve_model(model).resolve())  # ModelError -> exit 6, before any worker starts
     pool = PhotoPool(tasks, n, {**settings, "model_path": path})
@@ -385,7 +385,7 @@ def remove_orphan_temps(target) -> list[Path]:
     writer holding their lock); other runs' files are never touched."""
     if target is None:
         return []
-    from smilecore import imageio
+    from smilecore import atomic
 
     t = Path(target)
     try:
@@ -394,20 +394,20 @@ def remove_orphan_temps(target) -> list[Path]:
     except OSError:
         return []
     folder = t.parent if str(t.parent) else Path(".")
-    prefix = "." + imageio._short_name(t.name) + "."
+    prefix = "." + atomic._short_name(t.name) + "."
     removed = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return removed
     for e in entries:
-        if not (e.name.startswith(prefix) and e.name.endswith(imageio.TEMP_SUFFIX)):
+        if not (e.name.startswith(prefix) and e.name.endswith(atomic.TEMP_SUFFIX)):
             continue
-        middle = e.name[len(prefix):-len(imageio.TEMP_SUFFIX)]
-        if len(middle) != 8 or not imageio._TEMP_NAME.match(e.name):
+        middle = e.name[len(prefix):-len(atomic.TEMP_SUFFIX)]
+        if len(middle) != 8 or not atomic._TEMP_NAME.match(e.name):
             continue
         try:
-            if e.is_file(follow_symlinks=False) and not imageio._locked_by_writer(e.path):
+            if e.is_file(follow_symlinks=False) and not atomic._locked_by_writer(e.path):
                 os.unlink(e.path)
                 removed.append(Path(e.path))
         except OSError:

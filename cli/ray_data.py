@@ -3,7 +3,7 @@
 Ray is optional (``pip install ".[ray]"``).  Photos go through Ray Data: a ``map_batches`` pool
 of actors, each holding one model (one ONNX Runtime session per network, one thread), sized
 from the cluster's CPUs (``--ray-actors`` to choose).  Photos travel as bytes and are decoded
-by the engine (:func:`smilecore.imageio.load_image`, on a private temporary copy inside the
+by the engine (:func:`smilecore.decode.load_image`, on a private temporary copy inside the
 actor), so EXIF, ICC profiles and 16 bits survive (Ray's own image reader drops them); the
 actor runs the very function ``-j 1`` uses (:func:`smile_cli.run._process`) and returns the
 encoded result, which the ``smile`` process writes with the engine's atomic writer.  The
@@ -261,8 +261,8 @@ def smile_dataset(ds, *, strength: float = 1.0, faces="all", min_face: int | Non
     The actors leave one CPU of the cluster to the tasks that read ``ds``; on a cluster of
     one-CPU nodes give those tasks less, e.g. ``read_binary_files(..., ray_remote_args={"num_cpus": 0.25})``,
     or they may find no node with a whole CPU free."""
-    from smilecore.imageio import DEFAULT_MAX_PIXELS
-    from smilecore.weights import resolve_model
+    from smilecore.decode import DEFAULT_MAX_PIXELS
+    from smilecore.registry import resolve_model
 
     ray = import_ray()
     if isinstance(faces, (list, tuple)):
@@ -295,7 +295,7 @@ class RayBatch:
 
     def __init__(self, address: str, actors: int | None, jobs: list, model, settings: dict):
         import smilecore
-        from smilecore.video import is_video_path
+        from smilecore.video_streams import is_video_path
 
         import_ray()  # exit 2 with the install command, before anything else
         self.model = smilecore.load_model(model)  # ModelError -> exit 6 before the cluster is asked
@@ -349,7 +349,7 @@ class RayBatch:
         return self._done.pop(number)
 
     def _arrived(self, row: dict, bar) -> None:
-        from smilecore.imageio import write_atomic
+        from smilecore.atomic import write_atomic
 
         number = int(row["number"])
         job = self.jobs[number]

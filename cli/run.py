@@ -10,7 +10,9 @@ from pathlib import Path
 import click
 
 from smilecore.errors import InputError, NoFaceError, SmileError, UsageError
-from smilecore.imageio import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, check_target, copy_file_atomic, load_image, load_mask, save_image
+from smilecore.atomic import check_target, copy_file_atomic
+from smilecore.decode import DEFAULT_MAX_PIXELS, load_image, load_mask
+from smilecore.encode import OUTPUT_FORMATS, save_image
 
 from . import report as rep
 from .inputs import Job, check_no_clash, expand_inputs, plan_outputs
@@ -291,7 +293,7 @@ def _process(job: Job, model, strength, faces, min_face, selection, keep_unchang
             return r
         except SmileError as exc:
             raise type(exc)(f"{job.input}: {exc}") from None
-        r.faces = [_face_dict(f) for f in result.faces]
+        r.faces = [f.to_dict() for f in result.faces]
         r.timings = dict(result.timings)
         r.notes.extend(save_image(job.output, result.image, info, quality=quality))
         r.output = job.output
@@ -312,7 +314,3 @@ def _process(job: Job, model, strength, faces, min_face, selection, keep_unchang
     finally:
         r.seconds = time.perf_counter() - t0
     return r
-
-
-def _face_dict(f) -> dict:
-    return f.to_dict()

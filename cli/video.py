@@ -13,7 +13,8 @@ import time
 import click
 
 from smilecore.errors import InputError, NoFaceError, SmileError, UsageError
-from smilecore.video import VIDEO_EXTENSIONS, StrengthSchedule, is_video_path, video_format
+from smilecore.video_schedule import StrengthSchedule
+from smilecore.video_streams import VIDEO_EXTENSIONS, is_video_path, video_format
 
 from . import report as rep
 
@@ -109,7 +110,7 @@ def process_video(job, model, strength, faces, min_face, keep_unchanged, max_pix
                   preset=None, show_progress: bool = True) -> VideoReport:
     """Smile one clip; never raises a SmileError (it goes into the report).  Ctrl-C and
     SIGTERM go through (the temporary output is removed on the way)."""
-    from smilecore.imageio import copy_file_atomic
+    from smilecore.atomic import copy_file_atomic
     from smilecore.video import smile_video
 
     r = VideoReport(input=job.input, strength=strength)
@@ -214,7 +215,7 @@ def worker_video(session, req: dict, src: str, dst: str, emit) -> dict:
         emit({"event": "progress", "id": req_id, "frame": p.frame, "frames": p.total, "fps": round(p.fps, 2),
               "eta": None if eta is None else round(eta, 1)})
 
-    from smilecore.imageio import env_max_pixels
+    from smilecore.decode import env_max_pixels
 
     res = smile_video(src, dst, strength=schedule, faces=faces, min_face=min_face, model=session.model, codec=codec,
                       crf=crf, max_pixels=env_max_pixels(), progress=progress)

@@ -6,24 +6,23 @@
 >>> result.image.save("photo.smile.jpg")                           # doctest: +SKIP
 """
 from .errors import ImageTooLargeError, InputError, ModelError, NoFaceError, SmileError, UsageError, WriteError
-from .faces import Face, detect_faces as _detect_array
+from .detect import detect_faces as _detect_array
+from .face import Face
 from .model import SmileModel
-from .pipeline import FaceResult, Result, load_model, smile
+from .pipeline import Result, load_model, smile
 
 __version__ = "0.1.0"
 
 
 def detect_faces(image, min_face: int | None = None) -> list[Face]:
     """Faces in a PIL image or (H,W[,C]) array, largest first (EXIF orientation applied for PIL)."""
-    from .pipeline import _from_array, _from_pil
-    from PIL import Image
+    from .pixels import from_any
 
-    arr = (_from_pil(image) if isinstance(image, Image.Image) else _from_array(image)).array
-    return _detect_array(arr, min_face=min_face)
+    return _detect_array(from_any(image).array, min_face=min_face)
 
 
 __all__ = [
-    "smile", "Result", "FaceResult", "Face", "SmileModel", "load_model", "detect_faces",
+    "smile", "Result", "Face", "SmileModel", "load_model", "detect_faces",
     "SmileError", "NoFaceError", "InputError", "ImageTooLargeError", "ModelError", "UsageError", "WriteError",
     "__version__",
 ]

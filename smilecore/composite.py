@@ -16,8 +16,6 @@ For a photo pixel P with crop coordinates p = A·P (A: the face's alignment):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
@@ -42,20 +40,6 @@ def feather_weight(u: np.ndarray, v: np.ndarray, size: int) -> np.ndarray:
     return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
 
 
-def feather_crop(size: int) -> np.ndarray:
-    """The feather mask over a whole ``size``² crop (for debugging and training)."""
-    v, u = np.mgrid[0:size, 0:size].astype(np.float32)
-    return feather_weight(u, v, size)
-
-
-@dataclass
-class FaceEdit:
-    """What compositing one face did: the changed box of the photo and the weights used there."""
-
-    box: tuple[int, int, int, int]  #: x0, y0, x1, y1 (exclusive)
-    weight: np.ndarray  #: float32 (y1-y0, x1-x0): the feather weight F
-
-
 def _max_value(dtype: np.dtype) -> float:
     return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
 
@@ -68,9 +52,9 @@ def composite_face(
     flow: np.ndarray,
     out: np.ndarray | None = None,
     match_photo: bool = True,
-    region: np.ndarray | None = None,
+    face_area: np.ndarray | None = None,
     shade: np.ndarray | None = None,
-) -> FaceEdit | None:
+) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
     """Blend one face's network outputs into ``out`` (default: ``photo`` itself), in place.
 
     ``photo`` is (H,W,C) uint8/uint16 with C in 1..4 (C = 2 or 4: the last channel is alpha and
@@ -78,11 +62,12 @@ def composite_face(
     [-1,1], ``mask`` [1,S,S] or [S,S] in [0,1], ``flow`` [2,S,S] in crop pixels.  Pixels are read
     from ``photo`` and written to ``out``, so several faces can be composited from one source.
     ``match_photo``: the painted colours follow the photo's white point and grain (see
-    :mod:`smilecore.match`); off, they are used exactly as the network gave them.  ``region``
+    :mod:`smilecore.match`); off, they are used exactly as the network gave them.  ``face_area``
     [S,S] in [0,1]: the face's own edit region in the crop (:func:`smilecore.facemesh.edit_region`);
     the edit is weighted by it and nothing changes where it is 0 (None: the ellipse alone).
     ``shade`` [1,S,S] or [S,S]: the log-luminance gain of the warped pixels (model contract 2).
-    Returns the changed box and its feather weights, or None if the face lies outside the photo.
+    Returns the changed box ``(x0, y0, x1, y1)`` (exclusive end) and its float32 feather weights
+    F, or None if the face lies outside the photo.
     """
     if out is None:
         out = photo
@@ -100,8 +85,8 @@ def composite_face(
     u = (a[0, 0] * xs + a[0, 1] * ys + a[0, 2]).astype(np.float32)
     v = (a[1, 0] * xs + a[1, 1] * ys + a[1, 2]).astype(np.float32)
     weight = feather_weight(u, v, s)
-    if region is not None:  # bilinear, 0 beyond the crop: exactly 0 wherever its pixels around are 0
-        weight *= cv2.remap(np.ascontiguousarray(region, dtype=np.float32), u, v, interpolation=cv2.INTER_LINEAR,
+    if face_area is not None:  # bilinear, 0 beyond the crop: exactly 0 wherever its pixels around are 0
+        weight *= cv2.remap(np.ascontiguousarray(face_area, dtype=np.float32), u, v, interpolation=cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     rows = np.flatnonzero(weight.any(axis=1))
     cols = np.flatnonzero(weight.any(axis=0))
@@ -168,4 +153,4 @@ def composite_face(
     keep = (weight <= 0)[..., None]
     target = out[y0:y1, x0:x1, :colour]
     target[...] = np.where(keep, photo[y0:y1, x0:x1, :colour], result)
-    return FaceEdit(box=(int(x0), int(y0), int(x1), int(y1)), weight=weight)
+    return (int(x0), int(y0), int(x1), int(y1)), weight

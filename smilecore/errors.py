@@ -63,3 +63,10 @@ class WriteError(SmileError):
 
 
 EXIT_CODES = {cls.code: cls.exit_code for cls in (SmileError, UsageError, NoFaceError, InputError, ImageTooLargeError, ModelError, WriteError)}
+
+
+def reason(exc: BaseException) -> str:
+    """An exception's text on one line, at most 200 characters (its class name if it has none),
+    for the ``(...)`` part of a message."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]

@@ -4,24 +4,23 @@ from __future__ import annotations
 import functools
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Literal, Sequence, Union
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-from .align import Alignment, align_face, extract_crop
 from . import facemesh
-from .composite import FaceEdit, composite_face
+from .align import align_face, extract_crop
+from .composite import composite_face
 from .errors import ImageTooLargeError, InputError, NoFaceError, UsageError
-from .faces import Face, _to_rgb8, detect_faces
-from .imageio import env_max_pixels
+from .decode import env_max_pixels
+from .detect import detect_faces
+from .face import Face
 from .model import ModelOutput, SmileModel
-from .weights import resolve_model
+from .pixels import from_any, to_pil, to_rgb8
+from .registry import resolve_model
 
-#: Largest photo accepted, in pixels (override with the ``max_pixels`` argument or SMILE_MAX_PIXELS).
-MAX_PIXELS = 200_000_000
 #: Faces whose detection box is smaller than this (photo pixels) are reported, not edited.
 MIN_EDIT_FACE = 24
 #: Faces sent to the network per call (memory stays bounded however many faces a photo has).
@@ -31,37 +30,11 @@ FaceChoice = Union[Literal["all", "largest"], Sequence[int]]
 
 
 @dataclass
-class FaceResult:
-    """One detected face and what was done to it."""
-
-    index: int  #: position in the detection order (largest face first)
-    box: tuple[int, int, int, int]  #: x0, y0, x1, y1 in photo pixels
-    landmarks: np.ndarray  #: (5,2) dlib 5-point landmarks, photo pixels
-    score: float
-    edited: bool
-    reason: str | None = None  #: why it was not edited
-    alignment: Alignment | None = None
-    crop: np.ndarray | None = None  #: aligned input crop (only with ``debug=True``)
-    output: ModelOutput | None = None  #: network output for this face, batch of 1 (only with ``debug=True``)
-
-    def to_dict(self) -> dict:
-        """JSON-friendly summary."""
-        return {
-            "index": self.index,
-            "box": [int(v) for v in self.box],
-            "score": round(float(self.score), 3),
-            "edited": self.edited,
-            "reason": self.reason,
-        }
-
-
-@dataclass
 class Result:
     """What :func:`smile` returns."""
 
     image: Union[Image.Image, np.ndarray]  #: same kind as the input
-    faces: list[FaceResult]
-    edits: list[FaceEdit] = field(default_factory=list)
+    faces: list[Face]  #: every face found, in detection order, with what was done to it
     shape: tuple[int, int] = (0, 0)  #: (H, W) of the output
     timings: dict[str, float] = field(default_factory=dict)
     strength: float = 0.0
@@ -70,9 +43,10 @@ class Result:
     def mask(self) -> np.ndarray:
         """(H, W) float32 in [0,1]: how strongly each photo pixel was replaced (0 = untouched)."""
         m = np.zeros(self.shape, np.float32)
-        for e in self.edits:
-            x0, y0, x1, y1 = e.box
-            np.maximum(m[y0:y1, x0:x1], e.weight, out=m[y0:y1, x0:x1])
+        for f in self.faces:
+            if f.region is not None and f.weight is not None:
+                x0, y0, x1, y1 = f.region
+                np.maximum(m[y0:y1, x0:x1], f.weight, out=m[y0:y1, x0:x1])
         return m
 
 
@@ -85,92 +59,6 @@ def load_model(name_or_path: str | os.PathLike | None = None) -> SmileModel:
     """Load (once per process) a model: a path, a registry name, ``SMILE_MODEL``, or the bundled default."""
     path = resolve_model(name_or_path)
     return _load_cached(str(path.resolve()), path.stat().st_mtime)
-
-
-# ---------------------------------------------------------------- image <-> array
-
-@dataclass
-class _Source:
-    kind: str  # "pil" or "array"
-    mode: str | None
-    info: dict
-    array: np.ndarray  # (H,W,C) uint8/uint16
-    original: Image.Image | None = None  # upright input, kept when its mode had to be converted
-
-
-_PIL_DIRECT = {"RGB", "RGBA", "L", "LA"}
-#: modes converted to RGB(A)/L(A) for editing and converted back only where pixels changed
-_CONVERTED = {"1", "CMYK", "YCbCr", "LAB", "HSV"}
-_PIL_16 = {"I;16", "I;16B", "I;16L", "I;16N"}
-
-
-def _from_pil(img: Image.Image) -> _Source:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # PIL's "Corrupt EXIF data": a broken block only loses the orientation
-            img = ImageOps.exif_transpose(img)
-    except Exception:
-        raise InputError("the photo's EXIF orientation data is corrupt") from None
-    info = {k: img.info[k] for k in ("icc_profile", "exif", "dpi") if k in img.info}
-    mode = img.mode
-    try:
-        if mode in ("L", "RGB") and img.info.get("transparency") is not None:
-            # a tRNS colour key: make it a real alpha channel, so an edited pixel can never
-            # turn transparent by taking the key's colour (the result is LA / RGBA)
-            mode = mode[0] + "A" if mode == "L" else "RGBA"
-            arr = np.asarray(img.convert(mode))
-        elif mode in _PIL_DIRECT:
-            arr = np.asarray(img)
-        elif mode in _PIL_16:
-            arr = np.asarray(img).astype(np.uint16)
-        elif mode == "I":
-            arr = np.clip(np.asarray(img), 0, 65535).astype(np.uint16)
-        elif mode == "P":
-            conv = "RGBA" if ("transparency" in img.info or img.palette and img.palette.mode == "RGBA") else "RGB"
-            arr, mode = np.asarray(img.convert(conv)), conv
-        elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV", "PA", "La", "RGBa", "RGBX"):
-            target = {"1": "L", "PA": "RGBA", "La": "LA", "RGBa": "RGBA"}.get(mode, "RGB")
-            arr = np.asarray(img.convert(target))
-        else:
-            raise InputError(f"unsupported colour mode {mode!r}: convert the photo to RGB first")
-    except OSError as exc:
-        raise InputError(f"cannot read the photo's pixels: {exc}") from None
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    return _Source("pil", mode, info, arr, original=img if mode in _CONVERTED else None)
-
-
-def _to_pil(arr: np.ndarray, src: _Source) -> Image.Image:
-    mode = src.mode
-    a = arr[:, :, 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr
-    if mode in _PIL_16 or mode == "I":
-        img = Image.fromarray(np.ascontiguousarray(a, dtype="<u2"))  # mode I;16
-        if mode == "I":
-            img = img.convert("I")
-    elif mode in _PIL_DIRECT or mode == "P":
-        img = Image.fromarray(a)
-    elif mode in _CONVERTED and src.original is not None:
-        # convert back only the changed pixels; the rest keep the original mode's exact values
-        changed = np.any(arr != src.array, axis=2)
-        img = src.original.copy()
-        if changed.any():
-            img.paste(Image.fromarray(a).convert(mode), (0, 0), Image.fromarray(changed.astype(np.uint8) * 255))
-    else:
-        img = Image.fromarray(a)
-    img.info.update(src.info)
-    return img
-
-
-def _from_array(arr: np.ndarray) -> _Source:
-    if not isinstance(arr, np.ndarray):
-        raise InputError(f"expected a PIL image or a numpy array, got {type(arr).__name__}")
-    if arr.dtype not in (np.uint8, np.uint16):
-        raise InputError(f"array of dtype {arr.dtype} is not supported: use uint8 or uint16")
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
-        raise InputError(f"array of shape {arr.shape} is not an image: expected (H,W) or (H,W,C) with C in 1..4")
-    return _Source("array", None, {}, arr)
 
 
 # ---------------------------------------------------------------- face choice
@@ -225,7 +113,7 @@ def smile(
     """
     t = {}
     t0 = time.perf_counter()
-    src = _from_pil(image) if isinstance(image, Image.Image) else _from_array(image)
+    src = from_any(image)
     photo = src.array
     h, w = photo.shape[:2]
     limit = max_pixels if max_pixels is not None else env_max_pixels()
@@ -252,34 +140,31 @@ def smile(
     t["prepare"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    rgb8 = _to_rgb8(photo)
+    rgb8 = to_rgb8(photo)
     found = detect_faces(rgb8)
     t["detect"] = time.perf_counter() - t0
     if not found:
         raise NoFaceError("no face found in the photo")
-    results = [
-        FaceResult(index=i, box=f.box, landmarks=f.landmarks, score=f.score, edited=False, reason="not chosen")
-        for i, f in enumerate(found)
-    ]
+    for f in found:
+        f.reason = "not chosen"
     chosen = _choose(found, faces, sel)
     if min_face is not None:
         for i in list(chosen):
             if found[i].size < min_face:
-                results[i].reason = f"smaller than --min-face {min_face} px"
+                found[i].reason = f"smaller than --min-face {min_face} px"
                 chosen.remove(i)
     for i in list(chosen):
         if found[i].size < MIN_EDIT_FACE:
-            results[i].reason = f"too small to edit ({found[i].size} px < {MIN_EDIT_FACE} px)"
+            found[i].reason = f"too small to edit ({found[i].size} px < {MIN_EDIT_FACE} px)"
             chosen.remove(i)
     if not chosen:
-        reasons = sorted({r.reason for r in results if r.reason})
+        reasons = sorted({f.reason for f in found if f.reason})
         raise NoFaceError(f"{len(found)} face(s) found but none chosen ({'; '.join(reasons)})")
 
     out_arr = photo
-    edits: list[FaceEdit] = []
     if strength == 0.0:
         for i in chosen:
-            results[i].reason = "strength 0"
+            found[i].reason = "strength 0"
         out_arr = photo.copy()
     else:
         if not isinstance(model, SmileModel):
@@ -300,23 +185,23 @@ def smile(
             t["infer"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             for k, i in enumerate(batch):
-                region = facemesh.edit_region(outlines[k], model.size, net.flow[k])
-                edit = composite_face(photo, aligns[k], net.rgb[k], net.mask[k], net.flow[k], out=out_arr, region=region,
+                area = facemesh.edit_region(outlines[k], model.size, net.flow[k])
+                edit = composite_face(photo, aligns[k], net.rgb[k], net.mask[k], net.flow[k], out=out_arr, face_area=area,
                                       shade=None if net.shade is None else net.shade[k])
-                r = results[i]
+                r = found[i]
                 r.alignment = aligns[k]
                 if edit is None:
                     r.reason = "outside the photo"
                     continue
+                r.region, r.weight = edit
                 if sel is not None:
-                    x0, y0, x1, y1 = edit.box
+                    x0, y0, x1, y1 = r.region
                     s = sel[y0:y1, x0:x1]
-                    edit.weight = edit.weight * s
+                    r.weight = r.weight * s
                     region = out_arr[y0:y1, x0:x1].astype(np.float32)
                     orig = photo[y0:y1, x0:x1].astype(np.float32)
                     mixed = np.rint(orig + s[..., None] * (region - orig)).astype(photo.dtype)
                     out_arr[y0:y1, x0:x1] = np.where((s > 0)[..., None], mixed, photo[y0:y1, x0:x1])
-                edits.append(edit)
                 r.edited, r.reason = True, None
                 if debug:
                     r.crop = crops[k].copy()
@@ -327,7 +212,7 @@ def smile(
             t["composite"] += time.perf_counter() - t0
 
     if src.kind == "pil":
-        out_img: Union[Image.Image, np.ndarray] = _to_pil(out_arr, src)
+        out_img: Union[Image.Image, np.ndarray] = to_pil(out_arr, src)
     else:
         out_img = out_arr[:, :, 0] if image.ndim == 2 else out_arr
-    return Result(image=out_img, faces=results, edits=edits, shape=(h, w), timings=t, strength=strength)
+    return Result(image=out_img, faces=found, shape=(h, w), timings=t, strength=strength)

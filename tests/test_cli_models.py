@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from smile_cli.main import cli
-from smilecore import weights
-from smilecore.weights import ModelInfo
+from smilecore import registry as model_registry
+from smilecore.registry import ModelInfo
 
 PAYLOAD = b"not really onnx, but the checksum is what matters here"
 
@@ -28,7 +28,7 @@ def registry(tmp_path: Path, monkeypatch) -> dict[str, ModelInfo]:
     other = ModelInfo(name="other", version="0.1.0", file="other.onnx", sha256="0" * 64, size=10,
                       license="research-non-commercial", url="https://example.invalid/other.onnx")
     (cache / "tiny.onnx").write_bytes(PAYLOAD)
-    monkeypatch.setattr(weights, "_registry", lambda: ("tiny", (tiny, other)))
+    monkeypatch.setattr(model_registry, "_registry", lambda: ("tiny", (tiny, other)))
     return {"tiny": tiny, "other": other, "cache": cache}
 
 

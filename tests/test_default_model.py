@@ -7,22 +7,22 @@ import numpy as np
 import pytest
 
 import smilecore
-from smilecore import weights
+from smilecore import registry
 from smilecore.model import SmileModel
 
 
 def test_default_model_is_bundled_and_verified():
-    name = weights.default_model_name()
-    info = weights.get_info(name)
+    name = registry.default_model_name()
+    info = registry.get_info(name)
     assert info.bundled and info.license == "research-non-commercial"
-    path = weights.resolve_model(None)
+    path = registry.resolve_model(None)
     assert path.is_file() and path.stat().st_size == info.size
-    assert weights.sha256_of(path) == info.sha256
+    assert registry.sha256_of(path) == info.sha256
     assert (path.parent / "MODEL_CARD.md").read_text().count("research") >= 1
 
 
 def test_default_model_contract_and_identity_at_zero(astronaut):
-    model = SmileModel(weights.resolve_model(None))
+    model = SmileModel(registry.resolve_model(None))
     assert model.size == 256 and model.strength_range == (-2.0, 4.0)
     assert model.license == "research-non-commercial"
     crops = np.stack([np.asarray(astronaut[:256, 128:384])] * 2)

@@ -1,4 +1,4 @@
-"""The BlazeFace detector (smilecore.blazeface, smilecore.faces): checksum, landmarks as with
+"""The BlazeFace detector (smilecore.blazeface, smilecore.detect): checksum, landmarks as with
 dlib HOG, tilted / small / large faces, face-free pictures and a 30-face group photo.
 
 Every picture is built from NASA's public-domain astronaut (samples/astronaut.jpg) or
@@ -17,7 +17,7 @@ import pytest
 
 import smilecore
 from benchmarks import detector as bench
-from smilecore import blazeface, faces
+from smilecore import blazeface, detect as detection
 from smilecore.align import align_face, apply_affine
 from smilecore.errors import ModelError
 
@@ -68,7 +68,7 @@ def test_anchors_match_the_network_outputs(h, w):
 
 
 def test_keypoints_land_on_her_eyes_nose_and_mouth():
-    dets = faces.detect(bench.astronaut())
+    dets = detection.detect(bench.astronaut())
     assert len(dets) == 1
     k = dets[0].keypoints
     eyes = np.array([(HOG_LANDMARKS[2] + HOG_LANDMARKS[3]) / 2, (HOG_LANDMARKS[0] + HOG_LANDMARKS[1]) / 2])
@@ -100,9 +100,9 @@ def test_tilted_faces_are_found_with_landmarks_that_turn_with_them(angle):
 @pytest.mark.parametrize("face_px", [20, 24, 32, 48, 300, 480, 640])
 def test_small_and_large_faces_are_found(face_px):
     img, centre = bench.scaled(face_px)
-    dets = faces.detect(img)
+    dets = detection.detect(img)
     assert len(dets) == 1 and bench.contains(dets[0].box, centre)
-    size = faces._size(dets[0].box)
+    size = detection._size(dets[0].box)
     assert 0.8 * face_px <= size <= 1.35 * face_px
 
 
@@ -116,7 +116,7 @@ def test_small_faces_in_a_large_photo_are_found():
 def test_no_face_on_face_free_pictures():
     pictures = bench.face_free_pictures()
     assert len(pictures) >= 30
-    false = {name: len(faces.detect(p)) for name, p in pictures.items()}
+    false = {name: len(detection.detect(p)) for name, p in pictures.items()}
     assert not any(false.values()), {k: v for k, v in false.items() if v}
 
 
@@ -136,14 +136,14 @@ def test_a_weak_candidate_around_a_smaller_face_is_not_verified():
     half = 1.5 * (x1 - x0)
     big = np.array([c[0] - half, c[1] - half, c[0] + half, c[1] + half])
     kps = np.array([[c[0] - 20, c[1] - 10], [c[0] + 20, c[1] - 10], c, c + [0, 25], c - [45, 0], c + [45, 0]])
-    assert faces._verify_views(blazeface.network(), a, [(big, kps, 0.55, 3)]) == [False]
+    assert detection._verify_views(blazeface.network(), a, [(big, kps, 0.55, 3)]) == [False]
     face = np.array([x0, y0, x1, y1], np.float64)
-    assert faces._verify_views(blazeface.network(), a, [(face, kps, 0.55, 3)]) == [True]
+    assert detection._verify_views(blazeface.network(), a, [(face, kps, 0.55, 3)]) == [True]
 
 
 def test_detector_does_not_need_dlib_hog(monkeypatch, astronaut):
     # detection never runs the HOG detector (it stays only for benchmarks and fitting)
-    monkeypatch.setattr(faces, "_detector", lambda: pytest.fail("dlib HOG was used"))
+    monkeypatch.setattr(detection, "_detector", lambda: pytest.fail("dlib HOG was used"))
     assert len(smilecore.detect_faces(astronaut)) == 1
 
 

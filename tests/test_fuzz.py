@@ -24,7 +24,7 @@ from PIL import Image
 import smilecore
 from corpus import portrait
 from smilecore.errors import SmileError
-from smilecore.imageio import load_image
+from smilecore.decode import load_image
 
 #: Pixel limit for fuzzed files: a mutated header cannot make the decoder allocate more than a few MB.
 FUZZ_MAX_PIXELS = 1_000_000

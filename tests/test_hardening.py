@@ -26,7 +26,8 @@ from PIL import Image
 import smilecore
 from smile_cli.main import cli
 from smile_cli.bridge.worker import WorkerSession, serve
-from smilecore.imageio import STALE_TEMP_SECONDS, TEMP_SUFFIX, load_image, remove_stale_temps
+from smilecore.atomic import STALE_TEMP_SECONDS, TEMP_SUFFIX, remove_stale_temps
+from smilecore.decode import load_image
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 300
@@ -177,7 +178,7 @@ def test_detect_into_a_full_stdout_is_a_write_failure(photo: Path):
 _SLOW_WRITER = """
 import sys, time
 from pathlib import Path
-import smilecore.imageio as io
+import smilecore.atomic as io
 marker = Path(sys.argv[1])
 original = io.write_atomic
 def slow(target, write):
@@ -469,7 +470,7 @@ def test_16bit_grey_alpha_round_trip(shift, astronaut, tmp_path: Path):
     import struct
     import zlib
 
-    from smilecore.imageio import _png_chunk, save_image
+    from smilecore.encode import _png_chunk, save_image
 
     grey = (astronaut.astype(np.uint16) @ np.array([77, 150, 29], np.uint16)).astype(np.uint16)  # 16-bit grey
     la = np.dstack([grey, np.full_like(grey, 50000)]).astype(">u2")

@@ -1,28 +1,24 @@
-"""smilecore.imageio: orientation, metadata, 16 bits, alpha, atomic writes, bad files."""
+"""smilecore.decode, .encode and .atomic: orientation, metadata, 16 bits, alpha, atomic writes, bad files."""
 from __future__ import annotations
 
 import functools
+import gc
 import io
 import os
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms, ImageOps, JpegImagePlugin
 
 from smilecore.errors import ImageTooLargeError, InputError, UsageError, WriteError
-from smilecore.imageio import (
-    ImageInfo,
-    copy_file_atomic,
-    estimate_jpeg_quality,
-    load_image,
-    output_format,
-    save_image,
-    write_atomic,
-)
+from smilecore.atomic import copy_file_atomic, write_atomic
+from smilecore.decode import ImageInfo, estimate_jpeg_quality, load_image
+from smilecore.encode import output_format, save_image
 
 
 @functools.lru_cache(maxsize=1)
@@ -70,6 +66,36 @@ def test_jpeg_orientation_applied_and_metadata_kept(tmp_path: Path):
         assert estimate_jpeg_quality({0: list(back.quantization[0])}) == pytest.approx(80, abs=2)
 
 
+def test_upright_jpeg_is_returned_without_a_copy_and_its_file_closed(tmp_path: Path):
+    """An upright photo is handed over as decoded (no copy), its file closed; the result keeps the
+    source's quantisation tables, chroma subsampling, EXIF and ICC."""
+    src = tmp_path / "up.jpg"
+    Image.fromarray(_gradient(64, 48)).save(src, quality=85, subsampling=1, exif=_exif(1), icc_profile=_srgb_icc())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an unclosed file would be a ResourceWarning
+        img, info = load_image(src)
+        gc.collect()
+    with Image.open(src) as ref:
+        assert np.array_equal(np.asarray(img), np.asarray(ref))
+        tables = {k: list(v) for k, v in ref.quantization.items()}
+    assert img.format == "JPEG" and getattr(img, "fp", None) is None and info.orientation == 1  # (a copy has no format)
+    out = tmp_path / "out.jpg"
+    save_image(out, img, info)
+    with Image.open(out) as back:
+        assert {k: list(v) for k, v in back.quantization.items()} == tables
+        assert JpegImagePlugin.get_sampling(back) == 1
+        assert back.getexif().get(0x010F) == "SmileTestCam" and back.info.get("icc_profile") == _srgb_icc()
+
+
+def test_smile_never_changes_the_callers_image(astronaut, fixture_models):
+    import smilecore
+
+    img = Image.fromarray(astronaut)
+    before = np.asarray(img).copy()
+    smilecore.smile(img, strength=2, model=fixture_models["shift"])
+    assert np.array_equal(np.asarray(img), before)
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_16bit_png_orientation_matches_pillow(tmp_path: Path, orientation: int):
     base = _gradient(24, 40)
@@ -77,7 +103,7 @@ def test_16bit_png_orientation_matches_pillow(tmp_path: Path, orientation: int):
     Image.fromarray(base).save(p8, exif=_exif(orientation))
     want = np.asarray(ImageOps.exif_transpose(Image.open(p8)))
 
-    from smilecore.imageio import _png_add_metadata
+    from smilecore.encode import _png_add_metadata
 
     ok, buf = cv2.imencode(".png", (base.astype(np.uint16) * 257)[:, :, ::-1].copy())
     assert ok

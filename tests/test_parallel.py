@@ -25,7 +25,7 @@ from PIL import Image
 from fixture_model import build_fixture_model
 from smile_cli import parallel
 from smile_cli.main import cli
-from smilecore.imageio import TEMP_SUFFIX
+from smilecore.atomic import TEMP_SUFFIX
 
 TIMEOUT = 300
 
@@ -169,7 +169,7 @@ from pathlib import Path
 mode = os.environ.get("SMILE_TEST_HOOK", "")
 marker = Path(os.environ.get("SMILE_TEST_MARKER", "/nonexistent"))
 if mode in ("slow", "stubborn"):
-    import smilecore.imageio as io
+    import smilecore.atomic as io
     original = io.write_atomic
     def slow(target, write):
         def slowly(f):
@@ -184,7 +184,7 @@ if mode in ("slow", "stubborn"):
         original(target, slowly)
     io.write_atomic = slow
 if mode == "crash":
-    import smilecore.imageio as io
+    import smilecore.decode as io
     import smile_cli.run as run
     original_load = io.load_image
     def load(path, *a, **k):

@@ -177,3 +177,22 @@ def test_tightly_cropped_portrait_is_found(astronaut, fixture_models):
     assert x0 >= 0 and y0 >= 0 and x1 <= 120 and y1 <= 120
     r = smilecore.smile(tight, model=fixture_models["shift"])
     assert r.faces[0].edited and _changed(r.image, tight).sum() > 500
+
+
+def test_one_face_record_from_detection_to_json(astronaut, fixture_models):
+    """smile() returns the detector's own Face records, filled in; to_dict is the JSON every command prints."""
+    found = smilecore.detect_faces(astronaut)
+    r = smilecore.smile(astronaut, strength=1.0, model=fixture_models["shift"])
+    (face,) = r.faces
+    assert isinstance(face, smilecore.Face) and type(found[0]) is type(face)
+    assert face.box == found[0].box and np.allclose(face.landmarks, found[0].landmarks) and face.index == 0
+    x0, y0, x1, y1 = face.region
+    assert face.weight.shape == (y1 - y0, x1 - x0) and face.alignment is not None
+    mask = np.zeros((512, 512), np.float32)
+    mask[y0:y1, x0:x1] = face.weight
+    assert np.array_equal(r.mask, mask)
+    d = face.to_dict()
+    assert list(d) == ["index", "box", "score", "edited", "reason"]
+    assert d == {"index": 0, "box": list(face.box), "score": round(face.score, 3), "edited": True, "reason": None}
+    assert found[0].to_dict(("index", "box", "score")) == {"index": 0, "box": list(face.box), "score": round(face.score, 3)}
+    assert found[0].to_dict()["edited"] is False and found[0].region is None

@@ -30,7 +30,8 @@ from PIL import Image
 import smilecore
 from corpus import EXIF_MAKE, EXIT_FOR, MAKE_VALUE, Case, build_corpus, png_bomb, portrait
 from smilecore.errors import EXIT_CODES, ImageTooLargeError, SmileError
-from smilecore.imageio import load_image, save_image
+from smilecore.decode import load_image
+from smilecore.encode import save_image
 
 _CORPUS_TMP = tempfile.TemporaryDirectory(prefix="smile-corpus-")
 CORPUS = Path(_CORPUS_TMP.name)
@@ -468,12 +469,6 @@ def test_existing_output_survives_a_failed_run(model_path, tmp_path, monkeypatch
 # --------------------------------------------------------------------------- limits
 
 
-def test_pixel_limit_defaults_to_200_megapixels():
-    from smilecore import imageio, pipeline
-
-    assert imageio.DEFAULT_MAX_PIXELS == pipeline.MAX_PIXELS == 200_000_000
-
-
 def test_pixel_limit_just_above_the_default_is_refused(tmp_path):
     """Between 1x and 2x the limit PIL only warns; Smile must still refuse, without decoding."""
     p = tmp_path / "big.png"
@@ -683,16 +678,16 @@ def test_model_with_broken_outputs_never_crashes(outputs, statuses, tmp_path):
 @pytest.fixture
 def fake_registry(tmp_path, monkeypatch, model_path):
     """A registry with one downloaded model whose cached file has been tampered with."""
-    from smilecore import weights
+    from smilecore import registry
 
     cache = tmp_path / "cache"
     cache.mkdir()
     monkeypatch.setenv("SMILE_CACHE_DIR", str(cache))
     monkeypatch.delenv("SMILE_MODEL", raising=False)
     good = Path(model_path).read_bytes()
-    info = weights.ModelInfo(name="tampered", version="1", file="tampered.onnx", sha256=hashlib.sha256(good).hexdigest(),
+    info = registry.ModelInfo(name="tampered", version="1", file="tampered.onnx", sha256=hashlib.sha256(good).hexdigest(),
                              size=len(good), license="CC0-1.0", url="http://127.0.0.1:9/tampered.onnx")
-    monkeypatch.setattr(weights, "_registry", lambda: ("tampered", (info,)))
+    monkeypatch.setattr(registry, "_registry", lambda: ("tampered", (info,)))
     (cache / "tampered.onnx").write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # one bit flipped
     return cache / "tampered.onnx"
 

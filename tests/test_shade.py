@@ -22,8 +22,8 @@ def test_shade_scales_the_kept_pixels_by_its_gain(tmp_path, astronaut):
     a0, a1 = np.asarray(r0.image), np.asarray(r1.image)
     assert np.array_equal(a0, astronaut)  # zero flow, zero mask: unchanged
     # where the face's weight is 1 the pixel is (x + 8) * e^0.25 - 8, rounded and clipped
-    edit = r1.edits[0]
-    x0, y0, x1, y1 = edit.box
+    edit = r1.faces[0]
+    x0, y0, x1, y1 = edit.region
     full = edit.weight >= 1.0
     assert full.sum() > 500
     src = astronaut[y0:y1, x0:x1][full].astype(np.float64)

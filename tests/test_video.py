@@ -24,7 +24,8 @@ av = pytest.importorskip("av", reason="video tests need PyAV: pip install '.[vid
 import smilecore  # noqa: E402
 from cli.main import cli  # noqa: E402
 from smilecore.errors import InputError, NoFaceError, UsageError  # noqa: E402
-from smilecore.video import StrengthSchedule, smile_video  # noqa: E402
+from smilecore.video import smile_video  # noqa: E402
+from smilecore.video_schedule import StrengthSchedule  # noqa: E402
 from smilecore.video_synth import make_clip, mouth_box, mouth_flicker, packets, read_frames  # noqa: E402
 from smilecore.video_track import FADE_FRAMES, FaceTracker  # noqa: E402
 

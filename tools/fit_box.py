@@ -1,8 +1,8 @@
-"""Fit ``smilecore.faces.BOX_FIT``: the dlib-HOG-shaped box from BlazeFace's keypoints.
+"""Fit ``smilecore.detection.BOX_FIT``: the dlib-HOG-shaped box from BlazeFace's keypoints.
 
     python tools/fit_box.py [--n 600]
 
-Runs dlib HOG (``faces.hog_boxes``) and BlazeFace (``faces.detect``) on training-split photos
+Runs dlib HOG (``detection.hog_boxes``) and BlazeFace (``detection.detect``) on training-split photos
 of the training cache (``/work/cache/smile-training/prepared/index.npz``, images under
 ``/work/shared/data``), keeps photos where both find exactly one face, and fits by least
 squares, in each face's upright frame (e = eye centre, d = eye distance, m = eye-to-mouth
@@ -24,7 +24,8 @@ DATA = Path("/work/shared/data")
 
 
 def main() -> None:
-    from smilecore import faces
+    from smilecore import detect as detection
+    from smilecore.pixels import to_rgb8
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=600)
@@ -36,9 +37,9 @@ def main() -> None:
     files = [files[i] for i in rng.permutation(len(files))[: args.n]]
     rows, pairs = [], []
     for f in files:
-        rgb = faces._to_rgb8(np.asarray(Image.open(DATA / f).convert("RGB")))
-        hb = faces.hog_boxes(rgb)
-        dets = faces.detect(rgb)
+        rgb = to_rgb8(np.asarray(Image.open(DATA / f).convert("RGB")))
+        hb = detection.hog_boxes(rgb)
+        dets = detection.detect(rgb)
         if len(hb) != 1 or len(dets) != 1 or abs(dets[0].roll) > 10:
             continue
         (x0, y0, x1, y1), _ = hb[0]
@@ -61,19 +62,19 @@ def main() -> None:
               % (np.median(np.abs(r[:, :2] @ a - r[:, 2])), np.median(np.abs(r[:, :2] @ b - r[:, 3]))))
         return (float(a[0]), float(a[1]), float(b[0]), float(b[1]))
 
-    faces.BOX_FIT = fit(rows, "BOX_FIT")
+    detection.BOX_FIT = fit(rows, "BOX_FIT")
     # the same from dlib's own five landmarks on HOG's box (second pass of refine_landmarks)
     rows5 = []
     for rgb, (x0, y0, x1, y1), _ in pairs:
-        lm = faces.landmarks5(rgb, (x0, y0, x1 - 1, y1 - 1))
-        e, d, down, m = faces.frame5(lm)
+        lm = detection.landmarks5(rgb, (x0, y0, x1 - 1, y1 - 1))
+        e, d, down, m = detection.frame5(lm)
         hc = np.array([(x0 + x1 - 1) / 2 + 0.5, (y0 + y1 - 1) / 2 + 0.5])
         rows5.append((d, m, float(np.dot(hc - e, down)), x1 - x0))
-    faces.BOX_FIT5 = fit(rows5, "BOX_FIT5")
+    detection.BOX_FIT5 = fit(rows5, "BOX_FIT5")
     errs = []
     for rgb, (x0, y0, x1, y1), det in pairs:
-        ref = faces.landmarks5(rgb, (x0, y0, x1 - 1, y1 - 1))
-        new = faces.refine_landmarks(rgb, det)
+        ref = detection.landmarks5(rgb, (x0, y0, x1 - 1, y1 - 1))
+        new = detection.refine_landmarks(rgb, det)
         errs.append(np.abs(new - ref).max() / max(x1 - x0, 1) * 100)
     errs = np.array(errs)
     print("landmarks vs HOG box: max-coordinate difference, %% of face box: median %.2f, 95th %.2f, max %.2f"

@@ -12,7 +12,7 @@ Where things are:
 
 * settings: ``config.toml`` (the one source of values) read once by ``config.load_config``
   into dataclasses; a step's ``main`` passes the parts it needs down;
-* data: ``prepare`` (decoding by ``smilecore.imageio``), ``landmarks68`` (68-point index groups,
+* data: ``prepare`` (decoding by ``smilecore.decode``), ``landmarks68`` (68-point index groups,
   dlib's predictors), ``dataset`` (crops, labels, on-the-fly samples);
 * the teacher: ``teacher`` (targets), ``warp`` (thin-plate spline), ``donors`` (real mouths),
   ``teeth`` (the drawn mouth), ``direction`` and ``geometry`` (how landmarks move);

@@ -1,7 +1,7 @@
 """The 68 landmarks training measures smiles in: their index groups, and dlib's predictors.
 
 Faces and their five landmarks (the alignment) come from the engine, exactly as inference
-finds them (``smilecore.faces.detect_faces``); dlib's 68-point predictor (non-commercial
+finds them (``smilecore.detect.detect_faces``); dlib's 68-point predictor (non-commercial
 licence: training only, never on the runtime path) adds the dense landmarks the smile
 direction is measured in.
 """
@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from smilecore.faces import dlib_model_file
+from smilecore.detect import dlib_model_file
 
 # 68-point index groups (iBUG 300-W numbering, 0-based)
 JAW = np.arange(0, 17)
@@ -60,7 +60,7 @@ RECOGNIZER_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 @functools.lru_cache(maxsize=2)
 def shape_predictor(points: int):
     """dlib's ``points``-point shape predictor (5 or 68), loaded once per process; the file is
-    found the engine's way (``smilecore.faces.dlib_model_file``)."""
+    found the engine's way (``smilecore.detect.dlib_model_file``)."""
     import dlib
 
     return dlib.shape_predictor(str(dlib_model_file(PREDICTOR_FILES[points])))
@@ -77,7 +77,7 @@ def face_recognizer():
 def landmarks68(rgb8: np.ndarray, centre: np.ndarray, side: float) -> np.ndarray:
     """dlib's 68 landmarks, (68, 2) float64 photo pixels, for the face in the square box of
     ``side`` pixels around ``centre`` (the box dlib's HOG detector would draw, see
-    ``smilecore.faces.BOX_FIT5``), in an 8-bit RGB image."""
+    ``smilecore.detect.BOX_FIT5``), in an 8-bit RGB image."""
     import dlib
 
     h = side / 2

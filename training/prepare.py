@@ -1,7 +1,7 @@
 """Step 1: detect, align and cache every usable face of the training data.
 
 Photos are decoded, faces found and their five landmarks placed by the engine, exactly as
-``smile`` does (``smilecore.imageio``, ``smilecore.faces.detect_faces``); dlib's 68-point
+``smile`` does (``smilecore.decode``, ``smilecore.detect.detect_faces``); dlib's 68-point
 predictor adds the dense landmarks (``training.landmarks68``).
 
 Output (in ``cache_dir/prepared/``):
@@ -33,8 +33,9 @@ from PIL import Image
 
 from smilecore.align import Alignment, align_face, apply_affine, extract_crop
 from smilecore.errors import SmileError
-from smilecore.faces import _box_from5, _to_rgb8, detect_faces
-from smilecore.imageio import load_image
+from smilecore.decode import load_image
+from smilecore.detect import box_from5, detect_faces
+from smilecore.pixels import to_rgb8
 
 from .config import Config, get_logger, load_config, prepared_dir
 from .landmarks68 import landmarks68
@@ -105,20 +106,20 @@ def split_of(person: str, seed: int, val_fraction: float, test_fraction: float) 
 
 def read_rgb(path: Path) -> tuple[np.ndarray, bool] | None:
     """Image as uint8 RGB, upright (EXIF orientation applied), plus whether it is grayscale;
-    ``None`` when unreadable.  Decoded by the engine (``smilecore.imageio.load_image``, no pixel
+    ``None`` when unreadable.  Decoded by the engine (``smilecore.decode.load_image``, no pixel
     limit) and reduced to 8-bit RGB the engine's way, as ``smile`` would see the photo."""
     try:
         image, _ = load_image(path, max_pixels=None)
     except SmileError:
         return None
-    rgb = _to_rgb8(np.asarray(image.convert("RGB")) if isinstance(image, Image.Image) else image)
+    rgb = to_rgb8(np.asarray(image.convert("RGB")) if isinstance(image, Image.Image) else image)
     i = rgb.astype(np.int16)
     gray = bool(np.abs(i[..., 0] - i[..., 1]).max() <= 4 and np.abs(i[..., 1] - i[..., 2]).max() <= 4)
     return rgb, gray
 
 
 def find_face(rgb: np.ndarray, size: int, min_face: int) -> tuple[Alignment, np.ndarray, np.ndarray, int] | str:
-    """The subject of a face photo as the engine finds it (``smilecore.faces.detect_faces``):
+    """The subject of a face photo as the engine finds it (``smilecore.detect.detect_faces``):
     (alignment at ``size``, its 5 and 68 landmarks in crop pixels, HOG-shaped box width); else
     why not: ``"no_face"``, ``"tiny"`` (every face narrower than ``min_face``) or ``"bad_landmarks"``.
 
@@ -129,7 +130,7 @@ def find_face(rgb: np.ndarray, size: int, min_face: int) -> tuple[Alignment, np.
     if not found:
         return "no_face"
     centre = np.array([rgb.shape[1] - 1, rgb.shape[0] - 1]) / 2.0
-    boxes = sorted(((_box_from5(f.landmarks), f.landmarks) for f in found), key=lambda b: float(np.hypot(*(b[0][0] - centre))))
+    boxes = sorted(((box_from5(f.landmarks), f.landmarks) for f in found), key=lambda b: float(np.hypot(*(b[0][0] - centre))))
     if all(side < min_face for (_, side), _ in boxes):
         return "tiny"
     for (mid, side), lm5_photo in boxes:

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config)
     ev = cfg.evaluate
     from smilecore.align import CROP_SIZE
-    from smilecore.weights import resolve_model
+    from smilecore.registry import resolve_model
 
     from .dataset import load_labels
     from .evaluate import onnx_editor

@@ -46,7 +46,8 @@ def check_destination(path: str, format_of: Callable[[str], object] | None = Non
     from pathlib import Path
 
     from smilecore.errors import WriteError
-    from smilecore.imageio import check_target, output_format
+    from smilecore.atomic import check_target
+    from smilecore.encode import output_format
 
     try:
         (format_of or output_format)(path)

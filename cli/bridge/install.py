@@ -189,7 +189,7 @@ def install_krita(pykrita_dir: Path, rc_file: Path | None) -> tuple[Path, bool]:
         check_rc_path(rc_file)  # before anything is installed
     dest = pykrita_dir / PLUGIN_NAME
     _install_package_dir(src, dest)
-    from smilecore.imageio import write_atomic
+    from smilecore.atomic import write_atomic
 
     data = desktop.read_bytes()
     write_atomic(pykrita_dir / f"{PLUGIN_NAME}.desktop", lambda f: f.write(data))

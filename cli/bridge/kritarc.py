@@ -10,7 +10,7 @@ import os
 import re
 from pathlib import Path
 
-from smilecore.imageio import write_atomic
+from smilecore.atomic import write_atomic
 
 _SECTION = re.compile(r"^\s*\[(?P<name>[^\]]*)\]\s*$")
 

@@ -126,14 +126,13 @@ class WorkerSession:
 
     def _cmd_detect(self, req: dict) -> dict:
         import smilecore
-        from smilecore.imageio import env_max_pixels, load_image
+        from smilecore.decode import env_max_pixels, load_image
 
         path = path_field(req, "input", required=True)
         min_face = min_face_field(req)
         image, info = load_image(path, max_pixels=env_max_pixels())
         faces = smilecore.detect_faces(image, min_face=min_face)
-        return {"faces": [{"index": i, "box": [int(v) for v in f.box], "score": round(float(f.score), 3), "edited": False}
-                          for i, f in enumerate(faces)],
+        return {"faces": [f.to_dict(("index", "box", "score", "edited")) for f in faces],
                 "size": list(info.size)}
 
     def _cmd_smile(self, req: dict) -> dict:
@@ -141,7 +140,8 @@ class WorkerSession:
         from PIL import Image
 
         import smilecore
-        from smilecore.imageio import env_max_pixels, load_image, load_mask, save_image
+        from smilecore.decode import env_max_pixels, load_image, load_mask
+        from smilecore.encode import save_image
 
         src = path_field(req, "input", required=True)
         dst = path_field(req, "output", required=True)

@@ -20,6 +20,8 @@ import numpy as np
 
 from . import blazeface
 from .errors import ModelError
+from .face import Face
+from .pixels import to_rgb8
 
 #: Detection runs on a copy whose long side is at most this many pixels.
 DETECT_MAX_SIDE = 640
@@ -29,20 +31,6 @@ MIN_SCORE = 0.5
 HOG_MIN_SCORE = 0.3
 #: Faces tilted more than this (degrees, from the eye line) are turned upright for the landmarks.
 UPRIGHT_DEG = 15.0
-
-
-@dataclass(frozen=True)
-class Face:
-    """A detected face in photo pixel coordinates."""
-
-    box: tuple[int, int, int, int]  #: x0, y0, x1, y1 (exclusive end)
-    landmarks: np.ndarray  #: (5, 2) float64, dlib 5-point order (see smilecore.align)
-    score: float  #: detector confidence (BlazeFace probability, 0..1)
-
-    @property
-    def size(self) -> int:
-        """Side of the detection box in photo pixels."""
-        return int(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
 
 
 def dlib_model_file(name: str) -> Path:
@@ -72,22 +60,6 @@ def _predictor5():
     import dlib
 
     return dlib.shape_predictor(str(dlib_model_file("shape_predictor_5_face_landmarks.dat")))
-
-
-def _to_rgb8(image: np.ndarray) -> np.ndarray:
-    """8-bit, 3-channel, C-contiguous copy of an (H,W[,C]) uint8/uint16 array for dlib."""
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        image = np.clip(image, 0, 255).astype(np.uint8)
-    if image.ndim == 2:
-        image = image[:, :, None]
-    c = image.shape[2]
-    if c in (1, 2):
-        image = np.repeat(image[:, :, :1], 3, axis=2)
-    elif c == 4:
-        image = image[:, :, :3]
-    return np.ascontiguousarray(image)
 
 
 def landmarks5(rgb8: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
@@ -363,7 +335,8 @@ def frame5(lm: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, float]:
     return e, d, down, float(np.dot(lm[4] - e, down))
 
 
-def _box_from5(lm: np.ndarray) -> tuple[np.ndarray, float]:
+def box_from5(lm: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre and side of the HOG-shaped face box fitted (:data:`BOX_FIT5`) to five landmarks."""
     e, d, down, m = frame5(lm)
     a0, a1, b0, b1 = BOX_FIT5
     return e + (a0 * d + a1 * m) * down, b0 * d + b1 * m
@@ -381,7 +354,7 @@ def refine_landmarks(rgb8: np.ndarray, det: Detection) -> np.ndarray:
         e, d, down, _ = frame5(lm)
         if abs(np.degrees(np.arctan2(-down[0], down[1]))) > UPRIGHT_DEG or not d > 0:
             return lm
-        centre, side = _box_from5(lm)
+        centre, side = box_from5(lm)
         half = side / 2
         return landmarks5(rgb8, (centre[0] - half, centre[1] - half, centre[0] + half - 1, centre[1] + half - 1))
     # turn the face upright in a crop around it (2 box sides), find the landmarks there, map them back
@@ -416,9 +389,10 @@ def detect_faces(
     """Find faces in an (H,W[,C]) image array; largest first.
 
     Faces come from :func:`detect` (BlazeFace); landmarks are computed on the full-resolution
-    image by :func:`refine_landmarks`; ``box`` is the HOG-shaped box, clipped to the image.
+    image by :func:`refine_landmarks`; ``box`` is the HOG-shaped box, clipped to the image;
+    ``index`` is the face's place in the returned list.
     """
-    rgb8 = _to_rgb8(image)
+    rgb8 = to_rgb8(image)
     h, w = rgb8.shape[:2]
     faces = []
     for det in detect(rgb8, max_side, min_score):
@@ -432,4 +406,6 @@ def detect_faces(
             continue
         faces.append(face)
     faces.sort(key=lambda fc: -fc.size)
+    for i, face in enumerate(faces):
+        face.index = i
     return faces

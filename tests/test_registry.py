@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from smilecore import ModelError, weights
-from smilecore.weights import ModelInfo
+from smilecore import ModelError, registry
+from smilecore.registry import ModelInfo
 
 
 class _RangeHandler(http.server.SimpleHTTPRequestHandler):
@@ -71,10 +71,10 @@ def test_download_verifies_and_caches(server, cache, fixture_models):
     root, url = server
     data, sha = _publish(root, fixture_models)
     info = ModelInfo(name="t", version="1", file="m.onnx", sha256=sha, size=len(data), license="CC0", url=f"{url}/m.onnx")
-    path = weights.fetch_model(info)
+    path = registry.fetch_model(info)
     assert path == cache / "m.onnx" and path.read_bytes() == data
     n = len(_RangeHandler.ranges)
-    assert weights.fetch_model(info) == path and len(_RangeHandler.ranges) == n  # cached: no request
+    assert registry.fetch_model(info) == path and len(_RangeHandler.ranges) == n  # cached: no request
 
 
 def test_download_with_wrong_checksum_is_refused(server, cache, fixture_models):
@@ -82,7 +82,7 @@ def test_download_with_wrong_checksum_is_refused(server, cache, fixture_models):
     data, _ = _publish(root, fixture_models)
     info = ModelInfo(name="t", version="1", file="m.onnx", sha256="0" * 64, size=len(data), license="CC0", url=f"{url}/m.onnx")
     with pytest.raises(ModelError, match="fails its checksum"):
-        weights.fetch_model(info, retries=1)
+        registry.fetch_model(info, retries=1)
     assert not (cache / "m.onnx").exists()
 
 
@@ -92,7 +92,7 @@ def test_partial_download_resumes(server, cache, fixture_models):
     cache.mkdir(parents=True)
     (cache / "m.onnx.part").write_bytes(data[:100])
     info = ModelInfo(name="t", version="1", file="m.onnx", sha256=sha, size=len(data), license="CC0", url=f"{url}/m.onnx")
-    path = weights.fetch_model(info)
+    path = registry.fetch_model(info)
     assert path.read_bytes() == data
     assert "bytes=100-" in _RangeHandler.ranges
 
@@ -101,39 +101,39 @@ def test_tampered_cached_file_is_fetched_again(server, cache, fixture_models):
     root, url = server
     data, sha = _publish(root, fixture_models)
     info = ModelInfo(name="t", version="1", file="m.onnx", sha256=sha, size=len(data), license="CC0", url=f"{url}/m.onnx")
-    path = weights.fetch_model(info)
+    path = registry.fetch_model(info)
     path.write_bytes(b"evil" + data[4:])
-    assert weights.fetch_model(info).read_bytes() == data
+    assert registry.fetch_model(info).read_bytes() == data
 
 
 def test_unreachable_server(cache):
     info = ModelInfo(name="t", version="1", file="m.onnx", sha256="0" * 64, size=1, license="CC0", url="http://127.0.0.1:9/m.onnx")
     with pytest.raises(ModelError, match="cannot fetch model t"):
-        weights.fetch_model(info, retries=0)
+        registry.fetch_model(info, retries=0)
 
 
 def test_tampered_bundled_model_is_refused(tmp_path, monkeypatch, fixture_models):
     data = Path(fixture_models["shift"]).read_bytes()
     (tmp_path / "b.onnx").write_bytes(data)
     info = ModelInfo(name="b", version="1", file="b.onnx", sha256=hashlib.sha256(data).hexdigest(), size=len(data), license="CC0", bundled=True)
-    monkeypatch.setattr(weights, "_models_dir", lambda: tmp_path)
-    monkeypatch.setattr(weights, "_registry", lambda: ("b", (info,)))
-    assert weights.model_path("b") == tmp_path / "b.onnx"
-    assert weights.resolve_model(None) == tmp_path / "b.onnx"
+    monkeypatch.setattr(registry, "_models_dir", lambda: tmp_path)
+    monkeypatch.setattr(registry, "_registry", lambda: ("b", (info,)))
+    assert registry.model_path("b") == tmp_path / "b.onnx"
+    assert registry.resolve_model(None) == tmp_path / "b.onnx"
     (tmp_path / "b.onnx").write_bytes(data[:-1] + b"\x00")
     with pytest.raises(ModelError, match="fails its checksum"):
-        weights.resolve_model(None)
-    assert weights.verify_model("b") is False
+        registry.resolve_model(None)
+    assert registry.verify_model("b") is False
 
 
 def test_smile_model_env_var(monkeypatch, fixture_models):
     monkeypatch.setenv("SMILE_MODEL", str(fixture_models["paint"]))
-    assert weights.resolve_model(None) == Path(fixture_models["paint"])
+    assert registry.resolve_model(None) == Path(fixture_models["paint"])
     monkeypatch.setenv("SMILE_MODEL", "/nonexistent/x.onnx")
     with pytest.raises(ModelError, match="does not exist"):
-        weights.resolve_model(None)
+        registry.resolve_model(None)
 
 
 def test_unknown_name():
     with pytest.raises(ModelError, match="unknown model 'nope'"):
-        weights.get_info("nope")
+        registry.get_info("nope")

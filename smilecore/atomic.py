@@ -1,0 +1,160 @@
+"""Atomic file writes: a file is either the old one or the complete new one, never half of it.
+
+:func:`write_atomic` fills a temporary file in the target's folder and renames it over the
+target; an interrupted run (Ctrl-C, SIGTERM, an error) leaves the target as it was.  A run
+killed outright leaves its temporary file, which the next write into that folder removes
+(:func:`remove_stale_temps`).  Photos (:mod:`smilecore.encode`), videos and the CLI's own
+files are all written this way.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from .errors import WriteError, reason
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
+
+def copy_file_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Copy ``src`` to ``dst`` byte for byte, atomically (used for photos left unchanged)."""
+    source = Path(src)
+
+    def write(f):
+        with open(source, "rb") as s:
+            shutil.copyfileobj(s, f, 1 << 20)
+
+    write_atomic(Path(dst), write)
+
+
+def check_target(path: str | os.PathLike) -> None:
+    """:class:`WriteError` unless ``path`` can receive a photo: it must not exist, or be a regular
+    file (or a link to one).  A named pipe or device called ``x.png`` is never replaced."""
+    p = Path(path)
+    if p.is_dir():
+        raise WriteError(f"{path}: could not write it, it is a folder")
+    if p.exists() and not p.is_file():
+        raise WriteError(f"{path}: could not write it, it is not a regular file (a named pipe, socket or device)")
+
+
+#: Name of the temporary files :func:`write_atomic` makes: ``.NAME.XXXXXXXX.smile-tmp``.
+TEMP_SUFFIX = ".smile-tmp"
+#: A temporary file untouched for this long and not locked by a writer was left by a run that died.
+STALE_TEMP_SECONDS = 10 * 60
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + "$")
+_swept: set[str] = set()
+
+
+def remove_stale_temps(folder: str | os.PathLike, max_age: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Delete Smile's own temporary files that a killed run left in ``folder``; returns them.
+
+    Only files with :func:`write_atomic`'s naming, unmodified for ``max_age`` seconds and not
+    locked by a live writer (every writer holds an exclusive lock on its temporary file; on
+    Windows an open file cannot be deleted at all) are removed."""
+    removed: list[Path] = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.endswith(TEMP_SUFFIX) or not _TEMP_NAME.match(entry.name):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False) or now - entry.stat(follow_symlinks=False).st_mtime < max_age:
+                continue
+            if _locked_by_writer(entry.path):
+                continue
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
+def _locked_by_writer(path: str) -> bool:
+    if fcntl is None:
+        return False  # Windows: unlinking an open file fails, which protects a live writer
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False  # (the lock goes with the descriptor)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def write_atomic(target: str | os.PathLike, write) -> None:
+    """Create or replace ``target`` atomically: ``write(f)`` fills a temporary file in the same
+    folder, which is then renamed over ``target``.  On any failure (or Ctrl-C, SIGTERM) the
+    temporary file is removed, ``target`` is left as it was, and :class:`WriteError` names the
+    file.  The first write into a folder also removes temporary files that runs killed outright
+    (SIGKILL, power loss) left there (:func:`remove_stale_temps`)."""
+    target = Path(target)
+    if target.is_symlink():  # write through the link (it stays a link), like an editor saving a file
+        target = Path(os.path.realpath(target))
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise WriteError(f"{target}: cannot write it, folder {folder} does not exist")
+    check_target(target)
+    key = os.path.abspath(folder)
+    if key not in _swept:
+        _swept.add(key)
+        remove_stale_temps(folder)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{_short_name(target.name)}.", suffix=TEMP_SUFFIX, dir=folder)
+    except OSError as exc:
+        raise WriteError(f"{target}: cannot write in {folder} ({reason(exc)})") from None
+    tmp = Path(tmp_name)
+    try:
+        if fcntl is not None:  # tells remove_stale_temps in other processes that this file is alive
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                pass
+        with os.fdopen(fd, "w+b") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        _set_mode(tmp, target)
+        os.replace(tmp, target)
+    except BaseException as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        if isinstance(exc, (KeyboardInterrupt, SystemExit, WriteError)):
+            raise
+        raise WriteError(f"{target}: could not write it ({reason(exc)})") from None
+
+
+def _short_name(name: str, limit: int = 120) -> str:
+    """``name`` cut to at most ``limit`` UTF-8 bytes, so a temporary name built from it stays under
+    the usual 255-byte limit however long the target's name is."""
+    raw = name.encode("utf-8", "surrogateescape")
+    return name if len(raw) <= limit else raw[:limit].decode("utf-8", "ignore")
+
+
+def _set_mode(tmp: Path, target: Path) -> None:
+    """Give the new file the target's permissions if it exists, else the umask default (mkstemp uses 0600)."""
+    try:
+        if target.exists():
+            mode = target.stat().st_mode & 0o7777
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
+    except OSError:
+        pass

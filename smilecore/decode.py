@@ -1,0 +1,393 @@
+"""Reading photos without losing what makes them the owner's photo.
+
+``load_image`` returns the pixels upright (EXIF orientation applied) plus an
+:class:`ImageInfo` holding what :func:`smilecore.encode.save_image` needs to write the
+result back faithfully: the ICC profile, the EXIF block (orientation reset to 1), the JPEG
+quantisation tables and chroma subsampling, the resolution.
+
+Pixels come back as
+
+* a ``PIL.Image`` for 8-bit content (any of PIL's 8-bit modes), or
+* a ``numpy.uint16`` array, ``(H, W)`` or ``(H, W, C)`` in RGB(A) order, for
+  16-bit PNG and TIFF files (PIL cannot hold 16-bit colour), read with OpenCV.
+
+Every failure is a :class:`~smilecore.errors.SmileError` whose one-line message
+names the file; a photo larger than the pixel limit is refused before it is decoded.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .errors import ImageTooLargeError, InputError, UsageError, reason
+from .pixels import EXIF_ORIENTATION, to_8bit, to_upright
+
+#: Default pixel limit (width x height) above which a photo is refused.
+DEFAULT_MAX_PIXELS = 200_000_000
+
+#: PIL modes the engine can work on (everything else is refused with a clear message).
+SUPPORTED_MODES = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "I;16", "I;16B", "I;16L"})
+
+
+_PIL_LIMIT_LOCK = threading.Lock()
+
+PixelData = Union[Image.Image, np.ndarray]
+
+
+@dataclass
+class ImageInfo:
+    """What a photo carries besides its pixels, kept so the result can be saved like the source."""
+
+    path: Path  #: the file it was read from
+    format: str | None  #: PIL format name of the source ("JPEG", "PNG", ...)
+    mode: str  #: PIL mode of the source (for 16-bit files: "RGB;16", "RGBA;16", "L;16")
+    size: tuple[int, int]  #: (width, height) after the EXIF orientation was applied
+    bit_depth: int = 8  #: bits per sample: 8 or 16
+    icc_profile: bytes | None = None
+    exif: bytes | None = None  #: EXIF block with orientation reset to 1 (or None)
+    orientation: int = 1  #: the EXIF orientation the file had (already applied to the pixels)
+    dpi: tuple[float, float] | None = None
+    jpeg_qtables: dict | None = None  #: quantisation tables of a JPEG source (reused on save)
+    jpeg_subsampling: int | None = None  #: chroma subsampling of a JPEG source (PIL's code)
+    quality: int | None = None  #: estimated JPEG quality of the source (IJG scale)
+    lossless: bool = False  #: a lossless WebP source (its result is written lossless too)
+    notes: list[str] = field(default_factory=list)  #: things worth telling the user
+
+
+def env_max_pixels() -> int:
+    """The pixel limit from the environment variable ``SMILE_MAX_PIXELS``, else :data:`DEFAULT_MAX_PIXELS`."""
+    text = os.environ.get("SMILE_MAX_PIXELS", "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError(f"SMILE_MAX_PIXELS must be a positive whole number of pixels, not {text!r}")
+    return value
+
+
+def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[PixelData, ImageInfo]:
+    """Read a photo, upright, with its metadata.
+
+    Returns ``(image, info)``: ``image`` is a ``PIL.Image`` for 8-bit content or a
+    ``uint16`` numpy array (RGB order) for 16-bit PNG/TIFF.
+
+    Raises :class:`InputError` (missing, unreadable, corrupt, truncated, not an
+    image, unsupported mode) or :class:`ImageTooLargeError` (more than
+    ``max_pixels`` pixels; ``None`` disables the limit), each naming the file.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PIL's "corrupt EXIF" and similar: the error, if any, says it
+        return _load_image(path, max_pixels)
+
+
+def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelData, ImageInfo]:
+    p = Path(path)
+    name = str(path)
+    if not p.exists():
+        raise InputError(f"{name}: no such file")
+    if p.is_dir():
+        raise InputError(f"{name}: is a folder, not a photo")
+    if not p.is_file():  # a named pipe, socket or device: opening it could wait forever
+        raise InputError(f"{name}: not a regular file (a named pipe, socket or device), not a photo")
+    if not os.access(p, os.R_OK):
+        raise InputError(f"{name}: permission denied (cannot read it)")
+    limit = max_pixels if max_pixels and max_pixels > 0 else None
+
+    try:
+        # PIL's bomb check runs inside Image.open: it uses Smile's limit (the only one) and fails
+        with _pil_limit(limit), warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(p)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ImageTooLargeError(f"{name}: image is larger than the limit of {_mpx(limit)} (a decompression bomb?); raise it with --max-pixels if you trust the file") from None
+    except Image.UnidentifiedImageError:
+        if _has_image_signature(p):
+            raise InputError(f"{name}: the image data is corrupt or truncated (its header cannot be read)") from None
+        raise InputError(f"{name}: not an image, or a format Smile cannot read (use JPEG, PNG, TIFF, WebP or BMP)") from None
+    except PermissionError:
+        raise InputError(f"{name}: permission denied (cannot read it)") from None
+    except Exception as exc:  # corrupt headers make PIL raise many kinds of error
+        raise InputError(f"{name}: cannot read the image ({reason(exc)})") from None
+
+    keep = False  # True once ``im`` itself is returned (loaded, its file closed): it must not be closed
+    try:
+        w, h = im.size
+        if w <= 0 or h <= 0:
+            raise InputError(f"{name}: the image is empty ({w}x{h} pixels)")
+        if limit is not None and w * h > limit:
+            raise ImageTooLargeError(f"{name}: {w}x{h} pixels is larger than the limit of {_mpx(limit)}; raise it with --max-pixels if you trust the file")
+        info = ImageInfo(path=p, format=im.format, mode=im.mode, size=(w, h))
+        if getattr(im, "n_frames", 1) > 1:
+            info.notes.append(f"{name}: has {im.n_frames} frames or pages; only the first is used")
+        info.icc_profile = im.info.get("icc_profile") or None
+        info.dpi = _dpi(im.info.get("dpi"))
+        info.orientation, info.exif = _exif_block(im)
+        if im.format == "JPEG":
+            info.jpeg_qtables = _copy_qtables(getattr(im, "quantization", None))
+            info.jpeg_subsampling = _jpeg_subsampling(im)
+            info.quality = estimate_jpeg_quality(info.jpeg_qtables)
+
+        if im.format == "PNG":
+            _verify_png(p, name)
+        if im.format == "WEBP":
+            info.lossless = _webp_is_lossless(p)
+
+        if _is_16bit(p, im):
+            image = _load_16bit(p, name, info)
+            return image, info
+
+        if im.mode not in SUPPORTED_MODES:
+            raise InputError(f"{name}: colour mode {im.mode} ({_mode_words(im.mode)}) is not supported; convert it to 8- or 16-bit RGB or grayscale")
+        try:
+            im.load()
+        except Exception as exc:
+            raise InputError(f"{name}: the image data is corrupt or truncated ({reason(exc)})") from None
+        try:
+            upright = to_upright(im)  # (its .info keeps the EXIF; ImageInfo holds ours, orientation reset)
+        except Exception:  # a broken EXIF block must not make the photo unreadable
+            upright = im
+        if upright is im:
+            if getattr(im, "n_frames", 1) == 1 and getattr(im, "fp", None) is None:  # loaded, file closed: no copy
+                keep = True
+            else:
+                upright = im.copy()
+        info.size = upright.size
+        return upright, info
+    finally:
+        if not keep:
+            im.close()
+
+
+@contextlib.contextmanager
+def _pil_limit(limit: int | None):
+    """Run a block with PIL's own decompression-bomb limit set to ``limit`` (None: off), so that
+    PIL never refuses a photo Smile's limit accepts."""
+    with _PIL_LIMIT_LOCK:
+        old = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = limit
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = old
+
+
+def load_mask(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read a selection mask as a ``uint8`` ``(H, W)`` array (colour images are converted to gray,
+    16-bit ones reduced to 8 bits; EXIF orientation applied).  Errors as :func:`load_image`."""
+    img, _info = load_image(path, max_pixels=max_pixels)
+    if isinstance(img, np.ndarray):
+        arr = to_8bit(img)
+        if arr.ndim == 3:
+            arr = cv2.cvtColor(arr[:, :, :3], cv2.COLOR_RGB2GRAY) if arr.shape[2] >= 3 else arr[:, :, 0]
+        return np.ascontiguousarray(arr)
+    return np.asarray(img.convert("L"))
+
+
+def _is_16bit(path: Path, im: Image.Image) -> bool:
+    if im.format == "PNG":
+        try:
+            with open(path, "rb") as f:
+                head = f.read(26)
+            return len(head) == 26 and head[12:16] == b"IHDR" and head[24] == 16
+        except OSError:
+            return False
+    if im.format == "TIFF":
+        bits = im.tag_v2.get(258) if hasattr(im, "tag_v2") else None
+        if isinstance(bits, int):
+            bits = (bits,)
+        return bool(bits) and all(b == 16 for b in bits)
+    return False
+
+
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"BM")
+
+
+def _verify_png(path: Path, name: str) -> None:
+    """Check every chunk's CRC (PIL's decoder skips the image data's; libpng would complain on stderr).
+
+    Scrambled image data can otherwise decompress into garbage pixels that look like a photo."""
+    try:
+        with _pil_limit(None), Image.open(path) as check:  # (the size was checked against Smile's limit)
+            check.verify()
+    except Exception as exc:
+        raise InputError(f"{name}: the image data is corrupt or truncated ({reason(exc)})") from None
+
+
+def _webp_is_lossless(path: Path) -> bool:
+    """Is a WebP file's image stored lossless (a ``VP8L`` chunk rather than lossy ``VP8 ``)?"""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+                return False
+            for _ in range(64):  # VP8X files put ICCP/ANIM/ALPH chunks first
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return False
+                kind, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if kind in (b"VP8L", b"VP8 "):
+                    return kind == b"VP8L"
+                f.seek(size + (size & 1), os.SEEK_CUR)
+    except OSError:
+        pass
+    return False
+
+
+def _has_image_signature(path: Path) -> bool:
+    """Does the file start like a JPEG, PNG, TIFF, WebP or BMP (so a failure means damage, not a wrong kind)?"""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return False
+    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def _load_16bit(path: Path, name: str, info: ImageInfo) -> np.ndarray:
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)  # works with any path on any OS, unlike cv2.imread
+        arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except Exception as exc:
+        raise InputError(f"{name}: cannot read the 16-bit image ({reason(exc)})") from None
+    if arr is None:
+        raise InputError(f"{name}: the 16-bit image data is corrupt or truncated")
+    if arr.dtype != np.uint16:
+        raise InputError(f"{name}: unsupported sample type {arr.dtype}; use 8- or 16-bit RGB or grayscale")
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+    elif arr.ndim == 3 and arr.shape[2] == 4 and _png_colour_type(path) == 4:
+        arr = arr[:, :, [0, 3]]  # grey + alpha, which OpenCV widens to BGRA: keep it grey + alpha
+    elif arr.ndim == 3 and arr.shape[2] == 4:
+        arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
+    elif arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    elif arr.ndim != 2:
+        raise InputError(f"{name}: unsupported 16-bit layout with {arr.shape[2]} channels")
+    arr = _orient_array(arr, info.orientation)
+    info.bit_depth = 16
+    info.mode = {2: "L;16"}.get(arr.ndim) or {2: "LA;16", 4: "RGBA;16"}.get(arr.shape[2], "RGB;16")
+    info.size = (arr.shape[1], arr.shape[0])
+    return np.ascontiguousarray(arr)
+
+
+def _png_colour_type(path: Path) -> int | None:
+    """The colour type byte of a PNG's header (0 grey, 2 RGB, 3 palette, 4 grey + alpha, 6 RGBA)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+    except OSError:
+        return None
+    return head[25] if len(head) == 26 and head[12:16] == b"IHDR" else None
+
+
+def _orient_array(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1..8) to an ``(H, W[, C])`` array, like ``ImageOps.exif_transpose``."""
+    if orientation == 2:
+        return arr[:, ::-1]
+    if orientation == 3:
+        return arr[::-1, ::-1]
+    if orientation == 4:
+        return arr[::-1]
+    if orientation == 5:  # transpose
+        return np.swapaxes(arr, 0, 1)
+    if orientation == 6:  # rotate 90° clockwise
+        return np.swapaxes(arr, 0, 1)[:, ::-1]
+    if orientation == 7:  # transverse
+        return np.swapaxes(arr, 0, 1)[::-1, ::-1]
+    if orientation == 8:  # rotate 90° counter-clockwise
+        return np.swapaxes(arr, 0, 1)[::-1]
+    return arr
+
+
+def _exif_block(im: Image.Image) -> tuple[int, bytes | None]:
+    """The source orientation and its EXIF block re-serialised with orientation = 1."""
+    try:
+        exif = im.getexif()
+        if not exif:
+            return 1, None
+        orientation = exif.get(EXIF_ORIENTATION, 1)
+        if not isinstance(orientation, int) or not 1 <= orientation <= 8:
+            orientation = 1
+        if EXIF_ORIENTATION not in exif:
+            return orientation, exif.tobytes()
+        stored = exif[EXIF_ORIENTATION]
+        exif[EXIF_ORIENTATION] = 1  # PIL caches this object: restore it for exif_transpose
+        try:
+            return orientation, exif.tobytes()
+        finally:
+            exif[EXIF_ORIENTATION] = stored
+    except Exception:  # unreadable EXIF: drop it rather than refuse the photo
+        return 1, None
+
+
+def _dpi(value) -> tuple[float, float] | None:
+    try:
+        x, y = value
+        x, y = float(x), float(y)
+        return (x, y) if x > 0 and y > 0 else None
+    except Exception:
+        return None
+
+
+def _copy_qtables(q) -> dict | None:
+    if not q:
+        return None
+    try:
+        return {int(k): list(v) for k, v in dict(q).items()}
+    except Exception:
+        return None
+
+
+def _jpeg_subsampling(im: Image.Image) -> int | None:
+    try:
+        from PIL import JpegImagePlugin
+
+        s = JpegImagePlugin.get_sampling(im)
+        return s if s in (0, 1, 2) else None
+    except Exception:
+        return None
+
+
+#: IJG standard luminance quantisation table (quality 50); order does not matter for the estimate.
+_STD_LUMA = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+             14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+             49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
+
+
+def estimate_jpeg_quality(qtables: dict | None) -> int | None:
+    """Estimate the IJG quality (1..100) a JPEG was saved with from its luminance table."""
+    if not qtables or 0 not in qtables or len(qtables[0]) != 64:
+        return None
+    scale = 100.0 * sum(qtables[0]) / sum(_STD_LUMA)  # IJG: table = std * scale / 100
+    quality = 5000.0 / scale if scale > 100 else (200.0 - scale) / 2.0
+    return int(min(100, max(1, round(quality))))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _mpx(limit: int | None) -> str:
+    return "no limit" if not limit else f"{limit / 1e6:g} megapixels"
+
+
+def _mode_words(mode: str) -> str:
+    return {
+        "F": "32-bit floating point",
+        "I": "32-bit integer",
+        "LAB": "CIE L*a*b*",
+        "HSV": "HSV",
+    }.get(mode, "unusual")
+

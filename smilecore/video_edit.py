@@ -1,0 +1,115 @@
+"""The faces of one video frame through the network and back into the frame.
+
+Faces are aligned on their tracked, smoothed landmarks; only a region around each face is
+converted to RGB, the network runs on a batch of faces, its outputs are smoothed over frames
+in crop space (and reused on in-between frames), and :func:`smilecore.composite.composite_face`
+paints them back.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .align import Alignment, align_face, extract_crop, invert_affine
+from .composite import composite_face
+from .pixels import to_8bit
+from .video_track import Track
+
+#: Weight of the newest network output in the running average kept in crop space (1 = none).
+NET_SMOOTH = 0.55
+#: Run the network for a face on every N-th frame at most; in between its last (smoothed)
+#: output is composited at the face's new place (the edit follows the face; the network's
+#: view of it changes little in 1/12 s).  A strength change re-runs it at once.
+NET_EVERY = 2
+#: Faces per network call.
+BATCH = 4
+
+
+class FaceEditor:
+    """Edits the tracked faces of one frame (RGB region work, batch network calls)."""
+
+    def __init__(self, model, net_smooth: float = NET_SMOOTH, net_every: int = NET_EVERY):
+        self.model = model
+        self.size = model.size
+        self.net_smooth = net_smooth
+        self.net_every = max(1, int(net_every))
+        self.t = {"align": 0.0, "infer": 0.0, "composite": 0.0}
+
+    def edit(self, jobs: list[tuple[Track, float]], get_region, put_region, shape: tuple[int, int]) -> int:
+        """``jobs``: (track, strength) for faces to edit now.  ``get_region(box)`` returns the RGB
+        pixels of a frame box, ``put_region(box, old, new)`` writes changed ones back.  Returns
+        the number of faces composited."""
+        return self.apply(self.prepare(jobs, get_region, shape), put_region)
+
+    def prepare(self, jobs: list[tuple[Track, float]], get_region, shape: tuple[int, int]) -> list:
+        """Align, crop and run the network (in order: the outputs are smoothed over frames)."""
+        ready = []
+        for start in range(0, len(jobs), BATCH):
+            batch = jobs[start:start + BATCH]
+            t0 = time.perf_counter()
+            items = []
+            for tr, lam in batch:
+                al = align_face(tr.smoothed, self.size)
+                m = max(8, int(0.12 * self.size / max(al.scale, 1e-6)))
+                x0, y0, x1, y1 = al.photo_region(shape, margin=0)
+                x0, y0 = max(0, x0 - m) & ~1, max(0, y0 - m) & ~1
+                x1, y1 = min(shape[1], x1 + m), min(shape[0], y1 + m)
+                if x1 - x0 < 4 or y1 - y0 < 4:
+                    continue
+                box = (x0, y0, x1, y1)
+                region = get_region(box)
+                box = (x0, y0, x0 + region.shape[1], y0 + region.shape[0])
+                shift = np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
+                mat = al.matrix @ shift
+                al_r = Alignment(matrix=mat, inverse=invert_affine(mat), size=self.size)
+                st = tr.net_state
+                reuse = (st is not None and st["age"] + 1 < self.net_every
+                         and abs(lam - st["lam"]) <= 0.02 * max(1.0, abs(lam)))
+                crop = None
+                if not reuse:
+                    crop = extract_crop(region, al_r)
+                    crop = to_8bit(crop)
+                items.append((tr, lam, box, region, al_r, crop))
+            self.t["align"] += time.perf_counter() - t0
+            if not items:
+                continue
+            t0 = time.perf_counter()
+            fresh = [k for k, it in enumerate(items) if it[5] is not None]
+            net = None
+            if fresh:
+                net = self.model.run(np.stack([items[k][5] for k in fresh]), np.array([items[k][1] for k in fresh], np.float32))
+            self.t["infer"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            for k, (tr, lam, box, region, al_r, crop) in enumerate(items):
+                st = tr.net_state
+                if crop is None:  # the last output, at the face's new place
+                    rgb, mask, flow = st["rgb"], st["mask"], st["flow"]
+                    st["age"] += 1
+                else:
+                    j = fresh.index(k)
+                    rgb, mask, flow = net.rgb[j], net.mask[j], net.flow[j]
+                    if self.net_smooth < 1.0 and st is not None:
+                        a = self.net_smooth
+                        rgb = a * rgb + (1 - a) * st["rgb"]
+                        mask = a * mask + (1 - a) * st["mask"]
+                        flow = a * flow + (1 - a) * st["flow"]
+                    tr.net_state = {"rgb": rgb, "mask": mask, "flow": flow, "age": 0, "lam": lam}
+                ready.append((tr, box, region, al_r, rgb, mask, flow))
+            self.t["infer"] += time.perf_counter() - t0
+        return ready
+
+    def apply(self, ready: list, put_region) -> int:
+        """Composite prepared faces into the frame (may run on another thread than :meth:`prepare`)."""
+        t0 = time.perf_counter()
+        done = 0
+        for tr, box, region, al_r, rgb, mask, flow in ready:
+            out = region.copy()
+            e = composite_face(region, al_r, rgb, mask, flow, out=out)
+            if e is None:
+                continue
+            put_region(box, region, out)
+            tr.frames_edited += 1
+            done += 1
+        self.t["composite"] += time.perf_counter() - t0
+        return done
