@@ -3,7 +3,7 @@
 Faces are aligned on their tracked, smoothed landmarks; only a region around each face is
 converted to RGB, the network runs on a batch of faces, its outputs are smoothed over frames
 in crop space (and reused on in-between frames), and :func:`smilecore.composite.composite_face`
-paints them back.
+paints them back inside each face's own outline (:mod:`smilecore.facemesh`), as for photos.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from . import facemesh
 from .align import Alignment, align_face, extract_crop, invert_affine
 from .composite import composite_face
 from .pixels import to_8bit
@@ -76,26 +77,34 @@ class FaceEditor:
                 continue
             t0 = time.perf_counter()
             fresh = [k for k, it in enumerate(items) if it[5] is not None]
-            net = None
+            net, outlines = None, None
             if fresh:
-                net = self.model.run(np.stack([items[k][5] for k in fresh]), np.array([items[k][1] for k in fresh], np.float32))
+                crops = np.stack([items[k][5] for k in fresh])
+                net = self.model.run(crops, np.array([items[k][1] for k in fresh], np.float32))
+                outlines = facemesh.network().outline(crops)
             self.t["infer"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             for k, (tr, lam, box, region, al_r, crop) in enumerate(items):
                 st = tr.net_state
                 if crop is None:  # the last output, at the face's new place
-                    rgb, mask, flow = st["rgb"], st["mask"], st["flow"]
+                    rgb, mask, flow, shade, area = st["rgb"], st["mask"], st["flow"], st["shade"], st["area"]
                     st["age"] += 1
                 else:
                     j = fresh.index(k)
-                    rgb, mask, flow = net.rgb[j], net.mask[j], net.flow[j]
+                    rgb, mask, flow, outline = net.rgb[j], net.mask[j], net.flow[j], outlines[j]
+                    shade = None if net.shade is None else net.shade[j]
                     if self.net_smooth < 1.0 and st is not None:
                         a = self.net_smooth
                         rgb = a * rgb + (1 - a) * st["rgb"]
                         mask = a * mask + (1 - a) * st["mask"]
                         flow = a * flow + (1 - a) * st["flow"]
-                    tr.net_state = {"rgb": rgb, "mask": mask, "flow": flow, "age": 0, "lam": lam}
-                ready.append((tr, box, region, al_r, rgb, mask, flow))
+                        outline = a * outline + (1 - a) * st["outline"]
+                        if shade is not None and st["shade"] is not None:
+                            shade = a * shade + (1 - a) * st["shade"]
+                    area = facemesh.edit_region(outline, self.size, flow)
+                    tr.net_state = {"rgb": rgb, "mask": mask, "flow": flow, "shade": shade, "outline": outline,
+                                    "area": area, "age": 0, "lam": lam}
+                ready.append((tr, box, region, al_r, rgb, mask, flow, shade, area))
             self.t["infer"] += time.perf_counter() - t0
         return ready
 
@@ -103,9 +112,9 @@ class FaceEditor:
         """Composite prepared faces into the frame (may run on another thread than :meth:`prepare`)."""
         t0 = time.perf_counter()
         done = 0
-        for tr, box, region, al_r, rgb, mask, flow in ready:
+        for tr, box, region, al_r, rgb, mask, flow, shade, area in ready:
             out = region.copy()
-            e = composite_face(region, al_r, rgb, mask, flow, out=out)
+            e = composite_face(region, al_r, rgb, mask, flow, out=out, face_area=area, shade=shade)
             if e is None:
                 continue
             put_region(box, region, out)

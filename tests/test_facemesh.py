@@ -87,3 +87,30 @@ def test_nothing_outside_the_faces_outline_changes(astronaut, sample_crop, stren
     # nothing below the lowest point of the outline (moved by the smile)
     chin_v = np.nonzero(region.any(axis=1))[0].max()
     assert v.max() <= chin_v + 1
+
+
+def test_video_frames_change_only_inside_the_faces_outline(astronaut, sample_crop):
+    """The video path composites with the same outline: a frame's changes stay inside it, also on
+    the in-between frame that reuses the last network output."""
+    from smilecore.video_edit import FaceEditor
+    from smilecore.video_track import Track
+
+    face = smilecore.detect_faces(astronaut)[0]
+    tr = Track(index=0, ref=face.landmarks.copy(), size=float(face.size), score=face.score, first_frame=0, last_frame=0)
+    tr.smoothed = face.landmarks.copy()
+    editor = FaceEditor(pipeline.load_model(), net_every=2)
+    al, crop = sample_crop
+    for frame in range(2):  # a fresh network run, then a reused output
+        written = []
+        n = editor.edit([(tr, 2.0)], lambda b: astronaut[b[1]:b[3], b[0]:b[2]].copy(),
+                        lambda b, old, new: written.append((b, old, new)), astronaut.shape[:2])
+        assert n == 1 and len(written) == 1
+        (x0, y0, _, _), old, new = written[0]
+        ys, xs = np.nonzero(np.abs(new.astype(int) - old.astype(int)).max(axis=-1) > 0)
+        assert len(ys) > 1000
+        xs, ys = xs + x0, ys + y0
+        area = tr.net_state["area"] > 0
+        u = np.rint(al.matrix[0, 0] * xs + al.matrix[0, 1] * ys + al.matrix[0, 2]).astype(int)
+        v = np.rint(al.matrix[1, 0] * xs + al.matrix[1, 1] * ys + al.matrix[1, 2]).astype(int)
+        grown = area | np.roll(area, 1, 0) | np.roll(area, -1, 0) | np.roll(area, 1, 1) | np.roll(area, -1, 1)
+        assert grown[v, u].all(), f"frame {frame}: {(~grown[v, u]).sum()} changed pixels outside the outline"
