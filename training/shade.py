@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--version", required=True, help="the new model's version")
     ap.add_argument("--gain", type=float, default=GAIN, help=f"share of the mean real change per unit of λ (default {GAIN})")
     ap.add_argument("--saturate", type=float, default=SATURATE, help=f"λ beyond which the shading stops growing (default {SATURATE})")
-    ap.add_argument("--metrics", default=None, help="evaluation JSON of the new model for its card")
+    ap.add_argument("--metrics", nargs="*", default=[], help="metrics.json files of `evaluate --model OUT` (e.g. val and test) for its card")
     ap.add_argument("--register", action="store_true", help="bundle it as the default model (smilecore/models)")
     args = ap.parse_args(argv)
     from .appearance import fit_appearance
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     digest, nbytes = sha256(out), out.stat().st_size
     card = out.with_suffix(".md")
     card.write_text(shade_card(src, out, args.version, description, digest, nbytes,
-                               json.loads(Path(args.metrics).read_text()) if args.metrics else None))
+                               [json.loads(Path(m).read_text()) for m in args.metrics]))
     if args.register:
         from smilecore import contract
         import onnx
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def shade_card(src: Path, out: Path, version: str, description: str, digest: str, nbytes: int,
-               metrics: dict | None) -> str:
+               metrics: list[dict]) -> str:
     """The new model's card: what the shading adds, then the source model's card (its network and training)."""
     base_card = src.with_suffix(".md")
     if not base_card.exists():
@@ -133,8 +133,9 @@ def shade_card(src: Path, out: Path, version: str, description: str, digest: str
              "- what it does not do: it is one mean field for every face, moved with the face only as far as the",
              "  alignment template does; it does not follow the light of the photo. The mouth is still the",
              "  drawn one of the network below (the main tell at λ = 2: see docs/realism.md).", ""]
-    if metrics:
-        lines += ["## Evaluation of this model", "", "```json", json.dumps(metrics, indent=1)[:4000], "```", ""]
+    for m in metrics:  # `python -m training evaluate --model OUT` on each split
+        lines += [f"## Evaluation of this model: {m.get('split', '?')} split ({m.get('faces', '?')} faces)", "",
+                  m.get("markdown", "```json\n" + json.dumps(m.get("per_lambda", {}), indent=1) + "\n```"), ""]
     lines += ["## The network (the card of the source model)", ""]
     body = base.split("\n", 1)[1] if base.startswith("# ") else base
     return "\n".join(lines) + body.replace("\n## ", "\n### ")
