@@ -64,13 +64,14 @@ def _one_case(label: str, width: int, height: int, faces: int, repeats: int, thr
         net = model.run(crops, 1.0) if len(crops) else None
         t["infer"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        ovals = facemesh.network().outline(crops) if len(crops) else []
+        ovals, teeth = facemesh.network().read(crops) if len(crops) else ([], [])
         regions = [facemesh.edit_region(o, model.size, net.flow[k]) for k, o in enumerate(ovals)]
         t["outline"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         out = arr.copy()
         for k, a in enumerate(als):
-            composite_face(arr, a, net.rgb[k], net.mask[k], net.flow[k], out=out, face_area=regions[k])
+            composite_face(arr, a, net.rgb[k], facemesh.painted_mask(net.mask[k], teeth[k]), net.flow[k], out=out, face_area=regions[k],
+                           shade=None if net.shade is None else net.shade[k])
         t["composite"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         save_image(tmp / "out.jpg", Image.fromarray(out), info)

@@ -12,6 +12,11 @@ inside the face, falling smoothly to exactly 0 at the outline, and 0 outside it,
 collar, the hair beyond the temples and the background are never touched. Where the smile moves
 the outline itself (a chin that drops as the mouth opens), the region also covers the outline's
 new place, so the moved chin is shown whole rather than cut at its old line.
+
+:func:`own_teeth` reads from the same landmarks whether the face already shows its teeth (lips
+parted, bright inside them). Such a face keeps its own mouth: the engine scales the painted
+mouth down by it, so the warp widens the real teeth instead of replacing them with the
+network's.
 """
 from __future__ import annotations
 
@@ -34,6 +39,17 @@ MESH_SIDE = 192
 #: and going towards the image's left (MediaPipe's face mesh topology).
 FACE_OVAL = (10, 109, 67, 103, 54, 21, 162, 127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148,
              152, 377, 400, 378, 379, 365, 397, 288, 361, 323, 454, 356, 389, 251, 284, 332, 297, 338)
+
+#: The inner lip line, around the mouth's opening (upper lip left to right, then lower lip back).
+INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
+#: Inner-lip midpoints (upper, lower) and the mouth corners (image left, image right).
+LIP_MIDDLE = (13, 14)
+MOUTH_CORNERS = (61, 291)
+#: Own teeth shown: the opening between the inner lips (/ mouth width) ramps the answer from 0 to
+#: 1 over OPEN_RAMP, and the brightness inside them (75th percentile of grey / the median of the
+#: face inside its outline) over BRIGHT_RAMP: a dark opening (no teeth, a tongue) is not kept.
+OPEN_RAMP = (0.06, 0.12)
+BRIGHT_RAMP = (0.80, 0.95)
 
 #: Width of the soft border inside the outline, as a fraction of the crop side (the template's
 #: eye centres are 0.30 apart, so this is about a sixth of the distance between the eyes).
@@ -68,15 +84,46 @@ class FaceMesh:
         # the network's coordinates run from 0 at the first pixel's outer edge
         return pts.reshape(n, 468, 3)[..., :2].astype(np.float64) * (s / MESH_SIDE) - 0.5
 
-    def outline(self, crops: np.ndarray) -> np.ndarray:
-        """(N, 36, 2) face oval (:data:`FACE_OVAL`) of each crop, in crop pixels."""
-        return self.landmarks(crops)[:, FACE_OVAL]
+    def read(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The face oval (:data:`FACE_OVAL`) of each crop, (N, 36, 2) in crop pixels, and how far
+        each face shows its own teeth (N,) in [0, 1] (:func:`own_teeth`)."""
+        pts = self.landmarks(crops)
+        return pts[:, FACE_OVAL], np.array([own_teeth(c, p) for c, p in zip(crops, pts)], np.float32)
 
 
 @functools.lru_cache(maxsize=1)
 def network() -> FaceMesh:
     """The shipped face mesh (loaded once, sha256 checked)."""
     return FaceMesh()
+
+
+def _ramp(x: float, lo_hi: tuple[float, float]) -> float:
+    return float(np.clip((x - lo_hi[0]) / (lo_hi[1] - lo_hi[0]), 0.0, 1.0))
+
+
+def own_teeth(crop: np.ndarray, landmarks: np.ndarray) -> float:
+    """How far (0..1) the face in ``crop`` (uint8 RGB) with mesh ``landmarks`` (468, 2) already shows
+    its teeth: lips parted (:data:`OPEN_RAMP`) and bright inside (:data:`BRIGHT_RAMP`)."""
+    width = float(np.linalg.norm(landmarks[MOUTH_CORNERS[0]] - landmarks[MOUTH_CORNERS[1]]))
+    gap = float(np.linalg.norm(landmarks[LIP_MIDDLE[0]] - landmarks[LIP_MIDDLE[1]]))
+    opened = _ramp(gap / max(width, 1e-6), OPEN_RAMP)
+    if opened == 0.0:
+        return 0.0
+    grey = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2GRAY)
+    inside, face = np.zeros(grey.shape, np.uint8), np.zeros(grey.shape, np.uint8)
+    cv2.fillPoly(inside, [np.rint(landmarks[list(INNER_LIPS)]).astype(np.int32)], 1)
+    cv2.fillPoly(face, [np.rint(landmarks[list(FACE_OVAL)]).astype(np.int32)], 1)
+    if inside.sum() < 5 or face.sum() < 5:
+        return 0.0
+    bright = float(np.percentile(grey[inside > 0], 75)) / max(float(np.median(grey[face > 0])), 1.0)
+    return opened * _ramp(bright, BRIGHT_RAMP)
+
+
+def painted_mask(mask: np.ndarray, teeth: float | np.ndarray) -> np.ndarray:
+    """The network's ``mask`` (any shape, or [N, ...] with ``teeth`` (N,)) for a face that shows
+    its own teeth this far (:func:`own_teeth`): scaled down by it, so those teeth are kept."""
+    t = np.asarray(teeth, np.float32)
+    return mask * (1.0 - t.reshape(t.shape + (1,) * (np.ndim(mask) - t.ndim)))
 
 
 def _moved(points: np.ndarray, flow: np.ndarray) -> np.ndarray:

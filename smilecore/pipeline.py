@@ -181,12 +181,14 @@ def smile(
             t["align"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             net = model.run(crops, strength)
-            outlines = facemesh.network().outline(crops)
+            outlines, teeth = facemesh.network().read(crops)
             t["infer"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             for k, i in enumerate(batch):
                 area = facemesh.edit_region(outlines[k], model.size, net.flow[k])
-                edit = composite_face(photo, aligns[k], net.rgb[k], net.mask[k], net.flow[k], out=out_arr, face_area=area,
+                # a face that already shows its teeth keeps them: the warp widens them, nothing is painted
+                mask = facemesh.painted_mask(net.mask[k], teeth[k])
+                edit = composite_face(photo, aligns[k], net.rgb[k], mask, net.flow[k], out=out_arr, face_area=area,
                                       shade=None if net.shade is None else net.shade[k])
                 r = found[i]
                 r.alignment = aligns[k]

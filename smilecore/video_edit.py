@@ -81,7 +81,7 @@ class FaceEditor:
             if fresh:
                 crops = np.stack([items[k][5] for k in fresh])
                 net = self.model.run(crops, np.array([items[k][1] for k in fresh], np.float32))
-                outlines = facemesh.network().outline(crops)
+                outlines, teeth = facemesh.network().read(crops)
             self.t["infer"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             for k, (tr, lam, box, region, al_r, crop) in enumerate(items):
@@ -91,7 +91,8 @@ class FaceEditor:
                     st["age"] += 1
                 else:
                     j = fresh.index(k)
-                    rgb, mask, flow, outline = net.rgb[j], net.mask[j], net.flow[j], outlines[j]
+                    # a face that already shows its teeth keeps them (as for photos)
+                    rgb, mask, flow, outline = net.rgb[j], facemesh.painted_mask(net.mask[j], teeth[j]), net.flow[j], outlines[j]
                     shade = None if net.shade is None else net.shade[j]
                     if self.net_smooth < 1.0 and st is not None:
                         a = self.net_smooth

@@ -27,7 +27,7 @@ def test_mesh_places_the_eyes_on_the_template_and_the_oval_around_the_face(sampl
     # the template's dlib points the crop was aligned to (image-right eye first)
     mesh_eyes = pts[[263, 362, 33, 133]]
     assert np.abs(mesh_eyes - t[:4]).max() < 6.0, mesh_eyes - t[:4]
-    oval = facemesh.network().outline(crop[None])[0]
+    oval = facemesh.network().read(crop[None])[0][0]
     assert oval.shape == (len(facemesh.FACE_OVAL), 2)
     chin, forehead = oval[facemesh.FACE_OVAL.index(152)], oval[0]
     assert t[4, 1] + 0.15 * S < chin[1] < S  # the chin below the nose, inside the crop
@@ -72,7 +72,7 @@ def test_nothing_outside_the_faces_outline_changes(astronaut, sample_crop, stren
     changed = np.abs(out.astype(int) - astronaut.astype(int)).max(axis=-1) > 0
     assert changed.sum() > 1000
     al, crop = sample_crop
-    oval = facemesh.network().outline(crop[None])[0]
+    oval = facemesh.network().read(crop[None])[0][0]
     # the region the engine used (the same crop and network outputs), grown by one crop pixel
     net = pipeline.load_model().run(crop[None], strength)
     region = facemesh.edit_region(oval, S, net.flow[0]) > 0
@@ -114,3 +114,35 @@ def test_video_frames_change_only_inside_the_faces_outline(astronaut, sample_cro
         v = np.rint(al.matrix[1, 0] * xs + al.matrix[1, 1] * ys + al.matrix[1, 2]).astype(int)
         grown = area | np.roll(area, 1, 0) | np.roll(area, -1, 0) | np.roll(area, 1, 1) | np.roll(area, -1, 1)
         assert grown[v, u].all(), f"frame {frame}: {(~grown[v, u]).sum()} changed pixels outside the outline"
+
+
+def test_own_teeth_are_kept_when_shown_and_not_otherwise(sample_crop):
+    _, crop = sample_crop
+    pts = facemesh.network().landmarks(crop[None])[0]
+    assert facemesh.own_teeth(crop, pts) == pytest.approx(1.0)  # the astronaut smiles with her teeth
+    closed = pts.copy()
+    closed[facemesh.LIP_MIDDLE[1]] = closed[facemesh.LIP_MIDDLE[0]]  # lips together
+    assert facemesh.own_teeth(crop, closed) == 0.0
+    dark = crop.copy()  # an open mouth with nothing bright inside it (no teeth)
+    import cv2
+
+    cv2.fillPoly(dark, [np.rint(pts[list(facemesh.INNER_LIPS)]).astype(np.int32)], (40, 20, 20))
+    assert facemesh.own_teeth(dark, pts) == 0.0
+
+
+def test_a_face_showing_its_teeth_keeps_them(astronaut, monkeypatch):
+    """The astronaut already shows her teeth: nothing is painted, the warp widens her own."""
+    from smilecore.model import ModelOutput, SmileModel
+
+    model = pipeline.load_model()
+    got = np.asarray(smilecore.smile(astronaut, strength=2.0, model=model).image)
+    run = SmileModel.run
+
+    def unpainted(self, crops, strength):
+        o = run(self, crops, strength)
+        return ModelOutput(rgb=o.rgb, mask=np.zeros_like(o.mask), flow=o.flow, shade=o.shade)
+
+    monkeypatch.setattr(SmileModel, "run", unpainted)
+    want = np.asarray(smilecore.smile(astronaut, strength=2.0, model=model).image)
+    assert np.array_equal(got, want)
+    assert not np.array_equal(got, astronaut)

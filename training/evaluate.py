@@ -63,6 +63,7 @@ Editor = Callable[[np.ndarray, float], np.ndarray]  # uint8 [N,S,S,3], λ -> uin
 
 def onnx_editor(path: str | Path) -> tuple[Editor, int]:
     """An editor running an exported model through the engine's loader; returns (editor, crop size)."""
+    from smilecore import facemesh
     from smilecore.model import SmileModel
 
     model = SmileModel(path)
@@ -73,7 +74,9 @@ def onnx_editor(path: str | Path) -> tuple[Editor, int]:
             c = crops[a : a + 16]
             o = model.run(c, lam)
             x = network_input(c)
-            y = composite(x, torch.from_numpy(o.rgb), torch.from_numpy(o.mask), torch.from_numpy(o.flow),
+            # as the engine does: a face that shows its own teeth keeps them (smilecore.facemesh)
+            mask = facemesh.painted_mask(o.mask, facemesh.network().read(c)[1])
+            y = composite(x, torch.from_numpy(o.rgb), torch.from_numpy(mask), torch.from_numpy(o.flow),
                           None if o.shade is None else torch.from_numpy(o.shade))
             outs.append(to_uint8(y))
         return np.concatenate(outs)
