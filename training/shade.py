@@ -132,9 +132,12 @@ def shade_card(src: Path, out: Path, version: str, description: str, digest: str
              "- licence: research-non-commercial (the field is learned from the same research photos as the network)",
              "- what it does not do: it is one mean field for every face, moved with the face only as far as the",
              "  alignment template does; it does not follow the light of the photo. The mouth is still the",
-             "  drawn one of the network below (the main tell at λ = 2: see docs/realism.md).", ""]
+             "  drawn one of the network below (the main tell at λ = 2: see docs/realism.md), except on faces",
+             "  that already show their teeth: the engine keeps those (smilecore/facemesh.py).", ""]
     for m in metrics:  # `python -m training evaluate --model OUT` on each split
         lines += [f"## Evaluation of this model: {m.get('split', '?')} split ({m.get('faces', '?')} faces)", "",
+                  "(`python -m training evaluate --model`, which composites as the engine does: a face that already",
+                  "shows its teeth keeps them, see smilecore/facemesh.py.)", "",
                   m.get("markdown", "```json\n" + json.dumps(m.get("per_lambda", {}), indent=1) + "\n```"), ""]
     lines += ["## The network (the card of the source model)", ""]
     body = base.split("\n", 1)[1] if base.startswith("# ") else base
