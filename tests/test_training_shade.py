@@ -34,3 +34,14 @@ def test_a_contract_two_model_is_not_shaded_twice(tmp_path):
     src = build_fixture_model(tmp_path / "m.onnx", shade=0.1)
     with pytest.raises(SystemExit, match="follows contract 2, expected 1"):
         add_shade(src, tmp_path / "x.onnx", np.zeros((S, S), np.float32), 0.7, 1.5, "1", "x")
+
+
+@pytest.mark.parametrize("lam", [-2.0, 0.0, 1.0, 2.0, 2.5, 3.0, 4.0])
+def test_the_networks_strength_saturates_above_the_knee(tmp_path, lam):
+    # the fixture's flow is strength × (dx, 0): it shows the strength the network saw
+    src = build_fixture_model(tmp_path / "m.onnx", dx=1.0)
+    out = tmp_path / "m2.onnx"
+    add_shade(src, out, np.zeros((S, S), np.float32), 0.7, 1.5, "9", "x", knee=2.0, soft=1.0)
+    seen = SmileModel(out).run(np.zeros((1, S, S, 3), np.uint8), lam).flow[0, 0, 0, 0]
+    want = lam if lam <= 2.0 else 2.0 + np.tanh(lam - 2.0)
+    assert seen == pytest.approx(want, abs=1e-5)

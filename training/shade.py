@@ -13,7 +13,13 @@ warping both photos onto one landmark frame) and adds it to an exported contract
 ``field`` is the learned [S, S] map in the crop's frame (the frame of the mean *happy* landmarks,
 where the edited face's features lie), ``gain`` the share of the mean change per unit of λ and
 ``saturate`` the λ beyond which it stops growing; nothing shades below λ = 0 or inside the
-painted mouth. The network's weights are unchanged. It is one mean field for everyone: the
+painted mouth. The network's weights are unchanged.
+
+The strength the network sees saturates too (issue 15: "the scale saturates instead of
+stretching linearly"): up to ``knee`` it is λ itself, beyond it ``knee + soft·tanh((λ − knee)/soft)``
+(default knee 2, soft 1: λ = 3 → 2.76, λ = 4 → 2.96), so a network trained on the linear Eq. 1
+geometry, whose λ = 2 already reaches the 90th percentile of real smiles, no longer stretches
+the mouth into a grin beyond any real smile at λ = 3–4. It is one mean field for everyone: the
 crudest form of the issue's per-face appearance model, until a network learns its own shade.
 """
 from __future__ import annotations
@@ -31,11 +37,43 @@ from .config import load_config
 #: validation split's realism test: see docs/realism.md).
 GAIN = 0.7
 SATURATE = 1.5
+#: The network's strength: λ up to KNEE, then KNEE + SOFT·tanh((λ − KNEE)/SOFT).
+KNEE = 2.0
+SOFT = 1.0
+
+
+def saturate_strength(model, knee: float, soft: float) -> None:
+    """Make the network of ``model`` (an ``onnx.ModelProto``, changed in place) see a saturating
+    strength: every node that read the ``strength`` input reads ``knee + soft·tanh((λ − knee)/soft)``
+    above ``knee`` (λ itself below)."""
+    from onnx import helper, numpy_helper
+
+    from smilecore import contract
+
+    g = model.graph
+    net_in = "strength_saturated"
+    for node in g.node:
+        node.input[:] = [net_in if i == contract.INPUT_STRENGTH else i for i in node.input]
+    g.initializer.extend([numpy_helper.from_array(np.float32(knee), "sat_knee"),
+                          numpy_helper.from_array(np.float32(soft), "sat_soft")])
+    first = [
+        helper.make_node("Sub", [contract.INPUT_STRENGTH, "sat_knee"], ["sat_over"]),
+        helper.make_node("Relu", ["sat_over"], ["sat_d"]),  # how far above the knee (0 below)
+        helper.make_node("Div", ["sat_d", "sat_soft"], ["sat_x"]),
+        helper.make_node("Tanh", ["sat_x"], ["sat_t"]),
+        helper.make_node("Mul", ["sat_t", "sat_soft"], ["sat_kept"]),
+        helper.make_node("Sub", [contract.INPUT_STRENGTH, "sat_d"], ["sat_base"]),
+        helper.make_node("Add", ["sat_base", "sat_kept"], [net_in]),
+    ]
+    nodes = list(g.node)
+    del g.node[:]
+    g.node.extend(first + nodes)
 
 
 def add_shade(src: Path, out: Path, field: np.ndarray, gain: float, saturate: float, version: str,
-              description: str) -> None:
-    """Write ``src`` (a contract-1 ONNX model) to ``out`` with the contract-2 ``shade`` output."""
+              description: str, knee: float | None = None, soft: float = SOFT) -> None:
+    """Write ``src`` (a contract-1 ONNX model) to ``out`` with the contract-2 ``shade`` output (and,
+    with a ``knee``, the saturating strength of :func:`saturate_strength`)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -48,6 +86,8 @@ def add_shade(src: Path, out: Path, field: np.ndarray, gain: float, saturate: fl
     size = int(meta[contract.META_SIZE])
     if field.shape != (size, size):
         raise SystemExit(f"error: the field is {field.shape}, the model works at {size}x{size}")
+    if knee is not None:
+        saturate_strength(model, knee, soft)
     g = model.graph
     g.initializer.extend([
         numpy_helper.from_array(field.reshape(1, 1, size, size).astype(np.float32), "shade_field"),
@@ -83,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--version", required=True, help="the new model's version")
     ap.add_argument("--gain", type=float, default=GAIN, help=f"share of the mean real change per unit of λ (default {GAIN})")
     ap.add_argument("--saturate", type=float, default=SATURATE, help=f"λ beyond which the shading stops growing (default {SATURATE})")
+    ap.add_argument("--knee", type=float, default=KNEE, help=f"the network's strength saturates above this λ (default {KNEE}; "
+                    "a negative value: no saturation)")
+    ap.add_argument("--soft", type=float, default=SOFT, help=f"how far above the knee it can still rise (default {SOFT})")
     ap.add_argument("--metrics", nargs="*", default=[], help="metrics.json files of `evaluate --model OUT` (e.g. val and test) for its card")
     ap.add_argument("--register", action="store_true", help="bundle it as the default model (smilecore/models)")
     args = ap.parse_args(argv)
@@ -97,9 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     train = np.flatnonzero((index["source"] == "expressions") & (index["split"] == "train"))
     app = fit_appearance(crops, index["lm68"], index["person"], index["label"], train)
     src, out = Path(args.model), Path(args.out)
+    knee = args.knee if args.knee >= 0 else None
     description = (f"mean log-luminance change of {app.people} people's same-person neutral/happy pairs (train split), "
                    f"x {args.gain:g} per unit of strength up to {args.saturate:g}")
-    add_shade(src, out, app.field, args.gain, args.saturate, args.version, description)
+    if knee is not None:
+        description += f"; the network's strength saturates above {knee:g} (knee + {args.soft:g}·tanh((λ − knee)/{args.soft:g}))"
+    add_shade(src, out, app.field, args.gain, args.saturate, args.version, description, knee, args.soft)
     digest, nbytes = sha256(out), out.stat().st_size
     card = out.with_suffix(".md")
     card.write_text(shade_card(src, out, args.version, description, digest, nbytes,
