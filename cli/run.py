@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -35,24 +34,6 @@ Examples:
   smile group.jpg --faces largest --min-face 40
   smile portrait.jpg --debug dbg/             # pictures of crops, masks and flows
 """
-
-
-class FiniteFloat(click.ParamType):
-    """A float that is not NaN or infinite."""
-
-    name = "NUMBER"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, float):
-            f = value
-        else:
-            try:
-                f = float(value)
-            except (TypeError, ValueError):
-                self.fail(f"{value!r} is not a number", param, ctx)
-        if not math.isfinite(f):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return f
 
 
 def parse_faces(value: str) -> str | list[int]:
