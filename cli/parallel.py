@@ -441,7 +441,7 @@ def worker_main(conn, settings: dict) -> None:
             pass
         from smilecore.model import SmileModel
 
-        from .run import _process
+        from .photo import process_photo as _process
 
         try:
             model = SmileModel(model_path, threads=1)

@@ -170,7 +170,7 @@ class SmileActor:
     def one(self, name: str, data, ext: str, in_place: bool = False, path: str | None = None):
         """(encoded result or None, PhotoReport with ``name`` as its input)."""
         from .inputs import Job
-        from .run import _process
+        from .photo import process_photo as _process
 
         suffix = Path(name).suffix or ".img"
         prefix = self.settings.get("tmp_prefix") or "smile-ray-"
@@ -335,7 +335,7 @@ class RayBatch:
             self._iter = iter(out.iter_rows())
 
     def take(self, number: int, bar=None) -> rep.PhotoReport:
-        from .run import _process
+        from .photo import process_photo as _process
 
         job = self.jobs[number]
         if number not in self._pending:  # a missing file: said as -j 1 says it

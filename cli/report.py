@@ -78,6 +78,11 @@ class PhotoReport:
             "error": None if self.error is None else {"code": self.error.code, "exit_code": self.error.exit_code, "message": str(self.error)},
         }
 
+    def fail(self, exc: BaseException) -> None:
+        """Record a failure: a SmileError as it is, any other exception as a bug (see :func:`bug_error`)."""
+        self.error = exc if isinstance(exc, SmileError) else bug_error(self.input, exc)
+        self.status = STATUS_FAILED
+
     def line(self) -> str:
         """One human-readable line."""
         if self.status == STATUS_FAILED:

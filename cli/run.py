@@ -2,20 +2,18 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
-import time
 from pathlib import Path
 
 import click
 
-from smilecore.errors import InputError, NoFaceError, SmileError, UsageError
-from smilecore.atomic import check_target, copy_file_atomic
-from smilecore.decode import DEFAULT_MAX_PIXELS, load_image, load_mask
-from smilecore.encode import OUTPUT_FORMATS, save_image
+from smilecore.errors import UsageError
+from smilecore.atomic import check_target
+from smilecore.decode import DEFAULT_MAX_PIXELS, load_mask
 
 from . import report as rep
-from .inputs import Job, check_no_clash, expand_inputs, plan_outputs
+from .inputs import check_no_clash, expand_inputs, plan_outputs
+from .photo import process_photo
 from .stdout import Report
 from .version import smile_version
 from .video import StrengthParam, check_schedule, check_video_options, is_video_path, process_video, strength_label
@@ -36,24 +34,6 @@ Examples:
   smile group.jpg --faces largest --min-face 40
   smile portrait.jpg --debug dbg/             # pictures of crops, masks and flows
 """
-
-
-class FiniteFloat(click.ParamType):
-    """A float that is not NaN or infinite."""
-
-    name = "NUMBER"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, float):
-            f = value
-        else:
-            try:
-                f = float(value)
-            except (TypeError, ValueError):
-                self.fail(f"{value!r} is not a number", param, ctx)
-        if not math.isfinite(f):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return f
 
 
 def parse_faces(value: str) -> str | list[int]:
@@ -167,8 +147,8 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
         elif pool is not None:
             r = pool.take(number, bar)  # in input order; the bar counts photos as they finish
         else:
-            r = _process(job, smile_model, strength, faces, min_face, sel, keep_unchanged, quality, max_pixels,
-                         Path(debug_dir).expanduser() if debug_dir else None, number)
+            r = process_photo(job, smile_model, strength, faces, min_face, sel, keep_unchanged, quality, max_pixels,
+                              Path(debug_dir).expanduser() if debug_dir else None, number)
         reports.append(r)
         echo_line(r)
         if bar is not None and (pool is None or is_video_path(job.input)):
@@ -255,62 +235,3 @@ def _check_parent(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"-o {path}: folder {parent} does not exist")
-
-
-def _same_format(a: Path, b: Path) -> bool:
-    return OUTPUT_FORMATS.get(a.suffix.lower()) == OUTPUT_FORMATS.get(b.suffix.lower()) is not None
-
-
-def _process(job: Job, model, strength, faces, min_face, selection, keep_unchanged, quality, max_pixels,
-             debug_dir: Path | None, number: int) -> rep.PhotoReport:
-    """Smile one photo; never raises a SmileError (it goes into the report)."""
-    import smilecore
-
-    r = rep.PhotoReport(input=job.input, strength=strength)
-    t0 = time.perf_counter()
-    try:
-        if job.problem:
-            raise InputError(job.problem)
-        image, info = load_image(job.input, max_pixels=max_pixels)
-        r.size = info.size
-        r.notes.extend(info.notes)
-        try:
-            result = smilecore.smile(image, strength=strength, faces=faces, min_face=min_face, selection=selection,
-                                     model=model, max_pixels=max_pixels, debug=debug_dir is not None)
-        except NoFaceError as exc:
-            if not keep_unchanged:
-                raise NoFaceError(f"{job.input}: {exc} (--keep-unchanged copies such photos as they are)") from None
-            r.error = None
-            r.status = rep.STATUS_UNCHANGED
-            r.reason = str(exc)
-            r.notes.append(r.reason)
-            if job.output != job.input:
-                if _same_format(job.input, job.output):
-                    copy_file_atomic(job.input, job.output)
-                else:
-                    r.notes.extend(save_image(job.output, image, info, quality=quality))
-            r.output = job.output
-            return r
-        except SmileError as exc:
-            raise type(exc)(f"{job.input}: {exc}") from None
-        r.faces = [f.to_dict() for f in result.faces]
-        r.timings = dict(result.timings)
-        r.notes.extend(save_image(job.output, result.image, info, quality=quality))
-        r.output = job.output
-        r.status = rep.STATUS_OK
-        if debug_dir is not None:
-            from .debug_dump import write_debug
-
-            try:
-                write_debug(debug_dir, number, job.input.name, image, result)
-            except OSError as exc:
-                r.notes.append(f"--debug: could not write pictures ({exc})")
-    except SmileError as exc:
-        r.error = exc
-        r.status = rep.STATUS_FAILED
-    except Exception as exc:  # a bug in one photo must not lose the others' results
-        r.error = rep.bug_error(job.input, exc)
-        r.status = rep.STATUS_FAILED
-    finally:
-        r.seconds = time.perf_counter() - t0
-    return r

@@ -12,7 +12,7 @@ import time
 
 import click
 
-from smilecore.errors import InputError, NoFaceError, SmileError, UsageError
+from smilecore.errors import InputError, NoFaceError, UsageError
 from smilecore.video_schedule import StrengthSchedule
 from smilecore.video_streams import VIDEO_EXTENSIONS, is_video_path, video_format
 
@@ -151,12 +151,8 @@ def process_video(job, model, strength, faces, min_face, keep_unchanged, max_pix
         r.video = _video_dict(res)
         r.output = job.output
         r.status = rep.STATUS_OK
-    except SmileError as exc:
-        r.error = exc
-        r.status = rep.STATUS_FAILED
-    except Exception as exc:  # a bug in one clip must not lose the others' results
-        r.error = rep.bug_error(job.input, exc)
-        r.status = rep.STATUS_FAILED
+    except Exception as exc:  # a SmileError, or a bug in one clip that must not lose the others' results
+        r.fail(exc)
     finally:
         r.seconds = time.perf_counter() - t0
         if bar is not None:

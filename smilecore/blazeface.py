@@ -17,11 +17,15 @@ import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .digest import file_sha256
 from .errors import ModelError
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 MODELS_DIR = Path(__file__).parent / "models"
 
@@ -67,20 +71,27 @@ def verify(spec: Spec, path: Path | None = None) -> Path:
     return verify_file(spec.file if path is None else Path(path), spec.sha256, "face detector")
 
 
+def helper_session(checked: Path, threads: int | None = None) -> ort.InferenceSession:
+    """An ONNX Runtime CPU session for one of the shipped helper networks (the detector, the face
+    mesh), from its checked file: ``threads`` (else ``$SMILE_THREADS``, else ONNX Runtime's
+    choice) threads inside an operator, one between operators, warnings silenced."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    n = threads or int(os.environ.get("SMILE_THREADS", "0") or 0)
+    if n:
+        opts.intra_op_num_threads = n
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(checked), opts, providers=["CPUExecutionProvider"])
+
+
 class BlazeFace:
     """One BlazeFace network: ``run(batch)`` → raw detections per picture."""
 
     def __init__(self, spec: Spec, path: Path | None = None, threads: int | None = None):
-        import onnxruntime as ort
-
         self.spec = spec
-        opts = ort.SessionOptions()
-        n = threads or int(os.environ.get("SMILE_THREADS", "0") or 0)
-        if n:
-            opts.intra_op_num_threads = n
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(verify(spec, path)), opts, providers=["CPUExecutionProvider"])
+        self.session = helper_session(verify(spec, path), threads)
         self.multiple = max(spec.strides)
 
     def run(self, batch: np.ndarray, min_prob: float = 0.5) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

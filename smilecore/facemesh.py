@@ -21,13 +21,12 @@ network's.
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .blazeface import MODELS_DIR, verify_file
+from .blazeface import MODELS_DIR, helper_session, verify_file
 
 #: The converted face mesh and its sha256 (checked on load).
 MESH_FILE = "facemesh.onnx"
@@ -60,16 +59,8 @@ class FaceMesh:
     """The face mesh network: :meth:`outline` gives the face oval of aligned crops."""
 
     def __init__(self, path: Path | None = None, threads: int | None = None):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        n = threads or int(os.environ.get("SMILE_THREADS", "0") or 0)
-        if n:
-            opts.intra_op_num_threads = n
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
         checked = verify_file(MODELS_DIR / MESH_FILE if path is None else Path(path), MESH_SHA256, "face landmark model")
-        self.session = ort.InferenceSession(str(checked), opts, providers=["CPUExecutionProvider"])
+        self.session = helper_session(checked, threads)
 
     def landmarks(self, crops: np.ndarray) -> np.ndarray:
         """(N, 468, 2) landmarks in crop pixels (OpenCV's convention: 0 is the centre of the first

@@ -1,4 +1,4 @@
-"""Shared fixtures: the public-domain astronaut portrait and fixture models."""
+"""Shared fixtures: the public-domain astronaut portrait (as an array and as a PNG file) and fixture models."""
 from __future__ import annotations
 
 import sys
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -29,3 +30,25 @@ def fixture_models(tmp_path_factory) -> dict[str, Path]:
         "shift": build_fixture_model(d / "shift.onnx", dx=4.0, dy=0.0),
         "paint": build_fixture_model(d / "paint.onnx", mask=1.0, rgb=0.0),
     }
+
+
+@pytest.fixture(scope="session")
+def shift(fixture_models) -> Path:
+    """The fixture model that moves pixels by 4 crop px: every edited face visibly changes."""
+    return fixture_models["shift"]
+
+
+@pytest.fixture(scope="session")
+def loaded_shift(shift):
+    """The :func:`shift` model, loaded once (a :class:`smilecore.SmileModel`)."""
+    import smilecore
+
+    return smilecore.load_model(shift)
+
+
+@pytest.fixture
+def photo(tmp_path: Path, astronaut) -> Path:
+    """The astronaut as ``astro.png`` in the test's own folder."""
+    p = tmp_path / "astro.png"
+    Image.fromarray(astronaut).save(p)
+    return p

@@ -20,13 +20,6 @@ def shift_model(fixture_models, monkeypatch) -> Path:
 
 
 @pytest.fixture
-def photo(tmp_path: Path, astronaut) -> Path:
-    p = tmp_path / "astro.png"
-    Image.fromarray(astronaut).save(p)
-    return p
-
-
-@pytest.fixture
 def blank(tmp_path: Path) -> Path:
     p = tmp_path / "wall.png"
     y, x = np.mgrid[0:120, 0:160]

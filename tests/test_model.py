@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from fixture_model import build_fixture_model
-from smilecore import ModelError, SmileModel
+from smilecore import ModelError, SmileModel, contract
 
 
 def test_fixture_model_runs(fixture_models):
@@ -16,15 +16,14 @@ def test_fixture_model_runs(fixture_models):
     assert out.mask.shape == (2, 1, 256, 256) and out.rgb.shape == (2, 3, 256, 256)
 
 
-def test_wrong_template_is_refused(tmp_path):
-    p = build_fixture_model(tmp_path / "m.onnx", template="ffhq-v0")
-    with pytest.raises(ModelError, match="alignment template 'ffhq-v0'"):
-        SmileModel(p)
-
-
-def test_wrong_contract_is_refused(tmp_path):
-    p = build_fixture_model(tmp_path / "m.onnx", contract_version="99")
-    with pytest.raises(ModelError, match="contract 99"):
+@pytest.mark.parametrize("meta, message", [
+    ({"template": "ffhq-v0"}, "alignment template 'ffhq-v0'"),
+    ({"contract_version": "99"}, "follows model contract 99, this engine reads contracts 1 and 2"),
+    ({"contract_version": contract.CONTRACT_SHADE}, "no output named 'shade'"),  # contract 2 without its output
+], ids=["template", "unknown-contract", "contract-2-without-shade"])
+def test_model_breaking_the_contract_is_refused(meta, message, tmp_path):
+    p = build_fixture_model(tmp_path / "m.onnx", **meta)
+    with pytest.raises(ModelError, match=message):
         SmileModel(p)
 
 

@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from batch_reports import comparable, file_bytes
 from fixture_model import build_fixture_model
 from smile_cli import parallel
 from smile_cli.main import cli
@@ -32,11 +33,6 @@ TIMEOUT = 300
 
 def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-@pytest.fixture
-def shift(fixture_models) -> Path:
-    return fixture_models["shift"]
 
 
 @pytest.fixture
@@ -61,18 +57,6 @@ def batch(tmp_path: Path, astronaut) -> list[Path]:
     return paths
 
 
-def _outputs(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
-
-
-def _comparable(doc: dict) -> dict:
-    for p in doc["photos"]:
-        p.pop("seconds")
-        p.pop("timings")
-        p["output"] = p["output"] and Path(p["output"]).name
-    return doc
-
-
 @pytest.mark.parametrize("keep", [False, True])
 def test_j2_writes_the_same_bytes_and_report_as_j1(keep, shift, batch, tmp_path: Path):
     docs, outs = {}, {}
@@ -81,8 +65,8 @@ def test_j2_writes_the_same_bytes_and_report_as_j1(keep, shift, batch, tmp_path:
         extra = ["--keep-unchanged"] if keep else []
         r = run(batch[0].parent, "--out-dir", out, "--model", shift, "--json", "-j", j, *extra)
         assert r.exit_code == 4, r.stderr  # b.jpg (not an image) is the first failure, before c.png's no face
-        docs[j] = _comparable(json.loads(r.stdout))
-        outs[j] = _outputs(out)
+        docs[j] = comparable(json.loads(r.stdout))
+        outs[j] = file_bytes(out)
     assert outs[1] == outs[2] and len(outs[1]) == (7 if keep else 6)
     assert docs[1] == docs[2]
     photos = docs[2]["photos"]
@@ -120,7 +104,7 @@ def test_more_jobs_than_photos_and_in_place(shift, batch, tmp_path: Path):
             (d / p.name).write_bytes(p.read_bytes())
         r = run(*(d / p.name for p in photos), "--in-place", "--model", shift, "-j", 8 if j == 3 else 1, "-q")
         assert r.exit_code == 0 and r.stdout == "", r.stderr
-        copies.append(_outputs(d))
+        copies.append(file_bytes(d))
     assert copies[0] == copies[1] and all(copies[0][p.name] != p.read_bytes() for p in photos)
 
 
@@ -185,13 +169,13 @@ if mode in ("slow", "stubborn"):
     io.write_atomic = slow
 if mode == "crash":
     import smilecore.decode as io
-    import smile_cli.run as run
+    import smile_cli.photo as photo
     original_load = io.load_image
     def load(path, *a, **k):
         if "crash" in Path(path).name:
             os.kill(os.getpid(), signal.SIGKILL)
         return original_load(path, *a, **k)
-    run.load_image = load
+    photo.load_image = load
 """
 
 
@@ -305,13 +289,13 @@ def test_photos_and_a_video_in_one_batch(shift, batch, tmp_path: Path):
     for j in (1, 2):
         r = run(batch[0], clip, batch[3], "--out-dir", tmp_path / f"o{j}", "--model", shift, "-j", j, "--json")
         assert r.exit_code == 0, r.stderr
-        docs.append(_comparable(json.loads(r.stdout)))
+        docs.append(comparable(json.loads(r.stdout)))
     for d in docs:
         for p in d["photos"]:
             (p.get("video") or {}).pop("processing_fps", None)
     assert docs[0] == docs[1]
     assert [Path(p["input"]).name for p in docs[1]["photos"]] == ["a.jpg", "v.mp4", "d.png"]
-    o1, o2 = _outputs(tmp_path / "o1"), _outputs(tmp_path / "o2")
+    o1, o2 = file_bytes(tmp_path / "o1"), file_bytes(tmp_path / "o2")
     assert sorted(o1) == ["a.smile.jpg", "d.smile.png", "v.smile.mp4"] == sorted(o2)
     assert [k for k in o1 if o1[k] != o2[k] and not k.endswith(".mp4")] == []
     # (an MP4's header bytes can differ from run to run, -j or not: its frames may not)

@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageCms
 
+from batch_reports import comparable as _comparable, file_bytes as _files
 from smile_cli.main import cli
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
@@ -61,18 +62,6 @@ def reference(photos, fixture_models, tmp_path_factory):
     p = smile(photos, "--out-dir", out, "--model", fixture_models["shift"], "--keep-unchanged", "--json", "-j", "1")
     assert p.returncode == 4, p.stderr
     return out, _comparable(json.loads(p.stdout))
-
-
-def _comparable(doc: dict) -> dict:
-    for p in doc["photos"]:
-        p.pop("seconds")
-        p.pop("timings")
-        p["output"] = p["output"] and Path(p["output"]).name
-    return doc
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
 def _free_port() -> int:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from smilecore.align import template_points
+from synthetic_face import face_without_mouth
 from training import __main__ as training_main
 from training.config import load_config
 from training.direction import compute_direction, load_direction, save_asset
@@ -29,15 +30,7 @@ def _astronaut() -> np.ndarray:
 
 def _mean_shape() -> np.ndarray:
     """A plausible 68-point face in a 256 crop (built from simple curves)."""
-    lm = np.zeros((68, 2))
-    t = np.linspace(-1, 1, 17)
-    lm[0:17] = np.stack([128 + 95 * t, 100 + 125 * np.sqrt(1 - 0.8 * t**2)], 1)  # jaw
-    lm[17:27] = np.stack([np.r_[np.linspace(50, 110, 5), np.linspace(146, 206, 5)], np.full(10, 75.0)], 1)
-    lm[27:31] = np.stack([np.full(4, 128.0), np.linspace(100, 145, 4)], 1)
-    lm[31:36] = np.stack([np.linspace(108, 148, 5), np.full(5, 152.0)], 1)
-    eye = np.array([[-18, 0], [-8, -6], [8, -6], [18, 0], [8, 5], [-8, 5]], float)
-    lm[36:42] = eye + [74, 95]
-    lm[42:48] = eye + [182, 95]
+    lm = face_without_mouth((74, 182))
     a = np.linspace(0, 2 * np.pi, 13)[:-1]
     lm[48:60] = np.stack([128 - 32 * np.cos(a), 190 - 12 * np.sin(a)], 1)
     b = np.linspace(0, 2 * np.pi, 9)[:-1]

@@ -12,6 +12,7 @@ import pytest
 
 pytest.importorskip("torch")
 
+from synthetic_face import face_without_mouth  # noqa: E402
 from training.direction import compute_direction, load_real_smile, person_deltas, save_asset  # noqa: E402
 from training.geometry import METRICS, SATURATION, RealSmile, _schedule, fit_real_smile, mouth_metrics  # noqa: E402
 from training.landmarks68 import moving_weights  # noqa: E402
@@ -22,15 +23,7 @@ COL = {m: i for i, m in enumerate(METRICS)}
 
 def _face() -> np.ndarray:
     """A plausible 68-point neutral face in a 256 crop, closed mouth with real lip thickness."""
-    lm = np.zeros((68, 2))
-    t = np.linspace(-1, 1, 17)
-    lm[0:17] = np.stack([128 + 95 * t, 100 + 125 * np.sqrt(1 - 0.8 * t**2)], 1)
-    lm[17:27] = np.stack([np.r_[np.linspace(50, 110, 5), np.linspace(146, 206, 5)], np.full(10, 75.0)], 1)
-    lm[27:31] = np.stack([np.full(4, 128.0), np.linspace(100, 145, 4)], 1)
-    lm[31:36] = np.stack([np.linspace(108, 148, 5), np.full(5, 152.0)], 1)
-    eye = np.array([[-18, 0], [-8, -6], [8, -6], [18, 0], [8, 5], [-8, 5]], float)
-    lm[36:42] = eye + [84, 95]
-    lm[42:48] = eye + [172, 95]
+    lm = face_without_mouth((84, 172))
     # outer lips 48..59 (corner, upper 49-53, corner 54, lower 55-59), inner lips 60..67
     lm[48], lm[54] = [98, 190], [158, 190]
     lm[49:54] = np.stack([np.linspace(106, 150, 5), [183, 180, 181, 180, 183]], 1)

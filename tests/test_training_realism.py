@@ -211,3 +211,35 @@ def test_two_sample_auc_by_group_finds_the_group_that_differs():
     r = two_sample_auc(x1, x0, _people(120, 1, "a"), _people(120, 1, "b"), g, g, folds=4, repeats=2, group1=g, group0=g)
     assert r["by_group"]["differs"] > 0.95
     assert abs(r["by_group"]["same"] - 0.5) < 0.2
+
+
+def test_a_realism_study_writes_its_table_or_says_why_not(tmp_path, monkeypatch, capsys):
+    """realism-regions and teacher-realism share training.realism_study: arguments, sample, table file."""
+    from training import dataset, prepare, realism_study
+
+    monkeypatch.setenv("SMILE_TRAINING_CACHE", str(tmp_path))
+    crops, index = np.zeros((4, 8, 8, 3), np.uint8), {"person": np.arange(4)}
+    monkeypatch.setattr(prepare, "load_prepared", lambda cfg: (crops, index))
+    monkeypatch.setattr(dataset, "load_labels", lambda cache_dir: None)
+    asked = {}
+
+    def sample(index_, labels, split, seed, max_per_class):
+        asked.update(split=split, faces=max_per_class)
+        if split == "test":
+            raise ValueError("the test split has no neutral faces")
+        return "the sample"
+
+    monkeypatch.setattr(realism, "realism_sample", sample)
+    seen = []
+
+    def body(args, study):
+        seen.append((study.crops is crops, study.index is index, study.sample))
+        return "| a | table |"
+
+    ap = realism_study.study_parser("some-study", "a study", "a model")
+    assert realism_study.run_study(ap, ["--faces", "7"], "some_study", body) == 0
+    assert asked == {"split": "val", "faces": 7} and seen == [(True, True, "the sample")]
+    assert (tmp_path / "eval" / "some_study_val.md").read_text() == "| a | table |\n"
+    assert realism_study.run_study(ap, ["--split", "test"], "some_study", body) == 2
+    assert len(seen) == 1 and not (tmp_path / "eval" / "some_study_test.md").exists()
+    assert "error: the test split has no neutral faces" in capsys.readouterr().err

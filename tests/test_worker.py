@@ -16,13 +16,6 @@ from smile_cli.bridge.worker import MAX_LINE, WorkerSession, serve
 
 
 @pytest.fixture
-def photo(tmp_path: Path, astronaut) -> Path:
-    p = tmp_path / "in.png"
-    Image.fromarray(astronaut).save(p)
-    return p
-
-
-@pytest.fixture
 def blank(tmp_path: Path) -> Path:
     p = tmp_path / "blank.png"
     Image.fromarray(np.full((64, 80, 3), 90, np.uint8)).save(p)

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .config import load_config
+from .realism_study import Study, run_study, study_parser, train_appearance
 
 #: The parts compared: name -> window (x0, y0, x1, y1) in crop fractions, patch (h, w) it is
 #: resampled to (multiples of 8 for the HOG cells; about the realism window's own resolution).
@@ -47,40 +47,31 @@ def part_aucs(faces: np.ndarray, reals: np.ndarray, sample_info: dict[str, Any],
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m training realism-regions [--split val|test] [--model X.onnx] [--faces N] [--teacher]``."""
-    ap = argparse.ArgumentParser(prog="python -m training realism-regions", description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=None)
-    ap.add_argument("--split", default="val", choices=("val", "test"))
-    ap.add_argument("--model", default=None, help="the exported .onnx model (default: the engine's default model)")
-    ap.add_argument("--faces", type=int, default=None, help="most faces per side (default [evaluate] realism_faces)")
+    ap = study_parser("realism-regions", __doc__.splitlines()[0],
+                      "the exported .onnx model (default: the engine's default model)")
     ap.add_argument("--teacher", action="store_true",
                     help="also the best teacher of `teacher-realism` (real geometry, all donor mouths, learned appearance)")
-    args = ap.parse_args(argv)
-    cfg = load_config(args.config)
-    ev = cfg.evaluate
+    return run_study(ap, argv, "realism_regions", part_table)
+
+
+def part_table(args: argparse.Namespace, study: Study) -> str:
+    """The Markdown table of :func:`part_aucs` for the unedited faces and each editor at λ = 1, 2
+    (an exported model; with ``args.teacher`` also the best teacher), printed as well."""
     from smilecore.align import CROP_SIZE
     from smilecore.registry import resolve_model
 
-    from .dataset import load_labels
     from .evaluate import onnx_editor
     from .pairs import resize_crop
-    from .prepare import load_prepared
-    from .realism import realism_sample, stratum_keys
+    from .realism import stratum_keys
 
-    crops, index = load_prepared(cfg)
-    faces = int(args.faces if args.faces is not None else ev.realism_faces)
-    try:
-        sample = realism_sample(index, load_labels(cfg.paths.cache_dir), args.split, seed=ev.seed, max_per_class=faces)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg, crops, index, sample = study.cfg, study.crops, study.index, study.sample
+    ev = cfg.evaluate
     model_path = args.model or str(resolve_model(None))
     editors: dict[str, tuple[Callable[[np.ndarray, float], np.ndarray], int]] = {f"model {model_path.rsplit('/', 1)[-1]}": onnx_editor(model_path)}
     if args.teacher:
-        from .appearance import fit_appearance
         from .teacher_realism import VARIANTS, build_teacher, teacher_editor
 
-        train = np.flatnonzero((index["source"] == "expressions") & (index["split"] == "train"))
-        app = fit_appearance(crops, index["lm68"], index["person"], index["label"], train)
+        app = train_appearance(study)
         kw = VARIANTS["real-smile geometry, all donor mouths, opaque ramp"]
         editors["best teacher (real geometry, all donor mouths, + appearance)"] = (
             teacher_editor(build_teacher(kw, cfg), index["lm68"][sample.edit_rows], appearance=app), CROP_SIZE)
@@ -105,8 +96,4 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {part} | " + " | ".join(f"{columns[h][part]:.3f}" for h in heads) + " |")
     text = "\n".join(lines)
     print(text)
-    out = cfg.cache / "eval" / f"realism_regions_{args.split}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n")
-    print(f"\nwrote {out}")
-    return 0
+    return text

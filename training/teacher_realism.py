@@ -9,12 +9,12 @@ the unedited faces, AUC at λ = 1 and 2; 0.5 = cannot be told from real smiles).
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any, Callable
 
 import numpy as np
 
-from .config import TeacherConfig, load_config
+from .config import TeacherConfig
+from .realism_study import Study, run_study, study_parser, train_appearance
 
 #: Teacher settings compared by default: name -> keyword arguments of :class:`training.teacher.Teacher`
 #: (``donors="bank"``: the donor bank of the config's cache, ``cache_dir/donors.npz``).
@@ -63,34 +63,28 @@ def build_teacher(kw: dict[str, Any], cfg):
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m training teacher-realism [--split val|test] [--model X.onnx] [--faces N] [--appearance GAIN]``."""
-    ap = argparse.ArgumentParser(prog="python -m training teacher-realism", description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=None)
-    ap.add_argument("--split", default="val", choices=("val", "test"))
-    ap.add_argument("--model", default=None, help="also test this exported .onnx model on the same sample")
-    ap.add_argument("--faces", type=int, default=None, help="most faces per side (default [evaluate] realism_faces)")
+    ap = study_parser("teacher-realism", __doc__.splitlines()[0], "also test this exported .onnx model on the same sample")
     ap.add_argument("--appearance", type=float, default=None, metavar="GAIN",
                     help="also test the real-smile teachers with the shading learned from the train split's "
                          "same-person pairs (training.appearance), times GAIN")
-    args = ap.parse_args(argv)
-    cfg = load_config(args.config)
-    ev = cfg.evaluate
+    return run_study(ap, argv, "teacher_realism", teacher_table)
+
+
+def teacher_table(args: argparse.Namespace, study: Study) -> str:
+    """The Markdown table of realism AUCs (ceiling, λ = 1, 2) of every teacher in :data:`VARIANTS`
+    (with ``args.appearance`` also the real-smile ones with shading; with ``args.model`` also that
+    model), printed row by row as it is made."""
     from smilecore.align import CROP_SIZE
 
-    from .dataset import load_labels
-    from .prepare import load_prepared
-    from .realism import evaluate_realism, realism_sample
+    from .realism import evaluate_realism
     from .teacher import Teacher
+
+    cfg, crops, index, sample = study.cfg, study.crops, study.index, study.sample
+    ev = cfg.evaluate
 
     def teacher(kw: dict[str, Any]) -> Teacher:
         return build_teacher(kw, cfg)
 
-    crops, index = load_prepared(cfg)
-    faces = int(args.faces if args.faces is not None else ev.realism_faces)
-    try:
-        sample = realism_sample(index, load_labels(cfg.paths.cache_dir), args.split, seed=ev.seed, max_per_class=faces)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     lm = index["lm68"][sample.edit_rows]
     editors: dict[str, tuple[Callable, int]] = {}
     if args.model:
@@ -100,10 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, kw in VARIANTS.items():
         editors[f"teacher: {name}"] = (teacher_editor(teacher(kw), lm), CROP_SIZE)
     if args.appearance is not None:
-        from .appearance import fit_appearance
-
-        train = np.flatnonzero((index["source"] == "expressions") & (index["split"] == "train"))
-        app = fit_appearance(crops, index["lm68"], index["person"], index["label"], train)
+        app = train_appearance(study)
         for name, kw in VARIANTS.items():
             if kw["geometry"] == "real" and kw["donors"] is not None:
                 editors[f"teacher: {name}, + appearance ×{args.appearance:g} ({app.people} people)"] = (
@@ -119,8 +110,4 @@ def main(argv: list[str] | None = None) -> int:
                f"| {res['per_lambda']['2']['auc']:.3f} ± {res['per_lambda']['2']['sd']:.3f} |")
         lines.append(row)
         print(row, flush=True)
-    out = cfg.cache / "eval" / f"teacher_realism_{args.split}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    print(f"\nwrote {out}")
-    return 0
+    return "\n".join(lines)

@@ -1,0 +1,74 @@
+"""One photo of a ``smile PHOTO...`` run: read it, smile it, write the result, report the outcome.
+
+The same function serves every way a run is spread out: one photo after another
+(:mod:`smile_cli.run`), worker processes (``-j N``, :mod:`smile_cli.parallel`) and Ray actors
+(``--ray``, :mod:`smile_cli.ray_data`), so the bytes written never depend on the way.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from smilecore.atomic import copy_file_atomic
+from smilecore.decode import load_image
+from smilecore.encode import OUTPUT_FORMATS, save_image
+from smilecore.errors import InputError, NoFaceError, SmileError
+
+from . import report as rep
+from .inputs import Job
+
+
+def same_format(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name files of the same known output format (so a copy may stand for a save)."""
+    return OUTPUT_FORMATS.get(a.suffix.lower()) == OUTPUT_FORMATS.get(b.suffix.lower()) is not None
+
+
+def process_photo(job: Job, model, strength, faces, min_face, selection, keep_unchanged, quality, max_pixels,
+                  debug_dir: Path | None, number: int) -> rep.PhotoReport:
+    """Smile one photo; never raises a SmileError (it goes into the report)."""
+    import smilecore
+
+    r = rep.PhotoReport(input=job.input, strength=strength)
+    t0 = time.perf_counter()
+    try:
+        if job.problem:
+            raise InputError(job.problem)
+        image, info = load_image(job.input, max_pixels=max_pixels)
+        r.size = info.size
+        r.notes.extend(info.notes)
+        try:
+            result = smilecore.smile(image, strength=strength, faces=faces, min_face=min_face, selection=selection,
+                                     model=model, max_pixels=max_pixels, debug=debug_dir is not None)
+        except NoFaceError as exc:
+            if not keep_unchanged:
+                raise NoFaceError(f"{job.input}: {exc} (--keep-unchanged copies such photos as they are)") from None
+            r.error = None
+            r.status = rep.STATUS_UNCHANGED
+            r.reason = str(exc)
+            r.notes.append(r.reason)
+            if job.output != job.input:
+                if same_format(job.input, job.output):
+                    copy_file_atomic(job.input, job.output)
+                else:
+                    r.notes.extend(save_image(job.output, image, info, quality=quality))
+            r.output = job.output
+            return r
+        except SmileError as exc:
+            raise type(exc)(f"{job.input}: {exc}") from None
+        r.faces = [f.to_dict() for f in result.faces]
+        r.timings = dict(result.timings)
+        r.notes.extend(save_image(job.output, result.image, info, quality=quality))
+        r.output = job.output
+        r.status = rep.STATUS_OK
+        if debug_dir is not None:
+            from .debug_dump import write_debug
+
+            try:
+                write_debug(debug_dir, number, job.input.name, image, result)
+            except OSError as exc:
+                r.notes.append(f"--debug: could not write pictures ({exc})")
+    except Exception as exc:  # a SmileError, or a bug in one photo that must not lose the others' results
+        r.fail(exc)
+    finally:
+        r.seconds = time.perf_counter() - t0
+    return r
