@@ -236,3 +236,21 @@ def test_appearance_field_recovers_a_planted_shading_and_applies_it():
     assert np.array_equal(app.apply(target, face, 2.0, np.ones((256, 256))), target)  # the mouth is the mouth model's
     lit = app.apply(target, face, 2.0, np.zeros((256, 256)))
     assert lit[160, 90].mean() > target[160, 90].mean() * 1.2 and lit[160, 166].mean() < target[160, 166].mean()
+
+
+def test_broad_half_keeps_the_wider_openings():
+    from training.geometry import broad_half, iod, opening
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 1, (68, 2)) * 5 + 100
+    base[36:42] = [80, 90]
+    base[42:48] = [120, 90]  # eye centres 40 px apart
+    lm = np.repeat(base[None], 10, axis=0)
+    gaps = np.arange(10.0)
+    for k, g in enumerate(gaps):
+        lm[k, [61, 62, 63], 1] = 150.0
+        lm[k, [67, 66, 65], 1] = 150.0 + g
+    rows = np.arange(10)[::-1]
+    kept = broad_half(lm, rows)
+    assert sorted(kept.tolist()) == [5, 6, 7, 8, 9]
+    assert np.allclose(opening(lm[kept]) / iod(lm[kept]), gaps[kept] / 40.0)

@@ -223,8 +223,8 @@ def test_a_realism_study_writes_its_table_or_says_why_not(tmp_path, monkeypatch,
     monkeypatch.setattr(dataset, "load_labels", lambda cache_dir: None)
     asked = {}
 
-    def sample(index_, labels, split, seed, max_per_class):
-        asked.update(split=split, faces=max_per_class)
+    def sample(index_, labels, split, seed, max_per_class, broad=False):
+        asked.update(split=split, faces=max_per_class, broad=broad)
         if split == "test":
             raise ValueError("the test split has no neutral faces")
         return "the sample"
@@ -238,7 +238,7 @@ def test_a_realism_study_writes_its_table_or_says_why_not(tmp_path, monkeypatch,
 
     ap = realism_study.study_parser("some-study", "a study", "a model")
     assert realism_study.run_study(ap, ["--faces", "7"], "some_study", body) == 0
-    assert asked == {"split": "val", "faces": 7} and seen == [(True, True, "the sample")]
+    assert asked == {"split": "val", "faces": 7, "broad": False} and seen == [(True, True, "the sample")]
     assert (tmp_path / "eval" / "some_study_val.md").read_text() == "| a | table |\n"
     assert realism_study.run_study(ap, ["--split", "test"], "some_study", body) == 2
     assert len(seen) == 1 and not (tmp_path / "eval" / "some_study_test.md").exists()

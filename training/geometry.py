@@ -50,6 +50,13 @@ def opening(lm68: np.ndarray) -> np.ndarray:
     return np.mean(lm68[..., _OPEN_PAIRS[:, 1], 1] - lm68[..., _OPEN_PAIRS[:, 0], 1], axis=-1)
 
 
+def broad_half(lm68: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The ``rows`` (of ``lm68`` [N,68,2]) whose inner-lip opening is at or above their median:
+    the broader half of a set of smiles."""
+    gap = opening(lm68[rows]) / iod(lm68[rows])
+    return rows[gap >= np.median(gap)]
+
+
 def mouth_metrics(lm68: np.ndarray) -> np.ndarray:
     """``[..., 5]``: mouth width, inner-lip opening, lower and upper lip thickness (at the centre)
     and how far the mouth centre lies below the corners, each divided by the IOD (see :data:`METRICS`)."""

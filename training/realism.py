@@ -1,8 +1,7 @@
 """Realism: can a simple two-sample test tell the model's edited faces from real smiles?
 
-A classifier is trained to separate two sets of aligned face crops; if it cannot do better
-than chance on people it never saw (ROC AUC 0.5) the edited faces pass, statistically, for
-real smiles; 1.0 means it always tells them apart.
+A classifier is trained to separate two sets of aligned face crops; if it cannot do better than chance
+on people it never saw (ROC AUC 0.5) the edited faces pass, statistically, for real smiles; 1.0: always told.
 
 What is compared
 ----------------
@@ -84,10 +83,8 @@ Editor = Callable[[np.ndarray, float], np.ndarray]  # uint8 [N,S,S,3], λ -> uin
 
 # ------------------------------------------------------------------ features
 
-def lower_face(crops: np.ndarray, window: tuple[float, float, float, float] = WINDOW,
-               patch: tuple[int, int] = PATCH) -> np.ndarray:
-    """The lower-face window of aligned uint8 crops [N,S,S,3] as float32 [N,48,80,3] in 0…255
-    (another ``window`` of the crop, in fractions of its side, resampled to ``patch`` = (h, w))."""
+def lower_face(crops: np.ndarray, window: tuple[float, float, float, float] = WINDOW, patch: tuple[int, int] = PATCH) -> np.ndarray:
+    """The lower-face ``window`` (crop fractions) of aligned uint8 crops [N,S,S,3] as float32 [N,*patch,3] in 0…255."""
     crops = np.asarray(crops)
     s = crops.shape[1]
     x0, y0, x1, y1 = (int(round(f * s)) for f in window)
@@ -107,8 +104,8 @@ def _cells(img: np.ndarray) -> list[np.ndarray]:
 
 def features(crops: np.ndarray, colour: bool = False, window: tuple[float, float, float, float] = WINDOW,
              patch: tuple[int, int] = PATCH) -> np.ndarray:
-    """HOG + LBP features [N, 1770] of the crops' grey lower face (+ 60 chroma statistics with ``colour``);
-    another ``window`` and ``patch`` (see :func:`lower_face`) give the same features of another part."""
+    """HOG + LBP features [N, 1770] of the crops' grey lower face (+ 60 chroma statistics with ``colour``;
+    another ``window``/``patch``, see :func:`lower_face`: the same features of another part)."""
     from skimage.feature import hog, local_binary_pattern
 
     patches = lower_face(crops, window, patch)
@@ -379,9 +376,10 @@ class RealismSample:
 def realism_sample(index: dict[str, np.ndarray], labels: dict[str, np.ndarray] | None, split: str = "val",
                    seed: int = 4321, max_per_class: int | None = 300, adult_age: int = 13,
                    frontal_tolerance: float | None = 0.15, size_split: int = 100, per_person: int | None = 3,
-                   demographics: bool = True) -> RealismSample:
+                   demographics: bool = True, broad: bool = False) -> RealismSample:
     """Neutral rows to edit and real smiling rows of ``split``: other people, same strata, same filters,
-    at most ``per_person`` photos of anyone (a few ``expressions`` people have dozens)."""
+    at most ``per_person`` photos of anyone (a few ``expressions`` people have dozens); with ``broad``
+    only the broader half of the real smiles (inner-lip opening at or above their median)."""
     from .dataset import neutral_rows, smiling_rows
 
     edit = neutral_rows(index, labels, split, adult_age=adult_age, frontal_tolerance=frontal_tolerance)
@@ -394,6 +392,10 @@ def realism_sample(index: dict[str, np.ndarray], labels: dict[str, np.ndarray] |
 
         keep &= is_frontal(index["lm68"][real], frontal_tolerance)
     real = real[keep]
+    if broad:
+        from .geometry import broad_half
+
+        real = broad_half(index["lm68"], real)
     rng = np.random.default_rng(seed)
     edit, real = assign_people(edit, real, index["person"], rng)
     if per_person:

@@ -25,6 +25,8 @@ def study_parser(command: str, description: str, model_help: str) -> argparse.Ar
     ap.add_argument("--split", default="val", choices=("val", "test"))
     ap.add_argument("--model", default=None, help=model_help)
     ap.add_argument("--faces", type=int, default=None, help="most faces per side (default [evaluate] realism_faces)")
+    ap.add_argument("--broad", action="store_true",
+                    help="compare with the broader half of the real smiles only (inner-lip opening at or above their median)")
     return ap
 
 
@@ -52,7 +54,7 @@ def load_study(args: argparse.Namespace) -> Study | None:
     faces = int(args.faces if args.faces is not None else cfg.evaluate.realism_faces)
     try:
         sample = realism_sample(index, load_labels(cfg.paths.cache_dir), args.split, seed=cfg.evaluate.seed,
-                                max_per_class=faces)
+                                max_per_class=faces, broad=args.broad)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
@@ -78,7 +80,7 @@ def run_study(ap: argparse.ArgumentParser, argv: list[str] | None, table: str,
     if study is None:
         return 2
     text = body(args, study)
-    out = study.cfg.cache / "eval" / f"{table}_{args.split}.md"
+    out = study.cfg.cache / "eval" / f"{table}_{args.split}{'_broad' if args.broad else ''}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n")
     print(f"\nwrote {out}")
