@@ -82,6 +82,8 @@ def helper_session(checked: Path, threads: int | None = None) -> ort.InferenceSe
     if n:
         opts.intra_op_num_threads = n
     opts.inter_op_num_threads = 1
+    # no busy-waiting threads after a run: several small sessions (and OpenCV) take turns on the cores
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     return ort.InferenceSession(str(checked), opts, providers=["CPUExecutionProvider"])
 
