@@ -74,7 +74,8 @@ def verify(spec: Spec, path: Path | None = None) -> Path:
 def helper_session(checked: Path, threads: int | None = None) -> ort.InferenceSession:
     """An ONNX Runtime CPU session for one of the shipped helper networks (the detector, the face
     mesh), from its checked file: ``threads`` (else ``$SMILE_THREADS``, else ONNX Runtime's
-    choice) threads inside an operator, one between operators, warnings silenced."""
+    choice) threads inside an operator, one between operators, warnings silenced.  With one
+    thread the network runs in the caller's thread: no pool is left spinning after a run."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -82,8 +83,6 @@ def helper_session(checked: Path, threads: int | None = None) -> ort.InferenceSe
     if n:
         opts.intra_op_num_threads = n
     opts.inter_op_num_threads = 1
-    # no busy-waiting threads after a run: several small sessions (and OpenCV) take turns on the cores
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     return ort.InferenceSession(str(checked), opts, providers=["CPUExecutionProvider"])
 
