@@ -36,6 +36,8 @@ from smilecore.errors import EXIT_CODES, ImageTooLargeError, InputError, ModelEr
 
 from . import report as rep
 
+#: The most photos one ``map_batches`` call of ``smile --ray`` smiles (see :func:`batch_size_for`).
+MAX_BATCH = 4
 INSTALL_HINT = 'pip install "smile-filter[ray]" (from a checkout: pip install ".[ray]")'
 _ERRORS = {cls.code: cls for cls in (SmileError, UsageError, NoFaceError, InputError, ImageTooLargeError, ModelError, WriteError)}
 
@@ -174,13 +176,16 @@ class SmileActor:
 
         suffix = Path(name).suffix or ".img"
         prefix = self.settings.get("tmp_prefix") or "smile-ray-"
-        src = _temp_file(suffix, prefix)  # the engine reads and writes files: private ones, removed below
+        # the engine reads and writes files: a local photo is read where it is (one read, no copy);
+        # bytes, a URI or a photo smiled in place go through a private copy; the result is written
+        # to a private file and sent back as bytes; private files are removed below
+        direct = data is None and not in_place and path is not None and "://" not in path
+        src = Path(path) if direct else _temp_file(suffix, prefix)
         dst = src if in_place else _temp_file(ext if ext.startswith(".") else "." + ext, prefix)
         settings = {k: v for k, v in self.settings.items() if k not in ("ext", "tmp_prefix")}
         try:
-            if data is None:  # (smile --ray: read here, on the cluster)
-                data = _read_bytes(path or name)
-            src.write_bytes(bytes(data))
+            if not direct:
+                src.write_bytes(bytes(_read_bytes(path or name) if data is None else data))
             r = _process(Job(input=src, output=dst), self.model, selection=None, number=0, debug_dir=None, **settings)
             wrote = r.status == rep.STATUS_OK or (r.status == rep.STATUS_UNCHANGED and not in_place)
             out = dst.read_bytes() if wrote else None
@@ -189,7 +194,7 @@ class SmileActor:
             r.error = InputError(f"{name}: cannot read it ({exc.strerror or exc})")
             out = None
         finally:
-            for p in (src, dst):
+            for p in (dst,) if direct else (src, dst):
                 try:
                     p.unlink()
                 except OSError:
@@ -273,17 +278,31 @@ def smile_dataset(ds, *, strength: float = 1.0, faces="all", min_face: int | Non
     return _map(ray, ds, path, settings, actors, batch_size, spare_cpus=1.0)
 
 
+def pool_size(ray, actors: int | None) -> int:
+    """Actors in the pool: ``actors`` if given, else one per CPU of the cluster."""
+    return max(1, int(actors) if actors else cluster_cpus(ray))
+
+
+def batch_size_for(photos: int, actors: int) -> int:
+    """Photos per ``map_batches`` call for ``smile --ray``: up to :data:`MAX_BATCH` (each call costs
+    Ray Data a task, an Arrow block and a round trip), yet at least four calls per actor, so that
+    the actors finish close together."""
+    return max(1, min(MAX_BATCH, photos // (4 * max(1, actors))))
+
+
 def _map(ray, ds, model_path: str, settings: dict, actors: int | None, batch_size: int = 1, spare_cpus: float = 0.0):
     """``ds.map_batches`` through a pool of :class:`SmileActor`; ``spare_cpus`` stay free for the
-    tasks that read the photos upstream (actors holding every CPU would leave them waiting forever)."""
+    tasks that read the photos upstream (actors holding every CPU would leave them waiting forever).
+    Each actor holds one batch at work and one waiting (no photos queue behind a busy actor
+    while another one idles at the end)."""
     from ray.data import ActorPoolStrategy
 
     cpus = cluster_cpus(ray)
-    n = max(1, int(actors) if actors else cpus)
+    n = pool_size(ray, actors)
     per_actor = min(1.0, max(0.05, (cpus - spare_cpus) / n))
     return ds.map_batches(SmileActor, fn_constructor_kwargs={"model_path": model_path, "settings": settings},
-                          batch_size=batch_size, batch_format="numpy", compute=ActorPoolStrategy(size=n),
-                          num_cpus=per_actor)
+                          batch_size=batch_size, batch_format="numpy",
+                          compute=ActorPoolStrategy(size=n, max_tasks_in_flight_per_actor=2), num_cpus=per_actor)
 
 
 # ---------------------------------------------------------------------- smile PHOTO... --ray
@@ -321,7 +340,7 @@ class RayBatch:
         ray = import_ray()
         self._ray = ray
         connect(address)
-        rows = [{"number": number, "path": str(Path(job.input).resolve()), "name": str(job.input), "ext": job.output.suffix,
+        rows = [{"number": number, "path": os.path.abspath(job.input), "name": str(job.input), "ext": job.output.suffix,
                  "in_place": job.output == job.input} for number, job in tasks]
         self._iter = None
         self._pending = set(n for n, _ in tasks)
@@ -330,8 +349,9 @@ class RayBatch:
             from ray.data import DataContext
 
             DataContext.get_current().execution_options.preserve_order = True
-            ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 200)))
-            out = _map(ray, ds, str(self.model.path), {**self.settings, "ext": None, "tmp_prefix": self._prefix}, actors)
+            per = batch_size_for(len(rows), pool_size(ray, actors))
+            ds = ray.data.from_items(rows, override_num_blocks=-(-len(rows) // per))  # (one block per batch)
+            out = _map(ray, ds, str(self.model.path), {**self.settings, "ext": None, "tmp_prefix": self._prefix}, actors, per)
             self._iter = iter(out.iter_rows())
 
     def take(self, number: int, bar=None) -> rep.PhotoReport:
@@ -374,6 +394,8 @@ class RayBatch:
         self._iter = None
         try:
             if self._ray is not None and self._ray.is_initialized():
+                if self.address == "local":
+                    _stop_monitor(self._ray)
                 self._ray.shutdown()  # (for 'local' this stops the throwaway cluster)
         except Exception:  # noqa: BLE001
             pass
@@ -385,6 +407,24 @@ class RayBatch:
                     os.unlink(leftover)
                 except OSError:
                     pass
+
+
+def _stop_monitor(ray) -> None:
+    """Stop the autoscaler monitor of the local cluster this process started (nothing to scale on
+    one machine).  ``ray.shutdown()`` stops Ray's processes one after another, the monitor after
+    the cluster's control store, and on SIGTERM the monitor tries to report to that stopped store
+    until it is killed a second later: a second of every ``--ray local`` run.  Ray's own objects
+    are private, so anything unexpected leaves the shutdown as it was."""
+    try:
+        from ray._private import ray_constants, worker
+
+        node = worker._global_node
+        for info in list(node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, [])):
+            if info.process.poll() is None:
+                info.process.kill()
+                info.process.wait(5)
+    except Exception:  # noqa: BLE001 - only a speed matter
+        pass
 
 
 # (exit statuses stay the documented ones)

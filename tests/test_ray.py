@@ -177,6 +177,65 @@ def test_smile_dataset_maps_bytes_to_smiled_bytes_and_records(cluster, photos, r
         assert (status, faces) == (("unchanged", 0) if name == "f.png" else ("ok", 1))
 
 
+def _actor(model: Path, prefix: str):
+    from smilecore.imageio import DEFAULT_MAX_PIXELS
+    from smile_cli.ray_data import SmileActor
+
+    settings = dict(strength=1.0, faces="all", min_face=None, keep_unchanged=True, quality=None,
+                    max_pixels=DEFAULT_MAX_PIXELS, ext=None, tmp_prefix=prefix)
+    return SmileActor(str(model), settings)
+
+
+def _temps(prefix: str) -> list[str]:
+    import tempfile
+
+    return [n for n in os.listdir(tempfile.gettempdir()) if n.startswith(prefix)]
+
+
+def test_the_actor_reads_local_photos_where_they_are_and_gives_j1_bytes(photos, reference, fixture_models, monkeypatch):
+    """The actor itself (no cluster): a local photo is read in place (no private copy), a photo
+    given as bytes or smiled in place goes through a private copy; the same bytes as -j 1, the
+    photos untouched, no private file left."""
+    ref_dir, _ = reference
+    from smile_cli import ray_data
+
+    prefix = f"smile-ray-test-{secrets.token_hex(4)}-"
+    actor = _actor(fixture_models["shift"], prefix)
+    made = []
+    monkeypatch.setattr(ray_data, "_temp_file", lambda *a, _f=ray_data._temp_file: made.append(a) or _f(*a))
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    names = ["a.jpg", "b16.png", "c.webp", "f.png"]
+    batch = {"number": np.arange(1, 5), "path": np.array([str(photos / n) for n in names], dtype=object),
+             "name": np.array(names, dtype=object), "ext": np.array([Path(n).suffix for n in names], dtype=object),
+             "in_place": np.array([False, False, True, False])}
+    out = actor(batch)
+    for i, name in enumerate(names):
+        stem, ext = name.rsplit(".", 1)
+        rec = json.loads(out["report"][i])
+        if name == "f.png":  # no face: copied as it is, but left alone in place
+            assert rec["status"] == "unchanged" and out["smiled"][i] == (photos / name).read_bytes()
+        else:
+            assert rec["status"] == "ok" and rec["input"] == name, rec
+            assert out["smiled"][i] == (ref_dir / f"{stem}.smile.{ext}").read_bytes(), name
+    assert list(out["number"]) == [1, 2, 3, 4]
+    assert [a[0] for a in made] == [".jpg", ".png", ".webp", ".png"]  # one result file each; the photos read in place
+    given = actor({"bytes": np.array([(photos / "a.jpg").read_bytes()], dtype=object), "path": np.array(["x/a.jpg"], dtype=object)})
+    assert given["smiled"][0] == (ref_dir / "a.smile.jpg").read_bytes()
+    broken = actor({"path": np.array([str(photos / "e.jpg")], dtype=object), "name": np.array(["e.jpg"], dtype=object)})
+    assert given["smiled"][0] is not None and broken["smiled"][0] is None
+    assert json.loads(broken["report"][0])["error"]["message"].startswith("e.jpg: not an image")
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == before
+    assert _temps(prefix) == []
+
+
+def test_batches_stay_small_and_spread_over_the_actors():
+    from smile_cli.ray_data import MAX_BATCH, batch_size_for
+
+    assert batch_size_for(300, 2) == MAX_BATCH == 4
+    assert batch_size_for(20, 2) == 2 and batch_size_for(7, 2) == 1 and batch_size_for(0, 2) == 1
+    assert batch_size_for(64, 16) == 1 and batch_size_for(64, 0) == MAX_BATCH
+
+
 @needs_ray
 def test_ray_local_starts_and_stops_its_own_cluster(photos, reference, fixture_models, tmp_path):
     ref_dir, ref_doc = reference
