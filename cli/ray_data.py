@@ -63,6 +63,8 @@ def connect(address: str):
         kw = dict(log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
         if address == "local":
             kw["include_dashboard"] = False
+        if address != "local" and not address.startswith("ray://"):
+            _check_reachable(address)
         handlers = _signal_handlers()
         try:
             with _quiet_stderr():  # Ray's C++ core says hello on file descriptor 2
@@ -85,6 +87,28 @@ def connect(address: str):
     for name in ("ray.data", "ray"):
         logging.getLogger(name).setLevel(logging.ERROR)
     return ray
+
+
+def _check_reachable(address: str, seconds: float = 5.0) -> None:
+    """A :class:`UsageError` when nothing answers at the cluster ``address`` (``auto`` or
+    ``HOST:PORT``) leads to.  ``ray.init`` would wait forever there, e.g. on a cluster stopped
+    without ``ray stop``, whose address ``auto`` still finds in Ray's temporary folder.
+    (Ray's address resolution is private: when it cannot be used, nothing is checked.)"""
+    import socket
+
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        found = canonicalize_bootstrap_address(address)
+        host, port = found.rsplit(":", 1)
+        port = int(port)
+    except Exception:  # noqa: BLE001 - no cluster found, a bad address: ray.init says so
+        return
+    try:
+        socket.create_connection((host.strip("[]"), port), timeout=seconds).close()
+    except OSError as exc:
+        raise UsageError(f"--ray {address}: cannot reach the Ray cluster at {found} "
+                         f"({exc.strerror or exc}); is it running? (ray status)") from None
 
 
 def _signal_handlers() -> dict:

@@ -95,6 +95,12 @@ def cluster(tmp_path_factory):
     token.write_text(secrets.token_hex(32))
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
     common = ["--num-cpus=1", "--block", "--disable-usage-stats"]
+    # `ray start --head` leaves this cluster's address where `ray.init()` and `--ray auto` look
+    # (stopped by a signal, it never removes it): the file is put back as it was at the end
+    from ray._common.utils import get_ray_address_file
+
+    address_file = Path(get_ray_address_file(None))
+    address_before = address_file.read_bytes() if address_file.is_file() else None
     procs = [subprocess.Popen([str(ray_cli), "start", "--head", f"--port={port}", "--include-dashboard=false",
                                *common], env=env,
                               stdout=open(logs / "head.txt", "w"), stderr=subprocess.STDOUT)]
@@ -121,6 +127,13 @@ def cluster(tmp_path_factory):
                 proc.wait(60)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        try:
+            if address_before is not None:
+                address_file.write_bytes(address_before)
+            elif address_file.is_file():
+                address_file.unlink()
+        except OSError:
+            pass
 
 
 @needs_ray
@@ -244,6 +257,23 @@ def test_ray_local_starts_and_stops_its_own_cluster(photos, reference, fixture_m
     p = smile(*chosen, "--out-dir", out, "--model", fixture_models["shift"], "--ray", "local", "--ray-actors", "2", "-q")
     assert p.returncode == 0 and p.stderr == "", p.stderr
     assert _files(out) == {k: v for k, v in _files(ref_dir).items() if k in ("a.smile.jpg", "d.smile.png")}
+
+
+@needs_ray
+def test_a_cluster_that_does_not_answer_is_said_at_once(photos, fixture_models, tmp_path):
+    """`--ray auto` finding the address of a cluster that is gone (stopped without `ray stop`):
+    one line and exit 2, where ray.init would wait forever."""
+    port = _free_port()  # (nothing listens there)
+    env = dict(os.environ, RAY_ADDRESS=f"127.0.0.1:{port}")
+    for address in ("auto", f"127.0.0.1:{port}"):
+        p = subprocess.run([sys.executable, "-m", "smile_cli", str(photos / "a.jpg"), str(photos / "d.png"), "--out-dir",
+                            str(tmp_path / "o"), "--model", str(fixture_models["shift"]), "--ray", address],
+                           capture_output=True, text=True, timeout=60, env=env)
+        assert p.returncode == 2, p.stderr
+        lines = p.stderr.splitlines()  # (Ray names this machine by its address: 127.0.0.1 or another)
+        assert len(lines) == 1 and lines[0].startswith(f"smile: error: --ray {address}: cannot reach the Ray cluster at "), p.stderr
+        assert lines[0].endswith(f":{port} (Connection refused); is it running? (ray status)"), p.stderr
+    assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
 
 
 def test_without_ray_the_option_says_how_to_get_it(fixture_models, photos, tmp_path, monkeypatch):
