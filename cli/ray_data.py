@@ -2,9 +2,10 @@
 
 Ray is optional (``pip install ".[ray]"``).  Photos go through Ray Data: a ``map_batches`` pool
 of actors, each holding one model (one ONNX Runtime session per network, one thread), sized
-from the cluster's CPUs (``--ray-actors`` to choose).  Photos travel as bytes and are decoded
-by the engine (:func:`smilecore.imageio.load_image`, on a private temporary copy inside the
-actor), so EXIF, ICC profiles and 16 bits survive (Ray's own image reader drops them); the
+from the cluster's CPUs (``--ray-actors`` to choose).  Photos are decoded by the engine
+(:func:`smilecore.imageio.load_image`) inside the actor: ``smile --ray`` sends paths, which the
+actor reads where they are; :func:`smile_dataset` sends bytes, which go through a private
+temporary copy; so EXIF, ICC profiles and 16 bits survive (Ray's own image reader drops them); the
 actor runs the very function ``-j 1`` uses (:func:`smile_cli.run._process`) and returns the
 encoded result, which the ``smile`` process writes with the engine's atomic writer.  The
 results are the same bytes as ``-j 1``'s.
