@@ -6,7 +6,7 @@ How it works:
   process that already runs ONNX Runtime's threads).  Each loads the model once, with one
   inference thread (``SMILE_THREADS=1`` for the face detector and the smile network, OpenCV on
   one thread), and smiles photos with the very function ``-j 1`` uses
-  (:func:`smile_cli.run._process`): reading, editing and the atomic write all happen in the
+  (:func:`smile_cli.photo.process_photo`): reading, editing and the atomic write all happen in the
   worker, so the results are the same bytes.
 * A dispatcher thread in the main process hands each worker one photo at a time (a file name,
   never pixels): at most N photos are decoded at any moment, whatever the speed of the disk or
@@ -154,7 +154,7 @@ class _State:
 class PhotoPool:
     """Worker processes smiling ``tasks`` (``(number, Job)`` pairs, in input order).
 
-    ``settings``: the keyword arguments of :func:`smile_cli.run._process` except ``job``,
+    ``settings``: the keyword arguments of :func:`smile_cli.photo.process_photo` except ``job``,
     ``model`` and ``number`` (``selection`` is always None), plus ``model_path``."""
 
     def __init__(self, tasks: list[tuple[int, object]], workers: int, settings: dict):

@@ -2,10 +2,11 @@
 
 Ray is optional (``pip install ".[ray]"``).  Photos go through Ray Data: a ``map_batches`` pool
 of actors, each holding one model (one ONNX Runtime session per network, one thread), sized
-from the cluster's CPUs (``--ray-actors`` to choose).  Photos travel as bytes and are decoded
-by the engine (:func:`smilecore.decode.load_image`, on a private temporary copy inside the
-actor), so EXIF, ICC profiles and 16 bits survive (Ray's own image reader drops them); the
-actor runs the very function ``-j 1`` uses (:func:`smile_cli.run._process`) and returns the
+from the cluster's CPUs (``--ray-actors`` to choose).  Photos are decoded by the engine
+(:func:`smilecore.decode.load_image`) inside the actor: ``smile --ray`` sends paths, which the
+actor reads where they are; :func:`smile_dataset` sends bytes, which go through a private
+temporary copy; so EXIF, ICC profiles and 16 bits survive (Ray's own image reader drops them); the
+actor runs the very function ``-j 1`` uses (:func:`smile_cli.photo.process_photo`) and returns the
 encoded result, which the ``smile`` process writes with the engine's atomic writer.  The
 results are the same bytes as ``-j 1``'s.
 
@@ -36,6 +37,8 @@ from smilecore.errors import EXIT_CODES, ImageTooLargeError, InputError, ModelEr
 
 from . import report as rep
 
+#: The most photos one ``map_batches`` call of ``smile --ray`` smiles (see :func:`batch_size_for`).
+MAX_BATCH = 4
 INSTALL_HINT = 'pip install "smile-filter[ray]" (from a checkout: pip install ".[ray]")'
 _ERRORS = {cls.code: cls for cls in (SmileError, UsageError, NoFaceError, InputError, ImageTooLargeError, ModelError, WriteError)}
 
@@ -61,6 +64,8 @@ def connect(address: str):
         kw = dict(log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
         if address == "local":
             kw["include_dashboard"] = False
+        if address != "local" and not address.startswith("ray://"):
+            _check_reachable(address)
         handlers = _signal_handlers()
         try:
             with _quiet_stderr():  # Ray's C++ core says hello on file descriptor 2
@@ -83,6 +88,28 @@ def connect(address: str):
     for name in ("ray.data", "ray"):
         logging.getLogger(name).setLevel(logging.ERROR)
     return ray
+
+
+def _check_reachable(address: str, seconds: float = 5.0) -> None:
+    """A :class:`UsageError` when nothing answers at the cluster ``address`` (``auto`` or
+    ``HOST:PORT``) leads to.  ``ray.init`` would wait forever there, e.g. on a cluster stopped
+    without ``ray stop``, whose address ``auto`` still finds in Ray's temporary folder.
+    (Ray's address resolution is private: when it cannot be used, nothing is checked.)"""
+    import socket
+
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        found = canonicalize_bootstrap_address(address)
+        host, port = found.rsplit(":", 1)
+        port = int(port)
+    except Exception:  # noqa: BLE001 - no cluster found, a bad address: ray.init says so
+        return
+    try:
+        socket.create_connection((host.strip("[]"), port), timeout=seconds).close()
+    except OSError as exc:
+        raise UsageError(f"--ray {address}: cannot reach the Ray cluster at {found} "
+                         f"({exc.strerror or exc}); is it running? (ray status)") from None
 
 
 def _signal_handlers() -> dict:
@@ -174,13 +201,16 @@ class SmileActor:
 
         suffix = Path(name).suffix or ".img"
         prefix = self.settings.get("tmp_prefix") or "smile-ray-"
-        src = _temp_file(suffix, prefix)  # the engine reads and writes files: private ones, removed below
+        # the engine reads and writes files: a local photo is read where it is (one read, no copy);
+        # bytes, a URI or a photo smiled in place go through a private copy; the result is written
+        # to a private file and sent back as bytes; private files are removed below
+        direct = data is None and not in_place and path is not None and "://" not in path
+        src = Path(path) if direct else _temp_file(suffix, prefix)
         dst = src if in_place else _temp_file(ext if ext.startswith(".") else "." + ext, prefix)
         settings = {k: v for k, v in self.settings.items() if k not in ("ext", "tmp_prefix")}
         try:
-            if data is None:  # (smile --ray: read here, on the cluster)
-                data = _read_bytes(path or name)
-            src.write_bytes(bytes(data))
+            if not direct:
+                src.write_bytes(bytes(_read_bytes(path or name) if data is None else data))
             r = _process(Job(input=src, output=dst), self.model, selection=None, number=0, debug_dir=None, **settings)
             wrote = r.status == rep.STATUS_OK or (r.status == rep.STATUS_UNCHANGED and not in_place)
             out = dst.read_bytes() if wrote else None
@@ -189,7 +219,7 @@ class SmileActor:
             r.error = InputError(f"{name}: cannot read it ({exc.strerror or exc})")
             out = None
         finally:
-            for p in (src, dst):
+            for p in (dst,) if direct else (src, dst):
                 try:
                     p.unlink()
                 except OSError:
@@ -273,17 +303,31 @@ def smile_dataset(ds, *, strength: float = 1.0, faces="all", min_face: int | Non
     return _map(ray, ds, path, settings, actors, batch_size, spare_cpus=1.0)
 
 
+def pool_size(ray, actors: int | None) -> int:
+    """Actors in the pool: ``actors`` if given, else one per CPU of the cluster."""
+    return max(1, int(actors) if actors else cluster_cpus(ray))
+
+
+def batch_size_for(photos: int, actors: int) -> int:
+    """Photos per ``map_batches`` call for ``smile --ray``: up to :data:`MAX_BATCH` (each call costs
+    Ray Data a task, an Arrow block and a round trip), yet at least four calls per actor, so that
+    the actors finish close together."""
+    return max(1, min(MAX_BATCH, photos // (4 * max(1, actors))))
+
+
 def _map(ray, ds, model_path: str, settings: dict, actors: int | None, batch_size: int = 1, spare_cpus: float = 0.0):
     """``ds.map_batches`` through a pool of :class:`SmileActor`; ``spare_cpus`` stay free for the
-    tasks that read the photos upstream (actors holding every CPU would leave them waiting forever)."""
+    tasks that read the photos upstream (actors holding every CPU would leave them waiting forever).
+    Each actor holds one batch at work and one waiting (no photos queue behind a busy actor
+    while another one idles at the end)."""
     from ray.data import ActorPoolStrategy
 
     cpus = cluster_cpus(ray)
-    n = max(1, int(actors) if actors else cpus)
+    n = pool_size(ray, actors)
     per_actor = min(1.0, max(0.05, (cpus - spare_cpus) / n))
     return ds.map_batches(SmileActor, fn_constructor_kwargs={"model_path": model_path, "settings": settings},
-                          batch_size=batch_size, batch_format="numpy", compute=ActorPoolStrategy(size=n),
-                          num_cpus=per_actor)
+                          batch_size=batch_size, batch_format="numpy",
+                          compute=ActorPoolStrategy(size=n, max_tasks_in_flight_per_actor=2), num_cpus=per_actor)
 
 
 # ---------------------------------------------------------------------- smile PHOTO... --ray
@@ -321,7 +365,7 @@ class RayBatch:
         ray = import_ray()
         self._ray = ray
         connect(address)
-        rows = [{"number": number, "path": str(Path(job.input).resolve()), "name": str(job.input), "ext": job.output.suffix,
+        rows = [{"number": number, "path": os.path.abspath(job.input), "name": str(job.input), "ext": job.output.suffix,
                  "in_place": job.output == job.input} for number, job in tasks]
         self._iter = None
         self._pending = set(n for n, _ in tasks)
@@ -330,8 +374,9 @@ class RayBatch:
             from ray.data import DataContext
 
             DataContext.get_current().execution_options.preserve_order = True
-            ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 200)))
-            out = _map(ray, ds, str(self.model.path), {**self.settings, "ext": None, "tmp_prefix": self._prefix}, actors)
+            per = batch_size_for(len(rows), pool_size(ray, actors))
+            ds = ray.data.from_items(rows, override_num_blocks=-(-len(rows) // per))  # (one block per batch)
+            out = _map(ray, ds, str(self.model.path), {**self.settings, "ext": None, "tmp_prefix": self._prefix}, actors, per)
             self._iter = iter(out.iter_rows())
 
     def take(self, number: int, bar=None) -> rep.PhotoReport:
@@ -374,6 +419,8 @@ class RayBatch:
         self._iter = None
         try:
             if self._ray is not None and self._ray.is_initialized():
+                if self.address == "local":
+                    _stop_monitor(self._ray)
                 self._ray.shutdown()  # (for 'local' this stops the throwaway cluster)
         except Exception:  # noqa: BLE001
             pass
@@ -385,6 +432,24 @@ class RayBatch:
                     os.unlink(leftover)
                 except OSError:
                     pass
+
+
+def _stop_monitor(ray) -> None:
+    """Stop the autoscaler monitor of the local cluster this process started (nothing to scale on
+    one machine).  ``ray.shutdown()`` stops Ray's processes one after another, the monitor after
+    the cluster's control store, and on SIGTERM the monitor tries to report to that stopped store
+    until it is killed a second later: a second of every ``--ray local`` run.  Ray's own objects
+    are private, so anything unexpected leaves the shutdown as it was."""
+    try:
+        from ray._private import ray_constants, worker
+
+        node = worker._global_node
+        for info in list(node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, [])):
+            if info.process.poll() is None:
+                info.process.kill()
+                info.process.wait(5)
+    except Exception:  # noqa: BLE001 - only a speed matter
+        pass
 
 
 # (exit statuses stay the documented ones)

@@ -84,6 +84,12 @@ def cluster(tmp_path_factory):
     token.write_text(secrets.token_hex(32))
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
     common = ["--num-cpus=1", "--block", "--disable-usage-stats"]
+    # `ray start --head` leaves this cluster's address where `ray.init()` and `--ray auto` look
+    # (stopped by a signal, it never removes it): the file is put back as it was at the end
+    from ray._common.utils import get_ray_address_file
+
+    address_file = Path(get_ray_address_file(None))
+    address_before = address_file.read_bytes() if address_file.is_file() else None
     procs = [subprocess.Popen([str(ray_cli), "start", "--head", f"--port={port}", "--include-dashboard=false",
                                *common], env=env,
                               stdout=open(logs / "head.txt", "w"), stderr=subprocess.STDOUT)]
@@ -110,6 +116,13 @@ def cluster(tmp_path_factory):
                 proc.wait(60)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        try:
+            if address_before is not None:
+                address_file.write_bytes(address_before)
+            elif address_file.is_file():
+                address_file.unlink()
+        except OSError:
+            pass
 
 
 @needs_ray
@@ -166,6 +179,65 @@ def test_smile_dataset_maps_bytes_to_smiled_bytes_and_records(cluster, photos, r
         assert (status, faces) == (("unchanged", 0) if name == "f.png" else ("ok", 1))
 
 
+def _actor(model: Path, prefix: str):
+    from smilecore.decode import DEFAULT_MAX_PIXELS
+    from smile_cli.ray_data import SmileActor
+
+    settings = dict(strength=1.0, faces="all", min_face=None, keep_unchanged=True, quality=None,
+                    max_pixels=DEFAULT_MAX_PIXELS, ext=None, tmp_prefix=prefix)
+    return SmileActor(str(model), settings)
+
+
+def _temps(prefix: str) -> list[str]:
+    import tempfile
+
+    return [n for n in os.listdir(tempfile.gettempdir()) if n.startswith(prefix)]
+
+
+def test_the_actor_reads_local_photos_where_they_are_and_gives_j1_bytes(photos, reference, fixture_models, monkeypatch):
+    """The actor itself (no cluster): a local photo is read in place (no private copy), a photo
+    given as bytes or smiled in place goes through a private copy; the same bytes as -j 1, the
+    photos untouched, no private file left."""
+    ref_dir, _ = reference
+    from smile_cli import ray_data
+
+    prefix = f"smile-ray-test-{secrets.token_hex(4)}-"
+    actor = _actor(fixture_models["shift"], prefix)
+    made = []
+    monkeypatch.setattr(ray_data, "_temp_file", lambda *a, _f=ray_data._temp_file: made.append(a) or _f(*a))
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    names = ["a.jpg", "b16.png", "c.webp", "f.png"]
+    batch = {"number": np.arange(1, 5), "path": np.array([str(photos / n) for n in names], dtype=object),
+             "name": np.array(names, dtype=object), "ext": np.array([Path(n).suffix for n in names], dtype=object),
+             "in_place": np.array([False, False, True, False])}
+    out = actor(batch)
+    for i, name in enumerate(names):
+        stem, ext = name.rsplit(".", 1)
+        rec = json.loads(out["report"][i])
+        if name == "f.png":  # no face: copied as it is, but left alone in place
+            assert rec["status"] == "unchanged" and out["smiled"][i] == (photos / name).read_bytes()
+        else:
+            assert rec["status"] == "ok" and rec["input"] == name, rec
+            assert out["smiled"][i] == (ref_dir / f"{stem}.smile.{ext}").read_bytes(), name
+    assert list(out["number"]) == [1, 2, 3, 4]
+    assert [a[0] for a in made] == [".jpg", ".png", ".webp", ".png"]  # one result file each; the photos read in place
+    given = actor({"bytes": np.array([(photos / "a.jpg").read_bytes()], dtype=object), "path": np.array(["x/a.jpg"], dtype=object)})
+    assert given["smiled"][0] == (ref_dir / "a.smile.jpg").read_bytes()
+    broken = actor({"path": np.array([str(photos / "e.jpg")], dtype=object), "name": np.array(["e.jpg"], dtype=object)})
+    assert given["smiled"][0] is not None and broken["smiled"][0] is None
+    assert json.loads(broken["report"][0])["error"]["message"].startswith("e.jpg: not an image")
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == before
+    assert _temps(prefix) == []
+
+
+def test_batches_stay_small_and_spread_over_the_actors():
+    from smile_cli.ray_data import MAX_BATCH, batch_size_for
+
+    assert batch_size_for(300, 2) == MAX_BATCH == 4
+    assert batch_size_for(20, 2) == 2 and batch_size_for(7, 2) == 1 and batch_size_for(0, 2) == 1
+    assert batch_size_for(64, 16) == 1 and batch_size_for(64, 0) == MAX_BATCH
+
+
 @needs_ray
 def test_ray_local_starts_and_stops_its_own_cluster(photos, reference, fixture_models, tmp_path):
     ref_dir, ref_doc = reference
@@ -174,6 +246,23 @@ def test_ray_local_starts_and_stops_its_own_cluster(photos, reference, fixture_m
     p = smile(*chosen, "--out-dir", out, "--model", fixture_models["shift"], "--ray", "local", "--ray-actors", "2", "-q")
     assert p.returncode == 0 and p.stderr == "", p.stderr
     assert _files(out) == {k: v for k, v in _files(ref_dir).items() if k in ("a.smile.jpg", "d.smile.png")}
+
+
+@needs_ray
+def test_a_cluster_that_does_not_answer_is_said_at_once(photos, fixture_models, tmp_path):
+    """`--ray auto` finding the address of a cluster that is gone (stopped without `ray stop`):
+    one line and exit 2, where ray.init would wait forever."""
+    port = _free_port()  # (nothing listens there)
+    env = dict(os.environ, RAY_ADDRESS=f"127.0.0.1:{port}")
+    for address in ("auto", f"127.0.0.1:{port}"):
+        p = subprocess.run([sys.executable, "-m", "smile_cli", str(photos / "a.jpg"), str(photos / "d.png"), "--out-dir",
+                            str(tmp_path / "o"), "--model", str(fixture_models["shift"]), "--ray", address],
+                           capture_output=True, text=True, timeout=60, env=env)
+        assert p.returncode == 2, p.stderr
+        lines = p.stderr.splitlines()  # (Ray names this machine by its address: 127.0.0.1 or another)
+        assert len(lines) == 1 and lines[0].startswith(f"smile: error: --ray {address}: cannot reach the Ray cluster at "), p.stderr
+        assert lines[0].endswith(f":{port} (Connection refused); is it running? (ray status)"), p.stderr
+    assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
 
 
 def test_without_ray_the_option_says_how_to_get_it(fixture_models, photos, tmp_path, monkeypatch):
