@@ -290,8 +290,9 @@ def test_sigterm_stops_a_ray_local_run_and_leaves_only_whole_files(photos, refer
     ref_dir, _ = reference
     many = tmp_path / "many"
     many.mkdir()
-    for i in range(60):
-        (many / f"p{i:02d}.png").write_bytes((photos / "d.png").read_bytes())
+    count = 400  # enough that the run cannot finish before the signal arrives, even in batches of 4
+    for i in range(count):
+        (many / f"p{i:03d}.png").write_bytes((photos / "d.png").read_bytes())
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "smile_cli", str(many), "--out-dir", str(out), "--model",
                              str(fixture_models["shift"]), "--ray", "local", "-q"], stdout=subprocess.PIPE,
@@ -305,4 +306,4 @@ def test_sigterm_stops_a_ray_local_run_and_leaves_only_whole_files(photos, refer
     assert proc.returncode == 143 and "smile: interrupted (SIGTERM)" in err and "Traceback" not in err, err
     expected = (ref_dir / "d.smile.png").read_bytes()
     written = list(out.iterdir())
-    assert 0 < len(written) < 60 and all(p.read_bytes() == expected for p in written)  # whole files only
+    assert 0 < len(written) < count and all(p.read_bytes() == expected for p in written)  # whole files only
