@@ -191,7 +191,9 @@ def test_evaluate_realism_on_a_toy_editor():
     assert result["per_lambda"]["2"]["auc"] > 0.95
     assert abs(result["floor"]["auc"] - 0.5) < 0.3
     assert sheet.dtype == np.uint8 and sheet.shape[1] == 4 * realism.PATCH[1]
-    table = realism.markdown(result)
+    from training.realism_table import markdown
+
+    table = markdown(result)
     assert "unedited (ceiling)" in table and "λ = +2" in table and "utkface only" in table
     assert set(result["per_lambda"]["1"]["by_source"]) == {"utkface"}
 

@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"warning: realism test skipped: {exc}", file=sys.stderr)
             else:
                 add_realism(result["per_lambda"], result["realism"])
-                from .realism import markdown as realism_markdown
+                from .realism_table import markdown as realism_markdown
 
                 tables = [markdown_table(result["per_lambda"]), realism_markdown(result["realism"])]
         result["markdown"] = "\n\n".join(tables + [smilers["markdown"]])

@@ -1,0 +1,30 @@
+"""The realism test's results (:func:`training.realism.evaluate_realism`) as a Markdown table."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The realism results as a Markdown table (one row per condition; per-source AUCs of the grey test)."""
+    strata = ", ".join(f"{k} {v}" for k, v in result["strata"].items())
+    colour = "auc_colour" in result["ceiling"]
+    sources = sorted(result["ceiling"].get("by_source", {}))
+    lines = [f"Realism: ROC AUC of a logistic regression on grey HOG + LBP of the lower face telling {result['edited']} "
+             f"neutral faces from {result['real']} real smiles of other people ({result['folds']} person-disjoint folds "
+             f"× {result['repeats']}; 0.5 = cannot tell; faces per stratum, the same on both sides: {strata}):", "",
+             "| neutral faces shown as | realism AUC | ± sd (folds) |" + "".join(f" {s} only |" for s in sources)
+             + (" with colour features |" if colour else ""),
+             "|---|---:|---:|" + "---:|" * len(sources) + ("---:|" if colour else "")]
+
+    def row(name: str, m: dict[str, Any]) -> str:
+        by = m.get("by_source", {})
+        cells = "".join(f" {by[s]:.3f} |" if s in by else " – |" for s in sources)
+        extra = f" {m['auc_colour']:.3f} |" if colour else ""
+        return f"| {name} | {m['auc']:.3f} | {m['sd']:.3f} |{cells}{extra}"
+
+    lines.append(row("unedited (ceiling)", result["ceiling"]))
+    for lam, m in result["per_lambda"].items():
+        lines.append(row(f"λ = {float(lam):+g}", m))
+    lines.append(row(f"floor: real smiles vs real smiles ({result['floor_size']} each; sd over "
+                     f"{result['floor'].get('splits', 1)} random halvings)", result["floor"]))
+    return "\n".join(lines)
