@@ -7,6 +7,8 @@ Steps, run as ``python -m training <step> [--config PATH]``:
 * ``classifier`` a small smile classifier; labels UTKFace with it
 * ``pairs``      the teacher's donor bank (``--donors``) and a contact sheet (``--sheet N``)
 * ``train`` / ``export`` / ``evaluate`` / ``teacher-realism``  the network (see each module)
+* ``shade``      adds the mean shading of real smiles to an exported model (contract 2)
+* ``realism-regions``  the realism test on each part of the face
 
 Where things are:
 
@@ -19,7 +21,8 @@ Where things are:
 * the network: ``nets`` (the Mobile UNet), ``losses``, ``train`` (the :class:`~training.train.Trainer`),
   ``schedule`` (stages, LR plateau, EMA), ``checkpoint``, ``export``;
 * measuring: ``classifier``, ``identity`` + ``dlib_format`` (dlib's descriptor in PyTorch),
-  ``evaluate``, ``realism``, ``appearance``, ``teacher_realism``.
+  ``evaluate``, ``realism`` (+ ``realism_table``), ``realism_study`` (what ``realism_regions`` and
+  ``teacher_realism`` share), ``appearance`` (the shading of real smiles, used by ``shade``).
 
 What the engine also does is done by the engine's functions (``smilecore.network_io`` for the
 network input and the contract's blend, ``smilecore.digest`` for checksums, ``smilecore.align``
