@@ -9,6 +9,8 @@ Steps, run as ``python -m training <step> [--config PATH]``:
 * ``train`` / ``export`` / ``evaluate`` / ``teacher-realism``  the network (see each module)
 * ``shade``      adds the mean shading of real smiles to an exported model (contract 2)
 * ``realism-regions``  the realism test on each part of the face
+* ``mouth`` / ``mouth-attach``  the mouth network (self-supervised mouth completion on real open
+  mouths) and putting it inside an exported model, in place of the network's painted mouth
 
 Where things are:
 
@@ -20,6 +22,8 @@ Where things are:
   ``teeth`` (the drawn mouth), ``direction`` and ``geometry`` (how landmarks move);
 * the network: ``nets`` (the Mobile UNet), ``losses``, ``train`` (the :class:`~training.train.Trainer`),
   ``schedule`` (stages, LR plateau, EMA), ``checkpoint``, ``export``;
+* the mouth: ``mouth_net`` (the mouth frame, the network, the graph piece), ``mouth`` (its
+  training), ``mouth_attach`` (into an exported model, and the drawn-mouth baseline back out);
 * measuring: ``classifier``, ``identity`` + ``dlib_format`` (dlib's descriptor in PyTorch),
   ``evaluate``, ``realism`` (+ ``realism_table``), ``realism_study`` (what ``realism_regions`` and
   ``teacher_realism`` share), ``appearance`` (the shading of real smiles, used by ``shade``).

@@ -19,6 +19,8 @@ STEPS = {
     "teacher-realism": "training.teacher_realism",
     "realism-regions": "training.realism_regions",
     "shade": "training.shade",
+    "mouth": "training.mouth",
+    "mouth-attach": "training.mouth_attach",
 }
 
 USAGE = "usage: python -m training {" + "|".join(STEPS) + "} [--config PATH] [options]"

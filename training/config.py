@@ -238,6 +238,26 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class MouthConfig:
+    """``[mouth]`` (``training.mouth``: the mouth network, self-supervised mouth completion)."""
+
+    min_open: float
+    min_face_px: int
+    min_teeth: float
+    steps: int
+    batch: int
+    width: int
+    lr: float
+    w_hole: float
+    w_edge: float
+    w_outside: float
+    w_adv: float
+    warmup: int
+    save_every: int
+    seed: int
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; ``train`` is the CPU recipe, :meth:`train_recipe` picks one."""
 
@@ -251,6 +271,7 @@ class Config:
     train_gpu: TrainConfig
     export: ExportConfig
     evaluate: EvaluateConfig
+    mouth: MouthConfig
 
     def train_recipe(self, gpu: bool) -> TrainConfig:
         """``[train]``, or ``[train]`` with ``[train.gpu]`` merged over it."""
@@ -344,6 +365,7 @@ def load_config(path: str | Path | None = None) -> Config:
         train_gpu=_train(gpu, "train.gpu"),
         export=_build(ExportConfig, raw["export"], "export"),
         evaluate=_build(EvaluateConfig, raw["evaluate"], "evaluate"),
+        mouth=_build(MouthConfig, raw["mouth"], "mouth"),
     )
 
 

@@ -1,0 +1,181 @@
+"""The mouth network (training/mouth_net.py) and ``python -m training mouth-attach``: the mouth frame,
+the fill, and the merged model that keeps the contract."""
+import numpy as np
+import pytest
+
+from fixture_model import build_fixture_model
+from smilecore import contract
+from smilecore.model import SmileModel
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+from training.mouth import hole_mask, make_batch  # noqa: E402
+from training.mouth_attach import attach, export_fill  # noqa: E402
+from training.mouth_net import (  # noqa: E402
+    PATCH_H, PATCH_W, SIGMA_PX, MouthFill, MouthNet, from_patch, mouth_frame, to_patch,
+)
+
+S = 256
+
+
+def _opening(x0=100, x1=160, y0=170, y1=182, value=1.0, n=1):
+    m = torch.zeros(n, 1, S, S)
+    m[:, :, y0:y1, x0:x1] = value
+    return m
+
+
+def test_the_frame_centres_on_the_opening_and_scales_with_its_width():
+    for x0, x1, value in ((100, 160, 1.0), (80, 200, 1.0), (100, 160, 0.4)):
+        theta = mouth_frame(_opening(x0, x1, value=value))
+        # the patch's centre lands on the opening's centre (crop normalised coordinates)
+        cx = (x0 + x1 - 1) / 2
+        assert theta[0, 0, 2].item() == pytest.approx((2 * cx + 1) / S - 1, abs=1e-4)
+        assert theta[0, 1, 2].item() == pytest.approx((2 * 175.5 + 1) / S - 1, abs=1e-4)
+        # a uniform opening of width w spreads w / sqrt(12): that is SIGMA_PX patch pixels
+        spread = np.sqrt((x1 - x0) ** 2 / 12 - 1 / 12 + 2.0 ** 2)
+        assert theta[0, 0, 0].item() == pytest.approx(PATCH_W * spread / SIGMA_PX / S, rel=1e-3)
+        assert theta[0, 1, 1].item() / theta[0, 0, 0].item() == pytest.approx(PATCH_H / PATCH_W)
+
+
+def test_a_faint_haze_over_the_crop_does_not_move_the_frame():
+    sharp = mouth_frame(_opening())
+    hazy = mouth_frame(_opening() + 0.02)
+    assert torch.allclose(sharp, hazy, atol=1e-5)
+
+
+def test_patch_and_back_is_the_identity_where_the_patch_reaches():
+    y, x = np.mgrid[0:S, 0:S].astype(np.float32)
+    # smooth (bilinear resampling is near exact), and different in each channel and direction
+    img = torch.from_numpy(np.stack([np.sin(x / 20), np.cos(y / 15), np.sin((x + y) / 25)])[None])
+    theta = mouth_frame(_opening())
+    back = from_patch(torch.cat([to_patch(img, theta), torch.ones(1, 1, PATCH_H, PATCH_W)], 1), theta, S)
+    inside = back[:, 3:] > 0.999
+    assert inside[0, 0, 176, 130] and not inside[0, 0, 20, 20]
+    err = (back[:, :3] - img).abs() * inside
+    assert err.max().item() < 0.02
+
+
+def test_training_holes_are_the_inner_lips_and_patches_frame_them():
+    lm = np.zeros((68, 2))
+    lm[48], lm[54] = (96, 176), (160, 176)
+    lm[60:68] = [(100, 176), (115, 170), (128, 169), (141, 170), (156, 176), (141, 184), (128, 186), (115, 184)]
+    hole = hole_mask(lm, S)
+    assert hole[177, 128] > 0.99 and hole[150, 128] == 0 and hole[177, 60] == 0
+    crops = np.full((1, S, S, 3), 200, np.uint8)
+    crops[0, 165:190, 95:165] = 30  # a dark mouth where the lips are
+    patch, ph = make_batch(crops, lm[None], np.random.default_rng(0), augment=False)
+    assert patch.shape == (1, 3, PATCH_H, PATCH_W) and ph.shape == (1, 1, PATCH_H, PATCH_W)
+    # the opening sits in the middle of the patch, about half its width
+    cols = np.flatnonzero(ph[0, 0].numpy().max(0) > 0.5)
+    assert abs((cols[0] + cols[-1]) / 2 - (PATCH_W - 1) / 2) < 2
+    assert 0.35 * PATCH_W < cols[-1] - cols[0] < 0.65 * PATCH_W
+    assert patch[0, :, PATCH_H // 2, PATCH_W // 2].max() < -0.6  # dark inside, from the crop
+
+
+def test_the_fill_replaces_rgb_only_near_the_opening():
+    torch.manual_seed(0)
+    fill = MouthFill(MouthNet(8)).eval()
+    face = torch.zeros(1, 3, S, S)
+    rgb = torch.full((1, 3, S, S), 0.5)
+    flow = torch.zeros(1, 2, S, S)
+    with torch.no_grad():
+        out = fill(face, rgb, _opening(), flow)
+    assert torch.equal(out[0, :, 10, 10], rgb[0, :, 10, 10])  # far from the mouth: the network's rgb
+    assert not torch.allclose(out[0, :, 176, 130], rgb[0, :, 176, 130])  # in the opening: the fill
+
+
+def test_attached_model_keeps_the_contract_and_runs_the_fill(tmp_path):
+    src = build_fixture_model(tmp_path / "m.onnx", mask=0.0, rgb=0.25, dx=1.0, shade=0.1)
+    torch.manual_seed(0)
+    fill = MouthFill(MouthNet(8)).eval()
+    part, out = tmp_path / "fill.onnx", tmp_path / "with_mouth.onnx"
+    export_fill(fill, S, part)
+    attach(src, part, out, "9.9.9", "test mouth")
+    m, ref = SmileModel(out), SmileModel(src)
+    assert m.version == "9.9.9" and m.meta["smile.mouth"] == "test mouth"
+    assert m.meta[contract.META_CONTRACT] == contract.CONTRACT_SHADE
+    crops = np.random.default_rng(1).integers(0, 255, (2, S, S, 3), dtype=np.uint8)
+    a, b = m.run(crops, 2.0), ref.run(crops, 2.0)
+    assert np.array_equal(a.mask, b.mask) and np.array_equal(a.flow, b.flow) and np.array_equal(a.shade, b.shade)
+    # the fixture's mask is 0 everywhere: the frame has nothing to fill and its rgb is what the torch module says
+    with torch.no_grad():
+        want = fill(torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1), torch.full((2, 3, S, S), 0.25),
+                    torch.zeros(2, 1, S, S), torch.full((2, 2, S, S), 2.0) * torch.tensor([1.0, 0.0]).view(1, 2, 1, 1))
+    np.testing.assert_allclose(a.rgb, np.clip(want.numpy(), -1, 1), atol=2e-4)
+    assert not np.array_equal(a.rgb, b.rgb)
+
+
+def test_a_model_gets_one_mouth_only(tmp_path):
+    from training.mouth_attach import main
+
+    src = build_fixture_model(tmp_path / "m.onnx", shade=0.1)
+    weights = tmp_path / "mouth.pt"
+    torch.save({"net": MouthNet(8).state_dict(), "width": 8, "step": 1}, weights)
+    once = tmp_path / "once.onnx"
+    assert main(["--model", str(src), "--mouth", str(weights), "--out", str(once), "--version", "1"]) == 0
+    with pytest.raises(SystemExit, match="already has a mouth network"):
+        main(["--model", str(once), "--mouth", str(weights), "--out", str(tmp_path / "twice.onnx"), "--version", "2"])
+
+
+def test_the_baseline_without_the_mouth_is_the_source_model(tmp_path):
+    from training.mouth_attach import without_mouth
+
+    src = build_fixture_model(tmp_path / "m.onnx", mask=0.5, rgb=0.25, dx=1.0, shade=0.1)
+    part, out, back = tmp_path / "fill.onnx", tmp_path / "with.onnx", tmp_path / "back.onnx"
+    export_fill(MouthFill(MouthNet(8)).eval(), S, part)
+    attach(src, part, out, "9.9.9", "test mouth")
+    without_mouth(out, back)
+    crops = np.random.default_rng(2).integers(0, 255, (1, S, S, 3), dtype=np.uint8)
+    a, b, c = SmileModel(back).run(crops, 1.0), SmileModel(src).run(crops, 1.0), SmileModel(out).run(crops, 1.0)
+    assert np.array_equal(a.rgb, b.rgb) and not np.array_equal(a.rgb, c.rgb)
+    assert SmileModel(back).version == "9.9.9-drawn-mouth" and "smile.mouth" not in SmileModel(back).meta
+
+
+def test_training_runs_resumes_and_writes_the_weights(tmp_path, capsys):
+    cv2 = pytest.importorskip("cv2")
+    from test_training_data import _mean_shape
+    from training import __main__ as training_main
+
+    n = 8
+    lm = _mean_shape().astype(np.float32)
+    lm[65:68, 1] += 10  # parted lips: the lower inner lip drops
+    crops = np.empty((n, S, S, 3), np.uint8)
+    for i in range(n):
+        crops[i] = (170, 120 + 5 * i, 100)
+        cv2.fillPoly(crops[i], [np.round(lm[48:60]).astype(np.int32)], (150, 60, 70))
+        cv2.fillPoly(crops[i], [np.round(lm[60:68]).astype(np.int32)], (235, 235, 230))  # teeth
+    pdir = tmp_path / "cache" / "prepared"
+    pdir.mkdir(parents=True)
+    np.save(pdir / "crops_256.npy", crops)
+    np.savez(pdir / "index.npz", source=np.full(n, "utkface"), person=np.array([f"p{i}" for i in range(n)]),
+             label=np.full(n, -1, np.int8), age=np.full(n, 30, np.int16), lm68=np.repeat(lm[None], n, axis=0),
+             gray=np.zeros(n, bool), face_px=np.full(n, 200, np.int16), split=np.array(["train"] * 6 + ["val"] * 2))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\ncache_dir = "{tmp_path / "cache"}"\n'
+                   "[mouth]\nsteps = 4\nbatch = 2\nwidth = 4\nwarmup = 2\nsave_every = 2\n")
+    assert training_main.main(["mouth", "--config", str(cfg), "--threads", "1"]) == 0
+    out = tmp_path / "cache" / "mouth"
+    first = torch.load(out / "mouth.pt", weights_only=False)
+    assert first["step"] == 4 and first["width"] == 4 and (out / "val_000004.png").exists()
+    assert training_main.main(["mouth", "--config", str(cfg), "--steps", "6", "--threads", "1"]) == 0
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 6
+    assert "resumed at step 4" in capsys.readouterr().out
+    moved = [not torch.equal(a, b) for a, b in zip(first["net"].values(), torch.load(out / "mouth.pt", weights_only=False)["net"].values())]
+    assert any(moved)
+
+
+def test_a_mask_gain_makes_the_fill_opaque_sooner_and_leaves_the_shade(tmp_path):
+    from training.mouth_attach import without_mouth
+
+    src = build_fixture_model(tmp_path / "m.onnx", mask=0.4, rgb=0.25, shade=0.1)
+    part, out, back = tmp_path / "fill.onnx", tmp_path / "with.onnx", tmp_path / "back.onnx"
+    export_fill(MouthFill(MouthNet(8)).eval(), S, part)
+    attach(src, part, out, "9.9.9", "test mouth", mask_gain=2.0)
+    crops = np.zeros((1, S, S, 3), np.uint8)
+    a, b = SmileModel(out).run(crops, 1.0), SmileModel(src).run(crops, 1.0)
+    np.testing.assert_allclose(a.mask, 0.8, atol=1e-6)
+    assert np.array_equal(a.shade, b.shade)
+    assert SmileModel(out).meta["smile.mouth"].endswith("mask x 2 (at most 1)")
+    without_mouth(out, back)
+    assert np.array_equal(SmileModel(back).run(crops, 1.0).mask, b.mask)

@@ -1,0 +1,215 @@
+"""``python -m training mouth-attach``: put the mouth network inside an exported smile model.
+
+The smile network's ``rgb`` output is where it paints the inside of the mouth (where its ``mask``
+is above 0). This step appends the mouth network (training/mouth_net.py, trained by ``python -m
+training mouth``) to the model's graph: it warps the ``face`` along the ``flow``, frames the
+opening the ``mask`` marks, fills it from the face around it, and its fill becomes the model's
+``rgb`` there. Inputs, outputs and contract stay as they were (docs/model-contract.md), so the
+engine runs the new file as it ran the old one; only what is painted inside the mouth changes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+#: The smile network's own paint and mask, renamed inside the merged graph.
+NET_RGB = "mouth_rgb_net"
+NET_MASK = "mouth_mask_net"
+PREFIX = "mouth/"
+
+
+def load_mouth(path: str | Path):
+    """The :class:`~training.mouth_net.MouthFill` module for the weights at ``path`` (``mouth.pt``
+    or a training ``checkpoint.pt``)."""
+    from .mouth_net import MouthFill, MouthNet
+
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    net = MouthNet(int(state.get("width", 16)))
+    net.load_state_dict(state["net"])
+    return MouthFill(net.eval()).eval()
+
+
+def export_fill(fill, size: int, out: Path) -> None:
+    """Trace ``fill`` (inputs face, rgb, mask, flow at ``size``; output ``rgb``) to ONNX opset 17."""
+    n = 2
+    args = (torch.zeros(n, 3, size, size), torch.zeros(n, 3, size, size), torch.zeros(n, 1, size, size), torch.zeros(n, 2, size, size))
+    names = ["face", "rgb", "mask", "flow"]
+    with torch.no_grad():
+        torch.onnx.export(fill, args, str(out), dynamo=False, opset_version=17, input_names=names, output_names=["filled"],
+                          dynamic_axes={k: {0: "N"} for k in names + ["filled"]})
+
+
+def attach(base_path: Path, fill_path: Path, out: Path, version: str, description: str, mask_gain: float = 1.0) -> None:
+    """Write ``base_path`` (a smile model) to ``out`` with the graph at ``fill_path`` (from
+    :func:`export_fill`) deciding its ``rgb`` output; with ``mask_gain`` above 1 the model's ``mask``
+    becomes ``min(1, mask_gain · mask)``: the fill shows opaque sooner (where the smile network's
+    own paint faded in over the lips)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from smilecore import contract
+
+    base, extra = onnx.load(str(base_path)), onnx.load(str(fill_path))
+    g = base.graph
+    for node in g.node:
+        node.output[:] = [NET_RGB if o == contract.OUTPUT_RGB else o for o in node.output]
+        node.input[:] = [NET_RGB if i == contract.OUTPUT_RGB else i for i in node.input]
+    shared = {"face": contract.INPUT_FACE, "rgb": NET_RGB, "mask": contract.OUTPUT_MASK, "flow": contract.OUTPUT_FLOW,
+              "filled": contract.OUTPUT_RGB}
+
+    def rename(name: str) -> str:
+        return name if not name else shared.get(name, PREFIX + name)
+
+    for init in extra.graph.initializer:
+        init.name = rename(init.name)
+        g.initializer.append(init)
+    for node in extra.graph.node:
+        node.input[:] = [rename(i) for i in node.input]
+        node.output[:] = [rename(o) for o in node.output]
+        node.name = PREFIX + node.name
+        g.node.append(node)
+    if mask_gain != 1.0:
+        # the network's mask keeps feeding the shade and the fill's frame; the output is the stronger one
+        for node in g.node:
+            node.output[:] = [NET_MASK if o == contract.OUTPUT_MASK else o for o in node.output]
+            node.input[:] = [NET_MASK if i == contract.OUTPUT_MASK else i for i in node.input]
+        g.initializer.extend([numpy_helper.from_array(np.float32(mask_gain), PREFIX + "mask_gain"),
+                              numpy_helper.from_array(np.float32(0.0), PREFIX + "zero"),
+                              numpy_helper.from_array(np.float32(1.0), PREFIX + "one")])
+        g.node.extend([helper.make_node("Mul", [NET_MASK, PREFIX + "mask_gain"], [PREFIX + "mask_scaled"], name=PREFIX + "mask_gain"),
+                       helper.make_node("Clip", [PREFIX + "mask_scaled", PREFIX + "zero", PREFIX + "one"], [contract.OUTPUT_MASK],
+                                        name=PREFIX + "mask_clip")])
+        description += f"; mask x {mask_gain:g} (at most 1)"
+    meta = {p.key: p.value for p in base.metadata_props}
+    meta.update({contract.META_MODEL_VERSION: version, "smile.mouth": description})
+    del base.metadata_props[:]
+    helper.set_model_props(base, meta)
+    onnx.checker.check_model(base)
+    onnx.save(base, str(out))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training mouth-attach --model IN.onnx --mouth mouth.pt --out OUT.onnx --version V [--register]``."""
+    ap = argparse.ArgumentParser(prog="python -m training mouth-attach", description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default=None)
+    ap.add_argument("--model", required=True, help="an exported smile model (.onnx, contract 1 or 2)")
+    ap.add_argument("--mouth", default=None, help="the mouth network's weights (default cache/mouth/mouth.pt)")
+    ap.add_argument("--out", required=True, help="the model to write (.onnx; a model card .md beside it)")
+    ap.add_argument("--version", required=True, help="the new model's version")
+    ap.add_argument("--mask-gain", type=float, default=1.0, help="the model's mask becomes min(1, gain · mask) (default 1: unchanged)")
+    ap.add_argument("--metrics", nargs="*", default=[], help="metrics.json files of `evaluate --model OUT` for its card")
+    ap.add_argument("--register", action="store_true", help="bundle it as the default model (smilecore/models)")
+    args = ap.parse_args(argv)
+    import onnx
+
+    from smilecore import contract
+    from smilecore.digest import file_sha256
+
+    from .config import load_config
+    from .export import register_bundled
+
+    cfg = load_config(args.config)
+    mouth = Path(args.mouth) if args.mouth else cfg.cache / "mouth" / "mouth.pt"
+    src, out = Path(args.model), Path(args.out)
+    meta = {p.key: p.value for p in onnx.load(str(src)).metadata_props}
+    if "smile.mouth" in meta:
+        raise SystemExit(f"error: {src} already has a mouth network ({meta['smile.mouth'][:60]}...)")
+    size = int(meta[contract.META_SIZE])
+    fill = load_mouth(mouth)
+    state = torch.load(mouth, map_location="cpu", weights_only=False)
+    params = sum(p.numel() for p in fill.net.parameters())
+    description = (f"mouth network, {params} parameters, {state.get('step', '?')} steps of self-supervised mouth completion "
+                   "on the train split's real open mouths (python -m training mouth)")
+    with tempfile.TemporaryDirectory() as tmp:
+        part = Path(tmp) / "mouth.onnx"
+        export_fill(fill, size, part)
+        attach(src, part, out, args.version, description, args.mask_gain)
+    check_against_torch(out, fill, size)
+    digest, nbytes = file_sha256(out), out.stat().st_size
+    card = out.with_suffix(".md")
+    card.write_text(mouth_card(src, out, args.version, description, digest, nbytes, [json.loads(Path(m).read_text()) for m in args.metrics]))
+    if args.register:
+        register_bundled(out, card, meta.get(contract.META_NAME, "smile-mobileunet"), args.version, digest, nbytes)
+    print(json.dumps({"onnx": str(out), "card": str(card), "sha256": digest, "bytes": nbytes, "mouth_parameters": params}, indent=1))
+    return 0
+
+
+def check_against_torch(path: Path, fill, size: int, tolerance: float = 2e-3) -> None:
+    """Run the merged model on random faces at λ = 2 and compare its ``rgb`` with the PyTorch fill of
+    the same network outputs; ``SystemExit`` if they differ by more than ``tolerance``."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from smilecore import contract
+
+    model = onnx.load(str(path))
+    model.graph.output.append(helper.make_tensor_value_info(NET_RGB, TensorProto.FLOAT, ["N", 3, size, size]))
+    raw_mask = NET_MASK if any(NET_MASK in n.output for n in model.graph.node) else contract.OUTPUT_MASK
+    if raw_mask == NET_MASK:
+        model.graph.output.append(helper.make_tensor_value_info(NET_MASK, TensorProto.FLOAT, ["N", 1, size, size]))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    face = rng.uniform(-1, 1, (2, 3, size, size)).astype(np.float32)
+    names = [o.name for o in sess.get_outputs()]
+    outs = dict(zip(names, sess.run(names, {contract.INPUT_FACE: face, contract.INPUT_STRENGTH: np.full((2, 1), 2.0, np.float32)})))
+    with torch.no_grad():
+        ref = fill(torch.from_numpy(face), torch.from_numpy(outs[NET_RGB]), torch.from_numpy(outs[raw_mask]),
+                   torch.from_numpy(outs[contract.OUTPUT_FLOW])).numpy()
+    err = float(np.abs(ref - outs[contract.OUTPUT_RGB]).max())
+    if err > tolerance:
+        raise SystemExit(f"error: the merged model's rgb differs from PyTorch's by {err:.2e}")
+
+
+def mouth_card(src: Path, out: Path, version: str, description: str, digest: str, nbytes: int, metrics: list[dict]) -> str:
+    """The new model's card: what the mouth network adds, then the source model's card."""
+    base_card = src.with_suffix(".md")
+    if not base_card.exists():
+        base_card = Path(__file__).resolve().parent.parent / "smilecore" / "models" / "MODEL_CARD.md"
+    lines = [f"# {out.stem.rsplit('-', 1)[0]} {version}", "",
+             f"Model {version} is `{src.name}` with a **mouth network** inside its graph (`python -m training mouth-attach`):",
+             f"{description}. It fills the opening the smile network's mask marks, from the face around it,",
+             "in place of the smile network's own painted mouth. Trained on research / non-commercial face data:",
+             "the weights are research / non-commercial too.", "",
+             f"- file `{out.name}`, {nbytes} bytes, sha256 `{digest}`"]
+    for m in metrics:
+        lines.append(f"- metrics ({m.get('split', '?')}): " + json.dumps({k: v for k, v in m.items() if k != 'split'})[:1500])
+    lines += ["", "---", "", base_card.read_text()]
+    return "\n".join(lines) + "\n"
+
+
+def without_mouth(path: Path, out: Path) -> None:
+    """Write the model at ``path`` (made by :func:`attach`) to ``out`` with the smile network's own
+    painted mouth as its ``rgb`` again: the baseline that ``python -m benchmarks quality`` reports."""
+    import onnx
+    from onnx import helper
+
+    from smilecore import contract
+
+    model = onnx.load(str(path))
+    g = model.graph
+    meta = {p.key: p.value for p in model.metadata_props}
+    if "smile.mouth" not in meta:
+        raise SystemExit(f"error: {path} has no mouth network")
+    kept = [n for n in g.node if not n.name.startswith(PREFIX)]
+    back = {NET_RGB: contract.OUTPUT_RGB, NET_MASK: contract.OUTPUT_MASK}
+    for node in kept:
+        node.output[:] = [back.get(o, o) for o in node.output]
+        node.input[:] = [back.get(i, i) for i in node.input]
+    used = {i for n in kept for i in n.input}
+    inits = [t for t in g.initializer if not t.name.startswith(PREFIX) or t.name in used]
+    del g.node[:]
+    g.node.extend(kept)
+    del g.initializer[:]
+    g.initializer.extend(inits)
+    del meta["smile.mouth"]
+    meta[contract.META_MODEL_VERSION] = meta[contract.META_MODEL_VERSION] + "-drawn-mouth"
+    del model.metadata_props[:]
+    helper.set_model_props(model, meta)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out))

@@ -1,0 +1,169 @@
+"""The mouth network: fills the opening between the lips from the face around it (issue 15 item 1).
+
+Real open mouths cannot ship as pictures (the data's licences forbid it), so a small network
+learns to draw them: trained self-supervised on real open mouths of the train split
+(``python -m training mouth``), it sees a face with the inside of its lips hidden and restores
+it from what surrounds it (lip shape, skin tone, light, noise). ``python -m training
+mouth-attach`` puts it inside an exported smile model, after the smile network: it fills the
+opening that the network's ``mask`` marks, on the face warped along the network's ``flow``, and
+its fill replaces the network's ``rgb`` there. The engine and the model contract are unchanged.
+
+Everything here is written in PyTorch operators that export to ONNX, so training and the
+exported model share one definition of the **mouth frame**: a patch of ``PATCH_H × PATCH_W``
+pixels centred on the opening's centroid, scaled so that the opening's horizontal spread (the
+standard deviation of its x coordinates, weighted by the mask) is ``SIGMA_PX`` patch pixels.
+Training computes it from the real inner-lip polygon, inference from the network's mask.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+#: The mouth patch (rows, columns) and the opening's horizontal spread in it, in patch pixels
+#: (an opening spans about 4 spreads: about half the patch's width).
+PATCH_H, PATCH_W = 48, 72
+SIGMA_PX = 9.0
+#: The smallest spread (crop pixels) a frame is built for: an empty or tiny mask.
+MIN_SIGMA = 2.0
+#: Mask values up to this much do not place the frame: a network's mask has a faint haze over the
+#: whole crop (about 50 in all at any strength) that would otherwise pull the frame to the middle.
+FLOOR = 0.05
+
+
+def mouth_frame(mask: torch.Tensor) -> torch.Tensor:
+    """``theta`` [N,2,3] for :func:`torch.nn.functional.affine_grid` mapping the mouth patch's
+    normalised coordinates to those of the crop, from ``mask`` [N,1,S,S] (the opening, 0..1)."""
+    n, _, s, _ = mask.shape
+    coords = torch.arange(s, dtype=mask.dtype, device=mask.device)
+    m = F.relu(mask[:, 0] - FLOOR)
+    total = m.sum(dim=(1, 2)) + 1e-6
+    mx = m.sum(dim=1)  # [N,S] over rows: weight per column
+    my = m.sum(dim=2)  # weight per row
+    cx = (mx * coords).sum(dim=1) / total
+    cy = (my * coords).sum(dim=1) / total
+    var = (mx * (coords.unsqueeze(0) - cx.unsqueeze(1)) ** 2).sum(dim=1) / total
+    sigma = torch.sqrt(var + MIN_SIGMA**2)
+    scale = sigma / SIGMA_PX  # crop pixels per patch pixel
+    zero = torch.zeros_like(scale)
+    row0 = torch.stack([PATCH_W * scale / s, zero, (2 * cx + 1) / s - 1], dim=1)
+    row1 = torch.stack([zero, PATCH_H * scale / s, (2 * cy + 1) / s - 1], dim=1)
+    return torch.stack([row0, row1], dim=1)
+
+
+def inverse_frame(theta: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`mouth_frame`'s ``theta``: crop coordinates to patch coordinates."""
+    a, tx = theta[:, 0, 0], theta[:, 0, 2]
+    b, ty = theta[:, 1, 1], theta[:, 1, 2]
+    zero = torch.zeros_like(a)
+    return torch.stack([torch.stack([1 / a, zero, -tx / a], 1), torch.stack([zero, 1 / b, -ty / b], 1)], 1)
+
+
+def _grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``F.affine_grid(theta, [N, C, h, w], align_corners=False)`` for a ``theta`` without rotation
+    (scale and shift per axis), in operators that ONNX opset 17 has."""
+    xs = (2 * torch.arange(w, dtype=theta.dtype, device=theta.device) + 1) / w - 1
+    ys = (2 * torch.arange(h, dtype=theta.dtype, device=theta.device) + 1) / h - 1
+    gx = theta[:, 0, 0].view(-1, 1, 1) * xs.view(1, 1, w) + theta[:, 0, 2].view(-1, 1, 1)
+    gy = theta[:, 1, 1].view(-1, 1, 1) * ys.view(1, h, 1) + theta[:, 1, 2].view(-1, 1, 1)
+    return torch.stack([gx.expand(-1, h, w), gy.expand(-1, h, w)], dim=3)
+
+
+def to_patch(image: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """``image`` [N,C,S,S] resampled (bilinear) into the mouth patch [N,C,PATCH_H,PATCH_W]."""
+    grid = _grid(theta, PATCH_H, PATCH_W)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def from_patch(patch: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tensor:
+    """``patch`` [N,C,PATCH_H,PATCH_W] resampled back into the crop [N,C,size,size] (0 outside)."""
+    grid = _grid(inverse_frame(theta), size, size)
+    return F.grid_sample(patch, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def net_input(patch: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """The network's input: the patch (RGB in [-1, 1]) with the opening hidden, and the opening."""
+    return torch.cat([patch * (1.0 - hole), hole], dim=1)
+
+
+def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation), nn.LeakyReLU(0.2, inplace=True))
+
+
+class MouthNet(nn.Module):
+    """A small U-Net: (patch with the opening hidden, opening) → RGB of the whole patch in [-1, 1].
+
+    Plain 3×3 convolutions, few channels at full resolution: about 0.26 GFLOP per face (a few
+    milliseconds on one CPU thread), with dilated convolutions at the coarsest level so that every
+    pixel of the opening sees the lips and skin around it."""
+
+    def __init__(self, width: int = 16):
+        super().__init__()
+        c1, c2, c3, c4 = width, 2 * width, 4 * width, 6 * width
+        self.e1 = _conv(4, c1)
+        self.e2 = nn.Sequential(_conv(c1, c2, 2), _conv(c2, c2))
+        self.e3 = nn.Sequential(_conv(c2, c3, 2), _conv(c3, c3))
+        self.e4 = nn.Sequential(_conv(c3, c4, 2), _conv(c4, c4, dilation=2), _conv(c4, c4, dilation=4), _conv(c4, c4))
+        self.d3 = nn.Sequential(_conv(c4 + c3, c3), _conv(c3, c3))
+        self.d2 = nn.Sequential(_conv(c3 + c2, c2), _conv(c2, c2))
+        self.d1 = _conv(c2 + c1, c1)
+        self.out = nn.Conv2d(c1, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e1 = self.e1(x)
+        e2 = self.e2(e1)
+        e3 = self.e3(e2)
+        e4 = self.e4(e3)
+        up = lambda t: F.interpolate(t, scale_factor=2.0, mode="nearest")  # noqa: E731
+        d3 = self.d3(torch.cat([up(e4), e3], 1))
+        d2 = self.d2(torch.cat([up(d3), e2], 1))
+        d1 = self.d1(torch.cat([up(d2), e1], 1))
+        return torch.tanh(self.out(d1))
+
+
+class PatchCritic(nn.Module):
+    """The adversary: real or filled, per overlapping window of the patch (with the opening as a 4th channel)."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        sn = nn.utils.spectral_norm
+        self.net = nn.Sequential(
+            sn(nn.Conv2d(4, width, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True),
+            sn(nn.Conv2d(width, 2 * width, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True),
+            sn(nn.Conv2d(2 * width, 4 * width, 3, 1, 1)), nn.LeakyReLU(0.2, inplace=True),
+            sn(nn.Conv2d(4 * width, 1, 3, 1, 1)),
+        )
+
+    def forward(self, patch: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([patch, hole], 1))
+
+
+class MouthFill(nn.Module):
+    """The mouth network inside the exported model: (face, rgb, mask, flow) → rgb with the opening filled.
+
+    ``face``: the contract's input [N,3,S,S] in [-1, 1]; ``rgb``, ``mask``, ``flow``: the smile
+    network's outputs. The face is warped along the backward ``flow`` (as the engine warps it),
+    the mouth frame is built from ``mask``, and inside the patch the network's fill replaces ``rgb``.
+    """
+
+    def __init__(self, net: MouthNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, face: torch.Tensor, rgb: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        n, _, s, _ = face.shape
+        base = torch.arange(s, dtype=face.dtype, device=face.device)
+        gx = (base.view(1, 1, s) + flow[:, 0]) * (2.0 / s) + (1.0 / s - 1.0)
+        gy = (base.view(1, s, 1) + flow[:, 1]) * (2.0 / s) + (1.0 / s - 1.0)
+        warped = F.grid_sample(face, torch.stack([gx, gy], dim=3), mode="bilinear", padding_mode="border", align_corners=False)
+        theta = mouth_frame(mask)
+        patch = to_patch(warped, theta)
+        # the net learned on openings that reach 1; a faint mask (a small λ) is shown as faintly by the
+        # engine, but the opening's shape is the same
+        peak = mask.amax(dim=(1, 2, 3), keepdim=True).clamp(min=FLOOR)
+        hole = to_patch((mask / peak).clamp(0.0, 1.0), theta)
+        fill = self.net(net_input(patch, hole))
+        ones = torch.ones_like(fill[:, :1])
+        back = from_patch(torch.cat([fill, ones], 1), theta, s)
+        cover = back[:, 3:4]
+        return back[:, :3] + (1.0 - cover) * rgb
