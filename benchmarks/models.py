@@ -50,7 +50,7 @@ def _inner_size(path: Path, size: int) -> int:
 
     m = onnx.load(str(path), load_external_data=False)
     for node in m.graph.node:
-        if node.op_type == "AveragePool":
+        if node.op_type == "AveragePool" and not node.name.startswith("mouth/"):
             k = next((a.ints[0] for a in node.attribute if a.name == "kernel_shape"), 1)
             return size // int(k)
     return size
@@ -60,7 +60,8 @@ def _uses_atlas(path: Path) -> bool:
     """Whether an exported Mobile UNet draws its RGB with the TeethAtlas (a GridSample in the graph)."""
     import onnx
 
-    return any(n.op_type == "GridSample" for n in onnx.load(str(path), load_external_data=False).graph.node)
+    return any(n.op_type == "GridSample" and not n.name.startswith("mouth/")
+               for n in onnx.load(str(path), load_external_data=False).graph.node)
 
 
 def _shipped_net(atlas: bool):
@@ -70,6 +71,12 @@ def _shipped_net(atlas: bool):
     net = build_net("mobile_unet", teeth_atlas=atlas)
     net.heads.use_atlas = atlas
     return net
+
+
+def _mouth_net(path: Path):
+    from training.mouth_attach import mouth_network
+
+    return mouth_network(path)
 
 
 def _macs_at(size: int, atlas: bool = False) -> int:
@@ -91,8 +98,19 @@ def run(repeats: int = 30, size: int = 256) -> list[dict]:
         atlas = _uses_atlas(shipped)
         from training.nets import count_params
 
-        rows.insert(1, {**rows[0], "label": f"ours: shipped default (net runs at {inner}² inside)",
-                        "path": shipped, "macs": _macs_at(inner, atlas), "params": count_params(_shipped_net(atlas))})
+        row = {**rows[0], "label": f"ours: shipped default (net runs at {inner}² inside)",
+               "path": shipped, "macs": _macs_at(inner, atlas), "params": count_params(_shipped_net(atlas))}
+        mouth = _mouth_net(shipped)
+        if mouth is not None:  # the mouth network inside the same file (python -m training mouth-attach)
+            import torch
+
+            from training.mouth_net import PATCH_H, PATCH_W
+            from training.nets import count_macs
+
+            row["label"] += " + its mouth network"
+            row["params"] += count_params(mouth)
+            row["macs"] += count_macs(mouth, inputs=(torch.zeros(1, 5, PATCH_H, PATCH_W),))
+        rows.insert(1, row)
     except Exception:
         pass
     crops = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)

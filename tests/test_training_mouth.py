@@ -12,7 +12,7 @@ pytest.importorskip("onnx")
 from training.mouth import hole_mask, make_batch  # noqa: E402
 from training.mouth_attach import attach, export_fill  # noqa: E402
 from training.mouth_net import (  # noqa: E402
-    PATCH_H, PATCH_W, SIGMA_PX, MouthFill, MouthNet, from_patch, mouth_frame, to_patch,
+    GROW, PATCH_H, PATCH_W, SIGMA_PX, MouthFill, MouthNet, from_patch, grow_region, mouth_frame, to_patch,
 )
 
 S = 256
@@ -63,8 +63,11 @@ def test_training_holes_are_the_inner_lips_and_patches_frame_them():
     assert hole[177, 128] > 0.99 and hole[150, 128] == 0 and hole[177, 60] == 0
     crops = np.full((1, S, S, 3), 200, np.uint8)
     crops[0, 165:190, 95:165] = 30  # a dark mouth where the lips are
-    patch, ph = make_batch(crops, lm[None], np.random.default_rng(0), augment=False)
-    assert patch.shape == (1, 3, PATCH_H, PATCH_W) and ph.shape == (1, 1, PATCH_H, PATCH_W)
+    patch, region, ph = make_batch(crops, lm[None], np.random.default_rng(0), augment=False)
+    assert patch.shape == (1, 3, PATCH_H, PATCH_W) and ph.shape == region.shape == (1, 1, PATCH_H, PATCH_W)
+    # the region is the opening grown by GROW pixels
+    assert torch.allclose(region, grow_region(ph, GROW))
+    assert (region >= ph - 1e-6).all() and region.sum() > 1.5 * ph.sum()
     # the opening sits in the middle of the patch, about half its width
     cols = np.flatnonzero(ph[0, 0].numpy().max(0) > 0.5)
     assert abs((cols[0] + cols[-1]) / 2 - (PATCH_W - 1) / 2) < 2
@@ -72,16 +75,21 @@ def test_training_holes_are_the_inner_lips_and_patches_frame_them():
     assert patch[0, :, PATCH_H // 2, PATCH_W // 2].max() < -0.6  # dark inside, from the crop
 
 
-def test_the_fill_replaces_rgb_only_near_the_opening():
+def test_the_fill_replaces_rgb_and_widens_the_mask_only_near_the_opening():
     torch.manual_seed(0)
     fill = MouthFill(MouthNet(8)).eval()
     face = torch.zeros(1, 3, S, S)
     rgb = torch.full((1, 3, S, S), 0.5)
     flow = torch.zeros(1, 2, S, S)
-    with torch.no_grad():
-        out = fill(face, rgb, _opening(), flow)
-    assert torch.equal(out[0, :, 10, 10], rgb[0, :, 10, 10])  # far from the mouth: the network's rgb
-    assert not torch.allclose(out[0, :, 176, 130], rgb[0, :, 176, 130])  # in the opening: the fill
+    for strength in (1.0, 0.6):
+        mask = _opening(value=strength)
+        with torch.no_grad():
+            out, region = fill(face, rgb, mask, flow)
+        assert torch.equal(out[0, :, 10, 10], rgb[0, :, 10, 10])  # far from the mouth: the network's rgb
+        assert not torch.allclose(out[0, :, 176, 130], rgb[0, :, 176, 130])  # in the opening: the fill
+        # the mask covers the opening and the lips around it, at the opening's own strength
+        assert torch.all(region >= mask) and region.max().item() == pytest.approx(strength)
+        assert region[0, 0, 165, 130].item() > 0.5 * strength and region[0, 0, 175, 30].item() == 0.0
 
 
 def test_attached_model_keeps_the_contract_and_runs_the_fill(tmp_path):
@@ -96,13 +104,14 @@ def test_attached_model_keeps_the_contract_and_runs_the_fill(tmp_path):
     assert m.meta[contract.META_CONTRACT] == contract.CONTRACT_SHADE
     crops = np.random.default_rng(1).integers(0, 255, (2, S, S, 3), dtype=np.uint8)
     a, b = m.run(crops, 2.0), ref.run(crops, 2.0)
-    assert np.array_equal(a.mask, b.mask) and np.array_equal(a.flow, b.flow) and np.array_equal(a.shade, b.shade)
-    # the fixture's mask is 0 everywhere: the frame has nothing to fill and its rgb is what the torch module says
+    assert np.array_equal(a.flow, b.flow) and np.array_equal(a.shade, b.shade)
+    # the fixture's mask is 0 everywhere: its rgb is what the torch module says, its mask stays 0
     with torch.no_grad():
-        want = fill(torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1), torch.full((2, 3, S, S), 0.25),
-                    torch.zeros(2, 1, S, S), torch.full((2, 2, S, S), 2.0) * torch.tensor([1.0, 0.0]).view(1, 2, 1, 1))
+        want, region = fill(torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1),
+                            torch.full((2, 3, S, S), 0.25), torch.zeros(2, 1, S, S),
+                            torch.full((2, 2, S, S), 2.0) * torch.tensor([1.0, 0.0]).view(1, 2, 1, 1))
     np.testing.assert_allclose(a.rgb, np.clip(want.numpy(), -1, 1), atol=2e-4)
-    assert not np.array_equal(a.rgb, b.rgb)
+    assert not np.array_equal(a.rgb, b.rgb) and np.abs(a.mask).max() == 0.0
 
 
 def test_a_model_gets_one_mouth_only(tmp_path):
@@ -112,7 +121,15 @@ def test_a_model_gets_one_mouth_only(tmp_path):
     weights = tmp_path / "mouth.pt"
     torch.save({"net": MouthNet(8).state_dict(), "width": 8, "step": 1}, weights)
     once = tmp_path / "once.onnx"
-    assert main(["--model", str(src), "--mouth", str(weights), "--out", str(once), "--version", "1"]) == 0
+    failures = tmp_path / "failures.md"
+    failures.write_text("- teeth that blur on dark photos")
+    assert main(["--model", str(src), "--mouth", str(weights), "--out", str(once), "--version", "1", "--failures", str(failures)]) == 0
+    card = once.with_suffix(".md").read_text()
+    assert card.startswith("# once 1") and "mouth network" in card and "research / non-commercial" in card
+    assert "## What it gets wrong\n\n- teeth that blur on dark photos" in card
+    from training.mouth_attach import mouth_network
+
+    assert mouth_network(once).e1[0].out_channels == 8 and mouth_network(src) is None
     with pytest.raises(SystemExit, match="already has a mouth network"):
         main(["--model", str(once), "--mouth", str(weights), "--out", str(tmp_path / "twice.onnx"), "--version", "2"])
 
@@ -165,17 +182,38 @@ def test_training_runs_resumes_and_writes_the_weights(tmp_path, capsys):
     assert any(moved)
 
 
-def test_a_mask_gain_makes_the_fill_opaque_sooner_and_leaves_the_shade(tmp_path):
+def test_the_model_mask_is_the_repainted_region_and_the_shade_keeps_the_networks_mask(tmp_path):
     from training.mouth_attach import without_mouth
 
     src = build_fixture_model(tmp_path / "m.onnx", mask=0.4, rgb=0.25, shade=0.1)
     part, out, back = tmp_path / "fill.onnx", tmp_path / "with.onnx", tmp_path / "back.onnx"
     export_fill(MouthFill(MouthNet(8)).eval(), S, part)
-    attach(src, part, out, "9.9.9", "test mouth", mask_gain=2.0)
+    attach(src, part, out, "9.9.9", "test mouth")
     crops = np.zeros((1, S, S, 3), np.uint8)
     a, b = SmileModel(out).run(crops, 1.0), SmileModel(src).run(crops, 1.0)
-    np.testing.assert_allclose(a.mask, 0.8, atol=1e-6)
-    assert np.array_equal(a.shade, b.shade)
-    assert SmileModel(out).meta["smile.mouth"].endswith("mask x 2 (at most 1)")
+    # a uniform 0.4 mask: the opening is everywhere, the region never exceeds the mask's own strength
+    np.testing.assert_allclose(a.mask[0, 0, 100:150, 100:150], 0.4, atol=1e-5)
+    assert a.mask.max() <= 0.4 + 1e-6 and np.array_equal(a.shade, b.shade)
     without_mouth(out, back)
     assert np.array_equal(SmileModel(back).run(crops, 1.0).mask, b.mask)
+
+
+def test_only_parted_lips_with_teeth_on_large_enough_faces_teach_it():
+    cv2 = pytest.importorskip("cv2")
+    from test_training_data import _mean_shape
+    from training.mouth import open_mouths
+
+    closed = _mean_shape().astype(np.float64)
+    opened = closed.copy()
+    opened[65:68, 1] += 10
+    lm = np.stack([opened, opened, opened, closed, opened])
+    crops = np.empty((5, S, S, 3), np.uint8)
+    for i in range(5):
+        crops[i] = (170, 120, 100)
+        cv2.fillPoly(crops[i], [np.round(lm[i, 48:60]).astype(np.int32)], (150, 60, 70))
+        inside = (235, 235, 230) if i != 1 else (40, 20, 25)  # face 1: a dark opening, no teeth
+        cv2.fillPoly(crops[i], [np.round(lm[i, 60:68]).astype(np.int32)], inside)
+    index = {"lm68": lm, "split": np.array(["train"] * 4 + ["val"]), "face_px": np.array([200, 200, 60, 200, 200])}
+    # 0: kept; 1: no teeth; 2: face too small; 3: lips closed; 4: another split
+    assert list(open_mouths(crops, index, "train", 0.05, 100, 0.2)) == [0]
+    assert list(open_mouths(crops, index, "train", 0.05, 100, 0.0)) == [0, 1]

@@ -5,8 +5,10 @@ lips are parted (inner-lip gap at least ``min_open`` of the mouth width; faces o
 ``min_face_px`` pixels in their photo, so that teeth are not learned from blur; teeth over at
 least ``min_teeth`` of the opening, because a smile's opening shows teeth) gives one
 example (``[mouth]`` in training/config.toml holds every value). Its inner-lip polygon (dlib's 68 landmarks 60–67), filled and feathered exactly as the
-teacher feathers the mask it teaches the smile network, is the *hole*; the network sees the
-mouth patch with the hole hidden and restores it. Losses: L1 inside the hole, L1 on edges
+teacher feathers the mask it teaches the smile network (blurred up to 3× more: the network's mask
+is softer than a polygon), is the *opening*; grown over the lips by 0 to ``GROW_MAX`` patch
+pixels it is the *hole* (the region repainted); the network sees the
+mouth patch with the hole hidden, and the opening, and restores it. Losses: L1 inside the hole, L1 on edges
 (image gradients) of the filled patch, a little L1 outside the hole, and a hinge adversarial
 term from a patch critic (after a warm-up) so that it draws teeth rather than their average.
 
@@ -28,11 +30,11 @@ import torch.nn.functional as F
 from .config import get_logger, load_config
 from .donors import teeth_fraction
 from .landmarks68 import INNER_LIPS, MOUTH, inner_gap
-from .mouth_net import MouthNet, PatchCritic, mouth_frame, net_input, to_patch
+from .mouth_net import GROW, GROW_MAX, MouthNet, PatchCritic, grow_region, mouth_frame, net_input, to_patch
 
 def hole_mask(lm68: np.ndarray, size: int, blur: float = 1.0) -> np.ndarray:
     """The inner-lip polygon of ``lm68`` (crop px) on a ``size``² field, anti-aliased and feathered as
-    the teacher's mask (Gaussian σ = 0.012 × mouth width, at least 0.6 px), times ``blur``."""
+    the teacher's mask (Gaussian σ = 0.012 × mouth width, at least 0.6 px) times ``blur``."""
     width = max(1.0, float(np.linalg.norm(lm68[54] - lm68[48])))
     fill = np.zeros((size, size), np.uint8)
     cv2.fillPoly(fill, [np.round(lm68[INNER_LIPS] * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
@@ -56,8 +58,10 @@ def open_mouths(crops: np.ndarray, index: dict[str, np.ndarray], split: str, min
 
 
 def make_batch(crops: np.ndarray, lm68: np.ndarray, rng: np.random.Generator, augment: bool = True
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mouth patches and holes ([B,3,H,W] in [-1, 1], [B,1,H,W]) for uint8 ``crops`` [B,S,S,3]."""
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mouth patches, regions and openings ([B,3,H,W] in [-1, 1], [B,1,H,W], [B,1,H,W]) for uint8
+    ``crops`` [B,S,S,3]: the opening is the inner-lip polygon, the region the opening grown by 0 to
+    ``GROW_MAX`` patch pixels (``GROW`` without ``augment``)."""
     size = crops.shape[1]
     images, holes = [], []
     for crop, lm in zip(crops, lm68):
@@ -71,15 +75,19 @@ def make_batch(crops: np.ndarray, lm68: np.ndarray, rng: np.random.Generator, au
                 img = np.repeat(img.mean(2, keepdims=True), 3, axis=2)
             img = np.clip(img * rng.uniform(0.8, 1.2) + rng.uniform(-0.05, 0.05), 0.0, 1.0)
         images.append(img * 2.0 - 1.0)
-        holes.append(hole_mask(lm, size, rng.uniform(0.6, 1.8) if augment else 1.0))
+        # the smile network's mask is blurrier than a polygon
+        holes.append(hole_mask(lm, size, rng.uniform(0.6, 3.0) if augment else 1.0))
     x = torch.from_numpy(np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2)))
     h = torch.from_numpy(np.stack(holes)[:, None])
     theta = mouth_frame(h)
     if augment:
         n = len(crops)
-        theta[:, :, :2] *= torch.from_numpy(rng.uniform(0.9, 1.12, (n, 1, 1))).float()
+        theta[:, :, :2] *= torch.from_numpy(rng.uniform(0.9, 1.2, (n, 1, 1))).float()
         theta[:, :, 2] += torch.from_numpy(rng.uniform(-0.02, 0.02, (n, 2))).float()
-    return to_patch(x, theta), to_patch(h, theta)
+    opening = to_patch(h, theta)
+    grows = rng.integers(0, GROW_MAX + 1, len(crops)) if augment else [GROW] * len(crops)
+    region = torch.cat([grow_region(opening[i : i + 1], int(g)) for i, g in enumerate(grows)])
+    return to_patch(x, theta), region, opening
 
 
 def edges(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,7 +108,7 @@ def generator_losses(pred: torch.Tensor, patch: torch.Tensor, hole: torch.Tensor
 
 
 def sheet(patch: torch.Tensor, hole: torch.Tensor, pred: torch.Tensor, path: Path, n: int = 12) -> None:
-    """A contact sheet: rows of (real, hidden, filled) patches."""
+    """A contact sheet: rows of (real, hidden, filled) patches (``hole``: the region)."""
     comp = patch * (1 - hole) + pred * hole
     rows = []
     for i in range(min(n, len(patch))):
@@ -152,12 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     log.info(f"mouth network: {sum(p.numel() for p in net.parameters())} parameters")
     vrng = np.random.default_rng(1)
     vsel = np.sort(vrng.choice(val_rows, min(64, len(val_rows)), replace=False))
-    v_patch, v_hole = make_batch(crops[vsel], index["lm68"][vsel], vrng, augment=False)
+    v_patch, v_hole, v_open = make_batch(crops[vsel], index["lm68"][vsel], vrng, augment=False)
     t0, seen = time.time(), 0
     while step < steps:
         sel = np.sort(rng.choice(rows, mc.batch, replace=False))
-        patch, hole = make_batch(crops[sel], index["lm68"][sel], rng)
-        pred = net(net_input(patch, hole))
+        patch, hole, opening = make_batch(crops[sel], index["lm68"][sel], rng)
+        pred = net(net_input(patch, hole, opening))
         comp = patch * (1 - hole) + pred * hole
         use_adv = step >= mc.warmup
         if use_adv:
@@ -184,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                      + f" ({rate:.2f} steps/s)")
         if step % mc.save_every == 0 or step == steps:
             with torch.no_grad():
-                vp = net(net_input(v_patch, v_hole))
+                vp = net(net_input(v_patch, v_hole, v_open))
                 vl = generator_losses(vp, v_patch, v_hole)
             log.info(f"step {step}: val hole L1 {vl['hole'].item():.4f} edge {vl['edge'].item():.4f}")
             torch.save({"net": net.state_dict(), "critic": critic.state_dict(), "opt_g": opt_g.state_dict(),

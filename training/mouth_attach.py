@@ -3,9 +3,10 @@
 The smile network's ``rgb`` output is where it paints the inside of the mouth (where its ``mask``
 is above 0). This step appends the mouth network (training/mouth_net.py, trained by ``python -m
 training mouth``) to the model's graph: it warps the ``face`` along the ``flow``, frames the
-opening the ``mask`` marks, fills it from the face around it, and its fill becomes the model's
-``rgb`` there. Inputs, outputs and contract stay as they were (docs/model-contract.md), so the
-engine runs the new file as it ran the old one; only what is painted inside the mouth changes.
+opening the ``mask`` marks, and redraws the opening and the lips around it from the face around
+them; its fill becomes the model's ``rgb`` there and the repainted region its ``mask``. Inputs,
+outputs and contract stay as they were (docs/model-contract.md), so the engine runs the new file
+as it ran the old one; only the mouth changes.
 """
 from __future__ import annotations
 
@@ -17,50 +18,50 @@ from pathlib import Path
 import numpy as np
 import torch
 
-#: The smile network's own paint and mask, renamed inside the merged graph.
+#: The smile network's own paint and mask, renamed inside the merged graph (the shade still reads the latter).
 NET_RGB = "mouth_rgb_net"
 NET_MASK = "mouth_mask_net"
 PREFIX = "mouth/"
 
 
-def load_mouth(path: str | Path):
+def load_mouth(path: str | Path, grow: int | None = None):
     """The :class:`~training.mouth_net.MouthFill` module for the weights at ``path`` (``mouth.pt``
-    or a training ``checkpoint.pt``)."""
-    from .mouth_net import MouthFill, MouthNet
+    or a training ``checkpoint.pt``), repainting ``grow`` patch pixels around the opening (default
+    :data:`~training.mouth_net.GROW`)."""
+    from .mouth_net import GROW, MouthFill, MouthNet
 
     state = torch.load(path, map_location="cpu", weights_only=False)
     net = MouthNet(int(state.get("width", 16)))
     net.load_state_dict(state["net"])
-    return MouthFill(net.eval()).eval()
+    return MouthFill(net.eval(), GROW if grow is None else grow).eval()
 
 
 def export_fill(fill, size: int, out: Path) -> None:
-    """Trace ``fill`` (inputs face, rgb, mask, flow at ``size``; output ``rgb``) to ONNX opset 17."""
+    """Trace ``fill`` (inputs face, rgb, mask, flow at ``size``; outputs filled, region) to ONNX opset 17."""
     n = 2
     args = (torch.zeros(n, 3, size, size), torch.zeros(n, 3, size, size), torch.zeros(n, 1, size, size), torch.zeros(n, 2, size, size))
     names = ["face", "rgb", "mask", "flow"]
     with torch.no_grad():
-        torch.onnx.export(fill, args, str(out), dynamo=False, opset_version=17, input_names=names, output_names=["filled"],
-                          dynamic_axes={k: {0: "N"} for k in names + ["filled"]})
+        torch.onnx.export(fill, args, str(out), dynamo=False, opset_version=17, input_names=names, output_names=["filled", "region"],
+                          dynamic_axes={k: {0: "N"} for k in names + ["filled", "region"]})
 
 
-def attach(base_path: Path, fill_path: Path, out: Path, version: str, description: str, mask_gain: float = 1.0) -> None:
+def attach(base_path: Path, fill_path: Path, out: Path, version: str, description: str) -> None:
     """Write ``base_path`` (a smile model) to ``out`` with the graph at ``fill_path`` (from
-    :func:`export_fill`) deciding its ``rgb`` output; with ``mask_gain`` above 1 the model's ``mask``
-    becomes ``min(1, mask_gain · mask)``: the fill shows opaque sooner (where the smile network's
-    own paint faded in over the lips)."""
+    :func:`export_fill`) deciding its ``rgb`` and ``mask`` outputs."""
     import onnx
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     from smilecore import contract
 
     base, extra = onnx.load(str(base_path)), onnx.load(str(fill_path))
     g = base.graph
+    inner = {contract.OUTPUT_RGB: NET_RGB, contract.OUTPUT_MASK: NET_MASK}
     for node in g.node:
-        node.output[:] = [NET_RGB if o == contract.OUTPUT_RGB else o for o in node.output]
-        node.input[:] = [NET_RGB if i == contract.OUTPUT_RGB else i for i in node.input]
-    shared = {"face": contract.INPUT_FACE, "rgb": NET_RGB, "mask": contract.OUTPUT_MASK, "flow": contract.OUTPUT_FLOW,
-              "filled": contract.OUTPUT_RGB}
+        node.output[:] = [inner.get(o, o) for o in node.output]
+        node.input[:] = [inner.get(i, i) for i in node.input]
+    shared = {"face": contract.INPUT_FACE, "rgb": NET_RGB, "mask": NET_MASK, "flow": contract.OUTPUT_FLOW,
+              "filled": contract.OUTPUT_RGB, "region": contract.OUTPUT_MASK}
 
     def rename(name: str) -> str:
         return name if not name else shared.get(name, PREFIX + name)
@@ -73,18 +74,6 @@ def attach(base_path: Path, fill_path: Path, out: Path, version: str, descriptio
         node.output[:] = [rename(o) for o in node.output]
         node.name = PREFIX + node.name
         g.node.append(node)
-    if mask_gain != 1.0:
-        # the network's mask keeps feeding the shade and the fill's frame; the output is the stronger one
-        for node in g.node:
-            node.output[:] = [NET_MASK if o == contract.OUTPUT_MASK else o for o in node.output]
-            node.input[:] = [NET_MASK if i == contract.OUTPUT_MASK else i for i in node.input]
-        g.initializer.extend([numpy_helper.from_array(np.float32(mask_gain), PREFIX + "mask_gain"),
-                              numpy_helper.from_array(np.float32(0.0), PREFIX + "zero"),
-                              numpy_helper.from_array(np.float32(1.0), PREFIX + "one")])
-        g.node.extend([helper.make_node("Mul", [NET_MASK, PREFIX + "mask_gain"], [PREFIX + "mask_scaled"], name=PREFIX + "mask_gain"),
-                       helper.make_node("Clip", [PREFIX + "mask_scaled", PREFIX + "zero", PREFIX + "one"], [contract.OUTPUT_MASK],
-                                        name=PREFIX + "mask_clip")])
-        description += f"; mask x {mask_gain:g} (at most 1)"
     meta = {p.key: p.value for p in base.metadata_props}
     meta.update({contract.META_MODEL_VERSION: version, "smile.mouth": description})
     del base.metadata_props[:]
@@ -101,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mouth", default=None, help="the mouth network's weights (default cache/mouth/mouth.pt)")
     ap.add_argument("--out", required=True, help="the model to write (.onnx; a model card .md beside it)")
     ap.add_argument("--version", required=True, help="the new model's version")
-    ap.add_argument("--mask-gain", type=float, default=1.0, help="the model's mask becomes min(1, gain · mask) (default 1: unchanged)")
+    ap.add_argument("--grow", type=int, default=None, help="patch pixels repainted around the opening (default mouth_net.GROW)")
     ap.add_argument("--metrics", nargs="*", default=[], help="metrics.json files of `evaluate --model OUT` for its card")
+    ap.add_argument("--failures", default=None, help="a Markdown file: what the model gets wrong, looked at (for its card)")
     ap.add_argument("--register", action="store_true", help="bundle it as the default model (smilecore/models)")
     args = ap.parse_args(argv)
     import onnx
@@ -120,19 +110,21 @@ def main(argv: list[str] | None = None) -> int:
     if "smile.mouth" in meta:
         raise SystemExit(f"error: {src} already has a mouth network ({meta['smile.mouth'][:60]}...)")
     size = int(meta[contract.META_SIZE])
-    fill = load_mouth(mouth)
+    fill = load_mouth(mouth, args.grow)
     state = torch.load(mouth, map_location="cpu", weights_only=False)
     params = sum(p.numel() for p in fill.net.parameters())
     description = (f"mouth network, {params} parameters, {state.get('step', '?')} steps of self-supervised mouth completion "
-                   "on the train split's real open mouths (python -m training mouth)")
+                   f"on the train split's real open smiling mouths (python -m training mouth); repaints {fill.grow} patch pixels "
+                   "around the opening")
     with tempfile.TemporaryDirectory() as tmp:
         part = Path(tmp) / "mouth.onnx"
         export_fill(fill, size, part)
-        attach(src, part, out, args.version, description, args.mask_gain)
+        attach(src, part, out, args.version, description)
     check_against_torch(out, fill, size)
     digest, nbytes = file_sha256(out), out.stat().st_size
     card = out.with_suffix(".md")
-    card.write_text(mouth_card(src, out, args.version, description, digest, nbytes, [json.loads(Path(m).read_text()) for m in args.metrics]))
+    card.write_text(mouth_card(src, out, args.version, description, digest, nbytes, [json.loads(Path(m).read_text()) for m in args.metrics],
+                               Path(args.failures).read_text() if args.failures else ""))
     if args.register:
         register_bundled(out, card, meta.get(contract.META_NAME, "smile-mobileunet"), args.version, digest, nbytes)
     print(json.dumps({"onnx": str(out), "card": str(card), "sha256": digest, "bytes": nbytes, "mouth_parameters": params}, indent=1))
@@ -140,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def check_against_torch(path: Path, fill, size: int, tolerance: float = 2e-3) -> None:
-    """Run the merged model on random faces at λ = 2 and compare its ``rgb`` with the PyTorch fill of
-    the same network outputs; ``SystemExit`` if they differ by more than ``tolerance``."""
+    """Run the merged model on random faces at λ = 2 and compare its ``rgb`` and ``mask`` with the
+    PyTorch fill of the same network outputs; ``SystemExit`` if they differ by more than ``tolerance``."""
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
@@ -149,25 +141,26 @@ def check_against_torch(path: Path, fill, size: int, tolerance: float = 2e-3) ->
     from smilecore import contract
 
     model = onnx.load(str(path))
-    model.graph.output.append(helper.make_tensor_value_info(NET_RGB, TensorProto.FLOAT, ["N", 3, size, size]))
-    raw_mask = NET_MASK if any(NET_MASK in n.output for n in model.graph.node) else contract.OUTPUT_MASK
-    if raw_mask == NET_MASK:
-        model.graph.output.append(helper.make_tensor_value_info(NET_MASK, TensorProto.FLOAT, ["N", 1, size, size]))
+    for name, c in ((NET_RGB, 3), (NET_MASK, 1)):
+        model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", c, size, size]))
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     face = rng.uniform(-1, 1, (2, 3, size, size)).astype(np.float32)
     names = [o.name for o in sess.get_outputs()]
     outs = dict(zip(names, sess.run(names, {contract.INPUT_FACE: face, contract.INPUT_STRENGTH: np.full((2, 1), 2.0, np.float32)})))
     with torch.no_grad():
-        ref = fill(torch.from_numpy(face), torch.from_numpy(outs[NET_RGB]), torch.from_numpy(outs[raw_mask]),
-                   torch.from_numpy(outs[contract.OUTPUT_FLOW])).numpy()
-    err = float(np.abs(ref - outs[contract.OUTPUT_RGB]).max())
+        rgb, mask = fill(torch.from_numpy(face), torch.from_numpy(outs[NET_RGB]), torch.from_numpy(outs[NET_MASK]),
+                         torch.from_numpy(outs[contract.OUTPUT_FLOW]))
+    err = max(float(np.abs(rgb.numpy() - outs[contract.OUTPUT_RGB]).max()), float(np.abs(mask.numpy() - outs[contract.OUTPUT_MASK]).max()))
     if err > tolerance:
-        raise SystemExit(f"error: the merged model's rgb differs from PyTorch's by {err:.2e}")
+        raise SystemExit(f"error: the merged model differs from PyTorch's by {err:.2e}")
 
 
-def mouth_card(src: Path, out: Path, version: str, description: str, digest: str, nbytes: int, metrics: list[dict]) -> str:
-    """The new model's card: what the mouth network adds, then the source model's card."""
+def mouth_card(src: Path, out: Path, version: str, description: str, digest: str, nbytes: int, metrics: list[dict],
+               failures: str = "") -> str:
+    """The new model's card: what the mouth network adds, its ``failures`` (Markdown), then the source model's card."""
+    from .shade import evaluation_sections
+
     base_card = src.with_suffix(".md")
     if not base_card.exists():
         base_card = Path(__file__).resolve().parent.parent / "smilecore" / "models" / "MODEL_CARD.md"
@@ -177,10 +170,25 @@ def mouth_card(src: Path, out: Path, version: str, description: str, digest: str
              "in place of the smile network's own painted mouth. Trained on research / non-commercial face data:",
              "the weights are research / non-commercial too.", "",
              f"- file `{out.name}`, {nbytes} bytes, sha256 `{digest}`"]
-    for m in metrics:
-        lines.append(f"- metrics ({m.get('split', '?')}): " + json.dumps({k: v for k, v in m.items() if k != 'split'})[:1500])
-    lines += ["", "---", "", base_card.read_text()]
-    return "\n".join(lines) + "\n"
+    if failures.strip():
+        lines += ["", "## What it gets wrong", "", failures.strip()]
+    lines += [""] + evaluation_sections(metrics)
+    base = base_card.read_text()
+    body = base.split("\n", 1)[1] if base.startswith("# ") else base
+    lines += ["## The source model (its card)", ""]
+    return "\n".join(lines) + body.replace("\n## ", "\n### ")
+
+
+def mouth_network(path: Path):
+    """The :class:`~training.mouth_net.MouthNet` (random weights, the right width) inside the model at
+    ``path``, or ``None`` when it has none: for counting its parameters and multiply-accumulates."""
+    import onnx
+
+    from .mouth_net import MouthNet
+
+    model = onnx.load(str(path), load_external_data=False)
+    first = next((t for t in model.graph.initializer if t.name == PREFIX + "net.e1.0.weight"), None)
+    return None if first is None else MouthNet(int(first.dims[0]))
 
 
 def without_mouth(path: Path, out: Path) -> None:

@@ -1,12 +1,15 @@
-"""The mouth network: fills the opening between the lips from the face around it (issue 15 item 1).
+"""The mouth network: draws the open mouth of a smile from the face around it (issue 15 item 1).
 
 Real open mouths cannot ship as pictures (the data's licences forbid it), so a small network
-learns to draw them: trained self-supervised on real open mouths of the train split
-(``python -m training mouth``), it sees a face with the inside of its lips hidden and restores
-it from what surrounds it (lip shape, skin tone, light, noise). ``python -m training
-mouth-attach`` puts it inside an exported smile model, after the smile network: it fills the
-opening that the network's ``mask`` marks, on the face warped along the network's ``flow``, and
-its fill replaces the network's ``rgb`` there. The engine and the model contract are unchanged.
+learns to draw them: trained self-supervised on real open smiling mouths of the train split
+(``python -m training mouth``), it sees a face whose mouth is hidden (the *region*: the opening
+between the inner lips grown over the lips) and is told where the opening is (the *opening*), and
+restores lips and teeth from what surrounds them (skin tone, light, noise, the lips' own colour at
+the edge). ``python -m training mouth-attach`` puts it inside an exported smile model, after
+the smile network: the network's ``mask`` is the opening, the face warped along its ``flow`` the
+picture; the network's own paint is replaced by the fill, and the model's mask becomes the
+region (the lips, which the warp stretches thin, are redrawn too). The engine and the model
+contract are unchanged.
 
 Everything here is written in PyTorch operators that export to ONNX, so training and the
 exported model share one definition of the **mouth frame**: a patch of ``PATCH_H × PATCH_W``
@@ -26,6 +29,10 @@ PATCH_H, PATCH_W = 48, 72
 SIGMA_PX = 9.0
 #: The smallest spread (crop pixels) a frame is built for: an empty or tiny mask.
 MIN_SIGMA = 2.0
+#: How far (patch pixels) the region the model repaints reaches beyond the opening (training draws
+#: 0 to GROW_MAX per example, so that the network sees lips of every thickness hidden).
+GROW = 4
+GROW_MAX = 8
 #: Mask values up to this much do not place the frame: a network's mask has a faint haze over the
 #: whole crop (about 50 in all at any strength) that would otherwise pull the frame to the middle.
 FLOOR = 0.05
@@ -81,9 +88,16 @@ def from_patch(patch: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Ten
     return F.grid_sample(patch, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def net_input(patch: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-    """The network's input: the patch (RGB in [-1, 1]) with the opening hidden, and the opening."""
-    return torch.cat([patch * (1.0 - hole), hole], dim=1)
+def grow_region(opening: torch.Tensor, grow: int) -> torch.Tensor:
+    """The region repainted around ``opening`` [N,1,H,W] (0..1): grown by ``grow`` patch pixels
+    (a max filter) and softened by one pixel."""
+    region = F.max_pool2d(opening, 2 * grow + 1, 1, grow) if grow > 0 else opening
+    return F.avg_pool2d(region, 3, 1, 1, count_include_pad=False)
+
+
+def net_input(patch: torch.Tensor, region: torch.Tensor, opening: torch.Tensor) -> torch.Tensor:
+    """The network's input: the patch (RGB in [-1, 1]) with the region hidden, the region, and the opening."""
+    return torch.cat([patch * (1.0 - region), region, opening], dim=1)
 
 
 def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -91,7 +105,7 @@ def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequent
 
 
 class MouthNet(nn.Module):
-    """A small U-Net: (patch with the opening hidden, opening) → RGB of the whole patch in [-1, 1].
+    """A small U-Net: (patch with the region hidden, region, opening) → RGB of the whole patch in [-1, 1].
 
     Plain 3×3 convolutions, few channels at full resolution: about 0.26 GFLOP per face (a few
     milliseconds on one CPU thread), with dilated convolutions at the coarsest level so that every
@@ -100,7 +114,7 @@ class MouthNet(nn.Module):
     def __init__(self, width: int = 16):
         super().__init__()
         c1, c2, c3, c4 = width, 2 * width, 4 * width, 6 * width
-        self.e1 = _conv(4, c1)
+        self.e1 = _conv(5, c1)
         self.e2 = nn.Sequential(_conv(c1, c2, 2), _conv(c2, c2))
         self.e3 = nn.Sequential(_conv(c2, c3, 2), _conv(c3, c3))
         self.e4 = nn.Sequential(_conv(c3, c4, 2), _conv(c4, c4, dilation=2), _conv(c4, c4, dilation=4), _conv(c4, c4))
@@ -139,18 +153,23 @@ class PatchCritic(nn.Module):
 
 
 class MouthFill(nn.Module):
-    """The mouth network inside the exported model: (face, rgb, mask, flow) → rgb with the opening filled.
+    """The mouth network inside the exported model: (face, rgb, mask, flow) → (rgb, mask).
 
     ``face``: the contract's input [N,3,S,S] in [-1, 1]; ``rgb``, ``mask``, ``flow``: the smile
-    network's outputs. The face is warped along the backward ``flow`` (as the engine warps it),
-    the mouth frame is built from ``mask``, and inside the patch the network's fill replaces ``rgb``.
+    network's outputs. The face is warped along the backward ``flow`` (as the engine warps it);
+    the mouth frame and the opening come from ``mask``, the region is the opening grown by
+    ``grow`` patch pixels. Where the patch reaches, the fill replaces ``rgb``; the mask returned
+    is the larger of ``mask`` and the region (at the opening's own strength: a faint mask, at a
+    small λ, stays as faint).
     """
 
-    def __init__(self, net: MouthNet):
+    def __init__(self, net: MouthNet, grow: int = GROW):
         super().__init__()
         self.net = net
+        self.grow = grow
 
-    def forward(self, face: torch.Tensor, rgb: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    def forward(self, face: torch.Tensor, rgb: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         n, _, s, _ = face.shape
         base = torch.arange(s, dtype=face.dtype, device=face.device)
         gx = (base.view(1, 1, s) + flow[:, 0]) * (2.0 / s) + (1.0 / s - 1.0)
@@ -158,12 +177,13 @@ class MouthFill(nn.Module):
         warped = F.grid_sample(face, torch.stack([gx, gy], dim=3), mode="bilinear", padding_mode="border", align_corners=False)
         theta = mouth_frame(mask)
         patch = to_patch(warped, theta)
-        # the net learned on openings that reach 1; a faint mask (a small λ) is shown as faintly by the
-        # engine, but the opening's shape is the same
-        peak = mask.amax(dim=(1, 2, 3), keepdim=True).clamp(min=FLOOR)
-        hole = to_patch((mask / peak).clamp(0.0, 1.0), theta)
-        fill = self.net(net_input(patch, hole))
-        ones = torch.ones_like(fill[:, :1])
-        back = from_patch(torch.cat([fill, ones], 1), theta, s)
-        cover = back[:, 3:4]
-        return back[:, :3] + (1.0 - cover) * rgb
+        # the net learned on openings that reach 1; the opening's strength comes back in the mask
+        strength = mask.amax(dim=(1, 2, 3), keepdim=True)
+        opening = to_patch((mask / strength.clamp(min=FLOOR)).clamp(0.0, 1.0), theta)
+        region = grow_region(opening, self.grow)
+        fill = self.net(net_input(patch, region, opening))
+        back = from_patch(torch.cat([fill, region, torch.ones_like(region)], 1), theta, s)
+        cover = back[:, 4:5]
+        rgb_out = back[:, :3] + (1.0 - cover) * rgb
+        mask_out = torch.maximum(mask, back[:, 3:4] * strength)
+        return rgb_out, mask_out

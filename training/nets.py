@@ -372,8 +372,9 @@ def count_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters() if p.requires_grad and id(p) not in idle)
 
 
-def count_macs(net: nn.Module, size: int = 256) -> int:
-    """Multiply-accumulates of one forward pass on a ``size``² crop, counted with forward hooks.
+def count_macs(net: nn.Module, size: int = 256, inputs: tuple[torch.Tensor, ...] | None = None) -> int:
+    """Multiply-accumulates of one forward pass on a ``size``² crop (or on ``inputs``, for a
+    network with other inputs), counted with forward hooks.
 
     Counts convolutions, transposed convolutions and linear layers (the
     element-wise work of norms, activations and resampling is left out, as is usual).
@@ -407,7 +408,7 @@ def count_macs(net: nn.Module, size: int = 256) -> int:
     net.eval()
     try:
         with torch.no_grad():
-            net(torch.zeros(1, 3, size, size), torch.ones(1, 1))
+            net(*(inputs if inputs is not None else (torch.zeros(1, 3, size, size), torch.ones(1, 1))))
     finally:
         for h in handles:
             h.remove()

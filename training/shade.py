@@ -180,14 +180,21 @@ def shade_card(src: Path, out: Path, version: str, description: str, digest: str
              "  alignment template does; it does not follow the light of the photo. The mouth is still the",
              "  drawn one of the network below (the main tell at λ = 2: see docs/realism.md), except on faces",
              "  that already show their teeth: the engine keeps those (smilecore/facemesh.py).", ""]
-    for m in metrics:  # `python -m training evaluate --model OUT` on each split
+    lines += evaluation_sections(metrics)
+    lines += ["## The network (the card of the source model)", ""]
+    body = base.split("\n", 1)[1] if base.startswith("# ") else base
+    return "\n".join(lines) + body.replace("\n## ", "\n### ")
+
+
+def evaluation_sections(metrics: list[dict]) -> list[str]:
+    """A model card's sections for the ``metrics.json`` of `python -m training evaluate --model OUT` (one per split)."""
+    lines: list[str] = []
+    for m in metrics:
         lines += [f"## Evaluation of this model: {m.get('split', '?')} split ({m.get('faces', '?')} faces)", "",
                   "(`python -m training evaluate --model`, which composites as the engine does: a face that already",
                   "shows its teeth keeps them, see smilecore/facemesh.py.)", "",
                   m.get("markdown", "```json\n" + json.dumps(m.get("per_lambda", {}), indent=1) + "\n```"), ""]
-    lines += ["## The network (the card of the source model)", ""]
-    body = base.split("\n", 1)[1] if base.startswith("# ") else base
-    return "\n".join(lines) + body.replace("\n## ", "\n### ")
+    return lines
 
 
 if __name__ == "__main__":
