@@ -156,7 +156,8 @@ class MouthFill(nn.Module):
     """The mouth network inside the exported model: (face, rgb, mask, flow) → (rgb, mask).
 
     ``face``: the contract's input [N,3,S,S] in [-1, 1]; ``rgb``, ``mask``, ``flow``: the smile
-    network's outputs. The face is warped along the backward ``flow`` (as the engine warps it);
+    network's outputs. The face is warped along the backward ``flow`` (as the engine warps it,
+    at the patch's pixels only);
     the mouth frame and the opening come from ``mask``, the region is the opening grown by
     ``grow`` patch pixels. Where the patch reaches, the fill replaces ``rgb``; the mask returned
     is the larger of ``mask`` and the region (at the opening's own strength: a faint mask, at a
@@ -170,13 +171,13 @@ class MouthFill(nn.Module):
 
     def forward(self, face: torch.Tensor, rgb: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        n, _, s, _ = face.shape
-        base = torch.arange(s, dtype=face.dtype, device=face.device)
-        gx = (base.view(1, 1, s) + flow[:, 0]) * (2.0 / s) + (1.0 / s - 1.0)
-        gy = (base.view(1, s, 1) + flow[:, 1]) * (2.0 / s) + (1.0 / s - 1.0)
-        warped = F.grid_sample(face, torch.stack([gx, gy], dim=3), mode="bilinear", padding_mode="border", align_corners=False)
+        s = face.shape[2]
         theta = mouth_frame(mask)
-        patch = to_patch(warped, theta)
+        # the warped face, sampled at the patch's pixels only: the flow there says where each looks
+        grid = _grid(theta, PATCH_H, PATCH_W)
+        moved = F.grid_sample(flow, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        grid = grid + moved.permute(0, 2, 3, 1) * (2.0 / s)
+        patch = F.grid_sample(face, grid, mode="bilinear", padding_mode="border", align_corners=False)
         # the net learned on openings that reach 1; the opening's strength comes back in the mask
         strength = mask.amax(dim=(1, 2, 3), keepdim=True)
         opening = to_patch((mask / strength.clamp(min=FLOOR)).clamp(0.0, 1.0), theta)
