@@ -217,3 +217,19 @@ def test_only_parted_lips_with_teeth_on_large_enough_faces_teach_it():
     # 0: kept; 1: no teeth; 2: face too small; 3: lips closed; 4: another split
     assert list(open_mouths(crops, index, "train", 0.05, 100, 0.2)) == [0]
     assert list(open_mouths(crops, index, "train", 0.05, 100, 0.0)) == [0, 1]
+
+
+def test_a_merged_model_that_fails_its_check_is_not_written(tmp_path, monkeypatch):
+    from training import mouth_attach
+
+    def differs(*_args, **_kw):
+        raise SystemExit("error: the merged model differs from PyTorch's by 1e+00")
+
+    monkeypatch.setattr(mouth_attach, "check_against_torch", differs)
+    src = build_fixture_model(tmp_path / "m.onnx", shade=0.1)
+    weights = tmp_path / "mouth.pt"
+    torch.save({"net": MouthNet(8).state_dict(), "width": 8, "step": 1}, weights)
+    out = tmp_path / "out.onnx"
+    with pytest.raises(SystemExit, match="differs"):
+        mouth_attach.main(["--model", str(src), "--mouth", str(weights), "--out", str(out), "--version", "1"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "mouth.pt"]

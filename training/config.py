@@ -244,6 +244,7 @@ class MouthConfig:
     min_open: float
     min_face_px: int
     min_teeth: float
+    grow_max: int
     steps: int
     batch: int
     width: int

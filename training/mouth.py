@@ -7,7 +7,7 @@ teeth over at least ``min_teeth`` of it (a smile's opening shows teeth) gives on
 ``[mouth]`` in training/config.toml holds every value. Its inner-lip polygon (dlib's landmarks
 60–67), feathered as the teacher feathers the mask it teaches the smile network (up to 3× softer:
 the network's mask is softer than a polygon), is the *opening*; grown over the lips by 0 to
-``GROW_MAX`` patch pixels it is the *hole* (the region repainted). The network sees the mouth
+``grow_max`` patch pixels it is the *hole* (the region repainted). The network sees the mouth
 patch with the hole hidden, the hole and the opening, and restores the hole. Losses: L1 inside
 the hole, L1 of image edges near it, a little L1 outside it, and a hinge adversarial term from a
 patch critic (after a warm-up) so that it draws teeth rather than their average.
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from .config import get_logger, load_config
 from .donors import teeth_fraction
 from .landmarks68 import INNER_LIPS, MOUTH, inner_gap
-from .mouth_net import GROW, GROW_MAX, MouthNet, PatchCritic, grow_region, mouth_frame, net_input, to_patch
+from .mouth_net import GROW, MouthNet, PatchCritic, grow_region, mouth_frame, net_input, to_patch
 
 def hole_mask(lm68: np.ndarray, size: int, blur: float = 1.0) -> np.ndarray:
     """The inner-lip polygon of ``lm68`` (crop px) on a ``size``² field, anti-aliased and feathered as
@@ -57,11 +57,11 @@ def open_mouths(crops: np.ndarray, index: dict[str, np.ndarray], split: str, min
     return rows[teeth >= min_teeth]
 
 
-def make_batch(crops: np.ndarray, lm68: np.ndarray, rng: np.random.Generator, augment: bool = True
+def make_batch(crops: np.ndarray, lm68: np.ndarray, rng: np.random.Generator, augment: bool = True, grow_max: int = 8
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mouth patches, regions and openings ([B,3,H,W] in [-1, 1], [B,1,H,W], [B,1,H,W]) for uint8
     ``crops`` [B,S,S,3]: the opening is the inner-lip polygon, the region the opening grown by 0 to
-    ``GROW_MAX`` patch pixels (``GROW`` without ``augment``)."""
+    ``grow_max`` patch pixels (``GROW`` without ``augment``)."""
     size = crops.shape[1]
     images, holes = [], []
     for crop, lm in zip(crops, lm68):
@@ -85,7 +85,7 @@ def make_batch(crops: np.ndarray, lm68: np.ndarray, rng: np.random.Generator, au
         theta[:, :, :2] *= torch.from_numpy(rng.uniform(0.9, 1.2, (n, 1, 1))).float()
         theta[:, :, 2] += torch.from_numpy(rng.uniform(-0.02, 0.02, (n, 2))).float()
     opening = to_patch(h, theta)
-    grows = rng.integers(0, GROW_MAX + 1, len(crops)) if augment else [GROW] * len(crops)
+    grows = rng.integers(0, grow_max + 1, len(crops)) if augment else [GROW] * len(crops)
     region = torch.cat([grow_region(opening[i : i + 1], int(g)) for i, g in enumerate(grows)])
     return to_patch(x, theta), region, opening
 
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     t0, seen = time.time(), 0
     while step < steps:
         sel = np.sort(rng.choice(rows, mc.batch, replace=False))
-        patch, hole, opening = make_batch(crops[sel], index["lm68"][sel], rng)
+        patch, hole, opening = make_batch(crops[sel], index["lm68"][sel], rng, grow_max=mc.grow_max)
         pred = net(net_input(patch, hole, opening))
         comp = patch * (1 - hole) + pred * hole
         use_adv = step >= mc.warmup

@@ -27,13 +27,13 @@ PREFIX = "mouth/"
 def load_mouth(path: str | Path, grow: int | None = None):
     """The :class:`~training.mouth_net.MouthFill` module for the weights at ``path`` (``mouth.pt``
     or a training ``checkpoint.pt``), repainting ``grow`` patch pixels around the opening (default
-    :data:`~training.mouth_net.GROW`)."""
+    :data:`~training.mouth_net.GROW`), and the training step the weights come from."""
     from .mouth_net import GROW, MouthFill, MouthNet
 
     state = torch.load(path, map_location="cpu", weights_only=False)
     net = MouthNet(int(state.get("width", 16)))
     net.load_state_dict(state["net"])
-    return MouthFill(net.eval(), GROW if grow is None else grow).eval()
+    return MouthFill(net.eval(), GROW if grow is None else grow).eval(), state.get("step")
 
 
 def export_fill(fill, size: int, out: Path) -> None:
@@ -110,17 +110,17 @@ def main(argv: list[str] | None = None) -> int:
     if "smile.mouth" in meta:
         raise SystemExit(f"error: {src} already has a mouth network ({meta['smile.mouth'][:60]}...)")
     size = int(meta[contract.META_SIZE])
-    fill = load_mouth(mouth, args.grow)
-    state = torch.load(mouth, map_location="cpu", weights_only=False)
+    fill, step = load_mouth(mouth, args.grow)
     params = sum(p.numel() for p in fill.net.parameters())
-    description = (f"mouth network, {params} parameters, {state.get('step', '?')} steps of self-supervised mouth completion "
+    description = (f"mouth network, {params} parameters, {step if step is not None else '?'} steps of self-supervised mouth completion "
                    f"on the train split's real open smiling mouths (python -m training mouth); repaints {fill.grow} patch pixels "
                    "around the opening")
-    with tempfile.TemporaryDirectory() as tmp:
-        part = Path(tmp) / "mouth.onnx"
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        part, merged = Path(tmp) / "mouth.onnx", Path(tmp) / out.name
         export_fill(fill, size, part)
-        attach(src, part, out, args.version, description)
-    check_against_torch(out, fill, size)
+        attach(src, part, merged, args.version, description)
+        check_against_torch(merged, fill, size)  # nothing is written at OUT unless it passes
+        merged.replace(out)
     digest, nbytes = file_sha256(out), out.stat().st_size
     card = out.with_suffix(".md")
     card.write_text(mouth_card(src, out, args.version, description, digest, nbytes, [json.loads(Path(m).read_text()) for m in args.metrics],

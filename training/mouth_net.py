@@ -30,9 +30,8 @@ SIGMA_PX = 9.0
 #: The smallest spread (crop pixels) a frame is built for: an empty or tiny mask.
 MIN_SIGMA = 2.0
 #: How far (patch pixels) the region the model repaints reaches beyond the opening (training draws
-#: 0 to GROW_MAX per example, so that the network sees lips of every thickness hidden).
+#: 0 to ``[mouth] grow_max`` per example, so that the network sees lips of every thickness hidden).
 GROW = 4
-GROW_MAX = 8
 #: Mask values up to this much do not place the frame: a network's mask has a faint haze over the
 #: whole crop (about 50 in all at any strength) that would otherwise pull the frame to the middle.
 FLOOR = 0.05
