@@ -32,6 +32,17 @@ def test_default_model_contract_and_identity_at_zero(astronaut):
     assert np.abs(out.flow[1]).max() > 1.0  # λ = 2 moves pixels
 
 
+def test_default_model_draws_the_mouth_with_its_mouth_network_not_a_drawing():
+    """Issue 15: the shipped model's mouth comes from the network learned on real mouths; the smile
+    network's drawn mouth (its TeethAtlas, a picture sampled by GridSample) is not in the file."""
+    onnx = pytest.importorskip("onnx")
+    path = registry.resolve_model(None)
+    assert "smile.mouth" in SmileModel(path).meta
+    graph = onnx.load(str(path)).graph
+    samplers = [n.name for n in graph.node if n.op_type == "GridSample"]
+    assert samplers and all(name.startswith("mouth/") for name in samplers)
+
+
 def test_default_model_edits_only_the_face(astronaut):
     res = smilecore.smile(astronaut, strength=1.5)
     out = np.asarray(res.image)

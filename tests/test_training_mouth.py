@@ -75,24 +75,46 @@ def test_training_holes_are_the_inner_lips_and_patches_frame_them():
     assert patch[0, :, PATCH_H // 2, PATCH_W // 2].max() < -0.6  # dark inside, from the crop
 
 
-def test_the_fill_replaces_rgb_and_widens_the_mask_only_near_the_opening():
+def test_the_separable_resampling_is_grid_sample():
+    """to_patch / from_patch (two matrix products) sample exactly as grid_sample with border / zeros padding."""
+    import torch.nn.functional as F
+
+    from training.mouth_net import _grid, inverse_frame
+
     torch.manual_seed(0)
-    fill = MouthFill(MouthNet(8)).eval()
+    img = torch.rand(2, 3, S, S)
+    mask = torch.cat([_opening(), _opening(10, 90, 230, 250, value=0.6)])  # the second frame reaches past the crop
+    theta = mouth_frame(mask)
+    want = F.grid_sample(img, _grid(theta, PATCH_H, PATCH_W), mode="bilinear", padding_mode="border", align_corners=False)
+    assert torch.allclose(to_patch(img, theta), want, atol=1e-5)
+    patch = torch.rand(2, 3, PATCH_H, PATCH_W)
+    want = F.grid_sample(patch, _grid(inverse_frame(theta), S, S), mode="bilinear", padding_mode="zeros", align_corners=False)
+    got = from_patch(patch, theta, S)
+    assert torch.allclose(got, want, atol=1e-5) and got[0, :, 10, 10].abs().max() == 0
+
+
+def test_the_fill_paints_only_near_the_opening_at_its_strength_times_the_opacity():
+    torch.manual_seed(0)
     face = torch.zeros(1, 3, S, S)
-    rgb = torch.full((1, 3, S, S), 0.5)
     flow = torch.zeros(1, 2, S, S)
-    for strength in (1.0, 0.6):
+    for strength, opacity, want in ((1.0, 1.0, 1.0), (0.6, 1.0, 0.6), (0.6, 1.5, 0.9), (0.8, 1.5, 1.0)):
+        fill = MouthFill(MouthNet(8), opacity=opacity).eval()
         mask = _opening(value=strength)
         with torch.no_grad():
-            out, region = fill(face, rgb, mask, flow)
-        assert torch.equal(out[0, :, 10, 10], rgb[0, :, 10, 10])  # far from the mouth: the network's rgb
-        assert not torch.allclose(out[0, :, 176, 130], rgb[0, :, 176, 130])  # in the opening: the fill
-        # the mask covers the opening and the lips around it, at the opening's own strength
-        assert torch.all(region >= mask) and region.max().item() == pytest.approx(strength)
-        assert region[0, 0, 165, 130].item() > 0.5 * strength and region[0, 0, 175, 30].item() == 0.0
+            out, region = fill(face, mask, flow)
+        assert out[0, :, 10, 10].abs().max() == 0 and region[0, 0, 10, 10] == 0  # far from the mouth: nothing painted
+        assert out[0, :, 176, 130].abs().max() > 0  # in the opening: the fill
+        # the mask covers the opening and the lips around it, at the opening's strength times the opacity
+        assert torch.all(region[..., 170:182, 100:160] >= min(1.0, strength * opacity) - 1e-5)
+        assert region.max().item() == pytest.approx(want, abs=1e-5)
+        assert region[0, 0, 165, 130].item() > 0.5 * want and region[0, 0, 175, 30].item() == 0.0
 
 
-def test_attached_model_keeps_the_contract_and_runs_the_fill(tmp_path):
+def test_attached_model_keeps_the_contract_runs_the_fill_and_drops_the_drawn_mouth(tmp_path):
+    import onnx
+
+    from training.mouth_attach import NET_RGB
+
     src = build_fixture_model(tmp_path / "m.onnx", mask=0.0, rgb=0.25, dx=1.0, shade=0.1)
     torch.manual_seed(0)
     fill = MouthFill(MouthNet(8)).eval()
@@ -107,11 +129,31 @@ def test_attached_model_keeps_the_contract_and_runs_the_fill(tmp_path):
     assert np.array_equal(a.flow, b.flow) and np.array_equal(a.shade, b.shade)
     # the fixture's mask is 0 everywhere: its rgb is what the torch module says, its mask stays 0
     with torch.no_grad():
-        want, region = fill(torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1),
-                            torch.full((2, 3, S, S), 0.25), torch.zeros(2, 1, S, S),
+        want, region = fill(torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1), torch.zeros(2, 1, S, S),
                             torch.full((2, 2, S, S), 2.0) * torch.tensor([1.0, 0.0]).view(1, 2, 1, 1))
     np.testing.assert_allclose(a.rgb, np.clip(want.numpy(), -1, 1), atol=2e-4)
     assert not np.array_equal(a.rgb, b.rgb) and np.abs(a.mask).max() == 0.0
+    # nothing computes the smile network's own paint any more
+    graph = onnx.load(str(out)).graph
+    assert not any(NET_RGB in n.output or NET_RGB in n.input for n in graph.node)
+    assert len(graph.node) < len(onnx.load(str(src)).graph.node) + len(onnx.load(str(part)).graph.node)
+
+
+def test_drop_unused_keeps_what_the_outputs_need():
+    from onnx import TensorProto, helper, numpy_helper
+
+    from training.mouth_attach import drop_unused
+
+    one = numpy_helper.from_array(np.ones(1, np.float32), "one")
+    unused = numpy_helper.from_array(np.ones(3, np.float32), "unused")
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "one"], ["y"]), helper.make_node("Mul", ["x", "unused"], ["dead"]),
+         helper.make_node("Relu", ["dead"], ["dead2"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        [one, unused])
+    model = helper.make_model(graph)
+    drop_unused(model)
+    assert [n.op_type for n in model.graph.node] == ["Add"] and [t.name for t in model.graph.initializer] == ["one"]
 
 
 def test_a_model_gets_one_mouth_only(tmp_path):
@@ -132,20 +174,6 @@ def test_a_model_gets_one_mouth_only(tmp_path):
     assert mouth_network(once).e1[0].out_channels == 8 and mouth_network(src) is None
     with pytest.raises(SystemExit, match="already has a mouth network"):
         main(["--model", str(once), "--mouth", str(weights), "--out", str(tmp_path / "twice.onnx"), "--version", "2"])
-
-
-def test_the_baseline_without_the_mouth_is_the_source_model(tmp_path):
-    from training.mouth_attach import without_mouth
-
-    src = build_fixture_model(tmp_path / "m.onnx", mask=0.5, rgb=0.25, dx=1.0, shade=0.1)
-    part, out, back = tmp_path / "fill.onnx", tmp_path / "with.onnx", tmp_path / "back.onnx"
-    export_fill(MouthFill(MouthNet(8)).eval(), S, part)
-    attach(src, part, out, "9.9.9", "test mouth")
-    without_mouth(out, back)
-    crops = np.random.default_rng(2).integers(0, 255, (1, S, S, 3), dtype=np.uint8)
-    a, b, c = SmileModel(back).run(crops, 1.0), SmileModel(src).run(crops, 1.0), SmileModel(out).run(crops, 1.0)
-    assert np.array_equal(a.rgb, b.rgb) and not np.array_equal(a.rgb, c.rgb)
-    assert SmileModel(back).version == "9.9.9-drawn-mouth" and "smile.mouth" not in SmileModel(back).meta
 
 
 def test_training_runs_resumes_and_writes_the_weights(tmp_path, capsys):
@@ -183,10 +211,8 @@ def test_training_runs_resumes_and_writes_the_weights(tmp_path, capsys):
 
 
 def test_the_model_mask_is_the_repainted_region_and_the_shade_keeps_the_networks_mask(tmp_path):
-    from training.mouth_attach import without_mouth
-
     src = build_fixture_model(tmp_path / "m.onnx", mask=0.4, rgb=0.25, shade=0.1)
-    part, out, back = tmp_path / "fill.onnx", tmp_path / "with.onnx", tmp_path / "back.onnx"
+    part, out = tmp_path / "fill.onnx", tmp_path / "with.onnx"
     export_fill(MouthFill(MouthNet(8)).eval(), S, part)
     attach(src, part, out, "9.9.9", "test mouth")
     crops = np.zeros((1, S, S, 3), np.uint8)
@@ -194,8 +220,6 @@ def test_the_model_mask_is_the_repainted_region_and_the_shade_keeps_the_networks
     # a uniform 0.4 mask: the opening is everywhere, the region never exceeds the mask's own strength
     np.testing.assert_allclose(a.mask[0, 0, 100:150, 100:150], 0.4, atol=1e-5)
     assert a.mask.max() <= 0.4 + 1e-6 and np.array_equal(a.shade, b.shade)
-    without_mouth(out, back)
-    assert np.array_equal(SmileModel(back).run(crops, 1.0).mask, b.mask)
 
 
 def test_only_parted_lips_with_teeth_on_large_enough_faces_teach_it():

@@ -4,9 +4,11 @@ The smile network's ``rgb`` output is where it paints the inside of the mouth (w
 is above 0). This step appends the mouth network (training/mouth_net.py, trained by ``python -m
 training mouth``) to the model's graph: it warps the ``face`` along the ``flow``, frames the
 opening the ``mask`` marks, and redraws the opening and the lips around it from the face around
-them; its fill becomes the model's ``rgb`` there and the repainted region its ``mask``. Inputs,
-outputs and contract stay as they were (docs/model-contract.md), so the engine runs the new file
-as it ran the old one; only the mouth changes.
+them; its fill becomes the model's ``rgb`` and the repainted region its ``mask``. The smile
+network's own paint (its drawn mouth) is then used by nothing, and the merged graph drops it: the
+file holds no drawn mouth. Inputs, outputs and contract stay as they were
+(docs/model-contract.md), so the engine runs the new file as it ran the old one; only the mouth
+changes.
 """
 from __future__ import annotations
 
@@ -18,29 +20,37 @@ from pathlib import Path
 import numpy as np
 import torch
 
-#: The smile network's own paint and mask, renamed inside the merged graph (the shade still reads the latter).
-NET_RGB = "mouth_rgb_net"
+#: The smile network's own mask, renamed inside the merged graph (the mouth network and the shade read it).
 NET_MASK = "mouth_mask_net"
+#: What the smile network's own paint is renamed to: nothing reads it, so it is dropped.
+NET_RGB = "mouth_rgb_net"
 PREFIX = "mouth/"
+#: The repainted mouth's opacity per unit of the opening's strength, and how much of the smile
+#: network's soft mask edge counts as opening (training.mouth_net.MouthFill); both chosen on the
+#: validation split's realism test (docs/realism.md).
+OPACITY = 1.5
+SPREAD = 1.6
 
 
-def load_mouth(path: str | Path, grow: int | None = None):
+def load_mouth(path: str | Path, grow: int | None = None, opacity: float = 1.0, spread: float = 1.0):
     """The :class:`~training.mouth_net.MouthFill` module for the weights at ``path`` (``mouth.pt``
     or a training ``checkpoint.pt``), repainting ``grow`` patch pixels around the opening (default
-    :data:`~training.mouth_net.GROW`), and the training step the weights come from."""
+    :data:`~training.mouth_net.GROW`) at ``opacity`` times the opening's strength, the mask's soft
+    edge counted as opening by ``spread`` (see :class:`~training.mouth_net.MouthFill`), and the
+    training step the weights come from."""
     from .mouth_net import GROW, MouthFill, MouthNet
 
     state = torch.load(path, map_location="cpu", weights_only=False)
     net = MouthNet(int(state.get("width", 16)))
     net.load_state_dict(state["net"])
-    return MouthFill(net.eval(), GROW if grow is None else grow).eval(), state.get("step")
+    return MouthFill(net.eval(), GROW if grow is None else grow, opacity, spread).eval(), state.get("step")
 
 
 def export_fill(fill, size: int, out: Path) -> None:
-    """Trace ``fill`` (inputs face, rgb, mask, flow at ``size``; outputs filled, region) to ONNX opset 17."""
+    """Trace ``fill`` (inputs face, mask, flow at ``size``; outputs filled, region) to ONNX opset 17."""
     n = 2
-    args = (torch.zeros(n, 3, size, size), torch.zeros(n, 3, size, size), torch.zeros(n, 1, size, size), torch.zeros(n, 2, size, size))
-    names = ["face", "rgb", "mask", "flow"]
+    args = (torch.zeros(n, 3, size, size), torch.zeros(n, 1, size, size), torch.zeros(n, 2, size, size))
+    names = ["face", "mask", "flow"]
     with torch.no_grad():
         torch.onnx.export(fill, args, str(out), dynamo=False, opset_version=17, input_names=names, output_names=["filled", "region"],
                           dynamic_axes={k: {0: "N"} for k in names + ["filled", "region"]})
@@ -60,7 +70,7 @@ def attach(base_path: Path, fill_path: Path, out: Path, version: str, descriptio
     for node in g.node:
         node.output[:] = [inner.get(o, o) for o in node.output]
         node.input[:] = [inner.get(i, i) for i in node.input]
-    shared = {"face": contract.INPUT_FACE, "rgb": NET_RGB, "mask": NET_MASK, "flow": contract.OUTPUT_FLOW,
+    shared = {"face": contract.INPUT_FACE, "mask": NET_MASK, "flow": contract.OUTPUT_FLOW,
               "filled": contract.OUTPUT_RGB, "region": contract.OUTPUT_MASK}
 
     def rename(name: str) -> str:
@@ -74,12 +84,34 @@ def attach(base_path: Path, fill_path: Path, out: Path, version: str, descriptio
         node.output[:] = [rename(o) for o in node.output]
         node.name = PREFIX + node.name
         g.node.append(node)
+    drop_unused(base)
     meta = {p.key: p.value for p in base.metadata_props}
     meta.update({contract.META_MODEL_VERSION: version, "smile.mouth": description})
     del base.metadata_props[:]
     helper.set_model_props(base, meta)
     onnx.checker.check_model(base)
     onnx.save(base, str(out))
+
+
+def drop_unused(model) -> None:
+    """Remove from ``model`` (an ``onnx.ModelProto``, changed in place) every node and initializer that
+    no graph output depends on (in the merged graph: the smile network's drawn mouth)."""
+    g = model.graph
+    needed = {o.name for o in g.output}
+    kept = []
+    for node in reversed(list(g.node)):
+        if any(o in needed for o in node.output):
+            kept.append(node)
+            needed.update(i for i in node.input if i)
+            for attr in node.attribute:  # subgraphs (If, Loop) read names too
+                if attr.HasField("g"):
+                    needed.update(i for n in attr.g.node for i in n.input)
+    kept.reverse()
+    inits = [t for t in g.initializer if t.name in needed]
+    del g.node[:]
+    g.node.extend(kept)
+    del g.initializer[:]
+    g.initializer.extend(inits)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="the model to write (.onnx; a model card .md beside it)")
     ap.add_argument("--version", required=True, help="the new model's version")
     ap.add_argument("--grow", type=int, default=None, help="patch pixels repainted around the opening (default mouth_net.GROW)")
+    ap.add_argument("--opacity", type=float, default=OPACITY,
+                    help=f"the repainted mouth's opacity per unit of the opening's strength, at most 1 (default {OPACITY:g})")
+    ap.add_argument("--spread", type=float, default=SPREAD,
+                    help=f"how much of the mask's soft edge counts as opening, ≥ 1 (default {SPREAD:g})")
     ap.add_argument("--metrics", nargs="*", default=[], help="metrics.json files of `evaluate --model OUT` for its card")
     ap.add_argument("--failures", default=None, help="a Markdown file: what the model gets wrong, looked at (for its card)")
     ap.add_argument("--register", action="store_true", help="bundle it as the default model (smilecore/models)")
@@ -102,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .config import load_config
     from .export import register_bundled
+    from .mouth_net import SPREAD_FULL
 
     cfg = load_config(args.config)
     mouth = Path(args.mouth) if args.mouth else cfg.cache / "mouth" / "mouth.pt"
@@ -110,11 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     if "smile.mouth" in meta:
         raise SystemExit(f"error: {src} already has a mouth network ({meta['smile.mouth'][:60]}...)")
     size = int(meta[contract.META_SIZE])
-    fill, step = load_mouth(mouth, args.grow)
+    fill, step = load_mouth(mouth, args.grow, args.opacity, args.spread)
     params = sum(p.numel() for p in fill.net.parameters())
     description = (f"mouth network, {params} parameters, {step if step is not None else '?'} steps of self-supervised mouth completion "
                    f"on the train split's real open smiling mouths (python -m training mouth); repaints {fill.grow} patch pixels "
-                   "around the opening")
+                   f"around the opening at {fill.opacity:g} x the opening's strength (at most opaque), "
+                   f"the opening told as min(1, {fill.spread:g} x mask / its maximum) up to mask strength {SPREAD_FULL:g}, "
+                   "tapering to the mask itself at 1")
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         part, merged = Path(tmp) / "mouth.onnx", Path(tmp) / out.name
         export_fill(fill, size, part)
@@ -141,16 +180,14 @@ def check_against_torch(path: Path, fill, size: int, tolerance: float = 2e-3) ->
     from smilecore import contract
 
     model = onnx.load(str(path))
-    for name, c in ((NET_RGB, 3), (NET_MASK, 1)):
-        model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", c, size, size]))
+    model.graph.output.append(helper.make_tensor_value_info(NET_MASK, TensorProto.FLOAT, ["N", 1, size, size]))
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     face = rng.uniform(-1, 1, (2, 3, size, size)).astype(np.float32)
     names = [o.name for o in sess.get_outputs()]
     outs = dict(zip(names, sess.run(names, {contract.INPUT_FACE: face, contract.INPUT_STRENGTH: np.full((2, 1), 2.0, np.float32)})))
     with torch.no_grad():
-        rgb, mask = fill(torch.from_numpy(face), torch.from_numpy(outs[NET_RGB]), torch.from_numpy(outs[NET_MASK]),
-                         torch.from_numpy(outs[contract.OUTPUT_FLOW]))
+        rgb, mask = fill(torch.from_numpy(face), torch.from_numpy(outs[NET_MASK]), torch.from_numpy(outs[contract.OUTPUT_FLOW]))
     err = max(float(np.abs(rgb.numpy() - outs[contract.OUTPUT_RGB]).max()), float(np.abs(mask.numpy() - outs[contract.OUTPUT_MASK]).max()))
     if err > tolerance:
         raise SystemExit(f"error: the merged model differs from PyTorch's by {err:.2e}")
@@ -189,35 +226,3 @@ def mouth_network(path: Path):
     model = onnx.load(str(path), load_external_data=False)
     first = next((t for t in model.graph.initializer if t.name == PREFIX + "net.e1.0.weight"), None)
     return None if first is None else MouthNet(int(first.dims[0]))
-
-
-def without_mouth(path: Path, out: Path) -> None:
-    """Write the model at ``path`` (made by :func:`attach`) to ``out`` with the smile network's own
-    painted mouth as its ``rgb`` again: the baseline that ``python -m benchmarks quality`` reports."""
-    import onnx
-    from onnx import helper
-
-    from smilecore import contract
-
-    model = onnx.load(str(path))
-    g = model.graph
-    meta = {p.key: p.value for p in model.metadata_props}
-    if "smile.mouth" not in meta:
-        raise SystemExit(f"error: {path} has no mouth network")
-    kept = [n for n in g.node if not n.name.startswith(PREFIX)]
-    back = {NET_RGB: contract.OUTPUT_RGB, NET_MASK: contract.OUTPUT_MASK}
-    for node in kept:
-        node.output[:] = [back.get(o, o) for o in node.output]
-        node.input[:] = [back.get(i, i) for i in node.input]
-    used = {i for n in kept for i in n.input}
-    inits = [t for t in g.initializer if not t.name.startswith(PREFIX) or t.name in used]
-    del g.node[:]
-    g.node.extend(kept)
-    del g.initializer[:]
-    g.initializer.extend(inits)
-    del meta["smile.mouth"]
-    meta[contract.META_MODEL_VERSION] = meta[contract.META_MODEL_VERSION] + "-drawn-mouth"
-    del model.metadata_props[:]
-    helper.set_model_props(model, meta)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(out))

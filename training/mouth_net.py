@@ -35,6 +35,9 @@ GROW = 4
 #: Mask values up to this much do not place the frame: a network's mask has a faint haze over the
 #: whole crop (about 50 in all at any strength) that would otherwise pull the frame to the middle.
 FLOOR = 0.05
+#: Mask strengths up to this get the whole ``spread`` of :class:`MouthFill`; above it the spread
+#: tapers linearly to none at strength 1 (a fully open mouth's mask is already sharp).
+SPREAD_FULL = 0.7
 
 
 def mouth_frame(mask: torch.Tensor) -> torch.Tensor:
@@ -75,16 +78,36 @@ def _grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return torch.stack([gx.expand(-1, h, w), gy.expand(-1, h, w)], dim=3)
 
 
+def _axis_weights(scale: torch.Tensor, shift: torch.Tensor, n_out: int, n_in: int, clamp: bool) -> torch.Tensor:
+    """Bilinear resampling weights along one axis, [N, n_out, n_in]: output sample ``j`` (normalised
+    coordinate ``(2j + 1)/n_out − 1``) reads the input at normalised ``scale · x + shift``
+    (``align_corners=False``); ``clamp``: coordinates beyond the edge read the edge (``border``
+    padding), else they read zeros (``zeros`` padding). One axis of :func:`F.grid_sample` for a
+    grid without rotation, so an image resamples as two matrix products."""
+    xs = (2 * torch.arange(n_out, dtype=scale.dtype, device=scale.device) + 1) / n_out - 1
+    u = ((scale.view(-1, 1) * xs.view(1, -1) + shift.view(-1, 1) + 1) * n_in - 1) / 2  # input pixel coordinate
+    if clamp:
+        u = u.clamp(0.0, n_in - 1.0)
+    i = torch.arange(n_in, dtype=scale.dtype, device=scale.device)
+    return F.relu(1.0 - (u.unsqueeze(2) - i.view(1, 1, -1)).abs())
+
+
+def _resample(image: torch.Tensor, theta: torch.Tensor, h: int, w: int, clamp: bool) -> torch.Tensor:
+    """``F.grid_sample(image, _grid(theta, h, w), "bilinear", border if clamp else zeros)`` as two
+    matrix products (exact for a ``theta`` without rotation, and far cheaper for a large output)."""
+    wy = _axis_weights(theta[:, 1, 1], theta[:, 1, 2], h, image.shape[2], clamp)  # [N, h, H]
+    wx = _axis_weights(theta[:, 0, 0], theta[:, 0, 2], w, image.shape[3], clamp)  # [N, w, W]
+    return torch.matmul(torch.matmul(wy.unsqueeze(1), image), wx.unsqueeze(1).transpose(2, 3))
+
+
 def to_patch(image: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """``image`` [N,C,S,S] resampled (bilinear) into the mouth patch [N,C,PATCH_H,PATCH_W]."""
-    grid = _grid(theta, PATCH_H, PATCH_W)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    """``image`` [N,C,S,S] resampled (bilinear, border padding) into the mouth patch [N,C,PATCH_H,PATCH_W]."""
+    return _resample(image, theta, PATCH_H, PATCH_W, clamp=True)
 
 
 def from_patch(patch: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tensor:
-    """``patch`` [N,C,PATCH_H,PATCH_W] resampled back into the crop [N,C,size,size] (0 outside)."""
-    grid = _grid(inverse_frame(theta), size, size)
-    return F.grid_sample(patch, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    """``patch`` [N,C,PATCH_H,PATCH_W] resampled (bilinear) back into the crop [N,C,size,size] (0 outside)."""
+    return _resample(patch, inverse_frame(theta), size, size, clamp=False)
 
 
 def grow_region(opening: torch.Tensor, grow: int) -> torch.Tensor:
@@ -152,38 +175,42 @@ class PatchCritic(nn.Module):
 
 
 class MouthFill(nn.Module):
-    """The mouth network inside the exported model: (face, rgb, mask, flow) → (rgb, mask).
+    """The mouth network inside the exported model: (face, mask, flow) → (rgb, mask).
 
-    ``face``: the contract's input [N,3,S,S] in [-1, 1]; ``rgb``, ``mask``, ``flow``: the smile
-    network's outputs. The face is warped along the backward ``flow`` (as the engine warps it,
-    at the patch's pixels only);
-    the mouth frame and the opening come from ``mask``, the region is the opening grown by
-    ``grow`` patch pixels. Where the patch reaches, the fill replaces ``rgb``; the mask returned
-    is the larger of ``mask`` and the region (at the opening's own strength: a faint mask, at a
-    small λ, stays as faint).
+    ``face``: the contract's input [N,3,S,S] in [-1, 1]; ``mask``, ``flow``: the smile network's
+    outputs. The face is warped along the backward ``flow`` (as the engine warps it, at the
+    patch's pixels only); the mouth frame and the opening come from ``mask``, the region is the
+    opening grown by ``grow`` patch pixels. The ``rgb`` returned is the fill (0 beyond the patch)
+    and the ``mask`` the region at the opening's own strength times ``opacity`` (at most 1): a faint
+    opening, at a small λ, stays faint, and ``opacity`` > 1 makes a partly open mouth opaque sooner.
+    ``spread`` > 1 counts the mask's soft edge as opening too (the opening the network is told of is
+    ``min(1, spread · mask / its maximum)``): a thin opening, at a small λ, shows teeth instead of a
+    dark slit. The whole spread applies up to a mask strength of :data:`SPREAD_FULL` (λ ≈ 1) and
+    tapers to none at strength 1 (λ ≥ 2, where the mask is sharp already).
+    Nothing outside the region is repainted, and the smile network's own paint is not used at all
+    (the merged graph drops it).
     """
 
-    def __init__(self, net: MouthNet, grow: int = GROW):
+    def __init__(self, net: MouthNet, grow: int = GROW, opacity: float = 1.0, spread: float = 1.0):
         super().__init__()
         self.net = net
         self.grow = grow
+        self.opacity = float(opacity)
+        self.spread = float(spread)
 
-    def forward(self, face: torch.Tensor, rgb: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, face: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s = face.shape[2]
         theta = mouth_frame(mask)
         # the warped face, sampled at the patch's pixels only: the flow there says where each looks
         grid = _grid(theta, PATCH_H, PATCH_W)
-        moved = F.grid_sample(flow, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        moved = to_patch(flow, theta)
         grid = grid + moved.permute(0, 2, 3, 1) * (2.0 / s)
         patch = F.grid_sample(face, grid, mode="bilinear", padding_mode="border", align_corners=False)
         # the net learned on openings that reach 1; the opening's strength comes back in the mask
         strength = mask.amax(dim=(1, 2, 3), keepdim=True)
-        opening = to_patch((mask / strength.clamp(min=FLOOR)).clamp(0.0, 1.0), theta)
+        spread = 1.0 + (self.spread - 1.0) * ((1.0 - strength) / (1.0 - SPREAD_FULL)).clamp(0.0, 1.0)
+        opening = to_patch((spread * mask / strength.clamp(min=FLOOR)).clamp(0.0, 1.0), theta)
         region = grow_region(opening, self.grow)
         fill = self.net(net_input(patch, region, opening))
-        back = from_patch(torch.cat([fill, region, torch.ones_like(region)], 1), theta, s)
-        cover = back[:, 4:5]
-        rgb_out = back[:, :3] + (1.0 - cover) * rgb
-        mask_out = torch.maximum(mask, back[:, 3:4] * strength)
-        return rgb_out, mask_out
+        back = from_patch(torch.cat([fill, region], 1), theta, s)
+        return back[:, :3], back[:, 3:4] * (strength * self.opacity).clamp(max=1.0)
