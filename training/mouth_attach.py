@@ -32,7 +32,7 @@ OPACITY = 1.5
 SPREAD = 1.6
 
 
-def load_mouth(path: str | Path, grow: int | None = None, opacity: float = 1.0, spread: float = 1.0):
+def load_mouth(path: str | Path, grow: int | None = None, opacity: float = OPACITY, spread: float = SPREAD):
     """The :class:`~training.mouth_net.MouthFill` module for the weights at ``path`` (``mouth.pt``
     or a training ``checkpoint.pt``), repainting ``grow`` patch pixels around the opening (default
     :data:`~training.mouth_net.GROW`) at ``opacity`` times the opening's strength, the mask's soft
