@@ -110,6 +110,31 @@ def test_the_fill_paints_only_near_the_opening_at_its_strength_times_the_opacity
         assert region[0, 0, 165, 130].item() > 0.5 * want and region[0, 0, 175, 30].item() == 0.0
 
 
+def test_the_spread_widens_a_faint_opening_and_tapers_off_for_a_full_one():
+    """The network is told a larger opening (the mask's soft edge counted in) at a small strength,
+    the mask itself at strength 1."""
+    from training.mouth_net import SPREAD_FULL
+
+    told = {}
+
+    class Spy(MouthNet):
+        def forward(self, x):
+            told["opening"] = x[:, 4:5].clone()
+            return super().forward(x)
+
+    def opening_area(strength, spread):
+        # a core at the mask's strength inside a soft edge at half of it
+        mask = torch.maximum(_opening(value=strength), _opening(96, 164, 166, 186, value=0.5 * strength))
+        with torch.no_grad():
+            MouthFill(Spy(8), spread=spread).eval()(torch.zeros(1, 3, S, S), mask, torch.zeros(1, 2, S, S))
+        return told["opening"].sum().item()
+
+    faint = SPREAD_FULL - 0.1
+    # core 60×12 px at 1, edge 640 px at 0.5 → 0.8: the area grows by (720 + 512) / (720 + 320) ≈ 1.18
+    assert opening_area(faint, 1.6) == pytest.approx(1.185 * opening_area(faint, 1.0), rel=0.03)
+    assert opening_area(1.0, 1.6) == pytest.approx(opening_area(1.0, 1.0), rel=1e-5)
+
+
 def test_attached_model_keeps_the_contract_runs_the_fill_and_drops_the_drawn_mouth(tmp_path):
     import onnx
 

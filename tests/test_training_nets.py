@@ -46,6 +46,18 @@ def test_mobile_unet_budget():
     assert all(abs(a - 0.5) < 1e-6 for a in net.alphas)  # α = sigmoid(0) at init
 
 
+def test_count_macs_leaves_out_a_skipped_part():
+    """The atlas heads are two 3×3 convs (2 and 1 outputs) on the decoder features: skipping them
+    removes exactly their multiply-accumulates."""
+    net = nets.build_net("mobile_unet", teeth_atlas=True)
+    net.heads.use_atlas = True
+    atlas = net.heads.atlas
+    full, without = nets.count_macs(net, 128), nets.count_macs(net, 128, skip=atlas)
+    cin = atlas.uv.in_channels
+    assert 0 < full - without <= cin * 9 * 3 * 128 * 128  # at most the crop's resolution
+    assert nets.count_macs(net, 128, skip=net) == 0
+
+
 def test_baseline_param_counts():
     assert 50e6 < nets.count_params(baselines.build("pix2pix_unet")) < 60e6
     assert 28e6 < nets.count_params(baselines.build("standard_unet")) < 33e6

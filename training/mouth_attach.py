@@ -95,7 +95,8 @@ def attach(base_path: Path, fill_path: Path, out: Path, version: str, descriptio
 
 def drop_unused(model) -> None:
     """Remove from ``model`` (an ``onnx.ModelProto``, changed in place) every node and initializer that
-    no graph output depends on (in the merged graph: the smile network's drawn mouth)."""
+    no graph output depends on (in the merged graph: the smile network's drawn mouth). For graphs
+    without subgraphs (If, Loop), as exported smile models are; ``attach`` checks the result."""
     g = model.graph
     needed = {o.name for o in g.output}
     kept = []
@@ -103,9 +104,6 @@ def drop_unused(model) -> None:
         if any(o in needed for o in node.output):
             kept.append(node)
             needed.update(i for i in node.input if i)
-            for attr in node.attribute:  # subgraphs (If, Loop) read names too
-                if attr.HasField("g"):
-                    needed.update(i for n in attr.g.node for i in n.input)
     kept.reverse()
     inits = [t for t in g.initializer if t.name in needed]
     del g.node[:]

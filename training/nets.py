@@ -372,9 +372,11 @@ def count_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters() if p.requires_grad and id(p) not in idle)
 
 
-def count_macs(net: nn.Module, size: int = 256, inputs: tuple[torch.Tensor, ...] | None = None) -> int:
+def count_macs(net: nn.Module, size: int = 256, inputs: tuple[torch.Tensor, ...] | None = None,
+               skip: nn.Module | None = None) -> int:
     """Multiply-accumulates of one forward pass on a ``size``² crop (or on ``inputs``, for a
-    network with other inputs), counted with forward hooks.
+    network with other inputs), counted with forward hooks; the layers of ``skip`` (a part of
+    ``net`` that an exported file does not hold) are left out.
 
     Counts convolutions, transposed convolutions and linear layers (the
     element-wise work of norms, activations and resampling is left out, as is usual).
@@ -397,7 +399,10 @@ def count_macs(net: nn.Module, size: int = 256, inputs: tuple[torch.Tensor, ...]
         total += out[0].numel() * mod.in_features
 
     handles = []
+    skipped = {id(m) for m in skip.modules()} if skip is not None else set()
     for m in net.modules():
+        if id(m) in skipped:
+            continue
         if isinstance(m, nn.ConvTranspose2d):
             handles.append(m.register_forward_hook(tconv_hook))
         elif isinstance(m, nn.Conv2d):
