@@ -43,6 +43,23 @@ def test_default_model_draws_the_mouth_with_its_mouth_network_not_a_drawing():
     assert samplers and all(name.startswith("mouth/") for name in samplers)
 
 
+def test_default_model_paints_a_grey_mouth_into_a_grey_photo(astronaut):
+    """A black-and-white portrait (stored as RGB) gets a grey mouth, not a tinted one; a colour
+    photo keeps the mouth network's colours."""
+    from smilecore.align import align_face, extract_crop
+
+    model = SmileModel(registry.resolve_model(None))
+    face = smilecore.detect_faces(astronaut)[0]
+    crop = extract_crop(astronaut, align_face(face.landmarks, model.size))
+    grey = np.repeat(np.rint(crop @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)[..., None], 3, axis=2)
+    for image, tinted in ((grey, False), (crop, True)):
+        out = model.run(image[None], 2.0)
+        painted = out.mask[0, 0] > 0.05
+        assert painted.sum() > 200  # the mouth network painted the opening
+        spread = np.abs(out.rgb[0, 0] - out.rgb[0, 2])[painted].max()
+        assert (spread > 0.02) == tinted, spread
+
+
 def test_default_model_edits_only_the_face(astronaut):
     res = smilecore.smile(astronaut, strength=1.5)
     out = np.asarray(res.image)

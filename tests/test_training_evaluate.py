@@ -63,3 +63,34 @@ def test_tooth_edges_tell_separate_teeth_from_a_band():
     assert tooth_edges(band, lips) < 1.0
     assert tooth_edges(teeth, lips) > 15.0
     assert tooth_edges(np.zeros_like(band), np.zeros((20, 2), np.float32)) == 0.0
+
+
+def test_the_engine_editor_composites_as_a_user_gets_it(astronaut):
+    """``onnx_editor`` (default ``engine``) edits a crop as the engine edits a photo: nothing outside
+    the face's own region changes, the mouth does, and λ = 0 is the crop itself."""
+    import smilecore
+    from smilecore import facemesh
+    from smilecore.align import CROP_SIZE, align_face, extract_crop
+    from smilecore.registry import resolve_model
+    from training.evaluate import onnx_editor
+
+    face = smilecore.detect_faces(astronaut)[0]
+    crop = extract_crop(astronaut, align_face(face.landmarks, CROP_SIZE))[None]
+    edit, size = onnx_editor(resolve_model(None))
+    assert size == CROP_SIZE
+    assert np.array_equal(edit(crop, 0.0), crop)
+    out = edit(crop, 2.0)
+    assert out.shape == crop.shape and out.dtype == np.uint8
+    from smilecore.model import SmileModel
+
+    flow = SmileModel(resolve_model(None)).run(crop, 2.0).flow[0]
+    area = facemesh.edit_region(facemesh.network().read(crop)[0][0], CROP_SIZE, flow)
+    outside = area == 0
+    assert outside.mean() > 0.2  # hair, background, collar
+    assert np.array_equal(out[0][outside], crop[0][outside])
+    diff = np.abs(out[0].astype(int) - crop[0].astype(int)).max(axis=-1)
+    assert diff[150:210, 90:170].max() > 20  # the mouth moved
+    net, _ = onnx_editor(resolve_model(None), "network")
+    assert not np.array_equal(net(crop, 2.0), out)  # the contract's formula alone is another picture
+    with pytest.raises(ValueError, match="composite"):
+        onnx_editor(resolve_model(None), "paint")

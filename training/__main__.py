@@ -21,6 +21,7 @@ STEPS = {
     "shade": "training.shade",
     "mouth": "training.mouth",
     "mouth-attach": "training.mouth_attach",
+    "tune": "training.tune",
 }
 
 USAGE = "usage: python -m training {" + "|".join(STEPS) + "} [--config PATH] [options]"

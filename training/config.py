@@ -259,6 +259,31 @@ class MouthConfig:
 
 
 @dataclass(frozen=True)
+class TuneConfig:
+    """``[tune]`` (``training.tune``: the shipped model tuned against real smiles)."""
+
+    minutes: float
+    batch: int
+    lr: float
+    lr_d: float
+    lam: tuple[float, float]
+    lam_neg: tuple[float, float]
+    neg_share: float
+    w_adv: float
+    w_anchor: float
+    w_mask: float
+    w_rank: float
+    w_shade: float
+    shade_grid: int
+    disc_width: int
+    d_warmup: int
+    threads: int
+    checkpoint_minutes: float
+    snapshot_every: int
+    seed: int
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; ``train`` is the CPU recipe, :meth:`train_recipe` picks one."""
 
@@ -273,6 +298,7 @@ class Config:
     export: ExportConfig
     evaluate: EvaluateConfig
     mouth: MouthConfig
+    tune: TuneConfig
 
     def train_recipe(self, gpu: bool) -> TrainConfig:
         """``[train]``, or ``[train]`` with ``[train.gpu]`` merged over it."""
@@ -367,6 +393,7 @@ def load_config(path: str | Path | None = None) -> Config:
         export=_build(ExportConfig, raw["export"], "export"),
         evaluate=_build(EvaluateConfig, raw["evaluate"], "evaluate"),
         mouth=_build(MouthConfig, raw["mouth"], "mouth"),
+        tune=_build(TuneConfig, raw["tune"], "tune"),
     )
 
 

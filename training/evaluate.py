@@ -32,8 +32,10 @@ mouths, what models 1.0.0 and 1.1.0 learned).
 It prints Markdown tables, writes ``cache_dir/eval/metrics.json`` and a contact
 sheet ``cache_dir/eval/contact_sheet.png`` (input | λ = −1, 1, 2, 3 | teacher at 2),
 both outside the repository (the faces may not be redistributed).
-The model is an exported ``.onnx`` (``--model``, run through smilecore's loader)
-or a training checkpoint (``--checkpoint``, default the run's best.pt).
+The model is an exported ``.onnx`` (``--model``, run through smilecore's loader and, by
+default, put into each crop by the engine's own composite with the crop as the photo:
+``--composite``, :data:`COMPOSITES`) or a training checkpoint (``--checkpoint``, default the
+run's best.pt).
 """
 from __future__ import annotations
 
@@ -61,27 +63,54 @@ SHEET_LAMS = (-1.0, 1.0, 2.0, 3.0)
 Editor = Callable[[np.ndarray, float], np.ndarray]  # uint8 [N,S,S,3], λ -> uint8 [N,S,S,3]
 
 
-def onnx_editor(path: str | Path) -> tuple[Editor, int]:
-    """An editor running an exported model through the engine's loader; returns (editor, crop size)."""
+#: How :func:`onnx_editor` puts the model's outputs into the crop: ``"engine"``, the engine's own
+#: :func:`smilecore.composite.composite_face` with the crop as the photo (what a user gets: the
+#: face's own edit region, the painted mouth matched to the photo's white point and grain, the
+#: warp bicubic); ``"network"``, the contract's formula alone (:func:`training.losses.composite`:
+#: bilinear warp, no region, no matching), as every evaluation up to model 1.4.0 did.
+COMPOSITES = ("engine", "network")
+
+
+def onnx_editor(path: str | Path, how: str = "engine") -> tuple[Editor, int]:
+    """An editor running an exported model through the engine's loader and composite (``how``:
+    one of :data:`COMPOSITES`); returns (editor, crop size)."""
     from smilecore import facemesh
+    from smilecore.align import Alignment
+    from smilecore.composite import composite_face
     from smilecore.model import SmileModel
 
+    if how not in COMPOSITES:
+        raise ValueError(f"unknown composite {how!r}; choose one of {', '.join(COMPOSITES)}")
     model = SmileModel(path)
+    s = model.size
+    eye = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    crop_as_photo = Alignment(matrix=eye, inverse=eye.copy(), size=s)
 
     def edit(crops: np.ndarray, lam: float) -> np.ndarray:
         outs = []
         for a in range(0, len(crops), 16):
             c = crops[a : a + 16]
             o = model.run(c, lam)
-            x = network_input(c)
+            outlines, teeth = facemesh.network().read(c)
             # as the engine does: a face that shows its own teeth keeps them (smilecore.facemesh)
-            mask = facemesh.painted_mask(o.mask, facemesh.network().read(c)[1])
-            y = composite(x, torch.from_numpy(o.rgb), torch.from_numpy(mask), torch.from_numpy(o.flow),
-                          None if o.shade is None else torch.from_numpy(o.shade))
-            outs.append(to_uint8(y))
+            mask = facemesh.painted_mask(o.mask, teeth)
+            if how == "network":
+                x = network_input(c)
+                y = composite(x, torch.from_numpy(o.rgb), torch.from_numpy(mask), torch.from_numpy(o.flow),
+                              None if o.shade is None else torch.from_numpy(o.shade))
+                outs.append(to_uint8(y))
+                continue
+            out = np.array(c, copy=True)
+            for k in range(len(c)):
+                if lam == 0:
+                    continue
+                area = facemesh.edit_region(outlines[k], s, o.flow[k])
+                composite_face(np.ascontiguousarray(c[k]), crop_as_photo, o.rgb[k], mask[k], o.flow[k], out=out[k],
+                               face_area=area, shade=None if o.shade is None else o.shade[k])
+            outs.append(out)
         return np.concatenate(outs)
 
-    return edit, model.size
+    return edit, s
 
 
 def torch_editor(path: str | Path) -> tuple[Editor, int]:
@@ -286,14 +315,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="teacher to compare against (default [evaluate] teacher)")
     ap.add_argument("--realism-faces", type=int, default=None,
                     help="most faces per side of the realism test (default [evaluate] realism_faces; 0 skips it)")
+    ap.add_argument("--composite", default="engine", choices=COMPOSITES,
+                    help="how a --model's outputs go into the crop: the engine's composite (default) or the contract's "
+                         "formula alone, as evaluations up to model 1.4.0 did")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
     ev = cfg.evaluate
     torch.set_num_threads(ev.threads)
     try:
         if args.model:
-            edit, size = onnx_editor(args.model)
-            what = args.model
+            edit, size = onnx_editor(args.model, args.composite)
+            what = f"{args.model} ({args.composite} composite)"
         else:
             ckpt = args.checkpoint or str(cfg.run_dir() / "best.pt")
             if not Path(ckpt).exists():

@@ -96,6 +96,19 @@ def export_onnx(net: torch.nn.Module, out: Path, size: int, meta: dict[str, str]
     tmp.replace(out)
 
 
+def save_with_meta(model, out: Path, updates: dict[str, str]) -> None:
+    """Save ``model`` (an ``onnx.ModelProto``) to ``out`` with its metadata updated by ``updates``,
+    after ONNX's checker has passed it."""
+    import onnx
+
+    meta = {p.key: p.value for p in model.metadata_props}
+    meta.update(updates)
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, meta)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out))
+
+
 def weights_to_fp16(path: Path, min_elements: int = 1024) -> None:
     """Store large float32 initializers as float16, each followed by a Cast back to float32."""
     import onnx

@@ -60,9 +60,10 @@ def attach(base_path: Path, fill_path: Path, out: Path, version: str, descriptio
     """Write ``base_path`` (a smile model) to ``out`` with the graph at ``fill_path`` (from
     :func:`export_fill`) deciding its ``rgb`` and ``mask`` outputs."""
     import onnx
-    from onnx import helper
 
     from smilecore import contract
+
+    from .export import save_with_meta
 
     base, extra = onnx.load(str(base_path)), onnx.load(str(fill_path))
     g = base.graph
@@ -85,12 +86,7 @@ def attach(base_path: Path, fill_path: Path, out: Path, version: str, descriptio
         node.name = PREFIX + node.name
         g.node.append(node)
     drop_unused(base)
-    meta = {p.key: p.value for p in base.metadata_props}
-    meta.update({contract.META_MODEL_VERSION: version, "smile.mouth": description})
-    del base.metadata_props[:]
-    helper.set_model_props(base, meta)
-    onnx.checker.check_model(base)
-    onnx.save(base, str(out))
+    save_with_meta(base, out, {contract.META_MODEL_VERSION: version, "smile.mouth": description})
 
 
 def drop_unused(model) -> None:
@@ -212,6 +208,25 @@ def mouth_card(src: Path, out: Path, version: str, description: str, digest: str
     body = base.split("\n", 1)[1] if base.startswith("# ") else base
     lines += ["## The source model (its card)", ""]
     return "\n".join(lines) + body.replace("\n## ", "\n### ")
+
+
+def mouth_from_model(path: str | Path, grow: int | None = None, opacity: float = OPACITY, spread: float = SPREAD):
+    """The :class:`~training.mouth_net.MouthFill` inside a merged model file, with its weights (the
+    file does not record ``grow``, ``opacity`` and ``spread``: they are the defaults unless given)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from .mouth_net import GROW, MouthFill
+
+    net = mouth_network(Path(path))
+    if net is None:
+        raise SystemExit(f"error: {path} has no mouth network")
+    model = onnx.load(str(path), load_external_data=False)
+    head = PREFIX + "net."
+    state = {t.name[len(head):]: torch.from_numpy(numpy_helper.to_array(t).astype(np.float32))
+             for t in model.graph.initializer if t.name.startswith(head)}
+    net.load_state_dict(state)
+    return MouthFill(net.eval(), GROW if grow is None else grow, opacity, spread).eval()
 
 
 def mouth_network(path: Path):

@@ -23,6 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .nets import keep_colour
+
 #: The mouth patch (rows, columns) and the opening's horizontal spread in it, in patch pixels
 #: (an opening spans about 4 spreads: about half the patch's width).
 PATCH_H, PATCH_W = 48, 72
@@ -211,6 +213,7 @@ class MouthFill(nn.Module):
         spread = 1.0 + (self.spread - 1.0) * ((1.0 - strength) / (1.0 - SPREAD_FULL)).clamp(0.0, 1.0)
         opening = to_patch((spread * mask / strength.clamp(min=FLOOR)).clamp(0.0, 1.0), theta)
         region = grow_region(opening, self.grow)
-        fill = self.net(net_input(patch, region, opening))
+        # grey in a grey photo: the network learned on colour and grey mouths alike, and tints some grey ones
+        fill = keep_colour(self.net(net_input(patch, region, opening)), patch)
         back = from_patch(torch.cat([fill, region], 1), theta, s)
         return back[:, :3], back[:, 3:4] * (strength * self.opacity).clamp(max=1.0)

@@ -89,6 +89,19 @@ def mask_gate(strength: torch.Tensor, tau: float) -> torch.Tensor:
     return 1.0 - torch.exp(-torch.square(strength / tau))
 
 
+def colourfulness(face: torch.Tensor) -> torch.Tensor:
+    """[N,1,1,1] in [0, 1]: 0 for a grey face, 1 for any face with ordinary skin colour (mean
+    |R − B| of 0.04 or more on the [-1, 1] scale). What is drawn into a face (the teeth atlas, the
+    mouth network's fill) keeps this share of its own colour: grey in a grey photo."""
+    return ((face[:, 0] - face[:, 2]).abs().mean(dim=(1, 2)) * 25.0).clamp(0.0, 1.0)[:, None, None, None]
+
+
+def keep_colour(drawn: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+    """``drawn`` [N,3,H,W] with its colour scaled by :func:`colourfulness` of ``face``."""
+    grey = drawn.mean(dim=1, keepdim=True)
+    return grey + colourfulness(face) * (drawn - grey)
+
+
 class TeethAtlas(nn.Module):
     """RGB drawn by sampling one fixed picture of an open smiling mouth (``training.teeth``).
 
@@ -121,19 +134,12 @@ class TeethAtlas(nn.Module):
         """``uv`` [N,2,h,w] and ``shade`` [N,1,h,w] (gain logit) from features ``x``."""
         return self.uv(x), self.shade(x)
 
-    @staticmethod
-    def colourfulness(face: torch.Tensor) -> torch.Tensor:
-        """[N,1,1,1] in [0, 1]: 0 for a grey face, 1 for any face with ordinary skin colour
-        (mean |R − B| of 0.04 or more on the [-1, 1] scale)."""
-        return ((face[:, 0] - face[:, 2]).abs().mean(dim=(1, 2)) * 25.0).clamp(0.0, 1.0)[:, None, None, None]
-
     def render(self, uv: torch.Tensor, shade: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
         """RGB in [-1, 1] at the fields' resolution; ``face`` (any size) decides colour or grey."""
         n = uv.shape[0]
         tex = F.grid_sample(self.image.expand(n, -1, -1, -1), uv.permute(0, 2, 3, 1), mode="bilinear",
                             padding_mode="border", align_corners=False)
-        gray = tex.mean(dim=1, keepdim=True)
-        tex = gray + self.colourfulness(face) * (tex - gray)
+        tex = keep_colour(tex, face)
         out = tex * (1.0 + 0.2 * torch.tanh(shade))
         return (out * 2.0 - 1.0).clamp(-1.0, 1.0)
 
@@ -279,6 +285,10 @@ class MobileUNet(nn.Module):
 
     def forward_all(self, face: torch.Tensor, strength: torch.Tensor, out_size: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
         """All head outputs (:meth:`OutputHeads.forward_all`)."""
+        return self.heads.forward_all(self.features(face, strength), strength, face, out_size)
+
+    def features(self, face: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+        """The last decoder level's features, which the heads read."""
         x = self.stem(strength_plane(face, strength))
         skips = []
         for stage in self.enc:
@@ -289,7 +299,7 @@ class MobileUNet(nn.Module):
             up = F.interpolate(self.reduce[i](x), size=skips[i].shape[-2:], mode="bilinear", align_corners=False)
             x = self.fuse[i](skips[i], up)
             x = self.dec[i](self.dec_film[i](x, strength))
-        return self.heads.forward_all(x, strength, face, out_size)
+        return x
 
 
 # --------------------------------------------------------------------------- running a net trained at a smaller size

@@ -106,12 +106,10 @@ def add_shade(src: Path, out: Path, field: np.ndarray, gain: float, saturate: fl
         helper.make_node("Mul", ["shade_scaled", "shade_keep"], [contract.OUTPUT_SHADE]),
     ])
     g.output.append(helper.make_tensor_value_info(contract.OUTPUT_SHADE, TensorProto.FLOAT, ["N", 1, size, size]))
-    meta.update({contract.META_CONTRACT: contract.CONTRACT_SHADE, contract.META_MODEL_VERSION: version,
-                 "smile.shade": description})
-    del model.metadata_props[:]
-    helper.set_model_props(model, meta)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(out))
+    from .export import save_with_meta
+
+    save_with_meta(model, out, {contract.META_CONTRACT: contract.CONTRACT_SHADE, contract.META_MODEL_VERSION: version,
+                                "smile.shade": description})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,214 @@
+"""``python -m training tune`` and what it stands on: the shipped model's smile network rebuilt in
+PyTorch from its file (training/onnx_weights.py), the whole merged model as one module, tuned
+weights written back, and grey fills in grey photos."""
+import numpy as np
+import pytest
+
+from smilecore import contract
+from smilecore.model import SmileModel
+from smilecore.registry import resolve_model
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+from training.losses import composite  # noqa: E402
+from training.mouth_attach import NET_MASK  # noqa: E402
+from training.mouth_net import MouthFill, MouthNet  # noqa: E402
+from training.nets import keep_colour  # noqa: E402
+from training.onnx_weights import net_from_onnx, write_net  # noqa: E402
+from training.tune import MergedModel, lower_face  # noqa: E402
+
+S = 256
+
+
+@pytest.fixture(scope="module")
+def default_path():
+    return resolve_model(None)
+
+
+@pytest.fixture(scope="module")
+def merged(default_path):
+    return MergedModel(default_path).eval()
+
+
+def _faces(n=2, seed=0):
+    """Random faces in colour (uint8 [N,S,S,3]) and the network input."""
+    from training.nets import network_input
+
+    crops = np.random.default_rng(seed).integers(0, 256, (n, S, S, 3), dtype=np.uint8)
+    return crops, network_input(crops)
+
+
+def _net_outputs(path, crops, lam):
+    """The file's outputs and the smile network's own mask (renamed inside a merged graph)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    m = onnx.load(str(path))
+    m.graph.output.append(helper.make_tensor_value_info(NET_MASK, TensorProto.FLOAT, None))
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    from smilecore.network_io import to_network_input
+
+    names = [o.name for o in sess.get_outputs()]
+    feed = {contract.INPUT_FACE: to_network_input(crops), contract.INPUT_STRENGTH: np.full((len(crops), 1), lam, np.float32)}
+    return dict(zip(names, sess.run(names, feed)))
+
+
+def test_the_smile_network_comes_back_from_the_file_exactly(default_path, merged):
+    crops, x = _faces()
+    for lam in (-1.0, 1.0, 2.0, 3.5):  # 3.5: past the knee, where the strength saturates
+        want = _net_outputs(default_path, crops, lam)
+        with torch.no_grad():
+            mask, flow = merged.mask_flow(x, torch.full((2, 1), lam))
+        assert np.abs(mask.numpy() - want[NET_MASK]).max() < 1e-4
+        assert np.abs(flow.numpy() - want[contract.OUTPUT_FLOW]).max() < 1e-3
+        assert np.abs(want[contract.OUTPUT_FLOW]).max() > 1.0  # the comparison is not between zeros
+
+
+def test_the_merged_module_edits_as_the_engine_composites_the_file(default_path, merged):
+    crops, x = _faces(seed=1)
+    model = SmileModel(default_path)
+    for lam in (1.0, 2.0):
+        o = model.run(crops, lam)
+        want = composite(x, torch.from_numpy(o.rgb), torch.from_numpy(o.mask), torch.from_numpy(o.flow), torch.from_numpy(o.shade))
+        with torch.no_grad():
+            got, _, _ = merged(x, torch.full((2, 1), lam))
+        assert (got - want).abs().max().item() * 127.5 < 0.05  # a twentieth of a grey level
+        assert (got - x).abs().max().item() > 0.2  # and the edit is not nothing
+
+
+def test_tuned_weights_go_back_into_the_file_and_only_there(default_path, tmp_path):
+    net, wmap = net_from_onnx(default_path)
+    same = tmp_path / "same.onnx"
+    write_net(net, wmap, default_path, same)
+    crops, _ = _faces(seed=2)
+    a, b = _net_outputs(default_path, crops, 2.0), _net_outputs(same, crops, 2.0)
+    assert all(np.array_equal(a[k], b[k]) for k in a)  # untouched weights: the same file's outputs, bit for bit
+    with torch.no_grad():
+        net.heads.flow.bias += torch.tensor([1.0, 0.0])  # a tuned network: its flow moves right everywhere
+        bn = net.stem[1]
+        bn.weight *= 1.1  # a learned batch-norm scale is folded into the convolution
+    tuned = tmp_path / "tuned.onnx"
+    write_net(net, wmap, default_path, tuned)
+    c = _net_outputs(tuned, crops, 2.0)
+    assert not np.array_equal(a[contract.OUTPUT_FLOW], c[contract.OUTPUT_FLOW])
+    back, _ = net_from_onnx(tuned)
+    from training.nets import network_input
+
+    x = network_input(crops)
+    with torch.no_grad():
+        f1 = net.features(torch.nn.functional.avg_pool2d(x, 2), torch.full((2, 1), 2.0))
+        f2 = back.features(torch.nn.functional.avg_pool2d(x, 2), torch.full((2, 1), 2.0))
+    assert (f1 - f2).abs().max().item() < 2e-2 * f1.abs().max().item()  # float16 storage
+    # and the graph, the mouth network and the metadata are the file's own
+    g0, g1 = onnx.load(str(default_path)), onnx.load(str(tuned))
+    assert [n.op_type for n in g0.graph.node] == [n.op_type for n in g1.graph.node]
+    assert {p.key: p.value for p in g0.metadata_props} == {p.key: p.value for p in g1.metadata_props}
+    mouth0 = {t.name: t.raw_data for t in g0.graph.initializer if t.name.startswith("mouth/")}
+    mouth1 = {t.name: t.raw_data for t in g1.graph.initializer if t.name.startswith("mouth/")}
+    assert mouth0 == mouth1 and mouth0
+
+
+def test_weights_are_not_written_into_another_network(default_path, tmp_path):
+    from fixture_model import build_fixture_model
+
+    net, wmap = net_from_onnx(default_path)
+    other = tmp_path / "other.onnx"
+    build_fixture_model(other)
+    with pytest.raises(ValueError, match="not the network"):
+        write_net(net, wmap, other, tmp_path / "out.onnx")
+    assert not (tmp_path / "out.onnx").exists()
+
+
+def test_the_export_carries_the_tuned_shade_field(merged, tmp_path):
+    from onnx import numpy_helper
+
+    with torch.no_grad():
+        merged.shade_delta.fill_(0.05)
+    try:
+        out = tmp_path / "t.onnx"
+        merged.export(out, "9.9.9", "test")
+        field = next(numpy_helper.to_array(t) for t in onnx.load(str(out)).graph.initializer if t.name == "shade_field")
+        assert np.allclose(field, merged.field.numpy() + 0.05, atol=1e-5)
+        meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+        assert meta[contract.META_MODEL_VERSION] == "9.9.9" and meta["smile.tune"] == "test"
+    finally:
+        with torch.no_grad():
+            merged.shade_delta.zero_()
+
+
+def test_a_grey_photo_gets_a_grey_mouth():
+    torch.manual_seed(0)
+    fill = MouthFill(MouthNet(8)).eval()
+    mask = torch.zeros(1, 1, S, S)
+    mask[:, :, 170:182, 100:160] = 1.0
+    grey = torch.rand(1, 1, S, S).expand(1, 3, S, S) * 2 - 1
+    colour = torch.rand(1, 3, S, S) * 2 - 1
+    with torch.no_grad():
+        g, region = fill(grey, mask, torch.zeros(1, 2, S, S))
+        c, _ = fill(colour, mask, torch.zeros(1, 2, S, S))
+    inside = region[0, 0] > 0.5
+    assert inside.sum() > 500
+    assert (g[0, 0] - g[0, 2])[inside].abs().max().item() < 1e-6  # no tint at all
+    assert (c[0, 0] - c[0, 2])[inside].abs().max().item() > 1e-3  # a colour photo keeps the network's colours
+    # the rule: a drawn picture keeps the face's share of colour
+    drawn = torch.rand(1, 3, 8, 8)
+    assert torch.allclose(keep_colour(drawn, colour), drawn, atol=1e-6)
+
+
+def test_the_discriminator_sees_the_realism_tests_window():
+    from training.realism import WINDOW
+
+    x = torch.full((1, 3, S, S), -1.0)
+    x0, y0, x1, y1 = (int(round(f * S)) for f in WINDOW)
+    x[:, :, y0:y1, x0:x1] = 1.0
+    assert lower_face(x).min().item() == pytest.approx(1.0, abs=1e-5)  # all of it inside the window
+    x[:, :, y0:y1, x0:x1] = -1.0
+    x[:, :, :y0] = 1.0
+    assert lower_face(x).max().item() == pytest.approx(-1.0, abs=1e-5)  # nothing above it
+
+
+def test_a_tuning_run_steps_resumes_keeps_snapshots_and_exports(tmp_path, default_path, capsys):
+    """``python -m training tune`` on a tiny prepared cache: it trains, checkpoints, resumes where it
+    stopped, keeps snapshots, and exports a model whose network moved and whose graph is the source's."""
+    import json
+
+    from training import __main__ as training_main
+
+    cv2 = pytest.importorskip("cv2")
+    from test_training_data import _mean_shape
+
+    n = 8
+    lm = _mean_shape().astype(np.float32)
+    crops = np.empty((n, S, S, 3), np.uint8)
+    for i in range(n):
+        crops[i] = (170, 120 + 5 * i, 100)
+        cv2.fillPoly(crops[i], [np.round(lm[48:60]).astype(np.int32)], (150, 60, 70))
+        if i % 2:
+            cv2.fillPoly(crops[i], [np.round(lm[60:68]).astype(np.int32)], (235, 235, 230))
+    pdir = tmp_path / "cache" / "prepared"
+    pdir.mkdir(parents=True)
+    np.save(pdir / "crops_256.npy", crops)
+    np.savez(pdir / "index.npz", source=np.full(n, "expressions"), person=np.array([f"p{i}" for i in range(n)]),
+             label=np.array([0, 1] * 4, np.int8), lm68=np.repeat(lm[None], n, axis=0), gray=np.zeros(n, bool),
+             face_px=np.full(n, 200, np.int16), split=np.full(n, "train"))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\ncache_dir = "{tmp_path / "cache"}"\n'
+                   "[tune]\nbatch = 2\nd_warmup = 1\nsnapshot_every = 2\nthreads = 1\nlr = 1e-3\n")
+    args = ["tune", "--config", str(cfg), "--model", str(default_path), "--name", "t"]
+    assert training_main.main(args + ["--steps", "2"]) == 0
+    run = tmp_path / "cache" / "tune" / "t"
+    assert torch.load(run / "last.pt", weights_only=False)["step"] == 2 and (run / "step-000002.pt").exists()
+    assert training_main.main(args + ["--steps", "3", "--resume"]) == 0
+    assert "from step 2" in capsys.readouterr().out
+    assert torch.load(run / "last.pt", weights_only=False)["step"] == 3
+    out = tmp_path / "tuned.onnx"
+    assert training_main.main(["tune", "--config", str(cfg), "--name", "t", "--export", str(out), "--version", "9.0.0"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 3
+    meta = SmileModel(out).meta
+    assert meta[contract.META_MODEL_VERSION] == "9.0.0" and "3 steps" in meta["smile.tune"]
+    assert "Model 9.0.0" in out.with_suffix(".md").read_text()
+    face = crops[:1]
+    assert not np.array_equal(_net_outputs(out, face, 2.0)[contract.OUTPUT_FLOW], _net_outputs(default_path, face, 2.0)[contract.OUTPUT_FLOW])
+    snap = tmp_path / "snap.onnx"  # a snapshot exports too, but does not resume
+    assert training_main.main(["tune", "--config", str(cfg), "--name", "t", "--step", "2", "--export", str(snap), "--version", "9.0.1"]) == 0
+    assert "2 steps" in SmileModel(snap).meta["smile.tune"]
