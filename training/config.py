@@ -265,6 +265,7 @@ class TuneConfig:
     minutes: float
     batch: int
     lr: float
+    net_lr_scale: float
     lr_d: float
     lam: tuple[float, float]
     lam_neg: tuple[float, float]

@@ -262,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         p.requires_grad_(False)
     disc = LowerFaceCritic(tc.disc_width)
     params = list(model.net.parameters()) + [model.shade_delta]
-    opt_g = torch.optim.Adam(params, lr=tc.lr, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam([{"params": list(model.net.parameters()), "lr": tc.lr * tc.net_lr_scale},
+                              {"params": [model.shade_delta], "lr": tc.lr}], betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=tc.lr_d, betas=(0.5, 0.999))
     step = 0
     if ck is not None:
