@@ -101,9 +101,7 @@ def onnx_editor(path: str | Path, how: str = "engine") -> tuple[Editor, int]:
                 outs.append(to_uint8(y))
                 continue
             out = np.array(c, copy=True)
-            for k in range(len(c)):
-                if lam == 0:
-                    continue
+            for k in range(len(c) if lam != 0 else 0):  # λ = 0: the crop itself, as the engine leaves it
                 area = facemesh.edit_region(outlines[k], s, o.flow[k])
                 composite_face(np.ascontiguousarray(c[k]), crop_as_photo, o.rgb[k], mask[k], o.flow[k], out=out[k],
                                face_area=area, shade=None if o.shade is None else o.shade[k])
