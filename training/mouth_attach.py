@@ -210,18 +210,20 @@ def mouth_card(src: Path, out: Path, version: str, description: str, digest: str
     return "\n".join(lines) + body.replace("\n## ", "\n### ")
 
 
-def mouth_from_model(path: str | Path, grow: int | None = None, opacity: float = OPACITY, spread: float = SPREAD):
-    """The :class:`~training.mouth_net.MouthFill` inside a merged model file, with its weights (the
-    file does not record ``grow``, ``opacity`` and ``spread``: they are the defaults unless given)."""
+def mouth_from_model(model, grow: int | None = None, opacity: float = OPACITY, spread: float = SPREAD):
+    """The :class:`~training.mouth_net.MouthFill` inside a merged model (a file or its loaded
+    ``onnx.ModelProto``), with its weights (the file does not record ``grow``, ``opacity`` and
+    ``spread``: they are the defaults unless given)."""
     import onnx
     from onnx import numpy_helper
 
     from .mouth_net import GROW, MouthFill
 
-    net = mouth_network(Path(path))
+    if not isinstance(model, onnx.ModelProto):
+        model = onnx.load(str(model), load_external_data=False)
+    net = mouth_network(model)
     if net is None:
-        raise SystemExit(f"error: {path} has no mouth network")
-    model = onnx.load(str(path), load_external_data=False)
+        raise SystemExit("error: the model has no mouth network")
     head = PREFIX + "net."
     state = {t.name[len(head):]: torch.from_numpy(numpy_helper.to_array(t).astype(np.float32))
              for t in model.graph.initializer if t.name.startswith(head)}
@@ -229,13 +231,14 @@ def mouth_from_model(path: str | Path, grow: int | None = None, opacity: float =
     return MouthFill(net.eval(), GROW if grow is None else grow, opacity, spread).eval()
 
 
-def mouth_network(path: Path):
+def mouth_network(path):
     """The :class:`~training.mouth_net.MouthNet` (random weights, the right width) inside the model at
-    ``path``, or ``None`` when it has none: for counting its parameters and multiply-accumulates."""
+    ``path`` (or that model already loaded), or ``None`` when it has none: for counting its
+    parameters and multiply-accumulates."""
     import onnx
 
     from .mouth_net import MouthNet
 
-    model = onnx.load(str(path), load_external_data=False)
+    model = path if isinstance(path, onnx.ModelProto) else onnx.load(str(path), load_external_data=False)
     first = next((t for t in model.graph.initializer if t.name == PREFIX + "net.e1.0.weight"), None)
     return None if first is None else MouthNet(int(first.dims[0]))

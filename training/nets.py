@@ -189,28 +189,34 @@ class OutputHeads(nn.Module):
         ``out_size``: resolution of the outputs when the atlas draws (its fields are
         upsampled there before sampling); default the face's size.
         """
-        lam = strength[:, :, None, None]
-        mask = self.mask(x)
-        flow = self.flow(x)
         atlas = self.atlas is not None and self.use_atlas
         size = out_size if out_size is not None else (face.shape[-2:] if face is not None else x.shape[-2:])
         up = lambda t: F.interpolate(t, size=size, mode="bilinear", align_corners=False)  # noqa: E731
+        mask, flow = self.mask_flow(x, strength, tuple(size) if self.upsample or atlas else None)
         out: dict[str, torch.Tensor] = {}
         if atlas:
             assert face is not None
             uv, shade = self.atlas.fields(x)
             out["uv"], out["shade"] = up(uv), up(shade)
             out["rgb"] = self.atlas.render(out["uv"], out["shade"], face)
-        if self.upsample or atlas:
-            mask, flow = up(mask), up(flow)
-        if not atlas:
+        else:
             if self.upsample:
                 assert face is not None
                 x = torch.cat([face, F.interpolate(x, size=face.shape[-2:], mode="bilinear", align_corners=False)], dim=1)
             out["rgb"] = torch.tanh(self.rgb(x))
-        out["mask"] = torch.sigmoid(mask) * mask_gate(lam, self.mask_tau)
-        out["flow"] = flow * (self.flow_scale * lam)
+        out["mask"], out["flow"] = mask, flow
         return out
+
+    def mask_flow(self, x: torch.Tensor, strength: torch.Tensor, size: tuple[int, int] | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``mask`` and ``flow`` heads on features ``x``, bilinearly upsampled to ``size`` first
+        (None: at the features' resolution)."""
+        lam = strength[:, :, None, None]
+        mask, flow = self.mask(x), self.flow(x)
+        if size is not None:
+            mask = F.interpolate(mask, size=size, mode="bilinear", align_corners=False)
+            flow = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+        return torch.sigmoid(mask) * mask_gate(lam, self.mask_tau), flow * (self.flow_scale * lam)
 
     def forward(self, x: torch.Tensor, strength: torch.Tensor, face: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         o = self.forward_all(x, strength, face)

@@ -68,15 +68,15 @@ def _bn_after(net: nn.Module, conv_path: str) -> str:
     return bn
 
 
-def net_from_onnx(path: str | Path, config: MobileUNetConfig | None = None) -> tuple[MobileUNet, WeightMap]:
+def net_from_onnx(path, config: MobileUNetConfig | None = None) -> tuple[MobileUNet, WeightMap]:
     """The :class:`MobileUNet` inside the exported model at ``path`` (eval mode, batch norms as the
     identity plus the folded bias) and the map of its weights. Heads the file dropped (the RGB
     head and the teeth atlas of a model with a mouth network) keep their fresh weights; every
-    weight of the encoder, decoder, FiLM layers and the mask and flow heads must be found."""
-    import onnx
+    weight of the encoder, decoder, FiLM layers and the mask and flow heads must be found.
+    ``path`` may also be the file already loaded (an ``onnx.ModelProto``)."""
     from onnx import numpy_helper
 
-    model = onnx.load(str(path))
+    model = _load(path)
     g = model.graph
     inits = {i.name: i for i in g.initializer}
     casts = _sources(g)
@@ -151,18 +151,34 @@ def folded(net: nn.Module, conv_path: str) -> tuple[torch.Tensor, torch.Tensor]:
     return conv.weight * scale[:, None, None, None], bn.bias - bn.running_mean * scale
 
 
-@torch.no_grad()
+def _load(path):
+    """An ONNX model: loaded from ``path``, or ``path`` itself when it is one already."""
+    import onnx
+
+    return path if isinstance(path, onnx.ModelProto) else onnx.load(str(path))
+
+
 def write_net(net: nn.Module, wmap: WeightMap, src: str | Path, out: str | Path) -> None:
     """Write ``src`` to ``out`` with the smile network's weights taken from ``net`` (in the
     initializers' own names and types: float16 ones stay float16)."""
     import onnx
-    from onnx import numpy_helper
 
     model = onnx.load(str(src))
+    put_net(net, wmap, model, src)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out))
+
+
+@torch.no_grad()
+def put_net(net: nn.Module, wmap: WeightMap, model, name: str | Path = "the model") -> None:
+    """Replace the smile network's weights in ``model`` (an ``onnx.ModelProto``, changed in place)
+    with ``net``'s; ``ValueError`` if ``model`` (called ``name`` in the message) is another network."""
+    from onnx import numpy_helper
+
     names = {i.name for i in model.graph.initializer}
     missing = [n for n in list(wmap.folded) + list(wmap.named) if n not in names]
     if missing:
-        raise ValueError(f"{src} is not the network these weights came from (no {', '.join(missing[:3])})")
+        raise ValueError(f"{name} is not the network these weights came from (no {', '.join(missing[:3])})")
     state = net.state_dict()
     for init in model.graph.initializer:
         if init.name in wmap.folded:
@@ -176,5 +192,3 @@ def write_net(net: nn.Module, wmap: WeightMap, src: str | Path, out: str | Path)
             continue
         dtype = numpy_helper.to_array(init).dtype
         init.CopyFrom(numpy_helper.from_array(value.detach().cpu().numpy().astype(dtype), init.name))
-    onnx.checker.check_model(model)
-    onnx.save(model, str(out))

@@ -40,6 +40,9 @@ SATURATE = 1.5
 #: The network's strength: λ up to KNEE, then KNEE + SOFT·tanh((λ − KNEE)/SOFT).
 KNEE = 2.0
 SOFT = 1.0
+#: Names of the initializers this step adds (read back by ``training.tune``).
+FIELD, GAIN_NAME, MAX_NAME = "shade_field", "shade_gain", "shade_max"
+KNEE_NAME, SOFT_NAME = "sat_knee", "sat_soft"
 
 
 def saturate_strength(model, knee: float, soft: float) -> None:
@@ -54,14 +57,14 @@ def saturate_strength(model, knee: float, soft: float) -> None:
     net_in = "strength_saturated"
     for node in g.node:
         node.input[:] = [net_in if i == contract.INPUT_STRENGTH else i for i in node.input]
-    g.initializer.extend([numpy_helper.from_array(np.float32(knee), "sat_knee"),
-                          numpy_helper.from_array(np.float32(soft), "sat_soft")])
+    g.initializer.extend([numpy_helper.from_array(np.float32(knee), KNEE_NAME),
+                          numpy_helper.from_array(np.float32(soft), SOFT_NAME)])
     first = [
-        helper.make_node("Sub", [contract.INPUT_STRENGTH, "sat_knee"], ["sat_over"]),
+        helper.make_node("Sub", [contract.INPUT_STRENGTH, KNEE_NAME], ["sat_over"]),
         helper.make_node("Relu", ["sat_over"], ["sat_d"]),  # how far above the knee (0 below)
-        helper.make_node("Div", ["sat_d", "sat_soft"], ["sat_x"]),
+        helper.make_node("Div", ["sat_d", SOFT_NAME], ["sat_x"]),
         helper.make_node("Tanh", ["sat_x"], ["sat_t"]),
-        helper.make_node("Mul", ["sat_t", "sat_soft"], ["sat_kept"]),
+        helper.make_node("Mul", ["sat_t", SOFT_NAME], ["sat_kept"]),
         helper.make_node("Sub", [contract.INPUT_STRENGTH, "sat_d"], ["sat_base"]),
         helper.make_node("Add", ["sat_base", "sat_kept"], [net_in]),
     ]
@@ -90,19 +93,19 @@ def add_shade(src: Path, out: Path, field: np.ndarray, gain: float, saturate: fl
         saturate_strength(model, knee, soft)
     g = model.graph
     g.initializer.extend([
-        numpy_helper.from_array(field.reshape(1, 1, size, size).astype(np.float32), "shade_field"),
-        numpy_helper.from_array(np.float32(gain), "shade_gain"),
+        numpy_helper.from_array(field.reshape(1, 1, size, size).astype(np.float32), FIELD),
+        numpy_helper.from_array(np.float32(gain), GAIN_NAME),
         numpy_helper.from_array(np.float32(0.0), "shade_min"),
-        numpy_helper.from_array(np.float32(gain * saturate), "shade_max"),
+        numpy_helper.from_array(np.float32(gain * saturate), MAX_NAME),
         numpy_helper.from_array(np.float32(1.0), "shade_one"),
         numpy_helper.from_array(np.array([-1, 1, 1, 1], np.int64), "shade_shape"),
     ])
     g.node.extend([
-        helper.make_node("Mul", [contract.INPUT_STRENGTH, "shade_gain"], ["shade_l"]),
-        helper.make_node("Clip", ["shade_l", "shade_min", "shade_max"], ["shade_amount"]),
+        helper.make_node("Mul", [contract.INPUT_STRENGTH, GAIN_NAME], ["shade_l"]),
+        helper.make_node("Clip", ["shade_l", "shade_min", MAX_NAME], ["shade_amount"]),
         helper.make_node("Reshape", ["shade_amount", "shade_shape"], ["shade_amount4"]),
         helper.make_node("Sub", ["shade_one", contract.OUTPUT_MASK], ["shade_keep"]),
-        helper.make_node("Mul", ["shade_field", "shade_amount4"], ["shade_scaled"]),
+        helper.make_node("Mul", [FIELD, "shade_amount4"], ["shade_scaled"]),
         helper.make_node("Mul", ["shade_scaled", "shade_keep"], [contract.OUTPUT_SHADE]),
     ])
     g.output.append(helper.make_tensor_value_info(contract.OUTPUT_SHADE, TensorProto.FLOAT, ["N", 1, size, size]))

@@ -40,19 +40,8 @@ from torch import nn
 from .config import TuneConfig, get_logger, load_config
 from .losses import composite, hinge_d_loss, hinge_g_loss, smile_ranking
 
-#: Where the shade field lives in a contract-2 file (training.shade).
-SHADE_FIELD, SHADE_GAIN, SHADE_MAX = "shade_field", "shade_gain", "shade_max"
-SAT_KNEE, SAT_SOFT = "sat_knee", "sat_soft"
 #: (height, width) the discriminator sees the lower-face window at.
 DISC_PATCH = (64, 96)
-
-
-def _scalars(path: Path) -> dict[str, np.ndarray]:
-    import onnx
-    from onnx import numpy_helper
-
-    names = {SHADE_FIELD, SHADE_GAIN, SHADE_MAX, SAT_KNEE, SAT_SOFT}
-    return {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer if i.name in names}
 
 
 class MergedModel(nn.Module):
@@ -63,25 +52,28 @@ class MergedModel(nn.Module):
 
     def __init__(self, path: Path, mouth: Path | None = None, shade_grid: int = 32):
         super().__init__()
+        import onnx
+        from onnx import numpy_helper
+
         from smilecore import contract
 
+        from . import shade
         from .mouth_attach import load_mouth, mouth_from_model
         from .onnx_weights import net_from_onnx
 
-        import onnx
-
-        meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        model = onnx.load(str(path))
+        meta = {p.key: p.value for p in model.metadata_props}
         if meta.get(contract.META_CONTRACT) != contract.CONTRACT_SHADE or "smile.mouth" not in meta:
             raise SystemExit(f"error: {path} is not a model with a shade output and a mouth network (as 1.4.0)")
         self.size = int(meta[contract.META_SIZE])
-        self.net, self.wmap = net_from_onnx(path)
+        self.net, self.wmap = net_from_onnx(model)
         self.train_size = self.size // 2
-        v = _scalars(path)
-        self.register_buffer("field", torch.from_numpy(v[SHADE_FIELD].astype(np.float32)).reshape(1, 1, self.size, self.size))
-        self.gain, self.shade_max = float(v[SHADE_GAIN]), float(v[SHADE_MAX])
-        self.knee, self.soft = float(v[SAT_KNEE]), float(v[SAT_SOFT])
+        v = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        self.register_buffer("field", torch.from_numpy(v[shade.FIELD].astype(np.float32)).reshape(1, 1, self.size, self.size))
+        self.gain, self.shade_max = float(v[shade.GAIN_NAME]), float(v[shade.MAX_NAME])
+        self.knee, self.soft = float(v[shade.KNEE_NAME]), float(v[shade.SOFT_NAME])
         self.shade_delta = nn.Parameter(torch.zeros(1, 1, shade_grid, shade_grid))
-        self.fill = load_mouth(mouth)[0] if mouth is not None else mouth_from_model(path)
+        self.fill = load_mouth(mouth)[0] if mouth is not None else mouth_from_model(model)
         for p in self.fill.parameters():
             p.requires_grad_(False)
         self.source = path
@@ -95,18 +87,14 @@ class MergedModel(nn.Module):
         """The field with its learned change."""
         return self.field + F.interpolate(self.shade_delta, size=(self.size, self.size), mode="bicubic", align_corners=False)
 
-    def mask_flow(self, face: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The smile network's mask and flow at the model's size (as the exported graph computes them)."""
-        from .nets import mask_gate
-
+    def mask_flow(self, face: torch.Tensor, lam: torch.Tensor, net: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The smile network's (or ``net``'s) mask and flow at the model's size, as the exported
+        graph computes them: the face box-filtered to the training size, the fields upsampled."""
+        net = net or self.net
         k = self.size // self.train_size
         st = self.strength(lam)
-        heads = self.net.heads
-        x = self.net.features(F.avg_pool2d(face, k), st)
-        up = lambda t: F.interpolate(t, size=(self.size, self.size), mode="bilinear", align_corners=False)  # noqa: E731
-        mask = torch.sigmoid(up(heads.mask(x))) * mask_gate(st[:, :, None, None], heads.mask_tau)
-        flow = up(heads.flow(x)) * (heads.flow_scale * st[:, :, None, None]) * float(k)
-        return mask.clamp(0.0, 1.0), flow
+        mask, flow = net.heads.mask_flow(net.features(F.avg_pool2d(face, k), st), st, (self.size, self.size))
+        return mask.clamp(0.0, 1.0), flow * float(k)
 
     def forward(self, face: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mask, flow = self.mask_flow(face, lam)
@@ -125,14 +113,16 @@ class MergedModel(nn.Module):
 
         from smilecore import contract
 
+        from . import shade
         from .export import save_with_meta
-        from .onnx_weights import write_net
+        from .onnx_weights import put_net
 
-        write_net(self.net, self.wmap, base or self.source, out)
-        model = onnx.load(str(out))
+        src = base or self.source
+        model = onnx.load(str(src))
+        put_net(self.net, self.wmap, model, src)
         for init in model.graph.initializer:
-            if init.name == SHADE_FIELD:
-                init.CopyFrom(numpy_helper.from_array(self.shade_field().detach().numpy().astype(np.float32), SHADE_FIELD))
+            if init.name == shade.FIELD:
+                init.CopyFrom(numpy_helper.from_array(self.shade_field().detach().numpy().astype(np.float32), shade.FIELD))
         save_with_meta(model, out, {contract.META_MODEL_VERSION: version, "smile.tune": description})
 
 
@@ -322,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         with torch.set_grad_enabled(not warm):
             out, mask, flow = model(face, lam)
         with torch.no_grad():
-            ref_mask, ref_flow = _ref_mask_flow(model, ref, face, lam)
+            ref_mask, ref_flow = model.mask_flow(face, lam, ref)
         # discriminator: real smiles against the edited faces that are judged
         j = judged.bool()
         d_real = disc(lower_face(real))
@@ -385,13 +375,3 @@ def tune_card(src: Path, out: Path, version: str, description: str, last: dict) 
              f"- last logged losses: `{json.dumps(last)}`", "",
              "## The source model (its card)", ""]
     return "\n".join(lines) + body.replace("\n## ", "\n### ")
-
-
-def _ref_mask_flow(model: MergedModel, ref: nn.Module, face: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The untuned network's mask and flow at ``lam``."""
-    net = model.net
-    model.net = ref
-    try:
-        return model.mask_flow(face, lam)
-    finally:
-        model.net = net
