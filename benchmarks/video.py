@@ -56,9 +56,9 @@ def run(sizes=("720p", "1080p"), frames: int = 96, repeats: int = 3, threads: in
     from smilecore.video_streams import DEFAULT_CRF, DEFAULT_PRESET
     from smilecore.video_synth import make_clip, mouth_box, mouth_flicker, read_frames
 
-    from .photos import astronaut
+    from .photos import neutral_astronaut
 
-    picture = astronaut()
+    picture = neutral_astronaut()
     box = mouth_box(picture)
     model = smilecore.load_model()
     tmp = Path(tempfile.mkdtemp(prefix="smile-bench-video-"))

@@ -422,7 +422,15 @@ class _Stop(KeyboardInterrupt):
     """SIGTERM from the main process: stop the photo like Ctrl-C (temporary file removed)."""
 
 
+#: Set in a worker once the main process asked it to stop.
+_stop_asked = {"yes": False}
+
+
 def _raise_stop(signum, frame):
+    _stop_asked["yes"] = True
+    # one stop is enough: a second SIGTERM must not break into the clean-up the first one started
+    # (removing the temporary file, leaving the loop), nor print a traceback as the process ends
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise _Stop(signum)
 
 
@@ -459,3 +467,10 @@ def worker_main(conn, settings: dict) -> None:
             conn.send(("done", number, report))
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
         return  # stopped by the main process, or the main process is gone
+    except Exception:
+        if _stop_asked["yes"]:
+            return  # the stop arrived inside a library that turned it into its own error (onnxruntime's import does)
+        raise
+    finally:
+        # done: a SIGTERM that arrives while the process ends has nothing left to stop
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)

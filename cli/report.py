@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from smilecore.errors import SmileError
+from smilecore.strength import ALREADY_SMILING
 
 SCHEMA_VERSION = 1
 
@@ -95,6 +96,9 @@ class PhotoReport:
             return f"{self.input}{where}: {what}{why}"
         found = len(self.faces)
         faces = f"{edited} of {found} face{'s' if found != 1 else ''} smiled"
+        smiling = sum(1 for f in self.faces if (f.get("reason") or "").startswith(ALREADY_SMILING))
+        if smiling:
+            faces += f", {smiling} already smiling as much (a higher --strength widens {'their smiles' if smiling > 1 else 'the smile'})"
         return f"{self.input} -> {self.output}: {faces} ({self.seconds:.2f} s)"
 
 

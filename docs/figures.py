@@ -2,7 +2,8 @@
 
 ``python docs/figures.py [--model PATH] [--out docs/astronaut-strengths.jpg]``: runs the engine
 (the bundled default model unless ``--model``) on ``samples/astronaut.jpg`` (NASA, public
-domain) at λ = 0 (the input), −1, 1, 2, 3 and writes the panels side by side, each a
+domain) at λ = 0 (the input), −1, 2, 3, 4 (she already smiles, about as much as λ = 1.7, so
+λ = 1 would leave her as she is) and writes the panels side by side, each a
 window around the face (2.2 face widths wide) scaled to 270 × 300.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from PIL import Image
 import smilecore
 
 ROOT = Path(__file__).resolve().parent.parent
-STRENGTHS = (0.0, -1.0, 1.0, 2.0, 3.0)
+STRENGTHS = (0.0, -1.0, 2.0, 3.0, 4.0)
 PANEL = (270, 300)  # width, height
 
 

@@ -10,7 +10,7 @@ from typing import Literal, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from . import facemesh
+from . import facemesh, strength as strength_rule
 from .align import align_face, extract_crop
 from .composite import composite_face
 from .errors import ImageTooLargeError, InputError, NoFaceError, UsageError
@@ -103,7 +103,9 @@ def smile(
 
     ``image``: a PIL image (any common mode; EXIF orientation is applied, ICC/EXIF kept) or a
     uint8/uint16 array (H,W) or (H,W,C).  ``strength`` λ: 0 = unchanged, 1 = an average real
-    smile, up to the model's maximum (4); negative = less smile.  ``faces``: "all", "largest"
+    smile, 2 a broad one, up to the model's maximum (4); negative = less smile.  A face that
+    already smiles gets only what it lacks of that smile (:mod:`smilecore.strength`), and is left
+    as it is (with a ``reason``) when it smiles that much already.  ``faces``: "all", "largest"
     or 0-based indices in detection order (largest first).  ``min_face``: ignore faces whose
     box is smaller (pixels).  ``selection``: (H,W) array; only pixels where it is > 0 change,
     in proportion to its value (uint8: /255, float: clipped to [0,1]).
@@ -180,18 +182,23 @@ def smile(
             crops = np.stack([extract_crop(rgb8, al) for al in aligns])
             t["align"] += time.perf_counter() - t0
             t0 = time.perf_counter()
-            net = model.run(crops, strength)
-            outlines, teeth = facemesh.network().read(crops)
+            seen = facemesh.network().read(crops)
+            # a face that already smiles gets only what it lacks of the smile asked for (smilecore.strength)
+            lams = strength_rule.face_strengths(strength, seen.level)
+            net = model.run(crops, lams)
             t["infer"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             for k, i in enumerate(batch):
-                area = facemesh.edit_region(outlines[k], model.size, net.flow[k])
-                # a face that already shows its teeth keeps them: the warp widens them, nothing is painted
-                mask = facemesh.painted_mask(net.mask[k], teeth[k])
-                edit = composite_face(photo, aligns[k], net.rgb[k], mask, net.flow[k], out=out_arr, face_area=area,
-                                      shade=None if net.shade is None else net.shade[k])
                 r = found[i]
                 r.alignment = aligns[k]
+                if lams[k] == 0.0:
+                    r.reason = strength_rule.already_smiling(float(strength_rule.own_strength(seen.level[k])))
+                    continue
+                area = facemesh.edit_region(seen.outline[k], model.size, net.flow[k])
+                # a face that already shows its teeth keeps them: the warp widens them, nothing is painted
+                mask = facemesh.painted_mask(net.mask[k], seen.teeth[k])
+                edit = composite_face(photo, aligns[k], net.rgb[k], mask, net.flow[k], out=out_arr, face_area=area,
+                                      shade=None if net.shade is None else net.shade[k])
                 if edit is None:
                     r.reason = "outside the photo"
                     continue

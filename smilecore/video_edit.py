@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from . import facemesh
+from . import facemesh, strength as strength_rule
 from .align import Alignment, align_face, extract_crop, invert_affine
 from .composite import composite_face
 from .pixels import to_8bit
@@ -77,11 +77,20 @@ class FaceEditor:
                 continue
             t0 = time.perf_counter()
             fresh = [k for k, it in enumerate(items) if it[5] is not None]
-            net, outlines = None, None
+            net, seen, levels = None, None, None
             if fresh:
                 crops = np.stack([items[k][5] for k in fresh])
-                net = self.model.run(crops, np.array([items[k][1] for k in fresh], np.float32))
-                outlines, teeth = facemesh.network().read(crops)
+                seen = facemesh.network().read(crops)
+                # the face's own smile, smoothed over frames like the outputs; a face that already
+                # smiles gets what it lacks of the smile asked for (smilecore.strength)
+                levels = seen.level.astype(np.float64)
+                if self.net_smooth < 1.0:
+                    for j, k in enumerate(fresh):
+                        st = items[k][0].net_state
+                        if st is not None:
+                            levels[j] = self.net_smooth * levels[j] + (1 - self.net_smooth) * st["level"]
+                lams = strength_rule.face_strengths(np.array([items[k][1] for k in fresh]), levels)
+                net = self.model.run(crops, lams)
             self.t["infer"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             for k, (tr, lam, box, region, al_r, crop) in enumerate(items):
@@ -92,7 +101,8 @@ class FaceEditor:
                 else:
                     j = fresh.index(k)
                     # a face that already shows its teeth keeps them (as for photos)
-                    rgb, mask, flow, outline = net.rgb[j], facemesh.painted_mask(net.mask[j], teeth[j]), net.flow[j], outlines[j]
+                    rgb, mask, flow = net.rgb[j], facemesh.painted_mask(net.mask[j], seen.teeth[j]), net.flow[j]
+                    outline = seen.outline[j]
                     shade = None if net.shade is None else net.shade[j]
                     if self.net_smooth < 1.0 and st is not None:
                         a = self.net_smooth
@@ -104,7 +114,7 @@ class FaceEditor:
                             shade = a * shade + (1 - a) * st["shade"]
                     area = facemesh.edit_region(outline, self.size, flow)
                     tr.net_state = {"rgb": rgb, "mask": mask, "flow": flow, "shade": shade, "outline": outline,
-                                    "area": area, "age": 0, "lam": lam}
+                                    "area": area, "age": 0, "lam": lam, "level": levels[j]}
                 ready.append((tr, box, region, al_r, rgb, mask, flow, shade, area))
             self.t["infer"] += time.perf_counter() - t0
         return ready

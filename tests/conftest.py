@@ -1,4 +1,5 @@
-"""Shared fixtures: the public-domain astronaut portrait (as an array and as a PNG file) and fixture models."""
+"""Shared fixtures: the public-domain astronaut portrait, made neutral (as an array and as a PNG file;
+see tests/portrait.py) and as she smiles, and fixture models."""
 from __future__ import annotations
 
 import sys
@@ -11,14 +12,20 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fixture_model import build_fixture_model  # noqa: E402
+from portrait import neutral_astronaut, smiling_astronaut  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
-    """NASA's astronaut portrait (public domain), (512,512,3) uint8."""
-    from skimage import data
+    """NASA's astronaut portrait (public domain) with her smile taken away, (512,512,3) uint8: a face
+    the engine edits at any positive strength (tests/portrait.py)."""
+    return np.array(neutral_astronaut())
 
-    return data.astronaut()
+
+@pytest.fixture(scope="session")
+def smiling() -> np.ndarray:
+    """NASA's astronaut portrait as she is: smiling broadly, (512,512,3) uint8."""
+    return np.array(smiling_astronaut())
 
 
 @pytest.fixture(scope="session")

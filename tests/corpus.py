@@ -1,6 +1,6 @@
 """A corpus of odd and hostile photo files, generated on the spot (nothing is downloaded).
 
-Every case is made from the public-domain NASA astronaut portrait (``skimage.data.astronaut``),
+Every case is made from the public-domain NASA astronaut portrait (made neutral: tests/portrait.py),
 from synthetic pixels, or from hand-written bytes.  :func:`build_corpus` writes them all into a
 folder and returns one :class:`Case` per file, saying what Smile must do with it:
 
@@ -69,10 +69,10 @@ class Case:
 
 
 def portrait(side: int = BASE) -> np.ndarray:
-    """The astronaut (public domain) reduced to ``side`` x ``side``, RGB uint8."""
-    from skimage import data
+    """The astronaut (public domain), made neutral (tests/portrait.py), reduced to ``side`` x ``side``, RGB uint8."""
+    from portrait import neutral_astronaut
 
-    return np.asarray(Image.fromarray(data.astronaut()).resize((side, side), Image.LANCZOS))
+    return np.asarray(Image.fromarray(np.array(neutral_astronaut())).resize((side, side), Image.LANCZOS))
 
 
 def _alpha_for(h: int, w: int) -> np.ndarray:

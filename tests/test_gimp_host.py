@@ -153,10 +153,9 @@ def case(name: str, image: Path, work: Path, **extra) -> dict:
 @pytest.fixture(scope="module")
 def real_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str]:
     """One GIMP session with the real engine (fixture model) on four cases."""
-    from skimage import data
-
     sys.path.insert(0, str(Path(__file__).parent))
     from fixture_model import build_fixture_model
+    from portrait import neutral_astronaut
 
     work = tmp_path_factory.mktemp("gimp-real")
     home = work / "home"
@@ -164,7 +163,7 @@ def real_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str]:
     model = build_fixture_model(work / "fixture.onnx", dx=3.0, dy=0.0, mask=0.0, rgb=0.0,
                                 strength_range=MODEL_RANGE)
     portrait, plain = work / "astronaut.png", work / "noface.png"
-    Image.fromarray(data.astronaut()).save(portrait)
+    Image.fromarray(np.array(neutral_astronaut())).save(portrait)
     rows, cols = np.mgrid[0:240, 0:320]
     Image.fromarray(np.dstack([cols % 256, rows, (cols + rows) % 256]).astype(np.uint8)).save(plain)
     cases = [

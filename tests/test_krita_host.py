@@ -167,9 +167,9 @@ def krita_setup(tmp_path_factory) -> dict:
     assert "enable_smile=true" in kritarc.read_text(encoding="utf-8")
 
     image = root / "astronaut.png"
-    from skimage import data
+    from portrait import neutral_astronaut
 
-    Image.fromarray(data.astronaut()).save(image)
+    Image.fromarray(np.array(neutral_astronaut())).save(image)
     # SMILE_KRITA_MODEL: run with a real model instead, to renew docs/krita-docker.png: a path,
     # or "default" for the engine's own default model
     model = os.environ.get("SMILE_KRITA_MODEL") or build_fixture_model(

@@ -36,7 +36,10 @@ FRAMES = 64
 
 @pytest.fixture(scope="module")
 def picture() -> np.ndarray:
-    return np.asarray(Image.open(ROOT / "samples" / "astronaut.jpg").convert("RGB"))
+    """The bundled astronaut made neutral (tests/portrait.py): every strength above 0 edits her."""
+    from portrait import neutral_astronaut
+
+    return np.array(neutral_astronaut())
 
 
 @pytest.fixture(scope="module")

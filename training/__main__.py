@@ -22,6 +22,7 @@ STEPS = {
     "mouth": "training.mouth",
     "mouth-attach": "training.mouth_attach",
     "tune": "training.tune",
+    "smile-level": "training.smile_level",
 }
 
 USAGE = "usage: python -m training {" + "|".join(STEPS) + "} [--config PATH] [options]"

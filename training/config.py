@@ -235,6 +235,7 @@ class EvaluateConfig:
     realism_folds: int
     realism_repeats: int
     realism_l2: float
+    realism_smilers: bool = True
 
 
 @dataclass(frozen=True)

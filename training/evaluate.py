@@ -78,6 +78,7 @@ def onnx_editor(path: str | Path, how: str = "engine") -> tuple[Editor, int]:
     from smilecore.align import Alignment
     from smilecore.composite import composite_face
     from smilecore.model import SmileModel
+    from smilecore.strength import face_strengths
 
     if how not in COMPOSITES:
         raise ValueError(f"unknown composite {how!r}; choose one of {', '.join(COMPOSITES)}")
@@ -90,10 +91,12 @@ def onnx_editor(path: str | Path, how: str = "engine") -> tuple[Editor, int]:
         outs = []
         for a in range(0, len(crops), 16):
             c = crops[a : a + 16]
-            o = model.run(c, lam)
-            outlines, teeth = facemesh.network().read(c)
-            # as the engine does: a face that shows its own teeth keeps them (smilecore.facemesh)
-            mask = facemesh.painted_mask(o.mask, teeth)
+            seen = facemesh.network().read(c)
+            # as the engine does: a face that already smiles gets what it lacks (smilecore.strength),
+            # and one that shows its own teeth keeps them (smilecore.facemesh)
+            lams = face_strengths(lam, seen.level)
+            o = model.run(c, lams)
+            mask = facemesh.painted_mask(o.mask, seen.teeth)
             if how == "network":
                 x = network_input(c)
                 y = composite(x, torch.from_numpy(o.rgb), torch.from_numpy(mask), torch.from_numpy(o.flow),
@@ -101,8 +104,8 @@ def onnx_editor(path: str | Path, how: str = "engine") -> tuple[Editor, int]:
                 outs.append(to_uint8(y))
                 continue
             out = np.array(c, copy=True)
-            for k in range(len(c) if lam != 0 else 0):  # λ = 0: the crop itself, as the engine leaves it
-                area = facemesh.edit_region(outlines[k], s, o.flow[k])
+            for k in np.flatnonzero(lams):  # λ = 0 for a face: the crop itself, as the engine leaves it
+                area = facemesh.edit_region(seen.outline[k], s, o.flow[k])
                 composite_face(np.ascontiguousarray(c[k]), crop_as_photo, o.rgb[k], mask[k], o.flow[k], out=out[k],
                                face_area=area, shade=None if o.shade is None else o.shade[k])
             outs.append(out)
@@ -276,12 +279,13 @@ def evaluate_smilers(edit: Editor, size: int, crops: np.ndarray, rows: np.ndarra
 
 
 def run_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str, np.ndarray], labels: dict[str, np.ndarray] | None,
-                split: str, faces: int, ev: EvaluateConfig) -> tuple[dict[str, Any], np.ndarray]:
-    """The realism two-sample test (:mod:`training.realism`) with the ``[evaluate] realism_*`` settings."""
+                split: str, faces: int, ev: EvaluateConfig, smilers: bool = False) -> tuple[dict[str, Any], np.ndarray]:
+    """The realism two-sample test (:mod:`training.realism`) with the ``[evaluate] realism_*`` settings;
+    with ``smilers``, on faces that already smile (edited) against other people's real smiles."""
     from .realism import evaluate_realism, realism_sample
 
     seed = ev.seed
-    sample = realism_sample(index, labels, split, seed=seed, max_per_class=faces)
+    sample = realism_sample(index, labels, split, seed=seed, max_per_class=faces, smilers=smilers)
     if len(sample.edit_rows) < 10:
         raise ValueError(f"only {len(sample.edit_rows)} matched faces for the realism test on the {split} split")
     lams = tuple(float(x) for x in ev.realism_lams)
@@ -361,6 +365,14 @@ def main(argv: list[str] | None = None) -> int:
                 from .realism_table import markdown as realism_markdown
 
                 tables = [markdown_table(result["per_lambda"]), realism_markdown(result["realism"])]
+            if ev.realism_smilers:
+                try:
+                    result["realism_smilers"], _ = run_realism(edit, size, crops, index, labels, args.split, n_real, ev,
+                                                               smilers=True)
+                except ValueError as exc:
+                    print(f"warning: realism test on smiling faces skipped: {exc}", file=sys.stderr)
+                else:
+                    tables.append(realism_markdown(result["realism_smilers"], edited="real smiles, edited,"))
         result["markdown"] = "\n\n".join(tables + [smilers["markdown"]])
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -376,10 +376,12 @@ class RealismSample:
 def realism_sample(index: dict[str, np.ndarray], labels: dict[str, np.ndarray] | None, split: str = "val",
                    seed: int = 4321, max_per_class: int | None = 300, adult_age: int = 13,
                    frontal_tolerance: float | None = 0.15, size_split: int = 100, per_person: int | None = 3,
-                   demographics: bool = True, broad: bool = False) -> RealismSample:
+                   demographics: bool = True, broad: bool = False, smilers: bool = False) -> RealismSample:
     """Neutral rows to edit and real smiling rows of ``split``: other people, same strata, same filters,
     at most ``per_person`` photos of anyone (a few ``expressions`` people have dozens); with ``broad``
-    only the broader half of the real smiles (inner-lip opening at or above their median)."""
+    only the broader half of the real smiles (inner-lip opening at or above their median); with
+    ``smilers`` the rows to edit are real smiles too (the real ones split by person: a face that
+    already smiles, edited, against other people's real smiles; unedited, this is the floor)."""
     from .dataset import neutral_rows, smiling_rows
 
     edit = neutral_rows(index, labels, split, adult_age=adult_age, frontal_tolerance=frontal_tolerance)
@@ -392,6 +394,8 @@ def realism_sample(index: dict[str, np.ndarray], labels: dict[str, np.ndarray] |
 
         keep &= is_frontal(index["lm68"][real], frontal_tolerance)
     real = real[keep]
+    if smilers:
+        edit = real.copy()
     if broad:
         from .geometry import broad_half
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 from typing import Any
 
 
-def markdown(result: dict[str, Any]) -> str:
-    """The realism results as a Markdown table (one row per condition; per-source AUCs of the grey test)."""
+def markdown(result: dict[str, Any], edited: str = "neutral faces") -> str:
+    """The realism results as a Markdown table (one row per condition; per-source AUCs of the grey test);
+    ``edited`` names what was edited (neutral faces, or real smiles for the test on smiling faces,
+    whose unedited row is a floor rather than a ceiling)."""
     strata = ", ".join(f"{k} {v}" for k, v in result["strata"].items())
     colour = "auc_colour" in result["ceiling"]
     sources = sorted(result["ceiling"].get("by_source", {}))
     lines = [f"Realism: ROC AUC of a logistic regression on grey HOG + LBP of the lower face telling {result['edited']} "
-             f"neutral faces from {result['real']} real smiles of other people ({result['folds']} person-disjoint folds "
+             f"{edited} from {result['real']} real smiles of other people ({result['folds']} person-disjoint folds "
              f"× {result['repeats']}; 0.5 = cannot tell; faces per stratum, the same on both sides: {strata}):", "",
-             "| neutral faces shown as | realism AUC | ± sd (folds) |" + "".join(f" {s} only |" for s in sources)
+             f"| {edited.rstrip(',')} shown as | realism AUC | ± sd (folds) |" + "".join(f" {s} only |" for s in sources)
              + (" with colour features |" if colour else ""),
              "|---|---:|---:|" + "---:|" * len(sources) + ("---:|" if colour else "")]
 
@@ -22,7 +24,7 @@ def markdown(result: dict[str, Any]) -> str:
         extra = f" {m['auc_colour']:.3f} |" if colour else ""
         return f"| {name} | {m['auc']:.3f} | {m['sd']:.3f} |{cells}{extra}"
 
-    lines.append(row("unedited (ceiling)", result["ceiling"]))
+    lines.append(row("unedited (ceiling)" if edited == "neutral faces" else "unedited", result["ceiling"]))
     for lam, m in result["per_lambda"].items():
         lines.append(row(f"λ = {float(lam):+g}", m))
     lines.append(row(f"floor: real smiles vs real smiles ({result['floor_size']} each; sd over "

@@ -1,0 +1,102 @@
+"""The strength rule: a face that already smiles gets only what it lacks of the smile asked for
+(smilecore.strength, smilecore.facemesh.smile_level)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import smilecore
+from smilecore import facemesh, strength
+from smilecore.align import align_face, extract_crop
+
+
+def _level(photo: np.ndarray) -> float:
+    face = smilecore.detect_faces(photo)[0]
+    crop = extract_crop(photo, align_face(face.landmarks, 256))
+    return float(facemesh.network().read(crop[None]).level[0])
+
+
+def test_neutral_faces_get_the_strength_asked_for():
+    levels = np.array([-0.8, 0.0, strength.NEUTRAL_SPREAD])
+    for lam in (-2.0, -0.5, 0.0, 0.5, 1.0, 2.0, 4.0):
+        assert np.allclose(strength.face_strengths(lam, levels), lam)
+
+
+def test_a_smiling_face_gets_what_it_lacks_and_never_a_negative_strength():
+    levels = np.array([1.0, 1.0 + (1.0 - strength.NEUTRAL_SPREAD)])  # own strength 1 and 2
+    assert np.allclose(strength.own_strength(levels), [1.0, 2.0])
+    assert np.allclose(strength.face_strengths(0.5, levels), [0.0, 0.0])
+    assert np.allclose(strength.face_strengths(1.5, levels), [0.5, 0.0])
+    assert np.allclose(strength.face_strengths(3.0, levels), [2.0, 1.0])
+    # "less smile" takes away from whatever the face shows
+    assert np.allclose(strength.face_strengths(-1.0, levels), [-1.0, -1.0])
+    assert strength.face_strengths(0.0, levels).tolist() == [0.0, 0.0]
+    # per face, in one call
+    assert np.allclose(strength.face_strengths(np.array([1.5, 3.0]), levels), [0.5, 1.0])
+
+
+def test_the_mouth_reads_as_smiling_or_not(astronaut, smiling):
+    assert _level(smiling) > 1.2  # her own broad smile (about the 80th percentile of real smiles)
+    assert _level(astronaut) < strength.NEUTRAL_SPREAD  # the same face with the smile taken away
+
+
+def test_level_follows_mouth_width_and_corner_lift():
+    pts = np.zeros((468, 2))
+    for (a, b), x in zip(facemesh.EYE_CORNERS, (-50.0, 50.0)):  # eye centres 100 px apart
+        pts[a], pts[b] = (x - 10, 0), (x + 10, 0)
+    def level(width, lift):
+        p = pts.copy()
+        p[facemesh.MOUTH_CORNERS[0]] = (-width * 50, 100 - lift * 100)
+        p[facemesh.MOUTH_CORNERS[1]] = (width * 50, 100 - lift * 100)
+        p[facemesh.LIP_MIDDLE[0]], p[facemesh.LIP_MIDDLE[1]] = (0, 98), (0, 102)
+        return float(facemesh.smile_level(p))
+    assert level(*facemesh.LEVEL_NEUTRAL) == pytest.approx(0.0, abs=1e-9)
+    assert level(*facemesh.LEVEL_SMILE) == pytest.approx(1.0, abs=1e-9)
+    assert level(1.0, 0.0) > level(0.8, 0.0) and level(0.8, 0.1) > level(0.8, 0.0)
+
+
+def test_a_face_already_smiling_that_much_is_left_bit_identical(smiling):
+    res = smilecore.smile(smiling, strength=1.0)
+    face = res.faces[0]
+    assert not face.edited and face.reason.startswith(strength.ALREADY_SMILING)
+    assert "higher strength" in face.reason
+    assert np.array_equal(res.image, smiling)
+
+
+def test_a_broader_smile_asked_for_adds_what_the_face_lacks(smiling, monkeypatch):
+    own = float(strength.own_strength(_level(smiling)))
+    sent = []
+    run = smilecore.SmileModel.run
+
+    def spy(self, crops, lam):
+        sent.append(np.asarray(lam, np.float32).copy())
+        return run(self, crops, lam)
+
+    monkeypatch.setattr(smilecore.SmileModel, "run", spy)
+    asked = smilecore.smile(smiling, strength=3.0)
+    assert asked.faces[0].edited
+    assert sent[-1].ravel() == pytest.approx([3.0 - own], abs=1e-4)
+    widened = smilecore.smile(smiling, strength=2.0)  # 2 asked: little to add to a broad smile
+    moved_2 = np.abs(widened.image.astype(int) - smiling.astype(int)).sum()
+    moved_3 = np.abs(asked.image.astype(int) - smiling.astype(int)).sum()
+    assert 0 < moved_2 < moved_3
+
+
+def test_a_neutral_face_is_edited_at_the_default_strength(astronaut):
+    res = smilecore.smile(astronaut)
+    assert res.faces[0].edited and res.faces[0].reason is None
+    assert (np.abs(res.image.astype(int) - astronaut.astype(int)).max(axis=2) > 8).sum() > 300
+
+
+def test_the_command_says_why_a_smiling_face_was_left(tmp_path, smiling):
+    from click.testing import CliRunner
+
+    from smile_cli.main import cli
+
+    src = tmp_path / "smiling.png"
+    Image.fromarray(smiling).save(src)
+    out = CliRunner().invoke(cli, [str(src), "-o", str(tmp_path / "out.png")])
+    assert out.exit_code == 0, out.output
+    assert "0 of 1 face smiled, 1 already smiling as much (a higher --strength widens the smile)" in out.output
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png").convert("RGB")), smiling)
