@@ -152,10 +152,10 @@ def case(name: str, image: Path, work: Path, **extra) -> dict:
 # --------------------------------------------------------------------------- the real engine
 @pytest.fixture(scope="module")
 def real_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str]:
-    """One GIMP session with the real engine (fixture model) on four cases."""
+    """One GIMP session with the real engine (fixture model) on a few cases."""
     sys.path.insert(0, str(Path(__file__).parent))
     from fixture_model import build_fixture_model
-    from portrait import neutral_astronaut
+    from portrait import neutral_astronaut, smiling_astronaut
 
     work = tmp_path_factory.mktemp("gimp-real")
     home = work / "home"
@@ -164,6 +164,8 @@ def real_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str]:
                                 strength_range=MODEL_RANGE)
     portrait, plain = work / "astronaut.png", work / "noface.png"
     Image.fromarray(np.array(neutral_astronaut())).save(portrait)
+    smiling = work / "smiling.png"
+    Image.fromarray(np.array(smiling_astronaut())).save(smiling)
     rows, cols = np.mgrid[0:240, 0:320]
     Image.fromarray(np.dstack([cols % 256, rows, (cols + rows) % 256]).astype(np.uint8)).save(plain)
     cases = [
@@ -174,6 +176,7 @@ def real_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str]:
         case("selection-elsewhere", portrait, work, select=[300, 330, 200, 170]),
         case("no-face", plain, work),
         case("too-strong", portrait, work, args={"strength": 3.5}),  # beyond this model's range
+        case("already-smiling", smiling, work),  # she smiles more than strength 1 asks for
     ]
     return run_gimp(gimp_root, home, work, cases, {"SMILE_MODEL": str(model)}, engine_binds())
 
@@ -247,6 +250,13 @@ def test_strength_outside_the_models_range_is_refused_by_the_engine(real_run):
     assert not result["success"] and result["status"] == "execution-error"
     assert ("Smile: the Smile engine refused the request: strength 3.5 is outside this model's range [-1, 3]"
             in result["error"]), result["error"]
+    assert_untouched(result)
+
+
+def test_a_face_already_smiling_that_much_is_left_and_the_reason_shown(real_run):
+    result = real_run[0]["cases"]["already-smiling"]
+    assert not result["success"] and result["status"] == "execution-error"
+    assert "Smile: no face was changed: already smiling (about strength 1." in result["error"], result["error"]
     assert_untouched(result)
 
 

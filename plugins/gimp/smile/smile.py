@@ -144,6 +144,11 @@ def smile_drawable(engine: EngineProcess, image, drawable, strength: float, face
             place = "inside the selection" if with_selection else "in this layer"
             hide = {request["input"]: "the layer", request.get("selection", ""): "the selection"}
             raise SmileFailure(explain(reply.get("error") or {}, place, EDITOR, hide))
+        faces = reply.get("faces") or []
+        if faces and not any(f.get("edited") for f in faces):
+            # nothing changed (e.g. every face already smiles that much): say why, add no layer
+            reasons = sorted({f.get("reason") for f in faces if f.get("reason")})
+            raise SmileFailure("no face was changed" + (f": {'; '.join(reasons)}" if reasons else ""))
         Gimp.progress_update(0.9)
         result = load_png_pixels(request["output"], RGBA, width, height)
         mask = None

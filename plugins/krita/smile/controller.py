@@ -193,8 +193,11 @@ class SmileController(QObject):
             except pixels.PixelError as exc:
                 self._set_status("error", str(exc))
                 return
-            edited = sum(1 for f in reply.get("faces") or [] if f.get("edited"))
-            self._set_status("done", f"added layer '{layer.name()}' ({edited} face(s) edited); Ctrl+Z removes it")
+            faces = reply.get("faces") or []
+            edited = sum(1 for f in faces if f.get("edited"))
+            # why faces were left (e.g. already smiling that much), when none was edited
+            why = "" if edited else "".join(f": {r}" for r in sorted({f.get("reason") for f in faces if f.get("reason")})[:1])
+            self._set_status("done", f"added layer '{layer.name()}' ({edited} face(s) edited{why}); Ctrl+Z removes it")
             self.applied.emit(layer)
         finally:
             job.cleanup()
