@@ -164,6 +164,26 @@ def test_still_face_gives_a_still_smile_and_the_rest_is_untouched(clips, model, 
     assert max(steps) < 0.1, steps
 
 
+def test_a_face_already_smiling_gets_only_what_it_lacks(model, tmp_path):
+    """The rule of photos (smilecore.strength) holds in videos: the smiling astronaut at strength 1
+    keeps her own smile untouched; at strength 3 she gets a broader one."""
+    from portrait import smiling_astronaut
+
+    picture = np.array(smiling_astronaut())
+    clip = make_clip(tmp_path / "smiling.mkv", picture, size=SIZE, frames=12, crf=0, amplitude=(0, 0), audio=False)
+    with av.open(str(clip.path)) as c:
+        fi = [f.to_ndarray()[:SIZE[1]].astype(int) for f in c.decode(video=0)]
+    ys, xs = mouth_region(picture, clip, 0)
+    moved = {}
+    for lam in (1, 3):
+        out = tmp_path / f"smiling-{lam}.mkv"
+        smile_video(clip.path, out, strength=lam, model=model, crf=0)
+        with av.open(str(out)) as c:
+            fo = [f.to_ndarray()[:SIZE[1]].astype(int) for f in c.decode(video=0)]
+        moved[lam] = max(np.abs(fo[i][ys, xs] - fi[i][ys, xs]).mean() for i in range(len(fi)))
+    assert moved[1] == 0 and moved[3] > 5, moved  # strength 1: her mouth bit-identical
+
+
 def _face_extent(picture, clip):
     """Frame box that any edit of the face stays inside (the aligned crop square, generously)."""
     x0, y0, x1, y1 = smilecore.detect_faces(picture)[0].box
