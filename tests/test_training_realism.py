@@ -245,3 +245,36 @@ def test_a_realism_study_writes_its_table_or_says_why_not(tmp_path, monkeypatch,
     assert realism_study.run_study(ap, ["--split", "test"], "some_study", body) == 2
     assert len(seen) == 1 and not (tmp_path / "eval" / "some_study_test.md").exists()
     assert "error: the test split has no neutral faces" in capsys.readouterr().err
+
+
+def test_smilers_sample_edits_real_smiles_of_other_people_than_the_real_side():
+    rows = []
+    for i in range(60):
+        for lab in (0, 1, 1):
+            rows.append(("expressions", f"expr:{i}", lab, False, -1, f"expressions/images/{i}.jpg"))
+    index = {"source": np.array([r[0] for r in rows]), "person": np.array([r[1] for r in rows]),
+             "label": np.array([r[2] for r in rows], np.int8), "gray": np.array([r[3] for r in rows]),
+             "age": np.array([r[4] for r in rows], np.int16), "file": np.array([r[5] for r in rows]),
+             "face_px": np.full(len(rows), 150, np.int16), "split": np.array(["val"] * len(rows))}
+    s = realism.realism_sample(index, None, "val", seed=2, max_per_class=None, frontal_tolerance=None, smilers=True)
+    assert (index["label"][s.edit_rows] == 1).all() and (index["label"][s.real_rows] == 1).all()
+    assert not set(index["person"][s.edit_rows]) & set(index["person"][s.real_rows])
+    assert len(s.edit_rows) == len(s.real_rows) > 30
+
+
+def test_cnn_judge_sees_a_pattern_and_not_noise():
+    from functools import partial
+
+    from training.realism_cnn import fit_cnn, standardise
+
+    rng = np.random.default_rng(5)
+    plain, marked = _faces(60, rng, 0), _faces(60, rng, 0)
+    marked[:, 90:96, 40:88] = 60  # a dark bar across the lower face of every "edited" face
+    windows = lambda f: standardise(realism.lower_face(f))  # noqa: E731
+    fit = partial(fit_cnn, epochs=8)
+    people = _people(60, 1, "a"), _people(60, 1, "b")
+    seen = two_sample_auc(windows(marked), windows(plain), *people, ["s"] * 60, ["s"] * 60, folds=3, repeats=1, fit=fit)
+    assert seen["auc"] > 0.9
+    other = _faces(60, rng, 0)
+    blind = two_sample_auc(windows(other), windows(plain), *people, ["s"] * 60, ["s"] * 60, folds=3, repeats=1, fit=fit)
+    assert blind["auc"] < 0.8

@@ -279,7 +279,8 @@ def evaluate_smilers(edit: Editor, size: int, crops: np.ndarray, rows: np.ndarra
 
 
 def run_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str, np.ndarray], labels: dict[str, np.ndarray] | None,
-                split: str, faces: int, ev: EvaluateConfig, smilers: bool = False) -> tuple[dict[str, Any], np.ndarray]:
+                split: str, faces: int, ev: EvaluateConfig, smilers: bool = False,
+                cnn: bool = False) -> tuple[dict[str, Any], np.ndarray]:
     """The realism two-sample test (:mod:`training.realism`) with the ``[evaluate] realism_*`` settings;
     with ``smilers``, on faces that already smile (edited) against other people's real smiles."""
     from .realism import evaluate_realism, realism_sample
@@ -290,7 +291,7 @@ def run_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str, np.
         raise ValueError(f"only {len(sample.edit_rows)} matched faces for the realism test on the {split} split")
     lams = tuple(float(x) for x in ev.realism_lams)
     return evaluate_realism(edit, size, crops, index, sample, lams, folds=ev.realism_folds,
-                            repeats=ev.realism_repeats, l2=float(ev.realism_l2), seed=seed)
+                            repeats=ev.realism_repeats, l2=float(ev.realism_l2), seed=seed, cnn=cnn)
 
 
 def add_realism(per_lam: dict[str, dict[str, float]], realism: dict[str, Any]) -> None:
@@ -317,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="teacher to compare against (default [evaluate] teacher)")
     ap.add_argument("--realism-faces", type=int, default=None,
                     help="most faces per side of the realism test (default [evaluate] realism_faces; 0 skips it)")
+    ap.add_argument("--cnn-judge", action="store_true",
+                    help="also judge realism with a small CNN on the grey lower face (training.realism_cnn; slower)")
     ap.add_argument("--composite", default="engine", choices=COMPOSITES,
                     help="how a --model's outputs go into the crop: the engine's composite (default) or the contract's "
                          "formula alone, as evaluations up to model 1.4.0 did")
@@ -357,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         tables = [markdown_table(result["per_lambda"])]
         if n_real > 0:
             try:
-                result["realism"], realism_sheet = run_realism(edit, size, crops, index, labels, args.split, n_real, ev)
+                result["realism"], realism_sheet = run_realism(edit, size, crops, index, labels, args.split, n_real, ev,
+                                                               cnn=args.cnn_judge)
             except ValueError as exc:  # too few faces: the other metrics still stand
                 print(f"warning: realism test skipped: {exc}", file=sys.stderr)
             else:
@@ -368,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             if ev.realism_smilers:
                 try:
                     result["realism_smilers"], _ = run_realism(edit, size, crops, index, labels, args.split, n_real, ev,
-                                                               smilers=True)
+                                                               smilers=True, cnn=args.cnn_judge)
                 except ValueError as exc:
                     print(f"warning: realism test on smiling faces skipped: {exc}", file=sys.stderr)
                 else:

@@ -226,8 +226,11 @@ def person_folds(person: Sequence[str], y: np.ndarray, strata: Sequence[str], k:
 def two_sample_auc(x1: np.ndarray, x0: np.ndarray, person1: Sequence[str], person0: Sequence[str],
                    strata1: Sequence[str], strata0: Sequence[str], folds: int = 5, repeats: int = 2,
                    l2: float = 1.0, seed: int = 0, group1: Sequence[str] | None = None,
-                   group0: Sequence[str] | None = None) -> dict[str, Any]:
-    """Cross-validated ROC AUC of a logistic regression telling sample 1 from sample 0.
+                   group0: Sequence[str] | None = None,
+                   fit: Callable[[np.ndarray, np.ndarray, int], Callable[[np.ndarray], np.ndarray]] | None = None
+                   ) -> dict[str, Any]:
+    """Cross-validated ROC AUC of a logistic regression (or of ``fit(x, y, seed)``, which returns a
+    scorer, e.g. :func:`training.realism_cnn.fit_cnn` on windows) telling sample 1 from sample 0.
 
     The two samples must not share a person.  Returns ``auc`` (mean over the held-out folds),
     ``sd`` (their standard deviation), ``fold_aucs``, ``n1`` and ``n0``; with ``group1``/``group0``
@@ -254,8 +257,10 @@ def two_sample_auc(x1: np.ndarray, x0: np.ndarray, person1: Sequence[str], perso
             train = ~test
             if len(np.unique(y[test])) < 2 or len(np.unique(y[train])) < 2:
                 continue
-            model = fit_logistic(x[train], y[train], l2)
-            held_out[test] = model.decision(x[test])
+            if fit is None:
+                held_out[test] = fit_logistic(x[train], y[train], l2).decision(x[test])
+            else:
+                held_out[test] = fit(x[train], y[train], seed * 1000 + r * folds + f)(x[test])
             aucs.append(roc_auc(held_out[test], y[test]))
         if group is not None:
             for g in np.unique(group):
@@ -416,13 +421,16 @@ def realism_sample(index: dict[str, np.ndarray], labels: dict[str, np.ndarray] |
 def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str, np.ndarray], sample: RealismSample,
                      lams: Sequence[float] = (1.0, 2.0), folds: int = 5, repeats: int = 2, l2: float = 1.0,
                      seed: int = 0, size_split: int = 100, colour: bool = True,
-                     floor_splits: int = 5) -> tuple[dict[str, Any], np.ndarray]:
+                     floor_splits: int = 5, cnn: bool = False) -> tuple[dict[str, Any], np.ndarray]:
     """Realism AUC of the unedited neutral faces (ceiling), of their edits at each λ, and the floor.
 
     Returns the metrics (``ceiling``, ``per_lambda``, ``floor``: dicts with ``auc``/``sd`` for
     grey features and ``auc_colour``/``sd_colour`` with ``colour``; the ``sd`` is over the
     held-out folds, the floor's over its ``floor_splits`` random halvings of the real smiles;
     sample sizes and strata) and a sheet of lower-face windows (real smile | unedited | each λ).
+    With ``cnn`` a second judge, a small CNN on the grey windows (:mod:`training.realism_cnn`), gives
+    ``auc_cnn``/``sd_cnn`` on the first of the same fold assignments (one, not ``repeats``, and its
+    floor over the first two halvings only: it is slow).
     """
     from .dataset import resize_crop
 
@@ -434,6 +442,10 @@ def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str
     p1, p0 = person[sample.edit_rows], person[sample.real_rows]
     variants = {"": False, "_colour": True} if colour else {"": False}
     f_real = {v: features(reals, c) for v, c in variants.items()}
+    if cnn:
+        from .realism_cnn import fit_cnn, standardise
+
+        w_real = standardise(lower_face(reals))
 
     src1, src0 = index["source"][sample.edit_rows], index["source"][sample.real_rows]
 
@@ -442,6 +454,10 @@ def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str
         for v, c in variants.items():
             r = two_sample_auc(features(faces, c), f_real[v], p1, p0, s1, s0, folds, repeats, l2, seed, src1, src0)
             out["auc" + v], out["sd" + v], out["by_source" + v] = r["auc"], r["sd"], r["by_group"]
+        if cnn:
+            r = two_sample_auc(standardise(lower_face(faces)), w_real, p1, p0, s1, s0, folds, 1, l2, seed,
+                               src1, src0, fit=fit_cnn)
+            out["auc_cnn"], out["sd_cnn"], out["by_source_cnn"] = r["auc"], r["sd"], r["by_group"]
         return out
 
     result: dict[str, Any] = {"edited": int(len(inputs)), "real": int(len(reals)), "strata": dict(sample.strata),
@@ -455,6 +471,8 @@ def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str
     # floor: the real smiles split in two by person, matched by stratum like the real test, over
     # several random splits: its spread is how far a test of this size strays from 0.5 by chance
     aucs: dict[str, list[float]] = {v: [] for v in variants}
+    if cnn:
+        aucs["_cnn"] = []
     sizes = []
     for k in range(floor_splits):
         rng = np.random.default_rng([seed, 7, k])
@@ -469,8 +487,12 @@ def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str
         for v in variants:
             r = two_sample_auc(f_real[v][fa], f_real[v][fb], p0[fa], p0[fb], s0[fa], s0[fb], folds, repeats, l2, seed + k)
             aucs[v].append(r["auc"])
+        if cnn and k < 2:
+            r = two_sample_auc(w_real[fa], w_real[fb], p0[fa], p0[fb], s0[fa], s0[fb], folds, 1, l2, seed + k,
+                               fit=fit_cnn)
+            aucs["_cnn"].append(r["auc"])
     floor: dict[str, Any] = {"splits": len(sizes)}
-    for v in variants:
+    for v in aucs:
         floor["auc" + v] = float(np.mean(aucs[v])) if aucs[v] else float("nan")
         floor["sd" + v] = float(np.std(aucs[v])) if aucs[v] else float("nan")
     result["floor"] = floor
