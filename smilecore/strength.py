@@ -6,8 +6,10 @@ to whatever the face shows, so a face that already smiles would go past a broad 
 therefore asks for a smile of that size: each face gets only what it lacks, λ minus its own
 strength (:func:`own_strength`, read by :func:`smilecore.facemesh.smile_level`), never less
 than 0; a face that already smiles that much is left as it is. A negative strength ("less
-smile") takes away from whatever the face shows, as before. Neutral faces are not touched by
-the rule: their own level stays below :data:`NEUTRAL_SPREAD`.
+smile") takes away from whatever the face shows, as before. Most neutral faces are not touched
+by the rule: 89 % of the validation split's read below :data:`NEUTRAL_SPREAD`; of the rest, half
+get less than 0.2 taken off what was asked, and the one in a hundred whose mouth already reads
+like a smile up to about 0.6 (on 326 faces, at most 1.1).
 """
 from __future__ import annotations
 

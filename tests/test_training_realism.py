@@ -270,7 +270,7 @@ def test_cnn_judge_sees_a_pattern_and_not_noise():
     rng = np.random.default_rng(5)
     plain, marked = _faces(60, rng, 0), _faces(60, rng, 0)
     marked[:, 90:96, 40:88] = 60  # a dark bar across the lower face of every "edited" face
-    windows = lambda f: standardise(realism.lower_face(f))  # noqa: E731
+    windows = lambda f: standardise(realism.lower_face(f) @ realism.LUMA)  # noqa: E731
     fit = partial(fit_cnn, epochs=8)
     people = _people(60, 1, "a"), _people(60, 1, "b")
     seen = two_sample_auc(windows(marked), windows(plain), *people, ["s"] * 60, ["s"] * 60, folds=3, repeats=1, fit=fit)

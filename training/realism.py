@@ -445,7 +445,7 @@ def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str
     if cnn:
         from .realism_cnn import fit_cnn, standardise
 
-        w_real = standardise(lower_face(reals))
+        w_real = standardise(lower_face(reals) @ LUMA)
 
     src1, src0 = index["source"][sample.edit_rows], index["source"][sample.real_rows]
 
@@ -455,7 +455,7 @@ def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str
             r = two_sample_auc(features(faces, c), f_real[v], p1, p0, s1, s0, folds, repeats, l2, seed, src1, src0)
             out["auc" + v], out["sd" + v], out["by_source" + v] = r["auc"], r["sd"], r["by_group"]
         if cnn:
-            r = two_sample_auc(standardise(lower_face(faces)), w_real, p1, p0, s1, s0, folds, 1, l2, seed,
+            r = two_sample_auc(standardise(lower_face(faces) @ LUMA), w_real, p1, p0, s1, s0, folds, 1, l2, seed,
                                src1, src0, fit=fit_cnn)
             out["auc_cnn"], out["sd_cnn"], out["by_source_cnn"] = r["auc"], r["sd"], r["by_group"]
         return out

@@ -29,13 +29,9 @@ EPOCHS = 150
 BATCH = 32
 
 
-def standardise(patches: np.ndarray) -> np.ndarray:
-    """Grey windows (N, H, W) or RGB (N, H, W, 3) as float32 (N, H, W), each of mean 0 and spread 1."""
-    from .realism import LUMA
-
-    g = np.asarray(patches, np.float32)
-    if g.ndim == 4:
-        g = g @ LUMA
+def standardise(grey: np.ndarray) -> np.ndarray:
+    """Grey windows (N, H, W) as float32, each of mean 0 and spread 1."""
+    g = np.asarray(grey, np.float32)
     g = g - g.mean((1, 2), keepdims=True)
     return g / (g.std((1, 2), keepdims=True) + 1e-6)
 
