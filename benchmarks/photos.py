@@ -29,15 +29,20 @@ def astronaut() -> np.ndarray:
 NEUTRALISE = -2.0
 
 
-@lru_cache(maxsize=1)
-def neutral_astronaut() -> np.ndarray:
-    """The sample portrait with her smile taken away (:data:`NEUTRALISE`), so that every strength above
-    0 edits her: a read-only RGB uint8 array (made once)."""
+def take_smile_away(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` (uint8 RGB) with its faces' smiles taken away by the engine (:data:`NEUTRALISE`), read-only."""
     import smilecore
 
-    arr = np.array(smilecore.smile(np.array(astronaut()), strength=NEUTRALISE).image)
+    arr = np.array(smilecore.smile(np.array(rgb), strength=NEUTRALISE).image)
     arr.setflags(write=False)
     return arr
+
+
+@lru_cache(maxsize=1)
+def neutral_astronaut() -> np.ndarray:
+    """The sample portrait with her smile taken away (:func:`take_smile_away`), so that every strength
+    above 0 edits her: a read-only RGB uint8 array (made once)."""
+    return take_smile_away(astronaut())
 
 
 def make_photo(width: int, height: int, faces: int) -> np.ndarray:

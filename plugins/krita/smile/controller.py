@@ -195,8 +195,9 @@ class SmileController(QObject):
                 return
             faces = reply.get("faces") or []
             edited = sum(1 for f in faces if f.get("edited"))
-            # why faces were left (e.g. already smiling that much), when none was edited
-            why = "" if edited else "".join(f": {r}" for r in sorted({f.get("reason") for f in faces if f.get("reason")})[:1])
+            # when none was edited, why (e.g. already smiling that much)
+            reasons = sorted({f["reason"] for f in faces if f.get("reason")})
+            why = f": {reasons[0]}" if reasons and not edited else ""
             self._set_status("done", f"added layer '{layer.name()}' ({edited} face(s) edited{why}); Ctrl+Z removes it")
             self.applied.emit(layer)
         finally:
