@@ -298,7 +298,10 @@ def test_sigterm_stops_a_ray_local_run_and_leaves_only_whole_files(photos, refer
                              str(fixture_models["shift"]), "--ray", "local", "-q"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline and proc.poll() is None and not (out.is_dir() and any(out.iterdir())):
+    # wait for a finished photo (a writer's temporary file, ".<name>.<id>.smile-tmp", is not one:
+    # the signal removes it, and a run stopped then would rightly leave nothing)
+    while time.monotonic() < deadline and proc.poll() is None and not (
+            out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir())):
         time.sleep(0.1)
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGTERM)
