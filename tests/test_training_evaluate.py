@@ -39,10 +39,10 @@ def test_markdown_table_reports_teeth_only_where_the_mouth_opened():
            "ssim_teacher": 0.97, "l1_teacher": 0.01}
     table = markdown_table({"1": {**row, "opened": 0, "teeth_out": float("nan"), "teeth_teacher": float("nan")},
                             "2": {**row, "opened": 5, "teeth_out": 0.41, "teeth_teacher": 0.63,
-                                  "edges_out": 12.34, "edges_teacher": 20.0, "realism_auc": 0.9876}})
+                                  "edges_out": 12.34, "edges_teacher": 20.0, "detail_kept": 0.987, "realism_auc": 0.9876}})
     lines = table.splitlines()
-    assert lines[0].count("|") == lines[2].count("|") == lines[3].count("|") == 11
-    assert lines[2].endswith("| – | – | – |") and lines[3].endswith("| 0.41 (0.63) | 12.3 (20.0) | 0.988 |")
+    assert lines[0].count("|") == lines[2].count("|") == lines[3].count("|") == 12
+    assert lines[2].endswith("| – | – | – | – |") and lines[3].endswith("| 0.41 (0.63) | 12.3 (20.0) | 0.99 | 0.988 |")
 
 
 def test_add_realism_puts_the_ceiling_at_lambda_zero():

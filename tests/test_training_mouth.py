@@ -12,7 +12,7 @@ pytest.importorskip("onnx")
 from training.mouth import hole_mask, make_batch  # noqa: E402
 from training.mouth_attach import attach, export_fill  # noqa: E402
 from training.mouth_net import (  # noqa: E402
-    GROW, PATCH_H, PATCH_W, SIGMA_PX, MouthFill, MouthNet, from_patch, grow_region, mouth_frame, to_patch,
+    GROW, PATCH_H, PATCH_W, REACH, SIGMA_PX, MouthFill, MouthNet, from_patch, grow_region, mouth_frame, to_patch,
 )
 
 S = 256
@@ -65,14 +65,25 @@ def test_training_holes_are_the_inner_lips_and_patches_frame_them():
     crops[0, 165:190, 95:165] = 30  # a dark mouth where the lips are
     patch, region, ph = make_batch(crops, lm[None], np.random.default_rng(0), augment=False)
     assert patch.shape == (1, 3, PATCH_H, PATCH_W) and ph.shape == region.shape == (1, 1, PATCH_H, PATCH_W)
-    # the region is the opening grown by GROW pixels
-    assert torch.allclose(region, grow_region(ph, GROW))
+    # the region is the opening grown by GROW pixels (and REACH more sideways)
+    assert torch.allclose(region, grow_region(ph, GROW, REACH))
     assert (region >= ph - 1e-6).all() and region.sum() > 1.5 * ph.sum()
     # the opening sits in the middle of the patch, about half its width
     cols = np.flatnonzero(ph[0, 0].numpy().max(0) > 0.5)
     assert abs((cols[0] + cols[-1]) / 2 - (PATCH_W - 1) / 2) < 2
     assert 0.35 * PATCH_W < cols[-1] - cols[0] < 0.65 * PATCH_W
     assert patch[0, :, PATCH_H // 2, PATCH_W // 2].max() < -0.6  # dark inside, from the crop
+
+
+def test_the_region_reaches_past_the_corners_sideways_only():
+    opening = torch.zeros(1, 1, PATCH_H, PATCH_W)
+    opening[:, :, 22:26, 20:52] = 1.0
+    plain, wide = grow_region(opening, 4), grow_region(opening, 4, 6)
+    rows = lambda r: np.flatnonzero(r[0, 0].numpy().max(1) > 0.5)  # noqa: E731
+    cols = lambda r: np.flatnonzero(r[0, 0].numpy().max(0) > 0.5)  # noqa: E731
+    assert (rows(plain) == rows(wide)).all() and (rows(plain)[[0, -1]] == [18, 29]).all()
+    assert (cols(plain)[[0, -1]] == [16, 55]).all() and (cols(wide)[[0, -1]] == [10, 61]).all()
+    assert (wide >= plain - 1e-6).all()
 
 
 def test_the_separable_resampling_is_grid_sample():
@@ -193,6 +204,10 @@ def test_a_model_gets_one_mouth_only(tmp_path):
     assert main(["--model", str(src), "--mouth", str(weights), "--out", str(once), "--version", "1", "--failures", str(failures)]) == 0
     card = once.with_suffix(".md").read_text()
     assert card.startswith("# once 1") and "mouth network" in card and "research / non-commercial" in card
+    assert f"repaints {GROW} patch pixels around the opening ({GROW + REACH} sideways" in card
+    wide = tmp_path / "wide.onnx"
+    assert main(["--model", str(src), "--mouth", str(weights), "--out", str(wide), "--version", "1", "--reach", "3"]) == 0
+    assert f"({GROW + 3} sideways, past the corners)" in wide.with_suffix(".md").read_text()
     assert "## What it gets wrong\n\n- teeth that blur on dark photos" in card
     from training.mouth_attach import mouth_network
 
@@ -233,6 +248,18 @@ def test_training_runs_resumes_and_writes_the_weights(tmp_path, capsys):
     assert "resumed at step 4" in capsys.readouterr().out
     moved = [not torch.equal(a, b) for a, b in zip(first["net"].values(), torch.load(out / "mouth.pt", weights_only=False)["net"].values())]
     assert any(moved)
+    # a fresh run can start from given weights (here the first run's), and hide regions past the corners
+    capsys.readouterr()
+    start = torch.load(out / "mouth.pt", weights_only=False)["net"]
+    cfg.write_text(cfg.read_text() + "reach_max = 3\n")
+    again = tmp_path / "again"
+    assert training_main.main(["mouth", "--config", str(cfg), "--steps", "1", "--init", str(out / "mouth.pt"), "--out", str(again),
+                               "--threads", "1"]) == 0
+    assert "starting from the mouth network of" in capsys.readouterr().out
+    fresh = torch.load(again / "mouth.pt", weights_only=False)
+    assert fresh["step"] == 1
+    # one Adam step moves a weight by about the learning rate; a fresh start would differ by far more
+    assert max((a - b).abs().max().item() for a, b in zip(start.values(), fresh["net"].values())) < 0.01
 
 
 def test_the_model_mask_is_the_repainted_region_and_the_shade_keeps_the_networks_mask(tmp_path):

@@ -246,6 +246,7 @@ class MouthConfig:
     min_face_px: int
     min_teeth: float
     grow_max: int
+    reach_max: int
     steps: int
     batch: int
     width: int

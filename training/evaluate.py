@@ -17,6 +17,8 @@ person-disjoint validation split (never tuned on):
 * tooth edges: on the same faces, how strongly the bright part of the opening changes from
   pixel to pixel across it (:func:`training.donors.tooth_edges`, grey levels): separate teeth
   score high, a smooth white band low.
+* skin detail kept: the finest band of the face's log-luminance over its skin outside the mouth,
+  edited against unedited (:mod:`training.detail`; median over the faces): 1.0 keeps all of it.
 * realism AUC (:mod:`training.realism`): a two-sample test, a logistic regression on grey
   HOG + LBP features of the aligned lower face trained with person-disjoint folds to tell the
   split's neutral faces, edited at ``[evaluate] realism_lams`` (1 and 2), from real smiling
@@ -174,16 +176,17 @@ def contact_sheet(rows: list[list[np.ndarray]], cell: int = 160) -> np.ndarray:
 def markdown_table(per_lam: dict[str, dict[str, float]]) -> str:
     """The metrics as a Markdown table, one row per λ (realism AUC: λ = 0 is the unedited ceiling)."""
     lines = [
-        "| λ | smile p before | smile p after | non-smilers moved the right way | identity dist (dlib) | SSIM vs teacher | L1 vs teacher | teeth shown (teacher) | tooth edges (teacher) | realism AUC (vs real smiles) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| λ | smile p before | smile p after | non-smilers moved the right way | identity dist (dlib) | SSIM vs teacher | L1 vs teacher | teeth shown (teacher) | tooth edges (teacher) | skin detail kept | realism AUC (vs real smiles) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for lam, m in per_lam.items():
         teeth = "–" if m.get("opened", 0) == 0 else f"{m['teeth_out']:.2f} ({m['teeth_teacher']:.2f})"
         edges = "–" if m.get("opened", 0) == 0 or "edges_out" not in m else f"{m['edges_out']:.1f} ({m['edges_teacher']:.1f})"
         real = "–" if "realism_auc" not in m else f"{m['realism_auc']:.3f}"
+        detail = "–" if "detail_kept" not in m else f"{m['detail_kept']:.2f}"
         lines.append(
             f"| {float(lam):+.0f} | {m['p_before']:.3f} | {m['p_after']:.3f} | {m['moved_right_way']:.2f} | "
-            f"{m['identity_mean']:.3f} (max {m['identity_max']:.3f}) | {m['ssim_teacher']:.4f} | {m['l1_teacher']:.4f} | {teeth} | {edges} | {real} |"
+            f"{m['identity_mean']:.3f} (max {m['identity_max']:.3f}) | {m['ssim_teacher']:.4f} | {m['l1_teacher']:.4f} | {teeth} | {edges} | {detail} | {real} |"
         )
     return "\n".join(lines)
 
@@ -193,6 +196,7 @@ def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows:
     """All metrics and the contact sheet for the faces ``rows``, against the teacher ``synth``
     (``teacher_name``: drawn or donors), with the smile classifier saved at ``classifier``."""
     from .classifier import load_classifier, smile_probability
+    from .detail import detail_kept
 
     clf = load_classifier(classifier)
     ident = DlibIdentity()
@@ -217,6 +221,7 @@ def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows:
         non = p0 < 0.5
         moved = (p1 > p0) if lam > 0 else (p1 < p0) if lam < 0 else np.isclose(p1, p0, atol=1e-3)
         dist = np.array([np.linalg.norm(ident.descriptor(o, s) - d) for o, s, d in zip(out, shapes, d0)])
+        detail = np.array([detail_kept(c, o, l) for c, o, l in zip(inputs, out, lms)])
         xo = torch.stack([to_tensor(o) for o in out])
         xt = torch.stack([to_tensor(t) for t in targets])
         per[f"{lam:g}"] = {
@@ -232,6 +237,7 @@ def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows:
             "teeth_teacher": float(np.mean(teeth_teacher)) if opened else float("nan"),
             "edges_out": float(np.mean(edges_out)) if opened else float("nan"),
             "edges_teacher": float(np.mean(edges_teacher)) if opened else float("nan"),
+            "detail_kept": float(np.nanmedian(detail)),
         }
     n_sheet = min(sheet_rows, len(rows))
     t2 = [synth.synthesize(inputs[i], lms[i], 2.0).target for i in range(n_sheet)]

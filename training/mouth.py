@@ -7,7 +7,8 @@ teeth over at least ``min_teeth`` of it (a smile's opening shows teeth) gives on
 ``[mouth]`` in training/config.toml holds every value. Its inner-lip polygon (dlib's landmarks
 60–67), feathered as the teacher feathers the mask it teaches the smile network (up to 3× softer:
 the network's mask is softer than a polygon), is the *opening*; grown over the lips by 0 to
-``grow_max`` patch pixels it is the *hole* (the region repainted). The network sees the mouth
+``grow_max`` patch pixels (and 0 to ``reach_max`` more sideways, past the mouth's corners) it is
+the *hole* (the region repainted). The network sees the mouth
 patch with the hole hidden, the hole and the opening, and restores the hole. Losses: L1 inside
 the hole, L1 of image edges near it, a little L1 outside it, and a hinge adversarial term from a
 patch critic (after a warm-up) so that it draws teeth rather than their average.
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from .config import get_logger, load_config
 from .donors import teeth_fraction
 from .landmarks68 import INNER_LIPS, MOUTH, inner_gap
-from .mouth_net import GROW, MouthNet, PatchCritic, grow_region, mouth_frame, net_input, to_patch
+from .mouth_net import GROW, REACH, MouthNet, PatchCritic, grow_region, mouth_frame, net_input, to_patch
 
 def hole_mask(lm68: np.ndarray, size: int, blur: float = 1.0) -> np.ndarray:
     """The inner-lip polygon of ``lm68`` (crop px) on a ``size``² field, anti-aliased and feathered as
@@ -57,11 +58,12 @@ def open_mouths(crops: np.ndarray, index: dict[str, np.ndarray], split: str, min
     return rows[teeth >= min_teeth]
 
 
-def make_batch(crops: np.ndarray, lm68: np.ndarray, rng: np.random.Generator, augment: bool = True, grow_max: int = 8
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def make_batch(crops: np.ndarray, lm68: np.ndarray, rng: np.random.Generator, augment: bool = True, grow_max: int = 8,
+               reach_max: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mouth patches, regions and openings ([B,3,H,W] in [-1, 1], [B,1,H,W], [B,1,H,W]) for uint8
     ``crops`` [B,S,S,3]: the opening is the inner-lip polygon, the region the opening grown by 0 to
-    ``grow_max`` patch pixels (``GROW`` without ``augment``)."""
+    ``grow_max`` patch pixels, and 0 to ``reach_max`` more sideways past the corners (``GROW`` and
+    ``REACH`` without ``augment``)."""
     size = crops.shape[1]
     images, holes = [], []
     for crop, lm in zip(crops, lm68):
@@ -86,7 +88,8 @@ def make_batch(crops: np.ndarray, lm68: np.ndarray, rng: np.random.Generator, au
         theta[:, :, 2] += torch.from_numpy(rng.uniform(-0.02, 0.02, (n, 2))).float()
     opening = to_patch(h, theta)
     grows = rng.integers(0, grow_max + 1, len(crops)) if augment else [GROW] * len(crops)
-    region = torch.cat([grow_region(opening[i : i + 1], int(g)) for i, g in enumerate(grows)])
+    reaches = rng.integers(0, reach_max + 1, len(crops)) if augment else [REACH] * len(crops)
+    region = torch.cat([grow_region(opening[i : i + 1], int(g), int(r)) for i, (g, r) in enumerate(zip(grows, reaches))])
     return to_patch(x, theta), region, opening
 
 
@@ -118,13 +121,24 @@ def sheet(patch: torch.Tensor, hole: torch.Tensor, pred: torch.Tensor, path: Pat
     cv2.imwrite(str(path), cv2.cvtColor(cv2.resize(img, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST), cv2.COLOR_RGB2BGR))
 
 
+def initial_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The mouth network's weights in ``path``: a merged model (.onnx, ``mouth-attach``) or a ``mouth.pt``."""
+    if path.suffix == ".onnx":
+        from .mouth_attach import mouth_from_model
+
+        return mouth_from_model(path).net.state_dict()
+    return torch.load(path, map_location="cpu", weights_only=False)["net"]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training mouth [--config PATH] [--steps N] [--out DIR] [--fresh] [--threads T]``."""
+    """``python -m training mouth [--config PATH] [--steps N] [--out DIR] [--fresh] [--init WEIGHTS] [--threads T]``."""
     ap = argparse.ArgumentParser(prog="python -m training mouth", description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=None, help="config TOML (default training/config.toml; [mouth])")
     ap.add_argument("--steps", type=int, default=None, help="train up to this step (default [mouth] steps)")
     ap.add_argument("--out", default=None, help="folder for checkpoints and sheets (default cache/mouth)")
     ap.add_argument("--fresh", action="store_true", help="start over instead of resuming")
+    ap.add_argument("--init", default=None,
+                    help="start (when not resuming) from these weights: a model with a mouth network (.onnx) or a mouth.pt")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args(argv)
     from .prepare import load_prepared
@@ -157,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         step = int(state["step"])
         rng = np.random.default_rng([mc.seed, step])
         log.info(f"resumed at step {step}")
+    elif args.init:
+        net.load_state_dict(initial_weights(Path(args.init)))
+        log.info(f"starting from the mouth network of {args.init}")
     log.info(f"mouth network: {sum(p.numel() for p in net.parameters())} parameters")
     vrng = np.random.default_rng(1)
     vsel = np.sort(vrng.choice(val_rows, min(64, len(val_rows)), replace=False))
@@ -164,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     t0, seen = time.time(), 0
     while step < steps:
         sel = np.sort(rng.choice(rows, mc.batch, replace=False))
-        patch, hole, opening = make_batch(crops[sel], index["lm68"][sel], rng, grow_max=mc.grow_max)
+        patch, hole, opening = make_batch(crops[sel], index["lm68"][sel], rng, grow_max=mc.grow_max, reach_max=mc.reach_max)
         pred = net(net_input(patch, hole, opening))
         comp = patch * (1 - hole) + pred * hole
         use_adv = step >= mc.warmup

@@ -32,18 +32,21 @@ OPACITY = 1.5
 SPREAD = 1.6
 
 
-def load_mouth(path: str | Path, grow: int | None = None, opacity: float = OPACITY, spread: float = SPREAD):
+def load_mouth(path: str | Path, grow: int | None = None, opacity: float = OPACITY, spread: float = SPREAD,
+               reach: int | None = None):
     """The :class:`~training.mouth_net.MouthFill` module for the weights at ``path`` (``mouth.pt``
     or a training ``checkpoint.pt``), repainting ``grow`` patch pixels around the opening (default
-    :data:`~training.mouth_net.GROW`) at ``opacity`` times the opening's strength, the mask's soft
+    :data:`~training.mouth_net.GROW`; ``reach`` more sideways, default
+    :data:`~training.mouth_net.REACH`) at ``opacity`` times the opening's strength, the mask's soft
     edge counted as opening by ``spread`` (see :class:`~training.mouth_net.MouthFill`), and the
     training step the weights come from."""
-    from .mouth_net import GROW, MouthFill, MouthNet
+    from .mouth_net import GROW, REACH, MouthFill, MouthNet
 
     state = torch.load(path, map_location="cpu", weights_only=False)
     net = MouthNet(int(state.get("width", 16)))
     net.load_state_dict(state["net"])
-    return MouthFill(net.eval(), GROW if grow is None else grow, opacity, spread).eval(), state.get("step")
+    fill = MouthFill(net.eval(), GROW if grow is None else grow, opacity, spread, REACH if reach is None else reach)
+    return fill.eval(), state.get("step")
 
 
 def export_fill(fill, size: int, out: Path) -> None:
@@ -117,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="the model to write (.onnx; a model card .md beside it)")
     ap.add_argument("--version", required=True, help="the new model's version")
     ap.add_argument("--grow", type=int, default=None, help="patch pixels repainted around the opening (default mouth_net.GROW)")
+    ap.add_argument("--reach", type=int, default=None,
+                    help="patch pixels repainted sideways past the mouth's corners, beyond --grow (default mouth_net.REACH)")
     ap.add_argument("--opacity", type=float, default=OPACITY,
                     help=f"the repainted mouth's opacity per unit of the opening's strength, at most 1 (default {OPACITY:g})")
     ap.add_argument("--spread", type=float, default=SPREAD,
@@ -141,11 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     if "smile.mouth" in meta:
         raise SystemExit(f"error: {src} already has a mouth network ({meta['smile.mouth'][:60]}...)")
     size = int(meta[contract.META_SIZE])
-    fill, step = load_mouth(mouth, args.grow, args.opacity, args.spread)
+    fill, step = load_mouth(mouth, args.grow, args.opacity, args.spread, args.reach)
     params = sum(p.numel() for p in fill.net.parameters())
     description = (f"mouth network, {params} parameters, {step if step is not None else '?'} steps of self-supervised mouth completion "
                    f"on the train split's real open smiling mouths (python -m training mouth); repaints {fill.grow} patch pixels "
-                   f"around the opening at {fill.opacity:g} x the opening's strength (at most opaque), "
+                   f"around the opening ({fill.grow + fill.reach} sideways, past the corners) at {fill.opacity:g} x the opening's strength (at most opaque), "
                    f"the opening told as min(1, {fill.spread:g} x mask / its maximum) up to mask strength {SPREAD_FULL:g}, "
                    "tapering to the mask itself at 1")
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
@@ -210,14 +215,14 @@ def mouth_card(src: Path, out: Path, version: str, description: str, digest: str
     return "\n".join(lines) + body.replace("\n## ", "\n### ")
 
 
-def mouth_from_model(model, grow: int | None = None, opacity: float = OPACITY, spread: float = SPREAD):
+def mouth_from_model(model, grow: int | None = None, opacity: float = OPACITY, spread: float = SPREAD, reach: int | None = None):
     """The :class:`~training.mouth_net.MouthFill` inside a merged model (a file or its loaded
-    ``onnx.ModelProto``), with its weights (the file does not record ``grow``, ``opacity`` and
-    ``spread``: they are the defaults unless given)."""
+    ``onnx.ModelProto``), with its weights (the file does not record ``grow``, ``opacity``,
+    ``spread`` and ``reach``: they are the defaults unless given)."""
     import onnx
     from onnx import numpy_helper
 
-    from .mouth_net import GROW, MouthFill
+    from .mouth_net import GROW, REACH, MouthFill
 
     if not isinstance(model, onnx.ModelProto):
         model = onnx.load(str(model), load_external_data=False)
@@ -228,7 +233,7 @@ def mouth_from_model(model, grow: int | None = None, opacity: float = OPACITY, s
     state = {t.name[len(head):]: torch.from_numpy(numpy_helper.to_array(t).astype(np.float32))
              for t in model.graph.initializer if t.name.startswith(head)}
     net.load_state_dict(state)
-    return MouthFill(net.eval(), GROW if grow is None else grow, opacity, spread).eval()
+    return MouthFill(net.eval(), GROW if grow is None else grow, opacity, spread, REACH if reach is None else reach).eval()
 
 
 def mouth_network(path):

@@ -34,6 +34,10 @@ MIN_SIGMA = 2.0
 #: How far (patch pixels) the region the model repaints reaches beyond the opening (training draws
 #: 0 to ``[mouth] grow_max`` per example, so that the network sees lips of every thickness hidden).
 GROW = 4
+#: How much further (patch pixels) the repainted region reaches sideways, past the mouth's corners,
+#: than up and down: the corners of a real smile (the dark wedge where the cheek folds over them)
+#: are drawn from real smiles rather than left as the warp stretched them (0: the region of 1.4.x).
+REACH = 0
 #: Mask values up to this much do not place the frame: a network's mask has a faint haze over the
 #: whole crop (about 50 in all at any strength) that would otherwise pull the frame to the middle.
 FLOOR = 0.05
@@ -112,10 +116,11 @@ def from_patch(patch: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Ten
     return _resample(patch, inverse_frame(theta), size, size, clamp=False)
 
 
-def grow_region(opening: torch.Tensor, grow: int) -> torch.Tensor:
-    """The region repainted around ``opening`` [N,1,H,W] (0..1): grown by ``grow`` patch pixels
-    (a max filter) and softened by one pixel."""
-    region = F.max_pool2d(opening, 2 * grow + 1, 1, grow) if grow > 0 else opening
+def grow_region(opening: torch.Tensor, grow: int, reach: int = 0) -> torch.Tensor:
+    """The region repainted around ``opening`` [N,1,H,W] (0..1): grown by ``grow`` patch pixels up
+    and down and ``grow + reach`` sideways (a max filter), and softened by one pixel."""
+    side = grow + reach
+    region = F.max_pool2d(opening, (2 * grow + 1, 2 * side + 1), 1, (grow, side)) if side > 0 else opening
     return F.avg_pool2d(region, 3, 1, 1, count_include_pad=False)
 
 
@@ -182,7 +187,7 @@ class MouthFill(nn.Module):
     ``face``: the contract's input [N,3,S,S] in [-1, 1]; ``mask``, ``flow``: the smile network's
     outputs. The face is warped along the backward ``flow`` (as the engine warps it, at the
     patch's pixels only); the mouth frame and the opening come from ``mask``, the region is the
-    opening grown by ``grow`` patch pixels. The ``rgb`` returned is the fill (0 beyond the patch)
+    opening grown by ``grow`` patch pixels (and ``reach`` more sideways, past the corners). The ``rgb`` returned is the fill (0 beyond the patch)
     and the ``mask`` the region at the opening's own strength times ``opacity`` (at most 1): a faint
     opening, at a small λ, stays faint, and ``opacity`` > 1 makes a partly open mouth opaque sooner.
     ``spread`` > 1 counts the mask's soft edge as opening too (the opening the network is told of is
@@ -193,10 +198,11 @@ class MouthFill(nn.Module):
     (the merged graph drops it).
     """
 
-    def __init__(self, net: MouthNet, grow: int = GROW, opacity: float = 1.0, spread: float = 1.0):
+    def __init__(self, net: MouthNet, grow: int = GROW, opacity: float = 1.0, spread: float = 1.0, reach: int = REACH):
         super().__init__()
         self.net = net
         self.grow = grow
+        self.reach = int(reach)
         self.opacity = float(opacity)
         self.spread = float(spread)
 
@@ -212,7 +218,7 @@ class MouthFill(nn.Module):
         strength = mask.amax(dim=(1, 2, 3), keepdim=True)
         spread = 1.0 + (self.spread - 1.0) * ((1.0 - strength) / (1.0 - SPREAD_FULL)).clamp(0.0, 1.0)
         opening = to_patch((spread * mask / strength.clamp(min=FLOOR)).clamp(0.0, 1.0), theta)
-        region = grow_region(opening, self.grow)
+        region = grow_region(opening, self.grow, self.reach)
         # grey in a grey photo: the network learned on colour and grey mouths alike, and tints some grey ones
         fill = keep_colour(self.net(net_input(patch, region, opening)), patch)
         back = from_patch(torch.cat([fill, region], 1), theta, s)
