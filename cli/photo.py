@@ -57,7 +57,13 @@ def process_photo(job: Job, model, strength, faces, min_face, selection, keep_un
             raise type(exc)(f"{job.input}: {exc}") from None
         r.faces = [f.to_dict() for f in result.faces]
         r.timings = dict(result.timings)
-        r.notes.extend(save_image(job.output, result.image, info, quality=quality))
+        if not any(f.edited for f in result.faces) and info.orientation == 1 and same_format(job.input, job.output):
+            # no face changed (each already smiles as much, say): the photo as it is, not re-encoded (a
+            # photo stored sideways is still written upright, as every result is)
+            if job.output != job.input:
+                copy_file_atomic(job.input, job.output)
+        else:
+            r.notes.extend(save_image(job.output, result.image, info, quality=quality))
         r.output = job.output
         r.status = rep.STATUS_OK
         if debug_dir is not None:

@@ -185,7 +185,10 @@ def smile(
             seen = facemesh.network().read(crops)
             # a face that already smiles gets only what it lacks of the smile asked for (smilecore.strength)
             lams = strength_rule.face_strengths(strength, seen.level)
-            net = model.run(crops, lams)
+            # the network runs only for the faces it will change (a face left as it is costs no inference)
+            todo = np.flatnonzero(lams != 0.0)
+            net = model.run(crops[todo], lams[todo]) if todo.size else None
+            row = {int(k): j for j, k in enumerate(todo)}
             t["infer"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             for k, i in enumerate(batch):
@@ -194,11 +197,12 @@ def smile(
                 if lams[k] == 0.0:
                     r.reason = strength_rule.already_smiling(float(strength_rule.own_strength(seen.level[k])))
                     continue
-                area = facemesh.edit_region(seen.outline[k], model.size, net.flow[k])
+                j = row[k]
+                area = facemesh.edit_region(seen.outline[k], model.size, net.flow[j])
                 # a face that already shows its teeth keeps them: the warp widens them, nothing is painted
-                mask = facemesh.painted_mask(net.mask[k], seen.teeth[k])
-                edit = composite_face(photo, aligns[k], net.rgb[k], mask, net.flow[k], out=out_arr, face_area=area,
-                                      shade=None if net.shade is None else net.shade[k])
+                mask = facemesh.painted_mask(net.mask[j], seen.teeth[k])
+                edit = composite_face(photo, aligns[k], net.rgb[j], mask, net.flow[j], out=out_arr, face_area=area,
+                                      shade=None if net.shade is None else net.shade[j])
                 if edit is None:
                     r.reason = "outside the photo"
                     continue
@@ -214,9 +218,9 @@ def smile(
                 r.edited, r.reason = True, None
                 if debug:
                     r.crop = crops[k].copy()
-                    r.output = ModelOutput(rgb=net.rgb[k : k + 1].copy(), mask=net.mask[k : k + 1].copy(),
-                                           flow=net.flow[k : k + 1].copy(),
-                                           shade=None if net.shade is None else net.shade[k : k + 1].copy())
+                    r.output = ModelOutput(rgb=net.rgb[j : j + 1].copy(), mask=net.mask[j : j + 1].copy(),
+                                           flow=net.flow[j : j + 1].copy(),
+                                           shade=None if net.shade is None else net.shade[j : j + 1].copy())
             del net, crops
             t["composite"] += time.perf_counter() - t0
 

@@ -100,3 +100,31 @@ def test_the_command_says_why_a_smiling_face_was_left(tmp_path, smiling):
     assert out.exit_code == 0, out.output
     assert "0 of 1 face smiled, 1 already smiling as much (a higher --strength widens the smile)" in out.output
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png").convert("RGB")), smiling)
+    # nothing changed: the very file, not a re-encoding of it (a JPEG would lose quality again)
+    assert (tmp_path / "out.png").read_bytes() == src.read_bytes()
+    jpeg = tmp_path / "smiling.jpg"
+    Image.fromarray(smiling).save(jpeg, quality=90)
+    out = CliRunner().invoke(cli, [str(jpeg), "-o", str(tmp_path / "out.jpg")])
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "out.jpg").read_bytes() == jpeg.read_bytes()
+    # into another format it is written as that format, still unchanged
+    out = CliRunner().invoke(cli, [str(jpeg), "-o", str(tmp_path / "out.png")])
+    assert out.exit_code == 0, out.output
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png").convert("RGB")), np.asarray(Image.open(jpeg).convert("RGB")))
+
+
+def test_a_face_left_as_it_is_costs_no_inference(smiling, astronaut, monkeypatch):
+    sent = []
+    run = smilecore.SmileModel.run
+
+    def spy(self, crops, lam):
+        sent.append(len(crops))
+        return run(self, crops, lam)
+
+    monkeypatch.setattr(smilecore.SmileModel, "run", spy)
+    assert not smilecore.smile(smiling, strength=1.0).faces[0].edited and sent == []
+    # two faces side by side, one smiling already: only the other goes through the network
+    pair = np.concatenate([smiling, astronaut], axis=1)
+    res = smilecore.smile(pair, strength=1.0)
+    assert sent == [1] and [f.edited for f in sorted(res.faces, key=lambda f: f.box[0])] == [False, True]
+    assert np.array_equal(res.image[:, :512], smiling)
