@@ -278,3 +278,12 @@ def test_cnn_judge_sees_a_pattern_and_not_noise():
     other = _faces(60, rng, 0)
     blind = two_sample_auc(windows(other), windows(plain), *people, ["s"] * 60, ["s"] * 60, folds=3, repeats=1, fit=fit)
     assert blind["auc"] < 0.8
+
+
+def test_realism_regions_tests_the_strengths_asked_for(monkeypatch):
+    from training import realism_regions
+
+    got = []
+    monkeypatch.setattr(realism_regions, "run_study", lambda ap, argv, name, body: got.append(ap.parse_args(argv).lams) or 0)
+    assert realism_regions.main(["--lams", "1.5", "2"]) == 0 and realism_regions.main([]) == 0
+    assert got == [[1.5, 2.0], [1.0, 2.0]]

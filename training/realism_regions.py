@@ -46,17 +46,19 @@ def part_aucs(faces: np.ndarray, reals: np.ndarray, sample_info: dict[str, Any],
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training realism-regions [--split val|test] [--model X.onnx] [--faces N] [--teacher]``."""
+    """``python -m training realism-regions [--split val|test] [--model X.onnx] [--faces N] [--lams L...] [--teacher]``."""
     ap = study_parser("realism-regions", __doc__.splitlines()[0],
                       "the exported .onnx model (default: the engine's default model)")
+    ap.add_argument("--lams", type=float, nargs="+", default=[1.0, 2.0], help="strengths to test (default 1 2)")
     ap.add_argument("--teacher", action="store_true",
                     help="also the best teacher of `teacher-realism` (real geometry, all donor mouths, learned appearance)")
     return run_study(ap, argv, "realism_regions", part_table)
 
 
 def part_table(args: argparse.Namespace, study: Study) -> str:
-    """The Markdown table of :func:`part_aucs` for the unedited faces and each editor at λ = 1, 2
-    (an exported model; with ``args.teacher`` also the best teacher), printed as well."""
+    """The Markdown table of :func:`part_aucs` for the unedited faces and each editor at each of
+    ``args.lams`` (λ = 1, 2 by default; an exported model, with ``args.teacher`` also the best
+    teacher), printed as well."""
     from smilecore.align import CROP_SIZE
     from smilecore.registry import resolve_model
 
@@ -85,7 +87,7 @@ def part_table(args: argparse.Namespace, study: Study) -> str:
         reals = np.stack([resize_crop(np.asarray(crops[r]), size) for r in sample.real_rows])
         if "unedited (ceiling)" not in columns:
             columns["unedited (ceiling)"] = part_aucs(inputs, reals, info, folds, repeats, l2)
-        for lam in (1.0, 2.0):
+        for lam in args.lams:
             columns[f"{name}, λ = {lam:g}"] = part_aucs(edit(inputs, lam), reals, info, folds, repeats, l2)
             print(f"done: {name}, λ = {lam:g}", file=sys.stderr, flush=True)
     heads = list(columns)
