@@ -6,8 +6,8 @@ the energy of the finest band of the log-luminance (the image minus its Gaussian
 pixel) over the face's skin, edited against unedited. The log makes it blind to the shading an
 edit applies on purpose (a gain is smooth, so it leaves the finest band alone); the mouth, which
 the edit repaints, and a margin around it are left out. 1.0: as much fine detail as the input; a
-bilinear half-pixel shift keeps 0.63 of it on validation faces, a bicubic one 1.03 (its kernel lifts the
-band a little), a Gaussian blur of σ = 0.7 pixels 0.48.
+bilinear half-pixel shift keeps 0.69 of it on 40 validation faces, a bicubic one 1.00, a Gaussian
+blur of σ = 0.7 pixels 0.57, a gain of 1.2 0.99.
 """
 from __future__ import annotations
 
