@@ -39,8 +39,29 @@ def test_default_model_draws_the_mouth_with_its_mouth_network_not_a_drawing():
     path = registry.resolve_model(None)
     assert "smile.mouth" in SmileModel(path).meta
     graph = onnx.load(str(path)).graph
-    samplers = [n.name for n in graph.node if n.op_type == "GridSample"]
-    assert samplers and all(name.startswith("mouth/") for name in samplers)
+    samplers = [n for n in graph.node if n.op_type == "GridSample"]
+    # the mouth network samples the warped face around the mouth, the transported shade the warped
+    # lower face (training/transport.py): both read the face input, neither a picture in the file
+    assert samplers and all(n.name.startswith(("mouth/", "transport/")) for n in samplers)
+    assert any(n.name.startswith("mouth/") for n in samplers)
+    pictures = {t.name for t in graph.initializer if len(t.dims) == 4 and t.dims[1] == 3}
+    assert not any(n.input[0] in pictures or n.input[0].replace("_fp16", "") in pictures for n in samplers)
+
+
+def test_default_model_shades_each_face_by_the_transport_and_not_at_zero(astronaut):
+    """Issue 15 item 3: the shipped model's shade has a per-face part (training/transport.py): the
+    same face lit from one side gets another shade where neither mouth is painted (a mean field
+    alone, ``field · amount · (1 − mask)``, would give both the same there), and λ = 0 none."""
+    path = registry.resolve_model(None)
+    model = SmileModel(path)
+    assert "smile.transport" in model.meta
+    face = np.asarray(astronaut[:256, 128:384])
+    side = np.linspace(0.5, 1.0, 256, dtype=np.float32)[None, :, None]
+    relit = np.clip(face * side + 0.5, 0, 255).astype(np.uint8)
+    out = model.run(np.stack([face, relit, face]), np.array([1.0, 1.0, 0.0], np.float32))
+    assert np.abs(out.shade[2]).max() == 0.0
+    unpainted = (out.mask[0, 0] == 0) & (out.mask[1, 0] == 0)
+    assert np.abs(out.shade[0, 0] - out.shade[1, 0])[unpainted].max() > 0.01
 
 
 def test_default_model_paints_a_grey_mouth_into_a_grey_photo(astronaut):

@@ -21,6 +21,7 @@ STEPS = {
     "shade": "training.shade",
     "mouth": "training.mouth",
     "mouth-attach": "training.mouth_attach",
+    "transport": "training.transport",
     "tune": "training.tune",
     "smile-level": "training.smile_level",
 }

@@ -45,7 +45,7 @@ DISC_PATCH = (64, 96)
 
 
 class MergedModel(nn.Module):
-    """A merged model file (smile network + shade + mouth network) as one PyTorch module.
+    """A merged model file (smile network + shade + mouth network [+ transported shade]) as one PyTorch module.
 
     ``forward(face, λ)`` returns the edited crop (as the engine composites it, without the
     engine's keep-your-own-teeth rule) and the smile network's ``mask`` and ``flow``."""
@@ -76,6 +76,11 @@ class MergedModel(nn.Module):
         self.fill = load_mouth(mouth)[0] if mouth is not None else mouth_from_model(model)
         for p in self.fill.parameters():
             p.requires_grad_(False)
+        # the per-face shade transported to real smiles (model 1.5.0 on; training.transport), kept
+        # as fitted to the file's own network: it has no weights to learn
+        from .transport import transport_from_model
+
+        self.transport = transport_from_model(model)
         self.source = path
 
     def strength(self, lam: torch.Tensor) -> torch.Tensor:
@@ -101,6 +106,8 @@ class MergedModel(nn.Module):
         amount = (lam * self.gain).clamp(0.0, self.shade_max)[:, :, None, None]
         shade = self.shade_field() * amount * (1.0 - mask)
         rgb, region = self.fill(face, mask, flow)
+        if self.transport is not None:
+            shade = self.transport(face, lam, rgb, region, flow, shade)
         return composite(face, rgb, region, flow, shade), mask, flow
 
     def export(self, out: Path, version: str, description: str, base: Path | None = None) -> None:
