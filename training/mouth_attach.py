@@ -67,27 +67,13 @@ def attach(base_path: Path, fill_path: Path, out: Path, version: str, descriptio
     from smilecore import contract
 
     from .export import save_with_meta
+    from .graph_parts import append_part, rename_in_graph
 
     base, extra = onnx.load(str(base_path)), onnx.load(str(fill_path))
-    g = base.graph
-    inner = {contract.OUTPUT_RGB: NET_RGB, contract.OUTPUT_MASK: NET_MASK}
-    for node in g.node:
-        node.output[:] = [inner.get(o, o) for o in node.output]
-        node.input[:] = [inner.get(i, i) for i in node.input]
+    rename_in_graph(base, {contract.OUTPUT_RGB: NET_RGB, contract.OUTPUT_MASK: NET_MASK})
     shared = {"face": contract.INPUT_FACE, "mask": NET_MASK, "flow": contract.OUTPUT_FLOW,
               "filled": contract.OUTPUT_RGB, "region": contract.OUTPUT_MASK}
-
-    def rename(name: str) -> str:
-        return name if not name else shared.get(name, PREFIX + name)
-
-    for init in extra.graph.initializer:
-        init.name = rename(init.name)
-        g.initializer.append(init)
-    for node in extra.graph.node:
-        node.input[:] = [rename(i) for i in node.input]
-        node.output[:] = [rename(o) for o in node.output]
-        node.name = PREFIX + node.name
-        g.node.append(node)
+    append_part(base, extra, shared, PREFIX)
     drop_unused(base)
     save_with_meta(base, out, {contract.META_MODEL_VERSION: version, "smile.mouth": description})
 
@@ -195,24 +181,13 @@ def check_against_torch(path: Path, fill, size: int, tolerance: float = 2e-3) ->
 def mouth_card(src: Path, out: Path, version: str, description: str, digest: str, nbytes: int, metrics: list[dict],
                failures: str = "") -> str:
     """The new model's card: what the mouth network adds, its ``failures`` (Markdown), then the source model's card."""
-    from .shade import evaluation_sections
+    from .graph_parts import derived_card
 
-    base_card = src.with_suffix(".md")
-    if not base_card.exists():
-        base_card = Path(__file__).resolve().parent.parent / "smilecore" / "models" / "MODEL_CARD.md"
-    lines = [f"# {out.stem.rsplit('-', 1)[0]} {version}", "",
-             f"Model {version} is `{src.name}` with a **mouth network** inside its graph (`python -m training mouth-attach`):",
+    intro = [f"Model {version} is `{src.name}` with a **mouth network** inside its graph (`python -m training mouth-attach`):",
              f"{description}. It fills the opening the smile network's mask marks, from the face around it,",
              "in place of the smile network's own painted mouth. Trained on research / non-commercial face data:",
-             "the weights are research / non-commercial too.", "",
-             f"- file `{out.name}`, {nbytes} bytes, sha256 `{digest}`"]
-    if failures.strip():
-        lines += ["", "## What it gets wrong", "", failures.strip()]
-    lines += [""] + evaluation_sections(metrics)
-    base = base_card.read_text()
-    body = base.split("\n", 1)[1] if base.startswith("# ") else base
-    lines += ["## The source model (its card)", ""]
-    return "\n".join(lines) + body.replace("\n## ", "\n### ")
+             "the weights are research / non-commercial too."]
+    return derived_card(src, out, version, intro, digest, nbytes, metrics, failures)
 
 
 def mouth_from_model(model, grow: int | None = None, opacity: float = OPACITY, spread: float = SPREAD, reach: int | None = None):

@@ -290,26 +290,13 @@ def attach(base_path: Path, part_path: Path, out: Path, version: str, descriptio
     from smilecore import contract
 
     from .export import save_with_meta
+    from .graph_parts import append_part, rename_in_graph
 
     base, extra = onnx.load(str(base_path)), onnx.load(str(part_path))
-    g = base.graph
-    for node in g.node:
-        node.output[:] = [MEAN_SHADE if o == contract.OUTPUT_SHADE else o for o in node.output]
-        node.input[:] = [MEAN_SHADE if i == contract.OUTPUT_SHADE else i for i in node.input]
+    rename_in_graph(base, {contract.OUTPUT_SHADE: MEAN_SHADE})
     shared = {"face": contract.INPUT_FACE, "strength": contract.INPUT_STRENGTH, "rgb": contract.OUTPUT_RGB,
               "mask": contract.OUTPUT_MASK, "flow": contract.OUTPUT_FLOW, "shade": MEAN_SHADE, "shade_out": contract.OUTPUT_SHADE}
-
-    def rename(name: str) -> str:
-        return name if not name else shared.get(name, PREFIX + name)
-
-    for init in extra.graph.initializer:
-        init.name = rename(init.name)
-        g.initializer.append(init)
-    for node in extra.graph.node:
-        node.input[:] = [rename(i) for i in node.input]
-        node.output[:] = [rename(o) for o in node.output]
-        node.name = PREFIX + node.name
-        g.node.append(node)
+    append_part(base, extra, shared, PREFIX)
     onnx.checker.check_model(base)
     save_with_meta(base, out, {contract.META_MODEL_VERSION: version, "smile.transport": description})
 
@@ -336,23 +323,12 @@ def check_merged(base_path: Path, merged_path: Path, module: Transport, crops: n
 def transport_card(src: Path, out: Path, version: str, description: str, digest: str, nbytes: int, metrics: list[dict],
                    failures: str = "") -> str:
     """The new model's card: what the transport adds, its ``failures`` (Markdown), then the source model's card."""
-    from .shade import evaluation_sections
+    from .graph_parts import derived_card
 
-    base_card = src.with_suffix(".md")
-    if not base_card.exists():
-        base_card = Path(__file__).resolve().parent.parent / "smilecore" / "models" / "MODEL_CARD.md"
-    lines = [f"# {out.stem.rsplit('-', 1)[0]} {version}", "",
-             f"Model {version} is `{src.name}` with a **per-face shade transported to real smiles** inside its graph",
+    intro = [f"Model {version} is `{src.name}` with a **per-face shade transported to real smiles** inside its graph",
              f"(`python -m training transport`): {description}. Fitted on research / non-commercial face data:",
-             "the weights are research / non-commercial too.", "",
-             f"- file `{out.name}`, {nbytes} bytes, sha256 `{digest}`"]
-    if failures.strip():
-        lines += ["", "## What it gets wrong", "", failures.strip()]
-    lines += [""] + evaluation_sections(metrics)
-    base = base_card.read_text()
-    body = base.split("\n", 1)[1] if base.startswith("# ") else base
-    lines += ["## The source model (its card)", ""]
-    return "\n".join(lines) + body.replace("\n## ", "\n### ")
+             "the weights are research / non-commercial too."]
+    return derived_card(src, out, version, intro, digest, nbytes, metrics, failures)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,56 @@
+"""Put a small graph exported from PyTorch into an exported smile model, and write the derived model's card.
+
+``python -m training mouth-attach`` (the mouth network) and ``python -m training transport`` (the
+transported shade) each export one module to ONNX and append it to a model's graph: the module's
+inputs and outputs are renamed to the model's own tensors, everything else gets a prefix.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def append_part(base, part, shared: dict[str, str], prefix: str) -> None:
+    """Append the graph of ``part`` (an ``onnx.ModelProto``) to that of ``base`` (changed in place):
+    a tensor named in ``shared`` becomes the base graph's tensor of that name, every other tensor,
+    initializer and node gets ``prefix``."""
+
+    def rename(name: str) -> str:
+        return name if not name else shared.get(name, prefix + name)
+
+    g = base.graph
+    for init in part.graph.initializer:
+        init.name = rename(init.name)
+        g.initializer.append(init)
+    for node in part.graph.node:
+        node.input[:] = [rename(i) for i in node.input]
+        node.output[:] = [rename(o) for o in node.output]
+        node.name = prefix + node.name
+        g.node.append(node)
+
+
+def rename_in_graph(model, renames: dict[str, str]) -> None:
+    """Rename tensors produced and read by the nodes of ``model``'s graph (changed in place)."""
+    for node in model.graph.node:
+        node.output[:] = [renames.get(o, o) for o in node.output]
+        node.input[:] = [renames.get(i, i) for i in node.input]
+
+
+def derived_card(src: Path, out: Path, version: str, intro: list[str], digest: str, nbytes: int, metrics: list[dict],
+                 failures: str = "") -> str:
+    """The card of model ``version`` at ``out``, made from the model at ``src``: ``intro`` (Markdown
+    lines: what was added), the file's size and checksum, its ``failures`` (Markdown), its evaluation
+    (``metrics``: metrics.json of ``python -m training evaluate``), then the source model's card."""
+    from .shade import evaluation_sections
+
+    base_card = src.with_suffix(".md")
+    if not base_card.exists():
+        base_card = Path(__file__).resolve().parent.parent / "smilecore" / "models" / "MODEL_CARD.md"
+    lines = [f"# {out.stem.rsplit('-', 1)[0]} {version}", "", *intro, "",
+             f"- file `{out.name}`, {nbytes} bytes, sha256 `{digest}`"]
+    if failures.strip():
+        lines += ["", "## What it gets wrong", "", failures.strip()]
+    lines += [""] + evaluation_sections(metrics)
+    base = base_card.read_text()
+    body = base.split("\n", 1)[1] if base.startswith("# ") else base
+    lines += ["## The source model (its card)", ""]
+    return "\n".join(lines) + body.replace("\n## ", "\n### ")
