@@ -63,7 +63,7 @@ def test_fitted_maps_move_edited_features_to_the_real_mean_and_spread():
     edited = {lam: rng.normal(0.5 * lam, 0.5, (n, cells)) for lam in tr.LAMS}
     basis, maps, offsets = tr.fit({lam: f.reshape(n, *tr.GRID) for lam, f in edited.items()}, real.reshape(n, *tr.GRID), k=D)
     assert basis.shape == (N_P, D, D) and maps.shape == (2, N_P, D, D)
-    module = tr.Transport(basis, maps, offsets).eval()
+    module = tr.Transport(basis, maps, offsets, gains=(1.0, 1.0)).eval()
     for lam, f in edited.items():
         x = torch.from_numpy(f.reshape(n, *tr.GRID).astype(np.float32))
         with torch.no_grad():

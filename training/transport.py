@@ -53,9 +53,10 @@ COMPONENTS = 40
 #: Pixels over which the shade fades out at the region's border, and the largest |log gain|.
 RAMP = 10
 LIMIT = 0.5
-#: Strengths the two maps were fitted at, and the share of each map's shade that is applied.
+#: Strengths the two maps were fitted at, and the share of each map's shade that is applied (at
+#: λ = 1 the full map took identity past the issue's 0.25 on validation: docs/realism.md).
 LAMS = (1.0, 2.0)
-GAINS = (1.0, 1.0)
+GAINS = (0.7, 1.0)
 #: The luma weights (ITU-R 601) and the shade's offset in 0…255 (smilecore.contract.SHADE_OFFSET).
 LUMA = (0.299, 0.587, 0.114)
 OFFSET = SHADE_OFFSET * 255.0
@@ -169,8 +170,8 @@ class Transport(nn.Module):
 
     def displacement(self, feats: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
         """The transport's shade on the grid [N,1,*GRID] for features [N,*GRID] at per-face strengths [N,1]."""
-        # the weights are only ever multiplied from the left (the data is transposed instead), so the
-        # exported file stores each once
+        # the weights are used as stored, never transposed (the data is), so that the exported file
+        # holds one copy of each
         z = torch.matmul(self.basis, to_patches(feats).permute(1, 2, 0))  # [P,k,N]
         lam = strength.reshape(1, 1, -1)
         w2 = (lam - 1.0).clamp(0.0, 1.0)
