@@ -309,7 +309,6 @@ def check_merged(base_path: Path, merged_path: Path, module: Transport, crops: n
     from smilecore.network_io import to_network_input
 
     base, merged = SmileModel(base_path), SmileModel(merged_path)
-    worst = 0.0
     lams = np.resize(np.array([0.5, 1.5, 3.0, 0.0], np.float32), len(crops))
     a, b = base.run(crops, lams), merged.run(crops, lams)
     with torch.no_grad():
