@@ -1,9 +1,10 @@
-"""``python -m benchmarks [pipeline|detector|models|quality|video|batch|codecs|all] [--repeats N] [--threads N]``
+"""``python -m benchmarks [pipeline|face|detector|models|quality|video|batch|codecs|all] [--repeats N] [--threads N]``
 
 Runs from the checkout with a plain ``pip install .``: the photos are made from
-``samples/astronaut.jpg``.  ``all`` is pipeline + detector + models; a part whose optional
-packages are missing is skipped with a note (``detector`` needs scikit-image, from the
-``[test]`` extra; ``models`` needs PyTorch and onnx, the ``[train]`` extra).  ``quality`` needs
+``samples/astronaut.jpg``.  ``all`` is pipeline + face + detector + models; a part whose optional
+packages are missing is skipped with a note (``detector`` needs scikit-image and ``face`` onnx,
+from the ``[test]`` extra; ``models`` needs PyTorch and onnx, the ``[train]`` extra).  ``face``
+times every step the engine runs per face on one thread (issue 15's cost).  ``quality`` needs
 the training cache (see benchmarks/quality.py); ``video`` needs PyAV (``pip install ".[video]"``)
 and times 720p and 1080p clips; ``batch`` times ``smile FOLDER -j 1`` beside ``-j 2`` on 3 MP
 JPEGs (``--photos N``), with peak memory."""
@@ -18,6 +19,7 @@ import sys
 #: part -> (modules it needs beyond a plain install, how to get them)
 NEEDS = {
     "detector": (("skimage",), "pip install '.[test]'"),
+    "face": (("onnx",), "pip install '.[test]'"),
     "models": (("torch", "onnx"), "pip install '.[train]'"),
     "quality": (("torch",), "pip install '.[train]'"),
     "video": (("av",), "pip install '.[video]'"),
@@ -34,13 +36,13 @@ def missing(part: str) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen benchmarks and print Markdown; returns the exit status."""
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", nargs="?", default="all", choices=["pipeline", "detector", "models", "quality", "video", "batch", "codecs", "all"])
+    ap.add_argument("what", nargs="?", default="all", choices=["pipeline", "face", "detector", "models", "quality", "video", "batch", "codecs", "all"])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--photos", type=int, default=128, help="batch: photos in the folder (start-up is part of each run)")
     ap.add_argument("--ray", action="store_true", help="batch: also --ray local (needs pip install '.[ray]')")
     args = ap.parse_args(argv)
-    parts = ["pipeline", "detector", "models"] if args.what == "all" else [args.what]
+    parts = ["pipeline", "face", "detector", "models"] if args.what == "all" else [args.what]
     notes = {p: missing(p) for p in parts}
     if args.what != "all" and notes[args.what]:
         print(f"error: {notes[args.what]}", file=sys.stderr)
@@ -65,6 +67,11 @@ def run_part(part: str, args: argparse.Namespace) -> int:
 
         print("### Pipeline\n")
         print(pipeline.to_markdown(pipeline.run(repeats=args.repeats, threads=args.threads)))
+    elif part == "face":
+        from . import face
+
+        print("### One face, step by step, on one thread\n")
+        print(face.to_markdown(face.run(repeats=max(args.repeats * 12, 20))))
     elif part == "detector":
         from . import detector
 

@@ -146,3 +146,25 @@ def test_a_face_showing_its_teeth_keeps_them(astronaut, monkeypatch):
     want = np.asarray(smilecore.smile(astronaut, strength=2.0, model=model).image)
     assert np.array_equal(got, want)
     assert not np.array_equal(got, astronaut)
+
+
+def test_the_shipped_mesh_computes_prelu_as_the_tflite_graph_does(sample_crop):
+    """The converter writes each PReLU as two depthwise convolutions (faster in ONNX Runtime); put
+    back as ONNX's own ``PRelu`` (the benchmark's baseline), the landmarks are the same."""
+    onnx = pytest.importorskip("onnx")
+    import onnxruntime as ort
+
+    from benchmarks.face import with_prelu
+    from smilecore.blazeface import MODELS_DIR
+
+    shipped = onnx.load(str(MODELS_DIR / facemesh.MESH_FILE))
+    baseline = with_prelu(shipped)
+    ops = [n.op_type for n in baseline.graph.node]
+    assert ops.count("PRelu") == 23 and "Relu" not in ops and [n.op_type for n in shipped.graph.node].count("PRelu") == 0
+    import cv2
+
+    x = {"input": cv2.resize(sample_crop[1], (192, 192), interpolation=cv2.INTER_AREA)[None].astype(np.float32) / 255}
+    a = ort.InferenceSession(shipped.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, x)[0]
+    b = ort.InferenceSession(baseline.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, x)[0]
+    assert a.shape == (1, 1404) and np.ptp(a) > 50  # landmarks spread over the picture
+    assert np.abs(a - b).max() < 1e-3

@@ -1,0 +1,147 @@
+"""The engine's work per face, on one thread: what issue 15's cost target counts.
+
+For one face of a 3 MP photo (the neutral astronaut, :mod:`benchmarks.photos`), every step the
+engine runs per face once the photo is decoded and its faces are found: the 5-point landmarks,
+the alignment and crop, the face mesh (outline, own teeth, smile level), the smile model at
+λ = 1 and 2, the edit region and painted mask, and the composite at the photo's resolution.
+The face mesh runs twice, taking turns: the shipped graph (each PReLU written as two depthwise
+1 × 1 convolutions, ``tools/convert_mediapipe.py``) and the baseline, the same weights with ONNX's
+``PRelu`` operator as the converter wrote it up to 2026-12-03 (rebuilt here by
+:func:`with_prelu`). Every step is timed interleaved with the others, ``repeats`` times, and
+reported as median / 90th percentile milliseconds. Needs ``onnx`` (the ``[test]`` extra).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+
+#: (key, what is timed)
+STEPS = [
+    ("landmarks", "5-point landmarks (dlib, on the detector's box)"),
+    ("align", "alignment and the 256² crop"),
+    ("mesh", "face mesh: outline, own teeth, smile level"),
+    ("mesh_prelu", "face mesh, baseline graph (ONNX `PRelu`)"),
+    ("model1", "smile model, λ = 1"),
+    ("model2", "smile model, λ = 2"),
+    ("region", "edit region and painted mask"),
+    ("composite", "composite at the photo's resolution"),
+]
+
+
+def with_prelu(model):
+    """``model`` (an ``onnx.ModelProto`` of the converted face mesh) with each PReLU that the converter
+    writes as ``Relu``, two depthwise 1 × 1 ``Conv`` and an ``Add`` put back as one ``PRelu`` node."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    g = out.graph
+    weights = {i.name: i for i in g.initializer}
+    nodes, used, i, n = [], set(), 0, list(g.node)
+    while i < len(n):
+        a = n[i : i + 4]
+        if ([x.op_type for x in a] == ["Relu", "Conv", "Conv", "Add"] and a[1].input[0] == a[0].input[0]
+                and a[2].input[0] == a[0].output[0] and list(a[3].input) == [a[1].output[0], a[2].output[0]]):
+            slope = numpy_helper.to_array(weights[a[1].input[1]])
+            name = a[1].input[1] + "_prelu"
+            g.initializer.append(numpy_helper.from_array(slope.reshape(-1, 1, 1), name))
+            nodes.append(helper.make_node("PRelu", [a[0].input[0], name], [a[3].output[0]]))
+            used.update((a[1].input[1], a[2].input[1]))
+            i += 4
+        else:
+            nodes.append(n[i])
+            i += 1
+    del g.node[:]
+    g.node.extend(nodes)
+    kept = [w for w in g.initializer if w.name not in used]
+    del g.initializer[:]
+    g.initializer.extend(kept)
+    return out
+
+
+def run(repeats: int = 60) -> dict:
+    """Time every step; returns {"ms": {key: (median, p90)}, "prelu_nodes", "side" (the face's size in
+    pixels), "model" (its version)}."""
+    import cv2
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # OpenCV's resizes and warps on one thread too
+    try:
+        return _timed_steps(repeats)
+    finally:
+        cv2.setNumThreads(threads)
+
+
+def _timed_steps(repeats: int) -> dict:
+    import onnx
+    import onnxruntime as ort
+
+    from smilecore import detect as facemod
+    from smilecore import facemesh
+    from smilecore.align import align_face, extract_crop
+    from smilecore.blazeface import MODELS_DIR
+    from smilecore.composite import composite_face
+    from smilecore.model import SmileModel
+    from smilecore.registry import resolve_model
+
+    from .photos import make_photo
+
+    photo = make_photo(2000, 1500, 1)
+    det = facemod.detect(photo)[0]
+    model = SmileModel(resolve_model(None), threads=1)
+    mesh, baseline = facemesh.FaceMesh(threads=1), facemesh.FaceMesh(threads=1)
+    prelu = with_prelu(onnx.load(str(MODELS_DIR / facemesh.MESH_FILE)))
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    baseline.session = ort.InferenceSession(prelu.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    times: dict[str, list[float]] = {k: [] for k, _ in STEPS}
+
+    def timed(key: str, fn, *args, **kw):
+        t0 = time.perf_counter()
+        r = fn(*args, **kw)
+        times[key].append((time.perf_counter() - t0) * 1000)
+        return r
+
+    def aligned(lm):
+        al = align_face(lm, model.size)
+        return al, extract_crop(photo, al)[None]
+
+    for rep in range(repeats + 3):  # the first rounds warm caches up and are dropped
+        lm = timed("landmarks", facemod.refine_landmarks, photo, det)
+        al, crop = timed("align", aligned, lm)
+        seen = timed("mesh", mesh.read, crop)
+        timed("mesh_prelu", baseline.read, crop)
+        timed("model1", model.run, crop, 1.0)
+        net = timed("model2", model.run, crop, 2.0)
+        area, mask = timed("region", lambda: (facemesh.edit_region(seen.outline[0], model.size, net.flow[0]),
+                                              facemesh.painted_mask(net.mask[0], seen.teeth[0])))
+        timed("composite", composite_face, photo, al, net.rgb[0], mask, net.flow[0], out=photo.copy(), face_area=area,
+              shade=None if net.shade is None else net.shade[0])
+        if rep < 3:
+            for v in times.values():
+                v.clear()
+    ms = {k: (statistics.median(v), float(np.percentile(v, 90))) for k, v in times.items()}
+    return {"ms": ms, "prelu_nodes": sum(x.op_type == "PRelu" for x in prelu.graph.node), "side": round(det.box[2] - det.box[0]),
+            "model": model.version}
+
+
+def to_markdown(res: dict) -> str:
+    ms = res["ms"]
+    lines = ["| step, one face (one thread) | median / p90 ms |", "|---|---:|"]
+    for key, what in STEPS:
+        lines.append(f"| {what} | {ms[key][0]:.2f} / {ms[key][1]:.2f} |")
+    base = ["landmarks", "align", "region", "composite"]
+    for lam in (1, 2):
+        ours = sum(ms[k][0] for k in base + ["mesh", f"model{lam}"])
+        old = sum(ms[k][0] for k in base + ["mesh_prelu", f"model{lam}"])
+        nets = ms["mesh"][0] + ms[f"model{lam}"][0]
+        lines.append(f"| **all of it, λ = {lam}** (baseline face mesh: {old:.1f}) | **{ours:.1f}** |")
+        lines.append(f"| face mesh + smile model, λ = {lam} (baseline: {ms['mesh_prelu'][0] + ms[f'model{lam}'][0]:.1f}) | {nets:.1f} |")
+    lines.append("")
+    lines.append(f"Model {res['model']}, a face of about {res['side']} px in a 2000 × 1500 photo; the baseline face "
+                 f"mesh has {res['prelu_nodes']} `PRelu` nodes. Medians of separate steps, so the sums are approximate.")
+    return "\n".join(lines)
