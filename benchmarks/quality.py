@@ -4,7 +4,8 @@ Runs ``training.evaluate`` on the bundled default ONNX file: per strength, the s
 classifier's probability before/after, dlib identity distance input → output, SSIM/L1
 against the teacher's targets, the realism two-sample test (``training.realism``: ROC AUC of
 a classifier telling the edited faces at λ = 1 and 2, and the unedited ones as the ceiling,
-from real smiles of other people; 0.5 = cannot tell), and negative strengths on smiling
+from real smiles of other people; 0.5 = cannot tell; beside it the same test on the face mesh's
+landmarks, ``training.realism_shape``), and negative strengths on smiling
 faces.  When the model carries a mouth network (``python -m training mouth-attach``), the same
 tables follow for the baseline: model 1.3.0, whose smile network paints a mouth drawn by code
 (``training/teeth.py``), kept for this row only in ``benchmarks/baseline/`` (it is not bundled).

@@ -196,6 +196,9 @@ def test_evaluate_realism_on_a_toy_editor():
     table = markdown(result)
     assert "unedited (ceiling)" in table and "λ = +2" in table and "utkface only" in table
     assert set(result["per_lambda"]["1"]["by_source"]) == {"utkface"}
+    # the shape judge ran on every condition and the floor, and has its column
+    assert all(0.0 <= m["auc_shape"] <= 1.0 for m in [result["ceiling"], result["floor"], *result["per_lambda"].values()])
+    assert "shape judge (face mesh)" in table
 
 
 def test_cap_per_person_limits_everyone():
@@ -287,3 +290,38 @@ def test_realism_regions_tests_the_strengths_asked_for(monkeypatch):
     monkeypatch.setattr(realism_regions, "run_study", lambda ap, argv, name, body: got.append(ap.parse_args(argv).lams) or 0)
     assert realism_regions.main(["--lams", "1.5", "2"]) == 0 and realism_regions.main([]) == 0
     assert got == [[1.5, 2.0], [1.0, 2.0]]
+
+
+def test_shape_features_forget_where_and_how_large_a_face_is_but_see_its_mouth():
+    from smilecore.facemesh import MOUTH_CORNERS
+    from training.realism_shape import normalised
+
+    rng = np.random.default_rng(3)
+    pts = rng.uniform(60, 200, (1, 468, 2))
+    moved = pts * 1.7 + np.array([12.0, -30.0])  # the same face larger, elsewhere
+    assert np.allclose(normalised(pts), normalised(moved))
+    wide = pts.copy()
+    wide[0, MOUTH_CORNERS[0], 0] -= 5  # a wider mouth: its corner's features change, nothing else
+    diff = np.abs(normalised(wide) - normalised(pts)).reshape(468, 2)
+    assert diff[MOUTH_CORNERS[0], 0] > 0.01 and np.delete(diff, MOUTH_CORNERS[0], axis=0).max() == 0
+
+
+def test_shape_judge_tells_a_wider_mouth_on_the_sample(astronaut):
+    """On real landmarks: the sample's crop against the same crop with its mouth stretched sideways."""
+    import cv2
+
+    import smilecore
+    from smilecore.align import align_face, extract_crop
+    from training.realism_shape import shape_features
+
+    face = smilecore.detect_faces(astronaut)[0]
+    crop = extract_crop(astronaut, align_face(face.landmarks, 256))
+    wide = crop.copy()
+    band = crop[150:215, 64:192]
+    wide[150:215, 48:208] = cv2.resize(band, (160, 65), interpolation=cv2.INTER_CUBIC)  # mouth 25 % wider
+    f = shape_features(np.stack([crop, wide]))
+    assert f.shape == (2, 936) and np.isfinite(f).all()
+    from smilecore.facemesh import MOUTH_CORNERS
+
+    width = [abs(x.reshape(468, 2)[MOUTH_CORNERS[1], 0] - x.reshape(468, 2)[MOUTH_CORNERS[0], 0]) for x in f]
+    assert width[1] > width[0] * 1.1

@@ -25,7 +25,9 @@ person-disjoint validation split (never tuned on):
   faces of *other people* of the same split, matched per source, grey/colour and face size;
   ROC AUC 0.5 = cannot tell.  The row λ = 0 holds the same test on the unedited neutral faces
   (the ceiling).  It uses its own, larger sample (``realism_faces`` per side) and writes
-  ``realism_sheet.png`` (lower-face windows: real smile | unedited | each λ).
+  ``realism_sheet.png`` (lower-face windows: real smile | unedited | each λ).  The same test on
+  the face mesh's landmarks (:mod:`training.realism_shape`: the shape alone) is the table's
+  *shape judge* column; ``--cnn-judge`` adds a small CNN on the grey window.
 
 The teacher compared against is ``[evaluate] teacher`` (``--teacher``): ``drawn`` (the drawn
 mouth of ``training.teeth``, what models from ``atlas`` stages learn) or ``donors`` (real donor

@@ -421,7 +421,7 @@ def realism_sample(index: dict[str, np.ndarray], labels: dict[str, np.ndarray] |
 def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str, np.ndarray], sample: RealismSample,
                      lams: Sequence[float] = (1.0, 2.0), folds: int = 5, repeats: int = 2, l2: float = 1.0,
                      seed: int = 0, size_split: int = 100, colour: bool = True,
-                     floor_splits: int = 5, cnn: bool = False) -> tuple[dict[str, Any], np.ndarray]:
+                     floor_splits: int = 5, cnn: bool = False, shape: bool = True) -> tuple[dict[str, Any], np.ndarray]:
     """Realism AUC of the unedited neutral faces (ceiling), of their edits at each λ, and the floor.
 
     Returns the metrics (``ceiling``, ``per_lambda``, ``floor``: dicts with ``auc``/``sd`` for
@@ -430,7 +430,9 @@ def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str
     sample sizes and strata) and a sheet of lower-face windows (real smile | unedited | each λ).
     With ``cnn`` a second judge, a small CNN on the grey windows (:mod:`training.realism_cnn`), gives
     ``auc_cnn``/``sd_cnn`` on the first of the same fold assignments (one, not ``repeats``, and its
-    floor over the first two halvings only: it is slow).
+    floor over the first two halvings only: it is slow). With ``shape`` a third judge, the same
+    logistic regression on the face mesh's landmarks (:mod:`training.realism_shape`), gives
+    ``auc_shape``/``sd_shape``.
     """
     from .dataset import resize_crop
 
@@ -446,6 +448,10 @@ def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str
         from .realism_cnn import fit_cnn, standardise
 
         w_real = standardise(lower_face(reals) @ LUMA)
+    if shape:
+        from .realism_shape import shape_features
+
+        g_real = shape_features(reals)
 
     src1, src0 = index["source"][sample.edit_rows], index["source"][sample.real_rows]
 
@@ -458,6 +464,9 @@ def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str
             r = two_sample_auc(standardise(lower_face(faces) @ LUMA), w_real, p1, p0, s1, s0, folds, 1, l2, seed,
                                src1, src0, fit=fit_cnn)
             out["auc_cnn"], out["sd_cnn"], out["by_source_cnn"] = r["auc"], r["sd"], r["by_group"]
+        if shape:
+            r = two_sample_auc(shape_features(faces), g_real, p1, p0, s1, s0, folds, repeats, l2, seed, src1, src0)
+            out["auc_shape"], out["sd_shape"] = r["auc"], r["sd"]
         return out
 
     result: dict[str, Any] = {"edited": int(len(inputs)), "real": int(len(reals)), "strata": dict(sample.strata),
@@ -473,6 +482,8 @@ def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str
     aucs: dict[str, list[float]] = {v: [] for v in variants}
     if cnn:
         aucs["_cnn"] = []
+    if shape:
+        aucs["_shape"] = []
     sizes = []
     for k in range(floor_splits):
         rng = np.random.default_rng([seed, 7, k])
@@ -491,6 +502,9 @@ def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str
             r = two_sample_auc(w_real[fa], w_real[fb], p0[fa], p0[fb], s0[fa], s0[fb], folds, 1, l2, seed + k,
                                fit=fit_cnn)
             aucs["_cnn"].append(r["auc"])
+        if shape:
+            r = two_sample_auc(g_real[fa], g_real[fb], p0[fa], p0[fb], s0[fa], s0[fb], folds, repeats, l2, seed + k)
+            aucs["_shape"].append(r["auc"])
     floor: dict[str, Any] = {"splits": len(sizes)}
     for v in aucs:
         floor["auc" + v] = float(np.mean(aucs[v])) if aucs[v] else float("nan")
