@@ -40,6 +40,17 @@ def feather_weight(u: np.ndarray, v: np.ndarray, size: int) -> np.ndarray:
     return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
 
 
+def _put(target: np.ndarray, values: np.ndarray, where: np.ndarray) -> None:
+    """``target[where] = values[where]`` in place, for (h, w, C) arrays and an (h, w) bool mask."""
+    item = target.itemsize
+    if target.strides[2] == item and target.strides[1] == item * target.shape[2]:
+        # pixels stored contiguously (a view of a photo without alpha): OpenCV writes into the view
+        # itself, about 50 × faster than numpy's broadcast ``where``
+        cv2.copyTo(values, where.astype(np.uint8), target)
+    else:
+        np.copyto(target, values, where=where[..., None])
+
+
 def _max_value(dtype: np.dtype) -> float:
     return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
 
@@ -150,7 +161,7 @@ def composite_face(
     wgt = weight[..., None]
     blended = orig + wgt * (edited - orig)
     result = np.clip(np.rint(blended), 0, top).astype(photo.dtype)
-    keep = (weight <= 0)[..., None]
-    target = out[y0:y1, x0:x1, :colour]
-    target[...] = np.where(keep, photo[y0:y1, x0:x1, :colour], result)
+    # only where this face reaches: elsewhere in its box ``out`` keeps what it holds (the photo, or
+    # another face's edit already composited there)
+    _put(out[y0:y1, x0:x1, :colour], result, weight > 0)
     return (int(x0), int(y0), int(x1), int(y1)), weight

@@ -128,3 +128,31 @@ def test_a_fractional_shift_keeps_fine_detail():
         return np.abs(np.diff(g, axis=1))[core[:, 1:]].mean()
 
     assert detail(out) > 0.92 * detail(photo)  # bilinear: 0.85, bicubic: 0.96
+
+
+@pytest.mark.parametrize("channels,dtype", [(3, np.uint8), (1, np.uint8), (2, np.uint8), (4, np.uint8), (3, np.uint16)])
+def test_a_second_face_keeps_the_first_faces_edit_where_it_does_not_reach(channels, dtype):
+    """Faces are composited one after another from the same photo into one output: the second
+    face's box overlaps the first face's edit, and where the second face's weight is 0 the first
+    face's edit must stay (it used to be reset to the photo there)."""
+    rng = np.random.default_rng(5)
+    photo = rng.integers(0, 256, (600, 700, channels)).astype(dtype) * (257 if dtype == np.uint16 else 1)
+    first, second = _face_at(1.0, tx=100, ty=100), _face_at(1.0, tx=260, ty=250)
+    alone = photo.copy()
+    composite_face(photo, first, *_outputs(dx=3.0, dy=2.0), out=alone)
+    both = photo.copy()
+    composite_face(photo, first, *_outputs(dx=3.0, dy=2.0), out=both)
+    box, weight = composite_face(photo, second, *_outputs(dx=-3.0, dy=1.0), out=both)
+    # the second face's box, where its weight is 0 but the first face changed the photo
+    x0, y0, x1, y1 = box
+    region = np.zeros(photo.shape[:2], bool)
+    region[y0:y1, x0:x1] = weight == 0
+    edited_first = np.any(alone != photo, -1)
+    assert (region & edited_first).sum() > 500  # the case this test is about
+    assert np.array_equal(both[region], alone[region])
+    # and where it reaches, the second face's edit is there; alpha is never touched
+    reached = np.zeros(photo.shape[:2], bool)
+    reached[y0:y1, x0:x1] = weight >= 1
+    assert np.any(both[reached] != photo[reached])
+    if channels in (2, 4):
+        assert np.array_equal(both[..., -1], photo[..., -1])
