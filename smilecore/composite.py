@@ -115,7 +115,10 @@ def composite_face(
         r = cv2.remap(f, u, v, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return r.reshape(r.shape[0], r.shape[1], -1)
 
-    fl = sample_crop(flow)
+    # the flow, mask and shade at once (one resampling pass over the region)
+    fields = [flow.reshape(2, s, s), mask.reshape(1, s, s)] + ([] if shade is None else [shade.reshape(1, s, s)])
+    sampled = sample_crop(np.concatenate(fields))
+    fl, m = sampled[..., :2], sampled[..., 2:3]
     dx = inv_lin[0, 0] * fl[..., 0] + inv_lin[0, 1] * fl[..., 1]
     dy = inv_lin[1, 0] * fl[..., 0] + inv_lin[1, 1] * fl[..., 1]
 
@@ -135,9 +138,7 @@ def composite_face(
 
     top = _max_value(photo.dtype)
     if shade is not None:  # contract 2: the kept pixels' shading, resampled like the mask
-        gain = np.exp(sample_crop(shade.reshape(1, s, s)))
-        warped = shaded(warped, gain, np.float32(SHADE_OFFSET * top))
-    m = sample_crop(mask.reshape(1, s, s))
+        warped = shaded(warped, np.exp(sampled[..., 3:4]), np.float32(SHADE_OFFSET * top))
     orig = photo[y0:y1, x0:x1, :colour].astype(np.float32)
     painted = m[..., 0] > 0
     edited = warped
