@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+import pytest
 
 from benchmarks import __main__ as bench_main
 from benchmarks import photos
@@ -34,3 +35,16 @@ def test_a_part_without_its_packages_is_skipped_in_all_and_refused_by_name(monke
     assert bench_main.main(["all"]) == 0
     out = capsys.readouterr().out
     assert "ran pipeline" in out and "skipped: `detector` needs skimage" in out and "skipped: `models` needs torch" in out
+
+
+def test_the_per_face_benchmark_times_every_step_beside_its_baseline():
+    pytest.importorskip("onnx")
+    from benchmarks import face
+
+    res = face.run(repeats=2)
+    assert set(res["ms"]) == {k for k, _ in face.STEPS}
+    assert all(med > 0 and p90 >= med for med, p90 in res["ms"].values())
+    assert res["prelu_nodes"] == 23 and res["side"] > 200
+    table = face.to_markdown(res)
+    assert table.count("\n| ") == len(face.STEPS) + 4  # a row per step, then two sums per strength
+    assert "baseline face mesh" in table and f"Model {res['model']}" in table
