@@ -251,6 +251,8 @@ class MouthConfig:
     batch: int
     width: int
     lr: float
+    lr_critic: float
+    critic_steps: int
     w_hole: float
     w_edge: float
     w_outside: float

@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(mc.seed)
     net, critic = MouthNet(mc.width), PatchCritic()
     opt_g = torch.optim.Adam(net.parameters(), lr=mc.lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(critic.parameters(), lr=mc.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(critic.parameters(), lr=mc.lr_critic, betas=(0.5, 0.999))
     ckpt = out / "checkpoint.pt"
     step = 0
     if ckpt.exists() and not args.fresh:
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         pred = net(net_input(patch, hole, opening))
         comp = patch * (1 - hole) + pred * hole
         use_adv = step >= mc.warmup
-        if use_adv:
+        for _ in range(mc.critic_steps if use_adv else 0):
             d_real = critic(patch, hole)
             d_fake = critic(comp.detach(), hole)
             loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
