@@ -38,11 +38,13 @@ def test_markdown_table_reports_teeth_only_where_the_mouth_opened():
     row = {"p_before": 0.05, "p_after": 0.6, "moved_right_way": 1.0, "identity_mean": 0.3, "identity_max": 0.4,
            "ssim_teacher": 0.97, "l1_teacher": 0.01}
     table = markdown_table({"1": {**row, "opened": 0, "teeth_out": float("nan"), "teeth_teacher": float("nan")},
-                            "2": {**row, "opened": 5, "teeth_out": 0.41, "teeth_teacher": 0.63,
+                            "2": {**row, "opened": 5, "teeth_out": 0.41, "teeth_teacher": 0.63, "smiling_after": 0.934,
                                   "edges_out": 12.34, "edges_teacher": 20.0, "detail_kept": 0.987, "realism_auc": 0.9876}})
     lines = table.splitlines()
-    assert lines[0].count("|") == lines[2].count("|") == lines[3].count("|") == 12
+    assert lines[0].count("|") == lines[2].count("|") == lines[3].count("|") == 13
     assert lines[2].endswith("| – | – | – | – |") and lines[3].endswith("| 0.41 (0.63) | 12.3 (20.0) | 0.99 | 0.988 |")
+    # the share of non-smilers rated smiling after the edit (issue 15: ≥ 90 % at λ = 2); "–" in older metrics
+    assert "| 1.00 | 0.93 | 0.300 (max" in lines[3] and "| 1.00 | – | 0.300 (max" in lines[2]
 
 
 def test_add_realism_puts_the_ceiling_at_lambda_zero():

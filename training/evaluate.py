@@ -178,16 +178,17 @@ def contact_sheet(rows: list[list[np.ndarray]], cell: int = 160) -> np.ndarray:
 def markdown_table(per_lam: dict[str, dict[str, float]]) -> str:
     """The metrics as a Markdown table, one row per λ (realism AUC: λ = 0 is the unedited ceiling)."""
     lines = [
-        "| λ | smile p before | smile p after | non-smilers moved the right way | identity dist (dlib) | SSIM vs teacher | L1 vs teacher | teeth shown (teacher) | tooth edges (teacher) | skin detail kept | realism AUC (vs real smiles) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| λ | smile p before | smile p after | non-smilers moved the right way | non-smilers rated smiling | identity dist (dlib) | SSIM vs teacher | L1 vs teacher | teeth shown (teacher) | tooth edges (teacher) | skin detail kept | realism AUC (vs real smiles) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for lam, m in per_lam.items():
         teeth = "–" if m.get("opened", 0) == 0 else f"{m['teeth_out']:.2f} ({m['teeth_teacher']:.2f})"
         edges = "–" if m.get("opened", 0) == 0 or "edges_out" not in m else f"{m['edges_out']:.1f} ({m['edges_teacher']:.1f})"
         real = "–" if "realism_auc" not in m else f"{m['realism_auc']:.3f}"
         detail = "–" if "detail_kept" not in m else f"{m['detail_kept']:.2f}"
+        smiling = "–" if "smiling_after" not in m else f"{m['smiling_after']:.2f}"
         lines.append(
-            f"| {float(lam):+.0f} | {m['p_before']:.3f} | {m['p_after']:.3f} | {m['moved_right_way']:.2f} | "
+            f"| {float(lam):+.0f} | {m['p_before']:.3f} | {m['p_after']:.3f} | {m['moved_right_way']:.2f} | {smiling} | "
             f"{m['identity_mean']:.3f} (max {m['identity_max']:.3f}) | {m['ssim_teacher']:.4f} | {m['l1_teacher']:.4f} | {teeth} | {edges} | {detail} | {real} |"
         )
     return "\n".join(lines)
@@ -230,6 +231,8 @@ def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows:
             "p_before": float(p0.mean()),
             "p_after": float(p1.mean()),
             "moved_right_way": float(moved[non].mean()) if non.any() else float("nan"),
+            # issue 15's bar at λ = 2: the share of non-smilers the classifier calls smiling afterwards
+            "smiling_after": float((p1[non] > 0.5).mean()) if non.any() else float("nan"),
             "identity_mean": float(dist.mean()),
             "identity_max": float(dist.max()),
             "ssim_teacher": float(ssim(xo, xt).mean()),
