@@ -167,13 +167,9 @@ def test_the_discriminator_sees_the_realism_tests_window():
     assert lower_face(x).max().item() == pytest.approx(-1.0, abs=1e-5)  # nothing above it
 
 
-def test_a_tuning_run_steps_resumes_keeps_snapshots_and_exports(tmp_path, default_path, capsys):
-    """``python -m training tune`` on a tiny prepared cache: it trains, checkpoints, resumes where it
-    stopped, keeps snapshots, and exports a model whose network moved and whose graph is the source's."""
-    import json
-
-    from training import __main__ as training_main
-
+def _tiny_cache(tmp_path, tune: str = "") -> tuple:
+    """A prepared cache of 8 flat faces (half with teeth showing) and a config reading it, with
+    ``tune`` added to its ``[tune]`` table: (config path, crops)."""
     cv2 = pytest.importorskip("cv2")
     from test_training_data import _mean_shape
 
@@ -193,7 +189,18 @@ def test_a_tuning_run_steps_resumes_keeps_snapshots_and_exports(tmp_path, defaul
              face_px=np.full(n, 200, np.int16), split=np.full(n, "train"))
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\ncache_dir = "{tmp_path / "cache"}"\n'
-                   "[tune]\nbatch = 2\nd_warmup = 1\nsnapshot_every = 2\nthreads = 1\nlr = 1e-3\n")
+                   "[tune]\nbatch = 2\nd_warmup = 1\nsnapshot_every = 2\nthreads = 1\nlr = 1e-3\n" + tune)
+    return cfg, crops
+
+
+def test_a_tuning_run_steps_resumes_keeps_snapshots_and_exports(tmp_path, default_path, capsys):
+    """``python -m training tune`` on a tiny prepared cache: it trains, checkpoints, resumes where it
+    stopped, keeps snapshots, and exports a model whose network moved and whose graph is the source's."""
+    import json
+
+    from training import __main__ as training_main
+
+    cfg, crops = _tiny_cache(tmp_path)
     args = ["tune", "--config", str(cfg), "--model", str(default_path), "--name", "t"]
     assert training_main.main(args + ["--steps", "2"]) == 0
     run = tmp_path / "cache" / "tune" / "t"
@@ -212,3 +219,58 @@ def test_a_tuning_run_steps_resumes_keeps_snapshots_and_exports(tmp_path, defaul
     snap = tmp_path / "snap.onnx"  # a snapshot exports too, but does not resume
     assert training_main.main(["tune", "--config", str(cfg), "--name", "t", "--step", "2", "--export", str(snap), "--version", "9.0.1"]) == 0
     assert "2 steps" in SmileModel(snap).meta["smile.tune"]
+
+
+def test_a_run_that_tunes_the_mouth_network_changes_only_its_weights(tmp_path, default_path):
+    """``[tune] parts = ["mouth"]``: the mouth network learns in the inference domain (the openings
+    the warp makes); the exported file carries its new weights under their own names and types,
+    and the smile network, the shade and the flow stay exactly the source's."""
+    import onnx
+    from onnx import numpy_helper
+
+    from training import __main__ as training_main
+    from training.mouth_attach import PREFIX
+
+    cfg, crops = _tiny_cache(tmp_path, 'parts = ["mouth"]\nw_adv = 1.0\ndisc_window = [0.3, 0.62, 0.7, 0.84]\n'
+                                       "disc_size = [28, 51]\nneg_share = 0.0\n")
+    assert training_main.main(["tune", "--config", str(cfg), "--model", str(default_path), "--name", "m", "--steps", "2"]) == 0
+    out = tmp_path / "mouth.onnx"
+    (tmp_path / "val.json").write_text('{"split": "val", "faces": 3, "markdown": "| realism | 0.123 |"}')
+    (tmp_path / "fail.md").write_text("- teeth too dark on one face")
+    assert training_main.main(["tune", "--config", str(cfg), "--name", "m", "--export", str(out), "--version", "9.0.2",
+                               "--metrics", str(tmp_path / "val.json"), "--failures", str(tmp_path / "fail.md")]) == 0
+    assert "mouth network tuned for 2 steps" in SmileModel(out).meta["smile.tune"]
+    card = out.with_suffix(".md").read_text()
+    assert card.startswith("# mouth 9.0.2") and "| realism | 0.123 |" in card and "teeth too dark on one face" in card
+    from smilecore.digest import file_sha256
+    assert file_sha256(out) in card
+    g0, g1 = onnx.load(str(default_path)), onnx.load(str(out))
+    a = {t.name: numpy_helper.to_array(t) for t in g0.graph.initializer}
+    b = {t.name: numpy_helper.to_array(t) for t in g1.graph.initializer}
+    assert a.keys() == b.keys() and [n.op_type for n in g0.graph.node] == [n.op_type for n in g1.graph.node]
+    moved = [k for k in a if not np.array_equal(a[k], b[k])]
+    assert moved and all(k.startswith(PREFIX + "net.") for k in moved)
+    assert all(a[k].dtype == b[k].dtype for k in moved)
+    face = crops[1:2]
+    o0, o1 = _net_outputs(default_path, face, 2.0), _net_outputs(out, face, 2.0)
+    np.testing.assert_array_equal(o0[contract.OUTPUT_FLOW], o1[contract.OUTPUT_FLOW])
+    np.testing.assert_array_equal(o0[contract.OUTPUT_MASK], o1[contract.OUTPUT_MASK])
+    assert np.abs(o0[contract.OUTPUT_RGB] - o1[contract.OUTPUT_RGB]).max() > 1e-4  # the mouth it draws moved
+
+
+def test_tune_refuses_parts_it_does_not_know(tmp_path, default_path, capsys):
+    from training import __main__ as training_main
+
+    cfg, _ = _tiny_cache(tmp_path, 'parts = ["teeth"]\n')
+    with pytest.raises(SystemExit, match="parts must name some of net, shade, mouth"):
+        training_main.main(["tune", "--config", str(cfg), "--model", str(default_path), "--name", "x", "--steps", "1"])
+
+
+def test_the_discriminator_can_see_another_window_at_its_own_size():
+    x = torch.full((1, 3, S, S), -1.0)
+    w = (0.30, 0.62, 0.70, 0.84)
+    x0, y0, x1, y1 = (int(round(f * S)) for f in w)
+    x[:, :, y0:y1, x0:x1] = 1.0
+    v = lower_face(x, w, (y1 - y0, x1 - x0))
+    assert v.shape == (1, 1, y1 - y0, x1 - x0) and v.min().item() == pytest.approx(1.0, abs=1e-5)
+    assert lower_face(x, w, (10, 20)).shape == (1, 1, 10, 20)

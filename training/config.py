@@ -286,6 +286,15 @@ class TuneConfig:
     checkpoint_minutes: float
     snapshot_every: int
     seed: int
+    #: what learns: any of "net" (the smile network), "shade" (the shared shade field), "mouth"
+    #: (the mouth network, at ``lr × mouth_lr_scale``, its fill anchored to its own by ``w_fill``)
+    parts: tuple[str, ...]
+    #: what the discriminator sees: this window of the crop (x0, y0, x1, y1, fractions), grey, at this (height, width)
+    disc_window: tuple[float, float, float, float]
+    disc_size: tuple[int, int]
+    mouth_lr_scale: float
+    w_fill: float
+    w_fill_chroma: float
 
 
 @dataclass(frozen=True)

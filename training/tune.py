@@ -19,7 +19,12 @@ network's weights and one change of the shade field against real smiles of the t
 * **shade**: the shade field (one for everyone, model contract 2) may change by a smooth map
   (``shade_grid``² upsampled), with an L2 cost.
 
-The mouth network is frozen (its own training is ``python -m training mouth``). The run lives in
+``[tune] parts`` says what learns: by default the smile network and the shade field, with the
+mouth network frozen (its own training is ``python -m training mouth``). With ``"mouth"`` the
+mouth network learns too, in the domain it works in at inference (the opening the warp makes in
+a neutral face, which its self-supervised training never shows), its fill held near its own
+(``w_fill`` on the grey level, ``w_fill_chroma`` on the colour); ``disc_window`` / ``disc_size``
+then point the discriminator at the mouth. The run lives in
 ``cache/tune/<name>/`` (``last.pt``, rewritten every ``checkpoint_minutes``; ``--resume``
 continues it); ``--export OUT.onnx --version V`` writes the model with the tuned weights over the
 source file's, its graph otherwise unchanged.
@@ -40,7 +45,7 @@ from torch import nn
 from .config import TuneConfig, get_logger, load_config
 from .losses import composite, hinge_d_loss, hinge_g_loss, smile_ranking
 
-#: (height, width) the discriminator sees the lower-face window at.
+#: (height, width) the discriminator sees the lower-face window at, unless ``[tune] disc_size`` says otherwise.
 DISC_PATCH = (64, 96)
 
 
@@ -82,6 +87,7 @@ class MergedModel(nn.Module):
 
         self.transport = transport_from_model(model)
         self.source = path
+        self.name = meta.get(contract.META_NAME, "smile-mobileunet")
 
     def strength(self, lam: torch.Tensor) -> torch.Tensor:
         """What the network sees: λ up to the knee, then knee + soft·tanh((λ − knee)/soft)."""
@@ -101,14 +107,27 @@ class MergedModel(nn.Module):
         mask, flow = net.heads.mask_flow(net.features(F.avg_pool2d(face, k), st), st, (self.size, self.size))
         return mask.clamp(0.0, 1.0), flow * float(k)
 
-    def forward(self, face: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        mask, flow = self.mask_flow(face, lam)
+    def forward(self, face: torch.Tensor, lam: torch.Tensor,
+                fill: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The edited crop, the smile network's mask and flow; ``fill`` (a copy of the mouth
+        network, kept unchanged) also returns the crop it would give, for the fill's anchor."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.net_learns()):
+            mask, flow = self.mask_flow(face, lam)
         amount = (lam * self.gain).clamp(0.0, self.shade_max)[:, :, None, None]
         shade = self.shade_field() * amount * (1.0 - mask)
         rgb, region = self.fill(face, mask, flow)
         if self.transport is not None:
             shade = self.transport(face, lam, rgb, region, flow, shade)
-        return composite(face, rgb, region, flow, shade), mask, flow
+        out = composite(face, rgb, region, flow, shade)
+        if fill is None:
+            return out, mask, flow
+        with torch.no_grad():
+            rgb0, region0 = fill(face, mask, flow)
+        return out, mask, flow, rgb, rgb0, region0
+
+    def net_learns(self) -> bool:
+        """Whether any of the smile network's weights learn (else its mask and flow need no gradient)."""
+        return any(p.requires_grad for p in self.net.parameters())
 
     def export(self, out: Path, version: str, description: str, base: Path | None = None) -> None:
         """Write ``base`` (default: the source file) with this network's weights and shade field to
@@ -124,12 +143,18 @@ class MergedModel(nn.Module):
         from .export import save_with_meta
         from .onnx_weights import put_net
 
+        from .mouth_attach import PREFIX
+
         src = base or self.source
         model = onnx.load(str(src))
         put_net(self.net, self.wmap, model, src)
+        mouth = {PREFIX + "net." + k: v.detach().numpy() for k, v in self.fill.net.state_dict().items()}
         for init in model.graph.initializer:
             if init.name == shade.FIELD:
                 init.CopyFrom(numpy_helper.from_array(self.shade_field().detach().numpy().astype(np.float32), shade.FIELD))
+            elif init.name in mouth:  # the mouth network's weights keep their names and types
+                old = numpy_helper.to_array(init)
+                init.CopyFrom(numpy_helper.from_array(mouth[init.name].astype(old.dtype).reshape(old.shape), init.name))
         save_with_meta(model, out, {contract.META_MODEL_VERSION: version, "smile.tune": description})
 
 
@@ -159,14 +184,17 @@ def pair_auc(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     return (r[:, None] > f[None, :]).float().mean()
 
 
-def lower_face(x: torch.Tensor) -> torch.Tensor:
-    """The grey lower-face window of crops [N,3,S,S] in [-1, 1] at :data:`DISC_PATCH`."""
+def lower_face(x: torch.Tensor, window: tuple[float, float, float, float] | None = None,
+               size: tuple[int, int] = DISC_PATCH) -> torch.Tensor:
+    """The grey window (x0, y0, x1, y1 as fractions of the crop; default the realism test's
+    :data:`training.realism.WINDOW`, the lower face) of crops [N,3,S,S] in [-1, 1] at ``size``."""
     from .realism import WINDOW
 
     s = x.shape[-1]
-    x0, y0, x1, y1 = (int(round(f * s)) for f in WINDOW)
+    x0, y0, x1, y1 = (int(round(f * s)) for f in (window or WINDOW))
     r = x[:, :, y0:y1, x0:x1]
-    r = F.interpolate(r, size=DISC_PATCH, mode="bilinear", align_corners=False, antialias=True)
+    if r.shape[-2:] != tuple(size):
+        r = F.interpolate(r, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
     return 0.299 * r[:, 0:1] + 0.587 * r[:, 1:2] + 0.114 * r[:, 2:3]
 
 
@@ -229,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--export", default=None, help="write the run's tuned model to this .onnx and stop")
     ap.add_argument("--version", default=None, help="the exported model's version")
     ap.add_argument("--step", type=int, default=None, help="export the run's snapshot of this step (step-NNNNNN.pt)")
+    ap.add_argument("--average", type=int, default=None, metavar="FROM",
+                    help="export the mean weights of the run's snapshots from step FROM to --step (default: its last)")
+    ap.add_argument("--metrics", nargs="*", default=[], help="metrics.json files of `evaluate --model OUT` for its card")
+    ap.add_argument("--failures", default=None, help="a Markdown file: what the model gets wrong, looked at (for its card)")
+    ap.add_argument("--register", action="store_true", help="bundle the export as the default model (smilecore/models)")
     ap.add_argument("--base", default=None, help="export into this file instead (the same network and shade without a "
                     "mouth network, e.g. benchmarks/baseline/smile-mobileunet-1.3.0.onnx), for `mouth-attach`")
     args = ap.parse_args(argv)
@@ -251,21 +284,41 @@ def main(argv: list[str] | None = None) -> int:
     if args.step is not None:
         ck_path = run / f"step-{args.step:06d}.pt"
     ck = torch.load(ck_path, map_location="cpu", weights_only=False) if (args.resume or args.export) and ck_path.exists() else None
+    averaged = ""
+    if args.average is not None:
+        if not args.export:
+            raise SystemExit("error: --average is for --export")
+        ck, averaged = average_snapshots(run, args.average, args.step)
     if ck is not None:
         model_path = Path(ck["model"])
     model = MergedModel(model_path, mouth, tc.shade_grid)
     ref = copy.deepcopy(model.net).eval()
     for p in ref.parameters():
         p.requires_grad_(False)
+    unknown = set(tc.parts) - {"net", "shade", "mouth"}
+    if unknown or not tc.parts:
+        raise SystemExit(f"error: [tune] parts must name some of net, shade, mouth (got {list(tc.parts)})")
     disc = LowerFaceCritic(tc.disc_width)
-    params = list(model.net.parameters()) + [model.shade_delta]
-    opt_g = torch.optim.Adam([{"params": list(model.net.parameters()), "lr": tc.lr * tc.net_lr_scale},
-                              {"params": [model.shade_delta], "lr": tc.lr}], betas=(0.5, 0.999))
+    groups = []
+    for part, ps, lr in (("net", list(model.net.parameters()), tc.lr * tc.net_lr_scale), ("shade", [model.shade_delta], tc.lr),
+                         ("mouth", list(model.fill.parameters()), tc.lr * tc.mouth_lr_scale)):
+        for p in ps:
+            p.requires_grad_(part in tc.parts)
+        if part in tc.parts:
+            groups.append({"params": ps, "lr": lr})
+    params = [p for g in groups for p in g["params"]]
+    opt_g = torch.optim.Adam(groups, betas=(0.5, 0.999))
+    ref_fill = copy.deepcopy(model.fill).eval() if "mouth" in tc.parts else None
+    if ref_fill is not None:
+        for p in ref_fill.parameters():
+            p.requires_grad_(False)
     opt_d = torch.optim.Adam(disc.parameters(), lr=tc.lr_d, betas=(0.5, 0.999))
     step = 0
     if ck is not None:
         model.net.load_state_dict(ck["net"])
         model.shade_delta.data.copy_(ck["shade_delta"])
+        if "mouth" in ck:
+            model.fill.net.load_state_dict(ck["mouth"])
         step = int(ck["step"])
         if "disc" in ck:  # a snapshot holds the weights only
             disc.load_state_dict(ck["disc"])
@@ -278,13 +331,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.export:
         if not args.version:
             raise SystemExit("error: --export needs --version")
-        desc = (f"smile network and shade field tuned for {step} steps against the train split's real smiles "
+        parts = {"net": "smile network", "shade": "shade field", "mouth": "mouth network"}
+        what = " and ".join(parts[p] for p in parts if p in ck.get("parts", ("net", "shade")))
+        desc = (f"{what} tuned for {step} steps{averaged} against the train split's real smiles "
                 f"(python -m training tune, run {args.name}) from {model_path.name}")
         out = Path(args.export)
         base = Path(args.base) if args.base else None
+        from smilecore.digest import file_sha256
+
+        from .export import register_bundled
+
         model.export(out, args.version, desc, base)
-        out.with_suffix(".md").write_text(tune_card(base or model_path, out, args.version, desc, _log_tail(run / "log.jsonl")))
-        print(json.dumps({"onnx": str(out), "card": str(out.with_suffix(".md")), "step": step, "from": str(model_path)}))
+        digest, nbytes = file_sha256(out), out.stat().st_size
+        card = out.with_suffix(".md")
+        card.write_text(tune_card(base or model_path, out, args.version, desc, _log_at(run / "log.jsonl", step), digest, nbytes,
+                                  [json.loads(Path(m).read_text()) for m in args.metrics],
+                                  Path(args.failures).read_text() if args.failures else ""))
+        if args.register:
+            if base is not None:
+                raise SystemExit("error: --register takes a complete model, not one exported into --base")
+            register_bundled(out, card, model.name, args.version, digest, nbytes)
+        print(json.dumps({"onnx": str(out), "card": str(card), "step": step, "from": str(model_path), "sha256": digest, "bytes": nbytes}))
         return 0
 
     crops, index = load_prepared(cfg)
@@ -305,10 +372,16 @@ def main(argv: list[str] | None = None) -> int:
     sums: dict[str, float] = {}
     logf = open(run / "log.jsonl", "a")
 
+    def view(x: torch.Tensor) -> torch.Tensor:
+        return lower_face(x, tuple(tc.disc_window), tuple(tc.disc_size))
+
+    def weights() -> dict:
+        return {"model": str(model_path), "net": model.net.state_dict(), "shade_delta": model.shade_delta.detach(),
+                "mouth": model.fill.net.state_dict(), "parts": tuple(tc.parts), "step": step}
+
     def save() -> None:
         tmp = ck_path.with_suffix(".tmp")
-        torch.save({"model": str(model_path), "net": model.net.state_dict(), "shade_delta": model.shade_delta.detach(),
-                    "disc": disc.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step}, tmp)
+        torch.save({**weights(), "disc": disc.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict()}, tmp)
         tmp.replace(ck_path)
 
     while time.monotonic() - start < minutes * 60 and (args.steps is None or step < args.steps):
@@ -317,13 +390,17 @@ def main(argv: list[str] | None = None) -> int:
         judged = (lam[:, 0] > 0).float()
         warm = step < tc.d_warmup  # the discriminator learns alone first
         with torch.set_grad_enabled(not warm):
-            out, mask, flow = model(face, lam)
-        with torch.no_grad():
-            ref_mask, ref_flow = model.mask_flow(face, lam, ref)
+            if ref_fill is None:
+                out, mask, flow = model(face, lam)
+            else:
+                out, mask, flow, rgb, rgb0, region0 = model(face, lam, ref_fill)
+        if model.net_learns():
+            with torch.no_grad():
+                ref_mask, ref_flow = model.mask_flow(face, lam, ref)
         # discriminator: real smiles against the edited faces that are judged
         j = judged.bool()
-        d_real = disc(lower_face(real))
-        d_fake = disc(lower_face(out[j].detach()))
+        d_real = disc(view(real))
+        d_fake = disc(view(out[j].detach()))
         d_loss = hinge_d_loss(d_real, d_fake)
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
@@ -332,14 +409,22 @@ def main(argv: list[str] | None = None) -> int:
         if not warm:
             for p in disc.parameters():
                 p.requires_grad_(False)
-            terms["adv"] = hinge_g_loss(disc(lower_face(out[j])))
+            terms["adv"] = hinge_g_loss(disc(view(out[j])))
             for p in disc.parameters():
                 p.requires_grad_(True)
-            terms["anchor"] = (flow - ref_flow).abs().mean() / 8.0 + tc.w_mask * (mask - ref_mask).abs().mean()
+            if model.net_learns():
+                terms["anchor"] = (flow - ref_flow).abs().mean() / 8.0 + tc.w_mask * (mask - ref_mask).abs().mean()
+            if ref_fill is not None:  # the fill stays near the mouth network's own where it repaints, its colour more so
+                d = rgb - rgb0
+                luma = 0.299 * d[:, 0:1] + 0.587 * d[:, 1:2] + 0.114 * d[:, 2:3]
+                area = region0.sum().clamp(min=1.0)
+                terms["fill"] = (region0 * luma.abs()).sum() / area
+                terms["fill_chroma"] = (region0 * (d - luma).abs()).sum() / (3.0 * area)
             if classifier is not None:
                 terms["rank"] = smile_ranking(classifier(out), classifier(face), lam)
-            terms["shade"] = model.shade_delta.square().mean()
-            loss = sum(getattr(tc, "w_" + k) * terms[k] for k in ("adv", "anchor", "rank", "shade") if k in terms)
+            if "shade" in tc.parts:
+                terms["shade"] = model.shade_delta.square().mean()
+            loss = sum(getattr(tc, "w_" + k) * terms[k] for k in ("adv", "anchor", "rank", "shade", "fill", "fill_chroma") if k in terms)
             opt_g.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
@@ -354,8 +439,7 @@ def main(argv: list[str] | None = None) -> int:
             log.info("%s", row)
             sums = {}
         if tc.snapshot_every and step % tc.snapshot_every == 0:  # kept, to choose on validation afterwards
-            torch.save({"model": str(model_path), "net": model.net.state_dict(), "shade_delta": model.shade_delta.detach(),
-                        "step": step}, run / f"step-{step:06d}.pt")
+            torch.save(weights(), run / f"step-{step:06d}.pt")
         if time.monotonic() - last_ck > tc.checkpoint_minutes * 60:
             save()
             last_ck = time.monotonic()
@@ -364,21 +448,39 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _log_tail(path: Path) -> dict:
-    """The last logged losses of a run (for its card)."""
-    lines = path.read_text().splitlines() if path.exists() else []
-    return json.loads(lines[-1]) if lines else {}
+def average_snapshots(run: Path, first: int, last: int | None = None) -> tuple[dict, str]:
+    """The mean weights of ``run``'s snapshots (``step-NNNNNN.pt``) from step ``first`` to ``last``
+    (default: its last snapshot), as one snapshot of the last step, and a phrase saying so. A
+    discriminator moves what it rewards from step to step; the mean of many steps keeps what they share."""
+    steps = sorted(int(p.stem.split("-")[1]) for p in run.glob("step-*.pt"))
+    steps = [k for k in steps if k >= first and (last is None or k <= last)]
+    if len(steps) < 2:
+        raise SystemExit(f"error: --average needs two snapshots or more in {run} from step {first}"
+                         + (f" to {last}" if last is not None else "") + f" (found {len(steps)})")
+    cks = [torch.load(run / f"step-{k:06d}.pt", map_location="cpu", weights_only=False) for k in steps]
+    mean = dict(cks[-1])
+    for key in ("net", "mouth"):
+        if key in mean:
+            mean[key] = {k: (sum(c[key][k].double() for c in cks) / len(cks)).to(v.dtype) if v.is_floating_point() else v
+                         for k, v in cks[-1][key].items()}
+    mean["shade_delta"] = sum(c["shade_delta"] for c in cks) / len(cks)
+    return mean, f" (the mean of {len(steps)} snapshots, steps {steps[0]}–{steps[-1]})"
 
 
-def tune_card(src: Path, out: Path, version: str, description: str, last: dict) -> str:
-    """The tuned model's card: what the tuning did, then the source model's card."""
-    base_card = src.with_suffix(".md")
-    body = base_card.read_text() if base_card.exists() else ""
-    body = body.split("\n", 1)[1] if body.startswith("# ") else body
-    lines = [f"# {out.stem.rsplit('-', 1)[0]} {version}", "",
-             f"Model {version}: {description}. The graph is `{src.name}`'s; only the smile network's weights and",
-             "the shade field changed. Trained on research / non-commercial face data: the weights are research /",
-             "non-commercial too.", "",
-             f"- last logged losses: `{json.dumps(last)}`", "",
-             "## The source model (its card)", ""]
-    return "\n".join(lines) + body.replace("\n## ", "\n### ")
+def _log_at(path: Path, step: int) -> dict:
+    """The run's last logged losses at or before ``step`` (for the card)."""
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    rows = [r for r in rows if r.get("step", 0) <= step]
+    return rows[-1] if rows else {}
+
+
+def tune_card(src: Path, out: Path, version: str, description: str, last: dict, digest: str, nbytes: int,
+              metrics: list[dict], failures: str = "") -> str:
+    """The tuned model's card: what the tuning did, its ``failures`` (Markdown), its evaluation
+    (``metrics``), then the source model's card."""
+    from .graph_parts import derived_card
+
+    intro = [f"Model {version}: {description}. The graph is `{src.name}`'s; only tuned weights changed.",
+             "Trained on research / non-commercial face data: the weights are research / non-commercial too.", "",
+             f"- last logged losses: `{json.dumps(last)}`"]
+    return derived_card(src, out, version, intro, digest, nbytes, metrics, failures)
