@@ -274,3 +274,23 @@ def test_the_discriminator_can_see_another_window_at_its_own_size():
     v = lower_face(x, w, (y1 - y0, x1 - x0))
     assert v.shape == (1, 1, y1 - y0, x1 - x0) and v.min().item() == pytest.approx(1.0, abs=1e-5)
     assert lower_face(x, w, (10, 20)).shape == (1, 1, 10, 20)
+
+
+def test_snapshots_average_into_one_and_two_are_needed(tmp_path):
+    from training.tune import average_snapshots
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for step, v in ((100, 1.0), (200, 2.0), (300, 6.0)):
+        torch.save({"model": "m.onnx", "net": {"w": torch.full((2,), v), "n": torch.tensor(step)},
+                    "mouth": {"c": torch.full((3,), -v)}, "shade_delta": torch.full((1, 1, 2, 2), v), "step": step},
+                   run / f"step-{step:06d}.pt")
+    mean, phrase = average_snapshots(run, 200)
+    assert mean["step"] == 300 and "2 snapshots, steps 200–300" in phrase
+    assert torch.equal(mean["net"]["w"], torch.full((2,), 4.0)) and torch.equal(mean["mouth"]["c"], torch.full((3,), -4.0))
+    assert mean["net"]["n"].item() == 300  # counters are the last snapshot's, not averaged
+    assert torch.equal(mean["shade_delta"], torch.full((1, 1, 2, 2), 4.0))
+    mean, _ = average_snapshots(run, 100, 200)
+    assert mean["step"] == 200 and torch.equal(mean["net"]["w"], torch.full((2,), 1.5))
+    with pytest.raises(SystemExit, match="two snapshots or more"):
+        average_snapshots(run, 300)

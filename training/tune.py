@@ -108,7 +108,7 @@ class MergedModel(nn.Module):
         return mask.clamp(0.0, 1.0), flow * float(k)
 
     def forward(self, face: torch.Tensor, lam: torch.Tensor,
-                fill: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                fill: nn.Module | None = None) -> tuple[torch.Tensor, ...]:
         """The edited crop, the smile network's mask and flow; ``fill`` (a copy of the mouth
         network, kept unchanged) also returns the crop it would give, for the fill's anchor."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.net_learns()):
@@ -141,9 +141,8 @@ class MergedModel(nn.Module):
 
         from . import shade
         from .export import save_with_meta
-        from .onnx_weights import put_net
-
         from .mouth_attach import PREFIX
+        from .onnx_weights import put_net
 
         src = base or self.source
         model = onnx.load(str(src))
@@ -331,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.export:
         if not args.version:
             raise SystemExit("error: --export needs --version")
+        if args.register and args.base:
+            raise SystemExit("error: --register takes a complete model, not one exported into --base")
         parts = {"net": "smile network", "shade": "shade field", "mouth": "mouth network"}
         what = " and ".join(parts[p] for p in parts if p in ck.get("parts", ("net", "shade")))
         desc = (f"{what} tuned for {step} steps{averaged} against the train split's real smiles "
@@ -348,8 +349,6 @@ def main(argv: list[str] | None = None) -> int:
                                   [json.loads(Path(m).read_text()) for m in args.metrics],
                                   Path(args.failures).read_text() if args.failures else ""))
         if args.register:
-            if base is not None:
-                raise SystemExit("error: --register takes a complete model, not one exported into --base")
             register_bundled(out, card, model.name, args.version, digest, nbytes)
         print(json.dumps({"onnx": str(out), "card": str(card), "step": step, "from": str(model_path), "sha256": digest, "bytes": nbytes}))
         return 0
@@ -420,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
                 area = region0.sum().clamp(min=1.0)
                 terms["fill"] = (region0 * luma.abs()).sum() / area
                 terms["fill_chroma"] = (region0 * (d - luma).abs()).sum() / (3.0 * area)
-            if classifier is not None:
+            if classifier is not None and tc.w_rank:
                 terms["rank"] = smile_ranking(classifier(out), classifier(face), lam)
             if "shade" in tc.parts:
                 terms["shade"] = model.shade_delta.square().mean()
