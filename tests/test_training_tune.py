@@ -294,3 +294,29 @@ def test_snapshots_average_into_one_and_two_are_needed(tmp_path):
     assert mean["step"] == 200 and torch.equal(mean["net"]["w"], torch.full((2,), 1.5))
     with pytest.raises(SystemExit, match="two snapshots or more"):
         average_snapshots(run, 300)
+
+
+def test_a_run_resumes_from_a_moved_source_model_only_if_it_is_the_same_file(tmp_path, default_path, capsys):
+    """A run records its source model's path and checksum: when the file has moved (a model no
+    longer bundled), ``--model`` points at a copy; a different file, or none, is refused in one line."""
+    import shutil
+
+    from training import __main__ as training_main
+
+    cfg, _ = _tiny_cache(tmp_path)
+    src = tmp_path / "source.onnx"
+    shutil.copy(default_path, src)
+    args = ["tune", "--config", str(cfg), "--name", "t"]
+    assert training_main.main(args + ["--model", str(src), "--steps", "1"]) == 0
+    moved = tmp_path / "moved.onnx"
+    src.rename(moved)
+    with pytest.raises(SystemExit, match="which is gone.*pass --model"):
+        training_main.main(args + ["--steps", "2", "--resume"])
+    other = tmp_path / "other.onnx"
+    other.write_bytes(moved.read_bytes()[:-1] + bytes([moved.read_bytes()[-1] ^ 1]))
+    with pytest.raises(SystemExit, match="not the model the run was tuned from"):
+        training_main.main(args + ["--steps", "2", "--resume", "--model", str(other)])
+    assert training_main.main(args + ["--steps", "2", "--resume", "--model", str(moved)]) == 0
+    assert torch.load(tmp_path / "cache" / "tune" / "t" / "last.pt", weights_only=False)["step"] == 2
+    with pytest.raises(SystemExit, match="no model at"):
+        training_main.main(["tune", "--config", str(cfg), "--name", "u", "--model", str(tmp_path / "nothing.onnx"), "--steps", "1"])

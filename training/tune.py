@@ -247,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m training tune [--model X.onnx] [--name N] [--minutes M] [--resume] [--export OUT --version V]``."""
     ap = argparse.ArgumentParser(prog="python -m training tune", description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=None)
-    ap.add_argument("--model", default=None, help="the model to tune (default: the engine's default model)")
+    ap.add_argument("--model", default=None, help="the model to tune (default: the engine's default model; with --resume or --export: "
+                    "a copy of the file the run was tuned from, when that has moved)")
     ap.add_argument("--mouth", default=None, help="mouth network weights to use instead of the model's own (mouth.pt)")
     ap.add_argument("--name", default="tune-v1", help="the run's folder under cache/tune/")
     ap.add_argument("--minutes", type=float, default=None, help="stop after this long (default [tune] minutes)")
@@ -289,7 +290,12 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("error: --average is for --export")
         ck, averaged = average_snapshots(run, args.average, args.step)
     if ck is not None:
-        model_path = Path(ck["model"])
+        model_path = run_source(ck, Path(args.model) if args.model else None)
+    if not model_path.is_file():
+        raise SystemExit(f"error: no model at {model_path}")
+    from smilecore.digest import file_sha256
+
+    model_sha = file_sha256(model_path)  # kept in the run, so that it resumes and exports from the same file
     model = MergedModel(model_path, mouth, tc.shade_grid)
     ref = copy.deepcopy(model.net).eval()
     for p in ref.parameters():
@@ -338,8 +344,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"(python -m training tune, run {args.name}) from {model_path.name}")
         out = Path(args.export)
         base = Path(args.base) if args.base else None
-        from smilecore.digest import file_sha256
-
         from .export import register_bundled
 
         model.export(out, args.version, desc, base)
@@ -375,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         return lower_face(x, tuple(tc.disc_window), tuple(tc.disc_size))
 
     def weights() -> dict:
-        return {"model": str(model_path), "net": model.net.state_dict(), "shade_delta": model.shade_delta.detach(),
+        return {"model": str(model_path), "model_sha256": model_sha, "net": model.net.state_dict(), "shade_delta": model.shade_delta.detach(),
                 "mouth": model.fill.net.state_dict(), "parts": tuple(tc.parts), "step": step}
 
     def save() -> None:
@@ -445,6 +449,23 @@ def main(argv: list[str] | None = None) -> int:
     save()
     log.info("stopped at step %d; checkpoint %s", step, ck_path)
     return 0
+
+
+def run_source(ck: dict, given: Path | None) -> Path:
+    """The model a run (checkpoint or snapshot ``ck``) was tuned from: ``given`` (``--model``) when
+    named, else the path the run recorded. Raises ``SystemExit`` with a one-line error when that
+    file is gone, or when its checksum is not the one the run recorded (runs from before the
+    checksum was kept are taken on trust)."""
+    from smilecore.digest import file_sha256
+
+    path = given or Path(ck["model"])
+    if not path.is_file():
+        raise SystemExit(f"error: the run was tuned from {path}, which is gone (a model no longer bundled?): "
+                         "pass --model with a copy of that file")
+    want = ck.get("model_sha256")
+    if want and file_sha256(path) != want:
+        raise SystemExit(f"error: {path} is not the model the run was tuned from (sha256 {want[:12]}…)")
+    return path
 
 
 def average_snapshots(run: Path, first: int, last: int | None = None) -> tuple[dict, str]:
