@@ -296,7 +296,7 @@ def test_snapshots_average_into_one_and_two_are_needed(tmp_path):
         average_snapshots(run, 300)
 
 
-def test_a_run_resumes_from_a_moved_source_model_only_if_it_is_the_same_file(tmp_path, default_path, capsys):
+def test_a_run_resumes_from_a_moved_source_model_only_if_it_is_the_same_file(tmp_path, default_path):
     """A run records its source model's path and checksum: when the file has moved (a model no
     longer bundled), ``--model`` points at a copy; a different file, or none, is refused in one line."""
     import shutil

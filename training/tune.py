@@ -42,6 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from smilecore.digest import file_sha256
+
 from .config import TuneConfig, get_logger, load_config
 from .losses import composite, hinge_d_loss, hinge_g_loss, smile_ranking
 
@@ -290,12 +292,11 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("error: --average is for --export")
         ck, averaged = average_snapshots(run, args.average, args.step)
     if ck is not None:
-        model_path = run_source(ck, Path(args.model) if args.model else None)
-    if not model_path.is_file():
+        model_path, model_sha = run_source(ck, Path(args.model) if args.model else None)
+    elif not model_path.is_file():
         raise SystemExit(f"error: no model at {model_path}")
-    from smilecore.digest import file_sha256
-
-    model_sha = file_sha256(model_path)  # kept in the run, so that it resumes and exports from the same file
+    else:
+        model_sha = file_sha256(model_path)  # kept in the run, so that it resumes and exports from the same file
     model = MergedModel(model_path, mouth, tc.shade_grid)
     ref = copy.deepcopy(model.net).eval()
     for p in ref.parameters():
@@ -451,21 +452,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_source(ck: dict, given: Path | None) -> Path:
-    """The model a run (checkpoint or snapshot ``ck``) was tuned from: ``given`` (``--model``) when
-    named, else the path the run recorded. Raises ``SystemExit`` with a one-line error when that
+def run_source(ck: dict, given: Path | None) -> tuple[Path, str]:
+    """The model a run (checkpoint or snapshot ``ck``) was tuned from, and its sha256: ``given``
+    (``--model``) when named, else the path the run recorded. Raises ``SystemExit`` with a one-line error when that
     file is gone, or when its checksum is not the one the run recorded (runs from before the
     checksum was kept are taken on trust)."""
-    from smilecore.digest import file_sha256
-
     path = given or Path(ck["model"])
     if not path.is_file():
         raise SystemExit(f"error: the run was tuned from {path}, which is gone (a model no longer bundled?): "
                          "pass --model with a copy of that file")
-    want = ck.get("model_sha256")
-    if want and file_sha256(path) != want:
+    want, got = ck.get("model_sha256"), file_sha256(path)
+    if want and got != want:
         raise SystemExit(f"error: {path} is not the model the run was tuned from (sha256 {want[:12]}…)")
-    return path
+    return path, got
 
 
 def average_snapshots(run: Path, first: int, last: int | None = None) -> tuple[dict, str]:
