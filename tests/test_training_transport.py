@@ -140,3 +140,89 @@ def test_the_transport_is_read_back_from_a_merged_file(tmp_path):
     np.testing.assert_allclose(back.basis.numpy(), module.basis.numpy(), atol=1e-3)  # stored as float16
     np.testing.assert_allclose(back.maps2.numpy(), module.maps2.numpy(), atol=1e-3)
     assert tr.transport_from_model(onnx.load(str(src))) is None
+
+
+def test_shaped_shade_keeps_only_what_changes_within_a_cheek_and_fades_in_at_the_top():
+    """The broad part of the transport's shade (a whole lower face darkened or lit) is taken away: a
+    displacement that is one constant over the grid adds nothing, one that changes from cell to
+    cell is kept; the shade rises smoothly over TOP_FADE rows from the region's top."""
+    shaped, plain = random_module(), tr.Transport(*_maps(random_module()), shaped=False).eval()
+    flat = torch.full((1, 1, *tr.GRID), -0.2)
+    # a ripple four cells (12 crop pixels) long: a fold's scale, far shorter than SMOOTHNESS
+    ripple = torch.from_numpy(0.2 * np.sin(np.indices(tr.GRID).sum(0) * np.pi / 2 + 0.3)).float()[None, None]
+    for module, keeps_flat in ((shaped, False), (plain, True)):
+        module.displacement = lambda feats, strength, m=module: m._d  # the displacement set below, for any face
+        c = torch.from_numpy(to_network_input(faces(1)))
+        zero = torch.zeros(1, 1, S, S)
+        for d, kept in ((flat, keeps_flat), (ripple, True)):
+            module._d = d
+            with torch.no_grad():
+                added = module(c, torch.ones(1, 1), torch.zeros(1, 3, S, S), zero, torch.zeros(1, 2, S, S), zero)[0, 0].numpy()
+            x0, y0, x1, y1 = tr.REGION
+            inner = added[y0 + tr.TOP_FADE : y1 - tr.RAMP, x0 + tr.RAMP : x1 - tr.RAMP]
+            assert (np.abs(inner).mean() > 0.05) == kept, (module.shaped, d.flatten()[:2])
+    t, old = tr.taper(), tr.taper(0)
+    column = t[:, t.shape[1] // 2]
+    assert column[0] < 0.01 and np.all(np.diff(column[: tr.TOP_FADE]) > 0) and column[tr.TOP_FADE] == 1.0
+    assert old[tr.RAMP, old.shape[1] // 2] == 1.0  # models 1.5.0–1.7.0: a linear rise over RAMP rows
+    np.testing.assert_allclose(tr.smoothing(7, 2.0).sum(1), 1.0, rtol=1e-6)
+
+
+def _maps(module: tr.Transport) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (module.basis.numpy(), np.stack([module.maps1.numpy(), module.maps2.numpy()]),
+            np.stack([module.offsets1.numpy()[..., 0], module.offsets2.numpy()[..., 0]]))
+
+
+def test_a_transport_fitted_before_the_shaping_is_rebuilt_with_its_maps(tmp_path):
+    """``transport --rebuild``: a model whose transport has no shaping (1.5.0–1.7.0) is read back as it
+    runs, and rewritten with the same maps in the shaped graph; everything else in it is unchanged."""
+    import onnx
+
+    from training.graph_parts import remove_part
+
+    src = build_fixture_model(tmp_path / "m.onnx", dx=1.5, mask=0.25, shade=0.1)
+    old_module = tr.Transport(*_maps(random_module(seed=6)), gains=(0.7, 1.0), shaped=False).eval()
+    part, old = tmp_path / "part.onnx", tmp_path / "old.onnx"
+    tr.export_transport(old_module, part)
+    from training.export import weights_to_fp16
+
+    weights_to_fp16(part)
+    tr.attach(src, part, old, "1.7.0", "an old transport")
+    back = tr.transport_from_model(onnx.load(str(old)))
+    assert not back.shaped and not hasattr(back, "smooth_y")
+    crops = faces(4, seed=7)
+    assert tr.check_merged(src, old, back, crops) < 1e-4  # read back as the file runs it
+
+    new = tmp_path / "new.onnx"
+    module, description, worst = tr.rebuild(old, new, "1.8.0", crops)
+    assert worst < 1e-4 and module.shaped
+    assert description.startswith("an old transport; rebuilt from model 1.7.0's maps")
+    np.testing.assert_allclose(module.maps2.numpy(), back.maps2.numpy())
+    m = SmileModel(new)
+    assert m.version == "1.8.0" and m.meta["smile.transport"] == description
+    assert tr.transport_from_model(onnx.load(str(new))).shaped
+    a, b, base = SmileModel(old).run(crops, 2.0), m.run(crops, 2.0), SmileModel(src).run(crops, 2.0)
+    assert np.array_equal(a.rgb, b.rgb) and np.array_equal(a.mask, b.mask) and np.array_equal(a.flow, b.flow)
+    assert np.abs(a.shade - b.shade).max() > 1e-3 and np.abs(b.shade - base.shade).max() > 1e-3
+    assert np.array_equal(m.run(crops, 0.0).shade, SmileModel(old).run(crops, 0.0).shade)
+    # and one rebuilt is refused a second transport, a model without one a rebuild
+    with pytest.raises(SystemExit, match="no transported shade to rebuild"):
+        tr.rebuild(src, tmp_path / "x.onnx", "1.8.1", crops)
+    assert not (tmp_path / "x.onnx").exists()
+    g = onnx.load(str(src))
+    with pytest.raises(ValueError, match="no part"):
+        remove_part(g, tr.PREFIX, {})
+
+
+@pytest.mark.parametrize("model, out, message", [
+    ("{tmp}/notes.onnx", "{tmp}/x.onnx", "is not an ONNX model"),
+    ("{tmp}/none.onnx", "{tmp}/x.onnx", "cannot read --model"),
+    ("{fixture}", "{tmp}/no/x.onnx", "the folder of --out"),
+])
+def test_transport_refuses_what_it_cannot_read_or_write_in_one_line(tmp_path, model, out, message):
+    fixture = build_fixture_model(tmp_path / "m.onnx", dx=1.5, mask=0.25, shade=0.1)
+    (tmp_path / "notes.onnx").write_text("not a model\n")
+    args = [a.format(tmp=tmp_path, fixture=fixture) for a in (model, out)]
+    with pytest.raises(SystemExit, match=message) as e:
+        tr.main(["--model", args[0], "--out", args[1], "--version", "9.9.9", "--rebuild"])
+    assert "\n" not in str(e.value) and not list(tmp_path.glob("x.onnx"))

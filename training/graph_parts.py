@@ -28,6 +28,27 @@ def append_part(base, part, shared: dict[str, str], prefix: str) -> None:
         g.node.append(node)
 
 
+def remove_part(model, prefix: str, renames: dict[str, str]) -> None:
+    """Take out of ``model``'s graph (in place) a part that :func:`append_part` put there with
+    ``prefix``: its nodes and initializers, then rename tensors by ``renames`` (e.g. the base's own
+    output the part had taken over gets its name back). Raises ValueError, changing nothing, if
+    the rest of the graph reads a tensor of the part."""
+    g = model.graph
+    gone = [n for n in g.node if n.name.startswith(prefix)]
+    made = {o for n in gone for o in n.output} | {i.name for i in g.initializer if i.name.startswith(prefix)}
+    kept = [n for n in g.node if not n.name.startswith(prefix)]
+    read = {i for n in kept for i in n.input} | {o.name for o in g.output if o.name not in renames.values()}
+    if not gone or read & made:
+        raise ValueError(f"the graph has no part {prefix!r}" if not gone else
+                         f"the rest of the graph reads {sorted(read & made)[:3]} of the part {prefix!r}")
+    del g.node[:]
+    g.node.extend(kept)
+    inits = [i for i in g.initializer if not i.name.startswith(prefix)]
+    del g.initializer[:]
+    g.initializer.extend(inits)
+    rename_in_graph(model, renames)
+
+
 def rename_in_graph(model, renames: dict[str, str]) -> None:
     """Rename tensors produced and read by the nodes of ``model``'s graph (changed in place)."""
     for node in model.graph.node:

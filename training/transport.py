@@ -19,7 +19,13 @@ model a shade that moves each edited face to where optimal transport would move 
   (bilinear) to the region, faded out over its last :data:`RAMP` pixels, limited to ±:data:`LIMIT`,
   and added to the model's shade outside the painted mouth. Below λ = 1 it grows from 0 (λ = 0:
   nothing, so λ = 0 stays bit-identical), between 1 and 2 it blends the two maps, above 2 it is the
-  λ = 2 map.
+  λ = 2 map;
+* **shaping** (model 1.8.0 on): of that shade only what changes within about a cheek is kept (its
+  part smoother than a Gaussian of σ = :data:`SMOOTHNESS` crop pixels is taken away, on the grid),
+  and it fades in over the region's top :data:`TOP_FADE` rows (a raised cosine) instead of
+  :data:`RAMP`. The broad part darkened or lit a whole lower face as a grey or bright patch with a
+  straight edge under the eyes, and moved the realism test by nothing (docs/realism.md).
+  ``--rebuild`` writes the maps of a model fitted before this shaping (1.5.0–1.7.0) in this graph.
 
 The graph computes the composite of the crop itself, cell by cell (the face warped along the flow,
 the painted mouth, the mean shade), as the features were fitted, so the engine and the contract
@@ -53,6 +59,10 @@ COMPONENTS = 40
 #: Pixels over which the shade fades out at the region's border, and the largest |log gain|.
 RAMP = 10
 LIMIT = 0.5
+#: σ (crop pixels) of the Gaussian whose smooth part of the shade is taken away, and the rows over
+#: which the shade fades in from the region's top (chosen on the validation split: docs/realism.md).
+SMOOTHNESS = 16.0
+TOP_FADE = 32
 #: Strengths the two maps were fitted at, and the share of each map's shade that is applied (at
 #: λ = 1 the full map took identity past the issue's 0.25 on validation: docs/realism.md).
 LAMS = (1.0, 2.0)
@@ -60,6 +70,9 @@ GAINS = (0.7, 1.0)
 #: The luma weights (ITU-R 601) and the shade's offset in 0…255 (smilecore.contract.SHADE_OFFSET).
 LUMA = (0.299, 0.587, 0.114)
 OFFSET = SHADE_OFFSET * 255.0
+#: How the shade is shaped, in a model's description.
+SHAPING = (f"only its part that changes within about a cheek (less its smoothing by a Gaussian of σ = {SMOOTHNESS:g} crop pixels), "
+           f"fading in over the region's top {TOP_FADE} rows")
 #: Names inside the merged graph.
 PREFIX = "transport/"
 MEAN_SHADE = "shade_mean"
@@ -96,6 +109,30 @@ def hann_window() -> np.ndarray:
     return np.ascontiguousarray(w.reshape(-1)).astype(np.float32)
 
 
+def taper(top: int = TOP_FADE) -> np.ndarray:
+    """[h, w] of the region: how much of the transport's shade each pixel gets, 0 at the region's
+    border and 1 inside, rising over :data:`RAMP` pixels at the sides and bottom and over ``top`` rows
+    at the top (a raised cosine; ``top`` = 0: a linear rise over RAMP there too, as models 1.5.0–1.7.0)."""
+    x0, y0, x1, y1 = REGION
+    h, w = y1 - y0, x1 - x0
+    ty = np.minimum(np.arange(h) + 0.5, h - np.arange(h) - 0.5)
+    tx = np.minimum(np.arange(w) + 0.5, w - np.arange(w) - 0.5)
+    rows = np.clip(ty / RAMP, 0, 1)
+    if top:
+        y = np.arange(h) + 0.5
+        rise = np.where(y < top, 0.5 - 0.5 * np.cos(np.pi * np.clip(y / top, 0, 1)), 1.0)
+        rows = np.minimum(rise, np.clip((h - np.arange(h) - 0.5) / RAMP, 0, 1))
+    return np.outer(rows, np.clip(tx / RAMP, 0, 1)).astype(np.float32)
+
+
+def smoothing(n: int, sigma: float) -> np.ndarray:
+    """[n, n]: row i is a Gaussian of ``sigma`` cells around cell i, cut at the ends and renormalised,
+    so ``m @ x`` is ``x`` smoothed along that axis (twice, on both axes: a normalised 2-D smoothing)."""
+    i = np.arange(n)
+    g = np.exp(-0.5 * ((i[:, None] - i[None, :]) / sigma) ** 2)
+    return (g / g.sum(1, keepdims=True)).astype(np.float32)
+
+
 def log_luminance(img: torch.Tensor) -> torch.Tensor:
     """[N,3,H,W] RGB in 0…255 -> [N,H,W] ``log(luma + OFFSET)``."""
     luma = img[:, 0] * LUMA[0] + img[:, 1] * LUMA[1] + img[:, 2] * LUMA[2]
@@ -122,12 +159,16 @@ def crop_features(crops: np.ndarray) -> np.ndarray:
 
 
 class Transport(nn.Module):
-    """(face, strength, rgb, mask, flow, mean shade) -> the shade with the transport added."""
+    """(face, strength, rgb, mask, flow, mean shade) -> the shade with the transport added.
 
-    def __init__(self, basis: np.ndarray, maps: np.ndarray, offsets: np.ndarray, gains: tuple[float, float] = GAINS):
+    ``shaped``: keep only the shade's part that changes within about a cheek and fade it in over
+    :data:`TOP_FADE` rows (model 1.8.0 on); False: the whole shade, as models 1.5.0–1.7.0."""
+
+    def __init__(self, basis: np.ndarray, maps: np.ndarray, offsets: np.ndarray, gains: tuple[float, float] = GAINS,
+                 shaped: bool = True):
         super().__init__()
+        self.shaped = shaped
         x0, y0, x1, y1 = REGION
-        h, w = y1 - y0, x1 - x0
         self.register_buffer("basis", torch.from_numpy(np.asarray(basis, np.float32)))  # [P,k,D]
         # one buffer per map, each used as it is, so that the exported file keeps their names
         # (transport_from_model reads them back)
@@ -139,10 +180,10 @@ class Transport(nn.Module):
         self.register_buffer("window", window.reshape(1, -1, 1))  # [1,D,1]: multiplies [P,D,N]
         wsum = from_patches(window.reshape(1, 1, -1).expand(1, PATCHES[0] * PATCHES[1], -1))[0]
         self.register_buffer("norm", 1.0 / wsum)
-        ty = np.minimum(np.arange(h) + 0.5, h - np.arange(h) - 0.5)
-        tx = np.minimum(np.arange(w) + 0.5, w - np.arange(w) - 0.5)
-        taper = np.outer(np.clip(ty / RAMP, 0, 1), np.clip(tx / RAMP, 0, 1)).astype(np.float32)
-        self.register_buffer("taper", torch.from_numpy(taper))
+        self.register_buffer("taper", torch.from_numpy(taper(TOP_FADE if shaped else 0)))
+        if shaped:  # the smoothing of each axis of the grid, the second stored as it is used (transposed)
+            self.register_buffer("smooth_y", torch.from_numpy(smoothing(GRID[0], SMOOTHNESS / POOL)))
+            self.register_buffer("smooth_xt", torch.from_numpy(np.ascontiguousarray(smoothing(GRID[1], SMOOTHNESS / POOL).T)))
         # the centre of each cell of the grid, in crop pixels
         half = (POOL - 1) / 2.0
         gy, gx = torch.meshgrid(torch.arange(GRID[0], dtype=torch.float32) * POOL + y0 + half,
@@ -184,6 +225,8 @@ class Transport(nn.Module):
     def forward(self, face, strength, rgb, mask, flow, shade):  # noqa: D102 (see the class)
         x0, y0, x1, y1 = REGION
         d = self.displacement(self.features(face, rgb, mask, flow, shade), strength)
+        if self.shaped:  # only what changes within about a cheek
+            d = d - torch.matmul(torch.matmul(self.smooth_y, d), self.smooth_xt)
         up = F.interpolate(d, size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False) * self.taper
         up = F.pad(up.clamp(-LIMIT, LIMIT), (x0, SIZE - x1, y0, SIZE - y1))
         return shade + up * (1.0 - mask)
@@ -202,7 +245,44 @@ def transport_from_model(model) -> Transport | None:
         return None
     maps = np.stack([v["maps1"], v["maps2"]])
     offsets = np.stack([v["offsets1"][..., 0], v["offsets2"][..., 0]])
-    return Transport(v["basis"], maps, offsets, (float(v["gain1"][0]), float(v["gain2"][0]))).eval()
+    module = Transport(v["basis"], maps, offsets, (float(v["gain1"][0]), float(v["gain2"][0])), shaped="smooth_y" in v).eval()
+    for name in ("taper", "smooth_y", "smooth_xt"):  # as the file has them (float16), not as this code would make them
+        if name in v:
+            getattr(module, name).copy_(torch.from_numpy(v[name]))
+    return module
+
+
+def rebuild(src: Path, out: Path, version: str, crops: np.ndarray) -> tuple[Transport, str, float]:
+    """Write ``src`` (a model with a transported shade fitted before the shaping) to ``out`` with the
+    same maps in this code's graph (:class:`Transport`, shaped) and version ``version``; ``crops``
+    (uint8 [N,256,256,3]) check the new file against PyTorch. Returns (module, description, largest
+    shade difference)."""
+    import onnx
+
+    from smilecore import contract
+
+    from .export import save_with_meta, weights_to_fp16
+    from .graph_parts import remove_part
+
+    model = onnx.load(str(src))
+    meta = {p.key: p.value for p in model.metadata_props}
+    old = transport_from_model(model)
+    if old is None or "smile.transport" not in meta:
+        raise SystemExit(f"error: {src} has no transported shade to rebuild; leave out --rebuild to fit one")
+    maps = np.stack([old.maps1.numpy(), old.maps2.numpy()])
+    offsets = np.stack([old.offsets1.numpy()[..., 0], old.offsets2.numpy()[..., 0]])
+    module = Transport(old.basis.numpy(), maps, offsets, (float(old.gain1), float(old.gain2))).eval()
+    remove_part(model, PREFIX, {MEAN_SHADE: contract.OUTPUT_SHADE})
+    description = meta["smile.transport"].split("; rebuilt")[0] + f"; rebuilt from model {meta.get(contract.META_MODEL_VERSION, '?')}'s maps: {SHAPING}"
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        base, part, merged = Path(tmp) / "base.onnx", Path(tmp) / "transport.onnx", Path(tmp) / out.name
+        save_with_meta(model, base, {})
+        export_transport(module, part)
+        weights_to_fp16(part)
+        attach(base, part, merged, version, description)
+        worst = check_merged(base, merged, module, crops)  # nothing is written at OUT unless it passes
+        merged.replace(out)
+    return module, description, worst
 
 
 # ------------------------------------------------------------------ fitting
@@ -321,18 +401,21 @@ def check_merged(base_path: Path, merged_path: Path, module: Transport, crops: n
 
 
 def transport_card(src: Path, out: Path, version: str, description: str, digest: str, nbytes: int, metrics: list[dict],
-                   failures: str = "") -> str:
-    """The new model's card: what the transport adds, its ``failures`` (Markdown), then the source model's card."""
+                   failures: str = "", rebuilt: bool = False) -> str:
+    """The new model's card: what the transport adds (``rebuilt``: how it was rewritten), its
+    ``failures`` (Markdown), then the source model's card."""
     from .graph_parts import derived_card
 
-    intro = [f"Model {version} is `{src.name}` with a **per-face shade transported to real smiles** inside its graph",
-             f"(`python -m training transport`): {description}. Fitted on research / non-commercial face data:",
-             "the weights are research / non-commercial too."]
+    what = ("with its **per-face shade transported to real smiles rebuilt** in this code's graph, the same maps "
+            "(`python -m training transport --rebuild`)" if rebuilt else
+            "with a **per-face shade transported to real smiles** inside its graph (`python -m training transport`)")
+    intro = [f"Model {version} is `{src.name}` {what}: {description}.",
+             "Fitted on research / non-commercial face data: the weights are research / non-commercial too."]
     return derived_card(src, out, version, intro, digest, nbytes, metrics, failures)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training transport --model IN.onnx --out OUT.onnx --version V [--components K] [--register]``."""
+    """``python -m training transport --model IN.onnx --out OUT.onnx --version V [--components K | --rebuild] [--register]``."""
     ap = argparse.ArgumentParser(prog="python -m training transport", description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=None)
     ap.add_argument("--model", required=True, help="an exported smile model with a shade output (contract 2)")
@@ -342,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gains", type=float, nargs=2, default=GAINS, metavar=("G1", "G2"),
                     help=f"share of the λ = 1 and λ = 2 maps' shade applied (default {GAINS[0]:g} {GAINS[1]:g})")
     ap.add_argument("--faces", type=int, default=None, help="most faces per side of the train split's sample (default all)")
+    ap.add_argument("--rebuild", action="store_true",
+                    help="IN has a transported shade fitted before its shaping (models 1.5.0–1.7.0): keep its maps, "
+                         "write them in this code's graph")
     ap.add_argument("--metrics", nargs="*", default=[], help="metrics.json files of `evaluate --model OUT` for its card")
     ap.add_argument("--failures", default=None, help="a Markdown file: what the model gets wrong, looked at (for its card)")
     ap.add_argument("--register", action="store_true", help="bundle it as the default model (smilecore/models)")
@@ -349,24 +435,34 @@ def main(argv: list[str] | None = None) -> int:
     import onnx
 
     from smilecore import contract
-    from smilecore.digest import file_sha256
 
     from .config import load_config
     from .dataset import load_labels, resize_crop
-    from .export import register_bundled, weights_to_fp16
+    from .export import weights_to_fp16
     from .prepare import load_prepared
     from .realism import realism_sample
 
     cfg = load_config(args.config)
     src, out = Path(args.model), Path(args.out)
-    meta = {p.key: p.value for p in onnx.load(str(src)).metadata_props}
+    if not out.parent.is_dir():
+        raise SystemExit(f"error: the folder of --out, {out.parent}, does not exist")
+    try:
+        meta = {p.key: p.value for p in onnx.load(str(src)).metadata_props}
+    except OSError as e:
+        raise SystemExit(f"error: cannot read --model {src}: {e.strerror or e}") from None
+    except Exception as e:  # protobuf's DecodeError: not an ONNX file
+        raise SystemExit(f"error: --model {src} is not an ONNX model ({type(e).__name__})") from None
     if meta.get(contract.META_CONTRACT) != contract.CONTRACT_SHADE:
         raise SystemExit(f"error: {src} has no shade output (contract {meta.get(contract.META_CONTRACT)}); run `python -m training shade` first")
-    if "smile.transport" in meta:
-        raise SystemExit(f"error: {src} already has a transported shade")
+    if "smile.transport" in meta and not args.rebuild:
+        raise SystemExit(f"error: {src} already has a transported shade (--rebuild writes its maps in this code's graph)")
     if int(meta[contract.META_SIZE]) != SIZE:
         raise SystemExit(f"error: {src} works at {meta[contract.META_SIZE]}², the transport at {SIZE}²")
     crops, index = load_prepared(cfg)
+    if args.rebuild:
+        rows = realism_sample(index, load_labels(cfg.paths.cache_dir), "train", seed=cfg.evaluate.seed, max_per_class=8).edit_rows
+        module, description, worst = rebuild(src, out, args.version, np.stack([resize_crop(np.asarray(crops[r]), SIZE) for r in rows[:8]]))
+        return finish(src, out, args, meta, description, worst)
     sample = realism_sample(index, load_labels(cfg.paths.cache_dir), "train", seed=cfg.evaluate.seed, max_per_class=args.faces)
     inputs = np.stack([resize_crop(np.asarray(crops[r]), SIZE) for r in sample.edit_rows])
     reals = np.stack([resize_crop(np.asarray(crops[r]), SIZE) for r in sample.real_rows])
@@ -378,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
                    f"{len(reals)} real smiles of other people): a Gaussian optimal-transport map in each of {basis.shape[0]} "
                    f"patches of the lower face's log-luminance ({GRID[0]}×{GRID[1]} grid, {args.components} components), "
                    f"its shade ({args.gains[0]:g} and {args.gains[1]:g} of the λ = 1 and 2 maps') limited to ±{LIMIT:g}, outside the painted mouth, "
-                   "fading in from λ = 0 to 1")
+                   f"fading in from λ = 0 to 1; {SHAPING}")
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         part, merged = Path(tmp) / "transport.onnx", Path(tmp) / out.name
         export_transport(module, part)
@@ -386,11 +482,21 @@ def main(argv: list[str] | None = None) -> int:
         attach(src, part, merged, args.version, description)
         worst = check_merged(src, merged, module, inputs[:8])  # nothing is written at OUT unless it passes
         merged.replace(out)
+    return finish(src, out, args, meta, description, worst)
+
+
+def finish(src: Path, out: Path, args: argparse.Namespace, meta: dict[str, str], description: str, worst: float) -> int:
+    """Write the card of the model just written at ``out``, register it if asked, print what was done; returns 0."""
+    from smilecore import contract
+    from smilecore.digest import file_sha256
+
+    from .export import register_bundled
+
     digest, nbytes = file_sha256(out), out.stat().st_size
     card = out.with_suffix(".md")
     card.write_text(transport_card(src, out, args.version, description, digest, nbytes,
                                    [json.loads(Path(m).read_text()) for m in args.metrics],
-                                   Path(args.failures).read_text() if args.failures else ""))
+                                   Path(args.failures).read_text() if args.failures else "", rebuilt=args.rebuild))
     if args.register:
         register_bundled(out, card, meta.get(contract.META_NAME, "smile-mobileunet"), args.version, digest, nbytes)
     print(json.dumps({"onnx": str(out), "card": str(card), "sha256": digest, "bytes": nbytes, "max_shade_error": worst}, indent=1))
