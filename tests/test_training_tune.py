@@ -320,3 +320,19 @@ def test_a_run_resumes_from_a_moved_source_model_only_if_it_is_the_same_file(tmp
     assert torch.load(tmp_path / "cache" / "tune" / "t" / "last.pt", weights_only=False)["step"] == 2
     with pytest.raises(SystemExit, match="no model at"):
         training_main.main(["tune", "--config", str(cfg), "--name", "u", "--model", str(tmp_path / "nothing.onnx"), "--steps", "1"])
+
+
+def test_the_anchor_holds_the_opening_harder_when_asked():
+    """``[tune] hold_opening``: the anchor weighs a pixel 1 + hold inside the model's own opening (its
+    mask above 0.05) grown by ``hold_margin`` pixels, 1 elsewhere; with hold 0, 1 everywhere."""
+    from training.tune import anchor_weight
+
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[0, 0, 10:14, 8:20] = 0.5  # an opening
+    mask[1, 0, 10:14, 8:20] = 0.04  # below the threshold: no opening
+    w = anchor_weight(mask, 9.0, 2)
+    assert w.shape == mask.shape
+    assert w[0, 0, 12, 12] == 10.0 and w[0, 0, 8, 6] == 10.0  # inside, and 2 px beyond its corner
+    assert w[0, 0, 7, 12] == 1.0 and w[0, 0, 12, 22] == 1.0  # 3 px beyond its edges
+    assert torch.all(w[1] == 1.0)
+    assert anchor_weight(mask, 0.0, 2) == 1.0

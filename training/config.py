@@ -295,6 +295,10 @@ class TuneConfig:
     mouth_lr_scale: float
     w_fill: float
     w_fill_chroma: float
+    #: the anchor weighs the flow and mask this much more (1 + hold) inside the model's own opening
+    #: (its mask above 0.05, grown by ``hold_margin`` crop pixels): 0 = the same everywhere
+    hold_opening: float = 0.0
+    hold_margin: int = 4
 
 
 @dataclass(frozen=True)

@@ -115,13 +115,10 @@ def taper(top: int = TOP_FADE) -> np.ndarray:
     at the top (a raised cosine; ``top`` = 0: a linear rise over RAMP there too, as models 1.5.0–1.7.0)."""
     x0, y0, x1, y1 = REGION
     h, w = y1 - y0, x1 - x0
-    ty = np.minimum(np.arange(h) + 0.5, h - np.arange(h) - 0.5)
+    y = np.arange(h) + 0.5
+    rise = 0.5 - 0.5 * np.cos(np.pi * np.clip(y / top, 0, 1)) if top else np.clip(y / RAMP, 0, 1)
+    rows = np.minimum(rise, np.clip((h - y) / RAMP, 0, 1))
     tx = np.minimum(np.arange(w) + 0.5, w - np.arange(w) - 0.5)
-    rows = np.clip(ty / RAMP, 0, 1)
-    if top:
-        y = np.arange(h) + 0.5
-        rise = np.where(y < top, 0.5 - 0.5 * np.cos(np.pi * np.clip(y / top, 0, 1)), 1.0)
-        rows = np.minimum(rise, np.clip((h - np.arange(h) - 0.5) / RAMP, 0, 1))
     return np.outer(rows, np.clip(tx / RAMP, 0, 1)).astype(np.float32)
 
 

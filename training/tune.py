@@ -14,7 +14,8 @@ network's weights and one change of the shade field against real smiles of the t
   LBP and a logistic regression), which is not used in training;
 * **anchor**: the flow (in crop pixels, / 8) and the mask stay near the model's own at the same λ,
   so identity and λ < 0 (``lam_neg``, anchor only) are kept and the geometry can move only where it
-  buys realism;
+  buys realism; ``hold_opening`` weighs them more inside the model's own opening
+  (:func:`anchor_weight`), so the network cannot close the mouth to please the critic;
 * **rank**: the smile classifier's logit must rise with λ (:func:`training.losses.smile_ranking`);
 * **shade**: the shade field (one for everyone, model contract 2) may change by a smooth map
   (``shade_grid``² upsampled), with an L2 cost.
@@ -183,6 +184,17 @@ def pair_auc(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """Share of (real, fake) pairs the critic orders right: its AUC on the batch."""
     r, f = real.detach().view(-1), fake.detach().view(-1)
     return (r[:, None] > f[None, :]).float().mean()
+
+
+def anchor_weight(ref_mask: torch.Tensor, hold: float, margin: int) -> torch.Tensor | float:
+    """How much the anchor weighs each pixel [N,1,S,S]: 1, and 1 + ``hold`` inside the model's own
+    opening (``ref_mask`` above 0.05, grown by ``margin`` pixels); 1.0 when ``hold`` is 0."""
+    if not hold:
+        return 1.0
+    opening = (ref_mask > 0.05).float()
+    if margin > 0:
+        opening = F.max_pool2d(opening, 2 * margin + 1, stride=1, padding=margin)
+    return 1.0 + hold * opening
 
 
 def lower_face(x: torch.Tensor, window: tuple[float, float, float, float] | None = None,
@@ -417,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
             for p in disc.parameters():
                 p.requires_grad_(True)
             if model.net_learns():
-                terms["anchor"] = (flow - ref_flow).abs().mean() / 8.0 + tc.w_mask * (mask - ref_mask).abs().mean()
+                held = anchor_weight(ref_mask, tc.hold_opening, tc.hold_margin)
+                terms["anchor"] = ((flow - ref_flow).abs() * held).mean() / 8.0 + tc.w_mask * ((mask - ref_mask).abs() * held).mean()
             if ref_fill is not None:  # the fill stays near the mouth network's own where it repaints, its colour more so
                 d = rgb - rgb0
                 luma = 0.299 * d[:, 0:1] + 0.587 * d[:, 1:2] + 0.114 * d[:, 2:3]
