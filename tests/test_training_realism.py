@@ -325,3 +325,54 @@ def test_shape_judge_tells_a_wider_mouth_on_the_sample(astronaut):
 
     width = [abs(x.reshape(468, 2)[MOUTH_CORNERS[1], 0] - x.reshape(468, 2)[MOUTH_CORNERS[0], 0]) for x in f]
     assert width[1] > width[0] * 1.1
+
+
+def test_held_out_auc_tells_what_differs_and_not_what_does_not():
+    rng = np.random.default_rng(21)
+
+    def draw(n: int, shift: float) -> np.ndarray:
+        x = rng.normal(size=(n, 6))
+        x[:, 0] += shift
+        return x
+
+    same = realism.held_out_auc(draw(200, 0), draw(200, 0), draw(100, 0), draw(100, 0), bootstrap=50)
+    apart = realism.held_out_auc(draw(200, 3), draw(200, 0), draw(100, 3), draw(100, 0),
+                                 group1=["a"] * 50 + ["b"] * 50, group0=["a"] * 50 + ["b"] * 50, bootstrap=50)
+    assert abs(same["auc"] - 0.5) < 0.12 and 0.0 < same["sd"] < 0.1
+    assert apart["auc"] > 0.95 and set(apart["by_group"]) == {"a", "b"}
+    assert apart["n_train"] == 200 and apart["n_test"] == 100
+    with pytest.raises(ValueError, match="both sides"):
+        realism.held_out_auc(draw(10, 0), draw(0, 0), draw(5, 0), draw(5, 0))
+
+
+def test_trained_judge_fits_on_the_train_split_and_scores_the_other():
+    rng = np.random.default_rng(22)
+    n = 40  # per label and split: neutral (0) and smiling (1) photos of different people
+    rows = [(split, lab, f"{split}{lab}:{i}") for split in ("train", "val") for lab in (0, 1) for i in range(n)]
+    index = {"split": np.array([r[0] for r in rows]), "label": np.array([r[1] for r in rows], np.int8),
+             "person": np.array([r[2] for r in rows]), "source": np.array(["expressions"] * len(rows)),
+             "gray": np.zeros(len(rows), bool), "face_px": np.full(len(rows), 150, np.int16),
+             "file": np.array([f"expressions/images/{i}.jpg" for i in range(len(rows))])}
+    crops = _faces(len(rows), rng, 0)
+    crops[index["label"] == 1, 95:101, 45:83] = 90  # real smiles: a faint mouth
+    seen = []
+
+    def edit(x: np.ndarray, lam: float) -> np.ndarray:
+        seen.append(len(x))
+        y = x.copy()
+        if lam > 1:
+            y[:, 95:103, 45:83] = 10  # λ = 2: a black bar no real smile has
+        else:
+            y[:, 95:101, 45:83] = 90  # λ = 1: the real smiles' mouth
+        return y
+
+    r = realism.trained_judge(edit, 128, crops, index, None, "val", lams=(1.0, 2.0), train_faces=30, faces=None, batch=16)
+    assert r["train_faces"] == 30 and r["faces"] == n
+    assert r["ceiling"]["auc"] > 0.9  # unedited neutral faces have no mouth at all
+    assert abs(r["per_lambda"]["1"]["auc"] - 0.5) < 0.2
+    assert r["per_lambda"]["2"]["auc"] > 0.95
+    assert sum(seen) == 2 * (30 + n) and max(seen) <= 16  # both halves edited at each λ, a batch at a time
+    table = realism.trained_judge_markdown(r)
+    assert "unedited (ceiling)" in table and "λ = +2" in table and "expressions only" in table
+    with pytest.raises(ValueError, match="train split"):
+        realism.trained_judge(edit, 128, crops[:10], {k: v[:10] for k, v in index.items()}, None, "val")

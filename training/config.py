@@ -236,6 +236,7 @@ class EvaluateConfig:
     realism_repeats: int
     realism_l2: float
     realism_smilers: bool = True
+    trained_judge_faces: int = 700
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,10 @@ person-disjoint validation split (never tuned on):
   (the ceiling).  It uses its own, larger sample (``realism_faces`` per side) and writes
   ``realism_sheet.png`` (lower-face windows: real smile | unedited | each λ).  The same test on
   the face mesh's landmarks (:mod:`training.realism_shape`: the shape alone) is the table's
-  *shape judge* column; ``--cnn-judge`` adds a small CNN on the grey window.
+  *shape judge* column; ``--cnn-judge`` adds a small CNN on the grey window.  A judge with
+  more examples (:func:`training.realism.trained_judge`, ``[evaluate] trained_judge_faces`` /
+  ``--trained-judge``, default 700 per side): the same features and classifier fitted once on
+  the *train* split's edits and real smiles, scored on this split's realism sample.
 
 The teacher compared against is ``[evaluate] teacher`` (``--teacher``): ``drawn`` (the drawn
 mouth of ``training.teeth``, what models from ``atlas`` stages learn) or ``donors`` (real donor
@@ -329,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="teacher to compare against (default [evaluate] teacher)")
     ap.add_argument("--realism-faces", type=int, default=None,
                     help="most faces per side of the realism test (default [evaluate] realism_faces; 0 skips it)")
+    ap.add_argument("--trained-judge", type=int, default=None, metavar="N",
+                    help="also judge realism with the test's classifier fitted once on N faces per side of the train "
+                         "split (default [evaluate] trained_judge_faces; 0 skips it)")
     ap.add_argument("--cnn-judge", action="store_true",
                     help="also judge realism with a small CNN on the grey lower face (training.realism_cnn; slower)")
     ap.add_argument("--composite", default="engine", choices=COMPOSITES,
@@ -388,6 +394,18 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"warning: realism test on smiling faces skipped: {exc}", file=sys.stderr)
                 else:
                     tables.append(realism_markdown(result["realism_smilers"], edited="real smiles, edited,"))
+            n_judge = int(args.trained_judge if args.trained_judge is not None else ev.trained_judge_faces)
+            if n_judge > 0:
+                from .realism import trained_judge, trained_judge_markdown
+
+                try:
+                    result["trained_judge"] = trained_judge(edit, size, crops, index, labels, args.split,
+                                                            tuple(float(x) for x in ev.realism_lams), n_judge, n_real,
+                                                            seed=ev.seed, l2=float(ev.realism_l2))
+                except ValueError as exc:
+                    print(f"warning: trained realism judge skipped: {exc}", file=sys.stderr)
+                else:
+                    tables.append(trained_judge_markdown(result["trained_judge"]))
         result["markdown"] = "\n\n".join(tables + [smilers["markdown"]])
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
