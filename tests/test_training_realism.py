@@ -376,3 +376,5 @@ def test_trained_judge_fits_on_the_train_split_and_scores_the_other():
     assert "unedited (ceiling)" in table and "λ = +2" in table and "expressions only" in table
     with pytest.raises(ValueError, match="train split"):
         realism.trained_judge(edit, 128, crops[:10], {k: v[:10] for k, v in index.items()}, None, "val")
+    with pytest.raises(ValueError, match="another"):
+        realism.trained_judge(edit, 128, crops, index, None, "train")

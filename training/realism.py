@@ -515,7 +515,6 @@ def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str
     return result, np.clip(sheet + 0.5, 0, 255).astype(np.uint8)
 
 
-
 # ------------------------------------------------------------------ a judge with more examples
 
 def held_out_auc(train1: np.ndarray, train0: np.ndarray, test1: np.ndarray, test0: np.ndarray, l2: float = 1.0,
@@ -557,9 +556,11 @@ def trained_judge(edit: Editor, size: int, crops: np.ndarray, index: dict[str, n
     fifths of a few hundred faces; a judge that has seen more tells more (docs/realism.md), and the
     issue's own checks may have more. Returns ``ceiling`` (unedited) and ``per_lambda``, each as
     :func:`held_out_auc` gives it, ``train_faces`` and ``faces``. Raises ValueError when either split
-    has fewer than 10 matched faces."""
+    has fewer than 10 matched faces, or when ``split`` is the train split itself."""
     from .dataset import resize_crop
 
+    if split == "train":
+        raise ValueError("the trained judge learns on the train split: score it on another (val or test)")
     halves = {"train": realism_sample(index, labels, "train", seed=seed, max_per_class=train_faces),
               split: realism_sample(index, labels, split, seed=seed, max_per_class=faces)}
     for name, s in halves.items():
