@@ -336,3 +336,32 @@ def test_the_anchor_holds_the_opening_harder_when_asked():
     assert w[0, 0, 7, 12] == 1.0 and w[0, 0, 12, 22] == 1.0  # 3 px beyond its edges
     assert torch.all(w[1] == 1.0)
     assert anchor_weight(mask, 0.0, 2) == 1.0
+
+
+def test_an_identity_term_is_logged_and_pulls_the_edit_back_towards_the_face(tmp_path, default_path):
+    """``[tune] w_identity``: dlib's descriptor distance between each judged edit and its input enters
+    the loss and the log; a run that weighs only it (no adversary, no anchor) moves the edits nearer
+    their inputs in that distance."""
+    import json
+
+    pytest.importorskip("dlib")
+    from training import __main__ as training_main
+    from training.identity import FaceDescriptor, identity_distance
+    from training.nets import network_input
+    from training.tune import MergedModel
+
+    cfg, crops = _tiny_cache(tmp_path, "w_identity = 30.0\nw_adv = 0.0\nw_anchor = 0.0\nw_rank = 0.0\nw_shade = 0.0\n"
+                                       "lam = [2.0, 2.0]\nneg_share = 0.0\nparts = [\"net\"]\n")
+    assert training_main.main(["tune", "--config", str(cfg), "--model", str(default_path), "--name", "i", "--steps", "20"]) == 0
+    logged = [json.loads(line) for line in (tmp_path / "cache" / "tune" / "i" / "log.jsonl").read_text().splitlines()]
+    assert 0.0 < logged[-1]["identity"] < 1.0
+    out = tmp_path / "id.onnx"
+    assert training_main.main(["tune", "--config", str(cfg), "--name", "i", "--export", str(out), "--version", "9.0.3"]) == 0
+    fd = FaceDescriptor()
+    x = network_input(crops[::2])  # the faces without teeth showing: a mouth to open
+    lam = torch.full((len(x), 1), 2.0)
+    with torch.no_grad():
+        own = fd(x)
+        before = identity_distance(fd(MergedModel(default_path).eval()(x, lam)[0]), own)
+        after = identity_distance(fd(MergedModel(out).eval()(x, lam)[0]), own)
+    assert float(after.mean()) < float(before.mean())

@@ -300,6 +300,9 @@ class TuneConfig:
     #: (its mask above 0.05, grown by ``hold_margin`` crop pixels): 0 = the same everywhere
     hold_opening: float = 0.0
     hold_margin: int = 4
+    #: weight of dlib's descriptor distance between each judged edit and its input (issue 15's identity
+    #: measure, :class:`training.identity.FaceDescriptor`): 0 = no identity term
+    w_identity: float = 0.0
 
 
 @dataclass(frozen=True)

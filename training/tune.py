@@ -18,7 +18,9 @@ network's weights and one change of the shade field against real smiles of the t
   (:func:`anchor_weight`), so the network cannot close the mouth to please the critic;
 * **rank**: the smile classifier's logit must rise with λ (:func:`training.losses.smile_ranking`);
 * **shade**: the shade field (one for everyone, model contract 2) may change by a smooth map
-  (``shade_grid``² upsampled), with an L2 cost.
+  (``shade_grid``² upsampled), with an L2 cost;
+* **identity** (``w_identity`` > 0): dlib's descriptor distance between each judged edit and its
+  input (:class:`training.identity.FaceDescriptor`, frozen; what ``evaluate`` measures).
 
 ``[tune] parts`` says what learns: by default the smile network and the shade field, with the
 mouth network frozen (its own training is ``python -m training mouth``). With ``"mouth"`` the
@@ -46,7 +48,11 @@ from torch import nn
 from smilecore.digest import file_sha256
 
 from .config import TuneConfig, get_logger, load_config
+from .identity import FaceDescriptor, identity_distance
 from .losses import composite, hinge_d_loss, hinge_g_loss, smile_ranking
+
+#: The generator's loss terms, each weighted by ``[tune] w_<term>`` when it is computed.
+LOSS_TERMS = ("adv", "anchor", "rank", "shade", "fill", "fill_chroma", "identity")
 
 #: (height, width) the discriminator sees the lower-face window at, unless ``[tune] disc_size`` says otherwise.
 DISC_PATCH = (64, 96)
@@ -379,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
             p.requires_grad_(False)
     else:
         log.info("no smile classifier in the cache (python -m training classifier): no rank term")
+    descriptor = None
+    if tc.w_identity > 0:  # dlib's face descriptor, frozen: gradients reach the edit only
+        descriptor = FaceDescriptor(crop_size=model.size)
     log.info("tuning %s: %d neutral faces, %d strata of real smiles, from step %d", model_path.name, len(sampler.edit),
              len(sampler.by_key), step)
     model.net.eval()  # batch norms keep the file's statistics (folded); their scale and shift still learn
@@ -441,7 +450,11 @@ def main(argv: list[str] | None = None) -> int:
                 terms["rank"] = smile_ranking(classifier(out), classifier(face), lam)
             if "shade" in tc.parts:
                 terms["shade"] = model.shade_delta.square().mean()
-            loss = sum(getattr(tc, "w_" + k) * terms[k] for k in ("adv", "anchor", "rank", "shade", "fill", "fill_chroma") if k in terms)
+            if descriptor is not None and j.any():
+                with torch.no_grad():
+                    own = descriptor(face[j])
+                terms["identity"] = identity_distance(descriptor(out[j]), own).mean()
+            loss = sum(getattr(tc, "w_" + k) * terms[k] for k in LOSS_TERMS if k in terms)
             opt_g.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
