@@ -357,6 +357,7 @@ def test_an_identity_term_is_logged_and_pulls_the_edit_back_towards_the_face(tmp
     assert 0.0 < logged[-1]["identity"] < 1.0
     out = tmp_path / "id.onnx"
     assert training_main.main(["tune", "--config", str(cfg), "--name", "i", "--export", str(out), "--version", "9.0.3"]) == 0
+    assert "identity distance in the loss (weight 30)" in SmileModel(out).meta["smile.tune"]
     fd = FaceDescriptor()
     x = network_input(crops[::2])  # the faces without teeth showing: a mouth to open
     lam = torch.full((len(x), 1), 2.0)
@@ -365,3 +366,15 @@ def test_an_identity_term_is_logged_and_pulls_the_edit_back_towards_the_face(tmp
         before = identity_distance(fd(MergedModel(default_path).eval()(x, lam)[0]), own)
         after = identity_distance(fd(MergedModel(out).eval()(x, lam)[0]), own)
     assert float(after.mean()) < float(before.mean())
+
+
+def test_the_identity_term_leaves_out_edits_below_identity_from(tmp_path, default_path):
+    import json
+
+    pytest.importorskip("dlib")
+    from training import __main__ as training_main
+
+    cfg, _ = _tiny_cache(tmp_path, "w_identity = 1.0\nidentity_from = 2.5\nlam = [0.75, 2.0]\nneg_share = 0.0\nparts = [\"net\"]\n")
+    assert training_main.main(["tune", "--config", str(cfg), "--model", str(default_path), "--name", "f", "--steps", "20"]) == 0
+    logged = [json.loads(line) for line in (tmp_path / "cache" / "tune" / "f" / "log.jsonl").read_text().splitlines()]
+    assert logged and "anchor" in logged[-1] and "identity" not in logged[-1]

@@ -303,6 +303,8 @@ class TuneConfig:
     #: weight of dlib's descriptor distance between each judged edit and its input (issue 15's identity
     #: measure, :class:`training.identity.FaceDescriptor`): 0 = no identity term
     w_identity: float = 0.0
+    #: the identity term weighs only the judged edits at this λ and above
+    identity_from: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -359,7 +359,9 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("error: --register takes a complete model, not one exported into --base")
         parts = {"net": "smile network", "shade": "shade field", "mouth": "mouth network"}
         what = " and ".join(parts[p] for p in parts if p in ck.get("parts", ("net", "shade")))
-        desc = (f"{what} tuned for {step} steps{averaged} against the train split's real smiles "
+        identity = (f", dlib's identity distance in the loss (weight {tc.w_identity:g}"
+                    + (f", from λ = {tc.identity_from:g}" if tc.identity_from > 0 else "") + ")") if tc.w_identity > 0 else ""
+        desc = (f"{what} tuned for {step} steps{averaged} against the train split's real smiles{identity} "
                 f"(python -m training tune, run {args.name}) from {model_path.name}")
         out = Path(args.export)
         base = Path(args.base) if args.base else None
@@ -450,10 +452,11 @@ def main(argv: list[str] | None = None) -> int:
                 terms["rank"] = smile_ranking(classifier(out), classifier(face), lam)
             if "shade" in tc.parts:
                 terms["shade"] = model.shade_delta.square().mean()
-            if descriptor is not None and j.any():
+            far = j & (lam[:, 0] >= tc.identity_from)
+            if descriptor is not None and far.any():
                 with torch.no_grad():
-                    own = descriptor(face[j])
-                terms["identity"] = identity_distance(descriptor(out[j]), own).mean()
+                    own = descriptor(face[far])
+                terms["identity"] = identity_distance(descriptor(out[far]), own).mean()
             loss = sum(getattr(tc, "w_" + k) * terms[k] for k in LOSS_TERMS if k in terms)
             opt_g.zero_grad(set_to_none=True)
             loss.backward()
