@@ -201,8 +201,13 @@ def test_a_model_gets_one_mouth_only(tmp_path):
     once = tmp_path / "once.onnx"
     failures = tmp_path / "failures.md"
     failures.write_text("- teeth that blur on dark photos")
+    with pytest.raises(SystemExit, match="no card for m.onnx"):  # the new card embeds the source's
+        main(["--model", str(src), "--mouth", str(weights), "--out", str(once), "--version", "1"])
+    assert not once.exists()
+    src.with_suffix(".md").write_text("# m 0\n\nA fixture model.\n")
     assert main(["--model", str(src), "--mouth", str(weights), "--out", str(once), "--version", "1", "--failures", str(failures)]) == 0
     card = once.with_suffix(".md").read_text()
+    assert "## The source model (its card)\n\nA fixture model." in card
     assert card.startswith("# once 1") and "mouth network" in card and "research / non-commercial" in card
     assert f"repaints {GROW} patch pixels around the opening ({GROW + REACH} sideways" in card
     wide = tmp_path / "wide.onnx"
@@ -303,9 +308,10 @@ def test_a_merged_model_that_fails_its_check_is_not_written(tmp_path, monkeypatc
 
     monkeypatch.setattr(mouth_attach, "check_against_torch", differs)
     src = build_fixture_model(tmp_path / "m.onnx", shade=0.1)
+    src.with_suffix(".md").write_text("# m 0\n\nA fixture model.\n")
     weights = tmp_path / "mouth.pt"
     torch.save({"net": MouthNet(8).state_dict(), "width": 8, "step": 1}, weights)
     out = tmp_path / "out.onnx"
     with pytest.raises(SystemExit, match="differs"):
         mouth_attach.main(["--model", str(src), "--mouth", str(weights), "--out", str(out), "--version", "1"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "mouth.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.md", "m.onnx", "mouth.pt"]

@@ -378,3 +378,29 @@ def test_the_identity_term_leaves_out_edits_below_identity_from(tmp_path, defaul
     assert training_main.main(["tune", "--config", str(cfg), "--model", str(default_path), "--name", "f", "--steps", "20"]) == 0
     logged = [json.loads(line) for line in (tmp_path / "cache" / "tune" / "f" / "log.jsonl").read_text().splitlines()]
     assert logged and "anchor" in logged[-1] and "identity" not in logged[-1]
+
+
+def test_a_derived_card_embeds_the_source_models_own_card_or_refuses(tmp_path, default_path):
+    """The card of a model made from another embeds the source's card: the one beside it, or the
+    bundled card only when that names the source file's checksum; otherwise one line, before anything
+    is written."""
+    import shutil
+    from pathlib import Path
+
+    from training import __main__ as training_main
+    from training.graph_parts import source_card
+
+    assert source_card(default_path).name == "MODEL_CARD.md"  # the bundled card is the default model's
+    baseline = Path(__file__).resolve().parent.parent / "benchmarks" / "baseline" / "smile-mobileunet-1.3.0.onnx"
+    assert source_card(baseline) == baseline.with_suffix(".md")
+    stray = tmp_path / "other.onnx"
+    shutil.copyfile(baseline, stray)  # another model, with no card beside it
+    with pytest.raises(SystemExit, match="no card for other.onnx"):
+        source_card(stray)
+    cfg, _ = _tiny_cache(tmp_path)
+    assert training_main.main(["tune", "--config", str(cfg), "--model", str(default_path), "--name", "c", "--steps", "1"]) == 0
+    out = tmp_path / "c.onnx"
+    with pytest.raises(SystemExit, match="no card"):
+        training_main.main(["tune", "--config", str(cfg), "--name", "c", "--export", str(out), "--version", "9.0.4",
+                            "--base", str(stray)])
+    assert not out.exists()

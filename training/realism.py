@@ -524,10 +524,10 @@ def held_out_auc(train1: np.ndarray, train0: np.ndarray, test1: np.ndarray, test
     against ``train0`` (class 0): ``auc``, ``sd`` (over ``bootstrap`` resamplings of the held-out faces,
     each side resampled on its own), ``n_train`` and ``n_test`` (per side); with ``group1``/``group0``
     also ``by_group``. The caller keeps the people of the two halves apart (different splits)."""
-    x = np.vstack([np.asarray(train1, np.float64), np.asarray(train0, np.float64)])
-    y = np.concatenate([np.ones(len(train1)), np.zeros(len(train0))])
     if len(train1) == 0 or len(train0) == 0 or len(test1) == 0 or len(test0) == 0:
         raise ValueError("the judge needs faces on both sides of both halves")
+    x = np.vstack([np.asarray(train1, np.float64), np.asarray(train0, np.float64)])
+    y = np.concatenate([np.ones(len(train1)), np.zeros(len(train0))])
     model = fit_logistic(x, y, l2)
     s1, s0 = model.decision(test1), model.decision(test0)
     auc = roc_auc(np.r_[s1, s0], np.r_[np.ones(len(s1)), np.zeros(len(s0))])

@@ -141,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     train = np.flatnonzero((index["source"] == "expressions") & (index["split"] == "train"))
     app = fit_appearance(crops, index["lm68"], index["person"], index["label"], train)
     src, out = Path(args.model), Path(args.out)
+    from .graph_parts import source_card
+
+    source_card(src)  # before anything is written: the new card embeds the source's
     knee = args.knee if args.knee >= 0 else None
     description = (f"mean log-luminance change of {app.people} people's same-person neutral/happy pairs (train split), "
                    f"x {args.gain:g} per unit of strength up to {args.saturate:g}")
@@ -165,10 +168,9 @@ def main(argv: list[str] | None = None) -> int:
 def shade_card(src: Path, out: Path, version: str, description: str, digest: str, nbytes: int,
                metrics: list[dict]) -> str:
     """The new model's card: what the shading adds, then the source model's card (its network and training)."""
-    base_card = src.with_suffix(".md")
-    if not base_card.exists():
-        base_card = Path(__file__).resolve().parent.parent / "smilecore" / "models" / "MODEL_CARD.md"
-    base = base_card.read_text()
+    from .graph_parts import source_card
+
+    base = source_card(src).read_text()
     lines = [f"# {out.stem.rsplit('-', 1)[0]} {version}", "",
              f"Model {version} is the network of `{src.name}` (weights unchanged) with the **shade** output of model",
              "contract 2 (docs/model-contract.md), added by `python -m training shade`: the mean change of",

@@ -366,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.export)
         base = Path(args.base) if args.base else None
         from .export import register_bundled
+        from .graph_parts import source_card
+
+        source_card(base or model_path)  # before anything is written: the card needs the source's
 
         model.export(out, args.version, desc, base)
         digest, nbytes = file_sha256(out), out.stat().st_size
