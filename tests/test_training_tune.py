@@ -388,7 +388,7 @@ def test_a_derived_card_embeds_the_source_models_own_card_or_refuses(tmp_path, d
     from pathlib import Path
 
     from training import __main__ as training_main
-    from training.graph_parts import source_card
+    from training.export import source_card
 
     assert source_card(default_path).name == "MODEL_CARD.md"  # the bundled card is the default model's
     baseline = Path(__file__).resolve().parent.parent / "benchmarks" / "baseline" / "smile-mobileunet-1.3.0.onnx"

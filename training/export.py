@@ -286,6 +286,22 @@ def model_card(name: str, version: str, ck: dict[str, Any], net: torch.nn.Module
     return "\n".join(lines)
 
 
+def source_card(src: Path) -> Path:
+    """The model card of the model file ``src``: ``<src>.md`` beside it, else the bundled
+    ``smilecore/models/MODEL_CARD.md`` if that card is ``src``'s (its header names the file's
+    checksum). Exits with a one-line error when neither is."""
+    from smilecore.digest import file_sha256
+
+    card = src.with_suffix(".md")
+    if card.exists():
+        return card
+    card = Path(__file__).resolve().parent.parent / "smilecore" / "models" / "MODEL_CARD.md"
+    if not card.exists() or file_sha256(src) not in card.read_text().split("\n## ", 1)[0]:
+        raise SystemExit(f"error: no card for {src.name}: put its model card beside it as {src.with_suffix('.md').name} "
+                         "(the bundled MODEL_CARD.md is another model's)")
+    return card
+
+
 def register_bundled(onnx_path: Path, card: Path, name: str, version: str, digest: str, nbytes: int,
                      models_dir: Path | None = None) -> Path:
     """Copy an exported model into the package (``smilecore/models``) and make it the registry's default.

@@ -56,27 +56,12 @@ def rename_in_graph(model, renames: dict[str, str]) -> None:
         node.input[:] = [renames.get(i, i) for i in node.input]
 
 
-def source_card(src: Path) -> Path:
-    """The model card of the model file ``src``: ``<src>.md`` beside it, else the bundled
-    ``smilecore/models/MODEL_CARD.md`` if that card is ``src``'s (its header names the file's
-    checksum). Exits with a one-line error when neither is."""
-    from smilecore.digest import file_sha256
-
-    card = src.with_suffix(".md")
-    if card.exists():
-        return card
-    card = Path(__file__).resolve().parent.parent / "smilecore" / "models" / "MODEL_CARD.md"
-    if not card.exists() or file_sha256(src) not in card.read_text().split("\n## ", 1)[0]:
-        raise SystemExit(f"error: no card for {src.name}: put its model card beside it as {src.with_suffix('.md').name} "
-                         "(the bundled MODEL_CARD.md is another model's)")
-    return card
-
-
 def derived_card(src: Path, out: Path, version: str, intro: list[str], digest: str, nbytes: int, metrics: list[dict],
                  failures: str = "") -> str:
     """The card of model ``version`` at ``out``, made from the model at ``src``: ``intro`` (Markdown
     lines: what was added), the file's size and checksum, its ``failures`` (Markdown), its evaluation
     (``metrics``: metrics.json of ``python -m training evaluate``), then the source model's card."""
+    from .export import source_card
     from .shade import evaluation_sections
 
     base_card = source_card(src)

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     if "smile.mouth" in meta:
         raise SystemExit(f"error: {src} already has a mouth network ({meta['smile.mouth'][:60]}...)")
     size = int(meta[contract.META_SIZE])
-    from .graph_parts import source_card
+    from .export import source_card
 
     source_card(src)  # before anything is written: the new card embeds the source's
     fill, step = load_mouth(mouth, args.grow, args.opacity, args.spread, args.reach)

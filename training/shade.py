@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     train = np.flatnonzero((index["source"] == "expressions") & (index["split"] == "train"))
     app = fit_appearance(crops, index["lm68"], index["person"], index["label"], train)
     src, out = Path(args.model), Path(args.out)
-    from .graph_parts import source_card
+    from .export import source_card
 
     source_card(src)  # before anything is written: the new card embeds the source's
     knee = args.knee if args.knee >= 0 else None
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 def shade_card(src: Path, out: Path, version: str, description: str, digest: str, nbytes: int,
                metrics: list[dict]) -> str:
     """The new model's card: what the shading adds, then the source model's card (its network and training)."""
-    from .graph_parts import source_card
+    from .export import source_card
 
     base = source_card(src).read_text()
     lines = [f"# {out.stem.rsplit('-', 1)[0]} {version}", "",

@@ -449,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: cannot read --model {src}: {e.strerror or e}") from None
     except Exception as e:  # protobuf's DecodeError: not an ONNX file
         raise SystemExit(f"error: --model {src} is not an ONNX model ({type(e).__name__})") from None
-    from .graph_parts import source_card
+    from .export import source_card
 
     source_card(src)  # before anything is written: the new card embeds the source's
     if meta.get(contract.META_CONTRACT) != contract.CONTRACT_SHADE:

@@ -365,8 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"(python -m training tune, run {args.name}) from {model_path.name}")
         out = Path(args.export)
         base = Path(args.base) if args.base else None
-        from .export import register_bundled
-        from .graph_parts import source_card
+        from .export import register_bundled, source_card
 
         source_card(base or model_path)  # before anything is written: the card needs the source's
 
