@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from smilecore.errors import SmileError
-from smilecore.strength import ALREADY_SMILING
+from smilecore.strength import ALREADY_SMILING, WIDER
 
 SCHEMA_VERSION = 1
 
@@ -98,7 +98,14 @@ class PhotoReport:
         faces = f"{edited} of {found} face{'s' if found != 1 else ''} smiled"
         smiling = sum(1 for f in self.faces if (f.get("reason") or "").startswith(ALREADY_SMILING))
         if smiling:
-            faces += f", {smiling} already smiling as much (a higher --strength widens {'their smiles' if smiling > 1 else 'the smile'})"
+            wider = sum(1 for f in self.faces if (f.get("reason") or "").startswith(ALREADY_SMILING) and WIDER in f["reason"])
+            if wider == smiling:
+                why = f"a higher --strength widens {'their smiles' if smiling > 1 else 'the smile'}"
+            elif wider == 0:
+                why = "as broad as Smile makes any smile"
+            else:
+                why = f"a higher --strength widens {wider} of them"
+            faces += f", {smiling} already smiling as much ({why})"
         return f"{self.input} -> {self.output}: {faces} ({self.seconds:.2f} s)"
 
 

@@ -60,7 +60,8 @@ def _faces_callback(ctx, param, value):
 @click.command(help=RUN_HELP, short_help="Make the faces in photos smile (the default command).", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("photos", nargs=-1, required=True, metavar="PHOTO...")
 @click.option("-s", "--strength", type=StrengthParam(), default=1.0, show_default=True,
-              help="How much smile: 0 = unchanged, 1 = a natural smile, up to 4; negative = less smile. "
+              help="How much smile: 0 = unchanged, 1 = a natural smile, 2 = a broad one; past 2 it grows less and less "
+                   "(4 is about 2.4); negative = less smile. "
                    "Videos also take a schedule SECONDS:STRENGTH,... e.g. 0:0,1.5:2,4:2,5:0.")
 @click.option("-o", "--output", metavar="OUT", help="Output file for a single photo; its extension picks the format.")
 @click.option("--out-dir", metavar="DIR", help="Write results into DIR (created if missing), named NAME+SUFFIX+EXT.")

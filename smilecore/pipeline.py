@@ -103,7 +103,8 @@ def smile(
 
     ``image``: a PIL image (any common mode; EXIF orientation is applied, ICC/EXIF kept) or a
     uint8/uint16 array (H,W) or (H,W,C).  ``strength`` λ: 0 = unchanged, 1 = an average real
-    smile, 2 a broad one, up to the model's maximum (4); negative = less smile.  A face that
+    smile, 2 a broad one, up to the model's maximum (4; past 2 the smile asked for saturates, 4
+    asks for about 2.4); negative = less smile.  A face that
     already smiles gets only what it lacks of that smile (:mod:`smilecore.strength`), and is left
     as it is (with a ``reason``) when it smiles that much already.  ``faces``: "all", "largest"
     or 0-based indices in detection order (largest first).  ``min_face``: ignore faces whose

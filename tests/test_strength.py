@@ -17,10 +17,24 @@ def _level(photo: np.ndarray) -> float:
     return float(facemesh.network().read(crop[None]).level[0])
 
 
-def test_neutral_faces_get_the_strength_asked_for():
+def test_neutral_faces_get_the_strength_asked_for_up_to_a_broad_smile():
     levels = np.array([-0.8, 0.0, strength.NEUTRAL_SPREAD])
-    for lam in (-2.0, -0.5, 0.0, 0.5, 1.0, 2.0, 4.0):
+    for lam in (-2.0, -0.5, 0.0, 0.5, 1.0, 2.0):
         assert np.allclose(strength.face_strengths(lam, levels), lam)
+    # past a broad smile (2) the smile asked for saturates: 3 and 4 ask for about 2.37 and 2.4
+    at3, at4 = strength.face_strengths(3.0, levels), strength.face_strengths(4.0, levels)
+    assert np.allclose(at3, at3[0]) and np.allclose(at4, at4[0])
+    assert 2.3 < at3[0] < at4[0] < strength.BROAD + strength.SATURATION == pytest.approx(2.4)
+
+
+def test_the_saturation_is_smooth_monotonic_and_bounded():
+    lams = np.linspace(-2.0, 10.0, 1201)
+    got = strength.saturated(lams)
+    assert np.array_equal(got[lams <= 2.0], lams[lams <= 2.0])  # untouched up to a broad smile
+    assert (np.diff(got) > 0).all()  # a higher strength always asks for a little more
+    assert got.max() < strength.BROAD + strength.SATURATION
+    eps = 1e-4  # the same slope on both sides of 2: no kink
+    assert (strength.saturated(2.0 + eps) - strength.saturated(2.0)) / eps == pytest.approx(1.0, abs=1e-3)
 
 
 def test_a_smiling_face_gets_what_it_lacks_and_never_a_negative_strength():
@@ -28,12 +42,18 @@ def test_a_smiling_face_gets_what_it_lacks_and_never_a_negative_strength():
     assert np.allclose(strength.own_strength(levels), [1.0, 2.0])
     assert np.allclose(strength.face_strengths(0.5, levels), [0.0, 0.0])
     assert np.allclose(strength.face_strengths(1.5, levels), [0.5, 0.0])
-    assert np.allclose(strength.face_strengths(3.0, levels), [2.0, 1.0])
+    big = float(strength.saturated(3.0))  # 3 asks for a saturated broad smile (about 2.37)
+    assert np.allclose(strength.face_strengths(3.0, levels), [big - 1.0, big - 2.0])
     # "less smile" takes away from whatever the face shows
     assert np.allclose(strength.face_strengths(-1.0, levels), [-1.0, -1.0])
     assert strength.face_strengths(0.0, levels).tolist() == [0.0, 0.0]
     # per face, in one call
-    assert np.allclose(strength.face_strengths(np.array([1.5, 3.0]), levels), [0.5, 1.0])
+    assert np.allclose(strength.face_strengths(np.array([1.5, 3.0]), levels), [0.5, big - 2.0])
+    # a face that smiles more broadly than any smile asked for is left as it is, even at the maximum
+    beyond = np.array([1.0 + 2.5 * (1.0 - strength.NEUTRAL_SPREAD)])  # own strength 2.5
+    assert strength.face_strengths(4.0, beyond).tolist() == [0.0]
+    assert strength.WIDER in strength.already_smiling(1.3)
+    assert strength.already_smiling(2.5).endswith("as broad as Smile makes any smile")
 
 
 def test_the_mouth_reads_as_smiling_or_not(astronaut, smiling):
@@ -76,7 +96,7 @@ def test_a_broader_smile_asked_for_adds_what_the_face_lacks(smiling, monkeypatch
     monkeypatch.setattr(smilecore.SmileModel, "run", spy)
     asked = smilecore.smile(smiling, strength=3.0)
     assert asked.faces[0].edited
-    assert sent[-1].ravel() == pytest.approx([3.0 - own], abs=1e-4)
+    assert sent[-1].ravel() == pytest.approx([float(strength.saturated(3.0)) - own], abs=1e-4)
     widened = smilecore.smile(smiling, strength=2.0)  # 2 asked: little to add to a broad smile
     moved_2 = np.abs(widened.image.astype(int) - smiling.astype(int)).sum()
     moved_3 = np.abs(asked.image.astype(int) - smiling.astype(int)).sum()
@@ -128,3 +148,19 @@ def test_a_face_left_as_it_is_costs_no_inference(smiling, astronaut, monkeypatch
     res = smilecore.smile(pair, strength=1.0)
     assert sent == [1] and [f.edited for f in sorted(res.faces, key=lambda f: f.box[0])] == [False, True]
     assert np.array_equal(res.image[:, :512], smiling)
+
+
+def test_the_report_line_says_whether_a_higher_strength_would_widen_the_smiles():
+    from pathlib import Path
+
+    from smile_cli.report import STATUS_OK, PhotoReport
+
+    def line(*owns: float) -> str:
+        faces = [{"edited": True, "reason": None}] + [{"edited": False, "reason": strength.already_smiling(o)} for o in owns]
+        return PhotoReport(Path("in.jpg"), Path("out.jpg"), STATUS_OK, faces).line()
+
+    assert "1 already smiling as much (a higher --strength widens the smile)" in line(1.3)
+    assert "2 already smiling as much (a higher --strength widens their smiles)" in line(1.3, 1.8)
+    assert "1 already smiling as much (as broad as Smile makes any smile)" in line(2.6)
+    assert "2 already smiling as much (a higher --strength widens 1 of them)" in line(1.3, 2.6)
+    assert line(1.3).startswith("in.jpg -> out.jpg: 1 of 2 faces smiled")

@@ -102,6 +102,14 @@ def test_schedule_is_linear_to_two_then_saturates():
     assert (_schedule(2 + eps, v1, v2) - _schedule(2 - eps, v1, v2)) / (2 * eps) == pytest.approx(v2 - v1, rel=1e-3)
 
 
+def test_the_teacher_saturates_as_the_engine_does():
+    from smilecore.strength import saturated
+
+    for lam in (2.5, 3.0, 4.0):  # the amount at λ is the amount at the smile size the engine asks for
+        assert _schedule(lam, 0.3, 0.8) == pytest.approx(0.3 + (float(saturated(lam)) - 1.0) * 0.5)
+        assert _schedule(lam, 0.3, 0.8) == pytest.approx(0.8 + SATURATION * 0.5 * (1 - np.exp(-(lam - 2) / SATURATION)))
+
+
 def test_fit_recovers_the_planted_parts(fitted):
     rs, _, _ = fitted
     beta, planted = rs.open_per_iod.ravel(), _open_part().ravel()

@@ -237,6 +237,7 @@ class EvaluateConfig:
     realism_l2: float
     realism_smilers: bool = True
     trained_judge_faces: int = 700
+    geometry_lams: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
 
 
 @dataclass(frozen=True)

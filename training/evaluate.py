@@ -50,7 +50,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -61,13 +61,13 @@ from .dataset import load_labels, neutral_rows, smiling_rows, to_tensor
 from .donors import teeth_fraction, tooth_edges
 from .losses import composite, ssim
 from .nets import network_input
+from .realism import Editor
 from .dataset import resize_crop, scale_landmarks
 from .teacher import Teacher, teacher_from_config
 
 #: Strengths shown in the contact sheet.
 SHEET_LAMS = (-1.0, 1.0, 2.0, 3.0)
 
-Editor = Callable[[np.ndarray, float], np.ndarray]  # uint8 [N,S,S,3], λ -> uint8 [N,S,S,3]
 
 
 #: How :func:`onnx_editor` puts the model's outputs into the crop: ``"engine"``, the engine's own
@@ -148,19 +148,16 @@ class DlibIdentity:
     """dlib's 128-D face descriptor of aligned crops, placed by the 5-point predictor run on a reference crop."""
 
     def __init__(self) -> None:
-        import dlib
-
         from .landmarks68 import face_recognizer, shape_predictor
 
         self.sp = shape_predictor(5)
         self.rec = face_recognizer()
-        self.dlib = dlib
 
     def shape(self, crop: np.ndarray):
         """5-point shape of the face filling an aligned crop (the template's face box)."""
-        s = crop.shape[0]
-        rect = self.dlib.rectangle(int(0.12 * s), int(0.15 * s), int(0.88 * s), int(0.92 * s))
-        return self.sp(np.ascontiguousarray(crop), rect)
+        from .landmarks68 import crop_rectangle
+
+        return self.sp(np.ascontiguousarray(crop), crop_rectangle(crop.shape[0]))
 
     def descriptor(self, crop: np.ndarray, shape) -> np.ndarray:
         return np.array(self.rec.compute_face_descriptor(np.ascontiguousarray(crop), shape))
@@ -406,6 +403,18 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"warning: trained realism judge skipped: {exc}", file=sys.stderr)
                 else:
                     tables.append(trained_judge_markdown(result["trained_judge"]))
+            if ev.geometry_lams:
+                from .realism import realism_sample
+                from .realism_geometry import geometry_markdown, mouth_geometry
+
+                sample = realism_sample(index, labels, args.split, seed=ev.seed, max_per_class=n_real)
+                try:
+                    result["geometry"] = mouth_geometry(edit, size, crops, index, sample.edit_rows, sample.real_rows,
+                                                        tuple(float(x) for x in ev.geometry_lams))
+                except ValueError as exc:
+                    print(f"warning: mouth geometry skipped: {exc}", file=sys.stderr)
+                else:
+                    tables.append(geometry_markdown(result["geometry"]))
         result["markdown"] = "\n\n".join(tables + [smilers["markdown"]])
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

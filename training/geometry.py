@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from smilecore import strength as strength_rule
+
 #: Names of the columns of :func:`mouth_metrics`.
 METRICS = ("width", "opening", "lower_lip", "upper_lip", "corners_up")
 #: Inner-lip pairs (upper, lower) whose vertical gap is the opening.
@@ -34,8 +36,9 @@ _OPEN_PAIRS = np.array([[61, 67], [62, 66], [63, 65]])
 #: (outer, inner) landmark pairs of the upper and of the lower lip, left to right.
 UPPER_LIP = np.array([[50, 61], [51, 62], [52, 63]])
 LOWER_LIP = np.array([[58, 67], [57, 66], [56, 65]])
-#: How far past λ = 2 the saturating part reaches, in units of the λ 1→2 step (at λ → ∞).
-SATURATION = 0.4
+#: How far past λ = 2 the saturating part reaches, in units of the λ 1→2 step (at λ → ∞): the
+#: engine's own rule for the strengths a user asks for (smilecore.strength.saturated).
+SATURATION = strength_rule.SATURATION
 
 
 def iod(lm68: np.ndarray) -> np.ndarray:
@@ -70,15 +73,12 @@ def mouth_metrics(lm68: np.ndarray) -> np.ndarray:
 
 
 def _schedule(lam: float, v1: float, v2: float) -> float:
-    """Amount at strength ``lam``: 0 at 0, ``v1`` at 1, ``v2`` at 2 (piecewise linear), then a
-    saturating curve with the same slope at 2 and the asymptote ``v2 + SATURATION·(v2 − v1)``;
-    linear ``lam·v1`` below 0."""
+    """Amount at strength ``lam``: 0 at 0, ``v1`` at 1, ``v2`` at 2 (piecewise linear), then
+    saturating as :func:`smilecore.strength.saturated` does (the same slope at 2, the asymptote
+    ``v2 + SATURATION·(v2 − v1)``); linear ``lam·v1`` below 0."""
     if lam <= 1.0:
         return lam * v1
-    if lam <= 2.0:
-        return v1 + (lam - 1.0) * (v2 - v1)
-    step = v2 - v1
-    return v2 + SATURATION * step * (1.0 - np.exp(-(lam - 2.0) / SATURATION))
+    return v1 + (float(strength_rule.saturated(lam)) - 1.0) * (v2 - v1)
 
 
 @dataclass

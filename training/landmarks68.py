@@ -57,6 +57,29 @@ PREDICTOR_FILES = {5: "shape_predictor_5_face_landmarks.dat", 68: "shape_predict
 RECOGNIZER_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 
 
+#: The face box dlib's predictors are given on an aligned crop (fractions of its side: left, top,
+#: right, bottom): where smilecore's template puts the face.
+CROP_BOX = (0.12, 0.15, 0.88, 0.92)
+
+
+def crop_rectangle(size: int):
+    """:data:`CROP_BOX` on a crop of side ``size`` as a ``dlib.rectangle``."""
+    import dlib
+
+    return dlib.rectangle(*(int(f * size) for f in CROP_BOX))
+
+
+def crop_landmarks68(crops: np.ndarray) -> np.ndarray:
+    """dlib's 68 landmarks ``[N,68,2]`` (crop pixels) of aligned uint8 RGB crops ``[N,S,S,3]``, each
+    placed by :func:`crop_rectangle` (no detector: the crop is the face)."""
+    predictor = shape_predictor(68)
+    out = np.zeros((len(crops), 68, 2), np.float64)
+    for i, crop in enumerate(crops):
+        shape = predictor(np.ascontiguousarray(crop), crop_rectangle(crop.shape[0]))
+        out[i] = [(p.x, p.y) for p in shape.parts()]
+    return out
+
+
 @functools.lru_cache(maxsize=2)
 def shape_predictor(points: int):
     """dlib's ``points``-point shape predictor (5 or 68), loaded once per process; the file is
