@@ -226,3 +226,39 @@ def test_transport_refuses_what_it_cannot_read_or_write_in_one_line(tmp_path, mo
     with pytest.raises(SystemExit, match=message) as e:
         tr.main(["--model", args[0], "--out", args[1], "--version", "9.9.9", "--rebuild"])
     assert "\n" not in str(e.value) and not list(tmp_path.glob("x.onnx"))
+
+
+def test_a_transport_taken_out_leaves_the_model_it_was_added_to(tmp_path):
+    """``transport --refit`` first takes the old transport out (``without_transport``): what is left
+    runs exactly as the model did before the transport was attached, and has no transport metadata."""
+    import onnx
+
+    src = build_fixture_model(tmp_path / "m.onnx", dx=1.5, mask=0.25, shade=0.1)
+    part, merged = tmp_path / "part.onnx", tmp_path / "merged.onnx"
+    tr.export_transport(random_module(seed=8), part)
+    tr.attach(src, part, merged, "1.9.0", "an old transport")
+    back = tr.without_transport(merged, tmp_path / "base.onnx")
+    crops = faces(3, seed=9)
+    a, b = SmileModel(src).run(crops, 2.0), SmileModel(back).run(crops, 2.0)
+    for name in ("rgb", "mask", "flow", "shade"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert np.abs(SmileModel(merged).run(crops, 2.0).shade - a.shade).max() > 1e-3  # the transport did change it
+    assert "smile.transport" not in SmileModel(back).meta and tr.transport_from_model(onnx.load(str(back))) is None
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--refit", "--rebuild"], "give one"),
+    (["--refit"], "no transported shade to refit"),
+    ([], "already has a transported shade"),
+])
+def test_refit_and_rebuild_are_asked_for_what_they_can_do(tmp_path, flags, message):
+    src = build_fixture_model(tmp_path / "m.onnx", dx=1.5, mask=0.25, shade=0.1)
+    target = src
+    if message == "already has a transported shade":
+        part, target = tmp_path / "part.onnx", tmp_path / "merged.onnx"
+        tr.export_transport(random_module(seed=8), part)
+        tr.attach(src, part, target, "1.9.0", "an old transport")
+    (target.with_suffix(".md")).write_text("# card\n")
+    with pytest.raises(SystemExit, match=message) as e:
+        tr.main(["--model", str(target), "--out", str(tmp_path / "x.onnx"), "--version", "9.9.9", *flags])
+    assert "\n" not in str(e.value) and not (tmp_path / "x.onnx").exists()

@@ -398,13 +398,15 @@ def check_merged(base_path: Path, merged_path: Path, module: Transport, crops: n
 
 
 def transport_card(src: Path, out: Path, version: str, description: str, digest: str, nbytes: int, metrics: list[dict],
-                   failures: str = "", rebuilt: bool = False) -> str:
-    """The new model's card: what the transport adds (``rebuilt``: how it was rewritten), its
-    ``failures`` (Markdown), then the source model's card."""
+                   failures: str = "", rebuilt: bool = False, refitted: bool = False) -> str:
+    """The new model's card: what the transport adds (``rebuilt``: how it was rewritten; ``refitted``:
+    it replaces the source's own), its ``failures`` (Markdown), then the source model's card."""
     from .graph_parts import derived_card
 
     what = ("with its **per-face shade transported to real smiles rebuilt** in this code's graph, the same maps "
             "(`python -m training transport --rebuild`)" if rebuilt else
+            "with its **per-face shade transported to real smiles refitted** on its own edits, its previous maps taken "
+            "out (`python -m training transport --refit`)" if refitted else
             "with a **per-face shade transported to real smiles** inside its graph (`python -m training transport`)")
     intro = [f"Model {version} is `{src.name}` {what}: {description}.",
              "Fitted on research / non-commercial face data: the weights are research / non-commercial too."]
@@ -425,6 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rebuild", action="store_true",
                     help="IN has a transported shade fitted before its shaping (models 1.5.0–1.7.0): keep its maps, "
                          "write them in this code's graph")
+    ap.add_argument("--refit", action="store_true",
+                    help="IN has a transported shade: take it out and fit a new one on IN's own edits (its maps were "
+                         "fitted on an earlier model's: 1.5.0-1.9.0 carry 1.4.1's)")
     ap.add_argument("--metrics", nargs="*", default=[], help="metrics.json files of `evaluate --model OUT` for its card")
     ap.add_argument("--failures", default=None, help="a Markdown file: what the model gets wrong, looked at (for its card)")
     ap.add_argument("--register", action="store_true", help="bundle it as the default model (smilecore/models)")
@@ -435,7 +440,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from .config import load_config
     from .dataset import load_labels, resize_crop
-    from .export import weights_to_fp16
     from .prepare import load_prepared
     from .realism import realism_sample
 
@@ -454,8 +458,13 @@ def main(argv: list[str] | None = None) -> int:
     source_card(src)  # before anything is written: the new card embeds the source's
     if meta.get(contract.META_CONTRACT) != contract.CONTRACT_SHADE:
         raise SystemExit(f"error: {src} has no shade output (contract {meta.get(contract.META_CONTRACT)}); run `python -m training shade` first")
-    if "smile.transport" in meta and not args.rebuild:
-        raise SystemExit(f"error: {src} already has a transported shade (--rebuild writes its maps in this code's graph)")
+    if args.rebuild and args.refit:
+        raise SystemExit("error: --rebuild keeps the maps, --refit fits new ones: give one")
+    if "smile.transport" in meta and not (args.rebuild or args.refit):
+        raise SystemExit(f"error: {src} already has a transported shade (--rebuild writes its maps in this code's graph, "
+                         "--refit fits new ones)")
+    if args.refit and "smile.transport" not in meta:
+        raise SystemExit(f"error: {src} has no transported shade to refit; leave out --refit")
     if int(meta[contract.META_SIZE]) != SIZE:
         raise SystemExit(f"error: {src} works at {meta[contract.META_SIZE]}², the transport at {SIZE}²")
     crops, index = load_prepared(cfg)
@@ -467,6 +476,36 @@ def main(argv: list[str] | None = None) -> int:
     inputs = np.stack([resize_crop(np.asarray(crops[r]), SIZE) for r in sample.edit_rows])
     reals = np.stack([resize_crop(np.asarray(crops[r]), SIZE) for r in sample.real_rows])
     torch.set_num_threads(cfg.evaluate.threads)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        base = without_transport(src, Path(tmp) / "base.onnx") if args.refit else src
+        module, description, worst = fit_and_attach(base, out, args, inputs, reals)
+    return finish(src, out, args, meta, description, worst)
+
+
+def without_transport(src: Path, out: Path) -> Path:
+    """Write ``src`` (a model with a transported shade) to ``out`` without it: the shade output is the
+    model's mean shade again, as before ``python -m training transport``. Returns ``out``."""
+    import onnx
+
+    from smilecore import contract
+
+    from .export import save_with_meta
+    from .graph_parts import remove_part
+
+    model = onnx.load(str(src))
+    remove_part(model, PREFIX, {MEAN_SHADE: contract.OUTPUT_SHADE})
+    meta = {p.key: p.value for p in model.metadata_props if p.key != "smile.transport"}
+    del model.metadata_props[:]
+    save_with_meta(model, out, meta)
+    return out
+
+
+def fit_and_attach(src: Path, out: Path, args: argparse.Namespace, inputs: np.ndarray,
+                   reals: np.ndarray) -> tuple[Transport, str, float]:
+    """Fit the transport on ``src``'s edits of ``inputs`` against ``reals`` and write ``src`` with it to
+    ``out`` (checked against PyTorch first); returns (module, description, largest shade difference)."""
+    from .export import weights_to_fp16
+
     edited = {lam: edited_features(src, inputs, lam) for lam in LAMS}
     basis, maps, offsets = fit(edited, crop_features(reals), args.components)
     module = Transport(basis, maps, offsets, args.gains).eval()
@@ -474,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
                    f"{len(reals)} real smiles of other people): a Gaussian optimal-transport map in each of {basis.shape[0]} "
                    f"patches of the lower face's log-luminance ({GRID[0]}×{GRID[1]} grid, {args.components} components), "
                    f"its shade ({args.gains[0]:g} and {args.gains[1]:g} of the λ = 1 and 2 maps') limited to ±{LIMIT:g}, outside the painted mouth, "
-                   f"fading in from λ = 0 to 1; {SHAPING}")
+                   f"fading in from λ = 0 to 1; {SHAPING}"
+                   + ("; refitted on this model's own edits, its previous maps taken out" if args.refit else ""))
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         part, merged = Path(tmp) / "transport.onnx", Path(tmp) / out.name
         export_transport(module, part)
@@ -482,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         attach(src, part, merged, args.version, description)
         worst = check_merged(src, merged, module, inputs[:8])  # nothing is written at OUT unless it passes
         merged.replace(out)
-    return finish(src, out, args, meta, description, worst)
+    return module, description, worst
 
 
 def finish(src: Path, out: Path, args: argparse.Namespace, meta: dict[str, str], description: str, worst: float) -> int:
@@ -496,7 +536,8 @@ def finish(src: Path, out: Path, args: argparse.Namespace, meta: dict[str, str],
     card = out.with_suffix(".md")
     card.write_text(transport_card(src, out, args.version, description, digest, nbytes,
                                    [json.loads(Path(m).read_text()) for m in args.metrics],
-                                   Path(args.failures).read_text() if args.failures else "", rebuilt=args.rebuild))
+                                   Path(args.failures).read_text() if args.failures else "", rebuilt=args.rebuild,
+                                   refitted=args.refit))
     if args.register:
         register_bundled(out, card, meta.get(contract.META_NAME, "smile-mobileunet"), args.version, digest, nbytes)
     print(json.dumps({"onnx": str(out), "card": str(card), "sha256": digest, "bytes": nbytes, "max_shade_error": worst}, indent=1))
