@@ -258,8 +258,7 @@ def rebuild(src: Path, out: Path, version: str, crops: np.ndarray) -> tuple[Tran
 
     from smilecore import contract
 
-    from .export import save_with_meta, weights_to_fp16
-    from .graph_parts import remove_part
+    from .export import weights_to_fp16
 
     model = onnx.load(str(src))
     meta = {p.key: p.value for p in model.metadata_props}
@@ -269,11 +268,9 @@ def rebuild(src: Path, out: Path, version: str, crops: np.ndarray) -> tuple[Tran
     maps = np.stack([old.maps1.numpy(), old.maps2.numpy()])
     offsets = np.stack([old.offsets1.numpy()[..., 0], old.offsets2.numpy()[..., 0]])
     module = Transport(old.basis.numpy(), maps, offsets, (float(old.gain1), float(old.gain2))).eval()
-    remove_part(model, PREFIX, {MEAN_SHADE: contract.OUTPUT_SHADE})
     description = meta["smile.transport"].split("; rebuilt")[0] + f"; rebuilt from model {meta.get(contract.META_MODEL_VERSION, '?')}'s maps: {SHAPING}"
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        base, part, merged = Path(tmp) / "base.onnx", Path(tmp) / "transport.onnx", Path(tmp) / out.name
-        save_with_meta(model, base, {})
+        base, part, merged = without_transport(src, Path(tmp) / "base.onnx"), Path(tmp) / "transport.onnx", Path(tmp) / out.name
         export_transport(module, part)
         weights_to_fp16(part)
         attach(base, part, merged, version, description)
