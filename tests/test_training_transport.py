@@ -262,3 +262,19 @@ def test_refit_and_rebuild_are_asked_for_what_they_can_do(tmp_path, flags, messa
     with pytest.raises(SystemExit, match=message) as e:
         tr.main(["--model", str(target), "--out", str(tmp_path / "x.onnx"), "--version", "9.9.9", *flags])
     assert "\n" not in str(e.value) and not (tmp_path / "x.onnx").exists()
+
+
+def test_equal_gains_are_read_back_though_the_file_keeps_one_copy(tmp_path):
+    """Gains 1.0 and 1.0 (model 1.10.0): the exporter stores one and makes the other an Identity of it."""
+    import onnx
+
+    src = build_fixture_model(tmp_path / "m.onnx", dx=1.5, mask=0.25, shade=0.1)
+    module = tr.Transport(*_maps(random_module(seed=10)), gains=(1.0, 1.0)).eval()
+    part, out = tmp_path / "part.onnx", tmp_path / "merged.onnx"
+    tr.export_transport(module, part)
+    tr.attach(src, part, out, "1.10.0", "equal gains")
+    model = onnx.load(str(out))
+    assert sum(i.name.startswith(tr.PREFIX + "gain") for i in model.graph.initializer) == 1
+    back = tr.transport_from_model(model)
+    assert float(back.gain1) == 1.0 and float(back.gain2) == 1.0
+    assert tr.check_merged(src, out, back, faces(2, seed=11)) < 1e-4

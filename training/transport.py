@@ -238,6 +238,13 @@ def transport_from_model(model) -> Transport | None:
         if init.name.startswith(PREFIX):
             name = init.name[len(PREFIX) :]
             v[name[: -len("_fp16")] if name.endswith("_fp16") else name] = numpy_helper.to_array(init).astype(np.float32)
+    # the exporter keeps one copy of equal buffers (gains 1.0 and 1.0: model 1.10.0) and makes the
+    # other an Identity of it
+    for node in model.graph.node:
+        if node.op_type == "Identity" and node.input[0].startswith(PREFIX) and node.output[0].startswith(PREFIX):
+            src, dst = (n[len(PREFIX) :] for n in (node.input[0], node.output[0]))
+            if src in v and dst not in v:
+                v[dst] = v[src]
     if "basis" not in v:
         return None
     maps = np.stack([v["maps1"], v["maps2"]])
