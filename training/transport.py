@@ -26,6 +26,9 @@ model a shade that moves each edited face to where optimal transport would move 
   :data:`RAMP`. The broad part darkened or lit a whole lower face as a grey or bright patch with a
   straight edge under the eyes, and moved the realism test by nothing (docs/realism.md).
   ``--rebuild`` writes the maps of a model fitted before this shaping (1.5.0–1.7.0) in this graph.
+* **refitting**: ``--refit`` takes a model's transport out (:func:`without_transport`) and fits a
+  new one on that model's own edits (model 1.10.0: 1.9.0's networks had been tuned under maps fitted
+  on 1.4.1's edits).
 
 The graph computes the composite of the crop itself, cell by cell (the face warped along the flow,
 the painted mouth, the mean shade), as the features were fitted, so the engine and the contract
