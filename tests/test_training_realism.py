@@ -345,15 +345,21 @@ def test_held_out_auc_tells_what_differs_and_not_what_does_not():
         realism.held_out_auc(draw(10, 0), draw(0, 0), draw(5, 0), draw(5, 0))
 
 
+def _two_splits(n: int) -> dict[str, np.ndarray]:
+    """An index of ``n`` neutral (label 0) and ``n`` smiling (1) photos of different people in each of
+    the train and val splits."""
+    rows = [(split, lab, f"{split}{lab}:{i}") for split in ("train", "val") for lab in (0, 1) for i in range(n)]
+    return {"split": np.array([r[0] for r in rows]), "label": np.array([r[1] for r in rows], np.int8),
+            "person": np.array([r[2] for r in rows]), "source": np.array(["expressions"] * len(rows)),
+            "gray": np.zeros(len(rows), bool), "face_px": np.full(len(rows), 150, np.int16),
+            "file": np.array([f"expressions/images/{i}.jpg" for i in range(len(rows))])}
+
+
 def test_trained_judge_fits_on_the_train_split_and_scores_the_other():
     rng = np.random.default_rng(22)
     n = 40  # per label and split: neutral (0) and smiling (1) photos of different people
-    rows = [(split, lab, f"{split}{lab}:{i}") for split in ("train", "val") for lab in (0, 1) for i in range(n)]
-    index = {"split": np.array([r[0] for r in rows]), "label": np.array([r[1] for r in rows], np.int8),
-             "person": np.array([r[2] for r in rows]), "source": np.array(["expressions"] * len(rows)),
-             "gray": np.zeros(len(rows), bool), "face_px": np.full(len(rows), 150, np.int16),
-             "file": np.array([f"expressions/images/{i}.jpg" for i in range(len(rows))])}
-    crops = _faces(len(rows), rng, 0)
+    index = _two_splits(n)
+    crops = _faces(len(index["split"]), rng, 0)
     crops[index["label"] == 1, 95:101, 45:83] = 90  # real smiles: a faint mouth
     seen = []
 
@@ -378,3 +384,51 @@ def test_trained_judge_fits_on_the_train_split_and_scores_the_other():
         realism.trained_judge(edit, 128, crops[:10], {k: v[:10] for k, v in index.items()}, None, "val")
     with pytest.raises(ValueError, match="another"):
         realism.trained_judge(edit, 128, crops, index, None, "train")
+
+
+def test_each_band_sees_its_own_scale_and_not_the_other():
+    """``fine`` ignores a smooth change of light and sees fine marks; ``coarse`` sees the light."""
+    rng = np.random.default_rng(3)
+    faces = _faces(6, rng, 0)
+    lit = np.clip(faces.astype(np.int16) + np.linspace(0, 20, faces.shape[2]).round().astype(np.int16)[None, None, :, None], 0, 255).astype(np.uint8)
+    speckled = faces.copy()
+    speckled[:, 90:120:2, 40:90:2] = 255  # a grid of single bright pixels over the mouth
+    fine, coarse = (realism.band_features(faces, b) for b in ("fine", "coarse"))
+    assert coarse.shape == (6, realism.COARSE_GRID[0] * realism.COARSE_GRID[1]) and fine.shape == (6, 1770)
+    def moved(x: np.ndarray, band: str, before: np.ndarray) -> float:
+        return float(np.abs(realism.band_features(x, band) - before).mean())
+
+    assert moved(lit, "coarse", coarse) > 0.03 and moved(lit, "coarse", coarse) > 5 * moved(lit, "fine", fine)
+    assert moved(speckled, "fine", fine) > 4 * moved(lit, "fine", fine)
+    np.testing.assert_array_equal(realism.band_features(faces), realism.features(faces))
+    with pytest.raises(ValueError, match="unknown band"):
+        realism.band_features(faces, "middle")
+
+
+def test_the_trained_judge_reports_each_band_from_the_same_edits():
+    rng = np.random.default_rng(23)
+    n = 30
+    index = _two_splits(n)
+    crops = _faces(len(index["split"]), rng, 0)
+    smiling = index["label"] == 1
+    crops[smiling] = np.clip(crops[smiling].astype(np.int16) + 30, 0, 255).astype(np.uint8)  # real smiles: brighter
+    checker = np.where((np.arange(16)[:, None] + np.arange(30)[None, :]) % 2 == 0, 50, -50).astype(np.int16)
+    crops[smiling, 96:112, 50:80] = np.clip(crops[smiling, 96:112, 50:80].astype(np.int16) + checker[None, :, :, None], 0, 255)
+    # and a fine pattern of zero mean (teeth): the same light
+    seen = []
+
+    def edit(x: np.ndarray, lam: float) -> np.ndarray:
+        seen.append(len(x))
+        y = np.clip(x.astype(np.int16) + 30, 0, 255).astype(np.uint8)  # the light of a real smile, not its fine pattern
+        return y
+
+    r = realism.trained_judge(edit, 128, crops, index, None, "val", lams=(1.0,), train_faces=n, faces=None, batch=16,
+                              bands=("fine", "coarse"))
+    assert sum(seen) == 2 * n  # edited once for all three judges
+    assert set(r["bands"]) == {"fine", "coarse"}
+    assert r["bands"]["fine"]["per_lambda"]["1"]["auc"] > 0.9  # the fine pattern is missing
+    assert r["bands"]["coarse"]["per_lambda"]["1"]["auc"] < 0.75  # the light is right
+    assert r["bands"]["coarse"]["ceiling"]["auc"] > 0.9  # unedited, the light was not
+    table = realism.trained_judge_markdown(r)
+    assert "fine detail only" in table and "coarse light only" in table
+    assert "bands" not in realism.trained_judge(edit, 128, crops, index, None, "val", lams=(1.0,), train_faces=n, faces=None)

@@ -7,7 +7,7 @@ import tomllib
 
 from .config import ConfigError
 
-#: step name -> module whose ``main(argv) -> int`` runs it (imported lazily)
+#: step name -> module whose ``main(argv) -> int`` runs it, or ``module:function`` (imported lazily)
 STEPS = {
     "prepare": "training.prepare",
     "direction": "training.direction",
@@ -23,6 +23,10 @@ STEPS = {
     "mouth-attach": "training.mouth_attach",
     "transport": "training.transport",
     "tune": "training.tune",
+    "pack": "training.pack",
+    "unpack": "training.pack:main_unpack",
+    "bundle": "training.snapshots:main_bundle",
+    "restore": "training.snapshots:main_restore",
     "smile-level": "training.smile_level",
 }
 
@@ -40,12 +44,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown step {step!r}; choose one of: {', '.join(STEPS)}", file=sys.stderr)
         return 2
     try:
-        module = importlib.import_module(STEPS[step])
+        name, _, func = STEPS[step].partition(":")
+        entry = getattr(importlib.import_module(name), func or "main")
     except ImportError as exc:
         print(f"error: step {step!r} is unavailable ({exc}); install the [train] extra", file=sys.stderr)
         return 2
     try:
-        return int(module.main(rest) or 0)
+        return int(entry(rest) or 0)
     except FileNotFoundError as exc:
         print(f"error: {exc.filename or exc}: not found (check --config and [paths] in it)", file=sys.stderr)
         return 2

@@ -237,6 +237,14 @@ class EvaluateConfig:
     realism_l2: float
     realism_smilers: bool = True
     trained_judge_faces: int = 700
+    trained_judge_bands: tuple[str, ...] = ("fine", "coarse")
+
+    def __post_init__(self) -> None:
+        from .realism import BANDS
+
+        bad = [b for b in self.trained_judge_bands if b not in BANDS]
+        if bad:
+            raise ValueError(f"trained_judge_bands: unknown {bad}; choose from {list(BANDS)}")
     geometry_lams: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
 
 
@@ -373,7 +381,7 @@ def _build(cls: type[T], table: dict[str, Any], where: str, **given: Any) -> T:
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items() if k not in given}
     try:
         return cls(**values, **given)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # a missing key, or a value a table's own check refuses
         raise ConfigError(f"[{where}]: {exc}") from None
 
 

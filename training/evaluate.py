@@ -398,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     result["trained_judge"] = trained_judge(edit, size, crops, index, labels, args.split,
                                                             tuple(float(x) for x in ev.realism_lams), n_judge, n_real,
-                                                            seed=ev.seed, l2=float(ev.realism_l2))
+                                                            seed=ev.seed, l2=float(ev.realism_l2),
+                                                            bands=tuple(ev.trained_judge_bands))
                 except ValueError as exc:
                     print(f"warning: trained realism judge skipped: {exc}", file=sys.stderr)
                 else:

@@ -79,6 +79,13 @@ GRID = (3, 5)
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 Editor = Callable[[np.ndarray, float], np.ndarray]  # uint8 [N,S,S,3], λ -> uint8 [N,S,S,3]
+#: The scales the trained judge can also be run on alone (:func:`band_features`): ``fine``, the grey
+#: window less its Gaussian blur of :data:`FINE_SIGMA` window pixels (about 3 crop pixels: teeth, lip
+#: edges, creases, skin), through the same HOG + LBP; ``coarse``, the grey window's means over a
+#: :data:`COARSE_GRID` grid (the light, as the transported shade moves it).
+BANDS = ("fine", "coarse")
+FINE_SIGMA = 1.5
+COARSE_GRID = (12, 20)
 
 
 # ------------------------------------------------------------------ features
@@ -118,6 +125,30 @@ def features(crops: np.ndarray, colour: bool = False, window: tuple[float, float
         if colour:
             chroma = np.stack([p[..., 0] - grey, p[..., 2] - grey], -1) / 255.0
             f += [np.concatenate([c.reshape(-1, 2).mean(0), c.reshape(-1, 2).std(0)]) for c in _cells(chroma)]
+        rows.append(np.concatenate(f).astype(np.float32))
+    return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+
+
+def band_features(crops: np.ndarray, band: str | None = None) -> np.ndarray:
+    """:func:`features` (``band`` None), or the features of one scale of the grey lower face alone (one
+    of :data:`BANDS`): where the realism test's tell lies, by scale (docs/realism.md, fifteenth session)."""
+    if band is None:
+        return features(crops)
+    if band not in BANDS:
+        raise ValueError(f"unknown band {band!r}; choose one of {', '.join(BANDS)}")
+    greys = lower_face(crops) @ LUMA
+    if band == "coarse":
+        h, w = COARSE_GRID
+        return np.stack([cv2.resize(g, (w, h), interpolation=cv2.INTER_AREA).ravel() / 255.0 for g in greys]).astype(np.float32) \
+            if len(greys) else np.zeros((0, h * w), np.float32)
+    from skimage.feature import hog, local_binary_pattern
+
+    rows = []
+    for g in greys:
+        fine = g - cv2.GaussianBlur(g, (0, 0), FINE_SIGMA) + 128.0
+        f = [hog(fine, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2), block_norm="L2-Hys", feature_vector=True)]
+        lbp = local_binary_pattern(np.clip(fine + 0.5, 0, 255).astype(np.uint8), 8, 1, method="uniform")
+        f += [np.bincount(c.astype(np.int64).ravel(), minlength=10)[:10] / c.size for c in _cells(lbp)]
         rows.append(np.concatenate(f).astype(np.float32))
     return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
 
@@ -548,14 +579,16 @@ def held_out_auc(train1: np.ndarray, train0: np.ndarray, test1: np.ndarray, test
 def trained_judge(edit: Editor, size: int, crops: np.ndarray, index: dict[str, np.ndarray],
                   labels: dict[str, np.ndarray] | None, split: str = "val", lams: Sequence[float] = (1.0, 2.0),
                   train_faces: int = 700, faces: int | None = 300, seed: int = 4321, l2: float = 1.0,
-                  batch: int = 64) -> dict[str, Any]:
+                  batch: int = 64, bands: Sequence[str] = ()) -> dict[str, Any]:
     """The realism test's features and classifier with far more examples to learn from: fitted once on
     the *train* split's matched sample (at most ``train_faces`` per side: its neutral faces, edited at
     λ, against real smiles of other people), scored on ``split``'s sample (the one
     :func:`evaluate_realism` uses, at most ``faces`` per side). The cross-validated test fits on four
     fifths of a few hundred faces; a judge that has seen more tells more (docs/realism.md), and the
     issue's own checks may have more. Returns ``ceiling`` (unedited) and ``per_lambda``, each as
-    :func:`held_out_auc` gives it, ``train_faces`` and ``faces``. Raises ValueError when either split
+    :func:`held_out_auc` gives it, ``train_faces`` and ``faces``; with ``bands`` (some of
+    :data:`BANDS`) also ``bands``: for each, the same judge on that scale alone
+    (:func:`band_features`), ``ceiling`` and ``per_lambda``. Raises ValueError when either split
     has fewer than 10 matched faces, or when ``split`` is the train split itself."""
     from .dataset import resize_crop
 
@@ -568,22 +601,31 @@ def trained_judge(edit: Editor, size: int, crops: np.ndarray, index: dict[str, n
             raise ValueError(f"only {len(s.edit_rows)} matched faces on the {name} split for the trained judge")
     train, test = halves["train"], halves[split]
 
-    def feats(rows: np.ndarray, lam: float | None) -> np.ndarray:
-        out = []
+    scales = (None, *bands)  # each face is edited once; every scale's features come from it
+
+    def feats(rows: np.ndarray, lam: float | None) -> dict[str | None, np.ndarray]:
+        out: dict[str | None, list[np.ndarray]] = {b: [] for b in scales}
         for a in range(0, len(rows), batch):  # a batch at a time: the train half is large
             faces_ = np.stack([resize_crop(np.asarray(crops[r]), size) for r in rows[a : a + batch]])
-            out.append(features(faces_ if lam is None else edit(faces_, lam)))
-        return np.concatenate(out)
+            shown = faces_ if lam is None else edit(faces_, lam)
+            for b in scales:
+                out[b].append(band_features(shown, b))
+        return {b: np.concatenate(v) for b, v in out.items()}
 
     real_train, real_test = feats(train.real_rows, None), feats(test.real_rows, None)
     src1, src0 = index["source"][test.edit_rows], index["source"][test.real_rows]
 
-    def judge(lam: float | None) -> dict[str, Any]:
-        return held_out_auc(feats(train.edit_rows, lam), real_train, feats(test.edit_rows, lam), real_test, l2,
-                            src1, src0, seed=seed)
+    def judge(lam: float | None) -> dict[str | None, dict[str, Any]]:
+        e_train, e_test = feats(train.edit_rows, lam), feats(test.edit_rows, lam)
+        return {b: held_out_auc(e_train[b], real_train[b], e_test[b], real_test[b], l2, src1, src0, seed=seed) for b in scales}
 
-    return {"train_faces": int(len(train.edit_rows)), "faces": int(len(test.edit_rows)), "ceiling": judge(None),
-            "per_lambda": {f"{float(lam):g}": judge(float(lam)) for lam in lams}}
+    got = {"ceiling": judge(None), **{f"{float(lam):g}": judge(float(lam)) for lam in lams}}
+    result = {"train_faces": int(len(train.edit_rows)), "faces": int(len(test.edit_rows)), "ceiling": got["ceiling"][None],
+              "per_lambda": {k: v[None] for k, v in got.items() if k != "ceiling"}}
+    if bands:
+        result["bands"] = {b: {"ceiling": got["ceiling"][b], "per_lambda": {k: v[b] for k, v in got.items() if k != "ceiling"}}
+                           for b in bands}
+    return result
 
 
 def trained_judge_markdown(result: dict[str, Any]) -> str:
@@ -602,4 +644,10 @@ def trained_judge_markdown(result: dict[str, Any]) -> str:
     lines.append(row("unedited (ceiling)", result["ceiling"]))
     for lam, m in result["per_lambda"].items():
         lines.append(row(f"λ = {float(lam):+g}", m))
+    names = {"fine": f"fine detail only (HOG + LBP of the grey window less its blur, σ {FINE_SIGMA:g} px)",
+             "coarse": f"coarse light only (the grey window's {COARSE_GRID[0]} × {COARSE_GRID[1]} means)"}
+    for band, r in result.get("bands", {}).items():
+        lines.append(row(f"{names[band]}: unedited", r["ceiling"]))
+        for lam, m in r["per_lambda"].items():
+            lines.append(row(f"{names[band]}: λ = {float(lam):+g}", m))
     return "\n".join(lines)

@@ -31,6 +31,12 @@ then point the discriminator at the mouth. The run lives in
 ``cache/tune/<name>/`` (``last.pt``, rewritten every ``checkpoint_minutes``; ``--resume``
 continues it); ``--export OUT.onnx --version V`` writes the model with the tuned weights over the
 source file's, its graph otherwise unchanged.
+
+``--device cuda`` trains on a lent GPU (a background thread draws and pins the batches, as uint8
+crops; the GPU makes the network's input). The
+prepared crops do not travel there; ``python -m training pack`` / ``unpack`` carry the rows this
+run draws from as their source photos, and ``bundle`` / ``restore`` (:mod:`training.snapshots`)
+bring the snapshots back (``tools/gpu-tune.sh`` runs it all there).
 """
 from __future__ import annotations
 
@@ -240,8 +246,13 @@ class Sampler:
         self.rng = np.random.default_rng(seed)
 
     def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` neutral faces and as many real smiles of their strata, as the network's input."""
         from .nets import network_input
 
+        return tuple(network_input(x).contiguous() for x in self.raw(n))
+
+    def raw(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """What :meth:`batch` gives, still as uint8 crops [N,S,S,3] (a quarter of the bytes to move)."""
         i = self.rng.choice(len(self.edit), n, replace=False)
         rows = self.edit[i]
         reals = np.array([self.rng.choice(self.by_key[k]) for k in self.keys[i]])
@@ -252,7 +263,43 @@ class Sampler:
             out[flip] = out[flip, :, ::-1]
             return out
 
-        return network_input(load(rows)).contiguous(), network_input(load(reals)).contiguous()
+        return load(rows), load(reals)
+
+
+def prefetched(draw, depth: int = 6):
+    """The tuples of tensors ``draw()`` returns, drawn and pinned by a thread ahead of a GPU that
+    would otherwise wait for them (one thread: the same batches, in the same order, as without
+    it). Closing the generator stops the thread."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            item = tuple(t.pin_memory() for t in draw())
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    pass
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        while True:
+            yield q.get()
+    finally:
+        stop.set()
+        thread.join()
+
+
+def device_input(crops: torch.Tensor) -> torch.Tensor:
+    """uint8 crops [N,S,S,3] (on any device) as the network's input, exactly as :meth:`Sampler.batch`
+    makes it on the CPU: float [N,3,S,S] in [-1, 1], contiguous."""
+    return (crops.permute(0, 3, 1, 2).float() / 127.5 - 1.0).contiguous()
 
 
 def sample_lams(n: int, tc: TuneConfig, rng: np.random.Generator) -> torch.Tensor:
@@ -274,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=None, help="stop after this long (default [tune] minutes)")
     ap.add_argument("--steps", type=int, default=None, help="stop at this step (as well as after --minutes)")
     ap.add_argument("--resume", action="store_true", help="continue the run's last.pt")
+    ap.add_argument("--device", default="cpu", help="where the run trains: cpu (default) or cuda (a lent GPU; the data "
+                    "can travel there as a pack: python -m training pack)")
     ap.add_argument("--export", default=None, help="write the run's tuned model to this .onnx and stop")
     ap.add_argument("--version", default=None, help="the exported model's version")
     ap.add_argument("--step", type=int, default=None, help="export the run's snapshot of this step (step-NNNNNN.pt)")
@@ -380,42 +429,59 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"onnx": str(out), "card": str(card), "step": step, "from": str(model_path), "sha256": digest, "bytes": nbytes}))
         return 0
 
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    model.to(device)
+    ref.to(device)
+    disc.to(device)
+    if ref_fill is not None:
+        ref_fill.to(device)
+    for state in list(opt_g.state.values()) + list(opt_d.state.values()):  # a resumed run's moments ("step" stays a CPU count)
+        for k, v in state.items():
+            if torch.is_tensor(v) and k != "step":
+                state[k] = v.to(device)
     crops, index = load_prepared(cfg)
     sampler = Sampler(crops, index, load_labels(cfg.cache), tc.seed + step)
     classifier = None
     if (cfg.cache / "classifier.pt").exists():
-        classifier = load_classifier(cfg.cache / "classifier.pt").eval()
+        classifier = load_classifier(cfg.cache / "classifier.pt").to(device).eval()
         for p in classifier.parameters():
             p.requires_grad_(False)
     else:
         log.info("no smile classifier in the cache (python -m training classifier): no rank term")
     descriptor = None
     if tc.w_identity > 0:  # dlib's face descriptor, frozen: gradients reach the edit only
-        descriptor = FaceDescriptor(crop_size=model.size)
+        descriptor = FaceDescriptor(crop_size=model.size).to(device)
     log.info("tuning %s: %d neutral faces, %d strata of real smiles, from step %d", model_path.name, len(sampler.edit),
              len(sampler.by_key), step)
     model.net.eval()  # batch norms keep the file's statistics (folded); their scale and shift still learn
     rng = np.random.default_rng([tc.seed, step])
     minutes = args.minutes if args.minutes is not None else tc.minutes
     start = last_ck = time.monotonic()
-    sums: dict[str, float] = {}
+    sums: dict[str, torch.Tensor] = {}  # summed on the device, read every 20 steps (a read waits for the device)
     logf = open(run / "log.jsonl", "a")
 
     def view(x: torch.Tensor) -> torch.Tensor:
         return lower_face(x, tuple(tc.disc_window), tuple(tc.disc_size))
 
     def weights() -> dict:
-        return {"model": str(model_path), "model_sha256": model_sha, "net": model.net.state_dict(), "shade_delta": model.shade_delta.detach(),
-                "mouth": model.fill.net.state_dict(), "parts": tuple(tc.parts), "step": step}
+        return {"model": str(model_path), "model_sha256": model_sha, "net": _cpu(model.net.state_dict()),
+                "shade_delta": model.shade_delta.detach().cpu(), "mouth": _cpu(model.fill.net.state_dict()), "parts": tuple(tc.parts), "step": step}
 
     def save() -> None:
         tmp = ck_path.with_suffix(".tmp")
         torch.save({**weights(), "disc": disc.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict()}, tmp)
         tmp.replace(ck_path)
 
+    if device.type == "cuda":  # uint8 crops go over, the GPU makes the input
+        feed = prefetched(lambda: tuple(torch.from_numpy(a) for a in sampler.raw(tc.batch)))
+        batches = (tuple(device_input(t.to(device, non_blocking=True)) for t in b) for b in feed)
+    else:
+        feed = batches = (sampler.batch(tc.batch) for _ in iter(int, 1))
     while time.monotonic() - start < minutes * 60 and (args.steps is None or step < args.steps):
-        face, real = sampler.batch(tc.batch)
-        lam = sample_lams(tc.batch, tc, rng)
+        face, real = next(batches)
+        lam = sample_lams(tc.batch, tc, rng).to(device)
         judged = (lam[:, 0] > 0).float()
         warm = step < tc.d_warmup  # the discriminator learns alone first
         with torch.set_grad_enabled(not warm):
@@ -466,9 +532,9 @@ def main(argv: list[str] | None = None) -> int:
             opt_g.step()
         step += 1
         for k, v in terms.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach())
+            sums[k] = sums.get(k, 0.0) + v.detach()
         if step % 20 == 0:
-            row = {"step": step, "min": round((time.monotonic() - start) / 60, 2), **{k: round(v / 20, 5) for k, v in sums.items()}}
+            row = {"step": step, "min": round((time.monotonic() - start) / 60, 2), **{k: round(float(v) / 20, 5) for k, v in sums.items()}}
             logf.write(json.dumps(row) + "\n")
             logf.flush()
             log.info("%s", row)
@@ -478,9 +544,15 @@ def main(argv: list[str] | None = None) -> int:
         if time.monotonic() - last_ck > tc.checkpoint_minutes * 60:
             save()
             last_ck = time.monotonic()
+    feed.close()
     save()
     log.info("stopped at step %d; checkpoint %s", step, ck_path)
     return 0
+
+
+def _cpu(state: dict) -> dict:
+    """A state dict with its tensors on the CPU (snapshots load anywhere)."""
+    return {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in state.items()}
 
 
 def run_source(ck: dict, given: Path | None) -> tuple[Path, str]:
