@@ -120,12 +120,14 @@ def test_prefetched_batches_come_in_order_and_the_thread_stops(monkeypatch):
         k = next(drawn)
         return torch.full((3,), k), torch.zeros(3)
 
-    g = prefetched(draw)
-    assert [int(next(g)[0][0]) for _ in range(5)] == [1, 2, 3, 4, 5]
-    g.close()
     import threading
 
-    assert threading.active_count() == 1
+    before = set(threading.enumerate())
+    g = prefetched(draw)
+    assert [int(next(g)[0][0]) for _ in range(5)] == [1, 2, 3, 4, 5]
+    assert len(set(threading.enumerate()) - before) == 1  # its one thread
+    g.close()
+    assert not set(threading.enumerate()) - before  # gone
 
 
 def test_the_gpu_path_makes_the_same_input_from_uint8_crops():

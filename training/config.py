@@ -240,12 +240,15 @@ class EvaluateConfig:
     trained_judge_bands: tuple[str, ...] = ("fine", "coarse")
 
     def __post_init__(self) -> None:
-        from .realism import BANDS
-
-        bad = [b for b in self.trained_judge_bands if b not in BANDS]
+        bad = [b for b in self.trained_judge_bands if b not in JUDGE_BANDS]
         if bad:
-            raise ValueError(f"trained_judge_bands: unknown {bad}; choose from {list(BANDS)}")
+            raise ValueError(f"trained_judge_bands: unknown {bad}; choose from {list(JUDGE_BANDS)}")
     geometry_lams: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
+
+
+#: The scales of the lower face the trained judge can be run on alone (``[evaluate]
+#: trained_judge_bands``; what each is: :func:`training.realism.band_features`).
+JUDGE_BANDS = ("fine", "coarse")
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,8 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 
+from .config import JUDGE_BANDS
+
 #: Lower-face window (x0, y0, x1, y1) as fractions of the aligned crop's side.
 WINDOW = (0.18, 0.50, 0.82, 0.92)
 #: (height, width) the window is resampled to before the features.
@@ -83,7 +85,7 @@ Editor = Callable[[np.ndarray, float], np.ndarray]  # uint8 [N,S,S,3], λ -> uin
 #: window less its Gaussian blur of :data:`FINE_SIGMA` window pixels (about 3 crop pixels: teeth, lip
 #: edges, creases, skin), through the same HOG + LBP; ``coarse``, the grey window's means over a
 #: :data:`COARSE_GRID` grid (the light, as the transported shade moves it).
-BANDS = ("fine", "coarse")
+BANDS = JUDGE_BANDS
 FINE_SIGMA = 1.5
 COARSE_GRID = (12, 20)
 
