@@ -188,3 +188,31 @@ def test_snapshots_bundle_into_block_means_and_restore_for_export(tmp_path, caps
     assert out.is_file() and "mean of 2 snapshots" in out.with_suffix(".md").read_text()
     with pytest.raises(SystemExit, match="not the model"):
         training_main.main(["restore", *files, "--run", str(back), "--model", str(out)])
+
+
+def test_a_mouth_pack_holds_the_open_mouths_mouth_learns_from(tmp_path, capsys, monkeypatch):
+    """``--rows mouth``: the open mouths of the train and val splits that ``mouth`` would use, never a test face."""
+    monkeypatch.delenv("SMILE_TRAINING_CACHE", raising=False)
+    from training.config import load_config
+    from training.mouth import open_mouths
+    from training.pack import mouth_rows
+    from training.prepare import load_prepared, save_npz
+
+    cfg, crops = _prepared(tmp_path)
+    pdir = tmp_path / "cache" / "prepared"
+    _, index = load_prepared(load_config(str(cfg)))
+    index["split"] = np.array(["train", "val", "test", "train"])
+    save_npz(pdir / "index.npz", **index)
+    cfg.write_text(cfg.read_text() + "[mouth]\nmin_open = 0.0\nmin_teeth = 0.0\nmin_face_px = 0\n")  # every mouth counts as open
+    c = load_config(str(cfg))
+    assert list(mouth_rows(crops, index, c)) == [0, 1, 3]
+    strict = load_config(None).mouth  # with the real thresholds it is what open_mouths keeps, split by split
+    c2 = tmp_path / "c2.toml"
+    c2.write_text(cfg.read_text().split("[mouth]")[0])
+    want = sorted(np.concatenate([open_mouths(crops, index, s, strict.min_open, strict.min_face_px, strict.min_teeth)
+                                  for s in ("train", "val")]))
+    assert list(mouth_rows(crops, index, load_config(str(c2)))) == want
+    assert training_main.main(["pack", "--config", str(cfg), "--out", str(tmp_path / "pack"), "--rows", "mouth"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"] == 3
+    with np.load(tmp_path / "pack" / "pack.npz") as z:
+        assert list(z["index.split"]) == ["train", "val", "train"]

@@ -1,13 +1,15 @@
-"""``python -m training pack`` / ``unpack``: the faces a ``tune`` run draws from, carried to a lent GPU.
+"""``python -m training pack`` / ``unpack``: the faces a ``tune`` (or ``mouth``) run draws from, carried to a lent GPU.
 
 The prepared crops (``crops_256.npy``, about 3.8 GB) do not travel to a lent machine, which takes
 64 MiB of files and has neither dlib nor the data folder. A pack holds the rows a ``tune`` run
-samples (:class:`training.tune.Sampler`: the train split's neutral faces to edit and the real smiles
-of their strata), each as its source photo, byte for byte (no second JPEG pass that a critic could
-learn to tell), with the alignment that ``prepare`` found for it and a checksum of its crop, and
-the index and classifier labels of those rows, and the smile classifier. ``unpack`` rebuilds a prepared cache from a pack
-with the engine's own decoding and warp (``smilecore.decode``, ``smilecore.align.extract_crop``)
-and says how many crops came out byte-identical to the packed ones.
+samples (:class:`training.tune.Sampler`: the train split's neutral faces to edit and the real
+smiles of their strata; with ``--rows mouth`` the open mouths ``mouth`` learns from and checks
+on), each as its source photo, byte for byte (no second JPEG pass that a critic could learn to
+tell), with the alignment that ``prepare`` found for it and a checksum of its crop, the index and
+classifier labels of those rows, and the smile classifier. ``unpack`` rebuilds a prepared cache
+from a pack with the engine's own decoding and warp (``smilecore.decode``,
+``smilecore.align.extract_crop``) and says how many crops came out byte-identical to the packed
+ones.
 
 The photos are the research datasets' (``../shared/data``): a pack lives in an ignored folder, is
 carried to the lent machine for one run and is never committed.
@@ -42,6 +44,16 @@ def tune_rows(index: dict[str, np.ndarray], labels: dict[str, np.ndarray] | None
 
     s = Sampler(np.zeros((len(index["split"]), 1, 1, 3), np.uint8), index, labels, seed)
     return np.unique(np.concatenate([s.edit, *s.by_key.values()]))
+
+
+def mouth_rows(crops: np.ndarray, index: dict[str, np.ndarray], cfg: Config) -> np.ndarray:
+    """The rows ``python -m training mouth`` learns from and checks on (the train and val splits'
+    open mouths, :func:`training.mouth.open_mouths`), sorted."""
+    from .mouth import open_mouths
+
+    mc = cfg.mouth
+    return np.unique(np.concatenate([open_mouths(crops, index, split, mc.min_open, mc.min_face_px, mc.min_teeth)
+                                     for split in ("train", "val")]))
 
 
 def pack(cfg: Config, out: Path, rows: np.ndarray, max_mb: float | None = None, seed: int = 0) -> dict:
@@ -131,10 +143,12 @@ def unpack(src: Path, cache: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training pack --out DIR [--max-mb M] [--config PATH]``."""
+    """``python -m training pack --out DIR [--rows tune|mouth] [--max-mb M] [--config PATH]``."""
     ap = argparse.ArgumentParser(prog="python -m training pack", description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=None, help="config TOML (default training/config.toml)")
     ap.add_argument("--out", required=True, help="the pack's folder (emptied first; keep it out of git)")
+    ap.add_argument("--rows", default="tune", choices=("tune", "mouth"),
+                    help="the faces of a `tune` run (default) or of `mouth` (the open mouths it learns from and checks on)")
     ap.add_argument("--max-mb", type=float, default=None, help="at most this many MiB of photos (rows dropped at random)")
     args = ap.parse_args(argv)
     from .dataset import load_labels
@@ -144,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     log = get_logger("pack", cfg)
     if not (prepared_dir(cfg) / "index.npz").exists():
         raise SystemExit("error: no prepared faces: run `python -m training prepare` (and `classifier`) first")
-    _, index = load_prepared(cfg)
-    rows = tune_rows(index, load_labels(cfg.cache))
+    crops, index = load_prepared(cfg)
+    rows = tune_rows(index, load_labels(cfg.cache)) if args.rows == "tune" else mouth_rows(crops, index, cfg)
     got = pack(cfg, Path(args.out), rows, args.max_mb)
     log.info("packed %s", got)
     print(json.dumps(got))
