@@ -1,5 +1,7 @@
 """The mouth network (training/mouth_net.py) and ``python -m training mouth-attach``: the mouth frame,
 the fill, and the merged model that keeps the contract."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -73,6 +75,10 @@ def test_training_holes_are_the_inner_lips_and_patches_frame_them():
     assert abs((cols[0] + cols[-1]) / 2 - (PATCH_W - 1) / 2) < 2
     assert 0.35 * PATCH_W < cols[-1] - cols[0] < 0.65 * PATCH_W
     assert patch[0, :, PATCH_H // 2, PATCH_W // 2].max() < -0.6  # dark inside, from the crop
+    # a finer frame: the same opening spans more of the patch, in proportion
+    _, _, fine = make_batch(crops, lm[None], np.random.default_rng(0), augment=False, sigma_px=1.4 * SIGMA_PX)
+    wide = np.flatnonzero(fine[0, 0].numpy().max(0) > 0.5)
+    assert (wide[-1] - wide[0]) / (cols[-1] - cols[0]) == pytest.approx(1.4, abs=0.08)
 
 
 def test_the_region_reaches_past_the_corners_sideways_only():
@@ -246,7 +252,7 @@ def test_training_runs_resumes_and_writes_the_weights(tmp_path, capsys):
     assert training_main.main(["mouth", "--config", str(cfg), "--threads", "1"]) == 0
     out = tmp_path / "cache" / "mouth"
     first = torch.load(out / "mouth.pt", weights_only=False)
-    assert first["step"] == 4 and first["width"] == 4 and (out / "val_000004.png").exists()
+    assert first["step"] == 4 and first["width"] == 4 and first["sigma_px"] == 9.0 and (out / "val_000004.png").exists()
     assert training_main.main(["mouth", "--config", str(cfg), "--steps", "6", "--threads", "1"]) == 0
     state = torch.load(out / "checkpoint.pt", weights_only=False)
     assert state["step"] == 6
@@ -315,3 +321,34 @@ def test_a_merged_model_that_fails_its_check_is_not_written(tmp_path, monkeypatc
     with pytest.raises(SystemExit, match="differs"):
         mouth_attach.main(["--model", str(src), "--mouth", str(weights), "--out", str(out), "--version", "1"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.md", "m.onnx", "mouth.pt"]
+
+
+def test_a_finer_mouth_frame_trains_attaches_and_is_read_back(tmp_path):
+    """``[mouth] sigma_px``: the patch puts the opening's spread at that many pixels (a finer frame
+    draws the mouth at more patch pixels per crop pixel); the weights carry it, ``mouth-attach``
+    bakes it into the graph and records it, and ``tune`` rebuilds the network in it (and refuses
+    weights of another frame for a graph that has one)."""
+    import onnx
+
+    from smilecore.registry import resolve_model
+    from training import __main__ as training_main
+    from training.mouth_attach import META_SIGMA, load_mouth, mouth_from_model
+    from training.tune import MergedModel
+
+    opening = _opening()
+    coarse, fine = mouth_frame(opening), mouth_frame(opening, 2 * SIGMA_PX)
+    assert fine[0, 0, 0].item() == pytest.approx(coarse[0, 0, 0].item() / 2, rel=1e-6)  # half the crop in the patch
+    assert torch.equal(fine[:, :, 2], coarse[:, :, 2])  # centred on the same point
+    weights = tmp_path / "mouth.pt"
+    torch.save({"net": MouthNet(4).state_dict(), "width": 4, "sigma_px": 13.0, "step": 1}, weights)
+    fill, _ = load_mouth(weights)
+    assert fill.sigma_px == 13.0
+    base = Path(__file__).resolve().parents[1] / "benchmarks" / "baseline" / "smile-mobileunet-1.3.0.onnx"
+    out = tmp_path / "m.onnx"
+    assert training_main.main(["mouth-attach", "--model", str(base), "--mouth", str(weights), "--out", str(out), "--version", "9.9.0"]) == 0
+    model = onnx.load(str(out))
+    assert {p.key: p.value for p in model.metadata_props}[META_SIGMA] == "13"
+    assert mouth_from_model(model).sigma_px == 13.0 and MergedModel(out).fill.sigma_px == 13.0
+    assert mouth_from_model(resolve_model(None)).sigma_px == SIGMA_PX  # a file from before: the default frame
+    with pytest.raises(SystemExit, match="mouth frame of 13 px"):
+        MergedModel(resolve_model(None), mouth=weights)

@@ -273,6 +273,7 @@ class MouthConfig:
     warmup: int
     save_every: int
     seed: int
+    sigma_px: float = 9.0
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from .config import get_logger, load_config
 from .donors import teeth_fraction
 from .landmarks68 import INNER_LIPS, MOUTH, inner_gap
-from .mouth_net import GROW, REACH, MouthNet, PatchCritic, grow_region, mouth_frame, net_input, to_patch
+from .mouth_net import GROW, REACH, SIGMA_PX, MouthNet, PatchCritic, grow_region, mouth_frame, net_input, to_patch
 
 def hole_mask(lm68: np.ndarray, size: int, blur: float = 1.0) -> np.ndarray:
     """The inner-lip polygon of ``lm68`` (crop px) on a ``size``² field, anti-aliased and feathered as
@@ -60,11 +60,12 @@ def open_mouths(crops: np.ndarray, index: dict[str, np.ndarray], split: str, min
 
 
 def make_batch(crops: np.ndarray, lm68: np.ndarray, rng: np.random.Generator, augment: bool = True, grow_max: int = 8,
-               reach_max: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               reach_max: int = 0, sigma_px: float = SIGMA_PX) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mouth patches, regions and openings ([B,3,H,W] in [-1, 1], [B,1,H,W], [B,1,H,W]) for uint8
     ``crops`` [B,S,S,3]: the opening is the inner-lip polygon, the region the opening grown by 0 to
     ``grow_max`` patch pixels, and 0 to ``reach_max`` more sideways past the corners (``GROW`` and
-    ``REACH`` without ``augment``)."""
+    ``REACH`` without ``augment``); the patch puts the opening's spread at ``sigma_px`` pixels
+    (:func:`training.mouth_net.mouth_frame`)."""
     size = crops.shape[1]
     images, holes = [], []
     for crop, lm in zip(crops, lm68):
@@ -82,7 +83,7 @@ def make_batch(crops: np.ndarray, lm68: np.ndarray, rng: np.random.Generator, au
         holes.append(hole_mask(lm, size, rng.uniform(0.6, 3.0) if augment else 1.0))
     x = torch.from_numpy(np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2)))
     h = torch.from_numpy(np.stack(holes)[:, None])
-    theta = mouth_frame(h)
+    theta = mouth_frame(h, sigma_px)
     if augment:
         n = len(crops)
         theta[:, :, :2] *= torch.from_numpy(rng.uniform(0.9, 1.2, (n, 1, 1))).float()
@@ -180,12 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     log.info(f"mouth network: {sum(p.numel() for p in net.parameters())} parameters")
     vrng = np.random.default_rng(1)
     vsel = np.sort(vrng.choice(val_rows, min(64, len(val_rows)), replace=False))
-    v_patch, v_hole, v_open = (t.to(device) for t in make_batch(crops[vsel], index["lm68"][vsel], vrng, augment=False))
+    v_patch, v_hole, v_open = (t.to(device) for t in make_batch(crops[vsel], index["lm68"][vsel], vrng, augment=False,
+                                                                  sigma_px=mc.sigma_px))
     t0, seen = time.time(), 0
     while step < steps:
         sel = np.sort(rng.choice(rows, mc.batch, replace=False))
         patch, hole, opening = (t.to(device, non_blocking=True) for t in
-                                make_batch(crops[sel], index["lm68"][sel], rng, grow_max=mc.grow_max, reach_max=mc.reach_max))
+                                make_batch(crops[sel], index["lm68"][sel], rng, grow_max=mc.grow_max, reach_max=mc.reach_max,
+                                           sigma_px=mc.sigma_px))
         pred = net(net_input(patch, hole, opening))
         comp = patch * (1 - hole) + pred * hole
         use_adv = step >= mc.warmup
@@ -217,11 +220,11 @@ def main(argv: list[str] | None = None) -> int:
                 vl = generator_losses(vp, v_patch, v_hole)
             log.info(f"step {step}: val hole L1 {vl['hole'].item():.4f} edge {vl['edge'].item():.4f}")
             torch.save({"net": net.state_dict(), "critic": critic.state_dict(), "opt_g": opt_g.state_dict(),
-                        "opt_d": opt_d.state_dict(), "step": step, "width": mc.width}, ckpt.with_suffix(".tmp"))
+                        "opt_d": opt_d.state_dict(), "step": step, "width": mc.width, "sigma_px": mc.sigma_px}, ckpt.with_suffix(".tmp"))
             ckpt.with_suffix(".tmp").replace(ckpt)
             if step % (5 * mc.save_every) == 0 or step == steps:
                 sheet(v_patch.cpu(), v_hole.cpu(), vp.cpu(), out / f"val_{step:06d}.png")
     weights = {k: v.detach().cpu() for k, v in net.state_dict().items()}  # loads anywhere
-    torch.save({"net": weights, "width": mc.width, "step": step}, out / "mouth.pt")
+    torch.save({"net": weights, "width": mc.width, "sigma_px": mc.sigma_px, "step": step}, out / "mouth.pt")
     print(json.dumps({"weights": str(out / "mouth.pt"), "steps": step}))
     return 0

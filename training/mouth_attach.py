@@ -30,6 +30,9 @@ PREFIX = "mouth/"
 #: validation split's realism test (docs/realism.md).
 OPACITY = 1.5
 SPREAD = 1.6
+#: The metadata key that records the mouth frame the attached network draws in (its ``sigma_px``,
+#: baked into the graph as a constant): ``tune`` rebuilds the network in that frame.
+META_SIGMA = "smile.mouth_sigma_px"
 
 
 def load_mouth(path: str | Path, grow: int | None = None, opacity: float = OPACITY, spread: float = SPREAD,
@@ -40,12 +43,13 @@ def load_mouth(path: str | Path, grow: int | None = None, opacity: float = OPACI
     :data:`~training.mouth_net.REACH`) at ``opacity`` times the opening's strength, the mask's soft
     edge counted as opening by ``spread`` (see :class:`~training.mouth_net.MouthFill`), and the
     training step the weights come from."""
-    from .mouth_net import GROW, REACH, MouthFill, MouthNet
+    from .mouth_net import GROW, REACH, SIGMA_PX, MouthFill, MouthNet
 
     state = torch.load(path, map_location="cpu", weights_only=False)
     net = MouthNet(int(state.get("width", 16)))
     net.load_state_dict(state["net"])
-    fill = MouthFill(net.eval(), GROW if grow is None else grow, opacity, spread, REACH if reach is None else reach)
+    fill = MouthFill(net.eval(), GROW if grow is None else grow, opacity, spread, REACH if reach is None else reach,
+                     float(state.get("sigma_px", SIGMA_PX)))
     return fill.eval(), state.get("step")
 
 
@@ -59,9 +63,10 @@ def export_fill(fill, size: int, out: Path) -> None:
                           dynamic_axes={k: {0: "N"} for k in names + ["filled", "region"]})
 
 
-def attach(base_path: Path, fill_path: Path, out: Path, version: str, description: str) -> None:
+def attach(base_path: Path, fill_path: Path, out: Path, version: str, description: str,
+           extra_meta: dict[str, str] | None = None) -> None:
     """Write ``base_path`` (a smile model) to ``out`` with the graph at ``fill_path`` (from
-    :func:`export_fill`) deciding its ``rgb`` and ``mask`` outputs."""
+    :func:`export_fill`) deciding its ``rgb`` and ``mask`` outputs (and ``extra_meta`` in its metadata)."""
     import onnx
 
     from smilecore import contract
@@ -75,7 +80,7 @@ def attach(base_path: Path, fill_path: Path, out: Path, version: str, descriptio
               "filled": contract.OUTPUT_RGB, "region": contract.OUTPUT_MASK}
     append_part(base, extra, shared, PREFIX)
     drop_unused(base)
-    save_with_meta(base, out, {contract.META_MODEL_VERSION: version, "smile.mouth": description})
+    save_with_meta(base, out, {contract.META_MODEL_VERSION: version, "smile.mouth": description, **(extra_meta or {})})
 
 
 def drop_unused(model) -> None:
@@ -145,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         part, merged = Path(tmp) / "mouth.onnx", Path(tmp) / out.name
         export_fill(fill, size, part)
-        attach(src, part, merged, args.version, description)
+        attach(src, part, merged, args.version, description, {META_SIGMA: f"{fill.sigma_px:g}"})
         check_against_torch(merged, fill, size)  # nothing is written at OUT unless it passes
         merged.replace(out)
     digest, nbytes = file_sha256(out), out.stat().st_size
@@ -195,12 +200,13 @@ def mouth_card(src: Path, out: Path, version: str, description: str, digest: str
 
 def mouth_from_model(model, grow: int | None = None, opacity: float = OPACITY, spread: float = SPREAD, reach: int | None = None):
     """The :class:`~training.mouth_net.MouthFill` inside a merged model (a file or its loaded
-    ``onnx.ModelProto``), with its weights (the file does not record ``grow``, ``opacity``,
-    ``spread`` and ``reach``: they are the defaults unless given)."""
+    ``onnx.ModelProto``), with its weights and its mouth frame (:data:`META_SIGMA`; files from before
+    it have the default's). The file does not record ``grow``, ``opacity``, ``spread`` and ``reach``:
+    they are the defaults unless given."""
     import onnx
     from onnx import numpy_helper
 
-    from .mouth_net import GROW, REACH, MouthFill
+    from .mouth_net import GROW, REACH, SIGMA_PX, MouthFill
 
     if not isinstance(model, onnx.ModelProto):
         model = onnx.load(str(model), load_external_data=False)
@@ -211,7 +217,9 @@ def mouth_from_model(model, grow: int | None = None, opacity: float = OPACITY, s
     state = {t.name[len(head):]: torch.from_numpy(numpy_helper.to_array(t).astype(np.float32))
              for t in model.graph.initializer if t.name.startswith(head)}
     net.load_state_dict(state)
-    return MouthFill(net.eval(), GROW if grow is None else grow, opacity, spread, REACH if reach is None else reach).eval()
+    meta = {p.key: p.value for p in model.metadata_props}
+    return MouthFill(net.eval(), GROW if grow is None else grow, opacity, spread, REACH if reach is None else reach,
+                     float(meta.get(META_SIGMA, SIGMA_PX))).eval()
 
 
 def mouth_network(path):

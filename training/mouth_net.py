@@ -46,9 +46,11 @@ FLOOR = 0.05
 SPREAD_FULL = 0.7
 
 
-def mouth_frame(mask: torch.Tensor) -> torch.Tensor:
+def mouth_frame(mask: torch.Tensor, sigma_px: float = SIGMA_PX) -> torch.Tensor:
     """``theta`` [N,2,3] for :func:`torch.nn.functional.affine_grid` mapping the mouth patch's
-    normalised coordinates to those of the crop, from ``mask`` [N,1,S,S] (the opening, 0..1)."""
+    normalised coordinates to those of the crop, from ``mask`` [N,1,S,S] (the opening, 0..1), the
+    opening's horizontal spread ``sigma_px`` patch pixels (more: the network draws the mouth finer,
+    with less of the face around it in the patch)."""
     n, _, s, _ = mask.shape
     coords = torch.arange(s, dtype=mask.dtype, device=mask.device)
     m = F.relu(mask[:, 0] - FLOOR)
@@ -59,7 +61,7 @@ def mouth_frame(mask: torch.Tensor) -> torch.Tensor:
     cy = (my * coords).sum(dim=1) / total
     var = (mx * (coords.unsqueeze(0) - cx.unsqueeze(1)) ** 2).sum(dim=1) / total
     sigma = torch.sqrt(var + MIN_SIGMA**2)
-    scale = sigma / SIGMA_PX  # crop pixels per patch pixel
+    scale = sigma / sigma_px  # crop pixels per patch pixel
     zero = torch.zeros_like(scale)
     row0 = torch.stack([PATCH_W * scale / s, zero, (2 * cx + 1) / s - 1], dim=1)
     row1 = torch.stack([zero, PATCH_H * scale / s, (2 * cy + 1) / s - 1], dim=1)
@@ -198,9 +200,11 @@ class MouthFill(nn.Module):
     (the merged graph drops it).
     """
 
-    def __init__(self, net: MouthNet, grow: int = GROW, opacity: float = 1.0, spread: float = 1.0, reach: int = REACH):
+    def __init__(self, net: MouthNet, grow: int = GROW, opacity: float = 1.0, spread: float = 1.0, reach: int = REACH,
+                 sigma_px: float = SIGMA_PX):
         super().__init__()
         self.net = net
+        self.sigma_px = float(sigma_px)  # the frame the network learned in (training.mouth's [mouth] sigma_px)
         self.grow = grow
         self.reach = int(reach)
         self.opacity = float(opacity)
@@ -208,7 +212,7 @@ class MouthFill(nn.Module):
 
     def forward(self, face: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s = face.shape[2]
-        theta = mouth_frame(mask)
+        theta = mouth_frame(mask, self.sigma_px)
         # the warped face, sampled at the patch's pixels only: the flow there says where each looks
         grid = _grid(theta, PATCH_H, PATCH_W)
         moved = to_patch(flow, theta)

@@ -78,7 +78,8 @@ class MergedModel(nn.Module):
         from smilecore import contract
 
         from . import shade
-        from .mouth_attach import load_mouth, mouth_from_model
+        from .mouth_attach import META_SIGMA, load_mouth, mouth_from_model
+        from .mouth_net import SIGMA_PX
         from .onnx_weights import net_from_onnx
 
         model = onnx.load(str(path))
@@ -94,6 +95,10 @@ class MergedModel(nn.Module):
         self.knee, self.soft = float(v[shade.KNEE_NAME]), float(v[shade.SOFT_NAME])
         self.shade_delta = nn.Parameter(torch.zeros(1, 1, shade_grid, shade_grid))
         self.fill = load_mouth(mouth)[0] if mouth is not None else mouth_from_model(model)
+        own = float(meta.get(META_SIGMA, SIGMA_PX))
+        if self.fill.sigma_px != own:  # the export writes the weights into this graph, whose frame is fixed
+            raise SystemExit(f"error: {mouth} draws in a mouth frame of {self.fill.sigma_px:g} px, {path.name}'s graph in "
+                             f"{own:g}: attach it to the model without a mouth first (python -m training mouth-attach)")
         for p in self.fill.parameters():
             p.requires_grad_(False)
         # the per-face shade transported to real smiles (model 1.5.0 on; training.transport), kept
