@@ -33,10 +33,10 @@ continues it); ``--export OUT.onnx --version V`` writes the model with the tuned
 source file's, its graph otherwise unchanged.
 
 ``--device cuda`` trains on a lent GPU (a background thread draws and pins the batches, as uint8
-crops; the GPU makes the network's input). The
-prepared crops do not travel there; ``python -m training pack`` / ``unpack`` carry the rows this
-run draws from as their source photos, and ``bundle`` / ``restore`` (:mod:`training.snapshots`)
-bring the snapshots back (``tools/gpu-tune.sh`` runs it all there).
+crops; the GPU makes the network's input). The prepared crops do not travel there: ``python -m
+training pack`` / ``unpack`` carry the rows this run draws from as their source photos, and
+``bundle`` / ``restore`` (:mod:`training.snapshots`) bring the snapshots back
+(``tools/gpu-tune.sh`` runs it all there).
 """
 from __future__ import annotations
 
