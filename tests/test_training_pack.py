@@ -216,3 +216,17 @@ def test_a_mouth_pack_holds_the_open_mouths_mouth_learns_from(tmp_path, capsys, 
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"] == 3
     with np.load(tmp_path / "pack" / "pack.npz") as z:
         assert list(z["index.split"]) == ["train", "val", "train"]
+
+
+def test_pack_replaces_an_earlier_pack_and_refuses_any_other_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("SMILE_TRAINING_CACHE", raising=False)
+    cfg, _ = _prepared(tmp_path)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(SystemExit, match="other things in it"):
+        training_main.main(["pack", "--config", str(cfg), "--out", str(mine)])
+    assert (mine / "notes.txt").read_text() == "keep me"
+    for _ in range(2):  # the second run replaces the first pack
+        assert training_main.main(["pack", "--config", str(cfg), "--out", str(tmp_path / "pack")]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"] == 4

@@ -56,16 +56,19 @@ def mouth_rows(crops: np.ndarray, index: dict[str, np.ndarray], cfg: Config) -> 
                                      for split in ("train", "val")]))
 
 
-def pack(cfg: Config, out: Path, rows: np.ndarray, max_mb: float | None = None, seed: int = 0) -> dict:
-    """Write the pack of ``rows`` of ``cfg``'s prepared cache to ``out`` (made empty first); at most
-    ``max_mb`` MiB of photos, by dropping rows at random. A row whose
-    photo no longer gives its cached crop is left out (counted as dropped). Returns what it wrote."""
+def pack(cfg: Config, crops: np.ndarray, index: dict[str, np.ndarray], out: Path, rows: np.ndarray,
+         max_mb: float | None = None, seed: int = 0) -> dict:
+    """Write the pack of ``rows`` of ``cfg``'s prepared cache (``crops``, ``index``) to ``out`` (a new
+    folder, or an earlier pack, which is replaced; any other folder is refused); at most ``max_mb``
+    MiB of photos, by dropping rows at random. A row whose photo no longer gives its cached crop is
+    left out (counted as dropped). Returns what it wrote."""
     from smilecore.align import extract_crop
 
     from .dataset import load_labels
-    from .prepare import find_face, load_prepared, read_rgb
+    from .prepare import find_face, read_rgb
 
-    crops, index = load_prepared(cfg)
+    if out.exists() and any(out.iterdir()) and not (out / TABLE).is_file():
+        raise SystemExit(f"error: {out} is a folder with other things in it: give a new folder (or an earlier pack) to --out")
     labels = load_labels(cfg.cache)
     data = cfg.paths.data_dir
     files = index["file"].astype(str)
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m training pack --out DIR [--rows tune|mouth] [--max-mb M] [--config PATH]``."""
     ap = argparse.ArgumentParser(prog="python -m training pack", description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=None, help="config TOML (default training/config.toml)")
-    ap.add_argument("--out", required=True, help="the pack's folder (emptied first; keep it out of git)")
+    ap.add_argument("--out", required=True, help="the pack's folder: a new one, or an earlier pack to replace (keep it out of git)")
     ap.add_argument("--rows", default="tune", choices=("tune", "mouth"),
                     help="the faces of a `tune` run (default) or of `mouth` (the open mouths it learns from and checks on)")
     ap.add_argument("--max-mb", type=float, default=None, help="at most this many MiB of photos (rows dropped at random)")
@@ -160,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("error: no prepared faces: run `python -m training prepare` (and `classifier`) first")
     crops, index = load_prepared(cfg)
     rows = tune_rows(index, load_labels(cfg.cache)) if args.rows == "tune" else mouth_rows(crops, index, cfg)
-    got = pack(cfg, Path(args.out), rows, args.max_mb)
+    got = pack(cfg, crops, index, Path(args.out), rows, args.max_mb)
     log.info("packed %s", got)
     print(json.dumps(got))
     return 0

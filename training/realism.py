@@ -115,20 +115,26 @@ def features(crops: np.ndarray, colour: bool = False, window: tuple[float, float
              patch: tuple[int, int] = PATCH) -> np.ndarray:
     """HOG + LBP features [N, 1770] of the crops' grey lower face (+ 60 chroma statistics with ``colour``;
     another ``window``/``patch``, see :func:`lower_face`: the same features of another part)."""
-    from skimage.feature import hog, local_binary_pattern
-
     patches = lower_face(crops, window, patch)
     rows = []
     for p in patches:
         grey = p @ LUMA
-        f = [hog(grey, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2), block_norm="L2-Hys", feature_vector=True)]
-        lbp = local_binary_pattern(np.clip(grey + 0.5, 0, 255).astype(np.uint8), 8, 1, method="uniform")
-        f += [np.bincount(c.astype(np.int64).ravel(), minlength=10)[:10] / c.size for c in _cells(lbp)]
+        f = [_hog_lbp(grey)]
         if colour:
             chroma = np.stack([p[..., 0] - grey, p[..., 2] - grey], -1) / 255.0
             f += [np.concatenate([c.reshape(-1, 2).mean(0), c.reshape(-1, 2).std(0)]) for c in _cells(chroma)]
         rows.append(np.concatenate(f).astype(np.float32))
     return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+
+
+def _hog_lbp(grey: np.ndarray) -> np.ndarray:
+    """The HOG of a grey window (0…255) and its LBP histograms per :data:`GRID` cell, in one vector."""
+    from skimage.feature import hog, local_binary_pattern
+
+    f = [hog(grey, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2), block_norm="L2-Hys", feature_vector=True)]
+    lbp = local_binary_pattern(np.clip(grey + 0.5, 0, 255).astype(np.uint8), 8, 1, method="uniform")
+    f += [np.bincount(c.astype(np.int64).ravel(), minlength=10)[:10] / c.size for c in _cells(lbp)]
+    return np.concatenate(f)
 
 
 def band_features(crops: np.ndarray, band: str | None = None) -> np.ndarray:
@@ -143,15 +149,7 @@ def band_features(crops: np.ndarray, band: str | None = None) -> np.ndarray:
         h, w = COARSE_GRID
         return np.stack([cv2.resize(g, (w, h), interpolation=cv2.INTER_AREA).ravel() / 255.0 for g in greys]).astype(np.float32) \
             if len(greys) else np.zeros((0, h * w), np.float32)
-    from skimage.feature import hog, local_binary_pattern
-
-    rows = []
-    for g in greys:
-        fine = g - cv2.GaussianBlur(g, (0, 0), FINE_SIGMA) + 128.0
-        f = [hog(fine, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2), block_norm="L2-Hys", feature_vector=True)]
-        lbp = local_binary_pattern(np.clip(fine + 0.5, 0, 255).astype(np.uint8), 8, 1, method="uniform")
-        f += [np.bincount(c.astype(np.int64).ravel(), minlength=10)[:10] / c.size for c in _cells(lbp)]
-        rows.append(np.concatenate(f).astype(np.float32))
+    rows = [_hog_lbp(g - cv2.GaussianBlur(g, (0, 0), FINE_SIGMA) + 128.0).astype(np.float32) for g in greys]
     return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
 
 

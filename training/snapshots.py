@@ -6,7 +6,7 @@ A lent machine gives back at most 8 files of 16 MiB. On it (``tools/gpu-tune.sh`
 
 writes the run's snapshots as at most ``--blocks`` block means (consecutive snapshots averaged,
 float16: what ``tune --export --average`` would have averaged anyway) in files of at most
-``--max-mb`` each, with the run's log. Here::
+``--max-mb`` each. Here::
 
     python -m training restore NAME-*.pt --run CACHE/tune/NAME --model MODEL.onnx
 
@@ -67,11 +67,12 @@ def restore(files: list[Path], run: Path, model: Path) -> list[int]:
     from .tune import MergedModel
 
     run.mkdir(parents=True, exist_ok=True)
+    digest = file_sha256(model)
     net = None
     written = []
     for f in files:
         b = torch.load(f, map_location="cpu", weights_only=False)
-        if b["model_sha256"] != file_sha256(model):
+        if b["model_sha256"] != digest:
             raise SystemExit(f"error: {model} is not the model {f} was tuned from ({b['model']})")
         for step, e in sorted(b["blocks"].items()):
             ck = {"model": str(model), "model_sha256": b["model_sha256"], "parts": b["parts"], "step": step,
