@@ -576,6 +576,32 @@ def held_out_auc(train1: np.ndarray, train0: np.ndarray, test1: np.ndarray, test
     return out
 
 
+#: HOG's layout in :func:`_hog_lbp` for a :data:`PATCH` window: blocks (rows, columns), cells per block, orientations.
+HOG_BLOCKS = (PATCH[0] // 8 - 1, PATCH[1] // 8 - 1)
+HOG_CELLS, HOG_ORIENTATIONS = 4, 9
+
+
+def separation(model: Logistic, mean1: np.ndarray, mean0: np.ndarray) -> dict[str, Any]:
+    """Where a judge fitted on :func:`features` (without colour) finds its tell: each feature's weight
+    (on the standardised scale) times the difference of the two sides' means (``mean1`` edits,
+    ``mean0`` real smiles), summed over its HOG blocks (``hog_blocks`` [rows, columns] of the window),
+    over HOG's orientations (``hog_orientations``, the gradient's direction in 20° bins from 0°; 90°:
+    horizontal edges), over the LBP cells (``lbp_cells``, :data:`GRID`) and in all (``hog``, ``lbp``,
+    ``total``: the gap between the two sides' mean log-odds). docs/realism.md, sixteenth session."""
+    n_hog = HOG_BLOCKS[0] * HOG_BLOCKS[1] * HOG_CELLS * HOG_ORIENTATIONS
+    n_lbp = GRID[0] * GRID[1] * 10
+    w = np.asarray(model.w, np.float64) / np.asarray(model.scale, np.float64)
+    mean1, mean0 = np.asarray(mean1, np.float64), np.asarray(mean0, np.float64)
+    if not w.shape == mean1.shape == mean0.shape == (n_hog + n_lbp,):
+        raise ValueError(f"expected the {n_hog + n_lbp} HOG + LBP features of the grey window, "
+                         f"got a judge of {w.shape} and means of {mean1.shape} and {mean0.shape}")
+    c = w * (mean1 - mean0)
+    hog_part = c[:n_hog].reshape(*HOG_BLOCKS, HOG_CELLS, HOG_ORIENTATIONS)
+    return {"total": float(c.sum()), "hog": float(hog_part.sum()), "lbp": float(c[n_hog:].sum()),
+            "hog_blocks": hog_part.sum((2, 3)), "hog_orientations": hog_part.sum((0, 1, 2)),
+            "lbp_cells": c[n_hog:].reshape(GRID[0] * GRID[1], 10).sum(1).reshape(GRID)}
+
+
 def trained_judge(edit: Editor, size: int, crops: np.ndarray, index: dict[str, np.ndarray],
                   labels: dict[str, np.ndarray] | None, split: str = "val", lams: Sequence[float] = (1.0, 2.0),
                   train_faces: int = 700, faces: int | None = 300, seed: int = 4321, l2: float = 1.0,
