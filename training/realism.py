@@ -127,13 +127,21 @@ def features(crops: np.ndarray, colour: bool = False, window: tuple[float, float
     return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
 
 
+#: HOG of the window: cell side (pixels), cells per block side, orientation bins (over 0–180°); its
+#: blocks over a :data:`PATCH` window (rows, columns); LBP (8 neighbours, "uniform"): bins per cell.
+HOG_CELL, HOG_BLOCK, HOG_ORIENTATIONS = 8, 2, 9
+HOG_BLOCKS = (PATCH[0] // HOG_CELL - HOG_BLOCK + 1, PATCH[1] // HOG_CELL - HOG_BLOCK + 1)
+LBP_BINS = 10
+
+
 def _hog_lbp(grey: np.ndarray) -> np.ndarray:
     """The HOG of a grey window (0…255) and its LBP histograms per :data:`GRID` cell, in one vector."""
     from skimage.feature import hog, local_binary_pattern
 
-    f = [hog(grey, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2), block_norm="L2-Hys", feature_vector=True)]
+    f = [hog(grey, orientations=HOG_ORIENTATIONS, pixels_per_cell=(HOG_CELL, HOG_CELL), cells_per_block=(HOG_BLOCK, HOG_BLOCK),
+             block_norm="L2-Hys", feature_vector=True)]
     lbp = local_binary_pattern(np.clip(grey + 0.5, 0, 255).astype(np.uint8), 8, 1, method="uniform")
-    f += [np.bincount(c.astype(np.int64).ravel(), minlength=10)[:10] / c.size for c in _cells(lbp)]
+    f += [np.bincount(c.astype(np.int64).ravel(), minlength=LBP_BINS)[:LBP_BINS] / c.size for c in _cells(lbp)]
     return np.concatenate(f)
 
 
@@ -576,11 +584,6 @@ def held_out_auc(train1: np.ndarray, train0: np.ndarray, test1: np.ndarray, test
     return out
 
 
-#: HOG's layout in :func:`_hog_lbp` for a :data:`PATCH` window: blocks (rows, columns), cells per block, orientations.
-HOG_BLOCKS = (PATCH[0] // 8 - 1, PATCH[1] // 8 - 1)
-HOG_CELLS, HOG_ORIENTATIONS = 4, 9
-
-
 def separation(model: Logistic, mean1: np.ndarray, mean0: np.ndarray) -> dict[str, Any]:
     """Where a judge fitted on :func:`features` (without colour) finds its tell: each feature's weight
     (on the standardised scale) times the difference of the two sides' means (``mean1`` edits,
@@ -588,18 +591,18 @@ def separation(model: Logistic, mean1: np.ndarray, mean0: np.ndarray) -> dict[st
     over HOG's orientations (``hog_orientations``, the gradient's direction in 20° bins from 0°; 90°:
     horizontal edges), over the LBP cells (``lbp_cells``, :data:`GRID`) and in all (``hog``, ``lbp``,
     ``total``: the gap between the two sides' mean log-odds). docs/realism.md, sixteenth session."""
-    n_hog = HOG_BLOCKS[0] * HOG_BLOCKS[1] * HOG_CELLS * HOG_ORIENTATIONS
-    n_lbp = GRID[0] * GRID[1] * 10
+    n_hog = HOG_BLOCKS[0] * HOG_BLOCKS[1] * HOG_BLOCK * HOG_BLOCK * HOG_ORIENTATIONS
+    n_lbp = GRID[0] * GRID[1] * LBP_BINS
     w = np.asarray(model.w, np.float64) / np.asarray(model.scale, np.float64)
     mean1, mean0 = np.asarray(mean1, np.float64), np.asarray(mean0, np.float64)
     if not w.shape == mean1.shape == mean0.shape == (n_hog + n_lbp,):
         raise ValueError(f"expected the {n_hog + n_lbp} HOG + LBP features of the grey window, "
                          f"got a judge of {w.shape} and means of {mean1.shape} and {mean0.shape}")
     c = w * (mean1 - mean0)
-    hog_part = c[:n_hog].reshape(*HOG_BLOCKS, HOG_CELLS, HOG_ORIENTATIONS)
+    hog_part = c[:n_hog].reshape(*HOG_BLOCKS, HOG_BLOCK * HOG_BLOCK, HOG_ORIENTATIONS)
     return {"total": float(c.sum()), "hog": float(hog_part.sum()), "lbp": float(c[n_hog:].sum()),
             "hog_blocks": hog_part.sum((2, 3)), "hog_orientations": hog_part.sum((0, 1, 2)),
-            "lbp_cells": c[n_hog:].reshape(GRID[0] * GRID[1], 10).sum(1).reshape(GRID)}
+            "lbp_cells": c[n_hog:].reshape(GRID[0] * GRID[1], LBP_BINS).sum(1).reshape(GRID)}
 
 
 def trained_judge(edit: Editor, size: int, crops: np.ndarray, index: dict[str, np.ndarray],
