@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--photos", type=int, default=128, help="batch: photos in the folder (start-up is part of each run)")
     ap.add_argument("--ray", action="store_true", help="batch: also --ray local (needs pip install '.[ray]')")
+    ap.add_argument("--against", default=None, metavar="MODEL.onnx",
+                    help="face: also time this smile model at λ = 2, taking turns with the default (e.g. the previous release)")
     args = ap.parse_args(argv)
     parts = ["pipeline", "face", "detector", "models"] if args.what == "all" else [args.what]
     notes = {p: missing(p) for p in parts}
@@ -71,7 +73,7 @@ def run_part(part: str, args: argparse.Namespace) -> int:
         from . import face
 
         print("### One face, step by step, on one thread\n")
-        print(face.to_markdown(face.run(repeats=max(args.repeats * 12, 20))))
+        print(face.to_markdown(face.run(repeats=max(args.repeats * 12, 20), against=args.against)))
     elif part == "detector":
         from . import detector
 

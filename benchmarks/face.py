@@ -62,20 +62,21 @@ def with_prelu(model):
     return out
 
 
-def run(repeats: int = 60) -> dict:
+def run(repeats: int = 60, against: str | None = None) -> dict:
     """Time every step; returns {"ms": {key: (median, p90)}, "prelu_nodes", "side" (the face's size in
-    pixels), "model" (its version)}."""
+    pixels), "model" (its version)}; with ``against`` (a smile model's path) also that model at λ = 2,
+    taking turns with the others (``ms["against"]``, its version in "against")."""
     import cv2
 
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)  # OpenCV's resizes and warps on one thread too
     try:
-        return _timed_steps(repeats)
+        return _timed_steps(repeats, against)
     finally:
         cv2.setNumThreads(threads)
 
 
-def _timed_steps(repeats: int) -> dict:
+def _timed_steps(repeats: int, against: str | None = None) -> dict:
     import onnx
     import onnxruntime as ort
 
@@ -98,7 +99,8 @@ def _timed_steps(repeats: int) -> dict:
     opts.intra_op_num_threads = opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     baseline.session = ort.InferenceSession(prelu.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    times: dict[str, list[float]] = {k: [] for k, _ in STEPS}
+    other = SmileModel(against, threads=1) if against else None
+    times: dict[str, list[float]] = {k: [] for k, _ in STEPS + ([("against", "")] if other else [])}
 
     def timed(key: str, fn, *args, **kw):
         t0 = time.perf_counter()
@@ -117,6 +119,8 @@ def _timed_steps(repeats: int) -> dict:
         timed("mesh_prelu", baseline.read, crop)
         timed("model1", model.run, crop, 1.0)
         net = timed("model2", model.run, crop, 2.0)
+        if other is not None:
+            timed("against", other.run, crop, 2.0)
         area, mask = timed("region", lambda: (facemesh.edit_region(seen.outline[0], model.size, net.flow[0]),
                                               facemesh.painted_mask(net.mask[0], seen.teeth[0])))
         timed("composite", composite_face, photo, al, net.rgb[0], mask, net.flow[0], out=photo.copy(), face_area=area,
@@ -126,7 +130,7 @@ def _timed_steps(repeats: int) -> dict:
                 v.clear()
     ms = {k: (statistics.median(v), float(np.percentile(v, 90))) for k, v in times.items()}
     return {"ms": ms, "prelu_nodes": sum(x.op_type == "PRelu" for x in prelu.graph.node), "side": round(det.box[2] - det.box[0]),
-            "model": model.version}
+            "model": model.version, **({"against": other.version} if other else {})}
 
 
 def to_markdown(res: dict) -> str:
@@ -134,6 +138,8 @@ def to_markdown(res: dict) -> str:
     lines = ["| step, one face (one thread) | median / p90 ms |", "|---|---:|"]
     for key, what in STEPS:
         lines.append(f"| {what} | {ms[key][0]:.2f} / {ms[key][1]:.2f} |")
+        if key == "model2" and "against" in ms:
+            lines.append(f"| smile model {res['against']} (compared), λ = 2 | {ms['against'][0]:.2f} / {ms['against'][1]:.2f} |")
     base = ["landmarks", "align", "region", "composite"]
     for lam in (1, 2):
         ours = sum(ms[k][0] for k in base + ["mesh", f"model{lam}"])

@@ -48,3 +48,21 @@ def test_the_per_face_benchmark_times_every_step_beside_its_baseline():
     table = face.to_markdown(res)
     assert table.count("\n| ") == len(face.STEPS) + 4  # a row per step, then two sums per strength
     assert "baseline face mesh" in table and f"Model {res['model']}" in table
+
+
+def test_the_per_face_benchmark_times_another_smile_model_when_asked(tmp_path):
+    """``python -m benchmarks face --against OTHER.onnx``: the other model at λ = 2 takes turns with
+    the steps, in a row of its own named by its version."""
+    pytest.importorskip("onnx")
+    import shutil
+
+    from benchmarks import face
+    from smilecore.registry import resolve_model
+
+    other = tmp_path / "other.onnx"
+    shutil.copy(resolve_model(None), other)
+    res = face.run(repeats=2, against=str(other))
+    assert set(res["ms"]) == {k for k, _ in face.STEPS} | {"against"} and res["ms"]["against"][0] > 0
+    table = face.to_markdown(res)
+    assert table.count("\n| ") == len(face.STEPS) + 5
+    assert f"| smile model {res['against']} (compared), λ = 2 |" in table

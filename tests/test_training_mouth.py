@@ -352,3 +352,39 @@ def test_a_finer_mouth_frame_trains_attaches_and_is_read_back(tmp_path):
     assert mouth_from_model(resolve_model(None)).sigma_px == SIGMA_PX  # a file from before: the default frame
     with pytest.raises(SystemExit, match="mouth frame of 13 px"):
         MergedModel(resolve_model(None), mouth=weights)
+
+
+def test_regraph_rewrites_the_mouth_part_with_the_same_weights_and_outputs(tmp_path, capsys):
+    """``mouth-attach --regraph``: the bundled model's mouth part exported anew by this code (fewer
+    operations), every output within 1e-4 of the file's own (λ = 0 to the bit), the weights the
+    same; a model without a mouth network is refused."""
+    import json
+
+    import onnx
+    from onnx import numpy_helper
+
+    from smilecore.registry import resolve_model
+    from training import __main__ as training_main
+    from training.mouth_attach import PREFIX, compare_models
+
+    src = resolve_model(None)
+    out = tmp_path / "regraphed.onnx"
+    assert training_main.main(["mouth-attach", "--regraph", "--model", str(src), "--out", str(out), "--version", "9.2.0"]) == 0
+    text = capsys.readouterr().out
+    assert json.loads(text[text.rindex("{\n"):])["largest_difference"] < 1e-4
+    assert compare_models(src, out, 256) < 1e-4
+    g0, g1 = onnx.load(str(src)), onnx.load(str(out))
+    w0 = {t.name: numpy_helper.to_array(t) for t in g0.graph.initializer if t.name.startswith(PREFIX + "net.")}
+    w1 = {t.name: numpy_helper.to_array(t) for t in g1.graph.initializer if t.name.startswith(PREFIX + "net.")}
+    assert w0.keys() == w1.keys() and all(np.array_equal(w0[k], w1[k]) for k in w0)
+    glue = [sum(n.name.startswith(PREFIX) and "/net/" not in n.name for n in g.graph.node) for g in (g0, g1)]
+    assert glue[1] <= glue[0]  # the bundled model (1.10.1 on) is already in this code's graph
+    assert "Model 9.2.0" in out.with_suffix(".md").read_text()
+    bare = tmp_path / "bare.onnx"
+    m = onnx.load(str(src))
+    kept = [(p.key, p.value) for p in m.metadata_props if p.key != "smile.mouth"]
+    del m.metadata_props[:]
+    onnx.helper.set_model_props(m, dict(kept))
+    onnx.save(m, str(bare))
+    with pytest.raises(SystemExit, match="no mouth network to regraph"):
+        training_main.main(["mouth-attach", "--regraph", "--model", str(bare), "--out", str(tmp_path / "x.onnx"), "--version", "9.2.1"])

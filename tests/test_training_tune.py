@@ -404,3 +404,19 @@ def test_a_derived_card_embeds_the_source_models_own_card_or_refuses(tmp_path, d
         training_main.main(["tune", "--config", str(cfg), "--name", "c", "--export", str(out), "--version", "9.0.4",
                             "--base", str(stray)])
     assert not out.exists()
+
+
+def test_the_discriminator_can_see_the_fine_band_alone():
+    """``[tune] disc_fine``: the window less its blur, so that flat light and smooth ramps vanish and
+    an edge stays; 0 leaves the window as it is."""
+    from training.tune import fine_band
+
+    flat = torch.full((1, 1, 32, 48), 0.3)
+    ramp = torch.linspace(-1, 1, 48).view(1, 1, 1, 48).expand(1, 1, 32, 48).contiguous()
+    edge = torch.zeros(1, 1, 32, 48)
+    edge[..., 16:, :] = 1.0
+    assert torch.equal(fine_band(edge, 0.0), edge)
+    assert fine_band(flat, 1.5).abs().max() < 1e-5
+    assert fine_band(ramp, 1.5)[..., 6:-6].abs().max() < 1e-4  # a ramp is coarse (its ends see the replicated edge)
+    f = fine_band(edge, 1.5)
+    assert f[..., 14:18, :].abs().min() > 0.1 and f[..., :8, :].abs().max() < 1e-5 and f.shape == edge.shape

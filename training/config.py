@@ -318,6 +318,14 @@ class TuneConfig:
     w_identity: float = 0.0
     #: the identity term weighs only the judged edits at this λ and above
     identity_from: float = 0.0
+    #: the crease network (part "crease", :mod:`training.crease`): its width, its learning rate / lr,
+    #: and the weight of the mean square of the log gain it adds
+    crease_width: int = 8
+    crease_lr_scale: float = 1.0
+    w_crease: float = 0.0
+    #: the discriminator sees only the fine band of its window (the window less its blur of this σ, in
+    #: its own pixels; :func:`training.tune.fine_band`): 0 = the whole window
+    disc_fine: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,28 @@ def append_part(base, part, shared: dict[str, str], prefix: str) -> None:
         g.node.append(node)
 
 
+def replace_part(base, part, shared: dict[str, str], prefix: str) -> None:
+    """Put the graph of ``part`` in place of the part that :func:`append_part` put into ``base`` with
+    ``prefix`` (``base`` changed in place): the old part's nodes and initializers go, the new part's
+    nodes take their place in the graph's order (so that what reads the old part's outputs, later
+    in the graph, reads the new part's), renamed as :func:`append_part` does. Raises ValueError,
+    changing nothing, if ``base`` has no such part."""
+    g = base.graph
+    at = next((i for i, n in enumerate(g.node) if n.name.startswith(prefix)), None)
+    if at is None:
+        raise ValueError(f"the graph has no part {prefix!r}")
+    before = list(g.node[:at])
+    after = [n for n in g.node[at:] if not n.name.startswith(prefix)]
+    inits = [i for i in g.initializer if not i.name.startswith(prefix)]
+    tmp = type(base)()
+    tmp.graph.name = g.name
+    append_part(tmp, part, shared, prefix)
+    del g.node[:]
+    g.node.extend(before + list(tmp.graph.node) + after)
+    del g.initializer[:]
+    g.initializer.extend(inits + list(tmp.graph.initializer))
+
+
 def remove_part(model, prefix: str, renames: dict[str, str]) -> None:
     """Take out of ``model``'s graph (in place) a part that :func:`append_part` put there with
     ``prefix``: its nodes and initializers, then rename tensors by ``renames`` (e.g. the base's own

@@ -46,12 +46,11 @@ FLOOR = 0.05
 SPREAD_FULL = 0.7
 
 
-def mouth_frame(mask: torch.Tensor, sigma_px: float = SIGMA_PX) -> torch.Tensor:
-    """``theta`` [N,2,3] for :func:`torch.nn.functional.affine_grid` mapping the mouth patch's
-    normalised coordinates to those of the crop, from ``mask`` [N,1,S,S] (the opening, 0..1), the
-    opening's horizontal spread ``sigma_px`` patch pixels (more: the network draws the mouth finer,
-    with less of the face around it in the patch)."""
-    n, _, s, _ = mask.shape
+def frame_params(mask: torch.Tensor, sigma_px: float = SIGMA_PX) -> tuple[torch.Tensor, ...]:
+    """The mouth frame for ``mask`` [N,1,S,S] (the opening, 0..1) as four [N] tensors ``(sx, tx, sy,
+    ty)``: the patch's normalised x (y) maps to the crop's ``sx · x + tx`` (``sy · y + ty``); the
+    opening's horizontal spread is ``sigma_px`` patch pixels (see :func:`mouth_frame`)."""
+    s = int(mask.shape[2])  # the crop's size is fixed per model: a constant in the exported graph
     coords = torch.arange(s, dtype=mask.dtype, device=mask.device)
     m = F.relu(mask[:, 0] - FLOOR)
     total = m.sum(dim=(1, 2)) + 1e-6
@@ -59,13 +58,19 @@ def mouth_frame(mask: torch.Tensor, sigma_px: float = SIGMA_PX) -> torch.Tensor:
     my = m.sum(dim=2)  # weight per row
     cx = (mx * coords).sum(dim=1) / total
     cy = (my * coords).sum(dim=1) / total
-    var = (mx * (coords.unsqueeze(0) - cx.unsqueeze(1)) ** 2).sum(dim=1) / total
-    sigma = torch.sqrt(var + MIN_SIGMA**2)
-    scale = sigma / sigma_px  # crop pixels per patch pixel
-    zero = torch.zeros_like(scale)
-    row0 = torch.stack([PATCH_W * scale / s, zero, (2 * cx + 1) / s - 1], dim=1)
-    row1 = torch.stack([zero, PATCH_H * scale / s, (2 * cy + 1) / s - 1], dim=1)
-    return torch.stack([row0, row1], dim=1)
+    var = (mx * (coords - cx[:, None]) ** 2).sum(dim=1) / total
+    scale = torch.sqrt(var + MIN_SIGMA**2) / sigma_px  # crop pixels per patch pixel
+    return PATCH_W * scale / s, (2 * cx + 1) / s - 1, PATCH_H * scale / s, (2 * cy + 1) / s - 1
+
+
+def mouth_frame(mask: torch.Tensor, sigma_px: float = SIGMA_PX) -> torch.Tensor:
+    """``theta`` [N,2,3] for :func:`torch.nn.functional.affine_grid` mapping the mouth patch's
+    normalised coordinates to those of the crop, from ``mask`` [N,1,S,S] (the opening, 0..1), the
+    opening's horizontal spread ``sigma_px`` patch pixels (more: the network draws the mouth finer,
+    with less of the face around it in the patch)."""
+    sx, tx, sy, ty = frame_params(mask, sigma_px)
+    zero = torch.zeros_like(sx)
+    return torch.stack([torch.stack([sx, zero, tx], dim=1), torch.stack([zero, sy, ty], dim=1)], dim=1)
 
 
 def inverse_frame(theta: torch.Tensor) -> torch.Tensor:
@@ -76,14 +81,25 @@ def inverse_frame(theta: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.stack([1 / a, zero, -tx / a], 1), torch.stack([zero, 1 / b, -ty / b], 1)], 1)
 
 
+def _axis(n: int, like: torch.Tensor) -> torch.Tensor:
+    """The normalised coordinates of ``n`` pixel centres (``align_corners=False``), [n]."""
+    return (2 * torch.arange(n, dtype=like.dtype, device=like.device) + 1) / n - 1
+
+
 def _grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """``F.affine_grid(theta, [N, C, h, w], align_corners=False)`` for a ``theta`` without rotation
     (scale and shift per axis), in operators that ONNX opset 17 has."""
-    xs = (2 * torch.arange(w, dtype=theta.dtype, device=theta.device) + 1) / w - 1
-    ys = (2 * torch.arange(h, dtype=theta.dtype, device=theta.device) + 1) / h - 1
-    gx = theta[:, 0, 0].view(-1, 1, 1) * xs.view(1, 1, w) + theta[:, 0, 2].view(-1, 1, 1)
-    gy = theta[:, 1, 1].view(-1, 1, 1) * ys.view(1, h, 1) + theta[:, 1, 2].view(-1, 1, 1)
-    return torch.stack([gx.expand(-1, h, w), gy.expand(-1, h, w)], dim=3)
+    return _grid_of(theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2], h, w)
+
+
+def _grid_of(sx: torch.Tensor, tx: torch.Tensor, sy: torch.Tensor, ty: torch.Tensor, h: int, w: int,
+             dx: torch.Tensor | None = None, dy: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`_grid` from the frame's four [N] parameters, with ``dx``, ``dy`` [N,h,w] (normalised)
+    added to its x and y when given. Broadcasts only: the exported graph computes no shapes."""
+    gx = sx[:, None, None] * _axis(w, sx)[None, None, :] + tx[:, None, None]  # [N,1,w]
+    gy = sy[:, None, None] * _axis(h, sy)[None, :, None] + ty[:, None, None]  # [N,h,1]
+    gx, gy = (gx + dx, gy + dy) if dx is not None else (gx + 0.0 * gy, gy + 0.0 * gx)
+    return torch.stack([gx, gy], dim=3)
 
 
 def _axis_weights(scale: torch.Tensor, shift: torch.Tensor, n_out: int, n_in: int, clamp: bool) -> torch.Tensor:
@@ -92,20 +108,29 @@ def _axis_weights(scale: torch.Tensor, shift: torch.Tensor, n_out: int, n_in: in
     (``align_corners=False``); ``clamp``: coordinates beyond the edge read the edge (``border``
     padding), else they read zeros (``zeros`` padding). One axis of :func:`F.grid_sample` for a
     grid without rotation, so an image resamples as two matrix products."""
-    xs = (2 * torch.arange(n_out, dtype=scale.dtype, device=scale.device) + 1) / n_out - 1
-    u = ((scale.view(-1, 1) * xs.view(1, -1) + shift.view(-1, 1) + 1) * n_in - 1) / 2  # input pixel coordinate
+    u = ((scale[:, None] * _axis(n_out, scale)[None, :] + shift[:, None] + 1) * n_in - 1) / 2  # input pixel coordinate
     if clamp:
         u = u.clamp(0.0, n_in - 1.0)
     i = torch.arange(n_in, dtype=scale.dtype, device=scale.device)
-    return F.relu(1.0 - (u.unsqueeze(2) - i.view(1, 1, -1)).abs())
+    return F.relu(1.0 - (u[:, :, None] - i).abs())
 
 
 def _resample(image: torch.Tensor, theta: torch.Tensor, h: int, w: int, clamp: bool) -> torch.Tensor:
     """``F.grid_sample(image, _grid(theta, h, w), "bilinear", border if clamp else zeros)`` as two
     matrix products (exact for a ``theta`` without rotation, and far cheaper for a large output)."""
-    wy = _axis_weights(theta[:, 1, 1], theta[:, 1, 2], h, image.shape[2], clamp)  # [N, h, H]
-    wx = _axis_weights(theta[:, 0, 0], theta[:, 0, 2], w, image.shape[3], clamp)  # [N, w, W]
-    return torch.matmul(torch.matmul(wy.unsqueeze(1), image), wx.unsqueeze(1).transpose(2, 3))
+    return _resample_by(image, theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2], h, w, clamp)
+
+
+def _resample_by(image: torch.Tensor, sx: torch.Tensor, tx: torch.Tensor, sy: torch.Tensor, ty: torch.Tensor,
+                 h: int, w: int, clamp: bool) -> torch.Tensor:
+    """:func:`_resample` from the four [N] parameters of a ``theta`` without rotation. The product
+    with the fewer multiplications goes first (the two orders are the same sum)."""
+    wy = _axis_weights(sy, ty, h, int(image.shape[2]), clamp)[:, None]  # [N,1,h,H]
+    wxt = _axis_weights(sx, tx, w, int(image.shape[3]), clamp)[:, None].transpose(2, 3)  # [N,1,W,w]
+    big_h, big_w = int(image.shape[2]), int(image.shape[3])
+    if h * big_w * (big_h + w) <= w * big_h * (big_w + h):
+        return torch.matmul(torch.matmul(wy, image), wxt)
+    return torch.matmul(wy, torch.matmul(image, wxt))
 
 
 def to_patch(image: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -211,19 +236,20 @@ class MouthFill(nn.Module):
         self.spread = float(spread)
 
     def forward(self, face: torch.Tensor, mask: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s = face.shape[2]
-        theta = mouth_frame(mask, self.sigma_px)
-        # the warped face, sampled at the patch's pixels only: the flow there says where each looks
-        grid = _grid(theta, PATCH_H, PATCH_W)
-        moved = to_patch(flow, theta)
-        grid = grid + moved.permute(0, 2, 3, 1) * (2.0 / s)
-        patch = F.grid_sample(face, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        s = int(face.shape[2])
+        sx, tx, sy, ty = frame_params(mask, self.sigma_px)
         # the net learned on openings that reach 1; the opening's strength comes back in the mask
         strength = mask.amax(dim=(1, 2, 3), keepdim=True)
         spread = 1.0 + (self.spread - 1.0) * ((1.0 - strength) / (1.0 - SPREAD_FULL)).clamp(0.0, 1.0)
-        opening = to_patch((spread * mask / strength.clamp(min=FLOOR)).clamp(0.0, 1.0), theta)
+        # the flow and the opening into the patch together (one pair of products)
+        both = _resample_by(torch.cat([flow, (spread * mask / strength.clamp(min=FLOOR)).clamp(0.0, 1.0)], 1),
+                            sx, tx, sy, ty, PATCH_H, PATCH_W, clamp=True)
+        opening = both[:, 2:3]
+        # the warped face, sampled at the patch's pixels only: the flow there says where each looks
+        grid = _grid_of(sx, tx, sy, ty, PATCH_H, PATCH_W, both[:, 0] * (2.0 / s), both[:, 1] * (2.0 / s))
+        patch = F.grid_sample(face, grid, mode="bilinear", padding_mode="border", align_corners=False)
         region = grow_region(opening, self.grow, self.reach)
         # grey in a grey photo: the network learned on colour and grey mouths alike, and tints some grey ones
         fill = keep_colour(self.net(net_input(patch, region, opening)), patch)
-        back = from_patch(torch.cat([fill, region], 1), theta, s)
+        back = _resample_by(torch.cat([fill, region], 1), 1 / sx, -tx / sx, 1 / sy, -ty / sy, s, s, clamp=False)
         return back[:, :3], back[:, 3:4] * (strength * self.opacity).clamp(max=1.0)

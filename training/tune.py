@@ -27,7 +27,9 @@ mouth network frozen (its own training is ``python -m training mouth``). With ``
 mouth network learns too, in the domain it works in at inference (the opening the warp makes in
 a neutral face, which its self-supervised training never shows), its fill held near its own
 (``w_fill`` on the grey level, ``w_fill_chroma`` on the colour); ``disc_window`` / ``disc_size``
-then point the discriminator at the mouth. The run lives in
+then point the discriminator at the mouth. With ``"crease"`` a crease network (:mod:`training.crease`:
+a per-face fine log gain of the lower face, after the transport) learns, added to a model that has
+none, its gain held small by ``w_crease``; the export appends it to the graph. The run lives in
 ``cache/tune/<name>/`` (``last.pt``, rewritten every ``checkpoint_minutes``; ``--resume``
 continues it); ``--export OUT.onnx --version V`` writes the model with the tuned weights over the
 source file's, its graph otherwise unchanged.
@@ -58,7 +60,7 @@ from .identity import FaceDescriptor, identity_distance
 from .losses import composite, hinge_d_loss, hinge_g_loss, smile_ranking
 
 #: The generator's loss terms, each weighted by ``[tune] w_<term>`` when it is computed.
-LOSS_TERMS = ("adv", "anchor", "rank", "shade", "fill", "fill_chroma", "identity")
+LOSS_TERMS = ("adv", "anchor", "rank", "shade", "fill", "fill_chroma", "identity", "crease")
 
 #: (height, width) the discriminator sees the lower-face window at, unless ``[tune] disc_size`` says otherwise.
 DISC_PATCH = (64, 96)
@@ -106,6 +108,11 @@ class MergedModel(nn.Module):
         from .transport import transport_from_model
 
         self.transport = transport_from_model(model)
+        # the per-face fine shade of the lower face (training.crease), when the file has one or
+        # ``add_crease`` gives it one
+        from .crease import crease_from_model
+
+        self.crease = crease_from_model(model)
         self.source = path
         self.name = meta.get(contract.META_NAME, "smile-mobileunet")
 
@@ -138,12 +145,21 @@ class MergedModel(nn.Module):
         rgb, region = self.fill(face, mask, flow)
         if self.transport is not None:
             shade = self.transport(face, lam, rgb, region, flow, shade)
+        if self.crease is not None:
+            shade = self.crease(face, lam, rgb, region, flow, shade)
         out = composite(face, rgb, region, flow, shade)
         if fill is None:
             return out, mask, flow
         with torch.no_grad():
             rgb0, region0 = fill(face, mask, flow)
         return out, mask, flow, rgb, rgb0, region0
+
+    def add_crease(self, width: int) -> None:
+        """Give the model a new crease network (adding nothing until it learns) if it has none."""
+        from .crease import CreaseNet
+
+        if self.crease is None:
+            self.crease = CreaseNet(width).to(self.field.device)
 
     def net_learns(self) -> bool:
         """Whether any of the smile network's weights learn (else its mask and flow need no gradient)."""
@@ -174,6 +190,10 @@ class MergedModel(nn.Module):
             elif init.name in mouth:  # the mouth network's weights keep their names and types
                 old = numpy_helper.to_array(init)
                 init.CopyFrom(numpy_helper.from_array(mouth[init.name].astype(old.dtype).reshape(old.shape), init.name))
+        if self.crease is not None:
+            from .crease import put_crease
+
+            put_crease(model, self.crease)
         save_with_meta(model, out, {contract.META_MODEL_VERSION: version, "smile.tune": description})
 
 
@@ -226,6 +246,20 @@ def lower_face(x: torch.Tensor, window: tuple[float, float, float, float] | None
     if r.shape[-2:] != tuple(size):
         r = F.interpolate(r, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
     return 0.299 * r[:, 0:1] + 0.587 * r[:, 1:2] + 0.114 * r[:, 2:3]
+
+
+def fine_band(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``x`` [N,1,H,W] less its Gaussian blur of ``sigma`` pixels, times 4 (the fine band alone: edges,
+    creases, texture); ``x`` itself when ``sigma`` is 0. Edges are replicated for the blur."""
+    if sigma <= 0:
+        return x
+    from .losses import _gaussian_window
+
+    r = max(1, int(3 * sigma + 0.5))
+    g = _gaussian_window(2 * r + 1, sigma, x.device).to(x.dtype)
+    blur = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
+    blur = F.conv2d(F.pad(blur, (0, 0, r, r), mode="replicate"), g.view(1, 1, -1, 1))
+    return 4.0 * (x - blur)
 
 
 class Sampler:
@@ -373,13 +407,17 @@ def main(argv: list[str] | None = None) -> int:
     ref = copy.deepcopy(model.net).eval()
     for p in ref.parameters():
         p.requires_grad_(False)
-    unknown = set(tc.parts) - {"net", "shade", "mouth"}
+    unknown = set(tc.parts) - {"net", "shade", "mouth", "crease"}
     if unknown or not tc.parts:
-        raise SystemExit(f"error: [tune] parts must name some of net, shade, mouth (got {list(tc.parts)})")
+        raise SystemExit(f"error: [tune] parts must name some of net, shade, mouth, crease (got {list(tc.parts)})")
+    if "crease" in tc.parts or (ck is not None and "crease" in ck):
+        model.add_crease(tc.crease_width)
+    crease_params = list(model.crease.parameters()) if model.crease is not None else []
     disc = LowerFaceCritic(tc.disc_width)
     groups = []
     for part, ps, lr in (("net", list(model.net.parameters()), tc.lr * tc.net_lr_scale), ("shade", [model.shade_delta], tc.lr),
-                         ("mouth", list(model.fill.parameters()), tc.lr * tc.mouth_lr_scale)):
+                         ("mouth", list(model.fill.parameters()), tc.lr * tc.mouth_lr_scale),
+                         ("crease", crease_params, tc.lr * tc.crease_lr_scale)):
         for p in ps:
             p.requires_grad_(part in tc.parts)
         if part in tc.parts:
@@ -397,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
         model.shade_delta.data.copy_(ck["shade_delta"])
         if "mouth" in ck:
             model.fill.net.load_state_dict(ck["mouth"])
+        if "crease" in ck:
+            model.crease.load_state_dict(ck["crease"])
         step = int(ck["step"])
         if "disc" in ck:  # a snapshot holds the weights only
             disc.load_state_dict(ck["disc"])
@@ -411,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("error: --export needs --version")
         if args.register and args.base:
             raise SystemExit("error: --register takes a complete model, not one exported into --base")
-        parts = {"net": "smile network", "shade": "shade field", "mouth": "mouth network"}
+        parts = {"net": "smile network", "shade": "shade field", "mouth": "mouth network", "crease": "crease network"}
         what = " and ".join(parts[p] for p in parts if p in ck.get("parts", ("net", "shade")))
         identity = (f", dlib's identity distance in the loss (weight {tc.w_identity:g}"
                     + (f", from λ = {tc.identity_from:g}" if tc.identity_from > 0 else "") + ")") if tc.w_identity > 0 else ""
@@ -468,11 +508,13 @@ def main(argv: list[str] | None = None) -> int:
     logf = open(run / "log.jsonl", "a")
 
     def view(x: torch.Tensor) -> torch.Tensor:
-        return lower_face(x, tuple(tc.disc_window), tuple(tc.disc_size))
+        return fine_band(lower_face(x, tuple(tc.disc_window), tuple(tc.disc_size)), tc.disc_fine)
 
     def weights() -> dict:
+        crease = {"crease": _cpu(model.crease.state_dict())} if model.crease is not None else {}
         return {"model": str(model_path), "model_sha256": model_sha, "net": _cpu(model.net.state_dict()),
-                "shade_delta": model.shade_delta.detach().cpu(), "mouth": _cpu(model.fill.net.state_dict()), "parts": tuple(tc.parts), "step": step}
+                "shade_delta": model.shade_delta.detach().cpu(), "mouth": _cpu(model.fill.net.state_dict()), **crease,
+                "parts": tuple(tc.parts), "step": step}
 
     def save() -> None:
         tmp = ck_path.with_suffix(".tmp")
@@ -525,6 +567,8 @@ def main(argv: list[str] | None = None) -> int:
                 terms["rank"] = smile_ranking(classifier(out), classifier(face), lam)
             if "shade" in tc.parts:
                 terms["shade"] = model.shade_delta.square().mean()
+            if "crease" in tc.parts:
+                terms["crease"] = model.crease.residual.square().mean()
             far = j & (lam[:, 0] >= tc.identity_from)
             if descriptor is not None and far.any():
                 with torch.no_grad():
@@ -586,7 +630,7 @@ def average_snapshots(run: Path, first: int, last: int | None = None) -> tuple[d
                          + (f" to {last}" if last is not None else "") + f" (found {len(steps)})")
     cks = [torch.load(run / f"step-{k:06d}.pt", map_location="cpu", weights_only=False) for k in steps]
     mean = dict(cks[-1])
-    for key in ("net", "mouth"):
+    for key in ("net", "mouth", "crease"):
         if key in mean:
             mean[key] = {k: (sum(c[key][k].double() for c in cks) / len(cks)).to(v.dtype) if v.is_floating_point() else v
                          for k, v in cks[-1][key].items()}
