@@ -98,7 +98,7 @@ def _grid_of(sx: torch.Tensor, tx: torch.Tensor, sy: torch.Tensor, ty: torch.Ten
     added to its x and y when given. Broadcasts only: the exported graph computes no shapes."""
     gx = sx[:, None, None] * _axis(w, sx)[None, None, :] + tx[:, None, None]  # [N,1,w]
     gy = sy[:, None, None] * _axis(h, sy)[None, :, None] + ty[:, None, None]  # [N,h,1]
-    gx, gy = (gx + dx, gy + dy) if dx is not None else (gx + 0.0 * gy, gy + 0.0 * gx)
+    gx, gy = (gx + dx, gy + dy) if dx is not None else torch.broadcast_tensors(gx, gy)
     return torch.stack([gx, gy], dim=3)
 
 
