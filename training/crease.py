@@ -115,17 +115,6 @@ class CreaseNet(nn.Module):
         return shade + up
 
 
-def export_crease(module: CreaseNet, out: Path) -> None:
-    """Trace ``module`` to ONNX opset 17 (inputs face, strength, rgb, mask, flow, shade; output shade_out)."""
-    n, s = 2, SIZE
-    args = (torch.zeros(n, 3, s, s), torch.ones(n, 1), torch.zeros(n, 3, s, s), torch.zeros(n, 1, s, s),
-            torch.zeros(n, 2, s, s), torch.zeros(n, 1, s, s))
-    names = ["face", "strength", "rgb", "mask", "flow", "shade"]
-    with torch.no_grad():
-        torch.onnx.export(module, args, str(out), dynamo=False, opset_version=17, input_names=names, output_names=["shade_out"],
-                          dynamic_axes={k: {0: "N"} for k in names + ["shade_out"]})
-
-
 def put_crease(model, module: CreaseNet) -> None:
     """Put ``module`` into ``model`` (an ``onnx.ModelProto``, changed in place) as its last part, in
     place of the crease part it has, if any: it then decides the model's ``shade``."""
@@ -135,12 +124,12 @@ def put_crease(model, module: CreaseNet) -> None:
 
     from smilecore import contract
 
-    from .graph_parts import append_part, remove_part, rename_in_graph
+    from .graph_parts import append_part, export_shade_part, remove_part, rename_in_graph
 
     if any(n.name.startswith(PREFIX) for n in model.graph.node):
         remove_part(model, PREFIX, {SHADE_IN: contract.OUTPUT_SHADE})
     with tempfile.TemporaryDirectory() as tmp:
-        export_crease(module.eval(), Path(tmp) / "crease.onnx")
+        export_shade_part(module.eval(), Path(tmp) / "crease.onnx", SIZE)
         part = onnx.load(str(Path(tmp) / "crease.onnx"))
     rename_in_graph(model, {contract.OUTPUT_SHADE: SHADE_IN})
     shared = {"face": contract.INPUT_FACE, "strength": contract.INPUT_STRENGTH, "rgb": contract.OUTPUT_RGB,

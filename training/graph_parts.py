@@ -9,6 +9,26 @@ from __future__ import annotations
 from pathlib import Path
 
 
+#: The inputs and output of a part that decides a model's shade (the transport, the crease network).
+SHADE_PART_INPUTS = ("face", "strength", "rgb", "mask", "flow", "shade")
+SHADE_PART_OUTPUT = "shade_out"
+
+
+def export_shade_part(module, out: Path, size: int) -> None:
+    """Trace ``module`` ((face, strength, rgb, mask, flow, shade) at ``size``² → the shade) to ONNX
+    opset 17 at ``out``, inputs and output named as :data:`SHADE_PART_INPUTS` and
+    :data:`SHADE_PART_OUTPUT`, the batch dynamic."""
+    import torch
+
+    n, s = 2, size
+    args = (torch.zeros(n, 3, s, s), torch.ones(n, 1), torch.zeros(n, 3, s, s), torch.zeros(n, 1, s, s),
+            torch.zeros(n, 2, s, s), torch.zeros(n, 1, s, s))
+    names = list(SHADE_PART_INPUTS)
+    with torch.no_grad():
+        torch.onnx.export(module, args, str(out), dynamo=False, opset_version=17, input_names=names,
+                          output_names=[SHADE_PART_OUTPUT], dynamic_axes={k: {0: "N"} for k in names + [SHADE_PART_OUTPUT]})
+
+
 def append_part(base, part, shared: dict[str, str], prefix: str) -> None:
     """Append the graph of ``part`` (an ``onnx.ModelProto``) to that of ``base`` (changed in place):
     a tensor named in ``shared`` becomes the base graph's tensor of that name, every other tensor,

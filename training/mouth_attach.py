@@ -127,10 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     import onnx
 
     from smilecore import contract
-    from smilecore.digest import file_sha256
 
     from .config import load_config
-    from .export import register_bundled
     from .mouth_net import SPREAD_FULL
 
     cfg = load_config(args.config)
@@ -158,40 +156,43 @@ def main(argv: list[str] | None = None) -> int:
         attach(src, part, merged, args.version, description, {META_SIGMA: f"{fill.sigma_px:g}"})
         check_against_torch(merged, fill, size)  # nothing is written at OUT unless it passes
         merged.replace(out)
+    return _finish(out, args, meta, lambda digest, nbytes, metrics, failures: mouth_card(
+        src, out, args.version, description, digest, nbytes, metrics, failures), {"mouth_parameters": params})
+
+
+def _finish(out: Path, args: argparse.Namespace, meta: dict[str, str], card_text, report: dict) -> int:
+    """Write ``out``'s card (``card_text(digest, nbytes, metrics, failures)``, from ``--metrics`` and
+    ``--failures``), bundle it with ``--register``, print what was written and ``report`` as JSON."""
+    from smilecore import contract
+    from smilecore.digest import file_sha256
+
+    from .export import register_bundled
+
     digest, nbytes = file_sha256(out), out.stat().st_size
     card = out.with_suffix(".md")
-    card.write_text(mouth_card(src, out, args.version, description, digest, nbytes, [json.loads(Path(m).read_text()) for m in args.metrics],
-                               Path(args.failures).read_text() if args.failures else ""))
+    card.write_text(card_text(digest, nbytes, [json.loads(Path(m).read_text()) for m in args.metrics],
+                              Path(args.failures).read_text() if args.failures else ""))
     if args.register:
         register_bundled(out, card, meta.get(contract.META_NAME, "smile-mobileunet"), args.version, digest, nbytes)
-    print(json.dumps({"onnx": str(out), "card": str(card), "sha256": digest, "bytes": nbytes, "mouth_parameters": params}, indent=1))
+    print(json.dumps({"onnx": str(out), "card": str(card), "sha256": digest, "bytes": nbytes, **report}, indent=1))
     return 0
 
 
 def _regraph_main(src: Path, out: Path, args: argparse.Namespace, meta: dict[str, str]) -> int:
     """``mouth-attach --regraph``: :func:`regraph`, its card, and ``--register``."""
-    from smilecore import contract
-    from smilecore.digest import file_sha256
-
-    from .export import register_bundled, source_card
+    from .export import source_card
     from .graph_parts import derived_card
 
     if "smile.mouth" not in meta:
         raise SystemExit(f"error: {src} has no mouth network to regraph (attach one: leave out --regraph)")
     source_card(src)
     worst = regraph(src, out, args.version, args.grow, args.opacity, args.spread, args.reach)
-    digest, nbytes = file_sha256(out), out.stat().st_size
     intro = [f"Model {args.version} is `{src.name}` with its mouth network's graph exported anew (`python -m training "
              "mouth-attach --regraph`): the same weights, the same computation in fewer operations (the frame's "
              f"parameters computed once, the flow and the opening framed together); outputs within {worst:.1e} of the source's.",
              "Trained on research / non-commercial face data: the weights are research / non-commercial too."]
-    card = out.with_suffix(".md")
-    card.write_text(derived_card(src, out, args.version, intro, digest, nbytes, [json.loads(Path(m).read_text()) for m in args.metrics],
-                                 Path(args.failures).read_text() if args.failures else ""))
-    if args.register:
-        register_bundled(out, card, meta.get(contract.META_NAME, "smile-mobileunet"), args.version, digest, nbytes)
-    print(json.dumps({"onnx": str(out), "card": str(card), "sha256": digest, "bytes": nbytes, "largest_difference": worst}, indent=1))
-    return 0
+    return _finish(out, args, meta, lambda digest, nbytes, metrics, failures: derived_card(
+        src, out, args.version, intro, digest, nbytes, metrics, failures), {"largest_difference": worst})
 
 
 def regraph(src: Path, out: Path, version: str, grow: int | None = None, opacity: float = OPACITY, spread: float = SPREAD,

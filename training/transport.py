@@ -358,14 +358,9 @@ def edited_features(model_path: Path, crops: np.ndarray, lam: float, batch: int 
 
 def export_transport(module: Transport, out: Path) -> None:
     """Trace ``module`` to ONNX opset 17 (inputs face, strength, rgb, mask, flow, shade; output shade_out)."""
-    n = 2
-    s = SIZE
-    args = (torch.zeros(n, 3, s, s), torch.ones(n, 1), torch.zeros(n, 3, s, s), torch.zeros(n, 1, s, s),
-            torch.zeros(n, 2, s, s), torch.zeros(n, 1, s, s))
-    names = ["face", "strength", "rgb", "mask", "flow", "shade"]
-    with torch.no_grad():
-        torch.onnx.export(module, args, str(out), dynamo=False, opset_version=17, input_names=names, output_names=["shade_out"],
-                          dynamic_axes={k: {0: "N"} for k in names + ["shade_out"]})
+    from .graph_parts import export_shade_part
+
+    export_shade_part(module, out, SIZE)
 
 
 def attach(base_path: Path, part_path: Path, out: Path, version: str, description: str) -> None:
