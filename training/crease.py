@@ -142,9 +142,8 @@ def crease_from_model(model) -> CreaseNet | None:
     """The :class:`CreaseNet` inside a merged model (an ``onnx.ModelProto``), or None if it has none."""
     from onnx import numpy_helper
 
-    head = PREFIX
-    state = {t.name[len(head):]: torch.from_numpy(numpy_helper.to_array(t).astype(np.float32))
-             for t in model.graph.initializer if t.name.startswith(head)}
+    state = {t.name[len(PREFIX):]: torch.from_numpy(numpy_helper.to_array(t).astype(np.float32))
+             for t in model.graph.initializer if t.name.startswith(PREFIX)}
     if "e1.0.weight" not in state:
         return None
     module = CreaseNet(int(state["e1.0.weight"].shape[0]))
