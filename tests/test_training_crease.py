@@ -79,7 +79,7 @@ def test_the_crease_part_in_a_model_computes_what_pytorch_does_and_replaces_itse
         for name in ("rgb", "mask", "flow"):
             np.testing.assert_array_equal(getattr(ra, name), getattr(rb, name))
         with torch.no_grad():
-            want = net(torch.from_numpy(network_input(crops).numpy()), torch.full((2, 1), lam), torch.from_numpy(ra.rgb),
+            want = net(network_input(crops), torch.full((2, 1), lam), torch.from_numpy(ra.rgb),
                        torch.from_numpy(ra.mask), torch.from_numpy(ra.flow), torch.from_numpy(ra.shade)).numpy()
         want = np.clip(want, -contract.SHADE_LIMIT, contract.SHADE_LIMIT)
         assert np.abs(rb.shade - want).max() < 1e-4
