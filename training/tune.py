@@ -60,7 +60,7 @@ from .identity import FaceDescriptor, identity_distance
 from .losses import composite, hinge_d_loss, hinge_g_loss, smile_ranking
 
 #: The generator's loss terms, each weighted by ``[tune] w_<term>`` when it is computed.
-LOSS_TERMS = ("adv", "anchor", "rank", "shade", "fill", "fill_chroma", "identity", "crease")
+LOSS_TERMS = ("adv", "anchor", "rank", "shade", "fill", "fill_chroma", "identity", "crease", "stat")
 
 #: (height, width) the discriminator sees the lower-face window at, unless ``[tune] disc_size`` says otherwise.
 DISC_PATCH = (64, 96)
@@ -455,7 +455,12 @@ def main(argv: list[str] | None = None) -> int:
         what = " and ".join(parts[p] for p in parts if p in ck.get("parts", ("net", "shade")))
         identity = (f", dlib's identity distance in the loss (weight {tc.w_identity:g}"
                     + (f", from λ = {tc.identity_from:g}" if tc.identity_from > 0 else "") + ")") if tc.w_identity > 0 else ""
-        desc = (f"{what} tuned for {step} steps{averaged} against the train split's real smiles{identity} "
+        stat = ""
+        if tc.w_stat > 0:
+            how = "maximum mean discrepancy" if tc.stat_kind == "mmd" else "mean difference"
+            stat = (f", by the {how} of the lower face's HOG statistics (training.hog_stats, weight {tc.w_stat:g}"
+                    + (f", from λ = {tc.stat_from:g}" if tc.stat_from > 0 else "") + ")")
+        desc = (f"{what} tuned for {step} steps{averaged} against the train split's real smiles{stat}{identity} "
                 f"(python -m training tune, run {args.name}) from {model_path.name}")
         out = Path(args.export)
         base = Path(args.base) if args.base else None
@@ -498,6 +503,16 @@ def main(argv: list[str] | None = None) -> int:
     descriptor = None
     if tc.w_identity > 0:  # dlib's face descriptor, frozen: gradients reach the edit only
         descriptor = FaceDescriptor(crop_size=model.size).to(device)
+    stats = None
+    if tc.w_stat > 0:  # real smiles' HOG statistics (training.hog_stats), the edits' pulled towards them
+        from .hog_stats import StatMatch, real_features
+
+        pool = np.concatenate(list(sampler.by_key.values()))
+        chosen = np.random.default_rng(tc.seed).choice(pool, min(tc.stat_reals, len(pool)), replace=False)
+        stats = StatMatch(real_features(crops, chosen, tc.stat_fine, mirrored=True), tc.stat_decay,
+                          kind=tc.stat_kind).to(device)
+        if ck is not None and "stat_running" in ck:
+            stats.load(ck["stat_running"])
     log.info("tuning %s: %d neutral faces, %d strata of real smiles, from step %d", model_path.name, len(sampler.edit),
              len(sampler.by_key), step)
     model.net.eval()  # batch norms keep the file's statistics (folded); their scale and shift still learn
@@ -518,7 +533,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def save() -> None:
         tmp = ck_path.with_suffix(".tmp")
-        torch.save({**weights(), "disc": disc.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict()}, tmp)
+        kept = {"stat_running": stats.state()} if stats is not None else {}
+        torch.save({**weights(), "disc": disc.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), **kept}, tmp)
         tmp.replace(ck_path)
 
     if device.type == "cuda":  # uint8 crops go over, the GPU makes the input
@@ -541,19 +557,27 @@ def main(argv: list[str] | None = None) -> int:
                 ref_mask, ref_flow = model.mask_flow(face, lam, ref)
         # discriminator: real smiles against the edited faces that are judged
         j = judged.bool()
-        d_real = disc(view(real))
-        d_fake = disc(view(out[j].detach()))
-        d_loss = hinge_d_loss(d_real, d_fake)
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-        terms = {"d": d_loss.detach(), "d_auc": pair_auc(d_real, d_fake)}
+        terms = {}
+        if tc.w_adv > 0:  # (without an adversary, no discriminator learns)
+            d_real = disc(view(real))
+            d_fake = disc(view(out[j].detach()))
+            d_loss = hinge_d_loss(d_real, d_fake)
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            terms = {"d": d_loss.detach(), "d_auc": pair_auc(d_real, d_fake)}
         if not warm:
-            for p in disc.parameters():
-                p.requires_grad_(False)
-            terms["adv"] = hinge_g_loss(disc(view(out[j])))
-            for p in disc.parameters():
-                p.requires_grad_(True)
+            if tc.w_adv > 0:
+                for p in disc.parameters():
+                    p.requires_grad_(False)
+                terms["adv"] = hinge_g_loss(disc(view(out[j])))
+                for p in disc.parameters():
+                    p.requires_grad_(True)
+            kept = j & (lam[:, 0] >= tc.stat_from)
+            if stats is not None and kept.any():
+                from .hog_stats import stat_features
+
+                terms["stat"] = stats.loss(stat_features(out[kept], tc.stat_fine), lam[kept, 0])
             if model.net_learns():
                 held = anchor_weight(ref_mask, tc.hold_opening, tc.hold_margin)
                 terms["anchor"] = ((flow - ref_flow).abs() * held).mean() / 8.0 + tc.w_mask * ((mask - ref_mask).abs() * held).mean()

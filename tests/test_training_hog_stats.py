@@ -1,0 +1,94 @@
+"""training/hog_stats.py: the realism test's HOG in PyTorch, and the tune term that pulls the edits'
+HOG statistics towards real smiles' (``[tune] w_stat``)."""
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+cv2 = pytest.importorskip("cv2")
+pytest.importorskip("skimage")
+from training.hog_stats import StatMatch, soft_hog, stat_features, window_grey  # noqa: E402
+from training.realism import LUMA, PATCH, _hog_lbp, lower_face  # noqa: E402
+
+
+def _windows(n=6, seed=0):
+    """Grey windows with edges and shading at the realism test's patch size, float32 0…255 [N,H,W]."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        g = cv2.GaussianBlur(rng.normal(128, 40, PATCH).astype(np.float32), (0, 0), 2.0)
+        cv2.ellipse(g, (int(rng.integers(25, 55)), int(rng.integers(15, 35))), (int(rng.integers(8, 25)), int(rng.integers(3, 9))),
+                    float(rng.integers(0, 30)), 0, 360, float(rng.integers(20, 240)), -1)
+        out.append(np.clip(g, 0, 255))
+    return np.stack(out)
+
+
+def test_the_soft_hog_is_the_realism_tests_hog_with_shared_bins():
+    g = _windows()
+    want = np.stack([_hog_lbp(w)[: 1620] for w in g])  # the HOG part of the test's features
+    got = soft_hog(torch.from_numpy(g)[:, None]).numpy()
+    assert got.shape == want.shape
+    for a, b in zip(got, want):
+        assert np.corrcoef(a, b)[0, 1] > 0.9
+    flat = soft_hog(torch.full((1, 1, *PATCH), 90.0)).numpy()  # no gradient, no histogram
+    assert np.abs(flat).max() < 1e-3
+
+
+def test_the_window_is_the_realism_tests_lower_face():
+    rng = np.random.default_rng(1)
+    crops = cv2.GaussianBlur(rng.integers(0, 256, (256, 256, 3)).astype(np.uint8), (0, 0), 3.0)[None]
+    from training.nets import network_input
+
+    got = window_grey(network_input(crops).float())[0, 0].numpy()
+    want = lower_face(crops)[0] @ LUMA
+    assert got.shape == PATCH and np.abs(got - want).mean() < 2.0
+
+
+def test_the_mean_term_is_zero_at_the_reals_mean_and_grows_with_a_shift():
+    rng = np.random.default_rng(2)
+    reals = torch.from_numpy(rng.normal(0.0, 1.0, (200, 30)).astype(np.float32))
+    sm = StatMatch(reals, decay=0.0)
+    lam = torch.full((4,), 2.0)
+    at_mean = float(sm.loss(reals.mean(0).repeat(4, 1), lam))
+    shifted = float(sm.loss(reals.mean(0).repeat(4, 1) + 0.5, lam))
+    assert at_mean < 1e-6 and shifted > 0.2
+
+
+def test_the_mmd_term_prefers_real_looking_features_and_reaches_the_pixels():
+    rng = np.random.default_rng(3)
+    reals = torch.from_numpy(rng.normal(0.0, 1.0, (300, 40)).astype(np.float32))
+    sm = StatMatch(reals, kind="mmd")
+    lam = torch.tensor([1.0, 1.0, 1.0, 2.0, 2.0, 2.0])
+    like = torch.from_numpy(rng.normal(0.0, 1.0, (6, 40)).astype(np.float32))
+    assert float(sm.loss(like, lam)) < float(sm.loss(like + 1.0, lam)) < float(sm.loss(like + 3.0, lam))
+    same = like[:1].repeat(6, 1)  # six copies of one face: the term pushes them apart
+    assert float(sm.loss(same, lam)) > float(sm.loss(like, lam))
+    x = torch.zeros(2, 3, 256, 256)
+    x[:, :, 170:200, 90:170] = 0.8
+    x.requires_grad_(True)
+    feats = stat_features(x)
+    bank = StatMatch(torch.from_numpy(rng.normal(0.0, 0.05, (50, feats.shape[1])).astype(np.float32)) + feats.detach().mean(0),
+                     kind="mmd")
+    bank.loss(feats, torch.tensor([2.0, 2.0])).backward()
+    assert float(x.grad.abs().sum()) > 0.0
+    with pytest.raises(ValueError, match="stat_kind"):
+        StatMatch(reals, kind="median")
+
+
+def test_a_tuning_run_logs_the_term_only_from_stat_from_and_needs_no_discriminator(tmp_path):
+    from smilecore.registry import resolve_model
+    from test_training_tune import _tiny_cache
+    from training import __main__ as training_main
+
+    model = str(resolve_model(None))
+    cfg, _ = _tiny_cache(tmp_path, 'w_stat = 1.0\nstat_kind = "mmd"\nw_adv = 0.0\nstat_reals = 4\nlam = [1.0, 2.0]\n'
+                                   'neg_share = 0.0\nparts = ["net"]\nstat_from = 1.0\n')
+    assert training_main.main(["tune", "--config", str(cfg), "--model", model, "--name", "s", "--steps", "20"]) == 0
+    logged = [json.loads(line) for line in (tmp_path / "cache" / "tune" / "s" / "log.jsonl").read_text().splitlines()]
+    assert "stat" in logged[-1] and "d" not in logged[-1] and "adv" not in logged[-1]
+    text = cfg.read_text().replace("stat_from = 1.0", "stat_from = 3.0")
+    cfg.write_text(text)
+    assert training_main.main(["tune", "--config", str(cfg), "--model", model, "--name", "s2", "--steps", "20"]) == 0
+    logged = [json.loads(line) for line in (tmp_path / "cache" / "tune" / "s2" / "log.jsonl").read_text().splitlines()]
+    assert "stat" not in logged[-1] and "anchor" in logged[-1]

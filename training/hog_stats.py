@@ -1,0 +1,180 @@
+"""The realism test's gradient statistics, differentiable: a soft HOG of the lower face, and a term
+that pulls the edits' mean HOG towards real smiles' (``[tune] w_stat``).
+
+The realism test (:mod:`training.realism`) is a linear classifier on HOG + LBP features of the grey
+lower face; what a linear classifier finds first is a difference of *means*. This module computes
+the HOG part in PyTorch (:func:`soft_hog`: the same cells, blocks, orientations and L2-Hys block
+norm as :func:`training.realism._hog_lbp`'s ``skimage.feature.hog``, with each gradient's magnitude
+shared between its two nearest orientation bins so that it has a gradient), of the window and of its
+fine band (the trained judge's ``fine`` scale), and :class:`StatMatch` turns the distance between
+the edits' mean features and those of real smiles of the train split into a loss: the standardised
+mean difference (one z-score per feature, as the test's features are standardised), squared and
+averaged, per band of λ. The edits' mean is a running mean (``decay``) to which each batch adds its
+share, so that a batch of twelve faces does not pull every face towards one look (the loss of a
+batch mean alone also penalises the batch's spread).
+
+It is a moment-matching term, not a critic: nothing in it learns, it cannot be won by a trick that
+a critic would learn to see, and it asks nothing of a single face, only of the mean.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .realism import FINE_SIGMA, HOG_BLOCK, HOG_CELL, HOG_ORIENTATIONS, PATCH, WINDOW
+
+#: How :class:`StatMatch` compares the edits with real smiles: ``mean``, the standardised mean
+#: difference squared; ``mmd``, the maximum mean discrepancy with Gaussian kernels.
+STAT_KINDS = ("mean", "mmd")
+#: The bands of λ whose edits keep their own running mean: [lam_lo, STAT_SPLIT) and [STAT_SPLIT, lam_hi].
+STAT_SPLIT = 1.5
+
+
+def soft_hog(grey: torch.Tensor) -> torch.Tensor:
+    """HOG features [N, F] of grey windows [N,1,H,W] (0…255, H and W multiples of the cell):
+    centred differences (zero on the border rows and columns, as skimage), unsigned orientations in
+    :data:`HOG_ORIENTATIONS` bins shared linearly between the two nearest, cells of
+    :data:`HOG_CELL` pixels, blocks of :data:`HOG_BLOCK`² cells, L2-Hys per block."""
+    gx = torch.zeros_like(grey)
+    gy = torch.zeros_like(grey)
+    gx[..., :, 1:-1] = grey[..., :, 2:] - grey[..., :, :-2]
+    gy[..., 1:-1, :] = grey[..., 2:, :] - grey[..., :-2, :]
+    mag = torch.sqrt(gx * gx + gy * gy + 1e-6) - 1e-3  # 0 where flat, with a finite gradient
+    ang = torch.remainder(torch.atan2(gy, gx), math.pi)  # [0, π)
+    width = math.pi / HOG_ORIENTATIONS
+    centres = (torch.arange(HOG_ORIENTATIONS, device=grey.device, dtype=grey.dtype) + 0.5) * width
+    d = torch.abs(ang - centres.view(1, -1, 1, 1))
+    d = torch.minimum(d, math.pi - d)  # circular
+    hist = mag * (1.0 - d / width).clamp(min=0.0)  # [N,B,H,W]
+    cells = F.avg_pool2d(hist, HOG_CELL)  # [N,B,h,w]
+    n, b, h, w = cells.shape
+    k = HOG_BLOCK
+    blocks = cells.unfold(2, k, 1).unfold(3, k, 1)  # [N,B,h-k+1,w-k+1,k,k]
+    blocks = blocks.permute(0, 2, 3, 4, 5, 1).reshape(n, (h - k + 1) * (w - k + 1), k * k * b)
+    eps = 1e-5
+    v = blocks / torch.sqrt((blocks * blocks).sum(-1, keepdim=True) + eps * eps)
+    v = v.clamp(max=0.2)
+    v = v / torch.sqrt((v * v).sum(-1, keepdim=True) + eps * eps)
+    return v.reshape(n, -1)
+
+
+def window_grey(x: torch.Tensor) -> torch.Tensor:
+    """The realism test's grey lower-face window of crops [N,3,S,S] in [-1, 1], at its :data:`PATCH`, 0…255."""
+    s = x.shape[-1]
+    x0, y0, x1, y1 = (int(round(f * s)) for f in WINDOW)
+    r = F.interpolate(x[:, :, y0:y1, x0:x1], size=PATCH, mode="area")
+    g = 0.299 * r[:, 0:1] + 0.587 * r[:, 1:2] + 0.114 * r[:, 2:3]
+    return (g + 1.0) * 127.5
+
+
+def _blur(g: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``g`` [N,1,H,W] blurred by a Gaussian of ``sigma`` pixels, edges replicated."""
+    from .losses import _gaussian_window
+
+    r = max(1, int(3 * sigma + 0.5))
+    k = _gaussian_window(2 * r + 1, sigma, g.device).to(g.dtype)
+    y = F.conv2d(F.pad(g, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
+
+
+def stat_features(x: torch.Tensor, fine: bool = True) -> torch.Tensor:
+    """The soft HOG of the crops' lower-face window, and with ``fine`` that of its fine band (the
+    window less its blur of :data:`training.realism.FINE_SIGMA` pixels, around 128), concatenated."""
+    g = window_grey(x)
+    f = [soft_hog(g)]
+    if fine:
+        f.append(soft_hog(g - _blur(g, FINE_SIGMA) + 128.0))
+    return torch.cat(f, 1)
+
+
+class StatMatch:
+    """Real smiles' mean and spread of :func:`stat_features`, and the running means of the edits'
+    (one per band of λ, split at :data:`STAT_SPLIT`); :meth:`loss` is the mean over features of the
+    squared standardised difference."""
+
+    def __init__(self, real_features: torch.Tensor, decay: float = 0.9, floor: float = 0.02, kind: str = "mean",
+                 scales: tuple[float, ...] = (0.5, 1.0, 2.0)):
+        if kind not in STAT_KINDS:
+            raise ValueError(f"unknown [tune] stat_kind {kind!r}; choose one of {', '.join(STAT_KINDS)}")
+        self.mean = real_features.mean(0)
+        self.std = real_features.std(0).clamp(min=floor)
+        self.decay = decay
+        self.kind = kind
+        self.running: dict[int, torch.Tensor] = {}
+        self.bank = self._z(real_features)
+        # the kernel's widths: ``scales`` times the median distance between real smiles
+        a, b = self.bank[: min(len(self.bank), 512)], self.bank[-min(len(self.bank), 512):]
+        self.widths = torch.tensor([s * float(torch.cdist(a, b).median()) for s in scales])
+
+    def _z(self, feats: torch.Tensor) -> torch.Tensor:
+        return (feats - self.mean) / self.std / math.sqrt(feats.shape[1])
+
+    def kernel(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """The mixture of Gaussian kernels between rows of ``a`` and ``b`` (standardised features)."""
+        d2 = torch.cdist(a, b).square()
+        return sum(torch.exp(-d2 / (2.0 * w * w)) for w in self.widths.tolist())
+
+    def to(self, device: torch.device) -> "StatMatch":
+        self.mean, self.std, self.bank = self.mean.to(device), self.std.to(device), self.bank.to(device)
+        self.running = {k: v.to(device) for k, v in self.running.items()}
+        return self
+
+    def loss(self, feats: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+        """The term for a batch's edits' features [N, F] at strengths ``lam`` [N] (those > 0)."""
+        if self.kind == "mmd":
+            return self.mmd(feats, lam)
+        total = feats.new_zeros(())
+        z = (feats - self.mean) / self.std
+        for band, rows in ((0, lam < STAT_SPLIT), (1, lam >= STAT_SPLIT)):
+            if not bool(rows.any()):
+                continue
+            zb = z[rows].mean(0)
+            old = self.running.get(band)
+            mixed = zb if old is None else self.decay * old + (1.0 - self.decay) * zb
+            self.running[band] = mixed.detach()
+            total = total + mixed.square().mean()
+        return total
+
+    def mmd(self, feats: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+        """The squared maximum mean discrepancy (less its constant, the reals' own term) between each
+        band of λ's edits and the bank of real smiles: the edits are pulled towards the real smiles
+        near them and pushed apart from each other, so the edits' spread is kept (a mean alone is
+        matched by every face looking like the average of open and closed smiles)."""
+        z = self._z(feats)
+        total = feats.new_zeros(())
+        for rows in (lam < STAT_SPLIT, lam >= STAT_SPLIT):
+            n = int(rows.sum())
+            if n == 0:
+                continue
+            zb = z[rows]
+            cross = self.kernel(zb, self.bank).mean()
+            own = (self.kernel(zb, zb).sum() - len(self.widths) * n) / (n * (n - 1)) if n > 1 else zb.new_zeros(())
+            total = total + own - 2.0 * cross
+        return total
+
+    def state(self) -> dict:
+        """What a checkpoint keeps (the running means)."""
+        return {k: v.cpu() for k, v in self.running.items()}
+
+    def load(self, state: dict) -> None:
+        """Continue from :meth:`state`."""
+        self.running = {int(k): v.to(self.mean.device) for k, v in state.items()}
+
+
+@torch.no_grad()
+def real_features(crops: np.ndarray, rows: np.ndarray, fine: bool = True, mirrored: bool = False,
+                  chunk: int = 64) -> torch.Tensor:
+    """:func:`stat_features` of the prepared crops ``rows`` (uint8, as the network sees them), [len(rows), F];
+    with ``mirrored``, those of their mirror images too (as training draws them), [2·len(rows), F]."""
+    from .nets import network_input
+
+    out = []
+    for a in range(0, len(rows), chunk):
+        batch = np.stack([np.asarray(crops[r]) for r in rows[a : a + chunk]])
+        out.append(stat_features(network_input(batch).float(), fine))
+        if mirrored:
+            out.append(stat_features(network_input(np.ascontiguousarray(batch[:, :, ::-1])).float(), fine))
+    return torch.cat(out)
