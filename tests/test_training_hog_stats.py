@@ -92,3 +92,20 @@ def test_a_tuning_run_logs_the_term_only_from_stat_from_and_needs_no_discriminat
     assert training_main.main(["tune", "--config", str(cfg), "--model", model, "--name", "s2", "--steps", "20"]) == 0
     logged = [json.loads(line) for line in (tmp_path / "cache" / "tune" / "s2" / "log.jsonl").read_text().splitlines()]
     assert "stat" not in logged[-1] and "anchor" in logged[-1]
+
+
+def test_anchor_below_holds_the_faces_the_stats_term_leaves_out_harder(tmp_path):
+    from smilecore.registry import resolve_model
+    from test_training_tune import _tiny_cache
+    from training import __main__ as training_main
+
+    model = str(resolve_model(None))
+    anchors = []
+    for k, below in enumerate((1.0, 100.0)):
+        cfg, _ = _tiny_cache(tmp_path / str(k), 'w_stat = 1.0\nstat_kind = "mmd"\nw_adv = 0.0\nstat_reals = 4\n'
+                                                'lam = [0.5, 2.0]\nneg_share = 0.0\nparts = ["net"]\nstat_from = 1.25\n'
+                                                f"anchor_below = {below}\n")
+        assert training_main.main(["tune", "--config", str(cfg), "--model", model, "--name", "a", "--steps", "20"]) == 0
+        log = (tmp_path / str(k) / "cache" / "tune" / "a" / "log.jsonl").read_text().splitlines()
+        anchors.append(json.loads(log[-1])["anchor"])
+    assert anchors[1] > 2 * anchors[0] > 0.0

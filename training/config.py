@@ -337,6 +337,9 @@ class TuneConfig:
     stat_kind: str = "mean"
     #: ... on the judged edits at this λ and above only
     stat_from: float = 0.0
+    #: the anchor weighs the faces below ``stat_from`` this many times more (1: the same as the others),
+    #: so that a term on the strong edits leaves the weaker ones where they were
+    anchor_below: float = 1.0
 
 
 @dataclass(frozen=True)

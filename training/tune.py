@@ -584,6 +584,8 @@ def main(argv: list[str] | None = None) -> int:
                 terms["stat"] = stats.loss(stat_features(out[kept], tc.stat_fine), lam[kept, 0])
             if model.net_learns():
                 held = anchor_weight(ref_mask, tc.hold_opening, tc.hold_margin)
+                if tc.anchor_below != 1.0:  # the faces the stats term leaves out, held harder
+                    held = held * (1.0 + (tc.anchor_below - 1.0) * (lam < tc.stat_from).float()[:, :, None, None])
                 terms["anchor"] = ((flow - ref_flow).abs() * held).mean() / 8.0 + tc.w_mask * ((mask - ref_mask).abs() * held).mean()
             if ref_fill is not None:  # the fill stays near the mouth network's own where it repaints, its colour more so
                 d = rgb - rgb0
