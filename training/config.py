@@ -326,9 +326,9 @@ class TuneConfig:
     #: the discriminator sees only the fine band of its window (the window less its blur of this σ, in
     #: its own pixels; :func:`training.tune.fine_band`): 0 = the whole window
     disc_fine: float = 0.0
-    #: the edits' mean HOG of the lower face pulled towards real smiles' (:mod:`training.hog_stats`):
+    #: the edits' HOG statistics of the lower face pulled towards real smiles' (:mod:`training.hog_stats`):
     #: its weight (0 = none), with the fine band's HOG too, from this many real smiles of the train
-    #: split (each also mirrored), the edits' running mean kept with this decay
+    #: split (each also mirrored), the edits' running mean (``stat_kind = "mean"``) kept with this decay
     w_stat: float = 0.0
     stat_fine: bool = True
     stat_reals: int = 2000

@@ -1,20 +1,23 @@
 """The realism test's gradient statistics, differentiable: a soft HOG of the lower face, and a term
-that pulls the edits' mean HOG towards real smiles' (``[tune] w_stat``).
+that pulls the edits' HOG statistics towards real smiles' (``[tune] w_stat``).
 
 The realism test (:mod:`training.realism`) is a linear classifier on HOG + LBP features of the grey
-lower face; what a linear classifier finds first is a difference of *means*. This module computes
-the HOG part in PyTorch (:func:`soft_hog`: the same cells, blocks, orientations and L2-Hys block
-norm as :func:`training.realism._hog_lbp`'s ``skimage.feature.hog``, with each gradient's magnitude
-shared between its two nearest orientation bins so that it has a gradient), of the window and of its
-fine band (the trained judge's ``fine`` scale), and :class:`StatMatch` turns the distance between
-the edits' mean features and those of real smiles of the train split into a loss: the standardised
-mean difference (one z-score per feature, as the test's features are standardised), squared and
-averaged, per band of λ. The edits' mean is a running mean (``decay``) to which each batch adds its
-share, so that a batch of twelve faces does not pull every face towards one look (the loss of a
-batch mean alone also penalises the batch's spread).
+lower face. This module computes the HOG part in PyTorch (:func:`soft_hog`: the same cells, blocks,
+orientations and L2-Hys block norm as :func:`training.realism._hog_lbp`'s ``skimage.feature.hog``,
+with each gradient's magnitude shared between its two nearest orientation bins so that it has a
+gradient), of the window and of its fine band (the trained judge's ``fine`` scale), and
+:class:`StatMatch` compares the edits' features with those of real smiles of the train split, per
+band of λ, in one of two ways (``[tune] stat_kind``):
 
-It is a moment-matching term, not a critic: nothing in it learns, it cannot be won by a trick that
-a critic would learn to see, and it asks nothing of a single face, only of the mean.
+* ``mean``: the standardised mean difference (one z-score per feature), squared and averaged; the
+  edits' mean is a running mean (``decay``) to which each batch adds its share. It pulls every face
+  towards the average of open and closed real smiles, a look no face has (docs/realism.md,
+  eighteenth session);
+* ``mmd``: the maximum mean discrepancy with Gaussian kernels on the standardised features: each
+  edit is pulled towards the real smiles near it and the edits are pushed apart, so their spread
+  stays. Model 1.11.0 was tuned with it, on the edits at λ ≥ 1.5.
+
+Neither is a critic: nothing in them learns, so there is no judge to win a race against.
 """
 from __future__ import annotations
 
