@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
 pytest.importorskip("skimage")
 from training.hog_stats import StatMatch, soft_hog, stat_features, window_grey  # noqa: E402
-from training.realism import LUMA, PATCH, _hog_lbp, lower_face  # noqa: E402
+from training.realism import HOG_BLOCK, HOG_BLOCKS, HOG_ORIENTATIONS, LUMA, PATCH, _hog_lbp, lower_face  # noqa: E402
 
 
 def _windows(n=6, seed=0):
@@ -26,7 +26,8 @@ def _windows(n=6, seed=0):
 
 def test_the_soft_hog_is_the_realism_tests_hog_with_shared_bins():
     g = _windows()
-    want = np.stack([_hog_lbp(w)[: 1620] for w in g])  # the HOG part of the test's features
+    n_hog = HOG_BLOCKS[0] * HOG_BLOCKS[1] * HOG_BLOCK ** 2 * HOG_ORIENTATIONS
+    want = np.stack([_hog_lbp(w)[:n_hog] for w in g])  # the HOG part of the test's features
     got = soft_hog(torch.from_numpy(g)[:, None]).numpy()
     assert got.shape == want.shape
     for a, b in zip(got, want):

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .losses import gaussian_blur
 from .realism import FINE_SIGMA, HOG_BLOCK, HOG_CELL, HOG_ORIENTATIONS, PATCH, WINDOW
 
 #: How :class:`StatMatch` compares the edits with real smiles: ``mean``, the standardised mean
@@ -73,23 +74,13 @@ def window_grey(x: torch.Tensor) -> torch.Tensor:
     return (g + 1.0) * 127.5
 
 
-def _blur(g: torch.Tensor, sigma: float) -> torch.Tensor:
-    """``g`` [N,1,H,W] blurred by a Gaussian of ``sigma`` pixels, edges replicated."""
-    from .losses import _gaussian_window
-
-    r = max(1, int(3 * sigma + 0.5))
-    k = _gaussian_window(2 * r + 1, sigma, g.device).to(g.dtype)
-    y = F.conv2d(F.pad(g, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-    return F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
-
-
 def stat_features(x: torch.Tensor, fine: bool = True) -> torch.Tensor:
     """The soft HOG of the crops' lower-face window, and with ``fine`` that of its fine band (the
     window less its blur of :data:`training.realism.FINE_SIGMA` pixels, around 128), concatenated."""
     g = window_grey(x)
     f = [soft_hog(g)]
     if fine:
-        f.append(soft_hog(g - _blur(g, FINE_SIGMA) + 128.0))
+        f.append(soft_hog(g - gaussian_blur(g, FINE_SIGMA) + 128.0))
     return torch.cat(f, 1)
 
 

@@ -51,6 +51,15 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5, device=None) -> torch.T
     return g / g.sum()
 
 
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Single-channel images ``x`` [N,1,H,W] blurred by a Gaussian of ``sigma`` pixels (separable, a
+    radius of 3σ), edges replicated."""
+    r = max(1, int(3 * sigma + 0.5))
+    g = _gaussian_window(2 * r + 1, sigma, x.device).to(x.dtype)
+    y = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), g.view(1, 1, -1, 1))
+
+
 def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
     """Mean structural similarity per image, ``[N]``, of images in [-1, 1] (computed on the [0, 1] scale)."""
     a = (a + 1.0) * 0.5

@@ -257,13 +257,9 @@ def fine_band(x: torch.Tensor, sigma: float) -> torch.Tensor:
     creases, texture); ``x`` itself when ``sigma`` is 0. Edges are replicated for the blur."""
     if sigma <= 0:
         return x
-    from .losses import _gaussian_window
+    from .losses import gaussian_blur
 
-    r = max(1, int(3 * sigma + 0.5))
-    g = _gaussian_window(2 * r + 1, sigma, x.device).to(x.dtype)
-    blur = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
-    blur = F.conv2d(F.pad(blur, (0, 0, r, r), mode="replicate"), g.view(1, 1, -1, 1))
-    return 4.0 * (x - blur)
+    return 4.0 * (x - gaussian_blur(x, sigma))
 
 
 class Sampler:
