@@ -1,5 +1,5 @@
-"""training/hog_stats.py: the realism test's HOG in PyTorch, and the tune term that pulls the edits'
-HOG statistics towards real smiles' (``[tune] w_stat``)."""
+"""training/hog_stats.py: the realism test's HOG and LBP in PyTorch, and the tune term that pulls the
+edits' HOG (and LBP) statistics towards real smiles' (``[tune] w_stat``, ``stat_lbp``)."""
 import json
 
 import numpy as np
@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
 pytest.importorskip("skimage")
-from training.hog_stats import StatMatch, soft_hog, stat_features, window_grey  # noqa: E402
+from training.hog_stats import N_HOG, N_LBP, StatMatch, feature_weights, soft_hog, soft_lbp, stat_features, window_grey  # noqa: E402
 from training.realism import HOG_BLOCK, HOG_BLOCKS, HOG_ORIENTATIONS, LUMA, PATCH, _hog_lbp, lower_face  # noqa: E402
 
 
@@ -34,6 +34,35 @@ def test_the_soft_hog_is_the_realism_tests_hog_with_shared_bins():
         assert np.corrcoef(a, b)[0, 1] > 0.9
     flat = soft_hog(torch.full((1, 1, *PATCH), 90.0)).numpy()  # no gradient, no histogram
     assert np.abs(flat).max() < 1e-3
+
+
+def test_the_soft_lbp_is_the_realism_tests_lbp_histograms():
+    rng = np.random.default_rng(5)
+    g = np.clip(_windows(8, seed=4) + rng.normal(0, 6, (8, *PATCH)), 0, 255).astype(np.float32)
+    want = np.stack([_hog_lbp(w)[N_HOG:] for w in g])  # the LBP part of the test's features (of the rounded window)
+    assert want.shape[1] == N_LBP
+    sharp = soft_lbp(torch.from_numpy(np.round(g))[:, None], tau=0.02).numpy()
+    assert np.abs(sharp - want).max() < 0.02  # nearly the test's own histograms once the window is rounded
+    x = torch.from_numpy(g)[:, None].requires_grad_(True)
+    soft = soft_lbp(x)  # the float window, at the temperature the term uses
+    for a, b in zip(soft.detach().numpy(), want):
+        assert np.corrcoef(a, b)[0, 1] > 0.98
+    assert np.allclose(soft.detach().numpy().reshape(8, -1, 10).sum(-1), 1.0, atol=1e-4)  # a histogram per cell
+    soft[:, 8::10].sum().backward()  # more "all neighbours as bright" (flat or a peak) ...
+    assert float(x.grad.abs().sum()) > 0.0
+
+
+def test_the_feature_weights_share_the_distance_between_hog_and_lbp():
+    plain = feature_weights(True, 0.0)
+    assert plain.shape == (2 * N_HOG,) and torch.allclose(plain, torch.full_like(plain, (2 * N_HOG) ** -0.5))
+    w = feature_weights(True, 0.3)
+    assert w.shape == (2 * (N_HOG + N_LBP),)
+    lbp = torch.cat([w[N_HOG : N_HOG + N_LBP], w[-N_LBP:]])
+    assert abs(float(lbp.square().sum()) - 0.3) < 1e-5 and abs(float(w.square().sum()) - 1.0) < 1e-5
+    x = torch.rand(1, 3, 256, 256) * 2 - 1
+    assert stat_features(x, True, True).shape[1] == len(w) and stat_features(x, False, True).shape[1] == N_HOG + N_LBP
+    with pytest.raises(ValueError, match="stat_lbp"):
+        feature_weights(True, 1.0)
 
 
 def test_the_window_is_the_realism_tests_lower_face():
@@ -84,7 +113,7 @@ def test_a_tuning_run_logs_the_term_only_from_stat_from_and_needs_no_discriminat
 
     model = str(resolve_model(None))
     cfg, _ = _tiny_cache(tmp_path, 'w_stat = 1.0\nstat_kind = "mmd"\nw_adv = 0.0\nstat_reals = 4\nlam = [1.0, 2.0]\n'
-                                   'neg_share = 0.0\nparts = ["net"]\nstat_from = 1.0\n')
+                                   'neg_share = 0.0\nparts = ["net"]\nstat_from = 1.0\nstat_lbp = 0.3\n')
     assert training_main.main(["tune", "--config", str(cfg), "--model", model, "--name", "s", "--steps", "20"]) == 0
     logged = [json.loads(line) for line in (tmp_path / "cache" / "tune" / "s" / "log.jsonl").read_text().splitlines()]
     assert "stat" in logged[-1] and "d" not in logged[-1] and "adv" not in logged[-1]

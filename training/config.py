@@ -337,6 +337,9 @@ class TuneConfig:
     stat_kind: str = "mean"
     #: ... on the judged edits at this λ and above only
     stat_from: float = 0.0
+    #: the share of the squared distance that the soft LBP histograms carry (training.hog_stats.soft_lbp;
+    #: 0: HOG only, as model 1.11.0)
+    stat_lbp: float = 0.0
     #: the anchor weighs the faces below ``stat_from`` this many times more (1: the same as the others),
     #: so that a term on the strong edits leaves the weaker ones where they were
     anchor_below: float = 1.0

@@ -21,8 +21,8 @@ network's weights and one change of the shade field against real smiles of the t
   (``shade_grid``² upsampled), with an L2 cost;
 * **identity** (``w_identity`` > 0): dlib's descriptor distance between each judged edit and its
   input (:class:`training.identity.FaceDescriptor`, frozen; what ``evaluate`` measures).
-* **stats** (``w_stat`` > 0): the edits' soft HOG of the lower face (and of its fine band) pulled
-  towards that of real smiles of the train split, by their mean or their maximum mean discrepancy
+* **stats** (``w_stat`` > 0): the edits' soft HOG of the lower face (and of its fine band; with
+  ``stat_lbp`` > 0 their soft LBP histograms too) pulled towards that of real smiles of the train split, by their mean or their maximum mean discrepancy
   (:mod:`training.hog_stats`; ``stat_from`` leaves out the weaker edits). With ``w_adv = 0`` no
   discriminator learns at all (model 1.11.0's recipe, ``training/tune_stats.toml``).
 
@@ -458,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
         stat = ""
         if tc.w_stat > 0:
             how = "maximum mean discrepancy" if tc.stat_kind == "mmd" else "mean difference"
-            stat = (f", by the {how} of the lower face's HOG statistics (training.hog_stats, weight {tc.w_stat:g}"
+            what_stats = f"HOG and LBP ({tc.stat_lbp:g} of the distance)" if tc.stat_lbp > 0 else "HOG"
+            stat = (f", by the {how} of the lower face's {what_stats} statistics (training.hog_stats, weight {tc.w_stat:g}"
                     + (f", from λ = {tc.stat_from:g}" if tc.stat_from > 0 else "") + ")")
         desc = (f"{what} tuned for {step} steps{averaged} against the train split's real smiles{stat}{identity} "
                 f"(python -m training tune, run {args.name}) from {model_path.name}")
@@ -505,12 +506,12 @@ def main(argv: list[str] | None = None) -> int:
         descriptor = FaceDescriptor(crop_size=model.size).to(device)
     stats = None
     if tc.w_stat > 0:  # real smiles' HOG statistics (training.hog_stats), the edits' pulled towards them
-        from .hog_stats import StatMatch, real_features
+        from .hog_stats import StatMatch, feature_weights, real_features
 
         pool = np.concatenate(list(sampler.by_key.values()))
         chosen = np.random.default_rng(tc.seed).choice(pool, min(tc.stat_reals, len(pool)), replace=False)
-        stats = StatMatch(real_features(crops, chosen, tc.stat_fine, mirrored=True), tc.stat_decay,
-                          kind=tc.stat_kind).to(device)
+        stats = StatMatch(real_features(crops, chosen, tc.stat_fine, mirrored=True, lbp=tc.stat_lbp > 0), tc.stat_decay,
+                          kind=tc.stat_kind, weights=feature_weights(tc.stat_fine, tc.stat_lbp)).to(device)
         if ck is not None and "stat_running" in ck:
             stats.load(ck["stat_running"])
     log.info("tuning %s: %d neutral faces, %d strata of real smiles, from step %d", model_path.name, len(sampler.edit),
@@ -577,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
             if stats is not None and kept.any():
                 from .hog_stats import stat_features
 
-                terms["stat"] = stats.loss(stat_features(out[kept], tc.stat_fine), lam[kept, 0])
+                terms["stat"] = stats.loss(stat_features(out[kept], tc.stat_fine, tc.stat_lbp > 0), lam[kept, 0])
             if model.net_learns():
                 held = anchor_weight(ref_mask, tc.hold_opening, tc.hold_margin)
                 if tc.anchor_below != 1.0:  # the faces the stats term leaves out, held harder
