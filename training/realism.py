@@ -131,6 +131,7 @@ def features(crops: np.ndarray, colour: bool = False, window: tuple[float, float
 #: blocks over a :data:`PATCH` window (rows, columns); LBP (8 neighbours, "uniform"): bins per cell.
 HOG_CELL, HOG_BLOCK, HOG_ORIENTATIONS = 8, 2, 9
 HOG_BLOCKS = (PATCH[0] // HOG_CELL - HOG_BLOCK + 1, PATCH[1] // HOG_CELL - HOG_BLOCK + 1)
+HOG_FEATURES = HOG_BLOCKS[0] * HOG_BLOCKS[1] * HOG_BLOCK * HOG_BLOCK * HOG_ORIENTATIONS
 LBP_BINS = 10
 
 
@@ -591,7 +592,7 @@ def separation(model: Logistic, mean1: np.ndarray, mean0: np.ndarray) -> dict[st
     over HOG's orientations (``hog_orientations``, the gradient's direction in 20° bins from 0°; 90°:
     horizontal edges), over the LBP cells (``lbp_cells``, :data:`GRID`) and in all (``hog``, ``lbp``,
     ``total``: the gap between the two sides' mean log-odds). docs/realism.md, sixteenth session."""
-    n_hog = HOG_BLOCKS[0] * HOG_BLOCKS[1] * HOG_BLOCK * HOG_BLOCK * HOG_ORIENTATIONS
+    n_hog = HOG_FEATURES
     n_lbp = GRID[0] * GRID[1] * LBP_BINS
     w = np.asarray(model.w, np.float64) / np.asarray(model.scale, np.float64)
     mean1, mean0 = np.asarray(mean1, np.float64), np.asarray(mean0, np.float64)

@@ -22,8 +22,9 @@ network's weights and one change of the shade field against real smiles of the t
 * **identity** (``w_identity`` > 0): dlib's descriptor distance between each judged edit and its
   input (:class:`training.identity.FaceDescriptor`, frozen; what ``evaluate`` measures).
 * **stats** (``w_stat`` > 0): the edits' soft HOG of the lower face (and of its fine band; with
-  ``stat_lbp`` > 0 their soft LBP histograms too) pulled towards that of real smiles of the train split, by their mean or their maximum mean discrepancy
-  (:mod:`training.hog_stats`; ``stat_from`` leaves out the weaker edits). With ``w_adv = 0`` no
+  ``stat_lbp`` > 0 their soft LBP histograms too) pulled towards that of real smiles of the train
+  split, by their mean or their maximum mean discrepancy (:mod:`training.hog_stats`; ``stat_from``
+  leaves out the weaker edits). With ``w_adv = 0`` no
   discriminator learns at all (model 1.11.0's recipe, ``training/tune_stats.toml``).
 
 ``[tune] parts`` says what learns: by default the smile network and the shade field, with the
