@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
 pytest.importorskip("skimage")
 from training.hog_stats import N_HOG, N_LBP, StatMatch, feature_weights, soft_hog, soft_lbp, stat_features, window_grey  # noqa: E402
-from training.realism import HOG_BLOCK, HOG_BLOCKS, HOG_ORIENTATIONS, LUMA, PATCH, _hog_lbp, lower_face  # noqa: E402
+from training.realism import LBP_BINS, LUMA, PATCH, _hog_lbp, lower_face  # noqa: E402
 
 
 def _windows(n=6, seed=0):
@@ -26,8 +26,7 @@ def _windows(n=6, seed=0):
 
 def test_the_soft_hog_is_the_realism_tests_hog_with_shared_bins():
     g = _windows()
-    n_hog = HOG_BLOCKS[0] * HOG_BLOCKS[1] * HOG_BLOCK ** 2 * HOG_ORIENTATIONS
-    want = np.stack([_hog_lbp(w)[:n_hog] for w in g])  # the HOG part of the test's features
+    want = np.stack([_hog_lbp(w)[:N_HOG] for w in g])  # the HOG part of the test's features
     got = soft_hog(torch.from_numpy(g)[:, None]).numpy()
     assert got.shape == want.shape
     for a, b in zip(got, want):
@@ -47,8 +46,8 @@ def test_the_soft_lbp_is_the_realism_tests_lbp_histograms():
     soft = soft_lbp(x)  # the float window, at the temperature the term uses
     for a, b in zip(soft.detach().numpy(), want):
         assert np.corrcoef(a, b)[0, 1] > 0.98
-    assert np.allclose(soft.detach().numpy().reshape(8, -1, 10).sum(-1), 1.0, atol=1e-4)  # a histogram per cell
-    soft[:, 8::10].sum().backward()  # more "all neighbours as bright" (flat or a peak) ...
+    assert np.allclose(soft.detach().numpy().reshape(8, -1, LBP_BINS).sum(-1), 1.0, atol=1e-4)  # a histogram per cell
+    soft[:, 8::LBP_BINS].sum().backward()  # more "all neighbours as bright" (flat or a peak) ...
     assert float(x.grad.abs().sum()) > 0.0
 
 
