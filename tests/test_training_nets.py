@@ -16,6 +16,7 @@ from training.losses import (  # noqa: E402
     mask_loss,
     mouth_region,
     mouth_rgb_loss,
+    smile_floor,
     smile_ranking,
     ssim,
     warp,
@@ -132,6 +133,20 @@ def test_losses_behave():
     d = PatchDiscriminator()
     logits, feats = d(mouth_region(torch.zeros(2, 3, 128, 128)))
     assert logits.shape[0] == 2 and logits.ndim == 4 and len(feats) == 3
+
+
+def test_smile_floor_holds_only_the_strong_edits_below_it():
+    """A strong edit that rose far above its input but ends below "smiling" is still held (the rank
+    term lets it go); weak edits and edits above the floor are not."""
+    logit = torch.tensor([[-0.5], [3.0], [-4.0], [0.5]])
+    lam = torch.tensor([[2.0], [2.0], [1.0], [1.5]])
+    # faces 0 and 3 are strong and below the floor of 1: (1.5 + 0.5) / 3 strong faces
+    assert float(smile_floor(logit, lam, 1.0, 1.5)) == pytest.approx((1.5 + 0.5) / 3)
+    assert float(smile_ranking(logit[:1, 0], torch.tensor([-4.0]), lam[:1])) == 0.0  # what the rank term sees of face 0
+    assert float(smile_floor(logit, lam, 1.0, 2.5)) == 0.0  # no edit that strong
+    g = logit.clone().requires_grad_(True)
+    smile_floor(g, lam, 1.0, 1.5).backward()
+    assert g.grad[:, 0].tolist() == pytest.approx([-1 / 3, 0.0, 0.0, -1 / 3])
 
 
 def test_mask_loss_does_not_reward_a_dead_mask():

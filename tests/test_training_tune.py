@@ -296,6 +296,32 @@ def test_snapshots_average_into_one_and_two_are_needed(tmp_path):
         average_snapshots(run, 300)
 
 
+def test_snapshots_of_runs_with_other_seeds_join_the_mean(tmp_path):
+    """``--with-runs``: the same steps of other runs from the same model are averaged in; a run
+    missing a step, or tuned from another model, is refused in one line."""
+    from training.tune import average_snapshots
+
+    def snaps(name: str, values: dict, sha: str = "abc"):
+        run = tmp_path / name
+        run.mkdir()
+        for step, v in values.items():
+            torch.save({"model": "m.onnx", "model_sha256": sha, "net": {"w": torch.full((2,), v)}, "mouth": {"c": torch.zeros(1)},
+                        "shade_delta": torch.full((1, 1, 2, 2), v), "step": step}, run / f"step-{step:06d}.pt")
+        return run
+
+    a = snaps("a", {100: 1.0, 200: 3.0})
+    b = snaps("b", {100: 5.0, 200: 7.0, 300: 100.0})
+    mean, phrase = average_snapshots(a, 100, None, (b,))
+    assert torch.equal(mean["net"]["w"], torch.full((2,), 4.0)) and torch.equal(mean["shade_delta"], torch.full((1, 1, 2, 2), 4.0))
+    assert "4 snapshots, steps 100–200 of runs a, b" in phrase
+    c = snaps("c", {100: 0.0})
+    with pytest.raises(SystemExit, match="run c has no snapshot of step 200"):
+        average_snapshots(a, 100, None, (c,))
+    d = snaps("d", {100: 0.0, 200: 0.0}, sha="other")
+    with pytest.raises(SystemExit, match="another model"):
+        average_snapshots(a, 100, None, (d,))
+
+
 def test_a_run_resumes_from_a_moved_source_model_only_if_it_is_the_same_file(tmp_path, default_path):
     """A run records its source model's path and checksum: when the file has moved (a model no
     longer bundled), ``--model`` points at a copy; a different file, or none, is refused in one line."""
@@ -420,3 +446,28 @@ def test_the_discriminator_can_see_the_fine_band_alone():
     assert fine_band(ramp, 1.5)[..., 6:-6].abs().max() < 1e-4  # a ramp is coarse (its ends see the replicated edge)
     f = fine_band(edge, 1.5)
     assert f[..., 14:18, :].abs().min() > 0.1 and f[..., :8, :].abs().max() < 1e-5 and f.shape == edge.shape
+
+
+def test_a_tuning_run_holds_the_strong_edits_smile_logit_at_its_floor(tmp_path):
+    """``[tune] w_floor``: with a classifier in the cache the run logs the floor term for edits at
+    ``floor_from`` and above (and, with a floor no logit reaches, a positive one); with no edit that
+    strong it logs none."""
+    import json
+
+    from smilecore.registry import resolve_model
+    from training import __main__ as training_main
+    from training.classifier import SmileClassifier
+
+    model = str(resolve_model(None))
+    floors = []
+    for k, start in enumerate((1.0, 3.0)):
+        cfg, _ = _tiny_cache(tmp_path / str(k), 'w_stat = 0.0\nw_adv = 0.0\nlam = [1.0, 2.0]\nneg_share = 0.0\nparts = ["net"]\n'
+                                                f"w_rank = 0.0\nw_floor = 1.0\nsmile_floor = 50.0\nfloor_from = {start}\n")
+        clf = SmileClassifier(widths=(4, 4, 4, 4))
+        torch.save({"state": clf.state_dict(), "widths": [4, 4, 4, 4], "input_size": clf.input_size, "stats": {}},
+                   tmp_path / str(k) / "cache" / "classifier.pt")
+        assert training_main.main(["tune", "--config", str(cfg), "--model", model, "--name", "f", "--steps", "20"]) == 0
+        log = (tmp_path / str(k) / "cache" / "tune" / "f" / "log.jsonl").read_text().splitlines()
+        floors.append(json.loads(log[-1]).get("floor"))
+    assert floors[0] is not None and floors[0] > 40.0
+    assert floors[1] is None

@@ -343,6 +343,11 @@ class TuneConfig:
     #: the anchor weighs the faces below ``stat_from`` this many times more (1: the same as the others),
     #: so that a term on the strong edits leaves the weaker ones where they were
     anchor_below: float = 1.0
+    #: the smile classifier's logit of the judged edits at ``floor_from`` and above held at ``smile_floor``
+    #: or more (:func:`training.losses.smile_floor`), weighted by this (0: none)
+    w_floor: float = 0.0
+    smile_floor: float = 1.0
+    floor_from: float = 1.5
 
 
 @dataclass(frozen=True)

@@ -172,6 +172,20 @@ def smile_ranking(logit_out: torch.Tensor, logit_in: torch.Tensor, strength: tor
     return loss.sum() / use.sum().clamp_min(1.0)
 
 
+def smile_floor(logit_out: torch.Tensor, strength: torch.Tensor, floor: float, start: float) -> torch.Tensor:
+    """How far the classifier's smile logit of the edits at λ ≥ ``start`` falls short of ``floor``.
+
+    :func:`smile_ranking` asks each edit only to rise above its own input, which a neutral face at
+    λ = 2 does by several logits even when it ends below "smiling" (p < 0.5, logit < 0); this holds
+    every strong edit's logit at ``floor`` or above (issue 15's bar: ≥ 90 % of non-smilers rated
+    smiling at λ = 2). Mean hinge over the edits at λ ≥ ``start``; 0 when there are none.
+    """
+    lam = strength.view(-1)
+    use = (lam >= start).float()
+    loss = F.relu(floor - logit_out.view(-1)) * use
+    return loss.sum() / use.sum().clamp_min(1.0)
+
+
 # --------------------------------------------------------------------------- the weighted total
 
 

@@ -17,6 +17,8 @@ network's weights and one change of the shade field against real smiles of the t
   buys realism; ``hold_opening`` weighs them more inside the model's own opening
   (:func:`anchor_weight`), so the network cannot close the mouth to please the critic;
 * **rank**: the smile classifier's logit must rise with λ (:func:`training.losses.smile_ranking`);
+  with ``w_floor`` > 0 the strong edits' logit is also held at ``smile_floor`` or above
+  (:func:`training.losses.smile_floor`);
 * **shade**: the shade field (one for everyone, model contract 2) may change by a smooth map
   (``shade_grid``² upsampled), with an L2 cost;
 * **identity** (``w_identity`` > 0): dlib's descriptor distance between each judged edit and its
@@ -62,10 +64,10 @@ from smilecore.digest import file_sha256
 
 from .config import TuneConfig, get_logger, load_config
 from .identity import FaceDescriptor, identity_distance
-from .losses import composite, hinge_d_loss, hinge_g_loss, smile_ranking
+from .losses import composite, hinge_d_loss, hinge_g_loss, smile_floor, smile_ranking
 
 #: The generator's loss terms, each weighted by ``[tune] w_<term>`` when it is computed.
-LOSS_TERMS = ("adv", "anchor", "rank", "shade", "fill", "fill_chroma", "identity", "crease", "stat")
+LOSS_TERMS = ("adv", "anchor", "rank", "floor", "shade", "fill", "fill_chroma", "identity", "crease", "stat")
 
 #: (height, width) the discriminator sees the lower-face window at, unless ``[tune] disc_size`` says otherwise.
 DISC_PATCH = (64, 96)
@@ -368,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--step", type=int, default=None, help="export the run's snapshot of this step (step-NNNNNN.pt)")
     ap.add_argument("--average", type=int, default=None, metavar="FROM",
                     help="export the mean weights of the run's snapshots from step FROM to --step (default: its last)")
+    ap.add_argument("--with-runs", nargs="+", default=[], metavar="RUN",
+                    help="with --average: runs of the same recipe and source model (other seeds) whose snapshots of the same steps join the mean")
     ap.add_argument("--metrics", nargs="*", default=[], help="metrics.json files of `evaluate --model OUT` for its card")
     ap.add_argument("--failures", default=None, help="a Markdown file: what the model gets wrong, looked at (for its card)")
     ap.add_argument("--register", action="store_true", help="bundle the export as the default model (smilecore/models)")
@@ -394,10 +398,12 @@ def main(argv: list[str] | None = None) -> int:
         ck_path = run / f"step-{args.step:06d}.pt"
     ck = torch.load(ck_path, map_location="cpu", weights_only=False) if (args.resume or args.export) and ck_path.exists() else None
     averaged = ""
+    if args.with_runs and args.average is None:
+        raise SystemExit("error: --with-runs is for --average")
     if args.average is not None:
         if not args.export:
             raise SystemExit("error: --average is for --export")
-        ck, averaged = average_snapshots(run, args.average, args.step)
+        ck, averaged = average_snapshots(run, args.average, args.step, tuple(run.parent / r for r in args.with_runs))
     if ck is not None:
         model_path, model_sha = run_source(ck, Path(args.model) if args.model else None)
     elif not model_path.is_file():
@@ -462,7 +468,9 @@ def main(argv: list[str] | None = None) -> int:
             what_stats = f"HOG and LBP ({tc.stat_lbp:g} of the distance)" if tc.stat_lbp > 0 else "HOG"
             stat = (f", by the {how} of the lower face's {what_stats} statistics (training.hog_stats, weight {tc.w_stat:g}"
                     + (f", from λ = {tc.stat_from:g}" if tc.stat_from > 0 else "") + ")")
-        desc = (f"{what} tuned for {step} steps{averaged} against the train split's real smiles{stat}{identity} "
+        floor = (f", the smile classifier's logit held at {tc.smile_floor:g} or above from λ = {tc.floor_from:g} "
+                 f"(weight {tc.w_floor:g})") if tc.w_floor > 0 else ""
+        desc = (f"{what} tuned for {step} steps{averaged} against the train split's real smiles{stat}{floor}{identity} "
                 f"(python -m training tune, run {args.name}) from {model_path.name}")
         out = Path(args.export)
         base = Path(args.base) if args.base else None
@@ -591,8 +599,12 @@ def main(argv: list[str] | None = None) -> int:
                 area = region0.sum().clamp(min=1.0)
                 terms["fill"] = (region0 * luma.abs()).sum() / area
                 terms["fill_chroma"] = (region0 * (d - luma).abs()).sum() / (3.0 * area)
-            if classifier is not None and tc.w_rank:
-                terms["rank"] = smile_ranking(classifier(out), classifier(face), lam)
+            if classifier is not None and (tc.w_rank or tc.w_floor):
+                logit = classifier(out)
+                if tc.w_rank:
+                    terms["rank"] = smile_ranking(logit, classifier(face), lam)
+                if tc.w_floor and (j & (lam[:, 0] >= tc.floor_from)).any():
+                    terms["floor"] = smile_floor(logit, lam, tc.smile_floor, tc.floor_from)
             if "shade" in tc.parts:
                 terms["shade"] = model.shade_delta.square().mean()
             if "crease" in tc.parts:
@@ -647,23 +659,36 @@ def run_source(ck: dict, given: Path | None) -> tuple[Path, str]:
     return path, got
 
 
-def average_snapshots(run: Path, first: int, last: int | None = None) -> tuple[dict, str]:
+def average_snapshots(run: Path, first: int, last: int | None = None, others: tuple[Path, ...] = ()) -> tuple[dict, str]:
     """The mean weights of ``run``'s snapshots (``step-NNNNNN.pt``) from step ``first`` to ``last``
     (default: its last snapshot), as one snapshot of the last step, and a phrase saying so. A
-    discriminator moves what it rewards from step to step; the mean of many steps keeps what they share."""
+    discriminator moves what it rewards from step to step; the mean of many steps keeps what they share.
+
+    ``others``: runs of the same recipe from the same model with other seeds, whose snapshots of
+    the same steps join the mean (each run's luck averaged away). Every run must hold every step
+    ``run`` has in the range and record the same source model (checksum), else ``SystemExit``."""
     steps = sorted(int(p.stem.split("-")[1]) for p in run.glob("step-*.pt"))
     steps = [k for k in steps if k >= first and (last is None or k <= last)]
     if len(steps) < 2:
         raise SystemExit(f"error: --average needs two snapshots or more in {run} from step {first}"
                          + (f" to {last}" if last is not None else "") + f" (found {len(steps)})")
     cks = [torch.load(run / f"step-{k:06d}.pt", map_location="cpu", weights_only=False) for k in steps]
+    for other in others:
+        missing = [k for k in steps if not (other / f"step-{k:06d}.pt").is_file()]
+        if missing:
+            raise SystemExit(f"error: run {other.name} has no snapshot of step {missing[0]} to average with {run.name}")
+        more = [torch.load(other / f"step-{k:06d}.pt", map_location="cpu", weights_only=False) for k in steps]
+        if more[0].get("model_sha256") != cks[0].get("model_sha256"):
+            raise SystemExit(f"error: run {other.name} was tuned from another model than run {run.name}")
+        cks += more
     mean = dict(cks[-1])
     for key in ("net", "mouth", "crease"):
         if key in mean:
             mean[key] = {k: (sum(c[key][k].double() for c in cks) / len(cks)).to(v.dtype) if v.is_floating_point() else v
                          for k, v in cks[-1][key].items()}
     mean["shade_delta"] = sum(c["shade_delta"] for c in cks) / len(cks)
-    return mean, f" (the mean of {len(steps)} snapshots, steps {steps[0]}–{steps[-1]})"
+    runs = f" of runs {', '.join([run.name] + [o.name for o in others])}" if others else ""
+    return mean, f" (the mean of {len(cks)} snapshots, steps {steps[0]}–{steps[-1]}{runs})"
 
 
 def _log_at(path: Path, step: int) -> dict:
