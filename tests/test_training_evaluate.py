@@ -39,10 +39,12 @@ def test_markdown_table_reports_teeth_only_where_the_mouth_opened():
            "ssim_teacher": 0.97, "l1_teacher": 0.01}
     table = markdown_table({"1": {**row, "opened": 0, "teeth_out": float("nan"), "teeth_teacher": float("nan")},
                             "2": {**row, "opened": 5, "teeth_out": 0.41, "teeth_teacher": 0.63, "smiling_after": 0.934,
-                                  "edges_out": 12.34, "edges_teacher": 20.0, "detail_kept": 0.987, "realism_auc": 0.9876}})
+                                  "edges_out": 12.34, "edges_teacher": 20.0, "detail_kept": 0.987, "realism_auc": 0.9876,
+                                  "read_p10": 0.734, "read_median": 1.456, "read_p90": 2.049, "read_weak": 0.0625}})
     lines = table.splitlines()
-    assert lines[0].count("|") == lines[2].count("|") == lines[3].count("|") == 13
-    assert lines[2].endswith("| – | – | – | – |") and lines[3].endswith("| 0.41 (0.63) | 12.3 (20.0) | 0.99 | 0.988 |")
+    assert lines[0].count("|") == lines[2].count("|") == lines[3].count("|") == 14
+    assert lines[2].endswith("| – | – | – | – | – |")
+    assert lines[3].endswith("| 0.41 (0.63) | 12.3 (20.0) | 0.99 | 0.73 / 1.46 / 2.05; 6% | 0.988 |")
     # the share of non-smilers rated smiling after the edit (issue 15: ≥ 90 % at λ = 2); "–" in older metrics
     assert "| 1.00 | 0.93 | 0.300 (max" in lines[3] and "| 1.00 | – | 0.300 (max" in lines[2]
 
@@ -96,3 +98,24 @@ def test_the_engine_editor_composites_as_a_user_gets_it(astronaut):
     assert not np.array_equal(net(crop, 2.0), out)  # the contract's formula alone is another picture
     with pytest.raises(ValueError, match="composite"):
         onnx_editor(resolve_model(None), "paint")
+
+
+def test_reading_puts_edits_on_the_engines_scale_and_counts_the_weak_ones():
+    from smilecore.strength import NEUTRAL_SPREAD
+    from training.smile_level import WEAK, reading
+
+    # levels → own strengths 0 (a neutral-looking edit), 0.25, 0.6, 1, 1.5 (level = 0.4 + 0.6 · strength)
+    own = np.array([0.0, 0.25, 0.6, 1.0, 1.5])
+    levels = NEUTRAL_SPREAD + (1.0 - NEUTRAL_SPREAD) * own
+    levels[0] = -0.3  # below the neutral spread: reads 0, not a negative strength
+    r = reading(levels, 1.0)
+    assert r["read_median"] == pytest.approx(0.6) and r["read_p10"] == pytest.approx(0.1)
+    assert r["read_p90"] == pytest.approx(1.3)
+    assert r["read_weak"] == pytest.approx(2 / 5)  # 0 and 0.25 read under half of 1; 0.6 does not
+    # strength 3 asks for the saturated ~2.37: half of it is ~1.18, so 1.0 is weak there, 1.5 is not
+    assert reading(levels, 3.0)["read_weak"] == pytest.approx(4 / 5)
+    assert WEAK == 0.5
+    with pytest.raises(ValueError, match="above 0"):
+        reading(levels, 0.0)
+    with pytest.raises(ValueError, match="no edits"):
+        reading(np.array([]), 1.0)

@@ -19,6 +19,9 @@ person-disjoint validation split (never tuned on):
   score high, a smooth white band low.
 * skin detail kept: the finest band of the face's log-luminance over its skin outside the mouth,
   edited against unedited (:mod:`training.detail`; median over the faces): 1.0 keeps all of it.
+* reads as (λ > 0): how far the edits smile by the engine's own measure, the face mesh's smile
+  level of each edit as a strength (:func:`training.smile_level.reading`: 10th / 50th / 90th
+  percentiles, 1 = a typical real smile) and the share that read under half the smile asked for.
 * realism AUC (:mod:`training.realism`): a two-sample test, a logistic regression on grey
   HOG + LBP features of the aligned lower face trained with person-disjoint folds to tell the
   split's neutral faces, edited at ``[evaluate] realism_lams`` (1 and 2), from real smiling
@@ -178,8 +181,8 @@ def contact_sheet(rows: list[list[np.ndarray]], cell: int = 160) -> np.ndarray:
 def markdown_table(per_lam: dict[str, dict[str, float]]) -> str:
     """The metrics as a Markdown table, one row per λ (realism AUC: λ = 0 is the unedited ceiling)."""
     lines = [
-        "| λ | smile p before | smile p after | non-smilers moved the right way | non-smilers rated smiling | identity dist (dlib) | SSIM vs teacher | L1 vs teacher | teeth shown (teacher) | tooth edges (teacher) | skin detail kept | realism AUC (vs real smiles) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| λ | smile p before | smile p after | non-smilers moved the right way | non-smilers rated smiling | identity dist (dlib) | SSIM vs teacher | L1 vs teacher | teeth shown (teacher) | tooth edges (teacher) | skin detail kept | reads as (engine, 10th / 50th / 90th pct.; weak) | realism AUC (vs real smiles) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for lam, m in per_lam.items():
         teeth = "–" if m.get("opened", 0) == 0 else f"{m['teeth_out']:.2f} ({m['teeth_teacher']:.2f})"
@@ -187,9 +190,11 @@ def markdown_table(per_lam: dict[str, dict[str, float]]) -> str:
         real = "–" if "realism_auc" not in m else f"{m['realism_auc']:.3f}"
         detail = "–" if "detail_kept" not in m else f"{m['detail_kept']:.2f}"
         smiling = "–" if "smiling_after" not in m else f"{m['smiling_after']:.2f}"
+        read = "–" if "read_median" not in m else (f"{m['read_p10']:.2f} / {m['read_median']:.2f} / {m['read_p90']:.2f}; "
+                                                   f"{m['read_weak']:.0%}")
         lines.append(
             f"| {float(lam):+.0f} | {m['p_before']:.3f} | {m['p_after']:.3f} | {m['moved_right_way']:.2f} | {smiling} | "
-            f"{m['identity_mean']:.3f} (max {m['identity_max']:.3f}) | {m['ssim_teacher']:.4f} | {m['l1_teacher']:.4f} | {teeth} | {edges} | {detail} | {real} |"
+            f"{m['identity_mean']:.3f} (max {m['identity_max']:.3f}) | {m['ssim_teacher']:.4f} | {m['l1_teacher']:.4f} | {teeth} | {edges} | {detail} | {read} | {real} |"
         )
     return "\n".join(lines)
 
@@ -198,8 +203,11 @@ def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows:
              sheet_rows: int, synth: Teacher, teacher_name: str, classifier: Path) -> tuple[dict[str, Any], np.ndarray]:
     """All metrics and the contact sheet for the faces ``rows``, against the teacher ``synth``
     (``teacher_name``: drawn or donors), with the smile classifier saved at ``classifier``."""
+    from smilecore import facemesh
+
     from .classifier import load_classifier, smile_probability
     from .detail import detail_kept
+    from .smile_level import reading
 
     clf = load_classifier(classifier)
     ident = DlibIdentity()
@@ -225,6 +233,8 @@ def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows:
         moved = (p1 > p0) if lam > 0 else (p1 < p0) if lam < 0 else np.isclose(p1, p0, atol=1e-3)
         dist = np.array([np.linalg.norm(ident.descriptor(o, s) - d) for o, s, d in zip(out, shapes, d0)])
         detail = np.array([detail_kept(c, o, l) for c, o, l in zip(inputs, out, lms)])
+        # how far the edits smile by the engine's own measure (its face mesh on the edits), λ > 0
+        read = reading(facemesh.network().read(out).level, lam) if lam > 0 else {}
         xo = torch.stack([to_tensor(o) for o in out])
         xt = torch.stack([to_tensor(t) for t in targets])
         per[f"{lam:g}"] = {
@@ -243,6 +253,7 @@ def evaluate(edit: Editor, size: int, crops: np.ndarray, lm68: np.ndarray, rows:
             "edges_out": float(np.mean(edges_out)) if opened else float("nan"),
             "edges_teacher": float(np.mean(edges_teacher)) if opened else float("nan"),
             "detail_kept": float(np.nanmedian(detail)),
+            **read,
         }
     n_sheet = min(sheet_rows, len(rows))
     t2 = [synth.synthesize(inputs[i], lms[i], 2.0).target for i in range(n_sheet)]

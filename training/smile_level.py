@@ -7,12 +7,36 @@ faces and real smiles (the realism test's definitions: :func:`training.dataset.n
 :func:`training.dataset.smiling_rows`), prints the medians and spreads to put in
 :data:`smilecore.facemesh.LEVEL_NEUTRAL`, ``LEVEL_SMILE`` and ``LEVEL_SPREAD`` next to the ones the
 engine carries, and how the engine's level reads on the validation split.
+
+:func:`reading` is the same reading of a model's edits (``evaluate`` reports it per strength): how
+far each edit smiles by the engine's own measure, against the strength it was asked for.
 """
 from __future__ import annotations
 
 import argparse
 
 import numpy as np
+
+#: An edit reads "weak" below this share of the smile it was asked for (:func:`reading`).
+WEAK = 0.5
+
+
+def reading(levels: np.ndarray, strength: float) -> dict[str, float]:
+    """How far edits asked for ``strength`` (> 0) smile by the engine's own measure: the 10th, 50th and
+    90th percentiles of the strength their face mesh ``levels`` read as
+    (:func:`smilecore.strength.own_strength`; 1 = the median real smile of the train split, about 2 a
+    broad one) and the share of edits that read below :data:`WEAK` times the smile asked
+    (:func:`smilecore.strength.saturated`: strength 3 asks for about 2.37)."""
+    from smilecore.strength import own_strength, saturated
+
+    if strength <= 0:
+        raise ValueError(f"a reading is for strengths above 0, not {strength:g}")
+    own = own_strength(np.asarray(levels, np.float64).reshape(-1))
+    if own.size == 0:
+        raise ValueError("no edits to read")
+    p10, p50, p90 = np.percentile(own, [10, 50, 90])
+    return {"read_p10": float(p10), "read_median": float(p50), "read_p90": float(p90),
+            "read_weak": float((own < WEAK * float(saturated(strength))).mean())}
 
 
 def main(argv: list[str] | None = None) -> int:
