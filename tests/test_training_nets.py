@@ -16,8 +16,11 @@ from training.losses import (  # noqa: E402
     mask_loss,
     mouth_region,
     mouth_rgb_loss,
+    moved_points,
     smile_floor,
+    smile_level,
     smile_ranking,
+    smile_reach,
     ssim,
     warp,
 )
@@ -133,6 +136,62 @@ def test_losses_behave():
     d = PatchDiscriminator()
     logits, feats = d(mouth_region(torch.zeros(2, 3, 128, 128)))
     assert logits.shape[0] == 2 and logits.ndim == 4 and len(feats) == 3
+
+
+def _mesh_face(width: float = 80.0, lift: float = 0.0) -> np.ndarray:
+    """468 mesh points at the crop's centre with the eye corners 80 px apart, the mouth ``width`` wide
+    and its corners ``lift`` px above the middle of the lips."""
+    from smilecore import facemesh as fm
+
+    p = np.tile(np.array([[128.0, 150.0]]), (468, 1))
+    (a, b), (c, d) = fm.EYE_CORNERS
+    p[a], p[b], p[c], p[d] = (78.0, 100.0), (108.0, 100.0), (148.0, 100.0), (178.0, 100.0)
+    p[fm.MOUTH_CORNERS[0]] = (128.0 - width / 2, 180.0 - lift)
+    p[fm.MOUTH_CORNERS[1]] = (128.0 + width / 2, 180.0 - lift)
+    p[fm.LIP_MIDDLE[0]], p[fm.LIP_MIDDLE[1]] = (128.0, 178.0), (128.0, 182.0)
+    return p
+
+
+def test_smile_level_and_moved_points_are_the_engines_own():
+    from smilecore import facemesh as fm
+
+    rng = np.random.default_rng(0)
+    faces = np.stack([_mesh_face(w, l) for w, l in ((64, 0), (80, 5), (90, 9))]) + rng.normal(0, 0.5, (3, 468, 2))
+    ours = smile_level(torch.from_numpy(faces)).numpy()
+    assert np.allclose(ours, fm.smile_level(faces), atol=1e-9)
+    assert ours[0] < ours[1] < ours[2]
+    # a smooth flow: the points move where the engine's own fixed-point steps put them
+    yy, xx = np.mgrid[0:256, 0:256].astype(np.float32)
+    flow = np.stack([3.0 * np.sin(xx / 40.0), 2.0 * np.cos(yy / 30.0)]).astype(np.float32)
+    pts = faces[1].astype(np.float32)[:40]
+    got = moved_points(torch.from_numpy(pts)[None], torch.from_numpy(flow)[None])[0].numpy()
+    assert np.abs(got - fm._moved(pts, flow)).max() < 1e-3
+    assert np.abs(got - pts).max() > 1.0  # they did move
+
+
+def test_smile_reach_asks_the_weak_edits_for_more_and_leaves_the_rest():
+    from smilecore import facemesh as fm
+
+    face = torch.from_numpy(_mesh_face(64, 0))[None].float()  # a neutral mouth: level about 0
+    still = torch.zeros(1, 2, 256, 256, requires_grad=True)
+    lam = torch.tensor([[1.0]])
+    loss = smile_reach(face, still, lam, 0.5, 0.75, 1.5)
+    # level 0 against the level that reads as half a smile: 0.4 + 0.6 · 0.5 = 0.7
+    level0 = float(fm.smile_level(face.numpy())[0])
+    assert float(loss.detach()) == pytest.approx(0.7 - level0, abs=1e-5)
+    loss.backward()
+    g = still.grad[0]
+    (cl, cr) = fm.MOUTH_CORNERS
+    x0, y0 = [int(round(v)) for v in face[0, cl].tolist()]
+    x1, y1 = [int(round(v)) for v in face[0, cr].tolist()]
+    # widening and lifting the corners lowers it: the output at the left corner must show the input further
+    # right (flow x > 0 there: gradient < 0), at the right corner further left, both further down (flow y > 0)
+    assert float(g[0, y0 - 1 : y0 + 2, x0 - 1 : x0 + 2].sum()) < 0 < float(g[0, y1 - 1 : y1 + 2, x1 - 1 : x1 + 2].sum())
+    assert float(g[1, y0 - 1 : y0 + 2, x0 - 1 : x0 + 2].sum()) < 0
+    # an edit that already reads as a typical smile, or one outside the band of λ, asks for nothing
+    broad = torch.from_numpy(_mesh_face(96, 10))[None].float()
+    assert float(smile_reach(broad, torch.zeros(1, 2, 256, 256), lam, 0.5, 0.75, 1.5)) == 0.0
+    assert float(smile_reach(face, torch.zeros(1, 2, 256, 256), torch.tensor([[2.0]]), 0.5, 0.75, 1.5)) == 0.0
 
 
 def test_smile_floor_holds_only_the_strong_edits_below_it():

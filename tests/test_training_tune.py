@@ -471,3 +471,23 @@ def test_a_tuning_run_holds_the_strong_edits_smile_logit_at_its_floor(tmp_path):
         floors.append(json.loads(log[-1]).get("floor"))
     assert floors[0] is not None and floors[0] > 40.0
     assert floors[1] is None
+
+
+def test_a_tuning_run_asks_the_weak_edits_to_read_as_a_smile(tmp_path):
+    """``[tune] w_reach``: the run logs the reach term for edits from ``reach_low`` to ``reach_high``
+    (with a share no edit reaches, a positive one) and none when no edit's λ lies in that band."""
+    import json
+
+    from smilecore.registry import resolve_model
+    from training import __main__ as training_main
+
+    model = str(resolve_model(None))
+    reach = []
+    for k, low in enumerate((0.75, 3.0)):
+        cfg, _ = _tiny_cache(tmp_path / str(k), 'w_stat = 0.0\nw_adv = 0.0\nlam = [1.0, 2.0]\nneg_share = 0.0\nparts = ["net"]\n'
+                                                f"w_rank = 0.0\nw_reach = 1.0\nreach_share = 50.0\nreach_low = {low}\nreach_high = 3.5\n")
+        assert training_main.main(["tune", "--config", str(cfg), "--model", model, "--name", "r", "--steps", "20"]) == 0
+        log = (tmp_path / str(k) / "cache" / "tune" / "r" / "log.jsonl").read_text().splitlines()
+        reach.append(json.loads(log[-1]).get("reach"))
+    assert reach[0] is not None and reach[0] > 10.0  # 0.4 + 0.6 · 50 · λ is far above any edit's level
+    assert reach[1] is None

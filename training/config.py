@@ -348,6 +348,13 @@ class TuneConfig:
     w_floor: float = 0.0
     smile_floor: float = 1.0
     floor_from: float = 1.5
+    #: the edits at ``reach_low`` ≤ λ ≤ ``reach_high`` asked to read, by the engine's own measure (the input's
+    #: face mesh moved by the edit's flow), as at least ``reach_share`` × λ of a smile
+    #: (:func:`training.losses.smile_reach`), weighted by this (0: none)
+    w_reach: float = 0.0
+    reach_share: float = 0.5
+    reach_low: float = 0.75
+    reach_high: float = 1.5
 
 
 @dataclass(frozen=True)

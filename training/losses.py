@@ -186,6 +186,54 @@ def smile_floor(logit_out: torch.Tensor, strength: torch.Tensor, floor: float, s
     return loss.sum() / use.sum().clamp_min(1.0)
 
 
+def moved_points(points: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Where edits show the input's ``points`` [N,K,2] (crop pixels) given their backward ``flow``
+    [N,2,S,S] (the output at p shows the input at p + flow(p)): two fixed-point steps of
+    c' = c − flow(c'), as :func:`smilecore.facemesh._moved` does, differentiable in the flow."""
+    size = flow.shape[-1]
+    q = points
+    for _ in range(2):
+        grid = (q * (2.0 / (size - 1)) - 1.0).unsqueeze(1)  # [N,1,K,2], pixel centres at ±1 (align_corners)
+        d = F.grid_sample(flow, grid, mode="bilinear", padding_mode="border", align_corners=True)[:, :, 0]  # [N,2,K]
+        q = points - d.transpose(1, 2)
+    return q
+
+
+def smile_level(points: torch.Tensor) -> torch.Tensor:
+    """:func:`smilecore.facemesh.smile_level` of face mesh landmarks [N,468,2] (or [N,K,2] holding at
+    least the eye corners, mouth corners and lip middles at their mesh indices), in PyTorch: 0 for
+    the median neutral face, 1 for the median real smile."""
+    from smilecore import facemesh as fm
+
+    eyes = [(points[:, a] + points[:, b]) / 2 for a, b in fm.EYE_CORNERS]
+    scale = (eyes[0] - eyes[1]).norm(dim=-1).clamp_min(1e-6)
+    left, right = points[:, fm.MOUTH_CORNERS[0]], points[:, fm.MOUTH_CORNERS[1]]
+    middle = (points[:, fm.LIP_MIDDLE[0]] + points[:, fm.LIP_MIDDLE[1]]) / 2
+    shape = torch.stack([(left - right).norm(dim=-1) / scale, (middle[:, 1] - (left[:, 1] + right[:, 1]) / 2) / scale], -1)
+    neutral, smile = torch.tensor(fm.LEVEL_NEUTRAL).to(shape), torch.tensor(fm.LEVEL_SMILE).to(shape)
+    weight = (smile - neutral) / torch.tensor(fm.LEVEL_SPREAD).to(shape) ** 2
+    return (shape - neutral) @ weight / ((smile - neutral) @ weight)
+
+
+def smile_reach(points: torch.Tensor, flow: torch.Tensor, strength: torch.Tensor, share: float, low: float,
+                high: float) -> torch.Tensor:
+    """How far edits at ``low`` ≤ λ ≤ ``high`` fall short of reading as ``share`` of the smile asked,
+    by the engine's own measure: the smile level of the input's face mesh ``points`` [N,468,2] moved
+    by each edit's ``flow`` (:func:`moved_points`, :func:`smile_level`) against the level at which
+    :func:`smilecore.strength.own_strength` reads ``share`` × λ. Mean hinge over those edits (0 when
+    there are none); the level, not the own strength, so that an edit reading as no smile at all
+    still has a gradient."""
+    from smilecore.strength import NEUTRAL_SPREAD
+
+    lam = strength.view(-1)
+    use = ((lam >= low) & (lam <= high)).float()
+    if not bool(use.any()):
+        return flow.new_zeros(())
+    level = smile_level(moved_points(points, flow))
+    target = NEUTRAL_SPREAD + (1.0 - NEUTRAL_SPREAD) * share * lam
+    return (F.relu(target - level) * use).sum() / use.sum()
+
+
 # --------------------------------------------------------------------------- the weighted total
 
 

@@ -19,6 +19,10 @@ network's weights and one change of the shade field against real smiles of the t
 * **rank**: the smile classifier's logit must rise with λ (:func:`training.losses.smile_ranking`);
   with ``w_floor`` > 0 the strong edits' logit is also held at ``smile_floor`` or above
   (:func:`training.losses.smile_floor`);
+* **reach** (``w_reach`` > 0): the edits at ``reach_low`` ≤ λ ≤ ``reach_high`` must read, by the engine's
+  own measure (the input's face mesh landmarks moved by the edit's flow), as at least ``reach_share``
+  × λ of a smile (:func:`training.losses.smile_reach`): half the λ = 1 edits of model 1.12.0 read as
+  less than half a typical smile, and those are the ones the realism test tells most surely;
 * **shade**: the shade field (one for everyone, model contract 2) may change by a smooth map
   (``shade_grid``² upsampled), with an L2 cost;
 * **identity** (``w_identity`` > 0): dlib's descriptor distance between each judged edit and its
@@ -64,10 +68,10 @@ from smilecore.digest import file_sha256
 
 from .config import TuneConfig, get_logger, load_config
 from .identity import FaceDescriptor, identity_distance
-from .losses import composite, hinge_d_loss, hinge_g_loss, smile_floor, smile_ranking
+from .losses import composite, hinge_d_loss, hinge_g_loss, smile_floor, smile_ranking, smile_reach
 
 #: The generator's loss terms, each weighted by ``[tune] w_<term>`` when it is computed.
-LOSS_TERMS = ("adv", "anchor", "rank", "floor", "shade", "fill", "fill_chroma", "identity", "crease", "stat")
+LOSS_TERMS = ("adv", "anchor", "rank", "floor", "reach", "shade", "fill", "fill_chroma", "identity", "crease", "stat")
 
 #: (height, width) the discriminator sees the lower-face window at, unless ``[tune] disc_size`` says otherwise.
 DISC_PATCH = (64, 96)
@@ -470,6 +474,9 @@ def main(argv: list[str] | None = None) -> int:
                     + (f", from λ = {tc.stat_from:g}" if tc.stat_from > 0 else "") + ")")
         floor = (f", the smile classifier's logit held at {tc.smile_floor:g} or above from λ = {tc.floor_from:g} "
                  f"(weight {tc.w_floor:g})") if tc.w_floor > 0 else ""
+        if tc.w_reach > 0:
+            floor += (f", the edits from λ = {tc.reach_low:g} to {tc.reach_high:g} asked to read as {tc.reach_share:g} × λ of a "
+                      f"smile or more by the engine's face mesh (weight {tc.w_reach:g})")
         desc = (f"{what} tuned for {step} steps{averaged} against the train split's real smiles{stat}{floor}{identity} "
                 f"(python -m training tune, run {args.name}) from {model_path.name}")
         out = Path(args.export)
@@ -605,6 +612,9 @@ def main(argv: list[str] | None = None) -> int:
                     terms["rank"] = smile_ranking(logit, classifier(face), lam)
                 if tc.w_floor and (j & (lam[:, 0] >= tc.floor_from)).any():
                     terms["floor"] = smile_floor(logit, lam, tc.smile_floor, tc.floor_from)
+            reached = j & (lam[:, 0] >= tc.reach_low) & (lam[:, 0] <= tc.reach_high)
+            if tc.w_reach and model.net_learns() and reached.any():
+                terms["reach"] = smile_reach(mesh_points(face), flow, lam, tc.reach_share, tc.reach_low, tc.reach_high)
             if "shade" in tc.parts:
                 terms["shade"] = model.shade_delta.square().mean()
             if "crease" in tc.parts:
@@ -657,6 +667,15 @@ def run_source(ck: dict, given: Path | None) -> tuple[Path, str]:
     if want and got != want:
         raise SystemExit(f"error: {path} is not the model the run was tuned from (sha256 {want[:12]}…)")
     return path, got
+
+
+def mesh_points(face: torch.Tensor) -> torch.Tensor:
+    """The engine's face mesh landmarks [N,468,2] (crop pixels) of network inputs ``face`` [N,3,S,S] in
+    [-1, 1], on the inputs' device (no gradient: the input does not learn)."""
+    from smilecore import facemesh
+
+    crops = ((face.detach().float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return torch.from_numpy(facemesh.network().landmarks(crops).astype(np.float32)).to(face.device)
 
 
 def average_snapshots(run: Path, first: int, last: int | None = None, others: tuple[Path, ...] = ()) -> tuple[dict, str]:
