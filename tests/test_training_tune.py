@@ -262,8 +262,48 @@ def test_tune_refuses_parts_it_does_not_know(tmp_path, default_path, capsys):
     from training import __main__ as training_main
 
     cfg, _ = _tiny_cache(tmp_path, 'parts = ["teeth"]\n')
-    with pytest.raises(SystemExit, match="parts must name some of net, shade, mouth"):
+    with pytest.raises(SystemExit, match="parts must name some of net, above, shade, mouth"):
         training_main.main(["tune", "--config", str(cfg), "--model", str(default_path), "--name", "x", "--steps", "1"])
+
+
+def test_film_units_above_one_change_the_strong_edits_and_leave_lambda_one_bit_identical(tmp_path, default_path):
+    """``[tune] parts = ["above"]`` (training/film_above.py): only new FiLM units that are zero up to
+    λ = 1 learn. The export's FiLM weights are wider, every other initializer is the source's, and
+    its outputs are the source's exactly at λ ≤ 1 and different at λ = 2."""
+    import onnx
+    from onnx import numpy_helper
+
+    from training import __main__ as training_main
+    from training.film_above import THRESHOLDS
+
+    cfg, crops = _tiny_cache(tmp_path, 'parts = ["above"]\nlam = [1.8, 2.5]\nneg_share = 0.0\n')
+    assert training_main.main(["tune", "--config", str(cfg), "--model", str(default_path), "--name", "a", "--steps", "3"]) == 0
+    out = tmp_path / "above.onnx"
+    assert training_main.main(["tune", "--config", str(cfg), "--name", "a", "--export", str(out), "--version", "9.0.3"]) == 0
+    assert "FiLM units above" in SmileModel(out).meta["smile.tune"]
+    a = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(default_path)).graph.initializer}
+    b = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(out)).graph.initializer}
+    assert a.keys() == b.keys()
+    wider = [k for k in a if a[k].shape != b[k].shape]
+    assert wider and all(len(THRESHOLDS) in {x - y for x, y in zip(b[k].shape, a[k].shape)} for k in wider)
+    assert all(np.array_equal(a[k], b[k]) for k in a if k not in wider)
+    net, _ = net_from_onnx(out)
+    assert net.cfg.film_hidden == net_from_onnx(default_path)[0].cfg.film_hidden + len(THRESHOLDS)
+    face = crops[1:3]
+    for lam in (-1.0, 0.5, 1.0):
+        o0, o1 = _net_outputs(default_path, face, lam), _net_outputs(out, face, lam)
+        for k in o0:
+            np.testing.assert_array_equal(o0[k], o1[k])
+    o0, o1 = _net_outputs(default_path, face, 2.0), _net_outputs(out, face, 2.0)
+    assert np.abs(o0[contract.OUTPUT_FLOW] - o1[contract.OUTPUT_FLOW]).max() > 1e-3
+
+
+def test_film_units_must_start_at_one():
+    from training.film_above import widen
+    from training.nets import MobileUNet
+
+    with pytest.raises(ValueError, match="thresholds of 1 or more"):
+        widen(MobileUNet(), (0.5, 1.5))
 
 
 def test_the_discriminator_can_see_another_window_at_its_own_size():

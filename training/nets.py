@@ -246,6 +246,8 @@ class MobileUNetConfig:
     rgb_hidden: int = 16
     #: add the :class:`TeethAtlas` RGB path (used in the curriculum's ``atlas`` stages)
     teeth_atlas: bool = False
+    #: hidden units of each :class:`FiLM`'s MLP (32; more in a model tuned with ``training.film_above``)
+    film_hidden: int = 32
 
 
 class MobileUNet(nn.Module):
@@ -268,12 +270,12 @@ class MobileUNet(nn.Module):
         for i in range(1, len(w)):
             blocks = [DSConv(w[i - 1], w[i], stride=2)] + [DSConv(w[i], w[i]) for _ in range(cfg.blocks_per_level - 1)]
             self.enc.append(nn.Sequential(*blocks))
-        self.bottleneck_film = FiLM(w[-1])
+        self.bottleneck_film = FiLM(w[-1], cfg.film_hidden)
         self.bottleneck = DSConv(w[-1], w[-1])
         # decoder: level i receives the level i+1 output, reduces channels, upsamples, fuses with skip i
         self.reduce = nn.ModuleList([ConvBNAct(w[i + 1], w[i], 1) for i in range(len(w) - 1)])
         self.fuse = nn.ModuleList([SkipFusion() for _ in range(len(w) - 1)])
-        self.dec_film = nn.ModuleList([FiLM(w[i]) for i in range(len(w) - 1)])
+        self.dec_film = nn.ModuleList([FiLM(w[i], cfg.film_hidden) for i in range(len(w) - 1)])
         self.dec = nn.ModuleList(
             [nn.Sequential(*[DSConv(w[i], w[i]) for _ in range(cfg.blocks_per_level)]) for i in range(len(w) - 1)]
         )

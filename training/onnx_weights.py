@@ -80,7 +80,7 @@ def net_from_onnx(path, config: MobileUNetConfig | None = None) -> tuple[MobileU
     g = model.graph
     inits = {i.name: i for i in g.initializer}
     casts = _sources(g)
-    net = MobileUNet(config or MobileUNetConfig(teeth_atlas=True)).eval()
+    net = MobileUNet(config or MobileUNetConfig(teeth_atlas=True, film_hidden=_film_hidden(g, inits, casts))).eval()
     state = net.state_dict()
     new: dict[str, torch.Tensor] = {}
     wmap = WeightMap()
@@ -141,6 +141,19 @@ def net_from_onnx(path, config: MobileUNetConfig | None = None) -> tuple[MobileU
             raise ValueError(f"{path}: {k} has shape {tuple(v.shape)} in the file, {tuple(state[k].shape)} in the network")
     net.load_state_dict(new, strict=False)
     return net, wmap
+
+
+def _film_hidden(graph, inits: dict, casts: dict[str, str]) -> int:
+    """Hidden units of the file's FiLM MLPs (32, or more after ``training.film_above``): the
+    output size of the bottleneck FiLM's first linear layer."""
+    from onnx import numpy_helper
+
+    for node in graph.node:
+        if node.op_type == "Gemm" and node.name.startswith("/net/") and "bottleneck_film" in node.name and "mlp.0" in node.name:
+            w = numpy_helper.to_array(inits[casts.get(node.input[1], node.input[1])])
+            trans = next((a.i for a in node.attribute if a.name == "transB"), 0) == 1
+            return int(w.shape[0] if trans else w.shape[1])
+    return MobileUNetConfig.film_hidden
 
 
 def folded(net: nn.Module, conv_path: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -34,7 +34,9 @@ network's weights and one change of the shade field against real smiles of the t
   discriminator learns at all (model 1.11.0's recipe, ``training/tune_stats.toml``).
 
 ``[tune] parts`` says what learns: by default the smile network and the shade field, with the
-mouth network frozen (its own training is ``python -m training mouth``). With ``"mouth"`` the
+mouth network frozen (its own training is ``python -m training mouth``). With ``"above"`` instead of
+``"net"`` only new FiLM units of the smile network learn, units that are exactly zero up to λ = 1
+(:mod:`training.film_above`): the strong edits change and the λ = 1 edit stays the source's, bit for bit. With ``"mouth"`` the
 mouth network learns too, in the domain it works in at inference (the opening the warp makes in
 a neutral face, which its self-supervised training never shows), its fill held near its own
 (``w_fill`` on the grey level, ``w_fill_chroma`` on the colour); ``disc_window`` / ``disc_size``
@@ -418,15 +420,25 @@ def main(argv: list[str] | None = None) -> int:
     ref = copy.deepcopy(model.net).eval()
     for p in ref.parameters():
         p.requires_grad_(False)
-    unknown = set(tc.parts) - {"net", "shade", "mouth", "crease"}
+    unknown = set(tc.parts) - {"net", "above", "shade", "mouth", "crease"}
     if unknown or not tc.parts:
-        raise SystemExit(f"error: [tune] parts must name some of net, shade, mouth, crease (got {list(tc.parts)})")
+        raise SystemExit(f"error: [tune] parts must name some of net, above, shade, mouth, crease (got {list(tc.parts)})")
+    if {"net", "above"} <= set(tc.parts):
+        raise SystemExit("error: [tune] parts: \"above\" is a part of the smile network; name it or \"net\", not both")
+    above: list[nn.Parameter] = []
+    if "above" in tc.parts or (ck is not None and "above" in ck.get("parts", ())):
+        from .film_above import learn_above, widen
+
+        first = widen(model.net)
+        if "above" in tc.parts:
+            above = learn_above(model.net, first)
     if "crease" in tc.parts or (ck is not None and "crease" in ck):
         model.add_crease(tc.crease_width)
     crease_params = list(model.crease.parameters()) if model.crease is not None else []
     disc = LowerFaceCritic(tc.disc_width)
     groups = []
-    for part, ps, lr in (("net", list(model.net.parameters()), tc.lr * tc.net_lr_scale), ("shade", [model.shade_delta], tc.lr),
+    for part, ps, lr in (("net", list(model.net.parameters()) if not above else [], tc.lr * tc.net_lr_scale),
+                         ("above", above, tc.lr * tc.net_lr_scale), ("shade", [model.shade_delta], tc.lr),
                          ("mouth", list(model.fill.parameters()), tc.lr * tc.mouth_lr_scale),
                          ("crease", crease_params, tc.lr * tc.crease_lr_scale)):
         for p in ps:
@@ -462,7 +474,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("error: --export needs --version")
         if args.register and args.base:
             raise SystemExit("error: --register takes a complete model, not one exported into --base")
-        parts = {"net": "smile network", "shade": "shade field", "mouth": "mouth network", "crease": "crease network"}
+        parts = {"net": "smile network", "above": "smile network's FiLM units above λ = 1 (training.film_above)",
+                 "shade": "shade field", "mouth": "mouth network", "crease": "crease network"}
         what = " and ".join(parts[p] for p in parts if p in ck.get("parts", ("net", "shade")))
         identity = (f", dlib's identity distance in the loss (weight {tc.w_identity:g}"
                     + (f", from λ = {tc.identity_from:g}" if tc.identity_from > 0 else "") + ")") if tc.w_identity > 0 else ""

@@ -1,0 +1,76 @@
+"""Capacity for strong smiles only: FiLM units that are exactly zero up to λ = 1.
+
+Every weight of the smile network draws every strength, so a loss on the strong edits (the
+statistics term at λ ≥ 1.5, ``training/tune_stats_floor.toml``) moves the λ = 1 edit with them
+(docs/realism.md, twenty-second session: three times the term bought λ = 2 about 0.02 of realism
+and cost λ = 1 0.03). This module gives each FiLM of the network (:class:`training.nets.FiLM`, the
+λ-conditioning of the bottleneck and of every decoder level) :data:`THRESHOLDS`-many more hidden
+units, ``relu(s − t)`` for thresholds ``t ≥ 1`` of the strength ``s`` the network sees, whose output
+weights start at zero. Only those output weights learn (``[tune] parts = ["above"]``), so for
+``s ≤ 1`` the network is the one it was, bit for bit, and above 1 it may change continuously
+(piecewise linearly in ``s``: no jump as a slider moves). In the exported file the FiLM MLPs are
+simply wider (the Gemm weights' shapes): the graph, its cost and the model contract are unchanged.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .nets import FiLM
+
+#: The strengths (as the network sees them, after the saturation) where the new units start.
+THRESHOLDS = (1.0, 1.25, 1.5, 2.0, 2.5)
+
+
+def films(net: nn.Module) -> list[FiLM]:
+    """The network's FiLM layers, bottleneck first."""
+    return [m for m in net.modules() if isinstance(m, FiLM)]
+
+
+@torch.no_grad()
+def widen(net: nn.Module, thresholds: tuple[float, ...] = THRESHOLDS) -> int:
+    """Add one hidden unit ``relu(s − t)`` per threshold to every FiLM of ``net`` (in place), its
+    output weights zero: the network's outputs do not change at any strength. Returns the number
+    of hidden units each FiLM had before (the first new unit's index)."""
+    if any(t < 1.0 for t in thresholds):
+        raise ValueError("the new units must be zero up to s = 1: thresholds of 1 or more")
+    first = None
+    for film in films(net):
+        lin0, lin2 = film.mlp[0], film.mlp[2]
+        h, k = lin0.out_features, len(thresholds)
+        first = h if first is None else first
+        if h != first:
+            raise ValueError("the network's FiLM layers have different widths")
+        new0 = nn.Linear(1, h + k).to(lin0.weight)
+        new0.weight.copy_(torch.cat([lin0.weight, torch.ones(k, 1).to(lin0.weight)]))
+        new0.bias.copy_(torch.cat([lin0.bias, -torch.tensor(thresholds).to(lin0.bias)]))
+        new2 = nn.Linear(h + k, lin2.out_features).to(lin2.weight)
+        new2.weight.copy_(torch.cat([lin2.weight, torch.zeros(lin2.out_features, k).to(lin2.weight)], dim=1))
+        new2.bias.copy_(lin2.bias)
+        film.mlp[0], film.mlp[2] = new0, new2
+    if first is None:
+        raise ValueError("the network has no FiLM layers")
+    cfg = getattr(net, "cfg", None)
+    if cfg is not None:  # so that the network describes itself (MobileUNetConfig is frozen)
+        from dataclasses import replace
+
+        net.cfg = replace(cfg, film_hidden=first + len(thresholds))
+    return first
+
+
+def learn_above(net: nn.Module, first: int) -> list[nn.Parameter]:
+    """Freeze every weight of ``net`` but the FiLMs' output weights, and of those let only the
+    columns of the units from ``first`` on learn (a gradient mask): a model tuned so before keeps
+    its own units as they are, and :func:`widen` gives it new ones. Returns the parameters to
+    optimise."""
+    for p in net.parameters():
+        p.requires_grad_(False)
+    out = []
+    for film in films(net):
+        w = film.mlp[2].weight
+        w.requires_grad_(True)
+        mask = torch.zeros_like(w)
+        mask[:, first:] = 1.0
+        w.register_hook(lambda g, m=mask: g * m)
+        out.append(w)
+    return out
