@@ -36,8 +36,8 @@ network's weights and one change of the shade field against real smiles of the t
 ``[tune] parts`` says what learns: by default the smile network and the shade field, with the
 mouth network frozen (its own training is ``python -m training mouth``). With ``"above"`` instead of
 ``"net"`` only new FiLM units of the smile network learn, units that are exactly zero up to λ = 1
-(:mod:`training.film_above`): the strong edits change and the λ = 1 edit stays the source's, bit for bit. With ``"mouth"`` the
-mouth network learns too, in the domain it works in at inference (the opening the warp makes in
+(:mod:`training.film_above`): the strong edits change and the λ = 1 edit stays the source's, bit
+for bit. With ``"mouth"`` the mouth network learns too, in the domain it works in at inference (the opening the warp makes in
 a neutral face, which its self-supervised training never shows), its fill held near its own
 (``w_fill`` on the grey level, ``w_fill_chroma`` on the colour); ``disc_window`` / ``disc_size``
 then point the discriminator at the mouth. With ``"crease"`` a crease network (:mod:`training.crease`:
