@@ -262,7 +262,7 @@ def test_tune_refuses_parts_it_does_not_know(tmp_path, default_path, capsys):
     from training import __main__ as training_main
 
     cfg, _ = _tiny_cache(tmp_path, 'parts = ["teeth"]\n')
-    with pytest.raises(SystemExit, match="parts must name some of net, above, shade, mouth"):
+    with pytest.raises(SystemExit, match="parts must name some of net, above, band, shade, mouth"):
         training_main.main(["tune", "--config", str(cfg), "--model", str(default_path), "--name", "x", "--steps", "1"])
 
 
@@ -296,6 +296,57 @@ def test_film_units_above_one_change_the_strong_edits_and_leave_lambda_one_bit_i
             np.testing.assert_array_equal(o0[k], o1[k])
     o0, o1 = _net_outputs(default_path, face, 2.0), _net_outputs(out, face, 2.0)
     assert np.abs(o0[contract.OUTPUT_FLOW] - o1[contract.OUTPUT_FLOW]).max() > 1e-3
+
+
+def test_film_units_of_a_band_change_lambda_one_and_leave_the_weak_and_strong_edits(tmp_path, default_path):
+    """``[tune] parts = ["band"]`` (training/film_above.py): three FiLM units whose tied output weights
+    make a hat over λ = 0.5–1.5 learn. The export's outputs are the source's exactly at λ ≤ 0.5, to
+    float rounding at λ ≥ 1.5, and different at λ = 1; its weights stay tied."""
+    from training import __main__ as training_main
+    from training.film_above import BAND, films
+
+    cfg, crops = _tiny_cache(tmp_path, 'parts = ["band"]\nlam = [0.8, 1.4]\nneg_share = 0.0\n')
+    assert training_main.main(["tune", "--config", str(cfg), "--model", str(default_path), "--name", "b", "--steps", "3"]) == 0
+    out = tmp_path / "band.onnx"
+    assert training_main.main(["tune", "--config", str(cfg), "--name", "b", "--export", str(out), "--version", "9.0.4"]) == 0
+    assert "band λ = 0.5–1.5" in SmileModel(out).meta["smile.tune"]
+    net, _ = net_from_onnx(out)
+    first = net_from_onnx(default_path)[0].cfg.film_hidden
+    assert net.cfg.film_hidden == first + len(BAND)
+    for film in films(net):
+        cols = film.mlp[2].weight[:, first:].detach()
+        torch.testing.assert_close(cols[:, 1], -2.0 * cols[:, 0])
+        torch.testing.assert_close(cols[:, 2], cols[:, 0])
+    face = crops[1:3]
+    for lam in (-1.0, 0.25, 0.5):
+        o0, o1 = _net_outputs(default_path, face, lam), _net_outputs(out, face, lam)
+        for k in o0:
+            np.testing.assert_array_equal(o0[k], o1[k])
+    for lam in (1.5, 2.0, 3.0):
+        o0, o1 = _net_outputs(default_path, face, lam), _net_outputs(out, face, lam)
+        for k in o0:
+            np.testing.assert_allclose(o0[k], o1[k], atol=2e-4)
+    o0, o1 = _net_outputs(default_path, face, 1.0), _net_outputs(out, face, 1.0)
+    assert np.abs(o0[contract.OUTPUT_FLOW] - o1[contract.OUTPUT_FLOW]).max() > 1e-3
+
+
+def test_a_band_is_a_hat_with_its_middle_half_way():
+    from training.film_above import films, tie_band, widen_band
+    from training.nets import MobileUNet
+
+    with pytest.raises(ValueError, match="middle half-way"):
+        widen_band(MobileUNet(), (0.5, 1.2, 1.5))
+    net = MobileUNet()
+    first = widen_band(net)
+    film = films(net)[0]
+    with torch.no_grad():
+        film.mlp[2].weight[:, first:] = torch.randn(film.mlp[2].weight.shape[0], 3)
+    tie_band(net, first)
+    s = torch.tensor([[0.0], [0.5], [0.75], [1.0], [1.5], [2.0], [4.0]])
+    hidden = film.mlp[1](film.mlp[0](s))[:, first:]
+    got = hidden @ film.mlp[2].weight[:, first:].T
+    assert got[[0, 1, 4, 5, 6]].abs().max().item() < 1e-5  # zero outside the band
+    assert got[3].abs().max().item() > 0 and torch.allclose(got[2], got[3] / 2, atol=1e-5)  # a hat, its peak at 1
 
 
 def test_film_units_must_start_at_one():

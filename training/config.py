@@ -337,6 +337,10 @@ class TuneConfig:
     stat_kind: str = "mean"
     #: ... on the judged edits at this λ and above only
     stat_from: float = 0.0
+    #: ... and below this λ only (inf: no upper end)
+    stat_to: float = float("inf")
+    #: ``stat_kind = "linear"``: the logistic critic's L2 penalty (on the sum of its squared weights)
+    stat_critic_l2: float = 1e-2
     #: the share of the squared distance that the soft LBP histograms carry (training.hog_stats.soft_lbp;
     #: 0: HOG only, as model 1.11.0)
     stat_lbp: float = 0.0

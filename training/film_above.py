@@ -74,3 +74,75 @@ def learn_above(net: nn.Module, first: int) -> list[nn.Parameter]:
         w.register_hook(lambda g, m=mask: g * m)
         out.append(w)
     return out
+
+
+# ------------------------------------------------------------------ a band of strengths around λ = 1
+
+#: The band's units: relu(s − t) at its start, its middle and its end. Their output weights are tied
+#: as ``k·(1, −2, 1)`` (:data:`BAND_TIE`), so that together they are a hat: zero up to the start,
+#: rising to ``k·half`` at the middle, and zero again from the end on.
+BAND = (0.5, 1.0, 1.5)
+BAND_TIE = (1.0, -2.0, 1.0)
+
+
+@torch.no_grad()
+def widen_band(net: nn.Module, band: tuple[float, float, float] = BAND) -> int:
+    """Add the three units of a hat over ``band`` (start, middle, end; the middle half-way) to every
+    FiLM of ``net`` (in place), their output weights zero. Below the start and from the end on they
+    sum to zero, so a model tuned through them (:func:`learn_band`, :func:`tie_band`) changes only
+    between the two: λ = 1 and its neighbours, while the strong edits stay what they were (to float
+    rounding) and the weak ones bit for bit. Returns the first new unit's index."""
+    a, m, b = band
+    if not (0.0 <= a < m < b) or abs((m - a) - (b - m)) > 1e-9:
+        raise ValueError(f"a band is (start, middle, end) with the middle half-way, 0 ≤ start (got {band})")
+    first = None
+    for film in films(net):
+        lin0, lin2 = film.mlp[0], film.mlp[2]
+        h = lin0.out_features
+        first = h if first is None else first
+        if h != first:
+            raise ValueError("the network's FiLM layers have different widths")
+        new0 = nn.Linear(1, h + 3).to(lin0.weight)
+        new0.weight.copy_(torch.cat([lin0.weight, torch.ones(3, 1).to(lin0.weight)]))
+        new0.bias.copy_(torch.cat([lin0.bias, -torch.tensor(band).to(lin0.bias)]))
+        new2 = nn.Linear(h + 3, lin2.out_features).to(lin2.weight)
+        new2.weight.copy_(torch.cat([lin2.weight, torch.zeros(lin2.out_features, 3).to(lin2.weight)], dim=1))
+        new2.bias.copy_(lin2.bias)
+        film.mlp[0], film.mlp[2] = new0, new2
+    if first is None:
+        raise ValueError("the network has no FiLM layers")
+    cfg = getattr(net, "cfg", None)
+    if cfg is not None:
+        from dataclasses import replace
+
+        net.cfg = replace(cfg, film_hidden=first + 3)
+    return first
+
+
+def learn_band(net: nn.Module, first: int) -> list[nn.Parameter]:
+    """Freeze every weight of ``net`` but the FiLMs' output weights of the band's three units (from
+    ``first``, see :func:`widen_band`; a gradient mask). Call :func:`tie_band` after every optimiser
+    step: Adam's per-weight steps would untie them."""
+    for p in net.parameters():
+        p.requires_grad_(False)
+    out = []
+    for film in films(net):
+        w = film.mlp[2].weight
+        w.requires_grad_(True)
+        mask = torch.zeros_like(w)
+        mask[:, first : first + 3] = 1.0
+        w.register_hook(lambda g, m=mask: g * m)
+        out.append(w)
+    return out
+
+
+@torch.no_grad()
+def tie_band(net: nn.Module, first: int) -> None:
+    """Project each FiLM's three band columns (from ``first``) onto ``k·(1, −2, 1)``, the nearest
+    tied weights: the hat is zero outside its band again."""
+    v = torch.tensor(BAND_TIE)
+    for film in films(net):
+        w = film.mlp[2].weight
+        cols = w[:, first : first + 3]
+        k = cols @ v.to(cols) / float(v.square().sum())
+        w[:, first : first + 3] = k[:, None] * v.to(cols)[None, :]

@@ -17,9 +17,13 @@ band of λ, in one of two ways (``[tune] stat_kind``):
   eighteenth session);
 * ``mmd``: the maximum mean discrepancy with Gaussian kernels on the standardised features: each
   edit is pulled towards the real smiles near it and the edits are pushed apart, so their spread
-  stays. Model 1.11.0 was tuned with it, on the edits at λ ≥ 1.5.
+  stays. Model 1.11.0 was tuned with it, on the edits at λ ≥ 1.5;
+* ``linear``: a critic of the realism test's own kind, a logistic regression on the standardised
+  features (L2-penalised, one per band of λ), learning a step per batch from a buffer of recent
+  edits against real smiles of the bank; the edits are asked to lower its log-odds (the test's
+  direction of separation, where ``mmd`` weighs every direction alike).
 
-Neither is a critic: nothing in them learns, so there is no judge to win a race against.
+The first two are not critics: nothing in them learns, so there is no judge to win a race against.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ from .realism import FINE_SIGMA, GRID, HOG_BLOCK, HOG_CELL, HOG_FEATURES, HOG_OR
 
 #: How :class:`StatMatch` compares the edits with real smiles: ``mean``, the standardised mean
 #: difference squared; ``mmd``, the maximum mean discrepancy with Gaussian kernels.
-STAT_KINDS = ("mean", "mmd")
+STAT_KINDS = ("mean", "mmd", "linear")
 #: The bands of λ whose edits keep their own running mean: [lam_lo, STAT_SPLIT) and [STAT_SPLIT, lam_hi].
 STAT_SPLIT = 1.5
 
@@ -168,7 +172,9 @@ class StatMatch:
     squared standardised difference."""
 
     def __init__(self, real_features: torch.Tensor, decay: float = 0.9, floor: float = 0.02, kind: str = "mean",
-                 scales: tuple[float, ...] = (0.5, 1.0, 2.0), weights: torch.Tensor | None = None):
+                 scales: tuple[float, ...] = (0.5, 1.0, 2.0), weights: torch.Tensor | None = None,
+                 linear_lr: float = 1e-2, linear_l2: float = 1e-2, buffer: int = 240):
+        self.buffer_size = buffer
         if kind not in STAT_KINDS:
             raise ValueError(f"unknown [tune] stat_kind {kind!r}; choose one of {', '.join(STAT_KINDS)}")
         self.mean = real_features.mean(0)
@@ -181,6 +187,12 @@ class StatMatch:
         if self.weights.shape != (n,):
             raise ValueError(f"{len(self.weights)} feature weights for {n} features")
         self.bank = self._z(real_features)
+        if kind == "linear":  # the critic sees the standardised features, unweighted
+            self.real_z = (real_features - self.mean) / self.std
+            self.critic = {band: torch.zeros(n + 1, requires_grad=True) for band in (0, 1)}
+            self.critic_opt = {band: torch.optim.Adam([w], lr=linear_lr) for band, w in self.critic.items()}
+            self.buffer: dict[int, torch.Tensor] = {}
+            self.linear_l2 = linear_l2
         # the kernel's widths: ``scales`` times the median distance between real smiles
         a, b = self.bank[: min(len(self.bank), 512)], self.bank[-min(len(self.bank), 512):]
         self.widths = torch.tensor([s * float(torch.cdist(a, b).median()) for s in scales])
@@ -203,6 +215,8 @@ class StatMatch:
         """The term for a batch's edits' features [N, F] at strengths ``lam`` [N] (those > 0)."""
         if self.kind == "mmd":
             return self.mmd(feats, lam)
+        if self.kind == "linear":
+            return self.linear(feats, lam)
         total = feats.new_zeros(())
         z = (feats - self.mean) / self.std
         for band, rows in ((0, lam < STAT_SPLIT), (1, lam >= STAT_SPLIT)):
@@ -232,13 +246,48 @@ class StatMatch:
             total = total + own - 2.0 * cross
         return total
 
+    def linear(self, feats: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+        """The mean log-odds of "edited" that each band's logistic critic gives the batch's edits,
+        after one step of the critic on its buffer of recent edits against as many real smiles."""
+        z = (feats - self.mean) / self.std
+        total = feats.new_zeros(())
+        for band, rows in ((0, lam < STAT_SPLIT), (1, lam >= STAT_SPLIT)):
+            if not bool(rows.any()):
+                continue
+            zb = z[rows]
+            old = self.buffer.get(band)
+            buf = zb.detach() if old is None else torch.cat([zb.detach(), old])[: self.buffer_size]
+            self.buffer[band] = buf
+            wb = self.critic[band]
+            if wb.device != z.device:
+                raise ValueError("the linear critic lives on the CPU")
+            reals = self.real_z[torch.randint(0, len(self.real_z), (len(buf),), device=z.device)]
+            with torch.enable_grad():
+                x = torch.cat([buf, reals])
+                y = torch.cat([torch.ones(len(buf)), torch.zeros(len(reals))]).to(x)
+                logit = x @ wb[:-1] + wb[-1]
+                fit = F.binary_cross_entropy_with_logits(logit, y) + self.linear_l2 * wb[:-1].square().sum()
+                self.critic_opt[band].zero_grad(set_to_none=True)
+                fit.backward()
+                self.critic_opt[band].step()
+            w = wb.detach()
+            total = total + F.softplus(zb @ w[:-1] + w[-1]).mean()
+        return total
+
     def state(self) -> dict:
-        """What a checkpoint keeps (the running means)."""
-        return {k: v.cpu() for k, v in self.running.items()}
+        """What a checkpoint keeps (the running means; the linear critics' weights)."""
+        out = {k: v.cpu() for k, v in self.running.items()}
+        if self.kind == "linear":
+            out.update({f"critic{k}": w.detach().cpu() for k, w in self.critic.items()})
+        return out
 
     def load(self, state: dict) -> None:
         """Continue from :meth:`state`."""
-        self.running = {int(k): v.to(self.mean.device) for k, v in state.items()}
+        self.running = {int(k): v.to(self.mean.device) for k, v in state.items() if not str(k).startswith("critic")}
+        if self.kind == "linear":
+            for k, w in state.items():
+                if str(k).startswith("critic"):
+                    self.critic[int(str(k)[6:])].data.copy_(w)
 
 
 @torch.no_grad()

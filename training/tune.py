@@ -37,7 +37,8 @@ network's weights and one change of the shade field against real smiles of the t
 mouth network frozen (its own training is ``python -m training mouth``). With ``"above"`` instead of
 ``"net"`` only new FiLM units of the smile network learn, units that are exactly zero up to λ = 1
 (:mod:`training.film_above`): the strong edits change and the λ = 1 edit stays the source's, bit
-for bit. With ``"mouth"`` the mouth network learns too, in the domain it works in at inference (the opening the warp makes in
+for bit; with ``"band"`` only units that together are a hat over λ = 0.5–1.5 learn (zero outside it),
+so λ = 1 changes and the weak and strong edits stay the source's. With ``"mouth"`` the mouth network learns too, in the domain it works in at inference (the opening the warp makes in
 a neutral face, which its self-supervised training never shows), its fill held near its own
 (``w_fill`` on the grey level, ``w_fill_chroma`` on the colour); ``disc_window`` / ``disc_size``
 then point the discriminator at the mouth. With ``"crease"`` a crease network (:mod:`training.crease`:
@@ -420,25 +421,32 @@ def main(argv: list[str] | None = None) -> int:
     ref = copy.deepcopy(model.net).eval()
     for p in ref.parameters():
         p.requires_grad_(False)
-    unknown = set(tc.parts) - {"net", "above", "shade", "mouth", "crease"}
+    unknown = set(tc.parts) - {"net", "above", "band", "shade", "mouth", "crease"}
     if unknown or not tc.parts:
-        raise SystemExit(f"error: [tune] parts must name some of net, above, shade, mouth, crease (got {list(tc.parts)})")
-    if {"net", "above"} <= set(tc.parts):
-        raise SystemExit("error: [tune] parts: \"above\" is a part of the smile network; name it or \"net\", not both")
+        raise SystemExit(f"error: [tune] parts must name some of net, above, band, shade, mouth, crease (got {list(tc.parts)})")
+    if len({"net", "above", "band"} & set(tc.parts)) > 1:
+        raise SystemExit("error: [tune] parts: \"above\" and \"band\" are parts of the smile network; name one of them or \"net\"")
     above: list[nn.Parameter] = []
+    band_first: int | None = None
     if "above" in tc.parts or (ck is not None and "above" in ck.get("parts", ())):
         from .film_above import learn_above, widen
 
         first = widen(model.net)
         if "above" in tc.parts:
             above = learn_above(model.net, first)
+    if "band" in tc.parts or (ck is not None and "band" in ck.get("parts", ())):
+        from .film_above import learn_band, widen_band
+
+        band_first = widen_band(model.net)
+        if "band" in tc.parts:
+            above = learn_band(model.net, band_first)
     if "crease" in tc.parts or (ck is not None and "crease" in ck):
         model.add_crease(tc.crease_width)
     crease_params = list(model.crease.parameters()) if model.crease is not None else []
     disc = LowerFaceCritic(tc.disc_width)
     groups = []
     for part, ps, lr in (("net", list(model.net.parameters()) if not above else [], tc.lr * tc.net_lr_scale),
-                         ("above", above, tc.lr * tc.net_lr_scale), ("shade", [model.shade_delta], tc.lr),
+                         ("above" if "band" not in tc.parts else "band", above, tc.lr * tc.net_lr_scale), ("shade", [model.shade_delta], tc.lr),
                          ("mouth", list(model.fill.parameters()), tc.lr * tc.mouth_lr_scale),
                          ("crease", crease_params, tc.lr * tc.crease_lr_scale)):
         for p in ps:
@@ -475,16 +483,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.register and args.base:
             raise SystemExit("error: --register takes a complete model, not one exported into --base")
         parts = {"net": "smile network", "above": "smile network's FiLM units above λ = 1 (training.film_above)",
+                 "band": "smile network's FiLM units of the band λ = 0.5–1.5 (training.film_above)",
                  "shade": "shade field", "mouth": "mouth network", "crease": "crease network"}
         what = " and ".join(parts[p] for p in parts if p in ck.get("parts", ("net", "shade")))
         identity = (f", dlib's identity distance in the loss (weight {tc.w_identity:g}"
                     + (f", from λ = {tc.identity_from:g}" if tc.identity_from > 0 else "") + ")") if tc.w_identity > 0 else ""
         stat = ""
         if tc.w_stat > 0:
-            how = "maximum mean discrepancy" if tc.stat_kind == "mmd" else "mean difference"
+            how = {"mmd": "maximum mean discrepancy", "linear": "logistic critic's log-odds"}.get(tc.stat_kind, "mean difference")
             what_stats = f"HOG and LBP ({tc.stat_lbp:g} of the distance)" if tc.stat_lbp > 0 else "HOG"
             stat = (f", by the {how} of the lower face's {what_stats} statistics (training.hog_stats, weight {tc.w_stat:g}"
-                    + (f", from λ = {tc.stat_from:g}" if tc.stat_from > 0 else "") + ")")
+                    + (f", from λ = {tc.stat_from:g}" if tc.stat_from > 0 else "")
+                    + (f", below λ = {tc.stat_to:g}" if tc.stat_to != float("inf") else "") + ")")
         floor = (f", the smile classifier's logit held at {tc.smile_floor:g} or above from λ = {tc.floor_from:g} "
                  f"(weight {tc.w_floor:g})") if tc.w_floor > 0 else ""
         if tc.w_reach > 0:
@@ -540,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
         pool = np.concatenate(list(sampler.by_key.values()))
         chosen = np.random.default_rng(tc.seed).choice(pool, min(tc.stat_reals, len(pool)), replace=False)
         stats = StatMatch(real_features(crops, chosen, tc.stat_fine, mirrored=True, lbp=tc.stat_lbp > 0), tc.stat_decay,
-                          kind=tc.stat_kind, weights=feature_weights(tc.stat_fine, tc.stat_lbp)).to(device)
+                          kind=tc.stat_kind, weights=feature_weights(tc.stat_fine, tc.stat_lbp),
+                          linear_l2=tc.stat_critic_l2).to(device)
         if ck is not None and "stat_running" in ck:
             stats.load(ck["stat_running"])
     log.info("tuning %s: %d neutral faces, %d strata of real smiles, from step %d", model_path.name, len(sampler.edit),
@@ -603,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
                 terms["adv"] = hinge_g_loss(disc(view(out[j])))
                 for p in disc.parameters():
                     p.requires_grad_(True)
-            kept = j & (lam[:, 0] >= tc.stat_from)
+            kept = j & (lam[:, 0] >= tc.stat_from) & (lam[:, 0] < tc.stat_to)
             if stats is not None and kept.any():
                 from .hog_stats import stat_features
 
@@ -642,6 +653,10 @@ def main(argv: list[str] | None = None) -> int:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
             opt_g.step()
+            if band_first is not None and "band" in tc.parts:
+                from .film_above import tie_band
+
+                tie_band(model.net, band_first)
         step += 1
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + v.detach()
