@@ -341,6 +341,8 @@ class TuneConfig:
     stat_to: float = float("inf")
     #: ``stat_kind = "linear"``: the logistic critic's L2 penalty (on the sum of its squared weights)
     stat_critic_l2: float = 1e-2
+    #: ... and how many of the latest edits it learns from (against as many real smiles)
+    stat_critic_buffer: int = 240
     #: the share of the squared distance that the soft LBP histograms carry (training.hog_stats.soft_lbp;
     #: 0: HOG only, as model 1.11.0)
     stat_lbp: float = 0.0

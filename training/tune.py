@@ -551,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen = np.random.default_rng(tc.seed).choice(pool, min(tc.stat_reals, len(pool)), replace=False)
         stats = StatMatch(real_features(crops, chosen, tc.stat_fine, mirrored=True, lbp=tc.stat_lbp > 0), tc.stat_decay,
                           kind=tc.stat_kind, weights=feature_weights(tc.stat_fine, tc.stat_lbp),
-                          linear_l2=tc.stat_critic_l2).to(device)
+                          linear_l2=tc.stat_critic_l2, buffer=tc.stat_critic_buffer).to(device)
         if ck is not None and "stat_running" in ck:
             stats.load(ck["stat_running"])
     log.info("tuning %s: %d neutral faces, %d strata of real smiles, from step %d", model_path.name, len(sampler.edit),
