@@ -305,11 +305,13 @@ def test_film_units_of_a_band_change_lambda_one_and_leave_the_weak_and_strong_ed
     from training import __main__ as training_main
     from training.film_above import BAND, films
 
-    cfg, crops = _tiny_cache(tmp_path, 'parts = ["band"]\nlam = [0.8, 1.4]\nneg_share = 0.0\n')
+    cfg, crops = _tiny_cache(tmp_path, 'parts = ["band"]\nlam = [0.8, 1.4]\nneg_share = 0.0\nw_stat = 1.0\nstat_kind = "linear"\n'
+                                       'stat_reals = 4\nstat_from = 0.75\nstat_to = 1.5\nw_adv = 0.0\n')
     assert training_main.main(["tune", "--config", str(cfg), "--model", str(default_path), "--name", "b", "--steps", "3"]) == 0
     out = tmp_path / "band.onnx"
     assert training_main.main(["tune", "--config", str(cfg), "--name", "b", "--export", str(out), "--version", "9.0.4"]) == 0
-    assert "band λ = 0.5–1.5" in SmileModel(out).meta["smile.tune"]
+    told = SmileModel(out).meta["smile.tune"]
+    assert "band λ = 0.5–1.5" in told and "logistic critic" in told and "below λ = 1.5" in told
     net, _ = net_from_onnx(out)
     first = net_from_onnx(default_path)[0].cfg.film_hidden
     assert net.cfg.film_hidden == first + len(BAND)

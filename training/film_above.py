@@ -34,6 +34,13 @@ def widen(net: nn.Module, thresholds: tuple[float, ...] = THRESHOLDS) -> int:
     of hidden units each FiLM had before (the first new unit's index)."""
     if any(t < 1.0 for t in thresholds):
         raise ValueError("the new units must be zero up to s = 1: thresholds of 1 or more")
+    return _add_units(net, thresholds)
+
+
+@torch.no_grad()
+def _add_units(net: nn.Module, thresholds: tuple[float, ...]) -> int:
+    """Give every FiLM of ``net`` one more hidden unit ``relu(s − t)`` per threshold, output weights
+    zero (in place; the network's ``cfg`` says its new width). Returns the first new unit's index."""
     first = None
     for film in films(net):
         lin0, lin2 = film.mlp[0], film.mlp[2]
@@ -58,11 +65,9 @@ def widen(net: nn.Module, thresholds: tuple[float, ...] = THRESHOLDS) -> int:
     return first
 
 
-def learn_above(net: nn.Module, first: int) -> list[nn.Parameter]:
+def _learn_columns(net: nn.Module, first: int, count: int | None = None) -> list[nn.Parameter]:
     """Freeze every weight of ``net`` but the FiLMs' output weights, and of those let only the
-    columns of the units from ``first`` on learn (a gradient mask): a model tuned so before keeps
-    its own units as they are, and :func:`widen` gives it new ones. Returns the parameters to
-    optimise."""
+    columns from ``first`` (``count`` of them; None: to the end) learn, by a gradient mask."""
     for p in net.parameters():
         p.requires_grad_(False)
     out = []
@@ -70,10 +75,18 @@ def learn_above(net: nn.Module, first: int) -> list[nn.Parameter]:
         w = film.mlp[2].weight
         w.requires_grad_(True)
         mask = torch.zeros_like(w)
-        mask[:, first:] = 1.0
+        mask[:, first : None if count is None else first + count] = 1.0
         w.register_hook(lambda g, m=mask: g * m)
         out.append(w)
     return out
+
+
+def learn_above(net: nn.Module, first: int) -> list[nn.Parameter]:
+    """Freeze every weight of ``net`` but the FiLMs' output weights, and of those let only the
+    columns of the units from ``first`` on learn (a gradient mask): a model tuned so before keeps
+    its own units as they are, and :func:`widen` gives it new ones. Returns the parameters to
+    optimise."""
+    return _learn_columns(net, first)
 
 
 # ------------------------------------------------------------------ a band of strengths around λ = 1
@@ -95,45 +108,14 @@ def widen_band(net: nn.Module, band: tuple[float, float, float] = BAND) -> int:
     a, m, b = band
     if not (0.0 <= a < m < b) or abs((m - a) - (b - m)) > 1e-9:
         raise ValueError(f"a band is (start, middle, end) with the middle half-way, 0 ≤ start (got {band})")
-    first = None
-    for film in films(net):
-        lin0, lin2 = film.mlp[0], film.mlp[2]
-        h = lin0.out_features
-        first = h if first is None else first
-        if h != first:
-            raise ValueError("the network's FiLM layers have different widths")
-        new0 = nn.Linear(1, h + 3).to(lin0.weight)
-        new0.weight.copy_(torch.cat([lin0.weight, torch.ones(3, 1).to(lin0.weight)]))
-        new0.bias.copy_(torch.cat([lin0.bias, -torch.tensor(band).to(lin0.bias)]))
-        new2 = nn.Linear(h + 3, lin2.out_features).to(lin2.weight)
-        new2.weight.copy_(torch.cat([lin2.weight, torch.zeros(lin2.out_features, 3).to(lin2.weight)], dim=1))
-        new2.bias.copy_(lin2.bias)
-        film.mlp[0], film.mlp[2] = new0, new2
-    if first is None:
-        raise ValueError("the network has no FiLM layers")
-    cfg = getattr(net, "cfg", None)
-    if cfg is not None:
-        from dataclasses import replace
-
-        net.cfg = replace(cfg, film_hidden=first + 3)
-    return first
+    return _add_units(net, band)
 
 
 def learn_band(net: nn.Module, first: int) -> list[nn.Parameter]:
     """Freeze every weight of ``net`` but the FiLMs' output weights of the band's three units (from
     ``first``, see :func:`widen_band`; a gradient mask). Call :func:`tie_band` after every optimiser
     step: Adam's per-weight steps would untie them."""
-    for p in net.parameters():
-        p.requires_grad_(False)
-    out = []
-    for film in films(net):
-        w = film.mlp[2].weight
-        w.requires_grad_(True)
-        mask = torch.zeros_like(w)
-        mask[:, first : first + 3] = 1.0
-        w.register_hook(lambda g, m=mask: g * m)
-        out.append(w)
-    return out
+    return _learn_columns(net, first, 3)
 
 
 @torch.no_grad()

@@ -190,6 +190,7 @@ class StatMatch:
         if kind == "linear":  # the critic sees the standardised features, unweighted
             self.real_z = (real_features - self.mean) / self.std
             self.critic = {band: torch.zeros(n + 1, requires_grad=True) for band in (0, 1)}
+            self.linear_lr = linear_lr
             self.critic_opt = {band: torch.optim.Adam([w], lr=linear_lr) for band, w in self.critic.items()}
             self.buffer: dict[int, torch.Tensor] = {}
             self.linear_l2 = linear_l2
@@ -209,6 +210,11 @@ class StatMatch:
         self.mean, self.std, self.bank = self.mean.to(device), self.std.to(device), self.bank.to(device)
         self.weights = self.weights.to(device)
         self.running = {k: v.to(device) for k, v in self.running.items()}
+        if self.kind == "linear":
+            self.real_z = self.real_z.to(device)
+            self.critic = {b: w.detach().to(device).requires_grad_(True) for b, w in self.critic.items()}
+            self.critic_opt = {b: torch.optim.Adam([w], lr=self.linear_lr) for b, w in self.critic.items()}
+            self.buffer = {b: v.to(device) for b, v in self.buffer.items()}
         return self
 
     def loss(self, feats: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
@@ -259,8 +265,6 @@ class StatMatch:
             buf = zb.detach() if old is None else torch.cat([zb.detach(), old])[: self.buffer_size]
             self.buffer[band] = buf
             wb = self.critic[band]
-            if wb.device != z.device:
-                raise ValueError("the linear critic lives on the CPU")
             reals = self.real_z[torch.randint(0, len(self.real_z), (len(buf),), device=z.device)]
             with torch.enable_grad():
                 x = torch.cat([buf, reals])

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import time
 from pathlib import Path
@@ -427,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     if len({"net", "above", "band"} & set(tc.parts)) > 1:
         raise SystemExit("error: [tune] parts: \"above\" and \"band\" are parts of the smile network; name one of them or \"net\"")
     above: list[nn.Parameter] = []
-    band_first: int | None = None
+    tie = None  # the band's units: their weights tied again after every step
     if "above" in tc.parts or (ck is not None and "above" in ck.get("parts", ())):
         from .film_above import learn_above, widen
 
@@ -435,11 +436,12 @@ def main(argv: list[str] | None = None) -> int:
         if "above" in tc.parts:
             above = learn_above(model.net, first)
     if "band" in tc.parts or (ck is not None and "band" in ck.get("parts", ())):
-        from .film_above import learn_band, widen_band
+        from .film_above import learn_band, tie_band, widen_band
 
         band_first = widen_band(model.net)
         if "band" in tc.parts:
             above = learn_band(model.net, band_first)
+            tie = functools.partial(tie_band, model.net, band_first)
     if "crease" in tc.parts or (ck is not None and "crease" in ck):
         model.add_crease(tc.crease_width)
     crease_params = list(model.crease.parameters()) if model.crease is not None else []
@@ -653,10 +655,8 @@ def main(argv: list[str] | None = None) -> int:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
             opt_g.step()
-            if band_first is not None and "band" in tc.parts:
-                from .film_above import tie_band
-
-                tie_band(model.net, band_first)
+            if tie is not None:
+                tie()
         step += 1
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + v.detach()
