@@ -135,6 +135,20 @@ def test_the_linear_critic_learns_the_edits_direction_and_its_term_pulls_them_ba
     assert torch.equal(again.critic[0].detach(), sm.critic[0].detach())
 
 
+def test_a_hidden_box_does_not_count_in_the_features():
+    """``[tune] stat_hide``: whatever is drawn inside the box, the features are the same; outside it
+    they still see the face."""
+    x = torch.zeros(2, 3, 256, 256)
+    x[1, :, 170:200, 90:170] = 0.8  # a bright mouth inside the box on the second face only
+    box = (0.30, 0.62, 0.70, 0.84)
+    hidden = stat_features(x, lbp=True, hide=box)
+    torch.testing.assert_close(hidden[0], hidden[1])
+    assert float((stat_features(x, lbp=True)[0] - stat_features(x, lbp=True)[1]).abs().max()) > 0.01
+    x[1, :, 230:240, 60:80] = 0.8  # below the box, inside the window
+    assert float((stat_features(x, lbp=True, hide=box)[0] - stat_features(x, lbp=True, hide=box)[1]).abs().max()) > 0.01
+    assert torch.equal(x[1, :, 170:200, 90:170], torch.full((3, 30, 80), 0.8))  # the input itself is left as it was
+
+
 def test_a_tuning_run_logs_the_term_only_from_stat_from_and_needs_no_discriminator(tmp_path):
     from smilecore.registry import resolve_model
     from test_training_tune import _tiny_cache

@@ -343,6 +343,9 @@ class TuneConfig:
     stat_critic_l2: float = 1e-2
     #: ... and how many of the latest edits it learns from (against as many real smiles)
     stat_critic_buffer: int = 240
+    #: a box of the crop (x0, y0, x1, y1, fractions) painted mid-grey before the term's features, in the
+    #: edits and the real smiles alike: what is in it does not count (empty: none)
+    stat_hide: tuple[float, ...] = ()
     #: the share of the squared distance that the soft LBP histograms carry (training.hog_stats.soft_lbp;
     #: 0: HOG only, as model 1.11.0)
     stat_lbp: float = 0.0

@@ -140,10 +140,17 @@ def window_grey(x: torch.Tensor) -> torch.Tensor:
     return (g + 1.0) * 127.5
 
 
-def stat_features(x: torch.Tensor, fine: bool = True, lbp: bool = False) -> torch.Tensor:
+def stat_features(x: torch.Tensor, fine: bool = True, lbp: bool = False,
+                  hide: tuple[float, float, float, float] | None = None) -> torch.Tensor:
     """The soft HOG of the crops' lower-face window (with ``lbp`` its soft LBP histograms after it),
     and with ``fine`` the same of its fine band (the window less its blur of
-    :data:`training.realism.FINE_SIGMA` pixels, around 128), concatenated."""
+    :data:`training.realism.FINE_SIGMA` pixels, around 128), concatenated. ``hide``: a box of the
+    crop (x0, y0, x1, y1, fractions) painted mid-grey first, so that what is in it weighs nothing."""
+    if hide is not None:
+        s = x.shape[-1]
+        x0, y0, x1, y1 = (int(round(f * s)) for f in hide)
+        x = x.clone()
+        x[..., y0:y1, x0:x1] = 0.0
     g = window_grey(x)
     f = []
     for w in ([g, g - gaussian_blur(g, FINE_SIGMA) + 128.0] if fine else [g]):
@@ -296,7 +303,7 @@ class StatMatch:
 
 @torch.no_grad()
 def real_features(crops: np.ndarray, rows: np.ndarray, fine: bool = True, mirrored: bool = False,
-                  chunk: int = 64, lbp: bool = False) -> torch.Tensor:
+                  chunk: int = 64, lbp: bool = False, hide: tuple[float, float, float, float] | None = None) -> torch.Tensor:
     """:func:`stat_features` of the prepared crops ``rows`` (uint8, as the network sees them), [len(rows), F];
     with ``mirrored``, those of their mirror images too (as training draws them), [2·len(rows), F]."""
     from .nets import network_input
@@ -304,7 +311,7 @@ def real_features(crops: np.ndarray, rows: np.ndarray, fine: bool = True, mirror
     out = []
     for a in range(0, len(rows), chunk):
         batch = np.stack([np.asarray(crops[r]) for r in rows[a : a + chunk]])
-        out.append(stat_features(network_input(batch).float(), fine, lbp))
+        out.append(stat_features(network_input(batch).float(), fine, lbp, hide))
         if mirrored:
-            out.append(stat_features(network_input(np.ascontiguousarray(batch[:, :, ::-1])).float(), fine, lbp))
+            out.append(stat_features(network_input(np.ascontiguousarray(batch[:, :, ::-1])).float(), fine, lbp, hide))
     return torch.cat(out)

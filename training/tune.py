@@ -546,12 +546,13 @@ def main(argv: list[str] | None = None) -> int:
     if tc.w_identity > 0:  # dlib's face descriptor, frozen: gradients reach the edit only
         descriptor = FaceDescriptor(crop_size=model.size).to(device)
     stats = None
+    hidden = tuple(tc.stat_hide) if tc.stat_hide else None  # a box of the crop the term does not see
     if tc.w_stat > 0:  # real smiles' HOG statistics (training.hog_stats), the edits' pulled towards them
         from .hog_stats import StatMatch, feature_weights, real_features
 
         pool = np.concatenate(list(sampler.by_key.values()))
         chosen = np.random.default_rng(tc.seed).choice(pool, min(tc.stat_reals, len(pool)), replace=False)
-        stats = StatMatch(real_features(crops, chosen, tc.stat_fine, mirrored=True, lbp=tc.stat_lbp > 0), tc.stat_decay,
+        stats = StatMatch(real_features(crops, chosen, tc.stat_fine, mirrored=True, lbp=tc.stat_lbp > 0, hide=hidden), tc.stat_decay,
                           kind=tc.stat_kind, weights=feature_weights(tc.stat_fine, tc.stat_lbp),
                           linear_l2=tc.stat_critic_l2, buffer=tc.stat_critic_buffer).to(device)
         if ck is not None and "stat_running" in ck:
@@ -620,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
             if stats is not None and kept.any():
                 from .hog_stats import stat_features
 
-                terms["stat"] = stats.loss(stat_features(out[kept], tc.stat_fine, tc.stat_lbp > 0), lam[kept, 0])
+                terms["stat"] = stats.loss(stat_features(out[kept], tc.stat_fine, tc.stat_lbp > 0, hidden), lam[kept, 0])
             if model.net_learns():
                 held = anchor_weight(ref_mask, tc.hold_opening, tc.hold_margin)
                 if tc.anchor_below != 1.0:  # the faces the stats term leaves out, held harder
