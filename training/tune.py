@@ -427,28 +427,29 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: [tune] parts must name some of net, above, band, shade, mouth, crease (got {list(tc.parts)})")
     if len({"net", "above", "band"} & set(tc.parts)) > 1:
         raise SystemExit("error: [tune] parts: \"above\" and \"band\" are parts of the smile network; name one of them or \"net\"")
-    above: list[nn.Parameter] = []
+    units: list[nn.Parameter] = []  # the FiLM units that learn, with parts "above" or "band"
+    unit_part = "band" if "band" in tc.parts else "above"
     tie = None  # the band's units: their weights tied again after every step
     if "above" in tc.parts or (ck is not None and "above" in ck.get("parts", ())):
         from .film_above import learn_above, widen
 
         first = widen(model.net)
         if "above" in tc.parts:
-            above = learn_above(model.net, first)
+            units = learn_above(model.net, first)
     if "band" in tc.parts or (ck is not None and "band" in ck.get("parts", ())):
         from .film_above import learn_band, tie_band, widen_band
 
         band_first = widen_band(model.net)
         if "band" in tc.parts:
-            above = learn_band(model.net, band_first)
+            units = learn_band(model.net, band_first)
             tie = functools.partial(tie_band, model.net, band_first)
     if "crease" in tc.parts or (ck is not None and "crease" in ck):
         model.add_crease(tc.crease_width)
     crease_params = list(model.crease.parameters()) if model.crease is not None else []
     disc = LowerFaceCritic(tc.disc_width)
     groups = []
-    for part, ps, lr in (("net", list(model.net.parameters()) if not above else [], tc.lr * tc.net_lr_scale),
-                         ("above" if "band" not in tc.parts else "band", above, tc.lr * tc.net_lr_scale), ("shade", [model.shade_delta], tc.lr),
+    for part, ps, lr in (("net", list(model.net.parameters()) if not units else [], tc.lr * tc.net_lr_scale),
+                         (unit_part, units, tc.lr * tc.net_lr_scale), ("shade", [model.shade_delta], tc.lr),
                          ("mouth", list(model.fill.parameters()), tc.lr * tc.mouth_lr_scale),
                          ("crease", crease_params, tc.lr * tc.crease_lr_scale)):
         for p in ps:
