@@ -35,9 +35,68 @@ def feather_weight(u: np.ndarray, v: np.ndarray, size: int) -> np.ndarray:
     """Feather weight in [0,1] at crop pixel coordinates (u, v) of a ``size``² crop."""
     cx, cy = (FEATHER_CENTER[0] * size - 0.5, FEATHER_CENTER[1] * size - 0.5)
     rx, ry = FEATHER_RADII[0] * size, FEATHER_RADII[1] * size
-    d = np.sqrt(((u - cx) / rx) ** 2 + ((v - cy) / ry) ** 2)
-    t = np.clip((1.0 - d) / FEATHER_WIDTH, 0.0, 1.0)
-    return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+    # the smoothstep of the ellipse's radial distance, in place on two arrays the size of u
+    d = u - cx
+    d /= rx
+    d *= d
+    e = v - cy
+    e /= ry
+    e *= e
+    d += e
+    np.sqrt(d, out=d)
+    np.subtract(1.0, d, out=d)
+    d /= FEATHER_WIDTH
+    np.clip(d, 0.0, 1.0, out=d)  # t
+    np.multiply(d, -2.0, out=e)
+    e += 3.0  # 3 − 2t
+    d *= d
+    d *= e
+    return d.astype(np.float32, copy=False)
+
+
+def _crop_coords(matrix: np.ndarray, x0: int, x1: int, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
+    """float32 crop coordinates (u, v) of the photo pixels x0 ≤ x < x1, y0 ≤ y < y1 (each (h, w)),
+    summed in float64 (one scratch array for both)."""
+    xs = np.arange(x0, x1, dtype=np.float64)[None, :]
+    ys = np.arange(y0, y1, dtype=np.float64)[:, None]
+    scratch = np.empty((y1 - y0, x1 - x0), np.float64)
+    out = []
+    for r in (0, 1):
+        np.add(matrix[r, 0] * xs, matrix[r, 1] * ys, out=scratch)
+        scratch += matrix[r, 2]
+        out.append(scratch.astype(np.float32))
+    return out[0], out[1]
+
+
+def _reach(alignment: Alignment, shape: tuple[int, int], face_area: np.ndarray | None) -> tuple[int, int, int, int]:
+    """The photo box ``(x0, y0, x1, y1)`` (exclusive end, clipped to ``shape``) outside which the face's
+    feather weight is 0: the crop box of the feather's ellipse, and of ``face_area``'s non-zero pixels
+    grown by one (its bilinear reach), mapped into the photo."""
+    s = alignment.size
+    cx, cy = (FEATHER_CENTER[0] * s - 0.5, FEATHER_CENTER[1] * s - 0.5)
+    rx, ry = FEATHER_RADII[0] * s, FEATHER_RADII[1] * s
+    lo, hi = np.array([cx - rx, cy - ry]), np.array([cx + rx, cy + ry])
+    if face_area is not None:
+        a = np.asarray(face_area).reshape(s, s) > 0
+        rows, cols = np.flatnonzero(a.any(axis=1)), np.flatnonzero(a.any(axis=0))
+        if rows.size == 0:
+            return 0, 0, 0, 0
+        lo = np.maximum(lo, [cols[0] - 1, rows[0] - 1])
+        hi = np.minimum(hi, [cols[-1] + 1, rows[-1] + 1])
+        if np.any(hi <= lo):
+            return 0, 0, 0, 0
+    corners = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [lo[0], hi[1]], [hi[0], hi[1]]])
+    p = corners @ alignment.inverse[:, :2].T + alignment.inverse[:, 2]
+    h, w = shape
+    x0, x1 = (int(np.clip(f, 0, w)) for f in (np.floor(p[:, 0].min()) - 1, np.ceil(p[:, 0].max()) + 2))
+    y0, y1 = (int(np.clip(f, 0, h)) for f in (np.floor(p[:, 1].min()) - 1, np.ceil(p[:, 1].max()) + 2))
+    return x0, y0, x1, y1
+
+
+def _channels(field: np.ndarray, n: int) -> np.ndarray:
+    """An (h, w) field as (h, w, n), each channel a copy: contiguous, so that arithmetic with an (h, w, n)
+    array runs at full speed (numpy broadcasts a trailing axis of 1 one pixel at a time)."""
+    return field[..., None] if n == 1 else cv2.merge([field] * n)
 
 
 def _put(target: np.ndarray, values: np.ndarray, where: np.ndarray) -> None:
@@ -84,17 +143,13 @@ def composite_face(
         out = photo
     h, w = photo.shape[:2]
     s = alignment.size
-    x0, y0, x1, y1 = alignment.photo_region((h, w))
+    x0, y0, x1, y1 = _reach(alignment, (h, w), face_area)
     if x1 <= x0 or y1 <= y0:
         return None
-    a = alignment.matrix.astype(np.float64)
-    inv_lin = alignment.inverse[:, :2].astype(np.float64)
-
-    # crop coordinates of every pixel in the region
-    xs = np.arange(x0, x1, dtype=np.float32)[None, :]
-    ys = np.arange(y0, y1, dtype=np.float32)[:, None]
-    u = (a[0, 0] * xs + a[0, 1] * ys + a[0, 2]).astype(np.float32)
-    v = (a[1, 0] * xs + a[1, 1] * ys + a[1, 2]).astype(np.float32)
+    # Every full-size array below is float32 and as few as the arithmetic needs, most updated in place:
+    # a fresh array costs its page faults on first touch, which on the engine's first face (and in a
+    # benchmark's cold rounds) is as much time as the arithmetic itself.
+    u, v = _crop_coords(alignment.matrix.astype(np.float64), x0, x1, y0, y1)
     weight = feather_weight(u, v, s)
     if face_area is not None:  # bilinear, 0 beyond the crop: exactly 0 wherever its pixels around are 0
         weight *= cv2.remap(np.ascontiguousarray(face_area, dtype=np.float32), u, v, interpolation=cv2.INTER_LINEAR,
@@ -104,44 +159,41 @@ def composite_face(
     if rows.size == 0:
         return None
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    weight, u, v = (arr[r0:r1, c0:c1] for arr in (weight, u, v))
-    xs, ys = xs[:, c0:c1], ys[r0:r1]
+    weight = weight[r0:r1, c0:c1]
+    u, v = np.ascontiguousarray(u[r0:r1, c0:c1]), np.ascontiguousarray(v[r0:r1, c0:c1])
     x0, x1, y0, y1 = x0 + c0, x0 + c1, y0 + r0, y0 + r1
-    u, v = np.ascontiguousarray(u), np.ascontiguousarray(v)
 
-    def sample_crop(field: np.ndarray) -> np.ndarray:
-        """Bilinear sample of a [C,S,S] crop field at (u, v); returns (h, w, C)."""
-        f = np.ascontiguousarray(np.moveaxis(field.astype(np.float32), 0, -1))
-        r = cv2.remap(f, u, v, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return r.reshape(r.shape[0], r.shape[1], -1)
-
-    # the flow, mask and shade at once (one resampling pass over the region)
-    fields = [flow.reshape(2, s, s), mask.reshape(1, s, s)] + ([] if shade is None else [shade.reshape(1, s, s)])
-    sampled = sample_crop(np.concatenate(fields))
-    fl, m = sampled[..., :2], sampled[..., 2:3]
-    dx = inv_lin[0, 0] * fl[..., 0] + inv_lin[0, 1] * fl[..., 1]
-    dy = inv_lin[1, 0] * fl[..., 0] + inv_lin[1, 1] * fl[..., 1]
-
+    # the crop flow in photo pixels, D = A⁻¹_lin · f, taken in the crop (linear, so it commutes with the
+    # bilinear sampling), the mask and the shade, in one resampling pass: (h, w, 3 or 4). (Three or four
+    # channels: OpenCV resamples two-channel images by another rule, a little apart from this one.)
+    flow_hw = cv2.merge([np.asarray(c, np.float32) for c in flow.reshape(2, s, s)])
+    moved = cv2.transform(flow_hw, alignment.inverse[:, :2].astype(np.float64))
+    fields = cv2.merge([moved[..., 0], moved[..., 1], np.asarray(mask, np.float32).reshape(s, s)]
+                       + ([] if shade is None else [np.asarray(shade, np.float32).reshape(s, s)]))
+    sampled = cv2.remap(fields, u, v, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    where = np.ascontiguousarray(sampled[..., :2])  # becomes the photo positions the warp reads
+    m = sampled[..., 2]
     # source window: the region grown by the largest displacement
-    pad = int(np.ceil(max(np.abs(dx).max(initial=0), np.abs(dy).max(initial=0)))) + 2
+    pad = int(np.ceil(max(-where.min(initial=0), where.max(initial=0)))) + 2
     sx0, sy0 = max(0, x0 - pad), max(0, y0 - pad)
     sx1, sy1 = min(w, x1 + pad), min(h, y1 + pad)
+    where[..., 0] += np.arange(x0 - sx0, x1 - sx0, dtype=np.float32)
+    where[..., 1] += np.arange(y0 - sy0, y1 - sy0, dtype=np.float32)[:, None]
     channels = photo.shape[2]
     colour = 3 if channels >= 3 else 1
     src = photo[sy0:sy1, sx0:sx1, :colour].astype(np.float32)
-    map_x = (xs + dx - sx0).astype(np.float32)
-    map_y = (ys + dy - sy0).astype(np.float32)
     # bicubic, not bilinear: a fractional shift with bilinear weights blurs skin texture (about a fifth of
     # the fine detail was lost on the sample), and at whole-pixel shifts both give the pixel itself
-    warped = cv2.remap(src, map_x, map_y, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-    warped = warped.reshape(warped.shape[0], warped.shape[1], colour)
+    edited = cv2.remap(src, where, None, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    del src, where
+    edited = edited.reshape(edited.shape[0], edited.shape[1], colour)
 
     top = _max_value(photo.dtype)
     if shade is not None:  # contract 2: the kept pixels' shading, resampled like the mask
-        warped = shaded(warped, np.exp(sampled[..., 3:4]), np.float32(SHADE_OFFSET * top))
-    orig = photo[y0:y1, x0:x1, :colour].astype(np.float32)
-    painted = m[..., 0] > 0
-    edited = warped
+        gain = np.exp(sampled[..., 3])
+        shaded(edited, _channels(gain, colour), np.float32(SHADE_OFFSET * top), in_place=True)
+    orig = photo[y0:y1, x0:x1, :colour]
+    painted = m > 0
     if painted.any():
         # the painted colours are needed only around the mouth: a box around the mask, grown by half
         # its size on each side (room for the grain statistics of the skin around it)
@@ -154,14 +206,23 @@ def composite_face(
         col = (col.reshape(col.shape[0], col.shape[1], 3) + 1.0) * (0.5 * top)
         if colour == 1:
             col = (0.299 * col[..., 0] + 0.587 * col[..., 1] + 0.114 * col[..., 2])[..., None]
-        ms = m[sub]
+        ms = m[sub][..., None]
         if match_photo:  # the photo's exposure, white balance and grain (smilecore.match)
             col *= white_point_gain(col, ms, orig, weight, m)
             add_grain(col, ms, orig[sub], seed=(x0, y0, x1, y1))
-        warped[sub] = blend(warped[sub], col, ms)  # (warped is this call's own array)
-    wgt = weight[..., None]
-    blended = orig + wgt * (edited - orig)
-    result = np.clip(np.rint(blended), 0, top).astype(photo.dtype)
+        edited[sub] = blend(edited[sub], col, ms)
+    # orig + F·(edited − orig), rounded and clipped to the photo's range, in place
+    edited -= orig
+    edited *= _channels(weight, colour)
+    edited += orig
+    if photo.dtype == np.uint8:
+        np.maximum(edited, 0.0, out=edited)
+        result = cv2.convertScaleAbs(edited)  # rounds half to even and saturates at 255, as rint and clip
+    else:
+        np.rint(edited, out=edited)
+        np.clip(edited, 0, top, out=edited)
+        result = edited.astype(photo.dtype)
+    result = result.reshape(edited.shape)
     # only where this face reaches: elsewhere in its box ``out`` keeps what it holds (the photo, or
     # another face's edit already composited there)
     _put(out[y0:y1, x0:x1, :colour], result, weight > 0)

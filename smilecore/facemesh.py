@@ -196,7 +196,14 @@ def edit_region(outline: np.ndarray, size: int, flow: np.ndarray | None = None) 
         # pixel centres are integers here; fillPoly fills the pixels whose centres lie inside
         pts = np.rint(np.asarray(poly, np.float64) * (1 << shift)).astype(np.int32)
         cv2.fillPoly(mask, [pts], 1, lineType=cv2.LINE_8, shift=shift)
-    # distance (crop pixels) from each inside pixel to the nearest outside one
-    dist = cv2.distanceTransform(np.pad(mask, 1), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    # distance (crop pixels) from each inside pixel to the nearest outside one, taken over the box of the
+    # inside pixels grown by one: no outside pixel beyond that ring is nearer than the ring itself
+    weight = np.zeros((size, size), np.float32)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return weight
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    dist = cv2.distanceTransform(np.pad(mask[box], 1), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
     t = np.clip((dist - 0.5) / (BORDER * size), 0.0, 1.0)
-    return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+    weight[box] = t * t * (3.0 - 2.0 * t)
+    return weight

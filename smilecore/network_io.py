@@ -18,10 +18,16 @@ def to_network_input(crops: np.ndarray) -> np.ndarray:
     return np.asarray(crops).astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0
 
 
-def shaded(warped: A, gain: A, offset: float) -> A:
+def shaded(warped: A, gain: A, offset: float, in_place: bool = False) -> A:
     """Contract 2: the warped pixels under the shade's gain ``exp(shade)``: ``(warped + offset)·gain − offset``,
-    ``offset`` being :data:`smilecore.contract.SHADE_OFFSET` in the pixels' own scale."""
-    return (warped + offset) * gain - offset
+    ``offset`` being :data:`smilecore.contract.SHADE_OFFSET` in the pixels' own scale. ``in_place``: ``warped``
+    (an array or tensor of the result's shape and type) is overwritten with the result and returned."""
+    if not in_place:
+        return (warped + offset) * gain - offset
+    warped += offset
+    warped *= gain
+    warped -= offset
+    return warped
 
 
 def blend(warped: A, rgb: A, mask: A) -> A:
