@@ -1,8 +1,7 @@
 """The composite as the engine ran it up to commit f1ec605 (2026-12-06), kept only as the baseline row of
 ``python -m benchmarks face``: the same arithmetic as :func:`smilecore.composite.composite_face`, written
-with a fresh array for each step (about fifteen (h, w[, 3]) float temporaries against six now), crop
-coordinates for every pixel of the crop square's box, and numpy broadcasting over the colour axis.
-Not used by the engine.
+with a fresh array for each step, crop coordinates for every pixel of the crop square's box, and numpy
+broadcasting over the colour axis. Not used by the engine.
 """
 from __future__ import annotations
 
