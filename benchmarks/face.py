@@ -8,8 +8,11 @@ The face mesh runs twice, taking turns: the shipped graph (each PReLU written as
 1 × 1 convolutions, ``tools/convert_mediapipe.py``) and the baseline, the same weights with ONNX's
 ``PRelu`` operator as the converter wrote it up to 2026-12-03 (rebuilt here by
 :func:`with_prelu`); the composite runs twice too: the engine's and, as its baseline, the one it
-replaced (:mod:`benchmarks.composite_before`, the same arithmetic with a fresh array for each step). Every step is timed interleaved with the others, ``repeats`` times, and
-reported as median / 90th percentile milliseconds. Needs ``onnx`` (the ``[test]`` extra).
+replaced (:mod:`benchmarks.composite_before`, the same arithmetic with a fresh array for each step).
+Every step is timed interleaved with the others, ``repeats`` times, and reported as median / 90th
+percentile milliseconds. Then the whole chain per face, as the engine runs it, is timed as one call
+(λ = 1, λ = 2, and λ = 2 through the baseline composite, taking turns): what issue 15's "everything
+the engine runs per face" is. Needs ``onnx`` (the ``[test]`` extra).
 """
 from __future__ import annotations
 

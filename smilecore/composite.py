@@ -146,9 +146,10 @@ def composite_face(
     x0, y0, x1, y1 = _reach(alignment, (h, w), face_area)
     if x1 <= x0 or y1 <= y0:
         return None
-    # Every full-size array below is float32 and as few as the arithmetic needs, most updated in place:
-    # a fresh array costs its page faults on first touch, which on the engine's first face (and in a
-    # benchmark's cold rounds) is as much time as the arithmetic itself.
+    # The arrays the size of the region below are as few as the arithmetic needs, float32 (one float64
+    # scratch array for the coordinates) and mostly updated in place: a fresh array costs its page faults
+    # on first touch, which on the engine's first face (and in a benchmark's cold rounds) took as long as
+    # the arithmetic itself.
     u, v = _crop_coords(alignment.matrix.astype(np.float64), x0, x1, y0, y1)
     weight = feather_weight(u, v, s)
     if face_area is not None:  # bilinear, 0 beyond the crop: exactly 0 wherever its pixels around are 0
