@@ -135,7 +135,8 @@ def _timed_steps(repeats: int, against: str | None = None) -> dict:
             timed("against", other.run, crop, 2.0)
         area, mask = timed("region", lambda: (facemesh.edit_region(seen.outline[0], model.size, net.flow[0]),
                                               facemesh.painted_mask(net.mask[0], seen.teeth[0])))
-        for key, fn in (("composite", composite_face), ("composite_before", composite_before)):
+        pair = [("composite", composite_face), ("composite_before", composite_before)]
+        for key, fn in pair if rep % 2 == 0 else pair[::-1]:  # each goes first as often: the order matters here
             timed(key, fn, photo, al, net.rgb[0], mask, net.flow[0], out=photo.copy(), face_area=area,
                   shade=None if net.shade is None else net.shade[0])
         if rep < 3:
@@ -156,7 +157,7 @@ def _timed_steps(repeats: int, against: str | None = None) -> dict:
     for key, _, _ in chains:
         times[key] = []
     for rep in range(repeats + 3):
-        for key, lam, fn in chains:
+        for key, lam, fn in chains[rep % 3 :] + chains[: rep % 3]:  # each first in turn
             out = photo.copy()
             timed(key, chain, lam, fn)
             if rep < 3:
