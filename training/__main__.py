@@ -28,6 +28,7 @@ STEPS = {
     "bundle": "training.snapshots:main_bundle",
     "restore": "training.snapshots:main_restore",
     "smile-level": "training.smile_level",
+    "strength-choice": "training.strength_choice",
 }
 
 USAGE = "usage: python -m training {" + "|".join(STEPS) + "} [--config PATH] [options]"
