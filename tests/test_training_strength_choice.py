@@ -40,7 +40,7 @@ def test_the_judge_and_its_cross_fitting_tell_the_shifted_candidate():
     reals = rng.normal(0.0, 1.0, (300, d))
     like_real = rng.normal(0.0, 1.0, (n, d))
     shifted = rng.normal(0.0, 1.0, (n, d)) + np.r_[2.0, np.zeros(d - 1)]  # told by its first feature
-    cands = Candidates(np.arange(n), np.stack([like_real, shifted], 1), np.zeros((n, 2)))
+    cands = Candidates(np.stack([like_real, shifted], 1), np.zeros((n, 2)))
     judge = fit_judge(shifted, reals)
     assert (judge(shifted) > np.median(judge(like_real))).mean() > 0.8
     person = np.repeat(np.arange(n // 2), 2)

@@ -32,7 +32,6 @@ MULTIPLES = (0.5, 1.0, 2.0)
 class Candidates:
     """One sample's faces edited at each candidate strength."""
 
-    rows: np.ndarray  #: (n,) rows of the prepared cache
     features: np.ndarray  #: (n, k, d) the realism test's features of each face's edit at each candidate
     identity: np.ndarray  #: (n, k) dlib's distance of each edit from its input
 
@@ -102,7 +101,7 @@ def _candidates(edit, size: int, crops, rows: np.ndarray, lams: Sequence[float],
         feats.append(np.stack(f_c, 1))
         dist.append(np.array(d_c).T)
         print(f"  {min(a + chunk, len(rows))}/{len(rows)} faces edited", file=sys.stderr, flush=True)
-    return Candidates(np.asarray(rows), np.concatenate(feats).astype(np.float32), np.concatenate(dist))
+    return Candidates(np.concatenate(feats).astype(np.float32), np.concatenate(dist))
 
 
 def main(argv: list[str] | None = None) -> int:
