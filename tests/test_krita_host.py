@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -39,7 +40,7 @@ HOST_DIR = HERE / "hosts" / "krita"
 APT_PACKAGES = ["krita", "python3-pyqt5", "python3-pyqt6", "python3-sip", "python3-numpy", "xvfb", "xauth"]
 APT_LOCK_WAIT = "DPkg::Lock::Timeout=600"  # another apt (e.g. .ci/run's) may hold the lock for a while
 KRITA_PYTHON = "/usr/bin/python3"  # the Python Debian's Krita embeds
-NEEDED_PROGRAMS = ["krita", "kritarunner", "xvfb-run"]
+NEEDED_PROGRAMS = ["krita", "kritarunner", "Xvfb"]
 RUN_TIMEOUT_S = 600
 GUI_TIMEOUT_S = 300  # a normal run takes 15-60 s; Krita 5.1 can deadlock, never wait forever
 TRANSLATION_PX = 3.0
@@ -114,6 +115,41 @@ def _run(cmd: list[str], env: dict, cwd: Path | None = None, timeout: float = RU
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
         return 124, f"(timed out after {timeout:.0f} s)\n" + out[-3000:]
+
+
+def _run_on_xvfb(cmd: list[str], env: dict, timeout: float) -> tuple[int, str]:
+    """Run ``cmd`` (as :func:`_run` does) on a fresh Xvfb of its own.
+
+    Xvfb picks a free display itself (``-displayfd``) and prints its number once it accepts
+    connections, so no other X server (a GIMP test's, a stale lock) can take the display between
+    choosing and connecting, as ``xvfb-run -a`` allows.  The server ends with the run.
+    """
+    read_fd, write_fd = os.pipe()
+    errors = open(Path(env.get("HOME", "/tmp")) / "xvfb.log", "w+", encoding="utf-8")
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                            pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=errors, start_new_session=True)
+    os.close(write_fd)
+    try:
+        number = b""
+        while not number.endswith(b"\n") and select.select([read_fd], [], [], 30)[0]:
+            chunk = os.read(read_fd, 16)
+            if not chunk:
+                break
+            number += chunk
+        if not number.strip().isdigit():
+            errors.seek(0)
+            return 125, f"Xvfb did not start (exit {xvfb.poll()}):\n" + errors.read()[-3000:]
+        return _run(cmd, dict(env, DISPLAY=":" + number.decode().strip()), timeout=timeout)
+    finally:
+        os.close(read_fd)
+        errors.close()
+        xvfb.terminate()
+        try:
+            xvfb.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            xvfb.kill()
+            xvfb.wait()
 
 
 def _face_box(reply: dict) -> list[float]:
@@ -247,8 +283,7 @@ def test_gui_docker_preview_apply_undo_action(krita_setup):
     krita_setup["kritarc"].write_text(rc_text.replace("[python]\n", "[python]\nenable_smiletest=true\n", 1),
                                       encoding="utf-8")
     env = dict(krita_setup["env"], SMILE_KRITA_OUT=str(out), SMILE_KRITA_STRENGTH="1.5")
-    code, log = _run(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "krita", "--nosplash"], env,
-                     timeout=GUI_TIMEOUT_S)
+    code, log = _run_on_xvfb(["krita", "--nosplash"], env, timeout=GUI_TIMEOUT_S)
     results_file = out / "results.json"
     assert results_file.is_file(), f"the GUI test driver wrote no results (exit {code}):\n{log}"
     results = json.loads(results_file.read_text(encoding="utf-8"))
