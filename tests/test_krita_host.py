@@ -120,13 +120,16 @@ def _run(cmd: list[str], env: dict, cwd: Path | None = None, timeout: float = RU
 def _run_on_xvfb(cmd: list[str], env: dict, timeout: float) -> tuple[int, str]:
     """Run ``cmd`` (as :func:`_run` does) on a fresh Xvfb of its own.
 
-    Xvfb picks a free display itself (``-displayfd``) and prints its number once it accepts
-    connections, so no other X server (a GIMP test's, a stale lock) can take the display between
-    choosing and connecting, as ``xvfb-run -a`` allows.  The server ends with the run.
+    Xvfb picks a free display itself (``-displayfd``), so no other X server can take it between
+    choosing and connecting, as ``xvfb-run -a`` allows; and it does not reset when its last
+    client leaves (``-noreset``): Krita's start connects, leaves and connects again, and on a busy
+    machine the second connection came while the server was resetting ("could not connect to
+    display").  The server ends with the run.
     """
     read_fd, write_fd = os.pipe()
     errors = open(Path(env.get("HOME", "/tmp")) / "xvfb.log", "w+", encoding="utf-8")
-    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24", "-nolisten", "tcp",
+                             "-noreset"],
                             pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=errors, start_new_session=True)
     os.close(write_fd)
@@ -140,7 +143,12 @@ def _run_on_xvfb(cmd: list[str], env: dict, timeout: float) -> tuple[int, str]:
         if not number.strip().isdigit():
             errors.seek(0)
             return 125, f"Xvfb did not start (exit {xvfb.poll()}):\n" + errors.read()[-3000:]
-        return _run(cmd, dict(env, DISPLAY=":" + number.decode().strip()), timeout=timeout)
+        code, log = _run(cmd, dict(env, DISPLAY=":" + number.decode().strip()), timeout=timeout)
+        if code != 0:  # say how the X server fared too
+            errors.seek(0)
+            state = "still running" if xvfb.poll() is None else f"exited {xvfb.returncode}"
+            log += f"\n(Xvfb on :{number.decode().strip()}: {state}; its log: {errors.read()[-1000:].strip() or 'empty'})"
+        return code, log
     finally:
         os.close(read_fd)
         errors.close()

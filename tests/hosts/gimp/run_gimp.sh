@@ -85,7 +85,9 @@ fi
 INNER='
 if [[ -n "$1" ]]; then
     rm -f "$HOME/.xvfb-display" "$HOME/dialog-seen.txt"
-    Xvfb -displayfd 5 -screen 0 1280x900x24 -nolisten tcp 5>"$HOME/.xvfb-display" 2>/dev/null &
+    # -noreset: a server left by its last client resets, and a client that comes meanwhile is
+    # turned away; xdotool comes and goes every half second
+    Xvfb -displayfd 5 -screen 0 1280x900x24 -nolisten tcp -noreset 5>"$HOME/.xvfb-display" 2>/dev/null &
     xvfb=$!
     for _ in $(seq 100); do [[ -s "$HOME/.xvfb-display" ]] && break; sleep 0.1; done
     export DISPLAY=":$(head -n1 "$HOME/.xvfb-display")"
