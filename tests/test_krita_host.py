@@ -122,9 +122,9 @@ def _run_on_xvfb(cmd: list[str], env: dict, timeout: float) -> tuple[int, str]:
 
     Xvfb picks a free display itself (``-displayfd``), so no other X server can take it between
     choosing and connecting, as ``xvfb-run -a`` allows; and it does not reset when its last
-    client leaves (``-noreset``): Krita's start connects, leaves and connects again, and on a busy
-    machine the second connection came while the server was resetting ("could not connect to
-    display").  The server ends with the run.
+    client leaves (``-noreset``): Krita connects and leaves three times before its window opens,
+    and on a busy machine its real connection came while the server was resetting ("could not
+    connect to display").  The server ends with the run.
     """
     read_fd, write_fd = os.pipe()
     errors = open(Path(env.get("HOME", "/tmp")) / "xvfb.log", "w+", encoding="utf-8")
@@ -140,14 +140,15 @@ def _run_on_xvfb(cmd: list[str], env: dict, timeout: float) -> tuple[int, str]:
             if not chunk:
                 break
             number += chunk
-        if not number.strip().isdigit():
+        display = ":" + number.decode().strip()
+        if not display[1:].isdigit():
             errors.seek(0)
             return 125, f"Xvfb did not start (exit {xvfb.poll()}):\n" + errors.read()[-3000:]
-        code, log = _run(cmd, dict(env, DISPLAY=":" + number.decode().strip()), timeout=timeout)
+        code, log = _run(cmd, dict(env, DISPLAY=display), timeout=timeout)
         if code != 0:  # say how the X server fared too
             errors.seek(0)
             state = "still running" if xvfb.poll() is None else f"exited {xvfb.returncode}"
-            log += f"\n(Xvfb on :{number.decode().strip()}: {state}; its log: {errors.read()[-1000:].strip() or 'empty'})"
+            log += f"\n(Xvfb on {display}: {state}; its log: {errors.read()[-1000:].strip() or 'empty'})"
         return code, log
     finally:
         os.close(read_fd)
