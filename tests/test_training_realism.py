@@ -173,6 +173,25 @@ def test_features_see_the_mouth_and_ignore_the_forehead():
     assert features(closed[:2], colour=True).shape == (2, 1830)
 
 
+def test_mirror_pooled_features_cannot_tell_which_way_a_mouth_leans():
+    rng = np.random.default_rng(11)
+    left, right = _faces(30, rng, 0), _faces(30, rng, 0)
+    left[:, 95:103, 45:64] = 40  # the bar on one half of the mouth only ...
+    right[:, 95:103, 64:83] = 40  # ... and on the other, in other faces
+    pa, pb = _people(30, 1, "a"), _people(30, 1, "b")
+    plain = two_sample_auc(features(left), features(right), pa, pb, ["s"] * 30, ["s"] * 30, folds=3, repeats=1)
+    assert plain["auc"] > 0.95
+    pooled = two_sample_auc(realism.mirror_pooled_features(left), realism.mirror_pooled_features(right), pa, pb,
+                            ["s"] * 30, ["s"] * 30, folds=3, repeats=1)
+    assert abs(pooled["auc"] - 0.5) < 0.25
+    # a crop and its mirror image have the same pooled features; a bar on both halves is still seen
+    f = realism.mirror_pooled_features(np.concatenate([left[:2], left[:2, :, ::-1]]))
+    assert f.shape == (4, 1770) and np.allclose(f[:2], f[2:], atol=1e-5)
+    whole = two_sample_auc(realism.mirror_pooled_features(_faces(30, rng, 8)), realism.mirror_pooled_features(_faces(30, rng, 0)),
+                           pa, pb, ["s"] * 30, ["s"] * 30, folds=3, repeats=1)
+    assert whole["auc"] > 0.95
+
+
 def test_evaluate_realism_on_a_toy_editor():
     rng = np.random.default_rng(8)
     n = 24
@@ -199,6 +218,9 @@ def test_evaluate_realism_on_a_toy_editor():
     # the shape judge ran on every condition and the floor, and has its column
     assert all(0.0 <= m["auc_shape"] <= 1.0 for m in [result["ceiling"], result["floor"], *result["per_lambda"].values()])
     assert "shape judge (face mesh)" in table
+    # the mirror-pooled judge too (the bar is symmetric: it is seen either way round)
+    assert result["per_lambda"]["2"]["auc_mirror"] > 0.95 and abs(result["ceiling"]["auc_mirror"] - 0.5) < 0.3
+    assert 0.0 <= result["floor"]["auc_mirror"] <= 1.0 and "mirror-pooled" in table
 
 
 def test_cap_per_person_limits_everyone():

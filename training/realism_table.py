@@ -10,6 +10,7 @@ def markdown(result: dict[str, Any], edited: str = "neutral faces") -> str:
     whose unedited row is a floor rather than a ceiling)."""
     strata = ", ".join(f"{k} {v}" for k, v in result["strata"].items())
     colour = "auc_colour" in result["ceiling"]
+    mirror = "auc_mirror" in result["ceiling"]
     cnn = "auc_cnn" in result["ceiling"]
     shape = "auc_shape" in result["ceiling"]
     sources = sorted(result["ceiling"].get("by_source", {}))
@@ -17,15 +18,18 @@ def markdown(result: dict[str, Any], edited: str = "neutral faces") -> str:
              f"{edited} from {result['real']} real smiles of other people ({result['folds']} person-disjoint folds "
              f"× {result['repeats']}; 0.5 = cannot tell; faces per stratum, the same on both sides: {strata}):", "",
              f"| {edited.rstrip(',')} shown as | realism AUC | ± sd (folds) |" + "".join(f" {s} only |" for s in sources)
-             + (" with colour features |" if colour else "") + (" CNN judge |" if cnn else "")
+             + (" with colour features |" if colour else "") + (" mirror-pooled |" if mirror else "")
+             + (" CNN judge |" if cnn else "")
              + (" shape judge (face mesh) |" if shape else ""),
-             "|---|---:|---:|" + "---:|" * len(sources) + ("---:|" if colour else "") + ("---:|" if cnn else "")
+             "|---|---:|---:|" + "---:|" * len(sources) + ("---:|" if colour else "") + ("---:|" if mirror else "")
+             + ("---:|" if cnn else "")
              + ("---:|" if shape else "")]
 
     def row(name: str, m: dict[str, Any]) -> str:
         by = m.get("by_source", {})
         cells = "".join(f" {by[s]:.3f} |" if s in by else " – |" for s in sources)
         extra = f" {m['auc_colour']:.3f} |" if colour else ""
+        extra += f" {m['auc_mirror']:.3f} |" if mirror and "auc_mirror" in m else (" – |" if mirror else "")
         extra += f" {m['auc_cnn']:.3f} |" if cnn and "auc_cnn" in m else (" – |" if cnn else "")
         extra += f" {m['auc_shape']:.3f} |" if shape and "auc_shape" in m else (" – |" if shape else "")
         return f"| {name} | {m['auc']:.3f} | {m['sd']:.3f} |{cells}{extra}"
