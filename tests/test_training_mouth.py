@@ -213,7 +213,8 @@ def test_a_model_gets_one_mouth_only(tmp_path):
     src.with_suffix(".md").write_text("# m 0\n\nA fixture model.\n")
     assert main(["--model", str(src), "--mouth", str(weights), "--out", str(once), "--version", "1", "--failures", str(failures)]) == 0
     card = once.with_suffix(".md").read_text()
-    assert "## The source model (its card)\n\nA fixture model." in card
+    source = card.split("## The source model (its card)\n\n", 1)[1]
+    assert source.startswith("(Its evaluations") and source.endswith("\n\nA fixture model.\n")
     assert card.startswith("# once 1") and "mouth network" in card and "research / non-commercial" in card
     assert f"repaints {GROW} patch pixels around the opening ({GROW + REACH} sideways" in card
     wide = tmp_path / "wide.onnx"

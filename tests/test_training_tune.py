@@ -296,6 +296,21 @@ def test_film_units_above_one_change_the_strong_edits_and_leave_lambda_one_bit_i
             np.testing.assert_array_equal(o0[k], o1[k])
     o0, o1 = _net_outputs(default_path, face, 2.0), _net_outputs(out, face, 2.0)
     assert np.abs(o0[contract.OUTPUT_FLOW] - o1[contract.OUTPUT_FLOW]).max() > 1e-3
+    # held from the network's strength 1.25 on (--hold-above): the same edits up to it, others above it
+    held = tmp_path / "held.onnx"
+    assert training_main.main(["tune", "--config", str(cfg), "--name", "a", "--export", str(held), "--version", "9.0.5",
+                               "--hold-above", "1.25"]) == 0
+    assert "held from strength 1.25 on" in SmileModel(held).meta["smile.tune"]
+    for lam in (1.0, 1.25):
+        o1, o2 = _net_outputs(out, face, lam), _net_outputs(held, face, lam)
+        for k in o1:
+            np.testing.assert_array_equal(o1[k], o2[k])
+    o1, o2 = _net_outputs(out, face, 2.0), _net_outputs(held, face, 2.0)
+    assert np.abs(o1[contract.OUTPUT_FLOW] - o2[contract.OUTPUT_FLOW]).max() > 1e-4
+    for bad in (["--hold-above", "1.7"], ["--hold-above", "2", "--model", str(default_path), "--steps", "1"]):
+        with pytest.raises(SystemExit, match="hold-above"):
+            training_main.main(["tune", "--config", str(cfg), "--name", "a"] + (["--export", str(tmp_path / "x.onnx"), "--version", "9"]
+                                                                              if "--steps" not in bad else []) + bad)
 
 
 def test_film_units_of_a_band_change_lambda_one_and_leave_the_weak_and_strong_edits(tmp_path, default_path):
@@ -349,6 +364,33 @@ def test_a_band_is_a_hat_with_its_middle_half_way():
     got = hidden @ film.mlp[2].weight[:, first:].T
     assert got[[0, 1, 4, 5, 6]].abs().max().item() < 1e-5  # zero outside the band
     assert got[3].abs().max().item() > 0 and torch.allclose(got[2], got[3] / 2, atol=1e-5)  # a hat, its peak at 1
+
+
+def test_a_round_of_units_held_above_a_strength_adds_there_what_it_adds_at_it():
+    """``film_above.hold_above``: up to the strength it is held at the round's units are what they
+    were, bit for bit; above it they add what they add at it, while the units before the round go on."""
+    from training.film_above import films, hold_above, widen
+    from training.nets import MobileUNet
+
+    net = MobileUNet()
+    first = widen(net)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for film in films(net):
+            film.mlp[2].weight[:, first:] = torch.randn(film.mlp[2].weight.shape[0], film.mlp[2].weight.shape[1] - first)
+    s = torch.tensor([[0.0], [1.0], [1.3], [1.9], [2.0], [2.2], [2.5], [3.0], [4.0]])
+    before = [film.mlp(s) for film in films(net)]
+    own = [film.mlp[2](torch.cat([film.mlp[1](film.mlp[0](s))[:, :first], torch.zeros(len(s), film.mlp[2].weight.shape[1] - first)], 1))
+           for film in films(net)]
+    hold_above(net, first, 2.0)
+    for film, b, o in zip(films(net), before, own):
+        after = film.mlp(s)
+        assert torch.equal(after[:5], b[:5])  # s ≤ 2: bit for bit
+        round_at_2 = (b - o)[4]
+        torch.testing.assert_close((after - o)[5:], round_at_2.expand(4, -1), atol=1e-5, rtol=1e-5)
+        assert (b - after)[7].abs().max().item() > 0.1  # it did change above 2
+    with pytest.raises(ValueError, match="one of its thresholds"):
+        hold_above(net, first, 1.7)
 
 
 def test_film_units_must_start_at_one():
@@ -523,6 +565,22 @@ def test_a_derived_card_embeds_the_source_models_own_card_or_refuses(tmp_path, d
         training_main.main(["tune", "--config", str(cfg), "--name", "c", "--export", str(out), "--version", "9.0.4",
                             "--base", str(stray)])
     assert not out.exists()
+
+
+def test_a_derived_card_leaves_out_its_sources_evaluations_and_keeps_the_rest():
+    """``training.shade.without_evaluations``: every evaluation section, at any level, up to the next
+    heading of its level or above; what the models get wrong and the network's own card stay."""
+    from training.shade import EVALUATION_TITLE, evaluation_sections, without_evaluations
+
+    table = evaluation_sections([{"split": "val", "faces": 3, "markdown": "| λ | realism |\n|---|---|\n| 1 | 0.7 |"}])
+    card = "\n".join(["# m 2", "intro", "## What it gets wrong", "gaps", *table, "## The source model (its card)",
+                      "### What it gets wrong", "older gaps", f"### {EVALUATION_TITLE}: test split (3 faces)", "| 2 | 0.8 |",
+                      "#### a table of its own", "0.9", "### The network", "recipe", "## Metrics (validation split)", "kept"])
+    got = without_evaluations(card)
+    assert "0.7" not in got and "0.8" not in got and "0.9" not in got and EVALUATION_TITLE not in got
+    for kept in ("intro", "gaps", "older gaps", "### The network", "recipe", "## Metrics (validation split)", "kept"):
+        assert kept in got
+    assert without_evaluations(got) == got
 
 
 def test_the_discriminator_can_see_the_fine_band_alone():

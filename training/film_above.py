@@ -89,6 +89,30 @@ def learn_above(net: nn.Module, first: int) -> list[nn.Parameter]:
     return _learn_columns(net, first)
 
 
+
+@torch.no_grad()
+def hold_above(net: nn.Module, first: int, at: float, thresholds: tuple[float, ...] = THRESHOLDS) -> None:
+    """Hold one round of units (from ``first``, one ``relu(s − t)`` per threshold, as :func:`widen`
+    gave them) at what they add at strength ``at`` for every strength above it (in place): the unit
+    at ``at`` takes minus the sum of the output weights of those below it, and those above it none.
+    Up to ``at`` the network is what it was, bit for bit (the changed units are exactly zero there);
+    above it that round's change stays as it is at ``at`` while the rest of the network goes on.
+    Model 1.14.1: 1.14.0's round, tuned for λ = 2 only, held from the network's strength 2 on, so
+    that a strength above 2 smiles more than 2 again (docs/realism.md, thirty-first session)."""
+    ts = [float(t) for t in thresholds]
+    if at not in ts:
+        raise ValueError(f"a round can be held at one of its thresholds {ts} (got {at})")
+    k = ts.index(at)
+    below = [first + i for i, t in enumerate(ts) if t < at]
+    above = [first + i for i, t in enumerate(ts) if t > at]
+    for film in films(net):
+        if film.mlp[2].weight.shape[1] < first + len(ts):
+            raise ValueError("the network has no such round of units")
+        w = film.mlp[2].weight
+        w[:, first + k] = -w[:, below].sum(dim=1)
+        w[:, above] = 0.0
+
+
 # ------------------------------------------------------------------ a band of strengths around λ = 1
 
 #: The band's units: relu(s − t) at its start, its middle and its end. Their output weights are tied

@@ -102,9 +102,11 @@ def derived_card(src: Path, out: Path, version: str, intro: list[str], digest: s
                  failures: str = "") -> str:
     """The card of model ``version`` at ``out``, made from the model at ``src``: ``intro`` (Markdown
     lines: what was added), the file's size and checksum, its ``failures`` (Markdown), its evaluation
-    (``metrics``: metrics.json of ``python -m training evaluate``), then the source model's card."""
+    (``metrics``: metrics.json of ``python -m training evaluate``), then the source model's card less
+    its evaluations (they stay in the source's own card: the repository's history of
+    smilecore/models/MODEL_CARD.md holds every bundled model's)."""
     from .export import source_card
-    from .shade import evaluation_sections
+    from .shade import evaluation_sections, without_evaluations
 
     base_card = source_card(src)
     lines = [f"# {out.stem.rsplit('-', 1)[0]} {version}", "", *intro, "",
@@ -113,6 +115,7 @@ def derived_card(src: Path, out: Path, version: str, intro: list[str], digest: s
         lines += ["", "## What it gets wrong", "", failures.strip()]
     lines += [""] + evaluation_sections(metrics)
     base = base_card.read_text()
-    body = base.split("\n", 1)[1] if base.startswith("# ") else base
-    lines += ["## The source model (its card)", ""]
+    body = without_evaluations(base.split("\n", 1)[1] if base.startswith("# ") else base)
+    lines += ["## The source model (its card)", "",
+              "(Its evaluations and its sources' are in their own cards: `git log -p -- smilecore/models/MODEL_CARD.md`.)", ""]
     return "\n".join(lines) + body.replace("\n## ", "\n### ")

@@ -185,15 +185,19 @@ def shade_card(src: Path, out: Path, version: str, description: str, digest: str
              "  that already show their teeth: the engine keeps those (smilecore/facemesh.py).", ""]
     lines += evaluation_sections(metrics)
     lines += ["## The network (the card of the source model)", ""]
-    body = base.split("\n", 1)[1] if base.startswith("# ") else base
+    body = without_evaluations(base.split("\n", 1)[1] if base.startswith("# ") else base)
     return "\n".join(lines) + body.replace("\n## ", "\n### ")
+
+
+#: How the title of each evaluation section of a model card begins (:func:`evaluation_sections`).
+EVALUATION_TITLE = "Evaluation of this model"
 
 
 def evaluation_sections(metrics: list[dict]) -> list[str]:
     """A model card's sections for the ``metrics.json`` of `python -m training evaluate --model OUT` (one per split)."""
     lines: list[str] = []
     for m in metrics:
-        lines += [f"## Evaluation of this model: {m.get('split', '?')} split ({m.get('faces', '?')} faces)", "",
+        lines += [f"## {EVALUATION_TITLE}: {m.get('split', '?')} split ({m.get('faces', '?')} faces)", "",
                   "(`python -m training evaluate --model`, which composites as the engine does: a face that already",
                   "shows its teeth keeps them, see smilecore/facemesh.py.)", "",
                   m.get("markdown", "```json\n" + json.dumps(m.get("per_lambda", {}), indent=1) + "\n```"), ""]
@@ -202,3 +206,20 @@ def evaluation_sections(metrics: list[dict]) -> list[str]:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def without_evaluations(card: str) -> str:
+    """A model card's Markdown less its evaluation sections (:data:`EVALUATION_TITLE`, at any heading
+    level, each up to the next heading of its level or above): what a derived model's card keeps of
+    its source's, whose evaluations stay in that model's own card."""
+    out: list[str] = []
+    cut = 0  # the level of the section being left out; 0: none
+    for line in card.split("\n"):
+        level = len(line) - len(line.lstrip("#")) if line.startswith("#") and line.lstrip("#").startswith(" ") else 0
+        if cut and level and level <= cut:
+            cut = 0
+        if not cut and level >= 2 and line.lstrip("#").strip().startswith(EVALUATION_TITLE):
+            cut = level
+        if not cut:
+            out.append(line)
+    return "\n".join(out)

@@ -383,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--metrics", nargs="*", default=[], help="metrics.json files of `evaluate --model OUT` for its card")
     ap.add_argument("--failures", default=None, help="a Markdown file: what the model gets wrong, looked at (for its card)")
     ap.add_argument("--register", action="store_true", help="bundle the export as the default model (smilecore/models)")
+    ap.add_argument("--hold-above", type=float, default=None, metavar="S",
+                    help="with --export of a run of parts \"above\": hold its units at what they add at the network's strength S "
+                         "(one of training.film_above.THRESHOLDS) for every strength above it (model 1.14.1: 2)")
     ap.add_argument("--base", default=None, help="export into this file instead (the same network and shade without a "
                     "mouth network, e.g. benchmarks/baseline/smile-mobileunet-1.3.0.onnx), for `mouth-attach`")
     args = ap.parse_args(argv)
@@ -480,9 +483,19 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"error: {ck_path} is a snapshot: it can be exported, not resumed")
     elif args.export:
         raise SystemExit(f"error: no run at {ck_path}")
+    if args.hold_above is not None and not (args.export and "above" in ck.get("parts", ()) if ck is not None else False):
+        raise SystemExit("error: --hold-above is for --export of a run of [tune] parts = [\"above\"]")
     if args.export:
         if not args.version:
             raise SystemExit("error: --export needs --version")
+        held = ""
+        if args.hold_above is not None:
+            from .film_above import THRESHOLDS, hold_above
+
+            if args.hold_above not in THRESHOLDS:
+                raise SystemExit(f"error: --hold-above takes one of {', '.join(f'{t:g}' for t in THRESHOLDS)} (got {args.hold_above:g})")
+            hold_above(model.net, first, args.hold_above)
+            held = f", those units held from strength {args.hold_above:g} on"
         if args.register and args.base:
             raise SystemExit("error: --register takes a complete model, not one exported into --base")
         parts = {"net": "smile network", "above": "smile network's FiLM units above λ = 1 (training.film_above)",
@@ -503,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         if tc.w_reach > 0:
             floor += (f", the edits from λ = {tc.reach_low:g} to {tc.reach_high:g} asked to read as {tc.reach_share:g} × λ of a "
                       f"smile or more by the engine's face mesh (weight {tc.w_reach:g})")
-        desc = (f"{what} tuned for {step} steps{averaged} against the train split's real smiles{stat}{floor}{identity} "
+        desc = (f"{what} tuned for {step} steps{averaged} against the train split's real smiles{stat}{floor}{identity}{held} "
                 f"(python -m training tune, run {args.name}) from {model_path.name}")
         out = Path(args.export)
         base = Path(args.base) if args.base else None
