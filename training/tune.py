@@ -483,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"error: {ck_path} is a snapshot: it can be exported, not resumed")
     elif args.export:
         raise SystemExit(f"error: no run at {ck_path}")
-    if args.hold_above is not None and not (args.export and "above" in ck.get("parts", ()) if ck is not None else False):
+    if args.hold_above is not None and not (args.export and ck is not None and "above" in ck.get("parts", ())):
         raise SystemExit("error: --hold-above is for --export of a run of [tune] parts = [\"above\"]")
     if args.export:
         if not args.version:
