@@ -221,6 +221,9 @@ def test_evaluate_realism_on_a_toy_editor():
     # the mirror-pooled judge too (the bar is symmetric: it is seen either way round)
     assert result["per_lambda"]["2"]["auc_mirror"] > 0.95 and abs(result["ceiling"]["auc_mirror"] - 0.5) < 0.3
     assert 0.0 <= result["floor"]["auc_mirror"] <= 1.0 and "mirror-pooled" in table
+    # the context row: the same noise on both sides outside the faces, so nothing to tell
+    assert abs(result["context"]["auc"] - 0.5) < 0.3 and 0.0 <= result["context"]["window_share"] <= 1.0
+    assert "context: unedited, every face painted grey" in table
 
 
 def test_cap_per_person_limits_everyone():
@@ -481,3 +484,37 @@ def test_separation_finds_the_block_and_orientation_of_the_tell():
     assert sep["lbp_cells"].shape == realism.GRID
     with pytest.raises(ValueError, match="HOG \\+ LBP"):
         realism.separation(model, x1.mean(0)[:10], x0.mean(0)[:10])
+
+
+def test_the_context_measure_reads_what_lies_outside_every_face_and_nothing_inside(astronaut):
+    """``context_area`` / ``context_only`` (and ``evaluate_realism``'s ``context``): the astronaut's face
+    is painted over and the corners are kept; two samples that differ only inside the face read as one
+    by the context test, and two that differ only in the corners are told apart."""
+    import smilecore
+    from smilecore.align import CROP_SIZE, align_face, extract_crop
+
+    face = smilecore.detect_faces(astronaut)[0]
+    crop = extract_crop(astronaut, align_face(face.landmarks, CROP_SIZE))
+    s = CROP_SIZE
+    area = realism.context_area(np.stack([crop, crop]))
+    assert area.shape == (s, s) and not area[int(0.72 * s), s // 2] and area[int(0.9 * s), 4]  # the mouth; a lower corner
+    x0, y0, x1, y1 = (int(round(f * s)) for f in realism.WINDOW)
+    assert 0.02 < area[y0:y1, x0:x1].mean() < 0.6
+    rng = np.random.default_rng(12)
+    n = 40
+    base = np.repeat(crop[None], 2 * n, 0).astype(np.int16)
+    base += rng.integers(-6, 7, base.shape).astype(np.int16)
+    base = np.clip(base, 0, 255).astype(np.uint8)
+    inside, corners = base.copy(), base.copy()
+    inside[n:, int(0.66 * s) : int(0.78 * s), int(0.38 * s) : int(0.62 * s)] = 30  # a dark band across the mouth
+    corners[n:][:, area] = 255 - corners[n:][:, area]  # the context alone inverted
+    painted = realism.context_only(inside, area)
+    assert (painted[:, ~area] == realism.CONTEXT_GREY).all() and np.array_equal(painted[:, area], inside[:, area])
+    person = np.array([f"p{i}" for i in range(2 * n)])
+    for pair, told in ((inside, False), (corners, True)):
+        f = features(realism.context_only(pair, area))
+        r = two_sample_auc(f[n:], f[:n], person[n:], person[:n], np.zeros(n, int), np.zeros(n, int), folds=4, repeats=1)
+        assert (r["auc"] > 0.95) if told else (abs(r["auc"] - 0.5) < 0.2)
+        whole = features(pair)
+        assert two_sample_auc(whole[n:], whole[:n], person[n:], person[:n], np.zeros(n, int), np.zeros(n, int),
+                              folds=4, repeats=1)["auc"] > 0.95  # the whole window sees either change

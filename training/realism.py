@@ -144,6 +144,37 @@ def mirror_pooled_features(crops: np.ndarray) -> np.ndarray:
     return (features(crops) + features(np.ascontiguousarray(crops[:, :, ::-1]))) / 2
 
 
+#: Where the mean of a sample's face regions (the engine's edit regions, unedited) is at most this, the
+#: crop counts as context: no face's edit reaches it, in practice (:func:`context_area`).
+CONTEXT_REACH = 0.05
+#: The grey the context measure paints over every face (:func:`context_only`).
+CONTEXT_GREY = 128
+
+
+def context_area(crops: np.ndarray) -> np.ndarray:
+    """The part of the aligned crop (bool [S, S]) that the edit region of at most :data:`CONTEXT_REACH`
+    of ``crops``' faces covers (:func:`smilecore.facemesh.edit_region` of each face's own outline):
+    hair, background, neck and collar, which the engine leaves as they are (issue 15: nothing outside the
+    face's landmark region changes), whatever the model."""
+    from smilecore import facemesh
+
+    crops = np.asarray(crops)
+    size = crops.shape[1]
+    outline = np.concatenate([facemesh.network().read(crops[a : a + 64]).outline for a in range(0, len(crops), 64)])
+    covered = np.zeros((size, size), np.float64)
+    for poly in outline:
+        covered += facemesh.edit_region(poly, size) > 0
+    return covered / max(len(crops), 1) <= CONTEXT_REACH
+
+
+def context_only(crops: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """``crops`` with everything but the context ``area`` (:func:`context_area`) painted flat grey: what
+    a realism test still reads when no face can be told (docs/realism.md, thirty-first session)."""
+    out = np.array(crops, copy=True)
+    out[:, ~area] = CONTEXT_GREY
+    return out
+
+
 def _hog_lbp(grey: np.ndarray) -> np.ndarray:
     """The HOG of a grey window (0…255) and its LBP histograms per :data:`GRID` cell, in one vector."""
     from skimage.feature import hog, local_binary_pattern
@@ -471,7 +502,7 @@ def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str
                      lams: Sequence[float] = (1.0, 2.0), folds: int = 5, repeats: int = 2, l2: float = 1.0,
                      seed: int = 0, size_split: int = 100, colour: bool = True,
                      floor_splits: int = 5, cnn: bool = False, shape: bool = True,
-                     mirror: bool = True) -> tuple[dict[str, Any], np.ndarray]:
+                     mirror: bool = True, context: bool = True) -> tuple[dict[str, Any], np.ndarray]:
     """Realism AUC of the unedited neutral faces (ceiling), of their edits at each λ, and the floor.
 
     Returns the metrics (``ceiling``, ``per_lambda``, ``floor``: dicts with ``auc``/``sd`` for
@@ -483,7 +514,10 @@ def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str
     floor over the first two halvings only: it is slow). With ``shape`` a third judge, the same
     logistic regression on the face mesh's landmarks (:mod:`training.realism_shape`), gives
     ``auc_shape``/``sd_shape``. With ``mirror`` the grey test on :func:`mirror_pooled_features`
-    gives ``auc_mirror``/``sd_mirror``: the same judge, blind to which way a mouth leans.
+    gives ``auc_mirror``/``sd_mirror``: the same judge, blind to which way a mouth leans. With
+    ``context`` the grey test on the unedited faces and the real smiles with every face painted over
+    (:func:`context_only`) gives ``context`` (``auc``, ``sd``, ``by_source``, ``window_share``: the share
+    of the window left): what the test reads that no edit may change, a floor for any model on this sample.
     """
     from .dataset import resize_crop
 
@@ -566,6 +600,13 @@ def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str
         floor["sd" + v] = float(np.std(aucs[v])) if aucs[v] else float("nan")
     result["floor"] = floor
     result["floor_size"] = int(np.mean(sizes)) if sizes else 0
+    if context:
+        area = context_area(np.concatenate([inputs, reals]))
+        r = two_sample_auc(features(context_only(inputs, area)), features(context_only(reals, area)), p1, p0, s1, s0,
+                           folds, repeats, l2, seed, src1, src0)
+        x0, y0, x1, y1 = (int(round(f * size)) for f in WINDOW)
+        result["context"] = {"auc": r["auc"], "sd": r["sd"], "by_source": r["by_group"],
+                             "window_share": float(area[y0:y1, x0:x1].mean())}
     sheet = np.concatenate([np.concatenate(list(col), 0) for col in shown], 1) if len(inputs) else np.zeros((1, 1, 3))
     return result, np.clip(sheet + 0.5, 0, 255).astype(np.uint8)
 

@@ -28,7 +28,7 @@ def markdown(result: dict[str, Any], edited: str = "neutral faces") -> str:
     def row(name: str, m: dict[str, Any]) -> str:
         by = m.get("by_source", {})
         cells = "".join(f" {by[s]:.3f} |" if s in by else " – |" for s in sources)
-        extra = f" {m['auc_colour']:.3f} |" if colour else ""
+        extra = f" {m['auc_colour']:.3f} |" if colour and "auc_colour" in m else (" – |" if colour else "")
         extra += f" {m['auc_mirror']:.3f} |" if mirror and "auc_mirror" in m else (" – |" if mirror else "")
         extra += f" {m['auc_cnn']:.3f} |" if cnn and "auc_cnn" in m else (" – |" if cnn else "")
         extra += f" {m['auc_shape']:.3f} |" if shape and "auc_shape" in m else (" – |" if shape else "")
@@ -39,4 +39,8 @@ def markdown(result: dict[str, Any], edited: str = "neutral faces") -> str:
         lines.append(row(f"λ = {float(lam):+g}", m))
     lines.append(row(f"floor: real smiles vs real smiles ({result['floor_size']} each; sd over "
                      f"{result['floor'].get('splits', 1)} random halvings)", result["floor"]))
+    if "context" in result:
+        c = result["context"]
+        lines.append(row(f"context: unedited, every face painted grey ({c['window_share']:.0%} of the window left, "
+                         "which no edit changes)", c))
     return "\n".join(lines)
