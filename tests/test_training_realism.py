@@ -405,6 +405,8 @@ def test_trained_judge_fits_on_the_train_split_and_scores_the_other():
     assert sum(seen) == 2 * (30 + n) and max(seen) <= 16  # both halves edited at each λ, a batch at a time
     table = realism.trained_judge_markdown(r)
     assert "unedited (ceiling)" in table and "λ = +2" in table and "expressions only" in table
+    # its context row: the same noise on both sides wherever the faces are painted over
+    assert abs(r["context"]["auc"] - 0.5) < 0.25 and "context: unedited, every face painted grey" in table
     with pytest.raises(ValueError, match="train split"):
         realism.trained_judge(edit, 128, crops[:10], {k: v[:10] for k, v in index.items()}, None, "val")
     with pytest.raises(ValueError, match="another"):

@@ -665,7 +665,7 @@ def separation(model: Logistic, mean1: np.ndarray, mean0: np.ndarray) -> dict[st
 def trained_judge(edit: Editor, size: int, crops: np.ndarray, index: dict[str, np.ndarray],
                   labels: dict[str, np.ndarray] | None, split: str = "val", lams: Sequence[float] = (1.0, 2.0),
                   train_faces: int = 700, faces: int | None = 300, seed: int = 4321, l2: float = 1.0,
-                  batch: int = 64, bands: Sequence[str] = ()) -> dict[str, Any]:
+                  batch: int = 64, bands: Sequence[str] = (), context: bool = True) -> dict[str, Any]:
     """The realism test's features and classifier with far more examples to learn from: fitted once on
     the *train* split's matched sample (at most ``train_faces`` per side: its neutral faces, edited at
     λ, against real smiles of other people), scored on ``split``'s sample (the one
@@ -674,8 +674,10 @@ def trained_judge(edit: Editor, size: int, crops: np.ndarray, index: dict[str, n
     issue's own checks may have more. Returns ``ceiling`` (unedited) and ``per_lambda``, each as
     :func:`held_out_auc` gives it, ``train_faces`` and ``faces``; with ``bands`` (some of
     :data:`BANDS`) also ``bands``: for each, the same judge on that scale alone
-    (:func:`band_features`), ``ceiling`` and ``per_lambda``. Raises ValueError when either split
-    has fewer than 10 matched faces, or when ``split`` is the train split itself."""
+    (:func:`band_features`), ``ceiling`` and ``per_lambda``; with ``context`` also ``context``: the same
+    judge on the unedited faces with every face painted grey (:func:`context_only`, the area
+    :func:`context_area` finds on ``split``'s sample), what no edit may change. Raises ValueError when
+    either split has fewer than 10 matched faces, or when ``split`` is the train split itself."""
     from .dataset import resize_crop
 
     if split == "train":
@@ -688,14 +690,20 @@ def trained_judge(edit: Editor, size: int, crops: np.ndarray, index: dict[str, n
     train, test = halves["train"], halves[split]
 
     scales = (None, *bands)  # each face is edited once; every scale's features come from it
+    area = context_area(np.stack([resize_crop(np.asarray(crops[r]), size)
+                                  for r in np.concatenate([test.edit_rows, test.real_rows])])) if context else None
 
     def feats(rows: np.ndarray, lam: float | None) -> dict[str | None, np.ndarray]:
         out: dict[str | None, list[np.ndarray]] = {b: [] for b in scales}
+        if lam is None and area is not None:
+            out["context"] = []
         for a in range(0, len(rows), batch):  # a batch at a time: the train half is large
             faces_ = np.stack([resize_crop(np.asarray(crops[r]), size) for r in rows[a : a + batch]])
             shown = faces_ if lam is None else edit(faces_, lam)
             for b in scales:
                 out[b].append(band_features(shown, b))
+            if "context" in out:
+                out["context"].append(features(context_only(faces_, area)))
         return {b: np.concatenate(v) for b, v in out.items()}
 
     real_train, real_test = feats(train.real_rows, None), feats(test.real_rows, None)
@@ -703,11 +711,13 @@ def trained_judge(edit: Editor, size: int, crops: np.ndarray, index: dict[str, n
 
     def judge(lam: float | None) -> dict[str | None, dict[str, Any]]:
         e_train, e_test = feats(train.edit_rows, lam), feats(test.edit_rows, lam)
-        return {b: held_out_auc(e_train[b], real_train[b], e_test[b], real_test[b], l2, src1, src0, seed=seed) for b in scales}
+        return {b: held_out_auc(e_train[b], real_train[b], e_test[b], real_test[b], l2, src1, src0, seed=seed) for b in e_train}
 
     got = {"ceiling": judge(None), **{f"{float(lam):g}": judge(float(lam)) for lam in lams}}
     result = {"train_faces": int(len(train.edit_rows)), "faces": int(len(test.edit_rows)), "ceiling": got["ceiling"][None],
               "per_lambda": {k: v[None] for k, v in got.items() if k != "ceiling"}}
+    if area is not None:
+        result["context"] = got["ceiling"]["context"]
     if bands:
         result["bands"] = {b: {"ceiling": got["ceiling"][b], "per_lambda": {k: v[b] for k, v in got.items() if k != "ceiling"}}
                            for b in bands}
@@ -736,4 +746,6 @@ def trained_judge_markdown(result: dict[str, Any]) -> str:
         lines.append(row(f"{names[band]}: unedited", r["ceiling"]))
         for lam, m in r["per_lambda"].items():
             lines.append(row(f"{names[band]}: λ = {float(lam):+g}", m))
+    if "context" in result:
+        lines.append(row("context: unedited, every face painted grey (which no edit changes)", result["context"]))
     return "\n".join(lines)
