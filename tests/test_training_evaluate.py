@@ -119,3 +119,53 @@ def test_reading_puts_edits_on_the_engines_scale_and_counts_the_weak_ones():
         reading(levels, 0.0)
     with pytest.raises(ValueError, match="no edits"):
         reading(np.array([]), 1.0)
+
+
+def test_the_closed_editor_leaves_out_the_painted_mouth_and_nothing_else(astronaut, monkeypatch):
+    """``onnx_editor(..., "closed")`` is the engine's composite without the painted mouth: the same
+    warp and shade, and no paint. (The astronaut shows her own teeth, which the engine keeps and never
+    paints over, so here the teeth rule is turned off to give the painted mouth somewhere to be.)"""
+    import smilecore
+    from smilecore import facemesh
+    from smilecore.align import CROP_SIZE, align_face, extract_crop
+    from smilecore.model import SmileModel
+    from smilecore.registry import resolve_model
+    from smilecore.strength import face_strengths
+    from training.evaluate import onnx_editor
+
+    monkeypatch.setattr(facemesh, "painted_mask", lambda mask, teeth: np.asarray(mask, np.float32))
+    face = smilecore.detect_faces(astronaut)[0]
+    crop = extract_crop(astronaut, align_face(face.landmarks, CROP_SIZE))[None]
+    lams = face_strengths(2.0, facemesh.network().read(crop).level)
+    mask = SmileModel(resolve_model(None)).run(crop, lams).mask[0].reshape(CROP_SIZE, CROP_SIZE)
+    painted, opaque = mask > 0, mask > 0.5
+    assert opaque.sum() > 100  # the network paints a mouth here
+    engine, _ = onnx_editor(resolve_model(None))
+    closed, _ = onnx_editor(resolve_model(None), "closed")
+    a, b = engine(crop, 2.0)[0].astype(int), closed(crop, 2.0)[0].astype(int)
+    differs = np.abs(a - b).max(axis=-1) > 0
+    assert not differs[~painted].any()  # outside the painted mouth: the same picture
+    assert differs[opaque].mean() > 0.9  # where it is mostly paint: the warped lips instead
+    assert np.array_equal(closed(crop, 0.0), crop)
+
+
+def test_smile_bars_count_the_non_smilers_rated_happier_and_smiling():
+    """The smile bars on the realism sample: only faces scored under 0.5 before count, "happier" is any
+    rise, "smiling" a score above 0.5 after."""
+    from training.evaluate import smile_bars
+
+    # a face's "smile probability" is its mean brightness / 255; the "edit" brightens by 40 · λ
+    crops = np.stack([np.full((32, 32, 3), v, np.uint8) for v in (20, 100, 110, 140, 200)])
+
+    def score(x):
+        return x.reshape(len(x), -1).mean(1) / 255.0
+
+    def edit(x, lam):
+        return np.clip(x.astype(int) + int(40 * lam), 0, 255).astype(np.uint8)
+
+    bars = smile_bars(edit, 32, crops, np.array([0, 1, 2, 3, 4]), score, (1.0, -1.0))
+    one, minus = bars["per_lambda"]["1"], bars["per_lambda"]["-1"]
+    assert bars["faces"] == 5 and one["non_smilers"] == 3  # 200 / 255 already smiles, 140 is 0.55
+    assert one["happier"] == 1.0 and one["rated_smiling"] == 2 / 3  # 100 + 40 and 110 + 40 pass 127.5; 20 + 40 not
+    assert minus["happier"] == 0.0 and minus["rated_smiling"] == 0.0
+    assert "| +1 | 3 | 100.0% | 66.7% |" in bars["markdown"]

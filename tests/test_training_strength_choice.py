@@ -57,3 +57,32 @@ def test_chosen_reads_each_face_at_its_candidate():
     assert chosen(values, np.array([0, 2, 1, 0])).tolist() == [0, 5, 7, 9]
     features = np.arange(24).reshape(4, 3, 2)
     assert chosen(features, np.array([2, 0, 0, 1])).tolist() == [[4, 5], [6, 7], [12, 13], [20, 21]]
+
+
+def test_candidates_come_from_each_editor_at_its_own_strength():
+    """Each candidate of ``_candidates`` is one (editor, strength) pair: a closed-lip candidate is another
+    editor at the strength asked, beside the engine's editor at each multiple."""
+    from training.realism import features
+    from training.strength_choice import _candidates
+
+    rng = np.random.default_rng(2)
+    crops = rng.integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
+
+    class Ident:  # a stand-in for dlib: the descriptor is the mean colour
+        def shape(self, face):
+            return None
+
+        def descriptor(self, face, shape):
+            return face.reshape(-1, 3).mean(0)
+
+    def brighter(faces, lam):
+        return np.clip(faces.astype(int) + int(10 * lam), 0, 255).astype(np.uint8)
+
+    def same(faces, lam):
+        return faces
+
+    c = _candidates([(same, 1.0), (brighter, 1.0), (brighter, 2.0)], 64, crops, np.array([4, 0, 2]), Ident(), chunk=2)
+    assert c.features.shape[:2] == (3, 3) and c.identity.shape == (3, 3)
+    assert np.allclose(c.features[:, 0], features(crops[[4, 0, 2]], False))
+    assert np.allclose(c.identity[:, 0], 0.0)
+    assert np.all(c.identity[:, 2] > c.identity[:, 1]) and np.all(c.identity[:, 1] > 5.0)

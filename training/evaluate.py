@@ -53,7 +53,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -77,8 +77,10 @@ SHEET_LAMS = (-1.0, 1.0, 2.0, 3.0)
 #: :func:`smilecore.composite.composite_face` with the crop as the photo (what a user gets: the
 #: face's own edit region, the painted mouth matched to the photo's white point and grain, the
 #: warp bicubic); ``"network"``, the contract's formula alone (:func:`training.losses.composite`:
-#: bilinear warp, no region, no matching), as every evaluation up to model 1.4.0 did.
-COMPOSITES = ("engine", "network")
+#: bilinear warp, no region, no matching), as every evaluation up to model 1.4.0 did; ``"closed"``, the
+#: engine's composite without the painted mouth (the warp and the shade only: the lips move as in a smile
+#: and nothing is drawn between them), a closed-lip smile of the same run.
+COMPOSITES = ("engine", "network", "closed")
 
 
 def onnx_editor(path: str | Path, how: str = "engine") -> tuple[Editor, int]:
@@ -107,6 +109,8 @@ def onnx_editor(path: str | Path, how: str = "engine") -> tuple[Editor, int]:
             lams = face_strengths(lam, seen.level)
             o = model.run(c, lams)
             mask = facemesh.painted_mask(o.mask, seen.teeth)
+            if how == "closed":
+                mask = np.zeros_like(mask)
             if how == "network":
                 x = network_input(c)
                 y = composite(x, torch.from_numpy(o.rgb), torch.from_numpy(mask), torch.from_numpy(o.flow),
@@ -300,6 +304,28 @@ def evaluate_smilers(edit: Editor, size: int, crops: np.ndarray, rows: np.ndarra
             "markdown": "\n".join(lines)}, contact_sheet(grid)
 
 
+def smile_bars(edit: Editor, size: int, crops: np.ndarray, rows: np.ndarray, score: Callable[[np.ndarray], np.ndarray],
+               lams: tuple[float, ...]) -> dict[str, Any]:
+    """Issue 15's smile bars on more faces: the faces ``rows`` (the realism sample's neutral side: about
+    twice the faces of the main table) scored by ``score`` (uint8 crops -> smile probability) before and
+    after each λ; per λ the non-smilers (p < 0.5 before), the share of them rated smiling afterwards (p >
+    0.5; the bar at λ = 2 is 90 %) and the share rated happier (the bar at λ = 1 is 95 %), and a table."""
+    inputs = np.stack([resize_crop(np.asarray(crops[r]), size) for r in rows])
+    p0 = np.asarray(score(inputs))
+    non = p0 < 0.5
+    per: dict[str, dict[str, float]] = {}
+    for lam in lams:
+        p1 = np.asarray(score(edit(inputs, float(lam))))
+        per[f"{float(lam):g}"] = {"non_smilers": int(non.sum()),
+                                  "rated_smiling": float((p1[non] > 0.5).mean()) if non.any() else float("nan"),
+                                  "happier": float((p1[non] > p0[non]).mean()) if non.any() else float("nan")}
+    lines = [f"| λ (the realism sample's {len(rows)} neutral faces) | non-smilers | rated happier | rated smiling |",
+             "|---:|---:|---:|---:|"]
+    for lam, m in per.items():
+        lines.append(f"| {float(lam):+g} | {m['non_smilers']} | {m['happier']:.1%} | {m['rated_smiling']:.1%} |")
+    return {"faces": int(len(rows)), "per_lambda": per, "markdown": "\n".join(lines)}
+
+
 def run_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str, np.ndarray], labels: dict[str, np.ndarray] | None,
                 split: str, faces: int, ev: EvaluateConfig, smilers: bool = False,
                 cnn: bool = False) -> tuple[dict[str, Any], np.ndarray]:
@@ -346,8 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cnn-judge", action="store_true",
                     help="also judge realism with a small CNN on the grey lower face (training.realism_cnn; slower)")
     ap.add_argument("--composite", default="engine", choices=COMPOSITES,
-                    help="how a --model's outputs go into the crop: the engine's composite (default) or the contract's "
-                         "formula alone, as evaluations up to model 1.4.0 did")
+                    help="how a --model's outputs go into the crop: the engine's composite (default), the contract's "
+                         "formula alone, as evaluations up to model 1.4.0 did, or the engine's without the painted mouth "
+                         "(closed: a closed-lip smile)")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
     ev = cfg.evaluate
@@ -415,11 +442,18 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"warning: trained realism judge skipped: {exc}", file=sys.stderr)
                 else:
                     tables.append(trained_judge_markdown(result["trained_judge"]))
+            from .classifier import load_classifier, smile_probability
+            from .realism import realism_sample
+
+            sample = realism_sample(index, labels, args.split, seed=ev.seed, max_per_class=n_real)
+            if len(sample.edit_rows):
+                clf = load_classifier(cfg.classifier_path)
+                result["smile_bars"] = smile_bars(edit, size, crops, sample.edit_rows, lambda x: smile_probability(clf, x),
+                                                  tuple(float(x) for x in ev.realism_lams))
+                tables.append(result["smile_bars"]["markdown"])
             if ev.geometry_lams:
-                from .realism import realism_sample
                 from .realism_geometry import geometry_markdown, mouth_geometry
 
-                sample = realism_sample(index, labels, args.split, seed=ev.seed, max_per_class=n_real)
                 try:
                     result["geometry"] = mouth_geometry(edit, size, crops, index, sample.edit_rows, sample.real_rows,
                                                         tuple(float(x) for x in ev.geometry_lams))

@@ -10,6 +10,10 @@ train faces: a prior, not the face's own distance). The penalty's weight is chos
 so that the mean identity distance there stays at ``--identity``. Then the realism test and the
 identity distance are measured on the chosen edits of the validation (or test) split.
 
+With ``--closed`` one more candidate comes first: the strength asked without its painted mouth (the
+engine's composite with the painted mask at zero, :data:`training.evaluate.COMPOSITES` ``"closed"``), a
+closed-lip smile that in the engine would come from the same run as the strength asked.
+
 The choice needs every candidate's edit: in the engine that is one run of the smile model per candidate
 (see docs/realism.md, twenty-sixth session, for what it measured and why it is not the engine's rule).
 """
@@ -84,7 +88,10 @@ def chosen(values: np.ndarray, picks: np.ndarray) -> np.ndarray:
     return np.asarray(values)[np.arange(len(picks)), picks]
 
 
-def _candidates(edit, size: int, crops, rows: np.ndarray, lams: Sequence[float], identity, chunk: int = 100) -> Candidates:
+def _candidates(edits: Sequence[tuple[Callable, float]], size: int, crops, rows: np.ndarray, identity,
+                chunk: int = 100) -> Candidates:
+    """The realism test's features and dlib's distance of ``rows``' faces edited by each candidate
+    ``(editor, strength)`` of ``edits``."""
     from .dataset import resize_crop
     from .realism import features
 
@@ -94,7 +101,7 @@ def _candidates(edit, size: int, crops, rows: np.ndarray, lams: Sequence[float],
         shapes = [identity.shape(f) for f in faces]
         ref = [identity.descriptor(f, s) for f, s in zip(faces, shapes)]
         f_c, d_c = [], []
-        for lam in lams:
+        for edit, lam in edits:
             out = edit(faces, float(lam))
             f_c.append(features(out, False))
             d_c.append([float(np.linalg.norm(r - identity.descriptor(o, s))) for r, o, s in zip(ref, out, shapes)])
@@ -105,7 +112,7 @@ def _candidates(edit, size: int, crops, rows: np.ndarray, lams: Sequence[float],
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training strength-choice --model X.onnx [--strength 1] [--multiples 0.5 1 2]
+    """``python -m training strength-choice --model X.onnx [--strength 1] [--multiples 0.5 1 2] [--closed]
     [--identity 0.245] [--split val|test] [--train-faces N]``: prints one JSON line per choice."""
     ap = argparse.ArgumentParser(prog="python -m training strength-choice", description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=None)
@@ -113,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strength", type=float, default=1.0, help="the strength asked (default 1)")
     ap.add_argument("--multiples", type=float, nargs="+", default=list(MULTIPLES),
                     help=f"candidate strengths as multiples of --strength (default {' '.join(map(str, MULTIPLES))})")
+    ap.add_argument("--closed", action="store_true",
+                    help="one more candidate, first: the strength asked without its painted mouth (a closed-lip smile; "
+                         "in the engine the same run of the model as the strength asked)")
     ap.add_argument("--identity", type=float, default=0.245,
                     help="mean identity distance the choices may reach on the train split (default 0.245)")
     ap.add_argument("--split", default="val", choices=("val", "test"))
@@ -136,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     edit, size = onnx_editor(args.model)
     ident = DlibIdentity()
     lams = [args.strength * m for m in args.multiples]
+    edits = [(edit, lam) for lam in lams]
+    names: list[float | str] = list(lams)
+    if args.closed:
+        edits.insert(0, (onnx_editor(args.model, "closed")[0], args.strength))
+        names.insert(0, f"{args.strength:g} closed")
     person = index["person"]
 
     def reals(rows: np.ndarray) -> np.ndarray:
@@ -143,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
 
     train = realism_sample(index, labels, "train", seed=ev.seed, max_per_class=args.train_faces)
     held = realism_sample(index, labels, args.split, seed=ev.seed, max_per_class=ev.realism_faces)
-    c_train = _candidates(edit, size, crops, train.edit_rows, lams, ident)
-    c_held = _candidates(edit, size, crops, held.edit_rows, lams, ident)
+    c_train = _candidates(edits, size, crops, train.edit_rows, ident)
+    c_held = _candidates(edits, size, crops, held.edit_rows, ident)
     r_train, r_held = reals(train.real_rows), reals(held.real_rows)
 
     scores_train = cross_fitted_scores(c_train, r_train, person[train.edit_rows], seed=ev.seed)
@@ -159,12 +174,12 @@ def main(argv: list[str] | None = None) -> int:
                            ev.seed, index["source"][held.edit_rows], index["source"][held.real_rows])
         return {"realism": round(r["auc"], 3), "sd": round(r["sd"], 3), **{k: round(v, 3) for k, v in r["by_group"].items()}}
 
-    for j, lam in enumerate(lams):
-        print(json.dumps({"split": args.split, "strengths": [lam], **test(c_held.features[:, j]),
+    for j, name in enumerate(names):
+        print(json.dumps({"split": args.split, "strengths": [name], **test(c_held.features[:, j]),
                           "identity": round(float(c_held.identity[:, j].mean()), 4)}), flush=True)
     weight = calibrate(scores_train, c_train.identity, prior, args.identity)
     picks = choose(scores_held, prior, weight)
-    print(json.dumps({"split": args.split, "strengths": lams, "chosen": np.bincount(picks, minlength=len(lams)).tolist(),
+    print(json.dumps({"split": args.split, "strengths": names, "chosen": np.bincount(picks, minlength=len(names)).tolist(),
                       **test(chosen(c_held.features, picks)), "identity": round(float(chosen(c_held.identity, picks).mean()), 4),
                       "weight": weight, "train_identity": round(float(chosen(c_train.identity, choose(scores_train, prior, weight)).mean()), 4)}),
           flush=True)
