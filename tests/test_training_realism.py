@@ -224,6 +224,12 @@ def test_evaluate_realism_on_a_toy_editor():
     # the context row: the same noise on both sides outside the faces, so nothing to tell
     assert abs(result["context"]["auc"] - 0.5) < 0.3 and 0.0 <= result["context"]["window_share"] <= 1.0
     assert "context: unedited, every face painted grey" in table
+    # the judges of other kinds: the dark bar is a shape, a texture and a spectrum at once
+    for k in ("_gabor", "_pixels", "_spectrum"):
+        assert result["per_lambda"]["2"]["auc" + k] > 0.9, k
+        assert abs(result["ceiling"]["auc" + k] - 0.5) < 0.3 and 0.0 <= result["floor"]["auc" + k] <= 1.0, k
+    assert "Gabor judge" in table and "pixel judge" in table and "spectrum judge" in table
+    assert len({line.count("|") for line in table.splitlines()[2:]}) == 1  # every row has every column
 
 
 def test_cap_per_person_limits_everyone():

@@ -25,7 +25,7 @@ Where things are:
 * the mouth: ``mouth_net`` (the mouth frame, the network, the graph piece), ``mouth`` (its
   training), ``mouth_attach`` (into an exported model, and the drawn-mouth baseline back out);
 * measuring: ``classifier``, ``identity`` + ``dlib_format`` (dlib's descriptor in PyTorch),
-  ``evaluate``, ``realism`` (+ ``realism_table``), ``realism_study`` (what ``realism_regions`` and
+  ``evaluate``, ``realism`` (+ ``realism_table``; judges of other kinds: ``realism_judges``), ``realism_study`` (what ``realism_regions`` and
   ``teacher_realism`` share), ``appearance`` (the shading of real smiles, used by ``shade``).
 
 What the engine also does is done by the engine's functions (``smilecore.network_io`` for the

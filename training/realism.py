@@ -502,7 +502,7 @@ def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str
                      lams: Sequence[float] = (1.0, 2.0), folds: int = 5, repeats: int = 2, l2: float = 1.0,
                      seed: int = 0, size_split: int = 100, colour: bool = True,
                      floor_splits: int = 5, cnn: bool = False, shape: bool = True,
-                     mirror: bool = True, context: bool = True) -> tuple[dict[str, Any], np.ndarray]:
+                     mirror: bool = True, context: bool = True, others: bool = True) -> tuple[dict[str, Any], np.ndarray]:
     """Realism AUC of the unedited neutral faces (ceiling), of their edits at each λ, and the floor.
 
     Returns the metrics (``ceiling``, ``per_lambda``, ``floor``: dicts with ``auc``/``sd`` for
@@ -518,6 +518,8 @@ def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str
     ``context`` the grey test on the unedited faces and the real smiles with every face painted over
     (:func:`context_only`) gives ``context`` (``auc``, ``sd``, ``by_source``, ``window_share``: the share
     of the window left): what the test reads that no edit may change, a floor for any model on this sample.
+    With ``others`` the same test on the features of :mod:`training.realism_judges` gives ``auc_gabor``,
+    ``auc_pixels`` and ``auc_spectrum`` (with their ``sd_*``): judges of other kinds, which need not agree.
     """
     from .dataset import resize_crop
 
@@ -532,6 +534,12 @@ def evaluate_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str
         variants["_colour"] = lambda x: features(x, True)
     if mirror:
         variants["_mirror"] = mirror_pooled_features
+    if others:
+        from .realism_judges import gabor_features, pixel_features, spectrum_features
+
+        variants["_gabor"] = lambda x: gabor_features(lower_face(x, patch=(2 * PATCH[0], 2 * PATCH[1])) @ LUMA)
+        variants["_pixels"] = lambda x: pixel_features(lower_face(x) @ LUMA)
+        variants["_spectrum"] = lambda x: spectrum_features(lower_face(x) @ LUMA)
     f_real = {v: f(reals) for v, f in variants.items()}
     if cnn:
         from .realism_cnn import fit_cnn, standardise
