@@ -24,6 +24,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .realism_cnn import standardise as _standardise  # each window: mean 0, spread 1
+
 #: Gabor filter bank: (wavelength, σ) pairs in pixels of the doubled window, and the orientations.
 GABOR_SCALES = ((4.0, 2.0), (8.0, 3.5), (16.0, 6.0))
 GABOR_ORIENTATIONS = 4
@@ -34,12 +36,6 @@ GABOR_GRID = (3, 5)
 PIXEL_PATCH = (24, 40)
 #: Radial and orientation bins of the spectrum judge.
 SPECTRUM_BINS = (8, 6)
-
-
-def _standardise(grey: np.ndarray) -> np.ndarray:
-    g = np.asarray(grey, np.float32)
-    g = g - g.mean((1, 2), keepdims=True)
-    return g / (g.std((1, 2), keepdims=True) + 1e-6)
 
 
 def _gabor_bank() -> list[np.ndarray]:
