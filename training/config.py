@@ -243,8 +243,18 @@ class EvaluateConfig:
         bad = [b for b in self.trained_judge_bands if b not in JUDGE_BANDS]
         if bad:
             raise ValueError(f"trained_judge_bands: unknown {bad}; choose from {list(JUDGE_BANDS)}")
+        bad = [c for c in self.photo_composites if c not in PHOTO_COMPOSITES]
+        if bad:
+            raise ValueError(f"photo_composites: unknown {bad}; choose from {list(PHOTO_COMPOSITES)}")
     geometry_lams: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
+    #: the realism test again with these composites (:data:`PHOTO_COMPOSITES`): what ``smile``
+    #: makes on the faces' source photos and what it writes; () skips it
+    photo_composites: tuple[str, ...] = ("photo", "saved")
 
+
+#: The evaluation's composites that edit each face's source photo (``training.evaluate.COMPOSITES``):
+#: ``photo``, at the photo's own resolution, cut again; ``saved``, that photo as ``smile`` writes it, read back.
+PHOTO_COMPOSITES = ("photo", "saved")
 
 #: The scales of the lower face the trained judge can be run on alone (``[evaluate]
 #: trained_judge_bands``; what each is: :func:`training.realism.band_features`).

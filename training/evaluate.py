@@ -34,6 +34,10 @@ person-disjoint validation split (never tuned on):
   more examples (:func:`training.realism.trained_judge`, ``[evaluate] trained_judge_faces`` /
   ``--trained-judge``, default 700 per side): the same features and classifier fitted once on
   the *train* split's edits and real smiles, scored on this split's realism sample.
+* realism of what ``smile`` makes and writes (``[evaluate] photo_composites``, with the engine
+  composite): the realism sample edited on each face's source photo at the photo's own resolution
+  and cut again as the real smiles were (``photo``), and that photo saved as ``smile`` saves it and
+  read back (``saved``), through the same test and the judges of other kinds (:func:`photo_realism`).
 
 The teacher compared against is ``[evaluate] teacher`` (``--teacher``): ``drawn`` (the drawn
 mouth of ``training.teeth``, what models from ``atlas`` stages learn) or ``donors`` (real donor
@@ -59,7 +63,7 @@ import cv2
 import numpy as np
 import torch
 
-from .config import EvaluateConfig, load_config
+from .config import PHOTO_COMPOSITES, EvaluateConfig, load_config
 from .dataset import load_labels, neutral_rows, smiling_rows, to_tensor
 from .donors import teeth_fraction, tooth_edges
 from .losses import composite, ssim
@@ -79,21 +83,27 @@ SHEET_LAMS = (-1.0, 1.0, 2.0, 3.0)
 #: warp bicubic); ``"network"``, the contract's formula alone (:func:`training.losses.composite`:
 #: bilinear warp, no region, no matching), as every evaluation up to model 1.4.0 did; ``"closed"``, the
 #: engine's composite without the painted mouth (the warp and the shade only: the lips move as in a smile
-#: and nothing is drawn between them), a closed-lip smile of the same run.
-COMPOSITES = ("engine", "network", "closed")
+#: and nothing is drawn between them), a closed-lip smile of the same run; ``"photo"``, the engine's composite
+#: on the face's source photo at the photo's own resolution, as ``smile`` edits it, and the crop cut again
+#: from the edited photo as ``prepare`` cut the real smiles' (:mod:`training.photos`); ``"saved"``, that
+#: photo written as ``smile`` writes it (a JPEG with the source's own tables) and read back.
+COMPOSITES = ("engine", "network", "closed") + PHOTO_COMPOSITES
 
 
-def onnx_editor(path: str | Path, how: str = "engine") -> tuple[Editor, int]:
+def onnx_editor(path: str | Path, how: str = "engine", photos=None) -> tuple[Editor, int]:
     """An editor running an exported model through the engine's loader and composite (``how``:
-    one of :data:`COMPOSITES`); returns (editor, crop size)."""
+    one of :data:`COMPOSITES`); returns (editor, crop size). The photo composites need ``photos``, a
+    :class:`training.photos.SourcePhotos` of the prepared crops the editor will be given."""
     from smilecore import facemesh
-    from smilecore.align import Alignment
+    from smilecore.align import Alignment, extract_crop
     from smilecore.composite import composite_face
     from smilecore.model import SmileModel
     from smilecore.strength import face_strengths
 
     if how not in COMPOSITES:
         raise ValueError(f"unknown composite {how!r}; choose one of {', '.join(COMPOSITES)}")
+    if how in PHOTO_COMPOSITES and photos is None:
+        raise ValueError(f"the {how} composite needs the crops' source photos")
     model = SmileModel(path)
     s = model.size
     eye = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
@@ -120,6 +130,16 @@ def onnx_editor(path: str | Path, how: str = "engine") -> tuple[Editor, int]:
             out = np.array(c, copy=True)
             for k in np.flatnonzero(lams):  # λ = 0 for a face: the crop itself, as the engine leaves it
                 area = facemesh.edit_region(seen.outline[k], s, o.flow[k])
+                if how in PHOTO_COMPOSITES:
+                    from .photos import recrop, saved
+
+                    src = photos.find(c[k])
+                    photo = src.pixels.array
+                    edited = photo.copy()
+                    composite_face(photo, src.alignment, o.rgb[k], mask[k], o.flow[k], out=edited, face_area=area,
+                                   shade=None if o.shade is None else o.shade[k])
+                    out[k] = recrop(edited, src) if how == "photo" else extract_crop(saved(edited, src), src.alignment)
+                    continue
                 composite_face(np.ascontiguousarray(c[k]), crop_as_photo, o.rgb[k], mask[k], o.flow[k], out=out[k],
                                face_area=area, shade=None if o.shade is None else o.shade[k])
             outs.append(out)
@@ -326,6 +346,51 @@ def smile_bars(edit: Editor, size: int, crops: np.ndarray, rows: np.ndarray, sco
     return {"faces": int(len(rows)), "per_lambda": per, "markdown": "\n".join(lines)}
 
 
+def photo_realism(model: str | Path, crops: np.ndarray, index: dict[str, np.ndarray], labels: dict[str, np.ndarray] | None,
+                  split: str, faces: int, ev: EvaluateConfig, photos, composites: tuple[str, ...],
+                  engine: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The realism test and the judges of other kinds (no CNN, no colour) on what ``smile`` makes and writes:
+    the realism sample's faces edited by ``model`` with each of ``composites`` (:data:`PHOTO_COMPOSITES`), on
+    their source photos (``photos``, a :class:`training.photos.SourcePhotos`). Returns per composite its
+    ``per_lambda`` results and a ``markdown`` table, with ``engine`` (the main test's result) as its first rows."""
+    from .realism import evaluate_realism, realism_sample
+
+    sample = realism_sample(index, labels, split, seed=ev.seed, max_per_class=faces)
+    lams = tuple(float(x) for x in ev.realism_lams)
+    out: dict[str, Any] = {}
+    for how in composites:
+        edit, size = onnx_editor(model, how, photos)
+        r, _ = evaluate_realism(edit, size, crops, index, sample, lams, folds=ev.realism_folds, repeats=ev.realism_repeats,
+                                l2=float(ev.realism_l2), seed=ev.seed, colour=False, shape=False, mirror=False,
+                                context=False, floor_splits=0)
+        out[how] = {"per_lambda": r["per_lambda"], "ceiling": r["ceiling"]}
+    out["markdown"] = photo_realism_markdown(out, engine)
+    return out
+
+
+def photo_realism_markdown(results: dict[str, Any], engine: dict[str, Any] | None = None) -> str:
+    """:func:`photo_realism`'s ``results`` (composite -> ``per_lambda``) as a Markdown table, one row per
+    composite and λ, after the main test's (``engine``) when given."""
+    from .realism_table import OTHER_JUDGES
+
+    rows = ([("engine (the crop as the photo)", engine)] if engine else []) + [
+        (h, r) for h, r in results.items() if isinstance(r, dict) and "per_lambda" in r]
+    sources = sorted({s for _, r in rows for m in r["per_lambda"].values() for s in m.get("by_source", {})})
+    lines = ["The same test and judges on what `smile` makes and writes (photo: each face edited on its source photo at "
+             "the photo's own resolution and cut again as the real smiles were; saved: that photo written as `smile` "
+             "writes it, a JPEG with the source's own quantisation tables, and read back):", "",
+             "| composite | λ | realism AUC | ± sd (folds) |" + "".join(f" {s} only |" for s in sources)
+             + "".join(f" {name} |" for _, name in OTHER_JUDGES),
+             "|---|---:|---:|---:|" + "---:|" * (len(sources) + len(OTHER_JUDGES))]
+    for name, res in rows:
+        for lam, m in res["per_lambda"].items():
+            by = m.get("by_source", {})
+            lines.append(f"| {name} | {float(lam):+g} | {m['auc']:.3f} | {m['sd']:.3f} |"
+                         + "".join(f" {by[s]:.3f} |" if s in by else " – |" for s in sources)
+                         + "".join(f" {m['auc' + k]:.3f} |" if f"auc{k}" in m else " – |" for k, _ in OTHER_JUDGES))
+    return "\n".join(lines)
+
+
 def run_realism(edit: Editor, size: int, crops: np.ndarray, index: dict[str, np.ndarray], labels: dict[str, np.ndarray] | None,
                 split: str, faces: int, ev: EvaluateConfig, smilers: bool = False,
                 cnn: bool = False) -> tuple[dict[str, Any], np.ndarray]:
@@ -373,15 +438,24 @@ def main(argv: list[str] | None = None) -> int:
                     help="also judge realism with a small CNN on the grey lower face (training.realism_cnn; slower)")
     ap.add_argument("--composite", default="engine", choices=COMPOSITES,
                     help="how a --model's outputs go into the crop: the engine's composite (default), the contract's "
-                         "formula alone, as evaluations up to model 1.4.0 did, or the engine's without the painted mouth "
-                         "(closed: a closed-lip smile)")
+                         "formula alone, as evaluations up to model 1.4.0 did, the engine's without the painted mouth "
+                         "(closed: a closed-lip smile), or the engine's on each face's source photo at its own "
+                         "resolution, cropped again (photo), and that photo saved as smile saves it and read back (saved)")
     args = ap.parse_args(argv)
     cfg = load_config(args.config)
     ev = cfg.evaluate
     torch.set_num_threads(ev.threads)
     try:
+        from .prepare import load_prepared
+
+        crops, index = load_prepared(cfg)
         if args.model:
-            edit, size = onnx_editor(args.model, args.composite)
+            photos = None
+            if args.composite in PHOTO_COMPOSITES:
+                from .photos import SourcePhotos
+
+                photos = SourcePhotos(crops, index, cfg.paths.data_dir)
+            edit, size = onnx_editor(args.model, args.composite, photos)
             what = f"{args.model} ({args.composite} composite)"
         else:
             ckpt = args.checkpoint or str(cfg.run_dir() / "best.pt")
@@ -389,13 +463,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise FileNotFoundError(f"checkpoint {ckpt} does not exist: train first or pass --model/--checkpoint")
             edit, size = torch_editor(ckpt)
             what = ckpt
-        from .prepare import load_prepared
 
         teacher = args.teacher or ev.teacher
         if teacher not in ("drawn", "donors"):
             raise ValueError(f"unknown teacher {teacher!r}: use drawn or donors")
         synth = teacher_from_config(cfg.teacher, cfg.donor_path, drawn=teacher == "drawn")
-        crops, index = load_prepared(cfg)
         labels = load_labels(cfg.paths.cache_dir)
         rows = neutral_rows(index, labels, args.split)
         n = int(args.faces or ev.faces)
@@ -442,6 +514,17 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"warning: trained realism judge skipped: {exc}", file=sys.stderr)
                 else:
                     tables.append(trained_judge_markdown(result["trained_judge"]))
+            if args.model and args.composite == "engine" and ev.photo_composites and "realism" in result:
+                from .photos import SourcePhotos
+
+                try:
+                    result["photo_realism"] = photo_realism(args.model, crops, index, labels, args.split, n_real, ev,
+                                                            SourcePhotos(crops, index, cfg.paths.data_dir),
+                                                            tuple(ev.photo_composites), result["realism"])
+                except ValueError as exc:  # the photos are not where prepare found them
+                    print(f"warning: realism on the photos skipped: {exc}", file=sys.stderr)
+                else:
+                    tables.append(result["photo_realism"]["markdown"])
             from .classifier import load_classifier, smile_probability
             from .realism import realism_sample
 
