@@ -50,9 +50,11 @@ def test_source_photos_find_a_crops_photo_and_refuse_anything_else(tmp_path, ast
         SourcePhotos(crops, index, data).find(crops[0])
 
 
-def test_the_photo_composites_are_what_smile_makes_and_writes(tmp_path, astronaut):
+@pytest.mark.parametrize("grey", [False, True], ids=["colour", "grey"])
+def test_the_photo_composites_are_what_smile_makes_and_writes(tmp_path, astronaut, grey):
     """``photo`` is ``smilecore.smile`` on the source photo, cut again; ``saved`` is the file the
-    ``smile`` command writes, read back and cut again: equal to the byte."""
+    ``smile`` command writes, read back and cut again: equal to the byte, for a colour JPEG and for a
+    grey one (which the engine edits, and ``smile`` writes, as grey)."""
     from click.testing import CliRunner
 
     import smilecore
@@ -64,9 +66,10 @@ def test_the_photo_composites_are_what_smile_makes_and_writes(tmp_path, astronau
     from training.photos import SourcePhotos
     from training.prepare import read_rgb
 
-    crops, index, data = _prepared(tmp_path, astronaut)
+    crops, index, data = _prepared(tmp_path, cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY) if grey else astronaut)
     photos = SourcePhotos(crops, index, data)
     al = photos.find(crops[0]).alignment
+    assert photos.find(crops[0]).pixels.array.shape[2] == (1 if grey else 3)
     photo_edit, _ = onnx_editor(resolve_model(None), "photo", photos)
     saved_edit, _ = onnx_editor(resolve_model(None), "saved", photos)
 
@@ -78,6 +81,7 @@ def test_the_photo_composites_are_what_smile_makes_and_writes(tmp_path, astronau
     out = tmp_path / "out.jpg"
     r = CliRunner().invoke(cli, [str(data / "astro.jpg"), "--strength", "2", "-o", str(out)], catch_exceptions=False)
     assert r.exit_code == 0, r.output
+    assert Image.open(out).mode == ("L" if grey else "RGB")
     written = extract_crop(read_rgb(out)[0], al)
     assert np.array_equal(saved_edit(crops, 2.0)[0], written)
     assert not np.array_equal(written, got)  # compressed once more
