@@ -8,8 +8,9 @@ from real smiles of other people; 0.5 = cannot tell; beside it the same test on 
 landmarks, ``training.realism_shape``, and on other features of the same window, ``training.realism_judges``:
 Gabor energies, the pixels, the power spectrum; after it the same features and classifier fitted once on the
 train split's 700 faces per side, a judge with more examples: ``training.realism.trained_judge``),
-the smile bars again on the realism sample's neutral faces (about twice the faces), and negative strengths on
-smiling faces.  When the model carries a mouth network (``python -m training mouth-attach``), the same
+the smile bars again on the realism sample's neutral faces (about twice the faces), the realism test and those judges
+on what ``smile`` makes (each face edited on its source photo at the photo's own resolution) and writes (that photo
+saved as ``smile`` saves it, read back: ``training.photos``), and negative strengths on smiling faces.  When the model carries a mouth network (``python -m training mouth-attach``), the same
 tables follow for the baseline: model 1.3.0, whose smile network paints a mouth drawn by code
 (``training/teeth.py``), kept for this row only in ``benchmarks/baseline/`` (it is not bundled).
 Needs the training cache (``python -m training prepare`` and ``classifier``, data
