@@ -134,3 +134,15 @@ def test_the_photo_table_puts_each_composite_beside_the_engines():
     assert lines[4] == "| engine (the crop as the photo) | +1 | 0.770 | 0.010 | 0.870 | 0.700 | 0.600 | 0.720 |"
     assert lines[5].startswith("| photo | +1 | 0.750 |") and lines[6].startswith("| saved | +1 | 0.740 |")
     assert len(lines) == 7
+
+
+def test_the_config_names_only_photo_composites_it_has():
+    import dataclasses
+
+    from training.config import load_config
+
+    ev = load_config(None).evaluate
+    assert ev.photo_composites == ("photo", "saved")
+    with pytest.raises(ValueError, match=r"photo_composites: unknown \['engine'\]"):
+        dataclasses.replace(ev, photo_composites=("photo", "engine"))
+    assert dataclasses.replace(ev, photo_composites=()).photo_composites == ()

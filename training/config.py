@@ -238,6 +238,10 @@ class EvaluateConfig:
     realism_smilers: bool = True
     trained_judge_faces: int = 700
     trained_judge_bands: tuple[str, ...] = ("fine", "coarse")
+    geometry_lams: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
+    #: the realism test again with these composites (:data:`PHOTO_COMPOSITES`): what ``smile``
+    #: makes on the faces' source photos and what it writes; () skips it
+    photo_composites: tuple[str, ...] = ("photo", "saved")
 
     def __post_init__(self) -> None:
         bad = [b for b in self.trained_judge_bands if b not in JUDGE_BANDS]
@@ -246,10 +250,6 @@ class EvaluateConfig:
         bad = [c for c in self.photo_composites if c not in PHOTO_COMPOSITES]
         if bad:
             raise ValueError(f"photo_composites: unknown {bad}; choose from {list(PHOTO_COMPOSITES)}")
-    geometry_lams: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
-    #: the realism test again with these composites (:data:`PHOTO_COMPOSITES`): what ``smile``
-    #: makes on the faces' source photos and what it writes; () skips it
-    photo_composites: tuple[str, ...] = ("photo", "saved")
 
 
 #: The evaluation's composites that edit each face's source photo (``training.evaluate.COMPOSITES``):
