@@ -95,7 +95,7 @@ def onnx_editor(path: str | Path, how: str = "engine", photos=None) -> tuple[Edi
     one of :data:`COMPOSITES`); returns (editor, crop size). The photo composites need ``photos``, a
     :class:`training.photos.SourcePhotos` of the prepared crops the editor will be given."""
     from smilecore import facemesh
-    from smilecore.align import Alignment, extract_crop
+    from smilecore.align import Alignment
     from smilecore.composite import composite_face
     from smilecore.model import SmileModel
     from smilecore.strength import face_strengths
@@ -104,6 +104,7 @@ def onnx_editor(path: str | Path, how: str = "engine", photos=None) -> tuple[Edi
         raise ValueError(f"unknown composite {how!r}; choose one of {', '.join(COMPOSITES)}")
     if how in PHOTO_COMPOSITES and photos is None:
         raise ValueError(f"the {how} composite needs the crops' source photos")
+    from .photos import recrop, saved
     model = SmileModel(path)
     s = model.size
     eye = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
@@ -131,14 +132,12 @@ def onnx_editor(path: str | Path, how: str = "engine", photos=None) -> tuple[Edi
             for k in np.flatnonzero(lams):  # λ = 0 for a face: the crop itself, as the engine leaves it
                 area = facemesh.edit_region(seen.outline[k], s, o.flow[k])
                 if how in PHOTO_COMPOSITES:
-                    from .photos import recrop, saved
-
                     src = photos.find(c[k])
                     photo = src.pixels.array
                     edited = photo.copy()
                     composite_face(photo, src.alignment, o.rgb[k], mask[k], o.flow[k], out=edited, face_area=area,
                                    shade=None if o.shade is None else o.shade[k])
-                    out[k] = recrop(edited, src) if how == "photo" else extract_crop(saved(edited, src), src.alignment)
+                    out[k] = recrop(saved(edited, src) if how == "saved" else edited, src)
                     continue
                 composite_face(np.ascontiguousarray(c[k]), crop_as_photo, o.rgb[k], mask[k], o.flow[k], out=out[k],
                                face_area=area, shade=None if o.shade is None else o.shade[k])

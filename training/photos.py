@@ -101,7 +101,7 @@ class SourcePhotos:
 
 
 def recrop(photo: np.ndarray, source: SourcePhoto) -> np.ndarray:
-    """The crop of an edited ``photo`` (the source's own pixel layout) cut as ``prepare`` cut the real smiles."""
+    """The crop of an edited ``photo`` (the source's own pixel layout, or uint8 RGB) cut as ``prepare`` cut the real smiles."""
     return extract_crop(to_rgb8(photo), source.alignment)
 
 
