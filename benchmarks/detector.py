@@ -6,8 +6,10 @@
   and on validation portraits — detection only, and detection + landmarks;
 * recall on the validation split's source photos of the training cache (see :func:`val_photos`),
   if the cache is there;
-* false faces on the face-free pictures below, and faces found in the 30-face grid, in
-  tilted, small and large astronauts.
+* false faces on the face-free pictures below (small and large), and faces found in the 30-face
+  grid, the 108-face 12 MP grid, in tilted, small and large astronauts;
+* the second pass for small faces in large photos: its cost on a 12 MP photo without a face and
+  on the 108-face grid, and what it finds there.
 
 The pictures are built here from public-domain material only (scikit-image's data, NASA's
 astronaut) and are shared with tests/test_detector.py.
@@ -92,6 +94,39 @@ def grid_photo(cols: int = 6, rows: int = 5, cell: int = 260) -> tuple[np.ndarra
             canvas[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell] = tile
             centres.append((c * cell + fx, r * cell + fy))
     return canvas, centres
+
+
+def large_group_photo(cols: int = 12, rows: int = 9, cell: int = 330) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """A large group photo (12 MP, 108 astronauts, faces ~59 px: ~1.5 % of the long side, ~9 px in
+    the 640-px detection copy), which only the detector's second pass can find."""
+    return grid_photo(cols, rows, cell)
+
+
+def large_face_free_pictures() -> dict[str, np.ndarray]:
+    """Face-free pictures large enough for the detector's second pass: the face-free scenes tiled
+    at their own size, and noise of several grains, 2400–4000 px."""
+    ff = face_free_pictures()
+    rng = np.random.default_rng(3)
+    out = {}
+    for name, (w, h, scale) in {"scenes 2400×1600": (2400, 1600, 1.0), "scenes ×2, 4000×3000": (4000, 3000, 2.0)}.items():
+        canvas = rng.integers(60, 200, (h, w, 3), dtype=np.uint8)
+        y, k = 0, 0
+        while y < h:
+            x, row = 0, 0
+            while x < w:
+                p = ff[SKIMAGE_FACE_FREE[k % len(SKIMAGE_FACE_FREE)]]
+                k += 1
+                p = cv2.resize(p, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC) if scale != 1 else p
+                ph, pw = min(p.shape[0], h - y), min(p.shape[1], w - x)
+                canvas[y : y + ph, x : x + pw] = p[:ph, :pw]
+                x, row = x + p.shape[1], max(row, p.shape[0])
+            y += row
+        out[name] = canvas
+    out["uniform noise 4000×3000"] = rng.integers(0, 256, (3000, 4000, 3), dtype=np.uint8)
+    for sigma in (2, 12):
+        n = cv2.GaussianBlur(rng.normal(0, 1, (3000, 4000, 3)).astype(np.float32), (0, 0), sigma)
+        out[f"smooth noise σ={sigma} 4000×3000"] = _rgb(n)
+    return out
 
 
 def tilted(angle: float) -> tuple[np.ndarray, tuple[float, float]]:
@@ -218,12 +253,17 @@ def run(repeats: int = 5, val_limit: int | None = None) -> dict:
         false = {k: len(fn(v)) for k, v in ff.items()}
         res["checks"].append((f"face-free pictures: pictures with a false face ({len(ff)} pictures)", name,
                               f"{sum(1 for v in false.values() if v)} ({', '.join(k for k, v in false.items() if v) or '-'})"))
-    grid, centres = grid_photo()
+    big = large_face_free_pictures()
     for name, fn in DETECTORS.items():
-        boxes = fn(grid)
-        n = sum(any(contains(b, c) for b in boxes) for c in centres)
-        res["checks"].append((f"30-face grid {grid.shape[1]}×{grid.shape[0]}: faces found (false)", name,
-                              f"{n} ({sum(1 for b in boxes if not any(contains(b, c) for c in centres))})"))
+        false = {k: len(fn(v)) for k, v in big.items()}
+        res["checks"].append((f"large face-free pictures: pictures with a false face ({len(big)} pictures)", name,
+                              f"{sum(1 for v in false.values() if v)} ({', '.join(k for k, v in false.items() if v) or '-'})"))
+    for what, (grid, centres) in (("30-face grid", grid_photo()), ("108-face grid, faces ~59 px", large_group_photo())):
+        for name, fn in DETECTORS.items():
+            boxes = fn(grid)
+            n = sum(any(contains(b, c) for b in boxes) for c in centres)
+            res["checks"].append((f"{what} {grid.shape[1]}×{grid.shape[0]}: faces found (false)", name,
+                                  f"{n} ({sum(1 for b in boxes if not any(contains(b, c) for c in centres))})"))
     for label, cases in [
         ("tilted −60…60° (every 15°)", [tilted(a) for a in range(-60, 61, 15)]),
         ("small faces 20, 24, 32, 40, 48 px (640×480)", [scaled(s) for s in (20, 24, 32, 40, 48)]),
@@ -232,6 +272,15 @@ def run(repeats: int = 5, val_limit: int | None = None) -> dict:
         for name, fn in DETECTORS.items():
             n = sum(any(contains(b, c) for b in fn(img)) for img, c in cases)
             res["checks"].append((label, name, f"{n} / {len(cases)}"))
+    # --- the second pass (small faces of large photos): its cost and what it finds
+    res["fine"] = []
+    rng = np.random.default_rng(4)
+    for label, rgb in (("12 MP, no face", rng.integers(90, 170, (3000, 4000, 3), dtype=np.uint8)),
+                       ("12 MP, 108 faces of ~59 px", large_group_photo()[0])):
+        fns = {"first pass": lambda x: detection.detect(x, fine_side=0), "both passes": detection.detect}
+        row = {"photo": label, "found": {k: len(fn(rgb)) for k, fn in fns.items()}}
+        row.update(_time(fns, rgb, repeats))
+        res["fine"].append(row)
     return res
 
 
@@ -259,4 +308,11 @@ def to_markdown(res: dict) -> str:
         by.setdefault(label, {})[name] = val
     for label, vals in by.items():
         lines.append(f"| {label} | {vals.get('dlib HOG', '')} | {vals.get('BlazeFace', '')} |")
+    if res.get("fine"):
+        lines += ["", "| BlazeFace on a large photo | first pass only: ms (faces) | both passes: ms (faces) |", "|---|---:|---:|"]
+        for r in res["fine"]:
+            a, b = r["first pass"], r["both passes"]
+            lines.append(f"| {r['photo']} | {a[0]:.0f} ({r['found']['first pass']}) | {b[0]:.0f} ({r['found']['both passes']}) |")
+        lines += ["", "Median milliseconds per photo, the two taking turns; the second pass runs on photos of more than "
+                  "960 px with no face found or one under 5 % of the long side."]
     return "\n".join(lines)

@@ -141,6 +141,19 @@ SURE = 0.85
 #: A candidate below this probability that only one anchor of one level voted for is dropped
 #: without verification.
 LONE_MIN = 0.6
+#: Small faces in large photos. The levels above find faces from about 20 px in the detection
+#: copy, about 3 % of the photo's long side (190 px in a 24 MP photo). When the photo is at least
+#: FINE_MIN_GAIN × larger than that copy and no face was found, or the smallest found is under
+#: FINE_WHEN of the long side (near that limit: a group whose smaller faces may have been missed,
+#: people further away), a second copy of long side ≤ FINE_MAX_SIDE is searched as level 2
+#: searches the first, in tiles of FINE_TILE px overlapping by FINE_OVERLAP (more than the
+#: largest face a tile keeps, so every face is whole in one of them; memory stays bounded at any
+#: photo size). A face both passes found is the first pass's.
+FINE_MAX_SIDE = 1600
+FINE_TILE = 640
+FINE_OVERLAP = 128
+FINE_WHEN = 0.05
+FINE_MIN_GAIN = 1.5
 
 
 def _ceil16(x: float) -> int:
@@ -260,11 +273,12 @@ def _shrink(rgb8: np.ndarray, max_side: int) -> np.ndarray:
     return cv2.resize(rgb8, size, interpolation=cv2.INTER_AREA)
 
 
-def detect(rgb8: np.ndarray, max_side: int = DETECT_MAX_SIDE, min_score: float = MIN_SCORE) -> list[Detection]:
+def detect(rgb8: np.ndarray, max_side: int = DETECT_MAX_SIDE, min_score: float = MIN_SCORE,
+           fine_side: int = FINE_MAX_SIDE) -> list[Detection]:
     """BlazeFace detections in photo pixels, merged over the pyramid levels (see :data:`LEVELS`)
-    and verified; best first."""
+    and verified, best first; then, in a photo larger than the detection copy, the small faces
+    of a second, larger copy (long side ≤ ``fine_side``; 0: none; see :data:`FINE_MAX_SIDE`)."""
     net = blazeface.network()
-    h, w = rgb8.shape[:2]
     small = _shrink(rgb8, max_side)
     long_side = float(max(small.shape[:2]))
     found, merged, known, done, pyr = [], [], [], 0.0, [small]
@@ -276,12 +290,63 @@ def detect(rgb8: np.ndarray, max_side: int = DETECT_MAX_SIDE, min_score: float =
             continue
         found.append(res)
         merged = _verify(net, small, _merge(found), known, pyr)
-    fx, fy = w / small.shape[1], h / small.shape[0]
-    scale = np.array([fx, fy])
+    out = _in_photo(merged, small, rgb8)
+    fine_long = min(fine_side, max(rgb8.shape[:2]))
+    if fine_long >= FINE_MIN_GAIN * long_side and (not merged or min(_size(d[0]) for d in merged) < FINE_WHEN * long_side):
+        out += [d for d in _fine_pass(net, rgb8, fine_long, min_score) if not _overlaps(d.box, [o.box for o in out])]
+    return out
+
+
+def _in_photo(merged, copy: np.ndarray, rgb8: np.ndarray) -> list[Detection]:
+    """Merged candidates of a copy as Detections in the photo's pixels."""
+    scale = np.array([rgb8.shape[1] / copy.shape[1], rgb8.shape[0] / copy.shape[0]])
     return [
         Detection(box=tuple(float(v) for v in box * np.tile(scale, 2)), keypoints=kps * scale - 0.5, score=p)
         for box, kps, p, _ in merged
     ]
+
+
+def _tile_starts(n: int) -> list[int]:
+    """Starts of the :data:`FINE_TILE`-px tiles, :data:`FINE_OVERLAP` px apart, that cover ``n`` px."""
+    if n <= FINE_TILE:
+        return [0]
+    return list(range(0, n - FINE_TILE, FINE_TILE - FINE_OVERLAP)) + [n - FINE_TILE]
+
+
+def _fine_pass(net, rgb8: np.ndarray, long_side: int, min_score: float) -> list[Detection]:
+    """Faces of 12–110 px in a copy of long side ``long_side``, found tile by tile, merged and
+    verified on that copy; a face touching a tile's inner edge is left to the tile that holds it whole."""
+    fine = _shrink(rgb8, long_side)
+    h, w = fine.shape[:2]
+    _, _, lo, hi, _ = LEVELS[-1]
+    boxes, kps, prob = [], [], []
+    for y in _tile_starts(h):
+        for x in _tile_starts(w):
+            tile = fine[y : y + FINE_TILE, x : x + FINE_TILE]
+            th, tw = tile.shape[:2]
+            canvas = np.zeros((_ceil16(th), _ceil16(tw), 3), np.uint8)
+            canvas[:th, :tw] = tile
+            b, k, p = net.run(canvas[None], min_score)[0]
+            size = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+            keep = (size >= lo) & (size <= hi)
+            keep &= ((b[:, 0] > 1) | (x == 0)) & ((b[:, 1] > 1) | (y == 0))
+            keep &= ((b[:, 2] < tw - 1) | (x + tw >= w)) & ((b[:, 3] < th - 1) | (y + th >= h))
+            off = np.array([x, y], np.float32)
+            boxes.append(b[keep] + np.tile(off, 2))
+            kps.append(k[keep] + off)
+            prob.append(p[keep])
+    if not sum(len(p) for p in prob):
+        return []
+    found = [(np.concatenate(boxes), np.concatenate(kps), np.concatenate(prob))]
+    return _in_photo(_verify(net, fine, _merge(found), [], [fine]), fine, rgb8)
+
+
+def _overlaps(box, others) -> bool:
+    """Whether ``box`` is one of ``others``' faces (IoU > 0.3, or mostly within or around one)."""
+    if not others:
+        return False
+    b, o = np.asarray(box, np.float64), np.asarray(others, np.float64)
+    return bool((blazeface.iou(b, o) > 0.3).any() or (blazeface.overlap_of_smaller(b, o) > 0.6).any())
 
 
 def _size(box) -> float:
@@ -370,12 +435,12 @@ def refine_landmarks(rgb8: np.ndarray, det: Detection) -> np.ndarray:
 
 
 def detect_boxes(
-    rgb8: np.ndarray, max_side: int = DETECT_MAX_SIDE, min_score: float = MIN_SCORE
+    rgb8: np.ndarray, max_side: int = DETECT_MAX_SIDE, min_score: float = MIN_SCORE, fine_side: int = FINE_MAX_SIDE
 ) -> list[tuple[tuple[float, float, float, float], float]]:
     """Face boxes ``((x0, y0, x1, y1), score)`` in photo pixels (exclusive end, unclipped), in the
     shape dlib's HOG detector drew them (upright frame of each face)."""
     out = []
-    for det in detect(rgb8, max_side, min_score):
+    for det in detect(rgb8, max_side, min_score, fine_side):
         c, side, _ = hog_like_box(det)
         out.append(((c[0] - side / 2, c[1] - side / 2, c[0] + side / 2, c[1] + side / 2), det.score))
     return out
@@ -385,17 +450,19 @@ def detect_faces(
     min_face: int | None = None,
     max_side: int = DETECT_MAX_SIDE,
     min_score: float = MIN_SCORE,
+    small_faces: bool = True,
 ) -> list[Face]:
     """Find faces in an (H,W[,C]) image array; largest first.
 
-    Faces come from :func:`detect` (BlazeFace); landmarks are computed on the full-resolution
-    image by :func:`refine_landmarks`; ``box`` is the HOG-shaped box, clipped to the image;
-    ``index`` is the face's place in the returned list.
+    Faces come from :func:`detect` (BlazeFace; ``small_faces=False`` skips its second pass for
+    the small faces of large photos, see :data:`FINE_MAX_SIDE`); landmarks are computed on the
+    full-resolution image by :func:`refine_landmarks`; ``box`` is the HOG-shaped box, clipped to
+    the image; ``index`` is the face's place in the returned list.
     """
     rgb8 = to_rgb8(image)
     h, w = rgb8.shape[:2]
     faces = []
-    for det in detect(rgb8, max_side, min_score):
+    for det in detect(rgb8, max_side, min_score, FINE_MAX_SIDE if small_faces else 0):
         c, side, _ = hog_like_box(det)
         box = (c[0] - side / 2, c[1] - side / 2, c[0] + side / 2, c[1] + side / 2)
         ib = (max(0, int(box[0])), max(0, int(box[1])), min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3]))))

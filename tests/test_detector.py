@@ -157,3 +157,31 @@ def test_conversion_script_reproduces_the_shipped_file(tmp_path):
                     "--out-dir", str(tmp_path)], check=True)
     for name in (blazeface.SHORT.file, "facemesh.onnx"):
         assert (tmp_path / name).read_bytes() == (blazeface.MODELS_DIR / name).read_bytes(), name
+
+
+def test_the_small_faces_of_a_large_group_photo_are_found_once_each():
+    # 12 MP, 108 faces of ~59 px: ~9 px in the 640-px detection copy, too small for the first pass
+    grid, centres = bench.large_group_photo()
+    assert detection.detect(grid, fine_side=0) == []
+    found = smilecore.detect_faces(grid)
+    assert len(found) == len(centres) == 108  # faces across the tiles' seams are not found twice
+    assert all(any(bench.contains(f.box, c) for f in found) for c in centres)
+    assert all(40 <= f.size <= 80 for f in found)
+    assert smilecore.detect_faces(grid, small_faces=False) == []
+
+
+def test_no_face_on_large_face_free_pictures():
+    false = {name: len(detection.detect(p)) for name, p in bench.large_face_free_pictures().items()}
+    assert len(false) >= 5 and not any(false.values()), false
+
+
+def test_the_second_pass_runs_only_where_small_faces_may_have_been_missed(monkeypatch):
+    calls = []
+    real = detection._fine_pass
+    monkeypatch.setattr(detection, "_fine_pass", lambda *a: calls.append(a[2]) or real(*a))
+    portrait, _ = bench.scaled(600, canvas=(3000, 4000))  # a large face: no second pass
+    assert len(detection.detect(portrait)) == 1 and calls == []
+    assert len(detection.detect(bench.astronaut())) == 1 and calls == []  # 512 px: the copy is the photo
+    small, centre = bench.scaled(60, canvas=(3000, 4000))  # 60 px in 12 MP: only the second pass finds it
+    dets = detection.detect(small)
+    assert calls == [detection.FINE_MAX_SIDE] and len(dets) == 1 and bench.contains(dets[0].box, centre)
