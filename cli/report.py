@@ -88,12 +88,16 @@ class PhotoReport:
         """One human-readable line."""
         if self.status == STATUS_FAILED:
             return f"smile: error: {self.error}"
-        edited = sum(1 for f in self.faces if f.get("edited"))
         if self.status == STATUS_UNCHANGED:
             what = "copied unchanged" if self.output and self.output != self.input else "left unchanged"
             why = f" ({self.reason})" if self.reason else ""
             where = f" -> {self.output}" if self.output and self.output != self.input else ""
             return f"{self.input}{where}: {what}{why}"
+        return f"{self.input} -> {self.output}: {self.faces_phrase()} ({self.seconds:.2f} s)"
+
+    def faces_phrase(self) -> str:
+        """"N of M faces smiled", and how many were left as they are because they already smile as much."""
+        edited = sum(1 for f in self.faces if f.get("edited"))
         found = len(self.faces)
         faces = f"{edited} of {found} face{'s' if found != 1 else ''} smiled"
         smiling = sum(1 for f in self.faces if (f.get("reason") or "").startswith(ALREADY_SMILING))
@@ -106,7 +110,7 @@ class PhotoReport:
             else:
                 why = f"a higher --strength widens {wider} of them"
             faces += f", {smiling} already smiling as much ({why})"
-        return f"{self.input} -> {self.output}: {faces} ({self.seconds:.2f} s)"
+        return faces
 
 
 def bug_error(path, exc: BaseException) -> SmileError:

@@ -89,10 +89,8 @@ class VideoReport(rep.PhotoReport):
 
     def line(self) -> str:
         if self.status == rep.STATUS_OK and self.video:
-            edited = sum(1 for f in self.faces if f.get("edited"))
-            found = len(self.faces)
             v = self.video
-            return (f"{self.input} -> {self.output}: {edited} of {found} face{'s' if found != 1 else ''} smiled, "
+            return (f"{self.input} -> {self.output}: {self.faces_phrase()}, "
                     f"{v['frames']} frames at {v['fps']:.3g} fps ({self.seconds:.1f} s, {v['frames'] / max(self.seconds, 1e-9):.1f} fps)")
         return super().line()
 

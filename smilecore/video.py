@@ -32,6 +32,7 @@ import numpy as np
 from .errors import ImageTooLargeError, InputError, NoFaceError, SmileError, UsageError, WriteError
 from .face import Face
 from .pixels import to_8bit
+from .strength import ALREADY_SMILING, already_smiling
 from .video_edit import NET_EVERY, NET_SMOOTH, FaceEditor
 from .video_schedule import StrengthSchedule
 from .video_streams import (CODECS, CONTAINER_CODECS, add_output_streams, first_rotation, is_deep, probe, require_av,
@@ -430,7 +431,12 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
         reason = chosen(tr)
         edited = tr.frames_edited > 0
         if reason is None and not edited:
-            reason = "strength 0" if all(v == 0 for v in schedule.values) else "outside the picture"
+            if all(v == 0 for v in schedule.values):
+                reason = "strength 0"
+            elif tr.own is not None:  # it went through the network: it lacked none of the smile asked for
+                reason = already_smiling(tr.own)
+            else:
+                reason = "outside the picture"
         face = Face(box=tr.box, landmarks=tr.ref, score=tr.score, index=tr.index, edited=edited,
                     reason=None if edited else reason)
         result.tracks.append({
@@ -446,7 +452,8 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
         result.notes.append("no face found in any frame: the video was re-encoded unchanged")
     elif not any(t["edited"] for t in result.tracks) and not all(v == 0 for v in schedule.values):
         reasons = sorted({t["reason"] for t in result.tracks if t["reason"]})
-        if not keep_unchanged:
+        # faces left as they are because they already smile that much are not an error (as for photos)
+        if not keep_unchanged and not all(r.startswith(ALREADY_SMILING) for r in reasons):
             raise NoFaceError(f"{src}: {len(tracks)} face(s) found but none edited ({'; '.join(reasons)})")
 
 

@@ -91,6 +91,8 @@ class FaceEditor:
                             levels[j] = self.net_smooth * levels[j] + (1 - self.net_smooth) * st["level"]
                 lams = strength_rule.face_strengths(np.array([items[k][1] for k in fresh]), levels)
                 net = self.model.run(crops, lams)
+                for j, k in enumerate(fresh):
+                    items[k][0].own = float(strength_rule.own_strength(levels[j]))
             self.t["infer"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             for k, (tr, lam, box, region, al_r, crop) in enumerate(items):
@@ -120,13 +122,14 @@ class FaceEditor:
         return ready
 
     def apply(self, ready: list, put_region) -> int:
-        """Composite prepared faces into the frame (may run on another thread than :meth:`prepare`)."""
+        """Composite prepared faces into the frame (may run on another thread than :meth:`prepare`);
+        a face counts as edited in this frame only if its pixels changed."""
         t0 = time.perf_counter()
         done = 0
         for tr, box, region, al_r, rgb, mask, flow, shade, area in ready:
             out = region.copy()
             e = composite_face(region, al_r, rgb, mask, flow, out=out, face_area=area, shade=shade)
-            if e is None:
+            if e is None or np.array_equal(out, region):  # (a face that lacks no smile is given strength 0)
                 continue
             put_region(box, region, out)
             tr.frames_edited += 1

@@ -1,0 +1,164 @@
+"""Videos: the first frames, cuts between shots, and what the report says of a face left as it is.
+
+Clips are made here from the bundled astronaut (:mod:`smilecore.video_synth`); lossless where a
+test compares pixels.  Needs PyAV (``pip install ".[test]"``).
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+av = pytest.importorskip("av", reason="video tests need PyAV: pip install '.[video]' (or '.[test]')")
+
+import smilecore  # noqa: E402
+from cli.main import cli  # noqa: E402
+from smilecore.video import smile_video  # noqa: E402
+from smilecore.video_synth import make_clip, mouth_box  # noqa: E402
+from smilecore.video_track import CUT_THUMB, FaceTracker, _is_cut  # noqa: E402
+
+SIZE = (320, 240)
+
+
+@pytest.fixture(scope="module")
+def picture() -> np.ndarray:
+    """The bundled astronaut made neutral (tests/portrait.py): every strength above 0 edits her."""
+    from portrait import neutral_astronaut
+
+    return np.array(neutral_astronaut())
+
+
+@pytest.fixture(scope="module")
+def model():
+    return smilecore.load_model()
+
+
+def planes(path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray().astype(int) for f in c.decode(video=0)]
+
+
+def mouth_change(picture, clip, before, after) -> list[float]:
+    """Mean absolute change of the luma in each frame's mouth box."""
+    x0, y0, x1, y1 = mouth_box(picture)
+    out = []
+    for i, (a, b) in enumerate(zip(before, after)):
+        m = clip.matrices[i]
+        (ax0, ay0), (ax1, ay1) = m[:, :2] @ [x0, y0] + m[:, 2], m[:, :2] @ [x1, y1] + m[:, 2]
+        ys, xs = slice(int(ay0), int(ay1) + 1), slice(int(ax0), int(ax1) + 1)
+        out.append(float(np.abs(a[ys, xs] - b[ys, xs]).mean()))
+    return out
+
+
+@pytest.mark.parametrize("frames", [1, 3, 5])
+def test_a_clip_of_a_few_frames_smiles_in_every_frame(frames, picture, model, tmp_path):
+    # the face of the first frame is confirmed by a detection a few frames later; a clip that ends
+    # before that is still edited (it was reported as "no face" before)
+    clip = make_clip(tmp_path / "short.mkv", picture, size=SIZE, frames=frames, crf=0, face_height=0.95, audio=False)
+    res = smile_video(clip.path, tmp_path / "short.out.mkv", strength=2, model=model, crf=0)
+    assert res.frames == frames and res.faces_edited == 1 and res.tracks[0]["frames_edited"] == frames
+    changed = mouth_change(picture, clip, planes(clip.path), planes(tmp_path / "short.out.mkv"))
+    assert min(changed) > 3.0, changed
+
+
+def test_a_chosen_face_smiles_from_the_first_frame(picture, model, tmp_path):
+    # --faces 0 is the largest face of the first frame, from that frame on (not from the confirmation on)
+    clip = make_clip(tmp_path / "c.mkv", picture, size=SIZE, frames=12, crf=0, face_height=0.95, audio=False)
+    before = planes(clip.path)
+    for faces in ("all", [0], "largest"):
+        out = tmp_path / f"c-{faces}.mkv"
+        res = smile_video(clip.path, out, strength=2, model=model, crf=0, faces=faces)
+        changed = mouth_change(picture, clip, before, planes(out))
+        assert min(changed) > 3.0 and res.tracks[0]["frames_edited"] == 12, (faces, changed)
+    res = smile_video(clip.path, tmp_path / "c-1.mkv", strength=2, model=model, crf=0, faces=[1], keep_unchanged=True)
+    assert res.faces_edited == 0 and res.tracks[0]["reason"] == "not chosen"
+
+
+def test_a_cut_ends_the_smile_at_once(picture, model, tmp_path):
+    # a hard cut at frame 20 to a shot without her: no smile is left behind on the new shot
+    clip = make_clip(tmp_path / "cut.mkv", picture, size=SIZE, frames=32, crf=0, face_height=0.95, hide=(20, 32),
+                     audio=False)
+    out = tmp_path / "cut.out.mkv"
+    res = smile_video(clip.path, out, strength=3, model=model, crf=0)
+    before, after = planes(clip.path), planes(out)
+    assert min(mouth_change(picture, clip, before[:20], after[:20])) > 3.0
+    for i in range(20, 32):
+        assert np.array_equal(before[i], after[i]), i
+    (face,) = res.tracks
+    assert face["last_frame"] == 19 and face["frames_edited"] == 20
+
+
+def _textured(seed: int, shape=(240, 320)) -> np.ndarray:
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    return cv2.resize(rng.integers(0, 255, (shape[0] // 8, shape[1] // 8), np.uint8), shape[::-1],
+                      interpolation=cv2.INTER_CUBIC)
+
+
+LM = np.array([[130, 80], [115, 81], [70, 80], [85, 81], [100, 110]], np.float64)
+
+
+def test_after_a_cut_the_new_shots_face_smiles_at_once_and_the_old_one_is_gone():
+    shot_a, shot_b = _textured(0), _textured(1)
+    where = {"a": (0, 0), "b": (120, 60)}
+
+    def detect(i):
+        x, y = where["a" if i < 20 else "b"]
+        return [(LM + [x, y], (x + 50, y + 50, x + 150, y + 150), 0.9)]
+
+    tr = FaceTracker(detect, detect_every=12, async_detect=True)
+    seen = []
+    for i in range(40):
+        live = tr.update(shot_a if i < 20 else shot_b, i, i / 25)
+        seen.append([(t.index, round(t.fade, 3), tuple(np.round(t.smoothed.mean(0)))) for t in live if t.fade > 0])
+    tr.close()
+    assert tr.cuts == 1
+    assert all(s == [(0, 1.0, tuple(np.round(LM.mean(0))))] for s in seen[:20])
+    # from the cut on: only the new shot's face, at full strength, at its own place
+    b = tuple(np.round(LM.mean(0) + where["b"]))
+    assert all(s == [(1, 1.0, b)] for s in seen[20:]), seen[20:24]
+
+
+def test_cuts_are_told_from_pans_zooms_and_flashes():
+    import cv2
+    from skimage import data
+
+    from portrait import neutral_astronaut
+
+    def frame(picture, x, y, scale):  # a 640 x 360 view of a picture
+        grey = cv2.cvtColor(np.asarray(picture), cv2.COLOR_RGB2GRAY)
+        m = np.array([[scale, 0, x], [0, scale, y]], np.float64)
+        return cv2.warpAffine(grey, m, (640, 360), borderValue=120)
+
+    def thumb(f):
+        return cv2.resize(f, CUT_THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
+
+    her = neutral_astronaut()
+    a = thumb(frame(her, 0, -100, 1.2))
+    assert not _is_cut(a, thumb(frame(her, 8, -100, 1.2)))  # a pan
+    assert not _is_cut(a, thumb(frame(her, -15, -110, 1.26)))  # a zoom
+    assert not _is_cut(a, thumb(np.clip(frame(her, 0, -100, 1.2).astype(int) + 80, 0, 255).astype(np.uint8)))  # a flash
+    assert _is_cut(a, thumb(frame(her, 200, -300, 2.0)))  # her again, framed otherwise
+    assert _is_cut(a, thumb(frame(data.coffee(), 0, 0, 1.25)))  # another picture
+    assert _is_cut(a, thumb(np.full((360, 640), 20, np.uint8)))  # black
+
+
+def test_a_face_that_already_smiles_as_much_is_reported_as_such(tmp_path):
+    # as for photos: left as it is, "already smiling", exit 0 — not "1 of 1 face smiled"
+    from portrait import smiling_astronaut
+
+    clip = make_clip(tmp_path / "smiling.mp4", np.array(smiling_astronaut()), size=SIZE, frames=10, crf=0,
+                     face_height=0.95, audio=False)
+    r = CliRunner().invoke(cli, [str(clip.path), "--crf", "0", "--json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.stderr
+    (entry,) = json.loads(r.stdout)["photos"]
+    (face,) = entry["faces"]
+    assert entry["faces_edited"] == 0 and not face["edited"] and face["frames_edited"] == 0
+    assert face["reason"].startswith("already smiling (about strength")
+    before, after = planes(clip.path), planes(tmp_path / "smiling.smile.mp4")
+    assert len(before) == len(after) == 10 and all(np.array_equal(a, b) for a, b in zip(before, after))
+    r = CliRunner().invoke(cli, [str(clip.path), "--crf", "0", "-o", str(tmp_path / "s.mp4")], catch_exceptions=False)
+    assert r.exit_code == 0 and "0 of 1 face smiled, 1 already smiling as much" in r.stdout
