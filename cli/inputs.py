@@ -189,4 +189,4 @@ def _check_clashes(jobs: list[Job], in_place: bool) -> None:
             raise UsageError(f"{targets[k]} and {j.input} would both be written to {j.output}; use --suffix or separate runs")
         targets[k] = j.input
         if not in_place and (k in inputs or same_file(j.output, j.input)):
-            raise UsageError(f"{j.output} is an input photo: Smile never overwrites inputs unless --in-place is given")
+            raise UsageError(f"{j.output} is one of the inputs: Smile never overwrites inputs unless --in-place is given")

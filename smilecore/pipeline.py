@@ -121,7 +121,7 @@ def smile(
     h, w = photo.shape[:2]
     limit = max_pixels if max_pixels is not None else env_max_pixels()
     if h * w > limit:
-        raise ImageTooLargeError(f"image is {w}x{h} = {h * w / 1e6:.0f} MP, above the limit of {limit / 1e6:.0f} MP")
+        raise ImageTooLargeError(f"image is {w}x{h} = {h * w / 1e6:.3g} MP, above the limit of {limit / 1e6:.3g} MP")
     if h == 0 or w == 0:
         raise InputError("image is empty (0 pixels)")
     try:

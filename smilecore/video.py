@@ -38,6 +38,7 @@ from .video_schedule import StrengthSchedule
 from .video_streams import (CODECS, CONTAINER_CODECS, add_output_streams, first_rotation, is_deep, probe, require_av,
                             video_format)
 from .video_track import DETECT_EVERY, FaceTracker, Track
+from .video_rotate import rotate_points, unrotate_points
 from .video_yuv import Yuv, yuv_coeffs
 
 #: Largest frame accepted (width × height): 8K UHD.
@@ -156,7 +157,7 @@ def smile_video(
             raise InputError(f"{src}: the video stream has no frame size (a damaged file?)")
         limit = MAX_FRAME_PIXELS if max_pixels is None else min(max_pixels, MAX_FRAME_PIXELS)
         if w * h > limit:
-            raise ImageTooLargeError(f"{src}: frames are {w}x{h}, above the video limit of {limit / 1e6:.0f} MP")
+            raise ImageTooLargeError(f"{src}: frames are {w}x{h}, above the video limit of {limit / 1e6:.3g} MP")
         result.size = (w, h)
         rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate
         result.fps = float(rate) if rate else 0.0
@@ -250,8 +251,8 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
                 lm = np.asarray(fc.landmarks, np.float64)
                 box = fc.box
                 if k:
-                    lm = _unrotate_points(lm, k, rgb.shape[:2])
-                    corners = _unrotate_points(np.array([[box[0], box[1]], [box[2], box[3]]], np.float64), k, rgb.shape[:2])
+                    lm = unrotate_points(lm, k, rgb.shape[:2])
+                    corners = unrotate_points(np.array([[box[0], box[1]], [box[2], box[3]]], np.float64), k, rgb.shape[:2])
                     box = (int(corners[:, 0].min()), int(corners[:, 1].min()), int(corners[:, 0].max()), int(corners[:, 1].max()))
                 res.append((lm, box, fc.score))
             tm["detect"] += time.perf_counter() - t0
@@ -300,6 +301,8 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             if progress is not None:
                 progress(Progress(frame=number, total=total, elapsed=time.perf_counter() - t_start))
 
+        damaged = [0]  # video packets that did not decode
+
         def frames():
             t0 = time.perf_counter()
             for packet in container.demux():
@@ -313,7 +316,7 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
                 try:
                     decoded = packet.decode()
                 except av.FFmpegError:
-                    result.notes.append("a damaged video packet was skipped")
+                    damaged[0] += 1
                     decoded = []
                 for fr in decoded:
                     tm["decode"] += time.perf_counter() - t0
@@ -412,6 +415,11 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             in_flight.popleft().result()
         if n == 0:
             raise InputError(f"{src}: no video frame could be decoded (truncated or damaged file)")
+        if damaged[0]:
+            result.notes.append(f"{damaged[0]} damaged video packet{'s were' if damaged[0] > 1 else ' was'} skipped")
+        if total and n < total - max(2, 0.05 * total):  # (total: the count the file gives, or its duration's)
+            result.notes.append(f"only {n} of the about {total} frames the file announces could be decoded "
+                                "(a truncated or damaged file?)")
         t0 = time.perf_counter()
         for packet in ostream.encode(None):
             with mux_lock:
@@ -426,6 +434,7 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
     result.duration = float(n / result.fps) if result.fps else 0.0
     result.detections = tracker.detections_run
     tracks = tracker.all_tracks()
+    k_view = (rotation // 90) % 4
     result.tracks = []
     for tr in tracks:
         reason = chosen(tr)
@@ -437,7 +446,12 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
                 reason = already_smiling(tr.own)
             else:
                 reason = "outside the picture"
-        face = Face(box=tr.box, landmarks=tr.ref, score=tr.score, index=tr.index, edited=edited,
+        box, lm = tr.box, tr.ref
+        if k_view:  # reported as the clip is shown (upright), as photos are after their EXIF turn
+            lm = rotate_points(lm, k_view, (h, w))
+            c = rotate_points(np.array([box[:2], box[2:]], np.float64), k_view, (h, w))
+            box = (int(c[:, 0].min()), int(c[:, 1].min()), int(c[:, 0].max()), int(c[:, 1].max()))
+        face = Face(box=box, landmarks=lm, score=tr.score, index=tr.index, edited=edited,
                     reason=None if edited else reason)
         result.tracks.append({
             **face.to_dict(),
@@ -446,6 +460,11 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
         })
     result.timings = dict(tm, **editor.t)
     result.timings["total"] = time.perf_counter() - t_start
+    if tracks and not isinstance(faces, str):
+        missing = [i for i in faces if i not in {tr.index for tr in tracks}]
+        if missing:  # as for photos (only known once the whole clip was seen)
+            raise UsageError(f"{src}: face index {missing[0]} does not exist: {len(tracks)} face(s) found in the video "
+                             "(indices start at 0)")
     if not tracks:
         if not keep_unchanged:
             raise NoFaceError(f"{src}: no face found in any frame of the video")
@@ -455,16 +474,3 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
         # faces left as they are because they already smile that much are not an error (as for photos)
         if not keep_unchanged and not all(r.startswith(ALREADY_SMILING) for r in reasons):
             raise NoFaceError(f"{src}: {len(tracks)} face(s) found but none edited ({'; '.join(reasons)})")
-
-
-def _unrotate_points(pts: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndarray:
-    """Map points from ``np.rot90(image, k)`` back to ``image`` (of ``shape`` (H, W))."""
-    h, w = shape
-    p = np.asarray(pts, np.float64).copy()
-    # image_j = rot90(image, j) has width w for even j, h for odd j; one rot90 step maps
-    # (x, y) of image_j to (y, width_j - 1 - x) of image_{j+1}; undo the steps last first
-    for j in range(k % 4 - 1, -1, -1):
-        width = w if j % 2 == 0 else h
-        x, y = p[:, 0].copy(), p[:, 1].copy()
-        p[:, 0], p[:, 1] = (width - 1) - y, x
-    return p

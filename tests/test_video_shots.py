@@ -15,6 +15,7 @@ av = pytest.importorskip("av", reason="video tests need PyAV: pip install '.[vid
 
 import smilecore  # noqa: E402
 from cli.main import cli  # noqa: E402
+from smilecore.errors import UsageError  # noqa: E402
 from smilecore.video import smile_video  # noqa: E402
 from smilecore.video_synth import make_clip, mouth_box  # noqa: E402
 from smilecore.video_track import CUT_THUMB, FaceTracker, _is_cut  # noqa: E402
@@ -72,8 +73,9 @@ def test_a_chosen_face_smiles_from_the_first_frame(picture, model, tmp_path):
         res = smile_video(clip.path, out, strength=2, model=model, crf=0, faces=faces)
         changed = mouth_change(picture, clip, before, planes(out))
         assert min(changed) > 3.0 and res.tracks[0]["frames_edited"] == 12, (faces, changed)
-    res = smile_video(clip.path, tmp_path / "c-1.mkv", strength=2, model=model, crf=0, faces=[1], keep_unchanged=True)
-    assert res.faces_edited == 0 and res.tracks[0]["reason"] == "not chosen"
+    with pytest.raises(UsageError, match="face index 1 does not exist"):
+        smile_video(clip.path, tmp_path / "c-1.mkv", strength=2, model=model, crf=0, faces=[1])
+    assert not (tmp_path / "c-1.mkv").exists()
 
 
 def test_a_cut_ends_the_smile_at_once(picture, model, tmp_path):
@@ -162,3 +164,31 @@ def test_a_face_that_already_smiles_as_much_is_reported_as_such(tmp_path):
     assert len(before) == len(after) == 10 and all(np.array_equal(a, b) for a, b in zip(before, after))
     r = CliRunner().invoke(cli, [str(clip.path), "--crf", "0", "-o", str(tmp_path / "s.mp4")], catch_exceptions=False)
     assert r.exit_code == 0 and "0 of 1 face smiled, 1 already smiling as much" in r.stdout
+
+
+def test_a_rotated_clip_reports_its_face_as_shown(picture, model, tmp_path):
+    # boxes and landmarks in the upright picture, as photos give them after their EXIF turn
+    boxes = {}
+    for rot in (0, 90, 270):
+        clip = make_clip(tmp_path / f"r{rot}.mp4", picture, size=SIZE, frames=6, face_height=0.95, rotation=rot, audio=False)
+        res = smile_video(clip.path, tmp_path / f"r{rot}.out.mp4", strength=2, model=model)
+        boxes[rot] = np.array(res.tracks[0]["box"])
+    assert np.abs(boxes[90] - boxes[0]).max() <= 2 and np.abs(boxes[270] - boxes[0]).max() <= 2, boxes
+
+
+def test_a_face_index_the_clip_lacks_is_a_usage_error(picture, tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", picture, size=SIZE, frames=6, face_height=0.95, audio=False)
+    r = CliRunner().invoke(cli, [str(clip.path), "--faces", "3", "-o", str(tmp_path / "o.mp4")], catch_exceptions=False)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.exit_code == 2 and len(lines) == 1 and "face index 3 does not exist: 1 face(s)" in lines[0], r.stderr
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_a_truncated_clip_says_how_much_of_it_was_read(picture, model, tmp_path):
+    clip = make_clip(tmp_path / "c.mkv", picture, size=SIZE, frames=30, face_height=0.95, audio=False)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(clip.path.read_bytes()[: clip.path.stat().st_size * 2 // 3])
+    res = smile_video(cut, tmp_path / "cut.out.mkv", strength=2, model=model)
+    assert 0 < res.frames < 28 and any(f"only {res.frames} of the about 30 frames" in n for n in res.notes), res.notes
+    whole = smile_video(clip.path, tmp_path / "whole.out.mkv", strength=2, model=model)
+    assert whole.frames == 30 and not whole.notes
