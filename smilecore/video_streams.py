@@ -107,11 +107,19 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
     w, h = cc_in.width, cc_in.height
     encoder = CODECS[codec_name]
     rate = vstream.average_rate or vstream.guessed_rate or Fraction(25)
+    avi = out_format == "avi"
+    if avi:
+        rate = avi_rate(vstream)
+        # AVI video starts at its first slot: no shift of every stream for the copied audio's
+        # negative start (AAC priming), which would leave an empty slot after the first frame
+        out.container_options.setdefault("avoid_negative_ts", "disabled")
     ostream = out.add_stream(encoder, rate=rate)
     oc = ostream.codec_context
     oc.width, oc.height = w, h
-    oc.time_base = vstream.time_base
-    ostream.time_base = vstream.time_base
+    # AVI counts frames: its time base is one frame (1/rate), each packet fills the slot of its dts
+    tb_out = Fraction(rate.denominator, rate.numerator) if avi else vstream.time_base
+    oc.time_base = tb_out
+    ostream.time_base = tb_out
     in_fmt = (cc_in.format.name if cc_in.format is not None else None) or "yuv420p"
     deep = is_deep(in_fmt)
     try:
@@ -143,6 +151,8 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
         opts["preset"] = preset or DEFAULT_PRESET
         if encoder == "libx265":
             opts["x265-params"] = "log-level=error"
+        if avi:
+            opts["bf"] = "0"  # AVI stores no presentation time: frames must be stored in display order
     elif encoder in ("libvpx-vp9", "libvpx"):
         opts.update({"crf": str(31 if crf is None else crf), "b": "0", "deadline": "realtime",
                      "cpu-used": "8", "row-mt": "1"})
@@ -151,6 +161,8 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
     elif encoder == "mpeg4":
         oc.qscale = 1 if crf is None else max(1, min(31, crf))
         oc.flags |= av.codec.context.Flags.qscale
+    if avi:
+        oc.max_b_frames = 0
     oc.options = opts
     oc.thread_type = "AUTO"
     if vstream.sample_aspect_ratio:
@@ -185,4 +197,77 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
             out.set_chapters(chapters)
     except (AttributeError, av.FFmpegError, ValueError, TypeError):
         pass
-    return ostream, copied
+    return (AviVideoStream(ostream, rate, notes) if avi else ostream), copied
+
+
+def avi_rate(vstream) -> Fraction:
+    """The frame rate of an AVI output: AVI has one time base per stream, the duration of one frame.
+    FFmpeg's guessed rate (the finest rate on which the frames lie: the average rate for constant
+    frame rate video) when it is at most twice the average rate, so a variable frame rate clip
+    whose frames lie on a common grid keeps every timestamp (the gaps are empty slots); else the
+    average rate."""
+    avg, guessed = vstream.average_rate, vstream.guessed_rate
+    if guessed and guessed > 0 and (not avg or avg <= 0 or guessed <= 2 * avg):
+        rate = Fraction(guessed)
+    elif avg and avg > 0:
+        rate = Fraction(avg)
+    else:
+        rate = Fraction(25)
+    return rate.limit_denominator(1_001_000)  # (AVI stores the rate as two 32-bit numbers)
+
+
+class AviVideoStream:
+    """The video output stream of an AVI file.  AVI has one frame rate and no timestamps: a frame
+    is shown in the slot of its position (empty slots show the previous frame again).  Each
+    frame's timestamp, counted from the first frame (AVI stores no start time), goes to its slot
+    on the one-frame grid, in order; a frame that cannot keep its timestamp there (variable frame
+    rate off the grid, two frames in one slot) goes to the nearest free slot after the previous
+    frame.  What the grid changed is said in ``notes`` when the stream is flushed.  Everything
+    else goes to the stream itself."""
+
+    def __init__(self, stream, rate: Fraction, notes: list[str]):
+        object.__setattr__(self, "_stream", stream)
+        object.__setattr__(self, "_rate", Fraction(rate))
+        object.__setattr__(self, "_tb", Fraction(rate.denominator, rate.numerator))
+        object.__setattr__(self, "_notes", notes)
+        object.__setattr__(self, "_state", {"first": None, "last": None, "frames": 0, "moved": 0, "worst": 0.0,
+                                            "empty": 0})
+
+    def encode(self, frame=None):
+        st = self._state
+        if frame is not None and frame.pts is not None:
+            tick = Fraction(frame.time_base) if frame.time_base else self._tb
+            t = Fraction(frame.pts) * tick
+            if st["first"] is None:
+                st["first"] = t
+            t -= st["first"]
+            slot = round(t * self._rate)
+            if st["last"] is not None:
+                slot = max(slot, st["last"] + 1)
+                st["empty"] += slot - st["last"] - 1
+            err = abs(float(slot * self._tb - t))
+            st["frames"] += 1
+            if err > 0.001 + float(tick) / 2:
+                st["moved"] += 1
+                st["worst"] = max(st["worst"], err)
+            st["last"] = slot
+            frame.pts = slot
+            frame.time_base = self._tb
+        elif frame is None and (st["moved"] or st["empty"]):
+            said = []
+            if st["empty"]:
+                said.append(f"the variable frame rate is kept with {st['empty']} empty slots (the frame before is "
+                            "shown again)")
+            if st["moved"]:
+                said.append(f"{st['moved']} of {st['frames']} frame timestamps moved by up to "
+                            f"{st['worst'] * 1000:.0f} ms onto its grid")
+            self._notes.append(f"AVI holds one frame rate ({float(self._rate):g} fps): {'; '.join(said)} "
+                               "(use .mkv or .mp4 to keep every timestamp)")
+            st["moved"] = st["empty"] = 0
+        return self._stream.encode(frame)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._stream, name, value)
