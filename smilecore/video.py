@@ -10,9 +10,10 @@ Per frame: faces are followed by :class:`smilecore.video_track.FaceTracker` (det
 few frames, optical-flow tracking in between, One-Euro smoothed landmarks), each face's
 crop goes through :meth:`SmileModel.run` at the schedule's strength for that instant (times its
 fade weight), the network's outputs are smoothed in crop space, and
-:func:`smilecore.composite.composite_face` paints them back.  For 8-bit 4:2:0 video only the
-face's region is converted to RGB and back, and only pixels the edit changed are written, so
-the rest of every frame goes to the encoder exactly as it was decoded.
+:func:`smilecore.composite.composite_face` paints them back.  For planar YUV video (8-bit
+4:2:0 here, 4:2:2, 4:4:4 and 9–16-bit in :mod:`smilecore.video_planar`) only the face's region
+is converted to RGB and back, and only samples the edit changed are written, so the rest of
+every frame goes to the encoder exactly as it was decoded.
 
 The output is written to a temporary file in the target folder and renamed at the end
 (:func:`smilecore.atomic.write_atomic`): Ctrl-C, SIGTERM or an error leave no partial file.
@@ -39,6 +40,7 @@ from .video_streams import (CODECS, CONTAINER_CODECS, add_output_streams, first_
                             video_format)
 from .video_track import DETECT_EVERY, FaceTracker, Track
 from .video_rotate import rotate_points, unrotate_points
+from .video_planar import PlanarFrame, planar_io
 from .video_yuv import Yuv, yuv_coeffs
 
 #: Largest frame accepted (width × height): 8K UHD.
@@ -285,7 +287,10 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
         def finish(ready, put_region, pixels, pix_fmt, pts, tags, number):
             editor.apply(ready, put_region)
             t0 = time.perf_counter()
-            nf = av.VideoFrame.from_ndarray(pixels, format=pix_fmt)
+            if isinstance(pixels, PlanarFrame):  # the decoded planes, edited in place: same format
+                nf = pixels.to_frame()
+            else:
+                nf = av.VideoFrame.from_ndarray(pixels, format=pix_fmt)
             nf.pts = pts
             nf.time_base = tb
             for attr, val in tags.items():
@@ -339,6 +344,8 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             fmt = fr.format.name
             fast = fmt in ("yuv420p", "yuvj420p") and w % 2 == 0 and h % 2 == 0
             t0 = time.perf_counter()
+            # other planar YUV (4:2:2, 4:4:4, 9..16-bit, odd sizes): edited in their own planes too
+            planar = None if fast else planar_io(fr)
             if fast:
                 arr = fr.to_ndarray()  # (H*3/2, W) I420
                 Y = arr[:h]
@@ -369,6 +376,10 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
                     c2 = changed.reshape(changed.shape[0] // 2, 2, changed.shape[1] // 2, 2).any(axis=(1, 3))
                     np.copyto(U[y0 // 2:y1 // 2, x0 // 2:x1 // 2], u_new, where=c2)
                     np.copyto(V[y0 // 2:y1 // 2, x0 // 2:x1 // 2], v_new, where=c2)
+            elif planar is not None:
+                grey = planar.grey  # (8-bit luma as decoded; the edit writes into planar's own planes)
+                frame_rgb["get"] = planar.rgb8
+                get_region, put_region = planar.get_region, planar.put_region
             else:
                 deep_frame = is_deep(fmt)
                 rgb_full = fr.to_ndarray(format="rgb48le" if deep_frame else "rgb24")
@@ -400,9 +411,12 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
                     elif tr.net_state is not None and tr.fade == 0.0:
                         tr.net_state = None
             ready = editor.prepare(jobs, get_region, (h, w)) if jobs else []
-            pixels = arr if fast else rgb_full
-            pix_fmt = (fmt if fmt == "yuv420p" else "yuvj420p") if fast else (
-                "rgb48le" if rgb_full.dtype == np.uint16 else "rgb24")
+            if planar is not None:
+                pixels, pix_fmt = planar, planar.format
+            else:
+                pixels = arr if fast else rgb_full
+                pix_fmt = (fmt if fmt == "yuv420p" else "yuvj420p") if fast else (
+                    "rgb48le" if rgb_full.dtype == np.uint16 else "rgb24")
             tags = {a: getattr(fr, a, None) for a in ("colorspace", "color_range")}
             n += 1
             if PIPELINE:  # compositing and encoding on a second thread, one frame behind (in order)

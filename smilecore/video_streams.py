@@ -151,6 +151,12 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
         opts["preset"] = preset or DEFAULT_PRESET
         if encoder == "libx265":
             opts["x265-params"] = "log-level=error"
+        if crf == 0:  # lossless: x264's --crf 0 is lossless for 8-bit video only, x265's never
+            del opts["crf"]
+            if encoder == "libx264":
+                opts["qp"] = "0"
+            else:
+                opts["x265-params"] += ":lossless=1"
         if avi:
             opts["bf"] = "0"  # AVI stores no presentation time: frames must be stored in display order
     elif encoder in ("libvpx-vp9", "libvpx"):

@@ -1,4 +1,7 @@
-"""YUV 4:2:0 frames: the matrix a frame uses, and its regions to RGB and back."""
+"""YUV 4:2:0 frames: the matrix a frame uses, and its regions to RGB and back.
+
+:func:`yuv_matrices` gives the RGB <-> Y'CbCr affine matrices for any bit depth and range
+(also used by :mod:`smilecore.video_planar` for 4:2:2, 4:4:4 and 9..16-bit frames)."""
 from __future__ import annotations
 
 import cv2
@@ -16,21 +19,36 @@ def yuv_coeffs(colorspace: int | None, height: int) -> tuple[float, float]:
     return (0.2126, 0.0722) if height >= 720 else (0.299, 0.114)
 
 
+def yuv_matrices(kr: float, kb: float, full: bool, bits: int = 8,
+                 rgb_max: float = 255.0) -> tuple[np.ndarray, np.ndarray]:
+    """``(rgb2yuv, yuv2rgb)``: 3x4 float32 affine matrices (for ``cv2.transform``) between RGB
+    samples in ``0..rgb_max`` and the Y'CbCr samples of a ``bits``-deep stream: limited range
+    (Y' 16..235, C 16..240, times ``2**(bits-8)``) or full range (``0..2**bits-1``, chroma
+    centred on ``2**(bits-1)``), as ITU-T H.273 defines them."""
+    kg = 1 - kr - kb
+    s = float(1 << (bits - 8))
+    if full:
+        top = float((1 << bits) - 1)
+        y_off, y_scale, c_scale = 0.0, top, top
+    else:
+        y_off, y_scale, c_scale = 16.0 * s, 219.0 * s, 224.0 * s
+    # RGB (0..rgb_max) -> Y'CbCr of the stream
+    fwd = np.array([[kr, kg, kb],
+                    [-kr / (2 * (1 - kb)), -kg / (2 * (1 - kb)), 0.5],
+                    [0.5, -kg / (2 * (1 - kr)), -kb / (2 * (1 - kr))]], np.float64)
+    fwd = fwd * np.array([[y_scale], [c_scale], [c_scale]]) / rgb_max
+    off = np.array([y_off, 128.0 * s, 128.0 * s])
+    rgb2yuv = np.hstack([fwd, off[:, None]]).astype(np.float32)
+    inv = np.linalg.inv(fwd)
+    yuv2rgb = np.hstack([inv, (-inv @ off)[:, None]]).astype(np.float32)
+    return rgb2yuv, yuv2rgb
+
+
 class Yuv:
     """YUV 4:2:0 <-> RGB for a region, with the frame's matrix and range (one OpenCV call each way)."""
 
     def __init__(self, kr: float, kb: float, full: bool):
-        kg = 1 - kr - kb
-        y_off, y_scale, c_scale = (0.0, 255.0, 255.0) if full else (16.0, 219.0, 224.0)
-        # RGB (0..255) -> Y'CbCr of the stream
-        fwd = np.array([[kr, kg, kb],
-                        [-kr / (2 * (1 - kb)), -kg / (2 * (1 - kb)), 0.5],
-                        [0.5, -kg / (2 * (1 - kr)), -kb / (2 * (1 - kr))]], np.float64)
-        fwd = fwd * np.array([[y_scale], [c_scale], [c_scale]]) / 255.0
-        off = np.array([y_off, 128.0, 128.0])
-        self.rgb2yuv = np.hstack([fwd, off[:, None]]).astype(np.float32)
-        inv = np.linalg.inv(fwd)
-        self.yuv2rgb = np.hstack([inv, (-inv @ off)[:, None]]).astype(np.float32)
+        self.rgb2yuv, self.yuv2rgb = yuv_matrices(kr, kb, full)
 
     def to_rgb(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         h, w = y.shape
