@@ -314,9 +314,14 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
                 if packet.stream.index != vstream.index:
                     o = copied.get(packet.stream.index)
                     if o is not None and packet.dts is not None:
+                        kind = packet.stream.type
                         packet.stream = o
-                        with mux_lock:
-                            out.mux(packet)
+                        try:
+                            with mux_lock:
+                                out.mux(packet)
+                        except av.FFmpegError as e:  # e.g. an AVI's AAC audio whose timestamps repeat
+                            raise InputError(f"{src}: its {kind} stream cannot be copied into the output as it is "
+                                             f"({e.strerror or e}); try another container, e.g. .mkv") from None
                     continue
                 try:
                     decoded = packet.decode()

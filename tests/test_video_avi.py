@@ -157,3 +157,16 @@ def test_other_containers_keep_the_source_time_base(ext, picture, model, tmp_pat
         va, vb = a.streams.video[0], b.streams.video[0]
         assert (vb.time_base, vb.average_rate) == (va.time_base, va.average_rate)
         assert [f.pts for f in b.decode(vb)] == [f.pts for f in a.decode(va)]
+
+
+def test_an_avi_whose_copied_audio_cannot_be_copied_again_is_one_line(picture, tmp_path):
+    # FFmpeg's AVI writer stores copied AAC audio so that it reads back with repeating timestamps,
+    # which no muxer takes again: a second pass says so in one line (exit 4), not as an internal error
+    src = clip(tmp_path / "a.avi", picture, audio=True).path
+    runner = CliRunner()
+    r = runner.invoke(cli, [str(src), "-o", str(tmp_path / "b.avi"), "-s", "2"], catch_exceptions=False)
+    assert r.exit_code == 0, r.stderr
+    r = runner.invoke(cli, [str(tmp_path / "b.avi"), "-o", str(tmp_path / "c.avi"), "-s", "2"], catch_exceptions=False)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.exit_code == 4 and len(lines) == 1 and "audio stream cannot be copied" in lines[0], r.stderr
+    assert not (tmp_path / "c.avi").exists() and not any(p.name.endswith(".smile-tmp") for p in tmp_path.iterdir())
