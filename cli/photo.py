@@ -40,6 +40,7 @@ def process_photo(job: Job, model, strength, faces, min_face, selection, keep_un
             result = smilecore.smile(image, strength=strength, faces=faces, min_face=min_face, selection=selection,
                                      model=model, max_pixels=max_pixels, debug=debug_dir is not None)
         except NoFaceError as exc:
+            r.faces = [f.to_dict() for f in exc.faces]  # the faces found, each with why it was left alone
             if not keep_unchanged:
                 raise NoFaceError(f"{job.input}: {exc} (--keep-unchanged copies such photos as they are)") from None
             r.error = None

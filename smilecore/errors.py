@@ -38,8 +38,15 @@ class UsageError(SmileError):
 
 
 class NoFaceError(SmileError):
+    """No face found, or none of those found chosen: ``faces`` holds the faces found (each with
+    its ``reason``), so that a report can list them."""
+
     code = "no_face"
     exit_code = 3
+
+    def __init__(self, message: str, faces: list | None = None):
+        super().__init__(message)
+        self.faces = list(faces or [])
 
 
 class InputError(SmileError):

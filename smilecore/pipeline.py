@@ -71,6 +71,9 @@ def _choose(faces: list[Face], choice: FaceChoice, selection: np.ndarray | None)
             cy = min(selection.shape[0] - 1, (f.box[1] + f.box[3]) // 2)
             return bool(selection[cy, cx] > 0)
 
+        for i in idx:
+            if not inside(faces[i]):
+                faces[i].reason = "outside the selection"
         idx = [i for i in idx if inside(faces[i])]
     if isinstance(choice, str):
         if choice == "all":
@@ -136,9 +139,9 @@ def smile(
         if sel.ndim == 3 and sel.shape[2] == 1:
             sel = sel[:, :, 0]
         if sel.shape != (h, w) or not (np.issubdtype(sel.dtype, np.number) or sel.dtype == bool):
-            raise UsageError(
-                f"selection must be a numeric (H,W) array the size of the image ({w}x{h}), got shape {sel.shape}"
-            )
+            got = f"{sel.shape[1]}x{sel.shape[0]}" if sel.ndim == 2 else f"an array of shape {sel.shape}"
+            raise UsageError(f"selection must be a numeric (H,W) array the size of the image ({w}x{h}), got {got}"
+                             " (a photo turned by its EXIF orientation is that size upright)")
         sel = sel.astype(np.float32) / 255.0 if sel.dtype == np.uint8 else np.clip(sel.astype(np.float32), 0, 1)
     t["prepare"] = time.perf_counter() - t0
 
@@ -162,7 +165,7 @@ def smile(
             chosen.remove(i)
     if not chosen:
         reasons = sorted({f.reason for f in found if f.reason})
-        raise NoFaceError(f"{len(found)} face(s) found but none chosen ({'; '.join(reasons)})")
+        raise NoFaceError(f"{len(found)} face(s) found but none chosen ({'; '.join(reasons)})", faces=found)
 
     out_arr = photo
     if strength == 0.0:

@@ -196,3 +196,15 @@ def test_one_face_record_from_detection_to_json(astronaut, fixture_models):
     assert d == {"index": 0, "box": list(face.box), "score": round(face.score, 3), "edited": True, "reason": None}
     assert found[0].to_dict(("index", "box", "score")) == {"index": 0, "box": list(face.box), "score": round(face.score, 3)}
     assert found[0].to_dict()["edited"] is False and found[0].region is None
+
+
+def test_faces_left_alone_are_listed_with_their_reason(astronaut, fixture_models):
+    # none chosen: the error carries the faces found, each with why it was left alone
+    with pytest.raises(NoFaceError) as exc:
+        smilecore.smile(_two_faces(astronaut), min_face=5000, model=fixture_models["shift"])
+    assert len(exc.value.faces) == 2 and all("min-face" in f.reason for f in exc.value.faces)
+    with pytest.raises(NoFaceError, match=r"none chosen \(outside the selection\)") as exc:
+        smilecore.smile(astronaut, selection=np.zeros(astronaut.shape[:2], np.uint8), model=fixture_models["shift"])
+    assert [f.reason for f in exc.value.faces] == ["outside the selection"]
+    with pytest.raises(UsageError, match=r"the size of the image \(512x512\), got 400x512"):
+        smilecore.smile(astronaut, selection=np.zeros((512, 400), np.uint8), model=fixture_models["shift"])
