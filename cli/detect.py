@@ -5,39 +5,51 @@ import json
 
 import click
 
-from smilecore.errors import SmileError
+from smilecore.errors import InputError, SmileError
 from smilecore.face import DETECTED_FIELDS
 from smilecore.decode import DEFAULT_MAX_PIXELS, load_image
 
+from .inputs import expand_inputs
 from .stdout import Report
 
 DETECT_HELP = """List the faces found in each PHOTO (largest first, index 0).
+
+PHOTO can be files, folders (their photos; -r for sub-folders) and glob patterns,
+as for 'smile PHOTO...'.
 
 \b
 Examples:
   smile detect group.jpg            # index, box, size and score of every face
   smile detect group.jpg --json
+  smile detect shots/ -r            # every photo of a folder and its sub-folders
   smile group.jpg --faces 0,2       # then smile only faces 0 and 2
 """
 
 
 @click.command(help=DETECT_HELP, short_help="List the faces found in photos, with their indices.", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("photos", nargs=-1, required=True, metavar="PHOTO...")
+@click.option("-r", "--recursive", is_flag=True, help="Include photos in sub-folders of folder arguments.")
 @click.option("--min-face", type=click.IntRange(min=1), metavar="PX", help="Ignore faces smaller than PX pixels.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
               envvar="SMILE_MAX_PIXELS", show_envvar=True, help="Refuse photos with more pixels.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: [{input, faces: [{index, box, score}], error}].")
-def detect_command(photos, min_face, max_pixels, as_json) -> int:
-    """Entry of ``smile detect``; returns the exit status (3 if a photo has no face)."""
+def detect_command(photos: tuple[str, ...], recursive: bool, min_face: int | None, max_pixels: int, as_json: bool) -> int:
+    """Entry of ``smile detect``; returns the exit status (that of the first photo that failed: 3 if
+    it has no face, 4 if it is missing...).  PHOTO arguments are expanded as ``smile`` expands them
+    (:func:`smile_cli.inputs.expand_inputs`: folders, globs, each file once), except that earlier
+    results are listed too (detecting writes nothing) and globs match photos only."""
     import smilecore
 
     out = []
     code = 0
     report = Report()  # a reader that goes away silences the listing, never the work
-    for photo in photos:
+    for path, problem in expand_inputs(list(photos), recursive=recursive, skip_suffix=None, videos=False):
+        photo = str(path)
         entry = {"input": photo, "faces": [], "error": None}
         try:
-            image, _info = load_image(photo, max_pixels=max_pixels)
+            if problem:
+                raise InputError(problem)
+            image, _info = load_image(path, max_pixels=max_pixels)
             faces = smilecore.detect_faces(image, min_face=min_face)
             entry["faces"] = [f.to_dict(DETECTED_FIELDS) for f in faces]
             if not faces:

@@ -3,7 +3,9 @@
 Arguments may be files, folders (their photos, sorted; sub-folders with ``--recursive``)
 and glob patterns (expanded here too, so quoting them or using a shell without globbing
 works the same).  Output paths are planned before any photo is processed, so clashes
-(two photos to one file, or a photo over its own input) are refused up front.
+(two photos to one file, or a photo over any input) are refused up front.  Files are
+compared by what they are, not by how they are named: after resolving symbolic links,
+and by device and inode for files that exist (hard links).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from smilecore.errors import UsageError
+from smilecore.errors import UsageError, WriteError
 from smilecore.encode import INPUT_EXTENSIONS, output_format
 from smilecore.video_streams import VIDEO_EXTENSIONS, is_video_path, video_format
 
@@ -28,23 +30,59 @@ class Job:
     problem: str | None = None  #: an input error known before reading (missing file, empty glob)
 
 
-def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | None = None) -> list[tuple[Path, str | None]]:
-    """Turn PHOTO arguments into ``(path, problem)`` pairs, in order, without duplicates.
+class Found(tuple):
+    """One entry of :func:`expand_inputs`: the pair ``(path, problem)``, plus ``folder``, the folder
+    argument ``path`` was found in (None for a file named directly or matched by a glob), so that
+    ``--out-dir`` can keep the sub-folders below it.  It unpacks like a plain pair."""
 
-    ``problem`` is None for a file to read, or a one-line message (missing file, a glob
-    or folder with no photos).  In folders and glob matches, files whose name already ends
-    in ``skip_suffix`` + extension (earlier results) are skipped; a file named on its own is
-    always read.
+    folder: Path | None
+
+    def __new__(cls, path: Path, problem: str | None = None, folder: Path | None = None) -> "Found":
+        self = super().__new__(cls, (path, problem))
+        self.folder = folder
+        return self
+
+    def __getnewargs__(self) -> tuple:  # (so a copy or a pickle keeps ``folder``)
+        return (self[0], self[1], self.folder)
+
+
+def file_identity(path: str | os.PathLike) -> tuple[tuple, ...]:
+    """Keys that are equal for two names of one file: the path after resolving symbolic links
+    (``..`` and case where the system ignores it), and for an existing file its device and inode
+    (which hard links share).  The file need not exist."""
+    keys: list[tuple] = [("path", os.path.normcase(os.path.realpath(path)))]
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return tuple(keys)
+    if st.st_ino:  # (some file systems report no inode numbers)
+        keys.append(("inode", st.st_dev, st.st_ino))
+    return tuple(keys)
+
+
+def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | None = None,
+                  videos: bool = True) -> list[Found]:
+    """Turn PHOTO arguments into ``(path, problem)`` pairs (:class:`Found`), in order, each file once.
+
+    ``problem`` is None for a file to read, or a one-line message (missing file, a glob or
+    folder with no photos, a broken symbolic link).  In folders and glob matches, files whose
+    name already ends in ``skip_suffix`` + extension (earlier results) are skipped; a file named
+    on its own is always read.  A file met twice, also under another name through symbolic
+    links, is kept once, under the first name (silently).  Hard links stay separate names: each
+    is written on its own (atomic writes replace a name, never the shared file), so none is
+    edited twice.  ``videos=False`` leaves videos out of glob matches (``smile detect``).
     """
-    out: list[tuple[Path, str | None]] = []
-    seen: set[str] = set()
+    out: list[Found] = []
+    seen: set[tuple] = set()
 
-    def add(path: Path, problem: str | None = None) -> None:
-        key = os.path.normcase(os.path.abspath(path))
-        if key not in seen:
-            seen.add(key)
-            out.append((path, problem))
+    def add(path: Path, problem: str | None = None, folder: Path | None = None) -> None:
+        keys = {("name", _key(path))} if problem else set(file_identity(path)[:1])  # (the resolved path)
+        if keys & seen:
+            return
+        seen.update(keys)
+        out.append(Found(path, problem, folder))
 
+    kinds = INPUT_EXTENSIONS | VIDEO_EXTENSIONS if videos else INPUT_EXTENSIONS
     for arg in args:
         path = Path(arg).expanduser()
         if path.is_dir():
@@ -52,19 +90,19 @@ def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | N
             if not photos:
                 add(path, f"{arg}: folder has no photos ({', '.join(sorted(INPUT_EXTENSIONS))})")
             for p in photos:
-                add(p)
+                add(p, folder=path)
         elif path.exists():
             add(path)
+        elif path.is_symlink():
+            add(path, f"{arg}: no such file (a symbolic link to {os.readlink(path)}, which does not exist)")
         elif _GLOB_CHARS & set(arg):
             matches = sorted(glob.glob(os.path.expanduser(arg), recursive=recursive))
-            files = [Path(m) for m in matches if Path(m).is_file()
-                     and Path(m).suffix.lower() in INPUT_EXTENSIONS | VIDEO_EXTENSIONS]  # (videos: named or globbed)
+            files = [Path(m) for m in matches if Path(m).is_file() and Path(m).suffix.lower() in kinds]
             photos = [p for p in files if not _is_result(p, skip_suffix)]  # earlier results, as in folders
             if not photos:
                 what = "only earlier results match" if files else "no photo matches"
                 add(path, f"{arg}: {what} this pattern")
-            files = photos
-            for p in files:
+            for p in photos:
                 add(p)
         else:
             add(path, f"{arg}: no such file")
@@ -72,10 +110,22 @@ def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | N
 
 
 def _folder_photos(folder: Path, recursive: bool, skip_suffix: str | None) -> list[Path]:
-    walker = folder.rglob("*") if recursive else folder.iterdir()
+    """The photos in ``folder`` (and, ``recursive``, its sub-folders), sorted.
+
+    Hidden files are skipped, and so is everything under a hidden sub-folder (``.thumbnails/``;
+    ``folder`` itself may be hidden).  Sub-folders that are symbolic links are not followed (no
+    loops, no walking out of the tree) and broken links are skipped, silently; a link to a photo
+    is read."""
+    if recursive:
+        candidates: list[Path] = []
+        for root, dirs, files in os.walk(folder, followlinks=False):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            candidates.extend(Path(root) / name for name in files)
+    else:
+        candidates = list(folder.iterdir())
     photos = []
-    for p in walker:
-        if not p.is_file() or p.name.startswith("."):
+    for p in candidates:
+        if p.name.startswith(".") or not p.is_file():
             continue
         if p.suffix.lower() not in INPUT_EXTENSIONS:
             continue
@@ -97,8 +147,15 @@ def plan_outputs(
     suffix: str,
     ext: str | None,
     in_place: bool,
+    make_folders: bool = True,
 ) -> list[Job]:
-    """Decide each photo's output path; :class:`UsageError` for impossible or unsafe plans."""
+    """Decide each photo's output path; :class:`UsageError` for impossible or unsafe plans.
+
+    With ``out_dir``, a photo found in a folder argument (a :class:`Found` with ``folder``) keeps
+    its sub-folder below that folder (``c/s1/x.jpg`` from ``c`` -> ``OUT/s1/x.smile.jpg``); files
+    named directly or matched by a glob go to ``OUT`` itself.  Once the plan is safe, and when
+    ``make_folders``, the sub-folders of ``out_dir`` it needs are created
+    (:func:`make_output_folders`; ``out_dir`` itself is left to the caller)."""
     if in_place and (output or out_dir):
         raise UsageError("--in-place cannot be combined with -o/--output or --out-dir")
     if output and out_dir:
@@ -117,7 +174,8 @@ def plan_outputs(
         raise UsageError(f"--suffix {suffix!r} must not contain a folder separator")
 
     jobs: list[Job] = []
-    for path, problem in inputs:
+    for item in inputs:
+        path, problem = item
         if problem:
             jobs.append(Job(path, None, problem))
             continue
@@ -129,7 +187,10 @@ def plan_outputs(
                 raise UsageError(f"-o {output} is a folder; use --out-dir {output} to write into it")
         else:
             name = path.stem + suffix + (ext or path.suffix)
-            target = (Path(out_dir).expanduser() / name) if out_dir else path.with_name(name)
+            if out_dir:
+                target = Path(out_dir).expanduser() / _below(path, getattr(item, "folder", None)) / name
+            else:
+                target = path.with_name(name)
         try:
             if is_video_path(path):
                 video_format(target)  # a clip becomes a clip
@@ -141,11 +202,43 @@ def plan_outputs(
             raise UsageError(f"{exc}; choose one with --ext, e.g. --ext {'mp4' if is_video_path(path) else 'png'}") from None
         jobs.append(Job(path, target))
 
-    _check_clashes(jobs, in_place)
+    _check_clashes(jobs, in_place, ext, out_dir)
+    if make_folders:
+        make_output_folders(jobs, out_dir)
     return jobs
 
 
+def _below(path: Path, folder: Path | None) -> Path:
+    """The sub-folder of ``folder`` that holds ``path`` (``Path()`` for none, or no ``folder``)."""
+    if folder is None:
+        return Path()
+    try:
+        return path.relative_to(folder).parent
+    except ValueError:
+        return Path()
+
+
+def make_output_folders(jobs: list[Job], out_dir: str | None) -> None:
+    """Create the sub-folders of ``out_dir`` that the planned results go into (the writer only
+    writes into existing folders); ``out_dir`` itself is not created here.
+
+    :class:`UsageError` when ``out_dir`` is not a folder, :class:`smilecore.errors.WriteError`
+    when a sub-folder cannot be created (a file of that name is in the way, no permission)."""
+    if not out_dir:
+        return
+    root = Path(out_dir).expanduser()
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"--out-dir {root} exists and is not a folder")
+    folders = sorted({j.output.parent for j in jobs if j.output is not None and j.output.parent != root})
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WriteError(f"--out-dir {folder}: cannot create the folder ({exc.strerror or exc})") from None
+
+
 def _key(path: Path) -> str:
+    """``path`` as text for comparing names (absolute, ``..`` removed, links not resolved)."""
     return os.path.normcase(os.path.abspath(path))
 
 
@@ -154,12 +247,7 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     symbolic links, or one file under two names (a hard link)?  Neither needs to exist."""
     if _key(Path(a)) == _key(Path(b)):
         return True
-    if os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b)):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except (OSError, ValueError):
-        return False
+    return bool(set(file_identity(a)) & set(file_identity(b)))
 
 
 def check_no_clash(inputs: dict[str, str | os.PathLike | None], outputs: dict[str, str | os.PathLike | None]) -> None:
@@ -178,15 +266,47 @@ def check_no_clash(inputs: dict[str, str | os.PathLike | None], outputs: dict[st
                 raise UsageError(f"{name} {out} and {other_name} {other} are the same file: each result needs its own")
 
 
-def _check_clashes(jobs: list[Job], in_place: bool) -> None:
-    inputs = {_key(j.input) for j in jobs if j.output is not None}
-    targets: dict[str, Path] = {}
-    for j in jobs:
-        if j.output is None:
-            continue
-        k = _key(j.output)
-        if k in targets:
-            raise UsageError(f"{targets[k]} and {j.input} would both be written to {j.output}; use --suffix or separate runs")
-        targets[k] = j.input
-        if not in_place and (k in inputs or same_file(j.output, j.input)):
-            raise UsageError(f"{j.output} is one of the inputs: Smile never overwrites inputs unless --in-place is given")
+def _check_clashes(jobs: list[Job], in_place: bool, ext: str | None = None, out_dir: str | None = None) -> None:
+    """:class:`UsageError` when a result would replace any input (unless ``in_place``, where each
+    photo replaces only itself) or two results would be one file, by name or through a link (with
+    ``in_place``: through a symbolic link)."""
+    planned = [j for j in jobs if j.output is not None]
+    if not in_place:
+        readers: dict[tuple, Job] = {}
+        for j in planned:
+            for k in file_identity(j.input):
+                readers.setdefault(k, j)
+        for j in planned:
+            hit = next((readers[k] for k in file_identity(j.output) if k in readers), None)
+            if hit is None:
+                continue
+            if _key(j.output) == _key(hit.input):
+                raise UsageError(f"{j.output} is one of the inputs: Smile never overwrites inputs unless --in-place is given")
+            raise UsageError(f"{j.output} is the same file as the input {hit.input} (through a link): "
+                             f"Smile never overwrites inputs unless --in-place is given")
+    targets: dict[tuple, Job] = {}
+    for j in planned:
+        keys = file_identity(j.output)
+        if in_place:  # (hard links are separate names here: each is replaced on its own, atomically)
+            keys = keys[:1]
+        first = next((targets[k] for k in keys if k in targets), None)
+        if first is not None:
+            raise UsageError(_clash_message(first, j, ext, out_dir))
+        for k in keys:
+            targets[k] = j
+
+
+def _clash_message(first: Job, second: Job, ext: str | None, out_dir: str | None) -> str:
+    """Why two photos would end in one file, and what would actually keep them apart."""
+    a, b = first.input, second.input
+    if _key(first.output) != _key(second.output):
+        return (f"{a} and {b} would be written to {first.output} and {second.output}, which are the same file "
+                f"(a link); remove the link or write elsewhere")
+    head = f"{a} and {b} would both be written to {second.output}"
+    if a.stem == b.stem and a.suffix != b.suffix and ext:
+        return (f"{head}: their names differ only in the extension that --ext {ext.lstrip('.')} replaces; leave out "
+                f"--ext, or smile one of them in a separate run with another --suffix or --out-dir")
+    if out_dir and a.parent != b.parent:
+        return (f"{head}: they have the same name in different folders; name a folder that holds both with -r "
+                f"(--out-dir then keeps the sub-folders), or smile each folder in a separate run with its own --out-dir")
+    return f"{head}; smile one of them in a separate run with another --suffix or --out-dir"

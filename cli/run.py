@@ -12,7 +12,7 @@ from smilecore.atomic import check_target
 from smilecore.decode import DEFAULT_MAX_PIXELS, load_mask
 
 from . import report as rep
-from .inputs import check_no_clash, expand_inputs, plan_outputs
+from .inputs import check_no_clash, expand_inputs, make_output_folders, plan_outputs
 from .photo import process_photo
 from .stdout import Report
 from .version import smile_version
@@ -102,7 +102,7 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
     """Entry of ``smile run``; returns the exit status."""
     inputs = expand_inputs(list(photos), recursive=recursive, skip_suffix=suffix if not in_place else None)
     inputs = _suggest_commands(inputs, photos)
-    jobs = plan_outputs(inputs, output, out_dir, suffix, ext, in_place)
+    jobs = plan_outputs(inputs, output, out_dir, suffix, ext, in_place, make_folders=False)
     check_video_options(jobs, selection=selection, debug_dir=debug_dir, in_place=in_place)
     if selection is not None and len(jobs) != 1:
         raise UsageError("--selection applies to one photo; give exactly one PHOTO")
@@ -110,6 +110,7 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
         check_no_clash({"--selection": selection}, {"the result": jobs[0].output})
     if out_dir:
         _make_dir(Path(out_dir).expanduser(), "--out-dir")
+        make_output_folders(jobs, out_dir)  # (-r: the sub-folders the results keep)
     if debug_dir:
         _make_dir(Path(debug_dir).expanduser(), "--debug")
     if output:

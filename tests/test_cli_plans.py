@@ -1,0 +1,280 @@
+"""How `smile` plans its outputs: links that would overwrite inputs or merge results, one file under two
+names, `-r --out-dir` keeping sub-folders, hidden folders, and `smile detect` taking what `smile` takes."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from smile_cli.inputs import expand_inputs, plan_outputs
+from smile_cli.main import cli
+
+
+def run(*args: object):
+    """``smile ARGS`` in this process; the result has exit_code, stdout and stderr."""
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def md5s(folder: Path) -> dict[str, str]:
+    """Every regular file under ``folder`` (links not followed) with its md5."""
+    return {str(p.relative_to(folder)): md5(p) for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def files(folder: Path) -> list[str]:
+    """Every file or link under ``folder``, relative, sorted (folders themselves left out)."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_symlink() or not p.is_dir())
+
+
+def one_line_error(result, *needles: str) -> str:
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("smile: error:")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for n in needles:
+        assert n in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def jpeg(tmp_path_factory, astronaut) -> Path:
+    """The neutral astronaut as a JPEG (quality 90), to be copied into each test's folders."""
+    p = tmp_path_factory.mktemp("src") / "neutral.jpg"
+    Image.fromarray(astronaut).save(p, quality=90)
+    return p
+
+
+def put(jpeg: Path, *paths: Path) -> None:
+    for p in paths:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(jpeg.read_bytes())
+
+
+# ------------------------------------------------------------------ 1. links in --out-dir
+
+
+@pytest.mark.parametrize("link", ["symbolic", "hard"])
+def test_a_link_in_out_dir_to_another_input_is_refused(shift, jpeg: Path, tmp_path: Path, link: str):
+    d, dout = tmp_path / "d", tmp_path / "dout"
+    put(jpeg, d / "x.jpg", d / "y.jpg")
+    dout.mkdir()
+    if link == "symbolic":
+        (dout / "x.smile.jpg").symlink_to(Path("..") / "d" / "y.jpg")
+    else:
+        os.link(d / "y.jpg", dout / "x.smile.jpg")
+    before = md5s(d)
+    for jobs in ("1", "2"):
+        r = run(d / "x.jpg", d / "y.jpg", "--out-dir", dout, "--model", shift, "-j", jobs)
+        assert r.exit_code == 2, r.stderr
+        one_line_error(r, "x.smile.jpg", "y.jpg", "never overwrites inputs", "--in-place")
+        assert r.stdout == ""
+        assert md5s(d) == before  # neither input replaced
+        assert files(dout) == ["x.smile.jpg"]  # nothing written
+
+
+@pytest.mark.parametrize("link", ["symbolic", "hard"])
+def test_two_results_that_are_one_file_through_a_link_are_refused(shift, jpeg: Path, tmp_path: Path, link: str):
+    d, dout = tmp_path / "d", tmp_path / "dout"
+    put(jpeg, d / "x.jpg", d / "y.jpg")
+    dout.mkdir()
+    if link == "symbolic":
+        (dout / "x.smile.jpg").symlink_to("y.smile.jpg")  # (dangling until y's result is written)
+    else:
+        (dout / "y.smile.jpg").write_bytes(b"old result")
+        os.link(dout / "y.smile.jpg", dout / "x.smile.jpg")
+    before_in, before_out = md5s(d), md5s(dout)
+    r = run(d / "x.jpg", d / "y.jpg", "--out-dir", dout, "--model", shift, "-j", "1")
+    assert r.exit_code == 2, r.stderr
+    one_line_error(r, "x.smile.jpg", "y.smile.jpg", "same file")
+    assert md5s(d) == before_in and md5s(dout) == before_out
+    assert files(dout) == sorted(["x.smile.jpg", *(["y.smile.jpg"] if link == "hard" else [])])
+
+
+def test_a_result_over_an_input_through_a_linked_out_dir_is_refused(shift, jpeg: Path, tmp_path: Path):
+    d = tmp_path / "d"
+    put(jpeg, d / "x.jpg")
+    (tmp_path / "same").symlink_to("d")  # --out-dir is the photos' own folder under another name
+    before = md5s(d)
+    r = run(d / "x.jpg", "--out-dir", tmp_path / "same", "--suffix", "", "--model", shift, "-j", "1")
+    assert r.exit_code == 2
+    one_line_error(r, "never overwrites inputs")
+    assert md5s(d) == before and files(d) == ["x.jpg"]
+
+
+# ------------------------------------------------------------------ 2. --in-place on one file under two names
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_in_place_edits_a_file_given_under_two_names_once(shift, jpeg: Path, tmp_path: Path, jobs: str):
+    ip, control = tmp_path / "ip", tmp_path / "control"
+    put(jpeg, ip / "real.jpg", control / "real.jpg")
+    (ip / "l1.jpg").symlink_to("real.jpg")
+    os.link(ip / "real.jpg", ip / "hard.jpg")
+    assert run(control / "real.jpg", "--in-place", "--model", shift, "-j", "1").exit_code == 0
+    once = md5(control / "real.jpg")
+    assert once != md5(jpeg)
+
+    r = run(ip / "real.jpg", ip / "l1.jpg", "--in-place", "--model", shift, "-j", jobs, "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert [p["input"] for p in doc["photos"]] == [str(ip / "real.jpg")]  # the first name given
+    assert md5(ip / "real.jpg") == once  # edited once, not twice
+    assert (ip / "l1.jpg").is_symlink() and md5(ip / "hard.jpg") == md5(jpeg)  # (a hard link keeps the original)
+    assert files(ip) == ["hard.jpg", "l1.jpg", "real.jpg"]
+
+
+def test_in_place_on_hard_links_edits_each_name_once(shift, jpeg: Path, tmp_path: Path):
+    ip, control = tmp_path / "ip", tmp_path / "control"
+    put(jpeg, ip / "real.jpg", control / "real.jpg")
+    os.link(ip / "real.jpg", ip / "hard.jpg")
+    assert run(control / "real.jpg", "--in-place", "--model", shift, "-j", "1").exit_code == 0
+    r = run(ip / "real.jpg", ip / "hard.jpg", "--in-place", "--model", shift, "-j", "2")
+    assert r.exit_code == 0, r.stderr  # (two names, each replaced on its own: not a clash)
+    assert md5(ip / "real.jpg") == md5(ip / "hard.jpg") == md5(control / "real.jpg")
+
+
+def test_a_folder_and_a_link_into_it_list_each_photo_once(tmp_path: Path, jpeg: Path):
+    put(jpeg, tmp_path / "f" / "a.jpg")
+    (tmp_path / "f" / "b.jpg").symlink_to("a.jpg")
+    got = expand_inputs([str(tmp_path / "f" / "b.jpg"), str(tmp_path / "f")])
+    assert [(str(p), problem) for p, problem in got] == [(str(tmp_path / "f" / "b.jpg"), None)]
+
+
+# ------------------------------------------------------------------ 3. -r --out-dir keeps the sub-folders
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_recursive_out_dir_mirrors_sub_folders(shift, jpeg: Path, tmp_path: Path, jobs: str):
+    c, cout = tmp_path / "c", tmp_path / "cout"
+    put(jpeg, c / "s1" / "x.jpg", c / "s2" / "x.jpg", c / "s2" / "deep" / "z.jpg", c / "top.jpg",
+        tmp_path / "elsewhere" / "named.jpg")
+    before = md5s(c)
+    r = run(c, tmp_path / "elsewhere" / "named.jpg", "-r", "--out-dir", cout, "--model", shift, "-j", jobs, "--json")
+    assert r.exit_code == 0, r.stderr
+    assert files(cout) == ["named.smile.jpg", "s1/x.smile.jpg", "s2/deep/z.smile.jpg", "s2/x.smile.jpg", "top.smile.jpg"]
+    doc = json.loads(r.stdout)
+    assert {p["input"]: p["output"] for p in doc["photos"]} == {
+        str(c / "s1" / "x.jpg"): str(cout / "s1" / "x.smile.jpg"),
+        str(c / "s2" / "deep" / "z.jpg"): str(cout / "s2" / "deep" / "z.smile.jpg"),
+        str(c / "s2" / "x.jpg"): str(cout / "s2" / "x.smile.jpg"),
+        str(c / "top.jpg"): str(cout / "top.smile.jpg"),
+        str(tmp_path / "elsewhere" / "named.jpg"): str(cout / "named.smile.jpg"),
+    }
+    assert md5s(c) == before
+    with Image.open(cout / "s2" / "deep" / "z.smile.jpg") as im:
+        assert im.format == "JPEG" and im.size == (512, 512)
+
+
+def test_mirroring_is_relative_to_the_folder_given(tmp_path: Path, jpeg: Path):
+    from smile_cli.inputs import Found
+
+    put(jpeg, tmp_path / "c" / "s1" / "x.jpg")
+    jobs = plan_outputs(expand_inputs([str(tmp_path / "c" / "s1")], recursive=True), None, str(tmp_path / "o"),
+                        ".smile", None, False, make_folders=False)
+    assert [j.output for j in jobs] == [tmp_path / "o" / "x.smile.jpg"]
+    assert not (tmp_path / "o").exists()  # (make_folders=False: nothing created)
+    found = Found(tmp_path / "c" / "s1" / "x.jpg", None, tmp_path / "c")
+    path, problem = found  # unpacks like the plain pair it replaces
+    assert problem is None and found.folder == tmp_path / "c"
+
+
+def test_a_file_in_the_way_of_a_mirrored_folder_is_a_write_failure(shift, jpeg: Path, tmp_path: Path):
+    c, cout = tmp_path / "c", tmp_path / "cout"
+    put(jpeg, c / "s1" / "x.jpg")
+    cout.mkdir()
+    (cout / "s1").write_bytes(b"not a folder")
+    r = run(c, "-r", "--out-dir", cout, "--model", shift, "-j", "1")
+    assert r.exit_code == 7
+    one_line_error(r, "s1", "cannot create the folder")
+    assert files(cout) == ["s1"]
+
+
+@pytest.mark.parametrize(
+    "names, extra, words",
+    [
+        (["e/a.jpg", "e/a.png"], ["--ext", "jpg"], ["a.smile.jpg", "leave out --ext"]),
+        (["c/s1/x.jpg", "c/s2/x.jpg"], [], ["x.smile.jpg", "different folders", "-r", "own --out-dir"]),
+        (["c/s1", "c/s2"], [], ["x.smile.jpg", "different folders", "own --out-dir"]),
+    ],
+)
+def test_two_photos_to_one_result_get_advice_that_separates_them(shift, jpeg: Path, tmp_path: Path, names, extra, words):
+    put(jpeg, tmp_path / "c" / "s1" / "x.jpg", tmp_path / "c" / "s2" / "x.jpg", tmp_path / "e" / "a.jpg")
+    Image.open(jpeg).save(tmp_path / "e" / "a.png")
+    r = run(*(tmp_path / n for n in names), "--out-dir", tmp_path / "out", *extra, "--model", shift, "-j", "1")
+    assert r.exit_code == 2
+    line = one_line_error(r, "would both be written to", *words)
+    assert "use --suffix or separate runs" not in line  # (--suffix renames both the same way)
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------ 4. hidden folders and links in -r walks
+
+
+def test_recursive_skips_hidden_folders_but_walks_one_named(shift, jpeg: Path, tmp_path: Path):
+    c = tmp_path / "c"
+    put(jpeg, c / "s1" / "x.jpg", c / ".thumbnails" / "IMG_1.jpg", c / "s1" / ".cache" / "y.jpg", c / ".hidden.jpg")
+    r = run(c, "-r", "--model", shift, "-j", "1", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert [p["input"] for p in json.loads(r.stdout)["photos"]] == [str(c / "s1" / "x.jpg")]
+    assert files(c / ".thumbnails") == ["IMG_1.jpg"] and files(c / "s1" / ".cache") == ["y.jpg"]
+    assert (c / "s1" / "x.smile.jpg").is_file()
+
+    r = run(c / ".thumbnails", "-r", "--model", shift, "-j", "1")  # named on the command line: walked
+    assert r.exit_code == 0, r.stderr
+    assert files(c / ".thumbnails") == ["IMG_1.jpg", "IMG_1.smile.jpg"]
+
+
+def test_recursive_skips_linked_folders_and_broken_links_silently(tmp_path: Path, jpeg: Path):
+    c = tmp_path / "c"
+    put(jpeg, c / "s1" / "x.jpg", tmp_path / "outside" / "o.jpg")
+    (c / "loop").symlink_to("..")  # a link back up: following it would never end
+    (c / "out").symlink_to(tmp_path / "outside")
+    (c / "broken.jpg").symlink_to("nowhere.jpg")
+    (c / "photo-link.jpg").symlink_to(tmp_path / "outside" / "o.jpg")
+    got = expand_inputs([str(c)], recursive=True)
+    assert [(p, problem) for p, problem in got] == [(c / "photo-link.jpg", None), (c / "s1" / "x.jpg", None)]
+
+
+def test_a_broken_link_named_as_a_photo_is_an_input_error(shift, jpeg: Path, tmp_path: Path):
+    put(jpeg, tmp_path / "ok.jpg")
+    (tmp_path / "broken.jpg").symlink_to("nowhere.jpg")
+    r = run(tmp_path / "broken.jpg", tmp_path / "ok.jpg", "--model", shift, "-j", "1")
+    assert r.exit_code == 4
+    one_line_error(r, "broken.jpg", "no such file", "nowhere.jpg")
+    assert (tmp_path / "ok.smile.jpg").is_file()  # the others still run
+
+
+# ------------------------------------------------------------------ 5. smile detect takes what smile takes
+
+
+def test_detect_takes_globs_folders_and_recursion(jpeg: Path, tmp_path: Path):
+    ex = tmp_path / "ex"
+    put(jpeg, ex / "o1.jpg", ex / "o2.jpg", ex / "sub" / "o3.jpg", ex / ".thumbnails" / "t.jpg")
+    blank = ex / "wall.png"
+    Image.fromarray(np.full((60, 80, 3), 128, np.uint8)).save(blank)
+
+    r = run("detect", str(ex / "o*.jpg"), "--json")  # a quoted glob
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert [e["input"] for e in doc] == [str(ex / "o1.jpg"), str(ex / "o2.jpg")]
+    assert all(len(e["faces"]) == 1 and e["error"] is None for e in doc)
+
+    r = run("detect", ex / "o1.jpg", ex)  # a folder (o1 named twice: listed once)
+    assert r.exit_code == 3  # wall.png has no face; the others are still listed
+    one_line_error(r, "wall.png", "no face")
+    assert [ln.split(":")[0] for ln in r.stdout.splitlines()] == [str(ex / "o1.jpg"), str(ex / "o2.jpg")]
+
+    r = run("detect", ex, "-r", "--json")
+    assert [e["input"] for e in json.loads(r.stdout)] == [str(ex / p) for p in ("o1.jpg", "o2.jpg", "sub/o3.jpg", "wall.png")]
+
+    r = run("detect", str(ex / "z*.jpg"))
+    assert r.exit_code == 4
+    one_line_error(r, "z*.jpg", "no photo matches")
