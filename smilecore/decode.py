@@ -2,8 +2,10 @@
 
 ``load_image`` returns the pixels upright (EXIF orientation applied) plus an
 :class:`ImageInfo` holding what :func:`smilecore.encode.save_image` needs to write the
-result back faithfully: the ICC profile, the EXIF block (orientation reset to 1), the JPEG
-quantisation tables and chroma subsampling, the resolution.
+result back faithfully: the ICC profile, the EXIF block (orientation reset to 1), the XMP
+packet, a JPEG comment, PNG text chunks, the JPEG quantisation tables, chroma subsampling and
+progressive coding, the resolution, the number of frames (the metadata is read by
+:mod:`smilecore.metadata`).
 
 Pixels come back as
 
@@ -30,7 +32,8 @@ import numpy as np
 from PIL import Image
 
 from .errors import ImageTooLargeError, InputError, UsageError, reason
-from .pixels import EXIF_ORIENTATION, to_8bit, to_upright
+from .metadata import exif_block, is_progressive, png_text, read_comment, read_xmp
+from .pixels import to_8bit, to_upright
 
 #: Default pixel limit (width x height) above which a photo is refused.
 DEFAULT_MAX_PIXELS = 200_000_000
@@ -61,6 +64,11 @@ class ImageInfo:
     jpeg_subsampling: int | None = None  #: chroma subsampling of a JPEG source (PIL's code)
     quality: int | None = None  #: estimated JPEG quality of the source (IJG scale)
     lossless: bool = False  #: a lossless WebP source (its result is written lossless too)
+    xmp: bytes | None = None  #: the XMP packet (JPEG APP1, PNG iTXt, WebP chunk, TIFF tag 700)
+    comment: bytes | None = None  #: a JPEG ``COM`` (or GIF) comment
+    text: dict[str, str] = field(default_factory=dict)  #: PNG text chunks (Title, Author...), XMP excepted
+    progressive: bool = False  #: a progressive JPEG source (its result is written progressive too)
+    frames: int = 1  #: frames or pages the source file holds (multi-page TIFF, animation, MPO)
     notes: list[str] = field(default_factory=list)  #: things worth telling the user
 
 
@@ -130,11 +138,13 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         if limit is not None and w * h > limit:
             raise ImageTooLargeError(f"{name}: {w}x{h} pixels is larger than the limit of {_mpx(limit)}; raise it with --max-pixels if you trust the file")
         info = ImageInfo(path=p, format=im.format, mode=im.mode, size=(w, h))
-        if getattr(im, "n_frames", 1) > 1:
-            info.notes.append(f"{name}: has {im.n_frames} frames or pages; only the first is used")
+        info.frames = _frame_count(im)
+        if info.frames > 1:
+            info.notes.append(f"{name}: has {info.frames} frames or pages; only the first is used")
         info.icc_profile = im.info.get("icc_profile") or None
         info.dpi = _dpi(im.info.get("dpi"))
-        info.orientation, info.exif = _exif_block(im)
+        info.orientation, info.exif = exif_block(im)
+        info.xmp, info.comment, info.progressive = read_xmp(im), read_comment(im), is_progressive(im)
         if im.format == "JPEG":
             info.jpeg_qtables = _copy_qtables(getattr(im, "quantization", None))
             info.jpeg_subsampling = _jpeg_subsampling(im)
@@ -142,6 +152,8 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
 
         if im.format == "PNG":
             _verify_png(p, name)
+            info.text, xmp = png_text(p)  # (also the chunks after the image data)
+            info.xmp = xmp or info.xmp
         if im.format == "WEBP":
             info.lossless = _webp_is_lossless(p)
 
@@ -312,25 +324,13 @@ def _orient_array(arr: np.ndarray, orientation: int) -> np.ndarray:
     return arr
 
 
-def _exif_block(im: Image.Image) -> tuple[int, bytes | None]:
-    """The source orientation and its EXIF block re-serialised with orientation = 1."""
+def _frame_count(im: Image.Image) -> int:
+    """How many frames or pages the open file holds (1 when PIL cannot tell)."""
     try:
-        exif = im.getexif()
-        if not exif:
-            return 1, None
-        orientation = exif.get(EXIF_ORIENTATION, 1)
-        if not isinstance(orientation, int) or not 1 <= orientation <= 8:
-            orientation = 1
-        if EXIF_ORIENTATION not in exif:
-            return orientation, exif.tobytes()
-        stored = exif[EXIF_ORIENTATION]
-        exif[EXIF_ORIENTATION] = 1  # PIL caches this object: restore it for exif_transpose
-        try:
-            return orientation, exif.tobytes()
-        finally:
-            exif[EXIF_ORIENTATION] = stored
-    except Exception:  # unreadable EXIF: drop it rather than refuse the photo
-        return 1, None
+        n = getattr(im, "n_frames", 1)
+        return n if isinstance(n, int) and n > 1 else 1
+    except Exception:  # a damaged multi-frame file: PIL counts frames by reading them
+        return 1
 
 
 def _dpi(value) -> tuple[float, float] | None:

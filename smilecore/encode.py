@@ -1,10 +1,12 @@
 """Writing photos: the format the extension names, with what the source carried.
 
 :func:`save_image` keeps, where the format can hold them, the ICC profile, the EXIF block
-(orientation reset to 1), the resolution, 16 bits per sample (PNG, TIFF), alpha (PNG, TIFF,
-WebP) and a JPEG source's quantisation tables and chroma subsampling (so the result looks as
-compressed as the original).  What :func:`smilecore.decode.load_image` read is passed in as
-its :class:`~smilecore.decode.ImageInfo`.  Every write is atomic (:mod:`smilecore.atomic`).
+(orientation reset to 1), the XMP packet, a comment and PNG text chunks, the resolution, 16
+bits per sample (PNG, TIFF), alpha (PNG, TIFF, WebP) and a JPEG source's quantisation tables,
+chroma subsampling and progressive coding (so the result looks as compressed as the
+original).  What the format cannot hold is named in the returned notes, never dropped
+silently.  What :func:`smilecore.decode.load_image` read is passed in as its
+:class:`~smilecore.decode.ImageInfo`.  Every write is atomic (:mod:`smilecore.atomic`).
 """
 from __future__ import annotations
 
@@ -15,11 +17,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from . import atomic
 from .decode import ImageInfo, PixelData
-from .errors import UsageError, WriteError
+from .errors import UsageError, WriteError, reason
+from .metadata import EXIF_IFD, GPS_IFD, PNG_XMP_KEY
 from .pixels import to_8bit
 
 #: Default JPEG/WebP quality when the source's own tables cannot be reused.
@@ -56,6 +59,19 @@ _FORMAT_MODES = {
 }
 _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
 
+#: Other names ``save_image(fmt=...)`` accepts (an MPO is written as its first picture, a JPEG).
+_FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "MPO": "JPEG"}
+
+#: Largest XMP packet and comment one JPEG segment holds (bytes).
+JPEG_MAX_XMP = 65504
+JPEG_MAX_COMMENT = 65533
+
+#: TIFF tag holding an XMP packet.
+TIFF_XMP = 700
+
+#: Where each kind of descriptive metadata can go (for the note when the output cannot hold it).
+_KEEPERS = {"XMP": ".jpg, .png, .tif or .webp", "comment": ".jpg or .png", "PNG text": ".png"}
+
 
 def output_format(path: str | os.PathLike) -> str:
     """The PIL format name for an output path's extension; :class:`UsageError` if unsupported."""
@@ -68,28 +84,44 @@ def output_format(path: str | os.PathLike) -> str:
     return fmt
 
 
+def _format_name(fmt: str) -> str:
+    """``fmt`` as one of the PIL format names Smile writes; :class:`UsageError` if it is none of them."""
+    name = str(fmt).upper()
+    name = _FORMAT_ALIASES.get(name, name)
+    if name not in _FORMAT_MODES:
+        raise UsageError(f"format {fmt!r} is not one Smile can write (use {', '.join(sorted(_FORMAT_MODES))})")
+    return name
+
+
 def save_image(
     path: str | os.PathLike,
     image: PixelData,
     info: ImageInfo | None = None,
     quality: int | None = None,
     png_compression: int = 6,
+    fmt: str | None = None,
 ) -> list[str]:
-    """Write ``image`` to ``path`` atomically, in the format its extension names.
+    """Write ``image`` to ``path`` atomically, in the format its extension names (or ``fmt``).
 
-    Keeps, where the format can hold them: the ICC profile, the EXIF block, the
-    resolution, 16 bits per sample (PNG, TIFF) and alpha (PNG, TIFF, WebP).
+    Keeps, where the format can hold them: the ICC profile, the EXIF block, the XMP packet
+    (JPEG, PNG, TIFF, WebP), a comment (JPEG ``COM``; PNG ``Comment`` text), PNG text chunks
+    (PNG), the resolution, 16 bits per sample (PNG, TIFF) and alpha (PNG, TIFF, WebP).
     JPEG quality: ``quality`` if given, else the source JPEG's own quantisation
-    tables (so the result looks as compressed as the original), else 95.
+    tables (so the result looks as compressed as the original), else 95; a progressive
+    JPEG source gives a progressive JPEG.
 
     An image with transparency saved as JPEG or BMP is flattened onto white; the
-    returned list of notes says so (and names any other lossy conversion).
+    returned list of notes says so (and names any other lossy conversion, and any
+    metadata of the source the format cannot hold).
     ``png_compression`` (0-9) trades PNG size for speed (the worker's temporary files use 1).
-    Raises :class:`UsageError` for an unknown extension and :class:`WriteError`
+    ``fmt``, a PIL format name ("JPEG", "PNG", "TIFF", "WEBP", "BMP"; also "JPG", "TIF" and
+    "MPO", written as JPEG), writes that format whatever the extension (``--in-place`` keeps a
+    misnamed photo's own format with it); ``None`` takes it from the extension.
+    Raises :class:`UsageError` for an unknown extension or ``fmt`` and :class:`WriteError`
     when the file cannot be written; the target is then left as it was.
     """
     target = Path(path)
-    fmt = output_format(target)
+    fmt = output_format(target) if fmt is None else _format_name(fmt)
     info = info or ImageInfo(path=target, format=None, mode="", size=(0, 0))
     notes: list[str] = []
     if quality is not None and not 1 <= int(quality) <= 100:
@@ -97,17 +129,27 @@ def save_image(
 
     if isinstance(image, np.ndarray):
         if image.dtype == np.uint16 and fmt in ("PNG", "TIFF"):
-            data = _encode_16bit(image, fmt, info, notes, png_compression)
+            data = _encode_16bit(image, fmt, info, notes, png_compression, _descriptive_params(fmt, info, notes))
             atomic.write_atomic(target, lambda f: f.write(data))
             return notes
         image = _array_to_pil(image, notes, fmt)
 
     image, icc = _fit_mode(image, fmt, info.icc_profile, notes)
-    params: dict = {}
+    params: dict = _descriptive_params(fmt, info, notes)
     if icc and fmt in ("JPEG", "PNG", "TIFF", "WEBP"):
         params["icc_profile"] = icc
     if info.exif and fmt in ("JPEG", "PNG", "TIFF", "WEBP"):
         params["exif"] = info.exif
+    if fmt == "BMP" and (icc or info.exif):
+        notes.append(f"{_both('ICC profile' if icc else '', 'EXIF' if info.exif else '')} not kept (BMP cannot hold it; "
+                     "use .jpg, .png, .tif or .webp)")
+    sub_ifds = False
+    carried = {"exif": "EXIF", "xmp": "XMP", "comment": "comment"}  # (named in a note if a retry drops them)
+    if fmt == "TIFF" and ("exif" in params or "xmp" in params):  # the TIFF writer takes XMP as tag 700
+        carried["exif"] = _both("EXIF" if "exif" in params else "", "XMP" if "xmp" in params else "")
+        params["exif"], sub_ifds = _tiff_exif(params.get("exif"), params.pop("xmp", None), notes)
+        if params["exif"] is None:
+            del params["exif"]
     if info.dpi and fmt in ("JPEG", "PNG", "TIFF", "BMP"):
         params["dpi"] = info.dpi
     if fmt == "JPEG":
@@ -120,6 +162,8 @@ def save_image(
         else:
             params["quality"] = DEFAULT_QUALITY
         params["optimize"] = JPEG_OPTIMIZE
+        if info.progressive:
+            params["progressive"] = True
     elif fmt == "WEBP":
         if info.lossless:  # lossless stays lossless (quality is then the compression effort)
             params.update(lossless=True, exact=True)
@@ -128,33 +172,50 @@ def save_image(
     elif fmt == "PNG":
         params["compress_level"] = int(png_compression)
     elif fmt == "TIFF":
-        params["compression"] = "tiff_deflate" if image.mode != "1" else "group4"
+        # libtiff (every compression) cannot write EXIF/GPS sub-directories: PIL's own writer can, uncompressed
+        params["compression"] = "raw" if sub_ifds else "tiff_deflate" if image.mode != "1" else "group4"
 
     def write(f):
         try:
             image.save(f, format=fmt, **params)
-        except (ValueError, OSError) as exc:
-            if "qtables" in params or "exif" in params:  # odd metadata: retry plainly rather than fail
-                for key in ("qtables", "subsampling", "exif"):
-                    params.pop(key, None)
-                if fmt == "JPEG":
-                    params.setdefault("quality", DEFAULT_QUALITY)
-                f.seek(0)
-                f.truncate()
+            return
+        except (ValueError, OSError, RuntimeError) as exc:
+            error = exc
+        # odd metadata: retry without it rather than fail (EXIF and JPEG tables first, then XMP and comment)
+        lost: list[str] = []
+        for keys in (("qtables", "subsampling", "exif"), ("xmp", "comment")):
+            dropped = [key for key in keys if params.pop(key, None) is not None]
+            if not dropped:
+                continue
+            lost += [carried[key] for key in dropped if key in carried]
+            if fmt == "JPEG":
+                params.setdefault("quality", DEFAULT_QUALITY)
+            f.seek(0)
+            f.truncate()
+            try:
                 image.save(f, format=fmt, **params)
-            else:
-                raise exc
+            except (ValueError, OSError, RuntimeError) as exc:
+                error = exc
+                continue
+            if lost:
+                notes.append(f"{_both(*lost)} not kept: {fmt} could not write it ({reason(error)})")
+            return
+        raise error
 
     atomic.write_atomic(target, write)
     return notes
 
 
-def _encode_16bit(arr: np.ndarray, fmt: str, info: ImageInfo, notes: list[str], png_compression: int = 6) -> bytes:
+def _encode_16bit(arr: np.ndarray, fmt: str, info: ImageInfo, notes: list[str], png_compression: int = 6,
+                  extra: dict | None = None) -> bytes:
+    """A 16-bit PNG or TIFF of ``arr``, with the ICC profile, EXIF and ``extra``'s PNG text (PNG only:
+    a note names what a 16-bit TIFF loses)."""
+    text = extra.get("pnginfo") if extra else None
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim == 3 and arr.shape[2] == 2:  # grey + alpha: OpenCV cannot write it
         if fmt == "PNG":
-            return _png_add_metadata(_encode_png16_grey_alpha(arr, png_compression), info.icc_profile, info.exif)
+            return _png_add_metadata(_encode_png16_grey_alpha(arr, png_compression), info.icc_profile, info.exif, text)
         notes.append("16-bit grey + alpha written as 16-bit RGBA (TIFF); use .png to keep grey + alpha")
         arr = np.dstack([arr[:, :, 0], arr[:, :, 0], arr[:, :, 0], arr[:, :, 1]])
     if arr.ndim == 3 and arr.shape[2] == 3:
@@ -172,9 +233,11 @@ def _encode_16bit(arr: np.ndarray, fmt: str, info: ImageInfo, notes: list[str], 
         raise WriteError(f"OpenCV could not encode the 16-bit {fmt}")
     data = buf.tobytes()
     if fmt == "PNG":
-        data = _png_add_metadata(data, info.icc_profile, info.exif)
-    elif info.icc_profile or info.exif:
-        notes.append("16-bit TIFF written without its ICC profile/EXIF (not supported for 16-bit TIFF yet)")
+        data = _png_add_metadata(data, info.icc_profile, info.exif, text)
+    elif info.icc_profile or info.exif or (extra and extra.get("xmp")):
+        lost = _both("ICC profile" if info.icc_profile else "", "EXIF" if info.exif else "",
+                     "XMP" if extra and extra.get("xmp") else "")
+        notes.append(f"16-bit TIFF written without its {lost} (not supported for 16-bit TIFF yet; use .png)")
     return data
 
 
@@ -195,9 +258,10 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
 
 
-def _png_add_metadata(png: bytes, icc: bytes | None, exif: bytes | None) -> bytes:
-    """Insert iCCP and eXIf chunks right after IHDR of an encoded PNG."""
-    if not icc and not exif:
+def _png_add_metadata(png: bytes, icc: bytes | None, exif: bytes | None,
+                      text: PngImagePlugin.PngInfo | None = None) -> bytes:
+    """Insert iCCP, eXIf and ``text``'s chunks (tEXt, zTXt, iTXt) right after IHDR of an encoded PNG."""
+    if not icc and not exif and not (text and text.chunks):
         return png
     ihdr_end = 8 + 8 + struct.unpack(">I", png[8:12])[0] + 4
     extra = b""
@@ -206,7 +270,95 @@ def _png_add_metadata(png: bytes, icc: bytes | None, exif: bytes | None) -> byte
     if exif:
         raw = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
         extra += _png_chunk(b"eXIf", raw)
+    for kind, payload, _after_idat in text.chunks if text else ():
+        extra += _png_chunk(kind, payload)
     return png[:ihdr_end] + extra + png[ihdr_end:]
+
+
+def _descriptive_params(fmt: str, info: ImageInfo, notes: list[str]) -> dict:
+    """Save parameters carrying the source's XMP, comment and PNG text into ``fmt`` (``xmp``,
+    ``comment``, ``pnginfo``; a TIFF's ``xmp`` becomes tag 700), and a note for each that ``fmt``
+    cannot hold.  A comment and a PNG ``Comment`` text are the same thing in either format."""
+    params: dict = {}
+    text = dict(info.text)
+    comment = info.comment
+    if fmt == "PNG":
+        png = _png_info(text, comment, info.xmp, notes)
+        if png is not None:
+            params["pnginfo"] = png
+        return params
+    if comment is None and "Comment" in text:
+        comment = str(text.pop("Comment")).encode("utf-8")
+    lost = []
+    if info.xmp and fmt == "JPEG" and len(info.xmp) > JPEG_MAX_XMP:
+        notes.append(f"XMP not kept: its {len(info.xmp)} bytes do not fit in one JPEG segment (at most {JPEG_MAX_XMP}); "
+                     "use .png, .tif or .webp")
+    elif info.xmp and fmt in ("JPEG", "TIFF", "WEBP"):
+        params["xmp"] = info.xmp
+    elif info.xmp:
+        lost.append("XMP")
+    if comment and fmt == "JPEG" and len(comment) > JPEG_MAX_COMMENT:
+        notes.append(f"comment not kept: its {len(comment)} bytes do not fit in one JPEG segment; use .png")
+    elif comment and fmt == "JPEG":
+        params["comment"] = comment
+    elif comment:
+        lost.append("comment")
+    for what in lost:
+        notes.append(f"{what} not kept ({fmt} cannot hold it; use {_KEEPERS[what]})")
+    if text:
+        notes.append(f"PNG text ({', '.join(sorted(text))}) not kept ({fmt} cannot hold it; use {_KEEPERS['PNG text']})")
+    return params
+
+
+def _png_info(text: dict[str, str], comment: bytes | None, xmp: bytes | None, notes: list[str]) -> PngImagePlugin.PngInfo | None:
+    """PNG text chunks for ``text``, a ``comment`` (as ``Comment`` text, unless ``text`` has one) and
+    ``xmp`` (an uncompressed iTXt ``XML:com.adobe.xmp``); ``None`` when there is nothing to write."""
+    png = PngImagePlugin.PngInfo()
+    if comment and "Comment" not in text:
+        text = {**text, "Comment": _text_of(comment)}
+    for key, value in text.items():
+        try:
+            png.add_text(key, value, zip=len(value) > 1024)  # (an iTXt value keeps its language)
+        except (UnicodeError, ValueError):
+            notes.append(f"PNG text {key!r} not kept (its keyword is not Latin-1 text)")
+    if xmp:
+        try:
+            png.add_itxt(PNG_XMP_KEY, xmp.decode("utf-8"), zip=False)
+        except UnicodeDecodeError:
+            notes.append("XMP not kept (it is not UTF-8 text, which PNG needs; use .jpg, .tif or .webp)")
+    return png if png.chunks else None
+
+
+def _tiff_exif(exif: bytes | None, xmp: bytes | None, notes: list[str]) -> tuple[bytes | None, bool]:
+    """The EXIF block to give PIL's TIFF writer, with ``xmp`` added as tag 700, and whether it holds
+    Exif or GPS sub-directories (which only PIL's own, uncompressed, writer can store)."""
+    try:
+        tags = Image.Exif()
+        if exif:
+            tags.load(exif)
+        sub_ifds = EXIF_IFD in tags or GPS_IFD in tags
+        if not xmp:
+            return exif, sub_ifds
+        tags[TIFF_XMP] = xmp
+        return tags.tobytes(), sub_ifds
+    except Exception:  # an EXIF block PIL cannot read back: as before, without the XMP
+        if xmp:
+            notes.append("XMP not kept (the EXIF block it would join cannot be read; use .jpg, .png or .webp)")
+        return exif, False
+
+
+def _text_of(comment: bytes) -> str:
+    """A comment's bytes as text: UTF-8 when they are, else Latin-1 (JPEG does not say)."""
+    try:
+        return comment.decode("utf-8")
+    except UnicodeDecodeError:
+        return comment.decode("latin-1")
+
+
+def _both(*names: str) -> str:
+    """``"ICC profile and EXIF"``: the non-empty ``names`` joined for a note."""
+    named = [n for n in names if n]
+    return ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else "".join(named)
 
 
 def _array_to_pil(arr: np.ndarray, notes: list[str], fmt: str) -> Image.Image:

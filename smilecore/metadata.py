@@ -1,0 +1,207 @@
+"""Reading the metadata a photo carries besides its pixels: EXIF, XMP, comments and PNG text.
+
+:func:`smilecore.decode.load_image` calls these while the file is open and stores what they
+return in its :class:`~smilecore.decode.ImageInfo`, so that :func:`smilecore.encode.save_image`
+can write it back:
+
+* :func:`exif_block`: the EXIF block with orientation reset to 1.  For a TIFF, whose
+  ``getexif()`` is the image's own first directory, only real EXIF content is kept (the Exif
+  and GPS sub-directories and descriptive tags such as Make, Model, DateTime, Artist,
+  Copyright), never the structural tags (size, strips, compression, ICC profile, XMP).
+* :func:`read_xmp`: the XMP packet (JPEG APP1, WebP ``XMP`` chunk, TIFF tag 700, PNG iTXt
+  ``XML:com.adobe.xmp``).
+* :func:`read_comment`: a JPEG ``COM`` (or GIF) comment.
+* :func:`png_text`: a PNG's ``tEXt``/``zTXt``/``iTXt`` chunks (Title, Author, Description...),
+  read from the file's chunks without decoding the image, compressed ones within a size limit.
+
+Unreadable metadata is dropped rather than refusing the photo: every function here returns
+"nothing" instead of raising.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+from PIL import Image, PngImagePlugin
+
+from .pixels import EXIF_ORIENTATION
+
+#: The PNG text keyword under which XMP is stored (an uncompressed ``iTXt`` chunk).
+PNG_XMP_KEY = "XML:com.adobe.xmp"
+
+#: Largest decompressed text of one ``zTXt``/``iTXt`` chunk that is kept (larger ones are skipped).
+MAX_TEXT_CHUNK = 1 << 20
+
+#: Most text kept from one PNG in all (later chunks are skipped).
+MAX_TEXT_TOTAL = 16 << 20
+
+EXIF_IFD = 0x8769  #: pointer to the Exif sub-directory
+GPS_IFD = 0x8825  #: pointer to the GPS sub-directory
+
+#: First-directory tags of a TIFF that are descriptive metadata (kept as EXIF); every other tag
+#: there describes the TIFF's own layout (size, strips, compression...) or is kept another way
+#: (resolution, ICC profile, XMP).
+TIFF_EXIF_TAGS = (
+    0x010E,  # ImageDescription
+    0x010F,  # Make
+    0x0110,  # Model
+    EXIF_ORIENTATION,
+    0x0131,  # Software
+    0x0132,  # DateTime
+    0x013B,  # Artist
+    0x013C,  # HostComputer
+    0x4746,  # Rating (Windows)
+    0x4749,  # RatingPercent (Windows)
+    0x8298,  # Copyright
+    0x9C9B,  # XPTitle
+    0x9C9C,  # XPComment
+    0x9C9D,  # XPAuthor
+    0x9C9E,  # XPKeywords
+    0x9C9F,  # XPSubject
+)
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def exif_block(im: Image.Image) -> tuple[int, bytes | None]:
+    """The source's EXIF orientation (1..8) and its EXIF block re-serialised with orientation 1
+    (``None`` when it has none, or nothing but a TIFF's structural tags)."""
+    try:
+        exif = im.getexif()
+        if im.format == "TIFF":
+            exif = _tiff_exif(exif)
+        if not exif:
+            return 1, None
+        orientation = exif.get(EXIF_ORIENTATION, 1)
+        if not isinstance(orientation, int) or not 1 <= orientation <= 8:
+            orientation = 1
+        if EXIF_ORIENTATION not in exif:
+            return orientation, exif.tobytes()
+        stored = exif[EXIF_ORIENTATION]
+        exif[EXIF_ORIENTATION] = 1  # PIL caches this object: restore it for exif_transpose
+        try:
+            return orientation, exif.tobytes()
+        finally:
+            exif[EXIF_ORIENTATION] = stored
+    except Exception:  # unreadable EXIF: drop it rather than refuse the photo
+        return 1, None
+
+
+def _tiff_exif(ifd0: Image.Exif) -> Image.Exif:
+    """A new EXIF holding only the real EXIF content of a TIFF's first directory ``ifd0``."""
+    kept = Image.Exif()
+    for tag in TIFF_EXIF_TAGS:
+        if tag in ifd0:
+            kept[tag] = ifd0[tag]
+    for tag in (EXIF_IFD, GPS_IFD):
+        if tag in ifd0:
+            sub = ifd0.get_ifd(tag)
+            if sub:
+                kept[tag] = dict(sub)
+    return kept
+
+
+def read_xmp(im: Image.Image) -> bytes | None:
+    """The XMP packet PIL found while opening ``im`` (JPEG, WebP, TIFF; PNG: see :func:`png_text`)."""
+    return _as_bytes(im.info.get("xmp"))
+
+
+def read_comment(im: Image.Image) -> bytes | None:
+    """A JPEG's ``COM`` comment (the last, as PIL reads it) or a GIF's comment; ``None`` if none."""
+    return _as_bytes(im.info.get("comment"))
+
+
+def is_progressive(im: Image.Image) -> bool:
+    """Was a JPEG written progressive (rather than baseline)?"""
+    return im.format in ("JPEG", "MPO") and bool(im.info.get("progressive") or im.info.get("progression"))
+
+
+def png_text(path: str | os.PathLike) -> tuple[dict[str, str], bytes | None]:
+    """A PNG's text chunks and its XMP packet, read from the file without decoding the image.
+
+    Returns ``(text, xmp)``: ``text`` maps each keyword to its text (the last chunk wins, as in
+    PIL; ``iTXt`` values are :class:`PIL.PngImagePlugin.iTXt` strings that keep their language
+    and translated keyword), without the XMP chunk, which is ``xmp`` (UTF-8 bytes) instead.
+    Chunks that do not decode, or whose text is over :data:`MAX_TEXT_CHUNK`, are skipped.
+    """
+    text: dict[str, str] = {}
+    xmp: bytes | None = None
+    total = 0
+    try:
+        with open(Path(path), "rb") as f:
+            if f.read(8) != _PNG_SIGNATURE:
+                return {}, None
+            size = os.fstat(f.fileno()).st_size
+            while True:
+                head = f.read(8)
+                if len(head) < 8:
+                    break
+                length, kind = struct.unpack(">I4s", head)
+                if kind == b"IEND" or length > size - f.tell():
+                    break
+                if kind not in (b"tEXt", b"zTXt", b"iTXt") or total + length > MAX_TEXT_TOTAL:
+                    f.seek(length + 4, os.SEEK_CUR)  # (the chunk and its CRC)
+                    continue
+                entry = _text_chunk(kind, f.read(length))
+                f.seek(4, os.SEEK_CUR)
+                if entry is None:
+                    continue
+                key, value = entry
+                total += len(value)
+                if key == PNG_XMP_KEY:
+                    xmp = value.encode("utf-8")
+                else:
+                    text[key] = value
+    except OSError:
+        pass
+    return text, xmp
+
+
+def _text_chunk(kind: bytes, data: bytes) -> tuple[str, str] | None:
+    """Decode one ``tEXt``, ``zTXt`` or ``iTXt`` chunk into ``(keyword, text)``; ``None`` if it is damaged."""
+    try:
+        raw_key, sep, rest = data.partition(b"\x00")
+        key = raw_key.decode("latin-1")
+        if not sep or not 1 <= len(key) <= 79:
+            return None
+        if kind == b"tEXt":
+            return key, rest.decode("latin-1")
+        if kind == b"zTXt":
+            if rest[:1] != b"\x00":  # compression method 0 (deflate) is the only one
+                return None
+            value = _inflate(rest[1:])
+            return None if value is None else (key, value.decode("latin-1"))
+        compressed, method = rest[0], rest[1]
+        lang, _, rest = rest[2:].partition(b"\x00")
+        tkey, _, body = rest.partition(b"\x00")
+        if compressed:
+            if method != 0:
+                return None
+            inflated = _inflate(body)
+            if inflated is None:
+                return None
+            body = inflated
+        value = body.decode("utf-8")
+        return key, PngImagePlugin.iTXt(value, lang.decode("utf-8"), tkey.decode("utf-8"))
+    except (IndexError, UnicodeDecodeError):
+        return None
+
+
+def _inflate(data: bytes) -> bytes | None:
+    """``data`` decompressed, or ``None`` when it is corrupt or would exceed :data:`MAX_TEXT_CHUNK`."""
+    try:
+        d = zlib.decompressobj()
+        out = d.decompress(data, MAX_TEXT_CHUNK)
+        return None if d.unconsumed_tail else out
+    except zlib.error:
+        return None
+
+
+def _as_bytes(value: object) -> bytes | None:
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray)) and value:
+        return bytes(value)
+    return None
