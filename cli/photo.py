@@ -11,8 +11,8 @@ from pathlib import Path
 
 from smilecore.atomic import copy_file_atomic
 from smilecore.decode import load_image
-from smilecore.encode import OUTPUT_FORMATS, save_image
-from smilecore.errors import InputError, NoFaceError, SmileError
+from smilecore.encode import OUTPUT_FORMATS, output_format, save_image
+from smilecore.errors import InputError, NoFaceError, SmileError, UsageError
 
 from . import report as rep
 from .inputs import Job
@@ -35,6 +35,13 @@ def process_photo(job: Job, model, strength, faces, min_face, selection, keep_un
             raise InputError(job.problem)
         image, info = load_image(job.input, max_pixels=max_pixels)
         r.size = info.size
+        in_place = job.output == job.input
+        if in_place and info.frames > 1:  # the result holds the first frame only: the others would be lost
+            raise UsageError(f"{job.input}: it holds {info.frames} frames (pages, an animation or a second picture) "
+                             "and Smile edits and writes the first only: --in-place would lose the others; "
+                             "write a new file with -o or --out-dir")
+        # --in-place keeps the photo's own format, even under another format's extension (PNG named .jpg)
+        fmt = info.format if in_place and info.format and info.format != output_format(job.output) else None
         r.notes.extend(info.notes)
         try:
             result = smilecore.smile(image, strength=strength, faces=faces, min_face=min_face, selection=selection,
@@ -64,7 +71,9 @@ def process_photo(job: Job, model, strength, faces, min_face, selection, keep_un
             if job.output != job.input:
                 copy_file_atomic(job.input, job.output)
         else:
-            r.notes.extend(save_image(job.output, result.image, info, quality=quality))
+            r.notes.extend(save_image(job.output, result.image, info, quality=quality, fmt=fmt))
+            if fmt:
+                r.notes.append(f"written as {fmt}, the format it holds, under its {job.output.suffix} name")
         r.output = job.output
         r.status = rep.STATUS_OK
         if debug_dir is not None:

@@ -28,3 +28,37 @@ def test_a_face_left_alone_is_in_the_json_report(shift_model, photo: Path, tmp_p
     assert entry["status"] == "failed" and "none chosen" in entry["error"]["message"]
     assert entry["faces_found"] == 1 and entry["faces"][0]["reason"] == "smaller than --min-face 5000 px"
     assert not entry["faces"][0]["edited"] and not (tmp_path / "out.png").exists()
+
+
+def test_in_place_refuses_a_file_with_more_frames_and_leaves_it(shift_model, astronaut, tmp_path: Path):
+    from PIL import Image
+
+    im = Image.fromarray(astronaut)
+    more = [im.rotate(10), im.rotate(20)]
+    paths = {"pages.tif": dict(save_all=True, append_images=more),
+             "anim.webp": dict(save_all=True, append_images=more, lossless=True)}
+    for name, kw in paths.items():
+        im.save(tmp_path / name, **kw)
+    before = {n: (tmp_path / n).read_bytes() for n in paths}
+    r = run(*(tmp_path / n for n in paths), "--in-place")
+    assert r.exit_code == 2
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("smile: error:")]
+    assert len(errors) == 2 and all("holds 3 frames" in e and "--in-place would lose the others" in e for e in errors)
+    assert {n: (tmp_path / n).read_bytes() for n in paths} == before
+    r = run(tmp_path / "pages.tif", "-o", tmp_path / "first.tif")  # a new file: the first page, with a note
+    assert r.exit_code == 0 and Image.open(tmp_path / "first.tif").n_frames == 1
+
+
+def test_in_place_keeps_a_misnamed_photos_own_format(shift_model, astronaut, tmp_path: Path):
+    import numpy as np
+    from PIL import Image
+
+    p = tmp_path / "disguised.jpg"
+    Image.fromarray(astronaut).save(p, format="PNG")  # PNG bytes under a .jpg name
+    r = run(p, "--in-place", "--json")
+    assert r.exit_code == 0, r.stderr
+    out = Image.open(p)
+    (entry,) = json.loads(r.stdout)["photos"]
+    assert out.format == "PNG" and any("written as PNG" in n for n in entry["notes"]), entry["notes"]
+    changed = np.any(np.asarray(out.convert("RGB")) != astronaut, axis=2)
+    assert changed.any() and not changed[:60].any()  # the face smiled; the rest (lossless) is the input's
