@@ -146,11 +146,11 @@ LONE_MIN = 0.6
 #: FINE_MIN_GAIN × larger than that copy and no face was found, or the smallest found is under
 #: FINE_WHEN of the long side (near that limit: a group whose smaller faces may have been missed,
 #: people further away), a second copy of long side ≤ FINE_MAX_SIDE is searched as level 2
-#: searches the first, in tiles of FINE_TILE px overlapping by FINE_OVERLAP (more than the
+#: searches the first, in tiles of at most FINE_TILE px overlapping by FINE_OVERLAP (more than the
 #: largest face a tile keeps, so every face is whole in one of them; memory stays bounded at any
 #: photo size). A face both passes found is the first pass's.
 FINE_MAX_SIDE = 1600
-FINE_TILE = 640
+FINE_TILE = 768
 FINE_OVERLAP = 128
 FINE_WHEN = 0.05
 FINE_MIN_GAIN = 1.5
@@ -306,11 +306,14 @@ def _in_photo(merged, copy: np.ndarray, rgb8: np.ndarray) -> list[Detection]:
     ]
 
 
-def _tile_starts(n: int) -> list[int]:
-    """Starts of the :data:`FINE_TILE`-px tiles, :data:`FINE_OVERLAP` px apart, that cover ``n`` px."""
+def _tiles(n: int) -> tuple[list[int], int]:
+    """Starts and length of the fewest tiles of at most :data:`FINE_TILE` px that cover ``n`` px,
+    evenly spread, each overlapping the next by at least :data:`FINE_OVERLAP` px."""
     if n <= FINE_TILE:
-        return [0]
-    return list(range(0, n - FINE_TILE, FINE_TILE - FINE_OVERLAP)) + [n - FINE_TILE]
+        return [0], n
+    k = int(np.ceil((n - FINE_OVERLAP) / (FINE_TILE - FINE_OVERLAP)))
+    size = min(n, _ceil16((n + FINE_OVERLAP * (k - 1)) / k))
+    return [int(np.floor(i * (n - size) / (k - 1))) for i in range(k)], size
 
 
 def _fine_pass(net, rgb8: np.ndarray, long_side: int, min_score: float) -> list[Detection]:
@@ -320,12 +323,11 @@ def _fine_pass(net, rgb8: np.ndarray, long_side: int, min_score: float) -> list[
     h, w = fine.shape[:2]
     _, _, lo, hi, _ = LEVELS[-1]
     boxes, kps, prob = [], [], []
-    for y in _tile_starts(h):
-        for x in _tile_starts(w):
-            tile = fine[y : y + FINE_TILE, x : x + FINE_TILE]
-            th, tw = tile.shape[:2]
+    (ys, th), (xs, tw) = _tiles(h), _tiles(w)
+    for y in ys:
+        for x in xs:
             canvas = np.zeros((_ceil16(th), _ceil16(tw), 3), np.uint8)
-            canvas[:th, :tw] = tile
+            canvas[:th, :tw] = fine[y : y + th, x : x + tw]
             b, k, p = net.run(canvas[None], min_score)[0]
             size = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
             keep = (size >= lo) & (size <= hi)
