@@ -23,6 +23,20 @@ def astronaut() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def picture(astronaut) -> np.ndarray:
+    """The neutral astronaut the video tests move across a canvas (``astronaut``): every strength above 0 edits her."""
+    return astronaut
+
+
+@pytest.fixture(scope="session")
+def model():
+    """The bundled default model, loaded once (a test module may define its own ``model``)."""
+    import smilecore
+
+    return smilecore.load_model()
+
+
+@pytest.fixture(scope="session")
 def smiling() -> np.ndarray:
     """NASA's astronaut portrait as she is: smiling broadly, (512,512,3) uint8."""
     return np.array(smiling_astronaut())

@@ -35,19 +35,6 @@ FRAMES = 64
 
 
 @pytest.fixture(scope="module")
-def picture() -> np.ndarray:
-    """The bundled astronaut made neutral (tests/portrait.py): every strength above 0 edits her."""
-    from portrait import neutral_astronaut
-
-    return np.array(neutral_astronaut())
-
-
-@pytest.fixture(scope="module")
-def model():
-    return smilecore.load_model()
-
-
-@pytest.fixture(scope="module")
 def clips(tmp_path_factory, picture):
     """The clips most tests share (made once)."""
     d = tmp_path_factory.mktemp("clips")

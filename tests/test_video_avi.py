@@ -15,7 +15,6 @@ from click.testing import CliRunner
 
 av = pytest.importorskip("av", reason="video tests need PyAV: pip install '.[video]' (or '.[test]')")
 
-import smilecore  # noqa: E402
 from cli.main import cli  # noqa: E402
 from smilecore.video import smile_video  # noqa: E402
 from smilecore.video_synth import make_clip, packets, read_frames  # noqa: E402
@@ -23,19 +22,6 @@ from smilecore.video_synth import make_clip, packets, read_frames  # noqa: E402
 SIZE = (160, 120)
 FRAMES = 20
 FPS = Fraction(25)
-
-
-@pytest.fixture(scope="module")
-def picture() -> np.ndarray:
-    """The bundled astronaut made neutral (tests/portrait.py): every strength above 0 edits her."""
-    from portrait import neutral_astronaut
-
-    return np.array(neutral_astronaut())
-
-
-@pytest.fixture(scope="module")
-def model():
-    return smilecore.load_model()
 
 
 def clip(path: Path, picture, **kw):

@@ -13,7 +13,6 @@ from click.testing import CliRunner
 
 av = pytest.importorskip("av", reason="video tests need PyAV: pip install '.[video]' (or '.[test]')")
 
-import smilecore  # noqa: E402
 from cli.main import cli  # noqa: E402
 from smilecore.errors import UsageError  # noqa: E402
 from smilecore.video import smile_video  # noqa: E402
@@ -21,19 +20,6 @@ from smilecore.video_synth import make_clip, mouth_box  # noqa: E402
 from smilecore.video_track import CUT_THUMB, FaceTracker, _is_cut  # noqa: E402
 
 SIZE = (320, 240)
-
-
-@pytest.fixture(scope="module")
-def picture() -> np.ndarray:
-    """The bundled astronaut made neutral (tests/portrait.py): every strength above 0 edits her."""
-    from portrait import neutral_astronaut
-
-    return np.array(neutral_astronaut())
-
-
-@pytest.fixture(scope="module")
-def model():
-    return smilecore.load_model()
 
 
 def planes(path) -> list[np.ndarray]:
