@@ -35,12 +35,12 @@ from .face import Face
 from .pixels import to_8bit
 from .strength import ALREADY_SMILING, already_smiling
 from .video_edit import NET_EVERY, NET_SMOOTH, FaceEditor
+from .video_planar import PlanarFrame, planar_io
+from .video_rotate import rotate_points, unrotate_points
 from .video_schedule import StrengthSchedule
 from .video_streams import (CODECS, CONTAINER_CODECS, add_output_streams, first_rotation, is_deep, probe, require_av,
                             video_format)
 from .video_track import DETECT_EVERY, FaceTracker, Track
-from .video_rotate import rotate_points, unrotate_points
-from .video_planar import PlanarFrame, planar_io
 from .video_yuv import Yuv, yuv_coeffs
 
 #: Largest frame accepted (width × height): 8K UHD.

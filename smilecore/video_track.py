@@ -310,6 +310,7 @@ class FaceTracker:
             self.pending = None
         for tr in self.tracks:
             tr.points = None
+            tr.smooth.reset()  # (a face found again lands on its new place at once, not through a glide)
             if tr.ending:
                 tr.weight = 0.0  # a face fading out does not fade over the new shot
         self._start = frame_index
