@@ -218,23 +218,38 @@ def _below(path: Path, folder: Path | None) -> Path:
         return Path()
 
 
-def make_output_folders(jobs: list[Job], out_dir: str | None) -> None:
+def make_output_folders(jobs: list[Job], out_dir: str | None) -> list[Path]:
     """Create the sub-folders of ``out_dir`` that the planned results go into (the writer only
-    writes into existing folders); ``out_dir`` itself is not created here.
+    writes into existing folders); ``out_dir`` itself is not created here.  Returns the folders it
+    created, parents first (see :func:`remove_empty_folders`).
 
     :class:`UsageError` when ``out_dir`` is not a folder, :class:`smilecore.errors.WriteError`
     when a sub-folder cannot be created (a file of that name is in the way, no permission)."""
     if not out_dir:
-        return
+        return []
     root = Path(out_dir).expanduser()
     if root.exists() and not root.is_dir():
         raise UsageError(f"--out-dir {root} exists and is not a folder")
     folders = sorted({j.output.parent for j in jobs if j.output is not None and j.output.parent != root})
+    created: list[Path] = []
     for folder in folders:
+        missing = [p for p in [folder, *folder.parents] if p not in created and not p.exists()]
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise WriteError(f"--out-dir {folder}: cannot create the folder ({exc.strerror or exc})") from None
+        created.extend(reversed(missing))
+    return created
+
+
+def remove_empty_folders(created: list[Path]) -> None:
+    """Remove the folders :func:`make_output_folders` created that hold nothing (a run refused
+    before it began, or whose photos in that folder all failed), deepest first."""
+    for folder in reversed(created):
+        try:
+            folder.rmdir()  # (only an empty folder goes)
+        except OSError:
+            pass
 
 
 def _key(path: Path) -> str:

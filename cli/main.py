@@ -15,6 +15,7 @@ import click
 from smilecore.errors import SmileError
 
 from .detect import detect_command
+from .interrupt import Terminated
 from .bridge.install import install_plugin_command
 from .models import models_group
 from .run import run_command
@@ -99,14 +100,6 @@ class SmileGroup(click.Group):
         if standalone_mode:
             sys.exit(code)
         return code
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP arrived: stop like Ctrl-C (temporary files removed, nothing half-written)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
 
 
 def _stop_on_signals():

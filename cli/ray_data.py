@@ -31,12 +31,16 @@ import json
 import os
 import signal
 import tempfile
+import time
 from pathlib import Path
 
 from smilecore.errors import EXIT_CODES, ImageTooLargeError, InputError, ModelError, NoFaceError, SmileError, UsageError, WriteError
 
 from . import report as rep
+from .interrupt import Terminated
 
+#: Environment variable marking the processes of the ``--ray local`` cluster this run starts.
+OWNER_VAR = "SMILE_RAY_OWNER"
 #: The most photos one ``map_batches`` call of ``smile --ray`` smiles (see :func:`batch_size_for`).
 MAX_BATCH = 4
 INSTALL_HINT = 'pip install "smile-filter[ray]" (from a checkout: pip install ".[ray]")'
@@ -67,12 +71,20 @@ def connect(address: str):
         if address != "local" and not address.startswith("ray://"):
             _check_reachable(address)
         handlers = _signal_handlers()
+        if address == "local":  # (the cluster's processes inherit it: see _stop_half_started)
+            os.environ[OWNER_VAR] = f"{os.getpid()}-{time.time_ns()}"
         try:
             with _quiet_stderr():  # Ray's C++ core says hello on file descriptor 2
                 ray.init(address=address, **kw)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise UsageError(f"--ray {address}: cannot reach the Ray cluster "
                              f"({' '.join(str(exc).split())[:200]})") from None
+        except SystemExit as exc:  # Ray's own SIGTERM handler, set inside ray.init, exits with the signal's number
+            _stop_half_started(ray, address)
+            raise Terminated(exc.code if isinstance(exc.code, int) and exc.code > 0 else signal.SIGTERM) from None
+        except BaseException:  # Ctrl-C (or smile's SIGTERM / SIGHUP) while the cluster starts: stop what started
+            _stop_half_started(ray, address)
+            raise
         finally:
             # ray.init installs its own SIGTERM handler (exit 15, a C++ stack dump): smile's own
             # (Ctrl-C, SIGTERM, SIGHUP -> exit 130/143/129, the cluster stopped) comes back
@@ -88,6 +100,42 @@ def connect(address: str):
     for name in ("ray.data", "ray"):
         logging.getLogger(name).setLevel(logging.ERROR)
     return ray
+
+
+def _stop_half_started(ray, address: str) -> None:
+    """Stop what an interrupted ``ray.init`` started.  For ``local``, ``ray.shutdown`` does not stop
+    every process of a cluster interrupted while it starts (its dashboard and runtime-env agents
+    then outlive smile, for minutes): see :func:`_kill_leftovers`."""
+    try:
+        if address == "local":
+            _stop_monitor(ray)
+        ray.shutdown()
+    except Exception:  # noqa: BLE001 - stopping anyway
+        pass
+    if address == "local":
+        _kill_leftovers()
+
+
+def _kill_leftovers() -> None:
+    """Kill (Linux) what is left of the ``--ray local`` cluster this run started after
+    ``ray.shutdown``: the processes whose environment carries this run's :data:`OWNER_VAR`."""
+    token = os.environ.get(OWNER_VAR)
+    if not token or not os.path.isdir("/proc"):
+        return
+    mark = f"{OWNER_VAR}={token}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if mark in env:
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def _check_reachable(address: str, seconds: float = 5.0) -> None:
@@ -425,6 +473,7 @@ class RayBatch:
         except Exception:  # noqa: BLE001
             pass
         if self.address == "local":  # actors stopped half-way through a photo leave their copies here
+            _kill_leftovers()  # (and an interrupted start, agents)
             import glob
 
             for leftover in glob.glob(os.path.join(tempfile.gettempdir(), glob.escape(self._prefix) + "*")):

@@ -12,7 +12,7 @@ from smilecore.atomic import check_target
 from smilecore.decode import DEFAULT_MAX_PIXELS, load_mask
 
 from . import report as rep
-from .inputs import check_no_clash, expand_inputs, make_output_folders, plan_outputs
+from .inputs import check_no_clash, expand_inputs, make_output_folders, plan_outputs, remove_empty_folders
 from .photo import process_photo
 from .stdout import Report
 from .version import smile_version
@@ -108,69 +108,73 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
         raise UsageError("--selection applies to one photo; give exactly one PHOTO")
     if selection is not None and jobs[0].output is not None:
         check_no_clash({"--selection": selection}, {"the result": jobs[0].output})
+    created: list[Path] = []
     if out_dir:
         _make_dir(Path(out_dir).expanduser(), "--out-dir")
-        make_output_folders(jobs, out_dir)  # (-r: the sub-folders the results keep)
+        created = make_output_folders(jobs, out_dir)  # (-r: the sub-folders the results keep)
     if debug_dir:
         _make_dir(Path(debug_dir).expanduser(), "--debug")
     if output:
         _check_parent(Path(output).expanduser())
         check_target(Path(output).expanduser())  # (a named pipe or device called x.png is never replaced)
 
-    import smilecore
+    try:
+        import smilecore
 
-    smile_model = None
-    from .parallel import open_pool  # -j N: photos in worker processes (None: one after another here)
+        smile_model = None
+        from .parallel import open_pool  # -j N: photos in worker processes (None: one after another here)
 
-    pool = open_pool(jobs_n, jobs, model, dict(strength=strength, faces=faces, min_face=min_face, keep_unchanged=keep_unchanged,
-                     quality=quality, max_pixels=max_pixels, debug_dir=Path(debug_dir).expanduser() if debug_dir else None),
-                     ray=ray_address, ray_actors=ray_actors)
-    if pool is not None:
-        smile_model = pool.model  # loaded by the workers (and here too when there are videos)
-    elif any(j.problem is None for j in jobs):  # (when every photo is missing, say that, not a model problem)
-        smile_model = smilecore.load_model(model)  # once for all photos; ModelError -> exit 6
-    check_schedule(strength, jobs, smile_model)  # (a schedule is for videos; each value in the model's range)
-    sel = load_mask(selection, max_pixels=max_pixels) if selection else None
+        pool = open_pool(jobs_n, jobs, model, dict(strength=strength, faces=faces, min_face=min_face, keep_unchanged=keep_unchanged,
+                         quality=quality, max_pixels=max_pixels, debug_dir=Path(debug_dir).expanduser() if debug_dir else None),
+                         ray=ray_address, ray_actors=ray_actors)
+        if pool is not None:
+            smile_model = pool.model  # loaded by the workers (and here too when there are videos)
+        elif any(j.problem is None for j in jobs):  # (when every photo is missing, say that, not a model problem)
+            smile_model = smilecore.load_model(model)  # once for all photos; ModelError -> exit 6
+        check_schedule(strength, jobs, smile_model)  # (a schedule is for videos; each value in the model's range)
+        sel = load_mask(selection, max_pixels=max_pixels) if selection else None
 
-    reports: list[rep.PhotoReport] = []
-    out = Report()  # a reader that goes away silences the report, never the work
-    bar = None
-    if len(jobs) > 1 and not as_json and not quiet:
-        from tqdm import tqdm
+        reports: list[rep.PhotoReport] = []
+        out = Report()  # a reader that goes away silences the report, never the work
+        bar = None
+        if len(jobs) > 1 and not as_json and not quiet:
+            from tqdm import tqdm
 
-        bar = tqdm(total=len(jobs), unit="photo", file=sys.stderr, disable=None, leave=False)
-    echo_line = _line_printer(quiet, as_json, out, bar)
-    for number, job in enumerate(jobs, 1):
-        if is_video_path(job.input):
-            if bar is not None:
-                bar.clear()
-            r = process_video(job, smile_model, strength, faces, min_face, keep_unchanged, max_pixels, codec=codec,
-                              crf=crf, preset=preset, show_progress=not (as_json or quiet))
-        elif pool is not None:
-            r = pool.take(number, bar)  # in input order; the bar counts photos as they finish
-        else:
-            r = process_photo(job, smile_model, strength, faces, min_face, sel, keep_unchanged, quality, max_pixels,
-                              Path(debug_dir).expanduser() if debug_dir else None, number)
-        reports.append(r)
-        echo_line(r)
-        if bar is not None and (pool is None or is_video_path(job.input)):
-            bar.update(1)
-    if pool is not None:
-        pool.close()
-    if bar is not None:
-        bar.close()
+            bar = tqdm(total=len(jobs), unit="photo", file=sys.stderr, disable=None, leave=False)
+        echo_line = _line_printer(quiet, as_json, out, bar)
+        for number, job in enumerate(jobs, 1):
+            if is_video_path(job.input):
+                if bar is not None:
+                    bar.clear()
+                r = process_video(job, smile_model, strength, faces, min_face, keep_unchanged, max_pixels, codec=codec,
+                                  crf=crf, preset=preset, show_progress=not (as_json or quiet))
+            elif pool is not None:
+                r = pool.take(number, bar)  # in input order; the bar counts photos as they finish
+            else:
+                r = process_photo(job, smile_model, strength, faces, min_face, sel, keep_unchanged, quality, max_pixels,
+                                  Path(debug_dir).expanduser() if debug_dir else None, number)
+            reports.append(r)
+            echo_line(r)
+            if bar is not None and (pool is None or is_video_path(job.input)):
+                bar.update(1)
+        if pool is not None:
+            pool.close()
+        if bar is not None:
+            bar.close()
 
-    if as_json:
-        model_info = None if smile_model is None else {
-            "name": smile_model.name, "version": smile_model.version, "license": smile_model.license,
-            "path": str(smile_model.path)}
-        doc = rep.document(reports, smile_version(), model_info, strength_label(strength))
-        out.echo(json.dumps(doc, indent=2))
-    elif len(reports) > 1 and not quiet:
-        _to_stderr(rep.summary_line(reports))
-    code = rep.overall_exit_code(reports)
-    written = sum(r.output is not None for r in reports)
-    return out.exit_code(code, f"; {written} of {len(reports)} result{'s' if len(reports) != 1 else ''} written")
+        if as_json:
+            model_info = None if smile_model is None else {
+                "name": smile_model.name, "version": smile_model.version, "license": smile_model.license,
+                "path": str(smile_model.path)}
+            doc = rep.document(reports, smile_version(), model_info, strength_label(strength))
+            out.echo(json.dumps(doc, indent=2))
+        elif len(reports) > 1 and not quiet:
+            _to_stderr(rep.summary_line(reports))
+        code = rep.overall_exit_code(reports)
+        written = sum(r.output is not None for r in reports)
+        return out.exit_code(code, f"; {written} of {len(reports)} result{'s' if len(reports) != 1 else ''} written")
+    finally:
+        remove_empty_folders(created)  # (a run refused before it began, a folder whose photos all failed)
 
 
 def _suggest_commands(inputs: list, photos: tuple[str, ...]) -> list:

@@ -278,3 +278,15 @@ def test_detect_takes_globs_folders_and_recursion(jpeg: Path, tmp_path: Path):
     r = run("detect", str(ex / "z*.jpg"))
     assert r.exit_code == 4
     one_line_error(r, "z*.jpg", "no photo matches")
+
+
+def test_a_refused_run_or_a_failed_folder_leaves_no_empty_sub_folders(shift, jpeg: Path, tmp_path: Path):
+    c, cout = tmp_path / "c", tmp_path / "cout"
+    put(jpeg, c / "s1" / "deep" / "x.jpg", c / "s2" / "y.jpg")
+    (c / "bad").mkdir()
+    (c / "bad" / "broken.jpg").write_text("not a photo")
+    r = run(c, "-r", "--out-dir", cout, "--model", shift, "--strength", "99")  # refused once planned
+    assert r.exit_code == 2 and list(cout.iterdir()) == []
+    r = run(c, "-r", "--out-dir", cout, "--model", shift)  # bad/ holds no result: no empty folder
+    assert r.exit_code == 4
+    assert files(cout) == ["s1/deep/x.smile.jpg", "s2/y.smile.jpg"] and not (cout / "bad").exists()
