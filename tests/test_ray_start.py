@@ -29,7 +29,9 @@ class StandInRay:
         return False
 
     def init(self, address=None, **kw):
-        self.child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        self.child = subprocess.Popen([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+                                      stdout=subprocess.PIPE, text=True)
+        assert self.child.stdout.readline() == "up\n"  # (started: its environment is its own, not its parent's copy)
         raise self.exc
 
     def shutdown(self) -> None:
