@@ -147,15 +147,13 @@ def plan_outputs(
     suffix: str,
     ext: str | None,
     in_place: bool,
-    make_folders: bool = True,
 ) -> list[Job]:
     """Decide each photo's output path; :class:`UsageError` for impossible or unsafe plans.
 
     With ``out_dir``, a photo found in a folder argument (a :class:`Found` with ``folder``) keeps
     its sub-folder below that folder (``c/s1/x.jpg`` from ``c`` -> ``OUT/s1/x.smile.jpg``); files
-    named directly or matched by a glob go to ``OUT`` itself.  Once the plan is safe, and when
-    ``make_folders``, the sub-folders of ``out_dir`` it needs are created
-    (:func:`make_output_folders`; ``out_dir`` itself is left to the caller)."""
+    named directly or matched by a glob go to ``OUT`` itself.  Nothing is created here: the caller
+    makes the folders once every check has passed (:func:`make_output_folders`)."""
     if in_place and (output or out_dir):
         raise UsageError("--in-place cannot be combined with -o/--output or --out-dir")
     if output and out_dir:
@@ -203,8 +201,6 @@ def plan_outputs(
         jobs.append(Job(path, target))
 
     _check_clashes(jobs, in_place, ext, out_dir)
-    if make_folders:
-        make_output_folders(jobs, out_dir)
     return jobs
 
 

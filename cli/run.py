@@ -102,7 +102,7 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
     """Entry of ``smile run``; returns the exit status."""
     inputs = expand_inputs(list(photos), recursive=recursive, skip_suffix=suffix if not in_place else None)
     inputs = _suggest_commands(inputs, photos)
-    jobs = plan_outputs(inputs, output, out_dir, suffix, ext, in_place, make_folders=False)
+    jobs = plan_outputs(inputs, output, out_dir, suffix, ext, in_place)
     check_video_options(jobs, selection=selection, debug_dir=debug_dir, in_place=in_place)
     if selection is not None and len(jobs) != 1:
         raise UsageError("--selection applies to one photo; give exactly one PHOTO")

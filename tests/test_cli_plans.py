@@ -178,9 +178,9 @@ def test_mirroring_is_relative_to_the_folder_given(tmp_path: Path, jpeg: Path):
 
     put(jpeg, tmp_path / "c" / "s1" / "x.jpg")
     jobs = plan_outputs(expand_inputs([str(tmp_path / "c" / "s1")], recursive=True), None, str(tmp_path / "o"),
-                        ".smile", None, False, make_folders=False)
+                        ".smile", None, False)
     assert [j.output for j in jobs] == [tmp_path / "o" / "x.smile.jpg"]
-    assert not (tmp_path / "o").exists()  # (make_folders=False: nothing created)
+    assert not (tmp_path / "o").exists()  # (planning creates nothing)
     found = Found(tmp_path / "c" / "s1" / "x.jpg", None, tmp_path / "c")
     path, problem = found  # unpacks like the plain pair it replaces
     assert problem is None and found.folder == tmp_path / "c"
