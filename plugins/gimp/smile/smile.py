@@ -15,12 +15,21 @@ Talking to the engine (``smile worker``, docs/worker-protocol.md) is the job of
 Krita plug-in shares; this file holds GIMP's side: the procedure, its dialog and the pixels,
 which travel as PNG files in a private temporary folder.  The strength slider's range is the
 engine's model's, from the engine's greeting.
+
+Pixels of any precision: the engine reads and writes sRGB-encoded 8- and 16-bit PNG, so a layer
+is sent as 8 bits when it has 8 (non-linear), else as 16, and only the pixels the engine changed
+are written back, converted by GIMP into the layer's own format; every other pixel keeps its exact
+value (16-bit, float, values beyond 0..1 from HDR work, alpha).  Indexed images are refused.
 """
 from __future__ import annotations
 
+import array
 import os
+import re
+import struct
 import sys
 import tempfile
+import zlib
 
 import gi
 
@@ -33,13 +42,19 @@ from smile_client import (EngineProblem, EngineProcess, StrengthSlider, explain,
 
 PROCEDURE_NAME = "plug-in-smile"
 EDITOR = "gimp"
-RGBA = "R'G'B'A u8"      # sRGB-encoded 8-bit, what the engine expects in a PNG
+#: Precisions sent to the engine as 8-bit PNG (sRGB-encoded, as stored); any other is sent as 16-bit.
+EIGHT_BIT = ("U8_NON_LINEAR", "U8_PERCEPTUAL")
+#: Precisions whose alpha 16 bits hold exactly; the engine never changes alpha, and in the others
+#: (half, float, double, u32) a changed pixel keeps its alpha through a format that holds them all.
+SIXTEEN_BIT_AT_MOST = ("U8_LINEAR", "U8_NON_LINEAR", "U8_PERCEPTUAL", "U16_LINEAR", "U16_NON_LINEAR",
+                       "U16_PERCEPTUAL")
 MASK_IN = "Y u8"         # selection / layer-mask coverage, 0..255
 MASK_FILE = "Y' u8"      # an 8-bit grayscale PNG as GIMP loads it (bytes as stored)
 MASK_COVER = bytes([0] + [255] * 255)  # byte table: any change → fully shown
 #: The procedure's own bounds for "strength"; the engine's model sets the real range (its
 #: greeting: the dialog's slider) and refuses a strength outside it.
 STRENGTH_BOUND = 100.0
+NONZERO = re.compile(rb"[^\x00]+")
 
 
 class SmileFailure(Exception):
@@ -75,6 +90,73 @@ def read_pixels(drawable, pixel_format: str, x: int = 0, y: int = 0, width: int 
     return bytes(drawable.get_buffer().get(rect, 1.0, pixel_format, abyss))
 
 
+def engine_format(image, drawable) -> tuple[str, int, int]:
+    """The babl format the layer is sent to the engine in, its channels and bits per channel:
+    sRGB-encoded gray or RGB, with alpha when the layer has it, 8 bits for 8-bit (non-linear)
+    images, else 16 (the engine's deepest PNG; nothing of an 8-bit layer is lost in 8 bits)."""
+    gray = image.get_base_type() == Gimp.ImageBaseType.GRAY
+    alpha = drawable.has_alpha()
+    eight = image.get_precision() in [getattr(Gimp.Precision, name) for name in EIGHT_BIT]
+    depth = 8 if eight else 16
+    model = ("Y'" if gray else "R'G'B'") + ("A" if alpha else "")
+    return f"{model} u{depth}", (1 if gray else 3) + alpha, depth
+
+
+def alpha_keeper(image, drawable) -> str | None:
+    """The format in which a changed pixel gets its alpha back exactly (None: the format sent to
+    the engine holds the layer's alpha exactly, or it has none): 64-bit float holds any of GIMP's."""
+    if not drawable.has_alpha() or image.get_precision() in [getattr(Gimp.Precision, name)
+                                                             for name in SIXTEEN_BIT_AT_MOST]:
+        return None
+    return ("Y'A" if image.get_base_type() == Gimp.ImageBaseType.GRAY else "R'G'B'A") + " double"
+
+
+def write_engine_png(path: str, width: int, height: int, channels: int, depth: int, pixels: bytes) -> None:
+    """Write pixels as read from GIMP (8 bits, or 16 in the machine's byte order) as a PNG file."""
+    if depth == 8:
+        write_png(path, width, height, channels, pixels)
+        return
+    samples = array.array("H")
+    samples.frombytes(pixels)
+    if sys.byteorder == "little":
+        samples.byteswap()  # PNG stores 16-bit samples big-endian
+    data = memoryview(samples.tobytes())
+    stride = width * channels * 2
+    raw = b"".join(b"\x00" + data[row * stride:(row + 1) * stride] for row in range(height))
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return (struct.pack(">I", len(payload)) + kind + payload
+                + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
+
+    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    with open(path, "wb") as handle:
+        handle.write(b"\x89PNG\r\n\x1a\n")
+        handle.write(chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)))
+        handle.write(chunk(b"IDAT", zlib.compress(raw, 3)))
+        handle.write(chunk(b"IEND", b""))
+
+
+def changed_runs(before: bytes, after: bytes, width: int, height: int,
+                 pixel_size: int) -> list[tuple[int, int, int]]:
+    """``(y, x0, x1)`` for every run of pixels of a row whose bytes differ between ``before`` and
+    ``after`` (same size and format): exactly the pixels the engine changed.  Whole rows are
+    compared as integers, so no Python loop runs over pixels."""
+    stride = width * pixel_size
+    runs = []
+    for y in range(height):
+        start = y * stride
+        a, b = before[start:start + stride], after[start:start + stride]
+        if a == b:
+            continue
+        diff = (int.from_bytes(a, "little") ^ int.from_bytes(b, "little")).to_bytes(stride, "little")
+        flags = 0
+        for k in range(pixel_size):  # one byte a pixel: nonzero where any of its bytes differ
+            flags |= int.from_bytes(diff[k::pixel_size], "little")
+        runs.extend((y, found.start(), found.end())
+                    for found in NONZERO.finditer(flags.to_bytes(width, "little")))
+    return runs
+
+
 def load_png_pixels(path: str, pixel_format: str, width: int, height: int) -> bytes:
     """Load a PNG the engine wrote (through GIMP's own loader) and return its pixels."""
     loaded = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(path))
@@ -90,19 +172,44 @@ def load_png_pixels(path: str, pixel_format: str, width: int, height: int) -> by
         loaded.delete()
 
 
-def write_pixels(drawable, pixel_format: str, pixels: bytes, undoable: bool) -> None:
-    """Replace all pixels of a drawable; through the shadow buffer (undoable) or directly."""
+def write_pixels(drawable, pixel_format: str, pixels: bytes) -> None:
+    """Replace all pixels of a drawable directly (not undoable: for a drawable made by this run)."""
     rect = Gegl.Rectangle.new(0, 0, drawable.get_width(), drawable.get_height())
-    if undoable:
-        shadow = drawable.get_shadow_buffer()
-        shadow.set(rect, pixel_format, pixels)
-        shadow.flush()
-        drawable.merge_shadow(True)
-    else:
-        buffer = drawable.get_buffer()
-        buffer.set(rect, pixel_format, pixels)
-        buffer.flush()
+    buffer = drawable.get_buffer()
+    buffer.set(rect, pixel_format, pixels)
+    buffer.flush()
     drawable.update(0, 0, drawable.get_width(), drawable.get_height())
+
+
+def put_changes(source, target, pixel_format: str, pixels: bytes, runs, undoable: bool,
+                keep_alpha: str | None = None) -> None:
+    """Make ``target`` (``source`` itself, or a new layer of its size) an exact copy of ``source``
+    in which only the pixels of ``runs`` (see :func:`changed_runs`) are replaced by those of
+    ``pixels`` (the engine's result, in ``pixel_format``), converted by GIMP into the target's own
+    format; ``keep_alpha`` (see :func:`alpha_keeper`): the format in which those pixels get their
+    alpha back.  Undoable: through the shadow buffer (one undo step, within the selection)."""
+    width, height = source.get_width(), source.get_height()
+    rect = Gegl.Rectangle.new(0, 0, width, height)
+    original = source.get_buffer()
+    buffer = target.get_shadow_buffer() if undoable else target.get_buffer()
+    original.copy(rect, Gegl.AbyssPolicy.NONE, buffer, rect)  # exact: the same precision
+    pixel_size = len(pixels) // (width * height)
+    alpha_size = 8  # keep_alpha is a "double" format: its alpha is the last 8 bytes of a pixel
+    for y, x0, x1 in runs:
+        start = (y * width + x0) * pixel_size
+        run = Gegl.Rectangle.new(x0, y, x1 - x0, 1)
+        buffer.set(run, pixel_format, pixels[start:start + (x1 - x0) * pixel_size])
+        if keep_alpha:
+            mixed = bytearray(buffer.get(run, 1.0, keep_alpha, Gegl.AbyssPolicy.NONE))
+            alpha = bytes(original.get(run, 1.0, keep_alpha, Gegl.AbyssPolicy.NONE))
+            stride = len(mixed) // (x1 - x0)
+            for k in range(stride - alpha_size, stride):
+                mixed[k::stride] = alpha[k::stride]
+            buffer.set(run, keep_alpha, bytes(mixed))
+    buffer.flush()
+    if undoable:
+        target.merge_shadow(True)
+    target.update(0, 0, width, height)
 
 
 def drawable_offsets(drawable) -> tuple[int, int]:
@@ -123,15 +230,16 @@ def smile_drawable(engine: EngineProcess, image, drawable, strength: float, face
     width, height = drawable.get_width(), drawable.get_height()
     off_x, off_y = drawable_offsets(drawable)
     with_selection = not Gimp.Selection.is_empty(image)
+    pixel_format, channels, depth = engine_format(image, drawable)
 
     Gimp.progress_update(0.05)
     with tempfile.TemporaryDirectory(prefix="smile-gimp-") as folder:
-        source = read_pixels(drawable, RGBA)
+        source = read_pixels(drawable, pixel_format)
         request = {"cmd": "smile", "input": os.path.join(folder, "input.png"),
                    "output": os.path.join(folder, "output.png"),
                    "mask_output": os.path.join(folder, "mask.png"),
                    "strength": float(strength), "faces": faces}
-        write_png(request["input"], width, height, 4, source)
+        write_engine_png(request["input"], width, height, channels, depth, source)
         if with_selection:
             selection = read_pixels(image.get_selection(), MASK_IN, off_x, off_y, width, height,
                                     Gegl.AbyssPolicy.NONE)
@@ -150,13 +258,20 @@ def smile_drawable(engine: EngineProcess, image, drawable, strength: float, face
             reasons = sorted({f.get("reason") for f in faces if f.get("reason")})
             raise SmileFailure("no face was changed" + (f": {'; '.join(reasons)}" if reasons else ""))
         Gimp.progress_update(0.9)
-        result = load_png_pixels(request["output"], RGBA, width, height)
+        result = load_png_pixels(request["output"], pixel_format, width, height)
+        # Only the pixels the engine changed are written back; all others keep their exact value
+        # in the layer's own format (which the PNG, sRGB and at most 16 bits, may not hold).
+        runs = changed_runs(source, result, width, height, len(source) // (width * height))
         mask = None
-        if new_layer and layer_mask and os.path.isfile(request["mask_output"]):
-            # The output is already blended with the feathered mask; a layer mask of "where it
-            # changed" keeps the composite exactly equal to the engine's result.
-            changed = load_png_pixels(request["mask_output"], MASK_FILE, width, height)
-            mask = changed.translate(MASK_COVER)
+        if new_layer and layer_mask:
+            # A layer mask of "where it changed": the feathered mask the engine edited through,
+            # and every changed pixel, so the composite is exactly the engine's result.
+            mask = bytearray(width * height)
+            if os.path.isfile(request["mask_output"]):
+                mask[:] = load_png_pixels(request["mask_output"], MASK_FILE, width, height).translate(MASK_COVER)
+            for y, x0, x1 in runs:
+                mask[y * width + x0:y * width + x1] = b"\xff" * (x1 - x0)
+    del source
 
     image.undo_group_start()
     try:
@@ -166,14 +281,20 @@ def smile_drawable(engine: EngineProcess, image, drawable, strength: float, face
             layer = Gimp.Layer.new(image, layer_name(strength), width, height, kind, 100.0,
                                    Gimp.LayerMode.NORMAL)
             image.insert_layer(layer, drawable.get_parent(), image.get_item_position(drawable))
-            layer.set_offsets(off_x, off_y)
-            write_pixels(layer, RGBA, result, undoable=False)
-            if mask is not None:
-                layer_mask_channel = layer.create_mask(Gimp.AddMaskType.BLACK)
-                layer.add_mask(layer_mask_channel)
-                write_pixels(layer_mask_channel, MASK_IN, mask, undoable=False)
-        else:
-            write_pixels(drawable, RGBA, result, undoable=True)
+            try:
+                layer.set_offsets(off_x, off_y)
+                put_changes(drawable, layer, pixel_format, result, runs, undoable=False,
+                            keep_alpha=alpha_keeper(image, drawable))
+                if mask is not None:
+                    layer_mask_channel = layer.create_mask(Gimp.AddMaskType.BLACK)
+                    layer.add_mask(layer_mask_channel)
+                    write_pixels(layer_mask_channel, MASK_IN, bytes(mask))
+            except Exception:
+                image.remove_layer(layer)  # no half-made layer is left
+                raise
+        elif runs:
+            put_changes(drawable, drawable, pixel_format, result, runs, undoable=True,
+                        keep_alpha=alpha_keeper(image, drawable))
     finally:
         image.undo_group_end()
     Gimp.progress_update(1.0)
@@ -204,6 +325,10 @@ def run_smile(procedure, run_mode, image, drawables, config, data):
     try:
         if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
             raise SmileFailure("select exactly one layer (not a mask or channel) to smile.")
+        if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
+            # (the menu entry is off for them; a script may still call the procedure)
+            raise SmileFailure("indexed images are not supported: convert the image with "
+                               "Image ▸ Mode ▸ RGB (or Grayscale) first.")
         Gimp.progress_init("Smile…")
         engine = open_engine()  # before the dialog: its slider is the model's range
         if run_mode == Gimp.RunMode.INTERACTIVE and not run_dialog(
@@ -217,6 +342,10 @@ def run_smile(procedure, run_mode, image, drawables, config, data):
         smile_drawable(engine, image, drawables[0], config.get_property("strength"),
                        config.get_property("faces"), config.get_property("new-layer"),
                        config.get_property("layer-mask"))
+    except OSError as failure:  # the temporary folder: full or not writable
+        message = (f"Smile: could not use a temporary folder ({failure.strerror or failure}); "
+                   "free some disk space or set TMPDIR to a writable folder.")
+        return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(message))
     except (SmileFailure, EngineProblem) as failure:
         # GIMP shows the returned error in its message area (and on the console in batch runs).
         message = f"Smile: {failure}"

@@ -2,18 +2,25 @@
 # Reads the job JSON named by $SMILE_GIMP_JOB:
 #   {"procedure": "plug-in-smile", "report": "<path>",
 #    "cases": [{"name", "input", "dump": "<folder>", "args": {...}, "select": [x, y, w, h] | null,
-#               "crop_layer": [x, y, w, h] | null, "interactive": false}]}
-# For each case: load the image, optionally crop its layer to a smaller one at an offset and
-# select a rectangle (image coordinates), run the procedure
-# non-interactively on the first layer, dump every layer (and layer mask) as raw bytes
-# (R'G'B'A u8 / Y u8) and describe the outcome in the report JSON.
+#               "crop_layer": [x, y, w, h] | null, "interactive": false,
+#               "mode": "gray" | "indexed" | null, "precision": "U16_LINEAR" (a Gimp.Precision) | null,
+#               "group": true | null,
+#               "hdr": [x, y, w, h, [values...]] | null, "profile": "<ICC file>" | null}]}
+# For each case: load the image, optionally convert its mode, assign it a colour profile, convert
+# its precision, write float values (beyond 0..1: HDR) into a rectangle of its layer, move the
+# layer into a layer group, crop it to a smaller one at an offset and select a rectangle (image coordinates),
+# run the procedure non-interactively on that layer, dump every layer (and layer mask) as raw
+# bytes (R'G'B'A u8 / Y u8, and the layer's own format: "native") and describe the outcome in
+# the report JSON.  With "group", the layers described are the group's.
 import json
 import os
+import struct
 
 import gi
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
-from gi.repository import Gegl, Gimp, Gio
+gi.require_version("Babl", "0.1")
+from gi.repository import Babl, Gegl, Gimp, Gio
 
 job = json.load(open(os.environ["SMILE_GIMP_JOB"]))
 pdb = Gimp.get_pdb()
@@ -32,14 +39,20 @@ def dump(drawable, path, fmt):
         handle.write(bytes(data))
 
 
-def describe(image, folder, tag):
+def describe(image, folder, tag, group=False):
     layers = []
-    for number, layer in enumerate(image.get_layers()):
+    top = image.get_layers()
+    for number, layer in enumerate(top[0].get_children() if group else top):
         offsets = layer.get_offsets()
+        fmt = layer.get_format()
         entry = {"name": layer.get_name(), "width": layer.get_width(), "height": layer.get_height(),
                  "offsets": [offsets[-2], offsets[-1]], "mask": layer.get_mask() is not None,
-                 "pixels": os.path.join(folder, f"{tag}-layer{number}.rgba")}
+                 "pixels": os.path.join(folder, f"{tag}-layer{number}.rgba"),
+                 "native": os.path.join(folder, f"{tag}-layer{number}.native"),
+                 "format": Babl.format_get_encoding(fmt), "components": Babl.format_get_n_components(fmt),
+                 "top_level": len(top)}
         dump(layer, entry["pixels"], "R'G'B'A u8")
+        dump(layer, entry["native"], None)
         if entry["mask"]:
             entry["mask_pixels"] = os.path.join(folder, f"{tag}-layer{number}-mask.gray")
             dump(layer.get_mask(), entry["mask_pixels"], "Y u8")
@@ -50,17 +63,43 @@ def describe(image, folder, tag):
 for case in job["cases"] if proc is not None else []:
     os.makedirs(case["dump"], exist_ok=True)
     image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(case["input"]))
+    if case.get("mode") == "gray":
+        image.convert_grayscale()
+    elif case.get("mode") == "indexed":
+        image.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE, 255,
+                              False, False, "")
+    if case.get("profile"):  # assigned (the pixels keep their values)
+        image.set_color_profile(Gimp.ColorProfile.new_from_file(Gio.File.new_for_path(case["profile"])))
+    if case.get("precision"):
+        image.convert_precision(getattr(Gimp.Precision, case["precision"]))
+    layer = image.get_layers()[0]
+    if case.get("hdr"):
+        x, y, w, h, values = case["hdr"]
+        fmt = ("Y" if image.get_base_type() == Gimp.ImageBaseType.GRAY else "RGB") \
+            + ("A" if layer.has_alpha() else "") + " float"
+        n = Babl.format_get_n_components(Babl.format(fmt))
+        colours = n - layer.has_alpha()  # the values go to the colour channels in turn; alpha 1
+        floats = [values[(i // n * colours + i % n) % len(values)] if i % n < colours else 1.0
+                  for i in range(w * h * n)]
+        buffer = layer.get_buffer()
+        buffer.set(Gegl.Rectangle.new(x, y, w, h), fmt, struct.pack(f"={len(floats)}f", *floats))
+        buffer.flush()
+    in_group = bool(case.get("group"))
+    if in_group:
+        group = Gimp.GroupLayer.new(image, "Group")
+        image.insert_layer(group, None, 0)
+        image.reorder_item(layer, group, 0)
     if case.get("crop_layer"):
         x, y, w, h = case["crop_layer"]
-        image.get_layers()[0].resize(w, h, -x, -y)
+        layer.resize(w, h, -x, -y)
     if case.get("select"):
         image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["select"])
-    before = describe(image, case["dump"], "before")
+    before = describe(image, case["dump"], "before", in_group)
     config = proc.create_config()
     mode = Gimp.RunMode.INTERACTIVE if case.get("interactive") else Gimp.RunMode.NONINTERACTIVE
     config.set_property("run-mode", mode)
     config.set_property("image", image)
-    config.set_core_object_array("drawables", [image.get_layers()[0]])
+    config.set_core_object_array("drawables", [layer])
     for name, value in case.get("args", {}).items():
         config.set_property(name, value)
     result = proc.run(config)
@@ -69,7 +108,7 @@ for case in job["cases"] if proc is not None else []:
         "status": status.value_nick if hasattr(status, "value_nick") else str(status),
         "success": status == Gimp.PDBStatusType.SUCCESS,
         "error": pdb.get_last_error() if hasattr(pdb, "get_last_error") else None,
-        "before": before, "after": describe(image, case["dump"], "after"),
+        "before": before, "after": describe(image, case["dump"], "after", in_group),
     }
     image.delete()
 
