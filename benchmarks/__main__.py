@@ -1,4 +1,4 @@
-"""``python -m benchmarks [pipeline|face|detector|models|quality|video|batch|codecs|all] [--repeats N] [--threads N]``
+"""``python -m benchmarks [pipeline|face|detector|models|quality|video|batch|codecs|formats|all] [--repeats N] [--threads N]``
 
 Runs from the checkout with a plain ``pip install .``: the photos are made from
 ``samples/astronaut.jpg``.  ``all`` is pipeline + face + detector + models; a part whose optional
@@ -7,7 +7,8 @@ from the ``[test]`` extra; ``models`` needs PyTorch and onnx, the ``[train]`` ex
 times every step the engine runs per face on one thread (issue 15's cost).  ``quality`` needs
 the training cache (see benchmarks/quality.py); ``video`` needs PyAV (``pip install ".[video]"``)
 and times 720p and 1080p clips; ``batch`` times ``smile FOLDER -j 1`` beside ``-j 2`` on 3 MP
-JPEGs (``--photos N``), with peak memory."""
+JPEGs (``--photos N``), with peak memory; ``formats`` writes a 12 MP result as JPEG, AVIF and HEIF
+(HEIF rows need ``pip install ".[heif]"``)."""
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,7 @@ def missing(part: str) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen benchmarks and print Markdown; returns the exit status."""
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", nargs="?", default="all", choices=["pipeline", "face", "detector", "models", "quality", "video", "batch", "codecs", "all"])
+    ap.add_argument("what", nargs="?", default="all", choices=["pipeline", "face", "detector", "models", "quality", "video", "batch", "codecs", "formats", "all"])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--photos", type=int, default=128, help="batch: photos in the folder (start-up is part of each run)")
@@ -100,6 +101,11 @@ def run_part(part: str, args: argparse.Namespace) -> int:
 
         print("### JPEG decode and encode: Pillow beside simplejpeg\n")
         print(codecs.to_markdown(codecs.run(repeats=args.repeats)))
+    elif part == "formats":
+        from . import formats
+
+        print("### Phone formats: a 12 MP result as JPEG, AVIF and HEIF\n")
+        print(formats.to_markdown(formats.run(repeats=max(1, min(args.repeats, 3)))))
     elif part == "quality":
         from . import quality
 

@@ -30,10 +30,14 @@ NEUTRALISE = -2.0
 
 
 def take_smile_away(rgb: np.ndarray) -> np.ndarray:
-    """``rgb`` (uint8 RGB) with its faces' smiles taken away by the engine (:data:`NEUTRALISE`), read-only."""
+    """``rgb`` (uint8 RGB) with its faces' smiles taken away by the engine (:data:`NEUTRALISE`) and the
+    registry's default model, whatever ``SMILE_MODEL`` names (a test's fixture model would not take the
+    smile away, and the result is cached), read-only."""
     import smilecore
+    from smilecore.registry import default_model_name
 
-    arr = np.array(smilecore.smile(np.array(rgb), strength=NEUTRALISE).image)
+    model = smilecore.load_model(default_model_name())
+    arr = np.array(smilecore.smile(np.array(rgb), strength=NEUTRALISE, model=model).image)
     arr.setflags(write=False)
     return arr
 

@@ -146,9 +146,12 @@ def summary(reports: list[PhotoReport]) -> dict:
 
 
 def summary_line(reports: list[PhotoReport]) -> str:
-    """e.g. ``3 photos: 2 smiled, 1 unchanged, 0 failed``."""
+    """e.g. ``3 photos: 2 smiled, 1 unchanged, 0 failed``; photos that succeeded with no face changed
+    (every face already smiling as much) are counted apart: ``2 smiled, 1 already smiling as much``."""
     s = summary(reports)
-    return f"{s['total']} photos: {s['ok']} smiled, {s['unchanged']} unchanged, {s['failed']} failed"
+    as_is = sum(r.status == STATUS_OK and bool(r.faces) and not any(f.get("edited") for f in r.faces) for r in reports)
+    smiled = f"{s['ok'] - as_is} smiled" + (f", {as_is} already smiling as much" if as_is else "")
+    return f"{s['total']} photos: {smiled}, {s['unchanged']} unchanged, {s['failed']} failed"
 
 
 def document(reports: list[PhotoReport], version: str, model: dict | None, strength: float) -> dict:

@@ -29,10 +29,11 @@ from typing import Union
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, features
 
+from . import heif
 from .errors import ImageTooLargeError, InputError, UsageError, reason
-from .metadata import exif_block, is_progressive, png_text, read_comment, read_xmp
+from .metadata import exif_block, is_progressive, png_text, read_comment, read_iptc, read_xmp
 from .pixels import to_8bit, to_upright
 
 #: Default pixel limit (width x height) above which a photo is refused.
@@ -66,6 +67,7 @@ class ImageInfo:
     lossless: bool = False  #: a lossless WebP source (its result is written lossless too)
     xmp: bytes | None = None  #: the XMP packet (JPEG APP1, PNG iTXt, WebP chunk, TIFF tag 700)
     comment: bytes | None = None  #: a JPEG ``COM`` (or GIF) comment
+    iptc: bytes | None = None  #: the IPTC-IIM record (JPEG APP13, TIFF tag 33723)
     text: dict[str, str] = field(default_factory=dict)  #: PNG text chunks (Title, Author...), XMP excepted
     progressive: bool = False  #: a progressive JPEG source (its result is written progressive too)
     frames: int = 1  #: frames or pages the source file holds (multi-page TIFF, animation, MPO)
@@ -113,6 +115,12 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
     if not os.access(p, os.R_OK):
         raise InputError(f"{name}: permission denied (cannot read it)")
     limit = max_pixels if max_pixels and max_pixels > 0 else None
+    family = heif.kind_of_file(p)
+    if family == "heif":
+        heif.require(name)  # (pillow-heif: an optional extra; else a line saying how to install it)
+    elif family == "avif" and not features.check("avif"):
+        raise InputError(f"{name}: an AVIF photo; this Pillow cannot read AVIF (recent Pillow wheels can): "
+                         "pip install -U pillow")
 
     try:
         # PIL's bomb check runs inside Image.open: it uses Smile's limit (the only one) and fails
@@ -124,7 +132,7 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
     except Image.UnidentifiedImageError:
         if _has_image_signature(p):
             raise InputError(f"{name}: the image data is corrupt or truncated (its header cannot be read)") from None
-        raise InputError(f"{name}: not an image, or a format Smile cannot read (use JPEG, PNG, TIFF, WebP or BMP)") from None
+        raise InputError(f"{name}: not an image, or a format Smile cannot read (use JPEG, PNG, TIFF, WebP, BMP, AVIF or HEIC)") from None
     except PermissionError:
         raise InputError(f"{name}: permission denied (cannot read it)") from None
     except Exception as exc:  # corrupt headers make PIL raise many kinds of error
@@ -145,6 +153,7 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         info.dpi = _dpi(im.info.get("dpi"))
         info.orientation, info.exif = exif_block(im)
         info.xmp, info.comment, info.progressive = read_xmp(im), read_comment(im), is_progressive(im)
+        info.iptc = read_iptc(im)
         if im.format == "JPEG":
             info.jpeg_qtables = _copy_qtables(getattr(im, "quantization", None))
             info.jpeg_subsampling = _jpeg_subsampling(im)
@@ -156,6 +165,9 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
             info.xmp = xmp or info.xmp
         if im.format == "WEBP":
             info.lossless = _webp_is_lossless(p)
+        depth = im.info.get("bit_depth")  # (a HEIF's; PIL gives 8 bits per sample of it)
+        if isinstance(depth, int) and depth > 8:
+            info.notes.append(f"{name}: a {depth}-bit HEIF photo, read as 8 bits per sample")
 
         if _is_16bit(p, im):
             image = _load_16bit(p, name, info)
@@ -259,13 +271,15 @@ def _webp_is_lossless(path: Path) -> bool:
 
 
 def _has_image_signature(path: Path) -> bool:
-    """Does the file start like a JPEG, PNG, TIFF, WebP or BMP (so a failure means damage, not a wrong kind)?"""
+    """Does the file start like a JPEG, PNG, TIFF, WebP, BMP, AVIF or HEIF (so a failure means damage,
+    not a wrong kind)?"""
     try:
         with open(path, "rb") as f:
-            head = f.read(16)
+            head = f.read(64)
     except OSError:
         return False
-    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+    return (head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+            or heif.kind_of_bytes(head) is not None)
 
 
 def _load_16bit(path: Path, name: str, info: ImageInfo) -> np.ndarray:

@@ -11,6 +11,10 @@ can write it back:
 * :func:`read_xmp`: the XMP packet (JPEG APP1, WebP ``XMP`` chunk, TIFF tag 700, PNG iTXt
   ``XML:com.adobe.xmp``).
 * :func:`read_comment`: a JPEG ``COM`` (or GIF) comment.
+* :func:`read_iptc`: the IPTC-IIM record (captions, keywords, credit, copyright) of a JPEG's
+  Photoshop ``APP13`` segment or a TIFF's tag 33723; :func:`jpeg_iptc_segment` writes it back as
+  an ``APP13`` holding that record alone (never the segment's other resources, such as
+  Photoshop's thumbnail of the photo before the edit).
 * :func:`png_text`: a PNG's ``tEXt``/``zTXt``/``iTXt`` chunks (Title, Author, Description...),
   read from the file's chunks without decoding the image, compressed ones within a size limit.
 
@@ -106,6 +110,40 @@ def _tiff_exif(ifd0: Image.Exif) -> Image.Exif:
 def read_xmp(im: Image.Image) -> bytes | None:
     """The XMP packet PIL found while opening ``im`` (JPEG, WebP, TIFF; PNG: see :func:`png_text`)."""
     return _as_bytes(im.info.get("xmp"))
+
+
+#: TIFF tag holding an IPTC-IIM record.
+TIFF_IPTC = 33723
+#: Photoshop image resource holding the IPTC-IIM record.
+PHOTOSHOP_IPTC = 0x0404
+_APP13_HEAD = b"Photoshop 3.0\x00"
+#: Largest IPTC record one JPEG APP13 segment holds (65,533 bytes less the segment's headers).
+JPEG_MAX_IPTC = 65533 - len(_APP13_HEAD) - 12
+
+
+def read_iptc(im: Image.Image) -> bytes | None:
+    """The IPTC-IIM record of a JPEG (Photoshop resource 0x0404 of its APP13 segments) or a TIFF
+    (tag 33723 stored as bytes); ``None`` when there is none or it cannot be read."""
+    try:
+        if im.format in ("JPEG", "MPO"):
+            data = (im.info.get("photoshop") or {}).get(PHOTOSHOP_IPTC)
+        elif im.format == "TIFF":
+            data = im.tag_v2._tagdata.get(TIFF_IPTC) if hasattr(im, "tag_v2") else None
+            if data is None and hasattr(im, "tag_v2"):
+                data = im.tag_v2.get(TIFF_IPTC)
+        else:
+            return None
+        return bytes(data) if isinstance(data, (bytes, bytearray)) and data else None
+    except Exception:
+        return None
+
+
+def jpeg_iptc_segment(iptc: bytes) -> bytes:
+    """A JPEG APP13 segment (marker included) holding ``iptc`` as Photoshop resource 0x0404."""
+    body = iptc + (b"\x00" if len(iptc) % 2 else b"")
+    resource = b"8BIM" + PHOTOSHOP_IPTC.to_bytes(2, "big") + b"\x00\x00" + len(iptc).to_bytes(4, "big") + body
+    payload = _APP13_HEAD + resource
+    return b"\xff\xed" + (len(payload) + 2).to_bytes(2, "big") + payload
 
 
 def read_comment(im: Image.Image) -> bytes | None:

@@ -68,3 +68,18 @@ def test_the_per_face_benchmark_times_another_smile_model_when_asked(tmp_path):
     table = face.to_markdown(res)
     assert table.count("\n| ") == len(face.STEPS) + 5 + len(face.CHAINS)
     assert f"| smile model {res['against']} (compared), λ = 2 |" in table
+
+
+def test_the_formats_benchmark_writes_each_format_keeping_exif_and_icc(monkeypatch):
+    pytest.importorskip("pillow_heif")
+    from benchmarks import formats
+
+    monkeypatch.setattr(formats, "SIZE", (400, 300))  # (the table itself is of 12 MP)
+    rows = formats.run(repeats=1)
+    ways = [r["way"] for r in rows]
+    assert [w.split(",")[0].split(" at")[0] for w in ways] == ["JPEG", "JPEG", "AVIF", "HEIF", "HEIF"]
+    for r in rows:
+        assert r["meta"], r  # EXIF and ICC kept in every format
+        assert r["kb"] > 1 and 30 < r["psnr"] < 80, r
+    table = formats.to_markdown(rows)
+    assert table.count("\n") == len(rows) + 1 and "smile's default" in table

@@ -364,3 +364,64 @@ def test_fmt_writes_another_format_than_the_extension(tmp_path: Path):
         save_image(tmp_path / "w.jpg", img, info, fmt="GIF")
     with pytest.raises(UsageError):
         save_image(tmp_path / "w.xyz", img, info)
+
+
+def _iptc_record() -> bytes:
+    def dataset(record: int, tag: int, value: bytes) -> bytes:
+        return b"\x1c" + bytes([record, tag]) + struct.pack(">H", len(value)) + value
+
+    return (dataset(1, 90, b"\x1b%G") + dataset(2, 120, "Grandma's 80th — garden".encode())
+            + dataset(2, 116, b"(c) Ann Example") + dataset(2, 25, b"family"))
+
+
+def _photoshop_app13(*resources: tuple[int, bytes]) -> bytes:
+    body = b"Photoshop 3.0\x00"
+    for rid, data in resources:
+        body += b"8BIM" + struct.pack(">H", rid) + b"\x00\x00" + struct.pack(">I", len(data)) + data + b"\x00" * (len(data) % 2)
+    return b"\xff\xed" + struct.pack(">H", len(body) + 2) + body
+
+
+def test_iptc_is_kept_in_jpeg_and_tiff_without_photoshops_old_thumbnail(tmp_path, shift, astronaut):
+    from PIL import IptcImagePlugin
+
+    from smile_cli.main import cli
+
+    iptc = _iptc_record()
+    stale = io.BytesIO()
+    Image.new("RGB", (32, 24), (255, 0, 0)).save(stale, "JPEG")
+    thumbnail = b"\x00" * 28 + stale.getvalue()  # (resource 0x040C: a header, then the JPEG of the photo before the edit)
+    src = tmp_path / "press.jpg"
+    _picture(96, 128).save(src, quality=90, extra=_photoshop_app13((0x0404, iptc), (0x040C, thumbnail)))
+    with Image.open(src) as im:
+        assert IptcImagePlugin.getiptcinfo(im)[(2, 116)] == b"(c) Ann Example"
+    wanted = {(1, 90): b"\x1b%G", (2, 120): "Grandma's 80th — garden".encode(), (2, 116): b"(c) Ann Example",
+              (2, 25): b"family"}
+
+    _, info = load_image(src)
+    for ext in (".jpg", ".tif"):
+        out = tmp_path / f"out{ext}"
+        assert not [n for n in save_image(out, _picture(96, 128), info) if "IPTC" in n]
+        with Image.open(out) as im:
+            assert IptcImagePlugin.getiptcinfo(im) == wanted
+            if ext == ".jpg":
+                assert 0x040C not in (im.info.get("photoshop") or {})  # the old thumbnail is not carried
+                assert stale.getvalue() not in out.read_bytes()
+    _, back = load_image(tmp_path / "out.tif")  # and from a TIFF into a JPEG
+    save_image(tmp_path / "back.jpg", _picture(96, 128), back)
+    with Image.open(tmp_path / "back.jpg") as im:
+        assert IptcImagePlugin.getiptcinfo(im) == wanted
+
+    for ext, fmt in ((".png", "PNG"), (".webp", "WEBP")):
+        notes = save_image(tmp_path / f"out{ext}", _picture(96, 128), info)
+        assert f"IPTC not kept ({fmt} cannot hold it; use .jpg or .tif)" in notes
+
+    from portrait import neutral_astronaut
+    assert np.array_equal(astronaut, np.asarray(neutral_astronaut())), "the session fixture was changed by another test"
+    face = tmp_path / "face.jpg"
+    Image.fromarray(astronaut).save(face, quality=90, extra=_photoshop_app13((0x0404, iptc)))
+    r = CliRunner().invoke(cli, [str(face), "-o", str(tmp_path / "cli.jpg"), "--model", str(shift)])
+    assert r.exit_code == 0 and "1 of 1 face smiled" in r.output, r.output
+    with Image.open(tmp_path / "cli.jpg") as im:
+        assert IptcImagePlugin.getiptcinfo(im) == wanted
+    r = CliRunner().invoke(cli, [str(face), "-o", str(tmp_path / "cli.png"), "--model", str(shift)])
+    assert r.exit_code == 0 and "note: IPTC not kept" in r.output, r.output

@@ -142,7 +142,7 @@ def test_ray_cluster_gives_the_same_bytes_and_report_as_j1(cluster, photos, refe
     assert cv2.imread(str(out / "b16.smile.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
     errors = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert errors == [f"smile: error: {photos / 'e.jpg'}: not an image, or a format Smile cannot read "
-                      "(use JPEG, PNG, TIFF, WebP or BMP)"], p.stderr
+                      "(use JPEG, PNG, TIFF, WebP, BMP, AVIF or HEIC)"], p.stderr
 
 
 _ENTRY = """
