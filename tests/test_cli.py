@@ -296,3 +296,12 @@ def test_selection_limits_the_change(shift_model, photo: Path, tmp_path: Path, a
     assert r.exit_code == 0, r.stderr
     changed = np.abs(np.asarray(Image.open(tmp_path / "out.png")).astype(int) - astronaut.astype(int)).sum(-1) > 0
     assert changed[:130].any() and not changed[130:].any()
+
+
+def test_summary_counts_photos_already_smiling_apart(tmp_path: Path, smiling, astronaut, shift_model):
+    Image.fromarray(smiling).save(tmp_path / "a_smiling.png")
+    Image.fromarray(astronaut).save(tmp_path / "b_neutral.png")
+    r = run(tmp_path / "a_smiling.png", tmp_path / "b_neutral.png", "--out-dir", tmp_path / "out")
+    assert r.exit_code == 0, r.stderr
+    assert "0 of 1 face smiled, 1 already smiling as much" in r.stdout and "1 of 1 face smiled" in r.stdout
+    assert "2 photos: 1 smiled, 1 already smiling as much, 0 unchanged, 0 failed" in r.stderr + r.stdout
