@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -32,25 +33,62 @@ def _registry():
     return registry
 
 
-def _installed(w, info) -> bool:
+def _present(w, info) -> bool:
+    """A file is where the model belongs (whether or not its bytes are right)."""
     try:
         return w.local_path(info).is_file()
     except Exception:
         return False
 
 
+def _state(w, info) -> tuple[str, str | None]:
+    """``(state, problem)``: bundled / installed / corrupt / partial download / not installed, and
+    what is wrong with the file in the model's place (None if nothing)."""
+    path = w.local_path(info)
+    problem = w.file_problem(info, path)
+    if problem is None:
+        return ("bundled" if info.bundled else "installed"), None
+    if info.bundled:
+        return "damaged", problem
+    if problem != w.MISSING:
+        return "corrupt", problem
+    part = w.part_path(info)
+    if part.is_file():
+        total = f" of {info.size}" if info.size > 0 else ""
+        return f"partial download ({part.stat().st_size}{total} bytes)", None
+    return "not installed", None
+
+
+def _selected(w) -> tuple[str | None, str | None]:
+    """``(name, path)`` of the model ``smile`` uses now: ``$SMILE_MODEL`` (a registry name or a
+    path), else the registry's default."""
+    env = os.environ.get("SMILE_MODEL") or None
+    if env is None:
+        return w.default_model_name(), None
+    path = w.path_choice(env)
+    return (None, str(path)) if path is not None else (env, None)
+
+
 @models_group.command("list", context_settings=_CTX)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_command(as_json: bool) -> int:
-    """List the registry's models: version, licence, size, sha256, where the file is."""
+    """List the registry's models: version, state, size, licence, sha256, where the file is.
+
+    \b
+    state: bundled, installed (its sha256 checked), corrupt (fails its checksum: 'smile models
+    pull NAME' fetches it again), partial download (resumed by 'smile models pull NAME'), not
+    installed, or damaged (a bundled file that fails its checksum: reinstall smile-filter)."""
     w = _registry()
     default = w.default_model_name()
+    sel_name, sel_path = _selected(w)
     rows = []
     for m in w.list_models():
         path = w.local_path(m)
+        state, problem = _state(w, m)
         rows.append({
             "name": m.name, "version": m.version, "license": m.license, "size": m.size, "sha256": m.sha256,
-            "bundled": m.bundled, "installed": _installed(w, m), "default": m.name == default,
+            "bundled": m.bundled, "installed": state in ("bundled", "installed"), "state": state, "problem": problem,
+            "default": m.name == default, "selected": m.name == sel_name,
             "path": str(path), "url": m.url, "description": getattr(m, "description", ""),
         })
     if as_json:
@@ -58,13 +96,22 @@ def list_command(as_json: bool) -> int:
         return 0
     if not rows:
         click.echo("no models in the registry")
-        return 0
     for r in rows:
-        state = "bundled" if r["bundled"] else ("installed" if r["installed"] else "not installed")
-        star = " (default)" if r["default"] else ""
-        click.echo(f"{r['name']}{star}  {r['version']}  {state}  {_size(r['size'])}  licence: {r['license']}")
+        marks = [word for word, on in (("default", r["default"]), ("SMILE_MODEL", r["selected"] and "SMILE_MODEL" in os.environ
+                                                                   and r["name"] != default)) if on]
+        star = f" ({', '.join(marks)})" if marks else ""
+        click.echo(f"{r['name']}{star}  {r['version']}  {r['state']}  {_size(r['size'])}  licence: {r['license']}")
         click.echo(f"    sha256 {r['sha256']}")
-        click.echo(f"    {r['path'] if r['installed'] or r['bundled'] else 'url ' + str(r['url'])}")
+        if r["installed"]:
+            click.echo(f"    {r['path']}")
+        else:
+            if r["problem"]:
+                click.echo(f"    {r['path']} {r['problem']}")
+            click.echo(f"    url {r['url']}" if r["url"] else "    (no download address)")
+    if sel_path is not None:
+        click.echo(f"SMILE_MODEL={sel_path}: 'smile' uses this file, not a registry model")
+    elif sel_name is not None and sel_name not in {r["name"] for r in rows}:
+        click.echo(f"SMILE_MODEL={sel_name} is not a registry model: 'smile' will refuse to run (exit 6)")
     return 0
 
 
@@ -75,10 +122,10 @@ def pull_command(names: tuple[str, ...], pull_all: bool) -> int:
     """Download models (default: the default model) into the user cache, checking their sha256."""
     w = _registry()
     chosen = [m.name for m in w.list_models()] if pull_all else (list(names) or [w.default_model_name()])
-    for name in chosen:
-        info = w.get_info(name)  # ModelError for an unknown name
-        path = w.fetch_model(info, progress=sys.stderr.isatty())
-        click.echo(f"{name} {info.version}: {path}")
+    infos = [w.get_info(name) for name in dict.fromkeys(chosen)]  # ModelError for an unknown name, before any download
+    for info in infos:
+        path = w.fetch_model(info, progress=_terminal())
+        click.echo(f"{info.name} {info.version}: {path}")
     return 0
 
 
@@ -90,7 +137,7 @@ def verify_command(names: tuple[str, ...]) -> int:
     if names:
         infos = [w.get_info(n) for n in names]
     else:
-        infos = [m for m in w.list_models() if m.bundled or _installed(w, m)]
+        infos = [m for m in w.list_models() if m.bundled or _present(w, m)]
         if not infos:
             click.echo("no model installed; run 'smile models pull'")
             return 0
@@ -108,25 +155,21 @@ def verify_command(names: tuple[str, ...]) -> int:
 @models_group.command("path", context_settings=_CTX)
 @click.argument("name", required=False)
 def path_command(name: str | None) -> int:
-    """Print the verified local file of a model (default: the one 'smile' would use)."""
+    """Print the verified local file of a model (default: the one 'smile' would use); never downloads."""
     w = _registry()
-    if name is None:
-        path = w.resolve_model(None) if _env_model() else w.model_path(w.default_model_name())
-    else:
-        path = w.model_path(name)
+    path = w.resolve_model(None, download=False) if name is None else w.model_path(name)
     click.echo(str(path))
     return 0
 
 
-def _env_model() -> bool:
-    import os
-
-    return bool(os.environ.get("SMILE_MODEL"))
+def _terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _size(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
+    from smilecore.registry import _size_text
+
+    return _size_text(n)

@@ -14,7 +14,6 @@ from about 1/12 to 1/2 of the picture at ~8 × the cost; the short-range model r
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,8 +77,10 @@ def helper_session(checked: Path, threads: int | None = None) -> ort.InferenceSe
     thread the network runs in the caller's thread: no pool is left spinning after a run."""
     import onnxruntime as ort
 
+    from .model import env_threads
+
     opts = ort.SessionOptions()
-    n = threads or int(os.environ.get("SMILE_THREADS", "0") or 0)
+    n = threads or env_threads()
     if n:
         opts.intra_op_num_threads = n
     opts.inter_op_num_threads = 1

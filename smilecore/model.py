@@ -1,6 +1,8 @@
 """ONNX Runtime session wrapper that checks the model contract (docs/model-contract.md)."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,21 +31,28 @@ class SmileModel:
     def __init__(self, path: str | os.PathLike, threads: int | None = None, providers: list[str] | None = None):
         import onnxruntime as ort
 
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelError(f"model file {self.path} does not exist")
+        from .registry import check_model_file
+
+        self.path = check_model_file(Path(path))
         if self.path.suffix.lower() != ".onnx":
             raise ModelError(f"{self.path} is not an .onnx file: only ONNX models are loaded")
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        n = threads if threads is not None else int(os.environ.get("SMILE_THREADS", "0") or 0)
+        n = threads if threads is not None else env_threads()
         if n > 0:
             opts.intra_op_num_threads = n
             opts.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers or ["CPUExecutionProvider"])
+            # onnxruntime prints an "EP Error" banner on stdout before retrying a file it cannot read:
+            # stdout belongs to the --json report (and the worker's replies), so it is kept off it
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.session = ort.InferenceSession(str(self.path), sess_options=opts,
+                                                    providers=providers or ["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises several private exception types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if "INVALID_PROTOBUF" in first or "Protobuf parsing failed" in first or isinstance(exc, UnicodeError):
+                raise ModelError(f"cannot load model {self.path}: it is not a readable ONNX model (truncated, corrupt, "
+                                 "or another kind of file named .onnx); use the model's original file") from None
             raise ModelError(f"cannot load model {self.path}: {first[:200]}") from None
         self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
         self._check_contract()
@@ -125,6 +134,27 @@ class SmileModel:
             shade = np.clip(outs[3], -contract.SHADE_LIMIT, contract.SHADE_LIMIT, dtype=np.float32)
         return ModelOutput(rgb=np.clip(rgb, -1.0, 1.0, dtype=np.float32), mask=np.clip(mask, 0.0, 1.0, dtype=np.float32),
                            flow=np.clip(flow, -lim, lim, dtype=np.float32), shade=shade)
+
+
+#: Most threads ``SMILE_THREADS`` may ask for (more is a typo, not a machine).
+MAX_THREADS = 1024
+
+
+def env_threads() -> int:
+    """``$SMILE_THREADS``: ONNX Runtime threads, 0 (or unset) = its own choice (all cores).
+
+    Anything but a whole number from 0 to :data:`MAX_THREADS` is a :class:`UsageError` (exit 2)."""
+    text = os.environ.get("SMILE_THREADS", "").strip()
+    if not text:
+        return 0
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= MAX_THREADS:
+        raise UsageError(f"SMILE_THREADS={text[:40]!r} is not a number of threads: use a whole number from 0 "
+                         f"(all cores) to {MAX_THREADS}, or unset it")
+    return n
 
 
 def exact_number(x: float) -> str:

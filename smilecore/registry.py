@@ -6,23 +6,27 @@ Resolution order of :func:`resolve_model` (first match wins):
 2. the ``SMILE_MODEL`` environment variable (a path or a registry name);
 3. the registry's default model (bundled inside the package, so a fresh offline install works).
 
-Registry models are always checked against their sha256 before use; a file that does not
-match is refused.  Other models are fetched with :func:`fetch_model` into
-``platformdirs.user_cache_dir("smile-filter")/models`` (or ``SMILE_CACHE_DIR``).
+Registry models are always checked against their size and sha256 before use; a file that
+does not match is refused.  Other models are fetched with :func:`fetch_model` into
+``platformdirs.user_cache_dir("smile-filter")/models`` (or ``SMILE_CACHE_DIR``): the download
+goes to ``FILE.part`` (resumed after an interruption, one process at a time under a file lock)
+and only a file whose sha256 matches is renamed to the model's name.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import hashlib
 import json
 import os
-import shutil
-import urllib.request
+import sys
+import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .errors import ModelError
+from .errors import ModelError, reason
 
 REGISTRY_FILE = "registry.json"
 
@@ -74,10 +78,11 @@ def get_info(name: str) -> ModelInfo:
 
 
 def cache_dir() -> Path:
-    """Folder downloaded models are kept in."""
+    """Folder downloaded models are kept in: ``$SMILE_CACHE_DIR`` (``~`` expanded, made absolute),
+    else ``platformdirs.user_cache_dir("smile-filter")/models``."""
     env = os.environ.get("SMILE_CACHE_DIR")
     if env:
-        return Path(env)
+        return Path(env).expanduser().absolute()
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("smile-filter")) / "models"
@@ -97,17 +102,64 @@ def local_path(info: ModelInfo) -> Path:
     return (_models_dir() if info.bundled else cache_dir()) / info.file
 
 
+def part_path(info: ModelInfo) -> Path:
+    """The file an unfinished download of ``info`` is kept in (resumed by the next download)."""
+    return cache_dir() / (info.file + PART_SUFFIX)
+
+
+#: Suffix of unfinished downloads in the cache (never loaded: only a file whose sha256 matches is
+#: renamed to the model's name).
+PART_SUFFIX = ".part"
+#: Seconds a download waits for the server (connecting, or between two pieces of data).
+TIMEOUT = 60
+#: Seconds to wait before the first retry of a download (the second waits twice as long).
+RETRY_PAUSE = 0.5
+#: Python package to reinstall when a bundled model is damaged.
+PACKAGE = "smile-filter"
+
+
+def _reinstall_hint() -> str:
+    return f"the smile-filter installation is damaged: reinstall it (pip install --force-reinstall {PACKAGE})"
+
+
+#: What :func:`file_problem` says of a file that is not there.
+MISSING = "is missing"
+
+
+def file_problem(info: ModelInfo, path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not the registered model file (missing, a folder, wrong size, wrong sha256), or None.
+
+    The size is compared first, so a huge file in the model's place is refused without reading it."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return MISSING
+    if not path.is_file():
+        return "is not a regular file"
+    if info.size > 0 and st.st_size != info.size:
+        return f"fails its checksum (it has {st.st_size} bytes, the registry says {info.size})"
+    try:
+        digest = sha256_of(path)
+    except OSError as exc:
+        return f"cannot be read ({reason(exc)})"
+    if digest != info.sha256:
+        return f"fails its checksum (sha256 {digest[:12]}…, registry says {info.sha256[:12]}…)"
+    return None
+
+
 def verify_file(info: ModelInfo, path: str | os.PathLike) -> None:
     """Raise ``ModelError`` unless ``path`` holds exactly the registered bytes."""
     path = Path(path)
-    if not path.is_file():
+    problem = file_problem(info, path)
+    if problem is None:
+        return
+    if info.bundled:
+        raise ModelError(f"the bundled model file {path} of {info.name} {problem}: {_reinstall_hint()}")
+    if problem == MISSING:
         raise ModelError(f"model {info.name} is not installed ({path} missing); run 'smile models pull {info.name}'")
-    digest = sha256_of(path)
-    if digest != info.sha256:
-        raise ModelError(
-            f"model file {path} fails its checksum (sha256 {digest[:12]}…, registry says {info.sha256[:12]}…): "
-            f"it is corrupt or was modified; run 'smile models pull {info.name}' to fetch it again"
-        )
+    raise ModelError(f"model file {path} {problem}: it is corrupt or was modified; "
+                     f"run 'smile models pull {info.name}' to fetch it again")
 
 
 def model_path(name: str) -> Path:
@@ -127,91 +179,318 @@ def verify_model(name: str) -> bool:
     return True
 
 
-def _resuming_downloader(progress: bool):
-    """A pooch downloader that keeps a ``.part`` file and resumes it with an HTTP Range request."""
+# ------------------------------------------------------------------------------ downloads
 
-    def download(url: str, output_file, pooch_obj=None, check_only: bool = False) -> bool | None:
-        if check_only:
-            return True
-        out = Path(output_file)
-        part = cache_dir() / (Path(url).name + ".part")
-        part.parent.mkdir(parents=True, exist_ok=True)
-        have = part.stat().st_size if part.exists() else 0
-        req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            if have and resp.status != 206:  # server ignored the range: start over
-                have = 0
-            total = have + int(resp.headers.get("Content-Length") or 0)
-            bar = None
-            if progress:
-                from tqdm import tqdm
 
-                bar = tqdm(total=total or None, initial=have, unit="B", unit_scale=True, desc=Path(url).name)
-            with open(part, "ab" if have else "wb") as f:
-                while True:
-                    chunk = resp.read(1 << 16)
-                    if not chunk:
-                        break
-                    f.write(chunk)
-                    if bar:
-                        bar.update(len(chunk))
-            if bar:
-                bar.close()
-        shutil.move(str(part), str(out))
+class _Retry(Exception):
+    """A download problem that another try may not have (a dropped connection, a 5xx answer)."""
+
+
+class _Stop(Exception):
+    """A download problem that another try will have too (404, a web page, the wrong size)."""
+
+
+def _say(text: str) -> None:
+    """A note on stderr (downloads take time: say what is happening)."""
+    try:
+        print(f"smile: {text}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _cache_error(folder: Path, exc: OSError) -> ModelError:
+    """The cache cannot be written: a one-line message that says what to do."""
+    why = exc.strerror or reason(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        hint = "free some space there, or set SMILE_CACHE_DIR to a folder on another disk"
+    else:
+        hint = "set SMILE_CACHE_DIR to a folder you can write to"
+    return ModelError(f"cannot write into the model cache {folder} ({why}): {hint}")
+
+
+def _ready_cache() -> Path:
+    """The cache folder, created if needed; ModelError if it cannot be (a file in its place, read-only)."""
+    folder = cache_dir()
+    if folder.exists() and not folder.is_dir():
+        raise ModelError(f"the model cache {folder} is a file, not a folder: move it away, "
+                         "or set SMILE_CACHE_DIR to a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _cache_error(folder, exc) from None
+    return folder
+
+
+@contextlib.contextmanager
+def _download_lock(folder: Path, info: ModelInfo, say):
+    """Hold an exclusive lock on the model's download, so two processes never write one file at once;
+    a second process waits (saying so) and then finds the model downloaded."""
+    lock = folder / f".{info.file}.lock"
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise _cache_error(folder, exc) from None
+    try:
+        try:
+            import fcntl
+        except ImportError:  # Windows
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                say(f"waiting for another smile process that downloads model {info.name}")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        else:  # pragma: no cover - Windows
+            import msvcrt
+
+            while True:
+                try:
+                    msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+                    break
+                except OSError:
+                    continue
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _content_range_start(value: str | None) -> int | None:
+    """``N`` of a ``Content-Range: bytes N-M/T`` header, or None."""
+    if not value or not value.strip().lower().startswith("bytes "):
+        return None
+    try:
+        return int(value.strip()[6:].split("-", 1)[0])
+    except ValueError:
         return None
 
-    return download
+
+def _download(info: ModelInfo, part: Path, progress: bool) -> None:
+    """Bring ``part`` to the whole file, resuming what it holds with an HTTP Range request.
+
+    Raises :class:`_Retry` (what was received is kept) or :class:`_Stop`; Ctrl-C keeps it too."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    expected = info.size if info.size > 0 else None
+    have = part.stat().st_size if part.is_file() else 0
+    if expected is not None and have > expected:  # not this model's beginning
+        part.unlink()
+        have = 0
+    if expected is not None and have == expected:
+        return  # complete: the caller checks it
+    headers = {"Accept-Encoding": "identity", "User-Agent": "smile-filter"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    try:
+        resp = urllib.request.urlopen(urllib.request.Request(info.url, headers=headers), timeout=TIMEOUT)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code == 416 and have:  # the range cannot be served: start again from scratch
+            part.unlink(missing_ok=True)
+            raise _Retry("the server could not resume the download") from None
+        what = f"the server answered HTTP {exc.code} {exc.reason}"
+        if exc.code in (408, 425, 429) or exc.code >= 500:
+            raise _Retry(what) from None
+        raise _Stop(what) from None
+    except ValueError as exc:  # not a URL urllib can open
+        raise _Stop(f"bad download address ({reason(exc)})") from None
+    except (OSError, http.client.HTTPException) as exc:
+        exc_reason = getattr(exc, "reason", None)
+        raise _Retry(f"cannot reach the server ({reason(exc_reason if exc_reason is not None else exc)})") from None
+    with resp:
+        kind = (resp.headers.get("Content-Type") or "").lower()
+        if "text/html" in kind:
+            raise _Stop("the server sent a web page (text/html) instead of the model: an error or login page? "
+                        "open the address in a browser to see it")
+        status = getattr(resp, "status", 200)
+        if have and status == 206:
+            if _content_range_start(resp.headers.get("Content-Range")) != have:
+                part.unlink(missing_ok=True)
+                raise _Retry("the server resumed the download at the wrong place")
+        elif status == 200:
+            have = 0  # the server sends the whole file (it ignored the range): start over
+        else:
+            raise _Retry(f"the server answered HTTP {status}")
+        length = resp.headers.get("Content-Length")
+        try:
+            total = have + int(length) if length is not None else expected
+        except ValueError:
+            total = expected
+        if expected is not None and total is not None and total != expected:
+            if have:
+                part.unlink(missing_ok=True)
+            raise _Stop(f"the server offers {total} bytes, the registry says the model has {expected}: "
+                        "this address does not serve this model")
+        try:
+            f = open(part, "ab" if have else "wb")
+        except OSError as exc:
+            raise _cache_error(part.parent, exc) from None
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=info.name, file=sys.stderr)
+        try:
+            with f:
+                while True:
+                    try:
+                        chunk = resp.read(1 << 16)
+                    except (OSError, http.client.HTTPException) as exc:
+                        raise _Retry(f"the connection broke after {have} of {total or '?'} bytes ({reason(exc)})") from None
+                    if not chunk:
+                        break
+                    if expected is not None and have + len(chunk) > expected:
+                        raise _Stop(f"the server sends more than the model's {expected} bytes: "
+                                    "this address does not serve this model")
+                    try:
+                        f.write(chunk)
+                    except OSError as exc:  # a full or failing disk: keep no half file there
+                        raise _Stop(_cache_error(part.parent, exc)) from None
+                    have += len(chunk)
+                    if bar is not None:
+                        bar.update(len(chunk))
+                try:
+                    f.flush()
+                    os.fsync(f.fileno())
+                except OSError as exc:
+                    raise _Stop(_cache_error(part.parent, exc)) from None
+        except _Stop:
+            part.unlink(missing_ok=True)  # what it holds is not the model
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+    if total is not None and have < total:
+        raise _Retry(f"the connection closed after {have} of {total} bytes")
 
 
 def fetch_model(info: ModelInfo | str, progress: bool = False, retries: int = 2) -> Path:
     """Return a verified local copy of a model, downloading it into :func:`cache_dir` if needed.
 
-    Interrupted downloads resume; a download whose sha256 is wrong is deleted and retried.
+    The download goes to ``FILE.part`` and is renamed to the model's name only once its size and
+    sha256 match the registry, so a file under that name is never half-written or wrong.  An
+    interrupted download (a dropped connection, Ctrl-C) is resumed by the next one; a download whose
+    sha256 is wrong is deleted and tried again from scratch.  Two processes fetching one model take
+    turns (a file lock): the second finds the model the first downloaded.
     """
     if isinstance(info, str):
         info = get_info(info)
     path = local_path(info)
-    why = "not downloaded yet"
-    if path.is_file():
-        if sha256_of(path) == info.sha256:
-            return path
-        why = f"the cached file {path} fails its checksum (corrupt or modified)"
-    if info.bundled:
+    problem = file_problem(info, path)
+    if problem is None:
+        return path
+    if info.bundled or not info.url:
         verify_file(info, path)  # raises with the reason
-    if not info.url:
-        raise ModelError(f"model {info.name}: {why}, and it has no download address")
-    import pooch
+        return path
+    folder = _ready_cache()
+    part = part_path(info)
+    say = _say if progress else (lambda text: None)
+    with _download_lock(folder, info, say):
+        problem = file_problem(info, path)
+        if problem is None:  # another process has just downloaded it
+            return path
+        why = ""
+        if problem != MISSING:  # the cached file is damaged: never leave it looking like the model
+            why = f" (the cached file {path} {problem})"
+            say(f"the cached file {path} {problem}: downloading model {info.name} again")
+            try:
+                path.unlink()
+            except IsADirectoryError:
+                raise ModelError(f"{path} is a folder, where the file of model {info.name} belongs: move it away") from None
+            except OSError as exc:
+                raise _cache_error(folder, exc) from None
+        size = f" ({_size_text(info.size)})" if info.size > 0 else ""
+        say(f"downloading model {info.name} {info.version}{size} from {info.url}")
+        last = ""
+        for attempt in range(retries + 1):
+            try:
+                _download(info, part, progress)
+            except _Stop as exc:
+                if exc.args and isinstance(exc.args[0], ModelError):  # the cache, not the server
+                    raise exc.args[0] from None
+                raise ModelError(f"cannot download model {info.name}{why} from {info.url}: {exc}") from None
+            except _Retry as exc:
+                last = str(exc)
+                if attempt < retries:
+                    time.sleep(RETRY_PAUSE * (attempt + 1))
+                continue
+            problem = file_problem(info, part)
+            if problem is None:
+                try:
+                    os.replace(part, path)
+                except OSError as exc:
+                    raise _cache_error(folder, exc) from None
+                return path
+            part.unlink(missing_ok=True)  # never kept: the next try starts from scratch
+            last = f"the file received {problem}: the file at that address is not this model"
+        kept = part.stat().st_size if part.is_file() else 0
+        resume = f"; {kept} bytes are kept: run 'smile models pull {info.name}' again to resume" if kept else ""
+        raise ModelError(f"cannot download model {info.name}{why} from {info.url}: {last}{resume}")
 
-    last = ""
-    for _ in range(retries + 1):
-        try:
-            got = pooch.retrieve(
-                info.url,
-                known_hash=f"sha256:{info.sha256}",
-                fname=info.file,
-                path=cache_dir(),
-                downloader=_resuming_downloader(progress),
-                progressbar=False,
-            )
-            return Path(got)
-        except ValueError as exc:  # pooch: hash mismatch (file removed)
-            last = f"downloaded file fails its checksum ({str(exc).splitlines()[0][:120]})"
-            part = cache_dir() / (Path(info.url).name + ".part")
-            part.unlink(missing_ok=True)
-        except OSError as exc:
-            last = f"download failed: {exc}"
-    raise ModelError(f"cannot fetch model {info.name} ({why}) from {info.url}: {last}")
+
+def _size_text(n: int) -> str:
+    """``6974292`` → ``7.0 MB`` (powers of 1000, as ``smile models list`` shows sizes)."""
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"
 
 
-def resolve_model(name_or_path: str | os.PathLike | None = None) -> Path:
-    """Path of the model to load (see module docstring for the order)."""
+# ------------------------------------------------------------------------------ choosing a model
+
+
+def path_choice(text: str) -> Path | None:
+    """The path ``text`` names when it is one (an ``.onnx`` name, a path with a separator, or
+    something that exists here and is not a registry name), else None (a registry name)."""
+    seps = [s for s in (os.sep, os.altsep) if s]
+    if text.lower().endswith(".onnx") or any(s in text for s in seps) or text.startswith("~"):
+        return Path(text).expanduser()
+    if text and text not in {m.name for m in list_models()} and os.path.lexists(text):
+        return Path(text)
+    return None
+
+
+def check_model_file(path: Path) -> Path:
+    """``path`` itself, after checking it is a file that could be a model (ModelError otherwise)."""
+    try:
+        path.stat()
+    except OSError:
+        if os.path.lexists(path):
+            raise ModelError(f"model file {path} is a broken symbolic link") from None
+        raise ModelError(f"model file {path} does not exist") from None
+    if path.is_dir():
+        raise ModelError(f"{path} is a folder, not a model file: give the path of an .onnx file "
+                         "('smile models list' shows the installed models)")
+    if not path.is_file():
+        raise ModelError(f"{path} is not a regular file (a device or pipe?): a model is an .onnx file")
+    return path
+
+
+def resolve_model(name_or_path: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """Path of the model to load (see module docstring for the order).
+
+    A registry model that is not downloaded yet is downloaded, unless ``download`` is false (then
+    ``ModelError`` says how to get it)."""
     choice = name_or_path if name_or_path is not None else os.environ.get("SMILE_MODEL") or None
     if choice is None:
-        return fetch_model(get_info(default_model_name()))
-    text = str(choice)
-    if text.lower().endswith(".onnx") or os.sep in text or Path(text).is_file():
-        path = Path(text).expanduser()
-        if not path.is_file():
-            raise ModelError(f"model file {path} does not exist")
-        return path
-    return fetch_model(get_info(text))
+        info = get_info(default_model_name())
+    else:
+        text = os.fspath(choice)
+        path = path_choice(text)
+        if path is not None:
+            return check_model_file(path)
+        info = get_info(text)
+    if not download:
+        return model_path(info.name)
+    return fetch_model(info, progress=_stderr_is_terminal())
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -136,3 +136,92 @@ def test_run_refuses_a_tampered_registry_model(fake_registry, tmp_path):
     assert_one_line(res.stderr)
     assert "tampered" in res.stderr and "checksum" in res.stderr
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+# ------------------------------------------------------------------ --model paths that are not model files
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("folder", "is a folder, not a model file"),
+    ("folder-bare", "is a folder, not a model file"),
+    ("device", "is not a regular file"),
+    ("fifo", "is not a regular file"),
+    ("broken-link", "broken symbolic link"),
+    ("truncated", "not a readable ONNX model"),
+    ("sparse-3GB", "not a readable ONNX model"),
+], ids=lambda v: v if isinstance(v, str) and " " not in v else None)
+def test_model_paths_that_are_no_model_file(kind, words, tmp_path, monkeypatch, shift):
+    """Before: a folder was 'does not exist' (or, without a '/', 'unknown model'), a device or pipe
+    'does not exist', and a truncated file an ONNX Runtime message."""
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    arg = {"folder": str(tmp_path / "models"), "folder-bare": "models", "device": os.devnull}.get(kind)
+    (tmp_path / "models").mkdir()
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "pipe.onnx")
+        arg = "pipe.onnx"
+    elif kind == "broken-link":
+        (tmp_path / "gone.onnx").symlink_to(tmp_path / "nowhere.onnx")
+        arg = "gone.onnx"
+    elif kind == "truncated":
+        (tmp_path / "cut.onnx").write_bytes(Path(shift).read_bytes()[:300])
+        arg = "cut.onnx"
+    elif kind == "sparse-3GB":
+        with open(tmp_path / "huge.onnx", "wb") as f:
+            f.truncate(3 << 30)
+        arg = "huge.onnx"
+    res = invoke([str(CORPUS / "portrait.bmp"), "-o", str(tmp_path / "out.png"), "--model", arg, "--json"])
+    assert res.exit_code == 6, res.stderr
+    assert_one_line(res.stderr)
+    assert words in res.stderr and Path(arg).name in res.stderr
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_a_corrupt_model_prints_nothing_on_stdout(tmp_path, shift):
+    """ONNX Runtime prints an "EP Error" banner on stdout for some broken files (here a byte of an
+    input name made invalid UTF-8): it must not reach the --json report.  Before: four lines of it."""
+    data = Path(shift).read_bytes()
+    i = data.index(b"face")
+    bad = tmp_path / "flipped.onnx"
+    bad.write_bytes(data[:i] + b"\xff" + data[i + 1:])
+    res = invoke([str(CORPUS / "portrait.bmp"), "-o", str(tmp_path / "out.png"), "--model", str(bad), "--json"])
+    assert res.exit_code == 6, res.stderr
+    assert "EP Error" not in res.stdout and "EP Error" not in res.stderr
+    assert_one_line(res.stderr)
+    assert "flipped.onnx" in res.stderr and "not a readable ONNX model" in res.stderr
+
+
+@pytest.mark.parametrize("value", ["abc", "1.5", "-3", "99999999999999999999"])
+def test_bad_smile_threads_is_a_usage_error(value, tmp_path, monkeypatch, shift):
+    """Before: 'internal error: ValueError: invalid literal for int()' (exit 1), or ONNX Runtime's
+    TypeError for a huge number; a negative number was silently ignored."""
+    monkeypatch.setenv("SMILE_THREADS", value)
+    res = invoke([str(CORPUS / "portrait.bmp"), "-o", str(tmp_path / "out.png"), "--model", str(shift)])
+    assert res.exit_code == 2, res.stderr
+    assert_one_line(res.stderr)
+    assert "SMILE_THREADS" in res.stderr and "internal" not in res.stderr
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_a_registry_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch):
+    from smilecore import registry
+
+    monkeypatch.chdir(tmp_path)
+    name = registry.default_model_name()
+    (tmp_path / name).mkdir()
+    assert registry.resolve_model(name) == registry.local_path(registry.get_info(name))
+
+
+def test_bad_smile_threads_is_one_line_for_smile_detect_too(tmp_path):
+    """The face detector's session reads SMILE_THREADS through the same check as the smile model's."""
+    import os
+    import subprocess
+    import sys
+
+    sample = Path(__file__).resolve().parent.parent / "samples" / "astronaut.jpg"
+    r = subprocess.run([sys.executable, "-m", "smile_cli", "detect", str(sample)], capture_output=True, text=True,
+                       env={**os.environ, "SMILE_THREADS": "abc"}, cwd=tmp_path, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == ["smile: error: SMILE_THREADS='abc' is not a number of threads: use a whole "
+                                             "number from 0 (all cores) to 1024, or unset it"]

@@ -204,3 +204,80 @@ def test_greeting_carries_the_models_strength_range(tmp_path: Path, photo: Path)
     assert far["ok"] is False and far["error"] == {
         "code": "bad_request", "message": f"{photo}: strength 2 is outside this model's range [-0.5, 1.5]"}
     assert near["ok"] is True and (tmp_path / "o.png").is_file()
+
+
+# ------------------------------------------------------------------------------ hostile clients
+
+
+@pytest.mark.parametrize("field", ["input", "output", "selection", "mask_output"])
+def test_a_path_no_file_can_have_is_a_bad_request(session, photo: Path, tmp_path: Path, field):
+    """A lone surrogate is valid JSON but no file name: before, an output or mask path holding one
+    was an 'internal error' (UnicodeEncodeError)."""
+    req = {"cmd": "smile", "id": 1, "input": str(photo), "output": str(tmp_path / "o.png")}
+    req[field] = str(tmp_path / "x\ud800.png")
+    line = json.dumps(req)  # ensure_ascii: the surrogate travels as \ud800
+    greet, bad, hello = converse(session, line, {"cmd": "hello", "id": 2})
+    assert bad["ok"] is False and bad["id"] == 1
+    assert bad["error"]["code"] == "bad_request" and repr(field) in bad["error"]["message"]
+    assert hello["ok"] is True
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([photo.name])
+
+
+def test_a_usage_error_while_loading_is_bad_request(monkeypatch, fixture_models):
+    """The protocol has no 'usage' code (docs/worker-protocol.md): before, SMILE_THREADS=abc gave
+    model_error.code 'usage'."""
+    monkeypatch.setenv("SMILE_THREADS", "abc")
+    s = WorkerSession(str(fixture_models["identity"]))
+    s.load_model()
+    greet, hello = converse(s, {"cmd": "hello", "id": 1})
+    assert greet["model"] is None
+    assert greet["model_error"]["code"] == "bad_request" and "SMILE_THREADS" in greet["model_error"]["message"]
+    assert hello["model_error"] == greet["model_error"]
+
+
+class _Trickle(io.RawIOBase):
+    """A raw stdout that takes at most 5 bytes per write, as a pipe may after a signal."""
+
+    def __init__(self):
+        self.data = bytearray()
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        chunk = bytes(b[:5])
+        self.data += chunk
+        return len(chunk)
+
+
+def test_each_reply_is_written_whole_even_in_pieces(session):
+    """Before: the worker wrote each reply with one raw write() and dropped what it did not take."""
+    out = _Trickle()
+    raw = b"".join(json.dumps({"cmd": "hello", "id": i}).encode() + b"\n" for i in range(3))
+    assert serve(session, io.BytesIO(raw), out) == 0
+    lines = [json.loads(ln) for ln in bytes(out.data).splitlines()]
+    assert [ln.get("id") for ln in lines] == [None, 0, 1, 2]
+
+
+def test_the_protocol_doc_lists_the_fields_the_worker_sends(session, photo: Path, tmp_path: Path):
+    """docs/worker-protocol.md against the code: the greeting example, and the face fields of smile and detect."""
+    import re
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "worker-protocol.md").read_text(encoding="utf-8")
+    greet, det, smiled = converse(session, {"cmd": "detect", "id": 1, "input": str(photo)},
+                                  {"cmd": "smile", "id": 2, "input": str(photo), "output": str(tmp_path / "o.png")})
+    example = json.loads(re.search(r'^    (\{"event": "ready".*?\})\n', doc, re.S | re.M).group(1).replace("\n", " "))
+    assert sorted(example) == sorted(greet)
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `(\w+)` \|.*$", doc, re.M)}
+
+    def listed(row: str) -> list[str]:
+        return re.findall(r'"(\w+)"', re.search(r'\{"index".*?\}', row.split("|")[3]).group(0))
+
+    assert listed(rows["detect"]) == list(det["faces"][0])
+    assert listed(rows["smile"]) == list(smiled["faces"][0])
+    for key in smiled:
+        if key not in ("id", "ok"):
+            assert f"`{key}`" in rows["smile"].split("|")[3], key
+    for key in det:
+        if key not in ("id", "ok"):
+            assert f"`{key}`" in rows["detect"].split("|")[3], key

@@ -7,6 +7,7 @@ that exists) is the engine's to check.  A field that is missing or of the wrong 
 from __future__ import annotations
 
 import math
+import os
 from typing import Callable
 
 from smilecore.errors import SmileError, UsageError
@@ -24,8 +25,9 @@ def no_constant(name: str) -> None:
 
 
 def error_dict(exc: SmileError) -> dict:
-    """An engine error as the protocol's ``error`` object."""
-    return {"code": exc.code, "message": str(exc)}
+    """An engine error as the protocol's ``error`` object (a usage error is ``bad_request``: the protocol
+    has no ``usage`` code, docs/worker-protocol.md)."""
+    return {"code": BAD_REQUEST if isinstance(exc, UsageError) else exc.code, "message": str(exc)}
 
 
 def path_field(req: dict, name: str, required: bool = False) -> str | None:
@@ -37,6 +39,11 @@ def path_field(req: dict, name: str, required: bool = False) -> str | None:
         return None
     if not isinstance(value, str) or not value or "\x00" in value:
         raise BadRequest(f"field {name!r} must be a non-empty path string")
+    try:
+        os.fsencode(value)
+    except UnicodeError:  # e.g. a lone surrogate ("\\ud800"): no file can have that name here
+        raise BadRequest(f"field {name!r} is not a file name this system can use (it holds characters "
+                         f"that cannot be encoded: {value[:200]!r})") from None
     return value
 
 

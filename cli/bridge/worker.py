@@ -220,6 +220,23 @@ def read_request(stream: IO[bytes]) -> tuple[bytes | None, bool]:
             return b"", True
 
 
+def write_all(stream: IO[bytes], data: bytes) -> None:
+    """Write every byte of ``data``: a raw stream (the worker's stdout is unbuffered) may take only part
+    of a long reply in one call, and a reply cut short would be a broken protocol line."""
+    view = memoryview(data)
+    while view:
+        try:
+            n = stream.write(view)
+        except BlockingIOError as exc:  # a non-blocking pipe that is full: wait for the client to read
+            n = exc.characters_written
+            if not n:
+                time.sleep(0.01)
+        if n is None:  # raw non-blocking stream, nothing written
+            time.sleep(0.01)
+            continue
+        view = view[n:]
+
+
 def serve(session: WorkerSession, stdin: IO[bytes], stdout: IO[bytes]) -> int:
     """Greet, then answer requests until ``quit``, EOF or a closed stdout; returns the exit status."""
 
@@ -230,7 +247,7 @@ def serve(session: WorkerSession, stdin: IO[bytes], stdout: IO[bytes]) -> int:
             msg = f"internal error: reply cannot be encoded as JSON ({' '.join(str(exc).split())[:200]})"
             line = json.dumps({"id": None, "ok": False, "error": {"code": "internal", "message": msg}}).encode("utf-8") + b"\n"
         try:
-            stdout.write(line)
+            write_all(stdout, line)
             stdout.flush()
             return True
         except (BrokenPipeError, ConnectionResetError, ValueError):  # client gone (ValueError: closed file)
