@@ -33,7 +33,7 @@ from PIL import Image, features
 
 from . import heif
 from .errors import ImageTooLargeError, InputError, UsageError, reason
-from .metadata import exif_block, is_progressive, png_text, read_comment, read_iptc, read_xmp
+from .metadata import exif_block, is_progressive, png_text, read_comment, read_iptc, read_xmp, read_xmp_extension
 from .pixels import to_8bit, to_upright
 
 #: Default pixel limit (width x height) above which a photo is refused.
@@ -68,6 +68,7 @@ class ImageInfo:
     xmp: bytes | None = None  #: the XMP packet (JPEG APP1, PNG iTXt, WebP chunk, TIFF tag 700)
     comment: bytes | None = None  #: a JPEG ``COM`` (or GIF) comment
     iptc: bytes | None = None  #: the IPTC-IIM record (JPEG APP13, TIFF tag 33723)
+    xmp_extension: tuple[bytes, ...] = ()  #: a JPEG's extended-XMP APP1 payloads
     text: dict[str, str] = field(default_factory=dict)  #: PNG text chunks (Title, Author...), XMP excepted
     progressive: bool = False  #: a progressive JPEG source (its result is written progressive too)
     frames: int = 1  #: frames or pages the source file holds (multi-page TIFF, animation, MPO)
@@ -153,7 +154,7 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         info.dpi = _dpi(im.info.get("dpi"))
         info.orientation, info.exif = exif_block(im)
         info.xmp, info.comment, info.progressive = read_xmp(im), read_comment(im), is_progressive(im)
-        info.iptc = read_iptc(im)
+        info.iptc, info.xmp_extension = read_iptc(im), read_xmp_extension(im)
         if im.format == "JPEG":
             info.jpeg_qtables = _copy_qtables(getattr(im, "quantization", None))
             info.jpeg_subsampling = _jpeg_subsampling(im)

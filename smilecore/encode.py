@@ -22,7 +22,7 @@ from PIL import Image, PngImagePlugin, features
 from . import atomic, heif
 from .decode import ImageInfo, PixelData
 from .errors import UsageError, WriteError, reason
-from .metadata import EXIF_IFD, GPS_IFD, JPEG_MAX_IPTC, PNG_XMP_KEY, TIFF_IPTC, jpeg_iptc_segment
+from .metadata import EXIF_IFD, GPS_IFD, JPEG_MAX_IPTC, PNG_XMP_KEY, TIFF_IPTC, jpeg_app1_segment, jpeg_iptc_segment
 from .pixels import to_8bit
 
 #: Default JPEG/WebP quality when the source's own tables cannot be reused.
@@ -83,6 +83,9 @@ _FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "MPO": "JPEG", "HEIC": "HEIF"}
 #: Largest XMP packet and comment one JPEG segment holds (bytes).
 JPEG_MAX_XMP = 65504
 JPEG_MAX_COMMENT = 65533
+
+#: The note for a JPEG's extended XMP written to another format.
+EXTENDED_XMP_LOST = "extended XMP not kept (the part of a large XMP packet that only a JPEG holds as it is; use .jpg)"
 
 #: TIFF tag holding an XMP packet.
 TIFF_XMP = 700
@@ -174,7 +177,8 @@ def save_image(
         notes.append(f"{_both('ICC profile' if icc else '', 'EXIF' if info.exif else '')} not kept (BMP cannot hold it; "
                      "use .jpg, .png, .tif or .webp)")
     sub_ifds = False
-    carried = {"exif": "EXIF", "xmp": "XMP", "comment": "comment", "extra": "IPTC"}  # (named in a note if a retry drops them)
+    carried = {"exif": "EXIF", "xmp": "XMP", "comment": "comment",  # (named in a note if a retry drops them)
+               "extra": _both("IPTC" if info.iptc else "", "extended XMP" if info.xmp_extension else "")}
     if fmt == "TIFF" and ("exif" in params or "xmp" in params or "iptc" in params):  # (XMP as tag 700, IPTC 33723)
         carried["exif"] = _both("EXIF" if "exif" in params else "", "XMP" if "xmp" in params else "",
                                 "IPTC" if "iptc" in params else "")
@@ -323,6 +327,8 @@ def _descriptive_params(fmt: str, info: ImageInfo, notes: list[str]) -> dict:
             params["pnginfo"] = png
         if info.iptc:
             notes.append(f"IPTC not kept (PNG cannot hold it; use {_KEEPERS['IPTC']})")
+        if info.xmp_extension:
+            notes.append(EXTENDED_XMP_LOST)
         return params
     if comment is None and "Comment" in text:
         comment = str(text.pop("Comment")).encode("utf-8")
@@ -348,6 +354,10 @@ def _descriptive_params(fmt: str, info: ImageInfo, notes: list[str]) -> dict:
         params["iptc"] = info.iptc  # (tag 33723, added by _tiff_exif)
     elif info.iptc:
         lost.append("IPTC")
+    if info.xmp_extension and fmt == "JPEG" and "xmp" in params:
+        params["extra"] = params.get("extra", b"") + b"".join(jpeg_app1_segment(p) for p in info.xmp_extension)
+    elif info.xmp_extension and info.xmp:
+        notes.append(EXTENDED_XMP_LOST)
     for what in lost:
         notes.append(f"{what} not kept ({fmt} cannot hold it; use {_KEEPERS[what]})")
     if text:

@@ -9,7 +9,8 @@ can write it back:
   and GPS sub-directories and descriptive tags such as Make, Model, DateTime, Artist,
   Copyright), never the structural tags (size, strips, compression, ICC profile, XMP).
 * :func:`read_xmp`: the XMP packet (JPEG APP1, WebP ``XMP`` chunk, TIFF tag 700, PNG iTXt
-  ``XML:com.adobe.xmp``).
+  ``XML:com.adobe.xmp``); :func:`read_xmp_extension` a JPEG's extended XMP (further APP1 segments
+  the main packet points to), which only a JPEG result can hold as it is.
 * :func:`read_comment`: a JPEG ``COM`` (or GIF) comment.
 * :func:`read_iptc`: the IPTC-IIM record (captions, keywords, credit, copyright) of a JPEG's
   Photoshop ``APP13`` segment or a TIFF's tag 33723; :func:`jpeg_iptc_segment` writes it back as
@@ -110,6 +111,25 @@ def _tiff_exif(ifd0: Image.Exif) -> Image.Exif:
 def read_xmp(im: Image.Image) -> bytes | None:
     """The XMP packet PIL found while opening ``im`` (JPEG, WebP, TIFF; PNG: see :func:`png_text`)."""
     return _as_bytes(im.info.get("xmp"))
+
+
+#: Signature of a JPEG APP1 segment holding a piece of an extended XMP packet (the part of a large
+#: packet, such as an editor's develop settings, that does not fit in the main one).
+XMP_EXTENSION = b"http://ns.adobe.com/xmp/extension/\x00"
+
+
+def read_xmp_extension(im: Image.Image) -> tuple[bytes, ...]:
+    """The payloads of a JPEG's extended-XMP APP1 segments, in file order (empty if it has none)."""
+    try:
+        return tuple(bytes(data) for marker, data in getattr(im, "applist", ())
+                     if marker == "APP1" and bytes(data[:len(XMP_EXTENSION)]) == XMP_EXTENSION)
+    except Exception:
+        return ()
+
+
+def jpeg_app1_segment(payload: bytes) -> bytes:
+    """A JPEG APP1 segment (marker included) holding ``payload`` (at most 65,533 bytes)."""
+    return b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
 
 
 #: TIFF tag holding an IPTC-IIM record.

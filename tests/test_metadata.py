@@ -425,3 +425,27 @@ def test_iptc_is_kept_in_jpeg_and_tiff_without_photoshops_old_thumbnail(tmp_path
         assert IptcImagePlugin.getiptcinfo(im) == wanted
     r = CliRunner().invoke(cli, [str(face), "-o", str(tmp_path / "cli.png"), "--model", str(shift)])
     assert r.exit_code == 0 and "note: IPTC not kept" in r.output, r.output
+
+
+def test_extended_xmp_is_kept_in_jpeg_and_named_elsewhere(tmp_path):
+    from smilecore.metadata import XMP_EXTENSION, jpeg_app1_segment
+
+    guid = b"0123456789ABCDEF0123456789ABCDEF"
+    extended = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">' + b"<!-- develop settings -->" * 2000 + b"</x:xmpmeta>"
+    pieces = [extended[:40000], extended[40000:]]
+    segments = b"".join(jpeg_app1_segment(XMP_EXTENSION + guid + struct.pack(">II", len(extended), offset) + piece)
+                        for offset, piece in ((0, pieces[0]), (40000, pieces[1])))
+    src = tmp_path / "develop.jpg"
+    _picture().save(src, quality=90, xmp=XMP, extra=segments)
+    _, info = load_image(src)
+    assert len(info.xmp_extension) == 2
+
+    out = tmp_path / "out.jpg"
+    assert save_image(out, _picture(), info) == []
+    with Image.open(out) as im:
+        got = [bytes(d) for m, d in im.applist if m == "APP1" and bytes(d).startswith(XMP_EXTENSION)]
+        assert b"".join(d[len(XMP_EXTENSION) + 40:] for d in got) == extended
+        assert im.info.get("xmp") == XMP
+    for ext in (".webp", ".png", ".tif"):
+        notes = save_image(tmp_path / f"out{ext}", _picture(), info)
+        assert any(n.startswith("extended XMP not kept") for n in notes), (ext, notes)
