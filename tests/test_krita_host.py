@@ -6,9 +6,11 @@ whose flow is a pure 3-px translation and whose strength range (MODEL_RANGE) is 
 model's, so the docker's slider must take it from the engine's greeting:
 
 * ``kritarunner`` (no window): the apply flow on real documents: a new layer whose face region
-  differs while the rest is identical, the selection respected, 16-bit refused, no face reported;
+  differs while the rest is identical, the selection respected, CMYK and Lab refused, no face
+  reported (16-bit, float and grayscale documents: tests/test_krita_precision.py);
 * the real GUI under Xvfb with a test-only plug-in (tests/hosts/krita/pykrita/smiletest) that
-  drives the Smile docker: preview, screenshot, Apply, one undo step, the Tools → Scripts action;
+  drives the Smile docker: preview, screenshot, Apply, one undo step, the Tools → Scripts action,
+  and Apply plus one undo step on a 32-bit float (linear) image;
 * Krita's own Python (/usr/bin/python3) with PyQt5 and with PyQt6: the Qt shim, pixel files,
   the engine client and the docker's widgets (with a stand-in ``krita`` module).
 
@@ -270,11 +272,11 @@ def test_kritarunner_apply_flow(krita_setup):
     assert changed.any(), "nothing changed inside the selection"
     assert not changed[:, sel_x1:].any(), "pixels outside the selection changed"
 
-    for name, kind_of_image in (("deep", "RGBA/U16"), ("gray", "GRAYA/U8")):
+    for name, kind_of_image in (("cmyk", "CMYKA/U8"), ("lab", "LABA/U16")):
         refused = results[name]
         assert refused["request_id"] is None and refused["layers_after"] == refused["layers_before"]
         kind, message = refused["statuses"][-1]
-        assert kind == "error" and "8-bit RGBA" in message and kind_of_image in message, refused["statuses"]
+        assert kind == "error" and "RGB and grayscale" in message and kind_of_image in message, refused["statuses"]
 
     blank = results["blank"]
     assert blank["statuses"][-1][0] == "no_face", blank["statuses"]
@@ -343,6 +345,23 @@ def test_gui_docker_preview_apply_undo_action(krita_setup):
     action = steps["action"]
     assert action["layers"] == base + ["Smile"], action
     assert (_load(out / "gui_action_result.png") == result).all(), "the action and the docker's Apply differ"
+
+    # a 32-bit float (linear) image: Apply adds one layer, changed only around the face; one undo removes it
+    applied = steps["float_applied"]
+    assert applied["space"][:2] == ["RGBA", "F32"] and applied["reply"]["ok"], applied  # (the status may
+    # already show the preview that switching to the new image started)
+    assert applied["layers"] == applied["before"] + ["Smile"], applied
+    assert applied["documents"] == 2, "temporary documents were left open"
+    w, h = applied["size"]
+    source = np.fromfile(out / "gui_float_source.bin", "<f4").reshape(h, w, 4)
+    result = np.fromfile(out / "gui_float_result.bin", "<f4").reshape(h, w, 4)
+    changed = (source.view(np.uint32) != result.view(np.uint32)).any(axis=-1)
+    x0, y0, x1, y1 = _face_box(applied["reply"])
+    pad = 0.6 * max(x1 - x0, y1 - y0)
+    near = np.zeros_like(changed)
+    near[max(0, int(y0 - pad)):int(y1 + pad) + 1, max(0, int(x0 - pad)):int(x1 + pad) + 1] = True
+    assert changed.sum() > 500 and not (changed & ~near).any(), f"{changed.sum()} changed, {(changed & ~near).sum()} away from the face"
+    assert steps["float_undone"]["layers"] == applied["before"], "one undo step did not remove the Smile layer"
 
 
 @pytest.mark.parametrize("binding", ["PyQt5", "PyQt6"])

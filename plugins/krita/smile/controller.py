@@ -171,9 +171,9 @@ class SmileController(QObject):
             return None
         try:
             job = jobs.prepare(doc if doc is not None else self.app.activeDocument(),
-                               self.strength, self.faces, node)
-        except pixels.PixelError as exc:
-            self._set_status("error", str(exc))
+                               self.strength, self.faces, node, keep_sent=True)
+        except Exception as exc:
+            self._set_status("error", problem_text(exc))
             return None
         self._apply_job = job
         self._set_status("working", f"working: smiling at strength {self.strength:+.1f}…")
@@ -190,8 +190,8 @@ class SmileController(QObject):
                 return
             try:
                 layer = jobs.add_result_layer(job)
-            except pixels.PixelError as exc:
-                self._set_status("error", str(exc))
+            except Exception as exc:  # the document is unchanged: the layer joins it last
+                self._set_status("error", problem_text(exc))
                 return
             faces = reply.get("faces") or []
             edited = sum(1 for f in faces if f.get("edited"))
@@ -237,8 +237,8 @@ class SmileController(QObject):
             region = self._preview_region[1]
         try:
             job = jobs.prepare(doc, self.strength, self.faces, node, region)
-        except pixels.PixelError as exc:
-            self._set_status("error", str(exc))
+        except Exception as exc:
+            self._set_status("error", problem_text(exc))
             self.previewChanged.emit(None)
             return None
         self._preview_job = job
@@ -278,6 +278,14 @@ class SmileController(QObject):
             job.cleanup()
             if self._preview_again:
                 self.preview()
+
+
+def problem_text(exc: Exception) -> str:
+    """A one-line status for a failure: a PixelError's own words, else what went wrong."""
+    if isinstance(exc, pixels.PixelError):
+        return str(exc)
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"error: Smile could not use this layer ({text}); the image is unchanged"
 
 
 def layer_key(doc: Any, node: Any) -> Optional[Tuple[str, str]]:

@@ -3,7 +3,9 @@
 :func:`prepare` reads the active layer (and selection) into PNG files and builds the worker
 request; :func:`add_result_layer` puts the engine's output on a new paint layer above the
 layer it came from.  Both run on Krita's UI thread; the engine work happens in between, in
-the worker process.
+the worker process.  8-bit RGBA layers travel as they are; every other depth, profile and
+grayscale travels as 16-bit RGBA converted by Krita (colour.py), and only the pixels the
+engine changed come back (merge.py).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from . import pixels
+from . import colour, merge, pixels
 
 Faces = Union[str, List[int]]
 RESULT_LAYER_NAME = "Smile"
@@ -36,6 +38,12 @@ class Job:
     selection_path: Optional[str] = None
     strength: float = 1.0
     faces: Faces = "all"
+    #: the layer's colour space, and the 16-bit one the engine gets it in (None: the layer's
+    #: own 8-bit RGBA bytes are sent as they are)
+    space: Optional[pixels.Space] = None
+    work: Optional[pixels.Space] = None
+    #: what the engine was sent, in ``work`` (kept by Apply to find the pixels it changed)
+    sent: Optional[bytes] = None
 
     def request(self) -> Dict[str, Any]:
         """The worker's ``smile`` request for this job."""
@@ -59,23 +67,33 @@ class Job:
 Rect = Tuple[int, int, int, int]
 
 
-def prepare(doc: Any, strength: float, faces: Faces, node: Any = None, region: Optional[Rect] = None) -> Job:
+def prepare(doc: Any, strength: float, faces: Faces, node: Any = None, region: Optional[Rect] = None,
+            keep_sent: bool = False) -> Job:
     """Write the active layer (or ``node``) and the selection to a fresh temporary folder.
 
     ``region`` (x, y, width, height), clipped to the image, limits the job to that rectangle
-    (previews use the area around the faces found before).
+    (previews use the area around the faces found before).  ``keep_sent``: keep the converted
+    pixels in memory (Apply compares the engine's answer with them).
     """
     node = node if node is not None else (doc.activeNode() if doc is not None else None)
-    pixels.check_document(doc, node)
+    space = pixels.check_document(doc, node)
     x, y, width, height = clip_rect(region, doc.width(), doc.height())
     folder = tempfile.mkdtemp(prefix="smile-krita-")
     job = Job(doc=doc, node=node, x=x, y=y, width=width, height=height, folder=folder,
               input_path=os.path.join(folder, "input.png"),
               output_path=os.path.join(folder, "output.png"),
               mask_path=os.path.join(folder, "mask.png"),
-              strength=strength, faces=faces)
+              strength=strength, faces=faces, space=space)
     try:
-        pixels.save_bgra_png(pixels.layer_bytes(node, x, y, width, height), width, height, job.input_path)
+        data = pixels.layer_bytes(node, x, y, width, height)
+        if colour.sent_as_is(space):
+            pixels.save_bgra_png(data, width, height, job.input_path)
+        else:
+            job.work = colour.working_space(space)
+            data = colour.convert(data, width, height, space, job.work)
+            pixels.save_bgra64_png(data, width, height, job.input_path)
+            job.sent = data if keep_sent else None
+        del data
         selection_path = os.path.join(folder, "selection.png")
         if pixels.save_selection_png(doc, x, y, width, height, selection_path):
             job.selection_path = selection_path
@@ -113,21 +131,76 @@ def face_region(boxes: List[List[float]], origin: Tuple[int, int], pad: float = 
 def add_result_layer(job: Job, name: str = RESULT_LAYER_NAME) -> Any:
     """Put the engine's output on a new paint layer right above the job's layer; return it.
 
-    The layer is filled before it joins the image, so adding it is the only change to the
-    document: one undo step removes it.
+    The new layer is a copy of the job's layer (all of it, also what lies outside the canvas)
+    where the engine's pixels replace the job's rectangle (8-bit RGBA), or only the pixels the
+    engine changed, converted back by Krita (other spaces).  Everything is read, converted and
+    checked before the layer is made, and the layer is filled before it joins the image, so
+    adding it is the only change to the document: one undo step removes it, and a failure
+    leaves the document as it was.
     """
-    data = pixels.load_png_bgra(job.output_path, job.width, job.height)
-    doc = job.doc
+    doc, node = job.doc, job.node
+    rect = (job.x, job.y, job.width, job.height)
+    base = layer_rect(node, doc.width(), doc.height())
+    patches = []  # (bytes, x, y, width, height), written in this order over the copy of the layer
+    if job.work is None:
+        data = pixels.load_png_bgra(job.output_path, job.width, job.height)
+        if base != rect:  # a partial job, or a layer reaching beyond the canvas: copy the rest
+            patches.append((pixels.layer_bytes(node, *base), *base))
+        patches.append((data, *rect))
+    else:
+        patches.append((pixels.layer_bytes(node, *base), *base))
+        patch = changed_patch(job)
+        if patch is not None:
+            patches.append(patch)
     layer = doc.createNode(name, "paintlayer")
-    if (job.width, job.height) != (doc.width(), doc.height()):  # a partial job: copy the rest
-        layer.setPixelData(pixels.layer_bytes(job.node, 0, 0, doc.width(), doc.height()),
-                           0, 0, doc.width(), doc.height())
-    layer.setPixelData(data, job.x, job.y, job.width, job.height)
-    parent = job.node.parentNode() or doc.rootNode()
-    parent.addChildNode(layer, job.node)
+    for data, x, y, width, height in patches:
+        layer.setPixelData(data, x, y, width, height)
+    parent = node.parentNode() or doc.rootNode()
+    parent.addChildNode(layer, node)
     doc.setActiveNode(layer)
     doc.refreshProjection()
     return layer
+
+
+def changed_patch(job: Job) -> Optional[Tuple[bytes, int, int, int, int]]:
+    """The job's layer around the pixels the engine changed, with those pixels replaced by the
+    engine's, converted back to the layer's colour space: (bytes, x, y, width, height) in image
+    coordinates; None when the engine changed nothing."""
+    width, height = job.width, job.height
+    after = pixels.load_png_bgra64(job.output_path, width, height)
+    before = job.sent if job.sent is not None else pixels.load_png_bgra64(job.input_path, width, height)
+    runs = merge.changed_runs(before, after, width, height, 8)
+    box = merge.bounding_rect(runs)
+    if box is None:
+        return None
+    bx, by, bw, bh = box
+    engine = crop(after, width, 8, box)
+    back = colour.convert(engine, bw, bh, job.work, job.space)
+    own = pixels.layer_bytes(job.node, job.x + bx, job.y + by, bw, bh)
+    merged = merge.merge_runs(own, back, bw, bh, job.space.bytes_per_pixel, runs, origin=(bx, by))
+    return merged, job.x + bx, job.y + by, bw, bh
+
+
+def crop(data: bytes, width: int, bytes_per_pixel: int, rect: Rect) -> bytes:
+    """The ``rect`` (x, y, width, height) part of an image ``width`` pixels wide."""
+    x, y, w, h = rect
+    stride = width * bytes_per_pixel
+    left, right = x * bytes_per_pixel, (x + w) * bytes_per_pixel
+    return b"".join(data[row * stride + left:row * stride + right] for row in range(y, y + h))
+
+
+def layer_rect(node: Any, width: int, height: int) -> Rect:
+    """The canvas (0, 0, ``width``, ``height``) and, for a layer moved partly beyond it, the
+    rest of the layer's pixels: the part of the layer the result layer copies."""
+    x0, y0, x1, y1 = 0, 0, width, height
+    try:
+        bounds = node.bounds()
+        if bounds.width() > 0 and bounds.height() > 0:
+            x0, y0 = min(x0, bounds.x()), min(y0, bounds.y())
+            x1, y1 = max(x1, bounds.x() + bounds.width()), max(y1, bounds.y() + bounds.height())
+    except Exception:
+        pass
+    return x0, y0, x1 - x0, y1 - y0
 
 
 def edited_boxes(reply: Dict[str, Any]) -> List[List[float]]:

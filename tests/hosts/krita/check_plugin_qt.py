@@ -59,6 +59,24 @@ def main(argv: list) -> int:
     colour = qt.QImage(png).pixelColor(0, 0)
     assert (colour.red(), colour.green(), colour.blue()) == (30, 20, 10), "B and R are swapped"
 
+    # B,G,R,A 16-bit words (Krita's 16-bit integer RGBA) -> 16-bit PNG -> words, every bit kept
+    import struct
+
+    words = struct.pack("<4H", 1001, 2002, 40003, 65535) * (w * h)
+    png16 = os.path.join(out, f"{binding}-roundtrip16.png")
+    pixels.save_bgra64_png(words, w, h, png16)
+    with open(png16, "rb") as fh:
+        header = fh.read(26)
+    assert header[24:26] == bytes([16, 6]), f"not a 16-bit RGBA PNG: depth {header[24]}, colour type {header[25]}"
+    assert pixels.load_png_bgra64(png16, w, h) == words, "16-bit B,G,R,A words did not survive the PNG round trip"
+    colour = qt.QImage(png16).pixelColor(0, 0)
+    assert (colour.red(), colour.blue()) == (round(40003 / 257), round(1001 / 257)), "B and R are swapped (16-bit)"
+    try:
+        pixels.load_png_bgra64(png, w, h)  # an 8-bit answer to a 16-bit request is refused
+        raise AssertionError("an 8-bit PNG was read as 16-bit words")
+    except pixels.PixelError:
+        pass
+
     # engine discovery: nothing set, no smile-engine.json, nothing on PATH
     saved_path = os.environ.get("PATH", "")
     os.environ["PATH"] = ""

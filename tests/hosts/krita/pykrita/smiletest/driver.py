@@ -202,6 +202,37 @@ class Driver:
         self.doc.waitForDone()
         self.save_layer(self.added[0], "gui_action_result.png")
         self.log("action", layers=self.layer_names(), status=list(controller().status))
+        self.open_float()
+
+    def open_float(self) -> None:
+        """The portrait again, as a 32-bit float (linear) image: Apply, then one undo."""
+        doc = self.app.openDocument(self.image)
+        doc.setColorSpace("RGBA", "F32", "sRGB-elle-V2-g10.icc")
+        doc.waitForDone()
+        self.window.addView(doc)
+        self.app.setActiveDocument(doc)
+        self.doc = doc
+        del self.added[:]
+        self.float_layers = self.layer_names()
+        self.app.action(ACTION_ID).trigger()
+        self.wait_until("Apply on the float image", lambda: bool(self.added) and not controller().busy(),
+                        self.after_float_apply)
+
+    def after_float_apply(self) -> None:
+        self.doc.waitForDone()
+        w, h = self.doc.width(), self.doc.height()
+        source = [n for n in self.doc.topLevelNodes() if n.type() == "paintlayer"][0]
+        for node, name in ((source, "gui_float_source.bin"), (self.added[0], "gui_float_result.bin")):
+            with open(os.path.join(self.out, name), "wb") as fh:
+                fh.write(bytes(node.pixelData(0, 0, w, h)))
+        self.log("float_applied", layers=self.layer_names(), before=self.float_layers, status=list(controller().status),
+                 space=[self.doc.colorModel(), self.doc.colorDepth(), self.doc.colorProfile()], size=[w, h],
+                 reply=controller().last_apply_reply, documents=len(self.app.documents()))
+        self.app.action("edit_undo").trigger()
+        QTimer.singleShot(1500, self.guarded(self.after_float_undo))
+
+    def after_float_undo(self) -> None:
+        self.log("float_undone", layers=self.layer_names())
         controller().shutdown()
         self.finish(0)
 

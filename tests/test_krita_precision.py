@@ -1,0 +1,257 @@
+"""The Krita plug-in on documents that are not 8-bit RGBA, inside the real Krita 5 (headless).
+
+16-bit integer, 16- and 32-bit float (Krita's default profiles for them are linear), grayscale,
+a layer moved partly off the canvas, a selection: the new layer differs from the source only
+around the face, and there at the right tone (compared with the same portrait smiled as 8-bit
+sRGB); outside the face every value is kept bit for bit, float values above 1 and below 0
+included.  CMYK, Lab, XYZ and YCbCr documents, masks and a layer in another colour space than
+its image are refused with one line saying what to do; a failure leaves the document as it was.
+
+``tests/hosts/krita/runner_precision.py`` does the work inside ``kritarunner``; the engine is
+this environment's with the fixture model of tests/test_krita_host.py (a 3-px translation).
+The pure-Python merge (plugins/krita/smile/merge.py) is also tested here without Krita.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_krita_host import HOST_DIR, _run, krita_setup  # noqa: F401  (krita_setup is a fixture)
+
+HERE = Path(__file__).parent
+MERGE_PY = HERE.parent / "plugins" / "krita" / "smile" / "merge.py"
+DTYPES = {"U8": np.uint8, "U16": np.dtype("<u2"), "F16": np.dtype("<f2"), "F32": np.dtype("<f4")}
+CHANNELS = {"RGBA": 4, "GRAYA": 2}
+PAD = 0.6  # the change mask is feathered beyond the face box (as in test_krita_host)
+
+
+def _merge_module():
+    spec = importlib.util.spec_from_file_location("smile_merge", MERGE_PY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --------------------------------------------------------------------------- without Krita
+def test_merge_takes_only_changed_pixels():
+    merge = _merge_module()
+    rng = np.random.default_rng(0)
+    before = rng.integers(0, 65535, (5, 7, 4), dtype=np.uint16)
+    after = before.copy()
+    after[1, 2:5, 0] += 1
+    after[3, 6, 3] ^= 0x100
+    after[4, 0] += 7
+    runs = merge.changed_runs(before.tobytes(), after.tobytes(), 7, 5, 8)
+    assert runs == [(1, 2, 5), (3, 6, 7), (4, 0, 1)]
+    assert merge.bounding_rect(runs) == (0, 1, 7, 4)
+    assert merge.changed_runs(before.tobytes(), before.tobytes(), 7, 5, 8) == []
+    # the layer's own float pixels, with values no 16-bit image can hold, replaced only where changed
+    own = rng.normal(0, 5, (4, 7, 4)).astype("<f4")
+    back = np.full((4, 7, 4), 0.5, "<f4")
+    merged = np.frombuffer(merge.merge_runs(own.tobytes(), back.tobytes(), 7, 4, 16, runs, origin=(0, 1)),
+                           "<f4").reshape(4, 7, 4)
+    changed = np.zeros((4, 7), bool)
+    changed[0, 2:5] = changed[2, 6] = changed[3, 0] = True
+    assert (merged[changed] == 0.5).all() and (merged[~changed] == own[~changed]).all()
+    # 12-byte pixels (no machine word) take the slow path
+    b3 = rng.integers(0, 255, (2, 3, 12), dtype=np.uint8)
+    a3 = b3.copy()
+    a3[1, 1, 11] ^= 1
+    assert merge.changed_runs(b3.tobytes(), a3.tobytes(), 3, 2, 12) == [(1, 1, 2)]
+
+
+# --------------------------------------------------------------------------- inside Krita
+@pytest.fixture(scope="module")
+def precision(krita_setup):  # noqa: F811
+    out = krita_setup["root"] / "precision-out"
+    out.mkdir()
+    env = dict(krita_setup["env"], QT_QPA_PLATFORM="offscreen", SMILE_KRITA_OUT=str(out),
+               PYTHONPATH=os.pathsep.join([str(krita_setup["pykrita"]), str(HOST_DIR)]))
+    if os.environ.get("SMILE_KRITA_BIG"):  # e.g. 6000x4000: time the preview and Apply on a large float image
+        env["SMILE_KRITA_BIG"] = os.environ["SMILE_KRITA_BIG"]
+    code, log = _run(["kritarunner", "-s", "runner_precision"], env, cwd=HOST_DIR)
+    results_file = out / "results.json"
+    assert results_file.is_file(), f"kritarunner wrote no results (exit {code}):\n{log}"
+    results = json.loads(results_file.read_text(encoding="utf-8"))
+    assert "crash" not in results, results["crash"]
+    if "big" in results:
+        (krita_setup["artefacts"] / "krita-big-timings.json").write_text(json.dumps(results["big"], indent=1))
+    return {"out": out, "results": results}
+
+
+def _case(precision, name: str) -> dict:
+    case = precision["results"].get(name)
+    assert case is not None, f"the runner recorded no case {name!r}"
+    assert "crash" not in case, case["crash"]
+    return case
+
+
+def _pixels(precision, case: dict, which: str) -> np.ndarray:
+    """A dumped layer as an (H, W, C) array in Krita's channel order."""
+    model, depth = case["space"][:2]
+    dump = case[which]
+    _, _, w, h = dump["rect"]
+    data = np.fromfile(precision["out"] / dump["file"], dtype=DTYPES[depth])
+    return data.reshape(h, w, CHANNELS[model])
+
+
+def _face_box(case: dict) -> list:
+    faces = [f for f in case["reply"]["faces"] if f.get("edited")]
+    assert faces, f"the engine edited no face: {case['reply']}"
+    return faces[0]["box"]
+
+
+def _near(shape, box, origin=(0, 0)) -> np.ndarray:
+    """True around the face box (image coordinates; ``origin``: where the array starts)."""
+    h, w = shape[:2]
+    x0, y0, x1, y1 = box
+    pad = PAD * max(x1 - x0, y1 - y0)
+    ox, oy = origin
+    near = np.zeros((h, w), bool)
+    near[max(0, int(y0 - pad) - oy):max(0, int(y1 + pad) + 1 - oy), max(0, int(x0 - pad) - ox):max(0, int(x1 + pad) + 1 - ox)] = True
+    return near
+
+
+def _bitwise_changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pixels whose bytes differ (NaN-safe, -0.0 ≠ 0.0: what "bit-identical" means)."""
+    assert a.shape == b.shape and a.dtype == b.dtype
+    view = {1: np.uint8, 2: np.uint16, 4: np.uint32}[a.dtype.itemsize]
+    return (a.view(view) != b.view(view)).any(axis=-1)
+
+
+def _assert_face_only(precision, name: str, min_changed: int = 500) -> tuple:
+    case = _case(precision, name)
+    assert case["statuses"][-1][0] == "done", case["statuses"]
+    before, at = case["layers_before"], case["layers_before"].index(case["source_name"]) + 1
+    assert case["layers_after"] == before[:at] + ["Smile"] + before[at:], "the Smile layer is not right above its source"
+    assert case["result_space"] == case["space"], "the new layer is not in the image's colour space"
+    assert case["documents_open"] == 1, "temporary documents were left open"
+    source, result = _pixels(precision, case, "source"), _pixels(precision, case, "result")
+    changed = _bitwise_changed(source, result)
+    assert changed.sum() > min_changed, f"only {changed.sum()} pixels changed: the face was not edited"
+    rect = case["source"]["rect"]
+    near = _near(changed.shape, _face_box(case), origin=(rect[0], rect[1]))
+    assert not (changed & ~near).any(), \
+        f"{(changed & ~near).sum()} pixels away from the face differ from the source"
+    assert not _bitwise_changed(np.ascontiguousarray(source[..., -1:]), np.ascontiguousarray(result[..., -1:])).any(), \
+        "alpha changed"
+    return case, source, result, changed
+
+
+def _srgb8(values: np.ndarray) -> np.ndarray:
+    """Linear light (0..1) encoded with the sRGB curve, in 8-bit steps (as floats)."""
+    v = np.clip(values.astype(np.float64), 0.0, 1.0)
+    return 255.0 * np.where(v <= 0.0031308, 12.92 * v, 1.055 * np.power(v, 1 / 2.4) - 0.055)
+
+
+def _reference(precision) -> tuple:
+    """The 8-bit sRGB portrait smiled: (source, result) as R,G,B floats 0..255."""
+    case = _case(precision, "u8")
+    src, res = _pixels(precision, case, "source"), _pixels(precision, case, "result")
+    return src[..., 2::-1].astype(np.float64), res[..., 2::-1].astype(np.float64)
+
+
+def _tone_error(precision, rgb_8bit_scale: np.ndarray, changed: np.ndarray) -> float:
+    """Mean absolute difference (8-bit levels) in the changed pixels between a result (R,G,B,
+    sRGB-encoded, 0..255) and the 8-bit reference result."""
+    _, ref = _reference(precision)
+    return float(np.abs(rgb_8bit_scale[changed] - ref[changed]).mean())
+
+
+def test_8bit_reference(precision):
+    _assert_face_only(precision, "u8")
+
+
+def test_u16_linear_document_face_changed_rest_identical(precision):
+    case, source, result, changed = _assert_face_only(precision, "u16")
+    assert case["space"][:2] == ["RGBA", "U16"] and case["profile"].endswith("g10.icc"), case["space"]
+    # the face has the tone of the 8-bit result (Krita's U16 layout: B,G,R,A; linear light)
+    rgb = _srgb8(result[..., 2::-1] / 65535.0)
+    error = _tone_error(precision, rgb, changed)
+    wrong = _tone_error(precision, result[..., 2::-1] / 257.0, changed)  # read as if sRGB-encoded
+    assert error < 1.5, f"the smiled face is off by {error:.2f} levels on average"
+    assert wrong > 20, wrong  # (the measure tells a wrong tone curve apart)
+    # the low bits of the untouched pixels survive (the source's words are not multiples of 257)
+    assert (source[~changed] % 257 != 0).mean() > 0.5
+
+
+def test_u16_srgb_document(precision):
+    case, source, result, changed = _assert_face_only(precision, "u16srgb")
+    error = _tone_error(precision, result[..., 2::-1] / 257.0, changed)
+    assert error < 1.5, error
+
+
+def test_f32_keeps_values_outside_0_1_and_face_tone(precision):
+    case, source, result, changed = _assert_face_only(precision, "f32")
+    assert case["space"][:2] == ["RGBA", "F32"] and case["profile"].endswith("g10.icc"), case["space"]
+    # the band of the top rows and the corner hold values no 16-bit image can: kept exactly
+    assert (result[:8, :, 0] == 7.5).all() and (result[:8, :, 2] == -0.25).all()
+    assert (result[-16:, -16:, 0] == 1000.0).all() and (result[-16:, -16:, 1] == -3.0).all()
+    error = _tone_error(precision, _srgb8(result[..., :3]), changed)  # float RGBA is R,G,B,A
+    assert error < 1.5, f"the smiled face is off by {error:.2f} levels on average"
+
+
+def test_f32_selection_respected(precision):
+    case, source, result, changed = _assert_face_only(precision, "f32_selected", min_changed=100)
+    x1 = case["selection"][2]
+    assert not changed[:, x1:].any(), "pixels outside the selection changed"
+
+
+def test_f16_document(precision):
+    case, source, result, changed = _assert_face_only(precision, "f16")
+    assert (result[:8, :, 0] == 3.0).all() and (result[:8, :, 2] == -0.5).all()
+    error = _tone_error(precision, _srgb8(result[..., :3].astype(np.float32)), changed)
+    assert error < 1.5, error
+
+
+@pytest.mark.parametrize("name", ["graya8", "graya16"])
+def test_grayscale_documents(precision, name):
+    case, source, result, changed = _assert_face_only(precision, name)
+    assert case["space"][0] == "GRAYA"
+    # gray in the changed face stays close to the 8-bit result's luminance
+    gray = result[..., 0].astype(np.float64)
+    gray = gray * 255.0 / 65535.0 if name == "graya16" else gray
+    if case["profile"].split("-")[-1].startswith("g10"):  # linear gray
+        gray = _srgb8(gray / 255.0)
+    _, ref = _reference(precision)
+    luma = ref @ np.array([0.2126, 0.7152, 0.0722])
+    error = float(np.abs(gray[changed] - luma[changed]).mean())
+    assert error < 4.0, f"the gray face is off by {error:.2f} levels on average"
+
+
+@pytest.mark.parametrize("name", ["moved_f32", "moved_u8"])
+def test_layer_moved_beyond_canvas(precision, name):
+    case = _case(precision, name)
+    x, y, w, h = case["source"]["rect"]
+    assert case["offset"] == [40, 24] and x + w > 512, case["source"]["rect"]  # the layer reaches beyond the canvas
+    case, source, result, changed = _assert_face_only(precision, name)
+    # every pixel of the layer is there, the ones off the canvas too
+    assert not changed[:, 512 - x:].any()
+
+
+def test_failure_leaves_document_unchanged(precision):
+    case = _case(precision, "failure")
+    assert case["reply"]["ok"], case["reply"]  # the engine did its part
+    assert case["layers_after"] == case["layers_before"], "a failed Apply changed the layers"
+    kind, message = case["statuses"][-1]
+    assert kind == "error" and "simulated conversion failure" in message and "unchanged" in message, case["statuses"]
+    assert "\n" not in message
+    assert case["documents_open"] == 1, "temporary documents were left open"
+
+
+@pytest.mark.parametrize("name,words", [("cmyk", "CMYKA/U8"), ("lab", "LABA/U16"), ("xyz", "XYZA/F32"),
+                                        ("ycbcr", "YCbCrA/U8"), ("mask", "transparency mask"),
+                                        ("other_space", "Convert Layer Color Space"),
+                                        ("other_depth", "Convert Layer Color Space")])
+def test_unsupported_refused_with_one_line(precision, name, words):
+    case = _case(precision, name)
+    assert case["request_id"] is None and case["layers_after"] == case["layers_before"]
+    kind, message = case["statuses"][-1]
+    assert kind == "error" and words in message and "\n" not in message, case["statuses"]
+    if name in ("cmyk", "lab", "xyz", "ycbcr"):
+        assert "Convert Image Color Space" in message and "RGB" in message, message
