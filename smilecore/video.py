@@ -247,7 +247,7 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             t0 = time.perf_counter()
             k = (rotation // 90) % 4
             view = np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
-            found = detect_faces(view, small_faces=False)  # per detection frame: no second, slower search
+            found = detect_faces(view, small_faces=False, upside_down=False)  # per detection frame: no second, slower search
             res = []
             for fc in found:
                 lm = np.asarray(fc.landmarks, np.float64)

@@ -185,3 +185,32 @@ def test_the_second_pass_runs_only_where_small_faces_may_have_been_missed(monkey
     small, centre = bench.scaled(60, canvas=(3000, 4000))  # 60 px in 12 MP: only the second pass finds it
     dets = detection.detect(small)
     assert calls == [detection.FINE_MAX_SIDE] and len(dets) == 1 and bench.contains(dets[0].box, centre)
+
+
+@pytest.mark.parametrize("angle", [160, 180, 200])
+def test_a_face_upside_down_is_found_when_nothing_upright_is(angle):
+    a = bench.astronaut()
+    h, w = a.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)  # turned on a black canvas that holds all of her
+    side = int(np.ceil(np.hypot(w, h)))
+    m[:, 2] += (side - w) / 2, (side - h) / 2
+    turned = cv2.warpAffine(a, m, (side, side), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+    assert detection.detect(turned) == []  # BlazeFace alone does not find her this far turned
+    (face,) = smilecore.detect_faces(turned)
+    expected = HOG_LANDMARKS @ m[:, :2].T + m[:, 2]
+    assert np.abs(face.landmarks - expected).max() <= 3.0  # dlib's five points, turned with her
+    assert smilecore.detect_faces(turned, upside_down=False) == []
+
+
+def test_an_upside_down_portrait_smiles_as_the_upright_one(astronaut):
+    upright = np.asarray(smilecore.smile(astronaut, strength=2).image).astype(int)
+    turned = smilecore.smile(np.ascontiguousarray(astronaut[::-1, ::-1]), strength=2)
+    back = np.asarray(turned.image)[::-1, ::-1].astype(int)
+    assert np.abs(back - astronaut).mean() > 0.2  # she smiles ...
+    assert np.abs(back - upright).mean() < 0.1 and np.abs(back - upright).max() <= 40  # ... as she does upright
+
+
+def test_no_face_on_face_free_pictures_turned_either():
+    pictures = {**bench.face_free_pictures(), **bench.large_face_free_pictures()}
+    false = {name: len(detection.detect(p, upside_down=True)) for name, p in pictures.items()}
+    assert not any(false.values()), {k: v for k, v in false.items() if v}

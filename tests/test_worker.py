@@ -226,7 +226,10 @@ def test_a_path_no_file_can_have_is_a_bad_request(session, photo: Path, tmp_path
 def test_a_usage_error_while_loading_is_bad_request(monkeypatch, fixture_models):
     """The protocol has no 'usage' code (docs/worker-protocol.md): before, SMILE_THREADS=abc gave
     model_error.code 'usage'."""
+    import smilecore.pipeline
+
     monkeypatch.setenv("SMILE_THREADS", "abc")
+    smilecore.pipeline._load_cached.cache_clear()  # (a model another test loaded would not read it again)
     s = WorkerSession(str(fixture_models["identity"]))
     s.load_model()
     greet, hello = converse(s, {"cmd": "hello", "id": 1})
