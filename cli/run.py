@@ -14,6 +14,7 @@ from smilecore.decode import DEFAULT_MAX_PIXELS, load_mask
 from . import report as rep
 from .inputs import check_no_clash, expand_inputs, make_output_folders, plan_outputs, remove_empty_folders
 from .photo import process_photo
+from .stdio import STDIN_NAME, STDIO, STDOUT_NAME, check_stdout_free, read_stdin, write_stdout
 from .stdout import Report
 from .version import smile_version
 from .video import StrengthParam, check_schedule, check_video_options, is_video_path, process_video, strength_label
@@ -23,6 +24,8 @@ RUN_HELP = """Make the faces in PHOTO... smile.
 PHOTO can be files, folders (their photos; -r for sub-folders) and glob patterns.
 Each result goes next to its photo as NAME.smile.EXT (see --suffix), into --out-dir,
 or to -o OUT for a single photo; inputs are never overwritten unless --in-place is given.
+PHOTO '-' reads a photo from standard input and -o - writes the result to standard output
+(the default for '-'), whole or not at all.
 Results keep the photo's format (or the one -o/--ext names), ICC profile, EXIF and
 JPEG quality, and are written atomically (a crash never leaves half a file).
 
@@ -33,6 +36,7 @@ Examples:
   smile shots/ -r --out-dir out/ --keep-unchanged --json > report.json
   smile group.jpg --faces largest --min-face 40
   smile portrait.jpg --debug dbg/             # pictures of crops, masks and flows
+  smile - --ext png < photo.jpg > smiling.png # a pipe: standard input to standard output
 """
 
 
@@ -63,7 +67,7 @@ def _faces_callback(ctx, param, value):
               help="How much smile: 0 = unchanged, 1 = a natural smile, 2 = a broad one; past 2 it grows less and less "
                    "(4 is about 2.4); negative = less smile. "
                    "Videos also take a schedule SECONDS:STRENGTH,... e.g. 0:0,1.5:2,4:2,5:0.")
-@click.option("-o", "--output", metavar="OUT", help="Output file for a single photo; its extension picks the format.")
+@click.option("-o", "--output", metavar="OUT", help="Output file for a single photo; its extension picks the format ('-': standard output).")
 @click.option("--out-dir", metavar="DIR", help="Write results into DIR (created if missing), named NAME+SUFFIX+EXT.")
 @click.option("--suffix", default=".smile", show_default=True, help="Added to each result's name (not with -o or --in-place).")
 @click.option("--ext", metavar="EXT", help="Output format for every photo, e.g. png (default: the photo's own).")
@@ -99,7 +103,50 @@ def _faces_callback(ctx, param, value):
 def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_face, selection, keep_unchanged,
                 recursive, quality, max_pixels, model, as_json, debug_dir, quiet, crf=None, codec=None, preset=None,
                 jobs_n=None, ray_address=None, ray_actors=None) -> int:
-    """Entry of ``smile run``; returns the exit status."""
+    """Entry of ``smile run``; returns the exit status.  ``-`` as the one PHOTO reads standard input,
+    ``-o -`` writes the result to standard output (:mod:`smile_cli.stdio`)."""
+    options = dict(strength=strength, out_dir=out_dir, suffix=suffix, in_place=in_place, faces=faces, min_face=min_face,
+                   selection=selection, keep_unchanged=keep_unchanged, recursive=recursive, quality=quality,
+                   max_pixels=max_pixels, model=model, as_json=as_json, debug_dir=debug_dir, quiet=quiet, crf=crf,
+                   codec=codec, preset=preset, jobs_n=jobs_n, ray_address=ray_address, ray_actors=ray_actors)
+    from_stdin, to_stdout = STDIO in photos, output == STDIO or (photos == (STDIO,) and output is None and not out_dir)
+    if not from_stdin and not to_stdout:
+        return _run(photos, output=output, ext=ext, **options)
+    if from_stdin and len(photos) > 1:
+        raise UsageError("PHOTO '-' (standard input) must be the only photo")
+    if from_stdin and (in_place or out_dir):
+        raise UsageError(f"standard input has no file to {'replace' if in_place else 'name a result after'}: "
+                         "write the result with -o FILE, or -o - for standard output")
+    if to_stdout and as_json:
+        raise UsageError("-o - writes the photo to standard output, where --json would go too: leave out one of them")
+    if to_stdout:
+        check_stdout_free()
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="smile-stdio-") as tmp:
+        folder = Path(tmp)
+        names = {}
+        if from_stdin:
+            photo = read_stdin(folder)
+            names[str(photo)] = STDIN_NAME
+            photos = (str(photo),)
+        if to_stdout:
+            if len(photos) != 1:
+                raise UsageError("-o - is for one photo; give exactly one PHOTO")
+            suffix_of = ("." + ext.lstrip(".")) if ext else Path(photos[0]).suffix
+            output, ext = str(folder / f"standard-output{suffix_of}"), None
+            names[output] = STDOUT_NAME
+        code = _run(photos, output=output, ext=ext, names=names, lines_to_stderr=to_stdout, **options)
+        if to_stdout and Path(output).is_file():
+            write_stdout(Path(output))
+        return code
+
+
+def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_face, selection, keep_unchanged,
+         recursive, quality, max_pixels, model, as_json, debug_dir, quiet, crf=None, codec=None, preset=None,
+         jobs_n=None, ray_address=None, ray_actors=None, names: dict | None = None, lines_to_stderr: bool = False) -> int:
+    """The run itself (:func:`run_command` with standard input and output made files): ``names`` maps
+    such files to the names the report shows; ``lines_to_stderr``: standard output carries the photo."""
     inputs = expand_inputs(list(photos), recursive=recursive, skip_suffix=suffix if not in_place else None)
     inputs = _suggest_commands(inputs, photos)
     jobs = plan_outputs(inputs, output, out_dir, suffix, ext, in_place)
@@ -141,7 +188,7 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
             from tqdm import tqdm
 
             bar = tqdm(total=len(jobs), unit="photo", file=sys.stderr, disable=None, leave=False)
-        echo_line = _line_printer(quiet, as_json, out, bar)
+        echo_line = _line_printer(quiet, as_json, out, bar, lines_to_stderr)
         for number, job in enumerate(jobs, 1):
             if is_video_path(job.input):
                 if bar is not None:
@@ -153,6 +200,9 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
             else:
                 r = process_photo(job, smile_model, strength, faces, min_face, sel, keep_unchanged, quality, max_pixels,
                                   Path(debug_dir).expanduser() if debug_dir else None, number)
+            if names:
+                r.input = names.get(str(r.input), r.input)
+                r.output = names.get(str(r.output), r.output) if r.output is not None else None
             reports.append(r)
             echo_line(r)
             if bar is not None and (pool is None or is_video_path(job.input)):
@@ -204,11 +254,12 @@ def _to_stderr(text: str, bar=None) -> None:
         pass
 
 
-def _line_printer(quiet: bool, as_json: bool, out: Report, bar=None):
-    """A function printing a photo's line (stdout; errors and notes to stderr), around a progress bar."""
+def _line_printer(quiet: bool, as_json: bool, out: Report, bar=None, to_stderr: bool = False):
+    """A function printing a photo's line (stdout, or stderr with ``to_stderr``; errors and notes to
+    stderr), around a progress bar."""
 
     def emit(text: str, err: bool) -> None:
-        if err:
+        if err or to_stderr:
             _to_stderr(text, bar)
         else:
             out.echo(text, bar)

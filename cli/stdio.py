@@ -1,0 +1,96 @@
+"""``-`` as a photo: read from standard input, written to standard output (``smile - < a.jpg > b.jpg``).
+
+The photo read from standard input is first copied to a private temporary folder (so it is read
+as any photo is, with its metadata, and the pixel limit applies before it is decoded), named for
+the format its first bytes show; a result for standard output is written there too, then copied
+to standard output only once it is whole, so a failed run writes nothing there.  While standard
+output carries the photo, the report's lines go to standard error.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from smilecore import heif
+from smilecore.errors import InputError, UsageError, WriteError
+
+from .stdout import silence_stdout
+
+#: The name that stands for standard input (as PHOTO) and standard output (as ``-o``).
+STDIO = "-"
+
+#: What the report calls standard input and output.
+STDIN_NAME, STDOUT_NAME = "<stdin>", "<stdout>"
+
+#: Extensions for the formats a photo on standard input may be in, from its first bytes.
+_SIGNATURES = (
+    (b"\xff\xd8\xff", ".jpg"),
+    (b"\x89PNG\r\n\x1a\n", ".png"),
+    (b"II*\x00", ".tif"),
+    (b"MM\x00*", ".tif"),
+    (b"BM", ".bmp"),
+)
+
+
+def photo_extension(head: bytes) -> str | None:
+    """The extension of the photo format ``head`` (a file's first 64 bytes) starts like, or None."""
+    for signature, ext in _SIGNATURES:
+        if head.startswith(signature):
+            return ext
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return ".webp"
+    family = heif.kind_of_bytes(head)
+    return {"heif": ".heic", "avif": ".avif"}.get(family or "")
+
+
+def read_stdin(folder: Path, stream=None) -> Path:
+    """Copy the photo on standard input (``stream``: a binary stream, default ``sys.stdin``'s) into
+    ``folder``, named ``standard-input.EXT`` for its format; :class:`UsageError` when standard input
+    is a terminal, :class:`InputError` when what arrives is empty or not a photo Smile reads."""
+    if stream is None:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError("PHOTO '-' reads standard input, which is a terminal: pipe a photo into it "
+                             "(smile - -o out.jpg < photo.jpg)")
+        stream = sys.stdin.buffer
+    part = folder / "standard-input.part"
+    try:
+        with open(part, "wb") as f:
+            shutil.copyfileobj(stream, f, 1 << 20)
+    except OSError as exc:
+        raise WriteError(f"cannot keep the photo from standard input in {folder} ({exc.strerror or exc})") from None
+    with open(part, "rb") as f:
+        head = f.read(64)
+    if not head:
+        raise InputError(f"{STDIN_NAME}: nothing arrived on standard input")
+    ext = photo_extension(head)
+    if ext is None:
+        raise InputError(f"{STDIN_NAME}: not a photo Smile can read (JPEG, PNG, TIFF, WebP, BMP, AVIF or HEIC; "
+                         "a video must be given as a file)")
+    photo = folder / f"standard-input{ext}"
+    os.replace(part, photo)
+    return photo
+
+
+def check_stdout_free() -> None:
+    """:class:`UsageError` when standard output is a terminal (a photo must not be printed there)."""
+    if sys.stdout is not None and sys.stdout.isatty():
+        raise UsageError("-o - writes the photo to standard output, which is a terminal: redirect it "
+                         "(smile photo.jpg -o - > out.jpg) or name a file with -o")
+
+
+def write_stdout(result: Path) -> None:
+    """Copy the finished ``result`` to standard output; :class:`WriteError` (exit 7) if it cannot be
+    written whole (the reader went away, the disk behind it is full)."""
+    out = sys.stdout.buffer
+    try:
+        with open(result, "rb") as f:
+            shutil.copyfileobj(f, out, 1 << 20)
+        out.flush()
+    except (BrokenPipeError, ConnectionResetError):
+        silence_stdout()
+        raise WriteError("standard output was closed before the whole photo was written") from None
+    except OSError as exc:
+        silence_stdout()
+        raise WriteError(f"standard output: cannot write the photo ({exc.strerror or type(exc).__name__})") from None

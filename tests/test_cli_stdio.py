@@ -1,0 +1,116 @@
+"""``-`` as a photo: ``smile - -o - < a.jpg > b.jpg`` through real pipes.
+
+The result reaches standard output only whole (nothing on a failure), the report's lines go to
+standard error while standard output carries the photo, and each misuse is one line with its
+exit status.
+"""
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from smile_cli import stdio
+
+
+def smile(*args, stdin: bytes | None = None, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "smile_cli", *map(str, args)], input=stdin if stdin is not None else b"",
+                          capture_output=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def portrait_jpeg(astronaut) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(astronaut).save(buf, "JPEG", quality=92)
+    return buf.getvalue()
+
+
+def test_standard_input_to_standard_output(tmp_path, portrait_jpeg, astronaut, shift):
+    r = smile("-", "-o", "-", "--model", shift, stdin=portrait_jpeg, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.decode().strip().startswith("<stdin> -> <stdout>: 1 of 1 face smiled")
+    with Image.open(io.BytesIO(r.stdout)) as im:
+        assert im.format == "JPEG" and im.size == (512, 512)
+        got = np.asarray(im.convert("RGB")).astype(int)
+    assert np.abs(got[120:160, 190:250] - astronaut[120:160, 190:250]).mean() > 3  # her mouth moved
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
+    (tmp_path / "in.jpg").write_bytes(portrait_jpeg)
+    assert smile("in.jpg", "-o", "file.jpg", "--model", shift, cwd=tmp_path).returncode == 0
+    assert (tmp_path / "file.jpg").read_bytes() == r.stdout  # the same bytes as a file would get
+    for name in ("in.jpg", "file.jpg"):
+        (tmp_path / name).unlink()
+
+    # '-' alone writes to standard output; --ext picks its format; a file can be the target too
+    r = smile("-", "--ext", "png", "--model", shift, stdin=portrait_jpeg, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(b"\x89PNG\r\n\x1a\n")
+    r = smile("-", "-o", "out.webp", "--model", shift, "--json", stdin=portrait_jpeg, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert b'"input": "<stdin>"' in r.stdout and (tmp_path / "out.webp").is_file()
+
+
+def test_a_failed_run_writes_nothing_to_standard_output(tmp_path, shift):
+    wall = tmp_path / "wall.png"
+    Image.new("RGB", (160, 120), (90, 120, 150)).save(wall)
+    r = smile(wall, "-o", "-", "--model", shift, cwd=tmp_path)
+    assert r.returncode == 3 and r.stdout == b""
+    assert r.stderr.decode().strip().splitlines() == [f"smile: error: {wall}: no face found in the photo "
+                                                      "(--keep-unchanged copies such photos as they are)"]
+    r = smile(wall, "-o", "-", "--keep-unchanged", "--model", shift, cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout == wall.read_bytes()  # copied as it is
+
+
+@pytest.mark.parametrize("args, stdin, code, message", [
+    (("-",), b"", 4, "<stdin>: nothing arrived on standard input"),
+    (("-", "-o", "x.jpg"), b"hello, not a photo", 4, "<stdin>: not a photo Smile can read"),
+    (("-", "-o", "-", "--json"), b"\xff\xd8\xff", 2, "--json would go too"),
+    (("-", "a.jpg", "-o", "x.jpg"), b"", 2, "PHOTO '-' (standard input) must be the only photo"),
+    (("-", "--in-place"), b"\xff\xd8\xff", 2, "standard input has no file to replace"),
+    (("a.jpg", "b.jpg", "-o", "-"), b"", 2, "-o"),
+])
+def test_misuse_is_one_line(tmp_path, portrait_jpeg, args, stdin, code, message):
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / name).write_bytes(portrait_jpeg)
+    r = smile(*args, stdin=stdin, cwd=tmp_path)
+    lines = r.stderr.decode().strip().splitlines()
+    assert r.returncode == code and len(lines) == 1 and message in lines[0], r.stderr
+    assert b"Traceback" not in r.stderr and r.stdout == b""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "b.jpg"]
+
+
+def test_a_reader_that_goes_away_is_exit_7(tmp_path, astronaut, shift):
+    big = tmp_path / "big.png"
+    Image.fromarray(astronaut).resize((2400, 2400)).save(big)
+    smile_proc = subprocess.Popen([sys.executable, "-m", "smile_cli", str(big), "-o", "-", "--model", str(shift)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    smile_proc.stdout.read(100)
+    smile_proc.stdout.close()  # the reader stops after 100 bytes
+    err = smile_proc.stderr.read().decode()
+    assert smile_proc.wait(timeout=300) == 7
+    assert "smile: error: standard output was closed before the whole photo was written" in err
+
+
+def test_standard_streams_that_are_terminals_are_refused(monkeypatch, tmp_path):
+    class Tty(io.BytesIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Tty())
+    with pytest.raises(stdio.UsageError, match="standard input, which is a terminal"):
+        stdio.read_stdin(tmp_path)
+    monkeypatch.setattr(sys, "stdout", Tty())
+    with pytest.raises(stdio.UsageError, match="standard output, which is a terminal"):
+        stdio.check_stdout_free()
+
+
+@pytest.mark.parametrize("fmt, ext", [("JPEG", ".jpg"), ("PNG", ".png"), ("TIFF", ".tif"), ("WEBP", ".webp"), ("BMP", ".bmp")])
+def test_the_format_on_standard_input_is_read_from_its_bytes(fmt, ext):
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, fmt)
+    assert stdio.photo_extension(buf.getvalue()[:64]) == ext
+    assert stdio.photo_extension(b"\x00\x00\x00\x18ftypisom" + b"\x00" * 52) is None  # an MP4 video
