@@ -2,20 +2,22 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
-from smilecore.errors import InputError, SmileError
+from smilecore.errors import InputError, SmileError, UsageError
 from smilecore.face import DETECTED_FIELDS
 from smilecore.decode import DEFAULT_MAX_PIXELS, load_image
 
 from .inputs import expand_inputs
+from .stdio import STDIN_NAME, STDIO, read_stdin, rename_in_error
 from .stdout import Report
 
 DETECT_HELP = """List the faces found in each PHOTO (largest first, index 0).
 
 PHOTO can be files, folders (their photos; -r for sub-folders) and glob patterns,
-as for 'smile PHOTO...'.
+as for 'smile PHOTO...'; '-' reads one photo from standard input.
 
 \b
 Examples:
@@ -38,13 +40,27 @@ def detect_command(photos: tuple[str, ...], recursive: bool, min_face: int | Non
     it has no face, 4 if it is missing...).  PHOTO arguments are expanded as ``smile`` expands them
     (:func:`smile_cli.inputs.expand_inputs`: folders, globs, each file once), except that earlier
     results are listed too (detecting writes nothing) and globs match photos only."""
+    if STDIO not in photos:
+        return _detect(photos, recursive, min_face, max_pixels, as_json)
+    if len(photos) > 1:
+        raise UsageError("PHOTO '-' (standard input) must be the only photo")
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="smile-stdio-") as tmp:
+        photo = read_stdin(Path(tmp))
+        return _detect((str(photo),), recursive, min_face, max_pixels, as_json, {str(photo): STDIN_NAME})
+
+
+def _detect(photos, recursive: bool, min_face: int | None, max_pixels: int, as_json: bool,
+            names: dict[str, str] | None = None) -> int:
+    """:func:`detect_command` on files (``names``: what the listing calls some of them)."""
     import smilecore
 
     out = []
     code = 0
     report = Report()  # a reader that goes away silences the listing, never the work
     for path, problem in expand_inputs(list(photos), recursive=recursive, skip_suffix=None, videos=False):
-        photo = str(path)
+        photo = (names or {}).get(str(path), str(path))
         entry = {"input": photo, "faces": [], "error": None}
         try:
             if problem:
@@ -55,6 +71,7 @@ def detect_command(photos: tuple[str, ...], recursive: bool, min_face: int | Non
             if not faces:
                 raise smilecore.NoFaceError(f"{photo}: no face found")
         except SmileError as exc:
+            rename_in_error(exc, names)
             entry["error"] = {"code": exc.code, "exit_code": exc.exit_code, "message": str(exc)}
             code = code or exc.exit_code
             click.echo(f"smile: error: {exc}", err=True)

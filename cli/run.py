@@ -14,7 +14,8 @@ from smilecore.decode import DEFAULT_MAX_PIXELS, load_mask
 from . import report as rep
 from .inputs import check_no_clash, expand_inputs, make_output_folders, plan_outputs, remove_empty_folders
 from .photo import process_photo
-from .stdio import STDIN_NAME, STDIO, STDOUT_NAME, check_stdout_free, read_stdin, write_stdout
+from .stdio import (STDIN_NAME, STDIO, STDOUT_NAME, check_stdout_free, read_stdin, rename_in_error, rename_text,
+                    write_stdout)
 from .stdout import Report
 from .version import smile_version
 from .video import StrengthParam, check_schedule, check_video_options, is_video_path, process_video, strength_label
@@ -203,6 +204,8 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
             if names:
                 r.input = names.get(str(r.input), r.input)
                 r.output = names.get(str(r.output), r.output) if r.output is not None else None
+                rename_in_error(r.error, names)
+                r.notes = [rename_text(n, names) for n in r.notes]
             reports.append(r)
             echo_line(r)
             if bar is not None and (pool is None or is_video_path(job.input)):

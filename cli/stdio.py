@@ -94,3 +94,21 @@ def write_stdout(result: Path) -> None:
     except OSError as exc:
         silence_stdout()
         raise WriteError(f"standard output: cannot write the photo ({exc.strerror or type(exc).__name__})") from None
+
+
+def rename_in_error(exc: BaseException | None, names: dict[str, str] | None) -> None:
+    """Say ``<stdin>`` / ``<stdout>`` in ``exc``'s message where it names the temporary files that
+    stand for them (``names``: file → name)."""
+    if exc is None or not names:
+        return
+    if isinstance(getattr(exc, "message", None), str):  # (a SmileError's text)
+        exc.message = rename_text(exc.message, names)
+    if exc.args and isinstance(exc.args[0], str):
+        exc.args = (rename_text(exc.args[0], names), *exc.args[1:])
+
+
+def rename_text(text: str, names: dict[str, str] | None) -> str:
+    """``text`` with each temporary file of ``names`` replaced by the name that stands for it."""
+    for path, name in (names or {}).items():
+        text = text.replace(path, name)
+    return text

@@ -114,3 +114,21 @@ def test_the_format_on_standard_input_is_read_from_its_bytes(fmt, ext):
     Image.new("RGB", (8, 8)).save(buf, fmt)
     assert stdio.photo_extension(buf.getvalue()[:64]) == ext
     assert stdio.photo_extension(b"\x00\x00\x00\x18ftypisom" + b"\x00" * 52) is None  # an MP4 video
+
+
+def test_errors_name_standard_input_not_a_temporary_file(tmp_path, portrait_jpeg):
+    cut = portrait_jpeg[:5000]
+    for args in (("-", "-o", "x.jpg"), ("detect", "-")):
+        r = smile(*args, stdin=cut, cwd=tmp_path)
+        assert r.returncode == 4, r.stderr
+        (line,) = r.stderr.decode().strip().splitlines()
+        assert line.startswith("smile: error: <stdin>: the image data is corrupt or truncated") and "smile-stdio" not in line
+
+
+def test_detect_reads_standard_input(tmp_path, portrait_jpeg):
+    r = smile("detect", "-", "--json", stdin=portrait_jpeg, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    import json
+
+    (entry,) = json.loads(r.stdout)
+    assert entry["input"] == "<stdin>" and len(entry["faces"]) == 1
