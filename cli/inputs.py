@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from smilecore import heif
 from smilecore.errors import UsageError, WriteError
 from smilecore.encode import INPUT_EXTENSIONS, output_format
 from smilecore.video_streams import VIDEO_EXTENSIONS, is_video_path, video_format
@@ -197,6 +198,10 @@ def plan_outputs(
         except UsageError as exc:
             if output:
                 raise
+            problem = None if ext else heif.read_problem(path)
+            if problem:  # a HEIF photo pillow-heif is missing for: its own line (exit 4), the others still run
+                jobs.append(Job(path, None, problem))
+                continue
             raise UsageError(f"{exc}; choose one with --ext, e.g. --ext {'mp4' if is_video_path(path) else 'png'}") from None
         jobs.append(Job(path, target))
 

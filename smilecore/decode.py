@@ -117,6 +117,10 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         raise InputError(f"{name}: permission denied (cannot read it)")
     limit = max_pixels if max_pixels and max_pixels > 0 else None
     family = heif.kind_of_file(p)
+    claimed = heif.primary_size(p) if family else None  # (read from the boxes: no decoder involved)
+    if limit is not None and claimed and claimed[0] * claimed[1] > limit:
+        raise ImageTooLargeError(f"{name}: {claimed[0]}x{claimed[1]} pixels is larger than the limit of {_mpx(limit)}; "
+                                 "raise it with --max-pixels if you trust the file")
     if family == "heif":
         heif.require(name)  # (pillow-heif: an optional extra; else a line saying how to install it)
     elif family == "avif" and not features.check("avif"):
@@ -131,6 +135,7 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ImageTooLargeError(f"{name}: image is larger than the limit of {_mpx(limit)} (a decompression bomb?); raise it with --max-pixels if you trust the file") from None
     except Image.UnidentifiedImageError:
+        _iso_media_error(p, name, family, claimed)
         if _has_image_signature(p):
             raise InputError(f"{name}: the image data is corrupt or truncated (its header cannot be read)") from None
         raise InputError(f"{name}: not an image, or a format Smile cannot read (use JPEG, PNG, TIFF, WebP, BMP, AVIF or HEIC)") from None
@@ -148,7 +153,9 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
             raise ImageTooLargeError(f"{name}: {w}x{h} pixels is larger than the limit of {_mpx(limit)}; raise it with --max-pixels if you trust the file")
         info = ImageInfo(path=p, format=im.format, mode=im.mode, size=(w, h))
         info.frames = _frame_count(im)
-        if info.frames > 1:
+        if info.frames > 1 and im.format == "HEIF":  # (pillow-heif opens the primary image, wherever it is)
+            info.notes.append(f"{name}: holds {info.frames} images (a burst or collection); only the primary one is used")
+        elif info.frames > 1:
             info.notes.append(f"{name}: has {info.frames} frames or pages; only the first is used")
         info.icc_profile = im.info.get("icc_profile") or None
         info.dpi = _dpi(im.info.get("dpi"))
@@ -167,8 +174,10 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         if im.format == "WEBP":
             info.lossless = _webp_is_lossless(p)
         depth = im.info.get("bit_depth")  # (a HEIF's; PIL gives 8 bits per sample of it)
+        if im.format == "AVIF":  # (Pillow's AVIF plugin does not say; the file's pixi box does)
+            depth = heif.primary_bit_depth(p)
         if isinstance(depth, int) and depth > 8:
-            info.notes.append(f"{name}: a {depth}-bit HEIF photo, read as 8 bits per sample")
+            info.notes.append(f"{name}: a {depth}-bit {'AVIF' if im.format == 'AVIF' else 'HEIF'} photo, read as 8 bits per sample")
 
         if _is_16bit(p, im):
             image = _load_16bit(p, name, info)
@@ -179,6 +188,8 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         try:
             im.load()
         except Exception as exc:
+            if family and "security limit exceeded" in str(exc).lower():  # libheif's own ceiling (--max-pixels raised past it)
+                raise ImageTooLargeError(f"{name}: {w}x{h} pixels is more than the HEIF decoder reads ({reason(exc)})") from None
             raise InputError(f"{name}: the image data is corrupt or truncated ({reason(exc)})") from None
         try:
             upright = to_upright(im)  # (its .info keeps the EXIF; ImageInfo holds ours, orientation reset)
@@ -269,6 +280,27 @@ def _webp_is_lossless(path: Path) -> bool:
     except OSError:
         pass
     return False
+
+
+#: The largest AVIF libavif decodes (its default limits: 16384 x 16384 pixels, 32768 on a side).
+_AVIF_MAX_PIXELS = 16384 * 16384
+_AVIF_MAX_SIDE = 32768
+
+
+def _iso_media_error(path: Path, name: str, family: str | None, claimed: tuple[int, int] | None) -> None:
+    """Raise the one-line error for an ISO media file (an ``ftyp`` box) that no decoder could open
+    and whose reason is known: a video under a photo's name, an image sequence without a still
+    picture, an AVIF larger than libavif decodes; return if none of them."""
+    what = heif.what_is_it(path)
+    if what == "video":
+        raise InputError(f"{name}: a video (MP4/QuickTime), not a photo; Smile takes videos by their name "
+                         "(.mp4 .m4v .mov .mkv .webm .avi): rename it")
+    if what == "sequence":
+        raise InputError(f"{name}: an image sequence (a burst or animation stored as a track) with no still photo in it; "
+                         "Smile reads still photos (a copy named .mp4 may be read as a video)")
+    if family == "avif" and claimed and (claimed[0] * claimed[1] > _AVIF_MAX_PIXELS or max(claimed) > _AVIF_MAX_SIDE):
+        raise ImageTooLargeError(f"{name}: {claimed[0]}x{claimed[1]} pixels is more than the AVIF decoder reads "
+                                 "(libavif: at most 16384 x 16384 pixels)")
 
 
 def _has_image_signature(path: Path) -> bool:

@@ -60,8 +60,8 @@ _FORMAT_MODES = {
     "TIFF": {"1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16"},
     "WEBP": {"RGB", "RGBA"},
     "BMP": {"1", "L", "P", "RGB"},
-    "AVIF": {"RGB", "RGBA"},
-    "HEIF": {"RGB", "RGBA"},
+    "AVIF": {"L", "RGB", "RGBA"},  # (grey is written monochrome: 4:0:0 AVIF, a one-channel HEIF)
+    "HEIF": {"L", "RGB", "RGBA"},
 }
 _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP", "AVIF", "HEIF"}
 

@@ -9,10 +9,15 @@ the HEIF family, needs nothing extra: Pillow reads and writes it itself.
 * :func:`require`: makes PIL open and save HEIF (once per process), or raises
   :class:`~smilecore.errors.InputError` / :class:`~smilecore.errors.UsageError` saying how to
   install it.
+* :func:`primary_size`: the size the primary image's header claims, read from the boxes without a
+  decoder (so a decompression bomb is refused before libheif or libavif allocate anything).
+* :func:`what_is_it`: what an ISO media file that no decoder could open is (a video, an image
+  sequence without a still picture), for the one-line error.
 * :data:`EXTENSIONS`: the file names of HEIF photos.
 """
 from __future__ import annotations
 
+import struct
 import threading
 from pathlib import Path
 
@@ -64,6 +69,175 @@ def kind_of_bytes(head: bytes) -> str | None:
     return None
 
 
+#: Most bytes of a ``meta`` box :func:`primary_size` reads (a phone's is a few kB; a grid of 1000
+#: tiles some tens of kB); a larger one is not parsed (the decoders' own checks still apply).
+_MAX_META = 4 << 20
+#: Most top-level boxes looked at (a photo has 3 or 4: ftyp, meta, mdat, maybe free).
+_MAX_TOP_BOXES = 64
+
+
+def _boxes(data: bytes, start: int, end: int):
+    """``(type, payload_start, box_end)`` of each ISO BMFF box in ``data[start:end]``; stops at the
+    first box whose header does not fit (never loops: every box advances at least 8 bytes)."""
+    pos = start
+    end = min(end, len(data))
+    while pos + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        head = 8
+        if size == 1:
+            if pos + 16 > end:
+                return
+            size = struct.unpack_from(">Q", data, pos + 8)[0]
+            head = 16
+        elif size == 0:  # to the end of the enclosing box (or file)
+            size = end - pos
+        if size < head:
+            return
+        yield kind, pos + head, min(pos + size, end)
+        pos += size
+
+
+def _top_level(path: str | Path) -> list[tuple[bytes, int, int]]:
+    """``(type, offset, size)`` of a file's top-level boxes (at most :data:`_MAX_TOP_BOXES`), read
+    from their headers only; ``[]`` when the file cannot be read."""
+    found: list[tuple[bytes, int, int]] = []
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            total = f.tell()
+            pos = 0
+            while pos + 8 <= total and len(found) < _MAX_TOP_BOXES:
+                f.seek(pos)
+                head = f.read(16)
+                size, kind = struct.unpack_from(">I4s", head)
+                if size == 1 and len(head) == 16:
+                    size = struct.unpack_from(">Q", head, 8)[0]
+                elif size == 0:
+                    size = total - pos
+                if size < 8:
+                    break
+                found.append((kind, pos, size))
+                pos += size
+    except (OSError, struct.error):
+        pass
+    return found
+
+
+def primary_size(path: str | Path) -> tuple[int, int] | None:
+    """``(width, height)`` that a HEIF or AVIF file's primary image claims (its ``ispe`` property,
+    found through ``pitm`` and ``ipma`` in the ``meta`` box), before any rotation; ``None`` when the
+    file has no such header or it cannot be parsed.  Only a few kB are read: this is how a file
+    claiming 60000 x 60000 pixels is refused before a decoder is asked."""
+    meta = next(((off, size) for kind, off, size in _top_level(path) if kind == b"meta"), None)
+    if meta is None or meta[1] > _MAX_META:
+        return None
+    try:
+        with open(path, "rb") as f:
+            f.seek(meta[0])
+            data = f.read(meta[1])
+    except OSError:
+        return None
+    try:
+        found = _primary_properties(data)
+    except (struct.error, IndexError):
+        return None
+    return found.get(b"ispe")
+
+
+def primary_bit_depth(path: str | Path) -> int | None:
+    """Bits per sample of a HEIF or AVIF file's primary image (its ``pixi`` property: the most of
+    its channels), ``None`` when the file does not say."""
+    meta = next(((off, size) for kind, off, size in _top_level(path) if kind == b"meta"), None)
+    if meta is None or meta[1] > _MAX_META:
+        return None
+    try:
+        with open(path, "rb") as f:
+            f.seek(meta[0])
+            return _primary_properties(f.read(meta[1])).get(b"pixi")
+    except (OSError, struct.error, IndexError):
+        return None
+
+
+def _primary_properties(data: bytes) -> dict:
+    """``{b"ispe": (width, height), b"pixi": bits}`` of the primary image, from a ``meta`` box's bytes."""
+    box = next(_boxes(data, 0, len(data)), None)
+    if box is None or box[0] != b"meta":
+        return {}
+    primary = None
+    properties: list[tuple[bytes, int, int]] = []
+    links: dict[int, list[int]] = {}
+    for kind, start, end in _boxes(data, box[1] + 4, box[2]):  # (meta is a full box: version + flags)
+        if kind == b"pitm":
+            primary = struct.unpack_from(">H" if data[start] == 0 else ">I", data, start + 4)[0]
+        elif kind == b"iprp":
+            for sub, s_start, s_end in _boxes(data, start, end):
+                if sub == b"ipco":
+                    properties = list(_boxes(data, s_start, s_end))
+                elif sub == b"ipma":
+                    _read_ipma(data, s_start, s_end, links)
+    found: dict = {}
+    for index in links.get(primary, []) if primary is not None else []:
+        if not 1 <= index <= len(properties):
+            continue
+        kind, start, end = properties[index - 1]
+        if kind == b"ispe" and kind not in found:
+            found[kind] = struct.unpack_from(">II", data, start + 4)
+        elif kind == b"pixi" and kind not in found and start + 5 < end:
+            channels = data[start + 4]
+            found[kind] = max(data[start + 5:min(end, start + 5 + channels)] or b"\x08")
+    return found
+
+
+def _read_ipma(data: bytes, start: int, end: int, links: dict[int, list[int]]) -> None:
+    """Item id -> property indices (1-based) of an ``ipma`` box."""
+    version, flags = data[start], int.from_bytes(data[start + 1:start + 4], "big")
+    pos = start + 4
+    count = struct.unpack_from(">I", data, pos)[0]
+    pos += 4
+    for _ in range(count):
+        if pos >= end:
+            return
+        if version < 1:
+            item = struct.unpack_from(">H", data, pos)[0]
+            pos += 2
+        else:
+            item = struct.unpack_from(">I", data, pos)[0]
+            pos += 4
+        n = data[pos]
+        pos += 1
+        indices = links.setdefault(item, [])
+        for _ in range(n):
+            if flags & 1:
+                indices.append(struct.unpack_from(">H", data, pos)[0] & 0x7FFF)
+                pos += 2
+            else:
+                indices.append(data[pos] & 0x7F)
+                pos += 1
+
+
+#: ``ftyp`` brands of video files (MP4, QuickTime, 3GP, M4V), for the error on one named as a photo.
+_VIDEO_BRANDS = (b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"qt  ", b"M4V ",
+                 b"M4VH", b"M4VP", b"3gp4", b"3gp5", b"3gp6", b"3g2a", b"dash", b"MSNV", b"XAVC")
+
+
+def what_is_it(path: str | Path) -> str | None:
+    """For a file no image decoder could open: ``"video"`` for an MP4/QuickTime file (an ``ftyp`` of
+    none of the HEIF family's brands, or a movie without a ``meta`` box), ``"sequence"`` for a HEIF
+    or AVIF file holding only an image sequence or burst (a ``moov`` track, no still ``meta``
+    item), else ``None`` (damage, or something else)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return None
+    if len(head) < 12 or head[4:8] != b"ftyp":
+        return None
+    kinds = {kind for kind, _off, _size in _top_level(path)}
+    if kind_of_bytes(head) is None:
+        return "video" if head[8:12] in _VIDEO_BRANDS or b"moov" in kinds else None
+    return "sequence" if b"moov" in kinds and b"meta" not in kinds else None
+
+
 def available() -> bool:
     """Is ``pillow-heif`` installed (so HEIF can be registered with PIL)?"""
     try:
@@ -104,6 +278,19 @@ def save_params(quality: int) -> dict:
     return params
 
 
+def read_problem(path: str | Path) -> str | None:
+    """The one-line reason why ``path``, a HEIF photo (by its content), cannot be read here: ``None``
+    when it can (pillow-heif is installed) or it is no HEIF photo.  For a planner that must report
+    such a photo on its own line (exit 4) instead of refusing the whole run for its ``.heic`` result."""
+    if kind_of_file(path) != "heif" or _register():
+        return None
+    return _read_message(str(path))
+
+
+def _read_message(name: str) -> str:
+    return f"{name}: a HEIF (HEIC) photo; reading it needs pillow-heif: {INSTALL}"
+
+
 def require(name: str, writing: bool = False) -> None:
     """Make PIL read and write HEIF; if ``pillow-heif`` is missing raise a one-line error naming
     ``name`` (an :class:`InputError` for a photo to read, a :class:`UsageError` for an output)."""
@@ -111,4 +298,4 @@ def require(name: str, writing: bool = False) -> None:
         return
     if writing:
         raise UsageError(f"{name}: writing HEIF (.heic) photos needs pillow-heif: {INSTALL}")
-    raise InputError(f"{name}: a HEIF (HEIC) photo; reading it needs pillow-heif: {INSTALL}")
+    raise InputError(_read_message(name))

@@ -301,7 +301,109 @@ def build_corpus(folder: str | Path) -> list[Case]:
     many = _tile(face)
     add("many-faces.png", _png(Image.fromarray(many)), "ok", "four faces (2 x 2 tiles)", size=(2 * w, 2 * h),
         modes=("RGB",), min_edited=2)
+    _phone_cases(add, d, face, jpeg)
     return cases
+
+
+#: The corpus has HEIF (HEIC) cases when pillow-heif is installed, AVIF ones when Pillow has its codec.
+def heif_writable() -> bool:
+    try:
+        import pillow_heif  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def avif_writable() -> bool:
+    from PIL import features
+
+    return bool(features.check("avif"))
+
+
+def _heif_bytes(img, **params) -> bytes:
+    """``img`` as a HEIF (HEIC) file (pillow-heif; ``tile_size`` makes a grid, as phones write)."""
+    from smilecore import heif
+
+    heif.require("corpus")
+    buf = io.BytesIO()
+    img.save(buf, "HEIF", quality=90, **params)
+    return buf.getvalue()
+
+
+def _avif_bytes(img, **params) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "AVIF", quality=90, speed=9, **params)
+    return buf.getvalue()
+
+
+def ftyp_box(major: bytes, *compatible: bytes) -> bytes:
+    """An ISO BMFF ``ftyp`` box (what HEIF, AVIF and MP4 files start with)."""
+    body = b"ftyp" + major + b"\x00\x00\x00\x00" + b"".join(compatible)
+    return struct.pack(">I", len(body) + 4) + body
+
+
+def with_claimed_size(data: bytes, width: int, height: int) -> bytes:
+    """A HEIF or AVIF file whose primary image's ``ispe`` box claims ``width`` x ``height`` (a bomb header)."""
+    b = bytearray(data)
+    assert b.count(b"ispe") == 1, "one ispe property expected (no thumbnail, no grid)"
+    struct.pack_into(">II", b, b.index(b"ispe") + 8, width, height)
+    return bytes(b)
+
+
+def _phone_cases(add, d: Path, face: np.ndarray, jpeg: bytes) -> None:
+    """HEIF (HEIC) and AVIF files as phones write them, and damaged or disguised ones."""
+    h, w = face.shape[:2]
+    rgb = Image.fromarray(face)
+    upright = rgb.crop((0, 0, w, 200))
+    rgba = Image.fromarray(np.dstack([face, _alpha_for(h, w)]), "RGBA")
+    grey = rgb.convert("L")
+    blue = Image.new("RGB", (w, h), (20, 40, 200))
+    kinds = []
+    if heif_writable():
+        kinds.append(("heic", "HEIF", _heif_bytes))
+    if avif_writable():
+        kinds.append(("avif", "AVIF", _avif_bytes))
+    for ext, fmt, encode in kinds:
+        whole = encode(rgb)
+        add(f"portrait.{ext}", whole, "ok", f"{fmt} photo", size=(w, h), modes=("RGB",))
+        for cut, n, where in (("header", 40, "in its meta box"), ("data", len(whole) // 2, "in the middle of its image data"),
+                              ("last-byte", len(whole) - 1, "by its last byte")):
+            add(f"truncated-{cut}.{ext}", whole[:n], "bad_input", f"{fmt} cut {where} ({n} bytes)")
+        for brand in (b"heic", b"avif", b"mif1"):
+            add(f"ftyp-{brand.decode()}-garbage.{ext}", ftyp_box(brand, b"mif1", brand) + bytes(range(256)) * 8, "bad_input",
+                f"an ftyp box of brand {brand.decode()} and then garbage, named .{ext}")
+        add(f"bomb.{ext}", with_claimed_size(whole, 60_000, 60_000), "too_large", f"{fmt} whose ispe claims 60000 x 60000 pixels")
+        add(f"rgba.{ext}", encode(rgba), "ok", f"{fmt} with alpha (lossy alpha plane)", size=(w, h), modes=("RGBA",), alpha=True)
+        add(f"grey.{ext}", encode(grey), "ok", f"monochrome (grey) {fmt}", size=(w, h), modes=("L",))
+        stored = upright.transpose(_STORE_FOR_ORIENTATION[6])
+        add(f"rotated.{ext}", encode(stored, exif=_exif(6).tobytes()), "ok",
+            f"{fmt} stored turned a quarter: an irot box (and EXIF orientation 6) right it",
+            size=upright.size, modes=("RGB",), exif_make=True)
+        mirrored = upright.transpose(_STORE_FOR_ORIENTATION[2])
+        add(f"mirrored.{ext}", encode(mirrored, exif=_exif(2).tobytes()), "ok", f"{fmt} stored mirrored: an imir box rights it",
+            size=upright.size, modes=("RGB",), exif_make=True)
+        add(f"jpeg-named.{ext}", jpeg, "ok", f"a JPEG named .{ext}", size=(w, h), modes=("RGB",))
+        add(f"{ext}-named.jpg", whole, "ok", f"{fmt} bytes named .jpg", size=(w, h), modes=("RGB",))
+    if heif_writable():
+        import pillow_heif
+
+        add("grid.heic", _heif_bytes(rgb, tile_size=128), "ok", "HEIC stored as a grid of 128 px tiles, as phones write",
+            size=(w, h), modes=("RGB",))
+        add("burst.heic", _heif_bytes(blue, save_all=True, append_images=[rgb, blue], primary_index=1), "ok",
+            "HEIF collection of three images (a burst) whose primary is the second: the primary is used",
+            size=(w, h), modes=("RGB",))
+        for bits in (10, 12):
+            buf = io.BytesIO()
+            pillow_heif.options.SAVE_HDR_TO_12_BIT = bits == 12
+            try:
+                wide = pillow_heif.from_bytes(mode="RGB;16", size=(w, h), data=(face.astype("<u2") * 257).tobytes())
+                wide.save(buf, quality=90)
+            finally:
+                pillow_heif.options.SAVE_HDR_TO_12_BIT = False
+            add(f"{bits}-bit.heic", buf.getvalue(), "ok", f"{bits}-bit HEIC (read as 8 bits, with a note)", size=(w, h), modes=("RGB",))
+    if avif_writable():
+        add("animated.avif", _avif_bytes(rgb, save_all=True, append_images=[blue]), "ok",
+            "animated AVIF (two frames: the first is used)", size=(w, h), modes=("RGB",))
 
 
 def _tile(face: np.ndarray) -> np.ndarray:

@@ -22,13 +22,15 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import smilecore
-from corpus import portrait
+from corpus import avif_writable, ftyp_box, heif_writable, portrait
 from smilecore.errors import SmileError
 from smilecore.decode import load_image
 
 #: Pixel limit for fuzzed files: a mutated header cannot make the decoder allocate more than a few MB.
 FUZZ_MAX_PIXELS = 1_000_000
-SUFFIXES = [".png", ".jpg", ".tif", ".webp", ".bmp"]
+#: Phone formats (HEIF through the optional pillow-heif, AVIF through Pillow's codec) when this installation has them.
+PHONE_SUFFIXES = [".heic"] * heif_writable() + [".avif"] * avif_writable()
+SUFFIXES = [".png", ".jpg", ".tif", ".webp", ".bmp", *PHONE_SUFFIXES]
 #: Examples per test: a fixed, reproducible set in CI; SMILE_FUZZ_EXAMPLES=5000 fuzzes longer with fresh random examples.
 EXAMPLES = int(os.environ.get("SMILE_FUZZ_EXAMPLES", "0") or 0)
 FUZZ = settings(max_examples=EXAMPLES or 200, deadline=None, derandomize=not EXAMPLES, database=None,
@@ -54,7 +56,18 @@ def _seeds() -> dict[str, bytes]:
 
     ok, png16 = cv2.imencode(".png", (np.asarray(face).astype(np.uint16) * 257)[:, :, ::-1].copy())
     assert ok
+    phone = {}
+    if heif_writable():
+        from smilecore import heif
+
+        heif.require("fuzz")
+        phone[".heic"] = _encode(face, "HEIF", quality=60)
+        phone["grid.heic"] = _encode(face, "HEIF", quality=60, tile_size=32)  # (a grid of 4 tiles)
+    if avif_writable():
+        phone[".avif"] = _encode(face, "AVIF", quality=60, speed=9)
+        phone["la.avif"] = _encode(face.convert("LA"), "AVIF", quality=60, speed=9)
     return {
+        **phone,
         ".png": _encode(face, "PNG"),
         ".jpg": _encode(face, "JPEG", quality=80, exif=exif.tobytes()),
         ".tif": _encode(face, "TIFF"),
@@ -102,7 +115,9 @@ def test_random_bytes(data, suffix, model):
     check_bytes(data, suffix, model)
 
 
-_MAGICS = [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"RIFF\x00\x00\x00\x00WEBPVP8 ", b"BM", b"GIF89a"]
+_MAGICS = [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"RIFF\x00\x00\x00\x00WEBPVP8 ", b"BM", b"GIF89a",
+           ftyp_box(b"heic", b"mif1", b"heic"), ftyp_box(b"avif", b"mif1", b"avif"), ftyp_box(b"mif1", b"mif1"),
+           ftyp_box(b"msf1", b"msf1", b"hevc"), ftyp_box(b"isom", b"isom", b"mp41")]
 
 
 @FUZZ
@@ -179,6 +194,29 @@ def test_jpeg_header_fields(width, height, components, precision, model):
             break
         i += 2 + length
     check_bytes(bytes(data), ".jpg", model)
+
+
+@pytest.mark.skipif(not PHONE_SUFFIXES, reason="neither pillow-heif nor Pillow's AVIF codec is installed")
+@FUZZ
+@given(
+    width=st.one_of(st.integers(0, 3), st.integers(0, 4000), st.integers(0, 2**32 - 1)),
+    height=st.one_of(st.integers(0, 3), st.integers(0, 4000), st.integers(0, 2**32 - 1)),
+    suffix=st.sampled_from(PHONE_SUFFIXES or [".heic"]),
+)
+def test_heif_and_avif_claimed_sizes(width, height, suffix, model):
+    """A HEIF/AVIF whose ispe box claims any size: above the pixel limit it is refused as too large
+    before a decoder runs (libavif alone would call a 60000 x 60000 header corrupt), else read or refused in one line."""
+    from corpus import with_claimed_size
+    from smilecore.errors import ImageTooLargeError
+
+    data = with_claimed_size(SEEDS[suffix], width, height)
+    if width * height > FUZZ_MAX_PIXELS:
+        path = TMP / f"fuzz{suffix}"
+        path.write_bytes(data)
+        with pytest.raises(ImageTooLargeError):
+            load_image(path, max_pixels=FUZZ_MAX_PIXELS)
+    else:
+        check_bytes(data, suffix, model)
 
 
 _DTYPES = [np.uint8, np.uint16, np.int8, np.int32, np.float32, np.float64, np.bool_, np.complex64, object]

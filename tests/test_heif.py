@@ -7,6 +7,7 @@ install (exit 4 / 2), nothing written.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +162,200 @@ def test_without_pillow_heif_a_heic_photo_says_what_to_install(tmp_path, astrona
     assert r.returncode == 2, r.stderr
     assert "writing HEIF (.heic) photos needs pillow-heif" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "p.heic").exists()
+
+
+# --------------------------------------------------------------------------- hostile and unusual phone files
+# (the corpus, tests/corpus.py, has the rest: truncated files, ftyp + garbage, bombs, grids, alpha,
+# grey, 10/12-bit, irot/imir, misnamed files; these need a real process, PyAV or several files)
+
+
+def _run(args: list[str], cwd: Path, env: dict | None = None) -> tuple[subprocess.CompletedProcess, float, int]:
+    """``smile ARGS`` as a real process: the result, its wall time (s) and its peak memory (MiB)."""
+    import time
+
+    t0 = time.perf_counter()
+    with open(cwd / "stdout.txt", "w+") as out, open(cwd / "stderr.txt", "w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "smile_cli", *args], stdout=out, stderr=err, cwd=cwd,
+                                env={**os.environ, **(env or {})})
+        try:
+            _pid, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            proc.kill()
+            raise
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        done = subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
+    return done, time.perf_counter() - t0, usage.ru_maxrss // 1024
+
+
+def _bomb(path: Path, astronaut: np.ndarray, side: int) -> Path:
+    from corpus import with_claimed_size
+
+    heif.require(str(path))
+    Image.fromarray(astronaut[::4, ::4].copy()).save(path, quality=60)
+    path.write_bytes(with_claimed_size(path.read_bytes(), side, side))
+    return path
+
+
+@pytest.mark.parametrize("ext", _formats())
+def test_bomb_header_is_exit_5_at_once_with_little_memory(tmp_path, astronaut, ext):
+    """A 20 kB file whose ispe claims 60000 x 60000 pixels: exit 5 with the --max-pixels advice, in a
+    second and without decoding (libavif alone called it corrupt: exit 4)."""
+    bomb = _bomb(tmp_path / f"bomb{ext}", astronaut, 60_000)
+    proc, seconds, mib = _run([str(bomb), "-o", "out.jpg"], tmp_path)
+    assert proc.returncode == 5, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "60000x60000 pixels is larger than the limit" in lines[0] and "--max-pixels" in lines[0]
+    assert not (tmp_path / "out.jpg").exists()
+    assert mib < 500 and seconds < 60, (mib, seconds)  # (the decoded picture alone would be 10 GB)
+
+
+@pytest.mark.parametrize("ext", _formats())
+def test_a_raised_limit_meets_the_decoders_own_ceiling_as_too_large(tmp_path, astronaut, ext):
+    """--max-pixels above what libheif / libavif decode at all: still exit 5, saying whose limit it is."""
+    bomb = _bomb(tmp_path / f"bomb{ext}", astronaut, 60_000)
+    proc, _seconds, mib = _run([str(bomb), "-o", "out.jpg", "--max-pixels", "4000000000"], tmp_path)
+    assert proc.returncode == 5, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "more than the " + FORMATS[ext] + " decoder reads" in lines[0], lines
+    assert mib < 500
+
+
+def test_burst_uses_its_primary_image_says_so_and_is_not_replaced_in_place(tmp_path, astronaut):
+    src = tmp_path / "burst.heic"
+    heif.require(str(src))
+    blue = Image.new("RGB", (512, 512), (20, 40, 200))
+    blue.save(src, save_all=True, append_images=[Image.fromarray(astronaut), blue], primary_index=1, quality=90)
+    image, info = load_image(src)
+    assert info.frames == 3
+    assert np.abs(np.asarray(image).astype(int) - astronaut).mean() < 4  # the primary (second) image, not the first
+    assert info.notes == [f"{src}: holds 3 images (a burst or collection); only the primary one is used"]
+
+    before = src.read_bytes()
+    r = CliRunner().invoke(cli, [str(src), "--in-place"])
+    assert r.exit_code == 2 and "--in-place would lose the others" in r.output
+    assert src.read_bytes() == before
+
+
+def _video(path: Path, astronaut: np.ndarray, codec: str, **options) -> None:
+    av = pytest.importorskip("av", reason='needs PyAV (pip install ".[video]")')
+    with av.open(str(path), "w", format="mp4", options=options) as out:
+        stream = out.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(astronaut[::2, ::2]), format="rgb24")
+        for _ in range(3):
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+
+
+def test_mp4_video_named_avif_is_one_line_saying_it_is_a_video(tmp_path, astronaut):
+    fake = tmp_path / "clip.avif"
+    _video(fake, astronaut, "mpeg4")
+    assert fake.read_bytes()[4:12] == b"ftypisom"
+    before = fake.read_bytes()
+    r = CliRunner().invoke(cli, [str(fake), "-o", str(tmp_path / "o.avif")])
+    assert r.exit_code == 4
+    assert r.output.strip() == (f"smile: error: {fake}: a video (MP4/QuickTime), not a photo; Smile takes videos by their "
+                                "name (.mp4 .m4v .mov .mkv .webm .avi): rename it")
+    assert fake.read_bytes() == before and not (tmp_path / "o.avif").exists()
+
+
+def test_heif_image_sequence_without_a_still_photo_is_one_line(tmp_path, astronaut):
+    seq = tmp_path / "burst.heic"
+    try:
+        _video(seq, astronaut, "libx265", brand="msf1")  # HEVC frames in a track, no still item: a HEIF sequence
+    except Exception as exc:  # (a PyAV without x265)
+        pytest.skip(f"PyAV cannot write HEVC here: {exc}")
+    r = CliRunner().invoke(cli, [str(seq), "-o", str(tmp_path / "o.jpg")])
+    assert r.exit_code == 4
+    assert "an image sequence" in r.output and "no still photo" in r.output and "corrupt" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_read_problem_names_only_heif_photos_without_pillow_heif(tmp_path, monkeypatch, astronaut, icc):
+    photo = tmp_path / "a.heic"
+    _write_sideways(photo, astronaut, icc)
+    jpeg = tmp_path / "b.heic"
+    Image.fromarray(astronaut).save(jpeg, format="JPEG")
+    assert heif.read_problem(photo) is None  # installed
+    monkeypatch.setattr(heif, "_register", lambda: False)  # as without pillow-heif
+    assert heif.read_problem(photo) == f"{photo}: a HEIF (HEIC) photo; reading it needs pillow-heif: {heif.INSTALL}"
+    assert heif.read_problem(jpeg) is None  # JPEG bytes: readable, whatever the name
+
+
+def test_without_pillow_heif_a_mixed_folder_still_smiles_its_jpegs(tmp_path, astronaut, icc):
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    for name in ("a.jpg", "c.jpg"):
+        Image.fromarray(astronaut).save(folder / name, quality=92)
+    _write_sideways(folder / "b.heic", astronaut, icc)
+    r = _run_without_pillow_heif(tmp_path, "camera", "--out-dir", "out", "--strength", "2", "-j", "1")
+    assert r.returncode == 4, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("smile: error: ")]
+    assert errors == [f"smile: error: camera/b.heic: a HEIF (HEIC) photo; reading it needs pillow-heif: {heif.INSTALL}"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.smile.jpg", "c.smile.jpg"]
+
+
+def test_detect_and_worker_read_and_write_heic(tmp_path, astronaut, icc, fixture_models):
+    import io
+    import json
+
+    from smile_cli.bridge.worker import WorkerSession, serve
+
+    src = tmp_path / "IMG_0003.heic"
+    _write_sideways(src, astronaut, icc)
+    r = CliRunner().invoke(cli, ["detect", "--json", str(src)])
+    assert r.exit_code == 0, r.output
+    (entry,) = json.loads(r.stdout)
+    assert entry["error"] is None and len(entry["faces"]) == 1
+
+    session = WorkerSession(str(fixture_models["shift"]))
+    session.load_model()
+    out, mask = tmp_path / "out.heic", tmp_path / "mask.png"
+    requests = [{"id": 1, "cmd": "detect", "input": str(src)},
+                {"id": 2, "cmd": "smile", "input": str(src), "output": str(out), "mask_output": str(mask)},
+                {"id": 3, "cmd": "smile", "input": str(tmp_path / "missing.heic"), "output": str(tmp_path / "x.heic")}]
+    replies = io.BytesIO()
+    assert serve(session, io.BytesIO(b"".join(json.dumps(q).encode() + b"\n" for q in requests)), replies) == 0
+    _greeting, detected, smiled, missing = (json.loads(line) for line in replies.getvalue().splitlines())
+    assert detected["ok"] and detected["size"] == [512, 512] and len(detected["faces"]) == 1
+    assert smiled["ok"] and smiled["faces"][0]["edited"], smiled
+    with Image.open(out) as im:
+        assert im.format == "HEIF" and im.size == (512, 512) and im.getexif().get(0x010F) == "PhoneCam"
+    assert Image.open(mask).size == (512, 512)
+    assert not missing["ok"] and missing["error"]["code"] == "bad_input"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_heic_result_into_a_read_only_folder_is_exit_7(tmp_path, astronaut, icc):
+    src = tmp_path / "p.heic"
+    _write_sideways(src, astronaut, icc)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        r = CliRunner().invoke(cli, [str(src), "-o", str(locked / "out.heic")])
+        assert r.exit_code == 7 and "Permission denied" in r.output
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o755)
+
+
+@needs_avif
+def test_ten_bit_avif_is_read_with_a_note(tmp_path, astronaut):
+    """Pillow cannot write one: FFmpeg's AVIF muxer (PyAV) with SVT-AV1 can."""
+    av = pytest.importorskip("av", reason='needs PyAV (pip install ".[video]")')
+    path = tmp_path / "ten.avif"
+    try:
+        with av.open(str(path), "w", format="avif") as out:
+            stream = out.add_stream("libsvtav1", rate=1)
+            stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p10le"
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(astronaut[::2, ::2]), format="rgb24")
+            out.mux(stream.encode(frame.reformat(format="yuv420p10le")))
+            out.mux(stream.encode())
+    except Exception as exc:
+        pytest.skip(f"PyAV cannot write a 10-bit AVIF here: {exc}")
+    image, info = load_image(path)
+    assert info.format == "AVIF" and np.asarray(image).dtype == np.uint8 and info.size == (256, 256)
+    assert info.notes == [f"{path}: a 10-bit AVIF photo, read as 8 bits per sample"]
