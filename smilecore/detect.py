@@ -10,16 +10,13 @@ crops are those the engine made with HOG boxes. docs/architecture.md has the num
 """
 from __future__ import annotations
 
-import functools
-import importlib.util
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from . import blazeface
-from .errors import ModelError
+from .dlib_models import HOG_MIN_SCORE, dlib_model_file, hog_boxes, landmarks5  # noqa: F401 (also this module's API)
 from .face import Face
 from .pixels import to_rgb8
 
@@ -27,76 +24,8 @@ from .pixels import to_rgb8
 DETECT_MAX_SIDE = 640
 #: BlazeFace probabilities below this are treated as non-faces (MediaPipe's own threshold is 0.5).
 MIN_SCORE = 0.5
-#: dlib HOG scores below this are treated as non-faces (dlib's own threshold is 0); benchmarks only.
-HOG_MIN_SCORE = 0.3
 #: Faces tilted more than this (degrees, from the eye line) are turned upright for the landmarks.
 UPRIGHT_DEG = 15.0
-
-
-def dlib_model_file(name: str) -> Path:
-    """Path of a model file shipped in the ``face_recognition_models`` package.
-
-    The package's own ``__init__`` needs ``pkg_resources``; locating it through
-    ``find_spec`` avoids importing it.
-    """
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError("the face landmark models are missing: run 'pip install face-recognition-models'")
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / name
-    if not path.is_file():
-        raise ModelError(f"dlib model file {path} is missing: reinstall face-recognition-models")
-    return path
-
-
-@functools.lru_cache(maxsize=1)
-def _detector():
-    import dlib
-
-    return dlib.get_frontal_face_detector()
-
-
-@functools.lru_cache(maxsize=1)
-def _predictor5():
-    import dlib
-
-    return dlib.shape_predictor(str(dlib_model_file("shape_predictor_5_face_landmarks.dat")))
-
-
-def landmarks5(rgb8: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-    """dlib's five landmarks for a face box, as a (5,2) float64 array."""
-    import dlib
-
-    x0, y0, x1, y1 = box
-    shape = _predictor5()(rgb8, dlib.rectangle(int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1))))
-    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
-
-
-def hog_boxes(
-    rgb8: np.ndarray, max_side: int = DETECT_MAX_SIDE, min_score: float = HOG_MIN_SCORE
-) -> list[tuple[tuple[float, float, float, float], float]]:
-    """dlib HOG face boxes ``((x0, y0, x1, y1), score)`` in photo pixels (exclusive end, unclipped).
-
-    The engine's detector before BlazeFace; kept for ``python -m benchmarks`` (side-by-side
-    comparison) and for fitting :data:`BOX_FIT`. Detection runs on a grey copy reduced to
-    ``max_side`` with dlib's 2x upsampling, which finds faces down to about 40 px there.
-    """
-    h, w = rgb8.shape[:2]
-    f = min(1.0, max_side / max(h, w))
-    small = rgb8 if f == 1.0 else cv2.resize(rgb8, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-    small = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)  # HOG on grey: same faces, ~30 % faster
-    fx, fy = w / small.shape[1], h / small.shape[0]
-    rects, scores, _ = _detector().run(small, 1, min_score)
-    pad = 0
-    if not len(rects):
-        # tightly cropped portraits: HOG needs some margin around the face; retry on a padded copy
-        pad = max(8, max(small.shape) // 5)
-        small = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        rects, scores, _ = _detector().run(small, 1, min_score)
-    return [
-        (((r.left() - pad) * fx, (r.top() - pad) * fy, (r.right() + 1 - pad) * fx, (r.bottom() + 1 - pad) * fy), float(sc))
-        for r, sc in zip(rects, scores)
-        if sc >= min_score
-    ]
 
 
 @dataclass(frozen=True)

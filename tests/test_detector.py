@@ -143,7 +143,9 @@ def test_a_weak_candidate_around_a_smaller_face_is_not_verified():
 
 def test_detector_does_not_need_dlib_hog(monkeypatch, astronaut):
     # detection never runs the HOG detector (it stays only for benchmarks and fitting)
-    monkeypatch.setattr(detection, "_detector", lambda: pytest.fail("dlib HOG was used"))
+    import smilecore.dlib_models
+
+    monkeypatch.setattr(smilecore.dlib_models, "_detector", lambda: pytest.fail("dlib HOG was used"))
     assert len(smilecore.detect_faces(astronaut)) == 1
 
 

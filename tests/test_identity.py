@@ -14,7 +14,7 @@ dlib = pytest.importorskip("dlib")
 from skimage import data  # noqa: E402
 
 from smilecore.align import align_face, extract_crop  # noqa: E402
-from smilecore.detect import dlib_model_file  # noqa: E402
+from smilecore.dlib_models import dlib_model_file  # noqa: E402
 from training import dlib_format, identity  # noqa: E402
 from training.dlib_format import DlibFormatError, read_dlib_network  # noqa: E402
 from training.landmarks68 import RECOGNIZER_FILE  # noqa: E402

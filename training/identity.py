@@ -166,7 +166,7 @@ def load_dlib_resnet(path: str | Path | None = None) -> DlibResNet:
     """dlib's face recognition network (default: the file in ``face_recognition_models``),
     frozen, in eval mode."""
     if path is None:
-        from smilecore.detect import dlib_model_file
+        from smilecore.dlib_models import dlib_model_file
 
         path = dlib_model_file(RECOGNIZER_FILE)
     model = DlibResNet(read_dlib_network(path))

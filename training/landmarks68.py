@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from smilecore.detect import dlib_model_file
+from smilecore.dlib_models import dlib_model_file
 
 # 68-point index groups (iBUG 300-W numbering, 0-based)
 JAW = np.arange(0, 17)
@@ -83,7 +83,7 @@ def crop_landmarks68(crops: np.ndarray) -> np.ndarray:
 @functools.lru_cache(maxsize=2)
 def shape_predictor(points: int):
     """dlib's ``points``-point shape predictor (5 or 68), loaded once per process; the file is
-    found the engine's way (``smilecore.detect.dlib_model_file``)."""
+    found the engine's way (``smilecore.dlib_models.dlib_model_file``)."""
     import dlib
 
     return dlib.shape_predictor(str(dlib_model_file(PREDICTOR_FILES[points])))
