@@ -32,7 +32,7 @@ Examples:
 @click.argument("photos", nargs=-1, required=True, metavar="PHOTO...")
 @click.option("-r", "--recursive", is_flag=True, help="Include photos in sub-folders of folder arguments.")
 @click.option("--min-face", type=click.IntRange(min=1), metavar="PX", help="Ignore faces smaller than PX pixels.")
-@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
+@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True, metavar="N",
               envvar="SMILE_MAX_PIXELS", show_envvar=True, help="Refuse photos with more pixels.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: [{input, faces: [{index, box, score}], error}].")
 def detect_command(photos: tuple[str, ...], recursive: bool, min_face: int | None, max_pixels: int, as_json: bool) -> int:

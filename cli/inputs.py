@@ -16,7 +16,7 @@ from pathlib import Path
 
 from smilecore import heif
 from smilecore.errors import UsageError, WriteError
-from smilecore.encode import INPUT_EXTENSIONS, output_format
+from smilecore.encode import INPUT_EXTENSIONS, OUTPUT_FORMATS, output_format
 from smilecore.video_streams import VIDEO_EXTENSIONS, is_video_path, video_format
 
 _GLOB_CHARS = set("*?[")
@@ -166,7 +166,14 @@ def plan_outputs(
     if ext is not None:
         ext = ext if ext.startswith(".") else "." + ext
         if ext.lower() not in VIDEO_EXTENSIONS:
-            output_format("x" + ext)  # raises UsageError for an unknown one
+            try:
+                output_format("x" + ext)
+            except UsageError as exc:
+                known = str(exc).split("(use ", 1)[-1].rstrip(")") if "(use " in str(exc) else ""
+                if ext.lower() in OUTPUT_FORMATS:  # known but not writable here (e.g. HEIF without pillow-heif)
+                    raise UsageError(f"--ext {ext.lstrip('.')}: {str(exc).split(': ', 1)[-1]}") from None
+                raise UsageError(f"--ext {ext.lstrip('.')} is not a format Smile can write"
+                                 + (f" (use {known}; for videos {', '.join(sorted(VIDEO_EXTENSIONS))})" if known else "")) from None
     if not in_place and not suffix and not out_dir and not output:
         raise UsageError("an empty --suffix would overwrite the photos; use --out-dir, or --in-place if you mean it")
     if suffix and any(sep in suffix for sep in ("/", "\\")):

@@ -158,6 +158,10 @@ def path_command(name: str | None) -> int:
     """Print the verified local file of a model (default: the one 'smile' would use); never downloads."""
     w = _registry()
     path = w.resolve_model(None, download=False) if name is None else w.model_path(name)
+    if name is None and not any(w.local_path(info) == path for info in w.list_models()):
+        from smilecore.model import SmileModel
+
+        SmileModel(path)  # a file $SMILE_MODEL names: loaded, so that a file smile would refuse is refused here (exit 6)
     click.echo(str(path))
     return 0
 

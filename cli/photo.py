@@ -37,8 +37,9 @@ def process_photo(job: Job, model, strength, faces, min_face, selection, keep_un
         r.size = info.size
         in_place = job.output == job.input
         if in_place and info.frames > 1:  # the result holds the first frame only: the others would be lost
-            raise UsageError(f"{job.input}: it holds {info.frames} frames (pages, an animation or a second picture) "
-                             "and Smile edits and writes the first only: --in-place would lose the others; "
+            raise UsageError(f"{job.input}: it holds {info.frames} frames (pages, an animation, a burst or a second "
+                             "picture) and Smile edits and writes one only (the first, or a HEIF's primary one): "
+                             "--in-place would lose the others; "
                              "write a new file with -o or --out-dir")
         # --in-place keeps the photo's own format, even under another format's extension (PNG named .jpg)
         fmt = info.format if in_place and info.format and info.format != output_format(job.output) else None

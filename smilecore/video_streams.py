@@ -44,7 +44,7 @@ def require_av():
     try:
         import av  # noqa: F401
     except ImportError:
-        raise InputError("videos need PyAV: run 'pip install \"smile-filter[video]\"' (or 'pip install av')") from None
+        raise InputError("videos need PyAV: run 'pip install av' (from a Smile checkout: pip install \".[video]\")") from None
     return av
 
 

@@ -290,3 +290,27 @@ def test_a_refused_run_or_a_failed_folder_leaves_no_empty_sub_folders(shift, jpe
     r = run(c, "-r", "--out-dir", cout, "--model", shift)  # bad/ holds no result: no empty folder
     assert r.exit_code == 4
     assert files(cout) == ["s1/deep/x.smile.jpg", "s2/y.smile.jpg"] and not (cout / "bad").exists()
+
+
+def test_an_unknown_ext_names_the_option_and_the_formats(tmp_path):
+    from click.testing import CliRunner
+
+    from smile_cli.main import cli
+
+    r = CliRunner().invoke(cli, [str(tmp_path / "x.jpg"), "--ext", "gif"])
+    assert r.exit_code == 2
+    line = r.output.strip()
+    assert line.startswith("smile: error: --ext gif is not a format Smile can write (use .avif, .bmp, ") and "x.gif" not in line
+    assert ".mp4" in line
+
+
+def test_models_path_refuses_a_file_smile_would_refuse(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from smile_cli.main import cli
+
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    monkeypatch.setenv("SMILE_MODEL", str(bad))
+    r = CliRunner().invoke(cli, ["models", "path"])
+    assert r.exit_code == 6 and "not a readable ONNX model" in r.output and str(bad) + "\n" != r.output

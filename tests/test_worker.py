@@ -284,3 +284,20 @@ def test_the_protocol_doc_lists_the_fields_the_worker_sends(session, photo: Path
     for key in det:
         if key not in ("id", "ok"):
             assert f"`{key}`" in rows["detect"].split("|")[3], key
+
+
+def test_too_large_names_the_workers_own_setting(session, photo: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("SMILE_MAX_PIXELS", "1000")
+    (_greet, reply) = converse(session, {"cmd": "smile", "id": 1, "input": str(photo), "output": str(tmp_path / "o.png")})
+    assert reply["ok"] is False and reply["error"]["code"] == "too_large"
+    message = reply["error"]["message"]
+    assert "SMILE_MAX_PIXELS in the worker's environment" in message and "--max-pixels" not in message
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_replies_carry_what_reading_the_photo_found(session, astronaut, tmp_path: Path):
+    pages = tmp_path / "two.tif"
+    Image.fromarray(astronaut).save(pages, save_all=True, append_images=[Image.fromarray(astronaut)])
+    (_greet, reply) = converse(session, {"cmd": "smile", "id": 1, "input": str(pages), "output": str(tmp_path / "o.png")})
+    assert reply["ok"] is True, reply
+    assert any("has 2 frames or pages; only the first is used" in n for n in reply["notes"]), reply["notes"]

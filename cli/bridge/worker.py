@@ -16,7 +16,7 @@ from typing import IO
 
 import click
 
-from smilecore.errors import SmileError, UsageError
+from smilecore.errors import ImageTooLargeError, SmileError, UsageError
 
 from ..inputs import check_no_clash
 from ..version import smile_version
@@ -109,7 +109,11 @@ class WorkerSession:
         except UsageError as exc:  # e.g. a face index that does not exist, a selection of the wrong size
             return {"id": req_id, "ok": False, "error": {"code": BAD_REQUEST, "message": str(exc)}}
         except SmileError as exc:
-            return {"id": req_id, "ok": False, "error": error_dict(exc)}
+            error = error_dict(exc)
+            if isinstance(exc, ImageTooLargeError):  # the worker's limit is its environment's, not an option
+                error["message"] = error["message"].replace("raise it with --max-pixels",
+                                                            "raise it with SMILE_MAX_PIXELS in the worker's environment")
+            return {"id": req_id, "ok": False, "error": error}
         except MemoryError:
             return {"id": req_id, "ok": False, "error": {"code": "too_large", "message": "out of memory for this image"}}
         except Exception as exc:  # a bug: report it and keep serving
@@ -192,7 +196,7 @@ class WorkerSession:
             "mask_output": mask_path,
             "faces": [f.to_dict() for f in result.faces],
             "timings": {k: round(float(v), 4) for k, v in timings.items()},
-            "notes": notes,
+            "notes": list(info.notes) + notes,  # (what reading the photo found, e.g. a burst, then what saving it did)
         }
 
     def _log(self, text: str) -> None:
