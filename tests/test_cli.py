@@ -223,7 +223,7 @@ def test_odd_colour_mode(shift_model, tmp_path: Path):
         (["--faces", "second"], "--faces"),
         (["--min-face", "0"], "--min-face"),
         (["-o", "out.xyz"], ".xyz"),
-        (["--ext", "gif"], ".gif"),
+        (["--ext", "gif"], "--ext gif"),
         (["--suffix", ""], "--suffix"),
         (["--bogus"], "--bogus"),
     ],
