@@ -123,39 +123,32 @@ def _top_level(path: str | Path) -> list[tuple[bytes, int, int]]:
     return found
 
 
-def primary_size(path: str | Path) -> tuple[int, int] | None:
-    """``(width, height)`` that a HEIF or AVIF file's primary image claims (its ``ispe`` property,
-    found through ``pitm`` and ``ipma`` in the ``meta`` box), before any rotation; ``None`` when the
-    file has no such header or it cannot be parsed.  Only a few kB are read: this is how a file
-    claiming 60000 x 60000 pixels is refused before a decoder is asked."""
+def _primary_property(path: str | Path, name: bytes):
+    """A property of a HEIF or AVIF file's primary image (found through ``pitm`` and ``ipma`` in the
+    ``meta`` box; only a few kB are read), or ``None`` when the file has no such header, it cannot be
+    parsed, or the property is absent."""
     meta = next(((off, size) for kind, off, size in _top_level(path) if kind == b"meta"), None)
     if meta is None or meta[1] > _MAX_META:
         return None
     try:
         with open(path, "rb") as f:
             f.seek(meta[0])
-            data = f.read(meta[1])
-    except OSError:
+            return _primary_properties(f.read(meta[1])).get(name)
+    except (OSError, struct.error, IndexError):
         return None
-    try:
-        found = _primary_properties(data)
-    except (struct.error, IndexError):
-        return None
-    return found.get(b"ispe")
+
+
+def primary_size(path: str | Path) -> tuple[int, int] | None:
+    """``(width, height)`` that a HEIF or AVIF file's primary image claims (its ``ispe`` property),
+    before any rotation; ``None`` when the file does not say.  This is how a file claiming
+    60000 x 60000 pixels is refused before a decoder is asked."""
+    return _primary_property(path, b"ispe")
 
 
 def primary_bit_depth(path: str | Path) -> int | None:
     """Bits per sample of a HEIF or AVIF file's primary image (its ``pixi`` property: the most of
     its channels), ``None`` when the file does not say."""
-    meta = next(((off, size) for kind, off, size in _top_level(path) if kind == b"meta"), None)
-    if meta is None or meta[1] > _MAX_META:
-        return None
-    try:
-        with open(path, "rb") as f:
-            f.seek(meta[0])
-            return _primary_properties(f.read(meta[1])).get(b"pixi")
-    except (OSError, struct.error, IndexError):
-        return None
+    return _primary_property(path, b"pixi")
 
 
 def _primary_properties(data: bytes) -> dict:
