@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import tempfile
 import time
 from pathlib import Path
@@ -37,162 +36,10 @@ from pathlib import Path
 from smilecore.errors import EXIT_CODES, ImageTooLargeError, InputError, ModelError, NoFaceError, SmileError, UsageError, WriteError
 
 from . import report as rep
-from .interrupt import Terminated
-
-#: Environment variable marking the processes of the ``--ray local`` cluster this run starts.
-OWNER_VAR = "SMILE_RAY_OWNER"
+from .ray_connect import connect, import_ray, is_client, kill_leftovers, stop_monitor
 #: The most photos one ``map_batches`` call of ``smile --ray`` smiles (see :func:`batch_size_for`).
 MAX_BATCH = 4
-INSTALL_HINT = 'pip install "smile-filter[ray]" (from a checkout: pip install ".[ray]")'
 _ERRORS = {cls.code: cls for cls in (SmileError, UsageError, NoFaceError, InputError, ImageTooLargeError, ModelError, WriteError)}
-
-
-def import_ray():
-    """``ray`` and ``ray.data``, or a :class:`UsageError` (exit 2) saying how to install them."""
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError:
-        raise UsageError(f"--ray needs Ray Data, which is not installed: {INSTALL_HINT}") from None
-    return ray
-
-
-def connect(address: str):
-    """Join (or, for ``local``, start) a Ray cluster quietly; returns the ``ray`` module."""
-    import logging
-
-    ray = import_ray()
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # (the C++ core's notes would land on stderr)
-    if not ray.is_initialized():
-        kw = dict(log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
-        if address == "local":
-            kw["include_dashboard"] = False
-        if address != "local" and not address.startswith("ray://"):
-            _check_reachable(address)
-        handlers = _signal_handlers()
-        if address == "local":  # (the cluster's processes inherit it: see _stop_half_started)
-            os.environ[OWNER_VAR] = f"{os.getpid()}-{time.time_ns()}"
-        try:
-            with _quiet_stderr():  # Ray's C++ core says hello on file descriptor 2
-                ray.init(address=address, **kw)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise UsageError(f"--ray {address}: cannot reach the Ray cluster "
-                             f"({' '.join(str(exc).split())[:200]})") from None
-        except SystemExit as exc:  # Ray's own SIGTERM handler, set inside ray.init, exits with the signal's number
-            _stop_half_started(ray, address)
-            raise Terminated(exc.code if isinstance(exc.code, int) and exc.code > 0 else signal.SIGTERM) from None
-        except BaseException:  # Ctrl-C (or smile's SIGTERM / SIGHUP) while the cluster starts: stop what started
-            _stop_half_started(ray, address)
-            raise
-        finally:
-            # ray.init installs its own SIGTERM handler (exit 15, a C++ stack dump): smile's own
-            # (Ctrl-C, SIGTERM, SIGHUP -> exit 130/143/129, the cluster stopped) comes back
-            for sig, handler in handlers.items():
-                try:
-                    signal.signal(sig, handler)
-                except (OSError, ValueError, TypeError):
-                    pass
-    from ray.data import DataContext
-
-    ctx = DataContext.get_current()
-    ctx.enable_progress_bars = False
-    for name in ("ray.data", "ray"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    return ray
-
-
-def _stop_half_started(ray, address: str) -> None:
-    """Stop what an interrupted ``ray.init`` started.  For ``local``, ``ray.shutdown`` does not stop
-    every process of a cluster interrupted while it starts (its dashboard and runtime-env agents
-    then outlive smile, for minutes): see :func:`_kill_leftovers`."""
-    try:
-        if address == "local":
-            _stop_monitor(ray)
-        ray.shutdown()
-    except Exception:  # noqa: BLE001 - stopping anyway
-        pass
-    if address == "local":
-        _kill_leftovers()
-
-
-def _kill_leftovers() -> None:
-    """Kill (Linux) what is left of the ``--ray local`` cluster this run started after
-    ``ray.shutdown``: the processes whose environment carries this run's :data:`OWNER_VAR`."""
-    token = os.environ.get(OWNER_VAR)
-    if not token or not os.path.isdir("/proc"):
-        return
-    mark = f"{OWNER_VAR}={token}".encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                env = f.read().split(b"\0")
-        except OSError:
-            continue
-        if mark in env:
-            try:
-                os.kill(int(entry), signal.SIGKILL)
-            except OSError:
-                pass
-
-
-def _check_reachable(address: str, seconds: float = 5.0) -> None:
-    """A :class:`UsageError` when nothing answers at the cluster ``address`` (``auto`` or
-    ``HOST:PORT``) leads to.  ``ray.init`` would wait forever there, e.g. on a cluster stopped
-    without ``ray stop``, whose address ``auto`` still finds in Ray's temporary folder.
-    (Ray's address resolution is private: when it cannot be used, nothing is checked.)"""
-    import socket
-
-    try:
-        from ray._private.services import canonicalize_bootstrap_address
-
-        found = canonicalize_bootstrap_address(address)
-        host, port = found.rsplit(":", 1)
-        port = int(port)
-    except Exception:  # noqa: BLE001 - no cluster found, a bad address: ray.init says so
-        return
-    try:
-        socket.create_connection((host.strip("[]"), port), timeout=seconds).close()
-    except OSError as exc:
-        raise UsageError(f"--ray {address}: cannot reach the Ray cluster at {found} "
-                         f"({exc.strerror or exc}); is it running? (ray status)") from None
-
-
-def _signal_handlers() -> dict:
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    out = {}
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        sig = getattr(signal, name, None)
-        if sig is not None and signal.getsignal(sig) is not None:
-            out[sig] = signal.getsignal(sig)
-    return out
-
-
-class _quiet_stderr:
-    """File descriptor 2 pointed at the null device for a while (C++ logging ignores sys.stderr)."""
-
-    def __enter__(self):
-        import sys
-
-        try:
-            sys.stderr.flush()
-            self.saved = os.dup(2)
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, 2)
-            os.close(null)
-        except (OSError, ValueError, AttributeError):
-            self.saved = None
-        return self
-
-    def __exit__(self, *exc):
-        if self.saved is not None:
-            os.dup2(self.saved, 2)
-            os.close(self.saved)
 
 
 def cluster_cpus(ray) -> int:
@@ -378,6 +225,96 @@ def _map(ray, ds, model_path: str, settings: dict, actors: int | None, batch_siz
                           compute=ActorPoolStrategy(size=n, max_tasks_in_flight_per_actor=2), num_cpus=per_actor)
 
 
+# ---------------------------------------------------------------------- Ray Client (ray://)
+
+
+class ClientDriver:
+    """The Ray Data part of a ``ray://`` run, in an actor on the cluster.
+
+    Ray Data does not run in a Ray Client (its executor needs the driver's core worker, which a
+    client has not: "'Worker' object has no attribute 'core_worker'"), so the dataset is built
+    and iterated here, on the cluster, and ``smile`` takes its rows in input order with
+    :meth:`take`.  The actor pool of :class:`SmileActor` is owned by this actor: killing it stops
+    the whole run.  At most ``window`` rows wait here for ``smile`` (memory stays bounded)."""
+
+    def __init__(self, rows: list, model_path: str, settings: dict, actors: int | None, per: int, window: int):
+        import logging
+        import queue
+        import threading
+
+        import ray
+        from ray.data import DataContext
+
+        ctx = DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.execution_options.preserve_order = True
+        for name in ("ray.data", "ray"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        ds = ray.data.from_items(rows, override_num_blocks=-(-len(rows) // per))  # (one block per batch)
+        out = _map(ray, ds, model_path, settings, actors, per)
+        self._rows = queue.Queue(maxsize=max(1, window))
+        threading.Thread(target=self._run, args=(out,), name="smile-ray-rows", daemon=True).start()
+
+    def _run(self, out) -> None:
+        try:
+            for row in out.iter_rows():
+                smiled = row.get("smiled")
+                self._rows.put(("row", {"number": int(row["number"]), "report": str(row["report"]),
+                                        "smiled": None if smiled is None else bytes(smiled)}))
+            self._rows.put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - said to smile, which fails the photos left
+            from smilecore.errors import reason
+
+            self._rows.put(("error", f"{type(exc).__name__}: {reason(exc)}"))
+
+    def take(self, most: int = 16, wait: float = 5.0) -> list:
+        """Up to ``most`` of the next rows: ``("row", dict)``, then ``("end", None)``, or
+        ``("error", text)`` when the run failed; none when none came within ``wait`` seconds
+        (``smile`` asks again: a call never holds the actor long)."""
+        import queue
+
+        got = []
+        try:
+            got.append(self._rows.get(timeout=wait))
+            while len(got) < most and got[-1][0] == "row":
+                got.append(self._rows.get_nowait())
+        except queue.Empty:
+            pass
+        return got
+
+
+def _remove_temps(prefix: str, rounds: int = 3) -> int:
+    """Remove this run's private files (``prefix``) from this node's temporary folder, a few times
+    a second apart (an actor stopped by a kill may still be going away)."""
+    import glob
+
+    removed = 0
+    for i in range(rounds):
+        if i:
+            time.sleep(1.0)
+        for leftover in glob.glob(os.path.join(tempfile.gettempdir(), glob.escape(prefix) + "*")):
+            try:
+                os.unlink(leftover)
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def _clean_nodes(ray, prefix: str, seconds: float = 10.0) -> None:
+    """Remove this run's private files on every node of the cluster (actors stopped half-way
+    through a photo leave them in their node's temporary folder); at most ``seconds``."""
+    try:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        task = ray.remote(num_cpus=0, max_retries=0)(_remove_temps)
+        refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(prefix)
+                for node in ray.nodes() if node.get("Alive")]
+        ray.wait(refs, num_returns=len(refs), timeout=seconds)
+    except Exception:  # noqa: BLE001 - a cluster that is gone has nothing to clean
+        pass
+
+
 # ---------------------------------------------------------------------- smile PHOTO... --ray
 
 
@@ -399,6 +336,9 @@ class RayBatch:
         self.jobs = {number: job for number, job in enumerate(jobs, 1)}
         tasks = [(number, job) for number, job in self.jobs.items() if job.problem is None and not is_video_path(job.input)]
         self._ray = None
+        self._driver = None  # (ray://: the actor that runs Ray Data on the cluster)
+        self._pending: set = set()
+        self._failed: str | None = None
         self._closed = False
         import uuid
 
@@ -418,14 +358,33 @@ class RayBatch:
         self._iter = None
         self._pending = set(n for n, _ in tasks)
         self._done: dict[int, rep.PhotoReport] = {}
+        self._failed: str | None = None  # why the rows stopped coming (the photos left fail with it)
+        self._client = is_client(ray)
         if rows:
-            from ray.data import DataContext
-
-            DataContext.get_current().execution_options.preserve_order = True
             per = batch_size_for(len(rows), pool_size(ray, actors))
-            ds = ray.data.from_items(rows, override_num_blocks=-(-len(rows) // per))  # (one block per batch)
-            out = _map(ray, ds, str(self.model.path), {**self.settings, "ext": None, "tmp_prefix": self._prefix}, actors, per)
-            self._iter = iter(out.iter_rows())
+            settings = {**self.settings, "ext": None, "tmp_prefix": self._prefix}
+            if self._client:  # Ray Data runs on the cluster, in an actor (see ClientDriver)
+                window = max(8, 2 * per * pool_size(ray, actors))
+                driver = ray.remote(num_cpus=0, max_restarts=0, max_concurrency=1)(ClientDriver)
+                self._driver = driver.remote(rows, str(self.model.path), settings, actors, per, window)
+                self._iter = self._client_rows(self._driver, max(4, per))
+            else:
+                from ray.data import DataContext
+
+                DataContext.get_current().execution_options.preserve_order = True
+                ds = ray.data.from_items(rows, override_num_blocks=-(-len(rows) // per))  # (one block per batch)
+                out = _map(ray, ds, str(self.model.path), settings, actors, per)
+                self._iter = iter(out.iter_rows())
+
+    def _client_rows(self, driver, most: int):
+        """The rows of a ``ray://`` run, from its :class:`ClientDriver`, in input order."""
+        while True:
+            for kind, payload in self._ray.get(driver.take.remote(most)):
+                if kind == "end":
+                    return
+                if kind == "error":
+                    raise RuntimeError(payload)
+                yield payload
 
     def take(self, number: int, bar=None) -> rep.PhotoReport:
         from .photo import process_photo as _process
@@ -436,9 +395,23 @@ class RayBatch:
             if bar is not None:
                 bar.update(1)
             return r
-        while number not in self._done:
-            row = next(self._iter)
+        while number not in self._done and self._failed is None:
+            try:
+                row = next(self._iter)
+            except StopIteration:
+                self._failed = "the Ray run ended without its result"
+                break
+            except Exception as exc:  # noqa: BLE001 - the cluster stopped or the run failed there
+                self._failed = _why(exc)
+                break
             self._arrived(row, bar)
+        if number not in self._done:  # (the photos whose results had not come when the rows stopped)
+            self._pending.discard(number)
+            r = rep.PhotoReport(input=job.input, strength=self.settings.get("strength", 1.0))
+            r.error = SmileError(f"{job.input}: not smiled: {self._failed}")
+            if bar is not None:
+                bar.update(1)
+            return r
         return self._done.pop(number)
 
     def _arrived(self, row: dict, bar) -> None:
@@ -465,15 +438,27 @@ class RayBatch:
             return
         self._closed = True
         self._iter = None
+        driver, self._driver = self._driver, None
+        if driver is not None and not is_client(self._ray):
+            # ray:// and the connection is lost: nothing to stop from here (the cluster ends the run
+            # itself), and any call of Ray's would start joining the cluster directly, for ever
+            return
+        if driver is not None:  # ray://: stop the run on the cluster (its actors with it)
+            try:
+                self._ray.kill(driver, no_restart=True)
+            except Exception:  # noqa: BLE001 - a cluster that is gone
+                pass
+            if self._pending and self._failed is None:  # stopped half-way: actors may leave private files
+                _clean_nodes(self._ray, self._prefix)
         try:
             if self._ray is not None and self._ray.is_initialized():
                 if self.address == "local":
-                    _stop_monitor(self._ray)
+                    stop_monitor(self._ray)
                 self._ray.shutdown()  # (for 'local' this stops the throwaway cluster)
         except Exception:  # noqa: BLE001
             pass
         if self.address == "local":  # actors stopped half-way through a photo leave their copies here
-            _kill_leftovers()  # (and an interrupted start, agents)
+            kill_leftovers()  # (and an interrupted start, agents)
             import glob
 
             for leftover in glob.glob(os.path.join(tempfile.gettempdir(), glob.escape(self._prefix) + "*")):
@@ -483,22 +468,28 @@ class RayBatch:
                     pass
 
 
-def _stop_monitor(ray) -> None:
-    """Stop the autoscaler monitor of the local cluster this process started (nothing to scale on
-    one machine).  ``ray.shutdown()`` stops Ray's processes one after another, the monitor after
-    the cluster's control store, and on SIGTERM the monitor tries to report to that stopped store
-    until it is killed a second later: a second of every ``--ray local`` run.  Ray's own objects
-    are private, so anything unexpected leaves the shutdown as it was."""
-    try:
-        from ray._private import ray_constants, worker
 
-        node = worker._global_node
-        for info in list(node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, [])):
-            if info.process.poll() is None:
-                info.process.kill()
-                info.process.wait(5)
-    except Exception:  # noqa: BLE001 - only a speed matter
-        pass
+
+def _why(exc: BaseException) -> str:
+    """Why a run stopped, in a few words, for the photos it leaves unsmiled."""
+    from smilecore.errors import reason
+
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if getattr(exc, "_actor_init_failed", False):  # e.g. smile-filter missing on the cluster's nodes
+        import re
+
+        found = re.findall(r"\b(\w+(?:Error|Exception): [^\n]*)", str(exc))
+        return (f"the Ray run could not start on the cluster ({found[-1][:150] if found else type(exc).__name__}; "
+                "is smile-filter installed on its nodes?)")
+    if names & {"RayActorError", "ActorDiedError", "ActorUnavailableError", "WorkerCrashedError", "NodeDiedError",
+                "OwnerDiedError", "ObjectLostError", "RaySystemError"}:
+        return "the Ray cluster stopped, or the node running the run did"
+    if isinstance(exc, ConnectionError) or "GetTimeoutError" in names:
+        return f"the connection to the Ray cluster was lost ({reason(exc)[:120]})"
+    text = reason(exc)
+    return f"the Ray run failed ({text if type(exc).__name__ in text else f'{type(exc).__name__}: {text}'})"
+
+
 
 
 # (exit statuses stay the documented ones)

@@ -1,11 +1,13 @@
 """Issue #19, part 3: ``smile PHOTO... --ray ADDRESS`` and ``smile_cli.ray_data.smile_dataset``.
 
 The cluster tests start a Ray cluster of their own (``ray start --head --block`` plus a second
-node process, one CPU each), compare every result with ``-j 1`` byte for byte, then stop both
-processes (by their ids).  They need Ray: ``pip install ".[ray]"``; without it they are skipped.
+node process, one CPU each; the head also runs Ray Client's server, for ``--ray ray://``),
+compare every result with ``-j 1`` byte for byte, then stop both processes (by their ids).
+They need Ray: ``pip install ".[ray]"``; without it they are skipped.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -72,50 +74,82 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A two-node Ray cluster on this machine (one CPU per node); yields its address and the
-    environment that reaches it (its authentication token)."""
+    """A two-node Ray cluster on this machine (one CPU per node); yields its address, the
+    environment that reaches it (its authentication token) and its Ray Client address (ray://)."""
     if not HAVE_RAY:
         pytest.skip('Ray is not installed: pip install ".[ray]" to run the Ray tests')
     ray_cli = Path(sys.executable).with_name("ray")
-    port = _free_port()
+    port, client_port = _free_port(), _free_port()
     address = f"127.0.0.1:{port}"
     logs = tmp_path_factory.mktemp("ray-logs")
     token = logs / "auth_token"  # Ray's token authentication, with a token of this cluster's own
     token.write_text(secrets.token_hex(32))
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
+    env = _cluster_env(token)
     common = ["--num-cpus=1", "--block", "--disable-usage-stats"]
-    # `ray start --head` leaves this cluster's address where `ray.init()` and `--ray auto` look
-    # (stopped by a signal, it never removes it): the file is put back as it was at the end
+    procs = []
+    with _address_file_kept():
+        try:
+            procs.append(subprocess.Popen([str(ray_cli), "start", "--head", f"--port={port}", "--include-dashboard=false",
+                                           f"--ray-client-server-port={client_port}", *common], env=env,
+                                          stdout=open(logs / "head.txt", "w"), stderr=subprocess.STDOUT))
+            check = ("import ray, sys, time\nray.init(address=sys.argv[1], logging_level='ERROR')\n"
+                     "t = time.time()\nwhile ray.cluster_resources().get('CPU', 0) < 2 and time.time() - t < 90: time.sleep(0.5)\n"
+                     "print(ray.cluster_resources().get('CPU', 0))")
+            _wait_for_port(port, procs[0], logs / "head.txt")
+            procs.append(subprocess.Popen([str(ray_cli), "start", f"--address={address}", *common], env=env, stdout=open(logs / "node.txt", "w"), stderr=subprocess.STDOUT))
+            p = subprocess.run([sys.executable, "-c", check, address], capture_output=True, text=True, timeout=180, env=env)
+            assert p.returncode == 0 and p.stdout.split()[-1] == "2.0", (p.stdout, p.stderr[-2000:])
+            _wait_for_port(client_port, procs[0], logs / "head.txt")
+            yield address, env, f"ray://127.0.0.1:{client_port}"
+        finally:
+            _stop(procs)
+
+
+def _cluster_env(token: Path) -> dict:
+    """The environment of a test cluster's nodes and of the smile runs that reach it."""
+    # RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S: Ray 2.6x nodes wait up to 30 s on SIGTERM for their
+    # work to drain, and Ray Data's own actors never do; these nodes stop at once.
+    # GRPC_ENABLE_FORK_SUPPORT: Ray Client's server forks a server for each client while gRPC runs
+    # threads, and gRPC's fork handlers then sometimes kill that child (ray-project/ray#63202)
+    return dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token),
+                RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0", GRPC_ENABLE_FORK_SUPPORT="0")
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.3)
+    raise AssertionError(f"nothing listens on port {port} after {seconds} s: {log.read_text()[-2000:]}")
+
+
+def _stop(procs: list) -> None:
+    """SIGTERM to `ray start --block` stops that node's processes."""
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def _address_file_kept():
+    """`ray start --head` leaves its cluster's address where `ray.init()` and `--ray auto` look
+    (stopped by a signal, it never removes it): the file is put back as it was at the end."""
     from ray._common.utils import get_ray_address_file
 
     address_file = Path(get_ray_address_file(None))
     address_before = address_file.read_bytes() if address_file.is_file() else None
-    procs = [subprocess.Popen([str(ray_cli), "start", "--head", f"--port={port}", "--include-dashboard=false",
-                               *common], env=env,
-                              stdout=open(logs / "head.txt", "w"), stderr=subprocess.STDOUT)]
     try:
-        check = ("import ray, sys, time\nray.init(address=sys.argv[1], logging_level='ERROR')\n"
-                 "t = time.time()\nwhile ray.cluster_resources().get('CPU', 0) < 2 and time.time() - t < 90: time.sleep(0.5)\n"
-                 "print(ray.cluster_resources().get('CPU', 0))")
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert procs[0].poll() is None, (logs / "head.txt").read_text()
-            time.sleep(0.3)
-        procs.append(subprocess.Popen([str(ray_cli), "start", f"--address={address}", *common], env=env, stdout=open(logs / "node.txt", "w"), stderr=subprocess.STDOUT))
-        p = subprocess.run([sys.executable, "-c", check, address], capture_output=True, text=True, timeout=180, env=env)
-        assert p.returncode == 0 and p.stdout.split()[-1] == "2.0", (p.stdout, p.stderr[-2000:])
-        yield address, env
+        yield
     finally:
-        for proc in reversed(procs):  # SIGTERM to `ray start --block` stops that node's processes
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
         try:
             if address_before is not None:
                 address_file.write_bytes(address_before)
@@ -129,7 +163,7 @@ def cluster(tmp_path_factory):
 def test_ray_cluster_gives_the_same_bytes_and_report_as_j1(cluster, photos, reference, fixture_models, tmp_path):
     ref_dir, ref_doc = reference
     out = tmp_path / "out"
-    address, env = cluster
+    address, env, _ = cluster
     p = smile(photos, "--out-dir", out, "--model", fixture_models["shift"], "--keep-unchanged", "--json", "--ray", address,
               env=env)
     assert p.returncode == 4, p.stderr  # e.jpg (not a photo) is the first failure, as with -j 1
@@ -166,7 +200,7 @@ print(json.dumps(out))
 @needs_ray
 def test_smile_dataset_maps_bytes_to_smiled_bytes_and_records(cluster, photos, reference, fixture_models):
     ref_dir, _ = reference
-    address, env = cluster
+    address, env, _ = cluster
     p = subprocess.run([sys.executable, "-c", _ENTRY, address, str(photos), str(fixture_models["shift"])],
                        capture_output=True, text=True, timeout=TIMEOUT, env=env)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -310,3 +344,185 @@ def test_sigterm_stops_a_ray_local_run_and_leaves_only_whole_files(photos, refer
     expected = (ref_dir / "d.smile.png").read_bytes()
     written = list(out.iterdir())
     assert 0 < len(written) < count and all(p.read_bytes() == expected for p in written)  # whole files only
+
+
+# ---------------------------------------------------------------------- --ray ray://HOST:PORT (Ray Client)
+
+
+def _ours_on_the_cluster() -> list[str]:
+    """The processes of a `smile --ray` run on this machine's Ray nodes (Linux: their titles)."""
+    found = []
+    if not os.path.isdir("/proc"):
+        return found
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                title = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("ray::") and ("ClientDriver" in title or "SmileActor" in title):
+            found.append(f"{entry} {title.strip()}")
+    return found
+
+
+def _none_of_ours_left(seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while _ours_on_the_cluster() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _ours_on_the_cluster() == []
+
+
+def _many(photos: Path, folder: Path, count: int) -> Path:
+    folder.mkdir()
+    for i in range(count):
+        (folder / f"p{i:03d}.png").write_bytes((photos / "d.png").read_bytes())
+    return folder
+
+
+def _wait_for_a_result(proc: subprocess.Popen, out: Path) -> None:
+    """Until a finished photo is in ``out`` (a writer's temporary file, ".<name>.<id>.smile-tmp", is not one)."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and proc.poll() is None and not (
+            out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir())):
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()
+
+
+@needs_ray
+def test_ray_client_gives_the_same_bytes_and_report_as_j1(cluster, photos, reference, fixture_models, tmp_path):
+    """`--ray ray://HOST:PORT`: Ray Data does not run in a Ray Client, so it runs in an actor on the
+    cluster and the results come back to smile as bytes.  RAY_AUTH_TOKEN_PATH alone names the
+    token (Ray itself sends one to an address only with RAY_AUTH_MODE=token: before, the client
+    waited 30 s and said "ray client connection timeout")."""
+    ref_dir, ref_doc = reference
+    _, env, client = cluster
+    env = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
+    out = tmp_path / "out"
+    p = smile(photos, "--out-dir", out, "--model", fixture_models["shift"], "--keep-unchanged", "--json", "--ray", client,
+              env=env)
+    assert p.returncode == 4, p.stderr  # e.jpg (not a photo) is the first failure, as with -j 1
+    assert _comparable(json.loads(p.stdout)) == ref_doc
+    assert _files(out) == _files(ref_dir)
+    errors = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert errors == [f"smile: error: {photos / 'e.jpg'}: not an image, or a format Smile cannot read "
+                      "(use JPEG, PNG, TIFF, WebP, BMP, AVIF or HEIC)"], p.stderr
+    _none_of_ours_left()  # the run's actor on the cluster and its pool are gone
+
+
+@needs_ray
+def test_ray_client_token_and_address_mistakes_are_one_line(cluster, photos, fixture_models, tmp_path):
+    _, env, client = cluster
+    home = tmp_path / "home"  # (no ~/.ray/auth_token there)
+    home.mkdir()
+    bare = {k: v for k, v in env.items() if not k.startswith("RAY_AUTH_")}
+    bare["HOME"] = str(home)
+    wrong = tmp_path / "wrong_token"
+    wrong.write_text(secrets.token_hex(32))
+    nowhere = f"ray://127.0.0.1:{_free_port()}"
+    cases = [
+        (bare, client, f"--ray {client}: the cluster asks for its token: set RAY_AUTH_TOKEN_PATH to a file holding it "
+                       "(`ray get-auth-token` on its head prints it)"),
+        ({**bare, "RAY_AUTH_TOKEN_PATH": str(wrong)}, client,
+         f"--ray {client}: the cluster refused the token from RAY_AUTH_TOKEN_PATH ({wrong}): it is not this cluster's "
+         "(`ray get-auth-token` on its head prints the right one)"),
+        ({**bare, "RAY_AUTH_TOKEN": "not-the-token"}, client, f"--ray {client}: the cluster refused the token from RAY_AUTH_TOKEN:"),
+        ({**bare, "RAY_AUTH_TOKEN_PATH": str(tmp_path / "none")}, client,
+         f"--ray {client}: RAY_AUTH_TOKEN_PATH names {tmp_path / 'none'}, which cannot be read or is empty"),
+        (env, nowhere, f"--ray {nowhere}: cannot reach the Ray cluster at 127.0.0.1:{nowhere.rsplit(':', 1)[1]} "
+                       "(Connection refused); is its head running with the client server"),
+    ]
+    for case_env, address, expected in cases:
+        started = time.monotonic()
+        p = subprocess.run([sys.executable, "-m", "smile_cli", str(photos / "a.jpg"), str(photos / "d.png"), "--out-dir",
+                            str(tmp_path / "o"), "--model", str(fixture_models["shift"]), "--ray", address],
+                           capture_output=True, text=True, timeout=90, env=case_env)
+        assert p.returncode == 2, p.stderr
+        lines = p.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"smile: error: {expected}"), p.stderr
+        assert time.monotonic() - started < 25  # (Ray's client alone retries for 30 s)
+    assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
+
+
+@needs_ray
+def test_sigterm_stops_a_ray_client_run_and_its_actors(cluster, photos, reference, fixture_models, tmp_path):
+    import signal
+
+    ref_dir, _ = reference
+    _, env, client = cluster
+    count = 400  # enough that the run cannot finish before the signal arrives
+    many = _many(photos, tmp_path / "many", count)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "smile_cli", str(many), "--out-dir", str(out), "--model",
+                             str(fixture_models["shift"]), "--ray", client, "-q"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    _wait_for_a_result(proc, out)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "smile: interrupted (SIGTERM)" in err and "Traceback" not in err, err
+    expected = (ref_dir / "d.smile.png").read_bytes()
+    written = list(out.iterdir())
+    assert 0 < len(written) < count and all(p.read_bytes() == expected for p in written)  # whole files only
+    _none_of_ours_left()
+
+
+@needs_ray
+def test_a_ray_client_run_whose_cluster_stops_fails_the_photos_left(photos, reference, fixture_models, tmp_path):
+    """The cluster stops half-way (its head is stopped): the results that came are written whole,
+    each photo left is one line (exit 1), the report is whole; nothing waits for ever."""
+    import signal
+
+    import tempfile
+
+    ref_dir, _ = reference
+    started = time.time() - 1
+    ray_cli = Path(sys.executable).with_name("ray")
+    port, client_port = _free_port(), _free_port()
+    token = tmp_path / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    env = _cluster_env(token)
+    count = 300
+    many = _many(photos, tmp_path / "many", count)
+    out = tmp_path / "out"
+    procs = []
+    with _address_file_kept():
+        try:
+            procs.append(subprocess.Popen([str(ray_cli), "start", "--head", f"--port={port}", "--include-dashboard=false",
+                                           f"--ray-client-server-port={client_port}", "--num-cpus=1", "--block",
+                                           "--disable-usage-stats"], env=env,
+                                          stdout=open(tmp_path / "head.txt", "w"), stderr=subprocess.STDOUT))
+            _wait_for_port(client_port, procs[0], tmp_path / "head.txt")
+            proc = subprocess.Popen([sys.executable, "-m", "smile_cli", str(many), "--out-dir", str(out), "--model",
+                                     str(fixture_models["shift"]), "--ray", f"ray://127.0.0.1:{client_port}", "--json"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            try:
+                _wait_for_a_result(proc, out)
+                procs[0].send_signal(signal.SIGTERM)  # the whole cluster stops
+                doc, err = proc.communicate(timeout=120)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+        finally:
+            _stop(procs)
+            # the actors stopped with the cluster, half-way through a photo: their private files stay
+            # in the node's temporary folder (here this machine's), which the test empties
+            for leftover in Path(tempfile.gettempdir()).glob("*smile-ray-*"):
+                try:
+                    if leftover.stat().st_mtime >= started:
+                        leftover.unlink()
+                except OSError:
+                    pass
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    reports = json.loads(doc)["photos"]
+    done = [r for r in reports if r["status"] == "ok"]
+    failed = [r for r in reports if r["status"] == "failed"]
+    assert len(reports) == count and len(done) + len(failed) == count and failed, [r["status"] for r in reports]
+    expected = (ref_dir / "d.smile.png").read_bytes()
+    assert sorted(p.name for p in out.iterdir()) == sorted(Path(r["output"]).name for r in done)  # whole files only
+    assert all(p.read_bytes() == expected for p in out.iterdir())
+    lines = err.splitlines()
+    assert len(lines) == len(failed), err
+    for line, r in zip(lines, failed):
+        assert line.startswith(f"smile: error: {r['input']}: not smiled: the ") and (
+            "the Ray cluster stopped" in line or "the connection to the Ray cluster was lost" in line), line

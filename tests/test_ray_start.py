@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from cli import ray_data
+from cli import ray_connect
 from cli.interrupt import Terminated
 
 
@@ -41,12 +41,12 @@ class StandInRay:
 @pytest.mark.parametrize("exc, expected", [(SystemExit(signal.SIGTERM), Terminated), (KeyboardInterrupt(), KeyboardInterrupt)])
 def test_an_interrupted_start_stops_and_leaves_no_process(monkeypatch, exc, expected):
     ray = StandInRay(exc)
-    monkeypatch.setattr(ray_data, "import_ray", lambda: ray)
-    monkeypatch.delenv(ray_data.OWNER_VAR, raising=False)
+    monkeypatch.setattr(ray_connect, "import_ray", lambda: ray)
+    monkeypatch.delenv(ray_connect.OWNER_VAR, raising=False)
     before = signal.getsignal(signal.SIGTERM)
     try:
         with pytest.raises(expected) as caught:
-            ray_data.connect("local")
+            ray_connect.connect("local")
         if expected is Terminated:
             assert caught.value.signum == signal.SIGTERM  # exit 143, not Ray's 15
         assert ray.shutdowns == 1 and signal.getsignal(signal.SIGTERM) == before
@@ -59,4 +59,4 @@ def test_an_interrupted_start_stops_and_leaves_no_process(monkeypatch, exc, expe
     finally:
         if ray.child is not None and ray.child.poll() is None:
             ray.child.kill()
-        os.environ.pop(ray_data.OWNER_VAR, None)
+        os.environ.pop(ray_connect.OWNER_VAR, None)
