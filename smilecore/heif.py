@@ -255,8 +255,8 @@ def _register() -> bool:
     return True
 
 
-#: x265's speed preset for HEIF results: at 12 MP "ultrafast" takes a few seconds on two cores
-#: where x265's default takes tens, for a file about a tenth larger at the same quality.
+#: x265's speed preset for HEIF results: on the 12 MP photo of ``python -m benchmarks formats``
+#: "ultrafast" took 1.5 s where x265's default took 9.7 s, for a file 4 % larger at the same PSNR.
 X265_PRESET = "ultrafast"
 
 
