@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from smilecore.errors import UsageError
+from smilecore.errors import SmileError, UsageError
 from smilecore.atomic import check_target
 from smilecore.decode import DEFAULT_MAX_PIXELS, load_mask
 
@@ -15,7 +15,7 @@ from . import report as rep
 from .inputs import check_no_clash, expand_inputs, make_output_folders, plan_outputs, remove_empty_folders
 from .photo import process_photo
 from .stdio import (STDIN_NAME, STDIO, STDOUT_NAME, check_stdout_free, read_stdin, rename_in_error, rename_text,
-                    write_stdout)
+                    result_extension, write_stdout)
 from .stdout import Report
 from .version import smile_version
 from .video import StrengthParam, check_schedule, check_video_options, is_video_path, process_video, strength_label
@@ -134,10 +134,14 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
         if to_stdout:
             if len(photos) != 1:
                 raise UsageError("-o - is for one photo; give exactly one PHOTO")
-            suffix_of = ("." + ext.lstrip(".")) if ext else Path(photos[0]).suffix
-            output, ext = str(folder / f"standard-output{suffix_of}"), None
+            suffix_of = ("." + ext.lstrip(".")) if ext else result_extension(photos[0], recursive, suffix)
+            output = str(folder / f"standard-output{suffix_of}")  # (--ext stays: the plan checks it)
             names[output] = STDOUT_NAME
-        code = _run(photos, output=output, ext=ext, names=names, lines_to_stderr=to_stdout, **options)
+        try:
+            code = _run(photos, output=output, ext=ext, names=names, lines_to_stderr=to_stdout, **options)
+        except SmileError as exc:  # (a refused plan names <stdin>/<stdout>, not the temporary files)
+            rename_in_error(exc, names)
+            raise
         if to_stdout and Path(output).is_file():
             write_stdout(Path(output))
         return code

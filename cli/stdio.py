@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 from smilecore import heif
 from smilecore.errors import InputError, UsageError, WriteError
@@ -45,12 +46,15 @@ def photo_extension(head: bytes) -> str | None:
     return {"heif": ".heic", "avif": ".avif"}.get(family or "")
 
 
-def read_stdin(folder: Path, stream=None) -> Path:
+def read_stdin(folder: Path, stream: BinaryIO | None = None) -> Path:
     """Copy the photo on standard input (``stream``: a binary stream, default ``sys.stdin``'s) into
     ``folder``, named ``standard-input.EXT`` for its format; :class:`UsageError` when standard input
-    is a terminal, :class:`InputError` when what arrives is empty or not a photo Smile reads."""
+    is a terminal or closed, :class:`InputError` when what arrives is empty or not a photo Smile reads."""
     if stream is None:
-        if sys.stdin is None or sys.stdin.isatty():
+        if sys.stdin is None:  # (started with standard input closed: smile - <&-)
+            raise UsageError("PHOTO '-' reads standard input, which is closed: pipe a photo into it "
+                             "(smile - -o out.jpg < photo.jpg)")
+        if sys.stdin.isatty():
             raise UsageError("PHOTO '-' reads standard input, which is a terminal: pipe a photo into it "
                              "(smile - -o out.jpg < photo.jpg)")
         stream = sys.stdin.buffer
@@ -73,9 +77,35 @@ def read_stdin(folder: Path, stream=None) -> Path:
     return photo
 
 
+def result_extension(photo: str, recursive: bool = False, skip_suffix: str | None = None) -> str:
+    """The extension of the result ``-o -`` writes, in the format of PHOTO (a file, or a folder or
+    glob pattern that holds one photo): the photo's own extension when it names a format Smile writes
+    (or a video), else the format its first bytes show (a photo named without an extension), else
+    its extension as it is (the run then says what is wrong)."""
+    from smilecore.encode import OUTPUT_FORMATS
+    from smilecore.video_streams import is_video_path
+
+    from .inputs import expand_inputs
+
+    found = expand_inputs([photo], recursive=recursive, skip_suffix=skip_suffix)
+    path = found[0][0] if len(found) == 1 else Path(photo)
+    if path.suffix.lower() in OUTPUT_FORMATS or is_video_path(path) or not path.is_file():
+        return path.suffix  # (a named pipe is never opened here: the run refuses it)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return path.suffix
+    return photo_extension(head) or path.suffix
+
+
 def check_stdout_free() -> None:
-    """:class:`UsageError` when standard output is a terminal (a photo must not be printed there)."""
-    if sys.stdout is not None and sys.stdout.isatty():
+    """:class:`UsageError` when standard output is a terminal (a photo must not be printed there),
+    :class:`WriteError` when it is closed (nothing could receive the photo)."""
+    if sys.stdout is None:  # (started with standard output closed: smile photo.jpg -o - >&-)
+        raise WriteError("-o - writes the photo to standard output, which is closed: redirect it "
+                         "(smile photo.jpg -o - > out.jpg) or name a file with -o")
+    if sys.stdout.isatty():
         raise UsageError("-o - writes the photo to standard output, which is a terminal: redirect it "
                          "(smile photo.jpg -o - > out.jpg) or name a file with -o")
 

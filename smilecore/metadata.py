@@ -137,8 +137,9 @@ TIFF_IPTC = 33723
 #: Photoshop image resource holding the IPTC-IIM record.
 PHOTOSHOP_IPTC = 0x0404
 _APP13_HEAD = b"Photoshop 3.0\x00"
-#: Largest IPTC record one JPEG APP13 segment holds (65,533 bytes less the segment's headers).
-JPEG_MAX_IPTC = 65533 - len(_APP13_HEAD) - 12
+#: Largest IPTC record one JPEG APP13 segment holds (65,533 bytes less the segment's headers, and
+#: even: a record of odd length is padded with a byte, so 65,507 would not fit).
+JPEG_MAX_IPTC = (65533 - len(_APP13_HEAD) - 12) // 2 * 2
 
 
 def read_iptc(im: Image.Image) -> bytes | None:

@@ -132,3 +132,35 @@ def test_detect_reads_standard_input(tmp_path, portrait_jpeg):
 
     (entry,) = json.loads(r.stdout)
     assert entry["input"] == "<stdin>" and len(entry["faces"]) == 1
+
+
+def test_a_folder_or_a_photo_without_extension_goes_to_standard_output_in_its_format(tmp_path, portrait_jpeg, shift):
+    (tmp_path / "shots").mkdir()
+    (tmp_path / "shots" / "a.jpg").write_bytes(portrait_jpeg)
+    (tmp_path / "scan").write_bytes(portrait_jpeg)  # a JPEG named without an extension
+    for photo in ("shots", "shots/*", "scan"):
+        r = smile(photo, "-o", "-", "--model", shift, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith(b"\xff\xd8\xff")
+    # a refused plan names the option and <stdout>, never the temporary file standing for it
+    r = smile("scan", "-o", "-", "--ext", "gif", "--model", shift, cwd=tmp_path)
+    (line,) = r.stderr.decode().strip().splitlines()
+    assert r.returncode == 2 and line.startswith("smile: error: --ext gif is not a format") and r.stdout == b""
+    (tmp_path / "notes.txt").write_text("not a photo")
+    r = smile("notes.txt", "-o", "-", "--model", shift, cwd=tmp_path)
+    (line,) = r.stderr.decode().strip().splitlines()
+    assert r.returncode == 2 and "<stdout>" in line and "smile-stdio" not in line, line
+
+
+def test_closed_standard_streams_are_one_line(tmp_path, portrait_jpeg, shift):
+    import os
+
+    (tmp_path / "in.jpg").write_bytes(portrait_jpeg)
+    for args, closed, code, message in ((("in.jpg", "-o", "-"), 1, 7, "standard output, which is closed"),
+                                        (("-", "-o", "x.jpg"), 0, 2, "standard input, which is closed")):
+        r = subprocess.run([sys.executable, "-m", "smile_cli", *args, "--model", str(shift)], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path, timeout=300,
+                           preexec_fn=lambda fd=closed: os.close(fd))
+        (line,) = r.stderr.decode().strip().splitlines()
+        assert r.returncode == code and message in line, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jpg"]

@@ -449,3 +449,20 @@ def test_extended_xmp_is_kept_in_jpeg_and_named_elsewhere(tmp_path):
     for ext in (".webp", ".png", ".tif"):
         notes = save_image(tmp_path / f"out{ext}", _picture(), info)
         assert any(n.startswith("extended XMP not kept") for n in notes), (ext, notes)
+
+
+@pytest.mark.parametrize("size", [65505, 65506, 65507, 65508])
+def test_iptc_at_the_jpeg_segment_limit_is_kept_or_noted_never_a_crash(tmp_path, size):
+    from smilecore.metadata import JPEG_MAX_IPTC, read_iptc
+
+    record = b"\x1c\x02\x78" + (size - 5).to_bytes(2, "big") + b"x" * (size - 5)  # a caption of size - 5 bytes
+    _picture().save(tmp_path / "src.jpg", quality=90)
+    _, info = load_image(tmp_path / "src.jpg")
+    info.iptc = record  # (as a TIFF's tag 33723 would give it: a TIFF has no size limit)
+    notes = save_image(tmp_path / "out.jpg", _picture(), info)
+    with Image.open(tmp_path / "out.jpg") as im:
+        kept = read_iptc(im)
+    if size <= JPEG_MAX_IPTC:
+        assert kept == record and not notes
+    else:
+        assert kept is None and notes == [f"IPTC not kept: its {size} bytes do not fit in one JPEG segment; use .tif"]
