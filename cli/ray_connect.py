@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from types import ModuleType
 
 from smilecore.errors import UsageError
 
@@ -19,7 +20,7 @@ CLIENT_START_TRIES = 3
 INSTALL_HINT = 'pip install "ray[data,client]>=2.51" (from a Smile checkout: pip install ".[ray]")'
 
 
-def import_ray():
+def import_ray() -> ModuleType:
     """``ray`` and ``ray.data``, or a :class:`UsageError` (exit 2) saying how to install them."""
     try:
         import ray
@@ -29,7 +30,7 @@ def import_ray():
     return ray
 
 
-def connect(address: str):
+def connect(address: str) -> ModuleType:
     """Join (or, for ``local``, start) a Ray cluster quietly; returns the ``ray`` module."""
     import logging
 
@@ -318,13 +319,13 @@ class _quiet_stderr:
             os.dup2(self.saved, 2)
             os.close(self.saved)
 
-def is_client(ray) -> bool:
+def is_client(ray: ModuleType) -> bool:
     """Whether this process reaches the cluster through Ray Client (``ray://``)."""
     try:
         return bool(ray.util.client.ray.is_connected())
     except Exception:  # noqa: BLE001
         return False
-def stop_monitor(ray) -> None:
+def stop_monitor(ray: ModuleType) -> None:
     """Stop the autoscaler monitor of the local cluster this process started (nothing to scale on
     one machine).  ``ray.shutdown()`` stops Ray's processes one after another, the monitor after
     the cluster's control store, and on SIGTERM the monitor tries to report to that stopped store

@@ -14,8 +14,8 @@ from smilecore.decode import DEFAULT_MAX_PIXELS, load_mask
 from . import report as rep
 from .inputs import check_no_clash, expand_inputs, make_output_folders, plan_outputs, remove_empty_folders
 from .photo import process_photo
-from .stdio import (STDIN_NAME, STDIO, STDOUT_NAME, check_stdout_free, read_stdin, rename_in_error, rename_text,
-                    result_extension, write_stdout)
+from .stdio import (STDIN_NAME, STDIO, STDOUT_NAME, check_stdout_free, check_stdout_is_not, read_stdin,
+                    rename_in_error, rename_text, result_extension, write_stdout)
 from .stdout import Report
 from .version import smile_version
 from .video import StrengthParam, check_schedule, check_video_options, is_video_path, process_video, strength_label
@@ -122,6 +122,7 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
         raise UsageError("-o - writes the photo to standard output, where --json would go too: leave out one of them")
     if to_stdout:
         check_stdout_free()
+        check_stdout_is_not([p for p in photos if p != STDIO])
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="smile-stdio-") as tmp:

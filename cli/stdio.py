@@ -22,6 +22,9 @@ from .stdout import silence_stdout
 #: The name that stands for standard input (as PHOTO) and standard output (as ``-o``).
 STDIO = "-"
 
+#: Most bytes taken from standard input (a 200 MP photo of 16-bit RGBA, uncompressed, is 1.6 GB).
+MAX_STDIN_BYTES = 4 << 30
+
 #: What the report calls standard input and output.
 STDIN_NAME, STDOUT_NAME = "<stdin>", "<stdout>"
 
@@ -61,7 +64,13 @@ def read_stdin(folder: Path, stream: BinaryIO | None = None) -> Path:
     part = folder / "standard-input.part"
     try:
         with open(part, "wb") as f:
-            shutil.copyfileobj(stream, f, 1 << 20)
+            kept = 0
+            while chunk := stream.read(1 << 20):
+                kept += len(chunk)
+                if kept > MAX_STDIN_BYTES:
+                    raise InputError(f"{STDIN_NAME}: more than {MAX_STDIN_BYTES >> 30} GiB arrived on standard input, "
+                                     "more than any photo within the pixel limit holds; give a file instead")
+                f.write(chunk)
     except OSError as exc:
         raise WriteError(f"cannot keep the photo from standard input in {folder} ({exc.strerror or exc})") from None
     with open(part, "rb") as f:
@@ -108,6 +117,23 @@ def check_stdout_free() -> None:
     if sys.stdout.isatty():
         raise UsageError("-o - writes the photo to standard output, which is a terminal: redirect it "
                          "(smile photo.jpg -o - > out.jpg) or name a file with -o")
+
+
+def check_stdout_is_not(photos) -> None:
+    """:class:`UsageError` when standard output is one of the files ``photos`` (``smile a.jpg -o - >>
+    a.jpg`` would append the result to the photo it reads)."""
+    try:
+        out = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        return
+    for photo in photos:
+        try:
+            st = os.stat(photo)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino):
+            raise UsageError(f"-o - writes the photo to standard output, which is {photo} itself: "
+                             "redirect it to another file")
 
 
 def write_stdout(result: Path) -> None:

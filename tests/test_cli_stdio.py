@@ -164,3 +164,21 @@ def test_closed_standard_streams_are_one_line(tmp_path, portrait_jpeg, shift):
         (line,) = r.stderr.decode().strip().splitlines()
         assert r.returncode == code and message in line, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jpg"]
+
+
+def test_standard_output_that_is_the_photo_itself_is_refused(tmp_path, portrait_jpeg, shift):
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(portrait_jpeg)
+    with open(photo, "ab") as out:  # smile p.jpg -o - >> p.jpg
+        r = subprocess.run([sys.executable, "-m", "smile_cli", str(photo), "-o", "-", "--model", str(shift)],
+                           stdout=out, stderr=subprocess.PIPE, cwd=tmp_path, timeout=300)
+    assert r.returncode == 2 and photo.read_bytes() == portrait_jpeg
+    assert r.stderr.decode().strip() == (f"smile: error: -o - writes the photo to standard output, which is {photo} "
+                                         "itself: redirect it to another file")
+
+
+def test_standard_input_has_a_size_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(stdio, "MAX_STDIN_BYTES", 3 << 20)
+    with pytest.raises(stdio.InputError, match="more than 0 GiB arrived on standard input"):
+        stdio.read_stdin(tmp_path, io.BytesIO(b"\xff\xd8\xff" + b"\x00" * (4 << 20)))
+    assert stdio.read_stdin(tmp_path, io.BytesIO(b"\xff\xd8\xff" + b"\x00" * (2 << 20))).name == "standard-input.jpg"
