@@ -50,6 +50,7 @@ class Space(NamedTuple):
 
     @property
     def bytes_per_pixel(self) -> int:
+        """Bytes of one pixel in Krita's ``pixelData`` for this colour model and depth."""
         return BYTES_PER_PIXEL[(self.model, self.depth)]
 
     def words(self) -> str:
@@ -59,6 +60,7 @@ class Space(NamedTuple):
 
 
 def document_space(doc: Any) -> Space:
+    """The colour model, depth and profile of a Krita document ``doc``."""
     return Space(str(doc.colorModel()), str(doc.colorDepth()), str(doc.colorProfile()))
 
 
