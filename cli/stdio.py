@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
-from smilecore import heif
+from smilecore.decode import extension_of_bytes
 from smilecore.errors import InputError, UsageError, WriteError
 
 from .stdout import silence_stdout
@@ -27,27 +27,6 @@ MAX_STDIN_BYTES = 4 << 30
 
 #: What the report calls standard input and output.
 STDIN_NAME, STDOUT_NAME = "<stdin>", "<stdout>"
-
-#: Extensions for the formats a photo on standard input may be in, from its first bytes.
-_SIGNATURES = (
-    (b"\xff\xd8\xff", ".jpg"),
-    (b"\x89PNG\r\n\x1a\n", ".png"),
-    (b"II*\x00", ".tif"),
-    (b"MM\x00*", ".tif"),
-    (b"BM", ".bmp"),
-)
-
-
-def photo_extension(head: bytes) -> str | None:
-    """The extension of the photo format ``head`` (a file's first 64 bytes) starts like, or None."""
-    for signature, ext in _SIGNATURES:
-        if head.startswith(signature):
-            return ext
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return ".webp"
-    family = heif.kind_of_bytes(head)
-    return {"heif": ".heic", "avif": ".avif"}.get(family or "")
-
 
 def read_stdin(folder: Path, stream: BinaryIO | None = None) -> Path:
     """Copy the photo on standard input (``stream``: a binary stream, default ``sys.stdin``'s) into
@@ -77,7 +56,7 @@ def read_stdin(folder: Path, stream: BinaryIO | None = None) -> Path:
         head = f.read(64)
     if not head:
         raise InputError(f"{STDIN_NAME}: nothing arrived on standard input")
-    ext = photo_extension(head)
+    ext = extension_of_bytes(head)
     if ext is None:
         raise InputError(f"{STDIN_NAME}: not a photo Smile can read (JPEG, PNG, TIFF, WebP, BMP, AVIF or HEIC; "
                          "a video must be given as a file)")
@@ -105,7 +84,7 @@ def result_extension(photo: str, recursive: bool = False, skip_suffix: str | Non
             head = f.read(64)
     except OSError:
         return path.suffix
-    return photo_extension(head) or path.suffix
+    return extension_of_bytes(head) or path.suffix
 
 
 def check_stdout_free() -> None:

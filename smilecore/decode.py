@@ -248,7 +248,26 @@ def _is_16bit(path: Path, im: Image.Image) -> bool:
     return False
 
 
-_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"BM")
+#: The first bytes of each format Smile reads (HEIF and AVIF: :func:`smilecore.heif.kind_of_bytes`),
+#: with the extension a file of it gets.
+_SIGNATURES = (
+    (b"\xff\xd8\xff", ".jpg"),
+    (b"\x89PNG\r\n\x1a\n", ".png"),
+    (b"II*\x00", ".tif"),
+    (b"MM\x00*", ".tif"),
+    (b"BM", ".bmp"),
+)
+
+
+def extension_of_bytes(head: bytes) -> str | None:
+    """The extension of the photo format ``head`` (a file's first 64 bytes) starts like (JPEG, PNG,
+    TIFF, WebP, BMP, AVIF, HEIF), or None."""
+    for signature, ext in _SIGNATURES:
+        if head.startswith(signature):
+            return ext
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return ".webp"
+    return {"heif": ".heic", "avif": ".avif"}.get(heif.kind_of_bytes(head) or "")
 
 
 def _verify_png(path: Path, name: str) -> None:
@@ -311,8 +330,7 @@ def _has_image_signature(path: Path) -> bool:
             head = f.read(64)
     except OSError:
         return False
-    return (head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
-            or heif.kind_of_bytes(head) is not None)
+    return extension_of_bytes(head) is not None
 
 
 def _load_16bit(path: Path, name: str, info: ImageInfo) -> np.ndarray:

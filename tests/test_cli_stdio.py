@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from smile_cli import stdio
+from smilecore.decode import extension_of_bytes
 
 
 def smile(*args, stdin: bytes | None = None, cwd: Path) -> subprocess.CompletedProcess:
@@ -112,8 +113,8 @@ def test_standard_streams_that_are_terminals_are_refused(monkeypatch, tmp_path):
 def test_the_format_on_standard_input_is_read_from_its_bytes(fmt, ext):
     buf = io.BytesIO()
     Image.new("RGB", (8, 8)).save(buf, fmt)
-    assert stdio.photo_extension(buf.getvalue()[:64]) == ext
-    assert stdio.photo_extension(b"\x00\x00\x00\x18ftypisom" + b"\x00" * 52) is None  # an MP4 video
+    assert extension_of_bytes(buf.getvalue()[:64]) == ext
+    assert extension_of_bytes(b"\x00\x00\x00\x18ftypisom" + b"\x00" * 52) is None  # an MP4 video
 
 
 def test_errors_name_standard_input_not_a_temporary_file(tmp_path, portrait_jpeg):
