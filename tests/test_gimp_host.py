@@ -262,12 +262,13 @@ def test_a_face_already_smiling_that_much_is_left_and_the_reason_shown(real_run)
 
 # --------------------------------------------------------------------------- stub engine
 def copy_plugin(home: Path) -> None:
-    """Install just smile.py and the shared client (no smile-engine.json) into the GIMP profile
+    """Install just smile.py and the shared modules (no smile-engine.json) into the GIMP profile
     under ``home``."""
     folder = home / ".config" / "GIMP" / "3.0" / "plug-ins" / "smile"
     folder.mkdir(parents=True)
     shutil.copy2(REPO / "plugins" / "gimp" / "smile" / "smile.py", folder)
-    shutil.copy2(REPO / "plugins" / "common" / "smile_client.py", folder)
+    for shared in (REPO / "plugins" / "common").glob("*.py"):
+        shutil.copy2(shared, folder)
     (folder / "smile.py").chmod(0o755)  # GIMP ignores a plug-in without the execute bit
 
 

@@ -9,7 +9,7 @@ its image are refused with one line saying what to do; a failure leaves the docu
 
 ``tests/hosts/krita/runner_precision.py`` does the work inside ``kritarunner``; the engine is
 this environment's with the fixture model of tests/test_krita_host.py (a 3-px translation).
-The pure-Python merge (plugins/krita/smile/merge.py) is also tested here without Krita.
+The pure-Python merge (plugins/common/smile_merge.py, shared with GIMP) is also tested here without Krita.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import pytest
 from test_krita_host import HOST_DIR, _run, krita_setup  # noqa: F401  (krita_setup is a fixture)
 
 HERE = Path(__file__).parent
-MERGE_PY = HERE.parent / "plugins" / "krita" / "smile" / "merge.py"
+MERGE_PY = HERE.parent / "plugins" / "common" / "smile_merge.py"
 DTYPES = {"U8": np.uint8, "U16": np.dtype("<u2"), "F16": np.dtype("<f2"), "F32": np.dtype("<f4")}
 CHANNELS = {"RGBA": 4, "GRAYA": 2}
 PAD = 0.6  # the change mask is feathered beyond the face box (as in test_krita_host)

@@ -195,3 +195,19 @@ def test_client_is_stdlib_only():
     done = subprocess.run([sys.executable, "-S", "-c", code, str(resources.files("smile_plugins") / "common")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+
+
+def test_sixteen_bit_pngs_keep_every_bit(tmp_path):
+    from PIL import Image
+    import numpy as np
+
+    values = np.arange(4 * 3 * 4, dtype=np.uint16).reshape(3, 4, 4) * 1361  # (every sample different)
+    path = tmp_path / "deep.png"
+    sc.write_png(str(path), 4, 3, 4, values.astype("=u2").tobytes(), depth=16)
+    import cv2
+
+    got = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert got.dtype == np.uint16 and np.array_equal(got[:, :, [2, 1, 0, 3]], values)
+    sc.write_png(str(path), 4, 3, 1, bytes(range(12)))
+    with Image.open(path) as im:
+        assert im.mode == "L" and list(im.getdata()) == list(range(12))

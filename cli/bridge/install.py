@@ -2,7 +2,7 @@
 
 The adapters ship inside the package ``smile_plugins``.  Next to the plug-in code the
 installer puts the protocol client both plug-ins share (``smile_plugins/common``:
-``smile_client.py``) and writes ``smile-engine.json``, telling the plug-in how to start this
+``smile_client.py``, ``smile_merge.py``) and writes ``smile-engine.json``, telling the plug-in how to start this
 engine::
 
     {"command": ["/path/to/smile", "worker"], "python": "/path/to/python",

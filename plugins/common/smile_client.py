@@ -11,6 +11,7 @@ its errors (:func:`explain`), and a blocking client for plug-ins without an even
 """
 from __future__ import annotations
 
+import array
 import collections
 import json
 import math
@@ -20,6 +21,7 @@ import shlex
 import shutil
 import struct
 import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -372,10 +374,19 @@ def start_engine(folder: str, editor: str, tick: Tick, setting: str = "") -> Eng
 
 
 # --------------------------------------------------------------------------- pixels
-def write_png(path: str, width: int, height: int, channels: int, pixels: bytes) -> None:
-    """Write 8-bit gray (1), gray+alpha (2), RGB (3) or RGBA (4) pixels as a PNG file."""
+def write_png(path: str, width: int, height: int, channels: int, pixels: bytes, depth: int = 8) -> None:
+    """Write gray (1), gray+alpha (2), RGB (3) or RGBA (4) pixels as a PNG file: 8 bits a sample, or
+    ``depth=16`` with 16-bit samples in the machine's byte order (as editors hand them out)."""
     color_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
-    stride = width * channels
+    if depth == 16:
+        samples = array.array("H")
+        samples.frombytes(pixels)
+        if sys.byteorder == "little":
+            samples.byteswap()  # PNG stores 16-bit samples big-endian
+        pixels = samples.tobytes()
+    elif depth != 8:
+        raise ValueError(f"a PNG of {depth}-bit samples is not written here (8 or 16)")
+    stride = width * channels * depth // 8
     view = memoryview(pixels)
     raw = b"".join(b"\x00" + view[row * stride:(row + 1) * stride] for row in range(height))
 
@@ -385,6 +396,6 @@ def write_png(path: str, width: int, height: int, channels: int, pixels: bytes) 
 
     with open(path, "wb") as handle:
         handle.write(b"\x89PNG\r\n\x1a\n")
-        handle.write(chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)))
+        handle.write(chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0)))
         handle.write(chunk(b"IDAT", zlib.compress(raw, 3)))
         handle.write(chunk(b"IEND", b""))

@@ -23,13 +23,9 @@ value (16-bit, float, values beyond 0..1 from HDR work, alpha).  Indexed images 
 """
 from __future__ import annotations
 
-import array
 import os
-import re
-import struct
 import sys
 import tempfile
-import zlib
 
 import gi
 
@@ -39,6 +35,7 @@ from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
 
 from smile_client import (EngineProblem, EngineProcess, StrengthSlider, explain,  # noqa: E402
                           start_engine, strength_slider, write_png)
+from smile_merge import changed_runs  # noqa: E402  (shared with the Krita plug-in)
 
 PROCEDURE_NAME = "plug-in-smile"
 EDITOR = "gimp"
@@ -54,7 +51,6 @@ MASK_COVER = bytes([0] + [255] * 255)  # byte table: any change → fully shown
 #: The procedure's own bounds for "strength"; the engine's model sets the real range (its
 #: greeting: the dialog's slider) and refuses a strength outside it.
 STRENGTH_BOUND = 100.0
-NONZERO = re.compile(rb"[^\x00]+")
 
 
 class SmileFailure(Exception):
@@ -109,52 +105,6 @@ def alpha_keeper(image, drawable) -> str | None:
                                                              for name in SIXTEEN_BIT_AT_MOST]:
         return None
     return ("Y'A" if image.get_base_type() == Gimp.ImageBaseType.GRAY else "R'G'B'A") + " double"
-
-
-def write_engine_png(path: str, width: int, height: int, channels: int, depth: int, pixels: bytes) -> None:
-    """Write pixels as read from GIMP (8 bits, or 16 in the machine's byte order) as a PNG file."""
-    if depth == 8:
-        write_png(path, width, height, channels, pixels)
-        return
-    samples = array.array("H")
-    samples.frombytes(pixels)
-    if sys.byteorder == "little":
-        samples.byteswap()  # PNG stores 16-bit samples big-endian
-    data = memoryview(samples.tobytes())
-    stride = width * channels * 2
-    raw = b"".join(b"\x00" + data[row * stride:(row + 1) * stride] for row in range(height))
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return (struct.pack(">I", len(payload)) + kind + payload
-                + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
-
-    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
-    with open(path, "wb") as handle:
-        handle.write(b"\x89PNG\r\n\x1a\n")
-        handle.write(chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)))
-        handle.write(chunk(b"IDAT", zlib.compress(raw, 3)))
-        handle.write(chunk(b"IEND", b""))
-
-
-def changed_runs(before: bytes, after: bytes, width: int, height: int,
-                 pixel_size: int) -> list[tuple[int, int, int]]:
-    """``(y, x0, x1)`` for every run of pixels of a row whose bytes differ between ``before`` and
-    ``after`` (same size and format): exactly the pixels the engine changed.  Whole rows are
-    compared as integers, so no Python loop runs over pixels."""
-    stride = width * pixel_size
-    runs = []
-    for y in range(height):
-        start = y * stride
-        a, b = before[start:start + stride], after[start:start + stride]
-        if a == b:
-            continue
-        diff = (int.from_bytes(a, "little") ^ int.from_bytes(b, "little")).to_bytes(stride, "little")
-        flags = 0
-        for k in range(pixel_size):  # one byte a pixel: nonzero where any of its bytes differ
-            flags |= int.from_bytes(diff[k::pixel_size], "little")
-        runs.extend((y, found.start(), found.end())
-                    for found in NONZERO.finditer(flags.to_bytes(width, "little")))
-    return runs
 
 
 def load_png_pixels(path: str, pixel_format: str, width: int, height: int) -> bytes:
@@ -239,7 +189,7 @@ def smile_drawable(engine: EngineProcess, image, drawable, strength: float, face
                    "output": os.path.join(folder, "output.png"),
                    "mask_output": os.path.join(folder, "mask.png"),
                    "strength": float(strength), "faces": faces}
-        write_engine_png(request["input"], width, height, channels, depth, source)
+        write_png(request["input"], width, height, channels, source, depth)
         if with_selection:
             selection = read_pixels(image.get_selection(), MASK_IN, off_x, off_y, width, height,
                                     Gegl.AbyssPolicy.NONE)

@@ -5,7 +5,7 @@ request; :func:`add_result_layer` puts the engine's output on a new paint layer 
 layer it came from.  Both run on Krita's UI thread; the engine work happens in between, in
 the worker process.  8-bit RGBA layers travel as they are; every other depth, profile and
 grayscale travels as 16-bit RGBA converted by Krita (colour.py), and only the pixels the
-engine changed come back (merge.py).
+engine changed come back (smile_merge.py, next to the plug-in).
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from . import colour, merge, pixels
+from . import colour, pixels
+from . import smile_merge as merge  # (shared with the GIMP plug-in; install-plugin puts it here)
 
 Faces = Union[str, List[int]]
 RESULT_LAYER_NAME = "Smile"
