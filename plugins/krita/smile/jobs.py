@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from . import colour, pixels
-from . import smile_merge as merge  # (shared with the GIMP plug-in; install-plugin puts it here)
+from .smile_merge import bounding_rect, changed_runs, merge_runs  # (shared with GIMP; install-plugin puts it here)
 
 Faces = Union[str, List[int]]
 RESULT_LAYER_NAME = "Smile"
@@ -170,15 +170,15 @@ def changed_patch(job: Job) -> Optional[Tuple[bytes, int, int, int, int]]:
     width, height = job.width, job.height
     after = pixels.load_png_bgra64(job.output_path, width, height)
     before = job.sent if job.sent is not None else pixels.load_png_bgra64(job.input_path, width, height)
-    runs = merge.changed_runs(before, after, width, height, 8)
-    box = merge.bounding_rect(runs)
+    runs = changed_runs(before, after, width, height, 8)
+    box = bounding_rect(runs)
     if box is None:
         return None
     bx, by, bw, bh = box
     engine = crop(after, width, 8, box)
     back = colour.convert(engine, bw, bh, job.work, job.space)
     own = pixels.layer_bytes(job.node, job.x + bx, job.y + by, bw, bh)
-    merged = merge.merge_runs(own, back, bw, bh, job.space.bytes_per_pixel, runs, origin=(bx, by))
+    merged = merge_runs(own, back, bw, bh, job.space.bytes_per_pixel, runs, origin=(bx, by))
     return merged, job.x + bx, job.y + by, bw, bh
 
 
