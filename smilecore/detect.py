@@ -1,4 +1,5 @@
-"""Face detection (BlazeFace, ONNX Runtime) and five-point landmarks (dlib's freely redistributable model).
+"""Face detection (BlazeFace, ONNX Runtime) and five-point landmarks (dlib's freely redistributable model,
+placed by smilecore.landmarks).
 
 Detection: MediaPipe's BlazeFace short-range network (smilecore.blazeface) on a copy whose
 long side is at most :data:`DETECT_MAX_SIDE`, at up to three input sizes (:data:`LEVELS`: the
@@ -10,37 +11,34 @@ crops are those the engine made with HOG boxes. docs/architecture.md has the num
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
 from . import blazeface
-from .dlib_models import HOG_MIN_SCORE, dlib_model_file, hog_boxes, landmarks5  # noqa: F401 (also this module's API)
+from .dlib_models import HOG_CONFIRM_MIN, HOG_MIN_SCORE, dlib_model_file, hog_boxes, hog_confirms, hog_score, landmarks5  # noqa: F401 (also this module's API)
 from .face import Face
+from .landmarks import (  # noqa: F401 (also this module's API)
+    BOX_FIT,
+    BOX_FIT5,
+    UPRIGHT_DEG,
+    Detection,
+    box_from5,
+    frame5,
+    hog_like_box,
+    refine_landmarks,
+)
 from .pixels import to_rgb8
 
 #: Detection runs on a copy whose long side is at most this many pixels.
 DETECT_MAX_SIDE = 640
 #: BlazeFace probabilities below this are treated as non-faces (MediaPipe's own threshold is 0.5).
 MIN_SCORE = 0.5
-#: Faces tilted more than this (degrees, from the eye line) are turned upright for the landmarks.
-UPRIGHT_DEG = 15.0
-
-
-@dataclass(frozen=True)
-class Detection:
-    """A BlazeFace detection in photo pixels (before the landmark refinement)."""
-
-    box: tuple[float, float, float, float]  #: x0, y0, x1, y1 (BlazeFace's box, unclipped)
-    keypoints: np.ndarray  #: (6, 2): subject's right eye, left eye, nose tip, mouth, right ear, left ear
-    score: float  #: probability
-
-    @property
-    def roll(self) -> float:
-        """Angle of the eye line in degrees (image coordinates, y down; 0 = upright)."""
-        d = self.keypoints[1] - self.keypoints[0]
-        return float(np.degrees(np.arctan2(d[1], d[0])))
+#: Faces whose keypoints BlazeFace places more than this far from upright (degrees), and every face
+#: of a photo with at most REREAD_FACES faces, have them read again on views turned upright and a
+#: quarter, half and three quarters of a turn more (:func:`_reread`), of REREAD_CONTEXT box sides.
+REREAD_DEG = 30.0
+REREAD_FACES = 4
+REREAD_CONTEXT = 1.6
 
 
 #: Pyramid levels: (long side of the network's input in pixels, margin added around the picture
@@ -79,8 +77,10 @@ LONE_MIN = 0.6
 #: largest face a tile keeps, so every face is whole in one of them; memory stays bounded at any
 #: photo size). A face both passes found is the first pass's.
 #: Faces found with the photo turned half a turn (see :func:`detect`'s ``upside_down``) are kept
-#: from this probability: turned faces of the benchmark read 0.93–0.97, while turned face-free
-#: pictures gave candidates of 0.77 that passed the usual verification.
+#: from this probability, or below it when dlib's HOG detector agrees
+#: (:func:`smilecore.dlib_models.hog_confirms`): turned face-free pictures gave candidates of 0.77
+#: that passed the usual verification (HOG saw no face in them), while a fifth to a third of real
+#: faces turned half a turn read 0.72–0.85 (UTKFace, 150 faces).
 TURNED_MIN = SURE
 FINE_MAX_SIDE = 1600
 FINE_TILE = 768
@@ -211,9 +211,13 @@ def detect(rgb8: np.ndarray, max_side: int = DETECT_MAX_SIDE, min_score: float =
     """BlazeFace detections in photo pixels, merged over the pyramid levels (see :data:`LEVELS`)
     and verified, best first; then, in a photo larger than the detection copy, the small faces
     of a second, larger copy (long side ≤ ``fine_side``; 0: none; see :data:`FINE_MAX_SIDE`).
-    BlazeFace finds faces turned up to about ±120° from upright; with ``upside_down``, when no face
-    was found the detection copy is searched again turned half a turn (a scan or a photo stored
-    upside down without an EXIF orientation, someone hanging head down)."""
+    BlazeFace finds faces turned up to about ±120° from upright, but places the keypoints of a face
+    turned more than :data:`REREAD_DEG` less well, and reads some faces turned 100–300° in a wrong
+    orientation altogether; those faces are read again on turned views (:func:`_reread`).
+
+    ``upside_down`` (photos; videos track their faces instead) checks which way up the faces are
+    (:func:`_orient`): a scan or photo stored upside down without an EXIF orientation, someone
+    hanging head down, a face BlazeFace reads in a wrong orientation."""
     net = blazeface.network()
     small = _shrink(rgb8, max_side)
     long_side = float(max(small.shape[:2]))
@@ -222,11 +226,141 @@ def detect(rgb8: np.ndarray, max_side: int = DETECT_MAX_SIDE, min_score: float =
     fine_long = min(fine_side, max(rgb8.shape[:2]))
     if fine_long >= FINE_MIN_GAIN * long_side and (not merged or min(_size(d[0]) for d in merged) < FINE_WHEN * long_side):
         out += [d for d in _fine_pass(net, rgb8, fine_long, min_score) if not _overlaps(d.box, [o.box for o in out])]
-    if not out and upside_down:
-        flipped = np.ascontiguousarray(small[::-1, ::-1])
-        out = [_turned_back(d, rgb8.shape) for d in _in_photo(_first_pass(net, flipped, min_score), flipped, rgb8)
-               if d.score >= TURNED_MIN]
+    f = small.shape[1] / rgb8.shape[1]
+    upright = [True] * len(out)
+    if upside_down:
+        out, upright = _orient(net, small, rgb8, out, min_score)
+    return [_reread(net, small, d, f) if abs(d.roll) > REREAD_DEG or not up else d for d, up in zip(out, upright)]
+
+
+def _orient(net, small: np.ndarray, rgb8: np.ndarray, found: list[Detection], min_score: float
+            ) -> tuple[list[Detection], list[bool]]:
+    """The faces of a photo the right way up, and for each whether it is known to be upright.
+
+    dlib's HOG detector sees only upright faces, which makes it the judge of orientation here.
+    - No face found: the faces of the detection copy turned half a turn (:func:`_turned_pass`).
+    - A portrait (at most :data:`REREAD_FACES` faces): a face HOG does not see upright as
+      BlazeFace turned it is read again on turned views (:func:`_reread`). When that is every face
+      and BlazeFace is unsure of all of them, the photo may be upside down with BlazeFace misled
+      (a false face in the clothes, an upside-down face read as an upright one): when the turned
+      copy has faces, they replace them.
+    - A group BlazeFace is unsure of throughout: :func:`_half_turn`.
+    """
+    if not found:
+        turned = _turned_pass(net, small, rgb8, min_score)
+        return turned, [True] * len(turned)
+    unsure = all(d.score < SURE for d in found)
+    if len(found) > REREAD_FACES:
+        found = _half_turn(net, small, rgb8, found, min_score) if unsure else found
+        return found, [True] * len(found)
+    f = small.shape[1] / rgb8.shape[1]
+    upright = [_hog_sure(small, d, f) for d in found]
+    if unsure and not any(upright):
+        turned = _turned_pass(net, small, rgb8, min_score)
+        if turned:
+            return turned, [True] * len(turned)
+    return found, upright
+
+
+def _hog_sure(small: np.ndarray, det: Detection, f: float) -> bool:
+    """Whether dlib's HOG detector finds ``det`` (photo pixels; ``small`` is the photo scaled by
+    ``f``) upright as BlazeFace turned it, at HOG's own threshold (0)."""
+    centre, side, _ = hog_like_box(det)
+    return hog_score(small, centre * f, side * f, det.roll) >= 0.0
+
+
+def _reread(net, small: np.ndarray, det: Detection, f: float) -> Detection:
+    """``det`` (photo pixels; ``small`` is the photo scaled by ``f``) read again on views turned by
+    its roll and by a quarter, half and three quarters of a turn more, in one batch. BlazeFace
+    places keypoints best near upright (a face turned a quarter turn reads 15–55° off, turned
+    upright by that within a few degrees), and reads some faces turned 100–300° in a wrong
+    orientation. The view turned by its roll gives the keypoints, unless another reads as a surer
+    face and dlib's HOG detector agrees (:func:`_upright_view`); unchanged when no view has a face."""
+    s = VERIFY_SIZE
+    c = (np.array(det.box[:2]) + np.array(det.box[2:])) / 2 * f
+    scale = s / (_size(det.box) * f * REREAD_CONTEXT)
+    src, g = small, f
+    while scale < 0.5 and min(src.shape[:2]) > 32:  # halve first: no aliasing on large faces
+        src, scale, c, g = cv2.pyrDown(src), 2 * scale, (c + 0.5) / 2 - 0.5, g / 2
+    rots, views = [], []
+    for turn in (0.0, 90.0, 180.0, 270.0):
+        rot = cv2.getRotationMatrix2D((float(c[0]), float(c[1])), det.roll + turn, scale)
+        rot[:, 2] += s / 2 - c
+        rots.append(rot)
+        views.append(cv2.warpAffine(src, rot, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT))
+    read = []
+    for rot, (boxes, kps, prob) in zip(rots, net.run(np.stack(views), MIN_SCORE)):
+        centred = np.abs((boxes[:, :2] + boxes[:, 2:]) / 2 / s - 0.5).max(1) < 0.2 if len(prob) else np.zeros(0, bool)
+        if not centred.any():
+            read.append(None)
+            continue
+        i = int(np.argmax(np.where(centred, prob, -1.0)))
+        inv = cv2.invertAffineTransform(rot)
+        read.append(Detection(box=det.box, keypoints=(kps[i] @ inv[:, :2].T + inv[:, 2]) / g, score=float(prob[i])))
+    best = max((r for r in read if r is not None), key=lambda r: r.score, default=None)
+    if best is None:
+        return det
+    own = read[0]
+    if own is None or (best is not own and _upright_view(small, best, own, f)):
+        own = best
+    elif abs(det.roll) <= REREAD_DEG and abs((own.roll - det.roll + 180.0) % 360.0 - 180.0) <= REREAD_DEG / 2:
+        return det  # near upright, and read so again: BlazeFace's own keypoints stand
+    return Detection(box=det.box, keypoints=own.keypoints, score=det.score)
+
+
+def _upright_view(small: np.ndarray, other: Detection, own: Detection, f: float) -> bool:
+    """Whether dlib's HOG detector sees a face better as ``other`` turns it than as ``own`` does."""
+    c1, s1, _ = hog_like_box(other)
+    theirs = hog_score(small, c1 * f, s1 * f, other.roll)
+    if theirs < HOG_CONFIRM_MIN:
+        return False
+    c0, s0, _ = hog_like_box(own)
+    return theirs > hog_score(small, c0 * f, s0 * f, own.roll)
+
+
+def _turned_pass(net, small: np.ndarray, rgb8: np.ndarray, min_score: float) -> list[Detection]:
+    """The faces of the detection copy turned half a turn, in the photo's pixels: those BlazeFace
+    is sure of (:data:`TURNED_MIN`) or dlib's HOG detector agrees with."""
+    flipped = np.ascontiguousarray(small[::-1, ::-1])
+    merged = [m for m in _first_pass(net, flipped, min_score) if m[2] >= TURNED_MIN or _hog_agrees(flipped, m)]
+    return [_turned_back(d, rgb8.shape) for d in _in_photo(merged, flipped, rgb8)]
+
+
+def _half_turn(net, small: np.ndarray, rgb8: np.ndarray, found: list[Detection], min_score: float) -> list[Detection]:
+    """``found``, faces BlazeFace is unsure of, with those that are upside down found again in the
+    detection copy turned half a turn.
+
+    BlazeFace takes some upside-down faces for upright ones (probability 0.6–0.85, roll near 0,
+    its keypoints on the wrong features: 13 % of 300 UTKFace faces turned). A face is upside down
+    when dlib's HOG detector, which only sees upright faces, scores its view turned half a turn
+    above its upright view; it is then replaced by the turned copy's face at its place, or dropped
+    when there is none (no edit rather than one on the wrong features)."""
+    f = small.shape[1] / rgb8.shape[1]
+    suspects = [i for i, d in enumerate(found) if _upside_down(small, d, f)]
+    if not suspects:
+        return found
+    turned = _turned_pass(net, small, rgb8, min_score)
+    out = []
+    for i, d in enumerate(found):
+        at = [t for t in turned if _overlaps(t.box, [d.box])] if i in suspects else [d]
+        out += [max(at, key=lambda t: t.score)] if at else []
     return out
+
+
+def _upside_down(small: np.ndarray, det: Detection, f: float) -> bool:
+    """Whether dlib's HOG detector sees the face of ``det`` (photo pixels; ``small`` is the photo
+    scaled by ``f``) better turned half a turn than as BlazeFace placed it."""
+    centre, side, _ = hog_like_box(det)
+    turned = hog_score(small, centre * f, side * f, det.roll + 180.0)  # most faces: −inf, and done
+    return turned >= HOG_CONFIRM_MIN and turned > hog_score(small, centre * f, side * f, det.roll)
+
+
+def _hog_agrees(copy: np.ndarray, candidate) -> bool:
+    """Whether dlib's HOG detector also sees a face in a merged candidate of ``copy``."""
+    box, kps, p, _ = candidate
+    det = Detection(box=tuple(float(v) for v in box), keypoints=kps, score=p)
+    centre, side, _ = hog_like_box(det)
+    return hog_confirms(copy, centre, side, det.roll)
 
 
 def _first_pass(net, small: np.ndarray, min_score: float) -> list:
@@ -318,78 +452,6 @@ def _merge(found):
     kps = np.concatenate([k for _, k, _ in found])
     prob = np.concatenate([p for _, _, p in found])
     return blazeface.weighted_nms(boxes, kps, prob, 0.3)
-
-
-#: dlib-HOG-shaped box from BlazeFace's keypoints, in the face's upright frame: with e the eye
-#: centre, d the eye distance, m the eye-to-mouth distance along the face's vertical axis,
-#: centre = e + (a0·d + a1·m)·down, side = b0·d + b1·m. Fitted by tools/fit_box.py (least squares
-#: on training-split faces that HOG found).
-BOX_FIT = (0.5584, -0.1325, 1.7269, 0.4927)
-
-
-def hog_like_box(det: Detection) -> tuple[np.ndarray, float, np.ndarray]:
-    """(centre, side, unit "right" vector) of the box dlib's HOG detector would draw, upright frame."""
-    k = det.keypoints
-    e = (k[0] + k[1]) / 2
-    u = k[1] - k[0]
-    d = float(np.hypot(*u))
-    u = u / max(d, 1e-9)
-    down = np.array([-u[1], u[0]])
-    m = float(np.dot(k[3] - e, down))
-    a0, a1, b0, b1 = BOX_FIT
-    centre = e + (a0 * d + a1 * m) * down
-    return centre, b0 * d + b1 * m, u
-
-
-#: The same box from dlib's own five landmarks (e: centre of the four eye corners, d: distance
-#: of the eye centres, m: eye centre to nose bottom along the face's vertical); fitted by
-#: tools/fit_box.py. The second pass of :func:`refine_landmarks` uses it.
-BOX_FIT5 = (0.1178, 0.3995, 1.7693, 0.7207)
-
-
-def frame5(lm: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, float]:
-    """(eye centre e, eye distance d, unit "down" vector, eye-to-nose distance m) of dlib's 5 points."""
-    right, left = (lm[2] + lm[3]) / 2, (lm[0] + lm[1]) / 2  # image-left eye, image-right eye
-    e = (right + left) / 2
-    u = left - right
-    d = float(np.hypot(*u))
-    u = u / max(d, 1e-9)
-    down = np.array([-u[1], u[0]])
-    return e, d, down, float(np.dot(lm[4] - e, down))
-
-
-def box_from5(lm: np.ndarray) -> tuple[np.ndarray, float]:
-    """Centre and side of the HOG-shaped face box fitted (:data:`BOX_FIT5`) to five landmarks."""
-    e, d, down, m = frame5(lm)
-    a0, a1, b0, b1 = BOX_FIT5
-    return e + (a0 * d + a1 * m) * down, b0 * d + b1 * m
-
-
-def refine_landmarks(rgb8: np.ndarray, det: Detection) -> np.ndarray:
-    """dlib's five landmarks for a BlazeFace detection, (5,2) float64, photo pixels: once on the
-    box predicted from BlazeFace's keypoints, then again on the box predicted from those
-    landmarks (closer to the box dlib's HOG detector would have drawn)."""
-    centre, side, u = hog_like_box(det)
-    roll = det.roll
-    if abs(roll) <= UPRIGHT_DEG:
-        half = side / 2
-        lm = landmarks5(rgb8, (centre[0] - half, centre[1] - half, centre[0] + half - 1, centre[1] + half - 1))
-        e, d, down, _ = frame5(lm)
-        if abs(np.degrees(np.arctan2(-down[0], down[1]))) > UPRIGHT_DEG or not d > 0:
-            return lm
-        centre, side = box_from5(lm)
-        half = side / 2
-        return landmarks5(rgb8, (centre[0] - half, centre[1] - half, centre[0] + half - 1, centre[1] + half - 1))
-    # turn the face upright in a crop around it (2 box sides), find the landmarks there, map them back
-    n = int(np.ceil(2 * side))
-    rot = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), roll, 1.0)
-    rot[:, 2] += n / 2 - centre
-    crop = cv2.warpAffine(rgb8, rot, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    half = side / 2
-    c = n / 2
-    pts = landmarks5(np.ascontiguousarray(crop), (c - half, c - half, c + half - 1, c + half - 1))
-    inv = cv2.invertAffineTransform(rot)
-    return pts @ inv[:, :2].T + inv[:, 2]
 
 
 def detect_boxes(

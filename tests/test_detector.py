@@ -141,12 +141,25 @@ def test_a_weak_candidate_around_a_smaller_face_is_not_verified():
     assert detection._verify_views(blazeface.network(), a, [(face, kps, 0.55, 3)]) == [True]
 
 
-def test_detector_does_not_need_dlib_hog(monkeypatch, astronaut):
-    # detection never runs the HOG detector (it stays only for benchmarks and fitting)
+def test_dlib_hog_only_judges_views_of_faces_found(monkeypatch, astronaut):
+    # the HOG detector never searches the photo: it only judges small views of the faces BlazeFace
+    # found (their orientation); an upright portrait's face needs one such view
     import smilecore.dlib_models
 
-    monkeypatch.setattr(smilecore.dlib_models, "_detector", lambda: pytest.fail("dlib HOG was used"))
+    real, seen = smilecore.dlib_models._detector(), []
+
+    class Spy:
+        def run(self, image, upsample, threshold):
+            seen.append((image.shape, upsample))
+            return real.run(image, upsample, threshold)
+
+    monkeypatch.setattr(smilecore.dlib_models, "_detector", lambda: Spy())
+    view = smilecore.dlib_models.HOG_CONFIRM_VIEW
     assert len(smilecore.detect_faces(astronaut)) == 1
+    assert seen == [((view, view), 0)]
+    seen.clear()
+    assert len(smilecore.detect_faces(bench.grid_photo()[0])) == 30  # a group: no view at all
+    assert seen == []
 
 
 @pytest.mark.skipif(not os.environ.get("SMILE_MEDIAPIPE_WHEEL"), reason="set SMILE_MEDIAPIPE_WHEEL to the mediapipe 0.10.14 wheel")
@@ -216,3 +229,46 @@ def test_no_face_on_face_free_pictures_turned_either():
     pictures = {**bench.face_free_pictures(), **bench.large_face_free_pictures()}
     false = {name: len(detection.detect(p, upside_down=True)) for name, p in pictures.items()}
     assert not any(false.values()), {k: v for k, v in false.items() if v}
+
+
+def _turned(angle: float, scale: float = 1.0, blur: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The astronaut (blurred by ``blur`` px) turned ``angle`` degrees counter-clockwise and scaled,
+    on a grey canvas that holds all of her; and where her HOG-era landmarks are in it."""
+    a = bench.astronaut()
+    a = cv2.GaussianBlur(a, (0, 0), blur) if blur else a
+    h, w = a.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+    side = int(np.ceil(np.hypot(w, h) * scale))
+    m[:, 2] += (side - w) / 2, (side - h) / 2
+    turned = cv2.warpAffine(a, m, (side, side), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+                            borderValue=(110, 110, 110) if blur else (0, 0, 0))
+    return turned, HOG_LANDMARKS @ m[:, :2].T + m[:, 2]
+
+
+@pytest.mark.parametrize("angle,scale", [(105, 1.0), (150, 1.0), (225, 1.0), (285, 1.0), (240, 0.5), (250, 0.3)])
+def test_a_face_blazeface_reads_in_a_wrong_orientation_gets_its_own_landmarks(angle, scale):
+    # BlazeFace finds her at these turns but reads her eye line 60–130° off (on her cheek, her
+    # mouth: a smile would be drawn there); her views turned a quarter, half and three quarters
+    # of a turn, judged by dlib's HOG detector, put the landmarks back on her eyes and nose
+    turned, expected = _turned(angle, scale)
+    (face,) = smilecore.detect_faces(turned)
+    assert np.abs(face.landmarks - expected).max() <= 4.0 * scale
+
+
+def test_an_upside_down_portrait_with_a_false_face_in_the_clothes():
+    # upside down and soft, BlazeFace finds only a false face in her suit (probability 0.69);
+    # the photo turned half a turn shows her face, which replaces it
+    turned, expected = _turned(180, 0.5, blur=3.0)
+    assert len(detection.detect(turned)) == 1  # the false face
+    (face,) = smilecore.detect_faces(turned)
+    assert np.abs(face.landmarks - expected).max() <= 3.0
+
+
+def test_hog_judges_which_way_up_a_face_is(astronaut):
+    from smilecore.dlib_models import hog_score
+
+    centre, side = np.array([220.5, 121.5]), 91.0  # her HOG box
+    assert hog_score(astronaut, centre, side, 0.0) >= 1.0
+    assert hog_score(astronaut, centre, side, 180.0) == -np.inf
+    assert hog_score(astronaut, centre, side, 90.0) == -np.inf
+    assert hog_score(bench.face_free_pictures()["random ellipses"], np.array([320.0, 240.0]), 120.0, 0.0) == -np.inf
