@@ -351,12 +351,12 @@ def to_markdown(res: dict) -> str:
         lines.append(f"| {label} | {vals.get('dlib HOG', '')} | {vals.get('BlazeFace', '')} |")
     if res.get("fine"):
         lines += ["", "| BlazeFace on a photo | first pass only: ms (faces) | both passes: ms (faces) | "
-                  "both, then turned half a turn: ms (faces) |", "|---|---:|---:|---:|"]
+                  "both, then turned: ms (faces) |", "|---|---:|---:|---:|"]
         for r in res["fine"]:
             a, b, c = r["first pass"], r["both passes"], r["both + half turn"]
             lines.append(f"| {r['photo']} | {a[0]:.0f} ({r['found']['first pass']}) | {b[0]:.0f} ({r['found']['both passes']}) | "
                          f"{c[0]:.0f} ({r['found']['both + half turn']}) |")
         lines += ["", "Median milliseconds per photo, the three taking turns; the second pass runs on photos of more than "
                   "960 px with no face found or one under 5 % of the long side; the half-turn search (photos, not video "
-                  "frames) on photos where neither found a face."]
+                  "frames) on photos where neither found a face, then a quarter turn either way at the first level."]
     return "\n".join(lines)

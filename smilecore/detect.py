@@ -82,6 +82,8 @@ LONE_MIN = 0.6
 #: that passed the usual verification (HOG saw no face in them), while a fifth to a third of real
 #: faces turned half a turn read 0.72–0.85 (UTKFace, 150 faces).
 TURNED_MIN = SURE
+#: The turns (counter-clockwise quarter turns) a photo with no face is searched in, until one finds one.
+QUARTERS = (2, 1, 3)
 FINE_MAX_SIDE = 1600
 FINE_TILE = 768
 FINE_OVERLAP = 128
@@ -238,7 +240,9 @@ def _orient(net, small: np.ndarray, rgb8: np.ndarray, found: list[Detection], mi
     """The faces of a photo the right way up, and for each whether it is known to be upright.
 
     dlib's HOG detector sees only upright faces, which makes it the judge of orientation here.
-    - No face found: the faces of the detection copy turned half a turn (:func:`_turned_pass`).
+    - No face found: the faces of the detection copy turned half a turn (:func:`_turned_pass`), or
+      else a quarter turn either way (large faces only: BlazeFace finds smaller ones turned that far
+      as they are, but not a face that fills a sideways crop).
     - A portrait (at most :data:`REREAD_FACES` faces): a face HOG does not see upright as
       BlazeFace turned it is read again on turned views (:func:`_reread`). When that is every face
       and BlazeFace is unsure of all of them, the photo may be upside down with BlazeFace misled
@@ -246,8 +250,11 @@ def _orient(net, small: np.ndarray, rgb8: np.ndarray, found: list[Detection], mi
       copy has faces, they replace them.
     - A group BlazeFace is unsure of throughout: :func:`_half_turn`.
     """
-    if not found:
-        turned = _turned_pass(net, small, rgb8, min_score)
+    if not found:  # half a turn first (scans, photos stored upside down), then a quarter either way
+        for quarters in QUARTERS:
+            turned = _turned_pass(net, small, rgb8, min_score, quarters)
+            if turned:
+                break
         return turned, [True] * len(turned)
     unsure = all(d.score < SURE for d in found)
     if len(found) > REREAD_FACES:
@@ -318,12 +325,20 @@ def _upright_view(small: np.ndarray, other: Detection, own: Detection, f: float)
     return theirs > hog_score(small, c0 * f, s0 * f, own.roll)
 
 
-def _turned_pass(net, small: np.ndarray, rgb8: np.ndarray, min_score: float) -> list[Detection]:
-    """The faces of the detection copy turned half a turn, in the photo's pixels: those BlazeFace
-    is sure of (:data:`TURNED_MIN`) or dlib's HOG detector agrees with."""
-    flipped = np.ascontiguousarray(small[::-1, ::-1])
-    merged = [m for m in _first_pass(net, flipped, min_score) if m[2] >= TURNED_MIN or _hog_agrees(flipped, m)]
-    return [_turned_back(d, rgb8.shape) for d in _in_photo(merged, flipped, rgb8)]
+def _turned_pass(net, small: np.ndarray, rgb8: np.ndarray, min_score: float, quarters: int = 2) -> list[Detection]:
+    """The faces of the detection copy turned ``quarters`` quarter turns counter-clockwise, in the
+    photo's pixels: those BlazeFace is sure of (:data:`TURNED_MIN`) or dlib's HOG detector agrees with."""
+    turned = np.ascontiguousarray(np.rot90(small, quarters))
+    levels = len(LEVELS) if quarters == 2 else 1  # a quarter turn: large faces only (BlazeFace finds the rest)
+    merged = [m for m in _first_pass(net, turned, min_score, levels) if m[2] >= TURNED_MIN or _hog_agrees(turned, m)]
+    h, w = small.shape[:2]
+    back = {1: lambda p: np.stack([w - p[..., 1], p[..., 0]], -1), 2: lambda p: np.stack([w - p[..., 0], h - p[..., 1]], -1),
+            3: lambda p: np.stack([p[..., 1], h - p[..., 0]], -1)}[quarters % 4]  # copy coordinates, turned back
+    out = []
+    for box, kps, p, n in merged:
+        corners = back(np.array([[box[0], box[1]], [box[2], box[3]]], np.float64))
+        out.append((np.concatenate([corners.min(0), corners.max(0)]), back(np.asarray(kps, np.float64)), p, n))
+    return _in_photo(out, small, rgb8)
 
 
 def _half_turn(net, small: np.ndarray, rgb8: np.ndarray, found: list[Detection], min_score: float) -> list[Detection]:
@@ -363,11 +378,12 @@ def _hog_agrees(copy: np.ndarray, candidate) -> bool:
     return hog_confirms(copy, centre, side, det.roll)
 
 
-def _first_pass(net, small: np.ndarray, min_score: float) -> list:
-    """The pyramid levels (:data:`LEVELS`) on the detection copy ``small``: merged, verified candidates."""
+def _first_pass(net, small: np.ndarray, min_score: float, levels: int = len(LEVELS)) -> list:
+    """The first ``levels`` pyramid levels (:data:`LEVELS`) on the detection copy ``small``: merged,
+    verified candidates."""
     long_side = float(max(small.shape[:2]))
     found, merged, known, done, pyr = [], [], [], 0.0, [small]
-    for level in LEVELS:
+    for level in LEVELS[:levels]:
         if merged and min(_size(d[0]) for d in merged) >= level[4] * long_side:
             break
         res, done = _run_level(net, small, level, min_score, done, pyr)
@@ -376,15 +392,6 @@ def _first_pass(net, small: np.ndarray, min_score: float) -> list:
         found.append(res)
         merged = _verify(net, small, _merge(found), known, pyr)
     return merged
-
-
-def _turned_back(det: Detection, shape: tuple[int, ...]) -> Detection:
-    """A detection made in the photo turned half a turn, in the photo's own pixels (box edges map
-    x → W − x, keypoint pixel indices x → W − 1 − x)."""
-    h, w = shape[:2]
-    x0, y0, x1, y1 = det.box
-    return Detection(box=(w - x1, h - y1, w - x0, h - y0), keypoints=np.array([w - 1.0, h - 1.0]) - det.keypoints,
-                     score=det.score)
 
 
 def _in_photo(merged, copy: np.ndarray, rgb8: np.ndarray) -> list[Detection]:

@@ -272,3 +272,25 @@ def test_hog_judges_which_way_up_a_face_is(astronaut):
     assert hog_score(astronaut, centre, side, 180.0) == -np.inf
     assert hog_score(astronaut, centre, side, 90.0) == -np.inf
     assert hog_score(bench.face_free_pictures()["random ellipses"], np.array([320.0, 240.0]), 120.0, 0.0) == -np.inf
+
+
+def test_a_sideways_close_up_is_found_a_quarter_turn_away():
+    # her face filling the frame (a close-up at 3 × her size), turned a quarter turn either way:
+    # BlazeFace finds nothing as it is or turned half a turn (with room around it, it would); the
+    # copy turned back a quarter turn shows her
+    x0, y0, x1, y1 = bench.ASTRONAUT_FACE
+    cx, cy, h = (x0 + x1) / 2, (y0 + y1) / 2, 0.4 * (x1 - x0)
+    top, left = int(cy - h), int(cx - h)
+    crop = bench.astronaut()[top : int(cy + h), left : int(cx + h)]
+    close = cv2.resize(crop, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
+    (upright,) = smilecore.detect_faces(close)
+    lm, w = upright.landmarks, close.shape[1]
+    assert np.abs(lm - ((HOG_LANDMARKS - [left, top] + 0.5) * 3 - 0.5)).max() < 15  # her eyes touch the edges
+    for quarters, expected in ((1, np.stack([lm[:, 1], w - 1 - lm[:, 0]], 1)), (3, np.stack([w - 1 - lm[:, 1], lm[:, 0]], 1))):
+        sideways = np.ascontiguousarray(np.rot90(close, quarters))  # counter-clockwise
+        assert detection.detect(sideways) == [] and detection.detect(np.ascontiguousarray(sideways[::-1, ::-1])) == []
+        (face,) = smilecore.detect_faces(sideways)
+        # the upright close-up's landmarks, turned (an outer eye corner on the frame's edge is
+        # extrapolated differently turned; a face read in a wrong orientation is off by half its size)
+        d = np.abs(face.landmarks - expected).max(1)
+        assert d.max() <= 0.1 * w, d
