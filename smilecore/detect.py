@@ -15,7 +15,14 @@ import cv2
 import numpy as np
 
 from . import blazeface
-from .dlib_models import HOG_CONFIRM_MIN, HOG_MIN_SCORE, dlib_model_file, hog_boxes, hog_confirms, hog_score, landmarks5  # noqa: F401 (also this module's API)
+from .dlib_models import (  # noqa: F401 (also this module's API)
+    HOG_CONFIRM_MIN,
+    HOG_MIN_SCORE,
+    dlib_model_file,
+    hog_boxes,
+    landmarks5,
+    load_dlib_models,
+)
 from .face import Face
 from .landmarks import (  # noqa: F401 (also this module's API)
     BOX_FIT,
@@ -27,18 +34,16 @@ from .landmarks import (  # noqa: F401 (also this module's API)
     hog_like_box,
     refine_landmarks,
 )
+from . import orient
+from .orient import REREAD_DEG, Pixels
 from .pixels import to_rgb8
 
 #: Detection runs on a copy whose long side is at most this many pixels.
 DETECT_MAX_SIDE = 640
 #: BlazeFace probabilities below this are treated as non-faces (MediaPipe's own threshold is 0.5).
 MIN_SCORE = 0.5
-#: Faces whose keypoints BlazeFace places more than this far from upright (degrees), and every face
-#: of a photo with at most REREAD_FACES faces, have them read again on views turned upright and a
-#: quarter, half and three quarters of a turn more (:func:`_reread`), of REREAD_CONTEXT box sides.
-REREAD_DEG = 30.0
+#: A photo with at most this many faces (a portrait) has each judged by dlib's HOG detector (:func:`_orient`).
 REREAD_FACES = 4
-REREAD_CONTEXT = 1.6
 
 
 #: Pyramid levels: (long side of the network's input in pixels, margin added around the picture
@@ -76,12 +81,10 @@ LONE_MIN = 0.6
 #: searches the first, in tiles of at most FINE_TILE px overlapping by FINE_OVERLAP (more than the
 #: largest face a tile keeps, so every face is whole in one of them; memory stays bounded at any
 #: photo size). A face both passes found is the first pass's.
-#: Faces found with the photo turned half a turn (see :func:`detect`'s ``upside_down``) are kept
-#: from this probability, or below it when dlib's HOG detector agrees
-#: (:func:`smilecore.dlib_models.hog_confirms`): turned face-free pictures gave candidates of 0.77
+#: Faces found with the photo turned (see :func:`detect`'s ``upside_down``) are kept only when dlib's
+#: HOG detector sees them upright too: turned face-free pictures gave BlazeFace candidates of 0.77–0.87
 #: that passed the usual verification (HOG saw no face in them), while a fifth to a third of real
 #: faces turned half a turn read 0.72–0.85 (UTKFace, 150 faces).
-TURNED_MIN = SURE
 #: The turns (counter-clockwise quarter turns) a photo with no face is searched in, until one finds one.
 QUARTERS = (2, 1, 3)
 FINE_MAX_SIDE = 1600
@@ -215,7 +218,7 @@ def detect(rgb8: np.ndarray, max_side: int = DETECT_MAX_SIDE, min_score: float =
     of a second, larger copy (long side ≤ ``fine_side``; 0: none; see :data:`FINE_MAX_SIDE`).
     BlazeFace finds faces turned up to about ±120° from upright, but places the keypoints of a face
     turned more than :data:`REREAD_DEG` less well, and reads some faces turned 100–300° in a wrong
-    orientation altogether; those faces are read again on turned views (:func:`_reread`).
+    orientation altogether; those faces are read again on turned views (:func:`smilecore.orient.reread`).
 
     ``upside_down`` (photos; videos track their faces instead) checks which way up the faces are
     (:func:`_orient`): a scan or photo stored upside down without an EXIF orientation, someone
@@ -228,120 +231,62 @@ def detect(rgb8: np.ndarray, max_side: int = DETECT_MAX_SIDE, min_score: float =
     fine_long = min(fine_side, max(rgb8.shape[:2]))
     if fine_long >= FINE_MIN_GAIN * long_side and (not merged or min(_size(d[0]) for d in merged) < FINE_WHEN * long_side):
         out += [d for d in _fine_pass(net, rgb8, fine_long, min_score) if not _overlaps(d.box, [o.box for o in out])]
-    f = small.shape[1] / rgb8.shape[1]
-    upright = [True] * len(out)
+    px, upright = Pixels(photo=rgb8, copy=small), [True] * len(out)
     if upside_down:
-        out, upright = _orient(net, small, rgb8, out, min_score)
-    return [_reread(net, small, d, f) if abs(d.roll) > REREAD_DEG or not up else d for d, up in zip(out, upright)]
+        out, upright = _orient(net, px, out, min_score)
+    return [orient.reread(net, px, d) if abs(d.roll) > REREAD_DEG or not up else d for d, up in zip(out, upright)]
 
 
-def _orient(net, small: np.ndarray, rgb8: np.ndarray, found: list[Detection], min_score: float
-            ) -> tuple[list[Detection], list[bool]]:
+def _orient(net, px: Pixels, found: list[Detection], min_score: float) -> tuple[list[Detection], list[bool]]:
     """The faces of a photo the right way up, and for each whether it is known to be upright.
 
-    dlib's HOG detector sees only upright faces, which makes it the judge of orientation here.
+    dlib's HOG detector sees only upright faces, which makes it the judge of orientation here; it
+    judges each face on a view of it (:mod:`smilecore.orient`).
     - No face found: the faces of the detection copy turned half a turn (:func:`_turned_pass`), or
       else a quarter turn either way (large faces only: BlazeFace finds smaller ones turned that far
       as they are, but not a face that fills a sideways crop).
     - A portrait (at most :data:`REREAD_FACES` faces): a face HOG does not see upright as
-      BlazeFace turned it is read again on turned views (:func:`_reread`). When that is every face
-      and BlazeFace is unsure of all of them, the photo may be upside down with BlazeFace misled
-      (a false face in the clothes, an upside-down face read as an upright one): when the turned
-      copy has faces, they replace them.
+      BlazeFace turned it is read again on turned views (:func:`smilecore.orient.reread`). When
+      that is every face and BlazeFace is unsure of all of them, the photo may be upside down with
+      BlazeFace misled (a false face in the clothes, an upside-down face read as an upright one):
+      when the turned copy has faces, they replace them.
     - A group BlazeFace is unsure of throughout: :func:`_half_turn`.
     """
     if not found:  # half a turn first (scans, photos stored upside down), then a quarter either way
         for quarters in QUARTERS:
-            turned = _turned_pass(net, small, rgb8, min_score, quarters)
+            turned = _turned_pass(net, px, min_score, quarters)
             if turned:
                 break
         return turned, [True] * len(turned)
     unsure = all(d.score < SURE for d in found)
     if len(found) > REREAD_FACES:
-        found = _half_turn(net, small, rgb8, found, min_score) if unsure else found
+        found = _half_turn(net, px, found, min_score) if unsure else found
         return found, [True] * len(found)
-    f = small.shape[1] / rgb8.shape[1]
-    upright = [_hog_sure(small, d, f) for d in found]
+    upright = [not orient.hog(px, d) < 0.0 for d in found]  # NaN (too small to judge): as BlazeFace read it
     if unsure and not any(upright):
-        turned = _turned_pass(net, small, rgb8, min_score)
+        turned = _turned_pass(net, px, min_score)
         if turned:
             return turned, [True] * len(turned)
     return found, upright
 
 
-def _hog_sure(small: np.ndarray, det: Detection, f: float) -> bool:
-    """Whether dlib's HOG detector finds ``det`` (photo pixels; ``small`` is the photo scaled by
-    ``f``) upright as BlazeFace turned it, at HOG's own threshold (0)."""
-    centre, side, _ = hog_like_box(det)
-    return hog_score(small, centre * f, side * f, det.roll) >= 0.0
-
-
-def _reread(net, small: np.ndarray, det: Detection, f: float) -> Detection:
-    """``det`` (photo pixels; ``small`` is the photo scaled by ``f``) read again on views turned by
-    its roll and by a quarter, half and three quarters of a turn more, in one batch. BlazeFace
-    places keypoints best near upright (a face turned a quarter turn reads 15–55° off, turned
-    upright by that within a few degrees), and reads some faces turned 100–300° in a wrong
-    orientation. The view turned by its roll gives the keypoints, unless another reads as a surer
-    face and dlib's HOG detector agrees (:func:`_upright_view`); unchanged when no view has a face."""
-    s = VERIFY_SIZE
-    c = (np.array(det.box[:2]) + np.array(det.box[2:])) / 2 * f
-    scale = s / (_size(det.box) * f * REREAD_CONTEXT)
-    src, g = small, f
-    while scale < 0.5 and min(src.shape[:2]) > 32:  # halve first: no aliasing on large faces
-        src, scale, c, g = cv2.pyrDown(src), 2 * scale, (c + 0.5) / 2 - 0.5, g / 2
-    rots, views = [], []
-    for turn in (0.0, 90.0, 180.0, 270.0):
-        rot = cv2.getRotationMatrix2D((float(c[0]), float(c[1])), det.roll + turn, scale)
-        rot[:, 2] += s / 2 - c
-        rots.append(rot)
-        views.append(cv2.warpAffine(src, rot, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT))
-    read = []
-    for rot, (boxes, kps, prob) in zip(rots, net.run(np.stack(views), MIN_SCORE)):
-        centred = np.abs((boxes[:, :2] + boxes[:, 2:]) / 2 / s - 0.5).max(1) < 0.2 if len(prob) else np.zeros(0, bool)
-        if not centred.any():
-            read.append(None)
-            continue
-        i = int(np.argmax(np.where(centred, prob, -1.0)))
-        inv = cv2.invertAffineTransform(rot)
-        read.append(Detection(box=det.box, keypoints=(kps[i] @ inv[:, :2].T + inv[:, 2]) / g, score=float(prob[i])))
-    best = max((r for r in read if r is not None), key=lambda r: r.score, default=None)
-    if best is None:
-        return det
-    own = read[0]
-    if own is None or (best is not own and _upright_view(small, best, own, f)):
-        own = best
-    elif abs(det.roll) <= REREAD_DEG and abs((own.roll - det.roll + 180.0) % 360.0 - 180.0) <= REREAD_DEG / 2:
-        return det  # near upright, and read so again: BlazeFace's own keypoints stand
-    return Detection(box=det.box, keypoints=own.keypoints, score=det.score)
-
-
-def _upright_view(small: np.ndarray, other: Detection, own: Detection, f: float) -> bool:
-    """Whether dlib's HOG detector sees a face better as ``other`` turns it than as ``own`` does."""
-    c1, s1, _ = hog_like_box(other)
-    theirs = hog_score(small, c1 * f, s1 * f, other.roll)
-    if theirs < HOG_CONFIRM_MIN:
-        return False
-    c0, s0, _ = hog_like_box(own)
-    return theirs > hog_score(small, c0 * f, s0 * f, own.roll)
-
-
-def _turned_pass(net, small: np.ndarray, rgb8: np.ndarray, min_score: float, quarters: int = 2) -> list[Detection]:
+def _turned_pass(net, px: Pixels, min_score: float, quarters: int = 2) -> list[Detection]:
     """The faces of the detection copy turned ``quarters`` quarter turns counter-clockwise, in the
-    photo's pixels: those BlazeFace is sure of (:data:`TURNED_MIN`) or dlib's HOG detector agrees with."""
+    photo's pixels: those dlib's HOG detector sees upright too (:data:`HOG_CONFIRM_MIN`)."""
+    small = px.copy
     turned = np.ascontiguousarray(np.rot90(small, quarters))
     levels = len(LEVELS) if quarters == 2 else 1  # a quarter turn: large faces only (BlazeFace finds the rest)
-    merged = [m for m in _first_pass(net, turned, min_score, levels) if m[2] >= TURNED_MIN or _hog_agrees(turned, m)]
     h, w = small.shape[:2]
     back = {1: lambda p: np.stack([w - p[..., 1], p[..., 0]], -1), 2: lambda p: np.stack([w - p[..., 0], h - p[..., 1]], -1),
             3: lambda p: np.stack([p[..., 1], h - p[..., 0]], -1)}[quarters % 4]  # copy coordinates, turned back
     out = []
-    for box, kps, p, n in merged:
+    for box, kps, p, n in _first_pass(net, turned, min_score, levels):
         corners = back(np.array([[box[0], box[1]], [box[2], box[3]]], np.float64))
         out.append((np.concatenate([corners.min(0), corners.max(0)]), back(np.asarray(kps, np.float64)), p, n))
-    return _in_photo(out, small, rgb8)
+    return [d for d in _in_photo(out, small, px.photo) if orient.hog(px, d) >= HOG_CONFIRM_MIN]
 
 
-def _half_turn(net, small: np.ndarray, rgb8: np.ndarray, found: list[Detection], min_score: float) -> list[Detection]:
+def _half_turn(net, px: Pixels, found: list[Detection], min_score: float) -> list[Detection]:
     """``found``, faces BlazeFace is unsure of, with those that are upside down found again in the
     detection copy turned half a turn.
 
@@ -350,32 +295,15 @@ def _half_turn(net, small: np.ndarray, rgb8: np.ndarray, found: list[Detection],
     when dlib's HOG detector, which only sees upright faces, scores its view turned half a turn
     above its upright view; it is then replaced by the turned copy's face at its place, or dropped
     when there is none (no edit rather than one on the wrong features)."""
-    f = small.shape[1] / rgb8.shape[1]
-    suspects = [i for i, d in enumerate(found) if _upside_down(small, d, f)]
+    suspects = [i for i, d in enumerate(found) if orient.upside_down(px, d)]
     if not suspects:
         return found
-    turned = _turned_pass(net, small, rgb8, min_score)
+    turned = _turned_pass(net, px, min_score)
     out = []
     for i, d in enumerate(found):
         at = [t for t in turned if _overlaps(t.box, [d.box])] if i in suspects else [d]
         out += [max(at, key=lambda t: t.score)] if at else []
     return out
-
-
-def _upside_down(small: np.ndarray, det: Detection, f: float) -> bool:
-    """Whether dlib's HOG detector sees the face of ``det`` (photo pixels; ``small`` is the photo
-    scaled by ``f``) better turned half a turn than as BlazeFace placed it."""
-    centre, side, _ = hog_like_box(det)
-    turned = hog_score(small, centre * f, side * f, det.roll + 180.0)  # most faces: −inf, and done
-    return turned >= HOG_CONFIRM_MIN and turned > hog_score(small, centre * f, side * f, det.roll)
-
-
-def _hog_agrees(copy: np.ndarray, candidate) -> bool:
-    """Whether dlib's HOG detector also sees a face in a merged candidate of ``copy``."""
-    box, kps, p, _ = candidate
-    det = Detection(box=tuple(float(v) for v in box), keypoints=kps, score=p)
-    centre, side, _ = hog_like_box(det)
-    return hog_confirms(copy, centre, side, det.roll)
 
 
 def _first_pass(net, small: np.ndarray, min_score: float, levels: int = len(LEVELS)) -> list:
@@ -459,6 +387,13 @@ def _merge(found):
     kps = np.concatenate([k for _, k, _ in found])
     prob = np.concatenate([p for _, _, p in found])
     return blazeface.weighted_nms(boxes, kps, prob, 0.3)
+
+
+def warm_up() -> None:
+    """Load what detection uses (BlazeFace, dlib's shape predictor and HOG detector) now, so that
+    the first photo is not slower than the others (``smile worker`` does this at start)."""
+    blazeface.network()
+    load_dlib_models()
 
 
 def detect_boxes(

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .align import Alignment, extract_crop, invert_affine
 from .errors import ModelError
 
 #: dlib HOG scores below this are treated as non-faces (dlib's own threshold is 0); benchmarks only.
@@ -25,6 +26,8 @@ HOG_MAX_SIDE = 640
 HOG_CONFIRM_MIN = -0.3
 HOG_CONFIRM_VIEW = 200
 HOG_CONFIRM_CONTEXT = 2.0
+#: Faces whose HOG-shaped box is smaller than this many photo pixels are not judged by HOG.
+HOG_JUDGE_MIN_SIDE = 20.0
 
 
 def dlib_model_file(name: str) -> Path:
@@ -56,6 +59,12 @@ def _predictor5():
     return dlib.shape_predictor(str(dlib_model_file("shape_predictor_5_face_landmarks.dat")))
 
 
+def load_dlib_models() -> None:
+    """Load the shape predictor and the HOG detector now (each is loaded once, on first use)."""
+    _predictor5()
+    _detector()
+
+
 def landmarks5(rgb8: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
     """dlib's five landmarks for a face box, as a (5,2) float64 array."""
     import dlib
@@ -68,15 +77,15 @@ def landmarks5(rgb8: np.ndarray, box: tuple[float, float, float, float]) -> np.n
 def hog_score(rgb8: np.ndarray, centre: np.ndarray, side: float, roll: float) -> float:
     """dlib's HOG score for a face at the middle of an upright view of a candidate (centre and
     HOG-shaped box side in ``rgb8``'s pixels, ``roll`` its eye line in degrees; −inf when HOG sees
-    none there): a second opinion, independent of BlazeFace, and one that only upright faces get."""
+    none there, NaN when the face is too small for HOG to judge, :data:`HOG_JUDGE_MIN_SIDE`): a
+    second opinion, independent of BlazeFace, and one that only upright faces get. Only the part
+    of the photo the view shows is read."""
+    if side < HOG_JUDGE_MIN_SIDE:
+        return float("nan")
     size = HOG_CONFIRM_VIEW
-    f = size / (HOG_CONFIRM_CONTEXT * max(side, 1.0))
-    if f < 1:  # shrink first (area-averaged), then turn: no aliasing on large faces
-        rgb8 = cv2.resize(rgb8, (max(1, round(rgb8.shape[1] * f)), max(1, round(rgb8.shape[0] * f))), interpolation=cv2.INTER_AREA)
-        centre, f = np.asarray(centre, dtype=np.float64) * f, 1.0
-    m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), roll, f)
+    m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), roll, size / (HOG_CONFIRM_CONTEXT * side))
     m[:, 2] += np.array([size / 2 - centre[0], size / 2 - centre[1]])
-    view = cv2.warpAffine(rgb8, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    view = extract_crop(rgb8, Alignment(matrix=m, inverse=invert_affine(m), size=size), border=cv2.BORDER_REPLICATE)
     rects, scores, _ = _detector().run(cv2.cvtColor(view, cv2.COLOR_RGB2GRAY), 0, HOG_CONFIRM_MIN)
     best = -np.inf
     for r, sc in zip(rects, scores):
@@ -84,11 +93,6 @@ def hog_score(rgb8: np.ndarray, centre: np.ndarray, side: float, roll: float) ->
         if max(abs(cx - size / 2), abs(cy - size / 2)) <= size / HOG_CONFIRM_CONTEXT / 2:
             best = max(best, float(sc))
     return best
-
-
-def hog_confirms(rgb8: np.ndarray, centre: np.ndarray, side: float, roll: float) -> bool:
-    """Whether :func:`hog_score` reaches :data:`HOG_CONFIRM_MIN`."""
-    return hog_score(rgb8, centre, side, roll) >= HOG_CONFIRM_MIN
 
 
 def hog_boxes(

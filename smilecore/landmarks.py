@@ -27,6 +27,11 @@ class Detection:
     score: float  #: probability
 
     @property
+    def side(self) -> float:
+        """The box's longer side in pixels."""
+        return float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
+
+    @property
     def roll(self) -> float:
         """Angle of the eye line in degrees (image coordinates, y down; 0 = upright)."""
         d = self.keypoints[1] - self.keypoints[0]

@@ -301,3 +301,15 @@ def test_replies_carry_what_reading_the_photo_found(session, astronaut, tmp_path
     (_greet, reply) = converse(session, {"cmd": "smile", "id": 1, "input": str(pages), "output": str(tmp_path / "o.png")})
     assert reply["ok"] is True, reply
     assert any("has 2 frames or pages; only the first is used" in n for n in reply["notes"]), reply["notes"]
+
+
+def test_the_worker_warms_up_the_whole_detector(monkeypatch):
+    # dlib's HOG detector judges which way up faces are: loading it (~0.4 s) belongs to start-up,
+    # not to the first photo with a face
+    import smilecore.detect
+    from smile_cli.bridge import worker as worker_module
+
+    calls = []
+    monkeypatch.setattr(smilecore.detect, "warm_up", lambda: calls.append(1))
+    worker_module._warm_up()
+    assert calls == [1]

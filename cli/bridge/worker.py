@@ -327,7 +327,9 @@ def _warm_up() -> None:
         import numpy as np
 
         import smilecore
+        from smilecore.detect import warm_up
 
+        warm_up()
         smilecore.detect_faces(np.zeros((64, 64, 3), np.uint8))
     except Exception:
         pass
