@@ -83,8 +83,8 @@ LONE_MIN = 0.6
 #: photo size). A face both passes found is the first pass's.
 #: Faces found with the photo turned (see :func:`detect`'s ``upside_down``) are kept only when dlib's
 #: HOG detector sees them upright too: turned face-free pictures gave BlazeFace candidates of 0.77–0.87
-#: that passed the usual verification (HOG saw no face in them), while a fifth to a third of real
-#: faces turned half a turn read 0.72–0.85 (UTKFace, 150 faces).
+#: that passed the usual verification (HOG saw no face in them), while 18–29 % of real faces turned
+#: half a turn read 0.72–0.85 (UTKFace, 150 faces, two paddings).
 #: The turns (counter-clockwise quarter turns) a photo with no face is searched in, until one finds one.
 QUARTERS = (2, 1, 3)
 FINE_MAX_SIDE = 1600
@@ -291,7 +291,7 @@ def _half_turn(net, px: Pixels, found: list[Detection], min_score: float) -> lis
     detection copy turned half a turn.
 
     BlazeFace takes some upside-down faces for upright ones (probability 0.6–0.85, roll near 0,
-    its keypoints on the wrong features: 13 % of 300 UTKFace faces turned). A face is upside down
+    its keypoints on the wrong features: 44 of 300 UTKFace faces turned). A face is upside down
     when dlib's HOG detector, which only sees upright faces, scores its view turned half a turn
     above its upright view; it is then replaced by the turned copy's face at its place, or dropped
     when there is none (no edit rather than one on the wrong features)."""
