@@ -87,6 +87,8 @@ LONE_MIN = 0.6
 #: half a turn read 0.72–0.85 (UTKFace, 150 faces, two paddings).
 #: The turns (counter-clockwise quarter turns) a photo with no face is searched in, until one finds one.
 QUARTERS = (2, 1, 3)
+#: Degrees from a quarter turn within which a face counts as turned by it, for :func:`_photo_turn`.
+TURN_TOLERANCE = 35.0
 FINE_MAX_SIDE = 1600
 FINE_TILE = 768
 FINE_OVERLAP = 128
@@ -226,7 +228,7 @@ def detect(rgb8: np.ndarray, max_side: int = DETECT_MAX_SIDE, min_score: float =
     net = blazeface.network()
     small = _shrink(rgb8, max_side)
     long_side = float(max(small.shape[:2]))
-    merged = _first_pass(net, small, min_score)
+    merged = _first_pass(net, small, min_score, every=fine_side > 0)
     out = _in_photo(merged, small, rgb8)
     fine_long = min(fine_side, max(rgb8.shape[:2]))
     if fine_long >= FINE_MIN_GAIN * long_side and (not merged or min(_size(d[0]) for d in merged) < FINE_WHEN * long_side):
@@ -234,7 +236,46 @@ def detect(rgb8: np.ndarray, max_side: int = DETECT_MAX_SIDE, min_score: float =
     px, upright = Pixels(photo=rgb8, copy=small), [True] * len(out)
     if upside_down:
         out, upright = _orient(net, px, out, min_score)
-    return [orient.reread(net, px, d) if abs(d.roll) > REREAD_DEG or not up else d for d, up in zip(out, upright)]
+    out = [orient.reread(net, px, d) if abs(d.roll) > REREAD_DEG or not up else d for d, up in zip(out, upright)]
+    quarters = _photo_turn(out) if upside_down else 0
+    return _turned_photo(rgb8, out, quarters, max_side, min_score, fine_side) if quarters else out
+
+
+def _photo_turn(found: list[Detection]) -> int:
+    """The counter-clockwise quarter turns (as ``np.rot90``) that stand a photo's faces upright, when
+    more than half of them read turned by the same quarter turn (within :data:`TURN_TOLERANCE`); else 0."""
+    votes = [round(d.roll / 90.0) % 4 for d in found if abs(d.roll - 90.0 * round(d.roll / 90.0)) <= TURN_TOLERANCE]
+    votes = [q for q in votes if q]
+    if not votes:
+        return 0
+    q = max(set(votes), key=votes.count)
+    return q if 2 * votes.count(q) > len(found) else 0
+
+
+def _turned_photo(rgb8: np.ndarray, found: list[Detection], quarters: int, max_side: int, min_score: float,
+                  fine_side: int) -> list[Detection]:
+    """``found`` with the faces of the photo turned ``quarters`` quarter turns (where they stand upright),
+    searched as an upright photo is (both passes), in the photo's pixels. Where the two searches found
+    the same face, the reading of the search it stood nearer upright in is kept."""
+    h, w = rgb8.shape[:2]
+    turned = np.ascontiguousarray(np.rot90(rgb8, quarters))  # the photo, not a copy: its small faces' landmarks
+    again = [(_turned_back(d, quarters, w, h), abs(d.roll))
+             for d in detect(turned, max_side, min_score, fine_side, upside_down=False)]
+    out = [d for d, tilt in again if not any(_overlaps(d.box, [f.box]) and abs(f.roll) < tilt for f in found)]
+    return out + [f for f in found if not _overlaps(f.box, [d.box for d in out])]
+
+
+def _turned_back(det: Detection, quarters: int, w: int, h: int) -> Detection:
+    """A detection of the photo (``w`` × ``h``) turned ``quarters`` quarter turns (``np.rot90``), in the
+    photo's own pixels."""
+    def back(p: np.ndarray, edge: float) -> np.ndarray:  # edge: 0 for box corners, 0.5 for pixel centres
+        p = np.asarray(p, np.float64) + edge
+        for j in range(quarters % 4, 0, -1):  # undo the j-th quarter turn, of a picture w (j odd) or h wide
+            p = np.stack([(w if j % 2 else h) - p[..., 1], p[..., 0]], -1)
+        return p - edge
+    corners = back(np.array([det.box[:2], det.box[2:]]), 0.0)
+    return Detection(box=tuple(float(v) for v in np.concatenate([corners.min(0), corners.max(0)])),
+                     keypoints=back(det.keypoints, 0.5), score=det.score)
 
 
 def _orient(net, px: Pixels, found: list[Detection], min_score: float) -> tuple[list[Detection], list[bool]]:
@@ -306,17 +347,24 @@ def _half_turn(net, px: Pixels, found: list[Detection], min_score: float) -> lis
     return out
 
 
-def _first_pass(net, small: np.ndarray, min_score: float, levels: int = len(LEVELS)) -> list:
+def _first_pass(net, small: np.ndarray, min_score: float, levels: int = len(LEVELS), every: bool = False) -> list:
     """The first ``levels`` pyramid levels (:data:`LEVELS`) on the detection copy ``small``: merged,
-    verified candidates."""
+    verified candidates. A level runs while no face or a small one has been found; with ``every`` the
+    rest run too (a close-up with people behind it), finding only faces apart from those already found
+    (what they see inside a close-up would blend into it and move its keypoints)."""
     long_side = float(max(small.shape[:2]))
-    found, merged, known, done, pyr = [], [], [], 0.0, [small]
+    found, merged, known, done, pyr, close = [], [], [], 0.0, [small], None
     for level in LEVELS[:levels]:
-        if merged and min(_size(d[0]) for d in merged) >= level[4] * long_side:
-            break
+        if close is None and merged and min(_size(d[0]) for d in merged) >= level[4] * long_side:
+            if not every:
+                break
+            close = [d[0] for d in merged]
         res, done = _run_level(net, small, level, min_score, done, pyr)
         if res is None:
             continue
+        if close:
+            apart = np.array([not _overlaps(b, close) for b in res[0]], bool)
+            res = tuple(x[apart] for x in res)
         found.append(res)
         merged = _verify(net, small, _merge(found), known, pyr)
     return merged

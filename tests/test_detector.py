@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: dlib's five landmarks on samples/astronaut.jpg with dlib HOG's box (175, 76, 266, 167),
 #: as the engine computed them before BlazeFace (commit 79c2872)
-HOG_LANDMARKS = np.array([[255, 104], [238, 104], [195, 101], [212, 103], [224, 134]], np.float64)
+HOG_LANDMARKS = bench.ASTRONAUT_LANDMARKS
 
 
 def _crop_corners(landmarks: np.ndarray) -> np.ndarray:
@@ -312,24 +312,10 @@ def test_warm_up_loads_what_detection_uses():
     assert dm._detector.cache_info().currsize == 1 and dm._predictor5.cache_info().currsize == 1
 
 
-def _pasted(background: np.ndarray, face_px: float, angle: float, at: tuple[float, float], contrast: float = 1.0):
-    """``background`` with the astronaut pasted at ``face_px`` (her HOG box), turned ``angle``° and
-    centred at ``at`` (fractions of width and height); and where her HOG-era landmarks are."""
-    a = bench.astronaut()
-    a = np.clip((a.astype(np.float32) - 128) * contrast + 128, 0, 255).astype(np.uint8)
-    img = np.ascontiguousarray(background).copy()
-    h, w = img.shape[:2]
-    m = cv2.getRotationMatrix2D((220.5, 121.5), angle, face_px / 91)
-    m[:, 2] += [w * at[0] - 220.5, h * at[1] - 121.5]
-    inside = cv2.warpAffine(np.full(a.shape[:2], 255, np.uint8), m, (w, h)) > 128
-    img[inside] = cv2.warpAffine(a, m, (w, h), flags=cv2.INTER_AREA)[inside]
-    return img, HOG_LANDMARKS @ m[:, :2].T + m[:, 2]
-
-
 def test_a_small_face_of_a_large_photo_is_judged_on_the_photo_not_the_copy():
     # 60 px in a 12 MP photo is 10 px in the detection copy, where HOG sees nothing: judged there,
     # she was read again on turned views and got landmarks half her size off
-    img, expected = _pasted(bench.large_face_free_pictures()["smooth noise σ=12 4000×3000"], 60, 20, (0.4, 0.45))
+    img, expected = bench.pasted(bench.large_face_free_pictures()["smooth noise σ=12 4000×3000"], 60, 20, (0.4, 0.45))
     (face,) = smilecore.detect_faces(img)
     assert np.abs(face.landmarks - expected).max() <= 3.0
 
@@ -337,6 +323,50 @@ def test_a_small_face_of_a_large_photo_is_judged_on_the_photo_not_the_copy():
 def test_an_unsure_small_face_is_not_swapped_for_a_false_face_turned_half_a_turn():
     scene = np.ascontiguousarray(bench.large_face_free_pictures()["scenes ×2, 4000×3000"][:, ::-1][:2000, :3000])
     assert detection.detect(scene, upside_down=True) == []  # BlazeFace's 0.87 in it turned: HOG sees no face
-    img, expected = _pasted(scene, 80, 0, (0.3, 0.3), contrast=0.5)
+    img, expected = bench.pasted(scene, 80, 0, (0.3, 0.3), contrast=0.5)
     (face,) = smilecore.detect_faces(img)
     assert face.score < detection.SURE and np.abs(face.landmarks - expected).max() <= 3.0
+
+
+def test_faces_behind_a_close_up_are_found():
+    # a close-up (her face 600 px, 20 % of the long side) with four people behind (100-120 px): the
+    # larger levels once ran only when no face or only small ones had been found, so only she was
+    img, marks = bench.close_up_with_people_behind()
+    found = smilecore.detect_faces(img)
+    assert len(found) == 5 and bench.with_their_landmarks(found, marks) == 5
+
+
+def test_what_the_larger_levels_see_inside_a_close_up_leaves_it_as_it_was():
+    # parts of a face (nose and mouth at the 640-px level) blended into it would move its keypoints
+    img, _ = bench.scaled(250, canvas=(480, 640))
+    net = detection.blazeface.network()
+    (a,), (b,) = detection._first_pass(net, img, 0.5), detection._first_pass(net, img, 0.5, every=True)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("quarters", [1, 3])
+def test_a_group_photo_lying_on_its_side_is_searched_standing_up(quarters):
+    # six faces of 80 px at low contrast, the photo turned a quarter turn: BlazeFace read two of them
+    # turned the wrong way (landmarks 38 px off) before the photo was searched again turned upright
+    img, marks = bench.group_on_its_side(quarters)
+    found = smilecore.detect_faces(img)
+    assert len(found) == 6 and bench.with_their_landmarks(found, marks) == 6
+
+
+def test_a_photo_is_turned_only_when_most_of_its_faces_agree():
+    def faces(*rolls):
+        out = []
+        for r in rolls:
+            u = np.array([np.cos(np.radians(r)), np.sin(np.radians(r))])
+            kps = np.array([[0.0, 0.0], 30 * u, 15 * u, 15 * u, -10 * u, 40 * u]) + 100
+            out.append(detection.Detection(box=(70.0, 70.0, 140.0, 140.0), keypoints=kps, score=0.9))
+        return out
+
+    assert detection._photo_turn(faces()) == 0
+    assert detection._photo_turn(faces(0, 5, -8)) == 0
+    assert detection._photo_turn(faces(0, 0, 90)) == 0  # someone lying down in an upright group
+    assert detection._photo_turn(faces(88, 95, 0)) == 1  # np.rot90 once stands these upright
+    assert detection._photo_turn(faces(-92, -85, -90)) == 3
+    assert detection._photo_turn(faces(178, -175)) == 2
+    assert detection._photo_turn(faces(50)) == 0  # nearer half-way: read again on its own (orient.reread), not turned
+    assert detection._photo_turn(faces(90, -90)) == 0  # no majority
