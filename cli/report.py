@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from smilecore.errors import SmileError
-from smilecore.strength import ALREADY_SMILING, WIDER
+from smilecore.strength import ALREADY_SMILING, TURNED_AWAY, WIDER
 
 SCHEMA_VERSION = 1
 
@@ -110,6 +110,9 @@ class PhotoReport:
             else:
                 why = f"a higher --strength widens {wider} of them"
             faces += f", {smiling} already smiling as much ({why})"
+        away = sum(1 for f in self.faces if f.get("reason") == TURNED_AWAY)
+        if away:
+            faces += f", {away} turned away from the camera (left as {'they are' if away > 1 else 'it is'})"
         return faces
 
 

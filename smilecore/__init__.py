@@ -17,10 +17,12 @@ __version__ = "0.1.0"
 def detect_faces(image, min_face: int | None = None, small_faces: bool = True, upside_down: bool = True) -> list[Face]:
     """Faces in a PIL image or (H,W[,C]) array, largest first (EXIF orientation applied for PIL).
 
-    ``small_faces=False`` skips the second search of a large photo for faces too small for the
-    detection copy (it costs up to about a quarter of a second, on photos with no face or small ones);
-    ``upside_down=False`` skips the search of a photo with no face turned half a turn (it costs
-    about as much as the first search)."""
+    ``small_faces=False`` (as for video frames) skips the second search of a large photo for faces
+    too small for the detection copy (it costs up to about a quarter of a second, on photos with no
+    face or small ones), and the first search's levels for the people behind a close-up (about 25 ms);
+    ``upside_down=False`` skips the checks of which way up each face is and the searches of the photo
+    turned (a photo with no face, or whose faces mostly stand turned: each about as much as the first
+    search)."""
     from .pixels import from_any
 
     return _detect_array(from_any(image).array, min_face=min_face, small_faces=small_faces, upside_down=upside_down)

@@ -2,9 +2,9 @@
 placed by smilecore.landmarks).
 
 Detection: MediaPipe's BlazeFace short-range network (smilecore.blazeface) on a copy whose
-long side is at most :data:`DETECT_MAX_SIDE`, at up to three input sizes (:data:`LEVELS`: the
-larger ones only when no face or only smaller faces were found), candidates merged and the
-unsure ones verified on upright views. Its six keypoints give each face's roll and the box
+long side is at most :data:`DETECT_MAX_SIDE`, at up to three input sizes (:data:`LEVELS`: in a
+photo all three, in a video frame the larger ones only when no face or only smaller faces were
+found), candidates merged and the unsure ones verified on upright views. Its six keypoints give each face's roll and the box
 dlib's HOG detector would have drawn; dlib's 5-point shape predictor then places the landmarks
 on the full-resolution photo (turned upright first when the face is tilted), so landmarks and
 crops are those the engine made with HOG boxes. docs/architecture.md has the numbers.
@@ -48,8 +48,8 @@ REREAD_FACES = 4
 
 #: Pyramid levels: (long side of the network's input in pixels, margin added around the picture
 #: as a fraction of its long side, smallest and largest face kept in input pixels, and when the
-#: level runs: only if no face was found yet or the smallest is under this fraction of the long
-#: side). The network is fully convolutional; at 128 px it sees the picture as it was trained
+#: level runs without ``every`` (:func:`_first_pass`; video frames): only if no face was found yet
+#: or the smallest is under this fraction of the long side; a photo runs every level). The network is fully convolutional; at 128 px it sees the picture as it was trained
 #: (with a margin, so that tightly cropped faces are whole); the larger inputs find the smaller
 #: faces (~12 px in the input) without the seams of tiles.
 LEVELS = [
@@ -87,7 +87,7 @@ LONE_MIN = 0.6
 #: half a turn read 0.72–0.85 (UTKFace, 150 faces, two paddings).
 #: The turns (counter-clockwise quarter turns) a photo with no face is searched in, until one finds one.
 QUARTERS = (2, 1, 3)
-#: Degrees from a quarter turn within which a face counts as turned by it, for :func:`_photo_turn`.
+#: Degrees from a quarter turn within which a face counts as turned by it (:func:`smilecore.orient.photo_turn`).
 TURN_TOLERANCE = 35.0
 FINE_MAX_SIDE = 1600
 FINE_TILE = 768
@@ -222,9 +222,14 @@ def detect(rgb8: np.ndarray, max_side: int = DETECT_MAX_SIDE, min_score: float =
     turned more than :data:`REREAD_DEG` less well, and reads some faces turned 100–300° in a wrong
     orientation altogether; those faces are read again on turned views (:func:`smilecore.orient.reread`).
 
+    ``fine_side`` > 0 (photos) also runs every level of the first pass (:func:`_first_pass`'s
+    ``every``: the people behind a close-up); 0 (video frames) keeps the early stop.
+
     ``upside_down`` (photos; videos track their faces instead) checks which way up the faces are
     (:func:`_orient`): a scan or photo stored upside down without an EXIF orientation, someone
-    hanging head down, a face BlazeFace reads in a wrong orientation."""
+    hanging head down, a face BlazeFace reads in a wrong orientation; and a photo whose faces mostly
+    stand turned the same quarter or half turn is searched again whole, turned upright
+    (:func:`_turned_photo`: a group photo lying on its side). Faces come most probable first."""
     net = blazeface.network()
     small = _shrink(rgb8, max_side)
     long_side = float(max(small.shape[:2]))
@@ -237,19 +242,8 @@ def detect(rgb8: np.ndarray, max_side: int = DETECT_MAX_SIDE, min_score: float =
     if upside_down:
         out, upright = _orient(net, px, out, min_score)
     out = [orient.reread(net, px, d) if abs(d.roll) > REREAD_DEG or not up else d for d, up in zip(out, upright)]
-    quarters = _photo_turn(out) if upside_down else 0
+    quarters = orient.photo_turn(out, TURN_TOLERANCE) if upside_down else 0
     return _turned_photo(rgb8, out, quarters, max_side, min_score, fine_side) if quarters else out
-
-
-def _photo_turn(found: list[Detection]) -> int:
-    """The counter-clockwise quarter turns (as ``np.rot90``) that stand a photo's faces upright, when
-    more than half of them read turned by the same quarter turn (within :data:`TURN_TOLERANCE`); else 0."""
-    votes = [round(d.roll / 90.0) % 4 for d in found if abs(d.roll - 90.0 * round(d.roll / 90.0)) <= TURN_TOLERANCE]
-    votes = [q for q in votes if q]
-    if not votes:
-        return 0
-    q = max(set(votes), key=votes.count)
-    return q if 2 * votes.count(q) > len(found) else 0
 
 
 def _turned_photo(rgb8: np.ndarray, found: list[Detection], quarters: int, max_side: int, min_score: float,
@@ -258,24 +252,14 @@ def _turned_photo(rgb8: np.ndarray, found: list[Detection], quarters: int, max_s
     searched as an upright photo is (both passes), in the photo's pixels. Where the two searches found
     the same face, the reading of the search it stood nearer upright in is kept."""
     h, w = rgb8.shape[:2]
-    turned = np.ascontiguousarray(np.rot90(rgb8, quarters))  # the photo, not a copy: its small faces' landmarks
-    again = [(_turned_back(d, quarters, w, h), abs(d.roll))
+    # the full-resolution photo turned (a copy of it), not the detection copy: the small faces'
+    # views are cut from it (orient.Pixels), and the 1,600-px copy read two of 40 small faces worse
+    turned = np.ascontiguousarray(np.rot90(rgb8, quarters))
+    again = [(orient.turned_back(d, quarters, w, h), abs(d.roll))
              for d in detect(turned, max_side, min_score, fine_side, upside_down=False)]
     out = [d for d, tilt in again if not any(_overlaps(d.box, [f.box]) and abs(f.roll) < tilt for f in found)]
-    return out + [f for f in found if not _overlaps(f.box, [d.box for d in out])]
-
-
-def _turned_back(det: Detection, quarters: int, w: int, h: int) -> Detection:
-    """A detection of the photo (``w`` × ``h``) turned ``quarters`` quarter turns (``np.rot90``), in the
-    photo's own pixels."""
-    def back(p: np.ndarray, edge: float) -> np.ndarray:  # edge: 0 for box corners, 0.5 for pixel centres
-        p = np.asarray(p, np.float64) + edge
-        for j in range(quarters % 4, 0, -1):  # undo the j-th quarter turn, of a picture w (j odd) or h wide
-            p = np.stack([(w if j % 2 else h) - p[..., 1], p[..., 0]], -1)
-        return p - edge
-    corners = back(np.array([det.box[:2], det.box[2:]]), 0.0)
-    return Detection(box=tuple(float(v) for v in np.concatenate([corners.min(0), corners.max(0)])),
-                     keypoints=back(det.keypoints, 0.5), score=det.score)
+    out += [f for f in found if not _overlaps(f.box, [d.box for d in out])]
+    return sorted(out, key=lambda d: -d.score)
 
 
 def _orient(net, px: Pixels, found: list[Detection], min_score: float) -> tuple[list[Detection], list[bool]]:
@@ -465,11 +449,13 @@ def detect_faces(
 ) -> list[Face]:
     """Find faces in an (H,W[,C]) image array; largest first.
 
-    Faces come from :func:`detect` (BlazeFace; ``small_faces=False`` skips its second pass for
-    the small faces of large photos, see :data:`FINE_MAX_SIDE`, and ``upside_down=False`` its
-    search of a photo with no face turned half a turn); landmarks are computed on the
+    Faces come from :func:`detect` (BlazeFace; ``small_faces=False``, as video frames, skips its
+    second pass for the small faces of large photos, see :data:`FINE_MAX_SIDE`, and stops the first
+    pass at the levels a close-up makes unneeded; ``upside_down=False`` skips the checks of which way
+    up the faces are and the searches of a photo turned); landmarks are computed on the
     full-resolution image by :func:`refine_landmarks`; ``box`` is the HOG-shaped box, clipped to
-    the image; ``index`` is the face's place in the returned list.
+    the image; ``facing`` is how squarely the face looks at the camera (:attr:`Detection.facing`);
+    ``index`` is the face's place in the returned list.
     """
     rgb8 = to_rgb8(image)
     h, w = rgb8.shape[:2]
@@ -480,7 +466,7 @@ def detect_faces(
         ib = (max(0, int(box[0])), max(0, int(box[1])), min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3]))))
         if ib[2] <= ib[0] or ib[3] <= ib[1]:
             continue
-        face = Face(box=ib, landmarks=refine_landmarks(rgb8, det), score=det.score)
+        face = Face(box=ib, landmarks=refine_landmarks(rgb8, det), score=det.score, facing=det.facing)
         if min_face is not None and face.size < min_face:
             continue
         faces.append(face)

@@ -30,6 +30,7 @@ class Face:
     landmarks: np.ndarray  #: (5, 2) float64, dlib 5-point order (see smilecore.align)
     score: float  #: detector confidence (BlazeFace probability, 0..1)
     index: int = 0  #: position in the detection order (largest face first)
+    facing: float = 1.0  #: how squarely it looks at the camera (1 facing it, below 0 a profile: landmarks.Detection.facing)
     edited: bool = False
     reason: str | None = None  #: why it was not edited (None when it was, or before smile())
     alignment: Alignment | None = None  #: photo -> crop transform, once the face was sent to the network

@@ -32,6 +32,19 @@ class Detection:
         return float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
 
     @property
+    def facing(self) -> float:
+        """How squarely the face looks at the camera: where the nose tip lies between the ears along
+        the eye line, 1 midway, 0 on one ear's line, below 0 past it (a profile)."""
+        k = self.keypoints
+        u = k[1] - k[0]
+        u = u / max(float(np.hypot(*u)), 1e-9)
+        x = (k - k[0]) @ u
+        span = float(x[5] - x[4])
+        if abs(span) < 1e-9:
+            return 0.0
+        return float(1.0 - abs(2.0 * (x[2] - x[4]) / span - 1.0))
+
+    @property
     def roll(self) -> float:
         """Angle of the eye line in degrees (image coordinates, y down; 0 = upright)."""
         d = self.keypoints[1] - self.keypoints[0]

@@ -97,3 +97,29 @@ def upside_down(px: Pixels, det: Detection) -> bool:
     BlazeFace placed it."""
     turned = hog(px, det, 180.0)  # most faces: −inf, and done
     return turned >= HOG_CONFIRM_MIN and not hog(px, det) >= turned
+
+
+def photo_turn(found: list[Detection], tolerance: float) -> int:
+    """The counter-clockwise quarter turns (as ``np.rot90``) that stand a photo's faces upright, when
+    at least two and more than half of them read turned by the same quarter turn (within
+    ``tolerance`` degrees); else 0. One turned face alone is read again on turned views
+    (:func:`reread`): searching the whole photo again would find nothing more."""
+    votes = [round(d.roll / 90.0) % 4 for d in found if abs(d.roll - 90.0 * round(d.roll / 90.0)) <= tolerance]
+    votes = [q for q in votes if q]
+    if not votes:
+        return 0
+    q = max(set(votes), key=votes.count)
+    return q if votes.count(q) >= 2 and 2 * votes.count(q) > len(found) else 0
+
+
+def turned_back(det: Detection, quarters: int, w: int, h: int) -> Detection:
+    """A detection of the photo (``w`` × ``h``) turned ``quarters`` quarter turns (``np.rot90``), in the
+    photo's own pixels."""
+    def back(p: np.ndarray, edge: float) -> np.ndarray:  # edge: 0 for box corners, 0.5 for pixel centres
+        p = np.asarray(p, np.float64) + edge
+        for j in range(quarters % 4, 0, -1):  # undo the j-th quarter turn, of a picture w (j odd) or h wide
+            p = np.stack([(w if j % 2 else h) - p[..., 1], p[..., 0]], -1)
+        return p - edge
+    corners = back(np.array([det.box[:2], det.box[2:]]), 0.0)
+    return Detection(box=tuple(float(v) for v in np.concatenate([corners.min(0), corners.max(0)])),
+                     keypoints=back(det.keypoints, 0.5), score=det.score)

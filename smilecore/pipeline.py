@@ -163,6 +163,9 @@ def smile(
         if found[i].size < MIN_EDIT_FACE:
             found[i].reason = f"too small to edit ({found[i].size} px < {MIN_EDIT_FACE} px)"
             chosen.remove(i)
+        elif strength_rule.facing_share(found[i].facing) == 0.0:
+            found[i].reason = strength_rule.TURNED_AWAY
+            chosen.remove(i)
     if not chosen:
         reasons = sorted({f.reason for f in found if f.reason})
         raise NoFaceError(f"{len(found)} face(s) found but none chosen ({'; '.join(reasons)})", faces=found)
@@ -189,6 +192,8 @@ def smile(
             seen = facemesh.network().read(crops)
             # a face that already smiles gets only what it lacks of the smile asked for (smilecore.strength)
             lams = strength_rule.face_strengths(strength, seen.level)
+            # and a face turned from the camera less of it (smilecore.strength.FACING_FULL)
+            lams = lams * strength_rule.facing_share([found[i].facing for i in batch]).astype(np.float32)
             # the network runs only for the faces it will change (a face left as it is costs no inference)
             todo = np.flatnonzero(lams != 0.0)
             net = model.run(crops[todo], lams[todo]) if todo.size else None

@@ -37,6 +37,22 @@ BROAD = 2.0
 SATURATION = 0.4
 
 
+#: Faces turned away from the camera (smilecore.face.Face.facing: 1 facing it, 0 with the nose tip on
+#: one ear's line, below 0 a profile). The network learnt from faces seen from the front; in profile it
+#: draws lips on the nose or teeth on a cheek (looked at on the validation photos: most faces below
+#: about −0.3 at strength 2; three-quarter views, 0 and up, look as the frontal ones do). A face gets the
+#: whole strength from FACING_FULL up, less and less below it, and none at FACING_NONE (it is left as it
+#: is, with :data:`TURNED_AWAY`).
+FACING_FULL = 0.0
+FACING_NONE = -0.5
+TURNED_AWAY = "turned away from the camera: Smile edits faces seen from the front"
+
+
+def facing_share(facing: float | np.ndarray) -> np.ndarray:
+    """The share of the strength a face turned ``facing`` from the camera gets (0…1; see :data:`FACING_FULL`)."""
+    return np.clip((np.asarray(facing, np.float64) - FACING_NONE) / (FACING_FULL - FACING_NONE), 0.0, 1.0)
+
+
 def own_strength(level: float | np.ndarray) -> np.ndarray:
     """The strength a face already shows, from its smile level (0 below :data:`NEUTRAL_SPREAD`,
     1 at a typical real smile, about 2 at a broad one)."""

@@ -17,7 +17,7 @@ import pytest
 
 import smilecore
 from benchmarks import detector as bench
-from smilecore import blazeface, detect as detection
+from smilecore import blazeface, detect as detection, orient
 from smilecore.align import align_face, apply_affine
 from smilecore.errors import ModelError
 
@@ -362,11 +362,12 @@ def test_a_photo_is_turned_only_when_most_of_its_faces_agree():
             out.append(detection.Detection(box=(70.0, 70.0, 140.0, 140.0), keypoints=kps, score=0.9))
         return out
 
-    assert detection._photo_turn(faces()) == 0
-    assert detection._photo_turn(faces(0, 5, -8)) == 0
-    assert detection._photo_turn(faces(0, 0, 90)) == 0  # someone lying down in an upright group
-    assert detection._photo_turn(faces(88, 95, 0)) == 1  # np.rot90 once stands these upright
-    assert detection._photo_turn(faces(-92, -85, -90)) == 3
-    assert detection._photo_turn(faces(178, -175)) == 2
-    assert detection._photo_turn(faces(50)) == 0  # nearer half-way: read again on its own (orient.reread), not turned
-    assert detection._photo_turn(faces(90, -90)) == 0  # no majority
+    assert orient.photo_turn(faces(), detection.TURN_TOLERANCE) == 0
+    assert orient.photo_turn(faces(0, 5, -8), detection.TURN_TOLERANCE) == 0
+    assert orient.photo_turn(faces(0, 0, 90), detection.TURN_TOLERANCE) == 0  # someone lying down in an upright group
+    assert orient.photo_turn(faces(90), detection.TURN_TOLERANCE) == 0  # one face alone: orient.reread reads it turned
+    assert orient.photo_turn(faces(88, 95, 0), detection.TURN_TOLERANCE) == 1  # np.rot90 once stands these upright
+    assert orient.photo_turn(faces(-92, -85, -90), detection.TURN_TOLERANCE) == 3
+    assert orient.photo_turn(faces(178, -175), detection.TURN_TOLERANCE) == 2
+    assert orient.photo_turn(faces(50, 55), detection.TURN_TOLERANCE) == 0  # nearer half-way: each read again on its own, not turned
+    assert orient.photo_turn(faces(90, -90), detection.TURN_TOLERANCE) == 0  # no majority

@@ -164,3 +164,70 @@ def test_the_report_line_says_whether_a_higher_strength_would_widen_the_smiles()
     assert "1 already smiling as much (as broad as Smile makes any smile)" in line(2.6)
     assert "2 already smiling as much (a higher --strength widens 1 of them)" in line(1.3, 2.6)
     assert line(1.3).startswith("in.jpg -> out.jpg: 1 of 2 faces smiled")
+
+
+def _detection(nose_between_ears: float):
+    from smilecore.landmarks import Detection
+
+    # eyes level, the ears 100 px apart, the nose tip at its share of that span from the right ear
+    kps = np.array([[130.0, 100.0], [170.0, 100.0], [100.0 + 100 * nose_between_ears, 130.0], [150.0, 160.0],
+                    [100.0, 110.0], [200.0, 110.0]])
+    return Detection(box=(90.0, 60.0, 210.0, 180.0), keypoints=kps, score=0.9)
+
+
+def test_how_squarely_a_face_looks_at_the_camera():
+    assert _detection(0.5).facing == pytest.approx(1.0)
+    assert _detection(0.25).facing == pytest.approx(0.5) == _detection(0.75).facing
+    assert _detection(0.0).facing == pytest.approx(0.0) == _detection(1.0).facing
+    assert _detection(-0.3).facing == pytest.approx(-0.6)  # the nose tip past the ear's line: a profile
+    assert smilecore.detect_faces(np.asarray(Image.open("samples/astronaut.jpg").convert("RGB")))[0].facing > 0.6
+    shares = strength.facing_share(np.array([1.0, strength.FACING_FULL, -0.25, strength.FACING_NONE, -0.9]))
+    assert shares[0] == shares[1] == 1.0 and 0.0 < shares[2] < 1.0 and shares[3] == shares[4] == 0.0
+
+
+def test_a_face_turned_away_from_the_camera_is_left_as_it_is_or_smiles_less(monkeypatch, astronaut):
+    from smilecore import pipeline
+
+    real = pipeline.detect_faces
+    turned = {"facing": 1.0}
+
+    def detect(rgb8):
+        faces = real(rgb8)
+        for f in faces:
+            f.facing = turned["facing"]
+        return faces
+
+    monkeypatch.setattr(pipeline, "detect_faces", detect)
+    changes = {}
+    for facing in (1.0, strength.FACING_FULL, (strength.FACING_FULL + strength.FACING_NONE) / 2):
+        turned["facing"] = facing
+        res = smilecore.smile(astronaut, strength=2.0)
+        assert res.faces[0].edited
+        changes[facing] = np.abs(res.image.astype(int) - astronaut).sum()
+    assert changes[1.0] == changes[strength.FACING_FULL] > changes[(strength.FACING_FULL + strength.FACING_NONE) / 2] > 0
+    turned["facing"] = strength.FACING_NONE
+    with pytest.raises(smilecore.NoFaceError, match="turned away from the camera"):
+        smilecore.smile(astronaut, strength=2.0)
+    pair = np.concatenate([astronaut, astronaut], axis=1)
+    real_detect = real
+
+    def one_away(rgb8):
+        faces = real_detect(rgb8)
+        min(faces, key=lambda f: f.box[0]).facing = -1.0
+        return faces
+
+    monkeypatch.setattr(pipeline, "detect_faces", one_away)
+    res = smilecore.smile(pair, strength=2.0)
+    left, right = sorted(res.faces, key=lambda f: f.box[0])
+    assert not left.edited and left.reason == strength.TURNED_AWAY and right.edited
+    assert np.array_equal(res.image[:, :512], astronaut)
+
+
+def test_the_report_line_counts_the_faces_turned_away():
+    from pathlib import Path
+
+    from smile_cli.report import STATUS_OK, PhotoReport
+
+    faces = [{"edited": True, "reason": None}, {"edited": False, "reason": strength.TURNED_AWAY}]
+    line = PhotoReport(Path("in.jpg"), Path("out.jpg"), STATUS_OK, faces).line()
+    assert "1 of 2 faces smiled, 1 turned away from the camera (left as it is)" in line
