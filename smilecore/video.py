@@ -33,7 +33,7 @@ import numpy as np
 from .errors import ImageTooLargeError, InputError, NoFaceError, SmileError, UsageError, WriteError
 from .face import Face
 from .pixels import to_8bit
-from .strength import ALREADY_SMILING, already_smiling
+from .strength import ALREADY_SMILING, TURNED_AWAY, already_smiling
 from .video_edit import NET_EVERY, NET_SMOOTH, FaceEditor
 from .video_planar import PlanarFrame, planar_io
 from .video_rotate import rotate_points, unrotate_points
@@ -256,7 +256,7 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
                     lm = unrotate_points(lm, k, rgb.shape[:2])
                     corners = unrotate_points(np.array([[box[0], box[1]], [box[2], box[3]]], np.float64), k, rgb.shape[:2])
                     box = (int(corners[:, 0].min()), int(corners[:, 1].min()), int(corners[:, 0].max()), int(corners[:, 1].max()))
-                res.append((lm, box, fc.score))
+                res.append((lm, box, fc.score, fc.facing))
             tm["detect"] += time.perf_counter() - t0
             return res
 
@@ -410,7 +410,7 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             jobs = []
             for tr in live:
                 if chosen(tr) is None:
-                    lam = lam_now * tr.fade
+                    lam = lam_now * tr.fade * tr.share  # turned from the camera: less (smilecore.strength)
                     if lam != 0.0:
                         jobs.append((tr, lam))
                     elif tr.net_state is not None and tr.fade == 0.0:
@@ -461,6 +461,8 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
         if reason is None and not edited:
             if all(v == 0 for v in schedule.values):
                 reason = "strength 0"
+            elif tr.max_share == 0.0:
+                reason = TURNED_AWAY
             elif tr.own is not None:  # it went through the network: it lacked none of the smile asked for
                 reason = already_smiling(tr.own)
             else:

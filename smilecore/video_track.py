@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .strength import facing_share
+
 #: Run the detector on every N-th frame (and whenever no face is tracked, or one is lost).
 DETECT_EVERY = 15
 #: Frames over which a smile fades in (a face appears) or out (a face leaves).
@@ -143,6 +145,9 @@ class Track:
     detections: int = 0
     max_size: float = 0.0
     net_state: dict | None = None  #: previous network output (temporal smoothing in crop space)
+    share: float = 1.0  #: share of the strength for how squarely it faces the camera (smilecore.strength.facing_share), eased
+    share_target: float = 1.0  #: that share as the last detection read it
+    max_share: float = 0.0  #: the largest share a detection gave it (0: turned away throughout)
     _ref_smooth: np.ndarray | None = None
 
     @property
@@ -174,7 +179,7 @@ class FaceTracker:
 
     def __init__(self, detect, detect_every: int = DETECT_EVERY, fade_frames: int = FADE_FRAMES,
                  smooth: bool = True, min_cutoff: float = 0.4, beta: float = 4.0, async_detect: bool = False):
-        self.detect = detect  #: function(frame_index) -> list of (landmarks (5,2), box, score), largest first
+        self.detect = detect  #: function(frame_index) -> list of (landmarks (5,2), box, score[, facing]), largest first
         self.detect_every = max(1, int(detect_every))
         self.fade_frames = max(1, int(fade_frames))
         self.smooth = smooth
@@ -228,6 +233,7 @@ class FaceTracker:
                 tr.weight = max(0.0, tr.weight - step)
             elif tr.confirmed or tr.weight > 0:
                 tr.weight = min(1.0, tr.weight + step)
+            tr.share += float(np.clip(tr.share_target - tr.share, -step, step))  # turning away or back: eased
             if not tr.ending:
                 tr.last_frame = frame_index
                 tr.frames_tracked += 1
@@ -358,7 +364,7 @@ class FaceTracker:
         for ti, tr in enumerate(live):
             m = snaps[id(tr)]
             c = (tr.ref @ m[:2, :2].T + m[:2, 2]).mean(0)
-            for di, (lm, box, score) in enumerate(found):
+            for di, (lm, box, *_) in enumerate(found):
                 d = float(np.linalg.norm(np.asarray(lm).mean(0) - c))
                 size = max(tr.frame_size, float(max(box[2] - box[0], box[3] - box[1])))
                 if d < 0.5 * size:
@@ -372,7 +378,7 @@ class FaceTracker:
             used_t.add(ti)
             used_d.add(di)
             tr = live[ti]
-            lm, box, score = found[di]
+            lm, box, score, facing = _detection(found[di])
             inv = np.linalg.inv(snaps[id(tr)])
             lm_ref = np.asarray(lm, np.float64) @ inv[:2, :2].T + inv[:2, 2]
             pull = 1.0 if tr.points is None else DETECTION_PULL
@@ -381,6 +387,8 @@ class FaceTracker:
             size_ref = float(max(box[2] - box[0], box[3] - box[1])) / max(snap_scale, 1e-6)
             tr.size = tr.size + pull * (size_ref - tr.size)
             tr.score = float(score)
+            tr.share_target = facing
+            tr.max_share = max(tr.max_share, facing)
             tr.misses = 0
             tr.detections += 1
             if not tr.confirmed:
@@ -399,9 +407,10 @@ class FaceTracker:
                 tr.misses += 1
                 if tr.misses > MAX_MISSES or not tr.confirmed or (tr.points is None and tr.misses > 1):
                     tr.ending = True  # gone (or a detector's one-off): fade out
-        for di, (lm, box, score) in enumerate(found):
+        for di, d in enumerate(found):
             if di in used_d:
                 continue
+            lm, box, score, facing = _detection(d)
             lm = np.asarray(lm, np.float64)
             size = float(max(box[2] - box[0], box[3] - box[1]))
             # a face in the first frame (of the clip, or after a cut) smiles at once, numbered at
@@ -409,7 +418,8 @@ class FaceTracker:
             # next detection does not confirm it; a later one waits for that confirmation, then fades in
             tr = Track(index=-1, ref=lm.copy(), size=size, score=float(score), first_frame=frame_index,
                        last_frame=frame_index, weight=1.0 if first else 0.0, confirmed=False,
-                       smooth=OneEuro(self.min_cutoff, self.beta), box=tuple(int(v) for v in box), detections=1, max_size=size)
+                       smooth=OneEuro(self.min_cutoff, self.beta), box=tuple(int(v) for v in box), detections=1, max_size=size,
+                       share=facing, share_target=facing, max_share=facing)
             self._seed_points(tr, grey)
             self.tracks.append(tr)
             if first:
@@ -424,3 +434,10 @@ class FaceTracker:
                 tr.index = self.next_index
                 self.next_index += 1
         tracks.clear()
+
+
+def _detection(found) -> tuple:
+    """(landmarks, box, score, the share of the strength its facing allows) of one detection:
+    (landmarks, box, score[, facing]) (a detection without ``facing`` faces the camera)."""
+    lm, box, score = found[:3]
+    return lm, box, score, float(facing_share(found[3] if len(found) > 3 else 1.0))

@@ -171,6 +171,22 @@ def test_a_face_already_smiling_gets_only_what_it_lacks(model, tmp_path):
     assert moved[1] == 0 and moved[3] > 5, moved  # strength 1: her mouth bit-identical
 
 
+def test_a_face_turned_away_throughout_a_clip_is_left_as_it_is(clips, model, tmp_path, monkeypatch):
+    """Photos' rule for faces turned from the camera (smilecore.strength.facing_share) in a video."""
+    real = smilecore.detect_faces
+
+    def in_profile(*a, **k):
+        faces = real(*a, **k)
+        for f in faces:
+            f.facing = -1.0
+        return faces
+
+    monkeypatch.setattr(smilecore, "detect_faces", in_profile)
+    with pytest.raises(NoFaceError, match="turned away from the camera"):
+        smile_video(clips["still"].path, tmp_path / "away.mkv", strength=2, model=model, crf=0)
+    assert not (tmp_path / "away.mkv").exists()
+
+
 def _face_extent(picture, clip):
     """Frame box that any edit of the face stays inside (the aligned crop square, generously)."""
     x0, y0, x1, y1 = smilecore.detect_faces(picture)[0].box
@@ -275,6 +291,27 @@ def test_tracker_fades_a_new_face_in():
     first = next(i for i, w in enumerate(weights) if w > 0)
     ramp = weights[first:first + FADE_FRAMES]
     assert first >= 10 and ramp[0] < 0.3 and ramp[-1] == 1.0 and ramp == sorted(ramp)
+
+
+def test_tracker_eases_the_strength_of_a_face_turning_away_and_back():
+    from smilecore import strength
+
+    tex = _texture(2)
+    facing = [1.0] * 12 + [strength.FACING_NONE - 0.2] * 24 + [1.0] * 24  # a profile for a second, then back
+
+    def detect(i):
+        return [(LM + [40, 20], (90, 70, 190, 170), 0.9, facing[i])]
+
+    tr = FaceTracker(detect, detect_every=4)
+    shares = [tr.update(_scene(tex, 40, 20), i, i / 25)[0].share for i in range(len(facing))]
+    assert shares[:12] == [1.0] * 12
+    away = shares[12:36]
+    assert all(a >= b for a, b in zip(away, away[1:])) and away[-1] == 0.0  # turning away: eased down...
+    assert sum(0 < s < 1 for s in away) >= FADE_FRAMES - 2  # ...over several frames, no pop
+    assert shares[-1] == 1.0 and tr.all_tracks()[0].max_share == 1.0
+    # detections without a facing (a 3-tuple) face the camera
+    tr = FaceTracker(lambda i: [(LM + [40, 20], (90, 70, 190, 170), 0.9)], detect_every=4)
+    assert tr.update(_scene(tex, 40, 20), 0, 0.0)[0].share == 1.0
 
 
 # ---------------------------------------------------------------- bad input
