@@ -4,10 +4,11 @@ placed by smilecore.landmarks).
 Detection: MediaPipe's BlazeFace short-range network (smilecore.blazeface) on a copy whose
 long side is at most :data:`DETECT_MAX_SIDE`, at up to three input sizes (:data:`LEVELS`: in a
 photo all three, in a video frame the larger ones only when no face or only smaller faces were
-found), candidates merged and the unsure ones verified on upright views. Its six keypoints give each face's roll and the box
-dlib's HOG detector would have drawn; dlib's 5-point shape predictor then places the landmarks
-on the full-resolution photo (turned upright first when the face is tilted), so landmarks and
-crops are those the engine made with HOG boxes. docs/architecture.md has the numbers.
+found), candidates merged and the unsure ones verified on upright views. Its six keypoints give
+each face's roll and the box dlib's HOG detector would have drawn; dlib's 5-point shape predictor
+then places the landmarks on the full-resolution photo (turned upright first when the face is
+tilted), so landmarks and crops are those the engine made with HOG boxes. docs/architecture.md has
+the numbers.
 """
 from __future__ import annotations
 
@@ -49,9 +50,10 @@ REREAD_FACES = 4
 #: Pyramid levels: (long side of the network's input in pixels, margin added around the picture
 #: as a fraction of its long side, smallest and largest face kept in input pixels, and when the
 #: level runs without ``every`` (:func:`_first_pass`; video frames): only if no face was found yet
-#: or the smallest is under this fraction of the long side; a photo runs every level). The network is fully convolutional; at 128 px it sees the picture as it was trained
-#: (with a margin, so that tightly cropped faces are whole); the larger inputs find the smaller
-#: faces (~12 px in the input) without the seams of tiles.
+#: or the smallest is under this fraction of the long side; a photo runs every level). The network
+#: is fully convolutional; at 128 px it sees the picture as it was trained (with a margin, so that
+#: tightly cropped faces are whole); the larger inputs find the smaller faces (~12 px in the input)
+#: without the seams of tiles.
 LEVELS = [
     (128, 0.2, 0.0, np.inf, 1.0),
     (224, 0.0, 12.0, 110.0, 0.3),

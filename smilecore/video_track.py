@@ -147,7 +147,7 @@ class Track:
     net_state: dict | None = None  #: previous network output (temporal smoothing in crop space)
     share: float = 1.0  #: share of the strength for how squarely it faces the camera (smilecore.strength.facing_share), eased
     share_target: float = 1.0  #: that share as the last detection read it
-    max_share: float = 0.0  #: the largest share a detection gave it (0: turned away throughout)
+    max_share: float = 1.0  #: the largest share a detection gave it (0: turned away throughout)
     _ref_smooth: np.ndarray | None = None
 
     @property
