@@ -19,7 +19,7 @@ def detect_faces(image, min_face: int | None = None, small_faces: bool = True, u
 
     ``small_faces=False`` (as for video frames) skips the second search of a large photo for faces
     too small for the detection copy (it costs up to about a quarter of a second, on photos with no
-    face or small ones), and the first search's levels for the people behind a close-up (about 25 ms);
+    face or small ones), and the first search's levels for the people behind a close-up (about 20 ms);
     ``upside_down=False`` skips the checks of which way up each face is and the searches of the photo
     turned (a photo with no face, or whose faces mostly stand turned: each about as much as the first
     search)."""

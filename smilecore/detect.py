@@ -89,6 +89,11 @@ LONE_MIN = 0.6
 #: half a turn read 0.72–0.85 (UTKFace, 150 faces, two paddings).
 #: The turns (counter-clockwise quarter turns) a photo with no face is searched in, until one finds one.
 QUARTERS = (2, 1, 3)
+#: Long side of the network's input (at most) for the levels that run behind a close-up (:func:`_first_pass`):
+#: faces from 12 px there, about 3 % of the long side, at about half the cost of the 640-px level (the
+#: people behind a close-up are found as well on the selfie-like probe of docs/architecture.md; 384 px
+#: missed two of the four 100-px faces of benchmarks/detector.py's close-up).
+CLOSE_UP_INPUT = 448
 #: Degrees from a quarter turn within which a face counts as turned by it (:func:`smilecore.orient.photo_turn`).
 TURN_TOLERANCE = 35.0
 FINE_MAX_SIDE = 1600
@@ -345,6 +350,8 @@ def _first_pass(net, small: np.ndarray, min_score: float, levels: int = len(LEVE
             if not every:
                 break
             close = [d[0] for d in merged]
+        if close is not None:  # behind a close-up: faces from ~3 % of the long side, the copy never enlarged
+            level = (min(level[0], CLOSE_UP_INPUT, int(long_side)),) + tuple(level[1:])
         res, done = _run_level(net, small, level, min_score, done, pyr)
         if res is None:
             continue
