@@ -23,6 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from smilecore.video_rotate import rotate_points
+
 from .photos import astronaut
 
 INDEX = Path("/work/cache/smile-training/prepared/index.npz")
@@ -200,15 +202,7 @@ def group_on_its_side(quarters: int) -> tuple[np.ndarray, list[np.ndarray]]:
     for i, angle in enumerate([0, 5, -6, 3, 0, -3]):
         img, m = pasted(img, 80, angle, (0.1 + 0.16 * i, 0.35 + 0.2 * (i % 2)), contrast=0.6)
         marks.append(m)
-    return np.ascontiguousarray(np.rot90(img, quarters)), [turn_points(m, quarters, img.shape[1], img.shape[0]) for m in marks]
-
-
-def turn_points(p: np.ndarray, quarters: int, w: int, h: int) -> np.ndarray:
-    """Pixel centres ``p`` of a w × h picture, in ``np.rot90(picture, quarters)``."""
-    for _ in range(quarters % 4):
-        p = np.stack([p[:, 1], w - 1 - p[:, 0]], -1)
-        w, h = h, w
-    return p
+    return np.ascontiguousarray(np.rot90(img, quarters)), [rotate_points(m, quarters, img.shape[:2]) for m in marks]
 
 
 def with_their_landmarks(faces, marks: list[np.ndarray], share: float = 0.03) -> int:

@@ -90,9 +90,9 @@ LONE_MIN = 0.6
 #: The turns (counter-clockwise quarter turns) a photo with no face is searched in, until one finds one.
 QUARTERS = (2, 1, 3)
 #: Long side of the network's input (at most) for the levels that run behind a close-up (:func:`_first_pass`):
-#: faces from 12 px there, about 3 % of the long side, at about half the cost of the 640-px level (the
-#: people behind a close-up are found as well on the selfie-like probe of docs/architecture.md; 384 px
-#: missed two of the four 100-px faces of benchmarks/detector.py's close-up).
+#: faces from 12 px there, about 3 % of the long side, at about half the cost of the 640-px level (as
+#: many people behind a close-up found as at 640 px in the README's probe; 384 px missed two of the
+#: four 100-px faces of benchmarks/detector.py's close-up).
 CLOSE_UP_INPUT = 448
 #: Degrees from a quarter turn within which a face counts as turned by it (:func:`smilecore.orient.photo_turn`).
 TURN_TOLERANCE = 35.0
@@ -236,7 +236,7 @@ def detect(rgb8: np.ndarray, max_side: int = DETECT_MAX_SIDE, min_score: float =
     (:func:`_orient`): a scan or photo stored upside down without an EXIF orientation, someone
     hanging head down, a face BlazeFace reads in a wrong orientation; and a photo whose faces mostly
     stand turned the same quarter or half turn is searched again whole, turned upright
-    (:func:`_turned_photo`: a group photo lying on its side). Faces come most probable first."""
+    (:func:`_turned_photo`: a group photo lying on its side)."""
     net = blazeface.network()
     small = _shrink(rgb8, max_side)
     long_side = float(max(small.shape[:2]))

@@ -12,6 +12,7 @@ import numpy as np
 from .align import Alignment, apply_affine, extract_crop, invert_affine
 from .dlib_models import HOG_CONFIRM_CONTEXT, HOG_CONFIRM_MIN, HOG_CONFIRM_VIEW, hog_score
 from .landmarks import Detection, hog_like_box
+from .video_rotate import unrotate_points
 
 #: Faces whose keypoints BlazeFace places more than this far from upright (degrees) are read again
 #: (:func:`reread`), on views of REREAD_VIEW pixels holding REREAD_CONTEXT box sides; BlazeFace's own
@@ -114,12 +115,7 @@ def photo_turn(found: list[Detection], tolerance: float) -> int:
 
 def turned_back(det: Detection, quarters: int, w: int, h: int) -> Detection:
     """A detection of the photo (``w`` × ``h``) turned ``quarters`` quarter turns (``np.rot90``), in the
-    photo's own pixels."""
-    def back(p: np.ndarray, edge: float) -> np.ndarray:  # edge: 0 for box corners, 0.5 for pixel centres
-        p = np.asarray(p, np.float64) + edge
-        for j in range(quarters % 4, 0, -1):  # undo the j-th quarter turn, of a picture w (j odd) or h wide
-            p = np.stack([(w if j % 2 else h) - p[..., 1], p[..., 0]], -1)
-        return p - edge
-    corners = back(np.array([det.box[:2], det.box[2:]]), 0.0)
+    photo's own pixels (box corners are pixel edges, keypoints pixel centres)."""
+    corners = unrotate_points(np.array([det.box[:2], det.box[2:]], np.float64) - 0.5, quarters, (h, w)) + 0.5
     return Detection(box=tuple(float(v) for v in np.concatenate([corners.min(0), corners.max(0)])),
-                     keypoints=back(det.keypoints, 0.5), score=det.score)
+                     keypoints=unrotate_points(det.keypoints, quarters, (h, w)), score=det.score)
