@@ -10,7 +10,7 @@ from smilecore.errors import InputError, SmileError, UsageError
 from smilecore.face import DETECTED_FIELDS
 from smilecore.decode import DEFAULT_MAX_PIXELS, load_image
 
-from .inputs import expand_inputs
+from .inputs import expand_inputs, unreachable
 from .stdio import STDIN_NAME, STDIO, read_stdin, rename_in_error
 from .stdout import Report
 
@@ -65,7 +65,10 @@ def _detect(photos, recursive: bool, min_face: int | None, max_pixels: int, as_j
         try:
             if problem:
                 raise InputError(problem)
-            image, _info = load_image(path, max_pixels=max_pixels)
+            try:
+                image, _info = load_image(path, max_pixels=max_pixels)
+            except OSError as exc:  # (a folder on its way that may not be opened, since it was listed)
+                raise InputError(unreachable(path, exc)) from None
             faces = smilecore.detect_faces(image, min_face=min_face)
             entry["faces"] = [f.to_dict(DETECTED_FIELDS) for f in faces]
             if not faces:

@@ -9,8 +9,10 @@ and by device and inode for files that exist (hard links).
 """
 from __future__ import annotations
 
+import errno
 import glob
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +68,8 @@ def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | N
     """Turn PHOTO arguments into ``(path, problem)`` pairs (:class:`Found`), in order, each file once.
 
     ``problem`` is None for a file to read, or a one-line message (missing file, a glob or
-    folder with no photos, a broken symbolic link).  In folders and glob matches, files whose
+    folder with no photos, a broken symbolic link, a file behind a folder that may not be opened, a
+    folder or, with ``recursive``, a sub-folder that may not be listed).  In folders and glob matches, files whose
     name already ends in ``skip_suffix`` + extension (earlier results) are skipped; a file named
     on its own is always read.  A file met twice, also under another name through symbolic
     links, is kept once, under the first name (silently).  Hard links stay separate names: each
@@ -86,54 +89,136 @@ def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | N
     kinds = INPUT_EXTENSIONS | VIDEO_EXTENSIONS if videos else INPUT_EXTENSIONS
     for arg in args:
         path = Path(arg).expanduser()
-        if path.is_dir():
-            photos = _folder_photos(path, recursive, skip_suffix)
-            if not photos:
+        try:
+            kind = _kind_of(path)
+        except OSError as exc:  # (a folder on the way that may not be opened: its own line, exit 4)
+            add(path, unreachable(arg, exc))
+            continue
+        if kind == "folder":
+            found = _folder_photos(path, recursive, skip_suffix)
+            if not found:
                 add(path, f"{arg}: folder has no photos ({', '.join(sorted(INPUT_EXTENSIONS))})")
-            for p in photos:
-                add(p, folder=path)
-        elif path.exists():
+            for p, problem in found:
+                add(p, problem, folder=path)
+        elif kind is not None:
             add(path)
         elif path.is_symlink():
             add(path, f"{arg}: no such file (a symbolic link to {os.readlink(path)}, which does not exist)")
         elif _GLOB_CHARS & set(arg):
             matches = sorted(glob.glob(os.path.expanduser(arg), recursive=recursive))
-            files = [Path(m) for m in matches if Path(m).is_file() and Path(m).suffix.lower() in kinds]
+            files, locked = [], []
+            for m in map(Path, matches):
+                try:
+                    if _kind_of(m) == "file" and m.suffix.lower() in kinds:
+                        files.append(m)
+                except OSError as exc:
+                    if m.suffix.lower() in kinds:
+                        locked.append((m, unreachable(m, exc)))
             photos = [p for p in files if not _is_result(p, skip_suffix)]  # earlier results, as in folders
-            if not photos:
+            if not photos and not locked:
                 what = "only earlier results match" if files else "no photo matches"
                 add(path, f"{arg}: {what} this pattern")
-            for p in photos:
-                add(p)
+            for p, problem in sorted([(p, None) for p in photos] + locked, key=lambda item: item[0]):
+                add(p, problem)
         else:
             add(path, f"{arg}: no such file")
     return out
 
 
-def _folder_photos(folder: Path, recursive: bool, skip_suffix: str | None) -> list[Path]:
-    """The photos in ``folder`` (and, ``recursive``, its sub-folders), sorted.
+def _kind_of(path: Path) -> str | None:
+    """``"folder"``, ``"file"`` (a regular file, or anything else that exists: the reader refuses
+    what is no photo) or None when ``path`` does not exist (also a broken link); :class:`OSError`
+    when it cannot be looked at (a folder on the way may not be opened)."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # (a loop of symbolic links: as a broken link)
+            return None
+        raise
+    return "folder" if stat.S_ISDIR(st.st_mode) else "file"
+
+
+def unreachable(path: str | os.PathLike, exc: OSError, name: str | None = None) -> str:
+    """The problem line for a file or folder that cannot be looked at (``exc``), named ``name``
+    (default: ``path``): with a permission error, which folder on its way may not be opened."""
+    name = str(path) if name is None else name
+    if isinstance(exc, PermissionError):
+        return f"{name}: permission denied (cannot open the folder {locked_folder(path)})"
+    return f"{name}: cannot read it ({exc.strerror or type(exc).__name__})"
+
+
+def locked_folder(path: str | os.PathLike) -> Path:
+    """The first folder on the way to ``path`` that may not be opened (its parent if none is found)."""
+    path = Path(path)
+    for folder in [*reversed(path.parents), path]:
+        try:
+            os.stat(os.path.join(folder, "."))  # (needs the right to open ``folder``)
+        except PermissionError:
+            return folder
+        except OSError:
+            break
+    return path.parent
+
+
+def check_reachable(path: str | os.PathLike, what: str) -> None:
+    """:class:`WriteError` (exit 7) when ``path``, a result or a folder to write into, lies behind a
+    folder that may not be opened (``what``: how the message names it, e.g. ``"-o x.jpg"``).  For a
+    folder that must be opened itself, pass ``os.path.join(folder, ".")`` (pathlib drops the dot)."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return
+    except PermissionError:
+        raise WriteError(f"{what}: permission denied (cannot open the folder {locked_folder(path)})") from None
+    except OSError as exc:
+        raise WriteError(f"{what}: cannot write there ({exc.strerror or type(exc).__name__})") from None
+
+
+def _unlistable(folder: str | os.PathLike, exc: OSError) -> str:
+    """The problem line for a folder whose photos cannot be listed (``exc``)."""
+    if isinstance(exc, PermissionError):
+        return f"{folder}: permission denied (cannot list the photos in this folder)"
+    return f"{folder}: cannot list the photos in this folder ({exc.strerror or type(exc).__name__})"
+
+
+def _folder_photos(folder: Path, recursive: bool, skip_suffix: str | None) -> list[tuple[Path, str | None]]:
+    """The photos in ``folder`` (and, ``recursive``, its sub-folders), sorted, as ``(path, problem)``
+    pairs: ``problem`` is None for a photo to read, or the line for a folder that may not be listed
+    (``folder`` itself, or a sub-folder: its photos would be missed without a word) or a photo that
+    may not be looked at (a folder that may be listed but not opened).
 
     Hidden files are skipped, and so is everything under a hidden sub-folder (``.thumbnails/``;
     ``folder`` itself may be hidden).  Sub-folders that are symbolic links are not followed (no
     loops, no walking out of the tree) and broken links are skipped, silently; a link to a photo
     is read."""
+    found: list[tuple[Path, str | None]] = []
     if recursive:
         candidates: list[Path] = []
-        for root, dirs, files in os.walk(folder, followlinks=False):
+
+        def refused(exc: OSError) -> None:
+            found.append((Path(exc.filename if exc.filename is not None else folder), _unlistable(exc.filename or folder, exc)))
+
+        for root, dirs, files in os.walk(folder, onerror=refused, followlinks=False):
             dirs[:] = [d for d in dirs if not d.startswith(".")]
             candidates.extend(Path(root) / name for name in files)
     else:
-        candidates = list(folder.iterdir())
-    photos = []
+        try:
+            candidates = list(folder.iterdir())
+        except OSError as exc:
+            return [(folder, _unlistable(folder, exc))]
     for p in candidates:
-        if p.name.startswith(".") or not p.is_file():
+        if p.name.startswith(".") or p.suffix.lower() not in INPUT_EXTENSIONS or _is_result(p, skip_suffix):
             continue
-        if p.suffix.lower() not in INPUT_EXTENSIONS:
+        try:
+            if _kind_of(p) != "file" or not p.is_file():  # (a broken link, a folder or a pipe named x.jpg)
+                continue
+        except OSError as exc:
+            found.append((p, unreachable(p, exc)))
             continue
-        if _is_result(p, skip_suffix):
-            continue
-        photos.append(p)
-    return sorted(photos)
+        found.append((p, None))
+    return sorted(found, key=lambda item: item[0])
 
 
 def _is_result(path: Path, suffix: str | None) -> bool:
@@ -189,6 +274,7 @@ def plan_outputs(
             target = path
         elif output:
             target = Path(output).expanduser()
+            check_reachable(target, f"-o {output}")
             if target.is_dir():
                 raise UsageError(f"-o {output} is a folder; use --out-dir {output} to write into it")
         else:
@@ -198,6 +284,7 @@ def plan_outputs(
             else:
                 target = path.with_name(name)
         try:
+            _check_extension(target, path, output, ext)
             if is_video_path(path):
                 video_format(target)  # a clip becomes a clip
             else:
@@ -214,6 +301,20 @@ def plan_outputs(
 
     _check_clashes(jobs, in_place, ext, out_dir)
     return jobs
+
+
+def _check_extension(target: Path, photo: Path, output: str | None, ext: str | None) -> None:
+    """:class:`UsageError` for a result whose name has no extension (it picks the format)."""
+    if target.suffix:
+        if output or ext or photo.suffix or target.suffix.lower() in OUTPUT_FORMATS:  # (--suffix .png, say)
+            return
+        # (a photo named without an extension: NAME+SUFFIX would take the suffix for an extension)
+        raise UsageError(f"{photo}: has no file extension, so its result would have none either")  # (+ the --ext hint)
+    if is_video_path(photo):
+        known = ", ".join(sorted(VIDEO_EXTENSIONS))
+    else:
+        known = ", ".join(sorted({".jpg", ".png", ".tif", ".webp", ".bmp", ".avif", ".heic"}))
+    raise UsageError(f"{target}: has no file extension; name the output with one Smile can write ({known})")
 
 
 def _below(path: Path, folder: Path | None) -> Path:
@@ -236,11 +337,13 @@ def make_output_folders(jobs: list[Job], out_dir: str | None) -> list[Path]:
     if not out_dir:
         return []
     root = Path(out_dir).expanduser()
+    check_reachable(os.path.join(root, "."), f"--out-dir {root}")
     if root.exists() and not root.is_dir():
         raise UsageError(f"--out-dir {root} exists and is not a folder")
     folders = sorted({j.output.parent for j in jobs if j.output is not None and j.output.parent != root})
     created: list[Path] = []
     for folder in folders:
+        check_reachable(os.path.join(folder, "."), f"--out-dir {folder}")
         missing = [p for p in [folder, *folder.parents] if p not in created and not p.exists()]
         try:
             folder.mkdir(parents=True, exist_ok=True)

@@ -6,13 +6,14 @@ The same function serves every way a run is spread out: one photo after another
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 from smilecore.atomic import copy_file_atomic
 from smilecore.decode import load_image
 from smilecore.encode import OUTPUT_FORMATS, output_format, save_image
-from smilecore.errors import InputError, NoFaceError, SmileError, UsageError
+from smilecore.errors import InputError, NoFaceError, SmileError, UsageError, WriteError
 
 from . import report as rep
 from .inputs import Job
@@ -21,6 +22,20 @@ from .inputs import Job
 def same_format(a: Path, b: Path) -> bool:
     """Whether ``a`` and ``b`` name files of the same known output format (so a copy may stand for a save)."""
     return OUTPUT_FORMATS.get(a.suffix.lower()) == OUTPUT_FORMATS.get(b.suffix.lower()) is not None
+
+
+def file_error(job: Job, exc: OSError) -> Exception:
+    """The one-line error for a file-system error about ``job``'s photo (exit 4) or result (exit 7);
+    ``exc`` itself (a bug) when it is about another file."""
+    if not isinstance(exc.filename, (str, bytes, os.PathLike)):
+        return exc
+    name = os.path.abspath(os.fsdecode(exc.filename))
+    reason = "permission denied" if isinstance(exc, PermissionError) else (exc.strerror or type(exc).__name__)
+    if job.output is not None and name in (os.path.abspath(job.output), os.path.abspath(job.output.parent)):
+        return WriteError(f"{job.output}: cannot write it ({reason})")
+    if name == os.path.abspath(job.input):
+        return InputError(f"{job.input}: cannot read it ({reason})")
+    return exc
 
 
 def process_photo(job: Job, model, strength, faces, min_face, selection, keep_unchanged, quality, max_pixels,
@@ -84,6 +99,8 @@ def process_photo(job: Job, model, strength, faces, min_face, selection, keep_un
                 write_debug(debug_dir, number, job.input.name, image, result)
             except OSError as exc:
                 r.notes.append(f"--debug: could not write pictures ({exc})")
+    except OSError as exc:  # (a folder of the photo or of its result that may not be opened, say)
+        r.fail(file_error(job, exc))
     except Exception as exc:  # a SmileError, or a bug in one photo that must not lose the others' results
         r.fail(exc)
     finally:

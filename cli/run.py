@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import click
 
-from smilecore.errors import SmileError, UsageError
+from smilecore.errors import InputError, SmileError, UsageError
 from smilecore.atomic import check_target
 from smilecore.decode import DEFAULT_MAX_PIXELS, load_mask
 
 from . import report as rep
-from .inputs import check_no_clash, expand_inputs, make_output_folders, plan_outputs, remove_empty_folders
+from .inputs import (check_no_clash, check_reachable, expand_inputs, make_output_folders, plan_outputs,
+                     remove_empty_folders, unreachable)
 from .photo import process_photo
 from .stdio import (STDIN_NAME, STDIO, STDOUT_NAME, check_stdout_free, check_stdout_is_not, read_stdin,
                     rename_in_error, rename_text, result_extension, write_stdout)
@@ -110,6 +112,9 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
                    selection=selection, keep_unchanged=keep_unchanged, recursive=recursive, quality=quality,
                    max_pixels=max_pixels, model=model, as_json=as_json, debug_dir=debug_dir, quiet=quiet, crf=crf,
                    codec=codec, preset=preset, jobs_n=jobs_n, ray_address=ray_address, ray_actors=ray_actors)
+    if in_place and _given("suffix"):
+        raise UsageError("--suffix names new files next to the photos, but --in-place replaces the photos "
+                         "themselves: leave out one of them")
     from_stdin, to_stdout = STDIO in photos, output == STDIO or (photos == (STDIO,) and output is None and not out_dir)
     if not from_stdin and not to_stdout:
         return _run(photos, output=output, ext=ext, **options)
@@ -136,23 +141,25 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
             if len(photos) != 1:
                 raise UsageError("-o - is for one photo; give exactly one PHOTO")
             suffix_of = ("." + ext.lstrip(".")) if ext else result_extension(photos[0], recursive, suffix)
+            suffix_of = suffix_of or ".png"  # (no format shows: the run says what is wrong with the photo)
             output = str(folder / f"standard-output{suffix_of}")  # (--ext stays: the plan checks it)
             names[output] = STDOUT_NAME
+        deliver = (lambda: write_stdout(Path(output))) if to_stdout else None
         try:
-            code = _run(photos, output=output, ext=ext, names=names, lines_to_stderr=to_stdout, **options)
+            return _run(photos, output=output, ext=ext, names=names, lines_to_stderr=to_stdout, deliver=deliver, **options)
         except SmileError as exc:  # (a refused plan names <stdin>/<stdout>, not the temporary files)
             rename_in_error(exc, names)
             raise
-        if to_stdout and Path(output).is_file():
-            write_stdout(Path(output))
-        return code
 
 
 def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_face, selection, keep_unchanged,
          recursive, quality, max_pixels, model, as_json, debug_dir, quiet, crf=None, codec=None, preset=None,
-         jobs_n=None, ray_address=None, ray_actors=None, names: dict | None = None, lines_to_stderr: bool = False) -> int:
+         jobs_n=None, ray_address=None, ray_actors=None, names: dict | None = None, lines_to_stderr: bool = False,
+         deliver=None) -> int:
     """The run itself (:func:`run_command` with standard input and output made files): ``names`` maps
-    such files to the names the report shows; ``lines_to_stderr``: standard output carries the photo."""
+    such files to the names the report shows; ``lines_to_stderr``: standard output carries the photo;
+    ``deliver``: called once a photo's result is written, before its line is printed, to hand the
+    result on (to standard output): a :class:`SmileError` it raises fails the photo."""
     inputs = expand_inputs(list(photos), recursive=recursive, skip_suffix=suffix if not in_place else None)
     inputs = _suggest_commands(inputs, photos)
     jobs = plan_outputs(inputs, output, out_dir, suffix, ext, in_place)
@@ -185,7 +192,7 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
         elif any(j.problem is None for j in jobs):  # (when every photo is missing, say that, not a model problem)
             smile_model = smilecore.load_model(model)  # once for all photos; ModelError -> exit 6
         check_schedule(strength, jobs, smile_model)  # (a schedule is for videos; each value in the model's range)
-        sel = load_mask(selection, max_pixels=max_pixels) if selection else None
+        sel = _load_selection(selection, max_pixels) if selection else None
 
         reports: list[rep.PhotoReport] = []
         out = Report()  # a reader that goes away silences the report, never the work
@@ -206,6 +213,12 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
             else:
                 r = process_photo(job, smile_model, strength, faces, min_face, sel, keep_unchanged, quality, max_pixels,
                                   Path(debug_dir).expanduser() if debug_dir else None, number)
+            if deliver is not None and r.status != rep.STATUS_FAILED and r.output is not None:
+                try:
+                    deliver()  # (the line says the photo was written only once it was, whole)
+                except SmileError as exc:
+                    r.fail(exc)
+                    r.output = None
             if names:
                 r.input = names.get(str(r.input), r.input)
                 r.output = names.get(str(r.output), r.output) if r.output is not None else None
@@ -251,6 +264,29 @@ def _suggest_commands(inputs: list, photos: tuple[str, ...]) -> list:
     return inputs
 
 
+def _given(param: str) -> bool:
+    """Was the option ``param`` given on the command line (not left at its default)?"""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return False
+    from click.core import ParameterSource
+
+    return ctx.get_parameter_source(param) not in (None, ParameterSource.DEFAULT)
+
+
+def _load_selection(selection: str, max_pixels: int):
+    """The ``--selection`` mask; its errors say that the file is the selection mask."""
+    try:
+        return load_mask(selection, max_pixels=max_pixels)
+    except SmileError as exc:
+        text = str(exc)
+        name = f"{selection}: "
+        raise type(exc)(f"{selection} (the --selection mask): {text[len(name):]}" if text.startswith(name)
+                        else f"--selection {selection}: {text}") from None
+    except OSError as exc:  # (a folder on its way that may not be opened)
+        raise InputError(unreachable(selection, exc, f"{selection} (the --selection mask)")) from None
+
+
 def _to_stderr(text: str, bar=None) -> None:
     """One line on stderr (around the progress ``bar``); a stderr that cannot be written is ignored."""
     try:
@@ -286,6 +322,7 @@ def _line_printer(quiet: bool, as_json: bool, out: Report, bar=None, to_stderr: 
 
 
 def _make_dir(path: Path, option: str) -> None:
+    check_reachable(os.path.join(path, "."), f"{option} {path}")  # (a folder on its way that may not be opened)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{option} {path} exists and is not a folder")
     try:
@@ -298,5 +335,6 @@ def _make_dir(path: Path, option: str) -> None:
 
 def _check_parent(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
+    check_reachable(path, f"-o {path}")
     if not parent.is_dir():
         raise UsageError(f"-o {path}: folder {parent} does not exist")

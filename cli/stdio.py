@@ -8,8 +8,8 @@ output carries the photo, the report's lines go to standard error.
 """
 from __future__ import annotations
 
+import errno
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import BinaryIO
@@ -77,9 +77,9 @@ def result_extension(photo: str, recursive: bool = False, skip_suffix: str | Non
 
     found = expand_inputs([photo], recursive=recursive, skip_suffix=skip_suffix)
     path = found[0][0] if len(found) == 1 else Path(photo)
-    if path.suffix.lower() in OUTPUT_FORMATS or is_video_path(path) or not path.is_file():
-        return path.suffix  # (a named pipe is never opened here: the run refuses it)
     try:
+        if path.suffix.lower() in OUTPUT_FORMATS or is_video_path(path) or not path.is_file():
+            return path.suffix  # (a named pipe is never opened here: the run refuses it)
         with open(path, "rb") as f:
             head = f.read(64)
     except OSError:
@@ -115,20 +115,54 @@ def check_stdout_is_not(photos) -> None:
                              "redirect it to another file")
 
 
-def write_stdout(result: Path) -> None:
-    """Copy the finished ``result`` to standard output; :class:`WriteError` (exit 7) if it cannot be
-    written whole (the reader went away, the disk behind it is full)."""
-    out = sys.stdout.buffer
+def write_stdout(result: Path, out: BinaryIO | None = None) -> None:
+    """Copy the finished ``result`` to standard output (``out``: a binary stream, default
+    ``sys.stdout``'s); :class:`WriteError` (exit 7) if it cannot be written whole (the reader went
+    away, the disk behind it is full).  Every byte is written or the error follows: with ``python -u``
+    or ``PYTHONUNBUFFERED`` standard output is a raw stream, whose writes may take fewer bytes than
+    they are given (a pipe whose reader stops reading), so each chunk is written until it is all out."""
     try:
+        if out is None:
+            sys.stdout.flush()  # (nothing may be left behind in the text layer)
+            out = sys.stdout.buffer
         with open(result, "rb") as f:
-            shutil.copyfileobj(f, out, 1 << 20)
+            while chunk := f.read(1 << 20):
+                _write_all(out, memoryview(chunk))
         out.flush()
-    except (BrokenPipeError, ConnectionResetError):
-        silence_stdout()
-        raise WriteError("standard output was closed before the whole photo was written") from None
     except OSError as exc:
         silence_stdout()
+        if isinstance(exc, (BrokenPipeError, ConnectionResetError)) or exc.errno in (errno.EPIPE, errno.ECONNRESET):
+            raise WriteError("standard output was closed before the whole photo was written") from None
         raise WriteError(f"standard output: cannot write the photo ({exc.strerror or type(exc).__name__})") from None
+
+
+def _write_all(out: BinaryIO, data: memoryview) -> None:
+    """Write all of ``data`` to ``out``, a buffered or raw stream, blocking or not."""
+    while data:
+        try:
+            n = out.write(data)
+        except BlockingIOError as exc:  # (a non-blocking buffered stream: part of it may have gone)
+            data = data[exc.characters_written:]
+            _wait_writable(out)
+            continue
+        if n is None:  # (a non-blocking raw stream that took nothing)
+            _wait_writable(out)
+            continue
+        if n <= 0:
+            raise OSError(errno.EIO, "it took no bytes")
+        data = data[n:]
+
+
+def _wait_writable(out: BinaryIO) -> None:
+    """Wait until ``out``'s file can take bytes again (a non-blocking pipe that is full)."""
+    import select
+
+    try:
+        select.select([], [out.fileno()], [], 1.0)
+    except (OSError, ValueError, AttributeError):
+        import time
+
+        time.sleep(0.01)
 
 
 def rename_in_error(exc: BaseException | None, names: dict[str, str] | None) -> None:

@@ -225,6 +225,8 @@ def test_odd_colour_mode(shift_model, tmp_path: Path):
         (["-o", "out.xyz"], ".xyz"),
         (["--ext", "gif"], "--ext gif"),
         (["--suffix", ""], "--suffix"),
+        (["--in-place", "--suffix", ".x"], "--suffix names new files next to the photos, but --in-place replaces"),
+        (["-o", "noext"], "noext: has no file extension; name the output with one Smile can write (.avif, .bmp, "),
         (["--bogus"], "--bogus"),
     ],
 )
@@ -305,3 +307,25 @@ def test_summary_counts_photos_already_smiling_apart(tmp_path: Path, smiling, as
     assert r.exit_code == 0, r.stderr
     assert "0 of 1 face smiled, 1 already smiling as much" in r.stdout and "1 of 1 face smiled" in r.stdout
     assert "2 photos: 1 smiled, 1 already smiling as much, 0 unchanged, 0 failed" in r.stderr + r.stdout
+
+
+def test_errors_say_which_file_is_the_selection_mask_and_what_lacks_an_extension(shift_model, photo: Path,
+                                                                                   tmp_path: Path):
+    missing = tmp_path / "missing.png"
+    r = run(photo, "--selection", missing, "-o", tmp_path / "out.png")
+    assert r.exit_code == 4
+    assert one_line_error(r) == f"smile: error: {missing} (the --selection mask): no such file"
+    (tmp_path / "notes.png").write_text("not a mask")
+    r = run(photo, "--selection", tmp_path / "notes.png", "-o", tmp_path / "out.png")
+    assert r.exit_code == 4
+    one_line_error(r, f"{tmp_path / 'notes.png'} (the --selection mask): not an image")
+    scan = tmp_path / "scan"  # a photo named without an extension: NAME.smile would have none either
+    scan.write_bytes(photo.read_bytes())
+    r = run(scan, "--out-dir", tmp_path / "out")
+    assert r.exit_code == 2
+    assert one_line_error(r) == (f"smile: error: {scan}: has no file extension, so its result would have none "
+                                 "either; choose one with --ext, e.g. --ext png")
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["astro.png", "notes.png", "scan"]
+    r = run(scan, "--suffix", ".smile.png")  # a suffix that ends in an extension names the format
+    assert r.exit_code == 0, r.stderr
+    assert Image.open(tmp_path / "scan.smile.png").format == "PNG"

@@ -7,6 +7,7 @@ exit status.
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -94,6 +95,67 @@ def test_a_reader_that_goes_away_is_exit_7(tmp_path, astronaut, shift):
     err = smile_proc.stderr.read().decode()
     assert smile_proc.wait(timeout=300) == 7
     assert "smile: error: standard output was closed before the whole photo was written" in err
+
+
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "PYTHONUNBUFFERED"])
+def test_a_reader_that_stops_early_is_exit_7_and_never_a_success_line(tmp_path, astronaut, shift, unbuffered):
+    # a photo of less than 1 MiB but more than a pipe holds: under -u one short write(2) took 64 KiB
+    # of it and the rest was dropped with exit 0; and the success line came before the write
+    photo = tmp_path / "astro.png"
+    Image.fromarray(astronaut).save(photo)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"} if unbuffered else {k: v for k, v in os.environ.items()
+                                                                      if k != "PYTHONUNBUFFERED"}
+    for keep in (100, 0):  # | head -c 100, and | true (a reader that reads nothing)
+        proc = subprocess.Popen([sys.executable, "-m", "smile_cli", str(photo), "-o", "-", "--model", str(shift)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env)
+        got = proc.stdout.read(keep) if keep else b""
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=300) == 7, err
+        assert len(got) == keep
+        assert err.strip().splitlines() == ["smile: error: standard output was closed before the whole photo was written"]
+    r = subprocess.run([sys.executable, "-m", "smile_cli", str(photo), "-o", "-", "--model", str(shift)],
+                       capture_output=True, cwd=tmp_path, env=env, timeout=300)
+    assert r.returncode == 0 and r.stderr.decode().startswith(f"{photo} -> <stdout>: 1 of 1 face smiled")
+    assert smile(photo, "-o", "file.png", "--model", shift, cwd=tmp_path).returncode == 0
+    assert len(r.stdout) > 1 << 16 and r.stdout == (tmp_path / "file.png").read_bytes()  # every byte
+
+
+class _Trickle(io.RawIOBase):
+    """A raw stream that takes at most ``most`` bytes a write, None (would block) every third write,
+    and raises BrokenPipeError once it holds ``room`` bytes."""
+
+    def __init__(self, most: int, room: int | None = None):
+        self.got, self.most, self.room, self.calls = bytearray(), most, room, 0
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        self.calls += 1
+        if self.room is not None and len(self.got) >= self.room:
+            raise BrokenPipeError(32, "Broken pipe")
+        if self.calls % 3 == 0:
+            return None
+        n = min(len(data), self.most)
+        self.got += bytes(data[:n])
+        return n
+
+
+def test_write_stdout_writes_every_byte_of_short_writes_or_fails(tmp_path, monkeypatch):
+    monkeypatch.setattr(stdio, "silence_stdout", lambda: None)  # (pytest's own stdout stays)
+    monkeypatch.setattr(stdio, "_wait_writable", lambda out: None)
+    result = tmp_path / "standard-output.png"
+    data = np.random.default_rng(0).integers(0, 256, 3 << 20, dtype=np.uint8).tobytes()  # 3 chunks of 1 MiB
+    result.write_bytes(data)
+    out = _Trickle(most=65536)
+    stdio.write_stdout(result, out)
+    assert bytes(out.got) == data and out.calls > len(data) // 65536
+    with pytest.raises(stdio.WriteError, match="^standard output was closed before the whole photo was written$"):
+        stdio.write_stdout(result, _Trickle(most=65536, room=65536))
+    stuck = _Trickle(most=0)
+    with pytest.raises(stdio.WriteError, match=r"^standard output: cannot write the photo \(it took no bytes\)$"):
+        stdio.write_stdout(result, stuck)
 
 
 def test_standard_streams_that_are_terminals_are_refused(monkeypatch, tmp_path):

@@ -3,19 +3,21 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 
-def smile(*args, model: Path | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def smile(*args, model: Path | None = None, cwd: Path | None = None, prefix: list[str] = ()) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     if model is not None:
         env["SMILE_MODEL"] = str(model)
-    return subprocess.run([sys.executable, "-m", "smile_cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([*prefix, sys.executable, "-m", "smile_cli", *map(str, args)], capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=300)
 
 
@@ -49,3 +51,86 @@ def test_errors_are_one_line_with_documented_codes(fixture_models, tmp_path: Pat
         lines = p.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("smile: error:") and words in lines[0], p.stderr
     assert sorted(q.name for q in tmp_path.iterdir()) == ["holiday.jpg"]
+
+
+#: Runs a command without the privileges that let root read and write any folder.
+_UNPRIVILEGED = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--"]
+
+
+@pytest.fixture
+def locked(tmp_path: Path):
+    """``lock(folder)`` takes every permission from ``folder``; yields the command prefix under which
+    that is enforced ([] for a user, setpriv without root's override for root), skipping the test
+    where it cannot be (Windows, root without setpriv); the folders are unlocked afterwards."""
+    if os.name != "posix":
+        pytest.skip("POSIX permissions")
+    prefix = [] if os.geteuid() != 0 else _UNPRIVILEGED
+    if prefix and shutil.which("setpriv") is None:
+        pytest.skip("root writes into read-only folders and setpriv is missing to drop that")
+    probe = tmp_path / "probe"
+    probe.mkdir(mode=0)
+    try:
+        seen = subprocess.run([*prefix, sys.executable, "-c", "import os, sys; os.listdir(sys.argv[1])", str(probe)],
+                              capture_output=True, timeout=60)
+    finally:
+        probe.rmdir()
+    if seen.returncode == 0:
+        pytest.skip("folder permissions are not enforced here")
+    folders: list[Path] = []
+
+    def lock(folder: Path) -> None:
+        folder.chmod(0)
+        folders.append(folder)
+
+    yield prefix, lock
+    for folder in folders:
+        folder.chmod(0o755)
+
+
+def test_a_folder_that_may_not_be_opened_fails_its_photos_alone(fixture_models, tmp_path: Path, astronaut, locked):
+    prefix, lock = locked
+    Image.fromarray(astronaut).save(tmp_path / "ast.jpg", quality=88)
+    Image.fromarray(np.full((50, 70, 3), 200, np.uint8)).save(tmp_path / "wall.jpg")  # no face: exit 3
+    for sub in ("d", "tree/ok", "tree/locked", "tree/.hidden"):
+        (tmp_path / sub).mkdir(parents=True)
+        shutil.copy(tmp_path / "ast.jpg", tmp_path / sub / "ast.jpg")
+    before = (tmp_path / "ast.jpg").read_bytes()
+    for folder in ("d", "tree/locked", "tree/.hidden"):
+        lock(tmp_path / folder)
+    cases = [  # (arguments, exit status, the one error line, the results written)
+        (("ast.jpg", "d/ast.jpg", "--out-dir", "o1"), 4, "d/ast.jpg: permission denied (cannot open the folder d)",
+         ["o1/ast.smile.jpg"]),
+        (("wall.jpg", "d/ast.jpg", "ast.jpg", "--out-dir", "o2", "-j", "2"), 3, None, ["o2/ast.smile.jpg"]),
+        (("d", "-o", "x.jpg"), 4, "d: permission denied (cannot list the photos in this folder)", []),
+        (("tree", "-r", "--out-dir", "o3"), 4, "tree/locked: permission denied (cannot list the photos in this folder)",
+         ["o3/ok/ast.smile.jpg"]),
+        (("detect", "d"), 4, "d: permission denied (cannot list the photos in this folder)", []),
+        (("detect", "d/ast.jpg", "ast.jpg"), 4, "d/ast.jpg: permission denied (cannot open the folder d)", []),
+        (("ast.jpg", "--selection", "d/m.png", "-o", "y.jpg"), 4,
+         "d/m.png (the --selection mask): permission denied (cannot open the folder d)", []),
+        (("ast.jpg", "-o", "d/x.jpg"), 7, "-o d/x.jpg: permission denied (cannot open the folder d)", []),
+        (("ast.jpg", "--out-dir", "d/sub"), 7, "--out-dir d/sub: permission denied (cannot open the folder d)", []),
+    ]
+    for args, code, line, written in cases:
+        r = smile(*args, model=fixture_models["shift"], cwd=tmp_path, prefix=prefix)
+        errors = [ln for ln in r.stderr.splitlines() if ln.startswith("smile:")]
+        assert r.returncode == code, (args, r.stderr)
+        assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+        if line is not None:
+            assert errors == [f"smile: error: {line}"], (args, r.stderr)
+        else:  # the first photo that failed sets the status; the locked one is still said
+            assert errors[1] == "smile: error: d/ast.jpg: permission denied (cannot open the folder d)", r.stderr
+        for name in written:
+            with Image.open(tmp_path / name) as im:
+                assert im.format == "JPEG", name
+        if args[:2] == ("detect", "d/ast.jpg"):  # (the photo after it is still listed)
+            assert r.stdout.startswith("ast.jpg: face 0: box"), r.stdout
+        if args[0] == "tree":
+            assert ".hidden" not in r.stderr  # (hidden folders stay skipped, locked or not)
+    assert not (tmp_path / "x.jpg").exists() and not (tmp_path / "y.jpg").exists()
+    assert (tmp_path / "ast.jpg").read_bytes() == before
+    r = smile("tree", "-r", "--out-dir", "o4", "--json", model=fixture_models["shift"], cwd=tmp_path, prefix=prefix)
+    doc = json.loads(r.stdout)
+    assert r.returncode == 4 and doc["summary"]["exit_code"] == 4
+    assert [(p["input"], p["status"], p["error"] and p["error"]["code"]) for p in doc["photos"]] == [
+        ("tree/locked", "failed", "bad_input"), ("tree/ok/ast.jpg", "ok", None)]
