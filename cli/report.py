@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from smilecore.errors import SmileError
-from smilecore.strength import ALREADY_SMILING, TURNED_AWAY, WIDER
+from smilecore.strength import ALREADY_SMILING, MOUTH_HIDDEN, TURNED_AWAY, WIDER
 
 SCHEMA_VERSION = 1
 
@@ -113,6 +113,9 @@ class PhotoReport:
         away = sum(1 for f in self.faces if f.get("reason") == TURNED_AWAY)
         if away:
             faces += f", {away} turned away from the camera (left as {'they are' if away > 1 else 'it is'})"
+        hidden = sum(1 for f in self.faces if f.get("reason") == MOUTH_HIDDEN)
+        if hidden:
+            faces += f", {hidden} with the mouth hidden (left as {'they are' if hidden > 1 else 'it is'})"
         return faces
 
 

@@ -18,6 +18,9 @@ parted, bright inside them). Such a face keeps its own mouth: the engine scales 
 mouth down by it, so the warp widens the real teeth instead of replacing them with the
 network's.
 
+:meth:`FaceMesh.read` also asks :mod:`smilecore.mouth_hidden` whether something covers the mouth (a
+hand, a face mask, a microphone), from the window around the mouth these landmarks place.
+
 :func:`smile_level` reads how far the face already smiles (0: a typical neutral face, 1: a typical
 real smile), from the width of its mouth and the lift of its corners; :mod:`smilecore.strength`
 turns it into the strength that face gets.
@@ -31,6 +34,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from . import mouth_hidden
 from .blazeface import MODELS_DIR, helper_session, verify_file
 
 #: The converted face mesh and its sha256 (checked on load).
@@ -97,7 +101,8 @@ class FaceMesh:
         """What the engine reads from each crop's landmarks (:class:`Reading`)."""
         pts = self.landmarks(crops)
         return Reading(pts[:, FACE_OVAL], np.array([own_teeth(c, p) for c, p in zip(crops, pts)], np.float32),
-                       smile_level(pts).astype(np.float32))
+                       smile_level(pts).astype(np.float32), mouth_hidden.hidden(crops, pts),
+                       np.array([mouth_hidden.window_box(p) for p in pts]).reshape(-1, 4))
 
 
 class Reading(NamedTuple):
@@ -106,6 +111,15 @@ class Reading(NamedTuple):
     outline: np.ndarray  #: (N, 36, 2) the face oval (:data:`FACE_OVAL`) in crop pixels
     teeth: np.ndarray  #: (N,) how far each face shows its own teeth, 0..1 (:func:`own_teeth`)
     level: np.ndarray  #: (N,) how far each face already smiles (:func:`smile_level`)
+    hidden: np.ndarray  #: (N,) how likely it is that something covers the mouth (:mod:`smilecore.mouth_hidden`)
+    mouth_box: np.ndarray  #: (N, 4) x0, y0, x1, y1 of the window that reading looks at, in crop pixels
+
+    def mouth_covered(self, k: int, inverse: np.ndarray, shape: tuple[int, int]) -> bool:
+        """Whether face ``k``'s mouth reads as covered: :attr:`hidden` at or above
+        :data:`smilecore.mouth_hidden.HIDDEN_AT`, its window inside the picture of ``shape`` whose pixels
+        ``inverse`` (2×3, crop to picture) maps the crop to (a window partly outside it reads the picture's
+        mirror image, and is not judged)."""
+        return bool(self.hidden[k] >= mouth_hidden.HIDDEN_AT) and mouth_hidden.in_photo(self.mouth_box[k], inverse, shape)
 
 
 @functools.lru_cache(maxsize=1)

@@ -109,7 +109,8 @@ def smile(
     smile, 2 a broad one, up to the model's maximum (4; past 2 the smile asked for saturates, 4
     asks for about 2.4); negative = less smile.  A face that
     already smiles gets only what it lacks of that smile (:mod:`smilecore.strength`), and is left
-    as it is (with a ``reason``) when it smiles that much already.  ``faces``: "all", "largest"
+    as it is (with a ``reason``) when it smiles that much already; so is a face turned away from the
+    camera, or whose mouth something covers (:mod:`smilecore.mouth_hidden`).  ``faces``: "all", "largest"
     or 0-based indices in detection order (largest first).  ``min_face``: ignore faces whose
     box is smaller (pixels).  ``selection``: (H,W) array; only pixels where it is > 0 change,
     in proportion to its value (uint8: /255, float: clipped to [0,1]).
@@ -194,6 +195,9 @@ def smile(
             lams = strength_rule.face_strengths(strength, seen.level)
             # and a face turned from the camera less of it (smilecore.strength.FACING_FULL)
             lams = lams * strength_rule.facing_share([found[i].facing for i in batch]).astype(np.float32)
+            # and a face whose mouth something covers none (smilecore.mouth_hidden)
+            covered = np.array([seen.mouth_covered(k, aligns[k].inverse, rgb8.shape) for k in range(len(batch))], bool)
+            lams = np.where(covered, np.float32(0.0), lams)
             # the network runs only for the faces it will change (a face left as it is costs no inference)
             todo = np.flatnonzero(lams != 0.0)
             net = model.run(crops[todo], lams[todo]) if todo.size else None
@@ -203,6 +207,9 @@ def smile(
             for k, i in enumerate(batch):
                 r = found[i]
                 r.alignment = aligns[k]
+                if covered[k]:
+                    r.reason = strength_rule.MOUTH_HIDDEN
+                    continue
                 if lams[k] == 0.0:
                     r.reason = strength_rule.already_smiling(float(strength_rule.own_strength(seen.level[k])))
                     continue
@@ -232,6 +239,10 @@ def smile(
                                            shade=None if net.shade is None else net.shade[j : j + 1].copy())
             del net, crops
             t["composite"] += time.perf_counter() - t0
+        left = [found[i].reason or "" for i in chosen]
+        if not any(found[i].edited for i in chosen) and not any(r.startswith(strength_rule.ALREADY_SMILING) for r in left):
+            # (faces that already smile as much are not an error; covered mouths are, as faces turned away)
+            raise NoFaceError(f"{len(found)} face(s) found but none edited ({'; '.join(sorted(set(left)))})", faces=found)
 
     if src.kind == "pil":
         out_img: Union[Image.Image, np.ndarray] = to_pil(out_arr, src)

@@ -46,6 +46,9 @@ SATURATION = 0.4
 FACING_FULL = 0.0
 FACING_NONE = -0.5
 TURNED_AWAY = "turned away from the camera: Smile edits faces seen from the front"
+#: The reason of a face whose mouth something covers (a hand, a face mask, a microphone: read by
+#: smilecore.mouth_hidden). The network would draw lips and teeth on it, so the face is left as it is.
+MOUTH_HIDDEN = "mouth hidden (a hand, a mask or an object in front of it): Smile edits faces whose mouth shows"
 
 
 def facing_share(facing: float | np.ndarray) -> np.ndarray:

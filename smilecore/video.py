@@ -33,7 +33,7 @@ import numpy as np
 from .errors import ImageTooLargeError, InputError, NoFaceError, SmileError, UsageError, WriteError
 from .face import Face
 from .pixels import to_8bit
-from .strength import ALREADY_SMILING, TURNED_AWAY, already_smiling
+from .strength import ALREADY_SMILING, MOUTH_HIDDEN, TURNED_AWAY, already_smiling
 from .video_edit import NET_EVERY, NET_SMOOTH, FaceEditor
 from .video_planar import PlanarFrame, planar_io
 from .video_rotate import rotate_points, unrotate_points
@@ -463,6 +463,8 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
                 reason = "strength 0"
             elif tr.max_share == 0.0:
                 reason = TURNED_AWAY
+            elif tr.mouth_target is not None and not tr.mouth_seen:
+                reason = MOUTH_HIDDEN
             elif tr.own is not None:  # it went through the network: it lacked none of the smile asked for
                 reason = already_smiling(tr.own)
             else:

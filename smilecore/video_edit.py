@@ -90,9 +90,21 @@ class FaceEditor:
                         if st is not None:
                             levels[j] = self.net_smooth * levels[j] + (1 - self.net_smooth) * st["level"]
                 lams = strength_rule.face_strengths(np.array([items[k][1] for k in fresh]), levels)
-                net = self.model.run(crops, lams)
                 for j, k in enumerate(fresh):
-                    items[k][0].own = float(strength_rule.own_strength(levels[j]))
+                    tr = items[k][0]
+                    tr.own = float(strength_rule.own_strength(levels[j]))
+                    # something in front of the mouth: the smile goes at once (the cover hides the mouth
+                    # anyway, and no smoothed output is left on it); once it is gone the smile comes back
+                    # eased over a fade (the tracker eases tr.mouth towards tr.mouth_target)
+                    seen_mouth = not seen.mouth_covered(j, items[k][4].inverse, items[k][3].shape)
+                    if not seen_mouth:
+                        tr.mouth, tr.net_state = 0.0, None
+                    elif tr.mouth_target is None:  # its first reading: no fade in from a guess
+                        tr.mouth = 1.0
+                    tr.mouth_target = float(seen_mouth)
+                    tr.mouth_seen |= seen_mouth
+                    lams[j] *= np.float32(tr.mouth)
+                net = self.model.run(crops, lams)
             self.t["infer"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             for k, (tr, lam, box, region, al_r, crop) in enumerate(items):

@@ -148,6 +148,9 @@ class Track:
     share: float = 1.0  #: share of the strength for how squarely it faces the camera (smilecore.strength.facing_share), eased
     share_target: float = 1.0  #: that share as the last detection read it
     max_share: float = 1.0  #: the largest share a detection gave it (0: turned away throughout)
+    mouth: float = 1.0  #: share of the strength for a mouth something covered (smilecore.mouth_hidden): 0 while covered, eased back
+    mouth_target: float | None = None  #: 1 where the last face-mesh reading saw the mouth, 0 where it read it hidden
+    mouth_seen: bool = False  #: whether any reading saw the mouth (False: hidden throughout, or never read)
     _ref_smooth: np.ndarray | None = None
 
     @property
@@ -234,6 +237,8 @@ class FaceTracker:
             elif tr.confirmed or tr.weight > 0:
                 tr.weight = min(1.0, tr.weight + step)
             tr.share += float(np.clip(tr.share_target - tr.share, -step, step))  # turning away or back: eased
+            if tr.mouth_target is not None:  # the cover taken away: the smile comes back eased
+                tr.mouth += float(np.clip(tr.mouth_target - tr.mouth, -step, step))
             if not tr.ending:
                 tr.last_frame = frame_index
                 tr.frames_tracked += 1

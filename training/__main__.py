@@ -29,6 +29,7 @@ STEPS = {
     "restore": "training.snapshots:main_restore",
     "smile-level": "training.smile_level",
     "strength-choice": "training.strength_choice",
+    "mouth-hidden": "training.mouth_hidden",
 }
 
 USAGE = "usage: python -m training {" + "|".join(STEPS) + "} [--config PATH] [options]"
