@@ -186,3 +186,28 @@ def test_the_composite_gives_what_the_one_it_replaced_gave(channels, dtype):
     # resampling instead of after): a few pixels of an 8-bit photo by one, of a 16-bit one by a few
     assert changed.sum() > 20_000 and diff.max() <= (1 if dtype == np.uint8 else 4)
     assert (diff > 0).sum() < (0.001 if dtype == np.uint8 else 0.01) * changed.sum() * channels
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_a_grey_face_in_a_colour_picture_gets_a_grey_mouth(dtype):
+    top = np.iinfo(dtype).max
+    al = _face_at(1.0, tx=100, ty=100)
+    rgb, mask, flow = _outputs(mask=0.0)
+    rgb[0], rgb[1], rgb[2] = 0.6, -0.2, -0.5  # the network paints a reddish mouth
+    mask[:, 150:190, 90:170] = 1.0
+    ys, xs = np.mgrid[0:500, 0:500]
+    grey = ((ys * 3 + xs * 5) % 97 + 80).astype(np.float64) / 255 * top  # textured skin, R = G = B
+    photo = np.repeat(grey[..., None], 3, axis=2).astype(dtype)
+    photo[:, :60] = np.array([90, 120, 160]) / 255 * top  # a blue canvas beside it
+    out = photo.copy()
+    composite_face(photo, al, rgb, mask, flow, out=out)
+    box = out[100 + 150:100 + 190, 100 + 90:100 + 170].astype(np.int64)
+    assert np.abs(box - photo[100 + 150:100 + 190, 100 + 90:100 + 170]).max() > 10 * top // 255  # it was painted...
+    assert np.array_equal(box[..., 0], box[..., 1]) and np.array_equal(box[..., 1], box[..., 2])  # ...grey
+    tinted = photo.astype(np.float64)
+    tinted[..., 0] *= 1.1  # a (pale) colour face keeps the paint's colour
+    tinted = np.clip(tinted, 0, top).astype(dtype)
+    out = tinted.copy()
+    composite_face(tinted, al, rgb, mask, flow, out=out)
+    box = out[100 + 150:100 + 190, 100 + 90:100 + 170].astype(np.int64)
+    assert (box[..., 0] - box[..., 2]).mean() > 30 * top // 255
