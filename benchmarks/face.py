@@ -2,7 +2,7 @@
 
 For one face of a 3 MP photo (the neutral astronaut, :mod:`benchmarks.photos`), every step the
 engine runs per face once the photo is decoded and its faces are found: the 5-point landmarks,
-the alignment and crop, the face mesh (outline, own teeth, smile level), the smile model at
+the alignment and crop, the face mesh (outline, own teeth, smile level, covered mouth), the smile model at
 λ = 1 and 2, the edit region and painted mask, and the composite at the photo's resolution.
 The face mesh runs twice, taking turns: the shipped graph (each PReLU written as two depthwise
 1 × 1 convolutions, ``tools/convert_mediapipe.py``) and the baseline, the same weights with ONNX's
@@ -25,7 +25,7 @@ import numpy as np
 STEPS = [
     ("landmarks", "5-point landmarks (dlib, on the detector's box)"),
     ("align", "alignment and the 256² crop"),
-    ("mesh", "face mesh: outline, own teeth, smile level"),
+    ("mesh", "face mesh: outline, own teeth, smile level, covered mouth"),
     ("mesh_prelu", "face mesh, baseline graph (ONNX `PRelu`)"),
     ("model1", "smile model, λ = 1"),
     ("model2", "smile model, λ = 2"),
