@@ -64,7 +64,8 @@ def _one_case(label: str, width: int, height: int, faces: int, repeats: int, thr
         net = model.run(crops, 1.0) if len(crops) else None
         t["infer"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        ovals, teeth, _level = facemesh.network().read(crops) if len(crops) else ([], [], [])
+        seen = facemesh.network().read(crops) if len(crops) else None
+        ovals, teeth = (seen.outline, seen.teeth) if seen is not None else ([], [])
         regions = [facemesh.edit_region(o, model.size, net.flow[k]) for k, o in enumerate(ovals)]
         t["outline"] = time.perf_counter() - t0
         t0 = time.perf_counter()

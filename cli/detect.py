@@ -9,6 +9,7 @@ import click
 from smilecore.errors import InputError, SmileError, UsageError
 from smilecore.face import DETECTED_FIELDS
 from smilecore.decode import DEFAULT_MAX_PIXELS, load_image
+from smilecore.video_streams import is_video_path
 
 from .inputs import expand_inputs, unreachable
 from .stdio import STDIN_NAME, STDIO, read_stdin, rename_in_error
@@ -65,6 +66,9 @@ def _detect(photos, recursive: bool, min_face: int | None, max_pixels: int, as_j
         try:
             if problem:
                 raise InputError(problem)
+            if is_video_path(path):
+                raise InputError(f"{photo}: a video; 'smile detect' lists the faces of photos "
+                                 "('smile VIDEO --json' lists the faces it tracked in a video)")
             try:
                 image, _info = load_image(path, max_pixels=max_pixels)
             except OSError as exc:  # (a folder on its way that may not be opened, since it was listed)

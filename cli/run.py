@@ -91,7 +91,7 @@ def _faces_callback(ctx, param, value):
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @click.option("--crf", type=click.IntRange(0, 63), metavar="N",
               help="Videos: encoder quality, lower is better (H.264 default 18; 0 = lossless).")
-@click.option("--codec", type=click.Choice(["h264", "hevc", "vp9", "vp8", "mpeg4"], case_sensitive=False),
+@click.option("--codec", type=click.Choice(["h264", "hevc", "h265", "vp9", "vp8", "mpeg4"], case_sensitive=False),
               help="Videos: video codec (default: h264; vp9 for .webm).")
 @click.option("--preset", type=click.Choice(["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"]),
               help="Videos: H.264/HEVC encoder speed (default: veryfast).")

@@ -130,6 +130,7 @@ def process_video(job, model, strength, faces, min_face, keep_unchanged, max_pix
             res = smile_video(job.input, job.output, strength=strength, faces=faces, min_face=min_face, model=model,
                               codec=codec, crf=crf, preset=preset, max_pixels=max_pixels, progress=progress)
         except NoFaceError as exc:
+            r.faces = list(exc.faces)  # the tracked faces, each with why it was left alone
             if not keep_unchanged:
                 raise NoFaceError(f"{exc} (--keep-unchanged copies such videos as they are)") from None
             r.status, r.reason = rep.STATUS_UNCHANGED, str(exc).split(": ", 1)[-1]

@@ -38,8 +38,9 @@ class UsageError(SmileError):
 
 
 class NoFaceError(SmileError):
-    """No face found, or none of those found chosen: ``faces`` holds the faces found (each with
-    its ``reason``), so that a report can list them."""
+    """No face found, or none of those found chosen or edited: ``faces`` holds the faces found (each
+    with its ``reason``: :class:`smilecore.face.Face` records, or a video's tracks as its report lists
+    them), so that a report can list them."""
 
     code = "no_face"
     exit_code = 3

@@ -463,7 +463,7 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
                 reason = "strength 0"
             elif tr.max_share == 0.0:
                 reason = TURNED_AWAY
-            elif tr.mouth_target is not None and not tr.mouth_seen:
+            elif tr.mouth_covered:  # (never edited: covered while it was asked to smile, or the reading wavered)
                 reason = MOUTH_HIDDEN
             elif tr.own is not None:  # it went through the network: it lacked none of the smile asked for
                 reason = already_smiling(tr.own)
@@ -496,4 +496,4 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
         reasons = sorted({t["reason"] for t in result.tracks if t["reason"]})
         # faces left as they are because they already smile that much are not an error (as for photos)
         if not keep_unchanged and not all(r.startswith(ALREADY_SMILING) for r in reasons):
-            raise NoFaceError(f"{src}: {len(tracks)} face(s) found but none edited ({'; '.join(reasons)})")
+            raise NoFaceError(f"{src}: {len(tracks)} face(s) found but none edited ({'; '.join(reasons)})", faces=result.tracks)

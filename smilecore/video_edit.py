@@ -102,7 +102,7 @@ class FaceEditor:
                     elif tr.mouth_target is None:  # its first reading: no fade in from a guess
                         tr.mouth = 1.0
                     tr.mouth_target = float(seen_mouth)
-                    tr.mouth_seen |= seen_mouth
+                    tr.mouth_covered |= not seen_mouth
                     lams[j] *= np.float32(tr.mouth)
                 net = self.model.run(crops, lams)
             self.t["infer"] += time.perf_counter() - t0

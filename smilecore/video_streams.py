@@ -133,7 +133,8 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
         notes.append(f"odd frame size {w}x{h}: encoded as {pix}")
     if pix not in supported and supported:
         if odd:
-            raise InputError(f"{src}: odd frame size {w}x{h} cannot be written with --codec {codec_name} (use h264)")
+            raise InputError(f"{src}: odd frame size {w}x{h} cannot be written with --codec {codec_name} "
+                             "(use h264, hevc or vp9: they write 4:4:4)")
         pix = "yuv420p"
     if is_deep(in_fmt) and not is_deep(pix):
         notes.append(f"{in_fmt} video written as 8-bit {pix} (--codec {codec_name} has no deeper format)")

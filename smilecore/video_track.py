@@ -150,7 +150,7 @@ class Track:
     max_share: float = 1.0  #: the largest share a detection gave it (0: turned away throughout)
     mouth: float = 1.0  #: share of the strength for a mouth something covered (smilecore.mouth_hidden): 0 while covered, eased back
     mouth_target: float | None = None  #: 1 where the last face-mesh reading saw the mouth, 0 where it read it hidden
-    mouth_seen: bool = False  #: whether any reading saw the mouth (False: hidden throughout, or never read)
+    mouth_covered: bool = False  #: whether any reading found the mouth covered
     _ref_smooth: np.ndarray | None = None
 
     @property

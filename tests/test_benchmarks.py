@@ -83,3 +83,10 @@ def test_the_formats_benchmark_writes_each_format_keeping_exif_and_icc(monkeypat
         assert r["kb"] > 1 and 30 < r["psnr"] < 80, r
     table = formats.to_markdown(rows)
     assert table.count("\n") == len(rows) + 1 and "smile's default" in table
+
+
+def test_the_pipeline_benchmark_runs_one_small_case():
+    from benchmarks.pipeline import _one_case
+
+    row = _one_case("small", 640, 480, 1, repeats=1, threads=1)
+    assert row["faces"] == row["found"] == 1 and all(row["ms"][s] > 0 for s in ("decode", "detect", "outline")), row

@@ -184,3 +184,36 @@ def test_a_video_with_the_mouth_hidden_throughout_says_so(astronaut, tmp_path):
     with pytest.raises(NoFaceError, match="mouth hidden"):
         smile_video(tmp_path / "in.mkv", tmp_path / "out.mkv", strength=2, crf=0)
     assert not (tmp_path / "out.mkv").exists()
+
+
+def test_a_video_whose_faces_are_all_covered_lists_them_with_the_reason(astronaut, tmp_path):
+    from click.testing import CliRunner
+
+    from smile_cli.main import cli
+
+    pair = np.concatenate([cover(astronaut, "mask"), cover(astronaut, "hand")], axis=1)
+    _clip(tmp_path / "two.mkv", [pair] * 10)
+    r = CliRunner().invoke(cli, ["run", str(tmp_path / "two.mkv"), "-s", "3", "--json", "-o", str(tmp_path / "o.mkv")])
+    assert r.exit_code == 3, r.output
+    photo = json.loads(r.stdout)["photos"][0]
+    assert photo["faces_found"] == 2 and [f["reason"] for f in photo["faces"]] == [strength.MOUTH_HIDDEN] * 2
+    assert not (tmp_path / "o.mkv").exists()
+
+
+def test_a_covered_face_that_reads_uncovered_once_is_still_reported_covered(astronaut, tmp_path, monkeypatch):
+    from smilecore.video import smile_video
+
+    real, calls = mouth_hidden.hidden, []
+
+    def wavering(crops, pts):  # the second reading misses the cover, every other one finds it
+        calls.append(len(crops))
+        p = real(crops, pts)
+        return p * 0 if len(calls) == 2 else p
+
+    monkeypatch.setattr(mouth_hidden, "hidden", wavering)
+    _clip(tmp_path / "in.mkv", [cover(astronaut, "hand")] * 10)
+    from smilecore.errors import NoFaceError
+
+    with pytest.raises(NoFaceError) as e:
+        smile_video(tmp_path / "in.mkv", tmp_path / "out.mkv", strength=3, crf=0)
+    assert [f["reason"] for f in e.value.faces] == [strength.MOUTH_HIDDEN], e.value.faces

@@ -334,6 +334,12 @@ def test_errors_are_one_line_with_the_right_exit_code(clips, picture, tmp_path):
     assert r.exit_code == 2 and "not a video format" in one_error_line(r)
     r = run(ROOT / "samples" / "astronaut.jpg", "-s", "0:0,1:2", "-o", tmp_path / "p.jpg")
     assert r.exit_code == 2 and "schedule applies to videos" in one_error_line(r)
+    r = run("detect", src)  # detect is for photos: say so, not "rename it"
+    assert r.exit_code == 4 and "'smile detect' lists the faces of photos" in one_error_line(r)
+    from smile_cli.bridge.worker import WorkerSession
+
+    reply = WorkerSession().handle_line(json.dumps({"id": 1, "cmd": "detect", "input": str(src)}).encode())
+    assert reply["error"]["code"] == "bad_input" and "detect lists the faces of photos" in reply["error"]["message"]
     # not a video at all, audio only, truncated
     fake = tmp_path / "fake.mp4"
     fake.write_text("hello")

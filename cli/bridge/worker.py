@@ -134,6 +134,11 @@ class WorkerSession:
 
         path = path_field(req, "input", required=True)
         min_face = min_face_field(req)
+        from smilecore.errors import InputError
+        from smilecore.video_streams import is_video_path
+
+        if is_video_path(path):
+            raise InputError(f"{path}: a video; detect lists the faces of photos (the reply to smile lists a video's tracked faces)")
         image, info = load_image(path, max_pixels=env_max_pixels())
         faces = smilecore.detect_faces(image, min_face=min_face)
         return {"faces": [f.to_dict(("index", "box", "score", "edited")) for f in faces],
