@@ -36,6 +36,7 @@ import numpy as np
 
 from . import mouth_hidden
 from .blazeface import MODELS_DIR, helper_session, verify_file
+from .mesh_points import EYE_CORNERS, LIP_MIDDLE, MOUTH_CORNERS
 
 #: The converted face mesh and its sha256 (checked on load).
 MESH_FILE = "facemesh.onnx"
@@ -50,17 +51,12 @@ FACE_OVAL = (10, 109, 67, 103, 54, 21, 162, 127, 234, 93, 132, 58, 172, 136, 150
 
 #: The inner lip line, around the mouth's opening (upper lip left to right, then lower lip back).
 INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
-#: Inner-lip midpoints (upper, lower) and the mouth corners (image left, image right).
-LIP_MIDDLE = (13, 14)
-MOUTH_CORNERS = (61, 291)
 #: Own teeth shown: the opening between the inner lips (/ mouth width) ramps the answer from 0 to
 #: 1 over OPEN_RAMP, and the brightness inside them (75th percentile of grey / the median of the
 #: face inside its outline) over BRIGHT_RAMP: a dark opening (no teeth, a tongue) is not kept.
 OPEN_RAMP = (0.06, 0.12)
 BRIGHT_RAMP = (0.80, 0.95)
 
-#: The eye corners (outer, inner) of each eye: the eye centres give the face's scale.
-EYE_CORNERS = ((33, 133), (362, 263))
 #: The face's own smile (:func:`smile_level`) is measured by its mouth width and by how far its
 #: corners sit above the middle of the lips, both divided by the distance between the eye
 #: centres: the medians of neutral faces and of real smiles, and the spread of each measure

@@ -3,10 +3,11 @@
 The face mesh places the lips even where something covers them, and the smile network would then
 draw lips and teeth on the hand or the mask. This module reads, from a face's aligned crop and its
 mesh landmarks, how likely it is that the mouth is covered: a small network (one hidden layer of 64
-units, run in NumPy) on the texture, light and colour of a window around the mouth (:func:`features`), trained by ``python -m training
-mouth-hidden`` on the train split's faces with occluders of many shapes, colours and textures
-pasted over their mouths (docs/realism.md has how it was made and measured). The engine leaves a
-face whose mouth reads as hidden as it is (:data:`smilecore.strength.MOUTH_HIDDEN`).
+units, run in NumPy) on the texture, light and colour of a window around the mouth (:func:`features`),
+trained by ``python -m training mouth-hidden`` on the train split's faces with occluders of many
+shapes, colours and textures pasted over their mouths (the README's "Mouths that something covers"
+has how it was measured). The engine leaves a face whose mouth reads as hidden as it is
+(:data:`smilecore.strength.MOUTH_HIDDEN`).
 
 The weights (``mouth-hidden.json`` in ``smilecore/models/``, sha256 checked on load) were fitted on
 faces of ``../shared/data/``: research / non-commercial use, like the smile model (MODEL_CARD.md).
@@ -22,6 +23,7 @@ import cv2
 import numpy as np
 
 from .blazeface import MODELS_DIR, verify_file
+from .mesh_points import EYE_CORNERS, LIP_MIDDLE, MOUTH_CORNERS
 
 #: The weights file and its sha256 (written by ``python -m training mouth-hidden``).
 WEIGHTS_FILE = "mouth-hidden.json"
@@ -29,11 +31,6 @@ WEIGHTS_SHA256 = "5aac7b471ce1aa51bde5c74d11a119754280c57f6cc1ca0d2a5fd8aee8859d
 #: A face whose mouth reads hidden with at least this probability is left as it is.
 HIDDEN_AT = 0.5
 
-#: Mesh landmarks: the mouth corners, the inner-lip midpoints, and the eye corners (outer, inner)
-#: of each eye (MediaPipe's face mesh topology; smilecore.facemesh uses the same).
-MOUTH_CORNERS = (61, 291)
-LIP_MIDDLE = (13, 14)
-EYE_CORNERS = ((33, 133), (362, 263))
 #: The window around the mouth: its size in eye distances (width, height), the pixels it is
 #: resampled to (width, height), and the HOG cell side and orientation bins.
 WINDOW = (1.3, 0.7)

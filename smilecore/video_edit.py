@@ -99,8 +99,6 @@ class FaceEditor:
                     seen_mouth = not seen.mouth_covered(j, items[k][4].inverse, items[k][3].shape)
                     if not seen_mouth:
                         tr.mouth, tr.net_state = 0.0, None
-                    elif tr.mouth_target is None:  # its first reading: no fade in from a guess
-                        tr.mouth = 1.0
                     tr.mouth_target = float(seen_mouth)
                     tr.mouth_covered |= not seen_mouth
                     lams[j] *= np.float32(tr.mouth)
