@@ -33,8 +33,8 @@ FEATHER_WIDTH = 0.18
 #: it, in 8-bit levels) gets a grey painted mouth; from the first number to the second the painting
 #: keeps more and more of its colour, and all of it above. A grey face in a colour picture (a black-and-
 #: white portrait in a colour collage) otherwise got cyan or pink teeth: the mouth network keeps the
-#: colour of its whole patch, which reaches past such a face. Colour faces read 7 and more (the 0.5th
-#: percentile of the validation split's 1,453 colour photos), grey ones 0.
+#: colour of its whole patch, which reaches past such a face. Around the mouth, 99.5 % of the validation
+#: split's 1,453 colour photos read 7 or more (a few nearly grey ones less), grey photos 0.
 GREY_FACE = (1.0, 4.0)
 
 
