@@ -96,10 +96,12 @@ class PhotoReport:
         return f"{self.input} -> {self.output}: {self.faces_phrase()} ({self.seconds:.2f} s)"
 
     def faces_phrase(self) -> str:
-        """"N of M faces smiled", and how many were left as they are because they already smile as much."""
+        """"N of M faces smiled" ("smiled less" at a negative strength), and how many were left as they are
+        because they already smile as much."""
         edited = sum(1 for f in self.faces if f.get("edited"))
         found = len(self.faces)
-        faces = f"{edited} of {found} face{'s' if found != 1 else ''} smiled"
+        less = isinstance(self.strength, (int, float)) and self.strength < 0
+        faces = f"{edited} of {found} face{'s' if found != 1 else ''} smiled{' less' if less else ''}"
         smiling = sum(1 for f in self.faces if (f.get("reason") or "").startswith(ALREADY_SMILING))
         if smiling:
             wider = sum(1 for f in self.faces if (f.get("reason") or "").startswith(ALREADY_SMILING) and WIDER in f["reason"])
@@ -156,7 +158,8 @@ def summary_line(reports: list[PhotoReport]) -> str:
     (every face already smiling as much) are counted apart: ``2 smiled, 1 already smiling as much``."""
     s = summary(reports)
     as_is = sum(r.status == STATUS_OK and bool(r.faces) and not any(f.get("edited") for f in r.faces) for r in reports)
-    smiled = f"{s['ok'] - as_is} smiled" + (f", {as_is} already smiling as much" if as_is else "")
+    less = bool(reports) and all(isinstance(r.strength, (int, float)) and r.strength < 0 for r in reports)
+    smiled = f"{s['ok'] - as_is} smiled{' less' if less else ''}" + (f", {as_is} already smiling as much" if as_is else "")
     return f"{s['total']} photos: {smiled}, {s['unchanged']} unchanged, {s['failed']} failed"
 
 

@@ -13,7 +13,7 @@ import time
 import click
 
 from smilecore.errors import InputError, NoFaceError, UsageError
-from smilecore.video_schedule import StrengthSchedule
+from smilecore.video_schedule import StrengthSchedule, plain_number
 from smilecore.video_streams import VIDEO_EXTENSIONS, is_video_path, video_format
 
 from . import report as rep
@@ -39,7 +39,7 @@ class StrengthParam(click.ParamType):
             except UsageError as exc:
                 self.fail(str(exc).replace("strength schedule ", "schedule ", 1), param, ctx)
         try:
-            f = float(text)
+            f = plain_number(text)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not a number (or, for videos, a schedule like 0:0,1.5:2,4:2,5:0)", param, ctx)
         if not math.isfinite(f):
@@ -172,7 +172,7 @@ def worker_video(session, req: dict, src: str, dst: str, emit) -> dict:
     """The worker's ``smile`` request for a video: progress events while it runs, then the reply."""
     from smilecore.video import smile_video
 
-    from .bridge.fields import BadRequest, faces_field, min_face_field
+    from .bridge.fields import BadRequest, crf_field, faces_field, min_face_field
 
     value = req.get("strength", 1.0)
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -189,11 +189,9 @@ def worker_video(session, req: dict, src: str, dst: str, emit) -> dict:
         if req.get(name) is not None:
             raise BadRequest(f"field {name!r} is not supported for videos")
     codec = req.get("codec")
-    crf = req.get("crf")
+    crf = crf_field(req)
     if codec is not None and not isinstance(codec, str):
         raise BadRequest("field 'codec' must be a string like \"h264\"")
-    if crf is not None and (isinstance(crf, bool) or not isinstance(crf, int)):
-        raise BadRequest("field 'crf' must be a whole number")
     if session.model is None:
         session.load_model()
         if session.model is None:

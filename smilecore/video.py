@@ -133,19 +133,19 @@ def smile_video(
     out_format = video_format(dst)
     codec_name = (codec or CONTAINER_CODECS[out_format][0]).lower()
     if codec_name not in CODECS:
-        raise UsageError(f"--codec {codec}: unknown (use {', '.join(sorted(CODECS))})")
+        raise UsageError(f"codec {codec}: unknown (use {', '.join(sorted(CODECS))})")
     if codec_name not in CONTAINER_CODECS[out_format]:
-        raise UsageError(f"--codec {codec_name} cannot go into a {dst.suffix} file "
+        raise UsageError(f"codec {codec_name} cannot go into a {dst.suffix} file "
                          f"(use {', '.join(CONTAINER_CODECS[out_format])})")
     if crf is not None and not 0 <= crf <= 63:
-        raise UsageError(f"--crf {crf} is outside 0..63")
+        raise UsageError(f"crf {crf} is outside 0..63")
     if not isinstance(model, SmileModel):
         model = load_model(model)
     if not os.environ.get("SMILE_THREADS"):
         # one inference thread: the encoder's threads run alongside it (more threads only contend)
         model = _single_thread_model(model)
     for v in schedule.values:
-        model.check_strength(v, "--strength")
+        model.check_strength(v, "strength")
     if isinstance(faces, str) and faces not in ("all", "largest"):
         raise UsageError(f"faces must be 'all', 'largest' or a list of indices, not {faces!r}")
 

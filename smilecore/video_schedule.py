@@ -2,9 +2,23 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from .errors import UsageError
+
+_NUMBER = re.compile(r"[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity|nan)", re.IGNORECASE)
+
+
+def plain_number(text: str) -> float:
+    """``text`` as a float when it is written as a plain decimal number (``2``, ``-1.5``, ``.5``, ``1e0``,
+    spaces around allowed; ``inf`` and ``nan`` too, for the caller to refuse as not finite), else
+    :class:`ValueError`.  Python's ``float`` also reads ``1_0`` as ten and other scripts' digits: neither
+    is a strength a person means."""
+    s = text.strip()
+    if not _NUMBER.fullmatch(s) or not s.isascii():
+        raise ValueError(f"not a plain number: {text!r}")
+    return float(s)
 
 
 @dataclass(frozen=True)
@@ -29,7 +43,7 @@ class StrengthSchedule:
         s = str(text).strip()
         if ":" not in s:
             try:
-                v = float(s)
+                v = plain_number(s)
             except ValueError:
                 raise UsageError(f"strength {text!r} is not a number or a schedule like 0:0,1.5:2,4:2") from None
             if not math.isfinite(v):
@@ -43,7 +57,7 @@ class StrengthSchedule:
             try:
                 if len(bits) != 2:
                     raise ValueError
-                t, v = float(bits[0]), float(bits[1])
+                t, v = plain_number(bits[0]), plain_number(bits[1])
             except ValueError:
                 raise UsageError(f"strength schedule {text!r}: {part.strip()!r} is not SECONDS:STRENGTH "
                                  "(e.g. 0:0,1.5:2,4:2,5:0)") from None

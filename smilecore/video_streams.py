@@ -133,11 +133,11 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
         notes.append(f"odd frame size {w}x{h}: encoded as {pix}")
     if pix not in supported and supported:
         if odd:
-            raise InputError(f"{src}: odd frame size {w}x{h} cannot be written with --codec {codec_name} "
-                             "(use h264, hevc or vp9: they write 4:4:4)")
+            raise InputError(f"{src}: odd frame size {w}x{h} cannot be written as {codec_name} "
+                             "(choose codec h264, hevc or vp9: they write 4:4:4)")
         pix = "yuv420p"
     if is_deep(in_fmt) and not is_deep(pix):
-        notes.append(f"{in_fmt} video written as 8-bit {pix} (--codec {codec_name} has no deeper format)")
+        notes.append(f"{in_fmt} video written as 8-bit {pix} ({codec_name} has no deeper format)")
     oc.pix_fmt = pix
     for attr in ("color_range", "colorspace", "color_primaries", "color_trc"):
         try:

@@ -95,6 +95,24 @@ def test_strength_zero_leaves_pixels(shift_model, photo: Path, astronaut):
     np.testing.assert_array_equal(np.asarray(Image.open(photo.with_name("astro.smile.png"))), astronaut)
 
 
+def test_strength_is_a_plain_number_and_a_negative_one_says_less(shift_model, photo: Path, tmp_path: Path):
+    """Python's float reads "1_0" as ten and "\u0662" as two: a strength must be written plainly. A negative
+    strength takes smile away, and the line says so."""
+    for text in ("1_0", "\u0662", "0:0,1_0:2"):
+        r = run(photo, "--strength", text, "-o", tmp_path / "x.png")
+        assert r.exit_code == 2
+        one_line_error(r, "--strength", repr(text) if ":" not in text else "is not SECONDS:STRENGTH")
+    assert not (tmp_path / "x.png").exists()
+    r = run(photo, "--strength", "-1", "-o", tmp_path / "less.png")
+    assert r.exit_code == 0, r.stderr
+    assert "1 of 1 face smiled less" in r.stdout and (tmp_path / "less.png").is_file()
+    twin = tmp_path / "twin.png"
+    twin.write_bytes(photo.read_bytes())
+    r = run(photo, twin, "--strength", "-1", "--out-dir", tmp_path / "out")
+    assert r.exit_code == 0, r.stderr
+    assert "2 photos: 2 smiled less, 0 unchanged, 0 failed" in r.stderr + r.stdout
+
+
 def test_json_report_schema(shift_model, photo: Path, blank: Path):
     r = run(photo, blank, "--json", "--strength", "1.5")
     assert r.exit_code == 3  # the first failure: no face in the wall

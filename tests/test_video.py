@@ -458,6 +458,28 @@ def test_worker_takes_a_video_and_reports_progress(clips, tmp_path):
     assert bad["ok"] is False and bad["error"]["code"] == "bad_request"
 
 
+def test_worker_video_errors_name_fields_not_command_line_options(clips, tmp_path):
+    """Plug-in users never typed --crf: the worker's answers name the request's fields and values, and a
+    JSON whole number written as 20.0 is a whole number."""
+    from cli.bridge.worker import WorkerSession
+
+    session = WorkerSession()
+    session.load_model()
+    base = {"id": 1, "cmd": "smile", "input": str(clips["still"].path), "output": str(tmp_path / "o.mkv")}
+    cases = [({"crf": 99}, "crf 99 is outside 0..63"), ({"codec": "x"}, "codec x: unknown"),
+             ({"strength": 9}, "strength 9 is outside"), ({"strength": "0:0,1:9"}, "strength 9 is outside"),
+             ({"codec": "h264", "output": str(tmp_path / "o.webm")}, "codec h264 cannot go into a .webm"),
+             ({"crf": 20.5}, "field 'crf' must be a whole number"), ({"crf": True}, "field 'crf' must be a whole number")]
+    for extra, needle in cases:
+        reply = session.handle_line(json.dumps(dict(base, **extra)).encode())
+        message = reply["error"]["message"]
+        assert reply["error"]["code"] == "bad_request" and needle in message and "--" not in message, (extra, message)
+    reply = session.handle_line(json.dumps(dict(base, crf=0.0, min_face=20.0, strength=2)).encode())
+    assert reply["ok"] is True, reply
+    assert np.array_equal(read_frames(tmp_path / "o.mkv")[0].shape, read_frames(clips["still"].path)[0].shape)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.mkv"]
+
+
 def test_output_does_not_depend_on_threads(picture, model, tmp_path, monkeypatch):
     """The background detector's result is used a fixed number of frames later, and the
     optional compositing thread keeps frame order: the same clip gives the same frames."""

@@ -85,11 +85,35 @@ def faces_field(req: dict) -> str | list[int]:
     raise BadRequest("field 'faces' must be \"all\", \"largest\" or a non-empty list of 0-based indices")
 
 
+def whole_number(value) -> int | None:
+    """``value`` as an int when it is a JSON whole number (``20`` or ``20.0``: JSON has one number type,
+    and some writers give every number a fraction), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def min_face_field(req: dict) -> int | None:
     """Field ``min_face``: a positive whole number of pixels, or None."""
     value = req.get("min_face")
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    number = whole_number(value)
+    if number is None or number < 1:
         raise BadRequest("field 'min_face' must be a positive whole number of pixels")
-    return value
+    return number
+
+
+def crf_field(req: dict) -> int | None:
+    """Field ``crf`` (videos): a whole number, or None; its range is the engine's to check."""
+    value = req.get("crf")
+    if value is None:
+        return None
+    number = whole_number(value)
+    if number is None:
+        raise BadRequest("field 'crf' must be a whole number")
+    return number
