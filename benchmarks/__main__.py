@@ -34,19 +34,35 @@ def missing(part: str) -> str | None:
     return f"`{part}` needs {', '.join(absent)} ({how})" if absent else None
 
 
+def at_least(low: int):
+    """An argparse type: a whole number ≥ ``low``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below {low}")
+        return value
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen benchmarks and print Markdown; returns the exit status."""
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", nargs="?", default="all", choices=["pipeline", "face", "detector", "models", "quality", "video", "batch", "codecs", "formats", "all"])
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--photos", type=int, default=128, help="batch: photos in the folder (start-up is part of each run)")
+    ap.add_argument("--repeats", type=at_least(1), default=5)
+    ap.add_argument("--threads", type=at_least(1), default=2)
+    ap.add_argument("--photos", type=at_least(2), default=128,
+                    help="batch: photos in the folder, at least 2 (start-up is part of each run)")
     ap.add_argument("--ray", action="store_true", help="batch: also --ray local (needs pip install '.[ray]')")
     ap.add_argument("--against", default=None, metavar="MODEL.onnx",
                     help="face: also time this smile model at λ = 2, taking turns with the default (e.g. the previous release)")
     args = ap.parse_args(argv)
     parts = ["pipeline", "face", "detector", "models"] if args.what == "all" else [args.what]
     notes = {p: missing(p) for p in parts}
+    if args.what == "batch" and args.ray and importlib.util.find_spec("ray") is None:
+        notes["batch"] = "`batch --ray` needs ray (pip install '.[ray]')"
     if args.what != "all" and notes[args.what]:
         print(f"error: {notes[args.what]}", file=sys.stderr)
         return 2

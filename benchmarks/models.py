@@ -9,7 +9,6 @@ a shared machine hits all models alike, and reported as ratios too.
 from __future__ import annotations
 
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -84,7 +83,9 @@ def run(repeats: int = 30, size: int = 256) -> list[dict]:
     from smilecore import registry
     from smilecore.model import SmileModel
 
-    folder = Path(tempfile.mkdtemp(prefix="smile-bench-"))
+    from .photos import scratch_folder
+
+    folder = scratch_folder("smile-bench-models-")
     rows = _export_all(size, folder)
     try:  # also time the shipped file (trained weights, fp16 storage, maybe a smaller inner size)
         shipped = registry.resolve_model(None)

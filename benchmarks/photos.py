@@ -11,6 +11,17 @@ from PIL import Image
 #: the sample portrait (512 × 512, one face)
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "astronaut.jpg"
 
+def scratch_folder(prefix: str) -> Path:
+    """A new temporary folder for a benchmark's files, removed when the process ends."""
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
 #: (label, width, height)
 SIZES = [("0.3 MP", 640, 480), ("3 MP", 2000, 1500), ("12 MP", 4000, 3000)]
 

@@ -9,9 +9,7 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 STAGES = ["decode", "detect", "landmarks", "align", "infer", "outline", "composite", "encode"]
 
@@ -34,9 +32,9 @@ def _one_case(label: str, width: int, height: int, faces: int, repeats: int, thr
     from smilecore.encode import save_image
     from smilecore.pixels import to_rgb8
 
-    from .photos import make_photo
+    from .photos import make_photo, scratch_folder
 
-    tmp = Path(tempfile.mkdtemp())
+    tmp = scratch_folder("smile-bench-pipeline-")
     src = tmp / "in.jpg"
     Image.fromarray(make_photo(width, height, faces)).save(src, quality=92)
     model = smilecore.load_model()

@@ -11,7 +11,6 @@ divided by the input's, with tracking (the default) and editing each frame on it
 from __future__ import annotations
 
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -56,12 +55,12 @@ def run(sizes=("720p", "1080p"), frames: int = 96, repeats: int = 3, threads: in
     from smilecore.video_streams import DEFAULT_CRF, DEFAULT_PRESET
     from smilecore.video_synth import make_clip, mouth_box, mouth_flicker, read_frames
 
-    from .photos import neutral_astronaut
+    from .photos import neutral_astronaut, scratch_folder
 
     picture = neutral_astronaut()
     box = mouth_box(picture)
     model = smilecore.load_model()
-    tmp = Path(tempfile.mkdtemp(prefix="smile-bench-video-"))
+    tmp = scratch_folder("smile-bench-video-")
     rows = []
     for label in sizes:
         w, h = SIZES[label]

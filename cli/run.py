@@ -11,6 +11,7 @@ import click
 from smilecore.errors import InputError, SmileError, UsageError
 from smilecore.atomic import check_target
 from smilecore.decode import DEFAULT_MAX_PIXELS, load_mask
+from smilecore.video_streams import PRESETS
 
 from . import report as rep
 from .inputs import (check_no_clash, check_reachable, expand_inputs, make_output_folders, plan_outputs,
@@ -93,7 +94,7 @@ def _faces_callback(ctx, param, value):
               help="Videos: encoder quality, lower is better (H.264 default 18; 0 = lossless).")
 @click.option("--codec", type=click.Choice(["h264", "hevc", "h265", "vp9", "vp8", "mpeg4"], case_sensitive=False),
               help="Videos: video codec (default: h264; vp9 for .webm).")
-@click.option("--preset", type=click.Choice(["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"]),
+@click.option("--preset", type=click.Choice(PRESETS),
               help="Videos: H.264/HEVC encoder speed (default: veryfast).")
 @click.option("-j", "--jobs", "jobs_n", type=click.IntRange(min=1), metavar="N",
               help="Photos smiled at once, by N worker processes (default: the number of CPU cores; "

@@ -13,7 +13,8 @@ import time
 import click
 
 from smilecore.errors import InputError, NoFaceError, UsageError
-from smilecore.video_schedule import StrengthSchedule, plain_number
+from smilecore.strength import plain_number
+from smilecore.video_schedule import StrengthSchedule
 from smilecore.video_streams import VIDEO_EXTENSIONS, is_video_path, video_format
 
 from . import report as rep

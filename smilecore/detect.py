@@ -24,7 +24,8 @@ from .dlib_models import (  # noqa: F401 (also this module's API)
     landmarks5,
     load_dlib_models,
 )
-from .face import Face
+from .errors import InputError
+from .face import Face, check_min_face
 from .landmarks import (  # noqa: F401 (also this module's API)
     BOX_FIT,
     BOX_FIT5,
@@ -466,6 +467,9 @@ def detect_faces(
     the image; ``facing`` is how squarely the face looks at the camera (:attr:`Detection.facing`);
     ``index`` is the face's place in the returned list.
     """
+    min_face = check_min_face(min_face)
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or 0 in image.shape[:2]:
+        raise InputError(f"image is empty or not an (H,W[,C]) array: {getattr(image, 'shape', type(image).__name__)}")
     rgb8 = to_rgb8(image)
     h, w = rgb8.shape[:2]
     faces = []

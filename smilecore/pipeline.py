@@ -16,7 +16,7 @@ from .composite import composite_face
 from .errors import ImageTooLargeError, InputError, NoFaceError, UsageError
 from .decode import env_max_pixels
 from .detect import detect_faces
-from .face import Face
+from .face import Face, check_face_choice, check_min_face
 from .model import ModelOutput, SmileModel
 from .pixels import from_any, to_pil, to_rgb8
 from .registry import resolve_model
@@ -57,8 +57,54 @@ def _load_cached(path: str, mtime: float) -> SmileModel:
 
 def load_model(name_or_path: str | os.PathLike | None = None) -> SmileModel:
     """Load (once per process) a model: a path, a registry name, ``SMILE_MODEL``, or the bundled default."""
+    if name_or_path is not None and not isinstance(name_or_path, (str, os.PathLike)):
+        raise UsageError(f"model must be a SmileModel, a path or a model name, not {type(name_or_path).__name__}")
     path = resolve_model(name_or_path)
     return _load_cached(str(path.resolve()), path.stat().st_mtime)
+
+
+# ---------------------------------------------------------------- arguments
+
+def _pixel_limit(max_pixels) -> int:
+    """``max_pixels`` checked: None (``SMILE_MAX_PIXELS`` or the default) or a positive whole number."""
+    if max_pixels is None:
+        return env_max_pixels()
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
+        raise UsageError(f"max_pixels must be a positive whole number of pixels (or None), not {max_pixels!r}")
+    return int(max_pixels)
+
+
+def _input_size(image) -> tuple[int, int] | None:
+    """(W, H) of a PIL image as its header says (nothing decoded; EXIF turns keep the count) or of an
+    array; None for anything else (:func:`from_any` says what is wrong with it)."""
+    if isinstance(image, Image.Image):
+        return image.size
+    if isinstance(image, np.ndarray) and image.ndim >= 2:
+        return image.shape[1], image.shape[0]
+    return None
+
+
+def too_large(w: int, h: int, limit: int) -> ImageTooLargeError:
+    """The error for a ``w`` × ``h`` image over ``limit`` pixels (the counts exact where megapixels round alike)."""
+    size, top = f"{h * w / 1e6:.3g}", f"{limit / 1e6:.3g}"
+    if size == top:
+        size, top = f"{h * w:,} pixels", f"{limit:,}"
+    else:
+        size, top = size + " MP", top + " MP"
+    return ImageTooLargeError(f"image is {w}x{h} = {size}, above the limit of {top}")
+
+
+def _strength_value(strength) -> float:
+    """``strength`` as a finite float: a number or a number's plain text (``"1.5"``; not ``"1_0"``)."""
+    if isinstance(strength, bool):
+        raise UsageError(f"strength must be a number, not {strength!r}")
+    try:
+        value = strength_rule.plain_number(strength) if isinstance(strength, str) else float(strength)
+    except (TypeError, ValueError):
+        raise UsageError(f"strength must be a number, not {strength!r}") from None
+    if not np.isfinite(value):
+        raise UsageError("strength must be a finite number")
+    return value
 
 
 # ---------------------------------------------------------------- face choice
@@ -113,37 +159,43 @@ def smile(
     camera, or whose mouth something covers (:mod:`smilecore.mouth_hidden`).  ``faces``: "all", "largest"
     or 0-based indices in detection order (largest first).  ``min_face``: ignore faces whose
     box is smaller (pixels).  ``selection``: (H,W) array; only pixels where it is > 0 change,
-    in proportion to its value (uint8: /255, float: clipped to [0,1]).
+    in proportion to its value (uint8: /255, uint16: /65535, other numbers clipped to [0,1]).
 
     Raises :class:`NoFaceError` if no face is chosen, :class:`InputError` for unusable
     images, :class:`UsageError` for bad arguments, :class:`ModelError` for model problems.
     """
     t = {}
     t0 = time.perf_counter()
+    # every argument is checked before a pixel is decoded or a face looked for
+    limit = _pixel_limit(max_pixels)
+    size = _input_size(image)
+    if size is not None and size[0] * size[1] > limit:
+        raise too_large(size[0], size[1], limit)
+    strength = _strength_value(strength)
+    faces = check_face_choice(faces)
+    min_face = check_min_face(min_face)
+    if strength != 0.0:
+        if not isinstance(model, SmileModel):
+            model = load_model(model)
+        model.check_strength(strength)
     src = from_any(image)
     photo = src.array
     h, w = photo.shape[:2]
-    limit = max_pixels if max_pixels is not None else env_max_pixels()
-    if h * w > limit:
-        raise ImageTooLargeError(f"image is {w}x{h} = {h * w / 1e6:.3g} MP, above the limit of {limit / 1e6:.3g} MP")
     if h == 0 or w == 0:
         raise InputError("image is empty (0 pixels)")
-    try:
-        strength = float(strength)
-    except (TypeError, ValueError):
-        raise UsageError(f"strength must be a number, not {strength!r}") from None
-    if not np.isfinite(strength):
-        raise UsageError("strength must be a finite number")
     sel = None
     if selection is not None:
         sel = np.asarray(selection)
         if sel.ndim == 3 and sel.shape[2] == 1:
             sel = sel[:, :, 0]
-        if sel.shape != (h, w) or not (np.issubdtype(sel.dtype, np.number) or sel.dtype == bool):
+        if not (np.issubdtype(sel.dtype, np.number) or sel.dtype == bool):
+            raise UsageError(f"selection must be a numeric (H,W) array, not an array of {sel.dtype}")
+        if sel.shape != (h, w):
             got = f"{sel.shape[1]}x{sel.shape[0]}" if sel.ndim == 2 else f"an array of shape {sel.shape}"
             raise UsageError(f"selection must be a numeric (H,W) array the size of the image ({w}x{h}), got {got}"
                              " (a photo turned by its EXIF orientation is that size upright)")
-        sel = sel.astype(np.float32) / 255.0 if sel.dtype == np.uint8 else np.clip(sel.astype(np.float32), 0, 1)
+        scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(sel.dtype, 1.0)
+        sel = np.clip(sel.astype(np.float32) / np.float32(scale), 0, 1)
     t["prepare"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -158,7 +210,7 @@ def smile(
     if min_face is not None:
         for i in list(chosen):
             if found[i].size < min_face:
-                found[i].reason = f"smaller than --min-face {min_face} px"
+                found[i].reason = f"smaller than the smallest face asked for ({min_face} px)"
                 chosen.remove(i)
     for i in list(chosen):
         if found[i].size < MIN_EDIT_FACE:
@@ -177,9 +229,6 @@ def smile(
             found[i].reason = "strength 0"
         out_arr = photo.copy()
     else:
-        if not isinstance(model, SmileModel):
-            model = load_model(model)
-        model.check_strength(strength)
         t.update(align=0.0, infer=0.0, composite=0.0)
         out_arr = photo.copy()
         # a few faces per network call, composited as they come: memory does not grow with a crowd

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import InputError
+from .errors import InputError, reason
 
 
 @dataclass
@@ -81,6 +81,12 @@ def from_pil(img: Image.Image) -> Pixels:
     colour key becomes a real alpha channel.  Raises :class:`InputError` for other modes and
     for unreadable pixels or EXIF orientation."""
     try:
+        img.load()  # decoded here, so that damaged pixel data is not blamed on the EXIF block below
+    except ValueError as exc:  # PIL's "Operation on closed image"
+        raise InputError(f"cannot read the photo's pixels ({reason(exc)}): pass an open image") from None
+    except Exception as exc:
+        raise InputError(f"the image data is corrupt or truncated ({reason(exc)})") from None
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PIL's "Corrupt EXIF data": a broken block only loses the orientation
             img = to_upright(img)
@@ -99,7 +105,11 @@ def from_pil(img: Image.Image) -> Pixels:
         elif mode in _PIL_16:
             arr = np.asarray(img).astype(np.uint16)
         elif mode == "I":
-            arr = np.clip(np.asarray(img), 0, 65535).astype(np.uint16)
+            arr = np.asarray(img)
+            if arr.size and (arr.min() < 0 or arr.max() > 65535):  # clipping would change pixels far from any face
+                raise InputError(f"32-bit integer pixels from {arr.min()} to {arr.max()} cannot be edited (Smile keeps "
+                                 "0..65535): convert the image to 16 bits first")
+            arr = arr.astype(np.uint16)
         elif mode == "P":
             conv = "RGBA" if ("transparency" in img.info or img.palette and img.palette.mode == "RGBA") else "RGB"
             arr, mode = np.asarray(img.convert(conv)), conv
@@ -142,6 +152,8 @@ def from_array(arr: np.ndarray) -> Pixels:
     :class:`InputError` for anything else."""
     if not isinstance(arr, np.ndarray):
         raise InputError(f"expected a PIL image or a numpy array, got {type(arr).__name__}")
+    if arr.dtype.kind == "u" and arr.dtype.itemsize == 2 and not arr.dtype.isnative:
+        arr = arr.astype(np.uint16)  # big-endian 16-bit samples: the same values in this machine's order
     if arr.dtype not in (np.uint8, np.uint16):
         raise InputError(f"array of dtype {arr.dtype} is not supported: use uint8 or uint16")
     if arr.ndim == 2:

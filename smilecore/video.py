@@ -31,15 +31,14 @@ import cv2
 import numpy as np
 
 from .errors import ImageTooLargeError, InputError, NoFaceError, SmileError, UsageError, WriteError
-from .face import Face
+from .face import Face, check_face_choice, check_min_face
 from .pixels import to_8bit
 from .strength import ALREADY_SMILING, MOUTH_HIDDEN, TURNED_AWAY, already_smiling
 from .video_edit import NET_EVERY, NET_SMOOTH, FaceEditor
 from .video_planar import PlanarFrame, planar_io
 from .video_rotate import rotate_points, unrotate_points
 from .video_schedule import StrengthSchedule
-from .video_streams import (CODECS, CONTAINER_CODECS, add_output_streams, first_rotation, is_deep, probe, require_av,
-                            video_format)
+from .video_streams import add_output_streams, first_rotation, is_deep, output_options, probe, require_av
 from .video_track import DETECT_EVERY, FaceTracker, Track
 from .video_yuv import Yuv, yuv_coeffs
 
@@ -130,15 +129,11 @@ def smile_video(
     av = require_av()
     schedule = strength if isinstance(strength, StrengthSchedule) else StrengthSchedule.parse(strength)
     dst = Path(dst)
-    out_format = video_format(dst)
-    codec_name = (codec or CONTAINER_CODECS[out_format][0]).lower()
-    if codec_name not in CODECS:
-        raise UsageError(f"codec {codec}: unknown (use {', '.join(sorted(CODECS))})")
-    if codec_name not in CONTAINER_CODECS[out_format]:
-        raise UsageError(f"codec {codec_name} cannot go into a {dst.suffix} file "
-                         f"(use {', '.join(CONTAINER_CODECS[out_format])})")
-    if crf is not None and not 0 <= crf <= 63:
-        raise UsageError(f"crf {crf} is outside 0..63")
+    out_format, codec_name = output_options(dst, codec, crf, preset)
+    faces = check_face_choice(faces)
+    min_face = check_min_face(min_face)
+    if Path(src).resolve() == dst.resolve():
+        raise UsageError(f"{dst}: the output would replace the input; write it elsewhere")
     if not isinstance(model, SmileModel):
         model = load_model(model)
     if not os.environ.get("SMILE_THREADS"):
@@ -146,8 +141,6 @@ def smile_video(
         model = _single_thread_model(model)
     for v in schedule.values:
         model.check_strength(v, "strength")
-    if isinstance(faces, str) and faces not in ("all", "largest"):
-        raise UsageError(f"faces must be 'all', 'largest' or a list of indices, not {faces!r}")
 
     container, vstream = probe(src)
     result = VideoResult(output=None)

@@ -2,23 +2,10 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 from .errors import UsageError
-
-_NUMBER = re.compile(r"[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity|nan)", re.IGNORECASE)
-
-
-def plain_number(text: str) -> float:
-    """``text`` as a float when it is written as a plain decimal number (``2``, ``-1.5``, ``.5``, ``1e0``,
-    spaces around allowed; ``inf`` and ``nan`` too, for the caller to refuse as not finite), else
-    :class:`ValueError`.  Python's ``float`` also reads ``1_0`` as ten and other scripts' digits: neither
-    is a strength a person means."""
-    s = text.strip()
-    if not _NUMBER.fullmatch(s) or not s.isascii():
-        raise ValueError(f"not a plain number: {text!r}")
-    return float(s)
+from .strength import plain_number
 
 
 @dataclass(frozen=True)

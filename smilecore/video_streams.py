@@ -8,6 +8,8 @@ import os
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
+
 from .errors import InputError, UsageError
 
 #: Containers by output extension (PyAV / FFmpeg muxer names).
@@ -20,8 +22,29 @@ CONTAINER_CODECS = {"webm": ("vp9", "vp8"), "avi": ("h264", "mpeg4"), "mp4": ("h
                     "mov": ("h264", "hevc", "h265", "mpeg4"), "matroska": ("h264", "hevc", "h265", "vp9", "vp8", "mpeg4")}
 #: Default constant-rate factor (quality; lower is better, 0 is lossless for H.264).
 DEFAULT_CRF = 18
+#: The encoder speed presets offered (x264/x265 names, fastest first; VP8/VP9 and MPEG-4 have none).
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")
 #: Default encoder speed preset (x264/x265 names).
 DEFAULT_PRESET = "veryfast"
+
+
+def output_options(dst: Path, codec: str | None, crf, preset: str | None) -> tuple[str, str]:
+    """``(container format, codec name)`` for writing ``dst`` with these options, each checked
+    (:class:`UsageError` naming the option and what it may be)."""
+    out_format = video_format(dst)
+    codec_name = (codec or CONTAINER_CODECS[out_format][0]).lower()
+    if codec_name not in CODECS:
+        raise UsageError(f"codec {codec}: unknown (use {', '.join(sorted(CODECS))})")
+    if codec_name not in CONTAINER_CODECS[out_format]:
+        raise UsageError(f"codec {codec_name} cannot go into a {dst.suffix} file "
+                         f"(use {', '.join(CONTAINER_CODECS[out_format])})")
+    if crf is not None and (isinstance(crf, bool) or not isinstance(crf, (int, np.integer))):
+        raise UsageError(f"crf must be a whole number, not {crf!r}")
+    if crf is not None and not 0 <= crf <= 63:
+        raise UsageError(f"crf {crf} is outside 0..63")
+    if preset is not None and preset not in PRESETS:
+        raise UsageError(f"preset {preset!r}: unknown (use {', '.join(PRESETS)})")
+    return out_format, codec_name
 
 
 def is_video_path(path: str | os.PathLike) -> bool:
@@ -62,6 +85,9 @@ def probe(path: str | os.PathLike):
         raise InputError(f"{path}: not a readable video ({ff_text(exc)})") from None
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: cannot read it ({exc})") from None
+    if container.format.name == "image2" or container.format.name.endswith("_pipe"):  # FFmpeg reads photos too
+        container.close()
+        raise InputError(f"{path}: a photo, not a video (give it a photo's extension, or use smilecore.smile)")
     video = [s for s in container.streams.video if s.codec_context is not None]
     # attached pictures (cover art) are not the video
     video = [s for s in video if not (s.disposition & getattr(av.stream.Disposition, "attached_pic", 1 << 10))]

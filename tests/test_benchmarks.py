@@ -37,6 +37,28 @@ def test_a_part_without_its_packages_is_skipped_in_all_and_refused_by_name(monke
     assert "ran pipeline" in out and "skipped: `detector` needs skimage" in out and "skipped: `models` needs torch" in out
 
 
+def test_batch_with_ray_is_refused_at_once_without_ray_and_counts_are_checked(monkeypatch, capsys):
+    real = bench_main.importlib.util.find_spec
+    monkeypatch.setattr(bench_main.importlib.util, "find_spec", lambda name: None if name == "ray" else real(name))
+    monkeypatch.setattr(bench_main, "run_part", lambda part, args: pytest.fail("ran before refusing"))
+    assert bench_main.main(["batch", "--photos", "4", "--ray"]) == 2
+    assert capsys.readouterr().err.strip() == "error: `batch --ray` needs ray (pip install '.[ray]')"
+    for argv, needle in ((["batch", "--photos", "1"], "--photos: 1 is below 2"), (["codecs", "--repeats", "0"], "--repeats: 0 is below 1"),
+                         (["face", "--threads", "x"], "--threads: 'x' is not a whole number")):
+        with pytest.raises(SystemExit) as exc:
+            bench_main.main(argv)
+        assert exc.value.code == 2 and needle in capsys.readouterr().err
+
+
+def test_scratch_folders_go_when_the_process_ends(tmp_path):
+    import subprocess
+
+    code = "from benchmarks.photos import scratch_folder; f = scratch_folder('t-'); (f / 'x').write_text('1'); print(f)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=__import__("pathlib").Path(__file__).resolve().parents[1]).stdout.strip()
+    assert out and not __import__("pathlib").Path(out).exists()
+
+
 def test_the_per_face_benchmark_times_every_step_beside_its_baseline():
     pytest.importorskip("onnx")
     from benchmarks import face

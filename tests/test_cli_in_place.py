@@ -26,7 +26,7 @@ def test_a_face_left_alone_is_in_the_json_report(shift_model, photo: Path, tmp_p
     assert r.exit_code == 3
     (entry,) = json.loads(r.stdout)["photos"]
     assert entry["status"] == "failed" and "none chosen" in entry["error"]["message"]
-    assert entry["faces_found"] == 1 and entry["faces"][0]["reason"] == "smaller than --min-face 5000 px"
+    assert entry["faces_found"] == 1 and entry["faces"][0]["reason"] == "smaller than the smallest face asked for (5000 px)"
     assert not entry["faces"][0]["edited"] and not (tmp_path / "out.png").exists()
 
 

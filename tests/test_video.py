@@ -480,6 +480,32 @@ def test_worker_video_errors_name_fields_not_command_line_options(clips, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.mkv"]
 
 
+def test_smile_video_checks_its_arguments_before_any_work(clips, model, tmp_path, monkeypatch):
+    """A library caller's mistakes are the engine's own one-line errors, and nothing is written."""
+    import smilecore.video as V
+
+    monkeypatch.setattr(V, "probe", lambda *a: pytest.fail("the clip was opened"))
+    src = clips["still"].path
+    cases = [({"preset": "fastest"}, "preset 'fastest': unknown (use ultrafast"),
+             ({"faces": 0}, "faces must be 'all', 'largest' or a list of indices (e.g. [0]), not 0"),
+             ({"faces": []}, "faces is an empty list"), ({"crf": "20"}, "crf must be a whole number, not '20'"),
+             ({"min_face": "10"}, "min_face must be a whole number"), ({"strength": "1_0"}, "is not a number")]
+    for kwargs, needle in cases:
+        with pytest.raises(UsageError) as exc:
+            smile_video(src, tmp_path / "o.mkv", model=model, **kwargs)
+        assert needle in str(exc.value), (kwargs, str(exc.value))
+    with pytest.raises(UsageError, match="the output would replace the input"):
+        smile_video(src, src, model=model)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_smile_video_refuses_a_photo(astronaut, model, tmp_path):
+    Image.fromarray(astronaut).save(tmp_path / "face.mp4", "JPEG")  # a photo under a video's name
+    with pytest.raises(InputError, match="face.mp4: a photo, not a video"):
+        smile_video(tmp_path / "face.mp4", tmp_path / "o.mp4", model=model)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["face.mp4"]
+
+
 def test_output_does_not_depend_on_threads(picture, model, tmp_path, monkeypatch):
     """The background detector's result is used a fixed number of frames later, and the
     optional compositing thread keeps frame order: the same clip gives the same frames."""

@@ -1,0 +1,150 @@
+"""smilecore.smile() as a library: bad arguments and damaged images get the engine's own errors, one line
+each, before any pixel is decoded or any face looked for; nothing far from a face changes."""
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import smilecore
+from smilecore import ImageTooLargeError, InputError, UsageError
+from smilecore.errors import SmileError
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"faces": 0}, "faces must be 'all', 'largest' or a list of indices (e.g. [0]), not 0"),
+    ({"faces": None}, "faces must be"),
+    ({"faces": []}, "faces is an empty list"),
+    ({"faces": "0"}, "faces must be 'all', 'largest' or a list of indices, not '0'"),
+    ({"min_face": "10"}, "min_face must be a whole number of pixels"),
+    ({"min_face": True}, "min_face must be a whole number"),
+    ({"min_face": float("nan")}, "min_face must be a whole number"),
+    ({"max_pixels": "1000000"}, "max_pixels must be a positive whole number"),
+    ({"max_pixels": 0}, "max_pixels must be a positive whole number"),
+    ({"max_pixels": True}, "max_pixels must be a positive whole number"),
+    ({"strength": True}, "strength must be a number, not True"),
+    ({"strength": "1_0"}, "strength must be a number, not '1_0'"),
+    ({"strength": "\u0663"}, "strength must be a number"),
+    ({"strength": 10}, "strength 10 is outside this model's range"),
+    ({"model": 5}, "model must be a SmileModel, a path or a model name, not int"),
+])
+def test_bad_arguments_are_usage_errors_before_detection(kwargs, needle, astronaut, fixture_models):
+    kwargs = {"model": fixture_models["shift"], **kwargs}
+    with pytest.raises(UsageError) as exc:
+        smilecore.smile(np.zeros((64, 64, 3), np.uint8), **kwargs)  # no face: the argument is what fails
+    assert needle in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_a_strength_written_plainly_is_read(astronaut, fixture_models):
+    a = smilecore.smile(astronaut, strength=" 1.5 ", model=fixture_models["shift"])
+    b = smilecore.smile(astronaut, strength=1.5, model=fixture_models["shift"])
+    assert a.strength == 1.5 and np.array_equal(a.image, b.image)
+
+
+def test_a_large_pil_image_is_refused_from_its_header(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    path = tmp_path / "big.png"
+    Image.new("RGB", (3000, 2000), (120, 130, 140)).save(path)
+    im = Image.open(path)
+    decoded = []
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self))
+    with pytest.raises(ImageTooLargeError, match=r"image is 3000x2000 = 6 MP, above the limit of 1 MP"):
+        smilecore.smile(im, max_pixels=1_000_000)
+    assert decoded == []  # the header was read, no pixel decoded
+
+
+def test_the_limit_message_gives_counts_where_megapixels_round_alike():
+    from smilecore.pipeline import too_large
+
+    assert "10000x20001 = 200,010,000 pixels, above the limit of 200,000,000" in str(too_large(10000, 20001, 200_000_000))
+    assert str(too_large(3000, 2000, 1_000_000)).endswith("= 6 MP, above the limit of 1 MP")
+
+
+def test_a_truncated_png_is_called_truncated_not_bad_exif(astronaut, tmp_path):
+    buf = io.BytesIO()
+    Image.fromarray(astronaut).save(buf, "PNG")
+    data = buf.getvalue()
+    (tmp_path / "t.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="corrupt or truncated") as exc:
+        smilecore.smile(Image.open(tmp_path / "t.png"))
+    assert "EXIF" not in str(exc.value)
+
+
+def test_a_closed_image_says_so(astronaut, tmp_path):
+    Image.fromarray(astronaut).save(tmp_path / "a.png")
+    im = Image.open(tmp_path / "a.png")
+    im.close()
+    with pytest.raises(InputError, match="pass an open image"):
+        smilecore.smile(im)
+
+
+def test_32_bit_integer_pixels_outside_16_bits_are_refused_not_clipped(astronaut, fixture_models):
+    grey = np.asarray(Image.fromarray(astronaut).convert("L")).astype(np.int32) * 257
+    with pytest.raises(InputError, match=r"32-bit integer pixels from -30000 to 35535 cannot be edited"):
+        smilecore.smile(Image.fromarray(grey - 30000), strength=2, model=fixture_models["shift"])
+    # in range they are edited, and away from the face every value stays
+    r = smilecore.smile(Image.fromarray(grey), strength=2, model=fixture_models["shift"])
+    out = np.asarray(r.image)
+    assert r.image.mode == "I" and r.faces[0].edited
+    assert np.array_equal(out[r.mask == 0], grey[r.mask == 0]) and (out != grey).any()
+
+
+def test_big_endian_16_bit_arrays_are_read_as_their_values(astronaut, fixture_models):
+    native = astronaut.astype(np.uint16) * 257
+    a = smilecore.smile(native.astype(">u2"), strength=2, model=fixture_models["shift"])
+    b = smilecore.smile(native, strength=2, model=fixture_models["shift"])
+    assert np.array_equal(a.image, b.image) and a.faces[0].edited
+
+
+def test_the_strength_is_checked_before_the_faces_are_looked_for(fixture_models):
+    """A bad strength fails the same way whatever the picture holds, and at once."""
+    noise = np.random.default_rng(0).integers(0, 255, (2000, 2000, 3), np.uint8)
+    t = time.perf_counter()
+    with pytest.raises(UsageError, match="outside this model's range"):
+        smilecore.smile(noise, strength=10, model=fixture_models["shift"])
+    assert issubclass(UsageError, SmileError) and time.perf_counter() - t < 30  # (not a timing test: a hang guard)
+
+
+def test_detect_faces_on_an_empty_array_is_an_input_error():
+    from smilecore.detect import detect_faces
+
+    with pytest.raises(InputError, match="empty"):
+        detect_faces(np.zeros((0, 5, 3), np.uint8))
+
+
+def test_the_readmes_python_examples_run_as_written(tmp_path, monkeypatch):
+    """Each ```python block of the README's "Using the engine from Python", run on the sample as portrait.jpg:
+    the second keeps the photo's metadata and JPEG tables."""
+    import re
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    section = (root / "README.md").read_text().split("## Using the engine from Python", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 2
+    shutil.copy(root / "samples" / "astronaut.jpg", tmp_path / "portrait.jpg")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), scope)
+    assert Image.open("portrait-smile.png").size == Image.open("portrait.jpg").size
+    with Image.open("portrait-smile.jpg") as out, Image.open("portrait.jpg") as src:
+        assert out.size == src.size and out.quantization == src.quantization
+
+
+def test_a_16_bit_selection_is_scaled_like_an_8_bit_one(astronaut, fixture_models):
+    half8 = np.zeros(astronaut.shape[:2], np.uint8)
+    half8[:, 200:] = 128  # the right part of the face half-selected
+    a = smilecore.smile(astronaut, strength=2, selection=half8, model=fixture_models["shift"]).image
+    b = smilecore.smile(astronaut, strength=2, selection=half8.astype(np.uint16) * 257, model=fixture_models["shift"]).image
+    full = smilecore.smile(astronaut, strength=2, selection=(half8 > 0).astype(np.uint16) * 65535,
+                           model=fixture_models["shift"]).image
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1 and (a != astronaut).any()
+    assert (np.abs(full.astype(int) - astronaut.astype(int)) > np.abs(b.astype(int) - astronaut.astype(int))).any()
+    with pytest.raises(UsageError, match="not an array of object"):
+        smilecore.smile(astronaut, selection=np.empty(astronaut.shape[:2], object), model=fixture_models["shift"])
