@@ -50,7 +50,8 @@ class SmileModel:
                                                     providers=providers or ["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises several private exception types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if "INVALID_PROTOBUF" in first or "Protobuf parsing failed" in first or isinstance(exc, UnicodeError):
+            unreadable = ("INVALID_PROTOBUF", "Protobuf parsing failed", "No graph was found")  # the last: an empty file
+            if any(t in first for t in unreadable) or isinstance(exc, UnicodeError):
                 raise ModelError(f"cannot load model {self.path}: it is not a readable ONNX model (truncated, corrupt, "
                                  "or another kind of file named .onnx); use the model's original file") from None
             raise ModelError(f"cannot load model {self.path}: {first[:200]}") from None

@@ -149,6 +149,7 @@ def test_run_refuses_a_tampered_registry_model(fake_registry, tmp_path):
     ("broken-link", "broken symbolic link"),
     ("truncated", "not a readable ONNX model"),
     ("sparse-3GB", "not a readable ONNX model"),
+    ("empty", "not a readable ONNX model"),
 ], ids=lambda v: v if isinstance(v, str) and " " not in v else None)
 def test_model_paths_that_are_no_model_file(kind, words, tmp_path, monkeypatch, shift):
     """Before: a folder was 'does not exist' (or, without a '/', 'unknown model'), a device or pipe
@@ -167,6 +168,9 @@ def test_model_paths_that_are_no_model_file(kind, words, tmp_path, monkeypatch, 
     elif kind == "truncated":
         (tmp_path / "cut.onnx").write_bytes(Path(shift).read_bytes()[:300])
         arg = "cut.onnx"
+    elif kind == "empty":
+        (tmp_path / "empty.onnx").write_bytes(b"")
+        arg = "empty.onnx"
     elif kind == "sparse-3GB":
         with open(tmp_path / "huge.onnx", "wb") as f:
             f.truncate(3 << 30)
