@@ -21,7 +21,8 @@ from .stdio import (STDIN_NAME, STDIO, STDOUT_NAME, check_stdout_free, check_std
                     rename_in_error, rename_text, result_extension, write_stdout)
 from .stdout import Report
 from .version import smile_version
-from .video import StrengthParam, check_schedule, check_video_options, is_video_path, process_video, strength_label
+from .video import (StrengthParam, check_schedule, check_video_options, is_video_path, process_video, strength_label,
+                    unused_video_options)
 
 RUN_HELP = """Make the faces in PHOTO... smile.
 
@@ -165,6 +166,9 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
     inputs = _suggest_commands(inputs, photos)
     jobs = plan_outputs(inputs, output, out_dir, suffix, ext, in_place)
     check_video_options(jobs, selection=selection, debug_dir=debug_dir, in_place=in_place)
+    unused = unused_video_options(jobs, crf=crf, codec=codec, preset=preset)
+    if unused and not quiet:
+        _to_stderr(f"smile: note: {unused}")
     if selection is not None and len(jobs) != 1:
         raise UsageError("--selection applies to one photo; give exactly one PHOTO")
     if selection is not None and jobs[0].output is not None:

@@ -113,6 +113,17 @@ def test_strength_is_a_plain_number_and_a_negative_one_says_less(shift_model, ph
     assert "2 photos: 2 smiled less, 0 unchanged, 0 failed" in r.stderr + r.stdout
 
 
+def test_options_a_photo_cannot_use_are_named_not_silently_dropped(shift_model, photo: Path, tmp_path: Path):
+    r = run(photo, "-o", tmp_path / "a.png", "--quality", "80")
+    assert r.exit_code == 0 and "note: quality 80 not used: PNG is lossless" in r.stdout + r.stderr
+    r = run(photo, "-o", tmp_path / "b.jpg", "--quality", "80")
+    assert r.exit_code == 0 and "not used" not in r.stdout + r.stderr
+    r = run(photo, "-o", tmp_path / "c.jpg", "--crf", "20", "--preset", "slow")
+    assert r.exit_code == 0 and "smile: note: --crf and --preset apply to videos; no input is one, so ignored" in r.stderr
+    r = run(photo, "-o", tmp_path / "d.jpg", "--codec", "vp9", "--quiet")
+    assert r.exit_code == 0 and r.stderr == "" and (tmp_path / "d.jpg").is_file()
+
+
 def test_json_report_schema(shift_model, photo: Path, blank: Path):
     r = run(photo, blank, "--json", "--strength", "1.5")
     assert r.exit_code == 3  # the first failure: no face in the wall
