@@ -186,15 +186,18 @@ def smile_dataset(ds, *, strength: float = 1.0, faces="all", min_face: int | Non
     The actors leave one CPU of the cluster to the tasks that read ``ds``; on a cluster of
     one-CPU nodes give those tasks less, e.g. ``read_binary_files(..., ray_remote_args={"num_cpus": 0.25})``,
     or they may find no node with a whole CPU free."""
+    from smilecore import arguments
     from smilecore.decode import DEFAULT_MAX_PIXELS
     from smilecore.registry import resolve_model
 
     ray = import_ray()
-    if isinstance(faces, (list, tuple)):
-        faces = [int(i) for i in faces]
+    # checked here, once, by the engine's rules (not by each actor, row after row)
+    strength, faces = arguments.check_strength(strength), arguments.check_face_choice(faces)
+    min_face = arguments.check_min_face(min_face)
+    max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else arguments.check_count(max_pixels, "max_pixels", 1)
     path = str(resolve_model(model).resolve())
-    settings = dict(strength=float(strength), faces=faces, min_face=min_face, keep_unchanged=keep_unchanged,
-                    quality=quality, max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels, ext=ext)
+    settings = dict(strength=strength, faces=faces, min_face=min_face, keep_unchanged=keep_unchanged,
+                    quality=quality, max_pixels=max_pixels, ext=ext)
     return _map(ray, ds, path, settings, actors, batch_size, spare_cpus=1.0)
 
 

@@ -11,7 +11,7 @@ import click
 from smilecore.errors import InputError, SmileError, UsageError
 from smilecore.atomic import check_target
 from smilecore.decode import DEFAULT_MAX_PIXELS, load_mask
-from smilecore.video_streams import PRESETS
+from smilecore.video_streams import CODECS, PRESETS
 
 from . import report as rep
 from .inputs import (check_no_clash, check_reachable, expand_inputs, make_output_folders, plan_outputs,
@@ -21,8 +21,8 @@ from .stdio import (STDIN_NAME, STDIO, STDOUT_NAME, check_stdout_free, check_std
                     rename_in_error, rename_text, result_extension, write_stdout)
 from .stdout import Report
 from .version import smile_version
-from .video import (StrengthParam, check_schedule, check_video_options, is_video_path, process_video, strength_label,
-                    unused_video_options)
+from .unused import unused_option_notes
+from .video import StrengthParam, check_schedule, check_video_options, is_video_path, process_video, strength_label
 
 RUN_HELP = """Make the faces in PHOTO... smile.
 
@@ -93,7 +93,7 @@ def _faces_callback(ctx, param, value):
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @click.option("--crf", type=click.IntRange(0, 63), metavar="N",
               help="Videos: encoder quality, lower is better (H.264 default 18; 0 = lossless).")
-@click.option("--codec", type=click.Choice(["h264", "hevc", "h265", "vp9", "vp8", "mpeg4"], case_sensitive=False),
+@click.option("--codec", type=click.Choice(tuple(CODECS), case_sensitive=False),
               help="Videos: video codec (default: h264; vp9 for .webm).")
 @click.option("--preset", type=click.Choice(PRESETS),
               help="Videos: H.264/HEVC encoder speed (default: veryfast).")
@@ -166,9 +166,8 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
     inputs = _suggest_commands(inputs, photos)
     jobs = plan_outputs(inputs, output, out_dir, suffix, ext, in_place)
     check_video_options(jobs, selection=selection, debug_dir=debug_dir, in_place=in_place)
-    unused = unused_video_options(jobs, crf=crf, codec=codec, preset=preset)
-    if unused and not quiet:
-        _to_stderr(f"smile: note: {unused}")
+    for note in [] if quiet else unused_option_notes(jobs, quality=quality, crf=crf, codec=codec, preset=preset):
+        _to_stderr(f"smile: note: {note}")
     if selection is not None and len(jobs) != 1:
         raise UsageError("--selection applies to one photo; give exactly one PHOTO")
     if selection is not None and jobs[0].output is not None:

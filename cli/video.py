@@ -13,14 +13,14 @@ import time
 import click
 
 from smilecore.errors import InputError, NoFaceError, UsageError
-from smilecore.strength import plain_number
+from smilecore.arguments import plain_number
 from smilecore.video_schedule import StrengthSchedule
 from smilecore.video_streams import VIDEO_EXTENSIONS, is_video_path, video_format
 
 from . import report as rep
 
 __all__ = ["StrengthParam", "VIDEO_EXTENSIONS", "is_video_path", "video_format", "VideoReport", "process_video",
-           "check_schedule", "unused_video_options", "worker_video"]
+           "check_schedule", "worker_video"]
 
 
 class StrengthParam(click.ParamType):
@@ -75,14 +75,6 @@ def check_video_options(jobs, selection=None, debug_dir=None, in_place=False) ->
     for given, option in ((selection, "--selection"), (debug_dir, "--debug"), (in_place, "--in-place")):
         if given:
             raise UsageError(f"{option} is for photos, {videos[0]} is a video")
-
-
-def unused_video_options(jobs, crf=None, codec=None, preset=None) -> str | None:
-    """A note when video-only options are given and no input is a video (they are then ignored), else None."""
-    given = [name for value, name in ((crf, "--crf"), (codec, "--codec"), (preset, "--preset")) if value is not None]
-    if not given or any(j.problem is None and is_video_path(j.input) for j in jobs):
-        return None
-    return f"{' and '.join(given)} {'applies' if len(given) == 1 else 'apply'} to videos; no input is one, so ignored"
 
 
 class VideoReport(rep.PhotoReport):

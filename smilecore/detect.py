@@ -24,8 +24,9 @@ from .dlib_models import (  # noqa: F401 (also this module's API)
     landmarks5,
     load_dlib_models,
 )
+from .arguments import check_min_face
 from .errors import InputError
-from .face import Face, check_min_face
+from .face import Face
 from .landmarks import (  # noqa: F401 (also this module's API)
     BOX_FIT,
     BOX_FIT5,

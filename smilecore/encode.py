@@ -159,8 +159,6 @@ def save_image(
     notes: list[str] = []
     if quality is not None and not 1 <= int(quality) <= 100:
         raise UsageError(f"quality must be between 1 and 100, got {quality}")
-    if quality is not None and fmt in ("PNG", "TIFF", "BMP"):
-        notes.append(f"quality {int(quality)} not used: {fmt} is lossless")
 
     if isinstance(image, np.ndarray):
         if image.dtype == np.uint16 and fmt in ("PNG", "TIFF"):

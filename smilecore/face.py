@@ -14,7 +14,6 @@ from typing import Sequence
 import numpy as np
 
 from .align import Alignment
-from .errors import UsageError
 from .model import ModelOutput
 
 #: A face's JSON fields, in the order they are printed (docs/cli.md, docs/worker-protocol.md).
@@ -58,27 +57,7 @@ class Face:
         return {k: values[k] for k in fields}
 
 
-def check_min_face(min_face) -> int | None:
-    """A ``min_face`` argument (the smallest face box to keep, in pixels) checked: None or a whole
-    number ≥ 0, else :class:`UsageError`."""
-    if min_face is None:
-        return None
-    if isinstance(min_face, bool) or not isinstance(min_face, (int, np.integer)) or min_face < 0:
-        raise UsageError(f"min_face must be a whole number of pixels (or None), not {min_face!r}")
-    return int(min_face)
 
-
-def check_face_choice(faces):
-    """A ``faces`` argument checked: "all", "largest", or a non-empty collection of 0-based indices (given
-    back as a list; whether each index exists is known only once the faces are found)."""
-    if isinstance(faces, str):
-        if faces not in ("all", "largest"):
-            raise UsageError(f"faces must be 'all', 'largest' or a list of indices, not {faces!r}")
-        return faces
-    try:
-        chosen = list(faces)
-    except TypeError:
-        raise UsageError(f"faces must be 'all', 'largest' or a list of indices (e.g. [0]), not {faces!r}") from None
-    if not chosen:
-        raise UsageError("faces is an empty list: give 'all', 'largest' or the indices of the faces to edit")
-    return chosen
+def smaller_than_asked(min_face: int) -> str:
+    """The reason of a face left as it is because its box is smaller than ``min_face`` pixels."""
+    return f"smaller than the smallest face asked for ({min_face} px)"

@@ -5,7 +5,7 @@ import functools
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Literal, Sequence, Union
+from typing import Union
 
 import numpy as np
 from PIL import Image
@@ -13,10 +13,10 @@ from PIL import Image
 from . import facemesh, strength as strength_rule
 from .align import align_face, extract_crop
 from .composite import composite_face
-from .errors import ImageTooLargeError, InputError, NoFaceError, UsageError
-from .decode import env_max_pixels
+from .errors import InputError, NoFaceError, UsageError
 from .detect import detect_faces
-from .face import Face, check_face_choice, check_min_face
+from .arguments import FaceChoice, check_face_choice, check_min_face, check_strength, pixel_limit, too_large
+from .face import Face, smaller_than_asked
 from .model import ModelOutput, SmileModel
 from .pixels import from_any, to_pil, to_rgb8
 from .registry import resolve_model
@@ -25,9 +25,6 @@ from .registry import resolve_model
 MIN_EDIT_FACE = 24
 #: Faces sent to the network per call (memory stays bounded however many faces a photo has).
 BATCH = 4
-
-FaceChoice = Union[Literal["all", "largest"], Sequence[int]]
-
 
 @dataclass
 class Result:
@@ -55,24 +52,18 @@ def _load_cached(path: str, mtime: float) -> SmileModel:
     return SmileModel(path)
 
 
-def load_model(name_or_path: str | os.PathLike | None = None) -> SmileModel:
-    """Load (once per process) a model: a path, a registry name, ``SMILE_MODEL``, or the bundled default."""
+def load_model(name_or_path: str | os.PathLike | SmileModel | None = None) -> SmileModel:
+    """Load (once per process) a model: a path, a registry name, ``SMILE_MODEL``, or the bundled default
+    (a model already loaded is given back as it is)."""
+    if isinstance(name_or_path, SmileModel):
+        return name_or_path
     if name_or_path is not None and not isinstance(name_or_path, (str, os.PathLike)):
-        raise UsageError(f"model must be a SmileModel, a path or a model name, not {type(name_or_path).__name__}")
+        raise UsageError(f"model must be a path or a model name (or a loaded SmileModel), not {type(name_or_path).__name__}")
     path = resolve_model(name_or_path)
     return _load_cached(str(path.resolve()), path.stat().st_mtime)
 
 
 # ---------------------------------------------------------------- arguments
-
-def _pixel_limit(max_pixels) -> int:
-    """``max_pixels`` checked: None (``SMILE_MAX_PIXELS`` or the default) or a positive whole number."""
-    if max_pixels is None:
-        return env_max_pixels()
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
-        raise UsageError(f"max_pixels must be a positive whole number of pixels (or None), not {max_pixels!r}")
-    return int(max_pixels)
-
 
 def _input_size(image) -> tuple[int, int] | None:
     """(W, H) of a PIL image as its header says (nothing decoded; EXIF turns keep the count) or of an
@@ -82,29 +73,6 @@ def _input_size(image) -> tuple[int, int] | None:
     if isinstance(image, np.ndarray) and image.ndim >= 2:
         return image.shape[1], image.shape[0]
     return None
-
-
-def too_large(w: int, h: int, limit: int) -> ImageTooLargeError:
-    """The error for a ``w`` × ``h`` image over ``limit`` pixels (the counts exact where megapixels round alike)."""
-    size, top = f"{h * w / 1e6:.3g}", f"{limit / 1e6:.3g}"
-    if size == top:
-        size, top = f"{h * w:,} pixels", f"{limit:,}"
-    else:
-        size, top = size + " MP", top + " MP"
-    return ImageTooLargeError(f"image is {w}x{h} = {size}, above the limit of {top}")
-
-
-def _strength_value(strength) -> float:
-    """``strength`` as a finite float: a number or a number's plain text (``"1.5"``; not ``"1_0"``)."""
-    if isinstance(strength, bool):
-        raise UsageError(f"strength must be a number, not {strength!r}")
-    try:
-        value = strength_rule.plain_number(strength) if isinstance(strength, str) else float(strength)
-    except (TypeError, ValueError):
-        raise UsageError(f"strength must be a number, not {strength!r}") from None
-    if not np.isfinite(value):
-        raise UsageError("strength must be a finite number")
-    return value
 
 
 # ---------------------------------------------------------------- face choice
@@ -121,18 +89,16 @@ def _choose(faces: list[Face], choice: FaceChoice, selection: np.ndarray | None)
             if not inside(faces[i]):
                 faces[i].reason = "outside the selection"
         idx = [i for i in idx if inside(faces[i])]
-    if isinstance(choice, str):
-        if choice == "all":
-            return idx
-        if choice == "largest":
-            return idx[:1]
-        raise UsageError(f"faces must be 'all', 'largest' or a list of indices, not {choice!r}")
+    if choice == "all":
+        return idx
+    if choice == "largest":
+        return idx[:1]
     chosen = []
-    for i in choice:
-        if not isinstance(i, (int, np.integer)) or i < 0 or i >= len(faces):
+    for i in choice:  # (0-based ints: arguments.check_face_choice)
+        if i >= len(faces):
             raise UsageError(f"face index {i} does not exist: {len(faces)} face(s) found (indices start at 0)")
         if i in idx and i not in chosen:
-            chosen.append(int(i))
+            chosen.append(i)
     return chosen
 
 
@@ -167,11 +133,11 @@ def smile(
     t = {}
     t0 = time.perf_counter()
     # every argument is checked before a pixel is decoded or a face looked for
-    limit = _pixel_limit(max_pixels)
+    limit = pixel_limit(max_pixels)
     size = _input_size(image)
     if size is not None and size[0] * size[1] > limit:
         raise too_large(size[0], size[1], limit)
-    strength = _strength_value(strength)
+    strength = check_strength(strength)
     faces = check_face_choice(faces)
     min_face = check_min_face(min_face)
     if strength != 0.0:
@@ -210,7 +176,7 @@ def smile(
     if min_face is not None:
         for i in list(chosen):
             if found[i].size < min_face:
-                found[i].reason = f"smaller than the smallest face asked for ({min_face} px)"
+                found[i].reason = smaller_than_asked(min_face)
                 chosen.remove(i)
     for i in list(chosen):
         if found[i].size < MIN_EDIT_FACE:

@@ -82,9 +82,11 @@ def from_pil(img: Image.Image) -> Pixels:
     for unreadable pixels or EXIF orientation."""
     try:
         img.load()  # decoded here, so that damaged pixel data is not blamed on the EXIF block below
-    except ValueError as exc:  # PIL's "Operation on closed image"
-        raise InputError(f"cannot read the photo's pixels ({reason(exc)}): pass an open image") from None
+    except MemoryError:
+        raise
     except Exception as exc:
+        if isinstance(exc, ValueError) and "closed" in str(exc):  # PIL's "Operation on closed image"
+            raise InputError(f"cannot read the photo's pixels ({reason(exc)}): pass an open image") from None
         raise InputError(f"the image data is corrupt or truncated ({reason(exc)})") from None
     try:
         with warnings.catch_warnings():

@@ -19,8 +19,6 @@ percentile of real smiles in four faces of ten and thins the upper lip below the
 """
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 #: How the reason of a face left as it is because it already smiles begins (smilecore.face.Face.reason).
@@ -89,16 +87,3 @@ def already_smiling(own: float) -> str:
         return f"{ALREADY_SMILING} (about strength {own:.1f}); {WIDER}"
     return f"{ALREADY_SMILING} (about strength {own:.1f}): as broad as Smile makes any smile"
 
-
-_NUMBER = re.compile(r"[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity|nan)", re.IGNORECASE)
-
-
-def plain_number(text: str) -> float:
-    """``text`` as a float when it is written as a plain decimal number (``2``, ``-1.5``, ``.5``, ``1e0``,
-    spaces around allowed; ``inf`` and ``nan`` too, for the caller to refuse as not finite), else
-    :class:`ValueError`.  Python's ``float`` also reads ``1_0`` as ten and other scripts' digits: neither
-    is a strength a person means."""
-    s = text.strip()
-    if not _NUMBER.fullmatch(s) or not s.isascii():
-        raise ValueError(f"not a plain number: {text!r}")
-    return float(s)

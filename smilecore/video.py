@@ -31,7 +31,8 @@ import cv2
 import numpy as np
 
 from .errors import ImageTooLargeError, InputError, NoFaceError, SmileError, UsageError, WriteError
-from .face import Face, check_face_choice, check_min_face
+from .arguments import check_count, check_face_choice, check_min_face
+from .face import Face, smaller_than_asked
 from .pixels import to_8bit
 from .strength import ALREADY_SMILING, MOUTH_HIDDEN, TURNED_AWAY, already_smiling
 from .video_edit import NET_EVERY, NET_SMOOTH, FaceEditor
@@ -129,9 +130,10 @@ def smile_video(
     av = require_av()
     schedule = strength if isinstance(strength, StrengthSchedule) else StrengthSchedule.parse(strength)
     dst = Path(dst)
-    out_format, codec_name = output_options(dst, codec, crf, preset)
+    out_format, codec_name, crf = output_options(dst, codec, crf, preset)
     faces = check_face_choice(faces)
     min_face = check_min_face(min_face)
+    max_pixels = None if max_pixels is None else check_count(max_pixels, "max_pixels", 1)
     if Path(src).resolve() == dst.resolve():
         raise UsageError(f"{dst}: the output would replace the input; write it elsewhere")
     if not isinstance(model, SmileModel):
@@ -272,7 +274,7 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             elif tr.index not in faces:
                 return "not chosen"
             if min_face is not None and tr.max_size < min_face:
-                return f"smaller than --min-face {min_face} px"
+                return smaller_than_asked(min_face)
             if tr.frame_size < MIN_EDIT_FACE:
                 return f"too small to edit ({int(tr.frame_size)} px < {MIN_EDIT_FACE} px)"
             return None

@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass
 
 from .errors import UsageError
-from .strength import plain_number
+from .arguments import plain_number
 
 
 @dataclass(frozen=True)

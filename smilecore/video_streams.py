@@ -8,8 +8,7 @@ import os
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
-
+from .arguments import shown, whole_number
 from .errors import InputError, UsageError
 
 #: Containers by output extension (PyAV / FFmpeg muxer names).
@@ -23,28 +22,33 @@ CONTAINER_CODECS = {"webm": ("vp9", "vp8"), "avi": ("h264", "mpeg4"), "mp4": ("h
 #: Default constant-rate factor (quality; lower is better, 0 is lossless for H.264).
 DEFAULT_CRF = 18
 #: The encoder speed presets offered (x264/x265 names, fastest first; VP8/VP9 and MPEG-4 have none).
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 #: Default encoder speed preset (x264/x265 names).
 DEFAULT_PRESET = "veryfast"
 
 
-def output_options(dst: Path, codec: str | None, crf, preset: str | None) -> tuple[str, str]:
-    """``(container format, codec name)`` for writing ``dst`` with these options, each checked
+def output_options(dst: Path, codec: str | None, crf, preset: str | None) -> tuple[str, str, int | None]:
+    """``(container format, codec name, crf)`` for writing ``dst`` with these options, each checked
     (:class:`UsageError` naming the option and what it may be)."""
     out_format = video_format(dst)
+    if codec is not None and not isinstance(codec, str):
+        raise UsageError(f"codec must be a codec's name like 'h264', not {shown(codec)}")
     codec_name = (codec or CONTAINER_CODECS[out_format][0]).lower()
     if codec_name not in CODECS:
         raise UsageError(f"codec {codec}: unknown (use {', '.join(sorted(CODECS))})")
     if codec_name not in CONTAINER_CODECS[out_format]:
         raise UsageError(f"codec {codec_name} cannot go into a {dst.suffix} file "
                          f"(use {', '.join(CONTAINER_CODECS[out_format])})")
-    if crf is not None and (isinstance(crf, bool) or not isinstance(crf, (int, np.integer))):
-        raise UsageError(f"crf must be a whole number, not {crf!r}")
-    if crf is not None and not 0 <= crf <= 63:
-        raise UsageError(f"crf {crf} is outside 0..63")
+    if crf is not None:
+        number = whole_number(crf)
+        if number is None:
+            raise UsageError(f"crf must be a whole number, not {shown(crf)}")
+        if not 0 <= number <= 63:
+            raise UsageError(f"crf {number if abs(number) < 10**6 else shown(crf)} is outside 0..63")
+        crf = number
     if preset is not None and preset not in PRESETS:
-        raise UsageError(f"preset {preset!r}: unknown (use {', '.join(PRESETS)})")
-    return out_format, codec_name
+        raise UsageError(f"preset {shown(preset)}: unknown (use {', '.join(PRESETS)})")
+    return out_format, codec_name, crf
 
 
 def is_video_path(path: str | os.PathLike) -> bool:
@@ -87,7 +91,7 @@ def probe(path: str | os.PathLike):
         raise InputError(f"{path}: cannot read it ({exc})") from None
     if container.format.name == "image2" or container.format.name.endswith("_pipe"):  # FFmpeg reads photos too
         container.close()
-        raise InputError(f"{path}: a photo, not a video (give it a photo's extension, or use smilecore.smile)")
+        raise InputError(photo_not_video(p))
     video = [s for s in container.streams.video if s.codec_context is not None]
     # attached pictures (cover art) are not the video
     video = [s for s in video if not (s.disposition & getattr(av.stream.Disposition, "attached_pic", 1 << 10))]
@@ -96,6 +100,17 @@ def probe(path: str | os.PathLike):
         container.close()
         raise InputError(f"{path}: has no video stream (it holds {', '.join(kinds)})")
     return container, video[0]
+
+
+def photo_not_video(path: Path) -> str:
+    """The message for a photo given where a video is wanted (a photo under a video's name: rename it)."""
+    from .decode import extension_of_bytes
+
+    with open(path, "rb") as f:
+        ext = extension_of_bytes(f.read(64))
+    if is_video_path(path) and ext:
+        return f"{path}: a photo ({ext[1:].upper()}), not a video: rename it to {path.stem}{ext} to smile it as a photo"
+    return f"{path}: a photo, not a video"
 
 
 def ff_text(exc: BaseException) -> str:

@@ -15,21 +15,29 @@ from smilecore.errors import SmileError
 
 
 @pytest.mark.parametrize("kwargs, needle", [
-    ({"faces": 0}, "faces must be 'all', 'largest' or a list of indices (e.g. [0]), not 0"),
+    ({"faces": 0}, "faces must be 'all', 'largest' or a list of 0-based indices (e.g. [0]), not 0"),
     ({"faces": None}, "faces must be"),
     ({"faces": []}, "faces is an empty list"),
     ({"faces": "0"}, "faces must be 'all', 'largest' or a list of indices, not '0'"),
-    ({"min_face": "10"}, "min_face must be a whole number of pixels"),
+    ({"faces": ["0"]}, "list of 0-based indices (e.g. [0]), not ['0']"),
+    ({"faces": [True]}, "not [True]"),
+    ({"faces": [-1]}, "not [-1]"),
+    ({"faces": [0.0]}, "not [0.0]"),
+    ({"faces": b"\x00"}, "list of 0-based indices"),
+    ({"faces": {0: 1}}, "list of 0-based indices"),
+    ({"min_face": "10"}, "min_face must be a whole number of pixels, 0 or more, not '10'"),
     ({"min_face": True}, "min_face must be a whole number"),
+    ({"min_face": -1}, "0 or more, not -1"),
     ({"min_face": float("nan")}, "min_face must be a whole number"),
-    ({"max_pixels": "1000000"}, "max_pixels must be a positive whole number"),
-    ({"max_pixels": 0}, "max_pixels must be a positive whole number"),
-    ({"max_pixels": True}, "max_pixels must be a positive whole number"),
+    ({"min_face": 20.5}, "not 20.5"),
+    ({"max_pixels": "1000000"}, "max_pixels must be a whole number of pixels, 1 or more"),
+    ({"max_pixels": 0}, "max_pixels must be a whole number of pixels, 1 or more, not 0"),
+    ({"max_pixels": True}, "max_pixels must be a whole number"),
     ({"strength": True}, "strength must be a number, not True"),
     ({"strength": "1_0"}, "strength must be a number, not '1_0'"),
     ({"strength": "\u0663"}, "strength must be a number"),
     ({"strength": 10}, "strength 10 is outside this model's range"),
-    ({"model": 5}, "model must be a SmileModel, a path or a model name, not int"),
+    ({"model": 5}, "model must be a path or a model name (or a loaded SmileModel), not int"),
 ])
 def test_bad_arguments_are_usage_errors_before_detection(kwargs, needle, astronaut, fixture_models):
     kwargs = {"model": fixture_models["shift"], **kwargs}
@@ -38,10 +46,12 @@ def test_bad_arguments_are_usage_errors_before_detection(kwargs, needle, astrona
     assert needle in str(exc.value) and "\n" not in str(exc.value)
 
 
-def test_a_strength_written_plainly_is_read(astronaut, fixture_models):
+def test_numbers_written_as_json_or_text_write_them_are_read(astronaut, fixture_models):
+    """A strength written plainly as text, and whole numbers that come as floats (JSON has one number type)."""
     a = smilecore.smile(astronaut, strength=" 1.5 ", model=fixture_models["shift"])
-    b = smilecore.smile(astronaut, strength=1.5, model=fixture_models["shift"])
-    assert a.strength == 1.5 and np.array_equal(a.image, b.image)
+    b = smilecore.smile(astronaut, strength=1.5, min_face=20.0, max_pixels=2e8, faces=np.arange(1),
+                        model=smilecore.load_model(fixture_models["shift"]))
+    assert a.strength == 1.5 and np.array_equal(a.image, b.image) and b.faces[0].edited
 
 
 def test_a_large_pil_image_is_refused_from_its_header(tmp_path, monkeypatch):
@@ -58,7 +68,7 @@ def test_a_large_pil_image_is_refused_from_its_header(tmp_path, monkeypatch):
 
 
 def test_the_limit_message_gives_counts_where_megapixels_round_alike():
-    from smilecore.pipeline import too_large
+    from smilecore.arguments import too_large
 
     assert "10000x20001 = 200,010,000 pixels, above the limit of 200,000,000" in str(too_large(10000, 20001, 200_000_000))
     assert str(too_large(3000, 2000, 1_000_000)).endswith("= 6 MP, above the limit of 1 MP")
@@ -125,13 +135,12 @@ def test_the_readmes_python_examples_run_as_written(tmp_path, monkeypatch):
 
     root = Path(__file__).resolve().parents[1]
     section = (root / "README.md").read_text().split("## Using the engine from Python", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
-    assert len(blocks) == 2
+    blocks = re.findall(r"^```python\n(.*?)\n```$", section, re.S | re.M)  # (a fence closes on a line of its own)
+    assert len(blocks) == 2 and section.count("```") == 4
     shutil.copy(root / "samples" / "astronaut.jpg", tmp_path / "portrait.jpg")
     monkeypatch.chdir(tmp_path)
-    scope: dict = {}
     for block in blocks:
-        exec(compile(block, "README.md", "exec"), scope)
+        exec(compile(block, "README.md", "exec"), {})  # each block on its own, as a reader would paste it
     assert Image.open("portrait-smile.png").size == Image.open("portrait.jpg").size
     with Image.open("portrait-smile.jpg") as out, Image.open("portrait.jpg") as src:
         assert out.size == src.size and out.quantization == src.quantization

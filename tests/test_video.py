@@ -487,9 +487,11 @@ def test_smile_video_checks_its_arguments_before_any_work(clips, model, tmp_path
     monkeypatch.setattr(V, "probe", lambda *a: pytest.fail("the clip was opened"))
     src = clips["still"].path
     cases = [({"preset": "fastest"}, "preset 'fastest': unknown (use ultrafast"),
-             ({"faces": 0}, "faces must be 'all', 'largest' or a list of indices (e.g. [0]), not 0"),
+             ({"faces": 0}, "faces must be 'all', 'largest' or a list of 0-based indices (e.g. [0]), not 0"),
              ({"faces": []}, "faces is an empty list"), ({"crf": "20"}, "crf must be a whole number, not '20'"),
-             ({"min_face": "10"}, "min_face must be a whole number"), ({"strength": "1_0"}, "is not a number")]
+             ({"min_face": "10"}, "min_face must be a whole number"), ({"strength": "1_0"}, "is not a number"),
+             ({"codec": 5}, "codec must be a codec's name"), ({"max_pixels": "1000"}, "max_pixels must be a whole number"),
+             ({"preset": "veryslow", "crf": 20.5}, "crf must be a whole number, not 20.5")]
     for kwargs, needle in cases:
         with pytest.raises(UsageError) as exc:
             smile_video(src, tmp_path / "o.mkv", model=model, **kwargs)
@@ -499,9 +501,15 @@ def test_smile_video_checks_its_arguments_before_any_work(clips, model, tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+def test_quality_with_only_videos_is_named(clips, tmp_path):
+    r = CliRunner().invoke(cli, [str(clips["still"].path), "-o", str(tmp_path / "o.mkv"), "--quality", "80", "--crf", "0"])
+    assert r.exit_code == 0, r.stderr
+    assert "smile: note: --quality applies to photos; every input is a video (their quality is --crf), so ignored" in r.stderr
+
+
 def test_smile_video_refuses_a_photo(astronaut, model, tmp_path):
     Image.fromarray(astronaut).save(tmp_path / "face.mp4", "JPEG")  # a photo under a video's name
-    with pytest.raises(InputError, match="face.mp4: a photo, not a video"):
+    with pytest.raises(InputError, match=r"face.mp4: a photo \(JPG\), not a video: rename it to face.jpg"):
         smile_video(tmp_path / "face.mp4", tmp_path / "o.mp4", model=model)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["face.mp4"]
 

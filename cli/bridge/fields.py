@@ -10,6 +10,7 @@ import math
 import os
 from typing import Callable
 
+from smilecore.arguments import whole_number
 from smilecore.errors import SmileError, UsageError
 
 BAD_REQUEST = "bad_request"
@@ -83,18 +84,6 @@ def faces_field(req: dict) -> str | list[int]:
     if isinstance(value, list) and value and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value):
         return value
     raise BadRequest("field 'faces' must be \"all\", \"largest\" or a non-empty list of 0-based indices")
-
-
-def whole_number(value) -> int | None:
-    """``value`` as an int when it is a JSON whole number (``20`` or ``20.0``: JSON has one number type,
-    and some writers give every number a fraction), else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
 
 
 def min_face_field(req: dict) -> int | None:

@@ -1,0 +1,120 @@
+"""The engine's argument rules, in one place: what ``smile()``, ``detect_faces()``, ``smile_video()``, the
+worker and the command line accept for a strength, a face choice, a size in pixels, a pixel limit.
+
+Each check returns the value in the form the engine uses, or raises :class:`UsageError` with one line
+that names the argument and what it may be.  JSON has one number type, so a whole number may come as
+``20.0``; ``True`` is never a number here; text is a number only when written plainly (``"1.5"``, not
+``"1_0"`` or other scripts' digits, which Python's ``float`` also reads).
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Literal, Sequence, Union
+
+import numpy as np
+
+from .errors import ImageTooLargeError, UsageError
+
+#: A face choice: every face, the largest, or 0-based indices in detection order.
+FaceChoice = Union[Literal["all", "largest"], Sequence[int]]
+
+_NUMBER = re.compile(r"[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity|nan)", re.IGNORECASE | re.ASCII)
+
+
+def shown(value) -> str:
+    """``value`` as a message shows it: its repr, cut to 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def plain_number(text: str) -> float:
+    """``text`` as a float when it is written as a plain decimal number (``2``, ``-1.5``, ``.5``, ``1e0``,
+    spaces around allowed; ``inf`` and ``nan`` too, for the caller to refuse as not finite), else
+    :class:`ValueError`."""
+    s = text.strip()
+    if not _NUMBER.fullmatch(s):
+        raise ValueError(f"not a plain number: {text!r}")
+    return float(s)
+
+
+def whole_number(value) -> int | None:
+    """``value`` as an int when it is a whole number (an int, a numpy integer, or a float with no fraction:
+    ``20.0``), else None (``True``, ``20.5``, NaN, text)."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    return None
+
+
+def check_count(value, name: str, low: int, what: str = "pixels") -> int:
+    """``value`` as a whole number of ``what`` at least ``low``, else :class:`UsageError` naming ``name``."""
+    number = whole_number(value)
+    if number is None or number < low:
+        raise UsageError(f"{name} must be a whole number of {what}, {low} or more, not {shown(value)}")
+    return number
+
+
+def check_min_face(min_face) -> int | None:
+    """``min_face`` (the smallest face box kept, in pixels): None or a whole number ≥ 0."""
+    return None if min_face is None else check_count(min_face, "min_face", 0)
+
+
+def pixel_limit(max_pixels) -> int:
+    """``max_pixels``: None (``SMILE_MAX_PIXELS``, else the default) or a whole number ≥ 1."""
+    if max_pixels is None:
+        from .decode import env_max_pixels
+
+        return env_max_pixels()
+    return check_count(max_pixels, "max_pixels", 1)
+
+
+def too_large(w: int, h: int, limit: int, what: str = "image") -> ImageTooLargeError:
+    """The error for a ``w`` × ``h`` ``what`` over ``limit`` pixels (exact counts where megapixels round alike)."""
+    size, top = f"{h * w / 1e6:.3g}", f"{limit / 1e6:.3g}"
+    if size == top:
+        size, top = f"{h * w:,} pixels", f"{limit:,}"
+    else:
+        size, top = size + " MP", top + " MP"
+    return ImageTooLargeError(f"{what} is {w}x{h} = {size}, above the limit of {top}")
+
+
+def check_strength(strength) -> float:
+    """``strength`` as a finite float: a number, or a number written plainly as text (its range is the
+    model's to check)."""
+    if isinstance(strength, (bool, np.bool_)):
+        raise UsageError(f"strength must be a number, not {shown(strength)}")
+    try:
+        value = plain_number(strength) if isinstance(strength, str) else float(strength)
+    except (TypeError, ValueError):
+        raise UsageError(f"strength must be a number, not {shown(strength)}") from None
+    if not math.isfinite(value):
+        raise UsageError("strength must be a finite number")
+    return value
+
+
+def check_face_choice(faces) -> FaceChoice:
+    """``faces``: "all", "largest", or a non-empty collection of 0-based indices (given back as a list of
+    ints; whether each index exists is known only once the faces are found)."""
+    if isinstance(faces, str):
+        if faces not in ("all", "largest"):
+            raise UsageError(f"faces must be 'all', 'largest' or a list of indices, not {shown(faces)}")
+        return faces
+    bad = UsageError(f"faces must be 'all', 'largest' or a list of 0-based indices (e.g. [0]), not {shown(faces)}")
+    if isinstance(faces, (bytes, bytearray, dict)) or faces is None:
+        raise bad
+    try:
+        chosen = list(faces)
+    except TypeError:
+        raise bad from None
+    if not chosen:
+        raise UsageError("faces is an empty list: give 'all', 'largest' or the indices of the faces to edit")
+    indices = []
+    for i in chosen:
+        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)) or i < 0:
+            raise bad
+        indices.append(int(i))
+    return indices
