@@ -245,7 +245,12 @@ def smile(
                     region = out_arr[y0:y1, x0:x1].astype(np.float32)
                     orig = photo[y0:y1, x0:x1].astype(np.float32)
                     mixed = np.rint(orig + s[..., None] * (region - orig)).astype(photo.dtype)
-                    out_arr[y0:y1, x0:x1] = np.where((s > 0)[..., None], mixed, photo[y0:y1, x0:x1])
+                    kept = np.where((s > 0)[..., None], mixed, photo[y0:y1, x0:x1])
+                    out_arr[y0:y1, x0:x1] = kept
+                    if np.array_equal(kept, photo[y0:y1, x0:x1]):  # (a selection of values too small to move a level)
+                        r.region = r.weight = None
+                        r.reason = "the selection leaves it unchanged (its values there are too small)"
+                        continue
                 r.edited, r.reason = True, None
                 if debug:
                     r.crop = crops[k].copy()

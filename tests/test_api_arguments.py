@@ -157,3 +157,10 @@ def test_a_16_bit_selection_is_scaled_like_an_8_bit_one(astronaut, fixture_model
     assert (np.abs(full.astype(int) - astronaut.astype(int)) > np.abs(b.astype(int) - astronaut.astype(int))).any()
     with pytest.raises(UsageError, match="not an array of object"):
         smilecore.smile(astronaut, selection=np.empty(astronaut.shape[:2], object), model=fixture_models["shift"])
+
+
+def test_a_selection_too_faint_to_change_a_pixel_leaves_the_face_unedited(astronaut, fixture_models):
+    faint = np.ones(astronaut.shape[:2], np.uint16)  # 1 / 65535: a 0/1 label mask stored as 16 bits
+    with pytest.raises(smilecore.NoFaceError, match="the selection leaves it unchanged") as exc:
+        smilecore.smile(astronaut, strength=2, selection=faint, model=fixture_models["shift"])
+    assert exc.value.faces[0].edited is False
