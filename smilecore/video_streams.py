@@ -61,8 +61,8 @@ def video_format(path: str | os.PathLike) -> str:
     ext = Path(path).suffix.lower()
     fmt = VIDEO_FORMATS.get(ext)
     if fmt is None:
-        what = f"extension '{ext}'" if ext else "no extension"
-        raise UsageError(f"{path}: {what} is not a video format Smile can write (use {', '.join(sorted(VIDEO_FORMATS))})")
+        what = f"extension '{ext}' is not a video format Smile can write" if ext else "a video needs an extension"
+        raise UsageError(f"{path}: {what} (use {', '.join(sorted(VIDEO_FORMATS))})")
     return fmt
 
 

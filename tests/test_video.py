@@ -498,6 +498,8 @@ def test_smile_video_checks_its_arguments_before_any_work(clips, model, tmp_path
         assert needle in str(exc.value), (kwargs, str(exc.value))
     with pytest.raises(UsageError, match="the output would replace the input"):
         smile_video(src, src, model=model)
+    with pytest.raises(UsageError, match=r"ro: a video needs an extension \(use \.avi"):
+        smile_video(src, tmp_path / "ro", model=model)
     assert list(tmp_path.iterdir()) == []
 
 
