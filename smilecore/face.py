@@ -57,7 +57,6 @@ class Face:
         return {k: values[k] for k in fields}
 
 
-
 def smaller_than_asked(min_face: int) -> str:
     """The reason of a face left as it is because its box is smaller than ``min_face`` pixels."""
     return f"smaller than the smallest face asked for ({min_face} px)"

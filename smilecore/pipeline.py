@@ -141,8 +141,7 @@ def smile(
     faces = check_face_choice(faces)
     min_face = check_min_face(min_face)
     if strength != 0.0:
-        if not isinstance(model, SmileModel):
-            model = load_model(model)
+        model = load_model(model)  # (a loaded SmileModel comes back as it is)
         model.check_strength(strength)
     src = from_any(image)
     photo = src.array

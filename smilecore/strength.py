@@ -86,4 +86,3 @@ def already_smiling(own: float) -> str:
     if own < BROAD + SATURATION:
         return f"{ALREADY_SMILING} (about strength {own:.1f}); {WIDER}"
     return f"{ALREADY_SMILING} (about strength {own:.1f}): as broad as Smile makes any smile"
-

@@ -125,7 +125,6 @@ def smile_video(
     """
     from .atomic import write_atomic
     from .pipeline import load_model
-    from .model import SmileModel
 
     av = require_av()
     schedule = strength if isinstance(strength, StrengthSchedule) else StrengthSchedule.parse(strength)
@@ -136,8 +135,7 @@ def smile_video(
     max_pixels = None if max_pixels is None else check_count(max_pixels, "max_pixels", 1)
     if Path(src).resolve() == dst.resolve():
         raise UsageError(f"{dst}: the output would replace the input; write it elsewhere")
-    if not isinstance(model, SmileModel):
-        model = load_model(model)
+    model = load_model(model)  # (a loaded SmileModel comes back as it is)
     if not os.environ.get("SMILE_THREADS"):
         # one inference thread: the encoder's threads run alongside it (more threads only contend)
         model = _single_thread_model(model)

@@ -10,7 +10,7 @@ import math
 import os
 from typing import Callable
 
-from smilecore.arguments import whole_number
+from smilecore.arguments import check_count, check_face_choice, whole_number
 from smilecore.errors import SmileError, UsageError
 
 BAD_REQUEST = "bad_request"
@@ -79,10 +79,11 @@ def strength_field(req: dict) -> float:
 def faces_field(req: dict) -> str | list[int]:
     """Field ``faces`` (default ``"all"``): ``"all"``, ``"largest"`` or a list of 0-based indices."""
     value = req.get("faces", "all")
-    if value in ("all", "largest"):
-        return value
-    if isinstance(value, list) and value and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value):
-        return value
+    if isinstance(value, (str, list)):
+        try:
+            return check_face_choice(value)  # (the engine's rule; JSON gives only strings and lists)
+        except UsageError:
+            pass
     raise BadRequest("field 'faces' must be \"all\", \"largest\" or a non-empty list of 0-based indices")
 
 
@@ -91,10 +92,10 @@ def min_face_field(req: dict) -> int | None:
     value = req.get("min_face")
     if value is None:
         return None
-    number = whole_number(value)
-    if number is None or number < 1:
-        raise BadRequest("field 'min_face' must be a positive whole number of pixels")
-    return number
+    try:
+        return check_count(value, "min_face", 1)
+    except UsageError:
+        raise BadRequest("field 'min_face' must be a positive whole number of pixels") from None
 
 
 def crf_field(req: dict) -> int | None:
