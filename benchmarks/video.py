@@ -6,15 +6,41 @@ a plain PyAV decode + re-encode (same codec, preset and CRF, audio remuxed) and
 ``smile_video`` on it; medians are reported with their ratio.  The flicker columns measure
 the mouth region, re-aligned by the known motion: mean frame-to-frame change of the output
 divided by the input's, with tracking (the default) and editing each frame on its own
-(detection every frame, no smoothing).
+(detection every frame, no smoothing).  The memory columns are the peak resident size of a fresh
+Python process that runs one of the two on the clip (imports, model and all), side by side.
 """
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
+SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "2160p": (3840, 2160)}
+
+_PEAK = """
+import sys
+from pathlib import Path
+src, dst, which = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+if which == "plain":
+    from benchmarks.video import plain_transcode
+    from smilecore.video_streams import DEFAULT_CRF, DEFAULT_PRESET
+    plain_transcode(src, dst, DEFAULT_CRF, DEFAULT_PRESET)
+else:
+    from smilecore.video import smile_video
+    smile_video(src, dst, strength=2.0)
+# (VmHWM, not ru_maxrss: after fork and exec, ru_maxrss keeps the parent's size)
+print(next(int(ln.split()[1]) for ln in open("/proc/self/status") if ln.startswith("VmHWM:")))
+"""
+
+
+def peak_mb(src: Path, dst: Path, which: str) -> float:
+    """Peak resident memory (MB) of a fresh process running ``which`` ("plain" or "smile") on ``src`` (Linux)."""
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", _PEAK, str(src), str(dst), which], cwd=root, capture_output=True,
+                         text=True, check=True)
+    return int(out.stdout.split()[-1]) / 1024
 
 
 def plain_transcode(src: Path, dst: Path, crf: int, preset: str) -> int:
@@ -79,13 +105,14 @@ def run(sizes=("720p", "1080p"), frames: int = 96, repeats: int = 3, threads: in
         f_in = mouth_flicker(read_frames(clip.path), clip.matrices, _scaled(box, clip, picture))
         f_out = mouth_flicker(read_frames(tmp / "smiled.mp4"), clip.matrices, _scaled(box, clip, picture))
         f_naive = mouth_flicker(read_frames(tmp / "naive.mp4"), clip.matrices, _scaled(box, clip, picture))
+        plain_mb, smile_mb = peak_mb(clip.path, tmp / "plain.mp4", "plain"), peak_mb(clip.path, tmp / "smiled.mp4", "smile")
         p, s = statistics.median(plain), statistics.median(smiled)
         stages = {k: v / res.frames * 1000 for k, v in res.timings.items() if k != "total"}
         rows.append({
             "size": f"{label} ({w}x{h})", "frames": res.frames, "faces": res.faces_edited,
             "plain_fps": frames / p, "smile_fps": frames / s, "ratio": s / p,
             "flicker": f_out / f_in, "flicker_naive": f_naive / f_in, "stages_ms": stages,
-            "plain_runs": plain, "smile_runs": smiled,
+            "plain_runs": plain, "smile_runs": smiled, "plain_mb": plain_mb, "smile_mb": smile_mb,
         })
     return rows
 
@@ -96,11 +123,13 @@ def _scaled(box, clip, picture):
 
 
 def to_markdown(rows: list[dict]) -> str:
-    lines = ["| clip | frames | plain decode+encode | smile | smile / plain | flicker (tracked) | flicker (per frame) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| clip | frames | plain decode+encode | smile | smile / plain | flicker (tracked) | flicker (per frame) "
+             "| peak memory plain / smile |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['size']}, 1 face | {r['frames']} | {r['plain_fps']:.1f} fps | {r['smile_fps']:.1f} fps | "
-                     f"{r['ratio']:.2f}× | {r['flicker']:.2f}× | {r['flicker_naive']:.2f}× |")
+                     f"{r['ratio']:.2f}× | {r['flicker']:.2f}× | {r['flicker_naive']:.2f}× | "
+                     f"{r['plain_mb']:.0f} / {r['smile_mb']:.0f} MB |")
     lines.append("")
     for r in rows:
         st = ", ".join(f"{k} {v:.1f}" for k, v in r["stages_ms"].items())

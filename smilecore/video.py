@@ -27,21 +27,20 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Sequence
 
-import cv2
 import numpy as np
 
 from .errors import ImageTooLargeError, InputError, NoFaceError, SmileError, UsageError, WriteError
 from .arguments import check_count, check_face_choice, check_min_face
 from .face import Face, smaller_than_asked
-from .pixels import to_8bit
 from .strength import ALREADY_SMILING, MOUTH_HIDDEN, TURNED_AWAY, already_smiling
 from .video_edit import NET_EVERY, NET_SMOOTH, FaceEditor
-from .video_planar import PlanarFrame, planar_io
+from .video_access import frame_access
+from .video_lookahead import Lookahead, Waiting, faces_now, frames_held
+from .video_planar import PlanarFrame
 from .video_rotate import rotate_points, unrotate_points
 from .video_schedule import StrengthSchedule
-from .video_streams import add_output_streams, first_rotation, is_deep, output_options, probe, require_av
-from .video_track import DETECT_EVERY, FaceTracker, Track
-from .video_yuv import Yuv, yuv_coeffs
+from .video_streams import add_output_streams, first_rotation, output_options, probe, require_av
+from .video_track import DETECT_EVERY, DETECT_LAG, FaceTracker, Track
 
 #: Largest frame accepted (width × height): 8K UHD.
 MAX_FRAME_PIXELS = 7680 * 4320
@@ -259,11 +258,12 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
         start = vstream.start_time if vstream.start_time is not None else 0
         tb = vstream.time_base or Fraction(1, 1000)
         yuv_cache: dict = {}
+        lookahead: Lookahead | None = None  # (sized at the first frame, by its memory)
         n = 0
         last_pts = None
         fps_step = (1 / rate) if rate else Fraction(1, 25)
 
-        def chosen(tr: Track) -> str | None:
+        def chosen(tr: Track, size: float | None = None) -> str | None:
             if tr.index < 0 and faces != "all":
                 return "not confirmed yet"
             if isinstance(faces, str):
@@ -273,8 +273,9 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
                 return "not chosen"
             if min_face is not None and tr.max_size < min_face:
                 return smaller_than_asked(min_face)
-            if tr.frame_size < MIN_EDIT_FACE:
-                return f"too small to edit ({int(tr.frame_size)} px < {MIN_EDIT_FACE} px)"
+            size = tr.frame_size if size is None else size
+            if size < MIN_EDIT_FACE:
+                return f"too small to edit ({int(size)} px < {MIN_EDIT_FACE} px)"
             return None
 
         def finish(ready, put_region, pixels, pix_fmt, pts, tags, number):
@@ -331,6 +332,28 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             except av.FFmpegError:
                 pass
 
+        def edit(wf: Waiting) -> None:
+            """Edit and encode a frame that has waited its turn."""
+            lam_now = schedule(wf.t)
+            jobs = []
+            for at in wf.faces:
+                tr = at.track
+                tr.ease_mouth(1.0 / tracker.fade_frames)
+                if chosen(tr, at.size) is None:
+                    lam = lam_now * at.fade * at.share  # turned from the camera: less (smilecore.strength)
+                    if lam != 0.0:
+                        jobs.append((tr, lam, at.landmarks))
+                    elif tr.net_state is not None and at.fade == 0.0:
+                        tr.net_state = None
+            acc, pts, tags = wf.frame
+            ready = editor.prepare(jobs, acc.get_region, (h, w)) if jobs else []
+            if PIPELINE:  # compositing and encoding on a second thread, one frame behind (in order)
+                in_flight.append(pool.submit(finish, ready, acc.put_region, acc.pixels, acc.pix_fmt, pts, tags, wf.index + 1))
+                while len(in_flight) > 2:
+                    in_flight.popleft().result()
+            else:
+                finish(ready, acc.put_region, acc.pixels, acc.pix_fmt, pts, tags, wf.index + 1)
+
         for fr in frames():
             if fr.width != w or fr.height != h:
                 raise InputError(f"{src}: frame size changes mid-stream ({w}x{h} -> {fr.width}x{fr.height}), which is not supported")
@@ -339,90 +362,29 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
                 pts = (last_pts + max(1, int(round(fps_step / tb)))) if last_pts is not None else 0
             last_pts = pts
             t = float((pts - start) * tb)
-            fmt = fr.format.name
-            fast = fmt in ("yuv420p", "yuvj420p") and w % 2 == 0 and h % 2 == 0
             t0 = time.perf_counter()
-            # other planar YUV (4:2:2, 4:4:4, 9..16-bit, odd sizes): edited in their own planes too
-            planar = None if fast else planar_io(fr)
-            if fast:
-                arr = fr.to_ndarray()  # (H*3/2, W) I420
-                Y = arr[:h]
-                U = arr[h:h + h // 4].reshape(h // 2, w // 2)
-                V = arr[h + h // 4:].reshape(h // 2, w // 2)
-                grey = Y.copy()  # (the edit writes into Y; the tracker must see the frame as decoded)
-                key = (fr.colorspace, fmt, getattr(fr, "color_range", 0))
-                if key not in yuv_cache:
-                    kr, kb = yuv_coeffs(fr.colorspace, h)
-                    yuv_cache[key] = Yuv(kr, kb, full=fmt == "yuvj420p" or getattr(fr, "color_range", 0) == 2)
-                conv = yuv_cache[key]
-                frame_rgb["get"] = lambda: cv2.cvtColor(arr, cv2.COLOR_YUV2RGB_I420)
-
-                def get_region(box, Y=Y, U=U, V=V, conv=conv):
-                    x0, y0, x1, y1 = box
-                    x1 -= (x1 - x0) % 2
-                    y1 -= (y1 - y0) % 2
-                    return conv.to_rgb(Y[y0:y1, x0:x1], U[y0 // 2:y1 // 2, x0 // 2:x1 // 2], V[y0 // 2:y1 // 2, x0 // 2:x1 // 2])
-
-                def put_region(box, old, new, Y=Y, U=U, V=V, conv=conv):
-                    x0, y0, x1, y1 = box
-                    changed = np.any(old != new, axis=2)
-                    if not changed.any():
-                        return
-                    y_new, u_new, v_new = conv.from_rgb(new)
-                    ys = Y[y0:y1, x0:x1]
-                    np.copyto(ys, y_new, where=changed)
-                    c2 = changed.reshape(changed.shape[0] // 2, 2, changed.shape[1] // 2, 2).any(axis=(1, 3))
-                    np.copyto(U[y0 // 2:y1 // 2, x0 // 2:x1 // 2], u_new, where=c2)
-                    np.copyto(V[y0 // 2:y1 // 2, x0 // 2:x1 // 2], v_new, where=c2)
-            elif planar is not None:
-                grey = planar.grey  # (8-bit luma as decoded; the edit writes into planar's own planes)
-                frame_rgb["get"] = planar.rgb8
-                get_region, put_region = planar.get_region, planar.put_region
-            else:
-                deep_frame = is_deep(fmt)
-                rgb_full = fr.to_ndarray(format="rgb48le" if deep_frame else "rgb24")
-                rgb8_full = to_8bit(rgb_full)
-                grey = cv2.cvtColor(rgb8_full, cv2.COLOR_RGB2GRAY)
-                frame_rgb["get"] = lambda: rgb8_full
-
-                def get_region(box, rgb_full=rgb_full):
-                    x0, y0, x1, y1 = box
-                    return rgb_full[y0:y1, x0:x1].copy()
-
-                def put_region(box, old, new, rgb_full=rgb_full):
-                    x0, y0, x1, y1 = box
-                    rgb_full[y0:y1, x0:x1] = new
+            # (the luma may be a view of the plane the edit writes: a frame is edited only once it has
+            # left the lookahead, which holds more frames than the tracker looks back)
+            acc = frame_access(fr, yuv_cache, grey_copy=False)
+            if lookahead is None:
+                lookahead = Lookahead(frames_held(acc.nbytes, least=DETECT_LAG + 2), tracker.fade_frames)
+            frame_rgb["get"] = acc.rgb
             tm["decode"] += time.perf_counter() - t0
 
             t0 = time.perf_counter()
             w0 = tracker.wait
-            live = tracker.update(grey, n, t)
+            live = tracker.update(acc.grey, n, t)
             tm["detect_wait"] += tracker.wait - w0
-            tm["track"] += time.perf_counter() - t0 - (tracker.wait - w0)
-            lam_now = schedule(t)
-            jobs = []
-            for tr in live:
-                if chosen(tr) is None:
-                    lam = lam_now * tr.fade * tr.share  # turned from the camera: less (smilecore.strength)
-                    if lam != 0.0:
-                        jobs.append((tr, lam))
-                    elif tr.net_state is not None and tr.fade == 0.0:
-                        tr.net_state = None
-            ready = editor.prepare(jobs, get_region, (h, w)) if jobs else []
-            if planar is not None:
-                pixels, pix_fmt = planar, planar.format
-            else:
-                pixels = arr if fast else rgb_full
-                pix_fmt = (fmt if fmt == "yuv420p" else "yuvj420p") if fast else (
-                    "rgb48le" if rgb_full.dtype == np.uint16 else "rgb24")
             tags = {a: getattr(fr, a, None) for a in ("colorspace", "color_range")}
+            lookahead.push(Waiting(n, t, acc.grey, tracker.cuts, faces_now(live), (acc, pts, tags)))
+            for tr in tracker.confirmed_now:  # a face that came into the picture: smiles from where it did
+                lookahead.backfill(tr)
+            tm["track"] += time.perf_counter() - t0 - (tracker.wait - w0)
             n += 1
-            if PIPELINE:  # compositing and encoding on a second thread, one frame behind (in order)
-                in_flight.append(pool.submit(finish, ready, put_region, pixels, pix_fmt, pts, tags, n))
-                while len(in_flight) > 2:
-                    in_flight.popleft().result()
-            else:
-                finish(ready, put_region, pixels, pix_fmt, pts, tags, n)
+            for wf in lookahead.ready():
+                edit(wf)
+        for wf in lookahead.drain() if lookahead is not None else []:
+            edit(wf)
         while in_flight:
             in_flight.popleft().result()
         if n == 0:

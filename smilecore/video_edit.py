@@ -43,15 +43,18 @@ class FaceEditor:
         the number of faces composited."""
         return self.apply(self.prepare(jobs, get_region, shape), put_region)
 
-    def prepare(self, jobs: list[tuple[Track, float]], get_region, shape: tuple[int, int]) -> list:
-        """Align, crop and run the network (in order: the outputs are smoothed over frames)."""
+    def prepare(self, jobs: list[tuple], get_region, shape: tuple[int, int]) -> list:
+        """Align, crop and run the network (in order: the outputs are smoothed over frames).
+        ``jobs``: (track, strength) or (track, strength, landmarks of this frame); without them
+        the track's ``smoothed`` landmarks are used."""
         ready = []
         for start in range(0, len(jobs), BATCH):
             batch = jobs[start:start + BATCH]
             t0 = time.perf_counter()
             items = []
-            for tr, lam in batch:
-                al = align_face(tr.smoothed, self.size)
+            for job in batch:
+                tr, lam = job[0], job[1]
+                al = align_face(job[2] if len(job) > 2 else tr.smoothed, self.size)
                 m = max(8, int(0.12 * self.size / max(al.scale, 1e-6)))
                 x0, y0, x1, y1 = al.photo_region(shape, margin=0)
                 x0, y0 = max(0, x0 - m) & ~1, max(0, y0 - m) & ~1

@@ -41,11 +41,14 @@ def make_clip(path: str | os.PathLike, picture: np.ndarray, size: tuple[int, int
               fps: int | Fraction = 25, face_height: float = 0.8, amplitude: tuple[float, float] = (12.0, 5.0),
               period: float = 3.0, audio: bool = True, codec: str = "libx264", pix_fmt: str = "yuv420p",
               crf: int = 20, container_format: str | None = None, rotation: int = 0, still_after: int | None = None,
-              hide: tuple[int, int] | None = None, sample_rate: int = 48000) -> Clip:
+              hide: tuple[int, int] | None = None, enter: tuple[int, int] | None = None,
+              sample_rate: int = 48000) -> Clip:
     """Write a clip of ``frames`` frames: ``picture`` (RGB uint8) scaled to ``face_height`` of the
     canvas height, moving by ``amplitude`` pixels on a ``period``-second loop, over a grey
     canvas; a 440 Hz tone on an AAC (or Opus for webm) track when ``audio``.  ``still_after``:
-    frame from which the picture stops moving.  ``hide = (a, b)``: frames a..b-1 show no picture."""
+    frame from which the picture stops moving.  ``hide = (a, b)``: frames a..b-1 show no picture.
+    ``enter = (a, b)``: the picture walks in from beyond the right edge, starting at frame a
+    (outside before it) and reaching its place at frame b."""
     import av
 
     path = Path(path)
@@ -77,6 +80,9 @@ def make_clip(path: str | os.PathLike, picture: np.ndarray, size: tuple[int, int
         t = i / float(fps)
         ti = t if still_after is None else min(t, still_after / float(fps))
         m = motion_matrix(ti, scale, origin, amplitude, period)
+        if enter is not None and i < enter[1]:  # still walking in: shifted right, beyond the edge before a
+            left = (enter[1] - max(i, enter[0])) / max(1, enter[1] - enter[0])
+            m[0, 2] += left * (w - m[0, 2])
         matrices.append(m)
         canvas = bg.copy()
         if not (hide and hide[0] <= i < hide[1]):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import cv2
@@ -151,13 +152,20 @@ class Track:
     mouth: float = 1.0  #: share of the strength for a mouth something covered (smilecore.mouth_hidden): 0 while covered, eased back
     mouth_target: float | None = None  #: 1 where the last face-mesh reading saw the mouth, 0 where it read it hidden
     mouth_covered: bool = False  #: whether any reading found the mouth covered
+    unseen_at: int = -1  #: the last frame before its first detection where the detector ran and did not find it
     _ref_smooth: np.ndarray | None = None
 
     @property
     def fade(self) -> float:
         """The eased fade weight (smoothstep)."""
-        w = min(1.0, max(0.0, self.weight))
-        return w * w * (3 - 2 * w)
+        return smoothstep(self.weight)
+
+    def ease_mouth(self, step: float) -> None:
+        """One frame of the mouth's share moving towards what the last face-mesh reading saw
+        (the cover taken away: the smile comes back eased).  Called where the frame is edited,
+        since that is where the reading is made."""
+        if self.mouth_target is not None:
+            self.mouth += float(np.clip(self.mouth_target - self.mouth, -step, step))
 
     @property
     def scale(self) -> float:
@@ -201,11 +209,19 @@ class FaceTracker:
         self._start = 0  #: the first frame of the current shot (0, or the last cut)
         self._thumb: np.ndarray | None = None
         self.cuts = 0  #: cuts seen
+        #: the last frames' luma, so that a face found by a detection of an earlier frame is
+        #: followed from that frame to the current one (not placed where it was then)
+        self._recent: deque = deque(maxlen=self.lag + 1)
+        #: faces confirmed by the last :meth:`update` that were not edited before (faces that
+        #: appeared after a shot's first frame): the caller may give them the frames since they appeared
+        self.confirmed_now: list[Track] = []
+        self._runs: deque = deque(maxlen=8)  #: the frames the detector last ran on
 
     # ------------------------------------------------------------------ per frame
     def update(self, grey: np.ndarray, frame_index: int, t: float) -> list[Track]:
         """Advance to a new frame (``grey``: (H,W) uint8 luma) at time ``t`` seconds; returns
         the live tracks (fading ones included), each with ``smoothed`` landmarks for this frame."""
+        self.confirmed_now = []
         step = max(1, min(grey.shape) // (4 * CUT_THUMB[1]))  # (every step-th pixel: a 4K frame's in 0.1 ms, not 7)
         thumb = cv2.resize(grey[::step, ::step], CUT_THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
         cut = self._thumb is not None and _is_cut(self._thumb, thumb)
@@ -214,8 +230,9 @@ class FaceTracker:
             self._cut(frame_index)
         elif self.prev_grey is not None:
             for tr in self.tracks:
-                if not tr.ending:
-                    self._follow(tr, self.prev_grey, grey)
+                if not tr.ending and not follow(tr, self.prev_grey, grey):
+                    self._lose(tr)
+        self._recent.append((frame_index, grey))
         live = any(not tr.ending for tr in self.tracks)
         every = self.detect_every if live else max(1, self.detect_every // 2)
         confirm = any(not tr.confirmed and not tr.ending and frame_index - tr.first_frame >= CONFIRM_AFTER
@@ -237,8 +254,6 @@ class FaceTracker:
             elif tr.confirmed or tr.weight > 0:
                 tr.weight = min(1.0, tr.weight + step)
             tr.share += float(np.clip(tr.share_target - tr.share, -step, step))  # turning away or back: eased
-            if tr.mouth_target is not None:  # the cover taken away: the smile comes back eased
-                tr.mouth += float(np.clip(tr.mouth_target - tr.mouth, -step, step))
             if not tr.ending:
                 tr.last_frame = frame_index
                 tr.frames_tracked += 1
@@ -258,60 +273,6 @@ class FaceTracker:
         return sorted((tr for tr in self.finished + self.tracks if tr.index >= 0), key=lambda tr: tr.index)
 
     # ------------------------------------------------------------------ internals
-    @staticmethod
-    def _window(tr: Track, shape: tuple[int, int], grow: float) -> tuple[int, int, int, int]:
-        h, w = shape
-        x0, y0, x1, y1 = tr.current_box()
-        gx, gy = grow * (x1 - x0), grow * (y1 - y0)
-        return (max(0, int(x0 - gx)), max(0, int(y0 - gy)), min(w, int(np.ceil(x1 + gx))), min(h, int(np.ceil(y1 + gy))))
-
-    def _seed_points(self, tr: Track, grey: np.ndarray) -> None:
-        x0, y0, x1, y1 = self._window(tr, grey.shape, 0.0)
-        tr.points = None
-        if x1 - x0 < 8 or y1 - y0 < 8:
-            return
-        pts = cv2.goodFeaturesToTrack(np.ascontiguousarray(grey[y0:y1, x0:x1]), maxCorners=60, qualityLevel=0.01,
-                                      minDistance=max(2.0, tr.frame_size / 20), blockSize=5)
-        if pts is not None and len(pts) >= 6:
-            tr.points = (pts.reshape(-1, 1, 2) + np.array([x0, y0], np.float32)).astype(np.float32)
-
-    def _follow(self, tr: Track, prev: np.ndarray, cur: np.ndarray) -> None:
-        if tr.points is None or len(tr.points) < 6:
-            self._seed_points(tr, prev)
-        if tr.points is None:
-            self._lose(tr)
-            return
-        # optical flow on a window around the face only (pyramids of the whole frame cost too much)
-        x0, y0, x1, y1 = self._window(tr, prev.shape, 0.6)
-        off = np.array([x0, y0], np.float32)
-        a = np.ascontiguousarray(prev[y0:y1, x0:x1])
-        b = np.ascontiguousarray(cur[y0:y1, x0:x1])
-        p0 = tr.points - off
-        win = int(np.clip(tr.frame_size / 8, 9, 31)) | 1
-        params = dict(winSize=(win, win), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
-        nxt, st, _ = cv2.calcOpticalFlowPyrLK(a, b, p0, None, **params)
-        if nxt is None:
-            self._lose(tr)
-            return
-        back, st2, _ = cv2.calcOpticalFlowPyrLK(b, a, nxt, None, **params)
-        err = np.linalg.norm((back - p0).reshape(-1, 2), axis=1)
-        good = (st.ravel() == 1) & (st2.ravel() == 1) & (err < max(0.5, tr.frame_size / 100))
-        if good.sum() < 6:
-            self._lose(tr)
-            return
-        q0, q1 = p0[good].reshape(-1, 2) + off, nxt[good].reshape(-1, 2) + off
-        m, inl = cv2.estimateAffinePartial2D(q0, q1, method=cv2.RANSAC, ransacReprojThreshold=max(1.0, tr.frame_size / 60))
-        if m is None or inl is None or inl.sum() < 6:
-            self._lose(tr)
-            return
-        tr.motion = np.vstack([m, [0, 0, 1]]) @ tr.motion
-        tr.points = q1[inl.ravel() == 1].reshape(-1, 1, 2).astype(np.float32)
-        h, w = cur.shape
-        cx, cy = tr.landmarks.mean(0)
-        fs = tr.frame_size
-        if not (-0.25 * fs < cx < w + 0.25 * fs and -0.25 * fs < cy < h + 0.25 * fs):
-            self._lose(tr)  # the face has left the picture
-
     def _cut(self, frame_index: int) -> None:
         """A new shot starts at this frame: optical flow does not carry over, a detection of an
         earlier frame no longer applies (it is waited for, then dropped), and the detector runs
@@ -326,6 +287,7 @@ class FaceTracker:
                 tr.weight = 0.0  # a face fading out does not fade over the new shot
         self._start = frame_index
         self.cuts += 1
+        self._recent.clear()
 
     def _lose(self, tr: Track) -> None:
         """Optical flow failed: keep the last landmarks and ask the detector at once."""
@@ -345,6 +307,7 @@ class FaceTracker:
         self.detections_run += 1
         self._lost_since_detection = False
         self._last_detection = frame_index
+        self._runs.append(frame_index)
         job = self.detect(frame_index)
         snaps = {id(tr): tr.motion.copy() for tr in self.tracks if not tr.ending}
         if not callable(job):
@@ -400,8 +363,9 @@ class FaceTracker:
                 tr.confirmed = True
                 if tr.index < 0:
                     newly.append(tr)
+                    self.confirmed_now.append(tr)
             tr.max_size = max(tr.max_size, tr.frame_size)
-            self._seed_points(tr, grey)
+            seed_points(tr, grey)
         self._number(newly)
         first = k == self._start
         for ti, tr in enumerate(live):
@@ -421,11 +385,19 @@ class FaceTracker:
             # a face in the first frame (of the clip, or after a cut) smiles at once, numbered at
             # once (so that --faces 0 is the largest one from frame 0 on), and fades out if the
             # next detection does not confirm it; a later one waits for that confirmation, then fades in
-            tr = Track(index=-1, ref=lm.copy(), size=size, score=float(score), first_frame=frame_index,
+            then = [g for i, g in self._recent if i >= k]
+            carry = k < frame_index and len(then) == frame_index - k + 1
+            tr = Track(index=-1, ref=lm.copy(), size=size, score=float(score), first_frame=k if carry else frame_index,
                        last_frame=frame_index, weight=1.0 if first else 0.0, confirmed=False,
                        smooth=OneEuro(self.min_cutoff, self.beta), box=tuple(int(v) for v in box), detections=1, max_size=size,
                        share=facing, share_target=facing, max_share=facing)
-            self._seed_points(tr, grey)
+            tr.unseen_at = max((i for i in self._runs if self._start <= i < k), default=self._start - 1)
+            if carry:  # found on frame k: followed from there to this frame, not left where it was then
+                seed_points(tr, then[0])
+                for before, after in zip(then, then[1:]):
+                    if not follow(tr, before, after):
+                        break
+            seed_points(tr, grey)
             self.tracks.append(tr)
             if first:
                 newly.append(tr)
@@ -439,6 +411,66 @@ class FaceTracker:
                 tr.index = self.next_index
                 self.next_index += 1
         tracks.clear()
+
+
+def _window(tr: Track, shape: tuple[int, int], grow: float) -> tuple[int, int, int, int]:
+    h, w = shape
+    x0, y0, x1, y1 = tr.current_box()
+    gx, gy = grow * (x1 - x0), grow * (y1 - y0)
+    return (max(0, int(x0 - gx)), max(0, int(y0 - gy)), min(w, int(np.ceil(x1 + gx))), min(h, int(np.ceil(y1 + gy))))
+
+
+def seed_points(tr: Track, grey: np.ndarray) -> None:
+    """Pick the corner points inside the face's box that optical flow will follow."""
+    x0, y0, x1, y1 = _window(tr, grey.shape, 0.0)
+    tr.points = None
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return
+    pts = cv2.goodFeaturesToTrack(np.ascontiguousarray(grey[y0:y1, x0:x1]), maxCorners=60, qualityLevel=0.01,
+                                  minDistance=max(2.0, tr.frame_size / 20), blockSize=5)
+    if pts is not None and len(pts) >= 6:
+        tr.points = (pts.reshape(-1, 1, 2) + np.array([x0, y0], np.float32)).astype(np.float32)
+
+
+def follow(tr: Track, prev: np.ndarray, cur: np.ndarray) -> bool:
+    """Move a track from frame ``prev`` to frame ``cur`` (either way in time) by the motion of its
+    points; False where optical flow lost the face (too few points agree) or the face left the picture."""
+    if tr.points is None or len(tr.points) < 6:
+        seed_points(tr, prev)
+    if tr.points is None:
+        return False
+    # optical flow on a window around the face only (pyramids of the whole frame cost too much)
+    x0, y0, x1, y1 = _window(tr, prev.shape, 0.6)
+    off = np.array([x0, y0], np.float32)
+    a = np.ascontiguousarray(prev[y0:y1, x0:x1])
+    b = np.ascontiguousarray(cur[y0:y1, x0:x1])
+    p0 = tr.points - off
+    win = int(np.clip(tr.frame_size / 8, 9, 31)) | 1
+    params = dict(winSize=(win, win), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
+    nxt, st, _ = cv2.calcOpticalFlowPyrLK(a, b, p0, None, **params)
+    if nxt is None:
+        return False
+    back, st2, _ = cv2.calcOpticalFlowPyrLK(b, a, nxt, None, **params)
+    err = np.linalg.norm((back - p0).reshape(-1, 2), axis=1)
+    good = (st.ravel() == 1) & (st2.ravel() == 1) & (err < max(0.5, tr.frame_size / 100))
+    if good.sum() < 6:
+        return False
+    q0, q1 = p0[good].reshape(-1, 2) + off, nxt[good].reshape(-1, 2) + off
+    m, inl = cv2.estimateAffinePartial2D(q0, q1, method=cv2.RANSAC, ransacReprojThreshold=max(1.0, tr.frame_size / 60))
+    if m is None or inl is None or inl.sum() < 6:
+        return False
+    tr.motion = np.vstack([m, [0, 0, 1]]) @ tr.motion
+    tr.points = q1[inl.ravel() == 1].reshape(-1, 1, 2).astype(np.float32)
+    h, w = cur.shape
+    cx, cy = tr.landmarks.mean(0)
+    fs = tr.frame_size
+    return -0.25 * fs < cx < w + 0.25 * fs and -0.25 * fs < cy < h + 0.25 * fs  # (outside: it has left the picture)
+
+
+def smoothstep(w: float) -> float:
+    """A fade weight 0..1 eased at both ends."""
+    w = min(1.0, max(0.0, w))
+    return w * w * (3 - 2 * w)
 
 
 def _detection(found) -> tuple:
