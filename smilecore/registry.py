@@ -480,6 +480,9 @@ def resolve_model(name_or_path: str | os.PathLike | None = None, download: bool 
         info = get_info(default_model_name())
     else:
         text = os.fspath(choice)
+        if not text.strip():
+            raise ModelError("the model name is empty: give a registry name (see 'smile models list') or an .onnx file, "
+                             "or leave it out for the default")
         path = path_choice(text)
         if path is not None:
             return check_model_file(path)

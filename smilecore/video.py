@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import ImageTooLargeError, InputError, NoFaceError, SmileError, UsageError, WriteError
-from .arguments import check_count, check_face_choice, check_min_face
+from .arguments import check_count, check_face_choice, check_min_face, too_large
 from .face import Face, smaller_than_asked
 from .strength import ALREADY_SMILING, MOUTH_HIDDEN, TURNED_AWAY, already_smiling
 from .video_edit import NET_EVERY, NET_SMOOTH, FaceEditor
@@ -151,7 +151,8 @@ def smile_video(
             raise InputError(f"{src}: the video stream has no frame size (a damaged file?)")
         limit = MAX_FRAME_PIXELS if max_pixels is None else min(max_pixels, MAX_FRAME_PIXELS)
         if w * h > limit:
-            raise ImageTooLargeError(f"{src}: frames are {w}x{h}, above the video limit of {limit / 1e6:.3g} MP")
+            err = too_large(w, h, limit, "each frame")  # (the same wording as photos: exact counts where MP round alike)
+            raise ImageTooLargeError(f"{src}: {err}{' (8K UHD, the most a video may have)' if limit == MAX_FRAME_PIXELS else ''}")
         result.size = (w, h)
         rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate
         result.fps = float(rate) if rate else 0.0

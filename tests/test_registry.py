@@ -137,3 +137,10 @@ def test_smile_model_env_var(monkeypatch, fixture_models):
 def test_unknown_name():
     with pytest.raises(ModelError, match="unknown model 'nope'"):
         registry.get_info("nope")
+
+
+@pytest.mark.parametrize("name", ["", "  "])
+def test_an_empty_model_name_says_so(name):
+    with pytest.raises(ModelError) as exc:
+        registry.resolve_model(name)
+    assert str(exc.value).startswith("the model name is empty: give a registry name"), str(exc.value)

@@ -327,7 +327,7 @@ def test_errors_are_one_line_with_the_right_exit_code(clips, picture, tmp_path):
     r = run(src, "--codec", "vp8")
     assert r.exit_code == 2 and "cannot go into a .mp4" in one_error_line(r)
     r = run(src, "--max-pixels", "100000")  # (videos: this or 8K UHD, whichever is smaller)
-    assert r.exit_code == 5 and "above the video limit" in one_error_line(r)
+    assert r.exit_code == 5 and one_error_line(r).endswith("each frame is 480x360 = 0.173 MP, above the limit of 0.1 MP")
     r = run(src, "--debug", tmp_path / "dbg")
     assert r.exit_code == 2 and "--debug is for photos" in one_error_line(r)
     r = run(src, "-o", tmp_path / "x.png")
@@ -500,6 +500,19 @@ def test_smile_video_checks_its_arguments_before_any_work(clips, model, tmp_path
         smile_video(src, src, model=model)
     with pytest.raises(UsageError, match=r"ro: a video needs an extension \(use \.avi"):
         smile_video(src, tmp_path / "ro", model=model)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_clip_over_the_frame_limit_names_it_exactly(clips, model, tmp_path, monkeypatch):
+    # where the sizes round to the same megapixels, the counts are exact; the built-in limit says what it is
+    import smilecore.video as V
+    from smilecore.errors import ImageTooLargeError
+
+    monkeypatch.setattr(V, "MAX_FRAME_PIXELS", 480 * 360 - 1)
+    with pytest.raises(ImageTooLargeError) as exc:
+        smile_video(clips["still"].path, tmp_path / "o.mkv", model=model)
+    assert str(exc.value).endswith("each frame is 480x360 = 172,800 pixels, above the limit of 172,799 "
+                                   "(8K UHD, the most a video may have)"), str(exc.value)
     assert list(tmp_path.iterdir()) == []
 
 
