@@ -38,6 +38,8 @@ print(next(int(ln.split()[1]) for ln in open("/proc/self/status") if ln.startswi
 def peak_mb(src: Path, dst: Path, which: str) -> float:
     """Peak resident memory (MB) of a fresh process running ``which`` ("plain" or "smile") on ``src`` (Linux)."""
     root = Path(__file__).resolve().parent.parent
+    if not Path("/proc/self/status").exists():
+        return float("nan")  # (not Linux: the column says n/a)
     out = subprocess.run([sys.executable, "-c", _PEAK, str(src), str(dst), which], cwd=root, capture_output=True,
                          text=True, check=True)
     return int(out.stdout.split()[-1]) / 1024
@@ -122,6 +124,10 @@ def _scaled(box, clip, picture):
     return box
 
 
+def _mb(v: float) -> str:
+    return "n/a" if v != v else f"{v:.0f} MB"
+
+
 def to_markdown(rows: list[dict]) -> str:
     lines = ["| clip | frames | plain decode+encode | smile | smile / plain | flicker (tracked) | flicker (per frame) "
              "| peak memory plain / smile |",
@@ -129,7 +135,7 @@ def to_markdown(rows: list[dict]) -> str:
     for r in rows:
         lines.append(f"| {r['size']}, 1 face | {r['frames']} | {r['plain_fps']:.1f} fps | {r['smile_fps']:.1f} fps | "
                      f"{r['ratio']:.2f}× | {r['flicker']:.2f}× | {r['flicker_naive']:.2f}× | "
-                     f"{r['plain_mb']:.0f} / {r['smile_mb']:.0f} MB |")
+                     f"{_mb(r['plain_mb'])} / {_mb(r['smile_mb'])} |")
     lines.append("")
     for r in rows:
         st = ", ".join(f"{k} {v:.1f}" for k, v in r["stages_ms"].items())

@@ -364,11 +364,13 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             last_pts = pts
             t = float((pts - start) * tb)
             t0 = time.perf_counter()
-            # (the luma may be a view of the plane the edit writes: a frame is edited only once it has
-            # left the lookahead, which holds more frames than the tracker looks back)
-            acc = frame_access(fr, yuv_cache, grey_copy=False)
+            # (the luma may be a view of the plane the edit writes where a frame is edited only once it
+            # has left a lookahead that holds more frames than the tracker looks back)
+            acc = frame_access(fr, yuv_cache, grey_copy=lookahead is not None and lookahead.frames <= DETECT_LAG + 1)
             if lookahead is None:
-                lookahead = Lookahead(frames_held(acc.nbytes, least=DETECT_LAG + 2), tracker.fade_frames)
+                lookahead = Lookahead(frames_held(acc.nbytes), tracker.fade_frames)
+                if lookahead.frames <= DETECT_LAG + 1:  # (8K: a few frames; each luma a copy)
+                    acc = frame_access(fr, yuv_cache, grey_copy=True)
             frame_rgb["get"] = acc.rgb
             tm["decode"] += time.perf_counter() - t0
 

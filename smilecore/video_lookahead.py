@@ -25,7 +25,8 @@ from .video_track import Track, follow, smoothstep
 #: Frames held back at most (about one second at 25 fps): a face confirmed within this many
 #: frames of appearing smiles from its first frame.
 LOOKAHEAD_FRAMES = 24
-#: Memory the held frames may take at most (bytes): a 4K clip holds fewer frames than a small one.
+#: Memory the held frames may take at most (bytes): a 4K clip holds fewer frames than a small one, an
+#: 8K one a few (one at least).
 LOOKAHEAD_BYTES = 256 * 2 ** 20
 #: A face followed backwards must keep this share of its box inside the picture to be edited there.
 INSIDE = 0.7
@@ -68,11 +69,10 @@ def faces_now(tracks: list[Track]) -> list[FaceAt]:
     return [FaceAt(tr, tr.smoothed.copy(), tr.weight, tr.share, tr.frame_size) for tr in tracks if tr.smoothed is not None]
 
 
-def frames_held(frame_bytes: int, wanted: int = LOOKAHEAD_FRAMES, budget: int = LOOKAHEAD_BYTES,
-                least: int = 5) -> int:
-    """How many frames of ``frame_bytes`` each to hold back: ``wanted``, fewer where they would
-    take more than ``budget``, never fewer than ``least``."""
-    return max(least, min(wanted, budget // max(1, frame_bytes)))
+def frames_held(frame_bytes: int, wanted: int = LOOKAHEAD_FRAMES, budget: int = LOOKAHEAD_BYTES) -> int:
+    """How many frames of ``frame_bytes`` each to hold back: ``wanted``, fewer where they (and the
+    frame just decoded) would take more than ``budget``, never fewer than one."""
+    return max(1, min(wanted, budget // max(1, frame_bytes) - 1))
 
 
 def _inside(tr: Track, shape: tuple[int, int]) -> float:
@@ -138,6 +138,6 @@ class Lookahead:
             k += 1
             f.weight = max(f.weight, min(1.0, k / self.fade_frames))
         tr.weight = max(tr.weight, min(1.0, k / self.fade_frames))
-        tr.first_frame = min(tr.first_frame, held[j].index)
+        tr.first_frame = held[j].index  # (its first record: the frames from here on are the ones it is edited in)
         self.backfilled += pos - j
         return pos - j

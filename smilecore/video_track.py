@@ -387,7 +387,7 @@ class FaceTracker:
             # next detection does not confirm it; a later one waits for that confirmation, then fades in
             then = [g for i, g in self._recent if i >= k]
             carry = k < frame_index and len(then) == frame_index - k + 1
-            tr = Track(index=-1, ref=lm.copy(), size=size, score=float(score), first_frame=k if carry else frame_index,
+            tr = Track(index=-1, ref=lm.copy(), size=size, score=float(score), first_frame=frame_index,
                        last_frame=frame_index, weight=1.0 if first else 0.0, confirmed=False,
                        smooth=OneEuro(self.min_cutoff, self.beta), box=tuple(int(v) for v in box), detections=1, max_size=size,
                        share=facing, share_target=facing, max_share=facing)

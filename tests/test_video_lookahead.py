@@ -101,11 +101,12 @@ def test_frames_are_held_in_order_and_all_come_out():
     assert [w.index for w in out] == list(range(40)) and len(la) == 0
 
 
-def test_a_large_frame_holds_fewer_frames_but_enough_to_confirm():
+def test_a_large_frame_holds_fewer_frames_within_the_budget():
     assert frames_held(320 * 240 * 3 // 2) == LOOKAHEAD_FRAMES
-    four_k = 3840 * 2160 * 3 // 2
-    assert 5 <= frames_held(four_k) < LOOKAHEAD_FRAMES and frames_held(four_k) * four_k <= 256 * 2 ** 20
-    assert frames_held(7680 * 4320 * 6) == 5  # 8K, 16-bit RGB: the least
+    for frame in (3840 * 2160 * 3 // 2, 7680 * 4320 * 3 // 2, 7680 * 4320 * 3):  # 4K; 8K 8-bit, 10-bit 4:2:0
+        held = frames_held(frame)  # (and the frame just decoded)
+        assert 1 <= held < LOOKAHEAD_FRAMES and (held + 1) * frame <= 256 * 2 ** 20, (frame, held)
+    assert frames_held(3840 * 2160 * 3 // 2) == 20 and frames_held(7680 * 4320 * 6) == 1  # 8K 16-bit RGB: one
 
 
 def test_a_clip_where_she_walks_in_smiles_as_soon_as_she_is_in(picture, model, tmp_path):
@@ -137,3 +138,38 @@ def test_no_frame_where_the_detector_ran_and_missed_it_gets_the_face():
     first = next(i for i, wt in enumerate(weights) if wt > 0)
     assert track.unseen_at < found[0] and first == track.unseen_at + 1 == track.first_frame, (first, track.unseen_at, found)
     assert first < found[0] and weights[-1] == 1.0
+
+
+def test_a_short_lookahead_reports_the_frames_it_edited(picture, model, tmp_path, monkeypatch):
+    # an 8K clip holds a few frames only: the face is followed back less far, and its first_frame is still
+    # the first frame it was edited in (not the frame the detector found it in)
+    import smilecore.video as V
+
+    clip = make_clip(tmp_path / "walk.mkv", picture, size=(W, H), frames=40, crf=0, face_height=0.95, audio=False,
+                     enter=(10, 30))
+    monkeypatch.setattr(V, "frames_held", lambda *a, **k: 5)
+    res = smile_video(clip.path, tmp_path / "walk.out.mkv", strength=2, model=model, crf=0)
+    with av.open(str(clip.path)) as c:
+        before = [f.to_ndarray().astype(int) for f in c.decode(video=0)]
+    with av.open(str(tmp_path / "walk.out.mkv")) as c:
+        after = [f.to_ndarray().astype(int) for f in c.decode(video=0)]
+    first = next(i for i, (a, b) in enumerate(zip(before, after)) if not np.array_equal(a, b))
+    (face,) = res.tracks
+    assert face["first_frame"] == first and face["frames_edited"] == 40 - first, (face, first)
+
+
+@pytest.mark.parametrize("held", [1, 4])
+def test_with_no_face_coming_in_the_output_does_not_depend_on_the_frames_held(picture, model, tmp_path,
+                                                                             monkeypatch, held):
+    # a face from frame 0 has nothing to be followed back into: the edits, their smoothing over frames and the
+    # tracking are the same however many frames wait (here also where each frame's luma is a copy: 1 and 4 held)
+    import smilecore.video as V
+
+    clip = make_clip(tmp_path / "m.mkv", picture, size=(W, H), frames=24, crf=0, face_height=0.9, audio=False,
+                     amplitude=(20.0, 8.0), period=1.0)
+    smile_video(clip.path, tmp_path / "default.mkv", strength=2, model=model, crf=0)
+    monkeypatch.setattr(V, "frames_held", lambda *a, **k: held)
+    smile_video(clip.path, tmp_path / "short.mkv", strength=2, model=model, crf=0)
+    with av.open(str(tmp_path / "default.mkv")) as a, av.open(str(tmp_path / "short.mkv")) as b:
+        pairs = list(zip(a.decode(video=0), b.decode(video=0)))
+    assert len(pairs) == 24 and all(np.array_equal(x.to_ndarray(), y.to_ndarray()) for x, y in pairs)
