@@ -27,8 +27,11 @@ import numpy as np
 
 #: Share of the outer lip's area covered from which a mouth counts as hidden, and up to which it
 #: counts as seen (the faces in between are not used).
-HIDDEN_FROM = 0.5
-SEEN_UP_TO = 0.15
+HIDDEN_FROM = 0.3
+SEEN_UP_TO = 0.1
+#: Share of the occluders aimed at the mouth that are aimed beside its middle instead, so that they
+#: cover part of the lips (a microphone at a corner, a finger across one side).
+OFF_CENTRE = 0.4
 #: Occluder kinds and how often each is drawn.
 KINDS = {"hand": 0.25, "mask": 0.15, "bar": 0.15, "rect": 0.15, "blob": 0.15, "poly": 0.15}
 #: Supersampling of the occluder's outline (anti-aliased edges).
@@ -136,6 +139,8 @@ def occluder(rng: np.random.Generator, crop: np.ndarray, lm68: np.ndarray, donor
     lips, centre, eye = _lips(lm68)
     if aimed:
         at = centre + rng.normal(0, 0.2, 2) * eye
+        if OFF_CENTRE and rng.random() < OFF_CENTRE:  # beside the middle: part of the lips
+            at = centre + np.array([rng.choice([-1.0, 1.0]) * rng.uniform(0.25, 0.6), rng.uniform(-0.25, 0.25)]) * eye
     else:
         side = rng.choice([-1.0, 1.0])
         at = centre + np.array([side * rng.uniform(0.6, 1.1), rng.uniform(-0.2, 0.9)]) * eye
