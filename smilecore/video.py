@@ -382,6 +382,8 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             lookahead.push(Waiting(n, t, acc.grey, tracker.cuts, faces_now(live), (acc, pts, tags)))
             for tr in tracker.confirmed_now:  # a face that came into the picture: smiles from where it did
                 lookahead.backfill(tr)
+            for tr in tracker.lost_now:  # a face that vanished: no smile left where it was
+                lookahead.cut_off(tr)
             tm["track"] += time.perf_counter() - t0 - (tracker.wait - w0)
             n += 1
             for wf in lookahead.ready():

@@ -133,11 +133,26 @@ class Lookahead:
         k = 0
         for w in list(held)[j:]:
             f = w.face(tr)
-            if f is None:
+            if f is None or w.shot != held[pos].shot:  # (confirmed by a detection from before a cut: up to it)
                 break
             k += 1
             f.weight = max(f.weight, min(1.0, k / self.fade_frames))
-        tr.weight = max(tr.weight, min(1.0, k / self.fade_frames))
+        if not tr.ending:
+            tr.weight = max(tr.weight, min(1.0, k / self.fade_frames))
         tr.first_frame = held[j].index  # (its first record: the frames from here on are the ones it is edited in)
         self.backfilled += pos - j
         return pos - j
+
+    def cut_off(self, tr: Track) -> int:
+        """A face optical flow lost at ``tr.lost_at`` that detections did not find again: the waiting
+        frames from there on lose it (the edit would land on whatever took its place: the background,
+        something passing in front), and so does the tracker's fade-out.  Returns the frames it lost."""
+        n = 0
+        for w in self.held:
+            f = w.face(tr)
+            if f is not None and w.index >= tr.lost_at and f.weight > 0.0:
+                f.weight = 0.0
+                n += 1
+        tr.weight = 0.0
+        tr.last_frame = min(tr.last_frame, tr.lost_at - 1)
+        return n

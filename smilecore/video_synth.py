@@ -42,13 +42,14 @@ def make_clip(path: str | os.PathLike, picture: np.ndarray, size: tuple[int, int
               period: float = 3.0, audio: bool = True, codec: str = "libx264", pix_fmt: str = "yuv420p",
               crf: int = 20, container_format: str | None = None, rotation: int = 0, still_after: int | None = None,
               hide: tuple[int, int] | None = None, enter: tuple[int, int] | None = None,
-              sample_rate: int = 48000) -> Clip:
+              cut_to: tuple[int, np.ndarray] | None = None, sample_rate: int = 48000) -> Clip:
     """Write a clip of ``frames`` frames: ``picture`` (RGB uint8) scaled to ``face_height`` of the
     canvas height, moving by ``amplitude`` pixels on a ``period``-second loop, over a grey
     canvas; a 440 Hz tone on an AAC (or Opus for webm) track when ``audio``.  ``still_after``:
     frame from which the picture stops moving.  ``hide = (a, b)``: frames a..b-1 show no picture.
     ``enter = (a, b)``: the picture walks in from beyond the right edge, starting at frame a
-    (outside before it) and reaching its place at frame b."""
+    (outside before it) and reaching its place at frame b.  ``cut_to = (a, other)``: from frame a on,
+    the clip cuts to ``other`` (RGB uint8), scaled to fill the frame."""
     import av
 
     path = Path(path)
@@ -90,6 +91,8 @@ def make_clip(path: str | os.PathLike, picture: np.ndarray, size: tuple[int, int
             inside = cv2.warpAffine(np.full(picture.shape[:2], 255, np.uint8), m, (w, h), flags=cv2.INTER_LINEAR)
             a = (inside.astype(np.float32) / 255.0)[..., None]
             canvas = np.rint(a * warped + (1 - a) * canvas).astype(np.uint8)
+        if cut_to is not None and i >= cut_to[0]:
+            canvas = cv2.resize(cut_to[1], (w, h), interpolation=cv2.INTER_AREA)
         if rotation:
             # the stored picture is turned so that the display rotation puts it upright
             canvas = np.ascontiguousarray(np.rot90(canvas, -(rotation // 90)))

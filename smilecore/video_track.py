@@ -153,6 +153,7 @@ class Track:
     mouth_target: float | None = None  #: 1 where the last face-mesh reading saw the mouth, 0 where it read it hidden
     mouth_covered: bool = False  #: whether any reading found the mouth covered
     unseen_at: int = -1  #: the last frame before its first detection where the detector ran and did not find it
+    lost_at: int | None = None  #: the frame where optical flow lost it, if no detection has found it since
     _ref_smooth: np.ndarray | None = None
 
     @property
@@ -215,6 +216,9 @@ class FaceTracker:
         #: faces confirmed by the last :meth:`update` that were not edited before (faces that
         #: appeared after a shot's first frame): the caller may give them the frames since they appeared
         self.confirmed_now: list[Track] = []
+        #: faces the last :meth:`update` ended after optical flow had lost them (``lost_at``): the caller
+        #: may take the smile off the frames from there on, where the edit would land on what took its place
+        self.lost_now: list[Track] = []
         self._runs: deque = deque(maxlen=8)  #: the frames the detector last ran on
 
     # ------------------------------------------------------------------ per frame
@@ -222,6 +226,7 @@ class FaceTracker:
         """Advance to a new frame (``grey``: (H,W) uint8 luma) at time ``t`` seconds; returns
         the live tracks (fading ones included), each with ``smoothed`` landmarks for this frame."""
         self.confirmed_now = []
+        self.lost_now = []
         step = max(1, min(grey.shape) // (4 * CUT_THUMB[1]))  # (every step-th pixel: a 4K frame's in 0.1 ms, not 7)
         thumb = cv2.resize(grey[::step, ::step], CUT_THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
         cut = self._thumb is not None and _is_cut(self._thumb, thumb)
@@ -232,6 +237,8 @@ class FaceTracker:
             for tr in self.tracks:
                 if not tr.ending and not follow(tr, self.prev_grey, grey):
                     self._lose(tr)
+                    if tr.lost_at is None:
+                        tr.lost_at = frame_index
         self._recent.append((frame_index, grey))
         live = any(not tr.ending for tr in self.tracks)
         every = self.detect_every if live else max(1, self.detect_every // 2)
@@ -276,10 +283,15 @@ class FaceTracker:
     def _cut(self, frame_index: int) -> None:
         """A new shot starts at this frame: optical flow does not carry over, a detection of an
         earlier frame no longer applies (it is waited for, then dropped), and the detector runs
-        on this frame at once (see :data:`CUT_DIFF`)."""
+        on this frame at once (see :data:`CUT_DIFF`).  A detection still running on a frame of the
+        shot that ends here is waited for and applied there: it may confirm a face that came in
+        just before the cut (the caller's lookahead then gives it its frames)."""
         if self.pending is not None:
-            self.pending[1].result()
+            k, job, snaps = self.pending
             self.pending = None
+            found = job.result()
+            if self.prev_grey is not None:
+                self._apply(found, k, snaps, self.prev_grey, frame_index - 1)
         for tr in self.tracks:
             tr.points = None
             tr.smooth.reset()  # (a face found again lands on its new place at once, not through a glide)
@@ -358,6 +370,8 @@ class FaceTracker:
             tr.share_target = facing
             tr.max_share = max(tr.max_share, facing)
             tr.misses = 0
+            if tr.lost_at is not None and k >= tr.lost_at:  # (found on a frame from before it was lost: still lost)
+                tr.lost_at = None
             tr.detections += 1
             if not tr.confirmed:
                 tr.confirmed = True
@@ -376,6 +390,8 @@ class FaceTracker:
                 tr.misses += 1
                 if tr.misses > MAX_MISSES or not tr.confirmed or (tr.points is None and tr.misses > 1):
                     tr.ending = True  # gone (or a detector's one-off): fade out
+                    if tr.lost_at is not None and tr.confirmed:
+                        self.lost_now.append(tr)
         for di, d in enumerate(found):
             if di in used_d:
                 continue

@@ -173,3 +173,36 @@ def test_with_no_face_coming_in_the_output_does_not_depend_on_the_frames_held(pi
     with av.open(str(tmp_path / "default.mkv")) as a, av.open(str(tmp_path / "short.mkv")) as b:
         pairs = list(zip(a.decode(video=0), b.decode(video=0)))
     assert len(pairs) == 24 and all(np.array_equal(x.to_ndarray(), y.to_ndarray()) for x, y in pairs)
+
+
+def _changed(src, out) -> list[bool]:
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        return [not np.array_equal(x.to_ndarray(), y.to_ndarray()) for x, y in zip(a.decode(video=0), b.decode(video=0))]
+
+
+def test_a_face_that_vanishes_leaves_no_smile_where_it_was(picture, model, tmp_path):
+    # she walks in, then is gone at frame 27 (too little of the picture changes for a cut): optical flow loses her
+    # there, and the frames from there on are left as they are (before, frame 27 got the last frame's mouth)
+    clip = make_clip(tmp_path / "v.mkv", picture, size=(W, H), frames=40, crf=0, face_height=0.95, audio=False,
+                     enter=(10, 30), hide=(27, 40))
+    res = smile_video(clip.path, tmp_path / "v.out.mkv", strength=2, model=model, crf=0, keep_unchanged=True)
+    changed = _changed(clip.path, tmp_path / "v.out.mkv")
+    first = changed.index(True)
+    assert first < 22 and all(changed[first:27]) and not any(changed[27:]), changed
+    (face,) = res.tracks
+    assert face["last_frame"] == 26 and face["frames_edited"] == 27 - first
+
+
+def test_a_face_that_came_in_just_before_a_cut_still_smiles_until_it(picture, model, tmp_path):
+    # the detection that confirms her was still running when the clip cut to another picture (frame 28): it is
+    # applied to the shot it was made on, so she smiles from when she came in to the cut (before: not at all)
+    from skimage import data
+
+    clip = make_clip(tmp_path / "c.mkv", picture, size=(W, H), frames=36, crf=0, face_height=0.95, audio=False,
+                     enter=(10, 30), cut_to=(28, data.coffee()))
+    res = smile_video(clip.path, tmp_path / "c.out.mkv", strength=2, model=model, crf=0)
+    changed = _changed(clip.path, tmp_path / "c.out.mkv")
+    first = changed.index(True)
+    assert first < 22 and all(changed[first:28]) and not any(changed[28:]), changed
+    (face,) = res.tracks
+    assert face["first_frame"] == first and face["last_frame"] == 27
