@@ -340,6 +340,8 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             for at in wf.faces:
                 tr = at.track
                 tr.ease_mouth(1.0 / tracker.fade_frames)
+                if at.lost:  # what optical flow lost may be gone: no earlier output is shown, or mixed in, on this frame
+                    tr.net_state = None
                 if chosen(tr, at.size) is None:
                     lam = lam_now * at.fade * at.share  # turned from the camera: less (smilecore.strength)
                     if lam != 0.0:
@@ -382,8 +384,6 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             lookahead.push(Waiting(n, t, acc.grey, tracker.cuts, faces_now(live), (acc, pts, tags)))
             for tr in tracker.confirmed_now:  # a face that came into the picture: smiles from where it did
                 lookahead.backfill(tr)
-            for tr in tracker.lost_now:  # a face that vanished: no smile left where it was
-                lookahead.cut_off(tr)
             tm["track"] += time.perf_counter() - t0 - (tracker.wait - w0)
             n += 1
             for wf in lookahead.ready():

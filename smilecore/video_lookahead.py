@@ -41,6 +41,7 @@ class FaceAt:
     weight: float  #: fade weight 0..1 (before easing)
     share: float  #: share of the strength for its facing
     size: float  #: face size in this frame's pixels
+    lost: bool = False  #: optical flow lost it on the way to this frame (it may have gone, or something passed in front)
 
     @property
     def fade(self) -> float:
@@ -66,7 +67,8 @@ class Waiting:
 
 def faces_now(tracks: list[Track]) -> list[FaceAt]:
     """The tracker's live tracks as this frame sees them."""
-    return [FaceAt(tr, tr.smoothed.copy(), tr.weight, tr.share, tr.frame_size) for tr in tracks if tr.smoothed is not None]
+    return [FaceAt(tr, tr.smoothed.copy(), tr.weight, tr.share, tr.frame_size, lost=tr.points is None)
+            for tr in tracks if tr.smoothed is not None]
 
 
 def frames_held(frame_bytes: int, wanted: int = LOOKAHEAD_FRAMES, budget: int = LOOKAHEAD_BYTES) -> int:
@@ -143,16 +145,3 @@ class Lookahead:
         self.backfilled += pos - j
         return pos - j
 
-    def cut_off(self, tr: Track) -> int:
-        """A face optical flow lost at ``tr.lost_at`` that detections did not find again: the waiting
-        frames from there on lose it (the edit would land on whatever took its place: the background,
-        something passing in front), and so does the tracker's fade-out.  Returns the frames it lost."""
-        n = 0
-        for w in self.held:
-            f = w.face(tr)
-            if f is not None and w.index >= tr.lost_at and f.weight > 0.0:
-                f.weight = 0.0
-                n += 1
-        tr.weight = 0.0
-        tr.last_frame = min(tr.last_frame, tr.lost_at - 1)
-        return n

@@ -153,7 +153,6 @@ class Track:
     mouth_target: float | None = None  #: 1 where the last face-mesh reading saw the mouth, 0 where it read it hidden
     mouth_covered: bool = False  #: whether any reading found the mouth covered
     unseen_at: int = -1  #: the last frame before its first detection where the detector ran and did not find it
-    lost_at: int | None = None  #: the frame where optical flow lost it, if no detection has found it since
     _ref_smooth: np.ndarray | None = None
 
     @property
@@ -216,9 +215,6 @@ class FaceTracker:
         #: faces confirmed by the last :meth:`update` that were not edited before (faces that
         #: appeared after a shot's first frame): the caller may give them the frames since they appeared
         self.confirmed_now: list[Track] = []
-        #: faces the last :meth:`update` ended after optical flow had lost them (``lost_at``): the caller
-        #: may take the smile off the frames from there on, where the edit would land on what took its place
-        self.lost_now: list[Track] = []
         self._runs: deque = deque(maxlen=8)  #: the frames the detector last ran on
 
     # ------------------------------------------------------------------ per frame
@@ -226,7 +222,6 @@ class FaceTracker:
         """Advance to a new frame (``grey``: (H,W) uint8 luma) at time ``t`` seconds; returns
         the live tracks (fading ones included), each with ``smoothed`` landmarks for this frame."""
         self.confirmed_now = []
-        self.lost_now = []
         step = max(1, min(grey.shape) // (4 * CUT_THUMB[1]))  # (every step-th pixel: a 4K frame's in 0.1 ms, not 7)
         thumb = cv2.resize(grey[::step, ::step], CUT_THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
         cut = self._thumb is not None and _is_cut(self._thumb, thumb)
@@ -237,8 +232,6 @@ class FaceTracker:
             for tr in self.tracks:
                 if not tr.ending and not follow(tr, self.prev_grey, grey):
                     self._lose(tr)
-                    if tr.lost_at is None:
-                        tr.lost_at = frame_index
         self._recent.append((frame_index, grey))
         live = any(not tr.ending for tr in self.tracks)
         every = self.detect_every if live else max(1, self.detect_every // 2)
@@ -290,8 +283,8 @@ class FaceTracker:
             k, job, snaps = self.pending
             self.pending = None
             found = job.result()
-            if self.prev_grey is not None:
-                self._apply(found, k, snaps, self.prev_grey, frame_index - 1)
+            if self.prev_grey is not None:  # (it only confirms: a face it sees for the first time is not followed into the new shot)
+                self._apply(found, k, snaps, self.prev_grey, frame_index - 1, new_faces=False)
         for tr in self.tracks:
             tr.points = None
             tr.smooth.reset()  # (a face found again lands on its new place at once, not through a glide)
@@ -337,8 +330,9 @@ class FaceTracker:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smile-detect")
         self.pending = (frame_index, self._pool.submit(job), snaps)
 
-    def _apply(self, found, k: int, snaps: dict, grey: np.ndarray, frame_index: int) -> None:
-        """Match detections made on frame ``k`` (tracks' motion then: ``snaps``) to the tracks."""
+    def _apply(self, found, k: int, snaps: dict, grey: np.ndarray, frame_index: int, new_faces: bool = True) -> None:
+        """Match detections made on frame ``k`` (tracks' motion then: ``snaps``) to the tracks; the
+        detections no track matches start new ones (unless ``new_faces`` is false)."""
         live = [tr for tr in self.tracks if not tr.ending and id(tr) in snaps]
         pairs = []
         for ti, tr in enumerate(live):
@@ -370,8 +364,6 @@ class FaceTracker:
             tr.share_target = facing
             tr.max_share = max(tr.max_share, facing)
             tr.misses = 0
-            if tr.lost_at is not None and k >= tr.lost_at:  # (found on a frame from before it was lost: still lost)
-                tr.lost_at = None
             tr.detections += 1
             if not tr.confirmed:
                 tr.confirmed = True
@@ -390,10 +382,8 @@ class FaceTracker:
                 tr.misses += 1
                 if tr.misses > MAX_MISSES or not tr.confirmed or (tr.points is None and tr.misses > 1):
                     tr.ending = True  # gone (or a detector's one-off): fade out
-                    if tr.lost_at is not None and tr.confirmed:
-                        self.lost_now.append(tr)
         for di, d in enumerate(found):
-            if di in used_d:
+            if di in used_d or not new_faces:
                 continue
             lm, box, score, facing = _detection(d)
             lm = np.asarray(lm, np.float64)
