@@ -225,8 +225,16 @@ class Driver:
         for node, name in ((source, "gui_float_source.bin"), (self.added[0], "gui_float_result.bin")):
             with open(os.path.join(self.out, name), "wb") as fh:
                 fh.write(bytes(node.pixelData(0, 0, w, h)))
+        self.float_size = [w, h]
+        # Krita takes a closed document out of its list from the event loop: a conversion's temporary document
+        # (the preview that switching to this image started) may still be listed for a moment on a busy machine;
+        # one that stays open is a leak, and this step then times out
+        self.wait_until("the temporary documents to close", lambda: len(self.app.documents()) <= 2,
+                        self.log_float_applied)
+
+    def log_float_applied(self) -> None:
         self.log("float_applied", layers=self.layer_names(), before=self.float_layers, status=list(controller().status),
-                 space=[self.doc.colorModel(), self.doc.colorDepth(), self.doc.colorProfile()], size=[w, h],
+                 space=[self.doc.colorModel(), self.doc.colorDepth(), self.doc.colorProfile()], size=self.float_size,
                  reply=controller().last_apply_reply, documents=len(self.app.documents()))
         self.app.action("edit_undo").trigger()
         QTimer.singleShot(1500, self.guarded(self.after_float_undo))
