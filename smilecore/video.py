@@ -366,13 +366,16 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             last_pts = pts
             t = float((pts - start) * tb)
             t0 = time.perf_counter()
-            # (the luma may be a view of the plane the edit writes where a frame is edited only once it
-            # has left a lookahead that holds more frames than the tracker looks back)
-            acc = frame_access(fr, yuv_cache, grey_copy=lookahead is not None and lookahead.frames <= DETECT_LAG + 1)
+            acc = frame_access(fr, yuv_cache)
             if lookahead is None:
-                lookahead = Lookahead(frames_held(acc.nbytes), tracker.fade_frames)
-                if lookahead.frames <= DETECT_LAG + 1:  # (8K: a few frames; each luma a copy)
-                    acc = frame_access(fr, yuv_cache, grey_copy=True)
+                held = frames_held(acc.nbytes)
+                if held <= DETECT_LAG + 1 and acc.grey.base is not None:  # (each luma a copy, below: in the budget too)
+                    held = frames_held(acc.nbytes + acc.grey.nbytes)
+                lookahead = Lookahead(held, tracker.fade_frames)
+            # the luma may stay a view of the plane the edit writes where a frame is edited only once it has
+            # left a lookahead that holds more frames than the tracker looks back (8K holds fewer: a copy)
+            if lookahead.frames <= DETECT_LAG + 1 and acc.grey.base is not None:
+                acc.grey = acc.grey.copy()
             frame_rgb["get"] = acc.rgb
             tm["decode"] += time.perf_counter() - t0
 

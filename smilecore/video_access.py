@@ -33,10 +33,10 @@ class FrameAccess:
     nbytes: int  #: memory the frame holds while it waits
 
 
-def frame_access(fr, yuv_cache: dict, grey_copy: bool = True) -> FrameAccess:
+def frame_access(fr, yuv_cache: dict) -> FrameAccess:
     """Open a decoded ``av.VideoFrame`` for editing.  ``yuv_cache`` keeps the colour converters
-    between frames; ``grey_copy=False`` lets the luma of an 8-bit 4:2:0 frame be a view of the
-    plane the edit writes into (for a caller that reads it only before the frame is edited)."""
+    between frames.  The luma of an 8-bit 4:2:0 frame is a view of the plane the edit writes into
+    (its ``base`` is set): a caller that reads it after the frame is edited copies it first."""
     w, h = fr.width, fr.height
     fmt = fr.format.name
     if fmt in ("yuv420p", "yuvj420p") and w % 2 == 0 and h % 2 == 0:
@@ -44,7 +44,6 @@ def frame_access(fr, yuv_cache: dict, grey_copy: bool = True) -> FrameAccess:
         Y = arr[:h]
         U = arr[h:h + h // 4].reshape(h // 2, w // 2)
         V = arr[h + h // 4:].reshape(h // 2, w // 2)
-        grey = Y.copy() if grey_copy else Y
         key = (fr.colorspace, fmt, getattr(fr, "color_range", 0))
         if key not in yuv_cache:
             kr, kb = yuv_coeffs(fr.colorspace, h)
@@ -68,8 +67,8 @@ def frame_access(fr, yuv_cache: dict, grey_copy: bool = True) -> FrameAccess:
             np.copyto(U[y0 // 2:y1 // 2, x0 // 2:x1 // 2], u_new, where=c2)
             np.copyto(V[y0 // 2:y1 // 2, x0 // 2:x1 // 2], v_new, where=c2)
 
-        return FrameAccess(grey, lambda: cv2.cvtColor(arr, cv2.COLOR_YUV2RGB_I420), get_region, put_region,
-                           arr, fmt if fmt == "yuv420p" else "yuvj420p", arr.nbytes + (grey.nbytes if grey_copy else 0))
+        return FrameAccess(Y, lambda: cv2.cvtColor(arr, cv2.COLOR_YUV2RGB_I420), get_region, put_region,
+                           arr, fmt if fmt == "yuv420p" else "yuvj420p", arr.nbytes)
     # other planar YUV (4:2:2, 4:4:4, 9..16-bit, odd sizes): edited in their own planes too
     planar = planar_io(fr)
     if planar is not None:  # (its grey is a copy: edits do not reach it)
