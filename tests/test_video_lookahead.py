@@ -128,6 +128,17 @@ def test_a_clip_where_she_walks_in_smiles_as_soon_as_she_is_in(picture, model, t
     assert face["first_frame"] == first and face["frames_edited"] == 50 - first
 
 
+def test_a_face_that_walks_in_fast_stays_one_face(picture, model, tmp_path):
+    # she crosses a third of the frame in the last frames of her walk (frames 10..18): that is not a cut, so she
+    # keeps one index and one record (before: a cut was seen, and she was two faces, the first edited in one frame)
+    clip = make_clip(tmp_path / "fast.mkv", picture, size=(W, H), frames=32, crf=0, face_height=0.95, audio=False,
+                     enter=(10, 18))
+    res = smile_video(clip.path, tmp_path / "fast.out.mkv", strength=2, model=model, crf=0)
+    assert len(res.tracks) == 1, res.tracks
+    (face,) = res.tracks
+    assert face["index"] == 0 and face["edited"] and face["first_frame"] <= 20 and face["last_frame"] == 31, face
+
+
 def test_no_frame_where_the_detector_ran_and_missed_it_gets_the_face():
     # the square is in the picture throughout, but the detector finds it only from frame 30 on (a face that turns
     # towards the camera): frames up to the last detection that missed it are left as they are

@@ -127,9 +127,13 @@ def test_cuts_are_told_from_pans_zooms_and_flashes():
     her = neutral_astronaut()
     a = thumb(frame(her, 0, -100, 1.2))
     assert not _is_cut(a, thumb(frame(her, 8, -100, 1.2)))  # a pan
+    assert not _is_cut(a, thumb(frame(her, 60, -100, 1.2)))  # a fast one (a tenth of the frame): told by the shift
+    assert not _is_cut(a, thumb(frame(her, -50, -130, 1.2)))
     assert not _is_cut(a, thumb(frame(her, -15, -110, 1.26)))  # a zoom
     assert not _is_cut(a, thumb(np.clip(frame(her, 0, -100, 1.2).astype(int) + 80, 0, 255).astype(np.uint8)))  # a flash
     assert _is_cut(a, thumb(frame(her, 200, -300, 2.0)))  # her again, framed otherwise
+    assert _is_cut(a, thumb(frame(her, 0, -200, 1.6)))
+    assert _is_cut(a, thumb(frame(her, -100, -50, 0.8)))
     assert _is_cut(a, thumb(frame(data.coffee(), 0, 0, 1.25)))  # another picture
     assert _is_cut(a, thumb(np.full((360, 640), 20, np.uint8)))  # black
 
