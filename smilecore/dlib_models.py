@@ -1,7 +1,9 @@
 """dlib's models as the engine uses them: the files of ``face-recognition-models``, the five-point
 landmarks (the freely redistributable shape predictor) and the HOG face detector that came before
 BlazeFace: the judge of which way up a face is (:func:`hog_score`, on a view of one face), and for
-the benchmarks and fitting :data:`smilecore.landmarks.BOX_FIT`, the searcher of whole photos."""
+the benchmarks and fitting :data:`smilecore.landmarks.BOX_FIT`, the searcher of whole photos; and
+the face recognition network (public domain, as all of Davis King's dlib models), which tells a face
+that comes back into a video from another (:mod:`smilecore.video_reid`)."""
 from __future__ import annotations
 
 import functools
@@ -50,6 +52,40 @@ def _detector():
     import dlib
 
     return dlib.get_frontal_face_detector()
+
+
+#: Side of the face chip :func:`face_chip` cuts for dlib's face recognition network, and its padding
+#: (dlib's own defaults for that network).
+CHIP_SIZE = 150
+CHIP_PADDING = 0.25
+
+
+@functools.lru_cache(maxsize=1)
+def _recognizer():
+    import dlib
+
+    return dlib.face_recognition_model_v1(str(dlib_model_file("dlib_face_recognition_resnet_model_v1.dat")))
+
+
+def face_chip(grey: np.ndarray, landmarks5: np.ndarray) -> np.ndarray:
+    """The (CHIP_SIZE, CHIP_SIZE) uint8 grey chip of a face, aligned by its five landmarks (dlib's
+    order, pixels of ``grey``, an (H,W) uint8 luma) as dlib's face recognition network wants it."""
+    import dlib
+
+    pts = np.asarray(landmarks5, np.float64)
+    x0, y0 = np.floor(pts.min(0)).astype(int)
+    x1, y1 = np.ceil(pts.max(0)).astype(int)
+    shape = dlib.full_object_detection(dlib.rectangle(int(x0), int(y0), int(x1) + 1, int(y1) + 1),
+                                       [dlib.point(int(round(x)), int(round(y))) for x, y in pts])
+    rgb = np.ascontiguousarray(np.repeat(np.asarray(grey, np.uint8)[..., None], 3, axis=2))
+    return np.ascontiguousarray(dlib.get_face_chip(rgb, shape, size=CHIP_SIZE, padding=CHIP_PADDING)[..., 0])
+
+
+def chip_descriptor(chip: np.ndarray) -> np.ndarray:
+    """dlib's 128-D face descriptor (``face_recognition_model_v1``; the same person within about 0.6,
+    dlib's own threshold) of a :func:`face_chip`."""
+    rgb = np.ascontiguousarray(np.repeat(np.asarray(chip, np.uint8)[..., None], 3, axis=2))
+    return np.asarray(_recognizer().compute_face_descriptor(rgb), np.float64)
 
 
 @functools.lru_cache(maxsize=1)

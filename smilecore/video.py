@@ -37,6 +37,7 @@ from .video_edit import NET_EVERY, NET_SMOOTH, FaceEditor
 from .video_access import frame_access
 from .video_lookahead import Lookahead, Waiting, faces_now, frames_held
 from .video_planar import PlanarFrame
+from .video_reid import chain
 from .video_rotate import rotate_points, unrotate_points
 from .video_schedule import StrengthSchedule
 from .video_streams import add_output_streams, first_rotation, output_options, probe, require_av
@@ -419,30 +420,33 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
     k_view = (rotation // 90) % 4
     result.tracks = []
     for tr in tracks:
+        parts = chain(tr)  # (a face that left and came back: one record from its first track to its last)
         reason = chosen(tr)
-        edited = tr.frames_edited > 0
+        frames_edited = sum(t.frames_edited for t in parts)
+        edited = frames_edited > 0
         if reason is None and not edited:
+            own = next((t.own for t in reversed(parts) if t.own is not None), None)
             if all(v == 0 for v in schedule.values):
                 reason = "strength 0"
-            elif tr.max_share == 0.0:
+            elif max(t.max_share for t in parts) == 0.0:
                 reason = TURNED_AWAY
-            elif tr.mouth_covered:  # (never edited: covered while it was asked to smile, or the reading wavered)
+            elif any(t.mouth_covered for t in parts):  # (never edited: covered while it was asked to smile, or the reading wavered)
                 reason = MOUTH_HIDDEN
-            elif tr.own is not None:  # it went through the network: it lacked none of the smile asked for
-                reason = already_smiling(tr.own)
+            elif own is not None:  # it went through the network: it lacked none of the smile asked for
+                reason = already_smiling(own)
             else:
                 reason = "outside the picture"
-        box, lm = tr.box, tr.ref
+        box, lm = parts[0].box, parts[0].ref
         if k_view:  # reported as the clip is shown (upright), as photos are after their EXIF turn
             lm = rotate_points(lm, k_view, (h, w))
             c = rotate_points(np.array([box[:2], box[2:]], np.float64), k_view, (h, w))
             box = (int(c[:, 0].min()), int(c[:, 1].min()), int(c[:, 0].max()), int(c[:, 1].max()))
-        face = Face(box=box, landmarks=lm, score=tr.score, index=tr.index, edited=edited,
+        face = Face(box=box, landmarks=lm, score=parts[0].score, index=tr.index, edited=edited,
                     reason=None if edited else reason)
         result.tracks.append({
             **face.to_dict(),
-            "first_frame": tr.first_frame, "last_frame": tr.last_frame,
-            "frames_edited": tr.frames_edited, "detections": tr.detections,
+            "first_frame": parts[0].first_frame, "last_frame": tr.last_frame,
+            "frames_edited": frames_edited, "detections": sum(t.detections for t in parts),
         })
     result.timings = dict(tm, **editor.t)
     result.timings["total"] = time.perf_counter() - t_start

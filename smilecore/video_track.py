@@ -25,6 +25,8 @@ import cv2
 import numpy as np
 
 from .strength import facing_share
+from .video_cuts import is_cut, thumbnail
+from .video_reid import looks_alike, remember, same_person
 
 #: Run the detector on every N-th frame (and whenever no face is tracked, or one is lost).
 DETECT_EVERY = 15
@@ -39,21 +41,6 @@ DETECT_LAG = 3
 CONFIRM_AFTER = 2
 #: How far a matched detection pulls a tracked face's landmarks towards its own (0..1).
 DETECTION_PULL = 0.4
-#: A cut (a new shot) is a frame whose CUT_THUMB-sized grey thumbnail differs from the previous
-#: frame's by more than CUT_DIFF levels on average and correlates with it below CUT_CORR. (On
-#: 640 × 360 frames of the sample: cuts to other pictures or to her at another framing 54–106
-#: levels, correlation under 0.25; a pan of 8 / 20 px a frame 14 / 33 and 0.94 / 0.72; a 5 % zoom
-#: 17 and 0.91; a flash 72 and 0.98.) The detector runs on it at once; a tracked face it does not
-#: find there is gone at once, not faded out over the new shot, and a face it finds smiles at
-#: once, as in the first frame.
-CUT_THUMB = (32, 18)
-CUT_DIFF = 30.0
-CUT_CORR = 0.5
-#: ... unless the thumbnails correlate at CUT_SHIFT_CORR or more once one is shifted by up to
-#: CUT_SHIFT (x, y) thumbnail pixels: a face or a camera moving fast (a person crossing a 320 × 240
-#: frame in 8 frames: 0.97 shifted, 0.2–0.3 not; the other framings and pictures above 0.44 at most).
-CUT_SHIFT = (4, 2)
-CUT_SHIFT_CORR = 0.8
 
 
 class OneEuro:
@@ -102,34 +89,6 @@ def _face_size(lm: np.ndarray) -> float:
     return float(max(4.0, 2.5 * np.linalg.norm(right - left)))
 
 
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of two equally shaped arrays (0 where either is flat)."""
-    a, b = a - a.mean(), b - b.mean()
-    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum()) / den if den > 1e-6 else 0.0
-
-
-def _shifted_correlation(before: np.ndarray, after: np.ndarray) -> float:
-    """The best correlation of two thumbnails over their overlaps when one is shifted by up to
-    :data:`CUT_SHIFT` thumbnail pixels (the picture moved between the frames)."""
-    h, w = before.shape
-    sx, sy = CUT_SHIFT
-    best = -1.0
-    for dy in range(-sy, sy + 1):
-        for dx in range(-sx, sx + 1):
-            a = before[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)]
-            b = after[max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)]
-            best = max(best, _correlation(a, b))
-    return best
-
-
-def _is_cut(before: np.ndarray, after: np.ndarray) -> bool:
-    """Whether two frames' thumbnails are of different shots (see :data:`CUT_DIFF`)."""
-    if float(np.abs(after - before).mean()) <= CUT_DIFF or _correlation(before, after) >= CUT_CORR:
-        return False
-    return _shifted_correlation(before, after) < CUT_SHIFT_CORR
-
-
 def _box_of(lm: np.ndarray, size: float) -> tuple[float, float, float, float]:
     cx, cy = lm.mean(0)
     cy += 0.1 * size
@@ -149,7 +108,7 @@ class Track:
     exactly while its landmarks' detector noise is smoothed away.
     """
 
-    index: int  #: stable face index (faces of the first frame or of a cut's first frame at once, largest first; later ones in order of confirmation); -1 until then
+    index: int  #: stable face index (faces of the first frame or of a cut's first frame at once, largest first; later ones in order of confirmation; a face that comes back keeps its own); -1 until then
     ref: np.ndarray  #: (5,2) landmarks in tracking coordinates
     size: float  #: face size (detector box side) in tracking coordinates
     score: float
@@ -177,6 +136,10 @@ class Track:
     mouth_target: float | None = None  #: 1 where the last face-mesh reading saw the mouth, 0 where it read it hidden
     mouth_covered: bool = False  #: whether any reading found the mouth covered
     unseen_at: int = -1  #: the last frame before its first detection where the detector ran and did not find it
+    chip: np.ndarray | None = None  #: its face from its first detection, for telling it again (smilecore.video_reid)
+    descriptor: np.ndarray | None = None  #: dlib's descriptor of ``chip``, once needed
+    earlier: Track | None = None  #: the ended track of the same face that this one continues (same index)
+    later: Track | None = None  #: the track that continues this one
     _ref_smooth: np.ndarray | None = None
 
     @property
@@ -246,9 +209,8 @@ class FaceTracker:
         """Advance to a new frame (``grey``: (H,W) uint8 luma) at time ``t`` seconds; returns
         the live tracks (fading ones included), each with ``smoothed`` landmarks for this frame."""
         self.confirmed_now = []
-        step = max(1, min(grey.shape) // (4 * CUT_THUMB[1]))  # (every step-th pixel: a 4K frame's in 0.1 ms, not 7)
-        thumb = cv2.resize(grey[::step, ::step], CUT_THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
-        cut = self._thumb is not None and _is_cut(self._thumb, thumb)
+        thumb = thumbnail(grey)
+        cut = self._thumb is not None and is_cut(self._thumb, thumb)
         self._thumb = thumb
         if cut:
             self._cut(frame_index)
@@ -293,14 +255,14 @@ class FaceTracker:
         return list(self.tracks)
 
     def all_tracks(self) -> list[Track]:
-        """Every track seen so far, by index."""
-        return sorted((tr for tr in self.finished + self.tracks if tr.index >= 0), key=lambda tr: tr.index)
+        """Every face seen so far, by index: the last track of each (:func:`smilecore.video_reid.chain` gives them all)."""
+        return sorted((tr for tr in self.finished + self.tracks if tr.index >= 0 and tr.later is None), key=lambda tr: tr.index)
 
     # ------------------------------------------------------------------ internals
     def _cut(self, frame_index: int) -> None:
         """A new shot starts at this frame: optical flow does not carry over, a detection of an
         earlier frame no longer applies (it is waited for, then dropped), and the detector runs
-        on this frame at once (see :data:`CUT_DIFF`).  A detection still running on a frame of the
+        on this frame at once (see :data:`smilecore.video_cuts.CUT_DIFF`).  A detection still running on a frame of the
         shot that ends here is waited for and applied there: it may confirm a face that came in
         just before the cut (the caller's lookahead then gives it its frames)."""
         if self.pending is not None:
@@ -370,9 +332,12 @@ class FaceTracker:
         pairs.sort()
         used_t, used_d = set(), set()
         newly: list[Track] = []
+        cut = k == self._start and k > 0
         for _, ti, di in pairs:
             if ti in used_t or di in used_d:
                 continue
+            if cut and grey is not None and not looks_alike(live[ti], grey, np.asarray(found[di][0], np.float64)):
+                continue  # a cut to another person where this face was: not this face going on
             used_t.add(ti)
             used_d.add(di)
             tr = live[ti]
@@ -427,6 +392,9 @@ class FaceTracker:
                 for before, after in zip(then, then[1:]):
                     if not follow(tr, before, after):
                         break
+            seen = next((g for i, g in self._recent if i == k), grey if k == frame_index else None)
+            if seen is not None:
+                remember(tr, seen, lm)
             seed_points(tr, grey)
             self.tracks.append(tr)
             if first:
@@ -435,12 +403,25 @@ class FaceTracker:
             self._number(newly)
 
     def _number(self, tracks: list[Track]) -> None:
-        """Give the tracks without an index the next indices, larger faces first."""
+        """Give the tracks without an index an index, larger faces first: the index of an ended face
+        that is the same person (:mod:`smilecore.video_reid`), else the next one."""
         for tr in sorted(tracks, key=lambda tr: -tr.size * tr.scale):
-            if tr.index < 0:
+            if tr.index >= 0:
+                continue
+            old = same_person(tr, self._gone(tr))
+            if old is not None:
+                tr.index, tr.earlier, old.later = old.index, old, tr
+            else:
                 tr.index = self.next_index
                 self.next_index += 1
         tracks.clear()
+
+    def _gone(self, tr: Track) -> list[Track]:
+        """The numbered faces that ended before ``tr`` was first seen and that no track has taken up since."""
+        held = {t.index for t in self.tracks if t.index >= 0 and not t.ending}
+        ended = self.finished + [t for t in self.tracks if t.ending]
+        return [t for t in ended if t.index >= 0 and t.later is None and t is not tr and t.index not in held
+                and t.last_frame < tr.first_frame]
 
 
 def _window(tr: Track, shape: tuple[int, int], grow: float) -> tuple[int, int, int, int]:
