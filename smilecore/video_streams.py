@@ -16,6 +16,9 @@ VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"
 VIDEO_EXTENSIONS = frozenset(VIDEO_FORMATS)
 #: Codec names accepted by ``codec=`` and the FFmpeg encoder each one uses.
 CODECS = {"h264": "libx264", "hevc": "libx265", "h265": "libx265", "vp9": "libvpx-vp9", "vp8": "libvpx", "mpeg4": "mpeg4"}
+#: Encoders whose subsampled (4:2:0, 4:2:2) pictures must have even sizes: a clip of odd width or height is
+#: written 4:4:4 by them (VP8, VP9 and MPEG-4 write odd 4:2:0 sizes as they are).
+EVEN_SIZES_ONLY = frozenset({"libx264", "libx265"})
 #: Codecs each container can hold (the default is the first).
 CONTAINER_CODECS = {"webm": ("vp9", "vp8"), "avi": ("h264", "mpeg4"), "mp4": ("h264", "hevc", "h265", "vp9", "mpeg4"),
                     "mov": ("h264", "hevc", "h265", "mpeg4"), "matroska": ("h264", "hevc", "h265", "vp9", "vp8", "mpeg4")}
@@ -167,7 +170,7 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
         supported = {f.name for f in (av.codec.Codec(encoder, "w").video_formats or ())}
     except (av.FFmpegError, ValueError):
         supported = set()
-    odd = bool(w % 2 or h % 2)
+    odd = bool(w % 2 or h % 2) and encoder in EVEN_SIZES_ONLY
     pix = in_fmt if in_fmt in supported else ("yuv420p10le" if deep else "yuv420p")
     if odd and ("420" in pix or "422" in pix):
         pix = pix.replace("420", "444").replace("422", "444")  # 4:2:0 needs even sizes; 4:4:4 keeps the exact size

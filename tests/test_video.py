@@ -380,6 +380,19 @@ def test_no_face_is_exit_3_or_copied_with_keep_unchanged(picture, tmp_path):
     assert r.exit_code == 0 and (tmp_path / "empty.smile.mp4").read_bytes() == empty.read_bytes()
 
 
+@pytest.mark.parametrize("out_name, codec", [("odd.out.webm", None), ("odd.out.mkv", "vp8"), ("odd.out.avi", "mpeg4")])
+def test_an_odd_size_stays_4_2_0_where_the_codec_writes_it(picture, model, tmp_path, out_name, codec):
+    # VP9, VP8 and MPEG-4 write odd 4:2:0 sizes: the result stays 4:2:0, which every player plays (before: 4:4:4 for VP9,
+    # and VP8 / MPEG-4 refused, exit 4); only H.264 and HEVC need 4:4:4 there
+    src = make_clip(tmp_path / "odd.webm", picture, size=(321, 241), frames=6, codec="libvpx-vp9", face_height=0.95, audio=False)
+    out = tmp_path / out_name
+    res = smile_video(src.path, out, strength=2, model=model, codec=codec)
+    with av.open(str(out)) as c:
+        frames = list(c.decode(video=0))
+    assert (frames[0].width, frames[0].height, frames[0].format.name) == (321, 241, "yuv420p") and len(frames) == 6
+    assert res.faces_edited == 1 and not any("odd frame size" in n for n in res.notes)
+
+
 def test_odd_size_ten_bit_vfr_and_rotation(picture, model, tmp_path):
     # odd width and height (4:4:4 source): same size out
     odd = make_clip(tmp_path / "odd.mp4", picture, size=(321, 241), frames=8, pix_fmt="yuv444p", face_height=0.95)
