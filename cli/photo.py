@@ -10,6 +10,8 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
+
 from smilecore.atomic import copy_file_atomic
 from smilecore.decode import load_image
 from smilecore.encode import OUTPUT_FORMATS, output_format, save_image
@@ -50,6 +52,11 @@ def process_photo(job: Job, model, strength, faces, min_face, selection, keep_un
             raise InputError(job.problem)
         image, info = load_image(job.input, max_pixels=max_pixels)
         r.size = info.size
+        w, h = (image.shape[1], image.shape[0]) if isinstance(image, np.ndarray) else image.size  # (16-bit: an array)
+        if selection is not None and np.shape(selection)[:2] != (h, w):
+            mh, mw = np.shape(selection)[:2]
+            raise UsageError(f"{job.input}: the --selection mask is {mw}x{mh}, the photo {w}x{h}"
+                             " (as it is shown, turned by its EXIF orientation): give a mask of the photo's size")
         in_place = job.output == job.input
         if in_place and info.frames > 1:  # the result holds the first frame only: the others would be lost
             raise UsageError(f"{job.input}: it holds {info.frames} frames (pages, an animation, a burst or a second "

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from smilecore.errors import SmileError
 from smilecore.strength import ALREADY_SMILING, MOUTH_HIDDEN, TURNED_AWAY, WIDER
+from smilecore.video_streams import is_video_path
 
 SCHEMA_VERSION = 1
 
@@ -154,13 +155,16 @@ def summary(reports: list[PhotoReport]) -> dict:
 
 
 def summary_line(reports: list[PhotoReport]) -> str:
-    """e.g. ``3 photos: 2 smiled, 1 unchanged, 0 failed``; photos that succeeded with no face changed
+    """e.g. ``3 photos: 2 smiled, 1 unchanged, 0 failed`` (``2 photos and 1 video: …``); photos that succeeded with no face changed
     (every face already smiling as much) are counted apart: ``2 smiled, 1 already smiling as much``."""
     s = summary(reports)
     as_is = sum(r.status == STATUS_OK and bool(r.faces) and not any(f.get("edited") for f in r.faces) for r in reports)
     less = bool(reports) and all(isinstance(r.strength, (int, float)) and r.strength < 0 for r in reports)
     smiled = f"{s['ok'] - as_is} smiled{' less' if less else ''}" + (f", {as_is} already smiling as much" if as_is else "")
-    return f"{s['total']} photos: {smiled}, {s['unchanged']} unchanged, {s['failed']} failed"
+    videos = sum(is_video_path(r.input) for r in reports if r.input)
+    photos = s["total"] - videos
+    what = " and ".join(f"{n} {word}{'s' * (n != 1)}" for n, word in ((photos, "photo"), (videos, "video")) if n) or "0 photos"
+    return f"{what}: {smiled}, {s['unchanged']} unchanged, {s['failed']} failed"
 
 
 def document(reports: list[PhotoReport], version: str, model: dict | None, strength: float) -> dict:

@@ -92,7 +92,8 @@ class VideoReport(rep.PhotoReport):
         if self.status == rep.STATUS_OK and self.video:
             v = self.video
             return (f"{self.input} -> {self.output}: {self.faces_phrase()}, "
-                    f"{v['frames']} frames at {v['fps']:.3g} fps ({self.seconds:.1f} s, {v['frames'] / max(self.seconds, 1e-9):.1f} fps)")
+                    f"{v['frames']} frame{'' if v['frames'] == 1 else 's'} at {v['fps']:.3g} fps ({self.seconds:.1f} s, "
+                    f"{v['frames'] / max(self.seconds, 1e-9):.1f} fps)")
         return super().line()
 
 

@@ -114,8 +114,9 @@ def write_atomic(target: str | os.PathLike, write) -> None:
         remove_stale_temps(folder)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{_short_name(target.name)}.", suffix=TEMP_SUFFIX, dir=folder)
-    except OSError as exc:
-        raise WriteError(f"{target}: cannot write in {folder} ({reason(exc)})") from None
+    except OSError as exc:  # (the reason without the temporary file's name, which the user never sees)
+        why = exc.strerror.lower() if exc.strerror else reason(exc)
+        raise WriteError(f"{target}: cannot write in {folder} ({why})") from None
     tmp = Path(tmp_name)
     try:
         if fcntl is not None:  # tells remove_stale_temps in other processes that this file is alive

@@ -40,7 +40,8 @@ def output_options(dst: Path, codec: str | None, crf, preset: str | None) -> tup
     if codec_name not in CODECS:
         raise UsageError(f"codec {codec}: unknown (use {', '.join(sorted(CODECS))})")
     if codec_name not in CONTAINER_CODECS[out_format]:
-        raise UsageError(f"codec {codec_name} cannot go into a {dst.suffix} file "
+        article = "an" if dst.suffix[1:2].lower() in ("a", "e", "i", "o", "u") else "a"
+        raise UsageError(f"codec {codec_name} cannot go into {article} {dst.suffix} file "
                          f"(use {', '.join(CONTAINER_CODECS[out_format])})")
     if crf is not None:
         number = whole_number(crf)

@@ -298,6 +298,14 @@ def test_unwritable_output_is_exit_7(shift_model, photo: Path, tmp_path: Path):
     assert [p.name for p in out.iterdir()] == ["astro.smile.png"]  # no temporary file left
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc (a folder no file can be created in)")
+def test_a_folder_that_takes_no_file_names_the_reason_not_the_temporary_file(shift_model, photo: Path):
+    r = run(photo, "-o", "/proc/x.png")
+    assert r.exit_code == 7
+    one_line_error(r, "/proc/x.png: cannot write in /proc (")
+    assert "smile-tmp" not in r.stderr and "Errno" not in r.stderr, r.stderr
+
+
 def test_version_and_help():
     r = run("--version")
     assert r.exit_code == 0 and r.stdout.startswith("smile ")
@@ -351,6 +359,12 @@ def test_errors_say_which_file_is_the_selection_mask_and_what_lacks_an_extension
     r = run(photo, "--selection", tmp_path / "notes.png", "-o", tmp_path / "out.png")
     assert r.exit_code == 4
     one_line_error(r, f"{tmp_path / 'notes.png'} (the --selection mask): not an image")
+    Image.new("L", (100, 100), 255).save(tmp_path / "small.png")  # a mask of another size
+    r = run(photo, "--selection", tmp_path / "small.png", "-o", tmp_path / "out.png")
+    assert r.exit_code == 2
+    one_line_error(r, "the --selection mask is 100x100, the photo 512x512")
+    assert "(H,W) array" not in r.stderr and not (tmp_path / "out.png").exists()
+    (tmp_path / "small.png").unlink()
     scan = tmp_path / "scan"  # a photo named without an extension: NAME.smile would have none either
     scan.write_bytes(photo.read_bytes())
     r = run(scan, "--out-dir", tmp_path / "out")
@@ -361,3 +375,16 @@ def test_errors_say_which_file_is_the_selection_mask_and_what_lacks_an_extension
     r = run(scan, "--suffix", ".smile.png")  # a suffix that ends in an extension names the format
     assert r.exit_code == 0, r.stderr
     assert Image.open(tmp_path / "scan.smile.png").format == "PNG"
+
+
+def test_the_summary_line_counts_videos_as_videos():
+    from smile_cli import report as rep
+
+    def done(name, status=rep.STATUS_OK):
+        return rep.PhotoReport(input=Path(name), status=status, faces=[{"edited": True}])
+
+    assert rep.summary_line([done("a.jpg"), done("b.png")]).startswith("2 photos: 2 smiled, ")
+    assert rep.summary_line([done("a.jpg"), done("c.MP4"), done("d.mkv", rep.STATUS_FAILED)]) == \
+        "1 photo and 2 videos: 2 smiled, 0 unchanged, 1 failed"
+    assert rep.summary_line([done("c.webm")]).startswith("1 video: 1 smiled")
+    assert rep.summary_line([]).startswith("0 photos: ")

@@ -482,6 +482,7 @@ def test_worker_video_errors_name_fields_not_command_line_options(clips, tmp_pat
     cases = [({"crf": 99}, "crf 99 is outside 0..63"), ({"codec": "x"}, "codec x: unknown"),
              ({"strength": 9}, "strength 9 is outside"), ({"strength": "0:0,1:9"}, "strength 9 is outside"),
              ({"codec": "h264", "output": str(tmp_path / "o.webm")}, "codec h264 cannot go into a .webm"),
+             ({"codec": "vp9", "output": str(tmp_path / "o.avi")}, "codec vp9 cannot go into an .avi file"),
              ({"crf": 20.5}, "field 'crf' must be a whole number"), ({"crf": True}, "field 'crf' must be a whole number")]
     for extra, needle in cases:
         reply = session.handle_line(json.dumps(dict(base, **extra)).encode())
