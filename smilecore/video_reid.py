@@ -15,14 +15,19 @@ descriptors are computed only when there is an ended track to compare with (abou
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from .dlib_models import chip_descriptor, face_chip
 
-if TYPE_CHECKING:
-    from .video_track import Track
+
+class Track(Protocol):
+    """What this module reads and writes of a :class:`smilecore.video_track.Track`."""
+
+    chip: np.ndarray | None
+    descriptor: np.ndarray | None
+    earlier: Track | None
 
 #: Two chips whose descriptors are at most this far apart are of the same person.  dlib's own
 #: threshold is 0.6.  Measured on grey chips of faces whose eyes are 12–60 px apart (forty-first
@@ -35,7 +40,7 @@ REID_DISTANCE = 0.5
 DIFFERENT_FROM = 0.6
 
 
-def remember(tr: "Track", grey: np.ndarray, landmarks5: np.ndarray) -> None:
+def remember(tr: Track, grey: np.ndarray, landmarks5: np.ndarray) -> None:
     """Keep ``tr``'s face chip from a frame's luma and the face's five landmarks in it (once)."""
     if tr.chip is None:
         try:
@@ -44,13 +49,13 @@ def remember(tr: "Track", grey: np.ndarray, landmarks5: np.ndarray) -> None:
             tr.chip = None
 
 
-def _descriptor(tr: "Track") -> np.ndarray | None:
+def _descriptor(tr: Track) -> np.ndarray | None:
     if tr.descriptor is None and tr.chip is not None:
         tr.descriptor = chip_descriptor(tr.chip)
     return tr.descriptor
 
 
-def same_person(new: "Track", candidates: list["Track"], distance: float = REID_DISTANCE) -> "Track | None":
+def same_person(new: Track, candidates: list[Track], distance: float = REID_DISTANCE) -> Track | None:
     """The candidate (an ended track) whose face is nearest to ``new``'s, if within ``distance``; None
     when there is none, or ``new`` has no chip."""
     if new.chip is None or not candidates:
@@ -67,7 +72,7 @@ def same_person(new: "Track", candidates: list["Track"], distance: float = REID_
     return best
 
 
-def looks_alike(tr: "Track", grey: np.ndarray, landmarks5: np.ndarray, distance: float = DIFFERENT_FROM) -> bool:
+def looks_alike(tr: Track, grey: np.ndarray, landmarks5: np.ndarray, distance: float = DIFFERENT_FROM) -> bool:
     """Whether the face at ``landmarks5`` in ``grey`` may be ``tr``'s: False only where both faces can be
     read and are further apart than ``distance`` (a cut from one person to another at the same place)."""
     if tr.chip is None:
@@ -79,7 +84,7 @@ def looks_alike(tr: "Track", grey: np.ndarray, landmarks5: np.ndarray, distance:
     return float(np.linalg.norm(_descriptor(tr) - chip_descriptor(chip))) <= distance
 
 
-def chain(tr: "Track") -> list["Track"]:
+def chain(tr: Track) -> list[Track]:
     """The tracks that make up one face's record, first to last (``tr`` and those it continues)."""
     out = [tr]
     while out[0].earlier is not None:
