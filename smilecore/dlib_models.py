@@ -73,11 +73,23 @@ def face_chip(grey: np.ndarray, landmarks5: np.ndarray) -> np.ndarray:
     import dlib
 
     pts = np.asarray(landmarks5, np.float64)
+    if not np.isfinite(pts).all():
+        raise ValueError("landmarks are not finite")
+    # a window around the face only (the chip reaches about a face's width past the landmarks), so that
+    # the cost does not grow with the frame
+    span = float(max(np.ptp(pts[:, 0]), np.ptp(pts[:, 1]), 1.0))
+    h, w = grey.shape[:2]
+    wx0, wy0 = (int(max(0, np.floor(v - 2.5 * span))) for v in pts.min(0))
+    wx1, wy1 = int(min(w, np.ceil(pts[:, 0].max() + 2.5 * span))), int(min(h, np.ceil(pts[:, 1].max() + 2.5 * span)))
+    if wx1 <= wx0 or wy1 <= wy0:
+        raise ValueError("the face is outside the frame")
+    pts = pts - (wx0, wy0)
     x0, y0 = np.floor(pts.min(0)).astype(int)
     x1, y1 = np.ceil(pts.max(0)).astype(int)
     shape = dlib.full_object_detection(dlib.rectangle(int(x0), int(y0), int(x1) + 1, int(y1) + 1),
                                        [dlib.point(int(round(x)), int(round(y))) for x, y in pts])
-    rgb = np.ascontiguousarray(np.repeat(np.asarray(grey, np.uint8)[..., None], 3, axis=2))
+    window = np.asarray(grey, np.uint8)[wy0:wy1, wx0:wx1]
+    rgb = np.ascontiguousarray(np.repeat(window[..., None], 3, axis=2))
     return np.ascontiguousarray(dlib.get_face_chip(rgb, shape, size=CHIP_SIZE, padding=CHIP_PADDING)[..., 0])
 
 

@@ -340,6 +340,8 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             jobs = []
             for at in wf.faces:
                 tr = at.track
+                if tr.later is not None and any(f.track.index == tr.index and f.track is not tr for f in wf.faces):
+                    continue  # (a face that came back, given this frame by the lookahead: its new track edits it)
                 tr.ease_mouth(1.0 / tracker.fade_frames)
                 if at.lost:  # what optical flow lost may be gone: no earlier output is shown, or mixed in, on this frame
                     tr.net_state = None

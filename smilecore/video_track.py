@@ -136,6 +136,7 @@ class Track:
     mouth_target: float | None = None  #: 1 where the last face-mesh reading saw the mouth, 0 where it read it hidden
     mouth_covered: bool = False  #: whether any reading found the mouth covered
     unseen_at: int = -1  #: the last frame before its first detection where the detector ran and did not find it
+    seen_at: int = -1  #: the last frame where optical flow followed it or a detection found it
     chip: np.ndarray | None = None  #: its face from its first detection, for telling it again (smilecore.video_reid)
     descriptor: np.ndarray | None = None  #: dlib's descriptor of ``chip``, once needed
     earlier: Track | None = None  #: the ended track of the same face that this one continues (same index)
@@ -216,8 +217,11 @@ class FaceTracker:
             self._cut(frame_index)
         elif self.prev_grey is not None:
             for tr in self.tracks:
-                if not tr.ending and not follow(tr, self.prev_grey, grey):
-                    self._lose(tr)
+                if not tr.ending:
+                    if follow(tr, self.prev_grey, grey):
+                        tr.seen_at = frame_index
+                    else:
+                        self._lose(tr)
         self._recent.append((frame_index, grey))
         live = any(not tr.ending for tr in self.tracks)
         every = self.detect_every if live else max(1, self.detect_every // 2)
@@ -360,8 +364,8 @@ class FaceTracker:
                     newly.append(tr)
                     self.confirmed_now.append(tr)
             tr.max_size = max(tr.max_size, tr.frame_size)
+            tr.seen_at = max(tr.seen_at, k)
             seed_points(tr, grey)
-        self._number(newly)
         first = k == self._start
         for ti, tr in enumerate(live):
             if ti not in used_t:
@@ -387,6 +391,7 @@ class FaceTracker:
                        smooth=OneEuro(self.min_cutoff, self.beta), box=tuple(int(v) for v in box), detections=1, max_size=size,
                        share=facing, share_target=facing, max_share=facing)
             tr.unseen_at = max((i for i in self._runs if self._start <= i < k), default=self._start - 1)
+            tr.seen_at = frame_index
             if carry:  # found on frame k: followed from there to this frame, not left where it was then
                 seed_points(tr, then[0])
                 for before, after in zip(then, then[1:]):
@@ -399,8 +404,7 @@ class FaceTracker:
             self.tracks.append(tr)
             if first:
                 newly.append(tr)
-        if first:
-            self._number(newly)
+        self._number(newly)  # (confirmations, and a first frame's new faces: after the faces gone here have ended)
 
     def _number(self, tracks: list[Track]) -> None:
         """Give the tracks without an index an index, larger faces first: the index of an ended face
@@ -409,19 +413,21 @@ class FaceTracker:
             if tr.index >= 0:
                 continue
             old = same_person(tr, self._gone(tr))
-            if old is not None:
+            if old is not None:  # the same face: it goes on under its index, and its old track stops at once
                 tr.index, tr.earlier, old.later = old.index, old, tr
+                old.ending, old.weight = True, 0.0
             else:
                 tr.index = self.next_index
                 self.next_index += 1
         tracks.clear()
 
     def _gone(self, tr: Track) -> list[Track]:
-        """The numbered faces that ended before ``tr`` was first seen and that no track has taken up since."""
-        held = {t.index for t in self.tracks if t.index >= 0 and not t.ending}
-        ended = self.finished + [t for t in self.tracks if t.ending]
-        return [t for t in ended if t.index >= 0 and t.later is None and t is not tr and t.index not in held
-                and t.last_frame < tr.first_frame]
+        """The numbered faces last seen before ``tr`` was first seen (ended, or lost by optical flow) that no
+        track has taken up since."""
+        held = {t.index for t in self.tracks if t.index >= 0 and not t.ending and t.points is not None}
+        gone = self.finished + [t for t in self.tracks if t.ending or t.points is None]
+        return [t for t in gone if t.index >= 0 and t.later is None and t is not tr and t.index not in held
+                and t.seen_at < tr.first_frame]
 
 
 def _window(tr: Track, shape: tuple[int, int], grow: float) -> tuple[int, int, int, int]:

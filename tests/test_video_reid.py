@@ -63,6 +63,13 @@ def test_a_face_that_leaves_and_comes_back_keeps_its_index(by_brightness):
     assert parts[0].last_frame <= 20 and 40 <= face.first_frame and tracker.next_index == 1
 
 
+def test_a_face_that_jumps_where_optical_flow_loses_it_keeps_its_index(by_brightness):
+    # found again elsewhere while its old track was still only lost (not yet ended): before, a new index
+    tracker = _track([{"a": 20}] * 15 + [{"a": 260}] * 30)
+    (face,) = tracker.all_tracks()
+    assert face.index == 0 and len(reid.chain(face)) == 2 and tracker.next_index == 1
+
+
 def test_another_face_after_it_gets_a_new_index(by_brightness):
     tracker = _track([{"a": 20}] * 20 + [{}] * 20 + [{"b": 260}] * 30)
     first, second = tracker.all_tracks()
@@ -103,6 +110,19 @@ def test_the_nearest_ended_face_within_the_distance_is_taken():
     assert reid.same_person(new, [far, near]) is near
     assert reid.same_person(new, [T(reid.REID_DISTANCE + 0.01)]) is None
     assert reid.same_person(T(0.0), []) is None
+
+
+def test_a_face_back_while_its_old_track_still_fades_is_edited_once_a_frame(picture, model, tmp_path):
+    # hidden for 7 frames only: the old track was still fading out when she came back, and both were edited
+    # (frames_edited counted 36 for 33 changed frames)
+    clip = make_clip(tmp_path / "blink.mkv", picture, frames=40, hide=(15, 22), crf=0, face_height=0.65,
+                     still_after=0, audio=False)
+    out = tmp_path / "blink.out.mkv"
+    res = smile_video(clip.path, out, strength=2, model=model, crf=0, faces="largest")
+    (face,) = res.tracks
+    with av.open(str(clip.path)) as a, av.open(str(out)) as b:
+        changed = [not np.array_equal(u.to_ndarray(), v.to_ndarray()) for u, v in zip(a.decode(video=0), b.decode(video=0))]
+    assert face["index"] == 0 and face["frames_edited"] == sum(changed) and all(changed[25:]), (face, changed)
 
 
 def test_a_clip_where_she_leaves_and_comes_back_smiles_her_with_faces_largest(picture, model, tmp_path):
