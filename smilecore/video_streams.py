@@ -176,6 +176,9 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
     if odd and ("420" in pix or "422" in pix):
         pix = pix.replace("420", "444").replace("422", "444")  # 4:2:0 needs even sizes; 4:4:4 keeps the exact size
         notes.append(f"odd frame size {w}x{h}: encoded as {pix}")
+    if "440" in pix and out_format in ("mp4", "mov"):  # (MP4's VP9 box has no 4:4:0: FFmpeg wrote a file no one reads)
+        pix = pix.replace("440", "444")
+        notes.append(f"{in_fmt} video written as {pix} ({out_format.upper()} cannot hold 4:4:0)")
     if pix not in supported and supported:
         if odd:
             raise InputError(f"{src}: odd frame size {w}x{h} cannot be written as {codec_name} "

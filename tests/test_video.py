@@ -393,6 +393,17 @@ def test_an_odd_size_stays_4_2_0_where_the_codec_writes_it(picture, model, tmp_p
     assert res.faces_edited == 1 and not any("odd frame size" in n for n in res.notes)
 
 
+def test_a_4_4_0_clip_into_mp4_is_readable(picture, model, tmp_path):
+    # MP4's VP9 box has no 4:4:0: the file FFmpeg wrote could not be opened (InvalidDataError); now 4:4:4, with a note
+    src = make_clip(tmp_path / "s.webm", picture, size=(320, 240), frames=4, codec="libvpx-vp9", pix_fmt="yuv440p",
+                    face_height=0.95, audio=False)
+    res = smile_video(src.path, tmp_path / "o.mp4", strength=2, model=model, codec="vp9")
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        frames = list(c.decode(video=0))
+    assert len(frames) == 4 and frames[0].format.name == "yuv444p" and res.faces_edited == 1
+    assert any("cannot hold 4:4:0" in n for n in res.notes), res.notes
+
+
 def test_odd_size_ten_bit_vfr_and_rotation(picture, model, tmp_path):
     # odd width and height (4:4:4 source): same size out
     odd = make_clip(tmp_path / "odd.mp4", picture, size=(321, 241), frames=8, pix_fmt="yuv444p", face_height=0.95)
