@@ -423,6 +423,7 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
     result.tracks = []
     for tr in tracks:
         parts = chain(tr)  # (a face that left and came back: one record from its first track to its last)
+        tr.max_size = max(t.max_size for t in parts)  # (--min-face: the largest it was in any of them)
         reason = chosen(tr)
         frames_edited = sum(t.frames_edited for t in parts)
         edited = frames_edited > 0
