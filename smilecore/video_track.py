@@ -336,11 +336,11 @@ class FaceTracker:
         pairs.sort()
         used_t, used_d = set(), set()
         newly: list[Track] = []
-        cut = k == self._start and k > 0
+        first = k == self._start
         for _, ti, di in pairs:
             if ti in used_t or di in used_d:
                 continue
-            if cut and grey is not None and not looks_alike(live[ti], grey, np.asarray(found[di][0], np.float64)):
+            if first and k > 0 and not looks_alike(live[ti], grey, np.asarray(found[di][0], np.float64)):
                 continue  # a cut to another person where this face was: not this face going on
             used_t.add(ti)
             used_d.add(di)
@@ -366,7 +366,6 @@ class FaceTracker:
             tr.max_size = max(tr.max_size, tr.frame_size)
             tr.seen_at = max(tr.seen_at, k)
             seed_points(tr, grey)
-        first = k == self._start
         for ti, tr in enumerate(live):
             if ti not in used_t:
                 if first and k > 0:  # a cut, and the face is not in the new shot: gone at once
