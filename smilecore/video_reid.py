@@ -68,18 +68,20 @@ def _descriptor(tr: Track) -> np.ndarray | None:
 
 def same_person(new: Track, candidates: list[Track], distance: float = REID_DISTANCE) -> Track | None:
     """The candidate (an ended track) whose face is nearest to ``new``'s, if within ``distance``; None
-    when there is none, or ``new`` has no chip."""
+    when there is none, or ``new`` has no chip.  A candidate that continues earlier tracks is as near
+    as the nearest of them (the face as it looked at each of its appearances)."""
     if new.chip is None or not candidates:
         return None
     mine = _descriptor(new)
     best, best_d = None, distance
     for old in candidates:
-        theirs = _descriptor(old)
-        if theirs is None:
-            continue
-        d = float(np.linalg.norm(mine - theirs))
-        if d <= best_d:
-            best, best_d = old, d
+        for part in chain(old):
+            theirs = _descriptor(part)
+            if theirs is None:
+                continue
+            d = float(np.linalg.norm(mine - theirs))
+            if d <= best_d:
+                best, best_d = old, d
     return best
 
 

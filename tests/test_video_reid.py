@@ -103,13 +103,16 @@ def test_two_faces_in_the_same_frames_are_never_one(by_brightness, monkeypatch):
 
 def test_the_nearest_ended_face_within_the_distance_is_taken():
     class T:
-        def __init__(self, d):
-            self.chip, self.descriptor = np.zeros((2, 2), np.uint8), np.array([d])
+        def __init__(self, d, earlier=None):
+            self.chip, self.descriptor, self.earlier = np.zeros((2, 2), np.uint8), np.array([d]), earlier
 
     new, near, far = T(0.0), T(0.3), T(0.45)
     assert reid.same_person(new, [far, near]) is near
     assert reid.same_person(new, [T(reid.REID_DISTANCE + 0.01)]) is None
     assert reid.same_person(T(0.0), []) is None
+    # a face seen twice already is as near as the nearest of its appearances (not only its last)
+    back = T(0.9, earlier=T(0.2))
+    assert reid.same_person(new, [near, back]) is back and reid.chain(back)[1] is back
 
 
 def test_a_face_back_while_its_old_track_still_fades_is_edited_once_a_frame(picture, model, tmp_path):
