@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -108,7 +109,9 @@ def list_command(as_json: bool) -> int:
             if r["problem"]:
                 click.echo(f"    {r['path']} {r['problem']}")
             click.echo(f"    url {r['url']}" if r["url"] else "    (no download address)")
-    if sel_path is not None:
+    if sel_path is not None and not Path(sel_path).is_file():
+        click.echo(f"SMILE_MODEL={sel_path}: no such file: 'smile' will refuse to run (exit 6)")
+    elif sel_path is not None:
         click.echo(f"SMILE_MODEL={sel_path}: 'smile' uses this file, not a registry model")
     elif sel_name is not None and sel_name not in {r["name"] for r in rows}:
         click.echo(f"SMILE_MODEL={sel_name} is not a registry model: 'smile' will refuse to run (exit 6)")

@@ -341,4 +341,5 @@ def _check_parent(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     check_reachable(path, f"-o {path}")
     if not parent.is_dir():
-        raise UsageError(f"-o {path}: folder {parent} does not exist")
+        raise UsageError(f"-o {path}: {parent} is a file, not a folder" if parent.exists()
+                         else f"-o {path}: folder {parent} does not exist")

@@ -106,7 +106,8 @@ def write_atomic(target: str | os.PathLike, write) -> None:
         target = Path(os.path.realpath(target))
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
-        raise WriteError(f"{target}: cannot write it, folder {folder} does not exist")
+        raise WriteError(f"{target}: cannot write it, {folder} is a file, not a folder" if folder.exists()
+                         else f"{target}: cannot write it, folder {folder} does not exist")
     check_target(target)
     key = os.path.abspath(folder)
     if key not in _swept:

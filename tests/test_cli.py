@@ -388,3 +388,10 @@ def test_the_summary_line_counts_videos_as_videos():
         "1 photo and 2 videos: 2 smiled, 0 unchanged, 1 failed"
     assert rep.summary_line([done("c.webm")]).startswith("1 video: 1 smiled")
     assert rep.summary_line([]).startswith("0 photos: ")
+
+
+def test_an_output_under_a_file_says_the_file_is_not_a_folder(shift_model, photo: Path, tmp_path: Path):
+    # before: "folder astro.png does not exist", though it does, as a file
+    r = run(photo, "-o", tmp_path / "astro.png" / "x.png")
+    assert r.exit_code == 2
+    one_line_error(r, f"{tmp_path / 'astro.png'} is a file, not a folder")

@@ -75,3 +75,14 @@ def test_unknown_model_name(registry):
     r = run("models", "pull", "nosuch")
     assert r.exit_code == 6
     assert "unknown model 'nosuch'" in r.stderr
+
+
+def test_list_says_when_the_file_smile_model_names_is_missing(registry, tmp_path, monkeypatch):
+    # before: "'smile' uses this file", and smile then refused to run (exit 6)
+    monkeypatch.setenv("SMILE_MODEL", str(tmp_path / "nope.onnx"))
+    r = run("models", "list")
+    assert r.exit_code == 0
+    assert r.stdout.strip().splitlines()[-1] == f"SMILE_MODEL={tmp_path / 'nope.onnx'}: no such file: 'smile' will refuse to run (exit 6)"
+    (tmp_path / "mine.onnx").write_bytes(b"x")
+    monkeypatch.setenv("SMILE_MODEL", str(tmp_path / "mine.onnx"))
+    assert run("models", "list").stdout.strip().splitlines()[-1].endswith("'smile' uses this file, not a registry model")

@@ -79,6 +79,18 @@ def test_find_engine_order_and_messages(tmp_path: Path, no_path: Path):
         sc.find_engine(str(folder), "gimp", strict=True)
 
 
+def test_an_engine_setting_pasted_as_a_path_with_spaces_is_one_program(tmp_path):
+    # macOS' "Application Support", a Windows user folder: before, the path was split at its spaces (and, shell-like,
+    # lost its backslashes), so the setting named no program
+    (tmp_path / "Application Support" / "smile-venv").mkdir(parents=True)
+    engine = executable(tmp_path / "Application Support" / "smile-venv" / "smile")
+    for pasted in (str(engine), f'"{engine}"', f"'{engine}'", f"  {engine} "):
+        assert sc.command_from_setting(pasted) == [str(engine), "worker"], pasted
+    assert sc.command_from_setting(f'"{engine}" worker --verbose') == [str(engine), "worker", "--verbose"]
+    assert sc.command_from_setting("smile") == ["smile", "worker"] and sc.command_from_setting("  ") is None
+    assert sc.command_from_setting('"unbalanced') == ['"unbalanced', "worker"]  # (said not to be a program later)
+
+
 def test_engine_environment_drops_the_editors_python():
     env = sc.engine_environment({"PATH": "/bin", "PYTHONPATH": "/gimp/py", "PYTHONHOME": "/x", "HOME": "/h"})
     assert env == {"PATH": "/bin", "HOME": "/h"}
@@ -117,6 +129,14 @@ def test_explain_errors():
     hide = {"/tmp/smile-x/input.png": "the layer"}
     assert sc.explain({"code": "no_face", "message": "no face found in /tmp/smile-x/input.png"}, "in this layer",
                       "gimp", hide).startswith("no face found in this layer. Smile needs a face")
+    # faces found but each left alone: the engine's reason, not "no face found" (before: "select the whole face" for all);
+    # faces outside the selection only: none found in it, and how a selection chooses a face
+    outside = {"code": "no_face", "message": "/tmp/smile-x/input.png: 1 face(s) found but none chosen (outside the selection)"}
+    assert sc.explain(outside, "in the selection", "krita", hide).startswith(
+        "no face found in the selection. Smile needs a face seen roughly from the front (in a selection, the middle")
+    small = {"code": "no_face", "message": "2 face(s) found but none chosen (too small to edit (23 px < 24 px))"}
+    assert sc.explain(small, "in this layer", "gimp") == \
+        "2 face(s) found in this layer, but none chosen: too small to edit (23 px < 24 px)."
     assert sc.explain({"code": "bad_input", "message": "/tmp/smile-x/input.png: cannot\n read it"}, "", "gimp",
                       hide) == "the Smile engine refused the image: cannot read it"
     assert sc.explain({"code": "model", "message": "model file x does not exist"}, "", "krita") == \

@@ -62,6 +62,8 @@ def test_greeting_hello_and_quit(session):
         ({"id": 7, "cmd": "smile", "input": "i.png"}, 7, "'output'"),
         ({"id": 8, "cmd": "smile", "input": "i.png", "output": "o.png", "strength": "big"}, 8, "'strength'"),
         ({"id": 9, "cmd": "smile", "input": "i.png", "output": "o.png", "strength": True}, 9, "'strength'"),
+        ('{"id": 14, "cmd": "smile", "input": "i.png", "output": "o.png", "strength": ' + "9" * 400 + "}", 14,
+         "field 'strength' must be a finite number"),  # (a whole number past a float: was an internal error)
         ({"id": 10, "cmd": "smile", "input": "i.png", "output": "o.png", "faces": [-1]}, 10, "'faces'"),
         ({"id": 11, "cmd": "smile", "input": "i.png", "output": "o.png", "faces": "most"}, 11, "'faces'"),
         ({"id": 12, "cmd": "detect", "input": 3}, 12, "'input'"),
@@ -313,3 +315,17 @@ def test_the_worker_warms_up_the_whole_detector(monkeypatch):
     monkeypatch.setattr(smilecore.detect, "warm_up", lambda: calls.append(1))
     worker_module._warm_up()
     assert calls == [1]
+
+
+def test_verbose_logs_every_request_and_how_it_ended(fixture_models):
+    import io
+
+    log = io.StringIO()
+    session = WorkerSession(verbose=True, log=log)
+    session.handle_line(b'{"cmd": "hello", "id": 1}')
+    session.handle_line(b"not json")
+    session.handle_line(b'{"cmd": "detect", "id": 2, "input": 3}')
+    lines = log.getvalue().splitlines()
+    assert [line.rsplit(" in ", 1)[0] for line in lines] == [
+        "smile worker: hello done", "smile worker: request failed (bad_request)", "smile worker: detect failed (bad_request)"]
+    assert all(line.endswith(" s") for line in lines)

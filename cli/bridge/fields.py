@@ -64,16 +64,21 @@ def check_destination(path: str, format_of: Callable[[str], object] | None = Non
     p = Path(path)
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
-        raise WriteError(f"{path}: cannot write it, folder {folder} does not exist")
+        raise WriteError(f"{path}: cannot write it, {folder} is a file, not a folder" if folder.exists()
+                         else f"{path}: cannot write it, folder {folder} does not exist")
     check_target(p)
 
 
 def strength_field(req: dict) -> float:
     """Field ``strength`` (default 1): a finite number; its range is the model's to check."""
     value = req.get("strength", 1.0)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    try:
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    except OverflowError:  # (a whole number too large for a float)
+        number = math.nan
+    if not math.isfinite(number):
         raise BadRequest("field 'strength' must be a finite number")
-    return float(value)
+    return number
 
 
 def faces_field(req: dict) -> str | list[int]:

@@ -40,6 +40,7 @@ class WorkerSession:
         self.model_error: SmileError | None = None
         self.log = log or sys.stderr
         self.verbose = verbose
+        self._cmd_seen: str | None = None  #: the known command of the request being answered
         self.done = False
         self.emit = None  #: function(dict) sending an event line (set by :func:`serve`; used for video progress)
 
@@ -77,8 +78,18 @@ class WorkerSession:
 
     # ------------------------------------------------------------------ requests
     def handle_line(self, raw: bytes) -> dict:
-        """Answer one request line (without its newline)."""
+        """Answer one request line (without its newline); with ``verbose``, log how long each took and how it ended."""
+        t0 = time.perf_counter()
+        reply = self._answer(raw)
+        if self.verbose:
+            cmd = self._cmd_seen or "request"
+            how = "done" if reply.get("ok") else f"failed ({reply.get('error', {}).get('code')})"
+            self._log(f"{cmd} {how} in {time.perf_counter() - t0:.2f} s")
+        return reply
+
+    def _answer(self, raw: bytes) -> dict:
         req_id = None
+        self._cmd_seen = None
         try:
             try:
                 text = raw.decode("utf-8")
@@ -99,10 +110,8 @@ class WorkerSession:
             handler = getattr(self, f"_cmd_{cmd}", None)
             if handler is None:
                 raise BadRequest(f"unknown cmd {cmd!r} (known: hello, smile, detect, quit)")
-            t0 = time.perf_counter()
+            self._cmd_seen = cmd
             reply = handler(req)
-            if self.verbose:
-                self._log(f"{cmd} done in {time.perf_counter() - t0:.2f} s")
             return {"id": req_id, "ok": True, **reply}
         except BadRequest as exc:
             return {"id": req_id, "ok": False, "error": {"code": BAD_REQUEST, "message": str(exc)}}

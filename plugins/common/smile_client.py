@@ -17,6 +17,7 @@ import json
 import math
 import os
 import queue
+import re
 import shlex
 import shutil
 import struct
@@ -63,8 +64,17 @@ def runnable(program: str) -> Optional[str]:
 
 def command_from_setting(text: str) -> Optional[List[str]]:
     """An engine setting as a command line: the path of ``smile`` (``worker`` is appended) or
-    a whole command line; None when the setting is empty."""
-    parts = shlex.split(text.strip()) if text.strip() else []
+    a whole command line; None when the setting is empty.  A path pasted as it is (with spaces, or
+    a Windows path's backslashes), with or without quotes round it, is one program."""
+    text = text.strip()
+    bare = text[1:-1] if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'" else text
+    if bare and os.path.isfile(bare):
+        return [bare, "worker"]
+    try:
+        parts = shlex.split(text, posix=os.name != "nt") if text else []
+    except ValueError:  # (an unbalanced quote: taken as it is)
+        parts = [text]
+    parts = [p[1:-1] if len(p) > 1 and p[0] == p[-1] and p[0] in "\"'" else p for p in parts]  # (Windows' split keeps quotes)
     if len(parts) == 1:
         parts.append("worker")
     return parts or None
@@ -261,8 +271,12 @@ def explain(error: Mapping[str, Any], place: str, editor: str, hide: Optional[Ma
         if path:
             text = text.replace(path + ": ", "").replace(path, words)
     if code == "no_face":
-        return (f"no face found {place}. Smile needs a face seen roughly from the front; "
-                "try a larger image or select the whole face.")
+        found = re.search(r"(\d+) face\(s\) found but none (chosen|edited) \((.*)\)$", text)
+        if found and any(why != "outside the selection" for why in found.group(3).split("; ")):
+            count, verb, why = found.groups()  # faces there, each left alone for a reason the engine gives (too small...)
+            return f"{count} face(s) found {place}, but none {verb}: {why}."
+        return (f"no face found {place}. Smile needs a face seen roughly from the front (in a selection, the middle "
+                "of its box selected); try a larger image or select the whole face.")
     if code == "model":
         return f"the Smile engine's model is not usable: {text}. Reinstall with: {install_hint(editor)}"
     if code in ("bad_input", "too_large"):
