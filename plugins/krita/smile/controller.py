@@ -193,11 +193,7 @@ class SmileController(QObject):
             except Exception as exc:  # the document is unchanged: the layer joins it last
                 self._set_status("error", problem_text(exc))
                 return
-            faces = reply.get("faces") or []
-            edited = sum(1 for f in faces if f.get("edited"))
-            # when none was edited, why (e.g. already smiling that much)
-            reasons = sorted({f["reason"] for f in faces if f.get("reason")})
-            why = f": {reasons[0]}" if reasons and not edited else ""
+            edited, why = edited_and_why(reply)
             self._set_status("done", f"added layer '{layer.name()}' ({edited} face(s) edited{why}); Ctrl+Z removes it")
             self.applied.emit(layer)
         finally:
@@ -273,11 +269,21 @@ class SmileController(QObject):
             self.previewChanged.emit(image)
             if self._apply_job is None:
                 faces = len(reply.get("faces") or [])
-                self._set_status("ready", f"preview at strength {job.strength:+.1f}: {faces} face(s) found")
+                edited, why = edited_and_why(reply)  # (none edited: why, as Apply says it, e.g. already smiling that much)
+                self._set_status("ready", f"preview at strength {job.strength:+.1f}: {faces} face(s) found"
+                                 + (f", none edited{why}" if faces and not edited else ""))
         finally:
             job.cleanup()
             if self._preview_again:
                 self.preview()
+
+
+def edited_and_why(reply: Dict[str, Any]) -> Tuple[int, str]:
+    """How many faces a reply edited, and when none, ``": <the first reason>"`` (else "")."""
+    faces = reply.get("faces") or []
+    edited = sum(1 for f in faces if f.get("edited"))
+    reasons = sorted({f["reason"] for f in faces if f.get("reason")})
+    return edited, (f": {reasons[0]}" if reasons and not edited else "")
 
 
 def problem_text(exc: Exception) -> str:

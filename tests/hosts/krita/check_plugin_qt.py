@@ -237,6 +237,11 @@ def check_docker_widgets(qt, preview, greeting) -> dict:
     assert pixmap.width() <= max(1, docker.preview.width()), "the preview is wider than its label"
     docker.ctl._set_status("no_face", "no face found")
     assert docker.status.text() == "no face found"
+    from smile.controller import edited_and_why  # (the preview and Apply say why no face was edited)
+
+    smiling = {"ok": True, "faces": [{"edited": False, "reason": "already smiling (about strength 1.7)"}]}
+    assert edited_and_why(smiling) == (0, ": already smiling (about strength 1.7)")
+    assert edited_and_why({"ok": True, "faces": [{"edited": True, "reason": None}]}) == (1, "")
     return {"preview_label": [docker.preview.width(), docker.preview.height()], "pixmap": [pixmap.width(), pixmap.height()]}
 
 
