@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from smilecore.errors import InputError, SmileError, UsageError
-from smilecore.atomic import check_target
+from smilecore.atomic import check_target, folder_problem
 from smilecore.decode import DEFAULT_MAX_PIXELS, load_mask
 from smilecore.video_streams import CODECS, PRESETS
 
@@ -340,6 +340,6 @@ def _make_dir(path: Path, option: str) -> None:
 def _check_parent(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     check_reachable(path, f"-o {path}")
-    if not parent.is_dir():
-        raise UsageError(f"-o {path}: {parent} is a file, not a folder" if parent.exists()
-                         else f"-o {path}: folder {parent} does not exist")
+    problem = folder_problem(parent)
+    if problem:
+        raise UsageError(f"-o {path}: {problem}")

@@ -95,6 +95,14 @@ def _locked_by_writer(path: str) -> bool:
         os.close(fd)
 
 
+def folder_problem(folder: Path) -> str | None:
+    """Why no file can be created in ``folder`` by name ("folder F does not exist", "F is a file, not a
+    folder"), or None where it is a folder."""
+    if folder.is_dir():
+        return None
+    return f"{folder} is a file, not a folder" if folder.exists() else f"folder {folder} does not exist"
+
+
 def write_atomic(target: str | os.PathLike, write) -> None:
     """Create or replace ``target`` atomically: ``write(f)`` fills a temporary file in the same
     folder, which is then renamed over ``target``.  On any failure (or Ctrl-C, SIGTERM) the
@@ -105,9 +113,9 @@ def write_atomic(target: str | os.PathLike, write) -> None:
     if target.is_symlink():  # write through the link (it stays a link), like an editor saving a file
         target = Path(os.path.realpath(target))
     folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise WriteError(f"{target}: cannot write it, {folder} is a file, not a folder" if folder.exists()
-                         else f"{target}: cannot write it, folder {folder} does not exist")
+    problem = folder_problem(folder)
+    if problem:
+        raise WriteError(f"{target}: cannot write it, {problem}")
     check_target(target)
     key = os.path.abspath(folder)
     if key not in _swept:

@@ -54,7 +54,7 @@ def check_destination(path: str, format_of: Callable[[str], object] | None = Non
     from pathlib import Path
 
     from smilecore.errors import WriteError
-    from smilecore.atomic import check_target
+    from smilecore.atomic import check_target, folder_problem
     from smilecore.encode import output_format
 
     try:
@@ -63,9 +63,9 @@ def check_destination(path: str, format_of: Callable[[str], object] | None = Non
         raise BadRequest(str(exc)) from None
     p = Path(path)
     folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        raise WriteError(f"{path}: cannot write it, {folder} is a file, not a folder" if folder.exists()
-                         else f"{path}: cannot write it, folder {folder} does not exist")
+    problem = folder_problem(folder)
+    if problem:
+        raise WriteError(f"{path}: cannot write it, {problem}")
     check_target(p)
 
 
