@@ -73,9 +73,10 @@ def pixel_limit(max_pixels) -> int:
 
 
 def too_large(w: int, h: int, limit: int, what: str = "image") -> ImageTooLargeError:
-    """The error for a ``w`` × ``h`` ``what`` over ``limit`` pixels (exact counts where megapixels round alike)."""
+    """The error for a ``w`` × ``h`` ``what`` over ``limit`` pixels (exact counts where megapixels round alike,
+    or would need an exponent: a limit of a few pixels)."""
     size, top = f"{h * w / 1e6:.3g}", f"{limit / 1e6:.3g}"
-    if size == top:
+    if size == top or "e" in size + top:
         size, top = f"{h * w:,} pixels", f"{limit:,}"
     else:
         size, top = size + " MP", top + " MP"
@@ -85,15 +86,48 @@ def too_large(w: int, h: int, limit: int, what: str = "image") -> ImageTooLargeE
 def check_strength(strength) -> float:
     """``strength`` as a finite float: a number, or a number written plainly as text (its range is the
     model's to check)."""
-    if isinstance(strength, (bool, np.bool_)):
+    if isinstance(strength, (bool, np.bool_, bytes, bytearray)):  # (float() reads bytes as text, "1_0" included)
         raise UsageError(f"strength must be a number, not {shown(strength)}")
     try:
         value = plain_number(strength) if isinstance(strength, str) else float(strength)
+    except OverflowError:  # a whole number past float's range (10**400): not finite either
+        raise UsageError("strength must be a finite number") from None
     except (TypeError, ValueError):
         raise UsageError(f"strength must be a number, not {shown(strength)}") from None
     if not math.isfinite(value):
         raise UsageError("strength must be a finite number")
     return value
+
+
+def check_flag(value, name: str) -> bool:
+    """``value`` as a bool when it is one (Python's or numpy's), else :class:`UsageError` naming ``name``:
+    ``"no"`` or ``None`` would otherwise read as a choice."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise UsageError(f"{name} must be True or False, not {shown(value)}")
+    return bool(value)
+
+
+def check_selection(selection, w: int, h: int) -> np.ndarray:
+    """A ``selection`` for a ``w`` × ``h`` image as float32 weights in [0, 1] (uint8 read as 0–255, uint16
+    as 0–65535, other numbers clipped); :class:`UsageError` for another size, non-numbers, NaN or
+    infinities, and for a uint8 / uint16 selection whose largest value is 1: a 0/1 mask, which read so
+    would select at most 1/255 of the edit."""
+    sel = np.asarray(selection)
+    if sel.ndim == 3 and sel.shape[2] == 1:
+        sel = sel[:, :, 0]
+    if not (np.issubdtype(sel.dtype, np.number) or sel.dtype == bool) or np.issubdtype(sel.dtype, np.complexfloating):
+        raise UsageError(f"selection must be a numeric (H,W) array, not an array of {sel.dtype}")
+    if sel.shape != (h, w):
+        got = f"{sel.shape[1]}x{sel.shape[0]}" if sel.ndim == 2 else f"an array of shape {sel.shape}"
+        raise UsageError(f"selection must be a numeric (H,W) array the size of the image ({w}x{h}), got {got}"
+                         " (a photo turned by its EXIF orientation is that size upright)")
+    if np.issubdtype(sel.dtype, np.floating) and not np.isfinite(sel).all():
+        raise UsageError("selection has NaN or infinite values: give weights from 0 (unchanged) to 1 (edited)")
+    scale = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}.get(sel.dtype, 1)
+    if scale > 1 and sel.size and int(sel.max()) == 1:
+        raise UsageError(f"a {sel.dtype} selection is read as 0–{scale} and this one's largest value is 1 (a 0/1 mask?): "
+                         f"multiply it by {scale}, or pass it as a bool array")
+    return np.clip(sel.astype(np.float32) / np.float32(scale), 0, 1)
 
 
 def check_face_choice(faces) -> FaceChoice:

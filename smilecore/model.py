@@ -29,10 +29,24 @@ class SmileModel:
     """One loaded smile model: an ONNX Runtime session plus its contract metadata."""
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, providers: list[str] | None = None):
+        """Load the model file ``path`` with ``threads`` ONNX Runtime threads (None: ``SMILE_THREADS``, 0: all
+        cores) on ``providers`` (ONNX Runtime's execution providers, default the CPU's)."""
         import onnxruntime as ort
 
+        from .arguments import check_count
         from .registry import check_model_file
 
+        if not isinstance(path, (str, os.PathLike)):
+            raise UsageError(f"model path must be a file path, not {type(path).__name__}")
+        if threads is not None:
+            threads = check_count(threads, "threads", 0, "threads")
+        if providers is not None:
+            available = ort.get_available_providers()
+            if isinstance(providers, str) or not all(isinstance(p, str) for p in providers) or not providers:
+                raise UsageError(f"providers must be a list of ONNX Runtime provider names (here: {', '.join(available)})")
+            missing = [p for p in providers if p not in available]
+            if missing:
+                raise UsageError(f"ONNX Runtime provider {missing[0]} is not available here (available: {', '.join(available)})")
         self.path = check_model_file(Path(path))
         if self.path.suffix.lower() != ".onnx":
             raise ModelError(f"{self.path} is not an .onnx file: only ONNX models are loaded")
@@ -116,7 +130,10 @@ class SmileModel:
         if crops.ndim != 4 or crops.shape[1:] != (self.size, self.size, 3):
             raise ValueError(f"crops must be [N,{self.size},{self.size},3], got {crops.shape}")
         x = to_network_input(crops)
-        lam = np.broadcast_to(np.asarray(strength, np.float32).reshape(-1, 1), (len(crops), 1)).copy()
+        lam = np.asarray(strength, np.float32).reshape(-1, 1)
+        if len(lam) not in (1, len(crops)):
+            raise ValueError(f"strength must be one number or one per crop ({len(crops)}), got {len(lam)}")
+        lam = np.broadcast_to(lam, (len(crops), 1)).copy()
         names = self._outputs()
         outs = self.session.run(list(names), {contract.INPUT_FACE: np.ascontiguousarray(x), contract.INPUT_STRENGTH: lam})
         n, s = len(crops), self.size

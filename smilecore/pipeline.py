@@ -15,10 +15,11 @@ from .align import align_face, extract_crop
 from .composite import composite_face
 from .errors import InputError, NoFaceError, UsageError
 from .detect import detect_faces
-from .arguments import FaceChoice, check_face_choice, check_min_face, check_strength, pixel_limit, too_large
+from .arguments import (FaceChoice, check_face_choice, check_flag, check_min_face, check_selection, check_strength,
+                        pixel_limit, too_large)
 from .face import Face, smaller_than_asked
 from .model import ModelOutput, SmileModel
-from .pixels import from_any, to_pil, to_rgb8
+from .pixels import dim_hint, from_any, to_pil, to_rgb8
 from .registry import resolve_model
 
 #: Faces whose detection box is smaller than this (photo pixels) are reported, not edited.
@@ -65,7 +66,7 @@ def load_model(name_or_path: str | os.PathLike | SmileModel | None = None) -> Sm
 
 # ---------------------------------------------------------------- arguments
 
-def _input_size(image) -> tuple[int, int] | None:
+def input_size(image) -> tuple[int, int] | None:
     """(W, H) of a PIL image as its header says (nothing decoded; EXIF turns keep the count) or of an
     array; None for anything else (:func:`from_any` says what is wrong with it)."""
     if isinstance(image, Image.Image):
@@ -125,7 +126,8 @@ def smile(
     camera, or whose mouth something covers (:mod:`smilecore.mouth_hidden`).  ``faces``: "all", "largest"
     or 0-based indices in detection order (largest first).  ``min_face``: ignore faces whose
     box is smaller (pixels).  ``selection``: (H,W) array; only pixels where it is > 0 change,
-    in proportion to its value (uint8: /255, uint16: /65535, other numbers clipped to [0,1]).
+    in proportion to its value (bool; uint8: /255, uint16: /65535, so a 0/1 mask of those is refused;
+    other numbers clipped to [0,1]; NaN refused).
 
     Raises :class:`NoFaceError` if no face is chosen, :class:`InputError` for unusable
     images, :class:`UsageError` for bad arguments, :class:`ModelError` for model problems.
@@ -134,12 +136,13 @@ def smile(
     t0 = time.perf_counter()
     # every argument is checked before a pixel is decoded or a face looked for
     limit = pixel_limit(max_pixels)
-    size = _input_size(image)
+    size = input_size(image)
     if size is not None and size[0] * size[1] > limit:
         raise too_large(size[0], size[1], limit)
     strength = check_strength(strength)
     faces = check_face_choice(faces)
     min_face = check_min_face(min_face)
+    debug = check_flag(debug, "debug")
     if strength != 0.0:
         model = load_model(model)  # (a loaded SmileModel comes back as it is)
         model.check_strength(strength)
@@ -148,19 +151,7 @@ def smile(
     h, w = photo.shape[:2]
     if h == 0 or w == 0:
         raise InputError("image is empty (0 pixels)")
-    sel = None
-    if selection is not None:
-        sel = np.asarray(selection)
-        if sel.ndim == 3 and sel.shape[2] == 1:
-            sel = sel[:, :, 0]
-        if not (np.issubdtype(sel.dtype, np.number) or sel.dtype == bool):
-            raise UsageError(f"selection must be a numeric (H,W) array, not an array of {sel.dtype}")
-        if sel.shape != (h, w):
-            got = f"{sel.shape[1]}x{sel.shape[0]}" if sel.ndim == 2 else f"an array of shape {sel.shape}"
-            raise UsageError(f"selection must be a numeric (H,W) array the size of the image ({w}x{h}), got {got}"
-                             " (a photo turned by its EXIF orientation is that size upright)")
-        scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(sel.dtype, 1.0)
-        sel = np.clip(sel.astype(np.float32) / np.float32(scale), 0, 1)
+    sel = None if selection is None else check_selection(selection, w, h)
     t["prepare"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -168,7 +159,7 @@ def smile(
     found = detect_faces(rgb8)
     t["detect"] = time.perf_counter() - t0
     if not found:
-        raise NoFaceError("no face found in the photo")
+        raise NoFaceError(f"no face found in the photo{dim_hint(photo)}")
     for f in found:
         f.reason = "not chosen"
     chosen = _choose(found, faces, sel)

@@ -154,6 +154,7 @@ def from_array(arr: np.ndarray) -> Pixels:
     :class:`InputError` for anything else."""
     if not isinstance(arr, np.ndarray):
         raise InputError(f"expected a PIL image or a numpy array, got {type(arr).__name__}")
+    arr = np.asarray(arr)  # a subclass (np.matrix, a masked array) as the plain array of its values
     if arr.dtype.kind == "u" and arr.dtype.itemsize == 2 and not arr.dtype.isnative:
         arr = arr.astype(np.uint16)  # big-endian 16-bit samples: the same values in this machine's order
     if arr.dtype not in (np.uint8, np.uint16):
@@ -163,6 +164,16 @@ def from_array(arr: np.ndarray) -> Pixels:
     if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
         raise InputError(f"array of shape {arr.shape} is not an image: expected (H,W) or (H,W,C) with C in 1..4")
     return Pixels("array", None, {}, arr)
+
+
+def dim_hint(arr: np.ndarray) -> str:
+    """A hint for a message about an image in which no face was found: "" unless it is 16-bit with no
+    value above 255 (8-bit values in a 16-bit container, e.g. Pillow's ``convert("I")``), which reads as
+    nearly black."""
+    if arr.dtype != np.uint16 or not arr.size or int(arr.max()) > 255:
+        return ""
+    return (" (the image is 16-bit but no value is above 255, so it is nearly black: 8-bit values in a "
+            "16-bit image? Multiply them by 257, or pass uint8)")
 
 
 def from_any(image: Image.Image | np.ndarray) -> Pixels:

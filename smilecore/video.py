@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import ImageTooLargeError, InputError, NoFaceError, SmileError, UsageError, WriteError
-from .arguments import check_count, check_face_choice, check_min_face, too_large
+from .arguments import check_count, check_face_choice, check_flag, check_min_face, too_large
 from .face import Face, smaller_than_asked
 from .strength import ALREADY_SMILING, MOUTH_HIDDEN, TURNED_AWAY, already_smiling
 from .video_edit import NET_EVERY, NET_SMOOTH, FaceEditor
@@ -133,6 +133,9 @@ def smile_video(
     faces = check_face_choice(faces)
     min_face = check_min_face(min_face)
     max_pixels = None if max_pixels is None else check_count(max_pixels, "max_pixels", 1)
+    detect_every = check_count(detect_every, "detect_every", 1, "frames")
+    smooth = check_flag(smooth, "smooth")
+    keep_unchanged = check_flag(keep_unchanged, "keep_unchanged")
     if Path(src).resolve() == dst.resolve():
         raise UsageError(f"{dst}: the output would replace the input; write it elsewhere")
     model = load_model(model)  # (a loaded SmileModel comes back as it is)

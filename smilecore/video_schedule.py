@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass
 
 from .errors import UsageError
-from .arguments import plain_number
+from .arguments import check_strength, plain_number
 
 
 @dataclass(frozen=True)
@@ -24,9 +24,7 @@ class StrengthSchedule:
     def parse(cls, text: str | float | int) -> "StrengthSchedule":
         """``"2"`` or ``"0:0,1.5:2,4:2,5:0"`` (seconds:strength pairs; times increasing)."""
         if isinstance(text, (int, float)) and not isinstance(text, bool):
-            if not math.isfinite(text):
-                raise UsageError("strength must be a finite number")
-            return cls.constant(float(text))
+            return cls.constant(check_strength(text))  # (refuses NaN, infinities and ints past float's range)
         s = str(text).strip()
         if ":" not in s:
             try:

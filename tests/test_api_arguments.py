@@ -37,6 +37,11 @@ from smilecore.errors import SmileError
     ({"strength": "1_0"}, "strength must be a number, not '1_0'"),
     ({"strength": "\u0663"}, "strength must be a number"),
     ({"strength": 10}, "strength 10 is outside this model's range"),
+    ({"strength": 10**400}, "strength must be a finite number"),
+    ({"strength": b"1_0"}, "strength must be a number, not b'1_0'"),
+    ({"debug": "yes"}, "debug must be True or False, not 'yes'"),
+    ({"selection": np.full((64, 64), np.nan, np.float32)}, "selection has NaN or infinite values"),
+    ({"selection": np.ones((64, 64), np.complex64)}, "selection must be a numeric (H,W) array"),
     ({"model": 5}, "model must be a path or a model name (or a loaded SmileModel), not int"),
 ])
 def test_bad_arguments_are_usage_errors_before_detection(kwargs, needle, astronaut, fixture_models):
@@ -71,6 +76,7 @@ def test_the_limit_message_gives_counts_where_megapixels_round_alike():
     from smilecore.arguments import too_large
 
     assert "10000x20001 = 200,010,000 pixels, above the limit of 200,000,000" in str(too_large(10000, 20001, 200_000_000))
+    assert str(too_large(512, 512, 1)).endswith("= 262,144 pixels, above the limit of 1")  # not "1e-06 MP"
     assert str(too_large(3000, 2000, 1_000_000)).endswith("= 6 MP, above the limit of 1 MP")
 
 
@@ -160,7 +166,68 @@ def test_a_16_bit_selection_is_scaled_like_an_8_bit_one(astronaut, fixture_model
 
 
 def test_a_selection_too_faint_to_change_a_pixel_leaves_the_face_unedited(astronaut, fixture_models):
-    faint = np.ones(astronaut.shape[:2], np.uint16)  # 1 / 65535: a 0/1 label mask stored as 16 bits
+    faint = np.full(astronaut.shape[:2], 2, np.uint16)  # 2 / 65535 (1 would be a 0/1 mask: refused, below)
     with pytest.raises(smilecore.NoFaceError, match="the selection leaves it unchanged") as exc:
         smilecore.smile(astronaut, strength=2, selection=faint, model=fixture_models["shift"])
     assert exc.value.faces[0].edited is False
+
+
+def test_detect_faces_checks_its_arguments_and_the_pixel_limit_from_the_header(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    path = tmp_path / "big.png"
+    Image.new("RGB", (3000, 2000), (120, 130, 140)).save(path)
+    im = Image.open(path)
+    decoded = []
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self))
+    with pytest.raises(ImageTooLargeError, match=r"image is 3000x2000 = 6 MP, above the limit of 1 MP"):
+        smilecore.detect_faces(im, max_pixels=1_000_000)
+    assert decoded == []
+    monkeypatch.setenv("SMILE_MAX_PIXELS", "1000")
+    with pytest.raises(ImageTooLargeError, match="above the limit of"):
+        smilecore.detect_faces(np.zeros((100, 100, 3), np.uint8))
+    for kwargs, needle in (({"small_faces": "no"}, "small_faces must be True or False, not 'no'"),
+                           ({"upside_down": None}, "upside_down must be True or False, not None"),
+                           ({"min_face": "9"}, "min_face must be a whole number")):
+        with pytest.raises(UsageError, match=needle):
+            smilecore.detect_faces(np.zeros((10, 10, 3), np.uint8), max_pixels=100, **kwargs)
+
+
+def test_a_0_1_mask_in_uint8_or_uint16_is_refused_not_read_as_1_255(astronaut, fixture_models):
+    for dtype, scale in ((np.uint8, 255), (np.uint16, 65535)):
+        with pytest.raises(UsageError, match=f"read as 0–{scale} and this one's largest value is 1 .a 0/1 mask..: multiply"):
+            smilecore.smile(astronaut, strength=2, selection=np.ones(astronaut.shape[:2], dtype), model=fixture_models["shift"])
+    for sel in (np.full(astronaut.shape[:2], 255, np.uint8), np.ones(astronaut.shape[:2], bool)):
+        done = smilecore.smile(astronaut, strength=2, selection=sel, model=fixture_models["shift"])
+        assert done.faces[0].edited and np.isfinite(done.mask).all()
+
+
+def test_8_bit_values_in_a_16_bit_array_are_named_when_no_face_is_found(astronaut, fixture_models):
+    with pytest.raises(smilecore.NoFaceError, match="16-bit but no value is above 255"):
+        smilecore.smile(astronaut.astype(np.uint16), strength=2, model=fixture_models["shift"])
+    wide = smilecore.smile(astronaut.astype(np.uint16) * 257, strength=2, model=fixture_models["shift"])
+    assert wide.faces[0].edited and wide.image.dtype == np.uint16
+
+
+def test_smile_model_checks_threads_path_and_providers(fixture_models):
+    path = smilecore.load_model(fixture_models["shift"]).path
+    for kwargs, needle in (({"threads": "2"}, "threads must be a whole number of threads"),
+                           ({"threads": 2.5}, "not 2.5"),
+                           ({"providers": ["NoSuchExecutionProvider"]}, "provider NoSuchExecutionProvider is not available here"),
+                           ({"providers": "CPUExecutionProvider"}, "providers must be a list")):
+        with pytest.raises(UsageError, match=needle):
+            smilecore.SmileModel(path, **kwargs)
+    with pytest.raises(UsageError, match="model path must be a file path, not NoneType"):
+        smilecore.SmileModel(None)
+    model = smilecore.SmileModel(path, threads=1, providers=["CPUExecutionProvider"])
+    crops = np.zeros((2, model.size, model.size, 3), np.uint8)
+    with pytest.raises(ValueError, match="one number or one per crop"):
+        model.run(crops, np.ones(3, np.float32))
+    assert model.run(crops, [1.0, 2.0]).rgb.shape == (2, 3, model.size, model.size)
+
+
+def test_a_numpy_matrix_is_read_as_its_values(astronaut, fixture_models):
+    grey = np.ascontiguousarray(astronaut[:, :, 1])
+    a = smilecore.smile(np.matrix(grey), strength=2, model=fixture_models["shift"])
+    b = smilecore.smile(grey, strength=2, model=fixture_models["shift"])
+    assert type(a.image) is np.ndarray and np.array_equal(a.image, b.image)

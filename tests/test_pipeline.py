@@ -90,8 +90,8 @@ def test_selection_limits_the_change(astronaut, fixture_models):
 
 def test_selection_excluding_the_face_means_no_face(astronaut, fixture_models):
     sel = np.zeros(astronaut.shape[:2], np.uint8)
-    sel[400:, 400:] = 1
-    with pytest.raises(NoFaceError):
+    sel[400:, 400:] = 255
+    with pytest.raises(NoFaceError, match="outside the selection"):
         smilecore.smile(astronaut, selection=sel, model=fixture_models["shift"])
 
 

@@ -516,7 +516,11 @@ def test_smile_video_checks_its_arguments_before_any_work(clips, model, tmp_path
              ({"faces": []}, "faces is an empty list"), ({"crf": "20"}, "crf must be a whole number, not '20'"),
              ({"min_face": "10"}, "min_face must be a whole number"), ({"strength": "1_0"}, "is not a number"),
              ({"codec": 5}, "codec must be a codec's name"), ({"max_pixels": "1000"}, "max_pixels must be a whole number"),
-             ({"preset": "veryslow", "crf": 20.5}, "crf must be a whole number, not 20.5")]
+             ({"preset": "veryslow", "crf": 20.5}, "crf must be a whole number, not 20.5"),
+             ({"strength": 10**400}, "strength must be a finite number"),
+             ({"detect_every": "abc"}, "detect_every must be a whole number of frames, 1 or more, not 'abc'"),
+             ({"detect_every": 0}, "not 0"), ({"smooth": "no"}, "smooth must be True or False, not 'no'"),
+             ({"keep_unchanged": None}, "keep_unchanged must be True or False, not None")]
     for kwargs, needle in cases:
         with pytest.raises(UsageError) as exc:
             smile_video(src, tmp_path / "o.mkv", model=model, **kwargs)
