@@ -125,8 +125,8 @@ def check_selection(selection, w: int, h: int) -> np.ndarray:
         raise UsageError("selection has NaN or infinite values: give weights from 0 (unchanged) to 1 (edited)")
     scale = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}.get(sel.dtype, 1)
     if scale > 1 and sel.size and int(sel.max()) == 1:
-        raise UsageError(f"a {sel.dtype} selection is read as 0–{scale} and this one's largest value is 1 (a 0/1 mask?): "
-                         f"multiply it by {scale}, or pass it as a bool array")
+        raise UsageError(f"the selection's largest value is 1 of {scale} (a 0/1 mask?): {scale} (white) selects a pixel and "
+                         f"0 leaves it; multiply an array by {scale}, or pass it as bool")
     return np.clip(sel.astype(np.float32) / np.float32(scale), 0, 1)
 
 
