@@ -98,7 +98,7 @@ def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | N
             found = _folder_photos(path, recursive, skip_suffix)
             if not found:
                 add(path, f"{arg}: folder has no photos ({', '.join(sorted(INPUT_EXTENSIONS))})")
-            for p, problem in found:
+            for p, problem in _targets_first(found):
                 add(p, problem, folder=path)
         elif kind is not None:
             add(path)
@@ -118,11 +118,19 @@ def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | N
             if not photos and not locked:
                 what = "only earlier results match" if files else "no photo matches"
                 add(path, f"{arg}: {what} this pattern")
-            for p, problem in sorted([(p, None) for p in photos] + locked, key=lambda item: item[0]):
+            for p, problem in _targets_first(sorted([(p, None) for p in photos] + locked, key=lambda item: item[0])):
                 add(p, problem)
         else:
             add(path, f"{arg}: no such file")
     return out
+
+
+def _targets_first(found: list[tuple[Path, str | None]]) -> list[tuple[Path, str | None]]:
+    """``found`` (one folder's or one pattern's files, in order) without the symbolic links to a file that
+    is itself in it: that file is read under its own name (``link.jpg`` sorts before ``real.jpg``, and
+    the result should still be ``real.smile.jpg``)."""
+    own = {file_identity(p)[0] for p, problem in found if problem is None and not p.is_symlink()}
+    return [(p, problem) for p, problem in found if problem is not None or not p.is_symlink() or file_identity(p)[0] not in own]
 
 
 def _kind_of(path: Path) -> str | None:

@@ -92,7 +92,8 @@ def _faces_callback(ctx, param, value):
 @click.option("--debug", "debug_dir", metavar="DIR", help="Write aligned crops, masks and flow pictures into DIR.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @click.option("--crf", type=click.IntRange(0, 63), metavar="N",
-              help="Videos: encoder quality, lower is better (H.264 default 18; 0 = lossless).")
+              help="Videos: encoder quality, lower is better (H.264/HEVC 0-51, default 18, 0 = lossless; VP9/VP8 0-63; "
+                   "MPEG-4 1-31).")
 @click.option("--codec", type=click.Choice(tuple(CODECS), case_sensitive=False),
               help="Videos: video codec (default: h264; vp9 for .webm).")
 @click.option("--preset", type=click.Choice(PRESETS),
@@ -114,6 +115,8 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
                    selection=selection, keep_unchanged=keep_unchanged, recursive=recursive, quality=quality,
                    max_pixels=max_pixels, model=model, as_json=as_json, debug_dir=debug_dir, quiet=quiet, crf=crf,
                    codec=codec, preset=preset, jobs_n=jobs_n, ray_address=ray_address, ray_actors=ray_actors)
+    if output and _given("suffix"):
+        raise UsageError("--suffix names results after their photos, but -o names the result itself: leave out one of them")
     if in_place and _given("suffix"):
         raise UsageError("--suffix names new files next to the photos, but --in-place replaces the photos "
                          "themselves: leave out one of them")
@@ -166,7 +169,8 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
     inputs = _suggest_commands(inputs, photos)
     jobs = plan_outputs(inputs, output, out_dir, suffix, ext, in_place)
     check_video_options(jobs, selection=selection, debug_dir=debug_dir, in_place=in_place)
-    for note in [] if quiet else unused_option_notes(jobs, quality=quality, crf=crf, codec=codec, preset=preset):
+    for note in [] if quiet else unused_option_notes(jobs, quality=quality, crf=crf, codec=codec, preset=preset,
+                                                          ray=ray_address, ray_actors=ray_actors):
         _to_stderr(f"smile: note: {note}")
     if selection is not None and len(jobs) != 1:
         raise UsageError("--selection applies to one photo; give exactly one PHOTO")

@@ -24,6 +24,9 @@ CONTAINER_CODECS = {"webm": ("vp9", "vp8"), "avi": ("h264", "mpeg4"), "mp4": ("h
                     "mov": ("h264", "hevc", "h265", "mpeg4"), "matroska": ("h264", "hevc", "h265", "vp9", "vp8", "mpeg4")}
 #: Default constant-rate factor (quality; lower is better, 0 is lossless for H.264).
 DEFAULT_CRF = 18
+#: The --crf each encoder takes: x264's and x265's rate factor (x265 refuses more than 51, x264 reads more as
+#: 51), VP9's and VP8's, and MPEG-4's quantiser.
+CRF_RANGES = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "libvpx": (0, 63), "mpeg4": (1, 31)}
 #: The encoder speed presets offered (x264/x265 names, fastest first; VP8/VP9 and MPEG-4 have none).
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 #: Default encoder speed preset (x264/x265 names).
@@ -47,8 +50,9 @@ def output_options(dst: Path, codec: str | None, crf, preset: str | None) -> tup
         number = whole_number(crf)
         if number is None:
             raise UsageError(f"crf must be a whole number, not {shown(crf)}")
-        if not 0 <= number <= 63:
-            raise UsageError(f"crf {number if abs(number) < 10**6 else shown(crf)} is outside 0..63")
+        lo, hi = CRF_RANGES[CODECS[codec_name]]
+        if not lo <= number <= hi:
+            raise UsageError(f"crf {number if abs(number) < 10**6 else shown(crf)} is outside {lo}..{hi} for {codec_name}")
         crf = number
     if preset is not None and preset not in PRESETS:
         raise UsageError(f"preset {shown(preset)}: unknown (use {', '.join(PRESETS)})")
@@ -214,7 +218,7 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
         if encoder == "libvpx":
             opts["b"] = "10M"
     elif encoder == "mpeg4":
-        oc.qscale = 1 if crf is None else max(1, min(31, crf))
+        oc.qscale = 1 if crf is None else crf  # (1..31: output_options)
         oc.flags |= av.codec.context.Flags.qscale
     if avi:
         oc.max_b_frames = 0

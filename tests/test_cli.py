@@ -125,6 +125,8 @@ def test_options_a_photo_cannot_use_are_named_not_silently_dropped(shift_model, 
     assert r.exit_code == 0 and r.stderr == "" and (tmp_path / "d.jpg").is_file()
     r = run(tmp_path / "missing.mp4", "--crf", "20")  # a video that is not there is still a video
     assert r.exit_code == 4 and "applies to videos" not in r.stderr
+    r = run(photo, "-o", tmp_path / "e.jpg", "--ray-actors", "2", "-j", "1")
+    assert r.exit_code == 0 and "smile: note: --ray-actors applies with --ray (a Ray cluster); without it, so ignored" in r.stderr
 
 
 def test_json_report_schema(shift_model, photo: Path, blank: Path):
@@ -258,6 +260,7 @@ def test_odd_colour_mode(shift_model, tmp_path: Path):
         (["--ext", "gif"], "--ext gif"),
         (["--suffix", ""], "--suffix"),
         (["--in-place", "--suffix", ".x"], "--suffix names new files next to the photos, but --in-place replaces"),
+        (["--suffix", ".x", "-o", "out.png"], "--suffix names results after their photos, but -o names the result itself"),
         (["-o", "noext"], "noext: has no file extension; name the output with one Smile can write (.avif, .bmp, "),
         (["--bogus"], "--bogus"),
     ],

@@ -155,3 +155,26 @@ def test_default_destination_uses_xdg(monkeypatch, tmp_path: Path):
     r = run("install-plugin", "gimp")
     assert r.exit_code == 0, r.stderr
     assert (tmp_path / "cfg" / "GIMP" / "3.0" / "plug-ins" / "smile" / "smile.py").is_file()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a pipe closed early, and /dev/full")
+def test_a_reader_closing_stdout_early_does_not_fail_the_install(tmp_path: Path):
+    """`smile install-plugin gimp | true`: installed, exit 0; stdout that cannot be written: exit 7, said so."""
+    import subprocess
+
+    plugins = tmp_path / "plug-ins"
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before the first line
+    try:
+        p = subprocess.run([sys.executable, "-m", "smile_cli", "install-plugin", "gimp", "--dir", str(plugins)],
+                           stdout=w, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(w)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    assert (plugins / "smile" / "smile.py").is_file()
+    if Path("/dev/full").exists():
+        with open("/dev/full", "w") as full:
+            p = subprocess.run([sys.executable, "-m", "smile_cli", "install-plugin", "gimp", "--dir", str(tmp_path / "b")],
+                               stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+        assert p.returncode == 7 and p.stderr.strip().endswith("; the plug-in was installed"), p.stderr
+        assert (tmp_path / "b" / "smile" / "smile.py").is_file()

@@ -490,7 +490,9 @@ def test_worker_video_errors_name_fields_not_command_line_options(clips, tmp_pat
     session = WorkerSession()
     session.load_model()
     base = {"id": 1, "cmd": "smile", "input": str(clips["still"].path), "output": str(tmp_path / "o.mkv")}
-    cases = [({"crf": 99}, "crf 99 is outside 0..63"), ({"codec": "x"}, "codec x: unknown"),
+    cases = [({"crf": 99}, "crf 99 is outside 0..51 for h264"), ({"crf": 52, "codec": "hevc"}, "crf 52 is outside 0..51 for hevc"),
+             ({"crf": 64, "codec": "vp9"}, "outside 0..63 for vp9"), ({"crf": 0, "codec": "mpeg4"}, "crf 0 is outside 1..31 for mpeg4"),
+             ({"crf": 32, "codec": "mpeg4"}, "crf 32 is outside 1..31"), ({"codec": "x"}, "codec x: unknown"),
              ({"strength": 9}, "strength 9 is outside"), ({"strength": "0:0,1:9"}, "strength 9 is outside"),
              ({"codec": "h264", "output": str(tmp_path / "o.webm")}, "codec h264 cannot go into a .webm"),
              ({"codec": "vp9", "output": str(tmp_path / "o.avi")}, "codec vp9 cannot go into an .avi file"),

@@ -209,21 +209,26 @@ def install_plugin_command(editor: str, folder: str | None, rc_file: str | None,
         from smilecore.errors import UsageError
 
         raise UsageError("--kritarc and --no-enable apply to krita only")
+    lines = []
     try:
         if editor == "gimp":
             dest = install_gimp(Path(folder).expanduser() if folder else gimp_plugins_dir())
-            click.echo(f"installed the GIMP plug-in in {dest}")
-            click.echo("restart GIMP, then open an image and use Filters > Smile")
+            lines += [f"installed the GIMP plug-in in {dest}", "restart GIMP, then open an image and use Filters > Smile"]
         else:
             rc = None if no_enable else (Path(rc_file).expanduser() if rc_file else kritarc_path())
             dest, changed = install_krita(Path(folder).expanduser() if folder else krita_pykrita_dir(), rc)
-            click.echo(f"installed the Krita plug-in in {dest}")
+            lines.append(f"installed the Krita plug-in in {dest}")
             if rc is not None:
-                click.echo(f"enabled it in {rc}" + ("" if changed else " (it already was)"))
-            click.echo("restart Krita, then Settings > Dockers > Smile")
+                lines.append(f"enabled it in {rc}" + ("" if changed else " (it already was)"))
+            lines.append("restart Krita, then Settings > Dockers > Smile")
     except PermissionError as exc:
         raise WriteError(f"cannot write {exc.filename or folder}: permission denied; use --dir to choose another folder") from None
     except OSError as exc:
         raise WriteError(f"cannot install the plug-in: {exc.strerror or exc} ({exc.filename or ''})") from None
-    click.echo(f"engine: {' '.join(engine_command())}")
-    return 0
+    # the report: a reader that closes stdout early silences it (the plug-in is installed either way)
+    from ..stdout import Report
+
+    report = Report()
+    for line in lines + [f"engine: {' '.join(engine_command())}"]:
+        report.echo(line)
+    return report.exit_code(0, "; the plug-in was installed")
