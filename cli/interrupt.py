@@ -8,3 +8,29 @@ class Terminated(KeyboardInterrupt):
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = signum
+
+
+class held_signals:
+    """Within it, Ctrl-C, SIGTERM and SIGHUP are ignored: a run that is already stopping finishes saying what it
+    did (a second signal, e.g. GNU ``timeout``'s to the process group just after the one to the process, would
+    break into that).  Outside the main thread it changes nothing."""
+
+    NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self._saved = {}
+        if threading.current_thread() is threading.main_thread():
+            for name in self.NAMES:
+                if hasattr(signal, name):
+                    num = getattr(signal, name)
+                    self._saved[num] = signal.signal(num, signal.SIG_IGN)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for num, handler in self._saved.items():
+            signal.signal(num, handler if handler is not None else signal.SIG_DFL)

@@ -212,6 +212,13 @@ class PhotoPool:
             if failure is not None:
                 raise failure
 
+    def finished(self) -> list[rep.PhotoReport]:
+        """The reports of the photos finished but not yet taken (after a stop: those done out of input
+        order), in input order; each is given once."""
+        with self._cond:
+            done = [self._state.results.pop(n) for n in sorted(self._state.results)]
+        return done
+
     def close(self) -> None:
         """Stop the workers: they leave after their last photo, or, when photos remain (an
         error, Ctrl-C, SIGTERM), they are stopped by SIGTERM and their temporary files removed."""
@@ -232,6 +239,11 @@ class PhotoPool:
 
     def _serve(self) -> None:
         if _BLOCKED_IN_WORKERS and hasattr(signal, "pthread_sigmask"):
+            # multiprocessing starts its resource tracker on the first spawn, and unblocks SIGINT in the
+            # calling thread once it has: started first, it leaves the mask below alone
+            from multiprocessing import resource_tracker
+
+            resource_tracker.ensure_running()
             # inherited by the workers started from this thread: Ctrl-C in a terminal reaches the
             # main process only, which then stops the workers (SIGTERM), so each stops cleanly once
             signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED_IN_WORKERS)

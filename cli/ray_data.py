@@ -1,14 +1,11 @@
 """Smile on a Ray cluster: ``smile PHOTO... --ray ADDRESS`` and :func:`smile_dataset`.
 
-Ray is optional (``pip install ".[ray]"``).  Photos go through Ray Data: a ``map_batches`` pool
-of actors, each holding one model (one ONNX Runtime session per network, one thread), sized
-from the cluster's CPUs (``--ray-actors`` to choose).  Photos are decoded by the engine
-(:func:`smilecore.decode.load_image`) inside the actor: ``smile --ray`` sends paths, which the
-actor reads where they are; :func:`smile_dataset` sends bytes, which go through a private
-temporary copy; so EXIF, ICC profiles and 16 bits survive (Ray's own image reader drops them); the
-actor runs the very function ``-j 1`` uses (:func:`smile_cli.photo.process_photo`) and returns the
-encoded result, which the ``smile`` process writes with the engine's atomic writer.  The
-results are the same bytes as ``-j 1``'s.
+Ray is optional (``pip install ".[ray]"``).  Photos go through Ray Data: a ``map_batches`` pool of actors,
+each holding one model (one thread), sized from the cluster's CPUs (``--ray-actors`` to choose).  The engine
+decodes each photo inside the actor (``smile --ray`` sends paths, read where they are; :func:`smile_dataset`
+bytes, through a private copy), so EXIF, ICC profiles and 16 bits survive (Ray's image reader drops them); the
+actor runs ``-j 1``'s own :func:`smile_cli.photo.process_photo` and returns the encoded result, which ``smile``
+writes with the engine's atomic writer: the same bytes as ``-j 1``'s.
 
 ``ADDRESS``: ``auto`` (the cluster this machine belongs to, e.g. after ``ray start``),
 ``ray://HOST:10001`` (Ray Client: photos are read on the cluster's nodes, so they must be
@@ -341,6 +338,7 @@ class RayBatch:
         self._ray = None
         self._driver = None  # (ray://: the actor that runs Ray Data on the cluster)
         self._pending: set = set()
+        self._done: dict[int, rep.PhotoReport] = {}
         self._failed: str | None = None
         self._closed = False
         import uuid
@@ -360,8 +358,7 @@ class RayBatch:
                  "in_place": job.output == job.input} for number, job in tasks]
         self._iter = None
         self._pending = set(n for n, _ in tasks)
-        self._done: dict[int, rep.PhotoReport] = {}
-        self._failed: str | None = None  # why the rows stopped coming (the photos left fail with it)
+        self._failed = None  # why the rows stopped coming (the photos left fail with it)
         self._client = is_client(ray)
         if rows:
             per = batch_size_for(len(rows), pool_size(ray, actors))
@@ -435,6 +432,10 @@ class RayBatch:
         self._done[number] = r
         if bar is not None:
             bar.update(1)
+
+    def finished(self) -> list[rep.PhotoReport]:
+        """Results written but not yet taken (after a stop), in input order; each given once."""
+        return [self._done.pop(n) for n in sorted(self._done)]
 
     def close(self) -> None:
         if self._closed:

@@ -14,6 +14,7 @@ from smilecore.decode import DEFAULT_MAX_PIXELS, load_mask
 from smilecore.video_streams import CODECS, PRESETS
 
 from . import report as rep
+from .interrupt import Terminated, held_signals
 from .inputs import (check_no_clash, check_reachable, expand_inputs, make_output_folders, plan_outputs,
                      remove_empty_folders, unreachable)
 from .photo import process_photo
@@ -210,32 +211,22 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
 
             bar = tqdm(total=len(jobs), unit="photo", file=sys.stderr, disable=None, leave=False)
         echo_line = _line_printer(quiet, as_json, out, bar, lines_to_stderr)
-        for number, job in enumerate(jobs, 1):
-            if is_video_path(job.input):
+        try:
+            _smile_all(jobs, reports, echo_line, bar, pool, smile_model, deliver, names, sel,
+                       dict(strength=strength, faces=faces, min_face=min_face, keep_unchanged=keep_unchanged,
+                            max_pixels=max_pixels), dict(codec=codec, crf=crf, preset=preset, quality=quality,
+                                                         debug_dir=debug_dir, show_progress=not (as_json or quiet)))
+        except KeyboardInterrupt as stop:  # (Ctrl-C, SIGTERM, SIGHUP): say what was done before the stop
+            with held_signals():  # (the pool stops within its grace period)
+                if pool is not None:
+                    pool.close()  # (the workers stop their photos; those they had finished are reported)
+                    for r in pool.finished():
+                        reports.append(r)
+                        echo_line(r)
                 if bar is not None:
-                    bar.clear()
-                r = process_video(job, smile_model, strength, faces, min_face, keep_unchanged, max_pixels, codec=codec,
-                                  crf=crf, preset=preset, show_progress=not (as_json or quiet))
-            elif pool is not None:
-                r = pool.take(number, bar)  # in input order; the bar counts photos as they finish
-            else:
-                r = process_photo(job, smile_model, strength, faces, min_face, sel, keep_unchanged, quality, max_pixels,
-                                  Path(debug_dir).expanduser() if debug_dir else None, number)
-            if deliver is not None and r.status != rep.STATUS_FAILED and r.output is not None:
-                try:
-                    deliver()  # (the line says the photo was written only once it was, whole)
-                except SmileError as exc:
-                    r.fail(exc)
-                    r.output = None
-            if names:
-                r.input = names.get(str(r.input), r.input)
-                r.output = names.get(str(r.output), r.output) if r.output is not None else None
-                rename_in_error(r.error, names)
-                r.notes = [rename_text(n, names) for n in r.notes]
-            reports.append(r)
-            echo_line(r)
-            if bar is not None and (pool is None or is_video_path(job.input)):
-                bar.update(1)
+                    bar.close()
+                _interrupted_report(reports, len(jobs), as_json, quiet, out, smile_model, strength, stop)
+            raise
         if pool is not None:
             pool.close()
         if bar is not None:
@@ -254,6 +245,59 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
         return out.exit_code(code, f"; {written} of {len(reports)} result{'s' if len(reports) != 1 else ''} written")
     finally:
         remove_empty_folders(created)  # (a run refused before it began, a folder whose photos all failed)
+
+
+def _smile_all(jobs, reports: list, echo_line, bar, pool, smile_model, deliver, names, sel, settings: dict, more: dict) -> None:
+    """Smile every job in input order (videos here; photos in the ``pool`` or here), appending each report to
+    ``reports`` and printing its line as it comes."""
+    strength, faces, min_face = settings["strength"], settings["faces"], settings["min_face"]
+    keep_unchanged, max_pixels = settings["keep_unchanged"], settings["max_pixels"]
+    debug_dir = Path(more["debug_dir"]).expanduser() if more["debug_dir"] else None
+    for number, job in enumerate(jobs, 1):
+        if is_video_path(job.input):
+            if bar is not None:
+                bar.clear()
+            r = process_video(job, smile_model, strength, faces, min_face, keep_unchanged, max_pixels, codec=more["codec"],
+                              crf=more["crf"], preset=more["preset"], show_progress=more["show_progress"])
+        elif pool is not None:
+            r = pool.take(number, bar)  # in input order; the bar counts photos as they finish
+        else:
+            r = process_photo(job, smile_model, strength, faces, min_face, sel, keep_unchanged, more["quality"], max_pixels,
+                              debug_dir, number)
+        if deliver is not None and r.status != rep.STATUS_FAILED and r.output is not None:
+            try:
+                deliver()  # (the line says the photo was written only once it was, whole)
+            except SmileError as exc:
+                r.fail(exc)
+                r.output = None
+        if names:
+            r.input = names.get(str(r.input), r.input)
+            r.output = names.get(str(r.output), r.output) if r.output is not None else None
+            rename_in_error(r.error, names)
+            r.notes = [rename_text(n, names) for n in r.notes]
+        reports.append(r)
+        echo_line(r)
+        if bar is not None and (pool is None or is_video_path(job.input)):
+            bar.update(1)
+
+
+def _interrupted_report(reports: list, total: int, as_json: bool, quiet: bool, out: Report, smile_model, strength,
+                        stop: BaseException) -> None:
+    """What a stopped run had done: with ``--json`` the report of the photos finished (``"interrupted"``
+    names the signal), else a line on stderr (the caller then says "interrupted" and exits 128 + signal)."""
+    written = sum(r.output is not None for r in reports)
+    if as_json:
+        import signal as _signal
+
+        model_info = None if smile_model is None else {
+            "name": smile_model.name, "version": smile_model.version, "license": smile_model.license,
+            "path": str(smile_model.path)}
+        doc = rep.document(reports, smile_version(), model_info, strength_label(strength))
+        doc["interrupted"] = _signal.Signals(stop.signum).name if isinstance(stop, Terminated) else "SIGINT"
+        out.echo(json.dumps(doc, indent=2))
+    elif not quiet and total > 1:
+        _to_stderr(f"smile: stopped after {len(reports)} of {total} inputs: {written} result"
+                   f"{'s' if written != 1 else ''} written; the others were not started or were stopped, nothing half-written")
 
 
 def _suggest_commands(inputs: list, photos: tuple[str, ...]) -> list:

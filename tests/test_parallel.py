@@ -152,10 +152,12 @@ import os, signal, sys, time
 from pathlib import Path
 mode = os.environ.get("SMILE_TEST_HOOK", "")
 marker = Path(os.environ.get("SMILE_TEST_MARKER", "/nonexistent"))
-if mode in ("slow", "stubborn"):
+if mode in ("slow", "stubborn", "slow_named"):
     import smilecore.atomic as io
     original = io.write_atomic
     def slow(target, write):
+        if mode == "slow_named" and "slow" not in Path(target).name:
+            return original(target, write)
         def slowly(f):
             f.write(b"x" * 4096)
             f.flush()
@@ -237,6 +239,39 @@ def test_a_signal_mid_batch_stops_every_worker_and_leaves_nothing(sig, status, n
     assert f"smile: interrupted ({name})" in err and "Traceback" not in err, err
     assert list(out.iterdir()) == []
     assert _gone(pids)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_stop_reports_every_photo_written_even_out_of_order(as_json, shift, batch, tmp_path: Path):
+    """Ctrl-C to the whole process group, twice (as GNU timeout sends it), while one worker hangs on a photo and the
+    other has finished the two after it: one line, no traceback, and every result written is reported."""
+    out = tmp_path / "out"
+    out.mkdir()
+    slow = batch[0].with_name("b_slow.png")
+    Image.open(batch[3]).save(slow)
+    photos = [batch[0], slow, batch[3], batch[6]]
+    proc = _smile([*photos, "--out-dir", out, "--model", shift, "-j", 2, *(["--json"] if as_json else [])], tmp_path,
+                  "slow_named", start_new_session=True)
+    _wait_for_writers(proc, tmp_path / "marker", 1)
+    done = {"a.smile.jpg", "d.smile.png", "g.smile.jpg"}
+    deadline = time.monotonic() + TIMEOUT
+    while not done <= {p.name for p in out.iterdir()} and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert {p.name for p in out.iterdir()} == done  # (the slow photo's temporary file is removed)
+    if as_json:
+        doc = json.loads(stdout)
+        assert doc["interrupted"] == "SIGINT" and doc["summary"]["total"] == 3
+        assert sorted(Path(e["output"]).name for e in doc["photos"]) == sorted(done)
+    else:
+        assert [line.split(" -> ")[1].split(":")[0] for line in stdout.splitlines()] == [
+            str(out / n) for n in ("a.smile.jpg", "d.smile.png", "g.smile.jpg")]
+        assert "smile: stopped after 3 of 4 inputs: 3 results written" in err
+    assert err.strip().endswith("smile: interrupted (Ctrl-C)")
 
 
 def test_a_worker_that_ignores_sigterm_is_killed_and_its_file_removed(shift, batch, tmp_path: Path):
