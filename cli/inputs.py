@@ -31,6 +31,7 @@ class Job:
     input: Path
     output: Path | None  #: None when the input itself could not be found (``problem`` says why)
     problem: str | None = None  #: an input error known before reading (missing file, empty glob)
+    blocked: str | None = None  #: a write error known before reading (its --out-dir sub-folder cannot be made)
 
 
 class Found(tuple):
@@ -340,8 +341,9 @@ def make_output_folders(jobs: list[Job], out_dir: str | None) -> list[Path]:
     writes into existing folders); ``out_dir`` itself is not created here.  Returns the folders it
     created, parents first (see :func:`remove_empty_folders`).
 
-    :class:`UsageError` when ``out_dir`` is not a folder, :class:`smilecore.errors.WriteError`
-    when a sub-folder cannot be created (a file of that name is in the way, no permission)."""
+    :class:`UsageError` when ``out_dir`` is not a folder.  A sub-folder that cannot be created (a file of
+    that name is in the way, no permission) fails only the photos whose results go there: their jobs get
+    ``blocked`` (a write error, exit 7), and the others run."""
     if not out_dir:
         return []
     root = Path(out_dir).expanduser()
@@ -350,15 +352,35 @@ def make_output_folders(jobs: list[Job], out_dir: str | None) -> list[Path]:
         raise UsageError(f"--out-dir {root} exists and is not a folder")
     folders = sorted({j.output.parent for j in jobs if j.output is not None and j.output.parent != root})
     created: list[Path] = []
+    failed: dict[Path, str] = {}
     for folder in folders:
-        check_reachable(os.path.join(folder, "."), f"--out-dir {folder}")
-        missing = [p for p in [folder, *folder.parents] if p not in created and not p.exists()]
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise WriteError(f"--out-dir {folder}: cannot create the folder ({exc.strerror or exc})") from None
-        created.extend(reversed(missing))
+        why = next((w for f, w in failed.items() if f == folder or f in folder.parents), None)
+        if why is None:
+            try:
+                check_reachable(os.path.join(folder, "."), f"--out-dir {folder}")
+                missing = [p for p in [folder, *folder.parents] if p not in created and not p.exists()]
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    file = in_the_way(folder)
+                    raise WriteError(f"{file} is a file, not a folder" if file else
+                                     f"cannot create the folder {folder} ({exc.strerror or exc})") from None
+                created.extend(reversed(missing))
+                continue
+            except WriteError as exc:
+                why = failed[folder] = str(exc)
+        for j in jobs:
+            if j.output is not None and j.output.parent == folder and j.problem is None:
+                j.blocked = f"{j.output}: cannot write it, {why}"
     return created
+
+
+def in_the_way(folder: Path) -> Path | None:
+    """The file (not a folder) on the way to ``folder``, which keeps it from being created; None if none."""
+    for p in [folder, *folder.parents]:
+        if p.exists() or p.is_symlink():
+            return None if p.is_dir() else p
+    return None
 
 
 def remove_empty_folders(created: list[Path]) -> None:

@@ -50,6 +50,8 @@ def process_photo(job: Job, model, strength, faces, min_face, selection, keep_un
     try:
         if job.problem:
             raise InputError(job.problem)
+        if job.blocked:
+            raise WriteError(job.blocked)
         image, info = load_image(job.input, max_pixels=max_pixels)
         r.size = info.size
         w, h = (image.shape[1], image.shape[0]) if isinstance(image, np.ndarray) else image.size  # (16-bit: an array)

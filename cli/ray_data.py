@@ -334,7 +334,7 @@ class RayBatch:
         self.address = address
         self.settings = dict(settings)
         self.jobs = {number: job for number, job in enumerate(jobs, 1)}
-        tasks = [(number, job) for number, job in self.jobs.items() if job.problem is None and not is_video_path(job.input)]
+        tasks = [(n, job) for n, job in self.jobs.items() if not (job.problem or job.blocked or is_video_path(job.input))]
         self._ray = None
         self._driver = None  # (ray://: the actor that runs Ray Data on the cluster)
         self._pending: set = set()

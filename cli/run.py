@@ -15,7 +15,7 @@ from smilecore.video_streams import CODECS, PRESETS
 
 from . import report as rep
 from .interrupt import Terminated, held_signals
-from .inputs import (check_no_clash, check_reachable, expand_inputs, make_output_folders, plan_outputs,
+from .inputs import (check_no_clash, check_reachable, expand_inputs, in_the_way, make_output_folders, plan_outputs,
                      remove_empty_folders, unreachable)
 from .photo import process_photo
 from .stdio import (STDIN_NAME, STDIO, STDOUT_NAME, check_stdout_free, check_stdout_is_not, read_stdin,
@@ -377,6 +377,9 @@ def _make_dir(path: Path, option: str) -> None:
     check_reachable(os.path.join(path, "."), f"{option} {path}")  # (a folder on its way that may not be opened)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{option} {path} exists and is not a folder")
+    file = in_the_way(path)
+    if file is not None:  # (a file on its way: a/x where a is a file)
+        raise UsageError(f"{option} {path}: {file} is a file, not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -12,7 +12,7 @@ import time
 
 import click
 
-from smilecore.errors import InputError, NoFaceError, UsageError
+from smilecore.errors import InputError, NoFaceError, UsageError, WriteError
 from smilecore.arguments import plain_number
 from smilecore.video_schedule import StrengthSchedule
 from smilecore.video_streams import VIDEO_EXTENSIONS, is_video_path, video_format
@@ -128,6 +128,8 @@ def process_video(job, model, strength, faces, min_face, keep_unchanged, max_pix
     try:
         if job.problem:
             raise InputError(job.problem)
+        if job.blocked:
+            raise WriteError(job.blocked)
         try:
             res = smile_video(job.input, job.output, strength=strength, faces=faces, min_face=min_face, model=model,
                               codec=codec, crf=crf, preset=preset, max_pixels=max_pixels, progress=progress)

@@ -186,15 +186,33 @@ def test_mirroring_is_relative_to_the_folder_given(tmp_path: Path, jpeg: Path):
     assert problem is None and found.folder == tmp_path / "c"
 
 
-def test_a_file_in_the_way_of_a_mirrored_folder_is_a_write_failure(shift, jpeg: Path, tmp_path: Path):
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_file_in_the_way_of_a_mirrored_folder_fails_only_its_photos(as_json, shift, jpeg: Path, tmp_path: Path):
     c, cout = tmp_path / "c", tmp_path / "cout"
     put(jpeg, c / "s1" / "x.jpg")
+    put(jpeg, c / "s1" / "deeper" / "y.jpg")
+    put(jpeg, c / "s2" / "z.jpg")
+    put(jpeg, c / "w.jpg")
     cout.mkdir()
     (cout / "s1").write_bytes(b"not a folder")
-    r = run(c, "-r", "--out-dir", cout, "--model", shift, "-j", "1")
-    assert r.exit_code == 7
-    one_line_error(r, "s1", "cannot create the folder")
-    assert files(cout) == ["s1"]
+    r = run(c, "-r", "--out-dir", cout, "--model", shift, "-j", "1", *(["--json"] if as_json else []))
+    assert r.exit_code == 7, r.stderr
+    if as_json:
+        doc = json.loads(r.stdout)
+        assert doc["summary"] == {"total": 4, "ok": 2, "unchanged": 0, "failed": 2, "exit_code": 7}
+        errors = [e["error"]["message"] for e in doc["photos"] if e["status"] == "failed"]
+        assert {e["error"]["code"] for e in doc["photos"] if e["status"] == "failed"} == {"write_failed"}
+    else:
+        errors = [line for line in r.stderr.splitlines() if line.startswith("smile: error: ")]
+    assert len(errors) == 2 and all(f"cannot write it, {cout / 's1'} is a file, not a folder" in e for e in errors)
+    assert files(cout) == ["s1", "s2/z.smile.jpg", "w.smile.jpg"]
+
+
+def test_an_out_dir_below_a_file_is_a_usage_error(shift, jpeg: Path, tmp_path: Path):
+    (tmp_path / "afile").write_bytes(b"x")
+    r = run(jpeg, "--out-dir", tmp_path / "afile" / "x", "--model", shift)
+    assert r.exit_code == 2
+    one_line_error(r, f"--out-dir {tmp_path / 'afile' / 'x'}: {tmp_path / 'afile'} is a file, not a folder")
 
 
 @pytest.mark.parametrize(
