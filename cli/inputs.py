@@ -375,6 +375,21 @@ def make_output_folders(jobs: list[Job], out_dir: str | None) -> list[Path]:
     return created
 
 
+def protect_read_only(jobs: list[Job]) -> None:
+    """A result that exists and is read-only (no write permission for anyone, ``chmod a-w``) is not replaced:
+    its job gets ``blocked`` (a write error, exit 7), as for a photo smiled in place that is read-only."""
+    for j in jobs:
+        if j.output is None or j.problem or j.blocked:
+            continue
+        try:
+            st = os.stat(j.output)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and not st.st_mode & 0o222:
+            what = "the photo is read-only (--in-place)" if j.output == j.input else "the result exists and is read-only"
+            j.blocked = f"{j.output}: not replaced, {what}: make it writable (chmod u+w) or remove it to replace it"
+
+
 def in_the_way(folder: Path) -> Path | None:
     """The file (not a folder) on the way to ``folder``, which keeps it from being created; None if none."""
     for p in [folder, *folder.parents]:

@@ -143,11 +143,18 @@ def overall_exit_code(reports: list[PhotoReport]) -> int:
     return 0
 
 
+def as_they_were(r: PhotoReport) -> bool:
+    """Written (``ok``) with faces of which none was edited: every face already smiles as much."""
+    return r.status == STATUS_OK and bool(r.faces) and not any(f.get("edited") for f in r.faces)
+
+
 def summary(reports: list[PhotoReport]) -> dict:
-    """Counts by status plus the run's exit status."""
+    """Counts by status (``already_smiling``: of the ``ok`` ones, those :func:`as_they_were`) plus the run's
+    exit status."""
     return {
         "total": len(reports),
         "ok": sum(r.status == STATUS_OK for r in reports),
+        "already_smiling": sum(as_they_were(r) for r in reports),
         "unchanged": sum(r.status == STATUS_UNCHANGED for r in reports),
         "failed": sum(r.status == STATUS_FAILED for r in reports),
         "exit_code": overall_exit_code(reports),
@@ -158,7 +165,7 @@ def summary_line(reports: list[PhotoReport]) -> str:
     """e.g. ``3 photos: 2 smiled, 1 unchanged, 0 failed`` (``2 photos and 1 video: …``); photos that succeeded with no face changed
     (every face already smiling as much) are counted apart: ``2 smiled, 1 already smiling as much``."""
     s = summary(reports)
-    as_is = sum(r.status == STATUS_OK and bool(r.faces) and not any(f.get("edited") for f in r.faces) for r in reports)
+    as_is = s["already_smiling"]
     less = bool(reports) and all(isinstance(r.strength, (int, float)) and r.strength < 0 for r in reports)
     smiled = f"{s['ok'] - as_is} smiled{' less' if less else ''}" + (f", {as_is} already smiling as much" if as_is else "")
     videos = sum(is_video_path(r.input) for r in reports if r.input)

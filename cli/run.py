@@ -16,7 +16,7 @@ from smilecore.video_streams import CODECS, PRESETS
 from . import report as rep
 from .interrupt import Terminated, held_signals
 from .inputs import (check_no_clash, check_reachable, expand_inputs, in_the_way, make_output_folders, plan_outputs,
-                     remove_empty_folders, unreachable)
+                     protect_read_only, remove_empty_folders, unreachable)
 from .photo import process_photo
 from .stdio import (STDIN_NAME, STDIO, STDOUT_NAME, check_stdout_free, check_stdout_is_not, read_stdin,
                     rename_in_error, rename_text, result_extension, write_stdout)
@@ -83,6 +83,8 @@ def _faces_callback(ctx, param, value):
 @click.option("--min-face", type=click.IntRange(min=1), metavar="PX", help="Leave faces smaller than PX pixels alone.")
 @click.option("--selection", metavar="MASK", help="Grayscale image the size of the photo: only pixels > 0 may change (one photo).")
 @click.option("--keep-unchanged", is_flag=True, help="When no face is found, write the photo unchanged and succeed (batch runs).")
+@click.option("--skip-existing", is_flag=True,
+              help="Leave out the photos and videos whose result already exists (to go on after a stopped batch).")
 @click.option("-r", "--recursive", is_flag=True, help="Include photos in sub-folders of folder arguments.")
 @click.option("--quality", type=click.IntRange(1, 100), metavar="Q", help="JPEG/WebP/AVIF/HEIF quality (default: a JPEG's own, else 95; AVIF 90, HEIF 85).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True, metavar="N",
@@ -109,15 +111,19 @@ def _faces_callback(ctx, param, value):
               help="With --ray: actors (one model each; default: one per CPU of the cluster).")
 def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_face, selection, keep_unchanged,
                 recursive, quality, max_pixels, model, as_json, debug_dir, quiet, crf=None, codec=None, preset=None,
-                jobs_n=None, ray_address=None, ray_actors=None) -> int:
+                jobs_n=None, ray_address=None, ray_actors=None, skip_existing=False) -> int:
     """Entry of ``smile run``; returns the exit status.  ``-`` as the one PHOTO reads standard input,
     ``-o -`` writes the result to standard output (:mod:`smile_cli.stdio`)."""
     options = dict(strength=strength, out_dir=out_dir, suffix=suffix, in_place=in_place, faces=faces, min_face=min_face,
                    selection=selection, keep_unchanged=keep_unchanged, recursive=recursive, quality=quality,
                    max_pixels=max_pixels, model=model, as_json=as_json, debug_dir=debug_dir, quiet=quiet, crf=crf,
-                   codec=codec, preset=preset, jobs_n=jobs_n, ray_address=ray_address, ray_actors=ray_actors)
+                   codec=codec, preset=preset, jobs_n=jobs_n, ray_address=ray_address, ray_actors=ray_actors,
+                   skip_existing=skip_existing)
     if output and _given("suffix"):
         raise UsageError("--suffix names results after their photos, but -o names the result itself: leave out one of them")
+    if in_place and skip_existing:
+        raise UsageError("--skip-existing leaves out photos whose result exists, and with --in-place every photo is its "
+                         "own result: leave out one of them")
     if in_place and _given("suffix"):
         raise UsageError("--suffix names new files next to the photos, but --in-place replaces the photos "
                          "themselves: leave out one of them")
@@ -160,8 +166,8 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
 
 def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_face, selection, keep_unchanged,
          recursive, quality, max_pixels, model, as_json, debug_dir, quiet, crf=None, codec=None, preset=None,
-         jobs_n=None, ray_address=None, ray_actors=None, names: dict | None = None, lines_to_stderr: bool = False,
-         deliver=None) -> int:
+         jobs_n=None, ray_address=None, ray_actors=None, skip_existing=False, names: dict | None = None,
+         lines_to_stderr: bool = False, deliver=None) -> int:
     """The run itself (:func:`run_command` with standard input and output made files): ``names`` maps
     such files to the names the report shows; ``lines_to_stderr``: standard output carries the photo;
     ``deliver``: called once a photo's result is written, before its line is printed, to hand the
@@ -177,6 +183,13 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
         raise UsageError("--selection applies to one photo; give exactly one PHOTO")
     if selection is not None and jobs[0].output is not None:
         check_no_clash({"--selection": selection}, {"the result": jobs[0].output})
+    skipped = 0
+    if skip_existing:
+        kept = [j for j in jobs if j.output is None or not (j.output.exists() or j.output.is_symlink())]
+        skipped, jobs = len(jobs) - len(kept), kept
+        if not quiet and skipped:
+            _to_stderr(f"smile: note: {skipped} of {skipped + len(jobs)} inputs left out: their results exist (--skip-existing)")
+    protect_read_only(jobs)
     created: list[Path] = []
     if out_dir:
         _make_dir(Path(out_dir).expanduser(), "--out-dir")
@@ -191,7 +204,14 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
         import smilecore
 
         smile_model = None
-        from .parallel import open_pool  # -j N: photos in worker processes (None: one after another here)
+        from .parallel import default_jobs, open_pool  # -j N: photos in worker processes (None: one after another here)
+
+        cores, photos_n = default_jobs(), sum(not is_video_path(j.input) for j in jobs)
+        if jobs_n is not None and not ray_address and jobs_n > cores and photos_n > cores:
+            if not quiet:  # (each worker holds a model: workers past the cores only take memory and time)
+                _to_stderr(f"smile: note: -j {jobs_n}: smile may use {cores} core{'s' * (cores != 1)} here, so "
+                           f"{cores} worker process{'es' * (cores != 1)}")
+            jobs_n = cores
 
         pool = open_pool(jobs_n, jobs, model, dict(strength=strength, faces=faces, min_face=min_face, keep_unchanged=keep_unchanged,
                          quality=quality, max_pixels=max_pixels, debug_dir=Path(debug_dir).expanduser() if debug_dir else None),
@@ -225,7 +245,8 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
                         echo_line(r)
                 if bar is not None:
                     bar.close()
-                _interrupted_report(reports, len(jobs), as_json, quiet, out, smile_model, strength, stop)
+                _interrupted_report(reports, len(jobs), as_json, quiet, out, smile_model, strength, stop,
+                                resume=not in_place and output is None)
             raise
         if pool is not None:
             pool.close()
@@ -237,6 +258,8 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
                 "name": smile_model.name, "version": smile_model.version, "license": smile_model.license,
                 "path": str(smile_model.path)}
             doc = rep.document(reports, smile_version(), model_info, strength_label(strength))
+            if skip_existing:
+                doc["summary"]["skipped"] = skipped
             out.echo(json.dumps(doc, indent=2))
         elif len(reports) > 1 and not quiet:
             _to_stderr(rep.summary_line(reports))
@@ -282,7 +305,7 @@ def _smile_all(jobs, reports: list, echo_line, bar, pool, smile_model, deliver, 
 
 
 def _interrupted_report(reports: list, total: int, as_json: bool, quiet: bool, out: Report, smile_model, strength,
-                        stop: BaseException) -> None:
+                        stop: BaseException, resume: bool = False) -> None:
     """What a stopped run had done: with ``--json`` the report of the photos finished (``"interrupted"``
     names the signal), else a line on stderr (the caller then says "interrupted" and exits 128 + signal)."""
     written = sum(r.output is not None for r in reports)
@@ -296,8 +319,9 @@ def _interrupted_report(reports: list, total: int, as_json: bool, quiet: bool, o
         doc["interrupted"] = _signal.Signals(stop.signum).name if isinstance(stop, Terminated) else "SIGINT"
         out.echo(json.dumps(doc, indent=2))
     elif not quiet and total > 1:
-        _to_stderr(f"smile: stopped after {len(reports)} of {total} inputs: {written} result"
-                   f"{'s' if written != 1 else ''} written; the others were not started or were stopped, nothing half-written")
+        hint = "; the same command with --skip-existing goes on from there" if resume else ""
+        _to_stderr(f"smile: stopped after {len(reports)} of {total} inputs: {written} result{'s' if written != 1 else ''} "
+                   f"written; the others were not started or were stopped, nothing half-written{hint}")
 
 
 def _suggest_commands(inputs: list, photos: tuple[str, ...]) -> list:

@@ -148,7 +148,7 @@ def test_json_report_schema(shift_model, photo: Path, blank: Path):
     assert bad["status"] == "failed" and bad["output"] is None
     assert bad["error"]["code"] == "no_face" and bad["error"]["exit_code"] == 3
     assert "wall.png" in bad["error"]["message"]
-    assert doc["summary"] == {"total": 2, "ok": 1, "unchanged": 0, "failed": 1, "exit_code": 3}
+    assert doc["summary"] == {"total": 2, "ok": 1, "already_smiling": 0, "unchanged": 0, "failed": 1, "exit_code": 3}
     assert not blank.with_name("wall.smile.png").exists()
 
 
@@ -350,6 +350,9 @@ def test_summary_counts_photos_already_smiling_apart(tmp_path: Path, smiling, as
     assert r.exit_code == 0, r.stderr
     assert "0 of 1 face smiled, 1 already smiling as much" in r.stdout and "1 of 1 face smiled" in r.stdout
     assert "2 photos: 1 smiled, 1 already smiling as much, 0 unchanged, 0 failed" in r.stderr + r.stdout
+    r = run(tmp_path / "a_smiling.png", tmp_path / "b_neutral.png", "--out-dir", tmp_path / "out2", "--json")
+    assert json.loads(r.stdout)["summary"] == {"total": 2, "ok": 2, "already_smiling": 1, "unchanged": 0, "failed": 0,
+                                               "exit_code": 0}
 
 
 def test_errors_say_which_file_is_the_selection_mask_and_what_lacks_an_extension(shift_model, photo: Path,

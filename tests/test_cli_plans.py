@@ -199,7 +199,7 @@ def test_a_file_in_the_way_of_a_mirrored_folder_fails_only_its_photos(as_json, s
     assert r.exit_code == 7, r.stderr
     if as_json:
         doc = json.loads(r.stdout)
-        assert doc["summary"] == {"total": 4, "ok": 2, "unchanged": 0, "failed": 2, "exit_code": 7}
+        assert doc["summary"] == {"total": 4, "ok": 2, "already_smiling": 0, "unchanged": 0, "failed": 2, "exit_code": 7}
         errors = [e["error"]["message"] for e in doc["photos"] if e["status"] == "failed"]
         assert {e["error"]["code"] for e in doc["photos"] if e["status"] == "failed"} == {"write_failed"}
     else:
@@ -332,3 +332,57 @@ def test_models_path_refuses_a_file_smile_would_refuse(tmp_path, monkeypatch):
     monkeypatch.setenv("SMILE_MODEL", str(bad))
     r = CliRunner().invoke(cli, ["models", "path"])
     assert r.exit_code == 6 and "not a readable ONNX model" in r.output and str(bad) + "\n" != r.output
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_skip_existing_goes_on_where_a_batch_stopped(jobs, shift, jpeg: Path, tmp_path: Path):
+    c, out = tmp_path / "c", tmp_path / "out"
+    put(jpeg, c / "a.jpg", c / "b.jpg", c / "s1" / "x.jpg")
+    first = run(c / "a.jpg", "--out-dir", out, "--model", shift, "-j", "1")
+    assert first.exit_code == 0
+    before = md5s(out)
+    (out / "s1").mkdir()
+    (out / "s1" / "x.smile.jpg").write_bytes(b"an earlier result, kept as it is")
+    r = run(c, "-r", "--out-dir", out, "--model", shift, "-j", jobs, "--skip-existing", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert "smile: note: 2 of 3 inputs left out: their results exist (--skip-existing)" in r.stderr
+    doc = json.loads(r.stdout)
+    assert [Path(e["input"]).name for e in doc["photos"]] == ["b.jpg"]
+    assert doc["summary"]["skipped"] == 2 and doc["summary"]["ok"] == 1
+    assert md5s(out)["a.smile.jpg"] == before["a.smile.jpg"] and (out / "s1" / "x.smile.jpg").read_bytes().startswith(b"an ")
+    assert files(out) == ["a.smile.jpg", "b.smile.jpg", "s1/x.smile.jpg"]
+    r = run(c, "-r", "--out-dir", out, "--model", shift, "--skip-existing")  # nothing left to do
+    assert r.exit_code == 0 and "3 of 3 inputs left out" in r.stderr
+    r = run(c / "a.jpg", "--in-place", "--skip-existing", "--model", shift)
+    assert r.exit_code == 2
+    one_line_error(r, "--skip-existing leaves out photos whose result exists, and with --in-place")
+
+
+def test_a_read_only_result_or_photo_is_not_replaced(shift, jpeg: Path, tmp_path: Path):
+    c, out = tmp_path / "c", tmp_path / "out"
+    put(jpeg, c / "a.jpg", c / "b.jpg")
+    out.mkdir()
+    (out / "a.smile.jpg").write_bytes(b"kept")
+    (out / "a.smile.jpg").chmod(0o444)
+    r = run(c, "--out-dir", out, "--model", shift, "-j", "1")
+    assert r.exit_code == 7
+    one_line_error(r, f"{out / 'a.smile.jpg'}: not replaced, the result exists and is read-only: make it writable")
+    assert (out / "a.smile.jpg").read_bytes() == b"kept" and (out / "b.smile.jpg").is_file()
+    (c / "b.jpg").chmod(0o444)
+    before = md5(c / "b.jpg")
+    r = run(c / "b.jpg", "--in-place", "--model", shift)
+    assert r.exit_code == 7 and md5(c / "b.jpg") == before
+    one_line_error(r, "not replaced, the photo is read-only (--in-place)")
+    (out / "b.smile.jpg").chmod(0o644)  # a writable result is replaced, as before
+    assert run(c / "b.jpg", "--out-dir", out, "--model", shift).exit_code == 0
+
+
+def test_more_jobs_than_cores_are_as_many_as_the_cores_with_a_note(shift, jpeg: Path, tmp_path: Path, monkeypatch):
+    from smile_cli import parallel
+
+    monkeypatch.setattr(parallel, "default_jobs", lambda: 1)
+    c = tmp_path / "c"
+    put(jpeg, c / "a.jpg", c / "b.jpg")
+    r = run(c, "--out-dir", tmp_path / "o", "--model", shift, "-j", "8")
+    assert r.exit_code == 0 and "smile: note: -j 8: smile may use 1 core here, so 1 worker process" in r.stderr
+    assert files(tmp_path / "o") == ["a.smile.jpg", "b.smile.jpg"]
