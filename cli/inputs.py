@@ -22,6 +22,8 @@ from smilecore.encode import INPUT_EXTENSIONS, OUTPUT_FORMATS, output_format
 from smilecore.video_streams import VIDEO_EXTENSIONS, is_video_path, video_format
 
 _GLOB_CHARS = set("*?[")
+#: What results' names end in (before their extension) unless ``--suffix`` says otherwise.
+DEFAULT_SUFFIX = ".smile"
 
 
 @dataclass
@@ -64,8 +66,8 @@ def file_identity(path: str | os.PathLike) -> tuple[tuple, ...]:
     return tuple(keys)
 
 
-def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | None = None,
-                  videos: bool = True) -> list[Found]:
+def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | tuple[str, ...] | None = None,
+                  videos: bool = True, skip_folder: Path | None = None) -> list[Found]:
     """Turn PHOTO arguments into ``(path, problem)`` pairs (:class:`Found`), in order, each file once.
 
     ``problem`` is None for a file to read, or a one-line message (missing file, a glob or
@@ -75,7 +77,9 @@ def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | N
     on its own is always read.  A file met twice, also under another name through symbolic
     links, is kept once, under the first name (silently).  Hard links stay separate names: each
     is written on its own (atomic writes replace a name, never the shared file), so none is
-    edited twice.  ``videos=False`` leaves videos out of glob matches (``smile detect``).
+    edited twice.  ``videos=False`` leaves videos out of glob matches (``smile detect``).  ``skip_folder``
+    (the run's ``--out-dir``) is not walked into when it lies inside a folder argument: its files are
+    results, whatever their names.
     """
     out: list[Found] = []
     seen: set[tuple] = set()
@@ -96,7 +100,7 @@ def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | N
             add(path, unreachable(arg, exc))
             continue
         if kind == "folder":
-            found = _folder_photos(path, recursive, skip_suffix)
+            found = _folder_photos(path, recursive, skip_suffix, skip_folder)
             if not found:
                 add(path, f"{arg}: folder has no photos ({', '.join(sorted(INPUT_EXTENSIONS))})")
             for p, problem in _targets_first(found):
@@ -192,7 +196,8 @@ def _unlistable(folder: str | os.PathLike, exc: OSError) -> str:
     return f"{folder}: cannot list the photos in this folder ({exc.strerror or type(exc).__name__})"
 
 
-def _folder_photos(folder: Path, recursive: bool, skip_suffix: str | None) -> list[tuple[Path, str | None]]:
+def _folder_photos(folder: Path, recursive: bool, skip_suffix: str | tuple[str, ...] | None,
+                   skip_folder: Path | None = None) -> list[tuple[Path, str | None]]:
     """The photos in ``folder`` (and, ``recursive``, its sub-folders), sorted, as ``(path, problem)``
     pairs: ``problem`` is None for a photo to read, or the line for a folder that may not be listed
     (``folder`` itself, or a sub-folder: its photos would be missed without a word) or a photo that
@@ -209,8 +214,10 @@ def _folder_photos(folder: Path, recursive: bool, skip_suffix: str | None) -> li
         def refused(exc: OSError) -> None:
             found.append((Path(exc.filename if exc.filename is not None else folder), _unlistable(exc.filename or folder, exc)))
 
+        skip = os.path.normcase(os.path.realpath(skip_folder)) if skip_folder is not None else None
         for root, dirs, files in os.walk(folder, onerror=refused, followlinks=False):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            dirs[:] = [d for d in dirs if not d.startswith(".")
+                       and os.path.normcase(os.path.realpath(os.path.join(root, d))) != skip]
             candidates.extend(Path(root) / name for name in files)
     else:
         try:
@@ -230,9 +237,11 @@ def _folder_photos(folder: Path, recursive: bool, skip_suffix: str | None) -> li
     return sorted(found, key=lambda item: item[0])
 
 
-def _is_result(path: Path, suffix: str | None) -> bool:
-    """Is ``path`` named like a result of an earlier run (``NAME`` + ``suffix`` + extension)?"""
-    return bool(suffix) and path.stem.endswith(suffix) and path.stem != suffix
+def _is_result(path: Path, suffix: str | tuple[str, ...] | None) -> bool:
+    """Is ``path`` named like a result of an earlier run (``NAME`` + ``suffix`` + extension; ``suffix`` may be
+    several)?"""
+    suffixes = (suffix,) if isinstance(suffix, str) else suffix or ()
+    return any(s and path.stem.endswith(s) and path.stem != s for s in suffixes)
 
 
 def plan_outputs(

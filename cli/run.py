@@ -15,8 +15,8 @@ from smilecore.video_streams import CODECS, PRESETS
 
 from . import report as rep
 from .interrupt import Terminated, held_signals
-from .inputs import (check_no_clash, check_reachable, expand_inputs, in_the_way, make_output_folders, plan_outputs,
-                     protect_read_only, remove_empty_folders, unreachable)
+from .inputs import (DEFAULT_SUFFIX, check_no_clash, check_reachable, expand_inputs, in_the_way, make_output_folders,
+                     plan_outputs, protect_read_only, remove_empty_folders, unreachable)
 from .photo import process_photo
 from .stdio import (STDIN_NAME, STDIO, STDOUT_NAME, check_stdout_free, check_stdout_is_not, read_stdin,
                     rename_in_error, rename_text, result_extension, write_stdout)
@@ -75,7 +75,7 @@ def _faces_callback(ctx, param, value):
                    "Videos also take a schedule SECONDS:STRENGTH,... e.g. 0:0,1.5:2,4:2,5:0.")
 @click.option("-o", "--output", metavar="OUT", help="Output file for a single photo; its extension picks the format ('-': standard output).")
 @click.option("--out-dir", metavar="DIR", help="Write results into DIR (created if missing), named NAME+SUFFIX+EXT.")
-@click.option("--suffix", default=".smile", show_default=True, help="Added to each result's name (not with -o or --in-place).")
+@click.option("--suffix", default=DEFAULT_SUFFIX, show_default=True, help="Added to each result's name (not with -o or --in-place).")
 @click.option("--ext", metavar="EXT", help="Output format for every photo, e.g. png (default: the photo's own).")
 @click.option("--in-place", is_flag=True, help="Overwrite each photo with its result (atomically).")
 @click.option("--faces", "faces", default="all", show_default=True, callback=_faces_callback, metavar="WHICH",
@@ -172,7 +172,11 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
     such files to the names the report shows; ``lines_to_stderr``: standard output carries the photo;
     ``deliver``: called once a photo's result is written, before its line is printed, to hand the
     result on (to standard output): a :class:`SmileError` it raises fails the photo."""
-    inputs = expand_inputs(list(photos), recursive=recursive, skip_suffix=suffix if not in_place else None)
+    # earlier results are skipped in folders and globs: this run's suffix, and the default one's (a run with
+    # another suffix, over a tree holding results of the default one, would smile those again)
+    results = tuple(dict.fromkeys((suffix, DEFAULT_SUFFIX))) if not in_place else None
+    inputs = expand_inputs(list(photos), recursive=recursive, skip_suffix=results,
+                           skip_folder=Path(out_dir).expanduser() if out_dir else None)
     inputs = _suggest_commands(inputs, photos)
     jobs = plan_outputs(inputs, output, out_dir, suffix, ext, in_place)
     check_video_options(jobs, selection=selection, debug_dir=debug_dir, in_place=in_place)

@@ -386,3 +386,20 @@ def test_more_jobs_than_cores_are_as_many_as_the_cores_with_a_note(shift, jpeg: 
     r = run(c, "--out-dir", tmp_path / "o", "--model", shift, "-j", "8")
     assert r.exit_code == 0 and "smile: note: -j 8: smile may use 1 core here, so 1 worker process" in r.stderr
     assert files(tmp_path / "o") == ["a.smile.jpg", "b.smile.jpg"]
+
+
+def test_an_out_dir_inside_the_tree_and_earlier_default_results_are_not_smiled_again(shift, jpeg: Path, tmp_path: Path):
+    c = tmp_path / "c"
+    put(jpeg, c / "a.jpg", c / "sub" / "b.jpg")
+    assert run(c, "-r", "--out-dir", c / "smiled", "--model", shift).exit_code == 0
+    assert files(c / "smiled") == ["a.smile.jpg", "sub/b.smile.jpg"]
+    r = run(c, "-r", "--out-dir", c / "v2", "--suffix", "_v2", "--model", shift)  # another suffix: .smile still skipped
+    assert r.exit_code == 0, r.stderr
+    assert files(c / "v2") == ["a_v2.jpg", "sub/b_v2.jpg"]
+    d = tmp_path / "d"
+    put(jpeg, d / "a.jpg", d / "sub" / "b.jpg")
+    r = run(d, "-r", "--out-dir", d / "same", "--suffix", "", "--model", shift)
+    assert r.exit_code == 0 and files(d / "same") == ["a.jpg", "sub/b.jpg"]
+    r = run(d, "-r", "--out-dir", d / "same", "--suffix", "", "--model", shift, "--json")  # its own results: left out
+    assert r.exit_code == 0 and [Path(e["input"]).name for e in json.loads(r.stdout)["photos"]] == ["a.jpg", "b.jpg"]
+    assert files(d / "same") == ["a.jpg", "sub/b.jpg"]
