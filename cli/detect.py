@@ -11,6 +11,7 @@ from smilecore.face import DETECTED_FIELDS
 from smilecore.decode import DEFAULT_MAX_PIXELS, load_image
 from smilecore.video_streams import is_video_path
 
+from .params import PixelCount
 from .inputs import expand_inputs, unreachable
 from .stdio import STDIN_NAME, STDIO, read_stdin, rename_in_error
 from .stdout import Report
@@ -18,7 +19,10 @@ from .stdout import Report
 DETECT_HELP = """List the faces found in each PHOTO (largest first, index 0).
 
 PHOTO can be files, folders (their photos; -r for sub-folders) and glob patterns,
-as for 'smile PHOTO...'; '-' reads one photo from standard input.
+as for 'smile PHOTO...'; '-' reads one photo from standard input. A video named
+on its own lists the faces tracked through it, with the indices 'smile VIDEO
+--faces' takes and the frames each was seen in (it is decoded whole: that takes
+about as long as smiling it).
 
 \b
 Examples:
@@ -26,6 +30,7 @@ Examples:
   smile detect group.jpg --json
   smile detect shots/ -r            # every photo of a folder and its sub-folders
   smile group.jpg --faces 0,2       # then smile only faces 0 and 2
+  smile detect clip.mp4             # a video's faces, and the frames each is in
 """
 
 
@@ -33,7 +38,7 @@ Examples:
 @click.argument("photos", nargs=-1, required=True, metavar="PHOTO...")
 @click.option("-r", "--recursive", is_flag=True, help="Include photos in sub-folders of folder arguments.")
 @click.option("--min-face", type=click.IntRange(min=1), metavar="PX", help="Ignore faces smaller than PX pixels.")
-@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True, metavar="N",
+@click.option("--max-pixels", type=PixelCount(), default=DEFAULT_MAX_PIXELS, show_default=True, metavar="N",
               envvar="SMILE_MAX_PIXELS", show_envvar=True, help="Refuse photos with more pixels.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: [{input, faces: [{index, box, score}], error}].")
 def detect_command(photos: tuple[str, ...], recursive: bool, min_face: int | None, max_pixels: int, as_json: bool) -> int:
@@ -67,8 +72,12 @@ def _detect(photos, recursive: bool, min_face: int | None, max_pixels: int, as_j
             if problem:
                 raise InputError(problem)
             if is_video_path(path):
-                raise InputError(f"{photo}: a video; 'smile detect' lists the faces of photos "
-                                 "('smile VIDEO --json' lists the faces it tracked in a video)")
+                entry["faces"] = _video_faces(path, min_face, max_pixels, show_bar=not as_json)
+                if not entry["faces"]:
+                    raise smilecore.NoFaceError(f"{photo}: no face found in the video")
+                _list(report, photo, entry["faces"], as_json)
+                out.append(entry)
+                continue
             try:
                 image, _info = load_image(path, max_pixels=max_pixels)
             except OSError as exc:  # (a folder on its way that may not be opened, since it was listed)
@@ -83,10 +92,45 @@ def _detect(photos, recursive: bool, min_face: int | None, max_pixels: int, as_j
             code = code or exc.exit_code
             click.echo(f"smile: error: {exc}", err=True)
         out.append(entry)
-        if not as_json:
-            for f in entry["faces"]:
-                x0, y0, x1, y1 = f["box"]
-                report.echo(f"{photo}: face {f['index']}: box {x0},{y0},{x1},{y1} ({x1 - x0}x{y1 - y0} px), score {f['score']:.2f}")
+        _list(report, photo, entry["faces"], as_json)
     if as_json:
         report.echo(json.dumps(out, indent=2))
     return report.exit_code(code)
+
+
+def _list(report: Report, name: str, faces: list[dict], as_json: bool) -> None:
+    """One line per face (a video's: the frames it was seen in, and its box when first seen)."""
+    if as_json:
+        return
+    for f in faces:
+        x0, y0, x1, y1 = f["box"]
+        frames = f"frames {f['first_frame']}-{f['last_frame']}, " if "first_frame" in f else ""
+        first = " when first seen" if frames else ""
+        report.echo(f"{name}: face {f['index']}: {frames}box {x0},{y0},{x1},{y1} ({x1 - x0}x{y1 - y0} px){first}, "
+                    f"score {f['score']:.2f}")
+
+
+def _video_faces(path: Path, min_face: int | None, max_pixels: int, show_bar: bool) -> list[dict]:
+    """A video's face tracks, as ``smile VIDEO --faces`` numbers them (:func:`smilecore.video.video_faces`),
+    with a progress bar on a terminal."""
+    from smilecore.video import video_faces
+
+    from .video import _bar
+
+    bar = _bar(path.name, show_bar)
+
+    def progress(p) -> None:
+        if bar is not None:
+            if p.total and bar.total != max(p.total, p.frame):
+                bar.total = max(p.total, p.frame)
+                bar.refresh()
+            bar.update(p.frame - bar.n)
+
+    try:
+        # (videos' own pixel limit is 8K per frame: a --max-pixels above the default photo one is not needed)
+        tracks = video_faces(path, min_face=min_face, max_pixels=max_pixels, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    keys = ("index", "box", "score", "first_frame", "last_frame")
+    return [{k: t[k] for k in keys if k in t} for t in tracks]

@@ -425,7 +425,7 @@ class RayBatch:
             r.output = job.output
             if data is not None:
                 try:
-                    write_atomic(job.output, lambda f: f.write(bytes(data)))
+                    write_atomic(job.output, lambda f: f.write(bytes(data)), like=job.input)
                 except WriteError as exc:
                     r.error, r.status, r.output = exc, rep.STATUS_FAILED, None
         self._pending.discard(number)

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import click
 
-from smilecore.errors import InputError, SmileError, UsageError
+from smilecore.errors import InputError, SmileError, UsageError, one_line
 from smilecore.atomic import check_target, folder_problem
 from smilecore.decode import DEFAULT_MAX_PIXELS, load_mask
 from smilecore.video_streams import CODECS, PRESETS
 
+from .params import PixelCount
 from . import report as rep
 from .interrupt import Terminated, held_signals
 from .inputs import (DEFAULT_SUFFIX, check_no_clash, check_reachable, expand_inputs, in_the_way, make_output_folders,
@@ -87,7 +88,7 @@ def _faces_callback(ctx, param, value):
               help="Leave out the photos and videos whose result already exists (to go on after a stopped batch).")
 @click.option("-r", "--recursive", is_flag=True, help="Include photos in sub-folders of folder arguments.")
 @click.option("--quality", type=click.IntRange(1, 100), metavar="Q", help="JPEG/WebP/AVIF/HEIF quality (default: a JPEG's own, else 95; AVIF 90, HEIF 85).")
-@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True, metavar="N",
+@click.option("--max-pixels", type=PixelCount(), default=DEFAULT_MAX_PIXELS, show_default=True, metavar="N",
               envvar="SMILE_MAX_PIXELS", show_envvar=True,
               help="Refuse photos with more pixels (protects against decompression bombs).")
 @click.option("--model", metavar="NAME|PATH", help="Model to use (default: $SMILE_MODEL, else the bundled one).")
@@ -383,6 +384,7 @@ def _line_printer(quiet: bool, as_json: bool, out: Report, bar=None, to_stderr: 
     stderr), around a progress bar."""
 
     def emit(text: str, err: bool) -> None:
+        text = one_line(text)  # (a newline in a file's name, escaped as error messages escape it)
         if err or to_stderr:
             _to_stderr(text, bar)
         else:

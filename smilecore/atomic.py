@@ -31,7 +31,7 @@ def copy_file_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
         with open(source, "rb") as s:
             shutil.copyfileobj(s, f, 1 << 20)
 
-    write_atomic(Path(dst), write)
+    write_atomic(Path(dst), write, like=source)
 
 
 def check_target(path: str | os.PathLike) -> None:
@@ -103,12 +103,14 @@ def folder_problem(folder: Path) -> str | None:
     return f"{folder} is a file, not a folder" if folder.exists() else f"folder {folder} does not exist"
 
 
-def write_atomic(target: str | os.PathLike, write) -> None:
+def write_atomic(target: str | os.PathLike, write, like: str | os.PathLike | None = None) -> None:
     """Create or replace ``target`` atomically: ``write(f)`` fills a temporary file in the same
     folder, which is then renamed over ``target``.  On any failure (or Ctrl-C, SIGTERM) the
     temporary file is removed, ``target`` is left as it was, and :class:`WriteError` names the
     file.  The first write into a folder also removes temporary files that runs killed outright
-    (SIGKILL, power loss) left there (:func:`remove_stale_temps`)."""
+    (SIGKILL, power loss) left there (:func:`remove_stale_temps`).  A new ``target`` gets the
+    umask's permissions, less those for the group and others that the file ``like`` (the photo it
+    is made from) withholds: a private photo's result stays private; one replaced keeps its own."""
     target = Path(target)
     if target.is_symlink():  # write through the link (it stays a link), like an editor saving a file
         target = Path(os.path.realpath(target))
@@ -137,7 +139,7 @@ def write_atomic(target: str | os.PathLike, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        _set_mode(tmp, target)
+        _set_mode(tmp, target, like)
         os.replace(tmp, target)
     except BaseException as exc:
         try:
@@ -156,8 +158,9 @@ def _short_name(name: str, limit: int = 120) -> str:
     return name if len(raw) <= limit else raw[:limit].decode("utf-8", "ignore")
 
 
-def _set_mode(tmp: Path, target: Path) -> None:
-    """Give the new file the target's permissions if it exists, else the umask default (mkstemp uses 0600)."""
+def _set_mode(tmp: Path, target: Path, like: str | os.PathLike | None = None) -> None:
+    """Give the new file the target's permissions if it exists, else the umask default (mkstemp uses 0600)
+    less the group's and others' permissions that ``like`` lacks."""
     try:
         if target.exists():
             mode = target.stat().st_mode & 0o7777
@@ -165,6 +168,11 @@ def _set_mode(tmp: Path, target: Path) -> None:
             umask = os.umask(0)
             os.umask(umask)
             mode = 0o666 & ~umask
+            if like is not None:
+                try:
+                    mode &= os.stat(like).st_mode | 0o700  # (the owner's own bits stay the umask's)
+                except (OSError, ValueError):
+                    pass
         os.chmod(tmp, mode)
     except OSError:
         pass

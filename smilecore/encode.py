@@ -155,6 +155,7 @@ def save_image(
     """
     target = Path(path)
     fmt = output_format(target) if fmt is None else _format_name(fmt)
+    source = info.path if info is not None else None  # (its permissions: a private photo's result stays private)
     info = info or ImageInfo(path=target, format=None, mode="", size=(0, 0))
     notes: list[str] = []
     if quality is not None and not 1 <= int(quality) <= 100:
@@ -163,7 +164,7 @@ def save_image(
     if isinstance(image, np.ndarray):
         if image.dtype == np.uint16 and fmt in ("PNG", "TIFF"):
             data = _encode_16bit(image, fmt, info, notes, png_compression, _descriptive_params(fmt, info, notes))
-            atomic.write_atomic(target, lambda f: f.write(data))
+            atomic.write_atomic(target, lambda f: f.write(data), like=source)
             return notes
         image = _array_to_pil(image, notes, fmt)
 
@@ -241,7 +242,7 @@ def save_image(
             return
         raise error
 
-    atomic.write_atomic(target, write)
+    atomic.write_atomic(target, write, like=source)
     return notes
 
 

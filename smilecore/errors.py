@@ -18,6 +18,14 @@ exit  code           meaning
 from __future__ import annotations
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line as it is, but for its control characters, written as escapes (``\\n``, ``\\t``,
+    ``\\x1b``): a file name holding a newline is shown as the name it is, not as another one."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 class SmileError(Exception):
     """Base class: a one-line, actionable message."""
 
@@ -28,8 +36,8 @@ class SmileError(Exception):
         super().__init__(message)
         self.message = message
 
-    def __str__(self) -> str:  # one line, always
-        return " ".join(self.message.split())
+    def __str__(self) -> str:  # one line, always: control characters (a newline in a file's name) escaped
+        return one_line(self.message)
 
 
 class UsageError(SmileError):

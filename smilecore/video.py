@@ -176,7 +176,7 @@ def smile_video(
                 raise
 
         try:
-            write_atomic(dst, write)
+            write_atomic(dst, write, like=src)
         except WriteError:
             if failure and not isinstance(failure[0], (WriteError, OSError)):
                 raise failure[0] from None
@@ -185,6 +185,22 @@ def smile_video(
     finally:
         container.close()
     return result
+
+
+def video_faces(src: str | os.PathLike, min_face: int | None = None, model=None, max_pixels: int | None = None,
+                progress: Callable[[Progress], None] | None = None) -> list[dict]:
+    """The faces of the video ``src`` with the indices ``smile_video(faces=...)`` takes: its tracks as
+    :attr:`VideoResult.tracks` lists them (``index``, ``box`` and ``score`` when first seen, ``first_frame``,
+    ``last_frame``, ``detections``), found by the same tracking with nothing edited (the clip is re-encoded,
+    fast, into a temporary folder, then removed).  Tracks smaller than ``min_face`` are left out."""
+    import tempfile
+
+    min_face = check_min_face(min_face)
+    with tempfile.TemporaryDirectory(prefix="smile-faces-") as tmp:
+        res = smile_video(src, Path(tmp) / "faces.mkv", strength=0.0, model=model, codec="h264", crf=51,
+                          preset="ultrafast", max_pixels=max_pixels, progress=progress, min_face=min_face)
+    small = smaller_than_asked(min_face) if min_face is not None else None
+    return [t for t in res.tracks if small is None or t.get("reason") != small]
 
 
 _ONE_THREAD: dict = {}

@@ -403,3 +403,20 @@ def test_an_out_dir_inside_the_tree_and_earlier_default_results_are_not_smiled_a
     r = run(d, "-r", "--out-dir", d / "same", "--suffix", "", "--model", shift, "--json")  # its own results: left out
     assert r.exit_code == 0 and [Path(e["input"]).name for e in json.loads(r.stdout)["photos"]] == ["a.jpg", "b.jpg"]
     assert files(d / "same") == ["a.jpg", "sub/b.jpg"]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
+def test_a_private_photos_result_stays_private(shift, jpeg: Path, tmp_path: Path):
+    c, out = tmp_path / "c", tmp_path / "out"
+    put(jpeg, c / "private.jpg", c / "shared.jpg", c / "ro.jpg")
+    (c / "private.jpg").chmod(0o600)
+    (c / "shared.jpg").chmod(0o644)
+    (c / "ro.jpg").chmod(0o444)
+    old = os.umask(0o022)
+    try:
+        r = run(c, "--out-dir", out, "--model", shift, "-j", "1")
+        assert r.exit_code == 0, r.stderr
+    finally:
+        os.umask(old)
+    mode = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+    assert mode == {"private.smile.jpg": 0o600, "shared.smile.jpg": 0o644, "ro.smile.jpg": 0o644}, mode

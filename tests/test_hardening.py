@@ -169,14 +169,14 @@ from pathlib import Path
 import smilecore.atomic as io
 marker = Path(sys.argv[1])
 original = io.write_atomic
-def slow(target, write):
+def slow(target, write, **kw):
     def slowly(f):
         f.write(b"x" * (1 << 20))
         f.flush()
         marker.write_text("writing")
         time.sleep(120)
         write(f)
-    original(target, slowly)
+    original(target, slowly, **kw)
 io.write_atomic = slow
 from smile_cli.main import main
 sys.argv = ["smile", *sys.argv[2:]]

@@ -155,9 +155,9 @@ marker = Path(os.environ.get("SMILE_TEST_MARKER", "/nonexistent"))
 if mode in ("slow", "stubborn", "slow_named"):
     import smilecore.atomic as io
     original = io.write_atomic
-    def slow(target, write):
+    def slow(target, write, **kw):
         if mode == "slow_named" and "slow" not in Path(target).name:
-            return original(target, write)
+            return original(target, write, **kw)
         def slowly(f):
             f.write(b"x" * 4096)
             f.flush()
@@ -167,7 +167,7 @@ if mode in ("slow", "stubborn", "slow_named"):
                 m.write(f"{os.getpid()}\\n")
             time.sleep(120)
             write(f)
-        original(target, slowly)
+        original(target, slowly, **kw)
     io.write_atomic = slow
 if mode == "crash":
     import smilecore.decode as io

@@ -334,8 +334,11 @@ def test_errors_are_one_line_with_the_right_exit_code(clips, picture, tmp_path):
     assert r.exit_code == 2 and "not a video format" in one_error_line(r)
     r = run(ROOT / "samples" / "astronaut.jpg", "-s", "0:0,1:2", "-o", tmp_path / "p.jpg")
     assert r.exit_code == 2 and "schedule applies to videos" in one_error_line(r)
-    r = run("detect", src)  # detect is for photos: say so, not "rename it"
-    assert r.exit_code == 4 and "'smile detect' lists the faces of photos" in one_error_line(r)
+    r = run("detect", src)  # a video's tracks, with the indices --faces takes
+    assert r.exit_code == 0 and r.stdout.startswith(f"{src}: face 0: frames 0-"), (r.stdout, r.stderr)
+    assert not list(tmp_path.glob("*.smile.*")) and "when first seen" in r.stdout
+    r = run("detect", src, "--min-face", "5000")
+    assert r.exit_code == 3 and one_error_line(r).endswith("no face found in the video")
     from smile_cli.bridge.worker import WorkerSession
 
     reply = WorkerSession().handle_line(json.dumps({"id": 1, "cmd": "detect", "input": str(src)}).encode())
