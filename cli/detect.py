@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from smilecore.errors import InputError, SmileError, UsageError
+from smilecore.errors import InputError, SmileError, UsageError, one_line
 from smilecore.face import DETECTED_FIELDS
 from smilecore.decode import DEFAULT_MAX_PIXELS, load_image
 from smilecore.video_streams import is_video_path
@@ -82,7 +82,7 @@ def _detect(photos, recursive: bool, min_face: int | None, max_pixels: int, as_j
                 image, _info = load_image(path, max_pixels=max_pixels)
             except OSError as exc:  # (a folder on its way that may not be opened, since it was listed)
                 raise InputError(unreachable(path, exc)) from None
-            faces = smilecore.detect_faces(image, min_face=min_face)
+            faces = smilecore.detect_faces(image, min_face=min_face, max_pixels=max_pixels)
             entry["faces"] = [f.to_dict(DETECTED_FIELDS) for f in faces]
             if not faces:
                 raise smilecore.NoFaceError(f"{photo}: no face found")
@@ -106,8 +106,8 @@ def _list(report: Report, name: str, faces: list[dict], as_json: bool) -> None:
         x0, y0, x1, y1 = f["box"]
         frames = f"frames {f['first_frame']}-{f['last_frame']}, " if "first_frame" in f else ""
         first = " when first seen" if frames else ""
-        report.echo(f"{name}: face {f['index']}: {frames}box {x0},{y0},{x1},{y1} ({x1 - x0}x{y1 - y0} px){first}, "
-                    f"score {f['score']:.2f}")
+        report.echo(one_line(f"{name}: face {f['index']}: {frames}box {x0},{y0},{x1},{y1} ({x1 - x0}x{y1 - y0} px)"
+                             f"{first}, score {f['score']:.2f}"))
 
 
 def _video_faces(path: Path, min_face: int | None, max_pixels: int, show_bar: bool) -> list[dict]:

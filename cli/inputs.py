@@ -101,7 +101,11 @@ def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | t
             continue
         if kind == "folder":
             found = _folder_photos(path, recursive, skip_suffix, skip_folder)
-            if not found:
+            if not found and skip_suffix and _folder_photos(path, recursive, None, skip_folder):
+                ends = " or ".join(x for x in dict.fromkeys((skip_suffix,) if isinstance(skip_suffix, str) else skip_suffix) if x)
+                add(path, f"{arg}: folder holds only earlier results (names ending in {ends}), which are "
+                          "left out; name one to smile it again")
+            elif not found:
                 add(path, f"{arg}: folder has no photos ({', '.join(sorted(INPUT_EXTENSIONS))})")
             for p, problem in _targets_first(found):
                 add(p, problem, folder=path)
@@ -371,8 +375,7 @@ def make_output_folders(jobs: list[Job], out_dir: str | None) -> list[Path]:
                 try:
                     folder.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
-                    file = in_the_way(folder)
-                    raise WriteError(f"{file} is a file, not a folder" if file else
+                    raise WriteError(in_the_way(folder) or
                                      f"cannot create the folder {folder} ({exc.strerror or exc})") from None
                 created.extend(reversed(missing))
                 continue
@@ -384,26 +387,14 @@ def make_output_folders(jobs: list[Job], out_dir: str | None) -> list[Path]:
     return created
 
 
-def protect_read_only(jobs: list[Job]) -> None:
-    """A result that exists and is read-only (no write permission for anyone, ``chmod a-w``) is not replaced:
-    its job gets ``blocked`` (a write error, exit 7), as for a photo smiled in place that is read-only."""
-    for j in jobs:
-        if j.output is None or j.problem or j.blocked:
-            continue
-        try:
-            st = os.stat(j.output)
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode) and not st.st_mode & 0o222:
-            what = "the photo is read-only (--in-place)" if j.output == j.input else "the result exists and is read-only"
-            j.blocked = f"{j.output}: not replaced, {what}: make it writable (chmod u+w) or remove it to replace it"
-
-
-def in_the_way(folder: Path) -> Path | None:
-    """The file (not a folder) on the way to ``folder``, which keeps it from being created; None if none."""
+def in_the_way(folder: Path) -> str | None:
+    """What on the way to ``folder`` keeps it from being created ("F is a file, not a folder", "F is a
+    symbolic link to nothing"); None if nothing does."""
     for p in [folder, *folder.parents]:
-        if p.exists() or p.is_symlink():
-            return None if p.is_dir() else p
+        if p.is_symlink() and not p.exists():
+            return f"{p} is a symbolic link to nothing ({os.readlink(p)})"
+        if p.exists():
+            return None if p.is_dir() else f"{p} is a file, not a folder"
     return None
 
 

@@ -144,8 +144,10 @@ def overall_exit_code(reports: list[PhotoReport]) -> int:
 
 
 def as_they_were(r: PhotoReport) -> bool:
-    """Written (``ok``) with faces of which none was edited: every face already smiles as much."""
-    return r.status == STATUS_OK and bool(r.faces) and not any(f.get("edited") for f in r.faces)
+    """Written (``ok``) with no face edited because the faces chosen already smile as much (not, say, at
+    strength 0)."""
+    return (r.status == STATUS_OK and not any(f.get("edited") for f in r.faces)
+            and any((f.get("reason") or "").startswith(ALREADY_SMILING) for f in r.faces))
 
 
 def summary(reports: list[PhotoReport]) -> dict:
@@ -166,8 +168,11 @@ def summary_line(reports: list[PhotoReport]) -> str:
     (every face already smiling as much) are counted apart: ``2 smiled, 1 already smiling as much``."""
     s = summary(reports)
     as_is = s["already_smiling"]
+    edited = sum(r.status == STATUS_OK and any(f.get("edited") for f in r.faces) for r in reports)
+    left = s["ok"] - edited - as_is  # (written with no face changed for another reason: strength 0, say)
     less = bool(reports) and all(isinstance(r.strength, (int, float)) and r.strength < 0 for r in reports)
-    smiled = f"{s['ok'] - as_is} smiled{' less' if less else ''}" + (f", {as_is} already smiling as much" if as_is else "")
+    smiled = (f"{edited} smiled{' less' if less else ''}" + (f", {as_is} already smiling as much" if as_is else "")
+              + (f", {left} written with no face changed" if left else ""))
     videos = sum(is_video_path(r.input) for r in reports if r.input)
     photos = s["total"] - videos
     what = " and ".join(f"{n} {word}{'s' * (n != 1)}" for n, word in ((photos, "photo"), (videos, "video")) if n) or "0 photos"

@@ -1,6 +1,7 @@
 """``smile [run] PHOTO...``: make the faces in photos smile and write the results."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -17,7 +18,7 @@ from .params import PixelCount
 from . import report as rep
 from .interrupt import Terminated, held_signals
 from .inputs import (DEFAULT_SUFFIX, check_no_clash, check_reachable, expand_inputs, in_the_way, make_output_folders,
-                     plan_outputs, protect_read_only, remove_empty_folders, unreachable)
+                     plan_outputs, remove_empty_folders, unreachable)
 from .photo import process_photo
 from .stdio import (STDIN_NAME, STDIO, STDOUT_NAME, check_stdout_free, check_stdout_is_not, read_stdin,
                     rename_in_error, rename_text, result_extension, write_stdout)
@@ -96,8 +97,8 @@ def _faces_callback(ctx, param, value):
 @click.option("--debug", "debug_dir", metavar="DIR", help="Write aligned crops, masks and flow pictures into DIR.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @click.option("--crf", type=click.IntRange(0, 63), metavar="N",
-              help="Videos: encoder quality, lower is better (H.264/HEVC 0-51, default 18, 0 = lossless; VP9/VP8 0-63; "
-                   "MPEG-4 1-31).")
+              help="Videos: encoder quality, lower is better (H.264 0-63 and HEVC 0-51, default 18, 0 = lossless; "
+                   "VP9/VP8 0-63; MPEG-4 1-31).")
 @click.option("--codec", type=click.Choice(tuple(CODECS), case_sensitive=False),
               help="Videos: video codec (default: h264; vp9 for .webm).")
 @click.option("--preset", type=click.Choice(PRESETS),
@@ -180,7 +181,8 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
                            skip_folder=Path(out_dir).expanduser() if out_dir else None)
     inputs = _suggest_commands(inputs, photos)
     jobs = plan_outputs(inputs, output, out_dir, suffix, ext, in_place)
-    check_video_options(jobs, selection=selection, debug_dir=debug_dir, in_place=in_place)
+    check_video_options(jobs, selection=selection, debug_dir=debug_dir, in_place=in_place, codec=codec, crf=crf,
+                        preset=preset)
     for note in [] if quiet else unused_option_notes(jobs, quality=quality, crf=crf, codec=codec, preset=preset,
                                                           ray=ray_address, ray_actors=ray_actors):
         _to_stderr(f"smile: note: {note}")
@@ -194,7 +196,6 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
         skipped, jobs = len(jobs) - len(kept), kept
         if not quiet and skipped:
             _to_stderr(f"smile: note: {skipped} of {skipped + len(jobs)} inputs left out: their results exist (--skip-existing)")
-    protect_read_only(jobs)
     created: list[Path] = []
     if out_dir:
         _make_dir(Path(out_dir).expanduser(), "--out-dir")
@@ -242,7 +243,11 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
                             max_pixels=max_pixels), dict(codec=codec, crf=crf, preset=preset, quality=quality,
                                                          debug_dir=debug_dir, show_progress=not (as_json or quiet)))
         except KeyboardInterrupt as stop:  # (Ctrl-C, SIGTERM, SIGHUP): say what was done before the stop
-            with held_signals():  # (the pool stops within its grace period)
+            from .parallel import PhotoPool
+
+            # the -j pool stops within its grace period: a second signal must not break into its report; Ray's
+            # shutdown has no such bound, so a second Ctrl-C may still cut it short
+            with held_signals() if pool is None or isinstance(pool, PhotoPool) else contextlib.nullcontext():
                 if pool is not None:
                     pool.close()  # (the workers stop their photos; those they had finished are reported)
                     for r in pool.finished():
@@ -251,7 +256,7 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
                 if bar is not None:
                     bar.close()
                 _interrupted_report(reports, len(jobs), as_json, quiet, out, smile_model, strength, stop,
-                                resume=not in_place and output is None)
+                                resume=not in_place and output is None, skipped=skipped if skip_existing else None)
             raise
         if pool is not None:
             pool.close()
@@ -310,7 +315,7 @@ def _smile_all(jobs, reports: list, echo_line, bar, pool, smile_model, deliver, 
 
 
 def _interrupted_report(reports: list, total: int, as_json: bool, quiet: bool, out: Report, smile_model, strength,
-                        stop: BaseException, resume: bool = False) -> None:
+                        stop: BaseException, resume: bool = False, skipped: int | None = None) -> None:
     """What a stopped run had done: with ``--json`` the report of the photos finished (``"interrupted"``
     names the signal), else a line on stderr (the caller then says "interrupted" and exits 128 + signal)."""
     written = sum(r.output is not None for r in reports)
@@ -321,7 +326,11 @@ def _interrupted_report(reports: list, total: int, as_json: bool, quiet: bool, o
             "name": smile_model.name, "version": smile_model.version, "license": smile_model.license,
             "path": str(smile_model.path)}
         doc = rep.document(reports, smile_version(), model_info, strength_label(strength))
-        doc["interrupted"] = _signal.Signals(stop.signum).name if isinstance(stop, Terminated) else "SIGINT"
+        signum = stop.signum if isinstance(stop, Terminated) else _signal.SIGINT
+        doc["interrupted"] = _signal.Signals(signum).name
+        doc["summary"]["exit_code"] = 128 + int(signum)  # (the run's status, as the process exits with it)
+        if skipped is not None:
+            doc["summary"]["skipped"] = skipped
         out.echo(json.dumps(doc, indent=2))
     elif not quiet and total > 1:
         hint = "; the same command with --skip-existing goes on from there" if resume else ""
@@ -407,9 +416,9 @@ def _make_dir(path: Path, option: str) -> None:
     check_reachable(os.path.join(path, "."), f"{option} {path}")  # (a folder on its way that may not be opened)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{option} {path} exists and is not a folder")
-    file = in_the_way(path)
-    if file is not None:  # (a file on its way: a/x where a is a file)
-        raise UsageError(f"{option} {path}: {file} is a file, not a folder")
+    blocked = in_the_way(path)
+    if blocked is not None:  # (a file on its way: a/x where a is a file; a link to nothing)
+        raise UsageError(f"{option} {path}: {blocked}")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -67,14 +67,24 @@ def check_schedule(strength, jobs, model) -> None:
         model.check_strength(strength, "--strength")
 
 
-def check_video_options(jobs, selection=None, debug_dir=None, in_place=False) -> None:
-    """Options that only photos take are refused for videos (before any work)."""
-    videos = [j.input for j in jobs if j.problem is None and is_video_path(j.input)]
+def check_video_options(jobs, selection=None, debug_dir=None, in_place=False, codec=None, crf=None,
+                        preset=None) -> None:
+    """Options that only photos take are refused for videos, and the encoder's (``--codec``, ``--crf``,
+    ``--preset``) checked against each video's output, before any work."""
+    videos = [j for j in jobs if j.problem is None and is_video_path(j.input)]
     if not videos:
         return
     for given, option in ((selection, "--selection"), (debug_dir, "--debug"), (in_place, "--in-place")):
         if given:
-            raise UsageError(f"{option} is for photos, {videos[0]} is a video")
+            raise UsageError(f"{option} is for photos, {videos[0].input} is a video")
+    from smilecore.video_streams import output_options
+
+    for j in videos:
+        if j.output is not None:
+            try:
+                output_options(j.output, codec, crf, preset)
+            except UsageError as exc:
+                raise UsageError(f"{j.input}: {exc}") from None
 
 
 class VideoReport(rep.PhotoReport):

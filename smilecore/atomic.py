@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -103,12 +104,25 @@ def folder_problem(folder: Path) -> str | None:
     return f"{folder} is a file, not a folder" if folder.exists() else f"folder {folder} does not exist"
 
 
+def check_writable(target: Path) -> None:
+    """:class:`WriteError` when ``target`` is a file that exists and is read-only (no write permission for
+    anyone: ``chmod a-w``): an atomic rename would replace it all the same, and a file made read-only is
+    one its owner meant to keep."""
+    try:
+        st = os.stat(target)
+    except (OSError, ValueError):
+        return
+    if stat.S_ISREG(st.st_mode) and not st.st_mode & 0o222:
+        raise WriteError(f"{target}: not replaced, it is read-only: make it writable (chmod u+w) or remove it")
+
+
 def write_atomic(target: str | os.PathLike, write, like: str | os.PathLike | None = None) -> None:
     """Create or replace ``target`` atomically: ``write(f)`` fills a temporary file in the same
     folder, which is then renamed over ``target``.  On any failure (or Ctrl-C, SIGTERM) the
     temporary file is removed, ``target`` is left as it was, and :class:`WriteError` names the
     file.  The first write into a folder also removes temporary files that runs killed outright
-    (SIGKILL, power loss) left there (:func:`remove_stale_temps`).  A new ``target`` gets the
+    (SIGKILL, power loss) left there (:func:`remove_stale_temps`).  A read-only ``target`` is not
+    replaced (:func:`check_writable`).  A new ``target`` gets the
     umask's permissions, less those for the group and others that the file ``like`` (the photo it
     is made from) withholds: a private photo's result stays private; one replaced keeps its own."""
     target = Path(target)
@@ -119,6 +133,7 @@ def write_atomic(target: str | os.PathLike, write, like: str | os.PathLike | Non
     if problem:
         raise WriteError(f"{target}: cannot write it, {problem}")
     check_target(target)
+    check_writable(target)
     key = os.path.abspath(folder)
     if key not in _swept:
         _swept.add(key)

@@ -222,14 +222,20 @@ def _pil_limit(limit: int | None):
 
 def load_mask(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read a selection mask as a ``uint8`` ``(H, W)`` array (colour images are converted to gray,
-    16-bit ones reduced to 8 bits; EXIF orientation applied).  Errors as :func:`load_image`."""
+    16-bit ones reduced to 8 bits; EXIF orientation applied).  Errors as :func:`load_image`, and
+    :class:`UsageError` for a mask whose largest value is 1 (a 0/1 mask, which would select nothing)."""
     img, _info = load_image(path, max_pixels=max_pixels)
     if isinstance(img, np.ndarray):
         arr = to_8bit(img)
         if arr.ndim == 3:
             arr = cv2.cvtColor(arr[:, :, :3], cv2.COLOR_RGB2GRAY) if arr.shape[2] >= 3 else arr[:, :, 0]
-        return np.ascontiguousarray(arr)
-    return np.asarray(img.convert("L"))
+        arr = np.ascontiguousarray(arr)
+    else:
+        arr = np.asarray(img.convert("L"))
+    if arr.size and int(arr.max()) == 1:  # (read as 1/255: it would select nothing that shows)
+        raise UsageError(f"{path}: its largest value is 1 of 255 (a 0/1 mask?): white (255) selects a pixel and "
+                         "black (0) leaves it; save it with 255 for the selected pixels")
+    return arr
 
 
 def _is_16bit(path: Path, im: Image.Image) -> bool:

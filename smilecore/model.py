@@ -30,7 +30,8 @@ class SmileModel:
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, providers: list[str] | None = None):
         """Load the model file ``path`` with ``threads`` ONNX Runtime threads (None: ``SMILE_THREADS``, 0: all
-        cores) on ``providers`` (ONNX Runtime's execution providers, default the CPU's)."""
+        cores) on ``providers`` (ONNX Runtime's execution providers, default the CPU's; one not available here is
+        left out by ONNX Runtime, with its warning)."""
         import onnxruntime as ort
 
         from .arguments import check_count
@@ -40,13 +41,15 @@ class SmileModel:
             raise UsageError(f"model path must be a file path, not {type(path).__name__}")
         if threads is not None:
             threads = check_count(threads, "threads", 0, "threads")
-        if providers is not None:
-            available = ort.get_available_providers()
-            if isinstance(providers, str) or not all(isinstance(p, str) for p in providers) or not providers:
-                raise UsageError(f"providers must be a list of ONNX Runtime provider names (here: {', '.join(available)})")
-            missing = [p for p in providers if p not in available]
-            if missing:
-                raise UsageError(f"ONNX Runtime provider {missing[0]} is not available here (available: {', '.join(available)})")
+        if providers is not None:  # (names, or (name, options) pairs; ONNX Runtime falls back to the CPU's itself)
+            def named(p) -> bool:
+                return isinstance(p, str) or (isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)
+                                              and isinstance(p[1], dict))
+
+            if isinstance(providers, (str, bytes)) or not isinstance(providers, (list, tuple)) or not providers \
+                    or not all(named(p) for p in providers):
+                raise UsageError("providers must be a list of ONNX Runtime provider names or (name, options) pairs "
+                                 f"(here: {', '.join(ort.get_available_providers())})")
         self.path = check_model_file(Path(path))
         if self.path.suffix.lower() != ".onnx":
             raise ModelError(f"{self.path} is not an .onnx file: only ONNX models are loaded")

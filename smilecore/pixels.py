@@ -172,8 +172,8 @@ def dim_hint(arr: np.ndarray) -> str:
     nearly black."""
     if arr.dtype != np.uint16 or not arr.size or int(arr.max()) > 255:
         return ""
-    return (" (the image is 16-bit but no value is above 255, so it is nearly black: 8-bit values in a "
-            "16-bit image? Multiply them by 257, or pass uint8)")
+    return (" (the image is 16-bit but no value is above 255, so it is nearly black: 8-bit values stored as "
+            "16-bit without being scaled? They need multiplying by 257)")
 
 
 def from_any(image: Image.Image | np.ndarray) -> Pixels:

@@ -255,7 +255,7 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             return lambda: detect_job(rgb)
 
         def detect_job(rgb):
-            from . import detect_faces
+            from .detect import detect_faces  # (an array: frames have their own limit, 8K)
 
             t0 = time.perf_counter()
             k = (rotation // 90) % 4

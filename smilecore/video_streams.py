@@ -24,9 +24,9 @@ CONTAINER_CODECS = {"webm": ("vp9", "vp8"), "avi": ("h264", "mpeg4"), "mp4": ("h
                     "mov": ("h264", "hevc", "h265", "mpeg4"), "matroska": ("h264", "hevc", "h265", "vp9", "vp8", "mpeg4")}
 #: Default constant-rate factor (quality; lower is better, 0 is lossless for H.264).
 DEFAULT_CRF = 18
-#: The --crf each encoder takes: x264's and x265's rate factor (x265 refuses more than 51, x264 reads more as
-#: 51), VP9's and VP8's, and MPEG-4's quantiser.
-CRF_RANGES = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63), "libvpx": (0, 63), "mpeg4": (1, 31)}
+#: The --crf each encoder takes: x264's rate factor (63 at most, for 10-bit video; 8-bit reads more than 51 as
+#: 51), x265's (it refuses more than 51), VP9's and VP8's, and MPEG-4's quantiser.
+CRF_RANGES = {"libx264": (0, 63), "libx265": (0, 51), "libvpx-vp9": (0, 63), "libvpx": (0, 63), "mpeg4": (1, 31)}
 #: The encoder speed presets offered (x264/x265 names, fastest first; VP8/VP9 and MPEG-4 have none).
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 #: Default encoder speed preset (x264/x265 names).

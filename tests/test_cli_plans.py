@@ -366,13 +366,15 @@ def test_a_read_only_result_or_photo_is_not_replaced(shift, jpeg: Path, tmp_path
     (out / "a.smile.jpg").chmod(0o444)
     r = run(c, "--out-dir", out, "--model", shift, "-j", "1")
     assert r.exit_code == 7
-    one_line_error(r, f"{out / 'a.smile.jpg'}: not replaced, the result exists and is read-only: make it writable")
+    one_line_error(r, f"{out / 'a.smile.jpg'}: not replaced, it is read-only: make it writable (chmod u+w) or remove it")
     assert (out / "a.smile.jpg").read_bytes() == b"kept" and (out / "b.smile.jpg").is_file()
     (c / "b.jpg").chmod(0o444)
     before = md5(c / "b.jpg")
     r = run(c / "b.jpg", "--in-place", "--model", shift)
     assert r.exit_code == 7 and md5(c / "b.jpg") == before
-    one_line_error(r, "not replaced, the photo is read-only (--in-place)")
+    one_line_error(r, f"{c / 'b.jpg'}: not replaced, it is read-only")
+    r = run(c / "b.jpg", "--in-place", "--model", shift, "-s", "0")  # nothing to write: no refusal
+    assert r.exit_code == 0 and md5(c / "b.jpg") == before
     (out / "b.smile.jpg").chmod(0o644)  # a writable result is replaced, as before
     assert run(c / "b.jpg", "--out-dir", out, "--model", shift).exit_code == 0
 
@@ -420,3 +422,32 @@ def test_a_private_photos_result_stays_private(shift, jpeg: Path, tmp_path: Path
         os.umask(old)
     mode = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
     assert mode == {"private.smile.jpg": 0o600, "shared.smile.jpg": 0o644, "ro.smile.jpg": 0o644}, mode
+
+
+def test_the_pixel_limit_of_smile_detect_is_its_own_option_and_videos_keep_theirs(shift, jpeg: Path, tmp_path: Path,
+                                                                                  monkeypatch):
+    monkeypatch.setenv("SMILE_MAX_PIXELS", "1000")
+    r = run("detect", jpeg, "--max-pixels", "1000000")  # (the option wins over the variable, as for smile)
+    assert r.exit_code == 0 and ": face 0: box" in r.stdout, r.stderr
+    r = run("detect", jpeg)
+    assert r.exit_code == 5
+
+
+def test_a_0_1_mask_file_and_an_out_dir_through_a_dangling_link_say_what_is_wrong(shift, jpeg: Path, tmp_path: Path):
+    Image.fromarray(np.ones((512, 512), np.uint8)).save(tmp_path / "m01.png")
+    r = run(jpeg, "--selection", tmp_path / "m01.png", "-o", tmp_path / "o.jpg", "--model", shift)
+    assert r.exit_code == 2 and not (tmp_path / "o.jpg").exists()
+    one_line_error(r, "m01.png (the --selection mask): its largest value is 1 of 255 (a 0/1 mask?)")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    r = run(jpeg, "--out-dir", tmp_path / "dangling" / "x", "--model", shift)
+    assert r.exit_code == 2
+    one_line_error(r, f"{tmp_path / 'dangling'} is a symbolic link to nothing")
+
+
+def test_strength_0_is_not_counted_as_already_smiling(shift, jpeg: Path, tmp_path: Path):
+    c = tmp_path / "c"
+    put(jpeg, c / "a.jpg", c / "b.jpg")
+    r = run(c, "--out-dir", tmp_path / "o", "--model", shift, "-s", "0", "-j", "1", "--json")
+    assert json.loads(r.stdout)["summary"]["already_smiling"] == 0
+    r = run(c, "--out-dir", tmp_path / "o2", "--model", shift, "-s", "0", "-j", "1")
+    assert "2 photos: 0 smiled, 2 written with no face changed, 0 unchanged, 0 failed" in r.stderr

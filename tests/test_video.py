@@ -173,7 +173,9 @@ def test_a_face_already_smiling_gets_only_what_it_lacks(model, tmp_path):
 
 def test_a_face_turned_away_throughout_a_clip_is_left_as_it_is(clips, model, tmp_path, monkeypatch):
     """Photos' rule for faces turned from the camera (smilecore.strength.facing_share) in a video."""
-    real = smilecore.detect_faces
+    import smilecore.detect
+
+    real = smilecore.detect.detect_faces
 
     def in_profile(*a, **k):
         faces = real(*a, **k)
@@ -181,7 +183,7 @@ def test_a_face_turned_away_throughout_a_clip_is_left_as_it_is(clips, model, tmp
             f.facing = -1.0
         return faces
 
-    monkeypatch.setattr(smilecore, "detect_faces", in_profile)
+    monkeypatch.setattr(smilecore.detect, "detect_faces", in_profile)  # (what the tracker calls on each frame)
     with pytest.raises(NoFaceError, match="turned away from the camera"):
         smile_video(clips["still"].path, tmp_path / "away.mkv", strength=2, model=model, crf=0)
     assert not (tmp_path / "away.mkv").exists()
@@ -339,6 +341,11 @@ def test_errors_are_one_line_with_the_right_exit_code(clips, picture, tmp_path):
     assert not list(tmp_path.glob("*.smile.*")) and "when first seen" in r.stdout
     r = run("detect", src, "--min-face", "5000")
     assert r.exit_code == 3 and one_error_line(r).endswith("no face found in the video")
+    photo = tmp_path / "before.jpg"
+    Image.open(ROOT / "samples" / "astronaut.jpg").save(photo)
+    r = run(photo, src, "--codec", "hevc", "--crf", "55", "--out-dir", tmp_path / "mixed", "--json")
+    assert r.exit_code == 2 and r.stdout == "" and not (tmp_path / "mixed").exists()  # (before any photo)
+    assert one_error_line(r).endswith("crf 55 is outside 0..51 for hevc")
     from smile_cli.bridge.worker import WorkerSession
 
     reply = WorkerSession().handle_line(json.dumps({"id": 1, "cmd": "detect", "input": str(src)}).encode())
@@ -493,7 +500,7 @@ def test_worker_video_errors_name_fields_not_command_line_options(clips, tmp_pat
     session = WorkerSession()
     session.load_model()
     base = {"id": 1, "cmd": "smile", "input": str(clips["still"].path), "output": str(tmp_path / "o.mkv")}
-    cases = [({"crf": 99}, "crf 99 is outside 0..51 for h264"), ({"crf": 52, "codec": "hevc"}, "crf 52 is outside 0..51 for hevc"),
+    cases = [({"crf": 99}, "crf 99 is outside 0..63 for h264"), ({"crf": 52, "codec": "hevc"}, "crf 52 is outside 0..51 for hevc"),
              ({"crf": 64, "codec": "vp9"}, "outside 0..63 for vp9"), ({"crf": 0, "codec": "mpeg4"}, "crf 0 is outside 1..31 for mpeg4"),
              ({"crf": 32, "codec": "mpeg4"}, "crf 32 is outside 1..31"), ({"codec": "x"}, "codec x: unknown"),
              ({"strength": 9}, "strength 9 is outside"), ({"strength": "0:0,1:9"}, "strength 9 is outside"),
@@ -607,3 +614,10 @@ def test_subtitles_chapters_and_metadata_are_kept(picture, model, tmp_path):
     with av.open(str(src)) as a, av.open(str(out)) as b:
         assert b.metadata["title"] == "Test clip" and b.streams.subtitles[0].metadata["language"] == "eng"
         assert b.chapters() == a.chapters() and b.chapters()[0]["metadata"]["title"] == "Intro"
+
+
+def test_the_photo_pixel_limit_variable_does_not_reach_a_videos_frames(clips, model, tmp_path, monkeypatch):
+    """Videos' frames have their own limit (8K, or max_pixels): SMILE_MAX_PIXELS is the photos' (and --max-pixels')."""
+    monkeypatch.setenv("SMILE_MAX_PIXELS", "1000")
+    res = smile_video(clips["still"].path, tmp_path / "o.mkv", strength=2, model=model, crf=0)
+    assert res.output == tmp_path / "o.mkv" and any(t["edited"] for t in res.tracks)
