@@ -38,10 +38,15 @@ def copy_file_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
 def check_target(path: str | os.PathLike) -> None:
     """:class:`WriteError` unless ``path`` can receive a photo: it must not exist, or be a regular
     file (or a link to one).  A named pipe or device called ``x.png`` is never replaced."""
-    p = Path(path)
-    if p.is_dir():
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:  # (a name too long for the file system, a loop of links)
+        raise WriteError(f"{path}: could not write it ({exc.strerror or reason(exc)})") from None
+    if stat.S_ISDIR(st.st_mode):
         raise WriteError(f"{path}: could not write it, it is a folder")
-    if p.exists() and not p.is_file():
+    if not stat.S_ISREG(st.st_mode):
         raise WriteError(f"{path}: could not write it, it is not a regular file (a named pipe, socket or device)")
 
 

@@ -19,7 +19,9 @@ names the file; a photo larger than the pixel limit is refused before it is deco
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import struct
 import threading
 import warnings
@@ -107,11 +109,19 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
 def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelData, ImageInfo]:
     p = Path(path)
     name = str(path)
-    if not p.exists():
-        raise InputError(f"{name}: no such file")
-    if p.is_dir():
+    try:
+        st = os.stat(p)
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputError(f"{name}: no such file") from None
+    except OSError as exc:  # (a name too long for the file system, a loop of links, a folder that may not be opened)
+        if exc.errno == errno.ELOOP:
+            raise InputError(f"{name}: no such file (a loop of symbolic links)") from None
+        if isinstance(exc, PermissionError):
+            raise InputError(f"{name}: permission denied (cannot reach it)") from None
+        raise InputError(f"{name}: cannot read it ({exc.strerror or reason(exc)})") from None
+    if stat.S_ISDIR(st.st_mode):
         raise InputError(f"{name}: is a folder, not a photo")
-    if not p.is_file():  # a named pipe, socket or device: opening it could wait forever
+    if not stat.S_ISREG(st.st_mode):  # a named pipe, socket or device: opening it could wait forever
         raise InputError(f"{name}: not a regular file (a named pipe, socket or device), not a photo")
     if not os.access(p, os.R_OK):
         raise InputError(f"{name}: permission denied (cannot read it)")

@@ -153,6 +153,10 @@ def test_line_reader_and_request_line():
     assert reader.feed(b'{"id": 1, "ok": tr') == []
     assert reader.feed(b'ue}\nnoise\n\n[1]\n{"event": "ready"}\n{"id"') == [{"id": 1, "ok": True}, {"event": "ready"}]
     assert json.loads(sc.request_line({"cmd": "hello"}, 7)) == {"cmd": "hello", "id": 7}
+    with pytest.raises(sc.EngineProblem, match="could not be written"):  # (NaN: the engine could not read its id)
+        sc.request_line({"cmd": "smile", "strength": float("nan")}, 8)
+    assert sc.answers({"id": None, "ok": False, "error": {}}, 9) and sc.answers({"id": 9, "ok": True}, 9)
+    assert not sc.answers({"id": None, "ok": True}, 9) and not sc.answers({"id": 8, "ok": False}, 9)
 
 
 def test_write_png_round_trip(tmp_path: Path):
@@ -184,9 +188,21 @@ def test_blocking_client_with_the_real_worker_uses_the_models_range(tmp_path: Pa
                                          "strength": 3.0})
         assert sc.explain(refused["error"], "", "gimp", {str(photo): "the layer"}) == \
             "the Smile engine refused the request: strength 3 is outside this model's range [-1, 2.5]"
+        too_long = engine.request(never, {"cmd": "smile", "input": str(photo), "output": str(tmp_path / "o.png"),
+                                           "faces": [0] * 400_000})  # (over 1 MiB: answered with "id": null)
+        assert too_long["ok"] is False and too_long["error"]["code"] == "bad_request", too_long
+        assert engine.request(never, {"cmd": "hello"})["ok"]  # and the next reply is the next request's
     finally:
         engine.close()
     assert engine.process.wait(timeout=30) == 0
+    engine.close()  # (twice is as once)
+
+
+def test_a_greeting_that_never_comes_is_an_engine_problem_not_a_closed_file():
+    engine = sc.EngineProcess([sys.executable, "-c", "import time; time.sleep(60)"], "gimp")
+    with pytest.raises(sc.EngineProblem, match="did not answer within 1 s"):
+        engine.greet(never, timeout=1)
+    assert engine.process.poll() is not None
 
 
 @pytest.mark.skipif(os.name == "nt", reason="runs a script through its #! line")

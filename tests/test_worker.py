@@ -69,6 +69,7 @@ def test_greeting_hello_and_quit(session):
         ({"id": 12, "cmd": "detect", "input": 3}, 12, "'input'"),
         ({"id": 13, "cmd": "detect", "input": "i.png", "min_face": 0}, 13, "'min_face'"),
         ("[" * 100000 + "]" * 100000, None, "JSON"),
+        ('{"id": -1e999, "cmd": "hello"}', None, "request has a number too large to read (-1e999)"),
     ],
 )
 def test_malformed_requests_get_bad_request_and_the_worker_goes_on(session, line, rid, words):
@@ -329,3 +330,31 @@ def test_verbose_logs_every_request_and_how_it_ended(fixture_models):
     assert [line.rsplit(" in ", 1)[0] for line in lines] == [
         "smile worker: hello done", "smile worker: request failed (bad_request)", "smile worker: detect failed (bad_request)"]
     assert all(line.endswith(" s") for line in lines)
+
+
+def test_names_too_long_read_only_outputs_and_a_stopped_mask_write(session, photo: Path, tmp_path: Path, monkeypatch):
+    long = "a" * 300
+    _, a, b = converse(session, {"cmd": "detect", "id": 1, "input": str(tmp_path / f"{long}.png")},
+                       {"cmd": "smile", "id": 2, "input": str(photo), "output": str(tmp_path / f"{long}.png")})
+    assert a["error"]["code"] == "bad_input" and "File name too long" in a["error"]["message"], a
+    assert b["error"]["code"] == "write_failed" and "File name too long" in b["error"]["message"], b
+    ro = tmp_path / "ro.png"
+    ro.write_bytes(b"kept")
+    ro.chmod(0o444)
+    _, c = converse(session, {"cmd": "smile", "id": 3, "input": str(photo), "output": str(ro), "strength": 2})
+    assert c["error"]["code"] == "write_failed" and "not replaced, it is read-only" in c["error"]["message"]
+    assert ro.read_bytes() == b"kept"
+    import smilecore.encode as E
+
+    real = E.save_image
+
+    def stopped_at_the_mask(path, *a, **k):
+        if str(path).endswith("mask.png"):
+            raise KeyboardInterrupt  # (SIGTERM while the mask is written)
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(E, "save_image", stopped_at_the_mask)  # (the worker imports it when it writes)
+    with pytest.raises(KeyboardInterrupt):
+        session.handle_line(json.dumps({"cmd": "smile", "id": 4, "input": str(photo), "output": str(tmp_path / "r.png"),
+                                        "strength": 2, "mask_output": str(tmp_path / "mask.png")}).encode())
+    assert not (tmp_path / "r.png").exists()  # no result without the mask asked for

@@ -25,6 +25,15 @@ def no_constant(name: str) -> None:
     raise BadRequest(f"request is not valid JSON ({name} is not a JSON value)")
 
 
+def finite_float(text: str) -> float:
+    """A JSON number with a fraction or an exponent, refused when it is past float's range (``1e999`` reads as
+    infinity, which no reply could carry back)."""
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise BadRequest(f"request has a number too large to read ({text[:40]})")
+    return value
+
+
 def error_dict(exc: SmileError) -> dict:
     """An engine error as the protocol's ``error`` object (a usage error is ``bad_request``: the protocol
     has no ``usage`` code, docs/worker-protocol.md)."""

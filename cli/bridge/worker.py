@@ -20,8 +20,8 @@ from smilecore.errors import ImageTooLargeError, SmileError, UsageError
 
 from ..inputs import check_no_clash
 from ..version import smile_version
-from .fields import (BAD_REQUEST, BadRequest, check_destination, error_dict, faces_field, min_face_field, no_constant,
-                     path_field, strength_field)
+from .fields import (BAD_REQUEST, BadRequest, check_destination, error_dict, faces_field, finite_float, min_face_field,
+                     no_constant, path_field, strength_field)
 
 PROTOCOL_VERSION = 1
 #: Longest accepted request line, in bytes (without the newline).
@@ -96,7 +96,7 @@ class WorkerSession:
             except UnicodeDecodeError:
                 raise BadRequest("request is not UTF-8 text") from None
             try:
-                req = json.loads(text, parse_constant=no_constant)
+                req = json.loads(text, parse_constant=no_constant, parse_float=finite_float)
             except (json.JSONDecodeError, RecursionError) as exc:
                 raise BadRequest(f"request is not valid JSON ({getattr(exc, 'msg', 'too deeply nested')})") from None
             except ValueError as exc:  # e.g. an integer of thousands of digits (Python's conversion limit)
@@ -197,7 +197,7 @@ class WorkerSession:
             mask = (np.clip(result.mask, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
             try:
                 notes += save_image(mask_path, Image.fromarray(mask, "L"), None, png_compression=FAST_PNG)
-            except SmileError:  # all or nothing: do not leave a result without the mask asked for
+            except BaseException:  # all or nothing (also on SIGTERM): no result without the mask asked for
                 try:
                     os.unlink(dst)
                 except OSError:

@@ -208,8 +208,19 @@ def strength_slider(greeting: Greeting, preferred: float = DEFAULT_STRENGTH) -> 
 
 # --------------------------------------------------------------------------- lines and errors
 def request_line(payload: Mapping[str, Any], rid: int) -> bytes:
-    """One request (``payload`` plus ``"id": rid``) as a protocol line."""
-    return (json.dumps(dict(payload, id=rid)) + "\n").encode("utf-8")
+    """One request (``payload`` plus ``"id": rid``) as a protocol line; :class:`EngineProblem` for a
+    payload JSON cannot hold (a NaN or an infinity: the engine would refuse the line without its id)."""
+    try:
+        return (json.dumps(dict(payload, id=rid), allow_nan=False) + "\n").encode("utf-8")
+    except (ValueError, TypeError) as exc:
+        raise EngineProblem(f"the request to the Smile engine could not be written ({exc}): please report it") from None
+
+
+def answers(reply: Message, rid: int) -> bool:
+    """Is ``reply`` the answer to request ``rid``, the oldest one waiting?  Its id, or none at all: the
+    engine answers every line in turn, and one whose id it could not read (a line too long, say) with
+    ``"id": null``."""
+    return "ok" in reply and (reply.get("id") == rid or (reply.get("id") is None and reply.get("ok") is False))
 
 
 def parse_line(raw: bytes) -> Optional[Message]:
@@ -357,26 +368,31 @@ class EngineProcess:
     def request(self, tick: Tick, payload: Mapping[str, Any]) -> Message:
         """Send one request and return its reply."""
         self.next_id += 1
+        line = request_line(payload, self.next_id)
         try:
-            self.process.stdin.write(request_line(payload, self.next_id))
+            self.process.stdin.write(line)
             self.process.stdin.flush()
-        except OSError:
+        except (OSError, ValueError):  # (ValueError: closed after a failed greeting)
             raise self.crashed() from None
         while True:
             reply = self.receive(tick)
-            if reply.get("id") == self.next_id and "ok" in reply:
+            if answers(reply, self.next_id):
                 return reply
 
     def close(self) -> None:
-        """Ask the worker to quit; kill it if it does not."""
+        """Ask the worker to quit; kill it if it does not (twice is as once)."""
         try:
-            if self.process.poll() is None:
+            if self.process.poll() is None and not self.process.stdin.closed:
                 self.process.stdin.write(b'{"cmd": "quit"}\n')
                 self.process.stdin.flush()
                 self.process.stdin.close()
-                self.process.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
+            self.process.wait(timeout=10)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
             self.process.kill()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
 
 
 def start_engine(folder: str, editor: str, tick: Tick, setting: str = "") -> EngineProcess:

@@ -12,7 +12,7 @@ import os
 from typing import Any, Callable, Dict, List, Optional
 
 from .qt import QObject, QProcess, QProcessEnvironment, enum, pyqtSignal
-from .smile_client import (EngineProblem, Greeting, LineReader, StderrTail, engine_environment, explain,
+from .smile_client import (EngineProblem, Greeting, LineReader, StderrTail, answers, engine_environment, explain,
                            failure_reply, install_hint, read_greeting, request_line)
 
 EDITOR = "krita"
@@ -57,6 +57,7 @@ class EngineClient(QObject):
         self._stderr = StderrTail()
         self._next_id = 1
         self._callbacks: Dict[int, Callback] = {}
+        self._waiting: List[int] = []  # requests sent (or waiting for the greeting) and not answered, oldest first
         self._unsent: List[bytes] = []
         self._replies: Dict[int, Reply] = {}
         self._answered: List[int] = []
@@ -72,6 +73,9 @@ class EngineClient(QObject):
         self.greeting = None
         self._reader = LineReader()
         self._stderr = StderrTail()
+        # a new engine has answered nothing yet and holds none of the old one's requests: those still waiting are
+        # the lines kept for its greeting (each queued line added its id last)
+        self._waiting = self._waiting[len(self._waiting) - len(self._unsent):] if self._unsent else []
         proc = QProcess(self)
         proc.setProcessEnvironment(worker_environment())
         proc.readyReadStandardOutput.connect(self._on_stdout)
@@ -103,7 +107,12 @@ class EngineClient(QObject):
         self._next_id += 1
         if callback is not None:
             self._callbacks[rid] = callback
-        line = request_line(payload, rid)
+        try:
+            line = request_line(payload, rid)
+        except EngineProblem as problem:  # (never sent: its failure is its reply)
+            self._deliver(rid, failure_reply(str(problem), rid))
+            return rid
+        self._waiting.append(rid)
         if self.greeting is None:
             self._unsent.append(line)
         else:
@@ -141,6 +150,8 @@ class EngineClient(QObject):
         rid = message.get("id")
         if isinstance(rid, int) and "ok" in message:
             self._deliver(rid, message)
+        elif self._waiting and answers(message, self._waiting[0]):  # (a line whose id the engine could not read)
+            self._deliver(self._waiting[0], dict(message, id=self._waiting[0]))
 
     def _greet(self, message: Reply) -> None:
         """Check the greeting; then send what waited for it (the engine refuses it if unusable)."""
@@ -161,6 +172,8 @@ class EngineClient(QObject):
         self._unsent = []
 
     def _deliver(self, rid: int, reply: Reply) -> None:
+        if rid in self._waiting:  # (the engine answers in turn: those before it are answered too)
+            del self._waiting[: self._waiting.index(rid) + 1]
         self._replies[rid] = reply
         self._answered.append(rid)
         while len(self._answered) > 20:  # replies nobody waits for must not pile up
@@ -189,5 +202,6 @@ class EngineClient(QObject):
     def _fail_all(self, message: str) -> None:
         self.stateChanged.emit("error", message)
         self._unsent = []
+        self._waiting = []
         for rid in list(self._callbacks):
             self._deliver(rid, failure_reply(message, rid))
