@@ -452,7 +452,9 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
                 reason = "strength 0"
             elif max(t.max_share for t in parts) == 0.0:
                 reason = TURNED_AWAY
-            elif any(t.mouth_covered for t in parts):  # (never edited: covered while it was asked to smile, or the reading wavered)
+            elif any(t.as_is is not None for t in parts):  # seen smiling as much as asked (a cover read while
+                reason = already_smiling(max(t.as_is for t in parts if t.as_is is not None))  # it left, aside)
+            elif any(t.mouth_covered for t in parts):  # never edited: covered while it was asked to smile
                 reason = MOUTH_HIDDEN
             elif own is not None:  # it went through the network: it lacked none of the smile asked for
                 reason = already_smiling(own)

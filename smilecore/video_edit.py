@@ -104,6 +104,8 @@ class FaceEditor:
                         tr.mouth, tr.net_state = 0.0, None
                     tr.mouth_target = float(seen_mouth)
                     tr.mouth_covered |= not seen_mouth
+                    if seen_mouth and items[k][1] > 0 and lams[j] == 0.0:  # (asked to smile, lacking none of it)
+                        tr.as_is = tr.own
                     lams[j] *= np.float32(tr.mouth)
                 net = self.model.run(crops, lams)
             self.t["infer"] += time.perf_counter() - t0

@@ -135,6 +135,7 @@ class Track:
     mouth: float = 1.0  #: share of the strength for a mouth something covered (smilecore.mouth_hidden): 0 while covered, eased back
     mouth_target: float | None = None  #: 1 where the last face-mesh reading saw the mouth, 0 where it read it hidden
     mouth_covered: bool = False  #: whether any reading found the mouth covered
+    as_is: float | None = None  #: own strength of the last reading that saw the mouth smile as much as asked already
     unseen_at: int = -1  #: the last frame before its first detection where the detector ran and did not find it
     seen_at: int = -1  #: the last frame where optical flow followed it or a detection found it
     chip: np.ndarray | None = None  #: its face from its first detection, for telling it again (smilecore.video_reid)
@@ -278,6 +279,7 @@ class FaceTracker:
         for tr in self.tracks:
             tr.points = None
             tr.smooth.reset()  # (a face found again lands on its new place at once, not through a glide)
+            tr.net_state = None  # (and its smile is the new shot's at once, not blended with the last shot's)
             if tr.ending:
                 tr.weight = 0.0  # a face fading out does not fade over the new shot
         self._start = frame_index

@@ -621,3 +621,23 @@ def test_the_photo_pixel_limit_variable_does_not_reach_a_videos_frames(clips, mo
     monkeypatch.setenv("SMILE_MAX_PIXELS", "1000")
     res = smile_video(clips["still"].path, tmp_path / "o.mkv", strength=2, model=model, crf=0)
     assert res.output == tmp_path / "o.mkv" and any(t["edited"] for t in res.tracks)
+
+
+def test_a_face_seen_smiling_as_much_is_already_smiling_though_a_reading_found_a_cover(clips, model, tmp_path,
+                                                                                         monkeypatch):
+    """A cover read now and then (a face leaving the picture, say) does not outweigh readings that saw the mouth
+    smile as much as asked: the reason is 'already smiling', as the photo of any of its frames says."""
+    import smilecore.facemesh as fm
+    import smilecore.video_edit as ve
+
+    calls = []
+
+    def wavering(self, k, inverse, shape):
+        calls.append(k)
+        return len(calls) % 3 == 0  # every third reading: "covered"
+
+    monkeypatch.setattr(fm.Reading, "mouth_covered", wavering)
+    monkeypatch.setattr(ve.strength_rule, "face_strengths", lambda lam, level: np.zeros(np.shape(level), np.float32))
+    monkeypatch.setattr(ve.strength_rule, "own_strength", lambda level: np.float64(1.7))
+    res = smile_video(clips["still"].path, tmp_path / "o.mkv", strength=1, model=model, crf=0)  # (not an error)
+    assert calls and [t["reason"].split(";")[0] for t in res.tracks] == ["already smiling (about strength 1.7)"]
