@@ -91,6 +91,7 @@ class VideoReport(rep.PhotoReport):
     """A clip's entry in the report: a photo's fields plus ``video`` (frames, rate, tracks)."""
 
     video: dict | None = None
+    reencoded: bool = False  #: left unchanged, but written into another container (not a byte copy)
 
     def to_dict(self) -> dict:
         d = super().to_dict()
@@ -99,6 +100,8 @@ class VideoReport(rep.PhotoReport):
         return d
 
     def line(self) -> str:
+        if self.status == rep.STATUS_UNCHANGED and self.reencoded:
+            return f"{self.input} -> {self.output}: re-encoded unchanged ({self.reason})"
         if self.status == rep.STATUS_OK and self.video:
             v = self.video
             return (f"{self.input} -> {self.output}: {self.faces_phrase()}, "
@@ -155,8 +158,14 @@ def process_video(job, model, strength, faces, min_face, keep_unchanged, max_pix
                 else:
                     res = smile_video(job.input, job.output, strength=0.0, model=model, codec=codec, crf=crf,
                                       preset=preset, max_pixels=max_pixels, keep_unchanged=True)
+                    r.reencoded = True  # (another container: the frames as they are, written anew)
             r.output = job.output
             return r
+        if (not any(t.get("edited") for t in res.tracks) and job.output != job.input and codec is crf is preset is None
+                and job.input.suffix.lower() == job.output.suffix.lower()):
+            # no face changed (each already smiles as much, or strength 0): the clip as it is, not re-encoded
+            copy_file_atomic(job.input, job.output)
+            res.notes = [n for n in res.notes if "damaged" in n or "could be decoded" in n]  # (of reading: still true)
         r.faces = res.tracks
         r.size = res.size
         r.timings = dict(res.timings)

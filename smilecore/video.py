@@ -282,6 +282,8 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
         lookahead: Lookahead | None = None  # (sized at the first frame, by its memory)
         n = 0
         last_pts = None
+        span = [0.0, 0.0]  # the first and the last frame's time (s)
+        shown = 0.0  # how long the frames decoded last, by their own times
         fps_step = (1 / rate) if rate else Fraction(1, 25)
 
         def chosen(tr: Track, size: float | None = None) -> str | None:
@@ -387,6 +389,8 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
                 pts = (last_pts + max(1, int(round(fps_step / tb)))) if last_pts is not None else 0
             last_pts = pts
             t = float((pts - start) * tb)
+            span[0] = t if n == 0 else span[0]
+            span[1] = t
             t0 = time.perf_counter()
             acc = frame_access(fr, yuv_cache)
             if lookahead is None:
@@ -421,9 +425,20 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             raise InputError(f"{src}: no video frame could be decoded (truncated or damaged file)")
         if damaged[0]:
             result.notes.append(f"{damaged[0]} damaged video packet{'s were' if damaged[0] > 1 else ' was'} skipped")
-        if total and n < total - max(2, 0.05 * total):  # (total: the count the file gives, or its duration's)
-            result.notes.append(f"only {n} of the about {total} frames the file announces could be decoded "
-                                "(a truncated or damaged file?)")
+        # the frames' own times: a variable frame rate (a phone's, or an MKV without a frame count) is reported as it is
+        shown = span[1] - span[0] + (span[1] - span[0]) / (n - 1) if n > 1 and span[1] > span[0] else 0.0
+        if shown:
+            result.fps = (n - 1) / (span[1] - span[0])
+        if vstream.frames:  # a count the file gives
+            short = n < vstream.frames - max(2, 0.05 * vstream.frames)
+            said = f"only {n} of the {vstream.frames} frames the file announces could be decoded"
+        else:  # else its duration: compared with the frames' own times, not with a guessed rate
+            announced = (float(vstream.duration * vstream.time_base) if vstream.duration and vstream.time_base
+                         else container.duration / 1e6 if container.duration else 0.0)
+            short = bool(announced and shown) and shown < announced - max(2 / max(result.fps, 1e-6), 0.05 * announced)
+            said = f"only {shown:.2f} s of the {announced:.2f} s the file announces could be decoded"
+        if short:
+            result.notes.append(f"{said} (a truncated or damaged file?)")
         t0 = time.perf_counter()
         for packet in ostream.encode(None):
             with mux_lock:
@@ -435,7 +450,7 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             tracker.close()
         out.close()
     result.frames = n
-    result.duration = float(n / result.fps) if result.fps else 0.0
+    result.duration = shown or (float(n / result.fps) if result.fps else 0.0)
     result.detections = tracker.detections_run
     tracks = tracker.all_tracks()
     k_view = (rotation // 90) % 4

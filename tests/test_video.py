@@ -641,3 +641,14 @@ def test_a_face_seen_smiling_as_much_is_already_smiling_though_a_reading_found_a
     monkeypatch.setattr(ve.strength_rule, "own_strength", lambda level: np.float64(1.7))
     res = smile_video(clips["still"].path, tmp_path / "o.mkv", strength=1, model=model, crf=0)  # (not an error)
     assert calls and [t["reason"].split(";")[0] for t in res.tracks] == ["already smiling (about strength 1.7)"]
+
+
+def test_a_clip_in_which_no_face_changes_is_copied_byte_for_byte_as_a_photo_is(clips, model, tmp_path, picture):
+    src = clips["still"].path
+    r = run(src, "-s", "0", "-o", tmp_path / "same.mkv")
+    assert r.exit_code == 0 and (tmp_path / "same.mkv").read_bytes() == src.read_bytes(), r.stderr
+    r = run(src, "-s", "0", "-o", tmp_path / "asked.mkv", "--crf", "30")  # an encoder option asked for: re-encoded
+    assert r.exit_code == 0 and (tmp_path / "asked.mkv").read_bytes() != src.read_bytes()
+    blank = make_clip(tmp_path / "blank.mp4", np.full_like(picture, 90), size=(160, 120), frames=5, audio=False)
+    r = run(blank.path, "--keep-unchanged", "--ext", "mkv", "--out-dir", tmp_path / "o")
+    assert r.exit_code == 0 and "re-encoded unchanged (no face found in any frame of the video)" in r.stdout, r.stdout

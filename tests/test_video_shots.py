@@ -6,10 +6,12 @@ test compares pixels.  Needs PyAV (``pip install ".[test]"``).
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 av = pytest.importorskip("av", reason="video tests need PyAV: pip install '.[video]' (or '.[test]')")
 
@@ -183,6 +185,29 @@ def test_a_truncated_clip_says_how_much_of_it_was_read(picture, model, tmp_path)
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(clip.path.read_bytes()[: clip.path.stat().st_size * 2 // 3])
     res = smile_video(cut, tmp_path / "cut.out.mkv", strength=2, model=model)
-    assert 0 < res.frames < 28 and any(f"only {res.frames} of the about 30 frames" in n for n in res.notes), res.notes
+    said = f"only {res.duration:.2f} s of the 1.20 s the file announces could be decoded (a truncated or damaged file?)"
+    assert 0 < res.frames < 28 and said in res.notes, res.notes  # (an MKV gives no frame count: its duration)
     whole = smile_video(clip.path, tmp_path / "whole.out.mkv", strength=2, model=model)
-    assert whole.frames == 30 and not whole.notes
+    assert whole.frames == 30 and not whole.notes and whole.fps == 25 and whole.duration == 1.2
+
+
+def test_a_variable_frame_rate_mkv_is_not_called_damaged_and_reports_its_own_rate(picture, model, tmp_path):
+    """An MKV has no frame count: 60 frames spaced 40, 40 and 120 ms (3.92 s) are not 'only 60 of about 98'."""
+    src = tmp_path / "vfr.mkv"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 320, 240, "yuv420p"
+        s.codec_context.time_base = Fraction(1, 1000)
+        img = np.asarray(Image.fromarray(picture).resize((320, 240)))
+        t = 0
+        for i in range(60):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts, f.time_base = t, Fraction(1, 1000)
+            t += (40, 40, 120)[i % 3]
+            for pkt in s.encode(f):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    res = smile_video(src, tmp_path / "o.mkv", strength=2, model=model)
+    assert res.frames == 60 and not any("damaged" in n for n in res.notes), res.notes
+    assert abs(res.fps - 59 / 3.88) < 0.01 and 3.88 < res.duration < 4.0
