@@ -45,7 +45,7 @@ def detect_command(photos: tuple[str, ...], recursive: bool, min_face: int | Non
     """Entry of ``smile detect``; returns the exit status (that of the first photo that failed: 3 if
     it has no face, 4 if it is missing...).  PHOTO arguments are expanded as ``smile`` expands them
     (:func:`smile_cli.inputs.expand_inputs`: folders, globs, each file once), except that earlier
-    results are listed too (detecting writes nothing) and globs match photos only."""
+    results are listed too (detecting writes nothing)."""
     if STDIO not in photos:
         return _detect(photos, recursive, min_face, max_pixels, as_json)
     if len(photos) > 1:
@@ -65,34 +65,43 @@ def _detect(photos, recursive: bool, min_face: int | None, max_pixels: int, as_j
     out = []
     code = 0
     report = Report()  # a reader that goes away silences the listing, never the work
-    for path, problem in expand_inputs(list(photos), recursive=recursive, skip_suffix=None, videos=False):
-        photo = (names or {}).get(str(path), str(path))
-        entry = {"input": photo, "faces": [], "error": None}
-        try:
-            if problem:
-                raise InputError(problem)
-            if is_video_path(path):
-                entry["faces"] = _video_faces(path, min_face, max_pixels, show_bar=not as_json)
-                if not entry["faces"]:
-                    raise smilecore.NoFaceError(f"{photo}: no face found in the video")
-                _list(report, photo, entry["faces"], as_json)
-                out.append(entry)
-                continue
+    try:
+        for path, problem in expand_inputs(list(photos), recursive=recursive, skip_suffix=None):
+            photo = (names or {}).get(str(path), str(path))
+            entry = {"input": photo, "faces": [], "error": None}
             try:
-                image, _info = load_image(path, max_pixels=max_pixels)
-            except OSError as exc:  # (a folder on its way that may not be opened, since it was listed)
-                raise InputError(unreachable(path, exc)) from None
-            faces = smilecore.detect_faces(image, min_face=min_face, max_pixels=max_pixels)
-            entry["faces"] = [f.to_dict(DETECTED_FIELDS) for f in faces]
-            if not faces:
-                raise smilecore.NoFaceError(f"{photo}: no face found")
-        except SmileError as exc:
-            rename_in_error(exc, names)
-            entry["error"] = {"code": exc.code, "exit_code": exc.exit_code, "message": str(exc)}
-            code = code or exc.exit_code
-            click.echo(f"smile: error: {exc}", err=True)
-        out.append(entry)
-        _list(report, photo, entry["faces"], as_json)
+                if problem:
+                    raise InputError(problem)
+                if is_video_path(path):
+                    entry["faces"], notes = _video_faces(path, min_face, max_pixels, show_bar=not as_json)
+                    if notes:
+                        entry["notes"] = notes
+                    for note in notes:
+                        click.echo(one_line(f"smile: note: {photo}: {note}"), err=True)
+                    if not entry["faces"]:
+                        raise smilecore.NoFaceError(f"{photo}: no face found in the video")
+                    _list(report, photo, entry["faces"], as_json)
+                    out.append(entry)
+                    continue
+                try:
+                    image, _info = load_image(path, max_pixels=max_pixels)
+                except OSError as exc:  # (a folder on its way that may not be opened, since it was listed)
+                    raise InputError(unreachable(path, exc)) from None
+                faces = smilecore.detect_faces(image, min_face=min_face, max_pixels=max_pixels)
+                entry["faces"] = [f.to_dict(DETECTED_FIELDS) for f in faces]
+                if not faces:
+                    raise smilecore.NoFaceError(f"{photo}: no face found")
+            except SmileError as exc:
+                rename_in_error(exc, names)
+                entry["error"] = {"code": exc.code, "exit_code": exc.exit_code, "message": str(exc)}
+                code = code or exc.exit_code
+                click.echo(f"smile: error: {exc}", err=True)
+            out.append(entry)
+            _list(report, photo, entry["faces"], as_json)
+    except KeyboardInterrupt:  # (Ctrl-C, SIGTERM: the inputs listed so far, then the stop as smile reports it)
+        if as_json:
+            report.echo(json.dumps(out, indent=2))
+        raise
     if as_json:
         report.echo(json.dumps(out, indent=2))
     return report.exit_code(code)
@@ -110,7 +119,7 @@ def _list(report: Report, name: str, faces: list[dict], as_json: bool) -> None:
                              f"{first}, score {f['score']:.2f}"))
 
 
-def _video_faces(path: Path, min_face: int | None, max_pixels: int, show_bar: bool) -> list[dict]:
+def _video_faces(path: Path, min_face: int | None, max_pixels: int, show_bar: bool) -> tuple[list[dict], list[str]]:
     """A video's face tracks, as ``smile VIDEO --faces`` numbers them (:func:`smilecore.video.video_faces`),
     with a progress bar on a terminal."""
     from smilecore.video import video_faces
@@ -128,9 +137,9 @@ def _video_faces(path: Path, min_face: int | None, max_pixels: int, show_bar: bo
 
     try:
         # (videos' own pixel limit is 8K per frame: a --max-pixels above the default photo one is not needed)
-        tracks = video_faces(path, min_face=min_face, max_pixels=max_pixels, progress=progress)
+        found = video_faces(path, min_face=min_face, max_pixels=max_pixels, progress=progress)
     finally:
         if bar is not None:
             bar.close()
     keys = ("index", "box", "score", "first_frame", "last_frame")
-    return [{k: t[k] for k in keys if k in t} for t in tracks]
+    return [{k: t[k] for k in keys if k in t} for t in found.tracks], found.notes

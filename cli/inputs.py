@@ -67,7 +67,7 @@ def file_identity(path: str | os.PathLike) -> tuple[tuple, ...]:
 
 
 def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | tuple[str, ...] | None = None,
-                  videos: bool = True, skip_folder: Path | None = None) -> list[Found]:
+                  skip_folder: Path | None = None) -> list[Found]:
     """Turn PHOTO arguments into ``(path, problem)`` pairs (:class:`Found`), in order, each file once.
 
     ``problem`` is None for a file to read, or a one-line message (missing file, a glob or
@@ -77,7 +77,7 @@ def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | t
     on its own is always read.  A file met twice, also under another name through symbolic
     links, is kept once, under the first name (silently).  Hard links stay separate names: each
     is written on its own (atomic writes replace a name, never the shared file), so none is
-    edited twice.  ``videos=False`` leaves videos out of glob matches (``smile detect``).  ``skip_folder``
+    edited twice.  ``skip_folder``
     (the run's ``--out-dir``) is not walked into when it lies inside a folder argument: its files are
     results, whatever their names.
     """
@@ -91,7 +91,7 @@ def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | t
         seen.update(keys)
         out.append(Found(path, problem, folder))
 
-    kinds = INPUT_EXTENSIONS | VIDEO_EXTENSIONS if videos else INPUT_EXTENSIONS
+    kinds = INPUT_EXTENSIONS | VIDEO_EXTENSIONS
     for arg in args:
         path = Path(arg).expanduser()
         try:

@@ -329,6 +329,7 @@ def _interrupted_report(reports: list, total: int, as_json: bool, quiet: bool, o
         signum = stop.signum if isinstance(stop, Terminated) else _signal.SIGINT
         doc["interrupted"] = _signal.Signals(signum).name
         doc["summary"]["exit_code"] = 128 + int(signum)  # (the run's status, as the process exits with it)
+        doc["summary"]["not_done"] = total - len(reports)  # (not started, or stopped half-way: nothing written)
         if skipped is not None:
             doc["summary"]["skipped"] = skipped
         out.echo(json.dumps(doc, indent=2))

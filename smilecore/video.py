@@ -188,11 +188,12 @@ def smile_video(
 
 
 def video_faces(src: str | os.PathLike, min_face: int | None = None, model=None, max_pixels: int | None = None,
-                progress: Callable[[Progress], None] | None = None) -> list[dict]:
-    """The faces of the video ``src`` with the indices ``smile_video(faces=...)`` takes: its tracks as
+                progress: Callable[[Progress], None] | None = None) -> VideoResult:
+    """The faces of the video ``src`` with the indices ``smile_video(faces=...)`` takes, in ``.tracks`` as
     :attr:`VideoResult.tracks` lists them (``index``, ``box`` and ``score`` when first seen, ``first_frame``,
     ``last_frame``, ``detections``), found by the same tracking with nothing edited (the clip is re-encoded,
-    fast, into a temporary folder, then removed).  Tracks smaller than ``min_face`` are left out."""
+    fast, into a temporary folder, then removed; ``.output`` is None); ``.notes`` says what reading it found
+    (damaged packets, say).  Tracks smaller than ``min_face`` are left out."""
     import tempfile
 
     min_face = check_min_face(min_face)
@@ -200,7 +201,10 @@ def video_faces(src: str | os.PathLike, min_face: int | None = None, model=None,
         res = smile_video(src, Path(tmp) / "faces.mkv", strength=0.0, model=model, codec="h264", crf=51,
                           preset="ultrafast", max_pixels=max_pixels, progress=progress, min_face=min_face)
     small = smaller_than_asked(min_face) if min_face is not None else None
-    return [t for t in res.tracks if small is None or t.get("reason") != small]
+    res.tracks = [t for t in res.tracks if small is None or t.get("reason") != small]
+    res.output = None
+    res.notes = [n for n in res.notes if "damaged" in n or "could be decoded" in n]  # (of reading, not of writing)
+    return res
 
 
 _ONE_THREAD: dict = {}

@@ -190,6 +190,11 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
         pix = "yuv420p"
     if is_deep(in_fmt) and not is_deep(pix):
         notes.append(f"{in_fmt} video written as 8-bit {pix} ({codec_name} has no deeper format)")
+    elif pix != in_fmt.replace("yuvj", "yuv") and not odd and "440" not in in_fmt and in_fmt.startswith("yuv"):
+        # (a JPEG-range format is the same one with its range flagged; odd sizes and 4:4:0 are said above)
+        notes.append(f"{in_fmt} video written as {pix} ({codec_name} cannot write {in_fmt})")
+    if preset is not None and encoder not in ("libx264", "libx265"):
+        notes.append(f"--preset {preset} applies to H.264 and HEVC; {codec_name} does not use it")
     oc.pix_fmt = pix
     for attr in ("color_range", "colorspace", "color_primaries", "color_trc"):
         try:

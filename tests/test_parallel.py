@@ -266,6 +266,7 @@ def test_a_stop_reports_every_photo_written_even_out_of_order(as_json, shift, ba
     if as_json:
         doc = json.loads(stdout)
         assert doc["interrupted"] == "SIGINT" and doc["summary"]["total"] == 3 and doc["summary"]["exit_code"] == 130
+        assert doc["summary"]["not_done"] == 1
         assert sorted(Path(e["output"]).name for e in doc["photos"]) == sorted(done)
     else:
         assert [line.split(" -> ")[1].split(":")[0] for line in stdout.splitlines()] == [

@@ -652,3 +652,12 @@ def test_a_clip_in_which_no_face_changes_is_copied_byte_for_byte_as_a_photo_is(c
     blank = make_clip(tmp_path / "blank.mp4", np.full_like(picture, 90), size=(160, 120), frames=5, audio=False)
     r = run(blank.path, "--keep-unchanged", "--ext", "mkv", "--out-dir", tmp_path / "o")
     assert r.exit_code == 0 and "re-encoded unchanged (no face found in any frame of the video)" in r.stdout, r.stdout
+
+
+def test_a_pixel_format_the_codec_cannot_write_and_a_preset_it_does_not_use_are_said(picture, model, tmp_path):
+    clip = make_clip(tmp_path / "c444.mkv", picture, size=(320, 240), frames=4, pix_fmt="yuv444p", audio=False, face_height=0.9)
+    res = smile_video(clip.path, tmp_path / "o.mkv", strength=2, model=model, codec="mpeg4", preset="slow")
+    assert "yuv444p video written as yuv420p (mpeg4 cannot write yuv444p)" in res.notes, res.notes
+    assert "--preset slow applies to H.264 and HEVC; mpeg4 does not use it" in res.notes
+    same = smile_video(clip.path, tmp_path / "h.mkv", strength=2, model=model)  # H.264 writes 4:4:4 as it is
+    assert not same.notes, same.notes
