@@ -117,7 +117,7 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         if exc.errno == errno.ELOOP:
             raise InputError(f"{name}: no such file (a loop of symbolic links)") from None
         if isinstance(exc, PermissionError):
-            raise InputError(f"{name}: permission denied (cannot reach it)") from None
+            raise  # (a folder on its way that may not be opened: the caller names it, smile_cli.inputs.unreachable)
         raise InputError(f"{name}: cannot read it ({exc.strerror or reason(exc)})") from None
     if stat.S_ISDIR(st.st_mode):
         raise InputError(f"{name}: is a folder, not a photo")
