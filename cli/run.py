@@ -264,10 +264,7 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
             bar.close()
 
         if as_json:
-            model_info = None if smile_model is None else {
-                "name": smile_model.name, "version": smile_model.version, "license": smile_model.license,
-                "path": str(smile_model.path)}
-            doc = rep.document(reports, smile_version(), model_info, strength_label(strength))
+            doc = _json_report(reports, smile_model, strength)
             if skip_existing:
                 doc["summary"]["skipped"] = skipped
             out.echo(json.dumps(doc, indent=2))
@@ -314,6 +311,14 @@ def _smile_all(jobs, reports: list, echo_line, bar, pool, smile_model, deliver, 
             bar.update(1)
 
 
+def _json_report(reports: list, smile_model, strength) -> dict:
+    """The ``--json`` document of ``reports`` (the model described, when one was loaded)."""
+    model_info = None if smile_model is None else {
+        "name": smile_model.name, "version": smile_model.version, "license": smile_model.license,
+        "path": str(smile_model.path)}
+    return rep.document(reports, smile_version(), model_info, strength_label(strength))
+
+
 def _interrupted_report(reports: list, total: int, as_json: bool, quiet: bool, out: Report, smile_model, strength,
                         stop: BaseException, resume: bool = False, skipped: int | None = None) -> None:
     """What a stopped run had done: with ``--json`` the report of the photos finished (``"interrupted"``
@@ -322,10 +327,7 @@ def _interrupted_report(reports: list, total: int, as_json: bool, quiet: bool, o
     if as_json:
         import signal as _signal
 
-        model_info = None if smile_model is None else {
-            "name": smile_model.name, "version": smile_model.version, "license": smile_model.license,
-            "path": str(smile_model.path)}
-        doc = rep.document(reports, smile_version(), model_info, strength_label(strength))
+        doc = _json_report(reports, smile_model, strength)
         signum = stop.signum if isinstance(stop, Terminated) else _signal.SIGINT
         doc["interrupted"] = _signal.Signals(signum).name
         doc["summary"]["exit_code"] = 128 + int(signum)  # (the run's status, as the process exits with it)
