@@ -87,7 +87,9 @@ def process_photo(job: Job, model, strength, faces, min_face, selection, keep_un
             r.output = job.output
             return r
         except SmileError as exc:
-            raise type(exc)(f"{job.input}: {exc}") from None
+            named = type(exc)(f"{job.input}: {exc}")
+            named.faces = getattr(exc, "faces", None)  # (a face index that does not exist: the faces there are)
+            raise named from None
         r.faces = [f.to_dict() for f in result.faces]
         r.timings = dict(result.timings)
         if not any(f.edited for f in result.faces) and info.orientation == 1 and same_format(job.input, job.output):

@@ -84,6 +84,9 @@ class PhotoReport:
         """Record a failure: a SmileError as it is, any other exception as a bug (see :func:`bug_error`)."""
         self.error = exc if isinstance(exc, SmileError) else bug_error(self.input, exc)
         self.status = STATUS_FAILED
+        found = getattr(exc, "faces", None)  # (faces the error knows of: a face index that does not exist, say)
+        if found and not self.faces:
+            self.faces = [f.to_dict() if hasattr(f, "to_dict") else dict(f) for f in found]
 
     def line(self) -> str:
         """One human-readable line."""

@@ -97,7 +97,9 @@ def _choose(faces: list[Face], choice: FaceChoice, selection: np.ndarray | None)
     chosen = []
     for i in choice:  # (0-based ints: arguments.check_face_choice)
         if i >= len(faces):
-            raise UsageError(f"face index {i} does not exist: {len(faces)} face(s) found (indices start at 0)")
+            err = UsageError(f"face index {i} does not exist: {len(faces)} face(s) found (indices start at 0)")
+            err.faces = faces  # (the faces there are, for a report)
+            raise err
         if i in idx and i not in chosen:
             chosen.append(i)
     return chosen

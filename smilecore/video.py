@@ -496,8 +496,10 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
     if tracks and not isinstance(faces, str):
         missing = [i for i in faces if i not in {tr.index for tr in tracks}]
         if missing:  # as for photos (only known once the whole clip was seen)
-            raise UsageError(f"{src}: face index {missing[0]} does not exist: {len(tracks)} face(s) found in the video "
+            err = UsageError(f"{src}: face index {missing[0]} does not exist: {len(tracks)} face(s) found in the video "
                              "(indices start at 0)")
+            err.faces = result.tracks  # (the faces there are, for a report)
+            raise err
     if not tracks:
         if not keep_unchanged:
             raise NoFaceError(f"{src}: no face found in any frame of the video")

@@ -401,3 +401,10 @@ def test_an_output_under_a_file_says_the_file_is_not_a_folder(shift_model, photo
     r = run(photo, "-o", tmp_path / "astro.png" / "x.png")
     assert r.exit_code == 2
     one_line_error(r, f"{tmp_path / 'astro.png'} is a file, not a folder")
+
+
+def test_a_face_index_that_does_not_exist_lists_the_faces_there_are(shift_model, photo: Path, tmp_path: Path):
+    r = run(photo, "--faces", "3", "-o", tmp_path / "x.png", "--json")
+    entry = json.loads(r.stdout)["photos"][0]
+    assert r.exit_code == 2 and entry["faces_found"] == 1 and entry["faces"][0]["index"] == 0
+    assert entry["error"]["message"].endswith("face index 3 does not exist: 1 face(s) found (indices start at 0)")

@@ -178,6 +178,10 @@ def test_a_face_index_the_clip_lacks_is_a_usage_error(picture, tmp_path):
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.exit_code == 2 and len(lines) == 1 and "face index 3 does not exist: 1 face(s)" in lines[0], r.stderr
     assert not (tmp_path / "o.mp4").exists()
+    r = CliRunner().invoke(cli, [str(clip.path), "--faces", "3", "-o", str(tmp_path / "o.mp4"), "--json"],
+                           catch_exceptions=False)
+    entry = json.loads(r.stdout)["photos"][0]  # (the report lists the faces there are)
+    assert entry["faces_found"] == 1 and entry["faces"][0]["index"] == 0 and entry["faces"][0]["first_frame"] == 0
 
 
 def test_a_truncated_clip_says_how_much_of_it_was_read(picture, model, tmp_path):
