@@ -130,6 +130,8 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
         raise UsageError("--suffix names new files next to the photos, but --in-place replaces the photos "
                          "themselves: leave out one of them")
     from_stdin, to_stdout = STDIO in photos, output == STDIO or (photos == (STDIO,) and output is None and not out_dir)
+    if to_stdout and output is None and _given("suffix"):  # (smile - > out.jpg: the result has no name to suffix)
+        raise UsageError("--suffix names results after their photos, but this one goes to standard output: leave it out")
     if not from_stdin and not to_stdout:
         return _run(photos, output=output, ext=ext, **options)
     if from_stdin and len(photos) > 1:

@@ -74,6 +74,7 @@ def test_a_failed_run_writes_nothing_to_standard_output(tmp_path, shift):
     (("-", "a.jpg", "-o", "x.jpg"), b"", 2, "PHOTO '-' (standard input) must be the only photo"),
     (("-", "--in-place"), b"\xff\xd8\xff", 2, "standard input has no file to replace"),
     (("a.jpg", "b.jpg", "-o", "-"), b"", 2, "-o"),
+    (("-", "--suffix", ".x"), b"\xff\xd8\xff", 2, "--suffix names results after their photos, but this one goes to standard output"),
 ])
 def test_misuse_is_one_line(tmp_path, portrait_jpeg, args, stdin, code, message):
     for name in ("a.jpg", "b.jpg"):
