@@ -120,9 +120,9 @@ def _list(report: Report, name: str, faces: list[dict], as_json: bool) -> None:
 
 
 def _video_faces(path: Path, min_face: int | None, max_pixels: int, show_bar: bool) -> tuple[list[dict], list[str]]:
-    """A video's face tracks, as ``smile VIDEO --faces`` numbers them (:func:`smilecore.video.video_faces`),
+    """A video's face tracks, as ``smile VIDEO --faces`` numbers them (:func:`smilecore.video_faces.video_faces`),
     with a progress bar on a terminal."""
-    from smilecore.video import video_faces
+    from smilecore.video_faces import video_faces
 
     from .video import _bar
 

@@ -165,7 +165,7 @@ def process_video(job, model, strength, faces, min_face, keep_unchanged, max_pix
                 and job.input.suffix.lower() == job.output.suffix.lower()):
             # no face changed (each already smiles as much, or strength 0): the clip as it is, not re-encoded
             copy_file_atomic(job.input, job.output)
-            res.notes = [n for n in res.notes if "damaged" in n or "could be decoded" in n]  # (of reading: still true)
+            res.notes = list(res.read_notes)  # (of reading the clip: still true of the copy)
         r.faces = res.tracks
         r.size = res.size
         r.timings = dict(res.timings)

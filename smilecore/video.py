@@ -70,6 +70,9 @@ class VideoResult:
     tracks: list[dict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: of ``notes``, those about reading the source (damaged packets, frames that did not decode): still true of
+    #: a result that is not the encoder's (a byte copy) or of no result at all (:func:`video_faces`)
+    read_notes: list[str] = field(default_factory=list)
     detections: int = 0
 
     @property
@@ -185,26 +188,6 @@ def smile_video(
     finally:
         container.close()
     return result
-
-
-def video_faces(src: str | os.PathLike, min_face: int | None = None, model=None, max_pixels: int | None = None,
-                progress: Callable[[Progress], None] | None = None) -> VideoResult:
-    """The faces of the video ``src`` with the indices ``smile_video(faces=...)`` takes, in ``.tracks`` as
-    :attr:`VideoResult.tracks` lists them (``index``, ``box`` and ``score`` when first seen, ``first_frame``,
-    ``last_frame``, ``detections``), found by the same tracking with nothing edited (the clip is re-encoded,
-    fast, into a temporary folder, then removed; ``.output`` is None); ``.notes`` says what reading it found
-    (damaged packets, say).  Tracks smaller than ``min_face`` are left out."""
-    import tempfile
-
-    min_face = check_min_face(min_face)
-    with tempfile.TemporaryDirectory(prefix="smile-faces-") as tmp:
-        res = smile_video(src, Path(tmp) / "faces.mkv", strength=0.0, model=model, codec="h264", crf=51,
-                          preset="ultrafast", max_pixels=max_pixels, progress=progress, min_face=min_face)
-    small = smaller_than_asked(min_face) if min_face is not None else None
-    res.tracks = [t for t in res.tracks if small is None or t.get("reason") != small]
-    res.output = None
-    res.notes = [n for n in res.notes if "damaged" in n or "could be decoded" in n]  # (of reading, not of writing)
-    return res
 
 
 _ONE_THREAD: dict = {}
@@ -428,7 +411,8 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
         if n == 0:
             raise InputError(f"{src}: no video frame could be decoded (truncated or damaged file)")
         if damaged[0]:
-            result.notes.append(f"{damaged[0]} damaged video packet{'s were' if damaged[0] > 1 else ' was'} skipped")
+            skipped = f"{damaged[0]} damaged video packet{'s were' if damaged[0] > 1 else ' was'} skipped"
+            result.read_notes.append(skipped)
         # the frames' own times: a variable frame rate (a phone's, or an MKV without a frame count) is reported as it is
         shown = span[1] - span[0] + (span[1] - span[0]) / (n - 1) if n > 1 and span[1] > span[0] else 0.0
         if shown:
@@ -442,7 +426,8 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             short = bool(announced and shown) and shown < announced - max(2 / max(result.fps, 1e-6), 0.05 * announced)
             said = f"only {shown:.2f} s of the {announced:.2f} s the file announces could be decoded"
         if short:
-            result.notes.append(f"{said} (a truncated or damaged file?)")
+            result.read_notes.append(f"{said} (a truncated or damaged file?)")
+        result.notes.extend(result.read_notes)
         t0 = time.perf_counter()
         for packet in ostream.encode(None):
             with mux_lock:
