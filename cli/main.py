@@ -67,6 +67,12 @@ class SmileGroup(click.Group):
             args = [DEFAULT_COMMAND, *args]
         return super().parse_args(ctx, args)
 
+    def invoke(self, ctx: click.Context):  # noqa: D102
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:  # past click, which would print an empty line and say "Aborted!"
+            raise _Stopped(exc) from exc
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: D102
         restore = _stop_on_signals()
         try:
@@ -81,6 +87,8 @@ class SmileGroup(click.Group):
             code = 2
         except click.exceptions.Exit as exc:
             code = exc.exit_code
+        except _Stopped as exc:
+            code = _interrupted(exc.signal)
         except click.Abort as exc:  # click turns KeyboardInterrupt (and so Terminated) into Abort
             code = _interrupted(exc.__cause__ or exc.__context__)
         except click.ClickException as exc:
@@ -100,6 +108,15 @@ class SmileGroup(click.Group):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+class _Stopped(Exception):
+    """Ctrl-C, SIGTERM or SIGHUP (``signal``: the KeyboardInterrupt or :class:`Terminated`) on its way out
+    past click."""
+
+    def __init__(self, signal: KeyboardInterrupt):
+        super().__init__(str(signal))
+        self.signal = signal
 
 
 def _stop_on_signals():
@@ -141,6 +158,8 @@ def _interrupted(exc: BaseException | None) -> int:
     signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
     name = signal.Signals(signum).name if isinstance(exc, Terminated) else "Ctrl-C"
     try:
+        if not isinstance(exc, Terminated) and sys.stderr is not None and sys.stderr.isatty():
+            click.echo("", err=True)  # (after the terminal's "^C")
         click.echo(f"smile: interrupted ({name})", err=True)
     except (OSError, ValueError):
         pass

@@ -306,13 +306,17 @@ class PhotoPool:
                 w.task = task
 
     def _receive(self, w: _Worker) -> None:
+        self._drain(w)
+        if not w.proc.is_alive():
+            self._lost(w)
+
+    def _drain(self, w: _Worker) -> None:
+        """Read what ``w`` has sent and not yet been read (its pipe may be closed)."""
         try:
             while w.conn.poll():
                 self._handle(w, w.conn.recv())
-        except (EOFError, OSError):
+        except (EOFError, OSError, ValueError):
             pass
-        if not w.proc.is_alive():
-            self._lost(w)
 
     def _handle(self, w: _Worker, msg: tuple) -> None:
         kind = msg[0]
@@ -357,7 +361,10 @@ class PhotoPool:
             self._spawn()
 
     def _shutdown(self, graceful: bool) -> None:
-        """Let idle workers leave; stop busy ones (SIGTERM, then SIGKILL) and remove what they leave."""
+        """Let idle workers leave; stop busy ones (SIGTERM, then SIGKILL) and remove what they leave. A photo
+        a worker finished on the way (its message not read yet) is counted as finished."""
+        for w in self._workers:
+            self._drain(w)
         for w in self._workers:
             if graceful and w.task is None:
                 try:
@@ -371,6 +378,7 @@ class PhotoPool:
         for w in self._workers:
             w.proc.join(max(0.0, deadline - time.monotonic()))
         for w in self._workers:
+            self._drain(w)  # (a photo finished before the SIGTERM reached its worker)
             if w.proc.is_alive():
                 w.proc.kill()
                 w.proc.join()

@@ -140,7 +140,7 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
         raise UsageError(f"standard input has no file to {'replace' if in_place else 'name a result after'}: "
                          "write the result with -o FILE, or -o - for standard output")
     if to_stdout and as_json:
-        raise UsageError("-o - writes the photo to standard output, where --json would go too: leave out one of them")
+        raise UsageError("-o - writes the result to standard output, where --json would go too: leave out one of them")
     if to_stdout:
         check_stdout_free()
         check_stdout_is_not([p for p in photos if p != STDIO])
@@ -194,7 +194,7 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
         check_no_clash({"--selection": selection}, {"the result": jobs[0].output})
     skipped = 0
     if skip_existing:
-        kept = [j for j in jobs if j.output is None or not (j.output.exists() or j.output.is_symlink())]
+        kept = [j for j in jobs if j.output is None or not os.path.lexists(j.output)]  # (a name too long: not there)
         skipped, jobs = len(jobs) - len(kept), kept
         if not quiet and skipped:
             _to_stderr(f"smile: note: {skipped} of {skipped + len(jobs)} inputs left out: their results exist (--skip-existing)")

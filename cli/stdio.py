@@ -91,10 +91,10 @@ def check_stdout_free() -> None:
     """:class:`UsageError` when standard output is a terminal (a photo must not be printed there),
     :class:`WriteError` when it is closed (nothing could receive the photo)."""
     if sys.stdout is None:  # (started with standard output closed: smile photo.jpg -o - >&-)
-        raise WriteError("-o - writes the photo to standard output, which is closed: redirect it "
+        raise WriteError("-o - writes the result to standard output, which is closed: redirect it "
                          "(smile photo.jpg -o - > out.jpg) or name a file with -o")
     if sys.stdout.isatty():
-        raise UsageError("-o - writes the photo to standard output, which is a terminal: redirect it "
+        raise UsageError("-o - writes the result to standard output, which is a terminal: redirect it "
                          "(smile photo.jpg -o - > out.jpg) or name a file with -o")
 
 
@@ -111,7 +111,7 @@ def check_stdout_is_not(photos) -> None:
         except OSError:
             continue
         if (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino):
-            raise UsageError(f"-o - writes the photo to standard output, which is {photo} itself: "
+            raise UsageError(f"-o - writes the result to standard output, which is {photo} itself: "
                              "redirect it to another file")
 
 
@@ -132,8 +132,8 @@ def write_stdout(result: Path, out: BinaryIO | None = None) -> None:
     except OSError as exc:
         silence_stdout()
         if isinstance(exc, (BrokenPipeError, ConnectionResetError)) or exc.errno in (errno.EPIPE, errno.ECONNRESET):
-            raise WriteError("standard output was closed before the whole photo was written") from None
-        raise WriteError(f"standard output: cannot write the photo ({exc.strerror or type(exc).__name__})") from None
+            raise WriteError("standard output was closed before the whole result was written") from None
+        raise WriteError(f"standard output: cannot write the result ({exc.strerror or type(exc).__name__})") from None
 
 
 def _write_all(out: BinaryIO, data: memoryview) -> None:

@@ -109,13 +109,16 @@ def check_flag(value, name: str) -> bool:
 
 def check_selection(selection, w: int, h: int) -> np.ndarray:
     """A ``selection`` for a ``w`` × ``h`` image as float32 weights in [0, 1] (uint8 read as 0–255, uint16
-    as 0–65535, other numbers clipped); :class:`UsageError` for another size, non-numbers, NaN or
+    as 0–65535, other numbers clipped; a masked array's masked pixels are 0); :class:`UsageError` for another
+    size, non-numbers, NaN or
     infinities, and for a uint8 / uint16 selection whose largest value is 1: a 0/1 mask, which read so
     would select at most 1/255 of the edit."""
+    if isinstance(selection, np.ma.MaskedArray):  # (its masked pixels are not selected)
+        selection = np.ma.filled(selection, 0)
     sel = np.asarray(selection)
     if sel.ndim == 3 and sel.shape[2] == 1:
         sel = sel[:, :, 0]
-    if not (np.issubdtype(sel.dtype, np.number) or sel.dtype == bool) or np.issubdtype(sel.dtype, np.complexfloating):
+    if sel.dtype.kind not in "biuf":  # (numpy counts time spans as numbers; complex numbers are no weights)
         raise UsageError(f"selection must be a numeric (H,W) array, not an array of {sel.dtype}")
     if sel.shape != (h, w):
         got = f"{sel.shape[1]}x{sel.shape[0]}" if sel.ndim == 2 else f"an array of shape {sel.shape}"

@@ -14,9 +14,10 @@ import shutil
 import stat
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from .errors import WriteError, reason
+from .errors import SmileError, WriteError, reason
 
 try:
     import fcntl
@@ -121,7 +122,8 @@ def check_writable(target: Path) -> None:
         raise WriteError(f"{target}: not replaced, it is read-only: make it writable (chmod u+w) or remove it")
 
 
-def write_atomic(target: str | os.PathLike, write, like: str | os.PathLike | None = None) -> None:
+def write_atomic(target: str | os.PathLike, write, like: str | os.PathLike | None = None,
+                 before_replace: Callable[[], object] | None = None) -> None:
     """Create or replace ``target`` atomically: ``write(f)`` fills a temporary file in the same
     folder, which is then renamed over ``target``.  On any failure (or Ctrl-C, SIGTERM) the
     temporary file is removed, ``target`` is left as it was, and :class:`WriteError` names the
@@ -129,7 +131,10 @@ def write_atomic(target: str | os.PathLike, write, like: str | os.PathLike | Non
     (SIGKILL, power loss) left there (:func:`remove_stale_temps`).  A read-only ``target`` is not
     replaced (:func:`check_writable`).  A new ``target`` gets the
     umask's permissions, less those for the group and others that the file ``like`` (the photo it
-    is made from) withholds: a private photo's result stays private; one replaced keeps its own."""
+    is made from) withholds: a private photo's result stays private; one replaced keeps its own.
+    ``before_replace``, when given, runs once the new file is complete, just before it replaces ``target``:
+    when it raises, ``target`` is left as it was (two files written all or nothing: the second is written
+    there)."""
     target = Path(target)
     if target.is_symlink():  # write through the link (it stays a link), like an editor saving a file
         target = Path(os.path.realpath(target))
@@ -160,13 +165,15 @@ def write_atomic(target: str | os.PathLike, write, like: str | os.PathLike | Non
             f.flush()
             os.fsync(f.fileno())
         _set_mode(tmp, target, like)
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, target)
     except BaseException as exc:
         try:
             tmp.unlink()
         except OSError:
             pass
-        if isinstance(exc, (KeyboardInterrupt, SystemExit, WriteError)):
+        if isinstance(exc, (KeyboardInterrupt, SystemExit, SmileError)):  # (before_replace's own, as it is)
             raise
         raise WriteError(f"{target}: could not write it ({reason(exc)})") from None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -101,6 +102,11 @@ def output_format(path: str | os.PathLike) -> str:
     fmt = OUTPUT_FORMATS.get(ext)
     if fmt is None:
         known = ", ".join(sorted({".jpg", ".png", ".tif", ".webp", ".bmp", ".avif", ".heic"}))
+        from .video_streams import VIDEO_EXTENSIONS
+
+        if ext in VIDEO_EXTENSIONS:  # (the input is a photo, e.g. an animated GIF: its result is a photo)
+            raise UsageError(f"{path}: a video's name, but the input is read as a photo, whose result is a photo "
+                             f"(use {known}; videos Smile reads: {', '.join(sorted(VIDEO_EXTENSIONS))})")
         what = f"extension '{ext}'" if ext else "no extension"
         raise UsageError(f"{path}: {what} is not an output format Smile can write (use {known})")
     _writable(fmt, path)
@@ -133,6 +139,8 @@ def save_image(
     quality: int | None = None,
     png_compression: int = 6,
     fmt: str | None = None,
+    like: str | os.PathLike | None = None,
+    before_replace: Callable[[], object] | None = None,
 ) -> list[str]:
     """Write ``image`` to ``path`` atomically, in the format its extension names (or ``fmt``).
 
@@ -150,12 +158,15 @@ def save_image(
     ``fmt``, a PIL format name ("JPEG", "PNG", "TIFF", "WEBP", "BMP"; also "JPG", "TIF" and
     "MPO", written as JPEG), writes that format whatever the extension (``--in-place`` keeps a
     misnamed photo's own format with it); ``None`` takes it from the extension.
+    ``like``: the file whose group/other permissions a new file may not exceed (default ``info``'s photo: a
+    private photo's result stays private). ``before_replace``: run once the new file is complete, just before it
+    replaces ``path``; when it raises, ``path`` is left as it was (:func:`smilecore.atomic.write_atomic`).
     Raises :class:`UsageError` for an unknown extension or ``fmt`` and :class:`WriteError`
     when the file cannot be written; the target is then left as it was.
     """
     target = Path(path)
     fmt = output_format(target) if fmt is None else _format_name(fmt)
-    source = info.path if info is not None else None  # (its permissions: a private photo's result stays private)
+    source = like if like is not None else (info.path if info is not None else None)
     info = info or ImageInfo(path=target, format=None, mode="", size=(0, 0))
     notes: list[str] = []
     if quality is not None and not 1 <= int(quality) <= 100:
@@ -164,7 +175,7 @@ def save_image(
     if isinstance(image, np.ndarray):
         if image.dtype == np.uint16 and fmt in ("PNG", "TIFF"):
             data = _encode_16bit(image, fmt, info, notes, png_compression, _descriptive_params(fmt, info, notes))
-            atomic.write_atomic(target, lambda f: f.write(data), like=source)
+            atomic.write_atomic(target, lambda f: f.write(data), like=source, before_replace=before_replace)
             return notes
         image = _array_to_pil(image, notes, fmt)
 
@@ -242,7 +253,7 @@ def save_image(
             return
         raise error
 
-    atomic.write_atomic(target, write, like=source)
+    atomic.write_atomic(target, write, like=source, before_replace=before_replace)
     return notes
 
 

@@ -17,13 +17,27 @@ exit  code           meaning
 """
 from __future__ import annotations
 
+import unicodedata
+
+
+#: Characters :func:`one_line` writes as escapes besides the control characters: line and paragraph
+#: separators, and the marks that reorder text on screen (a name must read in the order it is stored).
+_ESCAPED = frozenset("\u2028\u2029\u200e\u200f\u061c" + "".join(map(chr, range(0x202A, 0x202F)))
+                     + "".join(map(chr, range(0x2066, 0x206A))))
+
 
 def one_line(text: str) -> str:
     """``text`` on one line as it is, but for its control characters, written as escapes (``\\n``, ``\\t``,
-    ``\\x1b``): a file name holding a newline is shown as the name it is, not as another one."""
+    ``\\x1b``; also line separators and the marks that reorder text): a file name holding a newline is shown
+    as the name it is, not as another one. Other characters stay as they are, e.g. the narrow no-break space
+    in a screenshot's name."""
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
+    return "".join(c.encode("unicode_escape").decode("ascii") if _escaped(c) else c for c in text)
+
+
+def _escaped(c: str) -> bool:
+    return c in _ESCAPED or (not c.isprintable() and unicodedata.category(c) in ("Cc", "Zl", "Zp", "Cs"))
 
 
 class SmileError(Exception):

@@ -229,3 +229,23 @@ def test_a_numpy_matrix_is_read_as_its_values(astronaut, fixture_models):
     a = smilecore.smile(np.matrix(grey), strength=2, model=fixture_models["shift"])
     b = smilecore.smile(grey, strength=2, model=fixture_models["shift"])
     assert type(a.image) is np.ndarray and np.array_equal(a.image, b.image)
+
+
+def test_a_masked_selection_leaves_its_masked_pixels_and_time_spans_are_no_weights():
+    from smilecore.arguments import check_selection
+
+    sel = np.ma.array(np.ones((2, 3)), mask=[[1, 0, 0], [0, 0, 1]])
+    assert check_selection(sel, 3, 2).tolist() == [[0, 1, 1], [1, 1, 0]]
+    with pytest.raises(UsageError, match="not an array of timedelta64"):
+        check_selection(np.zeros((2, 3), "m8[s]"), 3, 2)
+
+
+def test_one_line_escapes_controls_and_reordering_marks_but_not_ordinary_spaces():
+    from smilecore.errors import one_line
+
+    screenshot = "Screenshot 2024-01-01 at 10.00.00\u202fAM.jpg"  # (macOS names every screenshot so)
+    assert one_line(screenshot) == screenshot
+    assert one_line("caf\u00e9\u00a0\U0001F469\u200d\U0001F4BB.jpg") == "caf\u00e9\u00a0\U0001F469\u200d\U0001F4BB.jpg"
+    assert one_line("a\nb\tc\x1b[31m.jpg") == "a\\nb\\tc\\x1b[31m.jpg"
+    assert one_line("gpj.\u202eexe") == "gpj.\\u202eexe" and one_line("x\u2028y") == "x\\u2028y"
+    assert one_line("bad\udc80.jpg") == "bad\\udc80.jpg"

@@ -356,6 +356,11 @@ def test_skip_existing_goes_on_where_a_batch_stopped(jobs, shift, jpeg: Path, tm
     r = run(c / "a.jpg", "--in-place", "--skip-existing", "--model", shift)
     assert r.exit_code == 2
     one_line_error(r, "--skip-existing leaves out photos whose result exists, and with --in-place")
+    long = c / ("y" * 248 + ".jpg")  # (its result's name is too long for the file system: not there, not a traceback)
+    put(jpeg, long)
+    r = run(long, "--skip-existing", "--model", shift)
+    assert r.exit_code == 7 and "internal error" not in r.stderr
+    one_line_error(r, "File name too long")
 
 
 def test_a_read_only_result_or_photo_is_not_replaced(shift, jpeg: Path, tmp_path: Path):

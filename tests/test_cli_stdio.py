@@ -95,7 +95,7 @@ def test_a_reader_that_goes_away_is_exit_7(tmp_path, astronaut, shift):
     smile_proc.stdout.close()  # the reader stops after 100 bytes
     err = smile_proc.stderr.read().decode()
     assert smile_proc.wait(timeout=300) == 7
-    assert "smile: error: standard output was closed before the whole photo was written" in err
+    assert "smile: error: standard output was closed before the whole result was written" in err
 
 
 @pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "PYTHONUNBUFFERED"])
@@ -114,7 +114,7 @@ def test_a_reader_that_stops_early_is_exit_7_and_never_a_success_line(tmp_path, 
         err = proc.stderr.read().decode()
         assert proc.wait(timeout=300) == 7, err
         assert len(got) == keep
-        assert err.strip().splitlines() == ["smile: error: standard output was closed before the whole photo was written"]
+        assert err.strip().splitlines() == ["smile: error: standard output was closed before the whole result was written"]
     r = subprocess.run([sys.executable, "-m", "smile_cli", str(photo), "-o", "-", "--model", str(shift)],
                        capture_output=True, cwd=tmp_path, env=env, timeout=300)
     assert r.returncode == 0 and r.stderr.decode().startswith(f"{photo} -> <stdout>: 1 of 1 face smiled")
@@ -152,10 +152,10 @@ def test_write_stdout_writes_every_byte_of_short_writes_or_fails(tmp_path, monke
     out = _Trickle(most=65536)
     stdio.write_stdout(result, out)
     assert bytes(out.got) == data and out.calls > len(data) // 65536
-    with pytest.raises(stdio.WriteError, match="^standard output was closed before the whole photo was written$"):
+    with pytest.raises(stdio.WriteError, match="^standard output was closed before the whole result was written$"):
         stdio.write_stdout(result, _Trickle(most=65536, room=65536))
     stuck = _Trickle(most=0)
-    with pytest.raises(stdio.WriteError, match=r"^standard output: cannot write the photo \(it took no bytes\)$"):
+    with pytest.raises(stdio.WriteError, match=r"^standard output: cannot write the result \(it took no bytes\)$"):
         stdio.write_stdout(result, stuck)
 
 
@@ -237,7 +237,7 @@ def test_standard_output_that_is_the_photo_itself_is_refused(tmp_path, portrait_
         r = subprocess.run([sys.executable, "-m", "smile_cli", str(photo), "-o", "-", "--model", str(shift)],
                            stdout=out, stderr=subprocess.PIPE, cwd=tmp_path, timeout=300)
     assert r.returncode == 2 and photo.read_bytes() == portrait_jpeg
-    assert r.stderr.decode().strip() == (f"smile: error: -o - writes the photo to standard output, which is {photo} "
+    assert r.stderr.decode().strip() == (f"smile: error: -o - writes the result to standard output, which is {photo} "
                                          "itself: redirect it to another file")
 
 

@@ -358,3 +358,62 @@ def test_names_too_long_read_only_outputs_and_a_stopped_mask_write(session, phot
         session.handle_line(json.dumps({"cmd": "smile", "id": 4, "input": str(photo), "output": str(tmp_path / "r.png"),
                                         "strength": 2, "mask_output": str(tmp_path / "mask.png")}).encode())
     assert not (tmp_path / "r.png").exists()  # no result without the mask asked for
+
+
+def test_a_read_only_mask_leaves_an_existing_result_as_it_was(session, photo: Path, tmp_path: Path):
+    """The mask's destination is checked before any work: the result already there is not replaced, then
+    deleted, because the mask could not be written."""
+    res, mask = tmp_path / "res.png", tmp_path / "mask.png"
+    res.write_bytes(b"the user's earlier result")
+    mask.write_bytes(b"kept")
+    mask.chmod(0o444)
+    _, a = converse(session, {"cmd": "smile", "id": 1, "input": str(photo), "output": str(res),
+                              "mask_output": str(mask), "strength": 2})
+    assert a["error"]["code"] == "write_failed" and "mask.png: not replaced, it is read-only" in a["error"]["message"]
+    assert res.read_bytes() == b"the user's earlier result" and mask.read_bytes() == b"kept"
+
+
+def test_a_mask_that_fails_at_its_write_leaves_the_result_as_it_was(session, photo: Path, tmp_path: Path, monkeypatch):
+    """All or nothing when the mask fails only as it is written: the new result is complete but has not yet
+    replaced the earlier one."""
+    import smilecore.atomic as atomic
+
+    res = tmp_path / "res.png"
+    res.write_bytes(b"earlier")
+    real = atomic.write_atomic
+
+    def full_disk_for_the_mask(target, write, *a, **k):
+        if str(target).endswith("m.png"):
+            raise atomic.WriteError(f"{target}: could not write it (No space left on device)")
+        return real(target, write, *a, **k)
+
+    monkeypatch.setattr(atomic, "write_atomic", full_disk_for_the_mask)
+    _, a = converse(session, {"cmd": "smile", "id": 1, "input": str(photo), "output": str(res),
+                              "mask_output": str(tmp_path / "m.png"), "strength": 2})
+    assert a["error"]["code"] == "write_failed" and "No space left" in a["error"]["message"], a
+    assert res.read_bytes() == b"earlier" and not (tmp_path / "m.png").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # (no temporary file left)
+
+
+def test_a_private_photos_mask_is_private_too(session, photo: Path, tmp_path: Path):
+    photo.chmod(0o600)
+    _, a = converse(session, {"cmd": "smile", "id": 1, "input": str(photo), "output": str(tmp_path / "r.png"),
+                              "mask_output": str(tmp_path / "m.png"), "strength": 2})
+    assert a["ok"], a
+    assert (tmp_path / "r.png").stat().st_mode & 0o077 == 0 and (tmp_path / "m.png").stat().st_mode & 0o077 == 0
+
+
+def test_a_folder_that_may_not_be_opened_is_bad_input_not_an_internal_error(session, photo: Path, tmp_path: Path,
+                                                                             monkeypatch):
+    import smilecore.decode as D
+
+    real = D.os.stat
+
+    def locked(path, *a, **k):  # (as root no folder is locked: its permission error, made up)
+        if "locked" in str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(D.os, "stat", locked)
+    _, a = converse(session, {"cmd": "detect", "id": 1, "input": str(tmp_path / "locked" / "p.jpg")})
+    assert a["error"]["code"] == "bad_input" and "permission denied" in a["error"]["message"], a

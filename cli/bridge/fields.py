@@ -59,11 +59,12 @@ def path_field(req: dict, name: str, required: bool = False) -> str | None:
 
 def check_destination(path: str, format_of: Callable[[str], object] | None = None) -> None:
     """An output path must have a known extension (``format_of``, default the photo formats:
-    bad_request) and an existing folder (write_failed), and be no pipe or device (write_failed)."""
+    bad_request) and an existing folder (write_failed), and be no pipe or device and no read-only file
+    (write_failed)."""
     from pathlib import Path
 
     from smilecore.errors import WriteError
-    from smilecore.atomic import check_target, folder_problem
+    from smilecore.atomic import check_target, check_writable, folder_problem
     from smilecore.encode import output_format
 
     try:
@@ -76,6 +77,7 @@ def check_destination(path: str, format_of: Callable[[str], object] | None = Non
     if problem:
         raise WriteError(f"{path}: cannot write it, {problem}")
     check_target(p)
+    check_writable(p)
 
 
 def strength_field(req: dict) -> float:

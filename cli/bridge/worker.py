@@ -18,7 +18,7 @@ import click
 
 from smilecore.errors import ImageTooLargeError, SmileError, UsageError
 
-from ..inputs import check_no_clash
+from ..inputs import check_no_clash, unreachable
 from ..version import smile_version
 from .fields import (BAD_REQUEST, BadRequest, check_destination, error_dict, faces_field, finite_float, min_face_field,
                      no_constant, path_field, strength_field)
@@ -125,6 +125,11 @@ class WorkerSession:
             return {"id": req_id, "ok": False, "error": error}
         except MemoryError:
             return {"id": req_id, "ok": False, "error": {"code": "too_large", "message": "out of memory for this image"}}
+        except PermissionError as exc:  # a file behind a folder that may not be opened (smilecore.decode leaves it to us)
+            from smilecore.errors import InputError, one_line
+
+            name = exc.filename if isinstance(exc.filename, str) else "a file of the request"
+            return {"id": req_id, "ok": False, "error": error_dict(InputError(one_line(unreachable(name, exc))))}
         except Exception as exc:  # a bug: report it and keep serving
             self._log(f"internal error: {type(exc).__name__}: {exc}")
             msg = f"internal error {type(exc).__name__}: {' '.join(str(exc).split())[:200]} (please report it)"
@@ -192,17 +197,30 @@ class WorkerSession:
         except SmileError as exc:
             raise type(exc)(f"{src}: {exc}") from None
         t0 = time.perf_counter()
-        notes = save_image(dst, result.image, info, png_compression=FAST_PNG)
-        if mask_path:
+        mask_notes: list[str] = []
+        new_mask: list[str] = []  # (the mask's path once written where no file was)
+        write_mask = None
+        if mask_path:  # all or nothing (also on SIGTERM): written once the result is complete, before it replaces dst
             mask = (np.clip(result.mask, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-            try:
-                notes += save_image(mask_path, Image.fromarray(mask, "L"), None, png_compression=FAST_PNG)
-            except BaseException:  # all or nothing (also on SIGTERM): no result without the mask asked for
+            was_there = os.path.lexists(mask_path)
+
+            def mask_then_result() -> None:
+                mask_notes.extend(save_image(mask_path, Image.fromarray(mask, "L"), None, png_compression=FAST_PNG,
+                                             like=src))
+                if not was_there:
+                    new_mask.append(mask_path)
+
+            write_mask = mask_then_result
+        try:
+            notes = save_image(dst, result.image, info, png_compression=FAST_PNG, before_replace=write_mask)
+        except BaseException:
+            for path in new_mask:  # (the mask written, the result's last step failed: no mask without its result)
                 try:
-                    os.unlink(dst)
+                    os.unlink(path)
                 except OSError:
                     pass
-                raise
+            raise
+        notes += mask_notes
         timings = dict(result.timings)
         timings["save"] = time.perf_counter() - t0
         return {
