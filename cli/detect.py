@@ -19,10 +19,10 @@ from .stdout import Report
 DETECT_HELP = """List the faces found in each PHOTO (largest first, index 0).
 
 PHOTO can be files, folders (their photos; -r for sub-folders) and glob patterns,
-as for 'smile PHOTO...'; '-' reads one photo from standard input. A video named
-on its own lists the faces tracked through it, with the indices 'smile VIDEO
---faces' takes and the frames each was seen in (it is decoded whole: that takes
-about as long as smiling it).
+as for 'smile PHOTO...'; '-' reads one photo from standard input. A video (named
+or matched by a glob) lists the faces tracked through it, with the indices 'smile
+VIDEO --faces' takes and the frames each was seen in (it is decoded whole: that
+takes about as long as smiling it).
 
 \b
 Examples:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -153,7 +154,7 @@ def process_video(job, model, strength, faces, min_face, keep_unchanged, max_pix
             r.status, r.reason = rep.STATUS_UNCHANGED, str(exc).split(": ", 1)[-1]
             r.notes.append(r.reason)
             if job.output != job.input:
-                if job.input.suffix.lower() == job.output.suffix.lower():
+                if _copies_as_is(job, codec, crf, preset):
                     copy_file_atomic(job.input, job.output)
                 else:
                     res = smile_video(job.input, job.output, strength=0.0, model=model, codec=codec, crf=crf,
@@ -161,16 +162,15 @@ def process_video(job, model, strength, faces, min_face, keep_unchanged, max_pix
                     r.reencoded = True  # (another container: the frames as they are, written anew)
             r.output = job.output
             return r
-        if (not any(t.get("edited") for t in res.tracks) and job.output != job.input and codec is crf is preset is None
-                and job.input.suffix.lower() == job.output.suffix.lower()):
-            # no face changed (each already smiles as much, or strength 0): the clip as it is, not re-encoded
+        copied = not any(t.get("edited") for t in res.tracks) and _copies_as_is(job, codec, crf, preset)
+        if copied:  # no face changed (each already smiles as much, or strength 0): the clip as it is, not re-encoded
             copy_file_atomic(job.input, job.output)
             res.notes = list(res.read_notes)  # (of reading the clip: still true of the copy)
         r.faces = res.tracks
         r.size = res.size
         r.timings = dict(res.timings)
         r.notes.extend(res.notes)
-        r.video = _video_dict(res)
+        r.video = _video_dict(res, copied_from=job.input if copied else None)
         r.output = job.output
         r.status = rep.STATUS_OK
     except Exception as exc:  # a SmileError, or a bug in one clip that must not lose the others' results
@@ -182,10 +182,37 @@ def process_video(job, model, strength, faces, min_face, keep_unchanged, max_pix
     return r
 
 
-def _video_dict(res) -> dict:
-    return {"frames": res.frames, "fps": round(res.fps, 4), "duration": round(res.duration, 4), "codec": res.codec,
-            "streams_copied": res.streams_copied, "detections": res.detections,
+def _copies_as_is(job, codec, crf, preset) -> bool:
+    """Whether a clip left as it is gets copied byte for byte (the one rule for both ways a clip can be left
+    unchanged): a result of its own in the same container, and no --codec, --crf or --preset asking for an encoding."""
+    return (job.output != job.input and codec is None and crf is None and preset is None
+            and job.input.suffix.lower() == job.output.suffix.lower())
+
+
+def _video_dict(res, copied_from: Path | None = None) -> dict:
+    """The report's ``video`` object; for a clip copied byte for byte (``copied_from``), its own codec and
+    every one of its streams, since what was encoded on the way was thrown away."""
+    codec, streams = res.codec, res.streams_copied
+    if copied_from is not None:
+        codec, streams = _source_streams(copied_from, codec)
+    return {"frames": res.frames, "fps": round(res.fps, 4), "duration": round(res.duration, 4), "codec": codec,
+            "streams_copied": streams, "copied": copied_from is not None, "detections": res.detections,
             "processing_fps": round(res.frames / max(res.timings.get("total", 0.0), 1e-9), 2)}
+
+
+def _source_streams(path: Path, fallback: str) -> tuple[str, list[str]]:
+    """(the video codec, every stream as "type #index (codec)") of the clip at ``path``, as the report names
+    copied streams; ``fallback`` and no streams when it cannot be read again."""
+    try:
+        import av
+
+        with av.open(str(path)) as c:
+            streams = list(c.streams)
+            names = [f"{s.type} #{s.index} ({s.codec_context.name if s.codec_context else '?'})" for s in streams]
+            video = [s.codec_context.name for s in streams if s.type == "video" and s.codec_context]
+            return (video[0] if video else fallback), names
+    except Exception:  # (read a moment ago; a report must not fail over it)
+        return fallback, []
 
 
 # ---------------------------------------------------------------------- worker
@@ -200,9 +227,7 @@ def worker_video(session, req: dict, src: str, dst: str, emit) -> dict:
     value = req.get("strength", 1.0)
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise BadRequest("field 'strength' must be a finite number or a schedule string like \"0:0,1.5:2\"")
-    if isinstance(value, (int, float)) and not math.isfinite(value):
-        raise BadRequest("field 'strength' must be a finite number")
-    try:
+    try:  # (a number too large, infinite or NaN is refused by the schedule's own check)
         schedule = StrengthSchedule.parse(value)
     except UsageError as exc:
         raise BadRequest(str(exc)) from None

@@ -29,18 +29,17 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import ImageTooLargeError, InputError, NoFaceError, SmileError, UsageError, WriteError
+from .errors import ImageTooLargeError, InputError, NoFaceError, UsageError, WriteError
 from .arguments import check_count, check_face_choice, check_flag, check_min_face, too_large
 from .face import Face, smaller_than_asked
 from .strength import ALREADY_SMILING, MOUTH_HIDDEN, TURNED_AWAY, already_smiling
-from .video_edit import NET_EVERY, NET_SMOOTH, FaceEditor
+from .video_edit import NET_EVERY, NET_SMOOTH, FaceEditor, video_network
 from .video_access import frame_access
 from .video_lookahead import Lookahead, Waiting, faces_now, frames_held
 from .video_planar import PlanarFrame
 from .video_reid import chain
-from .video_rotate import rotate_points, unrotate_points
 from .video_schedule import StrengthSchedule
-from .video_streams import add_output_streams, first_rotation, output_options, probe, require_av
+from .video_streams import add_output_streams, first_view, output_options, probe, require_av
 from .video_track import DETECT_EVERY, DETECT_LAG, FaceTracker, Track
 
 #: Largest frame accepted (width × height): 8K UHD.
@@ -127,8 +126,6 @@ def smile_video(
     :class:`WriteError`; nothing is left at ``dst`` on failure or interruption.
     """
     from .atomic import write_atomic
-    from .pipeline import load_model
-
     av = require_av()
     schedule = strength if isinstance(strength, StrengthSchedule) else StrengthSchedule.parse(strength)
     dst = Path(dst)
@@ -141,12 +138,7 @@ def smile_video(
     keep_unchanged = check_flag(keep_unchanged, "keep_unchanged")
     if Path(src).resolve() == dst.resolve():
         raise UsageError(f"{dst}: the output would replace the input; write it elsewhere")
-    model = load_model(model)  # (a loaded SmileModel comes back as it is)
-    if not os.environ.get("SMILE_THREADS"):
-        # one inference thread: the encoder's threads run alongside it (more threads only contend)
-        model = _single_thread_model(model)
-    for v in schedule.values:
-        model.check_strength(v, "strength")
+    model = video_network(model, schedule.values)  # (strength 0 throughout, no model given: none is loaded)
 
     container, vstream = probe(src)
     result = VideoResult(output=None)
@@ -190,22 +182,6 @@ def smile_video(
     return result
 
 
-_ONE_THREAD: dict = {}
-
-
-def _single_thread_model(model):
-    from .model import SmileModel
-
-    key = (str(model.path), model.path.stat().st_mtime if model.path.exists() else 0)
-    if key not in _ONE_THREAD:
-        try:
-            _ONE_THREAD.clear()
-            _ONE_THREAD[key] = SmileModel(model.path, threads=1)
-        except SmileError:
-            return model
-    return _ONE_THREAD[key]
-
-
 def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, schedule, faces, min_face, model,
                progress, total, detect_every, smooth, result: VideoResult, src, keep_unchanged: bool) -> None:
     t_start = time.perf_counter()
@@ -226,13 +202,16 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
                                              result.notes, result.streams_copied)
 
         # ------------------------------------------------------------ per-frame machinery
-        given_rotation = first_rotation(av, src, vstream.index)
-        rotation = int(round(given_rotation / 90.0)) * 90 % 360
-        if given_rotation:
-            try:
-                ostream.set_display_rotation(given_rotation)
-            except (AttributeError, ValueError, TypeError, av.FFmpegError):
-                result.notes.append(f"the {given_rotation:g}° display rotation could not be stored in the output")
+        view = first_view(av, src, vstream.index)  # (the display matrix: written back as it is)
+        try:
+            if view.matrix is not None:
+                ostream.set_display_matrix(list(view.matrix))
+        except (AttributeError, ValueError, TypeError, av.FFmpegError):
+            result.notes.append(f"the display matrix ({view.degrees}° turn{', mirrored' * view.mirror}) "
+                                "could not be stored in the output")
+        if view and out_format == "avi":  # (FFmpeg's AVI muxer drops it without a word)
+            result.notes.append(f"AVI holds no display matrix: the result plays as stored, without its "
+                                f"{view.degrees}° turn{' and mirror' * view.mirror}; write .mp4, .mkv or .mov to keep it")
         editor = FaceEditor(model, net_smooth=NET_SMOOTH if smooth else 1.0, net_every=NET_EVERY if smooth else 1)
         frame_rgb: dict = {}
 
@@ -245,16 +224,14 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             from .detect import detect_faces  # (an array: frames have their own limit, 8K)
 
             t0 = time.perf_counter()
-            k = (rotation // 90) % 4
-            view = np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
-            found = detect_faces(view, small_faces=False, upside_down=False)  # per detection frame: no second, slower search
+            found = detect_faces(view.show(rgb) if view else rgb, small_faces=False, upside_down=False)  # (no 2nd search)
             res = []
             for fc in found:
                 lm = np.asarray(fc.landmarks, np.float64)
                 box = fc.box
-                if k:
-                    lm = unrotate_points(lm, k, rgb.shape[:2])
-                    corners = unrotate_points(np.array([[box[0], box[1]], [box[2], box[3]]], np.float64), k, rgb.shape[:2])
+                if view:
+                    lm = view.to_stored(lm, rgb.shape[:2])
+                    corners = view.to_stored(np.array([[box[0], box[1]], [box[2], box[3]]], np.float64), rgb.shape[:2])
                     box = (int(corners[:, 0].min()), int(corners[:, 1].min()), int(corners[:, 0].max()), int(corners[:, 1].max()))
                 res.append((lm, box, fc.score, fc.facing))
             tm["detect"] += time.perf_counter() - t0
@@ -319,10 +296,9 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
                     o = copied.get(packet.stream.index)
                     if o is not None and packet.dts is not None:
                         kind = packet.stream.type
-                        packet.stream = o
                         try:
                             with mux_lock:
-                                out.mux(packet)
+                                o.mux(packet, out)  # (copied, or sound re-encoded: smilecore.video_audio)
                         except av.FFmpegError as e:  # e.g. an AVI's AAC audio whose timestamps repeat
                             raise InputError(f"{src}: its {kind} stream cannot be copied into the output as it is "
                                              f"({e.strerror or e}); try another container, e.g. .mkv") from None
@@ -429,9 +405,11 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             result.read_notes.append(f"{said} (a truncated or damaged file?)")
         result.notes.extend(result.read_notes)
         t0 = time.perf_counter()
-        for packet in ostream.encode(None):
-            with mux_lock:
+        with mux_lock:
+            for packet in ostream.encode(None):
                 out.mux(packet)
+            for o in copied.values():  # (sound re-encoded: its last samples)
+                o.flush(out)
         tm["encode"] += time.perf_counter() - t0
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # (an interrupted run: the frame in hand finishes first)
@@ -442,7 +420,6 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
     result.duration = shown or (float(n / result.fps) if result.fps else 0.0)
     result.detections = tracker.detections_run
     tracks = tracker.all_tracks()
-    k_view = (rotation // 90) % 4
     result.tracks = []
     for tr in tracks:
         parts = chain(tr)  # (a face that left and came back: one record from its first track to its last)
@@ -465,9 +442,9 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             else:
                 reason = "outside the picture"
         box, lm = parts[0].box, parts[0].ref
-        if k_view:  # reported as the clip is shown (upright), as photos are after their EXIF turn
-            lm = rotate_points(lm, k_view, (h, w))
-            c = rotate_points(np.array([box[:2], box[2:]], np.float64), k_view, (h, w))
+        if view:  # reported as the clip is shown (upright), as photos are after their EXIF turn
+            lm = view.to_shown(lm, (h, w))
+            c = view.to_shown(np.array([box[:2], box[2:]], np.float64), (h, w))
             box = (int(c[:, 0].min()), int(c[:, 1].min()), int(c[:, 0].max()), int(c[:, 1].max()))
         face = Face(box=box, landmarks=lm, score=parts[0].score, index=tr.index, edited=edited,
                     reason=None if edited else reason)

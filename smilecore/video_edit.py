@@ -7,15 +7,59 @@ paints them back inside each face's own outline (:mod:`smilecore.facemesh`), as 
 """
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
 
 from . import facemesh, strength as strength_rule
-from .align import Alignment, align_face, extract_crop, invert_affine
+from .align import CROP_SIZE, Alignment, align_face, extract_crop, invert_affine
 from .composite import composite_face
+from .errors import SmileError
 from .pixels import to_8bit
 from .video_track import Track
+
+#: The one-thread copy of the model in use (:func:`video_network`), by its file and its time.
+_ONE_THREAD: dict = {}
+
+
+class NoNetwork:
+    """Stands for the smile model where every strength is 0 and none was given (``smile detect clip.mp4``:
+    faces followed, nothing edited): no model file is read; running it is a bug."""
+
+    size = CROP_SIZE
+
+    def check_strength(self, value: float, what: str = "strength") -> None:
+        """Only 0 is asked of it."""
+
+    def run(self, *args, **kwargs):
+        raise RuntimeError("the smile network was asked to edit at strength 0")
+
+
+def video_network(model, strengths) -> object:
+    """The model a clip's faces go through: ``model`` (a path, a name, a loaded SmileModel; None: the default)
+    with one inference thread unless ``SMILE_THREADS`` says otherwise (the encoder's threads run alongside
+    it: more only contend), each of ``strengths`` checked against its range; :class:`NoNetwork` when none
+    is given and every strength is 0."""
+    from .model import SmileModel
+    from .pipeline import load_model
+
+    if model is None and all(float(v) == 0.0 for v in strengths):
+        return NoNetwork()
+    model = load_model(model)  # (a loaded SmileModel comes back as it is)
+    if not os.environ.get("SMILE_THREADS"):
+        key = (str(model.path), model.path.stat().st_mtime if model.path.exists() else 0)
+        if key not in _ONE_THREAD:
+            try:
+                _ONE_THREAD.clear()
+                _ONE_THREAD[key] = SmileModel(model.path, threads=1)
+            except SmileError:
+                _ONE_THREAD.clear()
+        model = _ONE_THREAD.get(key, model)
+    for v in strengths:
+        model.check_strength(v, "strength")
+    return model
+
 
 #: Weight of the newest network output in the running average kept in crop space (1 = none).
 NET_SMOOTH = 0.55

@@ -1,7 +1,9 @@
-"""Points between a video's stored frames and the frames as shown (turned by its display rotation).
+"""Points between a video's stored frames and the frames as shown (turned, and perhaps mirrored, by its
+display matrix).
 
-The engine detects faces on the upright view (``np.rot90(frame, k)``) and tracks and edits them
-in the stored frame; reports give them upright, as photos are given after their EXIF turn.
+The engine detects faces on the upright view (:class:`DisplayView`: ``np.rot90(frame, k)``, then mirrored
+left to right where the matrix says so) and tracks and edits them in the stored frame; reports give them
+as shown, as photos are given after their EXIF turn.
 """
 from __future__ import annotations
 
@@ -31,3 +33,61 @@ def unrotate_points(pts: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndarr
         x, y = p[:, 0].copy(), p[:, 1].copy()
         p[:, 0], p[:, 1] = (width - 1) - y, x
     return p
+
+
+class DisplayView:
+    """How a stored frame is shown: turned ``k`` quarter turns counter-clockwise (``np.rot90(frame, k)``),
+    then mirrored left to right when ``mirror``. ``matrix``: the display matrix's nine integers as read
+    (FFmpeg's ``AV_PKT_DATA_DISPLAYMATRIX``), written back unchanged; None when the clip has none."""
+
+    def __init__(self, k: int = 0, mirror: bool = False, matrix: tuple[int, ...] | None = None) -> None:
+        self.k, self.mirror, self.matrix = k % 4, bool(mirror), matrix
+
+    @classmethod
+    def from_matrix(cls, matrix, rotation: float = 0.0) -> DisplayView:
+        """The view a display ``matrix`` (nine ints; None: none) asks for; one that is no multiple of a
+        quarter turn is taken as the nearest quarter turn of ``rotation`` (degrees counter-clockwise)."""
+        if matrix is None:
+            return cls(int(round(rotation / 90.0)) % 4)
+        m = tuple(int(v) for v in matrix)
+        a, b, c, d = (int(round(m[i] / 65536)) for i in (0, 1, 3, 4))  # shown (x', y') = (a x + c y, b x + d y)
+        probe = np.arange(6).reshape(2, 3)
+        if {abs(a), abs(d)} == {1} and b == c == 0:
+            shown = probe[::d, ::a]
+        elif {abs(b), abs(c)} == {1} and a == d == 0:
+            shown = probe.T[::b, ::c]
+        else:
+            return cls(int(round(rotation / 90.0)) % 4, matrix=m)
+        for k in range(4):
+            for mirror in (False, True):
+                view = cls(k, mirror)
+                if np.array_equal(view.show(probe), shown):
+                    return cls(k, mirror, m)
+        return cls(int(round(rotation / 90.0)) % 4, matrix=m)  # (unreachable: the eight cover every case)
+
+    def __bool__(self) -> bool:
+        return bool(self.k or self.mirror)
+
+    @property
+    def degrees(self) -> int:
+        """The turn, counter-clockwise (0, 90, 180, 270)."""
+        return 90 * self.k
+
+    def show(self, image: np.ndarray) -> np.ndarray:
+        """``image`` (a stored frame) as shown."""
+        view = np.rot90(image, self.k) if self.k else image
+        return np.ascontiguousarray(view[:, ::-1] if self.mirror else view)
+
+    def to_shown(self, pts: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """Points of a stored frame of ``shape`` (H, W) where :meth:`show` puts them."""
+        p = rotate_points(pts, self.k, shape)
+        if self.mirror:
+            p[:, 0] = (shape[1] if self.k % 2 == 0 else shape[0]) - 1 - p[:, 0]
+        return p
+
+    def to_stored(self, pts: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """Points of the shown frame back in the stored frame of ``shape`` (H, W)."""
+        p = np.asarray(pts, np.float64).copy()
+        if self.mirror:
+            p[:, 0] = (shape[1] if self.k % 2 == 0 else shape[0]) - 1 - p[:, 0]
+        return unrotate_points(p, self.k, shape)

@@ -8,11 +8,15 @@ import os
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
+
 from .arguments import shown, whole_number
 from .errors import InputError, UsageError
+from .video_rotate import DisplayView
 
 #: Containers by output extension (PyAV / FFmpeg muxer names).
-VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
+VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi",
+                 ".ts": "mpegts", ".mts": "mpegts", ".m2ts": "mpegts", ".3gp": "3gp"}
 VIDEO_EXTENSIONS = frozenset(VIDEO_FORMATS)
 #: Codec names accepted by ``codec=`` and the FFmpeg encoder each one uses.
 CODECS = {"h264": "libx264", "hevc": "libx265", "h265": "libx265", "vp9": "libvpx-vp9", "vp8": "libvpx", "mpeg4": "mpeg4"}
@@ -21,7 +25,8 @@ CODECS = {"h264": "libx264", "hevc": "libx265", "h265": "libx265", "vp9": "libvp
 EVEN_SIZES_ONLY = frozenset({"libx264", "libx265"})
 #: Codecs each container can hold (the default is the first).
 CONTAINER_CODECS = {"webm": ("vp9", "vp8"), "avi": ("h264", "mpeg4"), "mp4": ("h264", "hevc", "h265", "vp9", "mpeg4"),
-                    "mov": ("h264", "hevc", "h265", "mpeg4"), "matroska": ("h264", "hevc", "h265", "vp9", "vp8", "mpeg4")}
+                    "mov": ("h264", "hevc", "h265", "mpeg4"), "matroska": ("h264", "hevc", "h265", "vp9", "vp8", "mpeg4"),
+                    "mpegts": ("h264", "hevc", "h265", "mpeg4"), "3gp": ("h264", "mpeg4")}
 #: Default constant-rate factor (quality; lower is better, 0 is lossless for H.264).
 DEFAULT_CRF = 18
 #: The --crf each encoder takes: x264's rate factor (63 at most, for 10-bit video; 8-bit reads more than 51 as
@@ -127,16 +132,22 @@ def ff_text(exc: BaseException) -> str:
     return " ".join(str(text).split())[:160]
 
 
-def first_rotation(av, src, index: int) -> float:
-    """The display rotation (degrees, counter-clockwise) of the stream's first frame, 0 if none.
-    (Read before the output's header is written, which is where the rotation must go.)"""
+def first_view(av, src, index: int) -> DisplayView:
+    """How the stream's first frame is shown (its display matrix: a turn, perhaps a mirror), as a
+    :class:`DisplayView`; none when it has no matrix. (Read before the output's header is written, which
+    is where the matrix must go.)"""
     try:
         with av.open(str(src), "r", metadata_errors="replace") as c:
             for fr in c.decode(c.streams[index]):
-                return float(getattr(fr, "rotation", 0) or 0)
+                matrix = None
+                for sd in getattr(fr, "side_data", None) or ():
+                    raw = bytes(sd) if "DISPLAYMATRIX" in str(getattr(sd, "type", "")) else b""
+                    if len(raw) == 36:
+                        matrix = tuple(int(v) for v in np.frombuffer(raw, np.int32))
+                return DisplayView.from_matrix(matrix, float(getattr(fr, "rotation", 0) or 0))
     except (av.FFmpegError, OSError, ValueError, IndexError):
         pass
-    return 0.0
+    return DisplayView()
 
 
 def is_deep(pix_fmt: str) -> bool:
@@ -190,7 +201,7 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
         pix = "yuv420p"
     if is_deep(in_fmt) and not is_deep(pix):
         notes.append(f"{in_fmt} video written as 8-bit {pix} ({codec_name} has no deeper format)")
-    elif pix != in_fmt.replace("yuvj", "yuv") and not odd and "440" not in in_fmt and in_fmt.startswith("yuv"):
+    elif pix.replace("yuvj", "yuv") != in_fmt.replace("yuvj", "yuv") and not odd and "440" not in in_fmt and in_fmt.startswith("yuv"):
         # (a JPEG-range format is the same one with its range flagged; odd sizes and 4:4:0 are said above)
         notes.append(f"{in_fmt} video written as {pix} ({codec_name} cannot write {in_fmt})")
     if preset is not None and encoder not in ("libx264", "libx265"):
@@ -241,19 +252,37 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
         except (AttributeError, ValueError):
             pass
 
+    from .video_audio import AUDIO_FOR, CopiedStream, RecodedAudio, streams_that_fit
+
     copied = {}
+    others = []
     for s in container.streams:
-        if s.index == vstream.index:
+        if s.index == vstream.index or s.type not in ("audio", "subtitle", "data", "attachment", "video"):
             continue
-        if s.type not in ("audio", "subtitle", "data", "attachment") and s.type != "video":
+        if s.type == "data" and s.metadata.get("timecode"):
+            # a timecode track (a camera's or an editor's): its packets cannot be muxed as they are; the start
+            # time it holds goes on the video stream, from which MOV and MP4 write a timecode track anew
+            ostream.metadata.setdefault("timecode", s.metadata["timecode"])
             continue
+        others.append(s)
+    misfits = streams_that_fit(av, src, [s.index for s in others], out_format) if others else {}
+    for s in others:
+        name = s.codec_context.name if s.codec_context else "?"
+        why = misfits.get(s.index)
         try:
-            o = out.add_stream_from_template(s)
-            o.metadata.update(s.metadata)
-            copied[s.index] = o
-            copied_names.append(f"{s.type} #{s.index} ({s.codec_context.name if s.codec_context else '?'})")
+            if why is None:
+                o = out.add_stream_from_template(s)
+                o.metadata.update(s.metadata)
+                copied[s.index] = CopiedStream(o)
+                copied_names.append(f"{s.type} #{s.index} ({name})")
+            elif s.type == "audio" and out_format in AUDIO_FOR:  # the sound kept, in a codec the container takes
+                copied[s.index] = RecodedAudio(av, s, out, AUDIO_FOR[out_format])
+                notes.append(f"audio #{s.index} ({name}) cannot go into the {out_format} file as it is: "
+                             f"re-encoded as {copied[s.index].ostream.codec_context.name}")
+            else:
+                raise ValueError(why)
         except (av.FFmpegError, ValueError, TypeError, NotImplementedError) as exc:
-            notes.append(f"stream #{s.index} ({s.type}) cannot go into a {out_format} file and was left out ({ff_text(exc)})")
+            notes.append(f"stream #{s.index} ({s.type}) cannot go into the {out_format} file and was left out ({ff_text(exc)})")
     out.metadata.update({k: v for k, v in container.metadata.items() if k.lower() not in ("encoder",)})
     try:
         chapters = container.chapters()

@@ -42,14 +42,17 @@ def make_clip(path: str | os.PathLike, picture: np.ndarray, size: tuple[int, int
               period: float = 3.0, audio: bool = True, codec: str = "libx264", pix_fmt: str = "yuv420p",
               crf: int = 20, container_format: str | None = None, rotation: int = 0, still_after: int | None = None,
               hide: tuple[int, int] | None = None, enter: tuple[int, int] | None = None,
-              cut_to: tuple[int, np.ndarray] | None = None, sample_rate: int = 48000) -> Clip:
+              cut_to: tuple[int, np.ndarray] | None = None, sample_rate: int = 48000, mirror: bool = False,
+              timecode: str | None = None) -> Clip:
     """Write a clip of ``frames`` frames: ``picture`` (RGB uint8) scaled to ``face_height`` of the
     canvas height, moving by ``amplitude`` pixels on a ``period``-second loop, over a grey
     canvas; a 440 Hz tone on an AAC (or Opus for webm) track when ``audio``.  ``still_after``:
     frame from which the picture stops moving.  ``hide = (a, b)``: frames a..b-1 show no picture.
     ``enter = (a, b)``: the picture walks in from beyond the right edge, starting at frame a
     (outside before it) and reaching its place at frame b.  ``cut_to = (a, other)``: from frame a on,
-    the clip cuts to ``other`` (RGB uint8), scaled to fill the frame."""
+    the clip cuts to ``other`` (RGB uint8), scaled to fill the frame. ``rotation`` (degrees counter-clockwise)
+    and ``mirror``: the display matrix (the turn, then a mirror left to right), the frames stored so that it
+    shows them upright. ``timecode`` ("HH:MM:SS:FF"): a timecode track (MOV and MP4), as cameras write."""
     import av
 
     path = Path(path)
@@ -68,8 +71,10 @@ def make_clip(path: str | os.PathLike, picture: np.ndarray, size: tuple[int, int
             vs.codec_context.options = {"crf": str(crf), "preset": "ultrafast", "x265-params": "log-level=error"}
     elif codec.startswith("libvpx"):
         vs.codec_context.options = {"crf": str(crf + 10), "b": "1M", "deadline": "realtime", "cpu-used": "8"}
-    if rotation:
-        vs.set_display_rotation(rotation)
+    if rotation or mirror:
+        vs.set_display_rotation(rotation, hflip=mirror)
+    if timecode:
+        vs.metadata["timecode"] = timecode
     aus = None
     if audio:
         acodec = "libopus" if (container_format == "webm" or path.suffix == ".webm") else "aac"
@@ -93,9 +98,9 @@ def make_clip(path: str | os.PathLike, picture: np.ndarray, size: tuple[int, int
             canvas = np.rint(a * warped + (1 - a) * canvas).astype(np.uint8)
         if cut_to is not None and i >= cut_to[0]:
             canvas = cv2.resize(cut_to[1], (w, h), interpolation=cv2.INTER_AREA)
-        if rotation:
-            # the stored picture is turned so that the display rotation puts it upright
-            canvas = np.ascontiguousarray(np.rot90(canvas, -(rotation // 90)))
+        if rotation or mirror:
+            # the stored picture is turned (and mirrored) so that the display matrix puts it upright
+            canvas = np.ascontiguousarray(np.rot90(canvas[:, ::-1] if mirror else canvas, -(rotation // 90)))
         fr = av.VideoFrame.from_ndarray(canvas, format="rgb24")
         fr.pts = i
         for p in vs.encode(fr):

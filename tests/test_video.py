@@ -506,7 +506,8 @@ def test_worker_video_errors_name_fields_not_command_line_options(clips, tmp_pat
              ({"strength": 9}, "strength 9 is outside"), ({"strength": "0:0,1:9"}, "strength 9 is outside"),
              ({"codec": "h264", "output": str(tmp_path / "o.webm")}, "codec h264 cannot go into a .webm"),
              ({"codec": "vp9", "output": str(tmp_path / "o.avi")}, "codec vp9 cannot go into an .avi file"),
-             ({"crf": 20.5}, "field 'crf' must be a whole number"), ({"crf": True}, "field 'crf' must be a whole number")]
+             ({"crf": 20.5}, "field 'crf' must be a whole number"), ({"crf": True}, "field 'crf' must be a whole number"),
+             ({"strength": 10 ** 400}, "strength must be a finite number")]
     for extra, needle in cases:
         reply = session.handle_line(json.dumps(dict(base, **extra)).encode())
         message = reply["error"]["message"]
@@ -539,7 +540,7 @@ def test_smile_video_checks_its_arguments_before_any_work(clips, model, tmp_path
         assert needle in str(exc.value), (kwargs, str(exc.value))
     with pytest.raises(UsageError, match="the output would replace the input"):
         smile_video(src, src, model=model)
-    with pytest.raises(UsageError, match=r"ro: a video needs an extension \(use \.avi"):
+    with pytest.raises(UsageError, match=r"ro: a video needs an extension \(use \.3gp, \.avi"):
         smile_video(src, tmp_path / "ro", model=model)
     assert list(tmp_path.iterdir()) == []
 

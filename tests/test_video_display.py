@@ -1,0 +1,191 @@
+"""Clips as cameras and editors write them: display matrices that turn and mirror, timecode tracks,
+MPEG-TS and 3GP files, JPEG-range pixels; and what a clip left as it is reports."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+av = pytest.importorskip("av")
+
+from cli.main import cli  # noqa: E402
+from smilecore.video import smile_video  # noqa: E402
+from smilecore.video_rotate import DisplayView  # noqa: E402
+from smilecore.video_synth import make_clip  # noqa: E402
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def display_matrix(path: Path) -> list[int] | None:
+    """The first frame's display matrix (the first five of its nine integers), None without one."""
+    with av.open(str(path)) as c:
+        fr = next(c.decode(video=0))
+        for sd in fr.side_data:
+            if "DISPLAYMATRIX" in str(sd.type):
+                return np.frombuffer(bytes(sd), np.int32)[:5].tolist()
+    return None
+
+
+@pytest.mark.parametrize("k", range(4))
+@pytest.mark.parametrize("mirror", [False, True])
+def test_a_display_view_maps_points_both_ways(k, mirror):
+    image = np.arange(5 * 7).reshape(5, 7)
+    view = DisplayView(k, mirror)
+    shown = view.show(image)
+    pts = np.array([[1.0, 2.0], [6.0, 4.0], [0.0, 0.0], [3.0, 1.0]])
+    on_view = view.to_shown(pts, image.shape)
+    for (x, y), (sx, sy) in zip(pts, on_view):
+        assert shown[int(sy), int(sx)] == image[int(y), int(x)]
+    assert np.allclose(view.to_stored(on_view, image.shape), pts)
+
+
+@pytest.mark.parametrize("matrix, k, mirror", [
+    ([0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30], 3, False),   # a quarter turn clockwise (a phone held upright)
+    ([-65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30], 0, True),    # mirrored only (a front camera): not a half turn
+    ([65536, 0, 0, 0, -65536, 0, 0, 0, 1 << 30], 2, True),    # flipped top to bottom
+    ([0, 65536, 0, 65536, 0, 0, 0, 0, 1 << 30], 3, True),     # turned and mirrored
+    ([65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30], 0, False),    # as stored
+])
+def test_a_display_matrix_is_read_whole_not_as_an_angle(matrix, k, mirror):
+    view = DisplayView.from_matrix(matrix)
+    assert (view.k, view.mirror, view.matrix) == (k, mirror, tuple(matrix))
+
+
+@pytest.mark.parametrize("rotation, mirror", [(0, True), (-90, True), (180, False)])
+def test_a_mirrored_or_turned_clip_is_edited_upright_and_keeps_its_matrix(picture, model, tmp_path, rotation, mirror):
+    clip = make_clip(tmp_path / "m.mp4", picture, size=(320, 240), frames=6, rotation=rotation, mirror=mirror,
+                     face_height=0.95, audio=False)
+    res = smile_video(clip.path, tmp_path / "m.out.mkv", strength=2, model=model)
+    assert res.faces_edited == 1, res.tracks
+    assert display_matrix(tmp_path / "m.out.mkv") == display_matrix(clip.path) is not None
+    box = res.tracks[0]["box"]  # (reported as shown: the face of the upright picture, in its middle)
+    assert abs((box[0] + box[2]) / 2 - 160) < 40 and box[3] - box[1] > 40, box
+
+
+def test_avi_says_it_cannot_keep_the_display_matrix(picture, model, tmp_path):
+    clip = make_clip(tmp_path / "r.mp4", picture, size=(320, 240), frames=4, rotation=90, face_height=0.95, audio=False)
+    res = smile_video(clip.path, tmp_path / "r.avi", strength=2, model=model)
+    assert any(n.startswith("AVI holds no display matrix: the result plays as stored, without its 90° turn")
+               for n in res.notes), res.notes
+
+
+@pytest.mark.parametrize("ext", [".mov", ".mp4"])
+def test_a_clip_with_a_timecode_track_is_edited_and_keeps_its_timecode(picture, model, tmp_path, ext):
+    clip = make_clip(tmp_path / f"tc{ext}", picture, size=(320, 240), frames=6, face_height=0.95,
+                     timecode="01:00:00:00")
+    with av.open(str(clip.path)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio", "data"]  # (what a camera writes)
+    out = tmp_path / f"tc.out{ext}"
+    r = run(clip.path, "-s", "2", "-o", out)
+    assert r.exit_code == 0, r.output
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio", "data"]
+        assert c.streams.video[0].metadata.get("timecode") == "01:00:00:00"
+    r = run(clip.path, "-s", "2", "-o", tmp_path / "tc.out.mkv")  # (Matroska keeps it as a tag)
+    assert r.exit_code == 0, r.output
+    r = run("detect", clip.path)
+    assert r.exit_code == 0 and "face 0: frames 0-5" in r.output, r.output
+
+
+@pytest.mark.parametrize("ext", [".ts", ".m2ts", ".3gp"])
+def test_camcorder_and_phone_containers_are_read_and_written(picture, tmp_path, ext):
+    src = make_clip(tmp_path / "src.mp4", picture, size=(320, 240), frames=6, face_height=0.95)
+    clip = tmp_path / f"cam{ext}"
+    assert run(src.path, "-s", "0", "-o", clip, "--crf", "20").exit_code == 0  # (an encoding asked for: not a copy)
+    r = run(clip, "-s", "2", "--json")
+    assert r.exit_code == 0, r.output
+    out = tmp_path / f"cam.smile{ext}"
+    with av.open(str(out)) as c:
+        assert c.format.name == ("mpegts" if ext != ".3gp" else "mov,mp4,m4a,3gp,3g2,mj2")
+        assert sum(1 for _ in c.decode(video=0)) == 6
+    assert json.loads(r.output)["photos"][0]["faces"][0]["edited"] is True
+
+
+def test_a_video_name_for_a_photos_result_is_explained(tmp_path, astronaut):
+    from PIL import Image
+
+    Image.fromarray(astronaut).save(tmp_path / "anim.gif")
+    r = run(tmp_path / "anim.gif", "-o", tmp_path / "a.mp4")
+    assert r.exit_code == 2
+    assert "a.mp4: a video's name, but the input is read as a photo, whose result is a photo" in r.output, r.output
+
+
+def test_a_jpeg_range_clip_gets_no_note_about_its_pixel_format(picture, model, tmp_path):
+    clip = make_clip(tmp_path / "j.mp4", picture, size=(320, 240), frames=4, pix_fmt="yuvj420p", face_height=0.95,
+                     audio=False)
+    res = smile_video(clip.path, tmp_path / "j.out.mp4", strength=2, model=model)
+    assert res.faces_edited == 1 and not [n for n in res.notes if "yuvj420p" in n], res.notes
+
+
+def test_a_copied_clip_reports_its_own_codec_and_streams(picture, tmp_path):
+    src = make_clip(tmp_path / "h.mkv", picture, size=(320, 240), frames=4, face_height=0.95, codec="libx265")
+    r = run(src.path, "-s", "0", "-o", tmp_path / "copy.mkv", "--json")
+    assert r.exit_code == 0 and (tmp_path / "copy.mkv").read_bytes() == src.path.read_bytes(), r.output
+    video = json.loads(r.output)["photos"][0]["video"]
+    assert video["copied"] is True and video["codec"] == "hevc"
+    assert video["streams_copied"] == ["video #0 (hevc)", "audio #1 (aac)"]
+    r = run(src.path, "-s", "2", "-o", tmp_path / "edit.mkv", "--json")
+    video = json.loads(r.output)["photos"][0]["video"]
+    assert video["copied"] is False and video["codec"] == "h264" and video["streams_copied"] == ["audio #1 (aac)"]
+
+
+def test_a_clip_with_no_face_is_copied_only_when_no_encoding_is_asked_for(picture, tmp_path):
+    blank = make_clip(tmp_path / "blank.mp4", np.full_like(picture, 90), size=(160, 120), frames=4, audio=False)
+    r = run(blank.path, "--keep-unchanged", "-o", tmp_path / "same.mp4")
+    assert r.exit_code == 0 and (tmp_path / "same.mp4").read_bytes() == blank.path.read_bytes()
+    r = run(blank.path, "--keep-unchanged", "-o", tmp_path / "hevc.mp4", "--codec", "hevc")
+    assert r.exit_code == 0 and "re-encoded unchanged" in r.output, r.output
+    with av.open(str(tmp_path / "hevc.mp4")) as c:
+        assert c.streams.video[0].codec_context.name == "hevc"
+
+
+def _pcm_clip(path: Path, picture) -> Path:
+    """A clip with stereo PCM sound (as cameras and editors write into MKV and MOV), 1 s."""
+    src = make_clip(path.with_name("v.mp4"), picture, size=(320, 240), frames=10, face_height=0.95, audio=False)
+    with av.open(str(src.path)) as c, av.open(str(path), "w") as out:
+        vs = out.add_stream_from_template(c.streams.video[0])
+        aus = out.add_stream("pcm_s16le", rate=44100)
+        aus.layout = "stereo"
+        for p in c.demux(c.streams.video[0]):
+            if p.dts is not None:
+                p.stream = vs
+                out.mux(p)
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(44100) / 44100) * 32767).astype(np.int16)
+        for k in range(0, 44100, 1024):
+            x = np.repeat(tone[k:k + 1024], 2)[None, :]  # (interleaved stereo)
+            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(x), format="s16", layout="stereo")
+            f.sample_rate, f.pts = 44100, k
+            for p in aus.encode(f):
+                out.mux(p)
+        for p in aus.encode(None):
+            out.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("src_kind, out_name, codec", [("aac", "o.webm", "opus"), ("pcm", "o.mp4", "aac")])
+def test_sound_a_container_cannot_take_is_re_encoded_not_dropped(picture, model, tmp_path, src_kind, out_name, codec):
+    if src_kind == "aac":
+        src = make_clip(tmp_path / "a.mp4", picture, size=(320, 240), frames=10, face_height=0.95).path
+    else:
+        src = _pcm_clip(tmp_path / "a.mkv", picture)
+    res = smile_video(src, tmp_path / out_name, strength=2, model=model)
+    assert any(n.startswith("audio #1") and "as it is: re-encoded as" in n for n in res.notes), res.notes
+    with av.open(str(src)) as c:
+        before = sum(f.samples / f.sample_rate for f in c.decode(audio=0))
+    with av.open(str(tmp_path / out_name)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]
+        assert c.streams.audio[0].codec_context.name == codec
+        seconds = sum(f.samples / f.sample_rate for f in c.decode(audio=0))
+    assert before > 0.3 and abs(seconds - before) < 0.05, (seconds, before)  # (the whole sound, give or take priming)
+
+
+def test_listing_a_clips_faces_reads_no_smile_model(picture, tmp_path, monkeypatch):
+    clip = make_clip(tmp_path / "c.mp4", picture, size=(320, 240), frames=4, face_height=0.95, audio=False)
+    monkeypatch.setenv("SMILE_MODEL", str(tmp_path / "missing.onnx"))
+    r = run("detect", clip.path)
+    assert r.exit_code == 0 and "c.mp4: face 0: frames 0-3" in r.output, r.output
