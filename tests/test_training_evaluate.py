@@ -169,3 +169,7 @@ def test_smile_bars_count_the_non_smilers_rated_happier_and_smiling():
     assert one["happier"] == 1.0 and one["rated_smiling"] == 2 / 3  # 100 + 40 and 110 + 40 pass 127.5; 20 + 40 not
     assert minus["happier"] == 0.0 and minus["rated_smiling"] == 0.0
     assert "| +1 | 3 | 100.0% | 66.7% |" in bars["markdown"]
+    assert "realism sample's 5 neutral faces" in bars["markdown"]
+    every = smile_bars(edit, 32, crops, np.array([0, 1]), score, (1.0,), what="every one of the split's")
+    assert every["markdown"].startswith("| λ (every one of the split's 2 neutral faces) |")
+    assert every["per_lambda"]["1"] == {"non_smilers": 2, "rated_smiling": 0.5, "happier": 1.0}

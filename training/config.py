@@ -242,6 +242,8 @@ class EvaluateConfig:
     #: the realism test again with these composites (:data:`PHOTO_COMPOSITES`): what ``smile``
     #: makes on the faces' source photos and what it writes; () skips it
     photo_composites: tuple[str, ...] = ("photo", "saved")
+    #: the smile bars on every neutral face of the split as well as on the realism sample's
+    smile_bars_every: bool = True
 
     def __post_init__(self) -> None:
         bad = [b for b in self.trained_judge_bands if b not in JUDGE_BANDS]

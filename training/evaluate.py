@@ -324,11 +324,12 @@ def evaluate_smilers(edit: Editor, size: int, crops: np.ndarray, rows: np.ndarra
 
 
 def smile_bars(edit: Editor, size: int, crops: np.ndarray, rows: np.ndarray, score: Callable[[np.ndarray], np.ndarray],
-               lams: tuple[float, ...]) -> dict[str, Any]:
-    """Issue 15's smile bars on more faces: the faces ``rows`` (the realism sample's neutral side: about
-    twice the faces of the main table) scored by ``score`` (uint8 crops -> smile probability) before and
-    after each λ; per λ the non-smilers (p < 0.5 before), the share of them rated smiling afterwards (p >
-    0.5; the bar at λ = 2 is 90 %) and the share rated happier (the bar at λ = 1 is 95 %), and a table."""
+               lams: tuple[float, ...], what: str = "the realism sample's") -> dict[str, Any]:
+    """Issue 15's smile bars on more faces: the faces ``rows`` (the realism sample's neutral side, about
+    twice the faces of the main table, or every neutral face of the split) scored by ``score`` (uint8 crops
+    -> smile probability) before and after each λ; per λ the non-smilers (p < 0.5 before), the share of them
+    rated smiling afterwards (p > 0.5; the bar at λ = 2 is 90 %) and the share rated happier (the bar at
+    λ = 1 is 95 %), and a table whose first column names the faces as ``what``."""
     inputs = np.stack([resize_crop(np.asarray(crops[r]), size) for r in rows])
     p0 = np.asarray(score(inputs))
     non = p0 < 0.5
@@ -338,7 +339,7 @@ def smile_bars(edit: Editor, size: int, crops: np.ndarray, rows: np.ndarray, sco
         per[f"{float(lam):g}"] = {"non_smilers": int(non.sum()),
                                   "rated_smiling": float((p1[non] > 0.5).mean()) if non.any() else float("nan"),
                                   "happier": float((p1[non] > p0[non]).mean()) if non.any() else float("nan")}
-    lines = [f"| λ (the realism sample's {len(rows)} neutral faces) | non-smilers | rated happier | rated smiling |",
+    lines = [f"| λ ({what} {len(rows)} neutral faces) | non-smilers | rated happier | rated smiling |",
              "|---:|---:|---:|---:|"]
     for lam, m in per.items():
         lines.append(f"| {float(lam):+g} | {m['non_smilers']} | {m['happier']:.1%} | {m['rated_smiling']:.1%} |")
@@ -533,6 +534,12 @@ def main(argv: list[str] | None = None) -> int:
                 result["smile_bars"] = smile_bars(edit, size, crops, sample.edit_rows, lambda x: smile_probability(clf, x),
                                                   tuple(float(x) for x in ev.realism_lams))
                 tables.append(result["smile_bars"]["markdown"])
+                if ev.smile_bars_every:
+                    every = neutral_rows(index, labels, args.split)
+                    result["smile_bars_every"] = smile_bars(edit, size, crops, every, lambda x: smile_probability(clf, x),
+                                                            tuple(float(x) for x in ev.realism_lams),
+                                                            what="every one of the split's")
+                    tables.append(result["smile_bars_every"]["markdown"])
             if ev.geometry_lams:
                 from .realism_geometry import geometry_markdown, mouth_geometry
 
