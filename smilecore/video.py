@@ -464,7 +464,9 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             raise err
     if not tracks:
         if not keep_unchanged:
-            raise NoFaceError(f"{src}: no face found in any frame of the video")
+            many = len(container.streams.video)  # (a second angle, say: only the first video stream is read)
+            raise NoFaceError(f"{src}: no face found in any frame of the video"
+                              + (f" (in its video stream #{vstream.index}, the first of {many})" if many > 1 else ""))
         result.notes.append("no face found in any frame: the video was re-encoded unchanged")
     elif not any(t["edited"] for t in result.tracks) and not all(v == 0 for v in schedule.values):
         reasons = sorted({t["reason"] for t in result.tracks if t["reason"]})

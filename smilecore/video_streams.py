@@ -5,6 +5,7 @@ PyAV is imported only when a clip is processed (:func:`require_av`), so photos n
 from __future__ import annotations
 
 import os
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -187,7 +188,8 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
     except (av.FFmpegError, ValueError):
         supported = set()
     odd = bool(w % 2 or h % 2) and encoder in EVEN_SIZES_ONLY
-    pix = in_fmt if in_fmt in supported else ("yuv420p10le" if deep else "yuv420p")
+    shallow = re.sub(r"p(9|10|12|14|16)(le|be)$", "p", in_fmt)  # (the same sampling in 8 bits: VP9 here)
+    pix = next((f for f in (in_fmt, "yuv420p10le" if deep else "", shallow) if f in supported), "yuv420p")
     if odd and ("420" in pix or "422" in pix):
         pix = pix.replace("420", "444").replace("422", "444")  # 4:2:0 needs even sizes; 4:4:4 keeps the exact size
         notes.append(f"odd frame size {w}x{h}: encoded as {pix}")

@@ -189,3 +189,27 @@ def test_listing_a_clips_faces_reads_no_smile_model(picture, tmp_path, monkeypat
     monkeypatch.setenv("SMILE_MODEL", str(tmp_path / "missing.onnx"))
     r = run("detect", clip.path)
     assert r.exit_code == 0 and "c.mp4: face 0: frames 0-3" in r.output, r.output
+
+
+def test_a_deep_4_2_2_clip_into_webm_keeps_its_sampling_in_8_bits(picture, model, tmp_path):
+    clip = make_clip(tmp_path / "p.mkv", picture, size=(320, 240), frames=4, pix_fmt="yuv422p10le", face_height=0.95,
+                     audio=False)
+    res = smile_video(clip.path, tmp_path / "p.webm", strength=2, model=model)
+    with av.open(str(tmp_path / "p.webm")) as c:
+        assert c.streams.video[0].codec_context.format.name == "yuv422p"
+    assert "yuv422p10le video written as 8-bit yuv422p (vp9 has no deeper format)" in res.notes, res.notes
+
+
+def test_no_face_in_a_clip_of_two_video_streams_says_which_was_read(picture, tmp_path):
+    blank = make_clip(tmp_path / "b.mp4", np.full_like(picture, 90), size=(160, 120), frames=4, audio=False)
+    face = make_clip(tmp_path / "f.mp4", picture, size=(160, 120), frames=4, audio=False, face_height=0.95)
+    two = tmp_path / "two.mkv"
+    with av.open(str(blank.path)) as a, av.open(str(face.path)) as b, av.open(str(two), "w") as out:
+        streams = [out.add_stream_from_template(src.streams.video[0]) for src in (a, b)]  # (the face: 2nd angle only)
+        for src, o in zip((a, b), streams):
+            for p in src.demux(src.streams.video[0]):
+                if p.dts is not None:
+                    p.stream = o
+                    out.mux(p)
+    r = run(two, "-o", tmp_path / "o.mkv")
+    assert r.exit_code == 3 and "no face found in any frame of the video (in its video stream #0, the first of 2)" in r.output
