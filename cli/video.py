@@ -159,7 +159,8 @@ def process_video(job, model, strength, faces, min_face, keep_unchanged, max_pix
                 else:
                     res = smile_video(job.input, job.output, strength=0.0, model=model, codec=codec, crf=crf,
                                       preset=preset, max_pixels=max_pixels, keep_unchanged=True)
-                    r.reencoded = True  # (another container: the frames as they are, written anew)
+                    r.reencoded = True  # (another container or encoding: the frames as they are, written anew)
+                    r.notes.extend(n for n in res.notes if not n.startswith("no face found"))  # (sound re-encoded...)
             r.output = job.output
             return r
         copied = not any(t.get("edited") for t in res.tracks) and _copies_as_is(job, codec, crf, preset)

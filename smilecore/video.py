@@ -39,7 +39,7 @@ from .video_lookahead import Lookahead, Waiting, faces_now, frames_held
 from .video_planar import PlanarFrame
 from .video_reid import chain
 from .video_schedule import StrengthSchedule
-from .video_streams import add_output_streams, first_view, output_options, probe, require_av
+from .video_streams import add_output_streams, first_view, muxer_options, output_options, probe, require_av
 from .video_track import DETECT_EVERY, DETECT_LAG, FaceTracker, Track
 
 #: Largest frame accepted (width × height): 8K UHD.
@@ -165,7 +165,7 @@ def smile_video(
         def write(f):
             try:
                 _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, schedule, faces, min_face,
-                           model, progress, total, detect_every, smooth, result, src, keep_unchanged)
+                           model, progress, total, detect_every, smooth, result, src, keep_unchanged, muxer_options(dst))
             except BaseException as exc:  # write_atomic turns errors into WriteError: keep the real one
                 failure.append(exc)
                 raise
@@ -183,7 +183,8 @@ def smile_video(
 
 
 def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, schedule, faces, min_face, model,
-               progress, total, detect_every, smooth, result: VideoResult, src, keep_unchanged: bool) -> None:
+               progress, total, detect_every, smooth, result: VideoResult, src, keep_unchanged: bool,
+               options: dict[str, str]) -> None:
     t_start = time.perf_counter()
     tm = {"decode": 0.0, "detect": 0.0, "detect_wait": 0.0, "track": 0.0, "encode": 0.0}
     tracker = None
@@ -194,7 +195,7 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smile-encode")
     in_flight: collections.deque = collections.deque()
     mux_lock = threading.Lock()
-    out = av.open(f, "w", format=out_format)
+    out = av.open(f, "w", format=out_format, container_options=options)
     try:
         w, h = vstream.codec_context.width, vstream.codec_context.height
         rate = vstream.average_rate or vstream.guessed_rate or Fraction(25)
@@ -209,9 +210,10 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
         except (AttributeError, ValueError, TypeError, av.FFmpegError):
             result.notes.append(f"the display matrix ({view.degrees}° turn{', mirrored' * view.mirror}) "
                                 "could not be stored in the output")
-        if view and out_format == "avi":  # (FFmpeg's AVI muxer drops it without a word)
-            result.notes.append(f"AVI holds no display matrix: the result plays as stored, without its "
-                                f"{view.degrees}° turn{' and mirror' * view.mirror}; write .mp4, .mkv or .mov to keep it")
+        if view and out_format in ("avi", "mpegts"):  # (FFmpeg's muxers drop it without a word)
+            result.notes.append(f"{'AVI' if out_format == 'avi' else 'MPEG-TS'} holds no display matrix: the result plays "
+                                f"as stored, without its {view.degrees}° turn{' and mirror' * view.mirror}; write .mp4, .mkv "
+                                "or .mov to keep it")
         editor = FaceEditor(model, net_smooth=NET_SMOOTH if smooth else 1.0, net_every=NET_EVERY if smooth else 1)
         frame_rgb: dict = {}
 

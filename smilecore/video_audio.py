@@ -8,15 +8,17 @@ first packet, in a small output of the same kind in memory (:func:`streams_that_
 from __future__ import annotations
 
 import io
+from fractions import Fraction
 from pathlib import Path
 
 #: The encoder for sound that a container cannot take as it is (FFmpeg encoder names).
 AUDIO_FOR = {"webm": "libopus", "mp4": "aac", "mov": "aac", "3gp": "aac", "mpegts": "aac", "avi": "libmp3lame",
              "matroska": "aac"}
-#: Sample rates each encoder takes (the first, 48 kHz, when the source's is not one of them).
-RATES = {"libopus": (48000, 24000, 16000, 12000, 8000)}
 #: Packets read, at most, looking for each stream's first packet to try.
 PROBE_PACKETS = 2000
+#: What MPEG-TS takes, by codec name: its muxer writes anything, as a data stream no player reads.
+TS_CODECS = frozenset({"aac", "mp2", "mp3", "ac3", "eac3", "dts", "truehd", "opus", "s302m", "dvb_subtitle",
+                       "dvb_teletext", "hdmv_pgs_subtitle", "h264", "hevc", "mpeg2video", "mpeg4"})
 
 
 def streams_that_fit(av, src: str | Path, indices: list[int], out_format: str) -> dict[int, str | None]:
@@ -36,9 +38,18 @@ def streams_that_fit(av, src: str | Path, indices: list[int], out_format: str) -
                 first[i] = packet
                 wanted.discard(i)
         for i in indices:
+            s = c.streams[i]
+            name = s.codec_context.name if s.codec_context else None
+            if s.type == "attachment" and out_format != "matroska":  # (a font of the subtitles: only Matroska has a place)
+                result[i] = f"{out_format} holds no attachments"
+                continue
+            if out_format == "mpegts" and name not in TS_CODECS:
+                result[i] = f"MPEG-TS does not take {name or 'this stream'}"
+                continue
             try:
                 with av.open(io.BytesIO(), "w", format=out_format) as out:
-                    o = out.add_stream_from_template(c.streams[i])
+                    o = out.add_stream_from_template(s)
+                    out.start_encoding()  # (the header: where a stream with no packet yet is refused)
                     if i in first:
                         packet = first[i]
                         packet.stream = o
@@ -68,26 +79,40 @@ class RecodedAudio:
 
     def __init__(self, av, stream, out, encoder: str) -> None:
         cc = stream.codec_context
-        rates = RATES.get(encoder)
-        rate = cc.sample_rate if not rates or cc.sample_rate in rates else rates[0]
-        self.ostream = out.add_stream(encoder, rate=rate)
+        rates = av.codec.Codec(encoder, "w").audio_rates or ()
+        rate = cc.sample_rate or 48000
+        if rates and rate not in rates:  # the nearest the encoder takes (192 kHz PCM into AAC: 96 kHz)
+            rate = min(rates, key=lambda r: (abs(r - rate), -r))
         layout = "mono" if cc.layout is not None and cc.layout.nb_channels == 1 else "stereo"  # (more: mixed down)
+        encoding = av.codec.CodecContext.create(encoder, "w")  # opened here: an encoder that refuses is a note
+        encoding.sample_rate, encoding.layout = rate, layout
+        encoding.format = encoding.codec.audio_formats[0].name
+        encoding.time_base = Fraction(1, rate)
+        encoding.open()
+        self.ostream = out.add_stream(encoder, rate=rate)
         self.ostream.layout = layout
-        self.decoder = cc
-        self.resampler = av.AudioResampler(format=self.ostream.codec_context.format.name, layout=layout, rate=rate)
         self.ostream.metadata.update(stream.metadata)
+        self.decoder = cc
+        self.rate = rate
+        self.resampler = av.AudioResampler(format=self.ostream.codec_context.format.name, layout=layout, rate=rate)
+        self.next_pts: int | None = None  # (in samples of the output: the sound keeps its place in time)
 
     def mux(self, packet, out) -> None:
         for frame in self.decoder.decode(packet):
+            if self.next_pts is None and frame.pts is not None and frame.time_base is not None:
+                self.next_pts = int(round(frame.pts * frame.time_base * self.rate))
             self._encode(self.resampler.resample(frame), out)
 
     def flush(self, out) -> None:
+        for frame in self.decoder.decode(None):
+            self._encode(self.resampler.resample(frame), out)
         self._encode(self.resampler.resample(None), out)
         for packet in self.ostream.encode(None):
             out.mux(packet)
 
     def _encode(self, frames, out) -> None:
         for frame in frames:
-            frame.pts = None  # (the encoder counts the samples: the sound starts with the video, as it did)
+            frame.pts, frame.time_base = self.next_pts or 0, Fraction(1, self.rate)
+            self.next_pts = (self.next_pts or 0) + frame.samples
             for packet in self.ostream.encode(frame):
                 out.mux(packet)

@@ -66,8 +66,14 @@ def output_options(dst: Path, codec: str | None, crf, preset: str | None) -> tup
 
 
 def is_video_path(path: str | os.PathLike) -> bool:
-    """Does the file name end in a video extension Smile reads (.mp4 .m4v .mov .mkv .webm .avi)?"""
+    """Does the file name end in a video extension Smile reads (:data:`VIDEO_FORMATS`)?"""
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def muxer_options(dst: str | os.PathLike) -> dict[str, str]:
+    """FFmpeg muxer options an output's name asks for: .m2ts and .mts (Blu-ray, AVCHD cameras) are MPEG-TS in
+    192-byte packets."""
+    return {"mpegts_m2ts_mode": "1"} if Path(dst).suffix.lower() in (".m2ts", ".mts") else {}
 
 
 def video_format(path: str | os.PathLike) -> str:

@@ -144,8 +144,8 @@ def test_a_clip_with_no_face_is_copied_only_when_no_encoding_is_asked_for(pictur
         assert c.streams.video[0].codec_context.name == "hevc"
 
 
-def _pcm_clip(path: Path, picture) -> Path:
-    """A clip with stereo PCM sound (as cameras and editors write into MKV and MOV), 1 s."""
+def _pcm_clip(path: Path, picture, start: float = 0.0) -> Path:
+    """A clip with stereo PCM sound (as cameras and editors write into MKV and MOV), 1 s from ``start`` s."""
     src = make_clip(path.with_name("v.mp4"), picture, size=(320, 240), frames=10, face_height=0.95, audio=False)
     with av.open(str(src.path)) as c, av.open(str(path), "w") as out:
         vs = out.add_stream_from_template(c.streams.video[0])
@@ -159,7 +159,7 @@ def _pcm_clip(path: Path, picture) -> Path:
         for k in range(0, 44100, 1024):
             x = np.repeat(tone[k:k + 1024], 2)[None, :]  # (interleaved stereo)
             f = av.AudioFrame.from_ndarray(np.ascontiguousarray(x), format="s16", layout="stereo")
-            f.sample_rate, f.pts = 44100, k
+            f.sample_rate, f.pts = 44100, k + int(start * 44100)
             for p in aus.encode(f):
                 out.mux(p)
         for p in aus.encode(None):
@@ -213,3 +213,21 @@ def test_no_face_in_a_clip_of_two_video_streams_says_which_was_read(picture, tmp
                     out.mux(p)
     r = run(two, "-o", tmp_path / "o.mkv")
     assert r.exit_code == 3 and "no face found in any frame of the video (in its video stream #0, the first of 2)" in r.output
+
+
+@pytest.mark.parametrize("out_name, codec", [("late.webm", "opus"), ("late.ts", "aac")])
+def test_re_encoded_sound_keeps_its_place_in_time(picture, model, tmp_path, out_name, codec):
+    """Sound that starts after the picture (or a camera's clip whose clock starts at 10 s) starts there still;
+    PCM, which MPEG-TS's muxer would write as a stream no player reads, is re-encoded."""
+    src = _pcm_clip(tmp_path / "late.mkv", picture, start=0.5)
+    res = smile_video(src, tmp_path / out_name, strength=2, model=model)
+    assert f"audio #1 (pcm_s16le) cannot go into the {'webm' if codec == 'opus' else 'mpegts'} file as it is" in res.notes[0]
+
+    def first(path):
+        with av.open(str(path)) as c:
+            v = next(c.decode(video=0))
+            a = next(c.decode(audio=0))
+            return float(a.pts * a.time_base) - float(v.pts * v.time_base), c.streams.audio[0].codec_context.name
+
+    (gap_before, _), (gap_after, name) = first(src), first(tmp_path / out_name)
+    assert name == codec and abs(gap_before - 0.5) < 0.01 and abs(gap_after - gap_before) < 0.03, (gap_before, gap_after)
