@@ -34,3 +34,31 @@ class held_signals:
 
         for num, handler in self._saved.items():
             signal.signal(num, handler if handler is not None else signal.SIG_DFL)
+
+
+class deferred_signals:
+    """Within it, Ctrl-C, SIGTERM and SIGHUP wait: each that arrives is sent again, to the handler that was there,
+    once it ends (two files that must change together are both renamed first).  Outside the main thread it
+    changes nothing."""
+
+    NAMES = held_signals.NAMES
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self._saved, self._pending = {}, []
+        if threading.current_thread() is threading.main_thread():
+            for name in self.NAMES:
+                if hasattr(signal, name):
+                    num = getattr(signal, name)
+                    self._saved[num] = signal.signal(num, lambda signum, frame: self._pending.append(signum))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for num, handler in self._saved.items():
+            signal.signal(num, handler if handler is not None else signal.SIG_DFL)
+        for num in dict.fromkeys(self._pending):
+            signal.raise_signal(num)

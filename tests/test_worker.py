@@ -417,3 +417,22 @@ def test_a_folder_that_may_not_be_opened_is_bad_input_not_an_internal_error(sess
     monkeypatch.setattr(D.os, "stat", locked)
     _, a = converse(session, {"cmd": "detect", "id": 1, "input": str(tmp_path / "locked" / "p.jpg")})
     assert a["error"]["code"] == "bad_input" and "permission denied" in a["error"]["message"], a
+
+
+def test_a_signal_during_the_mask_and_result_renames_waits_for_both():
+    """deferred_signals: a SIGTERM that arrives while the two files take their places is delivered after."""
+    import os
+    import signal
+
+    from cli.interrupt import deferred_signals
+
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(("handler", signum)))
+    try:
+        with deferred_signals():
+            os.kill(os.getpid(), signal.SIGTERM)
+            seen.append(("inside", None))
+        seen.append(("after", None))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [("inside", None), ("handler", signal.SIGTERM), ("after", None)]

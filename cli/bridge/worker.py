@@ -8,6 +8,7 @@ never a crash; a client that goes away (EOF or EPIPE) ends the worker with statu
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -19,6 +20,7 @@ import click
 from smilecore.errors import ImageTooLargeError, SmileError, UsageError
 
 from ..inputs import check_no_clash, unreachable
+from ..interrupt import deferred_signals
 from ..version import smile_version
 from .fields import (BAD_REQUEST, BadRequest, check_destination, error_dict, faces_field, finite_float, min_face_field,
                      no_constant, path_field, strength_field)
@@ -200,21 +202,26 @@ class WorkerSession:
         mask_notes: list[str] = []
         new_mask: list[str] = []  # (the mask's path once written where no file was)
         write_mask = None
-        if mask_path:  # all or nothing (also on SIGTERM): written once the result is complete, before it replaces dst
+        both = contextlib.ExitStack()
+        if mask_path:  # all or nothing: written once the result is complete, just before it replaces dst
             mask = (np.clip(result.mask, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
             was_there = os.path.lexists(mask_path)
 
             def mask_then_result() -> None:
+                both.enter_context(deferred_signals())  # (a signal waits until the result is in place too)
                 mask_notes.extend(save_image(mask_path, Image.fromarray(mask, "L"), None, png_compression=FAST_PNG,
                                              like=src))
                 if not was_there:
                     new_mask.append(mask_path)
 
             write_mask = mask_then_result
+        written = False
         try:
-            notes = save_image(dst, result.image, info, png_compression=FAST_PNG, before_replace=write_mask)
+            with both:
+                notes = save_image(dst, result.image, info, png_compression=FAST_PNG, before_replace=write_mask)
+                written = True
         except BaseException:
-            for path in new_mask:  # (the mask written, the result's last step failed: no mask without its result)
+            for path in [] if written else new_mask:  # (the mask written, the result's last step failed)
                 try:
                     os.unlink(path)
                 except OSError:
