@@ -57,11 +57,14 @@ def test_find_engine_order_and_messages(tmp_path: Path, no_path: Path):
         sc.find_engine(str(folder), "gimp", strict=True)
     assert str(strict.value) == "the Smile engine is not installed. Install it with: " + HINT.replace("krita", "gimp")
     with pytest.raises(sc.EngineProblem) as lenient:
-        sc.find_engine(str(folder), "krita", "/nonexistent/smile")
-    assert str(lenient.value) == ("Smile engine not found (setting '/nonexistent/smile' is not a program; "
-                                  f"no 'smile' on PATH). Install it with: {HINT}")
+        sc.find_engine(str(folder), "krita")
+    assert str(lenient.value) == f"Smile engine not found (no 'smile' on PATH). Install it with: {HINT}"
 
     on_path = executable(no_path / "smile")
+    with pytest.raises(sc.EngineProblem) as typo:  # what the user typed is used, or said to be wrong: no fallback
+        sc.find_engine(str(folder), "krita", "/nonexistent/smile")
+    assert str(typo.value) == ("the engine set in the plug-in ('/nonexistent/smile') is not a program: correct it, "
+                               "or clear the Engine field to find the engine automatically")
     assert sc.find_engine(str(folder), "krita") == ([str(on_path), "worker"], "PATH")
     record = folder / sc.ENGINE_FILE
     record.write_text(json.dumps({"command": ["/gone/bin/smile", "worker"]}))

@@ -101,18 +101,20 @@ def read_engine_record(path: str) -> Optional[List[str]]:
 def find_engine(folder: str, editor: str, setting: str = "", strict: bool = False) -> Tuple[List[str], str]:
     """The command line that starts ``smile worker``, and where it was found.
 
-    Looked for in this order: ``setting`` (the plug-in's own, see :func:`command_from_setting`),
-    ``smile-engine.json`` in ``folder`` (written by ``smile install-plugin``), ``smile`` on PATH.
+    Looked for in this order: ``setting`` (the plug-in's own, see :func:`command_from_setting`; one that
+    names no program is an error, not a reason to look on), ``smile-engine.json`` in ``folder`` (written by
+    ``smile install-plugin``), ``smile`` on PATH.
     ``strict``: a broken ``smile-engine.json`` is an error rather than a reason to look on.
     Raises EngineProblem, naming the command that fixes it, when nothing runnable is found.
     """
     hint = install_hint(editor)
     tried = []
     command = command_from_setting(setting)
-    if command:
+    if command:  # what the user typed is what is used: a typo must not fall back on another engine unsaid
         if runnable(command[0]):
             return command, "the engine setting"
-        tried.append(f"setting '{command[0]}' is not a program")
+        raise EngineProblem(f"the engine set in the plug-in ('{command[0]}') is not a program: correct it, "
+                            "or clear the Engine field to find the engine automatically")
     record = os.path.join(folder, ENGINE_FILE)
     try:
         command = read_engine_record(record)

@@ -46,6 +46,7 @@ EIGHT_BIT = ("U8_NON_LINEAR", "U8_PERCEPTUAL")
 SIXTEEN_BIT_AT_MOST = ("U8_LINEAR", "U8_NON_LINEAR", "U8_PERCEPTUAL", "U16_LINEAR", "U16_NON_LINEAR",
                        "U16_PERCEPTUAL")
 MASK_IN = "Y u8"         # selection / layer-mask coverage, 0..255
+SELECTED = bytes([0] + [255] * 255)  # a selection's coverage as "selected or not" (bytes.translate)
 MASK_FILE = "Y' u8"      # an 8-bit grayscale PNG as GIMP loads it (bytes as stored)
 MASK_COVER = bytes([0] + [255] * 255)  # byte table: any change → fully shown
 #: The procedure's own bounds for "strength"; the engine's model sets the real range (its
@@ -193,6 +194,8 @@ def smile_drawable(engine: EngineProcess, image, drawable, strength: float, face
         if with_selection:
             selection = read_pixels(image.get_selection(), MASK_IN, off_x, off_y, width, height,
                                     Gegl.AbyssPolicy.NONE)
+            if not new_layer:  # in place, GIMP merges the result through the selection: its feather once, there
+                selection = selection.translate(SELECTED)
             request["selection"] = os.path.join(folder, "selection.png")
             write_png(request["selection"], width, height, 1, selection)
         Gimp.progress_update(0.1)
@@ -289,6 +292,9 @@ def run_smile(procedure, run_mode, image, drawables, config, data):
                 and not config.get_property("new-layer"):
             raise SmileFailure("a layer group cannot be edited in place; turn on "
                                "\"Result on a new layer\" or select a single layer.")
+        if drawables[0].get_lock_content() and not config.get_property("new-layer"):
+            raise SmileFailure("the layer's pixels are locked: unlock them in the Layers dialog, or turn on "
+                               "\"Result on a new layer\".")
         smile_drawable(engine, image, drawables[0], config.get_property("strength"),
                        config.get_property("faces"), config.get_property("new-layer"),
                        config.get_property("layer-mask"))
