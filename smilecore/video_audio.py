@@ -21,11 +21,15 @@ TS_CODECS = frozenset({"aac", "mp2", "mp3", "ac3", "eac3", "dts", "truehd", "opu
                        "dvb_teletext", "hdmv_pgs_subtitle", "h264", "hevc", "mpeg2video", "mpeg4"})
 
 
+def ff_text(exc: BaseException) -> str:
+    """An FFmpeg error as one short line."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    return " ".join(str(text).split())[:160]
+
+
 def streams_that_fit(av, src: str | Path, indices: list[int], out_format: str) -> dict[int, str | None]:
     """For each stream index of ``src`` in ``indices``: None when an ``out_format`` container takes it as it
     is, else FFmpeg's reason (one line)."""
-    from .video_streams import ff_text
-
     first: dict[int, object] = {}
     result: dict[int, str | None] = {}
     with av.open(str(src), "r", metadata_errors="replace") as c:

@@ -13,6 +13,7 @@ import numpy as np
 
 from .arguments import shown, whole_number
 from .errors import InputError, UsageError
+from .video_audio import AUDIO_FOR, CopiedStream, RecodedAudio, ff_text, streams_that_fit
 from .video_rotate import DisplayView
 
 #: Containers by output extension (PyAV / FFmpeg muxer names).
@@ -131,12 +132,6 @@ def photo_not_video(path: Path) -> str:
     if is_video_path(path) and ext:
         return f"{path}: a photo ({ext[1:].upper()}), not a video: rename it to {path.stem}{ext} to smile it as a photo"
     return f"{path}: a photo, not a video"
-
-
-def ff_text(exc: BaseException) -> str:
-    """An FFmpeg error as one short line."""
-    text = getattr(exc, "strerror", None) or str(exc)
-    return " ".join(str(text).split())[:160]
 
 
 def first_view(av, src, index: int) -> DisplayView:
@@ -259,8 +254,6 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
             ostream.language = vstream.language
         except (AttributeError, ValueError):
             pass
-
-    from .video_audio import AUDIO_FOR, CopiedStream, RecodedAudio, streams_that_fit
 
     copied = {}
     others = []
