@@ -19,6 +19,7 @@ from pathlib import Path
 from smilecore import heif
 from smilecore.errors import UsageError, WriteError
 from smilecore.encode import INPUT_EXTENSIONS, OUTPUT_FORMATS, output_format
+from smilecore.paths import expand_home
 from smilecore.video_streams import VIDEO_EXTENSIONS, is_video_path, video_format
 
 _GLOB_CHARS = set("*?[")
@@ -93,7 +94,7 @@ def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | t
 
     kinds = INPUT_EXTENSIONS | VIDEO_EXTENSIONS
     for arg in args:
-        path = Path(arg).expanduser()
+        path = expand_home(arg)
         try:
             kind = _kind_of(path)
         except OSError as exc:  # (a folder on the way that may not be opened: its own line, exit 4)
@@ -295,14 +296,14 @@ def plan_outputs(
         if in_place:
             target = path
         elif output:
-            target = Path(output).expanduser()
+            target = expand_home(output)
             check_reachable(target, f"-o {output}")
             if target.is_dir():
                 raise UsageError(f"-o {output} is a folder; use --out-dir {output} to write into it")
         else:
             name = path.stem + suffix + (ext or path.suffix)
             if out_dir:
-                target = Path(out_dir).expanduser() / _below(path, getattr(item, "folder", None)) / name
+                target = expand_home(out_dir) / _below(path, getattr(item, "folder", None)) / name
             else:
                 target = path.with_name(name)
         try:
@@ -359,7 +360,7 @@ def make_output_folders(jobs: list[Job], out_dir: str | None) -> list[Path]:
     ``blocked`` (a write error, exit 7), and the others run."""
     if not out_dir:
         return []
-    root = Path(out_dir).expanduser()
+    root = expand_home(out_dir)
     check_reachable(os.path.join(root, "."), f"--out-dir {root}")
     if root.exists() and not root.is_dir():
         raise UsageError(f"--out-dir {root} exists and is not a folder")

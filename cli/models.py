@@ -51,6 +51,8 @@ def _state(w, info) -> tuple[str, str | None]:
         return ("bundled" if info.bundled else "installed"), None
     if info.bundled:
         return "damaged", problem
+    if problem == w.UNREADABLE:
+        return "unreadable", problem
     if problem != w.MISSING:
         return "corrupt", problem
     part = w.part_path(info)
@@ -77,8 +79,9 @@ def list_command(as_json: bool) -> int:
 
     \b
     state: bundled, installed (its sha256 checked), corrupt (fails its checksum: 'smile models
-    pull NAME' fetches it again), partial download (resumed by 'smile models pull NAME'), not
-    installed, or damaged (a bundled file that fails its checksum: reinstall smile-filter)."""
+    pull NAME' fetches it again), unreadable (this user may not read it), partial download (resumed by
+    'smile models pull NAME'), not installed, or damaged (a bundled file that fails its checksum: reinstall
+    smile-filter)."""
     w = _registry()
     default = w.default_model_name()
     sel_name, sel_path = _selected(w)

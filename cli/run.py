@@ -12,6 +12,7 @@ import click
 from smilecore.errors import InputError, SmileError, UsageError, one_line
 from smilecore.atomic import check_target, folder_problem
 from smilecore.decode import DEFAULT_MAX_PIXELS, load_mask
+from smilecore.paths import expand_home
 from smilecore.video_streams import CODECS, PRESETS
 
 from .params import PixelCount
@@ -180,7 +181,7 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
     # another suffix, over a tree holding results of the default one, would smile those again)
     results = tuple(dict.fromkeys((suffix, DEFAULT_SUFFIX))) if not in_place else None
     inputs = expand_inputs(list(photos), recursive=recursive, skip_suffix=results,
-                           skip_folder=Path(out_dir).expanduser() if out_dir else None)
+                           skip_folder=expand_home(out_dir) if out_dir else None)
     inputs = _suggest_commands(inputs, photos)
     jobs = plan_outputs(inputs, output, out_dir, suffix, ext, in_place)
     check_video_options(jobs, selection=selection, debug_dir=debug_dir, in_place=in_place, codec=codec, crf=crf,
@@ -200,13 +201,13 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
             _to_stderr(f"smile: note: {skipped} of {skipped + len(jobs)} inputs left out: their results exist (--skip-existing)")
     created: list[Path] = []
     if out_dir:
-        _make_dir(Path(out_dir).expanduser(), "--out-dir")
+        _make_dir(expand_home(out_dir), "--out-dir")
         created = make_output_folders(jobs, out_dir)  # (-r: the sub-folders the results keep)
     if debug_dir:
-        _make_dir(Path(debug_dir).expanduser(), "--debug")
+        _make_dir(expand_home(debug_dir), "--debug")
     if output:
-        _check_parent(Path(output).expanduser())
-        check_target(Path(output).expanduser())  # (a named pipe or device called x.png is never replaced)
+        _check_parent(expand_home(output))
+        check_target(expand_home(output))  # (a named pipe or device called x.png is never replaced)
 
     try:
         import smilecore
@@ -222,7 +223,7 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
             jobs_n = cores
 
         pool = open_pool(jobs_n, jobs, model, dict(strength=strength, faces=faces, min_face=min_face, keep_unchanged=keep_unchanged,
-                         quality=quality, max_pixels=max_pixels, debug_dir=Path(debug_dir).expanduser() if debug_dir else None),
+                         quality=quality, max_pixels=max_pixels, debug_dir=expand_home(debug_dir) if debug_dir else None),
                          ray=ray_address, ray_actors=ray_actors)
         if pool is not None:
             smile_model = pool.model  # loaded by the workers (and here too when there are videos)
@@ -284,7 +285,7 @@ def _smile_all(jobs, reports: list, echo_line, bar, pool, smile_model, deliver, 
     ``reports`` and printing its line as it comes."""
     strength, faces, min_face = settings["strength"], settings["faces"], settings["min_face"]
     keep_unchanged, max_pixels = settings["keep_unchanged"], settings["max_pixels"]
-    debug_dir = Path(more["debug_dir"]).expanduser() if more["debug_dir"] else None
+    debug_dir = expand_home(more["debug_dir"]) if more["debug_dir"] else None
     for number, job in enumerate(jobs, 1):
         if is_video_path(job.input):
             if bar is not None:

@@ -15,7 +15,6 @@ and only a file whose sha256 matches is renamed to the model's name.
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import hashlib
 import json
@@ -27,6 +26,8 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import ModelError, reason
+from .model_download import Retry, Stop, cache_error, download
+from .paths import expand_home
 
 REGISTRY_FILE = "registry.json"
 
@@ -82,7 +83,7 @@ def cache_dir() -> Path:
     else ``platformdirs.user_cache_dir("smile-filter")/models``."""
     env = os.environ.get("SMILE_CACHE_DIR")
     if env:
-        return Path(env).expanduser().absolute()
+        return expand_home(env).absolute()
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("smile-filter")) / "models"
@@ -110,8 +111,6 @@ def part_path(info: ModelInfo) -> Path:
 #: Suffix of unfinished downloads in the cache (never loaded: only a file whose sha256 matches is
 #: renamed to the model's name).
 PART_SUFFIX = ".part"
-#: Seconds a download waits for the server (connecting, or between two pieces of data).
-TIMEOUT = 60
 #: Seconds to wait before the first retry of a download (the second waits twice as long).
 RETRY_PAUSE = 0.5
 #: Python package to reinstall when a bundled model is damaged.
@@ -124,6 +123,8 @@ def _reinstall_hint() -> str:
 
 #: What :func:`file_problem` says of a file that is not there.
 MISSING = "is missing"
+#: :func:`file_problem` for a file this user may not read.
+UNREADABLE = "may not be read (permission denied)"
 
 
 def file_problem(info: ModelInfo, path: str | os.PathLike) -> str | None:
@@ -141,8 +142,10 @@ def file_problem(info: ModelInfo, path: str | os.PathLike) -> str | None:
         return f"fails its checksum (it has {st.st_size} bytes, the registry says {info.size})"
     try:
         digest = sha256_of(path)
+    except PermissionError:
+        return UNREADABLE
     except OSError as exc:
-        return f"cannot be read ({reason(exc)})"
+        return f"cannot be read ({exc.strerror or reason(exc)})"
     if digest != info.sha256:
         return f"fails its checksum (sha256 {digest[:12]}…, registry says {info.sha256[:12]}…)"
     return None
@@ -158,6 +161,9 @@ def verify_file(info: ModelInfo, path: str | os.PathLike) -> None:
         raise ModelError(f"the bundled model file {path} of {info.name} {problem}: {_reinstall_hint()}")
     if problem == MISSING:
         raise ModelError(f"model {info.name} is not installed ({path} missing); run 'smile models pull {info.name}'")
+    if problem == UNREADABLE:  # (another user's cache: nothing is wrong with the file itself)
+        raise ModelError(f"model file {path} {problem}: give this user read access to it, or set SMILE_CACHE_DIR "
+                         "to a cache of its own")
     raise ModelError(f"model file {path} {problem}: it is corrupt or was modified; "
                      f"run 'smile models pull {info.name}' to fetch it again")
 
@@ -182,30 +188,12 @@ def verify_model(name: str) -> bool:
 # ------------------------------------------------------------------------------ downloads
 
 
-class _Retry(Exception):
-    """A download problem that another try may not have (a dropped connection, a 5xx answer)."""
-
-
-class _Stop(Exception):
-    """A download problem that another try will have too (404, a web page, the wrong size)."""
-
-
 def _say(text: str) -> None:
     """A note on stderr (downloads take time: say what is happening)."""
     try:
         print(f"smile: {text}", file=sys.stderr, flush=True)
     except (OSError, ValueError):
         pass
-
-
-def _cache_error(folder: Path, exc: OSError) -> ModelError:
-    """The cache cannot be written: a one-line message that says what to do."""
-    why = exc.strerror or reason(exc)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        hint = "free some space there, or set SMILE_CACHE_DIR to a folder on another disk"
-    else:
-        hint = "set SMILE_CACHE_DIR to a folder you can write to"
-    return ModelError(f"cannot write into the model cache {folder} ({why}): {hint}")
 
 
 def _ready_cache() -> Path:
@@ -217,7 +205,7 @@ def _ready_cache() -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _cache_error(folder, exc) from None
+        raise cache_error(folder, exc) from None
     return folder
 
 
@@ -229,7 +217,7 @@ def _download_lock(folder: Path, info: ModelInfo, say):
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise _cache_error(folder, exc) from None
+        raise cache_error(folder, exc) from None
     try:
         try:
             import fcntl
@@ -255,117 +243,6 @@ def _download_lock(folder: Path, info: ModelInfo, say):
         os.close(fd)  # releases the lock
 
 
-def _content_range_start(value: str | None) -> int | None:
-    """``N`` of a ``Content-Range: bytes N-M/T`` header, or None."""
-    if not value or not value.strip().lower().startswith("bytes "):
-        return None
-    try:
-        return int(value.strip()[6:].split("-", 1)[0])
-    except ValueError:
-        return None
-
-
-def _download(info: ModelInfo, part: Path, progress: bool) -> None:
-    """Bring ``part`` to the whole file, resuming what it holds with an HTTP Range request.
-
-    Raises :class:`_Retry` (what was received is kept) or :class:`_Stop`; Ctrl-C keeps it too."""
-    import http.client
-    import urllib.error
-    import urllib.request
-
-    expected = info.size if info.size > 0 else None
-    have = part.stat().st_size if part.is_file() else 0
-    if expected is not None and have > expected:  # not this model's beginning
-        part.unlink()
-        have = 0
-    if expected is not None and have == expected:
-        return  # complete: the caller checks it
-    headers = {"Accept-Encoding": "identity", "User-Agent": "smile-filter"}
-    if have:
-        headers["Range"] = f"bytes={have}-"
-    try:
-        resp = urllib.request.urlopen(urllib.request.Request(info.url, headers=headers), timeout=TIMEOUT)
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        if exc.code == 416 and have:  # the range cannot be served: start again from scratch
-            part.unlink(missing_ok=True)
-            raise _Retry("the server could not resume the download") from None
-        what = f"the server answered HTTP {exc.code} {exc.reason}"
-        if exc.code in (408, 425, 429) or exc.code >= 500:
-            raise _Retry(what) from None
-        raise _Stop(what) from None
-    except ValueError as exc:  # not a URL urllib can open
-        raise _Stop(f"bad download address ({reason(exc)})") from None
-    except (OSError, http.client.HTTPException) as exc:
-        exc_reason = getattr(exc, "reason", None)
-        raise _Retry(f"cannot reach the server ({reason(exc_reason if exc_reason is not None else exc)})") from None
-    with resp:
-        kind = (resp.headers.get("Content-Type") or "").lower()
-        if "text/html" in kind:
-            raise _Stop("the server sent a web page (text/html) instead of the model: an error or login page? "
-                        "open the address in a browser to see it")
-        status = getattr(resp, "status", 200)
-        if have and status == 206:
-            if _content_range_start(resp.headers.get("Content-Range")) != have:
-                part.unlink(missing_ok=True)
-                raise _Retry("the server resumed the download at the wrong place")
-        elif status == 200:
-            have = 0  # the server sends the whole file (it ignored the range): start over
-        else:
-            raise _Retry(f"the server answered HTTP {status}")
-        length = resp.headers.get("Content-Length")
-        try:
-            total = have + int(length) if length is not None else expected
-        except ValueError:
-            total = expected
-        if expected is not None and total is not None and total != expected:
-            if have:
-                part.unlink(missing_ok=True)
-            raise _Stop(f"the server offers {total} bytes, the registry says the model has {expected}: "
-                        "this address does not serve this model")
-        try:
-            f = open(part, "ab" if have else "wb")
-        except OSError as exc:
-            raise _cache_error(part.parent, exc) from None
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=info.name, file=sys.stderr)
-        try:
-            with f:
-                while True:
-                    try:
-                        chunk = resp.read(1 << 16)
-                    except (OSError, http.client.HTTPException) as exc:
-                        raise _Retry(f"the connection broke after {have} of {total or '?'} bytes ({reason(exc)})") from None
-                    if not chunk:
-                        break
-                    if expected is not None and have + len(chunk) > expected:
-                        raise _Stop(f"the server sends more than the model's {expected} bytes: "
-                                    "this address does not serve this model")
-                    try:
-                        f.write(chunk)
-                    except OSError as exc:  # a full or failing disk: keep no half file there
-                        raise _Stop(_cache_error(part.parent, exc)) from None
-                    have += len(chunk)
-                    if bar is not None:
-                        bar.update(len(chunk))
-                try:
-                    f.flush()
-                    os.fsync(f.fileno())
-                except OSError as exc:
-                    raise _Stop(_cache_error(part.parent, exc)) from None
-        except _Stop:
-            part.unlink(missing_ok=True)  # what it holds is not the model
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-    if total is not None and have < total:
-        raise _Retry(f"the connection closed after {have} of {total} bytes")
-
-
 def fetch_model(info: ModelInfo | str, progress: bool = False, retries: int = 2) -> Path:
     """Return a verified local copy of a model, downloading it into :func:`cache_dir` if needed.
 
@@ -381,7 +258,7 @@ def fetch_model(info: ModelInfo | str, progress: bool = False, retries: int = 2)
     problem = file_problem(info, path)
     if problem is None:
         return path
-    if info.bundled or not info.url:
+    if info.bundled or not info.url or problem == UNREADABLE:  # (one this user may not read is not damaged)
         verify_file(info, path)  # raises with the reason
         return path
     folder = _ready_cache()
@@ -400,18 +277,18 @@ def fetch_model(info: ModelInfo | str, progress: bool = False, retries: int = 2)
             except IsADirectoryError:
                 raise ModelError(f"{path} is a folder, where the file of model {info.name} belongs: move it away") from None
             except OSError as exc:
-                raise _cache_error(folder, exc) from None
+                raise cache_error(folder, exc) from None
         size = f" ({_size_text(info.size)})" if info.size > 0 else ""
         say(f"downloading model {info.name} {info.version}{size} from {info.url}")
         last = ""
         for attempt in range(retries + 1):
             try:
-                _download(info, part, progress)
-            except _Stop as exc:
+                download(info, part, progress)
+            except Stop as exc:
                 if exc.args and isinstance(exc.args[0], ModelError):  # the cache, not the server
                     raise exc.args[0] from None
                 raise ModelError(f"cannot download model {info.name}{why} from {info.url}: {exc}") from None
-            except _Retry as exc:
+            except Retry as exc:
                 last = str(exc)
                 if attempt < retries:
                     time.sleep(RETRY_PAUSE * (attempt + 1))
@@ -421,7 +298,9 @@ def fetch_model(info: ModelInfo | str, progress: bool = False, retries: int = 2)
                 try:
                     os.replace(part, path)
                 except OSError as exc:
-                    raise _cache_error(folder, exc) from None
+                    raise cache_error(folder, exc) from None
+                if why and not progress:  # (a damaged cache is worth a line in a log too)
+                    _say(f"note: model {info.name} downloaded again{why}")
                 return path
             part.unlink(missing_ok=True)  # never kept: the next try starts from scratch
             last = f"the file received {problem}: the file at that address is not this model"
@@ -448,7 +327,7 @@ def path_choice(text: str) -> Path | None:
     something that exists here and is not a registry name), else None (a registry name)."""
     seps = [s for s in (os.sep, os.altsep) if s]
     if text.lower().endswith(".onnx") or any(s in text for s in seps) or text.startswith("~"):
-        return Path(text).expanduser()
+        return expand_home(text)
     if text and text not in {m.name for m in list_models()} and os.path.lexists(text):
         return Path(text)
     return None
@@ -475,7 +354,12 @@ def resolve_model(name_or_path: str | os.PathLike | None = None, download: bool 
 
     A registry model that is not downloaded yet is downloaded, unless ``download`` is false (then
     ``ModelError`` says how to get it)."""
-    choice = name_or_path if name_or_path is not None else os.environ.get("SMILE_MODEL") or None
+    if name_or_path is None and os.environ.get("SMILE_MODEL"):
+        try:
+            return resolve_model(os.environ["SMILE_MODEL"], download)
+        except ModelError as exc:  # (a variable set long ago in a shell's profile: say where the choice came from)
+            raise ModelError(f"{exc} (the model SMILE_MODEL names)") from None
+    choice = name_or_path
     if choice is None:
         info = get_info(default_model_name())
     else:

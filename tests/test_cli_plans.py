@@ -456,3 +456,19 @@ def test_strength_0_is_not_counted_as_already_smiling(shift, jpeg: Path, tmp_pat
     assert json.loads(r.stdout)["summary"]["already_smiling"] == 0
     r = run(c, "--out-dir", tmp_path / "o2", "--model", shift, "-s", "0", "-j", "1")
     assert "2 photos: 0 smiled, 2 written with no face changed, 0 unchanged, 0 failed" in r.stderr
+
+
+def test_a_home_of_no_user_is_a_name_like_any_other(jpeg: Path, tmp_path: Path, monkeypatch):
+    """``~nouser/x.jpg`` is no file (as in a shell), not an internal error; a model SMILE_MODEL names is said
+    to come from there."""
+    r = run("~nosuchuser43/x.jpg")
+    assert r.exit_code == 4
+    one_line_error(r, "~nosuchuser43/x.jpg: no such file")
+    put(jpeg, tmp_path / "a.jpg")
+    r = run(tmp_path / "a.jpg", "--model", "~nosuchuser43/m.onnx")
+    assert r.exit_code == 6
+    one_line_error(r, "model file ~nosuchuser43/m.onnx does not exist")
+    monkeypatch.setenv("SMILE_MODEL", str(tmp_path / "gone.onnx"))
+    r = run(tmp_path / "a.jpg")
+    assert r.exit_code == 6
+    one_line_error(r, f"model file {tmp_path / 'gone.onnx'} does not exist (the model SMILE_MODEL names)")

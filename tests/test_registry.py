@@ -97,13 +97,34 @@ def test_partial_download_resumes(server, cache, fixture_models):
     assert "bytes=100-" in _RangeHandler.ranges
 
 
-def test_tampered_cached_file_is_fetched_again(server, cache, fixture_models):
+def test_tampered_cached_file_is_fetched_again(server, cache, fixture_models, capsys):
     root, url = server
     data, sha = _publish(root, fixture_models)
     info = ModelInfo(name="t", version="1", file="m.onnx", sha256=sha, size=len(data), license="CC0", url=f"{url}/m.onnx")
     path = registry.fetch_model(info)
+    capsys.readouterr()
     path.write_bytes(b"evil" + data[4:])
     assert registry.fetch_model(info).read_bytes() == data
+    said = capsys.readouterr().err  # (said even when no terminal shows the progress)
+    assert said.startswith("smile: note: model t downloaded again (the cached file ") and "fails its checksum" in said
+
+
+def test_a_cached_file_this_user_may_not_read_is_not_called_corrupt_nor_deleted(server, cache, fixture_models,
+                                                                                monkeypatch):
+    root, url = server
+    data, sha = _publish(root, fixture_models)
+    info = ModelInfo(name="t", version="1", file="m.onnx", sha256=sha, size=len(data), license="CC0", url=f"{url}/m.onnx")
+    path = registry.fetch_model(info)
+
+    def denied(p, *a, **k):  # (as root every file may be read: another user's file, made up)
+        raise PermissionError(13, "Permission denied", str(p))
+
+    monkeypatch.setattr(registry, "sha256_of", denied)
+    with pytest.raises(ModelError) as exc:
+        registry.fetch_model(info)
+    assert str(exc.value) == (f"model file {path} may not be read (permission denied): give this user read access "
+                              "to it, or set SMILE_CACHE_DIR to a cache of its own")
+    assert path.exists()
 
 
 def test_unreachable_server(cache):

@@ -26,6 +26,7 @@ from pathlib import Path
 import click
 
 from smilecore.errors import SmileError, WriteError
+from smilecore.paths import expand_home
 
 from .kritarc import check_rc_path, enable_plugin
 from .plugin_dirs import gimp_plugins_dir, krita_pykrita_dir, kritarc_path
@@ -212,11 +213,11 @@ def install_plugin_command(editor: str, folder: str | None, rc_file: str | None,
     lines = []
     try:
         if editor == "gimp":
-            dest = install_gimp(Path(folder).expanduser() if folder else gimp_plugins_dir())
+            dest = install_gimp(expand_home(folder) if folder else gimp_plugins_dir())
             lines += [f"installed the GIMP plug-in in {dest}", "restart GIMP, then open an image and use Filters > Smile"]
         else:
-            rc = None if no_enable else (Path(rc_file).expanduser() if rc_file else kritarc_path())
-            dest, changed = install_krita(Path(folder).expanduser() if folder else krita_pykrita_dir(), rc)
+            rc = None if no_enable else (expand_home(rc_file) if rc_file else kritarc_path())
+            dest, changed = install_krita(expand_home(folder) if folder else krita_pykrita_dir(), rc)
             lines.append(f"installed the Krita plug-in in {dest}")
             if rc is not None:
                 lines.append(f"enabled it in {rc}" + ("" if changed else " (it already was)"))
