@@ -35,9 +35,9 @@ def _registry():
 
 
 def _present(w, info) -> bool:
-    """A file is where the model belongs (whether or not its bytes are right)."""
+    """Something is where the model belongs (whether or not it is the model: a folder, a broken link too)."""
     try:
-        return w.local_path(info).is_file()
+        return os.path.lexists(w.local_path(info))
     except Exception:
         return False
 

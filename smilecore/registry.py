@@ -125,6 +125,8 @@ def _reinstall_hint() -> str:
 MISSING = "is missing"
 #: :func:`file_problem` for a file this user may not read.
 UNREADABLE = "may not be read (permission denied)"
+#: :func:`file_problem` for a folder (or another thing that is no file) in the model file's place.
+NOT_A_FILE = "is not a regular file (a folder?)"
 
 
 def file_problem(info: ModelInfo, path: str | os.PathLike) -> str | None:
@@ -137,7 +139,7 @@ def file_problem(info: ModelInfo, path: str | os.PathLike) -> str | None:
     except OSError:
         return MISSING
     if not path.is_file():
-        return "is not a regular file"
+        return NOT_A_FILE
     if info.size > 0 and st.st_size != info.size:
         return f"fails its checksum (it has {st.st_size} bytes, the registry says {info.size})"
     try:
@@ -161,6 +163,9 @@ def verify_file(info: ModelInfo, path: str | os.PathLike) -> None:
         raise ModelError(f"the bundled model file {path} of {info.name} {problem}: {_reinstall_hint()}")
     if problem == MISSING:
         raise ModelError(f"model {info.name} is not installed ({path} missing); run 'smile models pull {info.name}'")
+    if problem == NOT_A_FILE:
+        raise ModelError(f"{path}, where the file of model {info.name} belongs, {problem}: move it away, then run "
+                         f"'smile models pull {info.name}'")
     if problem == UNREADABLE:  # (another user's cache: nothing is wrong with the file itself)
         raise ModelError(f"model file {path} {problem}: give this user read access to it, or set SMILE_CACHE_DIR "
                          "to a cache of its own")

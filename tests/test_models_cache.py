@@ -444,3 +444,15 @@ def test_list_sizes_and_checksums_match_the_bundled_files():
         if m.bundled:
             path = registry.local_path(m)
             assert path.stat().st_size == m.size and registry.sha256_of(path) == m.sha256
+
+
+def test_a_folder_where_the_model_file_belongs_gets_one_answer(server, cache, monkeypatch):
+    info = info_for(server)
+    use_registry(monkeypatch, info)
+    (cache / "dl-1.0.onnx").mkdir(parents=True)
+    rows = {r["name"]: r for r in json.loads(run("models", "list", "--json").stdout)}
+    assert rows["dl"]["state"] == "corrupt" and "is not a regular file (a folder?)" in rows["dl"]["problem"]
+    for args in (("models", "verify"), ("models", "path", "dl"), ("models", "pull", "dl")):
+        res = run(*args)
+        assert res.exit_code == 6, (args, res.stdout, res.stderr)
+        assert "move it away" in one_line(res.stderr), args
