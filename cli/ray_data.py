@@ -341,9 +341,7 @@ class RayBatch:
         self._done: dict[int, rep.PhotoReport] = {}
         self._failed: str | None = None
         self._closed = False
-        import uuid
-
-        self._prefix = f"smile-ray-{uuid.uuid4().hex[:12]}-"  # this run's temporary files in the actors
+        self._prefix = f"smile-ray-{os.urandom(6).hex()}-"  # this run's temporary files in the actors
         try:
             self._start(address, actors, tasks)
         except BaseException:
@@ -361,6 +359,7 @@ class RayBatch:
         self._failed = None  # why the rows stopped coming (the photos left fail with it)
         self._client = is_client(ray)
         if rows:
+            actors = min(actors, len(rows)) if actors else None  # (an actor for no photo only holds a model)
             per = batch_size_for(len(rows), pool_size(ray, actors))
             settings = {**self.settings, "ext": None, "tmp_prefix": self._prefix}
             if self._client:  # Ray Data runs on the cluster, in an actor (see ClientDriver)

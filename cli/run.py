@@ -161,7 +161,8 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
             suffix_of = suffix_of or ".png"  # (no format shows: the run says what is wrong with the photo)
             output = str(folder / f"standard-output{suffix_of}")  # (--ext stays: the plan checks it)
             names[output] = STDOUT_NAME
-        deliver = (lambda: write_stdout(Path(output))) if to_stdout else None
+        stdout = sys.stdout  # (captured: a Ray run points sys.stdout at stderr while it goes)
+        deliver = (lambda: write_stdout(Path(output), stdout.buffer)) if to_stdout else None
         try:
             return _run(photos, output=output, ext=ext, names=names, lines_to_stderr=to_stdout, deliver=deliver, **options)
         except SmileError as exc:  # (a refused plan names <stdin>/<stdout>, not the temporary files)
@@ -187,7 +188,7 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
     check_video_options(jobs, selection=selection, debug_dir=debug_dir, in_place=in_place, codec=codec, crf=crf,
                         preset=preset)
     for note in [] if quiet else unused_option_notes(jobs, quality=quality, crf=crf, codec=codec, preset=preset,
-                                                          ray=ray_address, ray_actors=ray_actors):
+                                                          ray=ray_address, ray_actors=ray_actors, jobs_n=jobs_n):
         _to_stderr(f"smile: note: {note}")
     if selection is not None and len(jobs) != 1:
         raise UsageError("--selection applies to one photo; give exactly one PHOTO")
@@ -209,6 +210,8 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
         _check_parent(expand_home(output))
         check_target(expand_home(output))  # (a named pipe or device called x.png is never replaced)
 
+    report_stream = sys.stdout
+    redirect = contextlib.ExitStack()
     try:
         import smilecore
 
@@ -222,6 +225,8 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
                            f"{cores} worker process{'es' * (cores != 1)}")
             jobs_n = cores
 
+        if ray_address:  # Ray's own lines ("(raylet) WARNING ...") go to stderr: stdout is the report's alone
+            redirect.enter_context(contextlib.redirect_stdout(sys.stderr))
         pool = open_pool(jobs_n, jobs, model, dict(strength=strength, faces=faces, min_face=min_face, keep_unchanged=keep_unchanged,
                          quality=quality, max_pixels=max_pixels, debug_dir=expand_home(debug_dir) if debug_dir else None),
                          ray=ray_address, ray_actors=ray_actors)
@@ -233,7 +238,7 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
         sel = _load_selection(selection, max_pixels) if selection else None
 
         reports: list[rep.PhotoReport] = []
-        out = Report()  # a reader that goes away silences the report, never the work
+        out = Report(report_stream)  # a reader that goes away silences the report, never the work
         bar = None
         if len(jobs) > 1 and not as_json and not quiet:
             from tqdm import tqdm
@@ -245,6 +250,8 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
                        dict(strength=strength, faces=faces, min_face=min_face, keep_unchanged=keep_unchanged,
                             max_pixels=max_pixels), dict(codec=codec, crf=crf, preset=preset, quality=quality,
                                                          debug_dir=debug_dir, show_progress=not (as_json or quiet)))
+            if pool is not None:  # (a stop while it shuts down, Ray's taking seconds: still a report of every result)
+                pool.close()
         except KeyboardInterrupt as stop:  # (Ctrl-C, SIGTERM, SIGHUP): say what was done before the stop
             from .parallel import PhotoPool
 
@@ -261,8 +268,6 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
                 _interrupted_report(reports, len(jobs), as_json, quiet, out, smile_model, strength, stop,
                                 resume=not in_place and output is None, skipped=skipped if skip_existing else None)
             raise
-        if pool is not None:
-            pool.close()
         if bar is not None:
             bar.close()
 
@@ -277,6 +282,7 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
         written = sum(r.output is not None for r in reports)
         return out.exit_code(code, f"; {written} of {len(reports)} result{'s' if len(reports) != 1 else ''} written")
     finally:
+        redirect.close()
         remove_empty_folders(created)  # (a run refused before it began, a folder whose photos all failed)
 
 

@@ -130,7 +130,7 @@ def write_stdout(result: Path, out: BinaryIO | None = None) -> None:
                 _write_all(out, memoryview(chunk))
         out.flush()
     except OSError as exc:
-        silence_stdout()
+        silence_stdout(out)  # (the stream written to: sys.stdout may point elsewhere by now)
         if isinstance(exc, (BrokenPipeError, ConnectionResetError)) or exc.errno in (errno.EPIPE, errno.ECONNRESET):
             raise WriteError("standard output was closed before the whole result was written") from None
         raise WriteError(f"standard output: cannot write the result ({exc.strerror or type(exc).__name__})") from None

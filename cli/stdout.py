@@ -16,25 +16,27 @@ import click
 from smilecore.errors import WriteError
 
 
-def silence_stdout() -> None:
-    """Point file descriptor 1 at the null device, so later writes and Python's exit-time flush
-    neither fail nor complain."""
+def silence_stdout(stream=None) -> None:
+    """Point standard output's file descriptor (that of ``stream``, default ``sys.stdout``) at the null
+    device, so later writes and Python's exit-time flush neither fail nor complain."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, (stream or sys.stdout).fileno())
         os.close(devnull)
     except (OSError, ValueError, AttributeError):
         pass
 
 
 class Report:
-    """Writes report lines to stdout and remembers whether that worked.
+    """Writes report lines to stdout (``stream``, default ``sys.stdout`` as it is when a line is written) and
+    remembers whether that worked.
 
     ``gone``: the reader closed the pipe (not an error: the exit status still says whether the
     photos were written).  ``error``: stdout could not be written (a :class:`WriteError`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stream=None) -> None:
+        self.stream = stream  # (None: sys.stdout when a line is written)
         self.gone = False
         self.error: WriteError | None = None
 
@@ -43,13 +45,14 @@ class Report:
         if self.gone or self.error is not None:
             return
         try:
+            stream = self.stream or sys.stdout
             if bar is not None and not bar.disable:
-                bar.write(text, file=sys.stdout)
-                sys.stdout.flush()
+                bar.write(text, file=stream)
+                stream.flush()
             else:
-                click.echo(text)  # flushes
+                click.echo(text, file=stream)  # flushes
         except OSError as exc:
-            silence_stdout()
+            silence_stdout(self.stream)
             if isinstance(exc, BrokenPipeError) or exc.errno in (errno.EPIPE, errno.ECONNRESET):
                 self.gone = True
             else:

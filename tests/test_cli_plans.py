@@ -472,3 +472,9 @@ def test_a_home_of_no_user_is_a_name_like_any_other(jpeg: Path, tmp_path: Path, 
     r = run(tmp_path / "a.jpg")
     assert r.exit_code == 6
     one_line_error(r, f"model file {tmp_path / 'gone.onnx'} does not exist (the model SMILE_MODEL names)")
+
+
+def test_j_with_ray_is_said_to_be_ignored(jpeg: Path, tmp_path: Path):
+    put(jpeg, tmp_path / "a.jpg")
+    r = run(tmp_path / "a.jpg", "--ray", "local", "-j", "2", "-o", tmp_path / "o.jpg")
+    assert "smile: note: -j applies without --ray; with it, so ignored (--ray-actors N sets the actors" in r.stderr

@@ -144,7 +144,7 @@ class _Trickle(io.RawIOBase):
 
 
 def test_write_stdout_writes_every_byte_of_short_writes_or_fails(tmp_path, monkeypatch):
-    monkeypatch.setattr(stdio, "silence_stdout", lambda: None)  # (pytest's own stdout stays)
+    monkeypatch.setattr(stdio, "silence_stdout", lambda *stream: None)  # (pytest's own stdout stays)
     monkeypatch.setattr(stdio, "_wait_writable", lambda out: None)
     result = tmp_path / "standard-output.png"
     data = np.random.default_rng(0).integers(0, 256, 3 << 20, dtype=np.uint8).tobytes()  # 3 chunks of 1 MiB
