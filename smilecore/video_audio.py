@@ -34,13 +34,16 @@ def streams_that_fit(av, src: str | Path, indices: list[int], out_format: str) -
     result: dict[int, str | None] = {}
     with av.open(str(src), "r", metadata_errors="replace") as c:
         wanted = set(indices)
-        for k, packet in enumerate(c.demux([c.streams[i] for i in indices] if indices else [])):
-            if k >= PROBE_PACKETS or not wanted:
-                break
-            i = packet.stream.index
-            if i in wanted and packet.dts is not None and packet.size:
-                first[i] = packet
-                wanted.discard(i)
+        try:
+            for k, packet in enumerate(c.demux([c.streams[i] for i in indices] if indices else [])):
+                if k >= PROBE_PACKETS or not wanted:
+                    break
+                i = packet.stream.index
+                if i in wanted and packet.dts is not None and packet.size:
+                    first[i] = packet
+                    wanted.discard(i)
+        except av.FFmpegError:  # (a damaged file: what was found is tried; the rest says so when it is read)
+            pass
         for i in indices:
             s = c.streams[i]
             name = s.codec_context.name if s.codec_context else None
