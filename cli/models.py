@@ -112,10 +112,15 @@ def list_command(as_json: bool) -> int:
             if r["problem"]:
                 click.echo(f"    {r['path']} {r['problem']}")
             click.echo(f"    url {r['url']}" if r["url"] else "    (no download address)")
-    if sel_path is not None and not Path(sel_path).is_file():
-        click.echo(f"SMILE_MODEL={sel_path}: no such file: 'smile' will refuse to run (exit 6)")
-    elif sel_path is not None:
-        click.echo(f"SMILE_MODEL={sel_path}: 'smile' uses this file, not a registry model")
+    if sel_path is not None:
+        from smilecore.errors import SmileError
+        from smilecore.model import SmileModel
+
+        try:  # (loaded, as smile loads it: a folder, a text file, a model of another contract are refused)
+            SmileModel(w.check_model_file(Path(sel_path)))
+            click.echo(f"SMILE_MODEL={sel_path}: 'smile' uses this file, not a registry model")
+        except SmileError as exc:
+            click.echo(f"SMILE_MODEL={sel_path}: 'smile' will refuse to run (exit 6): {exc}")
     elif sel_name is not None and sel_name not in {r["name"] for r in rows}:
         click.echo(f"SMILE_MODEL={sel_name} is not a registry model: 'smile' will refuse to run (exit 6)")
     return 0

@@ -77,12 +77,17 @@ def test_unknown_model_name(registry):
     assert "unknown model 'nosuch'" in r.stderr
 
 
-def test_list_says_when_the_file_smile_model_names_is_missing(registry, tmp_path, monkeypatch):
+def test_list_says_when_the_file_smile_model_names_is_missing(registry, tmp_path, monkeypatch, shift):
     # before: "'smile' uses this file", and smile then refused to run (exit 6)
     monkeypatch.setenv("SMILE_MODEL", str(tmp_path / "nope.onnx"))
     r = run("models", "list")
     assert r.exit_code == 0
-    assert r.stdout.strip().splitlines()[-1] == f"SMILE_MODEL={tmp_path / 'nope.onnx'}: no such file: 'smile' will refuse to run (exit 6)"
-    (tmp_path / "mine.onnx").write_bytes(b"x")
+    assert r.stdout.strip().splitlines()[-1] == (f"SMILE_MODEL={tmp_path / 'nope.onnx'}: 'smile' will refuse to run "
+                                                 f"(exit 6): model file {tmp_path / 'nope.onnx'} does not exist")
+    (tmp_path / "mine.onnx").write_bytes(b"x")  # (a file, but no model: smile refuses it, and so does the listing)
     monkeypatch.setenv("SMILE_MODEL", str(tmp_path / "mine.onnx"))
+    assert "'smile' will refuse to run (exit 6): " in run("models", "list").stdout.strip().splitlines()[-1]
+    monkeypatch.setenv("SMILE_MODEL", str(tmp_path))
+    assert "is a folder, not a model file" in run("models", "list").stdout.strip().splitlines()[-1]
+    monkeypatch.setenv("SMILE_MODEL", str(shift))  # (a model smile loads)
     assert run("models", "list").stdout.strip().splitlines()[-1].endswith("'smile' uses this file, not a registry model")
