@@ -431,10 +431,10 @@ def test_list_states_and_the_selected_model(server, cache, monkeypatch):
     rows = {r["name"]: r for r in json.loads(run("models", "list", "--json").stdout)}
     default = registry.default_model_name()
     assert rows["dl"]["selected"] is True and rows[default]["selected"] is False and rows[default]["default"] is True
-    (cache / "x.onnx").write_bytes(b"x")  # (a file that is there: a missing one is said to be missing)
+    (cache / "x.onnx").write_bytes(b"x")  # (a file that is there, but no model: said to be refused, and why)
     monkeypatch.setenv("SMILE_MODEL", str(cache / "x.onnx"))
     res = run("models", "list")
-    assert f"SMILE_MODEL={cache / 'x.onnx'}: 'smile' uses this file" in res.stdout
+    assert f"SMILE_MODEL={cache / 'x.onnx'}: 'smile' will refuse to run (exit 6): " in res.stdout
     rows = json.loads(run("models", "list", "--json").stdout)
     assert not any(r["selected"] for r in rows)
 
