@@ -464,3 +464,22 @@ def test_install_guides_lead_with_a_command_that_works():
                 assert "published" in line or "index" in line, f"{path.name}:{number}: {line.strip()}"
     readme = (REPO / "README.md").read_text()
     assert "pip wheel" in readme
+
+
+def test_a_ctrl_c_while_smile_is_still_loading_is_one_line(monkeypatch, capsys):
+    """The imports take a moment; a Ctrl-C there ends the run as one a moment later would."""
+    import builtins
+
+    import cli.entry as entry
+
+    real = builtins.__import__
+
+    def interrupted(name, globals=None, locals=None, fromlist=(), level=0):
+        if level == 1 and name == "main":
+            raise KeyboardInterrupt
+        return real(name, globals, locals, fromlist, level)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    with pytest.raises(SystemExit) as stop:
+        entry.main()
+    assert stop.value.code == 130 and capsys.readouterr().err == "smile: interrupted (Ctrl-C)\n"
