@@ -207,9 +207,11 @@ def _source_streams(path: Path, fallback: str) -> tuple[str, list[str]]:
     try:
         import av
 
+        from smilecore.video_audio import stream_name
+
         with av.open(str(path)) as c:
             streams = list(c.streams)
-            names = [f"{s.type} #{s.index} ({s.codec_context.name if s.codec_context else '?'})" for s in streams]
+            names = [stream_name(s) for s in streams]
             video = [s.codec_context.name for s in streams if s.type == "video" and s.codec_context]
             return (video[0] if video else fallback), names
     except Exception:  # (read a moment ago; a report must not fail over it)

@@ -27,6 +27,11 @@ def ff_text(exc: BaseException) -> str:
     return " ".join(str(text).split())[:160]
 
 
+def stream_name(stream) -> str:
+    """A stream as reports name it: "audio #1 (aac)"."""
+    return f"{stream.type} #{stream.index} ({stream.codec_context.name if stream.codec_context else '?'})"
+
+
 def streams_that_fit(av, src: str | Path, indices: list[int], out_format: str) -> dict[int, str | None]:
     """For each stream index of ``src`` in ``indices``: None when an ``out_format`` container takes it as it
     is, else FFmpeg's reason (one line)."""

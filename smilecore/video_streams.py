@@ -13,7 +13,7 @@ import numpy as np
 
 from .arguments import shown, whole_number
 from .errors import InputError, UsageError
-from .video_audio import AUDIO_FOR, CopiedStream, RecodedAudio, ff_text, streams_that_fit
+from .video_audio import AUDIO_FOR, CopiedStream, RecodedAudio, ff_text, stream_name, streams_that_fit
 from .video_rotate import DisplayView
 
 #: Containers by output extension (PyAV / FFmpeg muxer names).
@@ -275,7 +275,7 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
                 o = out.add_stream_from_template(s)
                 o.metadata.update(s.metadata)
                 copied[s.index] = CopiedStream(o)
-                copied_names.append(f"{s.type} #{s.index} ({name})")
+                copied_names.append(stream_name(s))
             elif s.type == "audio" and out_format in AUDIO_FOR:  # the sound kept, in a codec the container takes
                 copied[s.index] = RecodedAudio(av, s, out, AUDIO_FOR[out_format])
                 notes.append(f"audio #{s.index} ({name}) cannot go into the {out_format} file as it is: "
