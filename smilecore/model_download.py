@@ -68,7 +68,9 @@ def download(info: Any, part: Path, progress: bool) -> None:
         if exc.code == 416 and have:  # the range cannot be served: start again from scratch
             part.unlink(missing_ok=True)
             raise Retry("the server could not resume the download") from None
-        what = f"the server answered HTTP {exc.code} {exc.reason}"
+        what = f"the server answered HTTP {exc.code} {' '.join(str(exc.reason).split())}"
+        if 300 <= exc.code < 400:  # (urllib follows redirects: one it gives up on is a loop, or one with no address)
+            what = f"the server's redirects (HTTP {exc.code}) lead nowhere or in a loop: check the download address"
         if exc.code in (408, 425, 429) or exc.code >= 500:
             raise Retry(what) from None
         raise Stop(what) from None

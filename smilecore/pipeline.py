@@ -233,13 +233,14 @@ def smile(
                 if sel is not None:
                     x0, y0, x1, y1 = r.region
                     s = sel[y0:y1, x0:x1]
+                    own = (r.weight > 0)[..., None]  # (elsewhere in its box: another face's edit, already selected)
                     r.weight = r.weight * s
-                    region = out_arr[y0:y1, x0:x1].astype(np.float32)
-                    orig = photo[y0:y1, x0:x1].astype(np.float32)
-                    mixed = np.rint(orig + s[..., None] * (region - orig)).astype(photo.dtype)
-                    kept = np.where((s > 0)[..., None], mixed, photo[y0:y1, x0:x1])
+                    region = out_arr[y0:y1, x0:x1]
+                    orig = photo[y0:y1, x0:x1]
+                    mixed = np.rint(orig + s[..., None] * (region.astype(np.float32) - orig)).astype(photo.dtype)
+                    kept = np.where(own, np.where((s > 0)[..., None], mixed, orig), region)
                     out_arr[y0:y1, x0:x1] = kept
-                    if np.array_equal(kept, photo[y0:y1, x0:x1]):  # (a selection of values too small to move a level)
+                    if np.array_equal(np.where(own, kept, orig), orig):  # (a selection too faint to move a level)
                         r.region = r.weight = None
                         r.reason = "the selection leaves it unchanged (its values there are too small)"
                         continue

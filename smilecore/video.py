@@ -210,6 +210,9 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
         except (AttributeError, ValueError, TypeError, av.FFmpegError):
             result.notes.append(f"the display matrix ({view.degrees}° turn{', mirrored' * view.mirror}) "
                                 "could not be stored in the output")
+        if view.rounded_from is not None:
+            result.notes.append(f"the display matrix turns the picture by {view.rounded_from:g}°, not a quarter turn: "
+                                f"faces were looked for in it turned by {view.degrees}°; the matrix is kept as it is")
         if view and out_format in ("avi", "mpegts"):  # (FFmpeg's muxers drop it without a word)
             result.notes.append(f"{'AVI' if out_format == 'avi' else 'MPEG-TS'} holds no display matrix: the result plays "
                                 f"as stored, without its {view.degrees}° turn{' and mirror' * view.mirror}; write .mp4, .mkv "

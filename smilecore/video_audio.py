@@ -1,5 +1,6 @@
 """The streams beside the video: copied packet for packet where the output container takes them, else
-the sound re-encoded into a codec it takes (AAC for MP4, Opus for WebM...) and other streams left out.
+the sound re-encoded into a codec it takes (AAC for MP4, Opus for WebM...), text subtitles converted to the
+container's own text format (mov_text for MP4, WebVTT for WebM, SubRip for Matroska), and other streams left out.
 
 Whether a container takes a stream as it is cannot be read from FFmpeg's tables (MP4 lists PCM and then
 refuses a stereo PCM track with no channel order; MPEG-TS lists nothing): each stream is tried, with its
@@ -14,6 +15,8 @@ from pathlib import Path
 #: The encoder for sound that a container cannot take as it is (FFmpeg encoder names).
 AUDIO_FOR = {"webm": "libopus", "mp4": "aac", "mov": "aac", "3gp": "aac", "mpegts": "aac", "avi": "libmp3lame",
              "matroska": "aac"}
+#: The text subtitle format of a container that cannot take the source's (SubRip, ASS...) as it is.
+TEXT_FOR = {"mp4": "mov_text", "mov": "mov_text", "3gp": "mov_text", "webm": "webvtt", "matroska": "subrip"}
 #: Packets read, at most, looking for each stream's first packet to try.
 PROBE_PACKETS = 2000
 #: What MPEG-TS takes, by codec name: its muxer writes anything, as a data stream no player reads.
@@ -128,3 +131,40 @@ class RecodedAudio:
             self.next_pts = (self.next_pts or 0) + frame.samples
             for packet in self.ostream.encode(frame):
                 out.mux(packet)
+
+
+class RecodedText:
+    """A text subtitle stream (SubRip, ASS, WebVTT, mov_text) converted to ``encoder``'s format, cue by cue,
+    each cue at its own time; styles the target cannot hold are dropped by FFmpeg's encoder."""
+
+    def __init__(self, av, stream, out, encoder: str) -> None:
+        cc = stream.codec_context
+        if cc is None or not cc.codec.text_sub:
+            raise ValueError(f"{cc.name if cc else 'it'} is a picture, not text")  # (DVD and Blu-ray subtitles)
+        if not cc.is_open:
+            cc.open()  # (its header, the styles the encoder starts from)
+        self.ostream = out.add_stream(encoder)
+        oc = self.ostream.codec_context
+        oc.time_base = stream.time_base
+        self.ostream.time_base = stream.time_base
+        oc.subtitle_header = cc.subtitle_header
+        oc.open()
+        self.ostream.metadata.update(stream.metadata)  # (its language among them)
+        self.decoder = cc
+
+    def mux(self, packet, out) -> None:
+        if not packet.size:
+            return
+        cue = self.decoder.decode2(packet)
+        if cue is None or not len(cue):
+            return
+        converted = self.ostream.codec_context.encode_subtitle(cue)
+        converted.pts = converted.dts = packet.pts if packet.pts is not None else packet.dts
+        shown_ms = max(0, cue.end_display_time - cue.start_display_time)  # (AVSubtitle's times are in ms)
+        converted.duration = packet.duration or int(round(Fraction(shown_ms, 1000) / packet.time_base))
+        converted.time_base = packet.time_base
+        converted.stream = self.ostream
+        out.mux(converted)
+
+    def flush(self, out) -> None:
+        pass

@@ -7,6 +7,8 @@ as shown, as photos are given after their EXIF turn.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -38,10 +40,13 @@ def unrotate_points(pts: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndarr
 class DisplayView:
     """How a stored frame is shown: turned ``k`` quarter turns counter-clockwise (``np.rot90(frame, k)``),
     then mirrored left to right when ``mirror``. ``matrix``: the display matrix's nine integers as read
-    (FFmpeg's ``AV_PKT_DATA_DISPLAYMATRIX``), written back unchanged; None when the clip has none."""
+    (FFmpeg's ``AV_PKT_DATA_DISPLAYMATRIX``), written back unchanged; None when the clip has none.
+    ``rounded_from``: the turn in degrees of a matrix that is no quarter turn (30°, a skew), which the view
+    rounds to the nearest quarter; None otherwise."""
 
-    def __init__(self, k: int = 0, mirror: bool = False, matrix: tuple[int, ...] | None = None) -> None:
-        self.k, self.mirror, self.matrix = k % 4, bool(mirror), matrix
+    def __init__(self, k: int = 0, mirror: bool = False, matrix: tuple[int, ...] | None = None,
+                 rounded_from: float | None = None) -> None:
+        self.k, self.mirror, self.matrix, self.rounded_from = k % 4, bool(mirror), matrix, rounded_from
 
     @classmethod
     def from_matrix(cls, matrix, rotation: float = 0.0) -> DisplayView:
@@ -52,12 +57,15 @@ class DisplayView:
         m = tuple(int(v) for v in matrix)
         a, b, c, d = (int(round(m[i] / 65536)) for i in (0, 1, 3, 4))  # shown (x', y') = (a x + c y, b x + d y)
         probe = np.arange(6).reshape(2, 3)
+        if any(abs(m[i] - 65536 * v) > 64 for i, v in zip((0, 1, 3, 4), (a, b, c, d))):  # (30°: no quarter turn)
+            turn = round(-math.degrees(math.atan2(m[1], m[0])), 1)  # (counter-clockwise, as FFmpeg reads it)
+            return cls(int(round(turn / 90.0)) % 4, matrix=m, rounded_from=turn)
         if {abs(a), abs(d)} == {1} and b == c == 0:
             shown = probe[::d, ::a]
         elif {abs(b), abs(c)} == {1} and a == d == 0:
             shown = probe.T[::b, ::c]
         else:
-            return cls(int(round(rotation / 90.0)) % 4, matrix=m)
+            return cls(int(round(rotation / 90.0)) % 4, matrix=m, rounded_from=rotation)
         for k in range(4):
             for mirror in (False, True):
                 view = cls(k, mirror)

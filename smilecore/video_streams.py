@@ -13,7 +13,7 @@ import numpy as np
 
 from .arguments import shown, whole_number
 from .errors import InputError, UsageError
-from .video_audio import AUDIO_FOR, CopiedStream, RecodedAudio, ff_text, stream_name, streams_that_fit
+from .video_audio import AUDIO_FOR, TEXT_FOR, CopiedStream, RecodedAudio, RecodedText, ff_text, stream_name, streams_that_fit
 from .video_rotate import DisplayView
 
 #: Containers by output extension (PyAV / FFmpeg muxer names).
@@ -280,6 +280,10 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
                 copied[s.index] = RecodedAudio(av, s, out, AUDIO_FOR[out_format])
                 notes.append(f"audio #{s.index} ({name}) cannot go into the {out_format} file as it is: "
                              f"re-encoded as {copied[s.index].ostream.codec_context.name}")
+            elif s.type == "subtitle" and out_format in TEXT_FOR:  # text subtitles in the container's own format
+                copied[s.index] = RecodedText(av, s, out, TEXT_FOR[out_format])
+                notes.append(f"subtitle #{s.index} ({name}) cannot go into the {out_format} file as it is: "
+                             f"converted to {TEXT_FOR[out_format]}")
             else:
                 raise ValueError(why)
         except (av.FFmpegError, ValueError, TypeError, NotImplementedError) as exc:

@@ -48,6 +48,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if mode == "404" or data is None:
             self.send_error(404)
             return
+        if mode == "loop":  # a redirect to itself
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if mode == "html":
             body = b"<!doctype html><html><body>Please sign in</body></html>"
             self.send_response(200)
@@ -208,6 +214,15 @@ def test_a_404_is_said_once(server, cache):
     with pytest.raises(ModelError, match=r"HTTP 404"):
         registry.fetch_model(info_for(server, "404"))
     assert len(_Handler.log) == 1
+    assert leftovers(cache) == []
+
+
+def test_a_redirect_loop_is_one_line_said_once(server, cache):
+    """Before: urllib's three-line text about an infinite loop, inside the one-line message."""
+    with pytest.raises(ModelError) as exc:
+        registry.fetch_model(info_for(server, "loop"))
+    assert "redirects (HTTP 302) lead nowhere or in a loop: check the download address" in one_line(str(exc.value))
+    assert 1 < len(_Handler.log) <= 11  # (urllib's own limit on one request's redirects; no second try)
     assert leftovers(cache) == []
 
 

@@ -208,3 +208,18 @@ def test_faces_left_alone_are_listed_with_their_reason(astronaut, fixture_models
     assert [f.reason for f in exc.value.faces] == ["outside the selection"]
     with pytest.raises(UsageError, match=r"the size of the image \(512x512\), got 400x512"):
         smilecore.smile(astronaut, selection=np.zeros((512, 400), np.uint8), model=fixture_models["shift"])
+
+
+def test_a_selection_weighs_each_of_two_overlapping_faces_once(astronaut):
+    """Two faces whose regions overlap: before, the second face's selection blend took the first face's edit,
+    already weighted, and weighted it again (a quarter of the edit where half was asked for)."""
+    strip = astronaut[:, 180:260]
+    two = np.ascontiguousarray(np.concatenate([astronaut[:, :180], strip, strip, astronaut[:, 260:]], axis=1))
+    full = smilecore.smile(two, strength=3)
+    (a0, _, a1, _), (b0, _, b1, _) = sorted(f.region for f in full.faces)
+    assert all(f.edited for f in full.faces) and b0 < a1  # (the regions overlap)
+    half = smilecore.smile(two, strength=3, selection=np.full(two.shape[:2], 0.5, np.float32))
+    asked = np.rint(two + 0.5 * (full.image.astype(np.float32) - two))
+    off = np.abs(half.image.astype(np.float32) - asked).max(axis=-1)
+    assert off.max() <= 1, (off.max(), np.argwhere(off > 1)[:3])
+    assert np.allclose(half.mask, 0.5 * full.mask, atol=1e-6)

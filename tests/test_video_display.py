@@ -67,6 +67,18 @@ def test_a_mirrored_or_turned_clip_is_edited_upright_and_keeps_its_matrix(pictur
     assert abs((box[0] + box[2]) / 2 - 160) < 40 and box[3] - box[1] > 40, box
 
 
+@pytest.mark.parametrize("rotation, nearest", [(10, 0), (100, 90)])
+def test_a_display_matrix_that_is_no_quarter_turn_is_said_to_be_rounded(picture, model, tmp_path, rotation, nearest):
+    """Before: 30° read as no turn at all (each number of the matrix rounded on its own), without a word."""
+    clip = make_clip(tmp_path / "r.mp4", picture, size=(320, 240), frames=6, rotation=rotation, face_height=0.95,
+                     audio=False)  # (stored turned by whole quarters: the 10° or 100° matrix's nearest)
+    assert DisplayView.from_matrix(display_matrix(clip.path) + [0, 0, 0, 1 << 30]).rounded_from == rotation
+    res = smile_video(clip.path, tmp_path / "r.out.mp4", strength=2, model=model)
+    assert (f"the display matrix turns the picture by {rotation}°, not a quarter turn: faces were looked for in it "
+            f"turned by {nearest}°; the matrix is kept as it is") in res.notes, res.notes
+    assert display_matrix(tmp_path / "r.out.mp4") == display_matrix(clip.path)
+
+
 def test_avi_says_it_cannot_keep_the_display_matrix(picture, model, tmp_path):
     clip = make_clip(tmp_path / "r.mp4", picture, size=(320, 240), frames=4, rotation=90, face_height=0.95, audio=False)
     res = smile_video(clip.path, tmp_path / "r.avi", strength=2, model=model)
@@ -231,3 +243,58 @@ def test_re_encoded_sound_keeps_its_place_in_time(picture, model, tmp_path, out_
 
     (gap_before, _), (gap_after, name) = first(src), first(tmp_path / out_name)
     assert name == codec and abs(gap_before - 0.5) < 0.01 and abs(gap_after - gap_before) < 0.03, (gap_before, gap_after)
+
+
+def _subtitled_clip(path: Path, picture) -> Path:
+    """A Matroska clip with SubRip subtitles (one cue in italics) in English, after a test clip's picture."""
+    from fractions import Fraction
+
+    clip = make_clip(path.with_name("plain.mkv"), picture, size=(320, 240), frames=25, face_height=0.95, audio=False)
+    with av.open(str(clip.path)) as i, av.open(str(path), "w") as o:
+        vs = o.add_stream_from_template(i.streams.video[0])
+        sub = o.add_mux_stream("subrip")
+        sub.time_base = Fraction(1, 1000)
+        sub.metadata["language"] = "eng"
+        for p in i.demux(i.streams.video[0]):
+            if p.dts is not None:
+                p.stream = vs
+                o.mux(p)
+        for t, text in ((100, "Hello <i>there</i>"), (600, "Smile")):
+            p = av.Packet(text.encode())
+            p.pts = p.dts = t
+            p.duration, p.time_base, p.stream = 300, sub.time_base, sub
+            o.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("out_name, codec", [("s.mp4", "mov_text"), ("s.webm", "webvtt"), ("s.mov", "mov_text")])
+def test_text_subtitles_a_container_cannot_take_are_converted_not_dropped(picture, model, tmp_path, out_name, codec):
+    src = _subtitled_clip(tmp_path / "sub.mkv", picture)
+    res = smile_video(src, tmp_path / out_name, strength=2, model=model)
+    assert res.faces_edited == 1
+    assert any(n.startswith("subtitle #1 (srt) cannot go into the") and n.endswith(f"converted to {codec}")
+               for n in res.notes), res.notes
+    with av.open(str(tmp_path / out_name)) as c:
+        s = c.streams.subtitles[0]
+        assert s.codec_context.name == codec and s.language == "eng"
+        cues = []
+        for p in c.demux(s):
+            if p.size > 2:  # (mov_text writes an empty sample in each gap: two bytes)
+                text = bytes(p)[2:2 + int.from_bytes(bytes(p)[:2], "big")] if codec == "mov_text" else bytes(p)
+                cues.append((int(p.pts * p.time_base * 1000), int(p.duration * p.time_base * 1000), text))
+    plain = b"Hello there" if codec == "mov_text" else b"Hello <i>there</i>"  # (mov_text: italics in a style box)
+    assert cues == [(100, 300, plain), (600, 300, b"Smile")], cues
+    if out_name == "s.mp4":  # and back: Matroska has no place for mov_text
+        again = smile_video(tmp_path / out_name, tmp_path / "again.mkv", strength=2, model=model)
+        assert "subtitle #1 (mov_text) cannot go into the matroska file as it is: converted to subrip" in again.notes
+        with av.open(str(tmp_path / "again.mkv")) as c:
+            assert [(int(p.pts), bytes(p)) for p in c.demux(c.streams.subtitles[0]) if p.size] == [
+                (100, b"Hello <i>there</i>"), (600, b"Smile")]
+
+
+def test_subtitles_mpeg_ts_cannot_hold_are_left_out_saying_why(picture, model, tmp_path):
+    src = _subtitled_clip(tmp_path / "sub.mkv", picture)
+    res = smile_video(src, tmp_path / "s.ts", strength=2, model=model)
+    assert "stream #1 (subtitle) cannot go into the mpegts file and was left out (MPEG-TS does not take srt)" in res.notes
+    with av.open(str(tmp_path / "s.ts")) as c:
+        assert [s.type for s in c.streams] == ["video"]
