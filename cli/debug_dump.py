@@ -6,7 +6,8 @@ For each photo a folder ``DIR/<n>-<name>/`` receives:
 * ``change-mask.png``    where the photo was changed (white = fully replaced)
 * ``face<i>-crop.png``   the aligned crop fed to the network, with the template points (green)
   and the detected landmarks (red)
-* ``face<i>-output.png`` the edited crop: ``(1 - mask) * warp(crop, flow) + mask * rgb``
+* ``face<i>-output.png`` the edited crop: ``(1 - mask) * warp(crop, flow) + mask * rgb``, the warped
+  pixels under the shade's gain for a model of contract 2
 * ``face<i>-mask.png``   the network's mask (white = synthesised pixels)
 * ``face<i>-flow.png``   the flow as colours (hue = direction, brightness = length;
   the longest arrow's length in crop pixels is in ``faces.json``)
@@ -22,6 +23,8 @@ import numpy as np
 from PIL import Image
 
 from smilecore.align import apply_affine, template_points
+from smilecore.contract import SHADE_OFFSET
+from smilecore.network_io import blend, shaded
 from smilecore.pixels import to_rgb8
 
 PREVIEW_SIDE = 1024
@@ -99,7 +102,7 @@ def _crop_with_points(crop: np.ndarray, alignment, landmarks) -> np.ndarray:
 
 
 def _edited_crop(crop: np.ndarray, net) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Apply the model contract's formula to the crop; returns (edited uint8, mask [S,S], flow [2,S,S])."""
+    """Apply the model contract's formula to the crop (with the shade's gain under contract 2); returns (edited uint8, mask [S,S], flow [2,S,S])."""
     rgb = np.asarray(net.rgb)[0]
     mask = np.asarray(net.mask)[0, 0]
     flow = np.asarray(net.flow)[0]
@@ -107,8 +110,10 @@ def _edited_crop(crop: np.ndarray, net) -> tuple[np.ndarray, np.ndarray, np.ndar
     src = _rgb8(crop).astype(np.float32)
     ys, xs = np.mgrid[0:s, 0:s].astype(np.float32)
     warped = cv2.remap(src, xs + flow[0], ys + flow[1], interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if getattr(net, "shade", None) is not None:  # contract 2: the kept pixels' shading, as the engine applies it
+        warped = shaded(warped, np.exp(np.asarray(net.shade, np.float32).reshape(s, s))[..., None], SHADE_OFFSET * 255)
     colour = (np.moveaxis(rgb, 0, -1) + 1.0) * 127.5
-    out = (1.0 - mask[..., None]) * warped + mask[..., None] * colour
+    out = blend(warped, colour, mask[..., None])
     return np.clip(np.rint(out), 0, 255).astype(np.uint8), mask, flow
 
 

@@ -14,7 +14,7 @@ from typing import Literal, Sequence, Union
 
 import numpy as np
 
-from .errors import ImageTooLargeError, UsageError
+from .errors import UsageError, too_large  # noqa: F401 (too_large: imported from here too)
 
 #: A face choice: every face, the largest, or 0-based indices in detection order.
 FaceChoice = Union[Literal["all", "largest"], Sequence[int]]
@@ -70,17 +70,6 @@ def pixel_limit(max_pixels) -> int:
 
         return env_max_pixels()
     return check_count(max_pixels, "max_pixels", 1)
-
-
-def too_large(w: int, h: int, limit: int, what: str = "image") -> ImageTooLargeError:
-    """The error for a ``w`` × ``h`` ``what`` over ``limit`` pixels (exact counts where megapixels round alike,
-    or would need an exponent: a limit of a few pixels)."""
-    size, top = f"{h * w / 1e6:.3g}", f"{limit / 1e6:.3g}"
-    if size == top or "e" in size + top:
-        size, top = f"{h * w:,} pixels", f"{limit:,}"
-    else:
-        size, top = size + " MP", top + " MP"
-    return ImageTooLargeError(f"{what} is {w}x{h} = {size}, above the limit of {top}")
 
 
 def check_strength(strength) -> float:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
+import io
 import os
 import stat
 import struct
@@ -34,7 +36,7 @@ import numpy as np
 from PIL import Image, features
 
 from . import heif
-from .errors import ImageTooLargeError, InputError, UsageError, reason
+from .errors import ImageTooLargeError, InputError, UsageError, reason, too_large
 from .metadata import exif_block, is_progressive, png_text, read_comment, read_iptc, read_xmp, read_xmp_extension
 from .pixels import to_8bit, to_upright
 
@@ -129,8 +131,7 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
     family = heif.kind_of_file(p)
     claimed = heif.primary_size(p) if family else None  # (read from the boxes: no decoder involved)
     if limit is not None and claimed and claimed[0] * claimed[1] > limit:
-        raise ImageTooLargeError(f"{name}: {claimed[0]}x{claimed[1]} pixels is larger than the limit of {_mpx(limit)}; "
-                                 "raise it with --max-pixels if you trust the file")
+        raise _too_large(name, claimed[0], claimed[1], limit)
     if family == "heif":
         heif.require(name)  # (pillow-heif: an optional extra; else a line saying how to install it)
     elif family == "avif" and not features.check("avif"):
@@ -138,8 +139,9 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
                          "pip install -U pillow")
 
     try:
-        # PIL's bomb check runs inside Image.open: it uses Smile's limit (the only one) and fails
-        with _pil_limit(limit), warnings.catch_warnings():
+        # PIL's own bomb check (inside Image.open) is off: Smile's limit, the only one, is checked on the size
+        # the header gives, just below, which the message can then name
+        with _pil_limit(None), warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(p)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
@@ -160,7 +162,7 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         if w <= 0 or h <= 0:
             raise InputError(f"{name}: the image is empty ({w}x{h} pixels)")
         if limit is not None and w * h > limit:
-            raise ImageTooLargeError(f"{name}: {w}x{h} pixels is larger than the limit of {_mpx(limit)}; raise it with --max-pixels if you trust the file")
+            raise _too_large(name, w, h, limit)
         info = ImageInfo(path=p, format=im.format, mode=im.mode, size=(w, h))
         info.frames = _frame_count(im)
         if info.frames > 1 and im.format == "HEIF":  # (pillow-heif opens the primary image, wherever it is)
@@ -338,6 +340,11 @@ def _iso_media_error(path: Path, name: str, family: str | None, claimed: tuple[i
                                  "(libavif: at most 16384 x 16384 pixels)")
 
 
+def _too_large(name: str, w: int, h: int, limit: int) -> ImageTooLargeError:
+    """A photo file over the pixel limit: its size, the limit (as arrays are told, :func:`too_large`), what to do."""
+    return ImageTooLargeError(f"{name}: {too_large(w, h, limit)}; raise it with --max-pixels if you trust the file")
+
+
 def _has_image_signature(path: Path) -> bool:
     """Does the file start like a JPEG, PNG, TIFF, WebP, BMP, AVIF or HEIF (so a failure means damage,
     not a wrong kind)?"""
@@ -369,11 +376,36 @@ def _load_16bit(path: Path, name: str, info: ImageInfo) -> np.ndarray:
         arr = arr[:, :, 0]
     elif arr.ndim != 2:
         raise InputError(f"{name}: unsupported 16-bit layout with {arr.shape[2]} channels")
-    arr = _orient_array(arr, info.orientation)
+    if not _opencv_turns(_file_kind(path)):  # (its TIFF decoder already did, even with IMREAD_UNCHANGED)
+        arr = _orient_array(arr, info.orientation)
     info.bit_depth = 16
     info.mode = {2: "L;16"}.get(arr.ndim) or {2: "LA;16", 4: "RGBA;16"}.get(arr.shape[2], "RGB;16")
     info.size = (arr.shape[1], arr.shape[0])
     return np.ascontiguousarray(arr)
+
+
+def _file_kind(path: Path) -> str:
+    """"TIFF", "PNG" or "" by the file's first bytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return ""
+    return "TIFF" if head[:4] in (b"II*\0", b"MM\0*") else "PNG" if head.startswith(b"\x89PNG") else ""
+
+
+@functools.lru_cache(maxsize=None)
+def _opencv_turns(kind: str) -> bool:
+    """Whether OpenCV's decoder of ``kind`` ("TIFF", "PNG") applies a 16-bit image's orientation tag itself
+    (OpenCV 5's TIFF decoder does): asked of a 3 x 2 image tagged "turned 90°", once per process."""
+    if not kind:
+        return False
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.arange(6, dtype=np.uint16).reshape(2, 3)).save(buf, kind, exif=exif)
+    arr = cv2.imdecode(np.frombuffer(buf.getvalue(), np.uint8), cv2.IMREAD_UNCHANGED)
+    return arr is not None and arr.shape[:2] == (3, 2)
 
 
 def _png_colour_type(path: Path) -> int | None:

@@ -100,3 +100,14 @@ def reason(exc: BaseException) -> str:
     for the ``(...)`` part of a message."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:200]
+
+
+def too_large(w: int, h: int, limit: int, what: str = "image") -> ImageTooLargeError:
+    """The error for a ``w`` × ``h`` ``what`` over ``limit`` pixels (exact counts where megapixels round alike,
+    or would need an exponent: a limit of a few pixels)."""
+    size, top = f"{h * w / 1e6:.3g}", f"{limit / 1e6:.3g}"
+    if size == top or "e" in size + top:
+        size, top = f"{h * w:,} pixels", f"{limit:,}"
+    else:
+        size, top = size + " MP", top + " MP"
+    return ImageTooLargeError(f"{what} is {w}x{h} = {size}, above the limit of {top}")

@@ -186,6 +186,21 @@ def test_debug_folder_has_crops_masks_and_flow(shift_model, photo: Path, tmp_pat
     assert mask.shape == (512, 512) and mask.max() == 255 and mask[0, 0] == 0
 
 
+def test_the_debug_output_crop_has_the_shade_the_engine_applies():
+    """Model contract 2: the kept pixels are shaded. Before, face<i>-output.png left the shade out."""
+    from types import SimpleNamespace
+
+    from smile_cli.debug_dump import _edited_crop
+
+    crop = np.full((8, 8, 3), 100, np.uint8)
+    net = SimpleNamespace(rgb=np.zeros((1, 3, 8, 8), np.float32), mask=np.zeros((1, 1, 8, 8), np.float32),
+                          flow=np.zeros((1, 2, 8, 8), np.float32), shade=np.full((1, 1, 8, 8), 0.2, np.float32))
+    edited, _, _ = _edited_crop(crop, net)
+    assert edited.min() == edited.max() == round((100 + 8) * np.exp(0.2) - 8)  # (contract 2's offset: 8 levels)
+    net.shade = None  # (contract 1: the warp alone)
+    assert _edited_crop(crop, net)[0].max() == 100
+
+
 def test_detect_lists_faces(photo: Path):
     r = run("detect", photo, "--json")
     assert r.exit_code == 0, r.stderr

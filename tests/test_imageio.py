@@ -114,6 +114,21 @@ def test_16bit_png_orientation_matches_pillow(tmp_path: Path, orientation: int):
     np.testing.assert_array_equal((got >> 8).astype(np.uint8), want)
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_16bit_tiff_orientation_is_applied_once(tmp_path: Path, orientation: int):
+    """OpenCV's TIFF decoder turns a 16-bit TIFF by its orientation tag itself: before, it was turned twice."""
+    base = _gradient(24, 40)
+    p8 = tmp_path / "o8.png"
+    Image.fromarray(base).save(p8, exif=_exif(orientation))
+    want = np.asarray(ImageOps.exif_transpose(Image.open(p8)).convert("L"))
+    grey = np.asarray(Image.fromarray(base).convert("L")).astype(np.uint16) * 257
+    p16 = tmp_path / "o16.tif"
+    Image.fromarray(grey).save(p16, exif=_exif(orientation))
+    got, info = load_image(p16)
+    assert got.dtype == np.uint16 and info.bit_depth == 16 and info.orientation == orientation
+    np.testing.assert_array_equal((got >> 8).astype(np.uint8), want)
+
+
 def test_16bit_png_and_tiff_round_trip_exactly(tmp_path: Path):
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 65536, size=(16, 20, 3), dtype=np.uint16)
