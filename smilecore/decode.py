@@ -37,7 +37,8 @@ from PIL import Image, features
 
 from . import heif
 from .errors import ImageTooLargeError, InputError, UsageError, reason, too_large
-from .metadata import exif_block, is_progressive, png_text, read_comment, read_iptc, read_xmp, read_xmp_extension
+from .metadata import (exif_block, is_progressive, png_text, read_comment, read_iptc, read_xmp, read_xmp_extension,
+                       upright_xmp)
 from .pixels import to_8bit, to_upright
 
 #: Default pixel limit (width x height) above which a photo is refused.
@@ -167,14 +168,18 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         info.frames = _frame_count(im)
         if info.frames > 1 and im.format == "HEIF":  # (pillow-heif opens the primary image, wherever it is)
             info.notes.append(f"{name}: holds {info.frames} images (a burst or collection); only the primary one is used")
+        elif info.frames > 1 and im.format == "MPO":
+            info.notes.append(f"{name}: a JPEG holding {info.frames} images (MPF: a camera's preview, or a second view); "
+                              "only the first is used and written")
         elif info.frames > 1:
             info.notes.append(f"{name}: has {info.frames} frames or pages; only the first is used")
         info.icc_profile = im.info.get("icc_profile") or None
         info.dpi = _dpi(im.info.get("dpi"))
         info.orientation, info.exif = exif_block(im)
-        info.xmp, info.comment, info.progressive = read_xmp(im), read_comment(im), is_progressive(im)
+        info.xmp, info.comment, info.progressive = upright_xmp(read_xmp(im), info.orientation), read_comment(im), \
+            is_progressive(im)
         info.iptc, info.xmp_extension = read_iptc(im), read_xmp_extension(im)
-        if im.format == "JPEG":
+        if im.format in ("JPEG", "MPO"):  # (MPO: a camera's JPEG with an MPF preview after it)
             info.jpeg_qtables = _copy_qtables(getattr(im, "quantization", None))
             info.jpeg_subsampling = _jpeg_subsampling(im)
             info.quality = estimate_jpeg_quality(info.jpeg_qtables)
@@ -182,7 +187,10 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         if im.format == "PNG":
             _verify_png(p, name)
             info.text, xmp = png_text(p)  # (also the chunks after the image data)
-            info.xmp = xmp or info.xmp
+            info.xmp = upright_xmp(xmp, info.orientation) or info.xmp
+            if info.exif is not None:  # ImageMagick's text copy of the EXIF: written once, upright, as eXIf
+                info.text = {k: v for k, v in info.text.items() if k.lower() not in ("raw profile type exif",
+                                                                                  "raw profile type app1")}
         if im.format == "WEBP":
             info.lossless = _webp_is_lossless(p)
         depth = im.info.get("bit_depth")  # (a HEIF's; PIL gives 8 bits per sample of it)
@@ -465,11 +473,19 @@ def _copy_qtables(q) -> dict | None:
 
 
 def _jpeg_subsampling(im: Image.Image) -> int | None:
+    """The JPEG's chroma subsampling as Pillow writes it (0 4:4:4, 1 4:2:2, 2 4:2:0); one Pillow cannot write
+    becomes the least one that keeps all its colour detail (4:4:0 → 4:4:4, 4:1:1 → 4:2:2). None: grey, CMYK."""
     try:
         from PIL import JpegImagePlugin
 
         s = JpegImagePlugin.get_sampling(im)
-        return s if s in (0, 1, 2) else None
+        if s in (0, 1, 2):
+            return s
+        if getattr(im, "layers", 0) != 3:
+            return None
+        (h0, v0), (h1, v1) = im.layer[0][1:3], im.layer[1][1:3]
+        across, down = h0 // max(h1, 1), v0 // max(v1, 1)  # (how many luma samples to one chroma sample)
+        return 0 if across == 1 else 1 if down == 1 else 2
     except Exception:
         return None
 

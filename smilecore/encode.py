@@ -190,6 +190,7 @@ def save_image(
                      "use .jpg, .png, .tif or .webp)")
     sub_ifds = False
     carried = {"exif": "EXIF", "xmp": "XMP", "comment": "comment",  # (named in a note if a retry drops them)
+               "qtables": "the source's JPEG quality tables",
                "extra": _both("IPTC" if info.iptc else "", "extended XMP" if info.xmp_extension else "")}
     if fmt == "TIFF" and ("exif" in params or "xmp" in params or "iptc" in params):  # (XMP as tag 700, IPTC 33723)
         carried["exif"] = _both("EXIF" if "exif" in params else "", "XMP" if "xmp" in params else "",
@@ -202,12 +203,12 @@ def save_image(
     if fmt == "JPEG":
         if quality is not None:
             params["quality"] = int(quality)
-        elif info.jpeg_qtables and image.mode != "CMYK":
+        elif info.jpeg_qtables:
             params["qtables"] = info.jpeg_qtables
-            if info.jpeg_subsampling is not None:
-                params["subsampling"] = info.jpeg_subsampling
         else:
             params["quality"] = DEFAULT_QUALITY
+        if info.jpeg_subsampling is not None and image.mode == "RGB":  # (with its own tables, or a quality asked for)
+            params["subsampling"] = info.jpeg_subsampling
         params["optimize"] = JPEG_OPTIMIZE
         if info.progressive:
             params["progressive"] = True
@@ -232,14 +233,15 @@ def save_image(
             return
         except (ValueError, OSError, RuntimeError) as exc:
             error = exc
-        # odd metadata: retry without it rather than fail (EXIF and JPEG tables first, then XMP and comment)
+        # odd metadata: retry without it rather than fail (EXIF first, then the JPEG's own tables, then XMP and
+        # comment)
         lost: list[str] = []
-        for keys in (("qtables", "subsampling", "exif"), ("xmp", "comment", "extra")):
+        for keys in (("exif",), ("qtables", "subsampling"), ("xmp", "comment", "extra")):
             dropped = [key for key in keys if params.pop(key, None) is not None]
             if not dropped:
                 continue
             lost += [carried[key] for key in dropped if key in carried]
-            if fmt == "JPEG":
+            if fmt == "JPEG" and "qtables" not in params:  # (with them, a quality would rescale them)
                 params.setdefault("quality", DEFAULT_QUALITY)
             f.seek(0)
             f.truncate()

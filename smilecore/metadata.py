@@ -4,12 +4,13 @@
 return in its :class:`~smilecore.decode.ImageInfo`, so that :func:`smilecore.encode.save_image`
 can write it back:
 
-* :func:`exif_block`: the EXIF block with orientation reset to 1.  For a TIFF, whose
+* :func:`exif_block`: the EXIF block with orientation reset to 1, as the camera wrote it otherwise
+  (:func:`upright_exif`).  For a TIFF, whose
   ``getexif()`` is the image's own first directory, only real EXIF content is kept (the Exif
   and GPS sub-directories and descriptive tags such as Make, Model, DateTime, Artist,
   Copyright), never the structural tags (size, strips, compression, ICC profile, XMP).
 * :func:`read_xmp`: the XMP packet (JPEG APP1, WebP ``XMP`` chunk, TIFF tag 700, PNG iTXt
-  ``XML:com.adobe.xmp``); :func:`read_xmp_extension` a JPEG's extended XMP (further APP1 segments
+  ``XML:com.adobe.xmp``), which :func:`upright_xmp` tells that the photo is now upright; :func:`read_xmp_extension` a JPEG's extended XMP (further APP1 segments
   the main packet points to), which only a JPEG result can hold as it is.
 * :func:`read_comment`: a JPEG ``COM`` (or GIF) comment.
 * :func:`read_iptc`: the IPTC-IIM record (captions, keywords, credit, copyright) of a JPEG's
@@ -25,6 +26,7 @@ Unreadable metadata is dropped rather than refusing the photo: every function he
 from __future__ import annotations
 
 import os
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -71,8 +73,24 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def exif_block(im: Image.Image) -> tuple[int, bytes | None]:
-    """The source's EXIF orientation (1..8) and its EXIF block re-serialised with orientation 1
-    (``None`` when it has none, or nothing but a TIFF's structural tags)."""
+    """The source's EXIF orientation (1..8) and its EXIF block with orientation 1 (``None`` when it has
+    none, or nothing but a TIFF's structural tags).
+
+    A JPEG's, PNG's or WebP's block is kept byte for byte (:func:`upright_exif`: types, fractions and a
+    maker note's offsets as the camera wrote them) but for the orientation, the pixel size of a photo
+    turned a quarter, and the thumbnail, which shows the photo before the edit; where it cannot be patched
+    so, and for a TIFF, it is re-serialised by Pillow."""
+    raw = im.info.get("exif") if im.format != "TIFF" else None
+    if isinstance(raw, (bytes, bytearray)) and raw:
+        try:
+            orientation = im.getexif().get(EXIF_ORIENTATION, 1)
+        except Exception:  # (unreadable: Pillow's path below drops it)
+            orientation = None
+        if isinstance(orientation, int):
+            orientation = orientation if 1 <= orientation <= 8 else 1
+            patched = upright_exif(bytes(raw), orientation)
+            if patched is not None:
+                return orientation, patched
     try:
         exif = im.getexif()
         if im.format == "TIFF":
@@ -92,6 +110,66 @@ def exif_block(im: Image.Image) -> tuple[int, bytes | None]:
             exif[EXIF_ORIENTATION] = stored
     except Exception:  # unreadable EXIF: drop it rather than refuse the photo
         return 1, None
+
+
+_EXIF_HEADER = b"Exif\x00\x00"
+_THUMBNAIL = 0x0201  # JPEGInterchangeFormat (IFD1: the thumbnail's offset; 0x0202 its length)
+
+
+def upright_exif(raw: bytes, orientation: int) -> bytes | None:
+    """The EXIF block ``raw`` (with or without its ``Exif\\0\\0`` header; returned with it) patched in place:
+    orientation 1, PixelXDimension and PixelYDimension swapped when ``orientation`` turns the photo a
+    quarter (5..8), and the thumbnail's bytes blanked (cut off where they end the block) and unlinked. None when it cannot be patched so
+    (damaged, or a thumbnail in strips)."""
+    body = bytearray(raw[6:] if raw.startswith(_EXIF_HEADER) else raw)
+    order = {b"II": "<", b"MM": ">"}.get(bytes(body[:2]))
+    if order is None or len(body) < 8:
+        return None
+
+    def u16(at: int) -> int:
+        return struct.unpack_from(order + "H", body, at)[0]
+
+    def u32(at: int) -> int:
+        return struct.unpack_from(order + "I", body, at)[0]
+
+    def entries(at: int, linked: bool = False) -> dict[int, int]:  # tag -> where its 12-byte entry starts
+        if not 8 <= at <= len(body) - 2 or at + 2 + 12 * u16(at) + 4 * linked > len(body):
+            raise ValueError("a directory outside the block")
+        return {u16(at + 2 + 12 * k): at + 2 + 12 * k for k in range(u16(at))}
+
+    try:
+        ifd0 = u32(4)
+        tags = entries(ifd0, linked=True)
+        if EXIF_ORIENTATION in tags:
+            e = tags[EXIF_ORIENTATION]
+            if u16(e + 2) != 3 or u32(e + 4) != 1:  # (SHORT, one value)
+                return None
+            struct.pack_into(order + "H", body, e + 8, 1)
+        if orientation >= 5 and EXIF_IFD in tags:
+            sub = entries(u32(tags[EXIF_IFD] + 8))
+            if 0xA002 in sub and 0xA003 in sub:  # PixelXDimension, PixelYDimension: their value fields swapped
+                x, y = sub[0xA002], sub[0xA003]
+                if u16(x + 2) != u16(y + 2):
+                    return None
+                vx, vy = bytes(body[x + 8:x + 12]), bytes(body[y + 8:y + 12])
+                body[x + 8:x + 12], body[y + 8:y + 12] = vy, vx
+        link = ifd0 + 2 + 12 * len(tags)
+        ifd1 = u32(link)
+        if ifd1:
+            thumb = entries(ifd1)
+            if 0x0111 in thumb:  # (an uncompressed thumbnail in strips: left to Pillow, which drops it)
+                return None
+            if _THUMBNAIL in thumb and 0x0202 in thumb:
+                start, size = u32(thumb[_THUMBNAIL] + 8), u32(thumb[0x0202] + 8)
+                if start + size > len(body):
+                    return None
+                body[start:start + size] = bytes(size)
+                if not any(body[start + size:]):  # (where it ends the block, as cameras write it: cut off)
+                    del body[start:]
+            struct.pack_into(order + "I", body, link, 0)
+    except (struct.error, ValueError):
+        return None
+    return _EXIF_HEADER + bytes(body)
 
 
 def _tiff_exif(ifd0: Image.Exif) -> Image.Exif:
@@ -116,6 +194,26 @@ def read_xmp(im: Image.Image) -> bytes | None:
 #: Signature of a JPEG APP1 segment holding a piece of an extended XMP packet (the part of a large
 #: packet, such as an editor's develop settings, that does not fit in the main one).
 XMP_EXTENSION = b"http://ns.adobe.com/xmp/extension/\x00"
+
+
+def upright_xmp(xmp: bytes | None, orientation: int) -> bytes | None:
+    """The XMP packet of a photo turned upright by its EXIF ``orientation``: its ``tiff:Orientation`` 1, and
+    ``exif:PixelXDimension``/``PixelYDimension`` swapped for a quarter turn (5..8), as attributes or elements;
+    otherwise the packet as it was. (Left as they were, a viewer that reads XMP would turn the photo again.)"""
+    if not xmp or orientation == 1:
+        return xmp
+
+    def field(name: bytes) -> re.Pattern:
+        return re.compile(rb"(" + name + rb"\s*=\s*[\"']|<" + name + rb">)\s*(\d+)\s*([\"']|</" + name + rb">)")
+
+    out = field(rb"tiff:Orientation").sub(lambda m: m.group(1) + b"1" + m.group(3), xmp)
+    if orientation >= 5:
+        wide, high = field(rb"exif:PixelXDimension"), field(rb"exif:PixelYDimension")
+        x, y = wide.search(out), high.search(out)
+        if x and y:
+            out = wide.sub(lambda m: m.group(1) + y.group(2) + m.group(3), out, count=1)
+            out = high.sub(lambda m: m.group(1) + x.group(2) + m.group(3), out, count=1)
+    return out
 
 
 def read_xmp_extension(im: Image.Image) -> tuple[bytes, ...]:
