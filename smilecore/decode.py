@@ -174,7 +174,9 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         elif info.frames > 1:
             info.notes.append(f"{name}: has {info.frames} frames or pages; only the first is used")
         info.icc_profile = im.info.get("icc_profile") or None
-        info.dpi = _dpi(im.info.get("dpi"))
+        # (a TIFF with no resolution tags reads as 1 dpi in Pillow: it has none, and none is written)
+        no_dpi = im.format == "TIFF" and 282 not in getattr(im, "tag_v2", {})
+        info.dpi = None if no_dpi else _dpi(im.info.get("dpi"))
         info.orientation, info.exif = exif_block(im)
         info.xmp, info.comment, info.progressive = upright_xmp(read_xmp(im), info.orientation), read_comment(im), \
             is_progressive(im)
@@ -202,6 +204,8 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         if _is_16bit(p, im):
             image = _load_16bit(p, name, info)
             return image, info
+        if im.format == "TIFF" and 16 in _tuple(getattr(im, "tag_v2", {}).get(258)):
+            info.notes.append(f"{name}: a 16-bit {im.mode} TIFF, read as 8 bits per sample")
 
         if im.mode not in SUPPORTED_MODES:
             raise InputError(f"{name}: colour mode {im.mode} ({_mode_words(im.mode)}) is not supported; convert it to 8- or 16-bit RGB or grayscale")
@@ -258,6 +262,10 @@ def load_mask(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXE
     return arr
 
 
+def _tuple(value) -> tuple:
+    return value if isinstance(value, tuple) else (value,)
+
+
 def _is_16bit(path: Path, im: Image.Image) -> bool:
     if im.format == "PNG":
         try:
@@ -270,6 +278,9 @@ def _is_16bit(path: Path, im: Image.Image) -> bool:
         bits = im.tag_v2.get(258) if hasattr(im, "tag_v2") else None
         if isinstance(bits, int):
             bits = (bits,)
+        photometric = im.tag_v2.get(262) if hasattr(im, "tag_v2") else None
+        if photometric not in (None, 0, 1, 2):  # (16-bit CMYK, Lab...: OpenCV cannot; Pillow reads it, in 8 bits)
+            return False
         return bool(bits) and all(b == 16 for b in bits)
     return False
 
@@ -367,7 +378,8 @@ def _has_image_signature(path: Path) -> bool:
 def _load_16bit(path: Path, name: str, info: ImageInfo) -> np.ndarray:
     try:
         data = np.fromfile(str(path), dtype=np.uint8)  # works with any path on any OS, unlike cv2.imread
-        arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        with _opencv_quiet():  # (a file it cannot read: our one line, not OpenCV's log lines too)
+            arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     except Exception as exc:
         raise InputError(f"{name}: cannot read the 16-bit image ({reason(exc)})") from None
     if arr is None:
@@ -390,6 +402,21 @@ def _load_16bit(path: Path, name: str, info: ImageInfo) -> np.ndarray:
     info.mode = {2: "L;16"}.get(arr.ndim) or {2: "LA;16", 4: "RGBA;16"}.get(arr.shape[2], "RGB;16")
     info.size = (arr.shape[1], arr.shape[0])
     return np.ascontiguousarray(arr)
+
+
+@contextlib.contextmanager
+def _opencv_quiet():
+    """OpenCV's log lines (``[ERROR] ... imdecode_``) off for a block."""
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is None:
+        yield
+        return
+    old = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(old)
 
 
 def _file_kind(path: Path) -> str:

@@ -268,7 +268,8 @@ def _encode_16bit(arr: np.ndarray, fmt: str, info: ImageInfo, notes: list[str], 
         arr = arr[:, :, 0]
     if arr.ndim == 3 and arr.shape[2] == 2:  # grey + alpha: OpenCV cannot write it
         if fmt == "PNG":
-            return _png_add_metadata(_encode_png16_grey_alpha(arr, png_compression), info.icc_profile, info.exif, text)
+            return _png_add_metadata(_encode_png16_grey_alpha(arr, png_compression), info.icc_profile, info.exif, text,
+                                     info.dpi)
         notes.append("16-bit grey + alpha written as 16-bit RGBA (TIFF); use .png to keep grey + alpha")
         arr = np.dstack([arr[:, :, 0], arr[:, :, 0], arr[:, :, 0], arr[:, :, 1]])
     if arr.ndim == 3 and arr.shape[2] == 3:
@@ -281,12 +282,15 @@ def _encode_16bit(arr: np.ndarray, fmt: str, info: ImageInfo, notes: list[str], 
         raise WriteError(f"cannot write a 16-bit image of shape {arr.shape}")
     ext = ".png" if fmt == "PNG" else ".tif"
     params = [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)] if fmt == "PNG" else []
+    if fmt == "TIFF" and info.dpi:  # (OpenCV writes whole dots per inch)
+        params += [cv2.IMWRITE_TIFF_RESUNIT, 2, cv2.IMWRITE_TIFF_XDPI, max(1, round(info.dpi[0])),
+                   cv2.IMWRITE_TIFF_YDPI, max(1, round(info.dpi[1]))]
     ok, buf = cv2.imencode(ext, np.ascontiguousarray(bgr), params)
     if not ok:
         raise WriteError(f"OpenCV could not encode the 16-bit {fmt}")
     data = buf.tobytes()
     if fmt == "PNG":
-        data = _png_add_metadata(data, info.icc_profile, info.exif, text)
+        data = _png_add_metadata(data, info.icc_profile, info.exif, text, info.dpi)
     elif info.icc_profile or info.exif or (extra and (extra.get("xmp") or extra.get("iptc"))):
         lost = _both("ICC profile" if info.icc_profile else "", "EXIF" if info.exif else "",
                      "XMP" if extra and extra.get("xmp") else "", "IPTC" if extra and extra.get("iptc") else "")
@@ -312,12 +316,15 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
 
 
 def _png_add_metadata(png: bytes, icc: bytes | None, exif: bytes | None,
-                      text: PngImagePlugin.PngInfo | None = None) -> bytes:
-    """Insert iCCP, eXIf and ``text``'s chunks (tEXt, zTXt, iTXt) right after IHDR of an encoded PNG."""
-    if not icc and not exif and not (text and text.chunks):
+                      text: PngImagePlugin.PngInfo | None = None, dpi: tuple[float, float] | None = None) -> bytes:
+    """Insert iCCP, eXIf, pHYs (``dpi``) and ``text``'s chunks (tEXt, zTXt, iTXt) right after IHDR of an encoded
+    PNG."""
+    if not icc and not exif and not (text and text.chunks) and not dpi:
         return png
     ihdr_end = 8 + 8 + struct.unpack(">I", png[8:12])[0] + 4
     extra = b""
+    if dpi:  # pixels per metre, as Pillow writes them
+        extra += _png_chunk(b"pHYs", struct.pack(">IIB", int(dpi[0] / 0.0254 + 0.5), int(dpi[1] / 0.0254 + 0.5), 1))
     if icc:
         extra += _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc))
     if exif:
@@ -459,6 +466,17 @@ def _has_alpha(im: Image.Image) -> bool:
 
 def _fit_mode(im: Image.Image, fmt: str, icc: bytes | None, notes: list[str]) -> tuple[Image.Image, bytes | None]:
     """Convert ``im`` to a mode ``fmt`` can store; returns the image and the ICC profile still valid for it."""
+    out, kept = _fit_mode_pixels(im, fmt, icc, notes)
+    if icc and kept and out.mode in ("RGB", "RGBA") and icc[16:20] == b"GRAY":
+        kept = None  # (a grey profile on colour pixels: colour-managed programs refuse the file)
+    if icc and not kept and icc[16:20] == b"GRAY":
+        notes.append(f"its grey ICC profile not kept ({fmt} holds these pixels as colour, which a grey profile "
+                     "cannot describe; use .png, .tif or .jpg to keep it)")
+    return out, kept
+
+
+def _fit_mode_pixels(im: Image.Image, fmt: str, icc: bytes | None, notes: list[str]) -> tuple[Image.Image, bytes | None]:
+    """:func:`_fit_mode`'s conversion itself."""
     allowed = _FORMAT_MODES[fmt]
     if im.mode in allowed and not (im.mode == "P" and _has_alpha(im) and fmt not in _ALPHA_FORMATS):
         return im, icc
@@ -470,6 +488,8 @@ def _fit_mode(im: Image.Image, fmt: str, icc: bytes | None, notes: list[str]) ->
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         out = Image.alpha_composite(white, rgba).convert("RGB")
+        if im.mode in ("LA", "La") and "L" in allowed:  # (grey stays grey, with its profile)
+            return out.convert("L"), icc
         return out, _icc_for(icc, "RGB")
     if im.mode in ("I;16", "I;16B", "I;16L"):
         notes.append(f"16-bit grayscale reduced to 8 bits for {fmt}")

@@ -318,3 +318,38 @@ def test_truncated_16bit_file_is_refused_quietly(tmp_path: Path, capfd, ext: str
     with pytest.raises(InputError, match=f"cut16\\{ext}: the image data is corrupt or truncated"):
         load_image(cut)
     assert capfd.readouterr().err == ""  # no libpng/PIL chatter besides our one line
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_16bit_results_keep_the_resolution(tmp_path: Path, ext: str):
+    grey = (np.asarray(Image.fromarray(_gradient(24, 40)).convert("L")).astype(np.uint16) * 257)
+    src = tmp_path / f"in16{ext}"
+    Image.fromarray(grey).save(src, dpi=(300, 300))
+    img, info = load_image(src)
+    assert img.dtype == np.uint16 and info.dpi is not None and round(info.dpi[0]) == 300
+    out = tmp_path / f"out16{ext}"
+    save_image(out, img, info)
+    with Image.open(out) as im:
+        assert [round(v) for v in im.info["dpi"]] == [300, 300] and np.asarray(im).dtype == np.uint16
+
+
+def test_a_tiff_without_a_resolution_gets_none_invented(tmp_path: Path):
+    """Pillow reads a TIFF with no resolution tags as 1 dpi; before, a result said 1 dpi (a print 40 inches wide)."""
+    src = tmp_path / "plain.tif"
+    Image.fromarray(_gradient(24, 40)).save(src)
+    img, info = load_image(src)
+    assert info.dpi is None
+    save_image(tmp_path / "out.png", img, info)
+    with Image.open(tmp_path / "out.png") as im:
+        assert "dpi" not in im.info
+
+
+def test_a_16bit_cmyk_tiff_is_read_in_8_bits_saying_so(tmp_path: Path):
+    """OpenCV cannot read 16-bit CMYK: before, 'the 16-bit image data is corrupt' and OpenCV's own log lines."""
+    tifffile = pytest.importorskip("tifffile")
+    cmyk = np.asarray(Image.fromarray(_gradient(24, 40)).convert("CMYK")).astype(np.uint16) * 257
+    src = tmp_path / "cmyk16.tif"
+    tifffile.imwrite(src, cmyk, photometric="separated")
+    img, info = load_image(src)
+    assert img.mode == "CMYK" and np.array_equal(np.asarray(img), (cmyk >> 8).astype(np.uint8))
+    assert info.notes == [f"{src}: a 16-bit CMYK TIFF, read as 8 bits per sample"]

@@ -466,3 +466,22 @@ def test_iptc_at_the_jpeg_segment_limit_is_kept_or_noted_never_a_crash(tmp_path,
         assert kept == record and not notes
     else:
         assert kept is None and notes == [f"IPTC not kept: its {size} bytes do not fit in one JPEG segment; use .tif"]
+
+
+GREY_ICC = bytes(16) + b"GRAY" + b"XYZ " + bytes(104)  # (the header's colour space is what is read)
+
+
+@pytest.mark.parametrize("mode, ext, kept", [("L", ".webp", False), ("LA", ".webp", False), ("LA", ".jpg", True),
+                                             ("L", ".jpg", True), ("LA", ".png", True)])
+def test_a_grey_profile_never_rides_on_colour_pixels(tmp_path: Path, mode, ext, kept):
+    """Before: WebP (colour only) carried the grey profile, a file colour-managed programs refuse; a grey photo
+    with transparency flattened for JPEG became colour and lost its profile without a word."""
+    src = tmp_path / "grey.png"
+    Image.fromarray(np.asarray(_picture().convert(mode))).save(src, icc_profile=GREY_ICC)
+    img, info = load_image(src)
+    notes = save_image(tmp_path / f"out{ext}", img, info)
+    with Image.open(tmp_path / f"out{ext}") as out:
+        assert (out.info.get("icc_profile") == GREY_ICC) is kept
+        assert kept or out.mode in ("RGB", "RGBA")
+        assert not kept or out.mode in ("L", "LA")
+    assert any("grey ICC profile not kept" in n for n in notes) is not kept, notes
