@@ -77,6 +77,9 @@ class ImageInfo:
     text: dict[str, str] = field(default_factory=dict)  #: PNG text chunks (Title, Author...), XMP excepted
     progressive: bool = False  #: a progressive JPEG source (its result is written progressive too)
     frames: int = 1  #: frames or pages the source file holds (multi-page TIFF, animation, MPO)
+    #: a HEIF's colour description without an ICC profile (H.273 codes: ``color_primaries``,
+    #: ``transfer_characteristics``, ``matrix_coefficients``, ``full_range_flag``), or None
+    nclx: dict | None = None
     notes: list[str] = field(default_factory=list)  #: things worth telling the user
 
 
@@ -174,6 +177,9 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         elif info.frames > 1:
             info.notes.append(f"{name}: has {info.frames} frames or pages; only the first is used")
         info.icc_profile = im.info.get("icc_profile") or None
+        nclx = im.info.get("nclx_profile")
+        if isinstance(nclx, dict) and not info.icc_profile:
+            info.nclx = {k: nclx[k] for k in heif.NCLX_KEYS if isinstance(nclx.get(k), int)} or None
         # (a TIFF with no resolution tags reads as 1 dpi in Pillow: it has none, and none is written)
         no_dpi = im.format == "TIFF" and 282 not in getattr(im, "tag_v2", {})
         info.dpi = None if no_dpi else _dpi(im.info.get("dpi"))

@@ -220,7 +220,11 @@ def save_image(
     elif fmt == "AVIF":
         params.update(quality=int(quality) if quality is not None else DEFAULT_AVIF_QUALITY, speed=AVIF_SPEED)
     elif fmt == "HEIF":
-        params.update(heif.save_params(int(quality) if quality is not None else DEFAULT_HEIF_QUALITY))
+        params.update(heif.save_params(int(quality) if quality is not None else DEFAULT_HEIF_QUALITY, info.nclx))
+    if fmt != "HEIF" and heif.nclx_beyond_srgb(info.nclx):
+        notes.append(f"the HEIF's colour space (nclx: primaries {info.nclx.get('color_primaries')}, transfer "
+                     f"{info.nclx.get('transfer_characteristics')}) cannot go into {fmt}: colours read as sRGB there; "
+                     "use .heic to keep it")
     elif fmt == "PNG":
         params["compress_level"] = int(png_compression)
     elif fmt == "TIFF":

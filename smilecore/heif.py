@@ -260,12 +260,26 @@ def _register() -> bool:
 X265_PRESET = "ultrafast"
 
 
-def save_params(quality: int) -> dict:
+#: The H.273 colour description of a HEIF (its ``nclx`` box), as pillow-heif names its parts.
+NCLX_KEYS = ("color_primaries", "transfer_characteristics", "matrix_coefficients", "full_range_flag")
+#: Primaries and transfer that mean sRGB (BT.709; 2: unspecified), which other formats assume anyway.
+_SRGB_LIKE = {"color_primaries": (1, 2), "transfer_characteristics": (1, 2, 13)}
+
+
+def nclx_beyond_srgb(nclx: dict | None) -> bool:
+    """Whether a HEIF's colour description says more than sRGB (Display P3, BT.2020, HDR transfer)."""
+    return bool(nclx) and any(nclx.get(k, 2) not in v for k, v in _SRGB_LIKE.items())
+
+
+def save_params(quality: int, nclx: dict | None = None) -> dict:
     """PIL save parameters for a HEIF result of ``quality`` (1..100), with x265's fast preset when
-    x265 is the encoder (another encoder would refuse the parameter)."""
+    x265 is the encoder (another encoder would refuse the parameter), and the source's colour description
+    ``nclx`` (:data:`NCLX_KEYS`; None: libheif's sRGB)."""
     import pillow_heif
 
     params: dict = {"quality": int(quality)}
+    if nclx:
+        params.update({k: int(v) for k, v in nclx.items() if k in NCLX_KEYS})
     if "x265" in (pillow_heif.libheif_info().get("encoders") or {}):
         params["enc_params"] = {"preset": X265_PRESET}
     return params

@@ -361,3 +361,18 @@ def test_ten_bit_avif_is_read_with_a_note(tmp_path, astronaut):
     image, info = load_image(path)
     assert info.format == "AVIF" and np.asarray(image).dtype == np.uint8 and info.size == (256, 256)
     assert info.notes == [f"{path}: a 10-bit AVIF photo, read as 8 bits per sample"]
+
+
+def test_a_heif_colour_description_without_a_profile_is_kept_or_said_lost(tmp_path, astronaut):
+    """A phone's Display P3 photo described by an nclx box (no ICC profile): before, the result was BT.709, silently."""
+    heif.require("src.heic")
+    src = tmp_path / "p3.heic"
+    Image.fromarray(astronaut).save(src, quality=90, color_primaries=12, transfer_characteristics=13,
+                                    matrix_coefficients=6, full_range_flag=1)
+    r = CliRunner().invoke(cli, [str(src), "-s", "2", "-o", str(tmp_path / "out.heic")])
+    assert r.exit_code == 0, r.output
+    with Image.open(tmp_path / "out.heic") as out:
+        nclx = out.info.get("nclx_profile") or {}
+        assert (nclx.get("color_primaries"), nclx.get("transfer_characteristics")) == (12, 13)
+    r = CliRunner().invoke(cli, [str(src), "-s", "2", "-o", str(tmp_path / "out.jpg")])
+    assert r.exit_code == 0 and "the HEIF's colour space (nclx: primaries 12, transfer 13) cannot go into JPEG" in r.output
