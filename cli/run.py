@@ -200,15 +200,19 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
         skipped, jobs = len(jobs) - len(kept), kept
         if not quiet and skipped:
             _to_stderr(f"smile: note: {skipped} of {skipped + len(jobs)} inputs left out: their results exist (--skip-existing)")
-    created: list[Path] = []
-    if out_dir:
-        _make_dir(expand_home(out_dir), "--out-dir")
-        created = make_output_folders(jobs, out_dir)  # (-r: the sub-folders the results keep)
-    if debug_dir:
-        _make_dir(expand_home(debug_dir), "--debug")
-    if output:
-        _check_parent(expand_home(output))
-        check_target(expand_home(output))  # (a named pipe or device called x.png is never replaced)
+    created: list[Path] = []  # (folders this run made: those left empty go at its end, a refused run's too)
+    try:
+        if out_dir:
+            created += _make_dir(expand_home(out_dir), "--out-dir")
+            created += make_output_folders(jobs, out_dir)  # (-r: the sub-folders the results keep)
+        if debug_dir:
+            created += _make_dir(expand_home(debug_dir), "--debug")
+        if output:
+            _check_parent(expand_home(output))
+            check_target(expand_home(output))  # (a named pipe or device called x.png is never replaced)
+    except BaseException:
+        remove_empty_folders(created)
+        raise
 
     report_stream = sys.stdout
     redirect = contextlib.ExitStack()
@@ -424,19 +428,23 @@ def _line_printer(quiet: bool, as_json: bool, out: Report, bar=None, to_stderr: 
     return echo
 
 
-def _make_dir(path: Path, option: str) -> None:
+def _make_dir(path: Path, option: str) -> list[Path]:
+    """Create the folder ``option`` names; returns the folders it created, outermost first (removed again
+    at the end of a run that left them empty)."""
     check_reachable(os.path.join(path, "."), f"{option} {path}")  # (a folder on its way that may not be opened)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{option} {path} exists and is not a folder")
     blocked = in_the_way(path)
     if blocked is not None:  # (a file on its way: a/x where a is a file; a link to nothing)
         raise UsageError(f"{option} {path}: {blocked}")
+    missing = [p for p in [path, *path.parents] if not p.exists()]
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         from smilecore.errors import WriteError
 
         raise WriteError(f"{option} {path}: cannot create the folder ({exc.strerror or exc})") from None
+    return list(reversed(missing))
 
 
 def _check_parent(path: Path) -> None:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
-import io
 import os
 import stat
 import struct
@@ -36,6 +34,7 @@ import numpy as np
 from PIL import Image, features
 
 from . import heif
+from .decode16 import is_16bit, load_16bit, sample_bits
 from .errors import ImageTooLargeError, InputError, UsageError, reason, too_large
 from .metadata import (exif_block, is_progressive, png_text, read_comment, read_iptc, read_xmp, read_xmp_extension,
                        upright_xmp)
@@ -207,10 +206,13 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         if isinstance(depth, int) and depth > 8:
             info.notes.append(f"{name}: a {depth}-bit {'AVIF' if im.format == 'AVIF' else 'HEIF'} photo, read as 8 bits per sample")
 
-        if _is_16bit(p, im):
-            image = _load_16bit(p, name, info)
+        if is_16bit(p, im):
+            image = load_16bit(p, name, info.orientation)
+            info.bit_depth = 16
+            info.mode = {2: "L;16"}.get(image.ndim) or {2: "LA;16", 4: "RGBA;16"}.get(image.shape[2], "RGB;16")
+            info.size = (image.shape[1], image.shape[0])
             return image, info
-        if im.format == "TIFF" and 16 in _tuple(getattr(im, "tag_v2", {}).get(258)):
+        if im.format == "TIFF" and 16 in sample_bits(im):
             info.notes.append(f"{name}: a 16-bit {im.mode} TIFF, read as 8 bits per sample")
 
         if im.mode not in SUPPORTED_MODES:
@@ -266,29 +268,6 @@ def load_mask(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXE
         raise UsageError(f"{path}: its largest value is 1 of 255 (a 0/1 mask?): white (255) selects a pixel and "
                          "black (0) leaves it; save it with 255 for the selected pixels")
     return arr
-
-
-def _tuple(value) -> tuple:
-    return value if isinstance(value, tuple) else (value,)
-
-
-def _is_16bit(path: Path, im: Image.Image) -> bool:
-    if im.format == "PNG":
-        try:
-            with open(path, "rb") as f:
-                head = f.read(26)
-            return len(head) == 26 and head[12:16] == b"IHDR" and head[24] == 16
-        except OSError:
-            return False
-    if im.format == "TIFF":
-        bits = im.tag_v2.get(258) if hasattr(im, "tag_v2") else None
-        if isinstance(bits, int):
-            bits = (bits,)
-        photometric = im.tag_v2.get(262) if hasattr(im, "tag_v2") else None
-        if photometric not in (None, 0, 1, 2):  # (16-bit CMYK, Lab...: OpenCV cannot; Pillow reads it, in 8 bits)
-            return False
-        return bool(bits) and all(b == 16 for b in bits)
-    return False
 
 
 #: The first bytes of each format Smile reads (HEIF and AVIF: :func:`smilecore.heif.kind_of_bytes`),
@@ -379,103 +358,6 @@ def _has_image_signature(path: Path) -> bool:
     except OSError:
         return False
     return extension_of_bytes(head) is not None
-
-
-def _load_16bit(path: Path, name: str, info: ImageInfo) -> np.ndarray:
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)  # works with any path on any OS, unlike cv2.imread
-        with _opencv_quiet():  # (a file it cannot read: our one line, not OpenCV's log lines too)
-            arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    except Exception as exc:
-        raise InputError(f"{name}: cannot read the 16-bit image ({reason(exc)})") from None
-    if arr is None:
-        raise InputError(f"{name}: the 16-bit image data is corrupt or truncated")
-    if arr.dtype != np.uint16:
-        raise InputError(f"{name}: unsupported sample type {arr.dtype}; use 8- or 16-bit RGB or grayscale")
-    if arr.ndim == 3 and arr.shape[2] == 3:
-        arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
-    elif arr.ndim == 3 and arr.shape[2] == 4 and _png_colour_type(path) == 4:
-        arr = arr[:, :, [0, 3]]  # grey + alpha, which OpenCV widens to BGRA: keep it grey + alpha
-    elif arr.ndim == 3 and arr.shape[2] == 4:
-        arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
-    elif arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    elif arr.ndim != 2:
-        raise InputError(f"{name}: unsupported 16-bit layout with {arr.shape[2]} channels")
-    if not _opencv_turns(_file_kind(path)):  # (its TIFF decoder already did, even with IMREAD_UNCHANGED)
-        arr = _orient_array(arr, info.orientation)
-    info.bit_depth = 16
-    info.mode = {2: "L;16"}.get(arr.ndim) or {2: "LA;16", 4: "RGBA;16"}.get(arr.shape[2], "RGB;16")
-    info.size = (arr.shape[1], arr.shape[0])
-    return np.ascontiguousarray(arr)
-
-
-@contextlib.contextmanager
-def _opencv_quiet():
-    """OpenCV's log lines (``[ERROR] ... imdecode_``) off for a block."""
-    logging = getattr(getattr(cv2, "utils", None), "logging", None)
-    if logging is None:
-        yield
-        return
-    old = logging.getLogLevel()
-    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
-    try:
-        yield
-    finally:
-        logging.setLogLevel(old)
-
-
-def _file_kind(path: Path) -> str:
-    """"TIFF", "PNG" or "" by the file's first bytes."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError:
-        return ""
-    return "TIFF" if head[:4] in (b"II*\0", b"MM\0*") else "PNG" if head.startswith(b"\x89PNG") else ""
-
-
-@functools.lru_cache(maxsize=None)
-def _opencv_turns(kind: str) -> bool:
-    """Whether OpenCV's decoder of ``kind`` ("TIFF", "PNG") applies a 16-bit image's orientation tag itself
-    (OpenCV 5's TIFF decoder does): asked of a 3 x 2 image tagged "turned 90°", once per process."""
-    if not kind:
-        return False
-    buf = io.BytesIO()
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    Image.fromarray(np.arange(6, dtype=np.uint16).reshape(2, 3)).save(buf, kind, exif=exif)
-    arr = cv2.imdecode(np.frombuffer(buf.getvalue(), np.uint8), cv2.IMREAD_UNCHANGED)
-    return arr is not None and arr.shape[:2] == (3, 2)
-
-
-def _png_colour_type(path: Path) -> int | None:
-    """The colour type byte of a PNG's header (0 grey, 2 RGB, 3 palette, 4 grey + alpha, 6 RGBA)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(26)
-    except OSError:
-        return None
-    return head[25] if len(head) == 26 and head[12:16] == b"IHDR" else None
-
-
-def _orient_array(arr: np.ndarray, orientation: int) -> np.ndarray:
-    """Apply an EXIF orientation (1..8) to an ``(H, W[, C])`` array, like ``ImageOps.exif_transpose``."""
-    if orientation == 2:
-        return arr[:, ::-1]
-    if orientation == 3:
-        return arr[::-1, ::-1]
-    if orientation == 4:
-        return arr[::-1]
-    if orientation == 5:  # transpose
-        return np.swapaxes(arr, 0, 1)
-    if orientation == 6:  # rotate 90° clockwise
-        return np.swapaxes(arr, 0, 1)[:, ::-1]
-    if orientation == 7:  # transverse
-        return np.swapaxes(arr, 0, 1)[::-1, ::-1]
-    if orientation == 8:  # rotate 90° counter-clockwise
-        return np.swapaxes(arr, 0, 1)[::-1]
-    return arr
 
 
 def _frame_count(im: Image.Image) -> int:

@@ -11,17 +11,15 @@ silently.  What :func:`smilecore.decode.load_image` read is passed in as its
 from __future__ import annotations
 
 import os
-import struct
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image, PngImagePlugin, features
 
 from . import atomic, heif
 from .decode import ImageInfo, PixelData
+from .encode16 import encode_16bit, names_joined
 from .errors import UsageError, WriteError, reason
 from .metadata import EXIF_IFD, GPS_IFD, JPEG_MAX_IPTC, PNG_XMP_KEY, TIFF_IPTC, jpeg_app1_segment, jpeg_iptc_segment
 from .pixels import to_8bit
@@ -174,7 +172,7 @@ def save_image(
 
     if isinstance(image, np.ndarray):
         if image.dtype == np.uint16 and fmt in ("PNG", "TIFF"):
-            data = _encode_16bit(image, fmt, info, notes, png_compression, _descriptive_params(fmt, info, notes))
+            data = encode_16bit(image, fmt, info, notes, png_compression, _descriptive_params(fmt, info, notes))
             atomic.write_atomic(target, lambda f: f.write(data), like=source, before_replace=before_replace)
             return notes
         image = _array_to_pil(image, notes, fmt)
@@ -186,14 +184,14 @@ def save_image(
     if info.exif and fmt in _METADATA_FORMATS:
         params["exif"] = info.exif
     if fmt == "BMP" and (icc or info.exif):
-        notes.append(f"{_both('ICC profile' if icc else '', 'EXIF' if info.exif else '')} not kept (BMP cannot hold it; "
+        notes.append(f"{names_joined('ICC profile' if icc else '', 'EXIF' if info.exif else '')} not kept (BMP cannot hold it; "
                      "use .jpg, .png, .tif or .webp)")
     sub_ifds = False
     carried = {"exif": "EXIF", "xmp": "XMP", "comment": "comment",  # (named in a note if a retry drops them)
                "qtables": "the source's JPEG quality tables",
-               "extra": _both("IPTC" if info.iptc else "", "extended XMP" if info.xmp_extension else "")}
+               "extra": names_joined("IPTC" if info.iptc else "", "extended XMP" if info.xmp_extension else "")}
     if fmt == "TIFF" and ("exif" in params or "xmp" in params or "iptc" in params):  # (XMP as tag 700, IPTC 33723)
-        carried["exif"] = _both("EXIF" if "exif" in params else "", "XMP" if "xmp" in params else "",
+        carried["exif"] = names_joined("EXIF" if "exif" in params else "", "XMP" if "xmp" in params else "",
                                 "IPTC" if "iptc" in params else "")
         params["exif"], sub_ifds = _tiff_exif(params.get("exif"), params.pop("xmp", None), notes, params.pop("iptc", None))
         if params["exif"] is None:
@@ -255,88 +253,12 @@ def save_image(
                 error = exc
                 continue
             if lost:
-                notes.append(f"{_both(*lost)} not kept: {fmt} could not write it ({reason(error)})")
+                notes.append(f"{names_joined(*lost)} not kept: {fmt} could not write it ({reason(error)})")
             return
         raise error
 
     atomic.write_atomic(target, write, like=source, before_replace=before_replace)
     return notes
-
-
-def _encode_16bit(arr: np.ndarray, fmt: str, info: ImageInfo, notes: list[str], png_compression: int = 6,
-                  extra: dict | None = None) -> bytes:
-    """A 16-bit PNG or TIFF of ``arr``, with the ICC profile, EXIF and ``extra``'s PNG text (PNG only:
-    a note names what a 16-bit TIFF loses)."""
-    text = extra.get("pnginfo") if extra else None
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    if arr.ndim == 3 and arr.shape[2] == 2:  # grey + alpha: OpenCV cannot write it
-        if fmt == "PNG":
-            return _png_add_metadata(_encode_png16_grey_alpha(arr, png_compression), info.icc_profile, info.exif, text,
-                                     info.dpi)
-        notes.append("16-bit grey + alpha written as 16-bit RGBA (TIFF); use .png to keep grey + alpha")
-        arr = np.dstack([arr[:, :, 0], arr[:, :, 0], arr[:, :, 0], arr[:, :, 1]])
-    if arr.ndim == 3 and arr.shape[2] == 3:
-        bgr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
-    elif arr.ndim == 3 and arr.shape[2] == 4:
-        bgr = cv2.cvtColor(arr, cv2.COLOR_RGBA2BGRA)
-    elif arr.ndim == 2:
-        bgr = arr
-    else:
-        raise WriteError(f"cannot write a 16-bit image of shape {arr.shape}")
-    ext = ".png" if fmt == "PNG" else ".tif"
-    params = [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)] if fmt == "PNG" else []
-    if fmt == "TIFF" and info.dpi:  # (OpenCV writes whole dots per inch)
-        params += [cv2.IMWRITE_TIFF_RESUNIT, 2, cv2.IMWRITE_TIFF_XDPI, max(1, round(info.dpi[0])),
-                   cv2.IMWRITE_TIFF_YDPI, max(1, round(info.dpi[1]))]
-    ok, buf = cv2.imencode(ext, np.ascontiguousarray(bgr), params)
-    if not ok:
-        raise WriteError(f"OpenCV could not encode the 16-bit {fmt}")
-    data = buf.tobytes()
-    if fmt == "PNG":
-        data = _png_add_metadata(data, info.icc_profile, info.exif, text, info.dpi)
-    elif info.icc_profile or info.exif or (extra and (extra.get("xmp") or extra.get("iptc"))):
-        lost = _both("ICC profile" if info.icc_profile else "", "EXIF" if info.exif else "",
-                     "XMP" if extra and extra.get("xmp") else "", "IPTC" if extra and extra.get("iptc") else "")
-        notes.append(f"16-bit TIFF written without its {lost} (not supported for 16-bit TIFF yet; use .png)")
-    return data
-
-
-def _encode_png16_grey_alpha(arr: np.ndarray, level: int = 6) -> bytes:
-    """A 16-bit grey + alpha PNG (colour type 4) of an ``(H, W, 2)`` uint16 array, every row
-    with PNG's "Up" filter."""
-    h, w = arr.shape[:2]
-    data = np.ascontiguousarray(arr, dtype=">u2").view(np.uint8).reshape(h, w * 4)
-    up = data.copy()
-    up[1:] -= data[:-1]  # (uint8 arithmetic wraps modulo 256, as the filter wants)
-    rows = np.hstack([np.full((h, 1), 2, np.uint8), up])
-    ihdr = struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), level))
-            + _png_chunk(b"IEND", b""))
-
-
-def _png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
-
-
-def _png_add_metadata(png: bytes, icc: bytes | None, exif: bytes | None,
-                      text: PngImagePlugin.PngInfo | None = None, dpi: tuple[float, float] | None = None) -> bytes:
-    """Insert iCCP, eXIf, pHYs (``dpi``) and ``text``'s chunks (tEXt, zTXt, iTXt) right after IHDR of an encoded
-    PNG."""
-    if not icc and not exif and not (text and text.chunks) and not dpi:
-        return png
-    ihdr_end = 8 + 8 + struct.unpack(">I", png[8:12])[0] + 4
-    extra = b""
-    if dpi:  # pixels per metre, as Pillow writes them
-        extra += _png_chunk(b"pHYs", struct.pack(">IIB", int(dpi[0] / 0.0254 + 0.5), int(dpi[1] / 0.0254 + 0.5), 1))
-    if icc:
-        extra += _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc))
-    if exif:
-        raw = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
-        extra += _png_chunk(b"eXIf", raw)
-    for kind, payload, _after_idat in text.chunks if text else ():
-        extra += _png_chunk(kind, payload)
-    return png[:ihdr_end] + extra + png[ihdr_end:]
 
 
 def _descriptive_params(fmt: str, info: ImageInfo, notes: list[str]) -> dict:
@@ -427,7 +349,7 @@ def _tiff_exif(exif: bytes | None, xmp: bytes | None, notes: list[str],
             tags[TIFF_IPTC] = iptc
         return tags.tobytes(), sub_ifds
     except Exception:  # an EXIF block PIL cannot read back: as before, without the XMP and IPTC
-        lost = _both("XMP" if xmp else "", "IPTC" if iptc else "")
+        lost = names_joined("XMP" if xmp else "", "IPTC" if iptc else "")
         if lost:
             notes.append(f"{lost} not kept (the EXIF block it would join cannot be read; use .jpg)")
         return exif, False
@@ -439,12 +361,6 @@ def _text_of(comment: bytes) -> str:
         return comment.decode("utf-8")
     except UnicodeDecodeError:
         return comment.decode("latin-1")
-
-
-def _both(*names: str) -> str:
-    """``"ICC profile and EXIF"``: the non-empty ``names`` joined for a note."""
-    named = [n for n in names if n]
-    return ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else "".join(named)
 
 
 def _array_to_pil(arr: np.ndarray, notes: list[str], fmt: str) -> Image.Image:

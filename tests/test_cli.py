@@ -423,3 +423,13 @@ def test_a_face_index_that_does_not_exist_lists_the_faces_there_are(shift_model,
     entry = json.loads(r.stdout)["photos"][0]
     assert r.exit_code == 2 and entry["faces_found"] == 1 and entry["faces"][0]["index"] == 0
     assert entry["error"]["message"].endswith("face index 3 does not exist: 1 face(s) found (indices start at 0)")
+
+
+@pytest.mark.parametrize("bad", [["-s", "9"], ["--faces", "3"], ["--selection", "missing.png"]])
+def test_a_refused_run_leaves_no_out_dir_or_debug_folder_behind(shift_model, photo: Path, tmp_path: Path, bad):
+    """Before: the folders were made before the strength, the faces or the selection were checked, and left empty."""
+    r = run(photo, "--out-dir", tmp_path / "new" / "out", "--debug", tmp_path / "dbg", *bad)
+    assert r.exit_code in (2, 4), r.output
+    assert not (tmp_path / "new").exists() and not (tmp_path / "dbg").exists()
+    r = run(photo, "--out-dir", tmp_path / "new" / "out")  # (and a run that works keeps them)
+    assert r.exit_code == 0 and (tmp_path / "new" / "out" / "astro.smile.png").is_file(), r.output

@@ -395,7 +395,8 @@ def test_16bit_grey_alpha_round_trip(shift, astronaut, tmp_path: Path):
     import struct
     import zlib
 
-    from smilecore.encode import _png_chunk, save_image
+    from smilecore.encode import save_image
+    from smilecore.encode16 import png_chunk as _png_chunk
 
     grey = (astronaut.astype(np.uint16) @ np.array([77, 150, 29], np.uint16)).astype(np.uint16)  # 16-bit grey
     la = np.dstack([grey, np.full_like(grey, 50000)]).astype(">u2")

@@ -103,12 +103,12 @@ def test_16bit_png_orientation_matches_pillow(tmp_path: Path, orientation: int):
     Image.fromarray(base).save(p8, exif=_exif(orientation))
     want = np.asarray(ImageOps.exif_transpose(Image.open(p8)))
 
-    from smilecore.encode import _png_add_metadata
+    from smilecore.encode16 import png_add_metadata
 
     ok, buf = cv2.imencode(".png", (base.astype(np.uint16) * 257)[:, :, ::-1].copy())
     assert ok
     p16 = tmp_path / "o16.png"
-    p16.write_bytes(_png_add_metadata(buf.tobytes(), None, _exif(orientation)))
+    p16.write_bytes(png_add_metadata(buf.tobytes(), None, _exif(orientation)))
     got, info = load_image(p16)
     assert got.dtype == np.uint16 and info.bit_depth == 16
     np.testing.assert_array_equal((got >> 8).astype(np.uint8), want)

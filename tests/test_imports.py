@@ -137,3 +137,20 @@ def test_every_module_imports(module):
     if extra:
         pytest.importorskip(extra)
     importlib.import_module(module)
+
+
+@pytest.mark.parametrize("folder", ["smilecore", "cli", "plugins"])
+def test_the_shipped_modules_are_small_and_each_is_in_the_architecture_page(folder):
+    """CONTRIBUTING's rule for the engine, the command and the plug-ins: no module over 500 lines; and
+    docs/architecture.md names each (``video_*.py`` names the video modules)."""
+    page = (REPO / "docs" / "architecture.md").read_text()
+    big, unnamed = [], []
+    for path in sorted((REPO / folder).rglob("*.py")):
+        lines = path.read_text().count("\n")
+        if lines > 500:
+            big.append(f"{path.relative_to(REPO)} ({lines})")
+        named = f"`{path.name}`" in page or (path.name.startswith("video_") and "`video_*.py`" in page)
+        if not named and path.name not in ("__init__.py", "__main__.py") and folder != "plugins":
+            unnamed.append(str(path.relative_to(REPO)))
+    assert not big, f"over 500 lines: {big}"
+    assert not unnamed, f"not in docs/architecture.md: {unnamed}"
