@@ -171,6 +171,12 @@ def _report_click_error(exc: click.ClickException) -> int:
     ctx = getattr(exc, "ctx", None)
     where = ctx.command_path if ctx is not None else "smile"
     message = " ".join(exc.format_message().split())
+    param = getattr(exc, "param", None)
+    if ctx is not None and param is not None and getattr(param, "envvar", None):
+        from click.core import ParameterSource
+
+        if ctx.get_parameter_source(param.name) != ParameterSource.ENVIRONMENT:  # (typed on the command line)
+            message = message.replace(f" (env var: {param.envvar!r})", "")
     click.echo(f"smile: error: {message} (see '{where} --help')", err=True)
     return 2 if isinstance(exc, click.UsageError) or exc.exit_code == 2 else max(2, exc.exit_code)
 

@@ -366,6 +366,8 @@ def _suggest_commands(inputs: list, photos: tuple[str, ...]) -> list:
     path, problem = inputs[0]
     close = difflib.get_close_matches(photos[0], names, n=1, cutoff=0.75)
     if problem and problem.endswith("no such file") and close:
+        if "." not in photos[0] and os.sep not in photos[0] and "/" not in photos[0]:  # a bare word: a command
+            raise UsageError(f"no command and no file called {photos[0]!r}: did you mean 'smile {close[0]}'?")
         inputs = [(path, f"{problem} (did you mean 'smile {close[0]}'?)"), *inputs[1:]]
     return inputs
 

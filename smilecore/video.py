@@ -93,9 +93,9 @@ class Progress:
 
     @property
     def eta(self) -> float | None:
-        if not self.total or self.frame == 0 or self.total <= self.frame:
+        if not self.total or self.frame == 0:
             return None
-        return (self.total - self.frame) / max(self.fps, 1e-9)
+        return max(0, self.total - self.frame) / max(self.fps, 1e-9)  # (0 at the last frame, or past a short guess)
 
 
 # ---------------------------------------------------------------------------- main entry

@@ -433,3 +433,20 @@ def test_a_refused_run_leaves_no_out_dir_or_debug_folder_behind(shift_model, pho
     assert not (tmp_path / "new").exists() and not (tmp_path / "dbg").exists()
     r = run(photo, "--out-dir", tmp_path / "new" / "out")  # (and a run that works keeps them)
     assert r.exit_code == 0 and (tmp_path / "new" / "out" / "astro.smile.png").is_file(), r.output
+
+
+def test_a_bad_value_typed_on_the_command_line_does_not_blame_the_environment(photo: Path, monkeypatch):
+    monkeypatch.delenv("SMILE_MAX_PIXELS", raising=False)
+    r = run(photo, "--max-pixels", "0")
+    assert r.exit_code == 2 and "Invalid value for '--max-pixels': '0' is not a number of pixels" in r.stderr, r.stderr
+    monkeypatch.setenv("SMILE_MAX_PIXELS", "0")  # (where the variable gave it, it is named)
+    r = run(photo)
+    assert r.exit_code == 2 and "'--max-pixels' (env var: 'SMILE_MAX_PIXELS')" in r.stderr, r.stderr
+
+
+def test_a_mistyped_command_is_refused_not_run_as_a_batch(tmp_path: Path, monkeypatch):
+    """Before: 'smile model list' ran as a batch of two missing photos (exit 4, '2 photos: 2 failed')."""
+    monkeypatch.chdir(tmp_path)
+    r = run("model", "list")
+    assert r.exit_code == 2 and "no command and no file called 'model': did you mean 'smile models'?" in r.stderr
+    assert "2 failed" not in r.stderr

@@ -298,3 +298,13 @@ def test_subtitles_mpeg_ts_cannot_hold_are_left_out_saying_why(picture, model, t
     assert "stream #1 (subtitle) cannot go into the mpegts file and was left out (MPEG-TS does not take srt)" in res.notes
     with av.open(str(tmp_path / "s.ts")) as c:
         assert [s.type for s in c.streams] == ["video"]
+
+
+def test_the_last_progress_event_has_no_time_left_rather_than_none():
+    """Before: eta was None at the last frame, which the worker protocol keeps for clips of unknown length."""
+    from smilecore.video import Progress
+
+    assert Progress(frame=75, total=75, elapsed=3.0).eta == 0
+    assert Progress(frame=80, total=75, elapsed=3.0).eta == 0  # (a length the container guessed short)
+    assert Progress(frame=25, total=75, elapsed=1.0).eta == pytest.approx(2.0)
+    assert Progress(frame=25, total=None, elapsed=1.0).eta is None
