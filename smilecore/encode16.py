@@ -50,12 +50,50 @@ def encode_16bit(arr: np.ndarray, fmt: str, info: ImageInfo, notes: list[str], p
         raise WriteError(f"OpenCV could not encode the 16-bit {fmt}")
     data = buf.tobytes()
     if fmt == "PNG":
-        data = png_add_metadata(data, info.icc_profile, info.exif, text, info.dpi)
-    elif info.icc_profile or info.exif or (extra and (extra.get("xmp") or extra.get("iptc"))):
-        lost = names_joined("ICC profile" if info.icc_profile else "", "EXIF" if info.exif else "",
-                     "XMP" if extra and extra.get("xmp") else "", "IPTC" if extra and extra.get("iptc") else "")
-        notes.append(f"16-bit TIFF written without its {lost} (not supported for 16-bit TIFF yet; use .png)")
+        return png_add_metadata(data, info.icc_profile, info.exif, text, info.dpi)
+    tags: dict[int, tuple[int, int, bytes]] = {}
+    if bgr.ndim == 3 and bgr.shape[2] == 4:
+        tags[338] = (3, 1, struct.pack("<H", 2))  # ExtraSamples: the fourth is unassociated alpha
+    if info.icc_profile:
+        tags[34675] = (7, len(info.icc_profile), bytes(info.icc_profile))
+    xmp, iptc = (extra.get("xmp"), extra.get("iptc")) if extra else (None, None)
+    if xmp:
+        tags[700] = (1, len(xmp), bytes(xmp))
+    if iptc:
+        tags[33723] = (7, len(iptc), bytes(iptc))
+    data = tiff_with_tags(data, tags)
+    if info.exif:
+        notes.append("16-bit TIFF written without its EXIF (not supported for 16-bit TIFF yet; use .png)")
     return data
+
+
+def tiff_with_tags(data: bytes, tags: dict[int, tuple[int, int, bytes]]) -> bytes:
+    """The one-page little-endian TIFF ``data`` with ``tags`` (tag -> (TIFF type, count, value bytes)) added to
+    its first directory, replacing any of the same number: a new directory is written at the end, with the
+    values that do not fit in its entries before it; the pixels and the other values stay where they are."""
+    if not tags:
+        return data
+    if data[:2] != b"II":  # (OpenCV writes little-endian TIFFs)
+        raise WriteError("OpenCV wrote a TIFF that is not little-endian")
+    order = "<"
+    at = struct.unpack_from(order + "I", data, 4)[0]
+    count = struct.unpack_from(order + "H", data, at)[0]
+    entries = {struct.unpack_from(order + "H", data, at + 2 + 12 * k)[0]: data[at + 2 + 12 * k:at + 14 + 12 * k]
+               for k in range(count)}
+    out = bytearray(data)
+    for tag, (kind, n, value) in tags.items():
+        if len(value) <= 4:
+            field = value.ljust(4, b"\0")
+        else:
+            out += b"\0" * (len(out) % 2)  # (values start on a word boundary)
+            field = struct.pack(order + "I", len(out))
+            out += value
+        entries[tag] = struct.pack(order + "HHI", tag, kind, n) + field
+    out += b"\0" * (len(out) % 2)
+    start = len(out)
+    out += struct.pack(order + "H", len(entries)) + b"".join(entries[t] for t in sorted(entries)) + bytes(4)
+    struct.pack_into(order + "I", out, 4, start)
+    return bytes(out)
 
 
 def _encode_png16_grey_alpha(arr: np.ndarray, level: int = 6) -> bytes:

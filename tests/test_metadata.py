@@ -322,8 +322,28 @@ def test_16bit_tiff_note_only_when_something_is_lost(tmp_path: Path):
     Image.fromarray(arr[:, :, 0]).save(grey, icc_profile=_srgb_icc())
     img, info = load_image(grey)
     assert info.bit_depth == 16 and info.exif is None and info.icc_profile == _srgb_icc()
-    notes = save_image(tmp_path / "grey-out.tif", img, info)
-    assert notes == ["16-bit TIFF written without its ICC profile (not supported for 16-bit TIFF yet; use .png)"]
+    assert save_image(tmp_path / "grey-out.tif", img, info) == []  # (before: "written without its ICC profile")
+    assert load_image(tmp_path / "grey-out.tif")[1].icc_profile == _srgb_icc()
+    info.exif = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+    notes = save_image(tmp_path / "grey-exif.tif", img, info)
+    assert notes == ["16-bit TIFF written without its EXIF (not supported for 16-bit TIFF yet; use .png)"]
+
+
+def test_a_16bit_rgba_tiff_marks_its_alpha_and_keeps_profile_and_xmp(tmp_path: Path):
+    """Before: four samples and no ExtraSamples tag (libtiff warns; readers guess), and no ICC profile or XMP."""
+    tifffile = pytest.importorskip("tifffile")
+    rgba = (np.arange(24 * 32 * 4, dtype=np.uint32).reshape(24, 32, 4) * 97 % 65536).astype(np.uint16)
+    src = tmp_path / "rgba.png"
+    assert cv2.imwrite(str(src), rgba[:, :, [2, 1, 0, 3]])
+    img, info = load_image(src)
+    info.icc_profile, info.xmp = _srgb_icc(), XMP
+    assert save_image(tmp_path / "out.tif", img, info) == []
+    with tifffile.TiffFile(tmp_path / "out.tif") as t:
+        page = t.pages[0]
+        assert [int(x) for x in page.extrasamples] == [2]  # unassociated alpha
+        assert page.tags["InterColorProfile"].value == _srgb_icc() and page.tags["XMP"].value == XMP
+    got, again = load_image(tmp_path / "out.tif")
+    assert np.array_equal(got, rgba) and again.icc_profile == _srgb_icc() and again.xmp == XMP
 
 
 # ------------------------------------------------------------------------------ frames and fmt
