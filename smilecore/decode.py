@@ -79,6 +79,7 @@ class ImageInfo:
     #: a HEIF's colour description without an ICC profile (H.273 codes: ``color_primaries``,
     #: ``transfer_characteristics``, ``matrix_coefficients``, ``full_range_flag``), or None
     nclx: dict | None = None
+    tiff_compression: str | None = None  #: a TIFF source's compression, as Pillow names it ("jpeg", "tiff_lzw"...)
     notes: list[str] = field(default_factory=list)  #: things worth telling the user
 
 
@@ -176,6 +177,8 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         elif info.frames > 1:
             info.notes.append(f"{name}: has {info.frames} frames or pages; only the first is used")
         info.icc_profile = im.info.get("icc_profile") or None
+        if im.format == "TIFF" and isinstance(im.info.get("compression"), str):
+            info.tiff_compression = im.info["compression"]
         nclx = im.info.get("nclx_profile")
         if isinstance(nclx, dict) and not info.icc_profile:
             info.nclx = {k: nclx[k] for k in heif.NCLX_KEYS if isinstance(nclx.get(k), int)} or None

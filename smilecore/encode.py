@@ -65,6 +65,10 @@ _FORMAT_MODES = {
 _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP", "AVIF", "HEIF"}
 
 #: Formats that hold an ICC profile, EXIF and XMP (BMP holds none of them; PNG its XMP as text).
+#: A TIFF source's compression that its result keeps, by the result's mode (else Deflate): the lossless ones,
+#: and JPEG, which a camera or scanner chose to keep files small.
+_TIFF_KEPT = {m: ("tiff_lzw", "tiff_adobe_deflate", "packbits", "jpeg") for m in ("RGB", "L", "CMYK")}
+_TIFF_KEPT.update({m: ("tiff_lzw", "tiff_adobe_deflate", "packbits") for m in ("RGBA", "LA")})
 _METADATA_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "AVIF", "HEIF")
 
 #: Default quality of AVIF and HEIF results (there are no source tables to reuse).  On the 12 MP
@@ -228,6 +232,10 @@ def save_image(
     elif fmt == "TIFF":
         # libtiff (every compression) cannot write EXIF/GPS sub-directories: PIL's own writer can, uncompressed
         params["compression"] = "raw" if sub_ifds else "tiff_deflate" if image.mode != "1" else "group4"
+        if not sub_ifds and info.tiff_compression in _TIFF_KEPT.get(image.mode, ()):  # (as the source was stored)
+            params["compression"] = info.tiff_compression
+            if info.tiff_compression == "jpeg":
+                params["quality"] = int(quality) if quality is not None else DEFAULT_QUALITY
 
     def write(f):
         try:

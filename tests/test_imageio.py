@@ -353,3 +353,15 @@ def test_a_16bit_cmyk_tiff_is_read_in_8_bits_saying_so(tmp_path: Path):
     img, info = load_image(src)
     assert img.mode == "CMYK" and np.array_equal(np.asarray(img), (cmyk >> 8).astype(np.uint8))
     assert info.notes == [f"{src}: a 16-bit CMYK TIFF, read as 8 bits per sample"]
+
+
+@pytest.mark.parametrize("compression", ["tiff_lzw", "jpeg", "packbits"])
+def test_a_tiff_result_keeps_the_sources_compression(tmp_path: Path, compression: str):
+    """Before: every TIFF result was Deflate: a JPEG-compressed scan came out five times the size."""
+    src = tmp_path / "in.tif"
+    Image.fromarray(_gradient(48, 64)).save(src, compression=compression)
+    img, info = load_image(src)
+    assert info.tiff_compression == compression
+    save_image(tmp_path / "out.tif", img, info)
+    with Image.open(tmp_path / "out.tif") as out:
+        assert out.info["compression"] == compression
