@@ -223,10 +223,6 @@ def save_image(
         params.update(quality=int(quality) if quality is not None else DEFAULT_AVIF_QUALITY, speed=AVIF_SPEED)
     elif fmt == "HEIF":
         params.update(heif.save_params(int(quality) if quality is not None else DEFAULT_HEIF_QUALITY, info.nclx))
-    if fmt != "HEIF" and heif.nclx_beyond_srgb(info.nclx):
-        notes.append(f"the HEIF's colour space (nclx: primaries {info.nclx.get('color_primaries')}, transfer "
-                     f"{info.nclx.get('transfer_characteristics')}) cannot go into {fmt}: colours read as sRGB there; "
-                     "use .heic to keep it")
     elif fmt == "PNG":
         params["compress_level"] = int(png_compression)
     elif fmt == "TIFF":
@@ -236,12 +232,16 @@ def save_image(
             params["compression"] = info.tiff_compression
             if info.tiff_compression == "jpeg":
                 params["quality"] = int(quality) if quality is not None else DEFAULT_QUALITY
+    if fmt != "HEIF" and heif.nclx_beyond_srgb(info.nclx):
+        notes.append(f"the HEIF's colour space (nclx: primaries {info.nclx.get('color_primaries')}, transfer "
+                     f"{info.nclx.get('transfer_characteristics')}) cannot go into {fmt}: colours read as sRGB there; "
+                     "use .heic to keep it")
 
     def write(f):
         try:
             image.save(f, format=fmt, **params)
             return
-        except (ValueError, OSError, RuntimeError) as exc:
+        except (ValueError, OSError, RuntimeError, SyntaxError) as exc:  # (SyntaxError: EXIF Pillow cannot parse)
             error = exc
         # odd metadata: retry without it rather than fail (EXIF first, then the JPEG's own tables, then XMP and
         # comment)
@@ -257,7 +257,7 @@ def save_image(
             f.truncate()
             try:
                 image.save(f, format=fmt, **params)
-            except (ValueError, OSError, RuntimeError) as exc:
+            except (ValueError, OSError, RuntimeError, SyntaxError) as exc:
                 error = exc
                 continue
             if lost:

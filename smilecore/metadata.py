@@ -123,7 +123,7 @@ def upright_exif(raw: bytes, orientation: int) -> bytes | None:
     (damaged, or a thumbnail in strips)."""
     body = bytearray(raw[6:] if raw.startswith(_EXIF_HEADER) else raw)
     order = {b"II": "<", b"MM": ">"}.get(bytes(body[:2]))
-    if order is None or len(body) < 8:
+    if order is None or len(body) < 8 or struct.unpack_from(order + "H", body, 2)[0] != 42:
         return None
 
     def u16(at: int) -> int:
@@ -159,9 +159,11 @@ def upright_exif(raw: bytes, orientation: int) -> bytes | None:
             thumb = entries(ifd1)
             if 0x0111 in thumb:  # (an uncompressed thumbnail in strips: left to Pillow, which drops it)
                 return None
-            if _THUMBNAIL in thumb and 0x0202 in thumb:
+            if _THUMBNAIL in thumb:  # (its bytes after its directory, where cameras put them; else Pillow's path)
+                if 0x0202 not in thumb:
+                    return None
                 start, size = u32(thumb[_THUMBNAIL] + 8), u32(thumb[0x0202] + 8)
-                if start + size > len(body):
+                if start < ifd1 + 2 + 12 * len(thumb) + 4 or start + size > len(body):
                     return None
                 body[start:start + size] = bytes(size)
                 if not any(body[start + size:]):  # (where it ends the block, as cameras write it: cut off)
@@ -169,7 +171,12 @@ def upright_exif(raw: bytes, orientation: int) -> bytes | None:
             struct.pack_into(order + "I", body, link, 0)
     except (struct.error, ValueError):
         return None
-    return _EXIF_HEADER + bytes(body)
+    patched = _EXIF_HEADER + bytes(body)
+    try:  # (what Pillow cannot read back is left to its own path, which drops it)
+        Image.Exif().load(patched)
+    except Exception:
+        return None
+    return patched
 
 
 def _tiff_exif(ifd0: Image.Exif) -> Image.Exif:

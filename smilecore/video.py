@@ -39,7 +39,8 @@ from .video_lookahead import Lookahead, Waiting, faces_now, frames_held
 from .video_planar import PlanarFrame
 from .video_reid import chain
 from .video_schedule import StrengthSchedule
-from .video_streams import add_output_streams, first_view, muxer_options, output_options, probe, require_av
+from .video_streams import (add_output_streams, first_view, muxer_options, output_options, probe, require_av,
+                            video_seconds)
 from .video_track import DETECT_EVERY, DETECT_LAG, FaceTracker, Track
 
 #: Largest frame accepted (width × height): 8K UHD.
@@ -398,13 +399,14 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
         shown = span[1] - span[0] + (span[1] - span[0]) / (n - 1) if n > 1 and span[1] > span[0] else 0.0
         if shown:
             result.fps = (n - 1) / (span[1] - span[0])
-        if vstream.frames:  # a count the file gives
-            short = n < vstream.frames - max(2, 0.05 * vstream.frames)
+        # the video's own length, compared with the frames' own times (not with a guessed rate)
+        announced = video_seconds(container, vstream)
+        short_in_time = bool(announced and shown) and shown < announced - max(2 / max(result.fps, 1e-6), 0.05 * announced)
+        if vstream.frames:  # a count the file gives (an edit list's cut frames among them: its duration says so)
+            short = n < vstream.frames - max(2, 0.05 * vstream.frames) and (not announced or not shown or short_in_time)
             said = f"only {n} of the {vstream.frames} frames the file announces could be decoded"
-        else:  # else its duration: compared with the frames' own times, not with a guessed rate
-            announced = (float(vstream.duration * vstream.time_base) if vstream.duration and vstream.time_base
-                         else container.duration / 1e6 if container.duration else 0.0)
-            short = bool(announced and shown) and shown < announced - max(2 / max(result.fps, 1e-6), 0.05 * announced)
+        else:
+            short = short_in_time
             said = f"only {shown:.2f} s of the {announced:.2f} s the file announces could be decoded"
         if short:
             result.read_notes.append(f"{said} (a truncated or damaged file?)")

@@ -134,6 +134,23 @@ def photo_not_video(path: Path) -> str:
     return f"{path}: a photo, not a video"
 
 
+def video_seconds(container, vstream) -> float:
+    """How long the file says its video stream lasts, in seconds (0: it does not say): the stream's duration,
+    else Matroska's ``DURATION`` tag (the end time: its start is taken off), else the container's, only when
+    the video is all it holds (sound or subtitles may run on past the picture)."""
+    if vstream.duration and vstream.time_base:
+        return float(vstream.duration * vstream.time_base)
+    start = float(vstream.start_time * vstream.time_base) if vstream.start_time and vstream.time_base else 0.0
+    tag = next((v for k, v in vstream.metadata.items() if k.upper() == "DURATION"), None)
+    match = re.fullmatch(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)", str(tag).strip()) if tag else None
+    if match:
+        end = int(match[1]) * 3600 + int(match[2]) * 60 + float(match[3])
+        return end - start if end > start else end
+    if container.duration and all(s.type == "video" for s in container.streams):
+        return max(0.0, container.duration / 1e6 - (container.start_time or 0) / 1e6)
+    return 0.0
+
+
 def first_view(av, src, index: int) -> DisplayView:
     """How the stream's first frame is shown (its display matrix: a turn, perhaps a mirror), as a
     :class:`DisplayView`; none when it has no matrix. (Read before the output's header is written, which

@@ -21,7 +21,7 @@ THUMB = b"\xff\xd8" + b"old face" * 50 + b"\xff\xd9"  # (stands for the thumbnai
 MAKERNOTE = b"MAKER\x00" + bytes(range(30))
 
 
-def camera_exif(orientation: int, width: int = 40, height: int = 64) -> bytes:
+def camera_exif(orientation: int, width: int = 40, height: int = 64, thumb_length: bool = True) -> bytes:
     """A little-endian EXIF block as a camera writes one: IFD0 (Make, Orientation, the Exif pointer), the Exif
     directory (an exposure as a fraction 28/10, a maker note, the pixel size), IFD1 with a JPEG thumbnail."""
     def entry(tag, kind, count, value):
@@ -42,7 +42,8 @@ def camera_exif(orientation: int, width: int = 40, height: int = 64) -> bytes:
         + struct.pack("<I", 0)
     out += b"Camco\x00\x00\x00" + struct.pack("<II", 28, 10) + MAKERNOTE
     out += struct.pack("<H", 2) + entry(0x0201, 4, 1, struct.pack("<I", thumb_at)) \
-        + entry(0x0202, 4, 1, struct.pack("<I", len(THUMB))) + struct.pack("<I", 0)
+        + (entry(0x0202, 4, 1, struct.pack("<I", len(THUMB))) if thumb_length else entry(0x0100, 3, 1, bytes(4))) \
+        + struct.pack("<I", 0)
     return b"Exif\x00\x00" + out + THUMB
 
 
@@ -153,3 +154,24 @@ def test_a_full_size_exif_block_still_fits(tmp_path: Path):
     assert save_image(tmp_path / "out.jpg", img, info) == []
     with Image.open(tmp_path / "out.jpg") as out:
         assert out.getexif()[0x010F] == "Camco"
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".webp", ".tif"])
+@pytest.mark.parametrize("damage", ["no thumbnail length", "magic 43", "thumbnail over the header"])
+def test_an_odd_exif_block_never_leaks_the_thumbnail_nor_fails_the_write(tmp_path: Path, ext, damage):
+    """A block upright_exif cannot patch safely goes Pillow's way (rewritten, thumbnail dropped) or is dropped."""
+    raw = camera_exif(6, thumb_length=damage != "no thumbnail length")
+    if damage == "magic 43":
+        raw = raw[:8] + b"\x2b" + raw[9:]
+    elif damage == "thumbnail over the header":
+        at = raw.index(struct.pack("<HHI", 0x0201, 4, 1)) + 8
+        raw = raw[:at] + struct.pack("<I", 0) + raw[at + 4:]
+    assert upright_exif(raw, 6) is None
+    src = tmp_path / "odd.jpg"
+    Image.fromarray(_picture()).save(src, quality=90, exif=raw)
+    img, info = load_image(src)
+    save_image(tmp_path / f"out{ext}", img, info)
+    data = (tmp_path / f"out{ext}").read_bytes()
+    assert b"old face" not in data
+    with Image.open(tmp_path / f"out{ext}") as out:  # (a block no one can read turns nothing)
+        assert out.size == ((40, 64) if damage == "magic 43" else (64, 40))

@@ -376,3 +376,7 @@ def test_a_heif_colour_description_without_a_profile_is_kept_or_said_lost(tmp_pa
         assert (nclx.get("color_primaries"), nclx.get("transfer_characteristics")) == (12, 13)
     r = CliRunner().invoke(cli, [str(src), "-s", "2", "-o", str(tmp_path / "out.jpg")])
     assert r.exit_code == 0 and "the HEIF's colour space (nclx: primaries 12, transfer 13) cannot go into JPEG" in r.output
+    r = CliRunner().invoke(cli, [str(src), "-s", "2", "-o", str(tmp_path / "out.tif")])  # (its settings kept)
+    assert r.exit_code == 0 and "cannot go into TIFF" in r.output
+    with Image.open(tmp_path / "out.tif") as out:
+        assert out.info["compression"] != "raw"
