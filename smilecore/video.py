@@ -300,7 +300,8 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
             for packet in container.demux():
                 if packet.stream.index != vstream.index:
                     o = copied.get(packet.stream.index)
-                    if o is not None and packet.dts is not None:
+                    cover = packet.stream.disposition & av.stream.Disposition.attached_pic  # (its one picture: no time)
+                    if o is not None and (packet.dts is not None or cover):
                         kind = packet.stream.type
                         try:
                             with mux_lock:
@@ -415,8 +416,11 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
         with mux_lock:
             for packet in ostream.encode(None):
                 out.mux(packet)
-            for o in copied.values():  # (sound re-encoded: its last samples)
+            for index, o in copied.items():  # (sound re-encoded: its last samples; subtitles: their last cue)
                 o.flush(out)
+                if getattr(o, "dropped", 0):
+                    result.notes.append(f"subtitle #{index}: {o.dropped} cue{'s' * (o.dropped > 1)} the conversion "
+                                        "refused (not UTF-8 text, or too long) left out")
         tm["encode"] += time.perf_counter() - t0
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # (an interrupted run: the frame in hand finishes first)

@@ -17,6 +17,8 @@ AUDIO_FOR = {"webm": "libopus", "mp4": "aac", "mov": "aac", "3gp": "aac", "mpegt
              "matroska": "aac"}
 #: The text subtitle format of a container that cannot take the source's (SubRip, ASS...) as it is.
 TEXT_FOR = {"mp4": "mov_text", "mov": "mov_text", "3gp": "mov_text", "webm": "webvtt", "matroska": "subrip"}
+#: How long a converted subtitle cue with no duration of its own is shown when no cue follows it.
+LAST_CUE_SECONDS = 3
 #: Packets read, at most, looking for each stream's first packet to try.
 PROBE_PACKETS = 2000
 #: What MPEG-TS takes, by codec name: its muxer writes anything, as a data stream no player reads.
@@ -58,7 +60,7 @@ def streams_that_fit(av, src: str | Path, indices: list[int], out_format: str) -
             if s.type == "attachment" and out_format != "matroska":  # (a font of the subtitles: only Matroska has a place)
                 result[i] = f"{out_format} holds no attachments"
                 continue
-            if out_format == "mpegts" and name not in TS_CODECS:
+            if out_format == "mpegts" and name not in TS_CODECS and s.type != "data":  # (KLV, ID3: tried below)
                 result[i] = f"MPEG-TS does not take {name or 'this stream'}"
                 continue
             try:
@@ -135,7 +137,12 @@ class RecodedAudio:
 
 class RecodedText:
     """A text subtitle stream (SubRip, ASS, WebVTT, mov_text) converted to ``encoder``'s format, cue by cue,
-    each cue at its own time; styles the target cannot hold are dropped by FFmpeg's encoder."""
+    each cue at its own time; styles the target cannot hold are dropped by FFmpeg's encoder.
+
+    Each cue waits for the next: a cue with no duration is shown until the next one starts (the last one for
+    :data:`LAST_CUE_SECONDS`), and into mov_text, whose samples may not overlap (MP4's muxer would move the
+    next cue later), a cue ends where the next begins. A cue the converter refuses (text in another encoding
+    than UTF-8, a cue too long) is left out and counted in ``dropped``."""
 
     def __init__(self, av, stream, out, encoder: str) -> None:
         cc = stream.codec_context
@@ -151,20 +158,48 @@ class RecodedText:
         oc.open()
         self.ostream.metadata.update(stream.metadata)  # (its language among them)
         self.decoder = cc
+        self.errors = (av.FFmpegError, ValueError, TypeError)
+        self.no_overlap = encoder == "mov_text"
+        self.pending = None  # (the converted packet waiting for the next cue)
+        self.dropped = 0
 
     def mux(self, packet, out) -> None:
         if not packet.size:
             return
-        cue = self.decoder.decode2(packet)
-        if cue is None or not len(cue):
+        try:
+            cue = self.decoder.decode2(packet)
+            if cue is None or not len(cue):
+                return
+            converted = self.ostream.codec_context.encode_subtitle(cue)
+        except self.errors:
+            self.dropped += 1
             return
-        converted = self.ostream.codec_context.encode_subtitle(cue)
         converted.pts = converted.dts = packet.pts if packet.pts is not None else packet.dts
         shown_ms = max(0, cue.end_display_time - cue.start_display_time)  # (AVSubtitle's times are in ms)
         converted.duration = packet.duration or int(round(Fraction(shown_ms, 1000) / packet.time_base))
         converted.time_base = packet.time_base
-        converted.stream = self.ostream
-        out.mux(converted)
+        if converted.pts is None:
+            self.dropped += 1
+            return
+        self._send(converted.pts, converted.time_base, out)
+        self.pending = converted
 
     def flush(self, out) -> None:
-        pass
+        self._send(None, None, out)
+
+    def _send(self, next_pts, time_base, out) -> None:
+        """Mux the waiting cue, its end fitted to the next cue's start ``next_pts`` (None: there is none)."""
+        cue, self.pending = self.pending, None
+        if cue is None:
+            return
+        if next_pts is not None and time_base == cue.time_base and next_pts > cue.pts:
+            gap = next_pts - cue.pts
+            if not cue.duration or (self.no_overlap and cue.duration > gap):
+                cue.duration = gap
+        elif not cue.duration:
+            cue.duration = int(round(LAST_CUE_SECONDS / cue.time_base))
+        cue.stream = self.ostream
+        try:
+            out.mux(cue)
+        except self.errors:
+            self.dropped += 1

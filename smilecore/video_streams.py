@@ -134,6 +134,47 @@ def photo_not_video(path: Path) -> str:
     return f"{path}: a photo, not a video"
 
 
+def chapters_of(av, container) -> list:
+    """The container's chapters (none where PyAV or the file cannot say)."""
+    try:
+        return list(container.chapters() or ())
+    except (AttributeError, av.FFmpegError, ValueError, TypeError):
+        return []
+
+
+def cover_attachment(av, src, stream, out) -> bool:
+    """Add the cover art ``stream`` (a picture with no time: an MP4's or a Matroska's) to the Matroska ``out`` as
+    an attachment, as Matroska stores one; False when its picture cannot be read."""
+    try:
+        with av.open(str(src), "r", metadata_errors="replace") as c:
+            data = next((bytes(p) for p in c.demux(c.streams[stream.index]) if p.size), None)
+    except (av.FFmpegError, OSError, IndexError):
+        return False
+    if not data:
+        return False
+    meta = {k.lower(): v for k, v in stream.metadata.items()}
+    png = data.startswith(b"\x89PNG")
+    name = meta.get("filename") or ("cover.png" if png else "cover.jpg")
+    try:
+        out.add_attachment(name, meta.get("mimetype") or ("image/png" if png else "image/jpeg"), data)
+    except (av.FFmpegError, ValueError, TypeError, AttributeError):
+        return False
+    return True
+
+
+def keep_marks(ostream, stream) -> None:
+    """What marks a stream among its kind, kept: its dispositions (default, forced, commentary, dub, hearing
+    impaired, cover art...), and its title (an MP4's track name, which FFmpeg reads as ``name`` and writes
+    from ``title``)."""
+    try:
+        ostream.disposition = stream.disposition
+    except (AttributeError, ValueError, TypeError):
+        pass
+    name = stream.metadata.get("name")
+    if name and "title" not in {k.lower() for k in stream.metadata}:
+        ostream.metadata["title"] = name
+
+
 def video_seconds(container, vstream) -> float:
     """How long the file says its video stream lasts, in seconds (0: it does not say): the stream's duration,
     else Matroska's ``DURATION`` tag (the end time: its start is taken off), else the container's, only when
@@ -266,6 +307,7 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
         except (AttributeError, ValueError):
             pass
     ostream.metadata.update({k: v for k, v in vstream.metadata.items() if k.lower() not in ("encoder", "handler_name", "vendor_id", "duration")})
+    keep_marks(ostream, vstream)
     if vstream.language:
         try:
             ostream.language = vstream.language
@@ -277,6 +319,16 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
     for s in container.streams:
         if s.index == vstream.index or s.type not in ("audio", "subtitle", "data", "attachment", "video"):
             continue
+        if s.type == "data" and not (s.codec_context and s.codec_context.name) and chapters_of(av, container):
+            continue  # (an MP4's chapter track: its chapters are written as chapters below)
+        if s.disposition & av.stream.Disposition.attached_pic:  # cover art
+            if out_format == "matroska" and cover_attachment(av, src, s, out):  # (kept as an attachment)
+                copied_names.append(stream_name(s))
+                continue
+            if out_format not in ("mp4", "mov", "3gp", "matroska"):  # (elsewhere: a video track of one frame)
+                notes.append(f"the cover art (stream #{s.index}) was left out ({out_format} holds none; write .mp4, "
+                             ".mov or .mkv to keep it)")
+                continue
         if s.type == "data" and s.metadata.get("timecode"):
             # a timecode track (a camera's or an editor's): its packets cannot be muxed as they are; the start
             # time it holds goes on the video stream, from which MOV and MP4 write a timecode track anew
@@ -303,15 +355,19 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
                              f"converted to {TEXT_FOR[out_format]}")
             else:
                 raise ValueError(why)
+            keep_marks(copied[s.index].ostream, s)
         except (av.FFmpegError, ValueError, TypeError, NotImplementedError) as exc:
             notes.append(f"stream #{s.index} ({s.type}) cannot go into the {out_format} file and was left out ({ff_text(exc)})")
     out.metadata.update({k: v for k, v in container.metadata.items() if k.lower() not in ("encoder",)})
-    try:
-        chapters = container.chapters()
-        if chapters:
+    chapters = chapters_of(av, container)
+    if chapters and out_format in ("avi", "mpegts"):
+        notes.append(f"{len(chapters)} chapter{'s' * (len(chapters) > 1)} left out ({out_format.upper()} holds none; "
+                     "write .mkv or .mp4 to keep them)")
+    elif chapters:
+        try:
             out.set_chapters(chapters)
-    except (AttributeError, av.FFmpegError, ValueError, TypeError):
-        pass
+        except (AttributeError, av.FFmpegError, ValueError, TypeError):
+            pass
     return (AviVideoStream(ostream, rate, notes) if avi else ostream), copied
 
 
