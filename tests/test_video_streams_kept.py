@@ -7,7 +7,6 @@ import io
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
