@@ -153,14 +153,20 @@ def process_video(job, model, strength, faces, min_face, keep_unchanged, max_pix
                 raise NoFaceError(f"{exc} (--keep-unchanged copies such videos as they are)") from None
             r.status, r.reason = rep.STATUS_UNCHANGED, str(exc).split(": ", 1)[-1]
             r.notes.append(r.reason)
+            seen = getattr(exc, "video", None)  # (what was read of the clip)
             if job.output != job.input:
                 if _copies_as_is(job, codec, crf, preset):
                     copy_file_atomic(job.input, job.output)
+                    if seen is not None:
+                        r.video = _video_dict(seen, copied_from=job.input)
                 else:
                     res = smile_video(job.input, job.output, strength=0.0, model=model, codec=codec, crf=crf,
                                       preset=preset, max_pixels=max_pixels, keep_unchanged=True)
                     r.reencoded = True  # (another container or encoding: the frames as they are, written anew)
                     r.notes.extend(n for n in res.notes if not n.startswith("no face found"))  # (sound re-encoded...)
+                    seen, r.video = res, _video_dict(res)
+            if seen is not None:
+                r.size = seen.size
             r.output = job.output
             return r
         copied = not any(t.get("edited") for t in res.tracks) and _copies_as_is(job, codec, crf, preset)

@@ -476,11 +476,15 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
     if not tracks:
         if not keep_unchanged:
             many = len(container.streams.video)  # (a second angle, say: only the first video stream is read)
-            raise NoFaceError(f"{src}: no face found in any frame of the video"
+            err = NoFaceError(f"{src}: no face found in any frame of the video"
                               + (f" (in its video stream #{vstream.index}, the first of {many})" if many > 1 else ""))
+            err.video = result  # (what was read of the clip, for a report)
+            raise err
         result.notes.append("no face found in any frame: the video was re-encoded unchanged")
     elif not any(t["edited"] for t in result.tracks) and not all(v == 0 for v in schedule.values):
         reasons = sorted({t["reason"] for t in result.tracks if t["reason"]})
         # faces left as they are because they already smile that much are not an error (as for photos)
         if not keep_unchanged and not all(r.startswith(ALREADY_SMILING) for r in reasons):
-            raise NoFaceError(f"{src}: {len(tracks)} face(s) found but none edited ({'; '.join(reasons)})", faces=result.tracks)
+            err = NoFaceError(f"{src}: {len(tracks)} face(s) found but none edited ({'; '.join(reasons)})", faces=result.tracks)
+            err.video = result
+            raise err

@@ -78,12 +78,17 @@ def streams_that_fit(av, src: str | Path, indices: list[int], out_format: str) -
 
 
 class CopiedStream:
-    """A stream copied packet for packet."""
+    """A stream copied packet for packet, ``shift`` seconds earlier (AVI: its picture starts at 0)."""
 
     def __init__(self, ostream) -> None:
         self.ostream = ostream
+        self.shift = Fraction(0)
 
     def mux(self, packet, out) -> None:
+        if self.shift and packet.time_base:
+            ticks = int(round(self.shift / packet.time_base))
+            packet.pts = None if packet.pts is None else packet.pts - ticks
+            packet.dts = None if packet.dts is None else packet.dts - ticks
         packet.stream = self.ostream
         out.mux(packet)
 
@@ -113,11 +118,12 @@ class RecodedAudio:
         self.rate = rate
         self.resampler = av.AudioResampler(format=self.ostream.codec_context.format.name, layout=layout, rate=rate)
         self.next_pts: int | None = None  # (in samples of the output: the sound keeps its place in time)
+        self.shift = Fraction(0)  # (seconds taken off: AVI's picture starts at 0)
 
     def mux(self, packet, out) -> None:
         for frame in self.decoder.decode(packet):
             if self.next_pts is None and frame.pts is not None and frame.time_base is not None:
-                self.next_pts = int(round(frame.pts * frame.time_base * self.rate))
+                self.next_pts = int(round((frame.pts * frame.time_base - self.shift) * self.rate))
             self._encode(self.resampler.resample(frame), out)
 
     def flush(self, out) -> None:

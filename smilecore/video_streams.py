@@ -134,6 +134,26 @@ def photo_not_video(path: Path) -> str:
     return f"{path}: a photo, not a video"
 
 
+def avi_sound_times(vstream, container, copied: dict, rate: Fraction, notes: list[str]) -> None:
+    """AVI stores no start times: its picture starts at 0, so the sound is taken back by the picture's start
+    (a camera's clock at 3600 s, which AVI's muxer refuses, or a clip cut from a longer one); a sound that did
+    not start with the picture now does, which a note says."""
+    def start(s) -> Fraction | None:
+        return Fraction(s.start_time) * s.time_base if s.start_time is not None and s.time_base else None
+
+    video = start(vstream) or Fraction(0)
+    for index, o in copied.items():
+        s = container.streams[index]
+        if s.type != "audio" or not hasattr(o, "shift"):
+            continue
+        o.shift = video
+        own = start(s)
+        if own is not None and abs(own - video) > max(1 / rate, Fraction(1, 10)):  # (not AAC priming)
+            notes.append(f"audio #{index} starts {float(abs(own - video)):.2f} s {'after' if own > video else 'before'} "
+                         "the picture, but AVI stores no start times: it plays from the picture's start (write .mkv "
+                         "or .mp4 to keep them in time)")
+
+
 def chapters_of(av, container) -> list:
     """The container's chapters (none where PyAV or the file cannot say)."""
     try:
@@ -358,6 +378,8 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
             keep_marks(copied[s.index].ostream, s)
         except (av.FFmpegError, ValueError, TypeError, NotImplementedError) as exc:
             notes.append(f"stream #{s.index} ({s.type}) cannot go into the {out_format} file and was left out ({ff_text(exc)})")
+    if avi:
+        avi_sound_times(vstream, container, copied, rate, notes)
     out.metadata.update({k: v for k, v in container.metadata.items() if k.lower() not in ("encoder",)})
     chapters = chapters_of(av, container)
     if chapters and out_format in ("avi", "mpegts"):

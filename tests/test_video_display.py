@@ -154,6 +154,12 @@ def test_a_clip_with_no_face_is_copied_only_when_no_encoding_is_asked_for(pictur
     assert r.exit_code == 0 and "re-encoded unchanged" in r.output, r.output
     with av.open(str(tmp_path / "hevc.mp4")) as c:
         assert c.streams.video[0].codec_context.name == "hevc"
+    for name, copied, codec in (("j.mp4", True, "h264"), ("j.mkv", False, "h264"), ("j2.mp4", False, "hevc")):
+        more = ["--codec", "hevc"] if codec == "hevc" else []
+        r = run(blank.path, "--keep-unchanged", "-o", tmp_path / name, "--json", *more)
+        entry = json.loads(r.output)["photos"][0]  # (before: "video" and "size" were null)
+        assert entry["size"] == [160, 120] and entry["video"]["frames"] == 4, entry
+        assert entry["video"]["copied"] is copied and entry["video"]["codec"] == codec, entry
 
 
 def _pcm_clip(path: Path, picture, start: float = 0.0) -> Path:
