@@ -62,3 +62,9 @@ class deferred_signals:
             signal.signal(num, handler if handler is not None else signal.SIG_DFL)
         for num in dict.fromkeys(self._pending):
             signal.raise_signal(num)
+
+
+class ClientGone(BaseException):
+    """The worker's client closed its end of the pipe while a request ran (a progress event could not be
+    sent): the request stops, its temporary files removed on the way, and the worker ends quietly. A
+    ``BaseException``, so no handler of errors answers it."""

@@ -262,8 +262,11 @@ def worker_video(session, req: dict, src: str, dst: str, emit) -> dict:
             return
         last[0] = now
         eta = p.eta
-        emit({"event": "progress", "id": req_id, "frame": p.frame, "frames": p.total, "fps": round(p.fps, 2),
-              "eta": None if eta is None else round(eta, 1)})
+        if emit({"event": "progress", "id": req_id, "frame": p.frame, "frames": p.total, "fps": round(p.fps, 2),
+                 "eta": None if eta is None else round(eta, 1)}) is False:
+            from .interrupt import ClientGone
+
+            raise ClientGone  # (no one will read the reply: stop the clip, leaving nothing behind)
 
     from smilecore.decode import env_max_pixels
 

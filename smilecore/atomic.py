@@ -105,9 +105,15 @@ def _locked_by_writer(path: str) -> bool:
 def folder_problem(folder: Path) -> str | None:
     """Why no file can be created in ``folder`` by name ("folder F does not exist", "F is a file, not a
     folder"), or None where it is a folder."""
-    if folder.is_dir():
-        return None
-    return f"{folder} is a file, not a folder" if folder.exists() else f"folder {folder} does not exist"
+    try:
+        st = os.stat(folder)
+    except FileNotFoundError:
+        return f"folder {folder} does not exist"
+    except (OSError, ValueError) as exc:  # (a name too long, a loop of links, a folder on the way not a folder)
+        if isinstance(exc, NotADirectoryError):
+            return f"folder {folder} does not exist (a file stands on its way)"
+        return f"folder {folder} cannot be used ({getattr(exc, 'strerror', None) or exc})"
+    return None if stat.S_ISDIR(st.st_mode) else f"{folder} is a file, not a folder"
 
 
 def check_writable(target: Path) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -250,3 +251,17 @@ def test_sixteen_bit_pngs_keep_every_bit(tmp_path):
     sc.write_png(str(path), 4, 3, 1, bytes(range(12)))
     with Image.open(path) as im:
         assert im.mode == "L" and np.asarray(im).ravel().tolist() == list(range(12))
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SIGTERM is a kill on Windows")
+def test_closing_an_engine_busy_with_a_request_stops_it_with_sigterm_not_a_kill(tmp_path: Path):
+    """Before: a worker busy with a video was killed (SIGKILL) after 10 s, leaving its temporary file behind;
+    SIGTERM lets it end its request cleanly."""
+    mark = tmp_path / "stopped"
+    busy = ("import signal, sys, time\n"
+            f"signal.signal(signal.SIGTERM, lambda *a: (open({str(mark)!r}, 'w').write('clean'), sys.exit(143)))\n"
+            "time.sleep(60)\n")
+    engine = sc.EngineProcess([sys.executable, "-c", busy], "gimp")
+    time.sleep(0.5)  # (its handler in place)
+    engine.close()
+    assert engine.process.returncode == 143 and mark.read_text() == "clean"

@@ -87,6 +87,18 @@ def test_huge_line_is_refused(session):
     assert hello["ok"] and hello["id"] == 1
 
 
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n"])
+def test_the_line_limit_is_the_requests_whatever_its_line_ending(session, ending):
+    """Before: a request of exactly 1 MiB was refused when it ended with a Windows line ending."""
+    head, tail = b'{"cmd": "hello", "id": 7, "pad": "', b'"}'
+    exact = head + b"x" * (MAX_LINE - len(head) - len(tail)) + tail
+    out = io.BytesIO()
+    serve(session, io.BytesIO(exact + ending + exact + b"x" + ending), out)
+    greet, fits, over = [json.loads(ln) for ln in out.getvalue().splitlines()]
+    assert fits["ok"] and fits["id"] == 7
+    assert over["id"] is None and "longer than" in over["error"]["message"]
+
+
 def test_blank_lines_are_ignored(session):
     replies = converse(session, "", "   ", {"cmd": "hello", "id": 1})
     assert len(replies) == 2 and replies[1]["id"] == 1
@@ -436,3 +448,53 @@ def test_a_signal_during_the_mask_and_result_renames_waits_for_both():
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert seen == [("inside", None), ("handler", signal.SIGTERM), ("after", None)]
+
+
+def test_a_signal_once_the_result_and_its_mask_are_in_place_waits_for_the_reply(session, photo: Path, tmp_path: Path,
+                                                                                   monkeypatch):
+    """Before: SIGTERM just after both files were renamed ended the worker with no reply, so the client never
+    learnt that they had been replaced."""
+    import signal
+
+    import smilecore.encode as encode
+
+    out, dst = io.BytesIO(), tmp_path / "out.png"
+    seen: list[bytes] = []
+    real = encode.save_image
+
+    def save_then_signal(path, *args, **kw):
+        notes = real(path, *args, **kw)
+        if Path(path) == dst:  # (the result and its mask are both in place)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return notes
+
+    monkeypatch.setattr(encode, "save_image", save_then_signal)
+    old = signal.signal(signal.SIGTERM, lambda num, frame: seen.append(out.getvalue()))
+    try:
+        request = {"cmd": "smile", "id": 5, "input": str(photo), "output": str(dst),
+                   "mask_output": str(tmp_path / "m.png"), "strength": 1}
+        serve(session, io.BytesIO(json.dumps(request).encode() + b"\n"), out)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert len(seen) == 1, seen  # (the signal came through, once)
+    replies = [json.loads(line) for line in seen[0].splitlines()]
+    assert replies[-1]["id"] == 5 and replies[-1]["ok"] is True  # (and only after the reply had been sent)
+    assert dst.is_file() and (tmp_path / "m.png").is_file()
+
+
+def test_a_client_gone_during_a_video_stops_it_and_leaves_nothing(session, picture, tmp_path: Path):
+    """Before: with its stdout closed, the worker went on encoding the whole clip, then wrote a result nobody read."""
+    pytest.importorskip("av")
+    from smilecore.video_synth import make_clip
+
+    clip = make_clip(tmp_path / "c.mp4", picture, size=(320, 240), frames=120, face_height=0.95, audio=False)
+
+    class GoneAfterGreeting(io.BytesIO):
+        def write(self, data):
+            if self.getvalue():
+                raise BrokenPipeError(32, "Broken pipe")
+            return super().write(data)
+
+    request = {"cmd": "smile", "id": 1, "input": str(clip.path), "output": str(tmp_path / "o.mp4"), "strength": 2}
+    assert serve(session, io.BytesIO(json.dumps(request).encode() + b"\n"), GoneAfterGreeting()) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4"]  # (no result, no temporary file)

@@ -71,6 +71,8 @@ def check_destination(path: str, format_of: Callable[[str], object] | None = Non
         (format_of or output_format)(path)
     except UsageError as exc:
         raise BadRequest(str(exc)) from None
+    if path.endswith(("/", os.sep)):  # (Path would drop the slash, and the reply name a file no one can open)
+        raise WriteError(f"{path}: cannot write it, the name ends with a slash (a folder's name); name the file")
     p = Path(path)
     folder = p.parent if str(p.parent) else Path(".")
     problem = folder_problem(folder)

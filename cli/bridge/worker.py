@@ -20,7 +20,7 @@ import click
 from smilecore.errors import ImageTooLargeError, SmileError, UsageError
 
 from ..inputs import check_no_clash, unreachable
-from ..interrupt import deferred_signals
+from ..interrupt import ClientGone, deferred_signals
 from ..version import smile_version
 from .fields import (BAD_REQUEST, BadRequest, check_destination, error_dict, faces_field, finite_float, min_face_field,
                      no_constant, path_field, strength_field)
@@ -45,6 +45,8 @@ class WorkerSession:
         self._cmd_seen: str | None = None  #: the known command of the request being answered
         self.done = False
         self.emit = None  #: function(dict) sending an event line (set by :func:`serve`; used for video progress)
+        #: signals held since a result and its mask were put in place, until the reply saying so is sent
+        self.held = contextlib.ExitStack()
 
     # ------------------------------------------------------------------ model
     def load_model(self) -> None:
@@ -220,6 +222,7 @@ class WorkerSession:
             with both:
                 notes = save_image(dst, result.image, info, png_compression=FAST_PNG, before_replace=write_mask)
                 written = True
+                self.held.enter_context(both.pop_all())  # (a signal now waits until the reply is sent: serve())
         except BaseException:
             for path in [] if written else new_mask:  # (the mask written, the result's last step failed)
                 try:
@@ -250,13 +253,15 @@ class WorkerSession:
 
 def read_request(stream: IO[bytes]) -> tuple[bytes | None, bool]:
     """Read one line; returns ``(line without newline, too_long)``; ``(None, False)`` at EOF."""
-    line = stream.readline(MAX_LINE + 1)
+    line = stream.readline(MAX_LINE + 2)  # (the limit is the request's: its "\r\n" or "\n" is not counted)
     if not line:
         return None, False
-    if line.endswith(b"\n"):
+    if line.endswith(b"\n") and len(line.rstrip(b"\r\n")) <= MAX_LINE:
         return line[:-1].rstrip(b"\r"), False
-    if len(line) <= MAX_LINE:  # last line, no newline
+    if not line.endswith(b"\n") and len(line) <= MAX_LINE:  # last line, no newline
         return line, False
+    if line.endswith(b"\n"):
+        return b"", True
     while True:  # too long: skip the rest of it
         more = stream.readline(MAX_LINE)
         if not more or more.endswith(b"\n"):
@@ -312,12 +317,20 @@ def serve(session: WorkerSession, stdin: IO[bytes], stdout: IO[bytes]) -> int:
             return 0
         if too_long:
             reply = {"id": None, "ok": False, "error": {"code": BAD_REQUEST, "message": f"request line longer than {MAX_LINE} bytes refused"}}
+            if session.verbose:
+                session._log("request failed (bad_request) in 0.00 s")
         elif not raw.strip():
             continue
         else:
-            reply = session.handle_line(raw)
-        if not send(reply):
-            return 0
+            try:
+                reply = session.handle_line(raw)
+            except ClientGone:  # (its stdout closed while a video ran)
+                return 0
+        try:
+            if not send(reply):
+                return 0
+        finally:
+            session.held.close()  # (a signal that came while a result and its mask were put in place: now)
     return 0
 
 

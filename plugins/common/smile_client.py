@@ -382,19 +382,25 @@ class EngineProcess:
                 return reply
 
     def close(self) -> None:
-        """Ask the worker to quit; kill it if it does not (twice is as once)."""
+        """Ask the worker to quit; one still busy with a request (a video) after a few seconds is stopped with
+        SIGTERM, which ends its request cleanly (no half-written file left), and killed only if that fails too
+        (twice is as once)."""
         try:
             if self.process.poll() is None and not self.process.stdin.closed:
                 self.process.stdin.write(b'{"cmd": "quit"}\n')
                 self.process.stdin.flush()
                 self.process.stdin.close()
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=3)
+            return
         except (OSError, ValueError, subprocess.TimeoutExpired):
-            self.process.kill()
+            pass
+        for stop in (self.process.terminate, self.process.kill):
             try:
+                stop()
                 self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+                return
+            except (OSError, subprocess.TimeoutExpired):
+                continue
 
 
 def start_engine(folder: str, editor: str, tick: Tick, setting: str = "") -> EngineProcess:
