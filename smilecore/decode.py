@@ -372,11 +372,16 @@ def _frame_count(im: Image.Image) -> int:
         return 1
 
 
+#: The highest resolution kept (dots per inch): film scanners reach about 10,000; PNG and TIFF writers overflow
+#: far above it.
+MAX_DPI = 1_000_000
+
+
 def _dpi(value) -> tuple[float, float] | None:
     try:
         x, y = value
         x, y = float(x), float(y)
-        return (x, y) if x > 0 and y > 0 else None
+        return (x, y) if 0 < x <= MAX_DPI and 0 < y <= MAX_DPI else None  # (past it: a damaged tag, not a scan)
     except Exception:
         return None
 

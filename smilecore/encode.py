@@ -395,8 +395,7 @@ def _has_alpha(im: Image.Image) -> bool:
 def _fit_mode(im: Image.Image, fmt: str, icc: bytes | None, notes: list[str]) -> tuple[Image.Image, bytes | None]:
     """Convert ``im`` to a mode ``fmt`` can store; returns the image and the ICC profile still valid for it."""
     out, kept = _fit_mode_pixels(im, fmt, icc, notes)
-    if icc and kept and out.mode in ("RGB", "RGBA") and icc[16:20] == b"GRAY":
-        kept = None  # (a grey profile on colour pixels: colour-managed programs refuse the file)
+    kept = _icc_for(kept, out.mode)  # (a grey profile on colour pixels: colour-managed programs refuse the file)
     if icc and not kept and icc[16:20] == b"GRAY":
         notes.append(f"its grey ICC profile not kept ({fmt} holds these pixels as colour, which a grey profile "
                      "cannot describe; use .png, .tif or .jpg to keep it)")
@@ -437,6 +436,6 @@ def _icc_for(icc: bytes | None, mode: str) -> bytes | None:
     if not icc or len(icc) < 20:
         return icc
     space = icc[16:20]
-    if mode == "RGB" and space != b"RGB ":
+    if mode in ("RGB", "RGBA") and space != b"RGB ":
         return None
     return icc

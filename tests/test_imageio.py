@@ -365,3 +365,16 @@ def test_a_tiff_result_keeps_the_sources_compression(tmp_path: Path, compression
     save_image(tmp_path / "out.tif", img, info)
     with Image.open(tmp_path / "out.tif") as out:
         assert out.info["compression"] == compression
+
+
+def test_a_resolution_past_any_scanner_is_dropped_not_a_crash(tmp_path: Path):
+    """Before: 4e9 dpi (a damaged tag) overflowed the 16-bit PNG and TIFF writers: an internal error."""
+    tifffile = pytest.importorskip("tifffile")
+    src = tmp_path / "dpi.tif"
+    tifffile.imwrite(src, (np.asarray(Image.fromarray(_gradient(24, 40)).convert("L")).astype(np.uint16) * 257),
+                     resolution=(4e9, 4e9), resolutionunit="INCH")
+    img, info = load_image(src)
+    assert info.dpi is None
+    for ext in (".png", ".tif"):
+        save_image(tmp_path / f"out{ext}", img, info)
+        assert load_image(tmp_path / f"out{ext}")[0].dtype == np.uint16

@@ -314,3 +314,29 @@ def test_the_last_progress_event_has_no_time_left_rather_than_none():
     assert Progress(frame=80, total=75, elapsed=3.0).eta == 0  # (a length the container guessed short)
     assert Progress(frame=25, total=75, elapsed=1.0).eta == pytest.approx(2.0)
     assert Progress(frame=25, total=None, elapsed=1.0).eta is None
+
+
+def _ffmpeg_matrix(angle: float, hflip: bool, scale: float = 1.0) -> list[int]:
+    """A display matrix as FFmpeg's av_display_rotation_set, then av_display_matrix_flip, write it."""
+    import math
+
+    r = -math.radians(angle)
+    c, s = math.cos(r) * scale, math.sin(r) * scale
+    m = [round(c * 65536), round(-s * 65536), 0, round(s * 65536), round(c * 65536), 0, 0, 0, 1 << 30]
+    if hflip:
+        m[0], m[3], m[6] = -m[0], -m[3], -m[6]
+    return m
+
+
+@pytest.mark.parametrize("angle", [10, 80, 100, 190, 350])
+@pytest.mark.parametrize("hflip", [False, True])
+def test_a_turn_off_the_quarters_is_read_as_its_nearest_quarter_mirrored_or_not(angle, hflip):
+    """Before: a mirrored matrix turned by 10° was read as a half turn, unmirrored: faces searched upside down."""
+    near = DisplayView.from_matrix(_ffmpeg_matrix(90 * round(angle / 90), hflip))
+    view = DisplayView.from_matrix(_ffmpeg_matrix(angle, hflip))
+    assert (view.k, view.mirror) == (near.k, near.mirror) and view.rounded_from is not None
+
+
+def test_a_matrix_that_only_scales_is_no_turn():
+    view = DisplayView.from_matrix(_ffmpeg_matrix(0, False, scale=2.0))
+    assert (view.k, view.mirror, view.rounded_from) == (0, False, None)
