@@ -211,7 +211,7 @@ def upright_xmp(xmp: bytes | None, orientation: int) -> bytes | None:
         return xmp
 
     def field(name: bytes) -> re.Pattern:
-        return re.compile(rb"(" + name + rb"\s*=\s*[\"']|<" + name + rb">)\s*(\d+)\s*([\"']|</" + name + rb">)")
+        return re.compile(rb"(" + name + rb"\s*=\s*[\"']|<" + name + rb"(?:\s[^>]*)?>)\s*(\d+)\s*([\"']|</" + name + rb">)")
 
     out = field(rb"tiff:Orientation").sub(lambda m: m.group(1) + b"1" + m.group(3), xmp)
     if orientation >= 5:

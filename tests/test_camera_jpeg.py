@@ -87,6 +87,8 @@ def test_xmp_is_told_the_photo_is_upright():
     assert upright_xmp(xmp, 8) == (b'<rdf:Description tiff:Orientation="1" exif:PixelXDimension="512" '
                                    b'exif:PixelYDimension="400"/><tiff:Orientation>1</tiff:Orientation>')
     assert upright_xmp(xmp, 1) == xmp
+    typed = b'<tiff:Orientation rdf:datatype="xsd:int">6</tiff:Orientation>'  # (an element with attributes)
+    assert upright_xmp(typed, 6) == b'<tiff:Orientation rdf:datatype="xsd:int">1</tiff:Orientation>'
 
 
 def _tables_and_sampling(path: Path) -> tuple[int, list]:
