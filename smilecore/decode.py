@@ -36,8 +36,8 @@ from PIL import Image, features
 from . import heif
 from .decode16 import is_16bit, load_16bit, sample_bits
 from .errors import ImageTooLargeError, InputError, UsageError, reason, too_large
-from .metadata import (exif_block, is_progressive, png_text, read_comment, read_iptc, read_xmp, read_xmp_extension,
-                       upright_xmp)
+from .metadata import (exif_block, is_progressive, png_colour_chunks, png_text, read_comment, read_iptc, read_xmp,
+                       read_xmp_extension, upright_xmp)
 from .pixels import to_8bit, to_upright
 
 #: Default pixel limit (width x height) above which a photo is refused.
@@ -80,6 +80,8 @@ class ImageInfo:
     #: ``transfer_characteristics``, ``matrix_coefficients``, ``full_range_flag``), or None
     nclx: dict | None = None
     tiff_compression: str | None = None  #: a TIFF source's compression, as Pillow names it ("jpeg", "tiff_lzw"...)
+    #: a PNG's gAMA, cHRM and sRGB chunks (how to read its colours without an ICC profile), ``(kind, payload)``
+    png_colour: list = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  #: things worth telling the user
 
 
@@ -197,6 +199,7 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         if im.format == "PNG":
             _verify_png(p, name)
             info.text, xmp = png_text(p)  # (also the chunks after the image data)
+            info.png_colour = [] if info.icc_profile else png_colour_chunks(p)  # (iCCP overrides them)
             info.xmp = upright_xmp(xmp, info.orientation) or info.xmp
             if info.exif is not None:  # ImageMagick's text copy of the EXIF: written once, upright, as eXIf
                 info.text = {k: v for k, v in info.text.items() if k.lower() not in ("raw profile type exif",

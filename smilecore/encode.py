@@ -11,6 +11,7 @@ silently.  What :func:`smilecore.decode.load_image` read is passed in as its
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -278,6 +279,10 @@ def _descriptive_params(fmt: str, info: ImageInfo, notes: list[str]) -> dict:
     comment = info.comment
     if fmt == "PNG":
         png = _png_info(text, comment, info.xmp, notes)
+        if info.png_colour:  # gAMA, cHRM, sRGB: how to read the colours (Pillow writes them before the palette)
+            png = png or PngImagePlugin.PngInfo()
+            for kind, payload in info.png_colour:
+                png.add(kind, payload)
         if png is not None:
             params["pnginfo"] = png
         if info.iptc:
@@ -287,6 +292,9 @@ def _descriptive_params(fmt: str, info: ImageInfo, notes: list[str]) -> dict:
         return params
     if comment is None and "Comment" in text:
         comment = str(text.pop("Comment")).encode("utf-8")
+    if not _png_colour_is_srgb(info.png_colour):
+        notes.append(f"the PNG's gamma and primaries (gAMA, cHRM) not kept ({fmt} has no place for them: its colours "
+                     "read as sRGB); use .png to keep them")
     lost = []
     if info.xmp and fmt == "JPEG" and len(info.xmp) > JPEG_MAX_XMP:
         notes.append(f"XMP not kept: its {len(info.xmp)} bytes do not fit in one JPEG segment (at most {JPEG_MAX_XMP}); "
@@ -318,6 +326,21 @@ def _descriptive_params(fmt: str, info: ImageInfo, notes: list[str]) -> dict:
     if text:
         notes.append(f"PNG text ({', '.join(sorted(text))}) not kept ({fmt} cannot hold it; use {_KEEPERS['PNG text']})")
     return params
+
+
+#: sRGB's gamma (1 / 2.2, × 100,000) and white point and primaries (× 100,000) as PNG's gAMA and cHRM write them.
+_SRGB_GAMMA, _SRGB_CHRM = 45455, (31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000)
+
+
+def _png_colour_is_srgb(chunks: list) -> bool:
+    """Whether a PNG's gAMA and cHRM (if any) say what sRGB says, so that a format without them loses nothing."""
+    for kind, payload in chunks:
+        if kind == b"gAMA" and len(payload) == 4 and abs(struct.unpack(">I", payload)[0] - _SRGB_GAMMA) > 500:
+            return False
+        if kind == b"cHRM" and len(payload) == 32 and any(
+                abs(v - w) > 100 for v, w in zip(struct.unpack(">8I", payload), _SRGB_CHRM)):
+            return False
+    return True
 
 
 def _png_info(text: dict[str, str], comment: bytes | None, xmp: bytes | None, notes: list[str]) -> PngImagePlugin.PngInfo | None:

@@ -282,6 +282,34 @@ def is_progressive(im: Image.Image) -> bool:
     return im.format in ("JPEG", "MPO") and bool(im.info.get("progressive") or im.info.get("progression"))
 
 
+#: PNG chunks that say how to read the pixels' colours where no ICC profile does (gamma, primaries, sRGB intent).
+PNG_COLOUR_CHUNKS = (b"gAMA", b"cHRM", b"sRGB")
+
+
+def png_colour_chunks(path: str | os.PathLike) -> list[tuple[bytes, bytes]]:
+    """A PNG's gAMA, cHRM and sRGB chunks before its image data, as ``(kind, payload)`` (none: ``[]``)."""
+    found: list[tuple[bytes, bytes]] = []
+    try:
+        with open(Path(path), "rb") as f:
+            if f.read(8) != _PNG_SIGNATURE:
+                return []
+            while True:
+                head = f.read(8)
+                if len(head) < 8:
+                    break
+                length, kind = struct.unpack(">I4s", head)
+                if kind in (b"IDAT", b"IEND") or length > 1 << 20:
+                    break
+                if kind in PNG_COLOUR_CHUNKS and length <= 64:
+                    found.append((kind, f.read(length)))
+                    f.seek(4, os.SEEK_CUR)
+                else:
+                    f.seek(length + 4, os.SEEK_CUR)
+    except OSError:
+        return []
+    return found
+
+
 def png_text(path: str | os.PathLike) -> tuple[dict[str, str], bytes | None]:
     """A PNG's text chunks and its XMP packet, read from the file without decoding the image.
 

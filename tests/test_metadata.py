@@ -505,3 +505,27 @@ def test_a_grey_profile_never_rides_on_colour_pixels(tmp_path: Path, mode, ext, 
         assert kept or out.mode in ("RGB", "RGBA")
         assert not kept or out.mode in ("L", "LA")
     assert any("grey ICC profile not kept" in n for n in notes) is not kept, notes
+
+
+@pytest.mark.parametrize("gamma, said", [(100000, True), (45455, False)])
+def test_a_pngs_gamma_is_kept_in_png_and_said_lost_elsewhere(tmp_path: Path, gamma, said):
+    """Before: gAMA, cHRM and sRGB were dropped without a word (a linear-light PNG then looked far too dark)."""
+    from smilecore.metadata import png_colour_chunks
+
+    info = PngImagePlugin.PngInfo()
+    info.add(b"gAMA", struct.pack(">I", gamma))
+    src = tmp_path / "g.png"
+    _picture().save(src, pnginfo=info)
+    for bits in (8, 16):
+        if bits == 16:
+            arr = np.asarray(_picture()).astype(np.uint16) * 257
+            ok, buf = cv2.imencode(".png", arr[:, :, ::-1].copy())
+            from smilecore.encode16 import png_add_metadata
+
+            src.write_bytes(png_add_metadata(buf.tobytes(), None, None, info))
+        img, got = load_image(src)
+        assert got.png_colour == [(b"gAMA", struct.pack(">I", gamma))]
+        assert save_image(tmp_path / "o.png", img, got) == []
+        assert png_colour_chunks(tmp_path / "o.png") == [(b"gAMA", struct.pack(">I", gamma))]
+        notes = save_image(tmp_path / "o.jpg", img, got)
+        assert any("gamma and primaries (gAMA, cHRM) not kept" in n for n in notes) is said, notes
