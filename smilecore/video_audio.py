@@ -145,10 +145,12 @@ class RecodedText:
     """A text subtitle stream (SubRip, ASS, WebVTT, mov_text) converted to ``encoder``'s format, cue by cue,
     each cue at its own time; styles the target cannot hold are dropped by FFmpeg's encoder.
 
-    Each cue waits for the next: a cue with no duration is shown until the next one starts (the last one for
-    :data:`LAST_CUE_SECONDS`), and into mov_text, whose samples may not overlap (MP4's muxer would move the
-    next cue later), a cue ends where the next begins. A cue the converter refuses (text in another encoding
-    than UTF-8, a cue too long) is left out and counted in ``dropped``."""
+    A cue is written when it comes, but for two that wait for the next cue: one with no duration, shown until
+    the next one starts (the last one for :data:`LAST_CUE_SECONDS`), and, into mov_text, whose samples may not
+    overlap (MP4's muxer would move the next cue later), each cue, which ends where the next begins (MP4 has an
+    index: where a sample lies in the file does not matter; Matroska has none, so there cues go at once). A cue
+    the converter refuses (text in another encoding than UTF-8, a cue too long) is left out and counted in
+    ``dropped``."""
 
     def __init__(self, av, stream, out, encoder: str) -> None:
         cc = stream.codec_context
@@ -184,11 +186,13 @@ class RecodedText:
         shown_ms = max(0, cue.end_display_time - cue.start_display_time)  # (AVSubtitle's times are in ms)
         converted.duration = packet.duration or int(round(Fraction(shown_ms, 1000) / packet.time_base))
         converted.time_base = packet.time_base
-        if converted.pts is None:
+        if converted.pts is None:  # (a cue with no time: nowhere to put it)
             self.dropped += 1
             return
         self._send(converted.pts, converted.time_base, out)
         self.pending = converted
+        if converted.duration and not self.no_overlap:
+            self._send(None, None, out)
 
     def flush(self, out) -> None:
         self._send(None, None, out)
@@ -205,7 +209,4 @@ class RecodedText:
         elif not cue.duration:
             cue.duration = int(round(LAST_CUE_SECONDS / cue.time_base))
         cue.stream = self.ostream
-        try:
-            out.mux(cue)
-        except self.errors:
-            self.dropped += 1
+        out.mux(cue)  # (a muxer's error is the clip's, as for any stream: smilecore.video says so)

@@ -50,26 +50,24 @@ class DisplayView:
 
     @classmethod
     def from_matrix(cls, matrix, rotation: float = 0.0) -> DisplayView:
-        """The view a display ``matrix`` (nine ints; None: none) asks for; one that is no multiple of a
-        quarter turn is taken as the nearest quarter turn of ``rotation`` (degrees counter-clockwise)."""
+        """The view a display ``matrix`` (nine ints; None: none, then ``rotation``, degrees counter-clockwise) asks
+        for; one that is no multiple of a quarter turn (or scales besides) is taken as its nearest quarter turn,
+        mirrored where it mirrors."""
         if matrix is None:
             return cls(int(round(rotation / 90.0)) % 4)
         m = tuple(int(v) for v in matrix)
         a, b, c, d = (int(round(m[i] / 65536)) for i in (0, 1, 3, 4))  # shown (x', y') = (a x + c y, b x + d y)
+        exact = all(abs(m[i] - 65536 * v) <= 64 for i, v in zip((0, 1, 3, 4), (a, b, c, d)))
         probe = np.arange(6).reshape(2, 3)
-        if any(abs(m[i] - 65536 * v) > 64 for i, v in zip((0, 1, 3, 4), (a, b, c, d))):  # (30°: no quarter turn)
+        if exact and {abs(a), abs(d)} == {1} and b == c == 0:
+            shown = probe[::d, ::a]
+        elif exact and {abs(b), abs(c)} == {1} and a == d == 0:
+            shown = probe.T[::b, ::c]
+        else:  # no quarter turn (30°), or a scale or skew besides: the nearest quarter turn, mirrored or not
             mirror = m[0] * m[4] - m[1] * m[3] < 0  # (a flip: FFmpeg's negates the first column)
             turn = round(-math.degrees(math.atan2(m[1], -m[0] if mirror else m[0])), 1)  # (counter-clockwise)
-            quarter = int(round(turn / 90.0)) % 4
             off = abs(turn - 90 * round(turn / 90.0)) >= 0.5  # (a scale or a skew alone turns nothing)
-            return cls(quarter, mirror, matrix=m, rounded_from=turn if off else None)
-        if {abs(a), abs(d)} == {1} and b == c == 0:
-            shown = probe[::d, ::a]
-        elif {abs(b), abs(c)} == {1} and a == d == 0:
-            shown = probe.T[::b, ::c]
-        else:
-            off = abs(rotation - 90 * round(rotation / 90.0)) >= 0.5  # (a scale alone turns nothing)
-            return cls(int(round(rotation / 90.0)) % 4, matrix=m, rounded_from=rotation if off else None)
+            return cls(int(round(turn / 90.0)) % 4, mirror, matrix=m, rounded_from=turn if off else None)
         for k in range(4):
             for mirror in (False, True):
                 view = cls(k, mirror)

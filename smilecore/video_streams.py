@@ -339,15 +339,13 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
     for s in container.streams:
         if s.index == vstream.index or s.type not in ("audio", "subtitle", "data", "attachment", "video"):
             continue
-        if s.type == "data" and not (s.codec_context and s.codec_context.name) and chapters_of(av, container):
-            continue  # (an MP4's chapter track: its chapters are written as chapters below)
         if s.disposition & av.stream.Disposition.attached_pic:  # cover art
             if out_format == "matroska" and cover_attachment(av, src, s, out):  # (kept as an attachment)
                 copied_names.append(stream_name(s))
                 continue
-            if out_format not in ("mp4", "mov", "3gp", "matroska"):  # (elsewhere: a video track of one frame)
-                notes.append(f"the cover art (stream #{s.index}) was left out ({out_format} holds none; write .mp4, "
-                             ".mov or .mkv to keep it)")
+            if out_format not in ("mp4", "matroska"):  # (elsewhere: a video track of one frame, or nothing at all)
+                notes.append(f"the cover art (stream #{s.index}) was left out ({out_format} holds none; write .mp4 "
+                             "or .mkv to keep it)")
                 continue
         if s.type == "data" and s.metadata.get("timecode"):
             # a timecode track (a camera's or an editor's): its packets cannot be muxed as they are; the start
@@ -377,6 +375,8 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
                 raise ValueError(why)
             keep_marks(copied[s.index].ostream, s)
         except (av.FFmpegError, ValueError, TypeError, NotImplementedError) as exc:
+            if s.type == "data" and not (s.codec_context and s.codec_context.name) and chapters_of(av, container):
+                continue  # (most likely an MP4's chapter track, which cannot be copied: its chapters are, below)
             notes.append(f"stream #{s.index} ({s.type}) cannot go into the {out_format} file and was left out ({ff_text(exc)})")
     if avi:
         avi_sound_times(vstream, container, copied, rate, notes)

@@ -106,7 +106,7 @@ def test_into_matroska_the_cover_stays_an_attachment_and_titles_come_from_mp4_na
 
 def test_what_avi_cannot_hold_is_named(model, rich, tmp_path):
     res = smile_video(rich, tmp_path / "o.avi", strength=2, model=model)
-    assert "the cover art (stream #4) was left out (avi holds none; write .mp4, .mov or .mkv to keep it)" in res.notes
+    assert "the cover art (stream #4) was left out (avi holds none; write .mp4 or .mkv to keep it)" in res.notes
     assert "2 chapters left out (AVI holds none; write .mkv or .mp4 to keep them)" in res.notes
     with av.open(str(tmp_path / "o.avi")) as c:
         assert [s.type for s in c.streams] == ["video", "audio", "audio"]
@@ -152,3 +152,42 @@ def test_a_cue_the_conversion_refuses_costs_that_cue_not_the_clip(model, picture
     res = smile_video(src, tmp_path / "o.mp4", strength=2, model=model)
     assert "subtitle #1: 1 cue the conversion refused (not UTF-8 text, or too long) left out" in res.notes, res.notes
     assert _cues(tmp_path / "o.mp4") == [(200, 100, b"Smile")]
+
+
+@pytest.mark.parametrize("fmt, encoder, held", [("webm", "webvtt", False), ("mp4", "mov_text", True)])
+def test_a_cue_with_a_duration_goes_in_when_it_comes_but_into_mov_text(tmp_path, fmt, encoder, held):
+    """Held until the next cue, a cue landed in Matroska far from its place in the file (no index there) when
+    cues were sparse; only mov_text, whose cues may not overlap, waits for the next one."""
+    from smilecore.video_audio import RecodedText
+
+    src = tmp_path / "s.mkv"
+    with av.open(str(src), "w") as o:
+        sub = o.add_mux_stream("subrip")
+        sub.time_base = Fraction(1, 1000)
+        for start, text in ((1000, b"Early"), (60000, b"Late")):
+            p = av.Packet(text)
+            p.pts = p.dts = start
+            p.duration, p.time_base, p.stream = 500, sub.time_base, sub
+            o.mux(p)
+
+    class Recording:
+        def __init__(self, real):
+            self.real, self.muxed = real, []
+
+        def add_stream(self, *a, **k):
+            return self.real.add_stream(*a, **k)
+
+        def mux(self, packet):
+            self.muxed.append(int(packet.pts))
+            self.real.mux(packet)
+
+    with av.open(str(src)) as c, av.open(str(tmp_path / f"o.{fmt}"), "w") as real:
+        out = Recording(real)
+        conv = RecodedText(av, c.streams.subtitles[0], out, encoder)
+        real.start_encoding()
+        first, second = [p for p in c.demux() if p.size]
+        conv.mux(first, out)
+        assert out.muxed == ([] if held else [1000])
+        conv.mux(second, out)
+        conv.flush(out)
+        assert out.muxed == [1000, 60000]
