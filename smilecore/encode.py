@@ -65,11 +65,12 @@ _FORMAT_MODES = {
 }
 _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP", "AVIF", "HEIF"}
 
-#: Formats that hold an ICC profile, EXIF and XMP (BMP holds none of them; PNG its XMP as text).
 #: A TIFF source's compression that its result keeps, by the result's mode (else Deflate): the lossless ones,
 #: and JPEG, which a camera or scanner chose to keep files small.
 _TIFF_KEPT = {m: ("tiff_lzw", "tiff_adobe_deflate", "packbits", "jpeg") for m in ("RGB", "L", "CMYK")}
 _TIFF_KEPT.update({m: ("tiff_lzw", "tiff_adobe_deflate", "packbits") for m in ("RGBA", "LA")})
+
+#: Formats that hold an ICC profile, EXIF and XMP (BMP holds none of them; PNG its XMP as text).
 _METADATA_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "AVIF", "HEIF")
 
 #: Default quality of AVIF and HEIF results (there are no source tables to reuse).  On the 12 MP

@@ -10,8 +10,9 @@ can write it back:
   and GPS sub-directories and descriptive tags such as Make, Model, DateTime, Artist,
   Copyright), never the structural tags (size, strips, compression, ICC profile, XMP).
 * :func:`read_xmp`: the XMP packet (JPEG APP1, WebP ``XMP`` chunk, TIFF tag 700, PNG iTXt
-  ``XML:com.adobe.xmp``), which :func:`upright_xmp` tells that the photo is now upright; :func:`read_xmp_extension` a JPEG's extended XMP (further APP1 segments
-  the main packet points to), which only a JPEG result can hold as it is.
+  ``XML:com.adobe.xmp``), which :func:`upright_xmp` tells that the photo is now upright;
+  :func:`read_xmp_extension` a JPEG's extended XMP (further APP1 segments the main packet points to),
+  which only a JPEG result can hold as it is.
 * :func:`read_comment`: a JPEG ``COM`` (or GIF) comment.
 * :func:`read_iptc`: the IPTC-IIM record (captions, keywords, credit, copyright) of a JPEG's
   Photoshop ``APP13`` segment or a TIFF's tag 33723; :func:`jpeg_iptc_segment` writes it back as
@@ -119,8 +120,9 @@ _THUMBNAIL = 0x0201  # JPEGInterchangeFormat (IFD1: the thumbnail's offset; 0x02
 def upright_exif(raw: bytes, orientation: int) -> bytes | None:
     """The EXIF block ``raw`` (with or without its ``Exif\\0\\0`` header; returned with it) patched in place:
     orientation 1, PixelXDimension and PixelYDimension swapped when ``orientation`` turns the photo a
-    quarter (5..8), and the thumbnail's bytes blanked (cut off where they end the block) and unlinked. None when it cannot be patched so
-    (damaged, or a thumbnail in strips)."""
+    quarter (5..8), and the thumbnail's bytes blanked (cut off where they end the block) and unlinked. None
+    when it cannot be patched so (damaged, a thumbnail in strips or without a length, a block Pillow cannot
+    read back)."""
     body = bytearray(raw[6:] if raw.startswith(_EXIF_HEADER) else raw)
     order = {b"II": "<", b"MM": ">"}.get(bytes(body[:2]))
     if order is None or len(body) < 8 or struct.unpack_from(order + "H", body, 2)[0] != 42:
