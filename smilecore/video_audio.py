@@ -147,8 +147,9 @@ class RecodedText:
 
     A cue is written when it comes, but for two that wait for the next cue: one with no duration, shown until
     the next one starts (the last one for :data:`LAST_CUE_SECONDS`), and, into mov_text, whose samples may not
-    overlap (MP4's muxer would move the next cue later), each cue, which ends where the next begins (MP4 has an
-    index: where a sample lies in the file does not matter; Matroska has none, so there cues go at once). A cue
+    overlap (MP4's muxer would move the next cue later), each cue, which ends where the next begins, and cues
+    that start together are joined into one (MP4 has an index: where a sample lies in the file does not
+    matter; Matroska has none, so there cues go at once). A cue
     the converter refuses (text in another encoding than UTF-8, a cue too long) is left out and counted in
     ``dropped``."""
 
@@ -169,6 +170,7 @@ class RecodedText:
         self.errors = (av.FFmpegError, ValueError, TypeError)
         self.no_overlap = encoder == "mov_text"
         self.pending = None  # (the converted packet waiting for the next cue)
+        self.pending_lines: list[bytes] = []  # (its ASS event lines, to join a cue at the same time to it)
         self.dropped = 0
 
     def mux(self, packet, out) -> None:
@@ -189,13 +191,37 @@ class RecodedText:
         if converted.pts is None:  # (a cue with no time: nowhere to put it)
             self.dropped += 1
             return
+        lines = [bytes(r.ass) for r in cue if getattr(r, "ass", None)]
+        if self.no_overlap and self.pending is not None and self.pending.pts == converted.pts:
+            merged = self._merged(self.pending_lines + lines, max(self.pending.duration, converted.duration))
+            if merged is not None:  # (two cues at one time: one sample holding both, as MP4 can show them)
+                self.pending, self.pending_lines = merged, self.pending_lines + lines
+                return
         self._send(converted.pts, converted.time_base, out)
-        self.pending = converted
+        self.pending, self.pending_lines = converted, lines
         if converted.duration and not self.no_overlap:
             self._send(None, None, out)
 
     def flush(self, out) -> None:
         self._send(None, None, out)
+
+    def _merged(self, lines: list[bytes], duration: int):
+        """One converted cue holding the texts of the ASS event ``lines`` (``Layer,Style,...,Text``), one under
+        the other, at the waiting cue's time; None where they cannot be joined."""
+        from av.subtitles.subtitle import SubtitleSet
+
+        texts = [line.split(b",", 8)[-1] for line in lines if line.count(b",") >= 8]
+        if len(texts) != len(lines) or not texts:
+            return None
+        head = b",".join(lines[0].split(b",", 8)[:8])  # (ReadOrder, Layer, Style, Name, margins, Effect)
+        try:
+            joined = self.ostream.codec_context.encode_subtitle(SubtitleSet.create(head + b"," + b"\\N".join(texts),
+                                                                                   0, 0, 0, 1))
+        except (*self.errors, AttributeError):
+            return None
+        joined.pts = joined.dts = self.pending.pts
+        joined.duration, joined.time_base = duration, self.pending.time_base
+        return joined
 
     def _send(self, next_pts, time_base, out) -> None:
         """Mux the waiting cue, its end fitted to the next cue's start ``next_pts`` (None: there is none)."""

@@ -191,3 +191,24 @@ def test_a_cue_with_a_duration_goes_in_when_it_comes_but_into_mov_text(tmp_path,
         conv.mux(second, out)
         conv.flush(out)
         assert out.muxed == [1000, 60000]
+
+
+def test_two_cues_at_one_time_share_one_mov_text_sample(model, picture, tmp_path):
+    """Before: the first of two cues starting together was shown for 0 ms (mov_text samples may not overlap)."""
+    clip = make_clip(tmp_path / "plain.mkv", picture, size=(320, 240), frames=10, face_height=0.95, audio=False)
+    src = tmp_path / "two.mkv"
+    with av.open(str(clip.path)) as i, av.open(str(src), "w") as o:
+        vs = o.add_stream_from_template(i.streams.video[0])
+        sub = o.add_mux_stream("subrip")
+        sub.time_base = Fraction(1, 1000)
+        for p in i.demux(i.streams.video[0]):
+            if p.dts is not None:
+                p.stream = vs
+                o.mux(p)
+        for start, length, text in ((0, 0, b"Ann: hello"), (0, 800, b"Bob: hi"), (1500, 500, b"Later")):
+            p = av.Packet(text)
+            p.pts = p.dts = start
+            p.duration, p.time_base, p.stream = length, sub.time_base, sub
+            o.mux(p)
+    smile_video(src, tmp_path / "o.mp4", strength=2, model=model)
+    assert _cues(tmp_path / "o.mp4") == [(0, 800, b"Ann: hello\nBob: hi"), (1500, 500, b"Later")]
