@@ -37,7 +37,7 @@ from . import heif
 from .decode16 import is_16bit, load_16bit, sample_bits
 from .errors import ImageTooLargeError, InputError, UsageError, reason, too_large
 from .metadata import (exif_block, is_progressive, png_colour_chunks, png_text, read_comment, read_iptc, read_xmp,
-                       read_xmp_extension, upright_xmp)
+                       read_xmp_extension, upright_exif, upright_xmp)
 from .pixels import to_8bit, to_upright
 
 #: Default pixel limit (width x height) above which a photo is refused.
@@ -111,7 +111,13 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PIL's "corrupt EXIF" and similar: the error, if any, says it
-        return _load_image(path, max_pixels)
+        image, info = _load_image(path, max_pixels)
+        # the sizes EXIF and XMP give, told the upright photo's where they still say it lies on its side (a TIFF's
+        # block, which Pillow rewrites; a HEIF, which pillow-heif turned by its own box, not by EXIF)
+        if info.exif:
+            info.exif = upright_exif(info.exif, 1, info.size) or info.exif
+        info.xmp = upright_xmp(info.xmp, 1, info.size)
+        return image, info
 
 
 def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelData, ImageInfo]:

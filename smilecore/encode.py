@@ -22,7 +22,8 @@ from . import atomic, heif
 from .decode import ImageInfo, PixelData
 from .encode16 import encode_16bit, names_joined
 from .errors import UsageError, WriteError, reason
-from .metadata import EXIF_IFD, GPS_IFD, JPEG_MAX_IPTC, PNG_XMP_KEY, TIFF_IPTC, jpeg_app1_segment, jpeg_iptc_segment
+from .metadata import (EXIF_IFD, GPS_IFD, INTEROP_IFD, JPEG_MAX_IPTC, PNG_XMP_KEY, TIFF_IPTC, jpeg_app1_segment,
+                       jpeg_iptc_segment)
 from .pixels import to_8bit
 
 #: Default JPEG/WebP quality when the source's own tables cannot be reused.
@@ -373,7 +374,10 @@ def _tiff_exif(exif: bytes | None, xmp: bytes | None, notes: list[str],
         if exif:
             tags.load(exif)
         sub_ifds = EXIF_IFD in tags or GPS_IFD in tags
-        if not xmp and not iptc:
+        interop = EXIF_IFD in tags and INTEROP_IFD in tags.get_ifd(EXIF_IFD)
+        if interop:  # (PIL's TIFF writer would copy its offset as a number pointing nowhere: the R98 tag goes)
+            del tags.get_ifd(EXIF_IFD)[INTEROP_IFD]
+        if not xmp and not iptc and not interop:
             return exif, sub_ifds
         if xmp:
             tags[TIFF_XMP] = xmp

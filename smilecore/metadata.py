@@ -47,6 +47,7 @@ MAX_TEXT_TOTAL = 16 << 20
 
 EXIF_IFD = 0x8769  #: pointer to the Exif sub-directory
 GPS_IFD = 0x8825  #: pointer to the GPS sub-directory
+INTEROP_IFD = 0xA005  #: pointer, in the Exif sub-directory, to the Interoperability one (R98)
 
 #: First-directory tags of a TIFF that are descriptive metadata (kept as EXIF); every other tag
 #: there describes the TIFF's own layout (size, strips, compression...) or is kept another way
@@ -117,10 +118,10 @@ _EXIF_HEADER = b"Exif\x00\x00"
 _THUMBNAIL = 0x0201  # JPEGInterchangeFormat (IFD1: the thumbnail's offset; 0x0202 its length)
 
 
-def upright_exif(raw: bytes, orientation: int) -> bytes | None:
+def upright_exif(raw: bytes, orientation: int, size: tuple[int, int] | None = None) -> bytes | None:
     """The EXIF block ``raw`` (with or without its ``Exif\\0\\0`` header; returned with it) patched in place:
     orientation 1, PixelXDimension and PixelYDimension swapped when ``orientation`` turns the photo a
-    quarter (5..8), and the thumbnail's bytes blanked (cut off where they end the block) and unlinked. None
+    quarter (5..8), or, given the upright ``size`` (width, height), wherever they say its height and width, and the thumbnail's bytes blanked (cut off where they end the block) and unlinked. None
     when it cannot be patched so (damaged, a thumbnail in strips or without a length, a block Pillow cannot
     read back)."""
     body = bytearray(raw[6:] if raw.startswith(_EXIF_HEADER) else raw)
@@ -147,14 +148,17 @@ def upright_exif(raw: bytes, orientation: int) -> bytes | None:
             if u16(e + 2) != 3 or u32(e + 4) != 1:  # (SHORT, one value)
                 return None
             struct.pack_into(order + "H", body, e + 8, 1)
-        if orientation >= 5 and EXIF_IFD in tags:
+        if (orientation >= 5 or size) and EXIF_IFD in tags:
             sub = entries(u32(tags[EXIF_IFD] + 8))
             if 0xA002 in sub and 0xA003 in sub:  # PixelXDimension, PixelYDimension: their value fields swapped
                 x, y = sub[0xA002], sub[0xA003]
-                if u16(x + 2) != u16(y + 2):
+                if u16(x + 2) != u16(y + 2) or u16(x + 2) not in (3, 4):
                     return None
-                vx, vy = bytes(body[x + 8:x + 12]), bytes(body[y + 8:y + 12])
-                body[x + 8:x + 12], body[y + 8:y + 12] = vy, vx
+                value = u16 if u16(x + 2) == 3 else u32
+                said = (value(x + 8), value(y + 8))
+                if (said == (size[1], size[0]) and size[0] != size[1]) if size else orientation >= 5:
+                    vx, vy = bytes(body[x + 8:x + 12]), bytes(body[y + 8:y + 12])
+                    body[x + 8:x + 12], body[y + 8:y + 12] = vy, vx
         link = ifd0 + 2 + 12 * len(tags)
         ifd1 = u32(link)
         if ifd1:
@@ -191,7 +195,7 @@ def _tiff_exif(ifd0: Image.Exif) -> Image.Exif:
         if tag in ifd0:
             sub = ifd0.get_ifd(tag)
             if sub:
-                kept[tag] = dict(sub)
+                kept[tag] = {k: v for k, v in sub.items() if k != INTEROP_IFD}  # (its offset means nothing here)
     return kept
 
 
@@ -205,21 +209,26 @@ def read_xmp(im: Image.Image) -> bytes | None:
 XMP_EXTENSION = b"http://ns.adobe.com/xmp/extension/\x00"
 
 
-def upright_xmp(xmp: bytes | None, orientation: int) -> bytes | None:
+def upright_xmp(xmp: bytes | None, orientation: int, size: tuple[int, int] | None = None) -> bytes | None:
     """The XMP packet of a photo turned upright by its EXIF ``orientation``: its ``tiff:Orientation`` 1, and
-    ``exif:PixelXDimension``/``PixelYDimension`` swapped for a quarter turn (5..8), as attributes or elements;
-    otherwise the packet as it was. (Left as they were, a viewer that reads XMP would turn the photo again.)"""
-    if not xmp or orientation == 1:
+    ``exif:PixelXDimension``/``PixelYDimension`` and ``tiff:ImageWidth``/``ImageLength`` swapped for a quarter
+    turn (5..8) or, given the upright ``size`` (width, height), wherever they say its height and width; as
+    attributes or elements. (Left as they were, a viewer that reads XMP would turn the photo again.)"""
+    if not xmp or (orientation == 1 and not size):
         return xmp
 
     def field(name: bytes) -> re.Pattern:
         return re.compile(rb"(" + name + rb"\s*=\s*[\"']|<" + name + rb"(?:\s[^>]*)?>)\s*(\d+)\s*([\"']|</" + name + rb">)")
 
-    out = field(rb"tiff:Orientation").sub(lambda m: m.group(1) + b"1" + m.group(3), xmp)
-    if orientation >= 5:
-        wide, high = field(rb"exif:PixelXDimension"), field(rb"exif:PixelYDimension")
+    out = xmp if orientation == 1 else field(rb"tiff:Orientation").sub(lambda m: m.group(1) + b"1" + m.group(3), xmp)
+    for w_name, h_name in ((rb"exif:PixelXDimension", rb"exif:PixelYDimension"),
+                           (rb"tiff:ImageWidth", rb"tiff:ImageLength")):
+        wide, high = field(w_name), field(h_name)
         x, y = wide.search(out), high.search(out)
-        if x and y:
+        if not (x and y):
+            continue
+        said = (int(x.group(2)), int(y.group(2)))
+        if (said == (size[1], size[0]) and size[0] != size[1]) if size else orientation >= 5:
             out = wide.sub(lambda m: m.group(1) + y.group(2) + m.group(3), out, count=1)
             out = high.sub(lambda m: m.group(1) + x.group(2) + m.group(3), out, count=1)
     return out

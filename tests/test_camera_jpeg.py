@@ -177,3 +177,45 @@ def test_an_odd_exif_block_never_leaks_the_thumbnail_nor_fails_the_write(tmp_pat
     assert b"old face" not in data
     with Image.open(tmp_path / f"out{ext}") as out:  # (a block no one can read turns nothing)
         assert out.size == ((40, 64) if damage == "magic 43" else (64, 40))
+
+
+def _exif_with_sizes(orientation: int, width: int, height: int, interop: bool = False) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x010F] = "Camco"
+    exif[0x0112] = orientation
+    sub = {0xA002: width, 0xA003: height}
+    if interop:
+        sub[0xA005] = {0x0001: "R98"}
+    exif[0x8769] = sub
+    return exif
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_a_tiffs_exif_gives_the_upright_size_and_no_pointer_to_nowhere(tmp_path: Path, ext):
+    """A TIFF's EXIF is written anew (by Pillow): before, its pixel size stayed that of the photo on its side,
+    and its Interoperability pointer kept an offset that meant nothing in the new block."""
+    src = tmp_path / "cam.tif"
+    Image.fromarray(_picture()).save(src, exif=_exif_with_sizes(6, 40, 64, interop=True).tobytes())
+    img, info = load_image(src)
+    assert info.orientation == 6 and info.size == (64, 40)
+    save_image(tmp_path / f"out{ext}", img, info)
+    with Image.open(tmp_path / f"out{ext}") as out:
+        sub = out.getexif().get_ifd(0x8769)
+        assert out.size == (64, 40) and (sub[0xA002], sub[0xA003]) == (64, 40) and 0xA005 not in sub
+
+
+def test_a_tiff_result_drops_the_interop_pointer_pillow_would_copy_as_a_number(tmp_path: Path):
+    src = tmp_path / "cam.jpg"
+    Image.fromarray(_picture()).save(src, quality=90, exif=_exif_with_sizes(1, 40, 64, interop=True))
+    img, info = load_image(src)
+    save_image(tmp_path / "out.tif", img, info)
+    with Image.open(tmp_path / "out.tif") as out:
+        sub = out.getexif().get_ifd(0x8769)
+        assert (sub[0xA002], sub[0xA003]) == (40, 64) and 0xA005 not in sub
+
+
+def test_xmp_image_width_and_length_follow_the_upright_size():
+    xmp = b'<x tiff:ImageWidth="64" tiff:ImageLength="40" exif:PixelXDimension="64" exif:PixelYDimension="40"/>'
+    assert upright_xmp(xmp, 1, (40, 64)) == (b'<x tiff:ImageWidth="40" tiff:ImageLength="64" '
+                                            b'exif:PixelXDimension="40" exif:PixelYDimension="64"/>')
+    assert upright_xmp(xmp, 1, (64, 40)) == xmp  # (already right: left alone)
