@@ -380,3 +380,20 @@ def test_a_heif_colour_description_without_a_profile_is_kept_or_said_lost(tmp_pa
     assert r.exit_code == 0 and "cannot go into TIFF" in r.output
     with Image.open(tmp_path / "out.tif") as out:
         assert out.info["compression"] != "raw"
+
+
+def test_a_phone_heif_turned_by_its_box_gives_the_upright_size_in_exif(tmp_path, astronaut):
+    """pillow-heif turns a phone's HEIF by its own rotation box and says orientation 1: the EXIF's pixel size,
+    the stored one, was kept as it was, naming the width the height."""
+    heif.require("src.heic")
+    stored = np.ascontiguousarray(np.rot90(astronaut[:, 56:456], 1))  # (400 wide upright: stored on its side)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x8769] = {0xA002: stored.shape[1], 0xA003: stored.shape[0]}
+    src = tmp_path / "phone.heic"
+    Image.fromarray(stored).save(src, quality=90, exif=exif.tobytes())
+    r = CliRunner().invoke(cli, [str(src), "-s", "2", "-o", str(tmp_path / "out.jpg")])
+    assert r.exit_code == 0, r.output
+    with Image.open(tmp_path / "out.jpg") as out:
+        sub = out.getexif().get_ifd(0x8769)
+        assert (sub[0xA002], sub[0xA003]) == out.size and out.size[0] < out.size[1]
