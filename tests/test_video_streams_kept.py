@@ -59,6 +59,25 @@ def rich(picture, tmp_path) -> Path:
     return path
 
 
+def _with_cues(picture, path: Path, cues) -> Path:
+    """A Matroska clip (10 frames of picture) with SubRip ``cues``: (start ms, duration ms, text bytes)."""
+    clip = make_clip(path.with_name("plain.mkv"), picture, size=(320, 240), frames=10, face_height=0.95, audio=False)
+    with av.open(str(clip.path)) as i, av.open(str(path), "w") as o:
+        vs = o.add_stream_from_template(i.streams.video[0])
+        sub = o.add_mux_stream("subrip")
+        sub.time_base = Fraction(1, 1000)
+        for p in i.demux(i.streams.video[0]):
+            if p.dts is not None:
+                p.stream = vs
+                o.mux(p)
+        for start, length, text in cues:
+            p = av.Packet(text)
+            p.pts = p.dts = start
+            p.duration, p.time_base, p.stream = length, sub.time_base, sub
+            o.mux(p)
+    return path
+
+
 def _tracks(path: Path) -> list[tuple]:
     """(type, dispositions, title) of the sound and subtitle tracks; a subtitle track's "default" left aside
     (MP4's muxer gives it to the first track of each kind)."""
@@ -134,21 +153,7 @@ def test_a_data_stream_stays_in_mpeg_ts(model, picture, tmp_path):
 
 def test_a_cue_the_conversion_refuses_costs_that_cue_not_the_clip(model, picture, tmp_path):
     """Before: a SubRip cue in Latin-1 made the whole clip fail ('its subtitle stream cannot be copied')."""
-    clip = make_clip(tmp_path / "plain.mkv", picture, size=(320, 240), frames=10, face_height=0.95, audio=False)
-    src = tmp_path / "latin1.mkv"
-    with av.open(str(clip.path)) as i, av.open(str(src), "w") as o:
-        vs = o.add_stream_from_template(i.streams.video[0])
-        sub = o.add_mux_stream("subrip")
-        sub.time_base = Fraction(1, 1000)
-        for p in i.demux(i.streams.video[0]):
-            if p.dts is not None:
-                p.stream = vs
-                o.mux(p)
-        for start, text in ((0, b"Caf\xe9 au lait"), (200, b"Smile")):
-            p = av.Packet(text)
-            p.pts = p.dts = start
-            p.duration, p.time_base, p.stream = 100, sub.time_base, sub
-            o.mux(p)
+    src = _with_cues(picture, tmp_path / "latin1.mkv", ((0, 100, b"Caf\xe9 au lait"), (200, 100, b"Smile")))
     res = smile_video(src, tmp_path / "o.mp4", strength=2, model=model)
     assert "subtitle #1: 1 cue the conversion refused (not UTF-8 text, or too long) left out" in res.notes, res.notes
     assert _cues(tmp_path / "o.mp4") == [(200, 100, b"Smile")]
@@ -195,20 +200,6 @@ def test_a_cue_with_a_duration_goes_in_when_it_comes_but_into_mov_text(tmp_path,
 
 def test_two_cues_at_one_time_share_one_mov_text_sample(model, picture, tmp_path):
     """Before: the first of two cues starting together was shown for 0 ms (mov_text samples may not overlap)."""
-    clip = make_clip(tmp_path / "plain.mkv", picture, size=(320, 240), frames=10, face_height=0.95, audio=False)
-    src = tmp_path / "two.mkv"
-    with av.open(str(clip.path)) as i, av.open(str(src), "w") as o:
-        vs = o.add_stream_from_template(i.streams.video[0])
-        sub = o.add_mux_stream("subrip")
-        sub.time_base = Fraction(1, 1000)
-        for p in i.demux(i.streams.video[0]):
-            if p.dts is not None:
-                p.stream = vs
-                o.mux(p)
-        for start, length, text in ((0, 0, b"Ann: hello"), (0, 800, b"Bob: hi"), (1500, 500, b"Later")):
-            p = av.Packet(text)
-            p.pts = p.dts = start
-            p.duration, p.time_base, p.stream = length, sub.time_base, sub
-            o.mux(p)
+    src = _with_cues(picture, tmp_path / "two.mkv", ((0, 0, b"Ann: hello"), (0, 800, b"Bob: hi"), (1500, 500, b"Later")))
     smile_video(src, tmp_path / "o.mp4", strength=2, model=model)
     assert _cues(tmp_path / "o.mp4") == [(0, 800, b"Ann: hello\nBob: hi"), (1500, 500, b"Later")]
