@@ -219,7 +219,7 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
             info.notes.append(f"{name}: a {depth}-bit {'AVIF' if im.format == 'AVIF' else 'HEIF'} photo, read as 8 bits per sample")
 
         if is_16bit(p, im):
-            image = load_16bit(p, name, info.orientation)
+            image = load_16bit(p, name, info.orientation, im.format)
             info.bit_depth = 16
             info.mode = {2: "L;16"}.get(image.ndim) or {2: "LA;16", 4: "RGBA;16"}.get(image.shape[2], "RGB;16")
             info.size = (image.shape[1], image.shape[0])

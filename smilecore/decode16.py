@@ -44,8 +44,9 @@ def is_16bit(path: Path, im: Image.Image) -> bool:
     return False
 
 
-def load_16bit(path: Path, name: str, orientation: int) -> np.ndarray:
-    """The 16-bit photo at ``path`` (called ``name`` in errors) upright by its EXIF ``orientation``: uint16
+def load_16bit(path: Path, name: str, orientation: int, kind: str) -> np.ndarray:
+    """The 16-bit photo at ``path`` (called ``name`` in errors; ``kind``: "PNG" or "TIFF", as Pillow named its
+    format) upright by its EXIF ``orientation``: uint16
     ``(H, W)`` grey, ``(H, W, 2)`` grey + alpha, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA."""
     try:
         data = np.fromfile(str(path), dtype=np.uint8)  # works with any path on any OS, unlike cv2.imread
@@ -67,7 +68,7 @@ def load_16bit(path: Path, name: str, orientation: int) -> np.ndarray:
         arr = arr[:, :, 0]
     elif arr.ndim != 2:
         raise InputError(f"{name}: unsupported 16-bit layout with {arr.shape[2]} channels")
-    if not _opencv_turns(_file_kind(path)):  # (its TIFF decoder already did, even with IMREAD_UNCHANGED)
+    if not _opencv_turns(kind):  # (its TIFF decoder already did, even with IMREAD_UNCHANGED)
         arr = orient_array(arr, orientation)
     return np.ascontiguousarray(arr)
 
@@ -85,16 +86,6 @@ def _opencv_quiet():
         yield
     finally:
         logging.setLogLevel(old)
-
-
-def _file_kind(path: Path) -> str:
-    """"TIFF", "PNG" or "" by the file's first bytes."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError:
-        return ""
-    return "TIFF" if head[:4] in (b"II*\0", b"MM\0*") else "PNG" if head.startswith(b"\x89PNG") else ""
 
 
 @functools.lru_cache(maxsize=None)
