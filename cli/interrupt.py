@@ -10,6 +10,19 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+def stop_behind(exc: BaseException | None) -> KeyboardInterrupt | None:
+    """The Ctrl-C, SIGTERM or SIGHUP behind ``exc`` (itself, or an exception it was raised from or while
+    handling), else None.  A library can wrap the stop in its own error: one that arrives while onnxruntime's
+    compiled module is being set up comes out of pybind11 as ``ImportError: initialization failed``."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 class held_signals:
     """Within it, Ctrl-C, SIGTERM and SIGHUP are ignored: a run that is already stopping finishes saying what it
     did (a second signal, e.g. GNU ``timeout``'s to the process group just after the one to the process, would

@@ -15,7 +15,7 @@ import click
 from smilecore.errors import SmileError
 
 from .detect import detect_command
-from .interrupt import Terminated
+from .interrupt import Terminated, stop_behind
 from .bridge.install import install_plugin_command
 from .models import models_group
 from .run import run_command
@@ -101,8 +101,9 @@ class SmileGroup(click.Group):
         except BrokenPipeError:
             silence_stdout()
             code = 0
-        except Exception as exc:  # a bug: say so in one line
-            code = report_internal_error(exc)
+        except Exception as exc:  # a bug (say so in one line), or a stop that a library wrapped in its own error
+            stop = stop_behind(exc)
+            code = _interrupted(stop) if stop is not None else report_internal_error(exc)
         finally:
             restore()
         if standalone_mode:

@@ -81,7 +81,13 @@ class PhotoReport:
         }
 
     def fail(self, exc: BaseException) -> None:
-        """Record a failure: a SmileError as it is, any other exception as a bug (see :func:`bug_error`)."""
+        """Record a failure: a SmileError as it is, any other exception as a bug (see :func:`bug_error`); an
+        exception that a Ctrl-C, SIGTERM or SIGHUP caused stops the run instead (that stop is raised)."""
+        from .interrupt import stop_behind
+
+        stop = stop_behind(exc)
+        if stop is not None:
+            raise stop
         self.error = exc if isinstance(exc, SmileError) else bug_error(self.input, exc)
         self.status = STATUS_FAILED
         found = getattr(exc, "faces", None)  # (faces the error knows of: a face index that does not exist, say)

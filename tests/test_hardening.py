@@ -484,3 +484,44 @@ def test_a_ctrl_c_while_smile_is_still_loading_is_one_line(monkeypatch, capsys):
     with pytest.raises(SystemExit) as stop:
         entry.main()
     assert stop.value.code == 130 and capsys.readouterr().err == "smile: interrupted (Ctrl-C)\n"
+
+
+def test_a_stop_that_a_library_wrapped_in_its_own_error_is_still_a_stop(monkeypatch, capsys, shift, photo: Path,
+                                                                        tmp_path: Path):
+    """pybind11 turns a SIGTERM that arrives while onnxruntime's module is being set up into ``ImportError:
+    initialization failed``: the run still ends as stopped by SIGTERM (143), not as a bug in that photo."""
+    import cli.entry as entry
+    from cli.interrupt import Terminated
+
+    def set_up_when_stopped(*args, **kwargs):
+        try:
+            raise Terminated(signal.SIGTERM)
+        except Terminated as stop:
+            raise ImportError("initialization failed") from stop
+
+    monkeypatch.setattr(smilecore, "smile", set_up_when_stopped)
+    monkeypatch.setattr(sys, "argv", ["smile", str(photo), "-o", str(tmp_path / "r.png"), "--model", str(shift)])
+    with pytest.raises(SystemExit) as stop:
+        entry.main()
+    assert stop.value.code == 143 and capsys.readouterr().err == "smile: interrupted (SIGTERM)\n"
+    assert [p.name for p in tmp_path.iterdir()] == [photo.name]  # (no result, no temporary file)
+
+
+def test_an_error_raised_while_a_stop_was_handled_is_that_stop():
+    """What :func:`cli.interrupt.stop_behind` finds: the stop itself, one an error was raised from or while
+    handling it, and nothing behind an ordinary error."""
+    from cli.interrupt import Terminated, stop_behind
+
+    stop = Terminated(signal.SIGHUP)
+    try:
+        try:
+            raise stop
+        except Terminated:
+            raise OSError("could not remove the temporary file")
+    except OSError as exc:
+        assert stop_behind(exc) is stop
+    assert stop_behind(stop) is stop and stop_behind(ValueError("x")) is None and stop_behind(None) is None
+    loop = ValueError("a")
+    loop.__context__ = ValueError("b")
+    loop.__context__.__context__ = loop
+    assert stop_behind(loop) is None
