@@ -212,6 +212,13 @@ def video_seconds(container, vstream) -> float:
     return 0.0
 
 
+def side_data_entries(frame) -> list:
+    """The side data entries of a decoded frame (PyAV 18.1.1 iterates ``frame.side_data`` by type, as a
+    mapping does; 18.1.0 gave the entries themselves)."""
+    found = getattr(frame, "side_data", None) or ()
+    return [item if hasattr(item, "type") else found[item] for item in found]
+
+
 def first_view(av, src, index: int) -> DisplayView:
     """How the stream's first frame is shown (its display matrix: a turn, perhaps a mirror), as a
     :class:`DisplayView`; none when it has no matrix. (Read before the output's header is written, which
@@ -220,7 +227,7 @@ def first_view(av, src, index: int) -> DisplayView:
         with av.open(str(src), "r", metadata_errors="replace") as c:
             for fr in c.decode(c.streams[index]):
                 matrix = None
-                for sd in getattr(fr, "side_data", None) or ():
+                for sd in side_data_entries(fr):
                     raw = bytes(sd) if "DISPLAYMATRIX" in str(getattr(sd, "type", "")) else b""
                     if len(raw) == 36:
                         matrix = tuple(int(v) for v in np.frombuffer(raw, np.int32))

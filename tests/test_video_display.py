@@ -14,6 +14,7 @@ av = pytest.importorskip("av")
 from cli.main import cli  # noqa: E402
 from smilecore.video import smile_video  # noqa: E402
 from smilecore.video_rotate import DisplayView  # noqa: E402
+from smilecore.video_streams import side_data_entries  # noqa: E402
 from smilecore.video_synth import make_clip  # noqa: E402
 
 
@@ -25,7 +26,7 @@ def display_matrix(path: Path) -> list[int] | None:
     """The first frame's display matrix (the first five of its nine integers), None without one."""
     with av.open(str(path)) as c:
         fr = next(c.decode(video=0))
-        for sd in fr.side_data:
+        for sd in side_data_entries(fr):
             if "DISPLAYMATRIX" in str(sd.type):
                 return np.frombuffer(bytes(sd), np.int32)[:5].tolist()
     return None
