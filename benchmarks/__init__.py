@@ -2,3 +2,7 @@
 
 ``python -m benchmarks pipeline`` / ``models`` / ``all`` prints Markdown tables.
 """
+from smilecore.offline import no_telemetry
+
+no_telemetry()  # (onnxruntime keeps and sends no usage events: smilecore/offline.py)
+

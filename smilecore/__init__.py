@@ -5,6 +5,10 @@
 >>> result = smilecore.smile(Image.open("photo.jpg"), strength=2)   # doctest: +SKIP
 >>> result.image.save("photo.smile.jpg")                           # doctest: +SKIP
 """
+from .offline import no_telemetry
+
+no_telemetry()  # (before anything below imports onnxruntime)
+
 from .errors import ImageTooLargeError, InputError, ModelError, NoFaceError, SmileError, UsageError, WriteError
 from .detect import detect_faces as _detect_array
 from .face import Face

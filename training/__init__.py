@@ -33,3 +33,7 @@ network input and the contract's blend, ``smilecore.digest`` for checksums, ``sm
 for the template).  The face photographs live outside the repository (``[paths] data_dir``) and
 everything derived from them is cached outside it too (``[paths] cache_dir``).
 """
+from smilecore.offline import no_telemetry
+
+no_telemetry()  # (onnxruntime keeps and sends no usage events: smilecore/offline.py)
+
