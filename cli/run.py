@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from smilecore.errors import InputError, SmileError, UsageError, one_line
-from smilecore.atomic import check_target, folder_problem
+from smilecore.atomic import check_target, followed_links, folder_problem
 from smilecore.decode import DEFAULT_MAX_PIXELS, load_mask
 from smilecore.paths import expand_home
 from smilecore.video_streams import CODECS, PRESETS
@@ -439,9 +439,13 @@ def _make_dir(path: Path, option: str) -> list[Path]:
     blocked = in_the_way(path)
     if blocked is not None:  # (a file on its way: a/x where a is a file; a link to nothing)
         raise UsageError(f"{option} {path}: {blocked}")
+    try:
+        real = followed_links(path)  # (no folder is made through a link another user planted)
+    except SmileError as exc:
+        raise type(exc)(f"{option} {exc.message}") from None
     missing = [p for p in [path, *path.parents] if not p.exists()]
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        real.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         from smilecore.errors import WriteError
 

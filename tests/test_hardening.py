@@ -26,8 +26,9 @@ from PIL import Image
 import smilecore
 from smile_cli.main import cli
 from smile_cli.bridge.worker import WorkerSession, serve
-from smilecore.atomic import STALE_TEMP_SECONDS, TEMP_SUFFIX, remove_stale_temps
+from smilecore.atomic import STALE_TEMP_SECONDS, TEMP_SUFFIX, followed_links, remove_stale_temps, write_atomic
 from smilecore.decode import load_image
+from smilecore.errors import WriteError
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 300
@@ -525,3 +526,131 @@ def test_an_error_raised_while_a_stop_was_handled_is_that_stop():
     loop.__context__ = ValueError("b")
     loop.__context__.__context__ = loop
     assert stop_behind(loop) is None
+
+
+# ------------------------------------------------------------------ 11. links another user planted
+
+
+def _other_uid() -> int:
+    """A user id no account has: "another user" (root can give it files)."""
+    import pwd
+
+    uid = 54321
+    while True:
+        try:
+            pwd.getpwuid(uid)
+        except KeyError:
+            return uid
+        uid += 1
+
+
+needs_root = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                                reason="giving a link to another user needs root (CI runs as root)")
+
+
+def _plant(link: Path, to: Path, uid: int | None = None) -> Path:
+    """A symbolic link ``link -> to`` that belongs to ``uid`` (default: another user)."""
+    link.symlink_to(to)
+    uid = _other_uid() if uid is None else uid
+    os.lchown(link, uid, uid)
+    return link
+
+
+def _shared(folder: Path) -> Path:
+    """A folder anyone may write in, like /tmp (sticky) or a shared folder."""
+    folder.mkdir()
+    folder.chmod(0o1777)
+    return folder
+
+
+@needs_root
+def test_a_link_another_user_planted_is_not_written_through(shift, photo: Path, tmp_path: Path):
+    victim = tmp_path / "bashrc"
+    victim.write_bytes(b"keep me")
+    shared = _shared(tmp_path / "shared")
+    src = shared / "holiday.png"
+    src.write_bytes(photo.read_bytes())
+    _plant(shared / "holiday.smile.png", victim)
+    r = run(src, "--model", shift)
+    assert r.exit_code == 7, r.stderr
+    one_error_line(r.stderr, "holiday.smile.png", "symbolic link of user id", "remove it")
+    reply = _worker(shift, {"cmd": "smile", "input": str(src), "output": str(shared / "holiday.smile.png")},
+                    {"cmd": "smile", "input": str(src), "output": str(shared / "ok.png"),
+                     "mask_output": str(shared / "holiday.smile.png")})
+    for answer in reply:
+        assert answer["ok"] is False and answer["error"]["code"] == "write_failed", answer
+        assert "symbolic link of user id" in answer["error"]["message"]
+    assert victim.read_bytes() == b"keep me"
+    assert sorted(p.name for p in shared.iterdir()) == ["holiday.png", "holiday.smile.png"]  # (no result, no temp file)
+
+
+@needs_root
+def test_a_chain_of_links_through_another_users_link_is_refused(tmp_path: Path):
+    victim = tmp_path / "bashrc"
+    victim.write_bytes(b"keep me")
+    shared = _shared(tmp_path / "shared")
+    _plant(shared / "planted.png", victim)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "out.png").symlink_to(shared / "planted.png")  # my link -> their link -> my file
+    with pytest.raises(WriteError, match="planted.png is a symbolic link of user id"):
+        write_atomic(mine / "out.png", lambda f: f.write(b"new"))
+    assert victim.read_bytes() == b"keep me" and (mine / "out.png").is_symlink()
+
+
+@needs_root
+def test_no_file_and_no_folder_is_made_through_another_users_folder_link(shift, photo: Path, tmp_path: Path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shared = _shared(tmp_path / "shared")
+    _plant(shared / "albums", elsewhere)
+    with pytest.raises(WriteError, match="albums is a symbolic link of user id"):
+        write_atomic(shared / "albums" / "out.png", lambda f: f.write(b"new"))
+    r = run(photo, "-o", shared / "albums" / "out.png", "--model", shift)
+    assert r.exit_code == 7, r.stderr
+    one_error_line(r.stderr, "out.png", "albums is a symbolic link")
+    for option in (["--out-dir"], ["-o", tmp_path / "r.png", "--debug"]):
+        r = run(photo, *option, shared / "albums" / "new", "--model", shift)
+        assert r.exit_code == 7, r.stderr
+        one_error_line(r.stderr, option[-1], "albums is a symbolic link")
+    assert list(elsewhere.iterdir()) == [] and not (tmp_path / "r.png").exists()
+
+
+@needs_root
+def test_links_of_my_own_of_root_or_of_the_folders_owner_are_followed(tmp_path: Path, monkeypatch):
+    other = _other_uid()
+    shared = _shared(tmp_path / "shared")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, other, other)
+    for folder, uid in ((shared, os.geteuid()), (theirs, other)):  # mine in a shared folder; the folder owner's
+        target = folder / f"target-{uid}.png"
+        target.write_bytes(b"old")
+        link = _plant(folder / f"link-{uid}.png", target, uid)
+        write_atomic(link, lambda f: f.write(b"new"))
+        assert link.is_symlink() and target.read_bytes() == b"new"
+    # root's link, for a user who is not root; another user's is still refused there
+    root_link, their_link = _plant(shared / "root.png", theirs, 0), _plant(shared / "their.png", theirs, other)
+    monkeypatch.setattr(os, "geteuid", lambda: other + 1)
+    assert followed_links(root_link / "x.png") == theirs / "x.png"
+    with pytest.raises(WriteError, match="their.png is a symbolic link"):
+        followed_links(their_link / "x.png")
+
+
+@needs_root
+def test_dot_dot_after_a_link_goes_up_from_where_the_link_points(tmp_path: Path):
+    real, mine = tmp_path / "real", tmp_path / "mine"
+    (real / "sub").mkdir(parents=True)
+    mine.mkdir()
+    (mine / "album").symlink_to(real / "sub")
+    write_atomic(mine / "album" / ".." / "out.png", lambda f: f.write(b"new"))  # as the kernel goes: real/out.png
+    assert (real / "out.png").read_bytes() == b"new" and not (mine / "out.png").exists()
+    # and a link found there is checked: not mine/planted.png, which a reading of the text would check
+    victim = tmp_path / "bashrc"
+    victim.write_bytes(b"keep me")
+    real.chmod(0o1777)
+    _plant(real / "planted.png", victim)
+    (mine / "planted.png").write_bytes(b"harmless")
+    with pytest.raises(WriteError, match="planted.png is a symbolic link of user id"):
+        write_atomic(mine / "album" / ".." / "planted.png", lambda f: f.write(b"new"))
+    assert victim.read_bytes() == b"keep me" and (mine / "planted.png").read_bytes() == b"harmless"
