@@ -654,3 +654,35 @@ def test_dot_dot_after_a_link_goes_up_from_where_the_link_points(tmp_path: Path)
     with pytest.raises(WriteError, match="planted.png is a symbolic link of user id"):
         write_atomic(mine / "album" / ".." / "planted.png", lambda f: f.write(b"new"))
     assert victim.read_bytes() == b"keep me" and (mine / "planted.png").read_bytes() == b"harmless"
+
+
+@needs_root
+def test_debug_pictures_never_go_through_a_planted_link(shift, photo: Path, tmp_path: Path):
+    victim, elsewhere = tmp_path / "bashrc", tmp_path / "elsewhere"
+    victim.write_bytes(b"keep me")
+    elsewhere.mkdir()
+    debug = _shared(tmp_path / "debug")
+    _plant(debug / "001-astro", elsewhere)  # the photo's folder: nothing is made through it
+    r = run(photo, "-o", tmp_path / "a.png", "--debug", debug, "--model", shift)
+    assert r.exit_code == 0 and "--debug: could not write pictures" in r.stderr, r.stderr
+    assert list(elsewhere.iterdir()) == [] and (tmp_path / "a.png").is_file()
+    (debug / "001-astro").unlink()
+    _shared(debug / "001-astro")
+    _plant(debug / "001-astro" / "faces.png", victim)  # a picture in it: not written through
+    r = run(photo, "-o", tmp_path / "b.png", "--debug", debug, "--model", shift)
+    assert r.exit_code == 0 and "faces.png is a symbolic link" in r.stderr, r.stderr
+    assert victim.read_bytes() == b"keep me"
+
+
+def test_debug_pictures_are_no_more_open_than_their_photo(shift, photo: Path, tmp_path: Path):
+    photo.chmod(0o600)
+    old = os.umask(0o022)
+    try:
+        r = run(photo, "-o", tmp_path / "out.png", "--debug", tmp_path / "debug", "--model", shift)
+    finally:
+        os.umask(old)
+    assert r.exit_code == 0, r.stderr
+    pictures = sorted((tmp_path / "debug").rglob("*"))
+    assert len(pictures) > 4 and any(p.name == "faces.json" for p in pictures)
+    for p in [tmp_path / "out.png", *pictures]:
+        assert stat.S_IMODE(p.stat().st_mode) & 0o077 == 0, (p, oct(p.stat().st_mode))
