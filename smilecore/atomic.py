@@ -13,6 +13,7 @@ file that user chose.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -20,7 +21,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import SmileError, WriteError, reason
@@ -293,3 +294,112 @@ def _set_mode(tmp: Path, target: Path, like: str | os.PathLike | None = None) ->
     except OSError:
         pass
 
+
+#: Smile's private working folders in the temporary folder (:func:`work_folder`): a photo read from
+#: standard input (``smile -``), a video re-encoded to list its faces (``smile detect clip.mp4``).
+WORK_PREFIXES = ("smile-stdio-", "smile-faces-")
+#: The folders the GIMP and Krita plug-ins make in the temporary folder for a request (no lock in them).
+PLUGIN_PREFIXES = ("smile-gimp-", "smile-krita-")
+#: A working folder unchanged for this long and not locked was left by a run that was killed.
+STALE_WORK_SECONDS = 10 * 60
+#: A plug-in's request folder unchanged for this long was left by an editor that was killed.
+STALE_PLUGIN_SECONDS = 60 * 60
+#: The file a live :func:`work_folder` holds locked.
+WORK_LOCK = ".smile-lock"
+_work_swept = False
+
+
+@contextlib.contextmanager
+def work_folder(prefix: str) -> Iterator[Path]:
+    """A new private folder (mode 0700) ``PREFIX...`` in the temporary folder, removed with all it
+    holds on leaving.  While in use it holds the file :data:`WORK_LOCK`, locked, so that
+    :func:`remove_stale_work_folders` in another process leaves it alone however old it gets; a folder a
+    killed run left (with a copy of a photo inside) is removed by the next one.  The first call in a
+    process sweeps such folders (:func:`remove_stale_work_folders`)."""
+    global _work_swept
+    if prefix not in WORK_PREFIXES:
+        raise ValueError(f"work_folder: prefix {prefix!r} is none of {WORK_PREFIXES}")
+    if not _work_swept:
+        _work_swept = True
+        remove_stale_work_folders()
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    fd = None
+    try:
+        fd = os.open(folder / WORK_LOCK, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # (the lock held until its folder is gone)
+        if fd is not None:
+            os.close(fd)
+
+
+def remove_stale_work_folders(temp: str | os.PathLike | None = None) -> list[Path]:
+    """Remove the working folders that killed runs left in the temporary folder (``temp``, default
+    :func:`tempfile.gettempdir`); returns them.  A folder goes only when it is this user's own (never
+    another user's, never a link), unchanged for :data:`STALE_WORK_SECONDS` (a plug-in's request folder:
+    :data:`STALE_PLUGIN_SECONDS`; its newest entry counts) and not locked by a live run; its contents are
+    removed without following any link."""
+    global _work_swept
+    removed: list[Path] = []
+    if temp is None:
+        _work_swept, temp = True, tempfile.gettempdir()
+    euid = os.geteuid() if hasattr(os, "geteuid") else None
+    now = time.time()
+    try:
+        entries = list(os.scandir(temp))
+    except OSError:
+        return removed
+    for entry in entries:
+        limit = (STALE_WORK_SECONDS if entry.name.startswith(WORK_PREFIXES) else
+                 STALE_PLUGIN_SECONDS if entry.name.startswith(PLUGIN_PREFIXES) else None)
+        if limit is None:
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if not stat.S_ISDIR(st.st_mode) or (euid is not None and st.st_uid != euid):
+                continue
+            if now - _last_change(entry.path, st.st_mtime) < limit:
+                continue
+            with _work_lock(entry.path) as free:
+                if free:
+                    shutil.rmtree(entry.path)  # (fd-based where it can be: no link inside is followed)
+                    removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
+def _last_change(folder: str, mtime: float) -> float:
+    """The latest modification time of ``folder`` (``mtime``) and of the entries in it."""
+    with os.scandir(folder) as entries:
+        for e in entries:
+            with contextlib.suppress(OSError):
+                mtime = max(mtime, e.stat(follow_symlinks=False).st_mtime)
+    return mtime
+
+
+@contextlib.contextmanager
+def _work_lock(folder: str) -> Iterator[bool]:
+    """Holds ``folder``'s :data:`WORK_LOCK` while in the block (True), or False when a live run holds it.
+    A folder without one (a plug-in's, or one whose run was killed before it made it) is free."""
+    try:
+        fd = os.open(os.path.join(folder, WORK_LOCK), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) |
+                     getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        yield True
+        return
+    except OSError:
+        yield False  # (a link, say: not Smile's)
+        return
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                yield False
+                return
+        yield True
+    finally:
+        os.close(fd)

@@ -14,6 +14,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +27,8 @@ from PIL import Image
 import smilecore
 from smile_cli.main import cli
 from smile_cli.bridge.worker import WorkerSession, serve
-from smilecore.atomic import STALE_TEMP_SECONDS, TEMP_SUFFIX, followed_links, remove_stale_temps, write_atomic
+from smilecore.atomic import (STALE_PLUGIN_SECONDS, STALE_TEMP_SECONDS, STALE_WORK_SECONDS, TEMP_SUFFIX, WORK_LOCK,
+                              followed_links, remove_stale_temps, remove_stale_work_folders, work_folder, write_atomic)
 from smilecore.decode import load_image
 from smilecore.errors import WriteError
 
@@ -686,3 +688,109 @@ def test_debug_pictures_are_no_more_open_than_their_photo(shift, photo: Path, tm
     assert len(pictures) > 4 and any(p.name == "faces.json" for p in pictures)
     for p in [tmp_path / "out.png", *pictures]:
         assert stat.S_IMODE(p.stat().st_mode) & 0o077 == 0, (p, oct(p.stat().st_mode))
+
+
+# ------------------------------------------------------------------ 12. private working folders in the temporary folder
+
+
+def _aged(path: Path, seconds: float) -> Path:
+    """``path`` and what it holds made ``seconds`` old (the entries first: changing them touches the folder)."""
+    t = time.time() - seconds
+    for p in sorted(path.rglob("*"), reverse=True) if path.is_dir() and not path.is_symlink() else []:
+        os.utime(p, (t, t), follow_symlinks=False)
+    os.utime(path, (t, t), follow_symlinks=False)
+    return path
+
+
+def _left_folder(temp: Path, name: str, age: float, lock: bool = True) -> Path:
+    """A working folder as a killed run leaves it: a copy of a photo, its lock file (no longer held)."""
+    folder = temp / name
+    folder.mkdir(mode=0o700)
+    (folder / "standard-input.jpg").write_bytes(b"\xff\xd8\xff a private photo")
+    if lock:
+        (folder / WORK_LOCK).write_bytes(b"")
+    return _aged(folder, age)
+
+
+def test_a_work_folder_is_private_locked_while_in_use_and_removed(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with work_folder("smile-stdio-") as folder:
+        assert folder.parent == tmp_path and folder.name.startswith("smile-stdio-")
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        (folder / "standard-input.jpg").write_bytes(b"photo")
+        with open(folder / WORK_LOCK, "rb") as f, pytest.raises(BlockingIOError):
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _aged(folder, 2 * STALE_PLUGIN_SECONDS)
+        assert remove_stale_work_folders(tmp_path) == [] and folder.is_dir()  # old, but in use
+    assert not folder.exists()
+
+
+def test_stale_work_folders_go_and_no_other(tmp_path: Path):
+    old, young = STALE_WORK_SECONDS + 60, STALE_WORK_SECONDS - 60
+    gone = [_left_folder(tmp_path, "smile-stdio-dead1", old),
+            _left_folder(tmp_path, "smile-faces-dead2", old, lock=False),  # (killed before its lock was made)
+            _left_folder(tmp_path, "smile-krita-dead3", STALE_PLUGIN_SECONDS + 60, lock=False)]
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.jpg").write_bytes(b"keep")
+    (gone[0] / "link").symlink_to(outside)  # removed as a link: what it points at stays
+    _aged(gone[0], old)
+    kept = [_left_folder(tmp_path, "smile-stdio-young", young),
+            _left_folder(tmp_path, "smile-gimp-young", STALE_PLUGIN_SECONDS - 60, lock=False),
+            _left_folder(tmp_path, "smile-gimp-busy", STALE_PLUGIN_SECONDS + 60, lock=False),
+            _left_folder(tmp_path, "smile-stdio-locked", old),
+            _left_folder(tmp_path, "not-smile-stdio-x", old),
+            tmp_path / "smile-stdio-file"]
+    kept[-1].write_bytes(b"a file, not a folder")
+    _aged(kept[-1], old)
+    (kept[2] / "output.png").write_bytes(b"just written")  # (its newest file counts, not the folder's time)
+    os.utime(kept[2], (time.time() - STALE_PLUGIN_SECONDS - 60,) * 2)
+    link = tmp_path / "smile-stdio-link"
+    link.symlink_to(outside)
+    os.utime(link, (time.time() - old,) * 2, follow_symlinks=False)
+    with open(kept[3] / WORK_LOCK, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        removed = remove_stale_work_folders(tmp_path)
+    assert sorted(removed) == sorted(gone) and not any(p.exists() for p in gone)
+    assert all(p.exists() for p in kept) and link.is_symlink() and (outside / "keep.jpg").read_bytes() == b"keep"
+
+
+@needs_root
+def test_another_users_work_folder_is_never_removed(tmp_path: Path):
+    theirs = _left_folder(tmp_path, "smile-stdio-theirs", 10 * STALE_PLUGIN_SECONDS)
+    os.chown(theirs, _other_uid(), _other_uid())
+    _aged(theirs, 10 * STALE_PLUGIN_SECONDS)
+    assert remove_stale_work_folders(tmp_path) == [] and (theirs / "standard-input.jpg").exists()
+
+
+def test_a_killed_runs_folder_goes_with_the_next_run_and_the_worker(shift, photo: Path, tmp_path: Path, monkeypatch):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    p = subprocess.Popen([sys.executable, "-m", "smile_cli", "-", "-o", tmp_path / "out.jpg", "--model", shift],
+                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        p.stdin.write(b"\xff\xd8\xff a private photo, half sent")
+        p.stdin.flush()
+        deadline = time.monotonic() + TIMEOUT
+        while not list(temp.glob("smile-stdio-*/standard-input.part")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        p.kill()
+        p.wait()
+        p.stdin.close()
+    [left] = list(temp.glob("smile-stdio-*"))
+    worker = [sys.executable, "-m", "smile_cli", "worker", "--model", str(shift)]
+    w = subprocess.run(worker, stdin=subprocess.DEVNULL, capture_output=True, env=env, timeout=TIMEOUT)
+    assert w.returncode == 0, w.stderr
+    assert (left / "standard-input.part").exists()  # young: maybe a run still reading
+    _aged(left, STALE_WORK_SECONDS + 60)
+    w = subprocess.run(worker, stdin=subprocess.DEVNULL, capture_output=True, env=env, timeout=TIMEOUT)
+    assert w.returncode == 0, w.stderr
+    assert not left.exists()
+    # the next smile run too
+    left = _left_folder(temp, "smile-faces-killed", STALE_WORK_SECONDS + 60)
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    r = run(photo, "-o", tmp_path / "out.png", "--model", shift)
+    assert r.exit_code == 0, r.stderr
+    assert not left.exists() and not list(temp.glob("smile-*"))
