@@ -209,6 +209,7 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
         if output:
             _check_parent(expand_home(output))
             check_target(expand_home(output))  # (a named pipe or device called x.png is never replaced)
+            followed_links(expand_home(output))  # (nor one reached through a link another user planted)
     except BaseException:
         remove_empty_folders(created)
         raise

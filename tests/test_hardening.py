@@ -566,7 +566,7 @@ def _shared(folder: Path) -> Path:
 
 
 @needs_root
-def test_a_link_another_user_planted_is_not_written_through(shift, photo: Path, tmp_path: Path):
+def test_a_link_another_user_planted_is_not_written_through(shift, photo: Path, tmp_path: Path, monkeypatch):
     victim = tmp_path / "bashrc"
     victim.write_bytes(b"keep me")
     shared = _shared(tmp_path / "shared")
@@ -576,6 +576,13 @@ def test_a_link_another_user_planted_is_not_written_through(shift, photo: Path, 
     r = run(src, "--model", shift)
     assert r.exit_code == 7, r.stderr
     one_error_line(r.stderr, "holiday.smile.png", "symbolic link of user id", "remove it")
+    with monkeypatch.context() as m:  # -o and the worker's outputs are refused before any work is done
+        m.setattr(smilecore, "smile", lambda *a, **k: pytest.fail("smiled for an output that is refused"))
+        r = run(src, "-o", shared / "holiday.smile.png", "--model", shift)
+        assert r.exit_code == 7, r.stderr
+        one_error_line(r.stderr, "holiday.smile.png", "symbolic link of user id")
+        early = _worker(shift, {"cmd": "smile", "input": str(src), "output": str(shared / "holiday.smile.png")})
+        assert early[0]["error"]["code"] == "write_failed", early
     reply = _worker(shift, {"cmd": "smile", "input": str(src), "output": str(shared / "holiday.smile.png")},
                     {"cmd": "smile", "input": str(src), "output": str(shared / "ok.png"),
                      "mask_output": str(shared / "holiday.smile.png")})
