@@ -43,6 +43,8 @@ def read_stdin(folder: Path, stream: BinaryIO | None = None) -> Path:
         stream = sys.stdin.buffer
     part = folder / "standard-input.part"
     try:
+        if os.path.lexists(part):  # (an earlier try's, refused: the new copy gets its own permissions)
+            os.unlink(part)
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), stdin_mode(stream))
         with open(fd, "wb") as f:
             kept = 0
