@@ -15,7 +15,9 @@ For each photo a folder ``DIR/<n>-<name>/`` receives:
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -23,18 +25,36 @@ import numpy as np
 from PIL import Image
 
 from smilecore.align import apply_affine, template_points
+from smilecore.atomic import followed_links, write_atomic
 from smilecore.contract import SHADE_OFFSET
+from smilecore.errors import WriteError
 from smilecore.network_io import blend, shaded
 from smilecore.pixels import to_rgb8
 
 PREVIEW_SIDE = 1024
 
 
-def write_debug(folder: Path, number: int, photo_name: str, source, result) -> Path:
-    """Write the debug pictures of one photo's ``Result`` (from ``smile(..., debug=True)``); returns the folder."""
-    out = Path(folder) / f"{number:03d}-{Path(photo_name).stem}"
-    out.mkdir(parents=True, exist_ok=True)
+def write_debug(folder: Path, number: int, photo_name: str, source, result, like: Path | None = None) -> Path:
+    """Write the debug pictures of one photo's ``Result`` (from ``smile(..., debug=True)``); returns the folder.
+
+    They are written as results are (:func:`smilecore.atomic.write_atomic`): whole or not at all, never
+    through a link another user planted, and no more open than the photo ``like`` (a private photo's
+    face crops stay private; its new folder too).  :class:`WriteError` where one cannot be written."""
+    out = followed_links(Path(folder) / f"{number:03d}-{Path(photo_name).stem}")  # (never through a planted link)
+    mode = 0o777
+    if like is not None:
+        with contextlib.suppress(OSError, ValueError):
+            mode &= os.stat(like).st_mode | 0o700
+    try:
+        out.mkdir(mode=mode, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(f"{out}: cannot create the folder ({exc.strerror or exc})") from None
     rgb = _rgb8(source)
+
+    def _save(path: Path, arr: np.ndarray) -> None:
+        image = Image.fromarray(np.ascontiguousarray(arr))
+        write_atomic(path, lambda f: image.save(f, format="PNG"), like=like)
+
     _save(out / "faces.png", _faces_overview(rgb, result.faces))
     try:
         _save(out / "change-mask.png", (np.clip(result.mask, 0, 1) * 255 + 0.5).astype(np.uint8))
@@ -64,12 +84,9 @@ def write_debug(folder: Path, number: int, photo_name: str, source, result) -> P
             _save(out / f"face{f.index}-flow.png", _flow_colours(flow))
             entry["max_flow_px"] = round(float(np.hypot(flow[0], flow[1]).max()), 3)
         meta.append(entry)
-    (out / "faces.json").write_text(json.dumps({"photo": str(photo_name), "faces": meta}, indent=2), encoding="utf-8")
+    text = json.dumps({"photo": str(photo_name), "faces": meta}, indent=2).encode("utf-8")
+    write_atomic(out / "faces.json", lambda f: f.write(text), like=like)
     return out
-
-
-def _save(path: Path, arr: np.ndarray) -> None:
-    Image.fromarray(np.ascontiguousarray(arr)).save(path)
 
 
 def _rgb8(image) -> np.ndarray:

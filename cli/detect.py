@@ -50,10 +50,10 @@ def detect_command(photos: tuple[str, ...], recursive: bool, min_face: int | Non
         return _detect(photos, recursive, min_face, max_pixels, as_json)
     if len(photos) > 1:
         raise UsageError("PHOTO '-' (standard input) must be the only photo")
-    import tempfile
+    from smilecore.atomic import work_folder
 
-    with tempfile.TemporaryDirectory(prefix="smile-stdio-") as tmp:
-        photo = read_stdin(Path(tmp))
+    with work_folder("smile-stdio-") as folder:
+        photo = read_stdin(folder)
         return _detect((str(photo),), recursive, min_face, max_pixels, as_json, {str(photo): STDIN_NAME})
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from smilecore import heif
+from smilecore.atomic import followed_links
 from smilecore.errors import UsageError, WriteError
 from smilecore.encode import INPUT_EXTENSIONS, OUTPUT_FORMATS, output_format
 from smilecore.paths import expand_home
@@ -372,9 +373,10 @@ def make_output_folders(jobs: list[Job], out_dir: str | None) -> list[Path]:
         if why is None:
             try:
                 check_reachable(os.path.join(folder, "."), f"--out-dir {folder}")
+                real = followed_links(folder)  # (never through a link another user planted)
                 missing = [p for p in [folder, *folder.parents] if p not in created and not p.exists()]
                 try:
-                    folder.mkdir(parents=True, exist_ok=True)
+                    real.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
                     raise WriteError(in_the_way(folder) or
                                      f"cannot create the folder {folder} ({exc.strerror or exc})") from None

@@ -107,8 +107,8 @@ def process_photo(job: Job, model, strength, faces, min_face, selection, keep_un
             from .debug_dump import write_debug
 
             try:
-                write_debug(debug_dir, number, job.input.name, image, result)
-            except OSError as exc:
+                write_debug(debug_dir, number, job.input.name, image, result, like=job.input)
+            except (OSError, SmileError) as exc:  # (the result is written: a note, not a failure)
                 r.notes.append(f"--debug: could not write pictures ({exc})")
     except OSError as exc:  # (a folder of the photo or of its result that may not be opened, say)
         r.fail(file_error(job, exc))

@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from smilecore.errors import InputError, SmileError, UsageError, one_line
-from smilecore.atomic import check_target, folder_problem
+from smilecore.atomic import (check_target, followed_links, folder_problem, remove_stale_work_folders,
+                              work_folder)
 from smilecore.decode import DEFAULT_MAX_PIXELS, load_mask
 from smilecore.paths import expand_home
 from smilecore.video_streams import CODECS, PRESETS
@@ -117,6 +118,7 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
                 jobs_n=None, ray_address=None, ray_actors=None, skip_existing=False) -> int:
     """Entry of ``smile run``; returns the exit status.  ``-`` as the one PHOTO reads standard input,
     ``-o -`` writes the result to standard output (:mod:`smile_cli.stdio`)."""
+    remove_stale_work_folders()  # (a killed run's private copy of a photo, in the temporary folder)
     options = dict(strength=strength, out_dir=out_dir, suffix=suffix, in_place=in_place, faces=faces, min_face=min_face,
                    selection=selection, keep_unchanged=keep_unchanged, recursive=recursive, quality=quality,
                    max_pixels=max_pixels, model=model, as_json=as_json, debug_dir=debug_dir, quiet=quiet, crf=crf,
@@ -145,10 +147,7 @@ def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces,
     if to_stdout:
         check_stdout_free()
         check_stdout_is_not([p for p in photos if p != STDIO])
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="smile-stdio-") as tmp:
-        folder = Path(tmp)
+    with work_folder("smile-stdio-") as folder:  # (private, locked while in use: a killed run's goes later)
         names = {}
         if from_stdin:
             photo = read_stdin(folder)
@@ -210,6 +209,7 @@ def _run(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_fa
         if output:
             _check_parent(expand_home(output))
             check_target(expand_home(output))  # (a named pipe or device called x.png is never replaced)
+            followed_links(expand_home(output))  # (nor one reached through a link another user planted)
     except BaseException:
         remove_empty_folders(created)
         raise
@@ -439,9 +439,13 @@ def _make_dir(path: Path, option: str) -> list[Path]:
     blocked = in_the_way(path)
     if blocked is not None:  # (a file on its way: a/x where a is a file; a link to nothing)
         raise UsageError(f"{option} {path}: {blocked}")
+    try:
+        real = followed_links(path)  # (no folder is made through a link another user planted)
+    except SmileError as exc:
+        raise type(exc)(f"{option} {exc.message}") from None
     missing = [p for p in [path, *path.parents] if not p.exists()]
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        real.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         from smilecore.errors import WriteError
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import BinaryIO
@@ -42,7 +43,10 @@ def read_stdin(folder: Path, stream: BinaryIO | None = None) -> Path:
         stream = sys.stdin.buffer
     part = folder / "standard-input.part"
     try:
-        with open(part, "wb") as f:
+        if os.path.lexists(part):  # (an earlier try's, refused: the new copy gets its own permissions)
+            os.unlink(part)
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), stdin_mode(stream))
+        with open(fd, "wb") as f:
             kept = 0
             while chunk := stream.read(1 << 20):
                 kept += len(chunk)
@@ -63,6 +67,18 @@ def read_stdin(folder: Path, stream: BinaryIO | None = None) -> Path:
     photo = folder / f"standard-input{ext}"
     os.replace(part, photo)
     return photo
+
+
+def stdin_mode(stream: BinaryIO) -> int:
+    """The permissions the copy of standard input ``stream`` takes, which its result and ``--debug``
+    pictures follow: the group's and others' of the file it reads (``smile - < private.jpg``: 0600 stays
+    0600), read and write for the owner; else 0600
+    (a pipe, a socket as Node's child_process gives, a stream with no file: the source is unknown)."""
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):  # (io.UnsupportedOperation is an OSError)
+        return 0o600
+    return (st.st_mode & 0o077) | 0o600 if stat.S_ISREG(st.st_mode) else 0o600  # (always the owner's to read)
 
 
 def result_extension(photo: str, recursive: bool = False, skip_suffix: str | None = None) -> str:

@@ -5,16 +5,23 @@ target; an interrupted run (Ctrl-C, SIGTERM, an error) leaves the target as it w
 killed outright leaves its temporary file, which the next write into that folder removes
 (:func:`remove_stale_temps`).  Photos (:mod:`smilecore.encode`), videos and the CLI's own
 files are all written this way.
+
+Symbolic links on the way to a file written are followed here, not by the kernel
+(:func:`followed_links`), and one that another user planted in a folder not theirs is refused:
+``holiday.smile.jpg -> ~/.bashrc`` in /tmp or a shared folder would make a run write over the
+file that user chose.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import SmileError, WriteError, reason
@@ -34,6 +41,82 @@ def copy_file_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
             shutil.copyfileobj(s, f, 1 << 20)
 
     write_atomic(Path(dst), write, like=source)
+
+
+#: Most symbolic links one name may pass through (the kernel's own limit; more is a loop).
+MAX_LINKS = 40
+
+
+def followed_links(path: str | os.PathLike) -> Path:
+    """``path`` with every symbolic link on its way followed here, as the kernel would follow it: the
+    name's own link, each folder's, each link of a chain; a ``..`` after a link goes up from where the
+    link points, not from the text.  Returns an absolute path that passes through no link (a tail that
+    does not exist yet is kept as given: writing there fails as it would have).
+
+    :class:`WriteError` (exit 7) when a link on the way belongs to another user and lies in a folder that
+    is not theirs either (``x.smile.jpg -> ~/.bashrc`` planted in /tmp or a shared folder): writing
+    through it would write where that user chose.  Links of the effective user, of root, or of the owner
+    of the folder that holds them are followed.  (The kernel's ``fs.protected_symlinks`` guards only
+    sticky world-writable folders, and never a link Python resolved itself.)"""
+    given = os.fsdecode(os.fspath(path))
+    if sys.platform == "win32" or not hasattr(os, "geteuid"):
+        return Path(os.path.realpath(given))
+    todo = given.split("/")[::-1]  # (a stack: the next name last)
+    try:
+        here = "/" if given.startswith("/") else os.getcwd()
+    except OSError as exc:  # (the current folder was removed)
+        raise WriteError(f"{given}: could not write it ({exc.strerror or reason(exc)})") from None
+    hops = 0
+    while todo:
+        name = todo.pop()
+        if name in ("", "."):
+            continue
+        if name == "..":
+            here = os.path.dirname(here)
+            continue
+        step = os.path.join(here, name)
+        try:
+            st = os.lstat(step)
+        except (OSError, ValueError):  # (not there yet, or not reachable: the rest as given)
+            return Path(step, *reversed(todo))
+        if not stat.S_ISLNK(st.st_mode):
+            here = step
+            continue
+        hops += 1
+        if hops > MAX_LINKS:
+            raise WriteError(f"{given}: could not write it (too many levels of symbolic links)")
+        _check_link_owner(given, step, st.st_uid, here)
+        try:
+            to = os.readlink(step)
+        except OSError as exc:
+            raise WriteError(f"{given}: could not write it ({exc.strerror or reason(exc)})") from None
+        if to.startswith("/"):
+            here = "/"
+        todo.extend(to.split("/")[::-1])
+    return Path(here)
+
+
+def _check_link_owner(given: str, link: str, uid: int, folder: str) -> None:
+    """:class:`WriteError` unless the link ``link`` in ``folder``, owned by ``uid``, may be followed."""
+    if uid in (os.geteuid(), 0):
+        return
+    try:
+        if os.stat(folder).st_uid == uid:
+            return
+    except OSError:
+        pass
+    raise WriteError(f"{given}: not written: {link} is a symbolic link of {_user_name(uid)}, in a folder not "
+                     "theirs, so it may point at any of your files; remove it (or ask them to), or write elsewhere")
+
+
+def _user_name(uid: int) -> str:
+    """"user NAME" for ``uid``, or "user id N" where it has no name."""
+    try:
+        import pwd
+
+        return f"user {pwd.getpwuid(uid).pw_name}"
+    except (ImportError, KeyError):
+        return f"user id {uid}"
 
 
 def check_target(path: str | os.PathLike) -> None:
@@ -135,19 +218,20 @@ def write_atomic(target: str | os.PathLike, write, like: str | os.PathLike | Non
     temporary file is removed, ``target`` is left as it was, and :class:`WriteError` names the
     file.  The first write into a folder also removes temporary files that runs killed outright
     (SIGKILL, power loss) left there (:func:`remove_stale_temps`).  A read-only ``target`` is not
-    replaced (:func:`check_writable`).  A new ``target`` gets the
-    umask's permissions, less those for the group and others that the file ``like`` (the photo it
-    is made from) withholds: a private photo's result stays private; one replaced keeps its own.
+    replaced (:func:`check_writable`).  Links on the way are followed (the new file goes where they
+    point, and they stay links), except one that another user planted (:func:`followed_links`).  A
+    new ``target`` gets the umask's permissions, less those for the group and others that the file
+    ``like`` (the photo it is made from) withholds: a private photo's result stays private; one replaced keeps its own.
     ``before_replace``, when given, runs once the new file is complete, just before it replaces ``target``:
     when it raises, ``target`` is left as it was (two files written all or nothing: the second is written
     there)."""
-    target = Path(target)
-    if target.is_symlink():  # write through the link (it stays a link), like an editor saving a file
-        target = Path(os.path.realpath(target))
-    folder = target.parent if str(target.parent) else Path(".")
-    problem = folder_problem(folder)
+    given = Path(target)
+    target = followed_links(given)  # (through links, like an editor saving a file; never a planted one)
+    named = target if os.path.islink(given) else given  # (what messages call it: the file a link names)
+    folder = target.parent
+    problem = folder_problem(named.parent if str(named.parent) else Path("."))
     if problem:
-        raise WriteError(f"{target}: cannot write it, {problem}")
+        raise WriteError(f"{named}: cannot write it, {problem}")
     check_target(target)
     check_writable(target)
     key = os.path.abspath(folder)
@@ -158,7 +242,7 @@ def write_atomic(target: str | os.PathLike, write, like: str | os.PathLike | Non
         fd, tmp_name = tempfile.mkstemp(prefix=f".{_short_name(target.name)}.", suffix=TEMP_SUFFIX, dir=folder)
     except OSError as exc:  # (the reason without the temporary file's name, which the user never sees)
         why = exc.strerror.lower() if exc.strerror else reason(exc)
-        raise WriteError(f"{target}: cannot write in {folder} ({why})") from None
+        raise WriteError(f"{named}: cannot write in {named.parent} ({why})") from None
     tmp = Path(tmp_name)
     try:
         if fcntl is not None:  # tells remove_stale_temps in other processes that this file is alive
@@ -181,7 +265,7 @@ def write_atomic(target: str | os.PathLike, write, like: str | os.PathLike | Non
             pass
         if isinstance(exc, (KeyboardInterrupt, SystemExit, SmileError)):  # (before_replace's own, as it is)
             raise
-        raise WriteError(f"{target}: could not write it ({reason(exc)})") from None
+        raise WriteError(f"{named}: could not write it ({reason(exc)})") from None
 
 
 def _short_name(name: str, limit: int = 120) -> str:
@@ -209,3 +293,113 @@ def _set_mode(tmp: Path, target: Path, like: str | os.PathLike | None = None) ->
         os.chmod(tmp, mode)
     except OSError:
         pass
+
+
+#: Smile's private working folders in the temporary folder (:func:`work_folder`): a photo read from
+#: standard input (``smile -``), a video re-encoded to list its faces (``smile detect clip.mp4``).
+WORK_PREFIXES = ("smile-stdio-", "smile-faces-")
+#: The folders the GIMP and Krita plug-ins make in the temporary folder for a request (no lock in them).
+PLUGIN_PREFIXES = ("smile-gimp-", "smile-krita-")
+#: A working folder unchanged for this long and not locked was left by a run that was killed.
+STALE_WORK_SECONDS = 10 * 60
+#: A plug-in's request folder unchanged for this long was left by an editor that was killed.
+STALE_PLUGIN_SECONDS = 60 * 60
+#: The file a live :func:`work_folder` holds locked.
+WORK_LOCK = ".smile-lock"
+_work_swept = False
+
+
+@contextlib.contextmanager
+def work_folder(prefix: str) -> Iterator[Path]:
+    """A new private folder (mode 0700) ``PREFIX...`` in the temporary folder, removed with all it
+    holds on leaving.  While in use it holds the file :data:`WORK_LOCK`, locked, so that
+    :func:`remove_stale_work_folders` in another process leaves it alone however old it gets; a folder a
+    killed run left (with a copy of a photo inside) is removed by the next one.  The first call in a
+    process sweeps such folders (:func:`remove_stale_work_folders`)."""
+    global _work_swept
+    if prefix not in WORK_PREFIXES:
+        raise ValueError(f"work_folder: prefix {prefix!r} is none of {WORK_PREFIXES}")
+    if not _work_swept:
+        _work_swept = True
+        remove_stale_work_folders()
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    fd = None
+    try:
+        fd = os.open(folder / WORK_LOCK, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # (the lock held until its folder is gone)
+        if fd is not None:
+            os.close(fd)
+
+
+def remove_stale_work_folders(temp: str | os.PathLike | None = None) -> list[Path]:
+    """Remove the working folders that killed runs left in the temporary folder (``temp``, default
+    :func:`tempfile.gettempdir`); returns them.  A folder goes only when it is this user's own (never
+    another user's, never a link), unchanged for :data:`STALE_WORK_SECONDS` (a plug-in's request folder:
+    :data:`STALE_PLUGIN_SECONDS`; its newest entry counts) and not locked by a live run; its contents are
+    removed without following any link."""
+    global _work_swept
+    removed: list[Path] = []
+    if temp is None:
+        _work_swept, temp = True, tempfile.gettempdir()
+    euid = os.geteuid() if hasattr(os, "geteuid") else None
+    now = time.time()
+    try:
+        entries = list(os.scandir(temp))
+    except OSError:
+        return removed
+    for entry in entries:
+        limit = (STALE_WORK_SECONDS if entry.name.startswith(WORK_PREFIXES) else
+                 STALE_PLUGIN_SECONDS if entry.name.startswith(PLUGIN_PREFIXES) else None)
+        if limit is None:
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if not stat.S_ISDIR(st.st_mode) or (euid is not None and st.st_uid != euid):
+                continue
+            if now - _last_change(entry.path, st.st_mtime) < limit:
+                continue
+            with _work_lock(entry.path) as free:
+                if free:
+                    shutil.rmtree(entry.path)  # (fd-based where it can be: no link inside is followed)
+                    removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
+def _last_change(folder: str, mtime: float) -> float:
+    """The latest modification time of ``folder`` (``mtime``) and of the entries in it."""
+    with os.scandir(folder) as entries:
+        for e in entries:
+            with contextlib.suppress(OSError):
+                mtime = max(mtime, e.stat(follow_symlinks=False).st_mtime)
+    return mtime
+
+
+@contextlib.contextmanager
+def _work_lock(folder: str) -> Iterator[bool]:
+    """Holds ``folder``'s :data:`WORK_LOCK` while in the block (True), or False when a live run holds it.
+    A folder without one (a plug-in's, or one whose run was killed before it made it) is free."""
+    try:
+        fd = os.open(os.path.join(folder, WORK_LOCK), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) |
+                     getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        yield True
+        return
+    except OSError:
+        yield False  # (a link, say: not Smile's)
+        return
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                yield False
+                return
+        yield True
+    finally:
+        os.close(fd)

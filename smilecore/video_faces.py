@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 from typing import Callable
 
 from .arguments import check_min_face
+from .atomic import work_folder
 from .face import smaller_than_asked
 from .video import Progress, VideoResult, smile_video
 
@@ -20,8 +19,8 @@ def video_faces(src: str | os.PathLike, min_face: int | None = None, model=None,
     fast, into a temporary folder, then removed; ``.output`` is None); ``.notes`` says what reading it found
     (damaged packets, say).  Tracks smaller than ``min_face`` are left out."""
     min_face = check_min_face(min_face)
-    with tempfile.TemporaryDirectory(prefix="smile-faces-") as tmp:
-        res = smile_video(src, Path(tmp) / "faces.mkv", strength=0.0, model=model, codec="h264", crf=51,
+    with work_folder("smile-faces-") as tmp:
+        res = smile_video(src, tmp / "faces.mkv", strength=0.0, model=model, codec="h264", crf=51,
                           preset="ultrafast", max_pixels=max_pixels, progress=progress, min_face=min_face)
     small = smaller_than_asked(min_face) if min_face is not None else None
     res.tracks = [t for t in res.tracks if small is None or t.get("reason") != small]

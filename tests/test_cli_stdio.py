@@ -246,3 +246,71 @@ def test_standard_input_has_a_size_limit(tmp_path, monkeypatch):
     with pytest.raises(stdio.InputError, match="more than 0 GiB arrived on standard input"):
         stdio.read_stdin(tmp_path, io.BytesIO(b"\xff\xd8\xff" + b"\x00" * (4 << 20)))
     assert stdio.read_stdin(tmp_path, io.BytesIO(b"\xff\xd8\xff" + b"\x00" * (2 << 20))).name == "standard-input.jpg"
+
+
+def _private_copy_modes(tmp_path: Path, data: bytes) -> dict[str, int]:
+    """The permissions of the copy read_stdin keeps, for standard input a file (0600, 0640), a pipe, a socket."""
+    import socket
+    import stat
+    import threading
+
+    modes = {}
+    for mode in (0o600, 0o640):
+        src = tmp_path / f"photo-{mode:o}.jpg"
+        src.write_bytes(data)
+        src.chmod(mode)
+        with open(src, "rb") as f:
+            modes[f"file {mode:o}"] = stat.S_IMODE(stdio.read_stdin(_fresh(tmp_path, f"f{mode:o}"), f).stat().st_mode)
+    r, w = os.pipe()
+    feeder = threading.Thread(target=lambda: (os.write(w, data), os.close(w)))
+    feeder.start()
+    with open(r, "rb") as f:
+        modes["pipe"] = stat.S_IMODE(stdio.read_stdin(_fresh(tmp_path, "pipe"), f).stat().st_mode)
+    feeder.join()
+    a, b = socket.socketpair()
+    feeder = threading.Thread(target=lambda: (a.sendall(data), a.shutdown(socket.SHUT_WR)))
+    feeder.start()
+    with a, b, open(os.dup(b.fileno()), "rb") as f:  # (a socket's mode reads 0777)
+        modes["socket"] = stat.S_IMODE(stdio.read_stdin(_fresh(tmp_path, "socket"), f).stat().st_mode)
+        feeder.join()
+    return modes
+
+
+def _fresh(tmp_path: Path, name: str) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    return folder
+
+
+def test_the_copy_of_standard_input_is_as_private_as_its_file_or_private(tmp_path, portrait_jpeg):
+    old = os.umask(0o022)
+    try:
+        modes = _private_copy_modes(tmp_path, portrait_jpeg)
+    finally:
+        os.umask(old)
+    assert modes == {"file 600": 0o600, "file 640": 0o640, "pipe": 0o600, "socket": 0o600}
+
+
+def test_a_result_from_a_private_standard_input_is_private_and_so_are_its_debug_pictures(tmp_path, portrait_jpeg,
+                                                                                       shift):
+    import socket
+    import stat
+    import threading
+
+    private = tmp_path / "private.jpg"
+    private.write_bytes(portrait_jpeg)
+    private.chmod(0o600)
+    a, b = socket.socketpair()  # (Node's child_process gives a socket)
+    feeder = threading.Thread(target=lambda: (a.sendall(portrait_jpeg), a.shutdown(socket.SHUT_WR)))
+    feeder.start()
+    with a, b, open(private, "rb") as f:
+        for stdin, name in ((f, "file"), (b, "socket")):
+            r = subprocess.run([sys.executable, "-m", "smile_cli", "-", "-o", f"{name}.jpg", "--debug", f"debug-{name}",
+                                "--model", str(shift)], stdin=stdin, capture_output=True, cwd=tmp_path, timeout=300,
+                               preexec_fn=lambda: os.umask(0o022))
+            assert r.returncode == 0, r.stderr
+            written = [tmp_path / f"{name}.jpg", *(tmp_path / f"debug-{name}").rglob("*")]
+            assert len(written) > 5
+            for p in written:
+                assert stat.S_IMODE(p.stat().st_mode) & 0o077 == 0, (p, oct(p.stat().st_mode))
+    feeder.join()

@@ -14,6 +14,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,8 +27,10 @@ from PIL import Image
 import smilecore
 from smile_cli.main import cli
 from smile_cli.bridge.worker import WorkerSession, serve
-from smilecore.atomic import STALE_TEMP_SECONDS, TEMP_SUFFIX, remove_stale_temps
+from smilecore.atomic import (STALE_PLUGIN_SECONDS, STALE_TEMP_SECONDS, STALE_WORK_SECONDS, TEMP_SUFFIX, WORK_LOCK,
+                              followed_links, remove_stale_temps, remove_stale_work_folders, work_folder, write_atomic)
 from smilecore.decode import load_image
+from smilecore.errors import WriteError
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 300
@@ -525,3 +528,276 @@ def test_an_error_raised_while_a_stop_was_handled_is_that_stop():
     loop.__context__ = ValueError("b")
     loop.__context__.__context__ = loop
     assert stop_behind(loop) is None
+
+
+# ------------------------------------------------------------------ 11. links another user planted
+
+
+def _other_uid() -> int:
+    """A user id no account has: "another user" (root can give it files)."""
+    import pwd
+
+    uid = 54321
+    while True:
+        try:
+            pwd.getpwuid(uid)
+        except KeyError:
+            return uid
+        uid += 1
+
+
+needs_root = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                                reason="giving a link to another user needs root (CI runs as root)")
+
+
+def _plant(link: Path, to: Path, uid: int | None = None) -> Path:
+    """A symbolic link ``link -> to`` that belongs to ``uid`` (default: another user)."""
+    link.symlink_to(to)
+    uid = _other_uid() if uid is None else uid
+    os.lchown(link, uid, uid)
+    return link
+
+
+def _shared(folder: Path) -> Path:
+    """A folder anyone may write in, like /tmp (sticky) or a shared folder."""
+    folder.mkdir()
+    folder.chmod(0o1777)
+    return folder
+
+
+@needs_root
+def test_a_link_another_user_planted_is_not_written_through(shift, photo: Path, tmp_path: Path, monkeypatch):
+    victim = tmp_path / "bashrc"
+    victim.write_bytes(b"keep me")
+    shared = _shared(tmp_path / "shared")
+    src = shared / "holiday.png"
+    src.write_bytes(photo.read_bytes())
+    _plant(shared / "holiday.smile.png", victim)
+    r = run(src, "--model", shift)
+    assert r.exit_code == 7, r.stderr
+    one_error_line(r.stderr, "holiday.smile.png", "symbolic link of user id", "remove it")
+    with monkeypatch.context() as m:  # -o and the worker's outputs are refused before any work is done
+        m.setattr(smilecore, "smile", lambda *a, **k: pytest.fail("smiled for an output that is refused"))
+        r = run(src, "-o", shared / "holiday.smile.png", "--model", shift)
+        assert r.exit_code == 7, r.stderr
+        one_error_line(r.stderr, "holiday.smile.png", "symbolic link of user id")
+        early = _worker(shift, {"cmd": "smile", "input": str(src), "output": str(shared / "holiday.smile.png")})
+        assert early[0]["error"]["code"] == "write_failed", early
+    reply = _worker(shift, {"cmd": "smile", "input": str(src), "output": str(shared / "holiday.smile.png")},
+                    {"cmd": "smile", "input": str(src), "output": str(shared / "ok.png"),
+                     "mask_output": str(shared / "holiday.smile.png")})
+    for answer in reply:
+        assert answer["ok"] is False and answer["error"]["code"] == "write_failed", answer
+        assert "symbolic link of user id" in answer["error"]["message"]
+    assert victim.read_bytes() == b"keep me"
+    assert sorted(p.name for p in shared.iterdir()) == ["holiday.png", "holiday.smile.png"]  # (no result, no temp file)
+
+
+@needs_root
+def test_a_chain_of_links_through_another_users_link_is_refused(tmp_path: Path):
+    victim = tmp_path / "bashrc"
+    victim.write_bytes(b"keep me")
+    shared = _shared(tmp_path / "shared")
+    _plant(shared / "planted.png", victim)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "out.png").symlink_to(shared / "planted.png")  # my link -> their link -> my file
+    with pytest.raises(WriteError, match="planted.png is a symbolic link of user id"):
+        write_atomic(mine / "out.png", lambda f: f.write(b"new"))
+    assert victim.read_bytes() == b"keep me" and (mine / "out.png").is_symlink()
+
+
+@needs_root
+def test_no_file_and_no_folder_is_made_through_another_users_folder_link(shift, photo: Path, tmp_path: Path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shared = _shared(tmp_path / "shared")
+    _plant(shared / "albums", elsewhere)
+    with pytest.raises(WriteError, match="albums is a symbolic link of user id"):
+        write_atomic(shared / "albums" / "out.png", lambda f: f.write(b"new"))
+    r = run(photo, "-o", shared / "albums" / "out.png", "--model", shift)
+    assert r.exit_code == 7, r.stderr
+    one_error_line(r.stderr, "out.png", "albums is a symbolic link")
+    for option in (["--out-dir"], ["-o", tmp_path / "r.png", "--debug"]):
+        r = run(photo, *option, shared / "albums" / "new", "--model", shift)
+        assert r.exit_code == 7, r.stderr
+        one_error_line(r.stderr, option[-1], "albums is a symbolic link")
+    assert list(elsewhere.iterdir()) == [] and not (tmp_path / "r.png").exists()
+
+
+@needs_root
+def test_links_of_my_own_of_root_or_of_the_folders_owner_are_followed(tmp_path: Path, monkeypatch):
+    other = _other_uid()
+    shared = _shared(tmp_path / "shared")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, other, other)
+    for folder, uid in ((shared, os.geteuid()), (theirs, other)):  # mine in a shared folder; the folder owner's
+        target = folder / f"target-{uid}.png"
+        target.write_bytes(b"old")
+        link = _plant(folder / f"link-{uid}.png", target, uid)
+        write_atomic(link, lambda f: f.write(b"new"))
+        assert link.is_symlink() and target.read_bytes() == b"new"
+    # root's link, for a user who is not root; another user's is still refused there
+    root_link, their_link = _plant(shared / "root.png", theirs, 0), _plant(shared / "their.png", theirs, other)
+    monkeypatch.setattr(os, "geteuid", lambda: other + 1)
+    assert followed_links(root_link / "x.png") == theirs / "x.png"
+    with pytest.raises(WriteError, match="their.png is a symbolic link"):
+        followed_links(their_link / "x.png")
+
+
+@needs_root
+def test_dot_dot_after_a_link_goes_up_from_where_the_link_points(tmp_path: Path):
+    real, mine = tmp_path / "real", tmp_path / "mine"
+    (real / "sub").mkdir(parents=True)
+    mine.mkdir()
+    (mine / "album").symlink_to(real / "sub")
+    write_atomic(mine / "album" / ".." / "out.png", lambda f: f.write(b"new"))  # as the kernel goes: real/out.png
+    assert (real / "out.png").read_bytes() == b"new" and not (mine / "out.png").exists()
+    # and a link found there is checked: not mine/planted.png, which a reading of the text would check
+    victim = tmp_path / "bashrc"
+    victim.write_bytes(b"keep me")
+    real.chmod(0o1777)
+    _plant(real / "planted.png", victim)
+    (mine / "planted.png").write_bytes(b"harmless")
+    with pytest.raises(WriteError, match="planted.png is a symbolic link of user id"):
+        write_atomic(mine / "album" / ".." / "planted.png", lambda f: f.write(b"new"))
+    assert victim.read_bytes() == b"keep me" and (mine / "planted.png").read_bytes() == b"harmless"
+
+
+@needs_root
+def test_debug_pictures_never_go_through_a_planted_link(shift, photo: Path, tmp_path: Path):
+    victim, elsewhere = tmp_path / "bashrc", tmp_path / "elsewhere"
+    victim.write_bytes(b"keep me")
+    elsewhere.mkdir()
+    debug = _shared(tmp_path / "debug")
+    _plant(debug / "001-astro", elsewhere)  # the photo's folder: nothing is made through it
+    r = run(photo, "-o", tmp_path / "a.png", "--debug", debug, "--model", shift)
+    assert r.exit_code == 0 and "--debug: could not write pictures" in r.stderr, r.stderr
+    assert list(elsewhere.iterdir()) == [] and (tmp_path / "a.png").is_file()
+    (debug / "001-astro").unlink()
+    _shared(debug / "001-astro")
+    _plant(debug / "001-astro" / "faces.png", victim)  # a picture in it: not written through
+    r = run(photo, "-o", tmp_path / "b.png", "--debug", debug, "--model", shift)
+    assert r.exit_code == 0 and "faces.png is a symbolic link" in r.stderr, r.stderr
+    assert victim.read_bytes() == b"keep me"
+
+
+def test_debug_pictures_are_no_more_open_than_their_photo(shift, photo: Path, tmp_path: Path):
+    photo.chmod(0o600)
+    old = os.umask(0o022)
+    try:
+        r = run(photo, "-o", tmp_path / "out.png", "--debug", tmp_path / "debug", "--model", shift)
+    finally:
+        os.umask(old)
+    assert r.exit_code == 0, r.stderr
+    pictures = sorted((tmp_path / "debug").rglob("*"))
+    assert len(pictures) > 4 and any(p.name == "faces.json" for p in pictures)
+    for p in [tmp_path / "out.png", *pictures]:
+        assert stat.S_IMODE(p.stat().st_mode) & 0o077 == 0, (p, oct(p.stat().st_mode))
+
+
+# ------------------------------------------------------------------ 12. private working folders in the temporary folder
+
+
+def _aged(path: Path, seconds: float) -> Path:
+    """``path`` and what it holds made ``seconds`` old (the entries first: changing them touches the folder)."""
+    t = time.time() - seconds
+    for p in sorted(path.rglob("*"), reverse=True) if path.is_dir() and not path.is_symlink() else []:
+        os.utime(p, (t, t), follow_symlinks=False)
+    os.utime(path, (t, t), follow_symlinks=False)
+    return path
+
+
+def _left_folder(temp: Path, name: str, age: float, lock: bool = True) -> Path:
+    """A working folder as a killed run leaves it: a copy of a photo, its lock file (no longer held)."""
+    folder = temp / name
+    folder.mkdir(mode=0o700)
+    (folder / "standard-input.jpg").write_bytes(b"\xff\xd8\xff a private photo")
+    if lock:
+        (folder / WORK_LOCK).write_bytes(b"")
+    return _aged(folder, age)
+
+
+def test_a_work_folder_is_private_locked_while_in_use_and_removed(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with work_folder("smile-stdio-") as folder:
+        assert folder.parent == tmp_path and folder.name.startswith("smile-stdio-")
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        (folder / "standard-input.jpg").write_bytes(b"photo")
+        with open(folder / WORK_LOCK, "rb") as f, pytest.raises(BlockingIOError):
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _aged(folder, 2 * STALE_PLUGIN_SECONDS)
+        assert remove_stale_work_folders(tmp_path) == [] and folder.is_dir()  # old, but in use
+    assert not folder.exists()
+
+
+def test_stale_work_folders_go_and_no_other(tmp_path: Path):
+    old, young = STALE_WORK_SECONDS + 60, STALE_WORK_SECONDS - 60
+    gone = [_left_folder(tmp_path, "smile-stdio-dead1", old),
+            _left_folder(tmp_path, "smile-faces-dead2", old, lock=False),  # (killed before its lock was made)
+            _left_folder(tmp_path, "smile-krita-dead3", STALE_PLUGIN_SECONDS + 60, lock=False)]
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.jpg").write_bytes(b"keep")
+    (gone[0] / "link").symlink_to(outside)  # removed as a link: what it points at stays
+    _aged(gone[0], old)
+    kept = [_left_folder(tmp_path, "smile-stdio-young", young),
+            _left_folder(tmp_path, "smile-gimp-young", STALE_PLUGIN_SECONDS - 60, lock=False),
+            _left_folder(tmp_path, "smile-gimp-busy", STALE_PLUGIN_SECONDS + 60, lock=False),
+            _left_folder(tmp_path, "smile-stdio-locked", old),
+            _left_folder(tmp_path, "not-smile-stdio-x", old),
+            tmp_path / "smile-stdio-file"]
+    kept[-1].write_bytes(b"a file, not a folder")
+    _aged(kept[-1], old)
+    (kept[2] / "output.png").write_bytes(b"just written")  # (its newest file counts, not the folder's time)
+    os.utime(kept[2], (time.time() - STALE_PLUGIN_SECONDS - 60,) * 2)
+    link = tmp_path / "smile-stdio-link"
+    link.symlink_to(outside)
+    os.utime(link, (time.time() - old,) * 2, follow_symlinks=False)
+    with open(kept[3] / WORK_LOCK, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        removed = remove_stale_work_folders(tmp_path)
+    assert sorted(removed) == sorted(gone) and not any(p.exists() for p in gone)
+    assert all(p.exists() for p in kept) and link.is_symlink() and (outside / "keep.jpg").read_bytes() == b"keep"
+
+
+@needs_root
+def test_another_users_work_folder_is_never_removed(tmp_path: Path):
+    theirs = _left_folder(tmp_path, "smile-stdio-theirs", 10 * STALE_PLUGIN_SECONDS)
+    os.chown(theirs, _other_uid(), _other_uid())
+    _aged(theirs, 10 * STALE_PLUGIN_SECONDS)
+    assert remove_stale_work_folders(tmp_path) == [] and (theirs / "standard-input.jpg").exists()
+
+
+def test_a_killed_runs_folder_goes_with_the_next_run_and_the_worker(shift, photo: Path, tmp_path: Path, monkeypatch):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    p = subprocess.Popen([sys.executable, "-m", "smile_cli", "-", "-o", tmp_path / "out.jpg", "--model", shift],
+                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        p.stdin.write(b"\xff\xd8\xff a private photo, half sent")
+        p.stdin.flush()
+        deadline = time.monotonic() + TIMEOUT
+        while not list(temp.glob("smile-stdio-*/standard-input.part")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        p.kill()
+        p.wait()
+        p.stdin.close()
+    [left] = list(temp.glob("smile-stdio-*"))
+    worker = [sys.executable, "-m", "smile_cli", "worker", "--model", str(shift)]
+    w = subprocess.run(worker, stdin=subprocess.DEVNULL, capture_output=True, env=env, timeout=TIMEOUT)
+    assert w.returncode == 0, w.stderr
+    assert (left / "standard-input.part").exists()  # young: maybe a run still reading
+    _aged(left, STALE_WORK_SECONDS + 60)
+    w = subprocess.run(worker, stdin=subprocess.DEVNULL, capture_output=True, env=env, timeout=TIMEOUT)
+    assert w.returncode == 0, w.stderr
+    assert not left.exists()
+    # the next smile run too
+    left = _left_folder(temp, "smile-faces-killed", STALE_WORK_SECONDS + 60)
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    r = run(photo, "-o", tmp_path / "out.png", "--model", shift)
+    assert r.exit_code == 0, r.stderr
+    assert not left.exists() and not list(temp.glob("smile-*"))

@@ -59,12 +59,12 @@ def path_field(req: dict, name: str, required: bool = False) -> str | None:
 
 def check_destination(path: str, format_of: Callable[[str], object] | None = None) -> None:
     """An output path must have a known extension (``format_of``, default the photo formats:
-    bad_request) and an existing folder (write_failed), and be no pipe or device and no read-only file
-    (write_failed)."""
+    bad_request) and an existing folder (write_failed), and be no pipe or device, no read-only file and
+    not reached through a link another user planted (write_failed)."""
     from pathlib import Path
 
     from smilecore.errors import WriteError
-    from smilecore.atomic import check_target, check_writable, folder_problem
+    from smilecore.atomic import check_target, check_writable, folder_problem, followed_links
     from smilecore.encode import output_format
 
     try:
@@ -78,6 +78,7 @@ def check_destination(path: str, format_of: Callable[[str], object] | None = Non
     problem = folder_problem(folder)
     if problem:
         raise WriteError(f"{path}: cannot write it, {problem}")
+    followed_links(p)  # (refused before any work is done, as write_atomic would refuse it)
     check_target(p)
     check_writable(p)
 

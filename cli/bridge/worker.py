@@ -365,7 +365,10 @@ once and reused.  Try it by hand:
 @click.option("--verbose", is_flag=True, help="Log each request's duration on stderr.")
 def worker_command(model: str | None, verbose: bool) -> int:
     """Entry of ``smile worker``."""
+    from smilecore.atomic import remove_stale_work_folders
+
     stdin, stdout = _protocol_streams()
+    remove_stale_work_folders()  # (what killed runs and editors left in the temporary folder: photos' copies)
     session = WorkerSession(model, verbose=verbose)
     session.load_model()
     if session.model is not None:
