@@ -17,7 +17,8 @@ from .interrupt import Terminated
 OWNER_VAR = "SMILE_RAY_OWNER"
 #: How many times ``ray.init("ray://...")`` is tried when the client server fails to start this client's server.
 CLIENT_START_TRIES = 3
-INSTALL_HINT = 'pip install "ray[data,client]>=2.51" (from a Smile checkout: pip install ".[ray]")'
+#: How to get Ray: the ``[ray]`` extra's own requirement, which works with or without a checkout.
+INSTALL_HINT = 'pip install "ray[data,client]>=2.51" (the [ray] extra)'
 
 
 def import_ray() -> ModuleType:

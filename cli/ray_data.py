@@ -1,6 +1,6 @@
 """Smile on a Ray cluster: ``smile PHOTO... --ray ADDRESS`` and :func:`smile_dataset`.
 
-Ray is optional (``pip install ".[ray]"``).  Photos go through Ray Data: a ``map_batches`` pool of actors,
+Ray is optional (the ``[ray]`` extra: :data:`smile_cli.ray_connect.INSTALL_HINT`).  Photos go through Ray Data: a ``map_batches`` pool of actors,
 each holding one model (one thread), sized from the cluster's CPUs (``--ray-actors`` to choose).  The engine
 decodes each photo inside the actor (``smile --ray`` sends paths, read where they are; :func:`smile_dataset`
 bytes, through a private copy), so EXIF, ICC profiles and 16 bits survive (Ray's image reader drops them); the

@@ -22,6 +22,7 @@ from .interrupt import Terminated, held_signals
 from .inputs import (DEFAULT_SUFFIX, check_no_clash, check_reachable, expand_inputs, in_the_way, make_output_folders,
                      plan_outputs, remove_empty_folders, unreachable)
 from .photo import process_photo
+from .ray_connect import INSTALL_HINT as RAY_INSTALL_HINT
 from .stdio import (STDIN_NAME, STDIO, STDOUT_NAME, check_stdout_free, check_stdout_is_not, read_stdin,
                     rename_in_error, rename_text, result_extension, write_stdout)
 from .stdout import Report
@@ -110,7 +111,7 @@ def _faces_callback(ctx, param, value):
                    "1 = one after another in this process). Same results either way.")
 @click.option("--ray", "ray_address", metavar="ADDRESS",
               help="Smile the photos on a Ray cluster through Ray Data: auto, ray://HOST:10001, or local "
-                   "(a throwaway cluster on this machine). Needs pip install \".[ray]\".")
+                   f"(a throwaway cluster on this machine). Needs Ray: {RAY_INSTALL_HINT}.")
 @click.option("--ray-actors", type=click.IntRange(min=1), metavar="N",
               help="With --ray: actors (one model each; default: one per CPU of the cluster).")
 def run_command(photos, strength, output, out_dir, suffix, ext, in_place, faces, min_face, selection, keep_unchanged,

@@ -1,6 +1,6 @@
 """HEIF (HEIC) photos, the format phones save in, read and written through ``pillow-heif``.
 
-``pillow-heif`` is an optional extra (``pip install ".[heif]"``): its wheels carry
+``pillow-heif`` is optional (the ``[heif]`` extra; :data:`INSTALL` says how to get it): its wheels carry
 libheif with an HEVC decoder and encoder, whose licences (LGPL, and GPL for the x265 encoder)
 are the user's choice to install, not a dependency of the engine.  AVIF, the other format of
 the HEIF family, needs nothing extra: Pillow reads and writes it itself.
@@ -27,7 +27,7 @@ from .errors import InputError, UsageError
 EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
 
 #: What to run so that HEIF photos can be read and written.
-INSTALL = 'pip install pillow-heif (from a Smile checkout: pip install ".[heif]")'
+INSTALL = 'pip install "pillow-heif>=1.0" (the [heif] extra)'
 
 #: ``ftyp`` brands of HEVC-coded HEIF files (a still image, a sequence, their variants).
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs"})

@@ -87,12 +87,16 @@ def video_format(path: str | os.PathLike) -> str:
     return fmt
 
 
+#: How to get PyAV: the ``[video]`` extra's own requirement, which works with or without a checkout.
+AV_INSTALL = 'pip install "av>=14" (the [video] extra)'
+
+
 def require_av():
     """Import PyAV, or say how to install it (:class:`InputError`, exit 4)."""
     try:
         import av  # noqa: F401
     except ImportError:
-        raise InputError("videos need PyAV: run 'pip install av' (from a Smile checkout: pip install \".[video]\")") from None
+        raise InputError(f"videos need PyAV: {AV_INSTALL}") from None
     return av
 
 

@@ -153,7 +153,7 @@ def test_without_pillow_heif_a_heic_photo_says_what_to_install(tmp_path, astrona
     assert r.returncode == 4, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stderr
-    assert "reading it needs pillow-heif: pip install pillow-heif" in lines[0]
+    assert lines[0].endswith('reading it needs pillow-heif: pip install "pillow-heif>=1.0" (the [heif] extra)')
     assert not (tmp_path / "out.jpg").exists()
 
     jpg = tmp_path / "p.jpg"

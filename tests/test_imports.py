@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-#: Import name -> folder, as pyproject.toml installs them (plus the benchmarks run from the checkout).
+#: Import name -> folder, as pyproject.toml installs them (plus training and the benchmarks, run from the checkout).
 PACKAGES = {"smilecore": "smilecore", "smile_cli": "cli", "training": "training", "benchmarks": "benchmarks",
             "smile_plugins": "plugins"}
 

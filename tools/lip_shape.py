@@ -1,6 +1,7 @@
 """The shape of the lips at λ = 1 and 2 against real smiles (docs/realism.md, seventeenth session).
 
-``python tools/lip_shape.py [MODEL.onnx]``: dlib's 68 landmarks on the validation realism sample
+``python -m tools.lip_shape [MODEL.onnx]``, from the repository root (``training`` is not installed:
+it is imported from the checkout): dlib's 68 landmarks on the validation realism sample
 (``training.realism.realism_sample``: neutral faces and real smiles of other people, matched), on
 the model's edits of the neutral faces at λ = 1 and 2 (composited as in training), and on the real
 smiles and their broader half by inner-lip opening; prints the median (10th, 90th percentile) of
