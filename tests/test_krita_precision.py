@@ -65,6 +65,24 @@ def test_merge_takes_only_changed_pixels():
     assert merge.changed_runs(b3.tobytes(), a3.tobytes(), 3, 2, 12) == [(1, 1, 2)]
 
 
+def test_partly_transparent_alpha_of_each_depth():
+    merge = _merge_module()
+    rng = np.random.default_rng(1)
+    for dtype, one in ((np.uint8, 255), (np.dtype("<u2"), 65535), (np.dtype("<f2"), 1.0), (np.dtype("<f4"), 1.0)):
+        pixels = rng.integers(0, 200, (6, 5, 4)).astype(dtype)
+        pixels[..., 3] = one
+        pixels[2, 1:4, 3] = 0  # fully transparent pixels are fine
+        opaque = np.array(one, dtype).tobytes()
+        size = pixels.dtype.itemsize
+        assert not merge.partly_transparent(pixels.tobytes(), 4 * size, 3 * size, opaque), dtype
+        for alpha in ((0.001, 0.5) if pixels.dtype.kind == "f" else (1, one - 1)):
+            translucent = pixels.copy()
+            translucent[5, 4, 3] = alpha
+            assert merge.partly_transparent(translucent.tobytes(), 4 * size, 3 * size, opaque), (dtype, alpha)
+    gray = bytes([9, 255, 9, 0, 9, 128])  # GRAYA 8-bit: the last pixel is half transparent
+    assert merge.partly_transparent(gray, 2, 1, b"\xff") and not merge.partly_transparent(gray[:4], 2, 1, b"\xff")
+
+
 # --------------------------------------------------------------------------- inside Krita
 @pytest.fixture(scope="module")
 def precision(krita_setup):  # noqa: F811
