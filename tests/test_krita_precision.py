@@ -6,6 +6,9 @@ around the face, and there at the right tone (compared with the same portrait sm
 sRGB); outside the face every value is kept bit for bit, float values above 1 and below 0
 included.  CMYK, Lab, XYZ and YCbCr documents, masks and a layer in another colour space than
 its image are refused with one line saying what to do; a failure leaves the document as it was.
+Layers a copy stacked on them would change (masks, half opacity, Multiply, hidden, translucent
+pixels, clipped, a group with a filter mask) get a Smile layer that changes the merged image only
+in the face; paint added while Apply runs stays; a layer deleted meanwhile gets one line of error.
 
 ``tests/hosts/krita/runner_precision.py`` does the work inside ``kritarunner``; the engine is
 this environment's with the fixture model of tests/test_krita_host.py (a 3-px translation).
@@ -63,6 +66,24 @@ def test_merge_takes_only_changed_pixels():
     a3 = b3.copy()
     a3[1, 1, 11] ^= 1
     assert merge.changed_runs(b3.tobytes(), a3.tobytes(), 3, 2, 12) == [(1, 1, 2)]
+
+
+def test_partly_transparent_alpha_of_each_depth():
+    merge = _merge_module()
+    rng = np.random.default_rng(1)
+    for dtype, one in ((np.uint8, 255), (np.dtype("<u2"), 65535), (np.dtype("<f2"), 1.0), (np.dtype("<f4"), 1.0)):
+        pixels = rng.integers(0, 200, (6, 5, 4)).astype(dtype)
+        pixels[..., 3] = one
+        pixels[2, 1:4, 3] = 0  # fully transparent pixels are fine
+        opaque = np.array(one, dtype).tobytes()
+        size = pixels.dtype.itemsize
+        assert not merge.partly_transparent(pixels.tobytes(), 4 * size, 3 * size, opaque), dtype
+        for alpha in ((0.001, 0.5) if pixels.dtype.kind == "f" else (1, one - 1)):
+            translucent = pixels.copy()
+            translucent[5, 4, 3] = alpha
+            assert merge.partly_transparent(translucent.tobytes(), 4 * size, 3 * size, opaque), (dtype, alpha)
+    gray = bytes([9, 255, 9, 0, 9, 128])  # GRAYA 8-bit: the last pixel is half transparent
+    assert merge.partly_transparent(gray, 2, 1, b"\xff") and not merge.partly_transparent(gray[:4], 2, 1, b"\xff")
 
 
 # --------------------------------------------------------------------------- inside Krita
@@ -255,3 +276,97 @@ def test_unsupported_refused_with_one_line(precision, name, words):
     assert kind == "error" and words in message and "\n" not in message, case["statuses"]
     if name in ("cmyk", "lab", "xyz", "ycbcr"):
         assert "Convert Image Color Space" in message and "RGB" in message, message
+
+
+# --------------------------------------------------------------------------- layers a copy would change
+#: runner_stacked.py's cases: a layer that is not plain (the Smile layer holds only the changed
+#: pixels, composited like its source), then the plain ones (a full copy)
+NOT_PLAIN = ["stacked_filter_mask", "stacked_transparency_mask", "stacked_opacity", "stacked_multiply", "stacked_hidden",
+             "stacked_translucent", "stacked_clipped", "stacked_group", "stacked_painted_opacity"]
+PLAIN = ["stacked_plain_hole", "stacked_painted"]
+RED_SQUARE = (16, 16, 32, 32)  # (runner_stacked.py) painted on the layer while Apply ran
+HOLE = (440, 440, 64, 64)  # (runner_stacked.py) hidden by the transparency mask / transparent on a plain layer
+
+
+def _square(rect) -> tuple:
+    x, y, w, h = rect
+    return slice(y, y + h), slice(x, x + w)
+
+
+@pytest.mark.parametrize("name", NOT_PLAIN + PLAIN)
+def test_merged_image_changes_only_in_the_face(precision, name):
+    case = _case(precision, name)
+    assert case["statuses"][-1][0] == "done", case["statuses"]
+    before, at = case["layers_before"], case["layers_before"].index(case["source_name"]) + 1
+    assert case["layers_after"] == before[:at] + ["Smile"] + before[at:], "the Smile layer is not right above its source"
+    assert case["result_parent"] == "" and case["layers_at_merged_before"] == before
+    assert case["documents_open"] == 1, "temporary documents were left open"
+    merged_before, merged_after = _pixels(precision, case, "merged_before"), _pixels(precision, case, "merged_after")
+    changed = _bitwise_changed(merged_before, merged_after)
+    near = _near(changed.shape, _face_box(case))
+    assert not (changed & ~near).any(), f"{(changed & ~near).sum()} pixels of the merged image changed away from the face"
+    if case["source_props"]["visible"]:
+        assert changed.sum() > 500, f"only {changed.sum()} pixels of the merged image changed: the face was not edited"
+    else:
+        assert not changed.any() and not case["result_props"]["visible"]
+    source, result = _pixels(precision, case, "source"), _pixels(precision, case, "result")
+    differs = _bitwise_changed(source, result)
+    if name in PLAIN:  # a full copy of the layer as it is (the red square painted meanwhile included)
+        assert "only the changed pixels" not in case["statuses"][-1][1]
+        painted = np.zeros_like(near)
+        if name == "stacked_painted":
+            painted[_square(RED_SQUARE)] = True
+            assert (result[_square(RED_SQUARE)] == (0, 0, 255, 255)).all(), "the paint added during Apply is gone"
+            assert (merged_after[_square(RED_SQUARE)] == (0, 0, 255, 255)).all()
+        assert not (differs & ~near & ~painted).any() and (differs & near).sum() > 500
+        assert (result[..., 3] == source[..., 3]).all()
+        props = dict(case["result_props"], name=case["source_name"])
+        assert props == case["source_props"], (case["result_props"], case["source_props"])
+    else:  # only the pixels the engine changed, composited like the source
+        assert "only the changed pixels" in case["statuses"][-1][1], case["statuses"]
+        shown = result[..., 3] > 0
+        assert not (shown & ~near).any(), f"the Smile layer holds {(shown & ~near).sum()} pixels away from the face"
+        assert shown.sum() > 500 and (differs & near).sum() > 500
+        props, source_props = case["result_props"], case["source_props"]
+        for key in ("blending", "opacity", "visible", "inherit_alpha"):
+            assert props[key] == source_props[key], (key, props, source_props)
+        # a paint layer's masks come along; a group is read with its masks applied: none
+        assert props["masks"] == (source_props["masks"] if source_props["type"] == "paintlayer" else []), props
+
+
+def test_not_plain_cases_are_what_they_say(precision):
+    """The runner made each layer what its case's name says."""
+    props = {name: _case(precision, name)["source_props"] for name in NOT_PLAIN}
+    assert props["stacked_filter_mask"]["masks"] == ["filtermask"]
+    assert props["stacked_transparency_mask"]["masks"] == ["transparencymask"]
+    assert props["stacked_opacity"]["opacity"] == props["stacked_painted_opacity"]["opacity"] == 128
+    assert props["stacked_multiply"]["blending"] == "multiply"
+    assert props["stacked_hidden"]["visible"] is False
+    assert props["stacked_clipped"]["inherit_alpha"] is True
+    assert props["stacked_group"]["type"] == "grouplayer" and props["stacked_group"]["masks"] == ["filtermask"]
+    case = _case(precision, "stacked_transparency_mask")  # the mask hides the portrait in the square
+    hidden = _bitwise_changed(_pixels(precision, case, "source"), _pixels(precision, case, "merged_before"))
+    assert hidden[_square(HOLE)].mean() > 0.9
+    case = _case(precision, "stacked_translucent")
+    assert (_pixels(precision, case, "source")[..., 3] == 128).all()
+
+
+def test_group_filter_mask_applied_once(precision):
+    """A group is read with its (inverting) filter mask applied: the Smile face must not be
+    inverted again (a 3-px shift of the face moves its pixels by ~10 levels; inverted twice, ~100)."""
+    case = _case(precision, "stacked_group")
+    merged_before, merged_after = _pixels(precision, case, "merged_before"), _pixels(precision, case, "merged_after")
+    changed = _bitwise_changed(merged_before, merged_after)
+    off = np.abs(merged_after[changed][:, :3].astype(int) - merged_before[changed][:, :3]).mean()
+    assert changed.sum() > 500 and off < 25, f"the face is {off:.1f} levels off what the group shows"
+
+
+def test_layer_deleted_during_apply(precision):
+    case = _case(precision, "stacked_deleted")
+    assert case["reply"]["ok"], case["reply"]  # (the engine did its part)
+    assert "result" not in case and case["layers_after"] == ["Background"], case["layers_after"]
+    kind, message = case["statuses"][-1]
+    assert kind == "error" and "deleted" in message and "'Face'" in message and "\n" not in message, case["statuses"]
+    assert not any("added layer" in m for _, m in case["statuses"]), case["statuses"]
+    merged_before, merged_after = _pixels(precision, case, "merged_before"), _pixels(precision, case, "merged_after")
+    assert not _bitwise_changed(merged_before, merged_after).any()

@@ -5,6 +5,8 @@ The engine's output is bit-identical to its input wherever it did not edit: :fun
 finds the pixels that differ, row by row, and :func:`merge_runs` copies only those from the
 converted answer into the layer's own bytes, so every other pixel keeps its exact value (in a
 float image also values below 0 or above 1, which a conversion to 16 bits would clip).
+:func:`partly_transparent` tells whether a layer holds a pixel that is neither transparent nor
+opaque (a copy of such a layer stacked on it would change how it looks).
 """
 from __future__ import annotations
 
@@ -16,6 +18,10 @@ Run = Tuple[int, int, int]
 Rect = Tuple[int, int, int, int]
 
 _NONZERO = re.compile(rb"[^\x00]+")
+#: byte value -> 1 when it is not 0 (``bytes.translate`` table)
+_FLAG = bytes([0] + [1] * 255)
+#: _XOR[v]: every byte value XOR v (``bytes.translate`` table)
+_XOR = [bytes(i ^ v for i in range(256)) for v in range(256)]
 
 
 def changed_runs(before: bytes, after: bytes, width: int, height: int, bytes_per_pixel: int) -> List[Run]:
@@ -62,3 +68,27 @@ def merge_runs(base: bytes, changed: bytes, width: int, height: int, bytes_per_p
         a, b = start + (x0 - ox) * bytes_per_pixel, start + (x1 - ox) * bytes_per_pixel
         out[a:b] = changed[a:b]
     return bytes(out)
+
+
+def partly_transparent(data: bytes, bytes_per_pixel: int, alpha_offset: int, opaque: bytes) -> bool:
+    """Does any pixel of ``data`` have an alpha that is neither 0 (all its bytes zero) nor
+    ``opaque`` (the bytes of full opacity, e.g. ``b"\\xff"`` or 1.0 as a little-endian float)?
+
+    The alpha of each pixel is ``len(opaque)`` bytes at ``alpha_offset``.  Each byte plane of
+    the alpha is compared at once, as one integer, so no Python loop runs over pixels.
+    """
+    if bytes_per_pixel <= 0 or len(data) % bytes_per_pixel:
+        raise ValueError(f"{len(data)} bytes are no whole number of {bytes_per_pixel}-byte pixels")
+    if alpha_offset < 0 or alpha_offset + len(opaque) > bytes_per_pixel or not opaque:
+        raise ValueError(f"no {len(opaque)}-byte alpha at byte {alpha_offset} of a {bytes_per_pixel}-byte pixel")
+    count = len(data) // bytes_per_pixel
+    if count == 0:
+        return False
+    not_clear = not_opaque = 0
+    for k, full in enumerate(opaque):
+        plane = data[alpha_offset + k::bytes_per_pixel]
+        not_clear |= int.from_bytes(plane, "little")
+        not_opaque |= int.from_bytes(plane.translate(_XOR[full]), "little")
+    clear_flags = not_clear.to_bytes(count, "little").translate(_FLAG)
+    opaque_flags = not_opaque.to_bytes(count, "little").translate(_FLAG)
+    return (int.from_bytes(clear_flags, "little") & int.from_bytes(opaque_flags, "little")) != 0

@@ -194,7 +194,8 @@ class SmileController(QObject):
                 self._set_status("error", problem_text(exc))
                 return
             edited, why = edited_and_why(reply)
-            self._set_status("done", f"added layer '{layer.name()}' ({edited} face(s) edited{why}); Ctrl+Z removes it")
+            self._set_status("done", f"added layer '{layer.name()}' ({edited} face(s) edited{why}{stacked_words(job)}); "
+                             "Ctrl+Z removes it")
             self.applied.emit(layer)
         finally:
             job.cleanup()
@@ -284,6 +285,14 @@ def edited_and_why(reply: Dict[str, Any]) -> Tuple[int, str]:
     edited = sum(1 for f in faces if f.get("edited"))
     reasons = sorted({f["reason"] for f in faces if f.get("reason")})
     return edited, (f": {reasons[0]}" if reasons and not edited else "")
+
+
+def stacked_words(job: jobs.Job) -> str:
+    """What the status adds when the new layer holds only the changed pixels (a source layer
+    that is not plain: stacking.py); "" for a full copy."""
+    if not job.stacked:
+        return ""
+    return f"; only the changed pixels, blended like '{job.node_name}'" if job.node_name else "; only the changed pixels"
 
 
 def problem_text(exc: Exception) -> str:

@@ -2,10 +2,11 @@
 
 :func:`prepare` reads the active layer (and selection) into PNG files and builds the worker
 request; :func:`add_result_layer` puts the engine's output on a new paint layer above the
-layer it came from.  Both run on Krita's UI thread; the engine work happens in between, in
-the worker process.  8-bit RGBA layers travel as they are; every other depth, profile and
-grayscale travels as 16-bit RGBA converted by Krita (colour.py), and only the pixels the
-engine changed come back (smile_merge.py, next to the plug-in).
+layer it came from (a full copy, or only the changed pixels: stacking.py).  Both run on
+Krita's UI thread; the engine work happens in between, in the worker process.  8-bit RGBA
+layers travel as they are; every other depth, profile and grayscale travels as 16-bit RGBA
+converted by Krita (colour.py); at every depth only the pixels the engine changed come back
+(smile_merge.py, next to the plug-in).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from . import colour, pixels
+from . import colour, pixels, stacking
 from .smile_merge import bounding_rect, changed_runs, merge_runs  # (shared with GIMP; install-plugin puts it here)
 
 Faces = Union[str, List[int]]
@@ -43,8 +44,13 @@ class Job:
     #: own 8-bit RGBA bytes are sent as they are)
     space: Optional[pixels.Space] = None
     work: Optional[pixels.Space] = None
-    #: what the engine was sent, in ``work`` (kept by Apply to find the pixels it changed)
+    #: what the engine was sent, in ``work`` or 8-bit B,G,R,A (kept by Apply to find the pixels it changed)
     sent: Optional[bytes] = None
+    #: the layer's unique id and name (Apply finds it again by the id when the engine answers)
+    node_id: Any = None
+    node_name: str = ""
+    #: set by Apply: the new layer holds only the changed pixels (the layer was not plain)
+    stacked: bool = False
 
     def request(self) -> Dict[str, Any]:
         """The worker's ``smile`` request for this job."""
@@ -73,8 +79,8 @@ def prepare(doc: Any, strength: float, faces: Faces, node: Any = None, region: O
     """Write the active layer (or ``node``) and the selection to a fresh temporary folder.
 
     ``region`` (x, y, width, height), clipped to the image, limits the job to that rectangle
-    (previews use the area around the faces found before).  ``keep_sent``: keep the converted
-    pixels in memory (Apply compares the engine's answer with them).
+    (previews use the area around the faces found before).  ``keep_sent``: keep the pixels
+    sent in memory (Apply compares the engine's answer with them).
     """
     node = node if node is not None else (doc.activeNode() if doc is not None else None)
     space = pixels.check_document(doc, node)
@@ -86,9 +92,11 @@ def prepare(doc: Any, strength: float, faces: Faces, node: Any = None, region: O
               mask_path=os.path.join(folder, "mask.png"),
               strength=strength, faces=faces, space=space)
     try:
+        job.node_id, job.node_name = node_identity(node)
         data = pixels.layer_bytes(node, x, y, width, height)
         if colour.sent_as_is(space):
             pixels.save_bgra_png(data, width, height, job.input_path)
+            job.sent = data if keep_sent else None
         else:
             job.work = colour.working_space(space)
             data = colour.convert(data, width, height, space, job.work)
@@ -102,6 +110,14 @@ def prepare(doc: Any, strength: float, faces: Faces, node: Any = None, region: O
         job.cleanup()
         raise
     return job
+
+
+def node_identity(node: Any) -> Tuple[Any, str]:
+    """``node``'s unique id (None where Krita gives none) and name."""
+    try:
+        return node.uniqueId(), str(node.name())
+    except Exception:
+        return None, ""
 
 
 def clip_rect(region: Optional[Rect], width: int, height: int) -> Rect:
@@ -130,32 +146,42 @@ def face_region(boxes: List[List[float]], origin: Tuple[int, int], pad: float = 
 
 
 def add_result_layer(job: Job, name: str = RESULT_LAYER_NAME) -> Any:
-    """Put the engine's output on a new paint layer right above the job's layer; return it.
+    """Put the engine's output on a new layer right above the job's layer; return it.
 
-    The new layer is a copy of the job's layer (all of it, also what lies outside the canvas)
-    where the engine's pixels replace the job's rectangle (8-bit RGBA), or only the pixels the
-    engine changed, converted back by Krita (other spaces).  Everything is read, converted and
-    checked before the layer is made, and the layer is filled before it joins the image, so
-    adding it is the only change to the document: one undo step removes it, and a failure
-    leaves the document as it was.
+    The job's layer is looked up again (it may have been deleted meanwhile: PixelError).  Only
+    the pixels the engine changed are taken from its answer (converted back by Krita where the
+    engine got 16-bit pixels); every other pixel is the layer's as it is now, so paint added
+    while the engine worked stays.  A plain layer (stacking.py) gets a full copy of itself with
+    those pixels replaced; any other gets a layer that holds only those pixels and composites
+    like it (blending mode, opacity, visibility, inherit alpha, a paint layer's masks), so the
+    image changes nowhere but in the faces.  Everything is read, converted and checked before
+    the layer is made, and the layer is filled before it joins the image, so adding it is the
+    only change to the document: one undo step removes it, and a failure leaves the document
+    as it was.
     """
-    doc, node = job.doc, job.node
-    rect = (job.x, job.y, job.width, job.height)
+    doc = job.doc
+    node = stacking.find_layer(doc, job.node_id, job.node_name) if job.node_id is not None else job.node
+    space = job.space if job.space is not None else pixels.check_document(doc, node)
+    bpp = space.bytes_per_pixel
+    changes = engine_changes(job)
     base = layer_rect(node, doc.width(), doc.height())
-    patches = []  # (bytes, x, y, width, height), written in this order over the copy of the layer
-    if job.work is None:
-        data = pixels.load_png_bgra(job.output_path, job.width, job.height)
-        if base != rect:  # a partial job, or a layer reaching beyond the canvas: copy the rest
-            patches.append((pixels.layer_bytes(node, *base), *base))
-        patches.append((data, *rect))
+    whole = None if not stacking.composites_plainly(node) else pixels.layer_bytes(node, *base)
+    job.stacked = whole is None or not stacking.is_plain(node, whole, space)
+    if job.stacked:
+        whole = None
+        layer = stacking.stacked_layer(doc, node, name, space)
     else:
-        patches.append((pixels.layer_bytes(node, *base), *base))
-        patch = changed_patch(job)
-        if patch is not None:
-            patches.append(patch)
-    layer = doc.createNode(name, "paintlayer")
-    for data, x, y, width, height in patches:
-        layer.setPixelData(data, x, y, width, height)
+        layer = doc.createNode(name, "paintlayer")
+        layer.setPixelData(whole, *base)
+    if changes is not None:
+        (bx, by, bw, bh), engine, runs = changes
+        x, y = job.x + bx, job.y + by
+        if whole is None:  # nothing under the changed pixels
+            own = bytes(bw * bh * bpp)
+        else:
+            own = crop(whole, base[2], bpp, (x - base[0], y - base[1], bw, bh))
+        layer.setPixelData(merge_runs(own, engine, bw, bh, bpp, runs, origin=(bx, by)), x, y, bw, bh)
+    del whole
     parent = node.parentNode() or doc.rootNode()
     parent.addChildNode(layer, node)
     doc.setActiveNode(layer)
@@ -163,23 +189,30 @@ def add_result_layer(job: Job, name: str = RESULT_LAYER_NAME) -> Any:
     return layer
 
 
-def changed_patch(job: Job) -> Optional[Tuple[bytes, int, int, int, int]]:
-    """The job's layer around the pixels the engine changed, with those pixels replaced by the
-    engine's, converted back to the layer's colour space: (bytes, x, y, width, height) in image
-    coordinates; None when the engine changed nothing."""
+Changes = Tuple[Rect, bytes, List[Tuple[int, int, int]]]
+
+
+def engine_changes(job: Job) -> Optional[Changes]:
+    """The pixels the engine changed: the rectangle around them (job coordinates), the engine's
+    pixels there in the layer's colour space (converted back by Krita where the engine got
+    16-bit pixels) and the runs of changed pixels; None when the engine changed nothing."""
     width, height = job.width, job.height
-    after = pixels.load_png_bgra64(job.output_path, width, height)
-    before = job.sent if job.sent is not None else pixels.load_png_bgra64(job.input_path, width, height)
-    runs = changed_runs(before, after, width, height, 8)
+    if job.work is None:  # 8-bit RGBA, sent as it is
+        after = pixels.load_png_bgra(job.output_path, width, height)
+        before = job.sent if job.sent is not None else pixels.load_png_bgra(job.input_path, width, height)
+        bpp = 4
+    else:
+        after = pixels.load_png_bgra64(job.output_path, width, height)
+        before = job.sent if job.sent is not None else pixels.load_png_bgra64(job.input_path, width, height)
+        bpp = 8
+    runs = changed_runs(before, after, width, height, bpp)
     box = bounding_rect(runs)
     if box is None:
         return None
-    bx, by, bw, bh = box
-    engine = crop(after, width, 8, box)
-    back = colour.convert(engine, bw, bh, job.work, job.space)
-    own = pixels.layer_bytes(job.node, job.x + bx, job.y + by, bw, bh)
-    merged = merge_runs(own, back, bw, bh, job.space.bytes_per_pixel, runs, origin=(bx, by))
-    return merged, job.x + bx, job.y + by, bw, bh
+    engine = crop(after, width, bpp, box)
+    if job.work is not None:
+        engine = colour.convert(engine, box[2], box[3], job.work, job.space)
+    return box, engine, runs
 
 
 def crop(data: bytes, width: int, bytes_per_pixel: int, rect: Rect) -> bytes:

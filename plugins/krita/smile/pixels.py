@@ -17,8 +17,9 @@ pixel (``Format_Grayscale8``) at every depth.
 """
 from __future__ import annotations
 
+import struct
 import sys
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Tuple
 
 from .qt import QImage, byte_data, enum
 
@@ -29,6 +30,9 @@ BYTES_PER_PIXEL = {
     ("RGBA", "U8"): 4, ("RGBA", "U16"): 8, ("RGBA", "F16"): 8, ("RGBA", "F32"): 16,
     ("GRAYA", "U8"): 2, ("GRAYA", "U16"): 4, ("GRAYA", "F16"): 4, ("GRAYA", "F32"): 8,
 }
+#: The bytes of full opacity of one alpha value at each depth (little-endian; alpha comes last
+#: in every pixel layout above).
+OPAQUE_ALPHA = {"U8": b"\xff", "U16": b"\xff\xff", "F16": struct.pack("<e", 1.0), "F32": struct.pack("<f", 1.0)}
 MODEL_WORDS = {"RGBA": "RGB", "GRAYA": "grayscale", "CMYKA": "CMYK", "LABA": "L*a*b*", "XYZA": "XYZ",
                "YCbCrA": "YCbCr"}
 DEPTH_WORDS = {"U8": "8-bit integer", "U16": "16-bit integer", "F16": "16-bit float", "F32": "32-bit float"}
@@ -52,6 +56,12 @@ class Space(NamedTuple):
     def bytes_per_pixel(self) -> int:
         """Bytes of one pixel in Krita's ``pixelData`` for this colour model and depth."""
         return BYTES_PER_PIXEL[(self.model, self.depth)]
+
+    @property
+    def alpha(self) -> Tuple[int, bytes]:
+        """Where a pixel's alpha starts (its last channel) and the bytes of full opacity."""
+        opaque = OPAQUE_ALPHA[self.depth]
+        return self.bytes_per_pixel - len(opaque), opaque
 
     def words(self) -> str:
         """``RGB 16-bit float (sRGB-elle-V2-g10.icc)``, for messages."""

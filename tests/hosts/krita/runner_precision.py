@@ -7,7 +7,8 @@ holding the pykrita folder the plug-in was installed into plus this folder.  Env
 * ``SMILE_KRITA_OUT``: a folder for ``results.json`` and raw layer dumps (``NAME.bin``: the
   layer's bytes as Krita's ``pixelData`` gives them, over the rectangle results.json names);
 * ``SMILE_KRITA_BIG``: optional ``WIDTHxHEIGHT`` of a large float document to time the
-  preview and Apply on (the portrait pasted into it).
+  preview and Apply on (the portrait pasted into it);
+* ``SMILE_KRITA_CASES``: optional comma-separated names of the cases to run (default: all).
 
 It records and never judges (tests/test_krita_precision.py does, with numpy); exit 0, or 1
 when the script itself broke (kritarunner's own exit code is always 0).
@@ -26,7 +27,8 @@ OUT = ""
 
 def dump(name: str, node, rect) -> dict:
     x, y, w, h = rect
-    data = bytes(node.pixelData(x, y, w, h))
+    read = node.pixelData if node.type() == "paintlayer" else node.projectionPixelData  # (a group: what it shows)
+    data = bytes(read(x, y, w, h))
     with open(os.path.join(OUT, name + ".bin"), "wb") as fh:
         fh.write(data)
     return {"file": name + ".bin", "rect": list(rect), "bytes": len(data)}
@@ -43,11 +45,15 @@ class Runner:
         from smile.controller import SmileController
 
         self.app = Krita.instance()
+        self.out = OUT
         self.ctl = SmileController(self.app)
         self.statuses: list = []
         self.added: list = []
         self.ctl.statusChanged.connect(lambda kind, msg: self.statuses.append([kind, msg]))
         self.ctl.applied.connect(self.added.append)
+
+    def dump(self, name: str, node, rect) -> dict:
+        return dump(name, node, rect)
 
     def portrait(self, depth: str = "U8", model: str = "RGBA", profile: str = ""):
         """The portrait as a document converted (by Krita) to ``model``/``depth``/``profile``."""
@@ -98,7 +104,10 @@ def default_profile(app, model: str, depth: str) -> str:
 
 def _run(results: dict) -> None:
     r = Runner()
+    wanted = [n for n in os.environ.get("SMILE_KRITA_CASES", "").split(",") if n]
     for name, case in CASES:
+        if wanted and name not in wanted:
+            continue
         try:
             case(r, results)
         except Exception:  # one broken case must not hide the others
@@ -246,8 +255,17 @@ def refused(r: Runner, results: dict) -> None:
     doc.close()
 
 
+def stacked(r: Runner, results: dict) -> None:
+    """Layers a copy stacked on them would change (a filter mask, half opacity, Multiply, hidden,
+    translucent pixels, clipped, a group with a filter mask), two plain ones (a transparent hole;
+    paint added while Apply runs) and one deleted while Apply runs: runner_stacked.py."""
+    import runner_stacked
+
+    runner_stacked.stacked(r, results)
+
+
 CASES = [("u8", reference), ("u16", u16), ("u16srgb", u16_srgb), ("f32", f32), ("f16", f16), ("graya8", gray),
-         ("moved_f32", moved), ("failure", failure), ("cmyk", refused)]
+         ("moved_f32", moved), ("failure", failure), ("cmyk", refused), ("stacked", stacked)]
 
 
 class _ActiveDocument:

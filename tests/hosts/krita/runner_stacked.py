@@ -1,0 +1,194 @@
+"""The ``stacked`` family of runner_precision.py: Apply on layers that a copy stacked on them
+would change, and what the merged image looks like before and after.
+
+Every document is the 8-bit portrait as a layer "Face" over a colour gradient ("Background"),
+the Face layer (or a group around it) made not plain in one way per case.  Each case dumps the
+merged image (``doc.pixelData``, B,G,R,A) just before the engine's answer is taken and after it,
+and the Smile layer's own pixels; it records the properties of the source and the Smile layer.
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+from typing import Callable, Optional
+
+W = H = 512
+RED_SQUARE = (16, 16, 32, 32)  # painted on the layer while Apply runs: far from the face
+HOLE = (440, 440, 64, 64)  # made fully transparent on a plain layer
+
+
+def _gradient(width: int, height: int, opaque_width: Optional[int] = None) -> bytes:
+    """B,G,R,A rows: blue 128, green down the rows, red across; transparent from ``opaque_width`` on."""
+    rows = []
+    for y in range(height):
+        row = bytearray()
+        for x in range(width):
+            alpha = 255 if opaque_width is None or x < opaque_width else 0
+            row += bytes((128, y * 255 // (height - 1), x * 255 // (width - 1), alpha))
+        rows.append(bytes(row))
+    return b"".join(rows)
+
+
+def document(r, opaque_width: Optional[int] = None):
+    """The portrait as layer "Face" over a gradient layer "Background"; (doc, face)."""
+    doc = r.portrait()
+    background = doc.topLevelNodes()[0]
+    portrait = bytes(background.pixelData(0, 0, W, H))
+    background.setPixelData(_gradient(W, H, opaque_width), 0, 0, W, H)
+    face = doc.createNode("Face", "paintlayer")
+    face.setPixelData(portrait, 0, 0, W, H)
+    doc.rootNode().addChildNode(face, background)
+    doc.waitForDone()
+    return doc, [n for n in doc.topLevelNodes() if n.name() == "Face"][0]
+
+
+def masked_document(r, opaque_width: Optional[int] = None):
+    """:func:`document` with a transparency mask on "Face" that hides the square HOLE.
+
+    Krita 5.1's Python cannot give a transparency mask its pixels, but a selection mask stores
+    them the same way in a .kra file: one is saved, renamed there, and the file opened."""
+    from krita import Selection
+
+    doc, face = document(r, opaque_width)
+    selection = Selection()
+    selection.select(0, 0, W, H, 255)
+    selection.select(*HOLE, 0)
+    mask = doc.createSelectionMask("Hide")
+    mask.setSelection(selection)
+    face.addChildNode(mask, None)
+    doc.waitForDone()
+    saved = os.path.join(r.out, "selection-mask.kra")
+    doc.setBatchmode(True)
+    if not doc.saveAs(saved):
+        raise RuntimeError("Krita could not save the .kra file")
+    doc.close()
+    path = os.path.join(r.out, "transparency-mask.kra")
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(path, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "maindoc.xml":
+                data = data.replace(b'nodetype="selectionmask"', b'nodetype="transparencymask"')
+            dst.writestr(item, data)
+    doc = r.app.openDocument(path)
+    if doc is None:
+        raise RuntimeError("Krita could not open the .kra file")
+    return doc, [n for n in doc.topLevelNodes() if n.name() == "Face"][0]
+
+
+def invert_mask(r, doc):
+    """A filter mask that inverts the whole layer."""
+    from krita import Selection
+
+    selection = Selection()
+    selection.select(0, 0, W, H, 255)
+    mask = doc.createFilterMask("Invert", r.app.filter("invert"), selection)
+    if mask is None:
+        raise RuntimeError("Krita made no filter mask")
+    return mask
+
+
+def properties(node) -> dict:
+    return {"name": node.name(), "type": node.type(), "blending": node.blendingMode(), "opacity": node.opacity(),
+            "visible": node.visible(), "inherit_alpha": node.inheritAlpha(),
+            "masks": [c.type() for c in node.childNodes() if c.type().endswith("mask")]}
+
+
+def merged(r, doc, name: str) -> dict:
+    doc.refreshProjection()
+    doc.waitForDone()
+    data = bytes(doc.pixelData(0, 0, W, H))
+    with open(os.path.join(r.out, name + ".bin"), "wb") as fh:
+        fh.write(data)
+    return {"file": name + ".bin", "rect": [0, 0, W, H], "bytes": len(data)}
+
+
+def stacked_case(r, name: str, doc, node, during: Optional[Callable] = None) -> dict:
+    """Apply on ``node``; ``during(doc, node)`` runs after the request went out and before its
+    answer is taken (the person paints, deletes…)."""
+    result = {"source_props": properties(node), "source_name": node.name(), "space": ["RGBA", "U8"],
+              "layers_before": [n.name() for n in doc.topLevelNodes()]}
+    result["source"] = r.dump(name + "-source", node, (0, 0, W, H))
+    del r.statuses[:]
+    del r.added[:]
+    r.ctl.set_strength(1.0)
+    rid = r.ctl.apply(doc, node)
+    if during is not None:
+        during(doc, node)
+    result["merged_before"] = merged(r, doc, name + "-merged-before")
+    result["layers_at_merged_before"] = [n.name() for n in doc.topLevelNodes()]
+    result["request_id"] = rid
+    result["reply"] = r.ctl.client.wait(rid, 600000) if rid is not None else None
+    doc.waitForDone()
+    result["merged_after"] = merged(r, doc, name + "-merged-after")
+    result["statuses"] = list(r.statuses)
+    result["layers_after"] = [n.name() for n in doc.topLevelNodes()]
+    result["documents_open"] = len(r.app.documents())
+    if r.added:
+        layer = r.added[0]
+        result["result"] = r.dump(name + "-result", layer, (0, 0, W, H))
+        result["result_props"] = properties(layer)
+        parent = layer.parentNode()
+        result["result_parent"] = parent.name() if parent is not None and parent.parentNode() is not None else ""
+    return result
+
+
+def stacked(r, results: dict) -> None:
+    """The family: one case per way a layer is not plain, two plain ones, one deleted."""
+
+    def run(name: str, change: Callable, during: Optional[Callable] = None, opaque_width: Optional[int] = None,
+            build: Callable = document) -> None:
+        doc = None
+        try:
+            doc, face = build(r, opaque_width)
+            node = change(doc, face)
+            doc.waitForDone()
+            results[name] = stacked_case(r, name, doc, node or face, during)
+        except Exception:  # one broken case must not hide the others
+            import traceback
+
+            results[name] = {"crash": traceback.format_exc()}
+        if doc is not None:  # (by the wrapper that opened it: closing it through another crashes Krita)
+            doc.close()
+
+    def filter_mask(doc, face):
+        face.addChildNode(invert_mask(r, doc), None)
+
+    def translucent(doc, face):
+        data = bytearray(face.pixelData(0, 0, W, H))
+        data[3::4] = b"\x80" * (W * H)
+        face.setPixelData(bytes(data), 0, 0, W, H)
+
+    def group(doc, face):
+        grouped = doc.createGroupLayer("Group")
+        doc.rootNode().addChildNode(grouped, face)
+        inner = face.duplicate()
+        grouped.addChildNode(inner, None)
+        face.remove()
+        grouped.addChildNode(invert_mask(r, doc), None)
+        doc.waitForDone()
+        return [n for n in doc.topLevelNodes() if n.name() == "Group"][0]
+
+    def hole(doc, face):
+        face.setPixelData(bytes(HOLE[2] * HOLE[3] * 4), *HOLE)
+
+    def paint_red(doc, face):
+        x, y, w, h = RED_SQUARE
+        face.setPixelData(bytes((0, 0, 255, 255)) * (w * h), x, y, w, h)
+        doc.waitForDone()
+
+    def delete(doc, face):
+        face.remove()
+        doc.waitForDone()
+
+    run("stacked_filter_mask", filter_mask)
+    run("stacked_transparency_mask", lambda doc, face: None, build=masked_document)
+    run("stacked_opacity", lambda doc, face: face.setOpacity(128))
+    run("stacked_multiply", lambda doc, face: face.setBlendingMode("multiply"))
+    run("stacked_hidden", lambda doc, face: face.setVisible(False))
+    run("stacked_translucent", translucent)
+    run("stacked_clipped", lambda doc, face: face.setInheritAlpha(True), opaque_width=384)
+    run("stacked_group", group)
+    run("stacked_plain_hole", hole)
+    run("stacked_painted", lambda doc, face: None, during=paint_red)
+    run("stacked_painted_opacity", lambda doc, face: face.setOpacity(128), during=paint_red)
+    run("stacked_deleted", lambda doc, face: None, during=delete)
