@@ -3,8 +3,8 @@
 16- and 32-bit integer (perceptual and linear), 16-bit half, 32- and 64-bit float (with values
 beyond 0..1, as HDR work leaves them), grayscale of several precisions, layers with alpha, a
 layer inside a layer group, a layer smaller than the canvas with a selection, an image with an
-Adobe RGB profile, in place and on a new layer (with and without its mask), and an indexed
-image.  Every
+Adobe RGB profile, a layer whose own layer mask hides part of the face, in place and on a new
+layer (with and without its mask), and an indexed image.  Every
 layer is read back from GIMP in its own format ("native": the exact bytes GIMP holds), and the
 rule checked is the project's: away from the face every pixel keeps its exact value (bit for
 bit, at the layer's own precision), the face changes, and an image Smile cannot take is refused
@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from test_gimp_host import (FACE_ZONE, MODEL_RANGE, _tail, case, engine_binds, gimp_root,  # noqa: F401
-                            install_plugin, mask_pixels, run_gimp)
+                            install_plugin, mask_pixels, pixels, run_gimp)
 
 pytestmark = pytest.mark.host
 
@@ -38,6 +38,11 @@ DTYPES = {"u8": np.uint8, "u16": np.uint16, "u32": np.uint32, "half": np.float16
 # around the face, larger than FACE_ZONE but smaller than the layer
 CROP = [40, 20, 400, 300]
 SELECT = [60, 25, 360, 280]
+# the rectangle (x, y, w, h) the layer's own layer mask hides: the face's left half (its box is
+# x 175…266, y 76…167), down to below the chin
+HIDE = [150, 60, 70, 190]
+# and one that half hides the face's right part (x, y, w, h, mask value 0..255)
+HALF_HIDE = [220, 60, 60, 190, 128]
 
 
 def native(layer: dict) -> np.ndarray:
@@ -157,6 +162,11 @@ def precision_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str]:  # noq
         case("offset-float-selection-in-place", image["16"], work, precision="FLOAT_LINEAR", crop_layer=CROP,
              select=SELECT, args=IN_PLACE),
         case("u8-in-place", image["8"], work, args=IN_PLACE),
+        case("hidden-new-layer", image["16"], work, hide=HIDE, projection=True),
+        case("hidden-no-mask", image["16"], work, hide=HIDE, projection=True, args={"layer-mask": False}),
+        case("hidden-in-place", image["16"], work, hide=HIDE, projection=True, args=IN_PLACE),
+        case("half-hidden-float-new-layer", image["16"], work, precision="FLOAT_LINEAR", hide=HALF_HIDE,
+             projection=True),
         case("indexed", image["8"], work, mode="indexed"),
     ]
     if (gimp_root / WIDE_PROFILE.lstrip("/")).is_file():
@@ -248,6 +258,53 @@ def test_layer_with_offsets_and_a_selection_changes_only_inside_both(precision_r
     inside = np.zeros(moved.shape, bool)
     inside[y - CROP[1]:y - CROP[1] + h, x - CROP[0]:x - CROP[0] + w] = True
     assert not (moved & ~inside).any(), "pixels outside the selection changed"
+
+
+@pytest.mark.parametrize("name", ["hidden-new-layer", "hidden-no-mask", "hidden-in-place"])
+def test_what_the_layers_own_mask_hides_stays_hidden(precision_run, name):
+    """The source layer's own layer mask hides part of the face: no pixel it hides becomes visible
+    in the image as shown (the projection: nothing lies below, so hidden is transparent), the
+    visible part of the face still changes, and a new layer's mask is the source's mask ANDed with
+    the face mask (with one) or a copy of it (without)."""
+    result = result_of(precision_run, name)
+    before, after = (pixels(result["projection"][when]) for when in ("before", "after"))
+    hidden = before[..., 3] == 0
+    x, y, w, h = HIDE
+    assert hidden.sum() == w * h and hidden[y:y + h, x:x + w].all(), "the source's mask hides something else"
+    came_back = hidden & (after[..., 3] > 0)
+    assert not came_back.any(), (f"{came_back.sum()} pixels hidden by the source layer's own mask are shown "
+                                 f"after the edit, e.g. at {np.argwhere(came_back)[:3].tolist()}")
+    moved = (after != before).any(axis=-1) & ~hidden
+    assert moved.sum() > 1000, f"only {moved.sum()} visible pixels of the face changed"
+    assert not (moved & outside_face(moved.shape)).any(), "the projection changed away from the face"
+    if name == "hidden-in-place":
+        return
+    new, source = result["after"]
+    assert source["mask"] and new["mask"], "the new layer has no layer mask"
+    own, mask = mask_pixels(source), mask_pixels(new)
+    assert np.array_equal(own, mask_pixels(result["before"][0])), "the source's own mask changed"
+    if name == "hidden-no-mask":
+        assert np.array_equal(mask, own), "the new layer's mask is not a copy of the source's"
+    else:
+        assert (mask <= own).all(), "the new layer's mask shows what the source's own mask hides"
+        assert not mask[outside_face(mask.shape)].any(), "the layer mask shows pixels away from the face"
+        assert mask[moved].min() == 255, "a visible changed pixel is hidden by the new layer's mask"
+
+
+def test_a_grey_layer_mask_is_taken_over_as_it_is(precision_run):
+    """A float image whose layer's own mask is grey over part of the face: where the face mask
+    shows, the new layer's mask is the source's, value for value (the AND is a minimum, not "any
+    coverage shows"), black elsewhere; the source's mask is left as it was."""
+    result = result_of(precision_run, "half-hidden-float-new-layer")
+    new, source = result["after"]
+    own, mask = mask_pixels(source), mask_pixels(new)
+    assert np.array_equal(own, mask_pixels(result["before"][0])), "the source's own mask changed"
+    x, y, w, h, value = HALF_HIDE
+    assert (own[y:y + h, x:x + w] == value).all() and (own == 255).sum() == own.size - w * h
+    shown = mask > 0
+    assert np.array_equal(mask[shown], own[shown]), "the new layer's mask is not the source's where it shows"
+    assert (mask[y:y + h, x:x + w] == value).sum() > 500, "the face mask shows little of the grey part"
+    assert not mask[outside_face(mask.shape)].any(), "the layer mask shows pixels away from the face"
 
 
 def test_indexed_image_is_refused_with_one_actionable_line(precision_run):

@@ -20,6 +20,9 @@ Pixels of any precision: the engine reads and writes sRGB-encoded 8- and 16-bit 
 is sent as 8 bits when it has 8 (non-linear), else as 16, and only the pixels the engine changed
 are written back, converted by GIMP into the layer's own format; every other pixel keeps its exact
 value (16-bit, float, values beyond 0..1 from HDR work, alpha).  Indexed images are refused.
+
+A result on a new layer hides what the source layer's own layer mask hides: the new layer's mask
+is the face mask ANDed with the source's, or a copy of the source's without the face mask.
 """
 from __future__ import annotations
 
@@ -163,6 +166,44 @@ def put_changes(source, target, pixel_format: str, pixels: bytes, runs, undoable
     target.update(0, 0, width, height)
 
 
+def copy_rects(source: Gimp.Drawable, target: Gimp.Drawable,
+               rects: list[tuple[int, int, int, int]]) -> None:
+    """Copy the pixels of ``rects`` ((x, y, width, height) in the drawables' own coordinates) from
+    ``source`` into ``target``, a drawable of the same size and format, exactly (not undoable)."""
+    original, buffer = source.get_buffer(), target.get_buffer()
+    for x, y, width, height in rects:
+        rect = Gegl.Rectangle.new(x, y, width, height)
+        original.copy(rect, Gegl.AbyssPolicy.NONE, buffer, rect)
+    buffer.flush()
+    target.update(0, 0, target.get_width(), target.get_height())
+
+
+def own_mask(layer: Gimp.Layer) -> Gimp.LayerMask | None:
+    """The layer's own layer mask where it hides something in the image (it is applied), else None."""
+    mask = layer.get_mask()
+    return mask if mask is not None and layer.get_apply_mask() else None
+
+
+def mask_new_layer(layer: Gimp.Layer, source: Gimp.Layer, face_mask: bytes | None) -> None:
+    """Give the new ``layer`` (the size of ``source``, at its place) a layer mask that hides what
+    ``source``'s own layer mask hides, and, given ``face_mask`` (0 or 255 a pixel), what that hides:
+    the face mask ANDed with the source's mask, or a copy of it, in the mask's own precision.
+    Neither: no mask."""
+    hiding = own_mask(source)
+    if face_mask is None and hiding is None:
+        return
+    width, height = layer.get_width(), layer.get_height()
+    channel = layer.create_mask(Gimp.AddMaskType.BLACK)
+    layer.add_mask(channel)
+    if hiding is None:
+        write_pixels(channel, MASK_IN, face_mask)
+    elif face_mask is None:
+        copy_rects(hiding, channel, [(0, 0, width, height)])
+    else:  # the source's mask where the face mask shows (the runs where it is not 0), 0 elsewhere
+        shown = changed_runs(bytes(len(face_mask)), face_mask, width, height, 1)
+        copy_rects(hiding, channel, [(x0, y, x1 - x0, 1) for y, x0, x1 in shown])
+
+
 def drawable_offsets(drawable) -> tuple[int, int]:
     """The drawable's position in the image (GIMP 3.0 returns (ok, x, y))."""
     offsets = drawable.get_offsets()
@@ -238,10 +279,8 @@ def smile_drawable(engine: EngineProcess, image, drawable, strength: float, face
                 layer.set_offsets(off_x, off_y)
                 put_changes(drawable, layer, pixel_format, result, runs, undoable=False,
                             keep_alpha=alpha_keeper(image, drawable))
-                if mask is not None:
-                    layer_mask_channel = layer.create_mask(Gimp.AddMaskType.BLACK)
-                    layer.add_mask(layer_mask_channel)
-                    write_pixels(layer_mask_channel, MASK_IN, bytes(mask))
+                # (over a source whose own mask hides part of it, the new layer hides that part too)
+                mask_new_layer(layer, drawable, None if mask is None else bytes(mask))
             except Exception:
                 image.remove_layer(layer)  # no half-made layer is left
                 raise

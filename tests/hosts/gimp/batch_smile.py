@@ -5,13 +5,16 @@
 #               "crop_layer": [x, y, w, h] | null, "interactive": false,
 #               "mode": "gray" | "indexed" | null, "precision": "U16_LINEAR" (a Gimp.Precision) | null,
 #               "group": true | null,
-#               "hdr": [x, y, w, h, [values...]] | null, "profile": "<ICC file>" | null}]}
+#               "hdr": [x, y, w, h, [values...]] | null, "profile": "<ICC file>" | null,
+#               "hide": [x, y, w, h] or [x, y, w, h, value] | null, "projection": true | null}]}
 # For each case: load the image, optionally convert its mode, assign it a colour profile, convert
 # its precision, write float values (beyond 0..1: HDR) into a rectangle of its layer, move the
-# layer into a layer group, crop it to a smaller one at an offset and select a rectangle (image coordinates),
-# run the procedure non-interactively on that layer, dump every layer (and layer mask) as raw
-# bytes (R'G'B'A u8 / Y u8, and the layer's own format: "native") and describe the outcome in
-# the report JSON.  With "group", the layers described are the group's.
+# layer into a layer group, crop it to a smaller one at an offset, give it a layer mask of its own
+# that hides a rectangle ("hide", image coordinates; with a value 1..254, partly) and select a
+# rectangle (image coordinates), run the procedure non-interactively on that layer, dump every
+# layer (and layer mask) as raw bytes (R'G'B'A u8 / Y u8, and the layer's own format: "native")
+# and describe the outcome in the report JSON.  With "group", the layers described are the group's.  With "projection", the
+# image as shown (R'G'B'A u8) is dumped too, before and after.
 import json
 import os
 import struct
@@ -37,6 +40,15 @@ def dump(drawable, path, fmt):
     data = drawable.get_buffer().get(rect, 1.0, fmt, Gegl.AbyssPolicy.CLAMP)
     with open(path, "wb") as handle:
         handle.write(bytes(data))
+
+
+def projection(image, folder, tag):
+    """Dump the image as GIMP shows it (its layers composited through their masks)."""
+    visible = Gimp.Layer.new_from_visible(image, image, "projection")
+    path = os.path.join(folder, f"{tag}-projection.rgba")
+    dump(visible, path, "R'G'B'A u8")
+    visible.delete()
+    return {"pixels": path, "width": image.get_width(), "height": image.get_height()}
 
 
 def describe(image, folder, tag, group=False):
@@ -92,9 +104,18 @@ for case in job["cases"] if proc is not None else []:
     if case.get("crop_layer"):
         x, y, w, h = case["crop_layer"]
         layer.resize(w, h, -x, -y)
+    if case.get("hide"):  # a layer mask of the layer's own: white, black (or the value) in the rectangle
+        x, y, w, h, value = (case["hide"] + [0])[:5]
+        off_x, off_y = layer.get_offsets()[-2:]
+        own = layer.create_mask(Gimp.AddMaskType.WHITE)
+        layer.add_mask(own)
+        own.get_buffer().set(Gegl.Rectangle.new(x - off_x, y - off_y, w, h), "Y u8", bytes([value]) * (w * h))
+        own.get_buffer().flush()
+        own.update(0, 0, own.get_width(), own.get_height())
     if case.get("select"):
         image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["select"])
     before = describe(image, case["dump"], "before", in_group)
+    shown = projection(image, case["dump"], "before") if case.get("projection") else None
     config = proc.create_config()
     mode = Gimp.RunMode.INTERACTIVE if case.get("interactive") else Gimp.RunMode.NONINTERACTIVE
     config.set_property("run-mode", mode)
@@ -110,6 +131,9 @@ for case in job["cases"] if proc is not None else []:
         "error": pdb.get_last_error() if hasattr(pdb, "get_last_error") else None,
         "before": before, "after": describe(image, case["dump"], "after", in_group),
     }
+    if shown:
+        report["cases"][case["name"]]["projection"] = {
+            "before": shown, "after": projection(image, case["dump"], "after")}
     image.delete()
 
 with open(job["report"], "w") as handle:
