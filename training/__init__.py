@@ -1,4 +1,4 @@
-"""Training package for the Smile filter (installed with the ``[train]`` extra).
+"""Training package for the Smile filter: runs from the checkout, never installed (its dependencies: the ``[train]`` extra).
 
 Steps, run as ``python -m training <step> [--config PATH]``:
 
