@@ -36,6 +36,7 @@ from PIL import Image, features
 from . import heif
 from .decode16 import is_16bit, load_16bit, sample_bits
 from .errors import ImageTooLargeError, InputError, UsageError, reason, too_large
+from .jpeg_scans import check_scans
 from .metadata import (exif_block, is_progressive, png_colour_chunks, png_text, read_comment, read_iptc, read_xmp,
                        read_xmp_extension, upright_exif, upright_xmp)
 from .pixels import to_8bit, to_upright
@@ -175,6 +176,8 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
             raise InputError(f"{name}: the image is empty ({w}x{h} pixels)")
         if limit is not None and w * h > limit:
             raise _too_large(name, w, h, limit)
+        if im.format in ("JPEG", "MPO"):  # (thousands of progressive scans: minutes in libjpeg)
+            check_scans(p, name)
         info = ImageInfo(path=p, format=im.format, mode=im.mode, size=(w, h))
         info.frames = _frame_count(im)
         if info.frames > 1 and im.format == "HEIF":  # (pillow-heif opens the primary image, wherever it is)
