@@ -44,6 +44,10 @@ from .pixels import to_8bit, to_upright
 #: Default pixel limit (width x height) above which a photo is refused.
 DEFAULT_MAX_PIXELS = 200_000_000
 
+#: The TIFF tag of Photoshop's layers (ImageSourceData), which no reader but Photoshop's uses: a result keeps
+#: only the flattened image every reader shows.
+TIFF_LAYERS = 37724
+
 #: PIL modes the engine can work on (everything else is refused with a clear message).
 SUPPORTED_MODES = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "I;16", "I;16B", "I;16L"})
 
@@ -190,6 +194,9 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         info.icc_profile = im.info.get("icc_profile") or None
         if im.format == "TIFF" and isinstance(im.info.get("compression"), str):
             info.tiff_compression = im.info["compression"]
+        if im.format == "TIFF" and TIFF_LAYERS in getattr(im, "tag_v2", {}):
+            info.notes.append(f"{name}: a TIFF holding Photoshop layers; only its flattened image is read and kept "
+                              "(the layers are not)")
         nclx = im.info.get("nclx_profile")
         if isinstance(nclx, dict) and not info.icc_profile:
             info.nclx = {k: nclx[k] for k in heif.NCLX_KEYS if isinstance(nclx.get(k), int)} or None

@@ -88,3 +88,19 @@ def test_scans_behind_a_stray_byte_are_counted(tmp_path):
     path.write_bytes(_many_scans(stray=b"\x42"))
     with pytest.raises(InputError, match="scans"):
         load_image(path)
+
+
+def test_a_tiff_with_photoshop_layers_says_only_the_flattened_image_is_kept(tmp_path):
+    from PIL import TiffImagePlugin
+
+    from smilecore.decode import TIFF_LAYERS
+
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[TIFF_LAYERS] = b"Adobe Photoshop Document Data Block\x00" + bytes(64)  # (ImageSourceData, tag 37724)
+    tags.tagtype[TIFF_LAYERS] = 7  # (UNDEFINED: bytes)
+    picture = Image.open(SAMPLE).convert("RGB").resize((64, 64))
+    picture.save(tmp_path / "layers.tif", tiffinfo=tags)
+    picture.save(tmp_path / "flat.tif")
+    notes = load_image(tmp_path / "layers.tif")[1].notes
+    assert [n for n in notes if "Photoshop layers" in n and "flattened" in n and "layers.tif" in n], notes
+    assert not [n for n in load_image(tmp_path / "flat.tif")[1].notes if "layers" in n]
