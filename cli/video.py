@@ -214,8 +214,9 @@ def _source_streams(path: Path, fallback: str) -> tuple[str, list[str]]:
         import av
 
         from smilecore.video_audio import stream_name
+        from smilecore.video_input import open_input
 
-        with av.open(str(path)) as c:
+        with open_input(av, path) as c:
             streams = list(c.streams)
             names = [stream_name(s) for s in streams]
             video = [s.codec_context.name for s in streams if s.type == "video" and s.codec_context]

@@ -23,6 +23,9 @@ SHADE_LIMIT = 0.7
 #: metadata_props keys every model carries
 META_CONTRACT = "smile.contract"
 META_SIZE = "smile.size"
+#: The largest crop side (``smile.size``) a model may ask for: the engine's own models work at 256; every
+#: crop, output and resampling grid grows with its square (a 542-byte model asking for 8192 took 6.65 GB).
+MAX_SIZE = 1024
 META_TEMPLATE = "smile.template"
 META_STRENGTH_MIN = "smile.strength_min"
 META_STRENGTH_MAX = "smile.strength_max"

@@ -36,12 +36,17 @@ from PIL import Image, features
 from . import heif
 from .decode16 import is_16bit, load_16bit, sample_bits
 from .errors import ImageTooLargeError, InputError, UsageError, reason, too_large
+from .jpeg_scans import check_scans
 from .metadata import (exif_block, is_progressive, png_colour_chunks, png_text, read_comment, read_iptc, read_xmp,
                        read_xmp_extension, upright_exif, upright_xmp)
 from .pixels import to_8bit, to_upright
 
 #: Default pixel limit (width x height) above which a photo is refused.
 DEFAULT_MAX_PIXELS = 200_000_000
+
+#: The TIFF tag of Photoshop's layers (ImageSourceData), which no reader but Photoshop's uses: a result keeps
+#: only the flattened image every reader shows.
+TIFF_LAYERS = 37724
 
 #: PIL modes the engine can work on (everything else is refused with a clear message).
 SUPPORTED_MODES = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "I;16", "I;16B", "I;16L"})
@@ -175,6 +180,8 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
             raise InputError(f"{name}: the image is empty ({w}x{h} pixels)")
         if limit is not None and w * h > limit:
             raise _too_large(name, w, h, limit)
+        if im.format in ("JPEG", "MPO"):  # (thousands of progressive scans: minutes in libjpeg)
+            check_scans(p, name)
         info = ImageInfo(path=p, format=im.format, mode=im.mode, size=(w, h))
         info.frames = _frame_count(im)
         if info.frames > 1 and im.format == "HEIF":  # (pillow-heif opens the primary image, wherever it is)
@@ -187,6 +194,9 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         info.icc_profile = im.info.get("icc_profile") or None
         if im.format == "TIFF" and isinstance(im.info.get("compression"), str):
             info.tiff_compression = im.info["compression"]
+        if im.format == "TIFF" and TIFF_LAYERS in getattr(im, "tag_v2", {}):
+            info.notes.append(f"{name}: a TIFF holding Photoshop layers; only its flattened image is read and kept "
+                              "(the layers are not)")
         nclx = im.info.get("nclx_profile")
         if isinstance(nclx, dict) and not info.icc_profile:
             info.nclx = {k: nclx[k] for k in heif.NCLX_KEYS if isinstance(nclx.get(k), int)} or None

@@ -104,6 +104,9 @@ class SmileModel:
             raise ModelError(f"{where} has impossible metadata: size {size}, strength range "
                              f"[{self.meta[contract.META_STRENGTH_MIN]}, {self.meta[contract.META_STRENGTH_MAX]}] "
                              "(expected finite numbers, min <= max): the model file is broken")
+        if size > contract.MAX_SIZE:
+            raise ModelError(f"{where} asks for face crops of {size} px; this engine runs models on crops of at most "
+                             f"{contract.MAX_SIZE} px (a larger one would take gigabytes of memory)")
         ins = {i.name: i for i in self.session.get_inputs()}
         outs = {o.name: o for o in self.session.get_outputs()}
         for name, channels in ((contract.INPUT_FACE, 3), (contract.INPUT_STRENGTH, 1)):

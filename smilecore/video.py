@@ -35,6 +35,7 @@ from .face import Face, smaller_than_asked
 from .strength import ALREADY_SMILING, MOUTH_HIDDEN, TURNED_AWAY, already_smiling
 from .video_edit import NET_EVERY, NET_SMOOTH, FaceEditor, video_network
 from .video_access import frame_access
+from .video_input import MAX_FRAME_PIXELS, declared_size
 from .video_lookahead import Lookahead, Waiting, faces_now, frames_held
 from .video_planar import PlanarFrame
 from .video_reid import chain
@@ -43,8 +44,6 @@ from .video_streams import (add_output_streams, first_view, muxer_options, outpu
                             video_seconds)
 from .video_track import DETECT_EVERY, DETECT_LAG, FaceTracker, Track
 
-#: Largest frame accepted (width × height): 8K UHD.
-MAX_FRAME_PIXELS = 7680 * 4320
 #: Faces whose size is smaller than this (pixels) are tracked but not edited (as for photos).
 MIN_EDIT_FACE = 24
 #: Composite and encode each frame on a second thread while the next one is decoded, tracked
@@ -146,7 +145,8 @@ def smile_video(
     failure: list[BaseException] = []
     try:
         cc = vstream.codec_context
-        w, h = cc.width, cc.height
+        # (0 x 0: pictures over 8K, which no decoder of an input makes (video_input), or a damaged file)
+        w, h = (cc.width, cc.height) if cc.width and cc.height else declared_size(av, src, vstream.index)
         if not w or not h:
             raise InputError(f"{src}: the video stream has no frame size (a damaged file?)")
         limit = MAX_FRAME_PIXELS if max_pixels is None else min(max_pixels, MAX_FRAME_PIXELS)

@@ -12,6 +12,8 @@ import io
 from fractions import Fraction
 from pathlib import Path
 
+from .video_input import open_input
+
 #: The encoder for sound that a container cannot take as it is (FFmpeg encoder names).
 AUDIO_FOR = {"webm": "libopus", "mp4": "aac", "mov": "aac", "3gp": "aac", "mpegts": "aac", "avi": "libmp3lame",
              "matroska": "aac"}
@@ -42,7 +44,7 @@ def streams_that_fit(av, src: str | Path, indices: list[int], out_format: str) -
     is, else FFmpeg's reason (one line)."""
     first: dict[int, object] = {}
     result: dict[int, str | None] = {}
-    with av.open(str(src), "r", metadata_errors="replace") as c:
+    with open_input(av, src) as c:
         wanted = set(indices)
         try:
             for k, packet in enumerate(c.demux([c.streams[i] for i in indices] if indices else [])):

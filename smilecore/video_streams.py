@@ -14,6 +14,7 @@ import numpy as np
 from .arguments import shown, whole_number
 from .errors import InputError, UsageError
 from .video_audio import AUDIO_FOR, TEXT_FOR, CopiedStream, RecodedAudio, RecodedText, ff_text, stream_name, streams_that_fit
+from .video_input import open_input
 from .video_rotate import DisplayView
 
 #: Containers by output extension (PyAV / FFmpeg muxer names).
@@ -109,7 +110,7 @@ def probe(path: str | os.PathLike):
     if not p.is_file():
         raise InputError(f"{path}: not a regular file")
     try:
-        container = av.open(str(p), "r", metadata_errors="replace")
+        container = open_input(av, p)
     except av.FFmpegError as exc:
         raise InputError(f"{path}: not a readable video ({ff_text(exc)})") from None
     except (OSError, ValueError) as exc:
@@ -170,7 +171,7 @@ def cover_attachment(av, src, stream, out) -> bool:
     """Add the cover art ``stream`` (a picture with no time: an MP4's or a Matroska's) to the Matroska ``out`` as
     an attachment, as Matroska stores one; False when its picture cannot be read."""
     try:
-        with av.open(str(src), "r", metadata_errors="replace") as c:
+        with open_input(av, src) as c:
             data = next((bytes(p) for p in c.demux(c.streams[stream.index]) if p.size), None)
     except (av.FFmpegError, OSError, IndexError):
         return False
@@ -228,7 +229,7 @@ def first_view(av, src, index: int) -> DisplayView:
     :class:`DisplayView`; none when it has no matrix. (Read before the output's header is written, which
     is where the matrix must go.)"""
     try:
-        with av.open(str(src), "r", metadata_errors="replace") as c:
+        with open_input(av, src) as c:
             for fr in c.decode(c.streams[index]):
                 matrix = None
                 for sd in side_data_entries(fr):
@@ -357,6 +358,10 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
             if out_format not in ("mp4", "matroska"):  # (elsewhere: a video track of one frame, or nothing at all)
                 notes.append(f"the cover art (stream #{s.index}) was left out ({out_format} holds none; write .mp4 "
                              "or .mkv to keep it)")
+                continue
+            if not getattr(s.codec_context, "width", 0):  # (not decoded while probed: over 8K, video_input)
+                notes.append(f"the cover art (stream #{s.index}) was left out: its picture is larger than 8K UHD (or "
+                             "damaged) and was not read (write .mkv to keep it as an attachment)")
                 continue
         if s.type == "data" and s.metadata.get("timecode"):
             # a timecode track (a camera's or an editor's): its packets cannot be muxed as they are; the start

@@ -16,6 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .video_input import open_input
+
 
 @dataclass
 class Clip:
@@ -131,7 +133,7 @@ def read_frames(path: str | os.PathLike, fmt: str = "rgb24") -> list[np.ndarray]
     """Every decoded frame of the first video stream (as stored, rotation not applied)."""
     import av
 
-    with av.open(str(path)) as c:
+    with open_input(av, path) as c:
         return [f.to_ndarray(format=fmt) for f in c.decode(video=0)]
 
 
@@ -139,7 +141,7 @@ def packets(path: str | os.PathLike, kind: str = "audio") -> list[tuple[int | No
     """``(pts, payload)`` of every packet of the streams of one kind (to compare remuxed audio)."""
     import av
 
-    with av.open(str(path)) as c:
+    with open_input(av, path) as c:
         streams = [s for s in c.streams if s.type == kind]
         if not streams:
             return []

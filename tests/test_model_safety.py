@@ -229,3 +229,23 @@ def test_bad_smile_threads_is_one_line_for_smile_detect_too(tmp_path):
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines() == ["smile: error: SMILE_THREADS='abc' is not a number of threads: use a whole "
                                              "number from 0 (all cores) to 1024, or unset it"]
+
+
+def test_a_model_asking_for_crops_over_1024_px_is_refused(tmp_path):
+    """``smile.size`` is the side of every crop the engine makes, runs and resamples: a 542-byte model asking for
+    8192 took 6.65 GB. Over :data:`smilecore.contract.MAX_SIZE` it is a model error (exit 6) when it is loaded."""
+    from fixture_model import build_fixture_model
+    from smilecore import contract
+    from smilecore.errors import ModelError
+    from smilecore.model import SmileModel
+
+    assert contract.MAX_SIZE == 1024
+    with pytest.raises(ModelError) as err:
+        SmileModel(build_fixture_model(tmp_path / "huge.onnx", size=8192))
+    assert err.value.exit_code == 6 and "huge.onnx" in str(err.value) and "8192" in str(err.value)
+    assert SmileModel(build_fixture_model(tmp_path / "largest.onnx", size=1024)).size == 1024
+    path = build_fixture_model(tmp_path / "over.onnx", size=1025)
+    res = invoke([str(CORPUS / "portrait.bmp"), "--out-dir", str(tmp_path / "out"), "--model", str(path)])
+    assert res.exit_code == 6, res.stderr
+    assert_one_line(res.stderr)
+    assert "over.onnx" in res.stderr and "1024" in res.stderr

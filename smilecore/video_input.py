@@ -1,0 +1,51 @@
+"""Opening a clip for reading, with every decoder held to pictures of 8K UHD at most.
+
+FFmpeg decodes a picture of every stream while it opens a file (probing: it learns what each stream
+holds), before Smile can look at any of them: a 2 MB MOV holding eight 16000 × 16000 PNG streams took
+2.15 GB and 26.5 s just to open. So every input is opened by :func:`open_input`, which hands FFmpeg
+:data:`READ_OPTIONS` for each stream: a decoder refuses a picture over :data:`MAX_FRAME_PIXELS`, the most
+a video may have, instead of allocating it. Such a stream then has no size FFmpeg could read (0 × 0);
+:func:`declared_size` gives the size its container declares, read with no decoder at all, so that the
+video's own stream is refused by its size (exit 5) rather than taken for a damaged file. Cover art over
+8K is not read either: Matroska keeps it as an attachment (its bytes, undecoded), MP4 leaves it out with
+a note.
+
+Not covered: a stream that first appears while the file is probed. The options go to the streams the
+container's header names; MPEG-TS (.ts, .mts, .m2ts) has no header but its program table, which FFmpeg reads
+at the start (so a clip as encoders write it is covered), and a stream its tables name only further in is
+probed without the limit (the video's own stream is still refused above 8K, and held to it when decoded).
+"""
+from __future__ import annotations
+
+import os
+
+#: Largest frame accepted (width × height): 8K UHD. Every decoder of an input is held to it.
+MAX_FRAME_PIXELS = 7680 * 4320
+#: FFmpeg's options for every input's streams (``av.open(..., options=READ_OPTIONS)``): no decoder makes a
+#: picture larger than :data:`MAX_FRAME_PIXELS`, while the file is probed or later.
+READ_OPTIONS = {"max_pixels": str(MAX_FRAME_PIXELS)}
+#: A decoder list that names no decoder (FFmpeg's ``codec_whitelist``): a file opened with it is probed from
+#: its headers alone.
+_NO_DECODER = {"codec_whitelist": "none"}
+
+
+def open_input(av, path: str | os.PathLike):
+    """Open the clip at ``path`` for reading (PyAV's ``av`` module), its decoders held to :data:`READ_OPTIONS`
+    while it is probed and when its streams are decoded. FFmpeg's errors are the caller's to word."""
+    container = av.open(str(path), "r", metadata_errors="replace", options=READ_OPTIONS)
+    for stream in container.streams:
+        if stream.codec_context is not None:
+            stream.codec_context.options = dict(READ_OPTIONS)
+    return container
+
+
+def declared_size(av, path: str | os.PathLike, index: int) -> tuple[int, int]:
+    """``(width, height)`` that the container at ``path`` declares for its video stream ``index``, read with no
+    decoder run (a stream whose pictures are over :data:`MAX_FRAME_PIXELS` has no size once :func:`open_input`
+    probed it); ``(0, 0)`` where the container says none (a damaged file, or a size only its pictures give)."""
+    try:
+        with av.open(str(path), "r", metadata_errors="replace", options={**READ_OPTIONS, **_NO_DECODER}) as c:
+            cc = c.streams[index].codec_context
+            return (int(cc.width), int(cc.height)) if cc is not None and cc.type == "video" else (0, 0)
+    except (av.FFmpegError, OSError, IndexError, ValueError, AttributeError):
+        return (0, 0)

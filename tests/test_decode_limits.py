@@ -1,0 +1,106 @@
+"""What a photo may ask of its decoder: a JPEG's scans are counted before libjpeg decodes them (thousands of
+progressive scans keep it busy for minutes), and a TIFF's Photoshop layers are said not kept."""
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from smile_cli.main import cli
+from smilecore.decode import load_image
+from smilecore.errors import InputError
+from smilecore.jpeg_scans import MAX_SCANS, count_scans
+
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "astronaut.jpg"
+
+
+def _progressive(side: int = 512) -> bytes:
+    """The astronaut as a progressive JPEG (Pillow's libjpeg: ten scans, a Huffman table before most)."""
+    buf = io.BytesIO()
+    Image.open(SAMPLE).convert("RGB").resize((side, side)).save(buf, "JPEG", progressive=True, quality=90)
+    return buf.getvalue()
+
+
+def _split(jpeg: bytes) -> tuple[bytes, bytes, bytes]:
+    """``(head, rest, end)``: up to the end of the first scan; its nine other scans, each with the Huffman table
+    before it; the EOI. (Found by their markers: ``FF C4`` and ``FF DA`` cannot occur in entropy-coded data.)"""
+    first = jpeg.index(b"\xff\xda")
+    second = min(i for i in (jpeg.find(b"\xff\xc4", first + 2), jpeg.find(b"\xff\xda", first + 2)) if i > 0)
+    end = jpeg.rindex(b"\xff\xd9")
+    assert jpeg[second:second + 2] == b"\xff\xc4"  # (the stray byte below goes after this table)
+    return jpeg[:second], jpeg[second:end], jpeg[end:]
+
+
+def _after_first_table(block: bytes, stray: bytes) -> bytes:
+    """``block`` (starting with a Huffman table) with ``stray`` bytes after that table, before the next marker."""
+    length = int.from_bytes(block[2:4], "big")
+    return block[:2 + length] + stray + block[2 + length:]
+
+
+def _many_scans(side: int = 512, repeats: int = 11, stray: bytes = b"") -> bytes:
+    """A progressive JPEG whose nine later scans come ``repeats`` times more (libjpeg warns of a bogus
+    progression and decodes every one of them): 10 + 9 × 11 = 109 scans; ``stray`` after the first table."""
+    head, rest, end = _split(_progressive(side))
+    return head + _after_first_table(rest, stray) + rest * repeats + end
+
+
+def test_a_jpeg_of_more_than_100_scans_is_refused_before_decoding(tmp_path):
+    path = tmp_path / "scans.jpg"
+    path.write_bytes(_many_scans(side=1536))
+    assert count_scans(path.read_bytes()) == 109 > MAX_SCANS
+    start = time.perf_counter()
+    with pytest.raises(InputError) as err:
+        load_image(path)
+    took = time.perf_counter() - start
+    assert err.value.exit_code == 4 and "scans.jpg" in str(err.value) and f"more than {MAX_SCANS} scans" in str(err.value)
+    assert took < 1.0, f"{took:.2f} s: decoded before it was refused?"
+    res = CliRunner().invoke(cli, [str(path), "--out-dir", str(tmp_path / "out")], catch_exceptions=False)
+    assert res.exit_code == 4, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("smile: error: ") and "scans" in lines[0], res.stderr
+
+
+def test_a_progressive_jpeg_as_encoders_write_it_is_read(tmp_path):
+    path = tmp_path / "progressive.jpg"
+    path.write_bytes(_progressive())
+    assert count_scans(path.read_bytes()) == 10
+    image, info = load_image(path)
+    assert info.progressive and image.size == (512, 512)
+    head, rest, end = _split(_progressive())
+    path.write_bytes(head + rest * 10 + end)  # 10 + 9 × 9 = 91 scans: under the limit, read
+    load_image(path)[0].close()
+
+
+def test_scans_behind_a_stray_byte_are_counted(tmp_path):
+    """libjpeg skips stray bytes between markers (with a warning) and decodes the scans after them: so does the
+    count (a reviewer hid the scans behind one stray byte)."""
+    head, rest, end = _split(_progressive())
+    plain = Image.open(io.BytesIO(head + rest + end)).convert("RGB")
+    hidden = head + _after_first_table(rest, b"\x42") + end
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(hidden)).convert("RGB")), np.asarray(plain))  # (read on)
+    assert count_scans(hidden) == 10
+    path = tmp_path / "stray.jpg"
+    path.write_bytes(_many_scans(stray=b"\x42"))
+    with pytest.raises(InputError, match="scans"):
+        load_image(path)
+
+
+def test_a_tiff_with_photoshop_layers_says_only_the_flattened_image_is_kept(tmp_path):
+    from PIL import TiffImagePlugin
+
+    from smilecore.decode import TIFF_LAYERS
+
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[TIFF_LAYERS] = b"Adobe Photoshop Document Data Block\x00" + bytes(64)  # (ImageSourceData, tag 37724)
+    tags.tagtype[TIFF_LAYERS] = 7  # (UNDEFINED: bytes)
+    picture = Image.open(SAMPLE).convert("RGB").resize((64, 64))
+    picture.save(tmp_path / "layers.tif", tiffinfo=tags)
+    picture.save(tmp_path / "flat.tif")
+    notes = load_image(tmp_path / "layers.tif")[1].notes
+    assert [n for n in notes if "Photoshop layers" in n and "flattened" in n and "layers.tif" in n], notes
+    assert not [n for n in load_image(tmp_path / "flat.tif")[1].notes if "layers" in n]
