@@ -53,11 +53,13 @@ def followed_links(path: str | os.PathLike) -> Path:
     link points, not from the text.  Returns an absolute path that passes through no link (a tail that
     does not exist yet is kept as given: writing there fails as it would have).
 
-    :class:`WriteError` (exit 7) when a link on the way belongs to another user and lies in a folder that
-    is not theirs either (``x.smile.jpg -> ~/.bashrc`` planted in /tmp or a shared folder): writing
-    through it would write where that user chose.  Links of the effective user, of root, or of the owner
-    of the folder that holds them are followed.  (The kernel's ``fs.protected_symlinks`` guards only
-    sticky world-writable folders, and never a link Python resolved itself.)"""
+    :class:`WriteError` (exit 7) when a link on the way belongs to another user and points at something
+    that is not theirs (``x.smile.jpg -> ~/.bashrc`` planted in /tmp, a shared folder or a folder of
+    theirs): writing through it would write where that user chose.  Links of the effective user and of
+    root are followed, and so are another user's that point at their own file or folder (a colleague's
+    ``photos -> /srv/bob/photos``), which gives them nothing they could not do already.  (The kernel's
+    ``fs.protected_symlinks`` guards only sticky world-writable folders, and never a link Python resolved
+    itself.)"""
     given = os.fsdecode(os.fspath(path))
     if sys.platform == "win32" or not hasattr(os, "geteuid"):
         return Path(os.path.realpath(given))
@@ -85,7 +87,7 @@ def followed_links(path: str | os.PathLike) -> Path:
         hops += 1
         if hops > MAX_LINKS:
             raise WriteError(f"{given}: could not write it (too many levels of symbolic links)")
-        _check_link_owner(given, step, st.st_uid, here)
+        _check_link_owner(given, step, st.st_uid)
         try:
             to = os.readlink(step)
         except OSError as exc:
@@ -96,17 +98,27 @@ def followed_links(path: str | os.PathLike) -> Path:
     return Path(here)
 
 
-def _check_link_owner(given: str, link: str, uid: int, folder: str) -> None:
-    """:class:`WriteError` unless the link ``link`` in ``folder``, owned by ``uid``, may be followed."""
+def _check_link_owner(given: str, link: str, uid: int) -> None:
+    """:class:`WriteError` unless the link ``link``, owned by ``uid``, may be followed: it is this user's or
+    root's, or what it points at (at the end of its chain; where that does not exist yet, the folder it
+    would be made in) belongs to ``uid`` too."""
     if uid in (os.geteuid(), 0):
         return
+    target = os.path.realpath(link)
     try:
-        if os.stat(folder).st_uid == uid:
-            return
+        owner = os.stat(target).st_uid
+    except FileNotFoundError:
+        try:
+            owner = os.stat(os.path.dirname(target)).st_uid
+        except OSError:
+            owner = None
     except OSError:
-        pass
-    raise WriteError(f"{given}: not written: {link} is a symbolic link of {_user_name(uid)}, in a folder not "
-                     "theirs, so it may point at any of your files; remove it (or ask them to), or write elsewhere")
+        owner = None
+    if owner == uid:
+        return
+    raise WriteError(f"{given}: not written: {link} is a symbolic link of {_user_name(uid)} to {target}, which is "
+                     "not theirs, so it may point at any of your files; give the path it points to if that is "
+                     "where the result should go, or write elsewhere")
 
 
 def _user_name(uid: int) -> str:
@@ -306,6 +318,11 @@ STALE_WORK_SECONDS = 10 * 60
 STALE_PLUGIN_SECONDS = 60 * 60
 #: The file a live :func:`work_folder` holds locked.
 WORK_LOCK = ".smile-lock"
+#: The names ``tempfile.mkdtemp`` gives these folders: the prefix and eight of its random letters (a
+#: user's own ``smile-krita-plugin`` or ``smile-stdio-notes`` is never taken for one).
+WORK_NAME = re.compile(r"smile-(stdio|faces|gimp|krita)-[a-z0-9_]{8}")
+#: What a plug-in's request folder holds: the files of the request, and temporary files of their writes.
+PLUGIN_FILES = re.compile(r"(input|output|mask|selection)\.png|\..+\.smile-tmp")
 _work_swept = False
 
 
@@ -321,13 +338,14 @@ def work_folder(prefix: str) -> Iterator[Path]:
         raise ValueError(f"work_folder: prefix {prefix!r} is none of {WORK_PREFIXES}")
     if not _work_swept:
         _work_swept = True
-        remove_stale_work_folders()
+        remove_stale_work_folders(plugins=False)  # (the plug-ins' folders: smile's run and worker only)
     folder = Path(tempfile.mkdtemp(prefix=prefix))
     fd = None
     try:
         fd = os.open(folder / WORK_LOCK, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
         if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with contextlib.suppress(OSError):  # (no locks on this file system: the sweep cannot lock it either)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)  # (the lock held until its folder is gone)
@@ -335,16 +353,22 @@ def work_folder(prefix: str) -> Iterator[Path]:
             os.close(fd)
 
 
-def remove_stale_work_folders(temp: str | os.PathLike | None = None) -> list[Path]:
+def remove_stale_work_folders(temp: str | os.PathLike | None = None, plugins: bool = True) -> list[Path]:
     """Remove the working folders that killed runs left in the temporary folder (``temp``, default
-    :func:`tempfile.gettempdir`); returns them.  A folder goes only when it is this user's own (never
-    another user's, never a link), unchanged for :data:`STALE_WORK_SECONDS` (a plug-in's request folder:
-    :data:`STALE_PLUGIN_SECONDS`; its newest entry counts) and not locked by a live run; its contents are
-    removed without following any link."""
+    :func:`tempfile.gettempdir`; none where there is no usable one); returns them.  A folder goes only when
+    its name is one ``mkdtemp`` gave (:data:`WORK_NAME`), it is this user's own (never another user's,
+    never a link), unchanged for :data:`STALE_WORK_SECONDS` (a plug-in's request folder:
+    :data:`STALE_PLUGIN_SECONDS`; its newest entry counts), holds what such a folder holds (its lock, or
+    nothing; a plug-in's: :data:`PLUGIN_FILES` only) and is not locked by a live run; its contents are
+    removed without following any link.  ``plugins=False`` leaves the plug-ins' folders alone."""
     global _work_swept
     removed: list[Path] = []
     if temp is None:
-        _work_swept, temp = True, tempfile.gettempdir()
+        _work_swept = True
+        try:
+            temp = tempfile.gettempdir()
+        except OSError:  # (no usable temporary folder: nothing can have been left there)
+            return removed
     euid = os.geteuid() if hasattr(os, "geteuid") else None
     now = time.time()
     try:
@@ -352,15 +376,20 @@ def remove_stale_work_folders(temp: str | os.PathLike | None = None) -> list[Pat
     except OSError:
         return removed
     for entry in entries:
-        limit = (STALE_WORK_SECONDS if entry.name.startswith(WORK_PREFIXES) else
-                 STALE_PLUGIN_SECONDS if entry.name.startswith(PLUGIN_PREFIXES) else None)
-        if limit is None:
+        named = WORK_NAME.fullmatch(entry.name)
+        if named is None:
+            continue
+        plugin = named.group(1) in ("gimp", "krita")
+        if plugin and not plugins:
             continue
         try:
             st = entry.stat(follow_symlinks=False)
             if not stat.S_ISDIR(st.st_mode) or (euid is not None and st.st_uid != euid):
                 continue
-            if now - _last_change(entry.path, st.st_mtime) < limit:
+            names = os.listdir(entry.path)
+            if not (all(PLUGIN_FILES.fullmatch(n) for n in names) if plugin else not names or WORK_LOCK in names):
+                continue  # (not what Smile leaves there: someone's own folder of that name)
+            if now - _last_change(entry.path, st.st_mtime) < (STALE_PLUGIN_SECONDS if plugin else STALE_WORK_SECONDS):
                 continue
             with _work_lock(entry.path) as free:
                 if free:

@@ -575,7 +575,8 @@ def test_a_link_another_user_planted_is_not_written_through(shift, photo: Path, 
     _plant(shared / "holiday.smile.png", victim)
     r = run(src, "--model", shift)
     assert r.exit_code == 7, r.stderr
-    one_error_line(r.stderr, "holiday.smile.png", "symbolic link of user id", "remove it")
+    one_error_line(r.stderr, "holiday.smile.png", "symbolic link of user id", f"to {victim}, which is not theirs",
+                   "give the path it points to")
     with monkeypatch.context() as m:  # -o and the worker's outputs are refused before any work is done
         m.setattr(smilecore, "smile", lambda *a, **k: pytest.fail("smiled for an output that is refused"))
         r = run(src, "-o", shared / "holiday.smile.png", "--model", shift)
@@ -626,24 +627,56 @@ def test_no_file_and_no_folder_is_made_through_another_users_folder_link(shift, 
 
 
 @needs_root
-def test_links_of_my_own_of_root_or_of_the_folders_owner_are_followed(tmp_path: Path, monkeypatch):
+def test_links_of_my_own_of_root_or_of_another_user_to_their_own_are_followed(tmp_path: Path, monkeypatch):
     other = _other_uid()
     shared = _shared(tmp_path / "shared")
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     os.chown(theirs, other, other)
-    for folder, uid in ((shared, os.geteuid()), (theirs, other)):  # mine in a shared folder; the folder owner's
-        target = folder / f"target-{uid}.png"
+    for folder, uid in ((shared, os.geteuid()), (shared, other), (theirs, other)):  # mine; theirs to their own
+        target = theirs / f"target-{uid}-{folder.name}.png"
         target.write_bytes(b"old")
+        os.chown(target, uid, uid)
         link = _plant(folder / f"link-{uid}.png", target, uid)
         write_atomic(link, lambda f: f.write(b"new"))
         assert link.is_symlink() and target.read_bytes() == b"new"
-    # root's link, for a user who is not root; another user's is still refused there
-    root_link, their_link = _plant(shared / "root.png", theirs, 0), _plant(shared / "their.png", theirs, other)
+    # a colleague's link to a folder of theirs, in a team folder (root's): a new result is made there
+    team = tmp_path / "team"
+    team.mkdir(mode=0o2775)
+    _plant(team / "photos", theirs, other)
+    write_atomic(team / "photos" / "a.smile.png", lambda f: f.write(b"new"))
+    assert (theirs / "a.smile.png").read_bytes() == b"new"
+    # root's link, for a user who is not root; another user's to what is not theirs is still refused
+    root_link, their_link = _plant(shared / "root.png", theirs, 0), _plant(shared / "their.png", tmp_path, other)
     monkeypatch.setattr(os, "geteuid", lambda: other + 1)
     assert followed_links(root_link / "x.png") == theirs / "x.png"
     with pytest.raises(WriteError, match="their.png is a symbolic link"):
         followed_links(their_link / "x.png")
+
+
+@needs_root
+def test_a_link_another_user_planted_in_their_own_folder_is_not_written_through(shift, photo: Path, tmp_path: Path):
+    """Their folder, their link, my file: the owner of a folder of photos shared with me plants the names of
+    the results (``party.smile.png -> ~/.profile``); a new file of mine to be made through a link is
+    refused the same way."""
+    other = _other_uid()
+    victim = tmp_path / "profile"
+    victim.write_bytes(b"keep me")
+    share = tmp_path / "share"
+    share.mkdir(mode=0o777)
+    os.chown(share, other, other)
+    src = share / "party.png"
+    src.write_bytes(photo.read_bytes())
+    _plant(share / "party.smile.png", victim, other)
+    r = run(src, "--model", shift)
+    assert r.exit_code == 7, r.stderr
+    one_error_line(r.stderr, "party.smile.png", "symbolic link of user id", "which is not theirs")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    _plant(share / "new.png", mine / "autostart.png", other)
+    with pytest.raises(WriteError, match="new.png is a symbolic link"):
+        write_atomic(share / "new.png", lambda f: f.write(b"new"))
+    assert victim.read_bytes() == b"keep me" and list(mine.iterdir()) == []
 
 
 @needs_root
@@ -709,11 +742,13 @@ def _aged(path: Path, seconds: float) -> Path:
     return path
 
 
-def _left_folder(temp: Path, name: str, age: float, lock: bool = True) -> Path:
-    """A working folder as a killed run leaves it: a copy of a photo, its lock file (no longer held)."""
+def _left_folder(temp: Path, name: str, age: float, lock: bool = True, files: tuple = ("standard-input.jpg",)) -> Path:
+    """A working folder as a killed run leaves it: a copy of a photo, its lock file (no longer held); a
+    plug-in's request folder holds ``files=("input.png", "output.png")`` and no lock."""
     folder = temp / name
     folder.mkdir(mode=0o700)
-    (folder / "standard-input.jpg").write_bytes(b"\xff\xd8\xff a private photo")
+    for file in files:
+        (folder / file).write_bytes(b"\xff\xd8\xff a private photo")
     if lock:
         (folder / WORK_LOCK).write_bytes(b"")
     return _aged(folder, age)
@@ -733,38 +768,72 @@ def test_a_work_folder_is_private_locked_while_in_use_and_removed(tmp_path: Path
 
 
 def test_stale_work_folders_go_and_no_other(tmp_path: Path):
-    old, young = STALE_WORK_SECONDS + 60, STALE_WORK_SECONDS - 60
-    gone = [_left_folder(tmp_path, "smile-stdio-dead1", old),
-            _left_folder(tmp_path, "smile-faces-dead2", old, lock=False),  # (killed before its lock was made)
-            _left_folder(tmp_path, "smile-krita-dead3", STALE_PLUGIN_SECONDS + 60, lock=False)]
+    old, young, plugin_old = STALE_WORK_SECONDS + 60, STALE_WORK_SECONDS - 60, STALE_PLUGIN_SECONDS + 60
+    request = ("input.png", "output.png", ".mask.png.abcd1234.smile-tmp")
+    gone = [_left_folder(tmp_path, "smile-stdio-dead1abc", old),
+            _left_folder(tmp_path, "smile-faces-dead2abc", old, lock=False, files=()),  # (killed before its lock)
+            _left_folder(tmp_path, "smile-krita-dead3abc", plugin_old, lock=False, files=request)]
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "keep.jpg").write_bytes(b"keep")
     (gone[0] / "link").symlink_to(outside)  # removed as a link: what it points at stays
     _aged(gone[0], old)
-    kept = [_left_folder(tmp_path, "smile-stdio-young", young),
-            _left_folder(tmp_path, "smile-gimp-young", STALE_PLUGIN_SECONDS - 60, lock=False),
-            _left_folder(tmp_path, "smile-gimp-busy", STALE_PLUGIN_SECONDS + 60, lock=False),
-            _left_folder(tmp_path, "smile-stdio-locked", old),
-            _left_folder(tmp_path, "not-smile-stdio-x", old),
-            tmp_path / "smile-stdio-file"]
-    kept[-1].write_bytes(b"a file, not a folder")
-    _aged(kept[-1], old)
-    (kept[2] / "output.png").write_bytes(b"just written")  # (its newest file counts, not the folder's time)
-    os.utime(kept[2], (time.time() - STALE_PLUGIN_SECONDS - 60,) * 2)
-    link = tmp_path / "smile-stdio-link"
+    busy = _left_folder(tmp_path, "smile-gimp-busy1234", plugin_old, lock=False, files=request)
+    locked = _left_folder(tmp_path, "smile-stdio-locked12", old)
+    a_file = tmp_path / "smile-stdio-file1234"
+    a_file.write_bytes(b"a file, not a folder")
+    kept = [_left_folder(tmp_path, "smile-stdio-young123", young),
+            _left_folder(tmp_path, "smile-gimp-young123", plugin_old - 120, lock=False, files=request),
+            busy, locked, _left_folder(tmp_path, "not-smile-stdio-x1234567", old), _aged(a_file, old),
+            # a user's own folders whose names start like Smile's, or that hold what Smile's never do
+            _left_folder(tmp_path, "smile-krita-plugin", plugin_old, lock=False, files=request),
+            _left_folder(tmp_path, "smile-stdio-notes", old),
+            _left_folder(tmp_path, "smile-gimp-abcd1234", plugin_old, lock=False, files=("input.png", "controller.py")),
+            _left_folder(tmp_path, "smile-stdio-abcd1234", old, lock=False, files=("todo.txt",))]
+    sub = tmp_path / "smile-krita-abcd1234"
+    (sub / "smile").mkdir(parents=True)
+    kept.append(_aged(sub, plugin_old))
+    (busy / "output.png").write_bytes(b"just written")  # (its newest file counts, not the folder's time)
+    os.utime(busy, (time.time() - plugin_old,) * 2)
+    link = tmp_path / "smile-stdio-link1234"
     link.symlink_to(outside)
     os.utime(link, (time.time() - old,) * 2, follow_symlinks=False)
-    with open(kept[3] / WORK_LOCK, "rb") as held:
+    with open(locked / WORK_LOCK, "rb") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         removed = remove_stale_work_folders(tmp_path)
     assert sorted(removed) == sorted(gone) and not any(p.exists() for p in gone)
     assert all(p.exists() for p in kept) and link.is_symlink() and (outside / "keep.jpg").read_bytes() == b"keep"
+    # a library's first work folder sweeps Smile's own kinds only, not the editors' request folders
+    again = _left_folder(tmp_path, "smile-gimp-again123", plugin_old, lock=False, files=request)
+    assert again not in remove_stale_work_folders(tmp_path, plugins=False) and again.exists()
+    assert remove_stale_work_folders(tmp_path) == [again]
+
+
+def test_the_sweep_and_a_work_folder_do_without_a_temporary_folder_or_file_locks(tmp_path: Path, monkeypatch):
+    """A read-only container has no usable temporary folder: the sweep has nothing to do; a file system
+    without locks (Lustre without ``flock``) still gives a work folder, which the sweep then cannot lock
+    either, so it is kept while in use."""
+    def no_temp():
+        raise FileNotFoundError(2, "No usable temporary directory found")
+
+    monkeypatch.setattr(tempfile, "gettempdir", no_temp)
+    assert remove_stale_work_folders() == []
+    monkeypatch.undo()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def no_locks(fd, how):
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with work_folder("smile-stdio-") as folder:
+        _aged(folder, 2 * STALE_PLUGIN_SECONDS)
+        assert remove_stale_work_folders(tmp_path) == [] and folder.is_dir()
+    assert not folder.exists()
 
 
 @needs_root
 def test_another_users_work_folder_is_never_removed(tmp_path: Path):
-    theirs = _left_folder(tmp_path, "smile-stdio-theirs", 10 * STALE_PLUGIN_SECONDS)
+    theirs = _left_folder(tmp_path, "smile-stdio-theirs12", 10 * STALE_PLUGIN_SECONDS)
     os.chown(theirs, _other_uid(), _other_uid())
     _aged(theirs, 10 * STALE_PLUGIN_SECONDS)
     assert remove_stale_work_folders(tmp_path) == [] and (theirs / "standard-input.jpg").exists()
@@ -796,7 +865,7 @@ def test_a_killed_runs_folder_goes_with_the_next_run_and_the_worker(shift, photo
     assert w.returncode == 0, w.stderr
     assert not left.exists()
     # the next smile run too
-    left = _left_folder(temp, "smile-faces-killed", STALE_WORK_SECONDS + 60)
+    left = _left_folder(temp, "smile-faces-killed12", STALE_WORK_SECONDS + 60)
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
     r = run(photo, "-o", tmp_path / "out.png", "--model", shift)
     assert r.exit_code == 0, r.stderr
