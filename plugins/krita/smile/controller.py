@@ -194,8 +194,8 @@ class SmileController(QObject):
                 self._set_status("error", problem_text(exc))
                 return
             edited, why = edited_and_why(reply)
-            self._set_status("done", f"added layer '{layer.name()}' ({edited} face(s) edited{why}{stacked_words(job)}); "
-                             "Ctrl+Z removes it")
+            self._set_status("done", f"added layer '{layer.name()}' ({edited} face(s) edited{why})"
+                             f"{stacked_words(job)}; Ctrl+Z removes it")
             self.applied.emit(layer)
         finally:
             job.cleanup()
@@ -288,11 +288,12 @@ def edited_and_why(reply: Dict[str, Any]) -> Tuple[int, str]:
 
 
 def stacked_words(job: jobs.Job) -> str:
-    """What the status adds when the new layer holds only the changed pixels (a source layer
-    that is not plain: stacking.py); "" for a full copy."""
+    """What the status adds when the new layer replaces a source layer that is not plain
+    (stacking.py): that the source is hidden under it; "" for a full copy."""
     if not job.stacked:
         return ""
-    return f"; only the changed pixels, blended like '{job.node_name}'" if job.node_name else "; only the changed pixels"
+    return f"; the source layer '{job.node_name}' is hidden under it" if job.node_name else \
+        "; the source layer is hidden under it"
 
 
 def problem_text(exc: Exception) -> str:
