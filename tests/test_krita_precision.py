@@ -6,9 +6,11 @@ around the face, and there at the right tone (compared with the same portrait sm
 sRGB); outside the face every value is kept bit for bit, float values above 1 and below 0
 included.  CMYK, Lab, XYZ and YCbCr documents, masks and a layer in another colour space than
 its image are refused with one line saying what to do; a failure leaves the document as it was.
-Layers a copy stacked on them would change (masks, half opacity, Multiply, hidden, translucent
-pixels, clipped, a group with a filter mask) get a Smile layer that changes the merged image only
-in the face; paint added while Apply runs stays; a layer deleted meanwhile gets one line of error.
+Layers a copy stacked on them would change (masks, a blur filter mask, half opacity, Multiply,
+hidden, translucent pixels, clipped, a group with a filter mask) get a Smile layer that replaces
+them (they are hidden): the merged image is exactly the one the same change made in place on the
+source gives; paint added while Apply runs stays; a layer deleted, or the image converted or
+resized meanwhile, gets one line of error and nothing is added; a pass-through group is refused.
 
 ``tests/hosts/krita/runner_precision.py`` does the work inside ``kritarunner``; the engine is
 this environment's with the fixture model of tests/test_krita_host.py (a 3-px translation).
@@ -350,7 +352,7 @@ def test_merged_image_is_the_edit_in_place(precision, name):
         assert after == source_props and "hidden" not in status, (after, status)
     else:  # the source is hidden under the Smile layer
         assert after == dict(source_props, visible=False), after
-        assert f"'{case['source_name']}' is hidden under it" in status, status
+        assert f"the source '{case['source_name']}' is hidden under it" in status, status
 
 
 @pytest.mark.parametrize("name", ["stacked_depth_changed", "stacked_plain_depth_changed", "stacked_resized"])
