@@ -346,7 +346,8 @@ def test_gui_docker_preview_apply_undo_action(krita_setup):
     assert action["layers"] == base + ["Smile"], action
     assert (_load(out / "gui_action_result.png") == result).all(), "the action and the docker's Apply differ"
 
-    # a 32-bit float (linear) image: Apply adds one layer, changed only around the face; one undo removes it
+    # a 32-bit float (linear) image at 50 % opacity: Apply adds one layer, changed only around the face;
+    # one undo removes it
     applied = steps["float_applied"]
     assert applied["space"][:2] == ["RGBA", "F32"] and applied["reply"]["ok"], applied  # (the status may
     # already show the preview that switching to the new image started)
@@ -362,6 +363,13 @@ def test_gui_docker_preview_apply_undo_action(krita_setup):
     near[max(0, int(y0 - pad)):int(y1 + pad) + 1, max(0, int(x0 - pad)):int(x1 + pad) + 1] = True
     assert changed.sum() > 500 and not (changed & ~near).any(), f"{changed.sum()} changed, {(changed & ~near).sum()} away from the face"
     assert steps["float_undone"]["layers"] == applied["before"], "one undo step did not remove the Smile layer"
+    # the float layer is at 50 % opacity (not plain): the Smile layer replaces it and it is hidden, which
+    # Krita's scripting does not record as an undo step (the status says so)
+    (source_name,) = applied["before"]
+    assert applied["visible"] == {source_name: False, "Smile": True}, applied["visible"]
+    assert f"the source '{source_name}' is hidden under it" in applied["apply_status"][1], applied["apply_status"]
+    assert f"Ctrl+Z removes it ('{source_name}' stays hidden)" in applied["apply_status"][1], applied["apply_status"]
+    assert steps["float_undone"]["visible"] == {source_name: False}, steps["float_undone"]
 
 
 @pytest.mark.parametrize("binding", ["PyQt5", "PyQt6"])

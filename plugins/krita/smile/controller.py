@@ -194,8 +194,7 @@ class SmileController(QObject):
                 self._set_status("error", problem_text(exc))
                 return
             edited, why = edited_and_why(reply)
-            self._set_status("done", f"added layer '{layer.name()}' ({edited} face(s) edited{why}{stacked_words(job)}); "
-                             "Ctrl+Z removes it")
+            self._set_status("done", f"added layer '{layer.name()}' ({edited} face(s) edited{why}){stacked_words(job)}")
             self.applied.emit(layer)
         finally:
             job.cleanup()
@@ -288,11 +287,13 @@ def edited_and_why(reply: Dict[str, Any]) -> Tuple[int, str]:
 
 
 def stacked_words(job: jobs.Job) -> str:
-    """What the status adds when the new layer holds only the changed pixels (a source layer
-    that is not plain: stacking.py); "" for a full copy."""
+    """The end of the status after Apply: Ctrl+Z removes the layer, and for a source layer that
+    is not plain (stacking.py) that it is hidden under the new one and stays hidden after an
+    undo (Krita's scripting does not record visibility as an undo step)."""
     if not job.stacked:
-        return ""
-    return f"; only the changed pixels, blended like '{job.node_name}'" if job.node_name else "; only the changed pixels"
+        return "; Ctrl+Z removes it"
+    name = f"'{job.node_name}'" if job.node_name else "layer"
+    return f"; the source {name} is hidden under it; Ctrl+Z removes it ({name} stays hidden)"
 
 
 def problem_text(exc: Exception) -> str:

@@ -2,7 +2,8 @@
 
 :func:`prepare` reads the active layer (and selection) into PNG files and builds the worker
 request; :func:`add_result_layer` puts the engine's output on a new paint layer above the
-layer it came from (a full copy, or only the changed pixels: stacking.py).  Both run on
+layer it came from (a full copy; or, for a layer that is not plain, one that replaces it, the
+source hidden under it: stacking.py).  Both run on
 Krita's UI thread; the engine work happens in between, in the worker process.  8-bit RGBA
 layers travel as they are; every other depth, profile and grayscale travels as 16-bit RGBA
 converted by Krita (colour.py); at every depth only the pixels the engine changed come back
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from . import colour, pixels, stacking
+from .pixels import PixelError
 from .smile_merge import bounding_rect, changed_runs, merge_runs  # (shared with GIMP; install-plugin puts it here)
 
 Faces = Union[str, List[int]]
@@ -49,7 +51,9 @@ class Job:
     #: the layer's unique id and name (Apply finds it again by the id when the engine answers)
     node_id: Any = None
     node_name: str = ""
-    #: set by Apply: the new layer holds only the changed pixels (the layer was not plain)
+    #: the image's width and height when the job was made (Apply adds nothing if they changed)
+    image_size: Tuple[int, int] = (0, 0)
+    #: set by Apply: the layer was not plain, so the new layer replaces it and it was hidden
     stacked: bool = False
 
     def request(self) -> Dict[str, Any]:
@@ -90,7 +94,7 @@ def prepare(doc: Any, strength: float, faces: Faces, node: Any = None, region: O
               input_path=os.path.join(folder, "input.png"),
               output_path=os.path.join(folder, "output.png"),
               mask_path=os.path.join(folder, "mask.png"),
-              strength=strength, faces=faces, space=space)
+              strength=strength, faces=faces, space=space, image_size=(doc.width(), doc.height()))
     try:
         job.node_id, job.node_name = node_identity(node)
         data = pixels.layer_bytes(node, x, y, width, height)
@@ -148,45 +152,75 @@ def face_region(boxes: List[List[float]], origin: Tuple[int, int], pad: float = 
 def add_result_layer(job: Job, name: str = RESULT_LAYER_NAME) -> Any:
     """Put the engine's output on a new layer right above the job's layer; return it.
 
-    The job's layer is looked up again (it may have been deleted meanwhile: PixelError).  Only
-    the pixels the engine changed are taken from its answer (converted back by Krita where the
-    engine got 16-bit pixels); every other pixel is the layer's as it is now, so paint added
-    while the engine worked stays.  A plain layer (stacking.py) gets a full copy of itself with
-    those pixels replaced; any other gets a layer that holds only those pixels and composites
-    like it (blending mode, opacity, visibility, inherit alpha, a paint layer's masks), so the
-    image changes nowhere but in the faces.  Everything is read, converted and checked before
-    the layer is made, and the layer is filled before it joins the image, so adding it is the
-    only change to the document: one undo step removes it, and a failure leaves the document
-    as it was.
+    The job's layer is looked up again (it may have been deleted meanwhile: PixelError), and the
+    image must still have the colour space and size the job was made in (PixelError: Krita
+    would silently drop pixels of the wrong size).  Only the pixels the engine changed are taken
+    from its answer (converted back by Krita where the engine got 16-bit pixels); every other
+    pixel is the layer's as it is now, so paint added while the engine worked stays.
+
+    A plain layer (stacking.py) gets a full copy of itself with those pixels replaced, and is
+    left as it is.  Any other gets a layer that replaces it: a paint layer's duplicate (masks,
+    blending, opacity, inherit alpha, layer style) or, for other layers, a paint layer holding
+    what the layer shows, with their blending, opacity and inherit alpha; those pixels are
+    replaced in it, it goes right above the source, and the source is hidden, so the merged
+    image is what editing the source in place would give.  Everything is read, converted and
+    checked before the layer is made, and the layer is filled before it joins the image, so a
+    failure leaves the document as it was; adding the layer is one undo step (hiding the source
+    is not one Krita's scripting records: undone, the source stays hidden).
     """
     doc = job.doc
     node = stacking.find_layer(doc, job.node_id, job.node_name) if job.node_id is not None else job.node
-    space = job.space if job.space is not None else pixels.check_document(doc, node)
+    space = check_unchanged(job, node)
     bpp = space.bytes_per_pixel
     changes = engine_changes(job)
     base = layer_rect(node, doc.width(), doc.height())
-    whole = None if not stacking.composites_plainly(node) else pixels.layer_bytes(node, *base)
+    whole = pixels.layer_bytes(node, *base) if stacking.composites_plainly(node) else None
     job.stacked = whole is None or not stacking.is_plain(node, whole, space)
-    if job.stacked:
-        whole = None
-        layer = stacking.stacked_layer(doc, node, name, space)
-    else:
+    if not job.stacked:
         layer = doc.createNode(name, "paintlayer")
+        layer.setPixelData(whole, *base)
+    elif str(node.type()) == "paintlayer":
+        whole = None  # (the duplicate holds the layer's pixels, read where they change)
+        layer = stacking.replacement_layer(doc, node, name)
+    else:  # what it shows, its masks applied
+        if whole is None:
+            whole = pixels.layer_bytes(node, *base)
+        layer = stacking.replacement_layer(doc, node, name)
         layer.setPixelData(whole, *base)
     if changes is not None:
         (bx, by, bw, bh), engine, runs = changes
         x, y = job.x + bx, job.y + by
-        if whole is None:  # nothing under the changed pixels
-            own = bytes(bw * bh * bpp)
+        if whole is None:
+            own = bytes(layer.pixelData(x, y, bw, bh))
         else:
             own = crop(whole, base[2], bpp, (x - base[0], y - base[1], bw, bh))
         layer.setPixelData(merge_runs(own, engine, bw, bh, bpp, runs, origin=(bx, by)), x, y, bw, bh)
     del whole
     parent = node.parentNode() or doc.rootNode()
     parent.addChildNode(layer, node)
+    if job.stacked:
+        node.setVisible(False)
     doc.setActiveNode(layer)
     doc.refreshProjection()
     return layer
+
+
+def check_unchanged(job: Job, node: Any) -> pixels.Space:
+    """The colour space of ``node`` (found again); PixelError when the image's colour space or
+    size is no longer what the job was made in."""
+    doc = job.doc
+    space = pixels.check_document(doc, node)
+    if job.space is None:
+        return space
+    changed = None
+    if space != job.space:
+        changed = f"colour space changed from {job.space.words()} to {space.words()}"
+    elif job.image_size != (0, 0) and (doc.width(), doc.height()) != job.image_size:
+        changed = (f"size changed from {job.image_size[0]}×{job.image_size[1]} to "
+                   f"{doc.width()}×{doc.height()}")
+    if changed:
+        raise PixelError(f"the image's {changed} while Smile worked on it; nothing was added: Apply again")
+    return space
 
 
 Changes = Tuple[Rect, bytes, List[Tuple[int, int, int]]]

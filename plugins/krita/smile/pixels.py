@@ -11,9 +11,9 @@ Which documents Smile takes, and how their pixels travel to the engine:
   ``Format_RGBA64`` with red and blue swapped); the changed pixels of the engine's answer are
   converted back by Krita and only they replace the layer's own values (merge.py).
 
-Everything else (CMYK, Lab, XYZ, YCbCr, masks, a layer in another colour space than the image)
-is refused with a one-line message saying what to do.  The selection comes as one byte per
-pixel (``Format_Grayscale8``) at every depth.
+Everything else (CMYK, Lab, XYZ, YCbCr, masks, a pass-through group, a layer in another colour
+space than the image) is refused with a one-line message saying what to do.  The selection
+comes as one byte per pixel (``Format_Grayscale8``) at every depth.
 """
 from __future__ import annotations
 
@@ -76,8 +76,8 @@ def document_space(doc: Any) -> Space:
 
 def check_document(doc: Any, node: Any) -> Space:
     """The colour space of ``node`` when Smile can work on it; PixelError (saying what to do)
-    when not: no image or layer, a mask, a colour model other than RGB or grayscale, a layer
-    in another colour space than its image."""
+    when not: no image or layer, a mask, a pass-through group, a colour model other than RGB or
+    grayscale, a layer in another colour space than its image."""
     if doc is None:
         raise PixelError("open an image first")
     if node is None:
@@ -95,6 +95,9 @@ def check_document(doc: Any, node: Any) -> Space:
                          "select the layer itself in the Layers docker")
     if node_type not in LAYER_TYPES:
         raise PixelError(f"Smile cannot read a layer of type '{node_type}': select a paint layer")
+    if pass_through(node):
+        raise PixelError(f"the group '{node.name()}' is in pass-through mode, so it has no picture of its own: "
+                         "select a layer inside it, or turn pass-through off for it in the Layers docker")
     if node.colorModel():  # a layer may have a colour space of its own
         layer = Space(str(node.colorModel()), str(node.colorDepth()), str(node.colorProfile()))
         if layer != space:
@@ -104,6 +107,14 @@ def check_document(doc: Any, node: Any) -> Space:
     if sys.byteorder != "little":
         raise PixelError("Smile's Krita plug-in needs a little-endian machine")
     return space
+
+
+def pass_through(node: Any) -> bool:
+    """Is ``node`` a group in pass-through mode (its layers blend straight into those below it)?"""
+    try:
+        return str(node.type()) == "grouplayer" and bool(node.passThroughMode())
+    except Exception:  # (a node Krita handed out untyped, without the call)
+        return False
 
 
 PNG_QUALITY = 80  # Qt maps it to a light zlib level: temporary files, speed matters more

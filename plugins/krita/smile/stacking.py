@@ -3,16 +3,21 @@
 The Smile layer sits right above the layer it was made from.  A full copy of that layer stacked
 on it leaves the image as it was only when the layer is *plain*: Normal blending, opacity 255,
 visible, not clipped (inherit alpha), no masks, no layer style, and every pixel either opaque or
-fully transparent.  Any other layer would look different under a copy of itself (a copy at 50 %
-opacity on the layer doubles it, a hidden layer's copy shows, an inverted layer's copy is not
-inverted, a translucent pixel over itself gets denser), so it gets a Smile layer that holds only
-the pixels the engine changed and composites like its source:
+fully transparent.  Such a layer gets a full copy with the faces changed, and stays as it is.
+
+Any other layer would look different under a copy of itself (a copy at 50 % opacity on the layer
+doubles it, a hidden layer's copy shows, a translucent pixel over itself gets denser), and a
+layer holding only the changed pixels on top of it would count twice in the face (Multiply
+multiplies it twice) and blur differently under a filter mask.  So the Smile layer *replaces*
+it: it composites exactly like the source edited in place, and the source is hidden under it
+(kept for comparison):
 
 * a paint layer is duplicated (blending mode, opacity, visibility, inherit alpha, its masks and
-  layer style come along) and its pixels cleared;
-* any other layer (group, vector, file, clone, filter, fill) is read with its masks already
-  applied (its projection): a new paint layer takes only its blending mode, opacity, visibility
-  and inherit alpha, not its masks (they would apply twice).
+  layer style come along) and the changed pixels are written into the duplicate;
+* any other layer (group, vector, file, clone, filter, fill) becomes a new paint layer holding
+  what it shows (its projection, its masks applied) with the changed pixels, with its blending
+  mode, opacity, visibility, inherit alpha and layer style (not its masks: they would apply
+  twice).  A pass-through group has no picture of its own: it is refused (pixels.py).
 
 Everything here touches Krita's nodes only; which pixels changed is smile_merge.py's.
 """
@@ -25,8 +30,6 @@ from .smile_merge import partly_transparent
 
 NORMAL_BLENDING = "normal"
 OPAQUE = 255
-#: the layer is cleared in bands of at most this many bytes (a large float layer is hundreds of MB)
-CLEAR_BAND_BYTES = 16 << 20
 
 
 def masks(node: Any) -> list:
@@ -56,36 +59,28 @@ def is_plain(node: Any, data: bytes, space: Space) -> bool:
     return composites_plainly(node) and not partly_transparent(data, space.bytes_per_pixel, offset, opaque)
 
 
-def stacked_layer(doc: Any, node: Any, name: str, space: Space) -> Any:
+def replacement_layer(doc: Any, node: Any, name: str) -> Any:
     """A new layer named ``name``, not yet in the image, that composites like ``node`` and holds
-    no pixels: ``node`` duplicated and cleared (a paint layer: its masks come along), or a new
-    paint layer with ``node``'s blending mode, opacity, visibility and inherit alpha (other
-    layers, read with their masks applied)."""
+    its pixels: a paint layer duplicated (its masks and layer style come along), any other a new
+    paint layer with ``node``'s blending mode, opacity, visibility, inherit alpha and layer style,
+    still empty (the caller gives it what ``node`` shows)."""
     if str(node.type()) == "paintlayer":
         layer = node.duplicate()
         if layer is None:
             raise PixelError(f"Krita could not duplicate the layer '{node.name()}'")
         layer.setName(name)
-        clear(layer, space)
         return layer
     layer = doc.createNode(name, "paintlayer")
     layer.setBlendingMode(node.blendingMode())
     layer.setOpacity(node.opacity())
     layer.setVisible(node.visible())
     layer.setInheritAlpha(node.inheritAlpha())
+    if has_layer_style(node):
+        try:
+            layer.setLayerStyleFromAsl(node.layerStyleToAsl())
+        except Exception:  # (an older Krita without the call: the style is left out)
+            pass
     return layer
-
-
-def clear(layer: Any, space: Space) -> None:
-    """Make every pixel of ``layer`` (not yet in the image) fully transparent (all bytes 0)."""
-    bounds = layer.bounds()
-    x, y, width, height = bounds.x(), bounds.y(), bounds.width(), bounds.height()
-    if width <= 0 or height <= 0:
-        return
-    rows = max(1, CLEAR_BAND_BYTES // (width * space.bytes_per_pixel))
-    for top in range(y, y + height, rows):
-        band = min(rows, y + height - top)
-        layer.setPixelData(bytes(width * band * space.bytes_per_pixel), x, top, width, band)
 
 
 def find_layer(doc: Any, node_id: Any, name: str) -> Any:

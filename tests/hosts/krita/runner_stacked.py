@@ -4,7 +4,11 @@ would change, and what the merged image looks like before and after.
 Every document is the 8-bit portrait as a layer "Face" over a colour gradient ("Background"),
 the Face layer (or a group around it) made not plain in one way per case.  Each case dumps the
 merged image (``doc.pixelData``, B,G,R,A) just before the engine's answer is taken and after it,
-and the Smile layer's own pixels; it records the properties of the source and the Smile layer.
+and the Smile layer's own pixels; it records the properties of the source (before and after
+Apply) and of the Smile layer.  Then the same document is built again and the very pixels the
+engine changed are written straight into the source layer (*edit in place*; for the group, into
+the layer inside it, inverted as its filter mask inverts): its merged image is dumped too, as
+what Apply must give.
 """
 from __future__ import annotations
 
@@ -87,6 +91,48 @@ def invert_mask(r, doc):
     return mask
 
 
+def blur_mask(r, doc):
+    """A filter mask that blurs the whole layer (Krita's "blur" filter, its default settings)."""
+    from krita import Selection
+
+    selection = Selection()
+    selection.select(0, 0, W, H, 255)
+    mask = doc.createFilterMask("Blur", r.app.filter("blur"), selection)
+    if mask is None:
+        raise RuntimeError("Krita made no filter mask")
+    return mask
+
+
+def record_engine_changes(recorded: list) -> None:
+    """Keep what jobs.engine_changes answers (the pixels the engine changed) in ``recorded``."""
+    from smile import jobs
+
+    original = jobs.engine_changes
+
+    def recording(job):
+        changes = original(job)
+        recorded.append((job.x, job.y, changes))
+        return changes
+
+    jobs.engine_changes = recording
+
+
+def edit_in_place(layer, recorded, invert: bool = False) -> None:
+    """Write the engine's changed pixels (8-bit B,G,R,A) straight into the paint layer ``layer``
+    (``invert``: their colours inverted, for a layer under an inverting filter mask)."""
+    from smile.smile_merge import merge_runs
+
+    x0, y0, ((bx, by, bw, bh), engine, runs) = recorded
+    if invert:
+        data = bytearray(engine)
+        for channel in range(3):
+            data[channel::4] = bytes(255 - v for v in data[channel::4])
+        engine = bytes(data)
+    x, y = x0 + bx, y0 + by
+    own = bytes(layer.pixelData(x, y, bw, bh))
+    layer.setPixelData(merge_runs(own, engine, bw, bh, 4, runs, origin=(bx, by)), x, y, bw, bh)
+
+
 def properties(node) -> dict:
     return {"name": node.name(), "type": node.type(), "blending": node.blendingMode(), "opacity": node.opacity(),
             "visible": node.visible(), "inherit_alpha": node.inheritAlpha(),
@@ -121,6 +167,10 @@ def stacked_case(r, name: str, doc, node, during: Optional[Callable] = None) -> 
     doc.waitForDone()
     result["merged_after"] = merged(r, doc, name + "-merged-after")
     result["statuses"] = list(r.statuses)
+    try:
+        result["source_props_after"] = properties(node)
+    except Exception:  # (deleted)
+        pass
     result["layers_after"] = [n.name() for n in doc.topLevelNodes()]
     result["documents_open"] = len(r.app.documents())
     if r.added:
@@ -135,9 +185,16 @@ def stacked_case(r, name: str, doc, node, during: Optional[Callable] = None) -> 
 def stacked(r, results: dict) -> None:
     """The family: one case per way a layer is not plain, two plain ones, one deleted."""
 
+    recorded: list = []
+    record_engine_changes(recorded)
+
     def run(name: str, change: Callable, during: Optional[Callable] = None, opaque_width: Optional[int] = None,
-            build: Callable = document) -> None:
+            build: Callable = document, inside: Optional[Callable] = None, in_place: bool = True) -> None:
+        """One case; ``inside(node)``: the paint layer an edit in place goes to and whether its
+        colours are inverted (default: the node itself, as they are); ``in_place``: make the
+        edit-in-place reference (not where the image changed or lost the layer meanwhile)."""
         doc = None
+        del recorded[:]
         try:
             doc, face = build(r, opaque_width)
             node = change(doc, face)
@@ -148,6 +205,24 @@ def stacked(r, results: dict) -> None:
 
             results[name] = {"crash": traceback.format_exc()}
         if doc is not None:  # (by the wrapper that opened it: closing it through another crashes Krita)
+            doc.close()
+        if not in_place or not recorded or recorded[-1][2] is None or "crash" in results[name]:
+            return
+        doc = None
+        try:  # the same document, the engine's changes written straight into the source
+            doc, face = build(r, opaque_width)
+            node = change(doc, face) or face
+            doc.waitForDone()
+            if during is not None:
+                during(doc, node)
+            layer, invert = inside(node) if inside is not None else (node, False)
+            edit_in_place(layer, recorded[-1], invert)
+            results[name]["merged_in_place"] = merged(r, doc, name + "-merged-in-place")
+        except Exception:
+            import traceback
+
+            results[name]["in_place_crash"] = traceback.format_exc()
+        if doc is not None:
             doc.close()
 
     def filter_mask(doc, face):
@@ -168,6 +243,12 @@ def stacked(r, results: dict) -> None:
         doc.waitForDone()
         return [n for n in doc.topLevelNodes() if n.name() == "Group"][0]
 
+    def pass_through(doc, face):
+        grouped = group(doc, face)
+        grouped.setPassThroughMode(True)
+        doc.waitForDone()
+        return grouped
+
     def hole(doc, face):
         face.setPixelData(bytes(HOLE[2] * HOLE[3] * 4), *HOLE)
 
@@ -180,6 +261,20 @@ def stacked(r, results: dict) -> None:
         face.remove()
         doc.waitForDone()
 
+    def to_16_bit(doc, face):
+        doc.setColorSpace("RGBA", "U16", doc.colorProfile())
+        doc.waitForDone()
+
+    def resize(doc, face):
+        doc.resizeImage(0, 0, W + 64, H)
+        doc.waitForDone()
+
+    def blurred(doc, face):
+        face.addChildNode(blur_mask(r, doc), None)
+
+    def group_inside(group):
+        return [n for n in group.childNodes() if n.type() == "paintlayer"][0], True
+
     run("stacked_filter_mask", filter_mask)
     run("stacked_transparency_mask", lambda doc, face: None, build=masked_document)
     run("stacked_opacity", lambda doc, face: face.setOpacity(128))
@@ -187,8 +282,13 @@ def stacked(r, results: dict) -> None:
     run("stacked_hidden", lambda doc, face: face.setVisible(False))
     run("stacked_translucent", translucent)
     run("stacked_clipped", lambda doc, face: face.setInheritAlpha(True), opaque_width=384)
-    run("stacked_group", group)
+    run("stacked_group", group, inside=group_inside)
+    run("stacked_blur_mask", blurred)
     run("stacked_plain_hole", hole)
     run("stacked_painted", lambda doc, face: None, during=paint_red)
     run("stacked_painted_opacity", lambda doc, face: face.setOpacity(128), during=paint_red)
-    run("stacked_deleted", lambda doc, face: None, during=delete)
+    run("stacked_deleted", lambda doc, face: None, during=delete, in_place=False)
+    run("stacked_depth_changed", lambda doc, face: face.setOpacity(128), during=to_16_bit, in_place=False)
+    run("stacked_plain_depth_changed", lambda doc, face: None, during=to_16_bit, in_place=False)
+    run("stacked_pass_through", pass_through, in_place=False)
+    run("stacked_resized", lambda doc, face: face.setOpacity(128), during=resize, in_place=False)

@@ -140,6 +140,8 @@ class Driver:
         self.docker.raise_()
         ctl = controller()
         ctl.applied.connect(self.added.append)
+        self.apply_statuses: list = []  # (the status when a layer was added: a preview may replace it)
+        ctl.applied.connect(lambda layer: self.apply_statuses.append(list(controller().status)))
         ctl.last_preview_reply = None
         # a first preview (whole image), then the slider moves again: the second preview only
         # sends the area around the faces found by the first
@@ -177,6 +179,9 @@ class Driver:
         self.docker.apply_button.click()
         self.wait_until("Apply from the docker", lambda: bool(self.added) and not ctl.busy(), self.after_apply)
 
+    def visibility(self) -> dict:
+        return {n.name(): n.visible() for n in self.doc.topLevelNodes()}
+
     def save_layer(self, node: Any, name: str) -> None:
         w, h = self.doc.width(), self.doc.height()
         pixels.save_bgra_png(bytes(node.pixelData(0, 0, w, h)), w, h, os.path.join(self.out, name))
@@ -205,9 +210,11 @@ class Driver:
         self.open_float()
 
     def open_float(self) -> None:
-        """The portrait again, as a 32-bit float (linear) image: Apply, then one undo."""
+        """The portrait again, as a 32-bit float (linear) image at 50 % opacity (not plain: the
+        Smile layer replaces it, and it is hidden): Apply, then one undo."""
         doc = self.app.openDocument(self.image)
         doc.setColorSpace("RGBA", "F32", "sRGB-elle-V2-g10.icc")
+        doc.topLevelNodes()[0].setOpacity(128)
         doc.waitForDone()
         self.window.addView(doc)
         self.app.setActiveDocument(doc)
@@ -234,13 +241,14 @@ class Driver:
 
     def log_float_applied(self) -> None:
         self.log("float_applied", layers=self.layer_names(), before=self.float_layers, status=list(controller().status),
+                 visible=self.visibility(), apply_status=self.apply_statuses[-1],
                  space=[self.doc.colorModel(), self.doc.colorDepth(), self.doc.colorProfile()], size=self.float_size,
                  reply=controller().last_apply_reply, documents=len(self.app.documents()))
         self.app.action("edit_undo").trigger()
         QTimer.singleShot(1500, self.guarded(self.after_float_undo))
 
     def after_float_undo(self) -> None:
-        self.log("float_undone", layers=self.layer_names())
+        self.log("float_undone", layers=self.layer_names(), visible=self.visibility())
         controller().shutdown()
         self.finish(0)
 
