@@ -321,6 +321,9 @@ WORK_LOCK = ".smile-lock"
 #: The names ``tempfile.mkdtemp`` gives these folders: the prefix and eight of its random letters (a
 #: user's own ``smile-krita-plugin`` or ``smile-stdio-notes`` is never taken for one).
 WORK_NAME = re.compile(r"smile-(stdio|faces|gimp|krita)-[a-z0-9_]{8}")
+#: What a working folder holds: its lock, standard input's copy (``cli/stdio.py``), a result for standard
+#: output, a clip's faces (``video_faces``), and temporary files of their writes.
+WORK_FILES = re.compile(r"\.smile-lock|standard-input\.part|standard-(input|output)(\.\w+)?|faces\.mkv|\..+\.smile-tmp")
 #: What a plug-in's request folder holds: the files of the request, and temporary files of their writes.
 PLUGIN_FILES = re.compile(r"(input|output|mask|selection)\.png|\..+\.smile-tmp")
 _work_swept = False
@@ -358,8 +361,8 @@ def remove_stale_work_folders(temp: str | os.PathLike | None = None, plugins: bo
     :func:`tempfile.gettempdir`; none where there is no usable one); returns them.  A folder goes only when
     its name is one ``mkdtemp`` gave (:data:`WORK_NAME`), it is this user's own (never another user's,
     never a link), unchanged for :data:`STALE_WORK_SECONDS` (a plug-in's request folder:
-    :data:`STALE_PLUGIN_SECONDS`; its newest entry counts), holds what such a folder holds (its lock, or
-    nothing; a plug-in's: :data:`PLUGIN_FILES` only) and is not locked by a live run; its contents are
+    :data:`STALE_PLUGIN_SECONDS`; its newest entry counts), holds only what such a folder holds
+    (:data:`WORK_FILES`; a plug-in's: :data:`PLUGIN_FILES`) and is not locked by a live run; its contents are
     removed without following any link.  ``plugins=False`` leaves the plug-ins' folders alone."""
     global _work_swept
     removed: list[Path] = []
@@ -387,7 +390,7 @@ def remove_stale_work_folders(temp: str | os.PathLike | None = None, plugins: bo
             if not stat.S_ISDIR(st.st_mode) or (euid is not None and st.st_uid != euid):
                 continue
             names = os.listdir(entry.path)
-            if not (all(PLUGIN_FILES.fullmatch(n) for n in names) if plugin else not names or WORK_LOCK in names):
+            if not all((PLUGIN_FILES if plugin else WORK_FILES).fullmatch(n) for n in names):
                 continue  # (not what Smile leaves there: someone's own folder of that name)
             if now - _last_change(entry.path, st.st_mtime) < (STALE_PLUGIN_SECONDS if plugin else STALE_WORK_SECONDS):
                 continue

@@ -770,13 +770,13 @@ def test_a_work_folder_is_private_locked_while_in_use_and_removed(tmp_path: Path
 def test_stale_work_folders_go_and_no_other(tmp_path: Path):
     old, young, plugin_old = STALE_WORK_SECONDS + 60, STALE_WORK_SECONDS - 60, STALE_PLUGIN_SECONDS + 60
     request = ("input.png", "output.png", ".mask.png.abcd1234.smile-tmp")
-    gone = [_left_folder(tmp_path, "smile-stdio-dead1abc", old),
+    gone = [_left_folder(tmp_path, "smile-stdio-dead1abc", old, files=("standard-input.part", "standard-output.jpg")),
             _left_folder(tmp_path, "smile-faces-dead2abc", old, lock=False, files=()),  # (killed before its lock)
             _left_folder(tmp_path, "smile-krita-dead3abc", plugin_old, lock=False, files=request)]
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "keep.jpg").write_bytes(b"keep")
-    (gone[0] / "link").symlink_to(outside)  # removed as a link: what it points at stays
+    (gone[0] / "standard-input.jpg").symlink_to(outside)  # removed as a link: what it points at stays
     _aged(gone[0], old)
     busy = _left_folder(tmp_path, "smile-gimp-busy1234", plugin_old, lock=False, files=request)
     locked = _left_folder(tmp_path, "smile-stdio-locked12", old)
@@ -789,7 +789,8 @@ def test_stale_work_folders_go_and_no_other(tmp_path: Path):
             _left_folder(tmp_path, "smile-krita-plugin", plugin_old, lock=False, files=request),
             _left_folder(tmp_path, "smile-stdio-notes", old),
             _left_folder(tmp_path, "smile-gimp-abcd1234", plugin_old, lock=False, files=("input.png", "controller.py")),
-            _left_folder(tmp_path, "smile-stdio-abcd1234", old, lock=False, files=("todo.txt",))]
+            _left_folder(tmp_path, "smile-stdio-abcd1234", old, lock=False, files=("todo.txt",)),
+            _left_folder(tmp_path, "smile-faces-abcd1234", old, files=("faces.mkv", "holiday.mkv"))]
     sub = tmp_path / "smile-krita-abcd1234"
     (sub / "smile").mkdir(parents=True)
     kept.append(_aged(sub, plugin_old))
