@@ -321,7 +321,12 @@ def plan_outputs(
                 jobs.append(Job(path, None, problem))
                 continue
             raise UsageError(f"{exc}; choose one with --ext, e.g. --ext {'mp4' if is_video_path(path) else 'png'}") from None
-        jobs.append(Job(path, target))
+        blocked = None
+        if not in_place and not output and os.path.islink(target):
+            blocked = (f"{target}: not written: it is a symbolic link (to {os.readlink(target)}), and a result named "
+                       "by Smile is never written through a link it did not get from you (an unpacked archive can "
+                       "hold one); remove the link, or name the result with -o")
+        jobs.append(Job(path, target, blocked=blocked))
 
     _check_clashes(jobs, in_place, ext, out_dir)
     return jobs

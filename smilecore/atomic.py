@@ -87,7 +87,7 @@ def followed_links(path: str | os.PathLike) -> Path:
         hops += 1
         if hops > MAX_LINKS:
             raise WriteError(f"{given}: could not write it (too many levels of symbolic links)")
-        _check_link_owner(given, step, st.st_uid)
+        _check_link_owner(given, step, st.st_uid, here)
         try:
             to = os.readlink(step)
         except OSError as exc:
@@ -98,11 +98,20 @@ def followed_links(path: str | os.PathLike) -> Path:
     return Path(here)
 
 
-def _check_link_owner(given: str, link: str, uid: int) -> None:
-    """:class:`WriteError` unless the link ``link``, owned by ``uid``, may be followed: it is this user's or
-    root's, or what it points at (at the end of its chain; where that does not exist yet, the folder it
-    would be made in) belongs to ``uid`` too."""
-    if uid in (os.geteuid(), 0):
+def _check_link_owner(given: str, link: str, uid: int, folder: str) -> None:
+    """:class:`WriteError` unless the link ``link`` in ``folder``, owned by ``uid``, may be followed.  Whose
+    choice it is: ``uid``'s; but a link of this user's or root's in a folder of another user counts as
+    theirs (they may rename entries there, and an archive unpacked by root can give a link any owner).
+    A link of this user's or root's in a folder of this user's or root's is followed; anyone else's only
+    to what belongs to them (at the end of its chain; where that does not exist yet, the folder it would
+    be made in)."""
+    me = os.geteuid()
+    try:
+        folder_owner = os.stat(folder).st_uid
+    except OSError:
+        folder_owner = me
+    chooser = uid if uid not in (me, 0) else folder_owner
+    if chooser in (me, 0):
         return
     target = os.path.realpath(link)
     try:
@@ -114,11 +123,14 @@ def _check_link_owner(given: str, link: str, uid: int) -> None:
             owner = None
     except OSError:
         owner = None
-    if owner == uid:
+    if owner == chooser:
         return
-    raise WriteError(f"{given}: not written: {link} is a symbolic link of {_user_name(uid)} to {target}, which is "
-                     "not theirs, so it may point at any of your files; give the path it points to if that is "
-                     "where the result should go, or write elsewhere")
+    whose = f"a symbolic link of {_user_name(uid)}" if chooser == uid else \
+        f"a symbolic link in a folder of {_user_name(chooser)}"
+    owned = f", owned by {_user_name(owner)}" if owner is not None else ""
+    raise WriteError(f"{given}: not written: {link} is {whose}, to {target}{owned}, not theirs: it may point at "
+                     "any of your files; give the path it points to (-o) if that is where the result should go, "
+                     "or write elsewhere")
 
 
 def _user_name(uid: int) -> str:
@@ -362,8 +374,9 @@ def remove_stale_work_folders(temp: str | os.PathLike | None = None, plugins: bo
     its name is one ``mkdtemp`` gave (:data:`WORK_NAME`), it is this user's own (never another user's,
     never a link), unchanged for :data:`STALE_WORK_SECONDS` (a plug-in's request folder:
     :data:`STALE_PLUGIN_SECONDS`; its newest entry counts), holds only what such a folder holds
-    (:data:`WORK_FILES`; a plug-in's: :data:`PLUGIN_FILES`) and is not locked by a live run; its contents are
-    removed without following any link.  ``plugins=False`` leaves the plug-ins' folders alone."""
+    (:data:`WORK_FILES`; a plug-in's: :data:`PLUGIN_FILES`), all regular files, in a folder of mode 0700
+    as ``mkdtemp`` makes it, and is not locked by a live run; its files are removed one by one, then the
+    folder.  ``plugins=False`` leaves the plug-ins' folders alone."""
     global _work_swept
     removed: list[Path] = []
     if temp is None:
@@ -389,18 +402,34 @@ def remove_stale_work_folders(temp: str | os.PathLike | None = None, plugins: bo
             st = entry.stat(follow_symlinks=False)
             if not stat.S_ISDIR(st.st_mode) or (euid is not None and st.st_uid != euid):
                 continue
-            names = os.listdir(entry.path)
-            if not all((PLUGIN_FILES if plugin else WORK_FILES).fullmatch(n) for n in names):
+            if stat.S_IMODE(st.st_mode) != 0o700:
+                continue  # (mkdtemp makes 0700: a folder made otherwise is someone's own)
+            files = _regular_files(entry.path)
+            if files is None or not all((PLUGIN_FILES if plugin else WORK_FILES).fullmatch(n) for n in files):
                 continue  # (not what Smile leaves there: someone's own folder of that name)
             if now - _last_change(entry.path, st.st_mtime) < (STALE_PLUGIN_SECONDS if plugin else STALE_WORK_SECONDS):
                 continue
             with _work_lock(entry.path) as free:
                 if free:
-                    shutil.rmtree(entry.path)  # (fd-based where it can be: no link inside is followed)
+                    for name in files:  # (files only, each by its name in the folder: nothing else is reached)
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(os.path.join(entry.path, name))
+                    os.rmdir(entry.path)  # (fails, keeping it, if something was put there meanwhile)
                     removed.append(Path(entry.path))
         except OSError:
             continue
     return removed
+
+
+def _regular_files(folder: str) -> list[str] | None:
+    """The names in ``folder`` when every entry is a regular file (not followed if a link), else None."""
+    names = []
+    with os.scandir(folder) as entries:
+        for e in entries:
+            if not e.is_file(follow_symlinks=False):
+                return None
+            names.append(e.name)
+    return names
 
 
 def _last_change(folder: str, mtime: float) -> float:

@@ -575,13 +575,13 @@ def test_a_link_another_user_planted_is_not_written_through(shift, photo: Path, 
     _plant(shared / "holiday.smile.png", victim)
     r = run(src, "--model", shift)
     assert r.exit_code == 7, r.stderr
-    one_error_line(r.stderr, "holiday.smile.png", "symbolic link of user id", f"to {victim}, which is not theirs",
-                   "give the path it points to")
+    one_error_line(r.stderr, "holiday.smile.png", "is a symbolic link (to", "name the result with -o")
     with monkeypatch.context() as m:  # -o and the worker's outputs are refused before any work is done
         m.setattr(smilecore, "smile", lambda *a, **k: pytest.fail("smiled for an output that is refused"))
         r = run(src, "-o", shared / "holiday.smile.png", "--model", shift)
         assert r.exit_code == 7, r.stderr
-        one_error_line(r.stderr, "holiday.smile.png", "symbolic link of user id")
+        one_error_line(r.stderr, "holiday.smile.png", "symbolic link of user id", f"to {victim}, owned by",
+                       "not theirs", "give the path it points to")
         early = _worker(shift, {"cmd": "smile", "input": str(src), "output": str(shared / "holiday.smile.png")})
         assert early[0]["error"]["code"] == "write_failed", early
     reply = _worker(shift, {"cmd": "smile", "input": str(src), "output": str(shared / "holiday.smile.png")},
@@ -668,15 +668,65 @@ def test_a_link_another_user_planted_in_their_own_folder_is_not_written_through(
     src = share / "party.png"
     src.write_bytes(photo.read_bytes())
     _plant(share / "party.smile.png", victim, other)
-    r = run(src, "--model", shift)
+    r = run(src, "-o", share / "party.smile.png", "--model", shift)
     assert r.exit_code == 7, r.stderr
-    one_error_line(r.stderr, "party.smile.png", "symbolic link of user id", "which is not theirs")
+    one_error_line(r.stderr, "party.smile.png", "symbolic link of user id", "not theirs")
     mine = tmp_path / "mine"
     mine.mkdir()
     _plant(share / "new.png", mine / "autostart.png", other)
     with pytest.raises(WriteError, match="new.png is a symbolic link"):
         write_atomic(share / "new.png", lambda f: f.write(b"new"))
     assert victim.read_bytes() == b"keep me" and list(mine.iterdir()) == []
+
+
+def test_a_result_smile_names_is_never_written_through_a_link_found_there(shift, photo: Path, tmp_path: Path):
+    """An unpacked archive can hold ``beach.smile.png -> ../../.bashrc``, a link of one's own: a result whose
+    name Smile made (beside the photo, or in --out-dir) is refused there (exit 7, the others still run); one
+    the user named with -o is written through the link, as before."""
+    victim = tmp_path / "bashrc"
+    victim.write_bytes(b"keep me")
+    trip = tmp_path / "trip"
+    trip.mkdir()
+    for name in ("beach.png", "hill.png"):
+        (trip / name).write_bytes(photo.read_bytes())
+    (trip / "beach.smile.png").symlink_to(Path("..") / "bashrc")
+    r = run(trip, "--model", shift)
+    assert r.exit_code == 7, r.stderr
+    one_error_line(r.stderr, "beach.smile.png", "is a symbolic link (to ../bashrc)", "name the result with -o")
+    assert victim.read_bytes() == b"keep me" and (trip / "hill.smile.png").is_file()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "beach.smile.png").symlink_to(victim)
+    r = run(trip / "beach.png", "--out-dir", out, "--model", shift)
+    assert r.exit_code == 7 and victim.read_bytes() == b"keep me", r.stderr
+    r = run(trip / "beach.png", "-o", trip / "beach.smile.png", "--model", shift)  # (named by the user)
+    assert r.exit_code == 0 and victim.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", r.stderr
+    assert (trip / "beach.smile.png").is_symlink()
+
+
+@needs_root
+def test_a_link_of_roots_or_mine_in_another_users_folder_counts_as_theirs(tmp_path: Path, monkeypatch):
+    """They may rename entries in their folder, and root's tar keeps an archive's owners: there, a link of
+    root's (or mine) is followed only to what is theirs."""
+    other = _other_uid()
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"keep me")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, other, other)
+    _plant(theirs / "party.smile.png", victim, 0)
+    with pytest.raises(WriteError, match="a symbolic link in a folder of user id"):
+        write_atomic(theirs / "party.smile.png", lambda f: f.write(b"new"))
+    mine = _plant(theirs / "mine.png", victim, os.geteuid())
+    monkeypatch.setattr(os, "geteuid", lambda: other + 1)  # (as a user who is not root)
+    os.lchown(mine, other + 1, other + 1)
+    with pytest.raises(WriteError, match="mine.png is a symbolic link in a folder of user id"):
+        followed_links(mine)
+    own = theirs / "own.png"
+    own.write_bytes(b"old")
+    os.chown(own, other, other)
+    assert followed_links(_plant(theirs / "to-own.png", own, 0)) == own  # (to what is theirs: followed)
+    assert victim.read_bytes() == b"keep me"
 
 
 @needs_root
@@ -776,8 +826,14 @@ def test_stale_work_folders_go_and_no_other(tmp_path: Path):
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "keep.jpg").write_bytes(b"keep")
-    (gone[0] / "standard-input.jpg").symlink_to(outside)  # removed as a link: what it points at stays
-    _aged(gone[0], old)
+    linked = _left_folder(tmp_path, "smile-stdio-linked12", old, files=())
+    (linked / "standard-input.jpg").symlink_to(outside / "keep.jpg")  # (Smile never leaves a link there)
+    named = _left_folder(tmp_path, "smile-faces-archives", old, files=())
+    (named / "faces.mkv" / "2019").mkdir(parents=True)  # (a folder, though named as Smile's file)
+    loose = _left_folder(tmp_path, "smile-stdio-umask022", old)
+    loose.chmod(0o755)  # (made by mkdir, not mkdtemp)
+    for folder in (linked, named, loose):
+        _aged(folder, old)
     busy = _left_folder(tmp_path, "smile-gimp-busy1234", plugin_old, lock=False, files=request)
     locked = _left_folder(tmp_path, "smile-stdio-locked12", old)
     a_file = tmp_path / "smile-stdio-file1234"
@@ -790,7 +846,8 @@ def test_stale_work_folders_go_and_no_other(tmp_path: Path):
             _left_folder(tmp_path, "smile-stdio-notes", old),
             _left_folder(tmp_path, "smile-gimp-abcd1234", plugin_old, lock=False, files=("input.png", "controller.py")),
             _left_folder(tmp_path, "smile-stdio-abcd1234", old, lock=False, files=("todo.txt",)),
-            _left_folder(tmp_path, "smile-faces-abcd1234", old, files=("faces.mkv", "holiday.mkv"))]
+            _left_folder(tmp_path, "smile-faces-abcd1234", old, files=("faces.mkv", "holiday.mkv")),
+            linked, named, loose]
     sub = tmp_path / "smile-krita-abcd1234"
     (sub / "smile").mkdir(parents=True)
     kept.append(_aged(sub, plugin_old))
@@ -804,6 +861,7 @@ def test_stale_work_folders_go_and_no_other(tmp_path: Path):
         removed = remove_stale_work_folders(tmp_path)
     assert sorted(removed) == sorted(gone) and not any(p.exists() for p in gone)
     assert all(p.exists() for p in kept) and link.is_symlink() and (outside / "keep.jpg").read_bytes() == b"keep"
+    assert (linked / "standard-input.jpg").is_symlink() and (named / "faces.mkv" / "2019").is_dir()
     # a library's first work folder sweeps Smile's own kinds only, not the editors' request folders
     again = _left_folder(tmp_path, "smile-gimp-again123", plugin_old, lock=False, files=request)
     assert again not in remove_stale_work_folders(tmp_path, plugins=False) and again.exists()
