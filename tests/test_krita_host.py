@@ -368,8 +368,13 @@ def test_gui_docker_preview_apply_undo_action(krita_setup):
     (source_name,) = applied["before"]
     assert applied["visible"] == {source_name: False, "Smile": True}, applied["visible"]
     assert f"the source '{source_name}' is hidden under it" in applied["apply_status"][1], applied["apply_status"]
-    assert f"Ctrl+Z removes it ('{source_name}' stays hidden)" in applied["apply_status"][1], applied["apply_status"]
+    assert f"Ctrl+Z removes it; '{source_name}' stays hidden: show it again with its eye" in applied["apply_status"][1], \
+        applied["apply_status"]
     assert steps["float_undone"]["visible"] == {source_name: False}, steps["float_undone"]
+    # Apply again on the source the undo left hidden: refused before any request, nothing added
+    retry = steps["float_retry"]
+    assert retry["request"] is None and retry["layers"] == applied["before"], retry
+    assert retry["status"] == ["error", f"'{source_name}' is hidden: show it (its eye in the Layers docker), then Apply"], retry
 
 
 @pytest.mark.parametrize("binding", ["PyQt5", "PyQt6"])

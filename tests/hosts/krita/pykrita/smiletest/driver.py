@@ -249,6 +249,12 @@ class Driver:
 
     def after_float_undo(self) -> None:
         self.log("float_undone", layers=self.layer_names(), visible=self.visibility())
+        # Apply again on the source the undo left hidden: refused in one line, nothing sent or added
+        source = [n for n in self.doc.topLevelNodes() if n.type() == "paintlayer"][0]
+        request = controller().apply(self.doc, source)
+        self.doc.waitForDone()
+        self.log("float_retry", request=request, status=list(controller().status), layers=self.layer_names(),
+                 visible=self.visibility())
         controller().shutdown()
         self.finish(0)
 
