@@ -55,6 +55,8 @@ class Job:
     image_size: Tuple[int, int] = (0, 0)
     #: set by Apply: the layer was not plain, so the new layer replaces it and it was hidden
     stacked: bool = False
+    #: set by Apply: hiding the source is an undo step of its own (Krita's action did it; stacking.hide)
+    undoable_hide: bool = False
 
     def request(self) -> Dict[str, Any]:
         """The worker's ``smile`` request for this job."""
@@ -168,9 +170,10 @@ def add_result_layer(job: Job, name: str = RESULT_LAYER_NAME) -> Any:
     replaced in it, it goes right above the source, and the source is hidden, so the merged
     image is what editing the source in place would give.  Everything is read, converted and
     checked before the layer is made, and the layer is filled before it joins the image, so a
-    failure leaves the document as it was; adding the layer is one undo step (hiding the source
-    is not one Krita's scripting records: undone, the source stays hidden, and Apply refuses it
-    until it is shown again).
+    failure leaves the document as it was; adding the layer is one undo step.  Hiding the source
+    comes first: with Krita's own action where it can (stacking.hide), an undo step before it,
+    so a second Ctrl+Z shows the source again; else with the script's call, which Krita does
+    not record (undone, the source stays hidden, and Apply refuses it until it is shown).
     """
     doc = job.doc
     node = stacking.find_layer(doc, job.node_id, job.node_name) if job.node_id is not None else job.node
@@ -200,10 +203,10 @@ def add_result_layer(job: Job, name: str = RESULT_LAYER_NAME) -> Any:
             own = crop(whole, base[2], bpp, (x - base[0], y - base[1], bw, bh))
         layer.setPixelData(merge_runs(own, engine, bw, bh, bpp, runs, origin=(bx, by)), x, y, bw, bh)
     del whole
+    if job.stacked:  # (first: undone after the layer, a second Ctrl+Z shows the source again)
+        job.undoable_hide = stacking.hide(doc, node)
     parent = node.parentNode() or doc.rootNode()
     parent.addChildNode(layer, node)
-    if job.stacked:
-        node.setVisible(False)
     doc.setActiveNode(layer)
     doc.refreshProjection()
     return layer

@@ -34,6 +34,7 @@ from .smile_merge import partly_transparent
 NORMAL_BLENDING = "normal"
 OPAQUE = 255
 SELECTION_MASK = "selectionmask"
+TOGGLE_VISIBILITY = "toggle_layer_visibility"  # Krita's action (an undo step, unlike Node.setVisible)
 
 
 def masks(node: Any) -> list:
@@ -70,6 +71,44 @@ def is_plain(node: Any, data: bytes, space: Space) -> bool:
     stacked right above it leave the image as it is?  (Fully transparent pixels are fine.)"""
     offset, opaque = space.alpha
     return composites_plainly(node) and not partly_transparent(data, space.bytes_per_pixel, offset, opaque)
+
+
+def hide(doc: Any, node: Any) -> bool:
+    """Hide ``node`` of ``doc``; True when Krita recorded it as an undo step.
+
+    A script's ``Node.setVisible`` is no undo step in Krita 5, but Krita's own "toggle layer
+    visibility" action is; it acts on the layers selected in the active view, so it is used
+    only when that view shows ``doc`` and exactly ``node`` is selected in it once ``node`` is
+    made active, and only counts when ``node`` is hidden afterwards.  Otherwise (no window, as
+    in ``kritarunner``; another view; other layers selected) ``setVisible(False)``: False.
+    """
+    if _hide_undoably(doc, node):
+        return True
+    node.setVisible(False)
+    return False
+
+
+def _hide_undoably(doc: Any, node: Any) -> bool:
+    """Hide ``node`` with Krita's action where that is safe (see :func:`hide`); True when it is
+    hidden now, False when nothing was done (or the action did not hide it)."""
+    try:
+        from krita import Krita  # only importable inside Krita
+
+        app = Krita.instance()
+        window = app.activeWindow()
+        view = window.activeView() if window is not None else None
+        action = app.action(TOGGLE_VISIBILITY)
+        if view is None or action is None or view.document() != doc:
+            return False
+        doc.setActiveNode(node)
+        selected = view.selectedNodes()
+        if len(selected) != 1 or selected[0].uniqueId() != node.uniqueId():
+            return False
+        action.trigger()
+        doc.waitForDone()
+        return not node.visible()
+    except Exception:  # (an older or newer Krita without one of the calls)
+        return False
 
 
 def replacement_layer(doc: Any, node: Any, name: str) -> Any:

@@ -255,6 +255,12 @@ class Driver:
         self.doc.waitForDone()
         self.log("float_retry", request=request, status=list(controller().status), layers=self.layer_names(),
                  visible=self.visibility())
+        self.app.action("edit_undo").trigger()  # a second undo: Krita's own action hid the source, an undo step
+        QTimer.singleShot(1500, self.guarded(self.after_float_second_undo))
+
+    def after_float_second_undo(self) -> None:
+        self.log("float_undone_twice", layers=self.layer_names(), visible=self.visibility(),
+                 opacity=[n.opacity() for n in self.doc.topLevelNodes()], space=self.doc.colorDepth())
         controller().shutdown()
         self.finish(0)
 
