@@ -363,13 +363,21 @@ def test_gui_docker_preview_apply_undo_action(krita_setup):
     near[max(0, int(y0 - pad)):int(y1 + pad) + 1, max(0, int(x0 - pad)):int(x1 + pad) + 1] = True
     assert changed.sum() > 500 and not (changed & ~near).any(), f"{changed.sum()} changed, {(changed & ~near).sum()} away from the face"
     assert steps["float_undone"]["layers"] == applied["before"], "one undo step did not remove the Smile layer"
-    # the float layer is at 50 % opacity (not plain): the Smile layer replaces it and it is hidden, which
-    # Krita's scripting does not record as an undo step (the status says so)
+    # the float layer is at 50 % opacity (not plain): the Smile layer replaces it and it is hidden, by Krita's
+    # own "toggle layer visibility" action (the layer is the one selected in the active view): an undo step
+    # before the layer's, so the first Ctrl+Z removes the layer and the second shows the source again
     (source_name,) = applied["before"]
     assert applied["visible"] == {source_name: False, "Smile": True}, applied["visible"]
     assert f"the source '{source_name}' is hidden under it" in applied["apply_status"][1], applied["apply_status"]
-    assert f"Ctrl+Z removes it ('{source_name}' stays hidden)" in applied["apply_status"][1], applied["apply_status"]
+    assert f"Ctrl+Z removes it, Ctrl+Z again shows '{source_name}'" in applied["apply_status"][1], applied["apply_status"]
     assert steps["float_undone"]["visible"] == {source_name: False}, steps["float_undone"]
+    # Apply again on the source still hidden: refused before any request, nothing added
+    retry = steps["float_retry"]
+    assert retry["request"] is None and retry["layers"] == applied["before"], retry
+    assert retry["status"] == ["error", f"'{source_name}' is hidden: show it (its eye in the Layers docker), then Apply"], retry
+    twice = steps["float_undone_twice"]  # only the hiding undone: not the opacity or depth the driver set
+    assert twice["layers"] == applied["before"] and twice["visible"] == {source_name: True}, twice
+    assert twice["opacity"] == [128] and twice["space"] == "F32", twice
 
 
 @pytest.mark.parametrize("binding", ["PyQt5", "PyQt6"])

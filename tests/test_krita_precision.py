@@ -7,10 +7,11 @@ sRGB); outside the face every value is kept bit for bit, float values above 1 an
 included.  CMYK, Lab, XYZ and YCbCr documents, masks and a layer in another colour space than
 its image are refused with one line saying what to do; a failure leaves the document as it was.
 Layers a copy stacked on them would change (masks, a blur filter mask, half opacity, Multiply,
-hidden, translucent pixels, clipped, a group with a filter mask) get a Smile layer that replaces
+translucent pixels, clipped, a group with a filter mask) get a Smile layer that replaces
 them (they are hidden): the merged image is exactly the one the same change made in place on the
-source gives; paint added while Apply runs stays; a layer deleted, or the image converted or
-resized meanwhile, gets one line of error and nothing is added; a pass-through group is refused.
+source gives (a local selection mask alone leaves a layer plain); paint added while Apply runs
+stays; a layer deleted, or the image converted or resized meanwhile, gets one line of error and
+nothing is added; a pass-through group, a hidden layer, a filter and a fill layer are refused.
 
 ``tests/hosts/krita/runner_precision.py`` does the work inside ``kritarunner``; the engine is
 this environment's with the fixture model of tests/test_krita_host.py (a 3-px translation).
@@ -286,9 +287,11 @@ def test_unsupported_refused_with_one_line(precision, name, words):
 #: runner_stacked.py's cases: a layer that is not plain (the Smile layer is the source with the
 #: changes, composited like it, and the source is hidden), then the plain ones (a full copy, the
 #: source left as it is)
-NOT_PLAIN = ["stacked_filter_mask", "stacked_transparency_mask", "stacked_opacity", "stacked_multiply", "stacked_hidden",
+NOT_PLAIN = ["stacked_filter_mask", "stacked_transparency_mask", "stacked_opacity", "stacked_multiply",
              "stacked_translucent", "stacked_clipped", "stacked_group", "stacked_blur_mask", "stacked_painted_opacity"]
-PLAIN = ["stacked_plain_hole", "stacked_painted"]
+#: (a local selection mask only holds a selection: the layer is plain)
+PLAIN = ["stacked_plain_hole", "stacked_painted", "stacked_plain_selection_mask"]
+SELECTION_MASK = "selectionmask"
 RED_SQUARE = (16, 16, 32, 32)  # (runner_stacked.py) painted on the layer while Apply ran
 HOLE = (440, 440, 64, 64)  # (runner_stacked.py) hidden by the transparency mask / transparent on a plain layer
 #: how far (8-bit levels) the merged image after Apply may be from the same change made in place
@@ -330,10 +333,7 @@ def test_merged_image_is_the_edit_in_place(precision, name):
         (f"the face is up to {off[near].max()} levels (mean {off[near].mean():.2f}; {(off[near] > 2).sum()} pixels over 2) "
          "off the edit in place")
     changed = _bitwise_changed(merged_before, merged_after)
-    if case["source_props"]["visible"]:
-        assert (changed & near).sum() > 500, f"only {changed.sum()} pixels of the merged image changed: the face was not edited"
-    else:
-        assert not changed.any() and not case["result_props"]["visible"]
+    assert (changed & near).sum() > 500, f"only {changed.sum()} pixels of the merged image changed: the face was not edited"
     source, result = _pixels(precision, case, "source"), _pixels(precision, case, "result")
     differs = _bitwise_changed(source, result)
     painted = np.zeros_like(near)
@@ -345,14 +345,18 @@ def test_merged_image_is_the_edit_in_place(precision, name):
     props, source_props, after = case["result_props"], case["source_props"], case["source_props_after"]
     for key in ("blending", "opacity", "visible", "inherit_alpha"):
         assert props[key] == source_props[key], (key, props, source_props)
-    # a paint layer's masks come along; a group is read with its masks applied: none
-    assert props["masks"] == (source_props["masks"] if source_props["type"] == "paintlayer" else []), props
+    # a paint layer's masks come along (a plain layer's full copy has none); a group is read with its masks applied: none
+    masks = [m for m in source_props["masks"] if m != SELECTION_MASK] if name in PLAIN else source_props["masks"]
+    assert props["masks"] == (masks if source_props["type"] == "paintlayer" else []), props
     status = case["statuses"][-1][1]
     if name in PLAIN:  # a full copy on top; the source stays as it was
         assert after == source_props and "hidden" not in status, (after, status)
     else:  # the source is hidden under the Smile layer
         assert after == dict(source_props, visible=False), after
         assert f"the source '{case['source_name']}' is hidden under it" in status, status
+        assert f"Ctrl+Z removes it; '{case['source_name']}' stays hidden: show it again with its eye" in status, status
+    if name == "stacked_plain_selection_mask":  # it counts as plain: the source keeps showing, its mask stays
+        assert source_props["masks"] == [SELECTION_MASK] and after["visible"], source_props
 
 
 @pytest.mark.parametrize("name", ["stacked_depth_changed", "stacked_plain_depth_changed", "stacked_resized"])
@@ -377,6 +381,24 @@ def test_pass_through_group_refused(precision):
     assert case["source_props_after"] == case["source_props"], "the source layer was changed"
 
 
+@pytest.mark.parametrize("name,words", [
+    ("stacked_hidden", "'Face' is hidden: show it (its eye in the Layers docker), then Apply"),
+    ("stacked_filter_layer", "'Invert' is a filter layer: it has no pixels of its own; select the paint layer with the face"),
+    ("stacked_fill_layer", "'Fill' is a fill layer: it has no pixels of its own; select the paint layer with the face")])
+def test_source_refused_before_any_request(precision, name, words):
+    """A hidden layer (its Smile layer would be hidden too and change nothing that shows; after
+    Ctrl+Z a source Apply hid stays hidden), a filter or fill layer (a fixed picture would replace
+    the live one): one line, no request, nothing added or changed."""
+    case = _case(precision, name)
+    assert case["request_id"] is None and case["layers_after"] == case["layers_before"], case["layers_after"]
+    kind, message = case["statuses"][-1]
+    assert kind == "error" and message == words, case["statuses"]
+    assert case["source_props_after"] == case["source_props"], "the source layer was changed"
+    assert case["source_props"]["type"] == {"stacked_hidden": "paintlayer", "stacked_filter_layer": "filterlayer",
+                                            "stacked_fill_layer": "filllayer"}[name]
+    assert case["source_props"]["visible"] is (name != "stacked_hidden")
+
+
 def test_not_plain_cases_are_what_they_say(precision):
     """The runner made each layer what its case's name says."""
     props = {name: _case(precision, name)["source_props"] for name in NOT_PLAIN}
@@ -384,7 +406,6 @@ def test_not_plain_cases_are_what_they_say(precision):
     assert props["stacked_transparency_mask"]["masks"] == ["transparencymask"]
     assert props["stacked_opacity"]["opacity"] == props["stacked_painted_opacity"]["opacity"] == 128
     assert props["stacked_multiply"]["blending"] == "multiply"
-    assert props["stacked_hidden"]["visible"] is False
     assert props["stacked_clipped"]["inherit_alpha"] is True
     assert props["stacked_group"]["type"] == "grouplayer" and props["stacked_group"]["masks"] == ["filtermask"]
     case = _case(precision, "stacked_transparency_mask")  # the mask hides the portrait in the square

@@ -171,7 +171,7 @@ class SmileController(QObject):
             return None
         try:
             job = jobs.prepare(doc if doc is not None else self.app.activeDocument(),
-                               self.strength, self.faces, node, keep_sent=True)
+                               self.strength, self.faces, node, apply=True)
         except Exception as exc:
             self._set_status("error", problem_text(exc))
             return None
@@ -288,12 +288,16 @@ def edited_and_why(reply: Dict[str, Any]) -> Tuple[int, str]:
 
 def stacked_words(job: jobs.Job) -> str:
     """The end of the status after Apply: Ctrl+Z removes the layer, and for a source layer that
-    is not plain (stacking.py) that it is hidden under the new one and stays hidden after an
-    undo (Krita's scripting does not record visibility as an undo step)."""
+    is not plain (stacking.py) that it is hidden under the new one; a second Ctrl+Z shows it
+    again where Krita's own action hid it, else it stays hidden after the undo (Krita's
+    scripting does not record visibility as an undo step), to be shown with its eye (Apply
+    refuses a hidden layer)."""
     if not job.stacked:
         return "; Ctrl+Z removes it"
-    name = f"'{job.node_name}'" if job.node_name else "layer"
-    return f"; the source {name} is hidden under it; Ctrl+Z removes it ({name} stays hidden)"
+    source, name = (f"the source '{job.node_name}'", f"'{job.node_name}'") if job.node_name else ("the source",) * 2
+    if job.undoable_hide:
+        return f"; {source} is hidden under it; Ctrl+Z removes it, Ctrl+Z again shows {name}"
+    return f"; {source} is hidden under it; Ctrl+Z removes it; {name} stays hidden: show it again with its eye"
 
 
 def problem_text(exc: Exception) -> str:

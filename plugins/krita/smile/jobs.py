@@ -55,6 +55,8 @@ class Job:
     image_size: Tuple[int, int] = (0, 0)
     #: set by Apply: the layer was not plain, so the new layer replaces it and it was hidden
     stacked: bool = False
+    #: set by Apply: hiding the source is an undo step of its own (Krita's action did it; stacking.hide)
+    undoable_hide: bool = False
 
     def request(self) -> Dict[str, Any]:
         """The worker's ``smile`` request for this job."""
@@ -79,15 +81,18 @@ Rect = Tuple[int, int, int, int]
 
 
 def prepare(doc: Any, strength: float, faces: Faces, node: Any = None, region: Optional[Rect] = None,
-            keep_sent: bool = False) -> Job:
+            apply: bool = False) -> Job:
     """Write the active layer (or ``node``) and the selection to a fresh temporary folder.
 
     ``region`` (x, y, width, height), clipped to the image, limits the job to that rectangle
-    (previews use the area around the faces found before).  ``keep_sent``: keep the pixels
-    sent in memory (Apply compares the engine's answer with them).
+    (previews use the area around the faces found before).  ``apply``: the job is an Apply: a
+    hidden layer is refused (PixelError: its Smile layer would change nothing that shows), and
+    the pixels sent are kept in memory (Apply compares the engine's answer with them).
     """
     node = node if node is not None else (doc.activeNode() if doc is not None else None)
     space = pixels.check_document(doc, node)
+    if apply:
+        stacking.check_visible(node)
     x, y, width, height = clip_rect(region, doc.width(), doc.height())
     folder = tempfile.mkdtemp(prefix="smile-krita-")
     job = Job(doc=doc, node=node, x=x, y=y, width=width, height=height, folder=folder,
@@ -100,12 +105,12 @@ def prepare(doc: Any, strength: float, faces: Faces, node: Any = None, region: O
         data = pixels.layer_bytes(node, x, y, width, height)
         if colour.sent_as_is(space):
             pixels.save_bgra_png(data, width, height, job.input_path)
-            job.sent = data if keep_sent else None
+            job.sent = data if apply else None
         else:
             job.work = colour.working_space(space)
             data = colour.convert(data, width, height, space, job.work)
             pixels.save_bgra64_png(data, width, height, job.input_path)
-            job.sent = data if keep_sent else None
+            job.sent = data if apply else None
         del data
         selection_path = os.path.join(folder, "selection.png")
         if pixels.save_selection_png(doc, x, y, width, height, selection_path):
@@ -165,8 +170,10 @@ def add_result_layer(job: Job, name: str = RESULT_LAYER_NAME) -> Any:
     replaced in it, it goes right above the source, and the source is hidden, so the merged
     image is what editing the source in place would give.  Everything is read, converted and
     checked before the layer is made, and the layer is filled before it joins the image, so a
-    failure leaves the document as it was; adding the layer is one undo step (hiding the source
-    is not one Krita's scripting records: undone, the source stays hidden).
+    failure leaves the document as it was; adding the layer is one undo step.  Hiding the source
+    comes first: with Krita's own action where it can (stacking.hide), an undo step before it,
+    so a second Ctrl+Z shows the source again; else with the script's call, which Krita does
+    not record (undone, the source stays hidden, and Apply refuses it until it is shown).
     """
     doc = job.doc
     node = stacking.find_layer(doc, job.node_id, job.node_name) if job.node_id is not None else job.node
@@ -196,10 +203,10 @@ def add_result_layer(job: Job, name: str = RESULT_LAYER_NAME) -> Any:
             own = crop(whole, base[2], bpp, (x - base[0], y - base[1], bw, bh))
         layer.setPixelData(merge_runs(own, engine, bw, bh, bpp, runs, origin=(bx, by)), x, y, bw, bh)
     del whole
+    if job.stacked:  # (first: undone after the layer, a second Ctrl+Z shows the source again)
+        job.undoable_hide = stacking.hide(doc, node)
     parent = node.parentNode() or doc.rootNode()
     parent.addChildNode(layer, node)
-    if job.stacked:
-        node.setVisible(False)
     doc.setActiveNode(layer)
     doc.refreshProjection()
     return layer

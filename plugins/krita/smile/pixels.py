@@ -11,7 +11,7 @@ Which documents Smile takes, and how their pixels travel to the engine:
   ``Format_RGBA64`` with red and blue swapped); the changed pixels of the engine's answer are
   converted back by Krita and only they replace the layer's own values (merge.py).
 
-Everything else (CMYK, Lab, XYZ, YCbCr, masks, a pass-through group, a layer in another colour
+Everything else (CMYK, Lab, XYZ, YCbCr, masks, filter and fill layers, a pass-through group, a layer in another colour
 space than the image) is refused with a one-line message saying what to do.  The selection
 comes as one byte per pixel (``Format_Grayscale8``) at every depth.
 """
@@ -37,7 +37,10 @@ MODEL_WORDS = {"RGBA": "RGB", "GRAYA": "grayscale", "CMYKA": "CMYK", "LABA": "L*
                "YCbCrA": "YCbCr"}
 DEPTH_WORDS = {"U8": "8-bit integer", "U16": "16-bit integer", "F16": "16-bit float", "F32": "32-bit float"}
 #: Layers whose pixels Smile reads: their own (paint layers) or what they show (the others).
-LAYER_TYPES = ("paintlayer", "grouplayer", "vectorlayer", "filelayer", "clonelayer", "filterlayer", "filllayer")
+LAYER_TYPES = ("paintlayer", "grouplayer", "vectorlayer", "filelayer", "clonelayer")
+#: Layers with no pixels of their own, refused: the Smile layer would replace a live filter or
+#: fill with a fixed picture of it.
+NO_PIXELS = {"filterlayer": "a filter layer", "filllayer": "a fill layer"}
 CONVERT_HINT = "convert it with Image → Convert Image Color Space… (RGB/Alpha or Grayscale/Alpha, any depth)"
 
 
@@ -76,8 +79,8 @@ def document_space(doc: Any) -> Space:
 
 def check_document(doc: Any, node: Any) -> Space:
     """The colour space of ``node`` when Smile can work on it; PixelError (saying what to do)
-    when not: no image or layer, a mask, a pass-through group, a colour model other than RGB or
-    grayscale, a layer in another colour space than its image."""
+    when not: no image or layer, a mask, a filter or fill layer, a pass-through group, a colour
+    model other than RGB or grayscale, a layer in another colour space than its image."""
     if doc is None:
         raise PixelError("open an image first")
     if node is None:
@@ -93,6 +96,9 @@ def check_document(doc: Any, node: Any) -> Space:
     if node_type.endswith("mask"):
         raise PixelError(f"the active layer is a {node_type.replace('mask', ' mask')}: "
                          "select the layer itself in the Layers docker")
+    if node_type in NO_PIXELS:
+        raise PixelError(f"'{node.name()}' is {NO_PIXELS[node_type]}: it has no pixels of its own; "
+                         "select the paint layer with the face")
     if node_type not in LAYER_TYPES:
         raise PixelError(f"Smile cannot read a layer of type '{node_type}': select a paint layer")
     if pass_through(node):

@@ -2,11 +2,12 @@
 
 The Smile layer sits right above the layer it was made from.  A full copy of that layer stacked
 on it leaves the image as it was only when the layer is *plain*: Normal blending, opacity 255,
-visible, not clipped (inherit alpha), no masks, no layer style, and every pixel either opaque or
+visible, not clipped (inherit alpha), no masks (a local selection mask does not count: it only
+holds a selection), no layer style, and every pixel either opaque or
 fully transparent.  Such a layer gets a full copy with the faces changed, and stays as it is.
 
 Any other layer would look different under a copy of itself (a copy at 50 % opacity on the layer
-doubles it, a hidden layer's copy shows, a translucent pixel over itself gets denser), and a
+doubles it, a translucent pixel over itself gets denser), and a
 layer holding only the changed pixels on top of it would count twice in the face (Multiply
 multiplies it twice) and blur differently under a filter mask.  So the Smile layer *replaces*
 it: it composites exactly like the source edited in place, and the source is hidden under it
@@ -14,10 +15,12 @@ it: it composites exactly like the source edited in place, and the source is hid
 
 * a paint layer is duplicated (blending mode, opacity, visibility, inherit alpha, its masks and
   layer style come along) and the changed pixels are written into the duplicate;
-* any other layer (group, vector, file, clone, filter, fill) becomes a new paint layer holding
+* any other layer (group, vector, file, clone) becomes a new paint layer holding
   what it shows (its projection, its masks applied) with the changed pixels, with its blending
   mode, opacity, visibility, inherit alpha and layer style (not its masks: they would apply
-  twice).  A pass-through group has no picture of its own: it is refused (pixels.py).
+  twice).  A pass-through group, a filter layer and a fill layer have no pixels of their own:
+  they are refused (pixels.py), and so is a hidden layer (:func:`check_visible`): its
+  replacement would be hidden too.
 
 Everything here touches Krita's nodes only; which pixels changed is smile_merge.py's.
 """
@@ -30,11 +33,22 @@ from .smile_merge import partly_transparent
 
 NORMAL_BLENDING = "normal"
 OPAQUE = 255
+SELECTION_MASK = "selectionmask"
+TOGGLE_VISIBILITY = "toggle_layer_visibility"  # Krita's action (an undo step, unlike Node.setVisible)
 
 
 def masks(node: Any) -> list:
-    """The masks (transparency, filter, transform, selection, colorize) right under ``node``."""
-    return [child for child in node.childNodes() if str(child.type()).endswith("mask")]
+    """The masks right under ``node`` that change how it looks (transparency, filter, transform,
+    colorize); not a local selection mask, which only holds a selection."""
+    return [child for child in node.childNodes()
+            if str(child.type()).endswith("mask") and str(child.type()) != SELECTION_MASK]
+
+
+def check_visible(node: Any) -> None:
+    """PixelError (one line) when ``node`` is hidden: a Smile layer replacing it would be hidden
+    too and change nothing that shows (Apply refuses it before any request is sent)."""
+    if not node.visible():
+        raise PixelError(f"'{node.name()}' is hidden: show it (its eye in the Layers docker), then Apply")
 
 
 def has_layer_style(node: Any) -> bool:
@@ -57,6 +71,44 @@ def is_plain(node: Any, data: bytes, space: Space) -> bool:
     stacked right above it leave the image as it is?  (Fully transparent pixels are fine.)"""
     offset, opaque = space.alpha
     return composites_plainly(node) and not partly_transparent(data, space.bytes_per_pixel, offset, opaque)
+
+
+def hide(doc: Any, node: Any) -> bool:
+    """Hide ``node`` of ``doc``; True when Krita recorded it as an undo step.
+
+    A script's ``Node.setVisible`` is no undo step in Krita 5, but Krita's own "toggle layer
+    visibility" action is; it acts on the layers selected in the active view, so it is used
+    only when that view shows ``doc`` and exactly ``node`` is selected in it once ``node`` is
+    made active, and only counts when ``node`` is hidden afterwards.  Otherwise (no window, as
+    in ``kritarunner``; another view; other layers selected) ``setVisible(False)``: False.
+    """
+    if _hide_undoably(doc, node):
+        return True
+    node.setVisible(False)
+    return False
+
+
+def _hide_undoably(doc: Any, node: Any) -> bool:
+    """Hide ``node`` with Krita's action where that is safe (see :func:`hide`); True when it is
+    hidden now, False when nothing was done (or the action did not hide it)."""
+    try:
+        from krita import Krita  # only importable inside Krita
+
+        app = Krita.instance()
+        window = app.activeWindow()
+        view = window.activeView() if window is not None else None
+        action = app.action(TOGGLE_VISIBILITY)
+        if view is None or action is None or view.document() != doc:
+            return False
+        doc.setActiveNode(node)
+        selected = view.selectedNodes()
+        if len(selected) != 1 or selected[0].uniqueId() != node.uniqueId():
+            return False
+        action.trigger()
+        doc.waitForDone()
+        return not node.visible()
+    except Exception:  # (an older or newer Krita without one of the calls)
+        return False
 
 
 def replacement_layer(doc: Any, node: Any, name: str) -> Any:

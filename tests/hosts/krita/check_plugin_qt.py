@@ -158,6 +158,7 @@ def main(argv: list) -> int:
     results["preview_height"] = PREVIEW_HEIGHT
 
     results["docker"] = check_docker_widgets(qt, preview, client.greeting)
+    results["hide"] = check_hide()
     with open(os.path.join(out, f"{binding}-results.json"), "w", encoding="utf-8") as fh:
         json.dump(results, fh, indent=1, default=str)
     return 0
@@ -243,6 +244,53 @@ def check_docker_widgets(qt, preview, greeting) -> dict:
     assert edited_and_why(smiling) == (0, ": already smiling (about strength 1.7)")
     assert edited_and_why({"ok": True, "faces": [{"edited": True, "reason": None}]}) == (1, "")
     return {"preview_label": [docker.preview.width(), docker.preview.height()], "pixmap": [pixmap.width(), pixmap.height()]}
+
+
+class FakeNode:
+    """A layer for stacking.hide: its id, visibility and whether the script's call hid it."""
+
+    def __init__(self, uid: int) -> None:
+        self.uid, self.shown, self.set_hidden = uid, True, False
+
+    def uniqueId(self):  # noqa: N802 (Krita's names)
+        return self.uid
+
+    def visible(self) -> bool:
+        return self.shown
+
+    def setVisible(self, value: bool) -> None:  # noqa: N802
+        self.shown, self.set_hidden = value, not value
+
+
+def check_hide() -> dict:
+    """stacking.hide uses Krita's own (undoable) visibility action only when the active view shows
+    the document and exactly the layer is selected there; otherwise the script's setVisible."""
+    import types
+
+    from smile import stacking
+
+    def hide(doc, node, selected, view_doc=None, window=True, toggles=True) -> tuple:
+        view = types.SimpleNamespace(document=lambda: view_doc or doc, selectedNodes=lambda: selected)
+        toggle = types.SimpleNamespace(trigger=lambda: [setattr(n, "shown", False) for n in selected if toggles])
+        app = types.SimpleNamespace(activeWindow=lambda: types.SimpleNamespace(activeView=lambda: view) if window else None,
+                                    action=lambda name: toggle if name == stacking.TOGGLE_VISIBILITY else None)
+        sys.modules["krita"] = types.SimpleNamespace(Krita=types.SimpleNamespace(instance=lambda: app))
+        undoable = stacking.hide(doc, node)
+        assert not node.visible(), "the layer was not hidden"
+        return undoable, node.set_hidden
+
+    doc, other = types.SimpleNamespace(setActiveNode=lambda n: None, waitForDone=lambda: None), object()
+    a, b, c, d = (FakeNode(1) for _ in range(4))  # (the action would hide the layers selected)
+    cases = {"two_selected": hide(doc, a, [a, FakeNode(2)]),
+             "other_selected": hide(doc, FakeNode(1), [FakeNode(2)]),
+             "other_document": hide(doc, b, [b], view_doc=other),
+             "no_window": hide(doc, c, [c], window=False),
+             "action_did_not_hide": hide(doc, d, [d], toggles=False)}
+    for name, (undoable, by_script) in cases.items():
+        assert not undoable and by_script, (name, undoable, by_script)
+    node = FakeNode(1)
+    assert hide(doc, node, [node]) == (True, False), "the action was not used for the one layer selected"
+    return {name: list(value) for name, value in cases.items()}
 
 
 if __name__ == "__main__":

@@ -103,6 +103,17 @@ def blur_mask(r, doc):
     return mask
 
 
+def selection_mask(doc):
+    """A local selection mask around the face's half of the image (it only holds a selection)."""
+    from krita import Selection
+
+    selection = Selection()
+    selection.select(0, 0, W, H // 2, 255)
+    mask = doc.createSelectionMask("Local selection")
+    mask.setSelection(selection)
+    return mask
+
+
 def record_engine_changes(recorded: list) -> None:
     """Keep what jobs.engine_changes answers (the pixels the engine changed) in ``recorded``."""
     from smile import jobs
@@ -183,7 +194,8 @@ def stacked_case(r, name: str, doc, node, during: Optional[Callable] = None) -> 
 
 
 def stacked(r, results: dict) -> None:
-    """The family: one case per way a layer is not plain, two plain ones, one deleted."""
+    """The family: one case per way a layer is not plain, three plain ones (one with a local
+    selection mask), one deleted, and refused ones (hidden, pass-through, filter and fill layers)."""
 
     recorded: list = []
     record_engine_changes(recorded)
@@ -272,6 +284,33 @@ def stacked(r, results: dict) -> None:
     def blurred(doc, face):
         face.addChildNode(blur_mask(r, doc), None)
 
+    def local_selection(doc, face):
+        face.addChildNode(selection_mask(doc), None)
+
+    def filter_layer(doc, face):
+        from krita import Selection
+
+        selection = Selection()
+        selection.select(0, 0, W, H, 255)
+        layer = doc.createFilterLayer("Invert", r.app.filter("invert"), selection)
+        doc.rootNode().addChildNode(layer, face)
+        doc.waitForDone()
+        return [n for n in doc.topLevelNodes() if n.name() == "Invert"][0]
+
+    def fill_layer(doc, face):
+        from krita import InfoObject, Selection
+
+        from PyQt5.QtGui import QColor
+
+        info = InfoObject()
+        info.setProperty("color", QColor(200, 100, 50))
+        selection = Selection()
+        selection.select(0, 0, W, H // 4, 255)
+        layer = doc.createFillLayer("Fill", "color", info, selection)
+        doc.rootNode().addChildNode(layer, face)
+        doc.waitForDone()
+        return [n for n in doc.topLevelNodes() if n.name() == "Fill"][0]
+
     def group_inside(group):
         return [n for n in group.childNodes() if n.type() == "paintlayer"][0], True
 
@@ -279,16 +318,19 @@ def stacked(r, results: dict) -> None:
     run("stacked_transparency_mask", lambda doc, face: None, build=masked_document)
     run("stacked_opacity", lambda doc, face: face.setOpacity(128))
     run("stacked_multiply", lambda doc, face: face.setBlendingMode("multiply"))
-    run("stacked_hidden", lambda doc, face: face.setVisible(False))
+    run("stacked_hidden", lambda doc, face: face.setVisible(False), in_place=False)
     run("stacked_translucent", translucent)
     run("stacked_clipped", lambda doc, face: face.setInheritAlpha(True), opaque_width=384)
     run("stacked_group", group, inside=group_inside)
     run("stacked_blur_mask", blurred)
     run("stacked_plain_hole", hole)
+    run("stacked_plain_selection_mask", local_selection)
     run("stacked_painted", lambda doc, face: None, during=paint_red)
     run("stacked_painted_opacity", lambda doc, face: face.setOpacity(128), during=paint_red)
     run("stacked_deleted", lambda doc, face: None, during=delete, in_place=False)
     run("stacked_depth_changed", lambda doc, face: face.setOpacity(128), during=to_16_bit, in_place=False)
     run("stacked_plain_depth_changed", lambda doc, face: None, during=to_16_bit, in_place=False)
     run("stacked_pass_through", pass_through, in_place=False)
+    run("stacked_filter_layer", filter_layer, in_place=False)
+    run("stacked_fill_layer", fill_layer, in_place=False)
     run("stacked_resized", lambda doc, face: face.setOpacity(128), during=resize, in_place=False)

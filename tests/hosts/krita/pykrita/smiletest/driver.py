@@ -249,6 +249,18 @@ class Driver:
 
     def after_float_undo(self) -> None:
         self.log("float_undone", layers=self.layer_names(), visible=self.visibility())
+        # Apply again on the source the undo left hidden: refused in one line, nothing sent or added
+        source = [n for n in self.doc.topLevelNodes() if n.type() == "paintlayer"][0]
+        request = controller().apply(self.doc, source)
+        self.doc.waitForDone()
+        self.log("float_retry", request=request, status=list(controller().status), layers=self.layer_names(),
+                 visible=self.visibility())
+        self.app.action("edit_undo").trigger()  # a second undo: Krita's own action hid the source, an undo step
+        QTimer.singleShot(1500, self.guarded(self.after_float_second_undo))
+
+    def after_float_second_undo(self) -> None:
+        self.log("float_undone_twice", layers=self.layer_names(), visible=self.visibility(),
+                 opacity=[n.opacity() for n in self.doc.topLevelNodes()], space=self.doc.colorDepth())
         controller().shutdown()
         self.finish(0)
 
