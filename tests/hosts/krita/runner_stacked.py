@@ -79,28 +79,26 @@ def masked_document(r, opaque_width: Optional[int] = None):
     return doc, [n for n in doc.topLevelNodes() if n.name() == "Face"][0]
 
 
-def invert_mask(r, doc):
-    """A filter mask that inverts the whole layer."""
+def whole_layer_mask(r, doc, name: str, filter_name: str):
+    """A filter mask over the whole layer: Krita's filter ``filter_name`` with its default settings."""
     from krita import Selection
 
     selection = Selection()
     selection.select(0, 0, W, H, 255)
-    mask = doc.createFilterMask("Invert", r.app.filter("invert"), selection)
+    mask = doc.createFilterMask(name, r.app.filter(filter_name), selection)
     if mask is None:
         raise RuntimeError("Krita made no filter mask")
     return mask
+
+
+def invert_mask(r, doc):
+    """A filter mask that inverts the whole layer."""
+    return whole_layer_mask(r, doc, "Invert", "invert")
 
 
 def blur_mask(r, doc):
     """A filter mask that blurs the whole layer (Krita's "blur" filter, its default settings)."""
-    from krita import Selection
-
-    selection = Selection()
-    selection.select(0, 0, W, H, 255)
-    mask = doc.createFilterMask("Blur", r.app.filter("blur"), selection)
-    if mask is None:
-        raise RuntimeError("Krita made no filter mask")
-    return mask
+    return whole_layer_mask(r, doc, "Blur", "blur")
 
 
 def selection_mask(doc):
