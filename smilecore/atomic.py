@@ -125,12 +125,12 @@ def _check_link_owner(given: str, link: str, uid: int, folder: str) -> None:
         owner = None
     if owner == chooser:
         return
-    whose = f"a symbolic link of {_user_name(uid)}" if chooser == uid else \
-        f"a symbolic link in a folder of {_user_name(chooser)}"
-    owned = f", owned by {_user_name(owner)}" if owner is not None else ""
-    raise WriteError(f"{given}: not written: {link} is {whose}, to {target}{owned}, not theirs: it may point at "
-                     "any of your files; give the path it points to (-o) if that is where the result should go, "
-                     "or write elsewhere")
+    whose = (f"a symbolic link of {_user_name(uid)}" if chooser == uid else
+             f"a symbolic link in {folder}, a folder of {_user_name(chooser)}, who can replace it")
+    owned = f" (owned by {_user_name(owner)})" if owner is not None else ""
+    raise WriteError(f"{given}: not written: {link} is {whose}; it points to {target}{owned}, which is not theirs, "
+                     "so it could point at any of your files: give that path itself if it is where the result "
+                     "should go, or write elsewhere")
 
 
 def _user_name(uid: int) -> str:
@@ -402,8 +402,8 @@ def remove_stale_work_folders(temp: str | os.PathLike | None = None, plugins: bo
             st = entry.stat(follow_symlinks=False)
             if not stat.S_ISDIR(st.st_mode) or (euid is not None and st.st_uid != euid):
                 continue
-            if stat.S_IMODE(st.st_mode) != 0o700:
-                continue  # (mkdtemp makes 0700: a folder made otherwise is someone's own)
+            if euid is not None and stat.S_IMODE(st.st_mode) != 0o700:
+                continue  # (mkdtemp makes 0700: a folder made otherwise is someone's own; Windows has no modes)
             files = _regular_files(entry.path)
             if files is None or not all((PLUGIN_FILES if plugin else WORK_FILES).fullmatch(n) for n in files):
                 continue  # (not what Smile leaves there: someone's own folder of that name)

@@ -91,6 +91,8 @@ def hide(doc: Any, node: Any) -> bool:
 def _hide_undoably(doc: Any, node: Any) -> bool:
     """Hide ``node`` with Krita's action where that is safe (see :func:`hide`); True when it is
     hidden now, False when nothing was done (or the action did not hide it)."""
+    if not node.visible():  # (hidden meanwhile: the toggle would show it; setVisible keeps it hidden)
+        return False
     try:
         from krita import Krita  # only importable inside Krita
 
