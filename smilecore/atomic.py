@@ -7,9 +7,9 @@ killed outright leaves its temporary file, which the next write into that folder
 files are all written this way.
 
 Symbolic links on the way to a file written are followed here, not by the kernel
-(:func:`followed_links`), and one that another user planted in a folder not theirs is refused:
-``holiday.smile.jpg -> ~/.bashrc`` in /tmp or a shared folder would make a run write over the
-file that user chose.
+(:func:`followed_links`), and one that another user could have chosen, pointing at what is not
+theirs, is refused: ``holiday.smile.jpg -> ~/.bashrc`` in /tmp or a shared folder would make a run
+write over the file that user chose.
 """
 from __future__ import annotations
 
@@ -332,7 +332,7 @@ STALE_PLUGIN_SECONDS = 60 * 60
 WORK_LOCK = ".smile-lock"
 #: The names ``tempfile.mkdtemp`` gives these folders: the prefix and eight of its random letters (a
 #: user's own ``smile-krita-plugin`` or ``smile-stdio-notes`` is never taken for one).
-WORK_NAME = re.compile(r"smile-(stdio|faces|gimp|krita)-[a-z0-9_]{8}")
+WORK_NAME = re.compile("(" + "|".join(re.escape(p) for p in WORK_PREFIXES + PLUGIN_PREFIXES) + ")[a-z0-9_]{8}")
 #: What a working folder holds: its lock, standard input's copy (``cli/stdio.py``), a result for standard
 #: output, a clip's faces (``video_faces``), and temporary files of their writes.
 WORK_FILES = re.compile(r"\.smile-lock|standard-input\.part|standard-(input|output)(\.\w+)?|faces\.mkv|\..+\.smile-tmp")
@@ -392,10 +392,9 @@ def remove_stale_work_folders(temp: str | os.PathLike | None = None, plugins: bo
     except OSError:
         return removed
     for entry in entries:
-        named = WORK_NAME.fullmatch(entry.name)
-        if named is None:
+        if WORK_NAME.fullmatch(entry.name) is None:
             continue
-        plugin = named.group(1) in ("gimp", "krita")
+        plugin = entry.name.startswith(PLUGIN_PREFIXES)
         if plugin and not plugins:
             continue
         try:
