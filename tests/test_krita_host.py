@@ -258,7 +258,7 @@ def test_kritarunner_apply_flow(krita_setup):
 
     plain = results["plain"]
     assert plain["statuses"][-1][0] == "done", plain["statuses"]
-    assert plain["layers_after"] == plain["layers_before"] + ["Smile"]
+    assert plain["layers_after"] == plain["layers_before"] + [plain["layers_before"][0] + " smile"]
     source = _load(out / "source.png")
     assert (source[..., :3] == np.asarray(Image.open(krita_setup["image"]).convert("RGB"))).all(), \
         "the layer read from Krita differs from the portrait: B,G,R,A handling is wrong"
@@ -334,7 +334,7 @@ def test_gui_docker_preview_apply_undo_action(krita_setup):
 
     base = opened["layers"]
     applied = steps["applied"]
-    assert applied["layers"] == base + ["Smile"], applied
+    assert applied["layers"] == base + [base[0] + " smile"], applied  # (named after its source)
     assert applied["status"][0] == "done"
     source = _load(out / "gui_source.png")
     result = _load(out / "gui_result.png")
@@ -343,7 +343,7 @@ def test_gui_docker_preview_apply_undo_action(krita_setup):
     assert steps["undone"]["layers"] == base, "one undo step did not remove the Smile layer"
 
     action = steps["action"]
-    assert action["layers"] == base + ["Smile"], action
+    assert action["layers"] == base + [base[0] + " smile"], action
     assert (_load(out / "gui_action_result.png") == result).all(), "the action and the docker's Apply differ"
 
     # a 32-bit float (linear) image at 50 % opacity: Apply adds one layer, changed only around the face;
@@ -351,7 +351,7 @@ def test_gui_docker_preview_apply_undo_action(krita_setup):
     applied = steps["float_applied"]
     assert applied["space"][:2] == ["RGBA", "F32"] and applied["reply"]["ok"], applied  # (the status may
     # already show the preview that switching to the new image started)
-    assert applied["layers"] == applied["before"] + ["Smile"], applied
+    assert applied["layers"] == applied["before"] + [applied["before"][0] + " smile"], applied
     assert applied["documents"] == 2, "temporary documents were left open"
     w, h = applied["size"]
     source = np.fromfile(out / "gui_float_source.bin", "<f4").reshape(h, w, 4)
@@ -367,7 +367,7 @@ def test_gui_docker_preview_apply_undo_action(krita_setup):
     # own "toggle layer visibility" action (the layer is the one selected in the active view): an undo step
     # before the layer's, so the first Ctrl+Z removes the layer and the second shows the source again
     (source_name,) = applied["before"]
-    assert applied["visible"] == {source_name: False, "Smile": True}, applied["visible"]
+    assert applied["visible"] == {source_name: False, source_name + " smile": True}, applied["visible"]
     assert f"the source '{source_name}' is hidden under it" in applied["apply_status"][1], applied["apply_status"]
     assert f"Ctrl+Z removes it, Ctrl+Z again shows '{source_name}'" in applied["apply_status"][1], applied["apply_status"]
     assert steps["float_undone"]["visible"] == {source_name: False}, steps["float_undone"]
@@ -378,6 +378,11 @@ def test_gui_docker_preview_apply_undo_action(krita_setup):
     twice = steps["float_undone_twice"]  # only the hiding undone: not the opacity or depth the driver set
     assert twice["layers"] == applied["before"] and twice["visible"] == {source_name: True}, twice
     assert twice["opacity"] == [128] and twice["space"] == "F32", twice
+    # redo: first the source hidden again, then the Smile layer back, with the smiled face
+    assert steps["float_redone_once"]["visible"] == {source_name: False}, steps["float_redone_once"]
+    assert steps["float_redone"]["visible"] == {source_name: False, source_name + " smile": True}, steps["float_redone"]
+    redone = np.fromfile(out / "gui_float_redone.bin", "<f4").reshape(h, w, 4)
+    assert (redone.view(np.uint32) == result.view(np.uint32)).all(), "the Smile layer redone differs from the one Apply made"
 
 
 @pytest.mark.parametrize("binding", ["PyQt5", "PyQt6"])

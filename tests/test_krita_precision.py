@@ -154,7 +154,8 @@ def _assert_face_only(precision, name: str, min_changed: int = 500) -> tuple:
     case = _case(precision, name)
     assert case["statuses"][-1][0] == "done", case["statuses"]
     before, at = case["layers_before"], case["layers_before"].index(case["source_name"]) + 1
-    assert case["layers_after"] == before[:at] + ["Smile"] + before[at:], "the Smile layer is not right above its source"
+    assert case["layers_after"] == before[:at] + [case["source_name"] + " smile"] + before[at:], \
+        "the Smile layer is not right above its source, named after it"
     assert case["result_space"] == case["space"], "the new layer is not in the image's colour space"
     assert case["documents_open"] == 1, "temporary documents were left open"
     source, result = _pixels(precision, case, "source"), _pixels(precision, case, "result")
@@ -320,7 +321,8 @@ def test_merged_image_is_the_edit_in_place(precision, name):
     assert case["statuses"][-1][0] == "done", case["statuses"]
     assert "in_place_crash" not in case, case["in_place_crash"]
     before, at = case["layers_before"], case["layers_before"].index(case["source_name"]) + 1
-    assert case["layers_after"] == before[:at] + ["Smile"] + before[at:], "the Smile layer is not right above its source"
+    assert case["layers_after"] == before[:at] + [case["source_name"] + " smile"] + before[at:], \
+        "the Smile layer is not right above its source, named after it"
     assert case["result_parent"] == "" and case["layers_at_merged_before"] == before
     assert case["documents_open"] == 1, "temporary documents were left open"
     merged_before, merged_after = _pixels(precision, case, "merged_before"), _pixels(precision, case, "merged_after")

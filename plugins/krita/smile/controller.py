@@ -293,11 +293,25 @@ def stacked_words(job: jobs.Job) -> str:
     scripting does not record visibility as an undo step), to be shown with its eye (Apply
     refuses a hidden layer)."""
     if not job.stacked:
-        return "; Ctrl+Z removes it"
+        return "; Ctrl+Z removes it" + clone_words(job)
     source, name = (f"the source '{job.node_name}'", f"'{job.node_name}'") if job.node_name else ("the source",) * 2
     if job.undoable_hide:
-        return f"; {source} is hidden under it; Ctrl+Z removes it, Ctrl+Z again shows {name}"
-    return f"; {source} is hidden under it; Ctrl+Z removes it; {name} stays hidden: show it again with its eye"
+        return f"; {source} is hidden under it; Ctrl+Z removes it, Ctrl+Z again shows {name}" + clone_words(job)
+    return f"; {source} is hidden under it; Ctrl+Z removes it; {name} stays hidden: show it again with its eye" + clone_words(job)
+
+
+def clone_words(job: jobs.Job) -> str:
+    """The end of the status when clone layers may copy the source: they keep showing it without
+    the smile (hidden or not), and Krita's scripting cannot point them at the new layer."""
+    if not job.clones:
+        return ""
+    names = ", ".join(f"'{name}'" for name in job.clones)
+    if len(job.clones) == 1:
+        start, which = f"the clone layer {names} still shows what it copies", "if it copies"
+    else:
+        start, which = f"the clone layers {names} still show what they copy", "where one copies"
+    return (f"; {start} without the smile: {which} '{job.node_name}', right-click it in the Layers docker, "
+            f"Set Copy From…, and pick '{job.result_name}'")
 
 
 def problem_text(exc: Exception) -> str:

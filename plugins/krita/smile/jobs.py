@@ -22,7 +22,8 @@ from .pixels import PixelError
 from .smile_merge import bounding_rect, changed_runs, merge_runs  # (shared with GIMP; install-plugin puts it here)
 
 Faces = Union[str, List[int]]
-RESULT_LAYER_NAME = "Smile"
+RESULT_LAYER_NAME = "Smile"  # (the layer's name when its source has none)
+RESULT_SUFFIX = " smile"  # the new layer is named after its source: "Face smile"
 
 
 @dataclass
@@ -57,6 +58,10 @@ class Job:
     stacked: bool = False
     #: set by Apply: hiding the source is an undo step of its own (Krita's action did it; stacking.hide)
     undoable_hide: bool = False
+    #: set by Apply: the names of clone layers that may copy the source (they show it without the smile)
+    clones: Tuple[str, ...] = ()
+    #: set by Apply: the new layer's name
+    result_name: str = ""
 
     def request(self) -> Dict[str, Any]:
         """The worker's ``smile`` request for this job."""
@@ -86,14 +91,19 @@ def prepare(doc: Any, strength: float, faces: Faces, node: Any = None, region: O
 
     ``region`` (x, y, width, height), clipped to the image, limits the job to that rectangle
     (previews use the area around the faces found before).  ``apply``: the job is an Apply: a
-    hidden layer is refused (PixelError: its Smile layer would change nothing that shows), and
-    the pixels sent are kept in memory (Apply compares the engine's answer with them).
+    hidden layer, or one in a hidden group, is refused (PixelError: its Smile layer would change
+    nothing that shows); the job covers the whole layer, its part beyond the canvas too (a face
+    cut by the canvas border is edited whole, so no seam shows where the border was when the
+    layer is moved or the canvas enlarged); and the pixels sent are kept in memory (Apply
+    compares the engine's answer with them).
     """
     node = node if node is not None else (doc.activeNode() if doc is not None else None)
     space = pixels.check_document(doc, node)
     if apply:
         stacking.check_visible(node)
-    x, y, width, height = clip_rect(region, doc.width(), doc.height())
+        x, y, width, height = layer_rect(node, doc.width(), doc.height())
+    else:
+        x, y, width, height = clip_rect(region, doc.width(), doc.height())
     folder = tempfile.mkdtemp(prefix="smile-krita-")
     job = Job(doc=doc, node=node, x=x, y=y, width=width, height=height, folder=folder,
               input_path=os.path.join(folder, "input.png"),
@@ -154,8 +164,21 @@ def face_region(boxes: List[List[float]], origin: Tuple[int, int], pad: float = 
     return left, top, int(x1 + margin) - left, int(y1 + margin) - top
 
 
-def add_result_layer(job: Job, name: str = RESULT_LAYER_NAME) -> Any:
-    """Put the engine's output on a new layer right above the job's layer; return it.
+def result_name(doc: Any, source: str) -> str:
+    """The new layer's name: its source's and " smile" ("Face smile"; "Smile" for a source
+    without a name), numbered when ``doc`` already has a layer of that name ("Face smile 2")."""
+    base = f"{source}{RESULT_SUFFIX}" if source.strip() else RESULT_LAYER_NAME
+    taken = {str(n.name()) for n in stacking.descendants(doc.rootNode())}
+    name, number = base, 1
+    while name in taken:
+        number += 1
+        name = f"{base} {number}"
+    return name
+
+
+def add_result_layer(job: Job, name: Optional[str] = None) -> Any:
+    """Put the engine's output on a new layer right above the job's layer; return it.  It is
+    called ``name``, by default after the layer (:func:`result_name`), as it is now.
 
     The job's layer is looked up again (it may have been deleted meanwhile: PixelError), and the
     image must still have the colour space and size the job was made in (PixelError: Krita
@@ -178,6 +201,8 @@ def add_result_layer(job: Job, name: str = RESULT_LAYER_NAME) -> Any:
     doc = job.doc
     node = stacking.find_layer(doc, job.node_id, job.node_name) if job.node_id is not None else job.node
     space = check_unchanged(job, node)
+    job.node_name = str(node.name())  # (renamed meanwhile: the status and the new name say it as it is)
+    name = job.result_name = name if name is not None else result_name(doc, job.node_name)
     bpp = space.bytes_per_pixel
     changes = engine_changes(job)
     base = layer_rect(node, doc.width(), doc.height())
@@ -203,6 +228,7 @@ def add_result_layer(job: Job, name: str = RESULT_LAYER_NAME) -> Any:
             own = crop(whole, base[2], bpp, (x - base[0], y - base[1], bw, bh))
         layer.setPixelData(merge_runs(own, engine, bw, bh, bpp, runs, origin=(bx, by)), x, y, bw, bh)
     del whole
+    job.clones = tuple(str(c.name()) for c in stacking.clones_of(doc, node))
     if job.stacked:  # (first: undone after the layer, a second Ctrl+Z shows the source again)
         job.undoable_hide = stacking.hide(doc, node)
     parent = node.parentNode() or doc.rootNode()

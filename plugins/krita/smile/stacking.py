@@ -45,10 +45,44 @@ def masks(node: Any) -> list:
 
 
 def check_visible(node: Any) -> None:
-    """PixelError (one line) when ``node`` is hidden: a Smile layer replacing it would be hidden
-    too and change nothing that shows (Apply refuses it before any request is sent)."""
+    """PixelError (one line) when ``node`` is hidden, or inside a hidden group: its Smile layer
+    would be hidden too (it goes right above ``node``, in the same group) and change nothing that
+    shows (Apply refuses it before any request is sent; it does not show the group itself, which
+    would change more of the image than the face)."""
     if not node.visible():
         raise PixelError(f"'{node.name()}' is hidden: show it (its eye in the Layers docker), then Apply")
+    hidden = hidden_group(node)
+    if hidden is not None:
+        raise PixelError(f"'{node.name()}' is inside the hidden group '{hidden.name()}': "
+                         "show the group (its eye in the Layers docker), then Apply")
+
+
+def hidden_group(node: Any) -> Optional[Any]:
+    """The outermost hidden group ``node`` sits in (None: every group around it is visible)."""
+    hidden = None
+    parent = node.parentNode()
+    while parent is not None and parent.parentNode() is not None:  # (the root node has no parent)
+        if not parent.visible():
+            hidden = parent
+        parent = parent.parentNode()
+    return hidden
+
+
+def clones_of(doc: Any, node: Any) -> list:
+    """The clone layers of ``doc`` that may copy ``node``: the ones Krita says copy it, or, where
+    its scripting cannot say which layer a clone copies (Krita 5.1), every clone layer."""
+    found = []
+    for other in descendants(doc.rootNode()):
+        if str(other.type()) != "clonelayer" or other.uniqueId() == node.uniqueId():
+            continue
+        try:
+            source = other.sourceNode()  # (Krita 5.2 and later)
+        except Exception:
+            found.append(other)
+            continue
+        if source is not None and source.uniqueId() == node.uniqueId():
+            found.append(other)
+    return found
 
 
 def has_layer_style(node: Any) -> bool:
@@ -143,7 +177,7 @@ def find_layer(doc: Any, node_id: Any, name: str) -> Any:
     found: Optional[Any] = None
     try:
         if doc.nodeByUniqueID(node_id) is not None:  # (Krita's own look-up; its answer is no typed Node)
-            found = next((n for n in _descendants(doc.rootNode()) if n.uniqueId() == node_id), None)
+            found = next((n for n in descendants(doc.rootNode()) if n.uniqueId() == node_id), None)
     except Exception:
         found = None
     if found is None:
@@ -152,7 +186,8 @@ def find_layer(doc: Any, node_id: Any, name: str) -> Any:
     return found
 
 
-def _descendants(node: Any) -> Iterator[Any]:
+def descendants(node: Any) -> Iterator[Any]:
+    """Every node under ``node``, depth first."""
     for child in node.childNodes():
         yield child
-        yield from _descendants(child)
+        yield from descendants(child)

@@ -102,10 +102,10 @@ def default_profile(app, model: str, depth: str) -> str:
         doc.close()
 
 
-def _run(results: dict) -> None:
+def _run(results: dict, cases: list) -> None:
     r = Runner()
     wanted = [n for n in os.environ.get("SMILE_KRITA_CASES", "").split(",") if n]
-    for name, case in CASES:
+    for name, case in cases:
         if wanted and name not in wanted:
             continue
         try:
@@ -333,12 +333,17 @@ def time_big(r: Runner, width: int, height: int) -> dict:
 
 
 def __main__(args):
+    main(CASES)
+
+
+def main(cases: list) -> None:
+    """Run ``cases`` ((name, function) pairs), write results.json and leave Krita."""
     global OUT
     OUT = os.environ["SMILE_KRITA_OUT"]
     code = 0
     results: dict = {}
     try:
-        _run(results)
+        _run(results, cases)
     except Exception:
         results["crash"] = traceback.format_exc()
         code = 1

@@ -261,6 +261,22 @@ class Driver:
     def after_float_second_undo(self) -> None:
         self.log("float_undone_twice", layers=self.layer_names(), visible=self.visibility(),
                  opacity=[n.opacity() for n in self.doc.topLevelNodes()], space=self.doc.colorDepth())
+        self.app.action("edit_redo").trigger()  # redo both: the source hidden again, the Smile layer back
+        QTimer.singleShot(1500, self.guarded(self.after_float_redo))
+
+    def after_float_redo(self) -> None:
+        self.log("float_redone_once", layers=self.layer_names(), visible=self.visibility())
+        self.app.action("edit_redo").trigger()
+        QTimer.singleShot(1500, self.guarded(self.after_float_second_redo))
+
+    def after_float_second_redo(self) -> None:
+        self.doc.waitForDone()
+        w, h = self.doc.width(), self.doc.height()
+        layer = [n for n in self.doc.topLevelNodes() if n.name() != self.float_layers[0]][-1:]
+        if layer:
+            with open(os.path.join(self.out, "gui_float_redone.bin"), "wb") as fh:
+                fh.write(bytes(layer[0].pixelData(0, 0, w, h)))
+        self.log("float_redone", layers=self.layer_names(), visible=self.visibility())
         controller().shutdown()
         self.finish(0)
 

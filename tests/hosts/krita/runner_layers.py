@@ -1,0 +1,114 @@
+"""kritarunner script (``kritarunner -s runner_layers``, set up as runner_precision.py): Apply where the layer stack or the canvas
+matters: a layer inside a hidden group, the new layers' names over several Applies, a clone
+layer of the source, a layer reaching beyond the canvas (the face cut by the border), the image
+closed while the engine works.
+
+Documents are runner_stacked.py's (the portrait as "Face" over a gradient "Background").  Like
+the other runners it records and never judges (tests/test_krita_layers.py does).
+"""
+from __future__ import annotations
+
+import runner_precision
+import runner_stacked
+from runner_stacked import W, H
+
+
+def _tree(node, depth: int = 0) -> list:
+    """Every layer under ``node`` as [depth, name, type, visible], depth first."""
+    rows = []
+    for child in node.childNodes():
+        rows.append([depth, child.name(), child.type(), child.visible()])
+        rows += _tree(child, depth + 1)
+    return rows
+
+
+def _apply(r, doc, node) -> dict:
+    """Apply on ``node``; what the stack and the status are afterwards."""
+    del r.statuses[:]
+    del r.added[:]
+    r.ctl.set_strength(1.0)
+    rid = r.ctl.apply(doc, node)
+    reply = r.ctl.client.wait(rid, 600000) if rid is not None else None
+    doc.waitForDone()
+    return {"request_id": rid, "reply": reply, "statuses": list(r.statuses), "tree": _tree(doc.rootNode()),
+            "added": [layer.name() for layer in r.added]}
+
+
+def hidden_group(r, results: dict) -> None:
+    """"Face" (visible) inside the hidden group "Group", nested in a visible "Outer"."""
+    doc, face = runner_stacked.document(r)
+    outer, group = doc.createGroupLayer("Outer"), doc.createGroupLayer("Group")
+    doc.rootNode().addChildNode(outer, face)
+    outer.addChildNode(group, None)
+    group.addChildNode(face.duplicate(), None)
+    face.remove()
+    group.setVisible(False)
+    doc.waitForDone()
+    inner = [n for n in doc.rootNode().childNodes() if n.name() == "Outer"][0].childNodes()[0].childNodes()[0]
+    tree = _tree(doc.rootNode())
+    results["layers_hidden_group"] = dict(_apply(r, doc, inner), tree_before=tree)
+    doc.close()
+
+
+def names(r, results: dict) -> None:
+    """Apply on the plain "Face", again on "Face" (the name is taken), then on the second Smile layer;
+    and on a layer at 50 % opacity (replaced and hidden)."""
+    doc, face = runner_stacked.document(r)
+    steps = [_apply(r, doc, face), _apply(r, doc, face)]
+    steps.append(_apply(r, doc, r.added[0]))
+    face.setOpacity(128)
+    face.setName("Portrait at half")
+    doc.waitForDone()
+    steps.append(_apply(r, doc, face))
+    results["layers_names"] = {"steps": steps}
+    doc.close()
+
+
+def clone(r, results: dict) -> None:
+    """A clone layer of "Face" (at 50 % opacity: replaced and hidden) above it."""
+    doc, face = runner_stacked.document(r)
+    face.setOpacity(128)
+    copy = doc.createCloneLayer("Face clone", face)
+    doc.rootNode().addChildNode(copy, face)
+    doc.waitForDone()
+    results["layers_clone"] = _apply(r, doc, face)
+    doc.close()
+
+
+def off_canvas(r, results: dict) -> None:
+    """"Face" moved so that the face crosses the right edge of the canvas (its middle still on
+    it), and one moved up and left so that it crosses the left edge: the layer's dumps cover all
+    of it, off-canvas part included."""
+    for name, offset in (("layers_off_right", (270, 0)), ("layers_off_left", (-220, -40))):
+        doc, face = runner_stacked.document(r)
+        face.move(*offset)
+        doc.waitForDone()
+        bounds = face.bounds()
+        rect = (bounds.x(), bounds.y(), bounds.width(), bounds.height())
+        result = {"source": r.dump(name + "-source", face, rect), "source_name": face.name(), "offset": list(offset),
+                  "canvas": [W, H], "space": ["RGBA", "U8"]}
+        result.update(_apply(r, doc, face))
+        if r.added:
+            result["result"] = r.dump(name + "-result", r.added[0], rect)
+        results[name] = result
+        doc.close()
+
+
+def closed(r, results: dict) -> None:
+    """The image closed while the engine works on it: one line, no crash, nothing left open."""
+    doc, face = runner_stacked.document(r)
+    del r.statuses[:]
+    del r.added[:]
+    rid = r.ctl.apply(doc, face)
+    doc.close()
+    reply = r.ctl.client.wait(rid, 600000) if rid is not None else None
+    results["layers_closed"] = {"request_id": rid, "reply": reply, "statuses": list(r.statuses),
+                                "added": len(r.added), "documents_open": len(r.app.documents())}
+
+
+CASES = [("layers_hidden_group", hidden_group), ("layers_names", names), ("layers_clone", clone),
+         ("layers_off_right", off_canvas), ("layers_closed", closed)]
+
+
+def __main__(args):
+    runner_precision.main(CASES)

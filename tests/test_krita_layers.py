@@ -1,0 +1,107 @@
+"""The Krita plug-in where the layer stack or the canvas matters, inside the real Krita 5 (headless).
+
+A visible layer inside a hidden group is refused like a hidden layer (its Smile layer would go
+into the hidden group and change nothing that shows); the new layers are named after their
+source ("Face smile", "Face smile 2"), so several Applies leave a readable stack; a clone layer
+of the source is named in the status with how to point it at the new layer (Krita 5.1's
+scripting cannot); a face cut by the canvas edge is edited whole, its part beyond the canvas
+too, so no seam shows where the edge was; the image closed while the engine works gives one line.
+
+``tests/hosts/krita/runner_layers.py`` does the work inside ``kritarunner`` with the fixture
+model of tests/test_krita_host.py (a 3-px translation).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from test_krita_host import HOST_DIR, _run, krita_setup  # noqa: F401  (krita_setup is a fixture)
+from test_krita_precision import _bitwise_changed, _near
+
+pytestmark = pytest.mark.host
+
+
+@pytest.fixture(scope="module")
+def layers(krita_setup):  # noqa: F811
+    out = krita_setup["root"] / "layers-out"
+    out.mkdir()
+    env = dict(krita_setup["env"], QT_QPA_PLATFORM="offscreen", SMILE_KRITA_OUT=str(out),
+               PYTHONPATH=os.pathsep.join([str(krita_setup["pykrita"]), str(HOST_DIR)]))
+    code, log = _run(["kritarunner", "-s", "runner_layers"], env, cwd=HOST_DIR)
+    results_file = out / "results.json"
+    assert results_file.is_file(), f"kritarunner wrote no results (exit {code}):\n{log}"
+    results = json.loads(results_file.read_text(encoding="utf-8"))
+    assert "crash" not in results, results["crash"]
+    return {"out": out, "results": results}
+
+
+def _case(layers, name: str) -> dict:
+    case = layers["results"].get(name)
+    assert case is not None, f"the runner recorded no case {name!r}"
+    assert "crash" not in case, case["crash"]
+    return case
+
+
+def test_layer_in_hidden_group_refused(layers):
+    case = _case(layers, "layers_hidden_group")
+    assert [1, "Group", "grouplayer", False] in case["tree_before"] and [2, "Face", "paintlayer", True] in case["tree_before"]
+    assert case["request_id"] is None and case["tree"] == case["tree_before"] and not case["added"]
+    assert case["statuses"] == [["error", "'Face' is inside the hidden group 'Group': show the group "
+                                          "(its eye in the Layers docker), then Apply"]]
+
+
+def test_result_layers_named_after_their_source(layers):
+    steps = _case(layers, "layers_names")["steps"]
+    assert [s["added"] for s in steps] == [["Face smile"], ["Face smile 2"], ["Face smile 2 smile"],
+                                           ["Portrait at half smile"]], [s["statuses"] for s in steps]
+    for step in steps:
+        kind, message = step["statuses"][-1]
+        assert kind == "done" and message.startswith(f"added layer '{step['added'][0]}'"), step["statuses"]
+    # each right above its source (Krita lists the stack bottom up)
+    assert [row[1] for row in steps[2]["tree"]] == ["Background", "Face", "Face smile 2", "Face smile 2 smile", "Face smile"]
+    assert [row[1] for row in steps[3]["tree"]][:3] == ["Background", "Portrait at half", "Portrait at half smile"]
+    assert "the source 'Portrait at half' is hidden under it" in steps[3]["statuses"][-1][1]
+
+
+def test_clone_of_the_source_named_in_the_status(layers):
+    case = _case(layers, "layers_clone")
+    assert [row[1:] for row in case["tree"]] == [["Background", "paintlayer", True], ["Face", "paintlayer", False],
+                                                 ["Face smile", "paintlayer", True], ["Face clone", "clonelayer", True]]
+    kind, message = case["statuses"][-1]
+    assert kind == "done" and "\n" not in message
+    assert message.endswith("; the clone layer 'Face clone' still shows what it copies without the smile: if it copies "
+                            "'Face', right-click it in the Layers docker, Set Copy From…, and pick 'Face smile'"), message
+
+
+@pytest.mark.parametrize("name", ["layers_off_right", "layers_off_left"])
+def test_face_cut_by_the_canvas_edge_edited_whole(layers, name):
+    """The face crosses the canvas edge: it is edited on both sides of it (no seam where the edge
+    is), the layer's pixels beyond the canvas are all there, nothing away from the face changes."""
+    case = _case(layers, name)
+    assert case["statuses"][-1][0] == "done", case["statuses"]
+    x, y, w, h = case["source"]["rect"]
+    source = np.fromfile(layers["out"] / case["source"]["file"], np.uint8).reshape(h, w, 4)
+    result = np.fromfile(layers["out"] / case["result"]["file"], np.uint8).reshape(h, w, 4)
+    changed = _bitwise_changed(source, result)
+    origin = (min(0, x), min(0, y))  # where the job (canvas and layer together) starts in the image
+    (box,) = [f["box"] for f in case["reply"]["faces"] if f.get("edited")]
+    box = [box[0] + origin[0], box[1] + origin[1], box[2] + origin[0], box[3] + origin[1]]
+    assert box[0] < 0 < box[2] or box[0] < 512 < box[2], f"the face {box} does not cross the canvas edge"
+    assert not (changed & ~_near(changed.shape, box, origin=(x, y))).any(), "pixels away from the face changed"
+    edge = -x if x < 0 else 512 - x  # the first column (of the dump) beyond the canvas / on it
+    inside, outside = (changed[:, edge], changed[:, edge - 1]) if x < 0 else (changed[:, edge - 1], changed[:, edge])
+    assert inside.sum() > 50 and outside.sum() > 0.7 * inside.sum(), \
+        f"a seam at the canvas edge: {inside.sum()} pixels changed in the column on the canvas, {outside.sum()} beyond it"
+    beyond = changed[:, :edge] if x < 0 else changed[:, edge:]
+    assert beyond.sum() > 500, f"only {beyond.sum()} pixels of the face beyond the canvas changed"
+    assert (result[..., 3] == source[..., 3]).all()
+
+
+def test_image_closed_during_apply(layers):
+    case = _case(layers, "layers_closed")
+    assert case["reply"]["ok"] and case["added"] == 0 and case["documents_open"] == 0, case
+    kind, message = case["statuses"][-1]
+    assert kind == "error" and "closed" in message and "nothing was added" in message and "\n" not in message, message
