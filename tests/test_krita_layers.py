@@ -105,3 +105,17 @@ def test_image_closed_during_apply(layers):
     assert case["reply"]["ok"] and case["added"] == 0 and case["documents_open"] == 0, case
     kind, message = case["statuses"][-1]
     assert kind == "error" and "closed" in message and "nothing was added" in message and "\n" not in message, message
+
+
+def test_layer_far_beyond_the_canvas_sent_in_part(layers):
+    """A layer moved 900 px below the 512-px canvas (the face with it): Apply sends the canvas and
+    at most half a canvas around it (not the whole layer: Apply stays as fast as for a few
+    canvases), finds no face there, adds nothing."""
+    case = _case(layers, "layers_off_far")
+    assert case["source"]["rect"] == [-60, 900, 512, 512] and case["sent"] == [-60, 0, 572, 768], case["sent"]
+    assert case["statuses"][-1][0] == "no_face" and not case["added"], case["statuses"]
+
+
+def test_face_cut_by_the_edge_sent_with_its_surroundings(layers):
+    right, left = _case(layers, "layers_off_right"), _case(layers, "layers_off_left")
+    assert right["sent"] == [0, 0, 768, 512] and left["sent"] == [-220, -40, 732, 552], (right["sent"], left["sent"])

@@ -54,6 +54,7 @@ class SmileController(QObject):
         self.last_preview_reply: Optional[Dict[str, Any]] = None
         self.last_preview_rect: Optional[jobs.Rect] = None  # the part of the image it used
         self.last_apply_reply: Optional[Dict[str, Any]] = None
+        self.last_apply_rect: Optional[jobs.Rect] = None  # the part of the image the last Apply sent
 
     # -- settings ----------------------------------------------------------------------
     def _setting(self, key: str, default: str) -> str:
@@ -176,6 +177,7 @@ class SmileController(QObject):
             self._set_status("error", problem_text(exc))
             return None
         self._apply_job = job
+        self.last_apply_rect = (job.x, job.y, job.width, job.height)
         self._set_status("working", f"working: smiling at strength {self.strength:+.1f}…")
         return client.request(job.request(), self._on_apply_reply)
 

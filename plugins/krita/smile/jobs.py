@@ -94,14 +94,14 @@ def prepare(doc: Any, strength: float, faces: Faces, node: Any = None, region: O
     hidden layer, or one in a hidden group, is refused (PixelError: its Smile layer would change
     nothing that shows); the job covers the whole layer, its part beyond the canvas too (a face
     cut by the canvas border is edited whole, so no seam shows where the border was when the
-    layer is moved or the canvas enlarged); and the pixels sent are kept in memory (Apply
-    compares the engine's answer with them).
+    layer is moved or the canvas enlarged; :func:`apply_rect`); and the pixels sent are kept in
+    memory (Apply compares the engine's answer with them).
     """
     node = node if node is not None else (doc.activeNode() if doc is not None else None)
     space = pixels.check_document(doc, node)
     if apply:
         stacking.check_visible(node)
-        x, y, width, height = layer_rect(node, doc.width(), doc.height())
+        x, y, width, height = apply_rect(node, doc.width(), doc.height())
     else:
         x, y, width, height = clip_rect(region, doc.width(), doc.height())
     folder = tempfile.mkdtemp(prefix="smile-krita-")
@@ -302,6 +302,18 @@ def layer_rect(node: Any, width: int, height: int) -> Rect:
     except Exception:
         pass
     return x0, y0, x1 - x0, y1 - y0
+
+
+def apply_rect(node: Any, width: int, height: int) -> Rect:
+    """The part of the image an Apply sends to the engine: the canvas (0, 0, ``width``,
+    ``height``) and the layer's pixels beyond it up to half the canvas's larger side away (a face
+    cut by the canvas edge is edited whole; a layer reaching far beyond, e.g. after Image → Resize
+    Canvas, does not make Apply slower than four canvases)."""
+    margin = max(width, height) // 2
+    x0, y0, w, h = layer_rect(node, width, height)
+    x1, y1 = max(x0, -margin), max(y0, -margin)
+    x2, y2 = min(x0 + w, width + margin), min(y0 + h, height + margin)
+    return x1, y1, x2 - x1, y2 - y1
 
 
 def edited_boxes(reply: Dict[str, Any]) -> List[List[float]]:

@@ -77,9 +77,9 @@ def clone(r, results: dict) -> None:
 
 def off_canvas(r, results: dict) -> None:
     """"Face" moved so that the face crosses the right edge of the canvas (its middle still on
-    it), and one moved up and left so that it crosses the left edge: the layer's dumps cover all
-    of it, off-canvas part included."""
-    for name, offset in (("layers_off_right", (270, 0)), ("layers_off_left", (-220, -40))):
+    it), one moved up and left so that it crosses the left edge, one moved far below the canvas
+    (the face with it): the layer's dumps cover all of it, off-canvas part included."""
+    for name, offset in (("layers_off_right", (270, 0)), ("layers_off_left", (-220, -40)), ("layers_off_far", (-60, 900))):
         doc, face = runner_stacked.document(r)
         face.move(*offset)
         doc.waitForDone()
@@ -88,6 +88,7 @@ def off_canvas(r, results: dict) -> None:
         result = {"source": r.dump(name + "-source", face, rect), "source_name": face.name(), "offset": list(offset),
                   "canvas": [W, H], "space": ["RGBA", "U8"]}
         result.update(_apply(r, doc, face))
+        result["sent"] = list(r.ctl.last_apply_rect)
         if r.added:
             result["result"] = r.dump(name + "-result", r.added[0], rect)
         results[name] = result
