@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from test_krita_host import HOST_DIR, _run, krita_setup  # noqa: F401  (krita_setup is a fixture)
-from test_krita_precision import _bitwise_changed, _near
+from test_krita_precision import CHANNELS, DTYPES, _bitwise_changed, _near
 
 pytestmark = pytest.mark.host
 
@@ -76,15 +76,17 @@ def test_clone_of_the_source_named_in_the_status(layers):
                             "'Face', right-click it in the Layers docker, Set Copy From…, and pick 'Face smile'"), message
 
 
-@pytest.mark.parametrize("name", ["layers_off_right", "layers_off_left"])
+@pytest.mark.parametrize("name", ["layers_off_right", "layers_off_left", "layers_gray"])
 def test_face_cut_by_the_canvas_edge_edited_whole(layers, name):
     """The face crosses the canvas edge: it is edited on both sides of it (no seam where the edge
-    is), the layer's pixels beyond the canvas are all there, nothing away from the face changes."""
+    is), the layer's pixels beyond the canvas are all there, nothing away from the face changes
+    (layers_gray: a 16-bit grayscale layer at 50 % opacity, replaced by its duplicate and hidden)."""
     case = _case(layers, name)
     assert case["statuses"][-1][0] == "done", case["statuses"]
     x, y, w, h = case["source"]["rect"]
-    source = np.fromfile(layers["out"] / case["source"]["file"], np.uint8).reshape(h, w, 4)
-    result = np.fromfile(layers["out"] / case["result"]["file"], np.uint8).reshape(h, w, 4)
+    model, depth = case["space"][:2]
+    source, result = (np.fromfile(layers["out"] / case[which]["file"], DTYPES[depth]).reshape(h, w, CHANNELS[model])
+                      for which in ("source", "result"))
     changed = _bitwise_changed(source, result)
     origin = (min(0, x), min(0, y))  # where the job (canvas and layer together) starts in the image
     (box,) = [f["box"] for f in case["reply"]["faces"] if f.get("edited")]
@@ -97,7 +99,11 @@ def test_face_cut_by_the_canvas_edge_edited_whole(layers, name):
         f"a seam at the canvas edge: {inside.sum()} pixels changed in the column on the canvas, {outside.sum()} beyond it"
     beyond = changed[:, :edge] if x < 0 else changed[:, edge:]
     assert beyond.sum() > 500, f"only {beyond.sum()} pixels of the face beyond the canvas changed"
-    assert (result[..., 3] == source[..., 3]).all()
+    assert (result[..., -1] == source[..., -1]).all()
+    if name == "layers_gray":
+        assert case["space"][:2] == ["GRAYA", "U16"] and case["result_opacity"] == 128
+        assert [row[1:] for row in case["tree"]] == [["Background", "paintlayer", False],
+                                                     ["Background smile", "paintlayer", True]], case["tree"]
 
 
 def test_image_closed_during_apply(layers):

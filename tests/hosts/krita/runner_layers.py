@@ -95,6 +95,27 @@ def off_canvas(r, results: dict) -> None:
         doc.close()
 
 
+def gray_half_off_canvas(r, results: dict) -> None:
+    """A 16-bit grayscale (linear) portrait at 50 % opacity (replaced by a duplicate, hidden),
+    moved so that the face crosses the right edge of the canvas."""
+    doc = r.portrait("U16", model="GRAYA")
+    face = doc.topLevelNodes()[0]
+    face.setOpacity(128)
+    face.move(270, 0)
+    doc.waitForDone()
+    bounds = face.bounds()
+    rect = (bounds.x(), bounds.y(), bounds.width(), bounds.height())
+    result = {"source": r.dump("layers_gray-source", face, rect), "source_name": face.name(),
+              "space": [doc.colorModel(), doc.colorDepth(), doc.colorProfile()]}
+    result.update(_apply(r, doc, face))
+    result["sent"] = list(r.ctl.last_apply_rect)
+    if r.added:
+        result["result"] = r.dump("layers_gray-result", r.added[0], rect)
+        result["result_opacity"] = r.added[0].opacity()
+    results["layers_gray"] = result
+    doc.close()
+
+
 def closed(r, results: dict) -> None:
     """The image closed while the engine works on it: one line, no crash, nothing left open."""
     doc, face = runner_stacked.document(r)
@@ -108,7 +129,7 @@ def closed(r, results: dict) -> None:
 
 
 CASES = [("layers_hidden_group", hidden_group), ("layers_names", names), ("layers_clone", clone),
-         ("layers_off_right", off_canvas), ("layers_closed", closed)]
+         ("layers_off_right", off_canvas), ("layers_gray", gray_half_off_canvas), ("layers_closed", closed)]
 
 
 def __main__(args):
