@@ -53,6 +53,17 @@ def test_layer_in_hidden_group_refused(layers):
                                           "(its eye in the Layers docker), then Apply"]]
 
 
+@pytest.mark.parametrize("name,words", [
+    ("layers_transparent_group", "'Face' is inside the group 'Group' at opacity 0 %, so nothing of it shows: "
+                                 "raise the group's opacity (Layer → Properties…), then Apply"),
+    ("layers_transparent", "'Face' is at opacity 0 %, so nothing of it shows: raise its opacity "
+                           "(Layer → Properties…), then Apply")])
+def test_layer_that_shows_nothing_refused(layers, name, words):
+    """A layer at opacity 0, or in a group at opacity 0: its Smile layer would show nothing either."""
+    case = _case(layers, name)
+    assert case["request_id"] is None and not case["added"] and case["statuses"] == [["error", words]], case
+
+
 def test_result_layers_named_after_their_source(layers):
     steps = _case(layers, "layers_names")["steps"]
     assert [s["added"] for s in steps] == [["Face smile"], ["Face smile 2"], ["Face smile 2 smile"],

@@ -45,27 +45,36 @@ def masks(node: Any) -> list:
 
 
 def check_visible(node: Any) -> None:
-    """PixelError (one line) when ``node`` is hidden, or inside a hidden group: its Smile layer
-    would be hidden too (it goes right above ``node``, in the same group) and change nothing that
-    shows (Apply refuses it before any request is sent; it does not show the group itself, which
-    would change more of the image than the face)."""
+    """PixelError (one line) when ``node`` does not show: hidden, at opacity 0, or inside a group
+    that is: its Smile layer would not show either (it goes right above ``node``, in the same
+    group, with its opacity) and change nothing that shows.  Apply refuses it before any request
+    is sent; it does not show the layer or group itself, which would change more of the image
+    than the face."""
+    name = node.name()
     if not node.visible():
-        raise PixelError(f"'{node.name()}' is hidden: show it (its eye in the Layers docker), then Apply")
-    hidden = hidden_group(node)
-    if hidden is not None:
-        raise PixelError(f"'{node.name()}' is inside the hidden group '{hidden.name()}': "
+        raise PixelError(f"'{name}' is hidden: show it (its eye in the Layers docker), then Apply")
+    if int(node.opacity()) == 0:
+        raise PixelError(f"'{name}' is at opacity 0 %, so nothing of it shows: raise its opacity "
+                         "(Layer → Properties…), then Apply")
+    group = unseen_group(node)
+    if group is not None and not group.visible():
+        raise PixelError(f"'{name}' is inside the hidden group '{group.name()}': "
                          "show the group (its eye in the Layers docker), then Apply")
+    if group is not None:
+        raise PixelError(f"'{name}' is inside the group '{group.name()}' at opacity 0 %, so nothing of it shows: "
+                         "raise the group's opacity (Layer → Properties…), then Apply")
 
 
-def hidden_group(node: Any) -> Optional[Any]:
-    """The outermost hidden group ``node`` sits in (None: every group around it is visible)."""
-    hidden = None
+def unseen_group(node: Any) -> Optional[Any]:
+    """The outermost group around ``node`` that is hidden or at opacity 0 (None: every group
+    around it shows)."""
+    found = None
     parent = node.parentNode()
     while parent is not None and parent.parentNode() is not None:  # (the root node has no parent)
-        if not parent.visible():
-            hidden = parent
+        if not parent.visible() or int(parent.opacity()) == 0:
+            found = parent
         parent = parent.parentNode()
-    return hidden
+    return found
 
 
 def clones_of(doc: Any, node: Any) -> list:

@@ -35,7 +35,8 @@ def _apply(r, doc, node) -> dict:
 
 
 def hidden_group(r, results: dict) -> None:
-    """"Face" (visible) inside the hidden group "Group", nested in a visible "Outer"."""
+    """"Face" (visible) inside the hidden group "Group", nested in a visible "Outer"; then the
+    group shown at opacity 0; then the group at full opacity and "Face" at opacity 0."""
     doc, face = runner_stacked.document(r)
     outer, group = doc.createGroupLayer("Outer"), doc.createGroupLayer("Group")
     doc.rootNode().addChildNode(outer, face)
@@ -47,6 +48,15 @@ def hidden_group(r, results: dict) -> None:
     inner = [n for n in doc.rootNode().childNodes() if n.name() == "Outer"][0].childNodes()[0].childNodes()[0]
     tree = _tree(doc.rootNode())
     results["layers_hidden_group"] = dict(_apply(r, doc, inner), tree_before=tree)
+    group = inner.parentNode()
+    group.setVisible(True)
+    group.setOpacity(0)  # shown, but at opacity 0: nothing of it shows either
+    doc.waitForDone()
+    results["layers_transparent_group"] = _apply(r, doc, inner)
+    group.setOpacity(255)
+    inner.setOpacity(0)
+    doc.waitForDone()
+    results["layers_transparent"] = _apply(r, doc, inner)
     doc.close()
 
 
