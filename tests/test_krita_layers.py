@@ -134,5 +134,11 @@ def test_layer_far_beyond_the_canvas_sent_in_part(layers):
 
 
 def test_face_cut_by_the_edge_sent_with_its_surroundings(layers):
+    """Apply and the preview before it send the same part of the image, so they find the same
+    face (before, the preview saw only the canvas: no face found, while Apply smiled it)."""
     right, left = _case(layers, "layers_off_right"), _case(layers, "layers_off_left")
     assert right["sent"] == [0, 0, 768, 512] and left["sent"] == [-220, -40, 732, 552], (right["sent"], left["sent"])
+    for case in (right, left):
+        preview = case["preview"]
+        assert preview["ok"] and preview["rect"] == case["sent"], preview
+        assert preview["status"][1].endswith(": 1 face(s) found"), preview["status"]

@@ -254,7 +254,7 @@ class SmileController(QObject):
         try:
             if self._preview_again:
                 return  # settings moved on: the newer preview replaces this one
-            partial = (job.width, job.height) != (job.doc.width(), job.doc.height())
+            partial = job.partial
             if not reply.get("ok"):
                 self._preview_region = None
                 if partial:  # the faces moved away from the remembered area: look everywhere

@@ -52,6 +52,8 @@ class Job:
     #: the layer's unique id and name (Apply finds it again by the id when the engine answers)
     node_id: Any = None
     node_name: str = ""
+    #: the job covers only a part of what Apply would send (a preview around the faces found before)
+    partial: bool = False
     #: the image's width and height when the job was made (Apply adds nothing if they changed)
     image_size: Tuple[int, int] = (0, 0)
     #: set by Apply: the layer was not plain, so the new layer replaces it and it was hidden
@@ -89,8 +91,9 @@ def prepare(doc: Any, strength: float, faces: Faces, node: Any = None, region: O
             apply: bool = False) -> Job:
     """Write the active layer (or ``node``) and the selection to a fresh temporary folder.
 
-    ``region`` (x, y, width, height), clipped to the image, limits the job to that rectangle
-    (previews use the area around the faces found before).  ``apply``: the job is an Apply: a
+    ``region`` (x, y, width, height), clipped to what Apply sends, limits the job to that rectangle
+    (previews use the area around the faces found before; a preview sees what Apply would send,
+    :func:`apply_rect`, so the two find the same faces).  ``apply``: the job is an Apply: a
     hidden layer, or one in a hidden group, is refused (PixelError: its Smile layer would change
     nothing that shows); the job covers the whole layer, its part beyond the canvas too (a face
     cut by the canvas border is edited whole, so no seam shows where the border was when the
@@ -101,15 +104,15 @@ def prepare(doc: Any, strength: float, faces: Faces, node: Any = None, region: O
     space = pixels.check_document(doc, node)
     if apply:
         stacking.check_visible(node)
-        x, y, width, height = apply_rect(node, doc.width(), doc.height())
-    else:
-        x, y, width, height = clip_rect(region, doc.width(), doc.height())
+    whole = apply_rect(node, doc.width(), doc.height())
+    x, y, width, height = whole if apply else clip_rect(region, whole)
     folder = tempfile.mkdtemp(prefix="smile-krita-")
     job = Job(doc=doc, node=node, x=x, y=y, width=width, height=height, folder=folder,
               input_path=os.path.join(folder, "input.png"),
               output_path=os.path.join(folder, "output.png"),
               mask_path=os.path.join(folder, "mask.png"),
-              strength=strength, faces=faces, space=space, image_size=(doc.width(), doc.height()))
+              strength=strength, faces=faces, space=space, image_size=(doc.width(), doc.height()),
+              partial=(x, y, width, height) != whole)
     try:
         job.node_id, job.node_name = node_identity(node)
         data = pixels.layer_bytes(node, x, y, width, height)
@@ -139,14 +142,15 @@ def node_identity(node: Any) -> Tuple[Any, str]:
         return None, ""
 
 
-def clip_rect(region: Optional[Rect], width: int, height: int) -> Rect:
-    """``region`` clipped to a ``width``×``height`` image; the whole image when None or empty."""
+def clip_rect(region: Optional[Rect], bounds: Rect) -> Rect:
+    """``region`` clipped to ``bounds`` (x, y, width, height); all of ``bounds`` when None or empty."""
     if region is None:
-        return 0, 0, width, height
-    x0, y0 = max(0, int(region[0])), max(0, int(region[1]))
-    x1, y1 = min(width, int(region[0] + region[2])), min(height, int(region[1] + region[3]))
+        return bounds
+    bx, by, bw, bh = bounds
+    x0, y0 = max(bx, int(region[0])), max(by, int(region[1]))
+    x1, y1 = min(bx + bw, int(region[0] + region[2])), min(by + bh, int(region[1] + region[3]))
     if x1 - x0 < 2 or y1 - y0 < 2:
-        return 0, 0, width, height
+        return bounds
     return x0, y0, x1 - x0, y1 - y0
 
 

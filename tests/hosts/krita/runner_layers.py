@@ -34,6 +34,19 @@ def _apply(r, doc, node) -> dict:
             "added": [layer.name() for layer in r.added]}
 
 
+def _preview(r, doc, node) -> dict:
+    """A preview of ``node`` (the active layer of the active document, as the docker makes it)."""
+    real_app = r.ctl.app
+    r.ctl.app = runner_precision._ActiveDocument(doc, node)
+    r.ctl._preview_region = None
+    try:
+        rid = r.ctl.preview()
+        reply = r.ctl.client.wait(rid, 600000) if rid is not None else None
+    finally:
+        r.ctl.app = real_app
+    return {"ok": bool(reply and reply.get("ok")), "rect": r.ctl.last_preview_rect, "status": list(r.ctl.status)}
+
+
 def hidden_group(r, results: dict) -> None:
     """"Face" (visible) inside the hidden group "Group", nested in a visible "Outer"; then the
     group shown at opacity 0; then the group at full opacity and "Face" at opacity 0."""
@@ -97,6 +110,7 @@ def off_canvas(r, results: dict) -> None:
         rect = (bounds.x(), bounds.y(), bounds.width(), bounds.height())
         result = {"source": r.dump(name + "-source", face, rect), "source_name": face.name(), "offset": list(offset),
                   "canvas": [W, H], "space": ["RGBA", "U8"]}
+        result["preview"] = _preview(r, doc, face)
         result.update(_apply(r, doc, face))
         result["sent"] = list(r.ctl.last_apply_rect)
         if r.added:
