@@ -57,9 +57,17 @@ def test_layer_in_hidden_group_refused(layers):
     ("layers_transparent_group", "'Face' is inside the group 'Group' at opacity 0 %, so nothing of it shows: "
                                  "raise the group's opacity (Layer → Properties…), then Apply"),
     ("layers_transparent", "'Face' is at opacity 0 %, so nothing of it shows: raise its opacity "
-                           "(Layer → Properties…), then Apply")])
+                           "(Layer → Properties…), then Apply"),
+    ("layers_unseen_groups", "'Face' is inside the groups 'Outer' (at opacity 0 %) and 'Group' (hidden), so nothing "
+                             "of it shows: show them (their eye in the Layers docker) and raise their opacity "
+                             "(Layer → Properties…), then Apply"),
+    ("layers_unseen_group", "'Face' is inside the group 'Group' (hidden and at opacity 0 %), so nothing of it shows: "
+                            "show it (its eye in the Layers docker) and raise its opacity (Layer → Properties…), "
+                            "then Apply")])
 def test_layer_that_shows_nothing_refused(layers, name, words):
-    """A layer at opacity 0, or in a group at opacity 0: its Smile layer would show nothing either."""
+    """A layer at opacity 0, or in a group at opacity 0: its Smile layer would show nothing either;
+    groups that show nothing for several reasons, or several such groups, are all named at once
+    (before: only the outermost group, and only one reason: a second refusal after fixing it)."""
     case = _case(layers, name)
     assert case["request_id"] is None and not case["added"] and case["statuses"] == [["error", words]], case
 
@@ -131,6 +139,43 @@ def test_layer_far_beyond_the_canvas_sent_in_part(layers):
     case = _case(layers, "layers_off_far")
     assert case["source"]["rect"] == [-60, 900, 512, 512] and case["sent"] == [-60, 0, 572, 768], case["sent"]
     assert case["statuses"][-1][0] == "no_face" and not case["added"], case["statuses"]
+
+
+def test_layer_moved_while_the_engine_works(layers):
+    """The layer moved back onto the canvas while the engine works on its face beyond the edge:
+    nothing is added (before: the smiled face was pasted where the face no longer is)."""
+    case = _case(layers, "layers_moved_during")
+    assert case["reply"]["ok"] and not case["added"], case["statuses"]
+    assert [row[1] for row in case["tree"]] == ["Background", "Face"], case["tree"]
+    assert case["statuses"][-1] == ["error", "the layer 'Face' was moved while Smile worked on it, so the face is no "
+                                             "longer where Smile edited it; nothing was added: Apply again"]
+
+
+def test_layer_erased_beyond_the_canvas_while_the_engine_works(layers):
+    """The layer's part beyond the canvas erased (and a red stripe painted at the canvas's left
+    edge) while the engine works: there, the new layer holds the face's changed pixels and nothing
+    else (before: red pixels of the next rows' stripe, read past the layer's new bounds)."""
+    case, plain = _case(layers, "layers_erased_during"), _case(layers, "layers_off_right")
+    assert case["statuses"][-1][0] == "done" and case["added"] == ["Face smile"], case["statuses"]
+    read = (lambda c, which: np.fromfile(layers["out"] / c[which]["file"], np.uint8).reshape(512, 512, 4))
+    source, smiled, result = read(plain, "source"), read(plain, "result"), read(case, "result")
+    changed = (source != smiled).any(axis=-1)
+    edge = 512 - 270  # the first column of the dumps beyond the canvas
+    expected = np.where(changed[..., None], smiled, 0)[:, edge:]
+    assert changed[:, edge:].sum() > 500
+    assert (result[:, edge:] == expected).all(), \
+        f"{(result[:, edge:] != expected).any(axis=-1).sum()} pixels beyond the canvas are not the face's changes"
+    assert (result[:, :edge] == smiled[:, :edge]).all(), "the layer on the canvas differs from Apply without the erasing"
+
+
+def test_long_canvas_sends_at_most_four_canvases(layers):
+    """A 512×48 canvas over a 512×512 layer: Apply sends a band 55 px wide around the canvas
+    (at most four canvases' area), not half the canvas's longer side (512×454 pixels, 9.5 canvases)."""
+    case = _case(layers, "layers_long_canvas")
+    assert case["canvas"] == [512, 48] and case["layer"] == [0, -150, 512, 512], case
+    x, y, w, h = case["sent"]
+    assert w * h <= 4 * 512 * 48 and case["sent"] == [0, -55, 512, 158], case["sent"]
+    assert case["request_id"] is not None and case["statuses"][-1][0] != "error", case["statuses"]
 
 
 def test_face_cut_by_the_edge_sent_with_its_surroundings(layers):

@@ -297,9 +297,8 @@ def stacked_words(job: jobs.Job) -> str:
     if not job.stacked:
         return "; Ctrl+Z removes it" + clone_words(job)
     source, name = (f"the source '{job.node_name}'", f"'{job.node_name}'") if job.node_name else ("the source",) * 2
-    if job.undoable_hide:
-        return f"; {source} is hidden under it; Ctrl+Z removes it, Ctrl+Z again shows {name}" + clone_words(job)
-    return f"; {source} is hidden under it; Ctrl+Z removes it; {name} stays hidden: show it again with its eye" + clone_words(job)
+    undo = f", Ctrl+Z again shows {name}" if job.undoable_hide else f"; {name} stays hidden: show it again with its eye"
+    return f"; {source} is hidden under it; Ctrl+Z removes it{undo}" + clone_words(job)
 
 
 def clone_words(job: jobs.Job) -> str:

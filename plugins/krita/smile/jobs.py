@@ -11,6 +11,7 @@ converted by Krita (colour.py); at every depth only the pixels the engine change
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -56,6 +57,8 @@ class Job:
     partial: bool = False
     #: the image's width and height when the job was made (Apply adds nothing if they changed)
     image_size: Tuple[int, int] = (0, 0)
+    #: the layer's offset when the job was made (Apply adds nothing if it was moved: the face moved)
+    position: Optional[Tuple[int, int]] = None
     #: set by Apply: the layer was not plain, so the new layer replaces it and it was hidden
     stacked: bool = False
     #: set by Apply: hiding the source is an undo step of its own (Krita's action did it; stacking.hide)
@@ -95,10 +98,10 @@ def prepare(doc: Any, strength: float, faces: Faces, node: Any = None, region: O
     (previews use the area around the faces found before; a preview sees what Apply would send,
     :func:`apply_rect`, so the two find the same faces).  ``apply``: the job is an Apply: a
     hidden layer, or one in a hidden group, is refused (PixelError: its Smile layer would change
-    nothing that shows); the job covers the whole layer, its part beyond the canvas too (a face
-    cut by the canvas border is edited whole, so no seam shows where the border was when the
-    layer is moved or the canvas enlarged; :func:`apply_rect`); and the pixels sent are kept in
-    memory (Apply compares the engine's answer with them).
+    nothing that shows); the job covers the canvas and the layer's pixels in a band around it
+    (:func:`apply_rect`: a face cut by the canvas border is edited whole, so no seam shows where
+    the border was when the layer is moved or the canvas enlarged); and the pixels sent are kept
+    in memory (Apply compares the engine's answer with them).
     """
     node = node if node is not None else (doc.activeNode() if doc is not None else None)
     space = pixels.check_document(doc, node)
@@ -115,6 +118,7 @@ def prepare(doc: Any, strength: float, faces: Faces, node: Any = None, region: O
               partial=(x, y, width, height) != whole)
     try:
         job.node_id, job.node_name = node_identity(node)
+        job.position = node_position(node)
         data = pixels.layer_bytes(node, x, y, width, height)
         if colour.sent_as_is(space):
             pixels.save_bgra_png(data, width, height, job.input_path)
@@ -140,6 +144,15 @@ def node_identity(node: Any) -> Tuple[Any, str]:
         return node.uniqueId(), str(node.name())
     except Exception:
         return None, ""
+
+
+def node_position(node: Any) -> Optional[Tuple[int, int]]:
+    """``node``'s offset in the image (Krita's Move tool changes it); None where Krita gives none."""
+    try:
+        point = node.position()
+        return int(point.x()), int(point.y())
+    except Exception:
+        return None
 
 
 def clip_rect(region: Optional[Rect], bounds: Rect) -> Rect:
@@ -209,7 +222,8 @@ def add_result_layer(job: Job, name: Optional[str] = None) -> Any:
     name = job.result_name = name if name is not None else result_name(doc, job.node_name)
     bpp = space.bytes_per_pixel
     changes = engine_changes(job)
-    base = layer_rect(node, doc.width(), doc.height())
+    # the layer's pixels and the job's rectangle (the layer may reach less far now: erased meanwhile)
+    base = union(layer_rect(node, doc.width(), doc.height()), (job.x, job.y, job.width, job.height))
     whole = pixels.layer_bytes(node, *base) if stacking.composites_plainly(node) else None
     job.stacked = whole is None or not stacking.is_plain(node, whole, space)
     if not job.stacked:
@@ -244,7 +258,7 @@ def add_result_layer(job: Job, name: Optional[str] = None) -> Any:
 
 def check_unchanged(job: Job, node: Any) -> pixels.Space:
     """The colour space of ``node`` (found again); PixelError when the image's colour space or
-    size is no longer what the job was made in."""
+    size is no longer what the job was made in, or ``node`` was moved."""
     doc = job.doc
     space = pixels.check_document(doc, node)
     if job.space is None:
@@ -257,6 +271,9 @@ def check_unchanged(job: Job, node: Any) -> pixels.Space:
                    f"{doc.width()}×{doc.height()}")
     if changed:
         raise PixelError(f"the image's {changed} while Smile worked on it; nothing was added: Apply again")
+    if job.position is not None and node_position(node) not in (None, job.position):
+        raise PixelError(f"the layer '{node.name()}' was moved while Smile worked on it, so the face is no longer "
+                         "where Smile edited it; nothing was added: Apply again")
     return space
 
 
@@ -297,27 +314,42 @@ def crop(data: bytes, width: int, bytes_per_pixel: int, rect: Rect) -> bytes:
 def layer_rect(node: Any, width: int, height: int) -> Rect:
     """The canvas (0, 0, ``width``, ``height``) and, for a layer moved partly beyond it, the
     rest of the layer's pixels: the part of the layer the result layer copies."""
-    x0, y0, x1, y1 = 0, 0, width, height
+    rect = (0, 0, width, height)
     try:
         bounds = node.bounds()
         if bounds.width() > 0 and bounds.height() > 0:
-            x0, y0 = min(x0, bounds.x()), min(y0, bounds.y())
-            x1, y1 = max(x1, bounds.x() + bounds.width()), max(y1, bounds.y() + bounds.height())
+            rect = union(rect, (bounds.x(), bounds.y(), bounds.width(), bounds.height()))
     except Exception:
         pass
+    return rect
+
+
+def union(first: Rect, second: Rect) -> Rect:
+    """The smallest rectangle holding both rectangles (x, y, width, height)."""
+    x0, y0 = min(first[0], second[0]), min(first[1], second[1])
+    x1 = max(first[0] + first[2], second[0] + second[2])
+    y1 = max(first[1] + first[3], second[1] + second[3])
     return x0, y0, x1 - x0, y1 - y0
 
 
 def apply_rect(node: Any, width: int, height: int) -> Rect:
     """The part of the image an Apply sends to the engine: the canvas (0, 0, ``width``,
-    ``height``) and the layer's pixels beyond it up to half the canvas's larger side away (a face
-    cut by the canvas edge is edited whole; a layer reaching far beyond, e.g. after Image → Resize
-    Canvas, does not make Apply slower than four canvases)."""
-    margin = max(width, height) // 2
+    ``height``) and the layer's pixels beyond it up to :func:`margin` away (a face cut by the
+    canvas edge is edited whole; a layer reaching far beyond, e.g. after Image → Resize Canvas,
+    does not make Apply slower than four canvases)."""
+    extra = margin(width, height)
     x0, y0, w, h = layer_rect(node, width, height)
-    x1, y1 = max(x0, -margin), max(y0, -margin)
-    x2, y2 = min(x0 + w, width + margin), min(y0 + h, height + margin)
+    x1, y1 = max(x0, -extra), max(y0, -extra)
+    x2, y2 = min(x0 + w, width + extra), min(y0 + h, height + extra)
     return x1, y1, x2 - x1, y2 - y1
+
+
+def margin(width: int, height: int) -> int:
+    """The widest band around a ``width``×``height`` canvas that keeps canvas and band within
+    four canvases' area: half the side of a square canvas, less for a long one (a 512×48 canvas:
+    55 px, at most 622×158 pixels sent; half its longer side would send up to 1024×560)."""
+    side = width + height  # (4m² + 2m·side ≤ 3·width·height, its largest whole m)
+    return (math.isqrt(side * side + 12 * width * height) - side) // 4
 
 
 def edited_boxes(reply: Dict[str, Any]) -> List[List[float]]:

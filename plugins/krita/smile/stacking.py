@@ -34,6 +34,7 @@ from .smile_merge import partly_transparent
 NORMAL_BLENDING = "normal"
 OPAQUE = 255
 SELECTION_MASK = "selectionmask"
+HIDDEN, TRANSPARENT = "hidden", "at opacity 0 %"  # (why a group around the layer shows nothing)
 TOGGLE_VISIBILITY = "toggle_layer_visibility"  # Krita's action (an undo step, unlike Node.setVisible)
 
 
@@ -45,34 +46,46 @@ def masks(node: Any) -> list:
 
 
 def check_visible(node: Any) -> None:
-    """PixelError (one line) when ``node`` does not show: hidden, at opacity 0, or inside a group
-    that is: its Smile layer would not show either (it goes right above ``node``, in the same
-    group, with its opacity) and change nothing that shows.  Apply refuses it before any request
-    is sent; it does not show the layer or group itself, which would change more of the image
-    than the face."""
+    """PixelError (one line) when ``node`` does not show: hidden, at opacity 0, or inside groups
+    that are (all of them named at once): its Smile layer would not show either (it goes right
+    above ``node``, in the same group, with its opacity) and change nothing that shows.  Apply
+    refuses it before any request is sent; it does not show the layer or groups itself, which
+    would change more of the image than the face."""
     name = node.name()
     if not node.visible():
         raise PixelError(f"'{name}' is hidden: show it (its eye in the Layers docker), then Apply")
     if int(node.opacity()) == 0:
         raise PixelError(f"'{name}' is at opacity 0 %, so nothing of it shows: raise its opacity "
                          "(Layer → Properties…), then Apply")
-    group = unseen_group(node)
-    if group is not None and not group.visible():
-        raise PixelError(f"'{name}' is inside the hidden group '{group.name()}': "
+    groups = unseen_groups(node)
+    if not groups:
+        return
+    states = {state for _, found in groups for state in found}
+    if len(groups) == 1 and states == {HIDDEN}:
+        raise PixelError(f"'{name}' is inside the hidden group '{groups[0][0].name()}': "
                          "show the group (its eye in the Layers docker), then Apply")
-    if group is not None:
-        raise PixelError(f"'{name}' is inside the group '{group.name()}' at opacity 0 %, so nothing of it shows: "
-                         "raise the group's opacity (Layer → Properties…), then Apply")
+    if len(groups) == 1 and states == {TRANSPARENT}:
+        raise PixelError(f"'{name}' is inside the group '{groups[0][0].name()}' at opacity 0 %, so nothing of it "
+                         "shows: raise the group's opacity (Layer → Properties…), then Apply")
+    each = [f"'{group.name()}' ({' and '.join(found)})" for group, found in groups]
+    listed = ", ".join(each[:-1]) + " and " + each[-1] if len(each) > 1 else each[0]
+    it, its = ("it", "its") if len(groups) == 1 else ("them", "their")
+    fixes = ([f"show {it} ({its} eye in the Layers docker)"] if HIDDEN in states else []) + \
+        ([f"raise {its} opacity (Layer → Properties…)"] if TRANSPARENT in states else [])
+    raise PixelError(f"'{name}' is inside the group{'s' if len(groups) > 1 else ''} {listed}, so nothing of it shows: "
+                     f"{' and '.join(fixes)}, then Apply")
 
 
-def unseen_group(node: Any) -> Optional[Any]:
-    """The outermost group around ``node`` that is hidden or at opacity 0 (None: every group
-    around it shows)."""
-    found = None
+def unseen_groups(node: Any) -> list:
+    """The groups around ``node`` that are hidden or at opacity 0, outermost first, each with
+    what hides it ([(group, ["hidden", "at opacity 0 %"])]; empty: every group around it shows)."""
+    found = []
     parent = node.parentNode()
     while parent is not None and parent.parentNode() is not None:  # (the root node has no parent)
-        if not parent.visible() or int(parent.opacity()) == 0:
-            found = parent
+        states = [state for state, unseen in ((HIDDEN, not parent.visible()), (TRANSPARENT, int(parent.opacity()) == 0))
+                  if unseen]
+        if states:
+            found.insert(0, (parent, states))
         parent = parent.parentNode()
     return found
 

@@ -49,7 +49,8 @@ def _preview(r, doc, node) -> dict:
 
 def hidden_group(r, results: dict) -> None:
     """"Face" (visible) inside the hidden group "Group", nested in a visible "Outer"; then the
-    group shown at opacity 0; then the group at full opacity and "Face" at opacity 0."""
+    group shown at opacity 0; then the group at full opacity and "Face" at opacity 0; then "Outer"
+    at opacity 0 and "Group" hidden; then "Group" hidden and at opacity 0."""
     doc, face = runner_stacked.document(r)
     outer, group = doc.createGroupLayer("Outer"), doc.createGroupLayer("Group")
     doc.rootNode().addChildNode(outer, face)
@@ -70,6 +71,16 @@ def hidden_group(r, results: dict) -> None:
     inner.setOpacity(0)
     doc.waitForDone()
     results["layers_transparent"] = _apply(r, doc, inner)
+    inner.setOpacity(255)
+    outer = group.parentNode()
+    outer.setOpacity(0)  # several groups that show nothing: all named at once
+    group.setVisible(False)
+    doc.waitForDone()
+    results["layers_unseen_groups"] = _apply(r, doc, inner)
+    outer.setOpacity(255)
+    group.setOpacity(0)  # one group, hidden and at opacity 0
+    doc.waitForDone()
+    results["layers_unseen_group"] = _apply(r, doc, inner)
     doc.close()
 
 
@@ -119,6 +130,55 @@ def off_canvas(r, results: dict) -> None:
         doc.close()
 
 
+def changed_during(r, results: dict) -> None:
+    """"Face" moved so that the face crosses the right edge (as layers_off_right); while the
+    engine works the layer is moved back onto the canvas, or its part beyond the canvas erased
+    (and a stripe painted on its left, far from the face)."""
+    def move_back(doc, face):
+        face.move(0, 0)
+
+    def erase_beyond(doc, face):  # (and paint a red stripe at the canvas's left edge: the layer now spans 0…512)
+        face.setPixelData(bytes(270 * H * 4), W, 0, 270, H)
+        face.setPixelData(bytes((0, 0, 255, 255)) * (40 * H), 0, 0, 40, H)
+
+    for name, during in (("layers_moved_during", move_back), ("layers_erased_during", erase_beyond)):
+        doc, face = runner_stacked.document(r)
+        face.move(270, 0)
+        doc.waitForDone()
+        rect = (270, 0, W, H)
+        del r.statuses[:]
+        del r.added[:]
+        r.ctl.set_strength(1.0)
+        rid = r.ctl.apply(doc, face)
+        during(doc, face)
+        doc.waitForDone()
+        reply = r.ctl.client.wait(rid, 600000) if rid is not None else None
+        doc.waitForDone()
+        bounds = face.bounds()
+        result = {"request_id": rid, "reply": reply, "statuses": list(r.statuses), "tree": _tree(doc.rootNode()),
+                  "added": [layer.name() for layer in r.added], "space": ["RGBA", "U8"],
+                  "bounds": [bounds.x(), bounds.y(), bounds.width(), bounds.height()]}
+        if r.added:
+            result["result"] = r.dump(name + "-result", r.added[0], rect)
+        results[name] = result
+        doc.close()
+
+
+def long_canvas(r, results: dict) -> None:
+    """The 512-px portrait under a canvas cut down to 512×48 (Image → Resize Canvas keeps the
+    layer's pixels beyond it): what Apply sends."""
+    doc, face = runner_stacked.document(r)
+    doc.resizeImage(0, 150, W, 48)
+    doc.waitForDone()
+    face = [n for n in doc.topLevelNodes() if n.name() == "Face"][0]
+    bounds = face.bounds()
+    result = _apply(r, doc, face)
+    result.update(sent=list(r.ctl.last_apply_rect), canvas=[doc.width(), doc.height()],
+                  layer=[bounds.x(), bounds.y(), bounds.width(), bounds.height()])
+    results["layers_long_canvas"] = result
+    doc.close()
+
+
 def gray_half_off_canvas(r, results: dict) -> None:
     """A 16-bit grayscale (linear) portrait at 50 % opacity (replaced by a duplicate, hidden),
     moved so that the face crosses the right edge of the canvas."""
@@ -153,7 +213,8 @@ def closed(r, results: dict) -> None:
 
 
 CASES = [("layers_hidden_group", hidden_group), ("layers_names", names), ("layers_clone", clone),
-         ("layers_off_right", off_canvas), ("layers_gray", gray_half_off_canvas), ("layers_closed", closed)]
+         ("layers_off_right", off_canvas), ("layers_gray", gray_half_off_canvas),
+         ("layers_long_canvas", long_canvas), ("layers_moved_during", changed_during), ("layers_closed", closed)]
 
 
 def __main__(args):
