@@ -178,6 +178,22 @@ def test_long_canvas_sends_at_most_four_canvases(layers):
     assert case["request_id"] is not None and case["statuses"][-1][0] != "error", case["statuses"]
 
 
+def test_largest_face_is_one_on_the_canvas(layers):
+    """Largest face, with a larger face beyond the canvas's edge in the band Apply sends: the
+    face on the canvas is edited, and the preview shows it (before: the unseen larger face was
+    edited: '1 face(s) edited' and nothing on the canvas changed)."""
+    case = _case(layers, "layers_largest")
+    assert case["sent"][2] > 420 and case["statuses"][-1][0] == "done", (case["sent"], case["statuses"])
+    for reply in (case["reply"], case["preview_reply"]):
+        edited = [f["box"] for f in reply["faces"] if f.get("edited")]
+        assert len(reply["faces"]) == 2 and len(edited) == 1, reply["faces"]
+        middle = case["sent"][0] + (edited[0][0] + edited[0][2]) / 2
+        assert middle < 420, f"the face edited ({edited[0]}) is beyond the 420-px canvas"
+    source, result = (np.fromfile(layers["out"] / case[which]["file"], np.uint8).reshape(512, 420, 4)
+                      for which in ("source", "result"))
+    assert (source != result).any(axis=-1).sum() > 200, "the face on the canvas did not change"
+
+
 def test_face_cut_by_the_edge_sent_with_its_surroundings(layers):
     """Apply and the preview before it send the same part of the image, so they find the same
     face (before, the preview saw only the canvas: no face found, while Apply smiled it)."""

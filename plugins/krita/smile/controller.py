@@ -8,7 +8,7 @@ Everything here runs on Krita's UI thread; the slow part runs in the worker proc
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import jobs, pixels
 from .engine import EDITOR, EngineClient, plugin_dir
@@ -179,7 +179,25 @@ class SmileController(QObject):
         self._apply_job = job
         self.last_apply_rect = (job.x, job.y, job.width, job.height)
         self._set_status("working", f"working: smiling at strength {self.strength:+.1f}…")
-        return client.request(job.request(), self._on_apply_reply)
+        return self._send(client, job, self._on_apply_reply)
+
+    def _send(self, client: EngineClient, job: jobs.Job, callback: Callable[[Dict[str, Any]], None]) -> int:
+        """Send ``job``'s request; its reply goes to ``callback``.  With **Largest face** and pixels
+        beyond the canvas (and no selection, which chooses the faces itself), the engine first
+        lists the faces and the largest one with its middle on the canvas is asked for: a larger
+        face in the band beyond the canvas, unseen, must not be the one edited.  Returns the id of
+        the first request."""
+        if job.faces != "largest" or job.selection_path or not jobs.reaches_beyond(job):
+            return client.request(job.request(), callback)
+
+        def choose(reply: Dict[str, Any]) -> None:
+            if not reply.get("ok"):
+                callback(reply)  # (its failure is the job's: said as any other)
+                return
+            job.faces = jobs.largest_on_canvas(reply.get("faces") or [], job) or job.faces
+            client.request(job.request(), callback)
+
+        return client.request({"cmd": "detect", "input": job.input_path}, choose)
 
     def _on_apply_reply(self, reply: Dict[str, Any]) -> None:
         job, self._apply_job = self._apply_job, None
@@ -243,7 +261,7 @@ class SmileController(QObject):
         self._preview_again = False
         if self._apply_job is None:
             self._set_status("working", f"working: preview at strength {self.strength:+.1f}…")
-        return client.request(job.request(), self._on_preview_reply)
+        return self._send(client, job, self._on_preview_reply)
 
     def _on_preview_reply(self, reply: Dict[str, Any]) -> None:
         job, self._preview_job = self._preview_job, None

@@ -352,6 +352,25 @@ def margin(width: int, height: int) -> int:
     return (math.isqrt(side * side + 12 * width * height) - side) // 4
 
 
+def reaches_beyond(job: Job) -> bool:
+    """Does ``job`` hold pixels beyond the canvas (the layer's, in the band :func:`apply_rect` adds)?"""
+    width, height = job.image_size
+    return job.x < 0 or job.y < 0 or job.x + job.width > width or job.y + job.height > height
+
+
+def largest_on_canvas(faces: List[Dict[str, Any]], job: Job) -> Optional[List[int]]:
+    """The index (as ``[i]``) of the largest face of an engine's ``detect`` reply on ``job``'s
+    input whose box has its middle on the canvas (faces come largest first); None when none has."""
+    width, height = job.image_size
+    for face in faces:
+        if not isinstance(face, dict) or "box" not in face or not isinstance(face.get("index"), int):
+            continue
+        x0, y0, x1, y1 = face["box"]
+        if 0 <= job.x + (x0 + x1) / 2 < width and 0 <= job.y + (y0 + y1) / 2 < height:
+            return [face["index"]]
+    return None
+
+
 def edited_boxes(reply: Dict[str, Any]) -> List[List[float]]:
     """The boxes of the faces the engine edited (all faces if none says ``edited``)."""
     faces = [f for f in reply.get("faces") or [] if isinstance(f, dict) and "box" in f]

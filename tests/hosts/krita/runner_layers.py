@@ -22,13 +22,22 @@ def _tree(node, depth: int = 0) -> list:
     return rows
 
 
+def _wait(r, rid, pending) -> dict:
+    """The reply to the request ``rid`` started, or to the last one it led to while ``pending()``
+    is not None (with Largest face the engine first lists the faces, then smiles one)."""
+    reply = r.ctl.client.wait(rid, 600000) if rid is not None else None
+    while rid is not None and pending() is not None:
+        reply = r.ctl.client.wait(r.ctl.client._next_id - 1, 600000)
+    return reply
+
+
 def _apply(r, doc, node) -> dict:
     """Apply on ``node``; what the stack and the status are afterwards."""
     del r.statuses[:]
     del r.added[:]
     r.ctl.set_strength(1.0)
     rid = r.ctl.apply(doc, node)
-    reply = r.ctl.client.wait(rid, 600000) if rid is not None else None
+    reply = _wait(r, rid, lambda: r.ctl._apply_job)
     doc.waitForDone()
     return {"request_id": rid, "reply": reply, "statuses": list(r.statuses), "tree": _tree(doc.rootNode()),
             "added": [layer.name() for layer in r.added]}
@@ -41,7 +50,7 @@ def _preview(r, doc, node) -> dict:
     r.ctl._preview_region = None
     try:
         rid = r.ctl.preview()
-        reply = r.ctl.client.wait(rid, 600000) if rid is not None else None
+        reply = _wait(r, rid, lambda: r.ctl._preview_job)
     finally:
         r.ctl.app = real_app
     return {"ok": bool(reply and reply.get("ok")), "rect": r.ctl.last_preview_rect, "status": list(r.ctl.status)}
@@ -164,6 +173,37 @@ def changed_during(r, results: dict) -> None:
         doc.close()
 
 
+def largest(r, results: dict) -> None:
+    """"Face" holds the portrait at half size on a 420-px-wide canvas and the portrait at full
+    size beside it, its face beyond the canvas's right edge (in the band Apply sends): Apply and
+    the preview with Largest face."""
+    from smile.qt import QImage, byte_data, enum
+
+    doc, face = runner_stacked.document(r)
+    portrait = bytes(face.pixelData(0, 0, W, H))
+    argb = enum(QImage, "Format.Format_ARGB32")
+    small = byte_data(QImage(portrait, W, H, W * 4, argb).scaled(W // 2, H // 2).convertToFormat(argb))
+    face.setPixelData(bytes(W * H * 4), 0, 0, W, H)
+    face.setPixelData(small, 0, H // 4, W // 2, H // 2)
+    face.setPixelData(portrait, 340, 0, W, H)
+    doc.resizeImage(0, 0, 420, H)
+    doc.waitForDone()
+    face = [n for n in doc.topLevelNodes() if n.name() == "Face"][0]
+    rect = (0, 0, 420, H)
+    source = r.dump("layers_largest-source", face, rect)
+    r.ctl.set_faces("largest")
+    try:
+        result = {"preview": _preview(r, doc, face)}
+        result["preview_reply"] = r.ctl.last_preview_reply
+        result.update(_apply(r, doc, face), source=source, space=["RGBA", "U8"], sent=list(r.ctl.last_apply_rect))
+    finally:
+        r.ctl.set_faces("all")
+    if r.added:
+        result["result"] = r.dump("layers_largest-result", r.added[0], rect)
+    results["layers_largest"] = result
+    doc.close()
+
+
 def long_canvas(r, results: dict) -> None:
     """The 512-px portrait under a canvas cut down to 512×48 (Image → Resize Canvas keeps the
     layer's pixels beyond it): what Apply sends."""
@@ -214,7 +254,7 @@ def closed(r, results: dict) -> None:
 
 CASES = [("layers_hidden_group", hidden_group), ("layers_names", names), ("layers_clone", clone),
          ("layers_off_right", off_canvas), ("layers_gray", gray_half_off_canvas),
-         ("layers_long_canvas", long_canvas), ("layers_moved_during", changed_during), ("layers_closed", closed)]
+         ("layers_long_canvas", long_canvas), ("layers_largest", largest), ("layers_moved_during", changed_during), ("layers_closed", closed)]
 
 
 def __main__(args):
