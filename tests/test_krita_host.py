@@ -401,6 +401,11 @@ def test_plugin_parts_under_both_qt_bindings(krita_setup, binding):
     assert code == 0, log
     results = json.loads((out / f"{binding}-results.json").read_text(encoding="utf-8"))
     assert results["binding"] == binding
+    # the band Apply sends around the canvas: at most three canvases and 16 million pixels more (before:
+    # half the longer side, 96 million pixels more around a 6000×4000 canvas)
+    margins = results["margins"]
+    assert margins["512x512"] == [256, 3 * 512 * 512] and margins["512x48"][0] == 55, margins
+    assert margins["6000x4000"][0] == 701 and all(added <= 16_000_000 for _, added in margins.values()), margins
     assert "pip install /path/to/smile && smile install-plugin krita" in results["engine_missing"]
     width, height = results["preview_size"]
     assert height == results["preview_height"] and width > height  # before | after, side by side

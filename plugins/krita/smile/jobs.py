@@ -25,6 +25,9 @@ from .smile_merge import bounding_rect, changed_runs, merge_runs  # (shared with
 Faces = Union[str, List[int]]
 RESULT_LAYER_NAME = "Smile"  # (the layer's name when its source has none)
 RESULT_SUFFIX = " smile"  # the new layer is named after its source: "Face smile"
+#: the most pixels the band around the canvas adds to what Apply and the preview send (a 4000×4000
+#: image's worth: enough for a face cut by the edge of a large photo, its cost bounded)
+BAND_PIXELS = 16_000_000
 
 
 @dataclass
@@ -336,7 +339,7 @@ def apply_rect(node: Any, width: int, height: int) -> Rect:
     """The part of the image an Apply sends to the engine: the canvas (0, 0, ``width``,
     ``height``) and the layer's pixels beyond it up to :func:`margin` away (a face cut by the
     canvas edge is edited whole; a layer reaching far beyond, e.g. after Image → Resize Canvas,
-    does not make Apply slower than four canvases)."""
+    makes Apply no slower than four canvases, or the canvas and 16 million pixels)."""
     extra = margin(width, height)
     x0, y0, w, h = layer_rect(node, width, height)
     x1, y1 = max(x0, -extra), max(y0, -extra)
@@ -345,11 +348,14 @@ def apply_rect(node: Any, width: int, height: int) -> Rect:
 
 
 def margin(width: int, height: int) -> int:
-    """The widest band around a ``width``×``height`` canvas that keeps canvas and band within
-    four canvases' area: half the side of a square canvas, less for a long one (a 512×48 canvas:
-    55 px, at most 622×158 pixels sent; half its longer side would send up to 1024×560)."""
-    side = width + height  # (4m² + 2m·side ≤ 3·width·height, its largest whole m)
-    return (math.isqrt(side * side + 12 * width * height) - side) // 4
+    """The widest band around a ``width``×``height`` canvas that adds at most three canvases'
+    area and :data:`BAND_PIXELS` pixels: half the side of a small square canvas, less for a
+    long one (a 512×48 canvas: 55 px; half its longer side would send up to 1024×560 pixels)
+    or a large one (6000×4000: 701 px, where half its longer side would add 96 million pixels,
+    and the preview and Apply convert them on Krita's UI thread)."""
+    extra = min(3 * width * height, BAND_PIXELS)
+    side = width + height  # ((width + 2m)(height + 2m) ≤ width·height + extra: its largest whole m)
+    return (math.isqrt(side * side + 4 * extra) - side) // 4
 
 
 def reaches_beyond(job: Job) -> bool:

@@ -159,6 +159,7 @@ def main(argv: list) -> int:
 
     results["docker"] = check_docker_widgets(qt, preview, client.greeting)
     results["hide"] = check_hide()
+    results["margins"] = check_margins()
     with open(os.path.join(out, f"{binding}-results.json"), "w", encoding="utf-8") as fh:
         json.dump(results, fh, indent=1, default=str)
     return 0
@@ -291,6 +292,16 @@ def check_hide() -> dict:
     node = FakeNode(1)
     assert hide(doc, node, [node]) == (True, False), "the action was not used for the one layer selected"
     return {name: list(value) for name, value in cases.items()}
+
+
+def check_margins() -> dict:
+    """The band around the canvas that Apply sends: how wide, and how many pixels it adds, per
+    canvas size (tests/test_krita_host.py judges them)."""
+    from smile import jobs
+
+    sizes = [(512, 512), (512, 48), (6000, 4000), (30000, 30000)]
+    return {f"{w}x{h}": [jobs.margin(w, h), (w + 2 * jobs.margin(w, h)) * (h + 2 * jobs.margin(w, h)) - w * h]
+            for w, h in sizes}
 
 
 if __name__ == "__main__":
