@@ -13,6 +13,7 @@ import numpy as np
 
 from .arguments import shown, whole_number
 from .errors import InputError, UsageError
+from .video_fields import code_fields, hevc_tag
 from .video_audio import AUDIO_FOR, TEXT_FOR, CopiedStream, RecodedAudio, RecodedText, ff_text, stream_name, streams_that_fit
 from .video_input import open_input
 from .video_rotate import DisplayView
@@ -266,6 +267,7 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
         # negative start (AAC priming), which would leave an empty slot after the first frame
         out.container_options.setdefault("avoid_negative_ts", "disabled")
     ostream = out.add_stream(encoder, rate=rate)
+    hevc_tag(encoder, out_format, ostream)
     oc = ostream.codec_context
     oc.width, oc.height = w, h
     # AVI counts frames: its time base is one frame (1/rate), each packet fills the slot of its dts
@@ -331,6 +333,7 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
         oc.flags |= av.codec.context.Flags.qscale
     if avi:
         oc.max_b_frames = 0
+    code_fields(av, vstream, encoder, oc, opts, notes)  # (interlaced video stays interlaced)
     oc.options = opts
     oc.thread_type = "AUTO"
     if vstream.sample_aspect_ratio:

@@ -1,0 +1,62 @@
+"""Interlaced clips stay interlaced, in their field order; HEVC in MP4 and MOV is tagged as Apple's players
+read it (smilecore.video_fields)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+av = pytest.importorskip("av")
+
+from smilecore.video import smile_video  # noqa: E402
+from smilecore.video_synth import make_clip, read_frames  # noqa: E402
+
+SIZE = (320, 240)
+
+
+def fields_of(path) -> tuple[int, list[bool]]:
+    """The video stream's field order (FFmpeg's AVFieldOrder: 2 top first, 3 bottom first, 1 progressive) and
+    whether each decoded frame is interlaced."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return s.codec_context.field_order, [f.interlaced_frame for f in c.decode(s)]
+
+
+@pytest.mark.parametrize("order, expected", [("tff", 2), ("bff", 3)])
+@pytest.mark.parametrize("out_name, codec", [("out.mkv", None), ("out.mp4", None), ("out.mts", None),
+                                             ("out.mkv", "hevc"), ("out.avi", "mpeg4")])
+def test_an_interlaced_clip_is_written_interlaced_in_its_field_order(picture, model, tmp_path, order, expected,
+                                                                     out_name, codec):
+    src = make_clip(tmp_path / "camcorder.mkv", picture, size=SIZE, frames=8, audio=False, fields=order)
+    assert fields_of(src.path) == (expected, [True] * 8)
+    dst = tmp_path / out_name
+    r = smile_video(src.path, dst, strength=2, model=model, codec=codec)
+    assert r.frames == 8 and r.faces_edited == 1 and not any("interlaced" in n for n in r.notes), r.notes
+    order_out, interlaced = fields_of(dst)
+    assert interlaced == [True] * 8  # (before: progressive frames, which players no longer deinterlace)
+    if not out_name.endswith(".avi"):  # (AVI has no place for the order: the MPEG-4 stream says it)
+        assert order_out == expected
+    before, after = read_frames(src.path), read_frames(dst)
+    assert max(float(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(before, after)) > 40  # (edited)
+
+
+def test_vp9_has_no_interlaced_coding_and_says_so(picture, model, tmp_path):
+    src = make_clip(tmp_path / "camcorder.mkv", picture, size=SIZE, frames=6, audio=False, fields="tff")
+    r = smile_video(src.path, tmp_path / "out.webm", strength=2, model=model)
+    assert any(n.startswith("interlaced video (top field first) written as progressive frames: vp9") for n in r.notes), r.notes
+    assert fields_of(tmp_path / "out.webm")[1] == [False] * 6
+
+
+def test_a_progressive_clip_stays_progressive(picture, model, tmp_path):
+    src = make_clip(tmp_path / "phone.mp4", picture, size=SIZE, frames=6, audio=False)
+    r = smile_video(src.path, tmp_path / "out.mp4", strength=2, model=model)
+    assert fields_of(tmp_path / "out.mp4") == (1, [False] * 6) and not r.notes
+
+
+@pytest.mark.parametrize("out_name", ["out.mov", "out.mp4"])
+def test_hevc_in_mp4_and_mov_is_tagged_hvc1_as_phones_write_it(picture, model, tmp_path, out_name):
+    src = make_clip(tmp_path / "phone.mov", picture, size=SIZE, frames=6, audio=False, codec="libx265")
+    smile_video(src.path, tmp_path / out_name, strength=2, model=model, codec="hevc")
+    with av.open(str(tmp_path / out_name)) as c:  # (FFmpeg's default, hev1, is refused by QuickTime and iOS)
+        s = c.streams.video[0]
+        assert (s.codec_context.name, s.codec_tag) == ("hevc", "hvc1")
+        assert len(list(c.decode(s))) == 6
