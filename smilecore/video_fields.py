@@ -1,5 +1,5 @@
-"""How the re-encoded video stream is coded where players need more than its pixels: interlaced fields, and
-the HEVC sample entry Apple's players read.
+"""What players and photo libraries read beside the pixels: interlaced fields, the HEVC sample entry Apple's
+players take, and the metadata keys phones write.
 
 * **Interlaced video** (camcorders' 1080i AVCHD ``.mts``, DV, broadcast ``.ts``, DVD) is edited as whole frames,
   both fields woven together, and must be coded as interlaced again, in the same field order: written as
@@ -9,6 +9,11 @@ the HEVC sample entry Apple's players read.
   Matroska's ``FieldOrder``). VP9 and VP8 have no interlaced coding: a note says the result is progressive.
 * **HEVC in MP4 and MOV** is tagged ``hvc1`` (parameter sets in the sample entry) rather than FFmpeg's default
   ``hev1``, which QuickTime, iPhones and iPads refuse to play (:func:`hevc_tag`).
+* **Phones' metadata keys** (an iPhone's ``com.apple.quicktime.location.ISO6709``, ``…creationdate``, ``…make``,
+  ``…model``, ``…software``; Android's ``com.android.version``, ``com.android.capture.fps``) live in MOV/MP4's
+  ``keys`` atom, which FFmpeg writes only when asked (``movflags=use_metadata_tags``): without it the result lost
+  where and when the clip was taken, and on what. :func:`container_metadata` asks for it where the source has
+  such keys.
 """
 from __future__ import annotations
 
@@ -55,3 +60,19 @@ def hevc_tag(encoder: str, out_format: str, ostream) -> None:
     """Tag an HEVC stream of an MP4 or MOV file ``hvc1``, the sample entry Apple's players take."""
     if encoder == "libx265" and out_format in ("mp4", "mov"):
         ostream.codec_tag = "hvc1"
+
+
+#: Keys FFmpeg reads from the container's file type box, not its metadata: not written back as metadata.
+FILE_TYPE_KEYS = frozenset({"major_brand", "minor_version", "compatible_brands"})
+
+
+def container_metadata(metadata: dict[str, str], out_format: str, out) -> None:
+    """Give the output container ``out`` (PyAV, header not yet written) the source's ``metadata`` but its
+    encoder; in MP4 and MOV, keys in reverse-DNS form (a phone's: ``com.apple.quicktime.…``) are written in the
+    ``keys`` atom, as phones write them, with every other key."""
+    tags = {k: v for k, v in metadata.items() if k.lower() != "encoder"}
+    if out_format in ("mp4", "mov") and any("." in k for k in tags):
+        tags = {k: v for k, v in tags.items() if k.lower() not in FILE_TYPE_KEYS}
+        flags = out.container_options.get("movflags")
+        out.container_options["movflags"] = f"{flags}+use_metadata_tags" if flags else "use_metadata_tags"
+    out.metadata.update(tags)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .arguments import shown, whole_number
 from .errors import InputError, UsageError
-from .video_fields import code_fields, hevc_tag
+from .video_fields import code_fields, container_metadata, hevc_tag
 from .video_audio import AUDIO_FOR, TEXT_FOR, CopiedStream, RecodedAudio, RecodedText, ff_text, stream_name, streams_that_fit
 from .video_input import open_input
 from .video_rotate import DisplayView
@@ -399,7 +399,7 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
             notes.append(f"stream #{s.index} ({s.type}) cannot go into the {out_format} file and was left out ({ff_text(exc)})")
     if avi:
         avi_sound_times(vstream, container, copied, rate, notes)
-    out.metadata.update({k: v for k, v in container.metadata.items() if k.lower() not in ("encoder",)})
+    container_metadata(container.metadata, out_format, out)  # (a phone's keys: in the keys atom, as it wrote them)
     chapters = chapters_of(av, container)
     if chapters and out_format in ("avi", "mpegts"):
         notes.append(f"{len(chapters)} chapter{'s' * (len(chapters) > 1)} left out ({out_format.upper()} holds none; "

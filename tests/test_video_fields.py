@@ -60,3 +60,31 @@ def test_hevc_in_mp4_and_mov_is_tagged_hvc1_as_phones_write_it(picture, model, t
         s = c.streams.video[0]
         assert (s.codec_context.name, s.codec_tag) == ("hevc", "hvc1")
         assert len(list(c.decode(s))) == 6
+
+
+PHONE_KEYS = {"com.apple.quicktime.location.ISO6709": "+48.8584+002.2945+035.000/",
+              "com.apple.quicktime.creationdate": "2024-05-01T12:20:30+0200", "com.apple.quicktime.make": "Apple",
+              "com.apple.quicktime.model": "iPhone 15", "com.android.capture.fps": "240.000000"}
+
+
+def as_a_phone_writes_it(src, dst):
+    """``src``'s streams remuxed into a MOV whose metadata is in the keys atom, with a phone's keys and a title."""
+    with av.open(str(src)) as c, av.open(str(dst), "w", format="mov", options={"movflags": "use_metadata_tags"}) as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in c.streams}
+        out.metadata.update({**PHONE_KEYS, "title": "Paris"})
+        for p in c.demux():
+            if p.dts is not None:
+                p.stream = streams[p.stream.index]
+                out.mux(p)
+
+
+@pytest.mark.parametrize("out_name", ["out.mov", "out.mp4", "out.mkv"])
+def test_a_phones_place_date_and_make_are_kept(picture, model, tmp_path, out_name):
+    clip = make_clip(tmp_path / "plain.mp4", picture, size=SIZE, frames=6)
+    as_a_phone_writes_it(clip.path, tmp_path / "phone.mov")
+    r = smile_video(tmp_path / "phone.mov", tmp_path / out_name, strength=2, model=model)
+    assert r.faces_edited == 1 and r.streams_copied == ["audio #1 (aac)"]
+    with av.open(str(tmp_path / out_name)) as c:  # (before: MOV and MP4 lost every key but the title)
+        tags = {k.lower(): v for k, v in c.metadata.items()}
+        assert {k.lower(): v for k, v in PHONE_KEYS.items()}.items() <= tags.items() and tags["title"] == "Paris"
+        assert len(list(c.decode(video=0))) == 6
