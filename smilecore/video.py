@@ -40,7 +40,7 @@ from .video_lookahead import Lookahead, Waiting, faces_now, frames_held
 from .video_planar import PlanarFrame
 from .video_reid import chain
 from .video_schedule import StrengthSchedule
-from .video_streams import (add_output_streams, first_view, muxer_options, output_options, probe, require_av,
+from .video_streams import (add_output_streams, first_view, is_deep, muxer_options, output_options, probe, require_av,
                             video_seconds)
 from .video_track import DETECT_EVERY, DETECT_LAG, FaceTracker, Track
 
@@ -141,6 +141,9 @@ def smile_video(
     model = video_network(model, schedule.values)  # (strength 0 throughout, no model given: none is loaded)
 
     container, vstream = probe(src)
+    if codec is None:  # a source of 10 bits or more gets HEVC (output_options)
+        fmt = vstream.codec_context.format
+        out_format, codec_name, crf = output_options(dst, codec, crf, preset, deep=fmt is not None and is_deep(fmt.name))
     result = VideoResult(output=None)
     failure: list[BaseException] = []
     try:

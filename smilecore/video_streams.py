@@ -42,13 +42,16 @@ PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "sl
 DEFAULT_PRESET = "veryfast"
 
 
-def output_options(dst: Path, codec: str | None, crf, preset: str | None) -> tuple[str, str, int | None]:
+def output_options(dst: Path, codec: str | None, crf, preset: str | None, deep: bool = False) -> tuple[str, str, int | None]:
     """``(container format, codec name, crf)`` for writing ``dst`` with these options, each checked
-    (:class:`UsageError` naming the option and what it may be)."""
+    (:class:`UsageError` naming the option and what it may be). With no ``codec``, a ``deep`` source (10-bit and
+    more) gets HEVC where the container holds it and the crf is one x265 takes: H.264's High 10 plays on no
+    phone, browser or hardware decoder."""
     out_format = video_format(dst)
     if codec is not None and not isinstance(codec, str):
         raise UsageError(f"codec must be a codec's name like 'h264', not {shown(codec)}")
-    codec_name = (codec or CONTAINER_CODECS[out_format][0]).lower()
+    deep_hevc = deep and "hevc" in CONTAINER_CODECS[out_format] and whole_number(crf) in (None, *range(52))
+    codec_name = (codec or ("hevc" if deep_hevc else CONTAINER_CODECS[out_format][0])).lower()
     if codec_name not in CODECS:
         raise UsageError(f"codec {codec}: unknown (use {', '.join(sorted(CODECS))})")
     if codec_name not in CONTAINER_CODECS[out_format]:

@@ -88,3 +88,24 @@ def test_a_phones_place_date_and_make_are_kept(picture, model, tmp_path, out_nam
         tags = {k.lower(): v for k, v in c.metadata.items()}
         assert {k.lower(): v for k, v in PHONE_KEYS.items()}.items() <= tags.items() and tags["title"] == "Paris"
         assert len(list(c.decode(video=0))) == 6
+
+
+@pytest.mark.parametrize("out_name, options, codec", [
+    ("out.mov", {}, "hevc"), ("out.mkv", {}, "hevc"), ("out.mp4", {"crf": 0}, "hevc"),
+    ("out.mp4", {"codec": "h264"}, "h264"),  # (asked for)
+    ("out.mkv", {"crf": 55}, "h264"),        # (a crf x265 does not take: H.264, which does)
+    ("out.avi", {}, "h264"),                 # (AVI holds no HEVC here)
+])
+def test_a_ten_bit_clip_gets_hevc_not_h264_high_10_which_phones_do_not_play(picture, model, tmp_path, out_name,
+                                                                            options, codec):
+    src = make_clip(tmp_path / "hdr.mov", picture, size=SIZE, frames=5, audio=False, codec="libx265",
+                    pix_fmt="yuv420p10le")
+    r = smile_video(src.path, tmp_path / out_name, strength=2, model=model, **options)
+    with av.open(str(tmp_path / out_name)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (r.codec, cc.name, cc.format.name) == (codec, codec, "yuv420p10le") and not r.notes, r.notes
+
+
+def test_an_eight_bit_clip_still_gets_h264(picture, model, tmp_path):
+    src = make_clip(tmp_path / "phone.mov", picture, size=SIZE, frames=5, audio=False, codec="libx265")
+    assert smile_video(src.path, tmp_path / "out.mov", strength=2, model=model).codec == "h264"
