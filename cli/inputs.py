@@ -21,7 +21,7 @@ from smilecore.atomic import followed_links
 from smilecore.errors import UsageError, WriteError
 from smilecore.encode import INPUT_EXTENSIONS, OUTPUT_FORMATS, output_format
 from smilecore.paths import expand_home
-from smilecore.video_streams import VIDEO_EXTENSIONS, is_video_path, video_format
+from smilecore.video_streams import READ_ONLY_VIDEO, VIDEO_EXTENSIONS, is_video_path, result_extension, video_format
 
 _GLOB_CHARS = set("*?[")
 #: What results' names end in (before their extension) unless ``--suffix`` says otherwise.
@@ -93,7 +93,7 @@ def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | t
         seen.update(keys)
         out.append(Found(path, problem, folder))
 
-    kinds = INPUT_EXTENSIONS | VIDEO_EXTENSIONS
+    kinds = INPUT_EXTENSIONS | VIDEO_EXTENSIONS | READ_ONLY_VIDEO
     for arg in args:
         path = expand_home(arg)
         try:
@@ -302,7 +302,7 @@ def plan_outputs(
             if target.is_dir():
                 raise UsageError(f"-o {output} is a folder; use --out-dir {output} to write into it")
         else:
-            name = path.stem + suffix + (ext or path.suffix)
+            name = path.stem + suffix + (ext or result_extension(path))  # (a .mpg's: .mp4)
             if out_dir:
                 target = expand_home(out_dir) / _below(path, getattr(item, "folder", None)) / name
             else:

@@ -35,7 +35,7 @@ from .face import Face, smaller_than_asked
 from .strength import ALREADY_SMILING, MOUTH_HIDDEN, TURNED_AWAY, already_smiling
 from .video_edit import NET_EVERY, NET_SMOOTH, FaceEditor, video_network
 from .video_access import frame_access
-from .video_input import MAX_FRAME_PIXELS, declared_size
+from .video_input import MAX_FRAME_PIXELS, declared_size, frame_rate
 from .video_lookahead import Lookahead, Waiting, faces_now, frames_held
 from .video_planar import PlanarFrame
 from .video_reid import chain
@@ -157,7 +157,7 @@ def smile_video(
             err = too_large(w, h, limit, "each frame")  # (the same wording as photos: exact counts where MP round alike)
             raise ImageTooLargeError(f"{src}: {err}{' (8K UHD, the most a video may have)' if limit == MAX_FRAME_PIXELS else ''}")
         result.size = (w, h)
-        rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate
+        rate = frame_rate(vstream)
         result.fps = float(rate) if rate else 0.0
         total = vstream.frames or None
         if not total and vstream.duration and vstream.time_base and result.fps:
@@ -202,7 +202,7 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
     out = av.open(f, "w", format=out_format, container_options=options)
     try:
         w, h = vstream.codec_context.width, vstream.codec_context.height
-        rate = vstream.average_rate or vstream.guessed_rate or Fraction(25)
+        rate = frame_rate(vstream) or Fraction(25)
         ostream, copied = add_output_streams(av, container, vstream, out, out_format, codec_name, crf, preset, src,
                                              result.notes, result.streams_copied)
 

@@ -18,12 +18,16 @@ probed without the limit (the video's own stream is still refused above 8K, and 
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 
 #: Largest frame accepted (width × height): 8K UHD. Every decoder of an input is held to it.
 MAX_FRAME_PIXELS = 7680 * 4320
 #: FFmpeg's options for every input's streams (``av.open(..., options=READ_OPTIONS)``): no decoder makes a
 #: picture larger than :data:`MAX_FRAME_PIXELS`, while the file is probed or later.
 READ_OPTIONS = {"max_pixels": str(MAX_FRAME_PIXELS)}
+#: Frames per second no camera films faster than: an average rate above it is a demuxer's misreading (raw DV
+#: gives 60000, the inverse of its time base), passed over by :func:`frame_rate`.
+MAX_FRAME_RATE = 1000
 #: A decoder list that names no decoder (FFmpeg's ``codec_whitelist``): a file opened with it is probed from
 #: its headers alone.
 _NO_DECODER = {"codec_whitelist": "none"}
@@ -49,3 +53,12 @@ def declared_size(av, path: str | os.PathLike, index: int) -> tuple[int, int]:
             return (int(cc.width), int(cc.height)) if cc is not None and cc.type == "video" else (0, 0)
     except (av.FFmpegError, OSError, IndexError, ValueError, AttributeError):
         return (0, 0)
+
+
+def frame_rate(stream) -> Fraction | None:
+    """A video ``stream``'s frame rate (PyAV): its average rate, else FFmpeg's guessed one, else its base rate,
+    passing over any above :data:`MAX_FRAME_RATE`; ``None`` where none is given."""
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate and 0 < rate <= MAX_FRAME_RATE:
+            return Fraction(rate)
+    return None

@@ -15,13 +15,18 @@ from .arguments import shown, whole_number
 from .errors import InputError, UsageError
 from .video_fields import code_fields, container_metadata, hevc_tag
 from .video_audio import AUDIO_FOR, TEXT_FOR, CopiedStream, RecodedAudio, RecodedText, ff_text, stream_name, streams_that_fit
-from .video_input import open_input
+from .video_input import frame_rate, open_input
 from .video_rotate import DisplayView
 
 #: Containers by output extension (PyAV / FFmpeg muxer names).
 VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi",
                  ".ts": "mpegts", ".mts": "mpegts", ".m2ts": "mpegts", ".3gp": "3gp"}
 VIDEO_EXTENSIONS = frozenset(VIDEO_FORMATS)
+#: Videos Smile reads but does not write (DVD and MPEG camcorders' program streams, DV, Flash, Windows Media,
+#: Ogg, MXF): their result is an MP4 (:func:`result_extension`), or what ``-o``/``--ext`` names.
+READ_ONLY_VIDEO = frozenset({".mpg", ".mpeg", ".vob", ".mod", ".tod", ".dv", ".flv", ".wmv", ".asf", ".ogv", ".mxf"})
+#: The container a read-only video's result gets by default.
+READ_ONLY_RESULT = ".mp4"
 #: Codec names accepted by ``codec=`` and the FFmpeg encoder each one uses.
 CODECS = {"h264": "libx264", "hevc": "libx265", "h265": "libx265", "vp9": "libvpx-vp9", "vp8": "libvpx", "mpeg4": "mpeg4"}
 #: Encoders whose subsampled (4:2:0, 4:2:2) pictures must have even sizes: a clip of odd width or height is
@@ -72,8 +77,15 @@ def output_options(dst: Path, codec: str | None, crf, preset: str | None, deep: 
 
 
 def is_video_path(path: str | os.PathLike) -> bool:
-    """Does the file name end in a video extension Smile reads (:data:`VIDEO_FORMATS`)?"""
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+    """Does the file name end in a video extension Smile reads (:data:`VIDEO_FORMATS`, :data:`READ_ONLY_VIDEO`)?"""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS | READ_ONLY_VIDEO
+
+
+def result_extension(path: str | os.PathLike) -> str:
+    """The extension of a video's result when none is asked for: its own, or :data:`READ_ONLY_RESULT` for a
+    container Smile does not write."""
+    ext = Path(path).suffix
+    return READ_ONLY_RESULT if ext.lower() in READ_ONLY_VIDEO else ext
 
 
 def muxer_options(dst: str | os.PathLike) -> dict[str, str]:
@@ -262,7 +274,7 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
     cc_in.thread_type = "AUTO"
     w, h = cc_in.width, cc_in.height
     encoder = CODECS[codec_name]
-    rate = vstream.average_rate or vstream.guessed_rate or Fraction(25)
+    rate = frame_rate(vstream) or Fraction(25)
     avi = out_format == "avi"
     if avi:
         rate = avi_rate(vstream)

@@ -1,0 +1,104 @@
+"""Videos in containers Smile reads but does not write (DVD and camcorder MPEG, raw DV, Flash, Windows Media):
+their result is an MP4 (smilecore.video_streams.READ_ONLY_VIDEO); and a stream whose demuxer misreads its
+frame rate (smilecore.video_input.frame_rate)."""
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+av = pytest.importorskip("av")
+
+from cli.main import cli  # noqa: E402
+from smilecore.video import smile_video  # noqa: E402
+from smilecore.video_input import frame_rate  # noqa: E402
+from smilecore.video_synth import read_frames  # noqa: E402
+
+
+def write(path, picture, fmt: str, codec: str, size=(320, 240), frames: int = 6, audio: str | None = None,
+          **options) -> None:
+    """``frames`` frames of ``picture`` (filling most of the height) in the container ``fmt``, with a tone in
+    ``audio`` when given."""
+    w, h = size
+    face = cv2.resize(picture, (int(picture.shape[1] * 0.9 * h / picture.shape[0]), int(0.9 * h)))
+    canvas = np.full((h, w, 3), 120, np.uint8)
+    x0, y0 = (w - face.shape[1]) // 2, (h - face.shape[0]) // 2
+    canvas[y0:y0 + face.shape[0], x0:x0 + face.shape[1]] = face
+    with av.open(str(path), "w", format=fmt) as out:
+        vs = out.add_stream(codec, rate=25)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.codec_context.options = options
+        aus = out.add_stream(audio, rate=48000) if audio else None
+        if aus is not None:
+            aus.layout = "mono"
+        for i in range(frames):
+            fr = av.VideoFrame.from_ndarray(canvas, format="rgb24")
+            fr.pts = i
+            for p in vs.encode(fr):
+                out.mux(p)
+        for p in vs.encode(None):
+            out.mux(p)
+        if aus is not None:
+            n = aus.codec_context.frame_size or 1152
+            for k in range(int(frames / 25 * 48000) // n + 1):
+                x = (0.3 * np.sin(np.arange(k * n, (k + 1) * n) / 48000 * 2 * np.pi * 440))[None]  # (mono)
+                af = av.AudioFrame.from_ndarray(x.astype(np.float32) if aus.codec_context.format.name == "fltp"
+                                                else (x * 32767).astype(np.int16), format=aus.codec_context.format.name,
+                                                layout="mono")
+                af.sample_rate, af.pts = 48000, k * n
+                for p in aus.encode(af):
+                    out.mux(p)
+            for p in aus.encode(None):
+                out.mux(p)
+
+
+@pytest.mark.parametrize("name, fmt, codec, audio", [("dvd.mpg", "mpeg", "mpeg2video", "mp2"),
+                                                     ("tape.wmv", "asf", "wmv2", None),
+                                                     ("old.flv", "flv", "flv", None)])
+def test_a_video_in_a_container_smile_does_not_write_becomes_an_mp4(picture, tmp_path, name, fmt, codec, audio):
+    src = tmp_path / name
+    write(src, picture, fmt, codec, audio=audio, b="4M")
+    r = CliRunner().invoke(cli, [str(src), "-s", "2", "--json"])
+    # (before: the clip was taken for a photo: "extension '.mpg' is not an output format ... --ext png", exit 2)
+    assert r.exit_code == 0, r.output
+    entry = json.loads(r.output)["photos"][0]
+    out = src.with_name(src.stem + ".smile.mp4")
+    assert entry["output"] == str(out) and entry["faces"][0]["edited"] is True
+    assert entry["video"]["streams_copied"] == ([f"audio #1 ({audio})"] if audio else [])
+    assert len(read_frames(out)) == 6
+
+
+def test_a_glob_takes_them_too(picture, tmp_path):
+    write(tmp_path / "a.mpg", picture, "mpeg", "mpeg2video", b="4M")
+    r = CliRunner().invoke(cli, [str(tmp_path / "*.mpg"), "-s", "2", "--out-dir", str(tmp_path / "out")])
+    assert r.exit_code == 0 and (tmp_path / "out" / "a.smile.mp4").is_file(), r.output
+
+
+@pytest.mark.parametrize("out_name", ["out.mp4", "out.mov"])
+def test_raw_dv_whose_demuxer_says_60000_fps_is_written_at_its_own_rate(picture, model, tmp_path, out_name):
+    src = tmp_path / "tape.dv"
+    write(src, picture, "dv", "dvvideo", size=(720, 576))
+    with av.open(str(src)) as c:  # (FFmpeg's DV demuxer: the inverse of its time base; its guessed rate is right)
+        s = c.streams.video[0]
+        assert (s.average_rate, frame_rate(s), dict(c.metadata).get("timecode")) == (60000, 25, "00:00:00:00")
+    # (before: the MP4 and MOV muxers refused the timecode track at 60000 fps: exit 1, "internal error")
+    r = smile_video(src, tmp_path / out_name, strength=2, model=model)
+    assert (r.frames, r.fps, r.faces_edited) == (6, 25.0, 1)
+    with av.open(str(tmp_path / out_name)) as c:
+        assert c.streams.video[0].average_rate == 25 and dict(c.streams.video[0].metadata)["timecode"] == "00:00:00:00"
+
+
+class _Stream:
+    def __init__(self, average, guessed, base):
+        self.average_rate, self.guessed_rate, self.base_rate = average, guessed, base
+
+
+def test_frame_rate_passes_over_a_rate_no_camera_films():
+    assert frame_rate(_Stream(Fraction(30000, 1001), 30, 30)) == Fraction(30000, 1001)
+    assert frame_rate(_Stream(240, 240, 240)) == 240  # (a phone's slow motion)
+    assert frame_rate(_Stream(60000, 25, 25)) == 25
+    assert frame_rate(_Stream(None, None, 90000)) is None
