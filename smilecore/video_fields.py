@@ -14,14 +14,26 @@ players take, and the metadata keys phones write.
   ``keys`` atom, which FFmpeg writes only when asked (``movflags=use_metadata_tags``): without it the result lost
   where and when the clip was taken, and on what. :func:`container_metadata` asks for it where the source has
   such keys.
+* **HDR10's light levels** (the mastering display's colours and brightness, the brightest pixel and frame: SEI
+  messages in the stream, which phones, action cameras and drones write) are handed to x265 and x264
+  (:func:`light_levels`): the frames Smile encodes are new ones, without the decoded frames' side data, and
+  players tone-mapped the result with guessed levels.
 """
 from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+from .video_input import open_input, side_data_entries
 
 #: FFmpeg's ``AVFieldOrder`` values whose top field is shown first (``TT``, ``BT``) and bottom first (``BB``,
 #: ``TB``); 0 is unknown and 1 progressive.
 TOP_FIRST, BOTTOM_FIRST = (2, 5), (3, 4)
 #: The ``AVFieldOrder`` written for each order: coded and shown in it (``TT``, ``BB``).
 WRITTEN = {"tff": 2, "bff": 3}
+#: x265's names for x264's HDR10 options (:func:`light_levels`).
+X265_NAMES = {"mastering-display": "master-display", "cll": "max-cll"}
 #: Encoders with no interlaced coding, by the codec's name.
 NO_FIELDS = {"libvpx-vp9": "vp9", "libvpx": "vp8"}
 
@@ -31,6 +43,51 @@ def field_order(stream) -> str | None:
     parameters say; ``None`` for progressive video or an order not given."""
     order = getattr(stream.codec_context, "field_order", 0) if stream.codec_context is not None else 0
     return "tff" if order in TOP_FIRST else "bff" if order in BOTTOM_FIRST else None
+
+
+def coded_like_source(av, src, vstream, encoder: str, codec_context, options: dict[str, str], notes: list[str]) -> None:
+    """Ask the encoder for what the source's coding carries beside its pixels: its fields (:func:`code_fields`)
+    and HDR10 light levels (:func:`light_levels`)."""
+    code_fields(av, vstream, encoder, codec_context, options, notes)
+    params = light_levels(av, src, vstream.index) if encoder in ("libx264", "libx265") else {}
+    if params:
+        key = "x265-params" if encoder == "libx265" else "x264-params"
+        if encoder == "libx265":  # (x265's names for them)
+            params = {X265_NAMES.get(k, k): v for k, v in params.items()}
+        text = ":".join(f"{k}={v}" for k, v in params.items())
+        options[key] = f"{options[key]}:{text}" if options.get(key) else text
+
+
+def light_levels(av, src, index: int) -> dict[str, str]:
+    """x264's ``mastering-display`` and ``cll`` options (x265: :data:`X265_NAMES`) for the HDR10 light levels of
+    the first frame of video stream ``index`` of ``src`` (empty where it has none)."""
+    found: dict[str, np.ndarray] = {}
+    try:
+        with open_input(av, src) as c:
+            for frame in c.decode(c.streams[index]):
+                for sd in side_data_entries(frame):
+                    kind, raw = str(getattr(sd, "type", "")), bytes(sd)
+                    if "MASTERING_DISPLAY" in kind and len(raw) == 88:
+                        found["display"] = np.frombuffer(raw, np.int32)
+                    elif "CONTENT_LIGHT_LEVEL" in kind and len(raw) == 8:
+                        found["light"] = np.frombuffer(raw, np.uint32)
+                break
+    except (av.FFmpegError, OSError, ValueError, IndexError):
+        return {}
+    params = {}
+    if "display" in found:  # (AVMasteringDisplayMetadata: R, G, B and white point x/y, min and max luminance, as
+        v = found["display"]  # fractions; then whether the primaries and the luminance are given)
+
+        def at(i: int, unit: int) -> int:
+            return round(Fraction(int(v[2 * i]), int(v[2 * i + 1]) or 1) * unit)
+
+        if v[20] and v[21]:  # (x264 and x265: chromaticity in 1/50000, luminance in 1/10000 cd/m²)
+            params["mastering-display"] = (f"G({at(2, 50000)},{at(3, 50000)})B({at(4, 50000)},{at(5, 50000)})"
+                                           f"R({at(0, 50000)},{at(1, 50000)})WP({at(6, 50000)},{at(7, 50000)})"
+                                           f"L({at(9, 10000)},{at(8, 10000)})")
+    if "light" in found:
+        params["cll"] = f"{found['light'][0]},{found['light'][1]}"
+    return params
 
 
 def code_fields(av, vstream, encoder: str, codec_context, options: dict[str, str], notes: list[str]) -> None:

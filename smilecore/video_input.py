@@ -62,3 +62,10 @@ def frame_rate(stream) -> Fraction | None:
         if rate and 0 < rate <= MAX_FRAME_RATE:
             return Fraction(rate)
     return None
+
+
+def side_data_entries(frame) -> list:
+    """The side data entries of a decoded frame (PyAV 18.1.1 iterates ``frame.side_data`` by type, as a
+    mapping does; 18.1.0 gave the entries themselves)."""
+    found = getattr(frame, "side_data", None) or ()
+    return [item if hasattr(item, "type") else found[item] for item in found]

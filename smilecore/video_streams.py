@@ -13,9 +13,9 @@ import numpy as np
 
 from .arguments import shown, whole_number
 from .errors import InputError, UsageError
-from .video_fields import code_fields, container_metadata, hevc_tag
+from .video_fields import coded_like_source, container_metadata, hevc_tag
 from .video_audio import AUDIO_FOR, TEXT_FOR, CopiedStream, RecodedAudio, RecodedText, ff_text, stream_name, streams_that_fit
-from .video_input import frame_rate, open_input
+from .video_input import frame_rate, open_input, side_data_entries
 from .video_rotate import DisplayView
 
 #: Containers by output extension (PyAV / FFmpeg muxer names).
@@ -233,13 +233,6 @@ def video_seconds(container, vstream) -> float:
     return 0.0
 
 
-def side_data_entries(frame) -> list:
-    """The side data entries of a decoded frame (PyAV 18.1.1 iterates ``frame.side_data`` by type, as a
-    mapping does; 18.1.0 gave the entries themselves)."""
-    found = getattr(frame, "side_data", None) or ()
-    return [item if hasattr(item, "type") else found[item] for item in found]
-
-
 def first_view(av, src, index: int) -> DisplayView:
     """How the stream's first frame is shown (its display matrix: a turn, perhaps a mirror), as a
     :class:`DisplayView`; none when it has no matrix. (Read before the output's header is written, which
@@ -348,7 +341,7 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
         oc.flags |= av.codec.context.Flags.qscale
     if avi:
         oc.max_b_frames = 0
-    code_fields(av, vstream, encoder, oc, opts, notes)  # (interlaced video stays interlaced)
+    coded_like_source(av, src, vstream, encoder, oc, opts, notes)  # (interlaced stays interlaced; HDR10's levels)
     oc.options = opts
     oc.thread_type = "AUTO"
     if vstream.sample_aspect_ratio:

@@ -109,3 +109,39 @@ def test_a_ten_bit_clip_gets_hevc_not_h264_high_10_which_phones_do_not_play(pict
 def test_an_eight_bit_clip_still_gets_h264(picture, model, tmp_path):
     src = make_clip(tmp_path / "phone.mov", picture, size=SIZE, frames=5, audio=False, codec="libx265")
     assert smile_video(src.path, tmp_path / "out.mov", strength=2, model=model).codec == "h264"
+
+
+HDR10 = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"
+
+
+def light_levels_of(path) -> dict[str, list[int]]:
+    """The first frame's HDR10 side data: mastering display and content light level, as int32 lists."""
+    from smilecore.video_input import side_data_entries
+
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+        return {str(sd.type).split(".")[-1]: np.frombuffer(bytes(sd), np.int32).tolist() for sd in side_data_entries(frame)
+                if "MASTERING" in str(sd.type) or "LIGHT_LEVEL" in str(sd.type)}
+
+
+@pytest.mark.parametrize("codec", [None, "h264"])
+def test_hdr10_light_levels_are_kept(picture, model, tmp_path, codec):
+    src = tmp_path / "hdr10.mp4"
+    plain = make_clip(tmp_path / "plain.mkv", picture, size=SIZE, frames=5, audio=False, crf=0)
+    with av.open(str(src), "w") as out:  # (PQ, BT.2020, the levels as x265 writes them for a phone)
+        vs = out.add_stream("libx265", rate=25)
+        vs.width, vs.height, vs.pix_fmt = *SIZE, "yuv420p10le"
+        vs.codec_context.color_primaries, vs.codec_context.color_trc, vs.codec_context.colorspace = 9, 16, 9
+        vs.codec_context.options = {"preset": "ultrafast", "x265-params": f"log-level=error:master-display={HDR10}:max-cll=1000,400"}
+        for i, rgb in enumerate(read_frames(plain.path)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p10le")
+            frame.pts = i
+            for p in vs.encode(frame):
+                out.mux(p)
+        for p in vs.encode(None):
+            out.mux(p)
+    levels = light_levels_of(src)
+    assert levels["CONTENT_LIGHT_LEVEL"] == [1000, 400] and levels["MASTERING_DISPLAY_METADATA"][:2] == [34000, 50000]
+    r = smile_video(src, tmp_path / "out.mp4", strength=2, model=model, codec=codec)
+    assert r.faces_edited == 1 and r.codec == (codec or "hevc")
+    assert light_levels_of(tmp_path / "out.mp4") == levels  # (before: none; players tone-mapped with guessed levels)
