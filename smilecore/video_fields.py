@@ -40,8 +40,12 @@ NO_FIELDS = {"libvpx-vp9": "vp9", "libvpx": "vp8"}
 
 def field_order(stream) -> str | None:
     """``"tff"`` (top field first) or ``"bff"`` for an interlaced video ``stream`` (PyAV), as its codec
-    parameters say; ``None`` for progressive video or an order not given."""
-    order = getattr(stream.codec_context, "field_order", 0) if stream.codec_context is not None else 0
+    parameters say (standard-definition DV, which FFmpeg gives no order: bottom first, as the DV standard has
+    it); ``None`` for progressive video or an order not given."""
+    cc = stream.codec_context
+    order = getattr(cc, "field_order", 0) if cc is not None else 0
+    if not order and cc is not None and cc.name == "dvvideo" and cc.height in (480, 576):
+        return "bff"
     return "tff" if order in TOP_FIRST else "bff" if order in BOTTOM_FIRST else None
 
 

@@ -89,7 +89,10 @@ def test_raw_dv_whose_demuxer_says_60000_fps_is_written_at_its_own_rate(picture,
     r = smile_video(src, tmp_path / out_name, strength=2, model=model)
     assert (r.frames, r.fps, r.faces_edited) == (6, 25.0, 1)
     with av.open(str(tmp_path / out_name)) as c:
-        assert c.streams.video[0].average_rate == 25 and dict(c.streams.video[0].metadata)["timecode"] == "00:00:00:00"
+        s = c.streams.video[0]
+        assert s.average_rate == 25 and dict(s.metadata)["timecode"] == "00:00:00:00"
+        # DV is interlaced, bottom field first (FFmpeg gives its stream no order): so is the result
+        assert s.codec_context.field_order == 3 and all(f.interlaced_frame for f in c.decode(s))
 
 
 class _Stream:
