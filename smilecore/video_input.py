@@ -69,3 +69,29 @@ def side_data_entries(frame) -> list:
     mapping does; 18.1.0 gave the entries themselves)."""
     found = getattr(frame, "side_data", None) or ()
     return [item if hasattr(item, "type") else found[item] for item in found]
+
+
+def unfinished_mp4(path: str | os.PathLike) -> bool:
+    """Is ``path`` an MP4 or MOV whose recording was cut off before it was finished: its pictures and sound
+    (an ``mdat`` box) are there, its index (``moov``), which the camera writes last, is not? No player reads such
+    a file as it is. Walks the file's top-level boxes only."""
+    seen = set()
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            at = 0
+            while at + 8 <= size and len(seen) < 64:
+                f.seek(at)
+                head = f.read(16)
+                length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+                if length == 1 and len(head) == 16:
+                    length = int.from_bytes(head[8:16], "big")
+                elif length == 0:
+                    length = size - at
+                if length < 8 or not kind.isalnum() and kind not in (b"free", b"skip"):
+                    break
+                seen.add(kind)
+                at += length
+    except OSError:
+        return False
+    return b"ftyp" in seen and b"mdat" in seen and b"moov" not in seen and b"moof" not in seen

@@ -15,7 +15,7 @@ from .arguments import shown, whole_number
 from .errors import InputError, UsageError
 from .video_fields import coded_like_source, container_metadata, hevc_tag
 from .video_audio import AUDIO_FOR, TEXT_FOR, CopiedStream, RecodedAudio, RecodedText, ff_text, stream_name, streams_that_fit
-from .video_input import frame_rate, open_input, side_data_entries
+from .video_input import frame_rate, open_input, side_data_entries, unfinished_mp4
 from .video_rotate import DisplayView
 
 #: Containers by output extension (PyAV / FFmpeg muxer names).
@@ -128,6 +128,10 @@ def probe(path: str | os.PathLike):
     try:
         container = open_input(av, p)
     except av.FFmpegError as exc:
+        if unfinished_mp4(p):  # (a phone or camera stopped mid-recording: its index is written last)
+            raise InputError(f"{path}: an unfinished recording: its pictures are there but not the index (moov) the "
+                             "camera writes when it stops, so no player can read it; a repair tool that rebuilds the "
+                             "index from a finished clip of the same camera (e.g. untrunc) can recover it") from None
         raise InputError(f"{path}: not a readable video ({ff_text(exc)})") from None
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: cannot read it ({exc})") from None

@@ -1,6 +1,6 @@
 """Videos in containers Smile reads but does not write (DVD and camcorder MPEG, raw DV, Flash, Windows Media):
-their result is an MP4 (smilecore.video_streams.READ_ONLY_VIDEO); and a stream whose demuxer misreads its
-frame rate (smilecore.video_input.frame_rate)."""
+their result is an MP4 (smilecore.video_streams.READ_ONLY_VIDEO); a stream whose demuxer misreads its
+frame rate (smilecore.video_input.frame_rate); an MP4 whose recording was cut off (unfinished_mp4)."""
 from __future__ import annotations
 
 import json
@@ -16,7 +16,7 @@ av = pytest.importorskip("av")
 from cli.main import cli  # noqa: E402
 from smilecore.video import smile_video  # noqa: E402
 from smilecore.video_input import frame_rate  # noqa: E402
-from smilecore.video_synth import read_frames  # noqa: E402
+from smilecore.video_synth import make_clip, read_frames  # noqa: E402
 
 
 def write(path, picture, fmt: str, codec: str, size=(320, 240), frames: int = 6, audio: str | None = None,
@@ -105,3 +105,22 @@ def test_frame_rate_passes_over_a_rate_no_camera_films():
     assert frame_rate(_Stream(240, 240, 240)) == 240  # (a phone's slow motion)
     assert frame_rate(_Stream(60000, 25, 25)) == 25
     assert frame_rate(_Stream(None, None, 90000)) is None
+
+
+@pytest.mark.parametrize("name", ["cut.mp4", "cut.mov"])
+def test_a_recording_cut_off_before_its_index_is_named_as_such(picture, tmp_path, name):
+    whole = make_clip(tmp_path / f"whole{name[-4:]}", picture, size=(320, 240), frames=20)
+    data = whole.path.read_bytes()
+    assert data.rfind(b"moov") > data.find(b"mdat") > 0  # (the index last, as cameras write it)
+    (tmp_path / name).write_bytes(data[: len(data) * 2 // 3])
+    r = CliRunner().invoke(cli, [str(tmp_path / name), "-s", "2"])
+    # (before: "not a readable video (Invalid data found when processing input)")
+    assert r.exit_code == 4 and r.output.count("\n") == 1, r.output
+    assert f"{name}: an unfinished recording: its pictures are there but not the index (moov)" in r.output
+    assert not list(tmp_path.glob("cut.smile*")) and not list(tmp_path.glob(".*"))
+
+
+def test_other_unreadable_files_keep_ffmpegs_reason(tmp_path):
+    (tmp_path / "notes.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + b"garbage" * 50)
+    r = CliRunner().invoke(cli, [str(tmp_path / "notes.mp4"), "-s", "2"])
+    assert r.exit_code == 4 and "not a readable video (" in r.output and "unfinished" not in r.output, r.output
