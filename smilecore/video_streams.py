@@ -138,11 +138,11 @@ def probe(path: str | os.PathLike):
     if container.format.name == "image2" or container.format.name.endswith("_pipe"):  # FFmpeg reads photos too
         container.close()
         raise InputError(photo_not_video(p))
-    video = [s for s in container.streams.video if s.codec_context is not None]
-    # attached pictures (cover art) are not the video
-    video = [s for s in video if not (s.disposition & getattr(av.stream.Disposition, "attached_pic", 1 << 10))]
+    cover = getattr(av.stream.Disposition, "attached_pic", 1 << 10)  # (cover art is no video: a song's picture)
+    video = [s for s in container.streams.video if s.codec_context is not None and not s.disposition & cover]
     if not video:
-        kinds = sorted({s.type for s in container.streams}) or ["nothing"]
+        kinds = sorted({"a cover picture" if s.disposition & cover else s.type for s in container.streams},
+                       key=lambda k: (k.startswith("a "), k)) or ["nothing"]
         container.close()
         raise InputError(f"{path}: has no video stream (it holds {', '.join(kinds)})")
     return container, video[0]

@@ -124,3 +124,23 @@ def test_other_unreadable_files_keep_ffmpegs_reason(tmp_path):
     (tmp_path / "notes.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + b"garbage" * 50)
     r = CliRunner().invoke(cli, [str(tmp_path / "notes.mp4"), "-s", "2"])
     assert r.exit_code == 4 and "not a readable video (" in r.output and "unfinished" not in r.output, r.output
+
+
+def test_a_song_with_a_cover_picture_is_not_said_to_hold_video(picture, tmp_path):
+    clip = make_clip(tmp_path / "clip.mp4", picture, size=(320, 240), frames=10)
+    ok, jpeg = cv2.imencode(".jpg", cv2.resize(picture, (128, 128)))
+    with av.open(str(clip.path)) as c, av.open(str(tmp_path / "song.mp4"), "w") as out:
+        sound = out.add_stream_from_template(c.streams.audio[0])
+        cover = out.add_stream("mjpeg")
+        cover.width = cover.height = 128
+        cover.pix_fmt, cover.disposition = "yuvj420p", av.stream.Disposition.attached_pic
+        for p in c.demux(c.streams.audio[0]):
+            if p.dts is not None:
+                p.stream = sound
+                out.mux(p)
+        p = av.Packet(jpeg.tobytes())
+        p.stream, p.pts, p.dts = cover, 0, 0
+        out.mux(p)
+    r = CliRunner().invoke(cli, [str(tmp_path / "song.mp4"), "-s", "2"])
+    # (before: "has no video stream (it holds audio, video)")
+    assert r.exit_code == 4 and "song.mp4: has no video stream (it holds audio, a cover picture)" in r.output, r.output
