@@ -33,6 +33,7 @@ from .errors import ImageTooLargeError, InputError, NoFaceError, UsageError, Wri
 from .arguments import check_count, check_face_choice, check_flag, check_min_face, too_large
 from .face import Face, smaller_than_asked
 from .strength import ALREADY_SMILING, MOUTH_HIDDEN, TURNED_AWAY, already_smiling
+from .video_fields import field_order
 from .video_edit import NET_EVERY, NET_SMOOTH, FaceEditor, video_network
 from .video_access import frame_access
 from .video_input import MAX_FRAME_PIXELS, declared_size, frame_rate
@@ -141,9 +142,10 @@ def smile_video(
     model = video_network(model, schedule.values)  # (strength 0 throughout, no model given: none is loaded)
 
     container, vstream = probe(src)
-    if codec is None:  # a source of 10 bits or more gets HEVC (output_options)
+    if codec is None:  # a progressive source of 10 bits or more gets HEVC (output_options); interlaced, H.264's fields
         fmt = vstream.codec_context.format
-        out_format, codec_name, crf = output_options(dst, codec, crf, preset, deep=fmt is not None and is_deep(fmt.name))
+        deep = fmt is not None and is_deep(fmt.name) and field_order(vstream) is None
+        out_format, codec_name, crf = output_options(dst, codec, crf, preset, deep=deep)
     result = VideoResult(output=None)
     failure: list[BaseException] = []
     try:

@@ -5,8 +5,9 @@ players take, and the metadata keys phones write.
   both fields woven together, and must be coded as interlaced again, in the same field order: written as
   progressive, players no longer deinterlace it and every moving edge shows its comb teeth.
   :func:`field_order` reads the source's order, :func:`code_fields` asks the encoder for it (x264's ``tff`` /
-  ``bff``, x265's ``interlace``, MPEG-4's interlaced DCT and motion) and tags the stream (MOV's ``fiel``,
-  Matroska's ``FieldOrder``). VP9 and VP8 have no interlaced coding: a note says the result is progressive.
+  ``bff``, MPEG-4's interlaced DCT and motion) and tags the stream (MOV's ``fiel``, Matroska's ``FieldOrder``).
+  VP9 and VP8 have no interlaced coding, x265 none FFmpeg can use (:data:`FIELDLESS`), x264 none for a height
+  whose fields would split a row of 4:2:0 chroma: a note says the result is progressive.
 * **HEVC in MP4 and MOV** is tagged ``hvc1`` (parameter sets in the sample entry) rather than FFmpeg's default
   ``hev1``, which QuickTime, iPhones and iPads refuse to play (:func:`hevc_tag`).
 * **Phones' metadata keys** (an iPhone's ``com.apple.quicktime.location.ISO6709``, ``…creationdate``, ``…make``,
@@ -25,7 +26,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .video_input import open_input, side_data_entries
+from .video_input import first_side_data
 
 #: FFmpeg's ``AVFieldOrder`` values whose top field is shown first (``TT``, ``BT``) and bottom first (``BB``,
 #: ``TB``); 0 is unknown and 1 progressive.
@@ -34,8 +35,11 @@ TOP_FIRST, BOTTOM_FIRST = (2, 5), (3, 4)
 WRITTEN = {"tff": 2, "bff": 3}
 #: x265's names for x264's HDR10 options (:func:`light_levels`).
 X265_NAMES = {"mastering-display": "master-display", "cll": "max-cll"}
-#: Encoders with no interlaced coding, by the codec's name.
-NO_FIELDS = {"libvpx-vp9": "vp9", "libvpx": "vp8"}
+#: Encoders that code no interlaced video here, and why. (x265's own ``interlace`` marks every picture as one
+#: field; its command line splits frames into fields, its library as FFmpeg uses it does not: each whole frame
+#: was said to be a field, which a player shows at half the rate, two frames woven into one.)
+FIELDLESS = {"libvpx-vp9": "vp9 has no interlaced coding", "libvpx": "vp8 has no interlaced coding",
+             "libx265": "hevc is written as frames, which FFmpeg's x265 cannot mark as interlaced"}
 
 
 def field_order(stream) -> str | None:
@@ -65,22 +69,11 @@ def coded_like_source(av, src, vstream, encoder: str, codec_context, options: di
 def light_levels(av, src, index: int) -> dict[str, str]:
     """x264's ``mastering-display`` and ``cll`` options (x265: :data:`X265_NAMES`) for the HDR10 light levels of
     the first frame of video stream ``index`` of ``src`` (empty where it has none)."""
-    found: dict[str, np.ndarray] = {}
-    try:
-        with open_input(av, src) as c:
-            for frame in c.decode(c.streams[index]):
-                for sd in side_data_entries(frame):
-                    kind, raw = str(getattr(sd, "type", "")), bytes(sd)
-                    if "MASTERING_DISPLAY" in kind and len(raw) == 88:
-                        found["display"] = np.frombuffer(raw, np.int32)
-                    elif "CONTENT_LIGHT_LEVEL" in kind and len(raw) == 8:
-                        found["light"] = np.frombuffer(raw, np.uint32)
-                break
-    except (av.FFmpegError, OSError, ValueError, IndexError):
-        return {}
+    data = first_side_data(av, src, index)[0]
+    display, light = data.get("MASTERING_DISPLAY_METADATA", b""), data.get("CONTENT_LIGHT_LEVEL", b"")
     params = {}
-    if "display" in found:  # (AVMasteringDisplayMetadata: R, G, B and white point x/y, min and max luminance, as
-        v = found["display"]  # fractions; then whether the primaries and the luminance are given)
+    if len(display) == 88:  # (AVMasteringDisplayMetadata: R, G, B and white point x/y, min and max luminance, as
+        v = np.frombuffer(display, np.int32)  # fractions; then whether the primaries and the luminance are given)
 
         def at(i: int, unit: int) -> int:
             return round(Fraction(int(v[2 * i]), int(v[2 * i + 1]) or 1) * unit)
@@ -89,28 +82,30 @@ def light_levels(av, src, index: int) -> dict[str, str]:
             params["mastering-display"] = (f"G({at(2, 50000)},{at(3, 50000)})B({at(4, 50000)},{at(5, 50000)})"
                                            f"R({at(0, 50000)},{at(1, 50000)})WP({at(6, 50000)},{at(7, 50000)})"
                                            f"L({at(9, 10000)},{at(8, 10000)})")
-    if "light" in found:
-        params["cll"] = f"{found['light'][0]},{found['light'][1]}"
+    if len(light) == 8:
+        params["cll"] = ",".join(str(int(n)) for n in np.frombuffer(light, np.uint32))
     return params
 
 
 def code_fields(av, vstream, encoder: str, codec_context, options: dict[str, str], notes: list[str]) -> None:
     """Code the output as interlaced, in ``vstream``'s field order, where the source is interlaced:
     ``encoder``'s options go into ``options`` (or its flags into ``codec_context``) and the order onto
-    ``codec_context``; an encoder with no interlaced coding is said in ``notes``."""
+    ``codec_context`` (its size and pixel format set); where the encoder cannot, ``notes`` says so."""
     order = field_order(vstream)
     if order is None:
         return
+    h, lines = codec_context.height, 4 if "420" in (codec_context.pix_fmt or "") else 2  # (x264: whole chroma rows)
+    why = (f"{FIELDLESS[encoder]} (use --codec h264 to keep it interlaced)" if encoder in FIELDLESS else
+           f"h264 codes fields only where the height is a multiple of {lines}, not {h}" if encoder == "libx264" and h % lines
+           else "")
+    if why:
+        notes.append(f"interlaced video ({'top' if order == 'tff' else 'bottom'} field first) written as progressive "
+                     f"frames: {why}")
+        return
     if encoder == "libx264":
         options["x264-params"] = f"{order}=1"
-    elif encoder == "libx265":
-        options["x265-params"] = f"{options.get('x265-params', 'log-level=error')}:interlace={order}"
-    elif encoder == "mpeg4":
+    else:  # (mpeg4)
         codec_context.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
-    else:
-        notes.append(f"interlaced video ({'top' if order == 'tff' else 'bottom'} field first) written as progressive "
-                     f"frames: {NO_FIELDS.get(encoder, encoder)} has no interlaced coding (use h264 or hevc to keep it)")
-        return
     try:
         codec_context.field_order = WRITTEN[order]
     except (AttributeError, TypeError, ValueError):

@@ -71,6 +71,20 @@ def side_data_entries(frame) -> list:
     return [item if hasattr(item, "type") else found[item] for item in found]
 
 
+def first_side_data(av, src, index: int) -> tuple[dict[str, bytes], float]:
+    """The side data of the first frame of stream ``index`` of ``src`` by type (``"DISPLAYMATRIX"``,
+    ``"MASTERING_DISPLAY_METADATA"``, ``"CONTENT_LIGHT_LEVEL"``…) and the frame's rotation; none where it has
+    none or cannot be read. (Read before the output's header is written, which is where they must go.)"""
+    try:
+        with open_input(av, src) as c:
+            for frame in c.decode(c.streams[index]):
+                return ({str(getattr(sd, "type", "")).rsplit(".", 1)[-1]: bytes(sd) for sd in side_data_entries(frame)},
+                        float(getattr(frame, "rotation", 0) or 0))
+    except (av.FFmpegError, OSError, ValueError, IndexError):
+        pass
+    return {}, 0.0
+
+
 def unfinished_mp4(path: str | os.PathLike) -> bool:
     """Is ``path`` an MP4 or MOV whose recording was cut off before it was finished: its pictures and sound
     (an ``mdat`` box) are there, its index (``moov``), which the camera writes last, is not? No player reads such

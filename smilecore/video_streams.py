@@ -15,7 +15,7 @@ from .arguments import shown, whole_number
 from .errors import InputError, UsageError
 from .video_fields import coded_like_source, container_metadata, hevc_tag
 from .video_audio import AUDIO_FOR, TEXT_FOR, CopiedStream, RecodedAudio, RecodedText, ff_text, stream_name, streams_that_fit
-from .video_input import frame_rate, open_input, side_data_entries, unfinished_mp4
+from .video_input import MAX_FRAME_RATE, first_side_data, frame_rate, open_input, unfinished_mp4
 from .video_rotate import DisplayView
 
 #: Containers by output extension (PyAV / FFmpeg muxer names).
@@ -56,9 +56,12 @@ def output_options(dst: Path, codec: str | None, crf, preset: str | None, deep: 
     if codec is not None and not isinstance(codec, str):
         raise UsageError(f"codec must be a codec's name like 'h264', not {shown(codec)}")
     deep_hevc = deep and "hevc" in CONTAINER_CODECS[out_format] and whole_number(crf) in (None, *range(52))
-    codec_name = (codec or ("hevc" if deep_hevc else CONTAINER_CODECS[out_format][0])).lower()
+    codec_name = (codec or ("hevc" if deep_hevc and has_encoder(CODECS["hevc"]) else CONTAINER_CODECS[out_format][0])).lower()
     if codec_name not in CODECS:
         raise UsageError(f"codec {codec}: unknown (use {', '.join(sorted(CODECS))})")
+    if not has_encoder(CODECS[codec_name]):  # (PyAV 14.3's wheels have no x265; armv7's neither x264)
+        raise UsageError(f"codec {codec_name}: this PyAV's FFmpeg has no {CODECS[codec_name]} encoder (choose another "
+                         f"--codec, or a PyAV with it: pip install -U \"av>=15\")")
     if codec_name not in CONTAINER_CODECS[out_format]:
         article = "an" if dst.suffix[1:2].lower() in ("a", "e", "i", "o", "u") else "a"
         raise UsageError(f"codec {codec_name} cannot go into {article} {dst.suffix} file "
@@ -74,6 +77,15 @@ def output_options(dst: Path, codec: str | None, crf, preset: str | None, deep: 
     if preset is not None and preset not in PRESETS:
         raise UsageError(f"preset {shown(preset)}: unknown (use {', '.join(PRESETS)})")
     return out_format, codec_name, crf
+
+
+def has_encoder(encoder: str) -> bool:
+    """Does this PyAV's FFmpeg have ``encoder`` (``"libx265"``)? True without PyAV (:func:`require_av` says so)."""
+    try:
+        import av
+    except ImportError:
+        return True
+    return encoder in av.codecs_available
 
 
 def is_video_path(path: str | os.PathLike) -> bool:
@@ -239,20 +251,10 @@ def video_seconds(container, vstream) -> float:
 
 def first_view(av, src, index: int) -> DisplayView:
     """How the stream's first frame is shown (its display matrix: a turn, perhaps a mirror), as a
-    :class:`DisplayView`; none when it has no matrix. (Read before the output's header is written, which
-    is where the matrix must go.)"""
-    try:
-        with open_input(av, src) as c:
-            for fr in c.decode(c.streams[index]):
-                matrix = None
-                for sd in side_data_entries(fr):
-                    raw = bytes(sd) if "DISPLAYMATRIX" in str(getattr(sd, "type", "")) else b""
-                    if len(raw) == 36:
-                        matrix = tuple(int(v) for v in np.frombuffer(raw, np.int32))
-                return DisplayView.from_matrix(matrix, float(getattr(fr, "rotation", 0) or 0))
-    except (av.FFmpegError, OSError, ValueError, IndexError):
-        pass
-    return DisplayView()
+    :class:`DisplayView`; none when it has no matrix."""
+    data, rotation = first_side_data(av, src, index)
+    raw = data.get("DISPLAYMATRIX", b"")
+    return DisplayView.from_matrix(tuple(int(v) for v in np.frombuffer(raw, np.int32)) if len(raw) == 36 else None, rotation)
 
 
 def is_deep(pix_fmt: str) -> bool:
@@ -430,13 +432,9 @@ def avi_rate(vstream) -> Fraction:
     frame rate video) when it is at most twice the average rate, so a variable frame rate clip
     whose frames lie on a common grid keeps every timestamp (the gaps are empty slots); else the
     average rate."""
-    avg, guessed = vstream.average_rate, vstream.guessed_rate
-    if guessed and guessed > 0 and (not avg or avg <= 0 or guessed <= 2 * avg):
-        rate = Fraction(guessed)
-    elif avg and avg > 0:
-        rate = Fraction(avg)
-    else:
-        rate = Fraction(25)
+    avg, guessed = frame_rate(vstream), vstream.guessed_rate  # (an average no camera films: passed over)
+    ok = guessed and 0 < guessed <= MAX_FRAME_RATE and (not avg or guessed <= 2 * avg)
+    rate = Fraction(guessed) if ok else avg or Fraction(25)
     return rate.limit_denominator(1_001_000)  # (AVI stores the rate as two 32-bit numbers)
 
 

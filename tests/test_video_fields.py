@@ -2,11 +2,14 @@
 read it (smilecore.video_fields)."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 av = pytest.importorskip("av")
 
+from cli.main import cli  # noqa: E402
 from smilecore.video import smile_video  # noqa: E402
 from smilecore.video_synth import make_clip, read_frames  # noqa: E402
 
@@ -23,7 +26,7 @@ def fields_of(path) -> tuple[int, list[bool]]:
 
 @pytest.mark.parametrize("order, expected", [("tff", 2), ("bff", 3)])
 @pytest.mark.parametrize("out_name, codec", [("out.mkv", None), ("out.mp4", None), ("out.mts", None),
-                                             ("out.mkv", "hevc"), ("out.avi", "mpeg4")])
+                                             ("out.avi", "mpeg4")])
 def test_an_interlaced_clip_is_written_interlaced_in_its_field_order(picture, model, tmp_path, order, expected,
                                                                      out_name, codec):
     src = make_clip(tmp_path / "camcorder.mkv", picture, size=SIZE, frames=8, audio=False, fields=order)
@@ -44,6 +47,58 @@ def test_vp9_has_no_interlaced_coding_and_says_so(picture, model, tmp_path):
     r = smile_video(src.path, tmp_path / "out.webm", strength=2, model=model)
     assert any(n.startswith("interlaced video (top field first) written as progressive frames: vp9") for n in r.notes), r.notes
     assert fields_of(tmp_path / "out.webm")[1] == [False] * 6
+
+
+def test_hevc_is_written_progressive_with_a_note(picture, model, tmp_path):
+    # (x265 marks each picture a field (field_seq_flag) but FFmpeg hands it whole frames: players showed two frames
+    # woven into one, at half the rate; FFmpeg's own decoder hid it, saying each frame was interlaced)
+    src = make_clip(tmp_path / "camcorder.mkv", picture, size=SIZE, frames=6, audio=False, fields="bff")
+    r = smile_video(src.path, tmp_path / "out.mkv", strength=2, model=model, codec="hevc")
+    assert ("interlaced video (bottom field first) written as progressive frames: hevc is written as frames, which "
+            "FFmpeg's x265 cannot mark as interlaced (use --codec h264 to keep it interlaced)") in r.notes, r.notes
+    order, interlaced = fields_of(tmp_path / "out.mkv")
+    assert order not in (2, 3) and interlaced == [False] * 6
+
+
+def test_an_interlaced_ten_bit_clip_keeps_its_fields_in_h264_not_hevc(picture, model, tmp_path):
+    src = make_clip(tmp_path / "camcorder.mts", picture, size=SIZE, frames=6, audio=False, fields="tff",
+                    pix_fmt="yuv420p10le")
+    r = smile_video(src.path, tmp_path / "out.mov", strength=2, model=model)
+    assert r.codec == "h264" and not r.notes, r.notes  # (a progressive 10-bit clip gets HEVC: test_video_read_only)
+    assert fields_of(tmp_path / "out.mov") == (2, [True] * 6)
+    with av.open(str(tmp_path / "out.mov")) as c:
+        assert c.streams.video[0].codec_context.format.name == "yuv420p10le"
+
+
+def mpeg2_fields(path, picture, size) -> None:
+    """Six interlaced MPEG-2 frames of ``picture`` (a DVD's program stream), bottom field first."""
+    w, h = size
+    face = cv2.resize(picture, (int(picture.shape[1] * 0.9 * h / picture.shape[0]), int(0.9 * h)))
+    canvas = np.full((h, w, 3), 120, np.uint8)
+    canvas[(h - face.shape[0]) // 2:(h - face.shape[0]) // 2 + face.shape[0], (w - face.shape[1]) // 2:(w - face.shape[1]) // 2 + face.shape[1]] = face
+    with av.open(str(path), "w", format="mpeg") as out:
+        vs = out.add_stream("mpeg2video", rate=25)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.codec_context.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
+        vs.codec_context.options = {"b": "4M"}
+        for i in range(6):
+            fr = av.VideoFrame.from_ndarray(canvas, format="rgb24")
+            fr.pts = i
+            for p in vs.encode(fr):
+                out.mux(p)
+        for p in vs.encode(None):
+            out.mux(p)
+
+
+def test_an_interlaced_height_whose_fields_split_a_chroma_row_is_written_progressive(picture, model, tmp_path):
+    mpeg2_fields(tmp_path / "dvd.mpg", picture, (320, 242))
+    assert fields_of(tmp_path / "dvd.mpg") == (3, [True] * 6)
+    r = smile_video(tmp_path / "dvd.mpg", tmp_path / "out.mp4", strength=2, model=model)
+    # (before: exit 1, "internal error ... avcodec_open2(libx264 ... bff=1)": x264 refuses such fields)
+    assert r.frames == 6 and r.faces_edited == 1
+    assert r.notes == ["interlaced video (bottom field first) written as progressive frames: h264 codes fields only "
+                       "where the height is a multiple of 4, not 242"]
+    assert fields_of(tmp_path / "out.mp4")[1] == [False] * 6
 
 
 def test_a_progressive_clip_stays_progressive(picture, model, tmp_path):
@@ -104,6 +159,18 @@ def test_a_ten_bit_clip_gets_hevc_not_h264_high_10_which_phones_do_not_play(pict
     with av.open(str(tmp_path / out_name)) as c:
         cc = c.streams.video[0].codec_context
         assert (r.codec, cc.name, cc.format.name) == (codec, codec, "yuv420p10le") and not r.notes, r.notes
+
+
+def test_without_x265_a_ten_bit_clip_gets_h264_and_asking_for_hevc_says_why(picture, model, tmp_path, monkeypatch):
+    # (PyAV 14.3's wheels have no libx265: a 10-bit clip stopped with exit 1, "internal error UnknownCodecError")
+    monkeypatch.setattr(av, "codecs_available", set(av.codecs_available) - {"libx265"})
+    src = make_clip(tmp_path / "hdr.mov", picture, size=SIZE, frames=5, audio=False, pix_fmt="yuv420p10le")
+    r = smile_video(src.path, tmp_path / "out.mov", strength=2, model=model)
+    assert r.codec == "h264" and len(read_frames(tmp_path / "out.mov")) == 5
+    r = CliRunner().invoke(cli, [str(src.path), "-s", "2", "-o", str(tmp_path / "hevc.mov"), "--codec", "hevc"])
+    assert r.exit_code == 2 and r.output.count("\n") == 1, r.output
+    assert ("codec hevc: this PyAV's FFmpeg has no libx265 encoder (choose another --codec, or a PyAV with it: "
+            'pip install -U "av>=15")') in r.output and not (tmp_path / "hevc.mov").exists()
 
 
 def test_an_eight_bit_clip_still_gets_h264(picture, model, tmp_path):
