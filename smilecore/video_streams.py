@@ -25,6 +25,8 @@ VIDEO_EXTENSIONS = frozenset(VIDEO_FORMATS)
 #: Videos Smile reads but does not write (DVD and MPEG camcorders' program streams, DV, Flash, Windows Media,
 #: Ogg, MXF): their result is an MP4 (:func:`result_extension`), or what ``-o``/``--ext`` names.
 READ_ONLY_VIDEO = frozenset({".mpg", ".mpeg", ".vob", ".mod", ".tod", ".dv", ".flv", ".wmv", ".asf", ".ogv", ".mxf"})
+#: Every video extension Smile reads (:func:`is_video_path`).
+READ_VIDEO_EXTENSIONS = VIDEO_EXTENSIONS | READ_ONLY_VIDEO
 #: The container a read-only video's result gets by default.
 READ_ONLY_RESULT = ".mp4"
 #: Codec names accepted by ``codec=`` and the FFmpeg encoder each one uses.
@@ -89,8 +91,8 @@ def has_encoder(encoder: str) -> bool:
 
 
 def is_video_path(path: str | os.PathLike) -> bool:
-    """Does the file name end in a video extension Smile reads (:data:`VIDEO_FORMATS`, :data:`READ_ONLY_VIDEO`)?"""
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS | READ_ONLY_VIDEO
+    """Does the file name end in a video extension Smile reads (:data:`READ_VIDEO_EXTENSIONS`)?"""
+    return Path(path).suffix.lower() in READ_VIDEO_EXTENSIONS
 
 
 def result_extension(path: str | os.PathLike) -> str:
