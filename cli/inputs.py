@@ -313,7 +313,8 @@ def plan_outputs(
         try:
             _check_extension(target, path, output, ext)
             if is_video_path(path):
-                video_format(target)  # a clip becomes a clip
+                if not in_place:  # (which videos refuse, saying so: cli.video.check_video_options)
+                    video_format(target)  # a clip becomes a clip
             else:
                 output_format(target)
         except UsageError as exc:

@@ -500,3 +500,12 @@ def test_a_photo_given_a_video_name_lists_every_video_smile_reads(jpeg: Path, tm
     assert r.exit_code == 2
     one_line_error(r, f"{name}: a video's name, but the input is read as a photo, whose result is a photo",
                    "videos Smile reads: .3gp, .asf, .avi, .dv, .flv, .m2ts, .m4v, .mkv, .mod, .mov, .mp4, .mpeg, .mpg, ")
+
+
+def test_in_place_on_a_video_smile_does_not_write_says_in_place_is_for_photos(tmp_path: Path):
+    (tmp_path / "dvd.mpg").write_bytes(b"\x00\x00\x01\xba" + bytes(2044))
+    r = run(tmp_path / "dvd.mpg", "-s", "2", "--in-place")
+    # (before: "extension '.mpg' is not a video format Smile can write ...; choose one with --ext", which --in-place refuses)
+    assert r.exit_code == 2
+    one_line_error(r, f"--in-place is for photos, {tmp_path / 'dvd.mpg'} is a video")
+    assert files(tmp_path) == ["dvd.mpg"]
