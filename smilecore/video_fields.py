@@ -94,7 +94,8 @@ def code_fields(av, vstream, encoder: str, codec_context, options: dict[str, str
     order = field_order(vstream)
     if order is None:
         return
-    h, lines = codec_context.height, 4 if "420" in (codec_context.pix_fmt or "") else 2  # (x264: whole chroma rows)
+    h, planes = codec_context.height, av.VideoFormat(codec_context.pix_fmt, codec_context.width, codec_context.height).components
+    lines = 4 if any(p.height < h for p in planes) else 2  # (x264: each field whole rows of its colour planes)
     why = (f"{FIELDLESS[encoder]} (use --codec h264 to keep it interlaced)" if encoder in FIELDLESS else
            f"h264 codes fields only where the height is a multiple of {lines}, not {h}" if encoder == "libx264" and h % lines
            else "")
