@@ -288,8 +288,9 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
     oc.width, oc.height = w, h
     # AVI counts frames: its time base is one frame (1/rate), each packet fills the slot of its dts
     tb_out = Fraction(rate.denominator, rate.numerator) if avi else vstream.time_base
-    oc.time_base = tb_out
     ostream.time_base = tb_out
+    steps = -(-tb_out.denominator // 65535) if encoder == "mpeg4" else 1  # (MPEG-4 counts time in 16 bits: MPEG's
+    oc.time_base = Fraction(tb_out.numerator * steps, tb_out.denominator)  # 90 kHz becomes 45 kHz, frames rebased)
     in_fmt = (cc_in.format.name if cc_in.format is not None else None) or "yuv420p"
     deep = is_deep(in_fmt)
     try:

@@ -72,6 +72,21 @@ def test_a_video_in_a_container_smile_does_not_write_becomes_an_mp4(picture, tmp
     assert len(read_frames(out)) == 6
 
 
+@pytest.mark.parametrize("out_name", ["out.mp4", "out.mkv"])
+def test_mpeg4_takes_a_90_khz_clip(picture, model, tmp_path, out_name):
+    src = tmp_path / "dvd.mpg"  # (MPEG program and transport streams count time at 90 kHz, as Android's MP4s do)
+    write(src, picture, "mpeg", "mpeg2video", b="4M")
+    r = smile_video(src, tmp_path / out_name, strength=2, model=model, codec="mpeg4")
+    # (before: exit 1, "internal error ... avcodec_open2(mpeg4)": MPEG-4 counts time in 16 bits)
+    assert (r.frames, r.faces_edited, r.codec) == (6, 1, "mpeg4")
+
+    def times(path):
+        with av.open(str(path)) as c:
+            return [round(float(f.pts * f.time_base), 4) for f in c.decode(video=0)]
+
+    assert times(tmp_path / out_name) == times(src)
+
+
 def test_a_glob_takes_them_too(picture, tmp_path):
     write(tmp_path / "a.mpg", picture, "mpeg", "mpeg2video", b="4M")
     r = CliRunner().invoke(cli, [str(tmp_path / "*.mpg"), "-s", "2", "--out-dir", str(tmp_path / "out")])
