@@ -21,7 +21,7 @@ from smilecore.atomic import followed_links
 from smilecore.errors import UsageError, WriteError
 from smilecore.encode import INPUT_EXTENSIONS, OUTPUT_FORMATS, output_format
 from smilecore.paths import expand_home
-from smilecore.video_streams import VIDEO_EXTENSIONS, is_video_path, video_format
+from smilecore.video_streams import READ_VIDEO_EXTENSIONS, VIDEO_EXTENSIONS, is_video_path, result_extension, video_format
 
 _GLOB_CHARS = set("*?[")
 #: What results' names end in (before their extension) unless ``--suffix`` says otherwise.
@@ -93,7 +93,7 @@ def expand_inputs(args: list[str], recursive: bool = False, skip_suffix: str | t
         seen.update(keys)
         out.append(Found(path, problem, folder))
 
-    kinds = INPUT_EXTENSIONS | VIDEO_EXTENSIONS
+    kinds = INPUT_EXTENSIONS | READ_VIDEO_EXTENSIONS
     for arg in args:
         path = expand_home(arg)
         try:
@@ -301,8 +301,11 @@ def plan_outputs(
             check_reachable(target, f"-o {output}")
             if target.is_dir():
                 raise UsageError(f"-o {output} is a folder; use --out-dir {output} to write into it")
+            if output.endswith(("/", os.sep)):  # (a folder's name: pathlib drops the slash, and x.mkv/ became a file)
+                raise UsageError(f"-o {output} ends in a slash, as a folder's name does; name the file without it, "
+                                 f"or use --out-dir {output} to write into that folder")
         else:
-            name = path.stem + suffix + (ext or path.suffix)
+            name = path.stem + suffix + (ext or result_extension(path))  # (a .mpg's: .mp4)
             if out_dir:
                 target = expand_home(out_dir) / _below(path, getattr(item, "folder", None)) / name
             else:
@@ -310,7 +313,8 @@ def plan_outputs(
         try:
             _check_extension(target, path, output, ext)
             if is_video_path(path):
-                video_format(target)  # a clip becomes a clip
+                if not in_place:  # (which videos refuse, saying so: cli.video.check_video_options)
+                    video_format(target)  # a clip becomes a clip
             else:
                 output_format(target)
         except UsageError as exc:

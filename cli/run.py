@@ -103,7 +103,7 @@ def _faces_callback(ctx, param, value):
               help="Videos: encoder quality, lower is better (H.264 0-63 and HEVC 0-51, default 18, 0 = lossless; "
                    "VP9/VP8 0-63; MPEG-4 1-31).")
 @click.option("--codec", type=click.Choice(tuple(CODECS), case_sensitive=False),
-              help="Videos: video codec (default: h264; vp9 for .webm).")
+              help="Videos: video codec (default: h264, hevc for progressive 10-bit clips; vp9 for .webm).")
 @click.option("--preset", type=click.Choice(PRESETS),
               help="Videos: H.264/HEVC encoder speed (default: veryfast).")
 @click.option("-j", "--jobs", "jobs_n", type=click.IntRange(min=1), metavar="N",

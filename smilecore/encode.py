@@ -107,11 +107,11 @@ def output_format(path: str | os.PathLike) -> str:
     fmt = OUTPUT_FORMATS.get(ext)
     if fmt is None:
         known = ", ".join(sorted({".jpg", ".png", ".tif", ".webp", ".bmp", ".avif", ".heic"}))
-        from .video_streams import VIDEO_EXTENSIONS
+        from .video_streams import READ_VIDEO_EXTENSIONS
 
-        if ext in VIDEO_EXTENSIONS:  # (the input is a photo, e.g. an animated GIF: its result is a photo)
+        if ext in READ_VIDEO_EXTENSIONS:  # (the input is a photo, e.g. an animated GIF: its result is a photo)
             raise UsageError(f"{path}: a video's name, but the input is read as a photo, whose result is a photo "
-                             f"(use {known}; videos Smile reads: {', '.join(sorted(VIDEO_EXTENSIONS))})")
+                             f"(use {known}; videos Smile reads: {', '.join(sorted(READ_VIDEO_EXTENSIONS))})")
         what = f"extension '{ext}'" if ext else "no extension"
         raise UsageError(f"{path}: {what} is not an output format Smile can write (use {known})")
     _writable(fmt, path)

@@ -33,14 +33,15 @@ from .errors import ImageTooLargeError, InputError, NoFaceError, UsageError, Wri
 from .arguments import check_count, check_face_choice, check_flag, check_min_face, too_large
 from .face import Face, smaller_than_asked
 from .strength import ALREADY_SMILING, MOUTH_HIDDEN, TURNED_AWAY, already_smiling
+from .video_fields import field_order
 from .video_edit import NET_EVERY, NET_SMOOTH, FaceEditor, video_network
 from .video_access import frame_access
-from .video_input import MAX_FRAME_PIXELS, declared_size
+from .video_input import MAX_FRAME_PIXELS, declared_size, frame_rate
 from .video_lookahead import Lookahead, Waiting, faces_now, frames_held
 from .video_planar import PlanarFrame
 from .video_reid import chain
 from .video_schedule import StrengthSchedule
-from .video_streams import (add_output_streams, first_view, muxer_options, output_options, probe, require_av,
+from .video_streams import (add_output_streams, first_view, is_deep, muxer_options, output_options, probe, require_av,
                             video_seconds)
 from .video_track import DETECT_EVERY, DETECT_LAG, FaceTracker, Track
 
@@ -141,6 +142,10 @@ def smile_video(
     model = video_network(model, schedule.values)  # (strength 0 throughout, no model given: none is loaded)
 
     container, vstream = probe(src)
+    if codec is None:  # a progressive source of 10 bits or more gets HEVC (output_options); interlaced, H.264's fields
+        fmt = vstream.codec_context.format
+        deep = fmt is not None and is_deep(fmt.name) and field_order(vstream) is None
+        out_format, codec_name, crf = output_options(dst, codec, crf, preset, deep=deep)
     result = VideoResult(output=None)
     failure: list[BaseException] = []
     try:
@@ -154,7 +159,7 @@ def smile_video(
             err = too_large(w, h, limit, "each frame")  # (the same wording as photos: exact counts where MP round alike)
             raise ImageTooLargeError(f"{src}: {err}{' (8K UHD, the most a video may have)' if limit == MAX_FRAME_PIXELS else ''}")
         result.size = (w, h)
-        rate = vstream.average_rate or vstream.guessed_rate or vstream.base_rate
+        rate = frame_rate(vstream)
         result.fps = float(rate) if rate else 0.0
         total = vstream.frames or None
         if not total and vstream.duration and vstream.time_base and result.fps:
@@ -199,7 +204,7 @@ def _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, s
     out = av.open(f, "w", format=out_format, container_options=options)
     try:
         w, h = vstream.codec_context.width, vstream.codec_context.height
-        rate = vstream.average_rate or vstream.guessed_rate or Fraction(25)
+        rate = frame_rate(vstream) or Fraction(25)
         ostream, copied = add_output_streams(av, container, vstream, out, out_format, codec_name, crf, preset, src,
                                              result.notes, result.streams_copied)
 

@@ -42,8 +42,9 @@ def frame_access(fr, yuv_cache: dict) -> FrameAccess:
     if fmt in ("yuv420p", "yuvj420p") and w % 2 == 0 and h % 2 == 0:
         arr = fr.to_ndarray()  # (H*3/2, W) I420
         Y = arr[:h]
-        U = arr[h:h + h // 4].reshape(h // 2, w // 2)
-        V = arr[h + h // 4:].reshape(h // 2, w // 2)
+        flat, q = arr.reshape(-1), (h // 2) * (w // 2)  # (a chroma plane is not whole rows of w where h % 4 == 2)
+        U = flat[h * w:h * w + q].reshape(h // 2, w // 2)
+        V = flat[h * w + q:].reshape(h // 2, w // 2)
         key = (fr.colorspace, fmt, getattr(fr, "color_range", 0))
         if key not in yuv_cache:
             kr, kb = yuv_coeffs(fr.colorspace, h)

@@ -13,14 +13,22 @@ import numpy as np
 
 from .arguments import shown, whole_number
 from .errors import InputError, UsageError
+from .video_fields import coded_like_source, container_metadata, hevc_tag
 from .video_audio import AUDIO_FOR, TEXT_FOR, CopiedStream, RecodedAudio, RecodedText, ff_text, stream_name, streams_that_fit
-from .video_input import open_input
+from .video_input import MAX_FRAME_RATE, first_side_data, frame_rate, open_input, unfinished_mp4
 from .video_rotate import DisplayView
 
 #: Containers by output extension (PyAV / FFmpeg muxer names).
 VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi",
                  ".ts": "mpegts", ".mts": "mpegts", ".m2ts": "mpegts", ".3gp": "3gp"}
 VIDEO_EXTENSIONS = frozenset(VIDEO_FORMATS)
+#: Videos Smile reads but does not write (DVD and MPEG camcorders' program streams, DV, Flash, Windows Media,
+#: Ogg, MXF): their result is an MP4 (:func:`result_extension`), or what ``-o``/``--ext`` names.
+READ_ONLY_VIDEO = frozenset({".mpg", ".mpeg", ".vob", ".mod", ".tod", ".dv", ".flv", ".wmv", ".asf", ".ogv", ".mxf"})
+#: Every video extension Smile reads (:func:`is_video_path`).
+READ_VIDEO_EXTENSIONS = VIDEO_EXTENSIONS | READ_ONLY_VIDEO
+#: The container a read-only video's result gets by default.
+READ_ONLY_RESULT = ".mp4"
 #: Codec names accepted by ``codec=`` and the FFmpeg encoder each one uses.
 CODECS = {"h264": "libx264", "hevc": "libx265", "h265": "libx265", "vp9": "libvpx-vp9", "vp8": "libvpx", "mpeg4": "mpeg4"}
 #: Encoders whose subsampled (4:2:0, 4:2:2) pictures must have even sizes: a clip of odd width or height is
@@ -41,15 +49,21 @@ PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "sl
 DEFAULT_PRESET = "veryfast"
 
 
-def output_options(dst: Path, codec: str | None, crf, preset: str | None) -> tuple[str, str, int | None]:
+def output_options(dst: Path, codec: str | None, crf, preset: str | None, deep: bool = False) -> tuple[str, str, int | None]:
     """``(container format, codec name, crf)`` for writing ``dst`` with these options, each checked
-    (:class:`UsageError` naming the option and what it may be)."""
+    (:class:`UsageError` naming the option and what it may be). With no ``codec``, a ``deep`` source (10-bit and
+    more) gets HEVC where the container holds it and the crf is one x265 takes: H.264's High 10 plays on no
+    phone, browser or hardware decoder."""
     out_format = video_format(dst)
     if codec is not None and not isinstance(codec, str):
         raise UsageError(f"codec must be a codec's name like 'h264', not {shown(codec)}")
-    codec_name = (codec or CONTAINER_CODECS[out_format][0]).lower()
+    deep_hevc = deep and "hevc" in CONTAINER_CODECS[out_format] and whole_number(crf) in (None, *range(52))
+    codec_name = (codec or ("hevc" if deep_hevc and has_encoder(CODECS["hevc"]) else CONTAINER_CODECS[out_format][0])).lower()
     if codec_name not in CODECS:
         raise UsageError(f"codec {codec}: unknown (use {', '.join(sorted(CODECS))})")
+    if not has_encoder(CODECS[codec_name]):  # (PyAV 14.3's wheels have no x265; armv7's neither x264)
+        raise UsageError(f"codec {codec_name}: this PyAV's FFmpeg has no {CODECS[codec_name]} encoder (choose another "
+                         f"--codec, or a PyAV with it: pip install -U \"av>=15\")")
     if codec_name not in CONTAINER_CODECS[out_format]:
         article = "an" if dst.suffix[1:2].lower() in ("a", "e", "i", "o", "u") else "a"
         raise UsageError(f"codec {codec_name} cannot go into {article} {dst.suffix} file "
@@ -67,9 +81,25 @@ def output_options(dst: Path, codec: str | None, crf, preset: str | None) -> tup
     return out_format, codec_name, crf
 
 
+def has_encoder(encoder: str) -> bool:
+    """Does this PyAV's FFmpeg have ``encoder`` (``"libx265"``)? True without PyAV (:func:`require_av` says so)."""
+    try:
+        import av
+    except ImportError:
+        return True
+    return encoder in av.codecs_available
+
+
 def is_video_path(path: str | os.PathLike) -> bool:
-    """Does the file name end in a video extension Smile reads (:data:`VIDEO_FORMATS`)?"""
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+    """Does the file name end in a video extension Smile reads (:data:`READ_VIDEO_EXTENSIONS`)?"""
+    return Path(path).suffix.lower() in READ_VIDEO_EXTENSIONS
+
+
+def result_extension(path: str | os.PathLike) -> str:
+    """The extension of a video's result when none is asked for: its own, or :data:`READ_ONLY_RESULT` for a
+    container Smile does not write."""
+    ext = Path(path).suffix
+    return READ_ONLY_RESULT if ext.lower() in READ_ONLY_VIDEO else ext
 
 
 def muxer_options(dst: str | os.PathLike) -> dict[str, str]:
@@ -112,17 +142,21 @@ def probe(path: str | os.PathLike):
     try:
         container = open_input(av, p)
     except av.FFmpegError as exc:
+        if unfinished_mp4(p):  # (a phone or camera stopped mid-recording: its index is written last)
+            raise InputError(f"{path}: an unfinished recording: its pictures are there but not the index (moov) the "
+                             "camera writes when it stops, so no player can read it; a repair tool that rebuilds the "
+                             "index from a finished clip of the same camera (e.g. untrunc) can recover it") from None
         raise InputError(f"{path}: not a readable video ({ff_text(exc)})") from None
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: cannot read it ({exc})") from None
     if container.format.name == "image2" or container.format.name.endswith("_pipe"):  # FFmpeg reads photos too
         container.close()
         raise InputError(photo_not_video(p))
-    video = [s for s in container.streams.video if s.codec_context is not None]
-    # attached pictures (cover art) are not the video
-    video = [s for s in video if not (s.disposition & getattr(av.stream.Disposition, "attached_pic", 1 << 10))]
+    cover = getattr(av.stream.Disposition, "attached_pic", 1 << 10)  # (cover art is no video: a song's picture)
+    video = [s for s in container.streams.video if s.codec_context is not None and not s.disposition & cover]
     if not video:
-        kinds = sorted({s.type for s in container.streams}) or ["nothing"]
+        kinds = sorted({"a cover picture" if s.disposition & cover else s.type for s in container.streams},
+                       key=lambda k: (k.startswith("a "), k)) or ["nothing"]
         container.close()
         raise InputError(f"{path}: has no video stream (it holds {', '.join(kinds)})")
     return container, video[0]
@@ -217,29 +251,12 @@ def video_seconds(container, vstream) -> float:
     return 0.0
 
 
-def side_data_entries(frame) -> list:
-    """The side data entries of a decoded frame (PyAV 18.1.1 iterates ``frame.side_data`` by type, as a
-    mapping does; 18.1.0 gave the entries themselves)."""
-    found = getattr(frame, "side_data", None) or ()
-    return [item if hasattr(item, "type") else found[item] for item in found]
-
-
 def first_view(av, src, index: int) -> DisplayView:
     """How the stream's first frame is shown (its display matrix: a turn, perhaps a mirror), as a
-    :class:`DisplayView`; none when it has no matrix. (Read before the output's header is written, which
-    is where the matrix must go.)"""
-    try:
-        with open_input(av, src) as c:
-            for fr in c.decode(c.streams[index]):
-                matrix = None
-                for sd in side_data_entries(fr):
-                    raw = bytes(sd) if "DISPLAYMATRIX" in str(getattr(sd, "type", "")) else b""
-                    if len(raw) == 36:
-                        matrix = tuple(int(v) for v in np.frombuffer(raw, np.int32))
-                return DisplayView.from_matrix(matrix, float(getattr(fr, "rotation", 0) or 0))
-    except (av.FFmpegError, OSError, ValueError, IndexError):
-        pass
-    return DisplayView()
+    :class:`DisplayView`; none when it has no matrix."""
+    data, rotation = first_side_data(av, src, index)
+    raw = data.get("DISPLAYMATRIX", b"")
+    return DisplayView.from_matrix(tuple(int(v) for v in np.frombuffer(raw, np.int32)) if len(raw) == 36 else None, rotation)
 
 
 def is_deep(pix_fmt: str) -> bool:
@@ -258,7 +275,7 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
     cc_in.thread_type = "AUTO"
     w, h = cc_in.width, cc_in.height
     encoder = CODECS[codec_name]
-    rate = vstream.average_rate or vstream.guessed_rate or Fraction(25)
+    rate = frame_rate(vstream) or Fraction(25)
     avi = out_format == "avi"
     if avi:
         rate = avi_rate(vstream)
@@ -266,12 +283,14 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
         # negative start (AAC priming), which would leave an empty slot after the first frame
         out.container_options.setdefault("avoid_negative_ts", "disabled")
     ostream = out.add_stream(encoder, rate=rate)
+    hevc_tag(encoder, out_format, ostream)
     oc = ostream.codec_context
     oc.width, oc.height = w, h
     # AVI counts frames: its time base is one frame (1/rate), each packet fills the slot of its dts
     tb_out = Fraction(rate.denominator, rate.numerator) if avi else vstream.time_base
-    oc.time_base = tb_out
     ostream.time_base = tb_out
+    steps = -(-tb_out.denominator // 65535) if encoder == "mpeg4" else 1  # (MPEG-4 counts time in 16 bits: MPEG's
+    oc.time_base = Fraction(tb_out.numerator * steps, tb_out.denominator)  # 90 kHz becomes 45 kHz, frames rebased)
     in_fmt = (cc_in.format.name if cc_in.format is not None else None) or "yuv420p"
     deep = is_deep(in_fmt)
     try:
@@ -331,6 +350,7 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
         oc.flags |= av.codec.context.Flags.qscale
     if avi:
         oc.max_b_frames = 0
+    coded_like_source(av, src, vstream, encoder, oc, opts, notes)  # (interlaced stays interlaced; HDR10's levels)
     oc.options = opts
     oc.thread_type = "AUTO"
     if vstream.sample_aspect_ratio:
@@ -396,7 +416,7 @@ def add_output_streams(av, container, vstream, out, out_format: str, codec_name:
             notes.append(f"stream #{s.index} ({s.type}) cannot go into the {out_format} file and was left out ({ff_text(exc)})")
     if avi:
         avi_sound_times(vstream, container, copied, rate, notes)
-    out.metadata.update({k: v for k, v in container.metadata.items() if k.lower() not in ("encoder",)})
+    container_metadata(container.metadata, out_format, out)  # (a phone's keys: in the keys atom, as it wrote them)
     chapters = chapters_of(av, container)
     if chapters and out_format in ("avi", "mpegts"):
         notes.append(f"{len(chapters)} chapter{'s' * (len(chapters) > 1)} left out ({out_format.upper()} holds none; "
@@ -415,13 +435,9 @@ def avi_rate(vstream) -> Fraction:
     frame rate video) when it is at most twice the average rate, so a variable frame rate clip
     whose frames lie on a common grid keeps every timestamp (the gaps are empty slots); else the
     average rate."""
-    avg, guessed = vstream.average_rate, vstream.guessed_rate
-    if guessed and guessed > 0 and (not avg or avg <= 0 or guessed <= 2 * avg):
-        rate = Fraction(guessed)
-    elif avg and avg > 0:
-        rate = Fraction(avg)
-    else:
-        rate = Fraction(25)
+    avg, guessed = frame_rate(vstream), vstream.guessed_rate  # (an average no camera films: passed over)
+    ok = guessed and 0 < guessed <= MAX_FRAME_RATE and (not avg or guessed <= 2 * avg)
+    rate = Fraction(guessed) if ok else avg or Fraction(25)
     return rate.limit_denominator(1_001_000)  # (AVI stores the rate as two 32-bit numbers)
 
 

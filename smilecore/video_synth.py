@@ -45,7 +45,7 @@ def make_clip(path: str | os.PathLike, picture: np.ndarray, size: tuple[int, int
               crf: int = 20, container_format: str | None = None, rotation: int = 0, still_after: int | None = None,
               hide: tuple[int, int] | None = None, enter: tuple[int, int] | None = None,
               cut_to: tuple[int, np.ndarray] | None = None, sample_rate: int = 48000, mirror: bool = False,
-              timecode: str | None = None) -> Clip:
+              timecode: str | None = None, fields: str | None = None) -> Clip:
     """Write a clip of ``frames`` frames: ``picture`` (RGB uint8) scaled to ``face_height`` of the
     canvas height, moving by ``amplitude`` pixels on a ``period``-second loop, over a grey
     canvas; a 440 Hz tone on an AAC (or Opus for webm) track when ``audio``.  ``still_after``:
@@ -54,7 +54,8 @@ def make_clip(path: str | os.PathLike, picture: np.ndarray, size: tuple[int, int
     (outside before it) and reaching its place at frame b.  ``cut_to = (a, other)``: from frame a on,
     the clip cuts to ``other`` (RGB uint8), scaled to fill the frame. ``rotation`` (degrees counter-clockwise)
     and ``mirror``: the display matrix (the turn, then a mirror left to right), the frames stored so that it
-    shows them upright. ``timecode`` ("HH:MM:SS:FF"): a timecode track (MOV and MP4), as cameras write."""
+    shows them upright. ``timecode`` ("HH:MM:SS:FF"): a timecode track (MOV and MP4), as cameras write.
+    ``fields`` (``"tff"`` or ``"bff"``, x264 only): coded interlaced in that field order, as camcorders write 1080i."""
     import av
 
     path = Path(path)
@@ -71,6 +72,9 @@ def make_clip(path: str | os.PathLike, picture: np.ndarray, size: tuple[int, int
         vs.codec_context.options = {"crf": str(crf), "preset": "ultrafast"}
         if codec == "libx265":
             vs.codec_context.options = {"crf": str(crf), "preset": "ultrafast", "x265-params": "log-level=error"}
+        if fields and codec == "libx264":
+            vs.codec_context.options = {**vs.codec_context.options, "x264-params": f"{fields}=1"}
+            vs.codec_context.field_order = 2 if fields == "tff" else 3
     elif codec.startswith("libvpx"):
         vs.codec_context.options = {"crf": str(crf + 10), "b": "1M", "deadline": "realtime", "cpu-used": "8"}
     if rotation or mirror:

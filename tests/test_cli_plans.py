@@ -478,3 +478,34 @@ def test_j_with_ray_is_said_to_be_ignored(jpeg: Path, tmp_path: Path):
     put(jpeg, tmp_path / "a.jpg")
     r = run(tmp_path / "a.jpg", "--ray", "local", "-j", "2", "-o", tmp_path / "o.jpg")
     assert "smile: note: -j applies without --ray; with it, so ignored (--ray-actors N sets the actors" in r.stderr
+
+
+@pytest.mark.parametrize("name", ["x.jpg/", "new/x.jpg/"])
+def test_an_output_ending_in_a_slash_is_refused_not_written_as_a_file(jpeg: Path, tmp_path: Path, name: str):
+    put(jpeg, tmp_path / "in" / "a.jpg")
+    (tmp_path / "new").mkdir()
+    r = run(tmp_path / "in" / "a.jpg", "-o", f"{tmp_path}/{name}")
+    # (before: pathlib dropped the slash and x.jpg was written as a file)
+    assert r.exit_code == 2
+    one_line_error(r, f"-o {tmp_path}/{name} ends in a slash, as a folder's name does; name the file without it, "
+                      f"or use --out-dir {tmp_path}/{name} to write into that folder")
+    assert files(tmp_path) == ["in/a.jpg"]
+
+
+@pytest.mark.parametrize("name", ["x.mpg", "x.wmv", "x.mp4"])
+def test_a_photo_given_a_video_name_lists_every_video_smile_reads(jpeg: Path, tmp_path: Path, name: str):
+    put(jpeg, tmp_path / "a.jpg")
+    r = run(tmp_path / "a.jpg", "-o", tmp_path / name)
+    # (before, for .mpg and .wmv: "extension '.mpg' is not an output format", as for a name Smile never reads)
+    assert r.exit_code == 2
+    one_line_error(r, f"{name}: a video's name, but the input is read as a photo, whose result is a photo",
+                   "videos Smile reads: .3gp, .asf, .avi, .dv, .flv, .m2ts, .m4v, .mkv, .mod, .mov, .mp4, .mpeg, .mpg, ")
+
+
+def test_in_place_on_a_video_smile_does_not_write_says_in_place_is_for_photos(tmp_path: Path):
+    (tmp_path / "dvd.mpg").write_bytes(b"\x00\x00\x01\xba" + bytes(2044))
+    r = run(tmp_path / "dvd.mpg", "-s", "2", "--in-place")
+    # (before: "extension '.mpg' is not a video format Smile can write ...; choose one with --ext", which --in-place refuses)
+    assert r.exit_code == 2
+    one_line_error(r, f"--in-place is for photos, {tmp_path / 'dvd.mpg'} is a video")
+    assert files(tmp_path) == ["dvd.mpg"]

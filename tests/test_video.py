@@ -414,6 +414,16 @@ def test_a_4_4_0_clip_into_mp4_is_readable(picture, model, tmp_path):
     assert any("cannot hold 4:4:0" in n for n in res.notes), res.notes
 
 
+def test_a_height_of_4n_plus_2_is_edited(picture, model, tmp_path):
+    # (8-bit 4:2:0 with a height like 242 or 534: "internal error ValueError: cannot reshape array": the chroma
+    # planes were cut from the frame in whole rows of the frame's width)
+    src = make_clip(tmp_path / "wide.mp4", picture, size=(320, 242), frames=4, audio=False, face_height=0.95)
+    res = smile_video(src.path, tmp_path / "out.mp4", strength=2, model=model)
+    assert (res.frames, res.faces_edited, res.size) == (4, 1, (320, 242))
+    before, after = read_frames(src.path), read_frames(tmp_path / "out.mp4")
+    assert max(float(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(before, after)) > 40
+
+
 def test_odd_size_ten_bit_vfr_and_rotation(picture, model, tmp_path):
     # odd width and height (4:4:4 source): same size out
     odd = make_clip(tmp_path / "odd.mp4", picture, size=(321, 241), frames=8, pix_fmt="yuv444p", face_height=0.95)

@@ -14,7 +14,7 @@ av = pytest.importorskip("av")
 from cli.main import cli  # noqa: E402
 from smilecore.video import smile_video  # noqa: E402
 from smilecore.video_rotate import DisplayView  # noqa: E402
-from smilecore.video_streams import side_data_entries  # noqa: E402
+from smilecore.video_input import side_data_entries  # noqa: E402
 from smilecore.video_synth import make_clip  # noqa: E402
 
 
