@@ -6,14 +6,17 @@
 #               "mode": "gray" | "indexed" | null, "precision": "U16_LINEAR" (a Gimp.Precision) | null,
 #               "group": true | null,
 #               "hdr": [x, y, w, h, [values...]] | null, "profile": "<ICC file>" | null,
-#               "hide": [x, y, w, h] or [x, y, w, h, value] | null, "projection": true | null}]}
+#               "hide": [x, y, w, h] or [x, y, w, h, value] | null, "projection": true | null,
+#               "below": [r, g, b] (0..1) | null, "opacity": 0..100 | null, "layer_mode": "MULTIPLY"
+#               (a Gimp.LayerMode) | null, "hidden": true | null}]}
 # For each case: load the image, optionally convert its mode, assign it a colour profile, convert
 # its precision, write float values (beyond 0..1: HDR) into a rectangle of its layer, move the
 # layer into a layer group, crop it to a smaller one at an offset, give it a layer mask of its own
 # that hides a rectangle ("hide", image coordinates; with a value 1..254, partly) and select a
 # rectangle (image coordinates), run the procedure non-interactively on that layer, dump every
 # layer (and layer mask) as raw bytes (R'G'B'A u8 / Y u8, and the layer's own format: "native")
-# and describe the outcome in the report JSON.  With "group", the layers described are the group's.  With "projection", the
+# and describe the outcome in the report JSON.  "below" puts an opaque layer of that colour under the
+# layer; "opacity", "layer_mode" and "hidden" set the layer's own.  With "group", the layers described are the group's.  With "projection", the
 # image as shown (R'G'B'A u8) is dumped too, before and after.
 import json
 import os
@@ -62,7 +65,8 @@ def describe(image, folder, tag, group=False):
                  "pixels": os.path.join(folder, f"{tag}-layer{number}.rgba"),
                  "native": os.path.join(folder, f"{tag}-layer{number}.native"),
                  "format": Babl.format_get_encoding(fmt), "components": Babl.format_get_n_components(fmt),
-                 "top_level": len(top)}
+                 "top_level": len(top), "visible": layer.get_visible(), "opacity": layer.get_opacity(),
+                 "layer_mode": layer.get_mode().value_name.split("_MODE_", 1)[-1]}
         dump(layer, entry["pixels"], "R'G'B'A u8")
         dump(layer, entry["native"], None)
         if entry["mask"]:
@@ -96,6 +100,18 @@ for case in job["cases"] if proc is not None else []:
         buffer = layer.get_buffer()
         buffer.set(Gegl.Rectangle.new(x, y, w, h), fmt, struct.pack(f"={len(floats)}f", *floats))
         buffer.flush()
+    if case.get("below"):
+        under = Gimp.Layer.new(image, "Below", image.get_width(), image.get_height(), Gimp.ImageType.RGB_IMAGE,
+                               100.0, Gimp.LayerMode.NORMAL)
+        image.insert_layer(under, None, 1)
+        Gimp.context_set_foreground(Gegl.Color.new("rgb({}, {}, {})".format(*case["below"])))
+        under.fill(Gimp.FillType.FOREGROUND)
+    if case.get("opacity") is not None:
+        layer.set_opacity(case["opacity"])
+    if case.get("layer_mode"):
+        layer.set_mode(getattr(Gimp.LayerMode, case["layer_mode"]))
+    if case.get("hidden"):
+        layer.set_visible(False)
     in_group = bool(case.get("group"))
     if in_group:
         group = Gimp.GroupLayer.new(image, "Group")
