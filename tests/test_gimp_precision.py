@@ -181,6 +181,7 @@ def precision_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str]:  # noq
              projection=True),
         case("indexed", image["8"], work, mode="indexed"),
         case("hidden-source-new-layer", image["16"], work, hidden=True),
+        case("pass-through-multiply", image["16"], work, group=True, group_mode="PASS_THROUGH", layer_mode="MULTIPLY"),
     ]
     for name, (source, extra) in STACKED.items():  # each on a new layer and in place, over an opaque layer
         cases.append(case(f"{name}-new-layer", image[source], work, below=BELOW, projection=True, **extra))
@@ -356,13 +357,18 @@ def test_the_image_with_a_new_layer_looks_exactly_as_after_the_edit_in_place(pre
         assert source["visible"] and new["mask"] and (new["opacity"], new["layer_mode"]) == (100.0, "NORMAL")
 
 
-def test_a_hidden_layer_is_refused_on_a_new_layer_with_one_actionable_line(precision_run):
+@pytest.mark.parametrize("name, message", [
+    ("hidden-source-new-layer", "Smile: the layer 'Background' is hidden: show it (its eye in the Layers dialog), "
+                                "or turn off \"Result on a new layer\"."),
+    # (a layer in its place would show the group's layers blended with nothing below: the whole image changed)
+    ("pass-through-multiply", "Smile: the group 'Group' is in Pass through mode and holds layers that blend with "
+                              "what is below it: set its mode to Normal, or select one layer.")])
+def test_a_source_no_new_layer_can_show_is_refused_with_one_actionable_line(precision_run, name, message):
     report, console = precision_run
-    result = report["cases"]["hidden-source-new-layer"]
+    result = report["cases"][name]
     assert not result["success"] and result["status"] == "execution-error", result
-    assert result["error"].strip() == ("Smile: the layer 'Background' is hidden: show it (its eye in the Layers "
-                                       "dialog), or turn off \"Result on a new layer\".")
-    assert len(result["after"]) == 1 and not result["after"][0]["visible"]
+    assert result["error"].strip() == message
+    assert len(result["after"]) == 1 and result["after"][0]["visible"] is result["before"][0]["visible"]
     assert np.array_equal(np.fromfile(result["after"][0]["native"], np.uint8),
                           np.fromfile(result["before"][0]["native"], np.uint8))
 

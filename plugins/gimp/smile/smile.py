@@ -56,8 +56,9 @@ SELECTED = bytes([0] + [255] * 255)  # a selection's coverage as "selected or no
 MASK_FILE = "Y' u8"      # an 8-bit grayscale PNG as GIMP loads it (bytes as stored)
 MASK_COVER = bytes([0] + [255] * 255)  # byte table: any change → fully shown
 MASK_DEEP = "Y u16"      # a layer mask read to tell full coverage from partial (0 / 65535 / between)
-#: Layer modes and composite modes under which a fully opaque pixel on top simply replaces what is below.
-PLAIN_MODES = ("NORMAL", "NORMAL_LEGACY")
+#: Layer modes and composite modes under which a fully opaque pixel on top simply replaces what is
+#: below (a pass-through group's only where each of its layers is Normal: see blends_through).
+PLAIN_MODES = ("NORMAL", "NORMAL_LEGACY", "PASS_THROUGH")
 PLAIN_COMPOSITE = ("AUTO", "UNION")
 #: The procedure's own bounds for "strength"; the engine's model sets the real range (its
 #: greeting: the dialog's slider) and refuses a strength outside it.
@@ -241,12 +242,21 @@ def stacks_like_in_place(drawable, source: bytes, pixel_size: int, depth: int, s
         shown_pixels(read_pixels(hiding, MASK_DEEP), 2, width, shown), 2, 0, b"\xff\xff")
 
 
+def blends_through(layer: Gimp.Layer) -> bool:
+    """Is ``layer`` a pass-through group holding a layer (at any depth) in a mode other than Normal:
+    one that blends with what lies below the group, which the group's own pixels do not show?"""
+    if layer.get_mode() != Gimp.LayerMode.PASS_THROUGH:
+        return False
+    normal = [getattr(Gimp.LayerMode, name) for name in PLAIN_MODES]
+    return any(child.get_mode() not in normal or blends_through(child) for child in layer.get_children())
+
+
 def replacing_layer(image, source: Gimp.Layer, name: str, kind) -> Gimp.Layer:
     """A new layer of ``source``'s size that takes its place in the image: its blending (mode,
     opacity, blend and composite space, composite mode) and a copy of its own layer mask, added
     by :func:`mask_new_layer` once it is in the image."""
-    layer = Gimp.Layer.new(image, name, source.get_width(), source.get_height(), kind,
-                           source.get_opacity(), source.get_mode())
+    mode = Gimp.LayerMode.NORMAL if source.get_mode() == Gimp.LayerMode.PASS_THROUGH else source.get_mode()
+    layer = Gimp.Layer.new(image, name, source.get_width(), source.get_height(), kind, source.get_opacity(), mode)
     layer.set_blend_space(source.get_blend_space())
     layer.set_composite_space(source.get_composite_space())
     layer.set_composite_mode(source.get_composite_mode())
@@ -388,6 +398,9 @@ def run_smile(procedure, run_mode, image, drawables, config, data):
                 and not config.get_property("new-layer"):
             raise SmileFailure("a layer group cannot be edited in place; turn on "
                                "\"Result on a new layer\" or select a single layer.")
+        if config.get_property("new-layer") and blends_through(drawables[0]):
+            raise SmileFailure(f"the group '{drawables[0].get_name()}' is in Pass through mode and holds layers "
+                               "that blend with what is below it: set its mode to Normal, or select one layer.")
         if config.get_property("new-layer") and not drawables[0].get_visible():
             raise SmileFailure(f"the layer '{drawables[0].get_name()}' is hidden: show it (its eye in the "
                                "Layers dialog), or turn off \"Result on a new layer\".")

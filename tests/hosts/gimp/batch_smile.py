@@ -8,7 +8,7 @@
 #               "hdr": [x, y, w, h, [values...]] | null, "profile": "<ICC file>" | null,
 #               "hide": [x, y, w, h] or [x, y, w, h, value] | null, "projection": true | null,
 #               "below": [r, g, b] (0..1) | null, "opacity": 0..100 | null, "layer_mode": "MULTIPLY"
-#               (a Gimp.LayerMode) | null, "hidden": true | null}]}
+#               (a Gimp.LayerMode) | null, "hidden": true | null, "group_mode": "PASS_THROUGH" | null}]}
 # For each case: load the image, optionally convert its mode, assign it a colour profile, convert
 # its precision, write float values (beyond 0..1: HDR) into a rectangle of its layer, move the
 # layer into a layer group, crop it to a smaller one at an offset, give it a layer mask of its own
@@ -16,7 +16,8 @@
 # rectangle (image coordinates), run the procedure non-interactively on that layer, dump every
 # layer (and layer mask) as raw bytes (R'G'B'A u8 / Y u8, and the layer's own format: "native")
 # and describe the outcome in the report JSON.  "below" puts an opaque layer of that colour under the
-# layer; "opacity", "layer_mode" and "hidden" set the layer's own.  With "group", the layers described are the group's.  With "projection", the
+# layer; "opacity", "layer_mode" and "hidden" set the layer's own; "group_mode" (with "group") sets
+# the group's mode, and the procedure runs on the group.  With "group", the layers described are the group's.  With "projection", the
 # image as shown (R'G'B'A u8) is dumped too, before and after.
 import json
 import os
@@ -117,6 +118,8 @@ for case in job["cases"] if proc is not None else []:
         group = Gimp.GroupLayer.new(image, "Group")
         image.insert_layer(group, None, 0)
         image.reorder_item(layer, group, 0)
+        if case.get("group_mode"):
+            group.set_mode(getattr(Gimp.LayerMode, case["group_mode"]))
     if case.get("crop_layer"):
         x, y, w, h = case["crop_layer"]
         layer.resize(w, h, -x, -y)
@@ -136,7 +139,7 @@ for case in job["cases"] if proc is not None else []:
     mode = Gimp.RunMode.INTERACTIVE if case.get("interactive") else Gimp.RunMode.NONINTERACTIVE
     config.set_property("run-mode", mode)
     config.set_property("image", image)
-    config.set_core_object_array("drawables", [layer])
+    config.set_core_object_array("drawables", [group if case.get("group_mode") else layer])
     for name, value in case.get("args", {}).items():
         config.set_property(name, value)
     result = proc.run(config)
