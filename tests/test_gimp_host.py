@@ -286,6 +286,10 @@ def stub_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str, Path]:
         case("offset-layer", gray, work, crop_layer=[30, 20, 240, 150], select=[0, 0, 160, 200],
              args={"new-layer": False}),
         case("dialog", gray, work, interactive=True),
+        # the layer's own (all white) mask is selected, as GIMP selects a mask it adds
+        case("mask-selected", gray, work, hide=[0, 0, 1, 1, 255], drawables="mask"),
+        case("two-layers", gray, work, drawables="two"),
+        case("channel", gray, work, drawables="channel"),
     ]
     stub = work / "stub_smile.py"
     shutil.copy2(HOST / "stub_smile.py", stub)
@@ -328,6 +332,28 @@ def test_dialog_opens_and_runs_with_its_defaults(stub_run):
     assert new["name"] == f"Smile (λ={STUB_RANGE_LOW})" and new["mask"]
     changed = _changed(pixels(new), pixels(source))
     assert changed[66:133, 100:200].all() and changed.sum() == 67 * 100  # the stub's centre third
+
+
+def test_a_selected_layer_mask_smiles_its_layer(stub_run):
+    result = stub_run[0]["cases"]["mask-selected"]
+    assert result["success"], result["error"]
+    new, source = result["after"]
+    assert np.array_equal(pixels(source), pixels(result["before"][0])), "the source layer changed"
+    changed = _changed(pixels(new), pixels(source))
+    assert changed[66:133, 100:200].all() and changed.sum() == 67 * 100  # the stub's centre third
+
+
+@pytest.mark.parametrize("name, message", [
+    ("two-layers", "Smile: 2 layers are selected: select one layer (in the Layers dialog), then run Smile again; "
+                   "it edits one layer at a time."),
+    ("channel", "Smile: the channel 'Spot' is selected: select the photo's layer in the Layers dialog, then run "
+                "Smile again.")])
+def test_what_smile_cannot_edit_is_refused_with_one_line(stub_run, name, message):
+    result = stub_run[0]["cases"][name]
+    assert not result["success"] and result["status"] == "execution-error"
+    assert result["error"].strip() == message
+    assert not any(layer["name"].startswith("Smile") for layer in result["after"]), "a layer was added"
+    assert np.array_equal(pixels(result["after"][-1]), pixels(result["before"][0]))  # (the source, lowest)
 
 
 def test_missing_engine_says_how_to_install_it(gimp_root, tmp_path):

@@ -378,12 +378,25 @@ def run_dialog(procedure, config, slider: StrengthSlider | None) -> bool:
     return bool(accepted)
 
 
+def source_layer(drawables: list) -> Gimp.Layer:
+    """The layer to smile: the one selected, or the layer of a selected layer mask (GIMP selects a
+    mask as it is added, to paint on; a mask has no face to edit)."""
+    if len(drawables) != 1:
+        raise SmileFailure(f"{len(drawables) or 'no'} layers are selected: select one layer (in the Layers "
+                           "dialog), then run Smile again; it edits one layer at a time.")
+    if isinstance(drawables[0], Gimp.LayerMask):
+        return Gimp.Layer.from_mask(drawables[0])
+    if not isinstance(drawables[0], Gimp.Layer):
+        raise SmileFailure(f"the channel '{drawables[0].get_name()}' is selected: select the photo's layer "
+                           "in the Layers dialog, then run Smile again.")
+    return drawables[0]
+
+
 def run_smile(procedure, run_mode, image, drawables, config, data):
     """The procedure's run function (GIMP 3.0 ImageProcedure signature)."""
     engine = None
     try:
-        if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
-            raise SmileFailure("select exactly one layer (not a mask or channel) to smile.")
+        drawables = [source_layer(drawables)]
         if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
             # (the menu entry is off for them; a script may still call the procedure)
             raise SmileFailure("indexed images are not supported: convert the image with "

@@ -8,7 +8,8 @@
 #               "hdr": [x, y, w, h, [values...]] | null, "profile": "<ICC file>" | null,
 #               "hide": [x, y, w, h] or [x, y, w, h, value] | null, "projection": true | null,
 #               "below": [r, g, b] (0..1) | null, "opacity": 0..100 | null, "layer_mode": "MULTIPLY"
-#               (a Gimp.LayerMode) | null, "hidden": true | null, "group_mode": "PASS_THROUGH" | null}]}
+#               (a Gimp.LayerMode) | null, "hidden": true | null, "group_mode": "PASS_THROUGH" | null,
+#               "drawables": "mask" | "two" | "channel" | null}]}
 # For each case: load the image, optionally convert its mode, assign it a colour profile, convert
 # its precision, write float values (beyond 0..1: HDR) into a rectangle of its layer, move the
 # layer into a layer group, crop it to a smaller one at an offset, give it a layer mask of its own
@@ -17,7 +18,8 @@
 # layer (and layer mask) as raw bytes (R'G'B'A u8 / Y u8, and the layer's own format: "native")
 # and describe the outcome in the report JSON.  "below" puts an opaque layer of that colour under the
 # layer; "opacity", "layer_mode" and "hidden" set the layer's own; "group_mode" (with "group") sets
-# the group's mode, and the procedure runs on the group.  With "group", the layers described are the group's.  With "projection", the
+# the group's mode, and the procedure runs on the group.  "drawables" runs it on the layer's mask
+# (give it one with "hide"), on the layer and a copy of it, or on a new channel instead.  With "group", the layers described are the group's.  With "projection", the
 # image as shown (R'G'B'A u8) is dumped too, before and after.
 import json
 import os
@@ -139,7 +141,19 @@ for case in job["cases"] if proc is not None else []:
     mode = Gimp.RunMode.INTERACTIVE if case.get("interactive") else Gimp.RunMode.NONINTERACTIVE
     config.set_property("run-mode", mode)
     config.set_property("image", image)
-    config.set_core_object_array("drawables", [group if case.get("group_mode") else layer])
+    drawables = [group if case.get("group_mode") else layer]
+    if case.get("drawables") == "mask":
+        drawables = [layer.get_mask()]
+    elif case.get("drawables") == "two":
+        twin = layer.copy()
+        image.insert_layer(twin, None, 0)
+        drawables.append(twin)
+    elif case.get("drawables") == "channel":
+        channel = Gimp.Channel.new(image, "Spot", image.get_width(), image.get_height(), 50.0,
+                                   Gegl.Color.new("black"))
+        image.insert_channel(channel, None, 0)
+        drawables = [channel]
+    config.set_core_object_array("drawables", drawables)
     for name, value in case.get("args", {}).items():
         config.set_property(name, value)
     result = proc.run(config)
