@@ -7,7 +7,8 @@ venv, its base Python and the sources are bind-mounted into the chroot at the sa
 see engine_venv) with the fixture model: a pure 3-pixel translation flow, so the face region
 visibly changes, and a strength range of its own (MODEL_RANGE), which the engine enforces.
 The dialog runs against a stand-in engine whose model has yet another range: the slider it
-builds from the greeting starts inside that range.  About a minute once the chroot exists (building it takes ~3 minutes).
+builds from the greeting starts inside that range.  Undo and redo are pressed (Ctrl+Z, Ctrl+Y) in
+the image's window of GIMP's full interface under Xvfb.  About a minute once the chroot exists (building it takes ~3 minutes).
 """
 from __future__ import annotations
 
@@ -103,10 +104,11 @@ def install_plugin(home: Path, work: Path) -> Path:
 
 
 def run_gimp(root: Path, home: Path, work: Path, cases: list[dict], env: dict[str, str],
-             binds: list[str] = (), dialog: str | None = None) -> tuple[dict, str]:
+             binds: list[str] = (), dialog: str | None = None, gui: bool = False) -> tuple[dict, str]:
     """Run batch_smile.py with ``cases`` in the chroot's gimp-console; return (report, console).
 
-    ``dialog``: run under Xvfb and press Return in the window with that title.
+    ``dialog``: run under Xvfb and press Return in the window with that title.  ``gui``: run GIMP's
+    full interface under Xvfb (for cases that press keys in an image window).
     """
     job = {"procedure": "plug-in-smile", "report": str(work / "report.json"), "cases": cases}
     (work / "job.json").write_text(json.dumps(job))
@@ -118,6 +120,8 @@ def run_gimp(root: Path, home: Path, work: Path, cases: list[dict], env: dict[st
         command += ["--env", f"{name}={value}"]
     if dialog:
         command += ["--accept-dialog", dialog]
+    if gui:
+        command.append("--gui")
     limit = 120 if dialog else 300  # GIMP waits forever on a dialog nobody answers
     done = subprocess.run(command, capture_output=True, text=True, timeout=900,
                           env={**os.environ, "SMILE_GIMP_TIMEOUT": str(limit)})
@@ -354,6 +358,45 @@ def test_what_smile_cannot_edit_is_refused_with_one_line(stub_run, name, message
     assert result["error"].strip() == message
     assert not any(layer["name"].startswith("Smile") for layer in result["after"]), "a layer was added"
     assert np.array_equal(pixels(result["after"][-1]), pixels(result["before"][0]))  # (the source, lowest)
+
+
+@pytest.fixture(scope="module")
+def undo_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str]:
+    """GIMP's full interface under Xvfb with the stand-in engine: each case shows its image in a
+    window, runs Smile, then presses Ctrl+Z and Ctrl+Y there."""
+    work = tmp_path_factory.mktemp("gimp-undo")
+    home = work / "home"
+    copy_plugin(home)
+    gray = work / "gray.png"
+    Image.fromarray((np.arange(200 * 300) % 251).reshape(200, 300).astype(np.uint8)).save(gray)
+    cases = [case("new-layer", gray, work, undo=True),
+             case("in-its-place", gray, work, undo=True, opacity=50.0),  # the source is hidden under it
+             case("in-place", gray, work, undo=True, args={"new-layer": False})]
+    stub = work / "stub_smile.py"
+    shutil.copy2(HOST / "stub_smile.py", stub)
+    stub.chmod(0o755)
+    return run_gimp(gimp_root, home, work, cases, {"SMILE_ENGINE": str(stub)}, gui=True)
+
+
+def _same_layers(one: list[dict], other: list[dict]) -> bool:
+    return [(layer["name"], layer["visible"], layer["mask"]) for layer in one] == \
+        [(layer["name"], layer["visible"], layer["mask"]) for layer in other] and \
+        all(np.array_equal(pixels(a), pixels(b)) for a, b in zip(one, other))
+
+
+@pytest.mark.parametrize("name", ["new-layer", "in-its-place", "in-place"])
+def test_one_undo_takes_the_whole_edit_back_and_redo_does_it_again(undo_run, name):
+    """In GIMP's own window: one Ctrl+Z gives back the image as it was (the new layer gone, a
+    source hidden under the layer in its place shown again, an edit in place undone), and Ctrl+Y
+    makes it again, mask included."""
+    report, console = undo_run
+    result = report["cases"][name]
+    assert result["success"], f"{result['error']}\n{_tail(console)}"
+    assert not _same_layers(result["after"], result["before"]), "Smile changed nothing"
+    assert _same_layers(result["undone"], result["before"]), \
+        f"after one Ctrl+Z: {[(layer['name'], layer['visible']) for layer in result['undone']]}"
+    assert _same_layers(result["redone"], result["after"]), \
+        f"after Ctrl+Y: {[(layer['name'], layer['visible']) for layer in result['redone']]}"
 
 
 def test_missing_engine_says_how_to_install_it(gimp_root, tmp_path):

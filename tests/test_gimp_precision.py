@@ -16,8 +16,8 @@ Runs the real engine with the fixture model (a pure 3-pixel translation) like
 tests/test_gimp_host.py, whose chroot, install and GIMP-driving helpers it uses.  The portrait is
 the project's astronaut (tests/portrait.py: the public-domain NASA portrait of
 samples/astronaut.jpg, made neutral), widened to 16 bits with noise in the low bits, so that
-quantising to 8 bits shows.  Undo cannot be driven from a batch script (GIMP has no undo
-procedure); the edit stays one undo group, as before.
+quantising to 8 bits shows.  Undo has no procedure of its own: tests/test_gimp_host.py presses
+Ctrl+Z in GIMP's own window (its full interface under Xvfb).
 """
 from __future__ import annotations
 

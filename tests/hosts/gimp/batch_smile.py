@@ -9,7 +9,7 @@
 #               "hide": [x, y, w, h] or [x, y, w, h, value] | null, "projection": true | null,
 #               "below": [r, g, b] (0..1) | null, "opacity": 0..100 | null, "layer_mode": "MULTIPLY"
 #               (a Gimp.LayerMode) | null, "hidden": true | null, "group_mode": "PASS_THROUGH" | null,
-#               "drawables": "mask" | "two" | "channel" | null}]}
+#               "drawables": "mask" | "two" | "channel" | null, "undo": true | null}]}
 # For each case: load the image, optionally convert its mode, assign it a colour profile, convert
 # its precision, write float values (beyond 0..1: HDR) into a rectangle of its layer, move the
 # layer into a layer group, crop it to a smaller one at an offset, give it a layer mask of its own
@@ -19,11 +19,15 @@
 # and describe the outcome in the report JSON.  "below" puts an opaque layer of that colour under the
 # layer; "opacity", "layer_mode" and "hidden" set the layer's own; "group_mode" (with "group") sets
 # the group's mode, and the procedure runs on the group.  "drawables" runs it on the layer's mask
-# (give it one with "hide"), on the layer and a copy of it, or on a new channel instead.  With "group", the layers described are the group's.  With "projection", the
+# (give it one with "hide"), on the layer and a copy of it, or on a new channel instead.  "undo" (in
+# the full interface: run_gimp.sh --gui) shows the image in a window, and after the run presses
+# Ctrl+Z there, then Ctrl+Y, and describes the image after each ("undone", "redone").  With "group", the layers described are the group's.  With "projection", the
 # image as shown (R'G'B'A u8) is dumped too, before and after.
 import json
 import os
 import struct
+import subprocess
+import time
 
 import gi
 gi.require_version("Gimp", "3.0")
@@ -77,6 +81,30 @@ def describe(image, folder, tag, group=False):
             dump(layer.get_mask(), entry["mask_pixels"], "Y u8")
         layers.append(entry)
     return layers
+
+
+def state(image):
+    return [(layer.get_name(), layer.get_visible()) for layer in image.get_layers()]
+
+
+def press(image, keys):
+    """Press ``keys`` in the image's window (xdotool) and wait until GIMP has changed its layers."""
+    pattern = f"[-]{image.get_id()}[.][0-9]* [(]"  # the window title: "*[Untitled]-3.0 (RGB colour …"
+    for _ in range(100):
+        found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", pattern],
+                               capture_output=True, text=True).stdout.split()
+        if found:
+            break
+        time.sleep(0.2)
+    else:
+        raise SystemExit(f"no window of image {image.get_id()} appeared")
+    was = state(image)
+    subprocess.run(["xdotool", "windowfocus", found[-1]], check=False)
+    subprocess.run(["xdotool", "key", "--window", found[-1], keys], check=True)
+    for _ in range(100):
+        if state(image) != was:
+            break
+        time.sleep(0.1)
 
 
 for case in job["cases"] if proc is not None else []:
@@ -135,6 +163,7 @@ for case in job["cases"] if proc is not None else []:
         own.update(0, 0, own.get_width(), own.get_height())
     if case.get("select"):
         image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["select"])
+    display = Gimp.Display.new(image) if case.get("undo") else None
     before = describe(image, case["dump"], "before", in_group)
     shown = projection(image, case["dump"], "before") if case.get("projection") else None
     config = proc.create_config()
@@ -164,6 +193,11 @@ for case in job["cases"] if proc is not None else []:
         "error": pdb.get_last_error() if hasattr(pdb, "get_last_error") else None,
         "before": before, "after": describe(image, case["dump"], "after", in_group),
     }
+    if display is not None:
+        for keys, tag in (("ctrl+z", "undone"), ("ctrl+y", "redone")):
+            press(image, keys)
+            report["cases"][case["name"]][tag] = describe(image, case["dump"], tag, in_group)
+        display.delete()
     if shown:
         report["cases"][case["name"]]["projection"] = {
             "before": shown, "after": projection(image, case["dump"], "after")}
