@@ -43,6 +43,8 @@ SELECT = [60, 25, 360, 280]
 # the rectangle (x, y, w, h) the layer's own layer mask hides: the face's left half (its box is
 # x 175…266, y 76…167), down to below the chin
 HIDE = [150, 60, 70, 190]
+# an ellipse (its box: x, y, w, h) around the face, feathered in the tests
+FEATHERED = [150, 50, 150, 180]
 # and one that half hides the face's right part (x, y, w, h, mask value 0..255)
 HALF_HIDE = [220, 60, 60, 190, 128]
 
@@ -181,6 +183,15 @@ def precision_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str]:  # noq
              projection=True),
         case("indexed", image["8"], work, mode="indexed"),
         case("hidden-source-new-layer", image["16"], work, hidden=True),
+        # a feathered ellipse over the face: the engine edits through its feather, GIMP merges
+        # in place through it; no pixel outside it changes
+        case("feathered-float-in-place", image["16"], work, precision="FLOAT_LINEAR", select=FEATHERED,
+             ellipse=True, feather=40, args=IN_PLACE),
+        case("feathered-u16-new-layer", image["16"], work, select=FEATHERED, ellipse=True, feather=40),
+        case("empty-selection-u16-in-place", image["16"], work, select=[], args=IN_PLACE),
+        # the layer reaches past the canvas's top left corner; the face is still on it
+        case("past-canvas-u16-new-layer", image["16"], work, offsets=[-120, -40]),
+        case("past-canvas-u16-in-place", image["16"], work, offsets=[-120, -40], args=IN_PLACE),
         case("pass-through-multiply", image["16"], work, group=True, group_mode="PASS_THROUGH", layer_mode="MULTIPLY"),
     ]
     for name, (source, extra) in STACKED.items():  # each on a new layer and in place, over an opaque layer
@@ -383,3 +394,33 @@ def test_indexed_image_is_refused_with_one_actionable_line(precision_run):
     assert len(result["after"]) == 1
     assert np.array_equal(np.fromfile(result["after"][0]["native"], np.uint8),
                           np.fromfile(result["before"][0]["native"], np.uint8))
+
+
+@pytest.mark.parametrize("name", ["feathered-float-in-place", "feathered-u16-new-layer"])
+def test_a_feathered_selection_keeps_every_pixel_outside_it(precision_run, name):
+    result = result_of(precision_run, name)
+    before, after = result["before"][0], result["after"][0]
+    moved = assert_only_the_face_changed(before, after)
+    selection = np.fromfile(result["selection"], np.uint8).reshape(moved.shape)
+    assert 0 < (selection == 255).sum() < selection.size and ((selection > 0) & (selection < 255)).sum() > 1000
+    outside = moved & (selection == 0)
+    assert not outside.any(), f"{outside.sum()} pixels outside the selection changed"
+    if name.endswith("new-layer"):
+        assert result["after"][1]["visible"] and after["mask"]
+
+
+def test_an_empty_selection_is_no_selection(precision_run):
+    result = result_of(precision_run, "empty-selection-u16-in-place")
+    assert not np.fromfile(result["selection"], np.uint8).any()
+    assert_only_the_face_changed(result["before"][0], result["after"][0])
+
+
+@pytest.mark.parametrize("name", ["past-canvas-u16-new-layer", "past-canvas-u16-in-place"])
+def test_a_layer_reaching_past_the_canvas_changes_only_its_face(precision_run, name):
+    result = result_of(precision_run, name)
+    before, after = result["before"][0], result["after"][0]
+    assert before["offsets"] == after["offsets"] == [-120, -40]
+    moved = changed(colour(after), colour(before))  # (the face moved with the layer: FACE_ZONE on it)
+    assert moved.sum() > 1000 and not (moved & outside_face(moved.shape)).any()
+    if name.endswith("new-layer"):
+        assert result["after"][1]["offsets"] == [-120, -40]

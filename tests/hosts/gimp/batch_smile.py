@@ -9,7 +9,8 @@
 #               "hide": [x, y, w, h] or [x, y, w, h, value] | null, "projection": true | null,
 #               "below": [r, g, b] (0..1) | null, "opacity": 0..100 | null, "layer_mode": "MULTIPLY"
 #               (a Gimp.LayerMode) | null, "hidden": true | null, "group_mode": "PASS_THROUGH" | null,
-#               "drawables": "mask" | "two" | "channel" | null, "undo": true | null}]}
+#               "drawables": "mask" | "two" | "channel" | null, "undo": true | null,
+#               "ellipse": true | null, "feather": radius | null, "offsets": [x, y] | null}]}
 # For each case: load the image, optionally convert its mode, assign it a colour profile, convert
 # its precision, write float values (beyond 0..1: HDR) into a rectangle of its layer, move the
 # layer into a layer group, crop it to a smaller one at an offset, give it a layer mask of its own
@@ -21,7 +22,10 @@
 # the group's mode, and the procedure runs on the group.  "drawables" runs it on the layer's mask
 # (give it one with "hide"), on the layer and a copy of it, or on a new channel instead.  "undo" (in
 # the full interface: run_gimp.sh --gui) shows the image in a window, and after the run presses
-# Ctrl+Z there, then Ctrl+Y, and describes the image after each ("undone", "redone").  With "group", the layers described are the group's.  With "projection", the
+# Ctrl+Z there, then Ctrl+Y, and describes the image after each ("undone", "redone").  "ellipse"
+# selects the "select" rectangle's ellipse instead, "feather" feathers the selection ([] for
+# "select": select all, then none), "offsets" moves the layer; the selection is dumped
+# ("selection": Y u8, the image's size).  With "group", the layers described are the group's.  With "projection", the
 # image as shown (R'G'B'A u8) is dumped too, before and after.
 import json
 import os
@@ -161,8 +165,20 @@ for case in job["cases"] if proc is not None else []:
         own.get_buffer().set(Gegl.Rectangle.new(x - off_x, y - off_y, w, h), "Y u8", bytes([value]) * (w * h))
         own.get_buffer().flush()
         own.update(0, 0, own.get_width(), own.get_height())
-    if case.get("select"):
-        image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["select"])
+    if case.get("offsets"):
+        layer.set_offsets(*case["offsets"])
+    if case.get("select") == []:
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, 0, 0, image.get_width(), image.get_height())
+        Gimp.Selection.none(image)
+    elif case.get("select"):
+        (image.select_ellipse if case.get("ellipse") else image.select_rectangle)(Gimp.ChannelOps.REPLACE,
+                                                                                  *case["select"])
+    if case.get("feather"):
+        Gimp.Selection.feather(image, case["feather"])
+    selection = None
+    if case.get("select") is not None:
+        selection = os.path.join(case["dump"], "selection.gray")
+        dump(image.get_selection(), selection, "Y u8")
     display = Gimp.Display.new(image) if case.get("undo") else None
     before = describe(image, case["dump"], "before", in_group)
     shown = projection(image, case["dump"], "before") if case.get("projection") else None
@@ -192,6 +208,7 @@ for case in job["cases"] if proc is not None else []:
         "success": status == Gimp.PDBStatusType.SUCCESS,
         "error": pdb.get_last_error() if hasattr(pdb, "get_last_error") else None,
         "before": before, "after": describe(image, case["dump"], "after", in_group),
+        "selection": selection,
     }
     if display is not None:
         for keys, tag in (("ctrl+z", "undone"), ("ctrl+y", "redone")):
