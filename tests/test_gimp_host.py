@@ -104,10 +104,11 @@ def install_plugin(home: Path, work: Path) -> Path:
 
 
 def run_gimp(root: Path, home: Path, work: Path, cases: list[dict], env: dict[str, str],
-             binds: list[str] = (), dialog: str | None = None, gui: bool = False) -> tuple[dict, str]:
+             binds: list[str] = (), dialog: str | None = None, gui: bool = False,
+             dialog_key: str = "Return") -> tuple[dict, str]:
     """Run batch_smile.py with ``cases`` in the chroot's gimp-console; return (report, console).
 
-    ``dialog``: run under Xvfb and press Return in the window with that title.  ``gui``: run GIMP's
+    ``dialog``: run under Xvfb and press ``dialog_key`` in the window with that title.  ``gui``: run GIMP's
     full interface under Xvfb (for cases that press keys in an image window).
     """
     job = {"procedure": "plug-in-smile", "report": str(work / "report.json"), "cases": cases}
@@ -119,7 +120,7 @@ def run_gimp(root: Path, home: Path, work: Path, cases: list[dict], env: dict[st
     for name, value in {"SMILE_GIMP_JOB": str(work / "job.json"), **env}.items():
         command += ["--env", f"{name}={value}"]
     if dialog:
-        command += ["--accept-dialog", dialog]
+        command += ["--accept-dialog", dialog, "--dialog-key", dialog_key]
     if gui:
         command.append("--gui")
     limit = 120 if dialog else 300  # GIMP waits forever on a dialog nobody answers
@@ -170,6 +171,8 @@ def real_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str]:
     Image.fromarray(np.array(neutral_astronaut())).save(portrait)
     smiling = work / "smiling.png"
     Image.fromarray(np.array(smiling_astronaut())).save(smiling)
+    two = work / "two.png"  # the astronaut and her mirror image, side by side
+    Image.fromarray(np.hstack([np.array(neutral_astronaut()), np.array(neutral_astronaut())[:, ::-1]])).save(two)
     rows, cols = np.mgrid[0:240, 0:320]
     Image.fromarray(np.dstack([cols % 256, rows, (cols + rows) % 256]).astype(np.uint8)).save(plain)
     cases = [
@@ -181,6 +184,8 @@ def real_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str]:
         case("no-face", plain, work),
         case("too-strong", portrait, work, args={"strength": 3.5}),  # beyond this model's range
         case("already-smiling", smiling, work),  # she smiles more than strength 1 asks for
+        case("two-faces", two, work),
+        case("two-faces-largest", two, work, args={"faces": "largest"}),
     ]
     return run_gimp(gimp_root, home, work, cases, {"SMILE_MODEL": str(model)}, engine_binds())
 
@@ -247,6 +252,18 @@ def test_no_face_reports_an_error_and_leaves_the_image(real_run, name, where):
     assert f"Smile: no face found {where}" in result["error"]
     assert f"no face found {where}" in console  # GIMP's message output
     assert_untouched(result)
+
+
+@pytest.mark.parametrize("name, edited", [("two-faces", 2), ("two-faces-largest", 1)])
+def test_several_faces_all_or_the_largest(real_run, name, edited):
+    result = real_run[0]["cases"][name]
+    assert result["success"], result["error"]
+    new, source = result["after"]
+    changed = _changed(pixels(new), pixels(source))
+    r0, r1, c0, c1 = FACE_ZONE
+    faces = [changed[r0:r1, c0:c1].sum(), changed[r0:r1, 1024 - c1:1024 - c0].sum()]
+    assert sum(count > 1000 for count in faces) == edited, f"changed pixels on each face: {faces}"
+    assert changed.sum() == sum(faces), "pixels away from the faces changed"
 
 
 def test_strength_outside_the_models_range_is_refused_by_the_engine(real_run):
@@ -397,6 +414,23 @@ def test_one_undo_takes_the_whole_edit_back_and_redo_does_it_again(undo_run, nam
         f"after one Ctrl+Z: {[(layer['name'], layer['visible']) for layer in result['undone']]}"
     assert _same_layers(result["redone"], result["after"]), \
         f"after Ctrl+Y: {[(layer['name'], layer['visible']) for layer in result['redone']]}"
+
+
+def test_cancelling_the_dialog_leaves_the_image_and_says_nothing(gimp_root, tmp_path):
+    home = tmp_path / "home"
+    copy_plugin(home)
+    stub = tmp_path / "stub_smile.py"
+    shutil.copy2(HOST / "stub_smile.py", stub)
+    stub.chmod(0o755)
+    image = tmp_path / "gray.png"
+    Image.fromarray((np.arange(200 * 300) % 251).reshape(200, 300).astype(np.uint8)).save(image)
+    report, console = run_gimp(gimp_root, home, tmp_path, [case("cancelled", image, tmp_path, interactive=True)],
+                               {"SMILE_ENGINE": str(stub)}, dialog="Smile…", dialog_key="Escape")
+    assert (home / "dialog-seen.txt").is_file(), f"the Smile… dialog never appeared:\n{_tail(console)}"
+    result = report["cases"]["cancelled"]
+    assert result["status"] == "cancel", result
+    assert "Smile:" not in console, "a message was shown for a cancelled dialog"
+    assert_untouched(result)
 
 
 def test_missing_engine_says_how_to_install_it(gimp_root, tmp_path):

@@ -11,6 +11,7 @@
 #          Python it was made from); --env passes a variable to GIMP and so to the plug-in.
 # --accept-dialog TITLE  run under Xvfb and press Return in the first window named TITLE
 #          (the window's name is written to $PROFILE/dialog-seen.txt): drives a plug-in dialog.
+# --dialog-key KEY  press KEY there instead of Return (e.g. Escape: cancel the dialog).
 # --gui    run GIMP's full interface (gimp-3.0) under Xvfb instead of gimp-console-3.0, so that the
 #          batch script can show an image and press keys in its window (xdotool; e.g. Ctrl+Z).
 # The mounts live in a private mount namespace and are also unmounted by a trap.
@@ -27,12 +28,14 @@ BINDS=("$PROFILE")
 ENVS=()
 DIALOG=""
 GUI=""
+KEY=Return
 while (($#)); do
     case "$1" in
         --bind) BINDS+=("$2"); shift 2 ;;
         --env) ENVS+=("$2"); shift 2 ;;
         --accept-dialog) DIALOG="$2"; shift 2 ;;
         --gui) GUI=1; shift ;;
+        --dialog-key) KEY="$2"; shift 2 ;;
         *) echo "run_gimp.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -85,8 +88,8 @@ if [[ -f "$ROOT$SEED/.config/GIMP/3.0/pluginrc" && ! -f "$PROFILE/.config/GIMP/3
     [[ -d "$ROOT$SEED/.cache" ]] && cp -rn "$ROOT$SEED/.cache/." "$PROFILE/.cache/"
 fi
 
-# Runs inside the chroot: $1 dialog title ("" for none), $2 "1" for the full interface; the batch
-# script comes on stdin.
+# Runs inside the chroot: $1 dialog title ("" for none), $2 "1" for the full interface, $3 the key
+# to press in the dialog; the batch script comes on stdin.
 INNER='
 if [[ -n "$1$2" ]]; then
     rm -f "$HOME/.xvfb-display" "$HOME/dialog-seen.txt"
@@ -105,7 +108,7 @@ if [[ -n "$1" ]]; then
                 sleep 1
                 xdotool getwindowname "$window" > "$HOME/dialog-seen.txt"
                 xdotool windowfocus "$window" 2>/dev/null
-                xdotool key --window "$window" Return
+                xdotool key --window "$window" "$3"
                 exit 0
             fi
             sleep 0.5
@@ -125,7 +128,7 @@ exit $status
 set +e
 timeout "${SMILE_GIMP_TIMEOUT:-300}" chroot "$ROOT" /usr/bin/env -i \
     HOME="$PROFILE" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 "${ENVS[@]}" \
-    bash -c "$INNER" inner "$DIALOG" "$GUI" < "$BATCH"
+    bash -c "$INNER" inner "$DIALOG" "$GUI" "$KEY" < "$BATCH"
 status=$?
 set -e
 exit $status
