@@ -192,6 +192,7 @@ def precision_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str]:  # noq
         # the layer reaches past the canvas's top left corner; the face is still on it
         case("past-canvas-u16-new-layer", image["16"], work, offsets=[-120, -40]),
         case("past-canvas-u16-in-place", image["16"], work, offsets=[-120, -40], args=IN_PLACE),
+        case("locked-visibility-half-opaque", image["16"], work, opacity=50.0, lock_visibility=True),
         case("pass-through-multiply", image["16"], work, group=True, group_mode="PASS_THROUGH", layer_mode="MULTIPLY"),
     ]
     for name, (source, extra) in STACKED.items():  # each on a new layer and in place, over an opaque layer
@@ -373,7 +374,11 @@ def test_the_image_with_a_new_layer_looks_exactly_as_after_the_edit_in_place(pre
                                 "or turn off \"Result on a new layer\"."),
     # (a layer in its place would show the group's layers blended with nothing below: the whole image changed)
     ("pass-through-multiply", "Smile: the group 'Group' is in Pass through mode and holds layers that blend with "
-                              "what is below it: set its mode to Normal, or select one layer.")])
+                              "what is below it: set its mode to Normal, or select one layer."),
+    # (at 50 % opacity it must be hidden; with its visibility locked it stayed shown under its copy)
+    ("locked-visibility-half-opaque", "Smile: the new layer must take the place of 'Background' and hide it (see "
+                                      "the manual), but its visibility is locked: unlock it in the Layers dialog, "
+                                      "or turn off \"Result on a new layer\".")])
 def test_a_source_no_new_layer_can_show_is_refused_with_one_actionable_line(precision_run, name, message):
     report, console = precision_run
     result = report["cases"][name]

@@ -328,6 +328,10 @@ def smile_drawable(engine: EngineProcess, image, drawable, strength: float, face
         replace = new_layer and not stacks_like_in_place(
             drawable, source, len(source) // (width * height), depth,
             None if mask is None else changed_runs(bytes(len(mask)), bytes(mask), width, height, 1))
+        if replace and drawable.get_lock_visibility():
+            raise SmileFailure(f"the new layer must take the place of '{drawable.get_name()}' and hide it (see the "
+                               "manual), but its visibility is locked: unlock it in the Layers dialog, or turn off "
+                               "\"Result on a new layer\".")
     del source
 
     image.undo_group_start()

@@ -10,7 +10,8 @@
 #               "below": [r, g, b] (0..1) | null, "opacity": 0..100 | null, "layer_mode": "MULTIPLY"
 #               (a Gimp.LayerMode) | null, "hidden": true | null, "group_mode": "PASS_THROUGH" | null,
 #               "drawables": "mask" | "two" | "channel" | null, "undo": true | null,
-#               "ellipse": true | null, "feather": radius | null, "offsets": [x, y] | null}]}
+#               "ellipse": true | null, "feather": radius | null, "offsets": [x, y] | null,
+#               "lock_visibility": true | null}]}
 # For each case: load the image, optionally convert its mode, assign it a colour profile, convert
 # its precision, write float values (beyond 0..1: HDR) into a rectangle of its layer, move the
 # layer into a layer group, crop it to a smaller one at an offset, give it a layer mask of its own
@@ -147,6 +148,8 @@ for case in job["cases"] if proc is not None else []:
         layer.set_mode(getattr(Gimp.LayerMode, case["layer_mode"]))
     if case.get("hidden"):
         layer.set_visible(False)
+    if case.get("lock_visibility"):
+        layer.set_lock_visibility(True)
     in_group = bool(case.get("group"))
     if in_group:
         group = Gimp.GroupLayer.new(image, "Group")
