@@ -283,12 +283,11 @@ def test_a_face_already_smiling_that_much_is_left_and_the_reason_shown(real_run)
 
 # --------------------------------------------------------------------------- stub engine
 def copy_plugin(home: Path) -> None:
-    """Install just smile.py and the shared modules (no smile-engine.json) into the GIMP profile
-    under ``home``."""
+    """Install just the plug-in's files and the shared modules (no smile-engine.json) into the GIMP
+    profile under ``home``."""
     folder = home / ".config" / "GIMP" / "3.0" / "plug-ins" / "smile"
     folder.mkdir(parents=True)
-    shutil.copy2(REPO / "plugins" / "gimp" / "smile" / "smile.py", folder)
-    for shared in (REPO / "plugins" / "common").glob("*.py"):
+    for shared in [*(REPO / "plugins" / "gimp" / "smile").glob("*.py"), *(REPO / "plugins" / "common").glob("*.py")]:
         shutil.copy2(shared, folder)
     (folder / "smile.py").chmod(0o755)  # GIMP ignores a plug-in without the execute bit
 

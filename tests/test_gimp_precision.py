@@ -6,7 +6,8 @@ layer inside a layer group, a layer smaller than the canvas with a selection, an
 Adobe RGB profile, a layer whose own layer mask hides part of the face, in place and on a new
 layer (with and without its mask), sources a layer on top would show twice (50 % opacity,
 Multiply, Screen, alpha; over an opaque layer: the image must look as after the edit in place), a
-hidden source, and an indexed image.  Every
+hidden source, a layer in a hidden group (refused on a new layer, edited in place), a floating
+selection, and an indexed image.  Every
 layer is read back from GIMP in its own format ("native": the exact bytes GIMP holds), and the
 rule checked is the project's: away from the face every pixel keeps its exact value (bit for
 bit, at the layer's own precision), the face changes, and an image Smile cannot take is refused
@@ -194,6 +195,9 @@ def precision_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str]:  # noq
         case("past-canvas-u16-in-place", image["16"], work, offsets=[-120, -40], args=IN_PLACE),
         case("locked-visibility-half-opaque", image["16"], work, opacity=50.0, lock_visibility=True),
         case("pass-through-multiply", image["16"], work, group=True, group_mode="PASS_THROUGH", layer_mode="MULTIPLY"),
+        case("hidden-group-new-layer", image["16"], work, group=True, group_hidden=True),
+        case("hidden-group-in-place", image["16"], work, group=True, group_hidden=True, args=IN_PLACE),
+        case("floating-half-opaque", image["16"], work, opacity=50.0, floating=True),
     ]
     for name, (source, extra) in STACKED.items():  # each on a new layer and in place, over an opaque layer
         cases.append(case(f"{name}-new-layer", image[source], work, below=BELOW, projection=True, **extra))
@@ -273,6 +277,12 @@ def test_new_layer_has_the_layers_precision_and_its_exact_pixels_away_from_the_f
     assert set(np.unique(mask)) <= {0, 255}
     assert (mask[moved] == 255).all(), "a changed pixel is hidden by the layer mask"
     assert not mask[outside_face(mask.shape)].any(), "the layer mask shows pixels away from the face"
+
+
+def test_a_layer_in_a_hidden_group_is_edited_in_place(precision_run):
+    result = result_of(precision_run, "hidden-group-in-place")
+    assert len(result["after"]) == 1
+    assert_only_the_face_changed(result["before"][0], result["after"][0])
 
 
 def test_layer_in_a_group_gets_its_new_layer_in_the_group(precision_run):
@@ -378,7 +388,14 @@ def test_the_image_with_a_new_layer_looks_exactly_as_after_the_edit_in_place(pre
     # (at 50 % opacity it must be hidden; with its visibility locked it stayed shown under its copy)
     ("locked-visibility-half-opaque", "Smile: the new layer must take the place of 'Background' and hide it (see "
                                       "the manual), but its visibility is locked: unlock it in the Layers dialog, "
-                                      "or turn off \"Result on a new layer\".")])
+                                      "or turn off \"Result on a new layer\"."),
+    # (its new layer would go into the group, unseen)
+    ("hidden-group-new-layer", "Smile: the layer 'Background' is inside the hidden group 'Group': show the group (its "
+                               "eye in the Layers dialog), or turn off \"Result on a new layer\"."),
+    # (pasted onto the source: hidden with it under the layer in its place, or covered by a new layer on top)
+    ("floating-half-opaque", "Smile: the image has a floating selection, which a new layer would cover or hide: anchor "
+                             "it (Layer ▸ Anchor Layer) or make it a layer (Layer ▸ To New Layer), or turn off "
+                             "\"Result on a new layer\".")])
 def test_a_source_no_new_layer_can_show_is_refused_with_one_actionable_line(precision_run, name, message):
     report, console = precision_run
     result = report["cases"][name]

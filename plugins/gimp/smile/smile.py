@@ -12,7 +12,8 @@ GIMP's Python version never matters.  The engine is found, in this order, throug
 
 Talking to the engine (``smile worker``, docs/worker-protocol.md) is the job of
 ``smile_client.py``, which ``smile install-plugin gimp`` puts next to this file and which the
-Krita plug-in shares; this file holds GIMP's side: the procedure, its dialog and the pixels,
+Krita plug-in shares; ``smile_layers.py`` (next to it too) says which layer is edited and what is
+refused; this file holds GIMP's side: the procedure, its dialog and the pixels,
 which travel as PNG files in a private temporary folder.  The strength slider's range is the
 engine's model's, from the engine's greeting.
 
@@ -42,6 +43,7 @@ from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
 from smile_client import (EngineProblem, EngineProcess, StrengthSlider, explain,  # noqa: E402
                           start_engine, strength_slider, write_png)
 from smile_merge import changed_runs, partly_transparent  # noqa: E402  (shared with the Krita plug-in)
+from smile_layers import SmileFailure, check_source, plain_mode, source_layer  # noqa: E402  (next to this file)
 
 PROCEDURE_NAME = "plug-in-smile"
 EDITOR = "gimp"
@@ -56,17 +58,11 @@ SELECTED = bytes([0] + [255] * 255)  # a selection's coverage as "selected or no
 MASK_FILE = "Y' u8"      # an 8-bit grayscale PNG as GIMP loads it (bytes as stored)
 MASK_COVER = bytes([0] + [255] * 255)  # byte table: any change → fully shown
 MASK_DEEP = "Y u16"      # a layer mask read to tell full coverage from partial (0 / 65535 / between)
-#: Layer modes and composite modes under which a fully opaque pixel on top simply replaces what is
-#: below (a pass-through group's only where each of its layers is Normal: see blends_through).
-PLAIN_MODES = ("NORMAL", "NORMAL_LEGACY", "PASS_THROUGH")
+#: Composite modes under which a fully opaque pixel on top simply replaces what is below.
 PLAIN_COMPOSITE = ("AUTO", "UNION")
 #: The procedure's own bounds for "strength"; the engine's model sets the real range (its
 #: greeting: the dialog's slider) and refuses a strength outside it.
 STRENGTH_BOUND = 100.0
-
-
-class SmileFailure(Exception):
-    """A problem on GIMP's side, with a one-line message meant for the person using GIMP."""
 
 
 # --------------------------------------------------------------------------- engine
@@ -228,7 +224,7 @@ def stacks_like_in_place(drawable, source: bytes, pixel_size: int, depth: int, s
     50 % adds half again, Multiply multiplies twice.  ``source``: its pixels as sent to the engine
     (alpha last, ``depth`` bits)."""
     if drawable.get_opacity() < 100.0 \
-            or drawable.get_mode() not in [getattr(Gimp.LayerMode, name) for name in PLAIN_MODES] \
+            or not plain_mode(drawable) \
             or drawable.get_composite_mode() not in [getattr(Gimp.LayerCompositeMode, name)
                                                      for name in PLAIN_COMPOSITE]:
         return False
@@ -240,15 +236,6 @@ def stacks_like_in_place(drawable, source: bytes, pixel_size: int, depth: int, s
     hiding = own_mask(drawable)
     return hiding is None or not partly_transparent(
         shown_pixels(read_pixels(hiding, MASK_DEEP), 2, width, shown), 2, 0, b"\xff\xff")
-
-
-def blends_through(layer: Gimp.Layer) -> bool:
-    """Is ``layer`` a pass-through group holding a layer (at any depth) in a mode other than Normal:
-    one that blends with what lies below the group, which the group's own pixels do not show?"""
-    if layer.get_mode() != Gimp.LayerMode.PASS_THROUGH:
-        return False
-    normal = [getattr(Gimp.LayerMode, name) for name in PLAIN_MODES]
-    return any(child.get_mode() not in normal or blends_through(child) for child in layer.get_children())
 
 
 def replacing_layer(image, source: Gimp.Layer, name: str, kind) -> Gimp.Layer:
@@ -382,20 +369,6 @@ def run_dialog(procedure, config, slider: StrengthSlider | None) -> bool:
     return bool(accepted)
 
 
-def source_layer(drawables: list) -> Gimp.Layer:
-    """The layer to smile: the one selected, or the layer of a selected layer mask (GIMP selects a
-    mask as it is added, to paint on; a mask has no face to edit)."""
-    if len(drawables) != 1:
-        raise SmileFailure(f"{len(drawables) or 'no'} layers are selected: select one layer (in the Layers "
-                           "dialog), then run Smile again; it edits one layer at a time.")
-    if isinstance(drawables[0], Gimp.LayerMask):
-        return Gimp.Layer.from_mask(drawables[0])
-    if not isinstance(drawables[0], Gimp.Layer):
-        raise SmileFailure(f"the channel '{drawables[0].get_name()}' is selected: select the photo's layer "
-                           "in the Layers dialog, then run Smile again.")
-    return drawables[0]
-
-
 def run_smile(procedure, run_mode, image, drawables, config, data):
     """The procedure's run function (GIMP 3.0 ImageProcedure signature)."""
     engine = None
@@ -410,20 +383,7 @@ def run_smile(procedure, run_mode, image, drawables, config, data):
         if run_mode == Gimp.RunMode.INTERACTIVE and not run_dialog(
                 procedure, config, strength_slider(engine.greeting, config.get_property("strength"))):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-        group_type = getattr(Gimp, "GroupLayer", None)
-        if group_type is not None and isinstance(drawables[0], group_type) \
-                and not config.get_property("new-layer"):
-            raise SmileFailure("a layer group cannot be edited in place; turn on "
-                               "\"Result on a new layer\" or select a single layer.")
-        if config.get_property("new-layer") and blends_through(drawables[0]):
-            raise SmileFailure(f"the group '{drawables[0].get_name()}' is in Pass through mode and holds layers "
-                               "that blend with what is below it: set its mode to Normal, or select one layer.")
-        if config.get_property("new-layer") and not drawables[0].get_visible():
-            raise SmileFailure(f"the layer '{drawables[0].get_name()}' is hidden: show it (its eye in the "
-                               "Layers dialog), or turn off \"Result on a new layer\".")
-        if drawables[0].get_lock_content() and not config.get_property("new-layer"):
-            raise SmileFailure("the layer's pixels are locked: unlock them in the Layers dialog, or turn on "
-                               "\"Result on a new layer\".")
+        check_source(image, drawables[0], config.get_property("new-layer"))
         smile_drawable(engine, image, drawables[0], config.get_property("strength"),
                        config.get_property("faces"), config.get_property("new-layer"),
                        config.get_property("layer-mask"))

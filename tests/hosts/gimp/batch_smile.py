@@ -11,7 +11,7 @@
 #               (a Gimp.LayerMode) | null, "hidden": true | null, "group_mode": "PASS_THROUGH" | null,
 #               "drawables": "mask" | "two" | "channel" | null, "undo": true | null,
 #               "ellipse": true | null, "feather": radius | null, "offsets": [x, y] | null,
-#               "lock_visibility": true | null}]}
+#               "lock_visibility": true | null, "group_hidden": true | null, "floating": true | null}]}
 # For each case: load the image, optionally convert its mode, assign it a colour profile, convert
 # its precision, write float values (beyond 0..1: HDR) into a rectangle of its layer, move the
 # layer into a layer group, crop it to a smaller one at an offset, give it a layer mask of its own
@@ -26,7 +26,9 @@
 # Ctrl+Z there, then Ctrl+Y, and describes the image after each ("undone", "redone").  "ellipse"
 # selects the "select" rectangle's ellipse instead, "feather" feathers the selection ([] for
 # "select": select all, then none), "offsets" moves the layer; the selection is dumped
-# ("selection": Y u8, the image's size).  With "group", the layers described are the group's.  With "projection", the
+# ("selection": Y u8, the image's size).  "group_hidden" (with "group") hides the group; "floating" pastes a
+# copy of the layer's top left quarter onto it as a floating selection (not described).  With "group",
+# the layers described are the group's.  With "projection", the
 # image as shown (R'G'B'A u8) is dumped too, before and after.
 import json
 import os
@@ -69,7 +71,8 @@ def projection(image, folder, tag):
 def describe(image, folder, tag, group=False):
     layers = []
     top = image.get_layers()
-    for number, layer in enumerate(top[0].get_children() if group else top):
+    for number, layer in enumerate(top[0].get_children() if group else [item for item in top
+                                                                         if not item.is_floating_sel()]):
         offsets = layer.get_offsets()
         fmt = layer.get_format()
         entry = {"name": layer.get_name(), "width": layer.get_width(), "height": layer.get_height(),
@@ -157,6 +160,8 @@ for case in job["cases"] if proc is not None else []:
         image.reorder_item(layer, group, 0)
         if case.get("group_mode"):
             group.set_mode(getattr(Gimp.LayerMode, case["group_mode"]))
+        if case.get("group_hidden"):
+            group.set_visible(False)
     if case.get("crop_layer"):
         x, y, w, h = case["crop_layer"]
         layer.resize(w, h, -x, -y)
@@ -182,6 +187,11 @@ for case in job["cases"] if proc is not None else []:
     if case.get("select") is not None:
         selection = os.path.join(case["dump"], "selection.gray")
         dump(image.get_selection(), selection, "Y u8")
+    if case.get("floating"):
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, 0, 0, layer.get_width() // 2, layer.get_height() // 2)
+        Gimp.edit_copy([layer])
+        Gimp.edit_paste(layer, False)
+        Gimp.Selection.none(image)
     display = Gimp.Display.new(image) if case.get("undo") else None
     before = describe(image, case["dump"], "before", in_group)
     shown = projection(image, case["dump"], "before") if case.get("projection") else None
