@@ -50,7 +50,8 @@ def test_gimp_install(tmp_path: Path):
         assert os.access(script, os.X_OK)
     check_engine_record(folder)
     check_client(folder)
-    assert sorted(p.name for p in folder.iterdir()) == ["smile-engine.json", "smile.py", "smile_client.py", "smile_merge.py"]
+    assert sorted(p.name for p in folder.iterdir()) == ["smile-engine.json", "smile.py", "smile_client.py", "smile_layers.py",
+                                                         "smile_merge.py"]
     assert str(folder) in r.stdout
 
 

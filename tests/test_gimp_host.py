@@ -7,7 +7,8 @@ venv, its base Python and the sources are bind-mounted into the chroot at the sa
 see engine_venv) with the fixture model: a pure 3-pixel translation flow, so the face region
 visibly changes, and a strength range of its own (MODEL_RANGE), which the engine enforces.
 The dialog runs against a stand-in engine whose model has yet another range: the slider it
-builds from the greeting starts inside that range.  About a minute once the chroot exists (building it takes ~3 minutes).
+builds from the greeting starts inside that range.  Undo and redo are pressed (Ctrl+Z, Ctrl+Y) in
+the image's window of GIMP's full interface under Xvfb.  About a minute once the chroot exists (building it takes ~3 minutes).
 """
 from __future__ import annotations
 
@@ -103,10 +104,12 @@ def install_plugin(home: Path, work: Path) -> Path:
 
 
 def run_gimp(root: Path, home: Path, work: Path, cases: list[dict], env: dict[str, str],
-             binds: list[str] = (), dialog: str | None = None) -> tuple[dict, str]:
+             binds: list[str] = (), dialog: str | None = None, gui: bool = False,
+             dialog_key: str = "Return") -> tuple[dict, str]:
     """Run batch_smile.py with ``cases`` in the chroot's gimp-console; return (report, console).
 
-    ``dialog``: run under Xvfb and press Return in the window with that title.
+    ``dialog``: run under Xvfb and press ``dialog_key`` in the window with that title.  ``gui``: run GIMP's
+    full interface under Xvfb (for cases that press keys in an image window).
     """
     job = {"procedure": "plug-in-smile", "report": str(work / "report.json"), "cases": cases}
     (work / "job.json").write_text(json.dumps(job))
@@ -117,7 +120,9 @@ def run_gimp(root: Path, home: Path, work: Path, cases: list[dict], env: dict[st
     for name, value in {"SMILE_GIMP_JOB": str(work / "job.json"), **env}.items():
         command += ["--env", f"{name}={value}"]
     if dialog:
-        command += ["--accept-dialog", dialog]
+        command += ["--accept-dialog", dialog, "--dialog-key", dialog_key]
+    if gui:
+        command.append("--gui")
     limit = 120 if dialog else 300  # GIMP waits forever on a dialog nobody answers
     done = subprocess.run(command, capture_output=True, text=True, timeout=900,
                           env={**os.environ, "SMILE_GIMP_TIMEOUT": str(limit)})
@@ -166,6 +171,8 @@ def real_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str]:
     Image.fromarray(np.array(neutral_astronaut())).save(portrait)
     smiling = work / "smiling.png"
     Image.fromarray(np.array(smiling_astronaut())).save(smiling)
+    two = work / "two.png"  # the astronaut and her mirror image, side by side
+    Image.fromarray(np.hstack([np.array(neutral_astronaut()), np.array(neutral_astronaut())[:, ::-1]])).save(two)
     rows, cols = np.mgrid[0:240, 0:320]
     Image.fromarray(np.dstack([cols % 256, rows, (cols + rows) % 256]).astype(np.uint8)).save(plain)
     cases = [
@@ -177,6 +184,8 @@ def real_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str]:
         case("no-face", plain, work),
         case("too-strong", portrait, work, args={"strength": 3.5}),  # beyond this model's range
         case("already-smiling", smiling, work),  # she smiles more than strength 1 asks for
+        case("two-faces", two, work),
+        case("two-faces-largest", two, work, args={"faces": "largest"}),
     ]
     return run_gimp(gimp_root, home, work, cases, {"SMILE_MODEL": str(model)}, engine_binds())
 
@@ -245,6 +254,18 @@ def test_no_face_reports_an_error_and_leaves_the_image(real_run, name, where):
     assert_untouched(result)
 
 
+@pytest.mark.parametrize("name, edited", [("two-faces", 2), ("two-faces-largest", 1)])
+def test_several_faces_all_or_the_largest(real_run, name, edited):
+    result = real_run[0]["cases"][name]
+    assert result["success"], result["error"]
+    new, source = result["after"]
+    changed = _changed(pixels(new), pixels(source))
+    r0, r1, c0, c1 = FACE_ZONE
+    faces = [changed[r0:r1, c0:c1].sum(), changed[r0:r1, 1024 - c1:1024 - c0].sum()]
+    assert sum(count > 1000 for count in faces) == edited, f"changed pixels on each face: {faces}"
+    assert changed.sum() == sum(faces), "pixels away from the faces changed"
+
+
 def test_strength_outside_the_models_range_is_refused_by_the_engine(real_run):
     result = real_run[0]["cases"]["too-strong"]
     assert not result["success"] and result["status"] == "execution-error"
@@ -262,12 +283,11 @@ def test_a_face_already_smiling_that_much_is_left_and_the_reason_shown(real_run)
 
 # --------------------------------------------------------------------------- stub engine
 def copy_plugin(home: Path) -> None:
-    """Install just smile.py and the shared modules (no smile-engine.json) into the GIMP profile
-    under ``home``."""
+    """Install just the plug-in's files and the shared modules (no smile-engine.json) into the GIMP
+    profile under ``home``."""
     folder = home / ".config" / "GIMP" / "3.0" / "plug-ins" / "smile"
     folder.mkdir(parents=True)
-    shutil.copy2(REPO / "plugins" / "gimp" / "smile" / "smile.py", folder)
-    for shared in (REPO / "plugins" / "common").glob("*.py"):
+    for shared in [*(REPO / "plugins" / "gimp" / "smile").glob("*.py"), *(REPO / "plugins" / "common").glob("*.py")]:
         shutil.copy2(shared, folder)
     (folder / "smile.py").chmod(0o755)  # GIMP ignores a plug-in without the execute bit
 
@@ -286,6 +306,10 @@ def stub_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str, Path]:
         case("offset-layer", gray, work, crop_layer=[30, 20, 240, 150], select=[0, 0, 160, 200],
              args={"new-layer": False}),
         case("dialog", gray, work, interactive=True),
+        # the layer's own (all white) mask is selected, as GIMP selects a mask it adds
+        case("mask-selected", gray, work, hide=[0, 0, 1, 1, 255], drawables="mask"),
+        case("two-layers", gray, work, drawables="two"),
+        case("channel", gray, work, drawables="channel"),
     ]
     stub = work / "stub_smile.py"
     shutil.copy2(HOST / "stub_smile.py", stub)
@@ -328,6 +352,84 @@ def test_dialog_opens_and_runs_with_its_defaults(stub_run):
     assert new["name"] == f"Smile (λ={STUB_RANGE_LOW})" and new["mask"]
     changed = _changed(pixels(new), pixels(source))
     assert changed[66:133, 100:200].all() and changed.sum() == 67 * 100  # the stub's centre third
+
+
+def test_a_selected_layer_mask_smiles_its_layer(stub_run):
+    result = stub_run[0]["cases"]["mask-selected"]
+    assert result["success"], result["error"]
+    new, source = result["after"]
+    assert np.array_equal(pixels(source), pixels(result["before"][0])), "the source layer changed"
+    changed = _changed(pixels(new), pixels(source))
+    assert changed[66:133, 100:200].all() and changed.sum() == 67 * 100  # the stub's centre third
+
+
+@pytest.mark.parametrize("name, message", [
+    ("two-layers", "Smile: 2 layers are selected: select one layer (in the Layers dialog), then run Smile again; "
+                   "it edits one layer at a time."),
+    ("channel", "Smile: the channel 'Spot' is selected: select the photo's layer in the Layers dialog, then run "
+                "Smile again.")])
+def test_what_smile_cannot_edit_is_refused_with_one_line(stub_run, name, message):
+    result = stub_run[0]["cases"][name]
+    assert not result["success"] and result["status"] == "execution-error"
+    assert result["error"].strip() == message
+    assert not any(layer["name"].startswith("Smile") for layer in result["after"]), "a layer was added"
+    assert np.array_equal(pixels(result["after"][-1]), pixels(result["before"][0]))  # (the source, lowest)
+
+
+@pytest.fixture(scope="module")
+def undo_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str]:
+    """GIMP's full interface under Xvfb with the stand-in engine: each case shows its image in a
+    window, runs Smile, then presses Ctrl+Z and Ctrl+Y there."""
+    work = tmp_path_factory.mktemp("gimp-undo")
+    home = work / "home"
+    copy_plugin(home)
+    gray = work / "gray.png"
+    Image.fromarray((np.arange(200 * 300) % 251).reshape(200, 300).astype(np.uint8)).save(gray)
+    cases = [case("new-layer", gray, work, undo=True),
+             case("in-its-place", gray, work, undo=True, opacity=50.0),  # the source is hidden under it
+             case("in-place", gray, work, undo=True, args={"new-layer": False})]
+    stub = work / "stub_smile.py"
+    shutil.copy2(HOST / "stub_smile.py", stub)
+    stub.chmod(0o755)
+    return run_gimp(gimp_root, home, work, cases, {"SMILE_ENGINE": str(stub)}, gui=True)
+
+
+def _same_layers(one: list[dict], other: list[dict]) -> bool:
+    return [(layer["name"], layer["visible"], layer["mask"]) for layer in one] == \
+        [(layer["name"], layer["visible"], layer["mask"]) for layer in other] and \
+        all(np.array_equal(pixels(a), pixels(b)) for a, b in zip(one, other))
+
+
+@pytest.mark.parametrize("name", ["new-layer", "in-its-place", "in-place"])
+def test_one_undo_takes_the_whole_edit_back_and_redo_does_it_again(undo_run, name):
+    """In GIMP's own window: one Ctrl+Z gives back the image as it was (the new layer gone, a
+    source hidden under the layer in its place shown again, an edit in place undone), and Ctrl+Y
+    makes it again, mask included."""
+    report, console = undo_run
+    result = report["cases"][name]
+    assert result["success"], f"{result['error']}\n{_tail(console)}"
+    assert not _same_layers(result["after"], result["before"]), "Smile changed nothing"
+    assert _same_layers(result["undone"], result["before"]), \
+        f"after one Ctrl+Z: {[(layer['name'], layer['visible']) for layer in result['undone']]}"
+    assert _same_layers(result["redone"], result["after"]), \
+        f"after Ctrl+Y: {[(layer['name'], layer['visible']) for layer in result['redone']]}"
+
+
+def test_cancelling_the_dialog_leaves_the_image_and_says_nothing(gimp_root, tmp_path):
+    home = tmp_path / "home"
+    copy_plugin(home)
+    stub = tmp_path / "stub_smile.py"
+    shutil.copy2(HOST / "stub_smile.py", stub)
+    stub.chmod(0o755)
+    image = tmp_path / "gray.png"
+    Image.fromarray((np.arange(200 * 300) % 251).reshape(200, 300).astype(np.uint8)).save(image)
+    report, console = run_gimp(gimp_root, home, tmp_path, [case("cancelled", image, tmp_path, interactive=True)],
+                               {"SMILE_ENGINE": str(stub)}, dialog="Smile…", dialog_key="Escape")
+    assert (home / "dialog-seen.txt").is_file(), f"the Smile… dialog never appeared:\n{_tail(console)}"
+    result = report["cases"]["cancelled"]
+    assert result["status"] == "cancel", result
+    assert "Smile:" not in console, "a message was shown for a cancelled dialog"
+    assert_untouched(result)
 
 
 def test_missing_engine_says_how_to_install_it(gimp_root, tmp_path):

@@ -4,7 +4,10 @@
 beyond 0..1, as HDR work leaves them), grayscale of several precisions, layers with alpha, a
 layer inside a layer group, a layer smaller than the canvas with a selection, an image with an
 Adobe RGB profile, a layer whose own layer mask hides part of the face, in place and on a new
-layer (with and without its mask), and an indexed image.  Every
+layer (with and without its mask), sources a layer on top would show twice (50 % opacity,
+Multiply, Screen, alpha; over an opaque layer: the image must look as after the edit in place), a
+hidden source, a layer in a hidden group (refused on a new layer, edited in place), a floating
+selection, and an indexed image.  Every
 layer is read back from GIMP in its own format ("native": the exact bytes GIMP holds), and the
 rule checked is the project's: away from the face every pixel keeps its exact value (bit for
 bit, at the layer's own precision), the face changes, and an image Smile cannot take is refused
@@ -14,8 +17,8 @@ Runs the real engine with the fixture model (a pure 3-pixel translation) like
 tests/test_gimp_host.py, whose chroot, install and GIMP-driving helpers it uses.  The portrait is
 the project's astronaut (tests/portrait.py: the public-domain NASA portrait of
 samples/astronaut.jpg, made neutral), widened to 16 bits with noise in the low bits, so that
-quantising to 8 bits shows.  Undo cannot be driven from a batch script (GIMP has no undo
-procedure); the edit stays one undo group, as before.
+quantising to 8 bits shows.  Undo has no procedure of its own: tests/test_gimp_host.py presses
+Ctrl+Z in GIMP's own window (its full interface under Xvfb).
 """
 from __future__ import annotations
 
@@ -41,6 +44,8 @@ SELECT = [60, 25, 360, 280]
 # the rectangle (x, y, w, h) the layer's own layer mask hides: the face's left half (its box is
 # x 175…266, y 76…167), down to below the chin
 HIDE = [150, 60, 70, 190]
+# an ellipse (its box: x, y, w, h) around the face, feathered in the tests
+FEATHERED = [150, 50, 150, 180]
 # and one that half hides the face's right part (x, y, w, h, mask value 0..255)
 HALF_HIDE = [220, 60, 60, 190, 128]
 
@@ -122,6 +127,16 @@ def portraits(work: Path) -> dict[str, Path]:
 
 
 IN_PLACE = {"new-layer": False}
+#: the colour (0..1) of an opaque layer put under the source, so that its blending shows
+BELOW = [0.3, 0.6, 0.9]
+#: sources that a layer on top would not show as the edit in place does (and a plain one): name →
+#: (portrait, case options); whether the new layer replaces the source
+STACKED = {"opacity-u16": ("16", {"opacity": 50.0}),
+           "multiply-float": ("16", {"precision": "FLOAT_LINEAR", "layer_mode": "MULTIPLY"}),
+           "screen-u8": ("8", {"layer_mode": "SCREEN"}),
+           "alpha-u16": ("16a", {}),
+           "plain-u16": ("16", {})}
+REPLACED = {"opacity-u16": True, "multiply-float": True, "screen-u8": True, "alpha-u16": True, "plain-u16": False}
 #: Adobe RGB (1998), as the chroot has it (Debian's ghostscript ships it with GIMP)
 WIDE_PROFILE = "/usr/share/color/icc/ghostscript/a98.icc"
 
@@ -168,7 +183,26 @@ def precision_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str]:  # noq
         case("half-hidden-float-new-layer", image["16"], work, precision="FLOAT_LINEAR", hide=HALF_HIDE,
              projection=True),
         case("indexed", image["8"], work, mode="indexed"),
+        case("hidden-source-new-layer", image["16"], work, hidden=True),
+        # a feathered ellipse over the face: the engine edits through its feather, GIMP merges
+        # in place through it; no pixel outside it changes
+        case("feathered-float-in-place", image["16"], work, precision="FLOAT_LINEAR", select=FEATHERED,
+             ellipse=True, feather=40, args=IN_PLACE),
+        case("feathered-u16-new-layer", image["16"], work, select=FEATHERED, ellipse=True, feather=40),
+        case("empty-selection-u16-in-place", image["16"], work, select=[], args=IN_PLACE),
+        # the layer reaches past the canvas's top left corner; the face is still on it
+        case("past-canvas-u16-new-layer", image["16"], work, offsets=[-120, -40]),
+        case("past-canvas-u16-in-place", image["16"], work, offsets=[-120, -40], args=IN_PLACE),
+        case("locked-visibility-half-opaque", image["16"], work, opacity=50.0, lock_visibility=True),
+        case("pass-through-multiply", image["16"], work, group=True, group_mode="PASS_THROUGH", layer_mode="MULTIPLY"),
+        case("hidden-group-new-layer", image["16"], work, group=True, group_hidden=True),
+        case("hidden-group-in-place", image["16"], work, group=True, group_hidden=True, args=IN_PLACE),
+        case("floating-half-opaque", image["16"], work, opacity=50.0, floating=True),
     ]
+    for name, (source, extra) in STACKED.items():  # each on a new layer and in place, over an opaque layer
+        cases.append(case(f"{name}-new-layer", image[source], work, below=BELOW, projection=True, **extra))
+        cases.append(case(f"{name}-in-place", image[source], work, below=BELOW, projection=True, args=IN_PLACE,
+                          **extra))
     if (gimp_root / WIDE_PROFILE.lstrip("/")).is_file():
         cases.append(case("adobe-rgb-float-in-place", image["16"], work, profile=WIDE_PROFILE,
                           precision="FLOAT_LINEAR", hdr=hdr, args=IN_PLACE))
@@ -231,6 +265,10 @@ def test_new_layer_has_the_layers_precision_and_its_exact_pixels_away_from_the_f
         assert np.array_equal(bits(native(new)[..., -1]), bits(native(source)[..., -1]))
     if "hdr" in name:
         assert_hdr_band_survived(new)
+    if has_alpha(source):  # partly transparent over the face: the new layer takes the source's place
+        assert not new["mask"] and not source["visible"] and source_before["visible"]
+        return
+    assert source["visible"], "the source of a new layer on top was hidden"
     if name == "u32-linear-no-mask":
         assert not new["mask"]
         return
@@ -239,6 +277,12 @@ def test_new_layer_has_the_layers_precision_and_its_exact_pixels_away_from_the_f
     assert set(np.unique(mask)) <= {0, 255}
     assert (mask[moved] == 255).all(), "a changed pixel is hidden by the layer mask"
     assert not mask[outside_face(mask.shape)].any(), "the layer mask shows pixels away from the face"
+
+
+def test_a_layer_in_a_hidden_group_is_edited_in_place(precision_run):
+    result = result_of(precision_run, "hidden-group-in-place")
+    assert len(result["after"]) == 1
+    assert_only_the_face_changed(result["before"][0], result["after"][0])
 
 
 def test_layer_in_a_group_gets_its_new_layer_in_the_group(precision_run):
@@ -291,20 +335,75 @@ def test_what_the_layers_own_mask_hides_stays_hidden(precision_run, name):
         assert mask[moved].min() == 255, "a visible changed pixel is hidden by the new layer's mask"
 
 
-def test_a_grey_layer_mask_is_taken_over_as_it_is(precision_run):
-    """A float image whose layer's own mask is grey over part of the face: where the face mask
-    shows, the new layer's mask is the source's, value for value (the AND is a minimum, not "any
-    coverage shows"), black elsewhere; the source's mask is left as it was."""
+def test_a_grey_layer_mask_over_the_face_is_taken_over_by_a_layer_in_the_sources_place(precision_run):
+    """A float image whose layer's own mask is grey over part of the face: a layer on top would
+    cover that part twice (128 → 192), so the new layer takes the source's place: its mask is a
+    copy of the source's, value for value, the source is hidden, and the image as shown changes
+    only on the face; the source's mask is left as it was."""
     result = result_of(precision_run, "half-hidden-float-new-layer")
     new, source = result["after"]
     own, mask = mask_pixels(source), mask_pixels(new)
     assert np.array_equal(own, mask_pixels(result["before"][0])), "the source's own mask changed"
     x, y, w, h, value = HALF_HIDE
     assert (own[y:y + h, x:x + w] == value).all() and (own == 255).sum() == own.size - w * h
-    shown = mask > 0
-    assert np.array_equal(mask[shown], own[shown]), "the new layer's mask is not the source's where it shows"
-    assert (mask[y:y + h, x:x + w] == value).sum() > 500, "the face mask shows little of the grey part"
-    assert not mask[outside_face(mask.shape)].any(), "the layer mask shows pixels away from the face"
+    assert np.array_equal(mask, own), "the new layer's mask is not a copy of the source's"
+    assert not source["visible"] and result["before"][0]["visible"], "the source was not hidden"
+    before, after = (pixels(result["projection"][when]) for when in ("before", "after"))
+    moved = (after != before).any(axis=-1)
+    assert moved.sum() > 1000 and not (moved & outside_face(moved.shape)).any()
+
+
+@pytest.mark.parametrize("name", list(STACKED))
+def test_the_image_with_a_new_layer_looks_exactly_as_after_the_edit_in_place(precision_run, name):
+    """Over an opaque layer, a source at 50 % opacity, in Multiply or Screen mode, or partly
+    transparent over the face: a new layer on top would show its face again over it (at 50 %:
+    the face fully opaque, up to 179 levels off), so the new layer takes the source's place (its
+    mode and opacity) and the source is hidden; a plain source keeps a Normal layer on top, with
+    the face mask.  Either way the image as shown is exactly the edit in place, changed only on
+    the face, and the source keeps its pixels."""
+    on_top, in_place = result_of(precision_run, f"{name}-new-layer"), result_of(precision_run, f"{name}-in-place")
+    before = pixels(on_top["projection"]["before"])
+    shown, expected = pixels(on_top["projection"]["after"]), pixels(in_place["projection"]["after"])
+    moved = (expected != before).any(axis=-1)
+    assert moved.sum() > 1000 and not (moved & outside_face(moved.shape)).any()
+    off = (shown != expected).any(axis=-1)
+    assert not off.any(), (f"{off.sum()} pixels differ from the edit in place, by up to "
+                           f"{np.abs(shown.astype(int) - expected).max()} levels")
+    (source_before, _), (new, source, _) = on_top["before"], on_top["after"]
+    assert np.array_equal(bits(native(source)), bits(native(source_before))), "the source layer changed"
+    if REPLACED[name]:
+        assert not source["visible"], "the source was not hidden under the layer taking its place"
+        assert (new["opacity"], new["layer_mode"]) == (source["opacity"], source["layer_mode"])
+        assert not new["mask"]
+    else:
+        assert source["visible"] and new["mask"] and (new["opacity"], new["layer_mode"]) == (100.0, "NORMAL")
+
+
+@pytest.mark.parametrize("name, message", [
+    ("hidden-source-new-layer", "Smile: the layer 'Background' is hidden: show it (its eye in the Layers dialog), "
+                                "or turn off \"Result on a new layer\"."),
+    # (a layer in its place would show the group's layers blended with nothing below: the whole image changed)
+    ("pass-through-multiply", "Smile: the group 'Group' is in Pass through mode and holds layers that blend with "
+                              "what is below it: set its mode to Normal, or select one layer."),
+    # (at 50 % opacity it must be hidden; with its visibility locked it stayed shown under its copy)
+    ("locked-visibility-half-opaque", "Smile: the new layer must take the place of 'Background' and hide it (see "
+                                      "the manual), but its visibility is locked: unlock it in the Layers dialog, "
+                                      "or turn off \"Result on a new layer\"."),
+    # (its new layer would go into the group, unseen)
+    ("hidden-group-new-layer", "Smile: the layer 'Background' is inside the hidden group 'Group': show the group (its "
+                               "eye in the Layers dialog), or turn off \"Result on a new layer\"."),
+    # (pasted onto the source: hidden with it under the layer in its place, or covered by a new layer on top)
+    ("floating-half-opaque", "Smile: the image has a floating selection, which a new layer would cover or hide: anchor "
+                             "it (Layer ▸ Anchor Layer) or make it a layer (Layer ▸ To New Layer), or turn off "
+                             "\"Result on a new layer\".")])
+def test_a_source_no_new_layer_can_show_is_refused_with_one_actionable_line(precision_run, name, message):
+    report, console = precision_run
+    result = report["cases"][name]
+    assert not result["success"] and result["status"] == "execution-error", result
+    assert result["error"].strip() == message
+    assert len(result["after"]) == 1 and result["after"][0]["visible"] is result["before"][0]["visible"]
+    assert np.array_equal(np.fromfile(result["after"][0]["native"], np.uint8),
+                          np.fromfile(result["before"][0]["native"], np.uint8))
 
 
 def test_indexed_image_is_refused_with_one_actionable_line(precision_run):
@@ -317,3 +416,33 @@ def test_indexed_image_is_refused_with_one_actionable_line(precision_run):
     assert len(result["after"]) == 1
     assert np.array_equal(np.fromfile(result["after"][0]["native"], np.uint8),
                           np.fromfile(result["before"][0]["native"], np.uint8))
+
+
+@pytest.mark.parametrize("name", ["feathered-float-in-place", "feathered-u16-new-layer"])
+def test_a_feathered_selection_keeps_every_pixel_outside_it(precision_run, name):
+    result = result_of(precision_run, name)
+    before, after = result["before"][0], result["after"][0]
+    moved = assert_only_the_face_changed(before, after)
+    selection = np.fromfile(result["selection"], np.uint8).reshape(moved.shape)
+    assert 0 < (selection == 255).sum() < selection.size and ((selection > 0) & (selection < 255)).sum() > 1000
+    outside = moved & (selection == 0)
+    assert not outside.any(), f"{outside.sum()} pixels outside the selection changed"
+    if name.endswith("new-layer"):
+        assert result["after"][1]["visible"] and after["mask"]
+
+
+def test_an_empty_selection_is_no_selection(precision_run):
+    result = result_of(precision_run, "empty-selection-u16-in-place")
+    assert not np.fromfile(result["selection"], np.uint8).any()
+    assert_only_the_face_changed(result["before"][0], result["after"][0])
+
+
+@pytest.mark.parametrize("name", ["past-canvas-u16-new-layer", "past-canvas-u16-in-place"])
+def test_a_layer_reaching_past_the_canvas_changes_only_its_face(precision_run, name):
+    result = result_of(precision_run, name)
+    before, after = result["before"][0], result["after"][0]
+    assert before["offsets"] == after["offsets"] == [-120, -40]
+    moved = changed(colour(after), colour(before))  # (the face moved with the layer: FACE_ZONE on it)
+    assert moved.sum() > 1000 and not (moved & outside_face(moved.shape)).any()
+    if name.endswith("new-layer"):
+        assert result["after"][1]["offsets"] == [-120, -40]

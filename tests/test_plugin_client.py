@@ -265,3 +265,21 @@ def test_closing_an_engine_busy_with_a_request_stops_it_with_sigterm_not_a_kill(
     time.sleep(0.5)  # (its handler in place)
     engine.close()
     assert engine.process.returncode == 143 and mark.read_text() == "clean"
+
+
+def test_a_missing_smile_model_file_says_to_correct_smile_model_not_to_reinstall(tmp_path: Path, monkeypatch):
+    """The real worker with SMILE_MODEL naming no file: the fix is the variable, not a reinstall."""
+    monkeypatch.setenv("SMILE_MODEL", str(tmp_path / "gone.onnx"))
+    engine = sc.EngineProcess([sys.executable, "-m", "smile_cli", "worker"], "krita")
+    try:
+        greeting = engine.greet(never, timeout=120)
+    finally:
+        engine.close()
+    assert sc.explain(greeting.model_error, "", "krita") == (
+        f"the Smile engine's model is not usable: model file {tmp_path / 'gone.onnx'} does not exist (the model "
+        "SMILE_MODEL names). Set SMILE_MODEL to a model file or to a name `smile models list` shows (or unset it), "
+        "then restart Krita.")
+    # a model the engine chose itself (no SMILE_MODEL): reinstalling is the fix
+    assert sc.explain({"code": "model", "message": "model file x does not exist"}, "", "gimp").endswith(
+        ". Reinstall with: pip install /path/to/smile && smile install-plugin gimp (/path/to/smile: the Smile "
+        "project folder, or its wheel)")

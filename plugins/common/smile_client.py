@@ -48,6 +48,10 @@ class EngineProblem(Exception):
     """A problem with the engine, as a one-line message for the person using the editor."""
 
 
+#: How the editors ("gimp", "krita") are written in messages.
+EDITOR_NAMES = {"gimp": "GIMP", "krita": "Krita"}
+
+
 def install_hint(editor: str) -> str:
     """The command that installs (or repairs) the engine for ``editor`` ("gimp" or "krita")."""
     return (f"pip install /path/to/smile && smile install-plugin {editor} "
@@ -291,6 +295,9 @@ def explain(error: Mapping[str, Any], place: str, editor: str, hide: Optional[Ma
         return (f"no face found {place}. Smile needs a face seen roughly from the front (in a selection, the middle "
                 "of its box selected); try a larger image or select the whole face.")
     if code == "model":
+        if "SMILE_MODEL" in text:  # the engine names the variable when the model it chose is the one that failed
+            return (f"the Smile engine's model is not usable: {text}. Set SMILE_MODEL to a model file or to a name "
+                    f"`smile models list` shows (or unset it), then restart {EDITOR_NAMES.get(editor, editor)}.")
         return f"the Smile engine's model is not usable: {text}. Reinstall with: {install_hint(editor)}"
     if code in ("bad_input", "too_large"):
         return f"the Smile engine refused the image: {text}"

@@ -12,7 +12,8 @@ GIMP's Python version never matters.  The engine is found, in this order, throug
 
 Talking to the engine (``smile worker``, docs/worker-protocol.md) is the job of
 ``smile_client.py``, which ``smile install-plugin gimp`` puts next to this file and which the
-Krita plug-in shares; this file holds GIMP's side: the procedure, its dialog and the pixels,
+Krita plug-in shares; ``smile_layers.py`` (next to it too) says which layer is edited and what is
+refused; this file holds GIMP's side: the procedure, its dialog and the pixels,
 which travel as PNG files in a private temporary folder.  The strength slider's range is the
 engine's model's, from the engine's greeting.
 
@@ -22,7 +23,10 @@ are written back, converted by GIMP into the layer's own format; every other pix
 value (16-bit, float, values beyond 0..1 from HDR work, alpha).  Indexed images are refused.
 
 A result on a new layer hides what the source layer's own layer mask hides: the new layer's mask
-is the face mask ANDed with the source's, or a copy of the source's without the face mask.
+is the face mask ANDed with the source's, or a copy of the source's without the face mask.  Where a
+layer on top would not look like the edit in place (the source at under 100 % opacity, not Normal,
+or half-transparent where the new layer shows), the new layer takes the source's place (its
+blending, a copy of its mask, no face mask) and the source is hidden, in the same undo step.
 """
 from __future__ import annotations
 
@@ -38,7 +42,8 @@ from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
 
 from smile_client import (EngineProblem, EngineProcess, StrengthSlider, explain,  # noqa: E402
                           start_engine, strength_slider, write_png)
-from smile_merge import changed_runs  # noqa: E402  (shared with the Krita plug-in)
+from smile_merge import changed_runs, partly_transparent  # noqa: E402  (shared with the Krita plug-in)
+from smile_layers import SmileFailure, check_source, plain_mode, source_layer  # noqa: E402  (next to this file)
 
 PROCEDURE_NAME = "plug-in-smile"
 EDITOR = "gimp"
@@ -52,13 +57,12 @@ MASK_IN = "Y u8"         # selection / layer-mask coverage, 0..255
 SELECTED = bytes([0] + [255] * 255)  # a selection's coverage as "selected or not" (bytes.translate)
 MASK_FILE = "Y' u8"      # an 8-bit grayscale PNG as GIMP loads it (bytes as stored)
 MASK_COVER = bytes([0] + [255] * 255)  # byte table: any change → fully shown
+MASK_DEEP = "Y u16"      # a layer mask read to tell full coverage from partial (0 / 65535 / between)
+#: Composite modes under which a fully opaque pixel on top simply replaces what is below.
+PLAIN_COMPOSITE = ("AUTO", "UNION")
 #: The procedure's own bounds for "strength"; the engine's model sets the real range (its
 #: greeting: the dialog's slider) and refuses a strength outside it.
 STRENGTH_BOUND = 100.0
-
-
-class SmileFailure(Exception):
-    """A problem on GIMP's side, with a one-line message meant for the person using GIMP."""
 
 
 # --------------------------------------------------------------------------- engine
@@ -204,6 +208,48 @@ def mask_new_layer(layer: Gimp.Layer, source: Gimp.Layer, face_mask: bytes | Non
         copy_rects(hiding, channel, [(x0, y, x1 - x0, 1) for y, x0, x1 in shown])
 
 
+def shown_pixels(data: bytes, pixel_size: int, width: int, shown) -> bytes:
+    """The pixels of ``data`` (rows of ``width`` pixels of ``pixel_size`` bytes) inside the runs
+    ``shown`` (see :func:`changed_runs`), one after the other; all of them if ``shown`` is None."""
+    if shown is None:
+        return data
+    return b"".join(data[(y * width + x0) * pixel_size:(y * width + x1) * pixel_size] for y, x0, x1 in shown)
+
+
+def stacks_like_in_place(drawable, source: bytes, pixel_size: int, depth: int, shown) -> bool:
+    """Does a new layer on top of ``drawable`` (Normal, 100 %, with its alpha and its own mask, showing
+    only the runs ``shown``, or all of it if None) make the image look exactly as the edit in place
+    would?  Only where the drawable blends Normally at full opacity and, wherever the new layer
+    shows, covers each pixel fully or not at all (alpha and own mask 0 or full): a second layer at
+    50 % adds half again, Multiply multiplies twice.  ``source``: its pixels as sent to the engine
+    (alpha last, ``depth`` bits)."""
+    if drawable.get_opacity() < 100.0 \
+            or not plain_mode(drawable) \
+            or drawable.get_composite_mode() not in [getattr(Gimp.LayerCompositeMode, name)
+                                                     for name in PLAIN_COMPOSITE]:
+        return False
+    width = drawable.get_width()
+    full = b"\xff" * (depth // 8)
+    if drawable.has_alpha() and partly_transparent(shown_pixels(source, pixel_size, width, shown), pixel_size,
+                                                   pixel_size - len(full), full):
+        return False
+    hiding = own_mask(drawable)
+    return hiding is None or not partly_transparent(
+        shown_pixels(read_pixels(hiding, MASK_DEEP), 2, width, shown), 2, 0, b"\xff\xff")
+
+
+def replacing_layer(image, source: Gimp.Layer, name: str, kind) -> Gimp.Layer:
+    """A new layer of ``source``'s size that takes its place in the image: its blending (mode,
+    opacity, blend and composite space, composite mode) and a copy of its own layer mask, added
+    by :func:`mask_new_layer` once it is in the image."""
+    mode = Gimp.LayerMode.NORMAL if source.get_mode() == Gimp.LayerMode.PASS_THROUGH else source.get_mode()
+    layer = Gimp.Layer.new(image, name, source.get_width(), source.get_height(), kind, source.get_opacity(), mode)
+    layer.set_blend_space(source.get_blend_space())
+    layer.set_composite_space(source.get_composite_space())
+    layer.set_composite_mode(source.get_composite_mode())
+    return layer
+
+
 def drawable_offsets(drawable) -> tuple[int, int]:
     """The drawable's position in the image (GIMP 3.0 returns (ok, x, y))."""
     offsets = drawable.get_offsets()
@@ -265,6 +311,14 @@ def smile_drawable(engine: EngineProcess, image, drawable, strength: float, face
                 mask[:] = load_png_pixels(request["mask_output"], MASK_FILE, width, height).translate(MASK_COVER)
             for y, x0, x1 in runs:
                 mask[y * width + x0:y * width + x1] = b"\xff" * (x1 - x0)
+        # A layer on top that would not look like the edit in place takes the source's place instead.
+        replace = new_layer and not stacks_like_in_place(
+            drawable, source, len(source) // (width * height), depth,
+            None if mask is None else changed_runs(bytes(len(mask)), bytes(mask), width, height, 1))
+        if replace and drawable.get_lock_visibility():
+            raise SmileFailure(f"the new layer must take the place of '{drawable.get_name()}' and hide it (see the "
+                               "manual), but its visibility is locked: unlock it in the Layers dialog, or turn off "
+                               "\"Result on a new layer\".")
     del source
 
     image.undo_group_start()
@@ -272,15 +326,19 @@ def smile_drawable(engine: EngineProcess, image, drawable, strength: float, face
         if new_layer:
             kind = (Gimp.ImageType.GRAYA_IMAGE if image.get_base_type() == Gimp.ImageBaseType.GRAY
                     else Gimp.ImageType.RGBA_IMAGE)
-            layer = Gimp.Layer.new(image, layer_name(strength), width, height, kind, 100.0,
-                                   Gimp.LayerMode.NORMAL)
+            layer = (replacing_layer(image, drawable, layer_name(strength), kind) if replace else
+                     Gimp.Layer.new(image, layer_name(strength), width, height, kind, 100.0,
+                                    Gimp.LayerMode.NORMAL))
             image.insert_layer(layer, drawable.get_parent(), image.get_item_position(drawable))
             try:
                 layer.set_offsets(off_x, off_y)
                 put_changes(drawable, layer, pixel_format, result, runs, undoable=False,
                             keep_alpha=alpha_keeper(image, drawable))
-                # (over a source whose own mask hides part of it, the new layer hides that part too)
-                mask_new_layer(layer, drawable, None if mask is None else bytes(mask))
+                # (over a source whose own mask hides part of it, the new layer hides that part too;
+                # one that replaces it shows all that it showed: no face mask)
+                mask_new_layer(layer, drawable, None if mask is None or replace else bytes(mask))
+                if replace:
+                    drawable.set_visible(False)  # (undone with the rest)
             except Exception:
                 image.remove_layer(layer)  # no half-made layer is left
                 raise
@@ -315,8 +373,7 @@ def run_smile(procedure, run_mode, image, drawables, config, data):
     """The procedure's run function (GIMP 3.0 ImageProcedure signature)."""
     engine = None
     try:
-        if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
-            raise SmileFailure("select exactly one layer (not a mask or channel) to smile.")
+        drawables = [source_layer(drawables)]
         if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
             # (the menu entry is off for them; a script may still call the procedure)
             raise SmileFailure("indexed images are not supported: convert the image with "
@@ -326,14 +383,7 @@ def run_smile(procedure, run_mode, image, drawables, config, data):
         if run_mode == Gimp.RunMode.INTERACTIVE and not run_dialog(
                 procedure, config, strength_slider(engine.greeting, config.get_property("strength"))):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-        group_type = getattr(Gimp, "GroupLayer", None)
-        if group_type is not None and isinstance(drawables[0], group_type) \
-                and not config.get_property("new-layer"):
-            raise SmileFailure("a layer group cannot be edited in place; turn on "
-                               "\"Result on a new layer\" or select a single layer.")
-        if drawables[0].get_lock_content() and not config.get_property("new-layer"):
-            raise SmileFailure("the layer's pixels are locked: unlock them in the Layers dialog, or turn on "
-                               "\"Result on a new layer\".")
+        check_source(image, drawables[0], config.get_property("new-layer"))
         smile_drawable(engine, image, drawables[0], config.get_property("strength"),
                        config.get_property("faces"), config.get_property("new-layer"),
                        config.get_property("layer-mask"))

@@ -6,18 +6,35 @@
 #               "mode": "gray" | "indexed" | null, "precision": "U16_LINEAR" (a Gimp.Precision) | null,
 #               "group": true | null,
 #               "hdr": [x, y, w, h, [values...]] | null, "profile": "<ICC file>" | null,
-#               "hide": [x, y, w, h] or [x, y, w, h, value] | null, "projection": true | null}]}
+#               "hide": [x, y, w, h] or [x, y, w, h, value] | null, "projection": true | null,
+#               "below": [r, g, b] (0..1) | null, "opacity": 0..100 | null, "layer_mode": "MULTIPLY"
+#               (a Gimp.LayerMode) | null, "hidden": true | null, "group_mode": "PASS_THROUGH" | null,
+#               "drawables": "mask" | "two" | "channel" | null, "undo": true | null,
+#               "ellipse": true | null, "feather": radius | null, "offsets": [x, y] | null,
+#               "lock_visibility": true | null, "group_hidden": true | null, "floating": true | null}]}
 # For each case: load the image, optionally convert its mode, assign it a colour profile, convert
 # its precision, write float values (beyond 0..1: HDR) into a rectangle of its layer, move the
 # layer into a layer group, crop it to a smaller one at an offset, give it a layer mask of its own
 # that hides a rectangle ("hide", image coordinates; with a value 1..254, partly) and select a
 # rectangle (image coordinates), run the procedure non-interactively on that layer, dump every
 # layer (and layer mask) as raw bytes (R'G'B'A u8 / Y u8, and the layer's own format: "native")
-# and describe the outcome in the report JSON.  With "group", the layers described are the group's.  With "projection", the
+# and describe the outcome in the report JSON.  "below" puts an opaque layer of that colour under the
+# layer; "opacity", "layer_mode" and "hidden" set the layer's own; "group_mode" (with "group") sets
+# the group's mode, and the procedure runs on the group.  "drawables" runs it on the layer's mask
+# (give it one with "hide"), on the layer and a copy of it, or on a new channel instead.  "undo" (in
+# the full interface: run_gimp.sh --gui) shows the image in a window, and after the run presses
+# Ctrl+Z there, then Ctrl+Y, and describes the image after each ("undone", "redone").  "ellipse"
+# selects the "select" rectangle's ellipse instead, "feather" feathers the selection ([] for
+# "select": select all, then none), "offsets" moves the layer; the selection is dumped
+# ("selection": Y u8, the image's size).  "group_hidden" (with "group") hides the group; "floating" pastes a
+# copy of the layer's top left quarter onto it as a floating selection (not described).  With "group",
+# the layers described are the group's.  With "projection", the
 # image as shown (R'G'B'A u8) is dumped too, before and after.
 import json
 import os
 import struct
+import subprocess
+import time
 
 import gi
 gi.require_version("Gimp", "3.0")
@@ -54,7 +71,8 @@ def projection(image, folder, tag):
 def describe(image, folder, tag, group=False):
     layers = []
     top = image.get_layers()
-    for number, layer in enumerate(top[0].get_children() if group else top):
+    for number, layer in enumerate(top[0].get_children() if group else [item for item in top
+                                                                         if not item.is_floating_sel()]):
         offsets = layer.get_offsets()
         fmt = layer.get_format()
         entry = {"name": layer.get_name(), "width": layer.get_width(), "height": layer.get_height(),
@@ -62,7 +80,8 @@ def describe(image, folder, tag, group=False):
                  "pixels": os.path.join(folder, f"{tag}-layer{number}.rgba"),
                  "native": os.path.join(folder, f"{tag}-layer{number}.native"),
                  "format": Babl.format_get_encoding(fmt), "components": Babl.format_get_n_components(fmt),
-                 "top_level": len(top)}
+                 "top_level": len(top), "visible": layer.get_visible(), "opacity": layer.get_opacity(),
+                 "layer_mode": layer.get_mode().value_name.split("_MODE_", 1)[-1]}
         dump(layer, entry["pixels"], "R'G'B'A u8")
         dump(layer, entry["native"], None)
         if entry["mask"]:
@@ -70,6 +89,30 @@ def describe(image, folder, tag, group=False):
             dump(layer.get_mask(), entry["mask_pixels"], "Y u8")
         layers.append(entry)
     return layers
+
+
+def state(image):
+    return [(layer.get_name(), layer.get_visible()) for layer in image.get_layers()]
+
+
+def press(image, keys):
+    """Press ``keys`` in the image's window (xdotool) and wait until GIMP has changed its layers."""
+    pattern = f"[-]{image.get_id()}[.][0-9]* [(]"  # the window title: "*[Untitled]-3.0 (RGB colour …"
+    for _ in range(100):
+        found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", pattern],
+                               capture_output=True, text=True).stdout.split()
+        if found:
+            break
+        time.sleep(0.2)
+    else:
+        raise SystemExit(f"no window of image {image.get_id()} appeared")
+    was = state(image)
+    subprocess.run(["xdotool", "windowfocus", found[-1]], check=False)
+    subprocess.run(["xdotool", "key", "--window", found[-1], keys], check=True)
+    for _ in range(100):
+        if state(image) != was:
+            break
+        time.sleep(0.1)
 
 
 for case in job["cases"] if proc is not None else []:
@@ -96,11 +139,29 @@ for case in job["cases"] if proc is not None else []:
         buffer = layer.get_buffer()
         buffer.set(Gegl.Rectangle.new(x, y, w, h), fmt, struct.pack(f"={len(floats)}f", *floats))
         buffer.flush()
+    if case.get("below"):
+        under = Gimp.Layer.new(image, "Below", image.get_width(), image.get_height(), Gimp.ImageType.RGB_IMAGE,
+                               100.0, Gimp.LayerMode.NORMAL)
+        image.insert_layer(under, None, 1)
+        Gimp.context_set_foreground(Gegl.Color.new("rgb({}, {}, {})".format(*case["below"])))
+        under.fill(Gimp.FillType.FOREGROUND)
+    if case.get("opacity") is not None:
+        layer.set_opacity(case["opacity"])
+    if case.get("layer_mode"):
+        layer.set_mode(getattr(Gimp.LayerMode, case["layer_mode"]))
+    if case.get("hidden"):
+        layer.set_visible(False)
+    if case.get("lock_visibility"):
+        layer.set_lock_visibility(True)
     in_group = bool(case.get("group"))
     if in_group:
         group = Gimp.GroupLayer.new(image, "Group")
         image.insert_layer(group, None, 0)
         image.reorder_item(layer, group, 0)
+        if case.get("group_mode"):
+            group.set_mode(getattr(Gimp.LayerMode, case["group_mode"]))
+        if case.get("group_hidden"):
+            group.set_visible(False)
     if case.get("crop_layer"):
         x, y, w, h = case["crop_layer"]
         layer.resize(w, h, -x, -y)
@@ -112,15 +173,45 @@ for case in job["cases"] if proc is not None else []:
         own.get_buffer().set(Gegl.Rectangle.new(x - off_x, y - off_y, w, h), "Y u8", bytes([value]) * (w * h))
         own.get_buffer().flush()
         own.update(0, 0, own.get_width(), own.get_height())
-    if case.get("select"):
-        image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["select"])
+    if case.get("offsets"):
+        layer.set_offsets(*case["offsets"])
+    if case.get("select") == []:
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, 0, 0, image.get_width(), image.get_height())
+        Gimp.Selection.none(image)
+    elif case.get("select"):
+        (image.select_ellipse if case.get("ellipse") else image.select_rectangle)(Gimp.ChannelOps.REPLACE,
+                                                                                  *case["select"])
+    if case.get("feather"):
+        Gimp.Selection.feather(image, case["feather"])
+    selection = None
+    if case.get("select") is not None:
+        selection = os.path.join(case["dump"], "selection.gray")
+        dump(image.get_selection(), selection, "Y u8")
+    if case.get("floating"):
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, 0, 0, layer.get_width() // 2, layer.get_height() // 2)
+        Gimp.edit_copy([layer])
+        Gimp.edit_paste(layer, False)
+        Gimp.Selection.none(image)
+    display = Gimp.Display.new(image) if case.get("undo") else None
     before = describe(image, case["dump"], "before", in_group)
     shown = projection(image, case["dump"], "before") if case.get("projection") else None
     config = proc.create_config()
     mode = Gimp.RunMode.INTERACTIVE if case.get("interactive") else Gimp.RunMode.NONINTERACTIVE
     config.set_property("run-mode", mode)
     config.set_property("image", image)
-    config.set_core_object_array("drawables", [layer])
+    drawables = [group if case.get("group_mode") else layer]
+    if case.get("drawables") == "mask":
+        drawables = [layer.get_mask()]
+    elif case.get("drawables") == "two":
+        twin = layer.copy()
+        image.insert_layer(twin, None, 0)
+        drawables.append(twin)
+    elif case.get("drawables") == "channel":
+        channel = Gimp.Channel.new(image, "Spot", image.get_width(), image.get_height(), 50.0,
+                                   Gegl.Color.new("black"))
+        image.insert_channel(channel, None, 0)
+        drawables = [channel]
+    config.set_core_object_array("drawables", drawables)
     for name, value in case.get("args", {}).items():
         config.set_property(name, value)
     result = proc.run(config)
@@ -130,7 +221,13 @@ for case in job["cases"] if proc is not None else []:
         "success": status == Gimp.PDBStatusType.SUCCESS,
         "error": pdb.get_last_error() if hasattr(pdb, "get_last_error") else None,
         "before": before, "after": describe(image, case["dump"], "after", in_group),
+        "selection": selection,
     }
+    if display is not None:
+        for keys, tag in (("ctrl+z", "undone"), ("ctrl+y", "redone")):
+            press(image, keys)
+            report["cases"][case["name"]][tag] = describe(image, case["dump"], tag, in_group)
+        display.delete()
     if shown:
         report["cases"][case["name"]]["projection"] = {
             "before": shown, "after": projection(image, case["dump"], "after")}

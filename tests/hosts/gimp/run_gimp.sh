@@ -11,6 +11,9 @@
 #          Python it was made from); --env passes a variable to GIMP and so to the plug-in.
 # --accept-dialog TITLE  run under Xvfb and press Return in the first window named TITLE
 #          (the window's name is written to $PROFILE/dialog-seen.txt): drives a plug-in dialog.
+# --dialog-key KEY  press KEY there instead of Return (e.g. Escape: cancel the dialog).
+# --gui    run GIMP's full interface (gimp-3.0) under Xvfb instead of gimp-console-3.0, so that the
+#          batch script can show an image and press keys in its window (xdotool; e.g. Ctrl+Z).
 # The mounts live in a private mount namespace and are also unmounted by a trap.
 # Exit status: GIMP's (0 batch succeeded, 64 batch raised), 124 on timeout (SMILE_GIMP_TIMEOUT, 300 s).
 set -euo pipefail
@@ -24,11 +27,15 @@ shift 3
 BINDS=("$PROFILE")
 ENVS=()
 DIALOG=""
+GUI=""
+KEY=Return
 while (($#)); do
     case "$1" in
         --bind) BINDS+=("$2"); shift 2 ;;
         --env) ENVS+=("$2"); shift 2 ;;
         --accept-dialog) DIALOG="$2"; shift 2 ;;
+        --gui) GUI=1; shift ;;
+        --dialog-key) KEY="$2"; shift 2 ;;
         *) echo "run_gimp.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -81,9 +88,10 @@ if [[ -f "$ROOT$SEED/.config/GIMP/3.0/pluginrc" && ! -f "$PROFILE/.config/GIMP/3
     [[ -d "$ROOT$SEED/.cache" ]] && cp -rn "$ROOT$SEED/.cache/." "$PROFILE/.cache/"
 fi
 
-# Runs inside the chroot: $1 dialog title ("" for none); the batch script comes on stdin.
+# Runs inside the chroot: $1 dialog title ("" for none), $2 "1" for the full interface, $3 the key
+# to press in the dialog; the batch script comes on stdin.
 INNER='
-if [[ -n "$1" ]]; then
+if [[ -n "$1$2" ]]; then
     rm -f "$HOME/.xvfb-display" "$HOME/dialog-seen.txt"
     # -noreset: a server left by its last client resets, and a client that comes meanwhile is
     # turned away; xdotool comes and goes every half second
@@ -91,6 +99,8 @@ if [[ -n "$1" ]]; then
     xvfb=$!
     for _ in $(seq 100); do [[ -s "$HOME/.xvfb-display" ]] && break; sleep 0.1; done
     export DISPLAY=":$(head -n1 "$HOME/.xvfb-display")"
+fi
+if [[ -n "$1" ]]; then
     (
         for _ in $(seq 240); do
             window=$(xdotool search --name "^$1\$" 2>/dev/null | tail -n1)
@@ -98,23 +108,27 @@ if [[ -n "$1" ]]; then
                 sleep 1
                 xdotool getwindowname "$window" > "$HOME/dialog-seen.txt"
                 xdotool windowfocus "$window" 2>/dev/null
-                xdotool key --window "$window" Return
+                xdotool key --window "$window" "$3"
                 exit 0
             fi
             sleep 0.5
         done
     ) &
 fi
-gimp-console-3.0 -i -n -c --batch-interpreter=python-fu-eval -b - --quit
+if [[ -n "$2" ]]; then
+    gimp-3.0 -n --no-splash --batch-interpreter=python-fu-eval -b - --quit
+else
+    gimp-console-3.0 -i -n -c --batch-interpreter=python-fu-eval -b - --quit
+fi
 status=$?
-[[ -n "$1" ]] && kill "$xvfb" 2>/dev/null
+[[ -n "$1$2" ]] && kill "$xvfb" 2>/dev/null
 exit $status
 '
 
 set +e
 timeout "${SMILE_GIMP_TIMEOUT:-300}" chroot "$ROOT" /usr/bin/env -i \
     HOME="$PROFILE" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 "${ENVS[@]}" \
-    bash -c "$INNER" inner "$DIALOG" < "$BATCH"
+    bash -c "$INNER" inner "$DIALOG" "$GUI" "$KEY" < "$BATCH"
 status=$?
 set -e
 exit $status
