@@ -36,7 +36,7 @@ from PIL import Image, features
 from . import heif
 from .decode16 import is_16bit, load_16bit, sample_bits
 from .errors import ImageTooLargeError, InputError, UsageError, reason, too_large
-from .jpeg_scans import check_scans
+from .jpeg_scans import check_scans, check_tiff_scans
 from .metadata import (exif_block, is_progressive, png_colour_chunks, png_text, read_comment, read_iptc, read_xmp,
                        read_xmp_extension, upright_exif, upright_xmp)
 from .pixels import to_8bit, to_upright
@@ -182,6 +182,8 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
             raise _too_large(name, w, h, limit)
         if im.format in ("JPEG", "MPO"):  # (thousands of progressive scans: minutes in libjpeg)
             check_scans(p, name)
+        elif im.format == "TIFF":  # (its strips or tiles may be JPEG streams: libtiff decodes each as one)
+            check_tiff_scans(p, name, getattr(im, "tag_v2", {}))
         info = ImageInfo(path=p, format=im.format, mode=im.mode, size=(w, h))
         info.frames = _frame_count(im)
         if info.frames > 1 and im.format == "HEIF":  # (pillow-heif opens the primary image, wherever it is)

@@ -55,11 +55,48 @@ def count_scans(data, stop: int | None = None) -> int:
 def check_scans(path: str | os.PathLike, name: str) -> None:
     """:class:`InputError` (exit 4) when the JPEG file at ``path`` holds more than :data:`MAX_SCANS` scans;
     ``name`` is the file as the message names it. A file that cannot be mapped (empty) is left to the decoder."""
+    _check_parts(path, name, None, "a JPEG of")
+
+
+#: TIFF tags whose values are the places of JPEG streams, with the tag of their lengths: strips, tiles, and an
+#: old-style JPEG TIFF's whole stream (JPEGInterchangeFormat).
+_TIFF_PARTS = ((273, 279), (324, 325), (513, 514))
+#: TIFF compressions whose strips or tiles are JPEG streams: old-style (6) and new-style (7).
+TIFF_JPEG = frozenset({6, 7})
+
+
+def check_tiff_scans(path: str | os.PathLike, name: str, tags) -> None:
+    """:class:`InputError` (exit 4) when a JPEG-compressed TIFF (``tags``: its first page's directory, Pillow's
+    ``tag_v2``) has a strip or tile of more than :data:`MAX_SCANS` scans. libtiff decodes each one as a JPEG of
+    its own; it stops at 100 scans too, but only after the scans before (a pass over the strip each), with a line
+    of its own on stderr and a reason Pillow gives as "decoder error -2"."""
+    if tags.get(259) not in TIFF_JPEG:
+        return
+    parts = []
+    for offsets, lengths in _TIFF_PARTS:
+        where, size = tags.get(offsets), tags.get(lengths)
+        where = (where,) if isinstance(where, int) else where if isinstance(where, tuple) else ()
+        size = (size,) if isinstance(size, int) else size if isinstance(size, tuple) else ()
+        parts += [(w, n) for w, n in zip(where, size) if isinstance(w, int) and isinstance(n, int)]
+    if parts:
+        _check_parts(path, name, parts, "a TIFF whose JPEG-compressed strip or tile holds")
+
+
+def _check_parts(path, name: str, parts: list[tuple[int, int]] | None, what: str) -> None:
+    """Count the scans of the file's JPEG streams at ``parts`` (``(offset, length)`` pairs; None: the whole
+    file) and refuse it when one holds more than :data:`MAX_SCANS`."""
+    scans = 0
     try:
-        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            scans = count_scans(data, stop=MAX_SCANS)
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data, memoryview(data) as view:
+            for offset, length in parts or [(0, len(data))]:
+                if 0 <= offset < len(data) and length > 0:
+                    with view[offset:offset + length] as part:  # (no copy; released before the map is closed)
+                        scans = count_scans(part, stop=MAX_SCANS)
+                    if scans > MAX_SCANS:
+                        break
     except (OSError, ValueError):
         return
-    if scans > MAX_SCANS:
-        raise InputError(f"{name}: a JPEG of more than {MAX_SCANS} scans (progressive passes; encoders write about "
-                         "ten): refused, as decoding it could take minutes")
+    if scans <= MAX_SCANS:
+        return
+    raise InputError(f"{name}: {what} more than {MAX_SCANS} scans (progressive passes; encoders write about "
+                     "ten): refused, as decoding it could take minutes")

@@ -1,8 +1,11 @@
 """What a photo may ask of its decoder: a JPEG's scans are counted before libjpeg decodes them (thousands of
-progressive scans keep it busy for minutes), and a TIFF's Photoshop layers are said not kept."""
+progressive scans keep it busy for minutes), a TIFF's JPEG strips too, and a TIFF's Photoshop layers are said not kept."""
 from __future__ import annotations
 
 import io
+import struct
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -88,6 +91,46 @@ def test_scans_behind_a_stray_byte_are_counted(tmp_path):
     path.write_bytes(_many_scans(stray=b"\x42"))
     with pytest.raises(InputError, match="scans"):
         load_image(path)
+
+
+def _jpeg_tiff(jpeg: bytes, side: int, compression: int = 7) -> bytes:
+    """A one-strip YCbCr TIFF whose strip is the JPEG stream ``jpeg`` (4:2:0, ``side`` square): compression 7
+    (new-style JPEG) or 6 (old-style, the stream also named by JPEGInterchangeFormat)."""
+    tags = [(256, 4, 1, side), (257, 4, 1, side), (259, 3, 1, compression), (262, 3, 1, 6), (273, 4, 1, 8),
+            (277, 3, 1, 3), (278, 4, 1, side), (279, 4, 1, len(jpeg)), (284, 3, 1, 1), (530, 3, 2, 2 | 2 << 16)]
+    if compression == 6:
+        tags += [(513, 4, 1, 8), (514, 4, 1, len(jpeg))]
+    jpeg += b"\x00" * (len(jpeg) & 1)
+    bits_at = 8 + len(jpeg) + 2 + 12 * (len(tags) + 1) + 4  # (BitsPerSample 8, 8, 8: after the directory)
+    tags = sorted(tags + [(258, 3, 3, bits_at)])
+    ifd = struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", *t) if t[1] == 4 or t[0] in (258, 530)
+                                                   else struct.pack("<HHIHH", *t, 0) for t in tags)
+    return b"II*\x00" + struct.pack("<I", 8 + len(jpeg)) + jpeg + ifd + b"\x00" * 4 + struct.pack("<3H", 8, 8, 8)
+
+
+@pytest.mark.parametrize("compression", [7, 6])
+def test_a_tiff_whose_jpeg_strip_has_more_than_100_scans_is_refused_in_one_line(tmp_path, compression):
+    """A TIFF's JPEG strips are JPEGs too: libtiff stopped one at its 100th scan, but with a line of its own on
+    stderr and a reason Pillow gives as "decoder error -2" (and old-style JPEG refuses progressive with three)."""
+    path = tmp_path / "scans.tif"
+    path.write_bytes(_jpeg_tiff(_many_scans(), 512, compression))
+    with pytest.raises(InputError) as err:
+        load_image(path)
+    assert err.value.exit_code == 4 and "scans.tif" in str(err.value) and f"more than {MAX_SCANS} scans" in str(err.value)
+    res = subprocess.run([sys.executable, "-m", "smile_cli", str(path), "--out-dir", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 4 and res.stderr.count("\n") == 1 and "scans" in res.stderr, res.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_tiff_of_jpeg_strips_as_encoders_write_it_is_read(tmp_path):
+    path = tmp_path / "jpeg.tif"
+    path.write_bytes(_jpeg_tiff(_progressive(), 512))
+    image, info = load_image(path)
+    want = np.asarray(Image.open(io.BytesIO(_progressive())).convert("RGB"), dtype=np.int16)
+    assert info.tiff_compression == "jpeg" and np.abs(np.asarray(image.convert("RGB"), dtype=np.int16) - want).max() <= 2
+    Image.open(SAMPLE).convert("RGB").resize((256, 256)).save(path, compression="jpeg")  # (Pillow's: tables apart)
+    assert load_image(path)[0].size == (256, 256)
 
 
 def test_a_tiff_with_photoshop_layers_says_only_the_flattened_image_is_kept(tmp_path):
