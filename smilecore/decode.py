@@ -36,7 +36,7 @@ from PIL import Image, features
 from . import heif
 from .decode16 import is_16bit, load_16bit, sample_bits
 from .errors import ImageTooLargeError, InputError, UsageError, reason, too_large
-from .jpeg_scans import check_scans, check_tiff_scans
+from .jpeg_scans import check_scans, check_stream, check_tiff_scans
 from .metadata import (exif_block, is_progressive, png_colour_chunks, png_text, read_comment, read_iptc, read_xmp,
                        read_xmp_extension, upright_exif, upright_xmp)
 from .pixels import to_8bit, to_upright
@@ -149,6 +149,8 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
     claimed = heif.primary_size(p) if family else None  # (read from the boxes: no decoder involved)
     if limit is not None and claimed and claimed[0] * claimed[1] > limit:
         raise _too_large(name, claimed[0], claimed[1], limit)
+    for jpeg in heif.jpeg_images(p) if family else ():  # (libheif decodes a JPEG-coded image with libjpeg)
+        check_stream(jpeg, name, "a HEIF whose JPEG-coded image holds")
     if family == "heif":
         heif.require(name)  # (pillow-heif: an optional extra; else a line saying how to install it)
     elif family == "avif" and not features.check("avif"):
@@ -246,6 +248,9 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         except Exception as exc:
             if family and "security limit exceeded" in str(exc).lower():  # libheif's own ceiling (--max-pixels raised past it)
                 raise ImageTooLargeError(f"{name}: {w}x{h} pixels is more than the HEIF decoder reads ({reason(exc)})") from None
+            if family and "not been built in" in str(exc):  # (libheif without the decoder of the image's coding)
+                raise InputError(f"{name}: its image is coded in a way the installed HEIF decoder (libheif, through "
+                                 f"pillow-heif) cannot decode ({reason(exc)})") from None
             raise InputError(f"{name}: the image data is corrupt or truncated ({reason(exc)})") from None
         try:
             upright = to_upright(im)  # (its .info keeps the EXIF; ImageInfo holds ours, orientation reset)

@@ -85,18 +85,20 @@ def check_tiff_scans(path: str | os.PathLike, name: str, tags) -> None:
 def _check_parts(path, name: str, parts: list[tuple[int, int]] | None, what: str) -> None:
     """Count the scans of the file's JPEG streams at ``parts`` (``(offset, length)`` pairs; None: the whole
     file) and refuse it when one holds more than :data:`MAX_SCANS`."""
-    scans = 0
     try:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data, memoryview(data) as view:
             for offset, length in parts or [(0, len(data))]:
                 if 0 <= offset < len(data) and length > 0:
                     with view[offset:offset + length] as part:  # (no copy; released before the map is closed)
-                        scans = count_scans(part, stop=MAX_SCANS)
-                    if scans > MAX_SCANS:
-                        break
+                        check_stream(part, name, what)
     except (OSError, ValueError):
         return
-    if scans <= MAX_SCANS:
-        return
-    raise InputError(f"{name}: {what} more than {MAX_SCANS} scans (progressive passes; encoders write about "
-                     "ten): refused, as decoding it could take minutes")
+
+
+def check_stream(data, name: str, what: str) -> None:
+    """:class:`InputError` (exit 4) when the JPEG stream ``data`` (bytes or a buffer) holds more than
+    :data:`MAX_SCANS` scans; the message names ``name`` and says ``what`` it is ("a HEIF whose JPEG image
+    holds")."""
+    if count_scans(data, stop=MAX_SCANS) > MAX_SCANS:
+        raise InputError(f"{name}: {what} more than {MAX_SCANS} scans (progressive passes; encoders write about "
+                         "ten): refused, as decoding it could take minutes")

@@ -147,3 +147,54 @@ def test_a_tiff_with_photoshop_layers_says_only_the_flattened_image_is_kept(tmp_
     notes = load_image(tmp_path / "layers.tif")[1].notes
     assert [n for n in notes if "Photoshop layers" in n and "flattened" in n and "layers.tif" in n], notes
     assert not [n for n in load_image(tmp_path / "flat.tif")[1].notes if "layers" in n]
+
+
+def _box(kind: bytes, body: bytes, version: int | None = None) -> bytes:
+    """An ISO BMFF box (a full box when ``version`` is given, flags 0)."""
+    body = body if version is None else bytes([version, 0, 0, 0]) + body
+    return struct.pack(">I", 8 + len(body)) + kind + body
+
+
+def _jpeg_heif(jpeg: bytes, side: int, extents: int = 1) -> bytes:
+    """A HEIF whose primary image (item 1) is the JPEG stream ``jpeg`` (item type ``jpeg``, as libheif reads it with
+    libjpeg), stored in ``extents`` pieces."""
+    cut = [len(jpeg) * i // extents for i in range(extents + 1)]
+    ftyp = _box(b"ftyp", b"mif1" + bytes(4) + b"mif1miaf")
+    rest = (_box(b"hdlr", bytes(4) + b"pict" + bytes(13), 0) + _box(b"pitm", struct.pack(">H", 1), 0)
+            + _box(b"iinf", struct.pack(">H", 1) + _box(b"infe", struct.pack(">HH", 1, 0) + b"jpeg\x00", 2), 0)
+            + _box(b"iprp", _box(b"ipco", _box(b"ispe", struct.pack(">II", side, side), 0))
+                   + _box(b"ipma", struct.pack(">IHBB", 1, 1, 1, 0x81), 0)))
+
+    def meta(at: int) -> bytes:
+        places = b"".join(struct.pack(">II", at + cut[i], cut[i + 1] - cut[i]) for i in range(extents))
+        return _box(b"meta", rest + _box(b"iloc", b"\x44\x00" + struct.pack(">HHHH", 1, 1, 0, extents) + places, 0), 0)
+
+    at = len(ftyp) + len(meta(0)) + 8
+    return ftyp + meta(at) + _box(b"mdat", jpeg)
+
+
+@pytest.mark.parametrize("extents", [1, 5])
+def test_a_heif_whose_jpeg_image_has_more_than_100_scans_is_refused_before_decoding(tmp_path, extents):
+    """HEIF may hold a JPEG-coded image, which libheif decodes with libjpeg (where built with it) without counting
+    its scans: they are counted first, across the pieces (extents) the image is stored in."""
+    from smilecore import heif
+
+    path = tmp_path / "scans.heic"
+    path.write_bytes(_jpeg_heif(_many_scans(), 512, extents))
+    assert [count_scans(j) for j in heif.jpeg_images(path)] == [109]
+    with pytest.raises(InputError) as err:
+        load_image(path)
+    assert err.value.exit_code == 4 and "scans.heic" in str(err.value) and f"more than {MAX_SCANS} scans" in str(err.value)
+    path.write_bytes(_jpeg_heif(_progressive(), 512, extents))
+    assert [count_scans(j) for j in heif.jpeg_images(path)] == [10]
+
+
+def test_a_heif_coded_in_a_way_libheif_cannot_decode_is_not_called_corrupt(tmp_path):
+    pillow_heif = pytest.importorskip("pillow_heif")
+    if "jpeg" in str(pillow_heif.libheif_info().get("decoders", {})).lower():
+        pytest.skip("this libheif decodes JPEG-coded HEIF")
+    path = tmp_path / "jpeg.heic"
+    path.write_bytes(_jpeg_heif(_progressive(), 512))
+    with pytest.raises(InputError) as err:
+        load_image(path)
+    assert "cannot decode" in str(err.value) and "corrupt" not in str(err.value), err.value
