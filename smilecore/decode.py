@@ -244,7 +244,10 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         if im.mode not in SUPPORTED_MODES:
             raise InputError(f"{name}: colour mode {im.mode} ({_mode_words(im.mode)}) is not supported; convert it to 8- or 16-bit RGB or grayscale")
         try:
-            im.load()
+            # (Pillow checks its own limit again as it loads a compressed TIFF: lifted there too, for a photo above it)
+            pil_limit = Image.MAX_IMAGE_PIXELS
+            with _pil_limit(None) if pil_limit and w * h > pil_limit else contextlib.nullcontext():
+                im.load()
         except Exception as exc:
             if family and "security limit exceeded" in str(exc).lower():  # libheif's own ceiling (--max-pixels raised past it)
                 raise ImageTooLargeError(f"{name}: {w}x{h} pixels is more than the HEIF decoder reads ({reason(exc)})") from None

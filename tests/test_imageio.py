@@ -245,6 +245,18 @@ def test_pixel_limit_is_configurable(tmp_path: Path):
     assert img.size == (40, 40)
 
 
+
+@pytest.mark.parametrize("compression", ["tiff_lzw", "jpeg"])
+def test_pillows_limit_is_lifted_as_a_compressed_tiff_loads(tmp_path: Path, monkeypatch, compression: str):
+    """Pillow checks its own limit again as it loads a compressed TIFF (through libtiff): a valid 190 MP LZW TIFF,
+    under Smile's 200 MP, was "corrupt or truncated (Image size ... could be decompression bomb DOS attack)"."""
+    p = tmp_path / "scan.tif"
+    Image.fromarray(_gradient(100, 100)).save(p, compression=compression)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # (Pillow's limit far below the photo, as 179 MP below 190)
+    img, info = load_image(p, max_pixels=20_000)
+    assert info.size == (100, 100) and np.asarray(img).shape[:2] == (100, 100)
+    assert Image.MAX_IMAGE_PIXELS == 1000  # put back as it was
+
 def test_float_tiff_is_refused_with_its_mode(tmp_path: Path):
     p = tmp_path / "float.tif"
     Image.fromarray(np.zeros((4, 4), np.float32), "F").save(p)
