@@ -257,6 +257,35 @@ def test_pillows_limit_is_lifted_as_a_compressed_tiff_loads(tmp_path: Path, monk
     assert info.size == (100, 100) and np.asarray(img).shape[:2] == (100, 100)
     assert Image.MAX_IMAGE_PIXELS == 1000  # put back as it was
 
+
+def _tiff_of_pages(pages: int) -> bytes:
+    """A TIFF of ``pages`` grey 1 x 1 pages (one byte of pixels that all of them share), written by hand: Pillow
+    takes seconds to write a thousand pages."""
+    def ifd(at: int, last: bool) -> bytes:  # (nine tags of 12 bytes: 114 bytes with the count and the link)
+        tags = ((256, 4, 1, 1), (257, 4, 1, 1), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (273, 4, 1, 8),
+                (277, 3, 1, 1), (278, 4, 1, 1), (279, 4, 1, 1))
+        return struct.pack("<H", 9) + b"".join(struct.pack("<HHII", *t) for t in tags) + \
+            struct.pack("<I", 0 if last else at + 114)
+
+    return b"II*\x00" + struct.pack("<I", 10) + b"\x80\x00" + b"".join(ifd(10 + 114 * k, k == pages - 1)
+                                                                   for k in range(pages))
+
+
+def test_a_tiff_of_thousands_of_pages_is_not_walked_to_its_end(tmp_path: Path):
+    """Pillow counts a TIFF's pages by reading every directory (a file of 20,000 tiny pages took 10 s before its
+    first page was read): they are counted up to a thousand, and the note says "more than"."""
+    from smilecore.decode import MAX_PAGES_COUNTED
+
+    p = tmp_path / "pages.tif"
+    p.write_bytes(_tiff_of_pages(1500))
+    assert Image.open(p).n_frames == 1500
+    img, info = load_image(p)
+    assert info.frames == MAX_PAGES_COUNTED + 1 and np.asarray(img).tolist() == [[128]]
+    assert [n for n in info.notes if f"more than {MAX_PAGES_COUNTED} pages" in n and "only the first" in n], info.notes
+    p.write_bytes(_tiff_of_pages(7))
+    img, info = load_image(p)
+    assert info.frames == 7 and [n for n in info.notes if "has 7 frames or pages" in n], info.notes
+
 def test_float_tiff_is_refused_with_its_mode(tmp_path: Path):
     p = tmp_path / "float.tif"
     Image.fromarray(np.zeros((4, 4), np.float32), "F").save(p)
