@@ -7,6 +7,7 @@ import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +199,25 @@ def test_a_heif_coded_in_a_way_libheif_cannot_decode_is_not_called_corrupt(tmp_p
     with pytest.raises(InputError) as err:
         load_image(path)
     assert "cannot decode" in str(err.value) and "corrupt" not in str(err.value), err.value
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+@pytest.mark.parametrize("kind, head", [(b"iCCP", b"icc\x00\x00"), (b"zTXt", b"Comment\x00\x00"),
+                                        (b"iTXt", b"Description\x00\x01\x00\x00\x00")])
+def test_a_png_chunk_that_unpacks_to_megabytes_is_refused_in_words(tmp_path, kind, head):
+    """A 20 kB chunk unpacking to 20 MB (before the image data) is refused by Pillow, which said so in its own
+    terms ("Decompressed data too large for PngImagePlugin.MAX_TEXT_CHUNK")."""
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 150, 120)).save(buf, "PNG")
+    png = buf.getvalue()
+    at = png.index(b"IDAT") - 4
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png[:at] + _png_chunk(kind, head + zlib.compress(bytes(20 << 20), 9)) + png[at:])
+    with pytest.raises(InputError) as err:
+        load_image(path)
+    message = str(err.value)
+    assert err.value.exit_code == 4 and "bomb.png" in message and "decompression bomb" in message, message
+    assert "MAX_TEXT" not in message and "PngImagePlugin" not in message, message
