@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 from PIL import Image, features
 
-from . import heif
+from . import heif, libtiff_log
 from .decode16 import is_16bit, load_16bit, sample_bits
 from .errors import ImageTooLargeError, InputError, UsageError, reason, too_large
 from .jpeg_scans import check_scans, check_stream, check_tiff_scans
@@ -251,7 +251,8 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         try:
             # (Pillow checks its own limit again as it loads a compressed TIFF: lifted there too, for a photo above it)
             pil_limit = Image.MAX_IMAGE_PIXELS
-            with _pil_limit(None) if pil_limit and w * h > pil_limit else contextlib.nullcontext():
+            with _pil_limit(None) if pil_limit and w * h > pil_limit else contextlib.nullcontext(), \
+                    libtiff_log.captured() as libtiff_said:  # (libtiff's words: the reason, not lines on stderr)
                 im.load()
         except Exception as exc:
             if family and "security limit exceeded" in str(exc).lower():  # libheif's own ceiling (--max-pixels raised past it)
@@ -259,7 +260,8 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
             if family and "not been built in" in str(exc):  # (libheif without the decoder of the image's coding)
                 raise InputError(f"{name}: its image is coded in a way the installed HEIF decoder (libheif, through "
                                  f"pillow-heif) cannot decode ({reason(exc)})") from None
-            raise InputError(f"{name}: the image data is corrupt or truncated ({reason(exc)})") from None
+            why = f"libtiff: {libtiff_said[-1]}" if libtiff_said and "decoder error" in str(exc) else reason(exc)
+            raise InputError(f"{name}: the image data is corrupt or truncated ({why})") from None
         try:
             upright = to_upright(im)  # (its .info keeps the EXIF; ImageInfo holds ours, orientation reset)
         except Exception:  # a broken EXIF block must not make the photo unreadable

@@ -419,3 +419,28 @@ def test_a_resolution_past_any_scanner_is_dropped_not_a_crash(tmp_path: Path):
     for ext in (".png", ".tif"):
         save_image(tmp_path / f"out{ext}", img, info)
         assert load_image(tmp_path / f"out{ext}")[0].dtype == np.uint16
+
+
+def test_libtiffs_words_are_the_reason_not_lines_on_stderr(tmp_path: Path, capfd):
+    """Pillow decodes a compressed TIFF with libtiff, which printed its complaint on stderr above Smile's line
+    (``tempfile.tif: Using code not yet in table.``) while the error gave "decoder error -2" as the reason."""
+    import random
+    import subprocess
+    import sys
+
+    p = tmp_path / "damaged.tif"
+    Image.fromarray(_gradient(64, 64)).save(p, compression="tiff_lzw")
+    data = bytearray(p.read_bytes())
+    with Image.open(p) as im:
+        at, size = im.tag_v2[273][0], im.tag_v2[279][0]
+    rng = random.Random(0)
+    data[at + 4:at + size] = bytes(rng.randrange(256) for _ in range(size - 4))  # (LZW codes never seen)
+    p.write_bytes(data)
+    capfd.readouterr()
+    with pytest.raises(InputError) as err:
+        load_image(p)
+    assert "damaged.tif" in str(err.value) and "libtiff: " in str(err.value) and "decoder error" not in str(err.value)
+    assert capfd.readouterr().err == ""
+    res = subprocess.run([sys.executable, "-m", "smile_cli", str(p), "--out-dir", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 4 and res.stderr.count("\n") == 1 and "libtiff: " in res.stderr, res.stderr
