@@ -44,6 +44,9 @@ from .pixels import to_8bit, to_upright
 #: Default pixel limit (width x height) above which a photo is refused.
 DEFAULT_MAX_PIXELS = 200_000_000
 
+#: Formats whose frames are an animation (APNG, animated WebP, GIF, AVIF): a result holds the first frame alone.
+ANIMATED_FORMATS = frozenset({"PNG", "WEBP", "GIF", "AVIF"})
+
 #: The TIFF tag of Photoshop's layers (ImageSourceData), which no reader but Photoshop's uses: a result keeps
 #: only the flattened image every reader shows.
 TIFF_LAYERS = 37724
@@ -196,6 +199,9 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         elif info.frames > 1 and im.format == "MPO":
             info.notes.append(f"{name}: a JPEG holding {info.frames} images (MPF: a camera's preview, or a second view); "
                               "only the first is used and written")
+        elif info.frames > 1 and im.format in ANIMATED_FORMATS:
+            info.notes.append(f"{name}: an animation of {info.frames} frames; only its first frame is read, and the "
+                              "result is that frame alone, a still picture")
         elif info.frames > MAX_PAGES_COUNTED:
             info.notes.append(f"{name}: has more than {MAX_PAGES_COUNTED} pages; only the first is used")
         elif info.frames > 1:

@@ -444,3 +444,17 @@ def test_libtiffs_words_are_the_reason_not_lines_on_stderr(tmp_path: Path, capfd
     res = subprocess.run([sys.executable, "-m", "smile_cli", str(p), "--out-dir", str(tmp_path / "out")],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 4 and res.stderr.count("\n") == 1 and "libtiff: " in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("ext", ["png", "webp", "gif"])
+def test_an_animation_says_the_result_is_its_first_frame_alone(tmp_path: Path, ext: str):
+    """An animated PNG, WebP or GIF was said to have "N frames or pages"; a user needs to know that the result is
+    a still picture of the first frame."""
+    frames = [Image.fromarray(np.roll(_gradient(32, 48), 8 * k, axis=1)) for k in range(3)]
+    p = tmp_path / f"anim.{ext}"
+    frames[0].save(p, save_all=True, append_images=frames[1:], duration=50, **({"lossless": True} if ext == "webp" else {}))
+    img, info = load_image(p)
+    assert info.frames == 3
+    assert [n for n in info.notes if "an animation of 3 frames" in n and "a still picture" in n], info.notes
+    if ext != "gif":  # (GIF: a palette of the first frame's colours)
+        assert np.array_equal(np.asarray(img.convert("RGB")), np.asarray(frames[0]))
