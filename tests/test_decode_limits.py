@@ -221,3 +221,17 @@ def test_a_png_chunk_that_unpacks_to_megabytes_is_refused_in_words(tmp_path, kin
     message = str(err.value)
     assert err.value.exit_code == 4 and "bomb.png" in message and "decompression bomb" in message, message
     assert "MAX_TEXT" not in message and "PngImagePlugin" not in message, message
+
+
+def test_an_xmp_packet_of_unclosed_elements_is_read_once(tmp_path):
+    """XMP says the photo's size (``tiff:ImageWidth``), patched where it lies: the search walked to the packet's
+    end from every unclosed ``<tiff:ImageWidth`` (272 kB took 30 s; a PNG's 3.4 MB would take hours). Run in a
+    process of its own so that a slow search fails the test (at 120 s) instead of hanging it; it takes a moment."""
+    code = ("from smilecore.metadata import upright_xmp\n"
+            "xmp = b'<x:xmpmeta>' + b'<tiff:ImageWidth ' * 200_000 + b'<rdf:li>x</rdf:li>'\n"
+            "xmp += b'<tiff:ImageWidth>50</tiff:ImageWidth>'\n"
+            "xmp += b'<tiff:ImageLength>100</tiff:ImageLength>'\n"
+            "out = upright_xmp(xmp, 1, (100, 50))\n"
+            "assert out.endswith(b'<tiff:ImageWidth>100</tiff:ImageWidth><tiff:ImageLength>50</tiff:ImageLength>')\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
