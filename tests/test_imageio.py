@@ -282,6 +282,12 @@ def test_a_tiff_of_thousands_of_pages_is_not_walked_to_its_end(tmp_path: Path):
     img, info = load_image(p)
     assert info.frames == MAX_PAGES_COUNTED + 1 and np.asarray(img).tolist() == [[128]]
     assert [n for n in info.notes if f"more than {MAX_PAGES_COUNTED} pages" in n and "only the first" in n], info.notes
+    from click.testing import CliRunner
+
+    from smile_cli.main import cli
+
+    res = CliRunner().invoke(cli, [str(p), "--in-place"], catch_exceptions=False)
+    assert res.exit_code == 2 and f"holds more than {MAX_PAGES_COUNTED} frames" in res.stderr, res.stderr
     p.write_bytes(_tiff_of_pages(7))
     img, info = load_image(p)
     assert info.frames == 7 and [n for n in info.notes if "has 7 frames or pages" in n], info.notes
