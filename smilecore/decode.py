@@ -37,6 +37,7 @@ from . import heif, libtiff_log
 from .decode16 import is_16bit, load_16bit, sample_bits
 from .errors import ImageTooLargeError, InputError, UsageError, reason, too_large
 from .jpeg_scans import check_scans, check_stream, check_tiff_scans
+from .jpeg_tables import copy_qtables, estimate_jpeg_quality, jpeg_subsampling
 from .metadata import (exif_block, is_progressive, png_colour_chunks, png_text, read_comment, read_iptc, read_xmp,
                        read_xmp_extension, upright_exif, upright_xmp)
 from .pixels import to_8bit, to_upright
@@ -160,6 +161,7 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         raise InputError(f"{name}: an AVIF photo; this Pillow cannot read AVIF (recent Pillow wheels can): "
                          "pip install -U pillow")
 
+    check_scans(p, name)  # (a JPEG or MPO: its scans and markers counted before Pillow reads them)
     try:
         # PIL's own bomb check (inside Image.open) is off: Smile's limit, the only one, is checked on the size
         # the header gives, just below, which the message can then name
@@ -188,9 +190,7 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
             raise InputError(f"{name}: the image is empty ({w}x{h} pixels)")
         if limit is not None and w * h > limit:
             raise _too_large(name, w, h, limit)
-        if im.format in ("JPEG", "MPO"):  # (thousands of progressive scans: minutes in libjpeg)
-            check_scans(p, name)
-        elif im.format == "TIFF":  # (its strips or tiles may be JPEG streams: libtiff decodes each as one)
+        if im.format == "TIFF":  # (its strips or tiles may be JPEG streams: libtiff decodes each as one)
             check_tiff_scans(p, name, getattr(im, "tag_v2", {}))
         info = ImageInfo(path=p, format=im.format, mode=im.mode, size=(w, h))
         info.frames = _frame_count(im)
@@ -223,8 +223,8 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
             is_progressive(im)
         info.iptc, info.xmp_extension = read_iptc(im), read_xmp_extension(im)
         if im.format in ("JPEG", "MPO"):  # (MPO: a camera's JPEG with an MPF preview after it)
-            info.jpeg_qtables = _copy_qtables(getattr(im, "quantization", None))
-            info.jpeg_subsampling = _jpeg_subsampling(im)
+            info.jpeg_qtables = copy_qtables(getattr(im, "quantization", None))
+            info.jpeg_subsampling = jpeg_subsampling(im)
             info.quality = estimate_jpeg_quality(info.jpeg_qtables)
 
         if im.format == "PNG":
@@ -443,48 +443,6 @@ def _dpi(value) -> tuple[float, float] | None:
         return (x, y) if 0 < x <= MAX_DPI and 0 < y <= MAX_DPI else None  # (past it: a damaged tag, not a scan)
     except Exception:
         return None
-
-
-def _copy_qtables(q) -> dict | None:
-    if not q:
-        return None
-    try:
-        return {int(k): list(v) for k, v in dict(q).items()}
-    except Exception:
-        return None
-
-
-def _jpeg_subsampling(im: Image.Image) -> int | None:
-    """The JPEG's chroma subsampling as Pillow writes it (0 4:4:4, 1 4:2:2, 2 4:2:0); one Pillow cannot write
-    becomes the least one that keeps all its colour detail (4:4:0 → 4:4:4, 4:1:1 → 4:2:2). None: grey, CMYK."""
-    try:
-        from PIL import JpegImagePlugin
-
-        s = JpegImagePlugin.get_sampling(im)
-        if s in (0, 1, 2):
-            return s
-        if getattr(im, "layers", 0) != 3:
-            return None
-        (h0, v0), (h1, v1) = im.layer[0][1:3], im.layer[1][1:3]
-        across, down = h0 // max(h1, 1), v0 // max(v1, 1)  # (how many luma samples to one chroma sample)
-        return 0 if across == 1 else 1 if down == 1 else 2
-    except Exception:
-        return None
-
-
-#: IJG standard luminance quantisation table (quality 50); order does not matter for the estimate.
-_STD_LUMA = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
-             14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-             49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
-
-
-def estimate_jpeg_quality(qtables: dict | None) -> int | None:
-    """Estimate the IJG quality (1..100) a JPEG was saved with from its luminance table."""
-    if not qtables or 0 not in qtables or len(qtables[0]) != 64:
-        return None
-    scale = 100.0 * sum(qtables[0]) / sum(_STD_LUMA)  # IJG: table = std * scale / 100
-    quality = 5000.0 / scale if scale > 100 else (200.0 - scale) / 2.0
-    return int(min(100, max(1, round(quality))))
 
 
 # --------------------------------------------------------------------------- helpers

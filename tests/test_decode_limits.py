@@ -235,3 +235,26 @@ def test_an_xmp_packet_of_unclosed_elements_is_read_once(tmp_path):
             "assert out.endswith(b'<tiff:ImageWidth>100</tiff:ImageWidth><tiff:ImageLength>50</tiff:ImageLength>')\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
+
+
+def test_a_jpeg_of_more_than_10000_markers_is_refused_before_pillow_reads_them(tmp_path, monkeypatch):
+    """Pillow reads every segment before a JPEG's first scan in Python, keeping a list of them: a 20 MB file of
+    five million empty APP1 segments took 32 s and 856 MB. They are counted with the scans, before Pillow opens
+    the file."""
+    from smilecore.jpeg_scans import MAX_MARKERS
+
+    jpeg = _progressive(64)
+    path = tmp_path / "segments.jpg"
+    path.write_bytes(jpeg[:2] + b"\xff\xe1\x00\x02" * (MAX_MARKERS // 2) + jpeg[2:])  # (empty APP1 segments)
+    assert load_image(path)[0].size == (64, 64)
+    path.write_bytes(jpeg[:2] + b"\xff\xe1\x00\x02" * (MAX_MARKERS + 1) + jpeg[2:])
+    assert Image.open(path).size == (64, 64)  # (Pillow reads it)
+
+    def never(*args, **kwargs):
+        raise AssertionError("opened by Pillow before the markers were counted")
+
+    monkeypatch.setattr(Image, "open", never)
+    with pytest.raises(InputError) as err:
+        load_image(path)
+    message = str(err.value)
+    assert err.value.exit_code == 4 and "segments.jpg" in message and f"more than {MAX_MARKERS} markers" in message
