@@ -36,7 +36,7 @@ from PIL import Image, features
 from . import heif, libtiff_log
 from .decode16 import is_16bit, load_16bit, sample_bits
 from .errors import ImageTooLargeError, InputError, UsageError, reason, too_large
-from .jpeg_scans import check_scans, check_stream, check_tiff_scans
+from .jpeg_scans import check_scans, check_streams, check_tiff_scans
 from .jpeg_tables import copy_qtables, estimate_jpeg_quality, jpeg_subsampling
 from .metadata import (exif_block, is_progressive, png_colour_chunks, png_text, read_comment, read_iptc, read_xmp,
                        read_xmp_extension, upright_exif, upright_xmp)
@@ -153,8 +153,8 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
     claimed = heif.primary_size(p) if family else None  # (read from the boxes: no decoder involved)
     if limit is not None and claimed and claimed[0] * claimed[1] > limit:
         raise _too_large(name, claimed[0], claimed[1], limit)
-    for jpeg in heif.jpeg_images(p) if family else ():  # (libheif decodes a JPEG-coded image with libjpeg)
-        check_stream(jpeg, name, "a HEIF whose JPEG-coded image holds")
+    if family:  # (libheif decodes a JPEG-coded image with libjpeg, counting nothing)
+        check_streams(p, name, heif.jpeg_extents(p), "a HEIF whose JPEG-coded image holds")
     if family == "heif":
         heif.require(name)  # (pillow-heif: an optional extra; else a line saying how to install it)
     elif family == "avif" and not features.check("avif"):

@@ -11,7 +11,7 @@ the HEIF family, needs nothing extra: Pillow reads and writes it itself.
   install it.
 * :func:`primary_size`: the size the primary image's header claims, read from the boxes without a
   decoder (so a decompression bomb is refused before libheif or libavif allocate anything).
-* :func:`jpeg_images`: the JPEG streams of its JPEG-coded images, for their scans to be counted.
+* :func:`jpeg_extents`: where its JPEG-coded images lie, for their scans to be counted.
 * :func:`what_is_it`: what an ISO media file that no decoder could open is (a video, an image
   sequence without a still picture), for the one-line error.
 * :data:`EXTENSIONS`: the file names of HEIF photos.
@@ -182,29 +182,20 @@ def _primary_properties(data: bytes) -> dict:
     return found
 
 
-def jpeg_images(path: str | Path):
-    """The JPEG streams of a HEIF file's JPEG-coded images (items of type ``jpeg``: a primary image, a grid's
-    tiles), each as bytes, one at a time, so that their scans can be counted before libheif decodes them; none
-    when the file holds none, or its boxes cannot be parsed. An image whose extents add up to more than the file
-    (the same bytes named again and again) is not read."""
+def jpeg_extents(path: str | Path) -> list[list[tuple[int, int]]]:
+    """Where a HEIF file's JPEG-coded images (items of type ``jpeg``: a primary image, a grid's tiles) lie:
+    ``(offset, length)`` of the pieces (extents) of each, in order, so that their scans can be counted
+    (:func:`smilecore.jpeg_scans.check_streams`) before libheif decodes them; ``[]`` when the file holds none, or
+    its boxes cannot be parsed."""
     meta = next(((off, size) for kind, off, size in _top_level(path) if kind == b"meta"), None)
     if meta is None or meta[1] > _MAX_META:
-        return
+        return []
     try:
         with open(path, "rb") as f:
-            f.seek(0, 2)
-            total = f.tell()
             f.seek(meta[0])
-            extents = _jpeg_extents(f.read(meta[1]))
-            for parts in extents:
-                if sum(length for _offset, length in parts) <= total:
-                    chunks = []
-                    for offset, length in parts:
-                        f.seek(offset)
-                        chunks.append(f.read(length))
-                    yield b"".join(chunks)
+            return _jpeg_extents(f.read(meta[1]))
     except (OSError, struct.error, IndexError, ValueError):
-        return
+        return []
 
 
 def _jpeg_extents(data: bytes) -> list[list[tuple[int, int]]]:
