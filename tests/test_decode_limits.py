@@ -314,3 +314,24 @@ def test_a_png_of_more_than_10000_chunks_besides_its_image_data_is_refused(tmp_p
         load_image(path)
     message = str(err.value)
     assert err.value.exit_code == 4 and "chunks.png" in message and f"more than {MAX_PNG_CHUNKS} chunks" in message
+
+
+def test_an_animated_png_of_more_frames_than_the_chunk_limit_is_read(tmp_path):
+    """An APNG's frames are image data too (a control chunk, fcTL, and data, fdAT, each): one of 10,001 frames (five
+    and a half minutes at 30 frames a second) was refused as a PNG of more than 10,000 chunks."""
+    from smilecore.decode import MAX_PNG_CHUNKS
+
+    side, frames = 4, MAX_PNG_CHUNKS + 1
+    rows = zlib.compress(b"".join(b"\x00" + b"\xc8\x96\x78" * side for _ in range(side)))
+
+    def control(seq: int) -> bytes:
+        return _png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", seq, side, side, 0, 0, 1, 30, 0, 0))
+
+    png = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
+           + _png_chunk(b"acTL", struct.pack(">II", frames, 0)) + control(0) + _png_chunk(b"IDAT", rows)
+           + b"".join(control(2 * k - 1) + _png_chunk(b"fdAT", struct.pack(">I", 2 * k) + rows) for k in range(1, frames))
+           + _png_chunk(b"IEND", b""))
+    path = tmp_path / "long.png"
+    path.write_bytes(png)
+    image, info = load_image(path)
+    assert image.getpixel((0, 0)) == (200, 150, 120) and info.frames == frames
