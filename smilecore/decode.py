@@ -259,7 +259,8 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
             # (Pillow checks its own limit again as it loads a compressed TIFF: lifted there too, for a photo above it)
             pil_limit = Image.MAX_IMAGE_PIXELS
             with _pil_limit(None) if pil_limit and w * h > pil_limit else contextlib.nullcontext(), \
-                    libtiff_log.captured() as libtiff_said:  # (libtiff's words: the reason, not lines on stderr)
+                    libtiff_log.captured() if im.format == "TIFF" else contextlib.nullcontext([]) as libtiff_said:
+                # (libtiff's words: the reason, not lines on stderr; libtiff decodes TIFFs alone)
                 im.load()
         except Exception as exc:
             if family and "security limit exceeded" in str(exc).lower():  # libheif's own ceiling (--max-pixels raised past it)

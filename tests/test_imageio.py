@@ -427,14 +427,10 @@ def test_a_resolution_past_any_scanner_is_dropped_not_a_crash(tmp_path: Path):
         assert load_image(tmp_path / f"out{ext}")[0].dtype == np.uint16
 
 
-def test_libtiffs_words_are_the_reason_not_lines_on_stderr(tmp_path: Path, capfd):
-    """Pillow decodes a compressed TIFF with libtiff, which printed its complaint on stderr above Smile's line
-    (``tempfile.tif: Using code not yet in table.``) while the error gave "decoder error -2" as the reason."""
+def _damaged_lzw_tiff(p: Path) -> Path:
+    """An LZW TIFF whose strip holds codes LZW never made, which libtiff reports ("Using code not yet in table")."""
     import random
-    import subprocess
-    import sys
 
-    p = tmp_path / "damaged.tif"
     Image.fromarray(_gradient(64, 64)).save(p, compression="tiff_lzw")
     data = bytearray(p.read_bytes())
     with Image.open(p) as im:
@@ -442,6 +438,16 @@ def test_libtiffs_words_are_the_reason_not_lines_on_stderr(tmp_path: Path, capfd
     rng = random.Random(0)
     data[at + 4:at + size] = bytes(rng.randrange(256) for _ in range(size - 4))  # (LZW codes never seen)
     p.write_bytes(data)
+    return p
+
+
+def test_libtiffs_words_are_the_reason_not_lines_on_stderr(tmp_path: Path, capfd):
+    """Pillow decodes a compressed TIFF with libtiff, which printed its complaint on stderr above Smile's line
+    (``tempfile.tif: Using code not yet in table.``) while the error gave "decoder error -2" as the reason."""
+    import subprocess
+    import sys
+
+    p = _damaged_lzw_tiff(tmp_path / "damaged.tif")
     capfd.readouterr()
     with pytest.raises(InputError) as err:
         load_image(p)
@@ -450,6 +456,55 @@ def test_libtiffs_words_are_the_reason_not_lines_on_stderr(tmp_path: Path, capfd
     res = subprocess.run([sys.executable, "-m", "smile_cli", str(p), "--out-dir", str(tmp_path / "out")],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 4 and res.stderr.count("\n") == 1 and "libtiff: " in res.stderr, res.stderr
+
+
+def test_libtiffs_messages_outside_a_photo_go_where_they_went_before(tmp_path: Path):
+    """libtiff's handlers are the whole process's: a library sharing Pillow's libtiff (GDAL in a conda environment
+    sets its own) lost every message once Smile had read a TIFF, as they were written on stderr instead. Outside
+    Smile's reading, they are passed on to the handler set before."""
+    import subprocess
+    import sys
+
+    from smilecore import libtiff_log
+
+    if not libtiff_log._install():
+        pytest.skip("this Pillow's libtiff cannot be reached (built inside Pillow)")
+    code = ("import ctypes, sys\n"
+            "from PIL import Image, _imaging\n"
+            "kind = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p)\n"
+            "lib = ctypes.CDLL(_imaging.__file__)\n"
+            "lib.TIFFSetErrorHandler.argtypes = [kind]\n"
+            "seen = []\n"
+            "theirs = kind(lambda module, fmt, args: seen.append(fmt))\n"
+            "lib.TIFFSetErrorHandler(theirs)\n"
+            "from smilecore.decode import load_image\n"
+            "try:\n    load_image(sys.argv[1])\nexcept Exception as exc:\n    print(exc)\n"
+            "try:\n    Image.open(sys.argv[1]).load()\nexcept OSError:\n    pass\n"
+            "print(seen)\n")
+    p = _damaged_lzw_tiff(tmp_path / "damaged.tif")
+    res = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True, timeout=120)
+    lines = res.stdout.splitlines()
+    assert res.returncode == 0 and len(lines) == 2 and "libtiff: Using code not yet in table" in lines[0], res
+    assert "Using code not yet in table" in lines[1] and res.stderr == "", res
+
+
+def test_a_python_without_ctypes_still_reads_and_refuses_tiffs(tmp_path: Path):
+    """libtiff's messages are caught through ctypes, which some Pythons lack: smilecore failed to import there."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "sys.modules['ctypes'] = None\n"
+            "from smilecore.decode import load_image\n"
+            "print(load_image(sys.argv[1])[0].size)\n"
+            "try:\n    load_image(sys.argv[2])\nexcept Exception as exc:\n    print(type(exc).__name__, exc)\n")
+    good = tmp_path / "good.tif"
+    Image.fromarray(_gradient(64, 64)).save(good, compression="tiff_lzw")
+    bad = _damaged_lzw_tiff(tmp_path / "damaged.tif")
+    res = subprocess.run([sys.executable, "-c", code, str(good), str(bad)], capture_output=True, text=True, timeout=120)
+    lines = res.stdout.splitlines()
+    assert res.returncode == 0 and lines[0] == "(64, 64)" and lines[1].startswith("InputError "), res
+    assert "damaged.tif: the image data is corrupt or truncated" in lines[1], res
 
 
 @pytest.mark.parametrize("ext", ["png", "webp", "gif"])
