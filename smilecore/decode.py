@@ -452,6 +452,8 @@ def _frame_count(im: Image.Image) -> int:
                     count += 1
             except EOFError:
                 pass
+            except Exception:  # (a page Pillow cannot read, a float RGB one: there all the same, and an edit keeps only
+                count += 1     # the first; counted as 1 before, so --in-place dropped it and those after it)
             finally:
                 im.seek(0)
             return count

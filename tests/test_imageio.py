@@ -292,6 +292,27 @@ def test_a_tiff_of_thousands_of_pages_is_not_walked_to_its_end(tmp_path: Path):
     img, info = load_image(p)
     assert info.frames == 7 and [n for n in info.notes if "has 7 frames or pages" in n], info.notes
 
+def test_a_tiff_page_pillow_cannot_read_is_still_counted(tmp_path: Path):
+    """A TIFF whose second page Pillow cannot read (float RGB) was counted as one page: no note, and --in-place
+    wrote the first page alone over it, losing the others."""
+    tifffile = pytest.importorskip("tifffile")
+    p = tmp_path / "mixed.tif"
+    with tifffile.TiffWriter(p) as tif:
+        tif.write(np.full((20, 30, 3), 120, np.uint8), photometric="rgb")
+        tif.write(np.zeros((20, 30, 3), np.float32), photometric="rgb")
+        tif.write(np.zeros((20, 30), np.uint8))
+    before = p.read_bytes()
+    img, info = load_image(p)
+    assert np.asarray(img).shape == (20, 30, 3) and info.frames >= 2
+    assert [n for n in info.notes if "only the first is used" in n], info.notes
+    from click.testing import CliRunner
+
+    from smile_cli.main import cli
+
+    res = CliRunner().invoke(cli, [str(p), "--in-place"], catch_exceptions=False)
+    assert res.exit_code == 2 and "--in-place would lose the others" in res.stderr and p.read_bytes() == before
+
+
 def test_float_tiff_is_refused_with_its_mode(tmp_path: Path):
     p = tmp_path / "float.tif"
     Image.fromarray(np.zeros((4, 4), np.float32), "F").save(p)
