@@ -31,7 +31,7 @@ from typing import Union
 
 import cv2
 import numpy as np
-from PIL import Image, features
+from PIL import Image, PngImagePlugin, features
 
 from . import heif, libtiff_log
 from .decode16 import is_16bit, load_16bit, sample_bits
@@ -180,8 +180,9 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         raise InputError(f"{name}: permission denied (cannot read it)") from None
     except Exception as exc:  # corrupt headers make PIL raise many kinds of error
         if "MAX_TEXT_CHUNK" in str(exc) or "MAX_TEXT_MEMORY" in str(exc):  # (PngImagePlugin's names, not the user's)
-            raise InputError(f"{name}: a PNG text or ICC-profile chunk unpacks to more than Pillow reads (1 MB each, "
-                             "64 MB in all): refused as a decompression bomb") from None
+            raise InputError(f"{name}: a PNG text or ICC-profile chunk unpacks to more than Pillow reads "
+                             f"({PngImagePlugin.MAX_TEXT_CHUNK >> 20} MB each, {PngImagePlugin.MAX_TEXT_MEMORY >> 20} MB "
+                             "in all): refused as a decompression bomb") from None
         raise InputError(f"{name}: cannot read the image ({reason(exc)})") from None
 
     keep = False  # True once ``im`` itself is returned (loaded, its file closed): it must not be closed

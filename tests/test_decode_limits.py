@@ -239,7 +239,7 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
 
 @pytest.mark.parametrize("kind, head", [(b"iCCP", b"icc\x00\x00"), (b"zTXt", b"Comment\x00\x00"),
                                         (b"iTXt", b"Description\x00\x01\x00\x00\x00")])
-def test_a_png_chunk_that_unpacks_to_megabytes_is_refused_in_words(tmp_path, kind, head):
+def test_a_png_chunk_that_unpacks_to_megabytes_is_refused_in_words(tmp_path, monkeypatch, kind, head):
     """A 20 kB chunk unpacking to 20 MB (before the image data) is refused by Pillow, which said so in its own
     terms ("Decompressed data too large for PngImagePlugin.MAX_TEXT_CHUNK")."""
     buf = io.BytesIO()
@@ -253,6 +253,13 @@ def test_a_png_chunk_that_unpacks_to_megabytes_is_refused_in_words(tmp_path, kin
     message = str(err.value)
     assert err.value.exit_code == 4 and "bomb.png" in message and "decompression bomb" in message, message
     assert "MAX_TEXT" not in message and "PngImagePlugin" not in message, message
+    from PIL import PngImagePlugin
+
+    monkeypatch.setattr(PngImagePlugin, "MAX_TEXT_CHUNK", 2 << 20)  # (Pillow's limits, as the message says them)
+    monkeypatch.setattr(PngImagePlugin, "MAX_TEXT_MEMORY", 8 << 20)
+    with pytest.raises(InputError) as err:
+        load_image(path)
+    assert "(2 MB each, 8 MB in all)" in str(err.value), err.value
 
 
 def test_an_xmp_packet_of_unclosed_elements_is_read_once(tmp_path):
