@@ -224,6 +224,10 @@ def _jpeg_extents(data: bytes) -> list[list[tuple[int, int]]]:
     return [places[item] for item in sorted(jpeg) if item in places]
 
 
+#: The length of an extent that runs to the end of the file (an ``iloc`` length of 0).
+_TO_THE_END = 1 << 62
+
+
 def _read_iloc(data: bytes, start: int, end: int, places: dict[int, list[tuple[int, int]]]) -> None:
     """Item id -> ``(offset, length)`` of its extents in the file, from an ``iloc`` box (versions 0 to 2)."""
     version = data[start]
@@ -253,7 +257,7 @@ def _read_iloc(data: bytes, start: int, end: int, places: dict[int, list[tuple[i
             pos += index_size
             offset, pos = number(pos, offset_size), pos + offset_size
             length, pos = number(pos, length_size), pos + length_size
-            found.append((base + offset, length))
+            found.append((base + offset, length or _TO_THE_END))  # (a length of 0: to the end of the file)
         if method == 0:
             places[item] = found
 

@@ -156,10 +156,13 @@ def _box(kind: bytes, body: bytes, version: int | None = None) -> bytes:
     return struct.pack(">I", 8 + len(body)) + kind + body
 
 
-def _jpeg_heif(jpeg: bytes, side: int, extents: int = 1, items: int = 1) -> bytes:
+def _jpeg_heif(jpeg: bytes, side: int, extents: int = 1, items: int = 1, to_the_end: bool = False) -> bytes:
     """A HEIF whose primary image (item 1) is the JPEG stream ``jpeg`` (item type ``jpeg``, as libheif reads it with
-    libjpeg), stored in ``extents`` pieces; ``items`` > 1: as many JPEG-coded items, all stored in the same bytes."""
+    libjpeg), stored in ``extents`` pieces; ``items`` > 1: as many JPEG-coded items, all stored in the same bytes;
+    ``to_the_end``: the last piece's length is 0, which says "to the end of the file"."""
     cut = [len(jpeg) * i // extents for i in range(extents + 1)]
+    if to_the_end:
+        cut[-1] = cut[-2]
     ftyp = _box(b"ftyp", b"mif1" + bytes(4) + b"mif1miaf")
     infe = b"".join(_box(b"infe", struct.pack(">HH", i, 0) + b"jpeg\x00", 2) for i in range(1, items + 1))
     rest = (_box(b"hdlr", bytes(4) + b"pict" + bytes(13), 0) + _box(b"pitm", struct.pack(">H", 1), 0)
@@ -184,17 +187,18 @@ def _heif_scans(path: Path) -> list[int]:
     return [count_scans(b"".join(data[at:at + n] for at, n in pieces)) for pieces in heif.jpeg_extents(path)]
 
 
-@pytest.mark.parametrize("extents", [1, 5])
-def test_a_heif_whose_jpeg_image_has_more_than_100_scans_is_refused_before_decoding(tmp_path, extents):
+@pytest.mark.parametrize("extents, to_the_end", [(1, False), (5, False), (1, True), (3, True)])
+def test_a_heif_whose_jpeg_image_has_more_than_100_scans_is_refused_before_decoding(tmp_path, extents, to_the_end):
     """HEIF may hold a JPEG-coded image, which libheif decodes with libjpeg (where built with it) without counting
-    its scans: they are counted first, across the pieces (extents) the image is stored in."""
+    its scans: they are counted first, across the pieces (extents) the image is stored in, also a piece whose length
+    is 0 ("to the end of the file"), which was not walked."""
     path = tmp_path / "scans.heic"
-    path.write_bytes(_jpeg_heif(_many_scans(), 512, extents))
+    path.write_bytes(_jpeg_heif(_many_scans(), 512, extents, to_the_end=to_the_end))
     assert _heif_scans(path) == [109]
     with pytest.raises(InputError) as err:
         load_image(path)
     assert err.value.exit_code == 4 and "scans.heic" in str(err.value) and f"more than {MAX_SCANS} scans" in str(err.value)
-    path.write_bytes(_jpeg_heif(_progressive(), 512, extents))
+    path.write_bytes(_jpeg_heif(_progressive(), 512, extents, to_the_end=to_the_end))
     assert _heif_scans(path) == [10]
 
 
