@@ -245,7 +245,6 @@ def test_pixel_limit_is_configurable(tmp_path: Path):
     assert img.size == (40, 40)
 
 
-
 @pytest.mark.parametrize("compression", ["tiff_lzw", "jpeg"])
 def test_pillows_limit_is_lifted_as_a_compressed_tiff_loads(tmp_path: Path, monkeypatch, compression: str):
     """Pillow checks its own limit again as it loads a compressed TIFF (through libtiff): a valid 190 MP LZW TIFF,
@@ -291,6 +290,7 @@ def test_a_tiff_of_thousands_of_pages_is_not_walked_to_its_end(tmp_path: Path):
     p.write_bytes(_tiff_of_pages(7))
     img, info = load_image(p)
     assert info.frames == 7 and [n for n in info.notes if "has 7 frames or pages" in n], info.notes
+
 
 def test_a_tiff_page_pillow_cannot_read_is_still_counted(tmp_path: Path):
     """A TIFF whose second page Pillow cannot read (float RGB) was counted as one page: no note, and --in-place
