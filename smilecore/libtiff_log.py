@@ -11,8 +11,9 @@ The handlers are libtiff's ``TIFFSetErrorHandler`` and ``TIFFSetWarningHandler``
 ``_imaging`` module (so in the libtiff Pillow uses, bundled in its wheels or the system's), set once per process,
 the first time a block is entered. Where they cannot be reached (Pillow built with libtiff inside, as on Windows;
 no libtiff; no ctypes) nothing changes. A message reaches the handler as libtiff's format and its ``va_list``,
-passed on as an opaque pointer (to ``vsnprintf``, or to the handler set before), which is how every ABI Python
-runs on passes a ``va_list`` argument.
+passed on untouched as one pointer-sized value (to ``vsnprintf``, or to the handler set before): the ABIs Pillow's
+Linux and macOS wheels are built for (x86-64, AArch64, and also ARMv7, i386, ppc64le, s390x) pass a ``va_list``
+argument so.
 """
 from __future__ import annotations
 
@@ -22,27 +23,31 @@ from collections.abc import Iterator
 
 #: Most bytes of one message kept.
 _MAX_MESSAGE = 400
+#: The attribute of Pillow's ``_imaging`` module that holds the handlers' state: libtiff holds the handlers as long
+#: as the process lives, so they must outlive this module (a test or a tool that drops smilecore from
+#: ``sys.modules`` and imports it again left libtiff calling freed callbacks: a crash), and a module imported again
+#: finds them set.
+_SHARED = "_smile_libtiff_log"
 
-_local = threading.local()
 _lock = threading.Lock()
-_state: dict = {}  # "installed"; "format": vsnprintf; "keep": our callbacks (alive while libtiff may call them)
+_state: dict = {}  # "shared": the state on Pillow's _imaging ("local", "format", "keep", "set"), or None
 
 
-def _handler(kind, before: list):
+def _handler(kind, before: list, shared: dict):
     """libtiff's handler of one kind: the message, formatted by the C library, to the capturing block of this
     thread, else to the handler set before it (``before[0]``, a foreign function; None where there was none)."""
     import ctypes
 
     def on_message(module: bytes | None, fmt: bytes | None, args: int | None) -> None:
         try:
-            said = getattr(_local, "said", None)
+            said = getattr(shared["local"], "said", None)
             if said is None:
                 if before[0] is not None:
                     before[0](module, fmt, args)  # (the va_list is untouched: passed on as libtiff gave it)
                 return
             buf = ctypes.create_string_buffer(_MAX_MESSAGE)
             if fmt is not None:
-                _state["format"](buf, _MAX_MESSAGE, fmt, args)
+                shared["format"](buf, _MAX_MESSAGE, fmt, args)
             said.append(" ".join(buf.value.decode("utf-8", "replace").split()).rstrip("."))  # (one line)
         except Exception:  # (a handler called from C must not raise)
             pass
@@ -50,45 +55,51 @@ def _handler(kind, before: list):
     return kind(on_message)
 
 
-def _install() -> bool:
-    """Set the handlers in Pillow's libtiff once; False where they cannot be reached."""
+def _install() -> dict | None:
+    """Set the handlers in Pillow's libtiff once per process; their state, or None where they cannot be reached."""
     with _lock:
-        if "installed" not in _state:
-            _state["installed"] = False
+        if "shared" not in _state:
+            _state["shared"] = None
             try:
                 import ctypes
 
                 from PIL import _imaging
 
-                kind = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p)
-                pillow = ctypes.CDLL(_imaging.__file__)  # (its symbols, and those of the libraries it links)
-                vsnprintf = ctypes.CDLL(None).vsnprintf
-                vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
-                setters = pillow.TIFFSetErrorHandler, pillow.TIFFSetWarningHandler
-                for setter in setters:
-                    setter.restype, setter.argtypes = ctypes.c_void_p, [kind]
-                _state["format"], _state["keep"] = vsnprintf, []
-                for setter in setters:
-                    before: list = [None]
-                    _state["keep"].append(handler := _handler(kind, before))
-                    address = setter(handler)  # (the handler set before: libtiff's own, or another library's)
-                    before[0] = kind(address) if address else None
+                shared = getattr(_imaging, _SHARED, None)
+                if shared is None:
+                    kind = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p)
+                    pillow = ctypes.CDLL(_imaging.__file__)  # (its symbols, and those of the libraries it links)
+                    vsnprintf = ctypes.CDLL(None).vsnprintf
+                    vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
+                    setters = pillow.TIFFSetErrorHandler, pillow.TIFFSetWarningHandler
+                    for setter in setters:
+                        setter.restype, setter.argtypes = ctypes.c_void_p, [kind]
+                    shared = {"local": threading.local(), "format": vsnprintf, "keep": [], "set": False}
+                    setattr(_imaging, _SHARED, shared)  # (before a handler is set: it lives as long as Pillow)
+                    for setter in setters:
+                        before: list = [None]
+                        shared["keep"].append(handler := _handler(kind, before, shared))
+                        address = setter(handler)  # (the handler set before: libtiff's own, or another library's)
+                        before[0] = kind(address) if address else None
+                    shared["set"] = True
+                _state["shared"] = shared if shared["set"] else None
             except Exception:  # (ImportError, OSError, AttributeError: no libtiff that can be reached)
-                return False
-            _state["installed"] = True
-    return _state["installed"]
+                return None
+    return _state["shared"]
 
 
 @contextlib.contextmanager
 def captured() -> Iterator[list[str]]:
     """A block whose libtiff messages (in this thread) are collected in the list it gives, one string each,
     instead of printed; nested blocks share the outer list."""
-    outer = getattr(_local, "said", None)
-    if outer is not None or not _install():
+    shared = _install()
+    local = shared["local"] if shared is not None else None
+    outer = getattr(local, "said", None)
+    if local is None or outer is not None:
         yield outer if outer is not None else []
         return
-    _local.said = []
+    local.said = []
     try:
-        yield _local.said
+        yield local.said
     finally:
-        _local.said = None
+        local.said = None

@@ -509,6 +509,36 @@ def test_libtiffs_messages_outside_a_photo_go_where_they_went_before(tmp_path: P
     assert "Using code not yet in table" in lines[1] and res.stderr == "", res
 
 
+def test_smilecore_imported_again_leaves_libtiff_no_freed_handler(tmp_path: Path):
+    """libtiff keeps its handlers for the whole process: once smilecore was dropped from ``sys.modules`` (as tests
+    and reloading tools do), imported again and collected, the next libtiff message called a freed callback (the
+    process died: "Illegal instruction"). The handlers live with Pillow, and a new import uses them."""
+    import subprocess
+    import sys
+
+    code = ("import gc, sys\n"
+            "from PIL import Image\n"
+            "def purge():\n"
+            "    for name in [m for m in sys.modules if m.startswith('smilecore')]:\n"
+            "        del sys.modules[name]\n"
+            "    gc.collect()\n"
+            "for round in range(3):\n"
+            "    from smilecore.decode import load_image\n"
+            "    try:\n        load_image(sys.argv[1])\n    except Exception as exc:\n        print(exc)\n"
+            "    del load_image\n"
+            "    purge()\n"
+            "    try:\n        Image.open(sys.argv[1]).load()\n    except OSError:\n        print('raw')\n")
+    p = _damaged_lzw_tiff(tmp_path / "damaged.tif")
+    res = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res
+    lines = res.stdout.splitlines()
+    assert len(lines) == 6 and lines[1::2] == ["raw"] * 3, res
+    from smilecore import libtiff_log
+
+    if libtiff_log._install():  # (where libtiff can be reached, its words are the reason every time)
+        assert all("libtiff: Using code not yet in table" in line for line in lines[0::2]), res
+
+
 def test_a_python_without_ctypes_still_reads_and_refuses_tiffs(tmp_path: Path):
     """libtiff's messages are caught through ctypes, which some Pythons lack: smilecore failed to import there."""
     import subprocess
