@@ -38,8 +38,8 @@ from .decode16 import is_16bit, load_16bit, sample_bits
 from .errors import ImageTooLargeError, InputError, UsageError, reason, too_large
 from .jpeg_scans import check_scans, check_streams, check_tiff_scans
 from .jpeg_tables import copy_qtables, estimate_jpeg_quality, jpeg_subsampling
-from .metadata import (exif_block, is_progressive, png_colour_chunks, png_text, read_comment, read_iptc, read_xmp,
-                       read_xmp_extension, upright_exif, upright_xmp)
+from .metadata import (exif_block, is_progressive, png_colour_chunks, png_other_chunks, png_text, read_comment,
+                       read_iptc, read_xmp, read_xmp_extension, upright_exif, upright_xmp)
 from .pixels import to_8bit, to_upright
 
 #: Default pixel limit (width x height) above which a photo is refused.
@@ -162,7 +162,9 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
                          "pip install -U pillow")
 
     check_scans(p, name)  # (a JPEG or MPO: its scans and markers counted before Pillow reads them)
-    _check_png_chunks(p, name)
+    if png_other_chunks(p, MAX_PNG_CHUNKS) > MAX_PNG_CHUNKS:  # (counted before Pillow reads them one by one)
+        raise InputError(f"{name}: a PNG of more than {MAX_PNG_CHUNKS} chunks besides its image data (a photo has a "
+                         "few dozen): refused, as reading them could take minutes")
     try:
         # PIL's own bomb check (inside Image.open) is off: Smile's limit, the only one, is checked on the size
         # the header gives, just below, which the message can then name
@@ -351,32 +353,10 @@ def _verify_png(path: Path, name: str) -> None:
         raise InputError(f"{name}: the image data is corrupt or truncated ({reason(exc)})") from None
 
 
-#: The most chunks a PNG may have besides its image data (:data:`_PNG_IMAGE_CHUNKS`): a photo has a few dozen.
-#: Pillow reads each one in Python, twice with Smile's checks: 500,000 empty tEXt chunks in 7.8 MB took 19 s.
+#: The most chunks a PNG may have besides its image data (:data:`smilecore.metadata.PNG_IMAGE_CHUNKS`): a photo has
+#: a few dozen. Pillow reads each one in Python, twice with Smile's checks: 500,000 empty tEXt chunks in 7.8 MB took
+#: 19 s.
 MAX_PNG_CHUNKS = 10_000
-#: A PNG's image data: IDAT, and each frame of an animation (its fcTL, then fdAT), of which Smile reads the first
-#: alone (a 100,001-frame APNG is read in 0.5 s).
-_PNG_IMAGE_CHUNKS = (b"IDAT", b"fcTL", b"fdAT")
-
-
-def _check_png_chunks(path: Path, name: str) -> None:
-    """:class:`InputError` when the file is a PNG of more than :data:`MAX_PNG_CHUNKS` chunks besides its image
-    data, found by a walk over the chunks' headers before Pillow reads them."""
-    try:
-        with open(path, "rb") as f:
-            if f.read(8) != b"\x89PNG\r\n\x1a\n":
-                return
-            others = 0
-            while others <= MAX_PNG_CHUNKS:
-                head = f.read(8)
-                if len(head) < 8 or head[4:] == b"IEND":
-                    return
-                others += head[4:] not in _PNG_IMAGE_CHUNKS
-                f.seek(int.from_bytes(head[:4], "big") + 4, os.SEEK_CUR)  # (the chunk and its CRC)
-    except OSError:
-        return
-    raise InputError(f"{name}: a PNG of more than {MAX_PNG_CHUNKS} chunks besides its image data (a photo has a few "
-                     "dozen): refused, as reading them could take minutes")
 
 
 def _webp_is_lossless(path: Path) -> bool:
