@@ -273,6 +273,9 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
                                  f"pillow-heif) cannot decode ({reason(exc)})") from None
             why = f"libtiff: {libtiff_said[-1]}" if libtiff_said and "decoder error" in str(exc) else reason(exc)
             raise InputError(f"{name}: the image data is corrupt or truncated ({why})") from None
+        if libtiff_said:  # (read all the same: libtiff went on past a damaged strip, and its line went to stderr)
+            info.notes.append(f"{name}: libtiff reported an error as it decoded it ({libtiff_said[0]}): parts of "
+                              "the picture may be damaged")
         try:
             upright = to_upright(im)  # (its .info keeps the EXIF; ImageInfo holds ours, orientation reset)
         except Exception:  # a broken EXIF block must not make the photo unreadable

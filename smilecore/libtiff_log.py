@@ -33,9 +33,10 @@ _lock = threading.Lock()
 _state: dict = {}  # "shared": the state on Pillow's _imaging ("local", "format", "keep", "set"), or None
 
 
-def _handler(kind, before: list, shared: dict):
+def _handler(kind, before: list, shared: dict, kept: bool):
     """libtiff's handler of one kind: the message, formatted by the C library, to the capturing block of this
-    thread, else to the handler set before it (``before[0]``, a foreign function; None where there was none)."""
+    thread (``kept``: errors; a warning is dropped there), else to the handler set before it (``before[0]``, a
+    foreign function; None where there was none)."""
     import ctypes
 
     def on_message(module: bytes | None, fmt: bytes | None, args: int | None) -> None:
@@ -44,6 +45,8 @@ def _handler(kind, before: list, shared: dict):
             if said is None:
                 if before[0] is not None:
                     before[0](module, fmt, args)  # (the va_list is untouched: passed on as libtiff gave it)
+                return
+            if not kept:
                 return
             buf = ctypes.create_string_buffer(_MAX_MESSAGE)
             if fmt is not None:
@@ -76,9 +79,9 @@ def _install() -> dict | None:
                         setter.restype, setter.argtypes = ctypes.c_void_p, [kind]
                     shared = {"local": threading.local(), "format": vsnprintf, "keep": [], "set": False}
                     setattr(_imaging, _SHARED, shared)  # (before a handler is set: it lives as long as Pillow)
-                    for setter in setters:
+                    for setter, kept in zip(setters, (True, False)):  # (errors kept, warnings dropped)
                         before: list = [None]
-                        shared["keep"].append(handler := _handler(kind, before, shared))
+                        shared["keep"].append(handler := _handler(kind, before, shared, kept))
                         address = setter(handler)  # (the handler set before: libtiff's own, or another library's)
                         before[0] = kind(address) if address else None
                     shared["set"] = True
@@ -90,8 +93,8 @@ def _install() -> dict | None:
 
 @contextlib.contextmanager
 def captured() -> Iterator[list[str]]:
-    """A block whose libtiff messages (in this thread) are collected in the list it gives, one string each,
-    instead of printed; nested blocks share the outer list."""
+    """A block whose libtiff errors (in this thread) are collected in the list it gives, one string each, instead
+    of printed, and whose libtiff warnings are dropped; nested blocks share the outer list."""
     shared = _install()
     local = shared["local"] if shared is not None else None
     outer = getattr(local, "said", None)

@@ -5,6 +5,7 @@ import functools
 import gc
 import io
 import os
+import random
 import struct
 import warnings
 import zlib
@@ -450,8 +451,6 @@ def test_a_resolution_past_any_scanner_is_dropped_not_a_crash(tmp_path: Path):
 
 def _damaged_lzw_tiff(p: Path) -> Path:
     """An LZW TIFF whose strip holds codes LZW never made, which libtiff reports ("Using code not yet in table")."""
-    import random
-
     Image.fromarray(_gradient(64, 64)).save(p, compression="tiff_lzw")
     data = bytearray(p.read_bytes())
     with Image.open(p) as im:
@@ -477,6 +476,29 @@ def test_libtiffs_words_are_the_reason_not_lines_on_stderr(tmp_path: Path, capfd
     res = subprocess.run([sys.executable, "-m", "smile_cli", str(p), "--out-dir", str(tmp_path / "out")],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 4 and res.stderr.count("\n") == 1 and "libtiff: " in res.stderr, res.stderr
+
+
+def test_a_tiff_libtiff_reads_past_an_error_in_says_so_in_a_note(tmp_path: Path, capfd):
+    """libtiff reads on past some damage (a JPEG strip's stray marker) and Pillow gives the picture: libtiff's line
+    was on stderr, then, once collected, nowhere. It is a note; a valid TIFF has none."""
+    p = tmp_path / "jpeg.tif"
+    y, x = np.mgrid[0:256, 0:256]
+    Image.fromarray(np.dstack([x % 256, y % 256, (x + y) % 256]).astype(np.uint8)).save(p, compression="jpeg")
+    assert not [n for n in load_image(p)[1].notes if "libtiff" in n]
+    with Image.open(p) as im:
+        at, size = im.tag_v2[273][0], im.tag_v2[279][0]
+    data = bytearray(p.read_bytes())
+    rng = random.Random(0)
+    for _ in range(40):
+        data[at + rng.randrange(size // 3, size)] = rng.randrange(256)
+    p.write_bytes(data)
+    capfd.readouterr()
+    from smilecore import libtiff_log
+
+    img, info = load_image(p)
+    assert img.size == (256, 256) and capfd.readouterr().err == ""
+    if libtiff_log._install():  # (where libtiff can be reached)
+        assert [n for n in info.notes if "jpeg.tif: libtiff reported an error" in n and "damaged" in n], info.notes
 
 
 def test_libtiffs_messages_outside_a_photo_go_where_they_went_before(tmp_path: Path):
