@@ -61,7 +61,8 @@ def process_photo(job: Job, model, strength, faces, min_face, selection, keep_un
                              " (as it is shown, turned by its EXIF orientation): give a mask of the photo's size")
         in_place = job.output == job.input
         if in_place and info.frames > 1:  # the result holds the first frame only: the others would be lost
-            many = f"more than {MAX_PAGES_COUNTED}" if info.frames > MAX_PAGES_COUNTED else info.frames  # (counted so far)
+            counted = info.format == "TIFF" and info.frames > MAX_PAGES_COUNTED  # (a TIFF's pages: counted so far)
+            many = f"more than {MAX_PAGES_COUNTED}" if counted else info.frames
             raise UsageError(f"{job.input}: it holds {many} frames (pages, an animation, a burst or a second "
                              "picture) and Smile edits and writes one only (the first, or a HEIF's primary one): "
                              "--in-place would lose the others; "

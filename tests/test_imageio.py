@@ -291,6 +291,11 @@ def test_a_tiff_of_thousands_of_pages_is_not_walked_to_its_end(tmp_path: Path):
     p.write_bytes(_tiff_of_pages(7))
     img, info = load_image(p)
     assert info.frames == 7 and [n for n in info.notes if "has 7 frames or pages" in n], info.notes
+    frames = [Image.new("L", (2, 2), k % 256) for k in range(MAX_PAGES_COUNTED + 200)]  # (an APNG's frames: all known)
+    p = tmp_path / "long.png"
+    frames[0].save(p, save_all=True, append_images=frames[1:])
+    res = CliRunner().invoke(cli, [str(p), "--in-place"], catch_exceptions=False)
+    assert res.exit_code == 2 and f"holds {MAX_PAGES_COUNTED + 200} frames" in res.stderr, res.stderr
 
 
 def test_a_tiff_page_pillow_cannot_read_is_still_counted(tmp_path: Path):
