@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from smilecore.atomic import copy_file_atomic
-from smilecore.decode import load_image
+from smilecore.decode import MAX_PAGES_COUNTED, load_image
 from smilecore.encode import OUTPUT_FORMATS, output_format, save_image
 from smilecore.errors import InputError, NoFaceError, SmileError, UsageError, WriteError
 
@@ -61,7 +61,9 @@ def process_photo(job: Job, model, strength, faces, min_face, selection, keep_un
                              " (as it is shown, turned by its EXIF orientation): give a mask of the photo's size")
         in_place = job.output == job.input
         if in_place and info.frames > 1:  # the result holds the first frame only: the others would be lost
-            raise UsageError(f"{job.input}: it holds {info.frames} frames (pages, an animation, a burst or a second "
+            counted = info.format == "TIFF" and info.frames > MAX_PAGES_COUNTED  # (a TIFF's pages: counted so far)
+            many = f"more than {MAX_PAGES_COUNTED}" if counted else info.frames
+            raise UsageError(f"{job.input}: it holds {many} frames (pages, an animation, a burst or a second "
                              "picture) and Smile edits and writes one only (the first, or a HEIF's primary one): "
                              "--in-place would lose the others; "
                              "write a new file with -o or --out-dir")

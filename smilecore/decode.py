@@ -31,18 +31,22 @@ from typing import Union
 
 import cv2
 import numpy as np
-from PIL import Image, features
+from PIL import Image, PngImagePlugin, features
 
-from . import heif
+from . import heif, libtiff_log
 from .decode16 import is_16bit, load_16bit, sample_bits
 from .errors import ImageTooLargeError, InputError, UsageError, reason, too_large
-from .jpeg_scans import check_scans
-from .metadata import (exif_block, is_progressive, png_colour_chunks, png_text, read_comment, read_iptc, read_xmp,
-                       read_xmp_extension, upright_exif, upright_xmp)
+from .jpeg_scans import check_scans, check_streams, check_tiff_scans
+from .jpeg_tables import copy_qtables, estimate_jpeg_quality, jpeg_subsampling
+from .metadata import (exif_block, is_progressive, png_colour_chunks, png_other_chunks, png_text, read_comment,
+                       read_iptc, read_xmp, read_xmp_extension, upright_exif, upright_xmp)
 from .pixels import to_8bit, to_upright
 
 #: Default pixel limit (width x height) above which a photo is refused.
 DEFAULT_MAX_PIXELS = 200_000_000
+
+#: Formats whose frames are an animation (APNG, animated WebP, GIF, AVIF): a result holds the first frame alone.
+ANIMATED_FORMATS = frozenset({"PNG", "WEBP", "GIF", "AVIF"})
 
 #: The TIFF tag of Photoshop's layers (ImageSourceData), which no reader but Photoshop's uses: a result keeps
 #: only the flattened image every reader shows.
@@ -80,7 +84,7 @@ class ImageInfo:
     xmp_extension: tuple[bytes, ...] = ()  #: a JPEG's extended-XMP APP1 payloads
     text: dict[str, str] = field(default_factory=dict)  #: PNG text chunks (Title, Author...), XMP excepted
     progressive: bool = False  #: a progressive JPEG source (its result is written progressive too)
-    frames: int = 1  #: frames or pages the source file holds (multi-page TIFF, animation, MPO)
+    frames: int = 1  #: frames or pages the source file holds (multi-page TIFF, animation, MPO; TIFF pages: up to 1001)
     #: a HEIF's colour description without an ICC profile (H.273 codes: ``color_primaries``,
     #: ``transfer_characteristics``, ``matrix_coefficients``, ``full_range_flag``), or None
     nclx: dict | None = None
@@ -149,12 +153,18 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
     claimed = heif.primary_size(p) if family else None  # (read from the boxes: no decoder involved)
     if limit is not None and claimed and claimed[0] * claimed[1] > limit:
         raise _too_large(name, claimed[0], claimed[1], limit)
+    if family:  # (libheif decodes a JPEG-coded image with libjpeg, counting nothing)
+        check_streams(p, name, heif.jpeg_extents(p), "a HEIF whose JPEG-coded image holds")
     if family == "heif":
         heif.require(name)  # (pillow-heif: an optional extra; else a line saying how to install it)
     elif family == "avif" and not features.check("avif"):
         raise InputError(f"{name}: an AVIF photo; this Pillow cannot read AVIF (recent Pillow wheels can): "
                          "pip install -U pillow")
 
+    check_scans(p, name)  # (a JPEG or MPO: its scans and markers counted before Pillow reads them)
+    if png_other_chunks(p, MAX_PNG_CHUNKS) > MAX_PNG_CHUNKS:  # (counted before Pillow reads them one by one)
+        raise InputError(f"{name}: a PNG of more than {MAX_PNG_CHUNKS} chunks besides its image data (a photo has a "
+                         "few dozen): refused, as reading them could take minutes")
     try:
         # PIL's own bomb check (inside Image.open) is off: Smile's limit, the only one, is checked on the size
         # the header gives, just below, which the message can then name
@@ -171,6 +181,10 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
     except PermissionError:
         raise InputError(f"{name}: permission denied (cannot read it)") from None
     except Exception as exc:  # corrupt headers make PIL raise many kinds of error
+        if "MAX_TEXT_CHUNK" in str(exc) or "MAX_TEXT_MEMORY" in str(exc):  # (PngImagePlugin's names, not the user's)
+            raise InputError(f"{name}: a PNG text or ICC-profile chunk unpacks to more than Pillow reads "
+                             f"({PngImagePlugin.MAX_TEXT_CHUNK >> 20} MB each, {PngImagePlugin.MAX_TEXT_MEMORY >> 20} MB "
+                             "in all): refused as a decompression bomb") from None
         raise InputError(f"{name}: cannot read the image ({reason(exc)})") from None
 
     keep = False  # True once ``im`` itself is returned (loaded, its file closed): it must not be closed
@@ -180,8 +194,8 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
             raise InputError(f"{name}: the image is empty ({w}x{h} pixels)")
         if limit is not None and w * h > limit:
             raise _too_large(name, w, h, limit)
-        if im.format in ("JPEG", "MPO"):  # (thousands of progressive scans: minutes in libjpeg)
-            check_scans(p, name)
+        if im.format == "TIFF":  # (its strips or tiles may be JPEG streams: libtiff decodes each as one)
+            check_tiff_scans(p, name, getattr(im, "tag_v2", {}))
         info = ImageInfo(path=p, format=im.format, mode=im.mode, size=(w, h))
         info.frames = _frame_count(im)
         if info.frames > 1 and im.format == "HEIF":  # (pillow-heif opens the primary image, wherever it is)
@@ -189,6 +203,11 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         elif info.frames > 1 and im.format == "MPO":
             info.notes.append(f"{name}: a JPEG holding {info.frames} images (MPF: a camera's preview, or a second view); "
                               "only the first is used and written")
+        elif info.frames > 1 and im.format in ANIMATED_FORMATS:
+            info.notes.append(f"{name}: an animation of {info.frames} frames; only its first frame is read, and the "
+                              "result is that frame alone, a still picture")
+        elif info.frames > MAX_PAGES_COUNTED:
+            info.notes.append(f"{name}: has more than {MAX_PAGES_COUNTED} pages; only the first is used")
         elif info.frames > 1:
             info.notes.append(f"{name}: has {info.frames} frames or pages; only the first is used")
         info.icc_profile = im.info.get("icc_profile") or None
@@ -208,8 +227,8 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
             is_progressive(im)
         info.iptc, info.xmp_extension = read_iptc(im), read_xmp_extension(im)
         if im.format in ("JPEG", "MPO"):  # (MPO: a camera's JPEG with an MPF preview after it)
-            info.jpeg_qtables = _copy_qtables(getattr(im, "quantization", None))
-            info.jpeg_subsampling = _jpeg_subsampling(im)
+            info.jpeg_qtables = copy_qtables(getattr(im, "quantization", None))
+            info.jpeg_subsampling = jpeg_subsampling(im)
             info.quality = estimate_jpeg_quality(info.jpeg_qtables)
 
         if im.format == "PNG":
@@ -240,17 +259,29 @@ def _load_image(path: str | os.PathLike, max_pixels: int | None) -> tuple[PixelD
         if im.mode not in SUPPORTED_MODES:
             raise InputError(f"{name}: colour mode {im.mode} ({_mode_words(im.mode)}) is not supported; convert it to 8- or 16-bit RGB or grayscale")
         try:
-            im.load()
+            # (Pillow checks its own limit again as it loads a compressed TIFF: lifted there too, for a photo above it)
+            pil_limit = Image.MAX_IMAGE_PIXELS
+            with _pil_limit(None) if pil_limit and w * h > pil_limit else contextlib.nullcontext(), \
+                    libtiff_log.captured() if im.format == "TIFF" else contextlib.nullcontext([]) as libtiff_said:
+                # (libtiff's words: the reason, not lines on stderr; libtiff decodes TIFFs alone)
+                im.load()
         except Exception as exc:
             if family and "security limit exceeded" in str(exc).lower():  # libheif's own ceiling (--max-pixels raised past it)
                 raise ImageTooLargeError(f"{name}: {w}x{h} pixels is more than the HEIF decoder reads ({reason(exc)})") from None
-            raise InputError(f"{name}: the image data is corrupt or truncated ({reason(exc)})") from None
+            if family and "not been built in" in str(exc):  # (libheif without the decoder of the image's coding)
+                raise InputError(f"{name}: its image is coded in a way the installed HEIF decoder (libheif, through "
+                                 f"pillow-heif) cannot decode ({reason(exc)})") from None
+            why = f"libtiff: {libtiff_said[-1]}" if libtiff_said and "decoder error" in str(exc) else reason(exc)
+            raise InputError(f"{name}: the image data is corrupt or truncated ({why})") from None
+        if libtiff_said:  # (read all the same: libtiff went on past a damaged strip, and its line went to stderr)
+            info.notes.append(f"{name}: libtiff reported an error as it decoded it ({libtiff_said[0]}): parts of "
+                              "the picture may be damaged")
         try:
             upright = to_upright(im)  # (its .info keeps the EXIF; ImageInfo holds ours, orientation reset)
         except Exception:  # a broken EXIF block must not make the photo unreadable
             upright = im
         if upright is im:
-            if getattr(im, "n_frames", 1) == 1 and getattr(im, "fp", None) is None:  # loaded, file closed: no copy
+            if info.frames == 1 and getattr(im, "fp", None) is None:  # loaded, file closed: no copy
                 keep = True
             else:
                 upright = im.copy()
@@ -325,6 +356,12 @@ def _verify_png(path: Path, name: str) -> None:
         raise InputError(f"{name}: the image data is corrupt or truncated ({reason(exc)})") from None
 
 
+#: The most chunks a PNG may have besides its image data (:data:`smilecore.metadata.PNG_IMAGE_CHUNKS`): a photo has
+#: a few dozen. Pillow reads each one in Python, twice with Smile's checks: 500,000 empty tEXt chunks in 7.8 MB took
+#: 19 s.
+MAX_PNG_CHUNKS = 10_000
+
+
 def _webp_is_lossless(path: Path) -> bool:
     """Is a WebP file's image stored lossless (a ``VP8L`` chunk rather than lossy ``VP8 ``)?"""
     try:
@@ -382,9 +419,28 @@ def _has_image_signature(path: Path) -> bool:
     return extension_of_bytes(head) is not None
 
 
+#: Most pages of a TIFF counted: Pillow counts them by reading every directory (0.5 ms each: a file of 20,000
+#: tiny pages took 10 s before its first page was read), and only the first is used.
+MAX_PAGES_COUNTED = 1000
+
+
 def _frame_count(im: Image.Image) -> int:
-    """How many frames or pages the open file holds (1 when PIL cannot tell)."""
+    """How many frames or pages the open file holds (1 when PIL cannot tell); a TIFF's pages are counted up to
+    :data:`MAX_PAGES_COUNTED` + 1 (more: that many)."""
     try:
+        if im.format == "TIFF" and getattr(im, "_n_frames", 0) is None:  # (not known before they are walked)
+            count = 1
+            try:
+                while count <= MAX_PAGES_COUNTED:
+                    im.seek(count)  # (reads the page's directory, no pixel)
+                    count += 1
+            except EOFError:
+                pass
+            except Exception:  # (a page Pillow cannot read, a float RGB one: there all the same, and an edit keeps only
+                count += 1     # the first; counted as 1 before, so --in-place dropped it and those after it)
+            finally:
+                im.seek(0)
+            return count
         n = getattr(im, "n_frames", 1)
         return n if isinstance(n, int) and n > 1 else 1
     except Exception:  # a damaged multi-frame file: PIL counts frames by reading them
@@ -403,48 +459,6 @@ def _dpi(value) -> tuple[float, float] | None:
         return (x, y) if 0 < x <= MAX_DPI and 0 < y <= MAX_DPI else None  # (past it: a damaged tag, not a scan)
     except Exception:
         return None
-
-
-def _copy_qtables(q) -> dict | None:
-    if not q:
-        return None
-    try:
-        return {int(k): list(v) for k, v in dict(q).items()}
-    except Exception:
-        return None
-
-
-def _jpeg_subsampling(im: Image.Image) -> int | None:
-    """The JPEG's chroma subsampling as Pillow writes it (0 4:4:4, 1 4:2:2, 2 4:2:0); one Pillow cannot write
-    becomes the least one that keeps all its colour detail (4:4:0 → 4:4:4, 4:1:1 → 4:2:2). None: grey, CMYK."""
-    try:
-        from PIL import JpegImagePlugin
-
-        s = JpegImagePlugin.get_sampling(im)
-        if s in (0, 1, 2):
-            return s
-        if getattr(im, "layers", 0) != 3:
-            return None
-        (h0, v0), (h1, v1) = im.layer[0][1:3], im.layer[1][1:3]
-        across, down = h0 // max(h1, 1), v0 // max(v1, 1)  # (how many luma samples to one chroma sample)
-        return 0 if across == 1 else 1 if down == 1 else 2
-    except Exception:
-        return None
-
-
-#: IJG standard luminance quantisation table (quality 50); order does not matter for the estimate.
-_STD_LUMA = (16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
-             14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-             49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99)
-
-
-def estimate_jpeg_quality(qtables: dict | None) -> int | None:
-    """Estimate the IJG quality (1..100) a JPEG was saved with from its luminance table."""
-    if not qtables or 0 not in qtables or len(qtables[0]) != 64:
-        return None
-    scale = 100.0 * sum(qtables[0]) / sum(_STD_LUMA)  # IJG: table = std * scale / 100
-    quality = 5000.0 / scale if scale > 100 else (200.0 - scale) / 2.0
-    return int(min(100, max(1, round(quality))))
 
 
 # --------------------------------------------------------------------------- helpers

@@ -11,6 +11,7 @@ the HEIF family, needs nothing extra: Pillow reads and writes it itself.
   install it.
 * :func:`primary_size`: the size the primary image's header claims, read from the boxes without a
   decoder (so a decompression bomb is refused before libheif or libavif allocate anything).
+* :func:`jpeg_extents`: where its JPEG-coded images lie, for their scans to be counted.
 * :func:`what_is_it`: what an ISO media file that no decoder could open is (a video, an image
   sequence without a still picture), for the one-line error.
 * :data:`EXTENSIONS`: the file names of HEIF photos.
@@ -179,6 +180,86 @@ def _primary_properties(data: bytes) -> dict:
             channels = data[start + 4]
             found[kind] = max(data[start + 5:min(end, start + 5 + channels)] or b"\x08")
     return found
+
+
+def jpeg_extents(path: str | Path) -> list[list[tuple[int, int]]]:
+    """Where a HEIF file's JPEG-coded images (items of type ``jpeg``: a primary image, a grid's tiles) lie:
+    ``(offset, length)`` of the pieces (extents) of each, in order, so that their scans can be counted
+    (:func:`smilecore.jpeg_scans.check_streams`) before libheif decodes them; ``[]`` when the file holds none, or
+    its boxes cannot be parsed."""
+    meta = next(((off, size) for kind, off, size in _top_level(path) if kind == b"meta"), None)
+    if meta is None or meta[1] > _MAX_META:
+        return []
+    try:
+        with open(path, "rb") as f:
+            f.seek(meta[0])
+            return _jpeg_extents(f.read(meta[1]))
+    except (OSError, struct.error, IndexError, ValueError):
+        return []
+
+
+def _jpeg_extents(data: bytes) -> list[list[tuple[int, int]]]:
+    """``[(offset, length), ...]`` in the file of each ``jpeg`` item of a ``meta`` box's bytes (items stored
+    elsewhere than in the file's own bytes, construction methods 1 and 2, are left out)."""
+    box = next(_boxes(data, 0, len(data)), None)
+    if box is None or box[0] != b"meta":
+        return []
+    jpeg: set[int] = set()
+    places: dict[int, list[tuple[int, int]]] = {}
+    iloc = None
+    for kind, start, end in _boxes(data, box[1] + 4, box[2]):
+        if kind == b"iinf":
+            first = start + (6 if data[start] == 0 else 8)  # (version + flags, then a 16- or 32-bit count)
+            for sub, s_start, _s_end in _boxes(data, first, end):
+                version = data[s_start] if sub == b"infe" else 0
+                if version in (2, 3):
+                    item, at = (struct.unpack_from(">H", data, s_start + 4)[0], s_start + 8) if version == 2 else \
+                        (struct.unpack_from(">I", data, s_start + 4)[0], s_start + 10)
+                    if data[at:at + 4] == b"jpeg":
+                        jpeg.add(item)
+        elif kind == b"iloc":
+            iloc = (start, end)
+    if jpeg and iloc:  # (HEVC and AV1 photos stop here)
+        _read_iloc(data, iloc[0], iloc[1], places)
+    return [places[item] for item in sorted(jpeg) if item in places]
+
+
+#: The length of an extent that runs to the end of the file (an ``iloc`` length of 0).
+_TO_THE_END = 1 << 62
+
+
+def _read_iloc(data: bytes, start: int, end: int, places: dict[int, list[tuple[int, int]]]) -> None:
+    """Item id -> ``(offset, length)`` of its extents in the file, from an ``iloc`` box (versions 0 to 2)."""
+    version = data[start]
+    sizes = data[start + 4] >> 4, data[start + 4] & 15, data[start + 5] >> 4, data[start + 5] & 15
+    offset_size, length_size, base_size = sizes[:3]
+    index_size = sizes[3] if version in (1, 2) else 0
+
+    def number(at: int, size: int) -> int:
+        if at + size > end:
+            raise ValueError("iloc ends early")
+        return int.from_bytes(data[at:at + size], "big")
+
+    wide = 4 if version == 2 else 2
+    count, pos = number(start + 6, wide), start + 6 + wide
+    for _ in range(count):
+        item, pos = number(pos, wide), pos + wide
+        method = 0
+        if version in (1, 2):
+            method, pos = number(pos, 2) & 15, pos + 2
+        pos += 2  # (data_reference_index)
+        base, pos = number(pos, base_size), pos + base_size
+        extents, pos = number(pos, 2), pos + 2
+        if not offset_size + length_size + index_size:  # (extents of no bytes: nothing to walk through)
+            extents = 0
+        found = []
+        for _ in range(extents):
+            pos += index_size
+            offset, pos = number(pos, offset_size), pos + offset_size
+            length, pos = number(pos, length_size), pos + length_size
+            found.append((base + offset, length or _TO_THE_END))  # (a length of 0: to the end of the file)
+        if method == 0:
+            places[item] = found
 
 
 def _read_ipma(data: bytes, start: int, end: int, links: dict[int, list[int]]) -> None:

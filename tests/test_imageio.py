@@ -245,6 +245,79 @@ def test_pixel_limit_is_configurable(tmp_path: Path):
     assert img.size == (40, 40)
 
 
+@pytest.mark.parametrize("compression", ["tiff_lzw", "jpeg"])
+def test_pillows_limit_is_lifted_as_a_compressed_tiff_loads(tmp_path: Path, monkeypatch, compression: str):
+    """Pillow checks its own limit again as it loads a compressed TIFF (through libtiff): a valid 190 MP LZW TIFF,
+    under Smile's 200 MP, was "corrupt or truncated (Image size ... could be decompression bomb DOS attack)"."""
+    p = tmp_path / "scan.tif"
+    Image.fromarray(_gradient(100, 100)).save(p, compression=compression)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # (Pillow's limit far below the photo, as 179 MP below 190)
+    img, info = load_image(p, max_pixels=20_000)
+    assert info.size == (100, 100) and np.asarray(img).shape[:2] == (100, 100)
+    assert Image.MAX_IMAGE_PIXELS == 1000  # put back as it was
+
+
+def _tiff_of_pages(pages: int) -> bytes:
+    """A TIFF of ``pages`` grey 1 x 1 pages (one byte of pixels that all of them share), written by hand: Pillow
+    takes seconds to write a thousand pages."""
+    def ifd(at: int, last: bool) -> bytes:  # (nine tags of 12 bytes: 114 bytes with the count and the link)
+        tags = ((256, 4, 1, 1), (257, 4, 1, 1), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (273, 4, 1, 8),
+                (277, 3, 1, 1), (278, 4, 1, 1), (279, 4, 1, 1))
+        return struct.pack("<H", 9) + b"".join(struct.pack("<HHII", *t) for t in tags) + \
+            struct.pack("<I", 0 if last else at + 114)
+
+    return b"II*\x00" + struct.pack("<I", 10) + b"\x80\x00" + b"".join(ifd(10 + 114 * k, k == pages - 1)
+                                                                   for k in range(pages))
+
+
+def test_a_tiff_of_thousands_of_pages_is_not_walked_to_its_end(tmp_path: Path):
+    """Pillow counts a TIFF's pages by reading every directory (a file of 20,000 tiny pages took 10 s before its
+    first page was read): they are counted up to a thousand, and the note says "more than"."""
+    from smilecore.decode import MAX_PAGES_COUNTED
+
+    p = tmp_path / "pages.tif"
+    p.write_bytes(_tiff_of_pages(1500))
+    assert Image.open(p).n_frames == 1500
+    img, info = load_image(p)
+    assert info.frames == MAX_PAGES_COUNTED + 1 and np.asarray(img).tolist() == [[128]]
+    assert [n for n in info.notes if f"more than {MAX_PAGES_COUNTED} pages" in n and "only the first" in n], info.notes
+    from click.testing import CliRunner
+
+    from smile_cli.main import cli
+
+    res = CliRunner().invoke(cli, [str(p), "--in-place"], catch_exceptions=False)
+    assert res.exit_code == 2 and f"holds more than {MAX_PAGES_COUNTED} frames" in res.stderr, res.stderr
+    p.write_bytes(_tiff_of_pages(7))
+    img, info = load_image(p)
+    assert info.frames == 7 and [n for n in info.notes if "has 7 frames or pages" in n], info.notes
+    frames = [Image.new("L", (2, 2), k % 256) for k in range(MAX_PAGES_COUNTED + 200)]  # (an APNG's frames: all known)
+    p = tmp_path / "long.png"
+    frames[0].save(p, save_all=True, append_images=frames[1:])
+    res = CliRunner().invoke(cli, [str(p), "--in-place"], catch_exceptions=False)
+    assert res.exit_code == 2 and f"holds {MAX_PAGES_COUNTED + 200} frames" in res.stderr, res.stderr
+
+
+def test_a_tiff_page_pillow_cannot_read_is_still_counted(tmp_path: Path):
+    """A TIFF whose second page Pillow cannot read (float RGB) was counted as one page: no note, and --in-place
+    wrote the first page alone over it, losing the others."""
+    tifffile = pytest.importorskip("tifffile")
+    p = tmp_path / "mixed.tif"
+    with tifffile.TiffWriter(p) as tif:
+        tif.write(np.full((20, 30, 3), 120, np.uint8), photometric="rgb")
+        tif.write(np.zeros((20, 30, 3), np.float32), photometric="rgb")
+        tif.write(np.zeros((20, 30), np.uint8))
+    before = p.read_bytes()
+    img, info = load_image(p)
+    assert np.asarray(img).shape == (20, 30, 3) and info.frames >= 2
+    assert [n for n in info.notes if "only the first is used" in n], info.notes
+    from click.testing import CliRunner
+
+    from smile_cli.main import cli
+
+    res = CliRunner().invoke(cli, [str(p), "--in-place"], catch_exceptions=False)
+    assert res.exit_code == 2 and "--in-place would lose the others" in res.stderr and p.read_bytes() == before
+
+
 def test_float_tiff_is_refused_with_its_mode(tmp_path: Path):
     p = tmp_path / "float.tif"
     Image.fromarray(np.zeros((4, 4), np.float32), "F").save(p)
@@ -378,3 +451,17 @@ def test_a_resolution_past_any_scanner_is_dropped_not_a_crash(tmp_path: Path):
     for ext in (".png", ".tif"):
         save_image(tmp_path / f"out{ext}", img, info)
         assert load_image(tmp_path / f"out{ext}")[0].dtype == np.uint16
+
+
+@pytest.mark.parametrize("ext", ["png", "webp", "gif"])
+def test_an_animation_says_the_result_is_its_first_frame_alone(tmp_path: Path, ext: str):
+    """An animated PNG, WebP or GIF was said to have "N frames or pages"; a user needs to know that the result is
+    a still picture of the first frame."""
+    frames = [Image.fromarray(np.roll(_gradient(32, 48), 8 * k, axis=1)) for k in range(3)]
+    p = tmp_path / f"anim.{ext}"
+    frames[0].save(p, save_all=True, append_images=frames[1:], duration=50, **({"lossless": True} if ext == "webp" else {}))
+    img, info = load_image(p)
+    assert info.frames == 3
+    assert [n for n in info.notes if "an animation of 3 frames" in n and "a still picture" in n], info.notes
+    if ext != "gif":  # (GIF: a palette of the first frame's colours)
+        assert np.array_equal(np.asarray(img.convert("RGB")), np.asarray(frames[0]))
