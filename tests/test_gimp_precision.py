@@ -184,6 +184,7 @@ def precision_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str]:  # noq
              projection=True),
         case("indexed", image["8"], work, mode="indexed"),
         case("hidden-source-new-layer", image["16"], work, hidden=True),
+        case("transparent-source-new-layer", image["16"], work, opacity=0.0),
         # a feathered ellipse over the face: the engine edits through its feather, GIMP merges
         # in place through it; no pixel outside it changes
         case("feathered-float-in-place", image["16"], work, precision="FLOAT_LINEAR", select=FEATHERED,
@@ -392,6 +393,10 @@ def test_the_image_with_a_new_layer_looks_exactly_as_after_the_edit_in_place(pre
     # (its new layer would go into the group, unseen)
     ("hidden-group-new-layer", "Smile: the layer 'Background' is inside the hidden group 'Group': show the group (its "
                                "eye in the Layers dialog), or turn off \"Result on a new layer\"."),
+    # (its new layer, or the layer in its place, at 0 % too: nothing would show)
+    ("transparent-source-new-layer", "Smile: the layer 'Background' is at 0 % opacity, so a new layer would show "
+                                     "nothing: raise its Opacity in the Layers dialog, or turn off \"Result on a new "
+                                     "layer\"."),
     # (pasted onto the source: hidden with it under the layer in its place, or covered by a new layer on top)
     ("floating-half-opaque", "Smile: the image has a floating selection, which a new layer would cover or hide: anchor "
                              "it (Layer ▸ Anchor Layer) or make it a layer (Layer ▸ To New Layer), or turn off "

@@ -61,8 +61,8 @@ def hidden_groups(layer: Gimp.Layer) -> list[str]:
 
 def check_source(image, layer: Gimp.Layer, new_layer: bool) -> None:
     """SmileFailure (one line) when Smile cannot edit ``layer`` as asked: a group in place, a
-    Pass through group that blends with what is below it, a hidden layer or one in hidden groups
-    (a new layer would show nothing, or a face over nothing), a floating selection (a new layer
+    Pass through group that blends with what is below it, a hidden layer, one at 0 % opacity or one in
+    hidden groups (a new layer would show nothing, or a face over nothing), a floating selection (a new layer
     would cover it, or hide it with its source), or locked pixels in place."""
     name = layer.get_name()
     if layer.is_group() and not new_layer:
@@ -78,6 +78,9 @@ def check_source(image, layer: Gimp.Layer, new_layer: bool) -> None:
                            "that blend with what is below it: set its mode to Normal, or select one layer.")
     if not layer.get_visible():
         raise SmileFailure(f"the layer '{name}' is hidden: show it (its eye in the Layers dialog), {NEW_LAYER_OFF}")
+    if layer.get_opacity() <= 0:
+        raise SmileFailure(f"the layer '{name}' is at 0 % opacity, so a new layer would show nothing: raise its "
+                           f"Opacity in the Layers dialog, {NEW_LAYER_OFF}")
     groups = hidden_groups(layer)
     if groups:
         listed = " and ".join(f"'{group}'" for group in groups)
