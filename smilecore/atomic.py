@@ -14,6 +14,7 @@ write over the file that user chose.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import shutil
@@ -41,6 +42,18 @@ def copy_file_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
             shutil.copyfileobj(s, f, 1 << 20)
 
     write_atomic(Path(dst), write, like=source)
+
+
+class _WholeFile(io.BufferedRandom):
+    """The temporary file :func:`write_atomic` hands to its ``write``: a buffered file that hides its
+    descriptor, so every byte goes through Python's writes, which go on after a short write and raise
+    when the disk is full.  Pillow's encoders (JPEG, and libtiff's) write to a file's descriptor
+    themselves and ignore a short write: a result filling the disk was left cut short, reported as
+    written."""
+
+    def fileno(self) -> int:
+        """Refused (:class:`io.UnsupportedOperation`), so writers fall back to :meth:`write`."""
+        raise io.UnsupportedOperation("fileno")
 
 
 #: Most symbolic links one name may pass through (the kernel's own limit; more is a loop).
@@ -264,9 +277,8 @@ def write_atomic(target: str | os.PathLike, write, like: str | os.PathLike | Non
         remove_stale_temps(folder)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{_short_name(target.name)}.", suffix=TEMP_SUFFIX, dir=folder)
-    except OSError as exc:  # (the reason without the temporary file's name, which the user never sees)
-        why = exc.strerror.lower() if exc.strerror else reason(exc)
-        raise WriteError(f"{named}: cannot write in {named.parent} ({why})") from None
+    except OSError as exc:
+        raise WriteError(f"{named}: cannot write in {named.parent} ({_why(exc)})") from None
     tmp = Path(tmp_name)
     try:
         if fcntl is not None:  # tells remove_stale_temps in other processes that this file is alive
@@ -274,10 +286,10 @@ def write_atomic(target: str | os.PathLike, write, like: str | os.PathLike | Non
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 pass
-        with os.fdopen(fd, "w+b") as f:
+        with _WholeFile(io.FileIO(fd, "r+b")) as f:
             write(f)
             f.flush()
-            os.fsync(f.fileno())
+            os.fsync(fd)
         _set_mode(tmp, target, like)
         if before_replace is not None:
             before_replace()
@@ -289,7 +301,15 @@ def write_atomic(target: str | os.PathLike, write, like: str | os.PathLike | Non
             pass
         if isinstance(exc, (KeyboardInterrupt, SystemExit, SmileError)):  # (before_replace's own, as it is)
             raise
-        raise WriteError(f"{named}: could not write it ({reason(exc)})") from None
+        raise WriteError(f"{named}: could not write it ({_why(exc)})") from None
+
+
+def _why(exc: BaseException) -> str:
+    """Why a write failed, for a message: the system's words for an :class:`OSError` (``no space left on
+    device``), without its number or the temporary file's name, which the user never sees."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return reason(exc)
 
 
 def _short_name(name: str, limit: int = 120) -> str:

@@ -134,3 +134,40 @@ def test_a_folder_that_may_not_be_opened_fails_its_photos_alone(fixture_models, 
     assert r.returncode == 4 and doc["summary"]["exit_code"] == 4
     assert [(p["input"], p["status"], p["error"] and p["error"]["code"]) for p in doc["photos"]] == [
         ("tree/locked", "failed", "bad_input"), ("tree/ok/ast.jpg", "ok", None)]
+
+
+def _file_size_limit(limit: int):
+    """A ``preexec_fn`` capping the files the child writes at ``limit`` bytes, as a full disk would: the
+    write crossing it is cut short (and the next one fails, EFBIG, instead of killing the child)."""
+    import resource
+    import signal
+
+    def cap() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return cap
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file size limit")
+@pytest.mark.parametrize("exif_bytes", [0, 60000])
+def test_a_result_the_disk_cannot_hold_is_an_error_and_leaves_nothing(fixture_models, tmp_path: Path, astronaut,
+                                                                      exif_bytes):
+    """A result whose last bytes do not fit (a short write, which Pillow's JPEG encoder did not check) is exit 7
+    and no file; one that would fit only without its EXIF is not written without it (the disk is to blame)."""
+    exif = Image.Exif()
+    if exif_bytes:
+        exif[0x010E] = "x" * exif_bytes  # ImageDescription
+    Image.fromarray(astronaut).save(tmp_path / "ast.jpg", quality=88, exif=exif.tobytes())
+    before = (tmp_path / "ast.jpg").read_bytes()
+    args = [sys.executable, "-m", "smile_cli", "ast.jpg", "-o", "out.jpg"]
+    env = {**os.environ, "SMILE_MODEL": str(fixture_models["shift"])}
+    whole = subprocess.run(args, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    size = (tmp_path / "out.jpg").stat().st_size
+    (tmp_path / "out.jpg").unlink()
+    r = subprocess.run(args, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+                       preexec_fn=_file_size_limit(size - 1))
+    assert r.returncode == 7, r.stderr
+    assert r.stderr.splitlines() == ["smile: error: out.jpg: could not write it (file too large)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ast.jpg"]  # (no result, no temporary file)
+    assert (tmp_path / "ast.jpg").read_bytes() == before
