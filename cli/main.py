@@ -92,7 +92,7 @@ class SmileGroup(click.Group):
         except click.Abort as exc:  # click turns KeyboardInterrupt (and so Terminated) into Abort
             code = _interrupted(exc.__cause__ or exc.__context__)
         except click.ClickException as exc:
-            code = _report_click_error(exc)
+            code = _report_click_error(exc, sys.argv[1:] if args is None else list(args))
         except SmileError as exc:
             click.echo(f"smile: error: {exc}", err=True)
             code = exc.exit_code
@@ -167,11 +167,16 @@ def _interrupted(exc: BaseException | None) -> int:
     return 128 + int(signum)
 
 
-def _report_click_error(exc: click.ClickException) -> int:
-    """One line for a usage mistake, with the command to ask for help."""
+def _report_click_error(exc: click.ClickException, argv: list[str] = ()) -> int:
+    """One line for a usage mistake, with the command to ask for help (``argv``: the words given, to tell a
+    file whose name starts with a dash from an unknown option)."""
     ctx = getattr(exc, "ctx", None)
     where = ctx.command_path if ctx is not None else "smile"
     message = " ".join(exc.format_message().split())
+    if isinstance(exc, click.NoSuchOption):
+        named = _dashed_file(exc.option_name, argv)
+        if named is not None:
+            message += f" To read the file {named}, write ./{named} or give it after --."
     param = getattr(exc, "param", None)
     if ctx is not None and param is not None and getattr(param, "envvar", None):
         from click.core import ParameterSource
@@ -180,6 +185,17 @@ def _report_click_error(exc: click.ClickException) -> int:
             message = message.replace(f" (env var: {param.envvar!r})", "")
     click.echo(f"smile: error: {message} (see '{where} --help')", err=True)
     return 2 if isinstance(exc, click.UsageError) or exc.exit_code == 2 else max(2, exc.exit_code)
+
+
+def _dashed_file(option: str, argv: list[str]) -> str | None:
+    """The word of ``argv`` that click read as the unknown ``option`` when it names a file or folder
+    (``-dash.jpg`` is read as the options ``-d -a -s -h``...), else None."""
+    for word in argv:
+        if word == "--":
+            break
+        if (word == option or (not option.startswith("--") and word.startswith(option))) and os.path.lexists(word):
+            return word
+    return None
 
 
 def report_internal_error(exc: BaseException) -> int:

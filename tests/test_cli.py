@@ -450,3 +450,18 @@ def test_a_mistyped_command_is_refused_not_run_as_a_batch(tmp_path: Path, monkey
     r = run("model", "list")
     assert r.exit_code == 2 and "no command and no file called 'model': did you mean 'smile models'?" in r.stderr
     assert "2 failed" not in r.stderr
+
+
+def test_a_photo_named_with_a_leading_dash_is_told_how_to_give_it(shift_model, photo: Path, tmp_path: Path,
+                                                                     monkeypatch):
+    """Before: only "No such option '-d'" (click reads -dash.jpg as the options -d -a -s -h...)."""
+    monkeypatch.chdir(tmp_path)
+    photo.rename(tmp_path / "-dash.jpg")
+    for args in (["-dash.jpg"], ["detect", "-dash.jpg"], ["-dash.jpg", "-o", "x.png"]):
+        r = run(*args)
+        assert r.exit_code == 2, r.stderr
+        one_line_error(r, "No such option '-d'. To read the file -dash.jpg, write ./-dash.jpg or give it after --.")
+    r = run("./-dash.jpg", "-x")  # (an unknown option with no file of its name: no hint)
+    assert r.exit_code == 2 and "To read the file" not in r.stderr, r.stderr
+    assert run("--", "-dash.jpg").exit_code == 0 and (tmp_path / "-dash.smile.jpg").is_file()
+    assert run("./-dash.jpg", "-o", "x.png").exit_code == 0 and (tmp_path / "x.png").is_file()
