@@ -414,7 +414,7 @@ def test_ray_client_gives_the_same_bytes_and_report_as_j1(cluster, photos, refer
 
 @needs_ray
 def test_ray_client_token_and_address_mistakes_are_one_line(cluster, photos, fixture_models, tmp_path):
-    _, env, client = cluster
+    gcs, env, client = cluster
     home = tmp_path / "home"  # (no ~/.ray/auth_token there)
     home.mkdir()
     bare = {k: v for k, v in env.items() if not k.startswith("RAY_AUTH_")}
@@ -433,6 +433,11 @@ def test_ray_client_token_and_address_mistakes_are_one_line(cluster, photos, fix
          f"--ray {client}: RAY_AUTH_TOKEN_PATH names {tmp_path / 'none'}, which cannot be read or is empty"),
         (env, nowhere, f"--ray {nowhere}: cannot reach the Ray cluster at 127.0.0.1:{nowhere.rsplit(':', 1)[1]} "
                        "(Connection refused); is its head running with the client server"),
+        # the cluster's own address, and auto: before, 20 s and "cannot reach the Ray cluster (Failed to connect...)"
+        (bare, gcs, f"--ray {gcs}: the cluster asks for its token: set RAY_AUTH_TOKEN_PATH to a file holding it"),
+        ({**bare, "RAY_ADDRESS": gcs}, "auto", "--ray auto: the cluster asks for its token: set RAY_AUTH_TOKEN_PATH"),
+        ({**bare, "RAY_AUTH_TOKEN_PATH": str(wrong), "RAY_ADDRESS": gcs}, "auto",
+         f"--ray auto: the cluster refused the token from RAY_AUTH_TOKEN_PATH ({wrong}): it is not this cluster's"),
     ]
     for case_env, address, expected in cases:
         started = time.monotonic()
