@@ -55,7 +55,9 @@ def read_stdin(folder: Path, stream: BinaryIO | None = None) -> Path:
                                      "more than any photo within the pixel limit holds; give a file instead")
                 f.write(chunk)
     except OSError as exc:
-        raise WriteError(f"cannot keep the photo from standard input in {folder} ({exc.strerror or exc})") from None
+        why = exc.strerror.lower() if exc.strerror else str(exc)  # (the folder it holds, not smile's own in it)
+        raise WriteError(f"cannot keep the photo from standard input in {folder.parent} ({why}): set TMPDIR to a "
+                         "folder with room for it, or give the photo as a file") from None
     with open(part, "rb") as f:
         head = f.read(64)
     if not head:

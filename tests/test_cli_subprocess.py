@@ -171,3 +171,19 @@ def test_a_result_the_disk_cannot_hold_is_an_error_and_leaves_nothing(fixture_mo
     assert r.stderr.splitlines() == ["smile: error: out.jpg: could not write it (file too large)"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ast.jpg"]  # (no result, no temporary file)
     assert (tmp_path / "ast.jpg").read_bytes() == before
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file size limit")
+def test_a_temporary_folder_without_room_for_standard_input_says_what_to_do(fixture_models, tmp_path: Path, astronaut):
+    """Before: '... in /tmp/smile-stdio-c8qwgghg (File too large)', a folder of smile's own, removed by then."""
+    Image.fromarray(astronaut).save(tmp_path / "ast.jpg", quality=88)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    with open(tmp_path / "ast.jpg", "rb") as stdin:
+        r = subprocess.run([sys.executable, "-m", "smile_cli", "-", "-o", "out.jpg"], stdin=stdin, capture_output=True,
+                           text=True, cwd=tmp_path, timeout=300, preexec_fn=_file_size_limit(10000),
+                           env={**os.environ, "SMILE_MODEL": str(fixture_models["shift"]), "TMPDIR": str(temp)})
+    assert r.returncode == 7, r.stderr
+    assert r.stderr.splitlines() == [f"smile: error: cannot keep the photo from standard input in {temp} (file too "
+                                     "large): set TMPDIR to a folder with room for it, or give the photo as a file"]
+    assert list(temp.iterdir()) == [] and not (tmp_path / "out.jpg").exists()
