@@ -299,8 +299,9 @@ def plan_outputs(
         elif output:
             target = expand_home(output)
             check_reachable(target, f"-o {output}")
-            if target.is_dir():
-                raise UsageError(f"-o {output} is a folder; use --out-dir {output} to write into it")
+            if target.is_dir() or output.endswith(("/", os.sep)):  # (Path drops the slash: 'out/' read as a file)
+                what = "is a folder" if target.is_dir() else "names a folder (it ends with a slash)"
+                raise UsageError(f"-o {output} {what}; use --out-dir {output} to write into it")
         else:
             name = path.stem + suffix + (ext or path.suffix)
             if out_dir:

@@ -277,6 +277,8 @@ def test_odd_colour_mode(shift_model, tmp_path: Path):
         (["--in-place", "--suffix", ".x"], "--suffix names new files next to the photos, but --in-place replaces"),
         (["--suffix", ".x", "-o", "out.png"], "--suffix names results after their photos, but -o names the result itself"),
         (["-o", "noext"], "noext: has no file extension; name the output with one Smile can write (.avif, .bmp, "),
+        (["-o", "new/"], "-o new/ names a folder (it ends with a slash); use --out-dir new/ to write into it"),  # (was:
+        # "new: has no file extension")
         (["--bogus"], "--bogus"),
     ],
 )
