@@ -156,19 +156,21 @@ def _user_name(uid: int) -> str:
         return f"user id {uid}"
 
 
-def check_target(path: str | os.PathLike) -> None:
+def check_target(path: str | os.PathLike, name: str | os.PathLike | None = None) -> None:
     """:class:`WriteError` unless ``path`` can receive a photo: it must not exist, or be a regular
-    file (or a link to one).  A named pipe or device called ``x.png`` is never replaced."""
+    file (or a link to one).  A named pipe or device called ``x.png`` is never replaced.  ``name``: what
+    the message calls it (default ``path``; the name given, where ``path`` is where its links lead)."""
+    name = path if name is None else name
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return
     except OSError as exc:  # (a name too long for the file system, a loop of links)
-        raise WriteError(f"{path}: could not write it ({exc.strerror or reason(exc)})") from None
+        raise WriteError(f"{name}: could not write it ({_why(exc)})") from None
     if stat.S_ISDIR(st.st_mode):
-        raise WriteError(f"{path}: could not write it, it is a folder")
+        raise WriteError(f"{name}: could not write it, it is a folder")
     if not stat.S_ISREG(st.st_mode):
-        raise WriteError(f"{path}: could not write it, it is not a regular file (a named pipe, socket or device)")
+        raise WriteError(f"{name}: could not write it, it is not a regular file (a named pipe, socket or device)")
 
 
 #: Name of the temporary files :func:`write_atomic` makes: ``.NAME.XXXXXXXX.smile-tmp``.
@@ -236,16 +238,17 @@ def folder_problem(folder: Path) -> str | None:
     return None if stat.S_ISDIR(st.st_mode) else f"{folder} is a file, not a folder"
 
 
-def check_writable(target: Path) -> None:
+def check_writable(target: Path, name: str | os.PathLike | None = None) -> None:
     """:class:`WriteError` when ``target`` is a file that exists and is read-only (no write permission for
     anyone: ``chmod a-w``): an atomic rename would replace it all the same, and a file made read-only is
-    one its owner meant to keep."""
+    one its owner meant to keep.  ``name``: what the message calls it (default ``target``)."""
     try:
         st = os.stat(target)
     except (OSError, ValueError):
         return
     if stat.S_ISREG(st.st_mode) and not st.st_mode & 0o222:
-        raise WriteError(f"{target}: not replaced, it is read-only: make it writable (chmod u+w) or remove it")
+        raise WriteError(f"{target if name is None else name}: not replaced, it is read-only: make it writable "
+                         "(chmod u+w) or remove it")
 
 
 def write_atomic(target: str | os.PathLike, write, like: str | os.PathLike | None = None,
@@ -269,8 +272,8 @@ def write_atomic(target: str | os.PathLike, write, like: str | os.PathLike | Non
     problem = folder_problem(named.parent if str(named.parent) else Path("."))
     if problem:
         raise WriteError(f"{named}: cannot write it, {problem}")
-    check_target(target)
-    check_writable(target)
+    check_target(target, named)
+    check_writable(target, named)
     key = os.path.abspath(folder)
     if key not in _swept:
         _swept.add(key)
