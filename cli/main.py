@@ -65,6 +65,8 @@ class SmileGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names and args[0] != "--version":
             args = [DEFAULT_COMMAND, *args]
+        if args and isinstance(self.commands.get(args[0]), click.Command):
+            _refuse_short_option_with_equals(self.commands[args[0]], args[1:], ctx)
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):  # noqa: D102
@@ -109,6 +111,20 @@ class SmileGroup(click.Group):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _refuse_short_option_with_equals(command: click.Command, args: list[str], ctx: click.Context) -> None:
+    """A :class:`click.UsageError` for ``-o=out.png``: a short option's value is what follows it, '=' and all,
+    so the result would be named ``=out.png`` (and ``-s=2`` be refused as not a number)."""
+    for word in args:
+        if word == "--":
+            return
+        if len(word) > 3 and word[0] == "-" and word[1] != "-" and word[2] == "=":
+            for param in command.params:
+                if isinstance(param, click.Option) and not param.is_flag and word[:2] in param.opts:
+                    long = next((o for o in param.opts if o.startswith("--")), None)
+                    raise click.UsageError(f"{word}: a short option takes its value after a space: "
+                                           f"{word[:2]} {word[3:]}" + (f" (or {long}={word[3:]})" if long else ""), ctx)
 
 
 class _Stopped(Exception):

@@ -467,3 +467,18 @@ def test_a_photo_named_with_a_leading_dash_is_told_how_to_give_it(shift_model, p
     assert r.exit_code == 2 and "To read the file" not in r.stderr, r.stderr
     assert run("--", "-dash.jpg").exit_code == 0 and (tmp_path / "-dash.smile.jpg").is_file()
     assert run("./-dash.jpg", "-o", "x.png").exit_code == 0 and (tmp_path / "x.png").is_file()
+
+
+def test_a_short_option_given_with_equals_is_refused(shift_model, photo: Path, tmp_path: Path, monkeypatch):
+    """Before: '-o=out.png' wrote a file named '=out.png', and '-s=2' said ''=2' is not a number'."""
+    monkeypatch.chdir(tmp_path)
+    for args, line in (([photo.name, "-o=out.png"], "-o=out.png: a short option takes its value after a space: "
+                                                    "-o out.png (or --output=out.png)"),
+                       ([photo.name, "-s=2"], "-s=2: a short option takes its value after a space: -s 2 (or --strength=2)"),
+                       (["detect", photo.name, "-j=2"], None)):  # (no such option for detect: click's own line)
+        r = run(*args)
+        assert r.exit_code == 2, r.stderr
+        if line is not None:
+            one_line_error(r, line)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [photo.name]
+    assert run(photo.name, "--output=out.png").exit_code == 0 and (tmp_path / "out.png").is_file()
