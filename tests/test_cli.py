@@ -280,6 +280,8 @@ def test_odd_colour_mode(shift_model, tmp_path: Path):
         (["-o", "new/"], "-o new/ names a folder (it ends with a slash); use --out-dir new/ to write into it"),  # (was:
         # "new: has no file extension")
         (["--bogus"], "--bogus"),
+        (["--ray", ""], "Invalid value for '--ray': an address is needed: auto, local or ray://HOST:10001"),  # (was:
+        # run here, without Ray, as if no --ray were given)
     ],
 )
 def test_bad_options_exit_2_in_one_line(shift_model, photo: Path, tmp_path: Path, args, words):
