@@ -349,7 +349,7 @@ def test_names_too_long_read_only_outputs_and_a_stopped_mask_write(session, phot
     _, a, b = converse(session, {"cmd": "detect", "id": 1, "input": str(tmp_path / f"{long}.png")},
                        {"cmd": "smile", "id": 2, "input": str(photo), "output": str(tmp_path / f"{long}.png")})
     assert a["error"]["code"] == "bad_input" and "File name too long" in a["error"]["message"], a
-    assert b["error"]["code"] == "write_failed" and "File name too long" in b["error"]["message"], b
+    assert b["error"]["code"] == "write_failed" and b["error"]["message"].endswith(": could not write it (file name too long)")
     ro = tmp_path / "ro.png"
     ro.write_bytes(b"kept")
     ro.chmod(0o444)
