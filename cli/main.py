@@ -116,15 +116,18 @@ class SmileGroup(click.Group):
 def _refuse_short_option_with_equals(command: click.Command, args: list[str], ctx: click.Context) -> None:
     """A :class:`click.UsageError` for ``-o=out.png``: a short option's value is what follows it, '=' and all,
     so the result would be named ``=out.png`` (and ``-s=2`` be refused as not a number)."""
-    for word in args:
+    valued = {opt: param for param in command.params if isinstance(param, click.Option) and not param.is_flag
+              for opt in param.opts}
+    words = iter(args)
+    for word in words:
         if word == "--":
             return
-        if len(word) > 3 and word[0] == "-" and word[1] != "-" and word[2] == "=":
-            for param in command.params:
-                if isinstance(param, click.Option) and not param.is_flag and word[:2] in param.opts:
-                    long = next((o for o in param.opts if o.startswith("--")), None)
-                    raise click.UsageError(f"{word}: a short option takes its value after a space: "
-                                           f"{word[:2]} {word[3:]}" + (f" (or {long}={word[3:]})" if long else ""), ctx)
+        if word in valued:  # (its value is the next word, whatever it looks like: --suffix -s=x)
+            next(words, None)
+        elif len(word) > 3 and word[0] == "-" and word[1] != "-" and word[2] == "=" and word[:2] in valued:
+            long = next((o for o in valued[word[:2]].opts if o.startswith("--")), None)
+            raise click.UsageError(f"{word}: a short option takes its value after a space: "
+                                   f"{word[:2]} {word[3:]}" + (f" (or {long}={word[3:]})" if long else ""), ctx)
 
 
 class _Stopped(Exception):

@@ -484,3 +484,5 @@ def test_a_short_option_given_with_equals_is_refused(shift_model, photo: Path, t
             one_line_error(r, line)
     assert sorted(p.name for p in tmp_path.iterdir()) == [photo.name]
     assert run(photo.name, "--output=out.png").exit_code == 0 and (tmp_path / "out.png").is_file()
+    assert run(photo.name, "--suffix", "-s=x").exit_code == 0  # (an option's value is not an option)
+    assert (tmp_path / f"{photo.stem}-s=x{photo.suffix}").is_file()
