@@ -14,13 +14,9 @@ def stop_behind(exc: BaseException | None) -> KeyboardInterrupt | None:
     """The Ctrl-C, SIGTERM or SIGHUP behind ``exc`` (itself, or an exception it was raised from or while
     handling), else None.  A library can wrap the stop in its own error: one that arrives while onnxruntime's
     compiled module is being set up comes out of pybind11 as ``ImportError: initialization failed``."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
+    from smilecore.errors import found_behind
+
+    return found_behind(exc, KeyboardInterrupt)
 
 
 class held_signals:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .errors import SmileError, WriteError, reason
+from .errors import SmileError, WriteError, system_reason
 
 try:
     import fcntl
@@ -80,7 +80,7 @@ def followed_links(path: str | os.PathLike) -> Path:
     try:
         here = "/" if given.startswith("/") else os.getcwd()
     except OSError as exc:  # (the current folder was removed)
-        raise WriteError(f"{given}: could not write it ({exc.strerror or reason(exc)})") from None
+        raise WriteError(f"{given}: could not write it ({system_reason(exc)})") from None
     hops = 0
     while todo:
         name = todo.pop()
@@ -104,7 +104,7 @@ def followed_links(path: str | os.PathLike) -> Path:
         try:
             to = os.readlink(step)
         except OSError as exc:
-            raise WriteError(f"{given}: could not write it ({exc.strerror or reason(exc)})") from None
+            raise WriteError(f"{given}: could not write it ({system_reason(exc)})") from None
         if to.startswith("/"):
             here = "/"
         todo.extend(to.split("/")[::-1])
@@ -166,7 +166,7 @@ def check_target(path: str | os.PathLike, name: str | os.PathLike | None = None)
     except (FileNotFoundError, NotADirectoryError):
         return
     except OSError as exc:  # (a name too long for the file system, a loop of links)
-        raise WriteError(f"{name}: could not write it ({_why(exc)})") from None
+        raise WriteError(f"{name}: could not write it ({system_reason(exc)})") from None
     if stat.S_ISDIR(st.st_mode):
         raise WriteError(f"{name}: could not write it, it is a folder")
     if not stat.S_ISREG(st.st_mode):
@@ -281,7 +281,7 @@ def write_atomic(target: str | os.PathLike, write, like: str | os.PathLike | Non
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{_short_name(target.name)}.", suffix=TEMP_SUFFIX, dir=folder)
     except OSError as exc:
-        raise WriteError(f"{named}: cannot write in {named.parent} ({_why(exc)})") from None
+        raise WriteError(f"{named}: cannot write in {named.parent} ({system_reason(exc)})") from None
     tmp = Path(tmp_name)
     try:
         if fcntl is not None:  # tells remove_stale_temps in other processes that this file is alive
@@ -304,15 +304,7 @@ def write_atomic(target: str | os.PathLike, write, like: str | os.PathLike | Non
             pass
         if isinstance(exc, (KeyboardInterrupt, SystemExit, SmileError)):  # (before_replace's own, as it is)
             raise
-        raise WriteError(f"{named}: could not write it ({_why(exc)})") from None
-
-
-def _why(exc: BaseException) -> str:
-    """Why a write failed, for a message: the system's words for an :class:`OSError` (``no space left on
-    device``), without its number or the temporary file's name, which the user never sees."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return reason(exc)
+        raise WriteError(f"{named}: could not write it ({system_reason(exc)})") from None
 
 
 def _short_name(name: str, limit: int = 120) -> str:

@@ -187,3 +187,20 @@ def test_a_temporary_folder_without_room_for_standard_input_says_what_to_do(fixt
     assert r.stderr.splitlines() == [f"smile: error: cannot keep the photo from standard input in {temp} (file too "
                                      "large): set TMPDIR to a folder with room for it, or give the photo as a file"]
     assert list(temp.iterdir()) == [] and not (tmp_path / "out.jpg").exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file size limit")
+def test_a_video_result_the_disk_cannot_hold_is_exit_7_in_one_line(fixture_models, tmp_path: Path, astronaut):
+    """Before: exit 1, 'clip.mp4: internal error PyAVCallbackError: [Errno 1447131472] Error in PyAV callback: ...
+    (please report it)': a write failing while a frame is muxed leaves PyAV's error for the output's close,
+    raised with the OSError behind it."""
+    pytest.importorskip("av")
+    from smilecore.video_synth import make_clip
+
+    make_clip(tmp_path / "clip.mp4", astronaut, size=(320, 240), frames=48, audio=False)
+    r = subprocess.run([sys.executable, "-m", "smile_cli", "clip.mp4", "-o", "out.mp4"], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=300, preexec_fn=_file_size_limit(2000),
+                       env={**os.environ, "SMILE_MODEL": str(fixture_models["shift"])})
+    assert r.returncode == 7, r.stderr
+    assert r.stderr.splitlines() == ["smile: error: out.mp4: could not write it (file too large)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]  # (no result, no temporary file)
