@@ -168,7 +168,8 @@ def smile_video(
                 _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, schedule, faces, min_face,
                            model, progress, total, detect_every, smooth, result, src, keep_unchanged, muxer_options(dst))
             except BaseException as exc:  # write_atomic turns errors into WriteError: keep the real one
-                written = found_behind(exc, OSError) if isinstance(exc, av.FFmpegError) else None
+                written = found_behind(exc, (OSError, KeyboardInterrupt)) if isinstance(exc, av.FFmpegError) else None
+                written = written if isinstance(written, OSError) else None  # (a stop behind it stays a stop)
                 failure.append(written or exc)
                 if written is not None:  # (a write that failed as a frame was muxed: PyAV's error came as the
                     raise written from None  # output was closed, with the system's behind it)
