@@ -192,10 +192,10 @@ def _report_click_error(exc: click.ClickException, argv: list[str] = ()) -> int:
     ctx = getattr(exc, "ctx", None)
     where = ctx.command_path if ctx is not None else "smile"
     message = " ".join(exc.format_message().split())
-    if isinstance(exc, click.NoSuchOption):
-        named = _dashed_file(exc.option_name, argv)
+    if isinstance(exc, click.UsageError):
+        named = _dashed_file(argv)
         if named is not None:
-            message += f" To read the file {named}, write ./{named} or give it after --."
+            message += f"{'' if message.endswith('.') else '.'} To read the file {named}, write ./{named} or give it after --."
     param = getattr(exc, "param", None)
     if ctx is not None and param is not None and getattr(param, "envvar", None):
         from click.core import ParameterSource
@@ -206,13 +206,13 @@ def _report_click_error(exc: click.ClickException, argv: list[str] = ()) -> int:
     return 2 if isinstance(exc, click.UsageError) or exc.exit_code == 2 else max(2, exc.exit_code)
 
 
-def _dashed_file(option: str, argv: list[str]) -> str | None:
-    """The word of ``argv`` that click read as the unknown ``option`` when it names a file or folder
-    (``-dash.jpg`` is read as the options ``-d -a -s -h``...), else None."""
+def _dashed_file(argv: list[str]) -> str | None:
+    """The first word of ``argv`` (before ``--``) that starts with a dash and names a file or folder, which
+    click read as options (``-dash.jpg`` as ``-d -a -s -h``..., ``-sun.jpg`` as ``-s un.jpg``), else None."""
     for word in argv:
         if word == "--":
             break
-        if (word == option or (not option.startswith("--") and word.startswith(option))) and os.path.lexists(word):
+        if len(word) > 1 and word.startswith("-") and os.path.lexists(word):
             return word
     return None
 

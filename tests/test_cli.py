@@ -465,6 +465,12 @@ def test_a_photo_named_with_a_leading_dash_is_told_how_to_give_it(shift_model, p
         r = run(*args)
         assert r.exit_code == 2, r.stderr
         one_line_error(r, "No such option '-d'. To read the file -dash.jpg, write ./-dash.jpg or give it after --.")
+    (tmp_path / "-sun.jpg").write_bytes((tmp_path / "-dash.jpg").read_bytes())  # (read as -s un.jpg, a strength)
+    for args, line in ((["-sun.jpg"], "Invalid value for '-s' / '--strength': 'un.jpg' is not a number"),
+                       (["-sun.jpg", "-s", "0"], "Missing argument 'PHOTO...'.")):
+        r = run(*args)
+        assert r.exit_code == 2, r.stderr
+        one_line_error(r, line, ". To read the file -sun.jpg, write ./-sun.jpg or give it after --.")
     r = run("./-dash.jpg", "-x")  # (an unknown option with no file of its name: no hint)
     assert r.exit_code == 2 and "To read the file" not in r.stderr, r.stderr
     assert run("--", "-dash.jpg").exit_code == 0 and (tmp_path / "-dash.smile.jpg").is_file()
