@@ -55,8 +55,9 @@ def read_stdin(folder: Path, stream: BinaryIO | None = None) -> Path:
                                      "more than any photo within the pixel limit holds; give a file instead")
                 f.write(chunk)
     except OSError as exc:  # (the folder that holds it named, not smile's own in it)
+        full = exc.errno in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC))
         raise WriteError(f"cannot keep the photo from standard input in {folder.parent} ({system_reason(exc)}): "
-                         "set TMPDIR to a folder with room for it, or give the photo as a file") from None
+                         f"{'set TMPDIR to a folder with room for it, or ' if full else ''}give the photo as a file") from None
     with open(part, "rb") as f:
         head = f.read(64)
     if not head:
