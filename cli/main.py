@@ -65,8 +65,9 @@ class SmileGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names and args[0] != "--version":
             args = [DEFAULT_COMMAND, *args]
-        if args and isinstance(self.commands.get(args[0]), click.Command):
-            _refuse_short_option_with_equals(self.commands[args[0]], args[1:], ctx)
+        command = self.commands.get(args[0]) if args else None
+        if isinstance(command, click.Command):  # (its context: the error line points to its own --help)
+            _refuse_short_option_with_equals(command, args[1:], click.Context(command, info_name=args[0], parent=ctx))
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):  # noqa: D102

@@ -487,7 +487,7 @@ def test_a_short_option_given_with_equals_is_refused(shift_model, photo: Path, t
         r = run(*args)
         assert r.exit_code == 2, r.stderr
         if line is not None:
-            one_line_error(r, line)
+            one_line_error(r, line, " run --help')")  # (the command's own help, as for its other mistakes)
     assert sorted(p.name for p in tmp_path.iterdir()) == [photo.name]
     assert run(photo.name, "--output=out.png").exit_code == 0 and (tmp_path / "out.png").is_file()
     assert run(photo.name, "--suffix", "-s=x").exit_code == 0  # (an option's value is not an option)
