@@ -114,11 +114,16 @@ class SmileGroup(click.Group):
         return code
 
 
+def _valued_options(command: click.Command | None) -> dict[str, click.Option]:
+    """``command``'s options that take a value (the next word, whatever it looks like), by each of their names."""
+    return {opt: param for param in getattr(command, "params", ()) if isinstance(param, click.Option)
+            and not param.is_flag for opt in param.opts}
+
+
 def _refuse_short_option_with_equals(command: click.Command, args: list[str], ctx: click.Context) -> None:
     """A :class:`click.UsageError` for ``-o=out.png``: a short option's value is what follows it, '=' and all,
     so the result would be named ``=out.png`` (and ``-s=2`` be refused as not a number)."""
-    valued = {opt: param for param in command.params if isinstance(param, click.Option) and not param.is_flag
-              for opt in param.opts}
+    valued = _valued_options(command)
     words = iter(args)
     for word in words:
         if word == "--":
@@ -194,7 +199,7 @@ def _report_click_error(exc: click.ClickException, argv: list[str] = ()) -> int:
     where = ctx.command_path if ctx is not None else "smile"
     message = " ".join(exc.format_message().split())
     if isinstance(exc, click.UsageError):
-        named = _dashed_file(argv)
+        named = _dashed_file(argv, _valued_options(ctx.command if ctx is not None else None))
         if named is not None:
             message += f"{'' if message.endswith('.') else '.'} To read the file {named}, write ./{named} or give it after --."
     param = getattr(exc, "param", None)
@@ -207,13 +212,17 @@ def _report_click_error(exc: click.ClickException, argv: list[str] = ()) -> int:
     return 2 if isinstance(exc, click.UsageError) or exc.exit_code == 2 else max(2, exc.exit_code)
 
 
-def _dashed_file(argv: list[str]) -> str | None:
-    """The first word of ``argv`` (before ``--``) that starts with a dash and names a file or folder, which
-    click read as options (``-dash.jpg`` as ``-d -a -s -h``..., ``-sun.jpg`` as ``-s un.jpg``), else None."""
-    for word in argv:
+def _dashed_file(argv: list[str], valued: dict[str, click.Option]) -> str | None:
+    """The first word of ``argv`` (before ``--``; not the value of one of the options ``valued``) that starts
+    with a dash and names a file or folder, which click read as options (``-dash.jpg`` as ``-d -a -s -h``...,
+    ``-sun.jpg`` as ``-s un.jpg``), else None."""
+    words = iter(argv)
+    for word in words:
         if word == "--":
             break
-        if len(word) > 1 and word.startswith("-") and os.path.lexists(word):
+        if word in valued:  # (-o -out.png: the result's name)
+            next(words, None)
+        elif len(word) > 1 and word.startswith("-") and os.path.lexists(word):
             return word
     return None
 

@@ -471,8 +471,9 @@ def test_a_photo_named_with_a_leading_dash_is_told_how_to_give_it(shift_model, p
         r = run(*args)
         assert r.exit_code == 2, r.stderr
         one_line_error(r, line, ". To read the file -sun.jpg, write ./-sun.jpg or give it after --.")
-    r = run("./-dash.jpg", "-x")  # (an unknown option with no file of its name: no hint)
-    assert r.exit_code == 2 and "To read the file" not in r.stderr, r.stderr
+    for args in (["./-dash.jpg", "-x"], ["./-dash.jpg", "-o", "-sun.jpg", "-x"]):  # (no file read as options: no
+        r = run(*args)  # hint, even where an option's value is a file's name)
+        assert r.exit_code == 2 and "To read the file" not in r.stderr, r.stderr
     assert run("--", "-dash.jpg").exit_code == 0 and (tmp_path / "-dash.smile.jpg").is_file()
     assert run("./-dash.jpg", "-o", "x.png").exit_code == 0 and (tmp_path / "x.png").is_file()
 
