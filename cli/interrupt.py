@@ -1,6 +1,8 @@
 """How a run is interrupted: :class:`Terminated` for SIGTERM and SIGHUP (Ctrl-C is KeyboardInterrupt)."""
 from __future__ import annotations
 
+from smilecore.signals import STOP_SIGNALS
+
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM or SIGHUP arrived: stop like Ctrl-C (temporary files removed, nothing half-written)."""
@@ -14,13 +16,9 @@ def stop_behind(exc: BaseException | None) -> KeyboardInterrupt | None:
     """The Ctrl-C, SIGTERM or SIGHUP behind ``exc`` (itself, or an exception it was raised from or while
     handling), else None.  A library can wrap the stop in its own error: one that arrives while onnxruntime's
     compiled module is being set up comes out of pybind11 as ``ImportError: initialization failed``."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
+    from smilecore.errors import found_behind
+
+    return found_behind(exc, KeyboardInterrupt)
 
 
 class held_signals:
@@ -28,15 +26,13 @@ class held_signals:
     did (a second signal, e.g. GNU ``timeout``'s to the process group just after the one to the process, would
     break into that).  Outside the main thread it changes nothing."""
 
-    NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
-
     def __enter__(self):
         import signal
         import threading
 
         self._saved = {}
         if threading.current_thread() is threading.main_thread():
-            for name in self.NAMES:
+            for name in STOP_SIGNALS:
                 if hasattr(signal, name):
                     num = getattr(signal, name)
                     self._saved[num] = signal.signal(num, signal.SIG_IGN)
@@ -47,34 +43,6 @@ class held_signals:
 
         for num, handler in self._saved.items():
             signal.signal(num, handler if handler is not None else signal.SIG_DFL)
-
-
-class deferred_signals:
-    """Within it, Ctrl-C, SIGTERM and SIGHUP wait: each that arrives is sent again, to the handler that was there,
-    once it ends (two files that must change together are both renamed first).  Outside the main thread it
-    changes nothing."""
-
-    NAMES = held_signals.NAMES
-
-    def __enter__(self):
-        import signal
-        import threading
-
-        self._saved, self._pending = {}, []
-        if threading.current_thread() is threading.main_thread():
-            for name in self.NAMES:
-                if hasattr(signal, name):
-                    num = getattr(signal, name)
-                    self._saved[num] = signal.signal(num, lambda signum, frame: self._pending.append(signum))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        import signal
-
-        for num, handler in self._saved.items():
-            signal.signal(num, handler if handler is not None else signal.SIG_DFL)
-        for num in dict.fromkeys(self._pending):
-            signal.raise_signal(num)
 
 
 class ClientGone(BaseException):

@@ -65,6 +65,9 @@ class SmileGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names and args[0] != "--version":
             args = [DEFAULT_COMMAND, *args]
+        command = self.commands.get(args[0]) if args else None
+        if isinstance(command, click.Command):  # (its context: the error line points to its own --help)
+            _refuse_short_option_with_equals(command, args[1:], click.Context(command, info_name=args[0], parent=ctx))
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):  # noqa: D102
@@ -92,7 +95,7 @@ class SmileGroup(click.Group):
         except click.Abort as exc:  # click turns KeyboardInterrupt (and so Terminated) into Abort
             code = _interrupted(exc.__cause__ or exc.__context__)
         except click.ClickException as exc:
-            code = _report_click_error(exc)
+            code = _report_click_error(exc, sys.argv[1:] if args is None else list(args))
         except SmileError as exc:
             click.echo(f"smile: error: {exc}", err=True)
             code = exc.exit_code
@@ -109,6 +112,28 @@ class SmileGroup(click.Group):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _valued_options(command: click.Command | None) -> dict[str, click.Option]:
+    """``command``'s options that take a value (the next word, whatever it looks like), by each of their names."""
+    return {opt: param for param in getattr(command, "params", ()) if isinstance(param, click.Option)
+            and not param.is_flag for opt in param.opts}
+
+
+def _refuse_short_option_with_equals(command: click.Command, args: list[str], ctx: click.Context) -> None:
+    """A :class:`click.UsageError` for ``-o=out.png``: a short option's value is what follows it, '=' and all,
+    so the result would be named ``=out.png`` (and ``-s=2`` be refused as not a number)."""
+    valued = _valued_options(command)
+    words = iter(args)
+    for word in words:
+        if word == "--":
+            return
+        if word in valued:  # (its value is the next word, whatever it looks like: --suffix -s=x)
+            next(words, None)
+        elif len(word) > 3 and word[0] == "-" and word[1] != "-" and word[2] == "=" and word[:2] in valued:
+            long = next((o for o in valued[word[:2]].opts if o.startswith("--")), None)
+            raise click.UsageError(f"{word}: a short option takes its value after a space: "
+                                   f"{word[:2]} {word[3:]}" + (f" (or {long}={word[3:]})" if long else ""), ctx)
 
 
 class _Stopped(Exception):
@@ -167,11 +192,16 @@ def _interrupted(exc: BaseException | None) -> int:
     return 128 + int(signum)
 
 
-def _report_click_error(exc: click.ClickException) -> int:
-    """One line for a usage mistake, with the command to ask for help."""
+def _report_click_error(exc: click.ClickException, argv: list[str] = ()) -> int:
+    """One line for a usage mistake, with the command to ask for help (``argv``: the words given, to tell a
+    file whose name starts with a dash from an unknown option)."""
     ctx = getattr(exc, "ctx", None)
     where = ctx.command_path if ctx is not None else "smile"
     message = " ".join(exc.format_message().split())
+    if isinstance(exc, click.UsageError):
+        named = _dashed_file(argv, _valued_options(ctx.command if ctx is not None else None))
+        if named is not None:
+            message += f"{'' if message.endswith('.') else '.'} To read the file {named}, write ./{named} or give it after --."
     param = getattr(exc, "param", None)
     if ctx is not None and param is not None and getattr(param, "envvar", None):
         from click.core import ParameterSource
@@ -180,6 +210,21 @@ def _report_click_error(exc: click.ClickException) -> int:
             message = message.replace(f" (env var: {param.envvar!r})", "")
     click.echo(f"smile: error: {message} (see '{where} --help')", err=True)
     return 2 if isinstance(exc, click.UsageError) or exc.exit_code == 2 else max(2, exc.exit_code)
+
+
+def _dashed_file(argv: list[str], valued: dict[str, click.Option]) -> str | None:
+    """The first word of ``argv`` (before ``--``; not the value of one of the options ``valued``) that starts
+    with a dash and names a file or folder, which click read as options (``-dash.jpg`` as ``-d -a -s -h``...,
+    ``-sun.jpg`` as ``-s un.jpg``), else None."""
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            break
+        if word in valued:  # (-o -out.png: the result's name)
+            next(words, None)
+        elif len(word) > 1 and word.startswith("-") and os.path.lexists(word):
+            return word
+    return None
 
 
 def report_internal_error(exc: BaseException) -> int:

@@ -162,6 +162,30 @@ def _check_reachable(address: str, seconds: float = 5.0) -> None:
     except OSError as exc:
         raise UsageError(f"--ray {address}: cannot reach the Ray cluster at {found} "
                          f"({exc.strerror or exc}); is it running? (ray status)") from None
+    _check_gcs(address, found)
+
+
+def _check_gcs(address: str, found: str) -> None:
+    """A :class:`UsageError` when the cluster's GCS at ``found`` asks for a token this process does not
+    send, or refuses the one it sends, or something listening there does not answer as a GCS.
+    ``ray.init`` would wait about 20 s in each case and then say only "Failed to connect to Ray cluster".
+    (Ray's GCS client is private: when it cannot be used, nothing more is checked.)"""
+    try:
+        from ray._raylet import GcsClient
+        from ray.exceptions import AuthenticationError, RpcError
+    except Exception:  # noqa: BLE001
+        return
+    try:
+        with _quiet_stderr():  # (its C++ side logs the refusal on file descriptor 2)
+            GcsClient(address=found)
+    except AuthenticationError:
+        raise _token_refused(address) from None
+    except RpcError as exc:
+        if "timed out" in str(exc).lower():
+            raise UsageError(f"--ray {address}: something listens at {found} but does not answer as a Ray "
+                             "cluster (its address is the head's --port, 6379 unless chosen)") from None
+    except Exception:  # noqa: BLE001 - Ray's private parts changed: ray.init says what it says
+        return
 
 
 def _client_address(address: str) -> str | None:
@@ -244,11 +268,7 @@ def _check_client(address: str, target: str, seconds: float = 10.0) -> None:
     except grpc.RpcError as exc:
         code = exc.code() if callable(getattr(exc, "code", None)) else None
         if code == grpc.StatusCode.UNAUTHENTICATED:
-            if _token_sent():
-                raise UsageError(f"--ray {address}: the cluster refused the token from {_token_source()}: it is "
-                                 "not this cluster's (`ray get-auth-token` on its head prints the right one)") from None
-            raise UsageError(f"--ray {address}: the cluster asks for its token: set RAY_AUTH_TOKEN_PATH to a file "
-                             "holding it (`ray get-auth-token` on its head prints it)") from None
+            raise _token_refused(address) from None
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNIMPLEMENTED):
             raise UsageError(f"{head}: it does not answer as a Ray Client server ({code.name.lower()}; its port is "
                              "the head's --ray-client-server-port, 10001 unless chosen)") from None
@@ -262,6 +282,15 @@ def _check_client(address: str, target: str, seconds: float = 10.0) -> None:
                 channel.close()
             except Exception:  # noqa: BLE001
                 pass
+
+
+def _token_refused(address: str) -> UsageError:
+    """The error for a cluster that refused this process: no token sent, or not the cluster's."""
+    if _token_sent():
+        return UsageError(f"--ray {address}: the cluster refused the token from {_token_source()}: it is "
+                          "not this cluster's (`ray get-auth-token` on its head prints the right one)")
+    return UsageError(f"--ray {address}: the cluster asks for its token: set RAY_AUTH_TOKEN_PATH to a file "
+                      "holding it (`ray get-auth-token` on its head prints it)")
 
 
 def _token_path_unreadable() -> bool:

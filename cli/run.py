@@ -72,6 +72,13 @@ def _faces_callback(ctx, param, value):
         raise click.BadParameter(str(exc).split(", not ")[0], ctx=ctx, param=param) from None
 
 
+def _ray_address(value: str | None) -> str | None:
+    """``--ray``'s value; an empty one (``--ray "$UNSET"``) is refused rather than read as no --ray."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("an address is needed: auto, local or ray://HOST:10001")
+    return value
+
+
 @click.command(help=RUN_HELP, short_help="Make the faces in photos smile (the default command).", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("photos", nargs=-1, required=True, metavar="PHOTO...")
 @click.option("-s", "--strength", type=StrengthParam(), default=1.0, show_default=True,
@@ -109,7 +116,7 @@ def _faces_callback(ctx, param, value):
 @click.option("-j", "--jobs", "jobs_n", type=click.IntRange(min=1), metavar="N",
               help="Photos smiled at once, by N worker processes (default: the number of CPU cores; "
                    "1 = one after another in this process). Same results either way.")
-@click.option("--ray", "ray_address", metavar="ADDRESS",
+@click.option("--ray", "ray_address", metavar="ADDRESS", callback=lambda ctx, param, value: _ray_address(value),
               help="Smile the photos on a Ray cluster through Ray Data: auto, ray://HOST:10001, or local "
                    f"(a throwaway cluster on this machine). Needs Ray: {RAY_INSTALL_HINT}.")
 @click.option("--ray-actors", type=click.IntRange(min=1), metavar="N",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from smilecore.decode import extension_of_bytes
-from smilecore.errors import InputError, UsageError, WriteError
+from smilecore.errors import InputError, UsageError, WriteError, system_reason
 
 from .stdout import silence_stdout
 
@@ -54,8 +54,10 @@ def read_stdin(folder: Path, stream: BinaryIO | None = None) -> Path:
                     raise InputError(f"{STDIN_NAME}: more than {MAX_STDIN_BYTES >> 30} GiB arrived on standard input, "
                                      "more than any photo within the pixel limit holds; give a file instead")
                 f.write(chunk)
-    except OSError as exc:
-        raise WriteError(f"cannot keep the photo from standard input in {folder} ({exc.strerror or exc})") from None
+    except OSError as exc:  # (the folder that holds it named, not smile's own in it)
+        full = exc.errno in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC))
+        raise WriteError(f"cannot keep the photo from standard input in {folder.parent} ({system_reason(exc)}): "
+                         f"{'set TMPDIR to a folder with room for it, or ' if full else ''}give the photo as a file") from None
     with open(part, "rb") as f:
         head = f.read(64)
     if not head:
@@ -149,7 +151,7 @@ def write_stdout(result: Path, out: BinaryIO | None = None) -> None:
         silence_stdout(out)  # (the stream written to: sys.stdout may point elsewhere by now)
         if isinstance(exc, (BrokenPipeError, ConnectionResetError)) or exc.errno in (errno.EPIPE, errno.ECONNRESET):
             raise WriteError("standard output was closed before the whole result was written") from None
-        raise WriteError(f"standard output: cannot write the result ({exc.strerror or type(exc).__name__})") from None
+        raise WriteError(f"standard output: cannot write the result ({system_reason(exc)})") from None
 
 
 def _write_all(out: BinaryIO, data: memoryview) -> None:

@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from smilecore.errors import WriteError
+from smilecore.errors import WriteError, system_reason
 
 
 def silence_stdout(stream=None) -> None:
@@ -56,8 +56,7 @@ class Report:
             if isinstance(exc, BrokenPipeError) or exc.errno in (errno.EPIPE, errno.ECONNRESET):
                 self.gone = True
             else:
-                reason = exc.strerror or type(exc).__name__
-                self.error = WriteError(f"standard output: cannot write the report ({reason})")
+                self.error = WriteError(f"standard output: cannot write the report ({system_reason(exc)})")
         except ValueError:  # stdout closed inside this process
             self.gone = True
 

@@ -14,6 +14,7 @@ write over the file that user chose.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import shutil
@@ -24,7 +25,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .errors import SmileError, WriteError, reason
+from .errors import SmileError, WriteError, system_reason
+from .signals import deferred_signals
 
 try:
     import fcntl
@@ -41,6 +43,18 @@ def copy_file_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
             shutil.copyfileobj(s, f, 1 << 20)
 
     write_atomic(Path(dst), write, like=source)
+
+
+class _WholeFile(io.BufferedRandom):
+    """The temporary file :func:`write_atomic` hands to its ``write``: a buffered file that hides its
+    descriptor, so every byte goes through Python's writes, which go on after a short write and raise
+    when the disk is full.  Pillow's encoders (JPEG, and libtiff's) write to a file's descriptor
+    themselves and ignore a short write: a result filling the disk was left cut short, reported as
+    written."""
+
+    def fileno(self) -> int:
+        """Refused (:class:`io.UnsupportedOperation`), so writers fall back to :meth:`write`."""
+        raise io.UnsupportedOperation("fileno")
 
 
 #: Most symbolic links one name may pass through (the kernel's own limit; more is a loop).
@@ -67,7 +81,7 @@ def followed_links(path: str | os.PathLike) -> Path:
     try:
         here = "/" if given.startswith("/") else os.getcwd()
     except OSError as exc:  # (the current folder was removed)
-        raise WriteError(f"{given}: could not write it ({exc.strerror or reason(exc)})") from None
+        raise WriteError(f"{given}: could not write it ({system_reason(exc)})") from None
     hops = 0
     while todo:
         name = todo.pop()
@@ -91,7 +105,7 @@ def followed_links(path: str | os.PathLike) -> Path:
         try:
             to = os.readlink(step)
         except OSError as exc:
-            raise WriteError(f"{given}: could not write it ({exc.strerror or reason(exc)})") from None
+            raise WriteError(f"{given}: could not write it ({system_reason(exc)})") from None
         if to.startswith("/"):
             here = "/"
         todo.extend(to.split("/")[::-1])
@@ -143,19 +157,21 @@ def _user_name(uid: int) -> str:
         return f"user id {uid}"
 
 
-def check_target(path: str | os.PathLike) -> None:
+def check_target(path: str | os.PathLike, name: str | os.PathLike | None = None) -> None:
     """:class:`WriteError` unless ``path`` can receive a photo: it must not exist, or be a regular
-    file (or a link to one).  A named pipe or device called ``x.png`` is never replaced."""
+    file (or a link to one).  A named pipe or device called ``x.png`` is never replaced.  ``name``: what
+    the message calls it (default ``path``; the name given, where ``path`` is where its links lead)."""
+    name = path if name is None else name
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return
     except OSError as exc:  # (a name too long for the file system, a loop of links)
-        raise WriteError(f"{path}: could not write it ({exc.strerror or reason(exc)})") from None
+        raise WriteError(f"{name}: could not write it ({system_reason(exc)})") from None
     if stat.S_ISDIR(st.st_mode):
-        raise WriteError(f"{path}: could not write it, it is a folder")
+        raise WriteError(f"{name}: could not write it, it is a folder")
     if not stat.S_ISREG(st.st_mode):
-        raise WriteError(f"{path}: could not write it, it is not a regular file (a named pipe, socket or device)")
+        raise WriteError(f"{name}: could not write it, it is not a regular file (a named pipe, socket or device)")
 
 
 #: Name of the temporary files :func:`write_atomic` makes: ``.NAME.XXXXXXXX.smile-tmp``.
@@ -223,16 +239,17 @@ def folder_problem(folder: Path) -> str | None:
     return None if stat.S_ISDIR(st.st_mode) else f"{folder} is a file, not a folder"
 
 
-def check_writable(target: Path) -> None:
+def check_writable(target: Path, name: str | os.PathLike | None = None) -> None:
     """:class:`WriteError` when ``target`` is a file that exists and is read-only (no write permission for
     anyone: ``chmod a-w``): an atomic rename would replace it all the same, and a file made read-only is
-    one its owner meant to keep."""
+    one its owner meant to keep.  ``name``: what the message calls it (default ``target``)."""
     try:
         st = os.stat(target)
     except (OSError, ValueError):
         return
     if stat.S_ISREG(st.st_mode) and not st.st_mode & 0o222:
-        raise WriteError(f"{target}: not replaced, it is read-only: make it writable (chmod u+w) or remove it")
+        raise WriteError(f"{target if name is None else name}: not replaced, it is read-only: make it writable "
+                         "(chmod u+w) or remove it")
 
 
 def write_atomic(target: str | os.PathLike, write, like: str | os.PathLike | None = None,
@@ -256,40 +273,41 @@ def write_atomic(target: str | os.PathLike, write, like: str | os.PathLike | Non
     problem = folder_problem(named.parent if str(named.parent) else Path("."))
     if problem:
         raise WriteError(f"{named}: cannot write it, {problem}")
-    check_target(target)
-    check_writable(target)
+    check_target(target, named)
+    check_writable(target, named)
     key = os.path.abspath(folder)
     if key not in _swept:
         _swept.add(key)
         remove_stale_temps(folder)
+    tmp = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{_short_name(target.name)}.", suffix=TEMP_SUFFIX, dir=folder)
-    except OSError as exc:  # (the reason without the temporary file's name, which the user never sees)
-        why = exc.strerror.lower() if exc.strerror else reason(exc)
-        raise WriteError(f"{named}: cannot write in {named.parent} ({why})") from None
-    tmp = Path(tmp_name)
-    try:
+        with deferred_signals():  # (a stop while the file is made waits until its name is kept: it is removed)
+            try:
+                fd, tmp_name = tempfile.mkstemp(prefix=f".{_short_name(target.name)}.", suffix=TEMP_SUFFIX,
+                                                dir=folder)
+            except OSError as exc:
+                raise WriteError(f"{named}: cannot write in {named.parent} ({system_reason(exc)})") from None
+            tmp = Path(tmp_name)
         if fcntl is not None:  # tells remove_stale_temps in other processes that this file is alive
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 pass
-        with os.fdopen(fd, "w+b") as f:
+        with _WholeFile(io.FileIO(fd, "r+b")) as f:
             write(f)
             f.flush()
-            os.fsync(f.fileno())
+            os.fsync(fd)
         _set_mode(tmp, target, like)
         if before_replace is not None:
             before_replace()
         os.replace(tmp, target)
     except BaseException as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
         if isinstance(exc, (KeyboardInterrupt, SystemExit, SmileError)):  # (before_replace's own, as it is)
             raise
-        raise WriteError(f"{named}: could not write it ({reason(exc)})") from None
+        raise WriteError(f"{named}: could not write it ({system_reason(exc)})") from None
 
 
 def _short_name(name: str, limit: int = 120) -> str:
@@ -354,16 +372,18 @@ def work_folder(prefix: str) -> Iterator[Path]:
     if not _work_swept:
         _work_swept = True
         remove_stale_work_folders(plugins=False)  # (the plug-ins' folders: smile's run and worker only)
-    folder = Path(tempfile.mkdtemp(prefix=prefix))
-    fd = None
+    folder = fd = None
     try:
+        with deferred_signals():  # (a stop while the folder is made waits until it is kept: it is removed)
+            folder = Path(tempfile.mkdtemp(prefix=prefix))
         fd = os.open(folder / WORK_LOCK, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
         if fcntl is not None:
             with contextlib.suppress(OSError):  # (no locks on this file system: the sweep cannot lock it either)
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         yield folder
     finally:
-        shutil.rmtree(folder, ignore_errors=True)  # (the lock held until its folder is gone)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)  # (the lock held until its folder is gone)
         if fd is not None:
             os.close(fd)
 

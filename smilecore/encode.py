@@ -112,8 +112,9 @@ def output_format(path: str | os.PathLike) -> str:
         if ext in READ_VIDEO_EXTENSIONS:  # (the input is a photo, e.g. an animated GIF: its result is a photo)
             raise UsageError(f"{path}: a video's name, but the input is read as a photo, whose result is a photo "
                              f"(use {known}; videos Smile reads: {', '.join(sorted(READ_VIDEO_EXTENSIONS))})")
-        what = f"extension '{ext}'" if ext else "no extension"
-        raise UsageError(f"{path}: {what} is not an output format Smile can write (use {known})")
+        if not ext:  # (the words the command line uses for it)
+            raise UsageError(f"{path}: has no file extension; name the output with one Smile can write (use {known})")
+        raise UsageError(f"{path}: extension '{ext}' is not an output format Smile can write (use {known})")
     _writable(fmt, path)
     return fmt
 

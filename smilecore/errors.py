@@ -102,6 +102,27 @@ def reason(exc: BaseException) -> str:
     return text[:200]
 
 
+def system_reason(exc: BaseException) -> str:
+    """Why a file could not be read or written, for the ``(...)`` part of a message: the system's words for an
+    :class:`OSError`, in lower case (``no space left on device``), without its number or a temporary file's
+    name; :func:`reason` for anything else."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return reason(exc)
+
+
+def found_behind(exc: BaseException | None, kind: type[BaseException] | tuple[type[BaseException], ...]):
+    """The first exception of ``kind`` behind ``exc``: itself, or one it was raised from or while handling (a
+    library can wrap an error in its own), else None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def too_large(w: int, h: int, limit: int, what: str = "image") -> ImageTooLargeError:
     """The error for a ``w`` × ``h`` ``what`` over ``limit`` pixels (exact counts where megapixels round alike,
     or would need an exponent: a limit of a few pixels)."""

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import ImageTooLargeError, InputError, NoFaceError, UsageError, WriteError
+from .errors import ImageTooLargeError, InputError, NoFaceError, UsageError, WriteError, found_behind
 from .arguments import check_count, check_face_choice, check_flag, check_min_face, too_large
 from .face import Face, smaller_than_asked
 from .strength import ALREADY_SMILING, MOUTH_HIDDEN, TURNED_AWAY, already_smiling
@@ -173,7 +173,11 @@ def smile_video(
                 _transcode(av, container, vstream, f, out_format, codec_name, crf, preset, schedule, faces, min_face,
                            model, progress, total, detect_every, smooth, result, src, keep_unchanged, muxer_options(dst))
             except BaseException as exc:  # write_atomic turns errors into WriteError: keep the real one
-                failure.append(exc)
+                written = found_behind(exc, (OSError, KeyboardInterrupt)) if isinstance(exc, av.FFmpegError) else None
+                written = written if isinstance(written, OSError) else None  # (a stop behind it stays a stop)
+                failure.append(written or exc)
+                if written is not None:  # (a write that failed as a frame was muxed: PyAV's error came as the
+                    raise written from None  # output was closed, with the system's behind it)
                 raise
 
         try:

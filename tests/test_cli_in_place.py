@@ -62,3 +62,21 @@ def test_in_place_keeps_a_misnamed_photos_own_format(shift_model, astronaut, tmp
     assert out.format == "PNG" and any("written as PNG" in n for n in entry["notes"]), entry["notes"]
     changed = np.any(np.asarray(out.convert("RGB")) != astronaut, axis=2)
     assert changed.any() and not changed[:60].any()  # the face smiled; the rest (lossless) is the input's
+
+
+def test_a_result_refused_is_named_as_it_was_given(shift_model, photo: Path, tmp_path: Path, monkeypatch):
+    """Before: '/tmp/.../ro.png: not replaced, it is read-only', the absolute path, though 'ro.png' was given,
+    and '... .smile.png: could not write it (File name too long)' likewise."""
+    monkeypatch.chdir(tmp_path)
+    ro = tmp_path / "ro.png"
+    ro.write_bytes(photo.read_bytes())
+    ro.chmod(0o444)
+    long = tmp_path / ("é" * 125 + ".png")  # (255 bytes: the result's name is longer than a file system allows)
+    long.write_bytes(photo.read_bytes())
+    for args, line in ((["ro.png", "--in-place"], "ro.png: not replaced, it is read-only: make it writable (chmod u+w) "
+                                                  "or remove it"),
+                       ([long.name], f"{long.stem}.smile.png: could not write it (file name too long)")):
+        r = run(*args)
+        assert r.exit_code == 7, r.stderr
+        assert r.stderr.splitlines() == [f"smile: error: {line}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["ro.png", long.name, photo.name])

@@ -360,7 +360,7 @@ def test_skip_existing_goes_on_where_a_batch_stopped(jobs, shift, jpeg: Path, tm
     put(jpeg, long)
     r = run(long, "--skip-existing", "--model", shift)
     assert r.exit_code == 7 and "internal error" not in r.stderr
-    one_line_error(r, "File name too long")
+    one_line_error(r, ".smile.jpg: could not write it (file name too long)")
 
 
 def test_a_read_only_result_or_photo_is_not_replaced(shift, jpeg: Path, tmp_path: Path):

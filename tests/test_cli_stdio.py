@@ -314,3 +314,17 @@ def test_a_result_from_a_private_standard_input_is_private_and_so_are_its_debug_
             for p in written:
                 assert stat.S_IMODE(p.stat().st_mode) & 0o077 == 0, (p, oct(p.stat().st_mode))
     feeder.join()
+
+
+def test_standard_input_that_cannot_be_read_is_not_blamed_on_the_temporary_folder(tmp_path):
+    """Before: '... (input/output error): set TMPDIR to a folder with room for it, ...', said of any error."""
+    class Failing(io.BytesIO):
+        def read(self, *args):
+            raise OSError(5, "Input/output error")
+
+    folder = tmp_path / "smile-stdio-x"
+    folder.mkdir()
+    with pytest.raises(stdio.WriteError) as caught:
+        stdio.read_stdin(folder, Failing())
+    assert str(caught.value) == (f"cannot keep the photo from standard input in {tmp_path} (input/output error): "
+                                 "give the photo as a file")

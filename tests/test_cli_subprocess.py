@@ -134,3 +134,73 @@ def test_a_folder_that_may_not_be_opened_fails_its_photos_alone(fixture_models, 
     assert r.returncode == 4 and doc["summary"]["exit_code"] == 4
     assert [(p["input"], p["status"], p["error"] and p["error"]["code"]) for p in doc["photos"]] == [
         ("tree/locked", "failed", "bad_input"), ("tree/ok/ast.jpg", "ok", None)]
+
+
+def _file_size_limit(limit: int):
+    """A ``preexec_fn`` capping the files the child writes at ``limit`` bytes, as a full disk would: the
+    write crossing it is cut short (and the next one fails, EFBIG, instead of killing the child)."""
+    import resource
+    import signal
+
+    def cap() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return cap
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file size limit")
+@pytest.mark.parametrize("exif_bytes, out", [(0, "out.jpg"), (60000, "out.jpg"), (0, "out.tif")])
+def test_a_result_the_disk_cannot_hold_is_an_error_and_leaves_nothing(fixture_models, tmp_path: Path, astronaut,
+                                                                      exif_bytes, out):
+    """A result whose last bytes do not fit (a short write, which Pillow's JPEG encoder did not check) is exit 7
+    and no file; one that would fit only without its EXIF is not written without it (the disk is to blame)."""
+    exif = Image.Exif()
+    if exif_bytes:
+        exif[0x010E] = "x" * exif_bytes  # ImageDescription
+    Image.fromarray(astronaut).save(tmp_path / "ast.jpg", quality=88, exif=exif.tobytes())
+    before = (tmp_path / "ast.jpg").read_bytes()
+    args = [sys.executable, "-m", "smile_cli", "ast.jpg", "-o", out]  # (TIFF: libtiff's encoder said 'encoder error -2')
+    env = {**os.environ, "SMILE_MODEL": str(fixture_models["shift"])}
+    whole = subprocess.run(args, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    size = (tmp_path / out).stat().st_size
+    (tmp_path / out).unlink()
+    r = subprocess.run(args, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+                       preexec_fn=_file_size_limit(size - 1))
+    assert r.returncode == 7, r.stderr
+    assert r.stderr.splitlines() == [f"smile: error: {out}: could not write it (file too large)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ast.jpg"]  # (no result, no temporary file)
+    assert (tmp_path / "ast.jpg").read_bytes() == before
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file size limit")
+def test_a_temporary_folder_without_room_for_standard_input_says_what_to_do(fixture_models, tmp_path: Path, astronaut):
+    """Before: '... in /tmp/smile-stdio-c8qwgghg (File too large)', a folder of smile's own, removed by then."""
+    Image.fromarray(astronaut).save(tmp_path / "ast.jpg", quality=88)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    with open(tmp_path / "ast.jpg", "rb") as stdin:
+        r = subprocess.run([sys.executable, "-m", "smile_cli", "-", "-o", "out.jpg"], stdin=stdin, capture_output=True,
+                           text=True, cwd=tmp_path, timeout=300, preexec_fn=_file_size_limit(10000),
+                           env={**os.environ, "SMILE_MODEL": str(fixture_models["shift"]), "TMPDIR": str(temp)})
+    assert r.returncode == 7, r.stderr
+    assert r.stderr.splitlines() == [f"smile: error: cannot keep the photo from standard input in {temp} (file too "
+                                     "large): set TMPDIR to a folder with room for it, or give the photo as a file"]
+    assert list(temp.iterdir()) == [] and not (tmp_path / "out.jpg").exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file size limit")
+def test_a_video_result_the_disk_cannot_hold_is_exit_7_in_one_line(fixture_models, tmp_path: Path, astronaut):
+    """Before: exit 1, 'clip.mp4: internal error PyAVCallbackError: [Errno 1447131472] Error in PyAV callback: ...
+    (please report it)': a write failing while a frame is muxed leaves PyAV's error for the output's close,
+    raised with the OSError behind it."""
+    pytest.importorskip("av")
+    from smilecore.video_synth import make_clip
+
+    make_clip(tmp_path / "clip.mp4", astronaut, size=(320, 240), frames=48, audio=False)
+    r = subprocess.run([sys.executable, "-m", "smile_cli", "clip.mp4", "-o", "out.mp4"], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=300, preexec_fn=_file_size_limit(2000),
+                       env={**os.environ, "SMILE_MODEL": str(fixture_models["shift"])})
+    assert r.returncode == 7, r.stderr
+    assert r.stderr.splitlines() == ["smile: error: out.mp4: could not write it (file too large)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]  # (no result, no temporary file)

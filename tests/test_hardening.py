@@ -151,8 +151,19 @@ def test_full_stdout_is_a_write_failure(command, shift, photo: Path, tmp_path: P
         p = subprocess.run([sys.executable, "-m", "smile_cli", *map(str, args)], stdout=full, stderr=subprocess.PIPE,
                            text=True, timeout=TIMEOUT)
     assert p.returncode == 7, p.stderr
-    one_error_line(p.stderr, "standard output", "No space left", "1 of 1 result written")
+    one_error_line(p.stderr, "standard output: cannot write the report (no space left on device)",
+                   "1 of 1 result written")  # (lower case, as the other write failures say it)
     assert (tmp_path / "x.png").is_file()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_result_into_a_full_stdout_is_a_write_failure(shift, photo: Path):
+    """Before: '... cannot write the result (No space left on device)', unlike the other write failures."""
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([sys.executable, "-m", "smile_cli", str(photo), "--model", str(shift), "-o", "-"],
+                           stdout=full, stderr=subprocess.PIPE, text=True, timeout=TIMEOUT)
+    assert p.returncode == 7, p.stderr
+    assert p.stderr.splitlines() == ["smile: error: standard output: cannot write the result (no space left on device)"]
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")

@@ -105,6 +105,8 @@ def test_worker_file_problems_are_errors_naming_the_file(shift, tmp_path):
         "noface": ({"input": str(CORPUS / "no-face.png"), "output": str(tmp_path / "o4.png")}, "no_face", "no-face.png"),
         "nodir": ({"input": str(CORPUS / "rgba.png"), "output": str(tmp_path / "no" / "dir.png")}, "write_failed", "dir.png"),
         "badext": ({"input": str(CORPUS / "rgba.png"), "output": str(tmp_path / "o5.xyz")}, "bad_request", "o5.xyz"),
+        "noext": ({"input": str(CORPUS / "rgba.png"), "output": str(tmp_path / "o9")}, "bad_request",  # (was: "o9: no
+                  "o9: has no file extension; name the output with one Smile can write (use .avif, "),  # extension is not...")
         "selsize": ({"input": str(CORPUS / "rgba.png"), "output": str(tmp_path / "o6.png"), "selection": str(sel)}, "bad_request", "selection"),
         "folder": ({"input": str(tmp_path), "output": str(tmp_path / "o7.png")}, "bad_input", str(tmp_path)),
         "maskdir": ({"input": str(CORPUS / "rgba.png"), "output": str(tmp_path / "o8.png"), "mask_output": str(tmp_path / "no" / "m.png")},

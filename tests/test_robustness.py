@@ -357,7 +357,7 @@ def test_failed_write_leaves_nothing_behind(exc, status, shift, tmp_path, monkey
     assert "Traceback" not in res.stderr
     if status == 7:
         assert_one_line(res.stderr)
-        assert "rgba.smile.png" in res.stderr and "No space left" in res.stderr
+        assert "rgba.smile.png" in res.stderr and "could not write it (no space left on device)" in res.stderr
     assert not out_dir.exists()  # (nothing in it, and the --out-dir the run made is gone too)
     assert snapshot(src) == before and leftovers(tmp_path) == []
 

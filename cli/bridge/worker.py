@@ -18,9 +18,10 @@ from typing import IO
 import click
 
 from smilecore.errors import ImageTooLargeError, SmileError, UsageError
+from smilecore.signals import deferred_signals
 
 from ..inputs import check_no_clash, unreachable
-from ..interrupt import ClientGone, deferred_signals
+from ..interrupt import ClientGone
 from ..version import smile_version
 from .fields import (BAD_REQUEST, BadRequest, check_destination, error_dict, faces_field, finite_float, min_face_field,
                      no_constant, path_field, strength_field)
