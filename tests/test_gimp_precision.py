@@ -198,6 +198,7 @@ def precision_run(gimp_root: Path, tmp_path_factory) -> tuple[dict, str]:  # noq
         case("pass-through-multiply", image["16"], work, group=True, group_mode="PASS_THROUGH", layer_mode="MULTIPLY"),
         case("hidden-group-new-layer", image["16"], work, group=True, group_hidden=True),
         case("hidden-group-in-place", image["16"], work, group=True, group_hidden=True, args=IN_PLACE),
+        case("transparent-group-new-layer", image["16"], work, group=True, group_opacity=0.0),
         case("floating-half-opaque", image["16"], work, opacity=50.0, floating=True),
     ]
     for name, (source, extra) in STACKED.items():  # each on a new layer and in place, over an opaque layer
@@ -397,6 +398,10 @@ def test_the_image_with_a_new_layer_looks_exactly_as_after_the_edit_in_place(pre
     ("transparent-source-new-layer", "Smile: the layer 'Background' is at 0 % opacity, so a new layer would show "
                                      "nothing: raise its Opacity in the Layers dialog, or turn off \"Result on a new "
                                      "layer\"."),
+    # (its new layer would go into the group, at 0 % too)
+    ("transparent-group-new-layer", "Smile: the layer 'Background' is inside the group 'Group' at 0 % opacity, so a "
+                                    "new layer would show nothing: raise its Opacity in the Layers dialog, or turn "
+                                    "off \"Result on a new layer\"."),
     # (pasted onto the source: hidden with it under the layer in its place, or covered by a new layer on top)
     ("floating-half-opaque", "Smile: the image has a floating selection, which a new layer would cover or hide: anchor "
                              "it (Layer ▸ Anchor Layer) or make it a layer (Layer ▸ To New Layer), or turn off "

@@ -48,21 +48,26 @@ def blends_through(layer: Gimp.Layer) -> bool:
     return any(not plain_mode(child) or blends_through(child) for child in layer.get_children())
 
 
-def hidden_groups(layer: Gimp.Layer) -> list[str]:
-    """The names of the hidden groups ``layer`` sits in, outermost first."""
+def groups_where(layer: Gimp.Layer, test) -> list[str]:
+    """The names of the groups ``layer`` sits in for which ``test(group)`` holds, outermost first."""
     names = []
     parent = layer.get_parent()
     while parent is not None:
-        if not parent.get_visible():
+        if test(parent):
             names.insert(0, parent.get_name())
         parent = parent.get_parent()
     return names
 
 
+def named(groups: list[str]) -> str:
+    """'the group 'G'' or 'the groups 'G' and 'H''."""
+    return ("the group " if len(groups) == 1 else "the groups ") + " and ".join(f"'{group}'" for group in groups)
+
+
 def check_source(image, layer: Gimp.Layer, new_layer: bool) -> None:
     """SmileFailure (one line) when Smile cannot edit ``layer`` as asked: a group in place, a
     Pass through group that blends with what is below it, a hidden layer, one at 0 % opacity or one in
-    hidden groups (a new layer would show nothing, or a face over nothing), a floating selection (a new layer
+    hidden groups or groups at 0 % (a new layer would show nothing, or a face over nothing), a floating selection (a new layer
     would cover it, or hide it with its source), or locked pixels in place."""
     name = layer.get_name()
     if layer.is_group() and not new_layer:
@@ -81,12 +86,17 @@ def check_source(image, layer: Gimp.Layer, new_layer: bool) -> None:
     if layer.get_opacity() <= 0:
         raise SmileFailure(f"the layer '{name}' is at 0 % opacity, so a new layer would show nothing: raise its "
                            f"Opacity in the Layers dialog, {NEW_LAYER_OFF}")
-    groups = hidden_groups(layer)
+    groups = groups_where(layer, lambda group: not group.get_visible())
     if groups:
         listed = " and ".join(f"'{group}'" for group in groups)
         which = ("group", "the group (its eye") if len(groups) == 1 else ("groups", "them (their eyes")
         raise SmileFailure(f"the layer '{name}' is inside the hidden {which[0]} {listed}: show {which[1]} in the "
                            f"Layers dialog), {NEW_LAYER_OFF}")
+    groups = groups_where(layer, lambda group: group.get_opacity() <= 0)
+    if groups:
+        raise SmileFailure(f"the layer '{name}' is inside {named(groups)} at 0 % opacity, so a new layer would show "
+                           f"nothing: raise {'its' if len(groups) == 1 else 'their'} Opacity in the Layers dialog, "
+                           f"{NEW_LAYER_OFF}")
     floating = image.get_floating_sel()
     if floating is not None and floating.get_id() != layer.get_id():
         raise SmileFailure("the image has a floating selection, which a new layer would cover or hide: anchor it "

@@ -11,7 +11,8 @@
 #               (a Gimp.LayerMode) | null, "hidden": true | null, "group_mode": "PASS_THROUGH" | null,
 #               "drawables": "mask" | "two" | "channel" | null, "undo": true | null,
 #               "ellipse": true | null, "feather": radius | null, "offsets": [x, y] | null,
-#               "lock_visibility": true | null, "group_hidden": true | null, "floating": true | null}]}
+#               "lock_visibility": true | null, "group_hidden": true | null, "floating": true | null,
+#               "group_opacity": 0..100 | null}]}
 # For each case: load the image, optionally convert its mode, assign it a colour profile, convert
 # its precision, write float values (beyond 0..1: HDR) into a rectangle of its layer, move the
 # layer into a layer group, crop it to a smaller one at an offset, give it a layer mask of its own
@@ -26,7 +27,7 @@
 # Ctrl+Z there, then Ctrl+Y, and describes the image after each ("undone", "redone").  "ellipse"
 # selects the "select" rectangle's ellipse instead, "feather" feathers the selection ([] for
 # "select": select all, then none), "offsets" moves the layer; the selection is dumped
-# ("selection": Y u8, the image's size).  "group_hidden" (with "group") hides the group; "floating" pastes a
+# ("selection": Y u8, the image's size).  "group_hidden" (with "group") hides the group, "group_opacity" sets its opacity; "floating" pastes a
 # copy of the layer's top left quarter onto it as a floating selection (not described).  With "group",
 # the layers described are the group's.  With "projection", the
 # image as shown (R'G'B'A u8) is dumped too, before and after.
@@ -160,6 +161,8 @@ for case in job["cases"] if proc is not None else []:
         image.reorder_item(layer, group, 0)
         if case.get("group_mode"):
             group.set_mode(getattr(Gimp.LayerMode, case["group_mode"]))
+        if case.get("group_opacity") is not None:
+            group.set_opacity(case["group_opacity"])
         if case.get("group_hidden"):
             group.set_visible(False)
     if case.get("crop_layer"):
