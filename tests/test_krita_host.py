@@ -242,16 +242,31 @@ def krita_setup(tmp_path_factory) -> dict:
             "engine": record, "artefacts": artefacts, "strength_range": strength_range}
 
 
-def test_kritarunner_apply_flow(krita_setup):
-    out = krita_setup["root"] / "runner-out"
+def run_kritarunner(krita_setup: dict, script: str, out_name: str, **env_extra: str) -> tuple[Path, dict]:
+    """Run ``tests/hosts/krita/<script>.py`` in kritarunner (offscreen), which writes its results into a new
+    folder ``out_name``: that folder and its ``results.json``, checked for a crash of the whole run."""
+    out = krita_setup["root"] / out_name
     out.mkdir()
     env = dict(krita_setup["env"], QT_QPA_PLATFORM="offscreen", SMILE_KRITA_OUT=str(out),
-               PYTHONPATH=os.pathsep.join([str(krita_setup["pykrita"]), str(HOST_DIR)]))
-    code, log = _run(["kritarunner", "-s", "runner_apply"], env, cwd=HOST_DIR)
+               PYTHONPATH=os.pathsep.join([str(krita_setup["pykrita"]), str(HOST_DIR)]), **env_extra)
+    code, log = _run(["kritarunner", "-s", script], env, cwd=HOST_DIR)
     results_file = out / "results.json"
     assert results_file.is_file(), f"kritarunner wrote no results (exit {code}):\n{log}"
     results = json.loads(results_file.read_text(encoding="utf-8"))
     assert "crash" not in results, results["crash"]
+    return out, results
+
+
+def recorded_case(results: dict, name: str) -> dict:
+    """The case ``name`` that a runner recorded in ``results``, checked for a crash of its own."""
+    case = results.get(name)
+    assert case is not None, f"the runner recorded no case {name!r}"
+    assert "crash" not in case, case["crash"]
+    return case
+
+
+def test_kritarunner_apply_flow(krita_setup):
+    out, results = run_kritarunner(krita_setup, "runner_apply", "runner-out")
     assert results["model"] == ["RGBA", "U8", 512, 512]
     if krita_setup["strength_range"]:  # the controller's slider is the engine's model's range
         assert tuple(results["slider"]) == krita_setup["strength_range"], results["slider"]

@@ -12,13 +12,10 @@ model of tests/test_krita_host.py (a 3-px translation).
 """
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 import pytest
 
-from test_krita_host import HOST_DIR, _run, krita_setup  # noqa: F401  (krita_setup is a fixture)
+from test_krita_host import krita_setup, recorded_case, run_kritarunner  # noqa: F401  (krita_setup is a fixture)
 from test_krita_precision import CHANNELS, DTYPES, _bitwise_changed, _near
 
 pytestmark = pytest.mark.host
@@ -26,23 +23,12 @@ pytestmark = pytest.mark.host
 
 @pytest.fixture(scope="module")
 def layers(krita_setup):  # noqa: F811
-    out = krita_setup["root"] / "layers-out"
-    out.mkdir()
-    env = dict(krita_setup["env"], QT_QPA_PLATFORM="offscreen", SMILE_KRITA_OUT=str(out),
-               PYTHONPATH=os.pathsep.join([str(krita_setup["pykrita"]), str(HOST_DIR)]))
-    code, log = _run(["kritarunner", "-s", "runner_layers"], env, cwd=HOST_DIR)
-    results_file = out / "results.json"
-    assert results_file.is_file(), f"kritarunner wrote no results (exit {code}):\n{log}"
-    results = json.loads(results_file.read_text(encoding="utf-8"))
-    assert "crash" not in results, results["crash"]
+    out, results = run_kritarunner(krita_setup, "runner_layers", "layers-out")
     return {"out": out, "results": results}
 
 
 def _case(layers, name: str) -> dict:
-    case = layers["results"].get(name)
-    assert case is not None, f"the runner recorded no case {name!r}"
-    assert "crash" not in case, case["crash"]
-    return case
+    return recorded_case(layers["results"], name)
 
 
 def test_layer_in_hidden_group_refused(layers):

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_krita_host import HOST_DIR, _run, krita_setup  # noqa: F401  (krita_setup is a fixture)
+from test_krita_host import krita_setup, recorded_case, run_kritarunner  # noqa: F401  (krita_setup is a fixture)
 
 HERE = Path(__file__).parent
 MERGE_PY = HERE.parent / "plugins" / "common" / "smile_merge.py"
@@ -92,29 +92,17 @@ def test_partly_transparent_alpha_of_each_depth():
 # --------------------------------------------------------------------------- inside Krita
 @pytest.fixture(scope="module")
 def precision(krita_setup):  # noqa: F811
-    out = krita_setup["root"] / "precision-out"
-    out.mkdir()
-    env = dict(krita_setup["env"], QT_QPA_PLATFORM="offscreen", SMILE_KRITA_OUT=str(out),
-               PYTHONPATH=os.pathsep.join([str(krita_setup["pykrita"]), str(HOST_DIR)]))
-    if os.environ.get("SMILE_KRITA_CASES"):  # e.g. stacked: only those cases (the others then fail: not recorded)
-        env["SMILE_KRITA_CASES"] = os.environ["SMILE_KRITA_CASES"]
-    if os.environ.get("SMILE_KRITA_BIG"):  # e.g. 6000x4000: time the preview and Apply on a large float image
-        env["SMILE_KRITA_BIG"] = os.environ["SMILE_KRITA_BIG"]
-    code, log = _run(["kritarunner", "-s", "runner_precision"], env, cwd=HOST_DIR)
-    results_file = out / "results.json"
-    assert results_file.is_file(), f"kritarunner wrote no results (exit {code}):\n{log}"
-    results = json.loads(results_file.read_text(encoding="utf-8"))
-    assert "crash" not in results, results["crash"]
+    # SMILE_KRITA_CASES, e.g. stacked: only those cases (the others then fail: not recorded); SMILE_KRITA_BIG, e.g.
+    # 6000x4000: time the preview and Apply on a large float image
+    passed = {k: os.environ[k] for k in ("SMILE_KRITA_CASES", "SMILE_KRITA_BIG") if os.environ.get(k)}
+    out, results = run_kritarunner(krita_setup, "runner_precision", "precision-out", **passed)
     if "big" in results:
         (krita_setup["artefacts"] / "krita-big-timings.json").write_text(json.dumps(results["big"], indent=1))
     return {"out": out, "results": results}
 
 
 def _case(precision, name: str) -> dict:
-    case = precision["results"].get(name)
-    assert case is not None, f"the runner recorded no case {name!r}"
-    assert "crash" not in case, case["crash"]
-    return case
+    return recorded_case(precision["results"], name)
 
 
 def _pixels(precision, case: dict, which: str) -> np.ndarray:
